@@ -1,0 +1,1 @@
+//! Evaluation: the accuracy table of the network beside RLD and MLE.

@@ -1,0 +1,12 @@
+//! flimgru: fluorescence lifetime imaging on FPGAs.
+//!
+//! The crate follows the flow of data: photons and histograms ([`data`]),
+//! the float GRU Seq2Seq and its trainer ([`model`]), lifetimes from the
+//! network's channels and the classical baselines ([`lifetime`]), and the
+//! evaluation that puts them side by side ([`eval`]). Later layers (the
+//! fixed-point contract, the circuits, the exporters) build on these.
+
+pub mod data;
+pub mod eval;
+pub mod lifetime;
+pub mod model;

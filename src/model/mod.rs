@@ -1,0 +1,1 @@
+//! The float GRU Seq2Seq, its trainer and model files.
