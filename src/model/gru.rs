@@ -235,69 +235,63 @@ impl<T: NdFloat> Gru<T> {
         if self.reset_after {
             general_mat_mul(T::one(), &h_prev, u, T::zero(), rec);
             *rec += &self.bias.row(1);
-            for b in 0..h_prev.nrows() {
-                let xp = xproj.row(b);
-                let rc = rec.row(b);
-                let hp = h_prev.row(b);
-                let mut gt = gates.row_mut(b);
-                let mut inn = inner.row_mut(b);
-                let mut hn = h_next.row_mut(b);
-                for j in 0..hid {
-                    let z = g.apply(xp[j] + rc[j]);
-                    let r = g.apply(xp[hid + j] + rc[hid + j]);
-                    let ih = rc[2 * hid + j];
-                    let c = f.apply(xp[2 * hid + j] + r * ih);
-                    gt[j] = z;
-                    gt[hid + j] = r;
-                    gt[2 * hid + j] = c;
-                    inn[j] = ih;
-                    hn[j] = z * hp[j] + (T::one() - z) * c;
-                }
-            }
+            for_rows(
+                [&xproj.view(), &rec.view(), &h_prev.view()],
+                [&mut gates, &mut inner, &mut h_next],
+                |[xp, rc, hp], [gt, inn, hn]| {
+                    for j in 0..hid {
+                        let z = g.apply(xp[j] + rc[j]);
+                        let r = g.apply(xp[hid + j] + rc[hid + j]);
+                        let ih = rc[2 * hid + j];
+                        let c = f.apply(xp[2 * hid + j] + r * ih);
+                        gt[j] = z;
+                        gt[hid + j] = r;
+                        gt[2 * hid + j] = c;
+                        inn[j] = ih;
+                        hn[j] = z * hp[j] + (T::one() - z) * c;
+                    }
+                },
+            );
         } else {
-            let mut rec_zr = rec.slice_mut(s![.., ..2 * hid]);
             general_mat_mul(
                 T::one(),
                 &h_prev,
                 &u.slice(s![.., ..2 * hid]),
                 T::zero(),
-                &mut rec_zr,
+                &mut rec.slice_mut(s![.., ..2 * hid]),
             );
-            for b in 0..h_prev.nrows() {
-                let xp = xproj.row(b);
-                let rc = rec.row(b);
-                let hp = h_prev.row(b);
-                let mut gt = gates.row_mut(b);
-                let mut inn = inner.row_mut(b);
-                for j in 0..hid {
-                    let z = g.apply(xp[j] + rc[j]);
-                    let r = g.apply(xp[hid + j] + rc[hid + j]);
-                    gt[j] = z;
-                    gt[hid + j] = r;
-                    inn[j] = r * hp[j];
-                }
-            }
-            let mut rec_h = rec.slice_mut(s![.., 2 * hid..]);
+            for_rows(
+                [&xproj.view(), &rec.view(), &h_prev.view()],
+                [&mut gates, &mut inner],
+                |[xp, rc, hp], [gt, inn]| {
+                    for j in 0..hid {
+                        let z = g.apply(xp[j] + rc[j]);
+                        let r = g.apply(xp[hid + j] + rc[hid + j]);
+                        gt[j] = z;
+                        gt[hid + j] = r;
+                        inn[j] = r * hp[j];
+                    }
+                },
+            );
             general_mat_mul(
                 T::one(),
                 &inner,
                 &u.slice(s![.., 2 * hid..]),
                 T::zero(),
-                &mut rec_h,
+                &mut rec.slice_mut(s![.., 2 * hid..]),
             );
-            for b in 0..h_prev.nrows() {
-                let xp = xproj.row(b);
-                let rc = rec.row(b);
-                let hp = h_prev.row(b);
-                let mut gt = gates.row_mut(b);
-                let mut hn = h_next.row_mut(b);
-                for j in 0..hid {
-                    let z = gt[j];
-                    let c = f.apply(xp[2 * hid + j] + rc[2 * hid + j]);
-                    gt[2 * hid + j] = c;
-                    hn[j] = z * hp[j] + (T::one() - z) * c;
-                }
-            }
+            for_rows(
+                [&xproj.view(), &rec.view(), &h_prev.view()],
+                [&mut gates, &mut h_next],
+                |[xp, rc, hp], [gt, hn]| {
+                    for j in 0..hid {
+                        let z = gt[j];
+                        let c = f.apply(xp[2 * hid + j] + rc[2 * hid + j]);
+                        gt[2 * hid + j] = c;
+                        hn[j] = z * hp[j] + (T::one() - z) * c;
+                    }
+                },
+            );
         }
     }
 
@@ -315,8 +309,9 @@ impl<T: NdFloat> Gru<T> {
         dh_seq: Option<ArrayView3<T>>,
         dh_last: Option<ArrayView2<T>>,
         grads: &mut Gru<T>,
+        scratch: &mut BackwardScratch<T>,
         want_dx: bool,
-    ) -> (Option<Array3<T>>, Array2<T>) {
+    ) -> Array2<T> {
         let hid = self.hidden();
         let (steps, batch, _) = cache.gates.dim();
         let (g, f) = (self.gate, self.candidate);
@@ -326,13 +321,15 @@ impl<T: NdFloat> Gru<T> {
             None => Array2::zeros((batch, hid)),
         };
         // Gradients w.r.t. the pre-activations of the input part (d_x) and,
-        // for reset_after, of the recurrent part (d_rec).
-        let mut d_x = Array3::<T>::zeros((steps, batch, 3 * hid));
-        let mut d_rec = if self.reset_after {
-            Array3::<T>::zeros((steps, batch, 3 * hid))
-        } else {
-            Array3::<T>::zeros((0, 0, 0))
-        };
+        // for reset_after, of the recurrent part (d_rec). Every element is
+        // written before it is read, so the buffers are reused unzeroed.
+        let rec_steps = if self.reset_after { steps } else { 0 };
+        scratch.ensure(steps, rec_steps, batch, hid, self.input());
+        let BackwardScratch {
+            d_x,
+            d_rec,
+            dx: dx_out,
+        } = scratch;
         let mut dh_prev = Array2::<T>::zeros((batch, hid));
         let mut d_inner = Array2::<T>::zeros((batch, hid));
         for t in (0..steps).rev() {
@@ -345,45 +342,41 @@ impl<T: NdFloat> Gru<T> {
             let mut dxt = d_x.index_axis_mut(Axis(0), t);
             if self.reset_after {
                 let mut drt = d_rec.index_axis_mut(Axis(0), t);
-                for b in 0..batch {
-                    let gt = gates.row(b);
-                    let hp = h_prev.row(b);
-                    let inn = inner.row(b);
-                    let dhb = dh.row(b);
-                    let mut dx = dxt.row_mut(b);
-                    let mut dr = drt.row_mut(b);
-                    let mut dp = dh_prev.row_mut(b);
-                    for j in 0..hid {
-                        let (z, r, c) = (gt[j], gt[hid + j], gt[2 * hid + j]);
-                        let d = dhb[j];
-                        let dz = d * (hp[j] - c) * g.grad_from_output(z);
-                        let dc = d * (T::one() - z) * f.grad_from_output(c);
-                        let dr_pre = dc * inn[j] * g.grad_from_output(r);
-                        dx[j] = dz;
-                        dx[hid + j] = dr_pre;
-                        dx[2 * hid + j] = dc;
-                        dr[j] = dz;
-                        dr[hid + j] = dr_pre;
-                        dr[2 * hid + j] = dc * r;
-                        dp[j] = d * z;
-                    }
-                }
+                for_rows(
+                    [&gates, &h_prev, &inner, &dh.view()],
+                    [&mut dxt.view_mut(), &mut drt.view_mut(), &mut dh_prev.view_mut()],
+                    |[gt, hp, inn, dhb], [dx, dr, dp]| {
+                        for j in 0..hid {
+                            let (z, r, c) = (gt[j], gt[hid + j], gt[2 * hid + j]);
+                            let d = dhb[j];
+                            let dz = d * (hp[j] - c) * g.grad_from_output(z);
+                            let dc = d * (T::one() - z) * f.grad_from_output(c);
+                            let dr_pre = dc * inn[j] * g.grad_from_output(r);
+                            dx[j] = dz;
+                            dx[hid + j] = dr_pre;
+                            dx[2 * hid + j] = dc;
+                            dr[j] = dz;
+                            dr[hid + j] = dr_pre;
+                            dr[2 * hid + j] = dc * r;
+                            dp[j] = d * z;
+                        }
+                    },
+                );
                 general_mat_mul(T::one(), &drt, &u.t(), T::one(), &mut dh_prev);
             } else {
-                for b in 0..batch {
-                    let gt = gates.row(b);
-                    let hp = h_prev.row(b);
-                    let dhb = dh.row(b);
-                    let mut dx = dxt.row_mut(b);
-                    let mut dp = dh_prev.row_mut(b);
-                    for j in 0..hid {
-                        let (z, c) = (gt[j], gt[2 * hid + j]);
-                        let d = dhb[j];
-                        dx[j] = d * (hp[j] - c) * g.grad_from_output(z);
-                        dx[2 * hid + j] = d * (T::one() - z) * f.grad_from_output(c);
-                        dp[j] = d * z;
-                    }
-                }
+                for_rows(
+                    [&gates, &h_prev, &dh.view()],
+                    [&mut dxt.view_mut(), &mut dh_prev.view_mut()],
+                    |[gt, hp, dhb], [dx, dp]| {
+                        for j in 0..hid {
+                            let (z, c) = (gt[j], gt[2 * hid + j]);
+                            let d = dhb[j];
+                            dx[j] = d * (hp[j] - c) * g.grad_from_output(z);
+                            dx[2 * hid + j] = d * (T::one() - z) * f.grad_from_output(c);
+                            dp[j] = d * z;
+                        }
+                    },
+                );
                 // Gradient w.r.t. r * h_prev, through Uh.
                 general_mat_mul(
                     T::one(),
@@ -392,18 +385,17 @@ impl<T: NdFloat> Gru<T> {
                     T::zero(),
                     &mut d_inner,
                 );
-                for b in 0..batch {
-                    let gt = gates.row(b);
-                    let hp = h_prev.row(b);
-                    let di = d_inner.row(b);
-                    let mut dx = dxt.row_mut(b);
-                    let mut dp = dh_prev.row_mut(b);
-                    for j in 0..hid {
-                        let r = gt[hid + j];
-                        dx[hid + j] = di[j] * hp[j] * g.grad_from_output(r);
-                        dp[j] += di[j] * r;
-                    }
-                }
+                for_rows(
+                    [&gates, &h_prev, &d_inner.view()],
+                    [&mut dxt.view_mut(), &mut dh_prev.view_mut()],
+                    |[gt, hp, di], [dx, dp]| {
+                        for j in 0..hid {
+                            let r = gt[hid + j];
+                            dx[hid + j] = di[j] * hp[j] * g.grad_from_output(r);
+                            dp[j] += di[j] * r;
+                        }
+                    },
+                );
                 general_mat_mul(
                     T::one(),
                     &dxt.slice(s![.., ..2 * hid]),
@@ -417,6 +409,7 @@ impl<T: NdFloat> Gru<T> {
         // Weight gradients: one large product over all steps each.
         let rows = steps * batch;
         let d_x2 = flat(d_x.view(), rows, 3 * hid);
+        let d_x2 = d_x2.view();
         let h_prevs = flat(cache.h.slice(s![..steps, .., ..]), rows, hid);
         if self.reset_after {
             let d_rec2 = flat(d_rec.view(), rows, 3 * hid);
@@ -448,24 +441,54 @@ impl<T: NdFloat> Gru<T> {
         }
         let mut b0 = grads.bias.row_mut(0);
         b0 += &d_x2.sum_axis(Axis(0));
-        let dx = x.map(|x| {
+        if let Some(x) = x {
             let x2 = x
                 .into_shape_with_order((rows, self.input()))
                 .expect("GRU input must be contiguous");
             general_mat_mul(T::one(), &x2.t(), &d_x2, T::one(), &mut grads.kernel);
             if want_dx {
-                let mut dx = Array3::<T>::zeros((steps, batch, self.input()));
-                let mut dx2: ArrayViewMut2<T> = dx
+                let mut dx2: ArrayViewMut2<T> = dx_out
                     .view_mut()
                     .into_shape_with_order((rows, self.input()))
                     .expect("contiguous");
                 general_mat_mul(T::one(), &d_x2, &self.kernel.t(), T::zero(), &mut dx2);
-                Some(dx)
-            } else {
-                None
             }
-        });
-        (dx.flatten(), dh)
+        }
+        dh
+    }
+}
+
+/// Buffers of one layer's backward pass, kept between batches.
+#[derive(Clone, Debug)]
+pub struct BackwardScratch<T> {
+    d_x: Array3<T>,
+    d_rec: Array3<T>,
+    /// `[T, B, input]`: gradient w.r.t. the layer's input sequence, filled
+    /// when `backward` is asked for it.
+    pub dx: Array3<T>,
+}
+
+impl<T: NdFloat> Default for BackwardScratch<T> {
+    fn default() -> Self {
+        BackwardScratch {
+            d_x: Array3::zeros((0, 0, 0)),
+            d_rec: Array3::zeros((0, 0, 0)),
+            dx: Array3::zeros((0, 0, 0)),
+        }
+    }
+}
+
+impl<T: NdFloat> BackwardScratch<T> {
+    fn ensure(&mut self, steps: usize, rec_steps: usize, batch: usize, hid: usize, input: usize) {
+        if self.d_x.dim() != (steps, batch, 3 * hid) {
+            self.d_x = Array3::zeros((steps, batch, 3 * hid));
+        }
+        if self.d_rec.dim() != (rec_steps, batch, 3 * hid) {
+            self.d_rec = Array3::zeros((rec_steps, batch, 3 * hid));
+        }
+        if self.dx.dim() != (steps, batch, input) {
+            self.dx = Array3::zeros((steps, batch, input));
+        }
     }
 }
 
@@ -473,4 +496,48 @@ impl<T: NdFloat> Gru<T> {
 fn flat<T>(a: ArrayView3<'_, T>, rows: usize, width: usize) -> ArrayView2<'_, T> {
     a.into_shape_with_order((rows, width))
         .expect("cache arrays are contiguous")
+}
+
+/// Run `f` over matching rows of contiguous 2-D arrays as plain slices (no
+/// per-element bounds checks in the hot loops).
+fn for_rows<T, const I: usize, const O: usize>(
+    inputs: [&ArrayView2<T>; I],
+    outputs: [&mut ArrayViewMut2<T>; O],
+    mut f: impl FnMut([&[T]; I], [&mut [T]; O]),
+) {
+    let rows = inputs.first().map_or(0, |a| a.nrows());
+    let ins: [(&[T], usize); I] = inputs.map(|a| {
+        (
+            a.as_slice().expect("rows of a contiguous array"),
+            a.ncols(),
+        )
+    });
+    let mut outs: [(&mut [T], usize); O] = outputs.map(|a| {
+        let w = a.ncols();
+        (a.as_slice_mut().expect("rows of a contiguous array"), w)
+    });
+    for b in 0..rows {
+        let i = ins.map(|(s, w)| &s[b * w..(b + 1) * w]);
+        let o = outs.each_mut().map(|(s, w)| {
+            let w = *w;
+            &mut s[b * w..(b + 1) * w]
+        });
+        f(i, o);
+    }
+}
+
+/// Flush denormal floats to zero on this thread. Gradients that fade over
+/// 135 recurrent steps become denormal, and x86 multiplies on denormals
+/// take microcode assists that slow training by several times; values
+/// that small carry no information for training.
+#[inline]
+pub(crate) fn flush_denormals() {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(deprecated)]
+    // SAFETY: only sets the FTZ (bit 15) and DAZ (bit 6) flags of this
+    // thread's SSE control register; no memory is touched.
+    unsafe {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        _mm_setcsr(_mm_getcsr() | 0x8040);
+    }
 }

@@ -5,7 +5,7 @@
 //!
 //! The teacher and the student are two configurations of this one model.
 
-use super::gru::{CandidateActivation, GateActivation, Gru, GruCache};
+use super::gru::{flush_denormals, BackwardScratch, CandidateActivation, GateActivation, Gru, GruCache};
 use anyhow::{bail, Result};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, NdFloat};
@@ -93,8 +93,14 @@ pub struct Seq2Seq<T> {
 pub struct Workspace<T> {
     encoder: Vec<GruCache<T>>,
     decoder: Vec<GruCache<T>>,
+    encoder_back: Vec<BackwardScratch<T>>,
+    decoder_back: Vec<BackwardScratch<T>>,
+    /// `[T, B, H]` gradient w.r.t. the top decoder layer's outputs.
+    dh_top: Array3<T>,
     /// `[T, B, 3]` head output.
     pub output: Array3<T>,
+    /// `[T, B, 3]` loss gradient w.r.t. the head output.
+    pub d_output: Array3<T>,
 }
 
 impl<T: NdFloat> Default for Workspace<T> {
@@ -102,7 +108,11 @@ impl<T: NdFloat> Default for Workspace<T> {
         Workspace {
             encoder: Vec::new(),
             decoder: Vec::new(),
+            encoder_back: Vec::new(),
+            decoder_back: Vec::new(),
+            dh_top: Array3::zeros((0, 0, 0)),
             output: Array3::zeros((0, 0, 0)),
+            d_output: Array3::zeros((0, 0, 0)),
         }
     }
 }
@@ -256,6 +266,7 @@ impl<T: NdFloat> Seq2Seq<T> {
     /// Forward pass of a batch. `x` is `[T, B, 1]` (time-major, preprocessed
     /// decays); the head output `[T, B, 3]` lands in `ws.output`.
     pub fn forward(&self, x: ArrayView3<T>, ws: &mut Workspace<T>) {
+        flush_denormals();
         let (steps, batch, _) = x.dim();
         let layers = self.encoder.len();
         ws.encoder.resize_with(layers, Default::default);
@@ -296,32 +307,40 @@ impl<T: NdFloat> Seq2Seq<T> {
         general_mat_mul(T::one(), &top2, &self.head.kernel, T::one(), &mut out2);
     }
 
-    /// Backward pass after [`Self::forward`] on the same workspace, given
-    /// the loss gradient w.r.t. the head output (`[T, B, 3]`). Gradients
-    /// are added into `grads`.
-    pub fn backward(
-        &self,
-        x: ArrayView3<T>,
-        ws: &Workspace<T>,
-        d_out: ArrayView3<T>,
-        grads: &mut Seq2Seq<T>,
-    ) {
+    /// Backward pass after [`Self::forward`] on the same workspace, with
+    /// the loss gradient w.r.t. the head output in `ws.d_output`
+    /// (`[T, B, 3]`). Gradients are added into `grads`.
+    pub fn backward(&self, x: ArrayView3<T>, ws: &mut Workspace<T>, grads: &mut Seq2Seq<T>) {
         let (steps, batch, _) = x.dim();
         let layers = self.encoder.len();
-        let top = ws.decoder[layers - 1].outputs();
+        let Workspace {
+            encoder,
+            decoder,
+            encoder_back,
+            decoder_back,
+            dh_top,
+            d_output,
+            ..
+        } = ws;
+        encoder_back.resize_with(layers, Default::default);
+        decoder_back.resize_with(layers, Default::default);
+        let top = decoder[layers - 1].outputs();
         let hid = top.dim().2;
         let top2 = top
             .into_shape_with_order((steps * batch, hid))
             .expect("contiguous");
-        let d2 = d_out
+        let d2 = d_output
+            .view()
             .into_shape_with_order((steps * batch, CHANNELS))
-            .expect("d_out must be contiguous");
+            .expect("d_output is contiguous");
         general_mat_mul(T::one(), &top2.t(), &d2, T::one(), &mut grads.head.kernel);
         let mut hb = grads.head.bias.row_mut(0);
         hb += &d2.sum_axis(Axis(0));
-        let mut dh_seq = Array3::<T>::zeros((steps, batch, hid));
+        if dh_top.dim() != (steps, batch, hid) {
+            *dh_top = Array3::zeros((steps, batch, hid));
+        }
         {
-            let mut dh2 = dh_seq
+            let mut dh2 = dh_top
                 .view_mut()
                 .into_shape_with_order((steps * batch, hid))
                 .expect("contiguous");
@@ -330,40 +349,49 @@ impl<T: NdFloat> Seq2Seq<T> {
         // Decoder, top down; each layer's initial-state gradient goes to the
         // matching encoder layer's final state.
         let mut dh_enc_last: Vec<Array2<T>> = vec![Array2::zeros((0, 0)); layers];
-        let mut dseq = Some(dh_seq);
         for i in (0..layers).rev() {
             let input = if i == 0 {
                 None
             } else {
-                Some(ws.decoder[i - 1].outputs())
+                Some(decoder[i - 1].outputs())
             };
-            let (dx, dh0) = self.decoder[i].backward(
+            let (lower, upper) = decoder_back.split_at_mut(i + 1);
+            let dseq = if i + 1 == layers {
+                dh_top.view()
+            } else {
+                upper[0].dx.view()
+            };
+            dh_enc_last[i] = self.decoder[i].backward(
                 input,
-                &ws.decoder[i],
-                dseq.as_ref().map(|a| a.view()),
+                &decoder[i],
+                Some(dseq),
                 None,
                 &mut grads.decoder[i],
+                &mut lower[i],
                 i > 0,
             );
-            dh_enc_last[i] = dh0;
-            dseq = dx;
         }
-        let mut dseq: Option<Array3<T>> = None;
         for i in (0..layers).rev() {
             let input = if i == 0 {
                 x.view()
             } else {
-                ws.encoder[i - 1].outputs()
+                encoder[i - 1].outputs()
             };
-            let (dx, _) = self.encoder[i].backward(
+            let (lower, upper) = encoder_back.split_at_mut(i + 1);
+            let dseq = if i + 1 == layers {
+                None
+            } else {
+                Some(upper[0].dx.view())
+            };
+            self.encoder[i].backward(
                 Some(input),
-                &ws.encoder[i],
-                dseq.as_ref().map(|a| a.view()),
+                &encoder[i],
+                dseq,
                 Some(dh_enc_last[i].view()),
                 &mut grads.encoder[i],
+                &mut lower[i],
                 i > 0,
             );
-            dseq = dx;
         }
     }
 

@@ -152,15 +152,20 @@ pub fn squared_error_and_gradients<T: NdFloat>(
 ) -> f64 {
     model.forward(x, ws);
     let mut sse = 0.0f64;
-    let mut d_out = ws.output.clone();
+    if ws.d_output.dim() != ws.output.dim() {
+        ws.d_output = Array3::zeros(ws.output.raw_dim());
+    }
     let two = T::from(2.0).unwrap() / denominator;
-    Zip::from(&mut d_out).and(y).for_each(|d, &t| {
-        let e = *d - t;
-        sse += e.to_f64().unwrap() * e.to_f64().unwrap();
-        *d = two * e;
-    });
+    Zip::from(&mut ws.d_output)
+        .and(&ws.output)
+        .and(y)
+        .for_each(|d, &o, &t| {
+            let e = o - t;
+            sse += e.to_f64().unwrap() * e.to_f64().unwrap();
+            *d = two * e;
+        });
     if let Some(g) = grads {
-        model.backward(x, ws, d_out.view(), g);
+        model.backward(x, ws, g);
     }
     sse
 }
@@ -455,3 +460,4 @@ fn record_epoch(
         false
     }
 }
+

@@ -1,0 +1,89 @@
+//! Model files: versioned JSON holding the network, the data it was
+//! trained on, how it was trained and what it scored. A model file is
+//! untrusted input: its format, version and every tensor shape are checked
+//! on load.
+
+use super::seq2seq::Seq2Seq;
+use super::train::{History, TrainConfig};
+use crate::data::io::write_atomically;
+use crate::data::simulate::SimSpec;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Tag in every model file.
+pub const MODEL_FORMAT: &str = "flimgru-model";
+/// Version this build writes and reads.
+pub const MODEL_VERSION: u32 = 1;
+/// Model files larger than this are refused before parsing.
+const MAX_MODEL_BYTES: u64 = 512 << 20;
+
+/// Everything about a trained network.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub format: String,
+    pub version: u32,
+    /// Short human name, e.g. "teacher-2x128".
+    pub name: String,
+    /// The command line that produced the file.
+    pub command: String,
+    /// The simulated data the network was trained on (its grid is the
+    /// network's input grid).
+    pub data: SimSpec,
+    pub data_seed: u64,
+    pub data_pixels: usize,
+    pub training: TrainConfig,
+    pub history: History,
+    /// Accuracy table, when the model has been evaluated.
+    #[serde(default)]
+    pub metrics: Option<serde_json::Value>,
+    pub weights: Seq2Seq<f32>,
+}
+
+impl ModelFile {
+    pub fn gates(&self) -> usize {
+        self.data.grid.gates
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec(self).context("serialising the model")?;
+        write_atomically(path, |tmp| {
+            std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<ModelFile> {
+        let what = || format!("model file {}", path.display());
+        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", what()))?;
+        if meta.len() > MAX_MODEL_BYTES {
+            bail!("{} is {} bytes, larger than any model", what(), meta.len());
+        }
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", what()))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not valid JSON", what()))?;
+        match value.get("format").and_then(|f| f.as_str()) {
+            Some(MODEL_FORMAT) => {}
+            Some(other) => bail!("{} has format {other:?}, expected {MODEL_FORMAT:?}", what()),
+            None => bail!("{} has no \"format\" field: not a flimgru model", what()),
+        }
+        match value.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == MODEL_VERSION as u64 => {}
+            Some(v) => bail!(
+                "{} has model version {v}; this flimgru reads version {MODEL_VERSION}",
+                what()
+            ),
+            None => bail!("{} has no numeric \"version\" field", what()),
+        }
+        let model: ModelFile =
+            serde_json::from_value(value).with_context(|| format!("{} is malformed", what()))?;
+        model
+            .weights
+            .validate()
+            .with_context(|| format!("{} has inconsistent weights", what()))?;
+        model
+            .data
+            .validate()
+            .with_context(|| format!("{} has an invalid data spec", what()))?;
+        Ok(model)
+    }
+}
