@@ -137,15 +137,20 @@ fn mono_from_sums(d0: f64, d1: f64, dt_window: f64) -> f64 {
 /// two-gate estimate under Poisson noise.
 pub const RLD_WIDTH_PER_TAU: f64 = 2.5;
 
+/// Most width refinements of the adaptive mono RLD.
+pub const RLD_REFINE_STEPS: usize = 6;
+
 /// Mono-exponential RLD with adaptive windows. Returns tau2 = tau1 and
 /// fraction 1.
 ///
 /// Windows: first the gates after the peak split evenly into two; if the
 /// second window holds no signal (D1 <= 0: a decay much shorter than the
-/// window), the width is divided by 4 until it does (or is 1 gate); then
-/// one refinement re-evaluates with the width round(2.5 tau / dt) (capped
-/// at the even split) from that first estimate, kept only if it is itself
-/// a valid (0 < tau < cap) estimate. On noise-free exponentials every
+/// window), the width is halved until it does (or is 1 gate); then
+/// up to [`RLD_REFINE_STEPS`] refinements re-evaluate with the width
+/// round(2.5 tau / dt) (capped at the even split) from the current
+/// estimate (again halving while D1 <= 0), until the width repeats; a
+/// refinement is kept only if it is itself a valid (0 < tau < cap)
+/// estimate. On noise-free exponentials every
 /// width is exact; the adaptation matters with noise and background,
 /// where a window much longer than tau makes D1 pure background.
 ///
@@ -169,29 +174,37 @@ pub fn rld_mono_with(counts: &[f32], grid: &GateGrid, opts: &RldOptions) -> Life
         window_sums(counts, grid, &o, 2)
             .map(|(d, dt_w, w, w_max)| (mono_from_sums(d[0], d[1], dt_w), d[0], d[1], w, w_max))
     };
-    let Some((mut tau, mut d0, mut d1, mut w, w_max)) = eval(opts.window_gates) else {
+    let Some((tau0, _, _, w0, w_max)) = eval(opts.window_gates) else {
         return mono(0.0);
     };
     if opts.window_gates.is_some() {
-        return mono(tau);
+        return mono(tau0);
     }
-    // Second window empty (the decay is far shorter than the even split):
-    // narrow the windows by 4 until it holds signal.
-    while d0 > 0.0 && d1 <= 0.0 && w > 1 {
-        match eval(Some((w / 4).max(1))) {
-            Some(r) => (tau, d0, d1, w, _) = r,
-            None => break,
+    // Evaluate at width w; while the second window holds no signal
+    // (D1 <= 0: the windows are much longer than the decay), halve it.
+    let shrinking = |w: usize| {
+        let (mut tau, d0, mut d1, mut w, _) = eval(Some(w))?;
+        while d0 > 0.0 && d1 <= 0.0 && w > 1 {
+            (tau, _, d1, w, _) = eval(Some(w / 2))?;
         }
-    }
-    // One refinement to the noise-optimal width dT ~ 2.5 tau.
-    if tau > 0.0 && tau < TAU_MAX_NS {
+        Some((tau, w))
+    };
+    let Some((mut tau, mut w)) = shrinking(w0) else {
+        return mono(tau0);
+    };
+    // Refine towards the noise-optimal width dT ~ 2.5 tau: re-evaluate at
+    // the width the current estimate asks for, until it stops changing.
+    for _ in 0..RLD_REFINE_STEPS {
+        if !(tau > 0.0 && tau < TAU_MAX_NS) {
+            break;
+        }
         let w2 = ((RLD_WIDTH_PER_TAU * tau / grid.dt_ns).round() as usize).clamp(1, w_max);
-        if w2 != w {
-            if let Some((t2, ..)) = eval(Some(w2)) {
-                if t2 > 0.0 && t2 < TAU_MAX_NS {
-                    tau = t2;
-                }
-            }
+        if w2 == w {
+            break;
+        }
+        match shrinking(w2) {
+            Some((t2, w3)) if t2 > 0.0 && t2 < TAU_MAX_NS => (tau, w) = (t2, w3),
+            _ => break,
         }
     }
     mono(tau)
