@@ -214,6 +214,13 @@ pub fn rld_mono_with(counts: &[f32], grid: &GateGrid, opts: &RldOptions) -> Life
 /// (Sharman et al. 1999). Returns tau1 <= tau2 and the amplitude fraction
 /// of tau1 at the window start.
 ///
+/// Window width: the gates after the peak split evenly into four; if the
+/// solution's short lifetime is below a third of the window (the short
+/// component then sits almost entirely in window 0 and the system is
+/// nearly singular under noise), the width is halved, down to an eighth of
+/// the even split or 2 gates; the first solution with window <= 3 tau1 is
+/// returned, else the narrowest valid one.
+///
 /// Falls back to [`rld_mono`] (tau2 = tau1, fraction 1) when the 2x2
 /// system is singular, the discriminant P^2 - 4Q is negative, a root u is
 /// outside (0, 1) (non-decaying component), or a component amplitude is
@@ -233,14 +240,46 @@ pub fn rld_bi_with(counts: &[f32], grid: &GateGrid, opts: &RldOptions) -> Lifeti
         };
         rld_mono_with(counts, grid, &o)
     };
-    let Some((d, dt_w, ..)) = window_sums(counts, grid, opts, 4) else {
+    let solve = |w: Option<usize>| {
+        let o = RldOptions {
+            offset_gates: opts.offset_gates,
+            window_gates: w,
+        };
+        let (d, dt_w, w, w_max) = window_sums(counts, grid, &o, 4)?;
+        Some((bi_from_sums([d[0], d[1], d[2], d[3]], dt_w), dt_w, w, w_max))
+    };
+    let Some((first, dt_w, w, w_max)) = solve(opts.window_gates) else {
         return fallback();
     };
-    match bi_from_sums([d[0], d[1], d[2], d[3]], dt_w) {
-        Some(l) => l,
-        None => fallback(),
+    if opts.window_gates.is_some() {
+        return first.unwrap_or_else(fallback);
     }
+    // Adaptive width: the widest of w_max, w_max/2, w_max/4, w_max/8 whose
+    // solution resolves the short component (window <= 3 tau1), else the
+    // narrowest valid solution, else mono.
+    let mut best = None;
+    let (mut sol, mut dt_w, mut w) = (first, dt_w, w);
+    loop {
+        if let Some(l) = sol {
+            if dt_w <= BI_WINDOW_PER_TAU1 * l.tau1 {
+                return l;
+            }
+            best = Some(l);
+        }
+        if w <= 2 || w * 8 <= w_max {
+            break;
+        }
+        match solve(Some(w / 2)) {
+            Some((s2, d2, w2, _)) => (sol, dt_w, w) = (s2, d2, w2),
+            None => break,
+        }
+    }
+    best.unwrap_or_else(fallback)
 }
+
+/// Largest window (in units of the short lifetime) at which the adaptive
+/// bi-exponential RLD accepts a solution outright.
+pub const BI_WINDOW_PER_TAU1: f64 = 3.0;
 
 /// Solve the four-window system; `None` when it has no valid
 /// two-decay solution.
