@@ -10,3 +10,13 @@ pub struct Lifetimes {
     pub tau2: f64,
     pub fraction: f64,
 }
+
+pub mod extract;
+pub mod metrics;
+pub mod rld;
+
+pub use extract::{
+    extract, extract_batch, extract_paper, extract_paper_batch, tau_from_ratio, TAU_MAX_NS,
+};
+pub use metrics::{AccuracyTable, BinMetrics, ChannelMetrics, ErrStats, MethodMetrics};
+pub use rld::{rld_bi, rld_mono, RldOptions};
