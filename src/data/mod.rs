@@ -5,10 +5,21 @@ use anyhow::{bail, Result};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+pub mod decay;
+pub mod io;
+pub mod irf;
 pub mod preprocess;
+pub mod simulate;
 pub mod targets;
 
+pub use decay::{expected_histogram, ForwardModel};
+pub use io::{
+    read_histograms, read_truth_csv, write_atomically, write_counts_npy, write_truth_csv,
+    Histograms,
+};
+pub use irf::{Irf, IrfSpec, MeasuredIrf};
 pub use preprocess::{preprocess, preprocess_batch, BASELINE_GATES};
+pub use simulate::{bench_simulate, simulate, simulate_with_irfs, simulate_with_progress, SimSpec};
 pub use targets::{target_channels, targets};
 
 /// Time axis of a histogram: `gates` contiguous gates of width `dt_ns`,

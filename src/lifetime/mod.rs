@@ -1,6 +1,8 @@
 //! Lifetimes from the network's channels, the classical baselines a user
 //! would run instead (RLD, Poisson MLE), and the accuracy metrics.
 
+pub mod mle;
+
 use serde::{Deserialize, Serialize};
 
 /// One pixel's estimate: lifetimes in ns, amplitude fraction of tau1 in 0..1.

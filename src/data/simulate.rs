@@ -1,0 +1,297 @@
+//! Synthetic training data: random lifetimes, fractions, photon counts,
+//! background and IRFs per pixel, the forward model of [`super::decay`]
+//! and true Poisson photon statistics.
+//!
+//! Reproducible: pixels are drawn in fixed chunks of [`CHUNK`] pixels, each
+//! with its own ChaCha8 stream `(seed, chunk index)`, so the same seed gives
+//! identical counts and truth whatever the number of threads.
+
+use super::decay::ForwardModel;
+use super::irf::{check_range, uniform, Irf, IrfSampler, IrfSpec};
+use super::{Dataset, GateGrid, Truth};
+use anyhow::{bail, Result};
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Poisson};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// Pixels per reproducible random stream.
+pub const CHUNK: usize = 1024;
+
+/// Largest dataset one call simulates (pixels).
+pub const MAX_PIXELS: usize = 1 << 28;
+
+/// The distribution simulated pixels are drawn from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimSpec {
+    pub grid: GateGrid,
+    /// Lifetime range (ns); bi-exponential pixels draw two uniforms and
+    /// sort them (tau2 >= tau1).
+    pub tau_ns: (f64, f64),
+    /// Share of mono-exponential pixels.
+    pub mono_fraction: f64,
+    /// Amplitude fraction range of the short component, uniform.
+    pub fraction: (f64, f64),
+    /// Expected photons in the window, log-uniform.
+    pub photons: (f64, f64),
+    /// Fraction of the photons that is uniform background, uniform.
+    pub background: (f64, f64),
+    pub irf: IrfSpec,
+    /// Laser repetition period (ns), at least the gate window.
+    pub period_ns: f64,
+}
+
+impl Default for SimSpec {
+    fn default() -> Self {
+        SimSpec {
+            grid: GateGrid::PAPER,
+            tau_ns: (0.05, 3.0),
+            mono_fraction: 0.2,
+            fraction: (0.0, 1.0),
+            photons: (50.0, 5000.0),
+            background: (0.0, 0.05),
+            irf: IrfSpec::default(),
+            period_ns: 12.5,
+        }
+    }
+}
+
+impl SimSpec {
+    pub fn validate(&self) -> Result<()> {
+        GateGrid::new(self.grid.gates, self.grid.dt_ns)?;
+        check_range("tau_ns", self.tau_ns, 0.0, 1e3)?;
+        if self.tau_ns.0 <= 0.0 {
+            bail!("tau_ns: lower bound {} must be positive", self.tau_ns.0);
+        }
+        if !(0.0..=1.0).contains(&self.mono_fraction) {
+            bail!("mono_fraction: {} is not in 0..=1", self.mono_fraction);
+        }
+        check_range("fraction", self.fraction, 0.0, 1.0)?;
+        check_range("photons", self.photons, 0.0, 1e9)?;
+        if self.photons.0 <= 0.0 {
+            bail!(
+                "photons: lower bound {} must be positive (log-uniform)",
+                self.photons.0
+            );
+        }
+        check_range("background", self.background, 0.0, 1.0)?;
+        let window = self.grid.window_ns();
+        if !(self.period_ns.is_finite() && self.period_ns >= window && self.period_ns <= 1e4) {
+            bail!(
+                "period_ns: {} must be finite, at least the gate window {window} ns and at most 1e4",
+                self.period_ns
+            );
+        }
+        self.irf.validate()?;
+        Ok(())
+    }
+}
+
+/// Poisson draw: inversion by sequential search for small means, the
+/// rand_distr sampler otherwise.
+#[inline]
+fn poisson<R: Rng>(rng: &mut R, lambda: f64) -> u32 {
+    if lambda.is_nan() || lambda <= 0.0 {
+        return 0;
+    }
+    if lambda < 30.0 {
+        let u: f64 = rng.gen();
+        let mut p = (-lambda).exp();
+        let mut cdf = p;
+        let mut k = 0u32;
+        while u > cdf && k < 1000 {
+            k += 1;
+            p *= lambda / k as f64;
+            cdf += p;
+        }
+        k
+    } else {
+        match Poisson::new(lambda) {
+            Ok(d) => {
+                let v: f64 = d.sample(rng);
+                v.min(u32::MAX as f64) as u32
+            }
+            Err(_) => 0,
+        }
+    }
+}
+
+/// One chunk of pixels.
+fn simulate_chunk(
+    spec: &SimSpec,
+    sampler: &IrfSampler,
+    seed: u64,
+    chunk: usize,
+    counts: &mut [u32],
+    truth: &mut [Truth],
+    mut irfs: Option<&mut [Irf]>,
+) -> Result<()> {
+    let g = spec.grid.gates;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(chunk as u64);
+    let mut fm = ForwardModel::new(&spec.grid, spec.period_ns)?;
+    let mut p = vec![0.0; g];
+    let (ln_lo, ln_hi) = (spec.photons.0.ln(), spec.photons.1.ln());
+    for (i, (row, t)) in counts.chunks_exact_mut(g).zip(truth.iter_mut()).enumerate() {
+        let mono = rng.gen::<f64>() < spec.mono_fraction;
+        let (tau1, tau2, a) = if mono {
+            let t = uniform(&mut rng, spec.tau_ns);
+            (t, t, 1.0)
+        } else {
+            let (u, v) = (
+                uniform(&mut rng, spec.tau_ns),
+                uniform(&mut rng, spec.tau_ns),
+            );
+            (u.min(v), u.max(v), uniform(&mut rng, spec.fraction))
+        };
+        let expected = uniform(&mut rng, (ln_lo, ln_hi)).exp();
+        let background = uniform(&mut rng, spec.background);
+        let irf = sampler.sample(&mut rng);
+        fm.set_irf(&irf)?;
+        fm.histogram(tau1, tau2, a, background, &mut p)?;
+        let mut total = 0u64;
+        for (c, &pk) in row.iter_mut().zip(&p) {
+            *c = poisson(&mut rng, expected * pk);
+            total += *c as u64;
+        }
+        *t = Truth {
+            tau1,
+            tau2,
+            fraction: a,
+            mono,
+            photons: total,
+            expected_photons: expected,
+            background,
+            irf_centre: irf.centre_ns(),
+            irf_fwhm: irf.fwhm_ns(),
+            irf_tail: irf.tail_weight(),
+        };
+        if let Some(irfs) = irfs.as_deref_mut() {
+            irfs[i] = irf;
+        }
+    }
+    Ok(())
+}
+
+fn simulate_inner(
+    spec: &SimSpec,
+    n: usize,
+    seed: u64,
+    want_irfs: bool,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(Dataset, Option<Vec<Irf>>)> {
+    spec.validate()?;
+    if n > MAX_PIXELS {
+        bail!("simulate: {n} pixels is more than the {MAX_PIXELS} one call allows");
+    }
+    let sampler = spec.irf.sampler()?;
+    let g = spec.grid.gates;
+    let mut counts = Array2::<u32>::zeros((n, g));
+    let blank = Truth {
+        tau1: 0.0,
+        tau2: 0.0,
+        fraction: 0.0,
+        mono: false,
+        photons: 0,
+        expected_photons: 0.0,
+        background: 0.0,
+        irf_centre: 0.0,
+        irf_fwhm: 0.0,
+        irf_tail: 0.0,
+    };
+    let mut truth = vec![blank; n];
+    let mut irfs: Option<Vec<Irf>> = want_irfs.then(|| {
+        vec![
+            Irf::Gaussian {
+                centre_ns: 0.0,
+                fwhm_ns: 1.0
+            };
+            n
+        ]
+    });
+    let done = AtomicUsize::new(0);
+    let flat = counts
+        .as_slice_mut()
+        .expect("freshly allocated array is contiguous");
+    let irf_chunks: Vec<Option<&mut [Irf]>> = match irfs.as_mut() {
+        Some(v) => v.chunks_mut(CHUNK).map(Some).collect(),
+        None => (0..n.div_ceil(CHUNK)).map(|_| None).collect(),
+    };
+    flat.par_chunks_mut(CHUNK * g)
+        .zip(truth.par_chunks_mut(CHUNK))
+        .zip(irf_chunks.into_par_iter())
+        .enumerate()
+        .try_for_each(|(ci, ((c, t), ir))| {
+            simulate_chunk(spec, &sampler, seed, ci, c, t, ir)?;
+            let d = done.fetch_add(t.len(), Ordering::Relaxed) + t.len();
+            progress(d, n);
+            Ok::<(), anyhow::Error>(())
+        })?;
+    Ok((
+        Dataset {
+            grid: spec.grid,
+            counts,
+            truth,
+        },
+        irfs,
+    ))
+}
+
+/// Simulate `n` pixels with raw Poisson counts `[n, G]` and their truth.
+pub fn simulate(spec: &SimSpec, n: usize, seed: u64) -> Result<Dataset> {
+    Ok(simulate_inner(spec, n, seed, false, &|_, _| {})?.0)
+}
+
+/// [`simulate`] calling `progress(done, n)` after each chunk (from worker
+/// threads, in no particular order).
+pub fn simulate_with_progress(
+    spec: &SimSpec,
+    n: usize,
+    seed: u64,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Dataset> {
+    Ok(simulate_inner(spec, n, seed, false, progress)?.0)
+}
+
+/// [`simulate`] also returning each pixel's IRF (what an MLE fit with a
+/// known IRF needs; [`Truth`] does not hold the tail time constant).
+pub fn simulate_with_irfs(spec: &SimSpec, n: usize, seed: u64) -> Result<(Dataset, Vec<Irf>)> {
+    let (d, irfs) = simulate_inner(spec, n, seed, true, &|_, _| {})?;
+    Ok((d, irfs.unwrap_or_default()))
+}
+
+/// Simulator throughput for the default spec (pixels per second, all
+/// threads of the current rayon pool).
+pub fn bench_simulate(n: usize) -> Result<f64> {
+    let spec = SimSpec::default();
+    // Warm-up (thread pool, page faults).
+    simulate(&spec, n.min(4 * CHUNK), 1)?;
+    let t0 = Instant::now();
+    let d = simulate(&spec, n, 2)?;
+    let dt = t0.elapsed().as_secs_f64();
+    Ok(d.truth.len() as f64 / dt.max(1e-9))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poisson_mean_and_variance() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for &lambda in &[0.3, 4.0, 25.0, 200.0] {
+            let n = 20000;
+            let xs: Vec<f64> = (0..n).map(|_| poisson(&mut rng, lambda) as f64).collect();
+            let m = xs.iter().sum::<f64>() / n as f64;
+            let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+            let se = (lambda / n as f64).sqrt();
+            assert!((m - lambda).abs() < 5.0 * se, "{lambda}: mean {m}");
+            assert!((v / lambda - 1.0).abs() < 0.06, "{lambda}: var {v}");
+        }
+    }
+}
