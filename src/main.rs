@@ -1,1 +1,390 @@
-fn main() {}
+//! `flimgru`: argument parsing and printing only; every subcommand is a
+//! library call (see `flimgru::app`).
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use flimgru::app;
+use flimgru::bench;
+use flimgru::data::simulate::SimSpec;
+use flimgru::data::GateGrid;
+use flimgru::eval::EvalConfig;
+use flimgru::lifetime::mle::MleModel;
+use flimgru::model::file::ModelFile;
+use flimgru::model::{Seq2SeqConfig, TrainConfig};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "flimgru",
+    version,
+    about = "Fluorescence lifetime imaging with a GRU Seq2Seq, from training to FPGA"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate decay histograms: DIR/histograms.npy, DIR/truth.csv, DIR/spec.json.
+    Simulate(SimulateArgs),
+    /// Train a Seq2Seq (teacher or student shape) on freshly simulated data.
+    Train(TrainArgs),
+    /// Accuracy table of a model beside RLD and MLE (markdown + JSON).
+    Eval(EvalArgs),
+    /// Lifetimes of every pixel of a histogram file.
+    Infer(InferArgs),
+    /// Measure training, inference and simulator throughput.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// Data spec as JSON (a SimSpec); flags below override its fields.
+    #[arg(long)]
+    spec: Option<PathBuf>,
+    /// Gates per histogram.
+    #[arg(long)]
+    gates: Option<usize>,
+    /// Gate width in ns.
+    #[arg(long)]
+    dt: Option<f64>,
+    /// Share of mono-exponential pixels (0..1).
+    #[arg(long)]
+    mono_fraction: Option<f64>,
+    /// Photon range "LO,HI" (log-uniform).
+    #[arg(long, value_parser = parse_range)]
+    photons: Option<(f64, f64)>,
+    /// Measured IRF file (CSV time_ns,value or .npy sampled at --irf-spacing).
+    #[arg(long)]
+    irf: Option<PathBuf>,
+    /// Sample spacing (ns) of an .npy IRF.
+    #[arg(long)]
+    irf_spacing: Option<f64>,
+    /// Per-pixel random shift "LO,HI" (ns) of the measured IRF.
+    #[arg(long, value_parser = parse_range)]
+    irf_shift: Option<(f64, f64)>,
+}
+
+impl DataArgs {
+    fn spec(&self) -> Result<SimSpec> {
+        let mut spec = match &self.spec {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read data spec {}", p.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("data spec {} is malformed", p.display()))?
+            }
+            None => SimSpec::default(),
+        };
+        if self.gates.is_some() || self.dt.is_some() {
+            spec.grid = GateGrid::new(
+                self.gates.unwrap_or(spec.grid.gates),
+                self.dt.unwrap_or(spec.grid.dt_ns),
+            )?;
+        }
+        if let Some(m) = self.mono_fraction {
+            spec.mono_fraction = m;
+        }
+        if let Some(p) = self.photons {
+            spec.photons = p;
+        }
+        if let Some(path) = &self.irf {
+            spec.irf.measured = Some(flimgru::data::irf::MeasuredIrfSpec {
+                path: path.clone(),
+                spacing_ns: self.irf_spacing,
+                shift_ns: self.irf_shift.unwrap_or((0.0, 0.0)),
+            });
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+fn parse_range(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s:?} is not a range LO,HI"))?;
+    let p = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|e| format!("{v:?} in range {s:?}: {e}"))
+    };
+    Ok((p(a)?, p(b)?))
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    #[arg(long, default_value_t = 10_000)]
+    pixels: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output directory.
+    #[arg(long, short)]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Shape {
+    /// Keras defaults (reset_after = true, sigmoid, tanh): the paper's teacher.
+    Teacher,
+    /// reset_after = false: the paper's Seq2SeqLite shape.
+    Student,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Units per GRU layer, bottom first (encoder and decoder mirror them).
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "128,128")]
+    hidden: Vec<usize>,
+    #[arg(long, value_enum, default_value_t = Shape::Teacher)]
+    shape: Shape,
+    /// Training pixels simulated (split into train and validation).
+    #[arg(long, default_value_t = 100_000)]
+    pixels: usize,
+    #[arg(long, default_value_t = 1)]
+    data_seed: u64,
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.1)]
+    validation_fraction: f64,
+    #[arg(long, default_value_t = 3)]
+    plateau_patience: usize,
+    #[arg(long, default_value_t = 8)]
+    early_stop_patience: usize,
+    /// Stop after this many minutes, keeping the best weights.
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    /// Seed of weight initialisation and batch order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Model name (default: derived from the shape).
+    #[arg(long)]
+    name: Option<String>,
+    /// Output model file (JSON).
+    #[arg(long, short)]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value_t = 20_000)]
+    pixels: usize,
+    #[arg(long, default_value_t = 1_000)]
+    mle_pixels: usize,
+    /// Pixels per F-value point (0 skips the F-value table).
+    #[arg(long, default_value_t = 500)]
+    f_pixels: usize,
+    #[arg(long, default_value_t = 12_345)]
+    seed: u64,
+    /// Report path without extension (writes .md and .json); default beside the model.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Also store the table in the model file.
+    #[arg(long)]
+    update_model: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Engine {
+    /// The float network.
+    Float,
+}
+
+#[derive(Args)]
+struct InferArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// Histograms: .npy [n, G] or [h, w, G] of any numeric dtype, or .csv.
+    #[arg(long, short)]
+    input: PathBuf,
+    /// Results: .csv (header tau1,tau2,fraction) or .npy.
+    #[arg(long, short)]
+    output: PathBuf,
+    #[arg(long, value_enum, default_value_t = Engine::Float)]
+    engine: Engine,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Seconds per training measurement.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Write the measurements as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The command as a user would type it (program name without its path).
+fn command_line() -> String {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    args.insert(0, "flimgru".into());
+    args.join(" ")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Simulate(a) => {
+            let spec = a.data.spec()?;
+            app::simulate_to_dir(&spec, a.pixels, a.seed, &a.out)?;
+            println!(
+                "wrote {} pixels x {} gates to {}",
+                a.pixels,
+                spec.grid.gates,
+                a.out.display()
+            );
+        }
+        Command::Train(a) => {
+            let network = match a.shape {
+                Shape::Teacher => Seq2SeqConfig::teacher(a.hidden.clone()),
+                Shape::Student => {
+                    let mut c = Seq2SeqConfig::student(a.hidden[0]);
+                    c.hidden = a.hidden.clone();
+                    c
+                }
+            };
+            let sizes: Vec<String> = a.hidden.iter().map(|h| h.to_string()).collect();
+            let shape = match a.shape {
+                Shape::Teacher => "teacher",
+                Shape::Student => "student",
+            };
+            let job = app::TrainJob {
+                name: a
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{shape}-{}", sizes.join("x"))),
+                network,
+                training: TrainConfig {
+                    batch: a.batch,
+                    epochs: a.epochs,
+                    learning_rate: a.lr,
+                    validation_fraction: a.validation_fraction,
+                    plateau_patience: a.plateau_patience,
+                    early_stop_patience: a.early_stop_patience,
+                    max_minutes: a.max_minutes,
+                    seed: a.seed,
+                    ..TrainConfig::default()
+                },
+                data: a.data.spec()?,
+                pixels: a.pixels,
+                data_seed: a.data_seed,
+                command: command_line(),
+            };
+            let model = app::train_model(&job, true)?;
+            model.save(&a.out)?;
+            println!(
+                "wrote {} (best validation MSE {:.6} at epoch {}, {:.1} min, {:.0} samples/s; {})",
+                a.out.display(),
+                model.history.best_validation_loss,
+                model.history.best_epoch,
+                model.history.wall_seconds / 60.0,
+                model.history.samples_per_second,
+                model.history.stop_reason
+            );
+        }
+        Command::Eval(a) => {
+            let mut model = ModelFile::load(&a.model)?;
+            let config = EvalConfig {
+                pixels: a.pixels,
+                mle_pixels: a.mle_pixels,
+                f_pixels: a.f_pixels,
+                seed: a.seed,
+            };
+            let out = a.out.unwrap_or_else(|| app::default_report_path(&a.model));
+            let ev = app::evaluate_to_files(&model, &config, &out)?;
+            println!("{}", ev.to_markdown());
+            println!(
+                "wrote {} and {}",
+                out.with_extension("md").display(),
+                out.with_extension("json").display()
+            );
+            if a.update_model {
+                model.metrics = Some(serde_json::to_value(&ev)?);
+                model.save(&a.model)?;
+            }
+        }
+        Command::Infer(a) => {
+            let model = ModelFile::load(&a.model)?;
+            let n = match a.engine {
+                Engine::Float => app::infer_float(&model, &a.input, &a.output)?,
+            };
+            println!("wrote {n} pixels to {}", a.output.display());
+        }
+        Command::Bench(a) => run_bench(&a)?,
+    }
+    Ok(())
+}
+
+fn run_bench(a: &BenchArgs) -> Result<()> {
+    if !(a.seconds.is_finite() && a.seconds > 0.0) {
+        bail!("--seconds must be positive");
+    }
+    let grid = GateGrid::PAPER;
+    let spec = SimSpec::default();
+    let mut results = vec![
+        bench::simulator_throughput(&spec, 200_000)?,
+        bench::mle_throughput(&spec, MleModel::Mono, 1000)?,
+        bench::mle_throughput(&spec, MleModel::Bi, 300)?,
+    ];
+    for config in [
+        Seq2SeqConfig::student(32),
+        Seq2SeqConfig::teacher(vec![128, 128]),
+    ] {
+        results.push(bench::training_throughput(&config, &grid, 256, a.seconds));
+        results.push(bench::inference_throughput(&config, &grid, 4096));
+    }
+    for r in &results {
+        match r.gflops {
+            Some(g) => println!(
+                "{:<60} {:>10.0} {} ({g:.1} GFLOP/s)",
+                r.what, r.value, r.unit
+            ),
+            None => println!("{:<60} {:>10.0} {}", r.what, r.value, r.unit),
+        }
+    }
+    if let Some(p) = &a.json {
+        write_json(p, &results)?;
+    }
+    Ok(())
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_string_pretty(value)?;
+    flimgru::data::io::write_atomically(path, |tmp| {
+        std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["flimgru", "train", "--hidden", "64,32", "--out", "m.json"])
+            .unwrap();
+        match cli.command {
+            Command::Train(a) => assert_eq!(a.hidden, vec![64, 32]),
+            _ => panic!("parsed the wrong subcommand"),
+        }
+    }
+}

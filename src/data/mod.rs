@@ -19,7 +19,7 @@ pub use io::{
 };
 pub use irf::{Irf, IrfSpec, MeasuredIrf};
 pub use preprocess::{preprocess, preprocess_batch, BASELINE_GATES};
-pub use simulate::{bench_simulate, simulate, simulate_with_irfs, simulate_with_progress, SimSpec};
+pub use simulate::{simulate, simulate_with_irfs, simulate_with_progress, SimSpec};
 pub use targets::{target_channels, targets};
 
 /// Time axis of a histogram: `gates` contiguous gates of width `dt_ns`,

@@ -17,7 +17,6 @@ use rand_distr::{Distribution, Poisson};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
 /// Pixels per reproducible random stream.
 pub const CHUNK: usize = 1024;
@@ -263,18 +262,6 @@ pub fn simulate_with_progress(
 pub fn simulate_with_irfs(spec: &SimSpec, n: usize, seed: u64) -> Result<(Dataset, Vec<Irf>)> {
     let (d, irfs) = simulate_inner(spec, n, seed, true, &|_, _| {})?;
     Ok((d, irfs.unwrap_or_default()))
-}
-
-/// Simulator throughput for the default spec (pixels per second, all
-/// threads of the current rayon pool).
-pub fn bench_simulate(n: usize) -> Result<f64> {
-    let spec = SimSpec::default();
-    // Warm-up (thread pool, page faults).
-    simulate(&spec, n.min(4 * CHUNK), 1)?;
-    let t0 = Instant::now();
-    let d = simulate(&spec, n, 2)?;
-    let dt = t0.elapsed().as_secs_f64();
-    Ok(d.truth.len() as f64 / dt.max(1e-9))
 }
 
 #[cfg(test)]

@@ -344,7 +344,11 @@ impl<T: NdFloat> Gru<T> {
                 let mut drt = d_rec.index_axis_mut(Axis(0), t);
                 for_rows(
                     [&gates, &h_prev, &inner, &dh.view()],
-                    [&mut dxt.view_mut(), &mut drt.view_mut(), &mut dh_prev.view_mut()],
+                    [
+                        &mut dxt.view_mut(),
+                        &mut drt.view_mut(),
+                        &mut dh_prev.view_mut(),
+                    ],
                     |[gt, hp, inn, dhb], [dx, dr, dp]| {
                         for j in 0..hid {
                             let (z, r, c) = (gt[j], gt[hid + j], gt[2 * hid + j]);
@@ -506,12 +510,8 @@ fn for_rows<T, const I: usize, const O: usize>(
     mut f: impl FnMut([&[T]; I], [&mut [T]; O]),
 ) {
     let rows = inputs.first().map_or(0, |a| a.nrows());
-    let ins: [(&[T], usize); I] = inputs.map(|a| {
-        (
-            a.as_slice().expect("rows of a contiguous array"),
-            a.ncols(),
-        )
-    });
+    let ins: [(&[T], usize); I] =
+        inputs.map(|a| (a.as_slice().expect("rows of a contiguous array"), a.ncols()));
     let mut outs: [(&mut [T], usize); O] = outputs.map(|a| {
         let w = a.ncols();
         (a.as_slice_mut().expect("rows of a contiguous array"), w)

@@ -5,7 +5,9 @@
 //!
 //! The teacher and the student are two configurations of this one model.
 
-use super::gru::{flush_denormals, BackwardScratch, CandidateActivation, GateActivation, Gru, GruCache};
+use super::gru::{
+    flush_denormals, BackwardScratch, CandidateActivation, GateActivation, Gru, GruCache,
+};
 use anyhow::{bail, Result};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, NdFloat};

@@ -84,6 +84,9 @@ pub struct EpochRecord {
 /// What a training run did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
+    /// Validation loss of the initial weights, before any step.
+    #[serde(default)]
+    pub initial_validation_loss: f64,
     pub epochs: Vec<EpochRecord>,
     pub best_epoch: usize,
     pub best_validation_loss: f64,
@@ -323,6 +326,11 @@ pub fn train(
         best_validation_loss: f64::INFINITY,
         ..Default::default()
     };
+    history.initial_validation_loss = if val_idx.is_empty() {
+        f64::NAN
+    } else {
+        mean_squared_error(model, data, val_idx)
+    };
     let mut best = model.clone();
     let mut since_best = 0;
     let mut since_lr_change = 0;
@@ -460,4 +468,3 @@ fn record_epoch(
         false
     }
 }
-

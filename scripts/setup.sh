@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what flimgru needs on a fresh Debian machine with a Rust toolchain.
+# Idempotent: re-running skips what is present.
+set -euo pipefail
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo not found; install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+# rustfmt and clippy are part of the checks in scripts/test.sh.
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi

@@ -1,0 +1,196 @@
+//! The `flimgru` subcommands as library calls (the binary only parses
+//! arguments), so tests run exactly what users run.
+
+use crate::data::io::{read_histograms, write_atomically, write_counts_npy, write_truth_csv};
+use crate::data::simulate::{simulate, SimSpec};
+use crate::data::{preprocess_batch, targets};
+use crate::eval::{evaluate, EvalConfig, Evaluation};
+use crate::lifetime::extract::extract_batch;
+use crate::lifetime::Lifetimes;
+use crate::model::file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
+use crate::model::{train, Seq2Seq, Seq2SeqConfig, TrainConfig, TrainData};
+use anyhow::{bail, Context, Result};
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// `flimgru simulate`: histograms `.npy` (u32 `[n, G]`), truth CSV and the
+/// spec as JSON into `out_dir`.
+pub fn simulate_to_dir(spec: &SimSpec, pixels: usize, seed: u64, out_dir: &Path) -> Result<()> {
+    if pixels == 0 {
+        bail!("--pixels must be at least 1");
+    }
+    let data = simulate(spec, pixels, seed)?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create output directory {}", out_dir.display()))?;
+    write_counts_npy(&out_dir.join("histograms.npy"), &data.counts)?;
+    write_truth_csv(&out_dir.join("truth.csv"), &data.truth)?;
+    let json = serde_json::to_string_pretty(&SpecFile { seed, pixels, spec })?;
+    write_atomically(&out_dir.join("spec.json"), |tmp| {
+        std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
+    })
+}
+
+#[derive(serde::Serialize)]
+struct SpecFile<'a> {
+    seed: u64,
+    pixels: usize,
+    spec: &'a SimSpec,
+}
+
+/// Everything `flimgru train` needs.
+#[derive(Clone, Debug)]
+pub struct TrainJob {
+    pub name: String,
+    pub network: Seq2SeqConfig,
+    pub training: TrainConfig,
+    pub data: SimSpec,
+    pub pixels: usize,
+    pub data_seed: u64,
+    pub command: String,
+}
+
+/// `flimgru train`: simulate the training set, train, return the model file.
+pub fn train_model(job: &TrainJob, show_progress: bool) -> Result<ModelFile> {
+    job.network.validate()?;
+    job.training.validate()?;
+    job.data.validate()?;
+    let data = simulate(&job.data, job.pixels, job.data_seed)?;
+    let inputs = preprocess_batch(data.counts.mapv(|c| c as f32).view());
+    let target = targets(&data.grid, &data.truth);
+    drop(data);
+    let mut rng = ChaCha8Rng::seed_from_u64(job.training.seed);
+    let mut weights = Seq2Seq::<f32>::init(&job.network, &mut rng);
+    eprintln!(
+        "training {} ({} parameters) on {} pixels, {} gates",
+        job.network.describe(),
+        weights.parameter_count(),
+        job.pixels,
+        job.data.grid.gates
+    );
+    let history = train(
+        &mut weights,
+        &TrainData {
+            inputs: inputs.view(),
+            targets: target.view(),
+        },
+        &job.training,
+        show_progress,
+    )?;
+    Ok(ModelFile {
+        format: MODEL_FORMAT.to_string(),
+        version: MODEL_VERSION,
+        name: job.name.clone(),
+        command: job.command.clone(),
+        data: job.data.clone(),
+        data_seed: job.data_seed,
+        data_pixels: job.pixels,
+        training: job.training.clone(),
+        history,
+        metrics: None,
+        weights,
+    })
+}
+
+/// `flimgru eval`: evaluate and write `<stem>.md` and `<stem>.json`.
+pub fn evaluate_to_files(model: &ModelFile, config: &EvalConfig, out: &Path) -> Result<Evaluation> {
+    let ev = evaluate(model, config)?;
+    let md = ev.to_markdown();
+    let json = serde_json::to_string_pretty(&ev)?;
+    write_atomically(&out.with_extension("md"), |tmp| {
+        std::fs::write(tmp, &md).with_context(|| format!("writing {}", tmp.display()))
+    })?;
+    write_atomically(&out.with_extension("json"), |tmp| {
+        std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
+    })?;
+    Ok(ev)
+}
+
+/// Output formats of `flimgru infer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultFormat {
+    /// Header `tau1,tau2,fraction`, one row per pixel.
+    Csv,
+    /// f64 `[n, 3]` or `[h, w, 3]`.
+    Npy,
+}
+
+impl ResultFormat {
+    pub fn from_path(path: &Path) -> Result<Self> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Ok(ResultFormat::Csv),
+            Some("npy") => Ok(ResultFormat::Npy),
+            _ => bail!("output {} must end in .csv or .npy", path.display()),
+        }
+    }
+}
+
+/// `flimgru infer` with the float network: lifetimes of every pixel of
+/// `input`, written to `output` in input order. Returns the pixel count.
+pub fn infer_float(model: &ModelFile, input: &Path, output: &Path) -> Result<usize> {
+    let format = ResultFormat::from_path(output)?;
+    let hist = read_histograms(input)?;
+    let gates = hist.counts.ncols();
+    if gates != model.gates() {
+        bail!(
+            "{} has {gates} gates per pixel, the model {} expects {}",
+            input.display(),
+            model.name,
+            model.gates()
+        );
+    }
+    let inputs = preprocess_batch(hist.counts.view());
+    let channels = model.weights.predict(inputs.view());
+    let lifetimes = extract_batch(channels.view(), model.data.grid.dt_ns);
+    write_lifetimes(output, format, &lifetimes, hist.shape)?;
+    Ok(lifetimes.len())
+}
+
+/// Write per-pixel results; the one writer every engine uses, so results of
+/// different engines compare byte for byte.
+pub fn write_lifetimes(
+    path: &Path,
+    format: ResultFormat,
+    lifetimes: &[Lifetimes],
+    shape: Option<(usize, usize)>,
+) -> Result<()> {
+    match format {
+        ResultFormat::Csv => write_atomically(path, |tmp| {
+            let f = std::fs::File::create(tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            writeln!(w, "tau1,tau2,fraction")?;
+            for l in lifetimes {
+                writeln!(w, "{:.6},{:.6},{:.6}", l.tau1, l.tau2, l.fraction)?;
+            }
+            w.flush()
+                .with_context(|| format!("writing {}", tmp.display()))
+        }),
+        ResultFormat::Npy => {
+            let flat = Array2::from_shape_fn((lifetimes.len(), 3), |(i, j)| match j {
+                0 => lifetimes[i].tau1,
+                1 => lifetimes[i].tau2,
+                _ => lifetimes[i].fraction,
+            });
+            let arr = match shape {
+                Some((h, w)) => flat.into_shape_with_order((h, w, 3))?.into_dyn(),
+                None => flat.into_dyn(),
+            };
+            write_atomically(path, |tmp| {
+                ndarray_npy::write_npy(tmp, &arr)
+                    .with_context(|| format!("writing {}", tmp.display()))
+            })
+        }
+    }
+}
+
+/// Default location of a model's evaluation report: beside the model.
+pub fn default_report_path(model: &Path) -> PathBuf {
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    model.with_file_name(format!("{stem}.eval"))
+}

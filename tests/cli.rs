@@ -1,0 +1,223 @@
+//! The `flimgru` binary end to end: simulate -> infer, and bad input that
+//! must fail cleanly (message naming the file, non-zero exit, no output).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn flimgru(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flimgru"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fails with a message containing every needle, and leaves no output.
+fn fails(out: &Output, needles: &[&str], output: &Path) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should have failed; stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "error {err:?} lacks {n:?}");
+    }
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(!output.exists(), "{} left behind", output.display());
+}
+
+/// A tiny model on a short grid, trained for one epoch.
+fn tiny_model(dir: &Path) -> String {
+    let model = dir.join("tiny.json");
+    ok(&flimgru(&[
+        "train",
+        "--hidden",
+        "4",
+        "--pixels",
+        "300",
+        "--epochs",
+        "1",
+        "--batch",
+        "64",
+        "--gates",
+        "20",
+        "--dt",
+        "0.5",
+        "--out",
+        model.to_str().unwrap(),
+    ]));
+    model.to_str().unwrap().to_string()
+}
+
+#[test]
+fn simulate_then_infer_csv_and_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = tiny_model(d);
+    let data = d.join("data");
+    ok(&flimgru(&[
+        "simulate",
+        "--pixels",
+        "50",
+        "--gates",
+        "20",
+        "--dt",
+        "0.5",
+        "--out",
+        data.to_str().unwrap(),
+    ]));
+    let hist = data.join("histograms.npy");
+    let csv = d.join("r.csv");
+    ok(&flimgru(&[
+        "infer",
+        "--model",
+        &model,
+        "--input",
+        hist.to_str().unwrap(),
+        "--output",
+        csv.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "tau1,tau2,fraction");
+    assert_eq!(lines.len(), 51);
+    for l in &lines[1..] {
+        let v: Vec<f64> = l.split(',').map(|x| x.parse().unwrap()).collect();
+        assert_eq!(v.len(), 3);
+        assert!(v.iter().all(|x| x.is_finite()));
+        assert!((0.0..=1.0).contains(&v[2]));
+    }
+    let npy = d.join("r.npy");
+    ok(&flimgru(&[
+        "infer",
+        "--model",
+        &model,
+        "--input",
+        hist.to_str().unwrap(),
+        "--output",
+        npy.to_str().unwrap(),
+    ]));
+    let arr: ndarray::Array2<f64> = ndarray_npy::read_npy(&npy).unwrap();
+    assert_eq!(arr.dim(), (50, 3));
+    // The same pixels as CSV text and as .npy values.
+    let first: Vec<f64> = lines[1].split(',').map(|x| x.parse().unwrap()).collect();
+    for j in 0..3 {
+        assert!((arr[[0, j]] - first[j]).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = tiny_model(d);
+    let out = d.join("out.csv");
+    let o = out.to_str().unwrap();
+    // Wrong gate count.
+    let wrong = d.join("wrong.csv");
+    std::fs::write(&wrong, "1,2,3,4,5,6,7,8,9,10,11,12\n").unwrap();
+    fails(
+        &flimgru(&[
+            "infer",
+            "--model",
+            &model,
+            "--input",
+            wrong.to_str().unwrap(),
+            "--output",
+            o,
+        ]),
+        &["wrong.csv", "gates"],
+        &out,
+    );
+    // NaN and negative counts.
+    let row = |v: &str| {
+        let mut r = vec!["1"; 20];
+        r[5] = v;
+        r.join(",") + "\n"
+    };
+    for (name, v) in [("nan.csv", "NaN"), ("neg.csv", "-3")] {
+        let p = d.join(name);
+        std::fs::write(&p, row(v)).unwrap();
+        fails(
+            &flimgru(&[
+                "infer",
+                "--model",
+                &model,
+                "--input",
+                p.to_str().unwrap(),
+                "--output",
+                o,
+            ]),
+            &[name],
+            &out,
+        );
+    }
+    // Empty and missing inputs.
+    let empty = d.join("empty.npy");
+    std::fs::write(&empty, b"").unwrap();
+    fails(
+        &flimgru(&[
+            "infer",
+            "--model",
+            &model,
+            "--input",
+            empty.to_str().unwrap(),
+            "--output",
+            o,
+        ]),
+        &["empty.npy"],
+        &out,
+    );
+    fails(
+        &flimgru(&[
+            "infer",
+            "--model",
+            &model,
+            "--input",
+            "/nonexistent/h.npy",
+            "--output",
+            o,
+        ]),
+        &["/nonexistent/h.npy"],
+        &out,
+    );
+    // Unknown model version.
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&model).unwrap()).unwrap();
+    v["version"] = 42.into();
+    let future = d.join("future.json");
+    std::fs::write(&future, serde_json::to_vec(&v).unwrap()).unwrap();
+    let good = d.join("good.csv");
+    std::fs::write(&good, row("2")).unwrap();
+    fails(
+        &flimgru(&[
+            "infer",
+            "--model",
+            future.to_str().unwrap(),
+            "--input",
+            good.to_str().unwrap(),
+            "--output",
+            o,
+        ]),
+        &["future.json", "version 42"],
+        &out,
+    );
+    // Unsupported output extension.
+    let txt = d.join("out.txt");
+    fails(
+        &flimgru(&[
+            "infer",
+            "--model",
+            &model,
+            "--input",
+            good.to_str().unwrap(),
+            "--output",
+            txt.to_str().unwrap(),
+        ]),
+        &["out.txt"],
+        &txt,
+    );
+}
