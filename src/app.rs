@@ -94,15 +94,15 @@ pub fn train_model(job: &TrainJob, show_progress: bool) -> Result<ModelFile> {
     })
 }
 
-/// `flimgru eval`: evaluate and write `<stem>.md` and `<stem>.json`.
+/// `flimgru eval`: evaluate and write `<out>.md` and `<out>.json`.
 pub fn evaluate_to_files(model: &ModelFile, config: &EvalConfig, out: &Path) -> Result<Evaluation> {
     let ev = evaluate(model, config)?;
     let md = ev.to_markdown();
     let json = serde_json::to_string_pretty(&ev)?;
-    write_atomically(&out.with_extension("md"), |tmp| {
+    write_atomically(&with_suffix(out, "md"), |tmp| {
         std::fs::write(tmp, &md).with_context(|| format!("writing {}", tmp.display()))
     })?;
-    write_atomically(&out.with_extension("json"), |tmp| {
+    write_atomically(&with_suffix(out, "json"), |tmp| {
         std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
     })?;
     Ok(ev)
@@ -184,6 +184,15 @@ pub fn write_lifetimes(
             })
         }
     }
+}
+
+/// `path` with `.ext` appended (not replacing an extension: `a.eval` ->
+/// `a.eval.md`, so a report never overwrites its model `a.json`).
+pub fn with_suffix(path: &Path, ext: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
 }
 
 /// Default location of a model's evaluation report: beside the model.

@@ -312,8 +312,8 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", ev.to_markdown());
             println!(
                 "wrote {} and {}",
-                out.with_extension("md").display(),
-                out.with_extension("json").display()
+                app::with_suffix(&out, "md").display(),
+                app::with_suffix(&out, "json").display()
             );
             if a.update_model {
                 model.metrics = Some(serde_json::to_value(&ev)?);

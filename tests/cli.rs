@@ -221,3 +221,34 @@ fn bad_inputs_fail_cleanly() {
         &txt,
     );
 }
+
+#[test]
+fn eval_writes_reports_beside_the_model_without_touching_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let before = std::fs::read(&model).unwrap();
+    let out = flimgru(&[
+        "eval",
+        "--model",
+        &model,
+        "--pixels",
+        "300",
+        "--mle-pixels",
+        "20",
+        "--f-pixels",
+        "20",
+    ]);
+    ok(&out);
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        before,
+        "eval changed the model"
+    );
+    let md = std::fs::read_to_string(dir.path().join("tiny.eval.md")).unwrap();
+    for row in ["| network |", "| RLD bi", "| MLE bi", "F-value", "ch0 R^2"] {
+        assert!(md.contains(row), "report lacks {row:?}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("tiny.eval.json")).unwrap()).unwrap();
+    assert_eq!(json["table"]["methods"][0]["n"], 300);
+}

@@ -56,10 +56,21 @@ fn training_is_reproducible_and_round_trips() {
     assert_eq!(back.weights, a.weights);
     let q = dir.path().join("m2.json");
     back.save(&q).unwrap();
-    let (x, y) = (std::fs::read_to_string(&p).unwrap(), std::fs::read_to_string(&q).unwrap());
+    let (x, y) = (
+        std::fs::read_to_string(&p).unwrap(),
+        std::fs::read_to_string(&q).unwrap(),
+    );
     if x != y {
-        let i = x.bytes().zip(y.bytes()).position(|(a, b)| a != b).unwrap_or(0);
-        panic!("re-saved model differs at byte {i}: {:?} vs {:?}", &x[i.saturating_sub(80)..(i + 40).min(x.len())], &y[i.saturating_sub(80)..(i + 40).min(y.len())]);
+        let i = x
+            .bytes()
+            .zip(y.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "re-saved model differs at byte {i}: {:?} vs {:?}",
+            &x[i.saturating_sub(80)..(i + 40).min(x.len())],
+            &y[i.saturating_sub(80)..(i + 40).min(y.len())]
+        );
     }
 }
 

@@ -5,11 +5,15 @@
 //! Steps shared by both variants:
 //!
 //! 1. Peak p = first index of the largest count (NaN counts ignored).
-//! 2. Background b = mean of the gates [0, min(BASELINE_GATES, p)), i.e. the
-//!    first [`BASELINE_GATES`] gates as in preprocessing, but never gates at
-//!    or after the peak (a decay starting at gate 0 has no pre-pulse gates:
-//!    b = 0 there rather than the mean of the decay itself).
-//! 3. Windows start at s = p + `offset_gates` (default 0) and are
+//! 2. Background b = mean of the gates [0, min(BASELINE_GATES, p - m)),
+//!    i.e. the first [`BASELINE_GATES`] gates as in preprocessing, but
+//!    never the IRF's rising edge: m = [`RLD_IRF_MARGIN_NS`] / dt gates
+//!    before the peak are left out (with an early IRF the first 10 gates
+//!    hold the rise, and subtracting it zeroes the late window). No gate
+//!    left (a decay starting at gate 0) -> b = 0.
+//! 3. Windows start at s = p + `offset_gates` ([`RLD_OFFSET_NS`] / dt by
+//!    default, clearing the IRF's trailing edge, which otherwise biases
+//!    tau low) and are
 //!    contiguous and of equal width W gates, dT = W dt. Default W: the
 //!    gates after s split evenly, floor((G - s) / m) for m windows (2 for
 //!    mono, 4 for bi), i.e. the windows cover the decay after the peak;
@@ -30,13 +34,21 @@
 //! D0..D3; u1,2 are the roots of u^2 - P u + Q, tau_i = -dT / ln u_i, and the
 //! window-0 sums S_i of each component give the amplitudes at the window
 //! start a_i = S_i / (tau_i (1 - u_i)) (the integral of a_i exp(-t/tau_i)
-//! over a window); fraction = a_short / (a_short + a_long). Amplitudes are
-//! at the window start, not at the (unknown) excitation time: with an IRF
-//! the fraction is slightly biased towards the long component.
+//! over a window), extrapolated back to the peak; fraction = a_short /
+//! (a_short + a_long). The peak stands in for the (unknown) excitation
+//! time: with an IRF the fraction leans slightly to the long component.
 
 use super::extract::TAU_MAX_NS;
 use super::Lifetimes;
 use crate::data::{GateGrid, BASELINE_GATES};
+
+/// Gates closer than this before the peak are the IRF's rising edge, not
+/// background (the widest default IRF has a 0.4 ns FWHM).
+pub const RLD_IRF_MARGIN_NS: f64 = 0.5;
+
+/// Default start of the first window after the peak: past most of the
+/// IRF's trailing edge.
+pub const RLD_OFFSET_NS: f64 = 0.3;
 
 /// Window placement for [`rld_mono_with`] / [`rld_bi_with`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,6 +59,17 @@ pub struct RldOptions {
     /// Width of each window in gates; `None` (default) splits the gates
     /// after the start evenly among the windows.
     pub window_gates: Option<usize>,
+}
+
+impl RldOptions {
+    /// The defaults of [`rld_mono`] and [`rld_bi`] on a grid: start
+    /// [`RLD_OFFSET_NS`] after the peak, adaptive widths.
+    pub fn for_grid(grid: &GateGrid) -> Self {
+        RldOptions {
+            offset_gates: (RLD_OFFSET_NS / grid.dt_ns).round() as usize,
+            window_gates: None,
+        }
+    }
 }
 
 /// Guarded mono result: tau2 = tau1, fraction 1.
@@ -80,7 +103,8 @@ fn window_sums(
         }
     }
     let p = p?;
-    let nb = BASELINE_GATES.min(p);
+    let margin = (RLD_IRF_MARGIN_NS / grid.dt_ns).ceil() as usize;
+    let nb = BASELINE_GATES.min(p.saturating_sub(margin));
     let b = if nb == 0 {
         0.0
     } else {
@@ -159,7 +183,7 @@ pub const RLD_REFINE_STEPS: usize = 6;
 /// within the first window) -> tau 0; D0 <= D1 (flat or rising) ->
 /// [`TAU_MAX_NS`]; results are clamped to [`TAU_MAX_NS`].
 pub fn rld_mono(counts: &[f32], grid: &GateGrid) -> Lifetimes {
-    rld_mono_with(counts, grid, &RldOptions::default())
+    rld_mono_with(counts, grid, &RldOptions::for_grid(grid))
 }
 
 /// [`rld_mono`] with explicit window placement. With a fixed
@@ -226,7 +250,7 @@ pub fn rld_mono_with(counts: &[f32], grid: &GateGrid, opts: &RldOptions) -> Life
 /// outside (0, 1) (non-decaying component), or a component amplitude is
 /// negative: the data do not support two decaying exponentials.
 pub fn rld_bi(counts: &[f32], grid: &GateGrid) -> Lifetimes {
-    rld_bi_with(counts, grid, &RldOptions::default())
+    rld_bi_with(counts, grid, &RldOptions::for_grid(grid))
 }
 
 /// [`rld_bi`] with explicit window placement (`window_gates` is the width
@@ -246,7 +270,13 @@ pub fn rld_bi_with(counts: &[f32], grid: &GateGrid, opts: &RldOptions) -> Lifeti
             window_gates: w,
         };
         let (d, dt_w, w, w_max) = window_sums(counts, grid, &o, 4)?;
-        Some((bi_from_sums([d[0], d[1], d[2], d[3]], dt_w), dt_w, w, w_max))
+        let back_ns = opts.offset_gates as f64 * grid.dt_ns;
+        Some((
+            bi_from_sums([d[0], d[1], d[2], d[3]], dt_w, back_ns),
+            dt_w,
+            w,
+            w_max,
+        ))
     };
     let Some((first, dt_w, w, w_max)) = solve(opts.window_gates) else {
         return fallback();
@@ -282,8 +312,9 @@ pub fn rld_bi_with(counts: &[f32], grid: &GateGrid, opts: &RldOptions) -> Lifeti
 pub const BI_WINDOW_PER_TAU1: f64 = 3.0;
 
 /// Solve the four-window system; `None` when it has no valid
-/// two-decay solution.
-fn bi_from_sums(d: [f64; 4], dt_w: f64) -> Option<Lifetimes> {
+/// two-decay solution. Amplitudes are extrapolated `back_ns` before the
+/// first window (to the peak), where the fraction is reported.
+fn bi_from_sums(d: [f64; 4], dt_w: f64, back_ns: f64) -> Option<Lifetimes> {
     let [d0, d1, d2, d3] = d;
     let det = d0 * d2 - d1 * d1;
     let scale = d0 * d0 + d1 * d1 + d2 * d2;
@@ -310,8 +341,8 @@ fn bi_from_sums(d: [f64; 4], dt_w: f64) -> Option<Lifetimes> {
     }
     let tau_short = -dt_w / u_short.ln();
     let tau_long = -dt_w / u_long.ln();
-    let a_short = s_short / (tau_short * (1.0 - u_short));
-    let a_long = s_long / (tau_long * (1.0 - u_long));
+    let a_short = s_short / (tau_short * (1.0 - u_short)) * (back_ns / tau_short).exp();
+    let a_long = s_long / (tau_long * (1.0 - u_long)) * (back_ns / tau_long).exp();
     let fraction = a_short / (a_short + a_long);
     if !(tau_short.is_finite() && tau_long.is_finite() && fraction.is_finite()) {
         return None;
