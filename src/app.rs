@@ -2,7 +2,8 @@
 //! arguments), so tests run exactly what users run.
 
 use crate::data::io::{read_histograms, write_atomically, write_counts_npy, write_truth_csv};
-use crate::data::simulate::{simulate, SimSpec};
+use crate::data::simulate::{simulate_with_progress, SimSpec};
+use crate::data::Dataset;
 use crate::data::{preprocess_batch, targets};
 use crate::eval::{evaluate, EvalConfig, Evaluation};
 use crate::lifetime::extract::extract_batch;
@@ -10,6 +11,7 @@ use crate::lifetime::Lifetimes;
 use crate::model::file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::model::{train, Seq2Seq, Seq2SeqConfig, TrainConfig, TrainData};
 use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -22,7 +24,7 @@ pub fn simulate_to_dir(spec: &SimSpec, pixels: usize, seed: u64, out_dir: &Path)
     if pixels == 0 {
         bail!("--pixels must be at least 1");
     }
-    let data = simulate(spec, pixels, seed)?;
+    let data = simulate_with_bar(spec, pixels, seed, true)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create output directory {}", out_dir.display()))?;
     write_counts_npy(&out_dir.join("histograms.npy"), &data.counts)?;
@@ -31,6 +33,23 @@ pub fn simulate_to_dir(spec: &SimSpec, pixels: usize, seed: u64, out_dir: &Path)
     write_atomically(&out_dir.join("spec.json"), |tmp| {
         std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
     })
+}
+
+/// Simulate with a progress bar on stderr (drawn only on a terminal).
+fn simulate_with_bar(spec: &SimSpec, pixels: usize, seed: u64, show: bool) -> Result<Dataset> {
+    let bar = if show {
+        ProgressBar::new(pixels as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("simulating [{bar:30}] {pos}/{len} pixels ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let data = simulate_with_progress(spec, pixels, seed, &|done, _| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    data
 }
 
 #[derive(serde::Serialize)]
@@ -57,7 +76,7 @@ pub fn train_model(job: &TrainJob, show_progress: bool) -> Result<ModelFile> {
     job.network.validate()?;
     job.training.validate()?;
     job.data.validate()?;
-    let data = simulate(&job.data, job.pixels, job.data_seed)?;
+    let data = simulate_with_bar(&job.data, job.pixels, job.data_seed, show_progress)?;
     let inputs = preprocess_batch(data.counts.mapv(|c| c as f32).view());
     let target = targets(&data.grid, &data.truth);
     drop(data);

@@ -300,8 +300,9 @@ impl<T: NdFloat> Gru<T> {
     /// `dh_seq` is the loss gradient w.r.t. each step's output (`[T, B, H]`,
     /// `None` if only the final state feeds the loss), `dh_last` the extra
     /// gradient on the final state (from the decoder). Gradients are added
-    /// into `grads`. Returns the gradient w.r.t. the input sequence (if
-    /// `want_dx` and an input was given) and w.r.t. the initial state.
+    /// into `grads`; the gradient w.r.t. the input sequence (when one was
+    /// given) lands in `scratch.dx`. Returns the gradient w.r.t. the initial
+    /// state.
     pub fn backward(
         &self,
         x: Option<ArrayView3<T>>,
@@ -310,7 +311,6 @@ impl<T: NdFloat> Gru<T> {
         dh_last: Option<ArrayView2<T>>,
         grads: &mut Gru<T>,
         scratch: &mut BackwardScratch<T>,
-        want_dx: bool,
     ) -> Array2<T> {
         let hid = self.hidden();
         let (steps, batch, _) = cache.gates.dim();
@@ -450,13 +450,11 @@ impl<T: NdFloat> Gru<T> {
                 .into_shape_with_order((rows, self.input()))
                 .expect("GRU input must be contiguous");
             general_mat_mul(T::one(), &x2.t(), &d_x2, T::one(), &mut grads.kernel);
-            if want_dx {
-                let mut dx2: ArrayViewMut2<T> = dx_out
-                    .view_mut()
-                    .into_shape_with_order((rows, self.input()))
-                    .expect("contiguous");
-                general_mat_mul(T::one(), &d_x2, &self.kernel.t(), T::zero(), &mut dx2);
-            }
+            let mut dx2: ArrayViewMut2<T> = dx_out
+                .view_mut()
+                .into_shape_with_order((rows, self.input()))
+                .expect("contiguous");
+            general_mat_mul(T::one(), &d_x2, &self.kernel.t(), T::zero(), &mut dx2);
         }
         dh
     }

@@ -370,7 +370,6 @@ impl<T: NdFloat> Seq2Seq<T> {
                 None,
                 &mut grads.decoder[i],
                 &mut lower[i],
-                i > 0,
             );
         }
         for i in (0..layers).rev() {
@@ -392,7 +391,6 @@ impl<T: NdFloat> Seq2Seq<T> {
                 Some(dh_enc_last[i].view()),
                 &mut grads.encoder[i],
                 &mut lower[i],
-                i > 0,
             );
         }
     }
