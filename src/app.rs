@@ -59,23 +59,48 @@ struct SpecFile<'a> {
     spec: &'a SimSpec,
 }
 
-/// Everything `flimgru train` needs.
-#[derive(Clone, Debug)]
+/// Everything `flimgru train` needs (also its `--config` file format).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainJob {
     pub name: String,
     pub network: Seq2SeqConfig,
     pub training: TrainConfig,
     pub data: SimSpec,
+    /// Pixels simulated for training and validation.
     pub pixels: usize,
     pub data_seed: u64,
+    /// The command line, recorded in the model file.
+    #[serde(default, skip_serializing)]
     pub command: String,
+}
+
+impl TrainJob {
+    /// Read a `--config` file.
+    pub fn load(path: &Path) -> Result<TrainJob> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read training config {}", path.display()))?;
+        let job: TrainJob = serde_json::from_str(&text)
+            .with_context(|| format!("training config {} is malformed", path.display()))?;
+        job.validate()
+            .with_context(|| format!("training config {}", path.display()))?;
+        Ok(job)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.network.validate()?;
+        self.training.validate()?;
+        self.data.validate()?;
+        if self.pixels < 2 {
+            bail!("training needs at least 2 pixels, got {}", self.pixels);
+        }
+        Ok(())
+    }
 }
 
 /// `flimgru train`: simulate the training set, train, return the model file.
 pub fn train_model(job: &TrainJob, show_progress: bool) -> Result<ModelFile> {
-    job.network.validate()?;
-    job.training.validate()?;
-    job.data.validate()?;
+    job.validate()?;
     let data = simulate_with_bar(&job.data, job.pixels, job.data_seed, show_progress)?;
     let inputs = preprocess_batch(data.counts.mapv(|c| c as f32).view());
     let target = targets(&data.grid, &data.truth);

@@ -136,6 +136,18 @@ enum Shape {
 
 #[derive(Args)]
 struct TrainArgs {
+    /// Training job as JSON (network, training, data, pixels, data_seed, name),
+    /// instead of the flags below; `--print-config` shows the format.
+    #[arg(long, conflicts_with_all = [
+        "hidden", "shape", "pixels", "data_seed", "epochs", "batch", "lr",
+        "validation_fraction", "plateau_patience", "early_stop_patience",
+        "max_minutes", "seed", "name", "spec", "gates", "dt", "mono_fraction",
+        "photons", "irf", "irf_spacing", "irf_shift",
+    ])]
+    config: Option<PathBuf>,
+    /// Print the resolved training job as JSON and exit without training.
+    #[arg(long)]
+    print_config: bool,
     /// Units per GRU layer, bottom first (encoder and decoder mirror them).
     #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "128,128")]
     hidden: Vec<usize>,
@@ -168,10 +180,55 @@ struct TrainArgs {
     #[arg(long)]
     name: Option<String>,
     /// Output model file (JSON).
-    #[arg(long, short)]
-    out: PathBuf,
+    #[arg(long, short, required_unless_present = "print_config")]
+    out: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
+}
+
+impl TrainArgs {
+    fn job(&self) -> Result<app::TrainJob> {
+        if let Some(path) = &self.config {
+            let mut job = app::TrainJob::load(path)?;
+            job.command = command_line();
+            return Ok(job);
+        }
+        let network = match self.shape {
+            Shape::Teacher => Seq2SeqConfig::teacher(self.hidden.clone()),
+            Shape::Student => {
+                let mut c = Seq2SeqConfig::student(self.hidden[0]);
+                c.hidden = self.hidden.clone();
+                c
+            }
+        };
+        let sizes: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
+        let shape = match self.shape {
+            Shape::Teacher => "teacher",
+            Shape::Student => "student",
+        };
+        Ok(app::TrainJob {
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{shape}-{}", sizes.join("x"))),
+            network,
+            training: TrainConfig {
+                batch: self.batch,
+                epochs: self.epochs,
+                learning_rate: self.lr,
+                validation_fraction: self.validation_fraction,
+                plateau_patience: self.plateau_patience,
+                early_stop_patience: self.early_stop_patience,
+                max_minutes: self.max_minutes,
+                seed: self.seed,
+                ..TrainConfig::default()
+            },
+            data: self.data.spec()?,
+            pixels: self.pixels,
+            data_seed: self.data_seed,
+            command: command_line(),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -252,46 +309,17 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Train(a) => {
-            let network = match a.shape {
-                Shape::Teacher => Seq2SeqConfig::teacher(a.hidden.clone()),
-                Shape::Student => {
-                    let mut c = Seq2SeqConfig::student(a.hidden[0]);
-                    c.hidden = a.hidden.clone();
-                    c
-                }
-            };
-            let sizes: Vec<String> = a.hidden.iter().map(|h| h.to_string()).collect();
-            let shape = match a.shape {
-                Shape::Teacher => "teacher",
-                Shape::Student => "student",
-            };
-            let job = app::TrainJob {
-                name: a
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("{shape}-{}", sizes.join("x"))),
-                network,
-                training: TrainConfig {
-                    batch: a.batch,
-                    epochs: a.epochs,
-                    learning_rate: a.lr,
-                    validation_fraction: a.validation_fraction,
-                    plateau_patience: a.plateau_patience,
-                    early_stop_patience: a.early_stop_patience,
-                    max_minutes: a.max_minutes,
-                    seed: a.seed,
-                    ..TrainConfig::default()
-                },
-                data: a.data.spec()?,
-                pixels: a.pixels,
-                data_seed: a.data_seed,
-                command: command_line(),
-            };
+            let job = a.job()?;
+            if a.print_config {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+                return Ok(());
+            }
+            let out = a.out.as_ref().expect("clap requires --out");
             let model = app::train_model(&job, true)?;
-            model.save(&a.out)?;
+            model.save(out)?;
             println!(
                 "wrote {} (best validation MSE {:.6} at epoch {}, {:.1} min, {:.0} samples/s; {})",
-                a.out.display(),
+                out.display(),
                 model.history.best_validation_loss,
                 model.history.best_epoch,
                 model.history.wall_seconds / 60.0,
@@ -386,5 +414,9 @@ mod tests {
             Command::Train(a) => assert_eq!(a.hidden, vec![64, 32]),
             _ => panic!("parsed the wrong subcommand"),
         }
+        assert!(Cli::try_parse_from([
+            "flimgru", "train", "--config", "c.json", "--hidden", "8", "--out", "m.json"
+        ])
+        .is_err());
     }
 }

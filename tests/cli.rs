@@ -252,3 +252,76 @@ fn eval_writes_reports_beside_the_model_without_touching_it() {
         serde_json::from_slice(&std::fs::read(dir.path().join("tiny.eval.json")).unwrap()).unwrap();
     assert_eq!(json["table"]["methods"][0]["n"], 300);
 }
+
+#[test]
+fn image_shaped_input_keeps_its_shape_and_config_training_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Train from a config file printed by --print-config.
+    let printed = flimgru(&[
+        "train",
+        "--hidden",
+        "3",
+        "--pixels",
+        "200",
+        "--epochs",
+        "1",
+        "--batch",
+        "50",
+        "--gates",
+        "20",
+        "--dt",
+        "0.5",
+        "--print-config",
+    ]);
+    ok(&printed);
+    let config = d.join("job.json");
+    std::fs::write(&config, &printed.stdout).unwrap();
+    let model = d.join("m.json");
+    ok(&flimgru(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ]));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&model).unwrap()).unwrap();
+    assert_eq!(m["weights"]["config"]["hidden"], serde_json::json!([3]));
+    assert!(m["command"]
+        .as_str()
+        .unwrap()
+        .starts_with("flimgru train --config"));
+    // A [4, 5, 20] u16 image: results come back as [4, 5, 3].
+    let img = ndarray::Array3::<u16>::from_shape_fn((4, 5, 20), |(i, j, k)| {
+        ((i + j + 1) * 40) as u16 * (20 - k as u16) / 20
+    });
+    let input = d.join("img.npy");
+    ndarray_npy::write_npy(&input, &img).unwrap();
+    let out = d.join("img_tau.npy");
+    ok(&flimgru(&[
+        "infer",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    let r: ndarray::Array3<f64> = ndarray_npy::read_npy(&out).unwrap();
+    assert_eq!(r.dim(), (4, 5, 3));
+    // A broken config fails naming the file.
+    let bad = d.join("bad.json");
+    std::fs::write(&bad, b"{\"name\": 3}").unwrap();
+    let out2 = d.join("never.json");
+    fails(
+        &flimgru(&[
+            "train",
+            "--config",
+            bad.to_str().unwrap(),
+            "--out",
+            out2.to_str().unwrap(),
+        ]),
+        &["bad.json"],
+        &out2,
+    );
+}
