@@ -148,3 +148,17 @@ fn model_files_are_checked_on_load() {
     std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
     assert!(ModelFile::load(&p).is_err());
 }
+
+#[test]
+fn wall_time_budget_stops_training_with_best_weights() {
+    let mut job = small_job(2);
+    job.training.epochs = 50;
+    job.training.max_minutes = Some(0.0);
+    let model = train_model(&job, false).unwrap();
+    assert_eq!(model.history.epochs.len(), 1);
+    assert!(
+        model.history.stop_reason.contains("wall-time"),
+        "{}",
+        model.history.stop_reason
+    );
+}

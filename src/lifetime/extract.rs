@@ -146,14 +146,10 @@ pub fn extract(channels: ArrayView2<f32>, dt_ns: f64) -> Lifetimes {
         };
     }
     let gates = channels.nrows();
-    let tau = |i: usize| -> f64 {
-        let c = channels.column(i);
-        let c0 = c[0] as f64;
-        if c0.is_nan() || c0 < AMPLITUDE_MIN {
-            return 0.0;
-        }
-        let sum: f64 = c.iter().map(|&v| v as f64).sum();
-        tau_from_ratio(sum / c0, gates, dt_ns)
+    let tau = |i| {
+        channel_tau(&channels, i, |sum, c0, _| {
+            tau_from_ratio(sum / c0, gates, dt_ns)
+        })
     };
     let amp = |i: usize| (channels[[0, i]] as f64).max(0.0); // NaN -> 0
     Lifetimes {
@@ -179,21 +175,15 @@ pub fn extract_paper(channels: ArrayView2<f32>, dt_ns: f64) -> Lifetimes {
             fraction: 0.5,
         };
     }
-    let gates = channels.nrows();
-    let tau = |i: usize| -> f64 {
-        let c = channels.column(i);
-        let c0 = c[0] as f64;
-        if c0.is_nan() || c0 < AMPLITUDE_MIN {
-            return 0.0;
-        }
-        let sum: f64 = c.iter().map(|&v| v as f64).sum();
-        let trapz = sum - 0.5 * (c0 + c[gates - 1] as f64);
-        let t = trapz * dt_ns / c0;
-        if t.is_finite() {
-            t
-        } else {
-            0.0
-        }
+    let tau = |i| {
+        channel_tau(&channels, i, |sum, c0, last| {
+            let t = (sum - 0.5 * (c0 + last)) * dt_ns / c0;
+            if t.is_finite() {
+                t
+            } else {
+                0.0
+            }
+        })
     };
     let (a1, a2) = (channels[[0, 1]] as f64, channels[[0, 2]] as f64);
     let f = fraction_from(a1, a2);
@@ -202,6 +192,18 @@ pub fn extract_paper(channels: ArrayView2<f32>, dt_ns: f64) -> Lifetimes {
         tau2: tau(2),
         fraction: if f.is_finite() { f } else { 0.5 },
     }
+}
+
+/// Lifetime of channel `i` from its sum, first and last sample; 0 when the
+/// amplitude (first sample) is below [`AMPLITUDE_MIN`] or NaN.
+fn channel_tau(channels: &ArrayView2<f32>, i: usize, rule: impl Fn(f64, f64, f64) -> f64) -> f64 {
+    let c = channels.column(i);
+    let c0 = c[0] as f64;
+    if c0.is_nan() || c0 < AMPLITUDE_MIN {
+        return 0.0;
+    }
+    let sum: f64 = c.iter().map(|&v| v as f64).sum();
+    rule(sum, c0, c[c.len() - 1] as f64)
 }
 
 /// [`extract`] over `[n, G, 3]`, in parallel, order preserved.

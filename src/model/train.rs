@@ -338,7 +338,7 @@ pub fn train(
     let deadline = config.max_minutes.map(|m| m * 60.0);
     let mut samples = 0usize;
     history.stop_reason = format!("completed {} epochs", config.epochs);
-    'epochs: for epoch in 1..=config.epochs {
+    for epoch in 1..=config.epochs {
         let t0 = Instant::now();
         train_idx.shuffle(&mut rng);
         let bar = if show_progress {
@@ -356,6 +356,7 @@ pub fn train(
         bar.set_prefix(epoch.to_string());
         let mut loss_sum = 0.0;
         let mut done = 0;
+        let mut out_of_time = false;
         for chunk in train_idx.chunks_exact(batch) {
             let (x, y) = gather(data, chunk);
             let (loss, grads) = engine.gradients(model, x.view(), y.view());
@@ -372,24 +373,9 @@ pub fn train(
                 bar.set_message(format!("{:.5}", loss_sum / done as f64));
             }
             bar.inc(1);
-            if let Some(d) = deadline {
-                if start.elapsed().as_secs_f64() > d {
-                    bar.finish_and_clear();
-                    history.stop_reason =
-                        format!("wall-time budget of {:.1} min reached", d / 60.0);
-                    record_epoch(
-                        &mut history,
-                        model,
-                        data,
-                        val_idx,
-                        epoch,
-                        loss_sum / done.max(1) as f64,
-                        adam.learning_rate,
-                        t0,
-                        &mut best,
-                    );
-                    break 'epochs;
-                }
+            if deadline.is_some_and(|d| start.elapsed().as_secs_f64() > d) {
+                out_of_time = true;
+                break;
             }
         }
         bar.finish_and_clear();
@@ -404,6 +390,13 @@ pub fn train(
             t0,
             &mut best,
         );
+        if out_of_time {
+            history.stop_reason = format!(
+                "wall-time budget of {:.1} min reached",
+                config.max_minutes.unwrap_or(0.0)
+            );
+            break;
+        }
         if improved {
             since_best = 0;
             since_lr_change = 0;
