@@ -24,6 +24,10 @@ pub const CHUNK: usize = 1024;
 /// Largest dataset one call simulates (pixels).
 pub const MAX_PIXELS: usize = 1 << 28;
 
+/// Largest count array one call allocates (bytes): a request beyond it is
+/// refused up front rather than aborting on a failed allocation.
+pub const MAX_COUNT_BYTES: usize = 8 << 30;
+
 /// The distribution simulated pixels are drawn from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -188,8 +192,18 @@ fn simulate_inner(
     if n > MAX_PIXELS {
         bail!("simulate: {n} pixels is more than the {MAX_PIXELS} one call allows");
     }
-    let sampler = spec.irf.sampler()?;
     let g = spec.grid.gates;
+    let bytes = n
+        .saturating_mul(g)
+        .saturating_mul(std::mem::size_of::<u32>());
+    if bytes > MAX_COUNT_BYTES {
+        bail!(
+            "simulate: {n} pixels x {g} gates need {:.1} GiB of counts, more than the {} GiB one call allows",
+            bytes as f64 / (1u64 << 30) as f64,
+            MAX_COUNT_BYTES >> 30
+        );
+    }
+    let sampler = spec.irf.sampler()?;
     let mut counts = Array2::<u32>::zeros((n, g));
     let blank = Truth {
         tau1: 0.0,
