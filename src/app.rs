@@ -247,3 +247,69 @@ pub fn default_report_path(model: &Path) -> PathBuf {
         .unwrap_or_else(|| "model".into());
     model.with_file_name(format!("{stem}.eval"))
 }
+
+/// What `flimgru map` wrote.
+#[derive(Clone, Debug)]
+pub struct MapOutputs {
+    pub map: PathBuf,
+    pub histogram: PathBuf,
+    pub table: PathBuf,
+    pub values: PathBuf,
+    pub pixels: usize,
+    pub unmasked: usize,
+}
+
+/// `flimgru map`: lifetime map PNG at `out`, and beside it
+/// `<stem>-histogram.png`, `<stem>.csv` and `<stem>.npy`.
+pub fn map_image(
+    model: &ModelFile,
+    input: &Path,
+    out: &Path,
+    quantity: crate::map::Quantity,
+    min_photons: f64,
+    range: Option<(f64, f64)>,
+    show_progress: bool,
+) -> Result<MapOutputs> {
+    use crate::map::{
+        compute_float, render_histogram, render_map, write_npy, write_table, MapStyle,
+    };
+    if out.extension().and_then(|e| e.to_str()) != Some("png") {
+        bail!("map output {} must end in .png", out.display());
+    }
+    let hist = read_histograms(input)?;
+    let Some(shape) = hist.shape else {
+        bail!(
+            "{} holds {} histograms without an image shape; a map needs an [h, w, G] .npy",
+            input.display(),
+            hist.counts.nrows()
+        );
+    };
+    let img = compute_float(model, hist.counts.view(), shape, min_photons, show_progress)
+        .with_context(|| format!("mapping {}", input.display()))?;
+    let name = input
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let style = MapStyle {
+        quantity,
+        range: range.unwrap_or(quantity.default_range()),
+        title: format!("{name}: {} ({})", quantity.label(), model.name),
+    };
+    let stem = out.with_extension("");
+    let outputs = MapOutputs {
+        map: out.to_path_buf(),
+        histogram: stem.with_file_name(format!(
+            "{}-histogram.png",
+            stem.file_name().unwrap_or_default().to_string_lossy()
+        )),
+        table: with_suffix(&stem, "csv"),
+        values: with_suffix(&stem, "npy"),
+        pixels: img.lifetimes.len(),
+        unmasked: img.unmasked(),
+    };
+    render_map(&img, &style, &outputs.map)?;
+    render_histogram(&img, &style, &outputs.histogram)?;
+    write_table(&img, &outputs.table)?;
+    write_npy(&img, &outputs.values)?;
+    Ok(outputs)
+}

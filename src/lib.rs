@@ -3,7 +3,8 @@
 //! The crate follows the flow of data: photons and histograms ([`data`]),
 //! the float GRU Seq2Seq and its trainer ([`model`]), lifetimes from the
 //! network's channels and the classical baselines ([`lifetime`]), and the
-//! evaluation that puts them side by side ([`eval`]). [`app`] holds the
+//! evaluation that puts them side by side ([`eval`]), lifetime images
+//! ([`map`]). [`app`] holds the
 //! command-line subcommands as library calls, [`bench`] the throughput
 //! measurements. Later layers (the fixed-point contract, the circuits, the
 //! exporters) build on these.
@@ -13,4 +14,5 @@ pub mod bench;
 pub mod data;
 pub mod eval;
 pub mod lifetime;
+pub mod map;
 pub mod model;

@@ -9,6 +9,7 @@ use flimgru::data::simulate::SimSpec;
 use flimgru::data::GateGrid;
 use flimgru::eval::EvalConfig;
 use flimgru::lifetime::mle::MleModel;
+use flimgru::map::Quantity;
 use flimgru::model::file::ModelFile;
 use flimgru::model::{Seq2SeqConfig, TrainConfig};
 use std::path::{Path, PathBuf};
@@ -34,8 +35,41 @@ enum Command {
     Eval(EvalArgs),
     /// Lifetimes of every pixel of a histogram file.
     Infer(InferArgs),
+    /// Lifetime map of an image: PNG map with colour bar, lifetime histogram, CSV and .npy.
+    Map(MapArgs),
     /// Measure training, inference and simulator throughput.
     Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MapQuantity {
+    /// Amplitude-weighted mean lifetime.
+    TauMean,
+    Tau1,
+    Tau2,
+    Fraction,
+}
+
+#[derive(Args)]
+struct MapArgs {
+    /// Image histograms: .npy of shape [h, w, G], any numeric dtype.
+    input: PathBuf,
+    /// Map PNG; <stem>-histogram.png, <stem>.csv and <stem>.npy go beside it.
+    #[arg(long, short)]
+    out: PathBuf,
+    #[arg(long, default_value = "models/teacher.json")]
+    model: PathBuf,
+    #[arg(long, value_enum, default_value_t = Engine::Float)]
+    engine: Engine,
+    /// What the colour shows.
+    #[arg(long, value_enum, default_value_t = MapQuantity::TauMean)]
+    quantity: MapQuantity,
+    /// Pixels with fewer photons are masked (no lifetime).
+    #[arg(long, default_value_t = 50.0)]
+    min_photons: f64,
+    /// Colour range "LO,HI" (default 0,3 ns for lifetimes, 0,1 for the fraction).
+    #[arg(long, value_parser = parse_range)]
+    range: Option<(f64, f64)>,
 }
 
 #[derive(Args)]
@@ -354,6 +388,36 @@ fn run(cli: Cli) -> Result<()> {
                 Engine::Float => app::infer_float(&model, &a.input, &a.output)?,
             };
             println!("wrote {n} pixels to {}", a.output.display());
+        }
+        Command::Map(a) => {
+            let model = ModelFile::load(&a.model)?;
+            let quantity = match a.quantity {
+                MapQuantity::TauMean => Quantity::TauMean,
+                MapQuantity::Tau1 => Quantity::Tau1,
+                MapQuantity::Tau2 => Quantity::Tau2,
+                MapQuantity::Fraction => Quantity::Fraction,
+            };
+            let out = match a.engine {
+                Engine::Float => app::map_image(
+                    &model,
+                    &a.input,
+                    &a.out,
+                    quantity,
+                    a.min_photons,
+                    a.range,
+                    true,
+                )?,
+            };
+            println!(
+                "{} of {} pixels had at least {} photons; wrote {}, {}, {} and {}",
+                out.unmasked,
+                out.pixels,
+                a.min_photons,
+                out.map.display(),
+                out.histogram.display(),
+                out.table.display(),
+                out.values.display()
+            );
         }
         Command::Bench(a) => run_bench(&a)?,
     }

@@ -325,3 +325,79 @@ fn image_shaped_input_keeps_its_shape_and_config_training_works() {
         &out2,
     );
 }
+
+#[test]
+fn map_writes_png_histogram_table_and_values_and_masks_dim_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = tiny_model(d);
+    // A 6 x 7 image on the tiny model's 20-gate grid; the left column dim.
+    let img = ndarray::Array3::<u32>::from_shape_fn((6, 7, 20), |(_, c, k)| {
+        let peak = if c == 0 { 1 } else { 60 };
+        peak * (20 - k as u32) / 20 + u32::from(k < 3)
+    });
+    let input = d.join("img.npy");
+    ndarray_npy::write_npy(&input, &img).unwrap();
+    let png = d.join("map.png");
+    ok(&flimgru(&[
+        "map",
+        input.to_str().unwrap(),
+        "-o",
+        png.to_str().unwrap(),
+        "--model",
+        &model,
+        "--min-photons",
+        "100",
+    ]));
+    for f in ["map.png", "map-histogram.png"] {
+        let bytes = std::fs::read(d.join(f)).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f} is not a PNG");
+    }
+    let csv = std::fs::read_to_string(d.join("map.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 1 + 42);
+    assert!(
+        rows[1].ends_with(",,,,"),
+        "dim pixel not masked: {}",
+        rows[1]
+    );
+    assert!(
+        !rows[2].ends_with(",,,,"),
+        "bright pixel masked: {}",
+        rows[2]
+    );
+    let v: ndarray::Array3<f64> = ndarray_npy::read_npy(d.join("map.npy")).unwrap();
+    assert_eq!(v.dim(), (6, 7, 4));
+    assert!(v[[0, 0, 0]].is_nan() && v[[0, 1, 0]].is_finite());
+    // No pixel bright enough, and a flat list without image shape: clean errors.
+    let out = d.join("none.png");
+    fails(
+        &flimgru(&[
+            "map",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--model",
+            &model,
+            "--min-photons",
+            "1e9",
+        ]),
+        &["img.npy", "photons"],
+        &out,
+    );
+    assert!(!d.join("none.csv").exists());
+    let flat = d.join("flat.npy");
+    ndarray_npy::write_npy(&flat, &img.into_shape_with_order((42, 20)).unwrap()).unwrap();
+    fails(
+        &flimgru(&[
+            "map",
+            flat.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--model",
+            &model,
+        ]),
+        &["flat.npy", "image shape"],
+        &out,
+    );
+}

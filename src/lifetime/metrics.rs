@@ -183,10 +183,6 @@ fn truth_tau_mean(t: &Truth) -> f64 {
     }
 }
 
-fn est_tau_mean(e: &Lifetimes) -> f64 {
-    e.fraction * e.tau1 + (1.0 - e.fraction) * e.tau2
-}
-
 /// The four error statistics over the pixels `idx`.
 fn stats_over(
     truth: &[Truth],
@@ -199,7 +195,7 @@ fn stats_over(
     let fraction = ErrStats::from_pairs(bi().map(|i| (est[i].fraction, truth[i].fraction)));
     let tau_mean = ErrStats::from_pairs(
         idx.iter()
-            .map(|&i| (est_tau_mean(&est[i]), truth_tau_mean(&truth[i]))),
+            .map(|&i| (est[i].tau_mean(), truth_tau_mean(&truth[i]))),
     );
     (tau1, tau2, fraction, tau_mean)
 }

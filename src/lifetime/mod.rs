@@ -22,3 +22,10 @@ pub use extract::{
 };
 pub use metrics::{AccuracyTable, BinMetrics, ChannelMetrics, ErrStats, MethodMetrics};
 pub use rld::{rld_bi, rld_mono, RldOptions};
+
+impl Lifetimes {
+    /// Amplitude-weighted mean lifetime a tau1 + (1 - a) tau2 (ns).
+    pub fn tau_mean(&self) -> f64 {
+        self.fraction * self.tau1 + (1.0 - self.fraction) * self.tau2
+    }
+}

@@ -1,0 +1,389 @@
+//! Lifetime images: run an engine over every pixel of an image, mask the
+//! pixels with too few photons (they get no lifetime, not an invented one),
+//! and render what a microscopist looks at: the lifetime map (colour =
+//! lifetime, brightness = intensity) with its colour bar, and the lifetime
+//! histogram. Plots are drawn with plotters into a buffer and written as
+//! PNG atomically.
+
+use crate::data::io::write_atomically;
+use crate::data::preprocess_batch;
+use crate::lifetime::extract::extract_batch;
+use crate::lifetime::Lifetimes;
+use crate::model::file::ModelFile;
+use anyhow::{bail, Context, Result};
+use image::ImageEncoder;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{ArrayView2, Axis};
+use plotters::prelude::*;
+use plotters::style::colors::colormaps::ViridisRGB;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Once;
+
+/// What the map's colour shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    /// Amplitude-weighted mean lifetime a tau1 + (1 - a) tau2.
+    TauMean,
+    Tau1,
+    Tau2,
+    /// Amplitude fraction of tau1.
+    Fraction,
+}
+
+impl Quantity {
+    pub fn of(self, l: &Lifetimes) -> f64 {
+        match self {
+            Quantity::TauMean => l.tau_mean(),
+            Quantity::Tau1 => l.tau1,
+            Quantity::Tau2 => l.tau2,
+            Quantity::Fraction => l.fraction,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Quantity::TauMean => "mean lifetime (ns)",
+            Quantity::Tau1 => "tau1 (ns)",
+            Quantity::Tau2 => "tau2 (ns)",
+            Quantity::Fraction => "fraction of tau1",
+        }
+    }
+
+    /// Colour range when none is given: the trained lifetime range.
+    pub fn default_range(self) -> (f64, f64) {
+        match self {
+            Quantity::Fraction => (0.0, 1.0),
+            _ => (0.0, 3.0),
+        }
+    }
+}
+
+/// Per-pixel results of an image; `None` where the pixel was masked.
+#[derive(Clone, Debug)]
+pub struct LifetimeImage {
+    pub height: usize,
+    pub width: usize,
+    /// Photons per pixel (sum of its histogram), row-major.
+    pub photons: Vec<f64>,
+    pub lifetimes: Vec<Option<Lifetimes>>,
+    pub min_photons: f64,
+}
+
+impl LifetimeImage {
+    pub fn unmasked(&self) -> usize {
+        self.lifetimes.iter().filter(|l| l.is_some()).count()
+    }
+}
+
+/// Run the float network over the pixels of an `h x w` image (`counts` is
+/// `[h * w, G]`, row-major) whose photon count reaches `min_photons`.
+pub fn compute_float(
+    model: &ModelFile,
+    counts: ArrayView2<f32>,
+    (height, width): (usize, usize),
+    min_photons: f64,
+    show_progress: bool,
+) -> Result<LifetimeImage> {
+    let (n, gates) = counts.dim();
+    if n != height * width || n == 0 {
+        bail!("image of {height} x {width} pixels does not match {n} histograms");
+    }
+    if gates != model.gates() {
+        bail!(
+            "the image has {gates} gates per pixel, the model {} expects {}",
+            model.name,
+            model.gates()
+        );
+    }
+    if !(min_photons.is_finite() && min_photons >= 0.0) {
+        bail!("minimum photon count {min_photons} must be finite and >= 0");
+    }
+    let photons: Vec<f64> = counts
+        .axis_iter(Axis(0))
+        .map(|r| r.iter().map(|&c| c as f64).sum())
+        .collect();
+    let keep: Vec<usize> = (0..n).filter(|&i| photons[i] >= min_photons).collect();
+    if keep.is_empty() {
+        let brightest = photons.iter().cloned().fold(0.0, f64::max);
+        bail!(
+            "no pixel has at least {min_photons} photons (the brightest has {brightest}); \
+             lower --min-photons or check the input"
+        );
+    }
+    let bar = if show_progress {
+        ProgressBar::new(keep.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("lifetimes [{bar:30}] {pos}/{len} pixels ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut lifetimes = vec![None; n];
+    for chunk in keep.chunks(4096) {
+        let rows = counts.select(Axis(0), chunk);
+        let inputs = preprocess_batch(rows.view());
+        let channels = model.weights.predict(inputs.view());
+        for (&i, l) in chunk
+            .iter()
+            .zip(extract_batch(channels.view(), model.data.grid.dt_ns))
+        {
+            lifetimes[i] = Some(l);
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(LifetimeImage {
+        height,
+        width,
+        photons,
+        lifetimes,
+        min_photons,
+    })
+}
+
+/// Rendering choices.
+#[derive(Clone, Debug)]
+pub struct MapStyle {
+    pub quantity: Quantity,
+    /// Colour range; values outside are clamped to the ends of the bar.
+    pub range: (f64, f64),
+    pub title: String,
+}
+
+const FONT: &str = "sans-serif";
+
+/// Plotters needs a font to draw text; the crate ships DejaVu Sans so
+/// plots render the same on a machine without any fonts installed.
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+        if plotters::style::register_font(FONT, FontStyle::Normal, bytes).is_err() {
+            // Only reachable if the embedded file is corrupt: text is then
+            // not drawn, the plot itself still is.
+            eprintln!("warning: embedded font rejected, plots will have no text");
+        }
+    });
+}
+
+/// Draw into an RGB buffer of `w x h` and write it as PNG at `path`.
+fn render_png<F>(path: &Path, (w, h): (u32, u32), draw: F) -> Result<()>
+where
+    F: FnOnce(DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>,
+{
+    register_font();
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        draw(root.clone())?;
+        root.present().map_err(plot_err)?;
+    }
+    write_atomically(path, |tmp| {
+        let file = std::fs::File::create(tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(&buf, w, h, image::ColorType::Rgb8)
+            .with_context(|| format!("encoding PNG {}", path.display()))?;
+        out.flush()
+            .with_context(|| format!("writing {}", tmp.display()))
+    })
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing the plot failed: {e:?}")
+}
+
+fn colour(v: f64, (lo, hi): (f64, f64)) -> RGBColor {
+    let c = ViridisRGB::get_color_normalized(v.clamp(lo, hi) as f32, lo as f32, hi as f32);
+    RGBColor(c.0, c.1, c.2)
+}
+
+/// The lifetime map: colour = the quantity, brightness = photons (square
+/// root, saturating at the 99th percentile), masked pixels dark grey; a
+/// colour bar with units beside it.
+pub fn render_map(img: &LifetimeImage, style: &MapStyle, path: &Path) -> Result<()> {
+    let (lo, hi) = style.range;
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        bail!("colour range {lo}..{hi} is not an increasing finite range");
+    }
+    let scale = (480 / img.height.max(img.width)).clamp(1, 16) as u32;
+    let (mw, mh) = (img.width as u32 * scale, img.height as u32 * scale);
+    let margin = 50;
+    let bar_w = 130;
+    let size = (mw + bar_w + 2 * margin, mh.max(200) + 2 * margin);
+    let mut bright: Vec<f64> = img
+        .photons
+        .iter()
+        .zip(&img.lifetimes)
+        .filter(|(_, l)| l.is_some())
+        .map(|(&p, _)| p)
+        .collect();
+    bright.sort_by(f64::total_cmp);
+    let p99 = bright[((bright.len() - 1) as f64 * 0.99) as usize].max(1.0);
+    render_png(path, size, |root| {
+        root.draw(&Text::new(
+            style.title.clone(),
+            (margin as i32, 15),
+            (FONT, 18).into_font(),
+        ))
+        .map_err(plot_err)?;
+        let map = root.margin(margin, margin, margin, margin + bar_w);
+        for r in 0..img.height {
+            for c in 0..img.width {
+                let i = r * img.width + c;
+                let rgb = match &img.lifetimes[i] {
+                    None => RGBColor(40, 40, 40),
+                    Some(l) => {
+                        let b = (img.photons[i] / p99).clamp(0.0, 1.0).sqrt();
+                        let RGBColor(cr, cg, cb) = colour(style.quantity.of(l), (lo, hi));
+                        let s = |x: u8| (x as f64 * b).round() as u8;
+                        RGBColor(s(cr), s(cg), s(cb))
+                    }
+                };
+                let (x, y) = ((c as u32 * scale) as i32, (r as u32 * scale) as i32);
+                map.draw(&Rectangle::new(
+                    [(x, y), (x + scale as i32, y + scale as i32)],
+                    rgb.filled(),
+                ))
+                .map_err(plot_err)?;
+            }
+        }
+        // Colour bar: a one-column chart whose y axis carries the units.
+        let (_, bar_area) = root
+            .margin(margin, margin, 0, 0)
+            .split_horizontally(margin + mw + 20);
+        let mut chart = ChartBuilder::on(&bar_area)
+            .margin_right(20)
+            .y_label_area_size(0)
+            .right_y_label_area_size(80)
+            .build_cartesian_2d(0.0..1.0, lo..hi)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .disable_y_mesh()
+            .disable_x_axis()
+            .y_desc(style.quantity.label())
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(plot_err)?;
+        let steps = 200;
+        chart
+            .draw_series((0..steps).map(|k| {
+                let v0 = lo + (hi - lo) * k as f64 / steps as f64;
+                let v1 = lo + (hi - lo) * (k + 1) as f64 / steps as f64;
+                Rectangle::new([(0.0, v0), (1.0, v1)], colour(v0, (lo, hi)).filled())
+            }))
+            .map_err(plot_err)?;
+        Ok(())
+    })
+}
+
+/// Histogram of the quantity over the unmasked pixels.
+pub fn render_histogram(img: &LifetimeImage, style: &MapStyle, path: &Path) -> Result<()> {
+    let (lo, hi) = style.range;
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        bail!("histogram range {lo}..{hi} is not an increasing finite range");
+    }
+    let bins = 60usize;
+    let mut counts = vec![0usize; bins];
+    let mut outside = 0usize;
+    for l in img.lifetimes.iter().flatten() {
+        let v = style.quantity.of(l);
+        if v >= lo && v < hi {
+            counts[((v - lo) / (hi - lo) * bins as f64) as usize] += 1;
+        } else {
+            outside += 1;
+        }
+    }
+    let top = counts.iter().copied().max().unwrap_or(0).max(1);
+    render_png(path, (720, 440), |root| {
+        let caption = format!(
+            "{} ({} pixels >= {} photons; {} outside the axis)",
+            style.title,
+            img.unmasked(),
+            img.min_photons,
+            outside
+        );
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, (FONT, 15))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(lo..hi, 0usize..top + top / 10 + 1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(style.quantity.label())
+            .y_desc("pixels")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(plot_err)?;
+        let w = (hi - lo) / bins as f64;
+        chart
+            .draw_series(counts.iter().enumerate().map(|(k, &c)| {
+                let x0 = lo + k as f64 * w;
+                Rectangle::new(
+                    [(x0, 0), (x0 + w, c)],
+                    colour(x0 + w / 2.0, (lo, hi)).filled(),
+                )
+            }))
+            .map_err(plot_err)?;
+        Ok(())
+    })
+}
+
+/// Per-pixel results as CSV: row, col, photons, tau1, tau2, fraction,
+/// tau_mean; masked pixels have empty lifetime fields.
+pub fn write_table(img: &LifetimeImage, path: &Path) -> Result<()> {
+    write_atomically(path, |tmp| {
+        let f = std::fs::File::create(tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut w = std::io::BufWriter::new(f);
+        writeln!(w, "row,col,photons,tau1,tau2,fraction,tau_mean")?;
+        for (i, l) in img.lifetimes.iter().enumerate() {
+            let (r, c) = (i / img.width, i % img.width);
+            match l {
+                Some(l) => writeln!(
+                    w,
+                    "{r},{c},{},{:.6},{:.6},{:.6},{:.6}",
+                    img.photons[i],
+                    l.tau1,
+                    l.tau2,
+                    l.fraction,
+                    l.tau_mean()
+                )?,
+                None => writeln!(w, "{r},{c},{},,,,", img.photons[i])?,
+            }
+        }
+        w.flush()
+            .with_context(|| format!("writing {}", tmp.display()))
+    })
+}
+
+/// Per-pixel results as `.npy` float64 `[h, w, 4]` (tau1, tau2, fraction,
+/// tau_mean), NaN where masked.
+pub fn write_npy(img: &LifetimeImage, path: &Path) -> Result<()> {
+    let mut a = ndarray::Array3::<f64>::from_elem((img.height, img.width, 4), f64::NAN);
+    for (i, l) in img.lifetimes.iter().enumerate() {
+        if let Some(l) = l {
+            let (r, c) = (i / img.width, i % img.width);
+            for (k, v) in [l.tau1, l.tau2, l.fraction, l.tau_mean()]
+                .into_iter()
+                .enumerate()
+            {
+                a[[r, c, k]] = v;
+            }
+        }
+    }
+    write_atomically(path, |tmp| {
+        ndarray_npy::write_npy(tmp, &a).with_context(|| format!("writing {}", tmp.display()))
+    })
+}
