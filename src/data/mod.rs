@@ -6,6 +6,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 pub mod decay;
+pub mod formats;
 pub mod io;
 pub mod irf;
 pub mod preprocess;
