@@ -553,7 +553,7 @@ pub fn read_ptu(path: &Path, opts: &ReadOptions) -> Result<Recording> {
                                 "{name}: more than {MAX_LINE_PHOTONS} photons in one scan line (corrupt markers?)"
                             );
                         }
-                        buf.push((t - start, dtime));
+                        buf.push((t.saturating_sub(start), dtime));
                     } else {
                         dropped_outside += 1;
                     }
