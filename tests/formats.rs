@@ -356,3 +356,75 @@ fn corrupted_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn sample_image_is_deterministic_and_round_trips_through_ptu_and_npy() {
+    use flimgru::data::image::{
+        ptu_channels_per_gate, simulate_image, write_image_sample, BACKGROUND, CYTOPLASM, NUCLEUS,
+    };
+    let spec = flimgru::data::SimSpec::default();
+    let a = simulate_image(&spec, 24, 32, 3).unwrap();
+    let b = simulate_image(&spec, 24, 32, 3).unwrap();
+    assert_eq!(a.counts, b.counts);
+    assert_eq!(a.truth, b.truth);
+    assert_ne!(simulate_image(&spec, 24, 32, 4).unwrap().counts, a.counts);
+    assert_eq!(a.counts.shape(), &[24, 32, 135]);
+    for label in [BACKGROUND, CYTOPLASM, NUCLEUS] {
+        assert!(a.region.iter().any(|&r| r == label), "no region {label}");
+    }
+    // Background is dim, cells bright; truth photons are the pixel sums.
+    let mean = |l: u8| {
+        let v: Vec<f64> = a
+            .region
+            .iter()
+            .zip(&a.truth)
+            .filter(|(r, _)| **r == l)
+            .map(|(_, t)| t.photons as f64)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    assert!(mean(BACKGROUND) * 10.0 < mean(CYTOPLASM));
+    for (i, t) in a.truth.iter().enumerate() {
+        let (y, x) = (i / 32, i % 32);
+        assert_eq!(
+            t.photons,
+            a.counts.slice(ndarray::s![y, x, ..]).sum() as u64
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_image_sample(&a, dir.path(), "sample", 3).unwrap();
+    let k = ptu_channels_per_gate(&spec.grid, spec.period_ns);
+    assert_eq!(k, 9);
+    let opts = ReadOptions {
+        dtime_binning: k,
+        ..ReadOptions::default()
+    };
+    let r = read_recording_with(&files.ptu, &opts).unwrap();
+    assert!((r.bin_width_ns - 0.09).abs() < 1e-9);
+    assert_eq!(r.counts.slice(ndarray::s![.., .., ..135]), a.counts);
+    assert!(r
+        .counts
+        .slice(ndarray::s![.., .., 135..])
+        .iter()
+        .all(|&c| c == 0));
+    let opts = ReadOptions {
+        bin_width_ns: Some(0.09),
+        ..ReadOptions::default()
+    };
+    assert_eq!(
+        read_recording_with(&files.npy, &opts).unwrap().counts,
+        a.counts
+    );
+    assert_eq!(
+        flimgru::data::read_truth_csv(&files.truth).unwrap(),
+        a.truth
+    );
+    // Same seed, same bytes.
+    let again = tempfile::tempdir().unwrap();
+    let f2 = write_image_sample(&b, again.path(), "sample", 3).unwrap();
+    assert_eq!(
+        std::fs::read(&files.ptu).unwrap(),
+        std::fs::read(&f2.ptu).unwrap()
+    );
+}
