@@ -224,7 +224,7 @@ fn read_header(
             TY_FLOAT8ARRAY | TY_ANSISTRING | TY_WIDESTRING | TY_BINARYBLOB => {
                 let n = i64::from_le_bytes(raw);
                 let left = file_len.saturating_sub(r.pos);
-                if n < 0 || n > MAX_TAG_BYTES || n as u64 > left {
+                if !(0..=MAX_TAG_BYTES).contains(&n) || n as u64 > left {
                     bail!(
                         "{}: tag {tname} claims {n} bytes of data ({left} bytes left in the file)",
                         r.name
@@ -818,7 +818,7 @@ impl RecordSink {
 pub fn write_ptu_t3_image(path: &Path, spec: &PtuT3Spec, photons: &[Vec<u16>]) -> Result<()> {
     let name = format!("ptu file {}", path.display());
     let px = spec.width * spec.height;
-    if px == 0 || photons.is_empty() || photons.len() % px != 0 {
+    if px == 0 || photons.is_empty() || !photons.len().is_multiple_of(px) {
         bail!(
             "{name}: {} photon lists for a {} x {} image",
             photons.len(),

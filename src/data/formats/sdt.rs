@@ -189,7 +189,7 @@ pub fn read_sdt(path: &Path) -> Result<Recording> {
         (image_x as u64, image_y as u64)
     } else if matches(scan_x, scan_y) {
         (scan_x as u64, scan_y as u64)
-    } else if n % adc == 0 && n > 0 {
+    } else if n.is_multiple_of(adc) && n > 0 {
         notes.push(format!(
             "block is not an image: {} decay curves read as one row",
             n / adc
