@@ -6,6 +6,9 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 pub mod decay;
+pub mod formats;
+pub mod grid_match;
+pub mod image;
 pub mod io;
 pub mod irf;
 pub mod preprocess;

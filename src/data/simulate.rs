@@ -124,6 +124,17 @@ fn poisson<R: Rng>(rng: &mut R, lambda: f64) -> u32 {
     }
 }
 
+/// Draw one pixel's counts gate by gate as Poisson(`expected * p[k]`)
+/// (the simulator's photon sampling); returns the total.
+pub fn draw_counts<R: Rng>(rng: &mut R, expected: f64, p: &[f64], out: &mut [u32]) -> u64 {
+    let mut total = 0u64;
+    for (c, &pk) in out.iter_mut().zip(p) {
+        *c = poisson(rng, expected * pk);
+        total += *c as u64;
+    }
+    total
+}
+
 /// One chunk of pixels.
 fn simulate_chunk(
     spec: &SimSpec,
@@ -157,11 +168,7 @@ fn simulate_chunk(
         let irf = sampler.sample(&mut rng);
         fm.set_irf(&irf)?;
         fm.histogram(tau1, tau2, a, background, &mut p)?;
-        let mut total = 0u64;
-        for (c, &pk) in row.iter_mut().zip(&p) {
-            *c = poisson(&mut rng, expected * pk);
-            total += *c as u64;
-        }
+        let total = draw_counts(&mut rng, expected, &p, row);
         *t = Truth {
             tau1,
             tau2,
