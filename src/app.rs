@@ -52,6 +52,20 @@ fn simulate_with_bar(spec: &SimSpec, pixels: usize, seed: u64, show: bool) -> Re
     data
 }
 
+/// `flimgru simulate --image`: a synthetic FLIM image of cells as
+/// `sample.ptu`, `sample.npy` and `sample.truth.csv` in `out_dir`.
+pub fn simulate_image_to_dir(
+    spec: &SimSpec,
+    height: usize,
+    width: usize,
+    seed: u64,
+    out_dir: &Path,
+) -> Result<crate::data::image::ImageFiles> {
+    use crate::data::image::{simulate_image, write_image_sample};
+    let sample = simulate_image(spec, height, width, seed)?;
+    write_image_sample(&sample, out_dir, "sample", seed)
+}
+
 #[derive(serde::Serialize)]
 struct SpecFile<'a> {
     seed: u64,
@@ -259,11 +273,79 @@ pub struct MapOutputs {
     pub unmasked: usize,
 }
 
+/// Where `flimgru map` reads its histograms from.
+#[derive(Clone, Debug, Default)]
+pub struct MapInput {
+    /// Recording options (PTU binning and channel; the bin width of
+    /// `.npy`/`.csv` input, which triggers grid matching).
+    pub read: crate::data::formats::ReadOptions,
+}
+
+/// Histograms of an image on the model's gate grid, `[h * w, G]`.
+fn image_on_model_grid(
+    model: &ModelFile,
+    input: &Path,
+    how: &MapInput,
+) -> Result<(ndarray::Array2<f32>, (usize, usize))> {
+    use crate::data::formats::read_recording_with;
+    use crate::data::grid_match::{match_to_grid_with, reference_anchor_ns, Anchor, MatchOptions};
+    let ext = input.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let plain = matches!(ext, "npy" | "csv") && how.read.bin_width_ns.is_none();
+    if plain {
+        // Already gates of the model's grid.
+        let hist = read_histograms(input)?;
+        let Some(shape) = hist.shape else {
+            bail!(
+                "{} holds {} histograms without an image shape; a map needs an [h, w, G] .npy",
+                input.display(),
+                hist.counts.nrows()
+            );
+        };
+        if hist.counts.ncols() != model.gates() {
+            bail!(
+                "{} has {} gates per pixel, the model expects {}; give --bin-width to map it onto the model's grid",
+                input.display(),
+                hist.counts.ncols(),
+                model.gates()
+            );
+        }
+        return Ok((hist.counts, shape));
+    }
+    let rec = read_recording_with(input, &how.read)?;
+    let (h, w, bins) = rec.counts.dim();
+    let flat = rec
+        .counts
+        .view()
+        .into_shape_with_order((h * w, bins))
+        .expect("recording counts are contiguous")
+        .mapv(|c| c as f32);
+    let target = reference_anchor_ns(&model.data, Anchor::Peak)?;
+    let opts = MatchOptions {
+        period_ns: rec.period_ns,
+        ..MatchOptions::default()
+    };
+    let (counts, report) = match_to_grid_with(
+        flat.view(),
+        rec.bin_width_ns,
+        &model.data.grid,
+        target,
+        &opts,
+    )
+    .with_context(|| format!("mapping {} onto the model's gate grid", input.display()))?;
+    for note in &rec.notes {
+        eprintln!("{}: {note}", input.display());
+    }
+    eprintln!("{}: {report}", input.display());
+    Ok((counts, (h, w)))
+}
+
 /// `flimgru map`: lifetime map PNG at `out`, and beside it
 /// `<stem>-histogram.png`, `<stem>.csv` and `<stem>.npy`.
+#[allow(clippy::too_many_arguments)]
 pub fn map_image(
     model: &ModelFile,
     input: &Path,
+    how: &MapInput,
     out: &Path,
     quantity: crate::map::Quantity,
     min_photons: f64,
@@ -276,15 +358,8 @@ pub fn map_image(
     if out.extension().and_then(|e| e.to_str()) != Some("png") {
         bail!("map output {} must end in .png", out.display());
     }
-    let hist = read_histograms(input)?;
-    let Some(shape) = hist.shape else {
-        bail!(
-            "{} holds {} histograms without an image shape; a map needs an [h, w, G] .npy",
-            input.display(),
-            hist.counts.nrows()
-        );
-    };
-    let img = compute_float(model, hist.counts.view(), shape, min_photons, show_progress)
+    let (counts, shape) = image_on_model_grid(model, input, how)?;
+    let img = compute_float(model, counts.view(), shape, min_photons, show_progress)
         .with_context(|| format!("mapping {}", input.display()))?;
     let name = input
         .file_name()

@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flimgru::app;
 use flimgru::bench;
+use flimgru::data::formats::ReadOptions;
 use flimgru::data::simulate::SimSpec;
 use flimgru::data::GateGrid;
 use flimgru::eval::EvalConfig;
@@ -52,8 +53,19 @@ enum MapQuantity {
 
 #[derive(Args)]
 struct MapArgs {
-    /// Image histograms: .npy of shape [h, w, G], any numeric dtype.
+    /// Image: PicoQuant .ptu (T3 image) / .phu, Becker & Hickl .sdt, or an
+    /// [h, w, G] .npy on the model's grid (any dtype; other grids with --bin-width).
     input: PathBuf,
+    /// Bin width (ns) of .npy/.csv input whose bins differ from the model's
+    /// gates: the histograms are then rebinned and aligned.
+    #[arg(long)]
+    bin_width: Option<f64>,
+    /// PTU: sum this many micro-time channels per bin while reading.
+    #[arg(long, default_value_t = 1)]
+    dtime_binning: usize,
+    /// PTU: only photons of this detector channel.
+    #[arg(long)]
+    channel: Option<u32>,
     /// Map PNG; <stem>-histogram.png, <stem>.csv and <stem>.npy go beside it.
     #[arg(long, short)]
     out: PathBuf,
@@ -151,6 +163,16 @@ fn parse_range(s: &str) -> Result<(f64, f64), String> {
 struct SimulateArgs {
     #[arg(long, default_value_t = 10_000)]
     pixels: usize,
+    /// Instead of a list of pixels: a synthetic FLIM image of cells written
+    /// as DIR/sample.ptu (HydraHarp T3), DIR/sample.npy and DIR/sample.truth.csv.
+    #[arg(long, conflicts_with = "pixels")]
+    image: bool,
+    /// Image height (pixels), with --image.
+    #[arg(long, default_value_t = 64, requires = "image")]
+    height: usize,
+    /// Image width (pixels), with --image.
+    #[arg(long, default_value_t = 64, requires = "image")]
+    width: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Output directory.
@@ -332,6 +354,18 @@ fn command_line() -> String {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Simulate(a) if a.image => {
+            let spec = a.data.spec()?;
+            let files = app::simulate_image_to_dir(&spec, a.height, a.width, a.seed, &a.out)?;
+            println!(
+                "wrote a {} x {} image to {}, {} and {}",
+                a.height,
+                a.width,
+                files.ptu.display(),
+                files.npy.display(),
+                files.truth.display()
+            );
+        }
         Command::Simulate(a) => {
             let spec = a.data.spec()?;
             app::simulate_to_dir(&spec, a.pixels, a.seed, &a.out)?;
@@ -401,6 +435,13 @@ fn run(cli: Cli) -> Result<()> {
                 Engine::Float => app::map_image(
                     &model,
                     &a.input,
+                    &app::MapInput {
+                        read: ReadOptions {
+                            bin_width_ns: a.bin_width,
+                            dtime_binning: a.dtime_binning,
+                            channel: a.channel,
+                        },
+                    },
                     &a.out,
                     quantity,
                     a.min_photons,

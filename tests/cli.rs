@@ -401,3 +401,59 @@ fn map_writes_png_histogram_table_and_values_and_masks_dim_pixels() {
         &out,
     );
 }
+
+#[test]
+fn sample_image_maps_from_ptu_and_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A model on the default grid (the sample image uses it).
+    let model = d.join("m.json");
+    ok(&flimgru(&[
+        "train",
+        "--hidden",
+        "3",
+        "--pixels",
+        "200",
+        "--epochs",
+        "1",
+        "--batch",
+        "50",
+        "--out",
+        model.to_str().unwrap(),
+    ]));
+    let sample = d.join("sample");
+    ok(&flimgru(&[
+        "simulate",
+        "--image",
+        "--height",
+        "12",
+        "--width",
+        "10",
+        "--seed",
+        "4",
+        "--out",
+        sample.to_str().unwrap(),
+    ]));
+    for input in ["sample.ptu", "sample.npy"] {
+        let png = d.join(format!("{input}.png"));
+        let out = flimgru(&[
+            "map",
+            sample.join(input).to_str().unwrap(),
+            "-o",
+            png.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--min-photons",
+            "1",
+        ]);
+        ok(&out);
+        assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
+        let v: ndarray::Array3<f64> = ndarray_npy::read_npy(png.with_extension("npy")).unwrap();
+        assert_eq!(v.dim(), (12, 10, 4));
+        if input.ends_with("ptu") {
+            // The grid matching says what it did.
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("gates of 0.0900 ns"), "{err}");
+        }
+    }
+}
