@@ -6,7 +6,7 @@
 use super::decay::ForwardModel;
 use super::formats::{write_ptu_t3_image, PtuRecordType, PtuT3Spec};
 use super::irf::Irf;
-use super::simulate::{draw_counts, SimSpec};
+use super::simulate::{draw_counts, pixel_truth, SimSpec};
 use super::{write_atomically, write_truth_csv, GateGrid, Truth};
 use anyhow::{bail, Context, Result};
 use ndarray::{Array2, Array3};
@@ -158,18 +158,13 @@ pub fn simulate_image(
                 .context("simulate image: counts not contiguous")?;
             let total = draw_counts(&mut rng, expected, &p, row);
             region[[y, x]] = label;
-            truth.push(Truth {
-                tau1,
-                tau2,
-                fraction: a,
-                mono,
-                photons: total,
-                expected_photons: expected,
+            truth.push(pixel_truth(
+                (tau1, tau2, a, mono),
+                total,
+                expected,
                 background,
-                irf_centre: irf.centre_ns(),
-                irf_fwhm: irf.fwhm_ns(),
-                irf_tail: irf.tail_weight(),
-            });
+                &irf,
+            ));
         }
     }
     Ok(ImageSample {

@@ -169,18 +169,7 @@ fn simulate_chunk(
         fm.set_irf(&irf)?;
         fm.histogram(tau1, tau2, a, background, &mut p)?;
         let total = draw_counts(&mut rng, expected, &p, row);
-        *t = Truth {
-            tau1,
-            tau2,
-            fraction: a,
-            mono,
-            photons: total,
-            expected_photons: expected,
-            background,
-            irf_centre: irf.centre_ns(),
-            irf_fwhm: irf.fwhm_ns(),
-            irf_tail: irf.tail_weight(),
-        };
+        *t = pixel_truth((tau1, tau2, a, mono), total, expected, background, &irf);
         if let Some(irfs) = irfs.as_deref_mut() {
             irfs[i] = irf;
         }
@@ -260,6 +249,29 @@ fn simulate_inner(
         },
         irfs,
     ))
+}
+
+/// The truth record of one drawn pixel: decay `(tau1, tau2, a, mono)`,
+/// detected and expected photons, background fraction and IRF.
+pub(crate) fn pixel_truth(
+    (tau1, tau2, fraction, mono): (f64, f64, f64, bool),
+    photons: u64,
+    expected_photons: f64,
+    background: f64,
+    irf: &Irf,
+) -> Truth {
+    Truth {
+        tau1,
+        tau2,
+        fraction,
+        mono,
+        photons,
+        expected_photons,
+        background,
+        irf_centre: irf.centre_ns(),
+        irf_fwhm: irf.fwhm_ns(),
+        irf_tail: irf.tail_weight(),
+    }
 }
 
 /// Simulate `n` pixels with raw Poisson counts `[n, G]` and their truth.

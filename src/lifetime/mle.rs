@@ -56,6 +56,34 @@ fn from_box(v: f64, (lo, hi): (f64, f64)) -> f64 {
 
 /// Nelder-Mead minimiser (d <= 4). Returns (best x, best f, evaluations,
 /// converged).
+/// Restart Nelder-Mead from `(x, fx, converged)` with each simplex size of
+/// `steps` in turn, keeping the best point, until a restart gains less than
+/// `rel_tol` (relative). Returns the point, its value, the evaluations used
+/// and whether the last run converged.
+fn restart<F: FnMut(&[f64]) -> f64>(
+    f: &mut F,
+    (mut x, mut fx, mut conv): (Vec<f64>, f64, bool),
+    steps: &[f64],
+    max_evals: usize,
+    rel_tol: f64,
+) -> (Vec<f64>, f64, usize, bool) {
+    let mut evals = 0;
+    for &step in steps {
+        let (x2, f2, e2, c2) = nelder_mead(f, &x, step, max_evals, 1e-10);
+        evals += e2;
+        let gain = fx - f2;
+        if f2 <= fx {
+            x = x2;
+            fx = f2;
+        }
+        conv = c2;
+        if gain <= rel_tol * (1.0 + fx.abs()) {
+            break;
+        }
+    }
+    (x, fx, evals, conv)
+}
+
 fn nelder_mead<F: FnMut(&[f64]) -> f64>(
     f: &mut F,
     x0: &[f64],
@@ -249,21 +277,10 @@ impl MleFitter {
             let tau = to_box(x[0], LN_TAU).exp();
             self.objective(tau, tau, 1.0, to_box(x[1], bg_box))
         };
-        let (mut x, mut fx, e, mut conv) = nelder_mead(&mut f, &x0, 0.2, max_evals, 1e-10);
+        let (x, fx, e, conv) = nelder_mead(&mut f, &x0, 0.2, max_evals, 1e-10);
         total += e;
-        for _ in 0..3 {
-            let (x2, f2, e2, c2) = nelder_mead(&mut f, &x, 0.05, max_evals, 1e-10);
-            total += e2;
-            let gain = fx - f2;
-            if f2 <= fx {
-                x = x2;
-                fx = f2;
-            }
-            conv = c2;
-            if gain <= 1e-8 * (1.0 + fx.abs()) {
-                break;
-            }
-        }
+        let (x, fx, e, conv) = restart(&mut f, (x, fx, conv), &[0.05; 3], max_evals, 1e-8);
+        total += e;
         let tau = to_box(x[0], LN_TAU).exp();
         MleFit {
             lifetimes: Lifetimes {
@@ -313,21 +330,9 @@ impl MleFitter {
                 best = Some((x, fx, c));
             }
         }
-        let (mut x, mut fx, mut conv) = best.unwrap_or((starts[0].to_vec(), f64::INFINITY, false));
-        for i in 0..3 {
-            let step = if i == 0 { 0.1 } else { 0.03 };
-            let (x2, f2, e2, c2) = nelder_mead(&mut f, &x, step, max_evals, 1e-10);
-            total += e2;
-            let gain = fx - f2;
-            if f2 <= fx {
-                x = x2;
-                fx = f2;
-            }
-            conv = c2;
-            if gain <= 1e-9 * (1.0 + fx.abs()) {
-                break;
-            }
-        }
+        let start = best.unwrap_or((starts[0].to_vec(), f64::INFINITY, false));
+        let (x, fx, e, conv) = restart(&mut f, start, &[0.1, 0.03, 0.03], max_evals, 1e-9);
+        total += e;
         let (mut t1, mut t2, mut a) = (
             to_box(x[0], LN_TAU).exp(),
             to_box(x[1], LN_TAU).exp(),
