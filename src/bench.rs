@@ -116,3 +116,31 @@ pub fn mle_throughput(spec: &SimSpec, model: MleModel, pixels: usize) -> Result<
         gflops: None,
     })
 }
+
+/// Golden-model pixels per second (all threads): raw simulated counts in,
+/// codes out, for a `hidden`-unit student at `bits`, random weights.
+pub fn golden_throughput(
+    spec: &SimSpec,
+    hidden: usize,
+    bits: u32,
+    pixels: usize,
+) -> Result<Measurement> {
+    use crate::fixed::{Golden, QuantModel};
+    use crate::model::{CandidateActivation, GateActivation};
+    let mut config = Seq2SeqConfig::student(hidden);
+    config.gate = GateActivation::HardSigmoid;
+    config.candidate = CandidateActivation::ClippedIdentity;
+    let model = Seq2Seq::<f32>::init(&config, &mut ChaCha8Rng::seed_from_u64(11));
+    let golden = Golden::new(&QuantModel::from_float(&model, bits)?, &spec.grid)?;
+    let data = simulate(spec, pixels, 4)?;
+    golden.run(data.counts.slice(ndarray::s![..pixels.min(256), ..]))?;
+    let t0 = Instant::now();
+    golden.run(data.counts.view())?;
+    let rate = pixels as f64 / t0.elapsed().as_secs_f64();
+    Ok(Measurement {
+        what: format!("golden model, {hidden} units, {bits} bits"),
+        value: rate,
+        unit: "pixels/s".into(),
+        gflops: Some(rate * model.macs_per_pixel(spec.grid.gates) as f64 / 1e9),
+    })
+}

@@ -13,6 +13,8 @@ pub mod app;
 pub mod bench;
 pub mod data;
 pub mod eval;
+pub mod fixed;
 pub mod lifetime;
 pub mod map;
 pub mod model;
+pub mod rtl;

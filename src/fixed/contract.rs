@@ -1,0 +1,389 @@
+//! The fixed-point contract of docs/fixed-point.md as constants and scalar
+//! functions. Every width and rounding lives here once; the golden model,
+//! the QAT forward pass and the circuit generators read them from here.
+
+use anyhow::{bail, Result};
+use num_traits::{AsPrimitive, PrimInt, Signed};
+
+/// Gate counts are saturated to the 16-bit ingest width.
+pub const COUNT_MAX: u32 = 65_535;
+/// Gates averaged (here: summed) for the baseline.
+pub const BASELINE_GATES: usize = crate::data::preprocess::BASELINE_GATES;
+/// Largest per-tensor exponent: weights up to |w| < 8.
+pub const E_MAX: u32 = 3;
+/// Smallest and largest supported bit widths.
+pub const MIN_BITS: u32 = 4;
+pub const MAX_BITS: u32 = 16;
+/// Fraction bits of the tau codes: tau = code / 256 ns.
+pub const TAU_FRAC_BITS: u32 = 8;
+/// Width of the tau codes; codes 0..TAU_CODES.
+pub const TAU_BITS: u32 = 12;
+pub const TAU_CODES: usize = 1 << TAU_BITS;
+/// Fraction bits of the sum-over-amplitude ratio q.
+pub const RATIO_FRAC_BITS: u32 = 16;
+/// Width of q (saturated): ratios up to 256.
+pub const RATIO_BITS: u32 = 24;
+pub const RATIO_MAX: i64 = (1 << RATIO_BITS) - 1;
+/// Fraction bits of the fraction code: fraction = code / 32768.
+pub const FRACTION_FRAC_BITS: u32 = 15;
+pub const FRACTION_ONE: u32 = 1 << FRACTION_FRAC_BITS;
+/// Largest gate count the contract (and its widths) allow.
+pub const MAX_GATES: usize = 1024;
+/// Largest hidden size the contract allows.
+pub const MAX_HIDDEN: usize = 512;
+
+/// Round half up: floor((v + 2^(s-1)) / 2^s), s >= 1.
+#[inline(always)]
+pub fn rshr(v: i64, s: u32) -> i64 {
+    (v + (1i64 << (s - 1))) >> s
+}
+
+/// Saturate to [lo, hi] (every narrowing; never wrap).
+#[inline(always)]
+pub fn sat(v: i64, lo: i64, hi: i64) -> i64 {
+    v.clamp(lo, hi)
+}
+
+/// The widths of one bit width W.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Format {
+    pub bits: u32,
+}
+
+impl Format {
+    pub fn new(bits: u32) -> Result<Format> {
+        if !(MIN_BITS..=MAX_BITS).contains(&bits) {
+            bail!("bit width {bits} is outside the contract's range {MIN_BITS}..={MAX_BITS}");
+        }
+        Ok(Format { bits })
+    }
+
+    /// S = 2^(W-1): the state grid's one.
+    #[inline(always)]
+    pub fn one(&self) -> i64 {
+        1 << (self.bits - 1)
+    }
+
+    /// QMAX = 2^(W-1) - 1: largest symmetric code.
+    #[inline(always)]
+    pub fn qmax(&self) -> i64 {
+        self.one() - 1
+    }
+
+    /// Fraction bits of every accumulator: 2W - 2.
+    #[inline(always)]
+    pub fn acc_frac(&self) -> u32 {
+        2 * self.bits - 2
+    }
+
+    /// Accumulator width (signed) for `hidden` units: 2W + 3 + ceil(log2(H + 2)).
+    pub fn acc_bits(&self, hidden: usize) -> u32 {
+        2 * self.bits + 3 + ceil_log2(hidden as u64 + 2)
+    }
+
+    /// Head outputs: 2W + 2 bits signed, saturated to +-OMAX.
+    pub fn head_bits(&self) -> u32 {
+        2 * self.bits + 2
+    }
+
+    #[inline(always)]
+    pub fn head_max(&self) -> i64 {
+        (1i64 << (2 * self.bits + 1)) - 1
+    }
+
+    /// Width of the per-channel sum over `gates` head outputs.
+    pub fn channel_sum_bits(&self, gates: usize) -> u32 {
+        self.head_bits() + ceil_log2(gates as u64)
+    }
+
+    /// The step arithmetic's constants in integer type `T`.
+    #[inline(always)]
+    pub fn ops<T: PrimInt + 'static>(&self) -> Ops<T>
+    where
+        i64: AsPrimitive<T>,
+    {
+        Ops {
+            w: self.bits as usize,
+            one: self.one().as_(),
+            qmax: self.qmax().as_(),
+            gate_offset: ((1i64 << self.acc_frac()) + (1i64 << (self.bits - 1))).as_(),
+            half_w1: (1i64 << (self.bits - 2)).as_(),
+        }
+    }
+
+    /// Hard sigmoid of a gate pre-activation (see [`Ops::gate`]).
+    pub fn gate(&self, a: i64) -> i64 {
+        self.ops::<i64>().gate(a)
+    }
+
+    /// Reset product (see [`Ops::reset`]).
+    pub fn reset(&self, r: i64, h: i64) -> i64 {
+        self.ops::<i64>().reset(r, h)
+    }
+
+    /// Candidate (see [`Ops::candidate`]).
+    pub fn candidate(&self, a: i64) -> i64 {
+        self.ops::<i64>().candidate(a)
+    }
+
+    /// State update (see [`Ops::update`]).
+    pub fn update(&self, z: i64, h: i64, c: i64) -> i64 {
+        self.ops::<i64>().update(z, h, c)
+    }
+
+    /// Head output saturation.
+    #[inline(always)]
+    pub fn head(&self, a: i64) -> i64 {
+        let m = self.head_max();
+        sat(a, -m, m)
+    }
+
+    /// Decoded value of a state/input/gate code.
+    pub fn state_value(&self, code: i64) -> f64 {
+        code as f64 / self.one() as f64
+    }
+
+    /// Decoded value of a head output code.
+    pub fn head_value(&self, code: i64) -> f64 {
+        code as f64 / (1i64 << self.acc_frac()) as f64
+    }
+}
+
+/// The four nonlinear steps of section 4, in any integer type wide enough
+/// for the accumulator (the golden model runs them in i32 or i64 over
+/// lanes of pixels; the results are the same integers).
+#[derive(Clone, Copy, Debug)]
+pub struct Ops<T> {
+    w: usize,
+    one: T,
+    qmax: T,
+    /// 2^(2W-2) (the hard sigmoid's +0.5) plus the rounding half of 2^W.
+    gate_offset: T,
+    /// Rounding half of a shift by W - 1.
+    half_w1: T,
+}
+
+impl<T: PrimInt + Signed> Ops<T> {
+    /// Hard sigmoid: sat(rshr(a + 2^(2W-2), W), 0, S).
+    #[inline(always)]
+    pub fn gate(&self, a: T) -> T {
+        ((a + self.gate_offset) >> self.w).max(T::zero()).min(self.one)
+    }
+
+    /// Reset product on the state grid: sat(rshr(r h, W-1), +-QMAX).
+    #[inline(always)]
+    pub fn reset(&self, r: T, h: T) -> T {
+        self.narrow(r * h)
+    }
+
+    /// Clipped-identity candidate: sat(rshr(a, W-1), +-QMAX).
+    #[inline(always)]
+    pub fn candidate(&self, a: T) -> T {
+        self.narrow(a)
+    }
+
+    /// State update: sat(rshr(S c + z (h - c), W-1), +-QMAX).
+    #[inline(always)]
+    pub fn update(&self, z: T, h: T, c: T) -> T {
+        self.narrow(self.one * c + z * (h - c))
+    }
+
+    /// sat(rshr(v, W-1), +-QMAX): every narrowing onto the state grid.
+    #[inline(always)]
+    fn narrow(&self, v: T) -> T {
+        ((v + self.half_w1) >> (self.w - 1))
+            .max(-self.qmax)
+            .min(self.qmax)
+    }
+}
+
+/// ceil(log2(n)) for n >= 1.
+pub fn ceil_log2(n: u64) -> u32 {
+    if n <= 1 {
+        0
+    } else {
+        64 - (n - 1).leading_zeros()
+    }
+}
+
+/// Section 1: raw counts -> input codes (W-1 fraction bits, 0..=QMAX).
+/// `out.len()` must equal `counts.len()`.
+pub fn preprocess(fmt: Format, counts: &[u32], out: &mut [i64]) {
+    debug_assert_eq!(counts.len(), out.len());
+    let b = BASELINE_GATES.min(counts.len());
+    let s0: i64 = counts[..b].iter().map(|&c| c.min(COUNT_MAX) as i64).sum();
+    let mut peak = 0i64;
+    for (o, &c) in out.iter_mut().zip(counts) {
+        let y = (b as i64 * c.min(COUNT_MAX) as i64 - s0).max(0);
+        *o = y;
+        peak = peak.max(y);
+    }
+    if peak == 0 {
+        out.iter_mut().for_each(|o| *o = 0);
+        return;
+    }
+    let (s, q) = (fmt.one(), fmt.qmax());
+    for o in out.iter_mut() {
+        *o = ((2 * s * *o + peak) / (2 * peak)).min(q);
+    }
+}
+
+/// Section 6: the tau threshold table THR[k], k = 0..TAU_CODES (THR[0] is
+/// unused and 0): THR[k] = ceil(2^16 R((k - 1/2) 2^-8 ns)), clamped to
+/// RATIO_MAX. A build-time constant of the gate grid.
+pub fn tau_thresholds(gates: usize, dt_ns: f64) -> Vec<i64> {
+    let mut thr = vec![0i64; TAU_CODES];
+    let lsb = 1.0 / (1u64 << TAU_FRAC_BITS) as f64;
+    for (k, t) in thr.iter_mut().enumerate().skip(1) {
+        let tau = (k as f64 - 0.5) * lsb;
+        let x = dt_ns / tau;
+        // R = (1 - e^{-Gx}) / (1 - e^{-x}), stable via expm1 (libm: the same
+        // bits on every machine).
+        let ratio = libm::expm1(-(gates as f64) * x) / libm::expm1(-x);
+        let scaled = (ratio * (1u64 << RATIO_FRAC_BITS) as f64).ceil();
+        *t = if scaled.is_finite() {
+            (scaled as i64).min(RATIO_MAX)
+        } else {
+            RATIO_MAX
+        };
+    }
+    // Guard monotonicity against any rounding wobble.
+    for k in 2..TAU_CODES {
+        thr[k] = thr[k].max(thr[k - 1]);
+    }
+    thr
+}
+
+/// Section 6: tau code of one channel from its amplitude and sum.
+#[inline]
+pub fn tau_code(thresholds: &[i64], amplitude: i64, sum: i64) -> u32 {
+    if amplitude <= 0 || sum <= 0 {
+        return 0;
+    }
+    let q = ratio(amplitude, sum);
+    // Count of THR[k] <= q over k = 1..TAU_CODES (the table is sorted).
+    thresholds[1..].partition_point(|&t| t <= q) as u32
+}
+
+/// q = min(RATIO_MAX, floor(sum 2^16 / amplitude)) for amplitude, sum > 0.
+#[inline]
+pub fn ratio(amplitude: i64, sum: i64) -> i64 {
+    // sum < 2^43 (head 35 bits x 1024 gates), so sum << 16 fits in i64.
+    ((sum << RATIO_FRAC_BITS) / amplitude).min(RATIO_MAX)
+}
+
+/// Section 6: fraction code from the two amplitudes.
+#[inline]
+pub fn fraction_code(a1: i64, a2: i64) -> u32 {
+    let (a1, a2) = (a1.max(0), a2.max(0));
+    let d = a1 + a2;
+    if d == 0 {
+        return FRACTION_ONE / 2;
+    }
+    ((a1 * (2 * FRACTION_ONE as i64) + d) / (2 * d)) as u32
+}
+
+/// Decoded tau (ns) of a tau code.
+pub fn tau_ns(code: u32) -> f64 {
+    code as f64 / (1u64 << TAU_FRAC_BITS) as f64
+}
+
+/// Decoded fraction of a fraction code.
+pub fn fraction_value(code: u32) -> f64 {
+    code as f64 / FRACTION_ONE as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_is_half_up() {
+        assert_eq!(rshr(3, 1), 2); // 1.5 -> 2
+        assert_eq!(rshr(-3, 1), -1); // -1.5 -> -1
+        assert_eq!(rshr(5, 2), 1); // 1.25 -> 1
+        assert_eq!(rshr(-5, 2), -1); // -1.25 -> -1
+        assert_eq!(rshr(-6, 2), -1); // -1.5 -> -1
+    }
+
+    #[test]
+    fn gate_is_hard_sigmoid() {
+        let f = Format::new(8).unwrap();
+        let one_acc = 1i64 << f.acc_frac();
+        assert_eq!(f.gate(0), 64); // 0.5
+        assert_eq!(f.gate(one_acc), 96); // 0.75
+        assert_eq!(f.gate(2 * one_acc), 128); // 1
+        assert_eq!(f.gate(10 * one_acc), 128);
+        assert_eq!(f.gate(-2 * one_acc), 0);
+        assert_eq!(f.gate(-10 * one_acc), 0);
+    }
+
+    #[test]
+    fn update_forms_agree() {
+        let f = Format::new(6).unwrap();
+        for z in 0..=f.one() {
+            for h in -f.qmax()..=f.qmax() {
+                for c in [-f.qmax(), -7, 0, 5, f.qmax()] {
+                    let two = z * h + (f.one() - z) * c;
+                    let q = f.qmax();
+                    assert_eq!(f.update(z, h, c), sat(rshr(two, 5), -q, q));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn preprocess_matches_float_rounded() {
+        let f = Format::new(8).unwrap();
+        let mut c = vec![2u32; 30];
+        c[12] = 10;
+        c[13] = 6;
+        c[14] = 1;
+        let mut o = vec![0; 30];
+        preprocess(f, &c, &mut o);
+        assert_eq!(o[12], 127);
+        assert_eq!(o[13], 64);
+        assert_eq!(o[14], 0);
+        let flat = vec![7u32; 30];
+        preprocess(f, &flat, &mut o);
+        assert!(o.iter().all(|&v| v == 0));
+        let big = vec![u32::MAX; 30];
+        preprocess(f, &big, &mut o);
+        assert!(o.iter().all(|&v| v == 0));
+    }
+
+    #[test]
+    fn tau_codes_invert_the_ratio() {
+        let thr = tau_thresholds(135, 0.09);
+        assert!(thr.windows(2).all(|w| w[0] <= w[1]));
+        for tau in [0.1, 0.5, 1.0, 2.5, 6.0] {
+            let r = crate::lifetime::extract::ratio_from_tau(tau, 135, 0.09);
+            let amp = 1i64 << 30;
+            let sum = (r * amp as f64).round() as i64;
+            let code = tau_code(&thr, amp, sum);
+            assert!((tau_ns(code) - tau).abs() <= 0.5 / 256.0 + 1e-6, "{tau}: {code}");
+        }
+        assert_eq!(tau_code(&thr, 0, 100), 0);
+        assert_eq!(tau_code(&thr, 5, -1), 0);
+        assert_eq!(tau_code(&thr, 1, 1 << 40), (TAU_CODES - 1) as u32);
+    }
+
+    #[test]
+    fn fraction_rounds_and_guards() {
+        assert_eq!(fraction_code(0, 0), 16384);
+        assert_eq!(fraction_code(-5, -1), 16384);
+        assert_eq!(fraction_code(1, 1), 16384);
+        assert_eq!(fraction_code(1, 0), 32768);
+        assert_eq!(fraction_code(0, 9), 0);
+        assert_eq!(fraction_code(1, 2), 10923); // 10922.67
+    }
+
+    #[test]
+    fn widths() {
+        let f = Format::new(8).unwrap();
+        assert_eq!(f.acc_bits(32), 25);
+        assert_eq!(Format::new(16).unwrap().acc_bits(32), 41);
+        assert!(Format::new(3).is_err());
+        assert!(Format::new(17).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! rust-hdl circuits of the fixed-point contract (in progress).
