@@ -6,7 +6,6 @@ use crate::data::simulate::{simulate_with_progress, SimSpec};
 use crate::data::Dataset;
 use crate::data::{preprocess_batch, targets};
 use crate::eval::{evaluate, EvalConfig, Evaluation};
-use crate::lifetime::extract::extract_batch;
 use crate::lifetime::Lifetimes;
 use crate::model::file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::model::{train, Seq2Seq, Seq2SeqConfig, TrainConfig, TrainData};
@@ -149,6 +148,7 @@ pub fn train_model(job: &TrainJob, show_progress: bool) -> Result<ModelFile> {
         history,
         metrics: None,
         weights,
+        quantized: None,
     })
 }
 
@@ -185,9 +185,40 @@ impl ResultFormat {
     }
 }
 
-/// `flimgru infer` with the float network: lifetimes of every pixel of
-/// `input`, written to `output` in input order. Returns the pixel count.
-pub fn infer_float(model: &ModelFile, input: &Path, output: &Path) -> Result<usize> {
+/// `flimgru compress`: run the study, write `report` (.md) and its .json
+/// twin, ship the student.
+pub fn compress(
+    job: &crate::compress::CompressJob,
+    command: &str,
+    dir: &Path,
+    ship: &Path,
+    report: &Path,
+) -> Result<crate::compress::Study> {
+    if report.extension().and_then(|e| e.to_str()) != Some("md") {
+        bail!("report {} must end in .md", report.display());
+    }
+    let study = crate::compress::run(job, command, dir, ship)?;
+    let md = study.to_markdown();
+    let json = serde_json::to_string_pretty(&study)?;
+    write_atomically(report, |tmp| {
+        std::fs::write(tmp, &md).with_context(|| format!("writing {}", tmp.display()))
+    })?;
+    write_atomically(&with_suffix(&report.with_extension(""), "json"), |tmp| {
+        std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
+    })?;
+    Ok(study)
+}
+
+/// `flimgru infer`: lifetimes of every pixel of `input` by the chosen
+/// engine (default: fixed for a quantised model, float otherwise), written
+/// to `output` in input order. Returns the pixel count.
+pub fn infer(
+    model: &ModelFile,
+    engine: Option<crate::engine::EngineKind>,
+    input: &Path,
+    output: &Path,
+) -> Result<usize> {
+    let engine = crate::engine::Engine::new(model, engine)?;
     let format = ResultFormat::from_path(output)?;
     let hist = read_histograms(input)?;
     let gates = hist.counts.ncols();
@@ -199,9 +230,9 @@ pub fn infer_float(model: &ModelFile, input: &Path, output: &Path) -> Result<usi
             model.gates()
         );
     }
-    let inputs = preprocess_batch(hist.counts.view());
-    let channels = model.weights.predict(inputs.view());
-    let lifetimes = extract_batch(channels.view(), model.data.grid.dt_ns);
+    let lifetimes = engine
+        .lifetimes(hist.counts.view())
+        .with_context(|| format!("inferring {}", input.display()))?;
     write_lifetimes(output, format, &lifetimes, hist.shape)?;
     Ok(lifetimes.len())
 }
@@ -344,6 +375,7 @@ fn image_on_model_grid(
 #[allow(clippy::too_many_arguments)]
 pub fn map_image(
     model: &ModelFile,
+    engine: Option<crate::engine::EngineKind>,
     input: &Path,
     how: &MapInput,
     out: &Path,
@@ -352,14 +384,13 @@ pub fn map_image(
     range: Option<(f64, f64)>,
     show_progress: bool,
 ) -> Result<MapOutputs> {
-    use crate::map::{
-        compute_float, render_histogram, render_map, write_npy, write_table, MapStyle,
-    };
+    use crate::map::{compute, render_histogram, render_map, write_npy, write_table, MapStyle};
     if out.extension().and_then(|e| e.to_str()) != Some("png") {
         bail!("map output {} must end in .png", out.display());
     }
     let (counts, shape) = image_on_model_grid(model, input, how)?;
-    let img = compute_float(model, counts.view(), shape, min_photons, show_progress)
+    let engine = crate::engine::Engine::new(model, engine)?;
+    let img = compute(&engine, counts.view(), shape, min_photons, show_progress)
         .with_context(|| format!("mapping {}", input.display()))?;
     let name = input
         .file_name()
@@ -368,7 +399,15 @@ pub fn map_image(
     let style = MapStyle {
         quantity,
         range: range.unwrap_or(quantity.default_range()),
-        title: format!("{name}: {} ({})", quantity.label(), model.name),
+        title: format!(
+            "{name}: {} ({}, {})",
+            quantity.label(),
+            model.name,
+            match engine.kind() {
+                crate::engine::EngineKind::Float => "float",
+                crate::engine::EngineKind::Fixed => "fixed-point",
+            }
+        ),
     };
     let stem = out.with_extension("");
     let outputs = MapOutputs {

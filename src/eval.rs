@@ -4,8 +4,9 @@
 
 use crate::data::irf::Irf;
 use crate::data::simulate::{simulate_with_irfs, SimSpec};
-use crate::data::{preprocess_batch, targets, Dataset};
-use crate::lifetime::extract::{extract_batch, extract_paper_batch};
+use crate::data::{targets, Dataset};
+use crate::engine::{Engine, EngineKind};
+use crate::lifetime::extract::extract_paper_batch;
 use crate::lifetime::metrics::{f_value, AccuracyTable, MethodMetrics};
 use crate::lifetime::mle::{fit_mle, MleModel};
 use crate::lifetime::rld::{rld_bi, rld_mono};
@@ -27,6 +28,10 @@ pub struct EvalConfig {
     /// Mono-exponential pixels per F-value point.
     pub f_pixels: usize,
     pub seed: u64,
+    /// Engine of the network rows (None: fixed for a quantised model file,
+    /// float otherwise).
+    #[serde(default)]
+    pub engine: Option<EngineKind>,
 }
 
 impl Default for EvalConfig {
@@ -36,6 +41,7 @@ impl Default for EvalConfig {
             mle_pixels: 1_000,
             f_pixels: 500,
             seed: 12_345,
+            engine: None,
         }
     }
 }
@@ -88,19 +94,20 @@ struct NetworkRun {
     pixels_per_second: f64,
 }
 
-fn run_network(model: &ModelFile, data: &Dataset) -> NetworkRun {
+fn run_network(engine: &Engine, data: &Dataset) -> Result<NetworkRun> {
+    let counts = data.counts.mapv(|c| c as f32);
     let t0 = Instant::now();
-    let inputs = preprocess_batch(data.counts.mapv(|c| c as f32).view());
-    let channels = model.weights.predict(inputs.view());
-    let corrected = extract_batch(channels.view(), data.grid.dt_ns);
+    let corrected = engine.lifetimes(counts.view())?;
     let pixels_per_second = data.truth.len() as f64 / t0.elapsed().as_secs_f64();
+    // Channels (decoded, for the fixed engine) for the paper's metrics and rule.
+    let (_, channels) = engine.lifetimes_and_channels(counts.view())?;
     let paper = extract_paper_batch(channels.view(), data.grid.dt_ns);
-    NetworkRun {
+    Ok(NetworkRun {
         corrected,
         paper,
         channels,
         pixels_per_second,
-    }
+    })
 }
 
 /// Run a per-pixel method over raw counts in parallel, timing it.
@@ -147,7 +154,8 @@ pub fn evaluate(model: &ModelFile, config: &EvalConfig) -> Result<Evaluation> {
     }
     let spec = &model.data;
     let (data, irfs) = simulate_with_irfs(spec, config.pixels, config.seed)?;
-    let net = run_network(model, &data);
+    let engine = Engine::new(model, config.engine)?;
+    let net = run_network(&engine, &data)?;
     let target = targets(&data.grid, &data.truth);
     let mut methods = vec![
         MethodMetrics::compute(
@@ -190,7 +198,7 @@ pub fn evaluate(model: &ModelFile, config: &EvalConfig) -> Result<Evaluation> {
         )?);
     }
     let f_values = if config.f_pixels > 1 {
-        f_values(model, config)?
+        f_values(model, &engine, config)?
     } else {
         Vec::new()
     };
@@ -203,7 +211,7 @@ pub fn evaluate(model: &ModelFile, config: &EvalConfig) -> Result<Evaluation> {
 }
 
 /// F-values on mono-exponential sets at a few (tau, N) points.
-fn f_values(model: &ModelFile, config: &EvalConfig) -> Result<Vec<FPoint>> {
+fn f_values(model: &ModelFile, engine: &Engine, config: &EvalConfig) -> Result<Vec<FPoint>> {
     let mut out = Vec::new();
     for (k, &(tau, photons)) in [(0.5, 1000.0), (1.0, 1000.0), (2.0, 1000.0), (1.0, 5000.0)]
         .iter()
@@ -215,7 +223,7 @@ fn f_values(model: &ModelFile, config: &EvalConfig) -> Result<Vec<FPoint>> {
         spec.photons = (photons, photons);
         spec.background = (0.0, 0.0);
         let (data, irfs) = simulate_with_irfs(&spec, config.f_pixels, config.seed + 1 + k as u64)?;
-        let net = run_network(model, &data);
+        let net = run_network(engine, &data)?;
         let (rm, _) = per_pixel(&data, config.f_pixels, rld_f32(rld_mono, &spec));
         let (mm, _) = per_pixel(&data, config.f_pixels, mle(&spec, &irfs, MleModel::Mono));
         for (method, est) in [

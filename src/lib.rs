@@ -11,7 +11,9 @@
 
 pub mod app;
 pub mod bench;
+pub mod compress;
 pub mod data;
+pub mod engine;
 pub mod eval;
 pub mod fixed;
 pub mod lifetime;

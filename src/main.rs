@@ -38,8 +38,30 @@ enum Command {
     Infer(InferArgs),
     /// Lifetime map of an image: PNG map with colour bar, lifetime histogram, CSV and .npy.
     Map(MapArgs),
+    /// The compression study: teacher sizes, PTQ, KD + QAT students; writes
+    /// the results table and ships the distilled student.
+    Compress(CompressArgs),
     /// Measure training, inference and simulator throughput.
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct CompressArgs {
+    /// Job file (JSON, see --print-config); defaults to the built-in study.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the job as JSON and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Results table (markdown; a .json twin is written beside it).
+    #[arg(long, default_value = "docs/results.md")]
+    report: PathBuf,
+    /// Where the study's trained models go (reused when present).
+    #[arg(long, default_value = "out/compress")]
+    dir: PathBuf,
+    /// Where the distilled student is shipped.
+    #[arg(long, default_value = "models/student-8bit.json")]
+    ship: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -69,10 +91,12 @@ struct MapArgs {
     /// Map PNG; <stem>-histogram.png, <stem>.csv and <stem>.npy go beside it.
     #[arg(long, short)]
     out: PathBuf,
-    #[arg(long, default_value = "models/teacher.json")]
+    /// Model file (default: the shipped 8-bit student).
+    #[arg(long, default_value = "models/student-8bit.json")]
     model: PathBuf,
-    #[arg(long, value_enum, default_value_t = Engine::Float)]
-    engine: Engine,
+    /// Default: fixed (what the FPGA computes) for a quantised model, float otherwise.
+    #[arg(long, value_enum)]
+    engine: Option<Engine>,
     /// What the colour shows.
     #[arg(long, value_enum, default_value_t = MapQuantity::TauMean)]
     quantity: MapQuantity,
@@ -306,12 +330,26 @@ struct EvalArgs {
     /// Also store the table in the model file.
     #[arg(long)]
     update_model: bool,
+    /// Engine of the network rows (default: fixed for a quantised model, float otherwise).
+    #[arg(long, value_enum)]
+    engine: Option<Engine>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Engine {
     /// The float network.
     Float,
+    /// The fixed-point golden model (bit-exact with the FPGA engine).
+    Fixed,
+}
+
+impl Engine {
+    fn kind(self) -> flimgru::engine::EngineKind {
+        match self {
+            Engine::Float => flimgru::engine::EngineKind::Float,
+            Engine::Fixed => flimgru::engine::EngineKind::Fixed,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -324,8 +362,9 @@ struct InferArgs {
     /// Results: .csv (header tau1,tau2,fraction) or .npy.
     #[arg(long, short)]
     output: PathBuf,
-    #[arg(long, value_enum, default_value_t = Engine::Float)]
-    engine: Engine,
+    /// Default: fixed for a quantised model file, float otherwise.
+    #[arg(long, value_enum)]
+    engine: Option<Engine>,
 }
 
 #[derive(Args)]
@@ -402,6 +441,7 @@ fn run(cli: Cli) -> Result<()> {
                 mle_pixels: a.mle_pixels,
                 f_pixels: a.f_pixels,
                 seed: a.seed,
+                engine: a.engine.map(Engine::kind),
             };
             let out = a.out.unwrap_or_else(|| app::default_report_path(&a.model));
             let ev = app::evaluate_to_files(&model, &config, &out)?;
@@ -418,9 +458,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Infer(a) => {
             let model = ModelFile::load(&a.model)?;
-            let n = match a.engine {
-                Engine::Float => app::infer_float(&model, &a.input, &a.output)?,
-            };
+            let n = app::infer(&model, a.engine.map(Engine::kind), &a.input, &a.output)?;
             println!("wrote {n} pixels to {}", a.output.display());
         }
         Command::Map(a) => {
@@ -431,24 +469,23 @@ fn run(cli: Cli) -> Result<()> {
                 MapQuantity::Tau2 => Quantity::Tau2,
                 MapQuantity::Fraction => Quantity::Fraction,
             };
-            let out = match a.engine {
-                Engine::Float => app::map_image(
-                    &model,
-                    &a.input,
-                    &app::MapInput {
-                        read: ReadOptions {
-                            bin_width_ns: a.bin_width,
-                            dtime_binning: a.dtime_binning,
-                            channel: a.channel,
-                        },
+            let out = app::map_image(
+                &model,
+                a.engine.map(Engine::kind),
+                &a.input,
+                &app::MapInput {
+                    read: ReadOptions {
+                        bin_width_ns: a.bin_width,
+                        dtime_binning: a.dtime_binning,
+                        channel: a.channel,
                     },
-                    &a.out,
-                    quantity,
-                    a.min_photons,
-                    a.range,
-                    true,
-                )?,
-            };
+                },
+                &a.out,
+                quantity,
+                a.min_photons,
+                a.range,
+                true,
+            )?;
             println!(
                 "{} of {} pixels had at least {} photons; wrote {}, {}, {} and {}",
                 out.unmasked,
@@ -458,6 +495,25 @@ fn run(cli: Cli) -> Result<()> {
                 out.histogram.display(),
                 out.table.display(),
                 out.values.display()
+            );
+        }
+        Command::Compress(a) => {
+            let job = match &a.config {
+                Some(p) => flimgru::compress::CompressJob::load(p)?,
+                None => flimgru::compress::CompressJob::default(),
+            };
+            if a.print_config {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+                return Ok(());
+            }
+            let study = app::compress(&job, &command_line(), &a.dir, &a.ship, &a.report)?;
+            println!("{}", study.to_markdown());
+            println!(
+                "wrote {}, {} and {} ({:.1} min)",
+                a.report.display(),
+                app::with_suffix(&a.report.with_extension(""), "json").display(),
+                a.ship.display(),
+                study.wall_seconds / 60.0
             );
         }
         Command::Bench(a) => run_bench(&a)?,
@@ -482,6 +538,9 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
     ] {
         results.push(bench::training_throughput(&config, &grid, 256, a.seconds));
         results.push(bench::inference_throughput(&config, &grid, 4096));
+    }
+    for bits in [8, 16] {
+        results.push(bench::golden_throughput(&spec, 32, bits, 50_000)?);
     }
     for r in &results {
         match r.gflops {

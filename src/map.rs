@@ -6,10 +6,8 @@
 //! PNG atomically.
 
 use crate::data::io::write_atomically;
-use crate::data::preprocess_batch;
-use crate::lifetime::extract::extract_batch;
+use crate::engine::{Engine, EngineKind};
 use crate::lifetime::Lifetimes;
-use crate::model::file::ModelFile;
 use anyhow::{bail, Context, Result};
 use image::ImageEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -76,10 +74,10 @@ impl LifetimeImage {
     }
 }
 
-/// Run the float network over the pixels of an `h x w` image (`counts` is
+/// Run the engine (float network or fixed-point golden model) over the pixels of an `h x w` image (`counts` is
 /// `[h * w, G]`, row-major) whose photon count reaches `min_photons`.
-pub fn compute_float(
-    model: &ModelFile,
+pub fn compute(
+    engine: &Engine,
     counts: ArrayView2<f32>,
     (height, width): (usize, usize),
     min_photons: f64,
@@ -89,11 +87,10 @@ pub fn compute_float(
     if n != height * width || n == 0 {
         bail!("image of {height} x {width} pixels does not match {n} histograms");
     }
-    if gates != model.gates() {
+    if gates != engine.gates() {
         bail!(
-            "the image has {gates} gates per pixel, the model {} expects {}",
-            model.name,
-            model.gates()
+            "the image has {gates} gates per pixel, the model expects {}",
+            engine.gates()
         );
     }
     if !(min_photons.is_finite() && min_photons >= 0.0) {
@@ -123,13 +120,13 @@ pub fn compute_float(
     );
     let mut lifetimes = vec![None; n];
     for chunk in keep.chunks(4096) {
-        let rows = counts.select(Axis(0), chunk);
-        let inputs = preprocess_batch(rows.view());
-        let channels = model.weights.predict(inputs.view());
-        for (&i, l) in chunk
-            .iter()
-            .zip(extract_batch(channels.view(), model.data.grid.dt_ns))
-        {
+        let mut rows = counts.select(Axis(0), chunk);
+        if engine.kind() == EngineKind::Fixed {
+            // Rebinned recordings can hold fractional counts; the hardware
+            // receives whole photons.
+            rows.mapv_inplace(f32::round);
+        }
+        for (&i, l) in chunk.iter().zip(engine.lifetimes(rows.view())?) {
             lifetimes[i] = Some(l);
         }
         bar.inc(chunk.len() as u64);

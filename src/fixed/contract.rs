@@ -167,7 +167,9 @@ impl<T: PrimInt + Signed> Ops<T> {
     /// Hard sigmoid: sat(rshr(a + 2^(2W-2), W), 0, S).
     #[inline(always)]
     pub fn gate(&self, a: T) -> T {
-        ((a + self.gate_offset) >> self.w).max(T::zero()).min(self.one)
+        ((a + self.gate_offset) >> self.w)
+            .max(T::zero())
+            .min(self.one)
     }
 
     /// Reset product on the state grid: sat(rshr(r h, W-1), +-QMAX).
@@ -311,10 +313,11 @@ mod tests {
         let f = Format::new(8).unwrap();
         let one_acc = 1i64 << f.acc_frac();
         assert_eq!(f.gate(0), 64); // 0.5
-        assert_eq!(f.gate(one_acc), 96); // 0.75
-        assert_eq!(f.gate(2 * one_acc), 128); // 1
+        assert_eq!(f.gate(one_acc / 2), 96); // x = 0.5 -> 0.75
+        assert_eq!(f.gate(-one_acc / 2), 32); // x = -0.5 -> 0.25
+        assert_eq!(f.gate(one_acc), 128); // x = 1 -> 1
         assert_eq!(f.gate(10 * one_acc), 128);
-        assert_eq!(f.gate(-2 * one_acc), 0);
+        assert_eq!(f.gate(-one_acc), 0);
         assert_eq!(f.gate(-10 * one_acc), 0);
     }
 
@@ -361,7 +364,10 @@ mod tests {
             let amp = 1i64 << 30;
             let sum = (r * amp as f64).round() as i64;
             let code = tau_code(&thr, amp, sum);
-            assert!((tau_ns(code) - tau).abs() <= 0.5 / 256.0 + 1e-6, "{tau}: {code}");
+            assert!(
+                (tau_ns(code) - tau).abs() <= 0.5 / 256.0 + 1e-6,
+                "{tau}: {code}"
+            );
         }
         assert_eq!(tau_code(&thr, 0, 100), 0);
         assert_eq!(tau_code(&thr, 5, -1), 0);
@@ -376,6 +382,45 @@ mod tests {
         assert_eq!(fraction_code(1, 0), 32768);
         assert_eq!(fraction_code(0, 9), 0);
         assert_eq!(fraction_code(1, 2), 10923); // 10922.67
+    }
+
+    /// The 8-bit formats expressed with the `fixed` crate's types (state
+    /// I1F7 on an i16, accumulator F14 on an i32): an independent
+    /// statement of the narrowings, exhaustively over every state code.
+    #[test]
+    fn eight_bit_narrowings_agree_with_the_fixed_crate() {
+        use fixed::types::extra::{U14, U7};
+        use fixed::{FixedI16, FixedI32};
+        let f = Format::new(8).unwrap();
+        let lim = FixedI16::<U7>::from_bits(127);
+        let narrow = |a: FixedI32<U14>| {
+            // Round half up = floor after adding half an output LSB.
+            let v: FixedI16<U7> = (a + FixedI32::<U14>::from_bits(1 << 6)).saturating_to_num();
+            v.clamp(-lim, lim).to_bits() as i64
+        };
+        for a in (-(1i64 << 20)..(1i64 << 20)).step_by(37) {
+            assert_eq!(
+                f.candidate(a),
+                narrow(FixedI32::<U14>::from_bits(a as i32)),
+                "{a}"
+            );
+        }
+        for r in 0..=128i64 {
+            for h in -127..=127i64 {
+                let p = FixedI32::<U14>::from_bits((r * h) as i32);
+                assert_eq!(f.reset(r, h), narrow(p), "{r} {h}");
+            }
+        }
+        for a in (-(1i64 << 18)..(1i64 << 18)).step_by(11) {
+            // 0.5 a + 0.5 in F14, then onto the gate grid 0..=128 (F7).
+            let x = FixedI32::<U14>::from_bits(a as i32) / 2 + FixedI32::<U14>::from_num(0.5);
+            let g: FixedI32<U7> = (x + FixedI32::<U14>::from_bits(1 << 6)).to_num();
+            let g = g.clamp(FixedI32::<U7>::ZERO, FixedI32::<U7>::ONE).to_bits() as i64;
+            // a / 2 drops a's last bit before the rounding add: compare on even a.
+            if a % 2 == 0 {
+                assert_eq!(f.gate(a), g, "{a}");
+            }
+        }
     }
 
     #[test]

@@ -55,8 +55,14 @@ pub struct StepCodes<'a, T> {
 pub enum Event<'a, T> {
     Step(StepCodes<'a, T>),
     /// Head outputs of decoder step `step`, `[3][LANES]`.
-    Head { step: usize, out: &'a [[T; LANES]] },
+    Head {
+        step: usize,
+        out: &'a [[T; LANES]],
+    },
 }
+
+/// A caller watching the codes of a group run.
+pub type Observer<'o> = &'o mut dyn FnMut(Event<'_, i64>);
 
 /// One GRU layer's weights, pre-shifted onto the accumulator grid.
 #[derive(Clone, Debug)]
@@ -117,6 +123,33 @@ impl Golden {
         })
     }
 
+    /// The same engine with other weights of the same shape (QAT re-runs
+    /// it every batch; the threshold table is kept).
+    pub fn with_weights(&self, model: &QuantModel) -> Result<Golden> {
+        model.validate()?;
+        if model.bits != self.model.bits || model.hidden != self.hidden {
+            bail!(
+                "replacement weights are {} units at {} bits, the engine is {} at {}",
+                model.hidden,
+                model.bits,
+                self.hidden,
+                self.model.bits
+            );
+        }
+        let mut g = self.clone();
+        g.wide = prepare::<i64>(model);
+        g.narrow = self.narrow.is_some().then(|| prepare::<i32>(model));
+        g.model = model.clone();
+        Ok(g)
+    }
+
+    /// The same engine on i64 accumulators only (to cross-check the i32
+    /// path: both must give the same integers).
+    pub fn wide_only(mut self) -> Golden {
+        self.narrow = None;
+        self
+    }
+
     /// Input codes of one pixel (section 1).
     pub fn input_codes(&self, counts: &[u32]) -> Vec<i64> {
         let mut x = vec![0; counts.len()];
@@ -150,7 +183,10 @@ impl Golden {
     ) -> Result<(Vec<PixelCodes>, Option<Array3<i64>>)> {
         let (n, g) = counts.dim();
         if g != self.gates {
-            bail!("histograms have {g} gates, the model expects {}", self.gates);
+            bail!(
+                "histograms have {g} gates, the model expects {}",
+                self.gates
+            );
         }
         let groups: Vec<usize> = (0..n.div_ceil(LANES)).collect();
         let results: Vec<(Vec<PixelCodes>, Option<Array3<i64>>)> = groups
@@ -213,7 +249,7 @@ impl Golden {
         &self,
         x: &[[i64; LANES]],
         scratch: &mut Scratch,
-        observe: Option<&mut dyn FnMut(Event<'_, i64>)>,
+        observe: Option<Observer<'_>>,
     ) -> [PixelCodes; LANES] {
         match &self.narrow {
             Some(p) => dispatch_narrow(self, p, x, &mut scratch.narrow, observe),
@@ -261,7 +297,7 @@ impl<T: PrimInt> Buffers<T> {
     }
 }
 
-fn prepare<T: PrimInt + 'static>(m: &QuantModel) -> Prepared<T>
+fn prepare<T: AccInt>(m: &QuantModel) -> Prepared<T>
 where
     i64: AsPrimitive<T>,
 {
@@ -304,7 +340,7 @@ fn dispatch_narrow(
     p: &Prepared<i32>,
     x: &[[i64; LANES]],
     buf: &mut Buffers<i32>,
-    observe: Option<&mut dyn FnMut(Event<'_, i64>)>,
+    observe: Option<Observer<'_>>,
 ) -> [PixelCodes; LANES] {
     #[cfg(target_arch = "x86_64")]
     {
@@ -324,29 +360,72 @@ unsafe fn run_group_avx2(
     p: &Prepared<i32>,
     x: &[[i64; LANES]],
     buf: &mut Buffers<i32>,
-    observe: Option<&mut dyn FnMut(Event<'_, i64>)>,
+    observe: Option<Observer<'_>>,
 ) -> [PixelCodes; LANES] {
     run_group(g, p, x, buf, observe)
 }
 
-/// Multiply-accumulate one weight row against `[H][LANES]` states.
-#[inline(always)]
-fn mac_row<T: PrimInt>(acc: &mut [T; LANES], row: &[T], states: &[[T; LANES]]) {
-    for (&w, s) in row.iter().zip(states) {
-        for l in 0..LANES {
-            acc[l] = acc[l] + w * s[l];
+/// Accumulator integer types of the golden model.
+pub trait AccInt: PrimInt + Signed + AsPrimitive<i64> + Send + Sync + 'static
+where
+    i64: AsPrimitive<Self>,
+{
+    /// Multiply-accumulate one weight row against `[H][LANES]` states:
+    /// acc[l] += sum_k row[k] * states[k][l].
+    #[inline(always)]
+    fn mac_row(acc: &mut [Self; LANES], row: &[Self], states: &[[Self; LANES]]) {
+        for (&w, s) in row.iter().zip(states) {
+            for (a, &v) in acc.iter_mut().zip(s) {
+                *a = *a + w * v;
+            }
         }
     }
 }
 
+impl AccInt for i64 {}
+
+impl AccInt for i32 {
+    #[inline(always)]
+    fn mac_row(acc: &mut [i32; LANES], row: &[i32], states: &[[i32; LANES]]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is present (checked above).
+                unsafe { mac_row_avx2(acc, row, states) };
+                return;
+            }
+        }
+        for (&w, s) in row.iter().zip(states) {
+            for (a, &v) in acc.iter_mut().zip(s) {
+                *a += w * v;
+            }
+        }
+    }
+}
+
+/// The i32 multiply-accumulate with AVX2: the weight broadcast, 16 lanes
+/// in two registers, exact 32-bit products (vpmulld) and sums; the
+/// contract's accumulator width guarantees no overflow on this path.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn mac_row_avx2(acc: &mut [i32; LANES], row: &[i32], states: &[[i32; LANES]]) {
+    use std::arch::x86_64::*;
+    let p = acc.as_mut_ptr() as *mut __m256i;
+    let (mut a0, mut a1) = (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)));
+    for (&w, s) in row.iter().zip(states) {
+        let wv = _mm256_set1_epi32(w);
+        let sp = s.as_ptr() as *const __m256i;
+        a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(wv, _mm256_loadu_si256(sp)));
+        a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(wv, _mm256_loadu_si256(sp.add(1))));
+    }
+    _mm256_storeu_si256(p, a0);
+    _mm256_storeu_si256(p.add(1), a1);
+}
+
 /// The encoder (x = Some) or decoder step of section 4 on one group.
 #[inline(always)]
-fn gru_step<T: PrimInt + Signed + 'static>(
-    fmt: Format,
-    layer: &Layer<T>,
-    x: Option<&[T; LANES]>,
-    b: &mut Buffers<T>,
-) where
+fn gru_step<T: AccInt>(fmt: Format, layer: &Layer<T>, x: Option<&[T; LANES]>, b: &mut Buffers<T>)
+where
     i64: AsPrimitive<T>,
 {
     let h = b.h.len();
@@ -361,7 +440,7 @@ fn gru_step<T: PrimInt + Signed + 'static>(
                 acc[l] = acc[l] + k * x[l];
             }
         }
-        mac_row(&mut acc, rows(j), &b.h);
+        T::mac_row(&mut acc, rows(j), &b.h);
         let out = &mut b.gates[j];
         for l in 0..LANES {
             out[l] = ops.gate(acc[l]);
@@ -382,9 +461,9 @@ fn gru_step<T: PrimInt + Signed + 'static>(
                 acc[l] = acc[l] + k * x[l];
             }
         }
-        mac_row(&mut acc, rows(2 * h + j), &b.reset);
-        for l in 0..LANES {
-            let c = ops.candidate(acc[l]);
+        T::mac_row(&mut acc, rows(2 * h + j), &b.reset);
+        for (l, &a) in acc.iter().enumerate() {
+            let c = ops.candidate(a);
             b.gates[2 * h + j][l] = c;
             b.next[j][l] = ops.update(b.gates[j][l], b.h[j][l], c);
         }
@@ -394,12 +473,12 @@ fn gru_step<T: PrimInt + Signed + 'static>(
 
 /// Encoder, decoder, head and extraction for one group.
 #[inline(always)]
-fn run_group<T: PrimInt + Signed + AsPrimitive<i64> + 'static>(
+fn run_group<T: AccInt>(
     g: &Golden,
     p: &Prepared<T>,
     x: &[[i64; LANES]],
     b: &mut Buffers<T>,
-    mut observe: Option<&mut dyn FnMut(Event<'_, i64>)>,
+    mut observe: Option<Observer<'_>>,
 ) -> [PixelCodes; LANES]
 where
     i64: AsPrimitive<T>,
@@ -409,19 +488,19 @@ where
         b.ensure(hid);
     }
     b.h.iter_mut().for_each(|v| *v = [T::zero(); LANES]);
-    let widen = |v: &[[T; LANES]]| -> Vec<[i64; LANES]> {
-        v.iter().map(|r| r.map(|e| e.as_())).collect()
-    };
-    let report = |obs: &mut dyn FnMut(Event<'_, i64>), decoder: bool, step: usize, b: &Buffers<T>| {
-        let (gates, reset, state) = (widen(&b.gates), widen(&b.reset), widen(&b.h));
-        obs(Event::Step(StepCodes {
-            decoder,
-            step,
-            gates: &gates,
-            reset: &reset,
-            state: &state,
-        }));
-    };
+    let widen =
+        |v: &[[T; LANES]]| -> Vec<[i64; LANES]> { v.iter().map(|r| r.map(|e| e.as_())).collect() };
+    let report =
+        |obs: &mut dyn FnMut(Event<'_, i64>), decoder: bool, step: usize, b: &Buffers<T>| {
+            let (gates, reset, state) = (widen(&b.gates), widen(&b.reset), widen(&b.h));
+            obs(Event::Step(StepCodes {
+                decoder,
+                step,
+                gates: &gates,
+                reset: &reset,
+                state: &state,
+            }));
+        };
     for (t, xt) in x.iter().enumerate().take(steps) {
         let xt: [T; LANES] = xt.map(|v| v.as_());
         gru_step(fmt, &p.encoder, Some(&xt), b);
@@ -439,7 +518,7 @@ where
         }
         for c in 0..3 {
             let mut acc = [p.head_bias[c]; LANES];
-            mac_row(&mut acc, &p.head[c * hid..(c + 1) * hid], &b.h);
+            T::mac_row(&mut acc, &p.head[c * hid..(c + 1) * hid], &b.h);
             for l in 0..LANES {
                 let o = contract::sat(acc[l].as_(), -m, m);
                 b.head[c][l] = o.as_();

@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod golden;
+pub mod qat;
 pub mod quant;
 
 pub use contract::Format;

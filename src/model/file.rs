@@ -13,8 +13,9 @@ use std::path::Path;
 
 /// Tag in every model file.
 pub const MODEL_FORMAT: &str = "flimgru-model";
-/// Version this build writes and reads.
-pub const MODEL_VERSION: u32 = 1;
+/// Version this build writes; it also reads version 1 (float models
+/// written before quantised weights existed).
+pub const MODEL_VERSION: u32 = 2;
 /// Model files larger than this are refused before parsing.
 const MAX_MODEL_BYTES: u64 = 512 << 20;
 
@@ -38,6 +39,11 @@ pub struct ModelFile {
     #[serde(default)]
     pub metrics: Option<serde_json::Value>,
     pub weights: Seq2Seq<f32>,
+    /// The fixed-point student (docs/fixed-point.md): integer codes and
+    /// per-tensor exponents. When present, `weights` holds exactly their
+    /// values, so the float engine runs the same numbers in f32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantized: Option<crate::fixed::QuantModel>,
 }
 
 impl ModelFile {
@@ -67,9 +73,9 @@ impl ModelFile {
             None => bail!("{} has no \"format\" field: not a flimgru model", what()),
         }
         match value.get("version").and_then(|v| v.as_u64()) {
-            Some(v) if v == MODEL_VERSION as u64 => {}
+            Some(v) if v == 1 || v == MODEL_VERSION as u64 => {}
             Some(v) => bail!(
-                "{} has model version {v}; this flimgru reads version {MODEL_VERSION}",
+                "{} has model version {v}; this flimgru reads versions 1..={MODEL_VERSION}",
                 what()
             ),
             None => bail!("{} has no numeric \"version\" field", what()),
@@ -84,6 +90,16 @@ impl ModelFile {
             .data
             .validate()
             .with_context(|| format!("{} has an invalid data spec", what()))?;
+        if let Some(q) = &model.quantized {
+            q.validate()
+                .with_context(|| format!("{} field \"quantized\"", what()))?;
+            if q.dequantise() != model.weights {
+                bail!(
+                    "{} field \"weights\" disagrees with the quantised codes of field \"quantized\"",
+                    what()
+                );
+            }
+        }
         Ok(model)
     }
 }

@@ -15,7 +15,9 @@
 //! g is the gate activation, f the candidate activation.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, NdFloat};
+use ndarray::{
+    s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, NdFloat,
+};
 use serde::{Deserialize, Serialize};
 
 /// Recurrent (gate) activation.
@@ -138,6 +140,30 @@ impl<T: NdFloat> GruCache<T> {
             self.h = Array3::zeros((steps + 1, batch, hidden));
             self.rec = Array2::zeros((batch, 3 * hidden));
         }
+    }
+
+    /// Size the cache for `steps` x `batch` x `hidden` and hand out what a
+    /// forward pass computed outside this module must write for the
+    /// backward pass of a reset_after = false layer (QAT writes the golden
+    /// model's decoded codes here): gates `[T, B, 3H]` (z, r, c after
+    /// activation), inner `[T, B, H]` (r * h) and states `[T + 1, B, H]`
+    /// (h[0] the initial state).
+    pub fn external(
+        &mut self,
+        steps: usize,
+        batch: usize,
+        hidden: usize,
+    ) -> (
+        ArrayViewMut3<'_, T>,
+        ArrayViewMut3<'_, T>,
+        ArrayViewMut3<'_, T>,
+    ) {
+        self.ensure(steps, batch, hidden);
+        (
+            self.gates.view_mut(),
+            self.inner.view_mut(),
+            self.h.view_mut(),
+        )
     }
 
     /// Outputs of all steps, `[T, B, H]`.

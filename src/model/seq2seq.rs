@@ -119,6 +119,24 @@ impl<T: NdFloat> Default for Workspace<T> {
     }
 }
 
+impl<T: NdFloat> Workspace<T> {
+    /// The per-layer caches (encoder, decoder) and the head output, for a
+    /// forward pass computed outside [`Seq2Seq::forward`] (QAT).
+    pub fn external(
+        &mut self,
+        layers: usize,
+        steps: usize,
+        batch: usize,
+    ) -> (&mut [GruCache<T>], &mut [GruCache<T>], &mut Array3<T>) {
+        self.encoder.resize_with(layers, Default::default);
+        self.decoder.resize_with(layers, Default::default);
+        if self.output.dim() != (steps, batch, CHANNELS) {
+            self.output = Array3::zeros((steps, batch, CHANNELS));
+        }
+        (&mut self.encoder, &mut self.decoder, &mut self.output)
+    }
+}
+
 impl<T: NdFloat> Seq2Seq<T> {
     /// All-zero weights of the given shape.
     pub fn zeros(config: &Seq2SeqConfig) -> Self {

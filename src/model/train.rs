@@ -142,6 +142,40 @@ pub fn gather(data: &TrainData, idx: &[usize]) -> (Array3<f32>, Array3<f32>) {
     (x, y)
 }
 
+/// The forward pass a training run differentiates through: the float
+/// network itself ([`FloatForward`]), or the fixed-point contract's golden
+/// model with straight-through gradients (QAT, in `crate::fixed::qat`).
+pub trait ForwardPass: Sync {
+    /// Fill `ws` (every layer's cache and `ws.output`) for input `x` as
+    /// [`Seq2Seq::forward`] does. Returns the weights the backward pass
+    /// must differentiate (`None`: `model` itself).
+    fn forward(
+        &self,
+        model: &Seq2Seq<f32>,
+        x: ArrayView3<f32>,
+        ws: &mut Workspace<f32>,
+    ) -> Option<Seq2Seq<f32>>;
+
+    /// Called after every optimiser step (QAT keeps latent weights inside
+    /// the code range).
+    fn project(&self, _model: &mut Seq2Seq<f32>) {}
+}
+
+/// Plain float training.
+pub struct FloatForward;
+
+impl ForwardPass for FloatForward {
+    fn forward(
+        &self,
+        model: &Seq2Seq<f32>,
+        x: ArrayView3<f32>,
+        ws: &mut Workspace<f32>,
+    ) -> Option<Seq2Seq<f32>> {
+        model.forward(x, ws);
+        None
+    }
+}
+
 /// Sum of squared errors of one slice of a batch, and its gradients (added
 /// into `grads`) for the loss `sum / denominator`. The one loss path used
 /// by training, validation and the gradient checks.
@@ -154,6 +188,19 @@ pub fn squared_error_and_gradients<T: NdFloat>(
     grads: Option<&mut Seq2Seq<T>>,
 ) -> f64 {
     model.forward(x, ws);
+    squared_error_after_forward(model, x, y, denominator, ws, grads)
+}
+
+/// The loss of `ws.output` against `y` and, when `grads` is given, the
+/// backward pass through `model`.
+fn squared_error_after_forward<T: NdFloat>(
+    model: &Seq2Seq<T>,
+    x: ArrayView3<T>,
+    y: ArrayView3<T>,
+    denominator: T,
+    ws: &mut Workspace<T>,
+    grads: Option<&mut Seq2Seq<T>>,
+) -> f64 {
     let mut sse = 0.0f64;
     if ws.d_output.dim() != ws.output.dim() {
         ws.d_output = Array3::zeros(ws.output.raw_dim());
@@ -173,8 +220,39 @@ pub fn squared_error_and_gradients<T: NdFloat>(
     sse
 }
 
+/// [`squared_error_and_gradients`] through any [`ForwardPass`].
+pub fn squared_error_with(
+    pass: &dyn ForwardPass,
+    model: &Seq2Seq<f32>,
+    x: ArrayView3<f32>,
+    y: ArrayView3<f32>,
+    denominator: f32,
+    ws: &mut Workspace<f32>,
+    grads: Option<&mut Seq2Seq<f32>>,
+) -> f64 {
+    let through = pass.forward(model, x, ws);
+    squared_error_after_forward(
+        through.as_ref().unwrap_or(model),
+        x,
+        y,
+        denominator,
+        ws,
+        grads,
+    )
+}
+
 /// Mean squared error of a model over pixels (forward only, parallel).
 pub fn mean_squared_error(model: &Seq2Seq<f32>, data: &TrainData, idx: &[usize]) -> f64 {
+    mean_squared_error_with(&FloatForward, model, data, idx)
+}
+
+/// [`mean_squared_error`] through any [`ForwardPass`].
+pub fn mean_squared_error_with(
+    pass: &dyn ForwardPass,
+    model: &Seq2Seq<f32>,
+    data: &TrainData,
+    idx: &[usize],
+) -> f64 {
     if idx.is_empty() {
         return f64::NAN;
     }
@@ -182,7 +260,7 @@ pub fn mean_squared_error(model: &Seq2Seq<f32>, data: &TrainData, idx: &[usize])
         .par_chunks(128)
         .map_init(Workspace::default, |ws, chunk| {
             let (x, y) = gather(data, chunk);
-            squared_error_and_gradients(model, x.view(), y.view(), 1.0, ws, None)
+            squared_error_with(pass, model, x.view(), y.view(), 1.0, ws, None)
         })
         .sum();
     sse / (idx.len() * data.inputs.ncols() * CHANNELS) as f64
@@ -271,6 +349,17 @@ impl BatchEngine {
         x: ArrayView3<f32>,
         y: ArrayView3<f32>,
     ) -> (f64, &mut Seq2Seq<f32>) {
+        self.gradients_with(&FloatForward, model, x, y)
+    }
+
+    /// [`Self::gradients`] through any [`ForwardPass`].
+    pub fn gradients_with(
+        &mut self,
+        pass: &dyn ForwardPass,
+        model: &Seq2Seq<f32>,
+        x: ArrayView3<f32>,
+        y: ArrayView3<f32>,
+    ) -> (f64, &mut Seq2Seq<f32>) {
         let (steps, batch, _) = x.dim();
         let workers = self.workspaces.len().min(batch).max(1);
         let per = batch.div_ceil(workers);
@@ -290,7 +379,7 @@ impl BatchEngine {
                 }
                 let xs = x.slice(ndarray::s![.., lo..hi, ..]).to_owned();
                 let ys = y.slice(ndarray::s![.., lo..hi, ..]).to_owned();
-                squared_error_and_gradients(model, xs.view(), ys.view(), denom, ws, Some(g))
+                squared_error_with(pass, model, xs.view(), ys.view(), denom, ws, Some(g))
             })
             .sum();
         let (first, rest) = self.grads.split_at_mut(1);
@@ -303,6 +392,17 @@ impl BatchEngine {
 
 /// Train `model` in place; the best weights (by validation loss) are kept.
 pub fn train(
+    model: &mut Seq2Seq<f32>,
+    data: &TrainData,
+    config: &TrainConfig,
+    show_progress: bool,
+) -> Result<History> {
+    train_with(&FloatForward, model, data, config, show_progress)
+}
+
+/// [`train`] through any [`ForwardPass`] (QAT).
+pub fn train_with(
+    pass: &dyn ForwardPass,
     model: &mut Seq2Seq<f32>,
     data: &TrainData,
     config: &TrainConfig,
@@ -329,7 +429,7 @@ pub fn train(
     history.initial_validation_loss = if val_idx.is_empty() {
         f64::NAN
     } else {
-        mean_squared_error(model, data, val_idx)
+        mean_squared_error_with(pass, model, data, val_idx)
     };
     let mut best = model.clone();
     let mut since_best = 0;
@@ -359,13 +459,14 @@ pub fn train(
         let mut out_of_time = false;
         for chunk in train_idx.chunks_exact(batch) {
             let (x, y) = gather(data, chunk);
-            let (loss, grads) = engine.gradients(model, x.view(), y.view());
+            let (loss, grads) = engine.gradients_with(pass, model, x.view(), y.view());
             let norm = gradient_norm(grads);
             if norm > config.clip_norm {
                 let s = (config.clip_norm / norm) as f32;
                 grads.tensors_mut().into_iter().for_each(|t| *t *= s);
             }
             adam.update(model, grads);
+            pass.project(model);
             loss_sum += loss;
             done += 1;
             samples += chunk.len();
@@ -380,6 +481,7 @@ pub fn train(
         }
         bar.finish_and_clear();
         let improved = record_epoch(
+            pass,
             &mut history,
             model,
             data,
@@ -425,6 +527,7 @@ pub fn train(
 
 #[allow(clippy::too_many_arguments)]
 fn record_epoch(
+    pass: &dyn ForwardPass,
     history: &mut History,
     model: &Seq2Seq<f32>,
     data: &TrainData,
@@ -438,7 +541,7 @@ fn record_epoch(
     let val = if val_idx.is_empty() {
         train_loss
     } else {
-        mean_squared_error(model, data, val_idx)
+        mean_squared_error_with(pass, model, data, val_idx)
     };
     let rec = EpochRecord {
         epoch,

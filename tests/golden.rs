@@ -1,0 +1,242 @@
+//! The golden model: lane independence, the i32 and i64 paths agreeing,
+//! hand-checkable cases, and the QAT forward pass reproducing its codes.
+
+use flimgru::compress::student_config;
+use flimgru::data::simulate::{simulate, SimSpec};
+use flimgru::data::GateGrid;
+use flimgru::fixed::contract::{fraction_code, tau_code, TAU_CODES};
+use flimgru::fixed::golden::{Event, Scratch};
+use flimgru::fixed::qat::{input_values, QatForward};
+use flimgru::fixed::{Golden, QuantModel, QuantTensor, LANES};
+use flimgru::model::train::ForwardPass;
+use flimgru::model::{time_major, Seq2Seq, Workspace};
+use ndarray::{Array2, Axis};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A random model inside the format: random codes and exponents.
+fn random_model(hidden: usize, bits: u32, seed: u64) -> QuantModel {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let q = (1i32 << (bits - 1)) - 1;
+    let mut t = |rows: usize, cols: usize| QuantTensor {
+        shape: [rows, cols],
+        exponent: rng.gen_range(0..=3),
+        codes: (0..rows * cols).map(|_| rng.gen_range(-q..=q)).collect(),
+    };
+    let h = hidden;
+    let m = QuantModel {
+        bits,
+        hidden,
+        encoder_kernel: t(1, 3 * h),
+        encoder_recurrent: t(h, 3 * h),
+        encoder_bias: t(1, 3 * h),
+        decoder_kernel: t(1, 3 * h),
+        decoder_recurrent: t(h, 3 * h),
+        decoder_bias: t(1, 3 * h),
+        head_kernel: t(h, 3),
+        head_bias: t(1, 3),
+    };
+    m.validate().unwrap();
+    m
+}
+
+/// Raw histograms with the corner cases every test should see.
+fn histograms(gates: usize, n: usize, seed: u64) -> Array2<u32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Array2::from_shape_fn((n, gates), |(i, k)| match i % 6 {
+        0 => 0,                         // all zero
+        1 => u32::from(k == gates / 2), // one photon
+        2 => {
+            if k == 13 {
+                65_535
+            } else {
+                0
+            }
+        } // one-gate spike at full scale
+        3 => 40,                        // flat
+        4 => 65_535,                    // everything at the input maximum
+        _ => {
+            let top = 1u32 << rng.gen_range(1..17);
+            rng.gen_range(0..top)
+        }
+    })
+}
+
+#[test]
+fn i32_and_i64_paths_give_the_same_integers() {
+    for (bits, h) in [(4, 3), (6, 8), (8, 32), (11, 5)] {
+        let grid = GateGrid::new(40, 0.09).unwrap();
+        let g = Golden::new(&random_model(h, bits, bits as u64), &grid).unwrap();
+        assert!(g.uses_i32(), "{bits} bits, {h} units should use i32");
+        let wide = g.clone().wide_only();
+        let counts = histograms(40, 37, 5);
+        let (a, ca) = g.run_with_channels(counts.view()).unwrap();
+        let (b, cb) = wide.run_with_channels(counts.view()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(ca, cb);
+        assert_eq!(a, g.run(counts.view()).unwrap());
+    }
+    let g = Golden::new(&random_model(32, 16, 1), &GateGrid::PAPER).unwrap();
+    assert!(!g.uses_i32(), "16 bits needs i64 accumulators");
+}
+
+#[test]
+fn pixels_do_not_interact() {
+    let grid = GateGrid::new(30, 0.1).unwrap();
+    let g = Golden::new(&random_model(6, 8, 2), &grid).unwrap();
+    let counts = histograms(30, 2 * LANES + 3, 9);
+    let all = g.run(counts.view()).unwrap();
+    for (i, row) in counts.outer_iter().enumerate() {
+        let (one, _) = g.pixel(row.as_slice().unwrap()).unwrap();
+        assert_eq!(one, all[i], "pixel {i}");
+    }
+    // Reversed order: the same codes, reversed.
+    let mut rev = counts.clone();
+    rev.invert_axis(Axis(0));
+    let mut back = g.run(rev.view()).unwrap();
+    back.reverse();
+    assert_eq!(back, all);
+}
+
+#[test]
+fn zero_weights_give_the_bias_channels() {
+    // All weights zero: z = r = 1/2, c = 0, h stays 0; the head outputs its
+    // bias at every step, so every channel is flat: T = G * A.
+    let grid = GateGrid::new(20, 0.09).unwrap();
+    let mut m = random_model(4, 8, 3);
+    for t in [
+        &mut m.encoder_kernel,
+        &mut m.encoder_recurrent,
+        &mut m.encoder_bias,
+        &mut m.decoder_recurrent,
+        &mut m.decoder_bias,
+        &mut m.head_kernel,
+    ] {
+        t.codes.iter_mut().for_each(|c| *c = 0);
+    }
+    m.head_bias.exponent = 0;
+    m.head_bias.codes = vec![64, 32, -5];
+    let g = Golden::new(&m, &grid).unwrap();
+    let (codes, ch) = g.pixel(&[7; 20]).unwrap();
+    // bias 32 << (W - 1) on the 2^-(2W-2) grid = 0.25.
+    assert!(ch.column(1).iter().all(|&v| v == 32 << 7));
+    assert!(ch.column(2).iter().all(|&v| v == -5 << 7));
+    let flat = tau_code(&g.thresholds, 32 << 7, 20 * (32 << 7));
+    assert_eq!(
+        flat,
+        (TAU_CODES - 1) as u32,
+        "a flat channel is the longest tau"
+    );
+    assert_eq!(codes.tau1, flat);
+    assert_eq!(codes.tau2, 0, "negative amplitude: no component");
+    assert_eq!(codes.fraction, fraction_code(32 << 7, -5 << 7));
+    assert_eq!(codes.fraction, 32_768);
+}
+
+fn qat_matches_golden(model: &QuantModel, grid: &GateGrid, counts: &Array2<u32>) {
+    let golden = Golden::new(model, grid).unwrap();
+    let fmt = golden.fmt;
+    let one = fmt.one() as f32;
+    let (n, steps) = counts.dim();
+    let h = model.hidden;
+    // QAT forward on the float copy of the model.
+    let pass = QatForward::new(model, grid).unwrap();
+    let x = time_major(input_values(fmt, counts.view()).view());
+    let mut ws = Workspace::default();
+    let through = pass
+        .forward(&model.dequantise(), x.view(), &mut ws)
+        .unwrap();
+    assert_eq!(
+        &pass.quantise(&through),
+        model,
+        "QAT differentiates the model's own codes"
+    );
+    // Golden codes of every step, observed directly.
+    let mut scratch = Scratch::default();
+    for start in (0..n).step_by(LANES) {
+        let m = LANES.min(n - start);
+        let mut xc = vec![[0i64; LANES]; steps];
+        for l in 0..m {
+            let codes = golden.input_codes(counts.row(start + l).as_slice().unwrap());
+            for (xt, &c) in xc.iter_mut().zip(&codes) {
+                xt[l] = c;
+            }
+        }
+        let mut check = |e: Event<'_, i64>| {
+            let (enc, dec, out) = ws.external(1, steps, n);
+            match e {
+                Event::Step(s) => {
+                    let cache = if s.decoder { &mut dec[0] } else { &mut enc[0] };
+                    let (gates, inner, state) = cache.external(steps, n, h);
+                    for l in 0..m {
+                        let b = start + l;
+                        for j in 0..3 * h {
+                            assert_eq!(gates[[s.step, b, j]] * one, s.gates[j][l] as f32);
+                        }
+                        for k in 0..h {
+                            assert_eq!(inner[[s.step, b, k]] * one, s.reset[k][l] as f32);
+                            assert_eq!(state[[s.step + 1, b, k]] * one, s.state[k][l] as f32);
+                        }
+                    }
+                }
+                Event::Head { step, out: o } => {
+                    for l in 0..m {
+                        for c in 0..3 {
+                            assert_eq!(out[[step, start + l, c]], fmt.head_value(o[c][l]) as f32);
+                        }
+                    }
+                }
+            }
+        };
+        golden.group(&xc, &mut scratch, Some(&mut check));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn qat_forward_is_the_golden_model(
+        hidden in 2usize..=8,
+        bits in 4u32..=16,
+        gates in 11usize..=40,
+        pixels in 1usize..=20,
+        seed in any::<u64>(),
+    ) {
+        let grid = GateGrid::new(gates, 0.09).unwrap();
+        let model = random_model(hidden, bits, seed);
+        // QAT starts from the model's own float values: its codes are the model's.
+        let pass = QatForward::new(&model, &grid).unwrap();
+        prop_assert_eq!(pass.quantise(&model.dequantise()), model.clone());
+        qat_matches_golden(&model, &grid, &histograms(gates, pixels, seed ^ 1));
+    }
+}
+
+#[test]
+fn shipped_student_qat_forward_equals_golden_on_1000_pixels() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json");
+    let file = flimgru::model::file::ModelFile::load(&path).expect("the shipped 8-bit student");
+    let q = file
+        .quantized
+        .as_ref()
+        .expect("the shipped student is quantised");
+    assert_eq!(q.bits, 8);
+    let data = simulate(&file.data, 1000, 77).unwrap();
+    qat_matches_golden(q, &file.data.grid, &data.counts);
+}
+
+#[test]
+fn float_student_ptq_is_within_the_format() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let m = Seq2Seq::<f32>::init(&student_config(32), &mut rng);
+    for bits in [4, 8, 16] {
+        let q = QuantModel::from_float(&m, bits).unwrap();
+        q.validate().unwrap();
+        let g = Golden::new(&q, &SimSpec::default().grid).unwrap();
+        let c = g.run(histograms(135, 8, 3).view()).unwrap();
+        assert!(c
+            .iter()
+            .all(|p| p.tau1 < 4096 && p.tau2 < 4096 && p.fraction <= 32768));
+    }
+}
