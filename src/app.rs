@@ -237,6 +237,48 @@ pub fn infer(
     Ok(lifetimes.len())
 }
 
+/// `flimgru sim`: the rust-hdl circuit of a quantised model on the
+/// histograms of `input`, results written exactly as `infer --engine fixed`
+/// writes them (same writer), optionally the VCD. Returns the pixel count.
+pub fn simulate_circuit(
+    model: &ModelFile,
+    bits: Option<u32>,
+    lanes: usize,
+    macs: Option<usize>,
+    input: &Path,
+    output: &Path,
+    vcd: Option<&Path>,
+) -> Result<usize> {
+    let format = ResultFormat::from_path(output)?;
+    let Some(q) = &model.quantized else {
+        bail!(
+            "model {} has no quantised weights; the circuit needs a quantised student (flimgru compress)",
+            model.name
+        );
+    };
+    let config = crate::rtl::EngineConfig {
+        bits: bits.unwrap_or(q.bits),
+        lanes,
+        macs: macs.unwrap_or(3 * q.hidden),
+    };
+    let hist = read_histograms(input)?;
+    if hist.counts.ncols() != model.gates() {
+        bail!(
+            "{} has {} gates per pixel, the model {} expects {}",
+            input.display(),
+            hist.counts.ncols(),
+            model.name,
+            model.gates()
+        );
+    }
+    let counts = crate::engine::integer_counts(hist.counts.view())
+        .with_context(|| format!("reading {}", input.display()))?;
+    let codes = crate::rtl::sim::simulate_file(q, &model.data.grid, config, &counts, vcd)?;
+    let lifetimes: Vec<Lifetimes> = codes.iter().map(|c| c.lifetimes()).collect();
+    write_lifetimes(output, format, &lifetimes, hist.shape)?;
+    Ok(lifetimes.len())
+}
+
 /// Write per-pixel results; the one writer every engine uses, so results of
 /// different engines compare byte for byte.
 pub fn write_lifetimes(

@@ -141,6 +141,7 @@ pub fn golden_throughput(
         what: format!("golden model, {hidden} units, {bits} bits"),
         value: rate,
         unit: "pixels/s".into(),
+        // Giga multiply-accumulates per second (not flops).
         gflops: Some(rate * model.macs_per_pixel(spec.grid.gates) as f64 / 1e9),
     })
 }

@@ -41,8 +41,56 @@ enum Command {
     /// The compression study: teacher sizes, PTQ, KD + QAT students; writes
     /// the results table and ships the distilled student.
     Compress(CompressArgs),
+    /// Simulate the rust-hdl circuit on histograms: results in exactly
+    /// `infer --engine fixed`'s format, optionally the VCD waveform.
+    Sim(SimArgs),
+    /// Print a VCD signal's value changes (or --list the signals).
+    Wave(WaveArgs),
     /// Measure training, inference and simulator throughput.
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// A quantised model file (the shipped student, or one from compress).
+    #[arg(long, default_value = "models/student-8bit.json")]
+    model: PathBuf,
+    /// Bit width W (default: the model's).
+    #[arg(long)]
+    bits: Option<u32>,
+    /// Pixel lanes P.
+    #[arg(long, default_value_t = 1)]
+    lanes: usize,
+    /// Multipliers per lane M (default: 3H, one full gate column per cycle).
+    #[arg(long)]
+    macs: Option<usize>,
+    /// Histograms: .npy [n, G] or [h, w, G] of whole counts, or .csv.
+    #[arg(long, short)]
+    input: PathBuf,
+    /// Results: .csv or .npy, as `flimgru infer` writes them.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Write the waveform here.
+    #[arg(long)]
+    vcd: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct WaveArgs {
+    /// A VCD file (from `flimgru sim --vcd` or a failing co-simulation test).
+    vcd: PathBuf,
+    /// Signal path (as --list prints it) or a unique suffix of one.
+    #[arg(long, required_unless_present = "list")]
+    signal: Option<String>,
+    /// First time to print (VCD time units).
+    #[arg(long)]
+    from: Option<u64>,
+    /// Last time to print.
+    #[arg(long)]
+    to: Option<u64>,
+    /// List every signal with its width.
+    #[arg(long)]
+    list: bool,
 }
 
 #[derive(Args)]
@@ -372,6 +420,9 @@ struct BenchArgs {
     /// Seconds per training measurement.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Only the golden-model measurements (skip training, simulator, MLE).
+    #[arg(long)]
+    golden_only: bool,
     /// Write the measurements as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -516,6 +567,32 @@ fn run(cli: Cli) -> Result<()> {
                 study.wall_seconds / 60.0
             );
         }
+        Command::Sim(a) => {
+            let model = ModelFile::load(&a.model)?;
+            let n = app::simulate_circuit(
+                &model,
+                a.bits,
+                a.lanes,
+                a.macs,
+                &a.input,
+                &a.output,
+                a.vcd.as_deref(),
+            )?;
+            print!("simulated {n} pixels; wrote {}", a.output.display());
+            match &a.vcd {
+                Some(v) => println!(" and {}", v.display()),
+                None => println!(),
+            }
+        }
+        Command::Wave(a) => {
+            let text = if a.list {
+                flimgru::rtl::sim::wave_list(&a.vcd)?
+            } else {
+                let signal = a.signal.as_deref().expect("clap requires --signal");
+                flimgru::rtl::sim::wave(&a.vcd, signal, a.from, a.to)?
+            };
+            print!("{text}");
+        }
         Command::Bench(a) => run_bench(&a)?,
     }
     Ok(())
@@ -527,17 +604,20 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
     }
     let grid = GateGrid::PAPER;
     let spec = SimSpec::default();
-    let mut results = vec![
-        bench::simulator_throughput(&spec, 200_000)?,
-        bench::mle_throughput(&spec, MleModel::Mono, 1000)?,
-        bench::mle_throughput(&spec, MleModel::Bi, 300)?,
-    ];
-    for config in [
-        Seq2SeqConfig::student(32),
-        Seq2SeqConfig::teacher(vec![128, 128]),
-    ] {
-        results.push(bench::training_throughput(&config, &grid, 256, a.seconds));
-        results.push(bench::inference_throughput(&config, &grid, 4096));
+    let mut results = Vec::new();
+    if !a.golden_only {
+        results.extend([
+            bench::simulator_throughput(&spec, 200_000)?,
+            bench::mle_throughput(&spec, MleModel::Mono, 1000)?,
+            bench::mle_throughput(&spec, MleModel::Bi, 300)?,
+        ]);
+        for config in [
+            Seq2SeqConfig::student(32),
+            Seq2SeqConfig::teacher(vec![128, 128]),
+        ] {
+            results.push(bench::training_throughput(&config, &grid, 256, a.seconds));
+            results.push(bench::inference_throughput(&config, &grid, 4096));
+        }
     }
     for bits in [8, 16] {
         results.push(bench::golden_throughput(&spec, 32, bits, 50_000)?);

@@ -164,6 +164,62 @@ fn compress_ships_a_student_that_infer_and_eval_run() {
         assert!((0.0..=1.0).contains(&v[2]));
     }
     assert_ne!(fixed_text, std::fs::read_to_string(&float).unwrap());
+    // The circuit, simulated, writes the same bytes as the golden model.
+    let sim = d.join("sim.csv");
+    let vcd = d.join("sim.vcd");
+    let small = d.join("small.npy");
+    let counts: ndarray::Array2<u32> = ndarray_npy::read_npy(&input).unwrap();
+    ndarray_npy::write_npy(&small, &counts.slice(ndarray::s![..6, ..]).to_owned()).unwrap();
+    let small_fixed = d.join("small-fixed.csv");
+    ok(&flimgru(&[
+        "infer",
+        "--model",
+        &student,
+        "--input",
+        small.to_str().unwrap(),
+        "--output",
+        small_fixed.to_str().unwrap(),
+    ]));
+    ok(&flimgru(&[
+        "sim",
+        "--model",
+        &student,
+        "--lanes",
+        "2",
+        "--macs",
+        "3",
+        "--input",
+        small.to_str().unwrap(),
+        "--output",
+        sim.to_str().unwrap(),
+        "--vcd",
+        vcd.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(&sim).unwrap(),
+        std::fs::read(&small_fixed).unwrap(),
+        "flimgru sim and infer --engine fixed disagree"
+    );
+    let list = ok(&flimgru(&["wave", vcd.to_str().unwrap(), "--list"]));
+    let first = list.lines().next().expect("the VCD lists signals");
+    let name = first.split_whitespace().next().unwrap();
+    let changes = ok(&flimgru(&["wave", vcd.to_str().unwrap(), "--signal", name]));
+    assert!(!changes.trim().is_empty(), "no value changes for {name}");
+    // A configuration that cannot be built is refused, naming the problem.
+    let bad = d.join("bad.csv");
+    let out = flimgru(&[
+        "sim",
+        "--model",
+        &student,
+        "--macs",
+        "4",
+        "--input",
+        small.to_str().unwrap(),
+        "--output",
+        bad.to_str().unwrap(),
+    ]);
+    fails(&out, &["M = 4"]);
+    assert!(!bad.exists());
     // Eval runs the golden model on a quantised student.
     let report = d.join("student.eval");
     let out = ok(&flimgru(&[

@@ -261,6 +261,40 @@ impl QuantModel {
         m
     }
 
+    /// A model of random codes and exponents inside the format (tests and
+    /// co-simulation stimulus). Each tensor draws its codes from the full
+    /// range or a range 2 or 4 times narrower, so runs see both saturating
+    /// and unsaturated dynamics.
+    pub fn random<R: rand::Rng>(hidden: usize, bits: u32, rng: &mut R) -> Result<QuantModel> {
+        let fmt = Format::new(bits)?;
+        let q = fmt.qmax() as i32;
+        let h = hidden;
+        let mut t = |rows: usize, cols: usize| {
+            let lim = (q >> rng.gen_range(0..=2u32)).max(1);
+            QuantTensor {
+                shape: [rows, cols],
+                exponent: rng.gen_range(0..=E_MAX),
+                codes: (0..rows * cols)
+                    .map(|_| rng.gen_range(-lim..=lim))
+                    .collect(),
+            }
+        };
+        let m = QuantModel {
+            bits,
+            hidden,
+            encoder_kernel: t(1, 3 * h),
+            encoder_recurrent: t(h, 3 * h),
+            encoder_bias: t(1, 3 * h),
+            decoder_kernel: t(1, 3 * h),
+            decoder_recurrent: t(h, 3 * h),
+            decoder_bias: t(1, 3 * h),
+            head_kernel: t(h, 3),
+            head_bias: t(1, 3),
+        };
+        m.validate()?;
+        Ok(m)
+    }
+
     pub fn config(&self) -> Seq2SeqConfig {
         Seq2SeqConfig {
             hidden: vec![self.hidden],

@@ -1,0 +1,242 @@
+//! The engine top: ingest -> preproc -> gru (encoder, decoder, head) ->
+//! extract -> result stream, built from a quantised model, a gate grid and
+//! (W, P, M). Ports:
+//! - `in_valid`/`in_ready`/`in_count[l]`: one beat per gate, the counts of
+//!   gate k of the P pixels of a group (lane l = pixel index mod P);
+//! - `out_valid`/`out_ready`/`out_pixel`/`out_tau1`/`out_tau2`/`out_fraction`:
+//!   one beat per pixel, in input order;
+//! - `dbg_valid`/`dbg_group`/`dbg_step`/`dbg_channel[3 l + c]`: the decoded
+//!   head channels of every decoder step (a monitor port, no back-pressure).
+
+use super::extract::Extract;
+use super::gru::{Gru, Shape};
+use super::ingest::Ingest;
+use super::preproc::Preproc;
+use super::stream::ResultStage;
+use super::{Acc, Addr, Count};
+use crate::data::GateGrid;
+use crate::fixed::contract::{self, Format};
+use crate::fixed::{Golden, QuantModel};
+use anyhow::{bail, Result};
+use rust_hdl::prelude::*;
+
+/// The circuit parameters beyond the model: bit width W, pixel lanes P,
+/// multipliers (MAC units) per lane M.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EngineConfig {
+    pub bits: u32,
+    pub lanes: usize,
+    pub macs: usize,
+}
+
+/// Largest number of lanes the engine builds.
+pub const MAX_LANES: usize = 64;
+
+impl EngineConfig {
+    /// Check the configuration against a model; the error says what to change.
+    pub fn check(&self, model: &QuantModel, gates: usize) -> Result<()> {
+        if !(contract::MIN_BITS..=contract::MAX_BITS).contains(&self.bits) {
+            bail!(
+                "bit width W = {} is outside {}..={}",
+                self.bits,
+                contract::MIN_BITS,
+                contract::MAX_BITS
+            );
+        }
+        if self.lanes == 0 || self.lanes > MAX_LANES {
+            bail!("pixel lanes P = {} must be in 1..={MAX_LANES}", self.lanes);
+        }
+        model.validate()?;
+        if model.bits != self.bits {
+            bail!(
+                "the model is quantised to {} bits but the circuit is W = {}: its codes do not fit the format (re-quantise the model or build with --bits {})",
+                model.bits,
+                self.bits,
+                model.bits
+            );
+        }
+        let h = model.hidden;
+        if self.macs == 0 || !(3 * h).is_multiple_of(self.macs) {
+            bail!(
+                "M = {} multipliers per lane must divide the 3H = {} gate rows of a GRU step (e.g. 1, {h} or {})",
+                self.macs,
+                3 * h,
+                3 * h
+            );
+        }
+        if gates <= contract::BASELINE_GATES || gates > contract::MAX_GATES {
+            bail!(
+                "the engine needs {}..={} gates, the grid has {gates}",
+                contract::BASELINE_GATES + 1,
+                contract::MAX_GATES
+            );
+        }
+        let rom_words = 2 * (3 * h / self.macs) * (h + 1);
+        if rom_words > 1 << 16 {
+            bail!(
+                "M = {} leaves {rom_words} weight words per MAC unit, more than the 16-bit ROM address; use more multipliers",
+                self.macs
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(LogicBlock)]
+pub struct Engine {
+    pub clock: Signal<In, Clock>,
+    pub in_valid: Signal<In, Bit>,
+    pub in_ready: Signal<Out, Bit>,
+    pub in_count: Vec<Signal<In, Count>>,
+    pub out_valid: Signal<Out, Bit>,
+    pub out_ready: Signal<In, Bit>,
+    pub out_pixel: Signal<Out, Bits<32>>,
+    pub out_tau1: Signal<Out, Bits<12>>,
+    pub out_tau2: Signal<Out, Bits<12>>,
+    pub out_fraction: Signal<Out, Bits<16>>,
+    pub dbg_valid: Signal<Out, Bit>,
+    pub dbg_group: Signal<Out, Bits<32>>,
+    pub dbg_step: Signal<Out, Addr>,
+    pub dbg_channel: Vec<Signal<Out, Acc>>,
+    pub ingest: Ingest,
+    pub preproc: Preproc,
+    pub gru: Gru,
+    pub extract: Extract,
+    pub result: ResultStage,
+    _config: EngineConfig,
+    _shape: Shape,
+    _format: Format,
+}
+
+impl Engine {
+    /// Build the circuit for `model` on `grid`; refuses impossible configurations.
+    pub fn new(model: &QuantModel, grid: &GateGrid, config: EngineConfig) -> Result<Engine> {
+        let gates = grid.gates;
+        config.check(model, gates)?;
+        let golden = Golden::new(model, grid)?;
+        let p = config.lanes;
+        let gru = Gru::new(model, gates, p, config.macs);
+        let shape = gru._shape;
+        let mut e = Engine {
+            clock: Default::default(),
+            in_valid: Default::default(),
+            in_ready: Default::default(),
+            in_count: super::many(p),
+            out_valid: Default::default(),
+            out_ready: Default::default(),
+            out_pixel: Default::default(),
+            out_tau1: Default::default(),
+            out_tau2: Default::default(),
+            out_fraction: Default::default(),
+            dbg_valid: Default::default(),
+            dbg_group: Default::default(),
+            dbg_step: Default::default(),
+            dbg_channel: super::many(3 * p),
+            ingest: Ingest::new(p, gates),
+            preproc: Preproc::new(p, gates, config.bits),
+            gru,
+            extract: Extract::new(p, &golden.thresholds),
+            result: ResultStage::default(),
+            _config: config,
+            _shape: shape,
+            _format: model.format(),
+        };
+        e.connect_all();
+        Ok(e)
+    }
+
+    pub fn config(&self) -> EngineConfig {
+        self._config
+    }
+
+    pub fn shape(&self) -> Shape {
+        self._shape
+    }
+
+    pub fn lanes(&self) -> usize {
+        self._config.lanes
+    }
+
+    pub fn gates(&self) -> usize {
+        self._shape.gates
+    }
+}
+
+impl Logic for Engine {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.ingest.clock.next = self.clock.val();
+        self.preproc.clock.next = self.clock.val();
+        self.gru.clock.next = self.clock.val();
+        self.extract.clock.next = self.clock.val();
+        self.result.clock.next = self.clock.val();
+        // Ingest.
+        self.ingest.valid.next = self.in_valid.val();
+        self.in_ready.next = self.ingest.ready.val();
+        self.ingest.release.next = self.preproc.release.val();
+        self.ingest.raddr.next = self.preproc.raddr.val();
+        self.preproc.full.next = self.ingest.full.val();
+        self.preproc.x_free0.next = self.gru.x_free0.val();
+        self.preproc.x_free1.next = self.gru.x_free1.val();
+        self.gru.x_we.next = self.preproc.x_we.val();
+        self.gru.x_set.next = self.preproc.x_set.val();
+        self.gru.x_addr.next = self.preproc.x_addr.val();
+        self.gru.x_done.next = self.preproc.x_done.val();
+        self.gru.ext_busy.next = self.extract.busy.val();
+        self.extract.load.next = self.gru.ext_load.val();
+        for l in 0..self.in_count.len() {
+            self.ingest.count[l].next = self.in_count[l].val();
+            self.preproc.rdata[l].next = self.ingest.rdata[l].val();
+            self.preproc.s0[l].next = self.ingest.s0[l].val();
+            self.gru.x_data[l].next = self.preproc.x_data[l].val();
+            self.extract.amp1[l].next = self.gru.amp1[l].val();
+            self.extract.amp2[l].next = self.gru.amp2[l].val();
+            self.extract.sum1[l].next = self.gru.sum1[l].val();
+            self.extract.sum2[l].next = self.gru.sum2[l].val();
+        }
+        // Results.
+        self.result.in_valid.next = self.extract.out_valid.val();
+        self.extract.out_ready.next = self.result.in_ready.val();
+        self.result.in_pixel.next = self.extract.out_pixel.val();
+        self.result.in_tau1.next = self.extract.out_tau1.val();
+        self.result.in_tau2.next = self.extract.out_tau2.val();
+        self.result.in_fraction.next = self.extract.out_fraction.val();
+        self.result.out_ready.next = self.out_ready.val();
+        self.out_valid.next = self.result.out_valid.val();
+        self.out_pixel.next = self.result.out_pixel.val();
+        self.out_tau1.next = self.result.out_tau1.val();
+        self.out_tau2.next = self.result.out_tau2.val();
+        self.out_fraction.next = self.result.out_fraction.val();
+        // Debug channels.
+        self.dbg_valid.next = self.gru.dbg_valid.val();
+        self.dbg_group.next = self.gru.dbg_group.val();
+        self.dbg_step.next = self.gru.dbg_step.val();
+        for i in 0..self.dbg_channel.len() {
+            self.dbg_channel[i].next = self.gru.dbg_channel[i].val();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtl::testbench::{self, Policy};
+
+    #[test]
+    fn one_group_matches_the_golden_model() {
+        let model = testbench::random_model(8, 2, 12);
+        let grid = GateGrid::new(11, 0.5).unwrap();
+        let counts = testbench::corner_histograms(11, 1, 4);
+        let config = EngineConfig {
+            bits: 8,
+            lanes: 8,
+            macs: 2,
+        };
+        let out = testbench::check(&model, &grid, config, counts.view(), &Policy::eager()).unwrap();
+        assert_eq!(out.order, (0..8).collect::<Vec<_>>());
+        let e = Engine::new(&model, &grid, EngineConfig { macs: 4, ..config })
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("must divide the 3H = 6"), "{e}");
+    }
+}

@@ -1,0 +1,591 @@
+//! The GRU engine: encoder over G steps, decoder over G steps from the
+//! encoder's final state, head per decoder step, for P lanes sharing one
+//! weight read per cycle and M MAC units per lane.
+//!
+//! Schedule. A GRU step has a dependency chain: the z and r rows need the
+//! whole previous state h, the candidate rows need all of r (through
+//! r * h), the next step needs all of h'. To keep the MACs busy across
+//! that chain the engine runs two pixel sets (each of P lanes) half a step
+//! apart: in every *slot* one set (the A set) computes its 2H z and r rows
+//! while the other (the C set) computes its H candidate rows. Both walk the
+//! same term index k, so each cycle reads one column k of the weight matrix
+//! (3H weights: the 3H rows of a slot in NP = 3H / M passes of M rows, K =
+//! H + 1 terms each: H state terms and the input term). A slot costs
+//! NP K issue cycles plus 3 (boundary + 2-stage pipeline drain); each set
+//! advances half a step per slot, so a pixel group costs 2 G slots per set.
+//! The state update h' = narrow(S c + z (h - c)) streams one unit per cycle
+//! into the next slot just ahead of the operand stream that reads it; the
+//! head rides on the A set's pass-0 state stream (its h is the previous
+//! decoder step's output).
+
+use super::lane::Lane;
+use super::prim::Rom;
+use super::{Acc, Addr};
+use crate::fixed::{Format, QuantModel};
+use rust_hdl::prelude::*;
+
+#[derive(Copy, Clone, Debug, PartialEq, LogicState)]
+pub enum SlotState {
+    Boundary,
+    Issue,
+    Drain,
+}
+
+/// The static shape of the schedule.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub hidden: usize,
+    pub gates: usize,
+    pub macs: usize,
+    pub lanes: usize,
+    /// Passes per slot: 3H / M.
+    pub passes: usize,
+    /// Terms per pass: H + 1.
+    pub terms: usize,
+}
+
+impl Shape {
+    pub fn slot_cycles(&self) -> usize {
+        self.passes * self.terms + 3
+    }
+}
+
+#[derive(LogicBlock)]
+pub struct Gru {
+    pub clock: Signal<In, Clock>,
+    // From the preprocessor.
+    pub x_we: Signal<In, Bit>,
+    pub x_set: Signal<In, Bit>,
+    pub x_addr: Signal<In, Addr>,
+    pub x_data: Vec<Signal<In, super::Code>>,
+    pub x_done: Signal<In, Bit>,
+    pub x_free0: Signal<Out, Bit>,
+    pub x_free1: Signal<Out, Bit>,
+    // To the extraction.
+    pub ext_busy: Signal<In, Bit>,
+    pub ext_load: Signal<Out, Bit>,
+    pub amp1: Vec<Signal<Out, Acc>>,
+    pub amp2: Vec<Signal<Out, Acc>>,
+    pub sum1: Vec<Signal<Out, Acc>>,
+    pub sum2: Vec<Signal<Out, Acc>>,
+    // Debug: the head channels of every decoder step.
+    pub dbg_valid: Signal<Out, Bit>,
+    pub dbg_group: Signal<Out, Bits<32>>,
+    pub dbg_step: Signal<Out, Addr>,
+    /// Lane l channel c at index 3 l + c.
+    pub dbg_channel: Vec<Signal<Out, Acc>>,
+    /// Number of pixel groups started so far (for monitors).
+    pub groups_started: Signal<Out, Bits<32>>,
+    /// The P lanes.
+    pub lane: Vec<Lane>,
+    weight_rom: Vec<Rom<20>>,
+    bias_rom: Vec<Rom<20>>,
+    head_rom: Vec<Rom<20>>,
+    slot: DFF<SlotState>,
+    pass: DFF<Addr>,
+    term: DFF<Addr>,
+    rom_addr: DFF<Addr>,
+    drain: DFF<Bit>,
+    /// The set in its A slot (the current or last slot).
+    a_set: DFF<Bit>,
+    active: Vec<DFF<Bit>>,
+    decoder: Vec<DFF<Bit>>,
+    step: Vec<DFF<Addr>>,
+    group: Vec<DFF<Bits<32>>>,
+    x_ready: Vec<DFF<Bit>>,
+    next_set: DFF<Bit>,
+    next_group: DFF<Bits<32>>,
+    head_valid: DFF<Bit>,
+    head_first: DFF<Bit>,
+    head_last: DFF<Bit>,
+    head_step: DFF<Addr>,
+    head_group: DFF<Bits<32>>,
+    s1_valid: DFF<Bit>,
+    s1_first: DFF<Bit>,
+    s1_pass: DFF<Addr>,
+    s1_term: DFF<Addr>,
+    s1_head: DFF<Bit>,
+    s2_post: DFF<Bit>,
+    s2_pass: DFF<Addr>,
+    s2_set: DFF<Bit>,
+    s2_head: DFF<Bit>,
+    upd_run: DFF<Bit>,
+    upd_j: DFF<Addr>,
+    upd_set: DFF<Bit>,
+    upd_zero: DFF<Bit>,
+    upd_active: DFF<Bit>,
+    zero: Vec<Signal<Local, Bit>>,
+    issue: Signal<Local, Bit>,
+    unit_a0: Vec<Signal<Local, Bit>>,
+    unit_layer: Vec<Signal<Local, Bit>>,
+    n_set: Signal<Local, Bit>,
+    o_active: Signal<Local, Bit>,
+    o_decoder: Signal<Local, Bit>,
+    o_step: Signal<Local, Addr>,
+    o_group: Signal<Local, Bits<32>>,
+    o_ready: Signal<Local, Bit>,
+    t_last: Signal<Local, Bit>,
+    n_active: Signal<Local, Bit>,
+    n_decoder: Signal<Local, Bit>,
+    n_step: Signal<Local, Addr>,
+    n_head: Signal<Local, Bit>,
+    n_head_last: Signal<Local, Bit>,
+    start: Signal<Local, Bit>,
+    /// Per unit: passes p with p < a_passes[m] hold z/r rows (p M + m < 2H).
+    a_passes: Vec<Constant<Addr>>,
+    last_pass: Constant<Addr>,
+    last_term: Constant<Addr>,
+    x_term: Constant<Addr>,
+    last_state_term: Constant<Addr>,
+    last_step: Constant<Addr>,
+    layer_rom_offset: Constant<Addr>,
+    layer_bias_offset: Constant<Addr>,
+    _lanes: usize,
+    _m: usize,
+    _h: usize,
+    pub _shape: Shape,
+}
+
+fn shifted(t: &crate::fixed::QuantTensor, extra: u32) -> Vec<i64> {
+    t.codes
+        .iter()
+        .map(|&c| (c as i64) << (t.exponent + extra))
+        .collect()
+}
+
+impl Gru {
+    /// Build from a validated model; `macs` must divide 3H.
+    pub fn new(model: &QuantModel, gates: usize, lanes: usize, macs: usize) -> Self {
+        let fmt: Format = model.format();
+        let h = model.hidden;
+        let m = macs;
+        let shape = Shape {
+            hidden: h,
+            gates,
+            macs: m,
+            lanes,
+            passes: 3 * h / m,
+            terms: h + 1,
+        };
+        let (np, k) = (shape.passes, shape.terms);
+        let w1 = fmt.bits - 1;
+        let enc_u = shifted(&model.encoder_recurrent, 0);
+        let dec_u = shifted(&model.decoder_recurrent, 0);
+        let enc_k = shifted(&model.encoder_kernel, 0);
+        // Biases as code << e_b; the MAC units align them by W - 1.
+        let enc_b = shifted(&model.encoder_bias, 0);
+        let dec_b = shifted(&model.decoder_bias, 0);
+        let head_k = shifted(&model.head_kernel, 0);
+        let head_b = shifted(&model.head_bias, w1);
+        let weight_rom = (0..m)
+            .map(|unit| {
+                let mut v = Vec::with_capacity(2 * np * k);
+                for layer in 0..2 {
+                    for p in 0..np {
+                        let j = p * m + unit;
+                        for t in 0..k {
+                            v.push(match (layer, t < h) {
+                                (0, true) => enc_u[t * 3 * h + j],
+                                (1, true) => dec_u[t * 3 * h + j],
+                                (0, false) => enc_k[j],
+                                _ => 0,
+                            });
+                        }
+                    }
+                }
+                Rom::signed(&v)
+            })
+            .collect();
+        let bias_rom = (0..m)
+            .map(|unit| {
+                let mut v = Vec::with_capacity(2 * np);
+                for b in [&enc_b, &dec_b] {
+                    for p in 0..np {
+                        v.push(b[p * m + unit]);
+                    }
+                }
+                Rom::signed(&v)
+            })
+            .collect();
+        let head_rom = (0..3)
+            .map(|c| Rom::signed(&(0..h).map(|t| head_k[t * 3 + c]).collect::<Vec<_>>()))
+            .collect();
+        let head_bias = [head_b[0], head_b[1], head_b[2]];
+        let addr = |x: usize| Constant::new((x as u64).into());
+        Gru {
+            clock: Default::default(),
+            x_we: Default::default(),
+            x_set: Default::default(),
+            x_addr: Default::default(),
+            x_data: super::many(lanes),
+            x_done: Default::default(),
+            x_free0: Default::default(),
+            x_free1: Default::default(),
+            ext_busy: Default::default(),
+            ext_load: Default::default(),
+            amp1: super::many(lanes),
+            amp2: super::many(lanes),
+            sum1: super::many(lanes),
+            sum2: super::many(lanes),
+            dbg_valid: Default::default(),
+            dbg_group: Default::default(),
+            dbg_step: Default::default(),
+            dbg_channel: super::many(3 * lanes),
+            groups_started: Default::default(),
+            lane: (0..lanes)
+                .map(|_| Lane::new(fmt, h, m, gates, head_bias))
+                .collect(),
+            weight_rom,
+            bias_rom,
+            head_rom,
+            slot: Default::default(),
+            pass: Default::default(),
+            term: Default::default(),
+            rom_addr: Default::default(),
+            drain: Default::default(),
+            a_set: DFF::default(),
+            active: super::many(2),
+            decoder: super::many(2),
+            step: super::many(2),
+            group: super::many(2),
+            x_ready: super::many(2),
+            next_set: Default::default(),
+            next_group: Default::default(),
+            head_valid: Default::default(),
+            head_first: Default::default(),
+            head_last: Default::default(),
+            head_step: Default::default(),
+            head_group: Default::default(),
+            s1_valid: Default::default(),
+            s1_first: Default::default(),
+            s1_pass: Default::default(),
+            s1_term: Default::default(),
+            s1_head: Default::default(),
+            s2_post: Default::default(),
+            s2_pass: Default::default(),
+            s2_set: Default::default(),
+            s2_head: Default::default(),
+            upd_run: Default::default(),
+            upd_j: Default::default(),
+            upd_set: Default::default(),
+            upd_zero: Default::default(),
+            upd_active: Default::default(),
+            zero: super::many(2),
+            issue: Default::default(),
+            unit_a0: super::many(m),
+            unit_layer: super::many(m),
+            n_set: Default::default(),
+            o_active: Default::default(),
+            o_decoder: Default::default(),
+            o_step: Default::default(),
+            o_group: Default::default(),
+            o_ready: Default::default(),
+            t_last: Default::default(),
+            n_active: Default::default(),
+            n_decoder: Default::default(),
+            n_step: Default::default(),
+            n_head: Default::default(),
+            n_head_last: Default::default(),
+            start: Default::default(),
+            a_passes: (0..m)
+                .map(|unit| addr((2 * h).saturating_sub(unit).div_ceil(m)))
+                .collect(),
+            last_pass: addr(np - 1),
+            last_term: addr(k - 1),
+            x_term: addr(h),
+            last_state_term: addr(h - 1),
+            last_step: addr(gates - 1),
+            layer_rom_offset: addr(np * k),
+            layer_bias_offset: addr(np),
+            _lanes: lanes,
+            _m: m,
+            _h: h,
+            _shape: shape,
+        }
+    }
+}
+
+impl Logic for Gru {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self, clock, slot, pass, term, rom_addr, drain, a_set, next_set, next_group,
+            head_valid, head_first, head_last, head_step, head_group, s1_valid, s1_first, s1_pass,
+            s1_term, s1_head, s2_post, s2_pass, s2_set, s2_head, upd_run, upd_j, upd_set, upd_zero,
+            upd_active
+        );
+        for s in 0..2 {
+            self.active[s].clock.next = self.clock.val();
+            self.decoder[s].clock.next = self.clock.val();
+            self.step[s].clock.next = self.clock.val();
+            self.group[s].clock.next = self.clock.val();
+            self.x_ready[s].clock.next = self.clock.val();
+            self.active[s].d.next = self.active[s].q.val();
+            self.decoder[s].d.next = self.decoder[s].q.val();
+            self.step[s].d.next = self.step[s].q.val();
+            self.group[s].d.next = self.group[s].q.val();
+            self.x_ready[s].d.next = self.x_ready[s].q.val();
+            self.zero[s].next =
+                self.active[s].q.val() && !self.decoder[s].q.val() && !self.step[s].q.val().any();
+            if self.x_done.val() && (self.x_set.val() == (s == 1)) {
+                self.x_ready[s].d.next = true;
+            }
+        }
+        self.x_free0.next = !self.x_ready[0].q.val();
+        self.x_free1.next = !self.x_ready[1].q.val();
+        self.groups_started.next = self.next_group.q.val();
+        self.issue.next = self.slot.q.val() == SlotState::Issue;
+        // Weight, bias and head ROMs (stage 0 address, stage 1 data).
+        for m in 0..self._m {
+            self.unit_a0[m].next = self.pass.q.val() < self.a_passes[m].val();
+            if self.unit_a0[m].val() {
+                self.unit_layer[m].next = (self.a_set.q.val() && self.decoder[1].q.val())
+                    || (!self.a_set.q.val() && self.decoder[0].q.val());
+            } else {
+                self.unit_layer[m].next = (self.a_set.q.val() && self.decoder[0].q.val())
+                    || (!self.a_set.q.val() && self.decoder[1].q.val());
+            }
+            self.weight_rom[m].clock.next = self.clock.val();
+            self.bias_rom[m].clock.next = self.clock.val();
+            self.weight_rom[m].address.next = self.rom_addr.q.val();
+            self.bias_rom[m].address.next = self.pass.q.val();
+            if self.unit_layer[m].val() {
+                self.weight_rom[m].address.next =
+                    self.rom_addr.q.val() + self.layer_rom_offset.val();
+                self.bias_rom[m].address.next = self.pass.q.val() + self.layer_bias_offset.val();
+            }
+        }
+        for c in 0..3 {
+            self.head_rom[c].clock.next = self.clock.val();
+            self.head_rom[c].address.next = self.term.q.val();
+        }
+        // Pipeline registers.
+        self.s1_valid.d.next = self.issue.val();
+        self.s1_first.d.next = !self.term.q.val().any();
+        self.s1_pass.d.next = self.pass.q.val();
+        self.s1_term.d.next = self.term.q.val();
+        self.s1_head.d.next =
+            self.issue.val() && !self.pass.q.val().any() && (self.term.q.val() < self.x_term.val());
+        self.s2_post.d.next =
+            self.s1_valid.q.val() && (self.s1_term.q.val() == self.last_term.val());
+        self.s2_pass.d.next = self.s1_pass.q.val();
+        self.s2_set.d.next = self.a_set.q.val();
+        self.s2_head.d.next =
+            self.s1_head.q.val() && (self.s1_term.q.val() == self.last_state_term.val());
+        // Lanes.
+        for l in 0..self._lanes {
+            self.lane[l].clock.next = self.clock.val();
+            self.lane[l].x_we.next = self.x_we.val();
+            self.lane[l].x_set.next = self.x_set.val();
+            self.lane[l].x_waddr.next = self.x_addr.val();
+            self.lane[l].x_wdata.next = self.x_data[l].val();
+            self.lane[l].x_raddr0.next = self.step[0].q.val();
+            self.lane[l].x_raddr1.next = self.step[1].q.val();
+            self.lane[l].k.next = self.term.q.val();
+            self.lane[l].k_is_x.next = self.term.q.val() == self.x_term.val();
+            self.lane[l].a_set.next = self.a_set.q.val();
+            if self.a_set.q.val() {
+                self.lane[l].a_zero.next = self.zero[1].val();
+                self.lane[l].c_zero.next = self.zero[0].val();
+            } else {
+                self.lane[l].a_zero.next = self.zero[0].val();
+                self.lane[l].c_zero.next = self.zero[1].val();
+            }
+            self.lane[l].mac_en.next = self.s1_valid.q.val();
+            self.lane[l].mac_first.next = self.s1_first.q.val();
+            for m in 0..self._m {
+                self.lane[l].unit_is_a[m].next = self.s1_pass.q.val() < self.a_passes[m].val();
+                self.lane[l].weight[m].next = self.weight_rom[m].data.val();
+                self.lane[l].bias[m].next = self.bias_rom[m].data.val();
+            }
+            self.lane[l].head_en.next = self.s1_head.q.val();
+            self.lane[l].head_first.next = self.s1_first.q.val();
+            for c in 0..3 {
+                self.lane[l].head_weight[c].next = self.head_rom[c].data.val();
+            }
+            self.lane[l].post.next = self.s2_post.q.val();
+            self.lane[l].post_pass.next = self.s2_pass.q.val();
+            self.lane[l].post_set.next = self.s2_set.q.val();
+            self.lane[l].head_done.next = self.s2_head.q.val() && self.head_valid.q.val();
+            self.lane[l].head_step_first.next = self.head_first.q.val();
+            self.lane[l].head_step_last.next = self.head_last.q.val();
+            self.lane[l].head_set.next = self.a_set.q.val();
+            self.lane[l].upd_en.next = self.upd_run.q.val() && self.upd_active.q.val();
+            self.lane[l].upd_j.next = self.upd_j.q.val();
+            self.lane[l].upd_set.next = self.upd_set.q.val();
+            self.lane[l].upd_zero.next = self.upd_zero.q.val();
+            self.amp1[l].next = self.lane[l].amp1.val();
+            self.amp2[l].next = self.lane[l].amp2.val();
+            self.sum1[l].next = self.lane[l].sum1.val();
+            self.sum2[l].next = self.lane[l].sum2.val();
+        }
+        for mm in 3..4 {
+            for l in 0..self._lanes {
+                for c in 0..3 {
+                    self.dbg_channel[l * mm + c].next = self.lane[l].channel[c].val();
+                }
+            }
+        }
+        self.dbg_valid.next = self.s2_head.q.val() && self.head_valid.q.val();
+        self.dbg_group.next = self.head_group.q.val();
+        self.dbg_step.next = self.head_step.q.val();
+        self.ext_load.next =
+            self.s2_head.q.val() && self.head_valid.q.val() && self.head_last.q.val();
+        // State-update stream: H cycles from the cycle after the drain.
+        if self.upd_run.q.val() {
+            self.upd_j.d.next = self.upd_j.q.val() + 1;
+            if self.upd_j.q.val() == self.last_state_term.val() {
+                self.upd_run.d.next = false;
+            }
+        }
+        // The set entering its A slot (it was in its C slot).
+        self.n_set.next = !self.a_set.q.val();
+        self.o_active.next = self.active[0].q.val();
+        self.o_decoder.next = self.decoder[0].q.val();
+        self.o_step.next = self.step[0].q.val();
+        self.o_group.next = self.group[0].q.val();
+        self.o_ready.next = self.x_ready[0].q.val();
+        if self.n_set.val() {
+            self.o_active.next = self.active[1].q.val();
+            self.o_decoder.next = self.decoder[1].q.val();
+            self.o_step.next = self.step[1].q.val();
+            self.o_group.next = self.group[1].q.val();
+            self.o_ready.next = self.x_ready[1].q.val();
+        }
+        self.t_last.next = self.o_step.val() == self.last_step.val();
+        self.n_head.next = self.o_active.val() && self.o_decoder.val();
+        self.n_head_last.next = self.n_head.val() && self.t_last.val();
+        self.n_active.next = self.o_active.val();
+        self.n_decoder.next = self.o_decoder.val();
+        self.n_step.next = self.o_step.val() + 1;
+        if self.t_last.val() {
+            self.n_step.next = 0.into();
+            if self.o_decoder.val() {
+                self.n_active.next = false;
+            } else {
+                self.n_decoder.next = true;
+            }
+        }
+        if !self.o_active.val() {
+            self.n_step.next = self.o_step.val();
+        }
+        self.start.next = !self.n_active.val()
+            && self.o_ready.val()
+            && (self.next_set.q.val() == self.n_set.val());
+        match self.slot.q.val() {
+            SlotState::Boundary => {
+                if !(self.n_head_last.val() && self.ext_busy.val()) {
+                    self.slot.d.next = SlotState::Issue;
+                    self.a_set.d.next = self.n_set.val();
+                    self.pass.d.next = 0.into();
+                    self.term.d.next = 0.into();
+                    self.rom_addr.d.next = 0.into();
+                    self.head_valid.d.next = self.n_head.val();
+                    self.head_first.d.next = self.n_head.val() && !self.o_step.val().any();
+                    self.head_last.d.next = self.n_head_last.val();
+                    self.head_step.d.next = self.o_step.val();
+                    self.head_group.d.next = self.o_group.val();
+                    if self.start.val() {
+                        self.next_set.d.next = !self.next_set.q.val();
+                        self.next_group.d.next = self.next_group.q.val() + 1;
+                    }
+                    for s in 0..2 {
+                        if self.n_set.val() == (s == 1) {
+                            self.active[s].d.next = self.n_active.val();
+                            self.decoder[s].d.next = self.n_decoder.val();
+                            self.step[s].d.next = self.n_step.val();
+                            if self.o_active.val() && self.t_last.val() && !self.o_decoder.val() {
+                                self.x_ready[s].d.next = false;
+                            }
+                            if self.start.val() {
+                                self.active[s].d.next = true;
+                                self.decoder[s].d.next = false;
+                                self.step[s].d.next = 0.into();
+                                self.group[s].d.next = self.next_group.q.val();
+                            }
+                        }
+                    }
+                }
+            }
+            SlotState::Issue => {
+                self.term.d.next = self.term.q.val() + 1;
+                self.rom_addr.d.next = self.rom_addr.q.val() + 1;
+                if self.term.q.val() == self.last_term.val() {
+                    self.term.d.next = 0.into();
+                    self.pass.d.next = self.pass.q.val() + 1;
+                    if self.pass.q.val() == self.last_pass.val() {
+                        self.pass.d.next = 0.into();
+                        self.slot.d.next = SlotState::Drain;
+                        self.drain.d.next = false;
+                    }
+                }
+            }
+            SlotState::Drain => {
+                self.drain.d.next = true;
+                if self.drain.q.val() {
+                    self.slot.d.next = SlotState::Boundary;
+                    self.upd_run.d.next = true;
+                    self.upd_j.d.next = 0.into();
+                    self.upd_set.d.next = !self.a_set.q.val();
+                    self.upd_active.d.next = (self.a_set.q.val() && self.active[0].q.val())
+                        || (!self.a_set.q.val() && self.active[1].q.val());
+                    self.upd_zero.d.next = (self.a_set.q.val() && self.zero[0].val())
+                        || (!self.a_set.q.val() && self.zero[1].val());
+                }
+            }
+            _ => {
+                self.slot.d.next = SlotState::Boundary;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtl::prim::sx;
+
+    /// Unit m of pass p holds gate row j = p M + m: its ROM word for term
+    /// k < H is U[k][j] << e_U, for k = H the input kernel K[j] << e_K (0 in
+    /// the decoder), after the encoder's NP K words the decoder's.
+    #[test]
+    fn weight_roms_fold_the_rows_onto_the_units() {
+        let model = crate::rtl::testbench::random_model(8, 4, 2);
+        let (h, m) = (4, 6);
+        let gru = Gru::new(&model, 11, 1, m);
+        assert_eq!(gru._shape.passes, 2);
+        assert_eq!(gru._shape.slot_cycles(), 2 * 5 + 3);
+        let (eu, du, ek) = (
+            model.encoder_recurrent.exponent,
+            model.decoder_recurrent.exponent,
+            model.encoder_kernel.exponent,
+        );
+        for unit in 0..m {
+            let rom = &gru.weight_rom[unit]._rom;
+            assert_eq!(rom.len(), 2 * 2 * (h + 1));
+            for p in 0..2 {
+                let j = p * m + unit;
+                for k in 0..=h {
+                    let enc = sx(rom[p * (h + 1) + k]);
+                    let dec = sx(rom[2 * (h + 1) + p * (h + 1) + k]);
+                    if k < h {
+                        assert_eq!(
+                            enc,
+                            (model.encoder_recurrent.codes[k * 3 * h + j] as i64) << eu
+                        );
+                        assert_eq!(
+                            dec,
+                            (model.decoder_recurrent.codes[k * 3 * h + j] as i64) << du
+                        );
+                    } else {
+                        assert_eq!(enc, (model.encoder_kernel.codes[j] as i64) << ek);
+                        assert_eq!(dec, 0);
+                    }
+                }
+            }
+            // z/r rows (j < 2H = 8) in passes below a_passes.
+            let a = gru.a_passes[unit].val().index();
+            assert_eq!(a, (0..2).filter(|p| p * m + unit < 2 * h).count());
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! One pixel lane of the GRU engine: the per-pixel state of two
+//! interleaved pixel sets (h in a two-read-port RAM, z, r per set, the
+//! shared candidate registers), the input buffers, M MAC units folding the
+//! 3H x (H + 1) matrix-vector work, the reset-product and state-update
+//! units streaming one unit per cycle, and the head. Everything the lanes
+//! share (weights, schedule) arrives on broadcast inputs from the GRU
+//! controller (`gru.rs`).
+//!
+//! Pipeline: stage 0 (issue of term k of pass p): operands are read and
+//! registered (`op_a` for the z/r rows of the set in its A slot, `op_c`
+//! for the candidate rows of the set in its C slot: narrow(r_k h_k)); the
+//! weight ROMs are addressed. Stage 1: the MACs accumulate. Stage 2: a
+//! finished pass's accumulators go through the hard sigmoid / clipped
+//! identity into z, r or c.
+
+use super::head::Head;
+use super::prim::{MacUnit, Mem, MulAdd, Requant};
+use super::{Acc, Addr, Code, Wt};
+use crate::fixed::Format;
+use rust_hdl::prelude::*;
+
+#[derive(LogicBlock)]
+pub struct Lane {
+    pub clock: Signal<In, Clock>,
+    // Input buffer write port (preprocessor) and read addresses (step t of each set).
+    pub x_we: Signal<In, Bit>,
+    pub x_set: Signal<In, Bit>,
+    pub x_waddr: Signal<In, Addr>,
+    pub x_wdata: Signal<In, Code>,
+    pub x_raddr0: Signal<In, Addr>,
+    pub x_raddr1: Signal<In, Addr>,
+    // Stage 0.
+    pub k: Signal<In, Addr>,
+    pub k_is_x: Signal<In, Bit>,
+    pub a_set: Signal<In, Bit>,
+    pub a_zero: Signal<In, Bit>,
+    pub c_zero: Signal<In, Bit>,
+    // Stage 1.
+    pub mac_en: Signal<In, Bit>,
+    pub mac_first: Signal<In, Bit>,
+    pub unit_is_a: Vec<Signal<In, Bit>>,
+    pub weight: Vec<Signal<In, Wt>>,
+    pub bias: Vec<Signal<In, Wt>>,
+    pub head_en: Signal<In, Bit>,
+    pub head_first: Signal<In, Bit>,
+    pub head_weight: Vec<Signal<In, Wt>>,
+    // Stage 2.
+    pub post: Signal<In, Bit>,
+    pub post_pass: Signal<In, Addr>,
+    pub post_set: Signal<In, Bit>,
+    pub head_done: Signal<In, Bit>,
+    pub head_step_first: Signal<In, Bit>,
+    pub head_step_last: Signal<In, Bit>,
+    pub head_set: Signal<In, Bit>,
+    // State-update stream.
+    pub upd_en: Signal<In, Bit>,
+    pub upd_j: Signal<In, Addr>,
+    pub upd_set: Signal<In, Bit>,
+    pub upd_zero: Signal<In, Bit>,
+    // Outputs: head channels and extraction inputs.
+    pub channel: Vec<Signal<Out, Acc>>,
+    pub amp1: Signal<Out, Acc>,
+    pub amp2: Signal<Out, Acc>,
+    pub sum1: Signal<Out, Acc>,
+    pub sum2: Signal<Out, Acc>,
+    // Per-set state.
+    state: Vec<Mem<18>>,
+    input: Vec<Mem<18>>,
+    z0: Vec<DFF<Code>>,
+    z1: Vec<DFF<Code>>,
+    r0: Vec<DFF<Code>>,
+    r1: Vec<DFF<Code>>,
+    cand: Vec<DFF<Code>>,
+    op_a: DFF<Code>,
+    op_c: DFF<Code>,
+    op_head: DFF<Code>,
+    mac: Vec<MacUnit>,
+    reset_mul: MulAdd,
+    reset_q: Requant<18>,
+    update_mul: MulAdd,
+    update_q: Requant<18>,
+    head: Head,
+    h_a: Signal<Local, Code>,
+    h_c: Signal<Local, Code>,
+    x_a: Signal<Local, Code>,
+    x_c: Signal<Local, Code>,
+    r_k: Signal<Local, Code>,
+    z_j: Signal<Local, Code>,
+    c_j: Signal<Local, Code>,
+    h_j: Signal<Local, Code>,
+    /// Pass in which row j of z, r, c completes.
+    z_pass: Vec<Constant<Addr>>,
+    r_pass: Vec<Constant<Addr>>,
+    c_pass: Vec<Constant<Addr>>,
+    _h: usize,
+    _m: usize,
+}
+
+impl Lane {
+    /// A lane for hidden size `h`, `m` MAC units, `gates` input buffer depth.
+    pub fn new(fmt: Format, h: usize, m: usize, gates: usize, head_bias: [i64; 3]) -> Self {
+        let w = fmt.bits;
+        let (one, q) = (fmt.one(), fmt.qmax());
+        Lane {
+            clock: Default::default(),
+            x_we: Default::default(),
+            x_set: Default::default(),
+            x_waddr: Default::default(),
+            x_wdata: Default::default(),
+            x_raddr0: Default::default(),
+            x_raddr1: Default::default(),
+            k: Default::default(),
+            k_is_x: Default::default(),
+            a_set: Default::default(),
+            a_zero: Default::default(),
+            c_zero: Default::default(),
+            mac_en: Default::default(),
+            mac_first: Default::default(),
+            unit_is_a: super::many(m),
+            weight: super::many(m),
+            bias: super::many(m),
+            head_en: Default::default(),
+            head_first: Default::default(),
+            head_weight: super::many(3),
+            post: Default::default(),
+            post_pass: Default::default(),
+            post_set: Default::default(),
+            head_done: Default::default(),
+            head_step_first: Default::default(),
+            head_step_last: Default::default(),
+            head_set: Default::default(),
+            upd_en: Default::default(),
+            upd_j: Default::default(),
+            upd_set: Default::default(),
+            upd_zero: Default::default(),
+            channel: super::many(3),
+            amp1: Default::default(),
+            amp2: Default::default(),
+            sum1: Default::default(),
+            sum2: Default::default(),
+            state: (0..2).map(|_| Mem::new(h)).collect(),
+            input: (0..2).map(|_| Mem::new(gates)).collect(),
+            z0: super::many(h),
+            z1: super::many(h),
+            r0: super::many(h),
+            r1: super::many(h),
+            cand: super::many(h),
+            op_a: Default::default(),
+            op_c: Default::default(),
+            op_head: Default::default(),
+            mac: (0..m)
+                .map(|_| {
+                    MacUnit::new(
+                        w - 1,
+                        ((1 << fmt.acc_frac()) + (1 << (w - 1)), w, 0, one),
+                        (1 << (w - 2), w - 1, -q, q),
+                    )
+                })
+                .collect(),
+            reset_mul: MulAdd::new(0),
+            reset_q: Requant::rshr(w - 1, -q, q),
+            update_mul: MulAdd::new(w - 1),
+            update_q: Requant::rshr(w - 1, -q, q),
+            head: Head::new(head_bias, fmt.head_max()),
+            h_a: Default::default(),
+            h_c: Default::default(),
+            x_a: Default::default(),
+            x_c: Default::default(),
+            r_k: Default::default(),
+            z_j: Default::default(),
+            c_j: Default::default(),
+            h_j: Default::default(),
+            z_pass: (0..h).map(|j| pass_of(j, m)).collect(),
+            r_pass: (0..h).map(|j| pass_of(h + j, m)).collect(),
+            c_pass: (0..h).map(|j| pass_of(2 * h + j, m)).collect(),
+            _h: h,
+            _m: m,
+        }
+    }
+}
+
+fn pass_of(row: usize, m: usize) -> Constant<Addr> {
+    Constant::new(((row / m) as u64).into())
+}
+
+impl Logic for Lane {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(self, clock, op_a, op_c, op_head);
+        // Memories: h (read k for the operand streams, j for the update) and x.
+        for s in 0..2 {
+            self.state[s].clock.next = self.clock.val();
+            self.state[s].raddr0.next = self.k.val();
+            self.state[s].raddr1.next = self.upd_j.val();
+            self.state[s].waddr.next = self.upd_j.val();
+            self.state[s].wdata.next = self.update_q.out.val();
+            self.state[s].we.next = self.upd_en.val() && (self.upd_set.val() == (s == 1));
+            self.input[s].clock.next = self.clock.val();
+            self.input[s].we.next = self.x_we.val() && (self.x_set.val() == (s == 1));
+            self.input[s].waddr.next = self.x_waddr.val();
+            self.input[s].wdata.next = self.x_wdata.val();
+            self.input[s].raddr1.next = 0.into();
+        }
+        self.input[0].raddr0.next = self.x_raddr0.val();
+        self.input[1].raddr0.next = self.x_raddr1.val();
+        if self.a_set.val() {
+            self.h_a.next = self.state[1].rdata0.val();
+            self.h_c.next = self.state[0].rdata0.val();
+            self.x_a.next = self.input[1].rdata0.val();
+            self.x_c.next = self.input[0].rdata0.val();
+        } else {
+            self.h_a.next = self.state[0].rdata0.val();
+            self.h_c.next = self.state[1].rdata0.val();
+            self.x_a.next = self.input[0].rdata0.val();
+            self.x_c.next = self.input[1].rdata0.val();
+        }
+        // Registers z, r (per set) and c (shared); reads by index.
+        self.r_k.next = 0.into();
+        self.z_j.next = 0.into();
+        self.c_j.next = 0.into();
+        for j in 0..self._h {
+            self.z0[j].clock.next = self.clock.val();
+            self.z1[j].clock.next = self.clock.val();
+            self.r0[j].clock.next = self.clock.val();
+            self.r1[j].clock.next = self.clock.val();
+            self.cand[j].clock.next = self.clock.val();
+            self.z0[j].d.next = self.z0[j].q.val();
+            self.z1[j].d.next = self.z1[j].q.val();
+            self.r0[j].d.next = self.r0[j].q.val();
+            self.r1[j].d.next = self.r1[j].q.val();
+            self.cand[j].d.next = self.cand[j].q.val();
+            if self.k.val().index() == j {
+                if self.a_set.val() {
+                    self.r_k.next = self.r0[j].q.val();
+                } else {
+                    self.r_k.next = self.r1[j].q.val();
+                }
+            }
+            if self.upd_j.val().index() == j {
+                self.c_j.next = self.cand[j].q.val();
+                if self.upd_set.val() {
+                    self.z_j.next = self.z1[j].q.val();
+                } else {
+                    self.z_j.next = self.z0[j].q.val();
+                }
+            }
+        }
+        // Stage 0: operands.
+        self.reset_mul.a.next = self.r_k.val();
+        self.reset_mul.b.next = self.h_c.val();
+        self.reset_mul.c.next = 0.into();
+        self.reset_q.v.next = self.reset_mul.out.val();
+        self.op_head.d.next = self.h_a.val();
+        if self.k_is_x.val() {
+            self.op_a.d.next = self.x_a.val();
+            self.op_c.d.next = self.x_c.val();
+        } else {
+            self.op_a.d.next = self.h_a.val();
+            self.op_c.d.next = self.reset_q.out.val();
+            if self.a_zero.val() {
+                self.op_a.d.next = 0.into();
+            }
+            if self.c_zero.val() {
+                self.op_c.d.next = 0.into();
+            }
+        }
+        // Stage 1: MACs.
+        for m in 0..self._m {
+            self.mac[m].clock.next = self.clock.val();
+            self.mac[m].en.next = self.mac_en.val();
+            self.mac[m].first.next = self.mac_first.val();
+            self.mac[m].bias.next = self.bias[m].val();
+            self.mac[m].w.next = self.weight[m].val();
+            self.mac[m].x.next = self.op_c.q.val();
+            if self.unit_is_a[m].val() {
+                self.mac[m].x.next = self.op_a.q.val();
+            }
+        }
+        // Stage 2: row j of pass p sits in unit j - p M.
+        if self.post.val() {
+            for mm in self._m..(self._m + 1) {
+                for hh in self._h..(self._h + 1) {
+                    for j in 0..self._h {
+                        if self.post_pass.val() == self.z_pass[j].val() {
+                            if self.post_set.val() {
+                                self.z1[j].d.next = self.mac[j % mm].gate.val();
+                            } else {
+                                self.z0[j].d.next = self.mac[j % mm].gate.val();
+                            }
+                        }
+                        if self.post_pass.val() == self.r_pass[j].val() {
+                            if self.post_set.val() {
+                                self.r1[j].d.next = self.mac[(hh + j) % mm].gate.val();
+                            } else {
+                                self.r0[j].d.next = self.mac[(hh + j) % mm].gate.val();
+                            }
+                        }
+                        if self.post_pass.val() == self.c_pass[j].val() {
+                            self.cand[j].d.next = self.mac[(2 * hh + j) % mm].cand.val();
+                        }
+                    }
+                }
+            }
+        }
+        // State update h'_j = narrow(S c + z (h - c)), one unit per cycle.
+        self.h_j.next = self.state[0].rdata1.val();
+        if self.upd_set.val() {
+            self.h_j.next = self.state[1].rdata1.val();
+        }
+        if self.upd_zero.val() {
+            self.h_j.next = 0.into();
+        }
+        self.update_mul.a.next = self.z_j.val();
+        self.update_mul.b.next = self.h_j.val() - self.c_j.val();
+        self.update_mul.c.next = self.c_j.val();
+        self.update_q.v.next = self.update_mul.out.val();
+        // Head.
+        self.head.clock.next = self.clock.val();
+        self.head.en.next = self.head_en.val();
+        self.head.first.next = self.head_first.val();
+        self.head.x.next = self.op_head.q.val();
+        self.head.done.next = self.head_done.val();
+        self.head.step_first.next = self.head_step_first.val();
+        self.head.step_last.next = self.head_step_last.val();
+        self.head.set.next = self.head_set.val();
+        for c in 0..3 {
+            self.head.w[c].next = self.head_weight[c].val();
+            self.channel[c].next = self.head.out[c].val();
+        }
+        self.amp1.next = self.head.amp1.val();
+        self.amp2.next = self.head.amp2.val();
+        self.sum1.next = self.head.sum1.val();
+        self.sum2.next = self.head.sum2.val();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtl::prim::{sx, tc};
+    use rand::{Rng, SeedableRng};
+
+    fn edge(l: &mut Lane) {
+        l.clock.next = Clock { clk: true };
+        assert!(simulate(l, 100));
+        l.clock.next = Clock { clk: false };
+        assert!(simulate(l, 100));
+    }
+
+    /// The two streaming units of a lane: the reset operand
+    /// narrow(r_k h_k) in front of the C set's MACs, and the state update
+    /// h'_j = narrow(S c_j + z_j (h_j - c_j)) written back into h.
+    #[test]
+    fn reset_and_update_streams_follow_the_contract() {
+        let fmt = Format::new(8).unwrap();
+        let (h, q, one) = (3, fmt.qmax(), fmt.one());
+        let mut lane = Lane::new(fmt, h, 3 * h, 11, [0; 3]);
+        lane.connect_all();
+        check_all(&lane).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        for case in 0..200 {
+            let j = case % h;
+            let (z, hv, c) = (
+                rng.gen_range(0..=one),
+                rng.gen_range(-q..=q),
+                rng.gen_range(-q..=q),
+            );
+            let zero = case % 7 == 0;
+            // Set 1's z_j, the shared c_j and set 1's h_j; stream unit j.
+            lane.z1[j].q.next = tc(z);
+            lane.cand[j].q.next = tc(c);
+            lane.state[1]._mem[j] = tc(hv);
+            lane.upd_en.next = true;
+            lane.upd_set.next = true;
+            lane.upd_j.next = (j as u64).into();
+            lane.upd_zero.next = zero;
+            // Reset operand of the C set (set 0 while set 1 is the A set).
+            let r = rng.gen_range(0..=one);
+            lane.r0[j].q.next = tc(r);
+            lane.state[0]._mem[j] = tc(hv);
+            lane.a_set.next = true;
+            lane.k.next = (j as u64).into();
+            lane.k_is_x.next = false;
+            lane.c_zero.next = false;
+            assert!(simulate(&mut lane, 100));
+            edge(&mut lane);
+            let want = fmt.update(z, if zero { 0 } else { hv }, c);
+            assert_eq!(
+                sx(lane.state[1]._mem[j]),
+                want,
+                "z {z} h {hv} c {c} zero {zero}"
+            );
+            assert_eq!(sx(lane.op_c.q.val()), fmt.reset(r, hv), "r {r} h {hv}");
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Preprocessing per the contract (section 1) on the ingested raw counts,
+//! all lanes in lockstep: a pass for the peak of `y_k = max(0, B c_k - S0)`,
+//! then per gate the exact division `x_k = min(QMAX, floor((2^W y_k + P) /
+//! (2P)))` on a restoring divider (W quotient bits; 0 when P = 0), written
+//! into the GRU's input buffer of the pixel set the group goes to (sets
+//! alternate 0, 1, 0, ...). The buffer is written only once the GRU has
+//! freed it, so preprocessing of the next group overlaps the GRU compute.
+
+use super::divider::Divider;
+use super::{Addr, Code, Count};
+use crate::fixed::contract::BASELINE_GATES;
+use rust_hdl::prelude::*;
+
+#[derive(Copy, Clone, Debug, PartialEq, LogicState)]
+pub enum PreprocState {
+    Idle,
+    Peak,
+    WaitBuffer,
+    DivStart,
+    DivWait,
+}
+
+#[derive(LogicBlock)]
+pub struct Preproc {
+    pub clock: Signal<In, Clock>,
+    /// From ingest.
+    pub full: Signal<In, Bit>,
+    pub release: Signal<Out, Bit>,
+    pub raddr: Signal<Out, Addr>,
+    pub rdata: Vec<Signal<In, Count>>,
+    pub s0: Vec<Signal<In, Bits<24>>>,
+    /// From the GRU: input buffer of set 0 / 1 is free.
+    pub x_free0: Signal<In, Bit>,
+    pub x_free1: Signal<In, Bit>,
+    /// Input buffer write port and the "set filled" pulse.
+    pub x_we: Signal<Out, Bit>,
+    pub x_set: Signal<Out, Bit>,
+    pub x_addr: Signal<Out, Addr>,
+    pub x_data: Vec<Signal<Out, Code>>,
+    pub x_done: Signal<Out, Bit>,
+    state: DFF<PreprocState>,
+    gate: DFF<Addr>,
+    set: DFF<Bit>,
+    peak: Vec<DFF<Bits<24>>>,
+    divider: Vec<Divider>,
+    ten_c: Vec<Signal<Local, Bits<24>>>,
+    y: Vec<Signal<Local, Bits<24>>>,
+    free: Signal<Local, Bit>,
+    lane_raw: Signal<Local, Count>,
+    lane_c: Signal<Local, Bits<24>>,
+    lane_y: Signal<Local, Bits<24>>,
+    lane_peak: Signal<Local, Bits<24>>,
+    lane_q: Signal<Local, Bits<32>>,
+    last_gate: Constant<Addr>,
+    w_bits: Constant<Bits<8>>,
+    qmax: Constant<Bits<32>>,
+    _lanes: usize,
+}
+
+impl Preproc {
+    pub fn new(lanes: usize, gates: usize, bits: u32) -> Self {
+        Preproc {
+            clock: Default::default(),
+            full: Default::default(),
+            release: Default::default(),
+            raddr: Default::default(),
+            rdata: super::many(lanes),
+            s0: super::many(lanes),
+            x_free0: Default::default(),
+            x_free1: Default::default(),
+            x_we: Default::default(),
+            x_set: Default::default(),
+            x_addr: Default::default(),
+            x_data: super::many(lanes),
+            x_done: Default::default(),
+            state: Default::default(),
+            gate: Default::default(),
+            set: Default::default(),
+            peak: super::many(lanes),
+            divider: (0..lanes).map(|_| Divider::default()).collect(),
+            ten_c: super::many(lanes),
+            y: super::many(lanes),
+            free: Default::default(),
+            lane_raw: Default::default(),
+            lane_c: Default::default(),
+            lane_y: Default::default(),
+            lane_peak: Default::default(),
+            lane_q: Default::default(),
+            last_gate: Constant::new((gates as u64 - 1).into()),
+            w_bits: Constant::new((bits as u64).into()),
+            qmax: Constant::new(((1u64 << (bits - 1)) - 1).into()),
+            _lanes: lanes,
+        }
+    }
+}
+
+/// Cycles the preprocessor spends on one group after ingest (cycle model).
+pub fn preproc_cycles(gates: usize, bits: u32) -> usize {
+    let _ = BASELINE_GATES;
+    1 + gates + 1 + gates * (bits as usize + 2)
+}
+
+impl Logic for Preproc {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(self, clock, state, gate, set);
+        self.release.next = false;
+        self.x_done.next = false;
+        self.x_we.next = false;
+        self.x_set.next = self.set.q.val();
+        self.x_addr.next = self.gate.q.val();
+        self.raddr.next = self.gate.q.val();
+        self.free.next =
+            (self.set.q.val() && self.x_free1.val()) || (!self.set.q.val() && self.x_free0.val());
+        for l in 0..self._lanes {
+            self.peak[l].clock.next = self.clock.val();
+            self.peak[l].d.next = self.peak[l].q.val();
+            self.divider[l].clock.next = self.clock.val();
+            self.divider[l].start.next = false;
+            self.divider[l].qbits.next = self.w_bits.val();
+            self.lane_raw.next = self.rdata[l].val();
+            self.lane_c.next = bit_cast::<24, 16>(self.lane_raw.val());
+            self.ten_c[l].next = (self.lane_c.val() << 3) + (self.lane_c.val() << 1);
+            self.y[l].next = 0.into();
+            if self.ten_c[l].val() >= self.s0[l].val() {
+                self.y[l].next = self.ten_c[l].val() - self.s0[l].val();
+            }
+            self.lane_y.next = self.y[l].val();
+            self.lane_peak.next = self.peak[l].q.val();
+            self.divider[l].num.next = (bit_cast::<64, 24>(self.lane_y.val()) << self.w_bits.val())
+                + bit_cast::<64, 24>(self.lane_peak.val());
+            self.divider[l].den.next = bit_cast::<64, 24>(self.lane_peak.val()) << 1;
+            self.lane_q.next = self.divider[l].quotient.val();
+            self.x_data[l].next = 0.into();
+            if self.lane_peak.val().any() {
+                if self.lane_q.val() > self.qmax.val() {
+                    self.x_data[l].next = bit_cast::<18, 32>(self.qmax.val());
+                } else {
+                    self.x_data[l].next = bit_cast::<18, 32>(self.lane_q.val());
+                }
+            }
+        }
+        match self.state.q.val() {
+            PreprocState::Idle => {
+                if self.full.val() {
+                    self.gate.d.next = 0.into();
+                    self.state.d.next = PreprocState::Peak;
+                    for l in 0..self._lanes {
+                        self.peak[l].d.next = 0.into();
+                    }
+                }
+            }
+            PreprocState::Peak => {
+                for l in 0..self._lanes {
+                    if self.y[l].val() > self.peak[l].q.val() {
+                        self.peak[l].d.next = self.y[l].val();
+                    }
+                }
+                self.gate.d.next = self.gate.q.val() + 1;
+                if self.gate.q.val() == self.last_gate.val() {
+                    self.gate.d.next = 0.into();
+                    self.state.d.next = PreprocState::WaitBuffer;
+                }
+            }
+            PreprocState::WaitBuffer => {
+                if self.free.val() {
+                    self.state.d.next = PreprocState::DivStart;
+                }
+            }
+            PreprocState::DivStart => {
+                for l in 0..self._lanes {
+                    self.divider[l].start.next = true;
+                }
+                self.state.d.next = PreprocState::DivWait;
+            }
+            PreprocState::DivWait => {
+                if self.divider[0].done.val() {
+                    self.x_we.next = true;
+                    self.gate.d.next = self.gate.q.val() + 1;
+                    self.state.d.next = PreprocState::DivStart;
+                    if self.gate.q.val() == self.last_gate.val() {
+                        self.gate.d.next = 0.into();
+                        self.x_done.next = true;
+                        self.release.next = true;
+                        self.set.d.next = !self.set.q.val();
+                        self.state.d.next = PreprocState::Idle;
+                    }
+                }
+            }
+            _ => {
+                self.state.d.next = PreprocState::Idle;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixed::contract::{preprocess, COUNT_MAX};
+    use crate::rtl::ingest::Ingest;
+    use crate::rtl::prim::sx;
+    use rand::{Rng, SeedableRng};
+
+    /// Ingest + preprocessing on their own: the x codes written into the
+    /// input buffer equal the contract's preprocessing.
+    #[test]
+    fn matches_the_contract() {
+        let (g, lanes) = (14, 2);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for bits in [4u32, 8, 16] {
+            let mut hist: Vec<Vec<u32>> = vec![
+                vec![0; g],
+                vec![COUNT_MAX; g],
+                (0..g).map(|k| if k == 12 { 1 } else { 0 }).collect(),
+                (0..g).map(|k| if k == 3 { COUNT_MAX } else { 2 }).collect(),
+            ];
+            for _ in 0..4 {
+                hist.push((0..g).map(|_| rng.gen_range(0..=COUNT_MAX)).collect());
+            }
+            let mut ing = Ingest::new(lanes, g);
+            let mut pre = Preproc::new(lanes, g, bits);
+            ing.connect_all();
+            pre.connect_all();
+            let mut got: Vec<Vec<i64>> = vec![vec![0; g]; hist.len()];
+            let (mut beat, mut done_groups, mut cycles) = (0usize, 0usize, 0);
+            let groups = hist.len() / lanes;
+            while done_groups < groups {
+                ing.valid.next = beat < groups * g;
+                for l in 0..lanes {
+                    let p = (beat / g).min(groups - 1) * lanes + l;
+                    ing.count[l].next = (hist[p][beat % g] as u64).into();
+                }
+                for _ in 0..4 {
+                    ing.release.next = pre.release.val();
+                    ing.raddr.next = pre.raddr.val();
+                    pre.full.next = ing.full.val();
+                    for l in 0..lanes {
+                        pre.rdata[l].next = ing.rdata[l].val();
+                        pre.s0[l].next = ing.s0[l].val();
+                    }
+                    pre.x_free0.next = true;
+                    pre.x_free1.next = true;
+                    ing.clock.next = Clock { clk: false };
+                    pre.clock.next = Clock { clk: false };
+                    assert!(simulate(&mut ing, 100));
+                    assert!(simulate(&mut pre, 100));
+                }
+                if ing.valid.val() && ing.ready.val() {
+                    beat += 1;
+                }
+                if pre.x_we.val() {
+                    let k = pre.x_addr.val().index();
+                    for l in 0..lanes {
+                        got[done_groups * lanes + l][k] = sx(pre.x_data[l].val());
+                    }
+                }
+                if pre.x_done.val() {
+                    assert_eq!(pre.x_set.val(), done_groups % 2 == 1);
+                    done_groups += 1;
+                }
+                ing.clock.next = Clock { clk: true };
+                pre.clock.next = Clock { clk: true };
+                assert!(simulate(&mut ing, 100));
+                assert!(simulate(&mut pre, 100));
+                cycles += 1;
+                assert!(cycles < 100_000);
+            }
+            let fmt = crate::fixed::Format::new(bits).unwrap();
+            for (h, x) in hist.iter().zip(&got) {
+                let mut want = vec![0; g];
+                preprocess(fmt, h, &mut want);
+                assert_eq!(x, &want, "W {bits}: {h:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Library entry points for `flimgru sim` and `flimgru wave`: simulate the
+//! engine on histograms (results in input order, optionally a VCD), print a
+//! VCD signal's value changes and list a VCD's signal hierarchy.
+
+use super::testbench::{self, Policy};
+use super::{Engine, EngineConfig};
+use crate::data::GateGrid;
+use crate::fixed::{PixelCodes, QuantModel};
+use anyhow::{bail, Context, Result};
+use ndarray::Array2;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Simulate the circuit for `model` (W = `config.bits`) on `counts`
+/// (`[n, G]`, G = the grid's gates), back-to-back input and an always-ready
+/// output; returns the codes in input order and writes the waveform to
+/// `vcd` when given.
+pub fn simulate_file(
+    model: &QuantModel,
+    grid: &GateGrid,
+    config: EngineConfig,
+    counts: &Array2<u32>,
+    vcd: Option<&Path>,
+) -> Result<Vec<PixelCodes>> {
+    let mut engine = Engine::new(model, grid, config)?;
+    let out = testbench::run(&mut engine, counts.view(), &Policy::eager(), vcd)?;
+    Ok(out.codes)
+}
+
+struct VarInfo {
+    path: String,
+    width: u32,
+    code: vcd::IdCode,
+}
+
+fn read_header(
+    path: &Path,
+) -> Result<(vcd::Parser<std::io::BufReader<std::fs::File>>, Vec<VarInfo>)> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut parser = vcd::Parser::new(std::io::BufReader::new(f));
+    let header = parser
+        .parse_header()
+        .with_context(|| format!("{} is not a VCD file", path.display()))?;
+    let mut vars = Vec::new();
+    fn walk(items: &[vcd::ScopeItem], prefix: &str, out: &mut Vec<VarInfo>) {
+        for it in items {
+            match it {
+                vcd::ScopeItem::Scope(s) => {
+                    let p = if prefix.is_empty() {
+                        s.identifier.clone()
+                    } else {
+                        format!("{prefix}.{}", s.identifier)
+                    };
+                    walk(&s.items, &p, out);
+                }
+                vcd::ScopeItem::Var(v) => out.push(VarInfo {
+                    path: if prefix.is_empty() {
+                        v.reference.clone()
+                    } else {
+                        format!("{prefix}.{}", v.reference)
+                    },
+                    width: v.size,
+                    code: v.code,
+                }),
+                _ => {}
+            }
+        }
+    }
+    walk(&header.items, "", &mut vars);
+    Ok((parser, vars))
+}
+
+/// The signal hierarchy of a VCD: one `path width` line per signal.
+pub fn wave_list(vcd_path: &Path) -> Result<String> {
+    let (_, vars) = read_header(vcd_path)?;
+    let mut s = String::new();
+    for v in vars {
+        writeln!(s, "{} {}", v.path, v.width).ok();
+    }
+    Ok(s)
+}
+
+/// Find a signal: an exact hierarchical path (`uut.gru.slot.q`), a path
+/// below the top scope (`gru.slot.q`, `out_pixel`), or a unique suffix of
+/// one (`slot.q`).
+fn find<'a>(vars: &'a [VarInfo], signal: &str) -> Result<&'a VarInfo> {
+    if let Some(v) = vars.iter().find(|v| v.path == signal) {
+        return Ok(v);
+    }
+    if let Some(v) = vars
+        .iter()
+        .find(|v| v.path.split_once('.').map(|(_, rest)| rest) == Some(signal))
+    {
+        return Ok(v);
+    }
+    let hits: Vec<&VarInfo> = vars
+        .iter()
+        .filter(|v| v.path.ends_with(&format!(".{signal}")))
+        .collect();
+    match hits.len() {
+        1 => Ok(hits[0]),
+        0 => bail!("no signal {signal:?} in the VCD (try --list)"),
+        _ => bail!(
+            "signal {signal:?} is ambiguous: {}",
+            hits.iter()
+                .map(|v| v.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Value changes of `signal` with time in `from..=to` (all when None): one
+/// `time value` line each, vectors in hex (x/z kept), the value at `from`
+/// first. VCDs written by the testbench count time as 10 x cycle (the
+/// settled values before the rising edge) and 10 x cycle + 5 (after it).
+pub fn wave(vcd_path: &Path, signal: &str, from: Option<u64>, to: Option<u64>) -> Result<String> {
+    let changes = wave_values(vcd_path, signal, from, to)?;
+    let mut s = String::new();
+    for (t, v) in changes {
+        writeln!(s, "{t} {v}").ok();
+    }
+    Ok(s)
+}
+
+/// The value changes of [`wave`] as (time, value) pairs.
+pub fn wave_values(
+    vcd_path: &Path,
+    signal: &str,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> Result<Vec<(u64, String)>> {
+    let (parser, vars) = read_header(vcd_path)?;
+    let var = find(&vars, signal)?;
+    let (code, width) = (var.code, var.width);
+    let from = from.unwrap_or(0);
+    let to = to.unwrap_or(u64::MAX);
+    let mut now = 0u64;
+    let mut last: Option<String> = None;
+    let mut before: Option<String> = None;
+    let mut out = Vec::new();
+    let mut values: HashMap<u64, String> = HashMap::new();
+    for cmd in parser {
+        let cmd = cmd.with_context(|| format!("reading {}", vcd_path.display()))?;
+        let value = match cmd {
+            vcd::Command::Timestamp(t) => {
+                now = t;
+                if now > to {
+                    break;
+                }
+                continue;
+            }
+            vcd::Command::ChangeScalar(c, v) if c == code => v.to_string(),
+            vcd::Command::ChangeVector(c, v) if c == code => vector_hex(&v, width),
+            vcd::Command::ChangeString(c, v) if c == code => v,
+            _ => continue,
+        };
+        if now < from {
+            before = Some(value);
+            continue;
+        }
+        if last.as_deref() == Some(value.as_str()) {
+            continue;
+        }
+        if out.is_empty() && now > from {
+            if let Some(b) = before.take() {
+                out.push((from, b.clone()));
+                last = Some(b);
+                if last.as_deref() == Some(value.as_str()) {
+                    continue;
+                }
+            }
+        }
+        values.insert(now, value.clone());
+        last = Some(value.clone());
+        out.push((now, value));
+    }
+    if out.is_empty() {
+        if let Some(b) = before {
+            out.push((from, b));
+        }
+    }
+    Ok(out)
+}
+
+fn vector_hex(v: &vcd::Vector, width: u32) -> String {
+    let bits: Vec<vcd::Value> = v.iter().collect();
+    if bits
+        .iter()
+        .any(|b| !matches!(b, vcd::Value::V0 | vcd::Value::V1))
+    {
+        return bits.iter().map(|b| b.to_string()).collect();
+    }
+    let mut n: u128 = 0;
+    for b in &bits {
+        n = (n << 1) | matches!(b, vcd::Value::V1) as u128;
+    }
+    let digits = (width as usize).div_ceil(4).max(1);
+    format!("{n:0digits$x}")
+}

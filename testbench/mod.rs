@@ -1,0 +1,391 @@
+//! Co-simulation harness, shared by the tests (tests/rtl_*.rs) and by
+//! `flimgru sim` (through `flimgru::rtl::sim`): drives the engine's input
+//! stream (with random valid gaps) and result stream (with random ready
+//! back-pressure) in rust-hdl's fast thread-free loop (settle, sample,
+//! clock edge), collects the results and the debug channels, compares
+//! them with the golden model bit for bit, and writes a VCD of a failing
+//! case (or of every case when the environment variable `FLIMGRU_VCD`
+//! names a directory).
+//!
+//! Included into the library as `flimgru::rtl::testbench` (src/rtl/mod.rs).
+
+use crate::data::GateGrid;
+use crate::fixed::contract::COUNT_MAX;
+use crate::fixed::{Golden, PixelCodes, QuantModel};
+use crate::rtl::cycles::CycleModel;
+use crate::rtl::prim::sx;
+use crate::rtl::{Engine, EngineConfig};
+use anyhow::{bail, Context, Result};
+use ndarray::{Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rust_hdl::prelude::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming a directory for VCDs of every co-sim run.
+pub const VCD_ENV: &str = "FLIMGRU_VCD";
+
+/// How the testbench drives the two streams.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// Probability that the driver offers a beat in a cycle in which it has
+    /// none pending (an offered beat stays valid until accepted).
+    pub valid: f64,
+    /// Probability that the result stream's ready is high in a cycle.
+    pub ready: f64,
+    pub seed: u64,
+}
+
+impl Policy {
+    /// Back-to-back input, always-ready output.
+    pub fn eager() -> Policy {
+        Policy {
+            valid: 1.0,
+            ready: 1.0,
+            seed: 0,
+        }
+    }
+
+    /// Random gaps and back-pressure.
+    pub fn random(seed: u64) -> Policy {
+        Policy {
+            valid: 0.6,
+            ready: 0.4,
+            seed,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Results in input order (index = pixel).
+    pub codes: Vec<PixelCodes>,
+    /// Pixel indices in the order the result stream delivered them
+    /// (padding lanes of the last group included).
+    pub order: Vec<u64>,
+    /// Decoded head channels per pixel, `[G, 3]`.
+    pub channels: Vec<Array2<i64>>,
+    /// Cycle at which each result (in delivery order) left the engine.
+    pub result_cycles: Vec<u64>,
+    /// Cycles simulated.
+    pub cycles: u64,
+}
+
+/// Run `counts` (`[n, G]`) through `engine`; pads the last group of P
+/// pixels with empty histograms. `vcd`: write a waveform there.
+pub fn run(
+    engine: &mut Engine,
+    counts: ArrayView2<u32>,
+    policy: &Policy,
+    vcd: Option<&Path>,
+) -> Result<Outcome> {
+    let (n, g) = counts.dim();
+    let p = engine.lanes();
+    if g != engine.gates() {
+        bail!(
+            "histograms have {g} gates, the engine was built for {}",
+            engine.gates()
+        );
+    }
+    let groups = n.div_ceil(p);
+    let total = groups * p;
+    let cfg = engine.config();
+    let shape = engine.shape();
+    let model = CycleModel::new(shape.hidden, g, cfg.macs, p, cfg.bits);
+    let slack = |x: f64| x / policy.valid.max(0.05) / policy.ready.max(0.05);
+    let max_cycles = (slack(((groups + 3) * model.cycles_per_group) as f64) as u64) * 2
+        + 20 * model.slot as u64
+        + 10_000;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(policy.seed);
+    let mut codes = vec![PixelCodes::default(); n];
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(total);
+    let mut result_cycles = Vec::with_capacity(total);
+    let mut channels = vec![Array2::<i64>::zeros((g, 3)); n];
+    let mut beat = 0usize; // next beat: group beat / g, gate beat % g
+    let mut offered = false;
+    let mut probe = match vcd {
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).ok();
+            }
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            Some(write_vcd_header(std::io::BufWriter::new(f), engine))
+        }
+        None => None,
+    };
+    let mut cycle = 0u64;
+    while order.len() < total {
+        if cycle >= max_cycles {
+            bail!(
+                "the engine delivered {} of {total} results in {cycle} cycles (hung?)",
+                order.len()
+            );
+        }
+        if !offered && beat < groups * g {
+            offered = policy.valid >= 1.0 || rng.gen_bool(policy.valid);
+        }
+        engine.in_valid.next = offered;
+        if offered {
+            let (grp, k) = (beat / g, beat % g);
+            for l in 0..p {
+                let i = grp * p + l;
+                let c = if i < n {
+                    counts[[i, k]].min(COUNT_MAX)
+                } else {
+                    0
+                };
+                engine.in_count[l].next = (c as u64).into();
+            }
+        }
+        engine.out_ready.next = policy.ready >= 1.0 || rng.gen_bool(policy.ready);
+        engine.clock.next = Clock { clk: false };
+        if !simulate(engine, 1000) {
+            bail!("the engine's logic did not settle at cycle {cycle}");
+        }
+        if let Some(pr) = probe.take() {
+            let mut pr = pr;
+            pr.timestamp(cycle * 10).ok();
+            probe = Some(write_vcd_change(pr, engine));
+        }
+        // Sample the handshakes before the rising edge.
+        if offered && engine.in_ready.val() {
+            beat += 1;
+            offered = false;
+        }
+        if engine.out_valid.val() && engine.out_ready.val() {
+            let i = engine.out_pixel.val().to_u64();
+            order.push(i);
+            result_cycles.push(cycle);
+            let i = i as usize;
+            if i < n {
+                if seen[i] {
+                    bail!("pixel {i} was delivered twice");
+                }
+                seen[i] = true;
+                codes[i] = PixelCodes {
+                    tau1: engine.out_tau1.val().to_u64() as u32,
+                    tau2: engine.out_tau2.val().to_u64() as u32,
+                    fraction: engine.out_fraction.val().to_u64() as u32,
+                };
+            }
+        }
+        if engine.dbg_valid.val() {
+            let grp = engine.dbg_group.val().to_u64() as usize;
+            let t = engine.dbg_step.val().index();
+            for l in 0..p {
+                let i = grp * p + l;
+                if i < n && t < g {
+                    for c in 0..3 {
+                        channels[i][[t, c]] = sx(engine.dbg_channel[3 * l + c].val());
+                    }
+                }
+            }
+        }
+        engine.clock.next = Clock { clk: true };
+        if !simulate(engine, 1000) {
+            bail!("the engine's logic did not settle at cycle {cycle}");
+        }
+        if let Some(pr) = probe.take() {
+            let mut pr = pr;
+            pr.timestamp(cycle * 10 + 5).ok();
+            probe = Some(write_vcd_change(pr, engine));
+        }
+        cycle += 1;
+    }
+    drop(probe);
+    Ok(Outcome {
+        codes,
+        order,
+        channels,
+        result_cycles,
+        cycles: cycle,
+    })
+}
+
+/// Where a co-sim run's VCD goes: `$FLIMGRU_VCD/<name>.vcd`, or the
+/// system temp directory when `failing` and the variable is unset.
+pub fn vcd_path(name: &str, failing: bool) -> Option<PathBuf> {
+    match std::env::var_os(VCD_ENV) {
+        Some(dir) => Some(PathBuf::from(dir).join(format!("{name}.vcd"))),
+        None if failing => Some(
+            std::env::temp_dir()
+                .join("flimgru-vcd")
+                .join(format!("{name}.vcd")),
+        ),
+        None => None,
+    }
+}
+
+/// A short name for a case (configuration plus a hash of the inputs).
+pub fn case_name(model: &QuantModel, config: &EngineConfig, counts: ArrayView2<u32>) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hs = std::collections::hash_map::DefaultHasher::new();
+    counts.iter().for_each(|c| c.hash(&mut hs));
+    model.encoder_recurrent.codes.hash(&mut hs);
+    format!(
+        "rtl-h{}-g{}-w{}-p{}-m{}-{:016x}",
+        model.hidden,
+        counts.ncols(),
+        config.bits,
+        config.lanes,
+        config.macs,
+        hs.finish()
+    )
+}
+
+/// Build the engine, run `counts` under `policy`, and compare results,
+/// delivery order and debug channels with the golden model. On a mismatch
+/// the case is re-run with a VCD and the error names it.
+pub fn check(
+    model: &QuantModel,
+    grid: &GateGrid,
+    config: EngineConfig,
+    counts: ArrayView2<u32>,
+    policy: &Policy,
+) -> Result<Outcome> {
+    check_with(model, model, grid, config, counts, policy)
+}
+
+/// [`check`] with the circuit built from `circuit` and the reference from
+/// `reference` (the same model, except in tests of the harness itself).
+pub fn check_with(
+    circuit: &QuantModel,
+    reference: &QuantModel,
+    grid: &GateGrid,
+    config: EngineConfig,
+    counts: ArrayView2<u32>,
+    policy: &Policy,
+) -> Result<Outcome> {
+    let model = circuit;
+    let golden = Golden::new(reference, grid)?;
+    let (want, want_ch) = golden.run_with_channels(counts)?;
+    let name = case_name(model, &config, counts);
+    let run_once = |vcd: Option<&Path>| -> Result<Outcome> {
+        let mut engine = Engine::new(model, grid, config)?;
+        run(&mut engine, counts, policy, vcd)
+    };
+    let always = vcd_path(&name, false);
+    let outcome = run_once(always.as_deref());
+    let problem = match &outcome {
+        Err(e) => Some(format!("{e:#}")),
+        Ok(o) => compare(o, &want, &want_ch),
+    };
+    match problem {
+        None => outcome,
+        Some(why) => {
+            let path = vcd_path(&name, true).expect("failing cases always get a VCD");
+            let wrote = if always.is_some() {
+                Ok(())
+            } else {
+                run_once(Some(&path)).map(|_| ())
+            };
+            let mut msg = format!("co-simulation mismatch ({name}, {config:?}): {why}");
+            match wrote {
+                Ok(()) => msg.push_str(&format!("; waveform: {}", path.display())),
+                Err(e) => msg.push_str(&format!("; (re-run for the waveform failed: {e:#})")),
+            }
+            let mut err = std::io::stderr();
+            writeln!(err, "{msg}").ok();
+            bail!(msg)
+        }
+    }
+}
+
+/// The first difference between an outcome and the golden results.
+pub fn compare(o: &Outcome, want: &[PixelCodes], want_ch: &ndarray::Array3<i64>) -> Option<String> {
+    let n = want.len();
+    let expected: Vec<u64> = (0..o.order.len() as u64).collect();
+    if o.order != expected {
+        return Some(format!("results delivered out of order: {:?}", o.order));
+    }
+    for (i, want_i) in want.iter().enumerate().take(n) {
+        let ch = want_ch.index_axis(ndarray::Axis(0), i);
+        if o.channels[i] != ch {
+            let (t, c) = (0..ch.nrows())
+                .flat_map(|t| (0..3).map(move |c| (t, c)))
+                .find(|&(t, c)| o.channels[i][[t, c]] != ch[[t, c]])
+                .unwrap_or((0, 0));
+            return Some(format!(
+                "pixel {i}: head channel {c} at decoder step {t} is {} , golden {}",
+                o.channels[i][[t, c]],
+                ch[[t, c]]
+            ));
+        }
+        if o.codes[i] != *want_i {
+            return Some(format!(
+                "pixel {i}: circuit {:?}, golden {:?}",
+                o.codes[i], want_i
+            ));
+        }
+    }
+    None
+}
+
+/// A random model in the contract: codes uniform in -QMAX..=QMAX scaled
+/// down by a random shift (so states do not all saturate), random
+/// exponents 0..=3.
+pub fn random_model(bits: u32, hidden: usize, seed: u64) -> QuantModel {
+    QuantModel::random(
+        hidden,
+        bits,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+    )
+    .expect("random models are valid for W in 4..=16")
+}
+
+/// Histograms exercising the corners: all-zero, single photon, one-gate
+/// spike, flat, saturated (65535 and above), plus random decays.
+pub fn corner_histograms(gates: usize, extra_random: usize, seed: u64) -> Array2<u32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut rows: Vec<Vec<u32>> = vec![
+        vec![0; gates],
+        {
+            let mut v = vec![0; gates];
+            v[rng.gen_range(0..gates)] = 1;
+            v
+        },
+        {
+            let mut v = vec![3; gates];
+            v[rng.gen_range(0..gates)] = 5000;
+            v
+        },
+        vec![17; gates],
+        vec![COUNT_MAX; gates],
+        {
+            let mut v = vec![COUNT_MAX; gates];
+            v[gates - 1] = 0;
+            v[gates / 2] = u32::MAX;
+            v
+        },
+        {
+            let mut v = vec![0; gates];
+            v[gates - 1] = COUNT_MAX;
+            v
+        },
+    ];
+    for _ in 0..extra_random {
+        let amp = 10f64.powf(rng.gen_range(0.0..4.8));
+        let tau = rng.gen_range(0.5..6.0);
+        let bg = rng.gen_range(0..20) as f64;
+        let peak = rng.gen_range(10..gates.clamp(11, 20)) as f64;
+        rows.push(
+            (0..gates)
+                .map(|k| {
+                    let t = k as f64 - peak;
+                    let s = if t >= 0.0 {
+                        amp * (-t / tau).exp()
+                    } else {
+                        0.0
+                    };
+                    let noise: f64 = rng.gen_range(0.0..1.0);
+                    (s + bg + noise * (s + bg).sqrt()).round().min(70_000.0) as u32
+                })
+                .collect(),
+        );
+    }
+    let n = rows.len();
+    Array2::from_shape_vec((n, gates), rows.concat()).expect("rows of equal length")
+}

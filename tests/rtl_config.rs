@@ -1,0 +1,84 @@
+//! Impossible configurations are refused at construction with a clear
+//! error; the Verilog of a small engine generates.
+
+use flimgru::data::GateGrid;
+use flimgru::rtl::testbench;
+use flimgru::rtl::{Engine, EngineConfig};
+
+fn err(model: &flimgru::fixed::QuantModel, grid: &GateGrid, c: EngineConfig) -> String {
+    match Engine::new(model, grid, c) {
+        Ok(_) => panic!("{c:?} was accepted"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn impossible_configurations_are_refused() {
+    let grid = GateGrid::new(11, 0.2).unwrap();
+    let model = testbench::random_model(8, 4, 1);
+    let ok = EngineConfig {
+        bits: 8,
+        lanes: 2,
+        macs: 4,
+    };
+    assert!(Engine::new(&model, &grid, ok).is_ok());
+    let e = err(&model, &grid, EngineConfig { macs: 5, ..ok });
+    assert!(e.contains("M = 5") && e.contains("divide"), "{e}");
+    let e = err(&model, &grid, EngineConfig { macs: 0, ..ok });
+    assert!(e.contains("M = 0"), "{e}");
+    let e = err(&model, &grid, EngineConfig { lanes: 0, ..ok });
+    assert!(e.contains("P = 0"), "{e}");
+    for bits in [3, 17] {
+        let e = err(&model, &grid, EngineConfig { bits, ..ok });
+        assert!(e.contains(&format!("W = {bits}")), "{e}");
+    }
+    let e = err(&model, &grid, EngineConfig { bits: 6, ..ok });
+    assert!(e.contains("8 bits") && e.contains("W = 6"), "{e}");
+    // A model whose codes exceed its own format.
+    let mut wide = model.clone();
+    wide.decoder_recurrent.codes[3] = 200;
+    let e = err(&wide, &grid, ok);
+    assert!(e.contains("decoder_recurrent") && e.contains("200"), "{e}");
+    let mut exp = model.clone();
+    exp.head_kernel.exponent = 4;
+    assert!(err(&exp, &grid, ok).contains("exponent"));
+    // Too few gates for the baseline.
+    for gates in [10, 2000] {
+        let e = err(&model, &GateGrid { gates, dt_ns: 0.2 }, ok);
+        assert!(e.contains("gates") && e.contains(&gates.to_string()), "{e}");
+    }
+}
+
+#[test]
+fn verilog_generates_with_readable_names() {
+    let grid = GateGrid::new(11, 0.2).unwrap();
+    let model = testbench::random_model(6, 2, 1);
+    let engine = Engine::new(
+        &model,
+        &grid,
+        EngineConfig {
+            bits: 6,
+            lanes: 2,
+            macs: 3,
+        },
+    )
+    .unwrap();
+    // Every input of every block is driven, no combinational loops.
+    rust_hdl::prelude::check_all(&engine).unwrap();
+    let v = rust_hdl::prelude::generate_verilog(&engine);
+    assert!(v.len() > 10_000);
+    assert!(v.contains("module top("), "no top-level module");
+    for name in [
+        "top$ingest",
+        "top$preproc",
+        "top$gru",
+        "top$extract",
+        "gru$lane$1",
+        "lane$0$head",
+        "out_tau1",
+    ] {
+        assert!(v.contains(name), "no {name} in the Verilog");
+    }
+    // Multipliers are the primitives' signed products.
+    assert!(v.contains("$signed(w) * $signed(x)"));
+}
