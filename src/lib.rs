@@ -2,12 +2,14 @@
 //!
 //! The crate follows the flow of data: photons and histograms ([`data`]),
 //! the float GRU Seq2Seq and its trainer ([`model`]), lifetimes from the
-//! network's channels and the classical baselines ([`lifetime`]), and the
-//! evaluation that puts them side by side ([`eval`]), lifetime images
-//! ([`map`]). [`app`] holds the
+//! network's channels and the classical baselines ([`lifetime`]), the
+//! fixed-point contract with its golden model, PTQ and QAT ([`fixed`]), the
+//! compression study ([`compress`]), the rust-hdl circuits of the contract
+//! ([`rtl`]) and their Verilog export ([`export`]). [`engine`] runs a model
+//! file in float or in the contract; [`eval`] and [`map`] put it beside
+//! the classical methods and draw lifetime images; [`app`] holds the
 //! command-line subcommands as library calls, [`bench`] the throughput
-//! measurements. Later layers (the fixed-point contract, the circuits, the
-//! exporters) build on these.
+//! measurements.
 
 pub mod app;
 pub mod bench;
@@ -15,6 +17,7 @@ pub mod compress;
 pub mod data;
 pub mod engine;
 pub mod eval;
+pub mod export;
 pub mod fixed;
 pub mod lifetime;
 pub mod map;

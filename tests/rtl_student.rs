@@ -1,22 +1,22 @@
-//! The 32-unit 8-bit student (random weights until models/student-8bit.json
-//! ships) on realistic simulated pixels: the circuit equals the golden
-//! model bit for bit, codes and every decoder step's head channels.
+//! The shipped 32-unit 8-bit student (models/student-8bit.json) on
+//! realistic simulated pixels: the circuit equals the golden model bit for
+//! bit, codes and every decoder step's head channels.
 
-use flimgru::data::simulate::{simulate, SimSpec};
-use flimgru::fixed::QuantModel;
-use flimgru::model::{CandidateActivation, GateActivation, Seq2Seq, Seq2SeqConfig};
+use flimgru::data::simulate::simulate;
+use flimgru::model::file::ModelFile;
 use flimgru::rtl::testbench::{self, Policy};
 use flimgru::rtl::EngineConfig;
-use rand::SeedableRng;
 
 #[test]
 fn student_on_realistic_pixels_is_bit_exact() {
-    let mut cfg = Seq2SeqConfig::student(32);
-    cfg.gate = GateActivation::HardSigmoid;
-    cfg.candidate = CandidateActivation::ClippedIdentity;
-    let float = Seq2Seq::<f32>::init(&cfg, &mut rand_chacha::ChaCha8Rng::seed_from_u64(11));
-    let model = QuantModel::from_float(&float, 8).unwrap();
-    let spec = SimSpec::default();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json");
+    let file = ModelFile::load(&path).expect("the shipped 8-bit student");
+    let model = file
+        .quantized
+        .clone()
+        .expect("the shipped student is quantised");
+    assert_eq!((model.bits, model.hidden), (8, 32));
+    let spec = file.data.clone();
     let data = simulate(&spec, 20, 4).unwrap();
     let config = EngineConfig {
         bits: 8,

@@ -1,0 +1,186 @@
+//! Verilog export of the rust-hdl engine (docs/export.md).
+//!
+//! [`verilog`] builds the engine (`crate::rtl::Engine`) for a quantised
+//! model, a gate grid and (W, P, M), generates its Verilog with rust-hdl's
+//! generator behind a loop-unrolling fix ([`generate`], [`unroll`]), runs
+//! the documented lint post-pass ([`postpass`]) and puts a header comment
+//! in front (parameters, model name, checksum of the model's codes).
+//! [`cosim`] builds the exported Verilog with a generated plain-Verilog
+//! testbench in Verilator (or Icarus Verilog) and runs histograms through
+//! it with the same stimulus protocol as `crate::rtl::testbench`.
+//! [`tools`] finds the external tools and says how to install a missing one.
+
+pub mod cosim;
+pub mod generate;
+pub mod postpass;
+pub mod tools;
+pub mod unroll;
+
+use crate::data::GateGrid;
+use crate::fixed::QuantModel;
+use crate::rtl::{Engine, EngineConfig};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Name of the top-level module of the exported Verilog (rust-hdl's).
+pub const TOP: &str = "top";
+
+/// FNV-1a 64 over the model's format and every tensor (name, shape,
+/// exponent, codes as little-endian i32) in `QuantModel::tensors` order:
+/// the checksum printed in the exported header.
+pub fn model_checksum(model: &QuantModel) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(&model.bits.to_le_bytes());
+    eat(&(model.hidden as u64).to_le_bytes());
+    for (name, t) in QuantModel::tensor_names().iter().zip(model.tensors()) {
+        eat(name.as_bytes());
+        eat(&(t.shape[0] as u64).to_le_bytes());
+        eat(&(t.shape[1] as u64).to_le_bytes());
+        eat(&t.exponent.to_le_bytes());
+        for c in &t.codes {
+            eat(&c.to_le_bytes());
+        }
+    }
+    h
+}
+
+/// The file name of an export: `flimgru_w8_p1_m96.v`.
+pub fn file_name(config: &EngineConfig) -> String {
+    format!(
+        "flimgru_w{}_p{}_m{}.v",
+        config.bits, config.lanes, config.macs
+    )
+}
+
+/// The header comment of an export.
+pub fn header(model: &QuantModel, grid: &GateGrid, config: &EngineConfig, name: &str) -> String {
+    let cycles = crate::rtl::cycles::CycleModel::new(
+        model.hidden,
+        grid.gates,
+        config.macs,
+        config.lanes,
+        config.bits,
+    );
+    format!(
+        "// flimgru engine, exported by `flimgru export` (flimgru {version}, rust-hdl 0.46 + the\n\
+         // exporter's loop-unrolling fix and lint post-pass, docs/export.md). Do not edit.\n\
+         //\n\
+         //   model           {name}\n\
+         //   model checksum  {sum:016x} (FNV-1a 64 of the quantised codes, flimgru::export::model_checksum)\n\
+         //   W (bits)        {w}\n\
+         //   P (lanes)       {p}\n\
+         //   M (MACs/lane)   {m}\n\
+         //   H (hidden)      {h}\n\
+         //   G (gates)       {g} of {dt} ns\n\
+         //   cycles/pixel    {cpp} (GRU-bound model, docs/hardware.md)\n\
+         //\n\
+         // Top module `{TOP}`; ports (one clock domain, rising edge, no reset: registers start\n\
+         // from their initial values):\n\
+         //   in_valid, in_ready, in_count$0..in_count${pl} [15:0]: one beat = gate k of the P\n\
+         //     pixels of a group (lane l = pixel mod P), G beats per group, a partial last group\n\
+         //     padded with empty histograms;\n\
+         //   out_valid, out_ready, out_pixel [31:0], out_tau1 [11:0], out_tau2 [11:0],\n\
+         //     out_fraction [15:0]: one beat per pixel, in input order;\n\
+         //   dbg_valid, dbg_group, dbg_step, dbg_channel$0..dbg_channel${dl} [47:0]: monitor.\n",
+        version = env!("CARGO_PKG_VERSION"),
+        sum = model_checksum(model),
+        w = config.bits,
+        p = config.lanes,
+        m = config.macs,
+        h = model.hidden,
+        g = grid.gates,
+        dt = grid.dt_ns,
+        cpp = cycles.cycles_per_pixel(),
+        pl = config.lanes - 1,
+        dl = 3 * config.lanes - 1,
+    )
+}
+
+/// The engine's Verilog for `model` on `grid` with (W, P, M) = `config`:
+/// header comment, then rust-hdl's modules (loops unrolled, lint post-pass).
+/// `name` is the model's name for the header.
+pub fn verilog(
+    model: &QuantModel,
+    grid: &GateGrid,
+    config: EngineConfig,
+    name: &str,
+) -> Result<String> {
+    let engine = Engine::new(model, grid, config)?;
+    let raw = generate::generate(&engine)?;
+    let body = postpass::run(&raw).context("lint post-pass of the generated Verilog")?;
+    Ok(format!("{}{}", header(model, grid, &config, name), body))
+}
+
+/// Write [`verilog`] to `out_dir/flimgru_w{W}_p{P}_m{M}.v` atomically
+/// (a temporary file renamed into place); returns the path.
+pub fn write_verilog(
+    model: &QuantModel,
+    grid: &GateGrid,
+    config: EngineConfig,
+    name: &str,
+    out_dir: &Path,
+) -> Result<PathBuf> {
+    let text = verilog(model, grid, config, name)?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let path = out_dir.join(file_name(&config));
+    crate::data::io::write_atomically(&path, |tmp| {
+        std::fs::write(tmp, text.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
+    })?;
+    Ok(path)
+}
+
+/// `verilator --lint-only -Wall` on `verilog` (written to `dir/top.v`):
+/// the warning and error lines, empty when the file is lint-clean.
+pub fn lint(verilog: &str, dir: &Path) -> Result<Vec<String>> {
+    let verilator = tools::find("verilator")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join(format!("{TOP}.v"));
+    std::fs::write(&file, verilog).with_context(|| format!("writing {}", file.display()))?;
+    let out = std::process::Command::new(verilator)
+        .args(["--lint-only", "-Wall", "--top-module", TOP])
+        .arg(&file)
+        .output()
+        .context("cannot run verilator")?;
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let issues: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("%Warning") || l.starts_with("%Error"))
+        .map(str::to_string)
+        .collect();
+    if !out.status.success() && issues.is_empty() {
+        anyhow::bail!("verilator --lint-only failed ({}):\n{text}", out.status);
+    }
+    Ok(issues)
+}
+
+/// Synthesise `verilog` with yosys (`synth_ecp5`, `synth_ice40`,
+/// `synth_xilinx`, ...: `family` = "ecp5" etc.) under `dir`; returns the
+/// log's statistics section.
+pub fn yosys_synth(verilog: &str, dir: &Path, family: &str) -> Result<String> {
+    let yosys = tools::find("yosys")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join(format!("{TOP}.v"));
+    std::fs::write(&file, verilog).with_context(|| format!("writing {}", file.display()))?;
+    let script = format!("read_verilog {}; synth_{family} -top {TOP}", file.display());
+    let log = tools::run(
+        std::process::Command::new(yosys)
+            .args(["-q", "-l"])
+            .arg(dir.join("yosys.log"))
+            .args(["-p", &script]),
+        &format!("yosys synth_{family}"),
+    )?;
+    let full = std::fs::read_to_string(dir.join("yosys.log")).unwrap_or(log);
+    let stats = full
+        .rfind("Printing statistics")
+        .map(|p| full[p..].to_string())
+        .unwrap_or_default();
+    Ok(stats)
+}
