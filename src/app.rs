@@ -237,6 +237,40 @@ pub fn infer(
     Ok(lifetimes.len())
 }
 
+/// The circuit configuration of a quantised model file (W defaults to the
+/// model's, M to 3H).
+fn circuit_config(
+    model: &ModelFile,
+    bits: Option<u32>,
+    lanes: usize,
+    macs: Option<usize>,
+) -> Result<(&crate::fixed::QuantModel, crate::rtl::EngineConfig)> {
+    let Some(q) = &model.quantized else {
+        bail!(
+            "model {} has no quantised weights (field \"quantized\"); the circuit needs a quantised student (flimgru compress)",
+            model.name
+        );
+    };
+    let config = crate::rtl::EngineConfig {
+        bits: bits.unwrap_or(q.bits),
+        lanes,
+        macs: macs.unwrap_or(3 * q.hidden),
+    };
+    Ok((q, config))
+}
+
+/// `flimgru export`: the engine's Verilog into `out_dir`; returns its path.
+pub fn export_verilog(
+    model: &ModelFile,
+    bits: Option<u32>,
+    lanes: usize,
+    macs: Option<usize>,
+    out_dir: &Path,
+) -> Result<PathBuf> {
+    let (q, config) = circuit_config(model, bits, lanes, macs)?;
+    crate::export::write_verilog(q, &model.data.grid, config, &model.name, out_dir)
+}
+
 /// `flimgru sim`: the rust-hdl circuit of a quantised model on the
 /// histograms of `input`, results written exactly as `infer --engine fixed`
 /// writes them (same writer), optionally the VCD. Returns the pixel count.
@@ -250,17 +284,7 @@ pub fn simulate_circuit(
     vcd: Option<&Path>,
 ) -> Result<usize> {
     let format = ResultFormat::from_path(output)?;
-    let Some(q) = &model.quantized else {
-        bail!(
-            "model {} has no quantised weights; the circuit needs a quantised student (flimgru compress)",
-            model.name
-        );
-    };
-    let config = crate::rtl::EngineConfig {
-        bits: bits.unwrap_or(q.bits),
-        lanes,
-        macs: macs.unwrap_or(3 * q.hidden),
-    };
+    let (q, config) = circuit_config(model, bits, lanes, macs)?;
     let hist = read_histograms(input)?;
     if hist.counts.ncols() != model.gates() {
         bail!(

@@ -46,6 +46,9 @@ enum Command {
     Sim(SimArgs),
     /// Print a VCD signal's value changes (or --list the signals).
     Wave(WaveArgs),
+    /// Write the engine's Verilog (lint-clean, header with parameters and the
+    /// model's checksum) for a quantised model and (W, P, M).
+    Export(ExportArgs),
     /// Measure training, inference and simulator throughput.
     Bench(BenchArgs),
 }
@@ -73,6 +76,25 @@ struct SimArgs {
     /// Write the waveform here.
     #[arg(long)]
     vcd: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A quantised model file.
+    #[arg(long, default_value = "models/student-8bit.json")]
+    model: PathBuf,
+    /// Bit width W (default: the model's).
+    #[arg(long)]
+    bits: Option<u32>,
+    /// Pixel lanes P.
+    #[arg(long, default_value_t = 1)]
+    lanes: usize,
+    /// Multipliers per lane M (default: 3H).
+    #[arg(long)]
+    macs: Option<usize>,
+    /// Output directory; the file is flimgru_w{W}_p{P}_m{M}.v.
+    #[arg(long, default_value = "rtl")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -583,6 +605,11 @@ fn run(cli: Cli) -> Result<()> {
                 Some(v) => println!(" and {}", v.display()),
                 None => println!(),
             }
+        }
+        Command::Export(a) => {
+            let model = ModelFile::load(&a.model)?;
+            let path = app::export_verilog(&model, a.bits, a.lanes, a.macs, &a.out)?;
+            println!("wrote {}", path.display());
         }
         Command::Wave(a) => {
             let text = if a.list {

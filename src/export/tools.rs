@@ -1,0 +1,75 @@
+//! Finding the external HDL tools (Verilator, Icarus Verilog, yosys); a
+//! missing tool is an error that says how to install it.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How to install every HDL tool the export tests use.
+pub const INSTALL_HINT: &str =
+    "run `bash scripts/setup.sh` (or `bash scripts/setup-hdl.sh`), which installs verilator, iverilog and yosys (Debian packages)";
+
+/// The path of `tool` on PATH (environment override `FLIMGRU_<TOOL>`,
+/// e.g. `FLIMGRU_VERILATOR=/opt/v/bin/verilator`), or an error saying how
+/// to install it.
+pub fn find(tool: &str) -> Result<PathBuf> {
+    let var = format!("FLIMGRU_{}", tool.to_uppercase());
+    if let Some(p) = std::env::var_os(&var) {
+        let p = PathBuf::from(p);
+        if is_executable(&p) {
+            return Ok(p);
+        }
+        bail!("{var} = {} is not an executable file", p.display());
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(tool);
+            if is_executable(&p) {
+                return Ok(p);
+            }
+        }
+    }
+    bail!("`{tool}` was not found on PATH: {INSTALL_HINT}")
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The first line of `tool --version` (or `-V`).
+pub fn version(tool: &str) -> Result<String> {
+    let path = find(tool)?;
+    let flag = if tool == "iverilog" {
+        "-V"
+    } else {
+        "--version"
+    };
+    let out = Command::new(&path)
+        .arg(flag)
+        .output()
+        .with_context(|| format!("cannot run {}", path.display()))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    Ok(text.lines().next().unwrap_or("").trim().to_string())
+}
+
+/// Run a command to completion; on failure the error holds its output.
+pub fn run(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {what} ({cmd:?})"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{what} failed ({}):\n{}", out.status, tail.join("\n"));
+    }
+    Ok(text)
+}

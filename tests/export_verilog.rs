@@ -1,0 +1,98 @@
+//! The export itself: header (parameters, model name, checksum),
+//! deterministic output, atomic writes, and the committed default
+//! configuration's Verilog under rtl/ is current (regenerate it with
+//! `FLIMGRU_BLESS=1 cargo test --test export_verilog`, or
+//! `flimgru export --model models/student-8bit.json --bits 8 --lanes 1 --macs 96 --out rtl/`).
+
+mod export_common;
+
+use flimgru::data::GateGrid;
+use flimgru::export;
+use flimgru::rtl::testbench;
+use flimgru::rtl::EngineConfig;
+use std::path::Path;
+
+const DEFAULT: EngineConfig = EngineConfig {
+    bits: 8,
+    lanes: 1,
+    macs: 96,
+};
+
+#[test]
+fn header_names_the_parameters_and_the_model_checksum() {
+    let grid = GateGrid::new(11, 0.2).unwrap();
+    let model = testbench::random_model(8, 3, 1);
+    let config = EngineConfig {
+        bits: 8,
+        lanes: 2,
+        macs: 3,
+    };
+    let v = export::verilog(&model, &grid, config, "tiny").unwrap();
+    let sum = format!("{:016x}", export::model_checksum(&model));
+    for want in [
+        "model           tiny",
+        sum.as_str(),
+        "W (bits)        8",
+        "P (lanes)       2",
+        "M (MACs/lane)   3",
+        "H (hidden)      3",
+        "G (gates)       11",
+        "module top(",
+    ] {
+        assert!(v.contains(want), "no {want:?} in the export");
+    }
+    // Deterministic, and the checksum sees every code.
+    assert_eq!(v, export::verilog(&model, &grid, config, "tiny").unwrap());
+    let mut other = model.clone();
+    other.decoder_recurrent.codes[0] ^= 1;
+    assert_ne!(
+        export::model_checksum(&model),
+        export::model_checksum(&other)
+    );
+    // No loop index survives the unrolling fix (rust-hdl 0.46 leaves `[m]`).
+    assert!(!v.contains("[m]") && !v.contains("[c]"));
+    // Impossible configurations are refused with the engine's message.
+    let e = export::verilog(&model, &grid, EngineConfig { macs: 4, ..config }, "x").unwrap_err();
+    assert!(format!("{e:#}").contains("M = 4"), "{e:#}");
+}
+
+#[test]
+fn write_verilog_writes_one_complete_file() {
+    let grid = GateGrid::new(11, 0.2).unwrap();
+    let model = testbench::random_model(6, 2, 3);
+    let config = EngineConfig {
+        bits: 6,
+        lanes: 1,
+        macs: 2,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rtl");
+    let path = export::write_verilog(&model, &grid, config, "m", &out).unwrap();
+    assert_eq!(path, out.join("flimgru_w6_p1_m2.v"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text, export::verilog(&model, &grid, config, "m").unwrap());
+    let names: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(names.len(), 1, "temporary files left behind");
+}
+
+#[test]
+fn committed_default_verilog_is_current() {
+    let (model, grid, name) = export_common::student();
+    let rtl = Path::new(env!("CARGO_MANIFEST_DIR")).join("rtl");
+    let path = rtl.join(export::file_name(&DEFAULT));
+    if std::env::var_os("FLIMGRU_BLESS").is_some() {
+        export::write_verilog(&model, &grid, DEFAULT, &name, &rtl).unwrap();
+    }
+    let want = export::verilog(&model, &grid, DEFAULT, &name).unwrap();
+    let have = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; regenerate it with `FLIMGRU_BLESS=1 cargo test --test export_verilog`",
+            path.display()
+        )
+    });
+    assert!(
+        have == want,
+        "{} is stale (model or exporter changed); regenerate it with `FLIMGRU_BLESS=1 cargo test --test export_verilog`",
+        path.display()
+    );
+}
