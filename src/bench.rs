@@ -141,7 +141,8 @@ pub fn golden_throughput(
         what: format!("golden model, {hidden} units, {bits} bits"),
         value: rate,
         unit: "pixels/s".into(),
-        // Giga multiply-accumulates per second (not flops).
-        gflops: Some(rate * model.macs_per_pixel(spec.grid.gates) as f64 / 1e9),
+        // Integer multiply-accumulates, not flops: reported in the docs as
+        // GMAC/s = pixels/s x MACs per pixel (855,360 at H = 32, G = 135).
+        gflops: None,
     })
 }
