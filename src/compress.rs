@@ -17,11 +17,12 @@ use crate::fixed::qat::{input_values, train_qat};
 use crate::fixed::{fake_quantise, Format, Golden, QuantModel, ScaleRule};
 use crate::lifetime::metrics::{f_value, MethodMetrics};
 use crate::model::file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
+use crate::model::train::History;
 use crate::model::{
     train, CandidateActivation, GateActivation, Seq2Seq, Seq2SeqConfig, TrainConfig, TrainData,
 };
 use anyhow::{bail, Context, Result};
-use ndarray::{Array2, Array3};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -307,6 +308,19 @@ fn trained(
     Ok(m)
 }
 
+/// A fresh float network of shape `cfg` (seeded by the budget's seed)
+/// trained on `targets`: every float row of the study.
+fn fit_float<'a>(
+    cfg: &Seq2SeqConfig,
+    inputs: ArrayView2<'a, f32>,
+    targets: ArrayView3<'a, f32>,
+    training: &TrainConfig,
+) -> Result<(Seq2Seq<f32>, Option<QuantModel>, History)> {
+    let mut w = Seq2Seq::init(cfg, &mut ChaCha8Rng::seed_from_u64(training.seed));
+    let history = train(&mut w, &TrainData { inputs, targets }, training, true)?;
+    Ok((w, None, history))
+}
+
 /// Teacher outputs on the training inputs, cached in `dir` under a key of
 /// the teacher file's bytes and the data.
 fn teacher_outputs(
@@ -408,16 +422,12 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
             command,
             &job.float_training,
             || {
-                let mut w = Seq2Seq::init(
+                fit_float(
                     &student_config(h),
-                    &mut ChaCha8Rng::seed_from_u64(job.float_training.seed),
-                );
-                let d = TrainData {
-                    inputs: inputs.view(),
-                    targets: target,
-                };
-                let hist = train(&mut w, &d, &job.float_training, true)?;
-                Ok((w, None, hist))
+                    inputs.view(),
+                    target,
+                    &job.float_training,
+                )
             },
         )?;
         log(&float);
@@ -486,16 +496,12 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
         command,
         &job.float_training,
         || {
-            let mut w = Seq2Seq::init(
+            fit_float(
                 &Seq2SeqConfig::student(h),
-                &mut ChaCha8Rng::seed_from_u64(job.float_training.seed),
-            );
-            let d = TrainData {
-                inputs: inputs.view(),
-                targets: blended.view(),
-            };
-            let hist = train(&mut w, &d, &job.float_training, true)?;
-            Ok((w, None, hist))
+                inputs.view(),
+                blended.view(),
+                &job.float_training,
+            )
         },
     )?;
     log(&smooth);
@@ -511,16 +517,12 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
         command,
         &job.ship_training,
         || {
-            let mut w = Seq2Seq::init(
+            fit_float(
                 &student_config(h),
-                &mut ChaCha8Rng::seed_from_u64(job.ship_training.seed),
-            );
-            let d = TrainData {
-                inputs: inputs.view(),
-                targets: blended.view(),
-            };
-            let hist = train(&mut w, &d, &job.ship_training, true)?;
-            Ok((w, None, hist))
+                inputs.view(),
+                blended.view(),
+                &job.ship_training,
+            )
         },
     )?;
     log(&float);
@@ -579,10 +581,6 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
 
     // (a) weight reduction and (b) PTQ of every teacher size.
     // Last, because the largest sizes are the slowest rows.
-    let truth_data = TrainData {
-        inputs: inputs.view(),
-        targets: truth.view(),
-    };
     for sizes in &job.teacher_sizes {
         let shape: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
         let name = format!("teacher-{}", shape.join("x"));
@@ -594,13 +592,12 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
             command,
             &job.float_training,
             || {
-                let cfg = Seq2SeqConfig::teacher(sizes.clone());
-                let mut w = Seq2Seq::init(
-                    &cfg,
-                    &mut ChaCha8Rng::seed_from_u64(job.float_training.seed),
-                );
-                let h = train(&mut w, &truth_data, &job.float_training, true)?;
-                Ok((w, None, h))
+                fit_float(
+                    &Seq2SeqConfig::teacher(sizes.clone()),
+                    inputs.view(),
+                    truth.view(),
+                    &job.float_training,
+                )
             },
         )?;
         log(&m);
