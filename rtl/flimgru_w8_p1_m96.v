@@ -19757,11 +19757,19 @@ module top$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     output reg  [47:0] acc;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[47:25]};
+    wire signed [24:0] bias_s = bias[24:0];
+    wire signed [24:0] product = w_s * x_s;
+    reg signed [24:0] acc_r;
+    initial acc_r = 25'h0;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias : acc) + product;
+       if (en) acc_r <= (first ? bias_s : acc_r) + product;
     end
+    always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$gru$lane$0$head$mac$0
 
 
@@ -19777,11 +19785,19 @@ module top$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     output reg  [47:0] acc;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[47:25]};
+    wire signed [24:0] bias_s = bias[24:0];
+    wire signed [24:0] product = w_s * x_s;
+    reg signed [24:0] acc_r;
+    initial acc_r = 25'h0;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias : acc) + product;
+       if (en) acc_r <= (first ? bias_s : acc_r) + product;
     end
+    always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$gru$lane$0$head$mac$1
 
 
@@ -19797,11 +19813,19 @@ module top$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     output reg  [47:0] acc;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[47:25]};
+    wire signed [24:0] bias_s = bias[24:0];
+    wire signed [24:0] product = w_s * x_s;
+    reg signed [24:0] acc_r;
+    initial acc_r = 25'h0;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias : acc) + product;
+       if (en) acc_r <= (first ? bias_s : acc_r) + product;
     end
+    always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$gru$lane$0$head$mac$2
 
 
@@ -19812,12 +19836,12 @@ module top$gru$lane$0$head$saturate$0(v,out);
     output reg  [47:0] out;
     
     // Update code (custom)
-    wire signed [63:0] widened = {{16{v[47]}}, v};
-    wire signed [63:0] shifted = (widened + 64'sh0000000000000000) >>> 0;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] clamped = (shifted < 64'shfffffffffffe0001) ? 64'shfffffffffffe0001 : ((shifted > 64'sh000000000001ffff) ? 64'sh000000000001ffff : shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) out = clamped[47:0];
+    wire unused_v_high = ^{1'b0, v[47:25]};
+    wire signed [24:0] v_s = v[24:0];
+    wire signed [25:0] q_widened = {v_s[24], v_s};
+    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
+    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
+    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
 endmodule // top$gru$lane$0$head$saturate$0
 
 
@@ -19828,12 +19852,12 @@ module top$gru$lane$0$head$saturate$1(v,out);
     output reg  [47:0] out;
     
     // Update code (custom)
-    wire signed [63:0] widened = {{16{v[47]}}, v};
-    wire signed [63:0] shifted = (widened + 64'sh0000000000000000) >>> 0;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] clamped = (shifted < 64'shfffffffffffe0001) ? 64'shfffffffffffe0001 : ((shifted > 64'sh000000000001ffff) ? 64'sh000000000001ffff : shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) out = clamped[47:0];
+    wire unused_v_high = ^{1'b0, v[47:25]};
+    wire signed [24:0] v_s = v[24:0];
+    wire signed [25:0] q_widened = {v_s[24], v_s};
+    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
+    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
+    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
 endmodule // top$gru$lane$0$head$saturate$1
 
 
@@ -19844,12 +19868,12 @@ module top$gru$lane$0$head$saturate$2(v,out);
     output reg  [47:0] out;
     
     // Update code (custom)
-    wire signed [63:0] widened = {{16{v[47]}}, v};
-    wire signed [63:0] shifted = (widened + 64'sh0000000000000000) >>> 0;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] clamped = (shifted < 64'shfffffffffffe0001) ? 64'shfffffffffffe0001 : ((shifted > 64'sh000000000001ffff) ? 64'sh000000000001ffff : shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) out = clamped[47:0];
+    wire unused_v_high = ^{1'b0, v[47:25]};
+    wire signed [24:0] v_s = v[24:0];
+    wire signed [25:0] q_widened = {v_s[24], v_s};
+    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
+    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
+    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
 endmodule // top$gru$lane$0$head$saturate$2
 
 
@@ -19994,27 +20018,29 @@ module top$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$0
 
 
@@ -20031,27 +20057,29 @@ module top$gru$lane$0$mac$1(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$1
 
 
@@ -20068,27 +20096,29 @@ module top$gru$lane$0$mac$10(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$10
 
 
@@ -20105,27 +20135,29 @@ module top$gru$lane$0$mac$11(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$11
 
 
@@ -20142,27 +20174,29 @@ module top$gru$lane$0$mac$12(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$12
 
 
@@ -20179,27 +20213,29 @@ module top$gru$lane$0$mac$13(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$13
 
 
@@ -20216,27 +20252,29 @@ module top$gru$lane$0$mac$14(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$14
 
 
@@ -20253,27 +20291,29 @@ module top$gru$lane$0$mac$15(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$15
 
 
@@ -20290,27 +20330,29 @@ module top$gru$lane$0$mac$16(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$16
 
 
@@ -20327,27 +20369,29 @@ module top$gru$lane$0$mac$17(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$17
 
 
@@ -20364,27 +20408,29 @@ module top$gru$lane$0$mac$18(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$18
 
 
@@ -20401,27 +20447,29 @@ module top$gru$lane$0$mac$19(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$19
 
 
@@ -20438,27 +20486,29 @@ module top$gru$lane$0$mac$2(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$2
 
 
@@ -20475,27 +20525,29 @@ module top$gru$lane$0$mac$20(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$20
 
 
@@ -20512,27 +20564,29 @@ module top$gru$lane$0$mac$21(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$21
 
 
@@ -20549,27 +20603,29 @@ module top$gru$lane$0$mac$22(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$22
 
 
@@ -20586,27 +20642,29 @@ module top$gru$lane$0$mac$23(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$23
 
 
@@ -20623,27 +20681,29 @@ module top$gru$lane$0$mac$24(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$24
 
 
@@ -20660,27 +20720,29 @@ module top$gru$lane$0$mac$25(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$25
 
 
@@ -20697,27 +20759,29 @@ module top$gru$lane$0$mac$26(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$26
 
 
@@ -20734,27 +20798,29 @@ module top$gru$lane$0$mac$27(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$27
 
 
@@ -20771,27 +20837,29 @@ module top$gru$lane$0$mac$28(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$28
 
 
@@ -20808,27 +20876,29 @@ module top$gru$lane$0$mac$29(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$29
 
 
@@ -20845,27 +20915,29 @@ module top$gru$lane$0$mac$3(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$3
 
 
@@ -20882,27 +20954,29 @@ module top$gru$lane$0$mac$30(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$30
 
 
@@ -20919,27 +20993,29 @@ module top$gru$lane$0$mac$31(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$31
 
 
@@ -20956,27 +21032,29 @@ module top$gru$lane$0$mac$32(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$32
 
 
@@ -20993,27 +21071,29 @@ module top$gru$lane$0$mac$33(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$33
 
 
@@ -21030,27 +21110,29 @@ module top$gru$lane$0$mac$34(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$34
 
 
@@ -21067,27 +21149,29 @@ module top$gru$lane$0$mac$35(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$35
 
 
@@ -21104,27 +21188,29 @@ module top$gru$lane$0$mac$36(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$36
 
 
@@ -21141,27 +21227,29 @@ module top$gru$lane$0$mac$37(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$37
 
 
@@ -21178,27 +21266,29 @@ module top$gru$lane$0$mac$38(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$38
 
 
@@ -21215,27 +21305,29 @@ module top$gru$lane$0$mac$39(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$39
 
 
@@ -21252,27 +21344,29 @@ module top$gru$lane$0$mac$4(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$4
 
 
@@ -21289,27 +21383,29 @@ module top$gru$lane$0$mac$40(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$40
 
 
@@ -21326,27 +21422,29 @@ module top$gru$lane$0$mac$41(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$41
 
 
@@ -21363,27 +21461,29 @@ module top$gru$lane$0$mac$42(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$42
 
 
@@ -21400,27 +21500,29 @@ module top$gru$lane$0$mac$43(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$43
 
 
@@ -21437,27 +21539,29 @@ module top$gru$lane$0$mac$44(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$44
 
 
@@ -21474,27 +21578,29 @@ module top$gru$lane$0$mac$45(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$45
 
 
@@ -21511,27 +21617,29 @@ module top$gru$lane$0$mac$46(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$46
 
 
@@ -21548,27 +21656,29 @@ module top$gru$lane$0$mac$47(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$47
 
 
@@ -21585,27 +21695,29 @@ module top$gru$lane$0$mac$48(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$48
 
 
@@ -21622,27 +21734,29 @@ module top$gru$lane$0$mac$49(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$49
 
 
@@ -21659,27 +21773,29 @@ module top$gru$lane$0$mac$5(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$5
 
 
@@ -21696,27 +21812,29 @@ module top$gru$lane$0$mac$50(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$50
 
 
@@ -21733,27 +21851,29 @@ module top$gru$lane$0$mac$51(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$51
 
 
@@ -21770,27 +21890,29 @@ module top$gru$lane$0$mac$52(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$52
 
 
@@ -21807,27 +21929,29 @@ module top$gru$lane$0$mac$53(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$53
 
 
@@ -21844,27 +21968,29 @@ module top$gru$lane$0$mac$54(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$54
 
 
@@ -21881,27 +22007,29 @@ module top$gru$lane$0$mac$55(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$55
 
 
@@ -21918,27 +22046,29 @@ module top$gru$lane$0$mac$56(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$56
 
 
@@ -21955,27 +22085,29 @@ module top$gru$lane$0$mac$57(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$57
 
 
@@ -21992,27 +22124,29 @@ module top$gru$lane$0$mac$58(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$58
 
 
@@ -22029,27 +22163,29 @@ module top$gru$lane$0$mac$59(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$59
 
 
@@ -22066,27 +22202,29 @@ module top$gru$lane$0$mac$6(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$6
 
 
@@ -22103,27 +22241,29 @@ module top$gru$lane$0$mac$60(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$60
 
 
@@ -22140,27 +22280,29 @@ module top$gru$lane$0$mac$61(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$61
 
 
@@ -22177,27 +22319,29 @@ module top$gru$lane$0$mac$62(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$62
 
 
@@ -22214,27 +22358,29 @@ module top$gru$lane$0$mac$63(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$63
 
 
@@ -22251,27 +22397,29 @@ module top$gru$lane$0$mac$64(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$64
 
 
@@ -22288,27 +22436,29 @@ module top$gru$lane$0$mac$65(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$65
 
 
@@ -22325,27 +22475,29 @@ module top$gru$lane$0$mac$66(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$66
 
 
@@ -22362,27 +22514,29 @@ module top$gru$lane$0$mac$67(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$67
 
 
@@ -22399,27 +22553,29 @@ module top$gru$lane$0$mac$68(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$68
 
 
@@ -22436,27 +22592,29 @@ module top$gru$lane$0$mac$69(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$69
 
 
@@ -22473,27 +22631,29 @@ module top$gru$lane$0$mac$7(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$7
 
 
@@ -22510,27 +22670,29 @@ module top$gru$lane$0$mac$70(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$70
 
 
@@ -22547,27 +22709,29 @@ module top$gru$lane$0$mac$71(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$71
 
 
@@ -22584,27 +22748,29 @@ module top$gru$lane$0$mac$72(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$72
 
 
@@ -22621,27 +22787,29 @@ module top$gru$lane$0$mac$73(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$73
 
 
@@ -22658,27 +22826,29 @@ module top$gru$lane$0$mac$74(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$74
 
 
@@ -22695,27 +22865,29 @@ module top$gru$lane$0$mac$75(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$75
 
 
@@ -22732,27 +22904,29 @@ module top$gru$lane$0$mac$76(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$76
 
 
@@ -22769,27 +22943,29 @@ module top$gru$lane$0$mac$77(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$77
 
 
@@ -22806,27 +22982,29 @@ module top$gru$lane$0$mac$78(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$78
 
 
@@ -22843,27 +23021,29 @@ module top$gru$lane$0$mac$79(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$79
 
 
@@ -22880,27 +23060,29 @@ module top$gru$lane$0$mac$8(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$8
 
 
@@ -22917,27 +23099,29 @@ module top$gru$lane$0$mac$80(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$80
 
 
@@ -22954,27 +23138,29 @@ module top$gru$lane$0$mac$81(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$81
 
 
@@ -22991,27 +23177,29 @@ module top$gru$lane$0$mac$82(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$82
 
 
@@ -23028,27 +23216,29 @@ module top$gru$lane$0$mac$83(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$83
 
 
@@ -23065,27 +23255,29 @@ module top$gru$lane$0$mac$84(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$84
 
 
@@ -23102,27 +23294,29 @@ module top$gru$lane$0$mac$85(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$85
 
 
@@ -23139,27 +23333,29 @@ module top$gru$lane$0$mac$86(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$86
 
 
@@ -23176,27 +23372,29 @@ module top$gru$lane$0$mac$87(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$87
 
 
@@ -23213,27 +23411,29 @@ module top$gru$lane$0$mac$88(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$88
 
 
@@ -23250,27 +23450,29 @@ module top$gru$lane$0$mac$89(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$89
 
 
@@ -23287,27 +23489,29 @@ module top$gru$lane$0$mac$9(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$9
 
 
@@ -23324,27 +23528,29 @@ module top$gru$lane$0$mac$90(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$90
 
 
@@ -23361,27 +23567,29 @@ module top$gru$lane$0$mac$91(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$91
 
 
@@ -23398,27 +23606,29 @@ module top$gru$lane$0$mac$92(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$92
 
 
@@ -23435,27 +23645,29 @@ module top$gru$lane$0$mac$93(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$93
 
 
@@ -23472,27 +23684,29 @@ module top$gru$lane$0$mac$94(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$94
 
 
@@ -23509,27 +23723,29 @@ module top$gru$lane$0$mac$95(clock,en,first,bias,w,x,gate,cand);
     output reg  [17:0] cand;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(w) * $signed(x);
-    wire signed [47:0] bias_wide = $signed({{28{bias[19]}}, bias});
-    wire signed [47:0] bias_aligned = bias_wide <<< 7;
-    reg [47:0] acc;
-    initial acc = 48'h0;
+    wire unused_x_high = ^{1'b0, x[17:9]};
+    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire unused_w_high = ^{1'b0, w[19:11]};
+    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire unused_bias_high = ^{1'b0, bias[19:11]};
+    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
+    wire signed [24:0] product = w_s * x_s;
+    wire signed [24:0] bias_aligned = bias_s <<< 7;
+    reg signed [24:0] acc;
+    initial acc = 25'h0;
     always @(posedge clock) begin
        if (en) acc <= (first ? bias_aligned : acc) + product;
     end
-    wire signed [63:0] widened = {{16{acc[47]}}, acc};
-    wire signed [63:0] gate_shifted = (widened + 64'sh0000000000004080) >>> 8;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] gate_clamped = (gate_shifted < 64'sh0000000000000000) ? 64'sh0000000000000000 : ((gate_shifted > 64'sh0000000000000080) ? 64'sh0000000000000080 : gate_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [63:0] cand_shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] cand_clamped = (cand_shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((cand_shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : cand_shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) begin
-       gate = gate_clamped[17:0];
-       cand = cand_clamped[17:0];
-    end
+    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
+    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
+    wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
+    always @(*) gate = gate_clamped[17:0];
+    wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
+    always @(*) cand = cand_clamped[17:0];
 endmodule // top$gru$lane$0$mac$95
 
 
@@ -24815,9 +25031,14 @@ module top$gru$lane$0$reset_mul(a,b,c,out);
     output reg  [47:0] out;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(a) * $signed(b);
-    wire signed [47:0] addend = $signed({{30{c[17]}}, c});
-    always @(*) out = product + (addend <<< 0);
+    wire unused_a_high = ^{1'b0, a[17:9]};
+    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire unused_b_high = ^{1'b0, b[17:9]};
+    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
+    wire signed [18:0] sum = a_s * b_s + (c_s <<< 0);
+    always @(*) out = {{29{sum[18]}}, sum};
 endmodule // top$gru$lane$0$reset_mul
 
 
@@ -24828,12 +25049,13 @@ module top$gru$lane$0$reset_q(v,out);
     output reg  [17:0] out;
     
     // Update code (custom)
-    wire signed [63:0] widened = {{16{v[47]}}, v};
-    wire signed [63:0] shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] clamped = (shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) out = clamped[17:0];
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
 endmodule // top$gru$lane$0$reset_q
 
 
@@ -24898,9 +25120,14 @@ module top$gru$lane$0$update_mul(a,b,c,out);
     output reg  [47:0] out;
     
     // Update code (custom)
-    wire signed [47:0] product = $signed(a) * $signed(b);
-    wire signed [47:0] addend = $signed({{30{c[17]}}, c});
-    always @(*) out = product + (addend <<< 7);
+    wire unused_a_high = ^{1'b0, a[17:9]};
+    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire unused_b_high = ^{1'b0, b[17:9]};
+    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
+    wire signed [18:0] sum = a_s * b_s + (c_s <<< 7);
+    always @(*) out = {{29{sum[18]}}, sum};
 endmodule // top$gru$lane$0$update_mul
 
 
@@ -24911,12 +25138,13 @@ module top$gru$lane$0$update_q(v,out);
     output reg  [17:0] out;
     
     // Update code (custom)
-    wire signed [63:0] widened = {{16{v[47]}}, v};
-    wire signed [63:0] shifted = (widened + 64'sh0000000000000040) >>> 7;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [63:0] clamped = (shifted < 64'shffffffffffffff81) ? 64'shffffffffffffff81 : ((shifted > 64'sh000000000000007f) ? 64'sh000000000000007f : shifted);
-    /* verilator lint_on UNUSEDSIGNAL */
-    always @(*) out = clamped[17:0];
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
 endmodule // top$gru$lane$0$update_q
 
 

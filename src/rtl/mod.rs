@@ -30,7 +30,9 @@ pub use engine::{Engine, EngineConfig};
 use rust_hdl::prelude::*;
 
 /// State, input, gate and operand codes (W <= 16 bits plus sign and the
-/// gate's one = 2^(W-1) and differences h - c), two's complement.
+/// gate's one = 2^(W-1) and differences h - c), two's complement. The
+/// port types are sized for W = 16; the arithmetic primitives compute at
+/// the [`Widths`] of the actual W, so synthesis drops the unused bits.
 pub type Code = Bits<18>;
 /// Weight codes pre-shifted by their tensor exponent (code << e, e <= 3).
 pub type Wt = Bits<20>;
@@ -40,6 +42,35 @@ pub type Acc = Bits<48>;
 pub type Addr = Bits<16>;
 /// Raw photon counts (the 16-bit ingest width).
 pub type Count = Bits<16>;
+
+/// The widths the contract needs at one (W, H) (docs/fixed-point.md): the
+/// hand-written primitives of [`prim`] read their operands and keep their
+/// accumulators at these widths, whatever the (W = 16) port types carry.
+/// In the contract's range no value is lost; the Rust models wrap exactly
+/// as the Verilog does, so simulation and silicon agree even outside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Widths {
+    /// Operand codes: states and inputs (W bits), gates 0..=2^(W-1) and
+    /// differences h - c (W + 1 bits).
+    pub code: u32,
+    /// Weight and bias codes shifted by their exponent (e <= 3): W + 3.
+    pub weight: u32,
+    /// Accumulators: the contract's A = 2W + 3 + ceil(log2(H + 2)).
+    pub acc: u32,
+    /// The streamed products z (h - c) + (c << (W - 1)) and r h: 2W + 3.
+    pub product: u32,
+}
+
+impl Widths {
+    pub fn new(fmt: crate::fixed::Format, hidden: usize) -> Widths {
+        Widths {
+            code: fmt.bits + 1,
+            weight: fmt.bits + 3,
+            acc: fmt.acc_bits(hidden),
+            product: 2 * fmt.bits + 3,
+        }
+    }
+}
 
 /// `n` default values (ports, registers, sub-blocks).
 pub(crate) fn many<T: Default>(n: usize) -> Vec<T> {

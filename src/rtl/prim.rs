@@ -8,7 +8,7 @@
 //!
 //! Signed values travel as two's complement in `Bits<N>`.
 
-use super::{Acc, Addr, Code, Wt};
+use super::{Acc, Addr, Code, Widths, Wt};
 use rust_hdl::prelude::*;
 
 /// Sign-extend a two's complement `Bits<N>` to i64.
@@ -28,13 +28,99 @@ pub fn tc<const N: usize>(v: i64) -> Bits<N> {
     Bits::<N>::from(m)
 }
 
-/// Verilog literal of a signed 64-bit constant.
-fn lit64(v: i64) -> String {
-    format!("64'sh{:016x}", v as u64)
+/// The low `n` bits of `v`, sign-extended (Verilog's `$signed(v[n-1:0])`).
+pub fn wrap(v: i64, n: u32) -> i64 {
+    if n >= 64 {
+        v
+    } else {
+        (v << (64 - n)) >> (64 - n)
+    }
+}
+
+/// Verilog literal of a signed constant at `n` bits (two's complement).
+fn lit(v: i64, n: u32) -> String {
+    let m = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    format!("{n}'sh{:x}", (v as u64) & m)
+}
+
+/// `name` (a port of `port` bits) read as a signed `n`-bit value and
+/// sign-extended to `to` bits, plus the `unused_*` wire that takes the
+/// port's high bits when `n < port`: the primitives compute at the
+/// [`Widths`](super::Widths) of the actual W, and Verilator's documented
+/// exemption for signals named `unused*` keeps those bits lint-clean
+/// (docs/export.md: the Rust models ignore the same bits).
+fn operand(name: &str, port: u32, n: u32, to: u32) -> String {
+    let n = n.min(port);
+    let mut v = String::new();
+    if n < port {
+        v += &format!(
+            "wire unused_{name}_high = ^{{1'b0, {name}[{}:{n}]}};\n",
+            port - 1
+        );
+    }
+    let body = if to > n {
+        format!(
+            "{{{{{}{{{name}[{}]}}}}, {name}[{}:0]}}",
+            to - n,
+            n - 1,
+            n - 1
+        )
+    } else {
+        format!("{name}[{}:0]", to - 1)
+    };
+    v + &format!("wire signed [{}:0] {name}_s = {body};\n", to - 1)
+}
+
+/// A signed `from`-bit wire sign-extended (or cut) to an `O`-bit output.
+fn extend(out: &str, from: &str, from_bits: u32, o: u32) -> String {
+    if o > from_bits {
+        format!(
+            "always @(*) {out} = {{{{{}{{{from}[{}]}}}}, {from}}};\n",
+            o - from_bits,
+            from_bits - 1
+        )
+    } else if o == from_bits {
+        format!("always @(*) {out} = {from};\n")
+    } else {
+        // Only ever a clamp whose bounds fit `o` bits: the cut bits are
+        // sign copies.
+        format!(
+            "wire unused_{out}_high = ^{{1'b0, {from}[{}:{o}]}};\nalways @(*) {out} = {from}[{}:0];\n",
+            from_bits - 1,
+            o - 1
+        )
+    }
+}
+
+/// `sat((v + offset) >> shift, lo, hi)` of a signed `n`-bit wire `v`,
+/// computed at n + 1 bits, as a wire `{out}_clamped` of n + 1 bits.
+fn narrow_verilog(out: &str, v: &str, n: u32, (offset, shift, lo, hi): Narrowing) -> String {
+    let t = n + 1;
+    format!(
+        "\
+wire signed [{top}:0] {out}_widened = {{{v}[{vs}], {v}}};
+wire signed [{top}:0] {out}_shifted = ({out}_widened + {off}) >>> {shift};
+wire signed [{top}:0] {out}_clamped = ({out}_shifted < {lo}) ? {lo} : (({out}_shifted > {hi}) ? {hi} : {out}_shifted);
+",
+        top = t - 1,
+        vs = n - 1,
+        off = lit(offset, t),
+        lo = lit(lo, t),
+        hi = lit(hi, t)
+    )
+}
+
+/// A narrowing as (offset, shift, lo, hi): `sat((v + offset) >> shift, lo, hi)`.
+pub type Narrowing = (i64, u32, i64, i64);
+
+/// The Rust model of [`narrow_verilog`].
+fn narrow(v: i64, n: u32, (offset, shift, lo, hi): Narrowing) -> i64 {
+    (wrap(wrap(v, n) + offset, n + 1) >> shift).clamp(lo, hi)
 }
 
 /// Registered multiply-accumulate (a DSP slice):
-/// `acc <= (first ? bias : acc) + w * x` when `en`, 48-bit wrap-free in use.
+/// `acc <= (first ? bias : acc) + w * x` when `en`, at the accumulator
+/// width of [`Widths`]; `w` and `x` are read at their widths.
 #[derive(LogicBlock)]
 pub struct Mac {
     pub clock: Signal<In, Clock>,
@@ -44,10 +130,11 @@ pub struct Mac {
     pub w: Signal<In, Wt>,
     pub x: Signal<In, Code>,
     pub acc: Signal<Out, Acc>,
+    _widths: Widths,
 }
 
-impl Default for Mac {
-    fn default() -> Self {
+impl Mac {
+    pub fn new(widths: Widths) -> Self {
         Mac {
             clock: Default::default(),
             en: Default::default(),
@@ -56,6 +143,7 @@ impl Default for Mac {
             w: Default::default(),
             x: Default::default(),
             acc: Signal::new_with_default(Acc::default()),
+            _widths: widths,
         }
     }
 }
@@ -63,28 +151,39 @@ impl Default for Mac {
 impl Logic for Mac {
     fn update(&mut self) {
         if self.clock.pos_edge() && self.en.val() {
+            let a = self._widths.acc;
             let base = if self.first.val() {
-                sx(self.bias.val())
+                wrap(sx(self.bias.val()), a)
             } else {
                 sx(self.acc.val())
             };
-            let p = sx(self.w.val()) * sx(self.x.val());
-            self.acc.next = tc(base.wrapping_add(p));
+            let p = wrap(sx(self.w.val()), self._widths.weight)
+                * wrap(sx(self.x.val()), self._widths.code);
+            self.acc.next = tc(wrap(base.wrapping_add(p), a));
         }
     }
     fn connect(&mut self) {
         self.acc.connect();
     }
     fn hdl(&self) -> Verilog {
-        Verilog::Custom(
-            "\
-wire signed [47:0] product = $signed(w) * $signed(x);
-initial acc = 48'h0;
+        let Widths {
+            code, weight, acc, ..
+        } = self._widths;
+        Verilog::Custom(format!(
+            "{x}{w}{b}\
+wire signed [{top}:0] product = w_s * x_s;
+reg signed [{top}:0] acc_r;
+initial acc_r = {acc}'h0;
 always @(posedge clock) begin
-   if (en) acc <= (first ? bias : acc) + product;
-end"
-            .into(),
-        )
+   if (en) acc_r <= (first ? bias_s : acc_r) + product;
+end
+{out}",
+            x = operand("x", 18, code, acc),
+            w = operand("w", 20, weight, acc),
+            b = operand("bias", 48, acc, acc),
+            top = acc - 1,
+            out = extend("acc", "acc_r", acc, 48),
+        ))
     }
 }
 
@@ -92,9 +191,9 @@ end"
 /// a finished row goes through, the hard sigmoid of a z/r row
 /// (`sat(rshr(acc + 2^(2W-2), W), 0, S)`) and the clipped identity of a
 /// candidate row (`sat(rshr(acc, W-1), -QMAX, QMAX)`), both read at once
-/// (the lane picks by row). Fused so the 48-bit accumulator stays inside
-/// the block (simulation speed). The bias arrives as its code shifted by
-/// its exponent and is aligned by `bias_shift` (W - 1) on loading.
+/// (the lane picks by row). Fused so the accumulator stays inside the
+/// block (simulation speed). The bias arrives as its code shifted by its
+/// exponent and is aligned by `bias_shift` (W - 1) on loading.
 #[derive(LogicBlock)]
 pub struct MacUnit {
     pub clock: Signal<In, Clock>,
@@ -105,17 +204,19 @@ pub struct MacUnit {
     pub x: Signal<In, Code>,
     pub gate: Signal<Out, Code>,
     pub cand: Signal<Out, Code>,
+    _widths: Widths,
     _bias_shift: u32,
     _acc: i64,
     _fresh: bool,
-    _gate: (i64, u32, i64, i64),
-    _cand: (i64, u32, i64, i64),
+    _gate: Narrowing,
+    _cand: Narrowing,
 }
 
 impl MacUnit {
     /// Narrowings as (offset, shift, lo, hi).
-    pub fn new(bias_shift: u32, gate: (i64, u32, i64, i64), cand: (i64, u32, i64, i64)) -> Self {
+    pub fn new(widths: Widths, bias_shift: u32, gate: Narrowing, cand: Narrowing) -> Self {
         MacUnit {
+            _widths: widths,
             _bias_shift: bias_shift,
             clock: Default::default(),
             en: Default::default(),
@@ -138,41 +239,25 @@ impl MacUnit {
     }
 }
 
-fn narrow(v: i64, (offset, shift, lo, hi): (i64, u32, i64, i64)) -> i64 {
-    ((v + offset) >> shift).clamp(lo, hi)
-}
-
-fn narrow_verilog(out: &str, (offset, shift, lo, hi): (i64, u32, i64, i64)) -> String {
-    format!(
-        "\
-wire signed [63:0] {out}_shifted = (widened + {off}) >>> {shift};
-wire signed [63:0] {out}_clamped = ({out}_shifted < {lo}) ? {lo} : (({out}_shifted > {hi}) ? {hi} : {out}_shifted);
-",
-        off = lit64(offset),
-        lo = lit64(lo),
-        hi = lit64(hi)
-    )
-}
-
 impl Logic for MacUnit {
     fn update(&mut self) {
         let edge = self.clock.pos_edge();
+        let Widths {
+            code, weight, acc, ..
+        } = self._widths;
         if edge && self.en.val() {
             let base = if self.first.val() {
-                sx(self.bias.val()) << self._bias_shift
+                wrap(wrap(sx(self.bias.val()), weight) << self._bias_shift, acc)
             } else {
                 self._acc
             };
-            // 48-bit wrap, as the register (never reached: the contract's
-            // accumulators need at most 45 bits).
-            self._acc = sx(tc::<48>(
-                base.wrapping_add(sx(self.w.val()) * sx(self.x.val())),
-            ));
+            let p = wrap(sx(self.w.val()), weight) * wrap(sx(self.x.val()), code);
+            self._acc = wrap(base.wrapping_add(p), acc);
         }
         if edge || !self._fresh {
             self._fresh = true;
-            self.gate.next = tc(narrow(self._acc, self._gate));
-            self.cand.next = tc(narrow(self._acc, self._cand));
+            self.gate.next = tc(narrow(self._acc, acc, self._gate));
+            self.cand.next = tc(narrow(self._acc, acc, self._cand));
         }
     }
     fn connect(&mut self) {
@@ -180,46 +265,53 @@ impl Logic for MacUnit {
         self.cand.connect();
     }
     fn hdl(&self) -> Verilog {
+        let Widths {
+            code, weight, acc, ..
+        } = self._widths;
         Verilog::Custom(format!(
-            "\
-wire signed [47:0] product = $signed(w) * $signed(x);
-wire signed [47:0] bias_wide = $signed(bias);
-wire signed [47:0] bias_aligned = bias_wide <<< {bs};
-reg [47:0] acc;
-initial acc = 48'h0;
+            "{x}{w}{b}\
+wire signed [{top}:0] product = w_s * x_s;
+wire signed [{top}:0] bias_aligned = bias_s <<< {bs};
+reg signed [{top}:0] acc;
+initial acc = {acc}'h0;
 always @(posedge clock) begin
    if (en) acc <= (first ? bias_aligned : acc) + product;
 end
-wire signed [63:0] widened = {{{{16{{acc[47]}}}}, acc}};
-{g}{c}always @(*) begin
-   gate = gate_clamped[17:0];
-   cand = cand_clamped[17:0];
-end",
+{g}{c}{go}{co}",
+            x = operand("x", 18, code, acc),
+            w = operand("w", 20, weight, acc),
+            b = operand("bias", 20, weight, acc),
+            top = acc - 1,
             bs = self._bias_shift,
-            g = narrow_verilog("gate", self._gate),
-            c = narrow_verilog("cand", self._cand),
+            g = narrow_verilog("gate", "acc", acc, self._gate),
+            c = narrow_verilog("cand", "acc", acc, self._cand),
+            go = extend("gate", "gate_clamped", acc + 1, 18),
+            co = extend("cand", "cand_clamped", acc + 1, 18),
         ))
     }
 }
 
-/// Combinational multiply-add: `out = a * b + (c << shift)` (signed).
+/// Combinational multiply-add: `out = a * b + (c << shift)` (signed), at
+/// the product width of [`Widths`] (operands at the code width).
 #[derive(LogicBlock)]
 pub struct MulAdd {
     pub a: Signal<In, Code>,
     pub b: Signal<In, Code>,
     pub c: Signal<In, Code>,
     pub out: Signal<Out, Acc>,
+    _widths: Widths,
     _shift: u32,
     _fresh: bool,
 }
 
 impl MulAdd {
-    pub fn new(shift: u32) -> Self {
+    pub fn new(widths: Widths, shift: u32) -> Self {
         MulAdd {
             a: Default::default(),
             b: Default::default(),
             c: Default::default(),
             out: Default::default(),
+            _widths: widths,
             _shift: shift,
             _fresh: false,
         }
@@ -233,53 +325,57 @@ impl Logic for MulAdd {
             return;
         }
         self._fresh = true;
-        let v = sx(self.a.val()) * sx(self.b.val()) + (sx(self.c.val()) << self._shift);
-        self.out.next = tc(v);
+        let Widths { code, product, .. } = self._widths;
+        let r = |v: Code| wrap(sx(v), code);
+        let v = r(self.a.val()) * r(self.b.val()) + (r(self.c.val()) << self._shift);
+        self.out.next = tc(wrap(v, product));
     }
     fn connect(&mut self) {
         self.out.connect();
     }
     fn hdl(&self) -> Verilog {
+        let Widths { code, product, .. } = self._widths;
         Verilog::Custom(format!(
-            "\
-wire signed [47:0] product = $signed(a) * $signed(b);
-wire signed [47:0] addend = $signed(c);
-always @(*) out = product + (addend <<< {});",
-            self._shift
+            "{a}{b}{c}\
+wire signed [{top}:0] sum = a_s * b_s + (c_s <<< {sh});
+{out}",
+            a = operand("a", 18, code, product),
+            b = operand("b", 18, code, product),
+            c = operand("c", 18, code, product),
+            top = product - 1,
+            sh = self._shift,
+            out = extend("out", "sum", product, 48),
         ))
     }
 }
 
-/// Combinational narrowing of a 48-bit signed value:
-/// `out = sat((v + offset) >> shift, lo, hi)` (arithmetic shift, so with
-/// `offset = 2^(shift-1)` it is the contract's round-half-up `rshr`).
+/// Combinational narrowing of a signed value of `n` bits (carried on a
+/// 48-bit port): `out = sat((v + offset) >> shift, lo, hi)` (arithmetic
+/// shift, so with `offset = 2^(shift-1)` it is the contract's round-half-up
+/// `rshr`), computed at n + 1 bits.
 #[derive(LogicBlock)]
 pub struct Requant<const O: usize> {
     pub v: Signal<In, Acc>,
     pub out: Signal<Out, Bits<O>>,
-    _offset: i64,
-    _shift: u32,
-    _lo: i64,
-    _hi: i64,
+    _bits: u32,
+    _narrowing: Narrowing,
     _fresh: bool,
 }
 
 impl<const O: usize> Requant<O> {
-    pub fn new(offset: i64, shift: u32, lo: i64, hi: i64) -> Self {
+    pub fn new(bits: u32, offset: i64, shift: u32, lo: i64, hi: i64) -> Self {
         Requant {
             v: Default::default(),
             out: Default::default(),
-            _offset: offset,
-            _shift: shift,
-            _lo: lo,
-            _hi: hi,
+            _bits: bits.min(48),
+            _narrowing: (offset, shift, lo, hi),
             _fresh: false,
         }
     }
 
-    /// The contract's `sat(rshr(v, s), lo, hi)`.
-    pub fn rshr(s: u32, lo: i64, hi: i64) -> Self {
-        Self::new(1 << (s - 1), s, lo, hi)
+    /// The contract's `sat(rshr(v, s), lo, hi)` of an `bits`-bit value.
+    pub fn rshr(bits: u32, s: u32, lo: i64, hi: i64) -> Self {
+        Self::new(bits, 1 << (s - 1), s, lo, hi)
     }
 }
 
@@ -289,25 +385,21 @@ impl<const O: usize> Logic for Requant<O> {
             return;
         }
         self._fresh = true;
-        let v = (sx(self.v.val()) + self._offset) >> self._shift;
-        self.out.next = tc(v.clamp(self._lo, self._hi));
+        self.out.next = tc(narrow(sx(self.v.val()), self._bits, self._narrowing));
     }
     fn connect(&mut self) {
         self.out.connect();
     }
     fn hdl(&self) -> Verilog {
-        Verilog::Custom(format!(
-            "\
-wire signed [63:0] widened = {{{{16{{v[47]}}}}, v}};
-wire signed [63:0] shifted = (widened + {off}) >>> {sh};
-wire signed [63:0] clamped = (shifted < {lo}) ? {lo} : ((shifted > {hi}) ? {hi} : shifted);
-always @(*) out = clamped[{top}:0];",
-            off = lit64(self._offset),
-            sh = self._shift,
-            lo = lit64(self._lo),
-            hi = lit64(self._hi),
-            top = O - 1
-        ))
+        let n = self._bits;
+        let mut v = String::new();
+        if n < 48 {
+            v += &format!("wire unused_v_high = ^{{1'b0, v[47:{n}]}};\n");
+        }
+        v += &format!("wire signed [{}:0] v_s = v[{}:0];\n", n - 1, n - 1);
+        v += &narrow_verilog("q", "v_s", n, self._narrowing);
+        v += &extend("out", "q_clamped", n + 1, O as u32);
+        Verilog::Custom(v)
     }
 }
 
@@ -463,7 +555,7 @@ mod tests {
 
     #[test]
     fn requant_is_rshr_sat() {
-        let mut r = Requant::<18>::rshr(7, -127, 127);
+        let mut r = Requant::<18>::rshr(48, 7, -127, 127);
         r.connect_all();
         for v in [
             -100_000i64,
@@ -488,7 +580,7 @@ mod tests {
 
     #[test]
     fn mac_accumulates_signed() {
-        let mut m = Mac::default();
+        let mut m = Mac::new(Widths::new(crate::fixed::Format::new(16).unwrap(), 32));
         m.connect_all();
         let terms = [(-7i64, 5i64), (32767, -32767), (-1, -1), (4000, 3)];
         for (i, (w, x)) in terms.iter().enumerate() {
@@ -504,6 +596,32 @@ mod tests {
         }
         let want = -9 + terms.iter().map(|(w, x)| w * x).sum::<i64>();
         assert_eq!(sx(m.acc.val()), want);
+    }
+
+    /// The primitives read only their `Widths`: bits above are ignored, as
+    /// in the Verilog (the exported co-simulation checks the in-range side).
+    #[test]
+    fn multiply_add_computes_at_its_widths() {
+        let widths = Widths::new(crate::fixed::Format::new(8).unwrap(), 32);
+        assert_eq!(
+            (widths.code, widths.weight, widths.acc, widths.product),
+            (9, 11, 25, 19)
+        );
+        let mut m = MulAdd::new(widths, 7);
+        m.connect_all();
+        for (a, b, c) in [(128i64, -254, 127), (-255, 255, -127), (3, -5, 0)] {
+            m.a.next = tc(a);
+            m.b.next = tc(b);
+            m.c.next = tc(c);
+            settle(&mut m);
+            assert_eq!(sx(m.out.val()), a * b + (c << 7));
+            // Bit 9 and above of an operand are not read.
+            m.a.next = tc(a + (5 << 9));
+            settle(&mut m);
+            assert_eq!(sx(m.out.val()), a * b + (c << 7));
+        }
+        assert_eq!(wrap(300, 9), 300 - 512);
+        assert_eq!(wrap(-1, 64), -1);
     }
 
     #[test]
