@@ -271,6 +271,60 @@ pub fn export_verilog(
     crate::export::write_verilog(q, &model.data.grid, config, &model.name, out_dir)
 }
 
+/// The choices of `flimgru synth` beyond board and model (None: the
+/// board's default).
+pub struct SynthOptions {
+    pub bits: Option<u32>,
+    pub lanes: Option<usize>,
+    pub macs: Option<usize>,
+    pub clock_mhz: Option<f64>,
+    pub baud: Option<u32>,
+    pub seed: u64,
+    pub out: Option<PathBuf>,
+    pub command: String,
+}
+
+/// `flimgru synth`: the board top through yosys and nextpnr; the report is
+/// also written as out/report.{json,md}.
+pub fn synth(
+    model: &ModelFile,
+    board: crate::boards::Board,
+    o: SynthOptions,
+) -> Result<crate::synth::SynthReport> {
+    let default = board.default_engine();
+    let (q, config) = circuit_config(
+        model,
+        o.bits,
+        o.lanes.unwrap_or(default.lanes),
+        Some(o.macs.unwrap_or(default.macs)),
+    )?;
+    let mut board_config = board.default_config();
+    if let Some(f) = o.clock_mhz {
+        board_config.clock_mhz = f;
+    }
+    if let Some(b) = o.baud {
+        board_config.baud = b;
+    }
+    let out_dir = o.out.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "out/synth/{board}-w{}-p{}-m{}",
+            config.bits, config.lanes, config.macs
+        ))
+    });
+    crate::synth::run(&crate::synth::SynthJob {
+        board,
+        model: q,
+        model_name: &model.name,
+        grid: &model.data.grid,
+        engine: config,
+        board_config,
+        seed: o.seed,
+        place: true,
+        out_dir,
+        command: o.command,
+    })
+}
+
 /// `flimgru sim`: the rust-hdl circuit of a quantised model on the
 /// histograms of `input`, results written exactly as `infer --engine fixed`
 /// writes them (same writer), optionally the VCD. Returns the pixel count.

@@ -5,7 +5,8 @@
 //! network's channels and the classical baselines ([`lifetime`]), the
 //! fixed-point contract with its golden model, PTQ and QAT ([`fixed`]), the
 //! compression study ([`compress`]), the rust-hdl circuits of the contract
-//! ([`rtl`]) and their Verilog export ([`export`]). [`engine`] runs a model
+//! ([`rtl`]), their Verilog export ([`export`]) and the FPGA board top
+//! levels around them ([`boards`]). [`engine`] runs a model
 //! file in float or in the contract; [`eval`] and [`map`] put it beside
 //! the classical methods and draw lifetime images; [`app`] holds the
 //! command-line subcommands as library calls, [`bench`] the throughput
@@ -13,6 +14,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod boards;
 pub mod compress;
 pub mod data;
 pub mod engine;
@@ -23,3 +25,4 @@ pub mod lifetime;
 pub mod map;
 pub mod model;
 pub mod rtl;
+pub mod synth;

@@ -49,6 +49,10 @@ enum Command {
     /// Write the engine's Verilog (lint-clean, header with parameters and the
     /// model's checksum) for a quantised model and (W, P, M).
     Export(ExportArgs),
+    /// The open FPGA flow: a board top around the engine through yosys and
+    /// nextpnr (YoWASP), with a JSON + markdown report of resources, Fmax,
+    /// pixels/s and frame times; or --table of earlier reports.
+    Synth(SynthArgs),
     /// Measure training, inference and simulator throughput.
     Bench(BenchArgs),
 }
@@ -95,6 +99,40 @@ struct ExportArgs {
     /// Output directory; the file is flimgru_w{W}_p{P}_m{M}.v.
     #[arg(long, default_value = "rtl")]
     out: PathBuf,
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Board: ulx3s (ECP5-85F), arty (Artix-7 100T), icebreaker (iCE40 UP5K).
+    #[arg(long, required_unless_present = "table")]
+    board: Option<flimgru::boards::Board>,
+    /// A quantised model file.
+    #[arg(long, default_value = "models/student-8bit.json")]
+    model: PathBuf,
+    /// Bit width W (default: the model's).
+    #[arg(long)]
+    bits: Option<u32>,
+    /// Pixel lanes P (default: the board's committed configuration).
+    #[arg(long)]
+    lanes: Option<usize>,
+    /// Multipliers per lane M (default: the board's committed configuration).
+    #[arg(long)]
+    macs: Option<usize>,
+    /// Engine clock the board's PLL makes, MHz (default: the board's).
+    #[arg(long)]
+    clock_mhz: Option<f64>,
+    /// UART baud rate (default: the board's).
+    #[arg(long)]
+    baud: Option<u32>,
+    /// nextpnr placement seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output directory (default: out/synth/<board>-w<W>-p<P>-m<M>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the markdown table of these report.json files instead.
+    #[arg(long, num_args = 1.., conflicts_with = "board")]
+    table: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -610,6 +648,33 @@ fn run(cli: Cli) -> Result<()> {
             let model = ModelFile::load(&a.model)?;
             let path = app::export_verilog(&model, a.bits, a.lanes, a.macs, &a.out)?;
             println!("wrote {}", path.display());
+        }
+        Command::Synth(a) => {
+            if !a.table.is_empty() {
+                print!("{}", flimgru::synth::table(&a.table)?);
+                return Ok(());
+            }
+            let board = a.board.expect("clap requires --board without --table");
+            let model = ModelFile::load(&a.model)?;
+            let report = app::synth(
+                &model,
+                board,
+                app::SynthOptions {
+                    bits: a.bits,
+                    lanes: a.lanes,
+                    macs: a.macs,
+                    clock_mhz: a.clock_mhz,
+                    baud: a.baud,
+                    seed: a.seed,
+                    out: a.out.clone(),
+                    command: std::iter::once("flimgru".to_string())
+                        .chain(std::env::args().skip(1))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                },
+            )?;
+            print!("{}", flimgru::synth::TABLE_HEADER);
+            print!("{}", flimgru::synth::table_row(&report));
         }
         Command::Wave(a) => {
             let text = if a.list {

