@@ -12,7 +12,7 @@
 //   M (MACs/lane)   1
 //   H (hidden)      32
 //   G (gates)       135 of 0.09 ns
-//   cycles/pixel    856170 (GRU-bound model, docs/hardware.md)
+//   cycles/pixel    857250 (GRU-bound model, docs/hardware.md)
 //
 // Top module `top`; ports: clk; rx (in), tx (out); ledr_n, ledg_n.
 // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers
@@ -6370,9 +6370,54 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  [15:0] rom_addr$d;
     wire  [15:0] rom_addr$q;
     reg  rom_addr$clock;
-    reg  drain$d;
-    wire  drain$q;
+    reg  [1:0] drain$d;
+    wire  [1:0] drain$q;
     reg  drain$clock;
+    reg  [1:0] bwait$d;
+    wire  [1:0] bwait$q;
+    reg  bwait$clock;
+    reg  d0_valid$d;
+    wire  d0_valid$q;
+    reg  d0_valid$clock;
+    reg  d0_first$d;
+    wire  d0_first$q;
+    reg  d0_first$clock;
+    reg  [15:0] d0_pass$d;
+    wire  [15:0] d0_pass$q;
+    reg  d0_pass$clock;
+    reg  [15:0] d0_term$d;
+    wire  [15:0] d0_term$q;
+    reg  d0_term$clock;
+    reg  d0_head$d;
+    wire  d0_head$q;
+    reg  d0_head$clock;
+    reg  [15:0] d0_rom$d;
+    wire  [15:0] d0_rom$q;
+    reg  d0_rom$clock;
+    reg  d0_layer$0$d;
+    wire  d0_layer$0$q;
+    reg  d0_layer$0$clock;
+    reg  d1_valid$d;
+    wire  d1_valid$q;
+    reg  d1_valid$clock;
+    reg  d1_first$d;
+    wire  d1_first$q;
+    reg  d1_first$clock;
+    reg  [15:0] d1_pass$d;
+    wire  [15:0] d1_pass$q;
+    reg  d1_pass$clock;
+    reg  [15:0] d1_term$d;
+    wire  [15:0] d1_term$q;
+    reg  d1_term$clock;
+    reg  d1_head$d;
+    wire  d1_head$q;
+    reg  d1_head$clock;
+    reg  [15:0] d1_rom$d;
+    wire  [15:0] d1_rom$q;
+    reg  d1_rom$clock;
+    reg  d1_layer$0$d;
+    wire  d1_layer$0$q;
+    reg  d1_layer$0$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -6583,6 +6628,81 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(drain$q),
         .clock(drain$clock)
     );
+    top$core$engine$gru$bwait bwait(
+        .d(bwait$d),
+        .q(bwait$q),
+        .clock(bwait$clock)
+    );
+    top$core$engine$gru$d0_valid d0_valid(
+        .d(d0_valid$d),
+        .q(d0_valid$q),
+        .clock(d0_valid$clock)
+    );
+    top$core$engine$gru$d0_first d0_first(
+        .d(d0_first$d),
+        .q(d0_first$q),
+        .clock(d0_first$clock)
+    );
+    top$core$engine$gru$d0_pass d0_pass(
+        .d(d0_pass$d),
+        .q(d0_pass$q),
+        .clock(d0_pass$clock)
+    );
+    top$core$engine$gru$d0_term d0_term(
+        .d(d0_term$d),
+        .q(d0_term$q),
+        .clock(d0_term$clock)
+    );
+    top$core$engine$gru$d0_head d0_head(
+        .d(d0_head$d),
+        .q(d0_head$q),
+        .clock(d0_head$clock)
+    );
+    top$core$engine$gru$d0_rom d0_rom(
+        .d(d0_rom$d),
+        .q(d0_rom$q),
+        .clock(d0_rom$clock)
+    );
+    top$core$engine$gru$d0_layer$0 d0_layer$0(
+        .d(d0_layer$0$d),
+        .q(d0_layer$0$q),
+        .clock(d0_layer$0$clock)
+    );
+    top$core$engine$gru$d1_valid d1_valid(
+        .d(d1_valid$d),
+        .q(d1_valid$q),
+        .clock(d1_valid$clock)
+    );
+    top$core$engine$gru$d1_first d1_first(
+        .d(d1_first$d),
+        .q(d1_first$q),
+        .clock(d1_first$clock)
+    );
+    top$core$engine$gru$d1_pass d1_pass(
+        .d(d1_pass$d),
+        .q(d1_pass$q),
+        .clock(d1_pass$clock)
+    );
+    top$core$engine$gru$d1_term d1_term(
+        .d(d1_term$d),
+        .q(d1_term$q),
+        .clock(d1_term$clock)
+    );
+    top$core$engine$gru$d1_head d1_head(
+        .d(d1_head$d),
+        .q(d1_head$q),
+        .clock(d1_head$clock)
+    );
+    top$core$engine$gru$d1_rom d1_rom(
+        .d(d1_rom$d),
+        .q(d1_rom$q),
+        .clock(d1_rom$clock)
+    );
+    top$core$engine$gru$d1_layer$0 d1_layer$0(
+        .d(d1_layer$0$d),
+        .q(d1_layer$0$q),
+        .clock(d1_layer$0$clock)
+    );
     top$core$engine$gru$a_set a_set(
         .d(a_set$d),
         .q(a_set$q),
@@ -6751,6 +6871,19 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         term$clock = clock;
         rom_addr$clock = clock;
         drain$clock = clock;
+        bwait$clock = clock;
+        d0_valid$clock = clock;
+        d0_first$clock = clock;
+        d0_pass$clock = clock;
+        d0_term$clock = clock;
+        d0_head$clock = clock;
+        d0_rom$clock = clock;
+        d1_valid$clock = clock;
+        d1_first$clock = clock;
+        d1_pass$clock = clock;
+        d1_term$clock = clock;
+        d1_head$clock = clock;
+        d1_rom$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -6778,6 +6911,19 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         term$d = term$q;
         rom_addr$d = rom_addr$q;
         drain$d = drain$q;
+        bwait$d = bwait$q;
+        d0_valid$d = d0_valid$q;
+        d0_first$d = d0_first$q;
+        d0_pass$d = d0_pass$q;
+        d0_term$d = d0_term$q;
+        d0_head$d = d0_head$q;
+        d0_rom$d = d0_rom$q;
+        d1_valid$d = d1_valid$q;
+        d1_first$d = d1_first$q;
+        d1_pass$d = d1_pass$q;
+        d1_term$d = d1_term$q;
+        d1_head$d = d1_head$q;
+        d1_rom$d = d1_rom$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -6839,25 +6985,41 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         else begin
             unit_layer$0 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$0$clock = clock;
+        d1_layer$0$clock = clock;
+        d0_layer$0$d = unit_layer$0;
+        d1_layer$0$d = d0_layer$0$q;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = rom_addr$q;
-        bias_rom$0$address = pass$q;
-        if (unit_layer$0) begin
-            weight_rom$0$address = rom_addr$q + layer_rom_offset;
-            bias_rom$0$address = pass$q + layer_bias_offset;
+        weight_rom$0$address = d1_rom$q;
+        bias_rom$0$address = d1_pass$q;
+        if (d1_layer$0$q) begin
+            weight_rom$0$address = d1_rom$q + layer_rom_offset;
+            bias_rom$0$address = d1_pass$q + layer_bias_offset;
         end
         head_rom$0$clock = clock;
-        head_rom$0$address = term$q;
+        head_rom$0$address = d1_term$q;
         head_rom$1$clock = clock;
-        head_rom$1$address = term$q;
+        head_rom$1$address = d1_term$q;
         head_rom$2$clock = clock;
-        head_rom$2$address = term$q;
-        s1_valid$d = issue;
-        s1_first$d = ~|term$q;
-        s1_pass$d = pass$q;
-        s1_term$d = term$q;
-        s1_head$d = issue && ~|pass$q && (term$q < x_term);
+        head_rom$2$address = d1_term$q;
+        d0_valid$d = issue;
+        d0_first$d = ~|term$q;
+        d0_pass$d = pass$q;
+        d0_term$d = term$q;
+        d0_head$d = issue && ~|pass$q && (term$q < x_term);
+        d0_rom$d = rom_addr$q;
+        d1_valid$d = d0_valid$q;
+        d1_first$d = d0_first$q;
+        d1_pass$d = d0_pass$q;
+        d1_term$d = d0_term$q;
+        d1_head$d = d0_head$q;
+        d1_rom$d = d0_rom$q;
+        s1_valid$d = d1_valid$q;
+        s1_first$d = d1_first$q;
+        s1_pass$d = d1_pass$q;
+        s1_term$d = d1_term$q;
+        s1_head$d = d1_head$q;
         s2_post$d = s1_valid$q && (s1_term$q == last_term);
         s2_pass$d = s1_pass$q;
         s2_set$d = a_set$q;
@@ -6953,7 +7115,11 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         case (slot$q)
             SlotState$Boundary:
                 begin
-                    if (~(n_head_last && ext_busy)) begin
+                    if (bwait$q != 2'h2) begin
+                        bwait$d = bwait$q + 2'h1;
+                    end
+                    else if (~(n_head_last && ext_busy)) begin
+                        bwait$d = 2'h0;
                         slot$d = SlotState$Issue;
                         a_set$d = n_set;
                         pass$d = 16'h0;
@@ -7008,14 +7174,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
                         if (pass$q == last_pass) begin
                             pass$d = 16'h0;
                             slot$d = SlotState$Drain;
-                            drain$d = 1'b0;
+                            drain$d = 2'h0;
                         end
                     end
                 end
             SlotState$Drain:
                 begin
-                    drain$d = 1'b1;
-                    if (drain$q) begin
+                    drain$d = drain$q + 2'h1;
+                    if (drain$q == 2'h3) begin
                         slot$d = SlotState$Boundary;
                         upd_run$d = 1'b1;
                         upd_j$d = 16'h0;
@@ -7301,6 +7467,291 @@ module top$core$engine$gru$bias_rom$0(clock,address,data);
 endmodule // top$core$engine$gru$bias_rom$0
 
 
+module top$core$engine$gru$bwait(d,q,clock);
+    
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 2'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bwait
+
+
+module top$core$engine$gru$d0_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_first
+
+
+module top$core$engine$gru$d0_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_head
+
+
+module top$core$engine$gru$d0_layer$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$0
+
+
+module top$core$engine$gru$d0_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_pass
+
+
+module top$core$engine$gru$d0_rom(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_rom
+
+
+module top$core$engine$gru$d0_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_term
+
+
+module top$core$engine$gru$d0_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_valid
+
+
+module top$core$engine$gru$d1_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_first
+
+
+module top$core$engine$gru$d1_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_head
+
+
+module top$core$engine$gru$d1_layer$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$0
+
+
+module top$core$engine$gru$d1_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_pass
+
+
+module top$core$engine$gru$d1_rom(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_rom
+
+
+module top$core$engine$gru$d1_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_term
+
+
+module top$core$engine$gru$d1_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_valid
+
+
 module top$core$engine$gru$decoder$0(d,q,clock);
     
     // Module arguments
@@ -7342,13 +7793,13 @@ endmodule // top$core$engine$gru$decoder$1
 module top$core$engine$gru$drain(d,q,clock);
     
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [1:0] d;
+    output reg  [1:0] q;
     input wire  clock;
     
     // Update code (custom)
     initial begin
-       q = 1'h0;
+       q = 2'h0;
     end
     
     always @(posedge clock) begin
@@ -8309,6 +8760,75 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  [17:0] p_r$d;
+    wire  [17:0] p_r$q;
+    reg  p_r$clock;
+    reg  [17:0] p_h$d;
+    wire  [17:0] p_h$q;
+    reg  p_h$clock;
+    reg  [17:0] p_xc$d;
+    wire  [17:0] p_xc$q;
+    reg  p_xc$clock;
+    reg  [17:0] p_a$d;
+    wire  [17:0] p_a$q;
+    reg  p_a$clock;
+    reg  [17:0] p_head$d;
+    wire  [17:0] p_head$q;
+    reg  p_head$clock;
+    reg  p_isx$d;
+    wire  p_isx$q;
+    reg  p_isx$clock;
+    reg  p_czero$d;
+    wire  p_czero$q;
+    reg  p_czero$clock;
+    reg  [47:0] q_prod$d;
+    wire  [47:0] q_prod$q;
+    reg  q_prod$clock;
+    reg  [17:0] q_xc$d;
+    wire  [17:0] q_xc$q;
+    reg  q_xc$clock;
+    reg  [17:0] q_a$d;
+    wire  [17:0] q_a$q;
+    reg  q_a$clock;
+    reg  [17:0] q_head$d;
+    wire  [17:0] q_head$q;
+    reg  q_head$clock;
+    reg  q_isx$d;
+    wire  q_isx$q;
+    reg  q_isx$clock;
+    reg  q_czero$d;
+    wire  q_czero$q;
+    reg  q_czero$clock;
+    reg  [17:0] u_z$d;
+    wire  [17:0] u_z$q;
+    reg  u_z$clock;
+    reg  [17:0] u_h$d;
+    wire  [17:0] u_h$q;
+    reg  u_h$clock;
+    reg  [17:0] u_c$d;
+    wire  [17:0] u_c$q;
+    reg  u_c$clock;
+    reg  [15:0] u_j$d;
+    wire  [15:0] u_j$q;
+    reg  u_j$clock;
+    reg  u_set$d;
+    wire  u_set$q;
+    reg  u_set$clock;
+    reg  u_en$d;
+    wire  u_en$q;
+    reg  u_en$clock;
+    reg  [47:0] v_sum$d;
+    wire  [47:0] v_sum$q;
+    reg  v_sum$clock;
+    reg  [15:0] v_j$d;
+    wire  [15:0] v_j$q;
+    reg  v_j$clock;
+    reg  v_set$d;
+    wire  v_set$q;
+    reg  v_set$clock;
+    reg  v_en$d;
+    wire  v_en$q;
+    reg  v_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -9214,6 +9734,121 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$core$engine$gru$lane$0$p_r p_r(
+        .d(p_r$d),
+        .q(p_r$q),
+        .clock(p_r$clock)
+    );
+    top$core$engine$gru$lane$0$p_h p_h(
+        .d(p_h$d),
+        .q(p_h$q),
+        .clock(p_h$clock)
+    );
+    top$core$engine$gru$lane$0$p_xc p_xc(
+        .d(p_xc$d),
+        .q(p_xc$q),
+        .clock(p_xc$clock)
+    );
+    top$core$engine$gru$lane$0$p_a p_a(
+        .d(p_a$d),
+        .q(p_a$q),
+        .clock(p_a$clock)
+    );
+    top$core$engine$gru$lane$0$p_head p_head(
+        .d(p_head$d),
+        .q(p_head$q),
+        .clock(p_head$clock)
+    );
+    top$core$engine$gru$lane$0$p_isx p_isx(
+        .d(p_isx$d),
+        .q(p_isx$q),
+        .clock(p_isx$clock)
+    );
+    top$core$engine$gru$lane$0$p_czero p_czero(
+        .d(p_czero$d),
+        .q(p_czero$q),
+        .clock(p_czero$clock)
+    );
+    top$core$engine$gru$lane$0$q_prod q_prod(
+        .d(q_prod$d),
+        .q(q_prod$q),
+        .clock(q_prod$clock)
+    );
+    top$core$engine$gru$lane$0$q_xc q_xc(
+        .d(q_xc$d),
+        .q(q_xc$q),
+        .clock(q_xc$clock)
+    );
+    top$core$engine$gru$lane$0$q_a q_a(
+        .d(q_a$d),
+        .q(q_a$q),
+        .clock(q_a$clock)
+    );
+    top$core$engine$gru$lane$0$q_head q_head(
+        .d(q_head$d),
+        .q(q_head$q),
+        .clock(q_head$clock)
+    );
+    top$core$engine$gru$lane$0$q_isx q_isx(
+        .d(q_isx$d),
+        .q(q_isx$q),
+        .clock(q_isx$clock)
+    );
+    top$core$engine$gru$lane$0$q_czero q_czero(
+        .d(q_czero$d),
+        .q(q_czero$q),
+        .clock(q_czero$clock)
+    );
+    top$core$engine$gru$lane$0$u_z u_z(
+        .d(u_z$d),
+        .q(u_z$q),
+        .clock(u_z$clock)
+    );
+    top$core$engine$gru$lane$0$u_h u_h(
+        .d(u_h$d),
+        .q(u_h$q),
+        .clock(u_h$clock)
+    );
+    top$core$engine$gru$lane$0$u_c u_c(
+        .d(u_c$d),
+        .q(u_c$q),
+        .clock(u_c$clock)
+    );
+    top$core$engine$gru$lane$0$u_j u_j(
+        .d(u_j$d),
+        .q(u_j$q),
+        .clock(u_j$clock)
+    );
+    top$core$engine$gru$lane$0$u_set u_set(
+        .d(u_set$d),
+        .q(u_set$q),
+        .clock(u_set$clock)
+    );
+    top$core$engine$gru$lane$0$u_en u_en(
+        .d(u_en$d),
+        .q(u_en$q),
+        .clock(u_en$clock)
+    );
+    top$core$engine$gru$lane$0$v_sum v_sum(
+        .d(v_sum$d),
+        .q(v_sum$q),
+        .clock(v_sum$clock)
+    );
+    top$core$engine$gru$lane$0$v_j v_j(
+        .d(v_j$d),
+        .q(v_j$q),
+        .clock(v_j$clock)
+    );
+    top$core$engine$gru$lane$0$v_set v_set(
+        .d(v_set$d),
+        .q(v_set$q),
+        .clock(v_set$clock)
+    );
+    top$core$engine$gru$lane$0$v_en v_en(
+        .d(v_en$d),
+        .q(v_en$q),
+        .clock(v_en$clock)
+    );
     top$core$engine$gru$lane$0$mac$0 mac$0(
         .clock(mac$0$clock),
         .en(mac$0$en),
@@ -9270,15 +9905,61 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
+        p_r$clock = clock;
+        p_h$clock = clock;
+        p_xc$clock = clock;
+        p_a$clock = clock;
+        p_head$clock = clock;
+        p_isx$clock = clock;
+        p_czero$clock = clock;
+        q_prod$clock = clock;
+        q_xc$clock = clock;
+        q_a$clock = clock;
+        q_head$clock = clock;
+        q_isx$clock = clock;
+        q_czero$clock = clock;
+        u_z$clock = clock;
+        u_h$clock = clock;
+        u_c$clock = clock;
+        u_j$clock = clock;
+        u_set$clock = clock;
+        u_en$clock = clock;
+        v_sum$clock = clock;
+        v_j$clock = clock;
+        v_set$clock = clock;
+        v_en$clock = clock;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
+        p_r$d = p_r$q;
+        p_h$d = p_h$q;
+        p_xc$d = p_xc$q;
+        p_a$d = p_a$q;
+        p_head$d = p_head$q;
+        p_isx$d = p_isx$q;
+        p_czero$d = p_czero$q;
+        q_prod$d = q_prod$q;
+        q_xc$d = q_xc$q;
+        q_a$d = q_a$q;
+        q_head$d = q_head$q;
+        q_isx$d = q_isx$q;
+        q_czero$d = q_czero$q;
+        u_z$d = u_z$q;
+        u_h$d = u_h$q;
+        u_c$d = u_c$q;
+        u_j$d = u_j$q;
+        u_set$d = u_set$q;
+        u_en$d = u_en$q;
+        v_sum$d = v_sum$q;
+        v_j$d = v_j$q;
+        v_set$d = v_set$q;
+        v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
         state$0$raddr1 = upd_j;
-        state$0$waddr = upd_j;
+        state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = upd_en && (upd_set == (0 == 32'h1));
+        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we && (x_set == (0 == 32'h1));
         input$0$waddr = x_waddr;
@@ -9287,9 +9968,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         state$1$clock = clock;
         state$1$raddr0 = k;
         state$1$raddr1 = upd_j;
-        state$1$waddr = upd_j;
+        state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = upd_en && (upd_set == (1 == 32'h1));
+        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we && (x_set == (1 == 32'h1));
         input$1$waddr = x_waddr;
@@ -10176,22 +10857,39 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z_j = z0$31$q;
             end
         end
-        reset_mul$a = r_k;
-        reset_mul$b = h_c;
-        reset_mul$c = 18'h0;
-        reset_q$v = reset_mul$out;
-        op_head$d = h_a;
+        p_r$d = r_k;
+        p_h$d = h_c;
+        p_xc$d = x_c;
+        p_head$d = h_a;
+        p_isx$d = k_is_x;
+        p_czero$d = c_zero;
         if (k_is_x) begin
-            op_a$d = x_a;
-            op_c$d = x_c;
+            p_a$d = x_a;
         end
         else begin
-            op_a$d = h_a;
-            op_c$d = reset_q$out;
+            p_a$d = h_a;
             if (a_zero) begin
-                op_a$d = 18'h0;
+                p_a$d = 18'h0;
             end
-            if (c_zero) begin
+        end
+        reset_mul$a = p_r$q;
+        reset_mul$b = p_h$q;
+        reset_mul$c = 18'h0;
+        q_prod$d = reset_mul$out;
+        q_xc$d = p_xc$q;
+        q_a$d = p_a$q;
+        q_head$d = p_head$q;
+        q_isx$d = p_isx$q;
+        q_czero$d = p_czero$q;
+        reset_q$v = q_prod$q;
+        op_head$d = q_head$q;
+        op_a$d = q_a$q;
+        if (q_isx$q) begin
+            op_c$d = q_xc$q;
+        end
+        else begin
+            op_c$d = reset_q$out;
+            if (q_czero$q) begin
                 op_c$d = 18'h0;
             end
         end
@@ -10821,10 +11519,20 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero) begin
             h_j = 18'h0;
         end
-        update_mul$a = z_j;
-        update_mul$b = h_j - c_j;
-        update_mul$c = c_j;
-        update_q$v = update_mul$out;
+        u_z$d = z_j;
+        u_h$d = h_j;
+        u_c$d = c_j;
+        u_j$d = upd_j;
+        u_set$d = upd_set;
+        u_en$d = upd_en;
+        update_mul$a = u_z$q;
+        update_mul$b = u_h$q - u_c$q;
+        update_mul$c = u_c$q;
+        v_sum$d = update_mul$out;
+        v_j$d = u_j$q;
+        v_set$d = u_set$q;
+        v_en$d = u_en$q;
+        update_q$v = v_sum$q;
         head$clock = clock;
         head$en = head_en;
         head$first = head_first;
@@ -12134,6 +12842,253 @@ module top$core$engine$gru$lane$0$op_head(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$op_head
 
 
+module top$core$engine$gru$lane$0$p_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_a
+
+
+module top$core$engine$gru$lane$0$p_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_czero
+
+
+module top$core$engine$gru$lane$0$p_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_h
+
+
+module top$core$engine$gru$lane$0$p_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_head
+
+
+module top$core$engine$gru$lane$0$p_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_isx
+
+
+module top$core$engine$gru$lane$0$p_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_r
+
+
+module top$core$engine$gru$lane$0$p_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_xc
+
+
+module top$core$engine$gru$lane$0$q_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_a
+
+
+module top$core$engine$gru$lane$0$q_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_czero
+
+
+module top$core$engine$gru$lane$0$q_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_head
+
+
+module top$core$engine$gru$lane$0$q_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_isx
+
+
+module top$core$engine$gru$lane$0$q_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_prod
+
+
+module top$core$engine$gru$lane$0$q_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_xc
+
+
 module top$core$engine$gru$lane$0$r0$0(d,q,clock);
     
     // Module arguments
@@ -13439,6 +14394,120 @@ module top$core$engine$gru$lane$0$state$1(clock,we,waddr,wdata,raddr0,rdata0,rad
 endmodule // top$core$engine$gru$lane$0$state$1
 
 
+module top$core$engine$gru$lane$0$u_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_c
+
+
+module top$core$engine$gru$lane$0$u_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_en
+
+
+module top$core$engine$gru$lane$0$u_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_h
+
+
+module top$core$engine$gru$lane$0$u_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_j
+
+
+module top$core$engine$gru$lane$0$u_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_set
+
+
+module top$core$engine$gru$lane$0$u_z(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_z
+
+
 module top$core$engine$gru$lane$0$update_mul(a,b,c,out);
     
     // Module arguments
@@ -13474,6 +14543,82 @@ module top$core$engine$gru$lane$0$update_q(v,out);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$0$update_q
+
+
+module top$core$engine$gru$lane$0$v_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$v_en
+
+
+module top$core$engine$gru$lane$0$v_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$v_j
+
+
+module top$core$engine$gru$lane$0$v_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$v_set
+
+
+module top$core$engine$gru$lane$0$v_sum(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$v_sum
 
 
 module top$core$engine$gru$lane$0$z0$0(d,q,clock);

@@ -12,7 +12,7 @@
 //   M (MACs/lane)   32
 //   H (hidden)      32
 //   G (gates)       135 of 0.09 ns
-//   cycles/pixel    6885 (GRU-bound model, docs/hardware.md)
+//   cycles/pixel    7155 (GRU-bound model, docs/hardware.md)
 //
 // Top module `top`; ports: clk_25mhz; ftdi_txd (in), ftdi_rxd (out); sw0; led0..led4; par_in_data[7:0], par_in_valid, par_in_ready, par_out_data[7:0], par_out_valid, par_out_ready.
 // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers
@@ -8233,9 +8233,240 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] rom_addr$d;
     wire  [15:0] rom_addr$q;
     reg  rom_addr$clock;
-    reg  drain$d;
-    wire  drain$q;
+    reg  [1:0] drain$d;
+    wire  [1:0] drain$q;
     reg  drain$clock;
+    reg  [1:0] bwait$d;
+    wire  [1:0] bwait$q;
+    reg  bwait$clock;
+    reg  d0_valid$d;
+    wire  d0_valid$q;
+    reg  d0_valid$clock;
+    reg  d0_first$d;
+    wire  d0_first$q;
+    reg  d0_first$clock;
+    reg  [15:0] d0_pass$d;
+    wire  [15:0] d0_pass$q;
+    reg  d0_pass$clock;
+    reg  [15:0] d0_term$d;
+    wire  [15:0] d0_term$q;
+    reg  d0_term$clock;
+    reg  d0_head$d;
+    wire  d0_head$q;
+    reg  d0_head$clock;
+    reg  [15:0] d0_rom$d;
+    wire  [15:0] d0_rom$q;
+    reg  d0_rom$clock;
+    reg  d0_layer$0$d;
+    wire  d0_layer$0$q;
+    reg  d0_layer$0$clock;
+    reg  d0_layer$1$d;
+    wire  d0_layer$1$q;
+    reg  d0_layer$1$clock;
+    reg  d0_layer$2$d;
+    wire  d0_layer$2$q;
+    reg  d0_layer$2$clock;
+    reg  d0_layer$3$d;
+    wire  d0_layer$3$q;
+    reg  d0_layer$3$clock;
+    reg  d0_layer$4$d;
+    wire  d0_layer$4$q;
+    reg  d0_layer$4$clock;
+    reg  d0_layer$5$d;
+    wire  d0_layer$5$q;
+    reg  d0_layer$5$clock;
+    reg  d0_layer$6$d;
+    wire  d0_layer$6$q;
+    reg  d0_layer$6$clock;
+    reg  d0_layer$7$d;
+    wire  d0_layer$7$q;
+    reg  d0_layer$7$clock;
+    reg  d0_layer$8$d;
+    wire  d0_layer$8$q;
+    reg  d0_layer$8$clock;
+    reg  d0_layer$9$d;
+    wire  d0_layer$9$q;
+    reg  d0_layer$9$clock;
+    reg  d0_layer$10$d;
+    wire  d0_layer$10$q;
+    reg  d0_layer$10$clock;
+    reg  d0_layer$11$d;
+    wire  d0_layer$11$q;
+    reg  d0_layer$11$clock;
+    reg  d0_layer$12$d;
+    wire  d0_layer$12$q;
+    reg  d0_layer$12$clock;
+    reg  d0_layer$13$d;
+    wire  d0_layer$13$q;
+    reg  d0_layer$13$clock;
+    reg  d0_layer$14$d;
+    wire  d0_layer$14$q;
+    reg  d0_layer$14$clock;
+    reg  d0_layer$15$d;
+    wire  d0_layer$15$q;
+    reg  d0_layer$15$clock;
+    reg  d0_layer$16$d;
+    wire  d0_layer$16$q;
+    reg  d0_layer$16$clock;
+    reg  d0_layer$17$d;
+    wire  d0_layer$17$q;
+    reg  d0_layer$17$clock;
+    reg  d0_layer$18$d;
+    wire  d0_layer$18$q;
+    reg  d0_layer$18$clock;
+    reg  d0_layer$19$d;
+    wire  d0_layer$19$q;
+    reg  d0_layer$19$clock;
+    reg  d0_layer$20$d;
+    wire  d0_layer$20$q;
+    reg  d0_layer$20$clock;
+    reg  d0_layer$21$d;
+    wire  d0_layer$21$q;
+    reg  d0_layer$21$clock;
+    reg  d0_layer$22$d;
+    wire  d0_layer$22$q;
+    reg  d0_layer$22$clock;
+    reg  d0_layer$23$d;
+    wire  d0_layer$23$q;
+    reg  d0_layer$23$clock;
+    reg  d0_layer$24$d;
+    wire  d0_layer$24$q;
+    reg  d0_layer$24$clock;
+    reg  d0_layer$25$d;
+    wire  d0_layer$25$q;
+    reg  d0_layer$25$clock;
+    reg  d0_layer$26$d;
+    wire  d0_layer$26$q;
+    reg  d0_layer$26$clock;
+    reg  d0_layer$27$d;
+    wire  d0_layer$27$q;
+    reg  d0_layer$27$clock;
+    reg  d0_layer$28$d;
+    wire  d0_layer$28$q;
+    reg  d0_layer$28$clock;
+    reg  d0_layer$29$d;
+    wire  d0_layer$29$q;
+    reg  d0_layer$29$clock;
+    reg  d0_layer$30$d;
+    wire  d0_layer$30$q;
+    reg  d0_layer$30$clock;
+    reg  d0_layer$31$d;
+    wire  d0_layer$31$q;
+    reg  d0_layer$31$clock;
+    reg  d1_valid$d;
+    wire  d1_valid$q;
+    reg  d1_valid$clock;
+    reg  d1_first$d;
+    wire  d1_first$q;
+    reg  d1_first$clock;
+    reg  [15:0] d1_pass$d;
+    wire  [15:0] d1_pass$q;
+    reg  d1_pass$clock;
+    reg  [15:0] d1_term$d;
+    wire  [15:0] d1_term$q;
+    reg  d1_term$clock;
+    reg  d1_head$d;
+    wire  d1_head$q;
+    reg  d1_head$clock;
+    reg  [15:0] d1_rom$d;
+    wire  [15:0] d1_rom$q;
+    reg  d1_rom$clock;
+    reg  d1_layer$0$d;
+    wire  d1_layer$0$q;
+    reg  d1_layer$0$clock;
+    reg  d1_layer$1$d;
+    wire  d1_layer$1$q;
+    reg  d1_layer$1$clock;
+    reg  d1_layer$2$d;
+    wire  d1_layer$2$q;
+    reg  d1_layer$2$clock;
+    reg  d1_layer$3$d;
+    wire  d1_layer$3$q;
+    reg  d1_layer$3$clock;
+    reg  d1_layer$4$d;
+    wire  d1_layer$4$q;
+    reg  d1_layer$4$clock;
+    reg  d1_layer$5$d;
+    wire  d1_layer$5$q;
+    reg  d1_layer$5$clock;
+    reg  d1_layer$6$d;
+    wire  d1_layer$6$q;
+    reg  d1_layer$6$clock;
+    reg  d1_layer$7$d;
+    wire  d1_layer$7$q;
+    reg  d1_layer$7$clock;
+    reg  d1_layer$8$d;
+    wire  d1_layer$8$q;
+    reg  d1_layer$8$clock;
+    reg  d1_layer$9$d;
+    wire  d1_layer$9$q;
+    reg  d1_layer$9$clock;
+    reg  d1_layer$10$d;
+    wire  d1_layer$10$q;
+    reg  d1_layer$10$clock;
+    reg  d1_layer$11$d;
+    wire  d1_layer$11$q;
+    reg  d1_layer$11$clock;
+    reg  d1_layer$12$d;
+    wire  d1_layer$12$q;
+    reg  d1_layer$12$clock;
+    reg  d1_layer$13$d;
+    wire  d1_layer$13$q;
+    reg  d1_layer$13$clock;
+    reg  d1_layer$14$d;
+    wire  d1_layer$14$q;
+    reg  d1_layer$14$clock;
+    reg  d1_layer$15$d;
+    wire  d1_layer$15$q;
+    reg  d1_layer$15$clock;
+    reg  d1_layer$16$d;
+    wire  d1_layer$16$q;
+    reg  d1_layer$16$clock;
+    reg  d1_layer$17$d;
+    wire  d1_layer$17$q;
+    reg  d1_layer$17$clock;
+    reg  d1_layer$18$d;
+    wire  d1_layer$18$q;
+    reg  d1_layer$18$clock;
+    reg  d1_layer$19$d;
+    wire  d1_layer$19$q;
+    reg  d1_layer$19$clock;
+    reg  d1_layer$20$d;
+    wire  d1_layer$20$q;
+    reg  d1_layer$20$clock;
+    reg  d1_layer$21$d;
+    wire  d1_layer$21$q;
+    reg  d1_layer$21$clock;
+    reg  d1_layer$22$d;
+    wire  d1_layer$22$q;
+    reg  d1_layer$22$clock;
+    reg  d1_layer$23$d;
+    wire  d1_layer$23$q;
+    reg  d1_layer$23$clock;
+    reg  d1_layer$24$d;
+    wire  d1_layer$24$q;
+    reg  d1_layer$24$clock;
+    reg  d1_layer$25$d;
+    wire  d1_layer$25$q;
+    reg  d1_layer$25$clock;
+    reg  d1_layer$26$d;
+    wire  d1_layer$26$q;
+    reg  d1_layer$26$clock;
+    reg  d1_layer$27$d;
+    wire  d1_layer$27$q;
+    reg  d1_layer$27$clock;
+    reg  d1_layer$28$d;
+    wire  d1_layer$28$q;
+    reg  d1_layer$28$clock;
+    reg  d1_layer$29$d;
+    wire  d1_layer$29$q;
+    reg  d1_layer$29$clock;
+    reg  d1_layer$30$d;
+    wire  d1_layer$30$q;
+    reg  d1_layer$30$clock;
+    reg  d1_layer$31$d;
+    wire  d1_layer$31$q;
+    reg  d1_layer$31$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -9316,6 +9547,391 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(drain$q),
         .clock(drain$clock)
     );
+    top$core$engine$gru$bwait bwait(
+        .d(bwait$d),
+        .q(bwait$q),
+        .clock(bwait$clock)
+    );
+    top$core$engine$gru$d0_valid d0_valid(
+        .d(d0_valid$d),
+        .q(d0_valid$q),
+        .clock(d0_valid$clock)
+    );
+    top$core$engine$gru$d0_first d0_first(
+        .d(d0_first$d),
+        .q(d0_first$q),
+        .clock(d0_first$clock)
+    );
+    top$core$engine$gru$d0_pass d0_pass(
+        .d(d0_pass$d),
+        .q(d0_pass$q),
+        .clock(d0_pass$clock)
+    );
+    top$core$engine$gru$d0_term d0_term(
+        .d(d0_term$d),
+        .q(d0_term$q),
+        .clock(d0_term$clock)
+    );
+    top$core$engine$gru$d0_head d0_head(
+        .d(d0_head$d),
+        .q(d0_head$q),
+        .clock(d0_head$clock)
+    );
+    top$core$engine$gru$d0_rom d0_rom(
+        .d(d0_rom$d),
+        .q(d0_rom$q),
+        .clock(d0_rom$clock)
+    );
+    top$core$engine$gru$d0_layer$0 d0_layer$0(
+        .d(d0_layer$0$d),
+        .q(d0_layer$0$q),
+        .clock(d0_layer$0$clock)
+    );
+    top$core$engine$gru$d0_layer$1 d0_layer$1(
+        .d(d0_layer$1$d),
+        .q(d0_layer$1$q),
+        .clock(d0_layer$1$clock)
+    );
+    top$core$engine$gru$d0_layer$2 d0_layer$2(
+        .d(d0_layer$2$d),
+        .q(d0_layer$2$q),
+        .clock(d0_layer$2$clock)
+    );
+    top$core$engine$gru$d0_layer$3 d0_layer$3(
+        .d(d0_layer$3$d),
+        .q(d0_layer$3$q),
+        .clock(d0_layer$3$clock)
+    );
+    top$core$engine$gru$d0_layer$4 d0_layer$4(
+        .d(d0_layer$4$d),
+        .q(d0_layer$4$q),
+        .clock(d0_layer$4$clock)
+    );
+    top$core$engine$gru$d0_layer$5 d0_layer$5(
+        .d(d0_layer$5$d),
+        .q(d0_layer$5$q),
+        .clock(d0_layer$5$clock)
+    );
+    top$core$engine$gru$d0_layer$6 d0_layer$6(
+        .d(d0_layer$6$d),
+        .q(d0_layer$6$q),
+        .clock(d0_layer$6$clock)
+    );
+    top$core$engine$gru$d0_layer$7 d0_layer$7(
+        .d(d0_layer$7$d),
+        .q(d0_layer$7$q),
+        .clock(d0_layer$7$clock)
+    );
+    top$core$engine$gru$d0_layer$8 d0_layer$8(
+        .d(d0_layer$8$d),
+        .q(d0_layer$8$q),
+        .clock(d0_layer$8$clock)
+    );
+    top$core$engine$gru$d0_layer$9 d0_layer$9(
+        .d(d0_layer$9$d),
+        .q(d0_layer$9$q),
+        .clock(d0_layer$9$clock)
+    );
+    top$core$engine$gru$d0_layer$10 d0_layer$10(
+        .d(d0_layer$10$d),
+        .q(d0_layer$10$q),
+        .clock(d0_layer$10$clock)
+    );
+    top$core$engine$gru$d0_layer$11 d0_layer$11(
+        .d(d0_layer$11$d),
+        .q(d0_layer$11$q),
+        .clock(d0_layer$11$clock)
+    );
+    top$core$engine$gru$d0_layer$12 d0_layer$12(
+        .d(d0_layer$12$d),
+        .q(d0_layer$12$q),
+        .clock(d0_layer$12$clock)
+    );
+    top$core$engine$gru$d0_layer$13 d0_layer$13(
+        .d(d0_layer$13$d),
+        .q(d0_layer$13$q),
+        .clock(d0_layer$13$clock)
+    );
+    top$core$engine$gru$d0_layer$14 d0_layer$14(
+        .d(d0_layer$14$d),
+        .q(d0_layer$14$q),
+        .clock(d0_layer$14$clock)
+    );
+    top$core$engine$gru$d0_layer$15 d0_layer$15(
+        .d(d0_layer$15$d),
+        .q(d0_layer$15$q),
+        .clock(d0_layer$15$clock)
+    );
+    top$core$engine$gru$d0_layer$16 d0_layer$16(
+        .d(d0_layer$16$d),
+        .q(d0_layer$16$q),
+        .clock(d0_layer$16$clock)
+    );
+    top$core$engine$gru$d0_layer$17 d0_layer$17(
+        .d(d0_layer$17$d),
+        .q(d0_layer$17$q),
+        .clock(d0_layer$17$clock)
+    );
+    top$core$engine$gru$d0_layer$18 d0_layer$18(
+        .d(d0_layer$18$d),
+        .q(d0_layer$18$q),
+        .clock(d0_layer$18$clock)
+    );
+    top$core$engine$gru$d0_layer$19 d0_layer$19(
+        .d(d0_layer$19$d),
+        .q(d0_layer$19$q),
+        .clock(d0_layer$19$clock)
+    );
+    top$core$engine$gru$d0_layer$20 d0_layer$20(
+        .d(d0_layer$20$d),
+        .q(d0_layer$20$q),
+        .clock(d0_layer$20$clock)
+    );
+    top$core$engine$gru$d0_layer$21 d0_layer$21(
+        .d(d0_layer$21$d),
+        .q(d0_layer$21$q),
+        .clock(d0_layer$21$clock)
+    );
+    top$core$engine$gru$d0_layer$22 d0_layer$22(
+        .d(d0_layer$22$d),
+        .q(d0_layer$22$q),
+        .clock(d0_layer$22$clock)
+    );
+    top$core$engine$gru$d0_layer$23 d0_layer$23(
+        .d(d0_layer$23$d),
+        .q(d0_layer$23$q),
+        .clock(d0_layer$23$clock)
+    );
+    top$core$engine$gru$d0_layer$24 d0_layer$24(
+        .d(d0_layer$24$d),
+        .q(d0_layer$24$q),
+        .clock(d0_layer$24$clock)
+    );
+    top$core$engine$gru$d0_layer$25 d0_layer$25(
+        .d(d0_layer$25$d),
+        .q(d0_layer$25$q),
+        .clock(d0_layer$25$clock)
+    );
+    top$core$engine$gru$d0_layer$26 d0_layer$26(
+        .d(d0_layer$26$d),
+        .q(d0_layer$26$q),
+        .clock(d0_layer$26$clock)
+    );
+    top$core$engine$gru$d0_layer$27 d0_layer$27(
+        .d(d0_layer$27$d),
+        .q(d0_layer$27$q),
+        .clock(d0_layer$27$clock)
+    );
+    top$core$engine$gru$d0_layer$28 d0_layer$28(
+        .d(d0_layer$28$d),
+        .q(d0_layer$28$q),
+        .clock(d0_layer$28$clock)
+    );
+    top$core$engine$gru$d0_layer$29 d0_layer$29(
+        .d(d0_layer$29$d),
+        .q(d0_layer$29$q),
+        .clock(d0_layer$29$clock)
+    );
+    top$core$engine$gru$d0_layer$30 d0_layer$30(
+        .d(d0_layer$30$d),
+        .q(d0_layer$30$q),
+        .clock(d0_layer$30$clock)
+    );
+    top$core$engine$gru$d0_layer$31 d0_layer$31(
+        .d(d0_layer$31$d),
+        .q(d0_layer$31$q),
+        .clock(d0_layer$31$clock)
+    );
+    top$core$engine$gru$d1_valid d1_valid(
+        .d(d1_valid$d),
+        .q(d1_valid$q),
+        .clock(d1_valid$clock)
+    );
+    top$core$engine$gru$d1_first d1_first(
+        .d(d1_first$d),
+        .q(d1_first$q),
+        .clock(d1_first$clock)
+    );
+    top$core$engine$gru$d1_pass d1_pass(
+        .d(d1_pass$d),
+        .q(d1_pass$q),
+        .clock(d1_pass$clock)
+    );
+    top$core$engine$gru$d1_term d1_term(
+        .d(d1_term$d),
+        .q(d1_term$q),
+        .clock(d1_term$clock)
+    );
+    top$core$engine$gru$d1_head d1_head(
+        .d(d1_head$d),
+        .q(d1_head$q),
+        .clock(d1_head$clock)
+    );
+    top$core$engine$gru$d1_rom d1_rom(
+        .d(d1_rom$d),
+        .q(d1_rom$q),
+        .clock(d1_rom$clock)
+    );
+    top$core$engine$gru$d1_layer$0 d1_layer$0(
+        .d(d1_layer$0$d),
+        .q(d1_layer$0$q),
+        .clock(d1_layer$0$clock)
+    );
+    top$core$engine$gru$d1_layer$1 d1_layer$1(
+        .d(d1_layer$1$d),
+        .q(d1_layer$1$q),
+        .clock(d1_layer$1$clock)
+    );
+    top$core$engine$gru$d1_layer$2 d1_layer$2(
+        .d(d1_layer$2$d),
+        .q(d1_layer$2$q),
+        .clock(d1_layer$2$clock)
+    );
+    top$core$engine$gru$d1_layer$3 d1_layer$3(
+        .d(d1_layer$3$d),
+        .q(d1_layer$3$q),
+        .clock(d1_layer$3$clock)
+    );
+    top$core$engine$gru$d1_layer$4 d1_layer$4(
+        .d(d1_layer$4$d),
+        .q(d1_layer$4$q),
+        .clock(d1_layer$4$clock)
+    );
+    top$core$engine$gru$d1_layer$5 d1_layer$5(
+        .d(d1_layer$5$d),
+        .q(d1_layer$5$q),
+        .clock(d1_layer$5$clock)
+    );
+    top$core$engine$gru$d1_layer$6 d1_layer$6(
+        .d(d1_layer$6$d),
+        .q(d1_layer$6$q),
+        .clock(d1_layer$6$clock)
+    );
+    top$core$engine$gru$d1_layer$7 d1_layer$7(
+        .d(d1_layer$7$d),
+        .q(d1_layer$7$q),
+        .clock(d1_layer$7$clock)
+    );
+    top$core$engine$gru$d1_layer$8 d1_layer$8(
+        .d(d1_layer$8$d),
+        .q(d1_layer$8$q),
+        .clock(d1_layer$8$clock)
+    );
+    top$core$engine$gru$d1_layer$9 d1_layer$9(
+        .d(d1_layer$9$d),
+        .q(d1_layer$9$q),
+        .clock(d1_layer$9$clock)
+    );
+    top$core$engine$gru$d1_layer$10 d1_layer$10(
+        .d(d1_layer$10$d),
+        .q(d1_layer$10$q),
+        .clock(d1_layer$10$clock)
+    );
+    top$core$engine$gru$d1_layer$11 d1_layer$11(
+        .d(d1_layer$11$d),
+        .q(d1_layer$11$q),
+        .clock(d1_layer$11$clock)
+    );
+    top$core$engine$gru$d1_layer$12 d1_layer$12(
+        .d(d1_layer$12$d),
+        .q(d1_layer$12$q),
+        .clock(d1_layer$12$clock)
+    );
+    top$core$engine$gru$d1_layer$13 d1_layer$13(
+        .d(d1_layer$13$d),
+        .q(d1_layer$13$q),
+        .clock(d1_layer$13$clock)
+    );
+    top$core$engine$gru$d1_layer$14 d1_layer$14(
+        .d(d1_layer$14$d),
+        .q(d1_layer$14$q),
+        .clock(d1_layer$14$clock)
+    );
+    top$core$engine$gru$d1_layer$15 d1_layer$15(
+        .d(d1_layer$15$d),
+        .q(d1_layer$15$q),
+        .clock(d1_layer$15$clock)
+    );
+    top$core$engine$gru$d1_layer$16 d1_layer$16(
+        .d(d1_layer$16$d),
+        .q(d1_layer$16$q),
+        .clock(d1_layer$16$clock)
+    );
+    top$core$engine$gru$d1_layer$17 d1_layer$17(
+        .d(d1_layer$17$d),
+        .q(d1_layer$17$q),
+        .clock(d1_layer$17$clock)
+    );
+    top$core$engine$gru$d1_layer$18 d1_layer$18(
+        .d(d1_layer$18$d),
+        .q(d1_layer$18$q),
+        .clock(d1_layer$18$clock)
+    );
+    top$core$engine$gru$d1_layer$19 d1_layer$19(
+        .d(d1_layer$19$d),
+        .q(d1_layer$19$q),
+        .clock(d1_layer$19$clock)
+    );
+    top$core$engine$gru$d1_layer$20 d1_layer$20(
+        .d(d1_layer$20$d),
+        .q(d1_layer$20$q),
+        .clock(d1_layer$20$clock)
+    );
+    top$core$engine$gru$d1_layer$21 d1_layer$21(
+        .d(d1_layer$21$d),
+        .q(d1_layer$21$q),
+        .clock(d1_layer$21$clock)
+    );
+    top$core$engine$gru$d1_layer$22 d1_layer$22(
+        .d(d1_layer$22$d),
+        .q(d1_layer$22$q),
+        .clock(d1_layer$22$clock)
+    );
+    top$core$engine$gru$d1_layer$23 d1_layer$23(
+        .d(d1_layer$23$d),
+        .q(d1_layer$23$q),
+        .clock(d1_layer$23$clock)
+    );
+    top$core$engine$gru$d1_layer$24 d1_layer$24(
+        .d(d1_layer$24$d),
+        .q(d1_layer$24$q),
+        .clock(d1_layer$24$clock)
+    );
+    top$core$engine$gru$d1_layer$25 d1_layer$25(
+        .d(d1_layer$25$d),
+        .q(d1_layer$25$q),
+        .clock(d1_layer$25$clock)
+    );
+    top$core$engine$gru$d1_layer$26 d1_layer$26(
+        .d(d1_layer$26$d),
+        .q(d1_layer$26$q),
+        .clock(d1_layer$26$clock)
+    );
+    top$core$engine$gru$d1_layer$27 d1_layer$27(
+        .d(d1_layer$27$d),
+        .q(d1_layer$27$q),
+        .clock(d1_layer$27$clock)
+    );
+    top$core$engine$gru$d1_layer$28 d1_layer$28(
+        .d(d1_layer$28$d),
+        .q(d1_layer$28$q),
+        .clock(d1_layer$28$clock)
+    );
+    top$core$engine$gru$d1_layer$29 d1_layer$29(
+        .d(d1_layer$29$d),
+        .q(d1_layer$29$q),
+        .clock(d1_layer$29$clock)
+    );
+    top$core$engine$gru$d1_layer$30 d1_layer$30(
+        .d(d1_layer$30$d),
+        .q(d1_layer$30$q),
+        .clock(d1_layer$30$clock)
+    );
+    top$core$engine$gru$d1_layer$31 d1_layer$31(
+        .d(d1_layer$31$d),
+        .q(d1_layer$31$q),
+        .clock(d1_layer$31$clock)
+    );
     top$core$engine$gru$a_set a_set(
         .d(a_set$d),
         .q(a_set$q),
@@ -9484,6 +10100,19 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         term$clock = clock;
         rom_addr$clock = clock;
         drain$clock = clock;
+        bwait$clock = clock;
+        d0_valid$clock = clock;
+        d0_first$clock = clock;
+        d0_pass$clock = clock;
+        d0_term$clock = clock;
+        d0_head$clock = clock;
+        d0_rom$clock = clock;
+        d1_valid$clock = clock;
+        d1_first$clock = clock;
+        d1_pass$clock = clock;
+        d1_term$clock = clock;
+        d1_head$clock = clock;
+        d1_rom$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -9511,6 +10140,19 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         term$d = term$q;
         rom_addr$d = rom_addr$q;
         drain$d = drain$q;
+        bwait$d = bwait$q;
+        d0_valid$d = d0_valid$q;
+        d0_first$d = d0_first$q;
+        d0_pass$d = d0_pass$q;
+        d0_term$d = d0_term$q;
+        d0_head$d = d0_head$q;
+        d0_rom$d = d0_rom$q;
+        d1_valid$d = d1_valid$q;
+        d1_first$d = d1_first$q;
+        d1_pass$d = d1_pass$q;
+        d1_term$d = d1_term$q;
+        d1_head$d = d1_head$q;
+        d1_rom$d = d1_rom$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -9572,13 +10214,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$0 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$0$clock = clock;
+        d1_layer$0$clock = clock;
+        d0_layer$0$d = unit_layer$0;
+        d1_layer$0$d = d0_layer$0$q;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = rom_addr$q;
-        bias_rom$0$address = pass$q;
-        if (unit_layer$0) begin
-            weight_rom$0$address = rom_addr$q + layer_rom_offset;
-            bias_rom$0$address = pass$q + layer_bias_offset;
+        weight_rom$0$address = d1_rom$q;
+        bias_rom$0$address = d1_pass$q;
+        if (d1_layer$0$q) begin
+            weight_rom$0$address = d1_rom$q + layer_rom_offset;
+            bias_rom$0$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$1 = pass$q < a_passes$1;
         if (unit_a0$1) begin
@@ -9587,13 +10233,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$1 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$1$clock = clock;
+        d1_layer$1$clock = clock;
+        d0_layer$1$d = unit_layer$1;
+        d1_layer$1$d = d0_layer$1$q;
         weight_rom$1$clock = clock;
         bias_rom$1$clock = clock;
-        weight_rom$1$address = rom_addr$q;
-        bias_rom$1$address = pass$q;
-        if (unit_layer$1) begin
-            weight_rom$1$address = rom_addr$q + layer_rom_offset;
-            bias_rom$1$address = pass$q + layer_bias_offset;
+        weight_rom$1$address = d1_rom$q;
+        bias_rom$1$address = d1_pass$q;
+        if (d1_layer$1$q) begin
+            weight_rom$1$address = d1_rom$q + layer_rom_offset;
+            bias_rom$1$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$2 = pass$q < a_passes$2;
         if (unit_a0$2) begin
@@ -9602,13 +10252,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$2 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$2$clock = clock;
+        d1_layer$2$clock = clock;
+        d0_layer$2$d = unit_layer$2;
+        d1_layer$2$d = d0_layer$2$q;
         weight_rom$2$clock = clock;
         bias_rom$2$clock = clock;
-        weight_rom$2$address = rom_addr$q;
-        bias_rom$2$address = pass$q;
-        if (unit_layer$2) begin
-            weight_rom$2$address = rom_addr$q + layer_rom_offset;
-            bias_rom$2$address = pass$q + layer_bias_offset;
+        weight_rom$2$address = d1_rom$q;
+        bias_rom$2$address = d1_pass$q;
+        if (d1_layer$2$q) begin
+            weight_rom$2$address = d1_rom$q + layer_rom_offset;
+            bias_rom$2$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$3 = pass$q < a_passes$3;
         if (unit_a0$3) begin
@@ -9617,13 +10271,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$3 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$3$clock = clock;
+        d1_layer$3$clock = clock;
+        d0_layer$3$d = unit_layer$3;
+        d1_layer$3$d = d0_layer$3$q;
         weight_rom$3$clock = clock;
         bias_rom$3$clock = clock;
-        weight_rom$3$address = rom_addr$q;
-        bias_rom$3$address = pass$q;
-        if (unit_layer$3) begin
-            weight_rom$3$address = rom_addr$q + layer_rom_offset;
-            bias_rom$3$address = pass$q + layer_bias_offset;
+        weight_rom$3$address = d1_rom$q;
+        bias_rom$3$address = d1_pass$q;
+        if (d1_layer$3$q) begin
+            weight_rom$3$address = d1_rom$q + layer_rom_offset;
+            bias_rom$3$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$4 = pass$q < a_passes$4;
         if (unit_a0$4) begin
@@ -9632,13 +10290,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$4 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$4$clock = clock;
+        d1_layer$4$clock = clock;
+        d0_layer$4$d = unit_layer$4;
+        d1_layer$4$d = d0_layer$4$q;
         weight_rom$4$clock = clock;
         bias_rom$4$clock = clock;
-        weight_rom$4$address = rom_addr$q;
-        bias_rom$4$address = pass$q;
-        if (unit_layer$4) begin
-            weight_rom$4$address = rom_addr$q + layer_rom_offset;
-            bias_rom$4$address = pass$q + layer_bias_offset;
+        weight_rom$4$address = d1_rom$q;
+        bias_rom$4$address = d1_pass$q;
+        if (d1_layer$4$q) begin
+            weight_rom$4$address = d1_rom$q + layer_rom_offset;
+            bias_rom$4$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$5 = pass$q < a_passes$5;
         if (unit_a0$5) begin
@@ -9647,13 +10309,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$5 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$5$clock = clock;
+        d1_layer$5$clock = clock;
+        d0_layer$5$d = unit_layer$5;
+        d1_layer$5$d = d0_layer$5$q;
         weight_rom$5$clock = clock;
         bias_rom$5$clock = clock;
-        weight_rom$5$address = rom_addr$q;
-        bias_rom$5$address = pass$q;
-        if (unit_layer$5) begin
-            weight_rom$5$address = rom_addr$q + layer_rom_offset;
-            bias_rom$5$address = pass$q + layer_bias_offset;
+        weight_rom$5$address = d1_rom$q;
+        bias_rom$5$address = d1_pass$q;
+        if (d1_layer$5$q) begin
+            weight_rom$5$address = d1_rom$q + layer_rom_offset;
+            bias_rom$5$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$6 = pass$q < a_passes$6;
         if (unit_a0$6) begin
@@ -9662,13 +10328,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$6 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$6$clock = clock;
+        d1_layer$6$clock = clock;
+        d0_layer$6$d = unit_layer$6;
+        d1_layer$6$d = d0_layer$6$q;
         weight_rom$6$clock = clock;
         bias_rom$6$clock = clock;
-        weight_rom$6$address = rom_addr$q;
-        bias_rom$6$address = pass$q;
-        if (unit_layer$6) begin
-            weight_rom$6$address = rom_addr$q + layer_rom_offset;
-            bias_rom$6$address = pass$q + layer_bias_offset;
+        weight_rom$6$address = d1_rom$q;
+        bias_rom$6$address = d1_pass$q;
+        if (d1_layer$6$q) begin
+            weight_rom$6$address = d1_rom$q + layer_rom_offset;
+            bias_rom$6$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$7 = pass$q < a_passes$7;
         if (unit_a0$7) begin
@@ -9677,13 +10347,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$7 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$7$clock = clock;
+        d1_layer$7$clock = clock;
+        d0_layer$7$d = unit_layer$7;
+        d1_layer$7$d = d0_layer$7$q;
         weight_rom$7$clock = clock;
         bias_rom$7$clock = clock;
-        weight_rom$7$address = rom_addr$q;
-        bias_rom$7$address = pass$q;
-        if (unit_layer$7) begin
-            weight_rom$7$address = rom_addr$q + layer_rom_offset;
-            bias_rom$7$address = pass$q + layer_bias_offset;
+        weight_rom$7$address = d1_rom$q;
+        bias_rom$7$address = d1_pass$q;
+        if (d1_layer$7$q) begin
+            weight_rom$7$address = d1_rom$q + layer_rom_offset;
+            bias_rom$7$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$8 = pass$q < a_passes$8;
         if (unit_a0$8) begin
@@ -9692,13 +10366,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$8 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$8$clock = clock;
+        d1_layer$8$clock = clock;
+        d0_layer$8$d = unit_layer$8;
+        d1_layer$8$d = d0_layer$8$q;
         weight_rom$8$clock = clock;
         bias_rom$8$clock = clock;
-        weight_rom$8$address = rom_addr$q;
-        bias_rom$8$address = pass$q;
-        if (unit_layer$8) begin
-            weight_rom$8$address = rom_addr$q + layer_rom_offset;
-            bias_rom$8$address = pass$q + layer_bias_offset;
+        weight_rom$8$address = d1_rom$q;
+        bias_rom$8$address = d1_pass$q;
+        if (d1_layer$8$q) begin
+            weight_rom$8$address = d1_rom$q + layer_rom_offset;
+            bias_rom$8$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$9 = pass$q < a_passes$9;
         if (unit_a0$9) begin
@@ -9707,13 +10385,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$9 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$9$clock = clock;
+        d1_layer$9$clock = clock;
+        d0_layer$9$d = unit_layer$9;
+        d1_layer$9$d = d0_layer$9$q;
         weight_rom$9$clock = clock;
         bias_rom$9$clock = clock;
-        weight_rom$9$address = rom_addr$q;
-        bias_rom$9$address = pass$q;
-        if (unit_layer$9) begin
-            weight_rom$9$address = rom_addr$q + layer_rom_offset;
-            bias_rom$9$address = pass$q + layer_bias_offset;
+        weight_rom$9$address = d1_rom$q;
+        bias_rom$9$address = d1_pass$q;
+        if (d1_layer$9$q) begin
+            weight_rom$9$address = d1_rom$q + layer_rom_offset;
+            bias_rom$9$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$10 = pass$q < a_passes$10;
         if (unit_a0$10) begin
@@ -9722,13 +10404,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$10 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$10$clock = clock;
+        d1_layer$10$clock = clock;
+        d0_layer$10$d = unit_layer$10;
+        d1_layer$10$d = d0_layer$10$q;
         weight_rom$10$clock = clock;
         bias_rom$10$clock = clock;
-        weight_rom$10$address = rom_addr$q;
-        bias_rom$10$address = pass$q;
-        if (unit_layer$10) begin
-            weight_rom$10$address = rom_addr$q + layer_rom_offset;
-            bias_rom$10$address = pass$q + layer_bias_offset;
+        weight_rom$10$address = d1_rom$q;
+        bias_rom$10$address = d1_pass$q;
+        if (d1_layer$10$q) begin
+            weight_rom$10$address = d1_rom$q + layer_rom_offset;
+            bias_rom$10$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$11 = pass$q < a_passes$11;
         if (unit_a0$11) begin
@@ -9737,13 +10423,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$11 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$11$clock = clock;
+        d1_layer$11$clock = clock;
+        d0_layer$11$d = unit_layer$11;
+        d1_layer$11$d = d0_layer$11$q;
         weight_rom$11$clock = clock;
         bias_rom$11$clock = clock;
-        weight_rom$11$address = rom_addr$q;
-        bias_rom$11$address = pass$q;
-        if (unit_layer$11) begin
-            weight_rom$11$address = rom_addr$q + layer_rom_offset;
-            bias_rom$11$address = pass$q + layer_bias_offset;
+        weight_rom$11$address = d1_rom$q;
+        bias_rom$11$address = d1_pass$q;
+        if (d1_layer$11$q) begin
+            weight_rom$11$address = d1_rom$q + layer_rom_offset;
+            bias_rom$11$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$12 = pass$q < a_passes$12;
         if (unit_a0$12) begin
@@ -9752,13 +10442,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$12 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$12$clock = clock;
+        d1_layer$12$clock = clock;
+        d0_layer$12$d = unit_layer$12;
+        d1_layer$12$d = d0_layer$12$q;
         weight_rom$12$clock = clock;
         bias_rom$12$clock = clock;
-        weight_rom$12$address = rom_addr$q;
-        bias_rom$12$address = pass$q;
-        if (unit_layer$12) begin
-            weight_rom$12$address = rom_addr$q + layer_rom_offset;
-            bias_rom$12$address = pass$q + layer_bias_offset;
+        weight_rom$12$address = d1_rom$q;
+        bias_rom$12$address = d1_pass$q;
+        if (d1_layer$12$q) begin
+            weight_rom$12$address = d1_rom$q + layer_rom_offset;
+            bias_rom$12$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$13 = pass$q < a_passes$13;
         if (unit_a0$13) begin
@@ -9767,13 +10461,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$13 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$13$clock = clock;
+        d1_layer$13$clock = clock;
+        d0_layer$13$d = unit_layer$13;
+        d1_layer$13$d = d0_layer$13$q;
         weight_rom$13$clock = clock;
         bias_rom$13$clock = clock;
-        weight_rom$13$address = rom_addr$q;
-        bias_rom$13$address = pass$q;
-        if (unit_layer$13) begin
-            weight_rom$13$address = rom_addr$q + layer_rom_offset;
-            bias_rom$13$address = pass$q + layer_bias_offset;
+        weight_rom$13$address = d1_rom$q;
+        bias_rom$13$address = d1_pass$q;
+        if (d1_layer$13$q) begin
+            weight_rom$13$address = d1_rom$q + layer_rom_offset;
+            bias_rom$13$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$14 = pass$q < a_passes$14;
         if (unit_a0$14) begin
@@ -9782,13 +10480,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$14 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$14$clock = clock;
+        d1_layer$14$clock = clock;
+        d0_layer$14$d = unit_layer$14;
+        d1_layer$14$d = d0_layer$14$q;
         weight_rom$14$clock = clock;
         bias_rom$14$clock = clock;
-        weight_rom$14$address = rom_addr$q;
-        bias_rom$14$address = pass$q;
-        if (unit_layer$14) begin
-            weight_rom$14$address = rom_addr$q + layer_rom_offset;
-            bias_rom$14$address = pass$q + layer_bias_offset;
+        weight_rom$14$address = d1_rom$q;
+        bias_rom$14$address = d1_pass$q;
+        if (d1_layer$14$q) begin
+            weight_rom$14$address = d1_rom$q + layer_rom_offset;
+            bias_rom$14$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$15 = pass$q < a_passes$15;
         if (unit_a0$15) begin
@@ -9797,13 +10499,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$15 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$15$clock = clock;
+        d1_layer$15$clock = clock;
+        d0_layer$15$d = unit_layer$15;
+        d1_layer$15$d = d0_layer$15$q;
         weight_rom$15$clock = clock;
         bias_rom$15$clock = clock;
-        weight_rom$15$address = rom_addr$q;
-        bias_rom$15$address = pass$q;
-        if (unit_layer$15) begin
-            weight_rom$15$address = rom_addr$q + layer_rom_offset;
-            bias_rom$15$address = pass$q + layer_bias_offset;
+        weight_rom$15$address = d1_rom$q;
+        bias_rom$15$address = d1_pass$q;
+        if (d1_layer$15$q) begin
+            weight_rom$15$address = d1_rom$q + layer_rom_offset;
+            bias_rom$15$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$16 = pass$q < a_passes$16;
         if (unit_a0$16) begin
@@ -9812,13 +10518,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$16 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$16$clock = clock;
+        d1_layer$16$clock = clock;
+        d0_layer$16$d = unit_layer$16;
+        d1_layer$16$d = d0_layer$16$q;
         weight_rom$16$clock = clock;
         bias_rom$16$clock = clock;
-        weight_rom$16$address = rom_addr$q;
-        bias_rom$16$address = pass$q;
-        if (unit_layer$16) begin
-            weight_rom$16$address = rom_addr$q + layer_rom_offset;
-            bias_rom$16$address = pass$q + layer_bias_offset;
+        weight_rom$16$address = d1_rom$q;
+        bias_rom$16$address = d1_pass$q;
+        if (d1_layer$16$q) begin
+            weight_rom$16$address = d1_rom$q + layer_rom_offset;
+            bias_rom$16$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$17 = pass$q < a_passes$17;
         if (unit_a0$17) begin
@@ -9827,13 +10537,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$17 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$17$clock = clock;
+        d1_layer$17$clock = clock;
+        d0_layer$17$d = unit_layer$17;
+        d1_layer$17$d = d0_layer$17$q;
         weight_rom$17$clock = clock;
         bias_rom$17$clock = clock;
-        weight_rom$17$address = rom_addr$q;
-        bias_rom$17$address = pass$q;
-        if (unit_layer$17) begin
-            weight_rom$17$address = rom_addr$q + layer_rom_offset;
-            bias_rom$17$address = pass$q + layer_bias_offset;
+        weight_rom$17$address = d1_rom$q;
+        bias_rom$17$address = d1_pass$q;
+        if (d1_layer$17$q) begin
+            weight_rom$17$address = d1_rom$q + layer_rom_offset;
+            bias_rom$17$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$18 = pass$q < a_passes$18;
         if (unit_a0$18) begin
@@ -9842,13 +10556,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$18 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$18$clock = clock;
+        d1_layer$18$clock = clock;
+        d0_layer$18$d = unit_layer$18;
+        d1_layer$18$d = d0_layer$18$q;
         weight_rom$18$clock = clock;
         bias_rom$18$clock = clock;
-        weight_rom$18$address = rom_addr$q;
-        bias_rom$18$address = pass$q;
-        if (unit_layer$18) begin
-            weight_rom$18$address = rom_addr$q + layer_rom_offset;
-            bias_rom$18$address = pass$q + layer_bias_offset;
+        weight_rom$18$address = d1_rom$q;
+        bias_rom$18$address = d1_pass$q;
+        if (d1_layer$18$q) begin
+            weight_rom$18$address = d1_rom$q + layer_rom_offset;
+            bias_rom$18$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$19 = pass$q < a_passes$19;
         if (unit_a0$19) begin
@@ -9857,13 +10575,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$19 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$19$clock = clock;
+        d1_layer$19$clock = clock;
+        d0_layer$19$d = unit_layer$19;
+        d1_layer$19$d = d0_layer$19$q;
         weight_rom$19$clock = clock;
         bias_rom$19$clock = clock;
-        weight_rom$19$address = rom_addr$q;
-        bias_rom$19$address = pass$q;
-        if (unit_layer$19) begin
-            weight_rom$19$address = rom_addr$q + layer_rom_offset;
-            bias_rom$19$address = pass$q + layer_bias_offset;
+        weight_rom$19$address = d1_rom$q;
+        bias_rom$19$address = d1_pass$q;
+        if (d1_layer$19$q) begin
+            weight_rom$19$address = d1_rom$q + layer_rom_offset;
+            bias_rom$19$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$20 = pass$q < a_passes$20;
         if (unit_a0$20) begin
@@ -9872,13 +10594,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$20 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$20$clock = clock;
+        d1_layer$20$clock = clock;
+        d0_layer$20$d = unit_layer$20;
+        d1_layer$20$d = d0_layer$20$q;
         weight_rom$20$clock = clock;
         bias_rom$20$clock = clock;
-        weight_rom$20$address = rom_addr$q;
-        bias_rom$20$address = pass$q;
-        if (unit_layer$20) begin
-            weight_rom$20$address = rom_addr$q + layer_rom_offset;
-            bias_rom$20$address = pass$q + layer_bias_offset;
+        weight_rom$20$address = d1_rom$q;
+        bias_rom$20$address = d1_pass$q;
+        if (d1_layer$20$q) begin
+            weight_rom$20$address = d1_rom$q + layer_rom_offset;
+            bias_rom$20$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$21 = pass$q < a_passes$21;
         if (unit_a0$21) begin
@@ -9887,13 +10613,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$21 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$21$clock = clock;
+        d1_layer$21$clock = clock;
+        d0_layer$21$d = unit_layer$21;
+        d1_layer$21$d = d0_layer$21$q;
         weight_rom$21$clock = clock;
         bias_rom$21$clock = clock;
-        weight_rom$21$address = rom_addr$q;
-        bias_rom$21$address = pass$q;
-        if (unit_layer$21) begin
-            weight_rom$21$address = rom_addr$q + layer_rom_offset;
-            bias_rom$21$address = pass$q + layer_bias_offset;
+        weight_rom$21$address = d1_rom$q;
+        bias_rom$21$address = d1_pass$q;
+        if (d1_layer$21$q) begin
+            weight_rom$21$address = d1_rom$q + layer_rom_offset;
+            bias_rom$21$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$22 = pass$q < a_passes$22;
         if (unit_a0$22) begin
@@ -9902,13 +10632,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$22 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$22$clock = clock;
+        d1_layer$22$clock = clock;
+        d0_layer$22$d = unit_layer$22;
+        d1_layer$22$d = d0_layer$22$q;
         weight_rom$22$clock = clock;
         bias_rom$22$clock = clock;
-        weight_rom$22$address = rom_addr$q;
-        bias_rom$22$address = pass$q;
-        if (unit_layer$22) begin
-            weight_rom$22$address = rom_addr$q + layer_rom_offset;
-            bias_rom$22$address = pass$q + layer_bias_offset;
+        weight_rom$22$address = d1_rom$q;
+        bias_rom$22$address = d1_pass$q;
+        if (d1_layer$22$q) begin
+            weight_rom$22$address = d1_rom$q + layer_rom_offset;
+            bias_rom$22$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$23 = pass$q < a_passes$23;
         if (unit_a0$23) begin
@@ -9917,13 +10651,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$23 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$23$clock = clock;
+        d1_layer$23$clock = clock;
+        d0_layer$23$d = unit_layer$23;
+        d1_layer$23$d = d0_layer$23$q;
         weight_rom$23$clock = clock;
         bias_rom$23$clock = clock;
-        weight_rom$23$address = rom_addr$q;
-        bias_rom$23$address = pass$q;
-        if (unit_layer$23) begin
-            weight_rom$23$address = rom_addr$q + layer_rom_offset;
-            bias_rom$23$address = pass$q + layer_bias_offset;
+        weight_rom$23$address = d1_rom$q;
+        bias_rom$23$address = d1_pass$q;
+        if (d1_layer$23$q) begin
+            weight_rom$23$address = d1_rom$q + layer_rom_offset;
+            bias_rom$23$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$24 = pass$q < a_passes$24;
         if (unit_a0$24) begin
@@ -9932,13 +10670,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$24 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$24$clock = clock;
+        d1_layer$24$clock = clock;
+        d0_layer$24$d = unit_layer$24;
+        d1_layer$24$d = d0_layer$24$q;
         weight_rom$24$clock = clock;
         bias_rom$24$clock = clock;
-        weight_rom$24$address = rom_addr$q;
-        bias_rom$24$address = pass$q;
-        if (unit_layer$24) begin
-            weight_rom$24$address = rom_addr$q + layer_rom_offset;
-            bias_rom$24$address = pass$q + layer_bias_offset;
+        weight_rom$24$address = d1_rom$q;
+        bias_rom$24$address = d1_pass$q;
+        if (d1_layer$24$q) begin
+            weight_rom$24$address = d1_rom$q + layer_rom_offset;
+            bias_rom$24$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$25 = pass$q < a_passes$25;
         if (unit_a0$25) begin
@@ -9947,13 +10689,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$25 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$25$clock = clock;
+        d1_layer$25$clock = clock;
+        d0_layer$25$d = unit_layer$25;
+        d1_layer$25$d = d0_layer$25$q;
         weight_rom$25$clock = clock;
         bias_rom$25$clock = clock;
-        weight_rom$25$address = rom_addr$q;
-        bias_rom$25$address = pass$q;
-        if (unit_layer$25) begin
-            weight_rom$25$address = rom_addr$q + layer_rom_offset;
-            bias_rom$25$address = pass$q + layer_bias_offset;
+        weight_rom$25$address = d1_rom$q;
+        bias_rom$25$address = d1_pass$q;
+        if (d1_layer$25$q) begin
+            weight_rom$25$address = d1_rom$q + layer_rom_offset;
+            bias_rom$25$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$26 = pass$q < a_passes$26;
         if (unit_a0$26) begin
@@ -9962,13 +10708,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$26 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$26$clock = clock;
+        d1_layer$26$clock = clock;
+        d0_layer$26$d = unit_layer$26;
+        d1_layer$26$d = d0_layer$26$q;
         weight_rom$26$clock = clock;
         bias_rom$26$clock = clock;
-        weight_rom$26$address = rom_addr$q;
-        bias_rom$26$address = pass$q;
-        if (unit_layer$26) begin
-            weight_rom$26$address = rom_addr$q + layer_rom_offset;
-            bias_rom$26$address = pass$q + layer_bias_offset;
+        weight_rom$26$address = d1_rom$q;
+        bias_rom$26$address = d1_pass$q;
+        if (d1_layer$26$q) begin
+            weight_rom$26$address = d1_rom$q + layer_rom_offset;
+            bias_rom$26$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$27 = pass$q < a_passes$27;
         if (unit_a0$27) begin
@@ -9977,13 +10727,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$27 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$27$clock = clock;
+        d1_layer$27$clock = clock;
+        d0_layer$27$d = unit_layer$27;
+        d1_layer$27$d = d0_layer$27$q;
         weight_rom$27$clock = clock;
         bias_rom$27$clock = clock;
-        weight_rom$27$address = rom_addr$q;
-        bias_rom$27$address = pass$q;
-        if (unit_layer$27) begin
-            weight_rom$27$address = rom_addr$q + layer_rom_offset;
-            bias_rom$27$address = pass$q + layer_bias_offset;
+        weight_rom$27$address = d1_rom$q;
+        bias_rom$27$address = d1_pass$q;
+        if (d1_layer$27$q) begin
+            weight_rom$27$address = d1_rom$q + layer_rom_offset;
+            bias_rom$27$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$28 = pass$q < a_passes$28;
         if (unit_a0$28) begin
@@ -9992,13 +10746,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$28 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$28$clock = clock;
+        d1_layer$28$clock = clock;
+        d0_layer$28$d = unit_layer$28;
+        d1_layer$28$d = d0_layer$28$q;
         weight_rom$28$clock = clock;
         bias_rom$28$clock = clock;
-        weight_rom$28$address = rom_addr$q;
-        bias_rom$28$address = pass$q;
-        if (unit_layer$28) begin
-            weight_rom$28$address = rom_addr$q + layer_rom_offset;
-            bias_rom$28$address = pass$q + layer_bias_offset;
+        weight_rom$28$address = d1_rom$q;
+        bias_rom$28$address = d1_pass$q;
+        if (d1_layer$28$q) begin
+            weight_rom$28$address = d1_rom$q + layer_rom_offset;
+            bias_rom$28$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$29 = pass$q < a_passes$29;
         if (unit_a0$29) begin
@@ -10007,13 +10765,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$29 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$29$clock = clock;
+        d1_layer$29$clock = clock;
+        d0_layer$29$d = unit_layer$29;
+        d1_layer$29$d = d0_layer$29$q;
         weight_rom$29$clock = clock;
         bias_rom$29$clock = clock;
-        weight_rom$29$address = rom_addr$q;
-        bias_rom$29$address = pass$q;
-        if (unit_layer$29) begin
-            weight_rom$29$address = rom_addr$q + layer_rom_offset;
-            bias_rom$29$address = pass$q + layer_bias_offset;
+        weight_rom$29$address = d1_rom$q;
+        bias_rom$29$address = d1_pass$q;
+        if (d1_layer$29$q) begin
+            weight_rom$29$address = d1_rom$q + layer_rom_offset;
+            bias_rom$29$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$30 = pass$q < a_passes$30;
         if (unit_a0$30) begin
@@ -10022,13 +10784,17 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$30 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$30$clock = clock;
+        d1_layer$30$clock = clock;
+        d0_layer$30$d = unit_layer$30;
+        d1_layer$30$d = d0_layer$30$q;
         weight_rom$30$clock = clock;
         bias_rom$30$clock = clock;
-        weight_rom$30$address = rom_addr$q;
-        bias_rom$30$address = pass$q;
-        if (unit_layer$30) begin
-            weight_rom$30$address = rom_addr$q + layer_rom_offset;
-            bias_rom$30$address = pass$q + layer_bias_offset;
+        weight_rom$30$address = d1_rom$q;
+        bias_rom$30$address = d1_pass$q;
+        if (d1_layer$30$q) begin
+            weight_rom$30$address = d1_rom$q + layer_rom_offset;
+            bias_rom$30$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$31 = pass$q < a_passes$31;
         if (unit_a0$31) begin
@@ -10037,25 +10803,41 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         else begin
             unit_layer$31 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$31$clock = clock;
+        d1_layer$31$clock = clock;
+        d0_layer$31$d = unit_layer$31;
+        d1_layer$31$d = d0_layer$31$q;
         weight_rom$31$clock = clock;
         bias_rom$31$clock = clock;
-        weight_rom$31$address = rom_addr$q;
-        bias_rom$31$address = pass$q;
-        if (unit_layer$31) begin
-            weight_rom$31$address = rom_addr$q + layer_rom_offset;
-            bias_rom$31$address = pass$q + layer_bias_offset;
+        weight_rom$31$address = d1_rom$q;
+        bias_rom$31$address = d1_pass$q;
+        if (d1_layer$31$q) begin
+            weight_rom$31$address = d1_rom$q + layer_rom_offset;
+            bias_rom$31$address = d1_pass$q + layer_bias_offset;
         end
         head_rom$0$clock = clock;
-        head_rom$0$address = term$q;
+        head_rom$0$address = d1_term$q;
         head_rom$1$clock = clock;
-        head_rom$1$address = term$q;
+        head_rom$1$address = d1_term$q;
         head_rom$2$clock = clock;
-        head_rom$2$address = term$q;
-        s1_valid$d = issue;
-        s1_first$d = ~|term$q;
-        s1_pass$d = pass$q;
-        s1_term$d = term$q;
-        s1_head$d = issue && ~|pass$q && (term$q < x_term);
+        head_rom$2$address = d1_term$q;
+        d0_valid$d = issue;
+        d0_first$d = ~|term$q;
+        d0_pass$d = pass$q;
+        d0_term$d = term$q;
+        d0_head$d = issue && ~|pass$q && (term$q < x_term);
+        d0_rom$d = rom_addr$q;
+        d1_valid$d = d0_valid$q;
+        d1_first$d = d0_first$q;
+        d1_pass$d = d0_pass$q;
+        d1_term$d = d0_term$q;
+        d1_head$d = d0_head$q;
+        d1_rom$d = d0_rom$q;
+        s1_valid$d = d1_valid$q;
+        s1_first$d = d1_first$q;
+        s1_pass$d = d1_pass$q;
+        s1_term$d = d1_term$q;
+        s1_head$d = d1_head$q;
         s2_post$d = s1_valid$q && (s1_term$q == last_term);
         s2_pass$d = s1_pass$q;
         s2_set$d = a_set$q;
@@ -10661,7 +11443,11 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         case (slot$q)
             SlotState$Boundary:
                 begin
-                    if (~(n_head_last && ext_busy)) begin
+                    if (bwait$q != 2'h2) begin
+                        bwait$d = bwait$q + 2'h1;
+                    end
+                    else if (~(n_head_last && ext_busy)) begin
+                        bwait$d = 2'h0;
                         slot$d = SlotState$Issue;
                         a_set$d = n_set;
                         pass$d = 16'h0;
@@ -10716,14 +11502,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
                         if (pass$q == last_pass) begin
                             pass$d = 16'h0;
                             slot$d = SlotState$Drain;
-                            drain$d = 1'b0;
+                            drain$d = 2'h0;
                         end
                     end
                 end
             SlotState$Drain:
                 begin
-                    drain$d = 1'b1;
-                    if (drain$q) begin
+                    drain$d = drain$q + 2'h1;
+                    if (drain$q == 2'h3) begin
                         slot$d = SlotState$Boundary;
                         upd_run$d = 1'b1;
                         upd_j$d = 16'h0;
@@ -11567,6 +12353,1469 @@ module top$core$engine$gru$bias_rom$9(clock,address,data);
 endmodule // top$core$engine$gru$bias_rom$9
 
 
+module top$core$engine$gru$bwait(d,q,clock);
+    
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 2'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bwait
+
+
+module top$core$engine$gru$d0_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_first
+
+
+module top$core$engine$gru$d0_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_head
+
+
+module top$core$engine$gru$d0_layer$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$0
+
+
+module top$core$engine$gru$d0_layer$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$1
+
+
+module top$core$engine$gru$d0_layer$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$10
+
+
+module top$core$engine$gru$d0_layer$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$11
+
+
+module top$core$engine$gru$d0_layer$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$12
+
+
+module top$core$engine$gru$d0_layer$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$13
+
+
+module top$core$engine$gru$d0_layer$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$14
+
+
+module top$core$engine$gru$d0_layer$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$15
+
+
+module top$core$engine$gru$d0_layer$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$16
+
+
+module top$core$engine$gru$d0_layer$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$17
+
+
+module top$core$engine$gru$d0_layer$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$18
+
+
+module top$core$engine$gru$d0_layer$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$19
+
+
+module top$core$engine$gru$d0_layer$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$2
+
+
+module top$core$engine$gru$d0_layer$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$20
+
+
+module top$core$engine$gru$d0_layer$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$21
+
+
+module top$core$engine$gru$d0_layer$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$22
+
+
+module top$core$engine$gru$d0_layer$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$23
+
+
+module top$core$engine$gru$d0_layer$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$24
+
+
+module top$core$engine$gru$d0_layer$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$25
+
+
+module top$core$engine$gru$d0_layer$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$26
+
+
+module top$core$engine$gru$d0_layer$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$27
+
+
+module top$core$engine$gru$d0_layer$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$28
+
+
+module top$core$engine$gru$d0_layer$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$29
+
+
+module top$core$engine$gru$d0_layer$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$3
+
+
+module top$core$engine$gru$d0_layer$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$30
+
+
+module top$core$engine$gru$d0_layer$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$31
+
+
+module top$core$engine$gru$d0_layer$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$4
+
+
+module top$core$engine$gru$d0_layer$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$5
+
+
+module top$core$engine$gru$d0_layer$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$6
+
+
+module top$core$engine$gru$d0_layer$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$7
+
+
+module top$core$engine$gru$d0_layer$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$8
+
+
+module top$core$engine$gru$d0_layer$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_layer$9
+
+
+module top$core$engine$gru$d0_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_pass
+
+
+module top$core$engine$gru$d0_rom(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_rom
+
+
+module top$core$engine$gru$d0_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_term
+
+
+module top$core$engine$gru$d0_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_valid
+
+
+module top$core$engine$gru$d1_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_first
+
+
+module top$core$engine$gru$d1_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_head
+
+
+module top$core$engine$gru$d1_layer$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$0
+
+
+module top$core$engine$gru$d1_layer$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$1
+
+
+module top$core$engine$gru$d1_layer$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$10
+
+
+module top$core$engine$gru$d1_layer$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$11
+
+
+module top$core$engine$gru$d1_layer$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$12
+
+
+module top$core$engine$gru$d1_layer$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$13
+
+
+module top$core$engine$gru$d1_layer$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$14
+
+
+module top$core$engine$gru$d1_layer$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$15
+
+
+module top$core$engine$gru$d1_layer$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$16
+
+
+module top$core$engine$gru$d1_layer$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$17
+
+
+module top$core$engine$gru$d1_layer$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$18
+
+
+module top$core$engine$gru$d1_layer$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$19
+
+
+module top$core$engine$gru$d1_layer$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$2
+
+
+module top$core$engine$gru$d1_layer$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$20
+
+
+module top$core$engine$gru$d1_layer$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$21
+
+
+module top$core$engine$gru$d1_layer$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$22
+
+
+module top$core$engine$gru$d1_layer$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$23
+
+
+module top$core$engine$gru$d1_layer$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$24
+
+
+module top$core$engine$gru$d1_layer$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$25
+
+
+module top$core$engine$gru$d1_layer$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$26
+
+
+module top$core$engine$gru$d1_layer$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$27
+
+
+module top$core$engine$gru$d1_layer$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$28
+
+
+module top$core$engine$gru$d1_layer$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$29
+
+
+module top$core$engine$gru$d1_layer$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$3
+
+
+module top$core$engine$gru$d1_layer$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$30
+
+
+module top$core$engine$gru$d1_layer$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$31
+
+
+module top$core$engine$gru$d1_layer$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$4
+
+
+module top$core$engine$gru$d1_layer$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$5
+
+
+module top$core$engine$gru$d1_layer$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$6
+
+
+module top$core$engine$gru$d1_layer$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$7
+
+
+module top$core$engine$gru$d1_layer$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$8
+
+
+module top$core$engine$gru$d1_layer$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_layer$9
+
+
+module top$core$engine$gru$d1_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_pass
+
+
+module top$core$engine$gru$d1_rom(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_rom
+
+
+module top$core$engine$gru$d1_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_term
+
+
+module top$core$engine$gru$d1_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_valid
+
+
 module top$core$engine$gru$decoder$0(d,q,clock);
     
     // Module arguments
@@ -11608,13 +13857,13 @@ endmodule // top$core$engine$gru$decoder$1
 module top$core$engine$gru$drain(d,q,clock);
     
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [1:0] d;
+    output reg  [1:0] q;
     input wire  clock;
     
     // Update code (custom)
     initial begin
-       q = 1'h0;
+       q = 2'h0;
     end
     
     always @(posedge clock) begin
@@ -12668,6 +14917,75 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  [17:0] p_r$d;
+    wire  [17:0] p_r$q;
+    reg  p_r$clock;
+    reg  [17:0] p_h$d;
+    wire  [17:0] p_h$q;
+    reg  p_h$clock;
+    reg  [17:0] p_xc$d;
+    wire  [17:0] p_xc$q;
+    reg  p_xc$clock;
+    reg  [17:0] p_a$d;
+    wire  [17:0] p_a$q;
+    reg  p_a$clock;
+    reg  [17:0] p_head$d;
+    wire  [17:0] p_head$q;
+    reg  p_head$clock;
+    reg  p_isx$d;
+    wire  p_isx$q;
+    reg  p_isx$clock;
+    reg  p_czero$d;
+    wire  p_czero$q;
+    reg  p_czero$clock;
+    reg  [47:0] q_prod$d;
+    wire  [47:0] q_prod$q;
+    reg  q_prod$clock;
+    reg  [17:0] q_xc$d;
+    wire  [17:0] q_xc$q;
+    reg  q_xc$clock;
+    reg  [17:0] q_a$d;
+    wire  [17:0] q_a$q;
+    reg  q_a$clock;
+    reg  [17:0] q_head$d;
+    wire  [17:0] q_head$q;
+    reg  q_head$clock;
+    reg  q_isx$d;
+    wire  q_isx$q;
+    reg  q_isx$clock;
+    reg  q_czero$d;
+    wire  q_czero$q;
+    reg  q_czero$clock;
+    reg  [17:0] u_z$d;
+    wire  [17:0] u_z$q;
+    reg  u_z$clock;
+    reg  [17:0] u_h$d;
+    wire  [17:0] u_h$q;
+    reg  u_h$clock;
+    reg  [17:0] u_c$d;
+    wire  [17:0] u_c$q;
+    reg  u_c$clock;
+    reg  [15:0] u_j$d;
+    wire  [15:0] u_j$q;
+    reg  u_j$clock;
+    reg  u_set$d;
+    wire  u_set$q;
+    reg  u_set$clock;
+    reg  u_en$d;
+    wire  u_en$q;
+    reg  u_en$clock;
+    reg  [47:0] v_sum$d;
+    wire  [47:0] v_sum$q;
+    reg  v_sum$clock;
+    reg  [15:0] v_j$d;
+    wire  [15:0] v_j$q;
+    reg  v_j$clock;
+    reg  v_set$d;
+    wire  v_set$q;
+    reg  v_set$clock;
+    reg  v_en$d;
+    wire  v_en$q;
+    reg  v_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -13821,6 +16139,121 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$core$engine$gru$lane$0$p_r p_r(
+        .d(p_r$d),
+        .q(p_r$q),
+        .clock(p_r$clock)
+    );
+    top$core$engine$gru$lane$0$p_h p_h(
+        .d(p_h$d),
+        .q(p_h$q),
+        .clock(p_h$clock)
+    );
+    top$core$engine$gru$lane$0$p_xc p_xc(
+        .d(p_xc$d),
+        .q(p_xc$q),
+        .clock(p_xc$clock)
+    );
+    top$core$engine$gru$lane$0$p_a p_a(
+        .d(p_a$d),
+        .q(p_a$q),
+        .clock(p_a$clock)
+    );
+    top$core$engine$gru$lane$0$p_head p_head(
+        .d(p_head$d),
+        .q(p_head$q),
+        .clock(p_head$clock)
+    );
+    top$core$engine$gru$lane$0$p_isx p_isx(
+        .d(p_isx$d),
+        .q(p_isx$q),
+        .clock(p_isx$clock)
+    );
+    top$core$engine$gru$lane$0$p_czero p_czero(
+        .d(p_czero$d),
+        .q(p_czero$q),
+        .clock(p_czero$clock)
+    );
+    top$core$engine$gru$lane$0$q_prod q_prod(
+        .d(q_prod$d),
+        .q(q_prod$q),
+        .clock(q_prod$clock)
+    );
+    top$core$engine$gru$lane$0$q_xc q_xc(
+        .d(q_xc$d),
+        .q(q_xc$q),
+        .clock(q_xc$clock)
+    );
+    top$core$engine$gru$lane$0$q_a q_a(
+        .d(q_a$d),
+        .q(q_a$q),
+        .clock(q_a$clock)
+    );
+    top$core$engine$gru$lane$0$q_head q_head(
+        .d(q_head$d),
+        .q(q_head$q),
+        .clock(q_head$clock)
+    );
+    top$core$engine$gru$lane$0$q_isx q_isx(
+        .d(q_isx$d),
+        .q(q_isx$q),
+        .clock(q_isx$clock)
+    );
+    top$core$engine$gru$lane$0$q_czero q_czero(
+        .d(q_czero$d),
+        .q(q_czero$q),
+        .clock(q_czero$clock)
+    );
+    top$core$engine$gru$lane$0$u_z u_z(
+        .d(u_z$d),
+        .q(u_z$q),
+        .clock(u_z$clock)
+    );
+    top$core$engine$gru$lane$0$u_h u_h(
+        .d(u_h$d),
+        .q(u_h$q),
+        .clock(u_h$clock)
+    );
+    top$core$engine$gru$lane$0$u_c u_c(
+        .d(u_c$d),
+        .q(u_c$q),
+        .clock(u_c$clock)
+    );
+    top$core$engine$gru$lane$0$u_j u_j(
+        .d(u_j$d),
+        .q(u_j$q),
+        .clock(u_j$clock)
+    );
+    top$core$engine$gru$lane$0$u_set u_set(
+        .d(u_set$d),
+        .q(u_set$q),
+        .clock(u_set$clock)
+    );
+    top$core$engine$gru$lane$0$u_en u_en(
+        .d(u_en$d),
+        .q(u_en$q),
+        .clock(u_en$clock)
+    );
+    top$core$engine$gru$lane$0$v_sum v_sum(
+        .d(v_sum$d),
+        .q(v_sum$q),
+        .clock(v_sum$clock)
+    );
+    top$core$engine$gru$lane$0$v_j v_j(
+        .d(v_j$d),
+        .q(v_j$q),
+        .clock(v_j$clock)
+    );
+    top$core$engine$gru$lane$0$v_set v_set(
+        .d(v_set$d),
+        .q(v_set$q),
+        .clock(v_set$clock)
+    );
+    top$core$engine$gru$lane$0$v_en v_en(
+        .d(v_en$d),
+        .q(v_en$q),
+        .clock(v_en$clock)
+    );
     top$core$engine$gru$lane$0$mac$0 mac$0(
         .clock(mac$0$clock),
         .en(mac$0$en),
@@ -14187,15 +16620,61 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
+        p_r$clock = clock;
+        p_h$clock = clock;
+        p_xc$clock = clock;
+        p_a$clock = clock;
+        p_head$clock = clock;
+        p_isx$clock = clock;
+        p_czero$clock = clock;
+        q_prod$clock = clock;
+        q_xc$clock = clock;
+        q_a$clock = clock;
+        q_head$clock = clock;
+        q_isx$clock = clock;
+        q_czero$clock = clock;
+        u_z$clock = clock;
+        u_h$clock = clock;
+        u_c$clock = clock;
+        u_j$clock = clock;
+        u_set$clock = clock;
+        u_en$clock = clock;
+        v_sum$clock = clock;
+        v_j$clock = clock;
+        v_set$clock = clock;
+        v_en$clock = clock;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
+        p_r$d = p_r$q;
+        p_h$d = p_h$q;
+        p_xc$d = p_xc$q;
+        p_a$d = p_a$q;
+        p_head$d = p_head$q;
+        p_isx$d = p_isx$q;
+        p_czero$d = p_czero$q;
+        q_prod$d = q_prod$q;
+        q_xc$d = q_xc$q;
+        q_a$d = q_a$q;
+        q_head$d = q_head$q;
+        q_isx$d = q_isx$q;
+        q_czero$d = q_czero$q;
+        u_z$d = u_z$q;
+        u_h$d = u_h$q;
+        u_c$d = u_c$q;
+        u_j$d = u_j$q;
+        u_set$d = u_set$q;
+        u_en$d = u_en$q;
+        v_sum$d = v_sum$q;
+        v_j$d = v_j$q;
+        v_set$d = v_set$q;
+        v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
         state$0$raddr1 = upd_j;
-        state$0$waddr = upd_j;
+        state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = upd_en && (upd_set == (0 == 32'h1));
+        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we && (x_set == (0 == 32'h1));
         input$0$waddr = x_waddr;
@@ -14204,9 +16683,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         state$1$clock = clock;
         state$1$raddr0 = k;
         state$1$raddr1 = upd_j;
-        state$1$waddr = upd_j;
+        state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = upd_en && (upd_set == (1 == 32'h1));
+        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we && (x_set == (1 == 32'h1));
         input$1$waddr = x_waddr;
@@ -15093,22 +17572,39 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z_j = z0$31$q;
             end
         end
-        reset_mul$a = r_k;
-        reset_mul$b = h_c;
-        reset_mul$c = 18'h0;
-        reset_q$v = reset_mul$out;
-        op_head$d = h_a;
+        p_r$d = r_k;
+        p_h$d = h_c;
+        p_xc$d = x_c;
+        p_head$d = h_a;
+        p_isx$d = k_is_x;
+        p_czero$d = c_zero;
         if (k_is_x) begin
-            op_a$d = x_a;
-            op_c$d = x_c;
+            p_a$d = x_a;
         end
         else begin
-            op_a$d = h_a;
-            op_c$d = reset_q$out;
+            p_a$d = h_a;
             if (a_zero) begin
-                op_a$d = 18'h0;
+                p_a$d = 18'h0;
             end
-            if (c_zero) begin
+        end
+        reset_mul$a = p_r$q;
+        reset_mul$b = p_h$q;
+        reset_mul$c = 18'h0;
+        q_prod$d = reset_mul$out;
+        q_xc$d = p_xc$q;
+        q_a$d = p_a$q;
+        q_head$d = p_head$q;
+        q_isx$d = p_isx$q;
+        q_czero$d = p_czero$q;
+        reset_q$v = q_prod$q;
+        op_head$d = q_head$q;
+        op_a$d = q_a$q;
+        if (q_isx$q) begin
+            op_c$d = q_xc$q;
+        end
+        else begin
+            op_c$d = reset_q$out;
+            if (q_czero$q) begin
                 op_c$d = 18'h0;
             end
         end
@@ -16017,10 +18513,20 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero) begin
             h_j = 18'h0;
         end
-        update_mul$a = z_j;
-        update_mul$b = h_j - c_j;
-        update_mul$c = c_j;
-        update_q$v = update_mul$out;
+        u_z$d = z_j;
+        u_h$d = h_j;
+        u_c$d = c_j;
+        u_j$d = upd_j;
+        u_set$d = upd_set;
+        u_en$d = upd_en;
+        update_mul$a = u_z$q;
+        update_mul$b = u_h$q - u_c$q;
+        update_mul$c = u_c$q;
+        v_sum$d = update_mul$out;
+        v_j$d = u_j$q;
+        v_set$d = u_set$q;
+        v_en$d = u_en$q;
+        update_q$v = v_sum$q;
         head$clock = clock;
         head$en = head_en;
         head$first = head_first;
@@ -18539,6 +21045,253 @@ module top$core$engine$gru$lane$0$op_head(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$op_head
 
 
+module top$core$engine$gru$lane$0$p_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_a
+
+
+module top$core$engine$gru$lane$0$p_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_czero
+
+
+module top$core$engine$gru$lane$0$p_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_h
+
+
+module top$core$engine$gru$lane$0$p_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_head
+
+
+module top$core$engine$gru$lane$0$p_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_isx
+
+
+module top$core$engine$gru$lane$0$p_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_r
+
+
+module top$core$engine$gru$lane$0$p_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$p_xc
+
+
+module top$core$engine$gru$lane$0$q_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_a
+
+
+module top$core$engine$gru$lane$0$q_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_czero
+
+
+module top$core$engine$gru$lane$0$q_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_head
+
+
+module top$core$engine$gru$lane$0$q_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_isx
+
+
+module top$core$engine$gru$lane$0$q_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_prod
+
+
+module top$core$engine$gru$lane$0$q_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$q_xc
+
+
 module top$core$engine$gru$lane$0$r0$0(d,q,clock);
     
     // Module arguments
@@ -19844,6 +22597,120 @@ module top$core$engine$gru$lane$0$state$1(clock,we,waddr,wdata,raddr0,rdata0,rad
 endmodule // top$core$engine$gru$lane$0$state$1
 
 
+module top$core$engine$gru$lane$0$u_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_c
+
+
+module top$core$engine$gru$lane$0$u_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_en
+
+
+module top$core$engine$gru$lane$0$u_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_h
+
+
+module top$core$engine$gru$lane$0$u_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_j
+
+
+module top$core$engine$gru$lane$0$u_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_set
+
+
+module top$core$engine$gru$lane$0$u_z(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_z
+
+
 module top$core$engine$gru$lane$0$update_mul(a,b,c,out);
     
     // Module arguments
@@ -19879,6 +22746,82 @@ module top$core$engine$gru$lane$0$update_q(v,out);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$0$update_q
+
+
+module top$core$engine$gru$lane$0$v_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$v_en
+
+
+module top$core$engine$gru$lane$0$v_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$v_j
+
+
+module top$core$engine$gru$lane$0$v_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$v_set
+
+
+module top$core$engine$gru$lane$0$v_sum(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$v_sum
 
 
 module top$core$engine$gru$lane$0$z0$0(d,q,clock);
@@ -21858,6 +24801,75 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  [17:0] p_r$d;
+    wire  [17:0] p_r$q;
+    reg  p_r$clock;
+    reg  [17:0] p_h$d;
+    wire  [17:0] p_h$q;
+    reg  p_h$clock;
+    reg  [17:0] p_xc$d;
+    wire  [17:0] p_xc$q;
+    reg  p_xc$clock;
+    reg  [17:0] p_a$d;
+    wire  [17:0] p_a$q;
+    reg  p_a$clock;
+    reg  [17:0] p_head$d;
+    wire  [17:0] p_head$q;
+    reg  p_head$clock;
+    reg  p_isx$d;
+    wire  p_isx$q;
+    reg  p_isx$clock;
+    reg  p_czero$d;
+    wire  p_czero$q;
+    reg  p_czero$clock;
+    reg  [47:0] q_prod$d;
+    wire  [47:0] q_prod$q;
+    reg  q_prod$clock;
+    reg  [17:0] q_xc$d;
+    wire  [17:0] q_xc$q;
+    reg  q_xc$clock;
+    reg  [17:0] q_a$d;
+    wire  [17:0] q_a$q;
+    reg  q_a$clock;
+    reg  [17:0] q_head$d;
+    wire  [17:0] q_head$q;
+    reg  q_head$clock;
+    reg  q_isx$d;
+    wire  q_isx$q;
+    reg  q_isx$clock;
+    reg  q_czero$d;
+    wire  q_czero$q;
+    reg  q_czero$clock;
+    reg  [17:0] u_z$d;
+    wire  [17:0] u_z$q;
+    reg  u_z$clock;
+    reg  [17:0] u_h$d;
+    wire  [17:0] u_h$q;
+    reg  u_h$clock;
+    reg  [17:0] u_c$d;
+    wire  [17:0] u_c$q;
+    reg  u_c$clock;
+    reg  [15:0] u_j$d;
+    wire  [15:0] u_j$q;
+    reg  u_j$clock;
+    reg  u_set$d;
+    wire  u_set$q;
+    reg  u_set$clock;
+    reg  u_en$d;
+    wire  u_en$q;
+    reg  u_en$clock;
+    reg  [47:0] v_sum$d;
+    wire  [47:0] v_sum$q;
+    reg  v_sum$clock;
+    reg  [15:0] v_j$d;
+    wire  [15:0] v_j$q;
+    reg  v_j$clock;
+    reg  v_set$d;
+    wire  v_set$q;
+    reg  v_set$clock;
+    reg  v_en$d;
+    wire  v_en$q;
+    reg  v_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -23011,6 +26023,121 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$core$engine$gru$lane$1$p_r p_r(
+        .d(p_r$d),
+        .q(p_r$q),
+        .clock(p_r$clock)
+    );
+    top$core$engine$gru$lane$1$p_h p_h(
+        .d(p_h$d),
+        .q(p_h$q),
+        .clock(p_h$clock)
+    );
+    top$core$engine$gru$lane$1$p_xc p_xc(
+        .d(p_xc$d),
+        .q(p_xc$q),
+        .clock(p_xc$clock)
+    );
+    top$core$engine$gru$lane$1$p_a p_a(
+        .d(p_a$d),
+        .q(p_a$q),
+        .clock(p_a$clock)
+    );
+    top$core$engine$gru$lane$1$p_head p_head(
+        .d(p_head$d),
+        .q(p_head$q),
+        .clock(p_head$clock)
+    );
+    top$core$engine$gru$lane$1$p_isx p_isx(
+        .d(p_isx$d),
+        .q(p_isx$q),
+        .clock(p_isx$clock)
+    );
+    top$core$engine$gru$lane$1$p_czero p_czero(
+        .d(p_czero$d),
+        .q(p_czero$q),
+        .clock(p_czero$clock)
+    );
+    top$core$engine$gru$lane$1$q_prod q_prod(
+        .d(q_prod$d),
+        .q(q_prod$q),
+        .clock(q_prod$clock)
+    );
+    top$core$engine$gru$lane$1$q_xc q_xc(
+        .d(q_xc$d),
+        .q(q_xc$q),
+        .clock(q_xc$clock)
+    );
+    top$core$engine$gru$lane$1$q_a q_a(
+        .d(q_a$d),
+        .q(q_a$q),
+        .clock(q_a$clock)
+    );
+    top$core$engine$gru$lane$1$q_head q_head(
+        .d(q_head$d),
+        .q(q_head$q),
+        .clock(q_head$clock)
+    );
+    top$core$engine$gru$lane$1$q_isx q_isx(
+        .d(q_isx$d),
+        .q(q_isx$q),
+        .clock(q_isx$clock)
+    );
+    top$core$engine$gru$lane$1$q_czero q_czero(
+        .d(q_czero$d),
+        .q(q_czero$q),
+        .clock(q_czero$clock)
+    );
+    top$core$engine$gru$lane$1$u_z u_z(
+        .d(u_z$d),
+        .q(u_z$q),
+        .clock(u_z$clock)
+    );
+    top$core$engine$gru$lane$1$u_h u_h(
+        .d(u_h$d),
+        .q(u_h$q),
+        .clock(u_h$clock)
+    );
+    top$core$engine$gru$lane$1$u_c u_c(
+        .d(u_c$d),
+        .q(u_c$q),
+        .clock(u_c$clock)
+    );
+    top$core$engine$gru$lane$1$u_j u_j(
+        .d(u_j$d),
+        .q(u_j$q),
+        .clock(u_j$clock)
+    );
+    top$core$engine$gru$lane$1$u_set u_set(
+        .d(u_set$d),
+        .q(u_set$q),
+        .clock(u_set$clock)
+    );
+    top$core$engine$gru$lane$1$u_en u_en(
+        .d(u_en$d),
+        .q(u_en$q),
+        .clock(u_en$clock)
+    );
+    top$core$engine$gru$lane$1$v_sum v_sum(
+        .d(v_sum$d),
+        .q(v_sum$q),
+        .clock(v_sum$clock)
+    );
+    top$core$engine$gru$lane$1$v_j v_j(
+        .d(v_j$d),
+        .q(v_j$q),
+        .clock(v_j$clock)
+    );
+    top$core$engine$gru$lane$1$v_set v_set(
+        .d(v_set$d),
+        .q(v_set$q),
+        .clock(v_set$clock)
+    );
+    top$core$engine$gru$lane$1$v_en v_en(
+        .d(v_en$d),
+        .q(v_en$q),
+        .clock(v_en$clock)
+    );
     top$core$engine$gru$lane$1$mac$0 mac$0(
         .clock(mac$0$clock),
         .en(mac$0$en),
@@ -23377,15 +26504,61 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
+        p_r$clock = clock;
+        p_h$clock = clock;
+        p_xc$clock = clock;
+        p_a$clock = clock;
+        p_head$clock = clock;
+        p_isx$clock = clock;
+        p_czero$clock = clock;
+        q_prod$clock = clock;
+        q_xc$clock = clock;
+        q_a$clock = clock;
+        q_head$clock = clock;
+        q_isx$clock = clock;
+        q_czero$clock = clock;
+        u_z$clock = clock;
+        u_h$clock = clock;
+        u_c$clock = clock;
+        u_j$clock = clock;
+        u_set$clock = clock;
+        u_en$clock = clock;
+        v_sum$clock = clock;
+        v_j$clock = clock;
+        v_set$clock = clock;
+        v_en$clock = clock;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
+        p_r$d = p_r$q;
+        p_h$d = p_h$q;
+        p_xc$d = p_xc$q;
+        p_a$d = p_a$q;
+        p_head$d = p_head$q;
+        p_isx$d = p_isx$q;
+        p_czero$d = p_czero$q;
+        q_prod$d = q_prod$q;
+        q_xc$d = q_xc$q;
+        q_a$d = q_a$q;
+        q_head$d = q_head$q;
+        q_isx$d = q_isx$q;
+        q_czero$d = q_czero$q;
+        u_z$d = u_z$q;
+        u_h$d = u_h$q;
+        u_c$d = u_c$q;
+        u_j$d = u_j$q;
+        u_set$d = u_set$q;
+        u_en$d = u_en$q;
+        v_sum$d = v_sum$q;
+        v_j$d = v_j$q;
+        v_set$d = v_set$q;
+        v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
         state$0$raddr1 = upd_j;
-        state$0$waddr = upd_j;
+        state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = upd_en && (upd_set == (0 == 32'h1));
+        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we && (x_set == (0 == 32'h1));
         input$0$waddr = x_waddr;
@@ -23394,9 +26567,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         state$1$clock = clock;
         state$1$raddr0 = k;
         state$1$raddr1 = upd_j;
-        state$1$waddr = upd_j;
+        state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = upd_en && (upd_set == (1 == 32'h1));
+        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we && (x_set == (1 == 32'h1));
         input$1$waddr = x_waddr;
@@ -24283,22 +27456,39 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z_j = z0$31$q;
             end
         end
-        reset_mul$a = r_k;
-        reset_mul$b = h_c;
-        reset_mul$c = 18'h0;
-        reset_q$v = reset_mul$out;
-        op_head$d = h_a;
+        p_r$d = r_k;
+        p_h$d = h_c;
+        p_xc$d = x_c;
+        p_head$d = h_a;
+        p_isx$d = k_is_x;
+        p_czero$d = c_zero;
         if (k_is_x) begin
-            op_a$d = x_a;
-            op_c$d = x_c;
+            p_a$d = x_a;
         end
         else begin
-            op_a$d = h_a;
-            op_c$d = reset_q$out;
+            p_a$d = h_a;
             if (a_zero) begin
-                op_a$d = 18'h0;
+                p_a$d = 18'h0;
             end
-            if (c_zero) begin
+        end
+        reset_mul$a = p_r$q;
+        reset_mul$b = p_h$q;
+        reset_mul$c = 18'h0;
+        q_prod$d = reset_mul$out;
+        q_xc$d = p_xc$q;
+        q_a$d = p_a$q;
+        q_head$d = p_head$q;
+        q_isx$d = p_isx$q;
+        q_czero$d = p_czero$q;
+        reset_q$v = q_prod$q;
+        op_head$d = q_head$q;
+        op_a$d = q_a$q;
+        if (q_isx$q) begin
+            op_c$d = q_xc$q;
+        end
+        else begin
+            op_c$d = reset_q$out;
+            if (q_czero$q) begin
                 op_c$d = 18'h0;
             end
         end
@@ -25207,10 +28397,20 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero) begin
             h_j = 18'h0;
         end
-        update_mul$a = z_j;
-        update_mul$b = h_j - c_j;
-        update_mul$c = c_j;
-        update_q$v = update_mul$out;
+        u_z$d = z_j;
+        u_h$d = h_j;
+        u_c$d = c_j;
+        u_j$d = upd_j;
+        u_set$d = upd_set;
+        u_en$d = upd_en;
+        update_mul$a = u_z$q;
+        update_mul$b = u_h$q - u_c$q;
+        update_mul$c = u_c$q;
+        v_sum$d = update_mul$out;
+        v_j$d = u_j$q;
+        v_set$d = u_set$q;
+        v_en$d = u_en$q;
+        update_q$v = v_sum$q;
         head$clock = clock;
         head$en = head_en;
         head$first = head_first;
@@ -27729,6 +30929,253 @@ module top$core$engine$gru$lane$1$op_head(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$op_head
 
 
+module top$core$engine$gru$lane$1$p_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$p_a
+
+
+module top$core$engine$gru$lane$1$p_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$p_czero
+
+
+module top$core$engine$gru$lane$1$p_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$p_h
+
+
+module top$core$engine$gru$lane$1$p_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$p_head
+
+
+module top$core$engine$gru$lane$1$p_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$p_isx
+
+
+module top$core$engine$gru$lane$1$p_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$p_r
+
+
+module top$core$engine$gru$lane$1$p_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$p_xc
+
+
+module top$core$engine$gru$lane$1$q_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$q_a
+
+
+module top$core$engine$gru$lane$1$q_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$q_czero
+
+
+module top$core$engine$gru$lane$1$q_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$q_head
+
+
+module top$core$engine$gru$lane$1$q_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$q_isx
+
+
+module top$core$engine$gru$lane$1$q_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$q_prod
+
+
+module top$core$engine$gru$lane$1$q_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$q_xc
+
+
 module top$core$engine$gru$lane$1$r0$0(d,q,clock);
     
     // Module arguments
@@ -29034,6 +32481,120 @@ module top$core$engine$gru$lane$1$state$1(clock,we,waddr,wdata,raddr0,rdata0,rad
 endmodule // top$core$engine$gru$lane$1$state$1
 
 
+module top$core$engine$gru$lane$1$u_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$u_c
+
+
+module top$core$engine$gru$lane$1$u_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$u_en
+
+
+module top$core$engine$gru$lane$1$u_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$u_h
+
+
+module top$core$engine$gru$lane$1$u_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$u_j
+
+
+module top$core$engine$gru$lane$1$u_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$u_set
+
+
+module top$core$engine$gru$lane$1$u_z(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$u_z
+
+
 module top$core$engine$gru$lane$1$update_mul(a,b,c,out);
     
     // Module arguments
@@ -29069,6 +32630,82 @@ module top$core$engine$gru$lane$1$update_q(v,out);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$1$update_q
+
+
+module top$core$engine$gru$lane$1$v_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$v_en
+
+
+module top$core$engine$gru$lane$1$v_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$v_j
+
+
+module top$core$engine$gru$lane$1$v_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$v_set
+
+
+module top$core$engine$gru$lane$1$v_sum(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$v_sum
 
 
 module top$core$engine$gru$lane$1$z0$0(d,q,clock);
@@ -31048,6 +34685,75 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  [17:0] p_r$d;
+    wire  [17:0] p_r$q;
+    reg  p_r$clock;
+    reg  [17:0] p_h$d;
+    wire  [17:0] p_h$q;
+    reg  p_h$clock;
+    reg  [17:0] p_xc$d;
+    wire  [17:0] p_xc$q;
+    reg  p_xc$clock;
+    reg  [17:0] p_a$d;
+    wire  [17:0] p_a$q;
+    reg  p_a$clock;
+    reg  [17:0] p_head$d;
+    wire  [17:0] p_head$q;
+    reg  p_head$clock;
+    reg  p_isx$d;
+    wire  p_isx$q;
+    reg  p_isx$clock;
+    reg  p_czero$d;
+    wire  p_czero$q;
+    reg  p_czero$clock;
+    reg  [47:0] q_prod$d;
+    wire  [47:0] q_prod$q;
+    reg  q_prod$clock;
+    reg  [17:0] q_xc$d;
+    wire  [17:0] q_xc$q;
+    reg  q_xc$clock;
+    reg  [17:0] q_a$d;
+    wire  [17:0] q_a$q;
+    reg  q_a$clock;
+    reg  [17:0] q_head$d;
+    wire  [17:0] q_head$q;
+    reg  q_head$clock;
+    reg  q_isx$d;
+    wire  q_isx$q;
+    reg  q_isx$clock;
+    reg  q_czero$d;
+    wire  q_czero$q;
+    reg  q_czero$clock;
+    reg  [17:0] u_z$d;
+    wire  [17:0] u_z$q;
+    reg  u_z$clock;
+    reg  [17:0] u_h$d;
+    wire  [17:0] u_h$q;
+    reg  u_h$clock;
+    reg  [17:0] u_c$d;
+    wire  [17:0] u_c$q;
+    reg  u_c$clock;
+    reg  [15:0] u_j$d;
+    wire  [15:0] u_j$q;
+    reg  u_j$clock;
+    reg  u_set$d;
+    wire  u_set$q;
+    reg  u_set$clock;
+    reg  u_en$d;
+    wire  u_en$q;
+    reg  u_en$clock;
+    reg  [47:0] v_sum$d;
+    wire  [47:0] v_sum$q;
+    reg  v_sum$clock;
+    reg  [15:0] v_j$d;
+    wire  [15:0] v_j$q;
+    reg  v_j$clock;
+    reg  v_set$d;
+    wire  v_set$q;
+    reg  v_set$clock;
+    reg  v_en$d;
+    wire  v_en$q;
+    reg  v_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -32201,6 +35907,121 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$core$engine$gru$lane$2$p_r p_r(
+        .d(p_r$d),
+        .q(p_r$q),
+        .clock(p_r$clock)
+    );
+    top$core$engine$gru$lane$2$p_h p_h(
+        .d(p_h$d),
+        .q(p_h$q),
+        .clock(p_h$clock)
+    );
+    top$core$engine$gru$lane$2$p_xc p_xc(
+        .d(p_xc$d),
+        .q(p_xc$q),
+        .clock(p_xc$clock)
+    );
+    top$core$engine$gru$lane$2$p_a p_a(
+        .d(p_a$d),
+        .q(p_a$q),
+        .clock(p_a$clock)
+    );
+    top$core$engine$gru$lane$2$p_head p_head(
+        .d(p_head$d),
+        .q(p_head$q),
+        .clock(p_head$clock)
+    );
+    top$core$engine$gru$lane$2$p_isx p_isx(
+        .d(p_isx$d),
+        .q(p_isx$q),
+        .clock(p_isx$clock)
+    );
+    top$core$engine$gru$lane$2$p_czero p_czero(
+        .d(p_czero$d),
+        .q(p_czero$q),
+        .clock(p_czero$clock)
+    );
+    top$core$engine$gru$lane$2$q_prod q_prod(
+        .d(q_prod$d),
+        .q(q_prod$q),
+        .clock(q_prod$clock)
+    );
+    top$core$engine$gru$lane$2$q_xc q_xc(
+        .d(q_xc$d),
+        .q(q_xc$q),
+        .clock(q_xc$clock)
+    );
+    top$core$engine$gru$lane$2$q_a q_a(
+        .d(q_a$d),
+        .q(q_a$q),
+        .clock(q_a$clock)
+    );
+    top$core$engine$gru$lane$2$q_head q_head(
+        .d(q_head$d),
+        .q(q_head$q),
+        .clock(q_head$clock)
+    );
+    top$core$engine$gru$lane$2$q_isx q_isx(
+        .d(q_isx$d),
+        .q(q_isx$q),
+        .clock(q_isx$clock)
+    );
+    top$core$engine$gru$lane$2$q_czero q_czero(
+        .d(q_czero$d),
+        .q(q_czero$q),
+        .clock(q_czero$clock)
+    );
+    top$core$engine$gru$lane$2$u_z u_z(
+        .d(u_z$d),
+        .q(u_z$q),
+        .clock(u_z$clock)
+    );
+    top$core$engine$gru$lane$2$u_h u_h(
+        .d(u_h$d),
+        .q(u_h$q),
+        .clock(u_h$clock)
+    );
+    top$core$engine$gru$lane$2$u_c u_c(
+        .d(u_c$d),
+        .q(u_c$q),
+        .clock(u_c$clock)
+    );
+    top$core$engine$gru$lane$2$u_j u_j(
+        .d(u_j$d),
+        .q(u_j$q),
+        .clock(u_j$clock)
+    );
+    top$core$engine$gru$lane$2$u_set u_set(
+        .d(u_set$d),
+        .q(u_set$q),
+        .clock(u_set$clock)
+    );
+    top$core$engine$gru$lane$2$u_en u_en(
+        .d(u_en$d),
+        .q(u_en$q),
+        .clock(u_en$clock)
+    );
+    top$core$engine$gru$lane$2$v_sum v_sum(
+        .d(v_sum$d),
+        .q(v_sum$q),
+        .clock(v_sum$clock)
+    );
+    top$core$engine$gru$lane$2$v_j v_j(
+        .d(v_j$d),
+        .q(v_j$q),
+        .clock(v_j$clock)
+    );
+    top$core$engine$gru$lane$2$v_set v_set(
+        .d(v_set$d),
+        .q(v_set$q),
+        .clock(v_set$clock)
+    );
+    top$core$engine$gru$lane$2$v_en v_en(
+        .d(v_en$d),
+        .q(v_en$q),
+        .clock(v_en$clock)
+    );
     top$core$engine$gru$lane$2$mac$0 mac$0(
         .clock(mac$0$clock),
         .en(mac$0$en),
@@ -32567,15 +36388,61 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
+        p_r$clock = clock;
+        p_h$clock = clock;
+        p_xc$clock = clock;
+        p_a$clock = clock;
+        p_head$clock = clock;
+        p_isx$clock = clock;
+        p_czero$clock = clock;
+        q_prod$clock = clock;
+        q_xc$clock = clock;
+        q_a$clock = clock;
+        q_head$clock = clock;
+        q_isx$clock = clock;
+        q_czero$clock = clock;
+        u_z$clock = clock;
+        u_h$clock = clock;
+        u_c$clock = clock;
+        u_j$clock = clock;
+        u_set$clock = clock;
+        u_en$clock = clock;
+        v_sum$clock = clock;
+        v_j$clock = clock;
+        v_set$clock = clock;
+        v_en$clock = clock;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
+        p_r$d = p_r$q;
+        p_h$d = p_h$q;
+        p_xc$d = p_xc$q;
+        p_a$d = p_a$q;
+        p_head$d = p_head$q;
+        p_isx$d = p_isx$q;
+        p_czero$d = p_czero$q;
+        q_prod$d = q_prod$q;
+        q_xc$d = q_xc$q;
+        q_a$d = q_a$q;
+        q_head$d = q_head$q;
+        q_isx$d = q_isx$q;
+        q_czero$d = q_czero$q;
+        u_z$d = u_z$q;
+        u_h$d = u_h$q;
+        u_c$d = u_c$q;
+        u_j$d = u_j$q;
+        u_set$d = u_set$q;
+        u_en$d = u_en$q;
+        v_sum$d = v_sum$q;
+        v_j$d = v_j$q;
+        v_set$d = v_set$q;
+        v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
         state$0$raddr1 = upd_j;
-        state$0$waddr = upd_j;
+        state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = upd_en && (upd_set == (0 == 32'h1));
+        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we && (x_set == (0 == 32'h1));
         input$0$waddr = x_waddr;
@@ -32584,9 +36451,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         state$1$clock = clock;
         state$1$raddr0 = k;
         state$1$raddr1 = upd_j;
-        state$1$waddr = upd_j;
+        state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = upd_en && (upd_set == (1 == 32'h1));
+        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we && (x_set == (1 == 32'h1));
         input$1$waddr = x_waddr;
@@ -33473,22 +37340,39 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z_j = z0$31$q;
             end
         end
-        reset_mul$a = r_k;
-        reset_mul$b = h_c;
-        reset_mul$c = 18'h0;
-        reset_q$v = reset_mul$out;
-        op_head$d = h_a;
+        p_r$d = r_k;
+        p_h$d = h_c;
+        p_xc$d = x_c;
+        p_head$d = h_a;
+        p_isx$d = k_is_x;
+        p_czero$d = c_zero;
         if (k_is_x) begin
-            op_a$d = x_a;
-            op_c$d = x_c;
+            p_a$d = x_a;
         end
         else begin
-            op_a$d = h_a;
-            op_c$d = reset_q$out;
+            p_a$d = h_a;
             if (a_zero) begin
-                op_a$d = 18'h0;
+                p_a$d = 18'h0;
             end
-            if (c_zero) begin
+        end
+        reset_mul$a = p_r$q;
+        reset_mul$b = p_h$q;
+        reset_mul$c = 18'h0;
+        q_prod$d = reset_mul$out;
+        q_xc$d = p_xc$q;
+        q_a$d = p_a$q;
+        q_head$d = p_head$q;
+        q_isx$d = p_isx$q;
+        q_czero$d = p_czero$q;
+        reset_q$v = q_prod$q;
+        op_head$d = q_head$q;
+        op_a$d = q_a$q;
+        if (q_isx$q) begin
+            op_c$d = q_xc$q;
+        end
+        else begin
+            op_c$d = reset_q$out;
+            if (q_czero$q) begin
                 op_c$d = 18'h0;
             end
         end
@@ -34397,10 +38281,20 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero) begin
             h_j = 18'h0;
         end
-        update_mul$a = z_j;
-        update_mul$b = h_j - c_j;
-        update_mul$c = c_j;
-        update_q$v = update_mul$out;
+        u_z$d = z_j;
+        u_h$d = h_j;
+        u_c$d = c_j;
+        u_j$d = upd_j;
+        u_set$d = upd_set;
+        u_en$d = upd_en;
+        update_mul$a = u_z$q;
+        update_mul$b = u_h$q - u_c$q;
+        update_mul$c = u_c$q;
+        v_sum$d = update_mul$out;
+        v_j$d = u_j$q;
+        v_set$d = u_set$q;
+        v_en$d = u_en$q;
+        update_q$v = v_sum$q;
         head$clock = clock;
         head$en = head_en;
         head$first = head_first;
@@ -36919,6 +40813,253 @@ module top$core$engine$gru$lane$2$op_head(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$op_head
 
 
+module top$core$engine$gru$lane$2$p_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$p_a
+
+
+module top$core$engine$gru$lane$2$p_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$p_czero
+
+
+module top$core$engine$gru$lane$2$p_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$p_h
+
+
+module top$core$engine$gru$lane$2$p_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$p_head
+
+
+module top$core$engine$gru$lane$2$p_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$p_isx
+
+
+module top$core$engine$gru$lane$2$p_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$p_r
+
+
+module top$core$engine$gru$lane$2$p_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$p_xc
+
+
+module top$core$engine$gru$lane$2$q_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$q_a
+
+
+module top$core$engine$gru$lane$2$q_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$q_czero
+
+
+module top$core$engine$gru$lane$2$q_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$q_head
+
+
+module top$core$engine$gru$lane$2$q_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$q_isx
+
+
+module top$core$engine$gru$lane$2$q_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$q_prod
+
+
+module top$core$engine$gru$lane$2$q_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$q_xc
+
+
 module top$core$engine$gru$lane$2$r0$0(d,q,clock);
     
     // Module arguments
@@ -38224,6 +42365,120 @@ module top$core$engine$gru$lane$2$state$1(clock,we,waddr,wdata,raddr0,rdata0,rad
 endmodule // top$core$engine$gru$lane$2$state$1
 
 
+module top$core$engine$gru$lane$2$u_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$u_c
+
+
+module top$core$engine$gru$lane$2$u_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$u_en
+
+
+module top$core$engine$gru$lane$2$u_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$u_h
+
+
+module top$core$engine$gru$lane$2$u_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$u_j
+
+
+module top$core$engine$gru$lane$2$u_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$u_set
+
+
+module top$core$engine$gru$lane$2$u_z(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$u_z
+
+
 module top$core$engine$gru$lane$2$update_mul(a,b,c,out);
     
     // Module arguments
@@ -38259,6 +42514,82 @@ module top$core$engine$gru$lane$2$update_q(v,out);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$2$update_q
+
+
+module top$core$engine$gru$lane$2$v_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$v_en
+
+
+module top$core$engine$gru$lane$2$v_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$v_j
+
+
+module top$core$engine$gru$lane$2$v_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$v_set
+
+
+module top$core$engine$gru$lane$2$v_sum(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$v_sum
 
 
 module top$core$engine$gru$lane$2$z0$0(d,q,clock);
@@ -40238,6 +44569,75 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  [17:0] p_r$d;
+    wire  [17:0] p_r$q;
+    reg  p_r$clock;
+    reg  [17:0] p_h$d;
+    wire  [17:0] p_h$q;
+    reg  p_h$clock;
+    reg  [17:0] p_xc$d;
+    wire  [17:0] p_xc$q;
+    reg  p_xc$clock;
+    reg  [17:0] p_a$d;
+    wire  [17:0] p_a$q;
+    reg  p_a$clock;
+    reg  [17:0] p_head$d;
+    wire  [17:0] p_head$q;
+    reg  p_head$clock;
+    reg  p_isx$d;
+    wire  p_isx$q;
+    reg  p_isx$clock;
+    reg  p_czero$d;
+    wire  p_czero$q;
+    reg  p_czero$clock;
+    reg  [47:0] q_prod$d;
+    wire  [47:0] q_prod$q;
+    reg  q_prod$clock;
+    reg  [17:0] q_xc$d;
+    wire  [17:0] q_xc$q;
+    reg  q_xc$clock;
+    reg  [17:0] q_a$d;
+    wire  [17:0] q_a$q;
+    reg  q_a$clock;
+    reg  [17:0] q_head$d;
+    wire  [17:0] q_head$q;
+    reg  q_head$clock;
+    reg  q_isx$d;
+    wire  q_isx$q;
+    reg  q_isx$clock;
+    reg  q_czero$d;
+    wire  q_czero$q;
+    reg  q_czero$clock;
+    reg  [17:0] u_z$d;
+    wire  [17:0] u_z$q;
+    reg  u_z$clock;
+    reg  [17:0] u_h$d;
+    wire  [17:0] u_h$q;
+    reg  u_h$clock;
+    reg  [17:0] u_c$d;
+    wire  [17:0] u_c$q;
+    reg  u_c$clock;
+    reg  [15:0] u_j$d;
+    wire  [15:0] u_j$q;
+    reg  u_j$clock;
+    reg  u_set$d;
+    wire  u_set$q;
+    reg  u_set$clock;
+    reg  u_en$d;
+    wire  u_en$q;
+    reg  u_en$clock;
+    reg  [47:0] v_sum$d;
+    wire  [47:0] v_sum$q;
+    reg  v_sum$clock;
+    reg  [15:0] v_j$d;
+    wire  [15:0] v_j$q;
+    reg  v_j$clock;
+    reg  v_set$d;
+    wire  v_set$q;
+    reg  v_set$clock;
+    reg  v_en$d;
+    wire  v_en$q;
+    reg  v_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -41391,6 +45791,121 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$core$engine$gru$lane$3$p_r p_r(
+        .d(p_r$d),
+        .q(p_r$q),
+        .clock(p_r$clock)
+    );
+    top$core$engine$gru$lane$3$p_h p_h(
+        .d(p_h$d),
+        .q(p_h$q),
+        .clock(p_h$clock)
+    );
+    top$core$engine$gru$lane$3$p_xc p_xc(
+        .d(p_xc$d),
+        .q(p_xc$q),
+        .clock(p_xc$clock)
+    );
+    top$core$engine$gru$lane$3$p_a p_a(
+        .d(p_a$d),
+        .q(p_a$q),
+        .clock(p_a$clock)
+    );
+    top$core$engine$gru$lane$3$p_head p_head(
+        .d(p_head$d),
+        .q(p_head$q),
+        .clock(p_head$clock)
+    );
+    top$core$engine$gru$lane$3$p_isx p_isx(
+        .d(p_isx$d),
+        .q(p_isx$q),
+        .clock(p_isx$clock)
+    );
+    top$core$engine$gru$lane$3$p_czero p_czero(
+        .d(p_czero$d),
+        .q(p_czero$q),
+        .clock(p_czero$clock)
+    );
+    top$core$engine$gru$lane$3$q_prod q_prod(
+        .d(q_prod$d),
+        .q(q_prod$q),
+        .clock(q_prod$clock)
+    );
+    top$core$engine$gru$lane$3$q_xc q_xc(
+        .d(q_xc$d),
+        .q(q_xc$q),
+        .clock(q_xc$clock)
+    );
+    top$core$engine$gru$lane$3$q_a q_a(
+        .d(q_a$d),
+        .q(q_a$q),
+        .clock(q_a$clock)
+    );
+    top$core$engine$gru$lane$3$q_head q_head(
+        .d(q_head$d),
+        .q(q_head$q),
+        .clock(q_head$clock)
+    );
+    top$core$engine$gru$lane$3$q_isx q_isx(
+        .d(q_isx$d),
+        .q(q_isx$q),
+        .clock(q_isx$clock)
+    );
+    top$core$engine$gru$lane$3$q_czero q_czero(
+        .d(q_czero$d),
+        .q(q_czero$q),
+        .clock(q_czero$clock)
+    );
+    top$core$engine$gru$lane$3$u_z u_z(
+        .d(u_z$d),
+        .q(u_z$q),
+        .clock(u_z$clock)
+    );
+    top$core$engine$gru$lane$3$u_h u_h(
+        .d(u_h$d),
+        .q(u_h$q),
+        .clock(u_h$clock)
+    );
+    top$core$engine$gru$lane$3$u_c u_c(
+        .d(u_c$d),
+        .q(u_c$q),
+        .clock(u_c$clock)
+    );
+    top$core$engine$gru$lane$3$u_j u_j(
+        .d(u_j$d),
+        .q(u_j$q),
+        .clock(u_j$clock)
+    );
+    top$core$engine$gru$lane$3$u_set u_set(
+        .d(u_set$d),
+        .q(u_set$q),
+        .clock(u_set$clock)
+    );
+    top$core$engine$gru$lane$3$u_en u_en(
+        .d(u_en$d),
+        .q(u_en$q),
+        .clock(u_en$clock)
+    );
+    top$core$engine$gru$lane$3$v_sum v_sum(
+        .d(v_sum$d),
+        .q(v_sum$q),
+        .clock(v_sum$clock)
+    );
+    top$core$engine$gru$lane$3$v_j v_j(
+        .d(v_j$d),
+        .q(v_j$q),
+        .clock(v_j$clock)
+    );
+    top$core$engine$gru$lane$3$v_set v_set(
+        .d(v_set$d),
+        .q(v_set$q),
+        .clock(v_set$clock)
+    );
+    top$core$engine$gru$lane$3$v_en v_en(
+        .d(v_en$d),
+        .q(v_en$q),
+        .clock(v_en$clock)
+    );
     top$core$engine$gru$lane$3$mac$0 mac$0(
         .clock(mac$0$clock),
         .en(mac$0$en),
@@ -41757,15 +46272,61 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
+        p_r$clock = clock;
+        p_h$clock = clock;
+        p_xc$clock = clock;
+        p_a$clock = clock;
+        p_head$clock = clock;
+        p_isx$clock = clock;
+        p_czero$clock = clock;
+        q_prod$clock = clock;
+        q_xc$clock = clock;
+        q_a$clock = clock;
+        q_head$clock = clock;
+        q_isx$clock = clock;
+        q_czero$clock = clock;
+        u_z$clock = clock;
+        u_h$clock = clock;
+        u_c$clock = clock;
+        u_j$clock = clock;
+        u_set$clock = clock;
+        u_en$clock = clock;
+        v_sum$clock = clock;
+        v_j$clock = clock;
+        v_set$clock = clock;
+        v_en$clock = clock;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
+        p_r$d = p_r$q;
+        p_h$d = p_h$q;
+        p_xc$d = p_xc$q;
+        p_a$d = p_a$q;
+        p_head$d = p_head$q;
+        p_isx$d = p_isx$q;
+        p_czero$d = p_czero$q;
+        q_prod$d = q_prod$q;
+        q_xc$d = q_xc$q;
+        q_a$d = q_a$q;
+        q_head$d = q_head$q;
+        q_isx$d = q_isx$q;
+        q_czero$d = q_czero$q;
+        u_z$d = u_z$q;
+        u_h$d = u_h$q;
+        u_c$d = u_c$q;
+        u_j$d = u_j$q;
+        u_set$d = u_set$q;
+        u_en$d = u_en$q;
+        v_sum$d = v_sum$q;
+        v_j$d = v_j$q;
+        v_set$d = v_set$q;
+        v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
         state$0$raddr1 = upd_j;
-        state$0$waddr = upd_j;
+        state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = upd_en && (upd_set == (0 == 32'h1));
+        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we && (x_set == (0 == 32'h1));
         input$0$waddr = x_waddr;
@@ -41774,9 +46335,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         state$1$clock = clock;
         state$1$raddr0 = k;
         state$1$raddr1 = upd_j;
-        state$1$waddr = upd_j;
+        state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = upd_en && (upd_set == (1 == 32'h1));
+        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we && (x_set == (1 == 32'h1));
         input$1$waddr = x_waddr;
@@ -42663,22 +47224,39 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z_j = z0$31$q;
             end
         end
-        reset_mul$a = r_k;
-        reset_mul$b = h_c;
-        reset_mul$c = 18'h0;
-        reset_q$v = reset_mul$out;
-        op_head$d = h_a;
+        p_r$d = r_k;
+        p_h$d = h_c;
+        p_xc$d = x_c;
+        p_head$d = h_a;
+        p_isx$d = k_is_x;
+        p_czero$d = c_zero;
         if (k_is_x) begin
-            op_a$d = x_a;
-            op_c$d = x_c;
+            p_a$d = x_a;
         end
         else begin
-            op_a$d = h_a;
-            op_c$d = reset_q$out;
+            p_a$d = h_a;
             if (a_zero) begin
-                op_a$d = 18'h0;
+                p_a$d = 18'h0;
             end
-            if (c_zero) begin
+        end
+        reset_mul$a = p_r$q;
+        reset_mul$b = p_h$q;
+        reset_mul$c = 18'h0;
+        q_prod$d = reset_mul$out;
+        q_xc$d = p_xc$q;
+        q_a$d = p_a$q;
+        q_head$d = p_head$q;
+        q_isx$d = p_isx$q;
+        q_czero$d = p_czero$q;
+        reset_q$v = q_prod$q;
+        op_head$d = q_head$q;
+        op_a$d = q_a$q;
+        if (q_isx$q) begin
+            op_c$d = q_xc$q;
+        end
+        else begin
+            op_c$d = reset_q$out;
+            if (q_czero$q) begin
                 op_c$d = 18'h0;
             end
         end
@@ -43587,10 +48165,20 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero) begin
             h_j = 18'h0;
         end
-        update_mul$a = z_j;
-        update_mul$b = h_j - c_j;
-        update_mul$c = c_j;
-        update_q$v = update_mul$out;
+        u_z$d = z_j;
+        u_h$d = h_j;
+        u_c$d = c_j;
+        u_j$d = upd_j;
+        u_set$d = upd_set;
+        u_en$d = upd_en;
+        update_mul$a = u_z$q;
+        update_mul$b = u_h$q - u_c$q;
+        update_mul$c = u_c$q;
+        v_sum$d = update_mul$out;
+        v_j$d = u_j$q;
+        v_set$d = u_set$q;
+        v_en$d = u_en$q;
+        update_q$v = v_sum$q;
         head$clock = clock;
         head$en = head_en;
         head$first = head_first;
@@ -46109,6 +50697,253 @@ module top$core$engine$gru$lane$3$op_head(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$op_head
 
 
+module top$core$engine$gru$lane$3$p_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$p_a
+
+
+module top$core$engine$gru$lane$3$p_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$p_czero
+
+
+module top$core$engine$gru$lane$3$p_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$p_h
+
+
+module top$core$engine$gru$lane$3$p_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$p_head
+
+
+module top$core$engine$gru$lane$3$p_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$p_isx
+
+
+module top$core$engine$gru$lane$3$p_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$p_r
+
+
+module top$core$engine$gru$lane$3$p_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$p_xc
+
+
+module top$core$engine$gru$lane$3$q_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$q_a
+
+
+module top$core$engine$gru$lane$3$q_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$q_czero
+
+
+module top$core$engine$gru$lane$3$q_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$q_head
+
+
+module top$core$engine$gru$lane$3$q_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$q_isx
+
+
+module top$core$engine$gru$lane$3$q_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$q_prod
+
+
+module top$core$engine$gru$lane$3$q_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$q_xc
+
+
 module top$core$engine$gru$lane$3$r0$0(d,q,clock);
     
     // Module arguments
@@ -47414,6 +52249,120 @@ module top$core$engine$gru$lane$3$state$1(clock,we,waddr,wdata,raddr0,rdata0,rad
 endmodule // top$core$engine$gru$lane$3$state$1
 
 
+module top$core$engine$gru$lane$3$u_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$u_c
+
+
+module top$core$engine$gru$lane$3$u_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$u_en
+
+
+module top$core$engine$gru$lane$3$u_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$u_h
+
+
+module top$core$engine$gru$lane$3$u_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$u_j
+
+
+module top$core$engine$gru$lane$3$u_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$u_set
+
+
+module top$core$engine$gru$lane$3$u_z(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$u_z
+
+
 module top$core$engine$gru$lane$3$update_mul(a,b,c,out);
     
     // Module arguments
@@ -47449,6 +52398,82 @@ module top$core$engine$gru$lane$3$update_q(v,out);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$3$update_q
+
+
+module top$core$engine$gru$lane$3$v_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$v_en
+
+
+module top$core$engine$gru$lane$3$v_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$v_j
+
+
+module top$core$engine$gru$lane$3$v_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$v_set
+
+
+module top$core$engine$gru$lane$3$v_sum(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$v_sum
 
 
 module top$core$engine$gru$lane$3$z0$0(d,q,clock);

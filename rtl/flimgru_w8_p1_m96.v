@@ -8,7 +8,7 @@
 //   M (MACs/lane)   96
 //   H (hidden)      32
 //   G (gates)       135 of 0.09 ns
-//   cycles/pixel    9720 (GRU-bound model, docs/hardware.md)
+//   cycles/pixel    10800 (GRU-bound model, docs/hardware.md)
 //
 // Top module `top`; ports (one clock domain, rising edge, no reset: registers start
 // from their initial values):
@@ -6450,9 +6450,624 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [15:0] rom_addr$d;
     wire  [15:0] rom_addr$q;
     reg  rom_addr$clock;
-    reg  drain$d;
-    wire  drain$q;
+    reg  [1:0] drain$d;
+    wire  [1:0] drain$q;
     reg  drain$clock;
+    reg  [1:0] bwait$d;
+    wire  [1:0] bwait$q;
+    reg  bwait$clock;
+    reg  d0_valid$d;
+    wire  d0_valid$q;
+    reg  d0_valid$clock;
+    reg  d0_first$d;
+    wire  d0_first$q;
+    reg  d0_first$clock;
+    reg  [15:0] d0_pass$d;
+    wire  [15:0] d0_pass$q;
+    reg  d0_pass$clock;
+    reg  [15:0] d0_term$d;
+    wire  [15:0] d0_term$q;
+    reg  d0_term$clock;
+    reg  d0_head$d;
+    wire  d0_head$q;
+    reg  d0_head$clock;
+    reg  [15:0] d0_rom$d;
+    wire  [15:0] d0_rom$q;
+    reg  d0_rom$clock;
+    reg  d0_layer$0$d;
+    wire  d0_layer$0$q;
+    reg  d0_layer$0$clock;
+    reg  d0_layer$1$d;
+    wire  d0_layer$1$q;
+    reg  d0_layer$1$clock;
+    reg  d0_layer$2$d;
+    wire  d0_layer$2$q;
+    reg  d0_layer$2$clock;
+    reg  d0_layer$3$d;
+    wire  d0_layer$3$q;
+    reg  d0_layer$3$clock;
+    reg  d0_layer$4$d;
+    wire  d0_layer$4$q;
+    reg  d0_layer$4$clock;
+    reg  d0_layer$5$d;
+    wire  d0_layer$5$q;
+    reg  d0_layer$5$clock;
+    reg  d0_layer$6$d;
+    wire  d0_layer$6$q;
+    reg  d0_layer$6$clock;
+    reg  d0_layer$7$d;
+    wire  d0_layer$7$q;
+    reg  d0_layer$7$clock;
+    reg  d0_layer$8$d;
+    wire  d0_layer$8$q;
+    reg  d0_layer$8$clock;
+    reg  d0_layer$9$d;
+    wire  d0_layer$9$q;
+    reg  d0_layer$9$clock;
+    reg  d0_layer$10$d;
+    wire  d0_layer$10$q;
+    reg  d0_layer$10$clock;
+    reg  d0_layer$11$d;
+    wire  d0_layer$11$q;
+    reg  d0_layer$11$clock;
+    reg  d0_layer$12$d;
+    wire  d0_layer$12$q;
+    reg  d0_layer$12$clock;
+    reg  d0_layer$13$d;
+    wire  d0_layer$13$q;
+    reg  d0_layer$13$clock;
+    reg  d0_layer$14$d;
+    wire  d0_layer$14$q;
+    reg  d0_layer$14$clock;
+    reg  d0_layer$15$d;
+    wire  d0_layer$15$q;
+    reg  d0_layer$15$clock;
+    reg  d0_layer$16$d;
+    wire  d0_layer$16$q;
+    reg  d0_layer$16$clock;
+    reg  d0_layer$17$d;
+    wire  d0_layer$17$q;
+    reg  d0_layer$17$clock;
+    reg  d0_layer$18$d;
+    wire  d0_layer$18$q;
+    reg  d0_layer$18$clock;
+    reg  d0_layer$19$d;
+    wire  d0_layer$19$q;
+    reg  d0_layer$19$clock;
+    reg  d0_layer$20$d;
+    wire  d0_layer$20$q;
+    reg  d0_layer$20$clock;
+    reg  d0_layer$21$d;
+    wire  d0_layer$21$q;
+    reg  d0_layer$21$clock;
+    reg  d0_layer$22$d;
+    wire  d0_layer$22$q;
+    reg  d0_layer$22$clock;
+    reg  d0_layer$23$d;
+    wire  d0_layer$23$q;
+    reg  d0_layer$23$clock;
+    reg  d0_layer$24$d;
+    wire  d0_layer$24$q;
+    reg  d0_layer$24$clock;
+    reg  d0_layer$25$d;
+    wire  d0_layer$25$q;
+    reg  d0_layer$25$clock;
+    reg  d0_layer$26$d;
+    wire  d0_layer$26$q;
+    reg  d0_layer$26$clock;
+    reg  d0_layer$27$d;
+    wire  d0_layer$27$q;
+    reg  d0_layer$27$clock;
+    reg  d0_layer$28$d;
+    wire  d0_layer$28$q;
+    reg  d0_layer$28$clock;
+    reg  d0_layer$29$d;
+    wire  d0_layer$29$q;
+    reg  d0_layer$29$clock;
+    reg  d0_layer$30$d;
+    wire  d0_layer$30$q;
+    reg  d0_layer$30$clock;
+    reg  d0_layer$31$d;
+    wire  d0_layer$31$q;
+    reg  d0_layer$31$clock;
+    reg  d0_layer$32$d;
+    wire  d0_layer$32$q;
+    reg  d0_layer$32$clock;
+    reg  d0_layer$33$d;
+    wire  d0_layer$33$q;
+    reg  d0_layer$33$clock;
+    reg  d0_layer$34$d;
+    wire  d0_layer$34$q;
+    reg  d0_layer$34$clock;
+    reg  d0_layer$35$d;
+    wire  d0_layer$35$q;
+    reg  d0_layer$35$clock;
+    reg  d0_layer$36$d;
+    wire  d0_layer$36$q;
+    reg  d0_layer$36$clock;
+    reg  d0_layer$37$d;
+    wire  d0_layer$37$q;
+    reg  d0_layer$37$clock;
+    reg  d0_layer$38$d;
+    wire  d0_layer$38$q;
+    reg  d0_layer$38$clock;
+    reg  d0_layer$39$d;
+    wire  d0_layer$39$q;
+    reg  d0_layer$39$clock;
+    reg  d0_layer$40$d;
+    wire  d0_layer$40$q;
+    reg  d0_layer$40$clock;
+    reg  d0_layer$41$d;
+    wire  d0_layer$41$q;
+    reg  d0_layer$41$clock;
+    reg  d0_layer$42$d;
+    wire  d0_layer$42$q;
+    reg  d0_layer$42$clock;
+    reg  d0_layer$43$d;
+    wire  d0_layer$43$q;
+    reg  d0_layer$43$clock;
+    reg  d0_layer$44$d;
+    wire  d0_layer$44$q;
+    reg  d0_layer$44$clock;
+    reg  d0_layer$45$d;
+    wire  d0_layer$45$q;
+    reg  d0_layer$45$clock;
+    reg  d0_layer$46$d;
+    wire  d0_layer$46$q;
+    reg  d0_layer$46$clock;
+    reg  d0_layer$47$d;
+    wire  d0_layer$47$q;
+    reg  d0_layer$47$clock;
+    reg  d0_layer$48$d;
+    wire  d0_layer$48$q;
+    reg  d0_layer$48$clock;
+    reg  d0_layer$49$d;
+    wire  d0_layer$49$q;
+    reg  d0_layer$49$clock;
+    reg  d0_layer$50$d;
+    wire  d0_layer$50$q;
+    reg  d0_layer$50$clock;
+    reg  d0_layer$51$d;
+    wire  d0_layer$51$q;
+    reg  d0_layer$51$clock;
+    reg  d0_layer$52$d;
+    wire  d0_layer$52$q;
+    reg  d0_layer$52$clock;
+    reg  d0_layer$53$d;
+    wire  d0_layer$53$q;
+    reg  d0_layer$53$clock;
+    reg  d0_layer$54$d;
+    wire  d0_layer$54$q;
+    reg  d0_layer$54$clock;
+    reg  d0_layer$55$d;
+    wire  d0_layer$55$q;
+    reg  d0_layer$55$clock;
+    reg  d0_layer$56$d;
+    wire  d0_layer$56$q;
+    reg  d0_layer$56$clock;
+    reg  d0_layer$57$d;
+    wire  d0_layer$57$q;
+    reg  d0_layer$57$clock;
+    reg  d0_layer$58$d;
+    wire  d0_layer$58$q;
+    reg  d0_layer$58$clock;
+    reg  d0_layer$59$d;
+    wire  d0_layer$59$q;
+    reg  d0_layer$59$clock;
+    reg  d0_layer$60$d;
+    wire  d0_layer$60$q;
+    reg  d0_layer$60$clock;
+    reg  d0_layer$61$d;
+    wire  d0_layer$61$q;
+    reg  d0_layer$61$clock;
+    reg  d0_layer$62$d;
+    wire  d0_layer$62$q;
+    reg  d0_layer$62$clock;
+    reg  d0_layer$63$d;
+    wire  d0_layer$63$q;
+    reg  d0_layer$63$clock;
+    reg  d0_layer$64$d;
+    wire  d0_layer$64$q;
+    reg  d0_layer$64$clock;
+    reg  d0_layer$65$d;
+    wire  d0_layer$65$q;
+    reg  d0_layer$65$clock;
+    reg  d0_layer$66$d;
+    wire  d0_layer$66$q;
+    reg  d0_layer$66$clock;
+    reg  d0_layer$67$d;
+    wire  d0_layer$67$q;
+    reg  d0_layer$67$clock;
+    reg  d0_layer$68$d;
+    wire  d0_layer$68$q;
+    reg  d0_layer$68$clock;
+    reg  d0_layer$69$d;
+    wire  d0_layer$69$q;
+    reg  d0_layer$69$clock;
+    reg  d0_layer$70$d;
+    wire  d0_layer$70$q;
+    reg  d0_layer$70$clock;
+    reg  d0_layer$71$d;
+    wire  d0_layer$71$q;
+    reg  d0_layer$71$clock;
+    reg  d0_layer$72$d;
+    wire  d0_layer$72$q;
+    reg  d0_layer$72$clock;
+    reg  d0_layer$73$d;
+    wire  d0_layer$73$q;
+    reg  d0_layer$73$clock;
+    reg  d0_layer$74$d;
+    wire  d0_layer$74$q;
+    reg  d0_layer$74$clock;
+    reg  d0_layer$75$d;
+    wire  d0_layer$75$q;
+    reg  d0_layer$75$clock;
+    reg  d0_layer$76$d;
+    wire  d0_layer$76$q;
+    reg  d0_layer$76$clock;
+    reg  d0_layer$77$d;
+    wire  d0_layer$77$q;
+    reg  d0_layer$77$clock;
+    reg  d0_layer$78$d;
+    wire  d0_layer$78$q;
+    reg  d0_layer$78$clock;
+    reg  d0_layer$79$d;
+    wire  d0_layer$79$q;
+    reg  d0_layer$79$clock;
+    reg  d0_layer$80$d;
+    wire  d0_layer$80$q;
+    reg  d0_layer$80$clock;
+    reg  d0_layer$81$d;
+    wire  d0_layer$81$q;
+    reg  d0_layer$81$clock;
+    reg  d0_layer$82$d;
+    wire  d0_layer$82$q;
+    reg  d0_layer$82$clock;
+    reg  d0_layer$83$d;
+    wire  d0_layer$83$q;
+    reg  d0_layer$83$clock;
+    reg  d0_layer$84$d;
+    wire  d0_layer$84$q;
+    reg  d0_layer$84$clock;
+    reg  d0_layer$85$d;
+    wire  d0_layer$85$q;
+    reg  d0_layer$85$clock;
+    reg  d0_layer$86$d;
+    wire  d0_layer$86$q;
+    reg  d0_layer$86$clock;
+    reg  d0_layer$87$d;
+    wire  d0_layer$87$q;
+    reg  d0_layer$87$clock;
+    reg  d0_layer$88$d;
+    wire  d0_layer$88$q;
+    reg  d0_layer$88$clock;
+    reg  d0_layer$89$d;
+    wire  d0_layer$89$q;
+    reg  d0_layer$89$clock;
+    reg  d0_layer$90$d;
+    wire  d0_layer$90$q;
+    reg  d0_layer$90$clock;
+    reg  d0_layer$91$d;
+    wire  d0_layer$91$q;
+    reg  d0_layer$91$clock;
+    reg  d0_layer$92$d;
+    wire  d0_layer$92$q;
+    reg  d0_layer$92$clock;
+    reg  d0_layer$93$d;
+    wire  d0_layer$93$q;
+    reg  d0_layer$93$clock;
+    reg  d0_layer$94$d;
+    wire  d0_layer$94$q;
+    reg  d0_layer$94$clock;
+    reg  d0_layer$95$d;
+    wire  d0_layer$95$q;
+    reg  d0_layer$95$clock;
+    reg  d1_valid$d;
+    wire  d1_valid$q;
+    reg  d1_valid$clock;
+    reg  d1_first$d;
+    wire  d1_first$q;
+    reg  d1_first$clock;
+    reg  [15:0] d1_pass$d;
+    wire  [15:0] d1_pass$q;
+    reg  d1_pass$clock;
+    reg  [15:0] d1_term$d;
+    wire  [15:0] d1_term$q;
+    reg  d1_term$clock;
+    reg  d1_head$d;
+    wire  d1_head$q;
+    reg  d1_head$clock;
+    reg  [15:0] d1_rom$d;
+    wire  [15:0] d1_rom$q;
+    reg  d1_rom$clock;
+    reg  d1_layer$0$d;
+    wire  d1_layer$0$q;
+    reg  d1_layer$0$clock;
+    reg  d1_layer$1$d;
+    wire  d1_layer$1$q;
+    reg  d1_layer$1$clock;
+    reg  d1_layer$2$d;
+    wire  d1_layer$2$q;
+    reg  d1_layer$2$clock;
+    reg  d1_layer$3$d;
+    wire  d1_layer$3$q;
+    reg  d1_layer$3$clock;
+    reg  d1_layer$4$d;
+    wire  d1_layer$4$q;
+    reg  d1_layer$4$clock;
+    reg  d1_layer$5$d;
+    wire  d1_layer$5$q;
+    reg  d1_layer$5$clock;
+    reg  d1_layer$6$d;
+    wire  d1_layer$6$q;
+    reg  d1_layer$6$clock;
+    reg  d1_layer$7$d;
+    wire  d1_layer$7$q;
+    reg  d1_layer$7$clock;
+    reg  d1_layer$8$d;
+    wire  d1_layer$8$q;
+    reg  d1_layer$8$clock;
+    reg  d1_layer$9$d;
+    wire  d1_layer$9$q;
+    reg  d1_layer$9$clock;
+    reg  d1_layer$10$d;
+    wire  d1_layer$10$q;
+    reg  d1_layer$10$clock;
+    reg  d1_layer$11$d;
+    wire  d1_layer$11$q;
+    reg  d1_layer$11$clock;
+    reg  d1_layer$12$d;
+    wire  d1_layer$12$q;
+    reg  d1_layer$12$clock;
+    reg  d1_layer$13$d;
+    wire  d1_layer$13$q;
+    reg  d1_layer$13$clock;
+    reg  d1_layer$14$d;
+    wire  d1_layer$14$q;
+    reg  d1_layer$14$clock;
+    reg  d1_layer$15$d;
+    wire  d1_layer$15$q;
+    reg  d1_layer$15$clock;
+    reg  d1_layer$16$d;
+    wire  d1_layer$16$q;
+    reg  d1_layer$16$clock;
+    reg  d1_layer$17$d;
+    wire  d1_layer$17$q;
+    reg  d1_layer$17$clock;
+    reg  d1_layer$18$d;
+    wire  d1_layer$18$q;
+    reg  d1_layer$18$clock;
+    reg  d1_layer$19$d;
+    wire  d1_layer$19$q;
+    reg  d1_layer$19$clock;
+    reg  d1_layer$20$d;
+    wire  d1_layer$20$q;
+    reg  d1_layer$20$clock;
+    reg  d1_layer$21$d;
+    wire  d1_layer$21$q;
+    reg  d1_layer$21$clock;
+    reg  d1_layer$22$d;
+    wire  d1_layer$22$q;
+    reg  d1_layer$22$clock;
+    reg  d1_layer$23$d;
+    wire  d1_layer$23$q;
+    reg  d1_layer$23$clock;
+    reg  d1_layer$24$d;
+    wire  d1_layer$24$q;
+    reg  d1_layer$24$clock;
+    reg  d1_layer$25$d;
+    wire  d1_layer$25$q;
+    reg  d1_layer$25$clock;
+    reg  d1_layer$26$d;
+    wire  d1_layer$26$q;
+    reg  d1_layer$26$clock;
+    reg  d1_layer$27$d;
+    wire  d1_layer$27$q;
+    reg  d1_layer$27$clock;
+    reg  d1_layer$28$d;
+    wire  d1_layer$28$q;
+    reg  d1_layer$28$clock;
+    reg  d1_layer$29$d;
+    wire  d1_layer$29$q;
+    reg  d1_layer$29$clock;
+    reg  d1_layer$30$d;
+    wire  d1_layer$30$q;
+    reg  d1_layer$30$clock;
+    reg  d1_layer$31$d;
+    wire  d1_layer$31$q;
+    reg  d1_layer$31$clock;
+    reg  d1_layer$32$d;
+    wire  d1_layer$32$q;
+    reg  d1_layer$32$clock;
+    reg  d1_layer$33$d;
+    wire  d1_layer$33$q;
+    reg  d1_layer$33$clock;
+    reg  d1_layer$34$d;
+    wire  d1_layer$34$q;
+    reg  d1_layer$34$clock;
+    reg  d1_layer$35$d;
+    wire  d1_layer$35$q;
+    reg  d1_layer$35$clock;
+    reg  d1_layer$36$d;
+    wire  d1_layer$36$q;
+    reg  d1_layer$36$clock;
+    reg  d1_layer$37$d;
+    wire  d1_layer$37$q;
+    reg  d1_layer$37$clock;
+    reg  d1_layer$38$d;
+    wire  d1_layer$38$q;
+    reg  d1_layer$38$clock;
+    reg  d1_layer$39$d;
+    wire  d1_layer$39$q;
+    reg  d1_layer$39$clock;
+    reg  d1_layer$40$d;
+    wire  d1_layer$40$q;
+    reg  d1_layer$40$clock;
+    reg  d1_layer$41$d;
+    wire  d1_layer$41$q;
+    reg  d1_layer$41$clock;
+    reg  d1_layer$42$d;
+    wire  d1_layer$42$q;
+    reg  d1_layer$42$clock;
+    reg  d1_layer$43$d;
+    wire  d1_layer$43$q;
+    reg  d1_layer$43$clock;
+    reg  d1_layer$44$d;
+    wire  d1_layer$44$q;
+    reg  d1_layer$44$clock;
+    reg  d1_layer$45$d;
+    wire  d1_layer$45$q;
+    reg  d1_layer$45$clock;
+    reg  d1_layer$46$d;
+    wire  d1_layer$46$q;
+    reg  d1_layer$46$clock;
+    reg  d1_layer$47$d;
+    wire  d1_layer$47$q;
+    reg  d1_layer$47$clock;
+    reg  d1_layer$48$d;
+    wire  d1_layer$48$q;
+    reg  d1_layer$48$clock;
+    reg  d1_layer$49$d;
+    wire  d1_layer$49$q;
+    reg  d1_layer$49$clock;
+    reg  d1_layer$50$d;
+    wire  d1_layer$50$q;
+    reg  d1_layer$50$clock;
+    reg  d1_layer$51$d;
+    wire  d1_layer$51$q;
+    reg  d1_layer$51$clock;
+    reg  d1_layer$52$d;
+    wire  d1_layer$52$q;
+    reg  d1_layer$52$clock;
+    reg  d1_layer$53$d;
+    wire  d1_layer$53$q;
+    reg  d1_layer$53$clock;
+    reg  d1_layer$54$d;
+    wire  d1_layer$54$q;
+    reg  d1_layer$54$clock;
+    reg  d1_layer$55$d;
+    wire  d1_layer$55$q;
+    reg  d1_layer$55$clock;
+    reg  d1_layer$56$d;
+    wire  d1_layer$56$q;
+    reg  d1_layer$56$clock;
+    reg  d1_layer$57$d;
+    wire  d1_layer$57$q;
+    reg  d1_layer$57$clock;
+    reg  d1_layer$58$d;
+    wire  d1_layer$58$q;
+    reg  d1_layer$58$clock;
+    reg  d1_layer$59$d;
+    wire  d1_layer$59$q;
+    reg  d1_layer$59$clock;
+    reg  d1_layer$60$d;
+    wire  d1_layer$60$q;
+    reg  d1_layer$60$clock;
+    reg  d1_layer$61$d;
+    wire  d1_layer$61$q;
+    reg  d1_layer$61$clock;
+    reg  d1_layer$62$d;
+    wire  d1_layer$62$q;
+    reg  d1_layer$62$clock;
+    reg  d1_layer$63$d;
+    wire  d1_layer$63$q;
+    reg  d1_layer$63$clock;
+    reg  d1_layer$64$d;
+    wire  d1_layer$64$q;
+    reg  d1_layer$64$clock;
+    reg  d1_layer$65$d;
+    wire  d1_layer$65$q;
+    reg  d1_layer$65$clock;
+    reg  d1_layer$66$d;
+    wire  d1_layer$66$q;
+    reg  d1_layer$66$clock;
+    reg  d1_layer$67$d;
+    wire  d1_layer$67$q;
+    reg  d1_layer$67$clock;
+    reg  d1_layer$68$d;
+    wire  d1_layer$68$q;
+    reg  d1_layer$68$clock;
+    reg  d1_layer$69$d;
+    wire  d1_layer$69$q;
+    reg  d1_layer$69$clock;
+    reg  d1_layer$70$d;
+    wire  d1_layer$70$q;
+    reg  d1_layer$70$clock;
+    reg  d1_layer$71$d;
+    wire  d1_layer$71$q;
+    reg  d1_layer$71$clock;
+    reg  d1_layer$72$d;
+    wire  d1_layer$72$q;
+    reg  d1_layer$72$clock;
+    reg  d1_layer$73$d;
+    wire  d1_layer$73$q;
+    reg  d1_layer$73$clock;
+    reg  d1_layer$74$d;
+    wire  d1_layer$74$q;
+    reg  d1_layer$74$clock;
+    reg  d1_layer$75$d;
+    wire  d1_layer$75$q;
+    reg  d1_layer$75$clock;
+    reg  d1_layer$76$d;
+    wire  d1_layer$76$q;
+    reg  d1_layer$76$clock;
+    reg  d1_layer$77$d;
+    wire  d1_layer$77$q;
+    reg  d1_layer$77$clock;
+    reg  d1_layer$78$d;
+    wire  d1_layer$78$q;
+    reg  d1_layer$78$clock;
+    reg  d1_layer$79$d;
+    wire  d1_layer$79$q;
+    reg  d1_layer$79$clock;
+    reg  d1_layer$80$d;
+    wire  d1_layer$80$q;
+    reg  d1_layer$80$clock;
+    reg  d1_layer$81$d;
+    wire  d1_layer$81$q;
+    reg  d1_layer$81$clock;
+    reg  d1_layer$82$d;
+    wire  d1_layer$82$q;
+    reg  d1_layer$82$clock;
+    reg  d1_layer$83$d;
+    wire  d1_layer$83$q;
+    reg  d1_layer$83$clock;
+    reg  d1_layer$84$d;
+    wire  d1_layer$84$q;
+    reg  d1_layer$84$clock;
+    reg  d1_layer$85$d;
+    wire  d1_layer$85$q;
+    reg  d1_layer$85$clock;
+    reg  d1_layer$86$d;
+    wire  d1_layer$86$q;
+    reg  d1_layer$86$clock;
+    reg  d1_layer$87$d;
+    wire  d1_layer$87$q;
+    reg  d1_layer$87$clock;
+    reg  d1_layer$88$d;
+    wire  d1_layer$88$q;
+    reg  d1_layer$88$clock;
+    reg  d1_layer$89$d;
+    wire  d1_layer$89$q;
+    reg  d1_layer$89$clock;
+    reg  d1_layer$90$d;
+    wire  d1_layer$90$q;
+    reg  d1_layer$90$clock;
+    reg  d1_layer$91$d;
+    wire  d1_layer$91$q;
+    reg  d1_layer$91$clock;
+    reg  d1_layer$92$d;
+    wire  d1_layer$92$q;
+    reg  d1_layer$92$clock;
+    reg  d1_layer$93$d;
+    wire  d1_layer$93$q;
+    reg  d1_layer$93$clock;
+    reg  d1_layer$94$d;
+    wire  d1_layer$94$q;
+    reg  d1_layer$94$clock;
+    reg  d1_layer$95$d;
+    wire  d1_layer$95$q;
+    reg  d1_layer$95$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -8088,6 +8703,1031 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(drain$q),
         .clock(drain$clock)
     );
+    top$gru$bwait bwait(
+        .d(bwait$d),
+        .q(bwait$q),
+        .clock(bwait$clock)
+    );
+    top$gru$d0_valid d0_valid(
+        .d(d0_valid$d),
+        .q(d0_valid$q),
+        .clock(d0_valid$clock)
+    );
+    top$gru$d0_first d0_first(
+        .d(d0_first$d),
+        .q(d0_first$q),
+        .clock(d0_first$clock)
+    );
+    top$gru$d0_pass d0_pass(
+        .d(d0_pass$d),
+        .q(d0_pass$q),
+        .clock(d0_pass$clock)
+    );
+    top$gru$d0_term d0_term(
+        .d(d0_term$d),
+        .q(d0_term$q),
+        .clock(d0_term$clock)
+    );
+    top$gru$d0_head d0_head(
+        .d(d0_head$d),
+        .q(d0_head$q),
+        .clock(d0_head$clock)
+    );
+    top$gru$d0_rom d0_rom(
+        .d(d0_rom$d),
+        .q(d0_rom$q),
+        .clock(d0_rom$clock)
+    );
+    top$gru$d0_layer$0 d0_layer$0(
+        .d(d0_layer$0$d),
+        .q(d0_layer$0$q),
+        .clock(d0_layer$0$clock)
+    );
+    top$gru$d0_layer$1 d0_layer$1(
+        .d(d0_layer$1$d),
+        .q(d0_layer$1$q),
+        .clock(d0_layer$1$clock)
+    );
+    top$gru$d0_layer$2 d0_layer$2(
+        .d(d0_layer$2$d),
+        .q(d0_layer$2$q),
+        .clock(d0_layer$2$clock)
+    );
+    top$gru$d0_layer$3 d0_layer$3(
+        .d(d0_layer$3$d),
+        .q(d0_layer$3$q),
+        .clock(d0_layer$3$clock)
+    );
+    top$gru$d0_layer$4 d0_layer$4(
+        .d(d0_layer$4$d),
+        .q(d0_layer$4$q),
+        .clock(d0_layer$4$clock)
+    );
+    top$gru$d0_layer$5 d0_layer$5(
+        .d(d0_layer$5$d),
+        .q(d0_layer$5$q),
+        .clock(d0_layer$5$clock)
+    );
+    top$gru$d0_layer$6 d0_layer$6(
+        .d(d0_layer$6$d),
+        .q(d0_layer$6$q),
+        .clock(d0_layer$6$clock)
+    );
+    top$gru$d0_layer$7 d0_layer$7(
+        .d(d0_layer$7$d),
+        .q(d0_layer$7$q),
+        .clock(d0_layer$7$clock)
+    );
+    top$gru$d0_layer$8 d0_layer$8(
+        .d(d0_layer$8$d),
+        .q(d0_layer$8$q),
+        .clock(d0_layer$8$clock)
+    );
+    top$gru$d0_layer$9 d0_layer$9(
+        .d(d0_layer$9$d),
+        .q(d0_layer$9$q),
+        .clock(d0_layer$9$clock)
+    );
+    top$gru$d0_layer$10 d0_layer$10(
+        .d(d0_layer$10$d),
+        .q(d0_layer$10$q),
+        .clock(d0_layer$10$clock)
+    );
+    top$gru$d0_layer$11 d0_layer$11(
+        .d(d0_layer$11$d),
+        .q(d0_layer$11$q),
+        .clock(d0_layer$11$clock)
+    );
+    top$gru$d0_layer$12 d0_layer$12(
+        .d(d0_layer$12$d),
+        .q(d0_layer$12$q),
+        .clock(d0_layer$12$clock)
+    );
+    top$gru$d0_layer$13 d0_layer$13(
+        .d(d0_layer$13$d),
+        .q(d0_layer$13$q),
+        .clock(d0_layer$13$clock)
+    );
+    top$gru$d0_layer$14 d0_layer$14(
+        .d(d0_layer$14$d),
+        .q(d0_layer$14$q),
+        .clock(d0_layer$14$clock)
+    );
+    top$gru$d0_layer$15 d0_layer$15(
+        .d(d0_layer$15$d),
+        .q(d0_layer$15$q),
+        .clock(d0_layer$15$clock)
+    );
+    top$gru$d0_layer$16 d0_layer$16(
+        .d(d0_layer$16$d),
+        .q(d0_layer$16$q),
+        .clock(d0_layer$16$clock)
+    );
+    top$gru$d0_layer$17 d0_layer$17(
+        .d(d0_layer$17$d),
+        .q(d0_layer$17$q),
+        .clock(d0_layer$17$clock)
+    );
+    top$gru$d0_layer$18 d0_layer$18(
+        .d(d0_layer$18$d),
+        .q(d0_layer$18$q),
+        .clock(d0_layer$18$clock)
+    );
+    top$gru$d0_layer$19 d0_layer$19(
+        .d(d0_layer$19$d),
+        .q(d0_layer$19$q),
+        .clock(d0_layer$19$clock)
+    );
+    top$gru$d0_layer$20 d0_layer$20(
+        .d(d0_layer$20$d),
+        .q(d0_layer$20$q),
+        .clock(d0_layer$20$clock)
+    );
+    top$gru$d0_layer$21 d0_layer$21(
+        .d(d0_layer$21$d),
+        .q(d0_layer$21$q),
+        .clock(d0_layer$21$clock)
+    );
+    top$gru$d0_layer$22 d0_layer$22(
+        .d(d0_layer$22$d),
+        .q(d0_layer$22$q),
+        .clock(d0_layer$22$clock)
+    );
+    top$gru$d0_layer$23 d0_layer$23(
+        .d(d0_layer$23$d),
+        .q(d0_layer$23$q),
+        .clock(d0_layer$23$clock)
+    );
+    top$gru$d0_layer$24 d0_layer$24(
+        .d(d0_layer$24$d),
+        .q(d0_layer$24$q),
+        .clock(d0_layer$24$clock)
+    );
+    top$gru$d0_layer$25 d0_layer$25(
+        .d(d0_layer$25$d),
+        .q(d0_layer$25$q),
+        .clock(d0_layer$25$clock)
+    );
+    top$gru$d0_layer$26 d0_layer$26(
+        .d(d0_layer$26$d),
+        .q(d0_layer$26$q),
+        .clock(d0_layer$26$clock)
+    );
+    top$gru$d0_layer$27 d0_layer$27(
+        .d(d0_layer$27$d),
+        .q(d0_layer$27$q),
+        .clock(d0_layer$27$clock)
+    );
+    top$gru$d0_layer$28 d0_layer$28(
+        .d(d0_layer$28$d),
+        .q(d0_layer$28$q),
+        .clock(d0_layer$28$clock)
+    );
+    top$gru$d0_layer$29 d0_layer$29(
+        .d(d0_layer$29$d),
+        .q(d0_layer$29$q),
+        .clock(d0_layer$29$clock)
+    );
+    top$gru$d0_layer$30 d0_layer$30(
+        .d(d0_layer$30$d),
+        .q(d0_layer$30$q),
+        .clock(d0_layer$30$clock)
+    );
+    top$gru$d0_layer$31 d0_layer$31(
+        .d(d0_layer$31$d),
+        .q(d0_layer$31$q),
+        .clock(d0_layer$31$clock)
+    );
+    top$gru$d0_layer$32 d0_layer$32(
+        .d(d0_layer$32$d),
+        .q(d0_layer$32$q),
+        .clock(d0_layer$32$clock)
+    );
+    top$gru$d0_layer$33 d0_layer$33(
+        .d(d0_layer$33$d),
+        .q(d0_layer$33$q),
+        .clock(d0_layer$33$clock)
+    );
+    top$gru$d0_layer$34 d0_layer$34(
+        .d(d0_layer$34$d),
+        .q(d0_layer$34$q),
+        .clock(d0_layer$34$clock)
+    );
+    top$gru$d0_layer$35 d0_layer$35(
+        .d(d0_layer$35$d),
+        .q(d0_layer$35$q),
+        .clock(d0_layer$35$clock)
+    );
+    top$gru$d0_layer$36 d0_layer$36(
+        .d(d0_layer$36$d),
+        .q(d0_layer$36$q),
+        .clock(d0_layer$36$clock)
+    );
+    top$gru$d0_layer$37 d0_layer$37(
+        .d(d0_layer$37$d),
+        .q(d0_layer$37$q),
+        .clock(d0_layer$37$clock)
+    );
+    top$gru$d0_layer$38 d0_layer$38(
+        .d(d0_layer$38$d),
+        .q(d0_layer$38$q),
+        .clock(d0_layer$38$clock)
+    );
+    top$gru$d0_layer$39 d0_layer$39(
+        .d(d0_layer$39$d),
+        .q(d0_layer$39$q),
+        .clock(d0_layer$39$clock)
+    );
+    top$gru$d0_layer$40 d0_layer$40(
+        .d(d0_layer$40$d),
+        .q(d0_layer$40$q),
+        .clock(d0_layer$40$clock)
+    );
+    top$gru$d0_layer$41 d0_layer$41(
+        .d(d0_layer$41$d),
+        .q(d0_layer$41$q),
+        .clock(d0_layer$41$clock)
+    );
+    top$gru$d0_layer$42 d0_layer$42(
+        .d(d0_layer$42$d),
+        .q(d0_layer$42$q),
+        .clock(d0_layer$42$clock)
+    );
+    top$gru$d0_layer$43 d0_layer$43(
+        .d(d0_layer$43$d),
+        .q(d0_layer$43$q),
+        .clock(d0_layer$43$clock)
+    );
+    top$gru$d0_layer$44 d0_layer$44(
+        .d(d0_layer$44$d),
+        .q(d0_layer$44$q),
+        .clock(d0_layer$44$clock)
+    );
+    top$gru$d0_layer$45 d0_layer$45(
+        .d(d0_layer$45$d),
+        .q(d0_layer$45$q),
+        .clock(d0_layer$45$clock)
+    );
+    top$gru$d0_layer$46 d0_layer$46(
+        .d(d0_layer$46$d),
+        .q(d0_layer$46$q),
+        .clock(d0_layer$46$clock)
+    );
+    top$gru$d0_layer$47 d0_layer$47(
+        .d(d0_layer$47$d),
+        .q(d0_layer$47$q),
+        .clock(d0_layer$47$clock)
+    );
+    top$gru$d0_layer$48 d0_layer$48(
+        .d(d0_layer$48$d),
+        .q(d0_layer$48$q),
+        .clock(d0_layer$48$clock)
+    );
+    top$gru$d0_layer$49 d0_layer$49(
+        .d(d0_layer$49$d),
+        .q(d0_layer$49$q),
+        .clock(d0_layer$49$clock)
+    );
+    top$gru$d0_layer$50 d0_layer$50(
+        .d(d0_layer$50$d),
+        .q(d0_layer$50$q),
+        .clock(d0_layer$50$clock)
+    );
+    top$gru$d0_layer$51 d0_layer$51(
+        .d(d0_layer$51$d),
+        .q(d0_layer$51$q),
+        .clock(d0_layer$51$clock)
+    );
+    top$gru$d0_layer$52 d0_layer$52(
+        .d(d0_layer$52$d),
+        .q(d0_layer$52$q),
+        .clock(d0_layer$52$clock)
+    );
+    top$gru$d0_layer$53 d0_layer$53(
+        .d(d0_layer$53$d),
+        .q(d0_layer$53$q),
+        .clock(d0_layer$53$clock)
+    );
+    top$gru$d0_layer$54 d0_layer$54(
+        .d(d0_layer$54$d),
+        .q(d0_layer$54$q),
+        .clock(d0_layer$54$clock)
+    );
+    top$gru$d0_layer$55 d0_layer$55(
+        .d(d0_layer$55$d),
+        .q(d0_layer$55$q),
+        .clock(d0_layer$55$clock)
+    );
+    top$gru$d0_layer$56 d0_layer$56(
+        .d(d0_layer$56$d),
+        .q(d0_layer$56$q),
+        .clock(d0_layer$56$clock)
+    );
+    top$gru$d0_layer$57 d0_layer$57(
+        .d(d0_layer$57$d),
+        .q(d0_layer$57$q),
+        .clock(d0_layer$57$clock)
+    );
+    top$gru$d0_layer$58 d0_layer$58(
+        .d(d0_layer$58$d),
+        .q(d0_layer$58$q),
+        .clock(d0_layer$58$clock)
+    );
+    top$gru$d0_layer$59 d0_layer$59(
+        .d(d0_layer$59$d),
+        .q(d0_layer$59$q),
+        .clock(d0_layer$59$clock)
+    );
+    top$gru$d0_layer$60 d0_layer$60(
+        .d(d0_layer$60$d),
+        .q(d0_layer$60$q),
+        .clock(d0_layer$60$clock)
+    );
+    top$gru$d0_layer$61 d0_layer$61(
+        .d(d0_layer$61$d),
+        .q(d0_layer$61$q),
+        .clock(d0_layer$61$clock)
+    );
+    top$gru$d0_layer$62 d0_layer$62(
+        .d(d0_layer$62$d),
+        .q(d0_layer$62$q),
+        .clock(d0_layer$62$clock)
+    );
+    top$gru$d0_layer$63 d0_layer$63(
+        .d(d0_layer$63$d),
+        .q(d0_layer$63$q),
+        .clock(d0_layer$63$clock)
+    );
+    top$gru$d0_layer$64 d0_layer$64(
+        .d(d0_layer$64$d),
+        .q(d0_layer$64$q),
+        .clock(d0_layer$64$clock)
+    );
+    top$gru$d0_layer$65 d0_layer$65(
+        .d(d0_layer$65$d),
+        .q(d0_layer$65$q),
+        .clock(d0_layer$65$clock)
+    );
+    top$gru$d0_layer$66 d0_layer$66(
+        .d(d0_layer$66$d),
+        .q(d0_layer$66$q),
+        .clock(d0_layer$66$clock)
+    );
+    top$gru$d0_layer$67 d0_layer$67(
+        .d(d0_layer$67$d),
+        .q(d0_layer$67$q),
+        .clock(d0_layer$67$clock)
+    );
+    top$gru$d0_layer$68 d0_layer$68(
+        .d(d0_layer$68$d),
+        .q(d0_layer$68$q),
+        .clock(d0_layer$68$clock)
+    );
+    top$gru$d0_layer$69 d0_layer$69(
+        .d(d0_layer$69$d),
+        .q(d0_layer$69$q),
+        .clock(d0_layer$69$clock)
+    );
+    top$gru$d0_layer$70 d0_layer$70(
+        .d(d0_layer$70$d),
+        .q(d0_layer$70$q),
+        .clock(d0_layer$70$clock)
+    );
+    top$gru$d0_layer$71 d0_layer$71(
+        .d(d0_layer$71$d),
+        .q(d0_layer$71$q),
+        .clock(d0_layer$71$clock)
+    );
+    top$gru$d0_layer$72 d0_layer$72(
+        .d(d0_layer$72$d),
+        .q(d0_layer$72$q),
+        .clock(d0_layer$72$clock)
+    );
+    top$gru$d0_layer$73 d0_layer$73(
+        .d(d0_layer$73$d),
+        .q(d0_layer$73$q),
+        .clock(d0_layer$73$clock)
+    );
+    top$gru$d0_layer$74 d0_layer$74(
+        .d(d0_layer$74$d),
+        .q(d0_layer$74$q),
+        .clock(d0_layer$74$clock)
+    );
+    top$gru$d0_layer$75 d0_layer$75(
+        .d(d0_layer$75$d),
+        .q(d0_layer$75$q),
+        .clock(d0_layer$75$clock)
+    );
+    top$gru$d0_layer$76 d0_layer$76(
+        .d(d0_layer$76$d),
+        .q(d0_layer$76$q),
+        .clock(d0_layer$76$clock)
+    );
+    top$gru$d0_layer$77 d0_layer$77(
+        .d(d0_layer$77$d),
+        .q(d0_layer$77$q),
+        .clock(d0_layer$77$clock)
+    );
+    top$gru$d0_layer$78 d0_layer$78(
+        .d(d0_layer$78$d),
+        .q(d0_layer$78$q),
+        .clock(d0_layer$78$clock)
+    );
+    top$gru$d0_layer$79 d0_layer$79(
+        .d(d0_layer$79$d),
+        .q(d0_layer$79$q),
+        .clock(d0_layer$79$clock)
+    );
+    top$gru$d0_layer$80 d0_layer$80(
+        .d(d0_layer$80$d),
+        .q(d0_layer$80$q),
+        .clock(d0_layer$80$clock)
+    );
+    top$gru$d0_layer$81 d0_layer$81(
+        .d(d0_layer$81$d),
+        .q(d0_layer$81$q),
+        .clock(d0_layer$81$clock)
+    );
+    top$gru$d0_layer$82 d0_layer$82(
+        .d(d0_layer$82$d),
+        .q(d0_layer$82$q),
+        .clock(d0_layer$82$clock)
+    );
+    top$gru$d0_layer$83 d0_layer$83(
+        .d(d0_layer$83$d),
+        .q(d0_layer$83$q),
+        .clock(d0_layer$83$clock)
+    );
+    top$gru$d0_layer$84 d0_layer$84(
+        .d(d0_layer$84$d),
+        .q(d0_layer$84$q),
+        .clock(d0_layer$84$clock)
+    );
+    top$gru$d0_layer$85 d0_layer$85(
+        .d(d0_layer$85$d),
+        .q(d0_layer$85$q),
+        .clock(d0_layer$85$clock)
+    );
+    top$gru$d0_layer$86 d0_layer$86(
+        .d(d0_layer$86$d),
+        .q(d0_layer$86$q),
+        .clock(d0_layer$86$clock)
+    );
+    top$gru$d0_layer$87 d0_layer$87(
+        .d(d0_layer$87$d),
+        .q(d0_layer$87$q),
+        .clock(d0_layer$87$clock)
+    );
+    top$gru$d0_layer$88 d0_layer$88(
+        .d(d0_layer$88$d),
+        .q(d0_layer$88$q),
+        .clock(d0_layer$88$clock)
+    );
+    top$gru$d0_layer$89 d0_layer$89(
+        .d(d0_layer$89$d),
+        .q(d0_layer$89$q),
+        .clock(d0_layer$89$clock)
+    );
+    top$gru$d0_layer$90 d0_layer$90(
+        .d(d0_layer$90$d),
+        .q(d0_layer$90$q),
+        .clock(d0_layer$90$clock)
+    );
+    top$gru$d0_layer$91 d0_layer$91(
+        .d(d0_layer$91$d),
+        .q(d0_layer$91$q),
+        .clock(d0_layer$91$clock)
+    );
+    top$gru$d0_layer$92 d0_layer$92(
+        .d(d0_layer$92$d),
+        .q(d0_layer$92$q),
+        .clock(d0_layer$92$clock)
+    );
+    top$gru$d0_layer$93 d0_layer$93(
+        .d(d0_layer$93$d),
+        .q(d0_layer$93$q),
+        .clock(d0_layer$93$clock)
+    );
+    top$gru$d0_layer$94 d0_layer$94(
+        .d(d0_layer$94$d),
+        .q(d0_layer$94$q),
+        .clock(d0_layer$94$clock)
+    );
+    top$gru$d0_layer$95 d0_layer$95(
+        .d(d0_layer$95$d),
+        .q(d0_layer$95$q),
+        .clock(d0_layer$95$clock)
+    );
+    top$gru$d1_valid d1_valid(
+        .d(d1_valid$d),
+        .q(d1_valid$q),
+        .clock(d1_valid$clock)
+    );
+    top$gru$d1_first d1_first(
+        .d(d1_first$d),
+        .q(d1_first$q),
+        .clock(d1_first$clock)
+    );
+    top$gru$d1_pass d1_pass(
+        .d(d1_pass$d),
+        .q(d1_pass$q),
+        .clock(d1_pass$clock)
+    );
+    top$gru$d1_term d1_term(
+        .d(d1_term$d),
+        .q(d1_term$q),
+        .clock(d1_term$clock)
+    );
+    top$gru$d1_head d1_head(
+        .d(d1_head$d),
+        .q(d1_head$q),
+        .clock(d1_head$clock)
+    );
+    top$gru$d1_rom d1_rom(
+        .d(d1_rom$d),
+        .q(d1_rom$q),
+        .clock(d1_rom$clock)
+    );
+    top$gru$d1_layer$0 d1_layer$0(
+        .d(d1_layer$0$d),
+        .q(d1_layer$0$q),
+        .clock(d1_layer$0$clock)
+    );
+    top$gru$d1_layer$1 d1_layer$1(
+        .d(d1_layer$1$d),
+        .q(d1_layer$1$q),
+        .clock(d1_layer$1$clock)
+    );
+    top$gru$d1_layer$2 d1_layer$2(
+        .d(d1_layer$2$d),
+        .q(d1_layer$2$q),
+        .clock(d1_layer$2$clock)
+    );
+    top$gru$d1_layer$3 d1_layer$3(
+        .d(d1_layer$3$d),
+        .q(d1_layer$3$q),
+        .clock(d1_layer$3$clock)
+    );
+    top$gru$d1_layer$4 d1_layer$4(
+        .d(d1_layer$4$d),
+        .q(d1_layer$4$q),
+        .clock(d1_layer$4$clock)
+    );
+    top$gru$d1_layer$5 d1_layer$5(
+        .d(d1_layer$5$d),
+        .q(d1_layer$5$q),
+        .clock(d1_layer$5$clock)
+    );
+    top$gru$d1_layer$6 d1_layer$6(
+        .d(d1_layer$6$d),
+        .q(d1_layer$6$q),
+        .clock(d1_layer$6$clock)
+    );
+    top$gru$d1_layer$7 d1_layer$7(
+        .d(d1_layer$7$d),
+        .q(d1_layer$7$q),
+        .clock(d1_layer$7$clock)
+    );
+    top$gru$d1_layer$8 d1_layer$8(
+        .d(d1_layer$8$d),
+        .q(d1_layer$8$q),
+        .clock(d1_layer$8$clock)
+    );
+    top$gru$d1_layer$9 d1_layer$9(
+        .d(d1_layer$9$d),
+        .q(d1_layer$9$q),
+        .clock(d1_layer$9$clock)
+    );
+    top$gru$d1_layer$10 d1_layer$10(
+        .d(d1_layer$10$d),
+        .q(d1_layer$10$q),
+        .clock(d1_layer$10$clock)
+    );
+    top$gru$d1_layer$11 d1_layer$11(
+        .d(d1_layer$11$d),
+        .q(d1_layer$11$q),
+        .clock(d1_layer$11$clock)
+    );
+    top$gru$d1_layer$12 d1_layer$12(
+        .d(d1_layer$12$d),
+        .q(d1_layer$12$q),
+        .clock(d1_layer$12$clock)
+    );
+    top$gru$d1_layer$13 d1_layer$13(
+        .d(d1_layer$13$d),
+        .q(d1_layer$13$q),
+        .clock(d1_layer$13$clock)
+    );
+    top$gru$d1_layer$14 d1_layer$14(
+        .d(d1_layer$14$d),
+        .q(d1_layer$14$q),
+        .clock(d1_layer$14$clock)
+    );
+    top$gru$d1_layer$15 d1_layer$15(
+        .d(d1_layer$15$d),
+        .q(d1_layer$15$q),
+        .clock(d1_layer$15$clock)
+    );
+    top$gru$d1_layer$16 d1_layer$16(
+        .d(d1_layer$16$d),
+        .q(d1_layer$16$q),
+        .clock(d1_layer$16$clock)
+    );
+    top$gru$d1_layer$17 d1_layer$17(
+        .d(d1_layer$17$d),
+        .q(d1_layer$17$q),
+        .clock(d1_layer$17$clock)
+    );
+    top$gru$d1_layer$18 d1_layer$18(
+        .d(d1_layer$18$d),
+        .q(d1_layer$18$q),
+        .clock(d1_layer$18$clock)
+    );
+    top$gru$d1_layer$19 d1_layer$19(
+        .d(d1_layer$19$d),
+        .q(d1_layer$19$q),
+        .clock(d1_layer$19$clock)
+    );
+    top$gru$d1_layer$20 d1_layer$20(
+        .d(d1_layer$20$d),
+        .q(d1_layer$20$q),
+        .clock(d1_layer$20$clock)
+    );
+    top$gru$d1_layer$21 d1_layer$21(
+        .d(d1_layer$21$d),
+        .q(d1_layer$21$q),
+        .clock(d1_layer$21$clock)
+    );
+    top$gru$d1_layer$22 d1_layer$22(
+        .d(d1_layer$22$d),
+        .q(d1_layer$22$q),
+        .clock(d1_layer$22$clock)
+    );
+    top$gru$d1_layer$23 d1_layer$23(
+        .d(d1_layer$23$d),
+        .q(d1_layer$23$q),
+        .clock(d1_layer$23$clock)
+    );
+    top$gru$d1_layer$24 d1_layer$24(
+        .d(d1_layer$24$d),
+        .q(d1_layer$24$q),
+        .clock(d1_layer$24$clock)
+    );
+    top$gru$d1_layer$25 d1_layer$25(
+        .d(d1_layer$25$d),
+        .q(d1_layer$25$q),
+        .clock(d1_layer$25$clock)
+    );
+    top$gru$d1_layer$26 d1_layer$26(
+        .d(d1_layer$26$d),
+        .q(d1_layer$26$q),
+        .clock(d1_layer$26$clock)
+    );
+    top$gru$d1_layer$27 d1_layer$27(
+        .d(d1_layer$27$d),
+        .q(d1_layer$27$q),
+        .clock(d1_layer$27$clock)
+    );
+    top$gru$d1_layer$28 d1_layer$28(
+        .d(d1_layer$28$d),
+        .q(d1_layer$28$q),
+        .clock(d1_layer$28$clock)
+    );
+    top$gru$d1_layer$29 d1_layer$29(
+        .d(d1_layer$29$d),
+        .q(d1_layer$29$q),
+        .clock(d1_layer$29$clock)
+    );
+    top$gru$d1_layer$30 d1_layer$30(
+        .d(d1_layer$30$d),
+        .q(d1_layer$30$q),
+        .clock(d1_layer$30$clock)
+    );
+    top$gru$d1_layer$31 d1_layer$31(
+        .d(d1_layer$31$d),
+        .q(d1_layer$31$q),
+        .clock(d1_layer$31$clock)
+    );
+    top$gru$d1_layer$32 d1_layer$32(
+        .d(d1_layer$32$d),
+        .q(d1_layer$32$q),
+        .clock(d1_layer$32$clock)
+    );
+    top$gru$d1_layer$33 d1_layer$33(
+        .d(d1_layer$33$d),
+        .q(d1_layer$33$q),
+        .clock(d1_layer$33$clock)
+    );
+    top$gru$d1_layer$34 d1_layer$34(
+        .d(d1_layer$34$d),
+        .q(d1_layer$34$q),
+        .clock(d1_layer$34$clock)
+    );
+    top$gru$d1_layer$35 d1_layer$35(
+        .d(d1_layer$35$d),
+        .q(d1_layer$35$q),
+        .clock(d1_layer$35$clock)
+    );
+    top$gru$d1_layer$36 d1_layer$36(
+        .d(d1_layer$36$d),
+        .q(d1_layer$36$q),
+        .clock(d1_layer$36$clock)
+    );
+    top$gru$d1_layer$37 d1_layer$37(
+        .d(d1_layer$37$d),
+        .q(d1_layer$37$q),
+        .clock(d1_layer$37$clock)
+    );
+    top$gru$d1_layer$38 d1_layer$38(
+        .d(d1_layer$38$d),
+        .q(d1_layer$38$q),
+        .clock(d1_layer$38$clock)
+    );
+    top$gru$d1_layer$39 d1_layer$39(
+        .d(d1_layer$39$d),
+        .q(d1_layer$39$q),
+        .clock(d1_layer$39$clock)
+    );
+    top$gru$d1_layer$40 d1_layer$40(
+        .d(d1_layer$40$d),
+        .q(d1_layer$40$q),
+        .clock(d1_layer$40$clock)
+    );
+    top$gru$d1_layer$41 d1_layer$41(
+        .d(d1_layer$41$d),
+        .q(d1_layer$41$q),
+        .clock(d1_layer$41$clock)
+    );
+    top$gru$d1_layer$42 d1_layer$42(
+        .d(d1_layer$42$d),
+        .q(d1_layer$42$q),
+        .clock(d1_layer$42$clock)
+    );
+    top$gru$d1_layer$43 d1_layer$43(
+        .d(d1_layer$43$d),
+        .q(d1_layer$43$q),
+        .clock(d1_layer$43$clock)
+    );
+    top$gru$d1_layer$44 d1_layer$44(
+        .d(d1_layer$44$d),
+        .q(d1_layer$44$q),
+        .clock(d1_layer$44$clock)
+    );
+    top$gru$d1_layer$45 d1_layer$45(
+        .d(d1_layer$45$d),
+        .q(d1_layer$45$q),
+        .clock(d1_layer$45$clock)
+    );
+    top$gru$d1_layer$46 d1_layer$46(
+        .d(d1_layer$46$d),
+        .q(d1_layer$46$q),
+        .clock(d1_layer$46$clock)
+    );
+    top$gru$d1_layer$47 d1_layer$47(
+        .d(d1_layer$47$d),
+        .q(d1_layer$47$q),
+        .clock(d1_layer$47$clock)
+    );
+    top$gru$d1_layer$48 d1_layer$48(
+        .d(d1_layer$48$d),
+        .q(d1_layer$48$q),
+        .clock(d1_layer$48$clock)
+    );
+    top$gru$d1_layer$49 d1_layer$49(
+        .d(d1_layer$49$d),
+        .q(d1_layer$49$q),
+        .clock(d1_layer$49$clock)
+    );
+    top$gru$d1_layer$50 d1_layer$50(
+        .d(d1_layer$50$d),
+        .q(d1_layer$50$q),
+        .clock(d1_layer$50$clock)
+    );
+    top$gru$d1_layer$51 d1_layer$51(
+        .d(d1_layer$51$d),
+        .q(d1_layer$51$q),
+        .clock(d1_layer$51$clock)
+    );
+    top$gru$d1_layer$52 d1_layer$52(
+        .d(d1_layer$52$d),
+        .q(d1_layer$52$q),
+        .clock(d1_layer$52$clock)
+    );
+    top$gru$d1_layer$53 d1_layer$53(
+        .d(d1_layer$53$d),
+        .q(d1_layer$53$q),
+        .clock(d1_layer$53$clock)
+    );
+    top$gru$d1_layer$54 d1_layer$54(
+        .d(d1_layer$54$d),
+        .q(d1_layer$54$q),
+        .clock(d1_layer$54$clock)
+    );
+    top$gru$d1_layer$55 d1_layer$55(
+        .d(d1_layer$55$d),
+        .q(d1_layer$55$q),
+        .clock(d1_layer$55$clock)
+    );
+    top$gru$d1_layer$56 d1_layer$56(
+        .d(d1_layer$56$d),
+        .q(d1_layer$56$q),
+        .clock(d1_layer$56$clock)
+    );
+    top$gru$d1_layer$57 d1_layer$57(
+        .d(d1_layer$57$d),
+        .q(d1_layer$57$q),
+        .clock(d1_layer$57$clock)
+    );
+    top$gru$d1_layer$58 d1_layer$58(
+        .d(d1_layer$58$d),
+        .q(d1_layer$58$q),
+        .clock(d1_layer$58$clock)
+    );
+    top$gru$d1_layer$59 d1_layer$59(
+        .d(d1_layer$59$d),
+        .q(d1_layer$59$q),
+        .clock(d1_layer$59$clock)
+    );
+    top$gru$d1_layer$60 d1_layer$60(
+        .d(d1_layer$60$d),
+        .q(d1_layer$60$q),
+        .clock(d1_layer$60$clock)
+    );
+    top$gru$d1_layer$61 d1_layer$61(
+        .d(d1_layer$61$d),
+        .q(d1_layer$61$q),
+        .clock(d1_layer$61$clock)
+    );
+    top$gru$d1_layer$62 d1_layer$62(
+        .d(d1_layer$62$d),
+        .q(d1_layer$62$q),
+        .clock(d1_layer$62$clock)
+    );
+    top$gru$d1_layer$63 d1_layer$63(
+        .d(d1_layer$63$d),
+        .q(d1_layer$63$q),
+        .clock(d1_layer$63$clock)
+    );
+    top$gru$d1_layer$64 d1_layer$64(
+        .d(d1_layer$64$d),
+        .q(d1_layer$64$q),
+        .clock(d1_layer$64$clock)
+    );
+    top$gru$d1_layer$65 d1_layer$65(
+        .d(d1_layer$65$d),
+        .q(d1_layer$65$q),
+        .clock(d1_layer$65$clock)
+    );
+    top$gru$d1_layer$66 d1_layer$66(
+        .d(d1_layer$66$d),
+        .q(d1_layer$66$q),
+        .clock(d1_layer$66$clock)
+    );
+    top$gru$d1_layer$67 d1_layer$67(
+        .d(d1_layer$67$d),
+        .q(d1_layer$67$q),
+        .clock(d1_layer$67$clock)
+    );
+    top$gru$d1_layer$68 d1_layer$68(
+        .d(d1_layer$68$d),
+        .q(d1_layer$68$q),
+        .clock(d1_layer$68$clock)
+    );
+    top$gru$d1_layer$69 d1_layer$69(
+        .d(d1_layer$69$d),
+        .q(d1_layer$69$q),
+        .clock(d1_layer$69$clock)
+    );
+    top$gru$d1_layer$70 d1_layer$70(
+        .d(d1_layer$70$d),
+        .q(d1_layer$70$q),
+        .clock(d1_layer$70$clock)
+    );
+    top$gru$d1_layer$71 d1_layer$71(
+        .d(d1_layer$71$d),
+        .q(d1_layer$71$q),
+        .clock(d1_layer$71$clock)
+    );
+    top$gru$d1_layer$72 d1_layer$72(
+        .d(d1_layer$72$d),
+        .q(d1_layer$72$q),
+        .clock(d1_layer$72$clock)
+    );
+    top$gru$d1_layer$73 d1_layer$73(
+        .d(d1_layer$73$d),
+        .q(d1_layer$73$q),
+        .clock(d1_layer$73$clock)
+    );
+    top$gru$d1_layer$74 d1_layer$74(
+        .d(d1_layer$74$d),
+        .q(d1_layer$74$q),
+        .clock(d1_layer$74$clock)
+    );
+    top$gru$d1_layer$75 d1_layer$75(
+        .d(d1_layer$75$d),
+        .q(d1_layer$75$q),
+        .clock(d1_layer$75$clock)
+    );
+    top$gru$d1_layer$76 d1_layer$76(
+        .d(d1_layer$76$d),
+        .q(d1_layer$76$q),
+        .clock(d1_layer$76$clock)
+    );
+    top$gru$d1_layer$77 d1_layer$77(
+        .d(d1_layer$77$d),
+        .q(d1_layer$77$q),
+        .clock(d1_layer$77$clock)
+    );
+    top$gru$d1_layer$78 d1_layer$78(
+        .d(d1_layer$78$d),
+        .q(d1_layer$78$q),
+        .clock(d1_layer$78$clock)
+    );
+    top$gru$d1_layer$79 d1_layer$79(
+        .d(d1_layer$79$d),
+        .q(d1_layer$79$q),
+        .clock(d1_layer$79$clock)
+    );
+    top$gru$d1_layer$80 d1_layer$80(
+        .d(d1_layer$80$d),
+        .q(d1_layer$80$q),
+        .clock(d1_layer$80$clock)
+    );
+    top$gru$d1_layer$81 d1_layer$81(
+        .d(d1_layer$81$d),
+        .q(d1_layer$81$q),
+        .clock(d1_layer$81$clock)
+    );
+    top$gru$d1_layer$82 d1_layer$82(
+        .d(d1_layer$82$d),
+        .q(d1_layer$82$q),
+        .clock(d1_layer$82$clock)
+    );
+    top$gru$d1_layer$83 d1_layer$83(
+        .d(d1_layer$83$d),
+        .q(d1_layer$83$q),
+        .clock(d1_layer$83$clock)
+    );
+    top$gru$d1_layer$84 d1_layer$84(
+        .d(d1_layer$84$d),
+        .q(d1_layer$84$q),
+        .clock(d1_layer$84$clock)
+    );
+    top$gru$d1_layer$85 d1_layer$85(
+        .d(d1_layer$85$d),
+        .q(d1_layer$85$q),
+        .clock(d1_layer$85$clock)
+    );
+    top$gru$d1_layer$86 d1_layer$86(
+        .d(d1_layer$86$d),
+        .q(d1_layer$86$q),
+        .clock(d1_layer$86$clock)
+    );
+    top$gru$d1_layer$87 d1_layer$87(
+        .d(d1_layer$87$d),
+        .q(d1_layer$87$q),
+        .clock(d1_layer$87$clock)
+    );
+    top$gru$d1_layer$88 d1_layer$88(
+        .d(d1_layer$88$d),
+        .q(d1_layer$88$q),
+        .clock(d1_layer$88$clock)
+    );
+    top$gru$d1_layer$89 d1_layer$89(
+        .d(d1_layer$89$d),
+        .q(d1_layer$89$q),
+        .clock(d1_layer$89$clock)
+    );
+    top$gru$d1_layer$90 d1_layer$90(
+        .d(d1_layer$90$d),
+        .q(d1_layer$90$q),
+        .clock(d1_layer$90$clock)
+    );
+    top$gru$d1_layer$91 d1_layer$91(
+        .d(d1_layer$91$d),
+        .q(d1_layer$91$q),
+        .clock(d1_layer$91$clock)
+    );
+    top$gru$d1_layer$92 d1_layer$92(
+        .d(d1_layer$92$d),
+        .q(d1_layer$92$q),
+        .clock(d1_layer$92$clock)
+    );
+    top$gru$d1_layer$93 d1_layer$93(
+        .d(d1_layer$93$d),
+        .q(d1_layer$93$q),
+        .clock(d1_layer$93$clock)
+    );
+    top$gru$d1_layer$94 d1_layer$94(
+        .d(d1_layer$94$d),
+        .q(d1_layer$94$q),
+        .clock(d1_layer$94$clock)
+    );
+    top$gru$d1_layer$95 d1_layer$95(
+        .d(d1_layer$95$d),
+        .q(d1_layer$95$q),
+        .clock(d1_layer$95$clock)
+    );
     top$gru$a_set a_set(
         .d(a_set$d),
         .q(a_set$q),
@@ -8256,6 +9896,19 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         term$clock = clock;
         rom_addr$clock = clock;
         drain$clock = clock;
+        bwait$clock = clock;
+        d0_valid$clock = clock;
+        d0_first$clock = clock;
+        d0_pass$clock = clock;
+        d0_term$clock = clock;
+        d0_head$clock = clock;
+        d0_rom$clock = clock;
+        d1_valid$clock = clock;
+        d1_first$clock = clock;
+        d1_pass$clock = clock;
+        d1_term$clock = clock;
+        d1_head$clock = clock;
+        d1_rom$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -8283,6 +9936,19 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         term$d = term$q;
         rom_addr$d = rom_addr$q;
         drain$d = drain$q;
+        bwait$d = bwait$q;
+        d0_valid$d = d0_valid$q;
+        d0_first$d = d0_first$q;
+        d0_pass$d = d0_pass$q;
+        d0_term$d = d0_term$q;
+        d0_head$d = d0_head$q;
+        d0_rom$d = d0_rom$q;
+        d1_valid$d = d1_valid$q;
+        d1_first$d = d1_first$q;
+        d1_pass$d = d1_pass$q;
+        d1_term$d = d1_term$q;
+        d1_head$d = d1_head$q;
+        d1_rom$d = d1_rom$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -8344,13 +10010,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$0 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$0$clock = clock;
+        d1_layer$0$clock = clock;
+        d0_layer$0$d = unit_layer$0;
+        d1_layer$0$d = d0_layer$0$q;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = rom_addr$q;
-        bias_rom$0$address = pass$q;
-        if (unit_layer$0) begin
-            weight_rom$0$address = rom_addr$q + layer_rom_offset;
-            bias_rom$0$address = pass$q + layer_bias_offset;
+        weight_rom$0$address = d1_rom$q;
+        bias_rom$0$address = d1_pass$q;
+        if (d1_layer$0$q) begin
+            weight_rom$0$address = d1_rom$q + layer_rom_offset;
+            bias_rom$0$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$1 = pass$q < a_passes$1;
         if (unit_a0$1) begin
@@ -8359,13 +10029,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$1 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$1$clock = clock;
+        d1_layer$1$clock = clock;
+        d0_layer$1$d = unit_layer$1;
+        d1_layer$1$d = d0_layer$1$q;
         weight_rom$1$clock = clock;
         bias_rom$1$clock = clock;
-        weight_rom$1$address = rom_addr$q;
-        bias_rom$1$address = pass$q;
-        if (unit_layer$1) begin
-            weight_rom$1$address = rom_addr$q + layer_rom_offset;
-            bias_rom$1$address = pass$q + layer_bias_offset;
+        weight_rom$1$address = d1_rom$q;
+        bias_rom$1$address = d1_pass$q;
+        if (d1_layer$1$q) begin
+            weight_rom$1$address = d1_rom$q + layer_rom_offset;
+            bias_rom$1$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$2 = pass$q < a_passes$2;
         if (unit_a0$2) begin
@@ -8374,13 +10048,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$2 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$2$clock = clock;
+        d1_layer$2$clock = clock;
+        d0_layer$2$d = unit_layer$2;
+        d1_layer$2$d = d0_layer$2$q;
         weight_rom$2$clock = clock;
         bias_rom$2$clock = clock;
-        weight_rom$2$address = rom_addr$q;
-        bias_rom$2$address = pass$q;
-        if (unit_layer$2) begin
-            weight_rom$2$address = rom_addr$q + layer_rom_offset;
-            bias_rom$2$address = pass$q + layer_bias_offset;
+        weight_rom$2$address = d1_rom$q;
+        bias_rom$2$address = d1_pass$q;
+        if (d1_layer$2$q) begin
+            weight_rom$2$address = d1_rom$q + layer_rom_offset;
+            bias_rom$2$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$3 = pass$q < a_passes$3;
         if (unit_a0$3) begin
@@ -8389,13 +10067,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$3 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$3$clock = clock;
+        d1_layer$3$clock = clock;
+        d0_layer$3$d = unit_layer$3;
+        d1_layer$3$d = d0_layer$3$q;
         weight_rom$3$clock = clock;
         bias_rom$3$clock = clock;
-        weight_rom$3$address = rom_addr$q;
-        bias_rom$3$address = pass$q;
-        if (unit_layer$3) begin
-            weight_rom$3$address = rom_addr$q + layer_rom_offset;
-            bias_rom$3$address = pass$q + layer_bias_offset;
+        weight_rom$3$address = d1_rom$q;
+        bias_rom$3$address = d1_pass$q;
+        if (d1_layer$3$q) begin
+            weight_rom$3$address = d1_rom$q + layer_rom_offset;
+            bias_rom$3$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$4 = pass$q < a_passes$4;
         if (unit_a0$4) begin
@@ -8404,13 +10086,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$4 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$4$clock = clock;
+        d1_layer$4$clock = clock;
+        d0_layer$4$d = unit_layer$4;
+        d1_layer$4$d = d0_layer$4$q;
         weight_rom$4$clock = clock;
         bias_rom$4$clock = clock;
-        weight_rom$4$address = rom_addr$q;
-        bias_rom$4$address = pass$q;
-        if (unit_layer$4) begin
-            weight_rom$4$address = rom_addr$q + layer_rom_offset;
-            bias_rom$4$address = pass$q + layer_bias_offset;
+        weight_rom$4$address = d1_rom$q;
+        bias_rom$4$address = d1_pass$q;
+        if (d1_layer$4$q) begin
+            weight_rom$4$address = d1_rom$q + layer_rom_offset;
+            bias_rom$4$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$5 = pass$q < a_passes$5;
         if (unit_a0$5) begin
@@ -8419,13 +10105,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$5 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$5$clock = clock;
+        d1_layer$5$clock = clock;
+        d0_layer$5$d = unit_layer$5;
+        d1_layer$5$d = d0_layer$5$q;
         weight_rom$5$clock = clock;
         bias_rom$5$clock = clock;
-        weight_rom$5$address = rom_addr$q;
-        bias_rom$5$address = pass$q;
-        if (unit_layer$5) begin
-            weight_rom$5$address = rom_addr$q + layer_rom_offset;
-            bias_rom$5$address = pass$q + layer_bias_offset;
+        weight_rom$5$address = d1_rom$q;
+        bias_rom$5$address = d1_pass$q;
+        if (d1_layer$5$q) begin
+            weight_rom$5$address = d1_rom$q + layer_rom_offset;
+            bias_rom$5$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$6 = pass$q < a_passes$6;
         if (unit_a0$6) begin
@@ -8434,13 +10124,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$6 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$6$clock = clock;
+        d1_layer$6$clock = clock;
+        d0_layer$6$d = unit_layer$6;
+        d1_layer$6$d = d0_layer$6$q;
         weight_rom$6$clock = clock;
         bias_rom$6$clock = clock;
-        weight_rom$6$address = rom_addr$q;
-        bias_rom$6$address = pass$q;
-        if (unit_layer$6) begin
-            weight_rom$6$address = rom_addr$q + layer_rom_offset;
-            bias_rom$6$address = pass$q + layer_bias_offset;
+        weight_rom$6$address = d1_rom$q;
+        bias_rom$6$address = d1_pass$q;
+        if (d1_layer$6$q) begin
+            weight_rom$6$address = d1_rom$q + layer_rom_offset;
+            bias_rom$6$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$7 = pass$q < a_passes$7;
         if (unit_a0$7) begin
@@ -8449,13 +10143,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$7 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$7$clock = clock;
+        d1_layer$7$clock = clock;
+        d0_layer$7$d = unit_layer$7;
+        d1_layer$7$d = d0_layer$7$q;
         weight_rom$7$clock = clock;
         bias_rom$7$clock = clock;
-        weight_rom$7$address = rom_addr$q;
-        bias_rom$7$address = pass$q;
-        if (unit_layer$7) begin
-            weight_rom$7$address = rom_addr$q + layer_rom_offset;
-            bias_rom$7$address = pass$q + layer_bias_offset;
+        weight_rom$7$address = d1_rom$q;
+        bias_rom$7$address = d1_pass$q;
+        if (d1_layer$7$q) begin
+            weight_rom$7$address = d1_rom$q + layer_rom_offset;
+            bias_rom$7$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$8 = pass$q < a_passes$8;
         if (unit_a0$8) begin
@@ -8464,13 +10162,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$8 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$8$clock = clock;
+        d1_layer$8$clock = clock;
+        d0_layer$8$d = unit_layer$8;
+        d1_layer$8$d = d0_layer$8$q;
         weight_rom$8$clock = clock;
         bias_rom$8$clock = clock;
-        weight_rom$8$address = rom_addr$q;
-        bias_rom$8$address = pass$q;
-        if (unit_layer$8) begin
-            weight_rom$8$address = rom_addr$q + layer_rom_offset;
-            bias_rom$8$address = pass$q + layer_bias_offset;
+        weight_rom$8$address = d1_rom$q;
+        bias_rom$8$address = d1_pass$q;
+        if (d1_layer$8$q) begin
+            weight_rom$8$address = d1_rom$q + layer_rom_offset;
+            bias_rom$8$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$9 = pass$q < a_passes$9;
         if (unit_a0$9) begin
@@ -8479,13 +10181,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$9 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$9$clock = clock;
+        d1_layer$9$clock = clock;
+        d0_layer$9$d = unit_layer$9;
+        d1_layer$9$d = d0_layer$9$q;
         weight_rom$9$clock = clock;
         bias_rom$9$clock = clock;
-        weight_rom$9$address = rom_addr$q;
-        bias_rom$9$address = pass$q;
-        if (unit_layer$9) begin
-            weight_rom$9$address = rom_addr$q + layer_rom_offset;
-            bias_rom$9$address = pass$q + layer_bias_offset;
+        weight_rom$9$address = d1_rom$q;
+        bias_rom$9$address = d1_pass$q;
+        if (d1_layer$9$q) begin
+            weight_rom$9$address = d1_rom$q + layer_rom_offset;
+            bias_rom$9$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$10 = pass$q < a_passes$10;
         if (unit_a0$10) begin
@@ -8494,13 +10200,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$10 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$10$clock = clock;
+        d1_layer$10$clock = clock;
+        d0_layer$10$d = unit_layer$10;
+        d1_layer$10$d = d0_layer$10$q;
         weight_rom$10$clock = clock;
         bias_rom$10$clock = clock;
-        weight_rom$10$address = rom_addr$q;
-        bias_rom$10$address = pass$q;
-        if (unit_layer$10) begin
-            weight_rom$10$address = rom_addr$q + layer_rom_offset;
-            bias_rom$10$address = pass$q + layer_bias_offset;
+        weight_rom$10$address = d1_rom$q;
+        bias_rom$10$address = d1_pass$q;
+        if (d1_layer$10$q) begin
+            weight_rom$10$address = d1_rom$q + layer_rom_offset;
+            bias_rom$10$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$11 = pass$q < a_passes$11;
         if (unit_a0$11) begin
@@ -8509,13 +10219,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$11 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$11$clock = clock;
+        d1_layer$11$clock = clock;
+        d0_layer$11$d = unit_layer$11;
+        d1_layer$11$d = d0_layer$11$q;
         weight_rom$11$clock = clock;
         bias_rom$11$clock = clock;
-        weight_rom$11$address = rom_addr$q;
-        bias_rom$11$address = pass$q;
-        if (unit_layer$11) begin
-            weight_rom$11$address = rom_addr$q + layer_rom_offset;
-            bias_rom$11$address = pass$q + layer_bias_offset;
+        weight_rom$11$address = d1_rom$q;
+        bias_rom$11$address = d1_pass$q;
+        if (d1_layer$11$q) begin
+            weight_rom$11$address = d1_rom$q + layer_rom_offset;
+            bias_rom$11$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$12 = pass$q < a_passes$12;
         if (unit_a0$12) begin
@@ -8524,13 +10238,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$12 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$12$clock = clock;
+        d1_layer$12$clock = clock;
+        d0_layer$12$d = unit_layer$12;
+        d1_layer$12$d = d0_layer$12$q;
         weight_rom$12$clock = clock;
         bias_rom$12$clock = clock;
-        weight_rom$12$address = rom_addr$q;
-        bias_rom$12$address = pass$q;
-        if (unit_layer$12) begin
-            weight_rom$12$address = rom_addr$q + layer_rom_offset;
-            bias_rom$12$address = pass$q + layer_bias_offset;
+        weight_rom$12$address = d1_rom$q;
+        bias_rom$12$address = d1_pass$q;
+        if (d1_layer$12$q) begin
+            weight_rom$12$address = d1_rom$q + layer_rom_offset;
+            bias_rom$12$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$13 = pass$q < a_passes$13;
         if (unit_a0$13) begin
@@ -8539,13 +10257,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$13 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$13$clock = clock;
+        d1_layer$13$clock = clock;
+        d0_layer$13$d = unit_layer$13;
+        d1_layer$13$d = d0_layer$13$q;
         weight_rom$13$clock = clock;
         bias_rom$13$clock = clock;
-        weight_rom$13$address = rom_addr$q;
-        bias_rom$13$address = pass$q;
-        if (unit_layer$13) begin
-            weight_rom$13$address = rom_addr$q + layer_rom_offset;
-            bias_rom$13$address = pass$q + layer_bias_offset;
+        weight_rom$13$address = d1_rom$q;
+        bias_rom$13$address = d1_pass$q;
+        if (d1_layer$13$q) begin
+            weight_rom$13$address = d1_rom$q + layer_rom_offset;
+            bias_rom$13$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$14 = pass$q < a_passes$14;
         if (unit_a0$14) begin
@@ -8554,13 +10276,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$14 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$14$clock = clock;
+        d1_layer$14$clock = clock;
+        d0_layer$14$d = unit_layer$14;
+        d1_layer$14$d = d0_layer$14$q;
         weight_rom$14$clock = clock;
         bias_rom$14$clock = clock;
-        weight_rom$14$address = rom_addr$q;
-        bias_rom$14$address = pass$q;
-        if (unit_layer$14) begin
-            weight_rom$14$address = rom_addr$q + layer_rom_offset;
-            bias_rom$14$address = pass$q + layer_bias_offset;
+        weight_rom$14$address = d1_rom$q;
+        bias_rom$14$address = d1_pass$q;
+        if (d1_layer$14$q) begin
+            weight_rom$14$address = d1_rom$q + layer_rom_offset;
+            bias_rom$14$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$15 = pass$q < a_passes$15;
         if (unit_a0$15) begin
@@ -8569,13 +10295,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$15 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$15$clock = clock;
+        d1_layer$15$clock = clock;
+        d0_layer$15$d = unit_layer$15;
+        d1_layer$15$d = d0_layer$15$q;
         weight_rom$15$clock = clock;
         bias_rom$15$clock = clock;
-        weight_rom$15$address = rom_addr$q;
-        bias_rom$15$address = pass$q;
-        if (unit_layer$15) begin
-            weight_rom$15$address = rom_addr$q + layer_rom_offset;
-            bias_rom$15$address = pass$q + layer_bias_offset;
+        weight_rom$15$address = d1_rom$q;
+        bias_rom$15$address = d1_pass$q;
+        if (d1_layer$15$q) begin
+            weight_rom$15$address = d1_rom$q + layer_rom_offset;
+            bias_rom$15$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$16 = pass$q < a_passes$16;
         if (unit_a0$16) begin
@@ -8584,13 +10314,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$16 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$16$clock = clock;
+        d1_layer$16$clock = clock;
+        d0_layer$16$d = unit_layer$16;
+        d1_layer$16$d = d0_layer$16$q;
         weight_rom$16$clock = clock;
         bias_rom$16$clock = clock;
-        weight_rom$16$address = rom_addr$q;
-        bias_rom$16$address = pass$q;
-        if (unit_layer$16) begin
-            weight_rom$16$address = rom_addr$q + layer_rom_offset;
-            bias_rom$16$address = pass$q + layer_bias_offset;
+        weight_rom$16$address = d1_rom$q;
+        bias_rom$16$address = d1_pass$q;
+        if (d1_layer$16$q) begin
+            weight_rom$16$address = d1_rom$q + layer_rom_offset;
+            bias_rom$16$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$17 = pass$q < a_passes$17;
         if (unit_a0$17) begin
@@ -8599,13 +10333,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$17 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$17$clock = clock;
+        d1_layer$17$clock = clock;
+        d0_layer$17$d = unit_layer$17;
+        d1_layer$17$d = d0_layer$17$q;
         weight_rom$17$clock = clock;
         bias_rom$17$clock = clock;
-        weight_rom$17$address = rom_addr$q;
-        bias_rom$17$address = pass$q;
-        if (unit_layer$17) begin
-            weight_rom$17$address = rom_addr$q + layer_rom_offset;
-            bias_rom$17$address = pass$q + layer_bias_offset;
+        weight_rom$17$address = d1_rom$q;
+        bias_rom$17$address = d1_pass$q;
+        if (d1_layer$17$q) begin
+            weight_rom$17$address = d1_rom$q + layer_rom_offset;
+            bias_rom$17$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$18 = pass$q < a_passes$18;
         if (unit_a0$18) begin
@@ -8614,13 +10352,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$18 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$18$clock = clock;
+        d1_layer$18$clock = clock;
+        d0_layer$18$d = unit_layer$18;
+        d1_layer$18$d = d0_layer$18$q;
         weight_rom$18$clock = clock;
         bias_rom$18$clock = clock;
-        weight_rom$18$address = rom_addr$q;
-        bias_rom$18$address = pass$q;
-        if (unit_layer$18) begin
-            weight_rom$18$address = rom_addr$q + layer_rom_offset;
-            bias_rom$18$address = pass$q + layer_bias_offset;
+        weight_rom$18$address = d1_rom$q;
+        bias_rom$18$address = d1_pass$q;
+        if (d1_layer$18$q) begin
+            weight_rom$18$address = d1_rom$q + layer_rom_offset;
+            bias_rom$18$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$19 = pass$q < a_passes$19;
         if (unit_a0$19) begin
@@ -8629,13 +10371,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$19 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$19$clock = clock;
+        d1_layer$19$clock = clock;
+        d0_layer$19$d = unit_layer$19;
+        d1_layer$19$d = d0_layer$19$q;
         weight_rom$19$clock = clock;
         bias_rom$19$clock = clock;
-        weight_rom$19$address = rom_addr$q;
-        bias_rom$19$address = pass$q;
-        if (unit_layer$19) begin
-            weight_rom$19$address = rom_addr$q + layer_rom_offset;
-            bias_rom$19$address = pass$q + layer_bias_offset;
+        weight_rom$19$address = d1_rom$q;
+        bias_rom$19$address = d1_pass$q;
+        if (d1_layer$19$q) begin
+            weight_rom$19$address = d1_rom$q + layer_rom_offset;
+            bias_rom$19$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$20 = pass$q < a_passes$20;
         if (unit_a0$20) begin
@@ -8644,13 +10390,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$20 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$20$clock = clock;
+        d1_layer$20$clock = clock;
+        d0_layer$20$d = unit_layer$20;
+        d1_layer$20$d = d0_layer$20$q;
         weight_rom$20$clock = clock;
         bias_rom$20$clock = clock;
-        weight_rom$20$address = rom_addr$q;
-        bias_rom$20$address = pass$q;
-        if (unit_layer$20) begin
-            weight_rom$20$address = rom_addr$q + layer_rom_offset;
-            bias_rom$20$address = pass$q + layer_bias_offset;
+        weight_rom$20$address = d1_rom$q;
+        bias_rom$20$address = d1_pass$q;
+        if (d1_layer$20$q) begin
+            weight_rom$20$address = d1_rom$q + layer_rom_offset;
+            bias_rom$20$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$21 = pass$q < a_passes$21;
         if (unit_a0$21) begin
@@ -8659,13 +10409,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$21 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$21$clock = clock;
+        d1_layer$21$clock = clock;
+        d0_layer$21$d = unit_layer$21;
+        d1_layer$21$d = d0_layer$21$q;
         weight_rom$21$clock = clock;
         bias_rom$21$clock = clock;
-        weight_rom$21$address = rom_addr$q;
-        bias_rom$21$address = pass$q;
-        if (unit_layer$21) begin
-            weight_rom$21$address = rom_addr$q + layer_rom_offset;
-            bias_rom$21$address = pass$q + layer_bias_offset;
+        weight_rom$21$address = d1_rom$q;
+        bias_rom$21$address = d1_pass$q;
+        if (d1_layer$21$q) begin
+            weight_rom$21$address = d1_rom$q + layer_rom_offset;
+            bias_rom$21$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$22 = pass$q < a_passes$22;
         if (unit_a0$22) begin
@@ -8674,13 +10428,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$22 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$22$clock = clock;
+        d1_layer$22$clock = clock;
+        d0_layer$22$d = unit_layer$22;
+        d1_layer$22$d = d0_layer$22$q;
         weight_rom$22$clock = clock;
         bias_rom$22$clock = clock;
-        weight_rom$22$address = rom_addr$q;
-        bias_rom$22$address = pass$q;
-        if (unit_layer$22) begin
-            weight_rom$22$address = rom_addr$q + layer_rom_offset;
-            bias_rom$22$address = pass$q + layer_bias_offset;
+        weight_rom$22$address = d1_rom$q;
+        bias_rom$22$address = d1_pass$q;
+        if (d1_layer$22$q) begin
+            weight_rom$22$address = d1_rom$q + layer_rom_offset;
+            bias_rom$22$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$23 = pass$q < a_passes$23;
         if (unit_a0$23) begin
@@ -8689,13 +10447,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$23 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$23$clock = clock;
+        d1_layer$23$clock = clock;
+        d0_layer$23$d = unit_layer$23;
+        d1_layer$23$d = d0_layer$23$q;
         weight_rom$23$clock = clock;
         bias_rom$23$clock = clock;
-        weight_rom$23$address = rom_addr$q;
-        bias_rom$23$address = pass$q;
-        if (unit_layer$23) begin
-            weight_rom$23$address = rom_addr$q + layer_rom_offset;
-            bias_rom$23$address = pass$q + layer_bias_offset;
+        weight_rom$23$address = d1_rom$q;
+        bias_rom$23$address = d1_pass$q;
+        if (d1_layer$23$q) begin
+            weight_rom$23$address = d1_rom$q + layer_rom_offset;
+            bias_rom$23$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$24 = pass$q < a_passes$24;
         if (unit_a0$24) begin
@@ -8704,13 +10466,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$24 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$24$clock = clock;
+        d1_layer$24$clock = clock;
+        d0_layer$24$d = unit_layer$24;
+        d1_layer$24$d = d0_layer$24$q;
         weight_rom$24$clock = clock;
         bias_rom$24$clock = clock;
-        weight_rom$24$address = rom_addr$q;
-        bias_rom$24$address = pass$q;
-        if (unit_layer$24) begin
-            weight_rom$24$address = rom_addr$q + layer_rom_offset;
-            bias_rom$24$address = pass$q + layer_bias_offset;
+        weight_rom$24$address = d1_rom$q;
+        bias_rom$24$address = d1_pass$q;
+        if (d1_layer$24$q) begin
+            weight_rom$24$address = d1_rom$q + layer_rom_offset;
+            bias_rom$24$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$25 = pass$q < a_passes$25;
         if (unit_a0$25) begin
@@ -8719,13 +10485,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$25 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$25$clock = clock;
+        d1_layer$25$clock = clock;
+        d0_layer$25$d = unit_layer$25;
+        d1_layer$25$d = d0_layer$25$q;
         weight_rom$25$clock = clock;
         bias_rom$25$clock = clock;
-        weight_rom$25$address = rom_addr$q;
-        bias_rom$25$address = pass$q;
-        if (unit_layer$25) begin
-            weight_rom$25$address = rom_addr$q + layer_rom_offset;
-            bias_rom$25$address = pass$q + layer_bias_offset;
+        weight_rom$25$address = d1_rom$q;
+        bias_rom$25$address = d1_pass$q;
+        if (d1_layer$25$q) begin
+            weight_rom$25$address = d1_rom$q + layer_rom_offset;
+            bias_rom$25$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$26 = pass$q < a_passes$26;
         if (unit_a0$26) begin
@@ -8734,13 +10504,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$26 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$26$clock = clock;
+        d1_layer$26$clock = clock;
+        d0_layer$26$d = unit_layer$26;
+        d1_layer$26$d = d0_layer$26$q;
         weight_rom$26$clock = clock;
         bias_rom$26$clock = clock;
-        weight_rom$26$address = rom_addr$q;
-        bias_rom$26$address = pass$q;
-        if (unit_layer$26) begin
-            weight_rom$26$address = rom_addr$q + layer_rom_offset;
-            bias_rom$26$address = pass$q + layer_bias_offset;
+        weight_rom$26$address = d1_rom$q;
+        bias_rom$26$address = d1_pass$q;
+        if (d1_layer$26$q) begin
+            weight_rom$26$address = d1_rom$q + layer_rom_offset;
+            bias_rom$26$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$27 = pass$q < a_passes$27;
         if (unit_a0$27) begin
@@ -8749,13 +10523,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$27 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$27$clock = clock;
+        d1_layer$27$clock = clock;
+        d0_layer$27$d = unit_layer$27;
+        d1_layer$27$d = d0_layer$27$q;
         weight_rom$27$clock = clock;
         bias_rom$27$clock = clock;
-        weight_rom$27$address = rom_addr$q;
-        bias_rom$27$address = pass$q;
-        if (unit_layer$27) begin
-            weight_rom$27$address = rom_addr$q + layer_rom_offset;
-            bias_rom$27$address = pass$q + layer_bias_offset;
+        weight_rom$27$address = d1_rom$q;
+        bias_rom$27$address = d1_pass$q;
+        if (d1_layer$27$q) begin
+            weight_rom$27$address = d1_rom$q + layer_rom_offset;
+            bias_rom$27$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$28 = pass$q < a_passes$28;
         if (unit_a0$28) begin
@@ -8764,13 +10542,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$28 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$28$clock = clock;
+        d1_layer$28$clock = clock;
+        d0_layer$28$d = unit_layer$28;
+        d1_layer$28$d = d0_layer$28$q;
         weight_rom$28$clock = clock;
         bias_rom$28$clock = clock;
-        weight_rom$28$address = rom_addr$q;
-        bias_rom$28$address = pass$q;
-        if (unit_layer$28) begin
-            weight_rom$28$address = rom_addr$q + layer_rom_offset;
-            bias_rom$28$address = pass$q + layer_bias_offset;
+        weight_rom$28$address = d1_rom$q;
+        bias_rom$28$address = d1_pass$q;
+        if (d1_layer$28$q) begin
+            weight_rom$28$address = d1_rom$q + layer_rom_offset;
+            bias_rom$28$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$29 = pass$q < a_passes$29;
         if (unit_a0$29) begin
@@ -8779,13 +10561,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$29 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$29$clock = clock;
+        d1_layer$29$clock = clock;
+        d0_layer$29$d = unit_layer$29;
+        d1_layer$29$d = d0_layer$29$q;
         weight_rom$29$clock = clock;
         bias_rom$29$clock = clock;
-        weight_rom$29$address = rom_addr$q;
-        bias_rom$29$address = pass$q;
-        if (unit_layer$29) begin
-            weight_rom$29$address = rom_addr$q + layer_rom_offset;
-            bias_rom$29$address = pass$q + layer_bias_offset;
+        weight_rom$29$address = d1_rom$q;
+        bias_rom$29$address = d1_pass$q;
+        if (d1_layer$29$q) begin
+            weight_rom$29$address = d1_rom$q + layer_rom_offset;
+            bias_rom$29$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$30 = pass$q < a_passes$30;
         if (unit_a0$30) begin
@@ -8794,13 +10580,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$30 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$30$clock = clock;
+        d1_layer$30$clock = clock;
+        d0_layer$30$d = unit_layer$30;
+        d1_layer$30$d = d0_layer$30$q;
         weight_rom$30$clock = clock;
         bias_rom$30$clock = clock;
-        weight_rom$30$address = rom_addr$q;
-        bias_rom$30$address = pass$q;
-        if (unit_layer$30) begin
-            weight_rom$30$address = rom_addr$q + layer_rom_offset;
-            bias_rom$30$address = pass$q + layer_bias_offset;
+        weight_rom$30$address = d1_rom$q;
+        bias_rom$30$address = d1_pass$q;
+        if (d1_layer$30$q) begin
+            weight_rom$30$address = d1_rom$q + layer_rom_offset;
+            bias_rom$30$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$31 = pass$q < a_passes$31;
         if (unit_a0$31) begin
@@ -8809,13 +10599,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$31 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$31$clock = clock;
+        d1_layer$31$clock = clock;
+        d0_layer$31$d = unit_layer$31;
+        d1_layer$31$d = d0_layer$31$q;
         weight_rom$31$clock = clock;
         bias_rom$31$clock = clock;
-        weight_rom$31$address = rom_addr$q;
-        bias_rom$31$address = pass$q;
-        if (unit_layer$31) begin
-            weight_rom$31$address = rom_addr$q + layer_rom_offset;
-            bias_rom$31$address = pass$q + layer_bias_offset;
+        weight_rom$31$address = d1_rom$q;
+        bias_rom$31$address = d1_pass$q;
+        if (d1_layer$31$q) begin
+            weight_rom$31$address = d1_rom$q + layer_rom_offset;
+            bias_rom$31$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$32 = pass$q < a_passes$32;
         if (unit_a0$32) begin
@@ -8824,13 +10618,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$32 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$32$clock = clock;
+        d1_layer$32$clock = clock;
+        d0_layer$32$d = unit_layer$32;
+        d1_layer$32$d = d0_layer$32$q;
         weight_rom$32$clock = clock;
         bias_rom$32$clock = clock;
-        weight_rom$32$address = rom_addr$q;
-        bias_rom$32$address = pass$q;
-        if (unit_layer$32) begin
-            weight_rom$32$address = rom_addr$q + layer_rom_offset;
-            bias_rom$32$address = pass$q + layer_bias_offset;
+        weight_rom$32$address = d1_rom$q;
+        bias_rom$32$address = d1_pass$q;
+        if (d1_layer$32$q) begin
+            weight_rom$32$address = d1_rom$q + layer_rom_offset;
+            bias_rom$32$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$33 = pass$q < a_passes$33;
         if (unit_a0$33) begin
@@ -8839,13 +10637,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$33 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$33$clock = clock;
+        d1_layer$33$clock = clock;
+        d0_layer$33$d = unit_layer$33;
+        d1_layer$33$d = d0_layer$33$q;
         weight_rom$33$clock = clock;
         bias_rom$33$clock = clock;
-        weight_rom$33$address = rom_addr$q;
-        bias_rom$33$address = pass$q;
-        if (unit_layer$33) begin
-            weight_rom$33$address = rom_addr$q + layer_rom_offset;
-            bias_rom$33$address = pass$q + layer_bias_offset;
+        weight_rom$33$address = d1_rom$q;
+        bias_rom$33$address = d1_pass$q;
+        if (d1_layer$33$q) begin
+            weight_rom$33$address = d1_rom$q + layer_rom_offset;
+            bias_rom$33$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$34 = pass$q < a_passes$34;
         if (unit_a0$34) begin
@@ -8854,13 +10656,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$34 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$34$clock = clock;
+        d1_layer$34$clock = clock;
+        d0_layer$34$d = unit_layer$34;
+        d1_layer$34$d = d0_layer$34$q;
         weight_rom$34$clock = clock;
         bias_rom$34$clock = clock;
-        weight_rom$34$address = rom_addr$q;
-        bias_rom$34$address = pass$q;
-        if (unit_layer$34) begin
-            weight_rom$34$address = rom_addr$q + layer_rom_offset;
-            bias_rom$34$address = pass$q + layer_bias_offset;
+        weight_rom$34$address = d1_rom$q;
+        bias_rom$34$address = d1_pass$q;
+        if (d1_layer$34$q) begin
+            weight_rom$34$address = d1_rom$q + layer_rom_offset;
+            bias_rom$34$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$35 = pass$q < a_passes$35;
         if (unit_a0$35) begin
@@ -8869,13 +10675,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$35 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$35$clock = clock;
+        d1_layer$35$clock = clock;
+        d0_layer$35$d = unit_layer$35;
+        d1_layer$35$d = d0_layer$35$q;
         weight_rom$35$clock = clock;
         bias_rom$35$clock = clock;
-        weight_rom$35$address = rom_addr$q;
-        bias_rom$35$address = pass$q;
-        if (unit_layer$35) begin
-            weight_rom$35$address = rom_addr$q + layer_rom_offset;
-            bias_rom$35$address = pass$q + layer_bias_offset;
+        weight_rom$35$address = d1_rom$q;
+        bias_rom$35$address = d1_pass$q;
+        if (d1_layer$35$q) begin
+            weight_rom$35$address = d1_rom$q + layer_rom_offset;
+            bias_rom$35$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$36 = pass$q < a_passes$36;
         if (unit_a0$36) begin
@@ -8884,13 +10694,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$36 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$36$clock = clock;
+        d1_layer$36$clock = clock;
+        d0_layer$36$d = unit_layer$36;
+        d1_layer$36$d = d0_layer$36$q;
         weight_rom$36$clock = clock;
         bias_rom$36$clock = clock;
-        weight_rom$36$address = rom_addr$q;
-        bias_rom$36$address = pass$q;
-        if (unit_layer$36) begin
-            weight_rom$36$address = rom_addr$q + layer_rom_offset;
-            bias_rom$36$address = pass$q + layer_bias_offset;
+        weight_rom$36$address = d1_rom$q;
+        bias_rom$36$address = d1_pass$q;
+        if (d1_layer$36$q) begin
+            weight_rom$36$address = d1_rom$q + layer_rom_offset;
+            bias_rom$36$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$37 = pass$q < a_passes$37;
         if (unit_a0$37) begin
@@ -8899,13 +10713,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$37 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$37$clock = clock;
+        d1_layer$37$clock = clock;
+        d0_layer$37$d = unit_layer$37;
+        d1_layer$37$d = d0_layer$37$q;
         weight_rom$37$clock = clock;
         bias_rom$37$clock = clock;
-        weight_rom$37$address = rom_addr$q;
-        bias_rom$37$address = pass$q;
-        if (unit_layer$37) begin
-            weight_rom$37$address = rom_addr$q + layer_rom_offset;
-            bias_rom$37$address = pass$q + layer_bias_offset;
+        weight_rom$37$address = d1_rom$q;
+        bias_rom$37$address = d1_pass$q;
+        if (d1_layer$37$q) begin
+            weight_rom$37$address = d1_rom$q + layer_rom_offset;
+            bias_rom$37$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$38 = pass$q < a_passes$38;
         if (unit_a0$38) begin
@@ -8914,13 +10732,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$38 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$38$clock = clock;
+        d1_layer$38$clock = clock;
+        d0_layer$38$d = unit_layer$38;
+        d1_layer$38$d = d0_layer$38$q;
         weight_rom$38$clock = clock;
         bias_rom$38$clock = clock;
-        weight_rom$38$address = rom_addr$q;
-        bias_rom$38$address = pass$q;
-        if (unit_layer$38) begin
-            weight_rom$38$address = rom_addr$q + layer_rom_offset;
-            bias_rom$38$address = pass$q + layer_bias_offset;
+        weight_rom$38$address = d1_rom$q;
+        bias_rom$38$address = d1_pass$q;
+        if (d1_layer$38$q) begin
+            weight_rom$38$address = d1_rom$q + layer_rom_offset;
+            bias_rom$38$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$39 = pass$q < a_passes$39;
         if (unit_a0$39) begin
@@ -8929,13 +10751,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$39 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$39$clock = clock;
+        d1_layer$39$clock = clock;
+        d0_layer$39$d = unit_layer$39;
+        d1_layer$39$d = d0_layer$39$q;
         weight_rom$39$clock = clock;
         bias_rom$39$clock = clock;
-        weight_rom$39$address = rom_addr$q;
-        bias_rom$39$address = pass$q;
-        if (unit_layer$39) begin
-            weight_rom$39$address = rom_addr$q + layer_rom_offset;
-            bias_rom$39$address = pass$q + layer_bias_offset;
+        weight_rom$39$address = d1_rom$q;
+        bias_rom$39$address = d1_pass$q;
+        if (d1_layer$39$q) begin
+            weight_rom$39$address = d1_rom$q + layer_rom_offset;
+            bias_rom$39$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$40 = pass$q < a_passes$40;
         if (unit_a0$40) begin
@@ -8944,13 +10770,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$40 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$40$clock = clock;
+        d1_layer$40$clock = clock;
+        d0_layer$40$d = unit_layer$40;
+        d1_layer$40$d = d0_layer$40$q;
         weight_rom$40$clock = clock;
         bias_rom$40$clock = clock;
-        weight_rom$40$address = rom_addr$q;
-        bias_rom$40$address = pass$q;
-        if (unit_layer$40) begin
-            weight_rom$40$address = rom_addr$q + layer_rom_offset;
-            bias_rom$40$address = pass$q + layer_bias_offset;
+        weight_rom$40$address = d1_rom$q;
+        bias_rom$40$address = d1_pass$q;
+        if (d1_layer$40$q) begin
+            weight_rom$40$address = d1_rom$q + layer_rom_offset;
+            bias_rom$40$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$41 = pass$q < a_passes$41;
         if (unit_a0$41) begin
@@ -8959,13 +10789,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$41 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$41$clock = clock;
+        d1_layer$41$clock = clock;
+        d0_layer$41$d = unit_layer$41;
+        d1_layer$41$d = d0_layer$41$q;
         weight_rom$41$clock = clock;
         bias_rom$41$clock = clock;
-        weight_rom$41$address = rom_addr$q;
-        bias_rom$41$address = pass$q;
-        if (unit_layer$41) begin
-            weight_rom$41$address = rom_addr$q + layer_rom_offset;
-            bias_rom$41$address = pass$q + layer_bias_offset;
+        weight_rom$41$address = d1_rom$q;
+        bias_rom$41$address = d1_pass$q;
+        if (d1_layer$41$q) begin
+            weight_rom$41$address = d1_rom$q + layer_rom_offset;
+            bias_rom$41$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$42 = pass$q < a_passes$42;
         if (unit_a0$42) begin
@@ -8974,13 +10808,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$42 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$42$clock = clock;
+        d1_layer$42$clock = clock;
+        d0_layer$42$d = unit_layer$42;
+        d1_layer$42$d = d0_layer$42$q;
         weight_rom$42$clock = clock;
         bias_rom$42$clock = clock;
-        weight_rom$42$address = rom_addr$q;
-        bias_rom$42$address = pass$q;
-        if (unit_layer$42) begin
-            weight_rom$42$address = rom_addr$q + layer_rom_offset;
-            bias_rom$42$address = pass$q + layer_bias_offset;
+        weight_rom$42$address = d1_rom$q;
+        bias_rom$42$address = d1_pass$q;
+        if (d1_layer$42$q) begin
+            weight_rom$42$address = d1_rom$q + layer_rom_offset;
+            bias_rom$42$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$43 = pass$q < a_passes$43;
         if (unit_a0$43) begin
@@ -8989,13 +10827,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$43 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$43$clock = clock;
+        d1_layer$43$clock = clock;
+        d0_layer$43$d = unit_layer$43;
+        d1_layer$43$d = d0_layer$43$q;
         weight_rom$43$clock = clock;
         bias_rom$43$clock = clock;
-        weight_rom$43$address = rom_addr$q;
-        bias_rom$43$address = pass$q;
-        if (unit_layer$43) begin
-            weight_rom$43$address = rom_addr$q + layer_rom_offset;
-            bias_rom$43$address = pass$q + layer_bias_offset;
+        weight_rom$43$address = d1_rom$q;
+        bias_rom$43$address = d1_pass$q;
+        if (d1_layer$43$q) begin
+            weight_rom$43$address = d1_rom$q + layer_rom_offset;
+            bias_rom$43$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$44 = pass$q < a_passes$44;
         if (unit_a0$44) begin
@@ -9004,13 +10846,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$44 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$44$clock = clock;
+        d1_layer$44$clock = clock;
+        d0_layer$44$d = unit_layer$44;
+        d1_layer$44$d = d0_layer$44$q;
         weight_rom$44$clock = clock;
         bias_rom$44$clock = clock;
-        weight_rom$44$address = rom_addr$q;
-        bias_rom$44$address = pass$q;
-        if (unit_layer$44) begin
-            weight_rom$44$address = rom_addr$q + layer_rom_offset;
-            bias_rom$44$address = pass$q + layer_bias_offset;
+        weight_rom$44$address = d1_rom$q;
+        bias_rom$44$address = d1_pass$q;
+        if (d1_layer$44$q) begin
+            weight_rom$44$address = d1_rom$q + layer_rom_offset;
+            bias_rom$44$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$45 = pass$q < a_passes$45;
         if (unit_a0$45) begin
@@ -9019,13 +10865,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$45 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$45$clock = clock;
+        d1_layer$45$clock = clock;
+        d0_layer$45$d = unit_layer$45;
+        d1_layer$45$d = d0_layer$45$q;
         weight_rom$45$clock = clock;
         bias_rom$45$clock = clock;
-        weight_rom$45$address = rom_addr$q;
-        bias_rom$45$address = pass$q;
-        if (unit_layer$45) begin
-            weight_rom$45$address = rom_addr$q + layer_rom_offset;
-            bias_rom$45$address = pass$q + layer_bias_offset;
+        weight_rom$45$address = d1_rom$q;
+        bias_rom$45$address = d1_pass$q;
+        if (d1_layer$45$q) begin
+            weight_rom$45$address = d1_rom$q + layer_rom_offset;
+            bias_rom$45$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$46 = pass$q < a_passes$46;
         if (unit_a0$46) begin
@@ -9034,13 +10884,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$46 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$46$clock = clock;
+        d1_layer$46$clock = clock;
+        d0_layer$46$d = unit_layer$46;
+        d1_layer$46$d = d0_layer$46$q;
         weight_rom$46$clock = clock;
         bias_rom$46$clock = clock;
-        weight_rom$46$address = rom_addr$q;
-        bias_rom$46$address = pass$q;
-        if (unit_layer$46) begin
-            weight_rom$46$address = rom_addr$q + layer_rom_offset;
-            bias_rom$46$address = pass$q + layer_bias_offset;
+        weight_rom$46$address = d1_rom$q;
+        bias_rom$46$address = d1_pass$q;
+        if (d1_layer$46$q) begin
+            weight_rom$46$address = d1_rom$q + layer_rom_offset;
+            bias_rom$46$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$47 = pass$q < a_passes$47;
         if (unit_a0$47) begin
@@ -9049,13 +10903,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$47 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$47$clock = clock;
+        d1_layer$47$clock = clock;
+        d0_layer$47$d = unit_layer$47;
+        d1_layer$47$d = d0_layer$47$q;
         weight_rom$47$clock = clock;
         bias_rom$47$clock = clock;
-        weight_rom$47$address = rom_addr$q;
-        bias_rom$47$address = pass$q;
-        if (unit_layer$47) begin
-            weight_rom$47$address = rom_addr$q + layer_rom_offset;
-            bias_rom$47$address = pass$q + layer_bias_offset;
+        weight_rom$47$address = d1_rom$q;
+        bias_rom$47$address = d1_pass$q;
+        if (d1_layer$47$q) begin
+            weight_rom$47$address = d1_rom$q + layer_rom_offset;
+            bias_rom$47$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$48 = pass$q < a_passes$48;
         if (unit_a0$48) begin
@@ -9064,13 +10922,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$48 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$48$clock = clock;
+        d1_layer$48$clock = clock;
+        d0_layer$48$d = unit_layer$48;
+        d1_layer$48$d = d0_layer$48$q;
         weight_rom$48$clock = clock;
         bias_rom$48$clock = clock;
-        weight_rom$48$address = rom_addr$q;
-        bias_rom$48$address = pass$q;
-        if (unit_layer$48) begin
-            weight_rom$48$address = rom_addr$q + layer_rom_offset;
-            bias_rom$48$address = pass$q + layer_bias_offset;
+        weight_rom$48$address = d1_rom$q;
+        bias_rom$48$address = d1_pass$q;
+        if (d1_layer$48$q) begin
+            weight_rom$48$address = d1_rom$q + layer_rom_offset;
+            bias_rom$48$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$49 = pass$q < a_passes$49;
         if (unit_a0$49) begin
@@ -9079,13 +10941,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$49 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$49$clock = clock;
+        d1_layer$49$clock = clock;
+        d0_layer$49$d = unit_layer$49;
+        d1_layer$49$d = d0_layer$49$q;
         weight_rom$49$clock = clock;
         bias_rom$49$clock = clock;
-        weight_rom$49$address = rom_addr$q;
-        bias_rom$49$address = pass$q;
-        if (unit_layer$49) begin
-            weight_rom$49$address = rom_addr$q + layer_rom_offset;
-            bias_rom$49$address = pass$q + layer_bias_offset;
+        weight_rom$49$address = d1_rom$q;
+        bias_rom$49$address = d1_pass$q;
+        if (d1_layer$49$q) begin
+            weight_rom$49$address = d1_rom$q + layer_rom_offset;
+            bias_rom$49$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$50 = pass$q < a_passes$50;
         if (unit_a0$50) begin
@@ -9094,13 +10960,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$50 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$50$clock = clock;
+        d1_layer$50$clock = clock;
+        d0_layer$50$d = unit_layer$50;
+        d1_layer$50$d = d0_layer$50$q;
         weight_rom$50$clock = clock;
         bias_rom$50$clock = clock;
-        weight_rom$50$address = rom_addr$q;
-        bias_rom$50$address = pass$q;
-        if (unit_layer$50) begin
-            weight_rom$50$address = rom_addr$q + layer_rom_offset;
-            bias_rom$50$address = pass$q + layer_bias_offset;
+        weight_rom$50$address = d1_rom$q;
+        bias_rom$50$address = d1_pass$q;
+        if (d1_layer$50$q) begin
+            weight_rom$50$address = d1_rom$q + layer_rom_offset;
+            bias_rom$50$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$51 = pass$q < a_passes$51;
         if (unit_a0$51) begin
@@ -9109,13 +10979,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$51 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$51$clock = clock;
+        d1_layer$51$clock = clock;
+        d0_layer$51$d = unit_layer$51;
+        d1_layer$51$d = d0_layer$51$q;
         weight_rom$51$clock = clock;
         bias_rom$51$clock = clock;
-        weight_rom$51$address = rom_addr$q;
-        bias_rom$51$address = pass$q;
-        if (unit_layer$51) begin
-            weight_rom$51$address = rom_addr$q + layer_rom_offset;
-            bias_rom$51$address = pass$q + layer_bias_offset;
+        weight_rom$51$address = d1_rom$q;
+        bias_rom$51$address = d1_pass$q;
+        if (d1_layer$51$q) begin
+            weight_rom$51$address = d1_rom$q + layer_rom_offset;
+            bias_rom$51$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$52 = pass$q < a_passes$52;
         if (unit_a0$52) begin
@@ -9124,13 +10998,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$52 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$52$clock = clock;
+        d1_layer$52$clock = clock;
+        d0_layer$52$d = unit_layer$52;
+        d1_layer$52$d = d0_layer$52$q;
         weight_rom$52$clock = clock;
         bias_rom$52$clock = clock;
-        weight_rom$52$address = rom_addr$q;
-        bias_rom$52$address = pass$q;
-        if (unit_layer$52) begin
-            weight_rom$52$address = rom_addr$q + layer_rom_offset;
-            bias_rom$52$address = pass$q + layer_bias_offset;
+        weight_rom$52$address = d1_rom$q;
+        bias_rom$52$address = d1_pass$q;
+        if (d1_layer$52$q) begin
+            weight_rom$52$address = d1_rom$q + layer_rom_offset;
+            bias_rom$52$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$53 = pass$q < a_passes$53;
         if (unit_a0$53) begin
@@ -9139,13 +11017,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$53 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$53$clock = clock;
+        d1_layer$53$clock = clock;
+        d0_layer$53$d = unit_layer$53;
+        d1_layer$53$d = d0_layer$53$q;
         weight_rom$53$clock = clock;
         bias_rom$53$clock = clock;
-        weight_rom$53$address = rom_addr$q;
-        bias_rom$53$address = pass$q;
-        if (unit_layer$53) begin
-            weight_rom$53$address = rom_addr$q + layer_rom_offset;
-            bias_rom$53$address = pass$q + layer_bias_offset;
+        weight_rom$53$address = d1_rom$q;
+        bias_rom$53$address = d1_pass$q;
+        if (d1_layer$53$q) begin
+            weight_rom$53$address = d1_rom$q + layer_rom_offset;
+            bias_rom$53$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$54 = pass$q < a_passes$54;
         if (unit_a0$54) begin
@@ -9154,13 +11036,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$54 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$54$clock = clock;
+        d1_layer$54$clock = clock;
+        d0_layer$54$d = unit_layer$54;
+        d1_layer$54$d = d0_layer$54$q;
         weight_rom$54$clock = clock;
         bias_rom$54$clock = clock;
-        weight_rom$54$address = rom_addr$q;
-        bias_rom$54$address = pass$q;
-        if (unit_layer$54) begin
-            weight_rom$54$address = rom_addr$q + layer_rom_offset;
-            bias_rom$54$address = pass$q + layer_bias_offset;
+        weight_rom$54$address = d1_rom$q;
+        bias_rom$54$address = d1_pass$q;
+        if (d1_layer$54$q) begin
+            weight_rom$54$address = d1_rom$q + layer_rom_offset;
+            bias_rom$54$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$55 = pass$q < a_passes$55;
         if (unit_a0$55) begin
@@ -9169,13 +11055,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$55 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$55$clock = clock;
+        d1_layer$55$clock = clock;
+        d0_layer$55$d = unit_layer$55;
+        d1_layer$55$d = d0_layer$55$q;
         weight_rom$55$clock = clock;
         bias_rom$55$clock = clock;
-        weight_rom$55$address = rom_addr$q;
-        bias_rom$55$address = pass$q;
-        if (unit_layer$55) begin
-            weight_rom$55$address = rom_addr$q + layer_rom_offset;
-            bias_rom$55$address = pass$q + layer_bias_offset;
+        weight_rom$55$address = d1_rom$q;
+        bias_rom$55$address = d1_pass$q;
+        if (d1_layer$55$q) begin
+            weight_rom$55$address = d1_rom$q + layer_rom_offset;
+            bias_rom$55$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$56 = pass$q < a_passes$56;
         if (unit_a0$56) begin
@@ -9184,13 +11074,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$56 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$56$clock = clock;
+        d1_layer$56$clock = clock;
+        d0_layer$56$d = unit_layer$56;
+        d1_layer$56$d = d0_layer$56$q;
         weight_rom$56$clock = clock;
         bias_rom$56$clock = clock;
-        weight_rom$56$address = rom_addr$q;
-        bias_rom$56$address = pass$q;
-        if (unit_layer$56) begin
-            weight_rom$56$address = rom_addr$q + layer_rom_offset;
-            bias_rom$56$address = pass$q + layer_bias_offset;
+        weight_rom$56$address = d1_rom$q;
+        bias_rom$56$address = d1_pass$q;
+        if (d1_layer$56$q) begin
+            weight_rom$56$address = d1_rom$q + layer_rom_offset;
+            bias_rom$56$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$57 = pass$q < a_passes$57;
         if (unit_a0$57) begin
@@ -9199,13 +11093,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$57 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$57$clock = clock;
+        d1_layer$57$clock = clock;
+        d0_layer$57$d = unit_layer$57;
+        d1_layer$57$d = d0_layer$57$q;
         weight_rom$57$clock = clock;
         bias_rom$57$clock = clock;
-        weight_rom$57$address = rom_addr$q;
-        bias_rom$57$address = pass$q;
-        if (unit_layer$57) begin
-            weight_rom$57$address = rom_addr$q + layer_rom_offset;
-            bias_rom$57$address = pass$q + layer_bias_offset;
+        weight_rom$57$address = d1_rom$q;
+        bias_rom$57$address = d1_pass$q;
+        if (d1_layer$57$q) begin
+            weight_rom$57$address = d1_rom$q + layer_rom_offset;
+            bias_rom$57$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$58 = pass$q < a_passes$58;
         if (unit_a0$58) begin
@@ -9214,13 +11112,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$58 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$58$clock = clock;
+        d1_layer$58$clock = clock;
+        d0_layer$58$d = unit_layer$58;
+        d1_layer$58$d = d0_layer$58$q;
         weight_rom$58$clock = clock;
         bias_rom$58$clock = clock;
-        weight_rom$58$address = rom_addr$q;
-        bias_rom$58$address = pass$q;
-        if (unit_layer$58) begin
-            weight_rom$58$address = rom_addr$q + layer_rom_offset;
-            bias_rom$58$address = pass$q + layer_bias_offset;
+        weight_rom$58$address = d1_rom$q;
+        bias_rom$58$address = d1_pass$q;
+        if (d1_layer$58$q) begin
+            weight_rom$58$address = d1_rom$q + layer_rom_offset;
+            bias_rom$58$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$59 = pass$q < a_passes$59;
         if (unit_a0$59) begin
@@ -9229,13 +11131,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$59 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$59$clock = clock;
+        d1_layer$59$clock = clock;
+        d0_layer$59$d = unit_layer$59;
+        d1_layer$59$d = d0_layer$59$q;
         weight_rom$59$clock = clock;
         bias_rom$59$clock = clock;
-        weight_rom$59$address = rom_addr$q;
-        bias_rom$59$address = pass$q;
-        if (unit_layer$59) begin
-            weight_rom$59$address = rom_addr$q + layer_rom_offset;
-            bias_rom$59$address = pass$q + layer_bias_offset;
+        weight_rom$59$address = d1_rom$q;
+        bias_rom$59$address = d1_pass$q;
+        if (d1_layer$59$q) begin
+            weight_rom$59$address = d1_rom$q + layer_rom_offset;
+            bias_rom$59$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$60 = pass$q < a_passes$60;
         if (unit_a0$60) begin
@@ -9244,13 +11150,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$60 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$60$clock = clock;
+        d1_layer$60$clock = clock;
+        d0_layer$60$d = unit_layer$60;
+        d1_layer$60$d = d0_layer$60$q;
         weight_rom$60$clock = clock;
         bias_rom$60$clock = clock;
-        weight_rom$60$address = rom_addr$q;
-        bias_rom$60$address = pass$q;
-        if (unit_layer$60) begin
-            weight_rom$60$address = rom_addr$q + layer_rom_offset;
-            bias_rom$60$address = pass$q + layer_bias_offset;
+        weight_rom$60$address = d1_rom$q;
+        bias_rom$60$address = d1_pass$q;
+        if (d1_layer$60$q) begin
+            weight_rom$60$address = d1_rom$q + layer_rom_offset;
+            bias_rom$60$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$61 = pass$q < a_passes$61;
         if (unit_a0$61) begin
@@ -9259,13 +11169,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$61 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$61$clock = clock;
+        d1_layer$61$clock = clock;
+        d0_layer$61$d = unit_layer$61;
+        d1_layer$61$d = d0_layer$61$q;
         weight_rom$61$clock = clock;
         bias_rom$61$clock = clock;
-        weight_rom$61$address = rom_addr$q;
-        bias_rom$61$address = pass$q;
-        if (unit_layer$61) begin
-            weight_rom$61$address = rom_addr$q + layer_rom_offset;
-            bias_rom$61$address = pass$q + layer_bias_offset;
+        weight_rom$61$address = d1_rom$q;
+        bias_rom$61$address = d1_pass$q;
+        if (d1_layer$61$q) begin
+            weight_rom$61$address = d1_rom$q + layer_rom_offset;
+            bias_rom$61$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$62 = pass$q < a_passes$62;
         if (unit_a0$62) begin
@@ -9274,13 +11188,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$62 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$62$clock = clock;
+        d1_layer$62$clock = clock;
+        d0_layer$62$d = unit_layer$62;
+        d1_layer$62$d = d0_layer$62$q;
         weight_rom$62$clock = clock;
         bias_rom$62$clock = clock;
-        weight_rom$62$address = rom_addr$q;
-        bias_rom$62$address = pass$q;
-        if (unit_layer$62) begin
-            weight_rom$62$address = rom_addr$q + layer_rom_offset;
-            bias_rom$62$address = pass$q + layer_bias_offset;
+        weight_rom$62$address = d1_rom$q;
+        bias_rom$62$address = d1_pass$q;
+        if (d1_layer$62$q) begin
+            weight_rom$62$address = d1_rom$q + layer_rom_offset;
+            bias_rom$62$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$63 = pass$q < a_passes$63;
         if (unit_a0$63) begin
@@ -9289,13 +11207,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$63 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$63$clock = clock;
+        d1_layer$63$clock = clock;
+        d0_layer$63$d = unit_layer$63;
+        d1_layer$63$d = d0_layer$63$q;
         weight_rom$63$clock = clock;
         bias_rom$63$clock = clock;
-        weight_rom$63$address = rom_addr$q;
-        bias_rom$63$address = pass$q;
-        if (unit_layer$63) begin
-            weight_rom$63$address = rom_addr$q + layer_rom_offset;
-            bias_rom$63$address = pass$q + layer_bias_offset;
+        weight_rom$63$address = d1_rom$q;
+        bias_rom$63$address = d1_pass$q;
+        if (d1_layer$63$q) begin
+            weight_rom$63$address = d1_rom$q + layer_rom_offset;
+            bias_rom$63$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$64 = 1'b0;
         if (unit_a0$64) begin
@@ -9304,13 +11226,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$64 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$64$clock = clock;
+        d1_layer$64$clock = clock;
+        d0_layer$64$d = unit_layer$64;
+        d1_layer$64$d = d0_layer$64$q;
         weight_rom$64$clock = clock;
         bias_rom$64$clock = clock;
-        weight_rom$64$address = rom_addr$q;
-        bias_rom$64$address = pass$q;
-        if (unit_layer$64) begin
-            weight_rom$64$address = rom_addr$q + layer_rom_offset;
-            bias_rom$64$address = pass$q + layer_bias_offset;
+        weight_rom$64$address = d1_rom$q;
+        bias_rom$64$address = d1_pass$q;
+        if (d1_layer$64$q) begin
+            weight_rom$64$address = d1_rom$q + layer_rom_offset;
+            bias_rom$64$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$65 = 1'b0;
         if (unit_a0$65) begin
@@ -9319,13 +11245,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$65 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$65$clock = clock;
+        d1_layer$65$clock = clock;
+        d0_layer$65$d = unit_layer$65;
+        d1_layer$65$d = d0_layer$65$q;
         weight_rom$65$clock = clock;
         bias_rom$65$clock = clock;
-        weight_rom$65$address = rom_addr$q;
-        bias_rom$65$address = pass$q;
-        if (unit_layer$65) begin
-            weight_rom$65$address = rom_addr$q + layer_rom_offset;
-            bias_rom$65$address = pass$q + layer_bias_offset;
+        weight_rom$65$address = d1_rom$q;
+        bias_rom$65$address = d1_pass$q;
+        if (d1_layer$65$q) begin
+            weight_rom$65$address = d1_rom$q + layer_rom_offset;
+            bias_rom$65$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$66 = 1'b0;
         if (unit_a0$66) begin
@@ -9334,13 +11264,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$66 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$66$clock = clock;
+        d1_layer$66$clock = clock;
+        d0_layer$66$d = unit_layer$66;
+        d1_layer$66$d = d0_layer$66$q;
         weight_rom$66$clock = clock;
         bias_rom$66$clock = clock;
-        weight_rom$66$address = rom_addr$q;
-        bias_rom$66$address = pass$q;
-        if (unit_layer$66) begin
-            weight_rom$66$address = rom_addr$q + layer_rom_offset;
-            bias_rom$66$address = pass$q + layer_bias_offset;
+        weight_rom$66$address = d1_rom$q;
+        bias_rom$66$address = d1_pass$q;
+        if (d1_layer$66$q) begin
+            weight_rom$66$address = d1_rom$q + layer_rom_offset;
+            bias_rom$66$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$67 = 1'b0;
         if (unit_a0$67) begin
@@ -9349,13 +11283,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$67 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$67$clock = clock;
+        d1_layer$67$clock = clock;
+        d0_layer$67$d = unit_layer$67;
+        d1_layer$67$d = d0_layer$67$q;
         weight_rom$67$clock = clock;
         bias_rom$67$clock = clock;
-        weight_rom$67$address = rom_addr$q;
-        bias_rom$67$address = pass$q;
-        if (unit_layer$67) begin
-            weight_rom$67$address = rom_addr$q + layer_rom_offset;
-            bias_rom$67$address = pass$q + layer_bias_offset;
+        weight_rom$67$address = d1_rom$q;
+        bias_rom$67$address = d1_pass$q;
+        if (d1_layer$67$q) begin
+            weight_rom$67$address = d1_rom$q + layer_rom_offset;
+            bias_rom$67$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$68 = 1'b0;
         if (unit_a0$68) begin
@@ -9364,13 +11302,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$68 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$68$clock = clock;
+        d1_layer$68$clock = clock;
+        d0_layer$68$d = unit_layer$68;
+        d1_layer$68$d = d0_layer$68$q;
         weight_rom$68$clock = clock;
         bias_rom$68$clock = clock;
-        weight_rom$68$address = rom_addr$q;
-        bias_rom$68$address = pass$q;
-        if (unit_layer$68) begin
-            weight_rom$68$address = rom_addr$q + layer_rom_offset;
-            bias_rom$68$address = pass$q + layer_bias_offset;
+        weight_rom$68$address = d1_rom$q;
+        bias_rom$68$address = d1_pass$q;
+        if (d1_layer$68$q) begin
+            weight_rom$68$address = d1_rom$q + layer_rom_offset;
+            bias_rom$68$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$69 = 1'b0;
         if (unit_a0$69) begin
@@ -9379,13 +11321,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$69 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$69$clock = clock;
+        d1_layer$69$clock = clock;
+        d0_layer$69$d = unit_layer$69;
+        d1_layer$69$d = d0_layer$69$q;
         weight_rom$69$clock = clock;
         bias_rom$69$clock = clock;
-        weight_rom$69$address = rom_addr$q;
-        bias_rom$69$address = pass$q;
-        if (unit_layer$69) begin
-            weight_rom$69$address = rom_addr$q + layer_rom_offset;
-            bias_rom$69$address = pass$q + layer_bias_offset;
+        weight_rom$69$address = d1_rom$q;
+        bias_rom$69$address = d1_pass$q;
+        if (d1_layer$69$q) begin
+            weight_rom$69$address = d1_rom$q + layer_rom_offset;
+            bias_rom$69$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$70 = 1'b0;
         if (unit_a0$70) begin
@@ -9394,13 +11340,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$70 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$70$clock = clock;
+        d1_layer$70$clock = clock;
+        d0_layer$70$d = unit_layer$70;
+        d1_layer$70$d = d0_layer$70$q;
         weight_rom$70$clock = clock;
         bias_rom$70$clock = clock;
-        weight_rom$70$address = rom_addr$q;
-        bias_rom$70$address = pass$q;
-        if (unit_layer$70) begin
-            weight_rom$70$address = rom_addr$q + layer_rom_offset;
-            bias_rom$70$address = pass$q + layer_bias_offset;
+        weight_rom$70$address = d1_rom$q;
+        bias_rom$70$address = d1_pass$q;
+        if (d1_layer$70$q) begin
+            weight_rom$70$address = d1_rom$q + layer_rom_offset;
+            bias_rom$70$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$71 = 1'b0;
         if (unit_a0$71) begin
@@ -9409,13 +11359,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$71 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$71$clock = clock;
+        d1_layer$71$clock = clock;
+        d0_layer$71$d = unit_layer$71;
+        d1_layer$71$d = d0_layer$71$q;
         weight_rom$71$clock = clock;
         bias_rom$71$clock = clock;
-        weight_rom$71$address = rom_addr$q;
-        bias_rom$71$address = pass$q;
-        if (unit_layer$71) begin
-            weight_rom$71$address = rom_addr$q + layer_rom_offset;
-            bias_rom$71$address = pass$q + layer_bias_offset;
+        weight_rom$71$address = d1_rom$q;
+        bias_rom$71$address = d1_pass$q;
+        if (d1_layer$71$q) begin
+            weight_rom$71$address = d1_rom$q + layer_rom_offset;
+            bias_rom$71$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$72 = 1'b0;
         if (unit_a0$72) begin
@@ -9424,13 +11378,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$72 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$72$clock = clock;
+        d1_layer$72$clock = clock;
+        d0_layer$72$d = unit_layer$72;
+        d1_layer$72$d = d0_layer$72$q;
         weight_rom$72$clock = clock;
         bias_rom$72$clock = clock;
-        weight_rom$72$address = rom_addr$q;
-        bias_rom$72$address = pass$q;
-        if (unit_layer$72) begin
-            weight_rom$72$address = rom_addr$q + layer_rom_offset;
-            bias_rom$72$address = pass$q + layer_bias_offset;
+        weight_rom$72$address = d1_rom$q;
+        bias_rom$72$address = d1_pass$q;
+        if (d1_layer$72$q) begin
+            weight_rom$72$address = d1_rom$q + layer_rom_offset;
+            bias_rom$72$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$73 = 1'b0;
         if (unit_a0$73) begin
@@ -9439,13 +11397,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$73 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$73$clock = clock;
+        d1_layer$73$clock = clock;
+        d0_layer$73$d = unit_layer$73;
+        d1_layer$73$d = d0_layer$73$q;
         weight_rom$73$clock = clock;
         bias_rom$73$clock = clock;
-        weight_rom$73$address = rom_addr$q;
-        bias_rom$73$address = pass$q;
-        if (unit_layer$73) begin
-            weight_rom$73$address = rom_addr$q + layer_rom_offset;
-            bias_rom$73$address = pass$q + layer_bias_offset;
+        weight_rom$73$address = d1_rom$q;
+        bias_rom$73$address = d1_pass$q;
+        if (d1_layer$73$q) begin
+            weight_rom$73$address = d1_rom$q + layer_rom_offset;
+            bias_rom$73$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$74 = 1'b0;
         if (unit_a0$74) begin
@@ -9454,13 +11416,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$74 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$74$clock = clock;
+        d1_layer$74$clock = clock;
+        d0_layer$74$d = unit_layer$74;
+        d1_layer$74$d = d0_layer$74$q;
         weight_rom$74$clock = clock;
         bias_rom$74$clock = clock;
-        weight_rom$74$address = rom_addr$q;
-        bias_rom$74$address = pass$q;
-        if (unit_layer$74) begin
-            weight_rom$74$address = rom_addr$q + layer_rom_offset;
-            bias_rom$74$address = pass$q + layer_bias_offset;
+        weight_rom$74$address = d1_rom$q;
+        bias_rom$74$address = d1_pass$q;
+        if (d1_layer$74$q) begin
+            weight_rom$74$address = d1_rom$q + layer_rom_offset;
+            bias_rom$74$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$75 = 1'b0;
         if (unit_a0$75) begin
@@ -9469,13 +11435,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$75 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$75$clock = clock;
+        d1_layer$75$clock = clock;
+        d0_layer$75$d = unit_layer$75;
+        d1_layer$75$d = d0_layer$75$q;
         weight_rom$75$clock = clock;
         bias_rom$75$clock = clock;
-        weight_rom$75$address = rom_addr$q;
-        bias_rom$75$address = pass$q;
-        if (unit_layer$75) begin
-            weight_rom$75$address = rom_addr$q + layer_rom_offset;
-            bias_rom$75$address = pass$q + layer_bias_offset;
+        weight_rom$75$address = d1_rom$q;
+        bias_rom$75$address = d1_pass$q;
+        if (d1_layer$75$q) begin
+            weight_rom$75$address = d1_rom$q + layer_rom_offset;
+            bias_rom$75$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$76 = 1'b0;
         if (unit_a0$76) begin
@@ -9484,13 +11454,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$76 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$76$clock = clock;
+        d1_layer$76$clock = clock;
+        d0_layer$76$d = unit_layer$76;
+        d1_layer$76$d = d0_layer$76$q;
         weight_rom$76$clock = clock;
         bias_rom$76$clock = clock;
-        weight_rom$76$address = rom_addr$q;
-        bias_rom$76$address = pass$q;
-        if (unit_layer$76) begin
-            weight_rom$76$address = rom_addr$q + layer_rom_offset;
-            bias_rom$76$address = pass$q + layer_bias_offset;
+        weight_rom$76$address = d1_rom$q;
+        bias_rom$76$address = d1_pass$q;
+        if (d1_layer$76$q) begin
+            weight_rom$76$address = d1_rom$q + layer_rom_offset;
+            bias_rom$76$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$77 = 1'b0;
         if (unit_a0$77) begin
@@ -9499,13 +11473,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$77 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$77$clock = clock;
+        d1_layer$77$clock = clock;
+        d0_layer$77$d = unit_layer$77;
+        d1_layer$77$d = d0_layer$77$q;
         weight_rom$77$clock = clock;
         bias_rom$77$clock = clock;
-        weight_rom$77$address = rom_addr$q;
-        bias_rom$77$address = pass$q;
-        if (unit_layer$77) begin
-            weight_rom$77$address = rom_addr$q + layer_rom_offset;
-            bias_rom$77$address = pass$q + layer_bias_offset;
+        weight_rom$77$address = d1_rom$q;
+        bias_rom$77$address = d1_pass$q;
+        if (d1_layer$77$q) begin
+            weight_rom$77$address = d1_rom$q + layer_rom_offset;
+            bias_rom$77$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$78 = 1'b0;
         if (unit_a0$78) begin
@@ -9514,13 +11492,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$78 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$78$clock = clock;
+        d1_layer$78$clock = clock;
+        d0_layer$78$d = unit_layer$78;
+        d1_layer$78$d = d0_layer$78$q;
         weight_rom$78$clock = clock;
         bias_rom$78$clock = clock;
-        weight_rom$78$address = rom_addr$q;
-        bias_rom$78$address = pass$q;
-        if (unit_layer$78) begin
-            weight_rom$78$address = rom_addr$q + layer_rom_offset;
-            bias_rom$78$address = pass$q + layer_bias_offset;
+        weight_rom$78$address = d1_rom$q;
+        bias_rom$78$address = d1_pass$q;
+        if (d1_layer$78$q) begin
+            weight_rom$78$address = d1_rom$q + layer_rom_offset;
+            bias_rom$78$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$79 = 1'b0;
         if (unit_a0$79) begin
@@ -9529,13 +11511,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$79 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$79$clock = clock;
+        d1_layer$79$clock = clock;
+        d0_layer$79$d = unit_layer$79;
+        d1_layer$79$d = d0_layer$79$q;
         weight_rom$79$clock = clock;
         bias_rom$79$clock = clock;
-        weight_rom$79$address = rom_addr$q;
-        bias_rom$79$address = pass$q;
-        if (unit_layer$79) begin
-            weight_rom$79$address = rom_addr$q + layer_rom_offset;
-            bias_rom$79$address = pass$q + layer_bias_offset;
+        weight_rom$79$address = d1_rom$q;
+        bias_rom$79$address = d1_pass$q;
+        if (d1_layer$79$q) begin
+            weight_rom$79$address = d1_rom$q + layer_rom_offset;
+            bias_rom$79$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$80 = 1'b0;
         if (unit_a0$80) begin
@@ -9544,13 +11530,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$80 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$80$clock = clock;
+        d1_layer$80$clock = clock;
+        d0_layer$80$d = unit_layer$80;
+        d1_layer$80$d = d0_layer$80$q;
         weight_rom$80$clock = clock;
         bias_rom$80$clock = clock;
-        weight_rom$80$address = rom_addr$q;
-        bias_rom$80$address = pass$q;
-        if (unit_layer$80) begin
-            weight_rom$80$address = rom_addr$q + layer_rom_offset;
-            bias_rom$80$address = pass$q + layer_bias_offset;
+        weight_rom$80$address = d1_rom$q;
+        bias_rom$80$address = d1_pass$q;
+        if (d1_layer$80$q) begin
+            weight_rom$80$address = d1_rom$q + layer_rom_offset;
+            bias_rom$80$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$81 = 1'b0;
         if (unit_a0$81) begin
@@ -9559,13 +11549,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$81 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$81$clock = clock;
+        d1_layer$81$clock = clock;
+        d0_layer$81$d = unit_layer$81;
+        d1_layer$81$d = d0_layer$81$q;
         weight_rom$81$clock = clock;
         bias_rom$81$clock = clock;
-        weight_rom$81$address = rom_addr$q;
-        bias_rom$81$address = pass$q;
-        if (unit_layer$81) begin
-            weight_rom$81$address = rom_addr$q + layer_rom_offset;
-            bias_rom$81$address = pass$q + layer_bias_offset;
+        weight_rom$81$address = d1_rom$q;
+        bias_rom$81$address = d1_pass$q;
+        if (d1_layer$81$q) begin
+            weight_rom$81$address = d1_rom$q + layer_rom_offset;
+            bias_rom$81$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$82 = 1'b0;
         if (unit_a0$82) begin
@@ -9574,13 +11568,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$82 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$82$clock = clock;
+        d1_layer$82$clock = clock;
+        d0_layer$82$d = unit_layer$82;
+        d1_layer$82$d = d0_layer$82$q;
         weight_rom$82$clock = clock;
         bias_rom$82$clock = clock;
-        weight_rom$82$address = rom_addr$q;
-        bias_rom$82$address = pass$q;
-        if (unit_layer$82) begin
-            weight_rom$82$address = rom_addr$q + layer_rom_offset;
-            bias_rom$82$address = pass$q + layer_bias_offset;
+        weight_rom$82$address = d1_rom$q;
+        bias_rom$82$address = d1_pass$q;
+        if (d1_layer$82$q) begin
+            weight_rom$82$address = d1_rom$q + layer_rom_offset;
+            bias_rom$82$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$83 = 1'b0;
         if (unit_a0$83) begin
@@ -9589,13 +11587,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$83 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$83$clock = clock;
+        d1_layer$83$clock = clock;
+        d0_layer$83$d = unit_layer$83;
+        d1_layer$83$d = d0_layer$83$q;
         weight_rom$83$clock = clock;
         bias_rom$83$clock = clock;
-        weight_rom$83$address = rom_addr$q;
-        bias_rom$83$address = pass$q;
-        if (unit_layer$83) begin
-            weight_rom$83$address = rom_addr$q + layer_rom_offset;
-            bias_rom$83$address = pass$q + layer_bias_offset;
+        weight_rom$83$address = d1_rom$q;
+        bias_rom$83$address = d1_pass$q;
+        if (d1_layer$83$q) begin
+            weight_rom$83$address = d1_rom$q + layer_rom_offset;
+            bias_rom$83$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$84 = 1'b0;
         if (unit_a0$84) begin
@@ -9604,13 +11606,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$84 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$84$clock = clock;
+        d1_layer$84$clock = clock;
+        d0_layer$84$d = unit_layer$84;
+        d1_layer$84$d = d0_layer$84$q;
         weight_rom$84$clock = clock;
         bias_rom$84$clock = clock;
-        weight_rom$84$address = rom_addr$q;
-        bias_rom$84$address = pass$q;
-        if (unit_layer$84) begin
-            weight_rom$84$address = rom_addr$q + layer_rom_offset;
-            bias_rom$84$address = pass$q + layer_bias_offset;
+        weight_rom$84$address = d1_rom$q;
+        bias_rom$84$address = d1_pass$q;
+        if (d1_layer$84$q) begin
+            weight_rom$84$address = d1_rom$q + layer_rom_offset;
+            bias_rom$84$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$85 = 1'b0;
         if (unit_a0$85) begin
@@ -9619,13 +11625,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$85 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$85$clock = clock;
+        d1_layer$85$clock = clock;
+        d0_layer$85$d = unit_layer$85;
+        d1_layer$85$d = d0_layer$85$q;
         weight_rom$85$clock = clock;
         bias_rom$85$clock = clock;
-        weight_rom$85$address = rom_addr$q;
-        bias_rom$85$address = pass$q;
-        if (unit_layer$85) begin
-            weight_rom$85$address = rom_addr$q + layer_rom_offset;
-            bias_rom$85$address = pass$q + layer_bias_offset;
+        weight_rom$85$address = d1_rom$q;
+        bias_rom$85$address = d1_pass$q;
+        if (d1_layer$85$q) begin
+            weight_rom$85$address = d1_rom$q + layer_rom_offset;
+            bias_rom$85$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$86 = 1'b0;
         if (unit_a0$86) begin
@@ -9634,13 +11644,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$86 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$86$clock = clock;
+        d1_layer$86$clock = clock;
+        d0_layer$86$d = unit_layer$86;
+        d1_layer$86$d = d0_layer$86$q;
         weight_rom$86$clock = clock;
         bias_rom$86$clock = clock;
-        weight_rom$86$address = rom_addr$q;
-        bias_rom$86$address = pass$q;
-        if (unit_layer$86) begin
-            weight_rom$86$address = rom_addr$q + layer_rom_offset;
-            bias_rom$86$address = pass$q + layer_bias_offset;
+        weight_rom$86$address = d1_rom$q;
+        bias_rom$86$address = d1_pass$q;
+        if (d1_layer$86$q) begin
+            weight_rom$86$address = d1_rom$q + layer_rom_offset;
+            bias_rom$86$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$87 = 1'b0;
         if (unit_a0$87) begin
@@ -9649,13 +11663,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$87 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$87$clock = clock;
+        d1_layer$87$clock = clock;
+        d0_layer$87$d = unit_layer$87;
+        d1_layer$87$d = d0_layer$87$q;
         weight_rom$87$clock = clock;
         bias_rom$87$clock = clock;
-        weight_rom$87$address = rom_addr$q;
-        bias_rom$87$address = pass$q;
-        if (unit_layer$87) begin
-            weight_rom$87$address = rom_addr$q + layer_rom_offset;
-            bias_rom$87$address = pass$q + layer_bias_offset;
+        weight_rom$87$address = d1_rom$q;
+        bias_rom$87$address = d1_pass$q;
+        if (d1_layer$87$q) begin
+            weight_rom$87$address = d1_rom$q + layer_rom_offset;
+            bias_rom$87$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$88 = 1'b0;
         if (unit_a0$88) begin
@@ -9664,13 +11682,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$88 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$88$clock = clock;
+        d1_layer$88$clock = clock;
+        d0_layer$88$d = unit_layer$88;
+        d1_layer$88$d = d0_layer$88$q;
         weight_rom$88$clock = clock;
         bias_rom$88$clock = clock;
-        weight_rom$88$address = rom_addr$q;
-        bias_rom$88$address = pass$q;
-        if (unit_layer$88) begin
-            weight_rom$88$address = rom_addr$q + layer_rom_offset;
-            bias_rom$88$address = pass$q + layer_bias_offset;
+        weight_rom$88$address = d1_rom$q;
+        bias_rom$88$address = d1_pass$q;
+        if (d1_layer$88$q) begin
+            weight_rom$88$address = d1_rom$q + layer_rom_offset;
+            bias_rom$88$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$89 = 1'b0;
         if (unit_a0$89) begin
@@ -9679,13 +11701,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$89 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$89$clock = clock;
+        d1_layer$89$clock = clock;
+        d0_layer$89$d = unit_layer$89;
+        d1_layer$89$d = d0_layer$89$q;
         weight_rom$89$clock = clock;
         bias_rom$89$clock = clock;
-        weight_rom$89$address = rom_addr$q;
-        bias_rom$89$address = pass$q;
-        if (unit_layer$89) begin
-            weight_rom$89$address = rom_addr$q + layer_rom_offset;
-            bias_rom$89$address = pass$q + layer_bias_offset;
+        weight_rom$89$address = d1_rom$q;
+        bias_rom$89$address = d1_pass$q;
+        if (d1_layer$89$q) begin
+            weight_rom$89$address = d1_rom$q + layer_rom_offset;
+            bias_rom$89$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$90 = 1'b0;
         if (unit_a0$90) begin
@@ -9694,13 +11720,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$90 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$90$clock = clock;
+        d1_layer$90$clock = clock;
+        d0_layer$90$d = unit_layer$90;
+        d1_layer$90$d = d0_layer$90$q;
         weight_rom$90$clock = clock;
         bias_rom$90$clock = clock;
-        weight_rom$90$address = rom_addr$q;
-        bias_rom$90$address = pass$q;
-        if (unit_layer$90) begin
-            weight_rom$90$address = rom_addr$q + layer_rom_offset;
-            bias_rom$90$address = pass$q + layer_bias_offset;
+        weight_rom$90$address = d1_rom$q;
+        bias_rom$90$address = d1_pass$q;
+        if (d1_layer$90$q) begin
+            weight_rom$90$address = d1_rom$q + layer_rom_offset;
+            bias_rom$90$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$91 = 1'b0;
         if (unit_a0$91) begin
@@ -9709,13 +11739,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$91 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$91$clock = clock;
+        d1_layer$91$clock = clock;
+        d0_layer$91$d = unit_layer$91;
+        d1_layer$91$d = d0_layer$91$q;
         weight_rom$91$clock = clock;
         bias_rom$91$clock = clock;
-        weight_rom$91$address = rom_addr$q;
-        bias_rom$91$address = pass$q;
-        if (unit_layer$91) begin
-            weight_rom$91$address = rom_addr$q + layer_rom_offset;
-            bias_rom$91$address = pass$q + layer_bias_offset;
+        weight_rom$91$address = d1_rom$q;
+        bias_rom$91$address = d1_pass$q;
+        if (d1_layer$91$q) begin
+            weight_rom$91$address = d1_rom$q + layer_rom_offset;
+            bias_rom$91$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$92 = 1'b0;
         if (unit_a0$92) begin
@@ -9724,13 +11758,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$92 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$92$clock = clock;
+        d1_layer$92$clock = clock;
+        d0_layer$92$d = unit_layer$92;
+        d1_layer$92$d = d0_layer$92$q;
         weight_rom$92$clock = clock;
         bias_rom$92$clock = clock;
-        weight_rom$92$address = rom_addr$q;
-        bias_rom$92$address = pass$q;
-        if (unit_layer$92) begin
-            weight_rom$92$address = rom_addr$q + layer_rom_offset;
-            bias_rom$92$address = pass$q + layer_bias_offset;
+        weight_rom$92$address = d1_rom$q;
+        bias_rom$92$address = d1_pass$q;
+        if (d1_layer$92$q) begin
+            weight_rom$92$address = d1_rom$q + layer_rom_offset;
+            bias_rom$92$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$93 = 1'b0;
         if (unit_a0$93) begin
@@ -9739,13 +11777,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$93 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$93$clock = clock;
+        d1_layer$93$clock = clock;
+        d0_layer$93$d = unit_layer$93;
+        d1_layer$93$d = d0_layer$93$q;
         weight_rom$93$clock = clock;
         bias_rom$93$clock = clock;
-        weight_rom$93$address = rom_addr$q;
-        bias_rom$93$address = pass$q;
-        if (unit_layer$93) begin
-            weight_rom$93$address = rom_addr$q + layer_rom_offset;
-            bias_rom$93$address = pass$q + layer_bias_offset;
+        weight_rom$93$address = d1_rom$q;
+        bias_rom$93$address = d1_pass$q;
+        if (d1_layer$93$q) begin
+            weight_rom$93$address = d1_rom$q + layer_rom_offset;
+            bias_rom$93$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$94 = 1'b0;
         if (unit_a0$94) begin
@@ -9754,13 +11796,17 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$94 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$94$clock = clock;
+        d1_layer$94$clock = clock;
+        d0_layer$94$d = unit_layer$94;
+        d1_layer$94$d = d0_layer$94$q;
         weight_rom$94$clock = clock;
         bias_rom$94$clock = clock;
-        weight_rom$94$address = rom_addr$q;
-        bias_rom$94$address = pass$q;
-        if (unit_layer$94) begin
-            weight_rom$94$address = rom_addr$q + layer_rom_offset;
-            bias_rom$94$address = pass$q + layer_bias_offset;
+        weight_rom$94$address = d1_rom$q;
+        bias_rom$94$address = d1_pass$q;
+        if (d1_layer$94$q) begin
+            weight_rom$94$address = d1_rom$q + layer_rom_offset;
+            bias_rom$94$address = d1_pass$q + layer_bias_offset;
         end
         unit_a0$95 = 1'b0;
         if (unit_a0$95) begin
@@ -9769,25 +11815,41 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         else begin
             unit_layer$95 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
+        d0_layer$95$clock = clock;
+        d1_layer$95$clock = clock;
+        d0_layer$95$d = unit_layer$95;
+        d1_layer$95$d = d0_layer$95$q;
         weight_rom$95$clock = clock;
         bias_rom$95$clock = clock;
-        weight_rom$95$address = rom_addr$q;
-        bias_rom$95$address = pass$q;
-        if (unit_layer$95) begin
-            weight_rom$95$address = rom_addr$q + layer_rom_offset;
-            bias_rom$95$address = pass$q + layer_bias_offset;
+        weight_rom$95$address = d1_rom$q;
+        bias_rom$95$address = d1_pass$q;
+        if (d1_layer$95$q) begin
+            weight_rom$95$address = d1_rom$q + layer_rom_offset;
+            bias_rom$95$address = d1_pass$q + layer_bias_offset;
         end
         head_rom$0$clock = clock;
-        head_rom$0$address = term$q;
+        head_rom$0$address = d1_term$q;
         head_rom$1$clock = clock;
-        head_rom$1$address = term$q;
+        head_rom$1$address = d1_term$q;
         head_rom$2$clock = clock;
-        head_rom$2$address = term$q;
-        s1_valid$d = issue;
-        s1_first$d = ~|term$q;
-        s1_pass$d = pass$q;
-        s1_term$d = term$q;
-        s1_head$d = issue && ~|pass$q && (term$q < x_term);
+        head_rom$2$address = d1_term$q;
+        d0_valid$d = issue;
+        d0_first$d = ~|term$q;
+        d0_pass$d = pass$q;
+        d0_term$d = term$q;
+        d0_head$d = issue && ~|pass$q && (term$q < x_term);
+        d0_rom$d = rom_addr$q;
+        d1_valid$d = d0_valid$q;
+        d1_first$d = d0_first$q;
+        d1_pass$d = d0_pass$q;
+        d1_term$d = d0_term$q;
+        d1_head$d = d0_head$q;
+        d1_rom$d = d0_rom$q;
+        s1_valid$d = d1_valid$q;
+        s1_first$d = d1_first$q;
+        s1_pass$d = d1_pass$q;
+        s1_term$d = d1_term$q;
+        s1_head$d = d1_head$q;
         s2_post$d = s1_valid$q && (s1_term$q == last_term);
         s2_pass$d = s1_pass$q;
         s2_set$d = a_set$q;
@@ -10168,7 +12230,11 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         case (slot$q)
             SlotState$Boundary:
                 begin
-                    if (~(n_head_last && ext_busy)) begin
+                    if (bwait$q != 2'h2) begin
+                        bwait$d = bwait$q + 2'h1;
+                    end
+                    else if (~(n_head_last && ext_busy)) begin
+                        bwait$d = 2'h0;
                         slot$d = SlotState$Issue;
                         a_set$d = n_set;
                         pass$d = 16'h0;
@@ -10223,14 +12289,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
                         if (pass$q == last_pass) begin
                             pass$d = 16'h0;
                             slot$d = SlotState$Drain;
-                            drain$d = 1'b0;
+                            drain$d = 2'h0;
                         end
                     end
                 end
             SlotState$Drain:
                 begin
-                    drain$d = 1'b1;
-                    if (drain$q) begin
+                    drain$d = drain$q + 2'h1;
+                    if (drain$q == 2'h3) begin
                         slot$d = SlotState$Boundary;
                         upd_run$d = 1'b1;
                         upd_j$d = 16'h0;
@@ -12226,6 +14292,3901 @@ module top$gru$bias_rom$95(clock,address,data);
 endmodule // top$gru$bias_rom$95
 
 
+module top$gru$bwait(d,q,clock);
+    
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 2'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bwait
+
+
+module top$gru$d0_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_first
+
+
+module top$gru$d0_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_head
+
+
+module top$gru$d0_layer$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$0
+
+
+module top$gru$d0_layer$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$1
+
+
+module top$gru$d0_layer$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$10
+
+
+module top$gru$d0_layer$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$11
+
+
+module top$gru$d0_layer$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$12
+
+
+module top$gru$d0_layer$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$13
+
+
+module top$gru$d0_layer$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$14
+
+
+module top$gru$d0_layer$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$15
+
+
+module top$gru$d0_layer$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$16
+
+
+module top$gru$d0_layer$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$17
+
+
+module top$gru$d0_layer$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$18
+
+
+module top$gru$d0_layer$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$19
+
+
+module top$gru$d0_layer$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$2
+
+
+module top$gru$d0_layer$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$20
+
+
+module top$gru$d0_layer$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$21
+
+
+module top$gru$d0_layer$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$22
+
+
+module top$gru$d0_layer$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$23
+
+
+module top$gru$d0_layer$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$24
+
+
+module top$gru$d0_layer$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$25
+
+
+module top$gru$d0_layer$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$26
+
+
+module top$gru$d0_layer$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$27
+
+
+module top$gru$d0_layer$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$28
+
+
+module top$gru$d0_layer$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$29
+
+
+module top$gru$d0_layer$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$3
+
+
+module top$gru$d0_layer$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$30
+
+
+module top$gru$d0_layer$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$31
+
+
+module top$gru$d0_layer$32(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$32
+
+
+module top$gru$d0_layer$33(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$33
+
+
+module top$gru$d0_layer$34(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$34
+
+
+module top$gru$d0_layer$35(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$35
+
+
+module top$gru$d0_layer$36(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$36
+
+
+module top$gru$d0_layer$37(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$37
+
+
+module top$gru$d0_layer$38(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$38
+
+
+module top$gru$d0_layer$39(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$39
+
+
+module top$gru$d0_layer$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$4
+
+
+module top$gru$d0_layer$40(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$40
+
+
+module top$gru$d0_layer$41(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$41
+
+
+module top$gru$d0_layer$42(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$42
+
+
+module top$gru$d0_layer$43(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$43
+
+
+module top$gru$d0_layer$44(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$44
+
+
+module top$gru$d0_layer$45(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$45
+
+
+module top$gru$d0_layer$46(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$46
+
+
+module top$gru$d0_layer$47(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$47
+
+
+module top$gru$d0_layer$48(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$48
+
+
+module top$gru$d0_layer$49(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$49
+
+
+module top$gru$d0_layer$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$5
+
+
+module top$gru$d0_layer$50(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$50
+
+
+module top$gru$d0_layer$51(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$51
+
+
+module top$gru$d0_layer$52(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$52
+
+
+module top$gru$d0_layer$53(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$53
+
+
+module top$gru$d0_layer$54(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$54
+
+
+module top$gru$d0_layer$55(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$55
+
+
+module top$gru$d0_layer$56(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$56
+
+
+module top$gru$d0_layer$57(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$57
+
+
+module top$gru$d0_layer$58(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$58
+
+
+module top$gru$d0_layer$59(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$59
+
+
+module top$gru$d0_layer$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$6
+
+
+module top$gru$d0_layer$60(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$60
+
+
+module top$gru$d0_layer$61(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$61
+
+
+module top$gru$d0_layer$62(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$62
+
+
+module top$gru$d0_layer$63(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$63
+
+
+module top$gru$d0_layer$64(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$64
+
+
+module top$gru$d0_layer$65(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$65
+
+
+module top$gru$d0_layer$66(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$66
+
+
+module top$gru$d0_layer$67(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$67
+
+
+module top$gru$d0_layer$68(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$68
+
+
+module top$gru$d0_layer$69(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$69
+
+
+module top$gru$d0_layer$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$7
+
+
+module top$gru$d0_layer$70(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$70
+
+
+module top$gru$d0_layer$71(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$71
+
+
+module top$gru$d0_layer$72(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$72
+
+
+module top$gru$d0_layer$73(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$73
+
+
+module top$gru$d0_layer$74(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$74
+
+
+module top$gru$d0_layer$75(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$75
+
+
+module top$gru$d0_layer$76(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$76
+
+
+module top$gru$d0_layer$77(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$77
+
+
+module top$gru$d0_layer$78(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$78
+
+
+module top$gru$d0_layer$79(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$79
+
+
+module top$gru$d0_layer$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$8
+
+
+module top$gru$d0_layer$80(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$80
+
+
+module top$gru$d0_layer$81(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$81
+
+
+module top$gru$d0_layer$82(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$82
+
+
+module top$gru$d0_layer$83(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$83
+
+
+module top$gru$d0_layer$84(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$84
+
+
+module top$gru$d0_layer$85(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$85
+
+
+module top$gru$d0_layer$86(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$86
+
+
+module top$gru$d0_layer$87(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$87
+
+
+module top$gru$d0_layer$88(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$88
+
+
+module top$gru$d0_layer$89(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$89
+
+
+module top$gru$d0_layer$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$9
+
+
+module top$gru$d0_layer$90(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$90
+
+
+module top$gru$d0_layer$91(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$91
+
+
+module top$gru$d0_layer$92(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$92
+
+
+module top$gru$d0_layer$93(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$93
+
+
+module top$gru$d0_layer$94(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$94
+
+
+module top$gru$d0_layer$95(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_layer$95
+
+
+module top$gru$d0_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_pass
+
+
+module top$gru$d0_rom(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_rom
+
+
+module top$gru$d0_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_term
+
+
+module top$gru$d0_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_valid
+
+
+module top$gru$d1_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_first
+
+
+module top$gru$d1_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_head
+
+
+module top$gru$d1_layer$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$0
+
+
+module top$gru$d1_layer$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$1
+
+
+module top$gru$d1_layer$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$10
+
+
+module top$gru$d1_layer$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$11
+
+
+module top$gru$d1_layer$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$12
+
+
+module top$gru$d1_layer$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$13
+
+
+module top$gru$d1_layer$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$14
+
+
+module top$gru$d1_layer$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$15
+
+
+module top$gru$d1_layer$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$16
+
+
+module top$gru$d1_layer$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$17
+
+
+module top$gru$d1_layer$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$18
+
+
+module top$gru$d1_layer$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$19
+
+
+module top$gru$d1_layer$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$2
+
+
+module top$gru$d1_layer$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$20
+
+
+module top$gru$d1_layer$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$21
+
+
+module top$gru$d1_layer$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$22
+
+
+module top$gru$d1_layer$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$23
+
+
+module top$gru$d1_layer$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$24
+
+
+module top$gru$d1_layer$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$25
+
+
+module top$gru$d1_layer$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$26
+
+
+module top$gru$d1_layer$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$27
+
+
+module top$gru$d1_layer$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$28
+
+
+module top$gru$d1_layer$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$29
+
+
+module top$gru$d1_layer$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$3
+
+
+module top$gru$d1_layer$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$30
+
+
+module top$gru$d1_layer$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$31
+
+
+module top$gru$d1_layer$32(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$32
+
+
+module top$gru$d1_layer$33(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$33
+
+
+module top$gru$d1_layer$34(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$34
+
+
+module top$gru$d1_layer$35(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$35
+
+
+module top$gru$d1_layer$36(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$36
+
+
+module top$gru$d1_layer$37(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$37
+
+
+module top$gru$d1_layer$38(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$38
+
+
+module top$gru$d1_layer$39(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$39
+
+
+module top$gru$d1_layer$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$4
+
+
+module top$gru$d1_layer$40(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$40
+
+
+module top$gru$d1_layer$41(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$41
+
+
+module top$gru$d1_layer$42(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$42
+
+
+module top$gru$d1_layer$43(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$43
+
+
+module top$gru$d1_layer$44(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$44
+
+
+module top$gru$d1_layer$45(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$45
+
+
+module top$gru$d1_layer$46(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$46
+
+
+module top$gru$d1_layer$47(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$47
+
+
+module top$gru$d1_layer$48(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$48
+
+
+module top$gru$d1_layer$49(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$49
+
+
+module top$gru$d1_layer$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$5
+
+
+module top$gru$d1_layer$50(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$50
+
+
+module top$gru$d1_layer$51(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$51
+
+
+module top$gru$d1_layer$52(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$52
+
+
+module top$gru$d1_layer$53(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$53
+
+
+module top$gru$d1_layer$54(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$54
+
+
+module top$gru$d1_layer$55(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$55
+
+
+module top$gru$d1_layer$56(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$56
+
+
+module top$gru$d1_layer$57(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$57
+
+
+module top$gru$d1_layer$58(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$58
+
+
+module top$gru$d1_layer$59(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$59
+
+
+module top$gru$d1_layer$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$6
+
+
+module top$gru$d1_layer$60(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$60
+
+
+module top$gru$d1_layer$61(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$61
+
+
+module top$gru$d1_layer$62(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$62
+
+
+module top$gru$d1_layer$63(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$63
+
+
+module top$gru$d1_layer$64(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$64
+
+
+module top$gru$d1_layer$65(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$65
+
+
+module top$gru$d1_layer$66(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$66
+
+
+module top$gru$d1_layer$67(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$67
+
+
+module top$gru$d1_layer$68(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$68
+
+
+module top$gru$d1_layer$69(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$69
+
+
+module top$gru$d1_layer$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$7
+
+
+module top$gru$d1_layer$70(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$70
+
+
+module top$gru$d1_layer$71(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$71
+
+
+module top$gru$d1_layer$72(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$72
+
+
+module top$gru$d1_layer$73(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$73
+
+
+module top$gru$d1_layer$74(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$74
+
+
+module top$gru$d1_layer$75(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$75
+
+
+module top$gru$d1_layer$76(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$76
+
+
+module top$gru$d1_layer$77(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$77
+
+
+module top$gru$d1_layer$78(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$78
+
+
+module top$gru$d1_layer$79(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$79
+
+
+module top$gru$d1_layer$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$8
+
+
+module top$gru$d1_layer$80(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$80
+
+
+module top$gru$d1_layer$81(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$81
+
+
+module top$gru$d1_layer$82(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$82
+
+
+module top$gru$d1_layer$83(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$83
+
+
+module top$gru$d1_layer$84(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$84
+
+
+module top$gru$d1_layer$85(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$85
+
+
+module top$gru$d1_layer$86(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$86
+
+
+module top$gru$d1_layer$87(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$87
+
+
+module top$gru$d1_layer$88(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$88
+
+
+module top$gru$d1_layer$89(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$89
+
+
+module top$gru$d1_layer$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$9
+
+
+module top$gru$d1_layer$90(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$90
+
+
+module top$gru$d1_layer$91(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$91
+
+
+module top$gru$d1_layer$92(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$92
+
+
+module top$gru$d1_layer$93(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$93
+
+
+module top$gru$d1_layer$94(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$94
+
+
+module top$gru$d1_layer$95(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_layer$95
+
+
+module top$gru$d1_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_pass
+
+
+module top$gru$d1_rom(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_rom
+
+
+module top$gru$d1_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_term
+
+
+module top$gru$d1_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_valid
+
+
 module top$gru$decoder$0(d,q,clock);
     
     // Module arguments
@@ -12267,13 +18228,13 @@ endmodule // top$gru$decoder$1
 module top$gru$drain(d,q,clock);
     
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [1:0] d;
+    output reg  [1:0] q;
     input wire  clock;
     
     // Update code (custom)
     initial begin
-       q = 1'h0;
+       q = 2'h0;
     end
     
     always @(posedge clock) begin
@@ -13519,6 +19480,75 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  [17:0] p_r$d;
+    wire  [17:0] p_r$q;
+    reg  p_r$clock;
+    reg  [17:0] p_h$d;
+    wire  [17:0] p_h$q;
+    reg  p_h$clock;
+    reg  [17:0] p_xc$d;
+    wire  [17:0] p_xc$q;
+    reg  p_xc$clock;
+    reg  [17:0] p_a$d;
+    wire  [17:0] p_a$q;
+    reg  p_a$clock;
+    reg  [17:0] p_head$d;
+    wire  [17:0] p_head$q;
+    reg  p_head$clock;
+    reg  p_isx$d;
+    wire  p_isx$q;
+    reg  p_isx$clock;
+    reg  p_czero$d;
+    wire  p_czero$q;
+    reg  p_czero$clock;
+    reg  [47:0] q_prod$d;
+    wire  [47:0] q_prod$q;
+    reg  q_prod$clock;
+    reg  [17:0] q_xc$d;
+    wire  [17:0] q_xc$q;
+    reg  q_xc$clock;
+    reg  [17:0] q_a$d;
+    wire  [17:0] q_a$q;
+    reg  q_a$clock;
+    reg  [17:0] q_head$d;
+    wire  [17:0] q_head$q;
+    reg  q_head$clock;
+    reg  q_isx$d;
+    wire  q_isx$q;
+    reg  q_isx$clock;
+    reg  q_czero$d;
+    wire  q_czero$q;
+    reg  q_czero$clock;
+    reg  [17:0] u_z$d;
+    wire  [17:0] u_z$q;
+    reg  u_z$clock;
+    reg  [17:0] u_h$d;
+    wire  [17:0] u_h$q;
+    reg  u_h$clock;
+    reg  [17:0] u_c$d;
+    wire  [17:0] u_c$q;
+    reg  u_c$clock;
+    reg  [15:0] u_j$d;
+    wire  [15:0] u_j$q;
+    reg  u_j$clock;
+    reg  u_set$d;
+    wire  u_set$q;
+    reg  u_set$clock;
+    reg  u_en$d;
+    wire  u_en$q;
+    reg  u_en$clock;
+    reg  [47:0] v_sum$d;
+    wire  [47:0] v_sum$q;
+    reg  v_sum$clock;
+    reg  [15:0] v_j$d;
+    wire  [15:0] v_j$q;
+    reg  v_j$clock;
+    reg  v_set$d;
+    wire  v_set$q;
+    reg  v_set$clock;
+    reg  v_en$d;
+    wire  v_en$q;
+    reg  v_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -15376,6 +21406,121 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$gru$lane$0$p_r p_r(
+        .d(p_r$d),
+        .q(p_r$q),
+        .clock(p_r$clock)
+    );
+    top$gru$lane$0$p_h p_h(
+        .d(p_h$d),
+        .q(p_h$q),
+        .clock(p_h$clock)
+    );
+    top$gru$lane$0$p_xc p_xc(
+        .d(p_xc$d),
+        .q(p_xc$q),
+        .clock(p_xc$clock)
+    );
+    top$gru$lane$0$p_a p_a(
+        .d(p_a$d),
+        .q(p_a$q),
+        .clock(p_a$clock)
+    );
+    top$gru$lane$0$p_head p_head(
+        .d(p_head$d),
+        .q(p_head$q),
+        .clock(p_head$clock)
+    );
+    top$gru$lane$0$p_isx p_isx(
+        .d(p_isx$d),
+        .q(p_isx$q),
+        .clock(p_isx$clock)
+    );
+    top$gru$lane$0$p_czero p_czero(
+        .d(p_czero$d),
+        .q(p_czero$q),
+        .clock(p_czero$clock)
+    );
+    top$gru$lane$0$q_prod q_prod(
+        .d(q_prod$d),
+        .q(q_prod$q),
+        .clock(q_prod$clock)
+    );
+    top$gru$lane$0$q_xc q_xc(
+        .d(q_xc$d),
+        .q(q_xc$q),
+        .clock(q_xc$clock)
+    );
+    top$gru$lane$0$q_a q_a(
+        .d(q_a$d),
+        .q(q_a$q),
+        .clock(q_a$clock)
+    );
+    top$gru$lane$0$q_head q_head(
+        .d(q_head$d),
+        .q(q_head$q),
+        .clock(q_head$clock)
+    );
+    top$gru$lane$0$q_isx q_isx(
+        .d(q_isx$d),
+        .q(q_isx$q),
+        .clock(q_isx$clock)
+    );
+    top$gru$lane$0$q_czero q_czero(
+        .d(q_czero$d),
+        .q(q_czero$q),
+        .clock(q_czero$clock)
+    );
+    top$gru$lane$0$u_z u_z(
+        .d(u_z$d),
+        .q(u_z$q),
+        .clock(u_z$clock)
+    );
+    top$gru$lane$0$u_h u_h(
+        .d(u_h$d),
+        .q(u_h$q),
+        .clock(u_h$clock)
+    );
+    top$gru$lane$0$u_c u_c(
+        .d(u_c$d),
+        .q(u_c$q),
+        .clock(u_c$clock)
+    );
+    top$gru$lane$0$u_j u_j(
+        .d(u_j$d),
+        .q(u_j$q),
+        .clock(u_j$clock)
+    );
+    top$gru$lane$0$u_set u_set(
+        .d(u_set$d),
+        .q(u_set$q),
+        .clock(u_set$clock)
+    );
+    top$gru$lane$0$u_en u_en(
+        .d(u_en$d),
+        .q(u_en$q),
+        .clock(u_en$clock)
+    );
+    top$gru$lane$0$v_sum v_sum(
+        .d(v_sum$d),
+        .q(v_sum$q),
+        .clock(v_sum$clock)
+    );
+    top$gru$lane$0$v_j v_j(
+        .d(v_j$d),
+        .q(v_j$q),
+        .clock(v_j$clock)
+    );
+    top$gru$lane$0$v_set v_set(
+        .d(v_set$d),
+        .q(v_set$q),
+        .clock(v_set$clock)
+    );
+    top$gru$lane$0$v_en v_en(
+        .d(v_en$d),
+        .q(v_en$q),
+        .clock(v_en$clock)
+    );
     top$gru$lane$0$mac$0 mac$0(
         .clock(mac$0$clock),
         .en(mac$0$en),
@@ -16382,15 +22527,61 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
+        p_r$clock = clock;
+        p_h$clock = clock;
+        p_xc$clock = clock;
+        p_a$clock = clock;
+        p_head$clock = clock;
+        p_isx$clock = clock;
+        p_czero$clock = clock;
+        q_prod$clock = clock;
+        q_xc$clock = clock;
+        q_a$clock = clock;
+        q_head$clock = clock;
+        q_isx$clock = clock;
+        q_czero$clock = clock;
+        u_z$clock = clock;
+        u_h$clock = clock;
+        u_c$clock = clock;
+        u_j$clock = clock;
+        u_set$clock = clock;
+        u_en$clock = clock;
+        v_sum$clock = clock;
+        v_j$clock = clock;
+        v_set$clock = clock;
+        v_en$clock = clock;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
+        p_r$d = p_r$q;
+        p_h$d = p_h$q;
+        p_xc$d = p_xc$q;
+        p_a$d = p_a$q;
+        p_head$d = p_head$q;
+        p_isx$d = p_isx$q;
+        p_czero$d = p_czero$q;
+        q_prod$d = q_prod$q;
+        q_xc$d = q_xc$q;
+        q_a$d = q_a$q;
+        q_head$d = q_head$q;
+        q_isx$d = q_isx$q;
+        q_czero$d = q_czero$q;
+        u_z$d = u_z$q;
+        u_h$d = u_h$q;
+        u_c$d = u_c$q;
+        u_j$d = u_j$q;
+        u_set$d = u_set$q;
+        u_en$d = u_en$q;
+        v_sum$d = v_sum$q;
+        v_j$d = v_j$q;
+        v_set$d = v_set$q;
+        v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
         state$0$raddr1 = upd_j;
-        state$0$waddr = upd_j;
+        state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = upd_en && (upd_set == (0 == 32'h1));
+        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we && (x_set == (0 == 32'h1));
         input$0$waddr = x_waddr;
@@ -16399,9 +22590,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         state$1$clock = clock;
         state$1$raddr0 = k;
         state$1$raddr1 = upd_j;
-        state$1$waddr = upd_j;
+        state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = upd_en && (upd_set == (1 == 32'h1));
+        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we && (x_set == (1 == 32'h1));
         input$1$waddr = x_waddr;
@@ -17288,22 +23479,39 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
                 z_j = z0$31$q;
             end
         end
-        reset_mul$a = r_k;
-        reset_mul$b = h_c;
-        reset_mul$c = 18'h0;
-        reset_q$v = reset_mul$out;
-        op_head$d = h_a;
+        p_r$d = r_k;
+        p_h$d = h_c;
+        p_xc$d = x_c;
+        p_head$d = h_a;
+        p_isx$d = k_is_x;
+        p_czero$d = c_zero;
         if (k_is_x) begin
-            op_a$d = x_a;
-            op_c$d = x_c;
+            p_a$d = x_a;
         end
         else begin
-            op_a$d = h_a;
-            op_c$d = reset_q$out;
+            p_a$d = h_a;
             if (a_zero) begin
-                op_a$d = 18'h0;
+                p_a$d = 18'h0;
             end
-            if (c_zero) begin
+        end
+        reset_mul$a = p_r$q;
+        reset_mul$b = p_h$q;
+        reset_mul$c = 18'h0;
+        q_prod$d = reset_mul$out;
+        q_xc$d = p_xc$q;
+        q_a$d = p_a$q;
+        q_head$d = p_head$q;
+        q_isx$d = p_isx$q;
+        q_czero$d = p_czero$q;
+        reset_q$v = q_prod$q;
+        op_head$d = q_head$q;
+        op_a$d = q_a$q;
+        if (q_isx$q) begin
+            op_c$d = q_xc$q;
+        end
+        else begin
+            op_c$d = reset_q$out;
+            if (q_czero$q) begin
                 op_c$d = 18'h0;
             end
         end
@@ -18788,10 +24996,20 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (upd_zero) begin
             h_j = 18'h0;
         end
-        update_mul$a = z_j;
-        update_mul$b = h_j - c_j;
-        update_mul$c = c_j;
-        update_q$v = update_mul$out;
+        u_z$d = z_j;
+        u_h$d = h_j;
+        u_c$d = c_j;
+        u_j$d = upd_j;
+        u_set$d = upd_set;
+        u_en$d = upd_en;
+        update_mul$a = u_z$q;
+        update_mul$b = u_h$q - u_c$q;
+        update_mul$c = u_c$q;
+        v_sum$d = update_mul$out;
+        v_j$d = u_j$q;
+        v_set$d = u_set$q;
+        v_en$d = u_en$q;
+        update_q$v = v_sum$q;
         head$clock = clock;
         head$en = head_en;
         head$first = head_first;
@@ -23806,6 +30024,253 @@ module top$gru$lane$0$op_head(d,q,clock);
 endmodule // top$gru$lane$0$op_head
 
 
+module top$gru$lane$0$p_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$p_a
+
+
+module top$gru$lane$0$p_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$p_czero
+
+
+module top$gru$lane$0$p_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$p_h
+
+
+module top$gru$lane$0$p_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$p_head
+
+
+module top$gru$lane$0$p_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$p_isx
+
+
+module top$gru$lane$0$p_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$p_r
+
+
+module top$gru$lane$0$p_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$p_xc
+
+
+module top$gru$lane$0$q_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$q_a
+
+
+module top$gru$lane$0$q_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$q_czero
+
+
+module top$gru$lane$0$q_head(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$q_head
+
+
+module top$gru$lane$0$q_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$q_isx
+
+
+module top$gru$lane$0$q_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$q_prod
+
+
+module top$gru$lane$0$q_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$q_xc
+
+
 module top$gru$lane$0$r0$0(d,q,clock);
     
     // Module arguments
@@ -25111,6 +31576,120 @@ module top$gru$lane$0$state$1(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
 endmodule // top$gru$lane$0$state$1
 
 
+module top$gru$lane$0$u_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$u_c
+
+
+module top$gru$lane$0$u_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$u_en
+
+
+module top$gru$lane$0$u_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$u_h
+
+
+module top$gru$lane$0$u_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$u_j
+
+
+module top$gru$lane$0$u_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$u_set
+
+
+module top$gru$lane$0$u_z(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$u_z
+
+
 module top$gru$lane$0$update_mul(a,b,c,out);
     
     // Module arguments
@@ -25146,6 +31725,82 @@ module top$gru$lane$0$update_q(v,out);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$gru$lane$0$update_q
+
+
+module top$gru$lane$0$v_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$v_en
+
+
+module top$gru$lane$0$v_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$v_j
+
+
+module top$gru$lane$0$v_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$v_set
+
+
+module top$gru$lane$0$v_sum(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$v_sum
 
 
 module top$gru$lane$0$z0$0(d,q,clock);

@@ -13,7 +13,7 @@ pub struct CycleModel {
     pub macs: usize,
     pub lanes: usize,
     pub bits: u32,
-    /// Cycles of one slot: 3H / M passes of H + 1 terms, plus 3.
+    /// Cycles of one slot: 3H / M passes of H + 1 terms, plus 7 (3-cycle boundary, 4-cycle drain).
     pub slot: usize,
     /// GRU cycles per group of P pixels: 2 G slots (two sets interleaved).
     pub gru_per_group: usize,
@@ -30,7 +30,7 @@ pub struct CycleModel {
 impl CycleModel {
     pub fn new(hidden: usize, gates: usize, macs: usize, lanes: usize, bits: u32) -> CycleModel {
         let (h, g) = (hidden, gates);
-        let slot = (3 * h / macs) * (h + 1) + 3;
+        let slot = (3 * h / macs) * (h + 1) + 7;
         let gru = 2 * g * slot;
         // The divide pass of group n and the peak pass of group n + 1 hand
         // over in one cycle (measured: tests/rtl_cycles.rs).
@@ -116,6 +116,6 @@ mod tests {
                 assert!(c.cycles_per_pixel() <= 1.25 * c.bound_per_pixel(), "{c:?}");
             }
         }
-        assert_eq!(CycleModel::new(32, 135, 96, 1, 8).slot, 36);
+        assert_eq!(CycleModel::new(32, 135, 96, 1, 8).slot, 40);
     }
 }

@@ -11,7 +11,9 @@
 //! same term index k, so each cycle reads one column k of the weight matrix
 //! (3H weights: the 3H rows of a slot in NP = 3H / M passes of M rows, K =
 //! H + 1 terms each: H state terms and the input term). A slot costs
-//! NP K issue cycles plus 3 (boundary + 2-stage pipeline drain); each set
+//! NP K issue cycles plus 7 (a 3-cycle boundary, in which the 3-stage
+//! state update of the next A set lands, and a 4-cycle drain of the
+//! operand/MAC/narrowing pipeline); each set
 //! advances half a step per slot, so a pixel group costs 2 G slots per set.
 //! The state update h' = narrow(S c + z (h - c)) streams one unit per cycle
 //! into the next slot just ahead of the operand stream that reads it; the
@@ -85,7 +87,26 @@ pub struct Gru {
     pass: DFF<Addr>,
     term: DFF<Addr>,
     rom_addr: DFF<Addr>,
-    drain: DFF<Bit>,
+    /// Drain cycle (the 4-stage pipeline empties) and boundary wait (the
+    /// 3-stage state update lands before the next slot reads h).
+    drain: DFF<Bits<2>>,
+    bwait: DFF<Bits<2>>,
+    /// Stage 0 -> 0b -> 0c copies of what stage 1 needs (the operand
+    /// pipeline of the lanes is two stages longer than the reads).
+    d0_valid: DFF<Bit>,
+    d0_first: DFF<Bit>,
+    d0_pass: DFF<Addr>,
+    d0_term: DFF<Addr>,
+    d0_head: DFF<Bit>,
+    d0_rom: DFF<Addr>,
+    d0_layer: Vec<DFF<Bit>>,
+    d1_valid: DFF<Bit>,
+    d1_first: DFF<Bit>,
+    d1_pass: DFF<Addr>,
+    d1_term: DFF<Addr>,
+    d1_head: DFF<Bit>,
+    d1_rom: DFF<Addr>,
+    d1_layer: Vec<DFF<Bit>>,
     /// The set in its A slot (the current or last slot).
     a_set: DFF<Bit>,
     active: Vec<DFF<Bit>>,
@@ -243,6 +264,21 @@ impl Gru {
             term: Default::default(),
             rom_addr: Default::default(),
             drain: Default::default(),
+            bwait: Default::default(),
+            d0_valid: Default::default(),
+            d0_first: Default::default(),
+            d0_pass: Default::default(),
+            d0_term: Default::default(),
+            d0_head: Default::default(),
+            d0_rom: Default::default(),
+            d0_layer: super::many(m),
+            d1_valid: Default::default(),
+            d1_first: Default::default(),
+            d1_pass: Default::default(),
+            d1_term: Default::default(),
+            d1_head: Default::default(),
+            d1_rom: Default::default(),
+            d1_layer: super::many(m),
             a_set: DFF::default(),
             active: super::many(2),
             decoder: super::many(2),
@@ -309,10 +345,11 @@ impl Logic for Gru {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, slot, pass, term, rom_addr, drain, a_set, next_set, next_group,
-            head_valid, head_first, head_last, head_step, head_group, s1_valid, s1_first, s1_pass,
-            s1_term, s1_head, s2_post, s2_pass, s2_set, s2_head, upd_run, upd_j, upd_set, upd_zero,
-            upd_active
+            self, clock, slot, pass, term, rom_addr, drain, bwait, d0_valid, d0_first, d0_pass,
+            d0_term, d0_head, d0_rom, d1_valid, d1_first, d1_pass, d1_term, d1_head, d1_rom, a_set,
+            next_set, next_group, head_valid, head_first, head_last, head_step, head_group,
+            s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_post, s2_pass, s2_set, s2_head,
+            upd_run, upd_j, upd_set, upd_zero, upd_active
         );
         for s in 0..2 {
             self.active[s].clock.next = self.clock.val();
@@ -345,27 +382,44 @@ impl Logic for Gru {
                 self.unit_layer[m].next = (self.a_set.q.val() && self.decoder[0].q.val())
                     || (!self.a_set.q.val() && self.decoder[1].q.val());
             }
+            // The address is computed at stage 0 and presented two cycles
+            // later, so the registered data meets stage 1.
+            self.d0_layer[m].clock.next = self.clock.val();
+            self.d1_layer[m].clock.next = self.clock.val();
+            self.d0_layer[m].d.next = self.unit_layer[m].val();
+            self.d1_layer[m].d.next = self.d0_layer[m].q.val();
             self.weight_rom[m].clock.next = self.clock.val();
             self.bias_rom[m].clock.next = self.clock.val();
-            self.weight_rom[m].address.next = self.rom_addr.q.val();
-            self.bias_rom[m].address.next = self.pass.q.val();
-            if self.unit_layer[m].val() {
-                self.weight_rom[m].address.next =
-                    self.rom_addr.q.val() + self.layer_rom_offset.val();
-                self.bias_rom[m].address.next = self.pass.q.val() + self.layer_bias_offset.val();
+            self.weight_rom[m].address.next = self.d1_rom.q.val();
+            self.bias_rom[m].address.next = self.d1_pass.q.val();
+            if self.d1_layer[m].q.val() {
+                self.weight_rom[m].address.next = self.d1_rom.q.val() + self.layer_rom_offset.val();
+                self.bias_rom[m].address.next = self.d1_pass.q.val() + self.layer_bias_offset.val();
             }
         }
         for c in 0..3 {
             self.head_rom[c].clock.next = self.clock.val();
-            self.head_rom[c].address.next = self.term.q.val();
+            self.head_rom[c].address.next = self.d1_term.q.val();
         }
-        // Pipeline registers.
-        self.s1_valid.d.next = self.issue.val();
-        self.s1_first.d.next = !self.term.q.val().any();
-        self.s1_pass.d.next = self.pass.q.val();
-        self.s1_term.d.next = self.term.q.val();
-        self.s1_head.d.next =
+        // Pipeline registers: stage 0 -> 0b -> 0c -> 1.
+        self.d0_valid.d.next = self.issue.val();
+        self.d0_first.d.next = !self.term.q.val().any();
+        self.d0_pass.d.next = self.pass.q.val();
+        self.d0_term.d.next = self.term.q.val();
+        self.d0_head.d.next =
             self.issue.val() && !self.pass.q.val().any() && (self.term.q.val() < self.x_term.val());
+        self.d0_rom.d.next = self.rom_addr.q.val();
+        self.d1_valid.d.next = self.d0_valid.q.val();
+        self.d1_first.d.next = self.d0_first.q.val();
+        self.d1_pass.d.next = self.d0_pass.q.val();
+        self.d1_term.d.next = self.d0_term.q.val();
+        self.d1_head.d.next = self.d0_head.q.val();
+        self.d1_rom.d.next = self.d0_rom.q.val();
+        self.s1_valid.d.next = self.d1_valid.q.val();
+        self.s1_first.d.next = self.d1_first.q.val();
+        self.s1_pass.d.next = self.d1_pass.q.val();
+        self.s1_term.d.next = self.d1_term.q.val();
+        self.s1_head.d.next = self.d1_head.q.val();
         self.s2_post.d.next =
             self.s1_valid.q.val() && (self.s1_term.q.val() == self.last_term.val());
         self.s2_pass.d.next = self.s1_pass.q.val();
@@ -474,7 +528,10 @@ impl Logic for Gru {
             && (self.next_set.q.val() == self.n_set.val());
         match self.slot.q.val() {
             SlotState::Boundary => {
-                if !(self.n_head_last.val() && self.ext_busy.val()) {
+                if self.bwait.q.val() != 2 {
+                    self.bwait.d.next = self.bwait.q.val() + 1;
+                } else if !(self.n_head_last.val() && self.ext_busy.val()) {
+                    self.bwait.d.next = 0.into();
                     self.slot.d.next = SlotState::Issue;
                     self.a_set.d.next = self.n_set.val();
                     self.pass.d.next = 0.into();
@@ -516,13 +573,13 @@ impl Logic for Gru {
                     if self.pass.q.val() == self.last_pass.val() {
                         self.pass.d.next = 0.into();
                         self.slot.d.next = SlotState::Drain;
-                        self.drain.d.next = false;
+                        self.drain.d.next = 0.into();
                     }
                 }
             }
             SlotState::Drain => {
-                self.drain.d.next = true;
-                if self.drain.q.val() {
+                self.drain.d.next = self.drain.q.val() + 1;
+                if self.drain.q.val() == 3 {
                     self.slot.d.next = SlotState::Boundary;
                     self.upd_run.d.next = true;
                     self.upd_j.d.next = 0.into();

@@ -7,11 +7,15 @@
 //! controller (`gru.rs`).
 //!
 //! Pipeline: stage 0 (issue of term k of pass p): operands are read and
-//! registered (`op_a` for the z/r rows of the set in its A slot, `op_c`
-//! for the candidate rows of the set in its C slot: narrow(r_k h_k)); the
-//! weight ROMs are addressed. Stage 1: the MACs accumulate. Stage 2: a
-//! finished pass's accumulators go through the hard sigmoid / clipped
-//! identity into z, r or c.
+//! registered; stage 0b: the reset product r_k h_k of the set in its C slot
+//! (a DSP), registered; stage 0c: its narrowing into `op_c`, the z/r
+//! operand of the set in its A slot into `op_a` (the weight ROMs are
+//! addressed here). Stage 1: the MACs accumulate. Stage 2: a finished
+//! pass's accumulators go through the hard sigmoid / clipped identity into
+//! z, r or c. The state update streams through three stages (reads,
+//! multiply-add, narrowing + write). Every register-to-register path holds
+//! at most one multiplier or one carry chain of about 2W bits
+//! (docs/hardware.md: post-route Fmax).
 
 use super::head::Head;
 use super::prim::{MacUnit, Mem, MulAdd, Requant};
@@ -74,6 +78,31 @@ pub struct Lane {
     op_a: DFF<Code>,
     op_c: DFF<Code>,
     op_head: DFF<Code>,
+    // Operand pipeline (stages 0b, 0c between the reads and the MACs).
+    p_r: DFF<Code>,
+    p_h: DFF<Code>,
+    p_xc: DFF<Code>,
+    p_a: DFF<Code>,
+    p_head: DFF<Code>,
+    p_isx: DFF<Bit>,
+    p_czero: DFF<Bit>,
+    q_prod: DFF<Acc>,
+    q_xc: DFF<Code>,
+    q_a: DFF<Code>,
+    q_head: DFF<Code>,
+    q_isx: DFF<Bit>,
+    q_czero: DFF<Bit>,
+    // State-update pipeline (u0 reads, u1 multiply-add, u2 narrow + write).
+    u_z: DFF<Code>,
+    u_h: DFF<Code>,
+    u_c: DFF<Code>,
+    u_j: DFF<Addr>,
+    u_set: DFF<Bit>,
+    u_en: DFF<Bit>,
+    v_sum: DFF<Acc>,
+    v_j: DFF<Addr>,
+    v_set: DFF<Bit>,
+    v_en: DFF<Bit>,
     mac: Vec<MacUnit>,
     reset_mul: MulAdd,
     reset_q: Requant<18>,
@@ -149,6 +178,29 @@ impl Lane {
             op_a: Default::default(),
             op_c: Default::default(),
             op_head: Default::default(),
+            p_r: Default::default(),
+            p_h: Default::default(),
+            p_xc: Default::default(),
+            p_a: Default::default(),
+            p_head: Default::default(),
+            p_isx: Default::default(),
+            p_czero: Default::default(),
+            q_prod: Default::default(),
+            q_xc: Default::default(),
+            q_a: Default::default(),
+            q_head: Default::default(),
+            q_isx: Default::default(),
+            q_czero: Default::default(),
+            u_z: Default::default(),
+            u_h: Default::default(),
+            u_c: Default::default(),
+            u_j: Default::default(),
+            u_set: Default::default(),
+            u_en: Default::default(),
+            v_sum: Default::default(),
+            v_j: Default::default(),
+            v_set: Default::default(),
+            v_en: Default::default(),
             mac: (0..m)
                 .map(|_| {
                     MacUnit::new(
@@ -188,15 +240,19 @@ fn pass_of(row: usize, m: usize) -> Constant<Addr> {
 impl Logic for Lane {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, op_a, op_c, op_head);
+        dff_setup!(
+            self, clock, op_a, op_c, op_head, p_r, p_h, p_xc, p_a, p_head, p_isx, p_czero, q_prod,
+            q_xc, q_a, q_head, q_isx, q_czero, u_z, u_h, u_c, u_j, u_set, u_en, v_sum, v_j, v_set,
+            v_en
+        );
         // Memories: h (read k for the operand streams, j for the update) and x.
         for s in 0..2 {
             self.state[s].clock.next = self.clock.val();
             self.state[s].raddr0.next = self.k.val();
             self.state[s].raddr1.next = self.upd_j.val();
-            self.state[s].waddr.next = self.upd_j.val();
+            self.state[s].waddr.next = self.v_j.q.val();
             self.state[s].wdata.next = self.update_q.out.val();
-            self.state[s].we.next = self.upd_en.val() && (self.upd_set.val() == (s == 1));
+            self.state[s].we.next = self.v_en.q.val() && (self.v_set.q.val() == (s == 1));
             self.input[s].clock.next = self.clock.val();
             self.input[s].we.next = self.x_we.val() && (self.x_set.val() == (s == 1));
             self.input[s].waddr.next = self.x_waddr.val();
@@ -247,22 +303,41 @@ impl Logic for Lane {
                 }
             }
         }
-        // Stage 0: operands.
-        self.reset_mul.a.next = self.r_k.val();
-        self.reset_mul.b.next = self.h_c.val();
-        self.reset_mul.c.next = 0.into();
-        self.reset_q.v.next = self.reset_mul.out.val();
-        self.op_head.d.next = self.h_a.val();
+        // Stage 0: operand reads, registered as read (the selects and the
+        // LUT-RAM reads are one path, the multiply another: docs/hardware.md).
+        self.p_r.d.next = self.r_k.val();
+        self.p_h.d.next = self.h_c.val();
+        self.p_xc.d.next = self.x_c.val();
+        self.p_head.d.next = self.h_a.val();
+        self.p_isx.d.next = self.k_is_x.val();
+        self.p_czero.d.next = self.c_zero.val();
         if self.k_is_x.val() {
-            self.op_a.d.next = self.x_a.val();
-            self.op_c.d.next = self.x_c.val();
+            self.p_a.d.next = self.x_a.val();
         } else {
-            self.op_a.d.next = self.h_a.val();
-            self.op_c.d.next = self.reset_q.out.val();
+            self.p_a.d.next = self.h_a.val();
             if self.a_zero.val() {
-                self.op_a.d.next = 0.into();
+                self.p_a.d.next = 0.into();
             }
-            if self.c_zero.val() {
+        }
+        // Stage 0b: the reset product r_k h_k (DSP), registered.
+        self.reset_mul.a.next = self.p_r.q.val();
+        self.reset_mul.b.next = self.p_h.q.val();
+        self.reset_mul.c.next = 0.into();
+        self.q_prod.d.next = self.reset_mul.out.val();
+        self.q_xc.d.next = self.p_xc.q.val();
+        self.q_a.d.next = self.p_a.q.val();
+        self.q_head.d.next = self.p_head.q.val();
+        self.q_isx.d.next = self.p_isx.q.val();
+        self.q_czero.d.next = self.p_czero.q.val();
+        // Stage 0c: its narrowing, into the MAC operand registers.
+        self.reset_q.v.next = self.q_prod.q.val();
+        self.op_head.d.next = self.q_head.q.val();
+        self.op_a.d.next = self.q_a.q.val();
+        if self.q_isx.q.val() {
+            self.op_c.d.next = self.q_xc.q.val();
+        } else {
+            self.op_c.d.next = self.reset_q.out.val();
+            if self.q_czero.q.val() {
                 self.op_c.d.next = 0.into();
             }
         }
@@ -304,7 +379,10 @@ impl Logic for Lane {
                 }
             }
         }
-        // State update h'_j = narrow(S c + z (h - c)), one unit per cycle.
+        // State update h'_j = narrow(S c + z (h - c)), one unit per cycle,
+        // in three stages: u0 reads (z_j, c_j selects, h_j), u1 multiply-add,
+        // u2 narrowing and write-back (the controller leaves the two cycles
+        // before the operand stream reads h_j).
         self.h_j.next = self.state[0].rdata1.val();
         if self.upd_set.val() {
             self.h_j.next = self.state[1].rdata1.val();
@@ -312,10 +390,20 @@ impl Logic for Lane {
         if self.upd_zero.val() {
             self.h_j.next = 0.into();
         }
-        self.update_mul.a.next = self.z_j.val();
-        self.update_mul.b.next = self.h_j.val() - self.c_j.val();
-        self.update_mul.c.next = self.c_j.val();
-        self.update_q.v.next = self.update_mul.out.val();
+        self.u_z.d.next = self.z_j.val();
+        self.u_h.d.next = self.h_j.val();
+        self.u_c.d.next = self.c_j.val();
+        self.u_j.d.next = self.upd_j.val();
+        self.u_set.d.next = self.upd_set.val();
+        self.u_en.d.next = self.upd_en.val();
+        self.update_mul.a.next = self.u_z.q.val();
+        self.update_mul.b.next = self.u_h.q.val() - self.u_c.q.val();
+        self.update_mul.c.next = self.u_c.q.val();
+        self.v_sum.d.next = self.update_mul.out.val();
+        self.v_j.d.next = self.u_j.q.val();
+        self.v_set.d.next = self.u_set.q.val();
+        self.v_en.d.next = self.u_en.q.val();
+        self.update_q.v.next = self.v_sum.q.val();
         // Head.
         self.head.clock.next = self.clock.val();
         self.head.en.next = self.head_en.val();
@@ -385,7 +473,10 @@ mod tests {
             lane.k_is_x.next = false;
             lane.c_zero.next = false;
             assert!(simulate(&mut lane, 100));
-            edge(&mut lane);
+            // Three stages each (the inputs held: the same unit streams thrice).
+            for _ in 0..3 {
+                edge(&mut lane);
+            }
             let want = fmt.update(z, if zero { 0 } else { hv }, c);
             assert_eq!(
                 sx(lane.state[1]._mem[j]),
