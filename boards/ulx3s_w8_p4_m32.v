@@ -61854,8 +61854,9 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
     localparam PreprocState$Idle = 0;
     localparam PreprocState$Peak = 1;
     localparam PreprocState$WaitBuffer = 2;
-    localparam PreprocState$DivStart = 3;
-    localparam PreprocState$DivWait = 4;
+    localparam PreprocState$DivRead = 3;
+    localparam PreprocState$DivStart = 4;
+    localparam PreprocState$DivWait = 5;
     
     // Stub signals
     reg  [2:0] state$d;
@@ -61925,6 +61926,21 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
     wire  divider$3$busy;
     /* verilator lint_on UNUSEDSIGNAL */
     wire  [31:0] divider$3$quotient;
+    reg  [23:0] y_reg$0$d;
+    wire  [23:0] y_reg$0$q;
+    reg  y_reg$0$clock;
+    reg  [23:0] y_reg$1$d;
+    wire  [23:0] y_reg$1$q;
+    reg  y_reg$1$clock;
+    reg  [23:0] y_reg$2$d;
+    wire  [23:0] y_reg$2$q;
+    reg  y_reg$2$clock;
+    reg  [23:0] y_reg$3$d;
+    wire  [23:0] y_reg$3$q;
+    reg  y_reg$3$clock;
+    reg  peak_read$d;
+    wire  peak_read$q;
+    reg  peak_read$clock;
     
     // Local signals
     reg  [23:0] ten_c$0;
@@ -62018,15 +62034,43 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         .busy(divider$3$busy),
         .quotient(divider$3$quotient)
     );
+    top$core$engine$preproc$y_reg$0 y_reg$0(
+        .d(y_reg$0$d),
+        .q(y_reg$0$q),
+        .clock(y_reg$0$clock)
+    );
+    top$core$engine$preproc$y_reg$1 y_reg$1(
+        .d(y_reg$1$d),
+        .q(y_reg$1$q),
+        .clock(y_reg$1$clock)
+    );
+    top$core$engine$preproc$y_reg$2 y_reg$2(
+        .d(y_reg$2$d),
+        .q(y_reg$2$q),
+        .clock(y_reg$2$clock)
+    );
+    top$core$engine$preproc$y_reg$3 y_reg$3(
+        .d(y_reg$3$d),
+        .q(y_reg$3$q),
+        .clock(y_reg$3$clock)
+    );
+    top$core$engine$preproc$peak_read peak_read(
+        .d(peak_read$d),
+        .q(peak_read$q),
+        .clock(peak_read$clock)
+    );
     
     // Update code
     always @(*) begin
         state$clock = clock;
         gate$clock = clock;
         set$clock = clock;
+        peak_read$clock = clock;
         state$d = state$q;
         gate$d = gate$q;
         set$d = set$q;
+        peak_read$d = peak_read$q;
+        peak_read$d = state$q == PreprocState$Peak;
         release_ = 1'b0;
         x_done = 1'b0;
         x_we = 1'b0;
@@ -62046,7 +62090,12 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         if (ten_c$0 >= s0$0) begin
             y$0 = ten_c$0 - s0$0;
         end
-        lane_y = y$0;
+        y_reg$0$clock = clock;
+        y_reg$0$d = y$0;
+        if (peak_read$q && (y_reg$0$q > peak$0$q)) begin
+            peak$0$d = y_reg$0$q;
+        end
+        lane_y = y_reg$0$q;
         lane_peak = peak$0$q;
         divider$0$num = (({40'h0, lane_y}) << w_bits) + ({40'h0, lane_peak});
         divider$0$den = ({40'h0, lane_peak}) << 32'h1;
@@ -62072,7 +62121,12 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         if (ten_c$1 >= s0$1) begin
             y$1 = ten_c$1 - s0$1;
         end
-        lane_y = y$1;
+        y_reg$1$clock = clock;
+        y_reg$1$d = y$1;
+        if (peak_read$q && (y_reg$1$q > peak$1$q)) begin
+            peak$1$d = y_reg$1$q;
+        end
+        lane_y = y_reg$1$q;
         lane_peak = peak$1$q;
         divider$1$num = (({40'h0, lane_y}) << w_bits) + ({40'h0, lane_peak});
         divider$1$den = ({40'h0, lane_peak}) << 32'h1;
@@ -62098,7 +62152,12 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         if (ten_c$2 >= s0$2) begin
             y$2 = ten_c$2 - s0$2;
         end
-        lane_y = y$2;
+        y_reg$2$clock = clock;
+        y_reg$2$d = y$2;
+        if (peak_read$q && (y_reg$2$q > peak$2$q)) begin
+            peak$2$d = y_reg$2$q;
+        end
+        lane_y = y_reg$2$q;
         lane_peak = peak$2$q;
         divider$2$num = (({40'h0, lane_y}) << w_bits) + ({40'h0, lane_peak});
         divider$2$den = ({40'h0, lane_peak}) << 32'h1;
@@ -62124,7 +62183,12 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         if (ten_c$3 >= s0$3) begin
             y$3 = ten_c$3 - s0$3;
         end
-        lane_y = y$3;
+        y_reg$3$clock = clock;
+        y_reg$3$d = y$3;
+        if (peak_read$q && (y_reg$3$q > peak$3$q)) begin
+            peak$3$d = y_reg$3$q;
+        end
+        lane_y = y_reg$3$q;
         lane_peak = peak$3$q;
         divider$3$num = (({40'h0, lane_y}) << w_bits) + ({40'h0, lane_peak});
         divider$3$den = ({40'h0, lane_peak}) << 32'h1;
@@ -62152,18 +62216,6 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
                 end
             PreprocState$Peak:
                 begin
-                    if (y$0 > peak$0$q) begin
-                        peak$0$d = y$0;
-                    end
-                    if (y$1 > peak$1$q) begin
-                        peak$1$d = y$1;
-                    end
-                    if (y$2 > peak$2$q) begin
-                        peak$2$d = y$2;
-                    end
-                    if (y$3 > peak$3$q) begin
-                        peak$3$d = y$3;
-                    end
                     gate$d = gate$q + 16'h1;
                     if (gate$q == last_gate) begin
                         gate$d = 16'h0;
@@ -62175,6 +62227,10 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
                     if (free) begin
                         state$d = PreprocState$DivStart;
                     end
+                end
+            PreprocState$DivRead:
+                begin
+                    state$d = PreprocState$DivStart;
                 end
             PreprocState$DivStart:
                 begin
@@ -62189,7 +62245,7 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
                     if (divider$0$done) begin
                         x_we = 1'b1;
                         gate$d = gate$q + 16'h1;
-                        state$d = PreprocState$DivStart;
+                        state$d = PreprocState$DivRead;
                         if (gate$q == last_gate) begin
                             gate$d = 16'h0;
                             x_done = 1'b1;
@@ -63368,6 +63424,25 @@ module top$core$engine$preproc$peak$3(d,q,clock);
 endmodule // top$core$engine$preproc$peak$3
 
 
+module top$core$engine$preproc$peak_read(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$peak_read
+
+
 module top$core$engine$preproc$set(d,q,clock);
     
     // Module arguments
@@ -63406,6 +63481,82 @@ module top$core$engine$preproc$state(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$state
+
+
+module top$core$engine$preproc$y_reg$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [23:0] d;
+    output reg  [23:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 24'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$y_reg$0
+
+
+module top$core$engine$preproc$y_reg$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [23:0] d;
+    output reg  [23:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 24'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$y_reg$1
+
+
+module top$core$engine$preproc$y_reg$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [23:0] d;
+    output reg  [23:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 24'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$y_reg$2
+
+
+module top$core$engine$preproc$y_reg$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [23:0] d;
+    output reg  [23:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 24'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$y_reg$3
 
 
 module top$core$engine$result(clock,in_valid,in_ready,in_pixel,in_tau1,in_tau2,in_fraction,out_valid,out_ready,out_pixel,out_tau1,out_tau2,out_fraction);

@@ -41916,8 +41916,9 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
     localparam PreprocState$Idle = 0;
     localparam PreprocState$Peak = 1;
     localparam PreprocState$WaitBuffer = 2;
-    localparam PreprocState$DivStart = 3;
-    localparam PreprocState$DivWait = 4;
+    localparam PreprocState$DivRead = 3;
+    localparam PreprocState$DivStart = 4;
+    localparam PreprocState$DivWait = 5;
     
     // Stub signals
     reg  [2:0] state$d;
@@ -41942,6 +41943,12 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
     wire  divider$0$busy;
     /* verilator lint_on UNUSEDSIGNAL */
     wire  [31:0] divider$0$quotient;
+    reg  [23:0] y_reg$0$d;
+    wire  [23:0] y_reg$0$q;
+    reg  y_reg$0$clock;
+    reg  peak_read$d;
+    wire  peak_read$q;
+    reg  peak_read$clock;
     
     // Local signals
     reg  [23:0] ten_c$0;
@@ -41984,15 +41991,28 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
         .busy(divider$0$busy),
         .quotient(divider$0$quotient)
     );
+    top$preproc$y_reg$0 y_reg$0(
+        .d(y_reg$0$d),
+        .q(y_reg$0$q),
+        .clock(y_reg$0$clock)
+    );
+    top$preproc$peak_read peak_read(
+        .d(peak_read$d),
+        .q(peak_read$q),
+        .clock(peak_read$clock)
+    );
     
     // Update code
     always @(*) begin
         state$clock = clock;
         gate$clock = clock;
         set$clock = clock;
+        peak_read$clock = clock;
         state$d = state$q;
         gate$d = gate$q;
         set$d = set$q;
+        peak_read$d = peak_read$q;
+        peak_read$d = state$q == PreprocState$Peak;
         release_ = 1'b0;
         x_done = 1'b0;
         x_we = 1'b0;
@@ -42012,7 +42032,12 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
         if (ten_c$0 >= s0$0) begin
             y$0 = ten_c$0 - s0$0;
         end
-        lane_y = y$0;
+        y_reg$0$clock = clock;
+        y_reg$0$d = y$0;
+        if (peak_read$q && (y_reg$0$q > peak$0$q)) begin
+            peak$0$d = y_reg$0$q;
+        end
+        lane_y = y_reg$0$q;
         lane_peak = peak$0$q;
         divider$0$num = (({40'h0, lane_y}) << w_bits) + ({40'h0, lane_peak});
         divider$0$den = ({40'h0, lane_peak}) << 32'h1;
@@ -42037,9 +42062,6 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
                 end
             PreprocState$Peak:
                 begin
-                    if (y$0 > peak$0$q) begin
-                        peak$0$d = y$0;
-                    end
                     gate$d = gate$q + 16'h1;
                     if (gate$q == last_gate) begin
                         gate$d = 16'h0;
@@ -42052,6 +42074,10 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
                         state$d = PreprocState$DivStart;
                     end
                 end
+            PreprocState$DivRead:
+                begin
+                    state$d = PreprocState$DivStart;
+                end
             PreprocState$DivStart:
                 begin
                     divider$0$start = 1'b1;
@@ -42062,7 +42088,7 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
                     if (divider$0$done) begin
                         x_we = 1'b1;
                         gate$d = gate$q + 16'h1;
-                        state$d = PreprocState$DivStart;
+                        state$d = PreprocState$DivRead;
                         if (gate$q == last_gate) begin
                             gate$d = 16'h0;
                             x_done = 1'b1;
@@ -42386,6 +42412,25 @@ module top$preproc$peak$0(d,q,clock);
 endmodule // top$preproc$peak$0
 
 
+module top$preproc$peak_read(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$preproc$peak_read
+
+
 module top$preproc$set(d,q,clock);
     
     // Module arguments
@@ -42424,6 +42469,25 @@ module top$preproc$state(d,q,clock);
     end
           
 endmodule // top$preproc$state
+
+
+module top$preproc$y_reg$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [23:0] d;
+    output reg  [23:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 24'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$preproc$y_reg$0
 
 
 module top$result(clock,in_valid,in_ready,in_pixel,in_tau1,in_tau2,in_fraction,out_valid,out_ready,out_pixel,out_tau1,out_tau2,out_fraction);

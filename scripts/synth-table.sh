@@ -12,9 +12,9 @@ cargo build --release --quiet
 FLIMGRU=target/release/flimgru
 CLOCK=${CLOCK:-30}
 runs=(
+  "ulx3s 8 4 32"
   "ulx3s 8 1 32"
   "ulx3s 8 2 32"
-  "ulx3s 8 4 32"
   "ulx3s 16 1 16"
   "ulx3s 16 1 32"
   "ulx3s 16 2 32"

@@ -16,6 +16,7 @@ pub enum PreprocState {
     Idle,
     Peak,
     WaitBuffer,
+    DivRead,
     DivStart,
     DivWait,
 }
@@ -45,6 +46,11 @@ pub struct Preproc {
     divider: Vec<Divider>,
     ten_c: Vec<Signal<Local, Bits<24>>>,
     y: Vec<Signal<Local, Bits<24>>>,
+    /// y of the gate read in the previous cycle: the count read and its
+    /// arithmetic are one path, the peak compare / divider load another.
+    y_reg: Vec<DFF<Bits<24>>>,
+    /// The previous cycle read a gate of the peak pass.
+    peak_read: DFF<Bit>,
     free: Signal<Local, Bit>,
     lane_raw: Signal<Local, Count>,
     lane_c: Signal<Local, Bits<24>>,
@@ -80,6 +86,8 @@ impl Preproc {
             divider: (0..lanes).map(|_| Divider::default()).collect(),
             ten_c: super::many(lanes),
             y: super::many(lanes),
+            y_reg: super::many(lanes),
+            peak_read: Default::default(),
             free: Default::default(),
             lane_raw: Default::default(),
             lane_c: Default::default(),
@@ -97,13 +105,16 @@ impl Preproc {
 /// Cycles the preprocessor spends on one group after ingest (cycle model).
 pub fn preproc_cycles(gates: usize, bits: u32) -> usize {
     let _ = BASELINE_GATES;
-    1 + gates + 1 + gates * (bits as usize + 2)
+    // Idle, the peak pass, one buffer wait, then per gate W + 2 (start +
+    // divider) and, from the second gate on, one cycle to register the read.
+    1 + gates + 1 + gates * (bits as usize + 2) + (gates - 1)
 }
 
 impl Logic for Preproc {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, state, gate, set);
+        dff_setup!(self, clock, state, gate, set, peak_read);
+        self.peak_read.d.next = self.state.q.val() == PreprocState::Peak;
         self.release.next = false;
         self.x_done.next = false;
         self.x_we.next = false;
@@ -125,7 +136,12 @@ impl Logic for Preproc {
             if self.ten_c[l].val() >= self.s0[l].val() {
                 self.y[l].next = self.ten_c[l].val() - self.s0[l].val();
             }
-            self.lane_y.next = self.y[l].val();
+            self.y_reg[l].clock.next = self.clock.val();
+            self.y_reg[l].d.next = self.y[l].val();
+            if self.peak_read.q.val() && (self.y_reg[l].q.val() > self.peak[l].q.val()) {
+                self.peak[l].d.next = self.y_reg[l].q.val();
+            }
+            self.lane_y.next = self.y_reg[l].q.val();
             self.lane_peak.next = self.peak[l].q.val();
             self.divider[l].num.next = (bit_cast::<64, 24>(self.lane_y.val()) << self.w_bits.val())
                 + bit_cast::<64, 24>(self.lane_peak.val());
@@ -151,11 +167,6 @@ impl Logic for Preproc {
                 }
             }
             PreprocState::Peak => {
-                for l in 0..self._lanes {
-                    if self.y[l].val() > self.peak[l].q.val() {
-                        self.peak[l].d.next = self.y[l].val();
-                    }
-                }
                 self.gate.d.next = self.gate.q.val() + 1;
                 if self.gate.q.val() == self.last_gate.val() {
                     self.gate.d.next = 0.into();
@@ -167,6 +178,9 @@ impl Logic for Preproc {
                     self.state.d.next = PreprocState::DivStart;
                 }
             }
+            PreprocState::DivRead => {
+                self.state.d.next = PreprocState::DivStart;
+            }
             PreprocState::DivStart => {
                 for l in 0..self._lanes {
                     self.divider[l].start.next = true;
@@ -177,7 +191,7 @@ impl Logic for Preproc {
                 if self.divider[0].done.val() {
                     self.x_we.next = true;
                     self.gate.d.next = self.gate.q.val() + 1;
-                    self.state.d.next = PreprocState::DivStart;
+                    self.state.d.next = PreprocState::DivRead;
                     if self.gate.q.val() == self.last_gate.val() {
                         self.gate.d.next = 0.into();
                         self.x_done.next = true;
