@@ -8368,105 +8368,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  d1_head$d;
     wire  d1_head$q;
     reg  d1_head$clock;
-    reg  [15:0] d1_rom$d;
-    wire  [15:0] d1_rom$q;
-    reg  d1_rom$clock;
-    reg  d1_layer$0$d;
-    wire  d1_layer$0$q;
-    reg  d1_layer$0$clock;
-    reg  d1_layer$1$d;
-    wire  d1_layer$1$q;
-    reg  d1_layer$1$clock;
-    reg  d1_layer$2$d;
-    wire  d1_layer$2$q;
-    reg  d1_layer$2$clock;
-    reg  d1_layer$3$d;
-    wire  d1_layer$3$q;
-    reg  d1_layer$3$clock;
-    reg  d1_layer$4$d;
-    wire  d1_layer$4$q;
-    reg  d1_layer$4$clock;
-    reg  d1_layer$5$d;
-    wire  d1_layer$5$q;
-    reg  d1_layer$5$clock;
-    reg  d1_layer$6$d;
-    wire  d1_layer$6$q;
-    reg  d1_layer$6$clock;
-    reg  d1_layer$7$d;
-    wire  d1_layer$7$q;
-    reg  d1_layer$7$clock;
-    reg  d1_layer$8$d;
-    wire  d1_layer$8$q;
-    reg  d1_layer$8$clock;
-    reg  d1_layer$9$d;
-    wire  d1_layer$9$q;
-    reg  d1_layer$9$clock;
-    reg  d1_layer$10$d;
-    wire  d1_layer$10$q;
-    reg  d1_layer$10$clock;
-    reg  d1_layer$11$d;
-    wire  d1_layer$11$q;
-    reg  d1_layer$11$clock;
-    reg  d1_layer$12$d;
-    wire  d1_layer$12$q;
-    reg  d1_layer$12$clock;
-    reg  d1_layer$13$d;
-    wire  d1_layer$13$q;
-    reg  d1_layer$13$clock;
-    reg  d1_layer$14$d;
-    wire  d1_layer$14$q;
-    reg  d1_layer$14$clock;
-    reg  d1_layer$15$d;
-    wire  d1_layer$15$q;
-    reg  d1_layer$15$clock;
-    reg  d1_layer$16$d;
-    wire  d1_layer$16$q;
-    reg  d1_layer$16$clock;
-    reg  d1_layer$17$d;
-    wire  d1_layer$17$q;
-    reg  d1_layer$17$clock;
-    reg  d1_layer$18$d;
-    wire  d1_layer$18$q;
-    reg  d1_layer$18$clock;
-    reg  d1_layer$19$d;
-    wire  d1_layer$19$q;
-    reg  d1_layer$19$clock;
-    reg  d1_layer$20$d;
-    wire  d1_layer$20$q;
-    reg  d1_layer$20$clock;
-    reg  d1_layer$21$d;
-    wire  d1_layer$21$q;
-    reg  d1_layer$21$clock;
-    reg  d1_layer$22$d;
-    wire  d1_layer$22$q;
-    reg  d1_layer$22$clock;
-    reg  d1_layer$23$d;
-    wire  d1_layer$23$q;
-    reg  d1_layer$23$clock;
-    reg  d1_layer$24$d;
-    wire  d1_layer$24$q;
-    reg  d1_layer$24$clock;
-    reg  d1_layer$25$d;
-    wire  d1_layer$25$q;
-    reg  d1_layer$25$clock;
-    reg  d1_layer$26$d;
-    wire  d1_layer$26$q;
-    reg  d1_layer$26$clock;
-    reg  d1_layer$27$d;
-    wire  d1_layer$27$q;
-    reg  d1_layer$27$clock;
-    reg  d1_layer$28$d;
-    wire  d1_layer$28$q;
-    reg  d1_layer$28$clock;
-    reg  d1_layer$29$d;
-    wire  d1_layer$29$q;
-    reg  d1_layer$29$clock;
-    reg  d1_layer$30$d;
-    wire  d1_layer$30$q;
-    reg  d1_layer$30$clock;
-    reg  d1_layer$31$d;
-    wire  d1_layer$31$q;
-    reg  d1_layer$31$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -9767,171 +9668,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(d1_head$q),
         .clock(d1_head$clock)
     );
-    top$core$engine$gru$d1_rom d1_rom(
-        .d(d1_rom$d),
-        .q(d1_rom$q),
-        .clock(d1_rom$clock)
-    );
-    top$core$engine$gru$d1_layer$0 d1_layer$0(
-        .d(d1_layer$0$d),
-        .q(d1_layer$0$q),
-        .clock(d1_layer$0$clock)
-    );
-    top$core$engine$gru$d1_layer$1 d1_layer$1(
-        .d(d1_layer$1$d),
-        .q(d1_layer$1$q),
-        .clock(d1_layer$1$clock)
-    );
-    top$core$engine$gru$d1_layer$2 d1_layer$2(
-        .d(d1_layer$2$d),
-        .q(d1_layer$2$q),
-        .clock(d1_layer$2$clock)
-    );
-    top$core$engine$gru$d1_layer$3 d1_layer$3(
-        .d(d1_layer$3$d),
-        .q(d1_layer$3$q),
-        .clock(d1_layer$3$clock)
-    );
-    top$core$engine$gru$d1_layer$4 d1_layer$4(
-        .d(d1_layer$4$d),
-        .q(d1_layer$4$q),
-        .clock(d1_layer$4$clock)
-    );
-    top$core$engine$gru$d1_layer$5 d1_layer$5(
-        .d(d1_layer$5$d),
-        .q(d1_layer$5$q),
-        .clock(d1_layer$5$clock)
-    );
-    top$core$engine$gru$d1_layer$6 d1_layer$6(
-        .d(d1_layer$6$d),
-        .q(d1_layer$6$q),
-        .clock(d1_layer$6$clock)
-    );
-    top$core$engine$gru$d1_layer$7 d1_layer$7(
-        .d(d1_layer$7$d),
-        .q(d1_layer$7$q),
-        .clock(d1_layer$7$clock)
-    );
-    top$core$engine$gru$d1_layer$8 d1_layer$8(
-        .d(d1_layer$8$d),
-        .q(d1_layer$8$q),
-        .clock(d1_layer$8$clock)
-    );
-    top$core$engine$gru$d1_layer$9 d1_layer$9(
-        .d(d1_layer$9$d),
-        .q(d1_layer$9$q),
-        .clock(d1_layer$9$clock)
-    );
-    top$core$engine$gru$d1_layer$10 d1_layer$10(
-        .d(d1_layer$10$d),
-        .q(d1_layer$10$q),
-        .clock(d1_layer$10$clock)
-    );
-    top$core$engine$gru$d1_layer$11 d1_layer$11(
-        .d(d1_layer$11$d),
-        .q(d1_layer$11$q),
-        .clock(d1_layer$11$clock)
-    );
-    top$core$engine$gru$d1_layer$12 d1_layer$12(
-        .d(d1_layer$12$d),
-        .q(d1_layer$12$q),
-        .clock(d1_layer$12$clock)
-    );
-    top$core$engine$gru$d1_layer$13 d1_layer$13(
-        .d(d1_layer$13$d),
-        .q(d1_layer$13$q),
-        .clock(d1_layer$13$clock)
-    );
-    top$core$engine$gru$d1_layer$14 d1_layer$14(
-        .d(d1_layer$14$d),
-        .q(d1_layer$14$q),
-        .clock(d1_layer$14$clock)
-    );
-    top$core$engine$gru$d1_layer$15 d1_layer$15(
-        .d(d1_layer$15$d),
-        .q(d1_layer$15$q),
-        .clock(d1_layer$15$clock)
-    );
-    top$core$engine$gru$d1_layer$16 d1_layer$16(
-        .d(d1_layer$16$d),
-        .q(d1_layer$16$q),
-        .clock(d1_layer$16$clock)
-    );
-    top$core$engine$gru$d1_layer$17 d1_layer$17(
-        .d(d1_layer$17$d),
-        .q(d1_layer$17$q),
-        .clock(d1_layer$17$clock)
-    );
-    top$core$engine$gru$d1_layer$18 d1_layer$18(
-        .d(d1_layer$18$d),
-        .q(d1_layer$18$q),
-        .clock(d1_layer$18$clock)
-    );
-    top$core$engine$gru$d1_layer$19 d1_layer$19(
-        .d(d1_layer$19$d),
-        .q(d1_layer$19$q),
-        .clock(d1_layer$19$clock)
-    );
-    top$core$engine$gru$d1_layer$20 d1_layer$20(
-        .d(d1_layer$20$d),
-        .q(d1_layer$20$q),
-        .clock(d1_layer$20$clock)
-    );
-    top$core$engine$gru$d1_layer$21 d1_layer$21(
-        .d(d1_layer$21$d),
-        .q(d1_layer$21$q),
-        .clock(d1_layer$21$clock)
-    );
-    top$core$engine$gru$d1_layer$22 d1_layer$22(
-        .d(d1_layer$22$d),
-        .q(d1_layer$22$q),
-        .clock(d1_layer$22$clock)
-    );
-    top$core$engine$gru$d1_layer$23 d1_layer$23(
-        .d(d1_layer$23$d),
-        .q(d1_layer$23$q),
-        .clock(d1_layer$23$clock)
-    );
-    top$core$engine$gru$d1_layer$24 d1_layer$24(
-        .d(d1_layer$24$d),
-        .q(d1_layer$24$q),
-        .clock(d1_layer$24$clock)
-    );
-    top$core$engine$gru$d1_layer$25 d1_layer$25(
-        .d(d1_layer$25$d),
-        .q(d1_layer$25$q),
-        .clock(d1_layer$25$clock)
-    );
-    top$core$engine$gru$d1_layer$26 d1_layer$26(
-        .d(d1_layer$26$d),
-        .q(d1_layer$26$q),
-        .clock(d1_layer$26$clock)
-    );
-    top$core$engine$gru$d1_layer$27 d1_layer$27(
-        .d(d1_layer$27$d),
-        .q(d1_layer$27$q),
-        .clock(d1_layer$27$clock)
-    );
-    top$core$engine$gru$d1_layer$28 d1_layer$28(
-        .d(d1_layer$28$d),
-        .q(d1_layer$28$q),
-        .clock(d1_layer$28$clock)
-    );
-    top$core$engine$gru$d1_layer$29 d1_layer$29(
-        .d(d1_layer$29$d),
-        .q(d1_layer$29$q),
-        .clock(d1_layer$29$clock)
-    );
-    top$core$engine$gru$d1_layer$30 d1_layer$30(
-        .d(d1_layer$30$d),
-        .q(d1_layer$30$q),
-        .clock(d1_layer$30$clock)
-    );
-    top$core$engine$gru$d1_layer$31 d1_layer$31(
-        .d(d1_layer$31$d),
-        .q(d1_layer$31$q),
-        .clock(d1_layer$31$clock)
-    );
     top$core$engine$gru$a_set a_set(
         .d(a_set$d),
         .q(a_set$q),
@@ -10112,7 +9848,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d1_pass$clock = clock;
         d1_term$clock = clock;
         d1_head$clock = clock;
-        d1_rom$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -10152,7 +9887,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d1_pass$d = d1_pass$q;
         d1_term$d = d1_term$q;
         d1_head$d = d1_head$q;
-        d1_rom$d = d1_rom$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -10215,16 +9949,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$0 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$0$clock = clock;
-        d1_layer$0$clock = clock;
         d0_layer$0$d = unit_layer$0;
-        d1_layer$0$d = d0_layer$0$q;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d1_rom$q;
-        bias_rom$0$address = d1_pass$q;
-        if (d1_layer$0$q) begin
-            weight_rom$0$address = d1_rom$q + layer_rom_offset;
-            bias_rom$0$address = d1_pass$q + layer_bias_offset;
+        weight_rom$0$address = d0_rom$q;
+        bias_rom$0$address = d0_pass$q;
+        if (d0_layer$0$q) begin
+            weight_rom$0$address = d0_rom$q + layer_rom_offset;
+            bias_rom$0$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$1 = pass$q < a_passes$1;
         if (unit_a0$1) begin
@@ -10234,16 +9966,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$1 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$1$clock = clock;
-        d1_layer$1$clock = clock;
         d0_layer$1$d = unit_layer$1;
-        d1_layer$1$d = d0_layer$1$q;
         weight_rom$1$clock = clock;
         bias_rom$1$clock = clock;
-        weight_rom$1$address = d1_rom$q;
-        bias_rom$1$address = d1_pass$q;
-        if (d1_layer$1$q) begin
-            weight_rom$1$address = d1_rom$q + layer_rom_offset;
-            bias_rom$1$address = d1_pass$q + layer_bias_offset;
+        weight_rom$1$address = d0_rom$q;
+        bias_rom$1$address = d0_pass$q;
+        if (d0_layer$1$q) begin
+            weight_rom$1$address = d0_rom$q + layer_rom_offset;
+            bias_rom$1$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$2 = pass$q < a_passes$2;
         if (unit_a0$2) begin
@@ -10253,16 +9983,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$2 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$2$clock = clock;
-        d1_layer$2$clock = clock;
         d0_layer$2$d = unit_layer$2;
-        d1_layer$2$d = d0_layer$2$q;
         weight_rom$2$clock = clock;
         bias_rom$2$clock = clock;
-        weight_rom$2$address = d1_rom$q;
-        bias_rom$2$address = d1_pass$q;
-        if (d1_layer$2$q) begin
-            weight_rom$2$address = d1_rom$q + layer_rom_offset;
-            bias_rom$2$address = d1_pass$q + layer_bias_offset;
+        weight_rom$2$address = d0_rom$q;
+        bias_rom$2$address = d0_pass$q;
+        if (d0_layer$2$q) begin
+            weight_rom$2$address = d0_rom$q + layer_rom_offset;
+            bias_rom$2$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$3 = pass$q < a_passes$3;
         if (unit_a0$3) begin
@@ -10272,16 +10000,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$3 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$3$clock = clock;
-        d1_layer$3$clock = clock;
         d0_layer$3$d = unit_layer$3;
-        d1_layer$3$d = d0_layer$3$q;
         weight_rom$3$clock = clock;
         bias_rom$3$clock = clock;
-        weight_rom$3$address = d1_rom$q;
-        bias_rom$3$address = d1_pass$q;
-        if (d1_layer$3$q) begin
-            weight_rom$3$address = d1_rom$q + layer_rom_offset;
-            bias_rom$3$address = d1_pass$q + layer_bias_offset;
+        weight_rom$3$address = d0_rom$q;
+        bias_rom$3$address = d0_pass$q;
+        if (d0_layer$3$q) begin
+            weight_rom$3$address = d0_rom$q + layer_rom_offset;
+            bias_rom$3$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$4 = pass$q < a_passes$4;
         if (unit_a0$4) begin
@@ -10291,16 +10017,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$4 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$4$clock = clock;
-        d1_layer$4$clock = clock;
         d0_layer$4$d = unit_layer$4;
-        d1_layer$4$d = d0_layer$4$q;
         weight_rom$4$clock = clock;
         bias_rom$4$clock = clock;
-        weight_rom$4$address = d1_rom$q;
-        bias_rom$4$address = d1_pass$q;
-        if (d1_layer$4$q) begin
-            weight_rom$4$address = d1_rom$q + layer_rom_offset;
-            bias_rom$4$address = d1_pass$q + layer_bias_offset;
+        weight_rom$4$address = d0_rom$q;
+        bias_rom$4$address = d0_pass$q;
+        if (d0_layer$4$q) begin
+            weight_rom$4$address = d0_rom$q + layer_rom_offset;
+            bias_rom$4$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$5 = pass$q < a_passes$5;
         if (unit_a0$5) begin
@@ -10310,16 +10034,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$5 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$5$clock = clock;
-        d1_layer$5$clock = clock;
         d0_layer$5$d = unit_layer$5;
-        d1_layer$5$d = d0_layer$5$q;
         weight_rom$5$clock = clock;
         bias_rom$5$clock = clock;
-        weight_rom$5$address = d1_rom$q;
-        bias_rom$5$address = d1_pass$q;
-        if (d1_layer$5$q) begin
-            weight_rom$5$address = d1_rom$q + layer_rom_offset;
-            bias_rom$5$address = d1_pass$q + layer_bias_offset;
+        weight_rom$5$address = d0_rom$q;
+        bias_rom$5$address = d0_pass$q;
+        if (d0_layer$5$q) begin
+            weight_rom$5$address = d0_rom$q + layer_rom_offset;
+            bias_rom$5$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$6 = pass$q < a_passes$6;
         if (unit_a0$6) begin
@@ -10329,16 +10051,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$6 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$6$clock = clock;
-        d1_layer$6$clock = clock;
         d0_layer$6$d = unit_layer$6;
-        d1_layer$6$d = d0_layer$6$q;
         weight_rom$6$clock = clock;
         bias_rom$6$clock = clock;
-        weight_rom$6$address = d1_rom$q;
-        bias_rom$6$address = d1_pass$q;
-        if (d1_layer$6$q) begin
-            weight_rom$6$address = d1_rom$q + layer_rom_offset;
-            bias_rom$6$address = d1_pass$q + layer_bias_offset;
+        weight_rom$6$address = d0_rom$q;
+        bias_rom$6$address = d0_pass$q;
+        if (d0_layer$6$q) begin
+            weight_rom$6$address = d0_rom$q + layer_rom_offset;
+            bias_rom$6$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$7 = pass$q < a_passes$7;
         if (unit_a0$7) begin
@@ -10348,16 +10068,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$7 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$7$clock = clock;
-        d1_layer$7$clock = clock;
         d0_layer$7$d = unit_layer$7;
-        d1_layer$7$d = d0_layer$7$q;
         weight_rom$7$clock = clock;
         bias_rom$7$clock = clock;
-        weight_rom$7$address = d1_rom$q;
-        bias_rom$7$address = d1_pass$q;
-        if (d1_layer$7$q) begin
-            weight_rom$7$address = d1_rom$q + layer_rom_offset;
-            bias_rom$7$address = d1_pass$q + layer_bias_offset;
+        weight_rom$7$address = d0_rom$q;
+        bias_rom$7$address = d0_pass$q;
+        if (d0_layer$7$q) begin
+            weight_rom$7$address = d0_rom$q + layer_rom_offset;
+            bias_rom$7$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$8 = pass$q < a_passes$8;
         if (unit_a0$8) begin
@@ -10367,16 +10085,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$8 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$8$clock = clock;
-        d1_layer$8$clock = clock;
         d0_layer$8$d = unit_layer$8;
-        d1_layer$8$d = d0_layer$8$q;
         weight_rom$8$clock = clock;
         bias_rom$8$clock = clock;
-        weight_rom$8$address = d1_rom$q;
-        bias_rom$8$address = d1_pass$q;
-        if (d1_layer$8$q) begin
-            weight_rom$8$address = d1_rom$q + layer_rom_offset;
-            bias_rom$8$address = d1_pass$q + layer_bias_offset;
+        weight_rom$8$address = d0_rom$q;
+        bias_rom$8$address = d0_pass$q;
+        if (d0_layer$8$q) begin
+            weight_rom$8$address = d0_rom$q + layer_rom_offset;
+            bias_rom$8$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$9 = pass$q < a_passes$9;
         if (unit_a0$9) begin
@@ -10386,16 +10102,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$9 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$9$clock = clock;
-        d1_layer$9$clock = clock;
         d0_layer$9$d = unit_layer$9;
-        d1_layer$9$d = d0_layer$9$q;
         weight_rom$9$clock = clock;
         bias_rom$9$clock = clock;
-        weight_rom$9$address = d1_rom$q;
-        bias_rom$9$address = d1_pass$q;
-        if (d1_layer$9$q) begin
-            weight_rom$9$address = d1_rom$q + layer_rom_offset;
-            bias_rom$9$address = d1_pass$q + layer_bias_offset;
+        weight_rom$9$address = d0_rom$q;
+        bias_rom$9$address = d0_pass$q;
+        if (d0_layer$9$q) begin
+            weight_rom$9$address = d0_rom$q + layer_rom_offset;
+            bias_rom$9$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$10 = pass$q < a_passes$10;
         if (unit_a0$10) begin
@@ -10405,16 +10119,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$10 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$10$clock = clock;
-        d1_layer$10$clock = clock;
         d0_layer$10$d = unit_layer$10;
-        d1_layer$10$d = d0_layer$10$q;
         weight_rom$10$clock = clock;
         bias_rom$10$clock = clock;
-        weight_rom$10$address = d1_rom$q;
-        bias_rom$10$address = d1_pass$q;
-        if (d1_layer$10$q) begin
-            weight_rom$10$address = d1_rom$q + layer_rom_offset;
-            bias_rom$10$address = d1_pass$q + layer_bias_offset;
+        weight_rom$10$address = d0_rom$q;
+        bias_rom$10$address = d0_pass$q;
+        if (d0_layer$10$q) begin
+            weight_rom$10$address = d0_rom$q + layer_rom_offset;
+            bias_rom$10$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$11 = pass$q < a_passes$11;
         if (unit_a0$11) begin
@@ -10424,16 +10136,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$11 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$11$clock = clock;
-        d1_layer$11$clock = clock;
         d0_layer$11$d = unit_layer$11;
-        d1_layer$11$d = d0_layer$11$q;
         weight_rom$11$clock = clock;
         bias_rom$11$clock = clock;
-        weight_rom$11$address = d1_rom$q;
-        bias_rom$11$address = d1_pass$q;
-        if (d1_layer$11$q) begin
-            weight_rom$11$address = d1_rom$q + layer_rom_offset;
-            bias_rom$11$address = d1_pass$q + layer_bias_offset;
+        weight_rom$11$address = d0_rom$q;
+        bias_rom$11$address = d0_pass$q;
+        if (d0_layer$11$q) begin
+            weight_rom$11$address = d0_rom$q + layer_rom_offset;
+            bias_rom$11$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$12 = pass$q < a_passes$12;
         if (unit_a0$12) begin
@@ -10443,16 +10153,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$12 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$12$clock = clock;
-        d1_layer$12$clock = clock;
         d0_layer$12$d = unit_layer$12;
-        d1_layer$12$d = d0_layer$12$q;
         weight_rom$12$clock = clock;
         bias_rom$12$clock = clock;
-        weight_rom$12$address = d1_rom$q;
-        bias_rom$12$address = d1_pass$q;
-        if (d1_layer$12$q) begin
-            weight_rom$12$address = d1_rom$q + layer_rom_offset;
-            bias_rom$12$address = d1_pass$q + layer_bias_offset;
+        weight_rom$12$address = d0_rom$q;
+        bias_rom$12$address = d0_pass$q;
+        if (d0_layer$12$q) begin
+            weight_rom$12$address = d0_rom$q + layer_rom_offset;
+            bias_rom$12$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$13 = pass$q < a_passes$13;
         if (unit_a0$13) begin
@@ -10462,16 +10170,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$13 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$13$clock = clock;
-        d1_layer$13$clock = clock;
         d0_layer$13$d = unit_layer$13;
-        d1_layer$13$d = d0_layer$13$q;
         weight_rom$13$clock = clock;
         bias_rom$13$clock = clock;
-        weight_rom$13$address = d1_rom$q;
-        bias_rom$13$address = d1_pass$q;
-        if (d1_layer$13$q) begin
-            weight_rom$13$address = d1_rom$q + layer_rom_offset;
-            bias_rom$13$address = d1_pass$q + layer_bias_offset;
+        weight_rom$13$address = d0_rom$q;
+        bias_rom$13$address = d0_pass$q;
+        if (d0_layer$13$q) begin
+            weight_rom$13$address = d0_rom$q + layer_rom_offset;
+            bias_rom$13$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$14 = pass$q < a_passes$14;
         if (unit_a0$14) begin
@@ -10481,16 +10187,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$14 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$14$clock = clock;
-        d1_layer$14$clock = clock;
         d0_layer$14$d = unit_layer$14;
-        d1_layer$14$d = d0_layer$14$q;
         weight_rom$14$clock = clock;
         bias_rom$14$clock = clock;
-        weight_rom$14$address = d1_rom$q;
-        bias_rom$14$address = d1_pass$q;
-        if (d1_layer$14$q) begin
-            weight_rom$14$address = d1_rom$q + layer_rom_offset;
-            bias_rom$14$address = d1_pass$q + layer_bias_offset;
+        weight_rom$14$address = d0_rom$q;
+        bias_rom$14$address = d0_pass$q;
+        if (d0_layer$14$q) begin
+            weight_rom$14$address = d0_rom$q + layer_rom_offset;
+            bias_rom$14$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$15 = pass$q < a_passes$15;
         if (unit_a0$15) begin
@@ -10500,16 +10204,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$15 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$15$clock = clock;
-        d1_layer$15$clock = clock;
         d0_layer$15$d = unit_layer$15;
-        d1_layer$15$d = d0_layer$15$q;
         weight_rom$15$clock = clock;
         bias_rom$15$clock = clock;
-        weight_rom$15$address = d1_rom$q;
-        bias_rom$15$address = d1_pass$q;
-        if (d1_layer$15$q) begin
-            weight_rom$15$address = d1_rom$q + layer_rom_offset;
-            bias_rom$15$address = d1_pass$q + layer_bias_offset;
+        weight_rom$15$address = d0_rom$q;
+        bias_rom$15$address = d0_pass$q;
+        if (d0_layer$15$q) begin
+            weight_rom$15$address = d0_rom$q + layer_rom_offset;
+            bias_rom$15$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$16 = pass$q < a_passes$16;
         if (unit_a0$16) begin
@@ -10519,16 +10221,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$16 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$16$clock = clock;
-        d1_layer$16$clock = clock;
         d0_layer$16$d = unit_layer$16;
-        d1_layer$16$d = d0_layer$16$q;
         weight_rom$16$clock = clock;
         bias_rom$16$clock = clock;
-        weight_rom$16$address = d1_rom$q;
-        bias_rom$16$address = d1_pass$q;
-        if (d1_layer$16$q) begin
-            weight_rom$16$address = d1_rom$q + layer_rom_offset;
-            bias_rom$16$address = d1_pass$q + layer_bias_offset;
+        weight_rom$16$address = d0_rom$q;
+        bias_rom$16$address = d0_pass$q;
+        if (d0_layer$16$q) begin
+            weight_rom$16$address = d0_rom$q + layer_rom_offset;
+            bias_rom$16$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$17 = pass$q < a_passes$17;
         if (unit_a0$17) begin
@@ -10538,16 +10238,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$17 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$17$clock = clock;
-        d1_layer$17$clock = clock;
         d0_layer$17$d = unit_layer$17;
-        d1_layer$17$d = d0_layer$17$q;
         weight_rom$17$clock = clock;
         bias_rom$17$clock = clock;
-        weight_rom$17$address = d1_rom$q;
-        bias_rom$17$address = d1_pass$q;
-        if (d1_layer$17$q) begin
-            weight_rom$17$address = d1_rom$q + layer_rom_offset;
-            bias_rom$17$address = d1_pass$q + layer_bias_offset;
+        weight_rom$17$address = d0_rom$q;
+        bias_rom$17$address = d0_pass$q;
+        if (d0_layer$17$q) begin
+            weight_rom$17$address = d0_rom$q + layer_rom_offset;
+            bias_rom$17$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$18 = pass$q < a_passes$18;
         if (unit_a0$18) begin
@@ -10557,16 +10255,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$18 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$18$clock = clock;
-        d1_layer$18$clock = clock;
         d0_layer$18$d = unit_layer$18;
-        d1_layer$18$d = d0_layer$18$q;
         weight_rom$18$clock = clock;
         bias_rom$18$clock = clock;
-        weight_rom$18$address = d1_rom$q;
-        bias_rom$18$address = d1_pass$q;
-        if (d1_layer$18$q) begin
-            weight_rom$18$address = d1_rom$q + layer_rom_offset;
-            bias_rom$18$address = d1_pass$q + layer_bias_offset;
+        weight_rom$18$address = d0_rom$q;
+        bias_rom$18$address = d0_pass$q;
+        if (d0_layer$18$q) begin
+            weight_rom$18$address = d0_rom$q + layer_rom_offset;
+            bias_rom$18$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$19 = pass$q < a_passes$19;
         if (unit_a0$19) begin
@@ -10576,16 +10272,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$19 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$19$clock = clock;
-        d1_layer$19$clock = clock;
         d0_layer$19$d = unit_layer$19;
-        d1_layer$19$d = d0_layer$19$q;
         weight_rom$19$clock = clock;
         bias_rom$19$clock = clock;
-        weight_rom$19$address = d1_rom$q;
-        bias_rom$19$address = d1_pass$q;
-        if (d1_layer$19$q) begin
-            weight_rom$19$address = d1_rom$q + layer_rom_offset;
-            bias_rom$19$address = d1_pass$q + layer_bias_offset;
+        weight_rom$19$address = d0_rom$q;
+        bias_rom$19$address = d0_pass$q;
+        if (d0_layer$19$q) begin
+            weight_rom$19$address = d0_rom$q + layer_rom_offset;
+            bias_rom$19$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$20 = pass$q < a_passes$20;
         if (unit_a0$20) begin
@@ -10595,16 +10289,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$20 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$20$clock = clock;
-        d1_layer$20$clock = clock;
         d0_layer$20$d = unit_layer$20;
-        d1_layer$20$d = d0_layer$20$q;
         weight_rom$20$clock = clock;
         bias_rom$20$clock = clock;
-        weight_rom$20$address = d1_rom$q;
-        bias_rom$20$address = d1_pass$q;
-        if (d1_layer$20$q) begin
-            weight_rom$20$address = d1_rom$q + layer_rom_offset;
-            bias_rom$20$address = d1_pass$q + layer_bias_offset;
+        weight_rom$20$address = d0_rom$q;
+        bias_rom$20$address = d0_pass$q;
+        if (d0_layer$20$q) begin
+            weight_rom$20$address = d0_rom$q + layer_rom_offset;
+            bias_rom$20$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$21 = pass$q < a_passes$21;
         if (unit_a0$21) begin
@@ -10614,16 +10306,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$21 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$21$clock = clock;
-        d1_layer$21$clock = clock;
         d0_layer$21$d = unit_layer$21;
-        d1_layer$21$d = d0_layer$21$q;
         weight_rom$21$clock = clock;
         bias_rom$21$clock = clock;
-        weight_rom$21$address = d1_rom$q;
-        bias_rom$21$address = d1_pass$q;
-        if (d1_layer$21$q) begin
-            weight_rom$21$address = d1_rom$q + layer_rom_offset;
-            bias_rom$21$address = d1_pass$q + layer_bias_offset;
+        weight_rom$21$address = d0_rom$q;
+        bias_rom$21$address = d0_pass$q;
+        if (d0_layer$21$q) begin
+            weight_rom$21$address = d0_rom$q + layer_rom_offset;
+            bias_rom$21$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$22 = pass$q < a_passes$22;
         if (unit_a0$22) begin
@@ -10633,16 +10323,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$22 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$22$clock = clock;
-        d1_layer$22$clock = clock;
         d0_layer$22$d = unit_layer$22;
-        d1_layer$22$d = d0_layer$22$q;
         weight_rom$22$clock = clock;
         bias_rom$22$clock = clock;
-        weight_rom$22$address = d1_rom$q;
-        bias_rom$22$address = d1_pass$q;
-        if (d1_layer$22$q) begin
-            weight_rom$22$address = d1_rom$q + layer_rom_offset;
-            bias_rom$22$address = d1_pass$q + layer_bias_offset;
+        weight_rom$22$address = d0_rom$q;
+        bias_rom$22$address = d0_pass$q;
+        if (d0_layer$22$q) begin
+            weight_rom$22$address = d0_rom$q + layer_rom_offset;
+            bias_rom$22$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$23 = pass$q < a_passes$23;
         if (unit_a0$23) begin
@@ -10652,16 +10340,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$23 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$23$clock = clock;
-        d1_layer$23$clock = clock;
         d0_layer$23$d = unit_layer$23;
-        d1_layer$23$d = d0_layer$23$q;
         weight_rom$23$clock = clock;
         bias_rom$23$clock = clock;
-        weight_rom$23$address = d1_rom$q;
-        bias_rom$23$address = d1_pass$q;
-        if (d1_layer$23$q) begin
-            weight_rom$23$address = d1_rom$q + layer_rom_offset;
-            bias_rom$23$address = d1_pass$q + layer_bias_offset;
+        weight_rom$23$address = d0_rom$q;
+        bias_rom$23$address = d0_pass$q;
+        if (d0_layer$23$q) begin
+            weight_rom$23$address = d0_rom$q + layer_rom_offset;
+            bias_rom$23$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$24 = pass$q < a_passes$24;
         if (unit_a0$24) begin
@@ -10671,16 +10357,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$24 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$24$clock = clock;
-        d1_layer$24$clock = clock;
         d0_layer$24$d = unit_layer$24;
-        d1_layer$24$d = d0_layer$24$q;
         weight_rom$24$clock = clock;
         bias_rom$24$clock = clock;
-        weight_rom$24$address = d1_rom$q;
-        bias_rom$24$address = d1_pass$q;
-        if (d1_layer$24$q) begin
-            weight_rom$24$address = d1_rom$q + layer_rom_offset;
-            bias_rom$24$address = d1_pass$q + layer_bias_offset;
+        weight_rom$24$address = d0_rom$q;
+        bias_rom$24$address = d0_pass$q;
+        if (d0_layer$24$q) begin
+            weight_rom$24$address = d0_rom$q + layer_rom_offset;
+            bias_rom$24$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$25 = pass$q < a_passes$25;
         if (unit_a0$25) begin
@@ -10690,16 +10374,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$25 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$25$clock = clock;
-        d1_layer$25$clock = clock;
         d0_layer$25$d = unit_layer$25;
-        d1_layer$25$d = d0_layer$25$q;
         weight_rom$25$clock = clock;
         bias_rom$25$clock = clock;
-        weight_rom$25$address = d1_rom$q;
-        bias_rom$25$address = d1_pass$q;
-        if (d1_layer$25$q) begin
-            weight_rom$25$address = d1_rom$q + layer_rom_offset;
-            bias_rom$25$address = d1_pass$q + layer_bias_offset;
+        weight_rom$25$address = d0_rom$q;
+        bias_rom$25$address = d0_pass$q;
+        if (d0_layer$25$q) begin
+            weight_rom$25$address = d0_rom$q + layer_rom_offset;
+            bias_rom$25$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$26 = pass$q < a_passes$26;
         if (unit_a0$26) begin
@@ -10709,16 +10391,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$26 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$26$clock = clock;
-        d1_layer$26$clock = clock;
         d0_layer$26$d = unit_layer$26;
-        d1_layer$26$d = d0_layer$26$q;
         weight_rom$26$clock = clock;
         bias_rom$26$clock = clock;
-        weight_rom$26$address = d1_rom$q;
-        bias_rom$26$address = d1_pass$q;
-        if (d1_layer$26$q) begin
-            weight_rom$26$address = d1_rom$q + layer_rom_offset;
-            bias_rom$26$address = d1_pass$q + layer_bias_offset;
+        weight_rom$26$address = d0_rom$q;
+        bias_rom$26$address = d0_pass$q;
+        if (d0_layer$26$q) begin
+            weight_rom$26$address = d0_rom$q + layer_rom_offset;
+            bias_rom$26$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$27 = pass$q < a_passes$27;
         if (unit_a0$27) begin
@@ -10728,16 +10408,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$27 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$27$clock = clock;
-        d1_layer$27$clock = clock;
         d0_layer$27$d = unit_layer$27;
-        d1_layer$27$d = d0_layer$27$q;
         weight_rom$27$clock = clock;
         bias_rom$27$clock = clock;
-        weight_rom$27$address = d1_rom$q;
-        bias_rom$27$address = d1_pass$q;
-        if (d1_layer$27$q) begin
-            weight_rom$27$address = d1_rom$q + layer_rom_offset;
-            bias_rom$27$address = d1_pass$q + layer_bias_offset;
+        weight_rom$27$address = d0_rom$q;
+        bias_rom$27$address = d0_pass$q;
+        if (d0_layer$27$q) begin
+            weight_rom$27$address = d0_rom$q + layer_rom_offset;
+            bias_rom$27$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$28 = pass$q < a_passes$28;
         if (unit_a0$28) begin
@@ -10747,16 +10425,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$28 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$28$clock = clock;
-        d1_layer$28$clock = clock;
         d0_layer$28$d = unit_layer$28;
-        d1_layer$28$d = d0_layer$28$q;
         weight_rom$28$clock = clock;
         bias_rom$28$clock = clock;
-        weight_rom$28$address = d1_rom$q;
-        bias_rom$28$address = d1_pass$q;
-        if (d1_layer$28$q) begin
-            weight_rom$28$address = d1_rom$q + layer_rom_offset;
-            bias_rom$28$address = d1_pass$q + layer_bias_offset;
+        weight_rom$28$address = d0_rom$q;
+        bias_rom$28$address = d0_pass$q;
+        if (d0_layer$28$q) begin
+            weight_rom$28$address = d0_rom$q + layer_rom_offset;
+            bias_rom$28$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$29 = pass$q < a_passes$29;
         if (unit_a0$29) begin
@@ -10766,16 +10442,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$29 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$29$clock = clock;
-        d1_layer$29$clock = clock;
         d0_layer$29$d = unit_layer$29;
-        d1_layer$29$d = d0_layer$29$q;
         weight_rom$29$clock = clock;
         bias_rom$29$clock = clock;
-        weight_rom$29$address = d1_rom$q;
-        bias_rom$29$address = d1_pass$q;
-        if (d1_layer$29$q) begin
-            weight_rom$29$address = d1_rom$q + layer_rom_offset;
-            bias_rom$29$address = d1_pass$q + layer_bias_offset;
+        weight_rom$29$address = d0_rom$q;
+        bias_rom$29$address = d0_pass$q;
+        if (d0_layer$29$q) begin
+            weight_rom$29$address = d0_rom$q + layer_rom_offset;
+            bias_rom$29$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$30 = pass$q < a_passes$30;
         if (unit_a0$30) begin
@@ -10785,16 +10459,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$30 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$30$clock = clock;
-        d1_layer$30$clock = clock;
         d0_layer$30$d = unit_layer$30;
-        d1_layer$30$d = d0_layer$30$q;
         weight_rom$30$clock = clock;
         bias_rom$30$clock = clock;
-        weight_rom$30$address = d1_rom$q;
-        bias_rom$30$address = d1_pass$q;
-        if (d1_layer$30$q) begin
-            weight_rom$30$address = d1_rom$q + layer_rom_offset;
-            bias_rom$30$address = d1_pass$q + layer_bias_offset;
+        weight_rom$30$address = d0_rom$q;
+        bias_rom$30$address = d0_pass$q;
+        if (d0_layer$30$q) begin
+            weight_rom$30$address = d0_rom$q + layer_rom_offset;
+            bias_rom$30$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$31 = pass$q < a_passes$31;
         if (unit_a0$31) begin
@@ -10804,23 +10476,21 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             unit_layer$31 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$31$clock = clock;
-        d1_layer$31$clock = clock;
         d0_layer$31$d = unit_layer$31;
-        d1_layer$31$d = d0_layer$31$q;
         weight_rom$31$clock = clock;
         bias_rom$31$clock = clock;
-        weight_rom$31$address = d1_rom$q;
-        bias_rom$31$address = d1_pass$q;
-        if (d1_layer$31$q) begin
-            weight_rom$31$address = d1_rom$q + layer_rom_offset;
-            bias_rom$31$address = d1_pass$q + layer_bias_offset;
+        weight_rom$31$address = d0_rom$q;
+        bias_rom$31$address = d0_pass$q;
+        if (d0_layer$31$q) begin
+            weight_rom$31$address = d0_rom$q + layer_rom_offset;
+            bias_rom$31$address = d0_pass$q + layer_bias_offset;
         end
         head_rom$0$clock = clock;
-        head_rom$0$address = d1_term$q;
+        head_rom$0$address = d0_term$q;
         head_rom$1$clock = clock;
-        head_rom$1$address = d1_term$q;
+        head_rom$1$address = d0_term$q;
         head_rom$2$clock = clock;
-        head_rom$2$address = d1_term$q;
+        head_rom$2$address = d0_term$q;
         d0_valid$d = issue;
         d0_first$d = ~|term$q;
         d0_pass$d = pass$q;
@@ -10832,7 +10502,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d1_pass$d = d0_pass$q;
         d1_term$d = d0_term$q;
         d1_head$d = d0_head$q;
-        d1_rom$d = d0_rom$q;
         s1_valid$d = d1_valid$q;
         s1_first$d = d1_first$q;
         s1_pass$d = d1_pass$q;
@@ -11603,8 +11272,11 @@ module top$core$engine$gru$bias_rom$0(clock,address,data);
        mem[5] = 20'hffffb;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$0
 
@@ -11627,8 +11299,11 @@ module top$core$engine$gru$bias_rom$1(clock,address,data);
        mem[5] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$1
 
@@ -11651,8 +11326,11 @@ module top$core$engine$gru$bias_rom$10(clock,address,data);
        mem[5] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$10
 
@@ -11675,8 +11353,11 @@ module top$core$engine$gru$bias_rom$11(clock,address,data);
        mem[5] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$11
 
@@ -11699,8 +11380,11 @@ module top$core$engine$gru$bias_rom$12(clock,address,data);
        mem[5] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$12
 
@@ -11723,8 +11407,11 @@ module top$core$engine$gru$bias_rom$13(clock,address,data);
        mem[5] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$13
 
@@ -11747,8 +11434,11 @@ module top$core$engine$gru$bias_rom$14(clock,address,data);
        mem[5] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$14
 
@@ -11771,8 +11461,11 @@ module top$core$engine$gru$bias_rom$15(clock,address,data);
        mem[5] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$15
 
@@ -11795,8 +11488,11 @@ module top$core$engine$gru$bias_rom$16(clock,address,data);
        mem[5] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$16
 
@@ -11819,8 +11515,11 @@ module top$core$engine$gru$bias_rom$17(clock,address,data);
        mem[5] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$17
 
@@ -11843,8 +11542,11 @@ module top$core$engine$gru$bias_rom$18(clock,address,data);
        mem[5] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$18
 
@@ -11867,8 +11569,11 @@ module top$core$engine$gru$bias_rom$19(clock,address,data);
        mem[5] = 20'h4;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$19
 
@@ -11891,8 +11596,11 @@ module top$core$engine$gru$bias_rom$2(clock,address,data);
        mem[5] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$2
 
@@ -11915,8 +11623,11 @@ module top$core$engine$gru$bias_rom$20(clock,address,data);
        mem[5] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$20
 
@@ -11939,8 +11650,11 @@ module top$core$engine$gru$bias_rom$21(clock,address,data);
        mem[5] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$21
 
@@ -11963,8 +11677,11 @@ module top$core$engine$gru$bias_rom$22(clock,address,data);
        mem[5] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$22
 
@@ -11987,8 +11704,11 @@ module top$core$engine$gru$bias_rom$23(clock,address,data);
        mem[5] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$23
 
@@ -12011,8 +11731,11 @@ module top$core$engine$gru$bias_rom$24(clock,address,data);
        mem[5] = 20'hffffd;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$24
 
@@ -12035,8 +11758,11 @@ module top$core$engine$gru$bias_rom$25(clock,address,data);
        mem[5] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$25
 
@@ -12059,8 +11785,11 @@ module top$core$engine$gru$bias_rom$26(clock,address,data);
        mem[5] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$26
 
@@ -12083,8 +11812,11 @@ module top$core$engine$gru$bias_rom$27(clock,address,data);
        mem[5] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$27
 
@@ -12107,8 +11839,11 @@ module top$core$engine$gru$bias_rom$28(clock,address,data);
        mem[5] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$28
 
@@ -12131,8 +11866,11 @@ module top$core$engine$gru$bias_rom$29(clock,address,data);
        mem[5] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$29
 
@@ -12155,8 +11893,11 @@ module top$core$engine$gru$bias_rom$3(clock,address,data);
        mem[5] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$3
 
@@ -12179,8 +11920,11 @@ module top$core$engine$gru$bias_rom$30(clock,address,data);
        mem[5] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$30
 
@@ -12203,8 +11947,11 @@ module top$core$engine$gru$bias_rom$31(clock,address,data);
        mem[5] = 20'h3;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$31
 
@@ -12227,8 +11974,11 @@ module top$core$engine$gru$bias_rom$4(clock,address,data);
        mem[5] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$4
 
@@ -12251,8 +12001,11 @@ module top$core$engine$gru$bias_rom$5(clock,address,data);
        mem[5] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$5
 
@@ -12275,8 +12028,11 @@ module top$core$engine$gru$bias_rom$6(clock,address,data);
        mem[5] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$6
 
@@ -12299,8 +12055,11 @@ module top$core$engine$gru$bias_rom$7(clock,address,data);
        mem[5] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$7
 
@@ -12323,8 +12082,11 @@ module top$core$engine$gru$bias_rom$8(clock,address,data);
        mem[5] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$8
 
@@ -12347,8 +12109,11 @@ module top$core$engine$gru$bias_rom$9(clock,address,data);
        mem[5] = 20'h4;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       read <= (address < 6) ? mem[address[2:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$9
 
@@ -13132,614 +12897,6 @@ module top$core$engine$gru$d1_head(d,q,clock);
 endmodule // top$core$engine$gru$d1_head
 
 
-module top$core$engine$gru$d1_layer$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$0
-
-
-module top$core$engine$gru$d1_layer$1(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$1
-
-
-module top$core$engine$gru$d1_layer$10(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$10
-
-
-module top$core$engine$gru$d1_layer$11(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$11
-
-
-module top$core$engine$gru$d1_layer$12(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$12
-
-
-module top$core$engine$gru$d1_layer$13(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$13
-
-
-module top$core$engine$gru$d1_layer$14(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$14
-
-
-module top$core$engine$gru$d1_layer$15(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$15
-
-
-module top$core$engine$gru$d1_layer$16(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$16
-
-
-module top$core$engine$gru$d1_layer$17(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$17
-
-
-module top$core$engine$gru$d1_layer$18(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$18
-
-
-module top$core$engine$gru$d1_layer$19(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$19
-
-
-module top$core$engine$gru$d1_layer$2(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$2
-
-
-module top$core$engine$gru$d1_layer$20(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$20
-
-
-module top$core$engine$gru$d1_layer$21(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$21
-
-
-module top$core$engine$gru$d1_layer$22(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$22
-
-
-module top$core$engine$gru$d1_layer$23(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$23
-
-
-module top$core$engine$gru$d1_layer$24(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$24
-
-
-module top$core$engine$gru$d1_layer$25(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$25
-
-
-module top$core$engine$gru$d1_layer$26(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$26
-
-
-module top$core$engine$gru$d1_layer$27(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$27
-
-
-module top$core$engine$gru$d1_layer$28(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$28
-
-
-module top$core$engine$gru$d1_layer$29(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$29
-
-
-module top$core$engine$gru$d1_layer$3(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$3
-
-
-module top$core$engine$gru$d1_layer$30(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$30
-
-
-module top$core$engine$gru$d1_layer$31(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$31
-
-
-module top$core$engine$gru$d1_layer$4(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$4
-
-
-module top$core$engine$gru$d1_layer$5(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$5
-
-
-module top$core$engine$gru$d1_layer$6(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$6
-
-
-module top$core$engine$gru$d1_layer$7(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$7
-
-
-module top$core$engine$gru$d1_layer$8(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$8
-
-
-module top$core$engine$gru$d1_layer$9(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$9
-
-
 module top$core$engine$gru$d1_pass(d,q,clock);
     
     // Module arguments
@@ -13757,25 +12914,6 @@ module top$core$engine$gru$d1_pass(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$d1_pass
-
-
-module top$core$engine$gru$d1_rom(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_rom
 
 
 module top$core$engine$gru$d1_term(d,q,clock);
@@ -14012,8 +13150,11 @@ module top$core$engine$gru$head_rom$0(clock,address,data);
        mem[31] = 20'h8;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       read <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$head_rom$0
 
@@ -14062,8 +13203,11 @@ module top$core$engine$gru$head_rom$1(clock,address,data);
        mem[31] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       read <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$head_rom$1
 
@@ -14112,8 +13256,11 @@ module top$core$engine$gru$head_rom$2(clock,address,data);
        mem[31] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       read <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$head_rom$2
 
@@ -54322,8 +53469,11 @@ module top$core$engine$gru$weight_rom$0(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$0
 
@@ -54538,8 +53688,11 @@ module top$core$engine$gru$weight_rom$1(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$1
 
@@ -54754,8 +53907,11 @@ module top$core$engine$gru$weight_rom$10(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$10
 
@@ -54970,8 +54126,11 @@ module top$core$engine$gru$weight_rom$11(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$11
 
@@ -55186,8 +54345,11 @@ module top$core$engine$gru$weight_rom$12(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$12
 
@@ -55402,8 +54564,11 @@ module top$core$engine$gru$weight_rom$13(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$13
 
@@ -55618,8 +54783,11 @@ module top$core$engine$gru$weight_rom$14(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$14
 
@@ -55834,8 +55002,11 @@ module top$core$engine$gru$weight_rom$15(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$15
 
@@ -56050,8 +55221,11 @@ module top$core$engine$gru$weight_rom$16(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$16
 
@@ -56266,8 +55440,11 @@ module top$core$engine$gru$weight_rom$17(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$17
 
@@ -56482,8 +55659,11 @@ module top$core$engine$gru$weight_rom$18(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$18
 
@@ -56698,8 +55878,11 @@ module top$core$engine$gru$weight_rom$19(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$19
 
@@ -56914,8 +56097,11 @@ module top$core$engine$gru$weight_rom$2(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$2
 
@@ -57130,8 +56316,11 @@ module top$core$engine$gru$weight_rom$20(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$20
 
@@ -57346,8 +56535,11 @@ module top$core$engine$gru$weight_rom$21(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$21
 
@@ -57562,8 +56754,11 @@ module top$core$engine$gru$weight_rom$22(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$22
 
@@ -57778,8 +56973,11 @@ module top$core$engine$gru$weight_rom$23(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$23
 
@@ -57994,8 +57192,11 @@ module top$core$engine$gru$weight_rom$24(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$24
 
@@ -58210,8 +57411,11 @@ module top$core$engine$gru$weight_rom$25(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$25
 
@@ -58426,8 +57630,11 @@ module top$core$engine$gru$weight_rom$26(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$26
 
@@ -58642,8 +57849,11 @@ module top$core$engine$gru$weight_rom$27(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$27
 
@@ -58858,8 +58068,11 @@ module top$core$engine$gru$weight_rom$28(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$28
 
@@ -59074,8 +58287,11 @@ module top$core$engine$gru$weight_rom$29(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$29
 
@@ -59290,8 +58506,11 @@ module top$core$engine$gru$weight_rom$3(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$3
 
@@ -59506,8 +58725,11 @@ module top$core$engine$gru$weight_rom$30(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$30
 
@@ -59722,8 +58944,11 @@ module top$core$engine$gru$weight_rom$31(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$31
 
@@ -59938,8 +59163,11 @@ module top$core$engine$gru$weight_rom$4(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$4
 
@@ -60154,8 +59382,11 @@ module top$core$engine$gru$weight_rom$5(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$5
 
@@ -60370,8 +59601,11 @@ module top$core$engine$gru$weight_rom$6(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$6
 
@@ -60586,8 +59820,11 @@ module top$core$engine$gru$weight_rom$7(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$7
 
@@ -60802,8 +60039,11 @@ module top$core$engine$gru$weight_rom$8(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$8
 
@@ -61018,8 +60258,11 @@ module top$core$engine$gru$weight_rom$9(clock,address,data);
        mem[197] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 198) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$9
 

@@ -6412,12 +6412,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  d1_head$d;
     wire  d1_head$q;
     reg  d1_head$clock;
-    reg  [15:0] d1_rom$d;
-    wire  [15:0] d1_rom$q;
-    reg  d1_rom$clock;
-    reg  d1_layer$0$d;
-    wire  d1_layer$0$q;
-    reg  d1_layer$0$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -6693,16 +6687,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(d1_head$q),
         .clock(d1_head$clock)
     );
-    top$core$engine$gru$d1_rom d1_rom(
-        .d(d1_rom$d),
-        .q(d1_rom$q),
-        .clock(d1_rom$clock)
-    );
-    top$core$engine$gru$d1_layer$0 d1_layer$0(
-        .d(d1_layer$0$d),
-        .q(d1_layer$0$q),
-        .clock(d1_layer$0$clock)
-    );
     top$core$engine$gru$a_set a_set(
         .d(a_set$d),
         .q(a_set$q),
@@ -6883,7 +6867,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d1_pass$clock = clock;
         d1_term$clock = clock;
         d1_head$clock = clock;
-        d1_rom$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -6923,7 +6906,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d1_pass$d = d1_pass$q;
         d1_term$d = d1_term$q;
         d1_head$d = d1_head$q;
-        d1_rom$d = d1_rom$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -6986,23 +6968,21 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
             unit_layer$0 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$0$clock = clock;
-        d1_layer$0$clock = clock;
         d0_layer$0$d = unit_layer$0;
-        d1_layer$0$d = d0_layer$0$q;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d1_rom$q;
-        bias_rom$0$address = d1_pass$q;
-        if (d1_layer$0$q) begin
-            weight_rom$0$address = d1_rom$q + layer_rom_offset;
-            bias_rom$0$address = d1_pass$q + layer_bias_offset;
+        weight_rom$0$address = d0_rom$q;
+        bias_rom$0$address = d0_pass$q;
+        if (d0_layer$0$q) begin
+            weight_rom$0$address = d0_rom$q + layer_rom_offset;
+            bias_rom$0$address = d0_pass$q + layer_bias_offset;
         end
         head_rom$0$clock = clock;
-        head_rom$0$address = d1_term$q;
+        head_rom$0$address = d0_term$q;
         head_rom$1$clock = clock;
-        head_rom$1$address = d1_term$q;
+        head_rom$1$address = d0_term$q;
         head_rom$2$clock = clock;
-        head_rom$2$address = d1_term$q;
+        head_rom$2$address = d0_term$q;
         d0_valid$d = issue;
         d0_first$d = ~|term$q;
         d0_pass$d = pass$q;
@@ -7014,7 +6994,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d1_pass$d = d0_pass$q;
         d1_term$d = d0_term$q;
         d1_head$d = d0_head$q;
-        d1_rom$d = d0_rom$q;
         s1_valid$d = d1_valid$q;
         s1_first$d = d1_first$q;
         s1_pass$d = d1_pass$q;
@@ -7461,8 +7440,11 @@ module top$core$engine$gru$bias_rom$0(clock,address,data);
        mem[191] = 20'h3;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 192) ? mem[address[7:0]] : 20'h0;
+       read <= (address < 192) ? mem[address[7:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$bias_rom$0
 
@@ -7657,25 +7639,6 @@ module top$core$engine$gru$d1_head(d,q,clock);
 endmodule // top$core$engine$gru$d1_head
 
 
-module top$core$engine$gru$d1_layer$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_layer$0
-
-
 module top$core$engine$gru$d1_pass(d,q,clock);
     
     // Module arguments
@@ -7693,25 +7656,6 @@ module top$core$engine$gru$d1_pass(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$d1_pass
-
-
-module top$core$engine$gru$d1_rom(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_rom
 
 
 module top$core$engine$gru$d1_term(d,q,clock);
@@ -7948,8 +7892,11 @@ module top$core$engine$gru$head_rom$0(clock,address,data);
        mem[31] = 20'h8;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       read <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$head_rom$0
 
@@ -7998,8 +7945,11 @@ module top$core$engine$gru$head_rom$1(clock,address,data);
        mem[31] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       read <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$head_rom$1
 
@@ -8048,8 +7998,11 @@ module top$core$engine$gru$head_rom$2(clock,address,data);
        mem[31] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       read <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$head_rom$2
 
@@ -22605,8 +22558,11 @@ module top$core$engine$gru$weight_rom$0(clock,address,data);
        mem[6335] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 6336) ? mem[address[12:0]] : 20'h0;
+       read <= (address < 6336) ? mem[address[12:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$core$engine$gru$weight_rom$0
 

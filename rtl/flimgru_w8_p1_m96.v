@@ -6777,297 +6777,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  d1_head$d;
     wire  d1_head$q;
     reg  d1_head$clock;
-    reg  [15:0] d1_rom$d;
-    wire  [15:0] d1_rom$q;
-    reg  d1_rom$clock;
-    reg  d1_layer$0$d;
-    wire  d1_layer$0$q;
-    reg  d1_layer$0$clock;
-    reg  d1_layer$1$d;
-    wire  d1_layer$1$q;
-    reg  d1_layer$1$clock;
-    reg  d1_layer$2$d;
-    wire  d1_layer$2$q;
-    reg  d1_layer$2$clock;
-    reg  d1_layer$3$d;
-    wire  d1_layer$3$q;
-    reg  d1_layer$3$clock;
-    reg  d1_layer$4$d;
-    wire  d1_layer$4$q;
-    reg  d1_layer$4$clock;
-    reg  d1_layer$5$d;
-    wire  d1_layer$5$q;
-    reg  d1_layer$5$clock;
-    reg  d1_layer$6$d;
-    wire  d1_layer$6$q;
-    reg  d1_layer$6$clock;
-    reg  d1_layer$7$d;
-    wire  d1_layer$7$q;
-    reg  d1_layer$7$clock;
-    reg  d1_layer$8$d;
-    wire  d1_layer$8$q;
-    reg  d1_layer$8$clock;
-    reg  d1_layer$9$d;
-    wire  d1_layer$9$q;
-    reg  d1_layer$9$clock;
-    reg  d1_layer$10$d;
-    wire  d1_layer$10$q;
-    reg  d1_layer$10$clock;
-    reg  d1_layer$11$d;
-    wire  d1_layer$11$q;
-    reg  d1_layer$11$clock;
-    reg  d1_layer$12$d;
-    wire  d1_layer$12$q;
-    reg  d1_layer$12$clock;
-    reg  d1_layer$13$d;
-    wire  d1_layer$13$q;
-    reg  d1_layer$13$clock;
-    reg  d1_layer$14$d;
-    wire  d1_layer$14$q;
-    reg  d1_layer$14$clock;
-    reg  d1_layer$15$d;
-    wire  d1_layer$15$q;
-    reg  d1_layer$15$clock;
-    reg  d1_layer$16$d;
-    wire  d1_layer$16$q;
-    reg  d1_layer$16$clock;
-    reg  d1_layer$17$d;
-    wire  d1_layer$17$q;
-    reg  d1_layer$17$clock;
-    reg  d1_layer$18$d;
-    wire  d1_layer$18$q;
-    reg  d1_layer$18$clock;
-    reg  d1_layer$19$d;
-    wire  d1_layer$19$q;
-    reg  d1_layer$19$clock;
-    reg  d1_layer$20$d;
-    wire  d1_layer$20$q;
-    reg  d1_layer$20$clock;
-    reg  d1_layer$21$d;
-    wire  d1_layer$21$q;
-    reg  d1_layer$21$clock;
-    reg  d1_layer$22$d;
-    wire  d1_layer$22$q;
-    reg  d1_layer$22$clock;
-    reg  d1_layer$23$d;
-    wire  d1_layer$23$q;
-    reg  d1_layer$23$clock;
-    reg  d1_layer$24$d;
-    wire  d1_layer$24$q;
-    reg  d1_layer$24$clock;
-    reg  d1_layer$25$d;
-    wire  d1_layer$25$q;
-    reg  d1_layer$25$clock;
-    reg  d1_layer$26$d;
-    wire  d1_layer$26$q;
-    reg  d1_layer$26$clock;
-    reg  d1_layer$27$d;
-    wire  d1_layer$27$q;
-    reg  d1_layer$27$clock;
-    reg  d1_layer$28$d;
-    wire  d1_layer$28$q;
-    reg  d1_layer$28$clock;
-    reg  d1_layer$29$d;
-    wire  d1_layer$29$q;
-    reg  d1_layer$29$clock;
-    reg  d1_layer$30$d;
-    wire  d1_layer$30$q;
-    reg  d1_layer$30$clock;
-    reg  d1_layer$31$d;
-    wire  d1_layer$31$q;
-    reg  d1_layer$31$clock;
-    reg  d1_layer$32$d;
-    wire  d1_layer$32$q;
-    reg  d1_layer$32$clock;
-    reg  d1_layer$33$d;
-    wire  d1_layer$33$q;
-    reg  d1_layer$33$clock;
-    reg  d1_layer$34$d;
-    wire  d1_layer$34$q;
-    reg  d1_layer$34$clock;
-    reg  d1_layer$35$d;
-    wire  d1_layer$35$q;
-    reg  d1_layer$35$clock;
-    reg  d1_layer$36$d;
-    wire  d1_layer$36$q;
-    reg  d1_layer$36$clock;
-    reg  d1_layer$37$d;
-    wire  d1_layer$37$q;
-    reg  d1_layer$37$clock;
-    reg  d1_layer$38$d;
-    wire  d1_layer$38$q;
-    reg  d1_layer$38$clock;
-    reg  d1_layer$39$d;
-    wire  d1_layer$39$q;
-    reg  d1_layer$39$clock;
-    reg  d1_layer$40$d;
-    wire  d1_layer$40$q;
-    reg  d1_layer$40$clock;
-    reg  d1_layer$41$d;
-    wire  d1_layer$41$q;
-    reg  d1_layer$41$clock;
-    reg  d1_layer$42$d;
-    wire  d1_layer$42$q;
-    reg  d1_layer$42$clock;
-    reg  d1_layer$43$d;
-    wire  d1_layer$43$q;
-    reg  d1_layer$43$clock;
-    reg  d1_layer$44$d;
-    wire  d1_layer$44$q;
-    reg  d1_layer$44$clock;
-    reg  d1_layer$45$d;
-    wire  d1_layer$45$q;
-    reg  d1_layer$45$clock;
-    reg  d1_layer$46$d;
-    wire  d1_layer$46$q;
-    reg  d1_layer$46$clock;
-    reg  d1_layer$47$d;
-    wire  d1_layer$47$q;
-    reg  d1_layer$47$clock;
-    reg  d1_layer$48$d;
-    wire  d1_layer$48$q;
-    reg  d1_layer$48$clock;
-    reg  d1_layer$49$d;
-    wire  d1_layer$49$q;
-    reg  d1_layer$49$clock;
-    reg  d1_layer$50$d;
-    wire  d1_layer$50$q;
-    reg  d1_layer$50$clock;
-    reg  d1_layer$51$d;
-    wire  d1_layer$51$q;
-    reg  d1_layer$51$clock;
-    reg  d1_layer$52$d;
-    wire  d1_layer$52$q;
-    reg  d1_layer$52$clock;
-    reg  d1_layer$53$d;
-    wire  d1_layer$53$q;
-    reg  d1_layer$53$clock;
-    reg  d1_layer$54$d;
-    wire  d1_layer$54$q;
-    reg  d1_layer$54$clock;
-    reg  d1_layer$55$d;
-    wire  d1_layer$55$q;
-    reg  d1_layer$55$clock;
-    reg  d1_layer$56$d;
-    wire  d1_layer$56$q;
-    reg  d1_layer$56$clock;
-    reg  d1_layer$57$d;
-    wire  d1_layer$57$q;
-    reg  d1_layer$57$clock;
-    reg  d1_layer$58$d;
-    wire  d1_layer$58$q;
-    reg  d1_layer$58$clock;
-    reg  d1_layer$59$d;
-    wire  d1_layer$59$q;
-    reg  d1_layer$59$clock;
-    reg  d1_layer$60$d;
-    wire  d1_layer$60$q;
-    reg  d1_layer$60$clock;
-    reg  d1_layer$61$d;
-    wire  d1_layer$61$q;
-    reg  d1_layer$61$clock;
-    reg  d1_layer$62$d;
-    wire  d1_layer$62$q;
-    reg  d1_layer$62$clock;
-    reg  d1_layer$63$d;
-    wire  d1_layer$63$q;
-    reg  d1_layer$63$clock;
-    reg  d1_layer$64$d;
-    wire  d1_layer$64$q;
-    reg  d1_layer$64$clock;
-    reg  d1_layer$65$d;
-    wire  d1_layer$65$q;
-    reg  d1_layer$65$clock;
-    reg  d1_layer$66$d;
-    wire  d1_layer$66$q;
-    reg  d1_layer$66$clock;
-    reg  d1_layer$67$d;
-    wire  d1_layer$67$q;
-    reg  d1_layer$67$clock;
-    reg  d1_layer$68$d;
-    wire  d1_layer$68$q;
-    reg  d1_layer$68$clock;
-    reg  d1_layer$69$d;
-    wire  d1_layer$69$q;
-    reg  d1_layer$69$clock;
-    reg  d1_layer$70$d;
-    wire  d1_layer$70$q;
-    reg  d1_layer$70$clock;
-    reg  d1_layer$71$d;
-    wire  d1_layer$71$q;
-    reg  d1_layer$71$clock;
-    reg  d1_layer$72$d;
-    wire  d1_layer$72$q;
-    reg  d1_layer$72$clock;
-    reg  d1_layer$73$d;
-    wire  d1_layer$73$q;
-    reg  d1_layer$73$clock;
-    reg  d1_layer$74$d;
-    wire  d1_layer$74$q;
-    reg  d1_layer$74$clock;
-    reg  d1_layer$75$d;
-    wire  d1_layer$75$q;
-    reg  d1_layer$75$clock;
-    reg  d1_layer$76$d;
-    wire  d1_layer$76$q;
-    reg  d1_layer$76$clock;
-    reg  d1_layer$77$d;
-    wire  d1_layer$77$q;
-    reg  d1_layer$77$clock;
-    reg  d1_layer$78$d;
-    wire  d1_layer$78$q;
-    reg  d1_layer$78$clock;
-    reg  d1_layer$79$d;
-    wire  d1_layer$79$q;
-    reg  d1_layer$79$clock;
-    reg  d1_layer$80$d;
-    wire  d1_layer$80$q;
-    reg  d1_layer$80$clock;
-    reg  d1_layer$81$d;
-    wire  d1_layer$81$q;
-    reg  d1_layer$81$clock;
-    reg  d1_layer$82$d;
-    wire  d1_layer$82$q;
-    reg  d1_layer$82$clock;
-    reg  d1_layer$83$d;
-    wire  d1_layer$83$q;
-    reg  d1_layer$83$clock;
-    reg  d1_layer$84$d;
-    wire  d1_layer$84$q;
-    reg  d1_layer$84$clock;
-    reg  d1_layer$85$d;
-    wire  d1_layer$85$q;
-    reg  d1_layer$85$clock;
-    reg  d1_layer$86$d;
-    wire  d1_layer$86$q;
-    reg  d1_layer$86$clock;
-    reg  d1_layer$87$d;
-    wire  d1_layer$87$q;
-    reg  d1_layer$87$clock;
-    reg  d1_layer$88$d;
-    wire  d1_layer$88$q;
-    reg  d1_layer$88$clock;
-    reg  d1_layer$89$d;
-    wire  d1_layer$89$q;
-    reg  d1_layer$89$clock;
-    reg  d1_layer$90$d;
-    wire  d1_layer$90$q;
-    reg  d1_layer$90$clock;
-    reg  d1_layer$91$d;
-    wire  d1_layer$91$q;
-    reg  d1_layer$91$clock;
-    reg  d1_layer$92$d;
-    wire  d1_layer$92$q;
-    reg  d1_layer$92$clock;
-    reg  d1_layer$93$d;
-    wire  d1_layer$93$q;
-    reg  d1_layer$93$clock;
-    reg  d1_layer$94$d;
-    wire  d1_layer$94$q;
-    reg  d1_layer$94$clock;
-    reg  d1_layer$95$d;
-    wire  d1_layer$95$q;
-    reg  d1_layer$95$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -9243,491 +8952,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(d1_head$q),
         .clock(d1_head$clock)
     );
-    top$gru$d1_rom d1_rom(
-        .d(d1_rom$d),
-        .q(d1_rom$q),
-        .clock(d1_rom$clock)
-    );
-    top$gru$d1_layer$0 d1_layer$0(
-        .d(d1_layer$0$d),
-        .q(d1_layer$0$q),
-        .clock(d1_layer$0$clock)
-    );
-    top$gru$d1_layer$1 d1_layer$1(
-        .d(d1_layer$1$d),
-        .q(d1_layer$1$q),
-        .clock(d1_layer$1$clock)
-    );
-    top$gru$d1_layer$2 d1_layer$2(
-        .d(d1_layer$2$d),
-        .q(d1_layer$2$q),
-        .clock(d1_layer$2$clock)
-    );
-    top$gru$d1_layer$3 d1_layer$3(
-        .d(d1_layer$3$d),
-        .q(d1_layer$3$q),
-        .clock(d1_layer$3$clock)
-    );
-    top$gru$d1_layer$4 d1_layer$4(
-        .d(d1_layer$4$d),
-        .q(d1_layer$4$q),
-        .clock(d1_layer$4$clock)
-    );
-    top$gru$d1_layer$5 d1_layer$5(
-        .d(d1_layer$5$d),
-        .q(d1_layer$5$q),
-        .clock(d1_layer$5$clock)
-    );
-    top$gru$d1_layer$6 d1_layer$6(
-        .d(d1_layer$6$d),
-        .q(d1_layer$6$q),
-        .clock(d1_layer$6$clock)
-    );
-    top$gru$d1_layer$7 d1_layer$7(
-        .d(d1_layer$7$d),
-        .q(d1_layer$7$q),
-        .clock(d1_layer$7$clock)
-    );
-    top$gru$d1_layer$8 d1_layer$8(
-        .d(d1_layer$8$d),
-        .q(d1_layer$8$q),
-        .clock(d1_layer$8$clock)
-    );
-    top$gru$d1_layer$9 d1_layer$9(
-        .d(d1_layer$9$d),
-        .q(d1_layer$9$q),
-        .clock(d1_layer$9$clock)
-    );
-    top$gru$d1_layer$10 d1_layer$10(
-        .d(d1_layer$10$d),
-        .q(d1_layer$10$q),
-        .clock(d1_layer$10$clock)
-    );
-    top$gru$d1_layer$11 d1_layer$11(
-        .d(d1_layer$11$d),
-        .q(d1_layer$11$q),
-        .clock(d1_layer$11$clock)
-    );
-    top$gru$d1_layer$12 d1_layer$12(
-        .d(d1_layer$12$d),
-        .q(d1_layer$12$q),
-        .clock(d1_layer$12$clock)
-    );
-    top$gru$d1_layer$13 d1_layer$13(
-        .d(d1_layer$13$d),
-        .q(d1_layer$13$q),
-        .clock(d1_layer$13$clock)
-    );
-    top$gru$d1_layer$14 d1_layer$14(
-        .d(d1_layer$14$d),
-        .q(d1_layer$14$q),
-        .clock(d1_layer$14$clock)
-    );
-    top$gru$d1_layer$15 d1_layer$15(
-        .d(d1_layer$15$d),
-        .q(d1_layer$15$q),
-        .clock(d1_layer$15$clock)
-    );
-    top$gru$d1_layer$16 d1_layer$16(
-        .d(d1_layer$16$d),
-        .q(d1_layer$16$q),
-        .clock(d1_layer$16$clock)
-    );
-    top$gru$d1_layer$17 d1_layer$17(
-        .d(d1_layer$17$d),
-        .q(d1_layer$17$q),
-        .clock(d1_layer$17$clock)
-    );
-    top$gru$d1_layer$18 d1_layer$18(
-        .d(d1_layer$18$d),
-        .q(d1_layer$18$q),
-        .clock(d1_layer$18$clock)
-    );
-    top$gru$d1_layer$19 d1_layer$19(
-        .d(d1_layer$19$d),
-        .q(d1_layer$19$q),
-        .clock(d1_layer$19$clock)
-    );
-    top$gru$d1_layer$20 d1_layer$20(
-        .d(d1_layer$20$d),
-        .q(d1_layer$20$q),
-        .clock(d1_layer$20$clock)
-    );
-    top$gru$d1_layer$21 d1_layer$21(
-        .d(d1_layer$21$d),
-        .q(d1_layer$21$q),
-        .clock(d1_layer$21$clock)
-    );
-    top$gru$d1_layer$22 d1_layer$22(
-        .d(d1_layer$22$d),
-        .q(d1_layer$22$q),
-        .clock(d1_layer$22$clock)
-    );
-    top$gru$d1_layer$23 d1_layer$23(
-        .d(d1_layer$23$d),
-        .q(d1_layer$23$q),
-        .clock(d1_layer$23$clock)
-    );
-    top$gru$d1_layer$24 d1_layer$24(
-        .d(d1_layer$24$d),
-        .q(d1_layer$24$q),
-        .clock(d1_layer$24$clock)
-    );
-    top$gru$d1_layer$25 d1_layer$25(
-        .d(d1_layer$25$d),
-        .q(d1_layer$25$q),
-        .clock(d1_layer$25$clock)
-    );
-    top$gru$d1_layer$26 d1_layer$26(
-        .d(d1_layer$26$d),
-        .q(d1_layer$26$q),
-        .clock(d1_layer$26$clock)
-    );
-    top$gru$d1_layer$27 d1_layer$27(
-        .d(d1_layer$27$d),
-        .q(d1_layer$27$q),
-        .clock(d1_layer$27$clock)
-    );
-    top$gru$d1_layer$28 d1_layer$28(
-        .d(d1_layer$28$d),
-        .q(d1_layer$28$q),
-        .clock(d1_layer$28$clock)
-    );
-    top$gru$d1_layer$29 d1_layer$29(
-        .d(d1_layer$29$d),
-        .q(d1_layer$29$q),
-        .clock(d1_layer$29$clock)
-    );
-    top$gru$d1_layer$30 d1_layer$30(
-        .d(d1_layer$30$d),
-        .q(d1_layer$30$q),
-        .clock(d1_layer$30$clock)
-    );
-    top$gru$d1_layer$31 d1_layer$31(
-        .d(d1_layer$31$d),
-        .q(d1_layer$31$q),
-        .clock(d1_layer$31$clock)
-    );
-    top$gru$d1_layer$32 d1_layer$32(
-        .d(d1_layer$32$d),
-        .q(d1_layer$32$q),
-        .clock(d1_layer$32$clock)
-    );
-    top$gru$d1_layer$33 d1_layer$33(
-        .d(d1_layer$33$d),
-        .q(d1_layer$33$q),
-        .clock(d1_layer$33$clock)
-    );
-    top$gru$d1_layer$34 d1_layer$34(
-        .d(d1_layer$34$d),
-        .q(d1_layer$34$q),
-        .clock(d1_layer$34$clock)
-    );
-    top$gru$d1_layer$35 d1_layer$35(
-        .d(d1_layer$35$d),
-        .q(d1_layer$35$q),
-        .clock(d1_layer$35$clock)
-    );
-    top$gru$d1_layer$36 d1_layer$36(
-        .d(d1_layer$36$d),
-        .q(d1_layer$36$q),
-        .clock(d1_layer$36$clock)
-    );
-    top$gru$d1_layer$37 d1_layer$37(
-        .d(d1_layer$37$d),
-        .q(d1_layer$37$q),
-        .clock(d1_layer$37$clock)
-    );
-    top$gru$d1_layer$38 d1_layer$38(
-        .d(d1_layer$38$d),
-        .q(d1_layer$38$q),
-        .clock(d1_layer$38$clock)
-    );
-    top$gru$d1_layer$39 d1_layer$39(
-        .d(d1_layer$39$d),
-        .q(d1_layer$39$q),
-        .clock(d1_layer$39$clock)
-    );
-    top$gru$d1_layer$40 d1_layer$40(
-        .d(d1_layer$40$d),
-        .q(d1_layer$40$q),
-        .clock(d1_layer$40$clock)
-    );
-    top$gru$d1_layer$41 d1_layer$41(
-        .d(d1_layer$41$d),
-        .q(d1_layer$41$q),
-        .clock(d1_layer$41$clock)
-    );
-    top$gru$d1_layer$42 d1_layer$42(
-        .d(d1_layer$42$d),
-        .q(d1_layer$42$q),
-        .clock(d1_layer$42$clock)
-    );
-    top$gru$d1_layer$43 d1_layer$43(
-        .d(d1_layer$43$d),
-        .q(d1_layer$43$q),
-        .clock(d1_layer$43$clock)
-    );
-    top$gru$d1_layer$44 d1_layer$44(
-        .d(d1_layer$44$d),
-        .q(d1_layer$44$q),
-        .clock(d1_layer$44$clock)
-    );
-    top$gru$d1_layer$45 d1_layer$45(
-        .d(d1_layer$45$d),
-        .q(d1_layer$45$q),
-        .clock(d1_layer$45$clock)
-    );
-    top$gru$d1_layer$46 d1_layer$46(
-        .d(d1_layer$46$d),
-        .q(d1_layer$46$q),
-        .clock(d1_layer$46$clock)
-    );
-    top$gru$d1_layer$47 d1_layer$47(
-        .d(d1_layer$47$d),
-        .q(d1_layer$47$q),
-        .clock(d1_layer$47$clock)
-    );
-    top$gru$d1_layer$48 d1_layer$48(
-        .d(d1_layer$48$d),
-        .q(d1_layer$48$q),
-        .clock(d1_layer$48$clock)
-    );
-    top$gru$d1_layer$49 d1_layer$49(
-        .d(d1_layer$49$d),
-        .q(d1_layer$49$q),
-        .clock(d1_layer$49$clock)
-    );
-    top$gru$d1_layer$50 d1_layer$50(
-        .d(d1_layer$50$d),
-        .q(d1_layer$50$q),
-        .clock(d1_layer$50$clock)
-    );
-    top$gru$d1_layer$51 d1_layer$51(
-        .d(d1_layer$51$d),
-        .q(d1_layer$51$q),
-        .clock(d1_layer$51$clock)
-    );
-    top$gru$d1_layer$52 d1_layer$52(
-        .d(d1_layer$52$d),
-        .q(d1_layer$52$q),
-        .clock(d1_layer$52$clock)
-    );
-    top$gru$d1_layer$53 d1_layer$53(
-        .d(d1_layer$53$d),
-        .q(d1_layer$53$q),
-        .clock(d1_layer$53$clock)
-    );
-    top$gru$d1_layer$54 d1_layer$54(
-        .d(d1_layer$54$d),
-        .q(d1_layer$54$q),
-        .clock(d1_layer$54$clock)
-    );
-    top$gru$d1_layer$55 d1_layer$55(
-        .d(d1_layer$55$d),
-        .q(d1_layer$55$q),
-        .clock(d1_layer$55$clock)
-    );
-    top$gru$d1_layer$56 d1_layer$56(
-        .d(d1_layer$56$d),
-        .q(d1_layer$56$q),
-        .clock(d1_layer$56$clock)
-    );
-    top$gru$d1_layer$57 d1_layer$57(
-        .d(d1_layer$57$d),
-        .q(d1_layer$57$q),
-        .clock(d1_layer$57$clock)
-    );
-    top$gru$d1_layer$58 d1_layer$58(
-        .d(d1_layer$58$d),
-        .q(d1_layer$58$q),
-        .clock(d1_layer$58$clock)
-    );
-    top$gru$d1_layer$59 d1_layer$59(
-        .d(d1_layer$59$d),
-        .q(d1_layer$59$q),
-        .clock(d1_layer$59$clock)
-    );
-    top$gru$d1_layer$60 d1_layer$60(
-        .d(d1_layer$60$d),
-        .q(d1_layer$60$q),
-        .clock(d1_layer$60$clock)
-    );
-    top$gru$d1_layer$61 d1_layer$61(
-        .d(d1_layer$61$d),
-        .q(d1_layer$61$q),
-        .clock(d1_layer$61$clock)
-    );
-    top$gru$d1_layer$62 d1_layer$62(
-        .d(d1_layer$62$d),
-        .q(d1_layer$62$q),
-        .clock(d1_layer$62$clock)
-    );
-    top$gru$d1_layer$63 d1_layer$63(
-        .d(d1_layer$63$d),
-        .q(d1_layer$63$q),
-        .clock(d1_layer$63$clock)
-    );
-    top$gru$d1_layer$64 d1_layer$64(
-        .d(d1_layer$64$d),
-        .q(d1_layer$64$q),
-        .clock(d1_layer$64$clock)
-    );
-    top$gru$d1_layer$65 d1_layer$65(
-        .d(d1_layer$65$d),
-        .q(d1_layer$65$q),
-        .clock(d1_layer$65$clock)
-    );
-    top$gru$d1_layer$66 d1_layer$66(
-        .d(d1_layer$66$d),
-        .q(d1_layer$66$q),
-        .clock(d1_layer$66$clock)
-    );
-    top$gru$d1_layer$67 d1_layer$67(
-        .d(d1_layer$67$d),
-        .q(d1_layer$67$q),
-        .clock(d1_layer$67$clock)
-    );
-    top$gru$d1_layer$68 d1_layer$68(
-        .d(d1_layer$68$d),
-        .q(d1_layer$68$q),
-        .clock(d1_layer$68$clock)
-    );
-    top$gru$d1_layer$69 d1_layer$69(
-        .d(d1_layer$69$d),
-        .q(d1_layer$69$q),
-        .clock(d1_layer$69$clock)
-    );
-    top$gru$d1_layer$70 d1_layer$70(
-        .d(d1_layer$70$d),
-        .q(d1_layer$70$q),
-        .clock(d1_layer$70$clock)
-    );
-    top$gru$d1_layer$71 d1_layer$71(
-        .d(d1_layer$71$d),
-        .q(d1_layer$71$q),
-        .clock(d1_layer$71$clock)
-    );
-    top$gru$d1_layer$72 d1_layer$72(
-        .d(d1_layer$72$d),
-        .q(d1_layer$72$q),
-        .clock(d1_layer$72$clock)
-    );
-    top$gru$d1_layer$73 d1_layer$73(
-        .d(d1_layer$73$d),
-        .q(d1_layer$73$q),
-        .clock(d1_layer$73$clock)
-    );
-    top$gru$d1_layer$74 d1_layer$74(
-        .d(d1_layer$74$d),
-        .q(d1_layer$74$q),
-        .clock(d1_layer$74$clock)
-    );
-    top$gru$d1_layer$75 d1_layer$75(
-        .d(d1_layer$75$d),
-        .q(d1_layer$75$q),
-        .clock(d1_layer$75$clock)
-    );
-    top$gru$d1_layer$76 d1_layer$76(
-        .d(d1_layer$76$d),
-        .q(d1_layer$76$q),
-        .clock(d1_layer$76$clock)
-    );
-    top$gru$d1_layer$77 d1_layer$77(
-        .d(d1_layer$77$d),
-        .q(d1_layer$77$q),
-        .clock(d1_layer$77$clock)
-    );
-    top$gru$d1_layer$78 d1_layer$78(
-        .d(d1_layer$78$d),
-        .q(d1_layer$78$q),
-        .clock(d1_layer$78$clock)
-    );
-    top$gru$d1_layer$79 d1_layer$79(
-        .d(d1_layer$79$d),
-        .q(d1_layer$79$q),
-        .clock(d1_layer$79$clock)
-    );
-    top$gru$d1_layer$80 d1_layer$80(
-        .d(d1_layer$80$d),
-        .q(d1_layer$80$q),
-        .clock(d1_layer$80$clock)
-    );
-    top$gru$d1_layer$81 d1_layer$81(
-        .d(d1_layer$81$d),
-        .q(d1_layer$81$q),
-        .clock(d1_layer$81$clock)
-    );
-    top$gru$d1_layer$82 d1_layer$82(
-        .d(d1_layer$82$d),
-        .q(d1_layer$82$q),
-        .clock(d1_layer$82$clock)
-    );
-    top$gru$d1_layer$83 d1_layer$83(
-        .d(d1_layer$83$d),
-        .q(d1_layer$83$q),
-        .clock(d1_layer$83$clock)
-    );
-    top$gru$d1_layer$84 d1_layer$84(
-        .d(d1_layer$84$d),
-        .q(d1_layer$84$q),
-        .clock(d1_layer$84$clock)
-    );
-    top$gru$d1_layer$85 d1_layer$85(
-        .d(d1_layer$85$d),
-        .q(d1_layer$85$q),
-        .clock(d1_layer$85$clock)
-    );
-    top$gru$d1_layer$86 d1_layer$86(
-        .d(d1_layer$86$d),
-        .q(d1_layer$86$q),
-        .clock(d1_layer$86$clock)
-    );
-    top$gru$d1_layer$87 d1_layer$87(
-        .d(d1_layer$87$d),
-        .q(d1_layer$87$q),
-        .clock(d1_layer$87$clock)
-    );
-    top$gru$d1_layer$88 d1_layer$88(
-        .d(d1_layer$88$d),
-        .q(d1_layer$88$q),
-        .clock(d1_layer$88$clock)
-    );
-    top$gru$d1_layer$89 d1_layer$89(
-        .d(d1_layer$89$d),
-        .q(d1_layer$89$q),
-        .clock(d1_layer$89$clock)
-    );
-    top$gru$d1_layer$90 d1_layer$90(
-        .d(d1_layer$90$d),
-        .q(d1_layer$90$q),
-        .clock(d1_layer$90$clock)
-    );
-    top$gru$d1_layer$91 d1_layer$91(
-        .d(d1_layer$91$d),
-        .q(d1_layer$91$q),
-        .clock(d1_layer$91$clock)
-    );
-    top$gru$d1_layer$92 d1_layer$92(
-        .d(d1_layer$92$d),
-        .q(d1_layer$92$q),
-        .clock(d1_layer$92$clock)
-    );
-    top$gru$d1_layer$93 d1_layer$93(
-        .d(d1_layer$93$d),
-        .q(d1_layer$93$q),
-        .clock(d1_layer$93$clock)
-    );
-    top$gru$d1_layer$94 d1_layer$94(
-        .d(d1_layer$94$d),
-        .q(d1_layer$94$q),
-        .clock(d1_layer$94$clock)
-    );
-    top$gru$d1_layer$95 d1_layer$95(
-        .d(d1_layer$95$d),
-        .q(d1_layer$95$q),
-        .clock(d1_layer$95$clock)
-    );
     top$gru$a_set a_set(
         .d(a_set$d),
         .q(a_set$q),
@@ -9908,7 +9132,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d1_pass$clock = clock;
         d1_term$clock = clock;
         d1_head$clock = clock;
-        d1_rom$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -9948,7 +9171,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d1_pass$d = d1_pass$q;
         d1_term$d = d1_term$q;
         d1_head$d = d1_head$q;
-        d1_rom$d = d1_rom$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -10011,16 +9233,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$0 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$0$clock = clock;
-        d1_layer$0$clock = clock;
         d0_layer$0$d = unit_layer$0;
-        d1_layer$0$d = d0_layer$0$q;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d1_rom$q;
-        bias_rom$0$address = d1_pass$q;
-        if (d1_layer$0$q) begin
-            weight_rom$0$address = d1_rom$q + layer_rom_offset;
-            bias_rom$0$address = d1_pass$q + layer_bias_offset;
+        weight_rom$0$address = d0_rom$q;
+        bias_rom$0$address = d0_pass$q;
+        if (d0_layer$0$q) begin
+            weight_rom$0$address = d0_rom$q + layer_rom_offset;
+            bias_rom$0$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$1 = pass$q < a_passes$1;
         if (unit_a0$1) begin
@@ -10030,16 +9250,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$1 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$1$clock = clock;
-        d1_layer$1$clock = clock;
         d0_layer$1$d = unit_layer$1;
-        d1_layer$1$d = d0_layer$1$q;
         weight_rom$1$clock = clock;
         bias_rom$1$clock = clock;
-        weight_rom$1$address = d1_rom$q;
-        bias_rom$1$address = d1_pass$q;
-        if (d1_layer$1$q) begin
-            weight_rom$1$address = d1_rom$q + layer_rom_offset;
-            bias_rom$1$address = d1_pass$q + layer_bias_offset;
+        weight_rom$1$address = d0_rom$q;
+        bias_rom$1$address = d0_pass$q;
+        if (d0_layer$1$q) begin
+            weight_rom$1$address = d0_rom$q + layer_rom_offset;
+            bias_rom$1$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$2 = pass$q < a_passes$2;
         if (unit_a0$2) begin
@@ -10049,16 +9267,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$2 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$2$clock = clock;
-        d1_layer$2$clock = clock;
         d0_layer$2$d = unit_layer$2;
-        d1_layer$2$d = d0_layer$2$q;
         weight_rom$2$clock = clock;
         bias_rom$2$clock = clock;
-        weight_rom$2$address = d1_rom$q;
-        bias_rom$2$address = d1_pass$q;
-        if (d1_layer$2$q) begin
-            weight_rom$2$address = d1_rom$q + layer_rom_offset;
-            bias_rom$2$address = d1_pass$q + layer_bias_offset;
+        weight_rom$2$address = d0_rom$q;
+        bias_rom$2$address = d0_pass$q;
+        if (d0_layer$2$q) begin
+            weight_rom$2$address = d0_rom$q + layer_rom_offset;
+            bias_rom$2$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$3 = pass$q < a_passes$3;
         if (unit_a0$3) begin
@@ -10068,16 +9284,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$3 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$3$clock = clock;
-        d1_layer$3$clock = clock;
         d0_layer$3$d = unit_layer$3;
-        d1_layer$3$d = d0_layer$3$q;
         weight_rom$3$clock = clock;
         bias_rom$3$clock = clock;
-        weight_rom$3$address = d1_rom$q;
-        bias_rom$3$address = d1_pass$q;
-        if (d1_layer$3$q) begin
-            weight_rom$3$address = d1_rom$q + layer_rom_offset;
-            bias_rom$3$address = d1_pass$q + layer_bias_offset;
+        weight_rom$3$address = d0_rom$q;
+        bias_rom$3$address = d0_pass$q;
+        if (d0_layer$3$q) begin
+            weight_rom$3$address = d0_rom$q + layer_rom_offset;
+            bias_rom$3$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$4 = pass$q < a_passes$4;
         if (unit_a0$4) begin
@@ -10087,16 +9301,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$4 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$4$clock = clock;
-        d1_layer$4$clock = clock;
         d0_layer$4$d = unit_layer$4;
-        d1_layer$4$d = d0_layer$4$q;
         weight_rom$4$clock = clock;
         bias_rom$4$clock = clock;
-        weight_rom$4$address = d1_rom$q;
-        bias_rom$4$address = d1_pass$q;
-        if (d1_layer$4$q) begin
-            weight_rom$4$address = d1_rom$q + layer_rom_offset;
-            bias_rom$4$address = d1_pass$q + layer_bias_offset;
+        weight_rom$4$address = d0_rom$q;
+        bias_rom$4$address = d0_pass$q;
+        if (d0_layer$4$q) begin
+            weight_rom$4$address = d0_rom$q + layer_rom_offset;
+            bias_rom$4$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$5 = pass$q < a_passes$5;
         if (unit_a0$5) begin
@@ -10106,16 +9318,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$5 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$5$clock = clock;
-        d1_layer$5$clock = clock;
         d0_layer$5$d = unit_layer$5;
-        d1_layer$5$d = d0_layer$5$q;
         weight_rom$5$clock = clock;
         bias_rom$5$clock = clock;
-        weight_rom$5$address = d1_rom$q;
-        bias_rom$5$address = d1_pass$q;
-        if (d1_layer$5$q) begin
-            weight_rom$5$address = d1_rom$q + layer_rom_offset;
-            bias_rom$5$address = d1_pass$q + layer_bias_offset;
+        weight_rom$5$address = d0_rom$q;
+        bias_rom$5$address = d0_pass$q;
+        if (d0_layer$5$q) begin
+            weight_rom$5$address = d0_rom$q + layer_rom_offset;
+            bias_rom$5$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$6 = pass$q < a_passes$6;
         if (unit_a0$6) begin
@@ -10125,16 +9335,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$6 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$6$clock = clock;
-        d1_layer$6$clock = clock;
         d0_layer$6$d = unit_layer$6;
-        d1_layer$6$d = d0_layer$6$q;
         weight_rom$6$clock = clock;
         bias_rom$6$clock = clock;
-        weight_rom$6$address = d1_rom$q;
-        bias_rom$6$address = d1_pass$q;
-        if (d1_layer$6$q) begin
-            weight_rom$6$address = d1_rom$q + layer_rom_offset;
-            bias_rom$6$address = d1_pass$q + layer_bias_offset;
+        weight_rom$6$address = d0_rom$q;
+        bias_rom$6$address = d0_pass$q;
+        if (d0_layer$6$q) begin
+            weight_rom$6$address = d0_rom$q + layer_rom_offset;
+            bias_rom$6$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$7 = pass$q < a_passes$7;
         if (unit_a0$7) begin
@@ -10144,16 +9352,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$7 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$7$clock = clock;
-        d1_layer$7$clock = clock;
         d0_layer$7$d = unit_layer$7;
-        d1_layer$7$d = d0_layer$7$q;
         weight_rom$7$clock = clock;
         bias_rom$7$clock = clock;
-        weight_rom$7$address = d1_rom$q;
-        bias_rom$7$address = d1_pass$q;
-        if (d1_layer$7$q) begin
-            weight_rom$7$address = d1_rom$q + layer_rom_offset;
-            bias_rom$7$address = d1_pass$q + layer_bias_offset;
+        weight_rom$7$address = d0_rom$q;
+        bias_rom$7$address = d0_pass$q;
+        if (d0_layer$7$q) begin
+            weight_rom$7$address = d0_rom$q + layer_rom_offset;
+            bias_rom$7$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$8 = pass$q < a_passes$8;
         if (unit_a0$8) begin
@@ -10163,16 +9369,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$8 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$8$clock = clock;
-        d1_layer$8$clock = clock;
         d0_layer$8$d = unit_layer$8;
-        d1_layer$8$d = d0_layer$8$q;
         weight_rom$8$clock = clock;
         bias_rom$8$clock = clock;
-        weight_rom$8$address = d1_rom$q;
-        bias_rom$8$address = d1_pass$q;
-        if (d1_layer$8$q) begin
-            weight_rom$8$address = d1_rom$q + layer_rom_offset;
-            bias_rom$8$address = d1_pass$q + layer_bias_offset;
+        weight_rom$8$address = d0_rom$q;
+        bias_rom$8$address = d0_pass$q;
+        if (d0_layer$8$q) begin
+            weight_rom$8$address = d0_rom$q + layer_rom_offset;
+            bias_rom$8$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$9 = pass$q < a_passes$9;
         if (unit_a0$9) begin
@@ -10182,16 +9386,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$9 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$9$clock = clock;
-        d1_layer$9$clock = clock;
         d0_layer$9$d = unit_layer$9;
-        d1_layer$9$d = d0_layer$9$q;
         weight_rom$9$clock = clock;
         bias_rom$9$clock = clock;
-        weight_rom$9$address = d1_rom$q;
-        bias_rom$9$address = d1_pass$q;
-        if (d1_layer$9$q) begin
-            weight_rom$9$address = d1_rom$q + layer_rom_offset;
-            bias_rom$9$address = d1_pass$q + layer_bias_offset;
+        weight_rom$9$address = d0_rom$q;
+        bias_rom$9$address = d0_pass$q;
+        if (d0_layer$9$q) begin
+            weight_rom$9$address = d0_rom$q + layer_rom_offset;
+            bias_rom$9$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$10 = pass$q < a_passes$10;
         if (unit_a0$10) begin
@@ -10201,16 +9403,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$10 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$10$clock = clock;
-        d1_layer$10$clock = clock;
         d0_layer$10$d = unit_layer$10;
-        d1_layer$10$d = d0_layer$10$q;
         weight_rom$10$clock = clock;
         bias_rom$10$clock = clock;
-        weight_rom$10$address = d1_rom$q;
-        bias_rom$10$address = d1_pass$q;
-        if (d1_layer$10$q) begin
-            weight_rom$10$address = d1_rom$q + layer_rom_offset;
-            bias_rom$10$address = d1_pass$q + layer_bias_offset;
+        weight_rom$10$address = d0_rom$q;
+        bias_rom$10$address = d0_pass$q;
+        if (d0_layer$10$q) begin
+            weight_rom$10$address = d0_rom$q + layer_rom_offset;
+            bias_rom$10$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$11 = pass$q < a_passes$11;
         if (unit_a0$11) begin
@@ -10220,16 +9420,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$11 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$11$clock = clock;
-        d1_layer$11$clock = clock;
         d0_layer$11$d = unit_layer$11;
-        d1_layer$11$d = d0_layer$11$q;
         weight_rom$11$clock = clock;
         bias_rom$11$clock = clock;
-        weight_rom$11$address = d1_rom$q;
-        bias_rom$11$address = d1_pass$q;
-        if (d1_layer$11$q) begin
-            weight_rom$11$address = d1_rom$q + layer_rom_offset;
-            bias_rom$11$address = d1_pass$q + layer_bias_offset;
+        weight_rom$11$address = d0_rom$q;
+        bias_rom$11$address = d0_pass$q;
+        if (d0_layer$11$q) begin
+            weight_rom$11$address = d0_rom$q + layer_rom_offset;
+            bias_rom$11$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$12 = pass$q < a_passes$12;
         if (unit_a0$12) begin
@@ -10239,16 +9437,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$12 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$12$clock = clock;
-        d1_layer$12$clock = clock;
         d0_layer$12$d = unit_layer$12;
-        d1_layer$12$d = d0_layer$12$q;
         weight_rom$12$clock = clock;
         bias_rom$12$clock = clock;
-        weight_rom$12$address = d1_rom$q;
-        bias_rom$12$address = d1_pass$q;
-        if (d1_layer$12$q) begin
-            weight_rom$12$address = d1_rom$q + layer_rom_offset;
-            bias_rom$12$address = d1_pass$q + layer_bias_offset;
+        weight_rom$12$address = d0_rom$q;
+        bias_rom$12$address = d0_pass$q;
+        if (d0_layer$12$q) begin
+            weight_rom$12$address = d0_rom$q + layer_rom_offset;
+            bias_rom$12$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$13 = pass$q < a_passes$13;
         if (unit_a0$13) begin
@@ -10258,16 +9454,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$13 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$13$clock = clock;
-        d1_layer$13$clock = clock;
         d0_layer$13$d = unit_layer$13;
-        d1_layer$13$d = d0_layer$13$q;
         weight_rom$13$clock = clock;
         bias_rom$13$clock = clock;
-        weight_rom$13$address = d1_rom$q;
-        bias_rom$13$address = d1_pass$q;
-        if (d1_layer$13$q) begin
-            weight_rom$13$address = d1_rom$q + layer_rom_offset;
-            bias_rom$13$address = d1_pass$q + layer_bias_offset;
+        weight_rom$13$address = d0_rom$q;
+        bias_rom$13$address = d0_pass$q;
+        if (d0_layer$13$q) begin
+            weight_rom$13$address = d0_rom$q + layer_rom_offset;
+            bias_rom$13$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$14 = pass$q < a_passes$14;
         if (unit_a0$14) begin
@@ -10277,16 +9471,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$14 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$14$clock = clock;
-        d1_layer$14$clock = clock;
         d0_layer$14$d = unit_layer$14;
-        d1_layer$14$d = d0_layer$14$q;
         weight_rom$14$clock = clock;
         bias_rom$14$clock = clock;
-        weight_rom$14$address = d1_rom$q;
-        bias_rom$14$address = d1_pass$q;
-        if (d1_layer$14$q) begin
-            weight_rom$14$address = d1_rom$q + layer_rom_offset;
-            bias_rom$14$address = d1_pass$q + layer_bias_offset;
+        weight_rom$14$address = d0_rom$q;
+        bias_rom$14$address = d0_pass$q;
+        if (d0_layer$14$q) begin
+            weight_rom$14$address = d0_rom$q + layer_rom_offset;
+            bias_rom$14$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$15 = pass$q < a_passes$15;
         if (unit_a0$15) begin
@@ -10296,16 +9488,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$15 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$15$clock = clock;
-        d1_layer$15$clock = clock;
         d0_layer$15$d = unit_layer$15;
-        d1_layer$15$d = d0_layer$15$q;
         weight_rom$15$clock = clock;
         bias_rom$15$clock = clock;
-        weight_rom$15$address = d1_rom$q;
-        bias_rom$15$address = d1_pass$q;
-        if (d1_layer$15$q) begin
-            weight_rom$15$address = d1_rom$q + layer_rom_offset;
-            bias_rom$15$address = d1_pass$q + layer_bias_offset;
+        weight_rom$15$address = d0_rom$q;
+        bias_rom$15$address = d0_pass$q;
+        if (d0_layer$15$q) begin
+            weight_rom$15$address = d0_rom$q + layer_rom_offset;
+            bias_rom$15$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$16 = pass$q < a_passes$16;
         if (unit_a0$16) begin
@@ -10315,16 +9505,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$16 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$16$clock = clock;
-        d1_layer$16$clock = clock;
         d0_layer$16$d = unit_layer$16;
-        d1_layer$16$d = d0_layer$16$q;
         weight_rom$16$clock = clock;
         bias_rom$16$clock = clock;
-        weight_rom$16$address = d1_rom$q;
-        bias_rom$16$address = d1_pass$q;
-        if (d1_layer$16$q) begin
-            weight_rom$16$address = d1_rom$q + layer_rom_offset;
-            bias_rom$16$address = d1_pass$q + layer_bias_offset;
+        weight_rom$16$address = d0_rom$q;
+        bias_rom$16$address = d0_pass$q;
+        if (d0_layer$16$q) begin
+            weight_rom$16$address = d0_rom$q + layer_rom_offset;
+            bias_rom$16$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$17 = pass$q < a_passes$17;
         if (unit_a0$17) begin
@@ -10334,16 +9522,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$17 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$17$clock = clock;
-        d1_layer$17$clock = clock;
         d0_layer$17$d = unit_layer$17;
-        d1_layer$17$d = d0_layer$17$q;
         weight_rom$17$clock = clock;
         bias_rom$17$clock = clock;
-        weight_rom$17$address = d1_rom$q;
-        bias_rom$17$address = d1_pass$q;
-        if (d1_layer$17$q) begin
-            weight_rom$17$address = d1_rom$q + layer_rom_offset;
-            bias_rom$17$address = d1_pass$q + layer_bias_offset;
+        weight_rom$17$address = d0_rom$q;
+        bias_rom$17$address = d0_pass$q;
+        if (d0_layer$17$q) begin
+            weight_rom$17$address = d0_rom$q + layer_rom_offset;
+            bias_rom$17$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$18 = pass$q < a_passes$18;
         if (unit_a0$18) begin
@@ -10353,16 +9539,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$18 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$18$clock = clock;
-        d1_layer$18$clock = clock;
         d0_layer$18$d = unit_layer$18;
-        d1_layer$18$d = d0_layer$18$q;
         weight_rom$18$clock = clock;
         bias_rom$18$clock = clock;
-        weight_rom$18$address = d1_rom$q;
-        bias_rom$18$address = d1_pass$q;
-        if (d1_layer$18$q) begin
-            weight_rom$18$address = d1_rom$q + layer_rom_offset;
-            bias_rom$18$address = d1_pass$q + layer_bias_offset;
+        weight_rom$18$address = d0_rom$q;
+        bias_rom$18$address = d0_pass$q;
+        if (d0_layer$18$q) begin
+            weight_rom$18$address = d0_rom$q + layer_rom_offset;
+            bias_rom$18$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$19 = pass$q < a_passes$19;
         if (unit_a0$19) begin
@@ -10372,16 +9556,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$19 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$19$clock = clock;
-        d1_layer$19$clock = clock;
         d0_layer$19$d = unit_layer$19;
-        d1_layer$19$d = d0_layer$19$q;
         weight_rom$19$clock = clock;
         bias_rom$19$clock = clock;
-        weight_rom$19$address = d1_rom$q;
-        bias_rom$19$address = d1_pass$q;
-        if (d1_layer$19$q) begin
-            weight_rom$19$address = d1_rom$q + layer_rom_offset;
-            bias_rom$19$address = d1_pass$q + layer_bias_offset;
+        weight_rom$19$address = d0_rom$q;
+        bias_rom$19$address = d0_pass$q;
+        if (d0_layer$19$q) begin
+            weight_rom$19$address = d0_rom$q + layer_rom_offset;
+            bias_rom$19$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$20 = pass$q < a_passes$20;
         if (unit_a0$20) begin
@@ -10391,16 +9573,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$20 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$20$clock = clock;
-        d1_layer$20$clock = clock;
         d0_layer$20$d = unit_layer$20;
-        d1_layer$20$d = d0_layer$20$q;
         weight_rom$20$clock = clock;
         bias_rom$20$clock = clock;
-        weight_rom$20$address = d1_rom$q;
-        bias_rom$20$address = d1_pass$q;
-        if (d1_layer$20$q) begin
-            weight_rom$20$address = d1_rom$q + layer_rom_offset;
-            bias_rom$20$address = d1_pass$q + layer_bias_offset;
+        weight_rom$20$address = d0_rom$q;
+        bias_rom$20$address = d0_pass$q;
+        if (d0_layer$20$q) begin
+            weight_rom$20$address = d0_rom$q + layer_rom_offset;
+            bias_rom$20$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$21 = pass$q < a_passes$21;
         if (unit_a0$21) begin
@@ -10410,16 +9590,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$21 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$21$clock = clock;
-        d1_layer$21$clock = clock;
         d0_layer$21$d = unit_layer$21;
-        d1_layer$21$d = d0_layer$21$q;
         weight_rom$21$clock = clock;
         bias_rom$21$clock = clock;
-        weight_rom$21$address = d1_rom$q;
-        bias_rom$21$address = d1_pass$q;
-        if (d1_layer$21$q) begin
-            weight_rom$21$address = d1_rom$q + layer_rom_offset;
-            bias_rom$21$address = d1_pass$q + layer_bias_offset;
+        weight_rom$21$address = d0_rom$q;
+        bias_rom$21$address = d0_pass$q;
+        if (d0_layer$21$q) begin
+            weight_rom$21$address = d0_rom$q + layer_rom_offset;
+            bias_rom$21$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$22 = pass$q < a_passes$22;
         if (unit_a0$22) begin
@@ -10429,16 +9607,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$22 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$22$clock = clock;
-        d1_layer$22$clock = clock;
         d0_layer$22$d = unit_layer$22;
-        d1_layer$22$d = d0_layer$22$q;
         weight_rom$22$clock = clock;
         bias_rom$22$clock = clock;
-        weight_rom$22$address = d1_rom$q;
-        bias_rom$22$address = d1_pass$q;
-        if (d1_layer$22$q) begin
-            weight_rom$22$address = d1_rom$q + layer_rom_offset;
-            bias_rom$22$address = d1_pass$q + layer_bias_offset;
+        weight_rom$22$address = d0_rom$q;
+        bias_rom$22$address = d0_pass$q;
+        if (d0_layer$22$q) begin
+            weight_rom$22$address = d0_rom$q + layer_rom_offset;
+            bias_rom$22$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$23 = pass$q < a_passes$23;
         if (unit_a0$23) begin
@@ -10448,16 +9624,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$23 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$23$clock = clock;
-        d1_layer$23$clock = clock;
         d0_layer$23$d = unit_layer$23;
-        d1_layer$23$d = d0_layer$23$q;
         weight_rom$23$clock = clock;
         bias_rom$23$clock = clock;
-        weight_rom$23$address = d1_rom$q;
-        bias_rom$23$address = d1_pass$q;
-        if (d1_layer$23$q) begin
-            weight_rom$23$address = d1_rom$q + layer_rom_offset;
-            bias_rom$23$address = d1_pass$q + layer_bias_offset;
+        weight_rom$23$address = d0_rom$q;
+        bias_rom$23$address = d0_pass$q;
+        if (d0_layer$23$q) begin
+            weight_rom$23$address = d0_rom$q + layer_rom_offset;
+            bias_rom$23$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$24 = pass$q < a_passes$24;
         if (unit_a0$24) begin
@@ -10467,16 +9641,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$24 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$24$clock = clock;
-        d1_layer$24$clock = clock;
         d0_layer$24$d = unit_layer$24;
-        d1_layer$24$d = d0_layer$24$q;
         weight_rom$24$clock = clock;
         bias_rom$24$clock = clock;
-        weight_rom$24$address = d1_rom$q;
-        bias_rom$24$address = d1_pass$q;
-        if (d1_layer$24$q) begin
-            weight_rom$24$address = d1_rom$q + layer_rom_offset;
-            bias_rom$24$address = d1_pass$q + layer_bias_offset;
+        weight_rom$24$address = d0_rom$q;
+        bias_rom$24$address = d0_pass$q;
+        if (d0_layer$24$q) begin
+            weight_rom$24$address = d0_rom$q + layer_rom_offset;
+            bias_rom$24$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$25 = pass$q < a_passes$25;
         if (unit_a0$25) begin
@@ -10486,16 +9658,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$25 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$25$clock = clock;
-        d1_layer$25$clock = clock;
         d0_layer$25$d = unit_layer$25;
-        d1_layer$25$d = d0_layer$25$q;
         weight_rom$25$clock = clock;
         bias_rom$25$clock = clock;
-        weight_rom$25$address = d1_rom$q;
-        bias_rom$25$address = d1_pass$q;
-        if (d1_layer$25$q) begin
-            weight_rom$25$address = d1_rom$q + layer_rom_offset;
-            bias_rom$25$address = d1_pass$q + layer_bias_offset;
+        weight_rom$25$address = d0_rom$q;
+        bias_rom$25$address = d0_pass$q;
+        if (d0_layer$25$q) begin
+            weight_rom$25$address = d0_rom$q + layer_rom_offset;
+            bias_rom$25$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$26 = pass$q < a_passes$26;
         if (unit_a0$26) begin
@@ -10505,16 +9675,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$26 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$26$clock = clock;
-        d1_layer$26$clock = clock;
         d0_layer$26$d = unit_layer$26;
-        d1_layer$26$d = d0_layer$26$q;
         weight_rom$26$clock = clock;
         bias_rom$26$clock = clock;
-        weight_rom$26$address = d1_rom$q;
-        bias_rom$26$address = d1_pass$q;
-        if (d1_layer$26$q) begin
-            weight_rom$26$address = d1_rom$q + layer_rom_offset;
-            bias_rom$26$address = d1_pass$q + layer_bias_offset;
+        weight_rom$26$address = d0_rom$q;
+        bias_rom$26$address = d0_pass$q;
+        if (d0_layer$26$q) begin
+            weight_rom$26$address = d0_rom$q + layer_rom_offset;
+            bias_rom$26$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$27 = pass$q < a_passes$27;
         if (unit_a0$27) begin
@@ -10524,16 +9692,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$27 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$27$clock = clock;
-        d1_layer$27$clock = clock;
         d0_layer$27$d = unit_layer$27;
-        d1_layer$27$d = d0_layer$27$q;
         weight_rom$27$clock = clock;
         bias_rom$27$clock = clock;
-        weight_rom$27$address = d1_rom$q;
-        bias_rom$27$address = d1_pass$q;
-        if (d1_layer$27$q) begin
-            weight_rom$27$address = d1_rom$q + layer_rom_offset;
-            bias_rom$27$address = d1_pass$q + layer_bias_offset;
+        weight_rom$27$address = d0_rom$q;
+        bias_rom$27$address = d0_pass$q;
+        if (d0_layer$27$q) begin
+            weight_rom$27$address = d0_rom$q + layer_rom_offset;
+            bias_rom$27$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$28 = pass$q < a_passes$28;
         if (unit_a0$28) begin
@@ -10543,16 +9709,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$28 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$28$clock = clock;
-        d1_layer$28$clock = clock;
         d0_layer$28$d = unit_layer$28;
-        d1_layer$28$d = d0_layer$28$q;
         weight_rom$28$clock = clock;
         bias_rom$28$clock = clock;
-        weight_rom$28$address = d1_rom$q;
-        bias_rom$28$address = d1_pass$q;
-        if (d1_layer$28$q) begin
-            weight_rom$28$address = d1_rom$q + layer_rom_offset;
-            bias_rom$28$address = d1_pass$q + layer_bias_offset;
+        weight_rom$28$address = d0_rom$q;
+        bias_rom$28$address = d0_pass$q;
+        if (d0_layer$28$q) begin
+            weight_rom$28$address = d0_rom$q + layer_rom_offset;
+            bias_rom$28$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$29 = pass$q < a_passes$29;
         if (unit_a0$29) begin
@@ -10562,16 +9726,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$29 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$29$clock = clock;
-        d1_layer$29$clock = clock;
         d0_layer$29$d = unit_layer$29;
-        d1_layer$29$d = d0_layer$29$q;
         weight_rom$29$clock = clock;
         bias_rom$29$clock = clock;
-        weight_rom$29$address = d1_rom$q;
-        bias_rom$29$address = d1_pass$q;
-        if (d1_layer$29$q) begin
-            weight_rom$29$address = d1_rom$q + layer_rom_offset;
-            bias_rom$29$address = d1_pass$q + layer_bias_offset;
+        weight_rom$29$address = d0_rom$q;
+        bias_rom$29$address = d0_pass$q;
+        if (d0_layer$29$q) begin
+            weight_rom$29$address = d0_rom$q + layer_rom_offset;
+            bias_rom$29$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$30 = pass$q < a_passes$30;
         if (unit_a0$30) begin
@@ -10581,16 +9743,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$30 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$30$clock = clock;
-        d1_layer$30$clock = clock;
         d0_layer$30$d = unit_layer$30;
-        d1_layer$30$d = d0_layer$30$q;
         weight_rom$30$clock = clock;
         bias_rom$30$clock = clock;
-        weight_rom$30$address = d1_rom$q;
-        bias_rom$30$address = d1_pass$q;
-        if (d1_layer$30$q) begin
-            weight_rom$30$address = d1_rom$q + layer_rom_offset;
-            bias_rom$30$address = d1_pass$q + layer_bias_offset;
+        weight_rom$30$address = d0_rom$q;
+        bias_rom$30$address = d0_pass$q;
+        if (d0_layer$30$q) begin
+            weight_rom$30$address = d0_rom$q + layer_rom_offset;
+            bias_rom$30$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$31 = pass$q < a_passes$31;
         if (unit_a0$31) begin
@@ -10600,16 +9760,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$31 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$31$clock = clock;
-        d1_layer$31$clock = clock;
         d0_layer$31$d = unit_layer$31;
-        d1_layer$31$d = d0_layer$31$q;
         weight_rom$31$clock = clock;
         bias_rom$31$clock = clock;
-        weight_rom$31$address = d1_rom$q;
-        bias_rom$31$address = d1_pass$q;
-        if (d1_layer$31$q) begin
-            weight_rom$31$address = d1_rom$q + layer_rom_offset;
-            bias_rom$31$address = d1_pass$q + layer_bias_offset;
+        weight_rom$31$address = d0_rom$q;
+        bias_rom$31$address = d0_pass$q;
+        if (d0_layer$31$q) begin
+            weight_rom$31$address = d0_rom$q + layer_rom_offset;
+            bias_rom$31$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$32 = pass$q < a_passes$32;
         if (unit_a0$32) begin
@@ -10619,16 +9777,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$32 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$32$clock = clock;
-        d1_layer$32$clock = clock;
         d0_layer$32$d = unit_layer$32;
-        d1_layer$32$d = d0_layer$32$q;
         weight_rom$32$clock = clock;
         bias_rom$32$clock = clock;
-        weight_rom$32$address = d1_rom$q;
-        bias_rom$32$address = d1_pass$q;
-        if (d1_layer$32$q) begin
-            weight_rom$32$address = d1_rom$q + layer_rom_offset;
-            bias_rom$32$address = d1_pass$q + layer_bias_offset;
+        weight_rom$32$address = d0_rom$q;
+        bias_rom$32$address = d0_pass$q;
+        if (d0_layer$32$q) begin
+            weight_rom$32$address = d0_rom$q + layer_rom_offset;
+            bias_rom$32$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$33 = pass$q < a_passes$33;
         if (unit_a0$33) begin
@@ -10638,16 +9794,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$33 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$33$clock = clock;
-        d1_layer$33$clock = clock;
         d0_layer$33$d = unit_layer$33;
-        d1_layer$33$d = d0_layer$33$q;
         weight_rom$33$clock = clock;
         bias_rom$33$clock = clock;
-        weight_rom$33$address = d1_rom$q;
-        bias_rom$33$address = d1_pass$q;
-        if (d1_layer$33$q) begin
-            weight_rom$33$address = d1_rom$q + layer_rom_offset;
-            bias_rom$33$address = d1_pass$q + layer_bias_offset;
+        weight_rom$33$address = d0_rom$q;
+        bias_rom$33$address = d0_pass$q;
+        if (d0_layer$33$q) begin
+            weight_rom$33$address = d0_rom$q + layer_rom_offset;
+            bias_rom$33$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$34 = pass$q < a_passes$34;
         if (unit_a0$34) begin
@@ -10657,16 +9811,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$34 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$34$clock = clock;
-        d1_layer$34$clock = clock;
         d0_layer$34$d = unit_layer$34;
-        d1_layer$34$d = d0_layer$34$q;
         weight_rom$34$clock = clock;
         bias_rom$34$clock = clock;
-        weight_rom$34$address = d1_rom$q;
-        bias_rom$34$address = d1_pass$q;
-        if (d1_layer$34$q) begin
-            weight_rom$34$address = d1_rom$q + layer_rom_offset;
-            bias_rom$34$address = d1_pass$q + layer_bias_offset;
+        weight_rom$34$address = d0_rom$q;
+        bias_rom$34$address = d0_pass$q;
+        if (d0_layer$34$q) begin
+            weight_rom$34$address = d0_rom$q + layer_rom_offset;
+            bias_rom$34$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$35 = pass$q < a_passes$35;
         if (unit_a0$35) begin
@@ -10676,16 +9828,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$35 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$35$clock = clock;
-        d1_layer$35$clock = clock;
         d0_layer$35$d = unit_layer$35;
-        d1_layer$35$d = d0_layer$35$q;
         weight_rom$35$clock = clock;
         bias_rom$35$clock = clock;
-        weight_rom$35$address = d1_rom$q;
-        bias_rom$35$address = d1_pass$q;
-        if (d1_layer$35$q) begin
-            weight_rom$35$address = d1_rom$q + layer_rom_offset;
-            bias_rom$35$address = d1_pass$q + layer_bias_offset;
+        weight_rom$35$address = d0_rom$q;
+        bias_rom$35$address = d0_pass$q;
+        if (d0_layer$35$q) begin
+            weight_rom$35$address = d0_rom$q + layer_rom_offset;
+            bias_rom$35$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$36 = pass$q < a_passes$36;
         if (unit_a0$36) begin
@@ -10695,16 +9845,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$36 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$36$clock = clock;
-        d1_layer$36$clock = clock;
         d0_layer$36$d = unit_layer$36;
-        d1_layer$36$d = d0_layer$36$q;
         weight_rom$36$clock = clock;
         bias_rom$36$clock = clock;
-        weight_rom$36$address = d1_rom$q;
-        bias_rom$36$address = d1_pass$q;
-        if (d1_layer$36$q) begin
-            weight_rom$36$address = d1_rom$q + layer_rom_offset;
-            bias_rom$36$address = d1_pass$q + layer_bias_offset;
+        weight_rom$36$address = d0_rom$q;
+        bias_rom$36$address = d0_pass$q;
+        if (d0_layer$36$q) begin
+            weight_rom$36$address = d0_rom$q + layer_rom_offset;
+            bias_rom$36$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$37 = pass$q < a_passes$37;
         if (unit_a0$37) begin
@@ -10714,16 +9862,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$37 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$37$clock = clock;
-        d1_layer$37$clock = clock;
         d0_layer$37$d = unit_layer$37;
-        d1_layer$37$d = d0_layer$37$q;
         weight_rom$37$clock = clock;
         bias_rom$37$clock = clock;
-        weight_rom$37$address = d1_rom$q;
-        bias_rom$37$address = d1_pass$q;
-        if (d1_layer$37$q) begin
-            weight_rom$37$address = d1_rom$q + layer_rom_offset;
-            bias_rom$37$address = d1_pass$q + layer_bias_offset;
+        weight_rom$37$address = d0_rom$q;
+        bias_rom$37$address = d0_pass$q;
+        if (d0_layer$37$q) begin
+            weight_rom$37$address = d0_rom$q + layer_rom_offset;
+            bias_rom$37$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$38 = pass$q < a_passes$38;
         if (unit_a0$38) begin
@@ -10733,16 +9879,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$38 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$38$clock = clock;
-        d1_layer$38$clock = clock;
         d0_layer$38$d = unit_layer$38;
-        d1_layer$38$d = d0_layer$38$q;
         weight_rom$38$clock = clock;
         bias_rom$38$clock = clock;
-        weight_rom$38$address = d1_rom$q;
-        bias_rom$38$address = d1_pass$q;
-        if (d1_layer$38$q) begin
-            weight_rom$38$address = d1_rom$q + layer_rom_offset;
-            bias_rom$38$address = d1_pass$q + layer_bias_offset;
+        weight_rom$38$address = d0_rom$q;
+        bias_rom$38$address = d0_pass$q;
+        if (d0_layer$38$q) begin
+            weight_rom$38$address = d0_rom$q + layer_rom_offset;
+            bias_rom$38$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$39 = pass$q < a_passes$39;
         if (unit_a0$39) begin
@@ -10752,16 +9896,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$39 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$39$clock = clock;
-        d1_layer$39$clock = clock;
         d0_layer$39$d = unit_layer$39;
-        d1_layer$39$d = d0_layer$39$q;
         weight_rom$39$clock = clock;
         bias_rom$39$clock = clock;
-        weight_rom$39$address = d1_rom$q;
-        bias_rom$39$address = d1_pass$q;
-        if (d1_layer$39$q) begin
-            weight_rom$39$address = d1_rom$q + layer_rom_offset;
-            bias_rom$39$address = d1_pass$q + layer_bias_offset;
+        weight_rom$39$address = d0_rom$q;
+        bias_rom$39$address = d0_pass$q;
+        if (d0_layer$39$q) begin
+            weight_rom$39$address = d0_rom$q + layer_rom_offset;
+            bias_rom$39$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$40 = pass$q < a_passes$40;
         if (unit_a0$40) begin
@@ -10771,16 +9913,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$40 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$40$clock = clock;
-        d1_layer$40$clock = clock;
         d0_layer$40$d = unit_layer$40;
-        d1_layer$40$d = d0_layer$40$q;
         weight_rom$40$clock = clock;
         bias_rom$40$clock = clock;
-        weight_rom$40$address = d1_rom$q;
-        bias_rom$40$address = d1_pass$q;
-        if (d1_layer$40$q) begin
-            weight_rom$40$address = d1_rom$q + layer_rom_offset;
-            bias_rom$40$address = d1_pass$q + layer_bias_offset;
+        weight_rom$40$address = d0_rom$q;
+        bias_rom$40$address = d0_pass$q;
+        if (d0_layer$40$q) begin
+            weight_rom$40$address = d0_rom$q + layer_rom_offset;
+            bias_rom$40$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$41 = pass$q < a_passes$41;
         if (unit_a0$41) begin
@@ -10790,16 +9930,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$41 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$41$clock = clock;
-        d1_layer$41$clock = clock;
         d0_layer$41$d = unit_layer$41;
-        d1_layer$41$d = d0_layer$41$q;
         weight_rom$41$clock = clock;
         bias_rom$41$clock = clock;
-        weight_rom$41$address = d1_rom$q;
-        bias_rom$41$address = d1_pass$q;
-        if (d1_layer$41$q) begin
-            weight_rom$41$address = d1_rom$q + layer_rom_offset;
-            bias_rom$41$address = d1_pass$q + layer_bias_offset;
+        weight_rom$41$address = d0_rom$q;
+        bias_rom$41$address = d0_pass$q;
+        if (d0_layer$41$q) begin
+            weight_rom$41$address = d0_rom$q + layer_rom_offset;
+            bias_rom$41$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$42 = pass$q < a_passes$42;
         if (unit_a0$42) begin
@@ -10809,16 +9947,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$42 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$42$clock = clock;
-        d1_layer$42$clock = clock;
         d0_layer$42$d = unit_layer$42;
-        d1_layer$42$d = d0_layer$42$q;
         weight_rom$42$clock = clock;
         bias_rom$42$clock = clock;
-        weight_rom$42$address = d1_rom$q;
-        bias_rom$42$address = d1_pass$q;
-        if (d1_layer$42$q) begin
-            weight_rom$42$address = d1_rom$q + layer_rom_offset;
-            bias_rom$42$address = d1_pass$q + layer_bias_offset;
+        weight_rom$42$address = d0_rom$q;
+        bias_rom$42$address = d0_pass$q;
+        if (d0_layer$42$q) begin
+            weight_rom$42$address = d0_rom$q + layer_rom_offset;
+            bias_rom$42$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$43 = pass$q < a_passes$43;
         if (unit_a0$43) begin
@@ -10828,16 +9964,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$43 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$43$clock = clock;
-        d1_layer$43$clock = clock;
         d0_layer$43$d = unit_layer$43;
-        d1_layer$43$d = d0_layer$43$q;
         weight_rom$43$clock = clock;
         bias_rom$43$clock = clock;
-        weight_rom$43$address = d1_rom$q;
-        bias_rom$43$address = d1_pass$q;
-        if (d1_layer$43$q) begin
-            weight_rom$43$address = d1_rom$q + layer_rom_offset;
-            bias_rom$43$address = d1_pass$q + layer_bias_offset;
+        weight_rom$43$address = d0_rom$q;
+        bias_rom$43$address = d0_pass$q;
+        if (d0_layer$43$q) begin
+            weight_rom$43$address = d0_rom$q + layer_rom_offset;
+            bias_rom$43$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$44 = pass$q < a_passes$44;
         if (unit_a0$44) begin
@@ -10847,16 +9981,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$44 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$44$clock = clock;
-        d1_layer$44$clock = clock;
         d0_layer$44$d = unit_layer$44;
-        d1_layer$44$d = d0_layer$44$q;
         weight_rom$44$clock = clock;
         bias_rom$44$clock = clock;
-        weight_rom$44$address = d1_rom$q;
-        bias_rom$44$address = d1_pass$q;
-        if (d1_layer$44$q) begin
-            weight_rom$44$address = d1_rom$q + layer_rom_offset;
-            bias_rom$44$address = d1_pass$q + layer_bias_offset;
+        weight_rom$44$address = d0_rom$q;
+        bias_rom$44$address = d0_pass$q;
+        if (d0_layer$44$q) begin
+            weight_rom$44$address = d0_rom$q + layer_rom_offset;
+            bias_rom$44$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$45 = pass$q < a_passes$45;
         if (unit_a0$45) begin
@@ -10866,16 +9998,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$45 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$45$clock = clock;
-        d1_layer$45$clock = clock;
         d0_layer$45$d = unit_layer$45;
-        d1_layer$45$d = d0_layer$45$q;
         weight_rom$45$clock = clock;
         bias_rom$45$clock = clock;
-        weight_rom$45$address = d1_rom$q;
-        bias_rom$45$address = d1_pass$q;
-        if (d1_layer$45$q) begin
-            weight_rom$45$address = d1_rom$q + layer_rom_offset;
-            bias_rom$45$address = d1_pass$q + layer_bias_offset;
+        weight_rom$45$address = d0_rom$q;
+        bias_rom$45$address = d0_pass$q;
+        if (d0_layer$45$q) begin
+            weight_rom$45$address = d0_rom$q + layer_rom_offset;
+            bias_rom$45$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$46 = pass$q < a_passes$46;
         if (unit_a0$46) begin
@@ -10885,16 +10015,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$46 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$46$clock = clock;
-        d1_layer$46$clock = clock;
         d0_layer$46$d = unit_layer$46;
-        d1_layer$46$d = d0_layer$46$q;
         weight_rom$46$clock = clock;
         bias_rom$46$clock = clock;
-        weight_rom$46$address = d1_rom$q;
-        bias_rom$46$address = d1_pass$q;
-        if (d1_layer$46$q) begin
-            weight_rom$46$address = d1_rom$q + layer_rom_offset;
-            bias_rom$46$address = d1_pass$q + layer_bias_offset;
+        weight_rom$46$address = d0_rom$q;
+        bias_rom$46$address = d0_pass$q;
+        if (d0_layer$46$q) begin
+            weight_rom$46$address = d0_rom$q + layer_rom_offset;
+            bias_rom$46$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$47 = pass$q < a_passes$47;
         if (unit_a0$47) begin
@@ -10904,16 +10032,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$47 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$47$clock = clock;
-        d1_layer$47$clock = clock;
         d0_layer$47$d = unit_layer$47;
-        d1_layer$47$d = d0_layer$47$q;
         weight_rom$47$clock = clock;
         bias_rom$47$clock = clock;
-        weight_rom$47$address = d1_rom$q;
-        bias_rom$47$address = d1_pass$q;
-        if (d1_layer$47$q) begin
-            weight_rom$47$address = d1_rom$q + layer_rom_offset;
-            bias_rom$47$address = d1_pass$q + layer_bias_offset;
+        weight_rom$47$address = d0_rom$q;
+        bias_rom$47$address = d0_pass$q;
+        if (d0_layer$47$q) begin
+            weight_rom$47$address = d0_rom$q + layer_rom_offset;
+            bias_rom$47$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$48 = pass$q < a_passes$48;
         if (unit_a0$48) begin
@@ -10923,16 +10049,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$48 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$48$clock = clock;
-        d1_layer$48$clock = clock;
         d0_layer$48$d = unit_layer$48;
-        d1_layer$48$d = d0_layer$48$q;
         weight_rom$48$clock = clock;
         bias_rom$48$clock = clock;
-        weight_rom$48$address = d1_rom$q;
-        bias_rom$48$address = d1_pass$q;
-        if (d1_layer$48$q) begin
-            weight_rom$48$address = d1_rom$q + layer_rom_offset;
-            bias_rom$48$address = d1_pass$q + layer_bias_offset;
+        weight_rom$48$address = d0_rom$q;
+        bias_rom$48$address = d0_pass$q;
+        if (d0_layer$48$q) begin
+            weight_rom$48$address = d0_rom$q + layer_rom_offset;
+            bias_rom$48$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$49 = pass$q < a_passes$49;
         if (unit_a0$49) begin
@@ -10942,16 +10066,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$49 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$49$clock = clock;
-        d1_layer$49$clock = clock;
         d0_layer$49$d = unit_layer$49;
-        d1_layer$49$d = d0_layer$49$q;
         weight_rom$49$clock = clock;
         bias_rom$49$clock = clock;
-        weight_rom$49$address = d1_rom$q;
-        bias_rom$49$address = d1_pass$q;
-        if (d1_layer$49$q) begin
-            weight_rom$49$address = d1_rom$q + layer_rom_offset;
-            bias_rom$49$address = d1_pass$q + layer_bias_offset;
+        weight_rom$49$address = d0_rom$q;
+        bias_rom$49$address = d0_pass$q;
+        if (d0_layer$49$q) begin
+            weight_rom$49$address = d0_rom$q + layer_rom_offset;
+            bias_rom$49$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$50 = pass$q < a_passes$50;
         if (unit_a0$50) begin
@@ -10961,16 +10083,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$50 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$50$clock = clock;
-        d1_layer$50$clock = clock;
         d0_layer$50$d = unit_layer$50;
-        d1_layer$50$d = d0_layer$50$q;
         weight_rom$50$clock = clock;
         bias_rom$50$clock = clock;
-        weight_rom$50$address = d1_rom$q;
-        bias_rom$50$address = d1_pass$q;
-        if (d1_layer$50$q) begin
-            weight_rom$50$address = d1_rom$q + layer_rom_offset;
-            bias_rom$50$address = d1_pass$q + layer_bias_offset;
+        weight_rom$50$address = d0_rom$q;
+        bias_rom$50$address = d0_pass$q;
+        if (d0_layer$50$q) begin
+            weight_rom$50$address = d0_rom$q + layer_rom_offset;
+            bias_rom$50$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$51 = pass$q < a_passes$51;
         if (unit_a0$51) begin
@@ -10980,16 +10100,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$51 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$51$clock = clock;
-        d1_layer$51$clock = clock;
         d0_layer$51$d = unit_layer$51;
-        d1_layer$51$d = d0_layer$51$q;
         weight_rom$51$clock = clock;
         bias_rom$51$clock = clock;
-        weight_rom$51$address = d1_rom$q;
-        bias_rom$51$address = d1_pass$q;
-        if (d1_layer$51$q) begin
-            weight_rom$51$address = d1_rom$q + layer_rom_offset;
-            bias_rom$51$address = d1_pass$q + layer_bias_offset;
+        weight_rom$51$address = d0_rom$q;
+        bias_rom$51$address = d0_pass$q;
+        if (d0_layer$51$q) begin
+            weight_rom$51$address = d0_rom$q + layer_rom_offset;
+            bias_rom$51$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$52 = pass$q < a_passes$52;
         if (unit_a0$52) begin
@@ -10999,16 +10117,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$52 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$52$clock = clock;
-        d1_layer$52$clock = clock;
         d0_layer$52$d = unit_layer$52;
-        d1_layer$52$d = d0_layer$52$q;
         weight_rom$52$clock = clock;
         bias_rom$52$clock = clock;
-        weight_rom$52$address = d1_rom$q;
-        bias_rom$52$address = d1_pass$q;
-        if (d1_layer$52$q) begin
-            weight_rom$52$address = d1_rom$q + layer_rom_offset;
-            bias_rom$52$address = d1_pass$q + layer_bias_offset;
+        weight_rom$52$address = d0_rom$q;
+        bias_rom$52$address = d0_pass$q;
+        if (d0_layer$52$q) begin
+            weight_rom$52$address = d0_rom$q + layer_rom_offset;
+            bias_rom$52$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$53 = pass$q < a_passes$53;
         if (unit_a0$53) begin
@@ -11018,16 +10134,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$53 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$53$clock = clock;
-        d1_layer$53$clock = clock;
         d0_layer$53$d = unit_layer$53;
-        d1_layer$53$d = d0_layer$53$q;
         weight_rom$53$clock = clock;
         bias_rom$53$clock = clock;
-        weight_rom$53$address = d1_rom$q;
-        bias_rom$53$address = d1_pass$q;
-        if (d1_layer$53$q) begin
-            weight_rom$53$address = d1_rom$q + layer_rom_offset;
-            bias_rom$53$address = d1_pass$q + layer_bias_offset;
+        weight_rom$53$address = d0_rom$q;
+        bias_rom$53$address = d0_pass$q;
+        if (d0_layer$53$q) begin
+            weight_rom$53$address = d0_rom$q + layer_rom_offset;
+            bias_rom$53$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$54 = pass$q < a_passes$54;
         if (unit_a0$54) begin
@@ -11037,16 +10151,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$54 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$54$clock = clock;
-        d1_layer$54$clock = clock;
         d0_layer$54$d = unit_layer$54;
-        d1_layer$54$d = d0_layer$54$q;
         weight_rom$54$clock = clock;
         bias_rom$54$clock = clock;
-        weight_rom$54$address = d1_rom$q;
-        bias_rom$54$address = d1_pass$q;
-        if (d1_layer$54$q) begin
-            weight_rom$54$address = d1_rom$q + layer_rom_offset;
-            bias_rom$54$address = d1_pass$q + layer_bias_offset;
+        weight_rom$54$address = d0_rom$q;
+        bias_rom$54$address = d0_pass$q;
+        if (d0_layer$54$q) begin
+            weight_rom$54$address = d0_rom$q + layer_rom_offset;
+            bias_rom$54$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$55 = pass$q < a_passes$55;
         if (unit_a0$55) begin
@@ -11056,16 +10168,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$55 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$55$clock = clock;
-        d1_layer$55$clock = clock;
         d0_layer$55$d = unit_layer$55;
-        d1_layer$55$d = d0_layer$55$q;
         weight_rom$55$clock = clock;
         bias_rom$55$clock = clock;
-        weight_rom$55$address = d1_rom$q;
-        bias_rom$55$address = d1_pass$q;
-        if (d1_layer$55$q) begin
-            weight_rom$55$address = d1_rom$q + layer_rom_offset;
-            bias_rom$55$address = d1_pass$q + layer_bias_offset;
+        weight_rom$55$address = d0_rom$q;
+        bias_rom$55$address = d0_pass$q;
+        if (d0_layer$55$q) begin
+            weight_rom$55$address = d0_rom$q + layer_rom_offset;
+            bias_rom$55$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$56 = pass$q < a_passes$56;
         if (unit_a0$56) begin
@@ -11075,16 +10185,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$56 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$56$clock = clock;
-        d1_layer$56$clock = clock;
         d0_layer$56$d = unit_layer$56;
-        d1_layer$56$d = d0_layer$56$q;
         weight_rom$56$clock = clock;
         bias_rom$56$clock = clock;
-        weight_rom$56$address = d1_rom$q;
-        bias_rom$56$address = d1_pass$q;
-        if (d1_layer$56$q) begin
-            weight_rom$56$address = d1_rom$q + layer_rom_offset;
-            bias_rom$56$address = d1_pass$q + layer_bias_offset;
+        weight_rom$56$address = d0_rom$q;
+        bias_rom$56$address = d0_pass$q;
+        if (d0_layer$56$q) begin
+            weight_rom$56$address = d0_rom$q + layer_rom_offset;
+            bias_rom$56$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$57 = pass$q < a_passes$57;
         if (unit_a0$57) begin
@@ -11094,16 +10202,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$57 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$57$clock = clock;
-        d1_layer$57$clock = clock;
         d0_layer$57$d = unit_layer$57;
-        d1_layer$57$d = d0_layer$57$q;
         weight_rom$57$clock = clock;
         bias_rom$57$clock = clock;
-        weight_rom$57$address = d1_rom$q;
-        bias_rom$57$address = d1_pass$q;
-        if (d1_layer$57$q) begin
-            weight_rom$57$address = d1_rom$q + layer_rom_offset;
-            bias_rom$57$address = d1_pass$q + layer_bias_offset;
+        weight_rom$57$address = d0_rom$q;
+        bias_rom$57$address = d0_pass$q;
+        if (d0_layer$57$q) begin
+            weight_rom$57$address = d0_rom$q + layer_rom_offset;
+            bias_rom$57$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$58 = pass$q < a_passes$58;
         if (unit_a0$58) begin
@@ -11113,16 +10219,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$58 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$58$clock = clock;
-        d1_layer$58$clock = clock;
         d0_layer$58$d = unit_layer$58;
-        d1_layer$58$d = d0_layer$58$q;
         weight_rom$58$clock = clock;
         bias_rom$58$clock = clock;
-        weight_rom$58$address = d1_rom$q;
-        bias_rom$58$address = d1_pass$q;
-        if (d1_layer$58$q) begin
-            weight_rom$58$address = d1_rom$q + layer_rom_offset;
-            bias_rom$58$address = d1_pass$q + layer_bias_offset;
+        weight_rom$58$address = d0_rom$q;
+        bias_rom$58$address = d0_pass$q;
+        if (d0_layer$58$q) begin
+            weight_rom$58$address = d0_rom$q + layer_rom_offset;
+            bias_rom$58$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$59 = pass$q < a_passes$59;
         if (unit_a0$59) begin
@@ -11132,16 +10236,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$59 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$59$clock = clock;
-        d1_layer$59$clock = clock;
         d0_layer$59$d = unit_layer$59;
-        d1_layer$59$d = d0_layer$59$q;
         weight_rom$59$clock = clock;
         bias_rom$59$clock = clock;
-        weight_rom$59$address = d1_rom$q;
-        bias_rom$59$address = d1_pass$q;
-        if (d1_layer$59$q) begin
-            weight_rom$59$address = d1_rom$q + layer_rom_offset;
-            bias_rom$59$address = d1_pass$q + layer_bias_offset;
+        weight_rom$59$address = d0_rom$q;
+        bias_rom$59$address = d0_pass$q;
+        if (d0_layer$59$q) begin
+            weight_rom$59$address = d0_rom$q + layer_rom_offset;
+            bias_rom$59$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$60 = pass$q < a_passes$60;
         if (unit_a0$60) begin
@@ -11151,16 +10253,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$60 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$60$clock = clock;
-        d1_layer$60$clock = clock;
         d0_layer$60$d = unit_layer$60;
-        d1_layer$60$d = d0_layer$60$q;
         weight_rom$60$clock = clock;
         bias_rom$60$clock = clock;
-        weight_rom$60$address = d1_rom$q;
-        bias_rom$60$address = d1_pass$q;
-        if (d1_layer$60$q) begin
-            weight_rom$60$address = d1_rom$q + layer_rom_offset;
-            bias_rom$60$address = d1_pass$q + layer_bias_offset;
+        weight_rom$60$address = d0_rom$q;
+        bias_rom$60$address = d0_pass$q;
+        if (d0_layer$60$q) begin
+            weight_rom$60$address = d0_rom$q + layer_rom_offset;
+            bias_rom$60$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$61 = pass$q < a_passes$61;
         if (unit_a0$61) begin
@@ -11170,16 +10270,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$61 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$61$clock = clock;
-        d1_layer$61$clock = clock;
         d0_layer$61$d = unit_layer$61;
-        d1_layer$61$d = d0_layer$61$q;
         weight_rom$61$clock = clock;
         bias_rom$61$clock = clock;
-        weight_rom$61$address = d1_rom$q;
-        bias_rom$61$address = d1_pass$q;
-        if (d1_layer$61$q) begin
-            weight_rom$61$address = d1_rom$q + layer_rom_offset;
-            bias_rom$61$address = d1_pass$q + layer_bias_offset;
+        weight_rom$61$address = d0_rom$q;
+        bias_rom$61$address = d0_pass$q;
+        if (d0_layer$61$q) begin
+            weight_rom$61$address = d0_rom$q + layer_rom_offset;
+            bias_rom$61$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$62 = pass$q < a_passes$62;
         if (unit_a0$62) begin
@@ -11189,16 +10287,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$62 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$62$clock = clock;
-        d1_layer$62$clock = clock;
         d0_layer$62$d = unit_layer$62;
-        d1_layer$62$d = d0_layer$62$q;
         weight_rom$62$clock = clock;
         bias_rom$62$clock = clock;
-        weight_rom$62$address = d1_rom$q;
-        bias_rom$62$address = d1_pass$q;
-        if (d1_layer$62$q) begin
-            weight_rom$62$address = d1_rom$q + layer_rom_offset;
-            bias_rom$62$address = d1_pass$q + layer_bias_offset;
+        weight_rom$62$address = d0_rom$q;
+        bias_rom$62$address = d0_pass$q;
+        if (d0_layer$62$q) begin
+            weight_rom$62$address = d0_rom$q + layer_rom_offset;
+            bias_rom$62$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$63 = pass$q < a_passes$63;
         if (unit_a0$63) begin
@@ -11208,16 +10304,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$63 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$63$clock = clock;
-        d1_layer$63$clock = clock;
         d0_layer$63$d = unit_layer$63;
-        d1_layer$63$d = d0_layer$63$q;
         weight_rom$63$clock = clock;
         bias_rom$63$clock = clock;
-        weight_rom$63$address = d1_rom$q;
-        bias_rom$63$address = d1_pass$q;
-        if (d1_layer$63$q) begin
-            weight_rom$63$address = d1_rom$q + layer_rom_offset;
-            bias_rom$63$address = d1_pass$q + layer_bias_offset;
+        weight_rom$63$address = d0_rom$q;
+        bias_rom$63$address = d0_pass$q;
+        if (d0_layer$63$q) begin
+            weight_rom$63$address = d0_rom$q + layer_rom_offset;
+            bias_rom$63$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$64 = 1'b0;
         if (unit_a0$64) begin
@@ -11227,16 +10321,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$64 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$64$clock = clock;
-        d1_layer$64$clock = clock;
         d0_layer$64$d = unit_layer$64;
-        d1_layer$64$d = d0_layer$64$q;
         weight_rom$64$clock = clock;
         bias_rom$64$clock = clock;
-        weight_rom$64$address = d1_rom$q;
-        bias_rom$64$address = d1_pass$q;
-        if (d1_layer$64$q) begin
-            weight_rom$64$address = d1_rom$q + layer_rom_offset;
-            bias_rom$64$address = d1_pass$q + layer_bias_offset;
+        weight_rom$64$address = d0_rom$q;
+        bias_rom$64$address = d0_pass$q;
+        if (d0_layer$64$q) begin
+            weight_rom$64$address = d0_rom$q + layer_rom_offset;
+            bias_rom$64$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$65 = 1'b0;
         if (unit_a0$65) begin
@@ -11246,16 +10338,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$65 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$65$clock = clock;
-        d1_layer$65$clock = clock;
         d0_layer$65$d = unit_layer$65;
-        d1_layer$65$d = d0_layer$65$q;
         weight_rom$65$clock = clock;
         bias_rom$65$clock = clock;
-        weight_rom$65$address = d1_rom$q;
-        bias_rom$65$address = d1_pass$q;
-        if (d1_layer$65$q) begin
-            weight_rom$65$address = d1_rom$q + layer_rom_offset;
-            bias_rom$65$address = d1_pass$q + layer_bias_offset;
+        weight_rom$65$address = d0_rom$q;
+        bias_rom$65$address = d0_pass$q;
+        if (d0_layer$65$q) begin
+            weight_rom$65$address = d0_rom$q + layer_rom_offset;
+            bias_rom$65$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$66 = 1'b0;
         if (unit_a0$66) begin
@@ -11265,16 +10355,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$66 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$66$clock = clock;
-        d1_layer$66$clock = clock;
         d0_layer$66$d = unit_layer$66;
-        d1_layer$66$d = d0_layer$66$q;
         weight_rom$66$clock = clock;
         bias_rom$66$clock = clock;
-        weight_rom$66$address = d1_rom$q;
-        bias_rom$66$address = d1_pass$q;
-        if (d1_layer$66$q) begin
-            weight_rom$66$address = d1_rom$q + layer_rom_offset;
-            bias_rom$66$address = d1_pass$q + layer_bias_offset;
+        weight_rom$66$address = d0_rom$q;
+        bias_rom$66$address = d0_pass$q;
+        if (d0_layer$66$q) begin
+            weight_rom$66$address = d0_rom$q + layer_rom_offset;
+            bias_rom$66$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$67 = 1'b0;
         if (unit_a0$67) begin
@@ -11284,16 +10372,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$67 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$67$clock = clock;
-        d1_layer$67$clock = clock;
         d0_layer$67$d = unit_layer$67;
-        d1_layer$67$d = d0_layer$67$q;
         weight_rom$67$clock = clock;
         bias_rom$67$clock = clock;
-        weight_rom$67$address = d1_rom$q;
-        bias_rom$67$address = d1_pass$q;
-        if (d1_layer$67$q) begin
-            weight_rom$67$address = d1_rom$q + layer_rom_offset;
-            bias_rom$67$address = d1_pass$q + layer_bias_offset;
+        weight_rom$67$address = d0_rom$q;
+        bias_rom$67$address = d0_pass$q;
+        if (d0_layer$67$q) begin
+            weight_rom$67$address = d0_rom$q + layer_rom_offset;
+            bias_rom$67$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$68 = 1'b0;
         if (unit_a0$68) begin
@@ -11303,16 +10389,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$68 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$68$clock = clock;
-        d1_layer$68$clock = clock;
         d0_layer$68$d = unit_layer$68;
-        d1_layer$68$d = d0_layer$68$q;
         weight_rom$68$clock = clock;
         bias_rom$68$clock = clock;
-        weight_rom$68$address = d1_rom$q;
-        bias_rom$68$address = d1_pass$q;
-        if (d1_layer$68$q) begin
-            weight_rom$68$address = d1_rom$q + layer_rom_offset;
-            bias_rom$68$address = d1_pass$q + layer_bias_offset;
+        weight_rom$68$address = d0_rom$q;
+        bias_rom$68$address = d0_pass$q;
+        if (d0_layer$68$q) begin
+            weight_rom$68$address = d0_rom$q + layer_rom_offset;
+            bias_rom$68$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$69 = 1'b0;
         if (unit_a0$69) begin
@@ -11322,16 +10406,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$69 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$69$clock = clock;
-        d1_layer$69$clock = clock;
         d0_layer$69$d = unit_layer$69;
-        d1_layer$69$d = d0_layer$69$q;
         weight_rom$69$clock = clock;
         bias_rom$69$clock = clock;
-        weight_rom$69$address = d1_rom$q;
-        bias_rom$69$address = d1_pass$q;
-        if (d1_layer$69$q) begin
-            weight_rom$69$address = d1_rom$q + layer_rom_offset;
-            bias_rom$69$address = d1_pass$q + layer_bias_offset;
+        weight_rom$69$address = d0_rom$q;
+        bias_rom$69$address = d0_pass$q;
+        if (d0_layer$69$q) begin
+            weight_rom$69$address = d0_rom$q + layer_rom_offset;
+            bias_rom$69$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$70 = 1'b0;
         if (unit_a0$70) begin
@@ -11341,16 +10423,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$70 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$70$clock = clock;
-        d1_layer$70$clock = clock;
         d0_layer$70$d = unit_layer$70;
-        d1_layer$70$d = d0_layer$70$q;
         weight_rom$70$clock = clock;
         bias_rom$70$clock = clock;
-        weight_rom$70$address = d1_rom$q;
-        bias_rom$70$address = d1_pass$q;
-        if (d1_layer$70$q) begin
-            weight_rom$70$address = d1_rom$q + layer_rom_offset;
-            bias_rom$70$address = d1_pass$q + layer_bias_offset;
+        weight_rom$70$address = d0_rom$q;
+        bias_rom$70$address = d0_pass$q;
+        if (d0_layer$70$q) begin
+            weight_rom$70$address = d0_rom$q + layer_rom_offset;
+            bias_rom$70$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$71 = 1'b0;
         if (unit_a0$71) begin
@@ -11360,16 +10440,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$71 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$71$clock = clock;
-        d1_layer$71$clock = clock;
         d0_layer$71$d = unit_layer$71;
-        d1_layer$71$d = d0_layer$71$q;
         weight_rom$71$clock = clock;
         bias_rom$71$clock = clock;
-        weight_rom$71$address = d1_rom$q;
-        bias_rom$71$address = d1_pass$q;
-        if (d1_layer$71$q) begin
-            weight_rom$71$address = d1_rom$q + layer_rom_offset;
-            bias_rom$71$address = d1_pass$q + layer_bias_offset;
+        weight_rom$71$address = d0_rom$q;
+        bias_rom$71$address = d0_pass$q;
+        if (d0_layer$71$q) begin
+            weight_rom$71$address = d0_rom$q + layer_rom_offset;
+            bias_rom$71$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$72 = 1'b0;
         if (unit_a0$72) begin
@@ -11379,16 +10457,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$72 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$72$clock = clock;
-        d1_layer$72$clock = clock;
         d0_layer$72$d = unit_layer$72;
-        d1_layer$72$d = d0_layer$72$q;
         weight_rom$72$clock = clock;
         bias_rom$72$clock = clock;
-        weight_rom$72$address = d1_rom$q;
-        bias_rom$72$address = d1_pass$q;
-        if (d1_layer$72$q) begin
-            weight_rom$72$address = d1_rom$q + layer_rom_offset;
-            bias_rom$72$address = d1_pass$q + layer_bias_offset;
+        weight_rom$72$address = d0_rom$q;
+        bias_rom$72$address = d0_pass$q;
+        if (d0_layer$72$q) begin
+            weight_rom$72$address = d0_rom$q + layer_rom_offset;
+            bias_rom$72$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$73 = 1'b0;
         if (unit_a0$73) begin
@@ -11398,16 +10474,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$73 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$73$clock = clock;
-        d1_layer$73$clock = clock;
         d0_layer$73$d = unit_layer$73;
-        d1_layer$73$d = d0_layer$73$q;
         weight_rom$73$clock = clock;
         bias_rom$73$clock = clock;
-        weight_rom$73$address = d1_rom$q;
-        bias_rom$73$address = d1_pass$q;
-        if (d1_layer$73$q) begin
-            weight_rom$73$address = d1_rom$q + layer_rom_offset;
-            bias_rom$73$address = d1_pass$q + layer_bias_offset;
+        weight_rom$73$address = d0_rom$q;
+        bias_rom$73$address = d0_pass$q;
+        if (d0_layer$73$q) begin
+            weight_rom$73$address = d0_rom$q + layer_rom_offset;
+            bias_rom$73$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$74 = 1'b0;
         if (unit_a0$74) begin
@@ -11417,16 +10491,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$74 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$74$clock = clock;
-        d1_layer$74$clock = clock;
         d0_layer$74$d = unit_layer$74;
-        d1_layer$74$d = d0_layer$74$q;
         weight_rom$74$clock = clock;
         bias_rom$74$clock = clock;
-        weight_rom$74$address = d1_rom$q;
-        bias_rom$74$address = d1_pass$q;
-        if (d1_layer$74$q) begin
-            weight_rom$74$address = d1_rom$q + layer_rom_offset;
-            bias_rom$74$address = d1_pass$q + layer_bias_offset;
+        weight_rom$74$address = d0_rom$q;
+        bias_rom$74$address = d0_pass$q;
+        if (d0_layer$74$q) begin
+            weight_rom$74$address = d0_rom$q + layer_rom_offset;
+            bias_rom$74$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$75 = 1'b0;
         if (unit_a0$75) begin
@@ -11436,16 +10508,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$75 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$75$clock = clock;
-        d1_layer$75$clock = clock;
         d0_layer$75$d = unit_layer$75;
-        d1_layer$75$d = d0_layer$75$q;
         weight_rom$75$clock = clock;
         bias_rom$75$clock = clock;
-        weight_rom$75$address = d1_rom$q;
-        bias_rom$75$address = d1_pass$q;
-        if (d1_layer$75$q) begin
-            weight_rom$75$address = d1_rom$q + layer_rom_offset;
-            bias_rom$75$address = d1_pass$q + layer_bias_offset;
+        weight_rom$75$address = d0_rom$q;
+        bias_rom$75$address = d0_pass$q;
+        if (d0_layer$75$q) begin
+            weight_rom$75$address = d0_rom$q + layer_rom_offset;
+            bias_rom$75$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$76 = 1'b0;
         if (unit_a0$76) begin
@@ -11455,16 +10525,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$76 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$76$clock = clock;
-        d1_layer$76$clock = clock;
         d0_layer$76$d = unit_layer$76;
-        d1_layer$76$d = d0_layer$76$q;
         weight_rom$76$clock = clock;
         bias_rom$76$clock = clock;
-        weight_rom$76$address = d1_rom$q;
-        bias_rom$76$address = d1_pass$q;
-        if (d1_layer$76$q) begin
-            weight_rom$76$address = d1_rom$q + layer_rom_offset;
-            bias_rom$76$address = d1_pass$q + layer_bias_offset;
+        weight_rom$76$address = d0_rom$q;
+        bias_rom$76$address = d0_pass$q;
+        if (d0_layer$76$q) begin
+            weight_rom$76$address = d0_rom$q + layer_rom_offset;
+            bias_rom$76$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$77 = 1'b0;
         if (unit_a0$77) begin
@@ -11474,16 +10542,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$77 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$77$clock = clock;
-        d1_layer$77$clock = clock;
         d0_layer$77$d = unit_layer$77;
-        d1_layer$77$d = d0_layer$77$q;
         weight_rom$77$clock = clock;
         bias_rom$77$clock = clock;
-        weight_rom$77$address = d1_rom$q;
-        bias_rom$77$address = d1_pass$q;
-        if (d1_layer$77$q) begin
-            weight_rom$77$address = d1_rom$q + layer_rom_offset;
-            bias_rom$77$address = d1_pass$q + layer_bias_offset;
+        weight_rom$77$address = d0_rom$q;
+        bias_rom$77$address = d0_pass$q;
+        if (d0_layer$77$q) begin
+            weight_rom$77$address = d0_rom$q + layer_rom_offset;
+            bias_rom$77$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$78 = 1'b0;
         if (unit_a0$78) begin
@@ -11493,16 +10559,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$78 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$78$clock = clock;
-        d1_layer$78$clock = clock;
         d0_layer$78$d = unit_layer$78;
-        d1_layer$78$d = d0_layer$78$q;
         weight_rom$78$clock = clock;
         bias_rom$78$clock = clock;
-        weight_rom$78$address = d1_rom$q;
-        bias_rom$78$address = d1_pass$q;
-        if (d1_layer$78$q) begin
-            weight_rom$78$address = d1_rom$q + layer_rom_offset;
-            bias_rom$78$address = d1_pass$q + layer_bias_offset;
+        weight_rom$78$address = d0_rom$q;
+        bias_rom$78$address = d0_pass$q;
+        if (d0_layer$78$q) begin
+            weight_rom$78$address = d0_rom$q + layer_rom_offset;
+            bias_rom$78$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$79 = 1'b0;
         if (unit_a0$79) begin
@@ -11512,16 +10576,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$79 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$79$clock = clock;
-        d1_layer$79$clock = clock;
         d0_layer$79$d = unit_layer$79;
-        d1_layer$79$d = d0_layer$79$q;
         weight_rom$79$clock = clock;
         bias_rom$79$clock = clock;
-        weight_rom$79$address = d1_rom$q;
-        bias_rom$79$address = d1_pass$q;
-        if (d1_layer$79$q) begin
-            weight_rom$79$address = d1_rom$q + layer_rom_offset;
-            bias_rom$79$address = d1_pass$q + layer_bias_offset;
+        weight_rom$79$address = d0_rom$q;
+        bias_rom$79$address = d0_pass$q;
+        if (d0_layer$79$q) begin
+            weight_rom$79$address = d0_rom$q + layer_rom_offset;
+            bias_rom$79$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$80 = 1'b0;
         if (unit_a0$80) begin
@@ -11531,16 +10593,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$80 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$80$clock = clock;
-        d1_layer$80$clock = clock;
         d0_layer$80$d = unit_layer$80;
-        d1_layer$80$d = d0_layer$80$q;
         weight_rom$80$clock = clock;
         bias_rom$80$clock = clock;
-        weight_rom$80$address = d1_rom$q;
-        bias_rom$80$address = d1_pass$q;
-        if (d1_layer$80$q) begin
-            weight_rom$80$address = d1_rom$q + layer_rom_offset;
-            bias_rom$80$address = d1_pass$q + layer_bias_offset;
+        weight_rom$80$address = d0_rom$q;
+        bias_rom$80$address = d0_pass$q;
+        if (d0_layer$80$q) begin
+            weight_rom$80$address = d0_rom$q + layer_rom_offset;
+            bias_rom$80$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$81 = 1'b0;
         if (unit_a0$81) begin
@@ -11550,16 +10610,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$81 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$81$clock = clock;
-        d1_layer$81$clock = clock;
         d0_layer$81$d = unit_layer$81;
-        d1_layer$81$d = d0_layer$81$q;
         weight_rom$81$clock = clock;
         bias_rom$81$clock = clock;
-        weight_rom$81$address = d1_rom$q;
-        bias_rom$81$address = d1_pass$q;
-        if (d1_layer$81$q) begin
-            weight_rom$81$address = d1_rom$q + layer_rom_offset;
-            bias_rom$81$address = d1_pass$q + layer_bias_offset;
+        weight_rom$81$address = d0_rom$q;
+        bias_rom$81$address = d0_pass$q;
+        if (d0_layer$81$q) begin
+            weight_rom$81$address = d0_rom$q + layer_rom_offset;
+            bias_rom$81$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$82 = 1'b0;
         if (unit_a0$82) begin
@@ -11569,16 +10627,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$82 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$82$clock = clock;
-        d1_layer$82$clock = clock;
         d0_layer$82$d = unit_layer$82;
-        d1_layer$82$d = d0_layer$82$q;
         weight_rom$82$clock = clock;
         bias_rom$82$clock = clock;
-        weight_rom$82$address = d1_rom$q;
-        bias_rom$82$address = d1_pass$q;
-        if (d1_layer$82$q) begin
-            weight_rom$82$address = d1_rom$q + layer_rom_offset;
-            bias_rom$82$address = d1_pass$q + layer_bias_offset;
+        weight_rom$82$address = d0_rom$q;
+        bias_rom$82$address = d0_pass$q;
+        if (d0_layer$82$q) begin
+            weight_rom$82$address = d0_rom$q + layer_rom_offset;
+            bias_rom$82$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$83 = 1'b0;
         if (unit_a0$83) begin
@@ -11588,16 +10644,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$83 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$83$clock = clock;
-        d1_layer$83$clock = clock;
         d0_layer$83$d = unit_layer$83;
-        d1_layer$83$d = d0_layer$83$q;
         weight_rom$83$clock = clock;
         bias_rom$83$clock = clock;
-        weight_rom$83$address = d1_rom$q;
-        bias_rom$83$address = d1_pass$q;
-        if (d1_layer$83$q) begin
-            weight_rom$83$address = d1_rom$q + layer_rom_offset;
-            bias_rom$83$address = d1_pass$q + layer_bias_offset;
+        weight_rom$83$address = d0_rom$q;
+        bias_rom$83$address = d0_pass$q;
+        if (d0_layer$83$q) begin
+            weight_rom$83$address = d0_rom$q + layer_rom_offset;
+            bias_rom$83$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$84 = 1'b0;
         if (unit_a0$84) begin
@@ -11607,16 +10661,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$84 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$84$clock = clock;
-        d1_layer$84$clock = clock;
         d0_layer$84$d = unit_layer$84;
-        d1_layer$84$d = d0_layer$84$q;
         weight_rom$84$clock = clock;
         bias_rom$84$clock = clock;
-        weight_rom$84$address = d1_rom$q;
-        bias_rom$84$address = d1_pass$q;
-        if (d1_layer$84$q) begin
-            weight_rom$84$address = d1_rom$q + layer_rom_offset;
-            bias_rom$84$address = d1_pass$q + layer_bias_offset;
+        weight_rom$84$address = d0_rom$q;
+        bias_rom$84$address = d0_pass$q;
+        if (d0_layer$84$q) begin
+            weight_rom$84$address = d0_rom$q + layer_rom_offset;
+            bias_rom$84$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$85 = 1'b0;
         if (unit_a0$85) begin
@@ -11626,16 +10678,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$85 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$85$clock = clock;
-        d1_layer$85$clock = clock;
         d0_layer$85$d = unit_layer$85;
-        d1_layer$85$d = d0_layer$85$q;
         weight_rom$85$clock = clock;
         bias_rom$85$clock = clock;
-        weight_rom$85$address = d1_rom$q;
-        bias_rom$85$address = d1_pass$q;
-        if (d1_layer$85$q) begin
-            weight_rom$85$address = d1_rom$q + layer_rom_offset;
-            bias_rom$85$address = d1_pass$q + layer_bias_offset;
+        weight_rom$85$address = d0_rom$q;
+        bias_rom$85$address = d0_pass$q;
+        if (d0_layer$85$q) begin
+            weight_rom$85$address = d0_rom$q + layer_rom_offset;
+            bias_rom$85$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$86 = 1'b0;
         if (unit_a0$86) begin
@@ -11645,16 +10695,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$86 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$86$clock = clock;
-        d1_layer$86$clock = clock;
         d0_layer$86$d = unit_layer$86;
-        d1_layer$86$d = d0_layer$86$q;
         weight_rom$86$clock = clock;
         bias_rom$86$clock = clock;
-        weight_rom$86$address = d1_rom$q;
-        bias_rom$86$address = d1_pass$q;
-        if (d1_layer$86$q) begin
-            weight_rom$86$address = d1_rom$q + layer_rom_offset;
-            bias_rom$86$address = d1_pass$q + layer_bias_offset;
+        weight_rom$86$address = d0_rom$q;
+        bias_rom$86$address = d0_pass$q;
+        if (d0_layer$86$q) begin
+            weight_rom$86$address = d0_rom$q + layer_rom_offset;
+            bias_rom$86$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$87 = 1'b0;
         if (unit_a0$87) begin
@@ -11664,16 +10712,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$87 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$87$clock = clock;
-        d1_layer$87$clock = clock;
         d0_layer$87$d = unit_layer$87;
-        d1_layer$87$d = d0_layer$87$q;
         weight_rom$87$clock = clock;
         bias_rom$87$clock = clock;
-        weight_rom$87$address = d1_rom$q;
-        bias_rom$87$address = d1_pass$q;
-        if (d1_layer$87$q) begin
-            weight_rom$87$address = d1_rom$q + layer_rom_offset;
-            bias_rom$87$address = d1_pass$q + layer_bias_offset;
+        weight_rom$87$address = d0_rom$q;
+        bias_rom$87$address = d0_pass$q;
+        if (d0_layer$87$q) begin
+            weight_rom$87$address = d0_rom$q + layer_rom_offset;
+            bias_rom$87$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$88 = 1'b0;
         if (unit_a0$88) begin
@@ -11683,16 +10729,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$88 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$88$clock = clock;
-        d1_layer$88$clock = clock;
         d0_layer$88$d = unit_layer$88;
-        d1_layer$88$d = d0_layer$88$q;
         weight_rom$88$clock = clock;
         bias_rom$88$clock = clock;
-        weight_rom$88$address = d1_rom$q;
-        bias_rom$88$address = d1_pass$q;
-        if (d1_layer$88$q) begin
-            weight_rom$88$address = d1_rom$q + layer_rom_offset;
-            bias_rom$88$address = d1_pass$q + layer_bias_offset;
+        weight_rom$88$address = d0_rom$q;
+        bias_rom$88$address = d0_pass$q;
+        if (d0_layer$88$q) begin
+            weight_rom$88$address = d0_rom$q + layer_rom_offset;
+            bias_rom$88$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$89 = 1'b0;
         if (unit_a0$89) begin
@@ -11702,16 +10746,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$89 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$89$clock = clock;
-        d1_layer$89$clock = clock;
         d0_layer$89$d = unit_layer$89;
-        d1_layer$89$d = d0_layer$89$q;
         weight_rom$89$clock = clock;
         bias_rom$89$clock = clock;
-        weight_rom$89$address = d1_rom$q;
-        bias_rom$89$address = d1_pass$q;
-        if (d1_layer$89$q) begin
-            weight_rom$89$address = d1_rom$q + layer_rom_offset;
-            bias_rom$89$address = d1_pass$q + layer_bias_offset;
+        weight_rom$89$address = d0_rom$q;
+        bias_rom$89$address = d0_pass$q;
+        if (d0_layer$89$q) begin
+            weight_rom$89$address = d0_rom$q + layer_rom_offset;
+            bias_rom$89$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$90 = 1'b0;
         if (unit_a0$90) begin
@@ -11721,16 +10763,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$90 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$90$clock = clock;
-        d1_layer$90$clock = clock;
         d0_layer$90$d = unit_layer$90;
-        d1_layer$90$d = d0_layer$90$q;
         weight_rom$90$clock = clock;
         bias_rom$90$clock = clock;
-        weight_rom$90$address = d1_rom$q;
-        bias_rom$90$address = d1_pass$q;
-        if (d1_layer$90$q) begin
-            weight_rom$90$address = d1_rom$q + layer_rom_offset;
-            bias_rom$90$address = d1_pass$q + layer_bias_offset;
+        weight_rom$90$address = d0_rom$q;
+        bias_rom$90$address = d0_pass$q;
+        if (d0_layer$90$q) begin
+            weight_rom$90$address = d0_rom$q + layer_rom_offset;
+            bias_rom$90$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$91 = 1'b0;
         if (unit_a0$91) begin
@@ -11740,16 +10780,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$91 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$91$clock = clock;
-        d1_layer$91$clock = clock;
         d0_layer$91$d = unit_layer$91;
-        d1_layer$91$d = d0_layer$91$q;
         weight_rom$91$clock = clock;
         bias_rom$91$clock = clock;
-        weight_rom$91$address = d1_rom$q;
-        bias_rom$91$address = d1_pass$q;
-        if (d1_layer$91$q) begin
-            weight_rom$91$address = d1_rom$q + layer_rom_offset;
-            bias_rom$91$address = d1_pass$q + layer_bias_offset;
+        weight_rom$91$address = d0_rom$q;
+        bias_rom$91$address = d0_pass$q;
+        if (d0_layer$91$q) begin
+            weight_rom$91$address = d0_rom$q + layer_rom_offset;
+            bias_rom$91$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$92 = 1'b0;
         if (unit_a0$92) begin
@@ -11759,16 +10797,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$92 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$92$clock = clock;
-        d1_layer$92$clock = clock;
         d0_layer$92$d = unit_layer$92;
-        d1_layer$92$d = d0_layer$92$q;
         weight_rom$92$clock = clock;
         bias_rom$92$clock = clock;
-        weight_rom$92$address = d1_rom$q;
-        bias_rom$92$address = d1_pass$q;
-        if (d1_layer$92$q) begin
-            weight_rom$92$address = d1_rom$q + layer_rom_offset;
-            bias_rom$92$address = d1_pass$q + layer_bias_offset;
+        weight_rom$92$address = d0_rom$q;
+        bias_rom$92$address = d0_pass$q;
+        if (d0_layer$92$q) begin
+            weight_rom$92$address = d0_rom$q + layer_rom_offset;
+            bias_rom$92$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$93 = 1'b0;
         if (unit_a0$93) begin
@@ -11778,16 +10814,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$93 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$93$clock = clock;
-        d1_layer$93$clock = clock;
         d0_layer$93$d = unit_layer$93;
-        d1_layer$93$d = d0_layer$93$q;
         weight_rom$93$clock = clock;
         bias_rom$93$clock = clock;
-        weight_rom$93$address = d1_rom$q;
-        bias_rom$93$address = d1_pass$q;
-        if (d1_layer$93$q) begin
-            weight_rom$93$address = d1_rom$q + layer_rom_offset;
-            bias_rom$93$address = d1_pass$q + layer_bias_offset;
+        weight_rom$93$address = d0_rom$q;
+        bias_rom$93$address = d0_pass$q;
+        if (d0_layer$93$q) begin
+            weight_rom$93$address = d0_rom$q + layer_rom_offset;
+            bias_rom$93$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$94 = 1'b0;
         if (unit_a0$94) begin
@@ -11797,16 +10831,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$94 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$94$clock = clock;
-        d1_layer$94$clock = clock;
         d0_layer$94$d = unit_layer$94;
-        d1_layer$94$d = d0_layer$94$q;
         weight_rom$94$clock = clock;
         bias_rom$94$clock = clock;
-        weight_rom$94$address = d1_rom$q;
-        bias_rom$94$address = d1_pass$q;
-        if (d1_layer$94$q) begin
-            weight_rom$94$address = d1_rom$q + layer_rom_offset;
-            bias_rom$94$address = d1_pass$q + layer_bias_offset;
+        weight_rom$94$address = d0_rom$q;
+        bias_rom$94$address = d0_pass$q;
+        if (d0_layer$94$q) begin
+            weight_rom$94$address = d0_rom$q + layer_rom_offset;
+            bias_rom$94$address = d0_pass$q + layer_bias_offset;
         end
         unit_a0$95 = 1'b0;
         if (unit_a0$95) begin
@@ -11816,23 +10848,21 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             unit_layer$95 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
         end
         d0_layer$95$clock = clock;
-        d1_layer$95$clock = clock;
         d0_layer$95$d = unit_layer$95;
-        d1_layer$95$d = d0_layer$95$q;
         weight_rom$95$clock = clock;
         bias_rom$95$clock = clock;
-        weight_rom$95$address = d1_rom$q;
-        bias_rom$95$address = d1_pass$q;
-        if (d1_layer$95$q) begin
-            weight_rom$95$address = d1_rom$q + layer_rom_offset;
-            bias_rom$95$address = d1_pass$q + layer_bias_offset;
+        weight_rom$95$address = d0_rom$q;
+        bias_rom$95$address = d0_pass$q;
+        if (d0_layer$95$q) begin
+            weight_rom$95$address = d0_rom$q + layer_rom_offset;
+            bias_rom$95$address = d0_pass$q + layer_bias_offset;
         end
         head_rom$0$clock = clock;
-        head_rom$0$address = d1_term$q;
+        head_rom$0$address = d0_term$q;
         head_rom$1$clock = clock;
-        head_rom$1$address = d1_term$q;
+        head_rom$1$address = d0_term$q;
         head_rom$2$clock = clock;
-        head_rom$2$address = d1_term$q;
+        head_rom$2$address = d0_term$q;
         d0_valid$d = issue;
         d0_first$d = ~|term$q;
         d0_pass$d = pass$q;
@@ -11844,7 +10874,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d1_pass$d = d0_pass$q;
         d1_term$d = d0_term$q;
         d1_head$d = d0_head$q;
-        d1_rom$d = d0_rom$q;
         s1_valid$d = d1_valid$q;
         s1_first$d = d1_first$q;
         s1_pass$d = d1_pass$q;
@@ -12386,8 +11415,11 @@ module top$gru$bias_rom$0(clock,address,data);
        mem[1] = 20'h1a;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$0
 
@@ -12406,8 +11438,11 @@ module top$gru$bias_rom$1(clock,address,data);
        mem[1] = 20'hffffc;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$1
 
@@ -12426,8 +11461,11 @@ module top$gru$bias_rom$10(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$10
 
@@ -12446,8 +11484,11 @@ module top$gru$bias_rom$11(clock,address,data);
        mem[1] = 20'hffff0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$11
 
@@ -12466,8 +11507,11 @@ module top$gru$bias_rom$12(clock,address,data);
        mem[1] = 20'h7;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$12
 
@@ -12486,8 +11530,11 @@ module top$gru$bias_rom$13(clock,address,data);
        mem[1] = 20'hffff3;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$13
 
@@ -12506,8 +11553,11 @@ module top$gru$bias_rom$14(clock,address,data);
        mem[1] = 20'h9;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$14
 
@@ -12526,8 +11576,11 @@ module top$gru$bias_rom$15(clock,address,data);
        mem[1] = 20'h11;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$15
 
@@ -12546,8 +11599,11 @@ module top$gru$bias_rom$16(clock,address,data);
        mem[1] = 20'hf;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$16
 
@@ -12566,8 +11622,11 @@ module top$gru$bias_rom$17(clock,address,data);
        mem[1] = 20'h3;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$17
 
@@ -12586,8 +11645,11 @@ module top$gru$bias_rom$18(clock,address,data);
        mem[1] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$18
 
@@ -12606,8 +11668,11 @@ module top$gru$bias_rom$19(clock,address,data);
        mem[1] = 20'h16;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$19
 
@@ -12626,8 +11691,11 @@ module top$gru$bias_rom$2(clock,address,data);
        mem[1] = 20'h9;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$2
 
@@ -12646,8 +11714,11 @@ module top$gru$bias_rom$20(clock,address,data);
        mem[1] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$20
 
@@ -12666,8 +11737,11 @@ module top$gru$bias_rom$21(clock,address,data);
        mem[1] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$21
 
@@ -12686,8 +11760,11 @@ module top$gru$bias_rom$22(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$22
 
@@ -12706,8 +11783,11 @@ module top$gru$bias_rom$23(clock,address,data);
        mem[1] = 20'hfffd2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$23
 
@@ -12726,8 +11806,11 @@ module top$gru$bias_rom$24(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$24
 
@@ -12746,8 +11829,11 @@ module top$gru$bias_rom$25(clock,address,data);
        mem[1] = 20'he;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$25
 
@@ -12766,8 +11852,11 @@ module top$gru$bias_rom$26(clock,address,data);
        mem[1] = 20'hffffa;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$26
 
@@ -12786,8 +11875,11 @@ module top$gru$bias_rom$27(clock,address,data);
        mem[1] = 20'hb;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$27
 
@@ -12806,8 +11898,11 @@ module top$gru$bias_rom$28(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$28
 
@@ -12826,8 +11921,11 @@ module top$gru$bias_rom$29(clock,address,data);
        mem[1] = 20'hfffec;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$29
 
@@ -12846,8 +11944,11 @@ module top$gru$bias_rom$3(clock,address,data);
        mem[1] = 20'h15;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$3
 
@@ -12866,8 +11967,11 @@ module top$gru$bias_rom$30(clock,address,data);
        mem[1] = 20'he;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$30
 
@@ -12886,8 +11990,11 @@ module top$gru$bias_rom$31(clock,address,data);
        mem[1] = 20'h12;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$31
 
@@ -12906,8 +12013,11 @@ module top$gru$bias_rom$32(clock,address,data);
        mem[1] = 20'h2e;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$32
 
@@ -12926,8 +12036,11 @@ module top$gru$bias_rom$33(clock,address,data);
        mem[1] = 20'h3;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$33
 
@@ -12946,8 +12059,11 @@ module top$gru$bias_rom$34(clock,address,data);
        mem[1] = 20'h4;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$34
 
@@ -12966,8 +12082,11 @@ module top$gru$bias_rom$35(clock,address,data);
        mem[1] = 20'h5;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$35
 
@@ -12986,8 +12105,11 @@ module top$gru$bias_rom$36(clock,address,data);
        mem[1] = 20'h6;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$36
 
@@ -13006,8 +12128,11 @@ module top$gru$bias_rom$37(clock,address,data);
        mem[1] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$37
 
@@ -13026,8 +12151,11 @@ module top$gru$bias_rom$38(clock,address,data);
        mem[1] = 20'h5;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$38
 
@@ -13046,8 +12174,11 @@ module top$gru$bias_rom$39(clock,address,data);
        mem[1] = 20'h6;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$39
 
@@ -13066,8 +12197,11 @@ module top$gru$bias_rom$4(clock,address,data);
        mem[1] = 20'h8;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$4
 
@@ -13086,8 +12220,11 @@ module top$gru$bias_rom$40(clock,address,data);
        mem[1] = 20'h8;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$40
 
@@ -13106,8 +12243,11 @@ module top$gru$bias_rom$41(clock,address,data);
        mem[1] = 20'h5;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$41
 
@@ -13126,8 +12266,11 @@ module top$gru$bias_rom$42(clock,address,data);
        mem[1] = 20'h3;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$42
 
@@ -13146,8 +12289,11 @@ module top$gru$bias_rom$43(clock,address,data);
        mem[1] = 20'hd;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$43
 
@@ -13166,8 +12312,11 @@ module top$gru$bias_rom$44(clock,address,data);
        mem[1] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$44
 
@@ -13186,8 +12335,11 @@ module top$gru$bias_rom$45(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$45
 
@@ -13206,8 +12358,11 @@ module top$gru$bias_rom$46(clock,address,data);
        mem[1] = 20'h5;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$46
 
@@ -13226,8 +12381,11 @@ module top$gru$bias_rom$47(clock,address,data);
        mem[1] = 20'h6;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$47
 
@@ -13246,8 +12404,11 @@ module top$gru$bias_rom$48(clock,address,data);
        mem[1] = 20'h7;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$48
 
@@ -13266,8 +12427,11 @@ module top$gru$bias_rom$49(clock,address,data);
        mem[1] = 20'h7;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$49
 
@@ -13286,8 +12450,11 @@ module top$gru$bias_rom$5(clock,address,data);
        mem[1] = 20'hb;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$5
 
@@ -13306,8 +12473,11 @@ module top$gru$bias_rom$50(clock,address,data);
        mem[1] = 20'h3;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$50
 
@@ -13326,8 +12496,11 @@ module top$gru$bias_rom$51(clock,address,data);
        mem[1] = 20'ha;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$51
 
@@ -13346,8 +12519,11 @@ module top$gru$bias_rom$52(clock,address,data);
        mem[1] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$52
 
@@ -13366,8 +12542,11 @@ module top$gru$bias_rom$53(clock,address,data);
        mem[1] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$53
 
@@ -13386,8 +12565,11 @@ module top$gru$bias_rom$54(clock,address,data);
        mem[1] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$54
 
@@ -13406,8 +12588,11 @@ module top$gru$bias_rom$55(clock,address,data);
        mem[1] = 20'h3;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$55
 
@@ -13426,8 +12611,11 @@ module top$gru$bias_rom$56(clock,address,data);
        mem[1] = 20'h6;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$56
 
@@ -13446,8 +12634,11 @@ module top$gru$bias_rom$57(clock,address,data);
        mem[1] = 20'h14;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$57
 
@@ -13466,8 +12657,11 @@ module top$gru$bias_rom$58(clock,address,data);
        mem[1] = 20'hffffc;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$58
 
@@ -13486,8 +12680,11 @@ module top$gru$bias_rom$59(clock,address,data);
        mem[1] = 20'h5;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$59
 
@@ -13506,8 +12703,11 @@ module top$gru$bias_rom$6(clock,address,data);
        mem[1] = 20'hffffc;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$6
 
@@ -13526,8 +12726,11 @@ module top$gru$bias_rom$60(clock,address,data);
        mem[1] = 20'h5;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$60
 
@@ -13546,8 +12749,11 @@ module top$gru$bias_rom$61(clock,address,data);
        mem[1] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$61
 
@@ -13566,8 +12772,11 @@ module top$gru$bias_rom$62(clock,address,data);
        mem[1] = 20'h9;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$62
 
@@ -13586,8 +12795,11 @@ module top$gru$bias_rom$63(clock,address,data);
        mem[1] = 20'h7;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$63
 
@@ -13606,8 +12818,11 @@ module top$gru$bias_rom$64(clock,address,data);
        mem[1] = 20'hffffb;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$64
 
@@ -13626,8 +12841,11 @@ module top$gru$bias_rom$65(clock,address,data);
        mem[1] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$65
 
@@ -13646,8 +12864,11 @@ module top$gru$bias_rom$66(clock,address,data);
        mem[1] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$66
 
@@ -13666,8 +12887,11 @@ module top$gru$bias_rom$67(clock,address,data);
        mem[1] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$67
 
@@ -13686,8 +12910,11 @@ module top$gru$bias_rom$68(clock,address,data);
        mem[1] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$68
 
@@ -13706,8 +12933,11 @@ module top$gru$bias_rom$69(clock,address,data);
        mem[1] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$69
 
@@ -13726,8 +12956,11 @@ module top$gru$bias_rom$7(clock,address,data);
        mem[1] = 20'hffffc;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$7
 
@@ -13746,8 +12979,11 @@ module top$gru$bias_rom$70(clock,address,data);
        mem[1] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$70
 
@@ -13766,8 +13002,11 @@ module top$gru$bias_rom$71(clock,address,data);
        mem[1] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$71
 
@@ -13786,8 +13025,11 @@ module top$gru$bias_rom$72(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$72
 
@@ -13806,8 +13048,11 @@ module top$gru$bias_rom$73(clock,address,data);
        mem[1] = 20'h4;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$73
 
@@ -13826,8 +13071,11 @@ module top$gru$bias_rom$74(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$74
 
@@ -13846,8 +13094,11 @@ module top$gru$bias_rom$75(clock,address,data);
        mem[1] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$75
 
@@ -13866,8 +13117,11 @@ module top$gru$bias_rom$76(clock,address,data);
        mem[1] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$76
 
@@ -13886,8 +13140,11 @@ module top$gru$bias_rom$77(clock,address,data);
        mem[1] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$77
 
@@ -13906,8 +13163,11 @@ module top$gru$bias_rom$78(clock,address,data);
        mem[1] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$78
 
@@ -13926,8 +13186,11 @@ module top$gru$bias_rom$79(clock,address,data);
        mem[1] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$79
 
@@ -13946,8 +13209,11 @@ module top$gru$bias_rom$8(clock,address,data);
        mem[1] = 20'h22;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$8
 
@@ -13966,8 +13232,11 @@ module top$gru$bias_rom$80(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$80
 
@@ -13986,8 +13255,11 @@ module top$gru$bias_rom$81(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$81
 
@@ -14006,8 +13278,11 @@ module top$gru$bias_rom$82(clock,address,data);
        mem[1] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$82
 
@@ -14026,8 +13301,11 @@ module top$gru$bias_rom$83(clock,address,data);
        mem[1] = 20'h4;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$83
 
@@ -14046,8 +13324,11 @@ module top$gru$bias_rom$84(clock,address,data);
        mem[1] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$84
 
@@ -14066,8 +13347,11 @@ module top$gru$bias_rom$85(clock,address,data);
        mem[1] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$85
 
@@ -14086,8 +13370,11 @@ module top$gru$bias_rom$86(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$86
 
@@ -14106,8 +13393,11 @@ module top$gru$bias_rom$87(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$87
 
@@ -14126,8 +13416,11 @@ module top$gru$bias_rom$88(clock,address,data);
        mem[1] = 20'hffffd;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$88
 
@@ -14146,8 +13439,11 @@ module top$gru$bias_rom$89(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$89
 
@@ -14166,8 +13462,11 @@ module top$gru$bias_rom$9(clock,address,data);
        mem[1] = 20'h4;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$9
 
@@ -14186,8 +13485,11 @@ module top$gru$bias_rom$90(clock,address,data);
        mem[1] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$90
 
@@ -14206,8 +13508,11 @@ module top$gru$bias_rom$91(clock,address,data);
        mem[1] = 20'h1;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$91
 
@@ -14226,8 +13531,11 @@ module top$gru$bias_rom$92(clock,address,data);
        mem[1] = 20'hffffe;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$92
 
@@ -14246,8 +13554,11 @@ module top$gru$bias_rom$93(clock,address,data);
        mem[1] = 20'hfffff;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$93
 
@@ -14266,8 +13577,11 @@ module top$gru$bias_rom$94(clock,address,data);
        mem[1] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$94
 
@@ -14286,8 +13600,11 @@ module top$gru$bias_rom$95(clock,address,data);
        mem[1] = 20'h3;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       read <= (address < 2) ? mem[address[0:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$bias_rom$95
 
@@ -16287,1830 +15604,6 @@ module top$gru$d1_head(d,q,clock);
 endmodule // top$gru$d1_head
 
 
-module top$gru$d1_layer$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$0
-
-
-module top$gru$d1_layer$1(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$1
-
-
-module top$gru$d1_layer$10(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$10
-
-
-module top$gru$d1_layer$11(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$11
-
-
-module top$gru$d1_layer$12(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$12
-
-
-module top$gru$d1_layer$13(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$13
-
-
-module top$gru$d1_layer$14(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$14
-
-
-module top$gru$d1_layer$15(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$15
-
-
-module top$gru$d1_layer$16(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$16
-
-
-module top$gru$d1_layer$17(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$17
-
-
-module top$gru$d1_layer$18(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$18
-
-
-module top$gru$d1_layer$19(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$19
-
-
-module top$gru$d1_layer$2(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$2
-
-
-module top$gru$d1_layer$20(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$20
-
-
-module top$gru$d1_layer$21(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$21
-
-
-module top$gru$d1_layer$22(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$22
-
-
-module top$gru$d1_layer$23(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$23
-
-
-module top$gru$d1_layer$24(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$24
-
-
-module top$gru$d1_layer$25(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$25
-
-
-module top$gru$d1_layer$26(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$26
-
-
-module top$gru$d1_layer$27(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$27
-
-
-module top$gru$d1_layer$28(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$28
-
-
-module top$gru$d1_layer$29(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$29
-
-
-module top$gru$d1_layer$3(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$3
-
-
-module top$gru$d1_layer$30(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$30
-
-
-module top$gru$d1_layer$31(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$31
-
-
-module top$gru$d1_layer$32(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$32
-
-
-module top$gru$d1_layer$33(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$33
-
-
-module top$gru$d1_layer$34(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$34
-
-
-module top$gru$d1_layer$35(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$35
-
-
-module top$gru$d1_layer$36(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$36
-
-
-module top$gru$d1_layer$37(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$37
-
-
-module top$gru$d1_layer$38(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$38
-
-
-module top$gru$d1_layer$39(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$39
-
-
-module top$gru$d1_layer$4(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$4
-
-
-module top$gru$d1_layer$40(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$40
-
-
-module top$gru$d1_layer$41(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$41
-
-
-module top$gru$d1_layer$42(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$42
-
-
-module top$gru$d1_layer$43(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$43
-
-
-module top$gru$d1_layer$44(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$44
-
-
-module top$gru$d1_layer$45(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$45
-
-
-module top$gru$d1_layer$46(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$46
-
-
-module top$gru$d1_layer$47(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$47
-
-
-module top$gru$d1_layer$48(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$48
-
-
-module top$gru$d1_layer$49(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$49
-
-
-module top$gru$d1_layer$5(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$5
-
-
-module top$gru$d1_layer$50(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$50
-
-
-module top$gru$d1_layer$51(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$51
-
-
-module top$gru$d1_layer$52(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$52
-
-
-module top$gru$d1_layer$53(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$53
-
-
-module top$gru$d1_layer$54(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$54
-
-
-module top$gru$d1_layer$55(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$55
-
-
-module top$gru$d1_layer$56(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$56
-
-
-module top$gru$d1_layer$57(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$57
-
-
-module top$gru$d1_layer$58(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$58
-
-
-module top$gru$d1_layer$59(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$59
-
-
-module top$gru$d1_layer$6(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$6
-
-
-module top$gru$d1_layer$60(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$60
-
-
-module top$gru$d1_layer$61(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$61
-
-
-module top$gru$d1_layer$62(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$62
-
-
-module top$gru$d1_layer$63(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$63
-
-
-module top$gru$d1_layer$64(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$64
-
-
-module top$gru$d1_layer$65(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$65
-
-
-module top$gru$d1_layer$66(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$66
-
-
-module top$gru$d1_layer$67(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$67
-
-
-module top$gru$d1_layer$68(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$68
-
-
-module top$gru$d1_layer$69(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$69
-
-
-module top$gru$d1_layer$7(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$7
-
-
-module top$gru$d1_layer$70(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$70
-
-
-module top$gru$d1_layer$71(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$71
-
-
-module top$gru$d1_layer$72(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$72
-
-
-module top$gru$d1_layer$73(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$73
-
-
-module top$gru$d1_layer$74(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$74
-
-
-module top$gru$d1_layer$75(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$75
-
-
-module top$gru$d1_layer$76(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$76
-
-
-module top$gru$d1_layer$77(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$77
-
-
-module top$gru$d1_layer$78(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$78
-
-
-module top$gru$d1_layer$79(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$79
-
-
-module top$gru$d1_layer$8(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$8
-
-
-module top$gru$d1_layer$80(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$80
-
-
-module top$gru$d1_layer$81(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$81
-
-
-module top$gru$d1_layer$82(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$82
-
-
-module top$gru$d1_layer$83(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$83
-
-
-module top$gru$d1_layer$84(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$84
-
-
-module top$gru$d1_layer$85(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$85
-
-
-module top$gru$d1_layer$86(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$86
-
-
-module top$gru$d1_layer$87(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$87
-
-
-module top$gru$d1_layer$88(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$88
-
-
-module top$gru$d1_layer$89(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$89
-
-
-module top$gru$d1_layer$9(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$9
-
-
-module top$gru$d1_layer$90(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$90
-
-
-module top$gru$d1_layer$91(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$91
-
-
-module top$gru$d1_layer$92(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$92
-
-
-module top$gru$d1_layer$93(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$93
-
-
-module top$gru$d1_layer$94(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$94
-
-
-module top$gru$d1_layer$95(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_layer$95
-
-
 module top$gru$d1_pass(d,q,clock);
     
     // Module arguments
@@ -18128,25 +15621,6 @@ module top$gru$d1_pass(d,q,clock);
     end
           
 endmodule // top$gru$d1_pass
-
-
-module top$gru$d1_rom(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_rom
 
 
 module top$gru$d1_term(d,q,clock);
@@ -18383,8 +15857,11 @@ module top$gru$head_rom$0(clock,address,data);
        mem[31] = 20'h8;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       read <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$head_rom$0
 
@@ -18433,8 +15910,11 @@ module top$gru$head_rom$1(clock,address,data);
        mem[31] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       read <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$head_rom$1
 
@@ -18483,8 +15963,11 @@ module top$gru$head_rom$2(clock,address,data);
        mem[31] = 20'h2;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       read <= (address < 32) ? mem[address[4:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$head_rom$2
 
@@ -33517,8 +31000,11 @@ module top$gru$weight_rom$0(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$0
 
@@ -33601,8 +31087,11 @@ module top$gru$weight_rom$1(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$1
 
@@ -33685,8 +31174,11 @@ module top$gru$weight_rom$10(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$10
 
@@ -33769,8 +31261,11 @@ module top$gru$weight_rom$11(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$11
 
@@ -33853,8 +31348,11 @@ module top$gru$weight_rom$12(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$12
 
@@ -33937,8 +31435,11 @@ module top$gru$weight_rom$13(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$13
 
@@ -34021,8 +31522,11 @@ module top$gru$weight_rom$14(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$14
 
@@ -34105,8 +31609,11 @@ module top$gru$weight_rom$15(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$15
 
@@ -34189,8 +31696,11 @@ module top$gru$weight_rom$16(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$16
 
@@ -34273,8 +31783,11 @@ module top$gru$weight_rom$17(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$17
 
@@ -34357,8 +31870,11 @@ module top$gru$weight_rom$18(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$18
 
@@ -34441,8 +31957,11 @@ module top$gru$weight_rom$19(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$19
 
@@ -34525,8 +32044,11 @@ module top$gru$weight_rom$2(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$2
 
@@ -34609,8 +32131,11 @@ module top$gru$weight_rom$20(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$20
 
@@ -34693,8 +32218,11 @@ module top$gru$weight_rom$21(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$21
 
@@ -34777,8 +32305,11 @@ module top$gru$weight_rom$22(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$22
 
@@ -34861,8 +32392,11 @@ module top$gru$weight_rom$23(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$23
 
@@ -34945,8 +32479,11 @@ module top$gru$weight_rom$24(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$24
 
@@ -35029,8 +32566,11 @@ module top$gru$weight_rom$25(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$25
 
@@ -35113,8 +32653,11 @@ module top$gru$weight_rom$26(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$26
 
@@ -35197,8 +32740,11 @@ module top$gru$weight_rom$27(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$27
 
@@ -35281,8 +32827,11 @@ module top$gru$weight_rom$28(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$28
 
@@ -35365,8 +32914,11 @@ module top$gru$weight_rom$29(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$29
 
@@ -35449,8 +33001,11 @@ module top$gru$weight_rom$3(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$3
 
@@ -35533,8 +33088,11 @@ module top$gru$weight_rom$30(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$30
 
@@ -35617,8 +33175,11 @@ module top$gru$weight_rom$31(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$31
 
@@ -35701,8 +33262,11 @@ module top$gru$weight_rom$32(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$32
 
@@ -35785,8 +33349,11 @@ module top$gru$weight_rom$33(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$33
 
@@ -35869,8 +33436,11 @@ module top$gru$weight_rom$34(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$34
 
@@ -35953,8 +33523,11 @@ module top$gru$weight_rom$35(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$35
 
@@ -36037,8 +33610,11 @@ module top$gru$weight_rom$36(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$36
 
@@ -36121,8 +33697,11 @@ module top$gru$weight_rom$37(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$37
 
@@ -36205,8 +33784,11 @@ module top$gru$weight_rom$38(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$38
 
@@ -36289,8 +33871,11 @@ module top$gru$weight_rom$39(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$39
 
@@ -36373,8 +33958,11 @@ module top$gru$weight_rom$4(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$4
 
@@ -36457,8 +34045,11 @@ module top$gru$weight_rom$40(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$40
 
@@ -36541,8 +34132,11 @@ module top$gru$weight_rom$41(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$41
 
@@ -36625,8 +34219,11 @@ module top$gru$weight_rom$42(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$42
 
@@ -36709,8 +34306,11 @@ module top$gru$weight_rom$43(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$43
 
@@ -36793,8 +34393,11 @@ module top$gru$weight_rom$44(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$44
 
@@ -36877,8 +34480,11 @@ module top$gru$weight_rom$45(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$45
 
@@ -36961,8 +34567,11 @@ module top$gru$weight_rom$46(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$46
 
@@ -37045,8 +34654,11 @@ module top$gru$weight_rom$47(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$47
 
@@ -37129,8 +34741,11 @@ module top$gru$weight_rom$48(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$48
 
@@ -37213,8 +34828,11 @@ module top$gru$weight_rom$49(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$49
 
@@ -37297,8 +34915,11 @@ module top$gru$weight_rom$5(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$5
 
@@ -37381,8 +35002,11 @@ module top$gru$weight_rom$50(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$50
 
@@ -37465,8 +35089,11 @@ module top$gru$weight_rom$51(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$51
 
@@ -37549,8 +35176,11 @@ module top$gru$weight_rom$52(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$52
 
@@ -37633,8 +35263,11 @@ module top$gru$weight_rom$53(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$53
 
@@ -37717,8 +35350,11 @@ module top$gru$weight_rom$54(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$54
 
@@ -37801,8 +35437,11 @@ module top$gru$weight_rom$55(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$55
 
@@ -37885,8 +35524,11 @@ module top$gru$weight_rom$56(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$56
 
@@ -37969,8 +35611,11 @@ module top$gru$weight_rom$57(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$57
 
@@ -38053,8 +35698,11 @@ module top$gru$weight_rom$58(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$58
 
@@ -38137,8 +35785,11 @@ module top$gru$weight_rom$59(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$59
 
@@ -38221,8 +35872,11 @@ module top$gru$weight_rom$6(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$6
 
@@ -38305,8 +35959,11 @@ module top$gru$weight_rom$60(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$60
 
@@ -38389,8 +36046,11 @@ module top$gru$weight_rom$61(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$61
 
@@ -38473,8 +36133,11 @@ module top$gru$weight_rom$62(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$62
 
@@ -38557,8 +36220,11 @@ module top$gru$weight_rom$63(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$63
 
@@ -38641,8 +36307,11 @@ module top$gru$weight_rom$64(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$64
 
@@ -38725,8 +36394,11 @@ module top$gru$weight_rom$65(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$65
 
@@ -38809,8 +36481,11 @@ module top$gru$weight_rom$66(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$66
 
@@ -38893,8 +36568,11 @@ module top$gru$weight_rom$67(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$67
 
@@ -38977,8 +36655,11 @@ module top$gru$weight_rom$68(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$68
 
@@ -39061,8 +36742,11 @@ module top$gru$weight_rom$69(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$69
 
@@ -39145,8 +36829,11 @@ module top$gru$weight_rom$7(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$7
 
@@ -39229,8 +36916,11 @@ module top$gru$weight_rom$70(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$70
 
@@ -39313,8 +37003,11 @@ module top$gru$weight_rom$71(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$71
 
@@ -39397,8 +37090,11 @@ module top$gru$weight_rom$72(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$72
 
@@ -39481,8 +37177,11 @@ module top$gru$weight_rom$73(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$73
 
@@ -39565,8 +37264,11 @@ module top$gru$weight_rom$74(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$74
 
@@ -39649,8 +37351,11 @@ module top$gru$weight_rom$75(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$75
 
@@ -39733,8 +37438,11 @@ module top$gru$weight_rom$76(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$76
 
@@ -39817,8 +37525,11 @@ module top$gru$weight_rom$77(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$77
 
@@ -39901,8 +37612,11 @@ module top$gru$weight_rom$78(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$78
 
@@ -39985,8 +37699,11 @@ module top$gru$weight_rom$79(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$79
 
@@ -40069,8 +37786,11 @@ module top$gru$weight_rom$8(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$8
 
@@ -40153,8 +37873,11 @@ module top$gru$weight_rom$80(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$80
 
@@ -40237,8 +37960,11 @@ module top$gru$weight_rom$81(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$81
 
@@ -40321,8 +38047,11 @@ module top$gru$weight_rom$82(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$82
 
@@ -40405,8 +38134,11 @@ module top$gru$weight_rom$83(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$83
 
@@ -40489,8 +38221,11 @@ module top$gru$weight_rom$84(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$84
 
@@ -40573,8 +38308,11 @@ module top$gru$weight_rom$85(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$85
 
@@ -40657,8 +38395,11 @@ module top$gru$weight_rom$86(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$86
 
@@ -40741,8 +38482,11 @@ module top$gru$weight_rom$87(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$87
 
@@ -40825,8 +38569,11 @@ module top$gru$weight_rom$88(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$88
 
@@ -40909,8 +38656,11 @@ module top$gru$weight_rom$89(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$89
 
@@ -40993,8 +38743,11 @@ module top$gru$weight_rom$9(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$9
 
@@ -41077,8 +38830,11 @@ module top$gru$weight_rom$90(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$90
 
@@ -41161,8 +38917,11 @@ module top$gru$weight_rom$91(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$91
 
@@ -41245,8 +39004,11 @@ module top$gru$weight_rom$92(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$92
 
@@ -41329,8 +39091,11 @@ module top$gru$weight_rom$93(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$93
 
@@ -41413,8 +39178,11 @@ module top$gru$weight_rom$94(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$94
 
@@ -41497,8 +39265,11 @@ module top$gru$weight_rom$95(clock,address,data);
        mem[65] = 20'h0;
        data = 20'h0;
     end
+    reg [19:0] read;
+    initial read = 20'h0;
     always @(posedge clock) begin
-       data <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       read <= (address < 66) ? mem[address[6:0]] : 20'h0;
+       data <= read;
     end
 endmodule // top$gru$weight_rom$95
 

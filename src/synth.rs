@@ -604,6 +604,17 @@ mod tests {
     const TOP: &str = "// header\nmodule top(clock,led,uart_rx);\ninput wire clock;\nendmodule\nmodule top$x(a);\nendmodule\n";
 
     #[test]
+    fn a_full_device_is_told_apart_from_a_failure() {
+        assert!(does_not_fit(
+            "ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'MULT18X18D'"
+        ));
+        assert!(does_not_fit(
+            "ERROR: Design uses 50 SB_RAM40_4K, but device only has 30"
+        ));
+        assert!(!does_not_fit("ERROR: Failed to parse JSON file."));
+    }
+
+    #[test]
     fn every_board_constraint_file_parses() {
         for board in Board::all() {
             let names = constrained_ports(board.family(), board.constraints_text());

@@ -105,8 +105,6 @@ pub struct Gru {
     d1_pass: DFF<Addr>,
     d1_term: DFF<Addr>,
     d1_head: DFF<Bit>,
-    d1_rom: DFF<Addr>,
-    d1_layer: Vec<DFF<Bit>>,
     /// The set in its A slot (the current or last slot).
     a_set: DFF<Bit>,
     active: Vec<DFF<Bit>>,
@@ -214,7 +212,7 @@ impl Gru {
                         }
                     }
                 }
-                Rom::signed(&v)
+                Rom::signed(&v).pipelined()
             })
             .collect();
         let bias_rom = (0..m)
@@ -225,11 +223,13 @@ impl Gru {
                         v.push(b[p * m + unit]);
                     }
                 }
-                Rom::signed(&v)
+                Rom::signed(&v).pipelined()
             })
             .collect();
         let head_rom = (0..3)
-            .map(|c| Rom::signed(&(0..h).map(|t| head_k[t * 3 + c]).collect::<Vec<_>>()))
+            .map(|c| {
+                Rom::signed(&(0..h).map(|t| head_k[t * 3 + c]).collect::<Vec<_>>()).pipelined()
+            })
             .collect();
         let head_bias = [head_b[0], head_b[1], head_b[2]];
         let addr = |x: usize| Constant::new((x as u64).into());
@@ -277,8 +277,6 @@ impl Gru {
             d1_pass: Default::default(),
             d1_term: Default::default(),
             d1_head: Default::default(),
-            d1_rom: Default::default(),
-            d1_layer: super::many(m),
             a_set: DFF::default(),
             active: super::many(2),
             decoder: super::many(2),
@@ -346,7 +344,7 @@ impl Logic for Gru {
     fn update(&mut self) {
         dff_setup!(
             self, clock, slot, pass, term, rom_addr, drain, bwait, d0_valid, d0_first, d0_pass,
-            d0_term, d0_head, d0_rom, d1_valid, d1_first, d1_pass, d1_term, d1_head, d1_rom, a_set,
+            d0_term, d0_head, d0_rom, d1_valid, d1_first, d1_pass, d1_term, d1_head, a_set,
             next_set, next_group, head_valid, head_first, head_last, head_step, head_group,
             s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_post, s2_pass, s2_set, s2_head,
             upd_run, upd_j, upd_set, upd_zero, upd_active
@@ -382,24 +380,22 @@ impl Logic for Gru {
                 self.unit_layer[m].next = (self.a_set.q.val() && self.decoder[0].q.val())
                     || (!self.a_set.q.val() && self.decoder[1].q.val());
             }
-            // The address is computed at stage 0 and presented two cycles
-            // later, so the registered data meets stage 1.
+            // The address is computed at stage 0 and presented at stage 0b
+            // to the ROMs with an output register, so the data meets stage 1.
             self.d0_layer[m].clock.next = self.clock.val();
-            self.d1_layer[m].clock.next = self.clock.val();
             self.d0_layer[m].d.next = self.unit_layer[m].val();
-            self.d1_layer[m].d.next = self.d0_layer[m].q.val();
             self.weight_rom[m].clock.next = self.clock.val();
             self.bias_rom[m].clock.next = self.clock.val();
-            self.weight_rom[m].address.next = self.d1_rom.q.val();
-            self.bias_rom[m].address.next = self.d1_pass.q.val();
-            if self.d1_layer[m].q.val() {
-                self.weight_rom[m].address.next = self.d1_rom.q.val() + self.layer_rom_offset.val();
-                self.bias_rom[m].address.next = self.d1_pass.q.val() + self.layer_bias_offset.val();
+            self.weight_rom[m].address.next = self.d0_rom.q.val();
+            self.bias_rom[m].address.next = self.d0_pass.q.val();
+            if self.d0_layer[m].q.val() {
+                self.weight_rom[m].address.next = self.d0_rom.q.val() + self.layer_rom_offset.val();
+                self.bias_rom[m].address.next = self.d0_pass.q.val() + self.layer_bias_offset.val();
             }
         }
         for c in 0..3 {
             self.head_rom[c].clock.next = self.clock.val();
-            self.head_rom[c].address.next = self.d1_term.q.val();
+            self.head_rom[c].address.next = self.d0_term.q.val();
         }
         // Pipeline registers: stage 0 -> 0b -> 0c -> 1.
         self.d0_valid.d.next = self.issue.val();
@@ -414,7 +410,6 @@ impl Logic for Gru {
         self.d1_pass.d.next = self.d0_pass.q.val();
         self.d1_term.d.next = self.d0_term.q.val();
         self.d1_head.d.next = self.d0_head.q.val();
-        self.d1_rom.d.next = self.d0_rom.q.val();
         self.s1_valid.d.next = self.d1_valid.q.val();
         self.s1_first.d.next = self.d1_first.q.val();
         self.s1_pass.d.next = self.d1_pass.q.val();

@@ -479,6 +479,11 @@ pub struct Rom<const D: usize> {
     pub address: Signal<In, Addr>,
     pub data: Signal<Out, Bits<D>>,
     pub(crate) _rom: Vec<Bits<D>>,
+    /// A second register after the read (data two cycles after the
+    /// address): a block RAM's clock-to-out is slow (ECP5 DP16KD about
+    /// 5.6 ns), so a multiplier fed by it straight misses ~80 MHz.
+    _pipelined: bool,
+    _read: Bits<D>,
 }
 
 impl<const D: usize> Rom<D> {
@@ -493,7 +498,15 @@ impl<const D: usize> Rom<D> {
             address: Default::default(),
             data: Signal::new_with_default(Bits::<D>::default()),
             _rom: values,
+            _pipelined: false,
+            _read: Bits::<D>::default(),
         }
+    }
+
+    /// The same ROM with the output register (two cycles of latency).
+    pub fn pipelined(mut self) -> Self {
+        self._pipelined = true;
+        self
     }
 
     /// From signed values (two's complement).
@@ -506,7 +519,13 @@ impl<const D: usize> Logic for Rom<D> {
     fn update(&mut self) {
         if self.clock.pos_edge() {
             let a = self.address.val().index();
-            self.data.next = self._rom.get(a).copied().unwrap_or_default();
+            let read = self._rom.get(a).copied().unwrap_or_default();
+            if self._pipelined {
+                self.data.next = self._read;
+                self._read = read;
+            } else {
+                self.data.next = read;
+            }
         }
     }
     fn connect(&mut self) {
@@ -528,11 +547,28 @@ initial begin
 {init}
    data = {D}'h0;
 end
-always @(posedge clock) begin
-   data <= (address < {n}) ? mem[address] : {D}'h0;
-end",
+{body}",
             top = D - 1,
             last = n - 1,
+            body = if self._pipelined {
+                format!(
+                    "\
+reg [{top}:0] read;
+initial read = {D}'h0;
+always @(posedge clock) begin
+   read <= (address < {n}) ? mem[address] : {D}'h0;
+   data <= read;
+end",
+                    top = D - 1
+                )
+            } else {
+                format!(
+                    "\
+always @(posedge clock) begin
+   data <= (address < {n}) ? mem[address] : {D}'h0;
+end"
+                )
+            }
         ))
     }
 }
