@@ -80,5 +80,8 @@ fn verilog_generates_with_readable_names() {
         assert!(v.contains(name), "no {name} in the Verilog");
     }
     // Multipliers are the primitives' signed products.
-    assert!(v.contains("$signed(w) * $signed(x)"));
+    assert!(
+        v.contains("wire signed [16:0] product = w_s * x_s;"),
+        "no MAC product at the W = 6 accumulator width"
+    );
 }
