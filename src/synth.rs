@@ -129,6 +129,14 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
         .out_dir
         .canonicalize()
         .with_context(|| format!("resolving {}", job.out_dir.display()))?;
+    // A failed run must not leave an earlier run's report looking current.
+    for old in ["report.json", "report.md"] {
+        let path = dir.join(old);
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing the earlier {}", path.display()))?;
+        }
+    }
     let verilog = crate::boards::board_verilog(
         board,
         job.model,
