@@ -437,30 +437,7 @@ pub fn write_board_verilog(
 /// ([`pll::lint_stubs`], `dir/vendor_stubs.v`): the warning and error
 /// lines, empty when clean.
 pub fn lint(verilog: &str, dir: &Path) -> Result<Vec<String>> {
-    let verilator = export::tools::find("verilator")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let top = dir.join("top.v");
-    let stubs = dir.join("vendor_stubs.v");
-    std::fs::write(&top, verilog).with_context(|| format!("writing {}", top.display()))?;
-    std::fs::write(&stubs, pll::lint_stubs())
-        .with_context(|| format!("writing {}", stubs.display()))?;
-    let out = std::process::Command::new(verilator)
-        .args(["--lint-only", "-Wall", "--top-module", export::TOP])
-        .arg(&top)
-        .arg(&stubs)
-        .output()
-        .context("cannot run verilator")?;
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    let issues: Vec<String> = text
-        .lines()
-        .filter(|l| l.starts_with("%Warning") || l.starts_with("%Error"))
-        .map(str::to_string)
-        .collect();
-    if !out.status.success() && issues.is_empty() {
-        bail!("verilator --lint-only failed ({}):\n{text}", out.status);
-    }
-    Ok(issues)
+    export::lint_with(verilog, &[("vendor_stubs.v", pll::lint_stubs())], dir)
 }
 
 /// The yosys command a board top is synthesised with: the family's

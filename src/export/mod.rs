@@ -139,15 +139,25 @@ pub fn write_verilog(
 /// `verilator --lint-only -Wall` on `verilog` (written to `dir/top.v`):
 /// the warning and error lines, empty when the file is lint-clean.
 pub fn lint(verilog: &str, dir: &Path) -> Result<Vec<String>> {
+    lint_with(verilog, &[], dir)
+}
+
+/// [`lint`] with extra files beside the top (`(name, text)`, e.g. the
+/// lint-only stand-ins of vendor primitives a board top instantiates).
+pub fn lint_with(verilog: &str, extra: &[(&str, &str)], dir: &Path) -> Result<Vec<String>> {
     let verilator = tools::find("verilator")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = dir.join(format!("{TOP}.v"));
     std::fs::write(&file, verilog).with_context(|| format!("writing {}", file.display()))?;
-    let out = std::process::Command::new(verilator)
-        .args(["--lint-only", "-Wall", "--top-module", TOP])
-        .arg(&file)
-        .output()
-        .context("cannot run verilator")?;
+    let mut cmd = std::process::Command::new(verilator);
+    cmd.args(["--lint-only", "-Wall", "--top-module", TOP])
+        .arg(&file);
+    for (name, text) in extra {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        cmd.arg(path);
+    }
+    let out = cmd.output().context("cannot run verilator")?;
     let text =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     let issues: Vec<String> = text
