@@ -7497,6 +7497,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$0$x_raddr1;
     reg  [15:0] lane$0$k;
     reg  lane$0$k_is_x;
+    reg  [15:0] lane$0$ka;
+    reg  lane$0$ka_is_x;
     reg  lane$0$a_set;
     reg  lane$0$a_zero;
     reg  lane$0$c_zero;
@@ -7630,6 +7632,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$1$x_raddr1;
     reg  [15:0] lane$1$k;
     reg  lane$1$k_is_x;
+    reg  [15:0] lane$1$ka;
+    reg  lane$1$ka_is_x;
     reg  lane$1$a_set;
     reg  lane$1$a_zero;
     reg  lane$1$c_zero;
@@ -7763,6 +7767,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$2$x_raddr1;
     reg  [15:0] lane$2$k;
     reg  lane$2$k_is_x;
+    reg  [15:0] lane$2$ka;
+    reg  lane$2$ka_is_x;
     reg  lane$2$a_set;
     reg  lane$2$a_zero;
     reg  lane$2$c_zero;
@@ -7896,6 +7902,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$3$x_raddr1;
     reg  [15:0] lane$3$k;
     reg  lane$3$k_is_x;
+    reg  [15:0] lane$3$ka;
+    reg  lane$3$ka_is_x;
     reg  lane$3$a_set;
     reg  lane$3$a_zero;
     reg  lane$3$c_zero;
@@ -8233,12 +8241,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] rom_addr$d;
     wire  [15:0] rom_addr$q;
     reg  rom_addr$clock;
-    reg  [1:0] drain$d;
-    wire  [1:0] drain$q;
+    reg  [2:0] drain$d;
+    wire  [2:0] drain$q;
     reg  drain$clock;
-    reg  [1:0] bwait$d;
-    wire  [1:0] bwait$q;
-    reg  bwait$clock;
     reg  d0_valid$d;
     wire  d0_valid$q;
     reg  d0_valid$clock;
@@ -8368,6 +8373,126 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  d1_head$d;
     wire  d1_head$q;
     reg  d1_head$clock;
+    reg  s1_is_a$0$d;
+    wire  s1_is_a$0$q;
+    reg  s1_is_a$0$clock;
+    reg  s1_is_a$1$d;
+    wire  s1_is_a$1$q;
+    reg  s1_is_a$1$clock;
+    reg  s1_is_a$2$d;
+    wire  s1_is_a$2$q;
+    reg  s1_is_a$2$clock;
+    reg  s1_is_a$3$d;
+    wire  s1_is_a$3$q;
+    reg  s1_is_a$3$clock;
+    reg  s1_is_a$4$d;
+    wire  s1_is_a$4$q;
+    reg  s1_is_a$4$clock;
+    reg  s1_is_a$5$d;
+    wire  s1_is_a$5$q;
+    reg  s1_is_a$5$clock;
+    reg  s1_is_a$6$d;
+    wire  s1_is_a$6$q;
+    reg  s1_is_a$6$clock;
+    reg  s1_is_a$7$d;
+    wire  s1_is_a$7$q;
+    reg  s1_is_a$7$clock;
+    reg  s1_is_a$8$d;
+    wire  s1_is_a$8$q;
+    reg  s1_is_a$8$clock;
+    reg  s1_is_a$9$d;
+    wire  s1_is_a$9$q;
+    reg  s1_is_a$9$clock;
+    reg  s1_is_a$10$d;
+    wire  s1_is_a$10$q;
+    reg  s1_is_a$10$clock;
+    reg  s1_is_a$11$d;
+    wire  s1_is_a$11$q;
+    reg  s1_is_a$11$clock;
+    reg  s1_is_a$12$d;
+    wire  s1_is_a$12$q;
+    reg  s1_is_a$12$clock;
+    reg  s1_is_a$13$d;
+    wire  s1_is_a$13$q;
+    reg  s1_is_a$13$clock;
+    reg  s1_is_a$14$d;
+    wire  s1_is_a$14$q;
+    reg  s1_is_a$14$clock;
+    reg  s1_is_a$15$d;
+    wire  s1_is_a$15$q;
+    reg  s1_is_a$15$clock;
+    reg  s1_is_a$16$d;
+    wire  s1_is_a$16$q;
+    reg  s1_is_a$16$clock;
+    reg  s1_is_a$17$d;
+    wire  s1_is_a$17$q;
+    reg  s1_is_a$17$clock;
+    reg  s1_is_a$18$d;
+    wire  s1_is_a$18$q;
+    reg  s1_is_a$18$clock;
+    reg  s1_is_a$19$d;
+    wire  s1_is_a$19$q;
+    reg  s1_is_a$19$clock;
+    reg  s1_is_a$20$d;
+    wire  s1_is_a$20$q;
+    reg  s1_is_a$20$clock;
+    reg  s1_is_a$21$d;
+    wire  s1_is_a$21$q;
+    reg  s1_is_a$21$clock;
+    reg  s1_is_a$22$d;
+    wire  s1_is_a$22$q;
+    reg  s1_is_a$22$clock;
+    reg  s1_is_a$23$d;
+    wire  s1_is_a$23$q;
+    reg  s1_is_a$23$clock;
+    reg  s1_is_a$24$d;
+    wire  s1_is_a$24$q;
+    reg  s1_is_a$24$clock;
+    reg  s1_is_a$25$d;
+    wire  s1_is_a$25$q;
+    reg  s1_is_a$25$clock;
+    reg  s1_is_a$26$d;
+    wire  s1_is_a$26$q;
+    reg  s1_is_a$26$clock;
+    reg  s1_is_a$27$d;
+    wire  s1_is_a$27$q;
+    reg  s1_is_a$27$clock;
+    reg  s1_is_a$28$d;
+    wire  s1_is_a$28$q;
+    reg  s1_is_a$28$clock;
+    reg  s1_is_a$29$d;
+    wire  s1_is_a$29$q;
+    reg  s1_is_a$29$clock;
+    reg  s1_is_a$30$d;
+    wire  s1_is_a$30$q;
+    reg  s1_is_a$30$clock;
+    reg  s1_is_a$31$d;
+    wire  s1_is_a$31$q;
+    reg  s1_is_a$31$clock;
+    reg  m1_valid$d;
+    wire  m1_valid$q;
+    reg  m1_valid$clock;
+    reg  [15:0] m1_pass$d;
+    wire  [15:0] m1_pass$q;
+    reg  m1_pass$clock;
+    reg  [15:0] m1_term$d;
+    wire  [15:0] m1_term$q;
+    reg  m1_term$clock;
+    reg  m1_head$d;
+    wire  m1_head$q;
+    reg  m1_head$clock;
+    reg  m2_valid$d;
+    wire  m2_valid$q;
+    reg  m2_valid$clock;
+    reg  [15:0] m2_pass$d;
+    wire  [15:0] m2_pass$q;
+    reg  m2_pass$clock;
+    reg  [15:0] m2_term$d;
+    wire  [15:0] m2_term$q;
+    reg  m2_term$clock;
+    reg  m2_head$d;
+    wire  m2_head$q;
+    reg  m2_head$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -8558,6 +8683,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$0$x_raddr1),
         .k(lane$0$k),
         .k_is_x(lane$0$k_is_x),
+        .ka(lane$0$ka),
+        .ka_is_x(lane$0$ka_is_x),
         .a_set(lane$0$a_set),
         .a_zero(lane$0$a_zero),
         .c_zero(lane$0$c_zero),
@@ -8693,6 +8820,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$1$x_raddr1),
         .k(lane$1$k),
         .k_is_x(lane$1$k_is_x),
+        .ka(lane$1$ka),
+        .ka_is_x(lane$1$ka_is_x),
         .a_set(lane$1$a_set),
         .a_zero(lane$1$a_zero),
         .c_zero(lane$1$c_zero),
@@ -8828,6 +8957,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$2$x_raddr1),
         .k(lane$2$k),
         .k_is_x(lane$2$k_is_x),
+        .ka(lane$2$ka),
+        .ka_is_x(lane$2$ka_is_x),
         .a_set(lane$2$a_set),
         .a_zero(lane$2$a_zero),
         .c_zero(lane$2$c_zero),
@@ -8963,6 +9094,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$3$x_raddr1),
         .k(lane$3$k),
         .k_is_x(lane$3$k_is_x),
+        .ka(lane$3$ka),
+        .ka_is_x(lane$3$ka_is_x),
         .a_set(lane$3$a_set),
         .a_zero(lane$3$a_zero),
         .c_zero(lane$3$c_zero),
@@ -9448,11 +9581,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(drain$q),
         .clock(drain$clock)
     );
-    top$core$engine$gru$bwait bwait(
-        .d(bwait$d),
-        .q(bwait$q),
-        .clock(bwait$clock)
-    );
     top$core$engine$gru$d0_valid d0_valid(
         .d(d0_valid$d),
         .q(d0_valid$q),
@@ -9668,6 +9796,206 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(d1_head$q),
         .clock(d1_head$clock)
     );
+    top$core$engine$gru$s1_is_a$0 s1_is_a$0(
+        .d(s1_is_a$0$d),
+        .q(s1_is_a$0$q),
+        .clock(s1_is_a$0$clock)
+    );
+    top$core$engine$gru$s1_is_a$1 s1_is_a$1(
+        .d(s1_is_a$1$d),
+        .q(s1_is_a$1$q),
+        .clock(s1_is_a$1$clock)
+    );
+    top$core$engine$gru$s1_is_a$2 s1_is_a$2(
+        .d(s1_is_a$2$d),
+        .q(s1_is_a$2$q),
+        .clock(s1_is_a$2$clock)
+    );
+    top$core$engine$gru$s1_is_a$3 s1_is_a$3(
+        .d(s1_is_a$3$d),
+        .q(s1_is_a$3$q),
+        .clock(s1_is_a$3$clock)
+    );
+    top$core$engine$gru$s1_is_a$4 s1_is_a$4(
+        .d(s1_is_a$4$d),
+        .q(s1_is_a$4$q),
+        .clock(s1_is_a$4$clock)
+    );
+    top$core$engine$gru$s1_is_a$5 s1_is_a$5(
+        .d(s1_is_a$5$d),
+        .q(s1_is_a$5$q),
+        .clock(s1_is_a$5$clock)
+    );
+    top$core$engine$gru$s1_is_a$6 s1_is_a$6(
+        .d(s1_is_a$6$d),
+        .q(s1_is_a$6$q),
+        .clock(s1_is_a$6$clock)
+    );
+    top$core$engine$gru$s1_is_a$7 s1_is_a$7(
+        .d(s1_is_a$7$d),
+        .q(s1_is_a$7$q),
+        .clock(s1_is_a$7$clock)
+    );
+    top$core$engine$gru$s1_is_a$8 s1_is_a$8(
+        .d(s1_is_a$8$d),
+        .q(s1_is_a$8$q),
+        .clock(s1_is_a$8$clock)
+    );
+    top$core$engine$gru$s1_is_a$9 s1_is_a$9(
+        .d(s1_is_a$9$d),
+        .q(s1_is_a$9$q),
+        .clock(s1_is_a$9$clock)
+    );
+    top$core$engine$gru$s1_is_a$10 s1_is_a$10(
+        .d(s1_is_a$10$d),
+        .q(s1_is_a$10$q),
+        .clock(s1_is_a$10$clock)
+    );
+    top$core$engine$gru$s1_is_a$11 s1_is_a$11(
+        .d(s1_is_a$11$d),
+        .q(s1_is_a$11$q),
+        .clock(s1_is_a$11$clock)
+    );
+    top$core$engine$gru$s1_is_a$12 s1_is_a$12(
+        .d(s1_is_a$12$d),
+        .q(s1_is_a$12$q),
+        .clock(s1_is_a$12$clock)
+    );
+    top$core$engine$gru$s1_is_a$13 s1_is_a$13(
+        .d(s1_is_a$13$d),
+        .q(s1_is_a$13$q),
+        .clock(s1_is_a$13$clock)
+    );
+    top$core$engine$gru$s1_is_a$14 s1_is_a$14(
+        .d(s1_is_a$14$d),
+        .q(s1_is_a$14$q),
+        .clock(s1_is_a$14$clock)
+    );
+    top$core$engine$gru$s1_is_a$15 s1_is_a$15(
+        .d(s1_is_a$15$d),
+        .q(s1_is_a$15$q),
+        .clock(s1_is_a$15$clock)
+    );
+    top$core$engine$gru$s1_is_a$16 s1_is_a$16(
+        .d(s1_is_a$16$d),
+        .q(s1_is_a$16$q),
+        .clock(s1_is_a$16$clock)
+    );
+    top$core$engine$gru$s1_is_a$17 s1_is_a$17(
+        .d(s1_is_a$17$d),
+        .q(s1_is_a$17$q),
+        .clock(s1_is_a$17$clock)
+    );
+    top$core$engine$gru$s1_is_a$18 s1_is_a$18(
+        .d(s1_is_a$18$d),
+        .q(s1_is_a$18$q),
+        .clock(s1_is_a$18$clock)
+    );
+    top$core$engine$gru$s1_is_a$19 s1_is_a$19(
+        .d(s1_is_a$19$d),
+        .q(s1_is_a$19$q),
+        .clock(s1_is_a$19$clock)
+    );
+    top$core$engine$gru$s1_is_a$20 s1_is_a$20(
+        .d(s1_is_a$20$d),
+        .q(s1_is_a$20$q),
+        .clock(s1_is_a$20$clock)
+    );
+    top$core$engine$gru$s1_is_a$21 s1_is_a$21(
+        .d(s1_is_a$21$d),
+        .q(s1_is_a$21$q),
+        .clock(s1_is_a$21$clock)
+    );
+    top$core$engine$gru$s1_is_a$22 s1_is_a$22(
+        .d(s1_is_a$22$d),
+        .q(s1_is_a$22$q),
+        .clock(s1_is_a$22$clock)
+    );
+    top$core$engine$gru$s1_is_a$23 s1_is_a$23(
+        .d(s1_is_a$23$d),
+        .q(s1_is_a$23$q),
+        .clock(s1_is_a$23$clock)
+    );
+    top$core$engine$gru$s1_is_a$24 s1_is_a$24(
+        .d(s1_is_a$24$d),
+        .q(s1_is_a$24$q),
+        .clock(s1_is_a$24$clock)
+    );
+    top$core$engine$gru$s1_is_a$25 s1_is_a$25(
+        .d(s1_is_a$25$d),
+        .q(s1_is_a$25$q),
+        .clock(s1_is_a$25$clock)
+    );
+    top$core$engine$gru$s1_is_a$26 s1_is_a$26(
+        .d(s1_is_a$26$d),
+        .q(s1_is_a$26$q),
+        .clock(s1_is_a$26$clock)
+    );
+    top$core$engine$gru$s1_is_a$27 s1_is_a$27(
+        .d(s1_is_a$27$d),
+        .q(s1_is_a$27$q),
+        .clock(s1_is_a$27$clock)
+    );
+    top$core$engine$gru$s1_is_a$28 s1_is_a$28(
+        .d(s1_is_a$28$d),
+        .q(s1_is_a$28$q),
+        .clock(s1_is_a$28$clock)
+    );
+    top$core$engine$gru$s1_is_a$29 s1_is_a$29(
+        .d(s1_is_a$29$d),
+        .q(s1_is_a$29$q),
+        .clock(s1_is_a$29$clock)
+    );
+    top$core$engine$gru$s1_is_a$30 s1_is_a$30(
+        .d(s1_is_a$30$d),
+        .q(s1_is_a$30$q),
+        .clock(s1_is_a$30$clock)
+    );
+    top$core$engine$gru$s1_is_a$31 s1_is_a$31(
+        .d(s1_is_a$31$d),
+        .q(s1_is_a$31$q),
+        .clock(s1_is_a$31$clock)
+    );
+    top$core$engine$gru$m1_valid m1_valid(
+        .d(m1_valid$d),
+        .q(m1_valid$q),
+        .clock(m1_valid$clock)
+    );
+    top$core$engine$gru$m1_pass m1_pass(
+        .d(m1_pass$d),
+        .q(m1_pass$q),
+        .clock(m1_pass$clock)
+    );
+    top$core$engine$gru$m1_term m1_term(
+        .d(m1_term$d),
+        .q(m1_term$q),
+        .clock(m1_term$clock)
+    );
+    top$core$engine$gru$m1_head m1_head(
+        .d(m1_head$d),
+        .q(m1_head$q),
+        .clock(m1_head$clock)
+    );
+    top$core$engine$gru$m2_valid m2_valid(
+        .d(m2_valid$d),
+        .q(m2_valid$q),
+        .clock(m2_valid$clock)
+    );
+    top$core$engine$gru$m2_pass m2_pass(
+        .d(m2_pass$d),
+        .q(m2_pass$q),
+        .clock(m2_pass$clock)
+    );
+    top$core$engine$gru$m2_term m2_term(
+        .d(m2_term$d),
+        .q(m2_term$q),
+        .clock(m2_term$clock)
+    );
+    top$core$engine$gru$m2_head m2_head(
+        .d(m2_head$d),
+        .q(m2_head$q),
+        .clock(m2_head$clock)
+    );
     top$core$engine$gru$a_set a_set(
         .d(a_set$d),
         .q(a_set$q),
@@ -9836,7 +10164,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         term$clock = clock;
         rom_addr$clock = clock;
         drain$clock = clock;
-        bwait$clock = clock;
         d0_valid$clock = clock;
         d0_first$clock = clock;
         d0_pass$clock = clock;
@@ -9848,6 +10175,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d1_pass$clock = clock;
         d1_term$clock = clock;
         d1_head$clock = clock;
+        m1_valid$clock = clock;
+        m1_pass$clock = clock;
+        m1_term$clock = clock;
+        m1_head$clock = clock;
+        m2_valid$clock = clock;
+        m2_pass$clock = clock;
+        m2_term$clock = clock;
+        m2_head$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -9875,7 +10210,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         term$d = term$q;
         rom_addr$d = rom_addr$q;
         drain$d = drain$q;
-        bwait$d = bwait$q;
         d0_valid$d = d0_valid$q;
         d0_first$d = d0_first$q;
         d0_pass$d = d0_pass$q;
@@ -9887,6 +10221,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d1_pass$d = d1_pass$q;
         d1_term$d = d1_term$q;
         d1_head$d = d1_head$q;
+        m1_valid$d = m1_valid$q;
+        m1_pass$d = m1_pass$q;
+        m1_term$d = m1_term$q;
+        m1_head$d = m1_head$q;
+        m2_valid$d = m2_valid$q;
+        m2_pass$d = m2_pass$q;
+        m2_term$d = m2_term$q;
+        m2_head$d = m2_head$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -10507,10 +10849,82 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s1_pass$d = d1_pass$q;
         s1_term$d = d1_term$q;
         s1_head$d = d1_head$q;
-        s2_post$d = s1_valid$q && (s1_term$q == last_term);
-        s2_pass$d = s1_pass$q;
+        s1_is_a$0$clock = clock;
+        s1_is_a$0$d = d1_pass$q < a_passes$0;
+        s1_is_a$1$clock = clock;
+        s1_is_a$1$d = d1_pass$q < a_passes$1;
+        s1_is_a$2$clock = clock;
+        s1_is_a$2$d = d1_pass$q < a_passes$2;
+        s1_is_a$3$clock = clock;
+        s1_is_a$3$d = d1_pass$q < a_passes$3;
+        s1_is_a$4$clock = clock;
+        s1_is_a$4$d = d1_pass$q < a_passes$4;
+        s1_is_a$5$clock = clock;
+        s1_is_a$5$d = d1_pass$q < a_passes$5;
+        s1_is_a$6$clock = clock;
+        s1_is_a$6$d = d1_pass$q < a_passes$6;
+        s1_is_a$7$clock = clock;
+        s1_is_a$7$d = d1_pass$q < a_passes$7;
+        s1_is_a$8$clock = clock;
+        s1_is_a$8$d = d1_pass$q < a_passes$8;
+        s1_is_a$9$clock = clock;
+        s1_is_a$9$d = d1_pass$q < a_passes$9;
+        s1_is_a$10$clock = clock;
+        s1_is_a$10$d = d1_pass$q < a_passes$10;
+        s1_is_a$11$clock = clock;
+        s1_is_a$11$d = d1_pass$q < a_passes$11;
+        s1_is_a$12$clock = clock;
+        s1_is_a$12$d = d1_pass$q < a_passes$12;
+        s1_is_a$13$clock = clock;
+        s1_is_a$13$d = d1_pass$q < a_passes$13;
+        s1_is_a$14$clock = clock;
+        s1_is_a$14$d = d1_pass$q < a_passes$14;
+        s1_is_a$15$clock = clock;
+        s1_is_a$15$d = d1_pass$q < a_passes$15;
+        s1_is_a$16$clock = clock;
+        s1_is_a$16$d = d1_pass$q < a_passes$16;
+        s1_is_a$17$clock = clock;
+        s1_is_a$17$d = d1_pass$q < a_passes$17;
+        s1_is_a$18$clock = clock;
+        s1_is_a$18$d = d1_pass$q < a_passes$18;
+        s1_is_a$19$clock = clock;
+        s1_is_a$19$d = d1_pass$q < a_passes$19;
+        s1_is_a$20$clock = clock;
+        s1_is_a$20$d = d1_pass$q < a_passes$20;
+        s1_is_a$21$clock = clock;
+        s1_is_a$21$d = d1_pass$q < a_passes$21;
+        s1_is_a$22$clock = clock;
+        s1_is_a$22$d = d1_pass$q < a_passes$22;
+        s1_is_a$23$clock = clock;
+        s1_is_a$23$d = d1_pass$q < a_passes$23;
+        s1_is_a$24$clock = clock;
+        s1_is_a$24$d = d1_pass$q < a_passes$24;
+        s1_is_a$25$clock = clock;
+        s1_is_a$25$d = d1_pass$q < a_passes$25;
+        s1_is_a$26$clock = clock;
+        s1_is_a$26$d = d1_pass$q < a_passes$26;
+        s1_is_a$27$clock = clock;
+        s1_is_a$27$d = d1_pass$q < a_passes$27;
+        s1_is_a$28$clock = clock;
+        s1_is_a$28$d = d1_pass$q < a_passes$28;
+        s1_is_a$29$clock = clock;
+        s1_is_a$29$d = d1_pass$q < a_passes$29;
+        s1_is_a$30$clock = clock;
+        s1_is_a$30$d = d1_pass$q < a_passes$30;
+        s1_is_a$31$clock = clock;
+        s1_is_a$31$d = d1_pass$q < a_passes$31;
+        m1_valid$d = s1_valid$q;
+        m1_pass$d = s1_pass$q;
+        m1_term$d = s1_term$q;
+        m1_head$d = s1_head$q;
+        m2_valid$d = m1_valid$q;
+        m2_pass$d = m1_pass$q;
+        m2_term$d = m1_term$q;
+        m2_head$d = m1_head$q;
+        s2_post$d = m2_valid$q && (m2_term$q == last_term);
+        s2_pass$d = m2_pass$q;
         s2_set$d = a_set$q;
-        s2_head$d = s1_head$q && (s1_term$q == last_state_term);
+        s2_head$d = m2_head$q && (m2_term$q == last_state_term);
         lane$0$clock = clock;
         lane$0$x_we = x_we;
         lane$0$x_set = x_set;
@@ -10520,6 +10934,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$0$x_raddr1 = step$1$q;
         lane$0$k = term$q;
         lane$0$k_is_x = term$q == x_term;
+        lane$0$ka = d1_term$q;
+        lane$0$ka_is_x = d1_term$q == x_term;
         lane$0$a_set = a_set$q;
         if (a_set$q) begin
             lane$0$a_zero = zero$1;
@@ -10531,100 +10947,100 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         end
         lane$0$mac_en = s1_valid$q;
         lane$0$mac_first = s1_first$q;
-        lane$0$unit_is_a$0 = s1_pass$q < a_passes$0;
+        lane$0$unit_is_a$0 = s1_is_a$0$q;
         lane$0$weight$0 = weight_rom$0$data;
         lane$0$bias$0 = bias_rom$0$data;
-        lane$0$unit_is_a$1 = s1_pass$q < a_passes$1;
+        lane$0$unit_is_a$1 = s1_is_a$1$q;
         lane$0$weight$1 = weight_rom$1$data;
         lane$0$bias$1 = bias_rom$1$data;
-        lane$0$unit_is_a$2 = s1_pass$q < a_passes$2;
+        lane$0$unit_is_a$2 = s1_is_a$2$q;
         lane$0$weight$2 = weight_rom$2$data;
         lane$0$bias$2 = bias_rom$2$data;
-        lane$0$unit_is_a$3 = s1_pass$q < a_passes$3;
+        lane$0$unit_is_a$3 = s1_is_a$3$q;
         lane$0$weight$3 = weight_rom$3$data;
         lane$0$bias$3 = bias_rom$3$data;
-        lane$0$unit_is_a$4 = s1_pass$q < a_passes$4;
+        lane$0$unit_is_a$4 = s1_is_a$4$q;
         lane$0$weight$4 = weight_rom$4$data;
         lane$0$bias$4 = bias_rom$4$data;
-        lane$0$unit_is_a$5 = s1_pass$q < a_passes$5;
+        lane$0$unit_is_a$5 = s1_is_a$5$q;
         lane$0$weight$5 = weight_rom$5$data;
         lane$0$bias$5 = bias_rom$5$data;
-        lane$0$unit_is_a$6 = s1_pass$q < a_passes$6;
+        lane$0$unit_is_a$6 = s1_is_a$6$q;
         lane$0$weight$6 = weight_rom$6$data;
         lane$0$bias$6 = bias_rom$6$data;
-        lane$0$unit_is_a$7 = s1_pass$q < a_passes$7;
+        lane$0$unit_is_a$7 = s1_is_a$7$q;
         lane$0$weight$7 = weight_rom$7$data;
         lane$0$bias$7 = bias_rom$7$data;
-        lane$0$unit_is_a$8 = s1_pass$q < a_passes$8;
+        lane$0$unit_is_a$8 = s1_is_a$8$q;
         lane$0$weight$8 = weight_rom$8$data;
         lane$0$bias$8 = bias_rom$8$data;
-        lane$0$unit_is_a$9 = s1_pass$q < a_passes$9;
+        lane$0$unit_is_a$9 = s1_is_a$9$q;
         lane$0$weight$9 = weight_rom$9$data;
         lane$0$bias$9 = bias_rom$9$data;
-        lane$0$unit_is_a$10 = s1_pass$q < a_passes$10;
+        lane$0$unit_is_a$10 = s1_is_a$10$q;
         lane$0$weight$10 = weight_rom$10$data;
         lane$0$bias$10 = bias_rom$10$data;
-        lane$0$unit_is_a$11 = s1_pass$q < a_passes$11;
+        lane$0$unit_is_a$11 = s1_is_a$11$q;
         lane$0$weight$11 = weight_rom$11$data;
         lane$0$bias$11 = bias_rom$11$data;
-        lane$0$unit_is_a$12 = s1_pass$q < a_passes$12;
+        lane$0$unit_is_a$12 = s1_is_a$12$q;
         lane$0$weight$12 = weight_rom$12$data;
         lane$0$bias$12 = bias_rom$12$data;
-        lane$0$unit_is_a$13 = s1_pass$q < a_passes$13;
+        lane$0$unit_is_a$13 = s1_is_a$13$q;
         lane$0$weight$13 = weight_rom$13$data;
         lane$0$bias$13 = bias_rom$13$data;
-        lane$0$unit_is_a$14 = s1_pass$q < a_passes$14;
+        lane$0$unit_is_a$14 = s1_is_a$14$q;
         lane$0$weight$14 = weight_rom$14$data;
         lane$0$bias$14 = bias_rom$14$data;
-        lane$0$unit_is_a$15 = s1_pass$q < a_passes$15;
+        lane$0$unit_is_a$15 = s1_is_a$15$q;
         lane$0$weight$15 = weight_rom$15$data;
         lane$0$bias$15 = bias_rom$15$data;
-        lane$0$unit_is_a$16 = s1_pass$q < a_passes$16;
+        lane$0$unit_is_a$16 = s1_is_a$16$q;
         lane$0$weight$16 = weight_rom$16$data;
         lane$0$bias$16 = bias_rom$16$data;
-        lane$0$unit_is_a$17 = s1_pass$q < a_passes$17;
+        lane$0$unit_is_a$17 = s1_is_a$17$q;
         lane$0$weight$17 = weight_rom$17$data;
         lane$0$bias$17 = bias_rom$17$data;
-        lane$0$unit_is_a$18 = s1_pass$q < a_passes$18;
+        lane$0$unit_is_a$18 = s1_is_a$18$q;
         lane$0$weight$18 = weight_rom$18$data;
         lane$0$bias$18 = bias_rom$18$data;
-        lane$0$unit_is_a$19 = s1_pass$q < a_passes$19;
+        lane$0$unit_is_a$19 = s1_is_a$19$q;
         lane$0$weight$19 = weight_rom$19$data;
         lane$0$bias$19 = bias_rom$19$data;
-        lane$0$unit_is_a$20 = s1_pass$q < a_passes$20;
+        lane$0$unit_is_a$20 = s1_is_a$20$q;
         lane$0$weight$20 = weight_rom$20$data;
         lane$0$bias$20 = bias_rom$20$data;
-        lane$0$unit_is_a$21 = s1_pass$q < a_passes$21;
+        lane$0$unit_is_a$21 = s1_is_a$21$q;
         lane$0$weight$21 = weight_rom$21$data;
         lane$0$bias$21 = bias_rom$21$data;
-        lane$0$unit_is_a$22 = s1_pass$q < a_passes$22;
+        lane$0$unit_is_a$22 = s1_is_a$22$q;
         lane$0$weight$22 = weight_rom$22$data;
         lane$0$bias$22 = bias_rom$22$data;
-        lane$0$unit_is_a$23 = s1_pass$q < a_passes$23;
+        lane$0$unit_is_a$23 = s1_is_a$23$q;
         lane$0$weight$23 = weight_rom$23$data;
         lane$0$bias$23 = bias_rom$23$data;
-        lane$0$unit_is_a$24 = s1_pass$q < a_passes$24;
+        lane$0$unit_is_a$24 = s1_is_a$24$q;
         lane$0$weight$24 = weight_rom$24$data;
         lane$0$bias$24 = bias_rom$24$data;
-        lane$0$unit_is_a$25 = s1_pass$q < a_passes$25;
+        lane$0$unit_is_a$25 = s1_is_a$25$q;
         lane$0$weight$25 = weight_rom$25$data;
         lane$0$bias$25 = bias_rom$25$data;
-        lane$0$unit_is_a$26 = s1_pass$q < a_passes$26;
+        lane$0$unit_is_a$26 = s1_is_a$26$q;
         lane$0$weight$26 = weight_rom$26$data;
         lane$0$bias$26 = bias_rom$26$data;
-        lane$0$unit_is_a$27 = s1_pass$q < a_passes$27;
+        lane$0$unit_is_a$27 = s1_is_a$27$q;
         lane$0$weight$27 = weight_rom$27$data;
         lane$0$bias$27 = bias_rom$27$data;
-        lane$0$unit_is_a$28 = s1_pass$q < a_passes$28;
+        lane$0$unit_is_a$28 = s1_is_a$28$q;
         lane$0$weight$28 = weight_rom$28$data;
         lane$0$bias$28 = bias_rom$28$data;
-        lane$0$unit_is_a$29 = s1_pass$q < a_passes$29;
+        lane$0$unit_is_a$29 = s1_is_a$29$q;
         lane$0$weight$29 = weight_rom$29$data;
         lane$0$bias$29 = bias_rom$29$data;
-        lane$0$unit_is_a$30 = s1_pass$q < a_passes$30;
+        lane$0$unit_is_a$30 = s1_is_a$30$q;
         lane$0$weight$30 = weight_rom$30$data;
         lane$0$bias$30 = bias_rom$30$data;
-        lane$0$unit_is_a$31 = s1_pass$q < a_passes$31;
+        lane$0$unit_is_a$31 = s1_is_a$31$q;
         lane$0$weight$31 = weight_rom$31$data;
         lane$0$bias$31 = bias_rom$31$data;
         lane$0$head_en = s1_head$q;
@@ -10656,6 +11072,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$1$x_raddr1 = step$1$q;
         lane$1$k = term$q;
         lane$1$k_is_x = term$q == x_term;
+        lane$1$ka = d1_term$q;
+        lane$1$ka_is_x = d1_term$q == x_term;
         lane$1$a_set = a_set$q;
         if (a_set$q) begin
             lane$1$a_zero = zero$1;
@@ -10667,100 +11085,100 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         end
         lane$1$mac_en = s1_valid$q;
         lane$1$mac_first = s1_first$q;
-        lane$1$unit_is_a$0 = s1_pass$q < a_passes$0;
+        lane$1$unit_is_a$0 = s1_is_a$0$q;
         lane$1$weight$0 = weight_rom$0$data;
         lane$1$bias$0 = bias_rom$0$data;
-        lane$1$unit_is_a$1 = s1_pass$q < a_passes$1;
+        lane$1$unit_is_a$1 = s1_is_a$1$q;
         lane$1$weight$1 = weight_rom$1$data;
         lane$1$bias$1 = bias_rom$1$data;
-        lane$1$unit_is_a$2 = s1_pass$q < a_passes$2;
+        lane$1$unit_is_a$2 = s1_is_a$2$q;
         lane$1$weight$2 = weight_rom$2$data;
         lane$1$bias$2 = bias_rom$2$data;
-        lane$1$unit_is_a$3 = s1_pass$q < a_passes$3;
+        lane$1$unit_is_a$3 = s1_is_a$3$q;
         lane$1$weight$3 = weight_rom$3$data;
         lane$1$bias$3 = bias_rom$3$data;
-        lane$1$unit_is_a$4 = s1_pass$q < a_passes$4;
+        lane$1$unit_is_a$4 = s1_is_a$4$q;
         lane$1$weight$4 = weight_rom$4$data;
         lane$1$bias$4 = bias_rom$4$data;
-        lane$1$unit_is_a$5 = s1_pass$q < a_passes$5;
+        lane$1$unit_is_a$5 = s1_is_a$5$q;
         lane$1$weight$5 = weight_rom$5$data;
         lane$1$bias$5 = bias_rom$5$data;
-        lane$1$unit_is_a$6 = s1_pass$q < a_passes$6;
+        lane$1$unit_is_a$6 = s1_is_a$6$q;
         lane$1$weight$6 = weight_rom$6$data;
         lane$1$bias$6 = bias_rom$6$data;
-        lane$1$unit_is_a$7 = s1_pass$q < a_passes$7;
+        lane$1$unit_is_a$7 = s1_is_a$7$q;
         lane$1$weight$7 = weight_rom$7$data;
         lane$1$bias$7 = bias_rom$7$data;
-        lane$1$unit_is_a$8 = s1_pass$q < a_passes$8;
+        lane$1$unit_is_a$8 = s1_is_a$8$q;
         lane$1$weight$8 = weight_rom$8$data;
         lane$1$bias$8 = bias_rom$8$data;
-        lane$1$unit_is_a$9 = s1_pass$q < a_passes$9;
+        lane$1$unit_is_a$9 = s1_is_a$9$q;
         lane$1$weight$9 = weight_rom$9$data;
         lane$1$bias$9 = bias_rom$9$data;
-        lane$1$unit_is_a$10 = s1_pass$q < a_passes$10;
+        lane$1$unit_is_a$10 = s1_is_a$10$q;
         lane$1$weight$10 = weight_rom$10$data;
         lane$1$bias$10 = bias_rom$10$data;
-        lane$1$unit_is_a$11 = s1_pass$q < a_passes$11;
+        lane$1$unit_is_a$11 = s1_is_a$11$q;
         lane$1$weight$11 = weight_rom$11$data;
         lane$1$bias$11 = bias_rom$11$data;
-        lane$1$unit_is_a$12 = s1_pass$q < a_passes$12;
+        lane$1$unit_is_a$12 = s1_is_a$12$q;
         lane$1$weight$12 = weight_rom$12$data;
         lane$1$bias$12 = bias_rom$12$data;
-        lane$1$unit_is_a$13 = s1_pass$q < a_passes$13;
+        lane$1$unit_is_a$13 = s1_is_a$13$q;
         lane$1$weight$13 = weight_rom$13$data;
         lane$1$bias$13 = bias_rom$13$data;
-        lane$1$unit_is_a$14 = s1_pass$q < a_passes$14;
+        lane$1$unit_is_a$14 = s1_is_a$14$q;
         lane$1$weight$14 = weight_rom$14$data;
         lane$1$bias$14 = bias_rom$14$data;
-        lane$1$unit_is_a$15 = s1_pass$q < a_passes$15;
+        lane$1$unit_is_a$15 = s1_is_a$15$q;
         lane$1$weight$15 = weight_rom$15$data;
         lane$1$bias$15 = bias_rom$15$data;
-        lane$1$unit_is_a$16 = s1_pass$q < a_passes$16;
+        lane$1$unit_is_a$16 = s1_is_a$16$q;
         lane$1$weight$16 = weight_rom$16$data;
         lane$1$bias$16 = bias_rom$16$data;
-        lane$1$unit_is_a$17 = s1_pass$q < a_passes$17;
+        lane$1$unit_is_a$17 = s1_is_a$17$q;
         lane$1$weight$17 = weight_rom$17$data;
         lane$1$bias$17 = bias_rom$17$data;
-        lane$1$unit_is_a$18 = s1_pass$q < a_passes$18;
+        lane$1$unit_is_a$18 = s1_is_a$18$q;
         lane$1$weight$18 = weight_rom$18$data;
         lane$1$bias$18 = bias_rom$18$data;
-        lane$1$unit_is_a$19 = s1_pass$q < a_passes$19;
+        lane$1$unit_is_a$19 = s1_is_a$19$q;
         lane$1$weight$19 = weight_rom$19$data;
         lane$1$bias$19 = bias_rom$19$data;
-        lane$1$unit_is_a$20 = s1_pass$q < a_passes$20;
+        lane$1$unit_is_a$20 = s1_is_a$20$q;
         lane$1$weight$20 = weight_rom$20$data;
         lane$1$bias$20 = bias_rom$20$data;
-        lane$1$unit_is_a$21 = s1_pass$q < a_passes$21;
+        lane$1$unit_is_a$21 = s1_is_a$21$q;
         lane$1$weight$21 = weight_rom$21$data;
         lane$1$bias$21 = bias_rom$21$data;
-        lane$1$unit_is_a$22 = s1_pass$q < a_passes$22;
+        lane$1$unit_is_a$22 = s1_is_a$22$q;
         lane$1$weight$22 = weight_rom$22$data;
         lane$1$bias$22 = bias_rom$22$data;
-        lane$1$unit_is_a$23 = s1_pass$q < a_passes$23;
+        lane$1$unit_is_a$23 = s1_is_a$23$q;
         lane$1$weight$23 = weight_rom$23$data;
         lane$1$bias$23 = bias_rom$23$data;
-        lane$1$unit_is_a$24 = s1_pass$q < a_passes$24;
+        lane$1$unit_is_a$24 = s1_is_a$24$q;
         lane$1$weight$24 = weight_rom$24$data;
         lane$1$bias$24 = bias_rom$24$data;
-        lane$1$unit_is_a$25 = s1_pass$q < a_passes$25;
+        lane$1$unit_is_a$25 = s1_is_a$25$q;
         lane$1$weight$25 = weight_rom$25$data;
         lane$1$bias$25 = bias_rom$25$data;
-        lane$1$unit_is_a$26 = s1_pass$q < a_passes$26;
+        lane$1$unit_is_a$26 = s1_is_a$26$q;
         lane$1$weight$26 = weight_rom$26$data;
         lane$1$bias$26 = bias_rom$26$data;
-        lane$1$unit_is_a$27 = s1_pass$q < a_passes$27;
+        lane$1$unit_is_a$27 = s1_is_a$27$q;
         lane$1$weight$27 = weight_rom$27$data;
         lane$1$bias$27 = bias_rom$27$data;
-        lane$1$unit_is_a$28 = s1_pass$q < a_passes$28;
+        lane$1$unit_is_a$28 = s1_is_a$28$q;
         lane$1$weight$28 = weight_rom$28$data;
         lane$1$bias$28 = bias_rom$28$data;
-        lane$1$unit_is_a$29 = s1_pass$q < a_passes$29;
+        lane$1$unit_is_a$29 = s1_is_a$29$q;
         lane$1$weight$29 = weight_rom$29$data;
         lane$1$bias$29 = bias_rom$29$data;
-        lane$1$unit_is_a$30 = s1_pass$q < a_passes$30;
+        lane$1$unit_is_a$30 = s1_is_a$30$q;
         lane$1$weight$30 = weight_rom$30$data;
         lane$1$bias$30 = bias_rom$30$data;
-        lane$1$unit_is_a$31 = s1_pass$q < a_passes$31;
+        lane$1$unit_is_a$31 = s1_is_a$31$q;
         lane$1$weight$31 = weight_rom$31$data;
         lane$1$bias$31 = bias_rom$31$data;
         lane$1$head_en = s1_head$q;
@@ -10792,6 +11210,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$2$x_raddr1 = step$1$q;
         lane$2$k = term$q;
         lane$2$k_is_x = term$q == x_term;
+        lane$2$ka = d1_term$q;
+        lane$2$ka_is_x = d1_term$q == x_term;
         lane$2$a_set = a_set$q;
         if (a_set$q) begin
             lane$2$a_zero = zero$1;
@@ -10803,100 +11223,100 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         end
         lane$2$mac_en = s1_valid$q;
         lane$2$mac_first = s1_first$q;
-        lane$2$unit_is_a$0 = s1_pass$q < a_passes$0;
+        lane$2$unit_is_a$0 = s1_is_a$0$q;
         lane$2$weight$0 = weight_rom$0$data;
         lane$2$bias$0 = bias_rom$0$data;
-        lane$2$unit_is_a$1 = s1_pass$q < a_passes$1;
+        lane$2$unit_is_a$1 = s1_is_a$1$q;
         lane$2$weight$1 = weight_rom$1$data;
         lane$2$bias$1 = bias_rom$1$data;
-        lane$2$unit_is_a$2 = s1_pass$q < a_passes$2;
+        lane$2$unit_is_a$2 = s1_is_a$2$q;
         lane$2$weight$2 = weight_rom$2$data;
         lane$2$bias$2 = bias_rom$2$data;
-        lane$2$unit_is_a$3 = s1_pass$q < a_passes$3;
+        lane$2$unit_is_a$3 = s1_is_a$3$q;
         lane$2$weight$3 = weight_rom$3$data;
         lane$2$bias$3 = bias_rom$3$data;
-        lane$2$unit_is_a$4 = s1_pass$q < a_passes$4;
+        lane$2$unit_is_a$4 = s1_is_a$4$q;
         lane$2$weight$4 = weight_rom$4$data;
         lane$2$bias$4 = bias_rom$4$data;
-        lane$2$unit_is_a$5 = s1_pass$q < a_passes$5;
+        lane$2$unit_is_a$5 = s1_is_a$5$q;
         lane$2$weight$5 = weight_rom$5$data;
         lane$2$bias$5 = bias_rom$5$data;
-        lane$2$unit_is_a$6 = s1_pass$q < a_passes$6;
+        lane$2$unit_is_a$6 = s1_is_a$6$q;
         lane$2$weight$6 = weight_rom$6$data;
         lane$2$bias$6 = bias_rom$6$data;
-        lane$2$unit_is_a$7 = s1_pass$q < a_passes$7;
+        lane$2$unit_is_a$7 = s1_is_a$7$q;
         lane$2$weight$7 = weight_rom$7$data;
         lane$2$bias$7 = bias_rom$7$data;
-        lane$2$unit_is_a$8 = s1_pass$q < a_passes$8;
+        lane$2$unit_is_a$8 = s1_is_a$8$q;
         lane$2$weight$8 = weight_rom$8$data;
         lane$2$bias$8 = bias_rom$8$data;
-        lane$2$unit_is_a$9 = s1_pass$q < a_passes$9;
+        lane$2$unit_is_a$9 = s1_is_a$9$q;
         lane$2$weight$9 = weight_rom$9$data;
         lane$2$bias$9 = bias_rom$9$data;
-        lane$2$unit_is_a$10 = s1_pass$q < a_passes$10;
+        lane$2$unit_is_a$10 = s1_is_a$10$q;
         lane$2$weight$10 = weight_rom$10$data;
         lane$2$bias$10 = bias_rom$10$data;
-        lane$2$unit_is_a$11 = s1_pass$q < a_passes$11;
+        lane$2$unit_is_a$11 = s1_is_a$11$q;
         lane$2$weight$11 = weight_rom$11$data;
         lane$2$bias$11 = bias_rom$11$data;
-        lane$2$unit_is_a$12 = s1_pass$q < a_passes$12;
+        lane$2$unit_is_a$12 = s1_is_a$12$q;
         lane$2$weight$12 = weight_rom$12$data;
         lane$2$bias$12 = bias_rom$12$data;
-        lane$2$unit_is_a$13 = s1_pass$q < a_passes$13;
+        lane$2$unit_is_a$13 = s1_is_a$13$q;
         lane$2$weight$13 = weight_rom$13$data;
         lane$2$bias$13 = bias_rom$13$data;
-        lane$2$unit_is_a$14 = s1_pass$q < a_passes$14;
+        lane$2$unit_is_a$14 = s1_is_a$14$q;
         lane$2$weight$14 = weight_rom$14$data;
         lane$2$bias$14 = bias_rom$14$data;
-        lane$2$unit_is_a$15 = s1_pass$q < a_passes$15;
+        lane$2$unit_is_a$15 = s1_is_a$15$q;
         lane$2$weight$15 = weight_rom$15$data;
         lane$2$bias$15 = bias_rom$15$data;
-        lane$2$unit_is_a$16 = s1_pass$q < a_passes$16;
+        lane$2$unit_is_a$16 = s1_is_a$16$q;
         lane$2$weight$16 = weight_rom$16$data;
         lane$2$bias$16 = bias_rom$16$data;
-        lane$2$unit_is_a$17 = s1_pass$q < a_passes$17;
+        lane$2$unit_is_a$17 = s1_is_a$17$q;
         lane$2$weight$17 = weight_rom$17$data;
         lane$2$bias$17 = bias_rom$17$data;
-        lane$2$unit_is_a$18 = s1_pass$q < a_passes$18;
+        lane$2$unit_is_a$18 = s1_is_a$18$q;
         lane$2$weight$18 = weight_rom$18$data;
         lane$2$bias$18 = bias_rom$18$data;
-        lane$2$unit_is_a$19 = s1_pass$q < a_passes$19;
+        lane$2$unit_is_a$19 = s1_is_a$19$q;
         lane$2$weight$19 = weight_rom$19$data;
         lane$2$bias$19 = bias_rom$19$data;
-        lane$2$unit_is_a$20 = s1_pass$q < a_passes$20;
+        lane$2$unit_is_a$20 = s1_is_a$20$q;
         lane$2$weight$20 = weight_rom$20$data;
         lane$2$bias$20 = bias_rom$20$data;
-        lane$2$unit_is_a$21 = s1_pass$q < a_passes$21;
+        lane$2$unit_is_a$21 = s1_is_a$21$q;
         lane$2$weight$21 = weight_rom$21$data;
         lane$2$bias$21 = bias_rom$21$data;
-        lane$2$unit_is_a$22 = s1_pass$q < a_passes$22;
+        lane$2$unit_is_a$22 = s1_is_a$22$q;
         lane$2$weight$22 = weight_rom$22$data;
         lane$2$bias$22 = bias_rom$22$data;
-        lane$2$unit_is_a$23 = s1_pass$q < a_passes$23;
+        lane$2$unit_is_a$23 = s1_is_a$23$q;
         lane$2$weight$23 = weight_rom$23$data;
         lane$2$bias$23 = bias_rom$23$data;
-        lane$2$unit_is_a$24 = s1_pass$q < a_passes$24;
+        lane$2$unit_is_a$24 = s1_is_a$24$q;
         lane$2$weight$24 = weight_rom$24$data;
         lane$2$bias$24 = bias_rom$24$data;
-        lane$2$unit_is_a$25 = s1_pass$q < a_passes$25;
+        lane$2$unit_is_a$25 = s1_is_a$25$q;
         lane$2$weight$25 = weight_rom$25$data;
         lane$2$bias$25 = bias_rom$25$data;
-        lane$2$unit_is_a$26 = s1_pass$q < a_passes$26;
+        lane$2$unit_is_a$26 = s1_is_a$26$q;
         lane$2$weight$26 = weight_rom$26$data;
         lane$2$bias$26 = bias_rom$26$data;
-        lane$2$unit_is_a$27 = s1_pass$q < a_passes$27;
+        lane$2$unit_is_a$27 = s1_is_a$27$q;
         lane$2$weight$27 = weight_rom$27$data;
         lane$2$bias$27 = bias_rom$27$data;
-        lane$2$unit_is_a$28 = s1_pass$q < a_passes$28;
+        lane$2$unit_is_a$28 = s1_is_a$28$q;
         lane$2$weight$28 = weight_rom$28$data;
         lane$2$bias$28 = bias_rom$28$data;
-        lane$2$unit_is_a$29 = s1_pass$q < a_passes$29;
+        lane$2$unit_is_a$29 = s1_is_a$29$q;
         lane$2$weight$29 = weight_rom$29$data;
         lane$2$bias$29 = bias_rom$29$data;
-        lane$2$unit_is_a$30 = s1_pass$q < a_passes$30;
+        lane$2$unit_is_a$30 = s1_is_a$30$q;
         lane$2$weight$30 = weight_rom$30$data;
         lane$2$bias$30 = bias_rom$30$data;
-        lane$2$unit_is_a$31 = s1_pass$q < a_passes$31;
+        lane$2$unit_is_a$31 = s1_is_a$31$q;
         lane$2$weight$31 = weight_rom$31$data;
         lane$2$bias$31 = bias_rom$31$data;
         lane$2$head_en = s1_head$q;
@@ -10928,6 +11348,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$3$x_raddr1 = step$1$q;
         lane$3$k = term$q;
         lane$3$k_is_x = term$q == x_term;
+        lane$3$ka = d1_term$q;
+        lane$3$ka_is_x = d1_term$q == x_term;
         lane$3$a_set = a_set$q;
         if (a_set$q) begin
             lane$3$a_zero = zero$1;
@@ -10939,100 +11361,100 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         end
         lane$3$mac_en = s1_valid$q;
         lane$3$mac_first = s1_first$q;
-        lane$3$unit_is_a$0 = s1_pass$q < a_passes$0;
+        lane$3$unit_is_a$0 = s1_is_a$0$q;
         lane$3$weight$0 = weight_rom$0$data;
         lane$3$bias$0 = bias_rom$0$data;
-        lane$3$unit_is_a$1 = s1_pass$q < a_passes$1;
+        lane$3$unit_is_a$1 = s1_is_a$1$q;
         lane$3$weight$1 = weight_rom$1$data;
         lane$3$bias$1 = bias_rom$1$data;
-        lane$3$unit_is_a$2 = s1_pass$q < a_passes$2;
+        lane$3$unit_is_a$2 = s1_is_a$2$q;
         lane$3$weight$2 = weight_rom$2$data;
         lane$3$bias$2 = bias_rom$2$data;
-        lane$3$unit_is_a$3 = s1_pass$q < a_passes$3;
+        lane$3$unit_is_a$3 = s1_is_a$3$q;
         lane$3$weight$3 = weight_rom$3$data;
         lane$3$bias$3 = bias_rom$3$data;
-        lane$3$unit_is_a$4 = s1_pass$q < a_passes$4;
+        lane$3$unit_is_a$4 = s1_is_a$4$q;
         lane$3$weight$4 = weight_rom$4$data;
         lane$3$bias$4 = bias_rom$4$data;
-        lane$3$unit_is_a$5 = s1_pass$q < a_passes$5;
+        lane$3$unit_is_a$5 = s1_is_a$5$q;
         lane$3$weight$5 = weight_rom$5$data;
         lane$3$bias$5 = bias_rom$5$data;
-        lane$3$unit_is_a$6 = s1_pass$q < a_passes$6;
+        lane$3$unit_is_a$6 = s1_is_a$6$q;
         lane$3$weight$6 = weight_rom$6$data;
         lane$3$bias$6 = bias_rom$6$data;
-        lane$3$unit_is_a$7 = s1_pass$q < a_passes$7;
+        lane$3$unit_is_a$7 = s1_is_a$7$q;
         lane$3$weight$7 = weight_rom$7$data;
         lane$3$bias$7 = bias_rom$7$data;
-        lane$3$unit_is_a$8 = s1_pass$q < a_passes$8;
+        lane$3$unit_is_a$8 = s1_is_a$8$q;
         lane$3$weight$8 = weight_rom$8$data;
         lane$3$bias$8 = bias_rom$8$data;
-        lane$3$unit_is_a$9 = s1_pass$q < a_passes$9;
+        lane$3$unit_is_a$9 = s1_is_a$9$q;
         lane$3$weight$9 = weight_rom$9$data;
         lane$3$bias$9 = bias_rom$9$data;
-        lane$3$unit_is_a$10 = s1_pass$q < a_passes$10;
+        lane$3$unit_is_a$10 = s1_is_a$10$q;
         lane$3$weight$10 = weight_rom$10$data;
         lane$3$bias$10 = bias_rom$10$data;
-        lane$3$unit_is_a$11 = s1_pass$q < a_passes$11;
+        lane$3$unit_is_a$11 = s1_is_a$11$q;
         lane$3$weight$11 = weight_rom$11$data;
         lane$3$bias$11 = bias_rom$11$data;
-        lane$3$unit_is_a$12 = s1_pass$q < a_passes$12;
+        lane$3$unit_is_a$12 = s1_is_a$12$q;
         lane$3$weight$12 = weight_rom$12$data;
         lane$3$bias$12 = bias_rom$12$data;
-        lane$3$unit_is_a$13 = s1_pass$q < a_passes$13;
+        lane$3$unit_is_a$13 = s1_is_a$13$q;
         lane$3$weight$13 = weight_rom$13$data;
         lane$3$bias$13 = bias_rom$13$data;
-        lane$3$unit_is_a$14 = s1_pass$q < a_passes$14;
+        lane$3$unit_is_a$14 = s1_is_a$14$q;
         lane$3$weight$14 = weight_rom$14$data;
         lane$3$bias$14 = bias_rom$14$data;
-        lane$3$unit_is_a$15 = s1_pass$q < a_passes$15;
+        lane$3$unit_is_a$15 = s1_is_a$15$q;
         lane$3$weight$15 = weight_rom$15$data;
         lane$3$bias$15 = bias_rom$15$data;
-        lane$3$unit_is_a$16 = s1_pass$q < a_passes$16;
+        lane$3$unit_is_a$16 = s1_is_a$16$q;
         lane$3$weight$16 = weight_rom$16$data;
         lane$3$bias$16 = bias_rom$16$data;
-        lane$3$unit_is_a$17 = s1_pass$q < a_passes$17;
+        lane$3$unit_is_a$17 = s1_is_a$17$q;
         lane$3$weight$17 = weight_rom$17$data;
         lane$3$bias$17 = bias_rom$17$data;
-        lane$3$unit_is_a$18 = s1_pass$q < a_passes$18;
+        lane$3$unit_is_a$18 = s1_is_a$18$q;
         lane$3$weight$18 = weight_rom$18$data;
         lane$3$bias$18 = bias_rom$18$data;
-        lane$3$unit_is_a$19 = s1_pass$q < a_passes$19;
+        lane$3$unit_is_a$19 = s1_is_a$19$q;
         lane$3$weight$19 = weight_rom$19$data;
         lane$3$bias$19 = bias_rom$19$data;
-        lane$3$unit_is_a$20 = s1_pass$q < a_passes$20;
+        lane$3$unit_is_a$20 = s1_is_a$20$q;
         lane$3$weight$20 = weight_rom$20$data;
         lane$3$bias$20 = bias_rom$20$data;
-        lane$3$unit_is_a$21 = s1_pass$q < a_passes$21;
+        lane$3$unit_is_a$21 = s1_is_a$21$q;
         lane$3$weight$21 = weight_rom$21$data;
         lane$3$bias$21 = bias_rom$21$data;
-        lane$3$unit_is_a$22 = s1_pass$q < a_passes$22;
+        lane$3$unit_is_a$22 = s1_is_a$22$q;
         lane$3$weight$22 = weight_rom$22$data;
         lane$3$bias$22 = bias_rom$22$data;
-        lane$3$unit_is_a$23 = s1_pass$q < a_passes$23;
+        lane$3$unit_is_a$23 = s1_is_a$23$q;
         lane$3$weight$23 = weight_rom$23$data;
         lane$3$bias$23 = bias_rom$23$data;
-        lane$3$unit_is_a$24 = s1_pass$q < a_passes$24;
+        lane$3$unit_is_a$24 = s1_is_a$24$q;
         lane$3$weight$24 = weight_rom$24$data;
         lane$3$bias$24 = bias_rom$24$data;
-        lane$3$unit_is_a$25 = s1_pass$q < a_passes$25;
+        lane$3$unit_is_a$25 = s1_is_a$25$q;
         lane$3$weight$25 = weight_rom$25$data;
         lane$3$bias$25 = bias_rom$25$data;
-        lane$3$unit_is_a$26 = s1_pass$q < a_passes$26;
+        lane$3$unit_is_a$26 = s1_is_a$26$q;
         lane$3$weight$26 = weight_rom$26$data;
         lane$3$bias$26 = bias_rom$26$data;
-        lane$3$unit_is_a$27 = s1_pass$q < a_passes$27;
+        lane$3$unit_is_a$27 = s1_is_a$27$q;
         lane$3$weight$27 = weight_rom$27$data;
         lane$3$bias$27 = bias_rom$27$data;
-        lane$3$unit_is_a$28 = s1_pass$q < a_passes$28;
+        lane$3$unit_is_a$28 = s1_is_a$28$q;
         lane$3$weight$28 = weight_rom$28$data;
         lane$3$bias$28 = bias_rom$28$data;
-        lane$3$unit_is_a$29 = s1_pass$q < a_passes$29;
+        lane$3$unit_is_a$29 = s1_is_a$29$q;
         lane$3$weight$29 = weight_rom$29$data;
         lane$3$bias$29 = bias_rom$29$data;
-        lane$3$unit_is_a$30 = s1_pass$q < a_passes$30;
+        lane$3$unit_is_a$30 = s1_is_a$30$q;
         lane$3$weight$30 = weight_rom$30$data;
         lane$3$bias$30 = bias_rom$30$data;
-        lane$3$unit_is_a$31 = s1_pass$q < a_passes$31;
+        lane$3$unit_is_a$31 = s1_is_a$31$q;
         lane$3$weight$31 = weight_rom$31$data;
         lane$3$bias$31 = bias_rom$31$data;
         lane$3$head_en = s1_head$q;
@@ -11112,11 +11534,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         case (slot$q)
             SlotState$Boundary:
                 begin
-                    if (bwait$q != 2'h2) begin
-                        bwait$d = bwait$q + 2'h1;
-                    end
-                    else if (~(n_head_last && ext_busy)) begin
-                        bwait$d = 2'h0;
+                    if (~(n_head_last && ext_busy)) begin
                         slot$d = SlotState$Issue;
                         a_set$d = n_set;
                         pass$d = 16'h0;
@@ -11171,14 +11589,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
                         if (pass$q == last_pass) begin
                             pass$d = 16'h0;
                             slot$d = SlotState$Drain;
-                            drain$d = 2'h0;
+                            drain$d = 3'h0;
                         end
                     end
                 end
             SlotState$Drain:
                 begin
-                    drain$d = drain$q + 2'h1;
-                    if (drain$q == 2'h3) begin
+                    drain$d = drain$q + 3'h1;
+                    if (drain$q == 3'h5) begin
                         slot$d = SlotState$Boundary;
                         upd_run$d = 1'b1;
                         upd_j$d = 16'h0;
@@ -12118,25 +12536,6 @@ module top$core$engine$gru$bias_rom$9(clock,address,data);
 endmodule // top$core$engine$gru$bias_rom$9
 
 
-module top$core$engine$gru$bwait(d,q,clock);
-    
-    // Module arguments
-    input wire  [1:0] d;
-    output reg  [1:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 2'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$bwait
-
-
 module top$core$engine$gru$d0_first(d,q,clock);
     
     // Module arguments
@@ -12995,13 +13394,13 @@ endmodule // top$core$engine$gru$decoder$1
 module top$core$engine$gru$drain(d,q,clock);
     
     // Module arguments
-    input wire  [1:0] d;
-    output reg  [1:0] q;
+    input wire  [2:0] d;
+    output reg  [2:0] q;
     input wire  clock;
     
     // Update code (custom)
     initial begin
-       q = 2'h0;
+       q = 3'h0;
     end
     
     always @(posedge clock) begin
@@ -13303,7 +13702,7 @@ module top$core$engine$gru$head_valid(d,q,clock);
 endmodule // top$core$engine$gru$head_valid
 
 
-module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -13315,6 +13714,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -14073,12 +14474,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
-    reg  [17:0] p_a$d;
-    wire  [17:0] p_a$q;
-    reg  p_a$clock;
-    reg  [17:0] p_head$d;
-    wire  [17:0] p_head$q;
-    reg  p_head$clock;
     reg  p_isx$d;
     wire  p_isx$q;
     reg  p_isx$clock;
@@ -14091,12 +14486,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
-    reg  [17:0] q_a$d;
-    wire  [17:0] q_a$q;
-    reg  q_a$clock;
-    reg  [17:0] q_head$d;
-    wire  [17:0] q_head$q;
-    reg  q_head$clock;
     reg  q_isx$d;
     wire  q_isx$q;
     reg  q_isx$clock;
@@ -15301,16 +15690,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_xc$q),
         .clock(p_xc$clock)
     );
-    top$core$engine$gru$lane$0$p_a p_a(
-        .d(p_a$d),
-        .q(p_a$q),
-        .clock(p_a$clock)
-    );
-    top$core$engine$gru$lane$0$p_head p_head(
-        .d(p_head$d),
-        .q(p_head$q),
-        .clock(p_head$clock)
-    );
     top$core$engine$gru$lane$0$p_isx p_isx(
         .d(p_isx$d),
         .q(p_isx$q),
@@ -15330,16 +15709,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_xc$d),
         .q(q_xc$q),
         .clock(q_xc$clock)
-    );
-    top$core$engine$gru$lane$0$q_a q_a(
-        .d(q_a$d),
-        .q(q_a$q),
-        .clock(q_a$clock)
-    );
-    top$core$engine$gru$lane$0$q_head q_head(
-        .d(q_head$d),
-        .q(q_head$q),
-        .clock(q_head$clock)
     );
     top$core$engine$gru$lane$0$q_isx q_isx(
         .d(q_isx$d),
@@ -15770,14 +16139,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$clock = clock;
         p_h$clock = clock;
         p_xc$clock = clock;
-        p_a$clock = clock;
-        p_head$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
         q_prod$clock = clock;
         q_xc$clock = clock;
-        q_a$clock = clock;
-        q_head$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
@@ -15796,14 +16161,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = p_r$q;
         p_h$d = p_h$q;
         p_xc$d = p_xc$q;
-        p_a$d = p_a$q;
-        p_head$d = p_head$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
         q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
-        q_a$d = q_a$q;
-        q_head$d = q_head$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
@@ -15818,6 +16179,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
+        if (a_set == (0 == 32'h1)) begin
+            state$0$raddr0 = ka;
+        end
         state$0$raddr1 = upd_j;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
@@ -15829,6 +16193,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
         state$1$raddr0 = k;
+        if (a_set == (1 == 32'h1)) begin
+            state$1$raddr0 = ka;
+        end
         state$1$raddr1 = upd_j;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
@@ -16722,30 +17089,26 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_head$d = h_a;
         p_isx$d = k_is_x;
         p_czero$d = c_zero;
-        if (k_is_x) begin
-            p_a$d = x_a;
-        end
-        else begin
-            p_a$d = h_a;
-            if (a_zero) begin
-                p_a$d = 18'h0;
-            end
-        end
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
         q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
-        q_a$d = p_a$q;
-        q_head$d = p_head$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
-        op_head$d = q_head$q;
-        op_a$d = q_a$q;
+        op_head$d = h_a;
+        if (ka_is_x) begin
+            op_a$d = x_a;
+        end
+        else begin
+            op_a$d = h_a;
+            if (a_zero) begin
+                op_a$d = 18'h0;
+            end
+        end
         if (q_isx$q) begin
             op_c$d = q_xc$q;
         end
@@ -18640,16 +19003,24 @@ module top$core$engine$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$0$head$mac$0
@@ -18668,16 +19039,24 @@ module top$core$engine$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$0$head$mac$1
@@ -18696,16 +19075,24 @@ module top$core$engine$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$0$head$mac$2
@@ -18901,22 +19288,29 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -18940,22 +19334,29 @@ module top$core$engine$gru$lane$0$mac$1(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -18979,22 +19380,29 @@ module top$core$engine$gru$lane$0$mac$10(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19018,22 +19426,29 @@ module top$core$engine$gru$lane$0$mac$11(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19057,22 +19472,29 @@ module top$core$engine$gru$lane$0$mac$12(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19096,22 +19518,29 @@ module top$core$engine$gru$lane$0$mac$13(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19135,22 +19564,29 @@ module top$core$engine$gru$lane$0$mac$14(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19174,22 +19610,29 @@ module top$core$engine$gru$lane$0$mac$15(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19213,22 +19656,29 @@ module top$core$engine$gru$lane$0$mac$16(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19252,22 +19702,29 @@ module top$core$engine$gru$lane$0$mac$17(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19291,22 +19748,29 @@ module top$core$engine$gru$lane$0$mac$18(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19330,22 +19794,29 @@ module top$core$engine$gru$lane$0$mac$19(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19369,22 +19840,29 @@ module top$core$engine$gru$lane$0$mac$2(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19408,22 +19886,29 @@ module top$core$engine$gru$lane$0$mac$20(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19447,22 +19932,29 @@ module top$core$engine$gru$lane$0$mac$21(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19486,22 +19978,29 @@ module top$core$engine$gru$lane$0$mac$22(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19525,22 +20024,29 @@ module top$core$engine$gru$lane$0$mac$23(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19564,22 +20070,29 @@ module top$core$engine$gru$lane$0$mac$24(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19603,22 +20116,29 @@ module top$core$engine$gru$lane$0$mac$25(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19642,22 +20162,29 @@ module top$core$engine$gru$lane$0$mac$26(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19681,22 +20208,29 @@ module top$core$engine$gru$lane$0$mac$27(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19720,22 +20254,29 @@ module top$core$engine$gru$lane$0$mac$28(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19759,22 +20300,29 @@ module top$core$engine$gru$lane$0$mac$29(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19798,22 +20346,29 @@ module top$core$engine$gru$lane$0$mac$3(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19837,22 +20392,29 @@ module top$core$engine$gru$lane$0$mac$30(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19876,22 +20438,29 @@ module top$core$engine$gru$lane$0$mac$31(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19915,22 +20484,29 @@ module top$core$engine$gru$lane$0$mac$4(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19954,22 +20530,29 @@ module top$core$engine$gru$lane$0$mac$5(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -19993,22 +20576,29 @@ module top$core$engine$gru$lane$0$mac$6(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -20032,22 +20622,29 @@ module top$core$engine$gru$lane$0$mac$7(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -20071,22 +20668,29 @@ module top$core$engine$gru$lane$0$mac$8(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -20110,22 +20714,29 @@ module top$core$engine$gru$lane$0$mac$9(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -20192,25 +20803,6 @@ module top$core$engine$gru$lane$0$op_head(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$op_head
 
 
-module top$core$engine$gru$lane$0$p_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$p_a
-
-
 module top$core$engine$gru$lane$0$p_czero(d,q,clock);
     
     // Module arguments
@@ -20247,25 +20839,6 @@ module top$core$engine$gru$lane$0$p_h(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$p_h
-
-
-module top$core$engine$gru$lane$0$p_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$p_head
 
 
 module top$core$engine$gru$lane$0$p_isx(d,q,clock);
@@ -20325,25 +20898,6 @@ module top$core$engine$gru$lane$0$p_xc(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$p_xc
 
 
-module top$core$engine$gru$lane$0$q_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$q_a
-
-
 module top$core$engine$gru$lane$0$q_czero(d,q,clock);
     
     // Module arguments
@@ -20361,25 +20915,6 @@ module top$core$engine$gru$lane$0$q_czero(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$q_czero
-
-
-module top$core$engine$gru$lane$0$q_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$q_head
 
 
 module top$core$engine$gru$lane$0$q_isx(d,q,clock);
@@ -23187,7 +23722,7 @@ module top$core$engine$gru$lane$0$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$z1$9
 
 
-module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -23199,6 +23734,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -23957,12 +24494,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
-    reg  [17:0] p_a$d;
-    wire  [17:0] p_a$q;
-    reg  p_a$clock;
-    reg  [17:0] p_head$d;
-    wire  [17:0] p_head$q;
-    reg  p_head$clock;
     reg  p_isx$d;
     wire  p_isx$q;
     reg  p_isx$clock;
@@ -23975,12 +24506,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
-    reg  [17:0] q_a$d;
-    wire  [17:0] q_a$q;
-    reg  q_a$clock;
-    reg  [17:0] q_head$d;
-    wire  [17:0] q_head$q;
-    reg  q_head$clock;
     reg  q_isx$d;
     wire  q_isx$q;
     reg  q_isx$clock;
@@ -25185,16 +25710,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_xc$q),
         .clock(p_xc$clock)
     );
-    top$core$engine$gru$lane$1$p_a p_a(
-        .d(p_a$d),
-        .q(p_a$q),
-        .clock(p_a$clock)
-    );
-    top$core$engine$gru$lane$1$p_head p_head(
-        .d(p_head$d),
-        .q(p_head$q),
-        .clock(p_head$clock)
-    );
     top$core$engine$gru$lane$1$p_isx p_isx(
         .d(p_isx$d),
         .q(p_isx$q),
@@ -25214,16 +25729,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_xc$d),
         .q(q_xc$q),
         .clock(q_xc$clock)
-    );
-    top$core$engine$gru$lane$1$q_a q_a(
-        .d(q_a$d),
-        .q(q_a$q),
-        .clock(q_a$clock)
-    );
-    top$core$engine$gru$lane$1$q_head q_head(
-        .d(q_head$d),
-        .q(q_head$q),
-        .clock(q_head$clock)
     );
     top$core$engine$gru$lane$1$q_isx q_isx(
         .d(q_isx$d),
@@ -25654,14 +26159,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$clock = clock;
         p_h$clock = clock;
         p_xc$clock = clock;
-        p_a$clock = clock;
-        p_head$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
         q_prod$clock = clock;
         q_xc$clock = clock;
-        q_a$clock = clock;
-        q_head$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
@@ -25680,14 +26181,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = p_r$q;
         p_h$d = p_h$q;
         p_xc$d = p_xc$q;
-        p_a$d = p_a$q;
-        p_head$d = p_head$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
         q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
-        q_a$d = q_a$q;
-        q_head$d = q_head$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
@@ -25702,6 +26199,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
+        if (a_set == (0 == 32'h1)) begin
+            state$0$raddr0 = ka;
+        end
         state$0$raddr1 = upd_j;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
@@ -25713,6 +26213,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
         state$1$raddr0 = k;
+        if (a_set == (1 == 32'h1)) begin
+            state$1$raddr0 = ka;
+        end
         state$1$raddr1 = upd_j;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
@@ -26606,30 +27109,26 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_head$d = h_a;
         p_isx$d = k_is_x;
         p_czero$d = c_zero;
-        if (k_is_x) begin
-            p_a$d = x_a;
-        end
-        else begin
-            p_a$d = h_a;
-            if (a_zero) begin
-                p_a$d = 18'h0;
-            end
-        end
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
         q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
-        q_a$d = p_a$q;
-        q_head$d = p_head$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
-        op_head$d = q_head$q;
-        op_a$d = q_a$q;
+        op_head$d = h_a;
+        if (ka_is_x) begin
+            op_a$d = x_a;
+        end
+        else begin
+            op_a$d = h_a;
+            if (a_zero) begin
+                op_a$d = 18'h0;
+            end
+        end
         if (q_isx$q) begin
             op_c$d = q_xc$q;
         end
@@ -28524,16 +29023,24 @@ module top$core$engine$gru$lane$1$head$mac$0(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$1$head$mac$0
@@ -28552,16 +29059,24 @@ module top$core$engine$gru$lane$1$head$mac$1(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$1$head$mac$1
@@ -28580,16 +29095,24 @@ module top$core$engine$gru$lane$1$head$mac$2(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$1$head$mac$2
@@ -28785,22 +29308,29 @@ module top$core$engine$gru$lane$1$mac$0(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -28824,22 +29354,29 @@ module top$core$engine$gru$lane$1$mac$1(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -28863,22 +29400,29 @@ module top$core$engine$gru$lane$1$mac$10(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -28902,22 +29446,29 @@ module top$core$engine$gru$lane$1$mac$11(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -28941,22 +29492,29 @@ module top$core$engine$gru$lane$1$mac$12(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -28980,22 +29538,29 @@ module top$core$engine$gru$lane$1$mac$13(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29019,22 +29584,29 @@ module top$core$engine$gru$lane$1$mac$14(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29058,22 +29630,29 @@ module top$core$engine$gru$lane$1$mac$15(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29097,22 +29676,29 @@ module top$core$engine$gru$lane$1$mac$16(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29136,22 +29722,29 @@ module top$core$engine$gru$lane$1$mac$17(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29175,22 +29768,29 @@ module top$core$engine$gru$lane$1$mac$18(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29214,22 +29814,29 @@ module top$core$engine$gru$lane$1$mac$19(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29253,22 +29860,29 @@ module top$core$engine$gru$lane$1$mac$2(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29292,22 +29906,29 @@ module top$core$engine$gru$lane$1$mac$20(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29331,22 +29952,29 @@ module top$core$engine$gru$lane$1$mac$21(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29370,22 +29998,29 @@ module top$core$engine$gru$lane$1$mac$22(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29409,22 +30044,29 @@ module top$core$engine$gru$lane$1$mac$23(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29448,22 +30090,29 @@ module top$core$engine$gru$lane$1$mac$24(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29487,22 +30136,29 @@ module top$core$engine$gru$lane$1$mac$25(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29526,22 +30182,29 @@ module top$core$engine$gru$lane$1$mac$26(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29565,22 +30228,29 @@ module top$core$engine$gru$lane$1$mac$27(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29604,22 +30274,29 @@ module top$core$engine$gru$lane$1$mac$28(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29643,22 +30320,29 @@ module top$core$engine$gru$lane$1$mac$29(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29682,22 +30366,29 @@ module top$core$engine$gru$lane$1$mac$3(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29721,22 +30412,29 @@ module top$core$engine$gru$lane$1$mac$30(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29760,22 +30458,29 @@ module top$core$engine$gru$lane$1$mac$31(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29799,22 +30504,29 @@ module top$core$engine$gru$lane$1$mac$4(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29838,22 +30550,29 @@ module top$core$engine$gru$lane$1$mac$5(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29877,22 +30596,29 @@ module top$core$engine$gru$lane$1$mac$6(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29916,22 +30642,29 @@ module top$core$engine$gru$lane$1$mac$7(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29955,22 +30688,29 @@ module top$core$engine$gru$lane$1$mac$8(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -29994,22 +30734,29 @@ module top$core$engine$gru$lane$1$mac$9(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -30076,25 +30823,6 @@ module top$core$engine$gru$lane$1$op_head(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$op_head
 
 
-module top$core$engine$gru$lane$1$p_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$p_a
-
-
 module top$core$engine$gru$lane$1$p_czero(d,q,clock);
     
     // Module arguments
@@ -30131,25 +30859,6 @@ module top$core$engine$gru$lane$1$p_h(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$p_h
-
-
-module top$core$engine$gru$lane$1$p_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$p_head
 
 
 module top$core$engine$gru$lane$1$p_isx(d,q,clock);
@@ -30209,25 +30918,6 @@ module top$core$engine$gru$lane$1$p_xc(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$p_xc
 
 
-module top$core$engine$gru$lane$1$q_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$q_a
-
-
 module top$core$engine$gru$lane$1$q_czero(d,q,clock);
     
     // Module arguments
@@ -30245,25 +30935,6 @@ module top$core$engine$gru$lane$1$q_czero(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$q_czero
-
-
-module top$core$engine$gru$lane$1$q_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$q_head
 
 
 module top$core$engine$gru$lane$1$q_isx(d,q,clock);
@@ -33071,7 +33742,7 @@ module top$core$engine$gru$lane$1$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$z1$9
 
 
-module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -33083,6 +33754,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -33841,12 +34514,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
-    reg  [17:0] p_a$d;
-    wire  [17:0] p_a$q;
-    reg  p_a$clock;
-    reg  [17:0] p_head$d;
-    wire  [17:0] p_head$q;
-    reg  p_head$clock;
     reg  p_isx$d;
     wire  p_isx$q;
     reg  p_isx$clock;
@@ -33859,12 +34526,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
-    reg  [17:0] q_a$d;
-    wire  [17:0] q_a$q;
-    reg  q_a$clock;
-    reg  [17:0] q_head$d;
-    wire  [17:0] q_head$q;
-    reg  q_head$clock;
     reg  q_isx$d;
     wire  q_isx$q;
     reg  q_isx$clock;
@@ -35069,16 +35730,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_xc$q),
         .clock(p_xc$clock)
     );
-    top$core$engine$gru$lane$2$p_a p_a(
-        .d(p_a$d),
-        .q(p_a$q),
-        .clock(p_a$clock)
-    );
-    top$core$engine$gru$lane$2$p_head p_head(
-        .d(p_head$d),
-        .q(p_head$q),
-        .clock(p_head$clock)
-    );
     top$core$engine$gru$lane$2$p_isx p_isx(
         .d(p_isx$d),
         .q(p_isx$q),
@@ -35098,16 +35749,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_xc$d),
         .q(q_xc$q),
         .clock(q_xc$clock)
-    );
-    top$core$engine$gru$lane$2$q_a q_a(
-        .d(q_a$d),
-        .q(q_a$q),
-        .clock(q_a$clock)
-    );
-    top$core$engine$gru$lane$2$q_head q_head(
-        .d(q_head$d),
-        .q(q_head$q),
-        .clock(q_head$clock)
     );
     top$core$engine$gru$lane$2$q_isx q_isx(
         .d(q_isx$d),
@@ -35538,14 +36179,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$clock = clock;
         p_h$clock = clock;
         p_xc$clock = clock;
-        p_a$clock = clock;
-        p_head$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
         q_prod$clock = clock;
         q_xc$clock = clock;
-        q_a$clock = clock;
-        q_head$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
@@ -35564,14 +36201,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = p_r$q;
         p_h$d = p_h$q;
         p_xc$d = p_xc$q;
-        p_a$d = p_a$q;
-        p_head$d = p_head$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
         q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
-        q_a$d = q_a$q;
-        q_head$d = q_head$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
@@ -35586,6 +36219,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
+        if (a_set == (0 == 32'h1)) begin
+            state$0$raddr0 = ka;
+        end
         state$0$raddr1 = upd_j;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
@@ -35597,6 +36233,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
         state$1$raddr0 = k;
+        if (a_set == (1 == 32'h1)) begin
+            state$1$raddr0 = ka;
+        end
         state$1$raddr1 = upd_j;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
@@ -36490,30 +37129,26 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_head$d = h_a;
         p_isx$d = k_is_x;
         p_czero$d = c_zero;
-        if (k_is_x) begin
-            p_a$d = x_a;
-        end
-        else begin
-            p_a$d = h_a;
-            if (a_zero) begin
-                p_a$d = 18'h0;
-            end
-        end
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
         q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
-        q_a$d = p_a$q;
-        q_head$d = p_head$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
-        op_head$d = q_head$q;
-        op_a$d = q_a$q;
+        op_head$d = h_a;
+        if (ka_is_x) begin
+            op_a$d = x_a;
+        end
+        else begin
+            op_a$d = h_a;
+            if (a_zero) begin
+                op_a$d = 18'h0;
+            end
+        end
         if (q_isx$q) begin
             op_c$d = q_xc$q;
         end
@@ -38408,16 +39043,24 @@ module top$core$engine$gru$lane$2$head$mac$0(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$2$head$mac$0
@@ -38436,16 +39079,24 @@ module top$core$engine$gru$lane$2$head$mac$1(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$2$head$mac$1
@@ -38464,16 +39115,24 @@ module top$core$engine$gru$lane$2$head$mac$2(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$2$head$mac$2
@@ -38669,22 +39328,29 @@ module top$core$engine$gru$lane$2$mac$0(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -38708,22 +39374,29 @@ module top$core$engine$gru$lane$2$mac$1(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -38747,22 +39420,29 @@ module top$core$engine$gru$lane$2$mac$10(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -38786,22 +39466,29 @@ module top$core$engine$gru$lane$2$mac$11(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -38825,22 +39512,29 @@ module top$core$engine$gru$lane$2$mac$12(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -38864,22 +39558,29 @@ module top$core$engine$gru$lane$2$mac$13(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -38903,22 +39604,29 @@ module top$core$engine$gru$lane$2$mac$14(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -38942,22 +39650,29 @@ module top$core$engine$gru$lane$2$mac$15(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -38981,22 +39696,29 @@ module top$core$engine$gru$lane$2$mac$16(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39020,22 +39742,29 @@ module top$core$engine$gru$lane$2$mac$17(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39059,22 +39788,29 @@ module top$core$engine$gru$lane$2$mac$18(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39098,22 +39834,29 @@ module top$core$engine$gru$lane$2$mac$19(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39137,22 +39880,29 @@ module top$core$engine$gru$lane$2$mac$2(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39176,22 +39926,29 @@ module top$core$engine$gru$lane$2$mac$20(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39215,22 +39972,29 @@ module top$core$engine$gru$lane$2$mac$21(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39254,22 +40018,29 @@ module top$core$engine$gru$lane$2$mac$22(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39293,22 +40064,29 @@ module top$core$engine$gru$lane$2$mac$23(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39332,22 +40110,29 @@ module top$core$engine$gru$lane$2$mac$24(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39371,22 +40156,29 @@ module top$core$engine$gru$lane$2$mac$25(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39410,22 +40202,29 @@ module top$core$engine$gru$lane$2$mac$26(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39449,22 +40248,29 @@ module top$core$engine$gru$lane$2$mac$27(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39488,22 +40294,29 @@ module top$core$engine$gru$lane$2$mac$28(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39527,22 +40340,29 @@ module top$core$engine$gru$lane$2$mac$29(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39566,22 +40386,29 @@ module top$core$engine$gru$lane$2$mac$3(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39605,22 +40432,29 @@ module top$core$engine$gru$lane$2$mac$30(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39644,22 +40478,29 @@ module top$core$engine$gru$lane$2$mac$31(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39683,22 +40524,29 @@ module top$core$engine$gru$lane$2$mac$4(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39722,22 +40570,29 @@ module top$core$engine$gru$lane$2$mac$5(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39761,22 +40616,29 @@ module top$core$engine$gru$lane$2$mac$6(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39800,22 +40662,29 @@ module top$core$engine$gru$lane$2$mac$7(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39839,22 +40708,29 @@ module top$core$engine$gru$lane$2$mac$8(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39878,22 +40754,29 @@ module top$core$engine$gru$lane$2$mac$9(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -39960,25 +40843,6 @@ module top$core$engine$gru$lane$2$op_head(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$op_head
 
 
-module top$core$engine$gru$lane$2$p_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$p_a
-
-
 module top$core$engine$gru$lane$2$p_czero(d,q,clock);
     
     // Module arguments
@@ -40015,25 +40879,6 @@ module top$core$engine$gru$lane$2$p_h(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$p_h
-
-
-module top$core$engine$gru$lane$2$p_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$p_head
 
 
 module top$core$engine$gru$lane$2$p_isx(d,q,clock);
@@ -40093,25 +40938,6 @@ module top$core$engine$gru$lane$2$p_xc(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$p_xc
 
 
-module top$core$engine$gru$lane$2$q_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$q_a
-
-
 module top$core$engine$gru$lane$2$q_czero(d,q,clock);
     
     // Module arguments
@@ -40129,25 +40955,6 @@ module top$core$engine$gru$lane$2$q_czero(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$q_czero
-
-
-module top$core$engine$gru$lane$2$q_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$q_head
 
 
 module top$core$engine$gru$lane$2$q_isx(d,q,clock);
@@ -42955,7 +43762,7 @@ module top$core$engine$gru$lane$2$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$z1$9
 
 
-module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -42967,6 +43774,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -43725,12 +44534,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
-    reg  [17:0] p_a$d;
-    wire  [17:0] p_a$q;
-    reg  p_a$clock;
-    reg  [17:0] p_head$d;
-    wire  [17:0] p_head$q;
-    reg  p_head$clock;
     reg  p_isx$d;
     wire  p_isx$q;
     reg  p_isx$clock;
@@ -43743,12 +44546,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
-    reg  [17:0] q_a$d;
-    wire  [17:0] q_a$q;
-    reg  q_a$clock;
-    reg  [17:0] q_head$d;
-    wire  [17:0] q_head$q;
-    reg  q_head$clock;
     reg  q_isx$d;
     wire  q_isx$q;
     reg  q_isx$clock;
@@ -44953,16 +45750,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_xc$q),
         .clock(p_xc$clock)
     );
-    top$core$engine$gru$lane$3$p_a p_a(
-        .d(p_a$d),
-        .q(p_a$q),
-        .clock(p_a$clock)
-    );
-    top$core$engine$gru$lane$3$p_head p_head(
-        .d(p_head$d),
-        .q(p_head$q),
-        .clock(p_head$clock)
-    );
     top$core$engine$gru$lane$3$p_isx p_isx(
         .d(p_isx$d),
         .q(p_isx$q),
@@ -44982,16 +45769,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_xc$d),
         .q(q_xc$q),
         .clock(q_xc$clock)
-    );
-    top$core$engine$gru$lane$3$q_a q_a(
-        .d(q_a$d),
-        .q(q_a$q),
-        .clock(q_a$clock)
-    );
-    top$core$engine$gru$lane$3$q_head q_head(
-        .d(q_head$d),
-        .q(q_head$q),
-        .clock(q_head$clock)
     );
     top$core$engine$gru$lane$3$q_isx q_isx(
         .d(q_isx$d),
@@ -45422,14 +46199,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$clock = clock;
         p_h$clock = clock;
         p_xc$clock = clock;
-        p_a$clock = clock;
-        p_head$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
         q_prod$clock = clock;
         q_xc$clock = clock;
-        q_a$clock = clock;
-        q_head$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
@@ -45448,14 +46221,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = p_r$q;
         p_h$d = p_h$q;
         p_xc$d = p_xc$q;
-        p_a$d = p_a$q;
-        p_head$d = p_head$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
         q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
-        q_a$d = q_a$q;
-        q_head$d = q_head$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
@@ -45470,6 +46239,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
+        if (a_set == (0 == 32'h1)) begin
+            state$0$raddr0 = ka;
+        end
         state$0$raddr1 = upd_j;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
@@ -45481,6 +46253,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
         state$1$raddr0 = k;
+        if (a_set == (1 == 32'h1)) begin
+            state$1$raddr0 = ka;
+        end
         state$1$raddr1 = upd_j;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
@@ -46374,30 +47149,26 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_head$d = h_a;
         p_isx$d = k_is_x;
         p_czero$d = c_zero;
-        if (k_is_x) begin
-            p_a$d = x_a;
-        end
-        else begin
-            p_a$d = h_a;
-            if (a_zero) begin
-                p_a$d = 18'h0;
-            end
-        end
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
         q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
-        q_a$d = p_a$q;
-        q_head$d = p_head$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
-        op_head$d = q_head$q;
-        op_a$d = q_a$q;
+        op_head$d = h_a;
+        if (ka_is_x) begin
+            op_a$d = x_a;
+        end
+        else begin
+            op_a$d = h_a;
+            if (a_zero) begin
+                op_a$d = 18'h0;
+            end
+        end
         if (q_isx$q) begin
             op_c$d = q_xc$q;
         end
@@ -48292,16 +49063,24 @@ module top$core$engine$gru$lane$3$head$mac$0(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$3$head$mac$0
@@ -48320,16 +49099,24 @@ module top$core$engine$gru$lane$3$head$mac$1(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$3$head$mac$1
@@ -48348,16 +49135,24 @@ module top$core$engine$gru$lane$3$head$mac$2(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$3$head$mac$2
@@ -48553,22 +49348,29 @@ module top$core$engine$gru$lane$3$mac$0(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48592,22 +49394,29 @@ module top$core$engine$gru$lane$3$mac$1(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48631,22 +49440,29 @@ module top$core$engine$gru$lane$3$mac$10(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48670,22 +49486,29 @@ module top$core$engine$gru$lane$3$mac$11(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48709,22 +49532,29 @@ module top$core$engine$gru$lane$3$mac$12(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48748,22 +49578,29 @@ module top$core$engine$gru$lane$3$mac$13(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48787,22 +49624,29 @@ module top$core$engine$gru$lane$3$mac$14(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48826,22 +49670,29 @@ module top$core$engine$gru$lane$3$mac$15(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48865,22 +49716,29 @@ module top$core$engine$gru$lane$3$mac$16(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48904,22 +49762,29 @@ module top$core$engine$gru$lane$3$mac$17(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48943,22 +49808,29 @@ module top$core$engine$gru$lane$3$mac$18(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -48982,22 +49854,29 @@ module top$core$engine$gru$lane$3$mac$19(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49021,22 +49900,29 @@ module top$core$engine$gru$lane$3$mac$2(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49060,22 +49946,29 @@ module top$core$engine$gru$lane$3$mac$20(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49099,22 +49992,29 @@ module top$core$engine$gru$lane$3$mac$21(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49138,22 +50038,29 @@ module top$core$engine$gru$lane$3$mac$22(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49177,22 +50084,29 @@ module top$core$engine$gru$lane$3$mac$23(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49216,22 +50130,29 @@ module top$core$engine$gru$lane$3$mac$24(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49255,22 +50176,29 @@ module top$core$engine$gru$lane$3$mac$25(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49294,22 +50222,29 @@ module top$core$engine$gru$lane$3$mac$26(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49333,22 +50268,29 @@ module top$core$engine$gru$lane$3$mac$27(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49372,22 +50314,29 @@ module top$core$engine$gru$lane$3$mac$28(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49411,22 +50360,29 @@ module top$core$engine$gru$lane$3$mac$29(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49450,22 +50406,29 @@ module top$core$engine$gru$lane$3$mac$3(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49489,22 +50452,29 @@ module top$core$engine$gru$lane$3$mac$30(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49528,22 +50498,29 @@ module top$core$engine$gru$lane$3$mac$31(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49567,22 +50544,29 @@ module top$core$engine$gru$lane$3$mac$4(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49606,22 +50590,29 @@ module top$core$engine$gru$lane$3$mac$5(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49645,22 +50636,29 @@ module top$core$engine$gru$lane$3$mac$6(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49684,22 +50682,29 @@ module top$core$engine$gru$lane$3$mac$7(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49723,22 +50728,29 @@ module top$core$engine$gru$lane$3$mac$8(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49762,22 +50774,29 @@ module top$core$engine$gru$lane$3$mac$9(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -49844,25 +50863,6 @@ module top$core$engine$gru$lane$3$op_head(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$op_head
 
 
-module top$core$engine$gru$lane$3$p_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$p_a
-
-
 module top$core$engine$gru$lane$3$p_czero(d,q,clock);
     
     // Module arguments
@@ -49899,25 +50899,6 @@ module top$core$engine$gru$lane$3$p_h(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$p_h
-
-
-module top$core$engine$gru$lane$3$p_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$p_head
 
 
 module top$core$engine$gru$lane$3$p_isx(d,q,clock);
@@ -49977,25 +50958,6 @@ module top$core$engine$gru$lane$3$p_xc(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$p_xc
 
 
-module top$core$engine$gru$lane$3$q_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$q_a
-
-
 module top$core$engine$gru$lane$3$q_czero(d,q,clock);
     
     // Module arguments
@@ -50013,25 +50975,6 @@ module top$core$engine$gru$lane$3$q_czero(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$q_czero
-
-
-module top$core$engine$gru$lane$3$q_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$q_head
 
 
 module top$core$engine$gru$lane$3$q_isx(d,q,clock);
@@ -52839,6 +53782,158 @@ module top$core$engine$gru$lane$3$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$z1$9
 
 
+module top$core$engine$gru$m1_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m1_head
+
+
+module top$core$engine$gru$m1_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m1_pass
+
+
+module top$core$engine$gru$m1_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m1_term
+
+
+module top$core$engine$gru$m1_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m1_valid
+
+
+module top$core$engine$gru$m2_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m2_head
+
+
+module top$core$engine$gru$m2_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m2_pass
+
+
+module top$core$engine$gru$m2_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m2_term
+
+
+module top$core$engine$gru$m2_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m2_valid
+
+
 module top$core$engine$gru$next_group(d,q,clock);
     
     // Module arguments
@@ -52951,6 +54046,614 @@ module top$core$engine$gru$s1_head(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$s1_head
+
+
+module top$core$engine$gru$s1_is_a$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$0
+
+
+module top$core$engine$gru$s1_is_a$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$1
+
+
+module top$core$engine$gru$s1_is_a$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$10
+
+
+module top$core$engine$gru$s1_is_a$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$11
+
+
+module top$core$engine$gru$s1_is_a$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$12
+
+
+module top$core$engine$gru$s1_is_a$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$13
+
+
+module top$core$engine$gru$s1_is_a$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$14
+
+
+module top$core$engine$gru$s1_is_a$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$15
+
+
+module top$core$engine$gru$s1_is_a$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$16
+
+
+module top$core$engine$gru$s1_is_a$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$17
+
+
+module top$core$engine$gru$s1_is_a$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$18
+
+
+module top$core$engine$gru$s1_is_a$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$19
+
+
+module top$core$engine$gru$s1_is_a$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$2
+
+
+module top$core$engine$gru$s1_is_a$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$20
+
+
+module top$core$engine$gru$s1_is_a$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$21
+
+
+module top$core$engine$gru$s1_is_a$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$22
+
+
+module top$core$engine$gru$s1_is_a$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$23
+
+
+module top$core$engine$gru$s1_is_a$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$24
+
+
+module top$core$engine$gru$s1_is_a$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$25
+
+
+module top$core$engine$gru$s1_is_a$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$26
+
+
+module top$core$engine$gru$s1_is_a$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$27
+
+
+module top$core$engine$gru$s1_is_a$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$28
+
+
+module top$core$engine$gru$s1_is_a$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$29
+
+
+module top$core$engine$gru$s1_is_a$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$3
+
+
+module top$core$engine$gru$s1_is_a$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$30
+
+
+module top$core$engine$gru$s1_is_a$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$31
+
+
+module top$core$engine$gru$s1_is_a$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$4
+
+
+module top$core$engine$gru$s1_is_a$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$5
+
+
+module top$core$engine$gru$s1_is_a$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$6
+
+
+module top$core$engine$gru$s1_is_a$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$7
+
+
+module top$core$engine$gru$s1_is_a$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$8
+
+
+module top$core$engine$gru$s1_is_a$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$9
 
 
 module top$core$engine$gru$s1_pass(d,q,clock);
@@ -60373,6 +62076,18 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
     /* verilator lint_off UNUSEDSIGNAL */
     wire  [15:0] raw$3$rdata1;
     /* verilator lint_on UNUSEDSIGNAL */
+    reg  [15:0] rdata_reg$0$d;
+    wire  [15:0] rdata_reg$0$q;
+    reg  rdata_reg$0$clock;
+    reg  [15:0] rdata_reg$1$d;
+    wire  [15:0] rdata_reg$1$q;
+    reg  rdata_reg$1$clock;
+    reg  [15:0] rdata_reg$2$d;
+    wire  [15:0] rdata_reg$2$q;
+    reg  rdata_reg$2$clock;
+    reg  [15:0] rdata_reg$3$d;
+    wire  [15:0] rdata_reg$3$q;
+    reg  rdata_reg$3$clock;
     reg  [23:0] sum0$0$d;
     wire  [23:0] sum0$0$q;
     reg  sum0$0$clock;
@@ -60461,6 +62176,26 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
         .rdata0(raw$3$rdata0),
         .raddr1(raw$3$raddr1),
         .rdata1(raw$3$rdata1)
+    );
+    top$core$engine$ingest$rdata_reg$0 rdata_reg$0(
+        .d(rdata_reg$0$d),
+        .q(rdata_reg$0$q),
+        .clock(rdata_reg$0$clock)
+    );
+    top$core$engine$ingest$rdata_reg$1 rdata_reg$1(
+        .d(rdata_reg$1$d),
+        .q(rdata_reg$1$q),
+        .clock(rdata_reg$1$clock)
+    );
+    top$core$engine$ingest$rdata_reg$2 rdata_reg$2(
+        .d(rdata_reg$2$d),
+        .q(rdata_reg$2$q),
+        .clock(rdata_reg$2$clock)
+    );
+    top$core$engine$ingest$rdata_reg$3 rdata_reg$3(
+        .d(rdata_reg$3$d),
+        .q(rdata_reg$3$q),
+        .clock(rdata_reg$3$clock)
     );
     top$core$engine$ingest$sum0$0 sum0$0(
         .d(sum0$0$d),
@@ -60562,7 +62297,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
         raw$0$wdata = count$0;
         raw$0$raddr0 = read_base + raddr;
         raw$0$raddr1 = 16'h0;
-        rdata$0 = raw$0$rdata0;
+        rdata_reg$0$clock = clock;
+        rdata_reg$0$d = raw$0$rdata0;
+        rdata$0 = rdata_reg$0$q;
         s0$0 = sum0$0$q;
         if (read_bank$q) begin
             s0$0 = sum1$0$q;
@@ -60595,7 +62332,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
         raw$1$wdata = count$1;
         raw$1$raddr0 = read_base + raddr;
         raw$1$raddr1 = 16'h0;
-        rdata$1 = raw$1$rdata0;
+        rdata_reg$1$clock = clock;
+        rdata_reg$1$d = raw$1$rdata0;
+        rdata$1 = rdata_reg$1$q;
         s0$1 = sum0$1$q;
         if (read_bank$q) begin
             s0$1 = sum1$1$q;
@@ -60628,7 +62367,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
         raw$2$wdata = count$2;
         raw$2$raddr0 = read_base + raddr;
         raw$2$raddr1 = 16'h0;
-        rdata$2 = raw$2$rdata0;
+        rdata_reg$2$clock = clock;
+        rdata_reg$2$d = raw$2$rdata0;
+        rdata$2 = rdata_reg$2$q;
         s0$2 = sum0$2$q;
         if (read_bank$q) begin
             s0$2 = sum1$2$q;
@@ -60661,7 +62402,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
         raw$3$wdata = count$3;
         raw$3$raddr0 = read_base + raddr;
         raw$3$raddr1 = 16'h0;
-        rdata$3 = raw$3$rdata0;
+        rdata_reg$3$clock = clock;
+        rdata_reg$3$d = raw$3$rdata0;
+        rdata$3 = rdata_reg$3$q;
         s0$3 = sum0$3$q;
         if (read_bank$q) begin
             s0$3 = sum1$3$q;
@@ -60870,6 +62613,82 @@ module top$core$engine$ingest$raw$3(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rd
        if (we && waddr < 270) mem[waddr[8:0]] <= wdata;
     end
 endmodule // top$core$engine$ingest$raw$3
+
+
+module top$core$engine$ingest$rdata_reg$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$ingest$rdata_reg$0
+
+
+module top$core$engine$ingest$rdata_reg$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$ingest$rdata_reg$1
+
+
+module top$core$engine$ingest$rdata_reg$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$ingest$rdata_reg$2
+
+
+module top$core$engine$ingest$rdata_reg$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$ingest$rdata_reg$3
 
 
 module top$core$engine$ingest$read_bank(d,q,clock);
@@ -61098,8 +62917,9 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
     localparam PreprocState$Peak = 1;
     localparam PreprocState$WaitBuffer = 2;
     localparam PreprocState$DivRead = 3;
-    localparam PreprocState$DivStart = 4;
-    localparam PreprocState$DivWait = 5;
+    localparam PreprocState$DivRead2 = 4;
+    localparam PreprocState$DivStart = 5;
+    localparam PreprocState$DivWait = 6;
     
     // Stub signals
     reg  [2:0] state$d;
@@ -61181,6 +63001,9 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
     reg  [23:0] y_reg$3$d;
     wire  [23:0] y_reg$3$q;
     reg  y_reg$3$clock;
+    reg  peak_count$d;
+    wire  peak_count$q;
+    reg  peak_count$clock;
     reg  peak_read$d;
     wire  peak_read$q;
     reg  peak_read$clock;
@@ -61297,6 +63120,11 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         .q(y_reg$3$q),
         .clock(y_reg$3$clock)
     );
+    top$core$engine$preproc$peak_count peak_count(
+        .d(peak_count$d),
+        .q(peak_count$q),
+        .clock(peak_count$clock)
+    );
     top$core$engine$preproc$peak_read peak_read(
         .d(peak_read$d),
         .q(peak_read$q),
@@ -61308,12 +63136,15 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         state$clock = clock;
         gate$clock = clock;
         set$clock = clock;
+        peak_count$clock = clock;
         peak_read$clock = clock;
         state$d = state$q;
         gate$d = gate$q;
         set$d = set$q;
+        peak_count$d = peak_count$q;
         peak_read$d = peak_read$q;
-        peak_read$d = state$q == PreprocState$Peak;
+        peak_count$d = state$q == PreprocState$Peak;
+        peak_read$d = peak_count$q;
         release_ = 1'b0;
         x_done = 1'b0;
         x_we = 1'b0;
@@ -61468,10 +63299,14 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
             PreprocState$WaitBuffer:
                 begin
                     if (free) begin
-                        state$d = PreprocState$DivStart;
+                        state$d = PreprocState$DivRead2;
                     end
                 end
             PreprocState$DivRead:
+                begin
+                    state$d = PreprocState$DivRead2;
+                end
+            PreprocState$DivRead2:
                 begin
                     state$d = PreprocState$DivStart;
                 end
@@ -62665,6 +64500,25 @@ module top$core$engine$preproc$peak$3(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$peak$3
+
+
+module top$core$engine$preproc$peak_count(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$peak_count
 
 
 module top$core$engine$preproc$peak_read(d,q,clock);

@@ -6312,6 +6312,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  [15:0] lane$0$x_raddr1;
     reg  [15:0] lane$0$k;
     reg  lane$0$k_is_x;
+    reg  [15:0] lane$0$ka;
+    reg  lane$0$ka_is_x;
     reg  lane$0$a_set;
     reg  lane$0$a_zero;
     reg  lane$0$c_zero;
@@ -6370,12 +6372,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  [15:0] rom_addr$d;
     wire  [15:0] rom_addr$q;
     reg  rom_addr$clock;
-    reg  [1:0] drain$d;
-    wire  [1:0] drain$q;
+    reg  [2:0] drain$d;
+    wire  [2:0] drain$q;
     reg  drain$clock;
-    reg  [1:0] bwait$d;
-    wire  [1:0] bwait$q;
-    reg  bwait$clock;
     reg  d0_valid$d;
     wire  d0_valid$q;
     reg  d0_valid$clock;
@@ -6412,6 +6411,33 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  d1_head$d;
     wire  d1_head$q;
     reg  d1_head$clock;
+    reg  s1_is_a$0$d;
+    wire  s1_is_a$0$q;
+    reg  s1_is_a$0$clock;
+    reg  m1_valid$d;
+    wire  m1_valid$q;
+    reg  m1_valid$clock;
+    reg  [15:0] m1_pass$d;
+    wire  [15:0] m1_pass$q;
+    reg  m1_pass$clock;
+    reg  [15:0] m1_term$d;
+    wire  [15:0] m1_term$q;
+    reg  m1_term$clock;
+    reg  m1_head$d;
+    wire  m1_head$q;
+    reg  m1_head$clock;
+    reg  m2_valid$d;
+    wire  m2_valid$q;
+    reg  m2_valid$clock;
+    reg  [15:0] m2_pass$d;
+    wire  [15:0] m2_pass$q;
+    reg  m2_pass$clock;
+    reg  [15:0] m2_term$d;
+    wire  [15:0] m2_term$q;
+    reg  m2_term$clock;
+    reg  m2_head$d;
+    wire  m2_head$q;
+    reg  m2_head$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -6540,6 +6566,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .x_raddr1(lane$0$x_raddr1),
         .k(lane$0$k),
         .k_is_x(lane$0$k_is_x),
+        .ka(lane$0$ka),
+        .ka_is_x(lane$0$ka_is_x),
         .a_set(lane$0$a_set),
         .a_zero(lane$0$a_zero),
         .c_zero(lane$0$c_zero),
@@ -6622,11 +6650,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(drain$q),
         .clock(drain$clock)
     );
-    top$core$engine$gru$bwait bwait(
-        .d(bwait$d),
-        .q(bwait$q),
-        .clock(bwait$clock)
-    );
     top$core$engine$gru$d0_valid d0_valid(
         .d(d0_valid$d),
         .q(d0_valid$q),
@@ -6686,6 +6709,51 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .d(d1_head$d),
         .q(d1_head$q),
         .clock(d1_head$clock)
+    );
+    top$core$engine$gru$s1_is_a$0 s1_is_a$0(
+        .d(s1_is_a$0$d),
+        .q(s1_is_a$0$q),
+        .clock(s1_is_a$0$clock)
+    );
+    top$core$engine$gru$m1_valid m1_valid(
+        .d(m1_valid$d),
+        .q(m1_valid$q),
+        .clock(m1_valid$clock)
+    );
+    top$core$engine$gru$m1_pass m1_pass(
+        .d(m1_pass$d),
+        .q(m1_pass$q),
+        .clock(m1_pass$clock)
+    );
+    top$core$engine$gru$m1_term m1_term(
+        .d(m1_term$d),
+        .q(m1_term$q),
+        .clock(m1_term$clock)
+    );
+    top$core$engine$gru$m1_head m1_head(
+        .d(m1_head$d),
+        .q(m1_head$q),
+        .clock(m1_head$clock)
+    );
+    top$core$engine$gru$m2_valid m2_valid(
+        .d(m2_valid$d),
+        .q(m2_valid$q),
+        .clock(m2_valid$clock)
+    );
+    top$core$engine$gru$m2_pass m2_pass(
+        .d(m2_pass$d),
+        .q(m2_pass$q),
+        .clock(m2_pass$clock)
+    );
+    top$core$engine$gru$m2_term m2_term(
+        .d(m2_term$d),
+        .q(m2_term$q),
+        .clock(m2_term$clock)
+    );
+    top$core$engine$gru$m2_head m2_head(
+        .d(m2_head$d),
+        .q(m2_head$q),
+        .clock(m2_head$clock)
     );
     top$core$engine$gru$a_set a_set(
         .d(a_set$d),
@@ -6855,7 +6923,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         term$clock = clock;
         rom_addr$clock = clock;
         drain$clock = clock;
-        bwait$clock = clock;
         d0_valid$clock = clock;
         d0_first$clock = clock;
         d0_pass$clock = clock;
@@ -6867,6 +6934,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d1_pass$clock = clock;
         d1_term$clock = clock;
         d1_head$clock = clock;
+        m1_valid$clock = clock;
+        m1_pass$clock = clock;
+        m1_term$clock = clock;
+        m1_head$clock = clock;
+        m2_valid$clock = clock;
+        m2_pass$clock = clock;
+        m2_term$clock = clock;
+        m2_head$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -6894,7 +6969,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         term$d = term$q;
         rom_addr$d = rom_addr$q;
         drain$d = drain$q;
-        bwait$d = bwait$q;
         d0_valid$d = d0_valid$q;
         d0_first$d = d0_first$q;
         d0_pass$d = d0_pass$q;
@@ -6906,6 +6980,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d1_pass$d = d1_pass$q;
         d1_term$d = d1_term$q;
         d1_head$d = d1_head$q;
+        m1_valid$d = m1_valid$q;
+        m1_pass$d = m1_pass$q;
+        m1_term$d = m1_term$q;
+        m1_head$d = m1_head$q;
+        m2_valid$d = m2_valid$q;
+        m2_pass$d = m2_pass$q;
+        m2_term$d = m2_term$q;
+        m2_head$d = m2_head$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -6999,10 +7081,20 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         s1_pass$d = d1_pass$q;
         s1_term$d = d1_term$q;
         s1_head$d = d1_head$q;
-        s2_post$d = s1_valid$q && (s1_term$q == last_term);
-        s2_pass$d = s1_pass$q;
+        s1_is_a$0$clock = clock;
+        s1_is_a$0$d = d1_pass$q < a_passes$0;
+        m1_valid$d = s1_valid$q;
+        m1_pass$d = s1_pass$q;
+        m1_term$d = s1_term$q;
+        m1_head$d = s1_head$q;
+        m2_valid$d = m1_valid$q;
+        m2_pass$d = m1_pass$q;
+        m2_term$d = m1_term$q;
+        m2_head$d = m1_head$q;
+        s2_post$d = m2_valid$q && (m2_term$q == last_term);
+        s2_pass$d = m2_pass$q;
         s2_set$d = a_set$q;
-        s2_head$d = s1_head$q && (s1_term$q == last_state_term);
+        s2_head$d = m2_head$q && (m2_term$q == last_state_term);
         lane$0$clock = clock;
         lane$0$x_we = x_we;
         lane$0$x_set = x_set;
@@ -7012,6 +7104,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         lane$0$x_raddr1 = step$1$q;
         lane$0$k = term$q;
         lane$0$k_is_x = term$q == x_term;
+        lane$0$ka = d1_term$q;
+        lane$0$ka_is_x = d1_term$q == x_term;
         lane$0$a_set = a_set$q;
         if (a_set$q) begin
             lane$0$a_zero = zero$1;
@@ -7023,7 +7117,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         end
         lane$0$mac_en = s1_valid$q;
         lane$0$mac_first = s1_first$q;
-        lane$0$unit_is_a$0 = s1_pass$q < a_passes$0;
+        lane$0$unit_is_a$0 = s1_is_a$0$q;
         lane$0$weight$0 = weight_rom$0$data;
         lane$0$bias$0 = bias_rom$0$data;
         lane$0$head_en = s1_head$q;
@@ -7094,11 +7188,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         case (slot$q)
             SlotState$Boundary:
                 begin
-                    if (bwait$q != 2'h2) begin
-                        bwait$d = bwait$q + 2'h1;
-                    end
-                    else if (~(n_head_last && ext_busy)) begin
-                        bwait$d = 2'h0;
+                    if (~(n_head_last && ext_busy)) begin
                         slot$d = SlotState$Issue;
                         a_set$d = n_set;
                         pass$d = 16'h0;
@@ -7153,14 +7243,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
                         if (pass$q == last_pass) begin
                             pass$d = 16'h0;
                             slot$d = SlotState$Drain;
-                            drain$d = 2'h0;
+                            drain$d = 3'h0;
                         end
                     end
                 end
             SlotState$Drain:
                 begin
-                    drain$d = drain$q + 2'h1;
-                    if (drain$q == 2'h3) begin
+                    drain$d = drain$q + 3'h1;
+                    if (drain$q == 3'h5) begin
                         slot$d = SlotState$Boundary;
                         upd_run$d = 1'b1;
                         upd_j$d = 16'h0;
@@ -7449,25 +7539,6 @@ module top$core$engine$gru$bias_rom$0(clock,address,data);
 endmodule // top$core$engine$gru$bias_rom$0
 
 
-module top$core$engine$gru$bwait(d,q,clock);
-    
-    // Module arguments
-    input wire  [1:0] d;
-    output reg  [1:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 2'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$bwait
-
-
 module top$core$engine$gru$d0_first(d,q,clock);
     
     // Module arguments
@@ -7737,13 +7808,13 @@ endmodule // top$core$engine$gru$decoder$1
 module top$core$engine$gru$drain(d,q,clock);
     
     // Module arguments
-    input wire  [1:0] d;
-    output reg  [1:0] q;
+    input wire  [2:0] d;
+    output reg  [2:0] q;
     input wire  clock;
     
     // Update code (custom)
     initial begin
-       q = 2'h0;
+       q = 3'h0;
     end
     
     always @(posedge clock) begin
@@ -8045,7 +8116,7 @@ module top$core$engine$gru$head_valid(d,q,clock);
 endmodule // top$core$engine$gru$head_valid
 
 
-module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,weight$0,bias$0,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,weight$0,bias$0,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -8057,6 +8128,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -8722,12 +8795,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
-    reg  [17:0] p_a$d;
-    wire  [17:0] p_a$q;
-    reg  p_a$clock;
-    reg  [17:0] p_head$d;
-    wire  [17:0] p_head$q;
-    reg  p_head$clock;
     reg  p_isx$d;
     wire  p_isx$q;
     reg  p_isx$clock;
@@ -8740,12 +8807,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
-    reg  [17:0] q_a$d;
-    wire  [17:0] q_a$q;
-    reg  q_a$clock;
-    reg  [17:0] q_head$d;
-    wire  [17:0] q_head$q;
-    reg  q_head$clock;
     reg  q_isx$d;
     wire  q_isx$q;
     reg  q_isx$clock;
@@ -9702,16 +9763,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_xc$q),
         .clock(p_xc$clock)
     );
-    top$core$engine$gru$lane$0$p_a p_a(
-        .d(p_a$d),
-        .q(p_a$q),
-        .clock(p_a$clock)
-    );
-    top$core$engine$gru$lane$0$p_head p_head(
-        .d(p_head$d),
-        .q(p_head$q),
-        .clock(p_head$clock)
-    );
     top$core$engine$gru$lane$0$p_isx p_isx(
         .d(p_isx$d),
         .q(p_isx$q),
@@ -9731,16 +9782,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_xc$d),
         .q(q_xc$q),
         .clock(q_xc$clock)
-    );
-    top$core$engine$gru$lane$0$q_a q_a(
-        .d(q_a$d),
-        .q(q_a$q),
-        .clock(q_a$clock)
-    );
-    top$core$engine$gru$lane$0$q_head q_head(
-        .d(q_head$d),
-        .q(q_head$q),
-        .clock(q_head$clock)
     );
     top$core$engine$gru$lane$0$q_isx q_isx(
         .d(q_isx$d),
@@ -9861,14 +9902,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$clock = clock;
         p_h$clock = clock;
         p_xc$clock = clock;
-        p_a$clock = clock;
-        p_head$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
         q_prod$clock = clock;
         q_xc$clock = clock;
-        q_a$clock = clock;
-        q_head$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
@@ -9887,14 +9924,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = p_r$q;
         p_h$d = p_h$q;
         p_xc$d = p_xc$q;
-        p_a$d = p_a$q;
-        p_head$d = p_head$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
         q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
-        q_a$d = q_a$q;
-        q_head$d = q_head$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
@@ -9909,6 +9942,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
+        if (a_set == (0 == 32'h1)) begin
+            state$0$raddr0 = ka;
+        end
         state$0$raddr1 = upd_j;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
@@ -9920,6 +9956,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
         state$1$raddr0 = k;
+        if (a_set == (1 == 32'h1)) begin
+            state$1$raddr0 = ka;
+        end
         state$1$raddr1 = upd_j;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
@@ -10813,30 +10852,26 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_head$d = h_a;
         p_isx$d = k_is_x;
         p_czero$d = c_zero;
-        if (k_is_x) begin
-            p_a$d = x_a;
-        end
-        else begin
-            p_a$d = h_a;
-            if (a_zero) begin
-                p_a$d = 18'h0;
-            end
-        end
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
         q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
-        q_a$d = p_a$q;
-        q_head$d = p_head$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
-        op_head$d = q_head$q;
-        op_a$d = q_a$q;
+        op_head$d = h_a;
+        if (ka_is_x) begin
+            op_a$d = x_a;
+        end
+        else begin
+            op_a$d = h_a;
+            if (a_zero) begin
+                op_a$d = 18'h0;
+            end
+        end
         if (q_isx$q) begin
             op_c$d = q_xc$q;
         end
@@ -12452,16 +12487,24 @@ module top$core$engine$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$0$head$mac$0
@@ -12480,16 +12523,24 @@ module top$core$engine$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$0$head$mac$1
@@ -12508,16 +12559,24 @@ module top$core$engine$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$core$engine$gru$lane$0$head$mac$2
@@ -12713,22 +12772,29 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -12795,25 +12861,6 @@ module top$core$engine$gru$lane$0$op_head(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$op_head
 
 
-module top$core$engine$gru$lane$0$p_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$p_a
-
-
 module top$core$engine$gru$lane$0$p_czero(d,q,clock);
     
     // Module arguments
@@ -12850,25 +12897,6 @@ module top$core$engine$gru$lane$0$p_h(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$p_h
-
-
-module top$core$engine$gru$lane$0$p_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$p_head
 
 
 module top$core$engine$gru$lane$0$p_isx(d,q,clock);
@@ -12928,25 +12956,6 @@ module top$core$engine$gru$lane$0$p_xc(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$p_xc
 
 
-module top$core$engine$gru$lane$0$q_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$q_a
-
-
 module top$core$engine$gru$lane$0$q_czero(d,q,clock);
     
     // Module arguments
@@ -12964,25 +12973,6 @@ module top$core$engine$gru$lane$0$q_czero(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$q_czero
-
-
-module top$core$engine$gru$lane$0$q_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$q_head
 
 
 module top$core$engine$gru$lane$0$q_isx(d,q,clock);
@@ -15790,6 +15780,158 @@ module top$core$engine$gru$lane$0$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$z1$9
 
 
+module top$core$engine$gru$m1_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m1_head
+
+
+module top$core$engine$gru$m1_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m1_pass
+
+
+module top$core$engine$gru$m1_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m1_term
+
+
+module top$core$engine$gru$m1_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m1_valid
+
+
+module top$core$engine$gru$m2_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m2_head
+
+
+module top$core$engine$gru$m2_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m2_pass
+
+
+module top$core$engine$gru$m2_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m2_term
+
+
+module top$core$engine$gru$m2_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$m2_valid
+
+
 module top$core$engine$gru$next_group(d,q,clock);
     
     // Module arguments
@@ -15902,6 +16044,25 @@ module top$core$engine$gru$s1_head(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$s1_head
+
+
+module top$core$engine$gru$s1_is_a$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1_is_a$0
 
 
 module top$core$engine$gru$s1_pass(d,q,clock);
@@ -22634,6 +22795,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,full,release_,raddr,rdat
     /* verilator lint_off UNUSEDSIGNAL */
     wire  [15:0] raw$0$rdata1;
     /* verilator lint_on UNUSEDSIGNAL */
+    reg  [15:0] rdata_reg$0$d;
+    wire  [15:0] rdata_reg$0$q;
+    reg  rdata_reg$0$clock;
     reg  [23:0] sum0$0$d;
     wire  [23:0] sum0$0$q;
     reg  sum0$0$clock;
@@ -22674,6 +22838,11 @@ module top$core$engine$ingest(clock,valid,ready,count$0,full,release_,raddr,rdat
         .rdata0(raw$0$rdata0),
         .raddr1(raw$0$raddr1),
         .rdata1(raw$0$rdata1)
+    );
+    top$core$engine$ingest$rdata_reg$0 rdata_reg$0(
+        .d(rdata_reg$0$d),
+        .q(rdata_reg$0$q),
+        .clock(rdata_reg$0$clock)
     );
     top$core$engine$ingest$sum0$0 sum0$0(
         .d(sum0$0$d),
@@ -22745,7 +22914,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,full,release_,raddr,rdat
         raw$0$wdata = count$0;
         raw$0$raddr0 = read_base + raddr;
         raw$0$raddr1 = 16'h0;
-        rdata$0 = raw$0$rdata0;
+        rdata_reg$0$clock = clock;
+        rdata_reg$0$d = raw$0$rdata0;
+        rdata$0 = rdata_reg$0$q;
         s0$0 = sum0$0$q;
         if (read_bank$q) begin
             s0$0 = sum1$0$q;
@@ -22878,6 +23049,25 @@ module top$core$engine$ingest$raw$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rd
 endmodule // top$core$engine$ingest$raw$0
 
 
+module top$core$engine$ingest$rdata_reg$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$ingest$rdata_reg$0
+
+
 module top$core$engine$ingest$read_bank(d,q,clock);
     
     // Module arguments
@@ -22981,8 +23171,9 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
     localparam PreprocState$Peak = 1;
     localparam PreprocState$WaitBuffer = 2;
     localparam PreprocState$DivRead = 3;
-    localparam PreprocState$DivStart = 4;
-    localparam PreprocState$DivWait = 5;
+    localparam PreprocState$DivRead2 = 4;
+    localparam PreprocState$DivStart = 5;
+    localparam PreprocState$DivWait = 6;
     
     // Stub signals
     reg  [2:0] state$d;
@@ -23010,6 +23201,9 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
     reg  [23:0] y_reg$0$d;
     wire  [23:0] y_reg$0$q;
     reg  y_reg$0$clock;
+    reg  peak_count$d;
+    wire  peak_count$q;
+    reg  peak_count$clock;
     reg  peak_read$d;
     wire  peak_read$q;
     reg  peak_read$clock;
@@ -23060,6 +23254,11 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
         .q(y_reg$0$q),
         .clock(y_reg$0$clock)
     );
+    top$core$engine$preproc$peak_count peak_count(
+        .d(peak_count$d),
+        .q(peak_count$q),
+        .clock(peak_count$clock)
+    );
     top$core$engine$preproc$peak_read peak_read(
         .d(peak_read$d),
         .q(peak_read$q),
@@ -23071,12 +23270,15 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
         state$clock = clock;
         gate$clock = clock;
         set$clock = clock;
+        peak_count$clock = clock;
         peak_read$clock = clock;
         state$d = state$q;
         gate$d = gate$q;
         set$d = set$q;
+        peak_count$d = peak_count$q;
         peak_read$d = peak_read$q;
-        peak_read$d = state$q == PreprocState$Peak;
+        peak_count$d = state$q == PreprocState$Peak;
+        peak_read$d = peak_count$q;
         release_ = 1'b0;
         x_done = 1'b0;
         x_we = 1'b0;
@@ -23135,10 +23337,14 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
             PreprocState$WaitBuffer:
                 begin
                     if (free) begin
-                        state$d = PreprocState$DivStart;
+                        state$d = PreprocState$DivRead2;
                     end
                 end
             PreprocState$DivRead:
+                begin
+                    state$d = PreprocState$DivRead2;
+                end
+            PreprocState$DivRead2:
                 begin
                     state$d = PreprocState$DivStart;
                 end
@@ -23474,6 +23680,25 @@ module top$core$engine$preproc$peak$0(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$peak$0
+
+
+module top$core$engine$preproc$peak_count(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$peak_count
 
 
 module top$core$engine$preproc$peak_read(d,q,clock);

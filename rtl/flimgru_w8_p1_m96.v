@@ -5537,6 +5537,8 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [15:0] lane$0$x_raddr1;
     reg  [15:0] lane$0$k;
     reg  lane$0$k_is_x;
+    reg  [15:0] lane$0$ka;
+    reg  lane$0$ka_is_x;
     reg  lane$0$a_set;
     reg  lane$0$a_zero;
     reg  lane$0$c_zero;
@@ -6450,12 +6452,9 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [15:0] rom_addr$d;
     wire  [15:0] rom_addr$q;
     reg  rom_addr$clock;
-    reg  [1:0] drain$d;
-    wire  [1:0] drain$q;
+    reg  [2:0] drain$d;
+    wire  [2:0] drain$q;
     reg  drain$clock;
-    reg  [1:0] bwait$d;
-    wire  [1:0] bwait$q;
-    reg  bwait$clock;
     reg  d0_valid$d;
     wire  d0_valid$q;
     reg  d0_valid$clock;
@@ -6777,6 +6776,318 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  d1_head$d;
     wire  d1_head$q;
     reg  d1_head$clock;
+    reg  s1_is_a$0$d;
+    wire  s1_is_a$0$q;
+    reg  s1_is_a$0$clock;
+    reg  s1_is_a$1$d;
+    wire  s1_is_a$1$q;
+    reg  s1_is_a$1$clock;
+    reg  s1_is_a$2$d;
+    wire  s1_is_a$2$q;
+    reg  s1_is_a$2$clock;
+    reg  s1_is_a$3$d;
+    wire  s1_is_a$3$q;
+    reg  s1_is_a$3$clock;
+    reg  s1_is_a$4$d;
+    wire  s1_is_a$4$q;
+    reg  s1_is_a$4$clock;
+    reg  s1_is_a$5$d;
+    wire  s1_is_a$5$q;
+    reg  s1_is_a$5$clock;
+    reg  s1_is_a$6$d;
+    wire  s1_is_a$6$q;
+    reg  s1_is_a$6$clock;
+    reg  s1_is_a$7$d;
+    wire  s1_is_a$7$q;
+    reg  s1_is_a$7$clock;
+    reg  s1_is_a$8$d;
+    wire  s1_is_a$8$q;
+    reg  s1_is_a$8$clock;
+    reg  s1_is_a$9$d;
+    wire  s1_is_a$9$q;
+    reg  s1_is_a$9$clock;
+    reg  s1_is_a$10$d;
+    wire  s1_is_a$10$q;
+    reg  s1_is_a$10$clock;
+    reg  s1_is_a$11$d;
+    wire  s1_is_a$11$q;
+    reg  s1_is_a$11$clock;
+    reg  s1_is_a$12$d;
+    wire  s1_is_a$12$q;
+    reg  s1_is_a$12$clock;
+    reg  s1_is_a$13$d;
+    wire  s1_is_a$13$q;
+    reg  s1_is_a$13$clock;
+    reg  s1_is_a$14$d;
+    wire  s1_is_a$14$q;
+    reg  s1_is_a$14$clock;
+    reg  s1_is_a$15$d;
+    wire  s1_is_a$15$q;
+    reg  s1_is_a$15$clock;
+    reg  s1_is_a$16$d;
+    wire  s1_is_a$16$q;
+    reg  s1_is_a$16$clock;
+    reg  s1_is_a$17$d;
+    wire  s1_is_a$17$q;
+    reg  s1_is_a$17$clock;
+    reg  s1_is_a$18$d;
+    wire  s1_is_a$18$q;
+    reg  s1_is_a$18$clock;
+    reg  s1_is_a$19$d;
+    wire  s1_is_a$19$q;
+    reg  s1_is_a$19$clock;
+    reg  s1_is_a$20$d;
+    wire  s1_is_a$20$q;
+    reg  s1_is_a$20$clock;
+    reg  s1_is_a$21$d;
+    wire  s1_is_a$21$q;
+    reg  s1_is_a$21$clock;
+    reg  s1_is_a$22$d;
+    wire  s1_is_a$22$q;
+    reg  s1_is_a$22$clock;
+    reg  s1_is_a$23$d;
+    wire  s1_is_a$23$q;
+    reg  s1_is_a$23$clock;
+    reg  s1_is_a$24$d;
+    wire  s1_is_a$24$q;
+    reg  s1_is_a$24$clock;
+    reg  s1_is_a$25$d;
+    wire  s1_is_a$25$q;
+    reg  s1_is_a$25$clock;
+    reg  s1_is_a$26$d;
+    wire  s1_is_a$26$q;
+    reg  s1_is_a$26$clock;
+    reg  s1_is_a$27$d;
+    wire  s1_is_a$27$q;
+    reg  s1_is_a$27$clock;
+    reg  s1_is_a$28$d;
+    wire  s1_is_a$28$q;
+    reg  s1_is_a$28$clock;
+    reg  s1_is_a$29$d;
+    wire  s1_is_a$29$q;
+    reg  s1_is_a$29$clock;
+    reg  s1_is_a$30$d;
+    wire  s1_is_a$30$q;
+    reg  s1_is_a$30$clock;
+    reg  s1_is_a$31$d;
+    wire  s1_is_a$31$q;
+    reg  s1_is_a$31$clock;
+    reg  s1_is_a$32$d;
+    wire  s1_is_a$32$q;
+    reg  s1_is_a$32$clock;
+    reg  s1_is_a$33$d;
+    wire  s1_is_a$33$q;
+    reg  s1_is_a$33$clock;
+    reg  s1_is_a$34$d;
+    wire  s1_is_a$34$q;
+    reg  s1_is_a$34$clock;
+    reg  s1_is_a$35$d;
+    wire  s1_is_a$35$q;
+    reg  s1_is_a$35$clock;
+    reg  s1_is_a$36$d;
+    wire  s1_is_a$36$q;
+    reg  s1_is_a$36$clock;
+    reg  s1_is_a$37$d;
+    wire  s1_is_a$37$q;
+    reg  s1_is_a$37$clock;
+    reg  s1_is_a$38$d;
+    wire  s1_is_a$38$q;
+    reg  s1_is_a$38$clock;
+    reg  s1_is_a$39$d;
+    wire  s1_is_a$39$q;
+    reg  s1_is_a$39$clock;
+    reg  s1_is_a$40$d;
+    wire  s1_is_a$40$q;
+    reg  s1_is_a$40$clock;
+    reg  s1_is_a$41$d;
+    wire  s1_is_a$41$q;
+    reg  s1_is_a$41$clock;
+    reg  s1_is_a$42$d;
+    wire  s1_is_a$42$q;
+    reg  s1_is_a$42$clock;
+    reg  s1_is_a$43$d;
+    wire  s1_is_a$43$q;
+    reg  s1_is_a$43$clock;
+    reg  s1_is_a$44$d;
+    wire  s1_is_a$44$q;
+    reg  s1_is_a$44$clock;
+    reg  s1_is_a$45$d;
+    wire  s1_is_a$45$q;
+    reg  s1_is_a$45$clock;
+    reg  s1_is_a$46$d;
+    wire  s1_is_a$46$q;
+    reg  s1_is_a$46$clock;
+    reg  s1_is_a$47$d;
+    wire  s1_is_a$47$q;
+    reg  s1_is_a$47$clock;
+    reg  s1_is_a$48$d;
+    wire  s1_is_a$48$q;
+    reg  s1_is_a$48$clock;
+    reg  s1_is_a$49$d;
+    wire  s1_is_a$49$q;
+    reg  s1_is_a$49$clock;
+    reg  s1_is_a$50$d;
+    wire  s1_is_a$50$q;
+    reg  s1_is_a$50$clock;
+    reg  s1_is_a$51$d;
+    wire  s1_is_a$51$q;
+    reg  s1_is_a$51$clock;
+    reg  s1_is_a$52$d;
+    wire  s1_is_a$52$q;
+    reg  s1_is_a$52$clock;
+    reg  s1_is_a$53$d;
+    wire  s1_is_a$53$q;
+    reg  s1_is_a$53$clock;
+    reg  s1_is_a$54$d;
+    wire  s1_is_a$54$q;
+    reg  s1_is_a$54$clock;
+    reg  s1_is_a$55$d;
+    wire  s1_is_a$55$q;
+    reg  s1_is_a$55$clock;
+    reg  s1_is_a$56$d;
+    wire  s1_is_a$56$q;
+    reg  s1_is_a$56$clock;
+    reg  s1_is_a$57$d;
+    wire  s1_is_a$57$q;
+    reg  s1_is_a$57$clock;
+    reg  s1_is_a$58$d;
+    wire  s1_is_a$58$q;
+    reg  s1_is_a$58$clock;
+    reg  s1_is_a$59$d;
+    wire  s1_is_a$59$q;
+    reg  s1_is_a$59$clock;
+    reg  s1_is_a$60$d;
+    wire  s1_is_a$60$q;
+    reg  s1_is_a$60$clock;
+    reg  s1_is_a$61$d;
+    wire  s1_is_a$61$q;
+    reg  s1_is_a$61$clock;
+    reg  s1_is_a$62$d;
+    wire  s1_is_a$62$q;
+    reg  s1_is_a$62$clock;
+    reg  s1_is_a$63$d;
+    wire  s1_is_a$63$q;
+    reg  s1_is_a$63$clock;
+    reg  s1_is_a$64$d;
+    wire  s1_is_a$64$q;
+    reg  s1_is_a$64$clock;
+    reg  s1_is_a$65$d;
+    wire  s1_is_a$65$q;
+    reg  s1_is_a$65$clock;
+    reg  s1_is_a$66$d;
+    wire  s1_is_a$66$q;
+    reg  s1_is_a$66$clock;
+    reg  s1_is_a$67$d;
+    wire  s1_is_a$67$q;
+    reg  s1_is_a$67$clock;
+    reg  s1_is_a$68$d;
+    wire  s1_is_a$68$q;
+    reg  s1_is_a$68$clock;
+    reg  s1_is_a$69$d;
+    wire  s1_is_a$69$q;
+    reg  s1_is_a$69$clock;
+    reg  s1_is_a$70$d;
+    wire  s1_is_a$70$q;
+    reg  s1_is_a$70$clock;
+    reg  s1_is_a$71$d;
+    wire  s1_is_a$71$q;
+    reg  s1_is_a$71$clock;
+    reg  s1_is_a$72$d;
+    wire  s1_is_a$72$q;
+    reg  s1_is_a$72$clock;
+    reg  s1_is_a$73$d;
+    wire  s1_is_a$73$q;
+    reg  s1_is_a$73$clock;
+    reg  s1_is_a$74$d;
+    wire  s1_is_a$74$q;
+    reg  s1_is_a$74$clock;
+    reg  s1_is_a$75$d;
+    wire  s1_is_a$75$q;
+    reg  s1_is_a$75$clock;
+    reg  s1_is_a$76$d;
+    wire  s1_is_a$76$q;
+    reg  s1_is_a$76$clock;
+    reg  s1_is_a$77$d;
+    wire  s1_is_a$77$q;
+    reg  s1_is_a$77$clock;
+    reg  s1_is_a$78$d;
+    wire  s1_is_a$78$q;
+    reg  s1_is_a$78$clock;
+    reg  s1_is_a$79$d;
+    wire  s1_is_a$79$q;
+    reg  s1_is_a$79$clock;
+    reg  s1_is_a$80$d;
+    wire  s1_is_a$80$q;
+    reg  s1_is_a$80$clock;
+    reg  s1_is_a$81$d;
+    wire  s1_is_a$81$q;
+    reg  s1_is_a$81$clock;
+    reg  s1_is_a$82$d;
+    wire  s1_is_a$82$q;
+    reg  s1_is_a$82$clock;
+    reg  s1_is_a$83$d;
+    wire  s1_is_a$83$q;
+    reg  s1_is_a$83$clock;
+    reg  s1_is_a$84$d;
+    wire  s1_is_a$84$q;
+    reg  s1_is_a$84$clock;
+    reg  s1_is_a$85$d;
+    wire  s1_is_a$85$q;
+    reg  s1_is_a$85$clock;
+    reg  s1_is_a$86$d;
+    wire  s1_is_a$86$q;
+    reg  s1_is_a$86$clock;
+    reg  s1_is_a$87$d;
+    wire  s1_is_a$87$q;
+    reg  s1_is_a$87$clock;
+    reg  s1_is_a$88$d;
+    wire  s1_is_a$88$q;
+    reg  s1_is_a$88$clock;
+    reg  s1_is_a$89$d;
+    wire  s1_is_a$89$q;
+    reg  s1_is_a$89$clock;
+    reg  s1_is_a$90$d;
+    wire  s1_is_a$90$q;
+    reg  s1_is_a$90$clock;
+    reg  s1_is_a$91$d;
+    wire  s1_is_a$91$q;
+    reg  s1_is_a$91$clock;
+    reg  s1_is_a$92$d;
+    wire  s1_is_a$92$q;
+    reg  s1_is_a$92$clock;
+    reg  s1_is_a$93$d;
+    wire  s1_is_a$93$q;
+    reg  s1_is_a$93$clock;
+    reg  s1_is_a$94$d;
+    wire  s1_is_a$94$q;
+    reg  s1_is_a$94$clock;
+    reg  s1_is_a$95$d;
+    wire  s1_is_a$95$q;
+    reg  s1_is_a$95$clock;
+    reg  m1_valid$d;
+    wire  m1_valid$q;
+    reg  m1_valid$clock;
+    reg  [15:0] m1_pass$d;
+    wire  [15:0] m1_pass$q;
+    reg  m1_pass$clock;
+    reg  [15:0] m1_term$d;
+    wire  [15:0] m1_term$q;
+    reg  m1_term$clock;
+    reg  m1_head$d;
+    wire  m1_head$q;
+    reg  m1_head$clock;
+    reg  m2_valid$d;
+    wire  m2_valid$q;
+    reg  m2_valid$clock;
+    reg  [15:0] m2_pass$d;
+    wire  [15:0] m2_pass$q;
+    reg  m2_pass$clock;
+    reg  [15:0] m2_term$d;
+    wire  [15:0] m2_term$q;
+    reg  m2_term$clock;
+    reg  m2_head$d;
+    wire  m2_head$q;
+    reg  m2_head$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -7095,6 +7406,8 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .x_raddr1(lane$0$x_raddr1),
         .k(lane$0$k),
         .k_is_x(lane$0$k_is_x),
+        .ka(lane$0$ka),
+        .ka_is_x(lane$0$ka_is_x),
         .a_set(lane$0$a_set),
         .a_zero(lane$0$a_zero),
         .c_zero(lane$0$c_zero),
@@ -8412,11 +8725,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(drain$q),
         .clock(drain$clock)
     );
-    top$gru$bwait bwait(
-        .d(bwait$d),
-        .q(bwait$q),
-        .clock(bwait$clock)
-    );
     top$gru$d0_valid d0_valid(
         .d(d0_valid$d),
         .q(d0_valid$q),
@@ -8952,6 +9260,526 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(d1_head$q),
         .clock(d1_head$clock)
     );
+    top$gru$s1_is_a$0 s1_is_a$0(
+        .d(s1_is_a$0$d),
+        .q(s1_is_a$0$q),
+        .clock(s1_is_a$0$clock)
+    );
+    top$gru$s1_is_a$1 s1_is_a$1(
+        .d(s1_is_a$1$d),
+        .q(s1_is_a$1$q),
+        .clock(s1_is_a$1$clock)
+    );
+    top$gru$s1_is_a$2 s1_is_a$2(
+        .d(s1_is_a$2$d),
+        .q(s1_is_a$2$q),
+        .clock(s1_is_a$2$clock)
+    );
+    top$gru$s1_is_a$3 s1_is_a$3(
+        .d(s1_is_a$3$d),
+        .q(s1_is_a$3$q),
+        .clock(s1_is_a$3$clock)
+    );
+    top$gru$s1_is_a$4 s1_is_a$4(
+        .d(s1_is_a$4$d),
+        .q(s1_is_a$4$q),
+        .clock(s1_is_a$4$clock)
+    );
+    top$gru$s1_is_a$5 s1_is_a$5(
+        .d(s1_is_a$5$d),
+        .q(s1_is_a$5$q),
+        .clock(s1_is_a$5$clock)
+    );
+    top$gru$s1_is_a$6 s1_is_a$6(
+        .d(s1_is_a$6$d),
+        .q(s1_is_a$6$q),
+        .clock(s1_is_a$6$clock)
+    );
+    top$gru$s1_is_a$7 s1_is_a$7(
+        .d(s1_is_a$7$d),
+        .q(s1_is_a$7$q),
+        .clock(s1_is_a$7$clock)
+    );
+    top$gru$s1_is_a$8 s1_is_a$8(
+        .d(s1_is_a$8$d),
+        .q(s1_is_a$8$q),
+        .clock(s1_is_a$8$clock)
+    );
+    top$gru$s1_is_a$9 s1_is_a$9(
+        .d(s1_is_a$9$d),
+        .q(s1_is_a$9$q),
+        .clock(s1_is_a$9$clock)
+    );
+    top$gru$s1_is_a$10 s1_is_a$10(
+        .d(s1_is_a$10$d),
+        .q(s1_is_a$10$q),
+        .clock(s1_is_a$10$clock)
+    );
+    top$gru$s1_is_a$11 s1_is_a$11(
+        .d(s1_is_a$11$d),
+        .q(s1_is_a$11$q),
+        .clock(s1_is_a$11$clock)
+    );
+    top$gru$s1_is_a$12 s1_is_a$12(
+        .d(s1_is_a$12$d),
+        .q(s1_is_a$12$q),
+        .clock(s1_is_a$12$clock)
+    );
+    top$gru$s1_is_a$13 s1_is_a$13(
+        .d(s1_is_a$13$d),
+        .q(s1_is_a$13$q),
+        .clock(s1_is_a$13$clock)
+    );
+    top$gru$s1_is_a$14 s1_is_a$14(
+        .d(s1_is_a$14$d),
+        .q(s1_is_a$14$q),
+        .clock(s1_is_a$14$clock)
+    );
+    top$gru$s1_is_a$15 s1_is_a$15(
+        .d(s1_is_a$15$d),
+        .q(s1_is_a$15$q),
+        .clock(s1_is_a$15$clock)
+    );
+    top$gru$s1_is_a$16 s1_is_a$16(
+        .d(s1_is_a$16$d),
+        .q(s1_is_a$16$q),
+        .clock(s1_is_a$16$clock)
+    );
+    top$gru$s1_is_a$17 s1_is_a$17(
+        .d(s1_is_a$17$d),
+        .q(s1_is_a$17$q),
+        .clock(s1_is_a$17$clock)
+    );
+    top$gru$s1_is_a$18 s1_is_a$18(
+        .d(s1_is_a$18$d),
+        .q(s1_is_a$18$q),
+        .clock(s1_is_a$18$clock)
+    );
+    top$gru$s1_is_a$19 s1_is_a$19(
+        .d(s1_is_a$19$d),
+        .q(s1_is_a$19$q),
+        .clock(s1_is_a$19$clock)
+    );
+    top$gru$s1_is_a$20 s1_is_a$20(
+        .d(s1_is_a$20$d),
+        .q(s1_is_a$20$q),
+        .clock(s1_is_a$20$clock)
+    );
+    top$gru$s1_is_a$21 s1_is_a$21(
+        .d(s1_is_a$21$d),
+        .q(s1_is_a$21$q),
+        .clock(s1_is_a$21$clock)
+    );
+    top$gru$s1_is_a$22 s1_is_a$22(
+        .d(s1_is_a$22$d),
+        .q(s1_is_a$22$q),
+        .clock(s1_is_a$22$clock)
+    );
+    top$gru$s1_is_a$23 s1_is_a$23(
+        .d(s1_is_a$23$d),
+        .q(s1_is_a$23$q),
+        .clock(s1_is_a$23$clock)
+    );
+    top$gru$s1_is_a$24 s1_is_a$24(
+        .d(s1_is_a$24$d),
+        .q(s1_is_a$24$q),
+        .clock(s1_is_a$24$clock)
+    );
+    top$gru$s1_is_a$25 s1_is_a$25(
+        .d(s1_is_a$25$d),
+        .q(s1_is_a$25$q),
+        .clock(s1_is_a$25$clock)
+    );
+    top$gru$s1_is_a$26 s1_is_a$26(
+        .d(s1_is_a$26$d),
+        .q(s1_is_a$26$q),
+        .clock(s1_is_a$26$clock)
+    );
+    top$gru$s1_is_a$27 s1_is_a$27(
+        .d(s1_is_a$27$d),
+        .q(s1_is_a$27$q),
+        .clock(s1_is_a$27$clock)
+    );
+    top$gru$s1_is_a$28 s1_is_a$28(
+        .d(s1_is_a$28$d),
+        .q(s1_is_a$28$q),
+        .clock(s1_is_a$28$clock)
+    );
+    top$gru$s1_is_a$29 s1_is_a$29(
+        .d(s1_is_a$29$d),
+        .q(s1_is_a$29$q),
+        .clock(s1_is_a$29$clock)
+    );
+    top$gru$s1_is_a$30 s1_is_a$30(
+        .d(s1_is_a$30$d),
+        .q(s1_is_a$30$q),
+        .clock(s1_is_a$30$clock)
+    );
+    top$gru$s1_is_a$31 s1_is_a$31(
+        .d(s1_is_a$31$d),
+        .q(s1_is_a$31$q),
+        .clock(s1_is_a$31$clock)
+    );
+    top$gru$s1_is_a$32 s1_is_a$32(
+        .d(s1_is_a$32$d),
+        .q(s1_is_a$32$q),
+        .clock(s1_is_a$32$clock)
+    );
+    top$gru$s1_is_a$33 s1_is_a$33(
+        .d(s1_is_a$33$d),
+        .q(s1_is_a$33$q),
+        .clock(s1_is_a$33$clock)
+    );
+    top$gru$s1_is_a$34 s1_is_a$34(
+        .d(s1_is_a$34$d),
+        .q(s1_is_a$34$q),
+        .clock(s1_is_a$34$clock)
+    );
+    top$gru$s1_is_a$35 s1_is_a$35(
+        .d(s1_is_a$35$d),
+        .q(s1_is_a$35$q),
+        .clock(s1_is_a$35$clock)
+    );
+    top$gru$s1_is_a$36 s1_is_a$36(
+        .d(s1_is_a$36$d),
+        .q(s1_is_a$36$q),
+        .clock(s1_is_a$36$clock)
+    );
+    top$gru$s1_is_a$37 s1_is_a$37(
+        .d(s1_is_a$37$d),
+        .q(s1_is_a$37$q),
+        .clock(s1_is_a$37$clock)
+    );
+    top$gru$s1_is_a$38 s1_is_a$38(
+        .d(s1_is_a$38$d),
+        .q(s1_is_a$38$q),
+        .clock(s1_is_a$38$clock)
+    );
+    top$gru$s1_is_a$39 s1_is_a$39(
+        .d(s1_is_a$39$d),
+        .q(s1_is_a$39$q),
+        .clock(s1_is_a$39$clock)
+    );
+    top$gru$s1_is_a$40 s1_is_a$40(
+        .d(s1_is_a$40$d),
+        .q(s1_is_a$40$q),
+        .clock(s1_is_a$40$clock)
+    );
+    top$gru$s1_is_a$41 s1_is_a$41(
+        .d(s1_is_a$41$d),
+        .q(s1_is_a$41$q),
+        .clock(s1_is_a$41$clock)
+    );
+    top$gru$s1_is_a$42 s1_is_a$42(
+        .d(s1_is_a$42$d),
+        .q(s1_is_a$42$q),
+        .clock(s1_is_a$42$clock)
+    );
+    top$gru$s1_is_a$43 s1_is_a$43(
+        .d(s1_is_a$43$d),
+        .q(s1_is_a$43$q),
+        .clock(s1_is_a$43$clock)
+    );
+    top$gru$s1_is_a$44 s1_is_a$44(
+        .d(s1_is_a$44$d),
+        .q(s1_is_a$44$q),
+        .clock(s1_is_a$44$clock)
+    );
+    top$gru$s1_is_a$45 s1_is_a$45(
+        .d(s1_is_a$45$d),
+        .q(s1_is_a$45$q),
+        .clock(s1_is_a$45$clock)
+    );
+    top$gru$s1_is_a$46 s1_is_a$46(
+        .d(s1_is_a$46$d),
+        .q(s1_is_a$46$q),
+        .clock(s1_is_a$46$clock)
+    );
+    top$gru$s1_is_a$47 s1_is_a$47(
+        .d(s1_is_a$47$d),
+        .q(s1_is_a$47$q),
+        .clock(s1_is_a$47$clock)
+    );
+    top$gru$s1_is_a$48 s1_is_a$48(
+        .d(s1_is_a$48$d),
+        .q(s1_is_a$48$q),
+        .clock(s1_is_a$48$clock)
+    );
+    top$gru$s1_is_a$49 s1_is_a$49(
+        .d(s1_is_a$49$d),
+        .q(s1_is_a$49$q),
+        .clock(s1_is_a$49$clock)
+    );
+    top$gru$s1_is_a$50 s1_is_a$50(
+        .d(s1_is_a$50$d),
+        .q(s1_is_a$50$q),
+        .clock(s1_is_a$50$clock)
+    );
+    top$gru$s1_is_a$51 s1_is_a$51(
+        .d(s1_is_a$51$d),
+        .q(s1_is_a$51$q),
+        .clock(s1_is_a$51$clock)
+    );
+    top$gru$s1_is_a$52 s1_is_a$52(
+        .d(s1_is_a$52$d),
+        .q(s1_is_a$52$q),
+        .clock(s1_is_a$52$clock)
+    );
+    top$gru$s1_is_a$53 s1_is_a$53(
+        .d(s1_is_a$53$d),
+        .q(s1_is_a$53$q),
+        .clock(s1_is_a$53$clock)
+    );
+    top$gru$s1_is_a$54 s1_is_a$54(
+        .d(s1_is_a$54$d),
+        .q(s1_is_a$54$q),
+        .clock(s1_is_a$54$clock)
+    );
+    top$gru$s1_is_a$55 s1_is_a$55(
+        .d(s1_is_a$55$d),
+        .q(s1_is_a$55$q),
+        .clock(s1_is_a$55$clock)
+    );
+    top$gru$s1_is_a$56 s1_is_a$56(
+        .d(s1_is_a$56$d),
+        .q(s1_is_a$56$q),
+        .clock(s1_is_a$56$clock)
+    );
+    top$gru$s1_is_a$57 s1_is_a$57(
+        .d(s1_is_a$57$d),
+        .q(s1_is_a$57$q),
+        .clock(s1_is_a$57$clock)
+    );
+    top$gru$s1_is_a$58 s1_is_a$58(
+        .d(s1_is_a$58$d),
+        .q(s1_is_a$58$q),
+        .clock(s1_is_a$58$clock)
+    );
+    top$gru$s1_is_a$59 s1_is_a$59(
+        .d(s1_is_a$59$d),
+        .q(s1_is_a$59$q),
+        .clock(s1_is_a$59$clock)
+    );
+    top$gru$s1_is_a$60 s1_is_a$60(
+        .d(s1_is_a$60$d),
+        .q(s1_is_a$60$q),
+        .clock(s1_is_a$60$clock)
+    );
+    top$gru$s1_is_a$61 s1_is_a$61(
+        .d(s1_is_a$61$d),
+        .q(s1_is_a$61$q),
+        .clock(s1_is_a$61$clock)
+    );
+    top$gru$s1_is_a$62 s1_is_a$62(
+        .d(s1_is_a$62$d),
+        .q(s1_is_a$62$q),
+        .clock(s1_is_a$62$clock)
+    );
+    top$gru$s1_is_a$63 s1_is_a$63(
+        .d(s1_is_a$63$d),
+        .q(s1_is_a$63$q),
+        .clock(s1_is_a$63$clock)
+    );
+    top$gru$s1_is_a$64 s1_is_a$64(
+        .d(s1_is_a$64$d),
+        .q(s1_is_a$64$q),
+        .clock(s1_is_a$64$clock)
+    );
+    top$gru$s1_is_a$65 s1_is_a$65(
+        .d(s1_is_a$65$d),
+        .q(s1_is_a$65$q),
+        .clock(s1_is_a$65$clock)
+    );
+    top$gru$s1_is_a$66 s1_is_a$66(
+        .d(s1_is_a$66$d),
+        .q(s1_is_a$66$q),
+        .clock(s1_is_a$66$clock)
+    );
+    top$gru$s1_is_a$67 s1_is_a$67(
+        .d(s1_is_a$67$d),
+        .q(s1_is_a$67$q),
+        .clock(s1_is_a$67$clock)
+    );
+    top$gru$s1_is_a$68 s1_is_a$68(
+        .d(s1_is_a$68$d),
+        .q(s1_is_a$68$q),
+        .clock(s1_is_a$68$clock)
+    );
+    top$gru$s1_is_a$69 s1_is_a$69(
+        .d(s1_is_a$69$d),
+        .q(s1_is_a$69$q),
+        .clock(s1_is_a$69$clock)
+    );
+    top$gru$s1_is_a$70 s1_is_a$70(
+        .d(s1_is_a$70$d),
+        .q(s1_is_a$70$q),
+        .clock(s1_is_a$70$clock)
+    );
+    top$gru$s1_is_a$71 s1_is_a$71(
+        .d(s1_is_a$71$d),
+        .q(s1_is_a$71$q),
+        .clock(s1_is_a$71$clock)
+    );
+    top$gru$s1_is_a$72 s1_is_a$72(
+        .d(s1_is_a$72$d),
+        .q(s1_is_a$72$q),
+        .clock(s1_is_a$72$clock)
+    );
+    top$gru$s1_is_a$73 s1_is_a$73(
+        .d(s1_is_a$73$d),
+        .q(s1_is_a$73$q),
+        .clock(s1_is_a$73$clock)
+    );
+    top$gru$s1_is_a$74 s1_is_a$74(
+        .d(s1_is_a$74$d),
+        .q(s1_is_a$74$q),
+        .clock(s1_is_a$74$clock)
+    );
+    top$gru$s1_is_a$75 s1_is_a$75(
+        .d(s1_is_a$75$d),
+        .q(s1_is_a$75$q),
+        .clock(s1_is_a$75$clock)
+    );
+    top$gru$s1_is_a$76 s1_is_a$76(
+        .d(s1_is_a$76$d),
+        .q(s1_is_a$76$q),
+        .clock(s1_is_a$76$clock)
+    );
+    top$gru$s1_is_a$77 s1_is_a$77(
+        .d(s1_is_a$77$d),
+        .q(s1_is_a$77$q),
+        .clock(s1_is_a$77$clock)
+    );
+    top$gru$s1_is_a$78 s1_is_a$78(
+        .d(s1_is_a$78$d),
+        .q(s1_is_a$78$q),
+        .clock(s1_is_a$78$clock)
+    );
+    top$gru$s1_is_a$79 s1_is_a$79(
+        .d(s1_is_a$79$d),
+        .q(s1_is_a$79$q),
+        .clock(s1_is_a$79$clock)
+    );
+    top$gru$s1_is_a$80 s1_is_a$80(
+        .d(s1_is_a$80$d),
+        .q(s1_is_a$80$q),
+        .clock(s1_is_a$80$clock)
+    );
+    top$gru$s1_is_a$81 s1_is_a$81(
+        .d(s1_is_a$81$d),
+        .q(s1_is_a$81$q),
+        .clock(s1_is_a$81$clock)
+    );
+    top$gru$s1_is_a$82 s1_is_a$82(
+        .d(s1_is_a$82$d),
+        .q(s1_is_a$82$q),
+        .clock(s1_is_a$82$clock)
+    );
+    top$gru$s1_is_a$83 s1_is_a$83(
+        .d(s1_is_a$83$d),
+        .q(s1_is_a$83$q),
+        .clock(s1_is_a$83$clock)
+    );
+    top$gru$s1_is_a$84 s1_is_a$84(
+        .d(s1_is_a$84$d),
+        .q(s1_is_a$84$q),
+        .clock(s1_is_a$84$clock)
+    );
+    top$gru$s1_is_a$85 s1_is_a$85(
+        .d(s1_is_a$85$d),
+        .q(s1_is_a$85$q),
+        .clock(s1_is_a$85$clock)
+    );
+    top$gru$s1_is_a$86 s1_is_a$86(
+        .d(s1_is_a$86$d),
+        .q(s1_is_a$86$q),
+        .clock(s1_is_a$86$clock)
+    );
+    top$gru$s1_is_a$87 s1_is_a$87(
+        .d(s1_is_a$87$d),
+        .q(s1_is_a$87$q),
+        .clock(s1_is_a$87$clock)
+    );
+    top$gru$s1_is_a$88 s1_is_a$88(
+        .d(s1_is_a$88$d),
+        .q(s1_is_a$88$q),
+        .clock(s1_is_a$88$clock)
+    );
+    top$gru$s1_is_a$89 s1_is_a$89(
+        .d(s1_is_a$89$d),
+        .q(s1_is_a$89$q),
+        .clock(s1_is_a$89$clock)
+    );
+    top$gru$s1_is_a$90 s1_is_a$90(
+        .d(s1_is_a$90$d),
+        .q(s1_is_a$90$q),
+        .clock(s1_is_a$90$clock)
+    );
+    top$gru$s1_is_a$91 s1_is_a$91(
+        .d(s1_is_a$91$d),
+        .q(s1_is_a$91$q),
+        .clock(s1_is_a$91$clock)
+    );
+    top$gru$s1_is_a$92 s1_is_a$92(
+        .d(s1_is_a$92$d),
+        .q(s1_is_a$92$q),
+        .clock(s1_is_a$92$clock)
+    );
+    top$gru$s1_is_a$93 s1_is_a$93(
+        .d(s1_is_a$93$d),
+        .q(s1_is_a$93$q),
+        .clock(s1_is_a$93$clock)
+    );
+    top$gru$s1_is_a$94 s1_is_a$94(
+        .d(s1_is_a$94$d),
+        .q(s1_is_a$94$q),
+        .clock(s1_is_a$94$clock)
+    );
+    top$gru$s1_is_a$95 s1_is_a$95(
+        .d(s1_is_a$95$d),
+        .q(s1_is_a$95$q),
+        .clock(s1_is_a$95$clock)
+    );
+    top$gru$m1_valid m1_valid(
+        .d(m1_valid$d),
+        .q(m1_valid$q),
+        .clock(m1_valid$clock)
+    );
+    top$gru$m1_pass m1_pass(
+        .d(m1_pass$d),
+        .q(m1_pass$q),
+        .clock(m1_pass$clock)
+    );
+    top$gru$m1_term m1_term(
+        .d(m1_term$d),
+        .q(m1_term$q),
+        .clock(m1_term$clock)
+    );
+    top$gru$m1_head m1_head(
+        .d(m1_head$d),
+        .q(m1_head$q),
+        .clock(m1_head$clock)
+    );
+    top$gru$m2_valid m2_valid(
+        .d(m2_valid$d),
+        .q(m2_valid$q),
+        .clock(m2_valid$clock)
+    );
+    top$gru$m2_pass m2_pass(
+        .d(m2_pass$d),
+        .q(m2_pass$q),
+        .clock(m2_pass$clock)
+    );
+    top$gru$m2_term m2_term(
+        .d(m2_term$d),
+        .q(m2_term$q),
+        .clock(m2_term$clock)
+    );
+    top$gru$m2_head m2_head(
+        .d(m2_head$d),
+        .q(m2_head$q),
+        .clock(m2_head$clock)
+    );
     top$gru$a_set a_set(
         .d(a_set$d),
         .q(a_set$q),
@@ -9120,7 +9948,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         term$clock = clock;
         rom_addr$clock = clock;
         drain$clock = clock;
-        bwait$clock = clock;
         d0_valid$clock = clock;
         d0_first$clock = clock;
         d0_pass$clock = clock;
@@ -9132,6 +9959,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d1_pass$clock = clock;
         d1_term$clock = clock;
         d1_head$clock = clock;
+        m1_valid$clock = clock;
+        m1_pass$clock = clock;
+        m1_term$clock = clock;
+        m1_head$clock = clock;
+        m2_valid$clock = clock;
+        m2_pass$clock = clock;
+        m2_term$clock = clock;
+        m2_head$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -9159,7 +9994,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         term$d = term$q;
         rom_addr$d = rom_addr$q;
         drain$d = drain$q;
-        bwait$d = bwait$q;
         d0_valid$d = d0_valid$q;
         d0_first$d = d0_first$q;
         d0_pass$d = d0_pass$q;
@@ -9171,6 +10005,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d1_pass$d = d1_pass$q;
         d1_term$d = d1_term$q;
         d1_head$d = d1_head$q;
+        m1_valid$d = m1_valid$q;
+        m1_pass$d = m1_pass$q;
+        m1_term$d = m1_term$q;
+        m1_head$d = m1_head$q;
+        m2_valid$d = m2_valid$q;
+        m2_pass$d = m2_pass$q;
+        m2_term$d = m2_term$q;
+        m2_head$d = m2_head$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -10879,10 +11721,210 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         s1_pass$d = d1_pass$q;
         s1_term$d = d1_term$q;
         s1_head$d = d1_head$q;
-        s2_post$d = s1_valid$q && (s1_term$q == last_term);
-        s2_pass$d = s1_pass$q;
+        s1_is_a$0$clock = clock;
+        s1_is_a$0$d = d1_pass$q < a_passes$0;
+        s1_is_a$1$clock = clock;
+        s1_is_a$1$d = d1_pass$q < a_passes$1;
+        s1_is_a$2$clock = clock;
+        s1_is_a$2$d = d1_pass$q < a_passes$2;
+        s1_is_a$3$clock = clock;
+        s1_is_a$3$d = d1_pass$q < a_passes$3;
+        s1_is_a$4$clock = clock;
+        s1_is_a$4$d = d1_pass$q < a_passes$4;
+        s1_is_a$5$clock = clock;
+        s1_is_a$5$d = d1_pass$q < a_passes$5;
+        s1_is_a$6$clock = clock;
+        s1_is_a$6$d = d1_pass$q < a_passes$6;
+        s1_is_a$7$clock = clock;
+        s1_is_a$7$d = d1_pass$q < a_passes$7;
+        s1_is_a$8$clock = clock;
+        s1_is_a$8$d = d1_pass$q < a_passes$8;
+        s1_is_a$9$clock = clock;
+        s1_is_a$9$d = d1_pass$q < a_passes$9;
+        s1_is_a$10$clock = clock;
+        s1_is_a$10$d = d1_pass$q < a_passes$10;
+        s1_is_a$11$clock = clock;
+        s1_is_a$11$d = d1_pass$q < a_passes$11;
+        s1_is_a$12$clock = clock;
+        s1_is_a$12$d = d1_pass$q < a_passes$12;
+        s1_is_a$13$clock = clock;
+        s1_is_a$13$d = d1_pass$q < a_passes$13;
+        s1_is_a$14$clock = clock;
+        s1_is_a$14$d = d1_pass$q < a_passes$14;
+        s1_is_a$15$clock = clock;
+        s1_is_a$15$d = d1_pass$q < a_passes$15;
+        s1_is_a$16$clock = clock;
+        s1_is_a$16$d = d1_pass$q < a_passes$16;
+        s1_is_a$17$clock = clock;
+        s1_is_a$17$d = d1_pass$q < a_passes$17;
+        s1_is_a$18$clock = clock;
+        s1_is_a$18$d = d1_pass$q < a_passes$18;
+        s1_is_a$19$clock = clock;
+        s1_is_a$19$d = d1_pass$q < a_passes$19;
+        s1_is_a$20$clock = clock;
+        s1_is_a$20$d = d1_pass$q < a_passes$20;
+        s1_is_a$21$clock = clock;
+        s1_is_a$21$d = d1_pass$q < a_passes$21;
+        s1_is_a$22$clock = clock;
+        s1_is_a$22$d = d1_pass$q < a_passes$22;
+        s1_is_a$23$clock = clock;
+        s1_is_a$23$d = d1_pass$q < a_passes$23;
+        s1_is_a$24$clock = clock;
+        s1_is_a$24$d = d1_pass$q < a_passes$24;
+        s1_is_a$25$clock = clock;
+        s1_is_a$25$d = d1_pass$q < a_passes$25;
+        s1_is_a$26$clock = clock;
+        s1_is_a$26$d = d1_pass$q < a_passes$26;
+        s1_is_a$27$clock = clock;
+        s1_is_a$27$d = d1_pass$q < a_passes$27;
+        s1_is_a$28$clock = clock;
+        s1_is_a$28$d = d1_pass$q < a_passes$28;
+        s1_is_a$29$clock = clock;
+        s1_is_a$29$d = d1_pass$q < a_passes$29;
+        s1_is_a$30$clock = clock;
+        s1_is_a$30$d = d1_pass$q < a_passes$30;
+        s1_is_a$31$clock = clock;
+        s1_is_a$31$d = d1_pass$q < a_passes$31;
+        s1_is_a$32$clock = clock;
+        s1_is_a$32$d = d1_pass$q < a_passes$32;
+        s1_is_a$33$clock = clock;
+        s1_is_a$33$d = d1_pass$q < a_passes$33;
+        s1_is_a$34$clock = clock;
+        s1_is_a$34$d = d1_pass$q < a_passes$34;
+        s1_is_a$35$clock = clock;
+        s1_is_a$35$d = d1_pass$q < a_passes$35;
+        s1_is_a$36$clock = clock;
+        s1_is_a$36$d = d1_pass$q < a_passes$36;
+        s1_is_a$37$clock = clock;
+        s1_is_a$37$d = d1_pass$q < a_passes$37;
+        s1_is_a$38$clock = clock;
+        s1_is_a$38$d = d1_pass$q < a_passes$38;
+        s1_is_a$39$clock = clock;
+        s1_is_a$39$d = d1_pass$q < a_passes$39;
+        s1_is_a$40$clock = clock;
+        s1_is_a$40$d = d1_pass$q < a_passes$40;
+        s1_is_a$41$clock = clock;
+        s1_is_a$41$d = d1_pass$q < a_passes$41;
+        s1_is_a$42$clock = clock;
+        s1_is_a$42$d = d1_pass$q < a_passes$42;
+        s1_is_a$43$clock = clock;
+        s1_is_a$43$d = d1_pass$q < a_passes$43;
+        s1_is_a$44$clock = clock;
+        s1_is_a$44$d = d1_pass$q < a_passes$44;
+        s1_is_a$45$clock = clock;
+        s1_is_a$45$d = d1_pass$q < a_passes$45;
+        s1_is_a$46$clock = clock;
+        s1_is_a$46$d = d1_pass$q < a_passes$46;
+        s1_is_a$47$clock = clock;
+        s1_is_a$47$d = d1_pass$q < a_passes$47;
+        s1_is_a$48$clock = clock;
+        s1_is_a$48$d = d1_pass$q < a_passes$48;
+        s1_is_a$49$clock = clock;
+        s1_is_a$49$d = d1_pass$q < a_passes$49;
+        s1_is_a$50$clock = clock;
+        s1_is_a$50$d = d1_pass$q < a_passes$50;
+        s1_is_a$51$clock = clock;
+        s1_is_a$51$d = d1_pass$q < a_passes$51;
+        s1_is_a$52$clock = clock;
+        s1_is_a$52$d = d1_pass$q < a_passes$52;
+        s1_is_a$53$clock = clock;
+        s1_is_a$53$d = d1_pass$q < a_passes$53;
+        s1_is_a$54$clock = clock;
+        s1_is_a$54$d = d1_pass$q < a_passes$54;
+        s1_is_a$55$clock = clock;
+        s1_is_a$55$d = d1_pass$q < a_passes$55;
+        s1_is_a$56$clock = clock;
+        s1_is_a$56$d = d1_pass$q < a_passes$56;
+        s1_is_a$57$clock = clock;
+        s1_is_a$57$d = d1_pass$q < a_passes$57;
+        s1_is_a$58$clock = clock;
+        s1_is_a$58$d = d1_pass$q < a_passes$58;
+        s1_is_a$59$clock = clock;
+        s1_is_a$59$d = d1_pass$q < a_passes$59;
+        s1_is_a$60$clock = clock;
+        s1_is_a$60$d = d1_pass$q < a_passes$60;
+        s1_is_a$61$clock = clock;
+        s1_is_a$61$d = d1_pass$q < a_passes$61;
+        s1_is_a$62$clock = clock;
+        s1_is_a$62$d = d1_pass$q < a_passes$62;
+        s1_is_a$63$clock = clock;
+        s1_is_a$63$d = d1_pass$q < a_passes$63;
+        s1_is_a$64$clock = clock;
+        s1_is_a$64$d = 1'b0;
+        s1_is_a$65$clock = clock;
+        s1_is_a$65$d = 1'b0;
+        s1_is_a$66$clock = clock;
+        s1_is_a$66$d = 1'b0;
+        s1_is_a$67$clock = clock;
+        s1_is_a$67$d = 1'b0;
+        s1_is_a$68$clock = clock;
+        s1_is_a$68$d = 1'b0;
+        s1_is_a$69$clock = clock;
+        s1_is_a$69$d = 1'b0;
+        s1_is_a$70$clock = clock;
+        s1_is_a$70$d = 1'b0;
+        s1_is_a$71$clock = clock;
+        s1_is_a$71$d = 1'b0;
+        s1_is_a$72$clock = clock;
+        s1_is_a$72$d = 1'b0;
+        s1_is_a$73$clock = clock;
+        s1_is_a$73$d = 1'b0;
+        s1_is_a$74$clock = clock;
+        s1_is_a$74$d = 1'b0;
+        s1_is_a$75$clock = clock;
+        s1_is_a$75$d = 1'b0;
+        s1_is_a$76$clock = clock;
+        s1_is_a$76$d = 1'b0;
+        s1_is_a$77$clock = clock;
+        s1_is_a$77$d = 1'b0;
+        s1_is_a$78$clock = clock;
+        s1_is_a$78$d = 1'b0;
+        s1_is_a$79$clock = clock;
+        s1_is_a$79$d = 1'b0;
+        s1_is_a$80$clock = clock;
+        s1_is_a$80$d = 1'b0;
+        s1_is_a$81$clock = clock;
+        s1_is_a$81$d = 1'b0;
+        s1_is_a$82$clock = clock;
+        s1_is_a$82$d = 1'b0;
+        s1_is_a$83$clock = clock;
+        s1_is_a$83$d = 1'b0;
+        s1_is_a$84$clock = clock;
+        s1_is_a$84$d = 1'b0;
+        s1_is_a$85$clock = clock;
+        s1_is_a$85$d = 1'b0;
+        s1_is_a$86$clock = clock;
+        s1_is_a$86$d = 1'b0;
+        s1_is_a$87$clock = clock;
+        s1_is_a$87$d = 1'b0;
+        s1_is_a$88$clock = clock;
+        s1_is_a$88$d = 1'b0;
+        s1_is_a$89$clock = clock;
+        s1_is_a$89$d = 1'b0;
+        s1_is_a$90$clock = clock;
+        s1_is_a$90$d = 1'b0;
+        s1_is_a$91$clock = clock;
+        s1_is_a$91$d = 1'b0;
+        s1_is_a$92$clock = clock;
+        s1_is_a$92$d = 1'b0;
+        s1_is_a$93$clock = clock;
+        s1_is_a$93$d = 1'b0;
+        s1_is_a$94$clock = clock;
+        s1_is_a$94$d = 1'b0;
+        s1_is_a$95$clock = clock;
+        s1_is_a$95$d = 1'b0;
+        m1_valid$d = s1_valid$q;
+        m1_pass$d = s1_pass$q;
+        m1_term$d = s1_term$q;
+        m1_head$d = s1_head$q;
+        m2_valid$d = m1_valid$q;
+        m2_pass$d = m1_pass$q;
+        m2_term$d = m1_term$q;
+        m2_head$d = m1_head$q;
+        s2_post$d = m2_valid$q && (m2_term$q == last_term);
+        s2_pass$d = m2_pass$q;
         s2_set$d = a_set$q;
-        s2_head$d = s1_head$q && (s1_term$q == last_state_term);
+        s2_head$d = m2_head$q && (m2_term$q == last_state_term);
         lane$0$clock = clock;
         lane$0$x_we = x_we;
         lane$0$x_set = x_set;
@@ -10892,6 +11934,8 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         lane$0$x_raddr1 = step$1$q;
         lane$0$k = term$q;
         lane$0$k_is_x = term$q == x_term;
+        lane$0$ka = d1_term$q;
+        lane$0$ka_is_x = d1_term$q == x_term;
         lane$0$a_set = a_set$q;
         if (a_set$q) begin
             lane$0$a_zero = zero$1;
@@ -10903,292 +11947,292 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         end
         lane$0$mac_en = s1_valid$q;
         lane$0$mac_first = s1_first$q;
-        lane$0$unit_is_a$0 = s1_pass$q < a_passes$0;
+        lane$0$unit_is_a$0 = s1_is_a$0$q;
         lane$0$weight$0 = weight_rom$0$data;
         lane$0$bias$0 = bias_rom$0$data;
-        lane$0$unit_is_a$1 = s1_pass$q < a_passes$1;
+        lane$0$unit_is_a$1 = s1_is_a$1$q;
         lane$0$weight$1 = weight_rom$1$data;
         lane$0$bias$1 = bias_rom$1$data;
-        lane$0$unit_is_a$2 = s1_pass$q < a_passes$2;
+        lane$0$unit_is_a$2 = s1_is_a$2$q;
         lane$0$weight$2 = weight_rom$2$data;
         lane$0$bias$2 = bias_rom$2$data;
-        lane$0$unit_is_a$3 = s1_pass$q < a_passes$3;
+        lane$0$unit_is_a$3 = s1_is_a$3$q;
         lane$0$weight$3 = weight_rom$3$data;
         lane$0$bias$3 = bias_rom$3$data;
-        lane$0$unit_is_a$4 = s1_pass$q < a_passes$4;
+        lane$0$unit_is_a$4 = s1_is_a$4$q;
         lane$0$weight$4 = weight_rom$4$data;
         lane$0$bias$4 = bias_rom$4$data;
-        lane$0$unit_is_a$5 = s1_pass$q < a_passes$5;
+        lane$0$unit_is_a$5 = s1_is_a$5$q;
         lane$0$weight$5 = weight_rom$5$data;
         lane$0$bias$5 = bias_rom$5$data;
-        lane$0$unit_is_a$6 = s1_pass$q < a_passes$6;
+        lane$0$unit_is_a$6 = s1_is_a$6$q;
         lane$0$weight$6 = weight_rom$6$data;
         lane$0$bias$6 = bias_rom$6$data;
-        lane$0$unit_is_a$7 = s1_pass$q < a_passes$7;
+        lane$0$unit_is_a$7 = s1_is_a$7$q;
         lane$0$weight$7 = weight_rom$7$data;
         lane$0$bias$7 = bias_rom$7$data;
-        lane$0$unit_is_a$8 = s1_pass$q < a_passes$8;
+        lane$0$unit_is_a$8 = s1_is_a$8$q;
         lane$0$weight$8 = weight_rom$8$data;
         lane$0$bias$8 = bias_rom$8$data;
-        lane$0$unit_is_a$9 = s1_pass$q < a_passes$9;
+        lane$0$unit_is_a$9 = s1_is_a$9$q;
         lane$0$weight$9 = weight_rom$9$data;
         lane$0$bias$9 = bias_rom$9$data;
-        lane$0$unit_is_a$10 = s1_pass$q < a_passes$10;
+        lane$0$unit_is_a$10 = s1_is_a$10$q;
         lane$0$weight$10 = weight_rom$10$data;
         lane$0$bias$10 = bias_rom$10$data;
-        lane$0$unit_is_a$11 = s1_pass$q < a_passes$11;
+        lane$0$unit_is_a$11 = s1_is_a$11$q;
         lane$0$weight$11 = weight_rom$11$data;
         lane$0$bias$11 = bias_rom$11$data;
-        lane$0$unit_is_a$12 = s1_pass$q < a_passes$12;
+        lane$0$unit_is_a$12 = s1_is_a$12$q;
         lane$0$weight$12 = weight_rom$12$data;
         lane$0$bias$12 = bias_rom$12$data;
-        lane$0$unit_is_a$13 = s1_pass$q < a_passes$13;
+        lane$0$unit_is_a$13 = s1_is_a$13$q;
         lane$0$weight$13 = weight_rom$13$data;
         lane$0$bias$13 = bias_rom$13$data;
-        lane$0$unit_is_a$14 = s1_pass$q < a_passes$14;
+        lane$0$unit_is_a$14 = s1_is_a$14$q;
         lane$0$weight$14 = weight_rom$14$data;
         lane$0$bias$14 = bias_rom$14$data;
-        lane$0$unit_is_a$15 = s1_pass$q < a_passes$15;
+        lane$0$unit_is_a$15 = s1_is_a$15$q;
         lane$0$weight$15 = weight_rom$15$data;
         lane$0$bias$15 = bias_rom$15$data;
-        lane$0$unit_is_a$16 = s1_pass$q < a_passes$16;
+        lane$0$unit_is_a$16 = s1_is_a$16$q;
         lane$0$weight$16 = weight_rom$16$data;
         lane$0$bias$16 = bias_rom$16$data;
-        lane$0$unit_is_a$17 = s1_pass$q < a_passes$17;
+        lane$0$unit_is_a$17 = s1_is_a$17$q;
         lane$0$weight$17 = weight_rom$17$data;
         lane$0$bias$17 = bias_rom$17$data;
-        lane$0$unit_is_a$18 = s1_pass$q < a_passes$18;
+        lane$0$unit_is_a$18 = s1_is_a$18$q;
         lane$0$weight$18 = weight_rom$18$data;
         lane$0$bias$18 = bias_rom$18$data;
-        lane$0$unit_is_a$19 = s1_pass$q < a_passes$19;
+        lane$0$unit_is_a$19 = s1_is_a$19$q;
         lane$0$weight$19 = weight_rom$19$data;
         lane$0$bias$19 = bias_rom$19$data;
-        lane$0$unit_is_a$20 = s1_pass$q < a_passes$20;
+        lane$0$unit_is_a$20 = s1_is_a$20$q;
         lane$0$weight$20 = weight_rom$20$data;
         lane$0$bias$20 = bias_rom$20$data;
-        lane$0$unit_is_a$21 = s1_pass$q < a_passes$21;
+        lane$0$unit_is_a$21 = s1_is_a$21$q;
         lane$0$weight$21 = weight_rom$21$data;
         lane$0$bias$21 = bias_rom$21$data;
-        lane$0$unit_is_a$22 = s1_pass$q < a_passes$22;
+        lane$0$unit_is_a$22 = s1_is_a$22$q;
         lane$0$weight$22 = weight_rom$22$data;
         lane$0$bias$22 = bias_rom$22$data;
-        lane$0$unit_is_a$23 = s1_pass$q < a_passes$23;
+        lane$0$unit_is_a$23 = s1_is_a$23$q;
         lane$0$weight$23 = weight_rom$23$data;
         lane$0$bias$23 = bias_rom$23$data;
-        lane$0$unit_is_a$24 = s1_pass$q < a_passes$24;
+        lane$0$unit_is_a$24 = s1_is_a$24$q;
         lane$0$weight$24 = weight_rom$24$data;
         lane$0$bias$24 = bias_rom$24$data;
-        lane$0$unit_is_a$25 = s1_pass$q < a_passes$25;
+        lane$0$unit_is_a$25 = s1_is_a$25$q;
         lane$0$weight$25 = weight_rom$25$data;
         lane$0$bias$25 = bias_rom$25$data;
-        lane$0$unit_is_a$26 = s1_pass$q < a_passes$26;
+        lane$0$unit_is_a$26 = s1_is_a$26$q;
         lane$0$weight$26 = weight_rom$26$data;
         lane$0$bias$26 = bias_rom$26$data;
-        lane$0$unit_is_a$27 = s1_pass$q < a_passes$27;
+        lane$0$unit_is_a$27 = s1_is_a$27$q;
         lane$0$weight$27 = weight_rom$27$data;
         lane$0$bias$27 = bias_rom$27$data;
-        lane$0$unit_is_a$28 = s1_pass$q < a_passes$28;
+        lane$0$unit_is_a$28 = s1_is_a$28$q;
         lane$0$weight$28 = weight_rom$28$data;
         lane$0$bias$28 = bias_rom$28$data;
-        lane$0$unit_is_a$29 = s1_pass$q < a_passes$29;
+        lane$0$unit_is_a$29 = s1_is_a$29$q;
         lane$0$weight$29 = weight_rom$29$data;
         lane$0$bias$29 = bias_rom$29$data;
-        lane$0$unit_is_a$30 = s1_pass$q < a_passes$30;
+        lane$0$unit_is_a$30 = s1_is_a$30$q;
         lane$0$weight$30 = weight_rom$30$data;
         lane$0$bias$30 = bias_rom$30$data;
-        lane$0$unit_is_a$31 = s1_pass$q < a_passes$31;
+        lane$0$unit_is_a$31 = s1_is_a$31$q;
         lane$0$weight$31 = weight_rom$31$data;
         lane$0$bias$31 = bias_rom$31$data;
-        lane$0$unit_is_a$32 = s1_pass$q < a_passes$32;
+        lane$0$unit_is_a$32 = s1_is_a$32$q;
         lane$0$weight$32 = weight_rom$32$data;
         lane$0$bias$32 = bias_rom$32$data;
-        lane$0$unit_is_a$33 = s1_pass$q < a_passes$33;
+        lane$0$unit_is_a$33 = s1_is_a$33$q;
         lane$0$weight$33 = weight_rom$33$data;
         lane$0$bias$33 = bias_rom$33$data;
-        lane$0$unit_is_a$34 = s1_pass$q < a_passes$34;
+        lane$0$unit_is_a$34 = s1_is_a$34$q;
         lane$0$weight$34 = weight_rom$34$data;
         lane$0$bias$34 = bias_rom$34$data;
-        lane$0$unit_is_a$35 = s1_pass$q < a_passes$35;
+        lane$0$unit_is_a$35 = s1_is_a$35$q;
         lane$0$weight$35 = weight_rom$35$data;
         lane$0$bias$35 = bias_rom$35$data;
-        lane$0$unit_is_a$36 = s1_pass$q < a_passes$36;
+        lane$0$unit_is_a$36 = s1_is_a$36$q;
         lane$0$weight$36 = weight_rom$36$data;
         lane$0$bias$36 = bias_rom$36$data;
-        lane$0$unit_is_a$37 = s1_pass$q < a_passes$37;
+        lane$0$unit_is_a$37 = s1_is_a$37$q;
         lane$0$weight$37 = weight_rom$37$data;
         lane$0$bias$37 = bias_rom$37$data;
-        lane$0$unit_is_a$38 = s1_pass$q < a_passes$38;
+        lane$0$unit_is_a$38 = s1_is_a$38$q;
         lane$0$weight$38 = weight_rom$38$data;
         lane$0$bias$38 = bias_rom$38$data;
-        lane$0$unit_is_a$39 = s1_pass$q < a_passes$39;
+        lane$0$unit_is_a$39 = s1_is_a$39$q;
         lane$0$weight$39 = weight_rom$39$data;
         lane$0$bias$39 = bias_rom$39$data;
-        lane$0$unit_is_a$40 = s1_pass$q < a_passes$40;
+        lane$0$unit_is_a$40 = s1_is_a$40$q;
         lane$0$weight$40 = weight_rom$40$data;
         lane$0$bias$40 = bias_rom$40$data;
-        lane$0$unit_is_a$41 = s1_pass$q < a_passes$41;
+        lane$0$unit_is_a$41 = s1_is_a$41$q;
         lane$0$weight$41 = weight_rom$41$data;
         lane$0$bias$41 = bias_rom$41$data;
-        lane$0$unit_is_a$42 = s1_pass$q < a_passes$42;
+        lane$0$unit_is_a$42 = s1_is_a$42$q;
         lane$0$weight$42 = weight_rom$42$data;
         lane$0$bias$42 = bias_rom$42$data;
-        lane$0$unit_is_a$43 = s1_pass$q < a_passes$43;
+        lane$0$unit_is_a$43 = s1_is_a$43$q;
         lane$0$weight$43 = weight_rom$43$data;
         lane$0$bias$43 = bias_rom$43$data;
-        lane$0$unit_is_a$44 = s1_pass$q < a_passes$44;
+        lane$0$unit_is_a$44 = s1_is_a$44$q;
         lane$0$weight$44 = weight_rom$44$data;
         lane$0$bias$44 = bias_rom$44$data;
-        lane$0$unit_is_a$45 = s1_pass$q < a_passes$45;
+        lane$0$unit_is_a$45 = s1_is_a$45$q;
         lane$0$weight$45 = weight_rom$45$data;
         lane$0$bias$45 = bias_rom$45$data;
-        lane$0$unit_is_a$46 = s1_pass$q < a_passes$46;
+        lane$0$unit_is_a$46 = s1_is_a$46$q;
         lane$0$weight$46 = weight_rom$46$data;
         lane$0$bias$46 = bias_rom$46$data;
-        lane$0$unit_is_a$47 = s1_pass$q < a_passes$47;
+        lane$0$unit_is_a$47 = s1_is_a$47$q;
         lane$0$weight$47 = weight_rom$47$data;
         lane$0$bias$47 = bias_rom$47$data;
-        lane$0$unit_is_a$48 = s1_pass$q < a_passes$48;
+        lane$0$unit_is_a$48 = s1_is_a$48$q;
         lane$0$weight$48 = weight_rom$48$data;
         lane$0$bias$48 = bias_rom$48$data;
-        lane$0$unit_is_a$49 = s1_pass$q < a_passes$49;
+        lane$0$unit_is_a$49 = s1_is_a$49$q;
         lane$0$weight$49 = weight_rom$49$data;
         lane$0$bias$49 = bias_rom$49$data;
-        lane$0$unit_is_a$50 = s1_pass$q < a_passes$50;
+        lane$0$unit_is_a$50 = s1_is_a$50$q;
         lane$0$weight$50 = weight_rom$50$data;
         lane$0$bias$50 = bias_rom$50$data;
-        lane$0$unit_is_a$51 = s1_pass$q < a_passes$51;
+        lane$0$unit_is_a$51 = s1_is_a$51$q;
         lane$0$weight$51 = weight_rom$51$data;
         lane$0$bias$51 = bias_rom$51$data;
-        lane$0$unit_is_a$52 = s1_pass$q < a_passes$52;
+        lane$0$unit_is_a$52 = s1_is_a$52$q;
         lane$0$weight$52 = weight_rom$52$data;
         lane$0$bias$52 = bias_rom$52$data;
-        lane$0$unit_is_a$53 = s1_pass$q < a_passes$53;
+        lane$0$unit_is_a$53 = s1_is_a$53$q;
         lane$0$weight$53 = weight_rom$53$data;
         lane$0$bias$53 = bias_rom$53$data;
-        lane$0$unit_is_a$54 = s1_pass$q < a_passes$54;
+        lane$0$unit_is_a$54 = s1_is_a$54$q;
         lane$0$weight$54 = weight_rom$54$data;
         lane$0$bias$54 = bias_rom$54$data;
-        lane$0$unit_is_a$55 = s1_pass$q < a_passes$55;
+        lane$0$unit_is_a$55 = s1_is_a$55$q;
         lane$0$weight$55 = weight_rom$55$data;
         lane$0$bias$55 = bias_rom$55$data;
-        lane$0$unit_is_a$56 = s1_pass$q < a_passes$56;
+        lane$0$unit_is_a$56 = s1_is_a$56$q;
         lane$0$weight$56 = weight_rom$56$data;
         lane$0$bias$56 = bias_rom$56$data;
-        lane$0$unit_is_a$57 = s1_pass$q < a_passes$57;
+        lane$0$unit_is_a$57 = s1_is_a$57$q;
         lane$0$weight$57 = weight_rom$57$data;
         lane$0$bias$57 = bias_rom$57$data;
-        lane$0$unit_is_a$58 = s1_pass$q < a_passes$58;
+        lane$0$unit_is_a$58 = s1_is_a$58$q;
         lane$0$weight$58 = weight_rom$58$data;
         lane$0$bias$58 = bias_rom$58$data;
-        lane$0$unit_is_a$59 = s1_pass$q < a_passes$59;
+        lane$0$unit_is_a$59 = s1_is_a$59$q;
         lane$0$weight$59 = weight_rom$59$data;
         lane$0$bias$59 = bias_rom$59$data;
-        lane$0$unit_is_a$60 = s1_pass$q < a_passes$60;
+        lane$0$unit_is_a$60 = s1_is_a$60$q;
         lane$0$weight$60 = weight_rom$60$data;
         lane$0$bias$60 = bias_rom$60$data;
-        lane$0$unit_is_a$61 = s1_pass$q < a_passes$61;
+        lane$0$unit_is_a$61 = s1_is_a$61$q;
         lane$0$weight$61 = weight_rom$61$data;
         lane$0$bias$61 = bias_rom$61$data;
-        lane$0$unit_is_a$62 = s1_pass$q < a_passes$62;
+        lane$0$unit_is_a$62 = s1_is_a$62$q;
         lane$0$weight$62 = weight_rom$62$data;
         lane$0$bias$62 = bias_rom$62$data;
-        lane$0$unit_is_a$63 = s1_pass$q < a_passes$63;
+        lane$0$unit_is_a$63 = s1_is_a$63$q;
         lane$0$weight$63 = weight_rom$63$data;
         lane$0$bias$63 = bias_rom$63$data;
-        lane$0$unit_is_a$64 = 1'b0;
+        lane$0$unit_is_a$64 = s1_is_a$64$q;
         lane$0$weight$64 = weight_rom$64$data;
         lane$0$bias$64 = bias_rom$64$data;
-        lane$0$unit_is_a$65 = 1'b0;
+        lane$0$unit_is_a$65 = s1_is_a$65$q;
         lane$0$weight$65 = weight_rom$65$data;
         lane$0$bias$65 = bias_rom$65$data;
-        lane$0$unit_is_a$66 = 1'b0;
+        lane$0$unit_is_a$66 = s1_is_a$66$q;
         lane$0$weight$66 = weight_rom$66$data;
         lane$0$bias$66 = bias_rom$66$data;
-        lane$0$unit_is_a$67 = 1'b0;
+        lane$0$unit_is_a$67 = s1_is_a$67$q;
         lane$0$weight$67 = weight_rom$67$data;
         lane$0$bias$67 = bias_rom$67$data;
-        lane$0$unit_is_a$68 = 1'b0;
+        lane$0$unit_is_a$68 = s1_is_a$68$q;
         lane$0$weight$68 = weight_rom$68$data;
         lane$0$bias$68 = bias_rom$68$data;
-        lane$0$unit_is_a$69 = 1'b0;
+        lane$0$unit_is_a$69 = s1_is_a$69$q;
         lane$0$weight$69 = weight_rom$69$data;
         lane$0$bias$69 = bias_rom$69$data;
-        lane$0$unit_is_a$70 = 1'b0;
+        lane$0$unit_is_a$70 = s1_is_a$70$q;
         lane$0$weight$70 = weight_rom$70$data;
         lane$0$bias$70 = bias_rom$70$data;
-        lane$0$unit_is_a$71 = 1'b0;
+        lane$0$unit_is_a$71 = s1_is_a$71$q;
         lane$0$weight$71 = weight_rom$71$data;
         lane$0$bias$71 = bias_rom$71$data;
-        lane$0$unit_is_a$72 = 1'b0;
+        lane$0$unit_is_a$72 = s1_is_a$72$q;
         lane$0$weight$72 = weight_rom$72$data;
         lane$0$bias$72 = bias_rom$72$data;
-        lane$0$unit_is_a$73 = 1'b0;
+        lane$0$unit_is_a$73 = s1_is_a$73$q;
         lane$0$weight$73 = weight_rom$73$data;
         lane$0$bias$73 = bias_rom$73$data;
-        lane$0$unit_is_a$74 = 1'b0;
+        lane$0$unit_is_a$74 = s1_is_a$74$q;
         lane$0$weight$74 = weight_rom$74$data;
         lane$0$bias$74 = bias_rom$74$data;
-        lane$0$unit_is_a$75 = 1'b0;
+        lane$0$unit_is_a$75 = s1_is_a$75$q;
         lane$0$weight$75 = weight_rom$75$data;
         lane$0$bias$75 = bias_rom$75$data;
-        lane$0$unit_is_a$76 = 1'b0;
+        lane$0$unit_is_a$76 = s1_is_a$76$q;
         lane$0$weight$76 = weight_rom$76$data;
         lane$0$bias$76 = bias_rom$76$data;
-        lane$0$unit_is_a$77 = 1'b0;
+        lane$0$unit_is_a$77 = s1_is_a$77$q;
         lane$0$weight$77 = weight_rom$77$data;
         lane$0$bias$77 = bias_rom$77$data;
-        lane$0$unit_is_a$78 = 1'b0;
+        lane$0$unit_is_a$78 = s1_is_a$78$q;
         lane$0$weight$78 = weight_rom$78$data;
         lane$0$bias$78 = bias_rom$78$data;
-        lane$0$unit_is_a$79 = 1'b0;
+        lane$0$unit_is_a$79 = s1_is_a$79$q;
         lane$0$weight$79 = weight_rom$79$data;
         lane$0$bias$79 = bias_rom$79$data;
-        lane$0$unit_is_a$80 = 1'b0;
+        lane$0$unit_is_a$80 = s1_is_a$80$q;
         lane$0$weight$80 = weight_rom$80$data;
         lane$0$bias$80 = bias_rom$80$data;
-        lane$0$unit_is_a$81 = 1'b0;
+        lane$0$unit_is_a$81 = s1_is_a$81$q;
         lane$0$weight$81 = weight_rom$81$data;
         lane$0$bias$81 = bias_rom$81$data;
-        lane$0$unit_is_a$82 = 1'b0;
+        lane$0$unit_is_a$82 = s1_is_a$82$q;
         lane$0$weight$82 = weight_rom$82$data;
         lane$0$bias$82 = bias_rom$82$data;
-        lane$0$unit_is_a$83 = 1'b0;
+        lane$0$unit_is_a$83 = s1_is_a$83$q;
         lane$0$weight$83 = weight_rom$83$data;
         lane$0$bias$83 = bias_rom$83$data;
-        lane$0$unit_is_a$84 = 1'b0;
+        lane$0$unit_is_a$84 = s1_is_a$84$q;
         lane$0$weight$84 = weight_rom$84$data;
         lane$0$bias$84 = bias_rom$84$data;
-        lane$0$unit_is_a$85 = 1'b0;
+        lane$0$unit_is_a$85 = s1_is_a$85$q;
         lane$0$weight$85 = weight_rom$85$data;
         lane$0$bias$85 = bias_rom$85$data;
-        lane$0$unit_is_a$86 = 1'b0;
+        lane$0$unit_is_a$86 = s1_is_a$86$q;
         lane$0$weight$86 = weight_rom$86$data;
         lane$0$bias$86 = bias_rom$86$data;
-        lane$0$unit_is_a$87 = 1'b0;
+        lane$0$unit_is_a$87 = s1_is_a$87$q;
         lane$0$weight$87 = weight_rom$87$data;
         lane$0$bias$87 = bias_rom$87$data;
-        lane$0$unit_is_a$88 = 1'b0;
+        lane$0$unit_is_a$88 = s1_is_a$88$q;
         lane$0$weight$88 = weight_rom$88$data;
         lane$0$bias$88 = bias_rom$88$data;
-        lane$0$unit_is_a$89 = 1'b0;
+        lane$0$unit_is_a$89 = s1_is_a$89$q;
         lane$0$weight$89 = weight_rom$89$data;
         lane$0$bias$89 = bias_rom$89$data;
-        lane$0$unit_is_a$90 = 1'b0;
+        lane$0$unit_is_a$90 = s1_is_a$90$q;
         lane$0$weight$90 = weight_rom$90$data;
         lane$0$bias$90 = bias_rom$90$data;
-        lane$0$unit_is_a$91 = 1'b0;
+        lane$0$unit_is_a$91 = s1_is_a$91$q;
         lane$0$weight$91 = weight_rom$91$data;
         lane$0$bias$91 = bias_rom$91$data;
-        lane$0$unit_is_a$92 = 1'b0;
+        lane$0$unit_is_a$92 = s1_is_a$92$q;
         lane$0$weight$92 = weight_rom$92$data;
         lane$0$bias$92 = bias_rom$92$data;
-        lane$0$unit_is_a$93 = 1'b0;
+        lane$0$unit_is_a$93 = s1_is_a$93$q;
         lane$0$weight$93 = weight_rom$93$data;
         lane$0$bias$93 = bias_rom$93$data;
-        lane$0$unit_is_a$94 = 1'b0;
+        lane$0$unit_is_a$94 = s1_is_a$94$q;
         lane$0$weight$94 = weight_rom$94$data;
         lane$0$bias$94 = bias_rom$94$data;
-        lane$0$unit_is_a$95 = 1'b0;
+        lane$0$unit_is_a$95 = s1_is_a$95$q;
         lane$0$weight$95 = weight_rom$95$data;
         lane$0$bias$95 = bias_rom$95$data;
         lane$0$head_en = s1_head$q;
@@ -11259,11 +12303,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         case (slot$q)
             SlotState$Boundary:
                 begin
-                    if (bwait$q != 2'h2) begin
-                        bwait$d = bwait$q + 2'h1;
-                    end
-                    else if (~(n_head_last && ext_busy)) begin
-                        bwait$d = 2'h0;
+                    if (~(n_head_last && ext_busy)) begin
                         slot$d = SlotState$Issue;
                         a_set$d = n_set;
                         pass$d = 16'h0;
@@ -11318,14 +12358,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
                         if (pass$q == last_pass) begin
                             pass$d = 16'h0;
                             slot$d = SlotState$Drain;
-                            drain$d = 2'h0;
+                            drain$d = 3'h0;
                         end
                     end
                 end
             SlotState$Drain:
                 begin
-                    drain$d = drain$q + 2'h1;
-                    if (drain$q == 2'h3) begin
+                    drain$d = drain$q + 3'h1;
+                    if (drain$q == 3'h5) begin
                         slot$d = SlotState$Boundary;
                         upd_run$d = 1'b1;
                         upd_j$d = 16'h0;
@@ -13609,25 +14649,6 @@ module top$gru$bias_rom$95(clock,address,data);
 endmodule // top$gru$bias_rom$95
 
 
-module top$gru$bwait(d,q,clock);
-    
-    // Module arguments
-    input wire  [1:0] d;
-    output reg  [1:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 2'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$bwait
-
-
 module top$gru$d0_first(d,q,clock);
     
     // Module arguments
@@ -15702,13 +16723,13 @@ endmodule // top$gru$decoder$1
 module top$gru$drain(d,q,clock);
     
     // Module arguments
-    input wire  [1:0] d;
-    output reg  [1:0] q;
+    input wire  [2:0] d;
+    output reg  [2:0] q;
     input wire  clock;
     
     // Update code (custom)
     initial begin
-       q = 2'h0;
+       q = 3'h0;
     end
     
     always @(posedge clock) begin
@@ -16010,7 +17031,7 @@ module top$gru$head_valid(d,q,clock);
 endmodule // top$gru$head_valid
 
 
-module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,unit_is_a$32,unit_is_a$33,unit_is_a$34,unit_is_a$35,unit_is_a$36,unit_is_a$37,unit_is_a$38,unit_is_a$39,unit_is_a$40,unit_is_a$41,unit_is_a$42,unit_is_a$43,unit_is_a$44,unit_is_a$45,unit_is_a$46,unit_is_a$47,unit_is_a$48,unit_is_a$49,unit_is_a$50,unit_is_a$51,unit_is_a$52,unit_is_a$53,unit_is_a$54,unit_is_a$55,unit_is_a$56,unit_is_a$57,unit_is_a$58,unit_is_a$59,unit_is_a$60,unit_is_a$61,unit_is_a$62,unit_is_a$63,unit_is_a$64,unit_is_a$65,unit_is_a$66,unit_is_a$67,unit_is_a$68,unit_is_a$69,unit_is_a$70,unit_is_a$71,unit_is_a$72,unit_is_a$73,unit_is_a$74,unit_is_a$75,unit_is_a$76,unit_is_a$77,unit_is_a$78,unit_is_a$79,unit_is_a$80,unit_is_a$81,unit_is_a$82,unit_is_a$83,unit_is_a$84,unit_is_a$85,unit_is_a$86,unit_is_a$87,unit_is_a$88,unit_is_a$89,unit_is_a$90,unit_is_a$91,unit_is_a$92,unit_is_a$93,unit_is_a$94,unit_is_a$95,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,weight$32,weight$33,weight$34,weight$35,weight$36,weight$37,weight$38,weight$39,weight$40,weight$41,weight$42,weight$43,weight$44,weight$45,weight$46,weight$47,weight$48,weight$49,weight$50,weight$51,weight$52,weight$53,weight$54,weight$55,weight$56,weight$57,weight$58,weight$59,weight$60,weight$61,weight$62,weight$63,weight$64,weight$65,weight$66,weight$67,weight$68,weight$69,weight$70,weight$71,weight$72,weight$73,weight$74,weight$75,weight$76,weight$77,weight$78,weight$79,weight$80,weight$81,weight$82,weight$83,weight$84,weight$85,weight$86,weight$87,weight$88,weight$89,weight$90,weight$91,weight$92,weight$93,weight$94,weight$95,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,bias$32,bias$33,bias$34,bias$35,bias$36,bias$37,bias$38,bias$39,bias$40,bias$41,bias$42,bias$43,bias$44,bias$45,bias$46,bias$47,bias$48,bias$49,bias$50,bias$51,bias$52,bias$53,bias$54,bias$55,bias$56,bias$57,bias$58,bias$59,bias$60,bias$61,bias$62,bias$63,bias$64,bias$65,bias$66,bias$67,bias$68,bias$69,bias$70,bias$71,bias$72,bias$73,bias$74,bias$75,bias$76,bias$77,bias$78,bias$79,bias$80,bias$81,bias$82,bias$83,bias$84,bias$85,bias$86,bias$87,bias$88,bias$89,bias$90,bias$91,bias$92,bias$93,bias$94,bias$95,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,unit_is_a$32,unit_is_a$33,unit_is_a$34,unit_is_a$35,unit_is_a$36,unit_is_a$37,unit_is_a$38,unit_is_a$39,unit_is_a$40,unit_is_a$41,unit_is_a$42,unit_is_a$43,unit_is_a$44,unit_is_a$45,unit_is_a$46,unit_is_a$47,unit_is_a$48,unit_is_a$49,unit_is_a$50,unit_is_a$51,unit_is_a$52,unit_is_a$53,unit_is_a$54,unit_is_a$55,unit_is_a$56,unit_is_a$57,unit_is_a$58,unit_is_a$59,unit_is_a$60,unit_is_a$61,unit_is_a$62,unit_is_a$63,unit_is_a$64,unit_is_a$65,unit_is_a$66,unit_is_a$67,unit_is_a$68,unit_is_a$69,unit_is_a$70,unit_is_a$71,unit_is_a$72,unit_is_a$73,unit_is_a$74,unit_is_a$75,unit_is_a$76,unit_is_a$77,unit_is_a$78,unit_is_a$79,unit_is_a$80,unit_is_a$81,unit_is_a$82,unit_is_a$83,unit_is_a$84,unit_is_a$85,unit_is_a$86,unit_is_a$87,unit_is_a$88,unit_is_a$89,unit_is_a$90,unit_is_a$91,unit_is_a$92,unit_is_a$93,unit_is_a$94,unit_is_a$95,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,weight$32,weight$33,weight$34,weight$35,weight$36,weight$37,weight$38,weight$39,weight$40,weight$41,weight$42,weight$43,weight$44,weight$45,weight$46,weight$47,weight$48,weight$49,weight$50,weight$51,weight$52,weight$53,weight$54,weight$55,weight$56,weight$57,weight$58,weight$59,weight$60,weight$61,weight$62,weight$63,weight$64,weight$65,weight$66,weight$67,weight$68,weight$69,weight$70,weight$71,weight$72,weight$73,weight$74,weight$75,weight$76,weight$77,weight$78,weight$79,weight$80,weight$81,weight$82,weight$83,weight$84,weight$85,weight$86,weight$87,weight$88,weight$89,weight$90,weight$91,weight$92,weight$93,weight$94,weight$95,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,bias$32,bias$33,bias$34,bias$35,bias$36,bias$37,bias$38,bias$39,bias$40,bias$41,bias$42,bias$43,bias$44,bias$45,bias$46,bias$47,bias$48,bias$49,bias$50,bias$51,bias$52,bias$53,bias$54,bias$55,bias$56,bias$57,bias$58,bias$59,bias$60,bias$61,bias$62,bias$63,bias$64,bias$65,bias$66,bias$67,bias$68,bias$69,bias$70,bias$71,bias$72,bias$73,bias$74,bias$75,bias$76,bias$77,bias$78,bias$79,bias$80,bias$81,bias$82,bias$83,bias$84,bias$85,bias$86,bias$87,bias$88,bias$89,bias$90,bias$91,bias$92,bias$93,bias$94,bias$95,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -16022,6 +17043,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -16972,12 +17995,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
-    reg  [17:0] p_a$d;
-    wire  [17:0] p_a$q;
-    reg  p_a$clock;
-    reg  [17:0] p_head$d;
-    wire  [17:0] p_head$q;
-    reg  p_head$clock;
     reg  p_isx$d;
     wire  p_isx$q;
     reg  p_isx$clock;
@@ -16990,12 +18007,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
-    reg  [17:0] q_a$d;
-    wire  [17:0] q_a$q;
-    reg  q_a$clock;
-    reg  [17:0] q_head$d;
-    wire  [17:0] q_head$q;
-    reg  q_head$clock;
     reg  q_isx$d;
     wire  q_isx$q;
     reg  q_isx$clock;
@@ -18904,16 +19915,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(p_xc$q),
         .clock(p_xc$clock)
     );
-    top$gru$lane$0$p_a p_a(
-        .d(p_a$d),
-        .q(p_a$q),
-        .clock(p_a$clock)
-    );
-    top$gru$lane$0$p_head p_head(
-        .d(p_head$d),
-        .q(p_head$q),
-        .clock(p_head$clock)
-    );
     top$gru$lane$0$p_isx p_isx(
         .d(p_isx$d),
         .q(p_isx$q),
@@ -18933,16 +19934,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .d(q_xc$d),
         .q(q_xc$q),
         .clock(q_xc$clock)
-    );
-    top$gru$lane$0$q_a q_a(
-        .d(q_a$d),
-        .q(q_a$q),
-        .clock(q_a$clock)
-    );
-    top$gru$lane$0$q_head q_head(
-        .d(q_head$d),
-        .q(q_head$q),
-        .clock(q_head$clock)
     );
     top$gru$lane$0$q_isx q_isx(
         .d(q_isx$d),
@@ -20013,14 +21004,10 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         p_r$clock = clock;
         p_h$clock = clock;
         p_xc$clock = clock;
-        p_a$clock = clock;
-        p_head$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
         q_prod$clock = clock;
         q_xc$clock = clock;
-        q_a$clock = clock;
-        q_head$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
@@ -20039,14 +21026,10 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         p_r$d = p_r$q;
         p_h$d = p_h$q;
         p_xc$d = p_xc$q;
-        p_a$d = p_a$q;
-        p_head$d = p_head$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
         q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
-        q_a$d = q_a$q;
-        q_head$d = q_head$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
@@ -20061,6 +21044,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         v_en$d = v_en$q;
         state$0$clock = clock;
         state$0$raddr0 = k;
+        if (a_set == (0 == 32'h1)) begin
+            state$0$raddr0 = ka;
+        end
         state$0$raddr1 = upd_j;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
@@ -20072,6 +21058,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
         state$1$raddr0 = k;
+        if (a_set == (1 == 32'h1)) begin
+            state$1$raddr0 = ka;
+        end
         state$1$raddr1 = upd_j;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
@@ -20965,30 +21954,26 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_head$d = h_a;
         p_isx$d = k_is_x;
         p_czero$d = c_zero;
-        if (k_is_x) begin
-            p_a$d = x_a;
-        end
-        else begin
-            p_a$d = h_a;
-            if (a_zero) begin
-                p_a$d = 18'h0;
-            end
-        end
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
         q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
-        q_a$d = p_a$q;
-        q_head$d = p_head$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
-        op_head$d = q_head$q;
-        op_a$d = q_a$q;
+        op_head$d = h_a;
+        if (ka_is_x) begin
+            op_a$d = x_a;
+        end
+        else begin
+            op_a$d = h_a;
+            if (a_zero) begin
+                op_a$d = 18'h0;
+            end
+        end
         if (q_isx$q) begin
             op_c$d = q_xc$q;
         end
@@ -23459,16 +24444,24 @@ module top$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$gru$lane$0$head$mac$0
@@ -23487,16 +24480,24 @@ module top$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$gru$lane$0$head$mac$1
@@ -23515,16 +24516,24 @@ module top$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
-    wire signed [24:0] product = w_s * x_s;
-    reg signed [24:0] acc_r;
-    initial acc_r = 25'h0;
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = bias_b <<< 0;
     always @(posedge clock) begin
-       if (en) acc_r <= (first ? bias_s : acc_r) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
 endmodule // top$gru$lane$0$head$mac$2
@@ -23720,22 +24729,29 @@ module top$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -23759,22 +24775,29 @@ module top$gru$lane$0$mac$1(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -23798,22 +24821,29 @@ module top$gru$lane$0$mac$10(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -23837,22 +24867,29 @@ module top$gru$lane$0$mac$11(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -23876,22 +24913,29 @@ module top$gru$lane$0$mac$12(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -23915,22 +24959,29 @@ module top$gru$lane$0$mac$13(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -23954,22 +25005,29 @@ module top$gru$lane$0$mac$14(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -23993,22 +25051,29 @@ module top$gru$lane$0$mac$15(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24032,22 +25097,29 @@ module top$gru$lane$0$mac$16(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24071,22 +25143,29 @@ module top$gru$lane$0$mac$17(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24110,22 +25189,29 @@ module top$gru$lane$0$mac$18(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24149,22 +25235,29 @@ module top$gru$lane$0$mac$19(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24188,22 +25281,29 @@ module top$gru$lane$0$mac$2(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24227,22 +25327,29 @@ module top$gru$lane$0$mac$20(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24266,22 +25373,29 @@ module top$gru$lane$0$mac$21(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24305,22 +25419,29 @@ module top$gru$lane$0$mac$22(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24344,22 +25465,29 @@ module top$gru$lane$0$mac$23(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24383,22 +25511,29 @@ module top$gru$lane$0$mac$24(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24422,22 +25557,29 @@ module top$gru$lane$0$mac$25(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24461,22 +25603,29 @@ module top$gru$lane$0$mac$26(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24500,22 +25649,29 @@ module top$gru$lane$0$mac$27(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24539,22 +25695,29 @@ module top$gru$lane$0$mac$28(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24578,22 +25741,29 @@ module top$gru$lane$0$mac$29(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24617,22 +25787,29 @@ module top$gru$lane$0$mac$3(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24656,22 +25833,29 @@ module top$gru$lane$0$mac$30(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24695,22 +25879,29 @@ module top$gru$lane$0$mac$31(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24734,22 +25925,29 @@ module top$gru$lane$0$mac$32(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24773,22 +25971,29 @@ module top$gru$lane$0$mac$33(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24812,22 +26017,29 @@ module top$gru$lane$0$mac$34(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24851,22 +26063,29 @@ module top$gru$lane$0$mac$35(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24890,22 +26109,29 @@ module top$gru$lane$0$mac$36(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24929,22 +26155,29 @@ module top$gru$lane$0$mac$37(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -24968,22 +26201,29 @@ module top$gru$lane$0$mac$38(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25007,22 +26247,29 @@ module top$gru$lane$0$mac$39(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25046,22 +26293,29 @@ module top$gru$lane$0$mac$4(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25085,22 +26339,29 @@ module top$gru$lane$0$mac$40(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25124,22 +26385,29 @@ module top$gru$lane$0$mac$41(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25163,22 +26431,29 @@ module top$gru$lane$0$mac$42(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25202,22 +26477,29 @@ module top$gru$lane$0$mac$43(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25241,22 +26523,29 @@ module top$gru$lane$0$mac$44(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25280,22 +26569,29 @@ module top$gru$lane$0$mac$45(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25319,22 +26615,29 @@ module top$gru$lane$0$mac$46(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25358,22 +26661,29 @@ module top$gru$lane$0$mac$47(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25397,22 +26707,29 @@ module top$gru$lane$0$mac$48(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25436,22 +26753,29 @@ module top$gru$lane$0$mac$49(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25475,22 +26799,29 @@ module top$gru$lane$0$mac$5(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25514,22 +26845,29 @@ module top$gru$lane$0$mac$50(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25553,22 +26891,29 @@ module top$gru$lane$0$mac$51(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25592,22 +26937,29 @@ module top$gru$lane$0$mac$52(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25631,22 +26983,29 @@ module top$gru$lane$0$mac$53(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25670,22 +27029,29 @@ module top$gru$lane$0$mac$54(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25709,22 +27075,29 @@ module top$gru$lane$0$mac$55(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25748,22 +27121,29 @@ module top$gru$lane$0$mac$56(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25787,22 +27167,29 @@ module top$gru$lane$0$mac$57(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25826,22 +27213,29 @@ module top$gru$lane$0$mac$58(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25865,22 +27259,29 @@ module top$gru$lane$0$mac$59(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25904,22 +27305,29 @@ module top$gru$lane$0$mac$6(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25943,22 +27351,29 @@ module top$gru$lane$0$mac$60(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -25982,22 +27397,29 @@ module top$gru$lane$0$mac$61(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26021,22 +27443,29 @@ module top$gru$lane$0$mac$62(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26060,22 +27489,29 @@ module top$gru$lane$0$mac$63(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26099,22 +27535,29 @@ module top$gru$lane$0$mac$64(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26138,22 +27581,29 @@ module top$gru$lane$0$mac$65(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26177,22 +27627,29 @@ module top$gru$lane$0$mac$66(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26216,22 +27673,29 @@ module top$gru$lane$0$mac$67(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26255,22 +27719,29 @@ module top$gru$lane$0$mac$68(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26294,22 +27765,29 @@ module top$gru$lane$0$mac$69(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26333,22 +27811,29 @@ module top$gru$lane$0$mac$7(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26372,22 +27857,29 @@ module top$gru$lane$0$mac$70(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26411,22 +27903,29 @@ module top$gru$lane$0$mac$71(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26450,22 +27949,29 @@ module top$gru$lane$0$mac$72(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26489,22 +27995,29 @@ module top$gru$lane$0$mac$73(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26528,22 +28041,29 @@ module top$gru$lane$0$mac$74(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26567,22 +28087,29 @@ module top$gru$lane$0$mac$75(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26606,22 +28133,29 @@ module top$gru$lane$0$mac$76(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26645,22 +28179,29 @@ module top$gru$lane$0$mac$77(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26684,22 +28225,29 @@ module top$gru$lane$0$mac$78(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26723,22 +28271,29 @@ module top$gru$lane$0$mac$79(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26762,22 +28317,29 @@ module top$gru$lane$0$mac$8(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26801,22 +28363,29 @@ module top$gru$lane$0$mac$80(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26840,22 +28409,29 @@ module top$gru$lane$0$mac$81(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26879,22 +28455,29 @@ module top$gru$lane$0$mac$82(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26918,22 +28501,29 @@ module top$gru$lane$0$mac$83(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26957,22 +28547,29 @@ module top$gru$lane$0$mac$84(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -26996,22 +28593,29 @@ module top$gru$lane$0$mac$85(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27035,22 +28639,29 @@ module top$gru$lane$0$mac$86(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27074,22 +28685,29 @@ module top$gru$lane$0$mac$87(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27113,22 +28731,29 @@ module top$gru$lane$0$mac$88(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27152,22 +28777,29 @@ module top$gru$lane$0$mac$89(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27191,22 +28823,29 @@ module top$gru$lane$0$mac$9(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27230,22 +28869,29 @@ module top$gru$lane$0$mac$90(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27269,22 +28915,29 @@ module top$gru$lane$0$mac$91(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27308,22 +28961,29 @@ module top$gru$lane$0$mac$92(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27347,22 +29007,29 @@ module top$gru$lane$0$mac$93(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27386,22 +29053,29 @@ module top$gru$lane$0$mac$94(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27425,22 +29099,29 @@ module top$gru$lane$0$mac$95(clock,en,first,bias,w,x,gate,cand);
     
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
-    wire signed [24:0] x_s = {{16{x[8]}}, x[8:0]};
+    wire signed [8:0] x_s = x[8:0];
     wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [24:0] w_s = {{14{w[10]}}, w[10:0]};
+    wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [24:0] bias_s = {{14{bias[10]}}, bias[10:0]};
-    wire signed [24:0] product = w_s * x_s;
-    wire signed [24:0] bias_aligned = bias_s <<< 7;
-    reg signed [24:0] acc;
-    initial acc = 25'h0;
+    wire signed [10:0] bias_s = bias[10:0];
+    reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] x_a = 9'h0;
+    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
+    reg signed [24:0] product_b = 25'h0;
+    reg signed [24:0] acc_r = 25'h0;
+    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
+    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
     always @(posedge clock) begin
-       if (en) acc <= (first ? bias_aligned : acc) + product;
+       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc[24], acc};
+    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
     wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc[24], acc};
+    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
     wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
@@ -27507,25 +29188,6 @@ module top$gru$lane$0$op_head(d,q,clock);
 endmodule // top$gru$lane$0$op_head
 
 
-module top$gru$lane$0$p_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$p_a
-
-
 module top$gru$lane$0$p_czero(d,q,clock);
     
     // Module arguments
@@ -27562,25 +29224,6 @@ module top$gru$lane$0$p_h(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$p_h
-
-
-module top$gru$lane$0$p_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$p_head
 
 
 module top$gru$lane$0$p_isx(d,q,clock);
@@ -27640,25 +29283,6 @@ module top$gru$lane$0$p_xc(d,q,clock);
 endmodule // top$gru$lane$0$p_xc
 
 
-module top$gru$lane$0$q_a(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$q_a
-
-
 module top$gru$lane$0$q_czero(d,q,clock);
     
     // Module arguments
@@ -27676,25 +29300,6 @@ module top$gru$lane$0$q_czero(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$q_czero
-
-
-module top$gru$lane$0$q_head(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$q_head
 
 
 module top$gru$lane$0$q_isx(d,q,clock);
@@ -30502,6 +32107,158 @@ module top$gru$lane$0$z1$9(d,q,clock);
 endmodule // top$gru$lane$0$z1$9
 
 
+module top$gru$m1_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$m1_head
+
+
+module top$gru$m1_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$m1_pass
+
+
+module top$gru$m1_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$m1_term
+
+
+module top$gru$m1_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$m1_valid
+
+
+module top$gru$m2_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$m2_head
+
+
+module top$gru$m2_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$m2_pass
+
+
+module top$gru$m2_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$m2_term
+
+
+module top$gru$m2_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$m2_valid
+
+
 module top$gru$next_group(d,q,clock);
     
     // Module arguments
@@ -30614,6 +32371,1830 @@ module top$gru$s1_head(d,q,clock);
     end
           
 endmodule // top$gru$s1_head
+
+
+module top$gru$s1_is_a$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$0
+
+
+module top$gru$s1_is_a$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$1
+
+
+module top$gru$s1_is_a$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$10
+
+
+module top$gru$s1_is_a$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$11
+
+
+module top$gru$s1_is_a$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$12
+
+
+module top$gru$s1_is_a$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$13
+
+
+module top$gru$s1_is_a$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$14
+
+
+module top$gru$s1_is_a$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$15
+
+
+module top$gru$s1_is_a$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$16
+
+
+module top$gru$s1_is_a$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$17
+
+
+module top$gru$s1_is_a$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$18
+
+
+module top$gru$s1_is_a$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$19
+
+
+module top$gru$s1_is_a$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$2
+
+
+module top$gru$s1_is_a$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$20
+
+
+module top$gru$s1_is_a$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$21
+
+
+module top$gru$s1_is_a$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$22
+
+
+module top$gru$s1_is_a$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$23
+
+
+module top$gru$s1_is_a$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$24
+
+
+module top$gru$s1_is_a$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$25
+
+
+module top$gru$s1_is_a$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$26
+
+
+module top$gru$s1_is_a$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$27
+
+
+module top$gru$s1_is_a$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$28
+
+
+module top$gru$s1_is_a$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$29
+
+
+module top$gru$s1_is_a$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$3
+
+
+module top$gru$s1_is_a$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$30
+
+
+module top$gru$s1_is_a$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$31
+
+
+module top$gru$s1_is_a$32(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$32
+
+
+module top$gru$s1_is_a$33(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$33
+
+
+module top$gru$s1_is_a$34(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$34
+
+
+module top$gru$s1_is_a$35(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$35
+
+
+module top$gru$s1_is_a$36(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$36
+
+
+module top$gru$s1_is_a$37(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$37
+
+
+module top$gru$s1_is_a$38(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$38
+
+
+module top$gru$s1_is_a$39(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$39
+
+
+module top$gru$s1_is_a$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$4
+
+
+module top$gru$s1_is_a$40(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$40
+
+
+module top$gru$s1_is_a$41(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$41
+
+
+module top$gru$s1_is_a$42(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$42
+
+
+module top$gru$s1_is_a$43(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$43
+
+
+module top$gru$s1_is_a$44(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$44
+
+
+module top$gru$s1_is_a$45(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$45
+
+
+module top$gru$s1_is_a$46(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$46
+
+
+module top$gru$s1_is_a$47(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$47
+
+
+module top$gru$s1_is_a$48(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$48
+
+
+module top$gru$s1_is_a$49(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$49
+
+
+module top$gru$s1_is_a$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$5
+
+
+module top$gru$s1_is_a$50(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$50
+
+
+module top$gru$s1_is_a$51(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$51
+
+
+module top$gru$s1_is_a$52(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$52
+
+
+module top$gru$s1_is_a$53(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$53
+
+
+module top$gru$s1_is_a$54(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$54
+
+
+module top$gru$s1_is_a$55(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$55
+
+
+module top$gru$s1_is_a$56(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$56
+
+
+module top$gru$s1_is_a$57(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$57
+
+
+module top$gru$s1_is_a$58(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$58
+
+
+module top$gru$s1_is_a$59(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$59
+
+
+module top$gru$s1_is_a$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$6
+
+
+module top$gru$s1_is_a$60(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$60
+
+
+module top$gru$s1_is_a$61(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$61
+
+
+module top$gru$s1_is_a$62(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$62
+
+
+module top$gru$s1_is_a$63(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$63
+
+
+module top$gru$s1_is_a$64(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$64
+
+
+module top$gru$s1_is_a$65(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$65
+
+
+module top$gru$s1_is_a$66(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$66
+
+
+module top$gru$s1_is_a$67(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$67
+
+
+module top$gru$s1_is_a$68(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$68
+
+
+module top$gru$s1_is_a$69(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$69
+
+
+module top$gru$s1_is_a$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$7
+
+
+module top$gru$s1_is_a$70(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$70
+
+
+module top$gru$s1_is_a$71(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$71
+
+
+module top$gru$s1_is_a$72(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$72
+
+
+module top$gru$s1_is_a$73(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$73
+
+
+module top$gru$s1_is_a$74(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$74
+
+
+module top$gru$s1_is_a$75(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$75
+
+
+module top$gru$s1_is_a$76(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$76
+
+
+module top$gru$s1_is_a$77(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$77
+
+
+module top$gru$s1_is_a$78(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$78
+
+
+module top$gru$s1_is_a$79(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$79
+
+
+module top$gru$s1_is_a$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$8
+
+
+module top$gru$s1_is_a$80(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$80
+
+
+module top$gru$s1_is_a$81(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$81
+
+
+module top$gru$s1_is_a$82(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$82
+
+
+module top$gru$s1_is_a$83(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$83
+
+
+module top$gru$s1_is_a$84(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$84
+
+
+module top$gru$s1_is_a$85(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$85
+
+
+module top$gru$s1_is_a$86(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$86
+
+
+module top$gru$s1_is_a$87(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$87
+
+
+module top$gru$s1_is_a$88(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$88
+
+
+module top$gru$s1_is_a$89(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$89
+
+
+module top$gru$s1_is_a$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$9
+
+
+module top$gru$s1_is_a$90(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$90
+
+
+module top$gru$s1_is_a$91(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$91
+
+
+module top$gru$s1_is_a$92(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$92
+
+
+module top$gru$s1_is_a$93(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$93
+
+
+module top$gru$s1_is_a$94(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$94
+
+
+module top$gru$s1_is_a$95(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1_is_a$95
 
 
 module top$gru$s1_pass(d,q,clock);
@@ -39341,6 +42922,9 @@ module top$ingest(clock,valid,ready,count$0,full,release_,raddr,rdata$0,s0$0);
     /* verilator lint_off UNUSEDSIGNAL */
     wire  [15:0] raw$0$rdata1;
     /* verilator lint_on UNUSEDSIGNAL */
+    reg  [15:0] rdata_reg$0$d;
+    wire  [15:0] rdata_reg$0$q;
+    reg  rdata_reg$0$clock;
     reg  [23:0] sum0$0$d;
     wire  [23:0] sum0$0$q;
     reg  sum0$0$clock;
@@ -39381,6 +42965,11 @@ module top$ingest(clock,valid,ready,count$0,full,release_,raddr,rdata$0,s0$0);
         .rdata0(raw$0$rdata0),
         .raddr1(raw$0$raddr1),
         .rdata1(raw$0$rdata1)
+    );
+    top$ingest$rdata_reg$0 rdata_reg$0(
+        .d(rdata_reg$0$d),
+        .q(rdata_reg$0$q),
+        .clock(rdata_reg$0$clock)
     );
     top$ingest$sum0$0 sum0$0(
         .d(sum0$0$d),
@@ -39452,7 +43041,9 @@ module top$ingest(clock,valid,ready,count$0,full,release_,raddr,rdata$0,s0$0);
         raw$0$wdata = count$0;
         raw$0$raddr0 = read_base + raddr;
         raw$0$raddr1 = 16'h0;
-        rdata$0 = raw$0$rdata0;
+        rdata_reg$0$clock = clock;
+        rdata_reg$0$d = raw$0$rdata0;
+        rdata$0 = rdata_reg$0$q;
         s0$0 = sum0$0$q;
         if (read_bank$q) begin
             s0$0 = sum1$0$q;
@@ -39585,6 +43176,25 @@ module top$ingest$raw$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
 endmodule // top$ingest$raw$0
 
 
+module top$ingest$rdata_reg$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$ingest$rdata_reg$0
+
+
 module top$ingest$read_bank(d,q,clock);
     
     // Module arguments
@@ -39688,8 +43298,9 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
     localparam PreprocState$Peak = 1;
     localparam PreprocState$WaitBuffer = 2;
     localparam PreprocState$DivRead = 3;
-    localparam PreprocState$DivStart = 4;
-    localparam PreprocState$DivWait = 5;
+    localparam PreprocState$DivRead2 = 4;
+    localparam PreprocState$DivStart = 5;
+    localparam PreprocState$DivWait = 6;
     
     // Stub signals
     reg  [2:0] state$d;
@@ -39717,6 +43328,9 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
     reg  [23:0] y_reg$0$d;
     wire  [23:0] y_reg$0$q;
     reg  y_reg$0$clock;
+    reg  peak_count$d;
+    wire  peak_count$q;
+    reg  peak_count$clock;
     reg  peak_read$d;
     wire  peak_read$q;
     reg  peak_read$clock;
@@ -39767,6 +43381,11 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
         .q(y_reg$0$q),
         .clock(y_reg$0$clock)
     );
+    top$preproc$peak_count peak_count(
+        .d(peak_count$d),
+        .q(peak_count$q),
+        .clock(peak_count$clock)
+    );
     top$preproc$peak_read peak_read(
         .d(peak_read$d),
         .q(peak_read$q),
@@ -39778,12 +43397,15 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
         state$clock = clock;
         gate$clock = clock;
         set$clock = clock;
+        peak_count$clock = clock;
         peak_read$clock = clock;
         state$d = state$q;
         gate$d = gate$q;
         set$d = set$q;
+        peak_count$d = peak_count$q;
         peak_read$d = peak_read$q;
-        peak_read$d = state$q == PreprocState$Peak;
+        peak_count$d = state$q == PreprocState$Peak;
+        peak_read$d = peak_count$q;
         release_ = 1'b0;
         x_done = 1'b0;
         x_we = 1'b0;
@@ -39842,10 +43464,14 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
             PreprocState$WaitBuffer:
                 begin
                     if (free) begin
-                        state$d = PreprocState$DivStart;
+                        state$d = PreprocState$DivRead2;
                     end
                 end
             PreprocState$DivRead:
+                begin
+                    state$d = PreprocState$DivRead2;
+                end
+            PreprocState$DivRead2:
                 begin
                     state$d = PreprocState$DivStart;
                 end
@@ -40181,6 +43807,25 @@ module top$preproc$peak$0(d,q,clock);
     end
           
 endmodule // top$preproc$peak$0
+
+
+module top$preproc$peak_count(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$preproc$peak_count
 
 
 module top$preproc$peak_read(d,q,clock);

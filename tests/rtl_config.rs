@@ -81,7 +81,8 @@ fn verilog_generates_with_readable_names() {
     }
     // Multipliers are the primitives' signed products.
     assert!(
-        v.contains("wire signed [16:0] product = w_s * x_s;"),
-        "no MAC product at the W = 6 accumulator width"
+        v.contains("product_b <= w_a_x * x_a_x;")
+            && v.contains("reg signed [16:0] product_b = 17'h0;"),
+        "no registered MAC product at the W = 6 accumulator width"
     );
 }

@@ -2,6 +2,7 @@
 //! against simulation by tests/rtl_cycles.rs.
 
 use super::extract::extract_lane_cycles;
+use super::gru::slot_cycles;
 use super::preproc::preproc_cycles;
 
 /// Steady-state timing of one configuration with back-to-back pixels
@@ -13,7 +14,7 @@ pub struct CycleModel {
     pub macs: usize,
     pub lanes: usize,
     pub bits: u32,
-    /// Cycles of one slot: 3H / M passes of H + 1 terms, plus 7 (3-cycle boundary, 4-cycle drain).
+    /// Cycles of one slot: 3H / M passes of H + 1 terms, plus 7 (6-cycle drain, 1-cycle boundary).
     pub slot: usize,
     /// GRU cycles per group of P pixels: 2 G slots (two sets interleaved).
     pub gru_per_group: usize,
@@ -30,7 +31,7 @@ pub struct CycleModel {
 impl CycleModel {
     pub fn new(hidden: usize, gates: usize, macs: usize, lanes: usize, bits: u32) -> CycleModel {
         let (h, g) = (hidden, gates);
-        let slot = (3 * h / macs) * (h + 1) + 7;
+        let slot = slot_cycles(h, macs);
         let gru = 2 * g * slot;
         // The divide pass of group n and the peak pass of group n + 1 hand
         // over in one cycle (measured: tests/rtl_cycles.rs).

@@ -11,9 +11,10 @@
 //! same term index k, so each cycle reads one column k of the weight matrix
 //! (3H weights: the 3H rows of a slot in NP = 3H / M passes of M rows, K =
 //! H + 1 terms each: H state terms and the input term). A slot costs
-//! NP K issue cycles plus 7 (a 3-cycle boundary, in which the 3-stage
-//! state update of the next A set lands, and a 4-cycle drain of the
-//! operand/MAC/narrowing pipeline); each set
+//! NP K issue cycles plus [`DRAIN_CYCLES`] (the operand pipeline, the
+//! pipelined MACs and the narrowing empty) plus [`BOUNDARY_CYCLES`] (the
+//! 3-stage state update of the next A set, whose reads of h trail the
+//! issue by two cycles, lands just in time); each set
 //! advances half a step per slot, so a pixel group costs 2 G slots per set.
 //! The state update h' = narrow(S c + z (h - c)) streams one unit per cycle
 //! into the next slot just ahead of the operand stream that reads it; the
@@ -21,7 +22,7 @@
 //! decoder step's output).
 
 use super::lane::Lane;
-use super::prim::Rom;
+use super::prim::{Rom, MAC_LATENCY};
 use super::{Acc, Addr};
 use crate::fixed::{Format, QuantModel};
 use rust_hdl::prelude::*;
@@ -46,9 +47,26 @@ pub struct Shape {
     pub terms: usize,
 }
 
+/// Cycles after a slot's last issue until its last row is narrowed into
+/// z, r or c: stages 0b, 0c, the MAC inputs, then the MAC pipeline.
+pub const DRAIN_CYCLES: usize = 3 + MAC_LATENCY;
+
+/// Cycles between the drain and the next slot's first issue: the state
+/// update writes h_j three cycles after it starts, the A set reads h_j two
+/// cycles after issuing term j.
+pub const BOUNDARY_CYCLES: usize = 3 - 2;
+
+/// Cycles of one slot of hidden size `hidden` on `macs` MAC units.
+pub fn slot_cycles(hidden: usize, macs: usize) -> usize {
+    (3 * hidden / macs) * (hidden + 1) + DRAIN_CYCLES + BOUNDARY_CYCLES
+}
+
+// The m1/m2 stages below carry the schedule across the MAC pipeline.
+const _: () = assert!(MAC_LATENCY == 3 && DRAIN_CYCLES == 6);
+
 impl Shape {
     pub fn slot_cycles(&self) -> usize {
-        self.passes * self.terms + 3
+        slot_cycles(self.hidden, self.macs)
     }
 }
 
@@ -87,10 +105,8 @@ pub struct Gru {
     pass: DFF<Addr>,
     term: DFF<Addr>,
     rom_addr: DFF<Addr>,
-    /// Drain cycle (the 4-stage pipeline empties) and boundary wait (the
-    /// 3-stage state update lands before the next slot reads h).
-    drain: DFF<Bits<2>>,
-    bwait: DFF<Bits<2>>,
+    /// Drain cycle (DRAIN_CYCLES; BOUNDARY_CYCLES is one: no counter).
+    drain: DFF<Bits<3>>,
     /// Stage 0 -> 0b -> 0c copies of what stage 1 needs (the operand
     /// pipeline of the lanes is two stages longer than the reads).
     d0_valid: DFF<Bit>,
@@ -105,6 +121,17 @@ pub struct Gru {
     d1_pass: DFF<Addr>,
     d1_term: DFF<Addr>,
     d1_head: DFF<Bit>,
+    /// Per unit: stage 1 feeds it the A set's operand (registered decode).
+    s1_is_a: Vec<DFF<Bit>>,
+    /// The stage-1 schedule carried across the MAC pipeline to stage 2.
+    m1_valid: DFF<Bit>,
+    m1_pass: DFF<Addr>,
+    m1_term: DFF<Addr>,
+    m1_head: DFF<Bit>,
+    m2_valid: DFF<Bit>,
+    m2_pass: DFF<Addr>,
+    m2_term: DFF<Addr>,
+    m2_head: DFF<Bit>,
     /// The set in its A slot (the current or last slot).
     a_set: DFF<Bit>,
     active: Vec<DFF<Bit>>,
@@ -264,7 +291,6 @@ impl Gru {
             term: Default::default(),
             rom_addr: Default::default(),
             drain: Default::default(),
-            bwait: Default::default(),
             d0_valid: Default::default(),
             d0_first: Default::default(),
             d0_pass: Default::default(),
@@ -277,6 +303,15 @@ impl Gru {
             d1_pass: Default::default(),
             d1_term: Default::default(),
             d1_head: Default::default(),
+            s1_is_a: super::many(m),
+            m1_valid: Default::default(),
+            m1_pass: Default::default(),
+            m1_term: Default::default(),
+            m1_head: Default::default(),
+            m2_valid: Default::default(),
+            m2_pass: Default::default(),
+            m2_term: Default::default(),
+            m2_head: Default::default(),
             a_set: DFF::default(),
             active: super::many(2),
             decoder: super::many(2),
@@ -343,11 +378,12 @@ impl Logic for Gru {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, slot, pass, term, rom_addr, drain, bwait, d0_valid, d0_first, d0_pass,
-            d0_term, d0_head, d0_rom, d1_valid, d1_first, d1_pass, d1_term, d1_head, a_set,
-            next_set, next_group, head_valid, head_first, head_last, head_step, head_group,
-            s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_post, s2_pass, s2_set, s2_head,
-            upd_run, upd_j, upd_set, upd_zero, upd_active
+            self, clock, slot, pass, term, rom_addr, drain, d0_valid, d0_first, d0_pass, d0_term,
+            d0_head, d0_rom, d1_valid, d1_first, d1_pass, d1_term, d1_head, m1_valid, m1_pass,
+            m1_term, m1_head, m2_valid, m2_pass, m2_term, m2_head, a_set, next_set, next_group,
+            head_valid, head_first, head_last, head_step, head_group, s1_valid, s1_first, s1_pass,
+            s1_term, s1_head, s2_post, s2_pass, s2_set, s2_head, upd_run, upd_j, upd_set, upd_zero,
+            upd_active
         );
         for s in 0..2 {
             self.active[s].clock.next = self.clock.val();
@@ -415,12 +451,24 @@ impl Logic for Gru {
         self.s1_pass.d.next = self.d1_pass.q.val();
         self.s1_term.d.next = self.d1_term.q.val();
         self.s1_head.d.next = self.d1_head.q.val();
+        for m in 0..self._m {
+            self.s1_is_a[m].clock.next = self.clock.val();
+            self.s1_is_a[m].d.next = self.d1_pass.q.val() < self.a_passes[m].val();
+        }
+        self.m1_valid.d.next = self.s1_valid.q.val();
+        self.m1_pass.d.next = self.s1_pass.q.val();
+        self.m1_term.d.next = self.s1_term.q.val();
+        self.m1_head.d.next = self.s1_head.q.val();
+        self.m2_valid.d.next = self.m1_valid.q.val();
+        self.m2_pass.d.next = self.m1_pass.q.val();
+        self.m2_term.d.next = self.m1_term.q.val();
+        self.m2_head.d.next = self.m1_head.q.val();
         self.s2_post.d.next =
-            self.s1_valid.q.val() && (self.s1_term.q.val() == self.last_term.val());
-        self.s2_pass.d.next = self.s1_pass.q.val();
+            self.m2_valid.q.val() && (self.m2_term.q.val() == self.last_term.val());
+        self.s2_pass.d.next = self.m2_pass.q.val();
         self.s2_set.d.next = self.a_set.q.val();
         self.s2_head.d.next =
-            self.s1_head.q.val() && (self.s1_term.q.val() == self.last_state_term.val());
+            self.m2_head.q.val() && (self.m2_term.q.val() == self.last_state_term.val());
         // Lanes.
         for l in 0..self._lanes {
             self.lane[l].clock.next = self.clock.val();
@@ -432,6 +480,8 @@ impl Logic for Gru {
             self.lane[l].x_raddr1.next = self.step[1].q.val();
             self.lane[l].k.next = self.term.q.val();
             self.lane[l].k_is_x.next = self.term.q.val() == self.x_term.val();
+            self.lane[l].ka.next = self.d1_term.q.val();
+            self.lane[l].ka_is_x.next = self.d1_term.q.val() == self.x_term.val();
             self.lane[l].a_set.next = self.a_set.q.val();
             if self.a_set.q.val() {
                 self.lane[l].a_zero.next = self.zero[1].val();
@@ -443,7 +493,7 @@ impl Logic for Gru {
             self.lane[l].mac_en.next = self.s1_valid.q.val();
             self.lane[l].mac_first.next = self.s1_first.q.val();
             for m in 0..self._m {
-                self.lane[l].unit_is_a[m].next = self.s1_pass.q.val() < self.a_passes[m].val();
+                self.lane[l].unit_is_a[m].next = self.s1_is_a[m].q.val();
                 self.lane[l].weight[m].next = self.weight_rom[m].data.val();
                 self.lane[l].bias[m].next = self.bias_rom[m].data.val();
             }
@@ -523,10 +573,7 @@ impl Logic for Gru {
             && (self.next_set.q.val() == self.n_set.val());
         match self.slot.q.val() {
             SlotState::Boundary => {
-                if self.bwait.q.val() != 2 {
-                    self.bwait.d.next = self.bwait.q.val() + 1;
-                } else if !(self.n_head_last.val() && self.ext_busy.val()) {
-                    self.bwait.d.next = 0.into();
+                if !(self.n_head_last.val() && self.ext_busy.val()) {
                     self.slot.d.next = SlotState::Issue;
                     self.a_set.d.next = self.n_set.val();
                     self.pass.d.next = 0.into();
@@ -574,7 +621,8 @@ impl Logic for Gru {
             }
             SlotState::Drain => {
                 self.drain.d.next = self.drain.q.val() + 1;
-                if self.drain.q.val() == 3 {
+                // DRAIN_CYCLES - 1 (asserted below the constants).
+                if self.drain.q.val() == 5 {
                     self.slot.d.next = SlotState::Boundary;
                     self.upd_run.d.next = true;
                     self.upd_j.d.next = 0.into();
@@ -606,7 +654,7 @@ mod tests {
         let (h, m) = (4, 6);
         let gru = Gru::new(&model, 11, 1, m);
         assert_eq!(gru._shape.passes, 2);
-        assert_eq!(gru._shape.slot_cycles(), 2 * 5 + 3);
+        assert_eq!(gru._shape.slot_cycles(), 2 * 5 + 7);
         let (eu, du, ek) = (
             model.encoder_recurrent.exponent,
             model.decoder_recurrent.exponent,

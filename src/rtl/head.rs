@@ -11,7 +11,8 @@ use rust_hdl::prelude::*;
 #[derive(LogicBlock)]
 pub struct Head {
     pub clock: Signal<In, Clock>,
-    /// MAC enable / first term (stage 1) and the state code stream.
+    /// MAC enable / first term (stage 1) and the state code stream; the
+    /// outputs follow MAC_LATENCY cycles later.
     pub en: Signal<In, Bit>,
     pub first: Signal<In, Bit>,
     pub w: Vec<Signal<In, Wt>>,
@@ -151,6 +152,13 @@ mod tests {
                 assert!(simulate(&mut b, 100));
             }
             b.en.next = false;
+            // The last term lands MAC_LATENCY edges after it was presented.
+            for _ in 1..crate::rtl::prim::MAC_LATENCY {
+                b.clock.next = Clock { clk: true };
+                assert!(simulate(&mut b, 100));
+                b.clock.next = Clock { clk: false };
+                assert!(simulate(&mut b, 100));
+            }
             b.done.next = true;
             b.set.next = true;
             b.step_first.next = t == 0;

@@ -4,7 +4,9 @@
 //! the baseline sum S0 of the first B = 10 gates accumulates. When G beats
 //! are in, the bank is the preprocessor's (`full`, its `rdata` and `s0`)
 //! until it pulses `release`; meanwhile the next group streams into the
-//! other bank.
+//! other bank. The read is registered: `rdata` is the count at the `raddr`
+//! of the previous cycle (the LUT-RAM read tree and the preprocessor's
+//! arithmetic are two paths).
 
 use super::prim::Mem;
 use super::{Addr, Count};
@@ -27,6 +29,7 @@ pub struct Ingest {
     /// Baseline sums of the bank being read (valid while `full`).
     pub s0: Vec<Signal<Out, Bits<24>>>,
     raw: Vec<Mem<16>>,
+    rdata_reg: Vec<DFF<Count>>,
     sum0: Vec<DFF<Bits<24>>>,
     sum1: Vec<DFF<Bits<24>>>,
     gate: DFF<Addr>,
@@ -59,6 +62,7 @@ impl Ingest {
             rdata: super::many(lanes),
             s0: super::many(lanes),
             raw: (0..lanes).map(|_| Mem::new(2 * gates)).collect(),
+            rdata_reg: super::many(lanes),
             sum0: super::many(lanes),
             sum1: super::many(lanes),
             gate: Default::default(),
@@ -109,7 +113,9 @@ impl Logic for Ingest {
             self.raw[l].wdata.next = self.count[l].val();
             self.raw[l].raddr0.next = self.read_base.val() + self.raddr.val();
             self.raw[l].raddr1.next = 0.into();
-            self.rdata[l].next = self.raw[l].rdata0.val();
+            self.rdata_reg[l].clock.next = self.clock.val();
+            self.rdata_reg[l].d.next = self.raw[l].rdata0.val();
+            self.rdata[l].next = self.rdata_reg[l].q.val();
             self.s0[l].next = self.sum0[l].q.val();
             if self.read_bank.q.val() {
                 self.s0[l].next = self.sum1[l].q.val();

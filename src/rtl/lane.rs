@@ -6,16 +6,19 @@
 //! share (weights, schedule) arrives on broadcast inputs from the GRU
 //! controller (`gru.rs`).
 //!
-//! Pipeline: stage 0 (issue of term k of pass p): operands are read and
-//! registered; stage 0b: the reset product r_k h_k of the set in its C slot
-//! (a DSP), registered; stage 0c: its narrowing into `op_c`, the z/r
-//! operand of the set in its A slot into `op_a` (the weight ROMs are
-//! addressed here). Stage 1: the MACs accumulate. Stage 2: a finished
-//! pass's accumulators go through the hard sigmoid / clipped identity into
-//! z, r or c. The state update streams through three stages (reads,
-//! multiply-add, narrowing + write). Every register-to-register path holds
-//! at most one multiplier or one carry chain of about 2W bits
-//! (docs/hardware.md: post-route Fmax).
+//! Pipeline: stage 0 (issue of term k of pass p): the operands of the set
+//! in its C slot are read and registered; stage 0b: their reset product
+//! r_k h_k (a DSP), registered; stage 0c: its narrowing into `op_c`, and
+//! the read of the z/r operand of the set in its A slot at the same term
+//! (address `ka`, two cycles behind `k`) into `op_a` (the weight ROMs are
+//! addressed here). The A set's read comes last so a slot can start two
+//! cycles before the state update has written all of h. Stage 1: the MAC
+//! inputs (operand select per unit); the MACs land MAC_LATENCY cycles
+//! later. Stage 2: a finished pass's accumulators go through the hard
+//! sigmoid / clipped identity into z, r or c. The state update streams
+//! through three stages (reads, multiply-add, narrowing + write). Every
+//! register-to-register path holds at most one multiplier or one carry
+//! chain of about 2W bits (docs/hardware.md: post-route Fmax).
 
 use super::head::Head;
 use super::prim::{MacUnit, Mem, MulAdd, Requant};
@@ -36,6 +39,9 @@ pub struct Lane {
     // Stage 0.
     pub k: Signal<In, Addr>,
     pub k_is_x: Signal<In, Bit>,
+    /// Stage 0c: the term of the A set's read (k two cycles later).
+    pub ka: Signal<In, Addr>,
+    pub ka_is_x: Signal<In, Bit>,
     pub a_set: Signal<In, Bit>,
     pub a_zero: Signal<In, Bit>,
     pub c_zero: Signal<In, Bit>,
@@ -82,14 +88,10 @@ pub struct Lane {
     p_r: DFF<Code>,
     p_h: DFF<Code>,
     p_xc: DFF<Code>,
-    p_a: DFF<Code>,
-    p_head: DFF<Code>,
     p_isx: DFF<Bit>,
     p_czero: DFF<Bit>,
     q_prod: DFF<Acc>,
     q_xc: DFF<Code>,
-    q_a: DFF<Code>,
-    q_head: DFF<Code>,
     q_isx: DFF<Bit>,
     q_czero: DFF<Bit>,
     // State-update pipeline (u0 reads, u1 multiply-add, u2 narrow + write).
@@ -141,6 +143,8 @@ impl Lane {
             x_raddr1: Default::default(),
             k: Default::default(),
             k_is_x: Default::default(),
+            ka: Default::default(),
+            ka_is_x: Default::default(),
             a_set: Default::default(),
             a_zero: Default::default(),
             c_zero: Default::default(),
@@ -181,14 +185,10 @@ impl Lane {
             p_r: Default::default(),
             p_h: Default::default(),
             p_xc: Default::default(),
-            p_a: Default::default(),
-            p_head: Default::default(),
             p_isx: Default::default(),
             p_czero: Default::default(),
             q_prod: Default::default(),
             q_xc: Default::default(),
-            q_a: Default::default(),
-            q_head: Default::default(),
             q_isx: Default::default(),
             q_czero: Default::default(),
             u_z: Default::default(),
@@ -241,14 +241,17 @@ impl Logic for Lane {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, op_a, op_c, op_head, p_r, p_h, p_xc, p_a, p_head, p_isx, p_czero, q_prod,
-            q_xc, q_a, q_head, q_isx, q_czero, u_z, u_h, u_c, u_j, u_set, u_en, v_sum, v_j, v_set,
-            v_en
+            self, clock, op_a, op_c, op_head, p_r, p_h, p_xc, p_isx, p_czero, q_prod, q_xc, q_isx,
+            q_czero, u_z, u_h, u_c, u_j, u_set, u_en, v_sum, v_j, v_set, v_en
         );
-        // Memories: h (read k for the operand streams, j for the update) and x.
+        // Memories: h (read k for the C set's operand stream, ka for the A
+        // set's, j for the update) and x.
         for s in 0..2 {
             self.state[s].clock.next = self.clock.val();
             self.state[s].raddr0.next = self.k.val();
+            if self.a_set.val() == (s == 1) {
+                self.state[s].raddr0.next = self.ka.val();
+            }
             self.state[s].raddr1.next = self.upd_j.val();
             self.state[s].waddr.next = self.v_j.q.val();
             self.state[s].wdata.next = self.update_q.out.val();
@@ -303,36 +306,34 @@ impl Logic for Lane {
                 }
             }
         }
-        // Stage 0: operand reads, registered as read (the selects and the
-        // LUT-RAM reads are one path, the multiply another: docs/hardware.md).
+        // Stage 0: the C set's operand reads, registered as read (the
+        // selects and the LUT-RAM reads are one path, the multiply another:
+        // docs/hardware.md).
         self.p_r.d.next = self.r_k.val();
         self.p_h.d.next = self.h_c.val();
         self.p_xc.d.next = self.x_c.val();
-        self.p_head.d.next = self.h_a.val();
         self.p_isx.d.next = self.k_is_x.val();
         self.p_czero.d.next = self.c_zero.val();
-        if self.k_is_x.val() {
-            self.p_a.d.next = self.x_a.val();
-        } else {
-            self.p_a.d.next = self.h_a.val();
-            if self.a_zero.val() {
-                self.p_a.d.next = 0.into();
-            }
-        }
         // Stage 0b: the reset product r_k h_k (DSP), registered.
         self.reset_mul.a.next = self.p_r.q.val();
         self.reset_mul.b.next = self.p_h.q.val();
         self.reset_mul.c.next = 0.into();
         self.q_prod.d.next = self.reset_mul.out.val();
         self.q_xc.d.next = self.p_xc.q.val();
-        self.q_a.d.next = self.p_a.q.val();
-        self.q_head.d.next = self.p_head.q.val();
         self.q_isx.d.next = self.p_isx.q.val();
         self.q_czero.d.next = self.p_czero.q.val();
-        // Stage 0c: its narrowing, into the MAC operand registers.
+        // Stage 0c: its narrowing, and the A set's read at ka, into the MAC
+        // operand registers.
         self.reset_q.v.next = self.q_prod.q.val();
-        self.op_head.d.next = self.q_head.q.val();
-        self.op_a.d.next = self.q_a.q.val();
+        self.op_head.d.next = self.h_a.val();
+        if self.ka_is_x.val() {
+            self.op_a.d.next = self.x_a.val();
+        } else {
+            self.op_a.d.next = self.h_a.val();
+            if self.a_zero.val() {
+                self.op_a.d.next = 0.into();
+            }
+        }
         if self.q_isx.q.val() {
             self.op_c.d.next = self.q_xc.q.val();
         } else {

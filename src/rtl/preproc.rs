@@ -17,6 +17,7 @@ pub enum PreprocState {
     Peak,
     WaitBuffer,
     DivRead,
+    DivRead2,
     DivStart,
     DivWait,
 }
@@ -46,10 +47,12 @@ pub struct Preproc {
     divider: Vec<Divider>,
     ten_c: Vec<Signal<Local, Bits<24>>>,
     y: Vec<Signal<Local, Bits<24>>>,
-    /// y of the gate read in the previous cycle: the count read and its
-    /// arithmetic are one path, the peak compare / divider load another.
+    /// y of the count that arrived in the previous cycle: the count's
+    /// arithmetic is one path, the peak compare / divider load another.
     y_reg: Vec<DFF<Bits<24>>>,
-    /// The previous cycle read a gate of the peak pass.
+    /// The count arriving now / y arriving now belongs to the peak pass
+    /// (the ingest read is registered, y one stage later).
+    peak_count: DFF<Bit>,
     peak_read: DFF<Bit>,
     free: Signal<Local, Bit>,
     lane_raw: Signal<Local, Count>,
@@ -87,6 +90,7 @@ impl Preproc {
             ten_c: super::many(lanes),
             y: super::many(lanes),
             y_reg: super::many(lanes),
+            peak_count: Default::default(),
             peak_read: Default::default(),
             free: Default::default(),
             lane_raw: Default::default(),
@@ -106,15 +110,17 @@ impl Preproc {
 pub fn preproc_cycles(gates: usize, bits: u32) -> usize {
     let _ = BASELINE_GATES;
     // Idle, the peak pass, one buffer wait, then per gate W + 2 (start +
-    // divider) and, from the second gate on, one cycle to register the read.
-    1 + gates + 1 + gates * (bits as usize + 2) + (gates - 1)
+    // divider) and two cycles for the registered read and y (the buffer
+    // wait is the first gate's first).
+    1 + gates + 1 + gates * (bits as usize + 2) + (2 * gates - 1)
 }
 
 impl Logic for Preproc {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, state, gate, set, peak_read);
-        self.peak_read.d.next = self.state.q.val() == PreprocState::Peak;
+        dff_setup!(self, clock, state, gate, set, peak_count, peak_read);
+        self.peak_count.d.next = self.state.q.val() == PreprocState::Peak;
+        self.peak_read.d.next = self.peak_count.q.val();
         self.release.next = false;
         self.x_done.next = false;
         self.x_we.next = false;
@@ -175,10 +181,13 @@ impl Logic for Preproc {
             }
             PreprocState::WaitBuffer => {
                 if self.free.val() {
-                    self.state.d.next = PreprocState::DivStart;
+                    self.state.d.next = PreprocState::DivRead2;
                 }
             }
             PreprocState::DivRead => {
+                self.state.d.next = PreprocState::DivRead2;
+            }
+            PreprocState::DivRead2 => {
                 self.state.d.next = PreprocState::DivStart;
             }
             PreprocState::DivStart => {

@@ -118,9 +118,104 @@ fn narrow(v: i64, n: u32, (offset, shift, lo, hi): Narrowing) -> i64 {
     (wrap(wrap(v, n) + offset, n + 1) >> shift).clamp(lo, hi)
 }
 
-/// Registered multiply-accumulate (a DSP slice):
-/// `acc <= (first ? bias : acc) + w * x` when `en`, at the accumulator
-/// width of [`Widths`]; `w` and `x` are read at their widths.
+/// Cycles from a MAC's inputs to its accumulator: an operand register
+/// beside the multiplier, a product register, the accumulate (so the
+/// operand routing, the multiplier and the adder are three paths:
+/// docs/hardware.md, post-route Fmax).
+pub const MAC_LATENCY: usize = 3;
+
+/// One pipeline stage of a MAC's Rust model (`w` holds the product in the
+/// second stage).
+#[derive(Clone, Copy, Debug, Default)]
+struct MacStage {
+    en: bool,
+    first: bool,
+    bias: i64,
+    w: i64,
+    x: i64,
+}
+
+/// The Rust model of [`mac_verilog`]: operand stage, product stage,
+/// accumulator.
+#[derive(Clone, Copy, Debug, Default)]
+struct MacPipe {
+    operands: MacStage,
+    product: MacStage,
+    acc: i64,
+}
+
+impl MacPipe {
+    /// One rising edge with `input` at the MAC's ports (already read at
+    /// their widths; the bias already aligned).
+    fn edge(&mut self, input: MacStage, acc_bits: u32) {
+        let p = self.product;
+        if p.en {
+            let base = if p.first { p.bias } else { self.acc };
+            self.acc = wrap(base.wrapping_add(p.w), acc_bits);
+        }
+        let o = self.operands;
+        self.product = MacStage {
+            w: wrap(o.w * o.x, acc_bits),
+            x: 0,
+            ..o
+        };
+        self.operands = input;
+    }
+}
+
+/// `{{n{v[from-1]}}, v}`: a signed `from`-bit wire sign-extended to `to` bits.
+fn sext(v: &str, from: u32, to: u32) -> String {
+    if to > from {
+        format!("{{{{{}{{{v}[{}]}}}}, {v}}}", to - from, from - 1)
+    } else {
+        v.to_string()
+    }
+}
+
+/// The Verilog of the MAC pipeline behind [`MAC_LATENCY`]: ports `en`,
+/// `first`, `w` (20 bits), `x` (18 bits), `bias` (`bias_port` bits read at
+/// `bias_bits`, shifted left by `bias_shift` on loading) into the signed
+/// accumulator `acc_r` of `Widths::acc` bits. Operands are registered at
+/// their own widths (no flip-flops for sign copies).
+fn mac_verilog(widths: Widths, bias_port: u32, bias_bits: u32, bias_shift: u32) -> String {
+    let Widths {
+        code, weight, acc, ..
+    } = widths;
+    let bias_bits = bias_bits.min(acc);
+    format!(
+        "{x}{w}{b}\
+reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
+reg signed [{wt}:0] w_a = {weight}'h0;
+reg signed [{ct}:0] x_a = {code}'h0;
+reg signed [{bt}:0] bias_a = {bias_bits}'h0, bias_b = {bias_bits}'h0;
+reg signed [{top}:0] product_b = {acc}'h0;
+reg signed [{top}:0] acc_r = {acc}'h0;
+wire signed [{top}:0] w_a_x = {wx};
+wire signed [{top}:0] x_a_x = {xx};
+wire signed [{top}:0] bias_aligned = {bx} <<< {bias_shift};
+always @(posedge clock) begin
+   en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
+   en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+   if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
+end
+",
+        x = operand("x", 18, code, code),
+        w = operand("w", 20, weight, weight),
+        b = operand("bias", bias_port, bias_bits, bias_bits),
+        wt = weight - 1,
+        ct = code - 1,
+        bt = bias_bits - 1,
+        top = acc - 1,
+        wx = sext("w_a", weight, acc),
+        xx = sext("x_a", code, acc),
+        bx = sext("bias_b", bias_bits, acc),
+    )
+}
+
+/// Pipelined multiply-accumulate (a DSP slice with its operand and product
+/// registers): `acc <= (first ? bias : acc) + w * x` when `en`, landing
+/// [`MAC_LATENCY`] edges after the inputs, at the accumulator width of
+/// [`Widths`]; `w` and `x` are read at their widths.
 #[derive(LogicBlock)]
 pub struct Mac {
     pub clock: Signal<In, Clock>,
@@ -131,6 +226,7 @@ pub struct Mac {
     pub x: Signal<In, Code>,
     pub acc: Signal<Out, Acc>,
     _widths: Widths,
+    _pipe: MacPipe,
 }
 
 impl Mac {
@@ -144,50 +240,42 @@ impl Mac {
             x: Default::default(),
             acc: Signal::new_with_default(Acc::default()),
             _widths: widths,
+            _pipe: MacPipe::default(),
         }
     }
 }
 
 impl Logic for Mac {
     fn update(&mut self) {
-        if self.clock.pos_edge() && self.en.val() {
-            let a = self._widths.acc;
-            let base = if self.first.val() {
-                wrap(sx(self.bias.val()), a)
-            } else {
-                sx(self.acc.val())
+        if self.clock.pos_edge() {
+            let Widths {
+                code, weight, acc, ..
+            } = self._widths;
+            let input = MacStage {
+                en: self.en.val(),
+                first: self.first.val(),
+                bias: wrap(sx(self.bias.val()), acc),
+                w: wrap(sx(self.w.val()), weight),
+                x: wrap(sx(self.x.val()), code),
             };
-            let p = wrap(sx(self.w.val()), self._widths.weight)
-                * wrap(sx(self.x.val()), self._widths.code);
-            self.acc.next = tc(wrap(base.wrapping_add(p), a));
+            self._pipe.edge(input, acc);
+            self.acc.next = tc(self._pipe.acc);
         }
     }
     fn connect(&mut self) {
         self.acc.connect();
     }
     fn hdl(&self) -> Verilog {
-        let Widths {
-            code, weight, acc, ..
-        } = self._widths;
+        let acc = self._widths.acc;
         Verilog::Custom(format!(
-            "{x}{w}{b}\
-wire signed [{top}:0] product = w_s * x_s;
-reg signed [{top}:0] acc_r;
-initial acc_r = {acc}'h0;
-always @(posedge clock) begin
-   if (en) acc_r <= (first ? bias_s : acc_r) + product;
-end
-{out}",
-            x = operand("x", 18, code, acc),
-            w = operand("w", 20, weight, acc),
-            b = operand("bias", 48, acc, acc),
-            top = acc - 1,
-            out = extend("acc", "acc_r", acc, 48),
+            "{}{}",
+            mac_verilog(self._widths, 48, acc, 0),
+            extend("acc", "acc_r", acc, 48),
         ))
     }
 }
 
-/// A MAC unit of the GRU: the [`Mac`] accumulator with the two narrowings
+/// A MAC unit of the GRU: the [`Mac`] pipeline with the two narrowings
 /// a finished row goes through, the hard sigmoid of a z/r row
 /// (`sat(rshr(acc + 2^(2W-2), W), 0, S)`) and the clipped identity of a
 /// candidate row (`sat(rshr(acc, W-1), -QMAX, QMAX)`), both read at once
@@ -206,7 +294,7 @@ pub struct MacUnit {
     pub cand: Signal<Out, Code>,
     _widths: Widths,
     _bias_shift: u32,
-    _acc: i64,
+    _pipe: MacPipe,
     _fresh: bool,
     _gate: Narrowing,
     _cand: Narrowing,
@@ -226,7 +314,7 @@ impl MacUnit {
             x: Default::default(),
             gate: Default::default(),
             cand: Default::default(),
-            _acc: 0,
+            _pipe: MacPipe::default(),
             _fresh: false,
             _gate: gate,
             _cand: cand,
@@ -235,7 +323,7 @@ impl MacUnit {
 
     /// The accumulator (for tests).
     pub fn accumulator(&self) -> i64 {
-        self._acc
+        self._pipe.acc
     }
 }
 
@@ -245,19 +333,20 @@ impl Logic for MacUnit {
         let Widths {
             code, weight, acc, ..
         } = self._widths;
-        if edge && self.en.val() {
-            let base = if self.first.val() {
-                wrap(wrap(sx(self.bias.val()), weight) << self._bias_shift, acc)
-            } else {
-                self._acc
+        if edge {
+            let input = MacStage {
+                en: self.en.val(),
+                first: self.first.val(),
+                bias: wrap(wrap(sx(self.bias.val()), weight) << self._bias_shift, acc),
+                w: wrap(sx(self.w.val()), weight),
+                x: wrap(sx(self.x.val()), code),
             };
-            let p = wrap(sx(self.w.val()), weight) * wrap(sx(self.x.val()), code);
-            self._acc = wrap(base.wrapping_add(p), acc);
+            self._pipe.edge(input, acc);
         }
         if edge || !self._fresh {
             self._fresh = true;
-            self.gate.next = tc(narrow(self._acc, acc, self._gate));
-            self.cand.next = tc(narrow(self._acc, acc, self._cand));
+            self.gate.next = tc(narrow(self._pipe.acc, acc, self._gate));
+            self.cand.next = tc(narrow(self._pipe.acc, acc, self._cand));
         }
     }
     fn connect(&mut self) {
@@ -265,26 +354,12 @@ impl Logic for MacUnit {
         self.cand.connect();
     }
     fn hdl(&self) -> Verilog {
-        let Widths {
-            code, weight, acc, ..
-        } = self._widths;
+        let Widths { weight, acc, .. } = self._widths;
         Verilog::Custom(format!(
-            "{x}{w}{b}\
-wire signed [{top}:0] product = w_s * x_s;
-wire signed [{top}:0] bias_aligned = bias_s <<< {bs};
-reg signed [{top}:0] acc;
-initial acc = {acc}'h0;
-always @(posedge clock) begin
-   if (en) acc <= (first ? bias_aligned : acc) + product;
-end
-{g}{c}{go}{co}",
-            x = operand("x", 18, code, acc),
-            w = operand("w", 20, weight, acc),
-            b = operand("bias", 20, weight, acc),
-            top = acc - 1,
-            bs = self._bias_shift,
-            g = narrow_verilog("gate", "acc", acc, self._gate),
-            c = narrow_verilog("cand", "acc", acc, self._cand),
+            "{mac}{g}{c}{go}{co}",
+            mac = mac_verilog(self._widths, 20, weight, self._bias_shift),
+            g = narrow_verilog("gate", "acc_r", acc, self._gate),
+            c = narrow_verilog("cand", "acc_r", acc, self._cand),
             go = extend("gate", "gate_clamped", acc + 1, 18),
             co = extend("cand", "cand_clamped", acc + 1, 18),
         ))
@@ -625,6 +700,18 @@ mod tests {
             m.bias.next = tc(-9);
             m.w.next = tc(*w);
             m.x.next = tc(*x);
+            m.clock.next = Clock { clk: true };
+            settle(&mut m);
+            m.clock.next = Clock { clk: false };
+            settle(&mut m);
+        }
+        // The last term lands MAC_LATENCY edges after it was presented.
+        m.en.next = false;
+        for _ in 1..MAC_LATENCY {
+            assert_ne!(
+                sx(m.acc.val()),
+                -9 + terms.iter().map(|(w, x)| w * x).sum::<i64>()
+            );
             m.clock.next = Clock { clk: true };
             settle(&mut m);
             m.clock.next = Clock { clk: false };
