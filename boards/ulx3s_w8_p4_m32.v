@@ -2379,23 +2379,45 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
     // Constant declarations
     localparam  one32 = 32'h1;
     localparam  one8 = 8'h1;
+    localparam  width = 8'h40;
+    
+    // Enums
+    localparam DividerState$Idle = 0;
+    localparam DividerState$Align = 1;
+    localparam DividerState$Check = 2;
+    localparam DividerState$Run = 3;
     
     // Stub signals
-    reg  [63:0] rem$d;
-    wire  [63:0] rem$q;
-    reg  rem$clock;
+    reg  [1:0] state$d;
+    wire  [1:0] state$q;
+    reg  state$clock;
+    reg  [63:0] num_r$d;
+    wire  [63:0] num_r$q;
+    reg  num_r$clock;
+    reg  [63:0] den_r$d;
+    wire  [63:0] den_r$q;
+    reg  den_r$clock;
+    reg  [7:0] qbits_r$d;
+    wire  [7:0] qbits_r$q;
+    reg  qbits_r$clock;
+    reg  [63:0] high$d;
+    wire  [63:0] high$q;
+    reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  [31:0] qmax$d;
+    wire  [31:0] qmax$q;
+    reg  qmax$clock;
+    reg  [63:0] rem$d;
+    wire  [63:0] rem$q;
+    reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
     reg  count$clock;
-    reg  running$d;
-    wire  running$q;
-    reg  running$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
@@ -2404,19 +2426,48 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
     reg  fin$clock;
     
     // Local signals
-    reg  [63:0] high;
     reg  [63:0] shifted;
     
     // Sub module instances
-    top$core$engine$extract$divider$rem rem(
-        .d(rem$d),
-        .q(rem$q),
-        .clock(rem$clock)
+    top$core$engine$extract$divider$state state(
+        .d(state$d),
+        .q(state$q),
+        .clock(state$clock)
+    );
+    top$core$engine$extract$divider$num_r num_r(
+        .d(num_r$d),
+        .q(num_r$q),
+        .clock(num_r$clock)
+    );
+    top$core$engine$extract$divider$den_r den_r(
+        .d(den_r$d),
+        .q(den_r$q),
+        .clock(den_r$clock)
+    );
+    top$core$engine$extract$divider$qbits_r qbits_r(
+        .d(qbits_r$d),
+        .q(qbits_r$q),
+        .clock(qbits_r$clock)
+    );
+    top$core$engine$extract$divider$high high(
+        .d(high$d),
+        .q(high$q),
+        .clock(high$clock)
     );
     top$core$engine$extract$divider$numer numer(
         .d(numer$d),
         .q(numer$q),
         .clock(numer$clock)
+    );
+    top$core$engine$extract$divider$qmax qmax(
+        .d(qmax$d),
+        .q(qmax$q),
+        .clock(qmax$clock)
+    );
+    top$core$engine$extract$divider$rem rem(
+        .d(rem$d),
+        .q(rem$q),
+        .clock(rem$clock)
     );
     top$core$engine$extract$divider$q q_i(
         .d(q$d),
@@ -2427,11 +2478,6 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
         .d(count$d),
         .q(count$q),
         .clock(count$clock)
-    );
-    top$core$engine$extract$divider$running running(
-        .d(running$d),
-        .q(running$q),
-        .clock(running$clock)
     );
     top$core$engine$extract$divider$overflow overflow(
         .d(overflow$d),
@@ -2446,51 +2492,80 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
     
     // Update code
     always @(*) begin
-        rem$clock = clock;
+        state$clock = clock;
+        num_r$clock = clock;
+        den_r$clock = clock;
+        qbits_r$clock = clock;
+        high$clock = clock;
         numer$clock = clock;
+        qmax$clock = clock;
+        rem$clock = clock;
         q$clock = clock;
         count$clock = clock;
-        running$clock = clock;
         overflow$clock = clock;
         fin$clock = clock;
-        rem$d = rem$q;
+        state$d = state$q;
+        num_r$d = num_r$q;
+        den_r$d = den_r$q;
+        qbits_r$d = qbits_r$q;
+        high$d = high$q;
         numer$d = numer$q;
+        qmax$d = qmax$q;
+        rem$d = rem$q;
         q$d = q$q;
         count$d = count$q;
-        running$d = running$q;
         overflow$d = overflow$q;
         fin$d = fin$q;
         done = fin$q;
-        busy = running$q;
+        busy = state$q != DividerState$Idle;
         quotient = q$q;
         fin$d = 1'b0;
-        high = num >> qbits;
-        shifted = (rem$q << 32'h1) | ((numer$q >> (count$q - one8)) & 64'h1);
-        if (running$q) begin
-            if (shifted >= den) begin
-                rem$d = shifted - den;
-                q$d = (q$q << 32'h1) | one32;
-            end
-            else begin
-                rem$d = shifted;
-                q$d = q$q << 32'h1;
-            end
-            count$d = count$q - one8;
-            if (count$q == one8) begin
-                running$d = 1'b0;
-                fin$d = 1'b1;
-                if (overflow$q) begin
-                    q$d = (one32 << qbits) - one32;
+        shifted = (rem$q << 32'h1) | (numer$q >> 32'h3f);
+        case (state$q)
+            DividerState$Align:
+                begin
+                    high$d = num_r$q >> qbits_r$q;
+                    numer$d = num_r$q << (width - qbits_r$q);
+                    qmax$d = (one32 << qbits_r$q) - one32;
+                    state$d = DividerState$Check;
                 end
-            end
-        end
+            DividerState$Check:
+                begin
+                    rem$d = high$q;
+                    overflow$d = high$q >= den_r$q;
+                    q$d = 32'h0;
+                    count$d = qbits_r$q;
+                    state$d = DividerState$Run;
+                end
+            DividerState$Run:
+                begin
+                    numer$d = numer$q << 32'h1;
+                    if (shifted >= den_r$q) begin
+                        rem$d = shifted - den_r$q;
+                        q$d = (q$q << 32'h1) | one32;
+                    end
+                    else begin
+                        rem$d = shifted;
+                        q$d = q$q << 32'h1;
+                    end
+                    count$d = count$q - one8;
+                    if (count$q == one8) begin
+                        state$d = DividerState$Idle;
+                        fin$d = 1'b1;
+                        if (overflow$q) begin
+                            q$d = qmax$q;
+                        end
+                    end
+                end
+            default:
+                begin
+                end
+        endcase
         if (start) begin
-            rem$d = high;
-            overflow$d = high >= den;
-            numer$d = num;
-            q$d = 32'h0;
-            count$d = qbits;
-            running$d = 1'b1;
+            num_r$d = num;
+            den_r$d = den;
+            qbits_r$d = qbits;
+            state$d = DividerState$Align;
         end
     end
     
@@ -2516,6 +2591,25 @@ module top$core$engine$extract$divider$count(d,q,clock);
 endmodule // top$core$engine$extract$divider$count
 
 
+module top$core$engine$extract$divider$den_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$divider$den_r
+
+
 module top$core$engine$extract$divider$fin(d,q,clock);
     
     // Module arguments
@@ -2533,6 +2627,44 @@ module top$core$engine$extract$divider$fin(d,q,clock);
     end
           
 endmodule // top$core$engine$extract$divider$fin
+
+
+module top$core$engine$extract$divider$high(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$divider$high
+
+
+module top$core$engine$extract$divider$num_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$divider$num_r
 
 
 module top$core$engine$extract$divider$numer(d,q,clock);
@@ -2592,6 +2724,44 @@ module top$core$engine$extract$divider$q(d,q,clock);
 endmodule // top$core$engine$extract$divider$q
 
 
+module top$core$engine$extract$divider$qbits_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$divider$qbits_r
+
+
+module top$core$engine$extract$divider$qmax(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$divider$qmax
+
+
 module top$core$engine$extract$divider$rem(d,q,clock);
     
     // Module arguments
@@ -2611,23 +2781,25 @@ module top$core$engine$extract$divider$rem(d,q,clock);
 endmodule // top$core$engine$extract$divider$rem
 
 
-module top$core$engine$extract$divider$running(d,q,clock);
+module top$core$engine$extract$divider$state(d,q,clock);
     
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [1:0] d;
+    output reg  [1:0] q;
     input wire  clock;
+    
+    // Enums
     
     // Update code (custom)
     initial begin
-       q = 1'h0;
+       q = 2'h0;
     end
     
     always @(posedge clock) begin
        q <= d;
     end
           
-endmodule // top$core$engine$extract$divider$running
+endmodule // top$core$engine$extract$divider$state
 
 
 module top$core$engine$extract$found(d,q,clock);
@@ -63358,23 +63530,45 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
     // Constant declarations
     localparam  one32 = 32'h1;
     localparam  one8 = 8'h1;
+    localparam  width = 8'h40;
+    
+    // Enums
+    localparam DividerState$Idle = 0;
+    localparam DividerState$Align = 1;
+    localparam DividerState$Check = 2;
+    localparam DividerState$Run = 3;
     
     // Stub signals
-    reg  [63:0] rem$d;
-    wire  [63:0] rem$q;
-    reg  rem$clock;
+    reg  [1:0] state$d;
+    wire  [1:0] state$q;
+    reg  state$clock;
+    reg  [63:0] num_r$d;
+    wire  [63:0] num_r$q;
+    reg  num_r$clock;
+    reg  [63:0] den_r$d;
+    wire  [63:0] den_r$q;
+    reg  den_r$clock;
+    reg  [7:0] qbits_r$d;
+    wire  [7:0] qbits_r$q;
+    reg  qbits_r$clock;
+    reg  [63:0] high$d;
+    wire  [63:0] high$q;
+    reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  [31:0] qmax$d;
+    wire  [31:0] qmax$q;
+    reg  qmax$clock;
+    reg  [63:0] rem$d;
+    wire  [63:0] rem$q;
+    reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
     reg  count$clock;
-    reg  running$d;
-    wire  running$q;
-    reg  running$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
@@ -63383,19 +63577,48 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
     reg  fin$clock;
     
     // Local signals
-    reg  [63:0] high;
     reg  [63:0] shifted;
     
     // Sub module instances
-    top$core$engine$preproc$divider$0$rem rem(
-        .d(rem$d),
-        .q(rem$q),
-        .clock(rem$clock)
+    top$core$engine$preproc$divider$0$state state(
+        .d(state$d),
+        .q(state$q),
+        .clock(state$clock)
+    );
+    top$core$engine$preproc$divider$0$num_r num_r(
+        .d(num_r$d),
+        .q(num_r$q),
+        .clock(num_r$clock)
+    );
+    top$core$engine$preproc$divider$0$den_r den_r(
+        .d(den_r$d),
+        .q(den_r$q),
+        .clock(den_r$clock)
+    );
+    top$core$engine$preproc$divider$0$qbits_r qbits_r(
+        .d(qbits_r$d),
+        .q(qbits_r$q),
+        .clock(qbits_r$clock)
+    );
+    top$core$engine$preproc$divider$0$high high(
+        .d(high$d),
+        .q(high$q),
+        .clock(high$clock)
     );
     top$core$engine$preproc$divider$0$numer numer(
         .d(numer$d),
         .q(numer$q),
         .clock(numer$clock)
+    );
+    top$core$engine$preproc$divider$0$qmax qmax(
+        .d(qmax$d),
+        .q(qmax$q),
+        .clock(qmax$clock)
+    );
+    top$core$engine$preproc$divider$0$rem rem(
+        .d(rem$d),
+        .q(rem$q),
+        .clock(rem$clock)
     );
     top$core$engine$preproc$divider$0$q q_i(
         .d(q$d),
@@ -63406,11 +63629,6 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
         .d(count$d),
         .q(count$q),
         .clock(count$clock)
-    );
-    top$core$engine$preproc$divider$0$running running(
-        .d(running$d),
-        .q(running$q),
-        .clock(running$clock)
     );
     top$core$engine$preproc$divider$0$overflow overflow(
         .d(overflow$d),
@@ -63425,51 +63643,80 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
     
     // Update code
     always @(*) begin
-        rem$clock = clock;
+        state$clock = clock;
+        num_r$clock = clock;
+        den_r$clock = clock;
+        qbits_r$clock = clock;
+        high$clock = clock;
         numer$clock = clock;
+        qmax$clock = clock;
+        rem$clock = clock;
         q$clock = clock;
         count$clock = clock;
-        running$clock = clock;
         overflow$clock = clock;
         fin$clock = clock;
-        rem$d = rem$q;
+        state$d = state$q;
+        num_r$d = num_r$q;
+        den_r$d = den_r$q;
+        qbits_r$d = qbits_r$q;
+        high$d = high$q;
         numer$d = numer$q;
+        qmax$d = qmax$q;
+        rem$d = rem$q;
         q$d = q$q;
         count$d = count$q;
-        running$d = running$q;
         overflow$d = overflow$q;
         fin$d = fin$q;
         done = fin$q;
-        busy = running$q;
+        busy = state$q != DividerState$Idle;
         quotient = q$q;
         fin$d = 1'b0;
-        high = num >> qbits;
-        shifted = (rem$q << 32'h1) | ((numer$q >> (count$q - one8)) & 64'h1);
-        if (running$q) begin
-            if (shifted >= den) begin
-                rem$d = shifted - den;
-                q$d = (q$q << 32'h1) | one32;
-            end
-            else begin
-                rem$d = shifted;
-                q$d = q$q << 32'h1;
-            end
-            count$d = count$q - one8;
-            if (count$q == one8) begin
-                running$d = 1'b0;
-                fin$d = 1'b1;
-                if (overflow$q) begin
-                    q$d = (one32 << qbits) - one32;
+        shifted = (rem$q << 32'h1) | (numer$q >> 32'h3f);
+        case (state$q)
+            DividerState$Align:
+                begin
+                    high$d = num_r$q >> qbits_r$q;
+                    numer$d = num_r$q << (width - qbits_r$q);
+                    qmax$d = (one32 << qbits_r$q) - one32;
+                    state$d = DividerState$Check;
                 end
-            end
-        end
+            DividerState$Check:
+                begin
+                    rem$d = high$q;
+                    overflow$d = high$q >= den_r$q;
+                    q$d = 32'h0;
+                    count$d = qbits_r$q;
+                    state$d = DividerState$Run;
+                end
+            DividerState$Run:
+                begin
+                    numer$d = numer$q << 32'h1;
+                    if (shifted >= den_r$q) begin
+                        rem$d = shifted - den_r$q;
+                        q$d = (q$q << 32'h1) | one32;
+                    end
+                    else begin
+                        rem$d = shifted;
+                        q$d = q$q << 32'h1;
+                    end
+                    count$d = count$q - one8;
+                    if (count$q == one8) begin
+                        state$d = DividerState$Idle;
+                        fin$d = 1'b1;
+                        if (overflow$q) begin
+                            q$d = qmax$q;
+                        end
+                    end
+                end
+            default:
+                begin
+                end
+        endcase
         if (start) begin
-            rem$d = high;
-            overflow$d = high >= den;
-            numer$d = num;
-            q$d = 32'h0;
-            count$d = qbits;
-            running$d = 1'b1;
+            num_r$d = num;
+            den_r$d = den;
+            qbits_r$d = qbits;
+            state$d = DividerState$Align;
         end
     end
     
@@ -63495,6 +63742,25 @@ module top$core$engine$preproc$divider$0$count(d,q,clock);
 endmodule // top$core$engine$preproc$divider$0$count
 
 
+module top$core$engine$preproc$divider$0$den_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$0$den_r
+
+
 module top$core$engine$preproc$divider$0$fin(d,q,clock);
     
     // Module arguments
@@ -63512,6 +63778,44 @@ module top$core$engine$preproc$divider$0$fin(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$divider$0$fin
+
+
+module top$core$engine$preproc$divider$0$high(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$0$high
+
+
+module top$core$engine$preproc$divider$0$num_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$0$num_r
 
 
 module top$core$engine$preproc$divider$0$numer(d,q,clock);
@@ -63571,6 +63875,44 @@ module top$core$engine$preproc$divider$0$q(d,q,clock);
 endmodule // top$core$engine$preproc$divider$0$q
 
 
+module top$core$engine$preproc$divider$0$qbits_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$0$qbits_r
+
+
+module top$core$engine$preproc$divider$0$qmax(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$0$qmax
+
+
 module top$core$engine$preproc$divider$0$rem(d,q,clock);
     
     // Module arguments
@@ -63590,23 +63932,25 @@ module top$core$engine$preproc$divider$0$rem(d,q,clock);
 endmodule // top$core$engine$preproc$divider$0$rem
 
 
-module top$core$engine$preproc$divider$0$running(d,q,clock);
+module top$core$engine$preproc$divider$0$state(d,q,clock);
     
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [1:0] d;
+    output reg  [1:0] q;
     input wire  clock;
+    
+    // Enums
     
     // Update code (custom)
     initial begin
-       q = 1'h0;
+       q = 2'h0;
     end
     
     always @(posedge clock) begin
        q <= d;
     end
           
-endmodule // top$core$engine$preproc$divider$0$running
+endmodule // top$core$engine$preproc$divider$0$state
 
 
 module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quotient);
@@ -63624,23 +63968,45 @@ module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quo
     // Constant declarations
     localparam  one32 = 32'h1;
     localparam  one8 = 8'h1;
+    localparam  width = 8'h40;
+    
+    // Enums
+    localparam DividerState$Idle = 0;
+    localparam DividerState$Align = 1;
+    localparam DividerState$Check = 2;
+    localparam DividerState$Run = 3;
     
     // Stub signals
-    reg  [63:0] rem$d;
-    wire  [63:0] rem$q;
-    reg  rem$clock;
+    reg  [1:0] state$d;
+    wire  [1:0] state$q;
+    reg  state$clock;
+    reg  [63:0] num_r$d;
+    wire  [63:0] num_r$q;
+    reg  num_r$clock;
+    reg  [63:0] den_r$d;
+    wire  [63:0] den_r$q;
+    reg  den_r$clock;
+    reg  [7:0] qbits_r$d;
+    wire  [7:0] qbits_r$q;
+    reg  qbits_r$clock;
+    reg  [63:0] high$d;
+    wire  [63:0] high$q;
+    reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  [31:0] qmax$d;
+    wire  [31:0] qmax$q;
+    reg  qmax$clock;
+    reg  [63:0] rem$d;
+    wire  [63:0] rem$q;
+    reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
     reg  count$clock;
-    reg  running$d;
-    wire  running$q;
-    reg  running$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
@@ -63649,19 +64015,48 @@ module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quo
     reg  fin$clock;
     
     // Local signals
-    reg  [63:0] high;
     reg  [63:0] shifted;
     
     // Sub module instances
-    top$core$engine$preproc$divider$1$rem rem(
-        .d(rem$d),
-        .q(rem$q),
-        .clock(rem$clock)
+    top$core$engine$preproc$divider$1$state state(
+        .d(state$d),
+        .q(state$q),
+        .clock(state$clock)
+    );
+    top$core$engine$preproc$divider$1$num_r num_r(
+        .d(num_r$d),
+        .q(num_r$q),
+        .clock(num_r$clock)
+    );
+    top$core$engine$preproc$divider$1$den_r den_r(
+        .d(den_r$d),
+        .q(den_r$q),
+        .clock(den_r$clock)
+    );
+    top$core$engine$preproc$divider$1$qbits_r qbits_r(
+        .d(qbits_r$d),
+        .q(qbits_r$q),
+        .clock(qbits_r$clock)
+    );
+    top$core$engine$preproc$divider$1$high high(
+        .d(high$d),
+        .q(high$q),
+        .clock(high$clock)
     );
     top$core$engine$preproc$divider$1$numer numer(
         .d(numer$d),
         .q(numer$q),
         .clock(numer$clock)
+    );
+    top$core$engine$preproc$divider$1$qmax qmax(
+        .d(qmax$d),
+        .q(qmax$q),
+        .clock(qmax$clock)
+    );
+    top$core$engine$preproc$divider$1$rem rem(
+        .d(rem$d),
+        .q(rem$q),
+        .clock(rem$clock)
     );
     top$core$engine$preproc$divider$1$q q_i(
         .d(q$d),
@@ -63672,11 +64067,6 @@ module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quo
         .d(count$d),
         .q(count$q),
         .clock(count$clock)
-    );
-    top$core$engine$preproc$divider$1$running running(
-        .d(running$d),
-        .q(running$q),
-        .clock(running$clock)
     );
     top$core$engine$preproc$divider$1$overflow overflow(
         .d(overflow$d),
@@ -63691,51 +64081,80 @@ module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quo
     
     // Update code
     always @(*) begin
-        rem$clock = clock;
+        state$clock = clock;
+        num_r$clock = clock;
+        den_r$clock = clock;
+        qbits_r$clock = clock;
+        high$clock = clock;
         numer$clock = clock;
+        qmax$clock = clock;
+        rem$clock = clock;
         q$clock = clock;
         count$clock = clock;
-        running$clock = clock;
         overflow$clock = clock;
         fin$clock = clock;
-        rem$d = rem$q;
+        state$d = state$q;
+        num_r$d = num_r$q;
+        den_r$d = den_r$q;
+        qbits_r$d = qbits_r$q;
+        high$d = high$q;
         numer$d = numer$q;
+        qmax$d = qmax$q;
+        rem$d = rem$q;
         q$d = q$q;
         count$d = count$q;
-        running$d = running$q;
         overflow$d = overflow$q;
         fin$d = fin$q;
         done = fin$q;
-        busy = running$q;
+        busy = state$q != DividerState$Idle;
         quotient = q$q;
         fin$d = 1'b0;
-        high = num >> qbits;
-        shifted = (rem$q << 32'h1) | ((numer$q >> (count$q - one8)) & 64'h1);
-        if (running$q) begin
-            if (shifted >= den) begin
-                rem$d = shifted - den;
-                q$d = (q$q << 32'h1) | one32;
-            end
-            else begin
-                rem$d = shifted;
-                q$d = q$q << 32'h1;
-            end
-            count$d = count$q - one8;
-            if (count$q == one8) begin
-                running$d = 1'b0;
-                fin$d = 1'b1;
-                if (overflow$q) begin
-                    q$d = (one32 << qbits) - one32;
+        shifted = (rem$q << 32'h1) | (numer$q >> 32'h3f);
+        case (state$q)
+            DividerState$Align:
+                begin
+                    high$d = num_r$q >> qbits_r$q;
+                    numer$d = num_r$q << (width - qbits_r$q);
+                    qmax$d = (one32 << qbits_r$q) - one32;
+                    state$d = DividerState$Check;
                 end
-            end
-        end
+            DividerState$Check:
+                begin
+                    rem$d = high$q;
+                    overflow$d = high$q >= den_r$q;
+                    q$d = 32'h0;
+                    count$d = qbits_r$q;
+                    state$d = DividerState$Run;
+                end
+            DividerState$Run:
+                begin
+                    numer$d = numer$q << 32'h1;
+                    if (shifted >= den_r$q) begin
+                        rem$d = shifted - den_r$q;
+                        q$d = (q$q << 32'h1) | one32;
+                    end
+                    else begin
+                        rem$d = shifted;
+                        q$d = q$q << 32'h1;
+                    end
+                    count$d = count$q - one8;
+                    if (count$q == one8) begin
+                        state$d = DividerState$Idle;
+                        fin$d = 1'b1;
+                        if (overflow$q) begin
+                            q$d = qmax$q;
+                        end
+                    end
+                end
+            default:
+                begin
+                end
+        endcase
         if (start) begin
-            rem$d = high;
-            overflow$d = high >= den;
-            numer$d = num;
-            q$d = 32'h0;
-            count$d = qbits;
-            running$d = 1'b1;
+            num_r$d = num;
+            den_r$d = den;
+            qbits_r$d = qbits;
+            state$d = DividerState$Align;
         end
     end
     
@@ -63761,6 +64180,25 @@ module top$core$engine$preproc$divider$1$count(d,q,clock);
 endmodule // top$core$engine$preproc$divider$1$count
 
 
+module top$core$engine$preproc$divider$1$den_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$1$den_r
+
+
 module top$core$engine$preproc$divider$1$fin(d,q,clock);
     
     // Module arguments
@@ -63778,6 +64216,44 @@ module top$core$engine$preproc$divider$1$fin(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$divider$1$fin
+
+
+module top$core$engine$preproc$divider$1$high(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$1$high
+
+
+module top$core$engine$preproc$divider$1$num_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$1$num_r
 
 
 module top$core$engine$preproc$divider$1$numer(d,q,clock);
@@ -63837,6 +64313,44 @@ module top$core$engine$preproc$divider$1$q(d,q,clock);
 endmodule // top$core$engine$preproc$divider$1$q
 
 
+module top$core$engine$preproc$divider$1$qbits_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$1$qbits_r
+
+
+module top$core$engine$preproc$divider$1$qmax(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$1$qmax
+
+
 module top$core$engine$preproc$divider$1$rem(d,q,clock);
     
     // Module arguments
@@ -63856,23 +64370,25 @@ module top$core$engine$preproc$divider$1$rem(d,q,clock);
 endmodule // top$core$engine$preproc$divider$1$rem
 
 
-module top$core$engine$preproc$divider$1$running(d,q,clock);
+module top$core$engine$preproc$divider$1$state(d,q,clock);
     
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [1:0] d;
+    output reg  [1:0] q;
     input wire  clock;
+    
+    // Enums
     
     // Update code (custom)
     initial begin
-       q = 1'h0;
+       q = 2'h0;
     end
     
     always @(posedge clock) begin
        q <= d;
     end
           
-endmodule // top$core$engine$preproc$divider$1$running
+endmodule // top$core$engine$preproc$divider$1$state
 
 
 module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quotient);
@@ -63890,23 +64406,45 @@ module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quo
     // Constant declarations
     localparam  one32 = 32'h1;
     localparam  one8 = 8'h1;
+    localparam  width = 8'h40;
+    
+    // Enums
+    localparam DividerState$Idle = 0;
+    localparam DividerState$Align = 1;
+    localparam DividerState$Check = 2;
+    localparam DividerState$Run = 3;
     
     // Stub signals
-    reg  [63:0] rem$d;
-    wire  [63:0] rem$q;
-    reg  rem$clock;
+    reg  [1:0] state$d;
+    wire  [1:0] state$q;
+    reg  state$clock;
+    reg  [63:0] num_r$d;
+    wire  [63:0] num_r$q;
+    reg  num_r$clock;
+    reg  [63:0] den_r$d;
+    wire  [63:0] den_r$q;
+    reg  den_r$clock;
+    reg  [7:0] qbits_r$d;
+    wire  [7:0] qbits_r$q;
+    reg  qbits_r$clock;
+    reg  [63:0] high$d;
+    wire  [63:0] high$q;
+    reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  [31:0] qmax$d;
+    wire  [31:0] qmax$q;
+    reg  qmax$clock;
+    reg  [63:0] rem$d;
+    wire  [63:0] rem$q;
+    reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
     reg  count$clock;
-    reg  running$d;
-    wire  running$q;
-    reg  running$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
@@ -63915,19 +64453,48 @@ module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quo
     reg  fin$clock;
     
     // Local signals
-    reg  [63:0] high;
     reg  [63:0] shifted;
     
     // Sub module instances
-    top$core$engine$preproc$divider$2$rem rem(
-        .d(rem$d),
-        .q(rem$q),
-        .clock(rem$clock)
+    top$core$engine$preproc$divider$2$state state(
+        .d(state$d),
+        .q(state$q),
+        .clock(state$clock)
+    );
+    top$core$engine$preproc$divider$2$num_r num_r(
+        .d(num_r$d),
+        .q(num_r$q),
+        .clock(num_r$clock)
+    );
+    top$core$engine$preproc$divider$2$den_r den_r(
+        .d(den_r$d),
+        .q(den_r$q),
+        .clock(den_r$clock)
+    );
+    top$core$engine$preproc$divider$2$qbits_r qbits_r(
+        .d(qbits_r$d),
+        .q(qbits_r$q),
+        .clock(qbits_r$clock)
+    );
+    top$core$engine$preproc$divider$2$high high(
+        .d(high$d),
+        .q(high$q),
+        .clock(high$clock)
     );
     top$core$engine$preproc$divider$2$numer numer(
         .d(numer$d),
         .q(numer$q),
         .clock(numer$clock)
+    );
+    top$core$engine$preproc$divider$2$qmax qmax(
+        .d(qmax$d),
+        .q(qmax$q),
+        .clock(qmax$clock)
+    );
+    top$core$engine$preproc$divider$2$rem rem(
+        .d(rem$d),
+        .q(rem$q),
+        .clock(rem$clock)
     );
     top$core$engine$preproc$divider$2$q q_i(
         .d(q$d),
@@ -63938,11 +64505,6 @@ module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quo
         .d(count$d),
         .q(count$q),
         .clock(count$clock)
-    );
-    top$core$engine$preproc$divider$2$running running(
-        .d(running$d),
-        .q(running$q),
-        .clock(running$clock)
     );
     top$core$engine$preproc$divider$2$overflow overflow(
         .d(overflow$d),
@@ -63957,51 +64519,80 @@ module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quo
     
     // Update code
     always @(*) begin
-        rem$clock = clock;
+        state$clock = clock;
+        num_r$clock = clock;
+        den_r$clock = clock;
+        qbits_r$clock = clock;
+        high$clock = clock;
         numer$clock = clock;
+        qmax$clock = clock;
+        rem$clock = clock;
         q$clock = clock;
         count$clock = clock;
-        running$clock = clock;
         overflow$clock = clock;
         fin$clock = clock;
-        rem$d = rem$q;
+        state$d = state$q;
+        num_r$d = num_r$q;
+        den_r$d = den_r$q;
+        qbits_r$d = qbits_r$q;
+        high$d = high$q;
         numer$d = numer$q;
+        qmax$d = qmax$q;
+        rem$d = rem$q;
         q$d = q$q;
         count$d = count$q;
-        running$d = running$q;
         overflow$d = overflow$q;
         fin$d = fin$q;
         done = fin$q;
-        busy = running$q;
+        busy = state$q != DividerState$Idle;
         quotient = q$q;
         fin$d = 1'b0;
-        high = num >> qbits;
-        shifted = (rem$q << 32'h1) | ((numer$q >> (count$q - one8)) & 64'h1);
-        if (running$q) begin
-            if (shifted >= den) begin
-                rem$d = shifted - den;
-                q$d = (q$q << 32'h1) | one32;
-            end
-            else begin
-                rem$d = shifted;
-                q$d = q$q << 32'h1;
-            end
-            count$d = count$q - one8;
-            if (count$q == one8) begin
-                running$d = 1'b0;
-                fin$d = 1'b1;
-                if (overflow$q) begin
-                    q$d = (one32 << qbits) - one32;
+        shifted = (rem$q << 32'h1) | (numer$q >> 32'h3f);
+        case (state$q)
+            DividerState$Align:
+                begin
+                    high$d = num_r$q >> qbits_r$q;
+                    numer$d = num_r$q << (width - qbits_r$q);
+                    qmax$d = (one32 << qbits_r$q) - one32;
+                    state$d = DividerState$Check;
                 end
-            end
-        end
+            DividerState$Check:
+                begin
+                    rem$d = high$q;
+                    overflow$d = high$q >= den_r$q;
+                    q$d = 32'h0;
+                    count$d = qbits_r$q;
+                    state$d = DividerState$Run;
+                end
+            DividerState$Run:
+                begin
+                    numer$d = numer$q << 32'h1;
+                    if (shifted >= den_r$q) begin
+                        rem$d = shifted - den_r$q;
+                        q$d = (q$q << 32'h1) | one32;
+                    end
+                    else begin
+                        rem$d = shifted;
+                        q$d = q$q << 32'h1;
+                    end
+                    count$d = count$q - one8;
+                    if (count$q == one8) begin
+                        state$d = DividerState$Idle;
+                        fin$d = 1'b1;
+                        if (overflow$q) begin
+                            q$d = qmax$q;
+                        end
+                    end
+                end
+            default:
+                begin
+                end
+        endcase
         if (start) begin
-            rem$d = high;
-            overflow$d = high >= den;
-            numer$d = num;
-            q$d = 32'h0;
-            count$d = qbits;
-            running$d = 1'b1;
+            num_r$d = num;
+            den_r$d = den;
+            qbits_r$d = qbits;
+            state$d = DividerState$Align;
         end
     end
     
@@ -64027,6 +64618,25 @@ module top$core$engine$preproc$divider$2$count(d,q,clock);
 endmodule // top$core$engine$preproc$divider$2$count
 
 
+module top$core$engine$preproc$divider$2$den_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$2$den_r
+
+
 module top$core$engine$preproc$divider$2$fin(d,q,clock);
     
     // Module arguments
@@ -64044,6 +64654,44 @@ module top$core$engine$preproc$divider$2$fin(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$divider$2$fin
+
+
+module top$core$engine$preproc$divider$2$high(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$2$high
+
+
+module top$core$engine$preproc$divider$2$num_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$2$num_r
 
 
 module top$core$engine$preproc$divider$2$numer(d,q,clock);
@@ -64103,6 +64751,44 @@ module top$core$engine$preproc$divider$2$q(d,q,clock);
 endmodule // top$core$engine$preproc$divider$2$q
 
 
+module top$core$engine$preproc$divider$2$qbits_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$2$qbits_r
+
+
+module top$core$engine$preproc$divider$2$qmax(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$2$qmax
+
+
 module top$core$engine$preproc$divider$2$rem(d,q,clock);
     
     // Module arguments
@@ -64122,23 +64808,25 @@ module top$core$engine$preproc$divider$2$rem(d,q,clock);
 endmodule // top$core$engine$preproc$divider$2$rem
 
 
-module top$core$engine$preproc$divider$2$running(d,q,clock);
+module top$core$engine$preproc$divider$2$state(d,q,clock);
     
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [1:0] d;
+    output reg  [1:0] q;
     input wire  clock;
+    
+    // Enums
     
     // Update code (custom)
     initial begin
-       q = 1'h0;
+       q = 2'h0;
     end
     
     always @(posedge clock) begin
        q <= d;
     end
           
-endmodule // top$core$engine$preproc$divider$2$running
+endmodule // top$core$engine$preproc$divider$2$state
 
 
 module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quotient);
@@ -64156,23 +64844,45 @@ module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quo
     // Constant declarations
     localparam  one32 = 32'h1;
     localparam  one8 = 8'h1;
+    localparam  width = 8'h40;
+    
+    // Enums
+    localparam DividerState$Idle = 0;
+    localparam DividerState$Align = 1;
+    localparam DividerState$Check = 2;
+    localparam DividerState$Run = 3;
     
     // Stub signals
-    reg  [63:0] rem$d;
-    wire  [63:0] rem$q;
-    reg  rem$clock;
+    reg  [1:0] state$d;
+    wire  [1:0] state$q;
+    reg  state$clock;
+    reg  [63:0] num_r$d;
+    wire  [63:0] num_r$q;
+    reg  num_r$clock;
+    reg  [63:0] den_r$d;
+    wire  [63:0] den_r$q;
+    reg  den_r$clock;
+    reg  [7:0] qbits_r$d;
+    wire  [7:0] qbits_r$q;
+    reg  qbits_r$clock;
+    reg  [63:0] high$d;
+    wire  [63:0] high$q;
+    reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  [31:0] qmax$d;
+    wire  [31:0] qmax$q;
+    reg  qmax$clock;
+    reg  [63:0] rem$d;
+    wire  [63:0] rem$q;
+    reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
     reg  count$clock;
-    reg  running$d;
-    wire  running$q;
-    reg  running$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
@@ -64181,19 +64891,48 @@ module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quo
     reg  fin$clock;
     
     // Local signals
-    reg  [63:0] high;
     reg  [63:0] shifted;
     
     // Sub module instances
-    top$core$engine$preproc$divider$3$rem rem(
-        .d(rem$d),
-        .q(rem$q),
-        .clock(rem$clock)
+    top$core$engine$preproc$divider$3$state state(
+        .d(state$d),
+        .q(state$q),
+        .clock(state$clock)
+    );
+    top$core$engine$preproc$divider$3$num_r num_r(
+        .d(num_r$d),
+        .q(num_r$q),
+        .clock(num_r$clock)
+    );
+    top$core$engine$preproc$divider$3$den_r den_r(
+        .d(den_r$d),
+        .q(den_r$q),
+        .clock(den_r$clock)
+    );
+    top$core$engine$preproc$divider$3$qbits_r qbits_r(
+        .d(qbits_r$d),
+        .q(qbits_r$q),
+        .clock(qbits_r$clock)
+    );
+    top$core$engine$preproc$divider$3$high high(
+        .d(high$d),
+        .q(high$q),
+        .clock(high$clock)
     );
     top$core$engine$preproc$divider$3$numer numer(
         .d(numer$d),
         .q(numer$q),
         .clock(numer$clock)
+    );
+    top$core$engine$preproc$divider$3$qmax qmax(
+        .d(qmax$d),
+        .q(qmax$q),
+        .clock(qmax$clock)
+    );
+    top$core$engine$preproc$divider$3$rem rem(
+        .d(rem$d),
+        .q(rem$q),
+        .clock(rem$clock)
     );
     top$core$engine$preproc$divider$3$q q_i(
         .d(q$d),
@@ -64204,11 +64943,6 @@ module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quo
         .d(count$d),
         .q(count$q),
         .clock(count$clock)
-    );
-    top$core$engine$preproc$divider$3$running running(
-        .d(running$d),
-        .q(running$q),
-        .clock(running$clock)
     );
     top$core$engine$preproc$divider$3$overflow overflow(
         .d(overflow$d),
@@ -64223,51 +64957,80 @@ module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quo
     
     // Update code
     always @(*) begin
-        rem$clock = clock;
+        state$clock = clock;
+        num_r$clock = clock;
+        den_r$clock = clock;
+        qbits_r$clock = clock;
+        high$clock = clock;
         numer$clock = clock;
+        qmax$clock = clock;
+        rem$clock = clock;
         q$clock = clock;
         count$clock = clock;
-        running$clock = clock;
         overflow$clock = clock;
         fin$clock = clock;
-        rem$d = rem$q;
+        state$d = state$q;
+        num_r$d = num_r$q;
+        den_r$d = den_r$q;
+        qbits_r$d = qbits_r$q;
+        high$d = high$q;
         numer$d = numer$q;
+        qmax$d = qmax$q;
+        rem$d = rem$q;
         q$d = q$q;
         count$d = count$q;
-        running$d = running$q;
         overflow$d = overflow$q;
         fin$d = fin$q;
         done = fin$q;
-        busy = running$q;
+        busy = state$q != DividerState$Idle;
         quotient = q$q;
         fin$d = 1'b0;
-        high = num >> qbits;
-        shifted = (rem$q << 32'h1) | ((numer$q >> (count$q - one8)) & 64'h1);
-        if (running$q) begin
-            if (shifted >= den) begin
-                rem$d = shifted - den;
-                q$d = (q$q << 32'h1) | one32;
-            end
-            else begin
-                rem$d = shifted;
-                q$d = q$q << 32'h1;
-            end
-            count$d = count$q - one8;
-            if (count$q == one8) begin
-                running$d = 1'b0;
-                fin$d = 1'b1;
-                if (overflow$q) begin
-                    q$d = (one32 << qbits) - one32;
+        shifted = (rem$q << 32'h1) | (numer$q >> 32'h3f);
+        case (state$q)
+            DividerState$Align:
+                begin
+                    high$d = num_r$q >> qbits_r$q;
+                    numer$d = num_r$q << (width - qbits_r$q);
+                    qmax$d = (one32 << qbits_r$q) - one32;
+                    state$d = DividerState$Check;
                 end
-            end
-        end
+            DividerState$Check:
+                begin
+                    rem$d = high$q;
+                    overflow$d = high$q >= den_r$q;
+                    q$d = 32'h0;
+                    count$d = qbits_r$q;
+                    state$d = DividerState$Run;
+                end
+            DividerState$Run:
+                begin
+                    numer$d = numer$q << 32'h1;
+                    if (shifted >= den_r$q) begin
+                        rem$d = shifted - den_r$q;
+                        q$d = (q$q << 32'h1) | one32;
+                    end
+                    else begin
+                        rem$d = shifted;
+                        q$d = q$q << 32'h1;
+                    end
+                    count$d = count$q - one8;
+                    if (count$q == one8) begin
+                        state$d = DividerState$Idle;
+                        fin$d = 1'b1;
+                        if (overflow$q) begin
+                            q$d = qmax$q;
+                        end
+                    end
+                end
+            default:
+                begin
+                end
+        endcase
         if (start) begin
-            rem$d = high;
-            overflow$d = high >= den;
-            numer$d = num;
-            q$d = 32'h0;
-            count$d = qbits;
-            running$d = 1'b1;
+            num_r$d = num;
+            den_r$d = den;
+            qbits_r$d = qbits;
+            state$d = DividerState$Align;
         end
     end
     
@@ -64293,6 +65056,25 @@ module top$core$engine$preproc$divider$3$count(d,q,clock);
 endmodule // top$core$engine$preproc$divider$3$count
 
 
+module top$core$engine$preproc$divider$3$den_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$3$den_r
+
+
 module top$core$engine$preproc$divider$3$fin(d,q,clock);
     
     // Module arguments
@@ -64310,6 +65092,44 @@ module top$core$engine$preproc$divider$3$fin(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$divider$3$fin
+
+
+module top$core$engine$preproc$divider$3$high(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$3$high
+
+
+module top$core$engine$preproc$divider$3$num_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$3$num_r
 
 
 module top$core$engine$preproc$divider$3$numer(d,q,clock);
@@ -64369,6 +65189,44 @@ module top$core$engine$preproc$divider$3$q(d,q,clock);
 endmodule // top$core$engine$preproc$divider$3$q
 
 
+module top$core$engine$preproc$divider$3$qbits_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$3$qbits_r
+
+
+module top$core$engine$preproc$divider$3$qmax(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$divider$3$qmax
+
+
 module top$core$engine$preproc$divider$3$rem(d,q,clock);
     
     // Module arguments
@@ -64388,23 +65246,25 @@ module top$core$engine$preproc$divider$3$rem(d,q,clock);
 endmodule // top$core$engine$preproc$divider$3$rem
 
 
-module top$core$engine$preproc$divider$3$running(d,q,clock);
+module top$core$engine$preproc$divider$3$state(d,q,clock);
     
     // Module arguments
-    input wire  d;
-    output reg  q;
+    input wire  [1:0] d;
+    output reg  [1:0] q;
     input wire  clock;
+    
+    // Enums
     
     // Update code (custom)
     initial begin
-       q = 1'h0;
+       q = 2'h0;
     end
     
     always @(posedge clock) begin
        q <= d;
     end
           
-endmodule // top$core$engine$preproc$divider$3$running
+endmodule // top$core$engine$preproc$divider$3$state
 
 
 module top$core$engine$preproc$gate(d,q,clock);

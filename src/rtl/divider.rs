@@ -1,10 +1,26 @@
 //! Sequential restoring divider: `quotient = min(2^qbits - 1, floor(num / den))`,
-//! one quotient bit per cycle, a fixed `qbits + 1` cycles from `start` to
+//! one quotient bit per cycle, a fixed [`divide_cycles`] from `start` to
 //! `done` whatever the data (so lockstep lanes stay in step). The contract's
 //! preprocessing normalisation and the extraction's ratio and fraction are
-//! all this one division.
+//! all this one division. The operands are latched at `start`; two load
+//! cycles then align the numerator (its next bit is always bit 63, so a
+//! quotient step is a shift, a compare and a subtract) and check for
+//! overflow, each a separate register-to-register path (docs/hardware.md).
 
 use rust_hdl::prelude::*;
+
+/// Cycles from `start` to `done` for `qbits` quotient bits.
+pub const fn divide_cycles(qbits: usize) -> usize {
+    qbits + 3
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, LogicState)]
+pub enum DividerState {
+    Idle,
+    Align,
+    Check,
+    Run,
+}
 
 #[derive(LogicBlock)]
 pub struct Divider {
@@ -20,17 +36,24 @@ pub struct Divider {
     pub done: Signal<Out, Bit>,
     pub busy: Signal<Out, Bit>,
     pub quotient: Signal<Out, Bits<32>>,
-    rem: DFF<Bits<64>>,
+    state: DFF<DividerState>,
+    num_r: DFF<Bits<64>>,
+    den_r: DFF<Bits<64>>,
+    qbits_r: DFF<Bits<8>>,
+    high: DFF<Bits<64>>,
+    /// The bits of num below `qbits`, shifted up to bit 63.
     numer: DFF<Bits<64>>,
+    /// 2^qbits - 1, the saturated quotient.
+    qmax: DFF<Bits<32>>,
+    rem: DFF<Bits<64>>,
     q: DFF<Bits<32>>,
     count: DFF<Bits<8>>,
-    running: DFF<Bit>,
     overflow: DFF<Bit>,
     fin: DFF<Bit>,
-    high: Signal<Local, Bits<64>>,
     shifted: Signal<Local, Bits<64>>,
     one32: Constant<Bits<32>>,
     one8: Constant<Bits<8>>,
+    width: Constant<Bits<8>>,
 }
 
 impl Default for Divider {
@@ -44,17 +67,22 @@ impl Default for Divider {
             done: Default::default(),
             busy: Default::default(),
             quotient: Default::default(),
-            rem: Default::default(),
+            state: Default::default(),
+            num_r: Default::default(),
+            den_r: Default::default(),
+            qbits_r: Default::default(),
+            high: Default::default(),
             numer: Default::default(),
+            qmax: Default::default(),
+            rem: Default::default(),
             q: Default::default(),
             count: Default::default(),
-            running: Default::default(),
             overflow: Default::default(),
             fin: Default::default(),
-            high: Default::default(),
             shifted: Default::default(),
             one32: Constant::new(1.into()),
             one8: Constant::new(1.into()),
+            width: Constant::new(64.into()),
         }
     }
 }
@@ -62,38 +90,54 @@ impl Default for Divider {
 impl Logic for Divider {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, rem, numer, q, count, running, overflow, fin);
+        dff_setup!(
+            self, clock, state, num_r, den_r, qbits_r, high, numer, qmax, rem, q, count, overflow,
+            fin
+        );
         self.done.next = self.fin.q.val();
-        self.busy.next = self.running.q.val();
+        self.busy.next = self.state.q.val() != DividerState::Idle;
         self.quotient.next = self.q.q.val();
         self.fin.d.next = false;
-        self.high.next = self.num.val() >> self.qbits.val();
-        self.shifted.next = (self.rem.q.val() << 1)
-            | ((self.numer.q.val() >> (self.count.q.val() - self.one8.val())) & 1);
-        if self.running.q.val() {
-            if self.shifted.val() >= self.den.val() {
-                self.rem.d.next = self.shifted.val() - self.den.val();
-                self.q.d.next = (self.q.q.val() << 1) | self.one32.val();
-            } else {
-                self.rem.d.next = self.shifted.val();
-                self.q.d.next = self.q.q.val() << 1;
+        self.shifted.next = (self.rem.q.val() << 1) | (self.numer.q.val() >> 63);
+        match self.state.q.val() {
+            DividerState::Align => {
+                self.high.d.next = self.num_r.q.val() >> self.qbits_r.q.val();
+                self.numer.d.next = self.num_r.q.val() << (self.width.val() - self.qbits_r.q.val());
+                self.qmax.d.next = (self.one32.val() << self.qbits_r.q.val()) - self.one32.val();
+                self.state.d.next = DividerState::Check;
             }
-            self.count.d.next = self.count.q.val() - self.one8.val();
-            if self.count.q.val() == self.one8.val() {
-                self.running.d.next = false;
-                self.fin.d.next = true;
-                if self.overflow.q.val() {
-                    self.q.d.next = (self.one32.val() << self.qbits.val()) - self.one32.val();
+            DividerState::Check => {
+                self.rem.d.next = self.high.q.val();
+                self.overflow.d.next = self.high.q.val() >= self.den_r.q.val();
+                self.q.d.next = 0.into();
+                self.count.d.next = self.qbits_r.q.val();
+                self.state.d.next = DividerState::Run;
+            }
+            DividerState::Run => {
+                self.numer.d.next = self.numer.q.val() << 1;
+                if self.shifted.val() >= self.den_r.q.val() {
+                    self.rem.d.next = self.shifted.val() - self.den_r.q.val();
+                    self.q.d.next = (self.q.q.val() << 1) | self.one32.val();
+                } else {
+                    self.rem.d.next = self.shifted.val();
+                    self.q.d.next = self.q.q.val() << 1;
+                }
+                self.count.d.next = self.count.q.val() - self.one8.val();
+                if self.count.q.val() == self.one8.val() {
+                    self.state.d.next = DividerState::Idle;
+                    self.fin.d.next = true;
+                    if self.overflow.q.val() {
+                        self.q.d.next = self.qmax.q.val();
+                    }
                 }
             }
+            _ => {}
         }
         if self.start.val() {
-            self.rem.d.next = self.high.val();
-            self.overflow.d.next = self.high.val() >= self.den.val();
-            self.numer.d.next = self.num.val();
-            self.q.d.next = 0.into();
-            self.count.d.next = self.qbits.val();
-            self.running.d.next = true;
+            self.num_r.d.next = self.num.val();
+            self.den_r.d.next = self.den.val();
+            self.qbits_r.d.next = self.qbits.val();
+            self.state.d.next = DividerState::Align;
         }
     }
 }
@@ -143,7 +187,7 @@ mod tests {
                 .checked_div(den)
                 .map_or((1 << qb) - 1, |q| q.min((1 << qb) - 1));
             assert_eq!(q, want, "{num}/{den} in {qb} bits");
-            assert_eq!(cycles, qb as usize + 1);
+            assert_eq!(cycles, divide_cycles(qb as usize));
         }
     }
 }

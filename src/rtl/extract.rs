@@ -6,9 +6,10 @@
 //! pixel's result (index, tau1, tau2, fraction) leaves on a valid/ready
 //! stream in input order.
 
-use super::divider::Divider;
+use super::divider::{divide_cycles, Divider};
 use super::prim::Rom;
 use super::{Acc, Addr};
+use crate::fixed::contract::{FRACTION_FRAC_BITS, RATIO_BITS};
 use rust_hdl::prelude::*;
 
 #[derive(Copy, Clone, Debug, PartialEq, LogicState)]
@@ -78,7 +79,6 @@ pub struct Extract {
 
 impl Extract {
     pub fn new(lanes: usize, thresholds: &[i64]) -> Self {
-        use crate::fixed::contract::{FRACTION_FRAC_BITS, RATIO_BITS};
         Extract {
             clock: Default::default(),
             load: Default::default(),
@@ -134,8 +134,8 @@ impl Extract {
 /// Cycles the extraction spends on one lane when the result stream is ready
 /// (both ratios computed and searched: the worst case).
 pub fn extract_lane_cycles() -> usize {
-    let ratio = 1 + 25 + 12 * 2;
-    2 * ratio + 1 + 17 + 1
+    let ratio = 1 + divide_cycles(RATIO_BITS as usize) + 12 * 2;
+    2 * ratio + 1 + divide_cycles(FRACTION_FRAC_BITS as usize + 1) + 1
 }
 
 impl Logic for Extract {

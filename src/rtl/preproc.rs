@@ -6,7 +6,7 @@
 //! alternate 0, 1, 0, ...). The buffer is written only once the GRU has
 //! freed it, so preprocessing of the next group overlaps the GRU compute.
 
-use super::divider::Divider;
+use super::divider::{divide_cycles, Divider};
 use super::{Addr, Code, Count};
 use crate::fixed::contract::BASELINE_GATES;
 use rust_hdl::prelude::*;
@@ -109,10 +109,10 @@ impl Preproc {
 /// Cycles the preprocessor spends on one group after ingest (cycle model).
 pub fn preproc_cycles(gates: usize, bits: u32) -> usize {
     let _ = BASELINE_GATES;
-    // Idle, the peak pass, one buffer wait, then per gate W + 2 (start +
-    // divider) and two cycles for the registered read and y (the buffer
-    // wait is the first gate's first).
-    1 + gates + 1 + gates * (bits as usize + 2) + (2 * gates - 1)
+    // Idle, the peak pass, one buffer wait, then per gate the start cycle
+    // and the divider, and two cycles for the registered read and y (the
+    // buffer wait is the first gate's first).
+    1 + gates + 1 + gates * (1 + divide_cycles(bits as usize)) + (2 * gates - 1)
 }
 
 impl Logic for Preproc {
