@@ -8431,105 +8431,114 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  d0_head$d;
     wire  d0_head$q;
     reg  d0_head$clock;
-    reg  [15:0] d0_rom$d;
-    wire  [15:0] d0_rom$q;
-    reg  d0_rom$clock;
-    reg  d0_layer$0$d;
-    wire  d0_layer$0$q;
-    reg  d0_layer$0$clock;
-    reg  d0_layer$1$d;
-    wire  d0_layer$1$q;
-    reg  d0_layer$1$clock;
-    reg  d0_layer$2$d;
-    wire  d0_layer$2$q;
-    reg  d0_layer$2$clock;
-    reg  d0_layer$3$d;
-    wire  d0_layer$3$q;
-    reg  d0_layer$3$clock;
-    reg  d0_layer$4$d;
-    wire  d0_layer$4$q;
-    reg  d0_layer$4$clock;
-    reg  d0_layer$5$d;
-    wire  d0_layer$5$q;
-    reg  d0_layer$5$clock;
-    reg  d0_layer$6$d;
-    wire  d0_layer$6$q;
-    reg  d0_layer$6$clock;
-    reg  d0_layer$7$d;
-    wire  d0_layer$7$q;
-    reg  d0_layer$7$clock;
-    reg  d0_layer$8$d;
-    wire  d0_layer$8$q;
-    reg  d0_layer$8$clock;
-    reg  d0_layer$9$d;
-    wire  d0_layer$9$q;
-    reg  d0_layer$9$clock;
-    reg  d0_layer$10$d;
-    wire  d0_layer$10$q;
-    reg  d0_layer$10$clock;
-    reg  d0_layer$11$d;
-    wire  d0_layer$11$q;
-    reg  d0_layer$11$clock;
-    reg  d0_layer$12$d;
-    wire  d0_layer$12$q;
-    reg  d0_layer$12$clock;
-    reg  d0_layer$13$d;
-    wire  d0_layer$13$q;
-    reg  d0_layer$13$clock;
-    reg  d0_layer$14$d;
-    wire  d0_layer$14$q;
-    reg  d0_layer$14$clock;
-    reg  d0_layer$15$d;
-    wire  d0_layer$15$q;
-    reg  d0_layer$15$clock;
-    reg  d0_layer$16$d;
-    wire  d0_layer$16$q;
-    reg  d0_layer$16$clock;
-    reg  d0_layer$17$d;
-    wire  d0_layer$17$q;
-    reg  d0_layer$17$clock;
-    reg  d0_layer$18$d;
-    wire  d0_layer$18$q;
-    reg  d0_layer$18$clock;
-    reg  d0_layer$19$d;
-    wire  d0_layer$19$q;
-    reg  d0_layer$19$clock;
-    reg  d0_layer$20$d;
-    wire  d0_layer$20$q;
-    reg  d0_layer$20$clock;
-    reg  d0_layer$21$d;
-    wire  d0_layer$21$q;
-    reg  d0_layer$21$clock;
-    reg  d0_layer$22$d;
-    wire  d0_layer$22$q;
-    reg  d0_layer$22$clock;
-    reg  d0_layer$23$d;
-    wire  d0_layer$23$q;
-    reg  d0_layer$23$clock;
-    reg  d0_layer$24$d;
-    wire  d0_layer$24$q;
-    reg  d0_layer$24$clock;
-    reg  d0_layer$25$d;
-    wire  d0_layer$25$q;
-    reg  d0_layer$25$clock;
-    reg  d0_layer$26$d;
-    wire  d0_layer$26$q;
-    reg  d0_layer$26$clock;
-    reg  d0_layer$27$d;
-    wire  d0_layer$27$q;
-    reg  d0_layer$27$clock;
-    reg  d0_layer$28$d;
-    wire  d0_layer$28$q;
-    reg  d0_layer$28$clock;
-    reg  d0_layer$29$d;
-    wire  d0_layer$29$q;
-    reg  d0_layer$29$clock;
-    reg  d0_layer$30$d;
-    wire  d0_layer$30$q;
-    reg  d0_layer$30$clock;
-    reg  d0_layer$31$d;
-    wire  d0_layer$31$q;
-    reg  d0_layer$31$clock;
+    reg  d0_unit_a$0$d;
+    wire  d0_unit_a$0$q;
+    reg  d0_unit_a$0$clock;
+    reg  d0_unit_a$1$d;
+    wire  d0_unit_a$1$q;
+    reg  d0_unit_a$1$clock;
+    reg  d0_unit_a$2$d;
+    wire  d0_unit_a$2$q;
+    reg  d0_unit_a$2$clock;
+    reg  d0_unit_a$3$d;
+    wire  d0_unit_a$3$q;
+    reg  d0_unit_a$3$clock;
+    reg  d0_unit_a$4$d;
+    wire  d0_unit_a$4$q;
+    reg  d0_unit_a$4$clock;
+    reg  d0_unit_a$5$d;
+    wire  d0_unit_a$5$q;
+    reg  d0_unit_a$5$clock;
+    reg  d0_unit_a$6$d;
+    wire  d0_unit_a$6$q;
+    reg  d0_unit_a$6$clock;
+    reg  d0_unit_a$7$d;
+    wire  d0_unit_a$7$q;
+    reg  d0_unit_a$7$clock;
+    reg  d0_unit_a$8$d;
+    wire  d0_unit_a$8$q;
+    reg  d0_unit_a$8$clock;
+    reg  d0_unit_a$9$d;
+    wire  d0_unit_a$9$q;
+    reg  d0_unit_a$9$clock;
+    reg  d0_unit_a$10$d;
+    wire  d0_unit_a$10$q;
+    reg  d0_unit_a$10$clock;
+    reg  d0_unit_a$11$d;
+    wire  d0_unit_a$11$q;
+    reg  d0_unit_a$11$clock;
+    reg  d0_unit_a$12$d;
+    wire  d0_unit_a$12$q;
+    reg  d0_unit_a$12$clock;
+    reg  d0_unit_a$13$d;
+    wire  d0_unit_a$13$q;
+    reg  d0_unit_a$13$clock;
+    reg  d0_unit_a$14$d;
+    wire  d0_unit_a$14$q;
+    reg  d0_unit_a$14$clock;
+    reg  d0_unit_a$15$d;
+    wire  d0_unit_a$15$q;
+    reg  d0_unit_a$15$clock;
+    reg  d0_unit_a$16$d;
+    wire  d0_unit_a$16$q;
+    reg  d0_unit_a$16$clock;
+    reg  d0_unit_a$17$d;
+    wire  d0_unit_a$17$q;
+    reg  d0_unit_a$17$clock;
+    reg  d0_unit_a$18$d;
+    wire  d0_unit_a$18$q;
+    reg  d0_unit_a$18$clock;
+    reg  d0_unit_a$19$d;
+    wire  d0_unit_a$19$q;
+    reg  d0_unit_a$19$clock;
+    reg  d0_unit_a$20$d;
+    wire  d0_unit_a$20$q;
+    reg  d0_unit_a$20$clock;
+    reg  d0_unit_a$21$d;
+    wire  d0_unit_a$21$q;
+    reg  d0_unit_a$21$clock;
+    reg  d0_unit_a$22$d;
+    wire  d0_unit_a$22$q;
+    reg  d0_unit_a$22$clock;
+    reg  d0_unit_a$23$d;
+    wire  d0_unit_a$23$q;
+    reg  d0_unit_a$23$clock;
+    reg  d0_unit_a$24$d;
+    wire  d0_unit_a$24$q;
+    reg  d0_unit_a$24$clock;
+    reg  d0_unit_a$25$d;
+    wire  d0_unit_a$25$q;
+    reg  d0_unit_a$25$clock;
+    reg  d0_unit_a$26$d;
+    wire  d0_unit_a$26$q;
+    reg  d0_unit_a$26$clock;
+    reg  d0_unit_a$27$d;
+    wire  d0_unit_a$27$q;
+    reg  d0_unit_a$27$clock;
+    reg  d0_unit_a$28$d;
+    wire  d0_unit_a$28$q;
+    reg  d0_unit_a$28$clock;
+    reg  d0_unit_a$29$d;
+    wire  d0_unit_a$29$q;
+    reg  d0_unit_a$29$clock;
+    reg  d0_unit_a$30$d;
+    wire  d0_unit_a$30$q;
+    reg  d0_unit_a$30$clock;
+    reg  d0_unit_a$31$d;
+    wire  d0_unit_a$31$q;
+    reg  d0_unit_a$31$clock;
+    reg  [15:0] d0_waddr_a$d;
+    wire  [15:0] d0_waddr_a$q;
+    reg  d0_waddr_a$clock;
+    reg  [15:0] d0_waddr_c$d;
+    wire  [15:0] d0_waddr_c$q;
+    reg  d0_waddr_c$clock;
+    reg  [15:0] d0_baddr_a$d;
+    wire  [15:0] d0_baddr_a$q;
+    reg  d0_baddr_a$clock;
+    reg  [15:0] d0_baddr_c$d;
+    wire  [15:0] d0_baddr_c$q;
+    reg  d0_baddr_c$clock;
     reg  d1_valid$d;
     wire  d1_valid$q;
     reg  d1_valid$clock;
@@ -8766,70 +8775,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  zero$0;
     reg  zero$1;
     reg  issue;
-    reg  unit_a0$0;
-    reg  unit_a0$1;
-    reg  unit_a0$2;
-    reg  unit_a0$3;
-    reg  unit_a0$4;
-    reg  unit_a0$5;
-    reg  unit_a0$6;
-    reg  unit_a0$7;
-    reg  unit_a0$8;
-    reg  unit_a0$9;
-    reg  unit_a0$10;
-    reg  unit_a0$11;
-    reg  unit_a0$12;
-    reg  unit_a0$13;
-    reg  unit_a0$14;
-    reg  unit_a0$15;
-    reg  unit_a0$16;
-    reg  unit_a0$17;
-    reg  unit_a0$18;
-    reg  unit_a0$19;
-    reg  unit_a0$20;
-    reg  unit_a0$21;
-    reg  unit_a0$22;
-    reg  unit_a0$23;
-    reg  unit_a0$24;
-    reg  unit_a0$25;
-    reg  unit_a0$26;
-    reg  unit_a0$27;
-    reg  unit_a0$28;
-    reg  unit_a0$29;
-    reg  unit_a0$30;
-    reg  unit_a0$31;
-    reg  unit_layer$0;
-    reg  unit_layer$1;
-    reg  unit_layer$2;
-    reg  unit_layer$3;
-    reg  unit_layer$4;
-    reg  unit_layer$5;
-    reg  unit_layer$6;
-    reg  unit_layer$7;
-    reg  unit_layer$8;
-    reg  unit_layer$9;
-    reg  unit_layer$10;
-    reg  unit_layer$11;
-    reg  unit_layer$12;
-    reg  unit_layer$13;
-    reg  unit_layer$14;
-    reg  unit_layer$15;
-    reg  unit_layer$16;
-    reg  unit_layer$17;
-    reg  unit_layer$18;
-    reg  unit_layer$19;
-    reg  unit_layer$20;
-    reg  unit_layer$21;
-    reg  unit_layer$22;
-    reg  unit_layer$23;
-    reg  unit_layer$24;
-    reg  unit_layer$25;
-    reg  unit_layer$26;
-    reg  unit_layer$27;
-    reg  unit_layer$28;
-    reg  unit_layer$29;
-    reg  unit_layer$30;
-    reg  unit_layer$31;
+    reg  layer_a;
+    reg  layer_c;
     reg  n_set;
     reg  o_active;
     reg  o_decoder;
@@ -9778,170 +9725,185 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(d0_head$q),
         .clock(d0_head$clock)
     );
-    top$core$engine$gru$d0_rom d0_rom(
-        .d(d0_rom$d),
-        .q(d0_rom$q),
-        .clock(d0_rom$clock)
+    top$core$engine$gru$d0_unit_a$0 d0_unit_a$0(
+        .d(d0_unit_a$0$d),
+        .q(d0_unit_a$0$q),
+        .clock(d0_unit_a$0$clock)
     );
-    top$core$engine$gru$d0_layer$0 d0_layer$0(
-        .d(d0_layer$0$d),
-        .q(d0_layer$0$q),
-        .clock(d0_layer$0$clock)
+    top$core$engine$gru$d0_unit_a$1 d0_unit_a$1(
+        .d(d0_unit_a$1$d),
+        .q(d0_unit_a$1$q),
+        .clock(d0_unit_a$1$clock)
     );
-    top$core$engine$gru$d0_layer$1 d0_layer$1(
-        .d(d0_layer$1$d),
-        .q(d0_layer$1$q),
-        .clock(d0_layer$1$clock)
+    top$core$engine$gru$d0_unit_a$2 d0_unit_a$2(
+        .d(d0_unit_a$2$d),
+        .q(d0_unit_a$2$q),
+        .clock(d0_unit_a$2$clock)
     );
-    top$core$engine$gru$d0_layer$2 d0_layer$2(
-        .d(d0_layer$2$d),
-        .q(d0_layer$2$q),
-        .clock(d0_layer$2$clock)
+    top$core$engine$gru$d0_unit_a$3 d0_unit_a$3(
+        .d(d0_unit_a$3$d),
+        .q(d0_unit_a$3$q),
+        .clock(d0_unit_a$3$clock)
     );
-    top$core$engine$gru$d0_layer$3 d0_layer$3(
-        .d(d0_layer$3$d),
-        .q(d0_layer$3$q),
-        .clock(d0_layer$3$clock)
+    top$core$engine$gru$d0_unit_a$4 d0_unit_a$4(
+        .d(d0_unit_a$4$d),
+        .q(d0_unit_a$4$q),
+        .clock(d0_unit_a$4$clock)
     );
-    top$core$engine$gru$d0_layer$4 d0_layer$4(
-        .d(d0_layer$4$d),
-        .q(d0_layer$4$q),
-        .clock(d0_layer$4$clock)
+    top$core$engine$gru$d0_unit_a$5 d0_unit_a$5(
+        .d(d0_unit_a$5$d),
+        .q(d0_unit_a$5$q),
+        .clock(d0_unit_a$5$clock)
     );
-    top$core$engine$gru$d0_layer$5 d0_layer$5(
-        .d(d0_layer$5$d),
-        .q(d0_layer$5$q),
-        .clock(d0_layer$5$clock)
+    top$core$engine$gru$d0_unit_a$6 d0_unit_a$6(
+        .d(d0_unit_a$6$d),
+        .q(d0_unit_a$6$q),
+        .clock(d0_unit_a$6$clock)
     );
-    top$core$engine$gru$d0_layer$6 d0_layer$6(
-        .d(d0_layer$6$d),
-        .q(d0_layer$6$q),
-        .clock(d0_layer$6$clock)
+    top$core$engine$gru$d0_unit_a$7 d0_unit_a$7(
+        .d(d0_unit_a$7$d),
+        .q(d0_unit_a$7$q),
+        .clock(d0_unit_a$7$clock)
     );
-    top$core$engine$gru$d0_layer$7 d0_layer$7(
-        .d(d0_layer$7$d),
-        .q(d0_layer$7$q),
-        .clock(d0_layer$7$clock)
+    top$core$engine$gru$d0_unit_a$8 d0_unit_a$8(
+        .d(d0_unit_a$8$d),
+        .q(d0_unit_a$8$q),
+        .clock(d0_unit_a$8$clock)
     );
-    top$core$engine$gru$d0_layer$8 d0_layer$8(
-        .d(d0_layer$8$d),
-        .q(d0_layer$8$q),
-        .clock(d0_layer$8$clock)
+    top$core$engine$gru$d0_unit_a$9 d0_unit_a$9(
+        .d(d0_unit_a$9$d),
+        .q(d0_unit_a$9$q),
+        .clock(d0_unit_a$9$clock)
     );
-    top$core$engine$gru$d0_layer$9 d0_layer$9(
-        .d(d0_layer$9$d),
-        .q(d0_layer$9$q),
-        .clock(d0_layer$9$clock)
+    top$core$engine$gru$d0_unit_a$10 d0_unit_a$10(
+        .d(d0_unit_a$10$d),
+        .q(d0_unit_a$10$q),
+        .clock(d0_unit_a$10$clock)
     );
-    top$core$engine$gru$d0_layer$10 d0_layer$10(
-        .d(d0_layer$10$d),
-        .q(d0_layer$10$q),
-        .clock(d0_layer$10$clock)
+    top$core$engine$gru$d0_unit_a$11 d0_unit_a$11(
+        .d(d0_unit_a$11$d),
+        .q(d0_unit_a$11$q),
+        .clock(d0_unit_a$11$clock)
     );
-    top$core$engine$gru$d0_layer$11 d0_layer$11(
-        .d(d0_layer$11$d),
-        .q(d0_layer$11$q),
-        .clock(d0_layer$11$clock)
+    top$core$engine$gru$d0_unit_a$12 d0_unit_a$12(
+        .d(d0_unit_a$12$d),
+        .q(d0_unit_a$12$q),
+        .clock(d0_unit_a$12$clock)
     );
-    top$core$engine$gru$d0_layer$12 d0_layer$12(
-        .d(d0_layer$12$d),
-        .q(d0_layer$12$q),
-        .clock(d0_layer$12$clock)
+    top$core$engine$gru$d0_unit_a$13 d0_unit_a$13(
+        .d(d0_unit_a$13$d),
+        .q(d0_unit_a$13$q),
+        .clock(d0_unit_a$13$clock)
     );
-    top$core$engine$gru$d0_layer$13 d0_layer$13(
-        .d(d0_layer$13$d),
-        .q(d0_layer$13$q),
-        .clock(d0_layer$13$clock)
+    top$core$engine$gru$d0_unit_a$14 d0_unit_a$14(
+        .d(d0_unit_a$14$d),
+        .q(d0_unit_a$14$q),
+        .clock(d0_unit_a$14$clock)
     );
-    top$core$engine$gru$d0_layer$14 d0_layer$14(
-        .d(d0_layer$14$d),
-        .q(d0_layer$14$q),
-        .clock(d0_layer$14$clock)
+    top$core$engine$gru$d0_unit_a$15 d0_unit_a$15(
+        .d(d0_unit_a$15$d),
+        .q(d0_unit_a$15$q),
+        .clock(d0_unit_a$15$clock)
     );
-    top$core$engine$gru$d0_layer$15 d0_layer$15(
-        .d(d0_layer$15$d),
-        .q(d0_layer$15$q),
-        .clock(d0_layer$15$clock)
+    top$core$engine$gru$d0_unit_a$16 d0_unit_a$16(
+        .d(d0_unit_a$16$d),
+        .q(d0_unit_a$16$q),
+        .clock(d0_unit_a$16$clock)
     );
-    top$core$engine$gru$d0_layer$16 d0_layer$16(
-        .d(d0_layer$16$d),
-        .q(d0_layer$16$q),
-        .clock(d0_layer$16$clock)
+    top$core$engine$gru$d0_unit_a$17 d0_unit_a$17(
+        .d(d0_unit_a$17$d),
+        .q(d0_unit_a$17$q),
+        .clock(d0_unit_a$17$clock)
     );
-    top$core$engine$gru$d0_layer$17 d0_layer$17(
-        .d(d0_layer$17$d),
-        .q(d0_layer$17$q),
-        .clock(d0_layer$17$clock)
+    top$core$engine$gru$d0_unit_a$18 d0_unit_a$18(
+        .d(d0_unit_a$18$d),
+        .q(d0_unit_a$18$q),
+        .clock(d0_unit_a$18$clock)
     );
-    top$core$engine$gru$d0_layer$18 d0_layer$18(
-        .d(d0_layer$18$d),
-        .q(d0_layer$18$q),
-        .clock(d0_layer$18$clock)
+    top$core$engine$gru$d0_unit_a$19 d0_unit_a$19(
+        .d(d0_unit_a$19$d),
+        .q(d0_unit_a$19$q),
+        .clock(d0_unit_a$19$clock)
     );
-    top$core$engine$gru$d0_layer$19 d0_layer$19(
-        .d(d0_layer$19$d),
-        .q(d0_layer$19$q),
-        .clock(d0_layer$19$clock)
+    top$core$engine$gru$d0_unit_a$20 d0_unit_a$20(
+        .d(d0_unit_a$20$d),
+        .q(d0_unit_a$20$q),
+        .clock(d0_unit_a$20$clock)
     );
-    top$core$engine$gru$d0_layer$20 d0_layer$20(
-        .d(d0_layer$20$d),
-        .q(d0_layer$20$q),
-        .clock(d0_layer$20$clock)
+    top$core$engine$gru$d0_unit_a$21 d0_unit_a$21(
+        .d(d0_unit_a$21$d),
+        .q(d0_unit_a$21$q),
+        .clock(d0_unit_a$21$clock)
     );
-    top$core$engine$gru$d0_layer$21 d0_layer$21(
-        .d(d0_layer$21$d),
-        .q(d0_layer$21$q),
-        .clock(d0_layer$21$clock)
+    top$core$engine$gru$d0_unit_a$22 d0_unit_a$22(
+        .d(d0_unit_a$22$d),
+        .q(d0_unit_a$22$q),
+        .clock(d0_unit_a$22$clock)
     );
-    top$core$engine$gru$d0_layer$22 d0_layer$22(
-        .d(d0_layer$22$d),
-        .q(d0_layer$22$q),
-        .clock(d0_layer$22$clock)
+    top$core$engine$gru$d0_unit_a$23 d0_unit_a$23(
+        .d(d0_unit_a$23$d),
+        .q(d0_unit_a$23$q),
+        .clock(d0_unit_a$23$clock)
     );
-    top$core$engine$gru$d0_layer$23 d0_layer$23(
-        .d(d0_layer$23$d),
-        .q(d0_layer$23$q),
-        .clock(d0_layer$23$clock)
+    top$core$engine$gru$d0_unit_a$24 d0_unit_a$24(
+        .d(d0_unit_a$24$d),
+        .q(d0_unit_a$24$q),
+        .clock(d0_unit_a$24$clock)
     );
-    top$core$engine$gru$d0_layer$24 d0_layer$24(
-        .d(d0_layer$24$d),
-        .q(d0_layer$24$q),
-        .clock(d0_layer$24$clock)
+    top$core$engine$gru$d0_unit_a$25 d0_unit_a$25(
+        .d(d0_unit_a$25$d),
+        .q(d0_unit_a$25$q),
+        .clock(d0_unit_a$25$clock)
     );
-    top$core$engine$gru$d0_layer$25 d0_layer$25(
-        .d(d0_layer$25$d),
-        .q(d0_layer$25$q),
-        .clock(d0_layer$25$clock)
+    top$core$engine$gru$d0_unit_a$26 d0_unit_a$26(
+        .d(d0_unit_a$26$d),
+        .q(d0_unit_a$26$q),
+        .clock(d0_unit_a$26$clock)
     );
-    top$core$engine$gru$d0_layer$26 d0_layer$26(
-        .d(d0_layer$26$d),
-        .q(d0_layer$26$q),
-        .clock(d0_layer$26$clock)
+    top$core$engine$gru$d0_unit_a$27 d0_unit_a$27(
+        .d(d0_unit_a$27$d),
+        .q(d0_unit_a$27$q),
+        .clock(d0_unit_a$27$clock)
     );
-    top$core$engine$gru$d0_layer$27 d0_layer$27(
-        .d(d0_layer$27$d),
-        .q(d0_layer$27$q),
-        .clock(d0_layer$27$clock)
+    top$core$engine$gru$d0_unit_a$28 d0_unit_a$28(
+        .d(d0_unit_a$28$d),
+        .q(d0_unit_a$28$q),
+        .clock(d0_unit_a$28$clock)
     );
-    top$core$engine$gru$d0_layer$28 d0_layer$28(
-        .d(d0_layer$28$d),
-        .q(d0_layer$28$q),
-        .clock(d0_layer$28$clock)
+    top$core$engine$gru$d0_unit_a$29 d0_unit_a$29(
+        .d(d0_unit_a$29$d),
+        .q(d0_unit_a$29$q),
+        .clock(d0_unit_a$29$clock)
     );
-    top$core$engine$gru$d0_layer$29 d0_layer$29(
-        .d(d0_layer$29$d),
-        .q(d0_layer$29$q),
-        .clock(d0_layer$29$clock)
+    top$core$engine$gru$d0_unit_a$30 d0_unit_a$30(
+        .d(d0_unit_a$30$d),
+        .q(d0_unit_a$30$q),
+        .clock(d0_unit_a$30$clock)
     );
-    top$core$engine$gru$d0_layer$30 d0_layer$30(
-        .d(d0_layer$30$d),
-        .q(d0_layer$30$q),
-        .clock(d0_layer$30$clock)
+    top$core$engine$gru$d0_unit_a$31 d0_unit_a$31(
+        .d(d0_unit_a$31$d),
+        .q(d0_unit_a$31$q),
+        .clock(d0_unit_a$31$clock)
     );
-    top$core$engine$gru$d0_layer$31 d0_layer$31(
-        .d(d0_layer$31$d),
-        .q(d0_layer$31$q),
-        .clock(d0_layer$31$clock)
+    top$core$engine$gru$d0_waddr_a d0_waddr_a(
+        .d(d0_waddr_a$d),
+        .q(d0_waddr_a$q),
+        .clock(d0_waddr_a$clock)
+    );
+    top$core$engine$gru$d0_waddr_c d0_waddr_c(
+        .d(d0_waddr_c$d),
+        .q(d0_waddr_c$q),
+        .clock(d0_waddr_c$clock)
+    );
+    top$core$engine$gru$d0_baddr_a d0_baddr_a(
+        .d(d0_baddr_a$d),
+        .q(d0_baddr_a$q),
+        .clock(d0_baddr_a$clock)
+    );
+    top$core$engine$gru$d0_baddr_c d0_baddr_c(
+        .d(d0_baddr_c$d),
+        .q(d0_baddr_c$q),
+        .clock(d0_baddr_c$clock)
     );
     top$core$engine$gru$d1_valid d1_valid(
         .d(d1_valid$d),
@@ -10341,7 +10303,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d0_pass$clock = clock;
         d0_term$clock = clock;
         d0_head$clock = clock;
-        d0_rom$clock = clock;
+        d0_waddr_a$clock = clock;
+        d0_waddr_c$clock = clock;
+        d0_baddr_a$clock = clock;
+        d0_baddr_c$clock = clock;
         d1_valid$clock = clock;
         d1_first$clock = clock;
         d1_pass$clock = clock;
@@ -10387,7 +10352,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d0_pass$d = d0_pass$q;
         d0_term$d = d0_term$q;
         d0_head$d = d0_head$q;
-        d0_rom$d = d0_rom$q;
+        d0_waddr_a$d = d0_waddr_a$q;
+        d0_waddr_c$d = d0_waddr_c$q;
+        d0_baddr_a$d = d0_baddr_a$q;
+        d0_baddr_c$d = d0_baddr_c$q;
         d1_valid$d = d1_valid$q;
         d1_first$d = d1_first$q;
         d1_pass$d = d1_pass$q;
@@ -10455,549 +10423,339 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         x_free1 = ~x_ready$1$q;
         groups_started = next_group$q;
         issue = slot$q == SlotState$Issue;
-        unit_a0$0 = pass$q < a_passes$0;
-        if (unit_a0$0) begin
-            unit_layer$0 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
+        layer_a = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
+        layer_c = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
+        d0_waddr_a$d = rom_addr$q;
+        d0_baddr_a$d = pass$q;
+        if (layer_a) begin
+            d0_waddr_a$d = rom_addr$q + layer_rom_offset;
+            d0_baddr_a$d = pass$q + layer_bias_offset;
         end
-        else begin
-            unit_layer$0 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
+        d0_waddr_c$d = rom_addr$q;
+        d0_baddr_c$d = pass$q;
+        if (layer_c) begin
+            d0_waddr_c$d = rom_addr$q + layer_rom_offset;
+            d0_baddr_c$d = pass$q + layer_bias_offset;
         end
-        d0_layer$0$clock = clock;
-        d0_layer$0$d = unit_layer$0;
+        d0_unit_a$0$clock = clock;
+        d0_unit_a$0$d = pass$q < a_passes$0;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d0_rom$q;
-        bias_rom$0$address = d0_pass$q;
-        if (d0_layer$0$q) begin
-            weight_rom$0$address = d0_rom$q + layer_rom_offset;
-            bias_rom$0$address = d0_pass$q + layer_bias_offset;
+        weight_rom$0$address = d0_waddr_c$q;
+        bias_rom$0$address = d0_baddr_c$q;
+        if (d0_unit_a$0$q) begin
+            weight_rom$0$address = d0_waddr_a$q;
+            bias_rom$0$address = d0_baddr_a$q;
         end
-        unit_a0$1 = pass$q < a_passes$1;
-        if (unit_a0$1) begin
-            unit_layer$1 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$1 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$1$clock = clock;
-        d0_layer$1$d = unit_layer$1;
+        d0_unit_a$1$clock = clock;
+        d0_unit_a$1$d = pass$q < a_passes$1;
         weight_rom$1$clock = clock;
         bias_rom$1$clock = clock;
-        weight_rom$1$address = d0_rom$q;
-        bias_rom$1$address = d0_pass$q;
-        if (d0_layer$1$q) begin
-            weight_rom$1$address = d0_rom$q + layer_rom_offset;
-            bias_rom$1$address = d0_pass$q + layer_bias_offset;
+        weight_rom$1$address = d0_waddr_c$q;
+        bias_rom$1$address = d0_baddr_c$q;
+        if (d0_unit_a$1$q) begin
+            weight_rom$1$address = d0_waddr_a$q;
+            bias_rom$1$address = d0_baddr_a$q;
         end
-        unit_a0$2 = pass$q < a_passes$2;
-        if (unit_a0$2) begin
-            unit_layer$2 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$2 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$2$clock = clock;
-        d0_layer$2$d = unit_layer$2;
+        d0_unit_a$2$clock = clock;
+        d0_unit_a$2$d = pass$q < a_passes$2;
         weight_rom$2$clock = clock;
         bias_rom$2$clock = clock;
-        weight_rom$2$address = d0_rom$q;
-        bias_rom$2$address = d0_pass$q;
-        if (d0_layer$2$q) begin
-            weight_rom$2$address = d0_rom$q + layer_rom_offset;
-            bias_rom$2$address = d0_pass$q + layer_bias_offset;
+        weight_rom$2$address = d0_waddr_c$q;
+        bias_rom$2$address = d0_baddr_c$q;
+        if (d0_unit_a$2$q) begin
+            weight_rom$2$address = d0_waddr_a$q;
+            bias_rom$2$address = d0_baddr_a$q;
         end
-        unit_a0$3 = pass$q < a_passes$3;
-        if (unit_a0$3) begin
-            unit_layer$3 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$3 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$3$clock = clock;
-        d0_layer$3$d = unit_layer$3;
+        d0_unit_a$3$clock = clock;
+        d0_unit_a$3$d = pass$q < a_passes$3;
         weight_rom$3$clock = clock;
         bias_rom$3$clock = clock;
-        weight_rom$3$address = d0_rom$q;
-        bias_rom$3$address = d0_pass$q;
-        if (d0_layer$3$q) begin
-            weight_rom$3$address = d0_rom$q + layer_rom_offset;
-            bias_rom$3$address = d0_pass$q + layer_bias_offset;
+        weight_rom$3$address = d0_waddr_c$q;
+        bias_rom$3$address = d0_baddr_c$q;
+        if (d0_unit_a$3$q) begin
+            weight_rom$3$address = d0_waddr_a$q;
+            bias_rom$3$address = d0_baddr_a$q;
         end
-        unit_a0$4 = pass$q < a_passes$4;
-        if (unit_a0$4) begin
-            unit_layer$4 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$4 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$4$clock = clock;
-        d0_layer$4$d = unit_layer$4;
+        d0_unit_a$4$clock = clock;
+        d0_unit_a$4$d = pass$q < a_passes$4;
         weight_rom$4$clock = clock;
         bias_rom$4$clock = clock;
-        weight_rom$4$address = d0_rom$q;
-        bias_rom$4$address = d0_pass$q;
-        if (d0_layer$4$q) begin
-            weight_rom$4$address = d0_rom$q + layer_rom_offset;
-            bias_rom$4$address = d0_pass$q + layer_bias_offset;
+        weight_rom$4$address = d0_waddr_c$q;
+        bias_rom$4$address = d0_baddr_c$q;
+        if (d0_unit_a$4$q) begin
+            weight_rom$4$address = d0_waddr_a$q;
+            bias_rom$4$address = d0_baddr_a$q;
         end
-        unit_a0$5 = pass$q < a_passes$5;
-        if (unit_a0$5) begin
-            unit_layer$5 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$5 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$5$clock = clock;
-        d0_layer$5$d = unit_layer$5;
+        d0_unit_a$5$clock = clock;
+        d0_unit_a$5$d = pass$q < a_passes$5;
         weight_rom$5$clock = clock;
         bias_rom$5$clock = clock;
-        weight_rom$5$address = d0_rom$q;
-        bias_rom$5$address = d0_pass$q;
-        if (d0_layer$5$q) begin
-            weight_rom$5$address = d0_rom$q + layer_rom_offset;
-            bias_rom$5$address = d0_pass$q + layer_bias_offset;
+        weight_rom$5$address = d0_waddr_c$q;
+        bias_rom$5$address = d0_baddr_c$q;
+        if (d0_unit_a$5$q) begin
+            weight_rom$5$address = d0_waddr_a$q;
+            bias_rom$5$address = d0_baddr_a$q;
         end
-        unit_a0$6 = pass$q < a_passes$6;
-        if (unit_a0$6) begin
-            unit_layer$6 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$6 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$6$clock = clock;
-        d0_layer$6$d = unit_layer$6;
+        d0_unit_a$6$clock = clock;
+        d0_unit_a$6$d = pass$q < a_passes$6;
         weight_rom$6$clock = clock;
         bias_rom$6$clock = clock;
-        weight_rom$6$address = d0_rom$q;
-        bias_rom$6$address = d0_pass$q;
-        if (d0_layer$6$q) begin
-            weight_rom$6$address = d0_rom$q + layer_rom_offset;
-            bias_rom$6$address = d0_pass$q + layer_bias_offset;
+        weight_rom$6$address = d0_waddr_c$q;
+        bias_rom$6$address = d0_baddr_c$q;
+        if (d0_unit_a$6$q) begin
+            weight_rom$6$address = d0_waddr_a$q;
+            bias_rom$6$address = d0_baddr_a$q;
         end
-        unit_a0$7 = pass$q < a_passes$7;
-        if (unit_a0$7) begin
-            unit_layer$7 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$7 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$7$clock = clock;
-        d0_layer$7$d = unit_layer$7;
+        d0_unit_a$7$clock = clock;
+        d0_unit_a$7$d = pass$q < a_passes$7;
         weight_rom$7$clock = clock;
         bias_rom$7$clock = clock;
-        weight_rom$7$address = d0_rom$q;
-        bias_rom$7$address = d0_pass$q;
-        if (d0_layer$7$q) begin
-            weight_rom$7$address = d0_rom$q + layer_rom_offset;
-            bias_rom$7$address = d0_pass$q + layer_bias_offset;
+        weight_rom$7$address = d0_waddr_c$q;
+        bias_rom$7$address = d0_baddr_c$q;
+        if (d0_unit_a$7$q) begin
+            weight_rom$7$address = d0_waddr_a$q;
+            bias_rom$7$address = d0_baddr_a$q;
         end
-        unit_a0$8 = pass$q < a_passes$8;
-        if (unit_a0$8) begin
-            unit_layer$8 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$8 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$8$clock = clock;
-        d0_layer$8$d = unit_layer$8;
+        d0_unit_a$8$clock = clock;
+        d0_unit_a$8$d = pass$q < a_passes$8;
         weight_rom$8$clock = clock;
         bias_rom$8$clock = clock;
-        weight_rom$8$address = d0_rom$q;
-        bias_rom$8$address = d0_pass$q;
-        if (d0_layer$8$q) begin
-            weight_rom$8$address = d0_rom$q + layer_rom_offset;
-            bias_rom$8$address = d0_pass$q + layer_bias_offset;
+        weight_rom$8$address = d0_waddr_c$q;
+        bias_rom$8$address = d0_baddr_c$q;
+        if (d0_unit_a$8$q) begin
+            weight_rom$8$address = d0_waddr_a$q;
+            bias_rom$8$address = d0_baddr_a$q;
         end
-        unit_a0$9 = pass$q < a_passes$9;
-        if (unit_a0$9) begin
-            unit_layer$9 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$9 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$9$clock = clock;
-        d0_layer$9$d = unit_layer$9;
+        d0_unit_a$9$clock = clock;
+        d0_unit_a$9$d = pass$q < a_passes$9;
         weight_rom$9$clock = clock;
         bias_rom$9$clock = clock;
-        weight_rom$9$address = d0_rom$q;
-        bias_rom$9$address = d0_pass$q;
-        if (d0_layer$9$q) begin
-            weight_rom$9$address = d0_rom$q + layer_rom_offset;
-            bias_rom$9$address = d0_pass$q + layer_bias_offset;
+        weight_rom$9$address = d0_waddr_c$q;
+        bias_rom$9$address = d0_baddr_c$q;
+        if (d0_unit_a$9$q) begin
+            weight_rom$9$address = d0_waddr_a$q;
+            bias_rom$9$address = d0_baddr_a$q;
         end
-        unit_a0$10 = pass$q < a_passes$10;
-        if (unit_a0$10) begin
-            unit_layer$10 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$10 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$10$clock = clock;
-        d0_layer$10$d = unit_layer$10;
+        d0_unit_a$10$clock = clock;
+        d0_unit_a$10$d = pass$q < a_passes$10;
         weight_rom$10$clock = clock;
         bias_rom$10$clock = clock;
-        weight_rom$10$address = d0_rom$q;
-        bias_rom$10$address = d0_pass$q;
-        if (d0_layer$10$q) begin
-            weight_rom$10$address = d0_rom$q + layer_rom_offset;
-            bias_rom$10$address = d0_pass$q + layer_bias_offset;
+        weight_rom$10$address = d0_waddr_c$q;
+        bias_rom$10$address = d0_baddr_c$q;
+        if (d0_unit_a$10$q) begin
+            weight_rom$10$address = d0_waddr_a$q;
+            bias_rom$10$address = d0_baddr_a$q;
         end
-        unit_a0$11 = pass$q < a_passes$11;
-        if (unit_a0$11) begin
-            unit_layer$11 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$11 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$11$clock = clock;
-        d0_layer$11$d = unit_layer$11;
+        d0_unit_a$11$clock = clock;
+        d0_unit_a$11$d = pass$q < a_passes$11;
         weight_rom$11$clock = clock;
         bias_rom$11$clock = clock;
-        weight_rom$11$address = d0_rom$q;
-        bias_rom$11$address = d0_pass$q;
-        if (d0_layer$11$q) begin
-            weight_rom$11$address = d0_rom$q + layer_rom_offset;
-            bias_rom$11$address = d0_pass$q + layer_bias_offset;
+        weight_rom$11$address = d0_waddr_c$q;
+        bias_rom$11$address = d0_baddr_c$q;
+        if (d0_unit_a$11$q) begin
+            weight_rom$11$address = d0_waddr_a$q;
+            bias_rom$11$address = d0_baddr_a$q;
         end
-        unit_a0$12 = pass$q < a_passes$12;
-        if (unit_a0$12) begin
-            unit_layer$12 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$12 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$12$clock = clock;
-        d0_layer$12$d = unit_layer$12;
+        d0_unit_a$12$clock = clock;
+        d0_unit_a$12$d = pass$q < a_passes$12;
         weight_rom$12$clock = clock;
         bias_rom$12$clock = clock;
-        weight_rom$12$address = d0_rom$q;
-        bias_rom$12$address = d0_pass$q;
-        if (d0_layer$12$q) begin
-            weight_rom$12$address = d0_rom$q + layer_rom_offset;
-            bias_rom$12$address = d0_pass$q + layer_bias_offset;
+        weight_rom$12$address = d0_waddr_c$q;
+        bias_rom$12$address = d0_baddr_c$q;
+        if (d0_unit_a$12$q) begin
+            weight_rom$12$address = d0_waddr_a$q;
+            bias_rom$12$address = d0_baddr_a$q;
         end
-        unit_a0$13 = pass$q < a_passes$13;
-        if (unit_a0$13) begin
-            unit_layer$13 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$13 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$13$clock = clock;
-        d0_layer$13$d = unit_layer$13;
+        d0_unit_a$13$clock = clock;
+        d0_unit_a$13$d = pass$q < a_passes$13;
         weight_rom$13$clock = clock;
         bias_rom$13$clock = clock;
-        weight_rom$13$address = d0_rom$q;
-        bias_rom$13$address = d0_pass$q;
-        if (d0_layer$13$q) begin
-            weight_rom$13$address = d0_rom$q + layer_rom_offset;
-            bias_rom$13$address = d0_pass$q + layer_bias_offset;
+        weight_rom$13$address = d0_waddr_c$q;
+        bias_rom$13$address = d0_baddr_c$q;
+        if (d0_unit_a$13$q) begin
+            weight_rom$13$address = d0_waddr_a$q;
+            bias_rom$13$address = d0_baddr_a$q;
         end
-        unit_a0$14 = pass$q < a_passes$14;
-        if (unit_a0$14) begin
-            unit_layer$14 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$14 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$14$clock = clock;
-        d0_layer$14$d = unit_layer$14;
+        d0_unit_a$14$clock = clock;
+        d0_unit_a$14$d = pass$q < a_passes$14;
         weight_rom$14$clock = clock;
         bias_rom$14$clock = clock;
-        weight_rom$14$address = d0_rom$q;
-        bias_rom$14$address = d0_pass$q;
-        if (d0_layer$14$q) begin
-            weight_rom$14$address = d0_rom$q + layer_rom_offset;
-            bias_rom$14$address = d0_pass$q + layer_bias_offset;
+        weight_rom$14$address = d0_waddr_c$q;
+        bias_rom$14$address = d0_baddr_c$q;
+        if (d0_unit_a$14$q) begin
+            weight_rom$14$address = d0_waddr_a$q;
+            bias_rom$14$address = d0_baddr_a$q;
         end
-        unit_a0$15 = pass$q < a_passes$15;
-        if (unit_a0$15) begin
-            unit_layer$15 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$15 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$15$clock = clock;
-        d0_layer$15$d = unit_layer$15;
+        d0_unit_a$15$clock = clock;
+        d0_unit_a$15$d = pass$q < a_passes$15;
         weight_rom$15$clock = clock;
         bias_rom$15$clock = clock;
-        weight_rom$15$address = d0_rom$q;
-        bias_rom$15$address = d0_pass$q;
-        if (d0_layer$15$q) begin
-            weight_rom$15$address = d0_rom$q + layer_rom_offset;
-            bias_rom$15$address = d0_pass$q + layer_bias_offset;
+        weight_rom$15$address = d0_waddr_c$q;
+        bias_rom$15$address = d0_baddr_c$q;
+        if (d0_unit_a$15$q) begin
+            weight_rom$15$address = d0_waddr_a$q;
+            bias_rom$15$address = d0_baddr_a$q;
         end
-        unit_a0$16 = pass$q < a_passes$16;
-        if (unit_a0$16) begin
-            unit_layer$16 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$16 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$16$clock = clock;
-        d0_layer$16$d = unit_layer$16;
+        d0_unit_a$16$clock = clock;
+        d0_unit_a$16$d = pass$q < a_passes$16;
         weight_rom$16$clock = clock;
         bias_rom$16$clock = clock;
-        weight_rom$16$address = d0_rom$q;
-        bias_rom$16$address = d0_pass$q;
-        if (d0_layer$16$q) begin
-            weight_rom$16$address = d0_rom$q + layer_rom_offset;
-            bias_rom$16$address = d0_pass$q + layer_bias_offset;
+        weight_rom$16$address = d0_waddr_c$q;
+        bias_rom$16$address = d0_baddr_c$q;
+        if (d0_unit_a$16$q) begin
+            weight_rom$16$address = d0_waddr_a$q;
+            bias_rom$16$address = d0_baddr_a$q;
         end
-        unit_a0$17 = pass$q < a_passes$17;
-        if (unit_a0$17) begin
-            unit_layer$17 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$17 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$17$clock = clock;
-        d0_layer$17$d = unit_layer$17;
+        d0_unit_a$17$clock = clock;
+        d0_unit_a$17$d = pass$q < a_passes$17;
         weight_rom$17$clock = clock;
         bias_rom$17$clock = clock;
-        weight_rom$17$address = d0_rom$q;
-        bias_rom$17$address = d0_pass$q;
-        if (d0_layer$17$q) begin
-            weight_rom$17$address = d0_rom$q + layer_rom_offset;
-            bias_rom$17$address = d0_pass$q + layer_bias_offset;
+        weight_rom$17$address = d0_waddr_c$q;
+        bias_rom$17$address = d0_baddr_c$q;
+        if (d0_unit_a$17$q) begin
+            weight_rom$17$address = d0_waddr_a$q;
+            bias_rom$17$address = d0_baddr_a$q;
         end
-        unit_a0$18 = pass$q < a_passes$18;
-        if (unit_a0$18) begin
-            unit_layer$18 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$18 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$18$clock = clock;
-        d0_layer$18$d = unit_layer$18;
+        d0_unit_a$18$clock = clock;
+        d0_unit_a$18$d = pass$q < a_passes$18;
         weight_rom$18$clock = clock;
         bias_rom$18$clock = clock;
-        weight_rom$18$address = d0_rom$q;
-        bias_rom$18$address = d0_pass$q;
-        if (d0_layer$18$q) begin
-            weight_rom$18$address = d0_rom$q + layer_rom_offset;
-            bias_rom$18$address = d0_pass$q + layer_bias_offset;
+        weight_rom$18$address = d0_waddr_c$q;
+        bias_rom$18$address = d0_baddr_c$q;
+        if (d0_unit_a$18$q) begin
+            weight_rom$18$address = d0_waddr_a$q;
+            bias_rom$18$address = d0_baddr_a$q;
         end
-        unit_a0$19 = pass$q < a_passes$19;
-        if (unit_a0$19) begin
-            unit_layer$19 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$19 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$19$clock = clock;
-        d0_layer$19$d = unit_layer$19;
+        d0_unit_a$19$clock = clock;
+        d0_unit_a$19$d = pass$q < a_passes$19;
         weight_rom$19$clock = clock;
         bias_rom$19$clock = clock;
-        weight_rom$19$address = d0_rom$q;
-        bias_rom$19$address = d0_pass$q;
-        if (d0_layer$19$q) begin
-            weight_rom$19$address = d0_rom$q + layer_rom_offset;
-            bias_rom$19$address = d0_pass$q + layer_bias_offset;
+        weight_rom$19$address = d0_waddr_c$q;
+        bias_rom$19$address = d0_baddr_c$q;
+        if (d0_unit_a$19$q) begin
+            weight_rom$19$address = d0_waddr_a$q;
+            bias_rom$19$address = d0_baddr_a$q;
         end
-        unit_a0$20 = pass$q < a_passes$20;
-        if (unit_a0$20) begin
-            unit_layer$20 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$20 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$20$clock = clock;
-        d0_layer$20$d = unit_layer$20;
+        d0_unit_a$20$clock = clock;
+        d0_unit_a$20$d = pass$q < a_passes$20;
         weight_rom$20$clock = clock;
         bias_rom$20$clock = clock;
-        weight_rom$20$address = d0_rom$q;
-        bias_rom$20$address = d0_pass$q;
-        if (d0_layer$20$q) begin
-            weight_rom$20$address = d0_rom$q + layer_rom_offset;
-            bias_rom$20$address = d0_pass$q + layer_bias_offset;
+        weight_rom$20$address = d0_waddr_c$q;
+        bias_rom$20$address = d0_baddr_c$q;
+        if (d0_unit_a$20$q) begin
+            weight_rom$20$address = d0_waddr_a$q;
+            bias_rom$20$address = d0_baddr_a$q;
         end
-        unit_a0$21 = pass$q < a_passes$21;
-        if (unit_a0$21) begin
-            unit_layer$21 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$21 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$21$clock = clock;
-        d0_layer$21$d = unit_layer$21;
+        d0_unit_a$21$clock = clock;
+        d0_unit_a$21$d = pass$q < a_passes$21;
         weight_rom$21$clock = clock;
         bias_rom$21$clock = clock;
-        weight_rom$21$address = d0_rom$q;
-        bias_rom$21$address = d0_pass$q;
-        if (d0_layer$21$q) begin
-            weight_rom$21$address = d0_rom$q + layer_rom_offset;
-            bias_rom$21$address = d0_pass$q + layer_bias_offset;
+        weight_rom$21$address = d0_waddr_c$q;
+        bias_rom$21$address = d0_baddr_c$q;
+        if (d0_unit_a$21$q) begin
+            weight_rom$21$address = d0_waddr_a$q;
+            bias_rom$21$address = d0_baddr_a$q;
         end
-        unit_a0$22 = pass$q < a_passes$22;
-        if (unit_a0$22) begin
-            unit_layer$22 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$22 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$22$clock = clock;
-        d0_layer$22$d = unit_layer$22;
+        d0_unit_a$22$clock = clock;
+        d0_unit_a$22$d = pass$q < a_passes$22;
         weight_rom$22$clock = clock;
         bias_rom$22$clock = clock;
-        weight_rom$22$address = d0_rom$q;
-        bias_rom$22$address = d0_pass$q;
-        if (d0_layer$22$q) begin
-            weight_rom$22$address = d0_rom$q + layer_rom_offset;
-            bias_rom$22$address = d0_pass$q + layer_bias_offset;
+        weight_rom$22$address = d0_waddr_c$q;
+        bias_rom$22$address = d0_baddr_c$q;
+        if (d0_unit_a$22$q) begin
+            weight_rom$22$address = d0_waddr_a$q;
+            bias_rom$22$address = d0_baddr_a$q;
         end
-        unit_a0$23 = pass$q < a_passes$23;
-        if (unit_a0$23) begin
-            unit_layer$23 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$23 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$23$clock = clock;
-        d0_layer$23$d = unit_layer$23;
+        d0_unit_a$23$clock = clock;
+        d0_unit_a$23$d = pass$q < a_passes$23;
         weight_rom$23$clock = clock;
         bias_rom$23$clock = clock;
-        weight_rom$23$address = d0_rom$q;
-        bias_rom$23$address = d0_pass$q;
-        if (d0_layer$23$q) begin
-            weight_rom$23$address = d0_rom$q + layer_rom_offset;
-            bias_rom$23$address = d0_pass$q + layer_bias_offset;
+        weight_rom$23$address = d0_waddr_c$q;
+        bias_rom$23$address = d0_baddr_c$q;
+        if (d0_unit_a$23$q) begin
+            weight_rom$23$address = d0_waddr_a$q;
+            bias_rom$23$address = d0_baddr_a$q;
         end
-        unit_a0$24 = pass$q < a_passes$24;
-        if (unit_a0$24) begin
-            unit_layer$24 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$24 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$24$clock = clock;
-        d0_layer$24$d = unit_layer$24;
+        d0_unit_a$24$clock = clock;
+        d0_unit_a$24$d = pass$q < a_passes$24;
         weight_rom$24$clock = clock;
         bias_rom$24$clock = clock;
-        weight_rom$24$address = d0_rom$q;
-        bias_rom$24$address = d0_pass$q;
-        if (d0_layer$24$q) begin
-            weight_rom$24$address = d0_rom$q + layer_rom_offset;
-            bias_rom$24$address = d0_pass$q + layer_bias_offset;
+        weight_rom$24$address = d0_waddr_c$q;
+        bias_rom$24$address = d0_baddr_c$q;
+        if (d0_unit_a$24$q) begin
+            weight_rom$24$address = d0_waddr_a$q;
+            bias_rom$24$address = d0_baddr_a$q;
         end
-        unit_a0$25 = pass$q < a_passes$25;
-        if (unit_a0$25) begin
-            unit_layer$25 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$25 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$25$clock = clock;
-        d0_layer$25$d = unit_layer$25;
+        d0_unit_a$25$clock = clock;
+        d0_unit_a$25$d = pass$q < a_passes$25;
         weight_rom$25$clock = clock;
         bias_rom$25$clock = clock;
-        weight_rom$25$address = d0_rom$q;
-        bias_rom$25$address = d0_pass$q;
-        if (d0_layer$25$q) begin
-            weight_rom$25$address = d0_rom$q + layer_rom_offset;
-            bias_rom$25$address = d0_pass$q + layer_bias_offset;
+        weight_rom$25$address = d0_waddr_c$q;
+        bias_rom$25$address = d0_baddr_c$q;
+        if (d0_unit_a$25$q) begin
+            weight_rom$25$address = d0_waddr_a$q;
+            bias_rom$25$address = d0_baddr_a$q;
         end
-        unit_a0$26 = pass$q < a_passes$26;
-        if (unit_a0$26) begin
-            unit_layer$26 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$26 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$26$clock = clock;
-        d0_layer$26$d = unit_layer$26;
+        d0_unit_a$26$clock = clock;
+        d0_unit_a$26$d = pass$q < a_passes$26;
         weight_rom$26$clock = clock;
         bias_rom$26$clock = clock;
-        weight_rom$26$address = d0_rom$q;
-        bias_rom$26$address = d0_pass$q;
-        if (d0_layer$26$q) begin
-            weight_rom$26$address = d0_rom$q + layer_rom_offset;
-            bias_rom$26$address = d0_pass$q + layer_bias_offset;
+        weight_rom$26$address = d0_waddr_c$q;
+        bias_rom$26$address = d0_baddr_c$q;
+        if (d0_unit_a$26$q) begin
+            weight_rom$26$address = d0_waddr_a$q;
+            bias_rom$26$address = d0_baddr_a$q;
         end
-        unit_a0$27 = pass$q < a_passes$27;
-        if (unit_a0$27) begin
-            unit_layer$27 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$27 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$27$clock = clock;
-        d0_layer$27$d = unit_layer$27;
+        d0_unit_a$27$clock = clock;
+        d0_unit_a$27$d = pass$q < a_passes$27;
         weight_rom$27$clock = clock;
         bias_rom$27$clock = clock;
-        weight_rom$27$address = d0_rom$q;
-        bias_rom$27$address = d0_pass$q;
-        if (d0_layer$27$q) begin
-            weight_rom$27$address = d0_rom$q + layer_rom_offset;
-            bias_rom$27$address = d0_pass$q + layer_bias_offset;
+        weight_rom$27$address = d0_waddr_c$q;
+        bias_rom$27$address = d0_baddr_c$q;
+        if (d0_unit_a$27$q) begin
+            weight_rom$27$address = d0_waddr_a$q;
+            bias_rom$27$address = d0_baddr_a$q;
         end
-        unit_a0$28 = pass$q < a_passes$28;
-        if (unit_a0$28) begin
-            unit_layer$28 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$28 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$28$clock = clock;
-        d0_layer$28$d = unit_layer$28;
+        d0_unit_a$28$clock = clock;
+        d0_unit_a$28$d = pass$q < a_passes$28;
         weight_rom$28$clock = clock;
         bias_rom$28$clock = clock;
-        weight_rom$28$address = d0_rom$q;
-        bias_rom$28$address = d0_pass$q;
-        if (d0_layer$28$q) begin
-            weight_rom$28$address = d0_rom$q + layer_rom_offset;
-            bias_rom$28$address = d0_pass$q + layer_bias_offset;
+        weight_rom$28$address = d0_waddr_c$q;
+        bias_rom$28$address = d0_baddr_c$q;
+        if (d0_unit_a$28$q) begin
+            weight_rom$28$address = d0_waddr_a$q;
+            bias_rom$28$address = d0_baddr_a$q;
         end
-        unit_a0$29 = pass$q < a_passes$29;
-        if (unit_a0$29) begin
-            unit_layer$29 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$29 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$29$clock = clock;
-        d0_layer$29$d = unit_layer$29;
+        d0_unit_a$29$clock = clock;
+        d0_unit_a$29$d = pass$q < a_passes$29;
         weight_rom$29$clock = clock;
         bias_rom$29$clock = clock;
-        weight_rom$29$address = d0_rom$q;
-        bias_rom$29$address = d0_pass$q;
-        if (d0_layer$29$q) begin
-            weight_rom$29$address = d0_rom$q + layer_rom_offset;
-            bias_rom$29$address = d0_pass$q + layer_bias_offset;
+        weight_rom$29$address = d0_waddr_c$q;
+        bias_rom$29$address = d0_baddr_c$q;
+        if (d0_unit_a$29$q) begin
+            weight_rom$29$address = d0_waddr_a$q;
+            bias_rom$29$address = d0_baddr_a$q;
         end
-        unit_a0$30 = pass$q < a_passes$30;
-        if (unit_a0$30) begin
-            unit_layer$30 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$30 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$30$clock = clock;
-        d0_layer$30$d = unit_layer$30;
+        d0_unit_a$30$clock = clock;
+        d0_unit_a$30$d = pass$q < a_passes$30;
         weight_rom$30$clock = clock;
         bias_rom$30$clock = clock;
-        weight_rom$30$address = d0_rom$q;
-        bias_rom$30$address = d0_pass$q;
-        if (d0_layer$30$q) begin
-            weight_rom$30$address = d0_rom$q + layer_rom_offset;
-            bias_rom$30$address = d0_pass$q + layer_bias_offset;
+        weight_rom$30$address = d0_waddr_c$q;
+        bias_rom$30$address = d0_baddr_c$q;
+        if (d0_unit_a$30$q) begin
+            weight_rom$30$address = d0_waddr_a$q;
+            bias_rom$30$address = d0_baddr_a$q;
         end
-        unit_a0$31 = pass$q < a_passes$31;
-        if (unit_a0$31) begin
-            unit_layer$31 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$31 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$31$clock = clock;
-        d0_layer$31$d = unit_layer$31;
+        d0_unit_a$31$clock = clock;
+        d0_unit_a$31$d = pass$q < a_passes$31;
         weight_rom$31$clock = clock;
         bias_rom$31$clock = clock;
-        weight_rom$31$address = d0_rom$q;
-        bias_rom$31$address = d0_pass$q;
-        if (d0_layer$31$q) begin
-            weight_rom$31$address = d0_rom$q + layer_rom_offset;
-            bias_rom$31$address = d0_pass$q + layer_bias_offset;
+        weight_rom$31$address = d0_waddr_c$q;
+        bias_rom$31$address = d0_baddr_c$q;
+        if (d0_unit_a$31$q) begin
+            weight_rom$31$address = d0_waddr_a$q;
+            bias_rom$31$address = d0_baddr_a$q;
         end
         head_rom$0$clock = clock;
         head_rom$0$address = d0_term$q;
@@ -11010,7 +10768,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d0_pass$d = pass$q;
         d0_term$d = term$q;
         d0_head$d = issue && ~|pass$q && (term$q < x_term);
-        d0_rom$d = rom_addr$q;
         d1_valid$d = d0_valid$q;
         d1_first$d = d0_first$q;
         d1_pass$d = d0_pass$q;
@@ -12708,6 +12465,44 @@ module top$core$engine$gru$bias_rom$9(clock,address,data);
 endmodule // top$core$engine$gru$bias_rom$9
 
 
+module top$core$engine$gru$d0_baddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_baddr_a
+
+
+module top$core$engine$gru$d0_baddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_baddr_c
+
+
 module top$core$engine$gru$d0_first(d,q,clock);
     
     // Module arguments
@@ -12746,614 +12541,6 @@ module top$core$engine$gru$d0_head(d,q,clock);
 endmodule // top$core$engine$gru$d0_head
 
 
-module top$core$engine$gru$d0_layer$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$0
-
-
-module top$core$engine$gru$d0_layer$1(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$1
-
-
-module top$core$engine$gru$d0_layer$10(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$10
-
-
-module top$core$engine$gru$d0_layer$11(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$11
-
-
-module top$core$engine$gru$d0_layer$12(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$12
-
-
-module top$core$engine$gru$d0_layer$13(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$13
-
-
-module top$core$engine$gru$d0_layer$14(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$14
-
-
-module top$core$engine$gru$d0_layer$15(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$15
-
-
-module top$core$engine$gru$d0_layer$16(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$16
-
-
-module top$core$engine$gru$d0_layer$17(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$17
-
-
-module top$core$engine$gru$d0_layer$18(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$18
-
-
-module top$core$engine$gru$d0_layer$19(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$19
-
-
-module top$core$engine$gru$d0_layer$2(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$2
-
-
-module top$core$engine$gru$d0_layer$20(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$20
-
-
-module top$core$engine$gru$d0_layer$21(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$21
-
-
-module top$core$engine$gru$d0_layer$22(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$22
-
-
-module top$core$engine$gru$d0_layer$23(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$23
-
-
-module top$core$engine$gru$d0_layer$24(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$24
-
-
-module top$core$engine$gru$d0_layer$25(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$25
-
-
-module top$core$engine$gru$d0_layer$26(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$26
-
-
-module top$core$engine$gru$d0_layer$27(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$27
-
-
-module top$core$engine$gru$d0_layer$28(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$28
-
-
-module top$core$engine$gru$d0_layer$29(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$29
-
-
-module top$core$engine$gru$d0_layer$3(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$3
-
-
-module top$core$engine$gru$d0_layer$30(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$30
-
-
-module top$core$engine$gru$d0_layer$31(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$31
-
-
-module top$core$engine$gru$d0_layer$4(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$4
-
-
-module top$core$engine$gru$d0_layer$5(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$5
-
-
-module top$core$engine$gru$d0_layer$6(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$6
-
-
-module top$core$engine$gru$d0_layer$7(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$7
-
-
-module top$core$engine$gru$d0_layer$8(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$8
-
-
-module top$core$engine$gru$d0_layer$9(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$9
-
-
 module top$core$engine$gru$d0_pass(d,q,clock);
     
     // Module arguments
@@ -13371,25 +12558,6 @@ module top$core$engine$gru$d0_pass(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$d0_pass
-
-
-module top$core$engine$gru$d0_rom(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_rom
 
 
 module top$core$engine$gru$d0_term(d,q,clock);
@@ -13411,6 +12579,614 @@ module top$core$engine$gru$d0_term(d,q,clock);
 endmodule // top$core$engine$gru$d0_term
 
 
+module top$core$engine$gru$d0_unit_a$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$0
+
+
+module top$core$engine$gru$d0_unit_a$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$1
+
+
+module top$core$engine$gru$d0_unit_a$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$10
+
+
+module top$core$engine$gru$d0_unit_a$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$11
+
+
+module top$core$engine$gru$d0_unit_a$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$12
+
+
+module top$core$engine$gru$d0_unit_a$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$13
+
+
+module top$core$engine$gru$d0_unit_a$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$14
+
+
+module top$core$engine$gru$d0_unit_a$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$15
+
+
+module top$core$engine$gru$d0_unit_a$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$16
+
+
+module top$core$engine$gru$d0_unit_a$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$17
+
+
+module top$core$engine$gru$d0_unit_a$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$18
+
+
+module top$core$engine$gru$d0_unit_a$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$19
+
+
+module top$core$engine$gru$d0_unit_a$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$2
+
+
+module top$core$engine$gru$d0_unit_a$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$20
+
+
+module top$core$engine$gru$d0_unit_a$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$21
+
+
+module top$core$engine$gru$d0_unit_a$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$22
+
+
+module top$core$engine$gru$d0_unit_a$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$23
+
+
+module top$core$engine$gru$d0_unit_a$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$24
+
+
+module top$core$engine$gru$d0_unit_a$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$25
+
+
+module top$core$engine$gru$d0_unit_a$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$26
+
+
+module top$core$engine$gru$d0_unit_a$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$27
+
+
+module top$core$engine$gru$d0_unit_a$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$28
+
+
+module top$core$engine$gru$d0_unit_a$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$29
+
+
+module top$core$engine$gru$d0_unit_a$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$3
+
+
+module top$core$engine$gru$d0_unit_a$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$30
+
+
+module top$core$engine$gru$d0_unit_a$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$31
+
+
+module top$core$engine$gru$d0_unit_a$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$4
+
+
+module top$core$engine$gru$d0_unit_a$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$5
+
+
+module top$core$engine$gru$d0_unit_a$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$6
+
+
+module top$core$engine$gru$d0_unit_a$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$7
+
+
+module top$core$engine$gru$d0_unit_a$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$8
+
+
+module top$core$engine$gru$d0_unit_a$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$9
+
+
 module top$core$engine$gru$d0_valid(d,q,clock);
     
     // Module arguments
@@ -13428,6 +13204,44 @@ module top$core$engine$gru$d0_valid(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$d0_valid
+
+
+module top$core$engine$gru$d0_waddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_waddr_a
+
+
+module top$core$engine$gru$d0_waddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_waddr_c
 
 
 module top$core$engine$gru$d1_first(d,q,clock);
@@ -14667,9 +14481,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] u_z$d;
     wire  [17:0] u_z$q;
     reg  u_z$clock;
-    reg  [17:0] u_h$d;
-    wire  [17:0] u_h$q;
-    reg  u_h$clock;
+    reg  [17:0] u_d$d;
+    wire  [17:0] u_d$q;
+    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -15897,10 +15711,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_z$q),
         .clock(u_z$clock)
     );
-    top$core$engine$gru$lane$0$u_h u_h(
-        .d(u_h$d),
-        .q(u_h$q),
-        .clock(u_h$clock)
+    top$core$engine$gru$lane$0$u_d u_d(
+        .d(u_d$d),
+        .q(u_d$q),
+        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$0$u_c u_c(
         .d(u_c$d),
@@ -16318,7 +16132,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
-        u_h$clock = clock;
+        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -16340,7 +16154,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
-        u_h$d = u_h$q;
+        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -18196,13 +18010,13 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             h_j = 18'h0;
         end
         u_z$d = z_j;
-        u_h$d = h_j;
+        u_d$d = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j;
         u_set$d = upd_set;
         u_en$d = upd_en;
         update_mul$a = u_z$q;
-        update_mul$b = u_h$q - u_c$q;
+        update_mul$b = u_d$q;
         update_mul$c = u_c$q;
         v_sum$d = update_mul$out;
         v_j$d = u_j$q;
@@ -22470,6 +22284,25 @@ module top$core$engine$gru$lane$0$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$u_c
 
 
+module top$core$engine$gru$lane$0$u_d(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_d
+
+
 module top$core$engine$gru$lane$0$u_en(d,q,clock);
     
     // Module arguments
@@ -22487,25 +22320,6 @@ module top$core$engine$gru$lane$0$u_en(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$u_en
-
-
-module top$core$engine$gru$lane$0$u_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$u_h
 
 
 module top$core$engine$gru$lane$0$u_j(d,q,clock);
@@ -24687,9 +24501,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] u_z$d;
     wire  [17:0] u_z$q;
     reg  u_z$clock;
-    reg  [17:0] u_h$d;
-    wire  [17:0] u_h$q;
-    reg  u_h$clock;
+    reg  [17:0] u_d$d;
+    wire  [17:0] u_d$q;
+    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -25917,10 +25731,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_z$q),
         .clock(u_z$clock)
     );
-    top$core$engine$gru$lane$1$u_h u_h(
-        .d(u_h$d),
-        .q(u_h$q),
-        .clock(u_h$clock)
+    top$core$engine$gru$lane$1$u_d u_d(
+        .d(u_d$d),
+        .q(u_d$q),
+        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$1$u_c u_c(
         .d(u_c$d),
@@ -26338,7 +26152,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
-        u_h$clock = clock;
+        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -26360,7 +26174,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
-        u_h$d = u_h$q;
+        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -28216,13 +28030,13 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             h_j = 18'h0;
         end
         u_z$d = z_j;
-        u_h$d = h_j;
+        u_d$d = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j;
         u_set$d = upd_set;
         u_en$d = upd_en;
         update_mul$a = u_z$q;
-        update_mul$b = u_h$q - u_c$q;
+        update_mul$b = u_d$q;
         update_mul$c = u_c$q;
         v_sum$d = update_mul$out;
         v_j$d = u_j$q;
@@ -32490,6 +32304,25 @@ module top$core$engine$gru$lane$1$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$u_c
 
 
+module top$core$engine$gru$lane$1$u_d(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$u_d
+
+
 module top$core$engine$gru$lane$1$u_en(d,q,clock);
     
     // Module arguments
@@ -32507,25 +32340,6 @@ module top$core$engine$gru$lane$1$u_en(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$u_en
-
-
-module top$core$engine$gru$lane$1$u_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$u_h
 
 
 module top$core$engine$gru$lane$1$u_j(d,q,clock);
@@ -34707,9 +34521,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] u_z$d;
     wire  [17:0] u_z$q;
     reg  u_z$clock;
-    reg  [17:0] u_h$d;
-    wire  [17:0] u_h$q;
-    reg  u_h$clock;
+    reg  [17:0] u_d$d;
+    wire  [17:0] u_d$q;
+    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -35937,10 +35751,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_z$q),
         .clock(u_z$clock)
     );
-    top$core$engine$gru$lane$2$u_h u_h(
-        .d(u_h$d),
-        .q(u_h$q),
-        .clock(u_h$clock)
+    top$core$engine$gru$lane$2$u_d u_d(
+        .d(u_d$d),
+        .q(u_d$q),
+        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$2$u_c u_c(
         .d(u_c$d),
@@ -36358,7 +36172,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
-        u_h$clock = clock;
+        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -36380,7 +36194,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
-        u_h$d = u_h$q;
+        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -38236,13 +38050,13 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             h_j = 18'h0;
         end
         u_z$d = z_j;
-        u_h$d = h_j;
+        u_d$d = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j;
         u_set$d = upd_set;
         u_en$d = upd_en;
         update_mul$a = u_z$q;
-        update_mul$b = u_h$q - u_c$q;
+        update_mul$b = u_d$q;
         update_mul$c = u_c$q;
         v_sum$d = update_mul$out;
         v_j$d = u_j$q;
@@ -42510,6 +42324,25 @@ module top$core$engine$gru$lane$2$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$u_c
 
 
+module top$core$engine$gru$lane$2$u_d(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$u_d
+
+
 module top$core$engine$gru$lane$2$u_en(d,q,clock);
     
     // Module arguments
@@ -42527,25 +42360,6 @@ module top$core$engine$gru$lane$2$u_en(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$u_en
-
-
-module top$core$engine$gru$lane$2$u_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$u_h
 
 
 module top$core$engine$gru$lane$2$u_j(d,q,clock);
@@ -44727,9 +44541,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] u_z$d;
     wire  [17:0] u_z$q;
     reg  u_z$clock;
-    reg  [17:0] u_h$d;
-    wire  [17:0] u_h$q;
-    reg  u_h$clock;
+    reg  [17:0] u_d$d;
+    wire  [17:0] u_d$q;
+    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -45957,10 +45771,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_z$q),
         .clock(u_z$clock)
     );
-    top$core$engine$gru$lane$3$u_h u_h(
-        .d(u_h$d),
-        .q(u_h$q),
-        .clock(u_h$clock)
+    top$core$engine$gru$lane$3$u_d u_d(
+        .d(u_d$d),
+        .q(u_d$q),
+        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$3$u_c u_c(
         .d(u_c$d),
@@ -46378,7 +46192,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
-        u_h$clock = clock;
+        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -46400,7 +46214,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
-        u_h$d = u_h$q;
+        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -48256,13 +48070,13 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             h_j = 18'h0;
         end
         u_z$d = z_j;
-        u_h$d = h_j;
+        u_d$d = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j;
         u_set$d = upd_set;
         u_en$d = upd_en;
         update_mul$a = u_z$q;
-        update_mul$b = u_h$q - u_c$q;
+        update_mul$b = u_d$q;
         update_mul$c = u_c$q;
         v_sum$d = update_mul$out;
         v_j$d = u_j$q;
@@ -52530,6 +52344,25 @@ module top$core$engine$gru$lane$3$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$u_c
 
 
+module top$core$engine$gru$lane$3$u_d(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$u_d
+
+
 module top$core$engine$gru$lane$3$u_en(d,q,clock);
     
     // Module arguments
@@ -52547,25 +52380,6 @@ module top$core$engine$gru$lane$3$u_en(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$u_en
-
-
-module top$core$engine$gru$lane$3$u_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$u_h
 
 
 module top$core$engine$gru$lane$3$u_j(d,q,clock);

@@ -6562,12 +6562,21 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  d0_head$d;
     wire  d0_head$q;
     reg  d0_head$clock;
-    reg  [15:0] d0_rom$d;
-    wire  [15:0] d0_rom$q;
-    reg  d0_rom$clock;
-    reg  d0_layer$0$d;
-    wire  d0_layer$0$q;
-    reg  d0_layer$0$clock;
+    reg  d0_unit_a$0$d;
+    wire  d0_unit_a$0$q;
+    reg  d0_unit_a$0$clock;
+    reg  [15:0] d0_waddr_a$d;
+    wire  [15:0] d0_waddr_a$q;
+    reg  d0_waddr_a$clock;
+    reg  [15:0] d0_waddr_c$d;
+    wire  [15:0] d0_waddr_c$q;
+    reg  d0_waddr_c$clock;
+    reg  [15:0] d0_baddr_a$d;
+    wire  [15:0] d0_baddr_a$q;
+    reg  d0_baddr_a$clock;
+    reg  [15:0] d0_baddr_c$d;
+    wire  [15:0] d0_baddr_c$q;
+    reg  d0_baddr_c$clock;
     reg  d1_valid$d;
     wire  d1_valid$q;
     reg  d1_valid$clock;
@@ -6711,8 +6720,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  zero$0;
     reg  zero$1;
     reg  issue;
-    reg  unit_a0$0;
-    reg  unit_layer$0;
+    reg  layer_a;
+    reg  layer_c;
     reg  n_set;
     reg  o_active;
     reg  o_decoder;
@@ -6847,15 +6856,30 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(d0_head$q),
         .clock(d0_head$clock)
     );
-    top$core$engine$gru$d0_rom d0_rom(
-        .d(d0_rom$d),
-        .q(d0_rom$q),
-        .clock(d0_rom$clock)
+    top$core$engine$gru$d0_unit_a$0 d0_unit_a$0(
+        .d(d0_unit_a$0$d),
+        .q(d0_unit_a$0$q),
+        .clock(d0_unit_a$0$clock)
     );
-    top$core$engine$gru$d0_layer$0 d0_layer$0(
-        .d(d0_layer$0$d),
-        .q(d0_layer$0$q),
-        .clock(d0_layer$0$clock)
+    top$core$engine$gru$d0_waddr_a d0_waddr_a(
+        .d(d0_waddr_a$d),
+        .q(d0_waddr_a$q),
+        .clock(d0_waddr_a$clock)
+    );
+    top$core$engine$gru$d0_waddr_c d0_waddr_c(
+        .d(d0_waddr_c$d),
+        .q(d0_waddr_c$q),
+        .clock(d0_waddr_c$clock)
+    );
+    top$core$engine$gru$d0_baddr_a d0_baddr_a(
+        .d(d0_baddr_a$d),
+        .q(d0_baddr_a$q),
+        .clock(d0_baddr_a$clock)
+    );
+    top$core$engine$gru$d0_baddr_c d0_baddr_c(
+        .d(d0_baddr_c$d),
+        .q(d0_baddr_c$q),
+        .clock(d0_baddr_c$clock)
     );
     top$core$engine$gru$d1_valid d1_valid(
         .d(d1_valid$d),
@@ -7100,7 +7124,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d0_pass$clock = clock;
         d0_term$clock = clock;
         d0_head$clock = clock;
-        d0_rom$clock = clock;
+        d0_waddr_a$clock = clock;
+        d0_waddr_c$clock = clock;
+        d0_baddr_a$clock = clock;
+        d0_baddr_c$clock = clock;
         d1_valid$clock = clock;
         d1_first$clock = clock;
         d1_pass$clock = clock;
@@ -7146,7 +7173,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d0_pass$d = d0_pass$q;
         d0_term$d = d0_term$q;
         d0_head$d = d0_head$q;
-        d0_rom$d = d0_rom$q;
+        d0_waddr_a$d = d0_waddr_a$q;
+        d0_waddr_c$d = d0_waddr_c$q;
+        d0_baddr_a$d = d0_baddr_a$q;
+        d0_baddr_c$d = d0_baddr_c$q;
         d1_valid$d = d1_valid$q;
         d1_first$d = d1_first$q;
         d1_pass$d = d1_pass$q;
@@ -7214,22 +7244,29 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         x_free1 = ~x_ready$1$q;
         groups_started = next_group$q;
         issue = slot$q == SlotState$Issue;
-        unit_a0$0 = pass$q < a_passes$0;
-        if (unit_a0$0) begin
-            unit_layer$0 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
+        layer_a = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
+        layer_c = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
+        d0_waddr_a$d = rom_addr$q;
+        d0_baddr_a$d = pass$q;
+        if (layer_a) begin
+            d0_waddr_a$d = rom_addr$q + layer_rom_offset;
+            d0_baddr_a$d = pass$q + layer_bias_offset;
         end
-        else begin
-            unit_layer$0 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
+        d0_waddr_c$d = rom_addr$q;
+        d0_baddr_c$d = pass$q;
+        if (layer_c) begin
+            d0_waddr_c$d = rom_addr$q + layer_rom_offset;
+            d0_baddr_c$d = pass$q + layer_bias_offset;
         end
-        d0_layer$0$clock = clock;
-        d0_layer$0$d = unit_layer$0;
+        d0_unit_a$0$clock = clock;
+        d0_unit_a$0$d = pass$q < a_passes$0;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d0_rom$q;
-        bias_rom$0$address = d0_pass$q;
-        if (d0_layer$0$q) begin
-            weight_rom$0$address = d0_rom$q + layer_rom_offset;
-            bias_rom$0$address = d0_pass$q + layer_bias_offset;
+        weight_rom$0$address = d0_waddr_c$q;
+        bias_rom$0$address = d0_baddr_c$q;
+        if (d0_unit_a$0$q) begin
+            weight_rom$0$address = d0_waddr_a$q;
+            bias_rom$0$address = d0_baddr_a$q;
         end
         head_rom$0$clock = clock;
         head_rom$0$address = d0_term$q;
@@ -7242,7 +7279,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d0_pass$d = pass$q;
         d0_term$d = term$q;
         d0_head$d = issue && ~|pass$q && (term$q < x_term);
-        d0_rom$d = rom_addr$q;
         d1_valid$d = d0_valid$q;
         d1_first$d = d0_first$q;
         d1_pass$d = d0_pass$q;
@@ -7711,6 +7747,44 @@ module top$core$engine$gru$bias_rom$0(clock,address,data);
 endmodule // top$core$engine$gru$bias_rom$0
 
 
+module top$core$engine$gru$d0_baddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_baddr_a
+
+
+module top$core$engine$gru$d0_baddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_baddr_c
+
+
 module top$core$engine$gru$d0_first(d,q,clock);
     
     // Module arguments
@@ -7749,25 +7823,6 @@ module top$core$engine$gru$d0_head(d,q,clock);
 endmodule // top$core$engine$gru$d0_head
 
 
-module top$core$engine$gru$d0_layer$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_layer$0
-
-
 module top$core$engine$gru$d0_pass(d,q,clock);
     
     // Module arguments
@@ -7785,25 +7840,6 @@ module top$core$engine$gru$d0_pass(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$d0_pass
-
-
-module top$core$engine$gru$d0_rom(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d0_rom
 
 
 module top$core$engine$gru$d0_term(d,q,clock);
@@ -7825,6 +7861,25 @@ module top$core$engine$gru$d0_term(d,q,clock);
 endmodule // top$core$engine$gru$d0_term
 
 
+module top$core$engine$gru$d0_unit_a$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_unit_a$0
+
+
 module top$core$engine$gru$d0_valid(d,q,clock);
     
     // Module arguments
@@ -7842,6 +7897,44 @@ module top$core$engine$gru$d0_valid(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$d0_valid
+
+
+module top$core$engine$gru$d0_waddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_waddr_a
+
+
+module top$core$engine$gru$d0_waddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d0_waddr_c
 
 
 module top$core$engine$gru$d1_first(d,q,clock);
@@ -8988,9 +9081,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] u_z$d;
     wire  [17:0] u_z$q;
     reg  u_z$clock;
-    reg  [17:0] u_h$d;
-    wire  [17:0] u_h$q;
-    reg  u_h$clock;
+    reg  [17:0] u_d$d;
+    wire  [17:0] u_d$q;
+    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -9970,10 +10063,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_z$q),
         .clock(u_z$clock)
     );
-    top$core$engine$gru$lane$0$u_h u_h(
-        .d(u_h$d),
-        .q(u_h$q),
-        .clock(u_h$clock)
+    top$core$engine$gru$lane$0$u_d u_d(
+        .d(u_d$d),
+        .q(u_d$q),
+        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$0$u_c u_c(
         .d(u_c$d),
@@ -10081,7 +10174,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
-        u_h$clock = clock;
+        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -10103,7 +10196,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
-        u_h$d = u_h$q;
+        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -11680,13 +11773,13 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             h_j = 18'h0;
         end
         u_z$d = z_j;
-        u_h$d = h_j;
+        u_d$d = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j;
         u_set$d = upd_set;
         u_en$d = upd_en;
         update_mul$a = u_z$q;
-        update_mul$b = u_h$q - u_c$q;
+        update_mul$b = u_d$q;
         update_mul$c = u_c$q;
         v_sum$d = update_mul$out;
         v_j$d = u_j$q;
@@ -14528,6 +14621,25 @@ module top$core$engine$gru$lane$0$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$u_c
 
 
+module top$core$engine$gru$lane$0$u_d(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$u_d
+
+
 module top$core$engine$gru$lane$0$u_en(d,q,clock);
     
     // Module arguments
@@ -14545,25 +14657,6 @@ module top$core$engine$gru$lane$0$u_en(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$u_en
-
-
-module top$core$engine$gru$lane$0$u_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$u_h
 
 
 module top$core$engine$gru$lane$0$u_j(d,q,clock);

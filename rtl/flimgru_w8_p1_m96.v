@@ -6642,297 +6642,306 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  d0_head$d;
     wire  d0_head$q;
     reg  d0_head$clock;
-    reg  [15:0] d0_rom$d;
-    wire  [15:0] d0_rom$q;
-    reg  d0_rom$clock;
-    reg  d0_layer$0$d;
-    wire  d0_layer$0$q;
-    reg  d0_layer$0$clock;
-    reg  d0_layer$1$d;
-    wire  d0_layer$1$q;
-    reg  d0_layer$1$clock;
-    reg  d0_layer$2$d;
-    wire  d0_layer$2$q;
-    reg  d0_layer$2$clock;
-    reg  d0_layer$3$d;
-    wire  d0_layer$3$q;
-    reg  d0_layer$3$clock;
-    reg  d0_layer$4$d;
-    wire  d0_layer$4$q;
-    reg  d0_layer$4$clock;
-    reg  d0_layer$5$d;
-    wire  d0_layer$5$q;
-    reg  d0_layer$5$clock;
-    reg  d0_layer$6$d;
-    wire  d0_layer$6$q;
-    reg  d0_layer$6$clock;
-    reg  d0_layer$7$d;
-    wire  d0_layer$7$q;
-    reg  d0_layer$7$clock;
-    reg  d0_layer$8$d;
-    wire  d0_layer$8$q;
-    reg  d0_layer$8$clock;
-    reg  d0_layer$9$d;
-    wire  d0_layer$9$q;
-    reg  d0_layer$9$clock;
-    reg  d0_layer$10$d;
-    wire  d0_layer$10$q;
-    reg  d0_layer$10$clock;
-    reg  d0_layer$11$d;
-    wire  d0_layer$11$q;
-    reg  d0_layer$11$clock;
-    reg  d0_layer$12$d;
-    wire  d0_layer$12$q;
-    reg  d0_layer$12$clock;
-    reg  d0_layer$13$d;
-    wire  d0_layer$13$q;
-    reg  d0_layer$13$clock;
-    reg  d0_layer$14$d;
-    wire  d0_layer$14$q;
-    reg  d0_layer$14$clock;
-    reg  d0_layer$15$d;
-    wire  d0_layer$15$q;
-    reg  d0_layer$15$clock;
-    reg  d0_layer$16$d;
-    wire  d0_layer$16$q;
-    reg  d0_layer$16$clock;
-    reg  d0_layer$17$d;
-    wire  d0_layer$17$q;
-    reg  d0_layer$17$clock;
-    reg  d0_layer$18$d;
-    wire  d0_layer$18$q;
-    reg  d0_layer$18$clock;
-    reg  d0_layer$19$d;
-    wire  d0_layer$19$q;
-    reg  d0_layer$19$clock;
-    reg  d0_layer$20$d;
-    wire  d0_layer$20$q;
-    reg  d0_layer$20$clock;
-    reg  d0_layer$21$d;
-    wire  d0_layer$21$q;
-    reg  d0_layer$21$clock;
-    reg  d0_layer$22$d;
-    wire  d0_layer$22$q;
-    reg  d0_layer$22$clock;
-    reg  d0_layer$23$d;
-    wire  d0_layer$23$q;
-    reg  d0_layer$23$clock;
-    reg  d0_layer$24$d;
-    wire  d0_layer$24$q;
-    reg  d0_layer$24$clock;
-    reg  d0_layer$25$d;
-    wire  d0_layer$25$q;
-    reg  d0_layer$25$clock;
-    reg  d0_layer$26$d;
-    wire  d0_layer$26$q;
-    reg  d0_layer$26$clock;
-    reg  d0_layer$27$d;
-    wire  d0_layer$27$q;
-    reg  d0_layer$27$clock;
-    reg  d0_layer$28$d;
-    wire  d0_layer$28$q;
-    reg  d0_layer$28$clock;
-    reg  d0_layer$29$d;
-    wire  d0_layer$29$q;
-    reg  d0_layer$29$clock;
-    reg  d0_layer$30$d;
-    wire  d0_layer$30$q;
-    reg  d0_layer$30$clock;
-    reg  d0_layer$31$d;
-    wire  d0_layer$31$q;
-    reg  d0_layer$31$clock;
-    reg  d0_layer$32$d;
-    wire  d0_layer$32$q;
-    reg  d0_layer$32$clock;
-    reg  d0_layer$33$d;
-    wire  d0_layer$33$q;
-    reg  d0_layer$33$clock;
-    reg  d0_layer$34$d;
-    wire  d0_layer$34$q;
-    reg  d0_layer$34$clock;
-    reg  d0_layer$35$d;
-    wire  d0_layer$35$q;
-    reg  d0_layer$35$clock;
-    reg  d0_layer$36$d;
-    wire  d0_layer$36$q;
-    reg  d0_layer$36$clock;
-    reg  d0_layer$37$d;
-    wire  d0_layer$37$q;
-    reg  d0_layer$37$clock;
-    reg  d0_layer$38$d;
-    wire  d0_layer$38$q;
-    reg  d0_layer$38$clock;
-    reg  d0_layer$39$d;
-    wire  d0_layer$39$q;
-    reg  d0_layer$39$clock;
-    reg  d0_layer$40$d;
-    wire  d0_layer$40$q;
-    reg  d0_layer$40$clock;
-    reg  d0_layer$41$d;
-    wire  d0_layer$41$q;
-    reg  d0_layer$41$clock;
-    reg  d0_layer$42$d;
-    wire  d0_layer$42$q;
-    reg  d0_layer$42$clock;
-    reg  d0_layer$43$d;
-    wire  d0_layer$43$q;
-    reg  d0_layer$43$clock;
-    reg  d0_layer$44$d;
-    wire  d0_layer$44$q;
-    reg  d0_layer$44$clock;
-    reg  d0_layer$45$d;
-    wire  d0_layer$45$q;
-    reg  d0_layer$45$clock;
-    reg  d0_layer$46$d;
-    wire  d0_layer$46$q;
-    reg  d0_layer$46$clock;
-    reg  d0_layer$47$d;
-    wire  d0_layer$47$q;
-    reg  d0_layer$47$clock;
-    reg  d0_layer$48$d;
-    wire  d0_layer$48$q;
-    reg  d0_layer$48$clock;
-    reg  d0_layer$49$d;
-    wire  d0_layer$49$q;
-    reg  d0_layer$49$clock;
-    reg  d0_layer$50$d;
-    wire  d0_layer$50$q;
-    reg  d0_layer$50$clock;
-    reg  d0_layer$51$d;
-    wire  d0_layer$51$q;
-    reg  d0_layer$51$clock;
-    reg  d0_layer$52$d;
-    wire  d0_layer$52$q;
-    reg  d0_layer$52$clock;
-    reg  d0_layer$53$d;
-    wire  d0_layer$53$q;
-    reg  d0_layer$53$clock;
-    reg  d0_layer$54$d;
-    wire  d0_layer$54$q;
-    reg  d0_layer$54$clock;
-    reg  d0_layer$55$d;
-    wire  d0_layer$55$q;
-    reg  d0_layer$55$clock;
-    reg  d0_layer$56$d;
-    wire  d0_layer$56$q;
-    reg  d0_layer$56$clock;
-    reg  d0_layer$57$d;
-    wire  d0_layer$57$q;
-    reg  d0_layer$57$clock;
-    reg  d0_layer$58$d;
-    wire  d0_layer$58$q;
-    reg  d0_layer$58$clock;
-    reg  d0_layer$59$d;
-    wire  d0_layer$59$q;
-    reg  d0_layer$59$clock;
-    reg  d0_layer$60$d;
-    wire  d0_layer$60$q;
-    reg  d0_layer$60$clock;
-    reg  d0_layer$61$d;
-    wire  d0_layer$61$q;
-    reg  d0_layer$61$clock;
-    reg  d0_layer$62$d;
-    wire  d0_layer$62$q;
-    reg  d0_layer$62$clock;
-    reg  d0_layer$63$d;
-    wire  d0_layer$63$q;
-    reg  d0_layer$63$clock;
-    reg  d0_layer$64$d;
-    wire  d0_layer$64$q;
-    reg  d0_layer$64$clock;
-    reg  d0_layer$65$d;
-    wire  d0_layer$65$q;
-    reg  d0_layer$65$clock;
-    reg  d0_layer$66$d;
-    wire  d0_layer$66$q;
-    reg  d0_layer$66$clock;
-    reg  d0_layer$67$d;
-    wire  d0_layer$67$q;
-    reg  d0_layer$67$clock;
-    reg  d0_layer$68$d;
-    wire  d0_layer$68$q;
-    reg  d0_layer$68$clock;
-    reg  d0_layer$69$d;
-    wire  d0_layer$69$q;
-    reg  d0_layer$69$clock;
-    reg  d0_layer$70$d;
-    wire  d0_layer$70$q;
-    reg  d0_layer$70$clock;
-    reg  d0_layer$71$d;
-    wire  d0_layer$71$q;
-    reg  d0_layer$71$clock;
-    reg  d0_layer$72$d;
-    wire  d0_layer$72$q;
-    reg  d0_layer$72$clock;
-    reg  d0_layer$73$d;
-    wire  d0_layer$73$q;
-    reg  d0_layer$73$clock;
-    reg  d0_layer$74$d;
-    wire  d0_layer$74$q;
-    reg  d0_layer$74$clock;
-    reg  d0_layer$75$d;
-    wire  d0_layer$75$q;
-    reg  d0_layer$75$clock;
-    reg  d0_layer$76$d;
-    wire  d0_layer$76$q;
-    reg  d0_layer$76$clock;
-    reg  d0_layer$77$d;
-    wire  d0_layer$77$q;
-    reg  d0_layer$77$clock;
-    reg  d0_layer$78$d;
-    wire  d0_layer$78$q;
-    reg  d0_layer$78$clock;
-    reg  d0_layer$79$d;
-    wire  d0_layer$79$q;
-    reg  d0_layer$79$clock;
-    reg  d0_layer$80$d;
-    wire  d0_layer$80$q;
-    reg  d0_layer$80$clock;
-    reg  d0_layer$81$d;
-    wire  d0_layer$81$q;
-    reg  d0_layer$81$clock;
-    reg  d0_layer$82$d;
-    wire  d0_layer$82$q;
-    reg  d0_layer$82$clock;
-    reg  d0_layer$83$d;
-    wire  d0_layer$83$q;
-    reg  d0_layer$83$clock;
-    reg  d0_layer$84$d;
-    wire  d0_layer$84$q;
-    reg  d0_layer$84$clock;
-    reg  d0_layer$85$d;
-    wire  d0_layer$85$q;
-    reg  d0_layer$85$clock;
-    reg  d0_layer$86$d;
-    wire  d0_layer$86$q;
-    reg  d0_layer$86$clock;
-    reg  d0_layer$87$d;
-    wire  d0_layer$87$q;
-    reg  d0_layer$87$clock;
-    reg  d0_layer$88$d;
-    wire  d0_layer$88$q;
-    reg  d0_layer$88$clock;
-    reg  d0_layer$89$d;
-    wire  d0_layer$89$q;
-    reg  d0_layer$89$clock;
-    reg  d0_layer$90$d;
-    wire  d0_layer$90$q;
-    reg  d0_layer$90$clock;
-    reg  d0_layer$91$d;
-    wire  d0_layer$91$q;
-    reg  d0_layer$91$clock;
-    reg  d0_layer$92$d;
-    wire  d0_layer$92$q;
-    reg  d0_layer$92$clock;
-    reg  d0_layer$93$d;
-    wire  d0_layer$93$q;
-    reg  d0_layer$93$clock;
-    reg  d0_layer$94$d;
-    wire  d0_layer$94$q;
-    reg  d0_layer$94$clock;
-    reg  d0_layer$95$d;
-    wire  d0_layer$95$q;
-    reg  d0_layer$95$clock;
+    reg  d0_unit_a$0$d;
+    wire  d0_unit_a$0$q;
+    reg  d0_unit_a$0$clock;
+    reg  d0_unit_a$1$d;
+    wire  d0_unit_a$1$q;
+    reg  d0_unit_a$1$clock;
+    reg  d0_unit_a$2$d;
+    wire  d0_unit_a$2$q;
+    reg  d0_unit_a$2$clock;
+    reg  d0_unit_a$3$d;
+    wire  d0_unit_a$3$q;
+    reg  d0_unit_a$3$clock;
+    reg  d0_unit_a$4$d;
+    wire  d0_unit_a$4$q;
+    reg  d0_unit_a$4$clock;
+    reg  d0_unit_a$5$d;
+    wire  d0_unit_a$5$q;
+    reg  d0_unit_a$5$clock;
+    reg  d0_unit_a$6$d;
+    wire  d0_unit_a$6$q;
+    reg  d0_unit_a$6$clock;
+    reg  d0_unit_a$7$d;
+    wire  d0_unit_a$7$q;
+    reg  d0_unit_a$7$clock;
+    reg  d0_unit_a$8$d;
+    wire  d0_unit_a$8$q;
+    reg  d0_unit_a$8$clock;
+    reg  d0_unit_a$9$d;
+    wire  d0_unit_a$9$q;
+    reg  d0_unit_a$9$clock;
+    reg  d0_unit_a$10$d;
+    wire  d0_unit_a$10$q;
+    reg  d0_unit_a$10$clock;
+    reg  d0_unit_a$11$d;
+    wire  d0_unit_a$11$q;
+    reg  d0_unit_a$11$clock;
+    reg  d0_unit_a$12$d;
+    wire  d0_unit_a$12$q;
+    reg  d0_unit_a$12$clock;
+    reg  d0_unit_a$13$d;
+    wire  d0_unit_a$13$q;
+    reg  d0_unit_a$13$clock;
+    reg  d0_unit_a$14$d;
+    wire  d0_unit_a$14$q;
+    reg  d0_unit_a$14$clock;
+    reg  d0_unit_a$15$d;
+    wire  d0_unit_a$15$q;
+    reg  d0_unit_a$15$clock;
+    reg  d0_unit_a$16$d;
+    wire  d0_unit_a$16$q;
+    reg  d0_unit_a$16$clock;
+    reg  d0_unit_a$17$d;
+    wire  d0_unit_a$17$q;
+    reg  d0_unit_a$17$clock;
+    reg  d0_unit_a$18$d;
+    wire  d0_unit_a$18$q;
+    reg  d0_unit_a$18$clock;
+    reg  d0_unit_a$19$d;
+    wire  d0_unit_a$19$q;
+    reg  d0_unit_a$19$clock;
+    reg  d0_unit_a$20$d;
+    wire  d0_unit_a$20$q;
+    reg  d0_unit_a$20$clock;
+    reg  d0_unit_a$21$d;
+    wire  d0_unit_a$21$q;
+    reg  d0_unit_a$21$clock;
+    reg  d0_unit_a$22$d;
+    wire  d0_unit_a$22$q;
+    reg  d0_unit_a$22$clock;
+    reg  d0_unit_a$23$d;
+    wire  d0_unit_a$23$q;
+    reg  d0_unit_a$23$clock;
+    reg  d0_unit_a$24$d;
+    wire  d0_unit_a$24$q;
+    reg  d0_unit_a$24$clock;
+    reg  d0_unit_a$25$d;
+    wire  d0_unit_a$25$q;
+    reg  d0_unit_a$25$clock;
+    reg  d0_unit_a$26$d;
+    wire  d0_unit_a$26$q;
+    reg  d0_unit_a$26$clock;
+    reg  d0_unit_a$27$d;
+    wire  d0_unit_a$27$q;
+    reg  d0_unit_a$27$clock;
+    reg  d0_unit_a$28$d;
+    wire  d0_unit_a$28$q;
+    reg  d0_unit_a$28$clock;
+    reg  d0_unit_a$29$d;
+    wire  d0_unit_a$29$q;
+    reg  d0_unit_a$29$clock;
+    reg  d0_unit_a$30$d;
+    wire  d0_unit_a$30$q;
+    reg  d0_unit_a$30$clock;
+    reg  d0_unit_a$31$d;
+    wire  d0_unit_a$31$q;
+    reg  d0_unit_a$31$clock;
+    reg  d0_unit_a$32$d;
+    wire  d0_unit_a$32$q;
+    reg  d0_unit_a$32$clock;
+    reg  d0_unit_a$33$d;
+    wire  d0_unit_a$33$q;
+    reg  d0_unit_a$33$clock;
+    reg  d0_unit_a$34$d;
+    wire  d0_unit_a$34$q;
+    reg  d0_unit_a$34$clock;
+    reg  d0_unit_a$35$d;
+    wire  d0_unit_a$35$q;
+    reg  d0_unit_a$35$clock;
+    reg  d0_unit_a$36$d;
+    wire  d0_unit_a$36$q;
+    reg  d0_unit_a$36$clock;
+    reg  d0_unit_a$37$d;
+    wire  d0_unit_a$37$q;
+    reg  d0_unit_a$37$clock;
+    reg  d0_unit_a$38$d;
+    wire  d0_unit_a$38$q;
+    reg  d0_unit_a$38$clock;
+    reg  d0_unit_a$39$d;
+    wire  d0_unit_a$39$q;
+    reg  d0_unit_a$39$clock;
+    reg  d0_unit_a$40$d;
+    wire  d0_unit_a$40$q;
+    reg  d0_unit_a$40$clock;
+    reg  d0_unit_a$41$d;
+    wire  d0_unit_a$41$q;
+    reg  d0_unit_a$41$clock;
+    reg  d0_unit_a$42$d;
+    wire  d0_unit_a$42$q;
+    reg  d0_unit_a$42$clock;
+    reg  d0_unit_a$43$d;
+    wire  d0_unit_a$43$q;
+    reg  d0_unit_a$43$clock;
+    reg  d0_unit_a$44$d;
+    wire  d0_unit_a$44$q;
+    reg  d0_unit_a$44$clock;
+    reg  d0_unit_a$45$d;
+    wire  d0_unit_a$45$q;
+    reg  d0_unit_a$45$clock;
+    reg  d0_unit_a$46$d;
+    wire  d0_unit_a$46$q;
+    reg  d0_unit_a$46$clock;
+    reg  d0_unit_a$47$d;
+    wire  d0_unit_a$47$q;
+    reg  d0_unit_a$47$clock;
+    reg  d0_unit_a$48$d;
+    wire  d0_unit_a$48$q;
+    reg  d0_unit_a$48$clock;
+    reg  d0_unit_a$49$d;
+    wire  d0_unit_a$49$q;
+    reg  d0_unit_a$49$clock;
+    reg  d0_unit_a$50$d;
+    wire  d0_unit_a$50$q;
+    reg  d0_unit_a$50$clock;
+    reg  d0_unit_a$51$d;
+    wire  d0_unit_a$51$q;
+    reg  d0_unit_a$51$clock;
+    reg  d0_unit_a$52$d;
+    wire  d0_unit_a$52$q;
+    reg  d0_unit_a$52$clock;
+    reg  d0_unit_a$53$d;
+    wire  d0_unit_a$53$q;
+    reg  d0_unit_a$53$clock;
+    reg  d0_unit_a$54$d;
+    wire  d0_unit_a$54$q;
+    reg  d0_unit_a$54$clock;
+    reg  d0_unit_a$55$d;
+    wire  d0_unit_a$55$q;
+    reg  d0_unit_a$55$clock;
+    reg  d0_unit_a$56$d;
+    wire  d0_unit_a$56$q;
+    reg  d0_unit_a$56$clock;
+    reg  d0_unit_a$57$d;
+    wire  d0_unit_a$57$q;
+    reg  d0_unit_a$57$clock;
+    reg  d0_unit_a$58$d;
+    wire  d0_unit_a$58$q;
+    reg  d0_unit_a$58$clock;
+    reg  d0_unit_a$59$d;
+    wire  d0_unit_a$59$q;
+    reg  d0_unit_a$59$clock;
+    reg  d0_unit_a$60$d;
+    wire  d0_unit_a$60$q;
+    reg  d0_unit_a$60$clock;
+    reg  d0_unit_a$61$d;
+    wire  d0_unit_a$61$q;
+    reg  d0_unit_a$61$clock;
+    reg  d0_unit_a$62$d;
+    wire  d0_unit_a$62$q;
+    reg  d0_unit_a$62$clock;
+    reg  d0_unit_a$63$d;
+    wire  d0_unit_a$63$q;
+    reg  d0_unit_a$63$clock;
+    reg  d0_unit_a$64$d;
+    wire  d0_unit_a$64$q;
+    reg  d0_unit_a$64$clock;
+    reg  d0_unit_a$65$d;
+    wire  d0_unit_a$65$q;
+    reg  d0_unit_a$65$clock;
+    reg  d0_unit_a$66$d;
+    wire  d0_unit_a$66$q;
+    reg  d0_unit_a$66$clock;
+    reg  d0_unit_a$67$d;
+    wire  d0_unit_a$67$q;
+    reg  d0_unit_a$67$clock;
+    reg  d0_unit_a$68$d;
+    wire  d0_unit_a$68$q;
+    reg  d0_unit_a$68$clock;
+    reg  d0_unit_a$69$d;
+    wire  d0_unit_a$69$q;
+    reg  d0_unit_a$69$clock;
+    reg  d0_unit_a$70$d;
+    wire  d0_unit_a$70$q;
+    reg  d0_unit_a$70$clock;
+    reg  d0_unit_a$71$d;
+    wire  d0_unit_a$71$q;
+    reg  d0_unit_a$71$clock;
+    reg  d0_unit_a$72$d;
+    wire  d0_unit_a$72$q;
+    reg  d0_unit_a$72$clock;
+    reg  d0_unit_a$73$d;
+    wire  d0_unit_a$73$q;
+    reg  d0_unit_a$73$clock;
+    reg  d0_unit_a$74$d;
+    wire  d0_unit_a$74$q;
+    reg  d0_unit_a$74$clock;
+    reg  d0_unit_a$75$d;
+    wire  d0_unit_a$75$q;
+    reg  d0_unit_a$75$clock;
+    reg  d0_unit_a$76$d;
+    wire  d0_unit_a$76$q;
+    reg  d0_unit_a$76$clock;
+    reg  d0_unit_a$77$d;
+    wire  d0_unit_a$77$q;
+    reg  d0_unit_a$77$clock;
+    reg  d0_unit_a$78$d;
+    wire  d0_unit_a$78$q;
+    reg  d0_unit_a$78$clock;
+    reg  d0_unit_a$79$d;
+    wire  d0_unit_a$79$q;
+    reg  d0_unit_a$79$clock;
+    reg  d0_unit_a$80$d;
+    wire  d0_unit_a$80$q;
+    reg  d0_unit_a$80$clock;
+    reg  d0_unit_a$81$d;
+    wire  d0_unit_a$81$q;
+    reg  d0_unit_a$81$clock;
+    reg  d0_unit_a$82$d;
+    wire  d0_unit_a$82$q;
+    reg  d0_unit_a$82$clock;
+    reg  d0_unit_a$83$d;
+    wire  d0_unit_a$83$q;
+    reg  d0_unit_a$83$clock;
+    reg  d0_unit_a$84$d;
+    wire  d0_unit_a$84$q;
+    reg  d0_unit_a$84$clock;
+    reg  d0_unit_a$85$d;
+    wire  d0_unit_a$85$q;
+    reg  d0_unit_a$85$clock;
+    reg  d0_unit_a$86$d;
+    wire  d0_unit_a$86$q;
+    reg  d0_unit_a$86$clock;
+    reg  d0_unit_a$87$d;
+    wire  d0_unit_a$87$q;
+    reg  d0_unit_a$87$clock;
+    reg  d0_unit_a$88$d;
+    wire  d0_unit_a$88$q;
+    reg  d0_unit_a$88$clock;
+    reg  d0_unit_a$89$d;
+    wire  d0_unit_a$89$q;
+    reg  d0_unit_a$89$clock;
+    reg  d0_unit_a$90$d;
+    wire  d0_unit_a$90$q;
+    reg  d0_unit_a$90$clock;
+    reg  d0_unit_a$91$d;
+    wire  d0_unit_a$91$q;
+    reg  d0_unit_a$91$clock;
+    reg  d0_unit_a$92$d;
+    wire  d0_unit_a$92$q;
+    reg  d0_unit_a$92$clock;
+    reg  d0_unit_a$93$d;
+    wire  d0_unit_a$93$q;
+    reg  d0_unit_a$93$clock;
+    reg  d0_unit_a$94$d;
+    wire  d0_unit_a$94$q;
+    reg  d0_unit_a$94$clock;
+    reg  d0_unit_a$95$d;
+    wire  d0_unit_a$95$q;
+    reg  d0_unit_a$95$clock;
+    reg  [15:0] d0_waddr_a$d;
+    wire  [15:0] d0_waddr_a$q;
+    reg  d0_waddr_a$clock;
+    reg  [15:0] d0_waddr_c$d;
+    wire  [15:0] d0_waddr_c$q;
+    reg  d0_waddr_c$clock;
+    reg  [15:0] d0_baddr_a$d;
+    wire  [15:0] d0_baddr_a$q;
+    reg  d0_baddr_a$clock;
+    reg  [15:0] d0_baddr_c$d;
+    wire  [15:0] d0_baddr_c$q;
+    reg  d0_baddr_c$clock;
     reg  d1_valid$d;
     wire  d1_valid$q;
     reg  d1_valid$clock;
@@ -7361,198 +7370,8 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  zero$0;
     reg  zero$1;
     reg  issue;
-    reg  unit_a0$0;
-    reg  unit_a0$1;
-    reg  unit_a0$2;
-    reg  unit_a0$3;
-    reg  unit_a0$4;
-    reg  unit_a0$5;
-    reg  unit_a0$6;
-    reg  unit_a0$7;
-    reg  unit_a0$8;
-    reg  unit_a0$9;
-    reg  unit_a0$10;
-    reg  unit_a0$11;
-    reg  unit_a0$12;
-    reg  unit_a0$13;
-    reg  unit_a0$14;
-    reg  unit_a0$15;
-    reg  unit_a0$16;
-    reg  unit_a0$17;
-    reg  unit_a0$18;
-    reg  unit_a0$19;
-    reg  unit_a0$20;
-    reg  unit_a0$21;
-    reg  unit_a0$22;
-    reg  unit_a0$23;
-    reg  unit_a0$24;
-    reg  unit_a0$25;
-    reg  unit_a0$26;
-    reg  unit_a0$27;
-    reg  unit_a0$28;
-    reg  unit_a0$29;
-    reg  unit_a0$30;
-    reg  unit_a0$31;
-    reg  unit_a0$32;
-    reg  unit_a0$33;
-    reg  unit_a0$34;
-    reg  unit_a0$35;
-    reg  unit_a0$36;
-    reg  unit_a0$37;
-    reg  unit_a0$38;
-    reg  unit_a0$39;
-    reg  unit_a0$40;
-    reg  unit_a0$41;
-    reg  unit_a0$42;
-    reg  unit_a0$43;
-    reg  unit_a0$44;
-    reg  unit_a0$45;
-    reg  unit_a0$46;
-    reg  unit_a0$47;
-    reg  unit_a0$48;
-    reg  unit_a0$49;
-    reg  unit_a0$50;
-    reg  unit_a0$51;
-    reg  unit_a0$52;
-    reg  unit_a0$53;
-    reg  unit_a0$54;
-    reg  unit_a0$55;
-    reg  unit_a0$56;
-    reg  unit_a0$57;
-    reg  unit_a0$58;
-    reg  unit_a0$59;
-    reg  unit_a0$60;
-    reg  unit_a0$61;
-    reg  unit_a0$62;
-    reg  unit_a0$63;
-    reg  unit_a0$64;
-    reg  unit_a0$65;
-    reg  unit_a0$66;
-    reg  unit_a0$67;
-    reg  unit_a0$68;
-    reg  unit_a0$69;
-    reg  unit_a0$70;
-    reg  unit_a0$71;
-    reg  unit_a0$72;
-    reg  unit_a0$73;
-    reg  unit_a0$74;
-    reg  unit_a0$75;
-    reg  unit_a0$76;
-    reg  unit_a0$77;
-    reg  unit_a0$78;
-    reg  unit_a0$79;
-    reg  unit_a0$80;
-    reg  unit_a0$81;
-    reg  unit_a0$82;
-    reg  unit_a0$83;
-    reg  unit_a0$84;
-    reg  unit_a0$85;
-    reg  unit_a0$86;
-    reg  unit_a0$87;
-    reg  unit_a0$88;
-    reg  unit_a0$89;
-    reg  unit_a0$90;
-    reg  unit_a0$91;
-    reg  unit_a0$92;
-    reg  unit_a0$93;
-    reg  unit_a0$94;
-    reg  unit_a0$95;
-    reg  unit_layer$0;
-    reg  unit_layer$1;
-    reg  unit_layer$2;
-    reg  unit_layer$3;
-    reg  unit_layer$4;
-    reg  unit_layer$5;
-    reg  unit_layer$6;
-    reg  unit_layer$7;
-    reg  unit_layer$8;
-    reg  unit_layer$9;
-    reg  unit_layer$10;
-    reg  unit_layer$11;
-    reg  unit_layer$12;
-    reg  unit_layer$13;
-    reg  unit_layer$14;
-    reg  unit_layer$15;
-    reg  unit_layer$16;
-    reg  unit_layer$17;
-    reg  unit_layer$18;
-    reg  unit_layer$19;
-    reg  unit_layer$20;
-    reg  unit_layer$21;
-    reg  unit_layer$22;
-    reg  unit_layer$23;
-    reg  unit_layer$24;
-    reg  unit_layer$25;
-    reg  unit_layer$26;
-    reg  unit_layer$27;
-    reg  unit_layer$28;
-    reg  unit_layer$29;
-    reg  unit_layer$30;
-    reg  unit_layer$31;
-    reg  unit_layer$32;
-    reg  unit_layer$33;
-    reg  unit_layer$34;
-    reg  unit_layer$35;
-    reg  unit_layer$36;
-    reg  unit_layer$37;
-    reg  unit_layer$38;
-    reg  unit_layer$39;
-    reg  unit_layer$40;
-    reg  unit_layer$41;
-    reg  unit_layer$42;
-    reg  unit_layer$43;
-    reg  unit_layer$44;
-    reg  unit_layer$45;
-    reg  unit_layer$46;
-    reg  unit_layer$47;
-    reg  unit_layer$48;
-    reg  unit_layer$49;
-    reg  unit_layer$50;
-    reg  unit_layer$51;
-    reg  unit_layer$52;
-    reg  unit_layer$53;
-    reg  unit_layer$54;
-    reg  unit_layer$55;
-    reg  unit_layer$56;
-    reg  unit_layer$57;
-    reg  unit_layer$58;
-    reg  unit_layer$59;
-    reg  unit_layer$60;
-    reg  unit_layer$61;
-    reg  unit_layer$62;
-    reg  unit_layer$63;
-    reg  unit_layer$64;
-    reg  unit_layer$65;
-    reg  unit_layer$66;
-    reg  unit_layer$67;
-    reg  unit_layer$68;
-    reg  unit_layer$69;
-    reg  unit_layer$70;
-    reg  unit_layer$71;
-    reg  unit_layer$72;
-    reg  unit_layer$73;
-    reg  unit_layer$74;
-    reg  unit_layer$75;
-    reg  unit_layer$76;
-    reg  unit_layer$77;
-    reg  unit_layer$78;
-    reg  unit_layer$79;
-    reg  unit_layer$80;
-    reg  unit_layer$81;
-    reg  unit_layer$82;
-    reg  unit_layer$83;
-    reg  unit_layer$84;
-    reg  unit_layer$85;
-    reg  unit_layer$86;
-    reg  unit_layer$87;
-    reg  unit_layer$88;
-    reg  unit_layer$89;
-    reg  unit_layer$90;
-    reg  unit_layer$91;
-    reg  unit_layer$92;
-    reg  unit_layer$93;
-    reg  unit_layer$94;
-    reg  unit_layer$95;
+    reg  layer_a;
+    reg  layer_c;
     reg  n_set;
     reg  o_active;
     reg  o_decoder;
@@ -8922,490 +8741,505 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(d0_head$q),
         .clock(d0_head$clock)
     );
-    top$gru$d0_rom d0_rom(
-        .d(d0_rom$d),
-        .q(d0_rom$q),
-        .clock(d0_rom$clock)
-    );
-    top$gru$d0_layer$0 d0_layer$0(
-        .d(d0_layer$0$d),
-        .q(d0_layer$0$q),
-        .clock(d0_layer$0$clock)
-    );
-    top$gru$d0_layer$1 d0_layer$1(
-        .d(d0_layer$1$d),
-        .q(d0_layer$1$q),
-        .clock(d0_layer$1$clock)
-    );
-    top$gru$d0_layer$2 d0_layer$2(
-        .d(d0_layer$2$d),
-        .q(d0_layer$2$q),
-        .clock(d0_layer$2$clock)
-    );
-    top$gru$d0_layer$3 d0_layer$3(
-        .d(d0_layer$3$d),
-        .q(d0_layer$3$q),
-        .clock(d0_layer$3$clock)
-    );
-    top$gru$d0_layer$4 d0_layer$4(
-        .d(d0_layer$4$d),
-        .q(d0_layer$4$q),
-        .clock(d0_layer$4$clock)
-    );
-    top$gru$d0_layer$5 d0_layer$5(
-        .d(d0_layer$5$d),
-        .q(d0_layer$5$q),
-        .clock(d0_layer$5$clock)
-    );
-    top$gru$d0_layer$6 d0_layer$6(
-        .d(d0_layer$6$d),
-        .q(d0_layer$6$q),
-        .clock(d0_layer$6$clock)
-    );
-    top$gru$d0_layer$7 d0_layer$7(
-        .d(d0_layer$7$d),
-        .q(d0_layer$7$q),
-        .clock(d0_layer$7$clock)
-    );
-    top$gru$d0_layer$8 d0_layer$8(
-        .d(d0_layer$8$d),
-        .q(d0_layer$8$q),
-        .clock(d0_layer$8$clock)
-    );
-    top$gru$d0_layer$9 d0_layer$9(
-        .d(d0_layer$9$d),
-        .q(d0_layer$9$q),
-        .clock(d0_layer$9$clock)
-    );
-    top$gru$d0_layer$10 d0_layer$10(
-        .d(d0_layer$10$d),
-        .q(d0_layer$10$q),
-        .clock(d0_layer$10$clock)
-    );
-    top$gru$d0_layer$11 d0_layer$11(
-        .d(d0_layer$11$d),
-        .q(d0_layer$11$q),
-        .clock(d0_layer$11$clock)
-    );
-    top$gru$d0_layer$12 d0_layer$12(
-        .d(d0_layer$12$d),
-        .q(d0_layer$12$q),
-        .clock(d0_layer$12$clock)
-    );
-    top$gru$d0_layer$13 d0_layer$13(
-        .d(d0_layer$13$d),
-        .q(d0_layer$13$q),
-        .clock(d0_layer$13$clock)
-    );
-    top$gru$d0_layer$14 d0_layer$14(
-        .d(d0_layer$14$d),
-        .q(d0_layer$14$q),
-        .clock(d0_layer$14$clock)
-    );
-    top$gru$d0_layer$15 d0_layer$15(
-        .d(d0_layer$15$d),
-        .q(d0_layer$15$q),
-        .clock(d0_layer$15$clock)
-    );
-    top$gru$d0_layer$16 d0_layer$16(
-        .d(d0_layer$16$d),
-        .q(d0_layer$16$q),
-        .clock(d0_layer$16$clock)
-    );
-    top$gru$d0_layer$17 d0_layer$17(
-        .d(d0_layer$17$d),
-        .q(d0_layer$17$q),
-        .clock(d0_layer$17$clock)
-    );
-    top$gru$d0_layer$18 d0_layer$18(
-        .d(d0_layer$18$d),
-        .q(d0_layer$18$q),
-        .clock(d0_layer$18$clock)
-    );
-    top$gru$d0_layer$19 d0_layer$19(
-        .d(d0_layer$19$d),
-        .q(d0_layer$19$q),
-        .clock(d0_layer$19$clock)
-    );
-    top$gru$d0_layer$20 d0_layer$20(
-        .d(d0_layer$20$d),
-        .q(d0_layer$20$q),
-        .clock(d0_layer$20$clock)
-    );
-    top$gru$d0_layer$21 d0_layer$21(
-        .d(d0_layer$21$d),
-        .q(d0_layer$21$q),
-        .clock(d0_layer$21$clock)
-    );
-    top$gru$d0_layer$22 d0_layer$22(
-        .d(d0_layer$22$d),
-        .q(d0_layer$22$q),
-        .clock(d0_layer$22$clock)
-    );
-    top$gru$d0_layer$23 d0_layer$23(
-        .d(d0_layer$23$d),
-        .q(d0_layer$23$q),
-        .clock(d0_layer$23$clock)
-    );
-    top$gru$d0_layer$24 d0_layer$24(
-        .d(d0_layer$24$d),
-        .q(d0_layer$24$q),
-        .clock(d0_layer$24$clock)
-    );
-    top$gru$d0_layer$25 d0_layer$25(
-        .d(d0_layer$25$d),
-        .q(d0_layer$25$q),
-        .clock(d0_layer$25$clock)
-    );
-    top$gru$d0_layer$26 d0_layer$26(
-        .d(d0_layer$26$d),
-        .q(d0_layer$26$q),
-        .clock(d0_layer$26$clock)
-    );
-    top$gru$d0_layer$27 d0_layer$27(
-        .d(d0_layer$27$d),
-        .q(d0_layer$27$q),
-        .clock(d0_layer$27$clock)
-    );
-    top$gru$d0_layer$28 d0_layer$28(
-        .d(d0_layer$28$d),
-        .q(d0_layer$28$q),
-        .clock(d0_layer$28$clock)
-    );
-    top$gru$d0_layer$29 d0_layer$29(
-        .d(d0_layer$29$d),
-        .q(d0_layer$29$q),
-        .clock(d0_layer$29$clock)
-    );
-    top$gru$d0_layer$30 d0_layer$30(
-        .d(d0_layer$30$d),
-        .q(d0_layer$30$q),
-        .clock(d0_layer$30$clock)
-    );
-    top$gru$d0_layer$31 d0_layer$31(
-        .d(d0_layer$31$d),
-        .q(d0_layer$31$q),
-        .clock(d0_layer$31$clock)
-    );
-    top$gru$d0_layer$32 d0_layer$32(
-        .d(d0_layer$32$d),
-        .q(d0_layer$32$q),
-        .clock(d0_layer$32$clock)
-    );
-    top$gru$d0_layer$33 d0_layer$33(
-        .d(d0_layer$33$d),
-        .q(d0_layer$33$q),
-        .clock(d0_layer$33$clock)
-    );
-    top$gru$d0_layer$34 d0_layer$34(
-        .d(d0_layer$34$d),
-        .q(d0_layer$34$q),
-        .clock(d0_layer$34$clock)
-    );
-    top$gru$d0_layer$35 d0_layer$35(
-        .d(d0_layer$35$d),
-        .q(d0_layer$35$q),
-        .clock(d0_layer$35$clock)
-    );
-    top$gru$d0_layer$36 d0_layer$36(
-        .d(d0_layer$36$d),
-        .q(d0_layer$36$q),
-        .clock(d0_layer$36$clock)
-    );
-    top$gru$d0_layer$37 d0_layer$37(
-        .d(d0_layer$37$d),
-        .q(d0_layer$37$q),
-        .clock(d0_layer$37$clock)
-    );
-    top$gru$d0_layer$38 d0_layer$38(
-        .d(d0_layer$38$d),
-        .q(d0_layer$38$q),
-        .clock(d0_layer$38$clock)
-    );
-    top$gru$d0_layer$39 d0_layer$39(
-        .d(d0_layer$39$d),
-        .q(d0_layer$39$q),
-        .clock(d0_layer$39$clock)
-    );
-    top$gru$d0_layer$40 d0_layer$40(
-        .d(d0_layer$40$d),
-        .q(d0_layer$40$q),
-        .clock(d0_layer$40$clock)
-    );
-    top$gru$d0_layer$41 d0_layer$41(
-        .d(d0_layer$41$d),
-        .q(d0_layer$41$q),
-        .clock(d0_layer$41$clock)
-    );
-    top$gru$d0_layer$42 d0_layer$42(
-        .d(d0_layer$42$d),
-        .q(d0_layer$42$q),
-        .clock(d0_layer$42$clock)
-    );
-    top$gru$d0_layer$43 d0_layer$43(
-        .d(d0_layer$43$d),
-        .q(d0_layer$43$q),
-        .clock(d0_layer$43$clock)
-    );
-    top$gru$d0_layer$44 d0_layer$44(
-        .d(d0_layer$44$d),
-        .q(d0_layer$44$q),
-        .clock(d0_layer$44$clock)
-    );
-    top$gru$d0_layer$45 d0_layer$45(
-        .d(d0_layer$45$d),
-        .q(d0_layer$45$q),
-        .clock(d0_layer$45$clock)
-    );
-    top$gru$d0_layer$46 d0_layer$46(
-        .d(d0_layer$46$d),
-        .q(d0_layer$46$q),
-        .clock(d0_layer$46$clock)
-    );
-    top$gru$d0_layer$47 d0_layer$47(
-        .d(d0_layer$47$d),
-        .q(d0_layer$47$q),
-        .clock(d0_layer$47$clock)
-    );
-    top$gru$d0_layer$48 d0_layer$48(
-        .d(d0_layer$48$d),
-        .q(d0_layer$48$q),
-        .clock(d0_layer$48$clock)
-    );
-    top$gru$d0_layer$49 d0_layer$49(
-        .d(d0_layer$49$d),
-        .q(d0_layer$49$q),
-        .clock(d0_layer$49$clock)
-    );
-    top$gru$d0_layer$50 d0_layer$50(
-        .d(d0_layer$50$d),
-        .q(d0_layer$50$q),
-        .clock(d0_layer$50$clock)
-    );
-    top$gru$d0_layer$51 d0_layer$51(
-        .d(d0_layer$51$d),
-        .q(d0_layer$51$q),
-        .clock(d0_layer$51$clock)
-    );
-    top$gru$d0_layer$52 d0_layer$52(
-        .d(d0_layer$52$d),
-        .q(d0_layer$52$q),
-        .clock(d0_layer$52$clock)
-    );
-    top$gru$d0_layer$53 d0_layer$53(
-        .d(d0_layer$53$d),
-        .q(d0_layer$53$q),
-        .clock(d0_layer$53$clock)
-    );
-    top$gru$d0_layer$54 d0_layer$54(
-        .d(d0_layer$54$d),
-        .q(d0_layer$54$q),
-        .clock(d0_layer$54$clock)
-    );
-    top$gru$d0_layer$55 d0_layer$55(
-        .d(d0_layer$55$d),
-        .q(d0_layer$55$q),
-        .clock(d0_layer$55$clock)
-    );
-    top$gru$d0_layer$56 d0_layer$56(
-        .d(d0_layer$56$d),
-        .q(d0_layer$56$q),
-        .clock(d0_layer$56$clock)
-    );
-    top$gru$d0_layer$57 d0_layer$57(
-        .d(d0_layer$57$d),
-        .q(d0_layer$57$q),
-        .clock(d0_layer$57$clock)
-    );
-    top$gru$d0_layer$58 d0_layer$58(
-        .d(d0_layer$58$d),
-        .q(d0_layer$58$q),
-        .clock(d0_layer$58$clock)
-    );
-    top$gru$d0_layer$59 d0_layer$59(
-        .d(d0_layer$59$d),
-        .q(d0_layer$59$q),
-        .clock(d0_layer$59$clock)
-    );
-    top$gru$d0_layer$60 d0_layer$60(
-        .d(d0_layer$60$d),
-        .q(d0_layer$60$q),
-        .clock(d0_layer$60$clock)
-    );
-    top$gru$d0_layer$61 d0_layer$61(
-        .d(d0_layer$61$d),
-        .q(d0_layer$61$q),
-        .clock(d0_layer$61$clock)
-    );
-    top$gru$d0_layer$62 d0_layer$62(
-        .d(d0_layer$62$d),
-        .q(d0_layer$62$q),
-        .clock(d0_layer$62$clock)
-    );
-    top$gru$d0_layer$63 d0_layer$63(
-        .d(d0_layer$63$d),
-        .q(d0_layer$63$q),
-        .clock(d0_layer$63$clock)
-    );
-    top$gru$d0_layer$64 d0_layer$64(
-        .d(d0_layer$64$d),
-        .q(d0_layer$64$q),
-        .clock(d0_layer$64$clock)
-    );
-    top$gru$d0_layer$65 d0_layer$65(
-        .d(d0_layer$65$d),
-        .q(d0_layer$65$q),
-        .clock(d0_layer$65$clock)
-    );
-    top$gru$d0_layer$66 d0_layer$66(
-        .d(d0_layer$66$d),
-        .q(d0_layer$66$q),
-        .clock(d0_layer$66$clock)
-    );
-    top$gru$d0_layer$67 d0_layer$67(
-        .d(d0_layer$67$d),
-        .q(d0_layer$67$q),
-        .clock(d0_layer$67$clock)
-    );
-    top$gru$d0_layer$68 d0_layer$68(
-        .d(d0_layer$68$d),
-        .q(d0_layer$68$q),
-        .clock(d0_layer$68$clock)
-    );
-    top$gru$d0_layer$69 d0_layer$69(
-        .d(d0_layer$69$d),
-        .q(d0_layer$69$q),
-        .clock(d0_layer$69$clock)
-    );
-    top$gru$d0_layer$70 d0_layer$70(
-        .d(d0_layer$70$d),
-        .q(d0_layer$70$q),
-        .clock(d0_layer$70$clock)
-    );
-    top$gru$d0_layer$71 d0_layer$71(
-        .d(d0_layer$71$d),
-        .q(d0_layer$71$q),
-        .clock(d0_layer$71$clock)
-    );
-    top$gru$d0_layer$72 d0_layer$72(
-        .d(d0_layer$72$d),
-        .q(d0_layer$72$q),
-        .clock(d0_layer$72$clock)
-    );
-    top$gru$d0_layer$73 d0_layer$73(
-        .d(d0_layer$73$d),
-        .q(d0_layer$73$q),
-        .clock(d0_layer$73$clock)
-    );
-    top$gru$d0_layer$74 d0_layer$74(
-        .d(d0_layer$74$d),
-        .q(d0_layer$74$q),
-        .clock(d0_layer$74$clock)
-    );
-    top$gru$d0_layer$75 d0_layer$75(
-        .d(d0_layer$75$d),
-        .q(d0_layer$75$q),
-        .clock(d0_layer$75$clock)
-    );
-    top$gru$d0_layer$76 d0_layer$76(
-        .d(d0_layer$76$d),
-        .q(d0_layer$76$q),
-        .clock(d0_layer$76$clock)
-    );
-    top$gru$d0_layer$77 d0_layer$77(
-        .d(d0_layer$77$d),
-        .q(d0_layer$77$q),
-        .clock(d0_layer$77$clock)
-    );
-    top$gru$d0_layer$78 d0_layer$78(
-        .d(d0_layer$78$d),
-        .q(d0_layer$78$q),
-        .clock(d0_layer$78$clock)
-    );
-    top$gru$d0_layer$79 d0_layer$79(
-        .d(d0_layer$79$d),
-        .q(d0_layer$79$q),
-        .clock(d0_layer$79$clock)
-    );
-    top$gru$d0_layer$80 d0_layer$80(
-        .d(d0_layer$80$d),
-        .q(d0_layer$80$q),
-        .clock(d0_layer$80$clock)
-    );
-    top$gru$d0_layer$81 d0_layer$81(
-        .d(d0_layer$81$d),
-        .q(d0_layer$81$q),
-        .clock(d0_layer$81$clock)
-    );
-    top$gru$d0_layer$82 d0_layer$82(
-        .d(d0_layer$82$d),
-        .q(d0_layer$82$q),
-        .clock(d0_layer$82$clock)
-    );
-    top$gru$d0_layer$83 d0_layer$83(
-        .d(d0_layer$83$d),
-        .q(d0_layer$83$q),
-        .clock(d0_layer$83$clock)
-    );
-    top$gru$d0_layer$84 d0_layer$84(
-        .d(d0_layer$84$d),
-        .q(d0_layer$84$q),
-        .clock(d0_layer$84$clock)
-    );
-    top$gru$d0_layer$85 d0_layer$85(
-        .d(d0_layer$85$d),
-        .q(d0_layer$85$q),
-        .clock(d0_layer$85$clock)
-    );
-    top$gru$d0_layer$86 d0_layer$86(
-        .d(d0_layer$86$d),
-        .q(d0_layer$86$q),
-        .clock(d0_layer$86$clock)
-    );
-    top$gru$d0_layer$87 d0_layer$87(
-        .d(d0_layer$87$d),
-        .q(d0_layer$87$q),
-        .clock(d0_layer$87$clock)
-    );
-    top$gru$d0_layer$88 d0_layer$88(
-        .d(d0_layer$88$d),
-        .q(d0_layer$88$q),
-        .clock(d0_layer$88$clock)
-    );
-    top$gru$d0_layer$89 d0_layer$89(
-        .d(d0_layer$89$d),
-        .q(d0_layer$89$q),
-        .clock(d0_layer$89$clock)
-    );
-    top$gru$d0_layer$90 d0_layer$90(
-        .d(d0_layer$90$d),
-        .q(d0_layer$90$q),
-        .clock(d0_layer$90$clock)
-    );
-    top$gru$d0_layer$91 d0_layer$91(
-        .d(d0_layer$91$d),
-        .q(d0_layer$91$q),
-        .clock(d0_layer$91$clock)
-    );
-    top$gru$d0_layer$92 d0_layer$92(
-        .d(d0_layer$92$d),
-        .q(d0_layer$92$q),
-        .clock(d0_layer$92$clock)
-    );
-    top$gru$d0_layer$93 d0_layer$93(
-        .d(d0_layer$93$d),
-        .q(d0_layer$93$q),
-        .clock(d0_layer$93$clock)
-    );
-    top$gru$d0_layer$94 d0_layer$94(
-        .d(d0_layer$94$d),
-        .q(d0_layer$94$q),
-        .clock(d0_layer$94$clock)
-    );
-    top$gru$d0_layer$95 d0_layer$95(
-        .d(d0_layer$95$d),
-        .q(d0_layer$95$q),
-        .clock(d0_layer$95$clock)
+    top$gru$d0_unit_a$0 d0_unit_a$0(
+        .d(d0_unit_a$0$d),
+        .q(d0_unit_a$0$q),
+        .clock(d0_unit_a$0$clock)
+    );
+    top$gru$d0_unit_a$1 d0_unit_a$1(
+        .d(d0_unit_a$1$d),
+        .q(d0_unit_a$1$q),
+        .clock(d0_unit_a$1$clock)
+    );
+    top$gru$d0_unit_a$2 d0_unit_a$2(
+        .d(d0_unit_a$2$d),
+        .q(d0_unit_a$2$q),
+        .clock(d0_unit_a$2$clock)
+    );
+    top$gru$d0_unit_a$3 d0_unit_a$3(
+        .d(d0_unit_a$3$d),
+        .q(d0_unit_a$3$q),
+        .clock(d0_unit_a$3$clock)
+    );
+    top$gru$d0_unit_a$4 d0_unit_a$4(
+        .d(d0_unit_a$4$d),
+        .q(d0_unit_a$4$q),
+        .clock(d0_unit_a$4$clock)
+    );
+    top$gru$d0_unit_a$5 d0_unit_a$5(
+        .d(d0_unit_a$5$d),
+        .q(d0_unit_a$5$q),
+        .clock(d0_unit_a$5$clock)
+    );
+    top$gru$d0_unit_a$6 d0_unit_a$6(
+        .d(d0_unit_a$6$d),
+        .q(d0_unit_a$6$q),
+        .clock(d0_unit_a$6$clock)
+    );
+    top$gru$d0_unit_a$7 d0_unit_a$7(
+        .d(d0_unit_a$7$d),
+        .q(d0_unit_a$7$q),
+        .clock(d0_unit_a$7$clock)
+    );
+    top$gru$d0_unit_a$8 d0_unit_a$8(
+        .d(d0_unit_a$8$d),
+        .q(d0_unit_a$8$q),
+        .clock(d0_unit_a$8$clock)
+    );
+    top$gru$d0_unit_a$9 d0_unit_a$9(
+        .d(d0_unit_a$9$d),
+        .q(d0_unit_a$9$q),
+        .clock(d0_unit_a$9$clock)
+    );
+    top$gru$d0_unit_a$10 d0_unit_a$10(
+        .d(d0_unit_a$10$d),
+        .q(d0_unit_a$10$q),
+        .clock(d0_unit_a$10$clock)
+    );
+    top$gru$d0_unit_a$11 d0_unit_a$11(
+        .d(d0_unit_a$11$d),
+        .q(d0_unit_a$11$q),
+        .clock(d0_unit_a$11$clock)
+    );
+    top$gru$d0_unit_a$12 d0_unit_a$12(
+        .d(d0_unit_a$12$d),
+        .q(d0_unit_a$12$q),
+        .clock(d0_unit_a$12$clock)
+    );
+    top$gru$d0_unit_a$13 d0_unit_a$13(
+        .d(d0_unit_a$13$d),
+        .q(d0_unit_a$13$q),
+        .clock(d0_unit_a$13$clock)
+    );
+    top$gru$d0_unit_a$14 d0_unit_a$14(
+        .d(d0_unit_a$14$d),
+        .q(d0_unit_a$14$q),
+        .clock(d0_unit_a$14$clock)
+    );
+    top$gru$d0_unit_a$15 d0_unit_a$15(
+        .d(d0_unit_a$15$d),
+        .q(d0_unit_a$15$q),
+        .clock(d0_unit_a$15$clock)
+    );
+    top$gru$d0_unit_a$16 d0_unit_a$16(
+        .d(d0_unit_a$16$d),
+        .q(d0_unit_a$16$q),
+        .clock(d0_unit_a$16$clock)
+    );
+    top$gru$d0_unit_a$17 d0_unit_a$17(
+        .d(d0_unit_a$17$d),
+        .q(d0_unit_a$17$q),
+        .clock(d0_unit_a$17$clock)
+    );
+    top$gru$d0_unit_a$18 d0_unit_a$18(
+        .d(d0_unit_a$18$d),
+        .q(d0_unit_a$18$q),
+        .clock(d0_unit_a$18$clock)
+    );
+    top$gru$d0_unit_a$19 d0_unit_a$19(
+        .d(d0_unit_a$19$d),
+        .q(d0_unit_a$19$q),
+        .clock(d0_unit_a$19$clock)
+    );
+    top$gru$d0_unit_a$20 d0_unit_a$20(
+        .d(d0_unit_a$20$d),
+        .q(d0_unit_a$20$q),
+        .clock(d0_unit_a$20$clock)
+    );
+    top$gru$d0_unit_a$21 d0_unit_a$21(
+        .d(d0_unit_a$21$d),
+        .q(d0_unit_a$21$q),
+        .clock(d0_unit_a$21$clock)
+    );
+    top$gru$d0_unit_a$22 d0_unit_a$22(
+        .d(d0_unit_a$22$d),
+        .q(d0_unit_a$22$q),
+        .clock(d0_unit_a$22$clock)
+    );
+    top$gru$d0_unit_a$23 d0_unit_a$23(
+        .d(d0_unit_a$23$d),
+        .q(d0_unit_a$23$q),
+        .clock(d0_unit_a$23$clock)
+    );
+    top$gru$d0_unit_a$24 d0_unit_a$24(
+        .d(d0_unit_a$24$d),
+        .q(d0_unit_a$24$q),
+        .clock(d0_unit_a$24$clock)
+    );
+    top$gru$d0_unit_a$25 d0_unit_a$25(
+        .d(d0_unit_a$25$d),
+        .q(d0_unit_a$25$q),
+        .clock(d0_unit_a$25$clock)
+    );
+    top$gru$d0_unit_a$26 d0_unit_a$26(
+        .d(d0_unit_a$26$d),
+        .q(d0_unit_a$26$q),
+        .clock(d0_unit_a$26$clock)
+    );
+    top$gru$d0_unit_a$27 d0_unit_a$27(
+        .d(d0_unit_a$27$d),
+        .q(d0_unit_a$27$q),
+        .clock(d0_unit_a$27$clock)
+    );
+    top$gru$d0_unit_a$28 d0_unit_a$28(
+        .d(d0_unit_a$28$d),
+        .q(d0_unit_a$28$q),
+        .clock(d0_unit_a$28$clock)
+    );
+    top$gru$d0_unit_a$29 d0_unit_a$29(
+        .d(d0_unit_a$29$d),
+        .q(d0_unit_a$29$q),
+        .clock(d0_unit_a$29$clock)
+    );
+    top$gru$d0_unit_a$30 d0_unit_a$30(
+        .d(d0_unit_a$30$d),
+        .q(d0_unit_a$30$q),
+        .clock(d0_unit_a$30$clock)
+    );
+    top$gru$d0_unit_a$31 d0_unit_a$31(
+        .d(d0_unit_a$31$d),
+        .q(d0_unit_a$31$q),
+        .clock(d0_unit_a$31$clock)
+    );
+    top$gru$d0_unit_a$32 d0_unit_a$32(
+        .d(d0_unit_a$32$d),
+        .q(d0_unit_a$32$q),
+        .clock(d0_unit_a$32$clock)
+    );
+    top$gru$d0_unit_a$33 d0_unit_a$33(
+        .d(d0_unit_a$33$d),
+        .q(d0_unit_a$33$q),
+        .clock(d0_unit_a$33$clock)
+    );
+    top$gru$d0_unit_a$34 d0_unit_a$34(
+        .d(d0_unit_a$34$d),
+        .q(d0_unit_a$34$q),
+        .clock(d0_unit_a$34$clock)
+    );
+    top$gru$d0_unit_a$35 d0_unit_a$35(
+        .d(d0_unit_a$35$d),
+        .q(d0_unit_a$35$q),
+        .clock(d0_unit_a$35$clock)
+    );
+    top$gru$d0_unit_a$36 d0_unit_a$36(
+        .d(d0_unit_a$36$d),
+        .q(d0_unit_a$36$q),
+        .clock(d0_unit_a$36$clock)
+    );
+    top$gru$d0_unit_a$37 d0_unit_a$37(
+        .d(d0_unit_a$37$d),
+        .q(d0_unit_a$37$q),
+        .clock(d0_unit_a$37$clock)
+    );
+    top$gru$d0_unit_a$38 d0_unit_a$38(
+        .d(d0_unit_a$38$d),
+        .q(d0_unit_a$38$q),
+        .clock(d0_unit_a$38$clock)
+    );
+    top$gru$d0_unit_a$39 d0_unit_a$39(
+        .d(d0_unit_a$39$d),
+        .q(d0_unit_a$39$q),
+        .clock(d0_unit_a$39$clock)
+    );
+    top$gru$d0_unit_a$40 d0_unit_a$40(
+        .d(d0_unit_a$40$d),
+        .q(d0_unit_a$40$q),
+        .clock(d0_unit_a$40$clock)
+    );
+    top$gru$d0_unit_a$41 d0_unit_a$41(
+        .d(d0_unit_a$41$d),
+        .q(d0_unit_a$41$q),
+        .clock(d0_unit_a$41$clock)
+    );
+    top$gru$d0_unit_a$42 d0_unit_a$42(
+        .d(d0_unit_a$42$d),
+        .q(d0_unit_a$42$q),
+        .clock(d0_unit_a$42$clock)
+    );
+    top$gru$d0_unit_a$43 d0_unit_a$43(
+        .d(d0_unit_a$43$d),
+        .q(d0_unit_a$43$q),
+        .clock(d0_unit_a$43$clock)
+    );
+    top$gru$d0_unit_a$44 d0_unit_a$44(
+        .d(d0_unit_a$44$d),
+        .q(d0_unit_a$44$q),
+        .clock(d0_unit_a$44$clock)
+    );
+    top$gru$d0_unit_a$45 d0_unit_a$45(
+        .d(d0_unit_a$45$d),
+        .q(d0_unit_a$45$q),
+        .clock(d0_unit_a$45$clock)
+    );
+    top$gru$d0_unit_a$46 d0_unit_a$46(
+        .d(d0_unit_a$46$d),
+        .q(d0_unit_a$46$q),
+        .clock(d0_unit_a$46$clock)
+    );
+    top$gru$d0_unit_a$47 d0_unit_a$47(
+        .d(d0_unit_a$47$d),
+        .q(d0_unit_a$47$q),
+        .clock(d0_unit_a$47$clock)
+    );
+    top$gru$d0_unit_a$48 d0_unit_a$48(
+        .d(d0_unit_a$48$d),
+        .q(d0_unit_a$48$q),
+        .clock(d0_unit_a$48$clock)
+    );
+    top$gru$d0_unit_a$49 d0_unit_a$49(
+        .d(d0_unit_a$49$d),
+        .q(d0_unit_a$49$q),
+        .clock(d0_unit_a$49$clock)
+    );
+    top$gru$d0_unit_a$50 d0_unit_a$50(
+        .d(d0_unit_a$50$d),
+        .q(d0_unit_a$50$q),
+        .clock(d0_unit_a$50$clock)
+    );
+    top$gru$d0_unit_a$51 d0_unit_a$51(
+        .d(d0_unit_a$51$d),
+        .q(d0_unit_a$51$q),
+        .clock(d0_unit_a$51$clock)
+    );
+    top$gru$d0_unit_a$52 d0_unit_a$52(
+        .d(d0_unit_a$52$d),
+        .q(d0_unit_a$52$q),
+        .clock(d0_unit_a$52$clock)
+    );
+    top$gru$d0_unit_a$53 d0_unit_a$53(
+        .d(d0_unit_a$53$d),
+        .q(d0_unit_a$53$q),
+        .clock(d0_unit_a$53$clock)
+    );
+    top$gru$d0_unit_a$54 d0_unit_a$54(
+        .d(d0_unit_a$54$d),
+        .q(d0_unit_a$54$q),
+        .clock(d0_unit_a$54$clock)
+    );
+    top$gru$d0_unit_a$55 d0_unit_a$55(
+        .d(d0_unit_a$55$d),
+        .q(d0_unit_a$55$q),
+        .clock(d0_unit_a$55$clock)
+    );
+    top$gru$d0_unit_a$56 d0_unit_a$56(
+        .d(d0_unit_a$56$d),
+        .q(d0_unit_a$56$q),
+        .clock(d0_unit_a$56$clock)
+    );
+    top$gru$d0_unit_a$57 d0_unit_a$57(
+        .d(d0_unit_a$57$d),
+        .q(d0_unit_a$57$q),
+        .clock(d0_unit_a$57$clock)
+    );
+    top$gru$d0_unit_a$58 d0_unit_a$58(
+        .d(d0_unit_a$58$d),
+        .q(d0_unit_a$58$q),
+        .clock(d0_unit_a$58$clock)
+    );
+    top$gru$d0_unit_a$59 d0_unit_a$59(
+        .d(d0_unit_a$59$d),
+        .q(d0_unit_a$59$q),
+        .clock(d0_unit_a$59$clock)
+    );
+    top$gru$d0_unit_a$60 d0_unit_a$60(
+        .d(d0_unit_a$60$d),
+        .q(d0_unit_a$60$q),
+        .clock(d0_unit_a$60$clock)
+    );
+    top$gru$d0_unit_a$61 d0_unit_a$61(
+        .d(d0_unit_a$61$d),
+        .q(d0_unit_a$61$q),
+        .clock(d0_unit_a$61$clock)
+    );
+    top$gru$d0_unit_a$62 d0_unit_a$62(
+        .d(d0_unit_a$62$d),
+        .q(d0_unit_a$62$q),
+        .clock(d0_unit_a$62$clock)
+    );
+    top$gru$d0_unit_a$63 d0_unit_a$63(
+        .d(d0_unit_a$63$d),
+        .q(d0_unit_a$63$q),
+        .clock(d0_unit_a$63$clock)
+    );
+    top$gru$d0_unit_a$64 d0_unit_a$64(
+        .d(d0_unit_a$64$d),
+        .q(d0_unit_a$64$q),
+        .clock(d0_unit_a$64$clock)
+    );
+    top$gru$d0_unit_a$65 d0_unit_a$65(
+        .d(d0_unit_a$65$d),
+        .q(d0_unit_a$65$q),
+        .clock(d0_unit_a$65$clock)
+    );
+    top$gru$d0_unit_a$66 d0_unit_a$66(
+        .d(d0_unit_a$66$d),
+        .q(d0_unit_a$66$q),
+        .clock(d0_unit_a$66$clock)
+    );
+    top$gru$d0_unit_a$67 d0_unit_a$67(
+        .d(d0_unit_a$67$d),
+        .q(d0_unit_a$67$q),
+        .clock(d0_unit_a$67$clock)
+    );
+    top$gru$d0_unit_a$68 d0_unit_a$68(
+        .d(d0_unit_a$68$d),
+        .q(d0_unit_a$68$q),
+        .clock(d0_unit_a$68$clock)
+    );
+    top$gru$d0_unit_a$69 d0_unit_a$69(
+        .d(d0_unit_a$69$d),
+        .q(d0_unit_a$69$q),
+        .clock(d0_unit_a$69$clock)
+    );
+    top$gru$d0_unit_a$70 d0_unit_a$70(
+        .d(d0_unit_a$70$d),
+        .q(d0_unit_a$70$q),
+        .clock(d0_unit_a$70$clock)
+    );
+    top$gru$d0_unit_a$71 d0_unit_a$71(
+        .d(d0_unit_a$71$d),
+        .q(d0_unit_a$71$q),
+        .clock(d0_unit_a$71$clock)
+    );
+    top$gru$d0_unit_a$72 d0_unit_a$72(
+        .d(d0_unit_a$72$d),
+        .q(d0_unit_a$72$q),
+        .clock(d0_unit_a$72$clock)
+    );
+    top$gru$d0_unit_a$73 d0_unit_a$73(
+        .d(d0_unit_a$73$d),
+        .q(d0_unit_a$73$q),
+        .clock(d0_unit_a$73$clock)
+    );
+    top$gru$d0_unit_a$74 d0_unit_a$74(
+        .d(d0_unit_a$74$d),
+        .q(d0_unit_a$74$q),
+        .clock(d0_unit_a$74$clock)
+    );
+    top$gru$d0_unit_a$75 d0_unit_a$75(
+        .d(d0_unit_a$75$d),
+        .q(d0_unit_a$75$q),
+        .clock(d0_unit_a$75$clock)
+    );
+    top$gru$d0_unit_a$76 d0_unit_a$76(
+        .d(d0_unit_a$76$d),
+        .q(d0_unit_a$76$q),
+        .clock(d0_unit_a$76$clock)
+    );
+    top$gru$d0_unit_a$77 d0_unit_a$77(
+        .d(d0_unit_a$77$d),
+        .q(d0_unit_a$77$q),
+        .clock(d0_unit_a$77$clock)
+    );
+    top$gru$d0_unit_a$78 d0_unit_a$78(
+        .d(d0_unit_a$78$d),
+        .q(d0_unit_a$78$q),
+        .clock(d0_unit_a$78$clock)
+    );
+    top$gru$d0_unit_a$79 d0_unit_a$79(
+        .d(d0_unit_a$79$d),
+        .q(d0_unit_a$79$q),
+        .clock(d0_unit_a$79$clock)
+    );
+    top$gru$d0_unit_a$80 d0_unit_a$80(
+        .d(d0_unit_a$80$d),
+        .q(d0_unit_a$80$q),
+        .clock(d0_unit_a$80$clock)
+    );
+    top$gru$d0_unit_a$81 d0_unit_a$81(
+        .d(d0_unit_a$81$d),
+        .q(d0_unit_a$81$q),
+        .clock(d0_unit_a$81$clock)
+    );
+    top$gru$d0_unit_a$82 d0_unit_a$82(
+        .d(d0_unit_a$82$d),
+        .q(d0_unit_a$82$q),
+        .clock(d0_unit_a$82$clock)
+    );
+    top$gru$d0_unit_a$83 d0_unit_a$83(
+        .d(d0_unit_a$83$d),
+        .q(d0_unit_a$83$q),
+        .clock(d0_unit_a$83$clock)
+    );
+    top$gru$d0_unit_a$84 d0_unit_a$84(
+        .d(d0_unit_a$84$d),
+        .q(d0_unit_a$84$q),
+        .clock(d0_unit_a$84$clock)
+    );
+    top$gru$d0_unit_a$85 d0_unit_a$85(
+        .d(d0_unit_a$85$d),
+        .q(d0_unit_a$85$q),
+        .clock(d0_unit_a$85$clock)
+    );
+    top$gru$d0_unit_a$86 d0_unit_a$86(
+        .d(d0_unit_a$86$d),
+        .q(d0_unit_a$86$q),
+        .clock(d0_unit_a$86$clock)
+    );
+    top$gru$d0_unit_a$87 d0_unit_a$87(
+        .d(d0_unit_a$87$d),
+        .q(d0_unit_a$87$q),
+        .clock(d0_unit_a$87$clock)
+    );
+    top$gru$d0_unit_a$88 d0_unit_a$88(
+        .d(d0_unit_a$88$d),
+        .q(d0_unit_a$88$q),
+        .clock(d0_unit_a$88$clock)
+    );
+    top$gru$d0_unit_a$89 d0_unit_a$89(
+        .d(d0_unit_a$89$d),
+        .q(d0_unit_a$89$q),
+        .clock(d0_unit_a$89$clock)
+    );
+    top$gru$d0_unit_a$90 d0_unit_a$90(
+        .d(d0_unit_a$90$d),
+        .q(d0_unit_a$90$q),
+        .clock(d0_unit_a$90$clock)
+    );
+    top$gru$d0_unit_a$91 d0_unit_a$91(
+        .d(d0_unit_a$91$d),
+        .q(d0_unit_a$91$q),
+        .clock(d0_unit_a$91$clock)
+    );
+    top$gru$d0_unit_a$92 d0_unit_a$92(
+        .d(d0_unit_a$92$d),
+        .q(d0_unit_a$92$q),
+        .clock(d0_unit_a$92$clock)
+    );
+    top$gru$d0_unit_a$93 d0_unit_a$93(
+        .d(d0_unit_a$93$d),
+        .q(d0_unit_a$93$q),
+        .clock(d0_unit_a$93$clock)
+    );
+    top$gru$d0_unit_a$94 d0_unit_a$94(
+        .d(d0_unit_a$94$d),
+        .q(d0_unit_a$94$q),
+        .clock(d0_unit_a$94$clock)
+    );
+    top$gru$d0_unit_a$95 d0_unit_a$95(
+        .d(d0_unit_a$95$d),
+        .q(d0_unit_a$95$q),
+        .clock(d0_unit_a$95$clock)
+    );
+    top$gru$d0_waddr_a d0_waddr_a(
+        .d(d0_waddr_a$d),
+        .q(d0_waddr_a$q),
+        .clock(d0_waddr_a$clock)
+    );
+    top$gru$d0_waddr_c d0_waddr_c(
+        .d(d0_waddr_c$d),
+        .q(d0_waddr_c$q),
+        .clock(d0_waddr_c$clock)
+    );
+    top$gru$d0_baddr_a d0_baddr_a(
+        .d(d0_baddr_a$d),
+        .q(d0_baddr_a$q),
+        .clock(d0_baddr_a$clock)
+    );
+    top$gru$d0_baddr_c d0_baddr_c(
+        .d(d0_baddr_c$d),
+        .q(d0_baddr_c$q),
+        .clock(d0_baddr_c$clock)
     );
     top$gru$d1_valid d1_valid(
         .d(d1_valid$d),
@@ -10125,7 +9959,10 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d0_pass$clock = clock;
         d0_term$clock = clock;
         d0_head$clock = clock;
-        d0_rom$clock = clock;
+        d0_waddr_a$clock = clock;
+        d0_waddr_c$clock = clock;
+        d0_baddr_a$clock = clock;
+        d0_baddr_c$clock = clock;
         d1_valid$clock = clock;
         d1_first$clock = clock;
         d1_pass$clock = clock;
@@ -10171,7 +10008,10 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d0_pass$d = d0_pass$q;
         d0_term$d = d0_term$q;
         d0_head$d = d0_head$q;
-        d0_rom$d = d0_rom$q;
+        d0_waddr_a$d = d0_waddr_a$q;
+        d0_waddr_c$d = d0_waddr_c$q;
+        d0_baddr_a$d = d0_baddr_a$q;
+        d0_baddr_c$d = d0_baddr_c$q;
         d1_valid$d = d1_valid$q;
         d1_first$d = d1_first$q;
         d1_pass$d = d1_pass$q;
@@ -10239,1637 +10079,979 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         x_free1 = ~x_ready$1$q;
         groups_started = next_group$q;
         issue = slot$q == SlotState$Issue;
-        unit_a0$0 = pass$q < a_passes$0;
-        if (unit_a0$0) begin
-            unit_layer$0 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
+        layer_a = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
+        layer_c = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
+        d0_waddr_a$d = rom_addr$q;
+        d0_baddr_a$d = pass$q;
+        if (layer_a) begin
+            d0_waddr_a$d = rom_addr$q + layer_rom_offset;
+            d0_baddr_a$d = pass$q + layer_bias_offset;
         end
-        else begin
-            unit_layer$0 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
+        d0_waddr_c$d = rom_addr$q;
+        d0_baddr_c$d = pass$q;
+        if (layer_c) begin
+            d0_waddr_c$d = rom_addr$q + layer_rom_offset;
+            d0_baddr_c$d = pass$q + layer_bias_offset;
         end
-        d0_layer$0$clock = clock;
-        d0_layer$0$d = unit_layer$0;
+        d0_unit_a$0$clock = clock;
+        d0_unit_a$0$d = pass$q < a_passes$0;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d0_rom$q;
-        bias_rom$0$address = d0_pass$q;
-        if (d0_layer$0$q) begin
-            weight_rom$0$address = d0_rom$q + layer_rom_offset;
-            bias_rom$0$address = d0_pass$q + layer_bias_offset;
+        weight_rom$0$address = d0_waddr_c$q;
+        bias_rom$0$address = d0_baddr_c$q;
+        if (d0_unit_a$0$q) begin
+            weight_rom$0$address = d0_waddr_a$q;
+            bias_rom$0$address = d0_baddr_a$q;
         end
-        unit_a0$1 = pass$q < a_passes$1;
-        if (unit_a0$1) begin
-            unit_layer$1 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$1 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$1$clock = clock;
-        d0_layer$1$d = unit_layer$1;
+        d0_unit_a$1$clock = clock;
+        d0_unit_a$1$d = pass$q < a_passes$1;
         weight_rom$1$clock = clock;
         bias_rom$1$clock = clock;
-        weight_rom$1$address = d0_rom$q;
-        bias_rom$1$address = d0_pass$q;
-        if (d0_layer$1$q) begin
-            weight_rom$1$address = d0_rom$q + layer_rom_offset;
-            bias_rom$1$address = d0_pass$q + layer_bias_offset;
+        weight_rom$1$address = d0_waddr_c$q;
+        bias_rom$1$address = d0_baddr_c$q;
+        if (d0_unit_a$1$q) begin
+            weight_rom$1$address = d0_waddr_a$q;
+            bias_rom$1$address = d0_baddr_a$q;
         end
-        unit_a0$2 = pass$q < a_passes$2;
-        if (unit_a0$2) begin
-            unit_layer$2 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$2 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$2$clock = clock;
-        d0_layer$2$d = unit_layer$2;
+        d0_unit_a$2$clock = clock;
+        d0_unit_a$2$d = pass$q < a_passes$2;
         weight_rom$2$clock = clock;
         bias_rom$2$clock = clock;
-        weight_rom$2$address = d0_rom$q;
-        bias_rom$2$address = d0_pass$q;
-        if (d0_layer$2$q) begin
-            weight_rom$2$address = d0_rom$q + layer_rom_offset;
-            bias_rom$2$address = d0_pass$q + layer_bias_offset;
+        weight_rom$2$address = d0_waddr_c$q;
+        bias_rom$2$address = d0_baddr_c$q;
+        if (d0_unit_a$2$q) begin
+            weight_rom$2$address = d0_waddr_a$q;
+            bias_rom$2$address = d0_baddr_a$q;
         end
-        unit_a0$3 = pass$q < a_passes$3;
-        if (unit_a0$3) begin
-            unit_layer$3 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$3 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$3$clock = clock;
-        d0_layer$3$d = unit_layer$3;
+        d0_unit_a$3$clock = clock;
+        d0_unit_a$3$d = pass$q < a_passes$3;
         weight_rom$3$clock = clock;
         bias_rom$3$clock = clock;
-        weight_rom$3$address = d0_rom$q;
-        bias_rom$3$address = d0_pass$q;
-        if (d0_layer$3$q) begin
-            weight_rom$3$address = d0_rom$q + layer_rom_offset;
-            bias_rom$3$address = d0_pass$q + layer_bias_offset;
+        weight_rom$3$address = d0_waddr_c$q;
+        bias_rom$3$address = d0_baddr_c$q;
+        if (d0_unit_a$3$q) begin
+            weight_rom$3$address = d0_waddr_a$q;
+            bias_rom$3$address = d0_baddr_a$q;
         end
-        unit_a0$4 = pass$q < a_passes$4;
-        if (unit_a0$4) begin
-            unit_layer$4 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$4 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$4$clock = clock;
-        d0_layer$4$d = unit_layer$4;
+        d0_unit_a$4$clock = clock;
+        d0_unit_a$4$d = pass$q < a_passes$4;
         weight_rom$4$clock = clock;
         bias_rom$4$clock = clock;
-        weight_rom$4$address = d0_rom$q;
-        bias_rom$4$address = d0_pass$q;
-        if (d0_layer$4$q) begin
-            weight_rom$4$address = d0_rom$q + layer_rom_offset;
-            bias_rom$4$address = d0_pass$q + layer_bias_offset;
+        weight_rom$4$address = d0_waddr_c$q;
+        bias_rom$4$address = d0_baddr_c$q;
+        if (d0_unit_a$4$q) begin
+            weight_rom$4$address = d0_waddr_a$q;
+            bias_rom$4$address = d0_baddr_a$q;
         end
-        unit_a0$5 = pass$q < a_passes$5;
-        if (unit_a0$5) begin
-            unit_layer$5 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$5 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$5$clock = clock;
-        d0_layer$5$d = unit_layer$5;
+        d0_unit_a$5$clock = clock;
+        d0_unit_a$5$d = pass$q < a_passes$5;
         weight_rom$5$clock = clock;
         bias_rom$5$clock = clock;
-        weight_rom$5$address = d0_rom$q;
-        bias_rom$5$address = d0_pass$q;
-        if (d0_layer$5$q) begin
-            weight_rom$5$address = d0_rom$q + layer_rom_offset;
-            bias_rom$5$address = d0_pass$q + layer_bias_offset;
+        weight_rom$5$address = d0_waddr_c$q;
+        bias_rom$5$address = d0_baddr_c$q;
+        if (d0_unit_a$5$q) begin
+            weight_rom$5$address = d0_waddr_a$q;
+            bias_rom$5$address = d0_baddr_a$q;
         end
-        unit_a0$6 = pass$q < a_passes$6;
-        if (unit_a0$6) begin
-            unit_layer$6 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$6 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$6$clock = clock;
-        d0_layer$6$d = unit_layer$6;
+        d0_unit_a$6$clock = clock;
+        d0_unit_a$6$d = pass$q < a_passes$6;
         weight_rom$6$clock = clock;
         bias_rom$6$clock = clock;
-        weight_rom$6$address = d0_rom$q;
-        bias_rom$6$address = d0_pass$q;
-        if (d0_layer$6$q) begin
-            weight_rom$6$address = d0_rom$q + layer_rom_offset;
-            bias_rom$6$address = d0_pass$q + layer_bias_offset;
+        weight_rom$6$address = d0_waddr_c$q;
+        bias_rom$6$address = d0_baddr_c$q;
+        if (d0_unit_a$6$q) begin
+            weight_rom$6$address = d0_waddr_a$q;
+            bias_rom$6$address = d0_baddr_a$q;
         end
-        unit_a0$7 = pass$q < a_passes$7;
-        if (unit_a0$7) begin
-            unit_layer$7 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$7 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$7$clock = clock;
-        d0_layer$7$d = unit_layer$7;
+        d0_unit_a$7$clock = clock;
+        d0_unit_a$7$d = pass$q < a_passes$7;
         weight_rom$7$clock = clock;
         bias_rom$7$clock = clock;
-        weight_rom$7$address = d0_rom$q;
-        bias_rom$7$address = d0_pass$q;
-        if (d0_layer$7$q) begin
-            weight_rom$7$address = d0_rom$q + layer_rom_offset;
-            bias_rom$7$address = d0_pass$q + layer_bias_offset;
+        weight_rom$7$address = d0_waddr_c$q;
+        bias_rom$7$address = d0_baddr_c$q;
+        if (d0_unit_a$7$q) begin
+            weight_rom$7$address = d0_waddr_a$q;
+            bias_rom$7$address = d0_baddr_a$q;
         end
-        unit_a0$8 = pass$q < a_passes$8;
-        if (unit_a0$8) begin
-            unit_layer$8 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$8 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$8$clock = clock;
-        d0_layer$8$d = unit_layer$8;
+        d0_unit_a$8$clock = clock;
+        d0_unit_a$8$d = pass$q < a_passes$8;
         weight_rom$8$clock = clock;
         bias_rom$8$clock = clock;
-        weight_rom$8$address = d0_rom$q;
-        bias_rom$8$address = d0_pass$q;
-        if (d0_layer$8$q) begin
-            weight_rom$8$address = d0_rom$q + layer_rom_offset;
-            bias_rom$8$address = d0_pass$q + layer_bias_offset;
+        weight_rom$8$address = d0_waddr_c$q;
+        bias_rom$8$address = d0_baddr_c$q;
+        if (d0_unit_a$8$q) begin
+            weight_rom$8$address = d0_waddr_a$q;
+            bias_rom$8$address = d0_baddr_a$q;
         end
-        unit_a0$9 = pass$q < a_passes$9;
-        if (unit_a0$9) begin
-            unit_layer$9 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$9 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$9$clock = clock;
-        d0_layer$9$d = unit_layer$9;
+        d0_unit_a$9$clock = clock;
+        d0_unit_a$9$d = pass$q < a_passes$9;
         weight_rom$9$clock = clock;
         bias_rom$9$clock = clock;
-        weight_rom$9$address = d0_rom$q;
-        bias_rom$9$address = d0_pass$q;
-        if (d0_layer$9$q) begin
-            weight_rom$9$address = d0_rom$q + layer_rom_offset;
-            bias_rom$9$address = d0_pass$q + layer_bias_offset;
+        weight_rom$9$address = d0_waddr_c$q;
+        bias_rom$9$address = d0_baddr_c$q;
+        if (d0_unit_a$9$q) begin
+            weight_rom$9$address = d0_waddr_a$q;
+            bias_rom$9$address = d0_baddr_a$q;
         end
-        unit_a0$10 = pass$q < a_passes$10;
-        if (unit_a0$10) begin
-            unit_layer$10 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$10 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$10$clock = clock;
-        d0_layer$10$d = unit_layer$10;
+        d0_unit_a$10$clock = clock;
+        d0_unit_a$10$d = pass$q < a_passes$10;
         weight_rom$10$clock = clock;
         bias_rom$10$clock = clock;
-        weight_rom$10$address = d0_rom$q;
-        bias_rom$10$address = d0_pass$q;
-        if (d0_layer$10$q) begin
-            weight_rom$10$address = d0_rom$q + layer_rom_offset;
-            bias_rom$10$address = d0_pass$q + layer_bias_offset;
+        weight_rom$10$address = d0_waddr_c$q;
+        bias_rom$10$address = d0_baddr_c$q;
+        if (d0_unit_a$10$q) begin
+            weight_rom$10$address = d0_waddr_a$q;
+            bias_rom$10$address = d0_baddr_a$q;
         end
-        unit_a0$11 = pass$q < a_passes$11;
-        if (unit_a0$11) begin
-            unit_layer$11 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$11 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$11$clock = clock;
-        d0_layer$11$d = unit_layer$11;
+        d0_unit_a$11$clock = clock;
+        d0_unit_a$11$d = pass$q < a_passes$11;
         weight_rom$11$clock = clock;
         bias_rom$11$clock = clock;
-        weight_rom$11$address = d0_rom$q;
-        bias_rom$11$address = d0_pass$q;
-        if (d0_layer$11$q) begin
-            weight_rom$11$address = d0_rom$q + layer_rom_offset;
-            bias_rom$11$address = d0_pass$q + layer_bias_offset;
+        weight_rom$11$address = d0_waddr_c$q;
+        bias_rom$11$address = d0_baddr_c$q;
+        if (d0_unit_a$11$q) begin
+            weight_rom$11$address = d0_waddr_a$q;
+            bias_rom$11$address = d0_baddr_a$q;
         end
-        unit_a0$12 = pass$q < a_passes$12;
-        if (unit_a0$12) begin
-            unit_layer$12 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$12 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$12$clock = clock;
-        d0_layer$12$d = unit_layer$12;
+        d0_unit_a$12$clock = clock;
+        d0_unit_a$12$d = pass$q < a_passes$12;
         weight_rom$12$clock = clock;
         bias_rom$12$clock = clock;
-        weight_rom$12$address = d0_rom$q;
-        bias_rom$12$address = d0_pass$q;
-        if (d0_layer$12$q) begin
-            weight_rom$12$address = d0_rom$q + layer_rom_offset;
-            bias_rom$12$address = d0_pass$q + layer_bias_offset;
+        weight_rom$12$address = d0_waddr_c$q;
+        bias_rom$12$address = d0_baddr_c$q;
+        if (d0_unit_a$12$q) begin
+            weight_rom$12$address = d0_waddr_a$q;
+            bias_rom$12$address = d0_baddr_a$q;
         end
-        unit_a0$13 = pass$q < a_passes$13;
-        if (unit_a0$13) begin
-            unit_layer$13 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$13 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$13$clock = clock;
-        d0_layer$13$d = unit_layer$13;
+        d0_unit_a$13$clock = clock;
+        d0_unit_a$13$d = pass$q < a_passes$13;
         weight_rom$13$clock = clock;
         bias_rom$13$clock = clock;
-        weight_rom$13$address = d0_rom$q;
-        bias_rom$13$address = d0_pass$q;
-        if (d0_layer$13$q) begin
-            weight_rom$13$address = d0_rom$q + layer_rom_offset;
-            bias_rom$13$address = d0_pass$q + layer_bias_offset;
+        weight_rom$13$address = d0_waddr_c$q;
+        bias_rom$13$address = d0_baddr_c$q;
+        if (d0_unit_a$13$q) begin
+            weight_rom$13$address = d0_waddr_a$q;
+            bias_rom$13$address = d0_baddr_a$q;
         end
-        unit_a0$14 = pass$q < a_passes$14;
-        if (unit_a0$14) begin
-            unit_layer$14 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$14 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$14$clock = clock;
-        d0_layer$14$d = unit_layer$14;
+        d0_unit_a$14$clock = clock;
+        d0_unit_a$14$d = pass$q < a_passes$14;
         weight_rom$14$clock = clock;
         bias_rom$14$clock = clock;
-        weight_rom$14$address = d0_rom$q;
-        bias_rom$14$address = d0_pass$q;
-        if (d0_layer$14$q) begin
-            weight_rom$14$address = d0_rom$q + layer_rom_offset;
-            bias_rom$14$address = d0_pass$q + layer_bias_offset;
+        weight_rom$14$address = d0_waddr_c$q;
+        bias_rom$14$address = d0_baddr_c$q;
+        if (d0_unit_a$14$q) begin
+            weight_rom$14$address = d0_waddr_a$q;
+            bias_rom$14$address = d0_baddr_a$q;
         end
-        unit_a0$15 = pass$q < a_passes$15;
-        if (unit_a0$15) begin
-            unit_layer$15 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$15 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$15$clock = clock;
-        d0_layer$15$d = unit_layer$15;
+        d0_unit_a$15$clock = clock;
+        d0_unit_a$15$d = pass$q < a_passes$15;
         weight_rom$15$clock = clock;
         bias_rom$15$clock = clock;
-        weight_rom$15$address = d0_rom$q;
-        bias_rom$15$address = d0_pass$q;
-        if (d0_layer$15$q) begin
-            weight_rom$15$address = d0_rom$q + layer_rom_offset;
-            bias_rom$15$address = d0_pass$q + layer_bias_offset;
+        weight_rom$15$address = d0_waddr_c$q;
+        bias_rom$15$address = d0_baddr_c$q;
+        if (d0_unit_a$15$q) begin
+            weight_rom$15$address = d0_waddr_a$q;
+            bias_rom$15$address = d0_baddr_a$q;
         end
-        unit_a0$16 = pass$q < a_passes$16;
-        if (unit_a0$16) begin
-            unit_layer$16 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$16 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$16$clock = clock;
-        d0_layer$16$d = unit_layer$16;
+        d0_unit_a$16$clock = clock;
+        d0_unit_a$16$d = pass$q < a_passes$16;
         weight_rom$16$clock = clock;
         bias_rom$16$clock = clock;
-        weight_rom$16$address = d0_rom$q;
-        bias_rom$16$address = d0_pass$q;
-        if (d0_layer$16$q) begin
-            weight_rom$16$address = d0_rom$q + layer_rom_offset;
-            bias_rom$16$address = d0_pass$q + layer_bias_offset;
+        weight_rom$16$address = d0_waddr_c$q;
+        bias_rom$16$address = d0_baddr_c$q;
+        if (d0_unit_a$16$q) begin
+            weight_rom$16$address = d0_waddr_a$q;
+            bias_rom$16$address = d0_baddr_a$q;
         end
-        unit_a0$17 = pass$q < a_passes$17;
-        if (unit_a0$17) begin
-            unit_layer$17 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$17 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$17$clock = clock;
-        d0_layer$17$d = unit_layer$17;
+        d0_unit_a$17$clock = clock;
+        d0_unit_a$17$d = pass$q < a_passes$17;
         weight_rom$17$clock = clock;
         bias_rom$17$clock = clock;
-        weight_rom$17$address = d0_rom$q;
-        bias_rom$17$address = d0_pass$q;
-        if (d0_layer$17$q) begin
-            weight_rom$17$address = d0_rom$q + layer_rom_offset;
-            bias_rom$17$address = d0_pass$q + layer_bias_offset;
+        weight_rom$17$address = d0_waddr_c$q;
+        bias_rom$17$address = d0_baddr_c$q;
+        if (d0_unit_a$17$q) begin
+            weight_rom$17$address = d0_waddr_a$q;
+            bias_rom$17$address = d0_baddr_a$q;
         end
-        unit_a0$18 = pass$q < a_passes$18;
-        if (unit_a0$18) begin
-            unit_layer$18 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$18 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$18$clock = clock;
-        d0_layer$18$d = unit_layer$18;
+        d0_unit_a$18$clock = clock;
+        d0_unit_a$18$d = pass$q < a_passes$18;
         weight_rom$18$clock = clock;
         bias_rom$18$clock = clock;
-        weight_rom$18$address = d0_rom$q;
-        bias_rom$18$address = d0_pass$q;
-        if (d0_layer$18$q) begin
-            weight_rom$18$address = d0_rom$q + layer_rom_offset;
-            bias_rom$18$address = d0_pass$q + layer_bias_offset;
+        weight_rom$18$address = d0_waddr_c$q;
+        bias_rom$18$address = d0_baddr_c$q;
+        if (d0_unit_a$18$q) begin
+            weight_rom$18$address = d0_waddr_a$q;
+            bias_rom$18$address = d0_baddr_a$q;
         end
-        unit_a0$19 = pass$q < a_passes$19;
-        if (unit_a0$19) begin
-            unit_layer$19 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$19 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$19$clock = clock;
-        d0_layer$19$d = unit_layer$19;
+        d0_unit_a$19$clock = clock;
+        d0_unit_a$19$d = pass$q < a_passes$19;
         weight_rom$19$clock = clock;
         bias_rom$19$clock = clock;
-        weight_rom$19$address = d0_rom$q;
-        bias_rom$19$address = d0_pass$q;
-        if (d0_layer$19$q) begin
-            weight_rom$19$address = d0_rom$q + layer_rom_offset;
-            bias_rom$19$address = d0_pass$q + layer_bias_offset;
+        weight_rom$19$address = d0_waddr_c$q;
+        bias_rom$19$address = d0_baddr_c$q;
+        if (d0_unit_a$19$q) begin
+            weight_rom$19$address = d0_waddr_a$q;
+            bias_rom$19$address = d0_baddr_a$q;
         end
-        unit_a0$20 = pass$q < a_passes$20;
-        if (unit_a0$20) begin
-            unit_layer$20 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$20 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$20$clock = clock;
-        d0_layer$20$d = unit_layer$20;
+        d0_unit_a$20$clock = clock;
+        d0_unit_a$20$d = pass$q < a_passes$20;
         weight_rom$20$clock = clock;
         bias_rom$20$clock = clock;
-        weight_rom$20$address = d0_rom$q;
-        bias_rom$20$address = d0_pass$q;
-        if (d0_layer$20$q) begin
-            weight_rom$20$address = d0_rom$q + layer_rom_offset;
-            bias_rom$20$address = d0_pass$q + layer_bias_offset;
+        weight_rom$20$address = d0_waddr_c$q;
+        bias_rom$20$address = d0_baddr_c$q;
+        if (d0_unit_a$20$q) begin
+            weight_rom$20$address = d0_waddr_a$q;
+            bias_rom$20$address = d0_baddr_a$q;
         end
-        unit_a0$21 = pass$q < a_passes$21;
-        if (unit_a0$21) begin
-            unit_layer$21 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$21 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$21$clock = clock;
-        d0_layer$21$d = unit_layer$21;
+        d0_unit_a$21$clock = clock;
+        d0_unit_a$21$d = pass$q < a_passes$21;
         weight_rom$21$clock = clock;
         bias_rom$21$clock = clock;
-        weight_rom$21$address = d0_rom$q;
-        bias_rom$21$address = d0_pass$q;
-        if (d0_layer$21$q) begin
-            weight_rom$21$address = d0_rom$q + layer_rom_offset;
-            bias_rom$21$address = d0_pass$q + layer_bias_offset;
+        weight_rom$21$address = d0_waddr_c$q;
+        bias_rom$21$address = d0_baddr_c$q;
+        if (d0_unit_a$21$q) begin
+            weight_rom$21$address = d0_waddr_a$q;
+            bias_rom$21$address = d0_baddr_a$q;
         end
-        unit_a0$22 = pass$q < a_passes$22;
-        if (unit_a0$22) begin
-            unit_layer$22 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$22 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$22$clock = clock;
-        d0_layer$22$d = unit_layer$22;
+        d0_unit_a$22$clock = clock;
+        d0_unit_a$22$d = pass$q < a_passes$22;
         weight_rom$22$clock = clock;
         bias_rom$22$clock = clock;
-        weight_rom$22$address = d0_rom$q;
-        bias_rom$22$address = d0_pass$q;
-        if (d0_layer$22$q) begin
-            weight_rom$22$address = d0_rom$q + layer_rom_offset;
-            bias_rom$22$address = d0_pass$q + layer_bias_offset;
+        weight_rom$22$address = d0_waddr_c$q;
+        bias_rom$22$address = d0_baddr_c$q;
+        if (d0_unit_a$22$q) begin
+            weight_rom$22$address = d0_waddr_a$q;
+            bias_rom$22$address = d0_baddr_a$q;
         end
-        unit_a0$23 = pass$q < a_passes$23;
-        if (unit_a0$23) begin
-            unit_layer$23 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$23 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$23$clock = clock;
-        d0_layer$23$d = unit_layer$23;
+        d0_unit_a$23$clock = clock;
+        d0_unit_a$23$d = pass$q < a_passes$23;
         weight_rom$23$clock = clock;
         bias_rom$23$clock = clock;
-        weight_rom$23$address = d0_rom$q;
-        bias_rom$23$address = d0_pass$q;
-        if (d0_layer$23$q) begin
-            weight_rom$23$address = d0_rom$q + layer_rom_offset;
-            bias_rom$23$address = d0_pass$q + layer_bias_offset;
+        weight_rom$23$address = d0_waddr_c$q;
+        bias_rom$23$address = d0_baddr_c$q;
+        if (d0_unit_a$23$q) begin
+            weight_rom$23$address = d0_waddr_a$q;
+            bias_rom$23$address = d0_baddr_a$q;
         end
-        unit_a0$24 = pass$q < a_passes$24;
-        if (unit_a0$24) begin
-            unit_layer$24 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$24 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$24$clock = clock;
-        d0_layer$24$d = unit_layer$24;
+        d0_unit_a$24$clock = clock;
+        d0_unit_a$24$d = pass$q < a_passes$24;
         weight_rom$24$clock = clock;
         bias_rom$24$clock = clock;
-        weight_rom$24$address = d0_rom$q;
-        bias_rom$24$address = d0_pass$q;
-        if (d0_layer$24$q) begin
-            weight_rom$24$address = d0_rom$q + layer_rom_offset;
-            bias_rom$24$address = d0_pass$q + layer_bias_offset;
+        weight_rom$24$address = d0_waddr_c$q;
+        bias_rom$24$address = d0_baddr_c$q;
+        if (d0_unit_a$24$q) begin
+            weight_rom$24$address = d0_waddr_a$q;
+            bias_rom$24$address = d0_baddr_a$q;
         end
-        unit_a0$25 = pass$q < a_passes$25;
-        if (unit_a0$25) begin
-            unit_layer$25 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$25 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$25$clock = clock;
-        d0_layer$25$d = unit_layer$25;
+        d0_unit_a$25$clock = clock;
+        d0_unit_a$25$d = pass$q < a_passes$25;
         weight_rom$25$clock = clock;
         bias_rom$25$clock = clock;
-        weight_rom$25$address = d0_rom$q;
-        bias_rom$25$address = d0_pass$q;
-        if (d0_layer$25$q) begin
-            weight_rom$25$address = d0_rom$q + layer_rom_offset;
-            bias_rom$25$address = d0_pass$q + layer_bias_offset;
+        weight_rom$25$address = d0_waddr_c$q;
+        bias_rom$25$address = d0_baddr_c$q;
+        if (d0_unit_a$25$q) begin
+            weight_rom$25$address = d0_waddr_a$q;
+            bias_rom$25$address = d0_baddr_a$q;
         end
-        unit_a0$26 = pass$q < a_passes$26;
-        if (unit_a0$26) begin
-            unit_layer$26 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$26 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$26$clock = clock;
-        d0_layer$26$d = unit_layer$26;
+        d0_unit_a$26$clock = clock;
+        d0_unit_a$26$d = pass$q < a_passes$26;
         weight_rom$26$clock = clock;
         bias_rom$26$clock = clock;
-        weight_rom$26$address = d0_rom$q;
-        bias_rom$26$address = d0_pass$q;
-        if (d0_layer$26$q) begin
-            weight_rom$26$address = d0_rom$q + layer_rom_offset;
-            bias_rom$26$address = d0_pass$q + layer_bias_offset;
+        weight_rom$26$address = d0_waddr_c$q;
+        bias_rom$26$address = d0_baddr_c$q;
+        if (d0_unit_a$26$q) begin
+            weight_rom$26$address = d0_waddr_a$q;
+            bias_rom$26$address = d0_baddr_a$q;
         end
-        unit_a0$27 = pass$q < a_passes$27;
-        if (unit_a0$27) begin
-            unit_layer$27 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$27 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$27$clock = clock;
-        d0_layer$27$d = unit_layer$27;
+        d0_unit_a$27$clock = clock;
+        d0_unit_a$27$d = pass$q < a_passes$27;
         weight_rom$27$clock = clock;
         bias_rom$27$clock = clock;
-        weight_rom$27$address = d0_rom$q;
-        bias_rom$27$address = d0_pass$q;
-        if (d0_layer$27$q) begin
-            weight_rom$27$address = d0_rom$q + layer_rom_offset;
-            bias_rom$27$address = d0_pass$q + layer_bias_offset;
+        weight_rom$27$address = d0_waddr_c$q;
+        bias_rom$27$address = d0_baddr_c$q;
+        if (d0_unit_a$27$q) begin
+            weight_rom$27$address = d0_waddr_a$q;
+            bias_rom$27$address = d0_baddr_a$q;
         end
-        unit_a0$28 = pass$q < a_passes$28;
-        if (unit_a0$28) begin
-            unit_layer$28 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$28 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$28$clock = clock;
-        d0_layer$28$d = unit_layer$28;
+        d0_unit_a$28$clock = clock;
+        d0_unit_a$28$d = pass$q < a_passes$28;
         weight_rom$28$clock = clock;
         bias_rom$28$clock = clock;
-        weight_rom$28$address = d0_rom$q;
-        bias_rom$28$address = d0_pass$q;
-        if (d0_layer$28$q) begin
-            weight_rom$28$address = d0_rom$q + layer_rom_offset;
-            bias_rom$28$address = d0_pass$q + layer_bias_offset;
+        weight_rom$28$address = d0_waddr_c$q;
+        bias_rom$28$address = d0_baddr_c$q;
+        if (d0_unit_a$28$q) begin
+            weight_rom$28$address = d0_waddr_a$q;
+            bias_rom$28$address = d0_baddr_a$q;
         end
-        unit_a0$29 = pass$q < a_passes$29;
-        if (unit_a0$29) begin
-            unit_layer$29 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$29 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$29$clock = clock;
-        d0_layer$29$d = unit_layer$29;
+        d0_unit_a$29$clock = clock;
+        d0_unit_a$29$d = pass$q < a_passes$29;
         weight_rom$29$clock = clock;
         bias_rom$29$clock = clock;
-        weight_rom$29$address = d0_rom$q;
-        bias_rom$29$address = d0_pass$q;
-        if (d0_layer$29$q) begin
-            weight_rom$29$address = d0_rom$q + layer_rom_offset;
-            bias_rom$29$address = d0_pass$q + layer_bias_offset;
+        weight_rom$29$address = d0_waddr_c$q;
+        bias_rom$29$address = d0_baddr_c$q;
+        if (d0_unit_a$29$q) begin
+            weight_rom$29$address = d0_waddr_a$q;
+            bias_rom$29$address = d0_baddr_a$q;
         end
-        unit_a0$30 = pass$q < a_passes$30;
-        if (unit_a0$30) begin
-            unit_layer$30 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$30 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$30$clock = clock;
-        d0_layer$30$d = unit_layer$30;
+        d0_unit_a$30$clock = clock;
+        d0_unit_a$30$d = pass$q < a_passes$30;
         weight_rom$30$clock = clock;
         bias_rom$30$clock = clock;
-        weight_rom$30$address = d0_rom$q;
-        bias_rom$30$address = d0_pass$q;
-        if (d0_layer$30$q) begin
-            weight_rom$30$address = d0_rom$q + layer_rom_offset;
-            bias_rom$30$address = d0_pass$q + layer_bias_offset;
+        weight_rom$30$address = d0_waddr_c$q;
+        bias_rom$30$address = d0_baddr_c$q;
+        if (d0_unit_a$30$q) begin
+            weight_rom$30$address = d0_waddr_a$q;
+            bias_rom$30$address = d0_baddr_a$q;
         end
-        unit_a0$31 = pass$q < a_passes$31;
-        if (unit_a0$31) begin
-            unit_layer$31 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$31 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$31$clock = clock;
-        d0_layer$31$d = unit_layer$31;
+        d0_unit_a$31$clock = clock;
+        d0_unit_a$31$d = pass$q < a_passes$31;
         weight_rom$31$clock = clock;
         bias_rom$31$clock = clock;
-        weight_rom$31$address = d0_rom$q;
-        bias_rom$31$address = d0_pass$q;
-        if (d0_layer$31$q) begin
-            weight_rom$31$address = d0_rom$q + layer_rom_offset;
-            bias_rom$31$address = d0_pass$q + layer_bias_offset;
+        weight_rom$31$address = d0_waddr_c$q;
+        bias_rom$31$address = d0_baddr_c$q;
+        if (d0_unit_a$31$q) begin
+            weight_rom$31$address = d0_waddr_a$q;
+            bias_rom$31$address = d0_baddr_a$q;
         end
-        unit_a0$32 = pass$q < a_passes$32;
-        if (unit_a0$32) begin
-            unit_layer$32 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$32 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$32$clock = clock;
-        d0_layer$32$d = unit_layer$32;
+        d0_unit_a$32$clock = clock;
+        d0_unit_a$32$d = pass$q < a_passes$32;
         weight_rom$32$clock = clock;
         bias_rom$32$clock = clock;
-        weight_rom$32$address = d0_rom$q;
-        bias_rom$32$address = d0_pass$q;
-        if (d0_layer$32$q) begin
-            weight_rom$32$address = d0_rom$q + layer_rom_offset;
-            bias_rom$32$address = d0_pass$q + layer_bias_offset;
+        weight_rom$32$address = d0_waddr_c$q;
+        bias_rom$32$address = d0_baddr_c$q;
+        if (d0_unit_a$32$q) begin
+            weight_rom$32$address = d0_waddr_a$q;
+            bias_rom$32$address = d0_baddr_a$q;
         end
-        unit_a0$33 = pass$q < a_passes$33;
-        if (unit_a0$33) begin
-            unit_layer$33 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$33 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$33$clock = clock;
-        d0_layer$33$d = unit_layer$33;
+        d0_unit_a$33$clock = clock;
+        d0_unit_a$33$d = pass$q < a_passes$33;
         weight_rom$33$clock = clock;
         bias_rom$33$clock = clock;
-        weight_rom$33$address = d0_rom$q;
-        bias_rom$33$address = d0_pass$q;
-        if (d0_layer$33$q) begin
-            weight_rom$33$address = d0_rom$q + layer_rom_offset;
-            bias_rom$33$address = d0_pass$q + layer_bias_offset;
+        weight_rom$33$address = d0_waddr_c$q;
+        bias_rom$33$address = d0_baddr_c$q;
+        if (d0_unit_a$33$q) begin
+            weight_rom$33$address = d0_waddr_a$q;
+            bias_rom$33$address = d0_baddr_a$q;
         end
-        unit_a0$34 = pass$q < a_passes$34;
-        if (unit_a0$34) begin
-            unit_layer$34 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$34 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$34$clock = clock;
-        d0_layer$34$d = unit_layer$34;
+        d0_unit_a$34$clock = clock;
+        d0_unit_a$34$d = pass$q < a_passes$34;
         weight_rom$34$clock = clock;
         bias_rom$34$clock = clock;
-        weight_rom$34$address = d0_rom$q;
-        bias_rom$34$address = d0_pass$q;
-        if (d0_layer$34$q) begin
-            weight_rom$34$address = d0_rom$q + layer_rom_offset;
-            bias_rom$34$address = d0_pass$q + layer_bias_offset;
+        weight_rom$34$address = d0_waddr_c$q;
+        bias_rom$34$address = d0_baddr_c$q;
+        if (d0_unit_a$34$q) begin
+            weight_rom$34$address = d0_waddr_a$q;
+            bias_rom$34$address = d0_baddr_a$q;
         end
-        unit_a0$35 = pass$q < a_passes$35;
-        if (unit_a0$35) begin
-            unit_layer$35 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$35 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$35$clock = clock;
-        d0_layer$35$d = unit_layer$35;
+        d0_unit_a$35$clock = clock;
+        d0_unit_a$35$d = pass$q < a_passes$35;
         weight_rom$35$clock = clock;
         bias_rom$35$clock = clock;
-        weight_rom$35$address = d0_rom$q;
-        bias_rom$35$address = d0_pass$q;
-        if (d0_layer$35$q) begin
-            weight_rom$35$address = d0_rom$q + layer_rom_offset;
-            bias_rom$35$address = d0_pass$q + layer_bias_offset;
+        weight_rom$35$address = d0_waddr_c$q;
+        bias_rom$35$address = d0_baddr_c$q;
+        if (d0_unit_a$35$q) begin
+            weight_rom$35$address = d0_waddr_a$q;
+            bias_rom$35$address = d0_baddr_a$q;
         end
-        unit_a0$36 = pass$q < a_passes$36;
-        if (unit_a0$36) begin
-            unit_layer$36 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$36 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$36$clock = clock;
-        d0_layer$36$d = unit_layer$36;
+        d0_unit_a$36$clock = clock;
+        d0_unit_a$36$d = pass$q < a_passes$36;
         weight_rom$36$clock = clock;
         bias_rom$36$clock = clock;
-        weight_rom$36$address = d0_rom$q;
-        bias_rom$36$address = d0_pass$q;
-        if (d0_layer$36$q) begin
-            weight_rom$36$address = d0_rom$q + layer_rom_offset;
-            bias_rom$36$address = d0_pass$q + layer_bias_offset;
+        weight_rom$36$address = d0_waddr_c$q;
+        bias_rom$36$address = d0_baddr_c$q;
+        if (d0_unit_a$36$q) begin
+            weight_rom$36$address = d0_waddr_a$q;
+            bias_rom$36$address = d0_baddr_a$q;
         end
-        unit_a0$37 = pass$q < a_passes$37;
-        if (unit_a0$37) begin
-            unit_layer$37 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$37 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$37$clock = clock;
-        d0_layer$37$d = unit_layer$37;
+        d0_unit_a$37$clock = clock;
+        d0_unit_a$37$d = pass$q < a_passes$37;
         weight_rom$37$clock = clock;
         bias_rom$37$clock = clock;
-        weight_rom$37$address = d0_rom$q;
-        bias_rom$37$address = d0_pass$q;
-        if (d0_layer$37$q) begin
-            weight_rom$37$address = d0_rom$q + layer_rom_offset;
-            bias_rom$37$address = d0_pass$q + layer_bias_offset;
+        weight_rom$37$address = d0_waddr_c$q;
+        bias_rom$37$address = d0_baddr_c$q;
+        if (d0_unit_a$37$q) begin
+            weight_rom$37$address = d0_waddr_a$q;
+            bias_rom$37$address = d0_baddr_a$q;
         end
-        unit_a0$38 = pass$q < a_passes$38;
-        if (unit_a0$38) begin
-            unit_layer$38 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$38 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$38$clock = clock;
-        d0_layer$38$d = unit_layer$38;
+        d0_unit_a$38$clock = clock;
+        d0_unit_a$38$d = pass$q < a_passes$38;
         weight_rom$38$clock = clock;
         bias_rom$38$clock = clock;
-        weight_rom$38$address = d0_rom$q;
-        bias_rom$38$address = d0_pass$q;
-        if (d0_layer$38$q) begin
-            weight_rom$38$address = d0_rom$q + layer_rom_offset;
-            bias_rom$38$address = d0_pass$q + layer_bias_offset;
+        weight_rom$38$address = d0_waddr_c$q;
+        bias_rom$38$address = d0_baddr_c$q;
+        if (d0_unit_a$38$q) begin
+            weight_rom$38$address = d0_waddr_a$q;
+            bias_rom$38$address = d0_baddr_a$q;
         end
-        unit_a0$39 = pass$q < a_passes$39;
-        if (unit_a0$39) begin
-            unit_layer$39 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$39 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$39$clock = clock;
-        d0_layer$39$d = unit_layer$39;
+        d0_unit_a$39$clock = clock;
+        d0_unit_a$39$d = pass$q < a_passes$39;
         weight_rom$39$clock = clock;
         bias_rom$39$clock = clock;
-        weight_rom$39$address = d0_rom$q;
-        bias_rom$39$address = d0_pass$q;
-        if (d0_layer$39$q) begin
-            weight_rom$39$address = d0_rom$q + layer_rom_offset;
-            bias_rom$39$address = d0_pass$q + layer_bias_offset;
+        weight_rom$39$address = d0_waddr_c$q;
+        bias_rom$39$address = d0_baddr_c$q;
+        if (d0_unit_a$39$q) begin
+            weight_rom$39$address = d0_waddr_a$q;
+            bias_rom$39$address = d0_baddr_a$q;
         end
-        unit_a0$40 = pass$q < a_passes$40;
-        if (unit_a0$40) begin
-            unit_layer$40 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$40 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$40$clock = clock;
-        d0_layer$40$d = unit_layer$40;
+        d0_unit_a$40$clock = clock;
+        d0_unit_a$40$d = pass$q < a_passes$40;
         weight_rom$40$clock = clock;
         bias_rom$40$clock = clock;
-        weight_rom$40$address = d0_rom$q;
-        bias_rom$40$address = d0_pass$q;
-        if (d0_layer$40$q) begin
-            weight_rom$40$address = d0_rom$q + layer_rom_offset;
-            bias_rom$40$address = d0_pass$q + layer_bias_offset;
+        weight_rom$40$address = d0_waddr_c$q;
+        bias_rom$40$address = d0_baddr_c$q;
+        if (d0_unit_a$40$q) begin
+            weight_rom$40$address = d0_waddr_a$q;
+            bias_rom$40$address = d0_baddr_a$q;
         end
-        unit_a0$41 = pass$q < a_passes$41;
-        if (unit_a0$41) begin
-            unit_layer$41 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$41 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$41$clock = clock;
-        d0_layer$41$d = unit_layer$41;
+        d0_unit_a$41$clock = clock;
+        d0_unit_a$41$d = pass$q < a_passes$41;
         weight_rom$41$clock = clock;
         bias_rom$41$clock = clock;
-        weight_rom$41$address = d0_rom$q;
-        bias_rom$41$address = d0_pass$q;
-        if (d0_layer$41$q) begin
-            weight_rom$41$address = d0_rom$q + layer_rom_offset;
-            bias_rom$41$address = d0_pass$q + layer_bias_offset;
+        weight_rom$41$address = d0_waddr_c$q;
+        bias_rom$41$address = d0_baddr_c$q;
+        if (d0_unit_a$41$q) begin
+            weight_rom$41$address = d0_waddr_a$q;
+            bias_rom$41$address = d0_baddr_a$q;
         end
-        unit_a0$42 = pass$q < a_passes$42;
-        if (unit_a0$42) begin
-            unit_layer$42 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$42 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$42$clock = clock;
-        d0_layer$42$d = unit_layer$42;
+        d0_unit_a$42$clock = clock;
+        d0_unit_a$42$d = pass$q < a_passes$42;
         weight_rom$42$clock = clock;
         bias_rom$42$clock = clock;
-        weight_rom$42$address = d0_rom$q;
-        bias_rom$42$address = d0_pass$q;
-        if (d0_layer$42$q) begin
-            weight_rom$42$address = d0_rom$q + layer_rom_offset;
-            bias_rom$42$address = d0_pass$q + layer_bias_offset;
+        weight_rom$42$address = d0_waddr_c$q;
+        bias_rom$42$address = d0_baddr_c$q;
+        if (d0_unit_a$42$q) begin
+            weight_rom$42$address = d0_waddr_a$q;
+            bias_rom$42$address = d0_baddr_a$q;
         end
-        unit_a0$43 = pass$q < a_passes$43;
-        if (unit_a0$43) begin
-            unit_layer$43 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$43 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$43$clock = clock;
-        d0_layer$43$d = unit_layer$43;
+        d0_unit_a$43$clock = clock;
+        d0_unit_a$43$d = pass$q < a_passes$43;
         weight_rom$43$clock = clock;
         bias_rom$43$clock = clock;
-        weight_rom$43$address = d0_rom$q;
-        bias_rom$43$address = d0_pass$q;
-        if (d0_layer$43$q) begin
-            weight_rom$43$address = d0_rom$q + layer_rom_offset;
-            bias_rom$43$address = d0_pass$q + layer_bias_offset;
+        weight_rom$43$address = d0_waddr_c$q;
+        bias_rom$43$address = d0_baddr_c$q;
+        if (d0_unit_a$43$q) begin
+            weight_rom$43$address = d0_waddr_a$q;
+            bias_rom$43$address = d0_baddr_a$q;
         end
-        unit_a0$44 = pass$q < a_passes$44;
-        if (unit_a0$44) begin
-            unit_layer$44 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$44 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$44$clock = clock;
-        d0_layer$44$d = unit_layer$44;
+        d0_unit_a$44$clock = clock;
+        d0_unit_a$44$d = pass$q < a_passes$44;
         weight_rom$44$clock = clock;
         bias_rom$44$clock = clock;
-        weight_rom$44$address = d0_rom$q;
-        bias_rom$44$address = d0_pass$q;
-        if (d0_layer$44$q) begin
-            weight_rom$44$address = d0_rom$q + layer_rom_offset;
-            bias_rom$44$address = d0_pass$q + layer_bias_offset;
+        weight_rom$44$address = d0_waddr_c$q;
+        bias_rom$44$address = d0_baddr_c$q;
+        if (d0_unit_a$44$q) begin
+            weight_rom$44$address = d0_waddr_a$q;
+            bias_rom$44$address = d0_baddr_a$q;
         end
-        unit_a0$45 = pass$q < a_passes$45;
-        if (unit_a0$45) begin
-            unit_layer$45 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$45 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$45$clock = clock;
-        d0_layer$45$d = unit_layer$45;
+        d0_unit_a$45$clock = clock;
+        d0_unit_a$45$d = pass$q < a_passes$45;
         weight_rom$45$clock = clock;
         bias_rom$45$clock = clock;
-        weight_rom$45$address = d0_rom$q;
-        bias_rom$45$address = d0_pass$q;
-        if (d0_layer$45$q) begin
-            weight_rom$45$address = d0_rom$q + layer_rom_offset;
-            bias_rom$45$address = d0_pass$q + layer_bias_offset;
+        weight_rom$45$address = d0_waddr_c$q;
+        bias_rom$45$address = d0_baddr_c$q;
+        if (d0_unit_a$45$q) begin
+            weight_rom$45$address = d0_waddr_a$q;
+            bias_rom$45$address = d0_baddr_a$q;
         end
-        unit_a0$46 = pass$q < a_passes$46;
-        if (unit_a0$46) begin
-            unit_layer$46 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$46 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$46$clock = clock;
-        d0_layer$46$d = unit_layer$46;
+        d0_unit_a$46$clock = clock;
+        d0_unit_a$46$d = pass$q < a_passes$46;
         weight_rom$46$clock = clock;
         bias_rom$46$clock = clock;
-        weight_rom$46$address = d0_rom$q;
-        bias_rom$46$address = d0_pass$q;
-        if (d0_layer$46$q) begin
-            weight_rom$46$address = d0_rom$q + layer_rom_offset;
-            bias_rom$46$address = d0_pass$q + layer_bias_offset;
+        weight_rom$46$address = d0_waddr_c$q;
+        bias_rom$46$address = d0_baddr_c$q;
+        if (d0_unit_a$46$q) begin
+            weight_rom$46$address = d0_waddr_a$q;
+            bias_rom$46$address = d0_baddr_a$q;
         end
-        unit_a0$47 = pass$q < a_passes$47;
-        if (unit_a0$47) begin
-            unit_layer$47 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$47 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$47$clock = clock;
-        d0_layer$47$d = unit_layer$47;
+        d0_unit_a$47$clock = clock;
+        d0_unit_a$47$d = pass$q < a_passes$47;
         weight_rom$47$clock = clock;
         bias_rom$47$clock = clock;
-        weight_rom$47$address = d0_rom$q;
-        bias_rom$47$address = d0_pass$q;
-        if (d0_layer$47$q) begin
-            weight_rom$47$address = d0_rom$q + layer_rom_offset;
-            bias_rom$47$address = d0_pass$q + layer_bias_offset;
+        weight_rom$47$address = d0_waddr_c$q;
+        bias_rom$47$address = d0_baddr_c$q;
+        if (d0_unit_a$47$q) begin
+            weight_rom$47$address = d0_waddr_a$q;
+            bias_rom$47$address = d0_baddr_a$q;
         end
-        unit_a0$48 = pass$q < a_passes$48;
-        if (unit_a0$48) begin
-            unit_layer$48 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$48 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$48$clock = clock;
-        d0_layer$48$d = unit_layer$48;
+        d0_unit_a$48$clock = clock;
+        d0_unit_a$48$d = pass$q < a_passes$48;
         weight_rom$48$clock = clock;
         bias_rom$48$clock = clock;
-        weight_rom$48$address = d0_rom$q;
-        bias_rom$48$address = d0_pass$q;
-        if (d0_layer$48$q) begin
-            weight_rom$48$address = d0_rom$q + layer_rom_offset;
-            bias_rom$48$address = d0_pass$q + layer_bias_offset;
+        weight_rom$48$address = d0_waddr_c$q;
+        bias_rom$48$address = d0_baddr_c$q;
+        if (d0_unit_a$48$q) begin
+            weight_rom$48$address = d0_waddr_a$q;
+            bias_rom$48$address = d0_baddr_a$q;
         end
-        unit_a0$49 = pass$q < a_passes$49;
-        if (unit_a0$49) begin
-            unit_layer$49 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$49 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$49$clock = clock;
-        d0_layer$49$d = unit_layer$49;
+        d0_unit_a$49$clock = clock;
+        d0_unit_a$49$d = pass$q < a_passes$49;
         weight_rom$49$clock = clock;
         bias_rom$49$clock = clock;
-        weight_rom$49$address = d0_rom$q;
-        bias_rom$49$address = d0_pass$q;
-        if (d0_layer$49$q) begin
-            weight_rom$49$address = d0_rom$q + layer_rom_offset;
-            bias_rom$49$address = d0_pass$q + layer_bias_offset;
+        weight_rom$49$address = d0_waddr_c$q;
+        bias_rom$49$address = d0_baddr_c$q;
+        if (d0_unit_a$49$q) begin
+            weight_rom$49$address = d0_waddr_a$q;
+            bias_rom$49$address = d0_baddr_a$q;
         end
-        unit_a0$50 = pass$q < a_passes$50;
-        if (unit_a0$50) begin
-            unit_layer$50 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$50 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$50$clock = clock;
-        d0_layer$50$d = unit_layer$50;
+        d0_unit_a$50$clock = clock;
+        d0_unit_a$50$d = pass$q < a_passes$50;
         weight_rom$50$clock = clock;
         bias_rom$50$clock = clock;
-        weight_rom$50$address = d0_rom$q;
-        bias_rom$50$address = d0_pass$q;
-        if (d0_layer$50$q) begin
-            weight_rom$50$address = d0_rom$q + layer_rom_offset;
-            bias_rom$50$address = d0_pass$q + layer_bias_offset;
+        weight_rom$50$address = d0_waddr_c$q;
+        bias_rom$50$address = d0_baddr_c$q;
+        if (d0_unit_a$50$q) begin
+            weight_rom$50$address = d0_waddr_a$q;
+            bias_rom$50$address = d0_baddr_a$q;
         end
-        unit_a0$51 = pass$q < a_passes$51;
-        if (unit_a0$51) begin
-            unit_layer$51 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$51 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$51$clock = clock;
-        d0_layer$51$d = unit_layer$51;
+        d0_unit_a$51$clock = clock;
+        d0_unit_a$51$d = pass$q < a_passes$51;
         weight_rom$51$clock = clock;
         bias_rom$51$clock = clock;
-        weight_rom$51$address = d0_rom$q;
-        bias_rom$51$address = d0_pass$q;
-        if (d0_layer$51$q) begin
-            weight_rom$51$address = d0_rom$q + layer_rom_offset;
-            bias_rom$51$address = d0_pass$q + layer_bias_offset;
+        weight_rom$51$address = d0_waddr_c$q;
+        bias_rom$51$address = d0_baddr_c$q;
+        if (d0_unit_a$51$q) begin
+            weight_rom$51$address = d0_waddr_a$q;
+            bias_rom$51$address = d0_baddr_a$q;
         end
-        unit_a0$52 = pass$q < a_passes$52;
-        if (unit_a0$52) begin
-            unit_layer$52 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$52 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$52$clock = clock;
-        d0_layer$52$d = unit_layer$52;
+        d0_unit_a$52$clock = clock;
+        d0_unit_a$52$d = pass$q < a_passes$52;
         weight_rom$52$clock = clock;
         bias_rom$52$clock = clock;
-        weight_rom$52$address = d0_rom$q;
-        bias_rom$52$address = d0_pass$q;
-        if (d0_layer$52$q) begin
-            weight_rom$52$address = d0_rom$q + layer_rom_offset;
-            bias_rom$52$address = d0_pass$q + layer_bias_offset;
+        weight_rom$52$address = d0_waddr_c$q;
+        bias_rom$52$address = d0_baddr_c$q;
+        if (d0_unit_a$52$q) begin
+            weight_rom$52$address = d0_waddr_a$q;
+            bias_rom$52$address = d0_baddr_a$q;
         end
-        unit_a0$53 = pass$q < a_passes$53;
-        if (unit_a0$53) begin
-            unit_layer$53 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$53 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$53$clock = clock;
-        d0_layer$53$d = unit_layer$53;
+        d0_unit_a$53$clock = clock;
+        d0_unit_a$53$d = pass$q < a_passes$53;
         weight_rom$53$clock = clock;
         bias_rom$53$clock = clock;
-        weight_rom$53$address = d0_rom$q;
-        bias_rom$53$address = d0_pass$q;
-        if (d0_layer$53$q) begin
-            weight_rom$53$address = d0_rom$q + layer_rom_offset;
-            bias_rom$53$address = d0_pass$q + layer_bias_offset;
+        weight_rom$53$address = d0_waddr_c$q;
+        bias_rom$53$address = d0_baddr_c$q;
+        if (d0_unit_a$53$q) begin
+            weight_rom$53$address = d0_waddr_a$q;
+            bias_rom$53$address = d0_baddr_a$q;
         end
-        unit_a0$54 = pass$q < a_passes$54;
-        if (unit_a0$54) begin
-            unit_layer$54 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$54 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$54$clock = clock;
-        d0_layer$54$d = unit_layer$54;
+        d0_unit_a$54$clock = clock;
+        d0_unit_a$54$d = pass$q < a_passes$54;
         weight_rom$54$clock = clock;
         bias_rom$54$clock = clock;
-        weight_rom$54$address = d0_rom$q;
-        bias_rom$54$address = d0_pass$q;
-        if (d0_layer$54$q) begin
-            weight_rom$54$address = d0_rom$q + layer_rom_offset;
-            bias_rom$54$address = d0_pass$q + layer_bias_offset;
+        weight_rom$54$address = d0_waddr_c$q;
+        bias_rom$54$address = d0_baddr_c$q;
+        if (d0_unit_a$54$q) begin
+            weight_rom$54$address = d0_waddr_a$q;
+            bias_rom$54$address = d0_baddr_a$q;
         end
-        unit_a0$55 = pass$q < a_passes$55;
-        if (unit_a0$55) begin
-            unit_layer$55 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$55 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$55$clock = clock;
-        d0_layer$55$d = unit_layer$55;
+        d0_unit_a$55$clock = clock;
+        d0_unit_a$55$d = pass$q < a_passes$55;
         weight_rom$55$clock = clock;
         bias_rom$55$clock = clock;
-        weight_rom$55$address = d0_rom$q;
-        bias_rom$55$address = d0_pass$q;
-        if (d0_layer$55$q) begin
-            weight_rom$55$address = d0_rom$q + layer_rom_offset;
-            bias_rom$55$address = d0_pass$q + layer_bias_offset;
+        weight_rom$55$address = d0_waddr_c$q;
+        bias_rom$55$address = d0_baddr_c$q;
+        if (d0_unit_a$55$q) begin
+            weight_rom$55$address = d0_waddr_a$q;
+            bias_rom$55$address = d0_baddr_a$q;
         end
-        unit_a0$56 = pass$q < a_passes$56;
-        if (unit_a0$56) begin
-            unit_layer$56 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$56 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$56$clock = clock;
-        d0_layer$56$d = unit_layer$56;
+        d0_unit_a$56$clock = clock;
+        d0_unit_a$56$d = pass$q < a_passes$56;
         weight_rom$56$clock = clock;
         bias_rom$56$clock = clock;
-        weight_rom$56$address = d0_rom$q;
-        bias_rom$56$address = d0_pass$q;
-        if (d0_layer$56$q) begin
-            weight_rom$56$address = d0_rom$q + layer_rom_offset;
-            bias_rom$56$address = d0_pass$q + layer_bias_offset;
+        weight_rom$56$address = d0_waddr_c$q;
+        bias_rom$56$address = d0_baddr_c$q;
+        if (d0_unit_a$56$q) begin
+            weight_rom$56$address = d0_waddr_a$q;
+            bias_rom$56$address = d0_baddr_a$q;
         end
-        unit_a0$57 = pass$q < a_passes$57;
-        if (unit_a0$57) begin
-            unit_layer$57 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$57 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$57$clock = clock;
-        d0_layer$57$d = unit_layer$57;
+        d0_unit_a$57$clock = clock;
+        d0_unit_a$57$d = pass$q < a_passes$57;
         weight_rom$57$clock = clock;
         bias_rom$57$clock = clock;
-        weight_rom$57$address = d0_rom$q;
-        bias_rom$57$address = d0_pass$q;
-        if (d0_layer$57$q) begin
-            weight_rom$57$address = d0_rom$q + layer_rom_offset;
-            bias_rom$57$address = d0_pass$q + layer_bias_offset;
+        weight_rom$57$address = d0_waddr_c$q;
+        bias_rom$57$address = d0_baddr_c$q;
+        if (d0_unit_a$57$q) begin
+            weight_rom$57$address = d0_waddr_a$q;
+            bias_rom$57$address = d0_baddr_a$q;
         end
-        unit_a0$58 = pass$q < a_passes$58;
-        if (unit_a0$58) begin
-            unit_layer$58 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$58 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$58$clock = clock;
-        d0_layer$58$d = unit_layer$58;
+        d0_unit_a$58$clock = clock;
+        d0_unit_a$58$d = pass$q < a_passes$58;
         weight_rom$58$clock = clock;
         bias_rom$58$clock = clock;
-        weight_rom$58$address = d0_rom$q;
-        bias_rom$58$address = d0_pass$q;
-        if (d0_layer$58$q) begin
-            weight_rom$58$address = d0_rom$q + layer_rom_offset;
-            bias_rom$58$address = d0_pass$q + layer_bias_offset;
+        weight_rom$58$address = d0_waddr_c$q;
+        bias_rom$58$address = d0_baddr_c$q;
+        if (d0_unit_a$58$q) begin
+            weight_rom$58$address = d0_waddr_a$q;
+            bias_rom$58$address = d0_baddr_a$q;
         end
-        unit_a0$59 = pass$q < a_passes$59;
-        if (unit_a0$59) begin
-            unit_layer$59 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$59 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$59$clock = clock;
-        d0_layer$59$d = unit_layer$59;
+        d0_unit_a$59$clock = clock;
+        d0_unit_a$59$d = pass$q < a_passes$59;
         weight_rom$59$clock = clock;
         bias_rom$59$clock = clock;
-        weight_rom$59$address = d0_rom$q;
-        bias_rom$59$address = d0_pass$q;
-        if (d0_layer$59$q) begin
-            weight_rom$59$address = d0_rom$q + layer_rom_offset;
-            bias_rom$59$address = d0_pass$q + layer_bias_offset;
+        weight_rom$59$address = d0_waddr_c$q;
+        bias_rom$59$address = d0_baddr_c$q;
+        if (d0_unit_a$59$q) begin
+            weight_rom$59$address = d0_waddr_a$q;
+            bias_rom$59$address = d0_baddr_a$q;
         end
-        unit_a0$60 = pass$q < a_passes$60;
-        if (unit_a0$60) begin
-            unit_layer$60 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$60 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$60$clock = clock;
-        d0_layer$60$d = unit_layer$60;
+        d0_unit_a$60$clock = clock;
+        d0_unit_a$60$d = pass$q < a_passes$60;
         weight_rom$60$clock = clock;
         bias_rom$60$clock = clock;
-        weight_rom$60$address = d0_rom$q;
-        bias_rom$60$address = d0_pass$q;
-        if (d0_layer$60$q) begin
-            weight_rom$60$address = d0_rom$q + layer_rom_offset;
-            bias_rom$60$address = d0_pass$q + layer_bias_offset;
+        weight_rom$60$address = d0_waddr_c$q;
+        bias_rom$60$address = d0_baddr_c$q;
+        if (d0_unit_a$60$q) begin
+            weight_rom$60$address = d0_waddr_a$q;
+            bias_rom$60$address = d0_baddr_a$q;
         end
-        unit_a0$61 = pass$q < a_passes$61;
-        if (unit_a0$61) begin
-            unit_layer$61 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$61 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$61$clock = clock;
-        d0_layer$61$d = unit_layer$61;
+        d0_unit_a$61$clock = clock;
+        d0_unit_a$61$d = pass$q < a_passes$61;
         weight_rom$61$clock = clock;
         bias_rom$61$clock = clock;
-        weight_rom$61$address = d0_rom$q;
-        bias_rom$61$address = d0_pass$q;
-        if (d0_layer$61$q) begin
-            weight_rom$61$address = d0_rom$q + layer_rom_offset;
-            bias_rom$61$address = d0_pass$q + layer_bias_offset;
+        weight_rom$61$address = d0_waddr_c$q;
+        bias_rom$61$address = d0_baddr_c$q;
+        if (d0_unit_a$61$q) begin
+            weight_rom$61$address = d0_waddr_a$q;
+            bias_rom$61$address = d0_baddr_a$q;
         end
-        unit_a0$62 = pass$q < a_passes$62;
-        if (unit_a0$62) begin
-            unit_layer$62 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$62 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$62$clock = clock;
-        d0_layer$62$d = unit_layer$62;
+        d0_unit_a$62$clock = clock;
+        d0_unit_a$62$d = pass$q < a_passes$62;
         weight_rom$62$clock = clock;
         bias_rom$62$clock = clock;
-        weight_rom$62$address = d0_rom$q;
-        bias_rom$62$address = d0_pass$q;
-        if (d0_layer$62$q) begin
-            weight_rom$62$address = d0_rom$q + layer_rom_offset;
-            bias_rom$62$address = d0_pass$q + layer_bias_offset;
+        weight_rom$62$address = d0_waddr_c$q;
+        bias_rom$62$address = d0_baddr_c$q;
+        if (d0_unit_a$62$q) begin
+            weight_rom$62$address = d0_waddr_a$q;
+            bias_rom$62$address = d0_baddr_a$q;
         end
-        unit_a0$63 = pass$q < a_passes$63;
-        if (unit_a0$63) begin
-            unit_layer$63 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$63 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$63$clock = clock;
-        d0_layer$63$d = unit_layer$63;
+        d0_unit_a$63$clock = clock;
+        d0_unit_a$63$d = pass$q < a_passes$63;
         weight_rom$63$clock = clock;
         bias_rom$63$clock = clock;
-        weight_rom$63$address = d0_rom$q;
-        bias_rom$63$address = d0_pass$q;
-        if (d0_layer$63$q) begin
-            weight_rom$63$address = d0_rom$q + layer_rom_offset;
-            bias_rom$63$address = d0_pass$q + layer_bias_offset;
+        weight_rom$63$address = d0_waddr_c$q;
+        bias_rom$63$address = d0_baddr_c$q;
+        if (d0_unit_a$63$q) begin
+            weight_rom$63$address = d0_waddr_a$q;
+            bias_rom$63$address = d0_baddr_a$q;
         end
-        unit_a0$64 = 1'b0;
-        if (unit_a0$64) begin
-            unit_layer$64 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$64 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$64$clock = clock;
-        d0_layer$64$d = unit_layer$64;
+        d0_unit_a$64$clock = clock;
+        d0_unit_a$64$d = 1'b0;
         weight_rom$64$clock = clock;
         bias_rom$64$clock = clock;
-        weight_rom$64$address = d0_rom$q;
-        bias_rom$64$address = d0_pass$q;
-        if (d0_layer$64$q) begin
-            weight_rom$64$address = d0_rom$q + layer_rom_offset;
-            bias_rom$64$address = d0_pass$q + layer_bias_offset;
+        weight_rom$64$address = d0_waddr_c$q;
+        bias_rom$64$address = d0_baddr_c$q;
+        if (d0_unit_a$64$q) begin
+            weight_rom$64$address = d0_waddr_a$q;
+            bias_rom$64$address = d0_baddr_a$q;
         end
-        unit_a0$65 = 1'b0;
-        if (unit_a0$65) begin
-            unit_layer$65 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$65 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$65$clock = clock;
-        d0_layer$65$d = unit_layer$65;
+        d0_unit_a$65$clock = clock;
+        d0_unit_a$65$d = 1'b0;
         weight_rom$65$clock = clock;
         bias_rom$65$clock = clock;
-        weight_rom$65$address = d0_rom$q;
-        bias_rom$65$address = d0_pass$q;
-        if (d0_layer$65$q) begin
-            weight_rom$65$address = d0_rom$q + layer_rom_offset;
-            bias_rom$65$address = d0_pass$q + layer_bias_offset;
+        weight_rom$65$address = d0_waddr_c$q;
+        bias_rom$65$address = d0_baddr_c$q;
+        if (d0_unit_a$65$q) begin
+            weight_rom$65$address = d0_waddr_a$q;
+            bias_rom$65$address = d0_baddr_a$q;
         end
-        unit_a0$66 = 1'b0;
-        if (unit_a0$66) begin
-            unit_layer$66 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$66 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$66$clock = clock;
-        d0_layer$66$d = unit_layer$66;
+        d0_unit_a$66$clock = clock;
+        d0_unit_a$66$d = 1'b0;
         weight_rom$66$clock = clock;
         bias_rom$66$clock = clock;
-        weight_rom$66$address = d0_rom$q;
-        bias_rom$66$address = d0_pass$q;
-        if (d0_layer$66$q) begin
-            weight_rom$66$address = d0_rom$q + layer_rom_offset;
-            bias_rom$66$address = d0_pass$q + layer_bias_offset;
+        weight_rom$66$address = d0_waddr_c$q;
+        bias_rom$66$address = d0_baddr_c$q;
+        if (d0_unit_a$66$q) begin
+            weight_rom$66$address = d0_waddr_a$q;
+            bias_rom$66$address = d0_baddr_a$q;
         end
-        unit_a0$67 = 1'b0;
-        if (unit_a0$67) begin
-            unit_layer$67 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$67 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$67$clock = clock;
-        d0_layer$67$d = unit_layer$67;
+        d0_unit_a$67$clock = clock;
+        d0_unit_a$67$d = 1'b0;
         weight_rom$67$clock = clock;
         bias_rom$67$clock = clock;
-        weight_rom$67$address = d0_rom$q;
-        bias_rom$67$address = d0_pass$q;
-        if (d0_layer$67$q) begin
-            weight_rom$67$address = d0_rom$q + layer_rom_offset;
-            bias_rom$67$address = d0_pass$q + layer_bias_offset;
+        weight_rom$67$address = d0_waddr_c$q;
+        bias_rom$67$address = d0_baddr_c$q;
+        if (d0_unit_a$67$q) begin
+            weight_rom$67$address = d0_waddr_a$q;
+            bias_rom$67$address = d0_baddr_a$q;
         end
-        unit_a0$68 = 1'b0;
-        if (unit_a0$68) begin
-            unit_layer$68 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$68 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$68$clock = clock;
-        d0_layer$68$d = unit_layer$68;
+        d0_unit_a$68$clock = clock;
+        d0_unit_a$68$d = 1'b0;
         weight_rom$68$clock = clock;
         bias_rom$68$clock = clock;
-        weight_rom$68$address = d0_rom$q;
-        bias_rom$68$address = d0_pass$q;
-        if (d0_layer$68$q) begin
-            weight_rom$68$address = d0_rom$q + layer_rom_offset;
-            bias_rom$68$address = d0_pass$q + layer_bias_offset;
+        weight_rom$68$address = d0_waddr_c$q;
+        bias_rom$68$address = d0_baddr_c$q;
+        if (d0_unit_a$68$q) begin
+            weight_rom$68$address = d0_waddr_a$q;
+            bias_rom$68$address = d0_baddr_a$q;
         end
-        unit_a0$69 = 1'b0;
-        if (unit_a0$69) begin
-            unit_layer$69 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$69 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$69$clock = clock;
-        d0_layer$69$d = unit_layer$69;
+        d0_unit_a$69$clock = clock;
+        d0_unit_a$69$d = 1'b0;
         weight_rom$69$clock = clock;
         bias_rom$69$clock = clock;
-        weight_rom$69$address = d0_rom$q;
-        bias_rom$69$address = d0_pass$q;
-        if (d0_layer$69$q) begin
-            weight_rom$69$address = d0_rom$q + layer_rom_offset;
-            bias_rom$69$address = d0_pass$q + layer_bias_offset;
+        weight_rom$69$address = d0_waddr_c$q;
+        bias_rom$69$address = d0_baddr_c$q;
+        if (d0_unit_a$69$q) begin
+            weight_rom$69$address = d0_waddr_a$q;
+            bias_rom$69$address = d0_baddr_a$q;
         end
-        unit_a0$70 = 1'b0;
-        if (unit_a0$70) begin
-            unit_layer$70 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$70 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$70$clock = clock;
-        d0_layer$70$d = unit_layer$70;
+        d0_unit_a$70$clock = clock;
+        d0_unit_a$70$d = 1'b0;
         weight_rom$70$clock = clock;
         bias_rom$70$clock = clock;
-        weight_rom$70$address = d0_rom$q;
-        bias_rom$70$address = d0_pass$q;
-        if (d0_layer$70$q) begin
-            weight_rom$70$address = d0_rom$q + layer_rom_offset;
-            bias_rom$70$address = d0_pass$q + layer_bias_offset;
+        weight_rom$70$address = d0_waddr_c$q;
+        bias_rom$70$address = d0_baddr_c$q;
+        if (d0_unit_a$70$q) begin
+            weight_rom$70$address = d0_waddr_a$q;
+            bias_rom$70$address = d0_baddr_a$q;
         end
-        unit_a0$71 = 1'b0;
-        if (unit_a0$71) begin
-            unit_layer$71 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$71 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$71$clock = clock;
-        d0_layer$71$d = unit_layer$71;
+        d0_unit_a$71$clock = clock;
+        d0_unit_a$71$d = 1'b0;
         weight_rom$71$clock = clock;
         bias_rom$71$clock = clock;
-        weight_rom$71$address = d0_rom$q;
-        bias_rom$71$address = d0_pass$q;
-        if (d0_layer$71$q) begin
-            weight_rom$71$address = d0_rom$q + layer_rom_offset;
-            bias_rom$71$address = d0_pass$q + layer_bias_offset;
+        weight_rom$71$address = d0_waddr_c$q;
+        bias_rom$71$address = d0_baddr_c$q;
+        if (d0_unit_a$71$q) begin
+            weight_rom$71$address = d0_waddr_a$q;
+            bias_rom$71$address = d0_baddr_a$q;
         end
-        unit_a0$72 = 1'b0;
-        if (unit_a0$72) begin
-            unit_layer$72 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$72 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$72$clock = clock;
-        d0_layer$72$d = unit_layer$72;
+        d0_unit_a$72$clock = clock;
+        d0_unit_a$72$d = 1'b0;
         weight_rom$72$clock = clock;
         bias_rom$72$clock = clock;
-        weight_rom$72$address = d0_rom$q;
-        bias_rom$72$address = d0_pass$q;
-        if (d0_layer$72$q) begin
-            weight_rom$72$address = d0_rom$q + layer_rom_offset;
-            bias_rom$72$address = d0_pass$q + layer_bias_offset;
+        weight_rom$72$address = d0_waddr_c$q;
+        bias_rom$72$address = d0_baddr_c$q;
+        if (d0_unit_a$72$q) begin
+            weight_rom$72$address = d0_waddr_a$q;
+            bias_rom$72$address = d0_baddr_a$q;
         end
-        unit_a0$73 = 1'b0;
-        if (unit_a0$73) begin
-            unit_layer$73 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$73 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$73$clock = clock;
-        d0_layer$73$d = unit_layer$73;
+        d0_unit_a$73$clock = clock;
+        d0_unit_a$73$d = 1'b0;
         weight_rom$73$clock = clock;
         bias_rom$73$clock = clock;
-        weight_rom$73$address = d0_rom$q;
-        bias_rom$73$address = d0_pass$q;
-        if (d0_layer$73$q) begin
-            weight_rom$73$address = d0_rom$q + layer_rom_offset;
-            bias_rom$73$address = d0_pass$q + layer_bias_offset;
+        weight_rom$73$address = d0_waddr_c$q;
+        bias_rom$73$address = d0_baddr_c$q;
+        if (d0_unit_a$73$q) begin
+            weight_rom$73$address = d0_waddr_a$q;
+            bias_rom$73$address = d0_baddr_a$q;
         end
-        unit_a0$74 = 1'b0;
-        if (unit_a0$74) begin
-            unit_layer$74 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$74 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$74$clock = clock;
-        d0_layer$74$d = unit_layer$74;
+        d0_unit_a$74$clock = clock;
+        d0_unit_a$74$d = 1'b0;
         weight_rom$74$clock = clock;
         bias_rom$74$clock = clock;
-        weight_rom$74$address = d0_rom$q;
-        bias_rom$74$address = d0_pass$q;
-        if (d0_layer$74$q) begin
-            weight_rom$74$address = d0_rom$q + layer_rom_offset;
-            bias_rom$74$address = d0_pass$q + layer_bias_offset;
+        weight_rom$74$address = d0_waddr_c$q;
+        bias_rom$74$address = d0_baddr_c$q;
+        if (d0_unit_a$74$q) begin
+            weight_rom$74$address = d0_waddr_a$q;
+            bias_rom$74$address = d0_baddr_a$q;
         end
-        unit_a0$75 = 1'b0;
-        if (unit_a0$75) begin
-            unit_layer$75 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$75 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$75$clock = clock;
-        d0_layer$75$d = unit_layer$75;
+        d0_unit_a$75$clock = clock;
+        d0_unit_a$75$d = 1'b0;
         weight_rom$75$clock = clock;
         bias_rom$75$clock = clock;
-        weight_rom$75$address = d0_rom$q;
-        bias_rom$75$address = d0_pass$q;
-        if (d0_layer$75$q) begin
-            weight_rom$75$address = d0_rom$q + layer_rom_offset;
-            bias_rom$75$address = d0_pass$q + layer_bias_offset;
+        weight_rom$75$address = d0_waddr_c$q;
+        bias_rom$75$address = d0_baddr_c$q;
+        if (d0_unit_a$75$q) begin
+            weight_rom$75$address = d0_waddr_a$q;
+            bias_rom$75$address = d0_baddr_a$q;
         end
-        unit_a0$76 = 1'b0;
-        if (unit_a0$76) begin
-            unit_layer$76 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$76 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$76$clock = clock;
-        d0_layer$76$d = unit_layer$76;
+        d0_unit_a$76$clock = clock;
+        d0_unit_a$76$d = 1'b0;
         weight_rom$76$clock = clock;
         bias_rom$76$clock = clock;
-        weight_rom$76$address = d0_rom$q;
-        bias_rom$76$address = d0_pass$q;
-        if (d0_layer$76$q) begin
-            weight_rom$76$address = d0_rom$q + layer_rom_offset;
-            bias_rom$76$address = d0_pass$q + layer_bias_offset;
+        weight_rom$76$address = d0_waddr_c$q;
+        bias_rom$76$address = d0_baddr_c$q;
+        if (d0_unit_a$76$q) begin
+            weight_rom$76$address = d0_waddr_a$q;
+            bias_rom$76$address = d0_baddr_a$q;
         end
-        unit_a0$77 = 1'b0;
-        if (unit_a0$77) begin
-            unit_layer$77 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$77 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$77$clock = clock;
-        d0_layer$77$d = unit_layer$77;
+        d0_unit_a$77$clock = clock;
+        d0_unit_a$77$d = 1'b0;
         weight_rom$77$clock = clock;
         bias_rom$77$clock = clock;
-        weight_rom$77$address = d0_rom$q;
-        bias_rom$77$address = d0_pass$q;
-        if (d0_layer$77$q) begin
-            weight_rom$77$address = d0_rom$q + layer_rom_offset;
-            bias_rom$77$address = d0_pass$q + layer_bias_offset;
+        weight_rom$77$address = d0_waddr_c$q;
+        bias_rom$77$address = d0_baddr_c$q;
+        if (d0_unit_a$77$q) begin
+            weight_rom$77$address = d0_waddr_a$q;
+            bias_rom$77$address = d0_baddr_a$q;
         end
-        unit_a0$78 = 1'b0;
-        if (unit_a0$78) begin
-            unit_layer$78 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$78 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$78$clock = clock;
-        d0_layer$78$d = unit_layer$78;
+        d0_unit_a$78$clock = clock;
+        d0_unit_a$78$d = 1'b0;
         weight_rom$78$clock = clock;
         bias_rom$78$clock = clock;
-        weight_rom$78$address = d0_rom$q;
-        bias_rom$78$address = d0_pass$q;
-        if (d0_layer$78$q) begin
-            weight_rom$78$address = d0_rom$q + layer_rom_offset;
-            bias_rom$78$address = d0_pass$q + layer_bias_offset;
+        weight_rom$78$address = d0_waddr_c$q;
+        bias_rom$78$address = d0_baddr_c$q;
+        if (d0_unit_a$78$q) begin
+            weight_rom$78$address = d0_waddr_a$q;
+            bias_rom$78$address = d0_baddr_a$q;
         end
-        unit_a0$79 = 1'b0;
-        if (unit_a0$79) begin
-            unit_layer$79 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$79 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$79$clock = clock;
-        d0_layer$79$d = unit_layer$79;
+        d0_unit_a$79$clock = clock;
+        d0_unit_a$79$d = 1'b0;
         weight_rom$79$clock = clock;
         bias_rom$79$clock = clock;
-        weight_rom$79$address = d0_rom$q;
-        bias_rom$79$address = d0_pass$q;
-        if (d0_layer$79$q) begin
-            weight_rom$79$address = d0_rom$q + layer_rom_offset;
-            bias_rom$79$address = d0_pass$q + layer_bias_offset;
+        weight_rom$79$address = d0_waddr_c$q;
+        bias_rom$79$address = d0_baddr_c$q;
+        if (d0_unit_a$79$q) begin
+            weight_rom$79$address = d0_waddr_a$q;
+            bias_rom$79$address = d0_baddr_a$q;
         end
-        unit_a0$80 = 1'b0;
-        if (unit_a0$80) begin
-            unit_layer$80 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$80 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$80$clock = clock;
-        d0_layer$80$d = unit_layer$80;
+        d0_unit_a$80$clock = clock;
+        d0_unit_a$80$d = 1'b0;
         weight_rom$80$clock = clock;
         bias_rom$80$clock = clock;
-        weight_rom$80$address = d0_rom$q;
-        bias_rom$80$address = d0_pass$q;
-        if (d0_layer$80$q) begin
-            weight_rom$80$address = d0_rom$q + layer_rom_offset;
-            bias_rom$80$address = d0_pass$q + layer_bias_offset;
+        weight_rom$80$address = d0_waddr_c$q;
+        bias_rom$80$address = d0_baddr_c$q;
+        if (d0_unit_a$80$q) begin
+            weight_rom$80$address = d0_waddr_a$q;
+            bias_rom$80$address = d0_baddr_a$q;
         end
-        unit_a0$81 = 1'b0;
-        if (unit_a0$81) begin
-            unit_layer$81 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$81 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$81$clock = clock;
-        d0_layer$81$d = unit_layer$81;
+        d0_unit_a$81$clock = clock;
+        d0_unit_a$81$d = 1'b0;
         weight_rom$81$clock = clock;
         bias_rom$81$clock = clock;
-        weight_rom$81$address = d0_rom$q;
-        bias_rom$81$address = d0_pass$q;
-        if (d0_layer$81$q) begin
-            weight_rom$81$address = d0_rom$q + layer_rom_offset;
-            bias_rom$81$address = d0_pass$q + layer_bias_offset;
+        weight_rom$81$address = d0_waddr_c$q;
+        bias_rom$81$address = d0_baddr_c$q;
+        if (d0_unit_a$81$q) begin
+            weight_rom$81$address = d0_waddr_a$q;
+            bias_rom$81$address = d0_baddr_a$q;
         end
-        unit_a0$82 = 1'b0;
-        if (unit_a0$82) begin
-            unit_layer$82 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$82 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$82$clock = clock;
-        d0_layer$82$d = unit_layer$82;
+        d0_unit_a$82$clock = clock;
+        d0_unit_a$82$d = 1'b0;
         weight_rom$82$clock = clock;
         bias_rom$82$clock = clock;
-        weight_rom$82$address = d0_rom$q;
-        bias_rom$82$address = d0_pass$q;
-        if (d0_layer$82$q) begin
-            weight_rom$82$address = d0_rom$q + layer_rom_offset;
-            bias_rom$82$address = d0_pass$q + layer_bias_offset;
+        weight_rom$82$address = d0_waddr_c$q;
+        bias_rom$82$address = d0_baddr_c$q;
+        if (d0_unit_a$82$q) begin
+            weight_rom$82$address = d0_waddr_a$q;
+            bias_rom$82$address = d0_baddr_a$q;
         end
-        unit_a0$83 = 1'b0;
-        if (unit_a0$83) begin
-            unit_layer$83 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$83 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$83$clock = clock;
-        d0_layer$83$d = unit_layer$83;
+        d0_unit_a$83$clock = clock;
+        d0_unit_a$83$d = 1'b0;
         weight_rom$83$clock = clock;
         bias_rom$83$clock = clock;
-        weight_rom$83$address = d0_rom$q;
-        bias_rom$83$address = d0_pass$q;
-        if (d0_layer$83$q) begin
-            weight_rom$83$address = d0_rom$q + layer_rom_offset;
-            bias_rom$83$address = d0_pass$q + layer_bias_offset;
+        weight_rom$83$address = d0_waddr_c$q;
+        bias_rom$83$address = d0_baddr_c$q;
+        if (d0_unit_a$83$q) begin
+            weight_rom$83$address = d0_waddr_a$q;
+            bias_rom$83$address = d0_baddr_a$q;
         end
-        unit_a0$84 = 1'b0;
-        if (unit_a0$84) begin
-            unit_layer$84 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$84 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$84$clock = clock;
-        d0_layer$84$d = unit_layer$84;
+        d0_unit_a$84$clock = clock;
+        d0_unit_a$84$d = 1'b0;
         weight_rom$84$clock = clock;
         bias_rom$84$clock = clock;
-        weight_rom$84$address = d0_rom$q;
-        bias_rom$84$address = d0_pass$q;
-        if (d0_layer$84$q) begin
-            weight_rom$84$address = d0_rom$q + layer_rom_offset;
-            bias_rom$84$address = d0_pass$q + layer_bias_offset;
+        weight_rom$84$address = d0_waddr_c$q;
+        bias_rom$84$address = d0_baddr_c$q;
+        if (d0_unit_a$84$q) begin
+            weight_rom$84$address = d0_waddr_a$q;
+            bias_rom$84$address = d0_baddr_a$q;
         end
-        unit_a0$85 = 1'b0;
-        if (unit_a0$85) begin
-            unit_layer$85 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$85 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$85$clock = clock;
-        d0_layer$85$d = unit_layer$85;
+        d0_unit_a$85$clock = clock;
+        d0_unit_a$85$d = 1'b0;
         weight_rom$85$clock = clock;
         bias_rom$85$clock = clock;
-        weight_rom$85$address = d0_rom$q;
-        bias_rom$85$address = d0_pass$q;
-        if (d0_layer$85$q) begin
-            weight_rom$85$address = d0_rom$q + layer_rom_offset;
-            bias_rom$85$address = d0_pass$q + layer_bias_offset;
+        weight_rom$85$address = d0_waddr_c$q;
+        bias_rom$85$address = d0_baddr_c$q;
+        if (d0_unit_a$85$q) begin
+            weight_rom$85$address = d0_waddr_a$q;
+            bias_rom$85$address = d0_baddr_a$q;
         end
-        unit_a0$86 = 1'b0;
-        if (unit_a0$86) begin
-            unit_layer$86 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$86 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$86$clock = clock;
-        d0_layer$86$d = unit_layer$86;
+        d0_unit_a$86$clock = clock;
+        d0_unit_a$86$d = 1'b0;
         weight_rom$86$clock = clock;
         bias_rom$86$clock = clock;
-        weight_rom$86$address = d0_rom$q;
-        bias_rom$86$address = d0_pass$q;
-        if (d0_layer$86$q) begin
-            weight_rom$86$address = d0_rom$q + layer_rom_offset;
-            bias_rom$86$address = d0_pass$q + layer_bias_offset;
+        weight_rom$86$address = d0_waddr_c$q;
+        bias_rom$86$address = d0_baddr_c$q;
+        if (d0_unit_a$86$q) begin
+            weight_rom$86$address = d0_waddr_a$q;
+            bias_rom$86$address = d0_baddr_a$q;
         end
-        unit_a0$87 = 1'b0;
-        if (unit_a0$87) begin
-            unit_layer$87 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$87 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$87$clock = clock;
-        d0_layer$87$d = unit_layer$87;
+        d0_unit_a$87$clock = clock;
+        d0_unit_a$87$d = 1'b0;
         weight_rom$87$clock = clock;
         bias_rom$87$clock = clock;
-        weight_rom$87$address = d0_rom$q;
-        bias_rom$87$address = d0_pass$q;
-        if (d0_layer$87$q) begin
-            weight_rom$87$address = d0_rom$q + layer_rom_offset;
-            bias_rom$87$address = d0_pass$q + layer_bias_offset;
+        weight_rom$87$address = d0_waddr_c$q;
+        bias_rom$87$address = d0_baddr_c$q;
+        if (d0_unit_a$87$q) begin
+            weight_rom$87$address = d0_waddr_a$q;
+            bias_rom$87$address = d0_baddr_a$q;
         end
-        unit_a0$88 = 1'b0;
-        if (unit_a0$88) begin
-            unit_layer$88 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$88 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$88$clock = clock;
-        d0_layer$88$d = unit_layer$88;
+        d0_unit_a$88$clock = clock;
+        d0_unit_a$88$d = 1'b0;
         weight_rom$88$clock = clock;
         bias_rom$88$clock = clock;
-        weight_rom$88$address = d0_rom$q;
-        bias_rom$88$address = d0_pass$q;
-        if (d0_layer$88$q) begin
-            weight_rom$88$address = d0_rom$q + layer_rom_offset;
-            bias_rom$88$address = d0_pass$q + layer_bias_offset;
+        weight_rom$88$address = d0_waddr_c$q;
+        bias_rom$88$address = d0_baddr_c$q;
+        if (d0_unit_a$88$q) begin
+            weight_rom$88$address = d0_waddr_a$q;
+            bias_rom$88$address = d0_baddr_a$q;
         end
-        unit_a0$89 = 1'b0;
-        if (unit_a0$89) begin
-            unit_layer$89 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$89 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$89$clock = clock;
-        d0_layer$89$d = unit_layer$89;
+        d0_unit_a$89$clock = clock;
+        d0_unit_a$89$d = 1'b0;
         weight_rom$89$clock = clock;
         bias_rom$89$clock = clock;
-        weight_rom$89$address = d0_rom$q;
-        bias_rom$89$address = d0_pass$q;
-        if (d0_layer$89$q) begin
-            weight_rom$89$address = d0_rom$q + layer_rom_offset;
-            bias_rom$89$address = d0_pass$q + layer_bias_offset;
+        weight_rom$89$address = d0_waddr_c$q;
+        bias_rom$89$address = d0_baddr_c$q;
+        if (d0_unit_a$89$q) begin
+            weight_rom$89$address = d0_waddr_a$q;
+            bias_rom$89$address = d0_baddr_a$q;
         end
-        unit_a0$90 = 1'b0;
-        if (unit_a0$90) begin
-            unit_layer$90 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$90 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$90$clock = clock;
-        d0_layer$90$d = unit_layer$90;
+        d0_unit_a$90$clock = clock;
+        d0_unit_a$90$d = 1'b0;
         weight_rom$90$clock = clock;
         bias_rom$90$clock = clock;
-        weight_rom$90$address = d0_rom$q;
-        bias_rom$90$address = d0_pass$q;
-        if (d0_layer$90$q) begin
-            weight_rom$90$address = d0_rom$q + layer_rom_offset;
-            bias_rom$90$address = d0_pass$q + layer_bias_offset;
+        weight_rom$90$address = d0_waddr_c$q;
+        bias_rom$90$address = d0_baddr_c$q;
+        if (d0_unit_a$90$q) begin
+            weight_rom$90$address = d0_waddr_a$q;
+            bias_rom$90$address = d0_baddr_a$q;
         end
-        unit_a0$91 = 1'b0;
-        if (unit_a0$91) begin
-            unit_layer$91 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$91 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$91$clock = clock;
-        d0_layer$91$d = unit_layer$91;
+        d0_unit_a$91$clock = clock;
+        d0_unit_a$91$d = 1'b0;
         weight_rom$91$clock = clock;
         bias_rom$91$clock = clock;
-        weight_rom$91$address = d0_rom$q;
-        bias_rom$91$address = d0_pass$q;
-        if (d0_layer$91$q) begin
-            weight_rom$91$address = d0_rom$q + layer_rom_offset;
-            bias_rom$91$address = d0_pass$q + layer_bias_offset;
+        weight_rom$91$address = d0_waddr_c$q;
+        bias_rom$91$address = d0_baddr_c$q;
+        if (d0_unit_a$91$q) begin
+            weight_rom$91$address = d0_waddr_a$q;
+            bias_rom$91$address = d0_baddr_a$q;
         end
-        unit_a0$92 = 1'b0;
-        if (unit_a0$92) begin
-            unit_layer$92 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$92 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$92$clock = clock;
-        d0_layer$92$d = unit_layer$92;
+        d0_unit_a$92$clock = clock;
+        d0_unit_a$92$d = 1'b0;
         weight_rom$92$clock = clock;
         bias_rom$92$clock = clock;
-        weight_rom$92$address = d0_rom$q;
-        bias_rom$92$address = d0_pass$q;
-        if (d0_layer$92$q) begin
-            weight_rom$92$address = d0_rom$q + layer_rom_offset;
-            bias_rom$92$address = d0_pass$q + layer_bias_offset;
+        weight_rom$92$address = d0_waddr_c$q;
+        bias_rom$92$address = d0_baddr_c$q;
+        if (d0_unit_a$92$q) begin
+            weight_rom$92$address = d0_waddr_a$q;
+            bias_rom$92$address = d0_baddr_a$q;
         end
-        unit_a0$93 = 1'b0;
-        if (unit_a0$93) begin
-            unit_layer$93 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$93 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$93$clock = clock;
-        d0_layer$93$d = unit_layer$93;
+        d0_unit_a$93$clock = clock;
+        d0_unit_a$93$d = 1'b0;
         weight_rom$93$clock = clock;
         bias_rom$93$clock = clock;
-        weight_rom$93$address = d0_rom$q;
-        bias_rom$93$address = d0_pass$q;
-        if (d0_layer$93$q) begin
-            weight_rom$93$address = d0_rom$q + layer_rom_offset;
-            bias_rom$93$address = d0_pass$q + layer_bias_offset;
+        weight_rom$93$address = d0_waddr_c$q;
+        bias_rom$93$address = d0_baddr_c$q;
+        if (d0_unit_a$93$q) begin
+            weight_rom$93$address = d0_waddr_a$q;
+            bias_rom$93$address = d0_baddr_a$q;
         end
-        unit_a0$94 = 1'b0;
-        if (unit_a0$94) begin
-            unit_layer$94 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$94 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$94$clock = clock;
-        d0_layer$94$d = unit_layer$94;
+        d0_unit_a$94$clock = clock;
+        d0_unit_a$94$d = 1'b0;
         weight_rom$94$clock = clock;
         bias_rom$94$clock = clock;
-        weight_rom$94$address = d0_rom$q;
-        bias_rom$94$address = d0_pass$q;
-        if (d0_layer$94$q) begin
-            weight_rom$94$address = d0_rom$q + layer_rom_offset;
-            bias_rom$94$address = d0_pass$q + layer_bias_offset;
+        weight_rom$94$address = d0_waddr_c$q;
+        bias_rom$94$address = d0_baddr_c$q;
+        if (d0_unit_a$94$q) begin
+            weight_rom$94$address = d0_waddr_a$q;
+            bias_rom$94$address = d0_baddr_a$q;
         end
-        unit_a0$95 = 1'b0;
-        if (unit_a0$95) begin
-            unit_layer$95 = (a_set$q && decoder$1$q) || (~a_set$q && decoder$0$q);
-        end
-        else begin
-            unit_layer$95 = (a_set$q && decoder$0$q) || (~a_set$q && decoder$1$q);
-        end
-        d0_layer$95$clock = clock;
-        d0_layer$95$d = unit_layer$95;
+        d0_unit_a$95$clock = clock;
+        d0_unit_a$95$d = 1'b0;
         weight_rom$95$clock = clock;
         bias_rom$95$clock = clock;
-        weight_rom$95$address = d0_rom$q;
-        bias_rom$95$address = d0_pass$q;
-        if (d0_layer$95$q) begin
-            weight_rom$95$address = d0_rom$q + layer_rom_offset;
-            bias_rom$95$address = d0_pass$q + layer_bias_offset;
+        weight_rom$95$address = d0_waddr_c$q;
+        bias_rom$95$address = d0_baddr_c$q;
+        if (d0_unit_a$95$q) begin
+            weight_rom$95$address = d0_waddr_a$q;
+            bias_rom$95$address = d0_baddr_a$q;
         end
         head_rom$0$clock = clock;
         head_rom$0$address = d0_term$q;
@@ -11882,7 +11064,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d0_pass$d = pass$q;
         d0_term$d = term$q;
         d0_head$d = issue && ~|pass$q && (term$q < x_term);
-        d0_rom$d = rom_addr$q;
         d1_valid$d = d0_valid$q;
         d1_first$d = d0_first$q;
         d1_pass$d = d0_pass$q;
@@ -14821,6 +14002,44 @@ module top$gru$bias_rom$95(clock,address,data);
 endmodule // top$gru$bias_rom$95
 
 
+module top$gru$d0_baddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_baddr_a
+
+
+module top$gru$d0_baddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_baddr_c
+
+
 module top$gru$d0_first(d,q,clock);
     
     // Module arguments
@@ -14859,1830 +14078,6 @@ module top$gru$d0_head(d,q,clock);
 endmodule // top$gru$d0_head
 
 
-module top$gru$d0_layer$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$0
-
-
-module top$gru$d0_layer$1(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$1
-
-
-module top$gru$d0_layer$10(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$10
-
-
-module top$gru$d0_layer$11(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$11
-
-
-module top$gru$d0_layer$12(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$12
-
-
-module top$gru$d0_layer$13(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$13
-
-
-module top$gru$d0_layer$14(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$14
-
-
-module top$gru$d0_layer$15(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$15
-
-
-module top$gru$d0_layer$16(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$16
-
-
-module top$gru$d0_layer$17(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$17
-
-
-module top$gru$d0_layer$18(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$18
-
-
-module top$gru$d0_layer$19(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$19
-
-
-module top$gru$d0_layer$2(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$2
-
-
-module top$gru$d0_layer$20(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$20
-
-
-module top$gru$d0_layer$21(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$21
-
-
-module top$gru$d0_layer$22(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$22
-
-
-module top$gru$d0_layer$23(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$23
-
-
-module top$gru$d0_layer$24(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$24
-
-
-module top$gru$d0_layer$25(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$25
-
-
-module top$gru$d0_layer$26(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$26
-
-
-module top$gru$d0_layer$27(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$27
-
-
-module top$gru$d0_layer$28(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$28
-
-
-module top$gru$d0_layer$29(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$29
-
-
-module top$gru$d0_layer$3(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$3
-
-
-module top$gru$d0_layer$30(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$30
-
-
-module top$gru$d0_layer$31(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$31
-
-
-module top$gru$d0_layer$32(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$32
-
-
-module top$gru$d0_layer$33(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$33
-
-
-module top$gru$d0_layer$34(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$34
-
-
-module top$gru$d0_layer$35(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$35
-
-
-module top$gru$d0_layer$36(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$36
-
-
-module top$gru$d0_layer$37(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$37
-
-
-module top$gru$d0_layer$38(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$38
-
-
-module top$gru$d0_layer$39(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$39
-
-
-module top$gru$d0_layer$4(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$4
-
-
-module top$gru$d0_layer$40(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$40
-
-
-module top$gru$d0_layer$41(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$41
-
-
-module top$gru$d0_layer$42(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$42
-
-
-module top$gru$d0_layer$43(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$43
-
-
-module top$gru$d0_layer$44(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$44
-
-
-module top$gru$d0_layer$45(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$45
-
-
-module top$gru$d0_layer$46(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$46
-
-
-module top$gru$d0_layer$47(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$47
-
-
-module top$gru$d0_layer$48(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$48
-
-
-module top$gru$d0_layer$49(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$49
-
-
-module top$gru$d0_layer$5(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$5
-
-
-module top$gru$d0_layer$50(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$50
-
-
-module top$gru$d0_layer$51(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$51
-
-
-module top$gru$d0_layer$52(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$52
-
-
-module top$gru$d0_layer$53(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$53
-
-
-module top$gru$d0_layer$54(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$54
-
-
-module top$gru$d0_layer$55(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$55
-
-
-module top$gru$d0_layer$56(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$56
-
-
-module top$gru$d0_layer$57(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$57
-
-
-module top$gru$d0_layer$58(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$58
-
-
-module top$gru$d0_layer$59(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$59
-
-
-module top$gru$d0_layer$6(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$6
-
-
-module top$gru$d0_layer$60(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$60
-
-
-module top$gru$d0_layer$61(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$61
-
-
-module top$gru$d0_layer$62(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$62
-
-
-module top$gru$d0_layer$63(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$63
-
-
-module top$gru$d0_layer$64(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$64
-
-
-module top$gru$d0_layer$65(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$65
-
-
-module top$gru$d0_layer$66(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$66
-
-
-module top$gru$d0_layer$67(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$67
-
-
-module top$gru$d0_layer$68(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$68
-
-
-module top$gru$d0_layer$69(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$69
-
-
-module top$gru$d0_layer$7(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$7
-
-
-module top$gru$d0_layer$70(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$70
-
-
-module top$gru$d0_layer$71(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$71
-
-
-module top$gru$d0_layer$72(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$72
-
-
-module top$gru$d0_layer$73(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$73
-
-
-module top$gru$d0_layer$74(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$74
-
-
-module top$gru$d0_layer$75(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$75
-
-
-module top$gru$d0_layer$76(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$76
-
-
-module top$gru$d0_layer$77(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$77
-
-
-module top$gru$d0_layer$78(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$78
-
-
-module top$gru$d0_layer$79(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$79
-
-
-module top$gru$d0_layer$8(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$8
-
-
-module top$gru$d0_layer$80(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$80
-
-
-module top$gru$d0_layer$81(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$81
-
-
-module top$gru$d0_layer$82(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$82
-
-
-module top$gru$d0_layer$83(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$83
-
-
-module top$gru$d0_layer$84(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$84
-
-
-module top$gru$d0_layer$85(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$85
-
-
-module top$gru$d0_layer$86(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$86
-
-
-module top$gru$d0_layer$87(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$87
-
-
-module top$gru$d0_layer$88(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$88
-
-
-module top$gru$d0_layer$89(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$89
-
-
-module top$gru$d0_layer$9(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$9
-
-
-module top$gru$d0_layer$90(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$90
-
-
-module top$gru$d0_layer$91(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$91
-
-
-module top$gru$d0_layer$92(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$92
-
-
-module top$gru$d0_layer$93(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$93
-
-
-module top$gru$d0_layer$94(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$94
-
-
-module top$gru$d0_layer$95(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_layer$95
-
-
 module top$gru$d0_pass(d,q,clock);
     
     // Module arguments
@@ -16700,25 +14095,6 @@ module top$gru$d0_pass(d,q,clock);
     end
           
 endmodule // top$gru$d0_pass
-
-
-module top$gru$d0_rom(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d0_rom
 
 
 module top$gru$d0_term(d,q,clock);
@@ -16740,6 +14116,1830 @@ module top$gru$d0_term(d,q,clock);
 endmodule // top$gru$d0_term
 
 
+module top$gru$d0_unit_a$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$0
+
+
+module top$gru$d0_unit_a$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$1
+
+
+module top$gru$d0_unit_a$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$10
+
+
+module top$gru$d0_unit_a$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$11
+
+
+module top$gru$d0_unit_a$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$12
+
+
+module top$gru$d0_unit_a$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$13
+
+
+module top$gru$d0_unit_a$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$14
+
+
+module top$gru$d0_unit_a$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$15
+
+
+module top$gru$d0_unit_a$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$16
+
+
+module top$gru$d0_unit_a$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$17
+
+
+module top$gru$d0_unit_a$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$18
+
+
+module top$gru$d0_unit_a$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$19
+
+
+module top$gru$d0_unit_a$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$2
+
+
+module top$gru$d0_unit_a$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$20
+
+
+module top$gru$d0_unit_a$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$21
+
+
+module top$gru$d0_unit_a$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$22
+
+
+module top$gru$d0_unit_a$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$23
+
+
+module top$gru$d0_unit_a$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$24
+
+
+module top$gru$d0_unit_a$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$25
+
+
+module top$gru$d0_unit_a$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$26
+
+
+module top$gru$d0_unit_a$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$27
+
+
+module top$gru$d0_unit_a$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$28
+
+
+module top$gru$d0_unit_a$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$29
+
+
+module top$gru$d0_unit_a$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$3
+
+
+module top$gru$d0_unit_a$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$30
+
+
+module top$gru$d0_unit_a$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$31
+
+
+module top$gru$d0_unit_a$32(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$32
+
+
+module top$gru$d0_unit_a$33(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$33
+
+
+module top$gru$d0_unit_a$34(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$34
+
+
+module top$gru$d0_unit_a$35(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$35
+
+
+module top$gru$d0_unit_a$36(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$36
+
+
+module top$gru$d0_unit_a$37(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$37
+
+
+module top$gru$d0_unit_a$38(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$38
+
+
+module top$gru$d0_unit_a$39(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$39
+
+
+module top$gru$d0_unit_a$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$4
+
+
+module top$gru$d0_unit_a$40(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$40
+
+
+module top$gru$d0_unit_a$41(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$41
+
+
+module top$gru$d0_unit_a$42(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$42
+
+
+module top$gru$d0_unit_a$43(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$43
+
+
+module top$gru$d0_unit_a$44(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$44
+
+
+module top$gru$d0_unit_a$45(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$45
+
+
+module top$gru$d0_unit_a$46(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$46
+
+
+module top$gru$d0_unit_a$47(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$47
+
+
+module top$gru$d0_unit_a$48(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$48
+
+
+module top$gru$d0_unit_a$49(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$49
+
+
+module top$gru$d0_unit_a$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$5
+
+
+module top$gru$d0_unit_a$50(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$50
+
+
+module top$gru$d0_unit_a$51(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$51
+
+
+module top$gru$d0_unit_a$52(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$52
+
+
+module top$gru$d0_unit_a$53(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$53
+
+
+module top$gru$d0_unit_a$54(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$54
+
+
+module top$gru$d0_unit_a$55(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$55
+
+
+module top$gru$d0_unit_a$56(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$56
+
+
+module top$gru$d0_unit_a$57(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$57
+
+
+module top$gru$d0_unit_a$58(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$58
+
+
+module top$gru$d0_unit_a$59(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$59
+
+
+module top$gru$d0_unit_a$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$6
+
+
+module top$gru$d0_unit_a$60(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$60
+
+
+module top$gru$d0_unit_a$61(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$61
+
+
+module top$gru$d0_unit_a$62(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$62
+
+
+module top$gru$d0_unit_a$63(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$63
+
+
+module top$gru$d0_unit_a$64(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$64
+
+
+module top$gru$d0_unit_a$65(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$65
+
+
+module top$gru$d0_unit_a$66(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$66
+
+
+module top$gru$d0_unit_a$67(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$67
+
+
+module top$gru$d0_unit_a$68(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$68
+
+
+module top$gru$d0_unit_a$69(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$69
+
+
+module top$gru$d0_unit_a$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$7
+
+
+module top$gru$d0_unit_a$70(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$70
+
+
+module top$gru$d0_unit_a$71(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$71
+
+
+module top$gru$d0_unit_a$72(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$72
+
+
+module top$gru$d0_unit_a$73(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$73
+
+
+module top$gru$d0_unit_a$74(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$74
+
+
+module top$gru$d0_unit_a$75(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$75
+
+
+module top$gru$d0_unit_a$76(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$76
+
+
+module top$gru$d0_unit_a$77(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$77
+
+
+module top$gru$d0_unit_a$78(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$78
+
+
+module top$gru$d0_unit_a$79(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$79
+
+
+module top$gru$d0_unit_a$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$8
+
+
+module top$gru$d0_unit_a$80(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$80
+
+
+module top$gru$d0_unit_a$81(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$81
+
+
+module top$gru$d0_unit_a$82(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$82
+
+
+module top$gru$d0_unit_a$83(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$83
+
+
+module top$gru$d0_unit_a$84(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$84
+
+
+module top$gru$d0_unit_a$85(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$85
+
+
+module top$gru$d0_unit_a$86(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$86
+
+
+module top$gru$d0_unit_a$87(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$87
+
+
+module top$gru$d0_unit_a$88(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$88
+
+
+module top$gru$d0_unit_a$89(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$89
+
+
+module top$gru$d0_unit_a$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$9
+
+
+module top$gru$d0_unit_a$90(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$90
+
+
+module top$gru$d0_unit_a$91(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$91
+
+
+module top$gru$d0_unit_a$92(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$92
+
+
+module top$gru$d0_unit_a$93(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$93
+
+
+module top$gru$d0_unit_a$94(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$94
+
+
+module top$gru$d0_unit_a$95(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_unit_a$95
+
+
 module top$gru$d0_valid(d,q,clock);
     
     // Module arguments
@@ -16757,6 +15957,44 @@ module top$gru$d0_valid(d,q,clock);
     end
           
 endmodule // top$gru$d0_valid
+
+
+module top$gru$d0_waddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_waddr_a
+
+
+module top$gru$d0_waddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d0_waddr_c
 
 
 module top$gru$d1_first(d,q,clock);
@@ -18188,9 +17426,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] u_z$d;
     wire  [17:0] u_z$q;
     reg  u_z$clock;
-    reg  [17:0] u_h$d;
-    wire  [17:0] u_h$q;
-    reg  u_h$clock;
+    reg  [17:0] u_d$d;
+    wire  [17:0] u_d$q;
+    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -20122,10 +19360,10 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(u_z$q),
         .clock(u_z$clock)
     );
-    top$gru$lane$0$u_h u_h(
-        .d(u_h$d),
-        .q(u_h$q),
-        .clock(u_h$clock)
+    top$gru$lane$0$u_d u_d(
+        .d(u_d$d),
+        .q(u_d$q),
+        .clock(u_d$clock)
     );
     top$gru$lane$0$u_c u_c(
         .d(u_c$d),
@@ -21183,7 +20421,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         q_isx$clock = clock;
         q_czero$clock = clock;
         u_z$clock = clock;
-        u_h$clock = clock;
+        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -21205,7 +20443,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
         u_z$d = u_z$q;
-        u_h$d = u_h$q;
+        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -23637,13 +22875,13 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             h_j = 18'h0;
         end
         u_z$d = z_j;
-        u_h$d = h_j;
+        u_d$d = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j;
         u_set$d = upd_set;
         u_en$d = upd_en;
         update_mul$a = u_z$q;
-        update_mul$b = u_h$q - u_c$q;
+        update_mul$b = u_d$q;
         update_mul$c = u_c$q;
         v_sum$d = update_mul$out;
         v_j$d = u_j$q;
@@ -30855,6 +30093,25 @@ module top$gru$lane$0$u_c(d,q,clock);
 endmodule // top$gru$lane$0$u_c
 
 
+module top$gru$lane$0$u_d(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$u_d
+
+
 module top$gru$lane$0$u_en(d,q,clock);
     
     // Module arguments
@@ -30872,25 +30129,6 @@ module top$gru$lane$0$u_en(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$u_en
-
-
-module top$gru$lane$0$u_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$u_h
 
 
 module top$gru$lane$0$u_j(d,q,clock);

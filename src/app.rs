@@ -280,6 +280,7 @@ pub struct SynthOptions {
     pub clock_mhz: Option<f64>,
     pub baud: Option<u32>,
     pub seed: u64,
+    pub router2: bool,
     pub out: Option<PathBuf>,
     pub command: String,
 }
@@ -320,6 +321,7 @@ pub fn synth(
         board_config,
         seed: o.seed,
         place: true,
+        router2: o.router2,
         out_dir,
         command: o.command,
     })

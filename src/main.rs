@@ -127,6 +127,10 @@ struct SynthArgs {
     /// nextpnr placement seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Route with nextpnr's router2 (much faster than the default router1
+    /// on congested designs such as P = 4 on the ECP5-85F).
+    #[arg(long)]
+    router2: bool,
     /// Output directory (default: out/synth/<board>-w<W>-p<P>-m<M>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -666,6 +670,7 @@ fn run(cli: Cli) -> Result<()> {
                     clock_mhz: a.clock_mhz,
                     baud: a.baud,
                     seed: a.seed,
+                    router2: a.router2,
                     out: a.out.clone(),
                     command: std::iter::once("flimgru".to_string())
                         .chain(std::env::args().skip(1))

@@ -42,6 +42,9 @@ pub struct SynthJob<'a> {
     pub seed: u64,
     /// Run nextpnr after yosys (where the family has an open flow).
     pub place: bool,
+    /// nextpnr's router2 instead of its default router1 (router1 can
+    /// spend hours resolving congestion on the largest ECP5 rows).
+    pub router2: bool,
     /// Directory for the Verilog, netlist, logs and the report.
     pub out_dir: PathBuf,
     /// The command line, recorded in the report.
@@ -212,6 +215,11 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
             .args(["--freq", &format!("{}", job.board_config.clock_mhz)])
             .args(["--seed", &job.seed.to_string()])
             .arg("--timing-allow-fail")
+            .args(if job.router2 {
+                &["--router", "router2"][..]
+            } else {
+                &[]
+            })
             .args(["--log", "nextpnr.log"]);
         let t = Instant::now();
         let placed = tools::run(&mut cmd, &tool);

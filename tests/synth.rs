@@ -27,6 +27,7 @@ fn run(board: Board, config: EngineConfig, place: bool) -> SynthReport {
         board_config: BoardConfig::default_for(board),
         seed: 1,
         place,
+        router2: false,
         out_dir: out_dir.clone(),
         command: "tests/synth.rs".into(),
     };

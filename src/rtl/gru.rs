@@ -114,8 +114,14 @@ pub struct Gru {
     d0_pass: DFF<Addr>,
     d0_term: DFF<Addr>,
     d0_head: DFF<Bit>,
-    d0_rom: DFF<Addr>,
-    d0_layer: Vec<DFF<Bit>>,
+    /// Per unit: it holds an A-set row in this pass (registered decode).
+    d0_unit_a: Vec<DFF<Bit>>,
+    /// ROM addresses of the A set's and the C set's rows (encoder or
+    /// decoder words), added at stage 0 so stage 0b is a select and the read.
+    d0_waddr_a: DFF<Addr>,
+    d0_waddr_c: DFF<Addr>,
+    d0_baddr_a: DFF<Addr>,
+    d0_baddr_c: DFF<Addr>,
     d1_valid: DFF<Bit>,
     d1_first: DFF<Bit>,
     d1_pass: DFF<Addr>,
@@ -162,8 +168,8 @@ pub struct Gru {
     upd_active: DFF<Bit>,
     zero: Vec<Signal<Local, Bit>>,
     issue: Signal<Local, Bit>,
-    unit_a0: Vec<Signal<Local, Bit>>,
-    unit_layer: Vec<Signal<Local, Bit>>,
+    layer_a: Signal<Local, Bit>,
+    layer_c: Signal<Local, Bit>,
     n_set: Signal<Local, Bit>,
     o_active: Signal<Local, Bit>,
     o_decoder: Signal<Local, Bit>,
@@ -296,8 +302,11 @@ impl Gru {
             d0_pass: Default::default(),
             d0_term: Default::default(),
             d0_head: Default::default(),
-            d0_rom: Default::default(),
-            d0_layer: super::many(m),
+            d0_unit_a: super::many(m),
+            d0_waddr_a: Default::default(),
+            d0_waddr_c: Default::default(),
+            d0_baddr_a: Default::default(),
+            d0_baddr_c: Default::default(),
             d1_valid: Default::default(),
             d1_first: Default::default(),
             d1_pass: Default::default(),
@@ -341,8 +350,8 @@ impl Gru {
             upd_active: Default::default(),
             zero: super::many(2),
             issue: Default::default(),
-            unit_a0: super::many(m),
-            unit_layer: super::many(m),
+            layer_a: Default::default(),
+            layer_c: Default::default(),
             n_set: Default::default(),
             o_active: Default::default(),
             o_decoder: Default::default(),
@@ -379,11 +388,11 @@ impl Logic for Gru {
     fn update(&mut self) {
         dff_setup!(
             self, clock, slot, pass, term, rom_addr, drain, d0_valid, d0_first, d0_pass, d0_term,
-            d0_head, d0_rom, d1_valid, d1_first, d1_pass, d1_term, d1_head, m1_valid, m1_pass,
-            m1_term, m1_head, m2_valid, m2_pass, m2_term, m2_head, a_set, next_set, next_group,
-            head_valid, head_first, head_last, head_step, head_group, s1_valid, s1_first, s1_pass,
-            s1_term, s1_head, s2_post, s2_pass, s2_set, s2_head, upd_run, upd_j, upd_set, upd_zero,
-            upd_active
+            d0_head, d0_waddr_a, d0_waddr_c, d0_baddr_a, d0_baddr_c, d1_valid, d1_first, d1_pass,
+            d1_term, d1_head, m1_valid, m1_pass, m1_term, m1_head, m2_valid, m2_pass, m2_term,
+            m2_head, a_set, next_set, next_group, head_valid, head_first, head_last, head_step,
+            head_group, s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_post, s2_pass, s2_set,
+            s2_head, upd_run, upd_j, upd_set, upd_zero, upd_active
         );
         for s in 0..2 {
             self.active[s].clock.next = self.clock.val();
@@ -407,26 +416,36 @@ impl Logic for Gru {
         self.groups_started.next = self.next_group.q.val();
         self.issue.next = self.slot.q.val() == SlotState::Issue;
         // Weight, bias and head ROMs (stage 0 address, stage 1 data).
+        // The set in its A slot reads decoder words when it is in the
+        // decoder; so does the C set.
+        self.layer_a.next = (self.a_set.q.val() && self.decoder[1].q.val())
+            || (!self.a_set.q.val() && self.decoder[0].q.val());
+        self.layer_c.next = (self.a_set.q.val() && self.decoder[0].q.val())
+            || (!self.a_set.q.val() && self.decoder[1].q.val());
+        self.d0_waddr_a.d.next = self.rom_addr.q.val();
+        self.d0_baddr_a.d.next = self.pass.q.val();
+        if self.layer_a.val() {
+            self.d0_waddr_a.d.next = self.rom_addr.q.val() + self.layer_rom_offset.val();
+            self.d0_baddr_a.d.next = self.pass.q.val() + self.layer_bias_offset.val();
+        }
+        self.d0_waddr_c.d.next = self.rom_addr.q.val();
+        self.d0_baddr_c.d.next = self.pass.q.val();
+        if self.layer_c.val() {
+            self.d0_waddr_c.d.next = self.rom_addr.q.val() + self.layer_rom_offset.val();
+            self.d0_baddr_c.d.next = self.pass.q.val() + self.layer_bias_offset.val();
+        }
         for m in 0..self._m {
-            self.unit_a0[m].next = self.pass.q.val() < self.a_passes[m].val();
-            if self.unit_a0[m].val() {
-                self.unit_layer[m].next = (self.a_set.q.val() && self.decoder[1].q.val())
-                    || (!self.a_set.q.val() && self.decoder[0].q.val());
-            } else {
-                self.unit_layer[m].next = (self.a_set.q.val() && self.decoder[0].q.val())
-                    || (!self.a_set.q.val() && self.decoder[1].q.val());
-            }
             // The address is computed at stage 0 and presented at stage 0b
             // to the ROMs with an output register, so the data meets stage 1.
-            self.d0_layer[m].clock.next = self.clock.val();
-            self.d0_layer[m].d.next = self.unit_layer[m].val();
+            self.d0_unit_a[m].clock.next = self.clock.val();
+            self.d0_unit_a[m].d.next = self.pass.q.val() < self.a_passes[m].val();
             self.weight_rom[m].clock.next = self.clock.val();
             self.bias_rom[m].clock.next = self.clock.val();
-            self.weight_rom[m].address.next = self.d0_rom.q.val();
-            self.bias_rom[m].address.next = self.d0_pass.q.val();
-            if self.d0_layer[m].q.val() {
-                self.weight_rom[m].address.next = self.d0_rom.q.val() + self.layer_rom_offset.val();
-                self.bias_rom[m].address.next = self.d0_pass.q.val() + self.layer_bias_offset.val();
+            self.weight_rom[m].address.next = self.d0_waddr_c.q.val();
+            self.bias_rom[m].address.next = self.d0_baddr_c.q.val();
+            if self.d0_unit_a[m].q.val() {
+                self.weight_rom[m].address.next = self.d0_waddr_a.q.val();
+                self.bias_rom[m].address.next = self.d0_baddr_a.q.val();
             }
         }
         for c in 0..3 {
@@ -440,7 +459,6 @@ impl Logic for Gru {
         self.d0_term.d.next = self.term.q.val();
         self.d0_head.d.next =
             self.issue.val() && !self.pass.q.val().any() && (self.term.q.val() < self.x_term.val());
-        self.d0_rom.d.next = self.rom_addr.q.val();
         self.d1_valid.d.next = self.d0_valid.q.val();
         self.d1_first.d.next = self.d0_first.q.val();
         self.d1_pass.d.next = self.d0_pass.q.val();

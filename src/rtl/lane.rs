@@ -96,7 +96,9 @@ pub struct Lane {
     q_czero: DFF<Bit>,
     // State-update pipeline (u0 reads, u1 multiply-add, u2 narrow + write).
     u_z: DFF<Code>,
-    u_h: DFF<Code>,
+    /// h_j - c_j (W + 1 bits: the code width), subtracted at the reads so
+    /// the multiply-add stage holds only the DSP and its adder.
+    u_d: DFF<Code>,
     u_c: DFF<Code>,
     u_j: DFF<Addr>,
     u_set: DFF<Bit>,
@@ -192,7 +194,7 @@ impl Lane {
             q_isx: Default::default(),
             q_czero: Default::default(),
             u_z: Default::default(),
-            u_h: Default::default(),
+            u_d: Default::default(),
             u_c: Default::default(),
             u_j: Default::default(),
             u_set: Default::default(),
@@ -242,7 +244,7 @@ impl Logic for Lane {
     fn update(&mut self) {
         dff_setup!(
             self, clock, op_a, op_c, op_head, p_r, p_h, p_xc, p_isx, p_czero, q_prod, q_xc, q_isx,
-            q_czero, u_z, u_h, u_c, u_j, u_set, u_en, v_sum, v_j, v_set, v_en
+            q_czero, u_z, u_d, u_c, u_j, u_set, u_en, v_sum, v_j, v_set, v_en
         );
         // Memories: h (read k for the C set's operand stream, ka for the A
         // set's, j for the update) and x.
@@ -392,13 +394,13 @@ impl Logic for Lane {
             self.h_j.next = 0.into();
         }
         self.u_z.d.next = self.z_j.val();
-        self.u_h.d.next = self.h_j.val();
+        self.u_d.d.next = self.h_j.val() - self.c_j.val();
         self.u_c.d.next = self.c_j.val();
         self.u_j.d.next = self.upd_j.val();
         self.u_set.d.next = self.upd_set.val();
         self.u_en.d.next = self.upd_en.val();
         self.update_mul.a.next = self.u_z.q.val();
-        self.update_mul.b.next = self.u_h.q.val() - self.u_c.q.val();
+        self.update_mul.b.next = self.u_d.q.val();
         self.update_mul.c.next = self.u_c.q.val();
         self.v_sum.d.next = self.update_mul.out.val();
         self.v_j.d.next = self.u_j.q.val();
