@@ -23063,6 +23063,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,full,release_,raddr,rdat
     reg  [15:0] rdata_reg$0$d;
     wire  [15:0] rdata_reg$0$q;
     reg  rdata_reg$0$clock;
+    reg  [15:0] rdata_out$0$d;
+    wire  [15:0] rdata_out$0$q;
+    reg  rdata_out$0$clock;
     reg  [23:0] sum0$0$d;
     wire  [23:0] sum0$0$q;
     reg  sum0$0$clock;
@@ -23108,6 +23111,11 @@ module top$core$engine$ingest(clock,valid,ready,count$0,full,release_,raddr,rdat
         .d(rdata_reg$0$d),
         .q(rdata_reg$0$q),
         .clock(rdata_reg$0$clock)
+    );
+    top$core$engine$ingest$rdata_out$0 rdata_out$0(
+        .d(rdata_out$0$d),
+        .q(rdata_out$0$q),
+        .clock(rdata_out$0$clock)
     );
     top$core$engine$ingest$sum0$0 sum0$0(
         .d(sum0$0$d),
@@ -23181,7 +23189,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,full,release_,raddr,rdat
         raw$0$raddr1 = 16'h0;
         rdata_reg$0$clock = clock;
         rdata_reg$0$d = raw$0$rdata0;
-        rdata$0 = rdata_reg$0$q;
+        rdata_out$0$clock = clock;
+        rdata_out$0$d = rdata_reg$0$q;
+        rdata$0 = rdata_out$0$q;
         s0$0 = sum0$0$q;
         if (read_bank$q) begin
             s0$0 = sum1$0$q;
@@ -23314,6 +23324,25 @@ module top$core$engine$ingest$raw$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rd
 endmodule // top$core$engine$ingest$raw$0
 
 
+module top$core$engine$ingest$rdata_out$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$ingest$rdata_out$0
+
+
 module top$core$engine$ingest$rdata_reg$0(d,q,clock);
     
     // Module arguments
@@ -23436,9 +23465,8 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
     localparam PreprocState$Peak = 1;
     localparam PreprocState$WaitBuffer = 2;
     localparam PreprocState$DivRead = 3;
-    localparam PreprocState$DivRead2 = 4;
-    localparam PreprocState$DivStart = 5;
-    localparam PreprocState$DivWait = 6;
+    localparam PreprocState$DivStart = 4;
+    localparam PreprocState$DivWait = 5;
     
     // Stub signals
     reg  [2:0] state$d;
@@ -23466,12 +23494,18 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
     reg  [23:0] y_reg$0$d;
     wire  [23:0] y_reg$0$q;
     reg  y_reg$0$clock;
+    reg  peak_count0$d;
+    wire  peak_count0$q;
+    reg  peak_count0$clock;
     reg  peak_count$d;
     wire  peak_count$q;
     reg  peak_count$clock;
     reg  peak_read$d;
     wire  peak_read$q;
     reg  peak_read$clock;
+    reg  [1:0] read_wait$d;
+    wire  [1:0] read_wait$q;
+    reg  read_wait$clock;
     
     // Local signals
     reg  [23:0] ten_c$0;
@@ -23519,6 +23553,11 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
         .q(y_reg$0$q),
         .clock(y_reg$0$clock)
     );
+    top$core$engine$preproc$peak_count0 peak_count0(
+        .d(peak_count0$d),
+        .q(peak_count0$q),
+        .clock(peak_count0$clock)
+    );
     top$core$engine$preproc$peak_count peak_count(
         .d(peak_count$d),
         .q(peak_count$q),
@@ -23529,20 +23568,30 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
         .q(peak_read$q),
         .clock(peak_read$clock)
     );
+    top$core$engine$preproc$read_wait read_wait(
+        .d(read_wait$d),
+        .q(read_wait$q),
+        .clock(read_wait$clock)
+    );
     
     // Update code
     always @(*) begin
         state$clock = clock;
         gate$clock = clock;
         set$clock = clock;
+        peak_count0$clock = clock;
         peak_count$clock = clock;
         peak_read$clock = clock;
+        read_wait$clock = clock;
         state$d = state$q;
         gate$d = gate$q;
         set$d = set$q;
+        peak_count0$d = peak_count0$q;
         peak_count$d = peak_count$q;
         peak_read$d = peak_read$q;
-        peak_count$d = state$q == PreprocState$Peak;
+        read_wait$d = read_wait$q;
+        peak_count0$d = state$q == PreprocState$Peak;
+        peak_count$d = peak_count0$q;
         peak_read$d = peak_count$q;
         release_ = 1'b0;
         x_done = 1'b0;
@@ -23602,16 +23651,16 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
             PreprocState$WaitBuffer:
                 begin
                     if (free) begin
-                        state$d = PreprocState$DivRead2;
+                        read_wait$d = 2'h1;
+                        state$d = PreprocState$DivRead;
                     end
                 end
             PreprocState$DivRead:
                 begin
-                    state$d = PreprocState$DivRead2;
-                end
-            PreprocState$DivRead2:
-                begin
-                    state$d = PreprocState$DivStart;
+                    read_wait$d = read_wait$q + 2'h1;
+                    if (read_wait$q == 2'h2) begin
+                        state$d = PreprocState$DivStart;
+                    end
                 end
             PreprocState$DivStart:
                 begin
@@ -23623,6 +23672,7 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
                     if (divider$0$done) begin
                         x_we = 1'b1;
                         gate$d = gate$q + 16'h1;
+                        read_wait$d = 2'h0;
                         state$d = PreprocState$DivRead;
                         if (gate$q == last_gate) begin
                             gate$d = 16'h0;
@@ -24138,6 +24188,25 @@ module top$core$engine$preproc$peak_count(d,q,clock);
 endmodule // top$core$engine$preproc$peak_count
 
 
+module top$core$engine$preproc$peak_count0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$peak_count0
+
+
 module top$core$engine$preproc$peak_read(d,q,clock);
     
     // Module arguments
@@ -24155,6 +24224,25 @@ module top$core$engine$preproc$peak_read(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$peak_read
+
+
+module top$core$engine$preproc$read_wait(d,q,clock);
+    
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 2'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$read_wait
 
 
 module top$core$engine$preproc$set(d,q,clock);

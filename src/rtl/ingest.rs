@@ -4,14 +4,18 @@
 //! the baseline sum S0 of the first B = 10 gates accumulates. When G beats
 //! are in, the bank is the preprocessor's (`full`, its `rdata` and `s0`)
 //! until it pulses `release`; meanwhile the next group streams into the
-//! other bank. The read is registered: `rdata` is the count at the `raddr`
-//! of the previous cycle (the LUT-RAM read tree and the preprocessor's
-//! arithmetic are two paths).
+//! other bank. The read is registered twice: `rdata` is the count at the
+//! `raddr` of [`READ_LATENCY`] cycles earlier (synthesis maps the banks to
+//! block RAM, whose clock-to-out, the read and the preprocessor's
+//! arithmetic are three paths).
 
 use super::prim::Mem;
 use super::{Addr, Count};
 use crate::fixed::contract::BASELINE_GATES;
 use rust_hdl::prelude::*;
+
+/// Cycles from `raddr` to `rdata`.
+pub const READ_LATENCY: usize = 2;
 
 #[derive(LogicBlock)]
 pub struct Ingest {
@@ -30,6 +34,7 @@ pub struct Ingest {
     pub s0: Vec<Signal<Out, Bits<24>>>,
     raw: Vec<Mem<16>>,
     rdata_reg: Vec<DFF<Count>>,
+    rdata_out: Vec<DFF<Count>>,
     sum0: Vec<DFF<Bits<24>>>,
     sum1: Vec<DFF<Bits<24>>>,
     gate: DFF<Addr>,
@@ -63,6 +68,7 @@ impl Ingest {
             s0: super::many(lanes),
             raw: (0..lanes).map(|_| Mem::new(2 * gates)).collect(),
             rdata_reg: super::many(lanes),
+            rdata_out: super::many(lanes),
             sum0: super::many(lanes),
             sum1: super::many(lanes),
             gate: Default::default(),
@@ -115,7 +121,9 @@ impl Logic for Ingest {
             self.raw[l].raddr1.next = 0.into();
             self.rdata_reg[l].clock.next = self.clock.val();
             self.rdata_reg[l].d.next = self.raw[l].rdata0.val();
-            self.rdata[l].next = self.rdata_reg[l].q.val();
+            self.rdata_out[l].clock.next = self.clock.val();
+            self.rdata_out[l].d.next = self.rdata_reg[l].q.val();
+            self.rdata[l].next = self.rdata_out[l].q.val();
             self.s0[l].next = self.sum0[l].q.val();
             if self.read_bank.q.val() {
                 self.s0[l].next = self.sum1[l].q.val();
@@ -196,12 +204,16 @@ mod tests {
         assert_eq!(b.s0[0].val().to_u64(), (1..=10).sum::<u64>());
         assert_eq!(b.s0[1].val().to_u64(), 10 * 65535);
         b.raddr.next = 11.into();
-        cycle(&mut b);
+        for _ in 0..READ_LATENCY {
+            cycle(&mut b);
+        }
         assert_eq!(b.rdata[0].val().to_u64(), 12);
         b.release.next = true;
         cycle(&mut b);
         b.release.next = false;
-        cycle(&mut b);
+        for _ in 0..READ_LATENCY {
+            cycle(&mut b);
+        }
         // The second group is now the one read; the first bank is free.
         assert!(b.ready.val() && b.full.val());
         assert_eq!(b.rdata[0].val().to_u64(), 112);

@@ -7,6 +7,7 @@
 //! freed it, so preprocessing of the next group overlaps the GRU compute.
 
 use super::divider::{divide_cycles, Divider};
+use super::ingest::READ_LATENCY;
 use super::{Addr, Code, Count};
 use crate::fixed::contract::BASELINE_GATES;
 use rust_hdl::prelude::*;
@@ -17,7 +18,6 @@ pub enum PreprocState {
     Peak,
     WaitBuffer,
     DivRead,
-    DivRead2,
     DivStart,
     DivWait,
 }
@@ -50,10 +50,13 @@ pub struct Preproc {
     /// y of the count that arrived in the previous cycle: the count's
     /// arithmetic is one path, the peak compare / divider load another.
     y_reg: Vec<DFF<Bits<24>>>,
-    /// The count arriving now / y arriving now belongs to the peak pass
-    /// (the ingest read is registered, y one stage later).
+    /// The count arriving in one / now, and y arriving now, belong to the
+    /// peak pass (the ingest read takes READ_LATENCY cycles, y one more).
+    peak_count0: DFF<Bit>,
     peak_count: DFF<Bit>,
     peak_read: DFF<Bit>,
+    /// Cycles spent waiting for a gate's y (READ_LATENCY + 1 from its address).
+    read_wait: DFF<Bits<2>>,
     free: Signal<Local, Bit>,
     lane_raw: Signal<Local, Count>,
     lane_c: Signal<Local, Bits<24>>,
@@ -90,7 +93,9 @@ impl Preproc {
             ten_c: super::many(lanes),
             y: super::many(lanes),
             y_reg: super::many(lanes),
+            peak_count0: Default::default(),
             peak_count: Default::default(),
+            read_wait: Default::default(),
             peak_read: Default::default(),
             free: Default::default(),
             lane_raw: Default::default(),
@@ -110,16 +115,31 @@ impl Preproc {
 pub fn preproc_cycles(gates: usize, bits: u32) -> usize {
     let _ = BASELINE_GATES;
     // Idle, the peak pass, one buffer wait, then per gate the start cycle
-    // and the divider, and two cycles for the registered read and y (the
+    // and the divider, and READ_LATENCY + 1 cycles for the read and y (the
     // buffer wait is the first gate's first).
-    1 + gates + 1 + gates * (1 + divide_cycles(bits as usize)) + (2 * gates - 1)
+    let read = READ_LATENCY + 1;
+    1 + gates + 1 + gates * (1 + divide_cycles(bits as usize)) + (read * gates - 1)
 }
+
+// The peak flags and the read wait are written for this read latency.
+const _: () = assert!(READ_LATENCY == 2);
 
 impl Logic for Preproc {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, state, gate, set, peak_count, peak_read);
-        self.peak_count.d.next = self.state.q.val() == PreprocState::Peak;
+        dff_setup!(
+            self,
+            clock,
+            state,
+            gate,
+            set,
+            peak_count0,
+            peak_count,
+            peak_read,
+            read_wait
+        );
+        self.peak_count0.d.next = self.state.q.val() == PreprocState::Peak;
+        self.peak_count.d.next = self.peak_count0.q.val();
         self.peak_read.d.next = self.peak_count.q.val();
         self.release.next = false;
         self.x_done.next = false;
@@ -181,14 +201,16 @@ impl Logic for Preproc {
             }
             PreprocState::WaitBuffer => {
                 if self.free.val() {
-                    self.state.d.next = PreprocState::DivRead2;
+                    self.read_wait.d.next = 1.into();
+                    self.state.d.next = PreprocState::DivRead;
                 }
             }
             PreprocState::DivRead => {
-                self.state.d.next = PreprocState::DivRead2;
-            }
-            PreprocState::DivRead2 => {
-                self.state.d.next = PreprocState::DivStart;
+                // READ_LATENCY + 1 cycles from the address (asserted below).
+                self.read_wait.d.next = self.read_wait.q.val() + 1;
+                if self.read_wait.q.val() == 2 {
+                    self.state.d.next = PreprocState::DivStart;
+                }
             }
             PreprocState::DivStart => {
                 for l in 0..self._lanes {
@@ -200,6 +222,7 @@ impl Logic for Preproc {
                 if self.divider[0].done.val() {
                     self.x_we.next = true;
                     self.gate.d.next = self.gate.q.val() + 1;
+                    self.read_wait.d.next = 0.into();
                     self.state.d.next = PreprocState::DivRead;
                     if self.gate.q.val() == self.last_gate.val() {
                         self.gate.d.next = 0.into();
