@@ -1111,17 +1111,18 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
     
     // Enums
     localparam ExtractState$Idle = 0;
-    localparam ExtractState$RatioStart = 1;
-    localparam ExtractState$RatioWait = 2;
-    localparam ExtractState$SearchAddr = 3;
-    localparam ExtractState$SearchCmp = 4;
-    localparam ExtractState$FracStart = 5;
-    localparam ExtractState$FracWait = 6;
-    localparam ExtractState$Emit = 7;
+    localparam ExtractState$Select = 1;
+    localparam ExtractState$RatioStart = 2;
+    localparam ExtractState$RatioWait = 3;
+    localparam ExtractState$SearchAddr = 4;
+    localparam ExtractState$SearchCmp = 5;
+    localparam ExtractState$FracStart = 6;
+    localparam ExtractState$FracWait = 7;
+    localparam ExtractState$Emit = 8;
     
     // Stub signals
-    reg  [2:0] state$d;
-    wire  [2:0] state$q;
+    reg  [3:0] state$d;
+    wire  [3:0] state$q;
     reg  state$clock;
     reg  [47:0] a1$0$d;
     wire  [47:0] a1$0$q;
@@ -1177,6 +1178,27 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
     reg  [31:0] pixel$d;
     wire  [31:0] pixel$q;
     reg  pixel$clock;
+    reg  [47:0] sel_amp$d;
+    wire  [47:0] sel_amp$q;
+    reg  sel_amp$clock;
+    reg  [47:0] sel_sum$d;
+    wire  [47:0] sel_sum$q;
+    reg  sel_sum$clock;
+    reg  sel_bad$d;
+    wire  sel_bad$q;
+    reg  sel_bad$clock;
+    reg  [47:0] sel_pos1$d;
+    wire  [47:0] sel_pos1$q;
+    reg  sel_pos1$clock;
+    reg  [47:0] sel_pos2$d;
+    wire  [47:0] sel_pos2$q;
+    reg  sel_pos2$clock;
+    reg  [47:0] denom_r$d;
+    wire  [47:0] denom_r$q;
+    reg  denom_r$clock;
+    reg  [63:0] frac_num$d;
+    wire  [63:0] frac_num$q;
+    reg  frac_num$clock;
     reg  divider$clock;
     reg  divider$start;
     reg  [63:0] divider$num;
@@ -1296,6 +1318,41 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         .q(pixel$q),
         .clock(pixel$clock)
     );
+    top$core$engine$extract$sel_amp sel_amp(
+        .d(sel_amp$d),
+        .q(sel_amp$q),
+        .clock(sel_amp$clock)
+    );
+    top$core$engine$extract$sel_sum sel_sum(
+        .d(sel_sum$d),
+        .q(sel_sum$q),
+        .clock(sel_sum$clock)
+    );
+    top$core$engine$extract$sel_bad sel_bad(
+        .d(sel_bad$d),
+        .q(sel_bad$q),
+        .clock(sel_bad$clock)
+    );
+    top$core$engine$extract$sel_pos1 sel_pos1(
+        .d(sel_pos1$d),
+        .q(sel_pos1$q),
+        .clock(sel_pos1$clock)
+    );
+    top$core$engine$extract$sel_pos2 sel_pos2(
+        .d(sel_pos2$d),
+        .q(sel_pos2$q),
+        .clock(sel_pos2$clock)
+    );
+    top$core$engine$extract$denom_r denom_r(
+        .d(denom_r$d),
+        .q(denom_r$q),
+        .clock(denom_r$clock)
+    );
+    top$core$engine$extract$frac_num frac_num(
+        .d(frac_num$d),
+        .q(frac_num$q),
+        .clock(frac_num$clock)
+    );
     top$core$engine$extract$divider divider(
         .clock(divider$clock),
         .start(divider$start),
@@ -1325,6 +1382,13 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         found$clock = clock;
         probe_bit$clock = clock;
         pixel$clock = clock;
+        sel_amp$clock = clock;
+        sel_sum$clock = clock;
+        sel_bad$clock = clock;
+        sel_pos1$clock = clock;
+        sel_pos2$clock = clock;
+        denom_r$clock = clock;
+        frac_num$clock = clock;
         state$d = state$q;
         pending$d = pending$q;
         lane$d = lane$q;
@@ -1336,6 +1400,13 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         found$d = found$q;
         probe_bit$d = probe_bit$q;
         pixel$d = pixel$q;
+        sel_amp$d = sel_amp$q;
+        sel_sum$d = sel_sum$q;
+        sel_bad$d = sel_bad$q;
+        sel_pos1$d = sel_pos1$q;
+        sel_pos2$d = sel_pos2$q;
+        denom_r$d = denom_r$q;
+        frac_num$d = frac_num$q;
         divider$clock = clock;
         divider$start = 1'b0;
         thresholds$clock = clock;
@@ -1404,15 +1475,22 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                 pos2 = a2$0$q;
             end
         end
-        denom = pos1 + pos2;
+        sel_amp$d = amp;
+        sel_sum$d = sum;
+        sel_bad$d = amp[32'h2f] || ~|amp || sum[32'h2f] || ~|sum;
+        sel_pos1$d = pos1;
+        sel_pos2$d = pos2;
+        denom_r$d = sel_pos1$q + sel_pos2$q;
+        denom = denom_r$q;
+        frac_num$d = (({16'h0, sel_pos1$q}) << 32'h10) + ({16'h0, denom_r$q});
         candidate = found$q | (one12 << probe_bit$q);
         thresholds$address = ({4'h0, candidate});
         result = found$q;
         if (({8'h0, thresholds$data}) <= ratio$q) begin
             result = candidate;
         end
-        divider$num = ({16'h0, sum}) << 32'h10;
-        divider$den = ({16'h0, amp});
+        divider$num = ({16'h0, sel_sum$q}) << 32'h10;
+        divider$den = ({16'h0, sel_amp$q});
         divider$qbits = ratio_bits;
         case (state$q)
             ExtractState$Idle:
@@ -1423,12 +1501,16 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                     if (load || pending$q) begin
                         lane$d = 16'h0;
                         channel$d = 1'b0;
-                        state$d = ExtractState$RatioStart;
+                        state$d = ExtractState$Select;
                     end
+                end
+            ExtractState$Select:
+                begin
+                    state$d = ExtractState$RatioStart;
                 end
             ExtractState$RatioStart:
                 begin
-                    if (amp[32'h2f] || ~|amp || sum[32'h2f] || ~|sum) begin
+                    if (sel_bad$q) begin
                         if (channel$q) begin
                             tau2$d = 12'h0;
                             state$d = ExtractState$FracStart;
@@ -1436,6 +1518,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                         else begin
                             tau1$d = 12'h0;
                             channel$d = 1'b1;
+                            state$d = ExtractState$Select;
                         end
                     end
                     else begin
@@ -1469,13 +1552,13 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                         else begin
                             tau1$d = result;
                             channel$d = 1'b1;
-                            state$d = ExtractState$RatioStart;
+                            state$d = ExtractState$Select;
                         end
                     end
                 end
             ExtractState$FracStart:
                 begin
-                    divider$num = (({16'h0, pos1}) << 32'h10) + ({16'h0, denom});
+                    divider$num = frac_num$q;
                     divider$den = ({16'h0, denom}) << 32'h1;
                     divider$qbits = fraction_bits;
                     if (|denom) begin
@@ -1489,7 +1572,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                 end
             ExtractState$FracWait:
                 begin
-                    divider$num = (({16'h0, pos1}) << 32'h10) + ({16'h0, denom});
+                    divider$num = frac_num$q;
                     divider$den = ({16'h0, denom}) << 32'h1;
                     divider$qbits = fraction_bits;
                     if (divider$done) begin
@@ -1503,7 +1586,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                         pixel$d = pixel$q + 32'h1;
                         lane$d = lane$q + 16'h1;
                         channel$d = 1'b0;
-                        state$d = ExtractState$RatioStart;
+                        state$d = ExtractState$Select;
                         if (lane$q == last_lane) begin
                             state$d = ExtractState$Idle;
                         end
@@ -1574,6 +1657,25 @@ module top$core$engine$extract$channel(d,q,clock);
     end
           
 endmodule // top$core$engine$extract$channel
+
+
+module top$core$engine$extract$denom_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$denom_r
 
 
 module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quotient);
@@ -2033,6 +2135,25 @@ module top$core$engine$extract$found(d,q,clock);
 endmodule // top$core$engine$extract$found
 
 
+module top$core$engine$extract$frac_num(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$frac_num
+
+
 module top$core$engine$extract$fraction(d,q,clock);
     
     // Module arguments
@@ -2223,18 +2344,113 @@ module top$core$engine$extract$ratio(d,q,clock);
 endmodule // top$core$engine$extract$ratio
 
 
+module top$core$engine$extract$sel_amp(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$sel_amp
+
+
+module top$core$engine$extract$sel_bad(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$sel_bad
+
+
+module top$core$engine$extract$sel_pos1(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$sel_pos1
+
+
+module top$core$engine$extract$sel_pos2(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$sel_pos2
+
+
+module top$core$engine$extract$sel_sum(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$sel_sum
+
+
 module top$core$engine$extract$state(d,q,clock);
     
     // Module arguments
-    input wire  [2:0] d;
-    output reg  [2:0] q;
+    input wire  [3:0] d;
+    output reg  [3:0] q;
     input wire  clock;
     
     // Enums
     
     // Update code (custom)
     initial begin
-       q = 3'h0;
+       q = 4'h0;
     end
     
     always @(posedge clock) begin

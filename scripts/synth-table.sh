@@ -10,7 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 FLIMGRU=target/release/flimgru
-CLOCK=${CLOCK:-30}
+# nextpnr's timing target: the 100 MHz goal of the issue (the report says
+# whether it is met; throughput is computed at the measured Fmax). router2:
+# router1 spends hours on the congested P = 4 row.
+CLOCK=${CLOCK:-100}
 runs=(
   "ulx3s 8 4 32"
   "ulx3s 8 1 32"
@@ -25,7 +28,7 @@ status=0
 printf '%s\n' "${runs[@]}" | xargs -P "${JOBS:-2}" -L 1 bash -c '
   board=$0 bits=$1 lanes=$2 macs=$3
   clock=()
-  [ "$board" = ulx3s ] && clock=(--clock-mhz '"$CLOCK"')
+  [ "$board" = ulx3s ] && clock=(--clock-mhz '"$CLOCK"' --router2)
   model=models/student-8bit.json
   [ "$bits" = 16 ] && model=models/student-16bit.json
   '"$FLIMGRU"' synth --board "$board" --model "$model" --bits "$bits" --lanes "$lanes" --macs "$macs" "${clock[@]}" \

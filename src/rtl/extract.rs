@@ -15,6 +15,8 @@ use rust_hdl::prelude::*;
 #[derive(Copy, Clone, Debug, PartialEq, LogicState)]
 pub enum ExtractState {
     Idle,
+    /// The lane / channel just changed: its operands are being registered.
+    Select,
     RatioStart,
     RatioWait,
     SearchAddr,
@@ -60,6 +62,16 @@ pub struct Extract {
     found: DFF<Bits<12>>,
     probe_bit: DFF<Bits<4>>,
     pixel: DFF<Bits<32>>,
+    /// The selected lane's (and channel's) operands, registered a cycle
+    /// after `lane` / `channel` change (the P-way select and the decisions
+    /// on it are two paths); the fraction's sums one and two cycles later.
+    sel_amp: DFF<Acc>,
+    sel_sum: DFF<Acc>,
+    sel_bad: DFF<Bit>,
+    sel_pos1: DFF<Acc>,
+    sel_pos2: DFF<Acc>,
+    denom_r: DFF<Acc>,
+    frac_num: DFF<Bits<64>>,
     divider: Divider,
     thresholds: Rom<24>,
     amp: Signal<Local, Acc>,
@@ -112,6 +124,13 @@ impl Extract {
             found: Default::default(),
             probe_bit: Default::default(),
             pixel: Default::default(),
+            sel_amp: Default::default(),
+            sel_sum: Default::default(),
+            sel_bad: Default::default(),
+            sel_pos1: Default::default(),
+            sel_pos2: Default::default(),
+            denom_r: Default::default(),
+            frac_num: Default::default(),
             divider: Divider::default(),
             thresholds: Rom::signed(thresholds),
             amp: Default::default(),
@@ -134,7 +153,8 @@ impl Extract {
 /// Cycles the extraction spends on one lane when the result stream is ready
 /// (both ratios computed and searched: the worst case).
 pub fn extract_lane_cycles() -> usize {
-    let ratio = 1 + divide_cycles(RATIO_BITS as usize) + 12 * 2;
+    // Select, start, divide, 12 search steps of two cycles.
+    let ratio = 2 + divide_cycles(RATIO_BITS as usize) + 12 * 2;
     2 * ratio + 1 + divide_cycles(FRACTION_FRAC_BITS as usize + 1) + 1
 }
 
@@ -143,7 +163,7 @@ impl Logic for Extract {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, pending, lane, channel, tau1, tau2, fraction, ratio, found,
-            probe_bit, pixel
+            probe_bit, pixel, sel_amp, sel_sum, sel_bad, sel_pos1, sel_pos2, denom_r, frac_num
         );
         self.divider.clock.next = self.clock.val();
         self.divider.start.next = false;
@@ -212,15 +232,26 @@ impl Logic for Extract {
                 }
             }
         }
-        self.denom.next = self.pos1.val() + self.pos2.val();
+        self.sel_amp.d.next = self.amp.val();
+        self.sel_sum.d.next = self.sum.val();
+        self.sel_bad.d.next = self.amp.val().get_bit(47)
+            || !self.amp.val().any()
+            || self.sum.val().get_bit(47)
+            || !self.sum.val().any();
+        self.sel_pos1.d.next = self.pos1.val();
+        self.sel_pos2.d.next = self.pos2.val();
+        self.denom_r.d.next = self.sel_pos1.q.val() + self.sel_pos2.q.val();
+        self.denom.next = self.denom_r.q.val();
+        self.frac_num.d.next = (bit_cast::<64, 48>(self.sel_pos1.q.val()) << 16)
+            + bit_cast::<64, 48>(self.denom_r.q.val());
         self.candidate.next = self.found.q.val() | (self.one12.val() << self.probe_bit.q.val());
         self.thresholds.address.next = bit_cast::<16, 12>(self.candidate.val());
         self.result.next = self.found.q.val();
         if bit_cast::<32, 24>(self.thresholds.data.val()) <= self.ratio.q.val() {
             self.result.next = self.candidate.val();
         }
-        self.divider.num.next = bit_cast::<64, 48>(self.sum.val()) << 16;
-        self.divider.den.next = bit_cast::<64, 48>(self.amp.val());
+        self.divider.num.next = bit_cast::<64, 48>(self.sel_sum.q.val()) << 16;
+        self.divider.den.next = bit_cast::<64, 48>(self.sel_amp.q.val());
         self.divider.qbits.next = self.ratio_bits.val();
         match self.state.q.val() {
             ExtractState::Idle => {
@@ -230,21 +261,21 @@ impl Logic for Extract {
                 if self.load.val() || self.pending.q.val() {
                     self.lane.d.next = 0.into();
                     self.channel.d.next = false;
-                    self.state.d.next = ExtractState::RatioStart;
+                    self.state.d.next = ExtractState::Select;
                 }
             }
+            ExtractState::Select => {
+                self.state.d.next = ExtractState::RatioStart;
+            }
             ExtractState::RatioStart => {
-                if self.amp.val().get_bit(47)
-                    || !self.amp.val().any()
-                    || self.sum.val().get_bit(47)
-                    || !self.sum.val().any()
-                {
+                if self.sel_bad.q.val() {
                     if self.channel.q.val() {
                         self.tau2.d.next = 0.into();
                         self.state.d.next = ExtractState::FracStart;
                     } else {
                         self.tau1.d.next = 0.into();
                         self.channel.d.next = true;
+                        self.state.d.next = ExtractState::Select;
                     }
                 } else {
                     self.divider.start.next = true;
@@ -273,13 +304,12 @@ impl Logic for Extract {
                     } else {
                         self.tau1.d.next = self.result.val();
                         self.channel.d.next = true;
-                        self.state.d.next = ExtractState::RatioStart;
+                        self.state.d.next = ExtractState::Select;
                     }
                 }
             }
             ExtractState::FracStart => {
-                self.divider.num.next = (bit_cast::<64, 48>(self.pos1.val()) << 16)
-                    + bit_cast::<64, 48>(self.denom.val());
+                self.divider.num.next = self.frac_num.q.val();
                 self.divider.den.next = bit_cast::<64, 48>(self.denom.val()) << 1;
                 self.divider.qbits.next = self.fraction_bits.val();
                 if self.denom.val().any() {
@@ -291,8 +321,7 @@ impl Logic for Extract {
                 }
             }
             ExtractState::FracWait => {
-                self.divider.num.next = (bit_cast::<64, 48>(self.pos1.val()) << 16)
-                    + bit_cast::<64, 48>(self.denom.val());
+                self.divider.num.next = self.frac_num.q.val();
                 self.divider.den.next = bit_cast::<64, 48>(self.denom.val()) << 1;
                 self.divider.qbits.next = self.fraction_bits.val();
                 if self.divider.done.val() {
@@ -305,7 +334,7 @@ impl Logic for Extract {
                     self.pixel.d.next = self.pixel.q.val() + 1;
                     self.lane.d.next = self.lane.q.val() + 1;
                     self.channel.d.next = false;
-                    self.state.d.next = ExtractState::RatioStart;
+                    self.state.d.next = ExtractState::Select;
                     if self.lane.q.val() == self.last_lane.val() {
                         self.state.d.next = ExtractState::Idle;
                     }
