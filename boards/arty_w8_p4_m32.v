@@ -8971,6 +8971,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  s2_head$d;
     wire  s2_head$q;
     reg  s2_head$clock;
+    reg  s3_head$d;
+    wire  s3_head$q;
+    reg  s3_head$clock;
     reg  upd_run$d;
     wire  upd_run$q;
     reg  upd_run$clock;
@@ -10481,6 +10484,11 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(s2_head$q),
         .clock(s2_head$clock)
     );
+    top$core$engine$gru$s3_head s3_head(
+        .d(s3_head$d),
+        .q(s3_head$q),
+        .clock(s3_head$clock)
+    );
     top$core$engine$gru$upd_run upd_run(
         .d(upd_run$d),
         .q(upd_run$q),
@@ -10553,6 +10561,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s2_pass$clock = clock;
         s2_set$clock = clock;
         s2_head$clock = clock;
+        s3_head$clock = clock;
         upd_run$clock = clock;
         upd_j$clock = clock;
         upd_set$clock = clock;
@@ -10602,6 +10611,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s2_pass$d = s2_pass$q;
         s2_set$d = s2_set$q;
         s2_head$d = s2_head$q;
+        s3_head$d = s3_head$q;
         upd_run$d = upd_run$q;
         upd_j$d = upd_j$q;
         upd_set$d = upd_set$q;
@@ -11070,6 +11080,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s2_pass$d = m2_pass$q;
         s2_set$d = a_set$q;
         s2_head$d = m2_head$q && (m2_term$q == last_state_term);
+        s3_head$d = s2_head$q;
         lane$0$clock = clock;
         lane$0$x_we = x_we;
         lane$0$x_set = x_set;
@@ -11196,7 +11207,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$0$post = s2_post$q;
         lane$0$post_pass = s2_pass$q;
         lane$0$post_set = s2_set$q;
-        lane$0$head_done = s2_head$q && head_valid$q;
+        lane$0$head_done = s3_head$q && head_valid$q;
         lane$0$head_step_first = head_first$q;
         lane$0$head_step_last = head_last$q;
         lane$0$head_set = a_set$q;
@@ -11334,7 +11345,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$1$post = s2_post$q;
         lane$1$post_pass = s2_pass$q;
         lane$1$post_set = s2_set$q;
-        lane$1$head_done = s2_head$q && head_valid$q;
+        lane$1$head_done = s3_head$q && head_valid$q;
         lane$1$head_step_first = head_first$q;
         lane$1$head_step_last = head_last$q;
         lane$1$head_set = a_set$q;
@@ -11472,7 +11483,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$2$post = s2_post$q;
         lane$2$post_pass = s2_pass$q;
         lane$2$post_set = s2_set$q;
-        lane$2$head_done = s2_head$q && head_valid$q;
+        lane$2$head_done = s3_head$q && head_valid$q;
         lane$2$head_step_first = head_first$q;
         lane$2$head_step_last = head_last$q;
         lane$2$head_set = a_set$q;
@@ -11610,7 +11621,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$3$post = s2_post$q;
         lane$3$post_pass = s2_pass$q;
         lane$3$post_set = s2_set$q;
-        lane$3$head_done = s2_head$q && head_valid$q;
+        lane$3$head_done = s3_head$q && head_valid$q;
         lane$3$head_step_first = head_first$q;
         lane$3$head_step_last = head_last$q;
         lane$3$head_set = a_set$q;
@@ -11634,10 +11645,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         dbg_channel$9 = lane$3$channel$0;
         dbg_channel$10 = lane$3$channel$1;
         dbg_channel$11 = lane$3$channel$2;
-        dbg_valid = s2_head$q && head_valid$q;
+        dbg_valid = s3_head$q && head_valid$q;
         dbg_group = head_group$q;
         dbg_step = head_step$q;
-        ext_load = s2_head$q && head_valid$q && head_last$q;
+        ext_load = s3_head$q && head_valid$q && head_last$q;
         if (upd_run$q) begin
             upd_j$d = upd_j$q + 16'h1;
             if (upd_j$q == last_state_term) begin
@@ -18927,6 +18938,15 @@ module top$core$engine$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
     wire  [47:0] saturate$1$out;
     reg  [47:0] saturate$2$v;
     wire  [47:0] saturate$2$out;
+    reg  [47:0] saturated$0$d;
+    wire  [47:0] saturated$0$q;
+    reg  saturated$0$clock;
+    reg  [47:0] saturated$1$d;
+    wire  [47:0] saturated$1$q;
+    reg  saturated$1$clock;
+    reg  [47:0] saturated$2$d;
+    wire  [47:0] saturated$2$q;
+    reg  saturated$2$clock;
     reg  [47:0] a1$0$d;
     wire  [47:0] a1$0$q;
     reg  a1$0$clock;
@@ -18992,6 +19012,21 @@ module top$core$engine$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         .v(saturate$2$v),
         .out(saturate$2$out)
     );
+    top$core$engine$gru$lane$0$head$saturated$0 saturated$0(
+        .d(saturated$0$d),
+        .q(saturated$0$q),
+        .clock(saturated$0$clock)
+    );
+    top$core$engine$gru$lane$0$head$saturated$1 saturated$1(
+        .d(saturated$1$d),
+        .q(saturated$1$q),
+        .clock(saturated$1$clock)
+    );
+    top$core$engine$gru$lane$0$head$saturated$2 saturated$2(
+        .d(saturated$2$d),
+        .q(saturated$2$q),
+        .clock(saturated$2$clock)
+    );
     top$core$engine$gru$lane$0$head$a1$0 a1$0(
         .d(a1$0$d),
         .q(a1$0$q),
@@ -19042,7 +19077,9 @@ module top$core$engine$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$0$w = w$0;
         mac$0$x = x;
         saturate$0$v = mac$0$acc;
-        out$0 = saturate$0$out;
+        saturated$0$clock = clock;
+        saturated$0$d = saturate$0$out;
+        out$0 = saturated$0$q;
         mac$1$clock = clock;
         mac$1$en = en;
         mac$1$first = first;
@@ -19050,7 +19087,9 @@ module top$core$engine$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$1$w = w$1;
         mac$1$x = x;
         saturate$1$v = mac$1$acc;
-        out$1 = saturate$1$out;
+        saturated$1$clock = clock;
+        saturated$1$d = saturate$1$out;
+        out$1 = saturated$1$q;
         mac$2$clock = clock;
         mac$2$en = en;
         mac$2$first = first;
@@ -19058,7 +19097,9 @@ module top$core$engine$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$2$w = w$2;
         mac$2$x = x;
         saturate$2$v = mac$2$acc;
-        out$2 = saturate$2$out;
+        saturated$2$clock = clock;
+        saturated$2$d = saturate$2$out;
+        out$2 = saturated$2$q;
         amp1 = 48'h0;
         amp2 = 48'h0;
         sum1 = 48'h0;
@@ -19074,16 +19115,16 @@ module top$core$engine$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         if (set == (0 == 32'h1)) begin
             amp1 = a1$0$q;
             amp2 = a2$0$q;
-            sum1 = t1$0$q + saturate$1$out;
-            sum2 = t2$0$q + saturate$2$out;
+            sum1 = t1$0$q + saturated$1$q;
+            sum2 = t2$0$q + saturated$2$q;
             if (done) begin
-                t1$0$d = t1$0$q + saturate$1$out;
-                t2$0$d = t2$0$q + saturate$2$out;
+                t1$0$d = t1$0$q + saturated$1$q;
+                t2$0$d = t2$0$q + saturated$2$q;
                 if (step_first) begin
-                    a1$0$d = saturate$1$out;
-                    a2$0$d = saturate$2$out;
-                    t1$0$d = saturate$1$out;
-                    t2$0$d = saturate$2$out;
+                    a1$0$d = saturated$1$q;
+                    a2$0$d = saturated$2$q;
+                    t1$0$d = saturated$1$q;
+                    t2$0$d = saturated$2$q;
                 end
             end
         end
@@ -19098,16 +19139,16 @@ module top$core$engine$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         if (set == (1 == 32'h1)) begin
             amp1 = a1$1$q;
             amp2 = a2$1$q;
-            sum1 = t1$1$q + saturate$1$out;
-            sum2 = t2$1$q + saturate$2$out;
+            sum1 = t1$1$q + saturated$1$q;
+            sum2 = t2$1$q + saturated$2$q;
             if (done) begin
-                t1$1$d = t1$1$q + saturate$1$out;
-                t2$1$d = t2$1$q + saturate$2$out;
+                t1$1$d = t1$1$q + saturated$1$q;
+                t2$1$d = t2$1$q + saturated$2$q;
                 if (step_first) begin
-                    a1$1$d = saturate$1$out;
-                    a2$1$d = saturate$2$out;
-                    t1$1$d = saturate$1$out;
-                    t2$1$d = saturate$2$out;
+                    a1$1$d = saturated$1$q;
+                    a2$1$d = saturated$2$q;
+                    t1$1$d = saturated$1$q;
+                    t2$1$d = saturated$2$q;
                 end
             end
         end
@@ -19346,6 +19387,63 @@ module top$core$engine$gru$lane$0$head$saturate$2(v,out);
     wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
     always @(*) out = {{22{q_clamped[25]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$0$head$saturate$2
+
+
+module top$core$engine$gru$lane$0$head$saturated$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$head$saturated$0
+
+
+module top$core$engine$gru$lane$0$head$saturated$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$head$saturated$1
+
+
+module top$core$engine$gru$lane$0$head$saturated$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$head$saturated$2
 
 
 module top$core$engine$gru$lane$0$head$t1$0(d,q,clock);
@@ -28947,6 +29045,15 @@ module top$core$engine$gru$lane$1$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
     wire  [47:0] saturate$1$out;
     reg  [47:0] saturate$2$v;
     wire  [47:0] saturate$2$out;
+    reg  [47:0] saturated$0$d;
+    wire  [47:0] saturated$0$q;
+    reg  saturated$0$clock;
+    reg  [47:0] saturated$1$d;
+    wire  [47:0] saturated$1$q;
+    reg  saturated$1$clock;
+    reg  [47:0] saturated$2$d;
+    wire  [47:0] saturated$2$q;
+    reg  saturated$2$clock;
     reg  [47:0] a1$0$d;
     wire  [47:0] a1$0$q;
     reg  a1$0$clock;
@@ -29012,6 +29119,21 @@ module top$core$engine$gru$lane$1$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         .v(saturate$2$v),
         .out(saturate$2$out)
     );
+    top$core$engine$gru$lane$1$head$saturated$0 saturated$0(
+        .d(saturated$0$d),
+        .q(saturated$0$q),
+        .clock(saturated$0$clock)
+    );
+    top$core$engine$gru$lane$1$head$saturated$1 saturated$1(
+        .d(saturated$1$d),
+        .q(saturated$1$q),
+        .clock(saturated$1$clock)
+    );
+    top$core$engine$gru$lane$1$head$saturated$2 saturated$2(
+        .d(saturated$2$d),
+        .q(saturated$2$q),
+        .clock(saturated$2$clock)
+    );
     top$core$engine$gru$lane$1$head$a1$0 a1$0(
         .d(a1$0$d),
         .q(a1$0$q),
@@ -29062,7 +29184,9 @@ module top$core$engine$gru$lane$1$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$0$w = w$0;
         mac$0$x = x;
         saturate$0$v = mac$0$acc;
-        out$0 = saturate$0$out;
+        saturated$0$clock = clock;
+        saturated$0$d = saturate$0$out;
+        out$0 = saturated$0$q;
         mac$1$clock = clock;
         mac$1$en = en;
         mac$1$first = first;
@@ -29070,7 +29194,9 @@ module top$core$engine$gru$lane$1$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$1$w = w$1;
         mac$1$x = x;
         saturate$1$v = mac$1$acc;
-        out$1 = saturate$1$out;
+        saturated$1$clock = clock;
+        saturated$1$d = saturate$1$out;
+        out$1 = saturated$1$q;
         mac$2$clock = clock;
         mac$2$en = en;
         mac$2$first = first;
@@ -29078,7 +29204,9 @@ module top$core$engine$gru$lane$1$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$2$w = w$2;
         mac$2$x = x;
         saturate$2$v = mac$2$acc;
-        out$2 = saturate$2$out;
+        saturated$2$clock = clock;
+        saturated$2$d = saturate$2$out;
+        out$2 = saturated$2$q;
         amp1 = 48'h0;
         amp2 = 48'h0;
         sum1 = 48'h0;
@@ -29094,16 +29222,16 @@ module top$core$engine$gru$lane$1$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         if (set == (0 == 32'h1)) begin
             amp1 = a1$0$q;
             amp2 = a2$0$q;
-            sum1 = t1$0$q + saturate$1$out;
-            sum2 = t2$0$q + saturate$2$out;
+            sum1 = t1$0$q + saturated$1$q;
+            sum2 = t2$0$q + saturated$2$q;
             if (done) begin
-                t1$0$d = t1$0$q + saturate$1$out;
-                t2$0$d = t2$0$q + saturate$2$out;
+                t1$0$d = t1$0$q + saturated$1$q;
+                t2$0$d = t2$0$q + saturated$2$q;
                 if (step_first) begin
-                    a1$0$d = saturate$1$out;
-                    a2$0$d = saturate$2$out;
-                    t1$0$d = saturate$1$out;
-                    t2$0$d = saturate$2$out;
+                    a1$0$d = saturated$1$q;
+                    a2$0$d = saturated$2$q;
+                    t1$0$d = saturated$1$q;
+                    t2$0$d = saturated$2$q;
                 end
             end
         end
@@ -29118,16 +29246,16 @@ module top$core$engine$gru$lane$1$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         if (set == (1 == 32'h1)) begin
             amp1 = a1$1$q;
             amp2 = a2$1$q;
-            sum1 = t1$1$q + saturate$1$out;
-            sum2 = t2$1$q + saturate$2$out;
+            sum1 = t1$1$q + saturated$1$q;
+            sum2 = t2$1$q + saturated$2$q;
             if (done) begin
-                t1$1$d = t1$1$q + saturate$1$out;
-                t2$1$d = t2$1$q + saturate$2$out;
+                t1$1$d = t1$1$q + saturated$1$q;
+                t2$1$d = t2$1$q + saturated$2$q;
                 if (step_first) begin
-                    a1$1$d = saturate$1$out;
-                    a2$1$d = saturate$2$out;
-                    t1$1$d = saturate$1$out;
-                    t2$1$d = saturate$2$out;
+                    a1$1$d = saturated$1$q;
+                    a2$1$d = saturated$2$q;
+                    t1$1$d = saturated$1$q;
+                    t2$1$d = saturated$2$q;
                 end
             end
         end
@@ -29366,6 +29494,63 @@ module top$core$engine$gru$lane$1$head$saturate$2(v,out);
     wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
     always @(*) out = {{22{q_clamped[25]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$1$head$saturate$2
+
+
+module top$core$engine$gru$lane$1$head$saturated$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$head$saturated$0
+
+
+module top$core$engine$gru$lane$1$head$saturated$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$head$saturated$1
+
+
+module top$core$engine$gru$lane$1$head$saturated$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$head$saturated$2
 
 
 module top$core$engine$gru$lane$1$head$t1$0(d,q,clock);
@@ -38967,6 +39152,15 @@ module top$core$engine$gru$lane$2$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
     wire  [47:0] saturate$1$out;
     reg  [47:0] saturate$2$v;
     wire  [47:0] saturate$2$out;
+    reg  [47:0] saturated$0$d;
+    wire  [47:0] saturated$0$q;
+    reg  saturated$0$clock;
+    reg  [47:0] saturated$1$d;
+    wire  [47:0] saturated$1$q;
+    reg  saturated$1$clock;
+    reg  [47:0] saturated$2$d;
+    wire  [47:0] saturated$2$q;
+    reg  saturated$2$clock;
     reg  [47:0] a1$0$d;
     wire  [47:0] a1$0$q;
     reg  a1$0$clock;
@@ -39032,6 +39226,21 @@ module top$core$engine$gru$lane$2$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         .v(saturate$2$v),
         .out(saturate$2$out)
     );
+    top$core$engine$gru$lane$2$head$saturated$0 saturated$0(
+        .d(saturated$0$d),
+        .q(saturated$0$q),
+        .clock(saturated$0$clock)
+    );
+    top$core$engine$gru$lane$2$head$saturated$1 saturated$1(
+        .d(saturated$1$d),
+        .q(saturated$1$q),
+        .clock(saturated$1$clock)
+    );
+    top$core$engine$gru$lane$2$head$saturated$2 saturated$2(
+        .d(saturated$2$d),
+        .q(saturated$2$q),
+        .clock(saturated$2$clock)
+    );
     top$core$engine$gru$lane$2$head$a1$0 a1$0(
         .d(a1$0$d),
         .q(a1$0$q),
@@ -39082,7 +39291,9 @@ module top$core$engine$gru$lane$2$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$0$w = w$0;
         mac$0$x = x;
         saturate$0$v = mac$0$acc;
-        out$0 = saturate$0$out;
+        saturated$0$clock = clock;
+        saturated$0$d = saturate$0$out;
+        out$0 = saturated$0$q;
         mac$1$clock = clock;
         mac$1$en = en;
         mac$1$first = first;
@@ -39090,7 +39301,9 @@ module top$core$engine$gru$lane$2$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$1$w = w$1;
         mac$1$x = x;
         saturate$1$v = mac$1$acc;
-        out$1 = saturate$1$out;
+        saturated$1$clock = clock;
+        saturated$1$d = saturate$1$out;
+        out$1 = saturated$1$q;
         mac$2$clock = clock;
         mac$2$en = en;
         mac$2$first = first;
@@ -39098,7 +39311,9 @@ module top$core$engine$gru$lane$2$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$2$w = w$2;
         mac$2$x = x;
         saturate$2$v = mac$2$acc;
-        out$2 = saturate$2$out;
+        saturated$2$clock = clock;
+        saturated$2$d = saturate$2$out;
+        out$2 = saturated$2$q;
         amp1 = 48'h0;
         amp2 = 48'h0;
         sum1 = 48'h0;
@@ -39114,16 +39329,16 @@ module top$core$engine$gru$lane$2$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         if (set == (0 == 32'h1)) begin
             amp1 = a1$0$q;
             amp2 = a2$0$q;
-            sum1 = t1$0$q + saturate$1$out;
-            sum2 = t2$0$q + saturate$2$out;
+            sum1 = t1$0$q + saturated$1$q;
+            sum2 = t2$0$q + saturated$2$q;
             if (done) begin
-                t1$0$d = t1$0$q + saturate$1$out;
-                t2$0$d = t2$0$q + saturate$2$out;
+                t1$0$d = t1$0$q + saturated$1$q;
+                t2$0$d = t2$0$q + saturated$2$q;
                 if (step_first) begin
-                    a1$0$d = saturate$1$out;
-                    a2$0$d = saturate$2$out;
-                    t1$0$d = saturate$1$out;
-                    t2$0$d = saturate$2$out;
+                    a1$0$d = saturated$1$q;
+                    a2$0$d = saturated$2$q;
+                    t1$0$d = saturated$1$q;
+                    t2$0$d = saturated$2$q;
                 end
             end
         end
@@ -39138,16 +39353,16 @@ module top$core$engine$gru$lane$2$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         if (set == (1 == 32'h1)) begin
             amp1 = a1$1$q;
             amp2 = a2$1$q;
-            sum1 = t1$1$q + saturate$1$out;
-            sum2 = t2$1$q + saturate$2$out;
+            sum1 = t1$1$q + saturated$1$q;
+            sum2 = t2$1$q + saturated$2$q;
             if (done) begin
-                t1$1$d = t1$1$q + saturate$1$out;
-                t2$1$d = t2$1$q + saturate$2$out;
+                t1$1$d = t1$1$q + saturated$1$q;
+                t2$1$d = t2$1$q + saturated$2$q;
                 if (step_first) begin
-                    a1$1$d = saturate$1$out;
-                    a2$1$d = saturate$2$out;
-                    t1$1$d = saturate$1$out;
-                    t2$1$d = saturate$2$out;
+                    a1$1$d = saturated$1$q;
+                    a2$1$d = saturated$2$q;
+                    t1$1$d = saturated$1$q;
+                    t2$1$d = saturated$2$q;
                 end
             end
         end
@@ -39386,6 +39601,63 @@ module top$core$engine$gru$lane$2$head$saturate$2(v,out);
     wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
     always @(*) out = {{22{q_clamped[25]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$2$head$saturate$2
+
+
+module top$core$engine$gru$lane$2$head$saturated$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$head$saturated$0
+
+
+module top$core$engine$gru$lane$2$head$saturated$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$head$saturated$1
+
+
+module top$core$engine$gru$lane$2$head$saturated$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$head$saturated$2
 
 
 module top$core$engine$gru$lane$2$head$t1$0(d,q,clock);
@@ -48987,6 +49259,15 @@ module top$core$engine$gru$lane$3$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
     wire  [47:0] saturate$1$out;
     reg  [47:0] saturate$2$v;
     wire  [47:0] saturate$2$out;
+    reg  [47:0] saturated$0$d;
+    wire  [47:0] saturated$0$q;
+    reg  saturated$0$clock;
+    reg  [47:0] saturated$1$d;
+    wire  [47:0] saturated$1$q;
+    reg  saturated$1$clock;
+    reg  [47:0] saturated$2$d;
+    wire  [47:0] saturated$2$q;
+    reg  saturated$2$clock;
     reg  [47:0] a1$0$d;
     wire  [47:0] a1$0$q;
     reg  a1$0$clock;
@@ -49052,6 +49333,21 @@ module top$core$engine$gru$lane$3$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         .v(saturate$2$v),
         .out(saturate$2$out)
     );
+    top$core$engine$gru$lane$3$head$saturated$0 saturated$0(
+        .d(saturated$0$d),
+        .q(saturated$0$q),
+        .clock(saturated$0$clock)
+    );
+    top$core$engine$gru$lane$3$head$saturated$1 saturated$1(
+        .d(saturated$1$d),
+        .q(saturated$1$q),
+        .clock(saturated$1$clock)
+    );
+    top$core$engine$gru$lane$3$head$saturated$2 saturated$2(
+        .d(saturated$2$d),
+        .q(saturated$2$q),
+        .clock(saturated$2$clock)
+    );
     top$core$engine$gru$lane$3$head$a1$0 a1$0(
         .d(a1$0$d),
         .q(a1$0$q),
@@ -49102,7 +49398,9 @@ module top$core$engine$gru$lane$3$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$0$w = w$0;
         mac$0$x = x;
         saturate$0$v = mac$0$acc;
-        out$0 = saturate$0$out;
+        saturated$0$clock = clock;
+        saturated$0$d = saturate$0$out;
+        out$0 = saturated$0$q;
         mac$1$clock = clock;
         mac$1$en = en;
         mac$1$first = first;
@@ -49110,7 +49408,9 @@ module top$core$engine$gru$lane$3$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$1$w = w$1;
         mac$1$x = x;
         saturate$1$v = mac$1$acc;
-        out$1 = saturate$1$out;
+        saturated$1$clock = clock;
+        saturated$1$d = saturate$1$out;
+        out$1 = saturated$1$q;
         mac$2$clock = clock;
         mac$2$en = en;
         mac$2$first = first;
@@ -49118,7 +49418,9 @@ module top$core$engine$gru$lane$3$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         mac$2$w = w$2;
         mac$2$x = x;
         saturate$2$v = mac$2$acc;
-        out$2 = saturate$2$out;
+        saturated$2$clock = clock;
+        saturated$2$d = saturate$2$out;
+        out$2 = saturated$2$q;
         amp1 = 48'h0;
         amp2 = 48'h0;
         sum1 = 48'h0;
@@ -49134,16 +49436,16 @@ module top$core$engine$gru$lane$3$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         if (set == (0 == 32'h1)) begin
             amp1 = a1$0$q;
             amp2 = a2$0$q;
-            sum1 = t1$0$q + saturate$1$out;
-            sum2 = t2$0$q + saturate$2$out;
+            sum1 = t1$0$q + saturated$1$q;
+            sum2 = t2$0$q + saturated$2$q;
             if (done) begin
-                t1$0$d = t1$0$q + saturate$1$out;
-                t2$0$d = t2$0$q + saturate$2$out;
+                t1$0$d = t1$0$q + saturated$1$q;
+                t2$0$d = t2$0$q + saturated$2$q;
                 if (step_first) begin
-                    a1$0$d = saturate$1$out;
-                    a2$0$d = saturate$2$out;
-                    t1$0$d = saturate$1$out;
-                    t2$0$d = saturate$2$out;
+                    a1$0$d = saturated$1$q;
+                    a2$0$d = saturated$2$q;
+                    t1$0$d = saturated$1$q;
+                    t2$0$d = saturated$2$q;
                 end
             end
         end
@@ -49158,16 +49460,16 @@ module top$core$engine$gru$lane$3$head(clock,en,first,w$0,w$1,w$2,x,done,step_fi
         if (set == (1 == 32'h1)) begin
             amp1 = a1$1$q;
             amp2 = a2$1$q;
-            sum1 = t1$1$q + saturate$1$out;
-            sum2 = t2$1$q + saturate$2$out;
+            sum1 = t1$1$q + saturated$1$q;
+            sum2 = t2$1$q + saturated$2$q;
             if (done) begin
-                t1$1$d = t1$1$q + saturate$1$out;
-                t2$1$d = t2$1$q + saturate$2$out;
+                t1$1$d = t1$1$q + saturated$1$q;
+                t2$1$d = t2$1$q + saturated$2$q;
                 if (step_first) begin
-                    a1$1$d = saturate$1$out;
-                    a2$1$d = saturate$2$out;
-                    t1$1$d = saturate$1$out;
-                    t2$1$d = saturate$2$out;
+                    a1$1$d = saturated$1$q;
+                    a2$1$d = saturated$2$q;
+                    t1$1$d = saturated$1$q;
+                    t2$1$d = saturated$2$q;
                 end
             end
         end
@@ -49406,6 +49708,63 @@ module top$core$engine$gru$lane$3$head$saturate$2(v,out);
     wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
     always @(*) out = {{22{q_clamped[25]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$3$head$saturate$2
+
+
+module top$core$engine$gru$lane$3$head$saturated$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$head$saturated$0
+
+
+module top$core$engine$gru$lane$3$head$saturated$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$head$saturated$1
+
+
+module top$core$engine$gru$lane$3$head$saturated$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$head$saturated$2
 
 
 module top$core$engine$gru$lane$3$head$t1$0(d,q,clock);
@@ -54989,6 +55348,25 @@ module top$core$engine$gru$s2_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$s2_set
+
+
+module top$core$engine$gru$s3_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s3_head
 
 
 module top$core$engine$gru$slot(d,q,clock);

@@ -7566,6 +7566,9 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  s2_head$d;
     wire  s2_head$q;
     reg  s2_head$clock;
+    reg  s3_head$d;
+    wire  s3_head$q;
+    reg  s3_head$clock;
     reg  upd_run$d;
     wire  upd_run$q;
     reg  upd_run$clock;
@@ -10137,6 +10140,11 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(s2_head$q),
         .clock(s2_head$clock)
     );
+    top$gru$s3_head s3_head(
+        .d(s3_head$d),
+        .q(s3_head$q),
+        .clock(s3_head$clock)
+    );
     top$gru$upd_run upd_run(
         .d(upd_run$d),
         .q(upd_run$q),
@@ -10209,6 +10217,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         s2_pass$clock = clock;
         s2_set$clock = clock;
         s2_head$clock = clock;
+        s3_head$clock = clock;
         upd_run$clock = clock;
         upd_j$clock = clock;
         upd_set$clock = clock;
@@ -10258,6 +10267,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         s2_pass$d = s2_pass$q;
         s2_set$d = s2_set$q;
         s2_head$d = s2_head$q;
+        s3_head$d = s3_head$q;
         upd_run$d = upd_run$q;
         upd_j$d = upd_j$q;
         upd_set$d = upd_set$q;
@@ -11494,6 +11504,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         s2_pass$d = m2_pass$q;
         s2_set$d = a_set$q;
         s2_head$d = m2_head$q && (m2_term$q == last_state_term);
+        s3_head$d = s2_head$q;
         lane$0$clock = clock;
         lane$0$x_we = x_we;
         lane$0$x_set = x_set;
@@ -11812,7 +11823,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         lane$0$post = s2_post$q;
         lane$0$post_pass = s2_pass$q;
         lane$0$post_set = s2_set$q;
-        lane$0$head_done = s2_head$q && head_valid$q;
+        lane$0$head_done = s3_head$q && head_valid$q;
         lane$0$head_step_first = head_first$q;
         lane$0$head_step_last = head_last$q;
         lane$0$head_set = a_set$q;
@@ -11827,10 +11838,10 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         dbg_channel$0 = lane$0$channel$0;
         dbg_channel$1 = lane$0$channel$1;
         dbg_channel$2 = lane$0$channel$2;
-        dbg_valid = s2_head$q && head_valid$q;
+        dbg_valid = s3_head$q && head_valid$q;
         dbg_group = head_group$q;
         dbg_step = head_step$q;
-        ext_load = s2_head$q && head_valid$q && head_last$q;
+        ext_load = s3_head$q && head_valid$q && head_last$q;
         if (upd_run$q) begin
             upd_j$d = upd_j$q + 16'h1;
             if (upd_j$q == last_state_term) begin
@@ -23792,6 +23803,15 @@ module top$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_las
     wire  [47:0] saturate$1$out;
     reg  [47:0] saturate$2$v;
     wire  [47:0] saturate$2$out;
+    reg  [47:0] saturated$0$d;
+    wire  [47:0] saturated$0$q;
+    reg  saturated$0$clock;
+    reg  [47:0] saturated$1$d;
+    wire  [47:0] saturated$1$q;
+    reg  saturated$1$clock;
+    reg  [47:0] saturated$2$d;
+    wire  [47:0] saturated$2$q;
+    reg  saturated$2$clock;
     reg  [47:0] a1$0$d;
     wire  [47:0] a1$0$q;
     reg  a1$0$clock;
@@ -23857,6 +23877,21 @@ module top$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_las
         .v(saturate$2$v),
         .out(saturate$2$out)
     );
+    top$gru$lane$0$head$saturated$0 saturated$0(
+        .d(saturated$0$d),
+        .q(saturated$0$q),
+        .clock(saturated$0$clock)
+    );
+    top$gru$lane$0$head$saturated$1 saturated$1(
+        .d(saturated$1$d),
+        .q(saturated$1$q),
+        .clock(saturated$1$clock)
+    );
+    top$gru$lane$0$head$saturated$2 saturated$2(
+        .d(saturated$2$d),
+        .q(saturated$2$q),
+        .clock(saturated$2$clock)
+    );
     top$gru$lane$0$head$a1$0 a1$0(
         .d(a1$0$d),
         .q(a1$0$q),
@@ -23907,7 +23942,9 @@ module top$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_las
         mac$0$w = w$0;
         mac$0$x = x;
         saturate$0$v = mac$0$acc;
-        out$0 = saturate$0$out;
+        saturated$0$clock = clock;
+        saturated$0$d = saturate$0$out;
+        out$0 = saturated$0$q;
         mac$1$clock = clock;
         mac$1$en = en;
         mac$1$first = first;
@@ -23915,7 +23952,9 @@ module top$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_las
         mac$1$w = w$1;
         mac$1$x = x;
         saturate$1$v = mac$1$acc;
-        out$1 = saturate$1$out;
+        saturated$1$clock = clock;
+        saturated$1$d = saturate$1$out;
+        out$1 = saturated$1$q;
         mac$2$clock = clock;
         mac$2$en = en;
         mac$2$first = first;
@@ -23923,7 +23962,9 @@ module top$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_las
         mac$2$w = w$2;
         mac$2$x = x;
         saturate$2$v = mac$2$acc;
-        out$2 = saturate$2$out;
+        saturated$2$clock = clock;
+        saturated$2$d = saturate$2$out;
+        out$2 = saturated$2$q;
         amp1 = 48'h0;
         amp2 = 48'h0;
         sum1 = 48'h0;
@@ -23939,16 +23980,16 @@ module top$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_las
         if (set == (0 == 32'h1)) begin
             amp1 = a1$0$q;
             amp2 = a2$0$q;
-            sum1 = t1$0$q + saturate$1$out;
-            sum2 = t2$0$q + saturate$2$out;
+            sum1 = t1$0$q + saturated$1$q;
+            sum2 = t2$0$q + saturated$2$q;
             if (done) begin
-                t1$0$d = t1$0$q + saturate$1$out;
-                t2$0$d = t2$0$q + saturate$2$out;
+                t1$0$d = t1$0$q + saturated$1$q;
+                t2$0$d = t2$0$q + saturated$2$q;
                 if (step_first) begin
-                    a1$0$d = saturate$1$out;
-                    a2$0$d = saturate$2$out;
-                    t1$0$d = saturate$1$out;
-                    t2$0$d = saturate$2$out;
+                    a1$0$d = saturated$1$q;
+                    a2$0$d = saturated$2$q;
+                    t1$0$d = saturated$1$q;
+                    t2$0$d = saturated$2$q;
                 end
             end
         end
@@ -23963,16 +24004,16 @@ module top$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_las
         if (set == (1 == 32'h1)) begin
             amp1 = a1$1$q;
             amp2 = a2$1$q;
-            sum1 = t1$1$q + saturate$1$out;
-            sum2 = t2$1$q + saturate$2$out;
+            sum1 = t1$1$q + saturated$1$q;
+            sum2 = t2$1$q + saturated$2$q;
             if (done) begin
-                t1$1$d = t1$1$q + saturate$1$out;
-                t2$1$d = t2$1$q + saturate$2$out;
+                t1$1$d = t1$1$q + saturated$1$q;
+                t2$1$d = t2$1$q + saturated$2$q;
                 if (step_first) begin
-                    a1$1$d = saturate$1$out;
-                    a2$1$d = saturate$2$out;
-                    t1$1$d = saturate$1$out;
-                    t2$1$d = saturate$2$out;
+                    a1$1$d = saturated$1$q;
+                    a2$1$d = saturated$2$q;
+                    t1$1$d = saturated$1$q;
+                    t2$1$d = saturated$2$q;
                 end
             end
         end
@@ -24211,6 +24252,63 @@ module top$gru$lane$0$head$saturate$2(v,out);
     wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
     always @(*) out = {{22{q_clamped[25]}}, q_clamped};
 endmodule // top$gru$lane$0$head$saturate$2
+
+
+module top$gru$lane$0$head$saturated$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$head$saturated$0
+
+
+module top$gru$lane$0$head$saturated$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$head$saturated$1
+
+
+module top$gru$lane$0$head$saturated$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$head$saturated$2
 
 
 module top$gru$lane$0$head$t1$0(d,q,clock);
@@ -33954,6 +34052,25 @@ module top$gru$s2_set(d,q,clock);
     end
           
 endmodule // top$gru$s2_set
+
+
+module top$gru$s3_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s3_head
 
 
 module top$gru$slot(d,q,clock);

@@ -18,11 +18,10 @@ runs=(
   "ulx3s 8 4 32"
   "ulx3s 8 1 32"
   "ulx3s 8 2 32"
-  "ulx3s 16 1 16"
   "ulx3s 16 1 32"
-  "ulx3s 16 2 32"
-  "icebreaker 8 1 1"
   "arty 8 4 32"
+  "icebreaker 8 1 1"
+  "ulx3s 16 1 16"
 )
 status=0
 printf '%s\n' "${runs[@]}" | xargs -P "${JOBS:-2}" -L 1 bash -c '

@@ -161,6 +161,8 @@ pub struct Gru {
     s2_pass: DFF<Addr>,
     s2_set: DFF<Bit>,
     s2_head: DFF<Bit>,
+    /// The head's outputs are registered after saturation: one stage more.
+    s3_head: DFF<Bit>,
     upd_run: DFF<Bit>,
     upd_j: DFF<Addr>,
     upd_set: DFF<Bit>,
@@ -343,6 +345,7 @@ impl Gru {
             s2_pass: Default::default(),
             s2_set: Default::default(),
             s2_head: Default::default(),
+            s3_head: Default::default(),
             upd_run: Default::default(),
             upd_j: Default::default(),
             upd_set: Default::default(),
@@ -392,7 +395,7 @@ impl Logic for Gru {
             d1_term, d1_head, m1_valid, m1_pass, m1_term, m1_head, m2_valid, m2_pass, m2_term,
             m2_head, a_set, next_set, next_group, head_valid, head_first, head_last, head_step,
             head_group, s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_post, s2_pass, s2_set,
-            s2_head, upd_run, upd_j, upd_set, upd_zero, upd_active
+            s2_head, s3_head, upd_run, upd_j, upd_set, upd_zero, upd_active
         );
         for s in 0..2 {
             self.active[s].clock.next = self.clock.val();
@@ -487,6 +490,7 @@ impl Logic for Gru {
         self.s2_set.d.next = self.a_set.q.val();
         self.s2_head.d.next =
             self.m2_head.q.val() && (self.m2_term.q.val() == self.last_state_term.val());
+        self.s3_head.d.next = self.s2_head.q.val();
         // Lanes.
         for l in 0..self._lanes {
             self.lane[l].clock.next = self.clock.val();
@@ -523,7 +527,7 @@ impl Logic for Gru {
             self.lane[l].post.next = self.s2_post.q.val();
             self.lane[l].post_pass.next = self.s2_pass.q.val();
             self.lane[l].post_set.next = self.s2_set.q.val();
-            self.lane[l].head_done.next = self.s2_head.q.val() && self.head_valid.q.val();
+            self.lane[l].head_done.next = self.s3_head.q.val() && self.head_valid.q.val();
             self.lane[l].head_step_first.next = self.head_first.q.val();
             self.lane[l].head_step_last.next = self.head_last.q.val();
             self.lane[l].head_set.next = self.a_set.q.val();
@@ -543,11 +547,11 @@ impl Logic for Gru {
                 }
             }
         }
-        self.dbg_valid.next = self.s2_head.q.val() && self.head_valid.q.val();
+        self.dbg_valid.next = self.s3_head.q.val() && self.head_valid.q.val();
         self.dbg_group.next = self.head_group.q.val();
         self.dbg_step.next = self.head_step.q.val();
         self.ext_load.next =
-            self.s2_head.q.val() && self.head_valid.q.val() && self.head_last.q.val();
+            self.s3_head.q.val() && self.head_valid.q.val() && self.head_last.q.val();
         // State-update stream: H cycles from the cycle after the drain.
         if self.upd_run.q.val() {
             self.upd_j.d.next = self.upd_j.q.val() + 1;

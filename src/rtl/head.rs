@@ -4,20 +4,25 @@
 //! running amplitude A_i = o_i[0] and sum T_i = sum_k o_i[k] of channels 1
 //! and 2 the extraction needs.
 
-use super::prim::{Mac, Requant};
+use super::prim::{Mac, Requant, MAC_LATENCY};
 use super::{Acc, Code, Widths, Wt};
 use rust_hdl::prelude::*;
+
+/// Cycles from a step's last term at the inputs to its outputs: the MAC
+/// pipeline and the register after the saturation (the saturation and the
+/// running sums are two paths).
+pub const HEAD_LATENCY: usize = MAC_LATENCY + 1;
 
 #[derive(LogicBlock)]
 pub struct Head {
     pub clock: Signal<In, Clock>,
     /// MAC enable / first term (stage 1) and the state code stream; the
-    /// outputs follow MAC_LATENCY cycles later.
+    /// outputs follow HEAD_LATENCY cycles later.
     pub en: Signal<In, Bit>,
     pub first: Signal<In, Bit>,
     pub w: Vec<Signal<In, Wt>>,
     pub x: Signal<In, Code>,
-    /// Stage 2: the head outputs are complete and belong to a decoder step.
+    /// HEAD_LATENCY after the last term: the outputs belong to a decoder step.
     pub done: Signal<In, Bit>,
     /// That step is the first / last decoder step; the pixel set.
     pub step_first: Signal<In, Bit>,
@@ -33,6 +38,7 @@ pub struct Head {
     pub sum2: Signal<Out, Acc>,
     mac: Vec<Mac>,
     saturate: Vec<Requant<48>>,
+    saturated: Vec<DFF<Acc>>,
     bias: Vec<Constant<Acc>>,
     /// Per set: A1, A2, T1, T2.
     a1: Vec<DFF<Acc>>,
@@ -63,6 +69,7 @@ impl Head {
             saturate: (0..3)
                 .map(|_| Requant::new(widths.acc, 0, 0, -head_max, head_max))
                 .collect(),
+            saturated: super::many(3),
             bias: bias
                 .iter()
                 .map(|&b| Constant::new(super::prim::tc(b)))
@@ -86,7 +93,9 @@ impl Logic for Head {
             self.mac[c].w.next = self.w[c].val();
             self.mac[c].x.next = self.x.val();
             self.saturate[c].v.next = self.mac[c].acc.val();
-            self.out[c].next = self.saturate[c].out.val();
+            self.saturated[c].clock.next = self.clock.val();
+            self.saturated[c].d.next = self.saturate[c].out.val();
+            self.out[c].next = self.saturated[c].q.val();
         }
         self.amp1.next = 0.into();
         self.amp2.next = 0.into();
@@ -104,16 +113,16 @@ impl Logic for Head {
             if self.set.val() == (s == 1) {
                 self.amp1.next = self.a1[s].q.val();
                 self.amp2.next = self.a2[s].q.val();
-                self.sum1.next = self.t1[s].q.val() + self.saturate[1].out.val();
-                self.sum2.next = self.t2[s].q.val() + self.saturate[2].out.val();
+                self.sum1.next = self.t1[s].q.val() + self.saturated[1].q.val();
+                self.sum2.next = self.t2[s].q.val() + self.saturated[2].q.val();
                 if self.done.val() {
-                    self.t1[s].d.next = self.t1[s].q.val() + self.saturate[1].out.val();
-                    self.t2[s].d.next = self.t2[s].q.val() + self.saturate[2].out.val();
+                    self.t1[s].d.next = self.t1[s].q.val() + self.saturated[1].q.val();
+                    self.t2[s].d.next = self.t2[s].q.val() + self.saturated[2].q.val();
                     if self.step_first.val() {
-                        self.a1[s].d.next = self.saturate[1].out.val();
-                        self.a2[s].d.next = self.saturate[2].out.val();
-                        self.t1[s].d.next = self.saturate[1].out.val();
-                        self.t2[s].d.next = self.saturate[2].out.val();
+                        self.a1[s].d.next = self.saturated[1].q.val();
+                        self.a2[s].d.next = self.saturated[2].q.val();
+                        self.t1[s].d.next = self.saturated[1].q.val();
+                        self.t2[s].d.next = self.saturated[2].q.val();
                     }
                 }
             }
@@ -153,7 +162,7 @@ mod tests {
             }
             b.en.next = false;
             // The last term lands MAC_LATENCY edges after it was presented.
-            for _ in 1..crate::rtl::prim::MAC_LATENCY {
+            for _ in 1..HEAD_LATENCY {
                 b.clock.next = Clock { clk: true };
                 assert!(simulate(&mut b, 100));
                 b.clock.next = Clock { clk: false };
