@@ -7885,6 +7885,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$0$x_raddr1;
     reg  [15:0] lane$0$k;
     reg  lane$0$k_is_x;
+    reg  lane$0$c_rotate;
     reg  [15:0] lane$0$ka;
     reg  lane$0$ka_is_x;
     reg  lane$0$a_set;
@@ -8020,6 +8021,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$1$x_raddr1;
     reg  [15:0] lane$1$k;
     reg  lane$1$k_is_x;
+    reg  lane$1$c_rotate;
     reg  [15:0] lane$1$ka;
     reg  lane$1$ka_is_x;
     reg  lane$1$a_set;
@@ -8155,6 +8157,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$2$x_raddr1;
     reg  [15:0] lane$2$k;
     reg  lane$2$k_is_x;
+    reg  lane$2$c_rotate;
     reg  [15:0] lane$2$ka;
     reg  lane$2$ka_is_x;
     reg  lane$2$a_set;
@@ -8290,6 +8293,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$3$x_raddr1;
     reg  [15:0] lane$3$k;
     reg  lane$3$k_is_x;
+    reg  lane$3$c_rotate;
     reg  [15:0] lane$3$ka;
     reg  lane$3$ka_is_x;
     reg  lane$3$a_set;
@@ -9021,6 +9025,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$0$x_raddr1),
         .k(lane$0$k),
         .k_is_x(lane$0$k_is_x),
+        .c_rotate(lane$0$c_rotate),
         .ka(lane$0$ka),
         .ka_is_x(lane$0$ka_is_x),
         .a_set(lane$0$a_set),
@@ -9158,6 +9163,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$1$x_raddr1),
         .k(lane$1$k),
         .k_is_x(lane$1$k_is_x),
+        .c_rotate(lane$1$c_rotate),
         .ka(lane$1$ka),
         .ka_is_x(lane$1$ka_is_x),
         .a_set(lane$1$a_set),
@@ -9295,6 +9301,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$2$x_raddr1),
         .k(lane$2$k),
         .k_is_x(lane$2$k_is_x),
+        .c_rotate(lane$2$c_rotate),
         .ka(lane$2$ka),
         .ka_is_x(lane$2$ka_is_x),
         .a_set(lane$2$a_set),
@@ -9432,6 +9439,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$3$x_raddr1),
         .k(lane$3$k),
         .k_is_x(lane$3$k_is_x),
+        .c_rotate(lane$3$c_rotate),
         .ka(lane$3$ka),
         .ka_is_x(lane$3$ka_is_x),
         .a_set(lane$3$a_set),
@@ -11090,6 +11098,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$0$x_raddr1 = step$1$q;
         lane$0$k = term$q;
         lane$0$k_is_x = term$q == x_term;
+        lane$0$c_rotate = issue && (term$q != x_term);
         lane$0$ka = d1_term$q;
         lane$0$ka_is_x = d1_term$q == x_term;
         lane$0$a_set = a_set$q;
@@ -11228,6 +11237,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$1$x_raddr1 = step$1$q;
         lane$1$k = term$q;
         lane$1$k_is_x = term$q == x_term;
+        lane$1$c_rotate = issue && (term$q != x_term);
         lane$1$ka = d1_term$q;
         lane$1$ka_is_x = d1_term$q == x_term;
         lane$1$a_set = a_set$q;
@@ -11366,6 +11376,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$2$x_raddr1 = step$1$q;
         lane$2$k = term$q;
         lane$2$k_is_x = term$q == x_term;
+        lane$2$c_rotate = issue && (term$q != x_term);
         lane$2$ka = d1_term$q;
         lane$2$ka_is_x = d1_term$q == x_term;
         lane$2$a_set = a_set$q;
@@ -11504,6 +11515,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$3$x_raddr1 = step$1$q;
         lane$3$k = term$q;
         lane$3$k_is_x = term$q == x_term;
+        lane$3$c_rotate = issue && (term$q != x_term);
         lane$3$ka = d1_term$q;
         lane$3$ka_is_x = d1_term$q == x_term;
         lane$3$a_set = a_set$q;
@@ -13915,7 +13927,7 @@ module top$core$engine$gru$head_valid(d,q,clock);
 endmodule // top$core$engine$gru$head_valid
 
 
-module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -13927,6 +13939,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  c_rotate;
     input wire  [15:0] ka;
     input wire  ka_is_x;
     input wire  a_set;
@@ -16432,9 +16445,15 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        r_k = 18'h0;
-        z_j = 18'h0;
-        c_j = 18'h0;
+        r_k = r1$0$q;
+        if (a_set) begin
+            r_k = r0$0$q;
+        end
+        z_j = z0$0$q;
+        if (upd_set) begin
+            z_j = z1$0$q;
+        end
+        c_j = cand$0$q;
         z0$0$clock = clock;
         z1$0$clock = clock;
         r0$0$clock = clock;
@@ -16445,23 +16464,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$0$d = r0$0$q;
         r1$0$d = r1$0$q;
         cand$0$d = cand$0$q;
-        if (k == 0) begin
-            if (a_set) begin
-                r_k = r0$0$q;
-            end
-            else begin
-                r_k = r1$0$q;
-            end
-        end
-        if (upd_j == 0) begin
-            c_j = cand$0$q;
-            if (upd_set) begin
-                z_j = z1$0$q;
-            end
-            else begin
-                z_j = z0$0$q;
-            end
-        end
         z0$1$clock = clock;
         z1$1$clock = clock;
         r0$1$clock = clock;
@@ -16472,23 +16474,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$1$d = r0$1$q;
         r1$1$d = r1$1$q;
         cand$1$d = cand$1$q;
-        if (k == 1) begin
-            if (a_set) begin
-                r_k = r0$1$q;
-            end
-            else begin
-                r_k = r1$1$q;
-            end
-        end
-        if (upd_j == 1) begin
-            c_j = cand$1$q;
-            if (upd_set) begin
-                z_j = z1$1$q;
-            end
-            else begin
-                z_j = z0$1$q;
-            end
-        end
         z0$2$clock = clock;
         z1$2$clock = clock;
         r0$2$clock = clock;
@@ -16499,23 +16484,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$2$d = r0$2$q;
         r1$2$d = r1$2$q;
         cand$2$d = cand$2$q;
-        if (k == 2) begin
-            if (a_set) begin
-                r_k = r0$2$q;
-            end
-            else begin
-                r_k = r1$2$q;
-            end
-        end
-        if (upd_j == 2) begin
-            c_j = cand$2$q;
-            if (upd_set) begin
-                z_j = z1$2$q;
-            end
-            else begin
-                z_j = z0$2$q;
-            end
-        end
         z0$3$clock = clock;
         z1$3$clock = clock;
         r0$3$clock = clock;
@@ -16526,23 +16494,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$3$d = r0$3$q;
         r1$3$d = r1$3$q;
         cand$3$d = cand$3$q;
-        if (k == 3) begin
-            if (a_set) begin
-                r_k = r0$3$q;
-            end
-            else begin
-                r_k = r1$3$q;
-            end
-        end
-        if (upd_j == 3) begin
-            c_j = cand$3$q;
-            if (upd_set) begin
-                z_j = z1$3$q;
-            end
-            else begin
-                z_j = z0$3$q;
-            end
-        end
         z0$4$clock = clock;
         z1$4$clock = clock;
         r0$4$clock = clock;
@@ -16553,23 +16504,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$4$d = r0$4$q;
         r1$4$d = r1$4$q;
         cand$4$d = cand$4$q;
-        if (k == 4) begin
-            if (a_set) begin
-                r_k = r0$4$q;
-            end
-            else begin
-                r_k = r1$4$q;
-            end
-        end
-        if (upd_j == 4) begin
-            c_j = cand$4$q;
-            if (upd_set) begin
-                z_j = z1$4$q;
-            end
-            else begin
-                z_j = z0$4$q;
-            end
-        end
         z0$5$clock = clock;
         z1$5$clock = clock;
         r0$5$clock = clock;
@@ -16580,23 +16514,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$5$d = r0$5$q;
         r1$5$d = r1$5$q;
         cand$5$d = cand$5$q;
-        if (k == 5) begin
-            if (a_set) begin
-                r_k = r0$5$q;
-            end
-            else begin
-                r_k = r1$5$q;
-            end
-        end
-        if (upd_j == 5) begin
-            c_j = cand$5$q;
-            if (upd_set) begin
-                z_j = z1$5$q;
-            end
-            else begin
-                z_j = z0$5$q;
-            end
-        end
         z0$6$clock = clock;
         z1$6$clock = clock;
         r0$6$clock = clock;
@@ -16607,23 +16524,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$6$d = r0$6$q;
         r1$6$d = r1$6$q;
         cand$6$d = cand$6$q;
-        if (k == 6) begin
-            if (a_set) begin
-                r_k = r0$6$q;
-            end
-            else begin
-                r_k = r1$6$q;
-            end
-        end
-        if (upd_j == 6) begin
-            c_j = cand$6$q;
-            if (upd_set) begin
-                z_j = z1$6$q;
-            end
-            else begin
-                z_j = z0$6$q;
-            end
-        end
         z0$7$clock = clock;
         z1$7$clock = clock;
         r0$7$clock = clock;
@@ -16634,23 +16534,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$7$d = r0$7$q;
         r1$7$d = r1$7$q;
         cand$7$d = cand$7$q;
-        if (k == 7) begin
-            if (a_set) begin
-                r_k = r0$7$q;
-            end
-            else begin
-                r_k = r1$7$q;
-            end
-        end
-        if (upd_j == 7) begin
-            c_j = cand$7$q;
-            if (upd_set) begin
-                z_j = z1$7$q;
-            end
-            else begin
-                z_j = z0$7$q;
-            end
-        end
         z0$8$clock = clock;
         z1$8$clock = clock;
         r0$8$clock = clock;
@@ -16661,23 +16544,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$8$d = r0$8$q;
         r1$8$d = r1$8$q;
         cand$8$d = cand$8$q;
-        if (k == 8) begin
-            if (a_set) begin
-                r_k = r0$8$q;
-            end
-            else begin
-                r_k = r1$8$q;
-            end
-        end
-        if (upd_j == 8) begin
-            c_j = cand$8$q;
-            if (upd_set) begin
-                z_j = z1$8$q;
-            end
-            else begin
-                z_j = z0$8$q;
-            end
-        end
         z0$9$clock = clock;
         z1$9$clock = clock;
         r0$9$clock = clock;
@@ -16688,23 +16554,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$9$d = r0$9$q;
         r1$9$d = r1$9$q;
         cand$9$d = cand$9$q;
-        if (k == 9) begin
-            if (a_set) begin
-                r_k = r0$9$q;
-            end
-            else begin
-                r_k = r1$9$q;
-            end
-        end
-        if (upd_j == 9) begin
-            c_j = cand$9$q;
-            if (upd_set) begin
-                z_j = z1$9$q;
-            end
-            else begin
-                z_j = z0$9$q;
-            end
-        end
         z0$10$clock = clock;
         z1$10$clock = clock;
         r0$10$clock = clock;
@@ -16715,23 +16564,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$10$d = r0$10$q;
         r1$10$d = r1$10$q;
         cand$10$d = cand$10$q;
-        if (k == 10) begin
-            if (a_set) begin
-                r_k = r0$10$q;
-            end
-            else begin
-                r_k = r1$10$q;
-            end
-        end
-        if (upd_j == 10) begin
-            c_j = cand$10$q;
-            if (upd_set) begin
-                z_j = z1$10$q;
-            end
-            else begin
-                z_j = z0$10$q;
-            end
-        end
         z0$11$clock = clock;
         z1$11$clock = clock;
         r0$11$clock = clock;
@@ -16742,23 +16574,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$11$d = r0$11$q;
         r1$11$d = r1$11$q;
         cand$11$d = cand$11$q;
-        if (k == 11) begin
-            if (a_set) begin
-                r_k = r0$11$q;
-            end
-            else begin
-                r_k = r1$11$q;
-            end
-        end
-        if (upd_j == 11) begin
-            c_j = cand$11$q;
-            if (upd_set) begin
-                z_j = z1$11$q;
-            end
-            else begin
-                z_j = z0$11$q;
-            end
-        end
         z0$12$clock = clock;
         z1$12$clock = clock;
         r0$12$clock = clock;
@@ -16769,23 +16584,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$12$d = r0$12$q;
         r1$12$d = r1$12$q;
         cand$12$d = cand$12$q;
-        if (k == 12) begin
-            if (a_set) begin
-                r_k = r0$12$q;
-            end
-            else begin
-                r_k = r1$12$q;
-            end
-        end
-        if (upd_j == 12) begin
-            c_j = cand$12$q;
-            if (upd_set) begin
-                z_j = z1$12$q;
-            end
-            else begin
-                z_j = z0$12$q;
-            end
-        end
         z0$13$clock = clock;
         z1$13$clock = clock;
         r0$13$clock = clock;
@@ -16796,23 +16594,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$13$d = r0$13$q;
         r1$13$d = r1$13$q;
         cand$13$d = cand$13$q;
-        if (k == 13) begin
-            if (a_set) begin
-                r_k = r0$13$q;
-            end
-            else begin
-                r_k = r1$13$q;
-            end
-        end
-        if (upd_j == 13) begin
-            c_j = cand$13$q;
-            if (upd_set) begin
-                z_j = z1$13$q;
-            end
-            else begin
-                z_j = z0$13$q;
-            end
-        end
         z0$14$clock = clock;
         z1$14$clock = clock;
         r0$14$clock = clock;
@@ -16823,23 +16604,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$14$d = r0$14$q;
         r1$14$d = r1$14$q;
         cand$14$d = cand$14$q;
-        if (k == 14) begin
-            if (a_set) begin
-                r_k = r0$14$q;
-            end
-            else begin
-                r_k = r1$14$q;
-            end
-        end
-        if (upd_j == 14) begin
-            c_j = cand$14$q;
-            if (upd_set) begin
-                z_j = z1$14$q;
-            end
-            else begin
-                z_j = z0$14$q;
-            end
-        end
         z0$15$clock = clock;
         z1$15$clock = clock;
         r0$15$clock = clock;
@@ -16850,23 +16614,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$15$d = r0$15$q;
         r1$15$d = r1$15$q;
         cand$15$d = cand$15$q;
-        if (k == 15) begin
-            if (a_set) begin
-                r_k = r0$15$q;
-            end
-            else begin
-                r_k = r1$15$q;
-            end
-        end
-        if (upd_j == 15) begin
-            c_j = cand$15$q;
-            if (upd_set) begin
-                z_j = z1$15$q;
-            end
-            else begin
-                z_j = z0$15$q;
-            end
-        end
         z0$16$clock = clock;
         z1$16$clock = clock;
         r0$16$clock = clock;
@@ -16877,23 +16624,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$16$d = r0$16$q;
         r1$16$d = r1$16$q;
         cand$16$d = cand$16$q;
-        if (k == 16) begin
-            if (a_set) begin
-                r_k = r0$16$q;
-            end
-            else begin
-                r_k = r1$16$q;
-            end
-        end
-        if (upd_j == 16) begin
-            c_j = cand$16$q;
-            if (upd_set) begin
-                z_j = z1$16$q;
-            end
-            else begin
-                z_j = z0$16$q;
-            end
-        end
         z0$17$clock = clock;
         z1$17$clock = clock;
         r0$17$clock = clock;
@@ -16904,23 +16634,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$17$d = r0$17$q;
         r1$17$d = r1$17$q;
         cand$17$d = cand$17$q;
-        if (k == 17) begin
-            if (a_set) begin
-                r_k = r0$17$q;
-            end
-            else begin
-                r_k = r1$17$q;
-            end
-        end
-        if (upd_j == 17) begin
-            c_j = cand$17$q;
-            if (upd_set) begin
-                z_j = z1$17$q;
-            end
-            else begin
-                z_j = z0$17$q;
-            end
-        end
         z0$18$clock = clock;
         z1$18$clock = clock;
         r0$18$clock = clock;
@@ -16931,23 +16644,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$18$d = r0$18$q;
         r1$18$d = r1$18$q;
         cand$18$d = cand$18$q;
-        if (k == 18) begin
-            if (a_set) begin
-                r_k = r0$18$q;
-            end
-            else begin
-                r_k = r1$18$q;
-            end
-        end
-        if (upd_j == 18) begin
-            c_j = cand$18$q;
-            if (upd_set) begin
-                z_j = z1$18$q;
-            end
-            else begin
-                z_j = z0$18$q;
-            end
-        end
         z0$19$clock = clock;
         z1$19$clock = clock;
         r0$19$clock = clock;
@@ -16958,23 +16654,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$19$d = r0$19$q;
         r1$19$d = r1$19$q;
         cand$19$d = cand$19$q;
-        if (k == 19) begin
-            if (a_set) begin
-                r_k = r0$19$q;
-            end
-            else begin
-                r_k = r1$19$q;
-            end
-        end
-        if (upd_j == 19) begin
-            c_j = cand$19$q;
-            if (upd_set) begin
-                z_j = z1$19$q;
-            end
-            else begin
-                z_j = z0$19$q;
-            end
-        end
         z0$20$clock = clock;
         z1$20$clock = clock;
         r0$20$clock = clock;
@@ -16985,23 +16664,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$20$d = r0$20$q;
         r1$20$d = r1$20$q;
         cand$20$d = cand$20$q;
-        if (k == 20) begin
-            if (a_set) begin
-                r_k = r0$20$q;
-            end
-            else begin
-                r_k = r1$20$q;
-            end
-        end
-        if (upd_j == 20) begin
-            c_j = cand$20$q;
-            if (upd_set) begin
-                z_j = z1$20$q;
-            end
-            else begin
-                z_j = z0$20$q;
-            end
-        end
         z0$21$clock = clock;
         z1$21$clock = clock;
         r0$21$clock = clock;
@@ -17012,23 +16674,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$21$d = r0$21$q;
         r1$21$d = r1$21$q;
         cand$21$d = cand$21$q;
-        if (k == 21) begin
-            if (a_set) begin
-                r_k = r0$21$q;
-            end
-            else begin
-                r_k = r1$21$q;
-            end
-        end
-        if (upd_j == 21) begin
-            c_j = cand$21$q;
-            if (upd_set) begin
-                z_j = z1$21$q;
-            end
-            else begin
-                z_j = z0$21$q;
-            end
-        end
         z0$22$clock = clock;
         z1$22$clock = clock;
         r0$22$clock = clock;
@@ -17039,23 +16684,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$22$d = r0$22$q;
         r1$22$d = r1$22$q;
         cand$22$d = cand$22$q;
-        if (k == 22) begin
-            if (a_set) begin
-                r_k = r0$22$q;
-            end
-            else begin
-                r_k = r1$22$q;
-            end
-        end
-        if (upd_j == 22) begin
-            c_j = cand$22$q;
-            if (upd_set) begin
-                z_j = z1$22$q;
-            end
-            else begin
-                z_j = z0$22$q;
-            end
-        end
         z0$23$clock = clock;
         z1$23$clock = clock;
         r0$23$clock = clock;
@@ -17066,23 +16694,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$23$d = r0$23$q;
         r1$23$d = r1$23$q;
         cand$23$d = cand$23$q;
-        if (k == 23) begin
-            if (a_set) begin
-                r_k = r0$23$q;
-            end
-            else begin
-                r_k = r1$23$q;
-            end
-        end
-        if (upd_j == 23) begin
-            c_j = cand$23$q;
-            if (upd_set) begin
-                z_j = z1$23$q;
-            end
-            else begin
-                z_j = z0$23$q;
-            end
-        end
         z0$24$clock = clock;
         z1$24$clock = clock;
         r0$24$clock = clock;
@@ -17093,23 +16704,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$24$d = r0$24$q;
         r1$24$d = r1$24$q;
         cand$24$d = cand$24$q;
-        if (k == 24) begin
-            if (a_set) begin
-                r_k = r0$24$q;
-            end
-            else begin
-                r_k = r1$24$q;
-            end
-        end
-        if (upd_j == 24) begin
-            c_j = cand$24$q;
-            if (upd_set) begin
-                z_j = z1$24$q;
-            end
-            else begin
-                z_j = z0$24$q;
-            end
-        end
         z0$25$clock = clock;
         z1$25$clock = clock;
         r0$25$clock = clock;
@@ -17120,23 +16714,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$25$d = r0$25$q;
         r1$25$d = r1$25$q;
         cand$25$d = cand$25$q;
-        if (k == 25) begin
-            if (a_set) begin
-                r_k = r0$25$q;
-            end
-            else begin
-                r_k = r1$25$q;
-            end
-        end
-        if (upd_j == 25) begin
-            c_j = cand$25$q;
-            if (upd_set) begin
-                z_j = z1$25$q;
-            end
-            else begin
-                z_j = z0$25$q;
-            end
-        end
         z0$26$clock = clock;
         z1$26$clock = clock;
         r0$26$clock = clock;
@@ -17147,23 +16724,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$26$d = r0$26$q;
         r1$26$d = r1$26$q;
         cand$26$d = cand$26$q;
-        if (k == 26) begin
-            if (a_set) begin
-                r_k = r0$26$q;
-            end
-            else begin
-                r_k = r1$26$q;
-            end
-        end
-        if (upd_j == 26) begin
-            c_j = cand$26$q;
-            if (upd_set) begin
-                z_j = z1$26$q;
-            end
-            else begin
-                z_j = z0$26$q;
-            end
-        end
         z0$27$clock = clock;
         z1$27$clock = clock;
         r0$27$clock = clock;
@@ -17174,23 +16734,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$27$d = r0$27$q;
         r1$27$d = r1$27$q;
         cand$27$d = cand$27$q;
-        if (k == 27) begin
-            if (a_set) begin
-                r_k = r0$27$q;
-            end
-            else begin
-                r_k = r1$27$q;
-            end
-        end
-        if (upd_j == 27) begin
-            c_j = cand$27$q;
-            if (upd_set) begin
-                z_j = z1$27$q;
-            end
-            else begin
-                z_j = z0$27$q;
-            end
-        end
         z0$28$clock = clock;
         z1$28$clock = clock;
         r0$28$clock = clock;
@@ -17201,23 +16744,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$28$d = r0$28$q;
         r1$28$d = r1$28$q;
         cand$28$d = cand$28$q;
-        if (k == 28) begin
-            if (a_set) begin
-                r_k = r0$28$q;
-            end
-            else begin
-                r_k = r1$28$q;
-            end
-        end
-        if (upd_j == 28) begin
-            c_j = cand$28$q;
-            if (upd_set) begin
-                z_j = z1$28$q;
-            end
-            else begin
-                z_j = z0$28$q;
-            end
-        end
         z0$29$clock = clock;
         z1$29$clock = clock;
         r0$29$clock = clock;
@@ -17228,23 +16754,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$29$d = r0$29$q;
         r1$29$d = r1$29$q;
         cand$29$d = cand$29$q;
-        if (k == 29) begin
-            if (a_set) begin
-                r_k = r0$29$q;
-            end
-            else begin
-                r_k = r1$29$q;
-            end
-        end
-        if (upd_j == 29) begin
-            c_j = cand$29$q;
-            if (upd_set) begin
-                z_j = z1$29$q;
-            end
-            else begin
-                z_j = z0$29$q;
-            end
-        end
         z0$30$clock = clock;
         z1$30$clock = clock;
         r0$30$clock = clock;
@@ -17255,23 +16764,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$30$d = r0$30$q;
         r1$30$d = r1$30$q;
         cand$30$d = cand$30$q;
-        if (k == 30) begin
-            if (a_set) begin
-                r_k = r0$30$q;
-            end
-            else begin
-                r_k = r1$30$q;
-            end
-        end
-        if (upd_j == 30) begin
-            c_j = cand$30$q;
-            if (upd_set) begin
-                z_j = z1$30$q;
-            end
-            else begin
-                z_j = z0$30$q;
-            end
-        end
         z0$31$clock = clock;
         z1$31$clock = clock;
         r0$31$clock = clock;
@@ -17282,21 +16774,548 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (k == 31) begin
+        if (c_rotate) begin
             if (a_set) begin
-                r_k = r0$31$q;
+                r0$0$d = r0$1$q;
             end
             else begin
-                r_k = r1$31$q;
+                r1$0$d = r1$1$q;
             end
         end
-        if (upd_j == 31) begin
-            c_j = cand$31$q;
+        if (upd_en) begin
+            cand$0$d = cand$1$q;
             if (upd_set) begin
-                z_j = z1$31$q;
+                z1$0$d = z1$1$q;
             end
             else begin
-                z_j = z0$31$q;
+                z0$0$d = z0$1$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
+        end
+        if (upd_en) begin
+            cand$1$d = cand$2$q;
+            if (upd_set) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
+        end
+        if (upd_en) begin
+            cand$2$d = cand$3$q;
+            if (upd_set) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
+        end
+        if (upd_en) begin
+            cand$3$d = cand$4$q;
+            if (upd_set) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
+        end
+        if (upd_en) begin
+            cand$4$d = cand$5$q;
+            if (upd_set) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
+        end
+        if (upd_en) begin
+            cand$5$d = cand$6$q;
+            if (upd_set) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
+        end
+        if (upd_en) begin
+            cand$6$d = cand$7$q;
+            if (upd_set) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
+        end
+        if (upd_en) begin
+            cand$7$d = cand$8$q;
+            if (upd_set) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
+        end
+        if (upd_en) begin
+            cand$8$d = cand$9$q;
+            if (upd_set) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
+        end
+        if (upd_en) begin
+            cand$9$d = cand$10$q;
+            if (upd_set) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
+        end
+        if (upd_en) begin
+            cand$10$d = cand$11$q;
+            if (upd_set) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
+        end
+        if (upd_en) begin
+            cand$11$d = cand$12$q;
+            if (upd_set) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
+        end
+        if (upd_en) begin
+            cand$12$d = cand$13$q;
+            if (upd_set) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
+        end
+        if (upd_en) begin
+            cand$13$d = cand$14$q;
+            if (upd_set) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
+        end
+        if (upd_en) begin
+            cand$14$d = cand$15$q;
+            if (upd_set) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
+        end
+        if (upd_en) begin
+            cand$15$d = cand$16$q;
+            if (upd_set) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
+        end
+        if (upd_en) begin
+            cand$16$d = cand$17$q;
+            if (upd_set) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
+        end
+        if (upd_en) begin
+            cand$17$d = cand$18$q;
+            if (upd_set) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
+        end
+        if (upd_en) begin
+            cand$18$d = cand$19$q;
+            if (upd_set) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
+        end
+        if (upd_en) begin
+            cand$19$d = cand$20$q;
+            if (upd_set) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
+        end
+        if (upd_en) begin
+            cand$20$d = cand$21$q;
+            if (upd_set) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
+        end
+        if (upd_en) begin
+            cand$21$d = cand$22$q;
+            if (upd_set) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
+        end
+        if (upd_en) begin
+            cand$22$d = cand$23$q;
+            if (upd_set) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
+        end
+        if (upd_en) begin
+            cand$23$d = cand$24$q;
+            if (upd_set) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
+        end
+        if (upd_en) begin
+            cand$24$d = cand$25$q;
+            if (upd_set) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
+        end
+        if (upd_en) begin
+            cand$25$d = cand$26$q;
+            if (upd_set) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
+        end
+        if (upd_en) begin
+            cand$26$d = cand$27$q;
+            if (upd_set) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
+        end
+        if (upd_en) begin
+            cand$27$d = cand$28$q;
+            if (upd_set) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
+        end
+        if (upd_en) begin
+            cand$28$d = cand$29$q;
+            if (upd_set) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
+        end
+        if (upd_en) begin
+            cand$29$d = cand$30$q;
+            if (upd_set) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
+        end
+        if (upd_en) begin
+            cand$30$d = cand$31$q;
+            if (upd_set) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
+        end
+        if (upd_en) begin
+            cand$31$d = cand$0$q;
+            if (upd_set) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
             end
         end
         p_r$d = r_k;
@@ -24022,7 +24041,7 @@ module top$core$engine$gru$lane$0$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$z1$9
 
 
-module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -24034,6 +24053,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  c_rotate;
     input wire  [15:0] ka;
     input wire  ka_is_x;
     input wire  a_set;
@@ -26539,9 +26559,15 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        r_k = 18'h0;
-        z_j = 18'h0;
-        c_j = 18'h0;
+        r_k = r1$0$q;
+        if (a_set) begin
+            r_k = r0$0$q;
+        end
+        z_j = z0$0$q;
+        if (upd_set) begin
+            z_j = z1$0$q;
+        end
+        c_j = cand$0$q;
         z0$0$clock = clock;
         z1$0$clock = clock;
         r0$0$clock = clock;
@@ -26552,23 +26578,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$0$d = r0$0$q;
         r1$0$d = r1$0$q;
         cand$0$d = cand$0$q;
-        if (k == 0) begin
-            if (a_set) begin
-                r_k = r0$0$q;
-            end
-            else begin
-                r_k = r1$0$q;
-            end
-        end
-        if (upd_j == 0) begin
-            c_j = cand$0$q;
-            if (upd_set) begin
-                z_j = z1$0$q;
-            end
-            else begin
-                z_j = z0$0$q;
-            end
-        end
         z0$1$clock = clock;
         z1$1$clock = clock;
         r0$1$clock = clock;
@@ -26579,23 +26588,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$1$d = r0$1$q;
         r1$1$d = r1$1$q;
         cand$1$d = cand$1$q;
-        if (k == 1) begin
-            if (a_set) begin
-                r_k = r0$1$q;
-            end
-            else begin
-                r_k = r1$1$q;
-            end
-        end
-        if (upd_j == 1) begin
-            c_j = cand$1$q;
-            if (upd_set) begin
-                z_j = z1$1$q;
-            end
-            else begin
-                z_j = z0$1$q;
-            end
-        end
         z0$2$clock = clock;
         z1$2$clock = clock;
         r0$2$clock = clock;
@@ -26606,23 +26598,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$2$d = r0$2$q;
         r1$2$d = r1$2$q;
         cand$2$d = cand$2$q;
-        if (k == 2) begin
-            if (a_set) begin
-                r_k = r0$2$q;
-            end
-            else begin
-                r_k = r1$2$q;
-            end
-        end
-        if (upd_j == 2) begin
-            c_j = cand$2$q;
-            if (upd_set) begin
-                z_j = z1$2$q;
-            end
-            else begin
-                z_j = z0$2$q;
-            end
-        end
         z0$3$clock = clock;
         z1$3$clock = clock;
         r0$3$clock = clock;
@@ -26633,23 +26608,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$3$d = r0$3$q;
         r1$3$d = r1$3$q;
         cand$3$d = cand$3$q;
-        if (k == 3) begin
-            if (a_set) begin
-                r_k = r0$3$q;
-            end
-            else begin
-                r_k = r1$3$q;
-            end
-        end
-        if (upd_j == 3) begin
-            c_j = cand$3$q;
-            if (upd_set) begin
-                z_j = z1$3$q;
-            end
-            else begin
-                z_j = z0$3$q;
-            end
-        end
         z0$4$clock = clock;
         z1$4$clock = clock;
         r0$4$clock = clock;
@@ -26660,23 +26618,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$4$d = r0$4$q;
         r1$4$d = r1$4$q;
         cand$4$d = cand$4$q;
-        if (k == 4) begin
-            if (a_set) begin
-                r_k = r0$4$q;
-            end
-            else begin
-                r_k = r1$4$q;
-            end
-        end
-        if (upd_j == 4) begin
-            c_j = cand$4$q;
-            if (upd_set) begin
-                z_j = z1$4$q;
-            end
-            else begin
-                z_j = z0$4$q;
-            end
-        end
         z0$5$clock = clock;
         z1$5$clock = clock;
         r0$5$clock = clock;
@@ -26687,23 +26628,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$5$d = r0$5$q;
         r1$5$d = r1$5$q;
         cand$5$d = cand$5$q;
-        if (k == 5) begin
-            if (a_set) begin
-                r_k = r0$5$q;
-            end
-            else begin
-                r_k = r1$5$q;
-            end
-        end
-        if (upd_j == 5) begin
-            c_j = cand$5$q;
-            if (upd_set) begin
-                z_j = z1$5$q;
-            end
-            else begin
-                z_j = z0$5$q;
-            end
-        end
         z0$6$clock = clock;
         z1$6$clock = clock;
         r0$6$clock = clock;
@@ -26714,23 +26638,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$6$d = r0$6$q;
         r1$6$d = r1$6$q;
         cand$6$d = cand$6$q;
-        if (k == 6) begin
-            if (a_set) begin
-                r_k = r0$6$q;
-            end
-            else begin
-                r_k = r1$6$q;
-            end
-        end
-        if (upd_j == 6) begin
-            c_j = cand$6$q;
-            if (upd_set) begin
-                z_j = z1$6$q;
-            end
-            else begin
-                z_j = z0$6$q;
-            end
-        end
         z0$7$clock = clock;
         z1$7$clock = clock;
         r0$7$clock = clock;
@@ -26741,23 +26648,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$7$d = r0$7$q;
         r1$7$d = r1$7$q;
         cand$7$d = cand$7$q;
-        if (k == 7) begin
-            if (a_set) begin
-                r_k = r0$7$q;
-            end
-            else begin
-                r_k = r1$7$q;
-            end
-        end
-        if (upd_j == 7) begin
-            c_j = cand$7$q;
-            if (upd_set) begin
-                z_j = z1$7$q;
-            end
-            else begin
-                z_j = z0$7$q;
-            end
-        end
         z0$8$clock = clock;
         z1$8$clock = clock;
         r0$8$clock = clock;
@@ -26768,23 +26658,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$8$d = r0$8$q;
         r1$8$d = r1$8$q;
         cand$8$d = cand$8$q;
-        if (k == 8) begin
-            if (a_set) begin
-                r_k = r0$8$q;
-            end
-            else begin
-                r_k = r1$8$q;
-            end
-        end
-        if (upd_j == 8) begin
-            c_j = cand$8$q;
-            if (upd_set) begin
-                z_j = z1$8$q;
-            end
-            else begin
-                z_j = z0$8$q;
-            end
-        end
         z0$9$clock = clock;
         z1$9$clock = clock;
         r0$9$clock = clock;
@@ -26795,23 +26668,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$9$d = r0$9$q;
         r1$9$d = r1$9$q;
         cand$9$d = cand$9$q;
-        if (k == 9) begin
-            if (a_set) begin
-                r_k = r0$9$q;
-            end
-            else begin
-                r_k = r1$9$q;
-            end
-        end
-        if (upd_j == 9) begin
-            c_j = cand$9$q;
-            if (upd_set) begin
-                z_j = z1$9$q;
-            end
-            else begin
-                z_j = z0$9$q;
-            end
-        end
         z0$10$clock = clock;
         z1$10$clock = clock;
         r0$10$clock = clock;
@@ -26822,23 +26678,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$10$d = r0$10$q;
         r1$10$d = r1$10$q;
         cand$10$d = cand$10$q;
-        if (k == 10) begin
-            if (a_set) begin
-                r_k = r0$10$q;
-            end
-            else begin
-                r_k = r1$10$q;
-            end
-        end
-        if (upd_j == 10) begin
-            c_j = cand$10$q;
-            if (upd_set) begin
-                z_j = z1$10$q;
-            end
-            else begin
-                z_j = z0$10$q;
-            end
-        end
         z0$11$clock = clock;
         z1$11$clock = clock;
         r0$11$clock = clock;
@@ -26849,23 +26688,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$11$d = r0$11$q;
         r1$11$d = r1$11$q;
         cand$11$d = cand$11$q;
-        if (k == 11) begin
-            if (a_set) begin
-                r_k = r0$11$q;
-            end
-            else begin
-                r_k = r1$11$q;
-            end
-        end
-        if (upd_j == 11) begin
-            c_j = cand$11$q;
-            if (upd_set) begin
-                z_j = z1$11$q;
-            end
-            else begin
-                z_j = z0$11$q;
-            end
-        end
         z0$12$clock = clock;
         z1$12$clock = clock;
         r0$12$clock = clock;
@@ -26876,23 +26698,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$12$d = r0$12$q;
         r1$12$d = r1$12$q;
         cand$12$d = cand$12$q;
-        if (k == 12) begin
-            if (a_set) begin
-                r_k = r0$12$q;
-            end
-            else begin
-                r_k = r1$12$q;
-            end
-        end
-        if (upd_j == 12) begin
-            c_j = cand$12$q;
-            if (upd_set) begin
-                z_j = z1$12$q;
-            end
-            else begin
-                z_j = z0$12$q;
-            end
-        end
         z0$13$clock = clock;
         z1$13$clock = clock;
         r0$13$clock = clock;
@@ -26903,23 +26708,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$13$d = r0$13$q;
         r1$13$d = r1$13$q;
         cand$13$d = cand$13$q;
-        if (k == 13) begin
-            if (a_set) begin
-                r_k = r0$13$q;
-            end
-            else begin
-                r_k = r1$13$q;
-            end
-        end
-        if (upd_j == 13) begin
-            c_j = cand$13$q;
-            if (upd_set) begin
-                z_j = z1$13$q;
-            end
-            else begin
-                z_j = z0$13$q;
-            end
-        end
         z0$14$clock = clock;
         z1$14$clock = clock;
         r0$14$clock = clock;
@@ -26930,23 +26718,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$14$d = r0$14$q;
         r1$14$d = r1$14$q;
         cand$14$d = cand$14$q;
-        if (k == 14) begin
-            if (a_set) begin
-                r_k = r0$14$q;
-            end
-            else begin
-                r_k = r1$14$q;
-            end
-        end
-        if (upd_j == 14) begin
-            c_j = cand$14$q;
-            if (upd_set) begin
-                z_j = z1$14$q;
-            end
-            else begin
-                z_j = z0$14$q;
-            end
-        end
         z0$15$clock = clock;
         z1$15$clock = clock;
         r0$15$clock = clock;
@@ -26957,23 +26728,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$15$d = r0$15$q;
         r1$15$d = r1$15$q;
         cand$15$d = cand$15$q;
-        if (k == 15) begin
-            if (a_set) begin
-                r_k = r0$15$q;
-            end
-            else begin
-                r_k = r1$15$q;
-            end
-        end
-        if (upd_j == 15) begin
-            c_j = cand$15$q;
-            if (upd_set) begin
-                z_j = z1$15$q;
-            end
-            else begin
-                z_j = z0$15$q;
-            end
-        end
         z0$16$clock = clock;
         z1$16$clock = clock;
         r0$16$clock = clock;
@@ -26984,23 +26738,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$16$d = r0$16$q;
         r1$16$d = r1$16$q;
         cand$16$d = cand$16$q;
-        if (k == 16) begin
-            if (a_set) begin
-                r_k = r0$16$q;
-            end
-            else begin
-                r_k = r1$16$q;
-            end
-        end
-        if (upd_j == 16) begin
-            c_j = cand$16$q;
-            if (upd_set) begin
-                z_j = z1$16$q;
-            end
-            else begin
-                z_j = z0$16$q;
-            end
-        end
         z0$17$clock = clock;
         z1$17$clock = clock;
         r0$17$clock = clock;
@@ -27011,23 +26748,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$17$d = r0$17$q;
         r1$17$d = r1$17$q;
         cand$17$d = cand$17$q;
-        if (k == 17) begin
-            if (a_set) begin
-                r_k = r0$17$q;
-            end
-            else begin
-                r_k = r1$17$q;
-            end
-        end
-        if (upd_j == 17) begin
-            c_j = cand$17$q;
-            if (upd_set) begin
-                z_j = z1$17$q;
-            end
-            else begin
-                z_j = z0$17$q;
-            end
-        end
         z0$18$clock = clock;
         z1$18$clock = clock;
         r0$18$clock = clock;
@@ -27038,23 +26758,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$18$d = r0$18$q;
         r1$18$d = r1$18$q;
         cand$18$d = cand$18$q;
-        if (k == 18) begin
-            if (a_set) begin
-                r_k = r0$18$q;
-            end
-            else begin
-                r_k = r1$18$q;
-            end
-        end
-        if (upd_j == 18) begin
-            c_j = cand$18$q;
-            if (upd_set) begin
-                z_j = z1$18$q;
-            end
-            else begin
-                z_j = z0$18$q;
-            end
-        end
         z0$19$clock = clock;
         z1$19$clock = clock;
         r0$19$clock = clock;
@@ -27065,23 +26768,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$19$d = r0$19$q;
         r1$19$d = r1$19$q;
         cand$19$d = cand$19$q;
-        if (k == 19) begin
-            if (a_set) begin
-                r_k = r0$19$q;
-            end
-            else begin
-                r_k = r1$19$q;
-            end
-        end
-        if (upd_j == 19) begin
-            c_j = cand$19$q;
-            if (upd_set) begin
-                z_j = z1$19$q;
-            end
-            else begin
-                z_j = z0$19$q;
-            end
-        end
         z0$20$clock = clock;
         z1$20$clock = clock;
         r0$20$clock = clock;
@@ -27092,23 +26778,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$20$d = r0$20$q;
         r1$20$d = r1$20$q;
         cand$20$d = cand$20$q;
-        if (k == 20) begin
-            if (a_set) begin
-                r_k = r0$20$q;
-            end
-            else begin
-                r_k = r1$20$q;
-            end
-        end
-        if (upd_j == 20) begin
-            c_j = cand$20$q;
-            if (upd_set) begin
-                z_j = z1$20$q;
-            end
-            else begin
-                z_j = z0$20$q;
-            end
-        end
         z0$21$clock = clock;
         z1$21$clock = clock;
         r0$21$clock = clock;
@@ -27119,23 +26788,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$21$d = r0$21$q;
         r1$21$d = r1$21$q;
         cand$21$d = cand$21$q;
-        if (k == 21) begin
-            if (a_set) begin
-                r_k = r0$21$q;
-            end
-            else begin
-                r_k = r1$21$q;
-            end
-        end
-        if (upd_j == 21) begin
-            c_j = cand$21$q;
-            if (upd_set) begin
-                z_j = z1$21$q;
-            end
-            else begin
-                z_j = z0$21$q;
-            end
-        end
         z0$22$clock = clock;
         z1$22$clock = clock;
         r0$22$clock = clock;
@@ -27146,23 +26798,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$22$d = r0$22$q;
         r1$22$d = r1$22$q;
         cand$22$d = cand$22$q;
-        if (k == 22) begin
-            if (a_set) begin
-                r_k = r0$22$q;
-            end
-            else begin
-                r_k = r1$22$q;
-            end
-        end
-        if (upd_j == 22) begin
-            c_j = cand$22$q;
-            if (upd_set) begin
-                z_j = z1$22$q;
-            end
-            else begin
-                z_j = z0$22$q;
-            end
-        end
         z0$23$clock = clock;
         z1$23$clock = clock;
         r0$23$clock = clock;
@@ -27173,23 +26808,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$23$d = r0$23$q;
         r1$23$d = r1$23$q;
         cand$23$d = cand$23$q;
-        if (k == 23) begin
-            if (a_set) begin
-                r_k = r0$23$q;
-            end
-            else begin
-                r_k = r1$23$q;
-            end
-        end
-        if (upd_j == 23) begin
-            c_j = cand$23$q;
-            if (upd_set) begin
-                z_j = z1$23$q;
-            end
-            else begin
-                z_j = z0$23$q;
-            end
-        end
         z0$24$clock = clock;
         z1$24$clock = clock;
         r0$24$clock = clock;
@@ -27200,23 +26818,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$24$d = r0$24$q;
         r1$24$d = r1$24$q;
         cand$24$d = cand$24$q;
-        if (k == 24) begin
-            if (a_set) begin
-                r_k = r0$24$q;
-            end
-            else begin
-                r_k = r1$24$q;
-            end
-        end
-        if (upd_j == 24) begin
-            c_j = cand$24$q;
-            if (upd_set) begin
-                z_j = z1$24$q;
-            end
-            else begin
-                z_j = z0$24$q;
-            end
-        end
         z0$25$clock = clock;
         z1$25$clock = clock;
         r0$25$clock = clock;
@@ -27227,23 +26828,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$25$d = r0$25$q;
         r1$25$d = r1$25$q;
         cand$25$d = cand$25$q;
-        if (k == 25) begin
-            if (a_set) begin
-                r_k = r0$25$q;
-            end
-            else begin
-                r_k = r1$25$q;
-            end
-        end
-        if (upd_j == 25) begin
-            c_j = cand$25$q;
-            if (upd_set) begin
-                z_j = z1$25$q;
-            end
-            else begin
-                z_j = z0$25$q;
-            end
-        end
         z0$26$clock = clock;
         z1$26$clock = clock;
         r0$26$clock = clock;
@@ -27254,23 +26838,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$26$d = r0$26$q;
         r1$26$d = r1$26$q;
         cand$26$d = cand$26$q;
-        if (k == 26) begin
-            if (a_set) begin
-                r_k = r0$26$q;
-            end
-            else begin
-                r_k = r1$26$q;
-            end
-        end
-        if (upd_j == 26) begin
-            c_j = cand$26$q;
-            if (upd_set) begin
-                z_j = z1$26$q;
-            end
-            else begin
-                z_j = z0$26$q;
-            end
-        end
         z0$27$clock = clock;
         z1$27$clock = clock;
         r0$27$clock = clock;
@@ -27281,23 +26848,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$27$d = r0$27$q;
         r1$27$d = r1$27$q;
         cand$27$d = cand$27$q;
-        if (k == 27) begin
-            if (a_set) begin
-                r_k = r0$27$q;
-            end
-            else begin
-                r_k = r1$27$q;
-            end
-        end
-        if (upd_j == 27) begin
-            c_j = cand$27$q;
-            if (upd_set) begin
-                z_j = z1$27$q;
-            end
-            else begin
-                z_j = z0$27$q;
-            end
-        end
         z0$28$clock = clock;
         z1$28$clock = clock;
         r0$28$clock = clock;
@@ -27308,23 +26858,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$28$d = r0$28$q;
         r1$28$d = r1$28$q;
         cand$28$d = cand$28$q;
-        if (k == 28) begin
-            if (a_set) begin
-                r_k = r0$28$q;
-            end
-            else begin
-                r_k = r1$28$q;
-            end
-        end
-        if (upd_j == 28) begin
-            c_j = cand$28$q;
-            if (upd_set) begin
-                z_j = z1$28$q;
-            end
-            else begin
-                z_j = z0$28$q;
-            end
-        end
         z0$29$clock = clock;
         z1$29$clock = clock;
         r0$29$clock = clock;
@@ -27335,23 +26868,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$29$d = r0$29$q;
         r1$29$d = r1$29$q;
         cand$29$d = cand$29$q;
-        if (k == 29) begin
-            if (a_set) begin
-                r_k = r0$29$q;
-            end
-            else begin
-                r_k = r1$29$q;
-            end
-        end
-        if (upd_j == 29) begin
-            c_j = cand$29$q;
-            if (upd_set) begin
-                z_j = z1$29$q;
-            end
-            else begin
-                z_j = z0$29$q;
-            end
-        end
         z0$30$clock = clock;
         z1$30$clock = clock;
         r0$30$clock = clock;
@@ -27362,23 +26878,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$30$d = r0$30$q;
         r1$30$d = r1$30$q;
         cand$30$d = cand$30$q;
-        if (k == 30) begin
-            if (a_set) begin
-                r_k = r0$30$q;
-            end
-            else begin
-                r_k = r1$30$q;
-            end
-        end
-        if (upd_j == 30) begin
-            c_j = cand$30$q;
-            if (upd_set) begin
-                z_j = z1$30$q;
-            end
-            else begin
-                z_j = z0$30$q;
-            end
-        end
         z0$31$clock = clock;
         z1$31$clock = clock;
         r0$31$clock = clock;
@@ -27389,21 +26888,548 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (k == 31) begin
+        if (c_rotate) begin
             if (a_set) begin
-                r_k = r0$31$q;
+                r0$0$d = r0$1$q;
             end
             else begin
-                r_k = r1$31$q;
+                r1$0$d = r1$1$q;
             end
         end
-        if (upd_j == 31) begin
-            c_j = cand$31$q;
+        if (upd_en) begin
+            cand$0$d = cand$1$q;
             if (upd_set) begin
-                z_j = z1$31$q;
+                z1$0$d = z1$1$q;
             end
             else begin
-                z_j = z0$31$q;
+                z0$0$d = z0$1$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
+        end
+        if (upd_en) begin
+            cand$1$d = cand$2$q;
+            if (upd_set) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
+        end
+        if (upd_en) begin
+            cand$2$d = cand$3$q;
+            if (upd_set) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
+        end
+        if (upd_en) begin
+            cand$3$d = cand$4$q;
+            if (upd_set) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
+        end
+        if (upd_en) begin
+            cand$4$d = cand$5$q;
+            if (upd_set) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
+        end
+        if (upd_en) begin
+            cand$5$d = cand$6$q;
+            if (upd_set) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
+        end
+        if (upd_en) begin
+            cand$6$d = cand$7$q;
+            if (upd_set) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
+        end
+        if (upd_en) begin
+            cand$7$d = cand$8$q;
+            if (upd_set) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
+        end
+        if (upd_en) begin
+            cand$8$d = cand$9$q;
+            if (upd_set) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
+        end
+        if (upd_en) begin
+            cand$9$d = cand$10$q;
+            if (upd_set) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
+        end
+        if (upd_en) begin
+            cand$10$d = cand$11$q;
+            if (upd_set) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
+        end
+        if (upd_en) begin
+            cand$11$d = cand$12$q;
+            if (upd_set) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
+        end
+        if (upd_en) begin
+            cand$12$d = cand$13$q;
+            if (upd_set) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
+        end
+        if (upd_en) begin
+            cand$13$d = cand$14$q;
+            if (upd_set) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
+        end
+        if (upd_en) begin
+            cand$14$d = cand$15$q;
+            if (upd_set) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
+        end
+        if (upd_en) begin
+            cand$15$d = cand$16$q;
+            if (upd_set) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
+        end
+        if (upd_en) begin
+            cand$16$d = cand$17$q;
+            if (upd_set) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
+        end
+        if (upd_en) begin
+            cand$17$d = cand$18$q;
+            if (upd_set) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
+        end
+        if (upd_en) begin
+            cand$18$d = cand$19$q;
+            if (upd_set) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
+        end
+        if (upd_en) begin
+            cand$19$d = cand$20$q;
+            if (upd_set) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
+        end
+        if (upd_en) begin
+            cand$20$d = cand$21$q;
+            if (upd_set) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
+        end
+        if (upd_en) begin
+            cand$21$d = cand$22$q;
+            if (upd_set) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
+        end
+        if (upd_en) begin
+            cand$22$d = cand$23$q;
+            if (upd_set) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
+        end
+        if (upd_en) begin
+            cand$23$d = cand$24$q;
+            if (upd_set) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
+        end
+        if (upd_en) begin
+            cand$24$d = cand$25$q;
+            if (upd_set) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
+        end
+        if (upd_en) begin
+            cand$25$d = cand$26$q;
+            if (upd_set) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
+        end
+        if (upd_en) begin
+            cand$26$d = cand$27$q;
+            if (upd_set) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
+        end
+        if (upd_en) begin
+            cand$27$d = cand$28$q;
+            if (upd_set) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
+        end
+        if (upd_en) begin
+            cand$28$d = cand$29$q;
+            if (upd_set) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
+        end
+        if (upd_en) begin
+            cand$29$d = cand$30$q;
+            if (upd_set) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
+        end
+        if (upd_en) begin
+            cand$30$d = cand$31$q;
+            if (upd_set) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
+        end
+        if (upd_en) begin
+            cand$31$d = cand$0$q;
+            if (upd_set) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
             end
         end
         p_r$d = r_k;
@@ -34129,7 +34155,7 @@ module top$core$engine$gru$lane$1$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$z1$9
 
 
-module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -34141,6 +34167,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  c_rotate;
     input wire  [15:0] ka;
     input wire  ka_is_x;
     input wire  a_set;
@@ -36646,9 +36673,15 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        r_k = 18'h0;
-        z_j = 18'h0;
-        c_j = 18'h0;
+        r_k = r1$0$q;
+        if (a_set) begin
+            r_k = r0$0$q;
+        end
+        z_j = z0$0$q;
+        if (upd_set) begin
+            z_j = z1$0$q;
+        end
+        c_j = cand$0$q;
         z0$0$clock = clock;
         z1$0$clock = clock;
         r0$0$clock = clock;
@@ -36659,23 +36692,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$0$d = r0$0$q;
         r1$0$d = r1$0$q;
         cand$0$d = cand$0$q;
-        if (k == 0) begin
-            if (a_set) begin
-                r_k = r0$0$q;
-            end
-            else begin
-                r_k = r1$0$q;
-            end
-        end
-        if (upd_j == 0) begin
-            c_j = cand$0$q;
-            if (upd_set) begin
-                z_j = z1$0$q;
-            end
-            else begin
-                z_j = z0$0$q;
-            end
-        end
         z0$1$clock = clock;
         z1$1$clock = clock;
         r0$1$clock = clock;
@@ -36686,23 +36702,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$1$d = r0$1$q;
         r1$1$d = r1$1$q;
         cand$1$d = cand$1$q;
-        if (k == 1) begin
-            if (a_set) begin
-                r_k = r0$1$q;
-            end
-            else begin
-                r_k = r1$1$q;
-            end
-        end
-        if (upd_j == 1) begin
-            c_j = cand$1$q;
-            if (upd_set) begin
-                z_j = z1$1$q;
-            end
-            else begin
-                z_j = z0$1$q;
-            end
-        end
         z0$2$clock = clock;
         z1$2$clock = clock;
         r0$2$clock = clock;
@@ -36713,23 +36712,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$2$d = r0$2$q;
         r1$2$d = r1$2$q;
         cand$2$d = cand$2$q;
-        if (k == 2) begin
-            if (a_set) begin
-                r_k = r0$2$q;
-            end
-            else begin
-                r_k = r1$2$q;
-            end
-        end
-        if (upd_j == 2) begin
-            c_j = cand$2$q;
-            if (upd_set) begin
-                z_j = z1$2$q;
-            end
-            else begin
-                z_j = z0$2$q;
-            end
-        end
         z0$3$clock = clock;
         z1$3$clock = clock;
         r0$3$clock = clock;
@@ -36740,23 +36722,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$3$d = r0$3$q;
         r1$3$d = r1$3$q;
         cand$3$d = cand$3$q;
-        if (k == 3) begin
-            if (a_set) begin
-                r_k = r0$3$q;
-            end
-            else begin
-                r_k = r1$3$q;
-            end
-        end
-        if (upd_j == 3) begin
-            c_j = cand$3$q;
-            if (upd_set) begin
-                z_j = z1$3$q;
-            end
-            else begin
-                z_j = z0$3$q;
-            end
-        end
         z0$4$clock = clock;
         z1$4$clock = clock;
         r0$4$clock = clock;
@@ -36767,23 +36732,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$4$d = r0$4$q;
         r1$4$d = r1$4$q;
         cand$4$d = cand$4$q;
-        if (k == 4) begin
-            if (a_set) begin
-                r_k = r0$4$q;
-            end
-            else begin
-                r_k = r1$4$q;
-            end
-        end
-        if (upd_j == 4) begin
-            c_j = cand$4$q;
-            if (upd_set) begin
-                z_j = z1$4$q;
-            end
-            else begin
-                z_j = z0$4$q;
-            end
-        end
         z0$5$clock = clock;
         z1$5$clock = clock;
         r0$5$clock = clock;
@@ -36794,23 +36742,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$5$d = r0$5$q;
         r1$5$d = r1$5$q;
         cand$5$d = cand$5$q;
-        if (k == 5) begin
-            if (a_set) begin
-                r_k = r0$5$q;
-            end
-            else begin
-                r_k = r1$5$q;
-            end
-        end
-        if (upd_j == 5) begin
-            c_j = cand$5$q;
-            if (upd_set) begin
-                z_j = z1$5$q;
-            end
-            else begin
-                z_j = z0$5$q;
-            end
-        end
         z0$6$clock = clock;
         z1$6$clock = clock;
         r0$6$clock = clock;
@@ -36821,23 +36752,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$6$d = r0$6$q;
         r1$6$d = r1$6$q;
         cand$6$d = cand$6$q;
-        if (k == 6) begin
-            if (a_set) begin
-                r_k = r0$6$q;
-            end
-            else begin
-                r_k = r1$6$q;
-            end
-        end
-        if (upd_j == 6) begin
-            c_j = cand$6$q;
-            if (upd_set) begin
-                z_j = z1$6$q;
-            end
-            else begin
-                z_j = z0$6$q;
-            end
-        end
         z0$7$clock = clock;
         z1$7$clock = clock;
         r0$7$clock = clock;
@@ -36848,23 +36762,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$7$d = r0$7$q;
         r1$7$d = r1$7$q;
         cand$7$d = cand$7$q;
-        if (k == 7) begin
-            if (a_set) begin
-                r_k = r0$7$q;
-            end
-            else begin
-                r_k = r1$7$q;
-            end
-        end
-        if (upd_j == 7) begin
-            c_j = cand$7$q;
-            if (upd_set) begin
-                z_j = z1$7$q;
-            end
-            else begin
-                z_j = z0$7$q;
-            end
-        end
         z0$8$clock = clock;
         z1$8$clock = clock;
         r0$8$clock = clock;
@@ -36875,23 +36772,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$8$d = r0$8$q;
         r1$8$d = r1$8$q;
         cand$8$d = cand$8$q;
-        if (k == 8) begin
-            if (a_set) begin
-                r_k = r0$8$q;
-            end
-            else begin
-                r_k = r1$8$q;
-            end
-        end
-        if (upd_j == 8) begin
-            c_j = cand$8$q;
-            if (upd_set) begin
-                z_j = z1$8$q;
-            end
-            else begin
-                z_j = z0$8$q;
-            end
-        end
         z0$9$clock = clock;
         z1$9$clock = clock;
         r0$9$clock = clock;
@@ -36902,23 +36782,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$9$d = r0$9$q;
         r1$9$d = r1$9$q;
         cand$9$d = cand$9$q;
-        if (k == 9) begin
-            if (a_set) begin
-                r_k = r0$9$q;
-            end
-            else begin
-                r_k = r1$9$q;
-            end
-        end
-        if (upd_j == 9) begin
-            c_j = cand$9$q;
-            if (upd_set) begin
-                z_j = z1$9$q;
-            end
-            else begin
-                z_j = z0$9$q;
-            end
-        end
         z0$10$clock = clock;
         z1$10$clock = clock;
         r0$10$clock = clock;
@@ -36929,23 +36792,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$10$d = r0$10$q;
         r1$10$d = r1$10$q;
         cand$10$d = cand$10$q;
-        if (k == 10) begin
-            if (a_set) begin
-                r_k = r0$10$q;
-            end
-            else begin
-                r_k = r1$10$q;
-            end
-        end
-        if (upd_j == 10) begin
-            c_j = cand$10$q;
-            if (upd_set) begin
-                z_j = z1$10$q;
-            end
-            else begin
-                z_j = z0$10$q;
-            end
-        end
         z0$11$clock = clock;
         z1$11$clock = clock;
         r0$11$clock = clock;
@@ -36956,23 +36802,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$11$d = r0$11$q;
         r1$11$d = r1$11$q;
         cand$11$d = cand$11$q;
-        if (k == 11) begin
-            if (a_set) begin
-                r_k = r0$11$q;
-            end
-            else begin
-                r_k = r1$11$q;
-            end
-        end
-        if (upd_j == 11) begin
-            c_j = cand$11$q;
-            if (upd_set) begin
-                z_j = z1$11$q;
-            end
-            else begin
-                z_j = z0$11$q;
-            end
-        end
         z0$12$clock = clock;
         z1$12$clock = clock;
         r0$12$clock = clock;
@@ -36983,23 +36812,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$12$d = r0$12$q;
         r1$12$d = r1$12$q;
         cand$12$d = cand$12$q;
-        if (k == 12) begin
-            if (a_set) begin
-                r_k = r0$12$q;
-            end
-            else begin
-                r_k = r1$12$q;
-            end
-        end
-        if (upd_j == 12) begin
-            c_j = cand$12$q;
-            if (upd_set) begin
-                z_j = z1$12$q;
-            end
-            else begin
-                z_j = z0$12$q;
-            end
-        end
         z0$13$clock = clock;
         z1$13$clock = clock;
         r0$13$clock = clock;
@@ -37010,23 +36822,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$13$d = r0$13$q;
         r1$13$d = r1$13$q;
         cand$13$d = cand$13$q;
-        if (k == 13) begin
-            if (a_set) begin
-                r_k = r0$13$q;
-            end
-            else begin
-                r_k = r1$13$q;
-            end
-        end
-        if (upd_j == 13) begin
-            c_j = cand$13$q;
-            if (upd_set) begin
-                z_j = z1$13$q;
-            end
-            else begin
-                z_j = z0$13$q;
-            end
-        end
         z0$14$clock = clock;
         z1$14$clock = clock;
         r0$14$clock = clock;
@@ -37037,23 +36832,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$14$d = r0$14$q;
         r1$14$d = r1$14$q;
         cand$14$d = cand$14$q;
-        if (k == 14) begin
-            if (a_set) begin
-                r_k = r0$14$q;
-            end
-            else begin
-                r_k = r1$14$q;
-            end
-        end
-        if (upd_j == 14) begin
-            c_j = cand$14$q;
-            if (upd_set) begin
-                z_j = z1$14$q;
-            end
-            else begin
-                z_j = z0$14$q;
-            end
-        end
         z0$15$clock = clock;
         z1$15$clock = clock;
         r0$15$clock = clock;
@@ -37064,23 +36842,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$15$d = r0$15$q;
         r1$15$d = r1$15$q;
         cand$15$d = cand$15$q;
-        if (k == 15) begin
-            if (a_set) begin
-                r_k = r0$15$q;
-            end
-            else begin
-                r_k = r1$15$q;
-            end
-        end
-        if (upd_j == 15) begin
-            c_j = cand$15$q;
-            if (upd_set) begin
-                z_j = z1$15$q;
-            end
-            else begin
-                z_j = z0$15$q;
-            end
-        end
         z0$16$clock = clock;
         z1$16$clock = clock;
         r0$16$clock = clock;
@@ -37091,23 +36852,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$16$d = r0$16$q;
         r1$16$d = r1$16$q;
         cand$16$d = cand$16$q;
-        if (k == 16) begin
-            if (a_set) begin
-                r_k = r0$16$q;
-            end
-            else begin
-                r_k = r1$16$q;
-            end
-        end
-        if (upd_j == 16) begin
-            c_j = cand$16$q;
-            if (upd_set) begin
-                z_j = z1$16$q;
-            end
-            else begin
-                z_j = z0$16$q;
-            end
-        end
         z0$17$clock = clock;
         z1$17$clock = clock;
         r0$17$clock = clock;
@@ -37118,23 +36862,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$17$d = r0$17$q;
         r1$17$d = r1$17$q;
         cand$17$d = cand$17$q;
-        if (k == 17) begin
-            if (a_set) begin
-                r_k = r0$17$q;
-            end
-            else begin
-                r_k = r1$17$q;
-            end
-        end
-        if (upd_j == 17) begin
-            c_j = cand$17$q;
-            if (upd_set) begin
-                z_j = z1$17$q;
-            end
-            else begin
-                z_j = z0$17$q;
-            end
-        end
         z0$18$clock = clock;
         z1$18$clock = clock;
         r0$18$clock = clock;
@@ -37145,23 +36872,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$18$d = r0$18$q;
         r1$18$d = r1$18$q;
         cand$18$d = cand$18$q;
-        if (k == 18) begin
-            if (a_set) begin
-                r_k = r0$18$q;
-            end
-            else begin
-                r_k = r1$18$q;
-            end
-        end
-        if (upd_j == 18) begin
-            c_j = cand$18$q;
-            if (upd_set) begin
-                z_j = z1$18$q;
-            end
-            else begin
-                z_j = z0$18$q;
-            end
-        end
         z0$19$clock = clock;
         z1$19$clock = clock;
         r0$19$clock = clock;
@@ -37172,23 +36882,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$19$d = r0$19$q;
         r1$19$d = r1$19$q;
         cand$19$d = cand$19$q;
-        if (k == 19) begin
-            if (a_set) begin
-                r_k = r0$19$q;
-            end
-            else begin
-                r_k = r1$19$q;
-            end
-        end
-        if (upd_j == 19) begin
-            c_j = cand$19$q;
-            if (upd_set) begin
-                z_j = z1$19$q;
-            end
-            else begin
-                z_j = z0$19$q;
-            end
-        end
         z0$20$clock = clock;
         z1$20$clock = clock;
         r0$20$clock = clock;
@@ -37199,23 +36892,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$20$d = r0$20$q;
         r1$20$d = r1$20$q;
         cand$20$d = cand$20$q;
-        if (k == 20) begin
-            if (a_set) begin
-                r_k = r0$20$q;
-            end
-            else begin
-                r_k = r1$20$q;
-            end
-        end
-        if (upd_j == 20) begin
-            c_j = cand$20$q;
-            if (upd_set) begin
-                z_j = z1$20$q;
-            end
-            else begin
-                z_j = z0$20$q;
-            end
-        end
         z0$21$clock = clock;
         z1$21$clock = clock;
         r0$21$clock = clock;
@@ -37226,23 +36902,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$21$d = r0$21$q;
         r1$21$d = r1$21$q;
         cand$21$d = cand$21$q;
-        if (k == 21) begin
-            if (a_set) begin
-                r_k = r0$21$q;
-            end
-            else begin
-                r_k = r1$21$q;
-            end
-        end
-        if (upd_j == 21) begin
-            c_j = cand$21$q;
-            if (upd_set) begin
-                z_j = z1$21$q;
-            end
-            else begin
-                z_j = z0$21$q;
-            end
-        end
         z0$22$clock = clock;
         z1$22$clock = clock;
         r0$22$clock = clock;
@@ -37253,23 +36912,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$22$d = r0$22$q;
         r1$22$d = r1$22$q;
         cand$22$d = cand$22$q;
-        if (k == 22) begin
-            if (a_set) begin
-                r_k = r0$22$q;
-            end
-            else begin
-                r_k = r1$22$q;
-            end
-        end
-        if (upd_j == 22) begin
-            c_j = cand$22$q;
-            if (upd_set) begin
-                z_j = z1$22$q;
-            end
-            else begin
-                z_j = z0$22$q;
-            end
-        end
         z0$23$clock = clock;
         z1$23$clock = clock;
         r0$23$clock = clock;
@@ -37280,23 +36922,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$23$d = r0$23$q;
         r1$23$d = r1$23$q;
         cand$23$d = cand$23$q;
-        if (k == 23) begin
-            if (a_set) begin
-                r_k = r0$23$q;
-            end
-            else begin
-                r_k = r1$23$q;
-            end
-        end
-        if (upd_j == 23) begin
-            c_j = cand$23$q;
-            if (upd_set) begin
-                z_j = z1$23$q;
-            end
-            else begin
-                z_j = z0$23$q;
-            end
-        end
         z0$24$clock = clock;
         z1$24$clock = clock;
         r0$24$clock = clock;
@@ -37307,23 +36932,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$24$d = r0$24$q;
         r1$24$d = r1$24$q;
         cand$24$d = cand$24$q;
-        if (k == 24) begin
-            if (a_set) begin
-                r_k = r0$24$q;
-            end
-            else begin
-                r_k = r1$24$q;
-            end
-        end
-        if (upd_j == 24) begin
-            c_j = cand$24$q;
-            if (upd_set) begin
-                z_j = z1$24$q;
-            end
-            else begin
-                z_j = z0$24$q;
-            end
-        end
         z0$25$clock = clock;
         z1$25$clock = clock;
         r0$25$clock = clock;
@@ -37334,23 +36942,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$25$d = r0$25$q;
         r1$25$d = r1$25$q;
         cand$25$d = cand$25$q;
-        if (k == 25) begin
-            if (a_set) begin
-                r_k = r0$25$q;
-            end
-            else begin
-                r_k = r1$25$q;
-            end
-        end
-        if (upd_j == 25) begin
-            c_j = cand$25$q;
-            if (upd_set) begin
-                z_j = z1$25$q;
-            end
-            else begin
-                z_j = z0$25$q;
-            end
-        end
         z0$26$clock = clock;
         z1$26$clock = clock;
         r0$26$clock = clock;
@@ -37361,23 +36952,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$26$d = r0$26$q;
         r1$26$d = r1$26$q;
         cand$26$d = cand$26$q;
-        if (k == 26) begin
-            if (a_set) begin
-                r_k = r0$26$q;
-            end
-            else begin
-                r_k = r1$26$q;
-            end
-        end
-        if (upd_j == 26) begin
-            c_j = cand$26$q;
-            if (upd_set) begin
-                z_j = z1$26$q;
-            end
-            else begin
-                z_j = z0$26$q;
-            end
-        end
         z0$27$clock = clock;
         z1$27$clock = clock;
         r0$27$clock = clock;
@@ -37388,23 +36962,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$27$d = r0$27$q;
         r1$27$d = r1$27$q;
         cand$27$d = cand$27$q;
-        if (k == 27) begin
-            if (a_set) begin
-                r_k = r0$27$q;
-            end
-            else begin
-                r_k = r1$27$q;
-            end
-        end
-        if (upd_j == 27) begin
-            c_j = cand$27$q;
-            if (upd_set) begin
-                z_j = z1$27$q;
-            end
-            else begin
-                z_j = z0$27$q;
-            end
-        end
         z0$28$clock = clock;
         z1$28$clock = clock;
         r0$28$clock = clock;
@@ -37415,23 +36972,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$28$d = r0$28$q;
         r1$28$d = r1$28$q;
         cand$28$d = cand$28$q;
-        if (k == 28) begin
-            if (a_set) begin
-                r_k = r0$28$q;
-            end
-            else begin
-                r_k = r1$28$q;
-            end
-        end
-        if (upd_j == 28) begin
-            c_j = cand$28$q;
-            if (upd_set) begin
-                z_j = z1$28$q;
-            end
-            else begin
-                z_j = z0$28$q;
-            end
-        end
         z0$29$clock = clock;
         z1$29$clock = clock;
         r0$29$clock = clock;
@@ -37442,23 +36982,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$29$d = r0$29$q;
         r1$29$d = r1$29$q;
         cand$29$d = cand$29$q;
-        if (k == 29) begin
-            if (a_set) begin
-                r_k = r0$29$q;
-            end
-            else begin
-                r_k = r1$29$q;
-            end
-        end
-        if (upd_j == 29) begin
-            c_j = cand$29$q;
-            if (upd_set) begin
-                z_j = z1$29$q;
-            end
-            else begin
-                z_j = z0$29$q;
-            end
-        end
         z0$30$clock = clock;
         z1$30$clock = clock;
         r0$30$clock = clock;
@@ -37469,23 +36992,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$30$d = r0$30$q;
         r1$30$d = r1$30$q;
         cand$30$d = cand$30$q;
-        if (k == 30) begin
-            if (a_set) begin
-                r_k = r0$30$q;
-            end
-            else begin
-                r_k = r1$30$q;
-            end
-        end
-        if (upd_j == 30) begin
-            c_j = cand$30$q;
-            if (upd_set) begin
-                z_j = z1$30$q;
-            end
-            else begin
-                z_j = z0$30$q;
-            end
-        end
         z0$31$clock = clock;
         z1$31$clock = clock;
         r0$31$clock = clock;
@@ -37496,21 +37002,548 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (k == 31) begin
+        if (c_rotate) begin
             if (a_set) begin
-                r_k = r0$31$q;
+                r0$0$d = r0$1$q;
             end
             else begin
-                r_k = r1$31$q;
+                r1$0$d = r1$1$q;
             end
         end
-        if (upd_j == 31) begin
-            c_j = cand$31$q;
+        if (upd_en) begin
+            cand$0$d = cand$1$q;
             if (upd_set) begin
-                z_j = z1$31$q;
+                z1$0$d = z1$1$q;
             end
             else begin
-                z_j = z0$31$q;
+                z0$0$d = z0$1$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
+        end
+        if (upd_en) begin
+            cand$1$d = cand$2$q;
+            if (upd_set) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
+        end
+        if (upd_en) begin
+            cand$2$d = cand$3$q;
+            if (upd_set) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
+        end
+        if (upd_en) begin
+            cand$3$d = cand$4$q;
+            if (upd_set) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
+        end
+        if (upd_en) begin
+            cand$4$d = cand$5$q;
+            if (upd_set) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
+        end
+        if (upd_en) begin
+            cand$5$d = cand$6$q;
+            if (upd_set) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
+        end
+        if (upd_en) begin
+            cand$6$d = cand$7$q;
+            if (upd_set) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
+        end
+        if (upd_en) begin
+            cand$7$d = cand$8$q;
+            if (upd_set) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
+        end
+        if (upd_en) begin
+            cand$8$d = cand$9$q;
+            if (upd_set) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
+        end
+        if (upd_en) begin
+            cand$9$d = cand$10$q;
+            if (upd_set) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
+        end
+        if (upd_en) begin
+            cand$10$d = cand$11$q;
+            if (upd_set) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
+        end
+        if (upd_en) begin
+            cand$11$d = cand$12$q;
+            if (upd_set) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
+        end
+        if (upd_en) begin
+            cand$12$d = cand$13$q;
+            if (upd_set) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
+        end
+        if (upd_en) begin
+            cand$13$d = cand$14$q;
+            if (upd_set) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
+        end
+        if (upd_en) begin
+            cand$14$d = cand$15$q;
+            if (upd_set) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
+        end
+        if (upd_en) begin
+            cand$15$d = cand$16$q;
+            if (upd_set) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
+        end
+        if (upd_en) begin
+            cand$16$d = cand$17$q;
+            if (upd_set) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
+        end
+        if (upd_en) begin
+            cand$17$d = cand$18$q;
+            if (upd_set) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
+        end
+        if (upd_en) begin
+            cand$18$d = cand$19$q;
+            if (upd_set) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
+        end
+        if (upd_en) begin
+            cand$19$d = cand$20$q;
+            if (upd_set) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
+        end
+        if (upd_en) begin
+            cand$20$d = cand$21$q;
+            if (upd_set) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
+        end
+        if (upd_en) begin
+            cand$21$d = cand$22$q;
+            if (upd_set) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
+        end
+        if (upd_en) begin
+            cand$22$d = cand$23$q;
+            if (upd_set) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
+        end
+        if (upd_en) begin
+            cand$23$d = cand$24$q;
+            if (upd_set) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
+        end
+        if (upd_en) begin
+            cand$24$d = cand$25$q;
+            if (upd_set) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
+        end
+        if (upd_en) begin
+            cand$25$d = cand$26$q;
+            if (upd_set) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
+        end
+        if (upd_en) begin
+            cand$26$d = cand$27$q;
+            if (upd_set) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
+        end
+        if (upd_en) begin
+            cand$27$d = cand$28$q;
+            if (upd_set) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
+        end
+        if (upd_en) begin
+            cand$28$d = cand$29$q;
+            if (upd_set) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
+        end
+        if (upd_en) begin
+            cand$29$d = cand$30$q;
+            if (upd_set) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
+        end
+        if (upd_en) begin
+            cand$30$d = cand$31$q;
+            if (upd_set) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
+        end
+        if (upd_en) begin
+            cand$31$d = cand$0$q;
+            if (upd_set) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
             end
         end
         p_r$d = r_k;
@@ -44236,7 +44269,7 @@ module top$core$engine$gru$lane$2$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$z1$9
 
 
-module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -44248,6 +44281,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  c_rotate;
     input wire  [15:0] ka;
     input wire  ka_is_x;
     input wire  a_set;
@@ -46753,9 +46787,15 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        r_k = 18'h0;
-        z_j = 18'h0;
-        c_j = 18'h0;
+        r_k = r1$0$q;
+        if (a_set) begin
+            r_k = r0$0$q;
+        end
+        z_j = z0$0$q;
+        if (upd_set) begin
+            z_j = z1$0$q;
+        end
+        c_j = cand$0$q;
         z0$0$clock = clock;
         z1$0$clock = clock;
         r0$0$clock = clock;
@@ -46766,23 +46806,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$0$d = r0$0$q;
         r1$0$d = r1$0$q;
         cand$0$d = cand$0$q;
-        if (k == 0) begin
-            if (a_set) begin
-                r_k = r0$0$q;
-            end
-            else begin
-                r_k = r1$0$q;
-            end
-        end
-        if (upd_j == 0) begin
-            c_j = cand$0$q;
-            if (upd_set) begin
-                z_j = z1$0$q;
-            end
-            else begin
-                z_j = z0$0$q;
-            end
-        end
         z0$1$clock = clock;
         z1$1$clock = clock;
         r0$1$clock = clock;
@@ -46793,23 +46816,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$1$d = r0$1$q;
         r1$1$d = r1$1$q;
         cand$1$d = cand$1$q;
-        if (k == 1) begin
-            if (a_set) begin
-                r_k = r0$1$q;
-            end
-            else begin
-                r_k = r1$1$q;
-            end
-        end
-        if (upd_j == 1) begin
-            c_j = cand$1$q;
-            if (upd_set) begin
-                z_j = z1$1$q;
-            end
-            else begin
-                z_j = z0$1$q;
-            end
-        end
         z0$2$clock = clock;
         z1$2$clock = clock;
         r0$2$clock = clock;
@@ -46820,23 +46826,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$2$d = r0$2$q;
         r1$2$d = r1$2$q;
         cand$2$d = cand$2$q;
-        if (k == 2) begin
-            if (a_set) begin
-                r_k = r0$2$q;
-            end
-            else begin
-                r_k = r1$2$q;
-            end
-        end
-        if (upd_j == 2) begin
-            c_j = cand$2$q;
-            if (upd_set) begin
-                z_j = z1$2$q;
-            end
-            else begin
-                z_j = z0$2$q;
-            end
-        end
         z0$3$clock = clock;
         z1$3$clock = clock;
         r0$3$clock = clock;
@@ -46847,23 +46836,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$3$d = r0$3$q;
         r1$3$d = r1$3$q;
         cand$3$d = cand$3$q;
-        if (k == 3) begin
-            if (a_set) begin
-                r_k = r0$3$q;
-            end
-            else begin
-                r_k = r1$3$q;
-            end
-        end
-        if (upd_j == 3) begin
-            c_j = cand$3$q;
-            if (upd_set) begin
-                z_j = z1$3$q;
-            end
-            else begin
-                z_j = z0$3$q;
-            end
-        end
         z0$4$clock = clock;
         z1$4$clock = clock;
         r0$4$clock = clock;
@@ -46874,23 +46846,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$4$d = r0$4$q;
         r1$4$d = r1$4$q;
         cand$4$d = cand$4$q;
-        if (k == 4) begin
-            if (a_set) begin
-                r_k = r0$4$q;
-            end
-            else begin
-                r_k = r1$4$q;
-            end
-        end
-        if (upd_j == 4) begin
-            c_j = cand$4$q;
-            if (upd_set) begin
-                z_j = z1$4$q;
-            end
-            else begin
-                z_j = z0$4$q;
-            end
-        end
         z0$5$clock = clock;
         z1$5$clock = clock;
         r0$5$clock = clock;
@@ -46901,23 +46856,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$5$d = r0$5$q;
         r1$5$d = r1$5$q;
         cand$5$d = cand$5$q;
-        if (k == 5) begin
-            if (a_set) begin
-                r_k = r0$5$q;
-            end
-            else begin
-                r_k = r1$5$q;
-            end
-        end
-        if (upd_j == 5) begin
-            c_j = cand$5$q;
-            if (upd_set) begin
-                z_j = z1$5$q;
-            end
-            else begin
-                z_j = z0$5$q;
-            end
-        end
         z0$6$clock = clock;
         z1$6$clock = clock;
         r0$6$clock = clock;
@@ -46928,23 +46866,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$6$d = r0$6$q;
         r1$6$d = r1$6$q;
         cand$6$d = cand$6$q;
-        if (k == 6) begin
-            if (a_set) begin
-                r_k = r0$6$q;
-            end
-            else begin
-                r_k = r1$6$q;
-            end
-        end
-        if (upd_j == 6) begin
-            c_j = cand$6$q;
-            if (upd_set) begin
-                z_j = z1$6$q;
-            end
-            else begin
-                z_j = z0$6$q;
-            end
-        end
         z0$7$clock = clock;
         z1$7$clock = clock;
         r0$7$clock = clock;
@@ -46955,23 +46876,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$7$d = r0$7$q;
         r1$7$d = r1$7$q;
         cand$7$d = cand$7$q;
-        if (k == 7) begin
-            if (a_set) begin
-                r_k = r0$7$q;
-            end
-            else begin
-                r_k = r1$7$q;
-            end
-        end
-        if (upd_j == 7) begin
-            c_j = cand$7$q;
-            if (upd_set) begin
-                z_j = z1$7$q;
-            end
-            else begin
-                z_j = z0$7$q;
-            end
-        end
         z0$8$clock = clock;
         z1$8$clock = clock;
         r0$8$clock = clock;
@@ -46982,23 +46886,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$8$d = r0$8$q;
         r1$8$d = r1$8$q;
         cand$8$d = cand$8$q;
-        if (k == 8) begin
-            if (a_set) begin
-                r_k = r0$8$q;
-            end
-            else begin
-                r_k = r1$8$q;
-            end
-        end
-        if (upd_j == 8) begin
-            c_j = cand$8$q;
-            if (upd_set) begin
-                z_j = z1$8$q;
-            end
-            else begin
-                z_j = z0$8$q;
-            end
-        end
         z0$9$clock = clock;
         z1$9$clock = clock;
         r0$9$clock = clock;
@@ -47009,23 +46896,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$9$d = r0$9$q;
         r1$9$d = r1$9$q;
         cand$9$d = cand$9$q;
-        if (k == 9) begin
-            if (a_set) begin
-                r_k = r0$9$q;
-            end
-            else begin
-                r_k = r1$9$q;
-            end
-        end
-        if (upd_j == 9) begin
-            c_j = cand$9$q;
-            if (upd_set) begin
-                z_j = z1$9$q;
-            end
-            else begin
-                z_j = z0$9$q;
-            end
-        end
         z0$10$clock = clock;
         z1$10$clock = clock;
         r0$10$clock = clock;
@@ -47036,23 +46906,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$10$d = r0$10$q;
         r1$10$d = r1$10$q;
         cand$10$d = cand$10$q;
-        if (k == 10) begin
-            if (a_set) begin
-                r_k = r0$10$q;
-            end
-            else begin
-                r_k = r1$10$q;
-            end
-        end
-        if (upd_j == 10) begin
-            c_j = cand$10$q;
-            if (upd_set) begin
-                z_j = z1$10$q;
-            end
-            else begin
-                z_j = z0$10$q;
-            end
-        end
         z0$11$clock = clock;
         z1$11$clock = clock;
         r0$11$clock = clock;
@@ -47063,23 +46916,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$11$d = r0$11$q;
         r1$11$d = r1$11$q;
         cand$11$d = cand$11$q;
-        if (k == 11) begin
-            if (a_set) begin
-                r_k = r0$11$q;
-            end
-            else begin
-                r_k = r1$11$q;
-            end
-        end
-        if (upd_j == 11) begin
-            c_j = cand$11$q;
-            if (upd_set) begin
-                z_j = z1$11$q;
-            end
-            else begin
-                z_j = z0$11$q;
-            end
-        end
         z0$12$clock = clock;
         z1$12$clock = clock;
         r0$12$clock = clock;
@@ -47090,23 +46926,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$12$d = r0$12$q;
         r1$12$d = r1$12$q;
         cand$12$d = cand$12$q;
-        if (k == 12) begin
-            if (a_set) begin
-                r_k = r0$12$q;
-            end
-            else begin
-                r_k = r1$12$q;
-            end
-        end
-        if (upd_j == 12) begin
-            c_j = cand$12$q;
-            if (upd_set) begin
-                z_j = z1$12$q;
-            end
-            else begin
-                z_j = z0$12$q;
-            end
-        end
         z0$13$clock = clock;
         z1$13$clock = clock;
         r0$13$clock = clock;
@@ -47117,23 +46936,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$13$d = r0$13$q;
         r1$13$d = r1$13$q;
         cand$13$d = cand$13$q;
-        if (k == 13) begin
-            if (a_set) begin
-                r_k = r0$13$q;
-            end
-            else begin
-                r_k = r1$13$q;
-            end
-        end
-        if (upd_j == 13) begin
-            c_j = cand$13$q;
-            if (upd_set) begin
-                z_j = z1$13$q;
-            end
-            else begin
-                z_j = z0$13$q;
-            end
-        end
         z0$14$clock = clock;
         z1$14$clock = clock;
         r0$14$clock = clock;
@@ -47144,23 +46946,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$14$d = r0$14$q;
         r1$14$d = r1$14$q;
         cand$14$d = cand$14$q;
-        if (k == 14) begin
-            if (a_set) begin
-                r_k = r0$14$q;
-            end
-            else begin
-                r_k = r1$14$q;
-            end
-        end
-        if (upd_j == 14) begin
-            c_j = cand$14$q;
-            if (upd_set) begin
-                z_j = z1$14$q;
-            end
-            else begin
-                z_j = z0$14$q;
-            end
-        end
         z0$15$clock = clock;
         z1$15$clock = clock;
         r0$15$clock = clock;
@@ -47171,23 +46956,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$15$d = r0$15$q;
         r1$15$d = r1$15$q;
         cand$15$d = cand$15$q;
-        if (k == 15) begin
-            if (a_set) begin
-                r_k = r0$15$q;
-            end
-            else begin
-                r_k = r1$15$q;
-            end
-        end
-        if (upd_j == 15) begin
-            c_j = cand$15$q;
-            if (upd_set) begin
-                z_j = z1$15$q;
-            end
-            else begin
-                z_j = z0$15$q;
-            end
-        end
         z0$16$clock = clock;
         z1$16$clock = clock;
         r0$16$clock = clock;
@@ -47198,23 +46966,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$16$d = r0$16$q;
         r1$16$d = r1$16$q;
         cand$16$d = cand$16$q;
-        if (k == 16) begin
-            if (a_set) begin
-                r_k = r0$16$q;
-            end
-            else begin
-                r_k = r1$16$q;
-            end
-        end
-        if (upd_j == 16) begin
-            c_j = cand$16$q;
-            if (upd_set) begin
-                z_j = z1$16$q;
-            end
-            else begin
-                z_j = z0$16$q;
-            end
-        end
         z0$17$clock = clock;
         z1$17$clock = clock;
         r0$17$clock = clock;
@@ -47225,23 +46976,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$17$d = r0$17$q;
         r1$17$d = r1$17$q;
         cand$17$d = cand$17$q;
-        if (k == 17) begin
-            if (a_set) begin
-                r_k = r0$17$q;
-            end
-            else begin
-                r_k = r1$17$q;
-            end
-        end
-        if (upd_j == 17) begin
-            c_j = cand$17$q;
-            if (upd_set) begin
-                z_j = z1$17$q;
-            end
-            else begin
-                z_j = z0$17$q;
-            end
-        end
         z0$18$clock = clock;
         z1$18$clock = clock;
         r0$18$clock = clock;
@@ -47252,23 +46986,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$18$d = r0$18$q;
         r1$18$d = r1$18$q;
         cand$18$d = cand$18$q;
-        if (k == 18) begin
-            if (a_set) begin
-                r_k = r0$18$q;
-            end
-            else begin
-                r_k = r1$18$q;
-            end
-        end
-        if (upd_j == 18) begin
-            c_j = cand$18$q;
-            if (upd_set) begin
-                z_j = z1$18$q;
-            end
-            else begin
-                z_j = z0$18$q;
-            end
-        end
         z0$19$clock = clock;
         z1$19$clock = clock;
         r0$19$clock = clock;
@@ -47279,23 +46996,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$19$d = r0$19$q;
         r1$19$d = r1$19$q;
         cand$19$d = cand$19$q;
-        if (k == 19) begin
-            if (a_set) begin
-                r_k = r0$19$q;
-            end
-            else begin
-                r_k = r1$19$q;
-            end
-        end
-        if (upd_j == 19) begin
-            c_j = cand$19$q;
-            if (upd_set) begin
-                z_j = z1$19$q;
-            end
-            else begin
-                z_j = z0$19$q;
-            end
-        end
         z0$20$clock = clock;
         z1$20$clock = clock;
         r0$20$clock = clock;
@@ -47306,23 +47006,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$20$d = r0$20$q;
         r1$20$d = r1$20$q;
         cand$20$d = cand$20$q;
-        if (k == 20) begin
-            if (a_set) begin
-                r_k = r0$20$q;
-            end
-            else begin
-                r_k = r1$20$q;
-            end
-        end
-        if (upd_j == 20) begin
-            c_j = cand$20$q;
-            if (upd_set) begin
-                z_j = z1$20$q;
-            end
-            else begin
-                z_j = z0$20$q;
-            end
-        end
         z0$21$clock = clock;
         z1$21$clock = clock;
         r0$21$clock = clock;
@@ -47333,23 +47016,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$21$d = r0$21$q;
         r1$21$d = r1$21$q;
         cand$21$d = cand$21$q;
-        if (k == 21) begin
-            if (a_set) begin
-                r_k = r0$21$q;
-            end
-            else begin
-                r_k = r1$21$q;
-            end
-        end
-        if (upd_j == 21) begin
-            c_j = cand$21$q;
-            if (upd_set) begin
-                z_j = z1$21$q;
-            end
-            else begin
-                z_j = z0$21$q;
-            end
-        end
         z0$22$clock = clock;
         z1$22$clock = clock;
         r0$22$clock = clock;
@@ -47360,23 +47026,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$22$d = r0$22$q;
         r1$22$d = r1$22$q;
         cand$22$d = cand$22$q;
-        if (k == 22) begin
-            if (a_set) begin
-                r_k = r0$22$q;
-            end
-            else begin
-                r_k = r1$22$q;
-            end
-        end
-        if (upd_j == 22) begin
-            c_j = cand$22$q;
-            if (upd_set) begin
-                z_j = z1$22$q;
-            end
-            else begin
-                z_j = z0$22$q;
-            end
-        end
         z0$23$clock = clock;
         z1$23$clock = clock;
         r0$23$clock = clock;
@@ -47387,23 +47036,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$23$d = r0$23$q;
         r1$23$d = r1$23$q;
         cand$23$d = cand$23$q;
-        if (k == 23) begin
-            if (a_set) begin
-                r_k = r0$23$q;
-            end
-            else begin
-                r_k = r1$23$q;
-            end
-        end
-        if (upd_j == 23) begin
-            c_j = cand$23$q;
-            if (upd_set) begin
-                z_j = z1$23$q;
-            end
-            else begin
-                z_j = z0$23$q;
-            end
-        end
         z0$24$clock = clock;
         z1$24$clock = clock;
         r0$24$clock = clock;
@@ -47414,23 +47046,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$24$d = r0$24$q;
         r1$24$d = r1$24$q;
         cand$24$d = cand$24$q;
-        if (k == 24) begin
-            if (a_set) begin
-                r_k = r0$24$q;
-            end
-            else begin
-                r_k = r1$24$q;
-            end
-        end
-        if (upd_j == 24) begin
-            c_j = cand$24$q;
-            if (upd_set) begin
-                z_j = z1$24$q;
-            end
-            else begin
-                z_j = z0$24$q;
-            end
-        end
         z0$25$clock = clock;
         z1$25$clock = clock;
         r0$25$clock = clock;
@@ -47441,23 +47056,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$25$d = r0$25$q;
         r1$25$d = r1$25$q;
         cand$25$d = cand$25$q;
-        if (k == 25) begin
-            if (a_set) begin
-                r_k = r0$25$q;
-            end
-            else begin
-                r_k = r1$25$q;
-            end
-        end
-        if (upd_j == 25) begin
-            c_j = cand$25$q;
-            if (upd_set) begin
-                z_j = z1$25$q;
-            end
-            else begin
-                z_j = z0$25$q;
-            end
-        end
         z0$26$clock = clock;
         z1$26$clock = clock;
         r0$26$clock = clock;
@@ -47468,23 +47066,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$26$d = r0$26$q;
         r1$26$d = r1$26$q;
         cand$26$d = cand$26$q;
-        if (k == 26) begin
-            if (a_set) begin
-                r_k = r0$26$q;
-            end
-            else begin
-                r_k = r1$26$q;
-            end
-        end
-        if (upd_j == 26) begin
-            c_j = cand$26$q;
-            if (upd_set) begin
-                z_j = z1$26$q;
-            end
-            else begin
-                z_j = z0$26$q;
-            end
-        end
         z0$27$clock = clock;
         z1$27$clock = clock;
         r0$27$clock = clock;
@@ -47495,23 +47076,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$27$d = r0$27$q;
         r1$27$d = r1$27$q;
         cand$27$d = cand$27$q;
-        if (k == 27) begin
-            if (a_set) begin
-                r_k = r0$27$q;
-            end
-            else begin
-                r_k = r1$27$q;
-            end
-        end
-        if (upd_j == 27) begin
-            c_j = cand$27$q;
-            if (upd_set) begin
-                z_j = z1$27$q;
-            end
-            else begin
-                z_j = z0$27$q;
-            end
-        end
         z0$28$clock = clock;
         z1$28$clock = clock;
         r0$28$clock = clock;
@@ -47522,23 +47086,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$28$d = r0$28$q;
         r1$28$d = r1$28$q;
         cand$28$d = cand$28$q;
-        if (k == 28) begin
-            if (a_set) begin
-                r_k = r0$28$q;
-            end
-            else begin
-                r_k = r1$28$q;
-            end
-        end
-        if (upd_j == 28) begin
-            c_j = cand$28$q;
-            if (upd_set) begin
-                z_j = z1$28$q;
-            end
-            else begin
-                z_j = z0$28$q;
-            end
-        end
         z0$29$clock = clock;
         z1$29$clock = clock;
         r0$29$clock = clock;
@@ -47549,23 +47096,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$29$d = r0$29$q;
         r1$29$d = r1$29$q;
         cand$29$d = cand$29$q;
-        if (k == 29) begin
-            if (a_set) begin
-                r_k = r0$29$q;
-            end
-            else begin
-                r_k = r1$29$q;
-            end
-        end
-        if (upd_j == 29) begin
-            c_j = cand$29$q;
-            if (upd_set) begin
-                z_j = z1$29$q;
-            end
-            else begin
-                z_j = z0$29$q;
-            end
-        end
         z0$30$clock = clock;
         z1$30$clock = clock;
         r0$30$clock = clock;
@@ -47576,23 +47106,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$30$d = r0$30$q;
         r1$30$d = r1$30$q;
         cand$30$d = cand$30$q;
-        if (k == 30) begin
-            if (a_set) begin
-                r_k = r0$30$q;
-            end
-            else begin
-                r_k = r1$30$q;
-            end
-        end
-        if (upd_j == 30) begin
-            c_j = cand$30$q;
-            if (upd_set) begin
-                z_j = z1$30$q;
-            end
-            else begin
-                z_j = z0$30$q;
-            end
-        end
         z0$31$clock = clock;
         z1$31$clock = clock;
         r0$31$clock = clock;
@@ -47603,21 +47116,548 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (k == 31) begin
+        if (c_rotate) begin
             if (a_set) begin
-                r_k = r0$31$q;
+                r0$0$d = r0$1$q;
             end
             else begin
-                r_k = r1$31$q;
+                r1$0$d = r1$1$q;
             end
         end
-        if (upd_j == 31) begin
-            c_j = cand$31$q;
+        if (upd_en) begin
+            cand$0$d = cand$1$q;
             if (upd_set) begin
-                z_j = z1$31$q;
+                z1$0$d = z1$1$q;
             end
             else begin
-                z_j = z0$31$q;
+                z0$0$d = z0$1$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
+        end
+        if (upd_en) begin
+            cand$1$d = cand$2$q;
+            if (upd_set) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
+        end
+        if (upd_en) begin
+            cand$2$d = cand$3$q;
+            if (upd_set) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
+        end
+        if (upd_en) begin
+            cand$3$d = cand$4$q;
+            if (upd_set) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
+        end
+        if (upd_en) begin
+            cand$4$d = cand$5$q;
+            if (upd_set) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
+        end
+        if (upd_en) begin
+            cand$5$d = cand$6$q;
+            if (upd_set) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
+        end
+        if (upd_en) begin
+            cand$6$d = cand$7$q;
+            if (upd_set) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
+        end
+        if (upd_en) begin
+            cand$7$d = cand$8$q;
+            if (upd_set) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
+        end
+        if (upd_en) begin
+            cand$8$d = cand$9$q;
+            if (upd_set) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
+        end
+        if (upd_en) begin
+            cand$9$d = cand$10$q;
+            if (upd_set) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
+        end
+        if (upd_en) begin
+            cand$10$d = cand$11$q;
+            if (upd_set) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
+        end
+        if (upd_en) begin
+            cand$11$d = cand$12$q;
+            if (upd_set) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
+        end
+        if (upd_en) begin
+            cand$12$d = cand$13$q;
+            if (upd_set) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
+        end
+        if (upd_en) begin
+            cand$13$d = cand$14$q;
+            if (upd_set) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
+        end
+        if (upd_en) begin
+            cand$14$d = cand$15$q;
+            if (upd_set) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
+        end
+        if (upd_en) begin
+            cand$15$d = cand$16$q;
+            if (upd_set) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
+        end
+        if (upd_en) begin
+            cand$16$d = cand$17$q;
+            if (upd_set) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
+        end
+        if (upd_en) begin
+            cand$17$d = cand$18$q;
+            if (upd_set) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
+        end
+        if (upd_en) begin
+            cand$18$d = cand$19$q;
+            if (upd_set) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
+        end
+        if (upd_en) begin
+            cand$19$d = cand$20$q;
+            if (upd_set) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
+        end
+        if (upd_en) begin
+            cand$20$d = cand$21$q;
+            if (upd_set) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
+        end
+        if (upd_en) begin
+            cand$21$d = cand$22$q;
+            if (upd_set) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
+        end
+        if (upd_en) begin
+            cand$22$d = cand$23$q;
+            if (upd_set) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
+        end
+        if (upd_en) begin
+            cand$23$d = cand$24$q;
+            if (upd_set) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
+        end
+        if (upd_en) begin
+            cand$24$d = cand$25$q;
+            if (upd_set) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
+        end
+        if (upd_en) begin
+            cand$25$d = cand$26$q;
+            if (upd_set) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
+        end
+        if (upd_en) begin
+            cand$26$d = cand$27$q;
+            if (upd_set) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
+        end
+        if (upd_en) begin
+            cand$27$d = cand$28$q;
+            if (upd_set) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
+        end
+        if (upd_en) begin
+            cand$28$d = cand$29$q;
+            if (upd_set) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
+        end
+        if (upd_en) begin
+            cand$29$d = cand$30$q;
+            if (upd_set) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
+        end
+        if (upd_en) begin
+            cand$30$d = cand$31$q;
+            if (upd_set) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
+        end
+        if (upd_en) begin
+            cand$31$d = cand$0$q;
+            if (upd_set) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
             end
         end
         p_r$d = r_k;

@@ -5925,6 +5925,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [15:0] lane$0$x_raddr1;
     reg  [15:0] lane$0$k;
     reg  lane$0$k_is_x;
+    reg  lane$0$c_rotate;
     reg  [15:0] lane$0$ka;
     reg  lane$0$ka_is_x;
     reg  lane$0$a_set;
@@ -7616,6 +7617,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .x_raddr1(lane$0$x_raddr1),
         .k(lane$0$k),
         .k_is_x(lane$0$k_is_x),
+        .c_rotate(lane$0$c_rotate),
         .ka(lane$0$ka),
         .ka_is_x(lane$0$ka_is_x),
         .a_set(lane$0$a_set),
@@ -11514,6 +11516,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         lane$0$x_raddr1 = step$1$q;
         lane$0$k = term$q;
         lane$0$k_is_x = term$q == x_term;
+        lane$0$c_rotate = issue && (term$q != x_term);
         lane$0$ka = d1_term$q;
         lane$0$ka_is_x = d1_term$q == x_term;
         lane$0$a_set = a_set$q;
@@ -16668,7 +16671,7 @@ module top$gru$head_valid(d,q,clock);
 endmodule // top$gru$head_valid
 
 
-module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,unit_is_a$32,unit_is_a$33,unit_is_a$34,unit_is_a$35,unit_is_a$36,unit_is_a$37,unit_is_a$38,unit_is_a$39,unit_is_a$40,unit_is_a$41,unit_is_a$42,unit_is_a$43,unit_is_a$44,unit_is_a$45,unit_is_a$46,unit_is_a$47,unit_is_a$48,unit_is_a$49,unit_is_a$50,unit_is_a$51,unit_is_a$52,unit_is_a$53,unit_is_a$54,unit_is_a$55,unit_is_a$56,unit_is_a$57,unit_is_a$58,unit_is_a$59,unit_is_a$60,unit_is_a$61,unit_is_a$62,unit_is_a$63,unit_is_a$64,unit_is_a$65,unit_is_a$66,unit_is_a$67,unit_is_a$68,unit_is_a$69,unit_is_a$70,unit_is_a$71,unit_is_a$72,unit_is_a$73,unit_is_a$74,unit_is_a$75,unit_is_a$76,unit_is_a$77,unit_is_a$78,unit_is_a$79,unit_is_a$80,unit_is_a$81,unit_is_a$82,unit_is_a$83,unit_is_a$84,unit_is_a$85,unit_is_a$86,unit_is_a$87,unit_is_a$88,unit_is_a$89,unit_is_a$90,unit_is_a$91,unit_is_a$92,unit_is_a$93,unit_is_a$94,unit_is_a$95,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,weight$32,weight$33,weight$34,weight$35,weight$36,weight$37,weight$38,weight$39,weight$40,weight$41,weight$42,weight$43,weight$44,weight$45,weight$46,weight$47,weight$48,weight$49,weight$50,weight$51,weight$52,weight$53,weight$54,weight$55,weight$56,weight$57,weight$58,weight$59,weight$60,weight$61,weight$62,weight$63,weight$64,weight$65,weight$66,weight$67,weight$68,weight$69,weight$70,weight$71,weight$72,weight$73,weight$74,weight$75,weight$76,weight$77,weight$78,weight$79,weight$80,weight$81,weight$82,weight$83,weight$84,weight$85,weight$86,weight$87,weight$88,weight$89,weight$90,weight$91,weight$92,weight$93,weight$94,weight$95,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,bias$32,bias$33,bias$34,bias$35,bias$36,bias$37,bias$38,bias$39,bias$40,bias$41,bias$42,bias$43,bias$44,bias$45,bias$46,bias$47,bias$48,bias$49,bias$50,bias$51,bias$52,bias$53,bias$54,bias$55,bias$56,bias$57,bias$58,bias$59,bias$60,bias$61,bias$62,bias$63,bias$64,bias$65,bias$66,bias$67,bias$68,bias$69,bias$70,bias$71,bias$72,bias$73,bias$74,bias$75,bias$76,bias$77,bias$78,bias$79,bias$80,bias$81,bias$82,bias$83,bias$84,bias$85,bias$86,bias$87,bias$88,bias$89,bias$90,bias$91,bias$92,bias$93,bias$94,bias$95,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,unit_is_a$32,unit_is_a$33,unit_is_a$34,unit_is_a$35,unit_is_a$36,unit_is_a$37,unit_is_a$38,unit_is_a$39,unit_is_a$40,unit_is_a$41,unit_is_a$42,unit_is_a$43,unit_is_a$44,unit_is_a$45,unit_is_a$46,unit_is_a$47,unit_is_a$48,unit_is_a$49,unit_is_a$50,unit_is_a$51,unit_is_a$52,unit_is_a$53,unit_is_a$54,unit_is_a$55,unit_is_a$56,unit_is_a$57,unit_is_a$58,unit_is_a$59,unit_is_a$60,unit_is_a$61,unit_is_a$62,unit_is_a$63,unit_is_a$64,unit_is_a$65,unit_is_a$66,unit_is_a$67,unit_is_a$68,unit_is_a$69,unit_is_a$70,unit_is_a$71,unit_is_a$72,unit_is_a$73,unit_is_a$74,unit_is_a$75,unit_is_a$76,unit_is_a$77,unit_is_a$78,unit_is_a$79,unit_is_a$80,unit_is_a$81,unit_is_a$82,unit_is_a$83,unit_is_a$84,unit_is_a$85,unit_is_a$86,unit_is_a$87,unit_is_a$88,unit_is_a$89,unit_is_a$90,unit_is_a$91,unit_is_a$92,unit_is_a$93,unit_is_a$94,unit_is_a$95,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,weight$32,weight$33,weight$34,weight$35,weight$36,weight$37,weight$38,weight$39,weight$40,weight$41,weight$42,weight$43,weight$44,weight$45,weight$46,weight$47,weight$48,weight$49,weight$50,weight$51,weight$52,weight$53,weight$54,weight$55,weight$56,weight$57,weight$58,weight$59,weight$60,weight$61,weight$62,weight$63,weight$64,weight$65,weight$66,weight$67,weight$68,weight$69,weight$70,weight$71,weight$72,weight$73,weight$74,weight$75,weight$76,weight$77,weight$78,weight$79,weight$80,weight$81,weight$82,weight$83,weight$84,weight$85,weight$86,weight$87,weight$88,weight$89,weight$90,weight$91,weight$92,weight$93,weight$94,weight$95,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,bias$32,bias$33,bias$34,bias$35,bias$36,bias$37,bias$38,bias$39,bias$40,bias$41,bias$42,bias$43,bias$44,bias$45,bias$46,bias$47,bias$48,bias$49,bias$50,bias$51,bias$52,bias$53,bias$54,bias$55,bias$56,bias$57,bias$58,bias$59,bias$60,bias$61,bias$62,bias$63,bias$64,bias$65,bias$66,bias$67,bias$68,bias$69,bias$70,bias$71,bias$72,bias$73,bias$74,bias$75,bias$76,bias$77,bias$78,bias$79,bias$80,bias$81,bias$82,bias$83,bias$84,bias$85,bias$86,bias$87,bias$88,bias$89,bias$90,bias$91,bias$92,bias$93,bias$94,bias$95,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -16680,6 +16683,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
+    input wire  c_rotate;
     input wire  [15:0] ka;
     input wire  ka_is_x;
     input wire  a_set;
@@ -20721,9 +20725,15 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        r_k = 18'h0;
-        z_j = 18'h0;
-        c_j = 18'h0;
+        r_k = r1$0$q;
+        if (a_set) begin
+            r_k = r0$0$q;
+        end
+        z_j = z0$0$q;
+        if (upd_set) begin
+            z_j = z1$0$q;
+        end
+        c_j = cand$0$q;
         z0$0$clock = clock;
         z1$0$clock = clock;
         r0$0$clock = clock;
@@ -20734,23 +20744,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$0$d = r0$0$q;
         r1$0$d = r1$0$q;
         cand$0$d = cand$0$q;
-        if (k == 0) begin
-            if (a_set) begin
-                r_k = r0$0$q;
-            end
-            else begin
-                r_k = r1$0$q;
-            end
-        end
-        if (upd_j == 0) begin
-            c_j = cand$0$q;
-            if (upd_set) begin
-                z_j = z1$0$q;
-            end
-            else begin
-                z_j = z0$0$q;
-            end
-        end
         z0$1$clock = clock;
         z1$1$clock = clock;
         r0$1$clock = clock;
@@ -20761,23 +20754,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$1$d = r0$1$q;
         r1$1$d = r1$1$q;
         cand$1$d = cand$1$q;
-        if (k == 1) begin
-            if (a_set) begin
-                r_k = r0$1$q;
-            end
-            else begin
-                r_k = r1$1$q;
-            end
-        end
-        if (upd_j == 1) begin
-            c_j = cand$1$q;
-            if (upd_set) begin
-                z_j = z1$1$q;
-            end
-            else begin
-                z_j = z0$1$q;
-            end
-        end
         z0$2$clock = clock;
         z1$2$clock = clock;
         r0$2$clock = clock;
@@ -20788,23 +20764,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$2$d = r0$2$q;
         r1$2$d = r1$2$q;
         cand$2$d = cand$2$q;
-        if (k == 2) begin
-            if (a_set) begin
-                r_k = r0$2$q;
-            end
-            else begin
-                r_k = r1$2$q;
-            end
-        end
-        if (upd_j == 2) begin
-            c_j = cand$2$q;
-            if (upd_set) begin
-                z_j = z1$2$q;
-            end
-            else begin
-                z_j = z0$2$q;
-            end
-        end
         z0$3$clock = clock;
         z1$3$clock = clock;
         r0$3$clock = clock;
@@ -20815,23 +20774,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$3$d = r0$3$q;
         r1$3$d = r1$3$q;
         cand$3$d = cand$3$q;
-        if (k == 3) begin
-            if (a_set) begin
-                r_k = r0$3$q;
-            end
-            else begin
-                r_k = r1$3$q;
-            end
-        end
-        if (upd_j == 3) begin
-            c_j = cand$3$q;
-            if (upd_set) begin
-                z_j = z1$3$q;
-            end
-            else begin
-                z_j = z0$3$q;
-            end
-        end
         z0$4$clock = clock;
         z1$4$clock = clock;
         r0$4$clock = clock;
@@ -20842,23 +20784,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$4$d = r0$4$q;
         r1$4$d = r1$4$q;
         cand$4$d = cand$4$q;
-        if (k == 4) begin
-            if (a_set) begin
-                r_k = r0$4$q;
-            end
-            else begin
-                r_k = r1$4$q;
-            end
-        end
-        if (upd_j == 4) begin
-            c_j = cand$4$q;
-            if (upd_set) begin
-                z_j = z1$4$q;
-            end
-            else begin
-                z_j = z0$4$q;
-            end
-        end
         z0$5$clock = clock;
         z1$5$clock = clock;
         r0$5$clock = clock;
@@ -20869,23 +20794,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$5$d = r0$5$q;
         r1$5$d = r1$5$q;
         cand$5$d = cand$5$q;
-        if (k == 5) begin
-            if (a_set) begin
-                r_k = r0$5$q;
-            end
-            else begin
-                r_k = r1$5$q;
-            end
-        end
-        if (upd_j == 5) begin
-            c_j = cand$5$q;
-            if (upd_set) begin
-                z_j = z1$5$q;
-            end
-            else begin
-                z_j = z0$5$q;
-            end
-        end
         z0$6$clock = clock;
         z1$6$clock = clock;
         r0$6$clock = clock;
@@ -20896,23 +20804,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$6$d = r0$6$q;
         r1$6$d = r1$6$q;
         cand$6$d = cand$6$q;
-        if (k == 6) begin
-            if (a_set) begin
-                r_k = r0$6$q;
-            end
-            else begin
-                r_k = r1$6$q;
-            end
-        end
-        if (upd_j == 6) begin
-            c_j = cand$6$q;
-            if (upd_set) begin
-                z_j = z1$6$q;
-            end
-            else begin
-                z_j = z0$6$q;
-            end
-        end
         z0$7$clock = clock;
         z1$7$clock = clock;
         r0$7$clock = clock;
@@ -20923,23 +20814,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$7$d = r0$7$q;
         r1$7$d = r1$7$q;
         cand$7$d = cand$7$q;
-        if (k == 7) begin
-            if (a_set) begin
-                r_k = r0$7$q;
-            end
-            else begin
-                r_k = r1$7$q;
-            end
-        end
-        if (upd_j == 7) begin
-            c_j = cand$7$q;
-            if (upd_set) begin
-                z_j = z1$7$q;
-            end
-            else begin
-                z_j = z0$7$q;
-            end
-        end
         z0$8$clock = clock;
         z1$8$clock = clock;
         r0$8$clock = clock;
@@ -20950,23 +20824,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$8$d = r0$8$q;
         r1$8$d = r1$8$q;
         cand$8$d = cand$8$q;
-        if (k == 8) begin
-            if (a_set) begin
-                r_k = r0$8$q;
-            end
-            else begin
-                r_k = r1$8$q;
-            end
-        end
-        if (upd_j == 8) begin
-            c_j = cand$8$q;
-            if (upd_set) begin
-                z_j = z1$8$q;
-            end
-            else begin
-                z_j = z0$8$q;
-            end
-        end
         z0$9$clock = clock;
         z1$9$clock = clock;
         r0$9$clock = clock;
@@ -20977,23 +20834,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$9$d = r0$9$q;
         r1$9$d = r1$9$q;
         cand$9$d = cand$9$q;
-        if (k == 9) begin
-            if (a_set) begin
-                r_k = r0$9$q;
-            end
-            else begin
-                r_k = r1$9$q;
-            end
-        end
-        if (upd_j == 9) begin
-            c_j = cand$9$q;
-            if (upd_set) begin
-                z_j = z1$9$q;
-            end
-            else begin
-                z_j = z0$9$q;
-            end
-        end
         z0$10$clock = clock;
         z1$10$clock = clock;
         r0$10$clock = clock;
@@ -21004,23 +20844,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$10$d = r0$10$q;
         r1$10$d = r1$10$q;
         cand$10$d = cand$10$q;
-        if (k == 10) begin
-            if (a_set) begin
-                r_k = r0$10$q;
-            end
-            else begin
-                r_k = r1$10$q;
-            end
-        end
-        if (upd_j == 10) begin
-            c_j = cand$10$q;
-            if (upd_set) begin
-                z_j = z1$10$q;
-            end
-            else begin
-                z_j = z0$10$q;
-            end
-        end
         z0$11$clock = clock;
         z1$11$clock = clock;
         r0$11$clock = clock;
@@ -21031,23 +20854,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$11$d = r0$11$q;
         r1$11$d = r1$11$q;
         cand$11$d = cand$11$q;
-        if (k == 11) begin
-            if (a_set) begin
-                r_k = r0$11$q;
-            end
-            else begin
-                r_k = r1$11$q;
-            end
-        end
-        if (upd_j == 11) begin
-            c_j = cand$11$q;
-            if (upd_set) begin
-                z_j = z1$11$q;
-            end
-            else begin
-                z_j = z0$11$q;
-            end
-        end
         z0$12$clock = clock;
         z1$12$clock = clock;
         r0$12$clock = clock;
@@ -21058,23 +20864,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$12$d = r0$12$q;
         r1$12$d = r1$12$q;
         cand$12$d = cand$12$q;
-        if (k == 12) begin
-            if (a_set) begin
-                r_k = r0$12$q;
-            end
-            else begin
-                r_k = r1$12$q;
-            end
-        end
-        if (upd_j == 12) begin
-            c_j = cand$12$q;
-            if (upd_set) begin
-                z_j = z1$12$q;
-            end
-            else begin
-                z_j = z0$12$q;
-            end
-        end
         z0$13$clock = clock;
         z1$13$clock = clock;
         r0$13$clock = clock;
@@ -21085,23 +20874,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$13$d = r0$13$q;
         r1$13$d = r1$13$q;
         cand$13$d = cand$13$q;
-        if (k == 13) begin
-            if (a_set) begin
-                r_k = r0$13$q;
-            end
-            else begin
-                r_k = r1$13$q;
-            end
-        end
-        if (upd_j == 13) begin
-            c_j = cand$13$q;
-            if (upd_set) begin
-                z_j = z1$13$q;
-            end
-            else begin
-                z_j = z0$13$q;
-            end
-        end
         z0$14$clock = clock;
         z1$14$clock = clock;
         r0$14$clock = clock;
@@ -21112,23 +20884,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$14$d = r0$14$q;
         r1$14$d = r1$14$q;
         cand$14$d = cand$14$q;
-        if (k == 14) begin
-            if (a_set) begin
-                r_k = r0$14$q;
-            end
-            else begin
-                r_k = r1$14$q;
-            end
-        end
-        if (upd_j == 14) begin
-            c_j = cand$14$q;
-            if (upd_set) begin
-                z_j = z1$14$q;
-            end
-            else begin
-                z_j = z0$14$q;
-            end
-        end
         z0$15$clock = clock;
         z1$15$clock = clock;
         r0$15$clock = clock;
@@ -21139,23 +20894,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$15$d = r0$15$q;
         r1$15$d = r1$15$q;
         cand$15$d = cand$15$q;
-        if (k == 15) begin
-            if (a_set) begin
-                r_k = r0$15$q;
-            end
-            else begin
-                r_k = r1$15$q;
-            end
-        end
-        if (upd_j == 15) begin
-            c_j = cand$15$q;
-            if (upd_set) begin
-                z_j = z1$15$q;
-            end
-            else begin
-                z_j = z0$15$q;
-            end
-        end
         z0$16$clock = clock;
         z1$16$clock = clock;
         r0$16$clock = clock;
@@ -21166,23 +20904,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$16$d = r0$16$q;
         r1$16$d = r1$16$q;
         cand$16$d = cand$16$q;
-        if (k == 16) begin
-            if (a_set) begin
-                r_k = r0$16$q;
-            end
-            else begin
-                r_k = r1$16$q;
-            end
-        end
-        if (upd_j == 16) begin
-            c_j = cand$16$q;
-            if (upd_set) begin
-                z_j = z1$16$q;
-            end
-            else begin
-                z_j = z0$16$q;
-            end
-        end
         z0$17$clock = clock;
         z1$17$clock = clock;
         r0$17$clock = clock;
@@ -21193,23 +20914,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$17$d = r0$17$q;
         r1$17$d = r1$17$q;
         cand$17$d = cand$17$q;
-        if (k == 17) begin
-            if (a_set) begin
-                r_k = r0$17$q;
-            end
-            else begin
-                r_k = r1$17$q;
-            end
-        end
-        if (upd_j == 17) begin
-            c_j = cand$17$q;
-            if (upd_set) begin
-                z_j = z1$17$q;
-            end
-            else begin
-                z_j = z0$17$q;
-            end
-        end
         z0$18$clock = clock;
         z1$18$clock = clock;
         r0$18$clock = clock;
@@ -21220,23 +20924,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$18$d = r0$18$q;
         r1$18$d = r1$18$q;
         cand$18$d = cand$18$q;
-        if (k == 18) begin
-            if (a_set) begin
-                r_k = r0$18$q;
-            end
-            else begin
-                r_k = r1$18$q;
-            end
-        end
-        if (upd_j == 18) begin
-            c_j = cand$18$q;
-            if (upd_set) begin
-                z_j = z1$18$q;
-            end
-            else begin
-                z_j = z0$18$q;
-            end
-        end
         z0$19$clock = clock;
         z1$19$clock = clock;
         r0$19$clock = clock;
@@ -21247,23 +20934,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$19$d = r0$19$q;
         r1$19$d = r1$19$q;
         cand$19$d = cand$19$q;
-        if (k == 19) begin
-            if (a_set) begin
-                r_k = r0$19$q;
-            end
-            else begin
-                r_k = r1$19$q;
-            end
-        end
-        if (upd_j == 19) begin
-            c_j = cand$19$q;
-            if (upd_set) begin
-                z_j = z1$19$q;
-            end
-            else begin
-                z_j = z0$19$q;
-            end
-        end
         z0$20$clock = clock;
         z1$20$clock = clock;
         r0$20$clock = clock;
@@ -21274,23 +20944,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$20$d = r0$20$q;
         r1$20$d = r1$20$q;
         cand$20$d = cand$20$q;
-        if (k == 20) begin
-            if (a_set) begin
-                r_k = r0$20$q;
-            end
-            else begin
-                r_k = r1$20$q;
-            end
-        end
-        if (upd_j == 20) begin
-            c_j = cand$20$q;
-            if (upd_set) begin
-                z_j = z1$20$q;
-            end
-            else begin
-                z_j = z0$20$q;
-            end
-        end
         z0$21$clock = clock;
         z1$21$clock = clock;
         r0$21$clock = clock;
@@ -21301,23 +20954,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$21$d = r0$21$q;
         r1$21$d = r1$21$q;
         cand$21$d = cand$21$q;
-        if (k == 21) begin
-            if (a_set) begin
-                r_k = r0$21$q;
-            end
-            else begin
-                r_k = r1$21$q;
-            end
-        end
-        if (upd_j == 21) begin
-            c_j = cand$21$q;
-            if (upd_set) begin
-                z_j = z1$21$q;
-            end
-            else begin
-                z_j = z0$21$q;
-            end
-        end
         z0$22$clock = clock;
         z1$22$clock = clock;
         r0$22$clock = clock;
@@ -21328,23 +20964,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$22$d = r0$22$q;
         r1$22$d = r1$22$q;
         cand$22$d = cand$22$q;
-        if (k == 22) begin
-            if (a_set) begin
-                r_k = r0$22$q;
-            end
-            else begin
-                r_k = r1$22$q;
-            end
-        end
-        if (upd_j == 22) begin
-            c_j = cand$22$q;
-            if (upd_set) begin
-                z_j = z1$22$q;
-            end
-            else begin
-                z_j = z0$22$q;
-            end
-        end
         z0$23$clock = clock;
         z1$23$clock = clock;
         r0$23$clock = clock;
@@ -21355,23 +20974,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$23$d = r0$23$q;
         r1$23$d = r1$23$q;
         cand$23$d = cand$23$q;
-        if (k == 23) begin
-            if (a_set) begin
-                r_k = r0$23$q;
-            end
-            else begin
-                r_k = r1$23$q;
-            end
-        end
-        if (upd_j == 23) begin
-            c_j = cand$23$q;
-            if (upd_set) begin
-                z_j = z1$23$q;
-            end
-            else begin
-                z_j = z0$23$q;
-            end
-        end
         z0$24$clock = clock;
         z1$24$clock = clock;
         r0$24$clock = clock;
@@ -21382,23 +20984,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$24$d = r0$24$q;
         r1$24$d = r1$24$q;
         cand$24$d = cand$24$q;
-        if (k == 24) begin
-            if (a_set) begin
-                r_k = r0$24$q;
-            end
-            else begin
-                r_k = r1$24$q;
-            end
-        end
-        if (upd_j == 24) begin
-            c_j = cand$24$q;
-            if (upd_set) begin
-                z_j = z1$24$q;
-            end
-            else begin
-                z_j = z0$24$q;
-            end
-        end
         z0$25$clock = clock;
         z1$25$clock = clock;
         r0$25$clock = clock;
@@ -21409,23 +20994,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$25$d = r0$25$q;
         r1$25$d = r1$25$q;
         cand$25$d = cand$25$q;
-        if (k == 25) begin
-            if (a_set) begin
-                r_k = r0$25$q;
-            end
-            else begin
-                r_k = r1$25$q;
-            end
-        end
-        if (upd_j == 25) begin
-            c_j = cand$25$q;
-            if (upd_set) begin
-                z_j = z1$25$q;
-            end
-            else begin
-                z_j = z0$25$q;
-            end
-        end
         z0$26$clock = clock;
         z1$26$clock = clock;
         r0$26$clock = clock;
@@ -21436,23 +21004,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$26$d = r0$26$q;
         r1$26$d = r1$26$q;
         cand$26$d = cand$26$q;
-        if (k == 26) begin
-            if (a_set) begin
-                r_k = r0$26$q;
-            end
-            else begin
-                r_k = r1$26$q;
-            end
-        end
-        if (upd_j == 26) begin
-            c_j = cand$26$q;
-            if (upd_set) begin
-                z_j = z1$26$q;
-            end
-            else begin
-                z_j = z0$26$q;
-            end
-        end
         z0$27$clock = clock;
         z1$27$clock = clock;
         r0$27$clock = clock;
@@ -21463,23 +21014,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$27$d = r0$27$q;
         r1$27$d = r1$27$q;
         cand$27$d = cand$27$q;
-        if (k == 27) begin
-            if (a_set) begin
-                r_k = r0$27$q;
-            end
-            else begin
-                r_k = r1$27$q;
-            end
-        end
-        if (upd_j == 27) begin
-            c_j = cand$27$q;
-            if (upd_set) begin
-                z_j = z1$27$q;
-            end
-            else begin
-                z_j = z0$27$q;
-            end
-        end
         z0$28$clock = clock;
         z1$28$clock = clock;
         r0$28$clock = clock;
@@ -21490,23 +21024,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$28$d = r0$28$q;
         r1$28$d = r1$28$q;
         cand$28$d = cand$28$q;
-        if (k == 28) begin
-            if (a_set) begin
-                r_k = r0$28$q;
-            end
-            else begin
-                r_k = r1$28$q;
-            end
-        end
-        if (upd_j == 28) begin
-            c_j = cand$28$q;
-            if (upd_set) begin
-                z_j = z1$28$q;
-            end
-            else begin
-                z_j = z0$28$q;
-            end
-        end
         z0$29$clock = clock;
         z1$29$clock = clock;
         r0$29$clock = clock;
@@ -21517,23 +21034,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$29$d = r0$29$q;
         r1$29$d = r1$29$q;
         cand$29$d = cand$29$q;
-        if (k == 29) begin
-            if (a_set) begin
-                r_k = r0$29$q;
-            end
-            else begin
-                r_k = r1$29$q;
-            end
-        end
-        if (upd_j == 29) begin
-            c_j = cand$29$q;
-            if (upd_set) begin
-                z_j = z1$29$q;
-            end
-            else begin
-                z_j = z0$29$q;
-            end
-        end
         z0$30$clock = clock;
         z1$30$clock = clock;
         r0$30$clock = clock;
@@ -21544,23 +21044,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$30$d = r0$30$q;
         r1$30$d = r1$30$q;
         cand$30$d = cand$30$q;
-        if (k == 30) begin
-            if (a_set) begin
-                r_k = r0$30$q;
-            end
-            else begin
-                r_k = r1$30$q;
-            end
-        end
-        if (upd_j == 30) begin
-            c_j = cand$30$q;
-            if (upd_set) begin
-                z_j = z1$30$q;
-            end
-            else begin
-                z_j = z0$30$q;
-            end
-        end
         z0$31$clock = clock;
         z1$31$clock = clock;
         r0$31$clock = clock;
@@ -21571,21 +21054,548 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (k == 31) begin
+        if (c_rotate) begin
             if (a_set) begin
-                r_k = r0$31$q;
+                r0$0$d = r0$1$q;
             end
             else begin
-                r_k = r1$31$q;
+                r1$0$d = r1$1$q;
             end
         end
-        if (upd_j == 31) begin
-            c_j = cand$31$q;
+        if (upd_en) begin
+            cand$0$d = cand$1$q;
             if (upd_set) begin
-                z_j = z1$31$q;
+                z1$0$d = z1$1$q;
             end
             else begin
-                z_j = z0$31$q;
+                z0$0$d = z0$1$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
+        end
+        if (upd_en) begin
+            cand$1$d = cand$2$q;
+            if (upd_set) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
+        end
+        if (upd_en) begin
+            cand$2$d = cand$3$q;
+            if (upd_set) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
+        end
+        if (upd_en) begin
+            cand$3$d = cand$4$q;
+            if (upd_set) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
+        end
+        if (upd_en) begin
+            cand$4$d = cand$5$q;
+            if (upd_set) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
+        end
+        if (upd_en) begin
+            cand$5$d = cand$6$q;
+            if (upd_set) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
+        end
+        if (upd_en) begin
+            cand$6$d = cand$7$q;
+            if (upd_set) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
+        end
+        if (upd_en) begin
+            cand$7$d = cand$8$q;
+            if (upd_set) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
+        end
+        if (upd_en) begin
+            cand$8$d = cand$9$q;
+            if (upd_set) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
+        end
+        if (upd_en) begin
+            cand$9$d = cand$10$q;
+            if (upd_set) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
+        end
+        if (upd_en) begin
+            cand$10$d = cand$11$q;
+            if (upd_set) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
+        end
+        if (upd_en) begin
+            cand$11$d = cand$12$q;
+            if (upd_set) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
+        end
+        if (upd_en) begin
+            cand$12$d = cand$13$q;
+            if (upd_set) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
+        end
+        if (upd_en) begin
+            cand$13$d = cand$14$q;
+            if (upd_set) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
+        end
+        if (upd_en) begin
+            cand$14$d = cand$15$q;
+            if (upd_set) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
+        end
+        if (upd_en) begin
+            cand$15$d = cand$16$q;
+            if (upd_set) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
+        end
+        if (upd_en) begin
+            cand$16$d = cand$17$q;
+            if (upd_set) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
+        end
+        if (upd_en) begin
+            cand$17$d = cand$18$q;
+            if (upd_set) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
+        end
+        if (upd_en) begin
+            cand$18$d = cand$19$q;
+            if (upd_set) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
+        end
+        if (upd_en) begin
+            cand$19$d = cand$20$q;
+            if (upd_set) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
+        end
+        if (upd_en) begin
+            cand$20$d = cand$21$q;
+            if (upd_set) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
+        end
+        if (upd_en) begin
+            cand$21$d = cand$22$q;
+            if (upd_set) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
+        end
+        if (upd_en) begin
+            cand$22$d = cand$23$q;
+            if (upd_set) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
+        end
+        if (upd_en) begin
+            cand$23$d = cand$24$q;
+            if (upd_set) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
+        end
+        if (upd_en) begin
+            cand$24$d = cand$25$q;
+            if (upd_set) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
+        end
+        if (upd_en) begin
+            cand$25$d = cand$26$q;
+            if (upd_set) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
+        end
+        if (upd_en) begin
+            cand$26$d = cand$27$q;
+            if (upd_set) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
+        end
+        if (upd_en) begin
+            cand$27$d = cand$28$q;
+            if (upd_set) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
+        end
+        if (upd_en) begin
+            cand$28$d = cand$29$q;
+            if (upd_set) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
+        end
+        if (upd_en) begin
+            cand$29$d = cand$30$q;
+            if (upd_set) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
+        end
+        if (upd_en) begin
+            cand$30$d = cand$31$q;
+            if (upd_set) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
+        end
+        if (c_rotate) begin
+            if (a_set) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
+        end
+        if (upd_en) begin
+            cand$31$d = cand$0$q;
+            if (upd_set) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
             end
         end
         p_r$d = r_k;

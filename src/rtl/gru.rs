@@ -502,6 +502,8 @@ impl Logic for Gru {
             self.lane[l].x_raddr1.next = self.step[1].q.val();
             self.lane[l].k.next = self.term.q.val();
             self.lane[l].k_is_x.next = self.term.q.val() == self.x_term.val();
+            self.lane[l].c_rotate.next =
+                self.issue.val() && (self.term.q.val() != self.x_term.val());
             self.lane[l].ka.next = self.d1_term.q.val();
             self.lane[l].ka_is_x.next = self.d1_term.q.val() == self.x_term.val();
             self.lane[l].a_set.next = self.a_set.q.val();

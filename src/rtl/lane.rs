@@ -39,6 +39,8 @@ pub struct Lane {
     // Stage 0.
     pub k: Signal<In, Addr>,
     pub k_is_x: Signal<In, Bit>,
+    /// Stage 0: a state term is issued (the C set's r turns one unit).
+    pub c_rotate: Signal<In, Bit>,
     /// Stage 0c: the term of the A set's read (k two cycles later).
     pub ka: Signal<In, Addr>,
     pub ka_is_x: Signal<In, Bit>,
@@ -145,6 +147,7 @@ impl Lane {
             x_raddr1: Default::default(),
             k: Default::default(),
             k_is_x: Default::default(),
+            c_rotate: Default::default(),
             ka: Default::default(),
             ka_is_x: Default::default(),
             a_set: Default::default(),
@@ -277,10 +280,20 @@ impl Logic for Lane {
             self.x_a.next = self.input[0].rdata0.val();
             self.x_c.next = self.input[1].rdata0.val();
         }
-        // Registers z, r (per set) and c (shared); reads by index.
-        self.r_k.next = 0.into();
-        self.z_j.next = 0.into();
-        self.c_j.next = 0.into();
+        // Registers z, r (per set) and c (shared), read at unit 0 as they
+        // rotate: the C set's r by one unit per state term it issues (a
+        // pass turns it once round), z of the updated set and c by one unit
+        // per update step (j = 0..H-1 in order). No H-way select keyed by a
+        // broadcast counter (docs/hardware.md: what limits Fmax).
+        self.r_k.next = self.r1[0].q.val();
+        if self.a_set.val() {
+            self.r_k.next = self.r0[0].q.val();
+        }
+        self.z_j.next = self.z0[0].q.val();
+        if self.upd_set.val() {
+            self.z_j.next = self.z1[0].q.val();
+        }
+        self.c_j.next = self.cand[0].q.val();
         for j in 0..self._h {
             self.z0[j].clock.next = self.clock.val();
             self.z1[j].clock.next = self.clock.val();
@@ -292,19 +305,23 @@ impl Logic for Lane {
             self.r0[j].d.next = self.r0[j].q.val();
             self.r1[j].d.next = self.r1[j].q.val();
             self.cand[j].d.next = self.cand[j].q.val();
-            if self.k.val().index() == j {
-                if self.a_set.val() {
-                    self.r_k.next = self.r0[j].q.val();
-                } else {
-                    self.r_k.next = self.r1[j].q.val();
+        }
+        for hh in self._h..(self._h + 1) {
+            for j in 0..self._h {
+                if self.c_rotate.val() {
+                    if self.a_set.val() {
+                        self.r0[j].d.next = self.r0[(j + 1) % hh].q.val();
+                    } else {
+                        self.r1[j].d.next = self.r1[(j + 1) % hh].q.val();
+                    }
                 }
-            }
-            if self.upd_j.val().index() == j {
-                self.c_j.next = self.cand[j].q.val();
-                if self.upd_set.val() {
-                    self.z_j.next = self.z1[j].q.val();
-                } else {
-                    self.z_j.next = self.z0[j].q.val();
+                if self.upd_en.val() {
+                    self.cand[j].d.next = self.cand[(j + 1) % hh].q.val();
+                    if self.upd_set.val() {
+                        self.z1[j].d.next = self.z1[(j + 1) % hh].q.val();
+                    } else {
+                        self.z0[j].d.next = self.z0[(j + 1) % hh].q.val();
+                    }
                 }
             }
         }
@@ -459,9 +476,12 @@ mod tests {
                 rng.gen_range(-q..=q),
             );
             let zero = case % 7 == 0;
-            // Set 1's z_j, the shared c_j and set 1's h_j; stream unit j.
-            lane.z1[j].q.next = tc(z);
-            lane.cand[j].q.next = tc(c);
+            // Set 1's z, the shared c (every unit: they rotate as they are
+            // read at unit 0) and set 1's h_j; stream unit j.
+            for i in 0..h {
+                lane.z1[i].q.next = tc(z);
+                lane.cand[i].q.next = tc(c);
+            }
             lane.state[1]._mem[j] = tc(hv);
             lane.upd_en.next = true;
             lane.upd_set.next = true;
@@ -469,7 +489,10 @@ mod tests {
             lane.upd_zero.next = zero;
             // Reset operand of the C set (set 0 while set 1 is the A set).
             let r = rng.gen_range(0..=one);
-            lane.r0[j].q.next = tc(r);
+            for i in 0..h {
+                lane.r0[i].q.next = tc(r);
+            }
+            lane.c_rotate.next = true;
             lane.state[0]._mem[j] = tc(hv);
             lane.a_set.next = true;
             lane.k.next = (j as u64).into();
