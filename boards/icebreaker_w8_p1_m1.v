@@ -1115,10 +1115,11 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
     localparam ExtractState$RatioStart = 2;
     localparam ExtractState$RatioWait = 3;
     localparam ExtractState$SearchAddr = 4;
-    localparam ExtractState$SearchCmp = 5;
-    localparam ExtractState$FracStart = 6;
-    localparam ExtractState$FracWait = 7;
-    localparam ExtractState$Emit = 8;
+    localparam ExtractState$SearchWait = 5;
+    localparam ExtractState$SearchCmp = 6;
+    localparam ExtractState$FracStart = 7;
+    localparam ExtractState$FracWait = 8;
+    localparam ExtractState$Emit = 9;
     
     // Stub signals
     reg  [3:0] state$d;
@@ -1536,6 +1537,10 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                     end
                 end
             ExtractState$SearchAddr:
+                begin
+                    state$d = ExtractState$SearchWait;
+                end
+            ExtractState$SearchWait:
                 begin
                     state$d = ExtractState$SearchCmp;
                 end
@@ -6644,8 +6649,11 @@ module top$core$engine$extract$thresholds(clock,address,data);
        mem[4095] = 24'h5ed706;
        data = 24'h0;
     end
+    reg [23:0] read;
+    initial read = 24'h0;
     always @(posedge clock) begin
-       data <= (address < 4096) ? mem[address[11:0]] : 24'h0;
+       read <= (address < 4096) ? mem[address[11:0]] : 24'h0;
+       data <= read;
     end
 endmodule // top$core$engine$extract$thresholds
 

@@ -20,6 +20,9 @@ pub enum ExtractState {
     RatioStart,
     RatioWait,
     SearchAddr,
+    /// The threshold ROM's output register (a block RAM's clock-to-out
+    /// straight into the 24-bit compare was the critical path).
+    SearchWait,
     SearchCmp,
     FracStart,
     FracWait,
@@ -132,7 +135,7 @@ impl Extract {
             denom_r: Default::default(),
             frac_num: Default::default(),
             divider: Divider::default(),
-            thresholds: Rom::signed(thresholds),
+            thresholds: Rom::signed(thresholds).pipelined(),
             amp: Default::default(),
             sum: Default::default(),
             pos1: Default::default(),
@@ -153,8 +156,8 @@ impl Extract {
 /// Cycles the extraction spends on one lane when the result stream is ready
 /// (both ratios computed and searched: the worst case).
 pub fn extract_lane_cycles() -> usize {
-    // Select, start, divide, 12 search steps of two cycles.
-    let ratio = 2 + divide_cycles(RATIO_BITS as usize) + 12 * 2;
+    // Select, start, divide, 12 search steps of three cycles.
+    let ratio = 2 + divide_cycles(RATIO_BITS as usize) + 12 * 3;
     2 * ratio + 1 + divide_cycles(FRACTION_FRAC_BITS as usize + 1) + 1
 }
 
@@ -291,6 +294,9 @@ impl Logic for Extract {
                 }
             }
             ExtractState::SearchAddr => {
+                self.state.d.next = ExtractState::SearchWait;
+            }
+            ExtractState::SearchWait => {
                 self.state.d.next = ExtractState::SearchCmp;
             }
             ExtractState::SearchCmp => {
