@@ -6928,6 +6928,18 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  s3_head$d;
     wire  s3_head$q;
     reg  s3_head$clock;
+    reg  lag_done$d;
+    wire  lag_done$q;
+    reg  lag_done$clock;
+    reg  lag_last$d;
+    wire  lag_last$q;
+    reg  lag_last$clock;
+    reg  [15:0] lag_step$d;
+    wire  [15:0] lag_step$q;
+    reg  lag_step$clock;
+    reg  [31:0] lag_group$d;
+    wire  [31:0] lag_group$q;
+    reg  lag_group$clock;
     reg  upd_run$d;
     wire  upd_run$q;
     reg  upd_run$clock;
@@ -7320,6 +7332,26 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(s3_head$q),
         .clock(s3_head$clock)
     );
+    top$core$engine$gru$lag_done lag_done(
+        .d(lag_done$d),
+        .q(lag_done$q),
+        .clock(lag_done$clock)
+    );
+    top$core$engine$gru$lag_last lag_last(
+        .d(lag_last$d),
+        .q(lag_last$q),
+        .clock(lag_last$clock)
+    );
+    top$core$engine$gru$lag_step lag_step(
+        .d(lag_step$d),
+        .q(lag_step$q),
+        .clock(lag_step$clock)
+    );
+    top$core$engine$gru$lag_group lag_group(
+        .d(lag_group$d),
+        .q(lag_group$q),
+        .clock(lag_group$clock)
+    );
     top$core$engine$gru$upd_run upd_run(
         .d(upd_run$d),
         .q(upd_run$q),
@@ -7393,6 +7425,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         s2_set$clock = clock;
         s2_head$clock = clock;
         s3_head$clock = clock;
+        lag_done$clock = clock;
+        lag_last$clock = clock;
+        lag_step$clock = clock;
+        lag_group$clock = clock;
         upd_run$clock = clock;
         upd_j$clock = clock;
         upd_set$clock = clock;
@@ -7443,6 +7479,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         s2_set$d = s2_set$q;
         s2_head$d = s2_head$q;
         s3_head$d = s3_head$q;
+        lag_done$d = lag_done$q;
+        lag_last$d = lag_last$q;
+        lag_step$d = lag_step$q;
+        lag_group$d = lag_group$q;
         upd_run$d = upd_run$q;
         upd_j$d = upd_j$q;
         upd_set$d = upd_set$q;
@@ -7589,10 +7629,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         dbg_channel$0 = lane$0$channel$0;
         dbg_channel$1 = lane$0$channel$1;
         dbg_channel$2 = lane$0$channel$2;
-        dbg_valid = s3_head$q && head_valid$q;
-        dbg_group = head_group$q;
-        dbg_step = head_step$q;
-        ext_load = s3_head$q && head_valid$q && head_last$q;
+        lag_done$d = s3_head$q && head_valid$q;
+        lag_last$d = head_last$q;
+        lag_step$d = head_step$q;
+        lag_group$d = head_group$q;
+        dbg_valid = lag_done$q;
+        dbg_group = lag_group$q;
+        dbg_step = lag_step$q;
+        ext_load = lag_done$q && lag_last$q;
         if (upd_run$q) begin
             upd_j$d = upd_j$q + 16'h1;
             if (upd_j$q == last_state_term) begin
@@ -8619,6 +8663,82 @@ module top$core$engine$gru$head_valid(d,q,clock);
 endmodule // top$core$engine$gru$head_valid
 
 
+module top$core$engine$gru$lag_done(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lag_done
+
+
+module top$core$engine$gru$lag_group(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lag_group
+
+
+module top$core$engine$gru$lag_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lag_last
+
+
+module top$core$engine$gru$lag_step(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lag_step
+
+
 module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,weight$0,bias$0,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
@@ -8765,6 +8885,111 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     localparam  c_pass$31 = 16'h5f;
     
     // Stub signals
+    reg  x_we_r$clock;
+    reg  x_we_r$d;
+    wire  x_we_r$q;
+    reg  x_set_r$clock;
+    reg  x_set_r$d;
+    wire  x_set_r$q;
+    reg  x_waddr_r$clock;
+    reg  [15:0] x_waddr_r$d;
+    wire  [15:0] x_waddr_r$q;
+    reg  x_wdata_r$clock;
+    reg  [17:0] x_wdata_r$d;
+    wire  [17:0] x_wdata_r$q;
+    reg  x_raddr0_r$clock;
+    reg  [15:0] x_raddr0_r$d;
+    wire  [15:0] x_raddr0_r$q;
+    reg  x_raddr1_r$clock;
+    reg  [15:0] x_raddr1_r$d;
+    wire  [15:0] x_raddr1_r$q;
+    reg  k_r$clock;
+    reg  [15:0] k_r$d;
+    wire  [15:0] k_r$q;
+    reg  k_is_x_r$clock;
+    reg  k_is_x_r$d;
+    wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
+    reg  a_set_r$clock;
+    reg  a_set_r$d;
+    wire  a_set_r$q;
+    reg  a_zero_r$clock;
+    reg  a_zero_r$d;
+    wire  a_zero_r$q;
+    reg  c_zero_r$clock;
+    reg  c_zero_r$d;
+    wire  c_zero_r$q;
+    reg  mac_en_r$clock;
+    reg  mac_en_r$d;
+    wire  mac_en_r$q;
+    reg  mac_first_r$clock;
+    reg  mac_first_r$d;
+    wire  mac_first_r$q;
+    reg  head_en_r$clock;
+    reg  head_en_r$d;
+    wire  head_en_r$q;
+    reg  head_first_r$clock;
+    reg  head_first_r$d;
+    wire  head_first_r$q;
+    reg  post_r$clock;
+    reg  post_r$d;
+    wire  post_r$q;
+    reg  post_pass_r$clock;
+    reg  [15:0] post_pass_r$d;
+    wire  [15:0] post_pass_r$q;
+    reg  post_set_r$clock;
+    reg  post_set_r$d;
+    wire  post_set_r$q;
+    reg  head_done_r$clock;
+    reg  head_done_r$d;
+    wire  head_done_r$q;
+    reg  head_step_first_r$clock;
+    reg  head_step_first_r$d;
+    wire  head_step_first_r$q;
+    reg  head_step_last_r$clock;
+    reg  head_step_last_r$d;
+    wire  head_step_last_r$q;
+    reg  head_set_r$clock;
+    reg  head_set_r$d;
+    wire  head_set_r$q;
+    reg  upd_en_r$clock;
+    reg  upd_en_r$d;
+    wire  upd_en_r$q;
+    reg  upd_j_r$clock;
+    reg  [15:0] upd_j_r$d;
+    wire  [15:0] upd_j_r$q;
+    reg  upd_set_r$clock;
+    reg  upd_set_r$d;
+    wire  upd_set_r$q;
+    reg  upd_zero_r$clock;
+    reg  upd_zero_r$d;
+    wire  upd_zero_r$q;
+    reg  unit_is_a_r$0$clock;
+    reg  unit_is_a_r$0$d;
+    wire  unit_is_a_r$0$q;
+    reg  weight_r$0$clock;
+    reg  [19:0] weight_r$0$d;
+    wire  [19:0] weight_r$0$q;
+    reg  bias_r$0$clock;
+    reg  [19:0] bias_r$0$d;
+    wire  [19:0] bias_r$0$q;
+    reg  head_weight_r$0$clock;
+    reg  [19:0] head_weight_r$0$d;
+    wire  [19:0] head_weight_r$0$q;
+    reg  head_weight_r$1$clock;
+    reg  [19:0] head_weight_r$1$d;
+    wire  [19:0] head_weight_r$1$q;
+    reg  head_weight_r$2$clock;
+    reg  [19:0] head_weight_r$2$d;
+    wire  [19:0] head_weight_r$2$q;
     reg  state$0$clock;
     reg  state$0$we;
     reg  [15:0] state$0$waddr;
@@ -9397,6 +9622,181 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] h_j;
     
     // Sub module instances
+    top$core$engine$gru$lane$0$x_we_r x_we_r(
+        .clock(x_we_r$clock),
+        .d(x_we_r$d),
+        .q(x_we_r$q)
+    );
+    top$core$engine$gru$lane$0$x_set_r x_set_r(
+        .clock(x_set_r$clock),
+        .d(x_set_r$d),
+        .q(x_set_r$q)
+    );
+    top$core$engine$gru$lane$0$x_waddr_r x_waddr_r(
+        .clock(x_waddr_r$clock),
+        .d(x_waddr_r$d),
+        .q(x_waddr_r$q)
+    );
+    top$core$engine$gru$lane$0$x_wdata_r x_wdata_r(
+        .clock(x_wdata_r$clock),
+        .d(x_wdata_r$d),
+        .q(x_wdata_r$q)
+    );
+    top$core$engine$gru$lane$0$x_raddr0_r x_raddr0_r(
+        .clock(x_raddr0_r$clock),
+        .d(x_raddr0_r$d),
+        .q(x_raddr0_r$q)
+    );
+    top$core$engine$gru$lane$0$x_raddr1_r x_raddr1_r(
+        .clock(x_raddr1_r$clock),
+        .d(x_raddr1_r$d),
+        .q(x_raddr1_r$q)
+    );
+    top$core$engine$gru$lane$0$k_r k_r(
+        .clock(k_r$clock),
+        .d(k_r$d),
+        .q(k_r$q)
+    );
+    top$core$engine$gru$lane$0$k_is_x_r k_is_x_r(
+        .clock(k_is_x_r$clock),
+        .d(k_is_x_r$d),
+        .q(k_is_x_r$q)
+    );
+    top$core$engine$gru$lane$0$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$core$engine$gru$lane$0$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$core$engine$gru$lane$0$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
+    top$core$engine$gru$lane$0$a_set_r a_set_r(
+        .clock(a_set_r$clock),
+        .d(a_set_r$d),
+        .q(a_set_r$q)
+    );
+    top$core$engine$gru$lane$0$a_zero_r a_zero_r(
+        .clock(a_zero_r$clock),
+        .d(a_zero_r$d),
+        .q(a_zero_r$q)
+    );
+    top$core$engine$gru$lane$0$c_zero_r c_zero_r(
+        .clock(c_zero_r$clock),
+        .d(c_zero_r$d),
+        .q(c_zero_r$q)
+    );
+    top$core$engine$gru$lane$0$mac_en_r mac_en_r(
+        .clock(mac_en_r$clock),
+        .d(mac_en_r$d),
+        .q(mac_en_r$q)
+    );
+    top$core$engine$gru$lane$0$mac_first_r mac_first_r(
+        .clock(mac_first_r$clock),
+        .d(mac_first_r$d),
+        .q(mac_first_r$q)
+    );
+    top$core$engine$gru$lane$0$head_en_r head_en_r(
+        .clock(head_en_r$clock),
+        .d(head_en_r$d),
+        .q(head_en_r$q)
+    );
+    top$core$engine$gru$lane$0$head_first_r head_first_r(
+        .clock(head_first_r$clock),
+        .d(head_first_r$d),
+        .q(head_first_r$q)
+    );
+    top$core$engine$gru$lane$0$post_r post_r(
+        .clock(post_r$clock),
+        .d(post_r$d),
+        .q(post_r$q)
+    );
+    top$core$engine$gru$lane$0$post_pass_r post_pass_r(
+        .clock(post_pass_r$clock),
+        .d(post_pass_r$d),
+        .q(post_pass_r$q)
+    );
+    top$core$engine$gru$lane$0$post_set_r post_set_r(
+        .clock(post_set_r$clock),
+        .d(post_set_r$d),
+        .q(post_set_r$q)
+    );
+    top$core$engine$gru$lane$0$head_done_r head_done_r(
+        .clock(head_done_r$clock),
+        .d(head_done_r$d),
+        .q(head_done_r$q)
+    );
+    top$core$engine$gru$lane$0$head_step_first_r head_step_first_r(
+        .clock(head_step_first_r$clock),
+        .d(head_step_first_r$d),
+        .q(head_step_first_r$q)
+    );
+    top$core$engine$gru$lane$0$head_step_last_r head_step_last_r(
+        .clock(head_step_last_r$clock),
+        .d(head_step_last_r$d),
+        .q(head_step_last_r$q)
+    );
+    top$core$engine$gru$lane$0$head_set_r head_set_r(
+        .clock(head_set_r$clock),
+        .d(head_set_r$d),
+        .q(head_set_r$q)
+    );
+    top$core$engine$gru$lane$0$upd_en_r upd_en_r(
+        .clock(upd_en_r$clock),
+        .d(upd_en_r$d),
+        .q(upd_en_r$q)
+    );
+    top$core$engine$gru$lane$0$upd_j_r upd_j_r(
+        .clock(upd_j_r$clock),
+        .d(upd_j_r$d),
+        .q(upd_j_r$q)
+    );
+    top$core$engine$gru$lane$0$upd_set_r upd_set_r(
+        .clock(upd_set_r$clock),
+        .d(upd_set_r$d),
+        .q(upd_set_r$q)
+    );
+    top$core$engine$gru$lane$0$upd_zero_r upd_zero_r(
+        .clock(upd_zero_r$clock),
+        .d(upd_zero_r$d),
+        .q(upd_zero_r$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$0 unit_is_a_r$0(
+        .clock(unit_is_a_r$0$clock),
+        .d(unit_is_a_r$0$d),
+        .q(unit_is_a_r$0$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$0 weight_r$0(
+        .clock(weight_r$0$clock),
+        .d(weight_r$0$d),
+        .q(weight_r$0$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$0 bias_r$0(
+        .clock(bias_r$0$clock),
+        .d(bias_r$0$d),
+        .q(bias_r$0$q)
+    );
+    top$core$engine$gru$lane$0$head_weight_r$0 head_weight_r$0(
+        .clock(head_weight_r$0$clock),
+        .d(head_weight_r$0$d),
+        .q(head_weight_r$0$q)
+    );
+    top$core$engine$gru$lane$0$head_weight_r$1 head_weight_r$1(
+        .clock(head_weight_r$1$clock),
+        .d(head_weight_r$1$d),
+        .q(head_weight_r$1$q)
+    );
+    top$core$engine$gru$lane$0$head_weight_r$2 head_weight_r$2(
+        .clock(head_weight_r$2$clock),
+        .d(head_weight_r$2$d),
+        .q(head_weight_r$2$q)
+    );
     top$core$engine$gru$lane$0$state$0 state$0(
         .clock(state$0$clock),
         .we(state$0$we),
@@ -10444,37 +10844,107 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        x_we_r$clock = clock;
+        x_we_r$d = x_we;
+        x_set_r$clock = clock;
+        x_set_r$d = x_set;
+        x_waddr_r$clock = clock;
+        x_waddr_r$d = x_waddr;
+        x_wdata_r$clock = clock;
+        x_wdata_r$d = x_wdata;
+        x_raddr0_r$clock = clock;
+        x_raddr0_r$d = x_raddr0;
+        x_raddr1_r$clock = clock;
+        x_raddr1_r$d = x_raddr1;
+        k_r$clock = clock;
+        k_r$d = k;
+        k_is_x_r$clock = clock;
+        k_is_x_r$d = k_is_x;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
+        a_set_r$clock = clock;
+        a_set_r$d = a_set;
+        a_zero_r$clock = clock;
+        a_zero_r$d = a_zero;
+        c_zero_r$clock = clock;
+        c_zero_r$d = c_zero;
+        mac_en_r$clock = clock;
+        mac_en_r$d = mac_en;
+        mac_first_r$clock = clock;
+        mac_first_r$d = mac_first;
+        head_en_r$clock = clock;
+        head_en_r$d = head_en;
+        head_first_r$clock = clock;
+        head_first_r$d = head_first;
+        post_r$clock = clock;
+        post_r$d = post;
+        post_pass_r$clock = clock;
+        post_pass_r$d = post_pass;
+        post_set_r$clock = clock;
+        post_set_r$d = post_set;
+        head_done_r$clock = clock;
+        head_done_r$d = head_done;
+        head_step_first_r$clock = clock;
+        head_step_first_r$d = head_step_first;
+        head_step_last_r$clock = clock;
+        head_step_last_r$d = head_step_last;
+        head_set_r$clock = clock;
+        head_set_r$d = head_set;
+        upd_en_r$clock = clock;
+        upd_en_r$d = upd_en;
+        upd_j_r$clock = clock;
+        upd_j_r$d = upd_j;
+        upd_set_r$clock = clock;
+        upd_set_r$d = upd_set;
+        upd_zero_r$clock = clock;
+        upd_zero_r$d = upd_zero;
+        unit_is_a_r$0$clock = clock;
+        unit_is_a_r$0$d = unit_is_a$0;
+        weight_r$0$clock = clock;
+        weight_r$0$d = weight$0;
+        bias_r$0$clock = clock;
+        bias_r$0$d = bias$0;
+        head_weight_r$0$clock = clock;
+        head_weight_r$0$d = head_weight$0;
+        head_weight_r$1$clock = clock;
+        head_weight_r$1$d = head_weight$1;
+        head_weight_r$2$clock = clock;
+        head_weight_r$2$d = head_weight$2;
         state$0$clock = clock;
-        state$0$raddr0 = k;
-        if (a_set == (0 == 32'h1)) begin
-            state$0$raddr0 = ka;
+        state$0$raddr0 = k_r$q;
+        if (a_set_r$q == (0 == 32'h1)) begin
+            state$0$raddr0 = ka_r$q;
         end
-        state$0$raddr1 = upd_j;
+        state$0$raddr1 = upd_j_r$q;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
         state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
-        input$0$we = x_we && (x_set == (0 == 32'h1));
-        input$0$waddr = x_waddr;
-        input$0$wdata = x_wdata;
+        input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
+        input$0$waddr = x_waddr_r$q;
+        input$0$wdata = x_wdata_r$q;
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
-        state$1$raddr0 = k;
-        if (a_set == (1 == 32'h1)) begin
-            state$1$raddr0 = ka;
+        state$1$raddr0 = k_r$q;
+        if (a_set_r$q == (1 == 32'h1)) begin
+            state$1$raddr0 = ka_r$q;
         end
-        state$1$raddr1 = upd_j;
+        state$1$raddr1 = upd_j_r$q;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
         state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
-        input$1$we = x_we && (x_set == (1 == 32'h1));
-        input$1$waddr = x_waddr;
-        input$1$wdata = x_wdata;
+        input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
+        input$1$waddr = x_waddr_r$q;
+        input$1$wdata = x_wdata_r$q;
         input$1$raddr1 = 16'h0;
-        input$0$raddr0 = x_raddr0;
-        input$1$raddr0 = x_raddr1;
-        if (a_set) begin
+        input$0$raddr0 = x_raddr0_r$q;
+        input$1$raddr0 = x_raddr1_r$q;
+        if (a_set_r$q) begin
             h_a = state$1$rdata0;
             h_c = state$0$rdata0;
             x_a = input$1$rdata0;
@@ -10487,11 +10957,11 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_c = input$1$rdata0;
         end
         r_k = r1$0$q;
-        if (a_set) begin
+        if (a_set_r$q) begin
             r_k = r0$0$q;
         end
         z_j = z0$0$q;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             z_j = z1$0$q;
         end
         c_j = cand$0$q;
@@ -10815,544 +11285,544 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$0$d = r0$1$q;
             end
             else begin
                 r1$0$d = r1$1$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$0$d = z1$1$q;
             end
             else begin
                 z0$0$d = z0$1$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$1$d = r0$2$q;
             end
             else begin
                 r1$1$d = r1$2$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$1$d = z1$2$q;
             end
             else begin
                 z0$1$d = z0$2$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$2$d = r0$3$q;
             end
             else begin
                 r1$2$d = r1$3$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$2$d = z1$3$q;
             end
             else begin
                 z0$2$d = z0$3$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$3$d = r0$4$q;
             end
             else begin
                 r1$3$d = r1$4$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$3$d = z1$4$q;
             end
             else begin
                 z0$3$d = z0$4$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$4$d = r0$5$q;
             end
             else begin
                 r1$4$d = r1$5$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$4$d = z1$5$q;
             end
             else begin
                 z0$4$d = z0$5$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$5$d = r0$6$q;
             end
             else begin
                 r1$5$d = r1$6$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$5$d = z1$6$q;
             end
             else begin
                 z0$5$d = z0$6$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$6$d = r0$7$q;
             end
             else begin
                 r1$6$d = r1$7$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$6$d = z1$7$q;
             end
             else begin
                 z0$6$d = z0$7$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$7$d = r0$8$q;
             end
             else begin
                 r1$7$d = r1$8$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$7$d = z1$8$q;
             end
             else begin
                 z0$7$d = z0$8$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$8$d = r0$9$q;
             end
             else begin
                 r1$8$d = r1$9$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$8$d = z1$9$q;
             end
             else begin
                 z0$8$d = z0$9$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$9$d = r0$10$q;
             end
             else begin
                 r1$9$d = r1$10$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$9$d = z1$10$q;
             end
             else begin
                 z0$9$d = z0$10$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$10$d = r0$11$q;
             end
             else begin
                 r1$10$d = r1$11$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$10$d = z1$11$q;
             end
             else begin
                 z0$10$d = z0$11$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$11$d = r0$12$q;
             end
             else begin
                 r1$11$d = r1$12$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$11$d = z1$12$q;
             end
             else begin
                 z0$11$d = z0$12$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$12$d = r0$13$q;
             end
             else begin
                 r1$12$d = r1$13$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$12$d = z1$13$q;
             end
             else begin
                 z0$12$d = z0$13$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$13$d = r0$14$q;
             end
             else begin
                 r1$13$d = r1$14$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$13$d = z1$14$q;
             end
             else begin
                 z0$13$d = z0$14$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$14$d = r0$15$q;
             end
             else begin
                 r1$14$d = r1$15$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$14$d = z1$15$q;
             end
             else begin
                 z0$14$d = z0$15$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$15$d = r0$16$q;
             end
             else begin
                 r1$15$d = r1$16$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$15$d = z1$16$q;
             end
             else begin
                 z0$15$d = z0$16$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$16$d = r0$17$q;
             end
             else begin
                 r1$16$d = r1$17$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$16$d = z1$17$q;
             end
             else begin
                 z0$16$d = z0$17$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$17$d = r0$18$q;
             end
             else begin
                 r1$17$d = r1$18$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$17$d = z1$18$q;
             end
             else begin
                 z0$17$d = z0$18$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$18$d = r0$19$q;
             end
             else begin
                 r1$18$d = r1$19$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$18$d = z1$19$q;
             end
             else begin
                 z0$18$d = z0$19$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$19$d = r0$20$q;
             end
             else begin
                 r1$19$d = r1$20$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$19$d = z1$20$q;
             end
             else begin
                 z0$19$d = z0$20$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$20$d = r0$21$q;
             end
             else begin
                 r1$20$d = r1$21$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$20$d = z1$21$q;
             end
             else begin
                 z0$20$d = z0$21$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$21$d = r0$22$q;
             end
             else begin
                 r1$21$d = r1$22$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$21$d = z1$22$q;
             end
             else begin
                 z0$21$d = z0$22$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$22$d = r0$23$q;
             end
             else begin
                 r1$22$d = r1$23$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$22$d = z1$23$q;
             end
             else begin
                 z0$22$d = z0$23$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$23$d = r0$24$q;
             end
             else begin
                 r1$23$d = r1$24$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$23$d = z1$24$q;
             end
             else begin
                 z0$23$d = z0$24$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$24$d = r0$25$q;
             end
             else begin
                 r1$24$d = r1$25$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$24$d = z1$25$q;
             end
             else begin
                 z0$24$d = z0$25$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$25$d = r0$26$q;
             end
             else begin
                 r1$25$d = r1$26$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$25$d = z1$26$q;
             end
             else begin
                 z0$25$d = z0$26$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$26$d = r0$27$q;
             end
             else begin
                 r1$26$d = r1$27$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$26$d = z1$27$q;
             end
             else begin
                 z0$26$d = z0$27$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$27$d = r0$28$q;
             end
             else begin
                 r1$27$d = r1$28$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$27$d = z1$28$q;
             end
             else begin
                 z0$27$d = z0$28$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$28$d = r0$29$q;
             end
             else begin
                 r1$28$d = r1$29$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$28$d = z1$29$q;
             end
             else begin
                 z0$28$d = z0$29$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$29$d = r0$30$q;
             end
             else begin
                 r1$29$d = r1$30$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$29$d = z1$30$q;
             end
             else begin
                 z0$29$d = z0$30$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$30$d = r0$31$q;
             end
             else begin
                 r1$30$d = r1$31$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$30$d = z1$31$q;
             end
             else begin
                 z0$30$d = z0$31$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$31$d = r0$0$q;
             end
             else begin
                 r1$31$d = r1$0$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$31$d = z1$0$q;
             end
             else begin
@@ -11362,8 +11832,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_isx$d = k_is_x;
-        p_czero$d = c_zero;
+        p_isx$d = k_is_x_r$q;
+        p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
@@ -11373,12 +11843,12 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
         op_head$d = h_a;
-        if (ka_is_x) begin
+        if (ka_is_x_r$q) begin
             op_a$d = x_a;
         end
         else begin
             op_a$d = h_a;
-            if (a_zero) begin
+            if (a_zero_r$q) begin
                 op_a$d = 18'h0;
             end
         end
@@ -11392,637 +11862,637 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             end
         end
         mac$0$clock = clock;
-        mac$0$en = mac_en;
-        mac$0$first = mac_first;
-        mac$0$bias = bias$0;
-        mac$0$w = weight$0;
+        mac$0$en = mac_en_r$q;
+        mac$0$first = mac_first_r$q;
+        mac$0$bias = bias_r$0$q;
+        mac$0$w = weight_r$0$q;
         mac$0$x = op_c$q;
-        if (unit_is_a$0) begin
+        if (unit_is_a_r$0$q) begin
             mac$0$x = op_a$q;
         end
-        if (post) begin
-            if (post_pass == z_pass$0) begin
-                if (post_set) begin
+        if (post_r$q) begin
+            if (post_pass_r$q == z_pass$0) begin
+                if (post_set_r$q) begin
                     z1$0$d = mac$0$gate;
                 end
                 else begin
                     z0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$0) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$0) begin
+                if (post_set_r$q) begin
                     r1$0$d = mac$0$gate;
                 end
                 else begin
                     r0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$0) begin
+            if (post_pass_r$q == c_pass$0) begin
                 cand$0$d = mac$0$cand;
             end
-            if (post_pass == z_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$1) begin
+                if (post_set_r$q) begin
                     z1$1$d = mac$0$gate;
                 end
                 else begin
                     z0$1$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$1) begin
+                if (post_set_r$q) begin
                     r1$1$d = mac$0$gate;
                 end
                 else begin
                     r0$1$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$1) begin
+            if (post_pass_r$q == c_pass$1) begin
                 cand$1$d = mac$0$cand;
             end
-            if (post_pass == z_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$2) begin
+                if (post_set_r$q) begin
                     z1$2$d = mac$0$gate;
                 end
                 else begin
                     z0$2$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$2) begin
+                if (post_set_r$q) begin
                     r1$2$d = mac$0$gate;
                 end
                 else begin
                     r0$2$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$2) begin
+            if (post_pass_r$q == c_pass$2) begin
                 cand$2$d = mac$0$cand;
             end
-            if (post_pass == z_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$3) begin
+                if (post_set_r$q) begin
                     z1$3$d = mac$0$gate;
                 end
                 else begin
                     z0$3$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$3) begin
+                if (post_set_r$q) begin
                     r1$3$d = mac$0$gate;
                 end
                 else begin
                     r0$3$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$3) begin
+            if (post_pass_r$q == c_pass$3) begin
                 cand$3$d = mac$0$cand;
             end
-            if (post_pass == z_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$4) begin
+                if (post_set_r$q) begin
                     z1$4$d = mac$0$gate;
                 end
                 else begin
                     z0$4$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$4) begin
+                if (post_set_r$q) begin
                     r1$4$d = mac$0$gate;
                 end
                 else begin
                     r0$4$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$4) begin
+            if (post_pass_r$q == c_pass$4) begin
                 cand$4$d = mac$0$cand;
             end
-            if (post_pass == z_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$5) begin
+                if (post_set_r$q) begin
                     z1$5$d = mac$0$gate;
                 end
                 else begin
                     z0$5$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$5) begin
+                if (post_set_r$q) begin
                     r1$5$d = mac$0$gate;
                 end
                 else begin
                     r0$5$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$5) begin
+            if (post_pass_r$q == c_pass$5) begin
                 cand$5$d = mac$0$cand;
             end
-            if (post_pass == z_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$6) begin
+                if (post_set_r$q) begin
                     z1$6$d = mac$0$gate;
                 end
                 else begin
                     z0$6$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$6) begin
+                if (post_set_r$q) begin
                     r1$6$d = mac$0$gate;
                 end
                 else begin
                     r0$6$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$6) begin
+            if (post_pass_r$q == c_pass$6) begin
                 cand$6$d = mac$0$cand;
             end
-            if (post_pass == z_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$7) begin
+                if (post_set_r$q) begin
                     z1$7$d = mac$0$gate;
                 end
                 else begin
                     z0$7$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$7) begin
+                if (post_set_r$q) begin
                     r1$7$d = mac$0$gate;
                 end
                 else begin
                     r0$7$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$7) begin
+            if (post_pass_r$q == c_pass$7) begin
                 cand$7$d = mac$0$cand;
             end
-            if (post_pass == z_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$8) begin
+                if (post_set_r$q) begin
                     z1$8$d = mac$0$gate;
                 end
                 else begin
                     z0$8$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$8) begin
+                if (post_set_r$q) begin
                     r1$8$d = mac$0$gate;
                 end
                 else begin
                     r0$8$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$8) begin
+            if (post_pass_r$q == c_pass$8) begin
                 cand$8$d = mac$0$cand;
             end
-            if (post_pass == z_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$9) begin
+                if (post_set_r$q) begin
                     z1$9$d = mac$0$gate;
                 end
                 else begin
                     z0$9$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$9) begin
+                if (post_set_r$q) begin
                     r1$9$d = mac$0$gate;
                 end
                 else begin
                     r0$9$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$9) begin
+            if (post_pass_r$q == c_pass$9) begin
                 cand$9$d = mac$0$cand;
             end
-            if (post_pass == z_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$10) begin
+                if (post_set_r$q) begin
                     z1$10$d = mac$0$gate;
                 end
                 else begin
                     z0$10$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$10) begin
+                if (post_set_r$q) begin
                     r1$10$d = mac$0$gate;
                 end
                 else begin
                     r0$10$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$10) begin
+            if (post_pass_r$q == c_pass$10) begin
                 cand$10$d = mac$0$cand;
             end
-            if (post_pass == z_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$11) begin
+                if (post_set_r$q) begin
                     z1$11$d = mac$0$gate;
                 end
                 else begin
                     z0$11$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$11) begin
+                if (post_set_r$q) begin
                     r1$11$d = mac$0$gate;
                 end
                 else begin
                     r0$11$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$11) begin
+            if (post_pass_r$q == c_pass$11) begin
                 cand$11$d = mac$0$cand;
             end
-            if (post_pass == z_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$12) begin
+                if (post_set_r$q) begin
                     z1$12$d = mac$0$gate;
                 end
                 else begin
                     z0$12$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$12) begin
+                if (post_set_r$q) begin
                     r1$12$d = mac$0$gate;
                 end
                 else begin
                     r0$12$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$12) begin
+            if (post_pass_r$q == c_pass$12) begin
                 cand$12$d = mac$0$cand;
             end
-            if (post_pass == z_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$13) begin
+                if (post_set_r$q) begin
                     z1$13$d = mac$0$gate;
                 end
                 else begin
                     z0$13$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$13) begin
+                if (post_set_r$q) begin
                     r1$13$d = mac$0$gate;
                 end
                 else begin
                     r0$13$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$13) begin
+            if (post_pass_r$q == c_pass$13) begin
                 cand$13$d = mac$0$cand;
             end
-            if (post_pass == z_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$14) begin
+                if (post_set_r$q) begin
                     z1$14$d = mac$0$gate;
                 end
                 else begin
                     z0$14$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$14) begin
+                if (post_set_r$q) begin
                     r1$14$d = mac$0$gate;
                 end
                 else begin
                     r0$14$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$14) begin
+            if (post_pass_r$q == c_pass$14) begin
                 cand$14$d = mac$0$cand;
             end
-            if (post_pass == z_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$15) begin
+                if (post_set_r$q) begin
                     z1$15$d = mac$0$gate;
                 end
                 else begin
                     z0$15$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$15) begin
+                if (post_set_r$q) begin
                     r1$15$d = mac$0$gate;
                 end
                 else begin
                     r0$15$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$15) begin
+            if (post_pass_r$q == c_pass$15) begin
                 cand$15$d = mac$0$cand;
             end
-            if (post_pass == z_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$16) begin
+                if (post_set_r$q) begin
                     z1$16$d = mac$0$gate;
                 end
                 else begin
                     z0$16$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$16) begin
+                if (post_set_r$q) begin
                     r1$16$d = mac$0$gate;
                 end
                 else begin
                     r0$16$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$16) begin
+            if (post_pass_r$q == c_pass$16) begin
                 cand$16$d = mac$0$cand;
             end
-            if (post_pass == z_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$17) begin
+                if (post_set_r$q) begin
                     z1$17$d = mac$0$gate;
                 end
                 else begin
                     z0$17$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$17) begin
+                if (post_set_r$q) begin
                     r1$17$d = mac$0$gate;
                 end
                 else begin
                     r0$17$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$17) begin
+            if (post_pass_r$q == c_pass$17) begin
                 cand$17$d = mac$0$cand;
             end
-            if (post_pass == z_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$18) begin
+                if (post_set_r$q) begin
                     z1$18$d = mac$0$gate;
                 end
                 else begin
                     z0$18$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$18) begin
+                if (post_set_r$q) begin
                     r1$18$d = mac$0$gate;
                 end
                 else begin
                     r0$18$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$18) begin
+            if (post_pass_r$q == c_pass$18) begin
                 cand$18$d = mac$0$cand;
             end
-            if (post_pass == z_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$19) begin
+                if (post_set_r$q) begin
                     z1$19$d = mac$0$gate;
                 end
                 else begin
                     z0$19$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$19) begin
+                if (post_set_r$q) begin
                     r1$19$d = mac$0$gate;
                 end
                 else begin
                     r0$19$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$19) begin
+            if (post_pass_r$q == c_pass$19) begin
                 cand$19$d = mac$0$cand;
             end
-            if (post_pass == z_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$20) begin
+                if (post_set_r$q) begin
                     z1$20$d = mac$0$gate;
                 end
                 else begin
                     z0$20$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$20) begin
+                if (post_set_r$q) begin
                     r1$20$d = mac$0$gate;
                 end
                 else begin
                     r0$20$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$20) begin
+            if (post_pass_r$q == c_pass$20) begin
                 cand$20$d = mac$0$cand;
             end
-            if (post_pass == z_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$21) begin
+                if (post_set_r$q) begin
                     z1$21$d = mac$0$gate;
                 end
                 else begin
                     z0$21$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$21) begin
+                if (post_set_r$q) begin
                     r1$21$d = mac$0$gate;
                 end
                 else begin
                     r0$21$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$21) begin
+            if (post_pass_r$q == c_pass$21) begin
                 cand$21$d = mac$0$cand;
             end
-            if (post_pass == z_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$22) begin
+                if (post_set_r$q) begin
                     z1$22$d = mac$0$gate;
                 end
                 else begin
                     z0$22$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$22) begin
+                if (post_set_r$q) begin
                     r1$22$d = mac$0$gate;
                 end
                 else begin
                     r0$22$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$22) begin
+            if (post_pass_r$q == c_pass$22) begin
                 cand$22$d = mac$0$cand;
             end
-            if (post_pass == z_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$23) begin
+                if (post_set_r$q) begin
                     z1$23$d = mac$0$gate;
                 end
                 else begin
                     z0$23$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$23) begin
+                if (post_set_r$q) begin
                     r1$23$d = mac$0$gate;
                 end
                 else begin
                     r0$23$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$23) begin
+            if (post_pass_r$q == c_pass$23) begin
                 cand$23$d = mac$0$cand;
             end
-            if (post_pass == z_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$24) begin
+                if (post_set_r$q) begin
                     z1$24$d = mac$0$gate;
                 end
                 else begin
                     z0$24$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$24) begin
+                if (post_set_r$q) begin
                     r1$24$d = mac$0$gate;
                 end
                 else begin
                     r0$24$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$24) begin
+            if (post_pass_r$q == c_pass$24) begin
                 cand$24$d = mac$0$cand;
             end
-            if (post_pass == z_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$25) begin
+                if (post_set_r$q) begin
                     z1$25$d = mac$0$gate;
                 end
                 else begin
                     z0$25$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$25) begin
+                if (post_set_r$q) begin
                     r1$25$d = mac$0$gate;
                 end
                 else begin
                     r0$25$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$25) begin
+            if (post_pass_r$q == c_pass$25) begin
                 cand$25$d = mac$0$cand;
             end
-            if (post_pass == z_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$26) begin
+                if (post_set_r$q) begin
                     z1$26$d = mac$0$gate;
                 end
                 else begin
                     z0$26$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$26) begin
+                if (post_set_r$q) begin
                     r1$26$d = mac$0$gate;
                 end
                 else begin
                     r0$26$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$26) begin
+            if (post_pass_r$q == c_pass$26) begin
                 cand$26$d = mac$0$cand;
             end
-            if (post_pass == z_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$27) begin
+                if (post_set_r$q) begin
                     z1$27$d = mac$0$gate;
                 end
                 else begin
                     z0$27$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$27) begin
+                if (post_set_r$q) begin
                     r1$27$d = mac$0$gate;
                 end
                 else begin
                     r0$27$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$27) begin
+            if (post_pass_r$q == c_pass$27) begin
                 cand$27$d = mac$0$cand;
             end
-            if (post_pass == z_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$28) begin
+                if (post_set_r$q) begin
                     z1$28$d = mac$0$gate;
                 end
                 else begin
                     z0$28$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$28) begin
+                if (post_set_r$q) begin
                     r1$28$d = mac$0$gate;
                 end
                 else begin
                     r0$28$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$28) begin
+            if (post_pass_r$q == c_pass$28) begin
                 cand$28$d = mac$0$cand;
             end
-            if (post_pass == z_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$29) begin
+                if (post_set_r$q) begin
                     z1$29$d = mac$0$gate;
                 end
                 else begin
                     z0$29$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$29) begin
+                if (post_set_r$q) begin
                     r1$29$d = mac$0$gate;
                 end
                 else begin
                     r0$29$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$29) begin
+            if (post_pass_r$q == c_pass$29) begin
                 cand$29$d = mac$0$cand;
             end
-            if (post_pass == z_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$30) begin
+                if (post_set_r$q) begin
                     z1$30$d = mac$0$gate;
                 end
                 else begin
                     z0$30$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$30) begin
+                if (post_set_r$q) begin
                     r1$30$d = mac$0$gate;
                 end
                 else begin
                     r0$30$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$30) begin
+            if (post_pass_r$q == c_pass$30) begin
                 cand$30$d = mac$0$cand;
             end
-            if (post_pass == z_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$31) begin
+                if (post_set_r$q) begin
                     z1$31$d = mac$0$gate;
                 end
                 else begin
                     z0$31$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$31) begin
+                if (post_set_r$q) begin
                     r1$31$d = mac$0$gate;
                 end
                 else begin
                     r0$31$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$31) begin
+            if (post_pass_r$q == c_pass$31) begin
                 cand$31$d = mac$0$cand;
             end
         end
         h_j = state$0$rdata1;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             h_j = state$1$rdata1;
         end
-        if (upd_zero) begin
+        if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
         u_z$d = z_j;
         u_d$d = h_j - c_j;
         u_c$d = c_j;
-        u_j$d = upd_j;
-        u_set$d = upd_set;
-        u_en$d = upd_en;
+        u_j$d = upd_j_r$q;
+        u_set$d = upd_set_r$q;
+        u_en$d = upd_en_r$q;
         update_mul$a = u_z$q;
         update_mul$b = u_d$q;
         update_mul$c = u_c$q;
@@ -12032,18 +12502,18 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_en$d = u_en$q;
         update_q$v = v_sum$q;
         head$clock = clock;
-        head$en = head_en;
-        head$first = head_first;
+        head$en = head_en_r$q;
+        head$first = head_first_r$q;
         head$x = op_head$q;
-        head$done = head_done;
-        head$step_first = head_step_first;
-        head$step_last = head_step_last;
-        head$set = head_set;
-        head$w$0 = head_weight$0;
+        head$done = head_done_r$q;
+        head$step_first = head_step_first_r$q;
+        head$step_last = head_step_last_r$q;
+        head$set = head_set_r$q;
+        head$w$0 = head_weight_r$0$q;
         channel$0 = head$out$0;
-        head$w$1 = head_weight$1;
+        head$w$1 = head_weight_r$1$q;
         channel$1 = head$out$1;
-        head$w$2 = head_weight$2;
+        head$w$2 = head_weight_r$2$q;
         channel$2 = head$out$2;
         amp1 = head$amp1;
         amp2 = head$amp2;
@@ -12052,6 +12522,99 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     end
     
 endmodule // top$core$engine$gru$lane$0
+
+
+module top$core$engine$gru$lane$0$a_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$a_set_r
+
+
+module top$core$engine$gru$lane$0$a_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$a_zero_r
+
+
+module top$core$engine$gru$lane$0$bias_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$0
+
+
+module top$core$engine$gru$lane$0$c_rotate_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$c_rotate_r
+
+
+module top$core$engine$gru$lane$0$c_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$c_zero_r
 
 
 module top$core$engine$gru$lane$0$cand$0(d,q,clock);
@@ -13303,6 +13866,177 @@ module top$core$engine$gru$lane$0$head$t2$1(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$head$t2$1
 
 
+module top$core$engine$gru$lane$0$head_done_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_done_r
+
+
+module top$core$engine$gru$lane$0$head_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_en_r
+
+
+module top$core$engine$gru$lane$0$head_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_first_r
+
+
+module top$core$engine$gru$lane$0$head_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_set_r
+
+
+module top$core$engine$gru$lane$0$head_step_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_step_first_r
+
+
+module top$core$engine$gru$lane$0$head_step_last_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_step_last_r
+
+
+module top$core$engine$gru$lane$0$head_weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$head_weight_r$0
+
+
+module top$core$engine$gru$lane$0$head_weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$head_weight_r$1
+
+
+module top$core$engine$gru$lane$0$head_weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$head_weight_r$2
+
+
 module top$core$engine$gru$lane$0$input$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
     
     // Module arguments
@@ -13355,6 +14089,78 @@ module top$core$engine$gru$lane$0$input$1(clock,we,waddr,wdata,raddr0,rdata0,rad
 endmodule // top$core$engine$gru$lane$0$input$1
 
 
+module top$core$engine$gru$lane$0$k_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$k_is_x_r
+
+
+module top$core$engine$gru$lane$0$k_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$k_r
+
+
+module top$core$engine$gru$lane$0$ka_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$ka_is_x_r
+
+
+module top$core$engine$gru$lane$0$ka_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$ka_r
+
+
 module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
     
     // Module arguments
@@ -13399,6 +14205,42 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
     wire unused_cand_high = ^{1'b0, cand_clamped[25:18]};
     always @(*) cand = cand_clamped[17:0];
 endmodule // top$core$engine$gru$lane$0$mac$0
+
+
+module top$core$engine$gru$lane$0$mac_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$mac_en_r
+
+
+module top$core$engine$gru$lane$0$mac_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$mac_first_r
 
 
 module top$core$engine$gru$lane$0$op_a(d,q,clock);
@@ -13551,6 +14393,60 @@ module top$core$engine$gru$lane$0$p_xc(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$p_xc
+
+
+module top$core$engine$gru$lane$0$post_pass_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_pass_r
+
+
+module top$core$engine$gru$lane$0$post_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r
+
+
+module top$core$engine$gru$lane$0$post_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_set_r
 
 
 module top$core$engine$gru$lane$0$q_czero(d,q,clock);
@@ -15048,6 +15944,96 @@ module top$core$engine$gru$lane$0$u_z(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$u_z
 
 
+module top$core$engine$gru$lane$0$unit_is_a_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$0
+
+
+module top$core$engine$gru$lane$0$upd_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$upd_en_r
+
+
+module top$core$engine$gru$lane$0$upd_j_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$upd_j_r
+
+
+module top$core$engine$gru$lane$0$upd_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$upd_set_r
+
+
+module top$core$engine$gru$lane$0$upd_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$upd_zero_r
+
+
 module top$core$engine$gru$lane$0$update_mul(a,b,c,out);
     
     // Module arguments
@@ -15159,6 +16145,135 @@ module top$core$engine$gru$lane$0$v_sum(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$v_sum
+
+
+module top$core$engine$gru$lane$0$weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$0
+
+
+module top$core$engine$gru$lane$0$x_raddr0_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_raddr0_r
+
+
+module top$core$engine$gru$lane$0$x_raddr1_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_raddr1_r
+
+
+module top$core$engine$gru$lane$0$x_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_set_r
+
+
+module top$core$engine$gru$lane$0$x_waddr_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_waddr_r
+
+
+module top$core$engine$gru$lane$0$x_wdata_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_wdata_r
+
+
+module top$core$engine$gru$lane$0$x_we_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_we_r
 
 
 module top$core$engine$gru$lane$0$z0$0(d,q,clock);

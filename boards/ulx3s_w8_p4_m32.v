@@ -8986,6 +8986,18 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  s3_head$d;
     wire  s3_head$q;
     reg  s3_head$clock;
+    reg  lag_done$d;
+    wire  lag_done$q;
+    reg  lag_done$clock;
+    reg  lag_last$d;
+    wire  lag_last$q;
+    reg  lag_last$clock;
+    reg  [15:0] lag_step$d;
+    wire  [15:0] lag_step$q;
+    reg  lag_step$clock;
+    reg  [31:0] lag_group$d;
+    wire  [31:0] lag_group$q;
+    reg  lag_group$clock;
     reg  upd_run$d;
     wire  upd_run$q;
     reg  upd_run$clock;
@@ -10505,6 +10517,26 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(s3_head$q),
         .clock(s3_head$clock)
     );
+    top$core$engine$gru$lag_done lag_done(
+        .d(lag_done$d),
+        .q(lag_done$q),
+        .clock(lag_done$clock)
+    );
+    top$core$engine$gru$lag_last lag_last(
+        .d(lag_last$d),
+        .q(lag_last$q),
+        .clock(lag_last$clock)
+    );
+    top$core$engine$gru$lag_step lag_step(
+        .d(lag_step$d),
+        .q(lag_step$q),
+        .clock(lag_step$clock)
+    );
+    top$core$engine$gru$lag_group lag_group(
+        .d(lag_group$d),
+        .q(lag_group$q),
+        .clock(lag_group$clock)
+    );
     top$core$engine$gru$upd_run upd_run(
         .d(upd_run$d),
         .q(upd_run$q),
@@ -10578,6 +10610,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s2_set$clock = clock;
         s2_head$clock = clock;
         s3_head$clock = clock;
+        lag_done$clock = clock;
+        lag_last$clock = clock;
+        lag_step$clock = clock;
+        lag_group$clock = clock;
         upd_run$clock = clock;
         upd_j$clock = clock;
         upd_set$clock = clock;
@@ -10628,6 +10664,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s2_set$d = s2_set$q;
         s2_head$d = s2_head$q;
         s3_head$d = s3_head$q;
+        lag_done$d = lag_done$q;
+        lag_last$d = lag_last$q;
+        lag_step$d = lag_step$q;
+        lag_group$d = lag_group$q;
         upd_run$d = upd_run$q;
         upd_j$d = upd_j$q;
         upd_set$d = upd_set$q;
@@ -11665,10 +11705,14 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         dbg_channel$9 = lane$3$channel$0;
         dbg_channel$10 = lane$3$channel$1;
         dbg_channel$11 = lane$3$channel$2;
-        dbg_valid = s3_head$q && head_valid$q;
-        dbg_group = head_group$q;
-        dbg_step = head_step$q;
-        ext_load = s3_head$q && head_valid$q && head_last$q;
+        lag_done$d = s3_head$q && head_valid$q;
+        lag_last$d = head_last$q;
+        lag_step$d = head_step$q;
+        lag_group$d = head_group$q;
+        dbg_valid = lag_done$q;
+        dbg_group = lag_group$q;
+        dbg_step = lag_step$q;
+        ext_load = lag_done$q && lag_last$q;
         if (upd_run$q) begin
             upd_j$d = upd_j$q + 16'h1;
             if (upd_j$q == last_state_term) begin
@@ -13935,6 +13979,82 @@ module top$core$engine$gru$head_valid(d,q,clock);
 endmodule // top$core$engine$gru$head_valid
 
 
+module top$core$engine$gru$lag_done(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lag_done
+
+
+module top$core$engine$gru$lag_group(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lag_group
+
+
+module top$core$engine$gru$lag_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lag_last
+
+
+module top$core$engine$gru$lag_step(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lag_step
+
+
 module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
@@ -14174,6 +14294,390 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     localparam  c_pass$31 = 16'h2;
     
     // Stub signals
+    reg  x_we_r$clock;
+    reg  x_we_r$d;
+    wire  x_we_r$q;
+    reg  x_set_r$clock;
+    reg  x_set_r$d;
+    wire  x_set_r$q;
+    reg  x_waddr_r$clock;
+    reg  [15:0] x_waddr_r$d;
+    wire  [15:0] x_waddr_r$q;
+    reg  x_wdata_r$clock;
+    reg  [17:0] x_wdata_r$d;
+    wire  [17:0] x_wdata_r$q;
+    reg  x_raddr0_r$clock;
+    reg  [15:0] x_raddr0_r$d;
+    wire  [15:0] x_raddr0_r$q;
+    reg  x_raddr1_r$clock;
+    reg  [15:0] x_raddr1_r$d;
+    wire  [15:0] x_raddr1_r$q;
+    reg  k_r$clock;
+    reg  [15:0] k_r$d;
+    wire  [15:0] k_r$q;
+    reg  k_is_x_r$clock;
+    reg  k_is_x_r$d;
+    wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
+    reg  a_set_r$clock;
+    reg  a_set_r$d;
+    wire  a_set_r$q;
+    reg  a_zero_r$clock;
+    reg  a_zero_r$d;
+    wire  a_zero_r$q;
+    reg  c_zero_r$clock;
+    reg  c_zero_r$d;
+    wire  c_zero_r$q;
+    reg  mac_en_r$clock;
+    reg  mac_en_r$d;
+    wire  mac_en_r$q;
+    reg  mac_first_r$clock;
+    reg  mac_first_r$d;
+    wire  mac_first_r$q;
+    reg  head_en_r$clock;
+    reg  head_en_r$d;
+    wire  head_en_r$q;
+    reg  head_first_r$clock;
+    reg  head_first_r$d;
+    wire  head_first_r$q;
+    reg  post_r$clock;
+    reg  post_r$d;
+    wire  post_r$q;
+    reg  post_pass_r$clock;
+    reg  [15:0] post_pass_r$d;
+    wire  [15:0] post_pass_r$q;
+    reg  post_set_r$clock;
+    reg  post_set_r$d;
+    wire  post_set_r$q;
+    reg  head_done_r$clock;
+    reg  head_done_r$d;
+    wire  head_done_r$q;
+    reg  head_step_first_r$clock;
+    reg  head_step_first_r$d;
+    wire  head_step_first_r$q;
+    reg  head_step_last_r$clock;
+    reg  head_step_last_r$d;
+    wire  head_step_last_r$q;
+    reg  head_set_r$clock;
+    reg  head_set_r$d;
+    wire  head_set_r$q;
+    reg  upd_en_r$clock;
+    reg  upd_en_r$d;
+    wire  upd_en_r$q;
+    reg  upd_j_r$clock;
+    reg  [15:0] upd_j_r$d;
+    wire  [15:0] upd_j_r$q;
+    reg  upd_set_r$clock;
+    reg  upd_set_r$d;
+    wire  upd_set_r$q;
+    reg  upd_zero_r$clock;
+    reg  upd_zero_r$d;
+    wire  upd_zero_r$q;
+    reg  unit_is_a_r$0$clock;
+    reg  unit_is_a_r$0$d;
+    wire  unit_is_a_r$0$q;
+    reg  unit_is_a_r$1$clock;
+    reg  unit_is_a_r$1$d;
+    wire  unit_is_a_r$1$q;
+    reg  unit_is_a_r$2$clock;
+    reg  unit_is_a_r$2$d;
+    wire  unit_is_a_r$2$q;
+    reg  unit_is_a_r$3$clock;
+    reg  unit_is_a_r$3$d;
+    wire  unit_is_a_r$3$q;
+    reg  unit_is_a_r$4$clock;
+    reg  unit_is_a_r$4$d;
+    wire  unit_is_a_r$4$q;
+    reg  unit_is_a_r$5$clock;
+    reg  unit_is_a_r$5$d;
+    wire  unit_is_a_r$5$q;
+    reg  unit_is_a_r$6$clock;
+    reg  unit_is_a_r$6$d;
+    wire  unit_is_a_r$6$q;
+    reg  unit_is_a_r$7$clock;
+    reg  unit_is_a_r$7$d;
+    wire  unit_is_a_r$7$q;
+    reg  unit_is_a_r$8$clock;
+    reg  unit_is_a_r$8$d;
+    wire  unit_is_a_r$8$q;
+    reg  unit_is_a_r$9$clock;
+    reg  unit_is_a_r$9$d;
+    wire  unit_is_a_r$9$q;
+    reg  unit_is_a_r$10$clock;
+    reg  unit_is_a_r$10$d;
+    wire  unit_is_a_r$10$q;
+    reg  unit_is_a_r$11$clock;
+    reg  unit_is_a_r$11$d;
+    wire  unit_is_a_r$11$q;
+    reg  unit_is_a_r$12$clock;
+    reg  unit_is_a_r$12$d;
+    wire  unit_is_a_r$12$q;
+    reg  unit_is_a_r$13$clock;
+    reg  unit_is_a_r$13$d;
+    wire  unit_is_a_r$13$q;
+    reg  unit_is_a_r$14$clock;
+    reg  unit_is_a_r$14$d;
+    wire  unit_is_a_r$14$q;
+    reg  unit_is_a_r$15$clock;
+    reg  unit_is_a_r$15$d;
+    wire  unit_is_a_r$15$q;
+    reg  unit_is_a_r$16$clock;
+    reg  unit_is_a_r$16$d;
+    wire  unit_is_a_r$16$q;
+    reg  unit_is_a_r$17$clock;
+    reg  unit_is_a_r$17$d;
+    wire  unit_is_a_r$17$q;
+    reg  unit_is_a_r$18$clock;
+    reg  unit_is_a_r$18$d;
+    wire  unit_is_a_r$18$q;
+    reg  unit_is_a_r$19$clock;
+    reg  unit_is_a_r$19$d;
+    wire  unit_is_a_r$19$q;
+    reg  unit_is_a_r$20$clock;
+    reg  unit_is_a_r$20$d;
+    wire  unit_is_a_r$20$q;
+    reg  unit_is_a_r$21$clock;
+    reg  unit_is_a_r$21$d;
+    wire  unit_is_a_r$21$q;
+    reg  unit_is_a_r$22$clock;
+    reg  unit_is_a_r$22$d;
+    wire  unit_is_a_r$22$q;
+    reg  unit_is_a_r$23$clock;
+    reg  unit_is_a_r$23$d;
+    wire  unit_is_a_r$23$q;
+    reg  unit_is_a_r$24$clock;
+    reg  unit_is_a_r$24$d;
+    wire  unit_is_a_r$24$q;
+    reg  unit_is_a_r$25$clock;
+    reg  unit_is_a_r$25$d;
+    wire  unit_is_a_r$25$q;
+    reg  unit_is_a_r$26$clock;
+    reg  unit_is_a_r$26$d;
+    wire  unit_is_a_r$26$q;
+    reg  unit_is_a_r$27$clock;
+    reg  unit_is_a_r$27$d;
+    wire  unit_is_a_r$27$q;
+    reg  unit_is_a_r$28$clock;
+    reg  unit_is_a_r$28$d;
+    wire  unit_is_a_r$28$q;
+    reg  unit_is_a_r$29$clock;
+    reg  unit_is_a_r$29$d;
+    wire  unit_is_a_r$29$q;
+    reg  unit_is_a_r$30$clock;
+    reg  unit_is_a_r$30$d;
+    wire  unit_is_a_r$30$q;
+    reg  unit_is_a_r$31$clock;
+    reg  unit_is_a_r$31$d;
+    wire  unit_is_a_r$31$q;
+    reg  weight_r$0$clock;
+    reg  [19:0] weight_r$0$d;
+    wire  [19:0] weight_r$0$q;
+    reg  weight_r$1$clock;
+    reg  [19:0] weight_r$1$d;
+    wire  [19:0] weight_r$1$q;
+    reg  weight_r$2$clock;
+    reg  [19:0] weight_r$2$d;
+    wire  [19:0] weight_r$2$q;
+    reg  weight_r$3$clock;
+    reg  [19:0] weight_r$3$d;
+    wire  [19:0] weight_r$3$q;
+    reg  weight_r$4$clock;
+    reg  [19:0] weight_r$4$d;
+    wire  [19:0] weight_r$4$q;
+    reg  weight_r$5$clock;
+    reg  [19:0] weight_r$5$d;
+    wire  [19:0] weight_r$5$q;
+    reg  weight_r$6$clock;
+    reg  [19:0] weight_r$6$d;
+    wire  [19:0] weight_r$6$q;
+    reg  weight_r$7$clock;
+    reg  [19:0] weight_r$7$d;
+    wire  [19:0] weight_r$7$q;
+    reg  weight_r$8$clock;
+    reg  [19:0] weight_r$8$d;
+    wire  [19:0] weight_r$8$q;
+    reg  weight_r$9$clock;
+    reg  [19:0] weight_r$9$d;
+    wire  [19:0] weight_r$9$q;
+    reg  weight_r$10$clock;
+    reg  [19:0] weight_r$10$d;
+    wire  [19:0] weight_r$10$q;
+    reg  weight_r$11$clock;
+    reg  [19:0] weight_r$11$d;
+    wire  [19:0] weight_r$11$q;
+    reg  weight_r$12$clock;
+    reg  [19:0] weight_r$12$d;
+    wire  [19:0] weight_r$12$q;
+    reg  weight_r$13$clock;
+    reg  [19:0] weight_r$13$d;
+    wire  [19:0] weight_r$13$q;
+    reg  weight_r$14$clock;
+    reg  [19:0] weight_r$14$d;
+    wire  [19:0] weight_r$14$q;
+    reg  weight_r$15$clock;
+    reg  [19:0] weight_r$15$d;
+    wire  [19:0] weight_r$15$q;
+    reg  weight_r$16$clock;
+    reg  [19:0] weight_r$16$d;
+    wire  [19:0] weight_r$16$q;
+    reg  weight_r$17$clock;
+    reg  [19:0] weight_r$17$d;
+    wire  [19:0] weight_r$17$q;
+    reg  weight_r$18$clock;
+    reg  [19:0] weight_r$18$d;
+    wire  [19:0] weight_r$18$q;
+    reg  weight_r$19$clock;
+    reg  [19:0] weight_r$19$d;
+    wire  [19:0] weight_r$19$q;
+    reg  weight_r$20$clock;
+    reg  [19:0] weight_r$20$d;
+    wire  [19:0] weight_r$20$q;
+    reg  weight_r$21$clock;
+    reg  [19:0] weight_r$21$d;
+    wire  [19:0] weight_r$21$q;
+    reg  weight_r$22$clock;
+    reg  [19:0] weight_r$22$d;
+    wire  [19:0] weight_r$22$q;
+    reg  weight_r$23$clock;
+    reg  [19:0] weight_r$23$d;
+    wire  [19:0] weight_r$23$q;
+    reg  weight_r$24$clock;
+    reg  [19:0] weight_r$24$d;
+    wire  [19:0] weight_r$24$q;
+    reg  weight_r$25$clock;
+    reg  [19:0] weight_r$25$d;
+    wire  [19:0] weight_r$25$q;
+    reg  weight_r$26$clock;
+    reg  [19:0] weight_r$26$d;
+    wire  [19:0] weight_r$26$q;
+    reg  weight_r$27$clock;
+    reg  [19:0] weight_r$27$d;
+    wire  [19:0] weight_r$27$q;
+    reg  weight_r$28$clock;
+    reg  [19:0] weight_r$28$d;
+    wire  [19:0] weight_r$28$q;
+    reg  weight_r$29$clock;
+    reg  [19:0] weight_r$29$d;
+    wire  [19:0] weight_r$29$q;
+    reg  weight_r$30$clock;
+    reg  [19:0] weight_r$30$d;
+    wire  [19:0] weight_r$30$q;
+    reg  weight_r$31$clock;
+    reg  [19:0] weight_r$31$d;
+    wire  [19:0] weight_r$31$q;
+    reg  bias_r$0$clock;
+    reg  [19:0] bias_r$0$d;
+    wire  [19:0] bias_r$0$q;
+    reg  bias_r$1$clock;
+    reg  [19:0] bias_r$1$d;
+    wire  [19:0] bias_r$1$q;
+    reg  bias_r$2$clock;
+    reg  [19:0] bias_r$2$d;
+    wire  [19:0] bias_r$2$q;
+    reg  bias_r$3$clock;
+    reg  [19:0] bias_r$3$d;
+    wire  [19:0] bias_r$3$q;
+    reg  bias_r$4$clock;
+    reg  [19:0] bias_r$4$d;
+    wire  [19:0] bias_r$4$q;
+    reg  bias_r$5$clock;
+    reg  [19:0] bias_r$5$d;
+    wire  [19:0] bias_r$5$q;
+    reg  bias_r$6$clock;
+    reg  [19:0] bias_r$6$d;
+    wire  [19:0] bias_r$6$q;
+    reg  bias_r$7$clock;
+    reg  [19:0] bias_r$7$d;
+    wire  [19:0] bias_r$7$q;
+    reg  bias_r$8$clock;
+    reg  [19:0] bias_r$8$d;
+    wire  [19:0] bias_r$8$q;
+    reg  bias_r$9$clock;
+    reg  [19:0] bias_r$9$d;
+    wire  [19:0] bias_r$9$q;
+    reg  bias_r$10$clock;
+    reg  [19:0] bias_r$10$d;
+    wire  [19:0] bias_r$10$q;
+    reg  bias_r$11$clock;
+    reg  [19:0] bias_r$11$d;
+    wire  [19:0] bias_r$11$q;
+    reg  bias_r$12$clock;
+    reg  [19:0] bias_r$12$d;
+    wire  [19:0] bias_r$12$q;
+    reg  bias_r$13$clock;
+    reg  [19:0] bias_r$13$d;
+    wire  [19:0] bias_r$13$q;
+    reg  bias_r$14$clock;
+    reg  [19:0] bias_r$14$d;
+    wire  [19:0] bias_r$14$q;
+    reg  bias_r$15$clock;
+    reg  [19:0] bias_r$15$d;
+    wire  [19:0] bias_r$15$q;
+    reg  bias_r$16$clock;
+    reg  [19:0] bias_r$16$d;
+    wire  [19:0] bias_r$16$q;
+    reg  bias_r$17$clock;
+    reg  [19:0] bias_r$17$d;
+    wire  [19:0] bias_r$17$q;
+    reg  bias_r$18$clock;
+    reg  [19:0] bias_r$18$d;
+    wire  [19:0] bias_r$18$q;
+    reg  bias_r$19$clock;
+    reg  [19:0] bias_r$19$d;
+    wire  [19:0] bias_r$19$q;
+    reg  bias_r$20$clock;
+    reg  [19:0] bias_r$20$d;
+    wire  [19:0] bias_r$20$q;
+    reg  bias_r$21$clock;
+    reg  [19:0] bias_r$21$d;
+    wire  [19:0] bias_r$21$q;
+    reg  bias_r$22$clock;
+    reg  [19:0] bias_r$22$d;
+    wire  [19:0] bias_r$22$q;
+    reg  bias_r$23$clock;
+    reg  [19:0] bias_r$23$d;
+    wire  [19:0] bias_r$23$q;
+    reg  bias_r$24$clock;
+    reg  [19:0] bias_r$24$d;
+    wire  [19:0] bias_r$24$q;
+    reg  bias_r$25$clock;
+    reg  [19:0] bias_r$25$d;
+    wire  [19:0] bias_r$25$q;
+    reg  bias_r$26$clock;
+    reg  [19:0] bias_r$26$d;
+    wire  [19:0] bias_r$26$q;
+    reg  bias_r$27$clock;
+    reg  [19:0] bias_r$27$d;
+    wire  [19:0] bias_r$27$q;
+    reg  bias_r$28$clock;
+    reg  [19:0] bias_r$28$d;
+    wire  [19:0] bias_r$28$q;
+    reg  bias_r$29$clock;
+    reg  [19:0] bias_r$29$d;
+    wire  [19:0] bias_r$29$q;
+    reg  bias_r$30$clock;
+    reg  [19:0] bias_r$30$d;
+    wire  [19:0] bias_r$30$q;
+    reg  bias_r$31$clock;
+    reg  [19:0] bias_r$31$d;
+    wire  [19:0] bias_r$31$q;
+    reg  head_weight_r$0$clock;
+    reg  [19:0] head_weight_r$0$d;
+    wire  [19:0] head_weight_r$0$q;
+    reg  head_weight_r$1$clock;
+    reg  [19:0] head_weight_r$1$d;
+    wire  [19:0] head_weight_r$1$q;
+    reg  head_weight_r$2$clock;
+    reg  [19:0] head_weight_r$2$d;
+    wire  [19:0] head_weight_r$2$q;
     reg  state$0$clock;
     reg  state$0$we;
     reg  [15:0] state$0$waddr;
@@ -15054,6 +15558,646 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] h_j;
     
     // Sub module instances
+    top$core$engine$gru$lane$0$x_we_r x_we_r(
+        .clock(x_we_r$clock),
+        .d(x_we_r$d),
+        .q(x_we_r$q)
+    );
+    top$core$engine$gru$lane$0$x_set_r x_set_r(
+        .clock(x_set_r$clock),
+        .d(x_set_r$d),
+        .q(x_set_r$q)
+    );
+    top$core$engine$gru$lane$0$x_waddr_r x_waddr_r(
+        .clock(x_waddr_r$clock),
+        .d(x_waddr_r$d),
+        .q(x_waddr_r$q)
+    );
+    top$core$engine$gru$lane$0$x_wdata_r x_wdata_r(
+        .clock(x_wdata_r$clock),
+        .d(x_wdata_r$d),
+        .q(x_wdata_r$q)
+    );
+    top$core$engine$gru$lane$0$x_raddr0_r x_raddr0_r(
+        .clock(x_raddr0_r$clock),
+        .d(x_raddr0_r$d),
+        .q(x_raddr0_r$q)
+    );
+    top$core$engine$gru$lane$0$x_raddr1_r x_raddr1_r(
+        .clock(x_raddr1_r$clock),
+        .d(x_raddr1_r$d),
+        .q(x_raddr1_r$q)
+    );
+    top$core$engine$gru$lane$0$k_r k_r(
+        .clock(k_r$clock),
+        .d(k_r$d),
+        .q(k_r$q)
+    );
+    top$core$engine$gru$lane$0$k_is_x_r k_is_x_r(
+        .clock(k_is_x_r$clock),
+        .d(k_is_x_r$d),
+        .q(k_is_x_r$q)
+    );
+    top$core$engine$gru$lane$0$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$core$engine$gru$lane$0$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$core$engine$gru$lane$0$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
+    top$core$engine$gru$lane$0$a_set_r a_set_r(
+        .clock(a_set_r$clock),
+        .d(a_set_r$d),
+        .q(a_set_r$q)
+    );
+    top$core$engine$gru$lane$0$a_zero_r a_zero_r(
+        .clock(a_zero_r$clock),
+        .d(a_zero_r$d),
+        .q(a_zero_r$q)
+    );
+    top$core$engine$gru$lane$0$c_zero_r c_zero_r(
+        .clock(c_zero_r$clock),
+        .d(c_zero_r$d),
+        .q(c_zero_r$q)
+    );
+    top$core$engine$gru$lane$0$mac_en_r mac_en_r(
+        .clock(mac_en_r$clock),
+        .d(mac_en_r$d),
+        .q(mac_en_r$q)
+    );
+    top$core$engine$gru$lane$0$mac_first_r mac_first_r(
+        .clock(mac_first_r$clock),
+        .d(mac_first_r$d),
+        .q(mac_first_r$q)
+    );
+    top$core$engine$gru$lane$0$head_en_r head_en_r(
+        .clock(head_en_r$clock),
+        .d(head_en_r$d),
+        .q(head_en_r$q)
+    );
+    top$core$engine$gru$lane$0$head_first_r head_first_r(
+        .clock(head_first_r$clock),
+        .d(head_first_r$d),
+        .q(head_first_r$q)
+    );
+    top$core$engine$gru$lane$0$post_r post_r(
+        .clock(post_r$clock),
+        .d(post_r$d),
+        .q(post_r$q)
+    );
+    top$core$engine$gru$lane$0$post_pass_r post_pass_r(
+        .clock(post_pass_r$clock),
+        .d(post_pass_r$d),
+        .q(post_pass_r$q)
+    );
+    top$core$engine$gru$lane$0$post_set_r post_set_r(
+        .clock(post_set_r$clock),
+        .d(post_set_r$d),
+        .q(post_set_r$q)
+    );
+    top$core$engine$gru$lane$0$head_done_r head_done_r(
+        .clock(head_done_r$clock),
+        .d(head_done_r$d),
+        .q(head_done_r$q)
+    );
+    top$core$engine$gru$lane$0$head_step_first_r head_step_first_r(
+        .clock(head_step_first_r$clock),
+        .d(head_step_first_r$d),
+        .q(head_step_first_r$q)
+    );
+    top$core$engine$gru$lane$0$head_step_last_r head_step_last_r(
+        .clock(head_step_last_r$clock),
+        .d(head_step_last_r$d),
+        .q(head_step_last_r$q)
+    );
+    top$core$engine$gru$lane$0$head_set_r head_set_r(
+        .clock(head_set_r$clock),
+        .d(head_set_r$d),
+        .q(head_set_r$q)
+    );
+    top$core$engine$gru$lane$0$upd_en_r upd_en_r(
+        .clock(upd_en_r$clock),
+        .d(upd_en_r$d),
+        .q(upd_en_r$q)
+    );
+    top$core$engine$gru$lane$0$upd_j_r upd_j_r(
+        .clock(upd_j_r$clock),
+        .d(upd_j_r$d),
+        .q(upd_j_r$q)
+    );
+    top$core$engine$gru$lane$0$upd_set_r upd_set_r(
+        .clock(upd_set_r$clock),
+        .d(upd_set_r$d),
+        .q(upd_set_r$q)
+    );
+    top$core$engine$gru$lane$0$upd_zero_r upd_zero_r(
+        .clock(upd_zero_r$clock),
+        .d(upd_zero_r$d),
+        .q(upd_zero_r$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$0 unit_is_a_r$0(
+        .clock(unit_is_a_r$0$clock),
+        .d(unit_is_a_r$0$d),
+        .q(unit_is_a_r$0$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$1 unit_is_a_r$1(
+        .clock(unit_is_a_r$1$clock),
+        .d(unit_is_a_r$1$d),
+        .q(unit_is_a_r$1$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$2 unit_is_a_r$2(
+        .clock(unit_is_a_r$2$clock),
+        .d(unit_is_a_r$2$d),
+        .q(unit_is_a_r$2$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$3 unit_is_a_r$3(
+        .clock(unit_is_a_r$3$clock),
+        .d(unit_is_a_r$3$d),
+        .q(unit_is_a_r$3$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$4 unit_is_a_r$4(
+        .clock(unit_is_a_r$4$clock),
+        .d(unit_is_a_r$4$d),
+        .q(unit_is_a_r$4$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$5 unit_is_a_r$5(
+        .clock(unit_is_a_r$5$clock),
+        .d(unit_is_a_r$5$d),
+        .q(unit_is_a_r$5$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$6 unit_is_a_r$6(
+        .clock(unit_is_a_r$6$clock),
+        .d(unit_is_a_r$6$d),
+        .q(unit_is_a_r$6$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$7 unit_is_a_r$7(
+        .clock(unit_is_a_r$7$clock),
+        .d(unit_is_a_r$7$d),
+        .q(unit_is_a_r$7$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$8 unit_is_a_r$8(
+        .clock(unit_is_a_r$8$clock),
+        .d(unit_is_a_r$8$d),
+        .q(unit_is_a_r$8$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$9 unit_is_a_r$9(
+        .clock(unit_is_a_r$9$clock),
+        .d(unit_is_a_r$9$d),
+        .q(unit_is_a_r$9$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$10 unit_is_a_r$10(
+        .clock(unit_is_a_r$10$clock),
+        .d(unit_is_a_r$10$d),
+        .q(unit_is_a_r$10$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$11 unit_is_a_r$11(
+        .clock(unit_is_a_r$11$clock),
+        .d(unit_is_a_r$11$d),
+        .q(unit_is_a_r$11$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$12 unit_is_a_r$12(
+        .clock(unit_is_a_r$12$clock),
+        .d(unit_is_a_r$12$d),
+        .q(unit_is_a_r$12$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$13 unit_is_a_r$13(
+        .clock(unit_is_a_r$13$clock),
+        .d(unit_is_a_r$13$d),
+        .q(unit_is_a_r$13$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$14 unit_is_a_r$14(
+        .clock(unit_is_a_r$14$clock),
+        .d(unit_is_a_r$14$d),
+        .q(unit_is_a_r$14$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$15 unit_is_a_r$15(
+        .clock(unit_is_a_r$15$clock),
+        .d(unit_is_a_r$15$d),
+        .q(unit_is_a_r$15$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$16 unit_is_a_r$16(
+        .clock(unit_is_a_r$16$clock),
+        .d(unit_is_a_r$16$d),
+        .q(unit_is_a_r$16$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$17 unit_is_a_r$17(
+        .clock(unit_is_a_r$17$clock),
+        .d(unit_is_a_r$17$d),
+        .q(unit_is_a_r$17$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$18 unit_is_a_r$18(
+        .clock(unit_is_a_r$18$clock),
+        .d(unit_is_a_r$18$d),
+        .q(unit_is_a_r$18$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$19 unit_is_a_r$19(
+        .clock(unit_is_a_r$19$clock),
+        .d(unit_is_a_r$19$d),
+        .q(unit_is_a_r$19$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$20 unit_is_a_r$20(
+        .clock(unit_is_a_r$20$clock),
+        .d(unit_is_a_r$20$d),
+        .q(unit_is_a_r$20$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$21 unit_is_a_r$21(
+        .clock(unit_is_a_r$21$clock),
+        .d(unit_is_a_r$21$d),
+        .q(unit_is_a_r$21$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$22 unit_is_a_r$22(
+        .clock(unit_is_a_r$22$clock),
+        .d(unit_is_a_r$22$d),
+        .q(unit_is_a_r$22$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$23 unit_is_a_r$23(
+        .clock(unit_is_a_r$23$clock),
+        .d(unit_is_a_r$23$d),
+        .q(unit_is_a_r$23$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$24 unit_is_a_r$24(
+        .clock(unit_is_a_r$24$clock),
+        .d(unit_is_a_r$24$d),
+        .q(unit_is_a_r$24$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$25 unit_is_a_r$25(
+        .clock(unit_is_a_r$25$clock),
+        .d(unit_is_a_r$25$d),
+        .q(unit_is_a_r$25$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$26 unit_is_a_r$26(
+        .clock(unit_is_a_r$26$clock),
+        .d(unit_is_a_r$26$d),
+        .q(unit_is_a_r$26$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$27 unit_is_a_r$27(
+        .clock(unit_is_a_r$27$clock),
+        .d(unit_is_a_r$27$d),
+        .q(unit_is_a_r$27$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$28 unit_is_a_r$28(
+        .clock(unit_is_a_r$28$clock),
+        .d(unit_is_a_r$28$d),
+        .q(unit_is_a_r$28$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$29 unit_is_a_r$29(
+        .clock(unit_is_a_r$29$clock),
+        .d(unit_is_a_r$29$d),
+        .q(unit_is_a_r$29$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$30 unit_is_a_r$30(
+        .clock(unit_is_a_r$30$clock),
+        .d(unit_is_a_r$30$d),
+        .q(unit_is_a_r$30$q)
+    );
+    top$core$engine$gru$lane$0$unit_is_a_r$31 unit_is_a_r$31(
+        .clock(unit_is_a_r$31$clock),
+        .d(unit_is_a_r$31$d),
+        .q(unit_is_a_r$31$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$0 weight_r$0(
+        .clock(weight_r$0$clock),
+        .d(weight_r$0$d),
+        .q(weight_r$0$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$1 weight_r$1(
+        .clock(weight_r$1$clock),
+        .d(weight_r$1$d),
+        .q(weight_r$1$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$2 weight_r$2(
+        .clock(weight_r$2$clock),
+        .d(weight_r$2$d),
+        .q(weight_r$2$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$3 weight_r$3(
+        .clock(weight_r$3$clock),
+        .d(weight_r$3$d),
+        .q(weight_r$3$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$4 weight_r$4(
+        .clock(weight_r$4$clock),
+        .d(weight_r$4$d),
+        .q(weight_r$4$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$5 weight_r$5(
+        .clock(weight_r$5$clock),
+        .d(weight_r$5$d),
+        .q(weight_r$5$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$6 weight_r$6(
+        .clock(weight_r$6$clock),
+        .d(weight_r$6$d),
+        .q(weight_r$6$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$7 weight_r$7(
+        .clock(weight_r$7$clock),
+        .d(weight_r$7$d),
+        .q(weight_r$7$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$8 weight_r$8(
+        .clock(weight_r$8$clock),
+        .d(weight_r$8$d),
+        .q(weight_r$8$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$9 weight_r$9(
+        .clock(weight_r$9$clock),
+        .d(weight_r$9$d),
+        .q(weight_r$9$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$10 weight_r$10(
+        .clock(weight_r$10$clock),
+        .d(weight_r$10$d),
+        .q(weight_r$10$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$11 weight_r$11(
+        .clock(weight_r$11$clock),
+        .d(weight_r$11$d),
+        .q(weight_r$11$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$12 weight_r$12(
+        .clock(weight_r$12$clock),
+        .d(weight_r$12$d),
+        .q(weight_r$12$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$13 weight_r$13(
+        .clock(weight_r$13$clock),
+        .d(weight_r$13$d),
+        .q(weight_r$13$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$14 weight_r$14(
+        .clock(weight_r$14$clock),
+        .d(weight_r$14$d),
+        .q(weight_r$14$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$15 weight_r$15(
+        .clock(weight_r$15$clock),
+        .d(weight_r$15$d),
+        .q(weight_r$15$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$16 weight_r$16(
+        .clock(weight_r$16$clock),
+        .d(weight_r$16$d),
+        .q(weight_r$16$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$17 weight_r$17(
+        .clock(weight_r$17$clock),
+        .d(weight_r$17$d),
+        .q(weight_r$17$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$18 weight_r$18(
+        .clock(weight_r$18$clock),
+        .d(weight_r$18$d),
+        .q(weight_r$18$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$19 weight_r$19(
+        .clock(weight_r$19$clock),
+        .d(weight_r$19$d),
+        .q(weight_r$19$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$20 weight_r$20(
+        .clock(weight_r$20$clock),
+        .d(weight_r$20$d),
+        .q(weight_r$20$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$21 weight_r$21(
+        .clock(weight_r$21$clock),
+        .d(weight_r$21$d),
+        .q(weight_r$21$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$22 weight_r$22(
+        .clock(weight_r$22$clock),
+        .d(weight_r$22$d),
+        .q(weight_r$22$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$23 weight_r$23(
+        .clock(weight_r$23$clock),
+        .d(weight_r$23$d),
+        .q(weight_r$23$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$24 weight_r$24(
+        .clock(weight_r$24$clock),
+        .d(weight_r$24$d),
+        .q(weight_r$24$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$25 weight_r$25(
+        .clock(weight_r$25$clock),
+        .d(weight_r$25$d),
+        .q(weight_r$25$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$26 weight_r$26(
+        .clock(weight_r$26$clock),
+        .d(weight_r$26$d),
+        .q(weight_r$26$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$27 weight_r$27(
+        .clock(weight_r$27$clock),
+        .d(weight_r$27$d),
+        .q(weight_r$27$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$28 weight_r$28(
+        .clock(weight_r$28$clock),
+        .d(weight_r$28$d),
+        .q(weight_r$28$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$29 weight_r$29(
+        .clock(weight_r$29$clock),
+        .d(weight_r$29$d),
+        .q(weight_r$29$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$30 weight_r$30(
+        .clock(weight_r$30$clock),
+        .d(weight_r$30$d),
+        .q(weight_r$30$q)
+    );
+    top$core$engine$gru$lane$0$weight_r$31 weight_r$31(
+        .clock(weight_r$31$clock),
+        .d(weight_r$31$d),
+        .q(weight_r$31$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$0 bias_r$0(
+        .clock(bias_r$0$clock),
+        .d(bias_r$0$d),
+        .q(bias_r$0$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$1 bias_r$1(
+        .clock(bias_r$1$clock),
+        .d(bias_r$1$d),
+        .q(bias_r$1$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$2 bias_r$2(
+        .clock(bias_r$2$clock),
+        .d(bias_r$2$d),
+        .q(bias_r$2$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$3 bias_r$3(
+        .clock(bias_r$3$clock),
+        .d(bias_r$3$d),
+        .q(bias_r$3$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$4 bias_r$4(
+        .clock(bias_r$4$clock),
+        .d(bias_r$4$d),
+        .q(bias_r$4$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$5 bias_r$5(
+        .clock(bias_r$5$clock),
+        .d(bias_r$5$d),
+        .q(bias_r$5$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$6 bias_r$6(
+        .clock(bias_r$6$clock),
+        .d(bias_r$6$d),
+        .q(bias_r$6$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$7 bias_r$7(
+        .clock(bias_r$7$clock),
+        .d(bias_r$7$d),
+        .q(bias_r$7$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$8 bias_r$8(
+        .clock(bias_r$8$clock),
+        .d(bias_r$8$d),
+        .q(bias_r$8$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$9 bias_r$9(
+        .clock(bias_r$9$clock),
+        .d(bias_r$9$d),
+        .q(bias_r$9$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$10 bias_r$10(
+        .clock(bias_r$10$clock),
+        .d(bias_r$10$d),
+        .q(bias_r$10$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$11 bias_r$11(
+        .clock(bias_r$11$clock),
+        .d(bias_r$11$d),
+        .q(bias_r$11$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$12 bias_r$12(
+        .clock(bias_r$12$clock),
+        .d(bias_r$12$d),
+        .q(bias_r$12$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$13 bias_r$13(
+        .clock(bias_r$13$clock),
+        .d(bias_r$13$d),
+        .q(bias_r$13$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$14 bias_r$14(
+        .clock(bias_r$14$clock),
+        .d(bias_r$14$d),
+        .q(bias_r$14$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$15 bias_r$15(
+        .clock(bias_r$15$clock),
+        .d(bias_r$15$d),
+        .q(bias_r$15$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$16 bias_r$16(
+        .clock(bias_r$16$clock),
+        .d(bias_r$16$d),
+        .q(bias_r$16$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$17 bias_r$17(
+        .clock(bias_r$17$clock),
+        .d(bias_r$17$d),
+        .q(bias_r$17$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$18 bias_r$18(
+        .clock(bias_r$18$clock),
+        .d(bias_r$18$d),
+        .q(bias_r$18$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$19 bias_r$19(
+        .clock(bias_r$19$clock),
+        .d(bias_r$19$d),
+        .q(bias_r$19$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$20 bias_r$20(
+        .clock(bias_r$20$clock),
+        .d(bias_r$20$d),
+        .q(bias_r$20$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$21 bias_r$21(
+        .clock(bias_r$21$clock),
+        .d(bias_r$21$d),
+        .q(bias_r$21$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$22 bias_r$22(
+        .clock(bias_r$22$clock),
+        .d(bias_r$22$d),
+        .q(bias_r$22$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$23 bias_r$23(
+        .clock(bias_r$23$clock),
+        .d(bias_r$23$d),
+        .q(bias_r$23$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$24 bias_r$24(
+        .clock(bias_r$24$clock),
+        .d(bias_r$24$d),
+        .q(bias_r$24$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$25 bias_r$25(
+        .clock(bias_r$25$clock),
+        .d(bias_r$25$d),
+        .q(bias_r$25$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$26 bias_r$26(
+        .clock(bias_r$26$clock),
+        .d(bias_r$26$d),
+        .q(bias_r$26$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$27 bias_r$27(
+        .clock(bias_r$27$clock),
+        .d(bias_r$27$d),
+        .q(bias_r$27$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$28 bias_r$28(
+        .clock(bias_r$28$clock),
+        .d(bias_r$28$d),
+        .q(bias_r$28$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$29 bias_r$29(
+        .clock(bias_r$29$clock),
+        .d(bias_r$29$d),
+        .q(bias_r$29$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$30 bias_r$30(
+        .clock(bias_r$30$clock),
+        .d(bias_r$30$d),
+        .q(bias_r$30$q)
+    );
+    top$core$engine$gru$lane$0$bias_r$31 bias_r$31(
+        .clock(bias_r$31$clock),
+        .d(bias_r$31$d),
+        .q(bias_r$31$q)
+    );
+    top$core$engine$gru$lane$0$head_weight_r$0 head_weight_r$0(
+        .clock(head_weight_r$0$clock),
+        .d(head_weight_r$0$d),
+        .q(head_weight_r$0$q)
+    );
+    top$core$engine$gru$lane$0$head_weight_r$1 head_weight_r$1(
+        .clock(head_weight_r$1$clock),
+        .d(head_weight_r$1$d),
+        .q(head_weight_r$1$q)
+    );
+    top$core$engine$gru$lane$0$head_weight_r$2 head_weight_r$2(
+        .clock(head_weight_r$2$clock),
+        .d(head_weight_r$2$d),
+        .q(head_weight_r$2$q)
+    );
     top$core$engine$gru$lane$0$state$0 state$0(
         .clock(state$0$clock),
         .we(state$0$we),
@@ -16411,37 +17555,293 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        x_we_r$clock = clock;
+        x_we_r$d = x_we;
+        x_set_r$clock = clock;
+        x_set_r$d = x_set;
+        x_waddr_r$clock = clock;
+        x_waddr_r$d = x_waddr;
+        x_wdata_r$clock = clock;
+        x_wdata_r$d = x_wdata;
+        x_raddr0_r$clock = clock;
+        x_raddr0_r$d = x_raddr0;
+        x_raddr1_r$clock = clock;
+        x_raddr1_r$d = x_raddr1;
+        k_r$clock = clock;
+        k_r$d = k;
+        k_is_x_r$clock = clock;
+        k_is_x_r$d = k_is_x;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
+        a_set_r$clock = clock;
+        a_set_r$d = a_set;
+        a_zero_r$clock = clock;
+        a_zero_r$d = a_zero;
+        c_zero_r$clock = clock;
+        c_zero_r$d = c_zero;
+        mac_en_r$clock = clock;
+        mac_en_r$d = mac_en;
+        mac_first_r$clock = clock;
+        mac_first_r$d = mac_first;
+        head_en_r$clock = clock;
+        head_en_r$d = head_en;
+        head_first_r$clock = clock;
+        head_first_r$d = head_first;
+        post_r$clock = clock;
+        post_r$d = post;
+        post_pass_r$clock = clock;
+        post_pass_r$d = post_pass;
+        post_set_r$clock = clock;
+        post_set_r$d = post_set;
+        head_done_r$clock = clock;
+        head_done_r$d = head_done;
+        head_step_first_r$clock = clock;
+        head_step_first_r$d = head_step_first;
+        head_step_last_r$clock = clock;
+        head_step_last_r$d = head_step_last;
+        head_set_r$clock = clock;
+        head_set_r$d = head_set;
+        upd_en_r$clock = clock;
+        upd_en_r$d = upd_en;
+        upd_j_r$clock = clock;
+        upd_j_r$d = upd_j;
+        upd_set_r$clock = clock;
+        upd_set_r$d = upd_set;
+        upd_zero_r$clock = clock;
+        upd_zero_r$d = upd_zero;
+        unit_is_a_r$0$clock = clock;
+        unit_is_a_r$0$d = unit_is_a$0;
+        weight_r$0$clock = clock;
+        weight_r$0$d = weight$0;
+        bias_r$0$clock = clock;
+        bias_r$0$d = bias$0;
+        unit_is_a_r$1$clock = clock;
+        unit_is_a_r$1$d = unit_is_a$1;
+        weight_r$1$clock = clock;
+        weight_r$1$d = weight$1;
+        bias_r$1$clock = clock;
+        bias_r$1$d = bias$1;
+        unit_is_a_r$2$clock = clock;
+        unit_is_a_r$2$d = unit_is_a$2;
+        weight_r$2$clock = clock;
+        weight_r$2$d = weight$2;
+        bias_r$2$clock = clock;
+        bias_r$2$d = bias$2;
+        unit_is_a_r$3$clock = clock;
+        unit_is_a_r$3$d = unit_is_a$3;
+        weight_r$3$clock = clock;
+        weight_r$3$d = weight$3;
+        bias_r$3$clock = clock;
+        bias_r$3$d = bias$3;
+        unit_is_a_r$4$clock = clock;
+        unit_is_a_r$4$d = unit_is_a$4;
+        weight_r$4$clock = clock;
+        weight_r$4$d = weight$4;
+        bias_r$4$clock = clock;
+        bias_r$4$d = bias$4;
+        unit_is_a_r$5$clock = clock;
+        unit_is_a_r$5$d = unit_is_a$5;
+        weight_r$5$clock = clock;
+        weight_r$5$d = weight$5;
+        bias_r$5$clock = clock;
+        bias_r$5$d = bias$5;
+        unit_is_a_r$6$clock = clock;
+        unit_is_a_r$6$d = unit_is_a$6;
+        weight_r$6$clock = clock;
+        weight_r$6$d = weight$6;
+        bias_r$6$clock = clock;
+        bias_r$6$d = bias$6;
+        unit_is_a_r$7$clock = clock;
+        unit_is_a_r$7$d = unit_is_a$7;
+        weight_r$7$clock = clock;
+        weight_r$7$d = weight$7;
+        bias_r$7$clock = clock;
+        bias_r$7$d = bias$7;
+        unit_is_a_r$8$clock = clock;
+        unit_is_a_r$8$d = unit_is_a$8;
+        weight_r$8$clock = clock;
+        weight_r$8$d = weight$8;
+        bias_r$8$clock = clock;
+        bias_r$8$d = bias$8;
+        unit_is_a_r$9$clock = clock;
+        unit_is_a_r$9$d = unit_is_a$9;
+        weight_r$9$clock = clock;
+        weight_r$9$d = weight$9;
+        bias_r$9$clock = clock;
+        bias_r$9$d = bias$9;
+        unit_is_a_r$10$clock = clock;
+        unit_is_a_r$10$d = unit_is_a$10;
+        weight_r$10$clock = clock;
+        weight_r$10$d = weight$10;
+        bias_r$10$clock = clock;
+        bias_r$10$d = bias$10;
+        unit_is_a_r$11$clock = clock;
+        unit_is_a_r$11$d = unit_is_a$11;
+        weight_r$11$clock = clock;
+        weight_r$11$d = weight$11;
+        bias_r$11$clock = clock;
+        bias_r$11$d = bias$11;
+        unit_is_a_r$12$clock = clock;
+        unit_is_a_r$12$d = unit_is_a$12;
+        weight_r$12$clock = clock;
+        weight_r$12$d = weight$12;
+        bias_r$12$clock = clock;
+        bias_r$12$d = bias$12;
+        unit_is_a_r$13$clock = clock;
+        unit_is_a_r$13$d = unit_is_a$13;
+        weight_r$13$clock = clock;
+        weight_r$13$d = weight$13;
+        bias_r$13$clock = clock;
+        bias_r$13$d = bias$13;
+        unit_is_a_r$14$clock = clock;
+        unit_is_a_r$14$d = unit_is_a$14;
+        weight_r$14$clock = clock;
+        weight_r$14$d = weight$14;
+        bias_r$14$clock = clock;
+        bias_r$14$d = bias$14;
+        unit_is_a_r$15$clock = clock;
+        unit_is_a_r$15$d = unit_is_a$15;
+        weight_r$15$clock = clock;
+        weight_r$15$d = weight$15;
+        bias_r$15$clock = clock;
+        bias_r$15$d = bias$15;
+        unit_is_a_r$16$clock = clock;
+        unit_is_a_r$16$d = unit_is_a$16;
+        weight_r$16$clock = clock;
+        weight_r$16$d = weight$16;
+        bias_r$16$clock = clock;
+        bias_r$16$d = bias$16;
+        unit_is_a_r$17$clock = clock;
+        unit_is_a_r$17$d = unit_is_a$17;
+        weight_r$17$clock = clock;
+        weight_r$17$d = weight$17;
+        bias_r$17$clock = clock;
+        bias_r$17$d = bias$17;
+        unit_is_a_r$18$clock = clock;
+        unit_is_a_r$18$d = unit_is_a$18;
+        weight_r$18$clock = clock;
+        weight_r$18$d = weight$18;
+        bias_r$18$clock = clock;
+        bias_r$18$d = bias$18;
+        unit_is_a_r$19$clock = clock;
+        unit_is_a_r$19$d = unit_is_a$19;
+        weight_r$19$clock = clock;
+        weight_r$19$d = weight$19;
+        bias_r$19$clock = clock;
+        bias_r$19$d = bias$19;
+        unit_is_a_r$20$clock = clock;
+        unit_is_a_r$20$d = unit_is_a$20;
+        weight_r$20$clock = clock;
+        weight_r$20$d = weight$20;
+        bias_r$20$clock = clock;
+        bias_r$20$d = bias$20;
+        unit_is_a_r$21$clock = clock;
+        unit_is_a_r$21$d = unit_is_a$21;
+        weight_r$21$clock = clock;
+        weight_r$21$d = weight$21;
+        bias_r$21$clock = clock;
+        bias_r$21$d = bias$21;
+        unit_is_a_r$22$clock = clock;
+        unit_is_a_r$22$d = unit_is_a$22;
+        weight_r$22$clock = clock;
+        weight_r$22$d = weight$22;
+        bias_r$22$clock = clock;
+        bias_r$22$d = bias$22;
+        unit_is_a_r$23$clock = clock;
+        unit_is_a_r$23$d = unit_is_a$23;
+        weight_r$23$clock = clock;
+        weight_r$23$d = weight$23;
+        bias_r$23$clock = clock;
+        bias_r$23$d = bias$23;
+        unit_is_a_r$24$clock = clock;
+        unit_is_a_r$24$d = unit_is_a$24;
+        weight_r$24$clock = clock;
+        weight_r$24$d = weight$24;
+        bias_r$24$clock = clock;
+        bias_r$24$d = bias$24;
+        unit_is_a_r$25$clock = clock;
+        unit_is_a_r$25$d = unit_is_a$25;
+        weight_r$25$clock = clock;
+        weight_r$25$d = weight$25;
+        bias_r$25$clock = clock;
+        bias_r$25$d = bias$25;
+        unit_is_a_r$26$clock = clock;
+        unit_is_a_r$26$d = unit_is_a$26;
+        weight_r$26$clock = clock;
+        weight_r$26$d = weight$26;
+        bias_r$26$clock = clock;
+        bias_r$26$d = bias$26;
+        unit_is_a_r$27$clock = clock;
+        unit_is_a_r$27$d = unit_is_a$27;
+        weight_r$27$clock = clock;
+        weight_r$27$d = weight$27;
+        bias_r$27$clock = clock;
+        bias_r$27$d = bias$27;
+        unit_is_a_r$28$clock = clock;
+        unit_is_a_r$28$d = unit_is_a$28;
+        weight_r$28$clock = clock;
+        weight_r$28$d = weight$28;
+        bias_r$28$clock = clock;
+        bias_r$28$d = bias$28;
+        unit_is_a_r$29$clock = clock;
+        unit_is_a_r$29$d = unit_is_a$29;
+        weight_r$29$clock = clock;
+        weight_r$29$d = weight$29;
+        bias_r$29$clock = clock;
+        bias_r$29$d = bias$29;
+        unit_is_a_r$30$clock = clock;
+        unit_is_a_r$30$d = unit_is_a$30;
+        weight_r$30$clock = clock;
+        weight_r$30$d = weight$30;
+        bias_r$30$clock = clock;
+        bias_r$30$d = bias$30;
+        unit_is_a_r$31$clock = clock;
+        unit_is_a_r$31$d = unit_is_a$31;
+        weight_r$31$clock = clock;
+        weight_r$31$d = weight$31;
+        bias_r$31$clock = clock;
+        bias_r$31$d = bias$31;
+        head_weight_r$0$clock = clock;
+        head_weight_r$0$d = head_weight$0;
+        head_weight_r$1$clock = clock;
+        head_weight_r$1$d = head_weight$1;
+        head_weight_r$2$clock = clock;
+        head_weight_r$2$d = head_weight$2;
         state$0$clock = clock;
-        state$0$raddr0 = k;
-        if (a_set == (0 == 32'h1)) begin
-            state$0$raddr0 = ka;
+        state$0$raddr0 = k_r$q;
+        if (a_set_r$q == (0 == 32'h1)) begin
+            state$0$raddr0 = ka_r$q;
         end
-        state$0$raddr1 = upd_j;
+        state$0$raddr1 = upd_j_r$q;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
         state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
-        input$0$we = x_we && (x_set == (0 == 32'h1));
-        input$0$waddr = x_waddr;
-        input$0$wdata = x_wdata;
+        input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
+        input$0$waddr = x_waddr_r$q;
+        input$0$wdata = x_wdata_r$q;
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
-        state$1$raddr0 = k;
-        if (a_set == (1 == 32'h1)) begin
-            state$1$raddr0 = ka;
+        state$1$raddr0 = k_r$q;
+        if (a_set_r$q == (1 == 32'h1)) begin
+            state$1$raddr0 = ka_r$q;
         end
-        state$1$raddr1 = upd_j;
+        state$1$raddr1 = upd_j_r$q;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
         state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
-        input$1$we = x_we && (x_set == (1 == 32'h1));
-        input$1$waddr = x_waddr;
-        input$1$wdata = x_wdata;
+        input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
+        input$1$waddr = x_waddr_r$q;
+        input$1$wdata = x_wdata_r$q;
         input$1$raddr1 = 16'h0;
-        input$0$raddr0 = x_raddr0;
-        input$1$raddr0 = x_raddr1;
-        if (a_set) begin
+        input$0$raddr0 = x_raddr0_r$q;
+        input$1$raddr0 = x_raddr1_r$q;
+        if (a_set_r$q) begin
             h_a = state$1$rdata0;
             h_c = state$0$rdata0;
             x_a = input$1$rdata0;
@@ -16454,11 +17854,11 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_c = input$1$rdata0;
         end
         r_k = r1$0$q;
-        if (a_set) begin
+        if (a_set_r$q) begin
             r_k = r0$0$q;
         end
         z_j = z0$0$q;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             z_j = z1$0$q;
         end
         c_j = cand$0$q;
@@ -16782,544 +18182,544 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$0$d = r0$1$q;
             end
             else begin
                 r1$0$d = r1$1$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$0$d = z1$1$q;
             end
             else begin
                 z0$0$d = z0$1$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$1$d = r0$2$q;
             end
             else begin
                 r1$1$d = r1$2$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$1$d = z1$2$q;
             end
             else begin
                 z0$1$d = z0$2$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$2$d = r0$3$q;
             end
             else begin
                 r1$2$d = r1$3$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$2$d = z1$3$q;
             end
             else begin
                 z0$2$d = z0$3$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$3$d = r0$4$q;
             end
             else begin
                 r1$3$d = r1$4$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$3$d = z1$4$q;
             end
             else begin
                 z0$3$d = z0$4$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$4$d = r0$5$q;
             end
             else begin
                 r1$4$d = r1$5$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$4$d = z1$5$q;
             end
             else begin
                 z0$4$d = z0$5$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$5$d = r0$6$q;
             end
             else begin
                 r1$5$d = r1$6$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$5$d = z1$6$q;
             end
             else begin
                 z0$5$d = z0$6$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$6$d = r0$7$q;
             end
             else begin
                 r1$6$d = r1$7$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$6$d = z1$7$q;
             end
             else begin
                 z0$6$d = z0$7$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$7$d = r0$8$q;
             end
             else begin
                 r1$7$d = r1$8$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$7$d = z1$8$q;
             end
             else begin
                 z0$7$d = z0$8$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$8$d = r0$9$q;
             end
             else begin
                 r1$8$d = r1$9$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$8$d = z1$9$q;
             end
             else begin
                 z0$8$d = z0$9$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$9$d = r0$10$q;
             end
             else begin
                 r1$9$d = r1$10$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$9$d = z1$10$q;
             end
             else begin
                 z0$9$d = z0$10$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$10$d = r0$11$q;
             end
             else begin
                 r1$10$d = r1$11$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$10$d = z1$11$q;
             end
             else begin
                 z0$10$d = z0$11$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$11$d = r0$12$q;
             end
             else begin
                 r1$11$d = r1$12$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$11$d = z1$12$q;
             end
             else begin
                 z0$11$d = z0$12$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$12$d = r0$13$q;
             end
             else begin
                 r1$12$d = r1$13$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$12$d = z1$13$q;
             end
             else begin
                 z0$12$d = z0$13$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$13$d = r0$14$q;
             end
             else begin
                 r1$13$d = r1$14$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$13$d = z1$14$q;
             end
             else begin
                 z0$13$d = z0$14$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$14$d = r0$15$q;
             end
             else begin
                 r1$14$d = r1$15$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$14$d = z1$15$q;
             end
             else begin
                 z0$14$d = z0$15$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$15$d = r0$16$q;
             end
             else begin
                 r1$15$d = r1$16$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$15$d = z1$16$q;
             end
             else begin
                 z0$15$d = z0$16$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$16$d = r0$17$q;
             end
             else begin
                 r1$16$d = r1$17$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$16$d = z1$17$q;
             end
             else begin
                 z0$16$d = z0$17$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$17$d = r0$18$q;
             end
             else begin
                 r1$17$d = r1$18$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$17$d = z1$18$q;
             end
             else begin
                 z0$17$d = z0$18$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$18$d = r0$19$q;
             end
             else begin
                 r1$18$d = r1$19$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$18$d = z1$19$q;
             end
             else begin
                 z0$18$d = z0$19$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$19$d = r0$20$q;
             end
             else begin
                 r1$19$d = r1$20$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$19$d = z1$20$q;
             end
             else begin
                 z0$19$d = z0$20$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$20$d = r0$21$q;
             end
             else begin
                 r1$20$d = r1$21$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$20$d = z1$21$q;
             end
             else begin
                 z0$20$d = z0$21$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$21$d = r0$22$q;
             end
             else begin
                 r1$21$d = r1$22$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$21$d = z1$22$q;
             end
             else begin
                 z0$21$d = z0$22$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$22$d = r0$23$q;
             end
             else begin
                 r1$22$d = r1$23$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$22$d = z1$23$q;
             end
             else begin
                 z0$22$d = z0$23$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$23$d = r0$24$q;
             end
             else begin
                 r1$23$d = r1$24$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$23$d = z1$24$q;
             end
             else begin
                 z0$23$d = z0$24$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$24$d = r0$25$q;
             end
             else begin
                 r1$24$d = r1$25$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$24$d = z1$25$q;
             end
             else begin
                 z0$24$d = z0$25$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$25$d = r0$26$q;
             end
             else begin
                 r1$25$d = r1$26$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$25$d = z1$26$q;
             end
             else begin
                 z0$25$d = z0$26$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$26$d = r0$27$q;
             end
             else begin
                 r1$26$d = r1$27$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$26$d = z1$27$q;
             end
             else begin
                 z0$26$d = z0$27$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$27$d = r0$28$q;
             end
             else begin
                 r1$27$d = r1$28$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$27$d = z1$28$q;
             end
             else begin
                 z0$27$d = z0$28$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$28$d = r0$29$q;
             end
             else begin
                 r1$28$d = r1$29$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$28$d = z1$29$q;
             end
             else begin
                 z0$28$d = z0$29$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$29$d = r0$30$q;
             end
             else begin
                 r1$29$d = r1$30$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$29$d = z1$30$q;
             end
             else begin
                 z0$29$d = z0$30$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$30$d = r0$31$q;
             end
             else begin
                 r1$30$d = r1$31$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$30$d = z1$31$q;
             end
             else begin
                 z0$30$d = z0$31$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$31$d = r0$0$q;
             end
             else begin
                 r1$31$d = r1$0$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$31$d = z1$0$q;
             end
             else begin
@@ -17329,8 +18729,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_isx$d = k_is_x;
-        p_czero$d = c_zero;
+        p_isx$d = k_is_x_r$q;
+        p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
@@ -17340,12 +18740,12 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
         op_head$d = h_a;
-        if (ka_is_x) begin
+        if (ka_is_x_r$q) begin
             op_a$d = x_a;
         end
         else begin
             op_a$d = h_a;
-            if (a_zero) begin
+            if (a_zero_r$q) begin
                 op_a$d = 18'h0;
             end
         end
@@ -17359,916 +18759,916 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             end
         end
         mac$0$clock = clock;
-        mac$0$en = mac_en;
-        mac$0$first = mac_first;
-        mac$0$bias = bias$0;
-        mac$0$w = weight$0;
+        mac$0$en = mac_en_r$q;
+        mac$0$first = mac_first_r$q;
+        mac$0$bias = bias_r$0$q;
+        mac$0$w = weight_r$0$q;
         mac$0$x = op_c$q;
-        if (unit_is_a$0) begin
+        if (unit_is_a_r$0$q) begin
             mac$0$x = op_a$q;
         end
         mac$1$clock = clock;
-        mac$1$en = mac_en;
-        mac$1$first = mac_first;
-        mac$1$bias = bias$1;
-        mac$1$w = weight$1;
+        mac$1$en = mac_en_r$q;
+        mac$1$first = mac_first_r$q;
+        mac$1$bias = bias_r$1$q;
+        mac$1$w = weight_r$1$q;
         mac$1$x = op_c$q;
-        if (unit_is_a$1) begin
+        if (unit_is_a_r$1$q) begin
             mac$1$x = op_a$q;
         end
         mac$2$clock = clock;
-        mac$2$en = mac_en;
-        mac$2$first = mac_first;
-        mac$2$bias = bias$2;
-        mac$2$w = weight$2;
+        mac$2$en = mac_en_r$q;
+        mac$2$first = mac_first_r$q;
+        mac$2$bias = bias_r$2$q;
+        mac$2$w = weight_r$2$q;
         mac$2$x = op_c$q;
-        if (unit_is_a$2) begin
+        if (unit_is_a_r$2$q) begin
             mac$2$x = op_a$q;
         end
         mac$3$clock = clock;
-        mac$3$en = mac_en;
-        mac$3$first = mac_first;
-        mac$3$bias = bias$3;
-        mac$3$w = weight$3;
+        mac$3$en = mac_en_r$q;
+        mac$3$first = mac_first_r$q;
+        mac$3$bias = bias_r$3$q;
+        mac$3$w = weight_r$3$q;
         mac$3$x = op_c$q;
-        if (unit_is_a$3) begin
+        if (unit_is_a_r$3$q) begin
             mac$3$x = op_a$q;
         end
         mac$4$clock = clock;
-        mac$4$en = mac_en;
-        mac$4$first = mac_first;
-        mac$4$bias = bias$4;
-        mac$4$w = weight$4;
+        mac$4$en = mac_en_r$q;
+        mac$4$first = mac_first_r$q;
+        mac$4$bias = bias_r$4$q;
+        mac$4$w = weight_r$4$q;
         mac$4$x = op_c$q;
-        if (unit_is_a$4) begin
+        if (unit_is_a_r$4$q) begin
             mac$4$x = op_a$q;
         end
         mac$5$clock = clock;
-        mac$5$en = mac_en;
-        mac$5$first = mac_first;
-        mac$5$bias = bias$5;
-        mac$5$w = weight$5;
+        mac$5$en = mac_en_r$q;
+        mac$5$first = mac_first_r$q;
+        mac$5$bias = bias_r$5$q;
+        mac$5$w = weight_r$5$q;
         mac$5$x = op_c$q;
-        if (unit_is_a$5) begin
+        if (unit_is_a_r$5$q) begin
             mac$5$x = op_a$q;
         end
         mac$6$clock = clock;
-        mac$6$en = mac_en;
-        mac$6$first = mac_first;
-        mac$6$bias = bias$6;
-        mac$6$w = weight$6;
+        mac$6$en = mac_en_r$q;
+        mac$6$first = mac_first_r$q;
+        mac$6$bias = bias_r$6$q;
+        mac$6$w = weight_r$6$q;
         mac$6$x = op_c$q;
-        if (unit_is_a$6) begin
+        if (unit_is_a_r$6$q) begin
             mac$6$x = op_a$q;
         end
         mac$7$clock = clock;
-        mac$7$en = mac_en;
-        mac$7$first = mac_first;
-        mac$7$bias = bias$7;
-        mac$7$w = weight$7;
+        mac$7$en = mac_en_r$q;
+        mac$7$first = mac_first_r$q;
+        mac$7$bias = bias_r$7$q;
+        mac$7$w = weight_r$7$q;
         mac$7$x = op_c$q;
-        if (unit_is_a$7) begin
+        if (unit_is_a_r$7$q) begin
             mac$7$x = op_a$q;
         end
         mac$8$clock = clock;
-        mac$8$en = mac_en;
-        mac$8$first = mac_first;
-        mac$8$bias = bias$8;
-        mac$8$w = weight$8;
+        mac$8$en = mac_en_r$q;
+        mac$8$first = mac_first_r$q;
+        mac$8$bias = bias_r$8$q;
+        mac$8$w = weight_r$8$q;
         mac$8$x = op_c$q;
-        if (unit_is_a$8) begin
+        if (unit_is_a_r$8$q) begin
             mac$8$x = op_a$q;
         end
         mac$9$clock = clock;
-        mac$9$en = mac_en;
-        mac$9$first = mac_first;
-        mac$9$bias = bias$9;
-        mac$9$w = weight$9;
+        mac$9$en = mac_en_r$q;
+        mac$9$first = mac_first_r$q;
+        mac$9$bias = bias_r$9$q;
+        mac$9$w = weight_r$9$q;
         mac$9$x = op_c$q;
-        if (unit_is_a$9) begin
+        if (unit_is_a_r$9$q) begin
             mac$9$x = op_a$q;
         end
         mac$10$clock = clock;
-        mac$10$en = mac_en;
-        mac$10$first = mac_first;
-        mac$10$bias = bias$10;
-        mac$10$w = weight$10;
+        mac$10$en = mac_en_r$q;
+        mac$10$first = mac_first_r$q;
+        mac$10$bias = bias_r$10$q;
+        mac$10$w = weight_r$10$q;
         mac$10$x = op_c$q;
-        if (unit_is_a$10) begin
+        if (unit_is_a_r$10$q) begin
             mac$10$x = op_a$q;
         end
         mac$11$clock = clock;
-        mac$11$en = mac_en;
-        mac$11$first = mac_first;
-        mac$11$bias = bias$11;
-        mac$11$w = weight$11;
+        mac$11$en = mac_en_r$q;
+        mac$11$first = mac_first_r$q;
+        mac$11$bias = bias_r$11$q;
+        mac$11$w = weight_r$11$q;
         mac$11$x = op_c$q;
-        if (unit_is_a$11) begin
+        if (unit_is_a_r$11$q) begin
             mac$11$x = op_a$q;
         end
         mac$12$clock = clock;
-        mac$12$en = mac_en;
-        mac$12$first = mac_first;
-        mac$12$bias = bias$12;
-        mac$12$w = weight$12;
+        mac$12$en = mac_en_r$q;
+        mac$12$first = mac_first_r$q;
+        mac$12$bias = bias_r$12$q;
+        mac$12$w = weight_r$12$q;
         mac$12$x = op_c$q;
-        if (unit_is_a$12) begin
+        if (unit_is_a_r$12$q) begin
             mac$12$x = op_a$q;
         end
         mac$13$clock = clock;
-        mac$13$en = mac_en;
-        mac$13$first = mac_first;
-        mac$13$bias = bias$13;
-        mac$13$w = weight$13;
+        mac$13$en = mac_en_r$q;
+        mac$13$first = mac_first_r$q;
+        mac$13$bias = bias_r$13$q;
+        mac$13$w = weight_r$13$q;
         mac$13$x = op_c$q;
-        if (unit_is_a$13) begin
+        if (unit_is_a_r$13$q) begin
             mac$13$x = op_a$q;
         end
         mac$14$clock = clock;
-        mac$14$en = mac_en;
-        mac$14$first = mac_first;
-        mac$14$bias = bias$14;
-        mac$14$w = weight$14;
+        mac$14$en = mac_en_r$q;
+        mac$14$first = mac_first_r$q;
+        mac$14$bias = bias_r$14$q;
+        mac$14$w = weight_r$14$q;
         mac$14$x = op_c$q;
-        if (unit_is_a$14) begin
+        if (unit_is_a_r$14$q) begin
             mac$14$x = op_a$q;
         end
         mac$15$clock = clock;
-        mac$15$en = mac_en;
-        mac$15$first = mac_first;
-        mac$15$bias = bias$15;
-        mac$15$w = weight$15;
+        mac$15$en = mac_en_r$q;
+        mac$15$first = mac_first_r$q;
+        mac$15$bias = bias_r$15$q;
+        mac$15$w = weight_r$15$q;
         mac$15$x = op_c$q;
-        if (unit_is_a$15) begin
+        if (unit_is_a_r$15$q) begin
             mac$15$x = op_a$q;
         end
         mac$16$clock = clock;
-        mac$16$en = mac_en;
-        mac$16$first = mac_first;
-        mac$16$bias = bias$16;
-        mac$16$w = weight$16;
+        mac$16$en = mac_en_r$q;
+        mac$16$first = mac_first_r$q;
+        mac$16$bias = bias_r$16$q;
+        mac$16$w = weight_r$16$q;
         mac$16$x = op_c$q;
-        if (unit_is_a$16) begin
+        if (unit_is_a_r$16$q) begin
             mac$16$x = op_a$q;
         end
         mac$17$clock = clock;
-        mac$17$en = mac_en;
-        mac$17$first = mac_first;
-        mac$17$bias = bias$17;
-        mac$17$w = weight$17;
+        mac$17$en = mac_en_r$q;
+        mac$17$first = mac_first_r$q;
+        mac$17$bias = bias_r$17$q;
+        mac$17$w = weight_r$17$q;
         mac$17$x = op_c$q;
-        if (unit_is_a$17) begin
+        if (unit_is_a_r$17$q) begin
             mac$17$x = op_a$q;
         end
         mac$18$clock = clock;
-        mac$18$en = mac_en;
-        mac$18$first = mac_first;
-        mac$18$bias = bias$18;
-        mac$18$w = weight$18;
+        mac$18$en = mac_en_r$q;
+        mac$18$first = mac_first_r$q;
+        mac$18$bias = bias_r$18$q;
+        mac$18$w = weight_r$18$q;
         mac$18$x = op_c$q;
-        if (unit_is_a$18) begin
+        if (unit_is_a_r$18$q) begin
             mac$18$x = op_a$q;
         end
         mac$19$clock = clock;
-        mac$19$en = mac_en;
-        mac$19$first = mac_first;
-        mac$19$bias = bias$19;
-        mac$19$w = weight$19;
+        mac$19$en = mac_en_r$q;
+        mac$19$first = mac_first_r$q;
+        mac$19$bias = bias_r$19$q;
+        mac$19$w = weight_r$19$q;
         mac$19$x = op_c$q;
-        if (unit_is_a$19) begin
+        if (unit_is_a_r$19$q) begin
             mac$19$x = op_a$q;
         end
         mac$20$clock = clock;
-        mac$20$en = mac_en;
-        mac$20$first = mac_first;
-        mac$20$bias = bias$20;
-        mac$20$w = weight$20;
+        mac$20$en = mac_en_r$q;
+        mac$20$first = mac_first_r$q;
+        mac$20$bias = bias_r$20$q;
+        mac$20$w = weight_r$20$q;
         mac$20$x = op_c$q;
-        if (unit_is_a$20) begin
+        if (unit_is_a_r$20$q) begin
             mac$20$x = op_a$q;
         end
         mac$21$clock = clock;
-        mac$21$en = mac_en;
-        mac$21$first = mac_first;
-        mac$21$bias = bias$21;
-        mac$21$w = weight$21;
+        mac$21$en = mac_en_r$q;
+        mac$21$first = mac_first_r$q;
+        mac$21$bias = bias_r$21$q;
+        mac$21$w = weight_r$21$q;
         mac$21$x = op_c$q;
-        if (unit_is_a$21) begin
+        if (unit_is_a_r$21$q) begin
             mac$21$x = op_a$q;
         end
         mac$22$clock = clock;
-        mac$22$en = mac_en;
-        mac$22$first = mac_first;
-        mac$22$bias = bias$22;
-        mac$22$w = weight$22;
+        mac$22$en = mac_en_r$q;
+        mac$22$first = mac_first_r$q;
+        mac$22$bias = bias_r$22$q;
+        mac$22$w = weight_r$22$q;
         mac$22$x = op_c$q;
-        if (unit_is_a$22) begin
+        if (unit_is_a_r$22$q) begin
             mac$22$x = op_a$q;
         end
         mac$23$clock = clock;
-        mac$23$en = mac_en;
-        mac$23$first = mac_first;
-        mac$23$bias = bias$23;
-        mac$23$w = weight$23;
+        mac$23$en = mac_en_r$q;
+        mac$23$first = mac_first_r$q;
+        mac$23$bias = bias_r$23$q;
+        mac$23$w = weight_r$23$q;
         mac$23$x = op_c$q;
-        if (unit_is_a$23) begin
+        if (unit_is_a_r$23$q) begin
             mac$23$x = op_a$q;
         end
         mac$24$clock = clock;
-        mac$24$en = mac_en;
-        mac$24$first = mac_first;
-        mac$24$bias = bias$24;
-        mac$24$w = weight$24;
+        mac$24$en = mac_en_r$q;
+        mac$24$first = mac_first_r$q;
+        mac$24$bias = bias_r$24$q;
+        mac$24$w = weight_r$24$q;
         mac$24$x = op_c$q;
-        if (unit_is_a$24) begin
+        if (unit_is_a_r$24$q) begin
             mac$24$x = op_a$q;
         end
         mac$25$clock = clock;
-        mac$25$en = mac_en;
-        mac$25$first = mac_first;
-        mac$25$bias = bias$25;
-        mac$25$w = weight$25;
+        mac$25$en = mac_en_r$q;
+        mac$25$first = mac_first_r$q;
+        mac$25$bias = bias_r$25$q;
+        mac$25$w = weight_r$25$q;
         mac$25$x = op_c$q;
-        if (unit_is_a$25) begin
+        if (unit_is_a_r$25$q) begin
             mac$25$x = op_a$q;
         end
         mac$26$clock = clock;
-        mac$26$en = mac_en;
-        mac$26$first = mac_first;
-        mac$26$bias = bias$26;
-        mac$26$w = weight$26;
+        mac$26$en = mac_en_r$q;
+        mac$26$first = mac_first_r$q;
+        mac$26$bias = bias_r$26$q;
+        mac$26$w = weight_r$26$q;
         mac$26$x = op_c$q;
-        if (unit_is_a$26) begin
+        if (unit_is_a_r$26$q) begin
             mac$26$x = op_a$q;
         end
         mac$27$clock = clock;
-        mac$27$en = mac_en;
-        mac$27$first = mac_first;
-        mac$27$bias = bias$27;
-        mac$27$w = weight$27;
+        mac$27$en = mac_en_r$q;
+        mac$27$first = mac_first_r$q;
+        mac$27$bias = bias_r$27$q;
+        mac$27$w = weight_r$27$q;
         mac$27$x = op_c$q;
-        if (unit_is_a$27) begin
+        if (unit_is_a_r$27$q) begin
             mac$27$x = op_a$q;
         end
         mac$28$clock = clock;
-        mac$28$en = mac_en;
-        mac$28$first = mac_first;
-        mac$28$bias = bias$28;
-        mac$28$w = weight$28;
+        mac$28$en = mac_en_r$q;
+        mac$28$first = mac_first_r$q;
+        mac$28$bias = bias_r$28$q;
+        mac$28$w = weight_r$28$q;
         mac$28$x = op_c$q;
-        if (unit_is_a$28) begin
+        if (unit_is_a_r$28$q) begin
             mac$28$x = op_a$q;
         end
         mac$29$clock = clock;
-        mac$29$en = mac_en;
-        mac$29$first = mac_first;
-        mac$29$bias = bias$29;
-        mac$29$w = weight$29;
+        mac$29$en = mac_en_r$q;
+        mac$29$first = mac_first_r$q;
+        mac$29$bias = bias_r$29$q;
+        mac$29$w = weight_r$29$q;
         mac$29$x = op_c$q;
-        if (unit_is_a$29) begin
+        if (unit_is_a_r$29$q) begin
             mac$29$x = op_a$q;
         end
         mac$30$clock = clock;
-        mac$30$en = mac_en;
-        mac$30$first = mac_first;
-        mac$30$bias = bias$30;
-        mac$30$w = weight$30;
+        mac$30$en = mac_en_r$q;
+        mac$30$first = mac_first_r$q;
+        mac$30$bias = bias_r$30$q;
+        mac$30$w = weight_r$30$q;
         mac$30$x = op_c$q;
-        if (unit_is_a$30) begin
+        if (unit_is_a_r$30$q) begin
             mac$30$x = op_a$q;
         end
         mac$31$clock = clock;
-        mac$31$en = mac_en;
-        mac$31$first = mac_first;
-        mac$31$bias = bias$31;
-        mac$31$w = weight$31;
+        mac$31$en = mac_en_r$q;
+        mac$31$first = mac_first_r$q;
+        mac$31$bias = bias_r$31$q;
+        mac$31$w = weight_r$31$q;
         mac$31$x = op_c$q;
-        if (unit_is_a$31) begin
+        if (unit_is_a_r$31$q) begin
             mac$31$x = op_a$q;
         end
-        if (post) begin
-            if (post_pass == z_pass$0) begin
-                if (post_set) begin
+        if (post_r$q) begin
+            if (post_pass_r$q == z_pass$0) begin
+                if (post_set_r$q) begin
                     z1$0$d = mac$0$gate;
                 end
                 else begin
                     z0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$0) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$0) begin
+                if (post_set_r$q) begin
                     r1$0$d = mac$0$gate;
                 end
                 else begin
                     r0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$0) begin
+            if (post_pass_r$q == c_pass$0) begin
                 cand$0$d = mac$0$cand;
             end
-            if (post_pass == z_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$1) begin
+                if (post_set_r$q) begin
                     z1$1$d = mac$1$gate;
                 end
                 else begin
                     z0$1$d = mac$1$gate;
                 end
             end
-            if (post_pass == r_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$1) begin
+                if (post_set_r$q) begin
                     r1$1$d = mac$1$gate;
                 end
                 else begin
                     r0$1$d = mac$1$gate;
                 end
             end
-            if (post_pass == c_pass$1) begin
+            if (post_pass_r$q == c_pass$1) begin
                 cand$1$d = mac$1$cand;
             end
-            if (post_pass == z_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$2) begin
+                if (post_set_r$q) begin
                     z1$2$d = mac$2$gate;
                 end
                 else begin
                     z0$2$d = mac$2$gate;
                 end
             end
-            if (post_pass == r_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$2) begin
+                if (post_set_r$q) begin
                     r1$2$d = mac$2$gate;
                 end
                 else begin
                     r0$2$d = mac$2$gate;
                 end
             end
-            if (post_pass == c_pass$2) begin
+            if (post_pass_r$q == c_pass$2) begin
                 cand$2$d = mac$2$cand;
             end
-            if (post_pass == z_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$3) begin
+                if (post_set_r$q) begin
                     z1$3$d = mac$3$gate;
                 end
                 else begin
                     z0$3$d = mac$3$gate;
                 end
             end
-            if (post_pass == r_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$3) begin
+                if (post_set_r$q) begin
                     r1$3$d = mac$3$gate;
                 end
                 else begin
                     r0$3$d = mac$3$gate;
                 end
             end
-            if (post_pass == c_pass$3) begin
+            if (post_pass_r$q == c_pass$3) begin
                 cand$3$d = mac$3$cand;
             end
-            if (post_pass == z_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$4) begin
+                if (post_set_r$q) begin
                     z1$4$d = mac$4$gate;
                 end
                 else begin
                     z0$4$d = mac$4$gate;
                 end
             end
-            if (post_pass == r_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$4) begin
+                if (post_set_r$q) begin
                     r1$4$d = mac$4$gate;
                 end
                 else begin
                     r0$4$d = mac$4$gate;
                 end
             end
-            if (post_pass == c_pass$4) begin
+            if (post_pass_r$q == c_pass$4) begin
                 cand$4$d = mac$4$cand;
             end
-            if (post_pass == z_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$5) begin
+                if (post_set_r$q) begin
                     z1$5$d = mac$5$gate;
                 end
                 else begin
                     z0$5$d = mac$5$gate;
                 end
             end
-            if (post_pass == r_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$5) begin
+                if (post_set_r$q) begin
                     r1$5$d = mac$5$gate;
                 end
                 else begin
                     r0$5$d = mac$5$gate;
                 end
             end
-            if (post_pass == c_pass$5) begin
+            if (post_pass_r$q == c_pass$5) begin
                 cand$5$d = mac$5$cand;
             end
-            if (post_pass == z_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$6) begin
+                if (post_set_r$q) begin
                     z1$6$d = mac$6$gate;
                 end
                 else begin
                     z0$6$d = mac$6$gate;
                 end
             end
-            if (post_pass == r_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$6) begin
+                if (post_set_r$q) begin
                     r1$6$d = mac$6$gate;
                 end
                 else begin
                     r0$6$d = mac$6$gate;
                 end
             end
-            if (post_pass == c_pass$6) begin
+            if (post_pass_r$q == c_pass$6) begin
                 cand$6$d = mac$6$cand;
             end
-            if (post_pass == z_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$7) begin
+                if (post_set_r$q) begin
                     z1$7$d = mac$7$gate;
                 end
                 else begin
                     z0$7$d = mac$7$gate;
                 end
             end
-            if (post_pass == r_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$7) begin
+                if (post_set_r$q) begin
                     r1$7$d = mac$7$gate;
                 end
                 else begin
                     r0$7$d = mac$7$gate;
                 end
             end
-            if (post_pass == c_pass$7) begin
+            if (post_pass_r$q == c_pass$7) begin
                 cand$7$d = mac$7$cand;
             end
-            if (post_pass == z_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$8) begin
+                if (post_set_r$q) begin
                     z1$8$d = mac$8$gate;
                 end
                 else begin
                     z0$8$d = mac$8$gate;
                 end
             end
-            if (post_pass == r_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$8) begin
+                if (post_set_r$q) begin
                     r1$8$d = mac$8$gate;
                 end
                 else begin
                     r0$8$d = mac$8$gate;
                 end
             end
-            if (post_pass == c_pass$8) begin
+            if (post_pass_r$q == c_pass$8) begin
                 cand$8$d = mac$8$cand;
             end
-            if (post_pass == z_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$9) begin
+                if (post_set_r$q) begin
                     z1$9$d = mac$9$gate;
                 end
                 else begin
                     z0$9$d = mac$9$gate;
                 end
             end
-            if (post_pass == r_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$9) begin
+                if (post_set_r$q) begin
                     r1$9$d = mac$9$gate;
                 end
                 else begin
                     r0$9$d = mac$9$gate;
                 end
             end
-            if (post_pass == c_pass$9) begin
+            if (post_pass_r$q == c_pass$9) begin
                 cand$9$d = mac$9$cand;
             end
-            if (post_pass == z_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$10) begin
+                if (post_set_r$q) begin
                     z1$10$d = mac$10$gate;
                 end
                 else begin
                     z0$10$d = mac$10$gate;
                 end
             end
-            if (post_pass == r_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$10) begin
+                if (post_set_r$q) begin
                     r1$10$d = mac$10$gate;
                 end
                 else begin
                     r0$10$d = mac$10$gate;
                 end
             end
-            if (post_pass == c_pass$10) begin
+            if (post_pass_r$q == c_pass$10) begin
                 cand$10$d = mac$10$cand;
             end
-            if (post_pass == z_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$11) begin
+                if (post_set_r$q) begin
                     z1$11$d = mac$11$gate;
                 end
                 else begin
                     z0$11$d = mac$11$gate;
                 end
             end
-            if (post_pass == r_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$11) begin
+                if (post_set_r$q) begin
                     r1$11$d = mac$11$gate;
                 end
                 else begin
                     r0$11$d = mac$11$gate;
                 end
             end
-            if (post_pass == c_pass$11) begin
+            if (post_pass_r$q == c_pass$11) begin
                 cand$11$d = mac$11$cand;
             end
-            if (post_pass == z_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$12) begin
+                if (post_set_r$q) begin
                     z1$12$d = mac$12$gate;
                 end
                 else begin
                     z0$12$d = mac$12$gate;
                 end
             end
-            if (post_pass == r_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$12) begin
+                if (post_set_r$q) begin
                     r1$12$d = mac$12$gate;
                 end
                 else begin
                     r0$12$d = mac$12$gate;
                 end
             end
-            if (post_pass == c_pass$12) begin
+            if (post_pass_r$q == c_pass$12) begin
                 cand$12$d = mac$12$cand;
             end
-            if (post_pass == z_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$13) begin
+                if (post_set_r$q) begin
                     z1$13$d = mac$13$gate;
                 end
                 else begin
                     z0$13$d = mac$13$gate;
                 end
             end
-            if (post_pass == r_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$13) begin
+                if (post_set_r$q) begin
                     r1$13$d = mac$13$gate;
                 end
                 else begin
                     r0$13$d = mac$13$gate;
                 end
             end
-            if (post_pass == c_pass$13) begin
+            if (post_pass_r$q == c_pass$13) begin
                 cand$13$d = mac$13$cand;
             end
-            if (post_pass == z_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$14) begin
+                if (post_set_r$q) begin
                     z1$14$d = mac$14$gate;
                 end
                 else begin
                     z0$14$d = mac$14$gate;
                 end
             end
-            if (post_pass == r_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$14) begin
+                if (post_set_r$q) begin
                     r1$14$d = mac$14$gate;
                 end
                 else begin
                     r0$14$d = mac$14$gate;
                 end
             end
-            if (post_pass == c_pass$14) begin
+            if (post_pass_r$q == c_pass$14) begin
                 cand$14$d = mac$14$cand;
             end
-            if (post_pass == z_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$15) begin
+                if (post_set_r$q) begin
                     z1$15$d = mac$15$gate;
                 end
                 else begin
                     z0$15$d = mac$15$gate;
                 end
             end
-            if (post_pass == r_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$15) begin
+                if (post_set_r$q) begin
                     r1$15$d = mac$15$gate;
                 end
                 else begin
                     r0$15$d = mac$15$gate;
                 end
             end
-            if (post_pass == c_pass$15) begin
+            if (post_pass_r$q == c_pass$15) begin
                 cand$15$d = mac$15$cand;
             end
-            if (post_pass == z_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$16) begin
+                if (post_set_r$q) begin
                     z1$16$d = mac$16$gate;
                 end
                 else begin
                     z0$16$d = mac$16$gate;
                 end
             end
-            if (post_pass == r_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$16) begin
+                if (post_set_r$q) begin
                     r1$16$d = mac$16$gate;
                 end
                 else begin
                     r0$16$d = mac$16$gate;
                 end
             end
-            if (post_pass == c_pass$16) begin
+            if (post_pass_r$q == c_pass$16) begin
                 cand$16$d = mac$16$cand;
             end
-            if (post_pass == z_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$17) begin
+                if (post_set_r$q) begin
                     z1$17$d = mac$17$gate;
                 end
                 else begin
                     z0$17$d = mac$17$gate;
                 end
             end
-            if (post_pass == r_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$17) begin
+                if (post_set_r$q) begin
                     r1$17$d = mac$17$gate;
                 end
                 else begin
                     r0$17$d = mac$17$gate;
                 end
             end
-            if (post_pass == c_pass$17) begin
+            if (post_pass_r$q == c_pass$17) begin
                 cand$17$d = mac$17$cand;
             end
-            if (post_pass == z_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$18) begin
+                if (post_set_r$q) begin
                     z1$18$d = mac$18$gate;
                 end
                 else begin
                     z0$18$d = mac$18$gate;
                 end
             end
-            if (post_pass == r_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$18) begin
+                if (post_set_r$q) begin
                     r1$18$d = mac$18$gate;
                 end
                 else begin
                     r0$18$d = mac$18$gate;
                 end
             end
-            if (post_pass == c_pass$18) begin
+            if (post_pass_r$q == c_pass$18) begin
                 cand$18$d = mac$18$cand;
             end
-            if (post_pass == z_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$19) begin
+                if (post_set_r$q) begin
                     z1$19$d = mac$19$gate;
                 end
                 else begin
                     z0$19$d = mac$19$gate;
                 end
             end
-            if (post_pass == r_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$19) begin
+                if (post_set_r$q) begin
                     r1$19$d = mac$19$gate;
                 end
                 else begin
                     r0$19$d = mac$19$gate;
                 end
             end
-            if (post_pass == c_pass$19) begin
+            if (post_pass_r$q == c_pass$19) begin
                 cand$19$d = mac$19$cand;
             end
-            if (post_pass == z_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$20) begin
+                if (post_set_r$q) begin
                     z1$20$d = mac$20$gate;
                 end
                 else begin
                     z0$20$d = mac$20$gate;
                 end
             end
-            if (post_pass == r_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$20) begin
+                if (post_set_r$q) begin
                     r1$20$d = mac$20$gate;
                 end
                 else begin
                     r0$20$d = mac$20$gate;
                 end
             end
-            if (post_pass == c_pass$20) begin
+            if (post_pass_r$q == c_pass$20) begin
                 cand$20$d = mac$20$cand;
             end
-            if (post_pass == z_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$21) begin
+                if (post_set_r$q) begin
                     z1$21$d = mac$21$gate;
                 end
                 else begin
                     z0$21$d = mac$21$gate;
                 end
             end
-            if (post_pass == r_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$21) begin
+                if (post_set_r$q) begin
                     r1$21$d = mac$21$gate;
                 end
                 else begin
                     r0$21$d = mac$21$gate;
                 end
             end
-            if (post_pass == c_pass$21) begin
+            if (post_pass_r$q == c_pass$21) begin
                 cand$21$d = mac$21$cand;
             end
-            if (post_pass == z_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$22) begin
+                if (post_set_r$q) begin
                     z1$22$d = mac$22$gate;
                 end
                 else begin
                     z0$22$d = mac$22$gate;
                 end
             end
-            if (post_pass == r_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$22) begin
+                if (post_set_r$q) begin
                     r1$22$d = mac$22$gate;
                 end
                 else begin
                     r0$22$d = mac$22$gate;
                 end
             end
-            if (post_pass == c_pass$22) begin
+            if (post_pass_r$q == c_pass$22) begin
                 cand$22$d = mac$22$cand;
             end
-            if (post_pass == z_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$23) begin
+                if (post_set_r$q) begin
                     z1$23$d = mac$23$gate;
                 end
                 else begin
                     z0$23$d = mac$23$gate;
                 end
             end
-            if (post_pass == r_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$23) begin
+                if (post_set_r$q) begin
                     r1$23$d = mac$23$gate;
                 end
                 else begin
                     r0$23$d = mac$23$gate;
                 end
             end
-            if (post_pass == c_pass$23) begin
+            if (post_pass_r$q == c_pass$23) begin
                 cand$23$d = mac$23$cand;
             end
-            if (post_pass == z_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$24) begin
+                if (post_set_r$q) begin
                     z1$24$d = mac$24$gate;
                 end
                 else begin
                     z0$24$d = mac$24$gate;
                 end
             end
-            if (post_pass == r_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$24) begin
+                if (post_set_r$q) begin
                     r1$24$d = mac$24$gate;
                 end
                 else begin
                     r0$24$d = mac$24$gate;
                 end
             end
-            if (post_pass == c_pass$24) begin
+            if (post_pass_r$q == c_pass$24) begin
                 cand$24$d = mac$24$cand;
             end
-            if (post_pass == z_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$25) begin
+                if (post_set_r$q) begin
                     z1$25$d = mac$25$gate;
                 end
                 else begin
                     z0$25$d = mac$25$gate;
                 end
             end
-            if (post_pass == r_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$25) begin
+                if (post_set_r$q) begin
                     r1$25$d = mac$25$gate;
                 end
                 else begin
                     r0$25$d = mac$25$gate;
                 end
             end
-            if (post_pass == c_pass$25) begin
+            if (post_pass_r$q == c_pass$25) begin
                 cand$25$d = mac$25$cand;
             end
-            if (post_pass == z_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$26) begin
+                if (post_set_r$q) begin
                     z1$26$d = mac$26$gate;
                 end
                 else begin
                     z0$26$d = mac$26$gate;
                 end
             end
-            if (post_pass == r_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$26) begin
+                if (post_set_r$q) begin
                     r1$26$d = mac$26$gate;
                 end
                 else begin
                     r0$26$d = mac$26$gate;
                 end
             end
-            if (post_pass == c_pass$26) begin
+            if (post_pass_r$q == c_pass$26) begin
                 cand$26$d = mac$26$cand;
             end
-            if (post_pass == z_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$27) begin
+                if (post_set_r$q) begin
                     z1$27$d = mac$27$gate;
                 end
                 else begin
                     z0$27$d = mac$27$gate;
                 end
             end
-            if (post_pass == r_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$27) begin
+                if (post_set_r$q) begin
                     r1$27$d = mac$27$gate;
                 end
                 else begin
                     r0$27$d = mac$27$gate;
                 end
             end
-            if (post_pass == c_pass$27) begin
+            if (post_pass_r$q == c_pass$27) begin
                 cand$27$d = mac$27$cand;
             end
-            if (post_pass == z_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$28) begin
+                if (post_set_r$q) begin
                     z1$28$d = mac$28$gate;
                 end
                 else begin
                     z0$28$d = mac$28$gate;
                 end
             end
-            if (post_pass == r_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$28) begin
+                if (post_set_r$q) begin
                     r1$28$d = mac$28$gate;
                 end
                 else begin
                     r0$28$d = mac$28$gate;
                 end
             end
-            if (post_pass == c_pass$28) begin
+            if (post_pass_r$q == c_pass$28) begin
                 cand$28$d = mac$28$cand;
             end
-            if (post_pass == z_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$29) begin
+                if (post_set_r$q) begin
                     z1$29$d = mac$29$gate;
                 end
                 else begin
                     z0$29$d = mac$29$gate;
                 end
             end
-            if (post_pass == r_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$29) begin
+                if (post_set_r$q) begin
                     r1$29$d = mac$29$gate;
                 end
                 else begin
                     r0$29$d = mac$29$gate;
                 end
             end
-            if (post_pass == c_pass$29) begin
+            if (post_pass_r$q == c_pass$29) begin
                 cand$29$d = mac$29$cand;
             end
-            if (post_pass == z_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$30) begin
+                if (post_set_r$q) begin
                     z1$30$d = mac$30$gate;
                 end
                 else begin
                     z0$30$d = mac$30$gate;
                 end
             end
-            if (post_pass == r_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$30) begin
+                if (post_set_r$q) begin
                     r1$30$d = mac$30$gate;
                 end
                 else begin
                     r0$30$d = mac$30$gate;
                 end
             end
-            if (post_pass == c_pass$30) begin
+            if (post_pass_r$q == c_pass$30) begin
                 cand$30$d = mac$30$cand;
             end
-            if (post_pass == z_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$31) begin
+                if (post_set_r$q) begin
                     z1$31$d = mac$31$gate;
                 end
                 else begin
                     z0$31$d = mac$31$gate;
                 end
             end
-            if (post_pass == r_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$31) begin
+                if (post_set_r$q) begin
                     r1$31$d = mac$31$gate;
                 end
                 else begin
                     r0$31$d = mac$31$gate;
                 end
             end
-            if (post_pass == c_pass$31) begin
+            if (post_pass_r$q == c_pass$31) begin
                 cand$31$d = mac$31$cand;
             end
         end
         h_j = state$0$rdata1;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             h_j = state$1$rdata1;
         end
-        if (upd_zero) begin
+        if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
         u_z$d = z_j;
         u_d$d = h_j - c_j;
         u_c$d = c_j;
-        u_j$d = upd_j;
-        u_set$d = upd_set;
-        u_en$d = upd_en;
+        u_j$d = upd_j_r$q;
+        u_set$d = upd_set_r$q;
+        u_en$d = upd_en_r$q;
         update_mul$a = u_z$q;
         update_mul$b = u_d$q;
         update_mul$c = u_c$q;
@@ -18278,18 +19678,18 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_en$d = u_en$q;
         update_q$v = v_sum$q;
         head$clock = clock;
-        head$en = head_en;
-        head$first = head_first;
+        head$en = head_en_r$q;
+        head$first = head_first_r$q;
         head$x = op_head$q;
-        head$done = head_done;
-        head$step_first = head_step_first;
-        head$step_last = head_step_last;
-        head$set = head_set;
-        head$w$0 = head_weight$0;
+        head$done = head_done_r$q;
+        head$step_first = head_step_first_r$q;
+        head$step_last = head_step_last_r$q;
+        head$set = head_set_r$q;
+        head$w$0 = head_weight_r$0$q;
         channel$0 = head$out$0;
-        head$w$1 = head_weight$1;
+        head$w$1 = head_weight_r$1$q;
         channel$1 = head$out$1;
-        head$w$2 = head_weight$2;
+        head$w$2 = head_weight_r$2$q;
         channel$2 = head$out$2;
         amp1 = head$amp1;
         amp2 = head$amp2;
@@ -18298,6 +19698,750 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     end
     
 endmodule // top$core$engine$gru$lane$0
+
+
+module top$core$engine$gru$lane$0$a_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$a_set_r
+
+
+module top$core$engine$gru$lane$0$a_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$a_zero_r
+
+
+module top$core$engine$gru$lane$0$bias_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$0
+
+
+module top$core$engine$gru$lane$0$bias_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$1
+
+
+module top$core$engine$gru$lane$0$bias_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$10
+
+
+module top$core$engine$gru$lane$0$bias_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$11
+
+
+module top$core$engine$gru$lane$0$bias_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$12
+
+
+module top$core$engine$gru$lane$0$bias_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$13
+
+
+module top$core$engine$gru$lane$0$bias_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$14
+
+
+module top$core$engine$gru$lane$0$bias_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$15
+
+
+module top$core$engine$gru$lane$0$bias_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$16
+
+
+module top$core$engine$gru$lane$0$bias_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$17
+
+
+module top$core$engine$gru$lane$0$bias_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$18
+
+
+module top$core$engine$gru$lane$0$bias_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$19
+
+
+module top$core$engine$gru$lane$0$bias_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$2
+
+
+module top$core$engine$gru$lane$0$bias_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$20
+
+
+module top$core$engine$gru$lane$0$bias_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$21
+
+
+module top$core$engine$gru$lane$0$bias_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$22
+
+
+module top$core$engine$gru$lane$0$bias_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$23
+
+
+module top$core$engine$gru$lane$0$bias_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$24
+
+
+module top$core$engine$gru$lane$0$bias_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$25
+
+
+module top$core$engine$gru$lane$0$bias_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$26
+
+
+module top$core$engine$gru$lane$0$bias_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$27
+
+
+module top$core$engine$gru$lane$0$bias_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$28
+
+
+module top$core$engine$gru$lane$0$bias_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$29
+
+
+module top$core$engine$gru$lane$0$bias_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$3
+
+
+module top$core$engine$gru$lane$0$bias_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$30
+
+
+module top$core$engine$gru$lane$0$bias_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$31
+
+
+module top$core$engine$gru$lane$0$bias_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$4
+
+
+module top$core$engine$gru$lane$0$bias_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$5
+
+
+module top$core$engine$gru$lane$0$bias_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$6
+
+
+module top$core$engine$gru$lane$0$bias_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$7
+
+
+module top$core$engine$gru$lane$0$bias_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$8
+
+
+module top$core$engine$gru$lane$0$bias_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$bias_r$9
+
+
+module top$core$engine$gru$lane$0$c_rotate_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$c_rotate_r
+
+
+module top$core$engine$gru$lane$0$c_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$c_zero_r
 
 
 module top$core$engine$gru$lane$0$cand$0(d,q,clock);
@@ -19549,6 +21693,177 @@ module top$core$engine$gru$lane$0$head$t2$1(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$head$t2$1
 
 
+module top$core$engine$gru$lane$0$head_done_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_done_r
+
+
+module top$core$engine$gru$lane$0$head_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_en_r
+
+
+module top$core$engine$gru$lane$0$head_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_first_r
+
+
+module top$core$engine$gru$lane$0$head_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_set_r
+
+
+module top$core$engine$gru$lane$0$head_step_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_step_first_r
+
+
+module top$core$engine$gru$lane$0$head_step_last_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$head_step_last_r
+
+
+module top$core$engine$gru$lane$0$head_weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$head_weight_r$0
+
+
+module top$core$engine$gru$lane$0$head_weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$head_weight_r$1
+
+
+module top$core$engine$gru$lane$0$head_weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$head_weight_r$2
+
+
 module top$core$engine$gru$lane$0$input$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
     
     // Module arguments
@@ -19599,6 +21914,78 @@ module top$core$engine$gru$lane$0$input$1(clock,we,waddr,wdata,raddr0,rdata0,rad
        if (we && waddr < 135) mem[waddr[7:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$0$input$1
+
+
+module top$core$engine$gru$lane$0$k_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$k_is_x_r
+
+
+module top$core$engine$gru$lane$0$k_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$k_r
+
+
+module top$core$engine$gru$lane$0$ka_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$ka_is_x_r
+
+
+module top$core$engine$gru$lane$0$ka_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$ka_r
 
 
 module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
@@ -21073,6 +23460,42 @@ module top$core$engine$gru$lane$0$mac$9(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$9
 
 
+module top$core$engine$gru$lane$0$mac_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$mac_en_r
+
+
+module top$core$engine$gru$lane$0$mac_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$mac_first_r
+
+
 module top$core$engine$gru$lane$0$op_a(d,q,clock);
     
     // Module arguments
@@ -21223,6 +23646,60 @@ module top$core$engine$gru$lane$0$p_xc(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$p_xc
+
+
+module top$core$engine$gru$lane$0$post_pass_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_pass_r
+
+
+module top$core$engine$gru$lane$0$post_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r
+
+
+module top$core$engine$gru$lane$0$post_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_set_r
 
 
 module top$core$engine$gru$lane$0$q_czero(d,q,clock);
@@ -22720,6 +25197,654 @@ module top$core$engine$gru$lane$0$u_z(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$u_z
 
 
+module top$core$engine$gru$lane$0$unit_is_a_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$0
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$1
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$10
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$11
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$12
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$13
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$14
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$15
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$16
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$17
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$18
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$19
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$2
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$20
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$21
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$22
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$23
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$24
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$25
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$26
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$27
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$28
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$29
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$3
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$30
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$31
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$4
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$5
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$6
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$7
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$8
+
+
+module top$core$engine$gru$lane$0$unit_is_a_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$unit_is_a_r$9
+
+
+module top$core$engine$gru$lane$0$upd_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$upd_en_r
+
+
+module top$core$engine$gru$lane$0$upd_j_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$upd_j_r
+
+
+module top$core$engine$gru$lane$0$upd_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$upd_set_r
+
+
+module top$core$engine$gru$lane$0$upd_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$upd_zero_r
+
+
 module top$core$engine$gru$lane$0$update_mul(a,b,c,out);
     
     // Module arguments
@@ -22831,6 +25956,786 @@ module top$core$engine$gru$lane$0$v_sum(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$v_sum
+
+
+module top$core$engine$gru$lane$0$weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$0
+
+
+module top$core$engine$gru$lane$0$weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$1
+
+
+module top$core$engine$gru$lane$0$weight_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$10
+
+
+module top$core$engine$gru$lane$0$weight_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$11
+
+
+module top$core$engine$gru$lane$0$weight_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$12
+
+
+module top$core$engine$gru$lane$0$weight_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$13
+
+
+module top$core$engine$gru$lane$0$weight_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$14
+
+
+module top$core$engine$gru$lane$0$weight_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$15
+
+
+module top$core$engine$gru$lane$0$weight_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$16
+
+
+module top$core$engine$gru$lane$0$weight_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$17
+
+
+module top$core$engine$gru$lane$0$weight_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$18
+
+
+module top$core$engine$gru$lane$0$weight_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$19
+
+
+module top$core$engine$gru$lane$0$weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$2
+
+
+module top$core$engine$gru$lane$0$weight_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$20
+
+
+module top$core$engine$gru$lane$0$weight_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$21
+
+
+module top$core$engine$gru$lane$0$weight_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$22
+
+
+module top$core$engine$gru$lane$0$weight_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$23
+
+
+module top$core$engine$gru$lane$0$weight_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$24
+
+
+module top$core$engine$gru$lane$0$weight_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$25
+
+
+module top$core$engine$gru$lane$0$weight_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$26
+
+
+module top$core$engine$gru$lane$0$weight_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$27
+
+
+module top$core$engine$gru$lane$0$weight_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$28
+
+
+module top$core$engine$gru$lane$0$weight_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$29
+
+
+module top$core$engine$gru$lane$0$weight_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$3
+
+
+module top$core$engine$gru$lane$0$weight_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$30
+
+
+module top$core$engine$gru$lane$0$weight_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$31
+
+
+module top$core$engine$gru$lane$0$weight_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$4
+
+
+module top$core$engine$gru$lane$0$weight_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$5
+
+
+module top$core$engine$gru$lane$0$weight_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$6
+
+
+module top$core$engine$gru$lane$0$weight_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$7
+
+
+module top$core$engine$gru$lane$0$weight_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$8
+
+
+module top$core$engine$gru$lane$0$weight_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$0$weight_r$9
+
+
+module top$core$engine$gru$lane$0$x_raddr0_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_raddr0_r
+
+
+module top$core$engine$gru$lane$0$x_raddr1_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_raddr1_r
+
+
+module top$core$engine$gru$lane$0$x_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_set_r
+
+
+module top$core$engine$gru$lane$0$x_waddr_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_waddr_r
+
+
+module top$core$engine$gru$lane$0$x_wdata_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_wdata_r
+
+
+module top$core$engine$gru$lane$0$x_we_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$x_we_r
 
 
 module top$core$engine$gru$lane$0$z0$0(d,q,clock);
@@ -24288,6 +28193,390 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     localparam  c_pass$31 = 16'h2;
     
     // Stub signals
+    reg  x_we_r$clock;
+    reg  x_we_r$d;
+    wire  x_we_r$q;
+    reg  x_set_r$clock;
+    reg  x_set_r$d;
+    wire  x_set_r$q;
+    reg  x_waddr_r$clock;
+    reg  [15:0] x_waddr_r$d;
+    wire  [15:0] x_waddr_r$q;
+    reg  x_wdata_r$clock;
+    reg  [17:0] x_wdata_r$d;
+    wire  [17:0] x_wdata_r$q;
+    reg  x_raddr0_r$clock;
+    reg  [15:0] x_raddr0_r$d;
+    wire  [15:0] x_raddr0_r$q;
+    reg  x_raddr1_r$clock;
+    reg  [15:0] x_raddr1_r$d;
+    wire  [15:0] x_raddr1_r$q;
+    reg  k_r$clock;
+    reg  [15:0] k_r$d;
+    wire  [15:0] k_r$q;
+    reg  k_is_x_r$clock;
+    reg  k_is_x_r$d;
+    wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
+    reg  a_set_r$clock;
+    reg  a_set_r$d;
+    wire  a_set_r$q;
+    reg  a_zero_r$clock;
+    reg  a_zero_r$d;
+    wire  a_zero_r$q;
+    reg  c_zero_r$clock;
+    reg  c_zero_r$d;
+    wire  c_zero_r$q;
+    reg  mac_en_r$clock;
+    reg  mac_en_r$d;
+    wire  mac_en_r$q;
+    reg  mac_first_r$clock;
+    reg  mac_first_r$d;
+    wire  mac_first_r$q;
+    reg  head_en_r$clock;
+    reg  head_en_r$d;
+    wire  head_en_r$q;
+    reg  head_first_r$clock;
+    reg  head_first_r$d;
+    wire  head_first_r$q;
+    reg  post_r$clock;
+    reg  post_r$d;
+    wire  post_r$q;
+    reg  post_pass_r$clock;
+    reg  [15:0] post_pass_r$d;
+    wire  [15:0] post_pass_r$q;
+    reg  post_set_r$clock;
+    reg  post_set_r$d;
+    wire  post_set_r$q;
+    reg  head_done_r$clock;
+    reg  head_done_r$d;
+    wire  head_done_r$q;
+    reg  head_step_first_r$clock;
+    reg  head_step_first_r$d;
+    wire  head_step_first_r$q;
+    reg  head_step_last_r$clock;
+    reg  head_step_last_r$d;
+    wire  head_step_last_r$q;
+    reg  head_set_r$clock;
+    reg  head_set_r$d;
+    wire  head_set_r$q;
+    reg  upd_en_r$clock;
+    reg  upd_en_r$d;
+    wire  upd_en_r$q;
+    reg  upd_j_r$clock;
+    reg  [15:0] upd_j_r$d;
+    wire  [15:0] upd_j_r$q;
+    reg  upd_set_r$clock;
+    reg  upd_set_r$d;
+    wire  upd_set_r$q;
+    reg  upd_zero_r$clock;
+    reg  upd_zero_r$d;
+    wire  upd_zero_r$q;
+    reg  unit_is_a_r$0$clock;
+    reg  unit_is_a_r$0$d;
+    wire  unit_is_a_r$0$q;
+    reg  unit_is_a_r$1$clock;
+    reg  unit_is_a_r$1$d;
+    wire  unit_is_a_r$1$q;
+    reg  unit_is_a_r$2$clock;
+    reg  unit_is_a_r$2$d;
+    wire  unit_is_a_r$2$q;
+    reg  unit_is_a_r$3$clock;
+    reg  unit_is_a_r$3$d;
+    wire  unit_is_a_r$3$q;
+    reg  unit_is_a_r$4$clock;
+    reg  unit_is_a_r$4$d;
+    wire  unit_is_a_r$4$q;
+    reg  unit_is_a_r$5$clock;
+    reg  unit_is_a_r$5$d;
+    wire  unit_is_a_r$5$q;
+    reg  unit_is_a_r$6$clock;
+    reg  unit_is_a_r$6$d;
+    wire  unit_is_a_r$6$q;
+    reg  unit_is_a_r$7$clock;
+    reg  unit_is_a_r$7$d;
+    wire  unit_is_a_r$7$q;
+    reg  unit_is_a_r$8$clock;
+    reg  unit_is_a_r$8$d;
+    wire  unit_is_a_r$8$q;
+    reg  unit_is_a_r$9$clock;
+    reg  unit_is_a_r$9$d;
+    wire  unit_is_a_r$9$q;
+    reg  unit_is_a_r$10$clock;
+    reg  unit_is_a_r$10$d;
+    wire  unit_is_a_r$10$q;
+    reg  unit_is_a_r$11$clock;
+    reg  unit_is_a_r$11$d;
+    wire  unit_is_a_r$11$q;
+    reg  unit_is_a_r$12$clock;
+    reg  unit_is_a_r$12$d;
+    wire  unit_is_a_r$12$q;
+    reg  unit_is_a_r$13$clock;
+    reg  unit_is_a_r$13$d;
+    wire  unit_is_a_r$13$q;
+    reg  unit_is_a_r$14$clock;
+    reg  unit_is_a_r$14$d;
+    wire  unit_is_a_r$14$q;
+    reg  unit_is_a_r$15$clock;
+    reg  unit_is_a_r$15$d;
+    wire  unit_is_a_r$15$q;
+    reg  unit_is_a_r$16$clock;
+    reg  unit_is_a_r$16$d;
+    wire  unit_is_a_r$16$q;
+    reg  unit_is_a_r$17$clock;
+    reg  unit_is_a_r$17$d;
+    wire  unit_is_a_r$17$q;
+    reg  unit_is_a_r$18$clock;
+    reg  unit_is_a_r$18$d;
+    wire  unit_is_a_r$18$q;
+    reg  unit_is_a_r$19$clock;
+    reg  unit_is_a_r$19$d;
+    wire  unit_is_a_r$19$q;
+    reg  unit_is_a_r$20$clock;
+    reg  unit_is_a_r$20$d;
+    wire  unit_is_a_r$20$q;
+    reg  unit_is_a_r$21$clock;
+    reg  unit_is_a_r$21$d;
+    wire  unit_is_a_r$21$q;
+    reg  unit_is_a_r$22$clock;
+    reg  unit_is_a_r$22$d;
+    wire  unit_is_a_r$22$q;
+    reg  unit_is_a_r$23$clock;
+    reg  unit_is_a_r$23$d;
+    wire  unit_is_a_r$23$q;
+    reg  unit_is_a_r$24$clock;
+    reg  unit_is_a_r$24$d;
+    wire  unit_is_a_r$24$q;
+    reg  unit_is_a_r$25$clock;
+    reg  unit_is_a_r$25$d;
+    wire  unit_is_a_r$25$q;
+    reg  unit_is_a_r$26$clock;
+    reg  unit_is_a_r$26$d;
+    wire  unit_is_a_r$26$q;
+    reg  unit_is_a_r$27$clock;
+    reg  unit_is_a_r$27$d;
+    wire  unit_is_a_r$27$q;
+    reg  unit_is_a_r$28$clock;
+    reg  unit_is_a_r$28$d;
+    wire  unit_is_a_r$28$q;
+    reg  unit_is_a_r$29$clock;
+    reg  unit_is_a_r$29$d;
+    wire  unit_is_a_r$29$q;
+    reg  unit_is_a_r$30$clock;
+    reg  unit_is_a_r$30$d;
+    wire  unit_is_a_r$30$q;
+    reg  unit_is_a_r$31$clock;
+    reg  unit_is_a_r$31$d;
+    wire  unit_is_a_r$31$q;
+    reg  weight_r$0$clock;
+    reg  [19:0] weight_r$0$d;
+    wire  [19:0] weight_r$0$q;
+    reg  weight_r$1$clock;
+    reg  [19:0] weight_r$1$d;
+    wire  [19:0] weight_r$1$q;
+    reg  weight_r$2$clock;
+    reg  [19:0] weight_r$2$d;
+    wire  [19:0] weight_r$2$q;
+    reg  weight_r$3$clock;
+    reg  [19:0] weight_r$3$d;
+    wire  [19:0] weight_r$3$q;
+    reg  weight_r$4$clock;
+    reg  [19:0] weight_r$4$d;
+    wire  [19:0] weight_r$4$q;
+    reg  weight_r$5$clock;
+    reg  [19:0] weight_r$5$d;
+    wire  [19:0] weight_r$5$q;
+    reg  weight_r$6$clock;
+    reg  [19:0] weight_r$6$d;
+    wire  [19:0] weight_r$6$q;
+    reg  weight_r$7$clock;
+    reg  [19:0] weight_r$7$d;
+    wire  [19:0] weight_r$7$q;
+    reg  weight_r$8$clock;
+    reg  [19:0] weight_r$8$d;
+    wire  [19:0] weight_r$8$q;
+    reg  weight_r$9$clock;
+    reg  [19:0] weight_r$9$d;
+    wire  [19:0] weight_r$9$q;
+    reg  weight_r$10$clock;
+    reg  [19:0] weight_r$10$d;
+    wire  [19:0] weight_r$10$q;
+    reg  weight_r$11$clock;
+    reg  [19:0] weight_r$11$d;
+    wire  [19:0] weight_r$11$q;
+    reg  weight_r$12$clock;
+    reg  [19:0] weight_r$12$d;
+    wire  [19:0] weight_r$12$q;
+    reg  weight_r$13$clock;
+    reg  [19:0] weight_r$13$d;
+    wire  [19:0] weight_r$13$q;
+    reg  weight_r$14$clock;
+    reg  [19:0] weight_r$14$d;
+    wire  [19:0] weight_r$14$q;
+    reg  weight_r$15$clock;
+    reg  [19:0] weight_r$15$d;
+    wire  [19:0] weight_r$15$q;
+    reg  weight_r$16$clock;
+    reg  [19:0] weight_r$16$d;
+    wire  [19:0] weight_r$16$q;
+    reg  weight_r$17$clock;
+    reg  [19:0] weight_r$17$d;
+    wire  [19:0] weight_r$17$q;
+    reg  weight_r$18$clock;
+    reg  [19:0] weight_r$18$d;
+    wire  [19:0] weight_r$18$q;
+    reg  weight_r$19$clock;
+    reg  [19:0] weight_r$19$d;
+    wire  [19:0] weight_r$19$q;
+    reg  weight_r$20$clock;
+    reg  [19:0] weight_r$20$d;
+    wire  [19:0] weight_r$20$q;
+    reg  weight_r$21$clock;
+    reg  [19:0] weight_r$21$d;
+    wire  [19:0] weight_r$21$q;
+    reg  weight_r$22$clock;
+    reg  [19:0] weight_r$22$d;
+    wire  [19:0] weight_r$22$q;
+    reg  weight_r$23$clock;
+    reg  [19:0] weight_r$23$d;
+    wire  [19:0] weight_r$23$q;
+    reg  weight_r$24$clock;
+    reg  [19:0] weight_r$24$d;
+    wire  [19:0] weight_r$24$q;
+    reg  weight_r$25$clock;
+    reg  [19:0] weight_r$25$d;
+    wire  [19:0] weight_r$25$q;
+    reg  weight_r$26$clock;
+    reg  [19:0] weight_r$26$d;
+    wire  [19:0] weight_r$26$q;
+    reg  weight_r$27$clock;
+    reg  [19:0] weight_r$27$d;
+    wire  [19:0] weight_r$27$q;
+    reg  weight_r$28$clock;
+    reg  [19:0] weight_r$28$d;
+    wire  [19:0] weight_r$28$q;
+    reg  weight_r$29$clock;
+    reg  [19:0] weight_r$29$d;
+    wire  [19:0] weight_r$29$q;
+    reg  weight_r$30$clock;
+    reg  [19:0] weight_r$30$d;
+    wire  [19:0] weight_r$30$q;
+    reg  weight_r$31$clock;
+    reg  [19:0] weight_r$31$d;
+    wire  [19:0] weight_r$31$q;
+    reg  bias_r$0$clock;
+    reg  [19:0] bias_r$0$d;
+    wire  [19:0] bias_r$0$q;
+    reg  bias_r$1$clock;
+    reg  [19:0] bias_r$1$d;
+    wire  [19:0] bias_r$1$q;
+    reg  bias_r$2$clock;
+    reg  [19:0] bias_r$2$d;
+    wire  [19:0] bias_r$2$q;
+    reg  bias_r$3$clock;
+    reg  [19:0] bias_r$3$d;
+    wire  [19:0] bias_r$3$q;
+    reg  bias_r$4$clock;
+    reg  [19:0] bias_r$4$d;
+    wire  [19:0] bias_r$4$q;
+    reg  bias_r$5$clock;
+    reg  [19:0] bias_r$5$d;
+    wire  [19:0] bias_r$5$q;
+    reg  bias_r$6$clock;
+    reg  [19:0] bias_r$6$d;
+    wire  [19:0] bias_r$6$q;
+    reg  bias_r$7$clock;
+    reg  [19:0] bias_r$7$d;
+    wire  [19:0] bias_r$7$q;
+    reg  bias_r$8$clock;
+    reg  [19:0] bias_r$8$d;
+    wire  [19:0] bias_r$8$q;
+    reg  bias_r$9$clock;
+    reg  [19:0] bias_r$9$d;
+    wire  [19:0] bias_r$9$q;
+    reg  bias_r$10$clock;
+    reg  [19:0] bias_r$10$d;
+    wire  [19:0] bias_r$10$q;
+    reg  bias_r$11$clock;
+    reg  [19:0] bias_r$11$d;
+    wire  [19:0] bias_r$11$q;
+    reg  bias_r$12$clock;
+    reg  [19:0] bias_r$12$d;
+    wire  [19:0] bias_r$12$q;
+    reg  bias_r$13$clock;
+    reg  [19:0] bias_r$13$d;
+    wire  [19:0] bias_r$13$q;
+    reg  bias_r$14$clock;
+    reg  [19:0] bias_r$14$d;
+    wire  [19:0] bias_r$14$q;
+    reg  bias_r$15$clock;
+    reg  [19:0] bias_r$15$d;
+    wire  [19:0] bias_r$15$q;
+    reg  bias_r$16$clock;
+    reg  [19:0] bias_r$16$d;
+    wire  [19:0] bias_r$16$q;
+    reg  bias_r$17$clock;
+    reg  [19:0] bias_r$17$d;
+    wire  [19:0] bias_r$17$q;
+    reg  bias_r$18$clock;
+    reg  [19:0] bias_r$18$d;
+    wire  [19:0] bias_r$18$q;
+    reg  bias_r$19$clock;
+    reg  [19:0] bias_r$19$d;
+    wire  [19:0] bias_r$19$q;
+    reg  bias_r$20$clock;
+    reg  [19:0] bias_r$20$d;
+    wire  [19:0] bias_r$20$q;
+    reg  bias_r$21$clock;
+    reg  [19:0] bias_r$21$d;
+    wire  [19:0] bias_r$21$q;
+    reg  bias_r$22$clock;
+    reg  [19:0] bias_r$22$d;
+    wire  [19:0] bias_r$22$q;
+    reg  bias_r$23$clock;
+    reg  [19:0] bias_r$23$d;
+    wire  [19:0] bias_r$23$q;
+    reg  bias_r$24$clock;
+    reg  [19:0] bias_r$24$d;
+    wire  [19:0] bias_r$24$q;
+    reg  bias_r$25$clock;
+    reg  [19:0] bias_r$25$d;
+    wire  [19:0] bias_r$25$q;
+    reg  bias_r$26$clock;
+    reg  [19:0] bias_r$26$d;
+    wire  [19:0] bias_r$26$q;
+    reg  bias_r$27$clock;
+    reg  [19:0] bias_r$27$d;
+    wire  [19:0] bias_r$27$q;
+    reg  bias_r$28$clock;
+    reg  [19:0] bias_r$28$d;
+    wire  [19:0] bias_r$28$q;
+    reg  bias_r$29$clock;
+    reg  [19:0] bias_r$29$d;
+    wire  [19:0] bias_r$29$q;
+    reg  bias_r$30$clock;
+    reg  [19:0] bias_r$30$d;
+    wire  [19:0] bias_r$30$q;
+    reg  bias_r$31$clock;
+    reg  [19:0] bias_r$31$d;
+    wire  [19:0] bias_r$31$q;
+    reg  head_weight_r$0$clock;
+    reg  [19:0] head_weight_r$0$d;
+    wire  [19:0] head_weight_r$0$q;
+    reg  head_weight_r$1$clock;
+    reg  [19:0] head_weight_r$1$d;
+    wire  [19:0] head_weight_r$1$q;
+    reg  head_weight_r$2$clock;
+    reg  [19:0] head_weight_r$2$d;
+    wire  [19:0] head_weight_r$2$q;
     reg  state$0$clock;
     reg  state$0$we;
     reg  [15:0] state$0$waddr;
@@ -25168,6 +29457,646 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] h_j;
     
     // Sub module instances
+    top$core$engine$gru$lane$1$x_we_r x_we_r(
+        .clock(x_we_r$clock),
+        .d(x_we_r$d),
+        .q(x_we_r$q)
+    );
+    top$core$engine$gru$lane$1$x_set_r x_set_r(
+        .clock(x_set_r$clock),
+        .d(x_set_r$d),
+        .q(x_set_r$q)
+    );
+    top$core$engine$gru$lane$1$x_waddr_r x_waddr_r(
+        .clock(x_waddr_r$clock),
+        .d(x_waddr_r$d),
+        .q(x_waddr_r$q)
+    );
+    top$core$engine$gru$lane$1$x_wdata_r x_wdata_r(
+        .clock(x_wdata_r$clock),
+        .d(x_wdata_r$d),
+        .q(x_wdata_r$q)
+    );
+    top$core$engine$gru$lane$1$x_raddr0_r x_raddr0_r(
+        .clock(x_raddr0_r$clock),
+        .d(x_raddr0_r$d),
+        .q(x_raddr0_r$q)
+    );
+    top$core$engine$gru$lane$1$x_raddr1_r x_raddr1_r(
+        .clock(x_raddr1_r$clock),
+        .d(x_raddr1_r$d),
+        .q(x_raddr1_r$q)
+    );
+    top$core$engine$gru$lane$1$k_r k_r(
+        .clock(k_r$clock),
+        .d(k_r$d),
+        .q(k_r$q)
+    );
+    top$core$engine$gru$lane$1$k_is_x_r k_is_x_r(
+        .clock(k_is_x_r$clock),
+        .d(k_is_x_r$d),
+        .q(k_is_x_r$q)
+    );
+    top$core$engine$gru$lane$1$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$core$engine$gru$lane$1$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$core$engine$gru$lane$1$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
+    top$core$engine$gru$lane$1$a_set_r a_set_r(
+        .clock(a_set_r$clock),
+        .d(a_set_r$d),
+        .q(a_set_r$q)
+    );
+    top$core$engine$gru$lane$1$a_zero_r a_zero_r(
+        .clock(a_zero_r$clock),
+        .d(a_zero_r$d),
+        .q(a_zero_r$q)
+    );
+    top$core$engine$gru$lane$1$c_zero_r c_zero_r(
+        .clock(c_zero_r$clock),
+        .d(c_zero_r$d),
+        .q(c_zero_r$q)
+    );
+    top$core$engine$gru$lane$1$mac_en_r mac_en_r(
+        .clock(mac_en_r$clock),
+        .d(mac_en_r$d),
+        .q(mac_en_r$q)
+    );
+    top$core$engine$gru$lane$1$mac_first_r mac_first_r(
+        .clock(mac_first_r$clock),
+        .d(mac_first_r$d),
+        .q(mac_first_r$q)
+    );
+    top$core$engine$gru$lane$1$head_en_r head_en_r(
+        .clock(head_en_r$clock),
+        .d(head_en_r$d),
+        .q(head_en_r$q)
+    );
+    top$core$engine$gru$lane$1$head_first_r head_first_r(
+        .clock(head_first_r$clock),
+        .d(head_first_r$d),
+        .q(head_first_r$q)
+    );
+    top$core$engine$gru$lane$1$post_r post_r(
+        .clock(post_r$clock),
+        .d(post_r$d),
+        .q(post_r$q)
+    );
+    top$core$engine$gru$lane$1$post_pass_r post_pass_r(
+        .clock(post_pass_r$clock),
+        .d(post_pass_r$d),
+        .q(post_pass_r$q)
+    );
+    top$core$engine$gru$lane$1$post_set_r post_set_r(
+        .clock(post_set_r$clock),
+        .d(post_set_r$d),
+        .q(post_set_r$q)
+    );
+    top$core$engine$gru$lane$1$head_done_r head_done_r(
+        .clock(head_done_r$clock),
+        .d(head_done_r$d),
+        .q(head_done_r$q)
+    );
+    top$core$engine$gru$lane$1$head_step_first_r head_step_first_r(
+        .clock(head_step_first_r$clock),
+        .d(head_step_first_r$d),
+        .q(head_step_first_r$q)
+    );
+    top$core$engine$gru$lane$1$head_step_last_r head_step_last_r(
+        .clock(head_step_last_r$clock),
+        .d(head_step_last_r$d),
+        .q(head_step_last_r$q)
+    );
+    top$core$engine$gru$lane$1$head_set_r head_set_r(
+        .clock(head_set_r$clock),
+        .d(head_set_r$d),
+        .q(head_set_r$q)
+    );
+    top$core$engine$gru$lane$1$upd_en_r upd_en_r(
+        .clock(upd_en_r$clock),
+        .d(upd_en_r$d),
+        .q(upd_en_r$q)
+    );
+    top$core$engine$gru$lane$1$upd_j_r upd_j_r(
+        .clock(upd_j_r$clock),
+        .d(upd_j_r$d),
+        .q(upd_j_r$q)
+    );
+    top$core$engine$gru$lane$1$upd_set_r upd_set_r(
+        .clock(upd_set_r$clock),
+        .d(upd_set_r$d),
+        .q(upd_set_r$q)
+    );
+    top$core$engine$gru$lane$1$upd_zero_r upd_zero_r(
+        .clock(upd_zero_r$clock),
+        .d(upd_zero_r$d),
+        .q(upd_zero_r$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$0 unit_is_a_r$0(
+        .clock(unit_is_a_r$0$clock),
+        .d(unit_is_a_r$0$d),
+        .q(unit_is_a_r$0$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$1 unit_is_a_r$1(
+        .clock(unit_is_a_r$1$clock),
+        .d(unit_is_a_r$1$d),
+        .q(unit_is_a_r$1$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$2 unit_is_a_r$2(
+        .clock(unit_is_a_r$2$clock),
+        .d(unit_is_a_r$2$d),
+        .q(unit_is_a_r$2$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$3 unit_is_a_r$3(
+        .clock(unit_is_a_r$3$clock),
+        .d(unit_is_a_r$3$d),
+        .q(unit_is_a_r$3$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$4 unit_is_a_r$4(
+        .clock(unit_is_a_r$4$clock),
+        .d(unit_is_a_r$4$d),
+        .q(unit_is_a_r$4$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$5 unit_is_a_r$5(
+        .clock(unit_is_a_r$5$clock),
+        .d(unit_is_a_r$5$d),
+        .q(unit_is_a_r$5$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$6 unit_is_a_r$6(
+        .clock(unit_is_a_r$6$clock),
+        .d(unit_is_a_r$6$d),
+        .q(unit_is_a_r$6$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$7 unit_is_a_r$7(
+        .clock(unit_is_a_r$7$clock),
+        .d(unit_is_a_r$7$d),
+        .q(unit_is_a_r$7$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$8 unit_is_a_r$8(
+        .clock(unit_is_a_r$8$clock),
+        .d(unit_is_a_r$8$d),
+        .q(unit_is_a_r$8$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$9 unit_is_a_r$9(
+        .clock(unit_is_a_r$9$clock),
+        .d(unit_is_a_r$9$d),
+        .q(unit_is_a_r$9$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$10 unit_is_a_r$10(
+        .clock(unit_is_a_r$10$clock),
+        .d(unit_is_a_r$10$d),
+        .q(unit_is_a_r$10$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$11 unit_is_a_r$11(
+        .clock(unit_is_a_r$11$clock),
+        .d(unit_is_a_r$11$d),
+        .q(unit_is_a_r$11$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$12 unit_is_a_r$12(
+        .clock(unit_is_a_r$12$clock),
+        .d(unit_is_a_r$12$d),
+        .q(unit_is_a_r$12$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$13 unit_is_a_r$13(
+        .clock(unit_is_a_r$13$clock),
+        .d(unit_is_a_r$13$d),
+        .q(unit_is_a_r$13$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$14 unit_is_a_r$14(
+        .clock(unit_is_a_r$14$clock),
+        .d(unit_is_a_r$14$d),
+        .q(unit_is_a_r$14$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$15 unit_is_a_r$15(
+        .clock(unit_is_a_r$15$clock),
+        .d(unit_is_a_r$15$d),
+        .q(unit_is_a_r$15$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$16 unit_is_a_r$16(
+        .clock(unit_is_a_r$16$clock),
+        .d(unit_is_a_r$16$d),
+        .q(unit_is_a_r$16$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$17 unit_is_a_r$17(
+        .clock(unit_is_a_r$17$clock),
+        .d(unit_is_a_r$17$d),
+        .q(unit_is_a_r$17$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$18 unit_is_a_r$18(
+        .clock(unit_is_a_r$18$clock),
+        .d(unit_is_a_r$18$d),
+        .q(unit_is_a_r$18$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$19 unit_is_a_r$19(
+        .clock(unit_is_a_r$19$clock),
+        .d(unit_is_a_r$19$d),
+        .q(unit_is_a_r$19$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$20 unit_is_a_r$20(
+        .clock(unit_is_a_r$20$clock),
+        .d(unit_is_a_r$20$d),
+        .q(unit_is_a_r$20$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$21 unit_is_a_r$21(
+        .clock(unit_is_a_r$21$clock),
+        .d(unit_is_a_r$21$d),
+        .q(unit_is_a_r$21$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$22 unit_is_a_r$22(
+        .clock(unit_is_a_r$22$clock),
+        .d(unit_is_a_r$22$d),
+        .q(unit_is_a_r$22$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$23 unit_is_a_r$23(
+        .clock(unit_is_a_r$23$clock),
+        .d(unit_is_a_r$23$d),
+        .q(unit_is_a_r$23$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$24 unit_is_a_r$24(
+        .clock(unit_is_a_r$24$clock),
+        .d(unit_is_a_r$24$d),
+        .q(unit_is_a_r$24$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$25 unit_is_a_r$25(
+        .clock(unit_is_a_r$25$clock),
+        .d(unit_is_a_r$25$d),
+        .q(unit_is_a_r$25$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$26 unit_is_a_r$26(
+        .clock(unit_is_a_r$26$clock),
+        .d(unit_is_a_r$26$d),
+        .q(unit_is_a_r$26$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$27 unit_is_a_r$27(
+        .clock(unit_is_a_r$27$clock),
+        .d(unit_is_a_r$27$d),
+        .q(unit_is_a_r$27$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$28 unit_is_a_r$28(
+        .clock(unit_is_a_r$28$clock),
+        .d(unit_is_a_r$28$d),
+        .q(unit_is_a_r$28$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$29 unit_is_a_r$29(
+        .clock(unit_is_a_r$29$clock),
+        .d(unit_is_a_r$29$d),
+        .q(unit_is_a_r$29$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$30 unit_is_a_r$30(
+        .clock(unit_is_a_r$30$clock),
+        .d(unit_is_a_r$30$d),
+        .q(unit_is_a_r$30$q)
+    );
+    top$core$engine$gru$lane$1$unit_is_a_r$31 unit_is_a_r$31(
+        .clock(unit_is_a_r$31$clock),
+        .d(unit_is_a_r$31$d),
+        .q(unit_is_a_r$31$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$0 weight_r$0(
+        .clock(weight_r$0$clock),
+        .d(weight_r$0$d),
+        .q(weight_r$0$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$1 weight_r$1(
+        .clock(weight_r$1$clock),
+        .d(weight_r$1$d),
+        .q(weight_r$1$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$2 weight_r$2(
+        .clock(weight_r$2$clock),
+        .d(weight_r$2$d),
+        .q(weight_r$2$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$3 weight_r$3(
+        .clock(weight_r$3$clock),
+        .d(weight_r$3$d),
+        .q(weight_r$3$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$4 weight_r$4(
+        .clock(weight_r$4$clock),
+        .d(weight_r$4$d),
+        .q(weight_r$4$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$5 weight_r$5(
+        .clock(weight_r$5$clock),
+        .d(weight_r$5$d),
+        .q(weight_r$5$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$6 weight_r$6(
+        .clock(weight_r$6$clock),
+        .d(weight_r$6$d),
+        .q(weight_r$6$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$7 weight_r$7(
+        .clock(weight_r$7$clock),
+        .d(weight_r$7$d),
+        .q(weight_r$7$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$8 weight_r$8(
+        .clock(weight_r$8$clock),
+        .d(weight_r$8$d),
+        .q(weight_r$8$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$9 weight_r$9(
+        .clock(weight_r$9$clock),
+        .d(weight_r$9$d),
+        .q(weight_r$9$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$10 weight_r$10(
+        .clock(weight_r$10$clock),
+        .d(weight_r$10$d),
+        .q(weight_r$10$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$11 weight_r$11(
+        .clock(weight_r$11$clock),
+        .d(weight_r$11$d),
+        .q(weight_r$11$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$12 weight_r$12(
+        .clock(weight_r$12$clock),
+        .d(weight_r$12$d),
+        .q(weight_r$12$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$13 weight_r$13(
+        .clock(weight_r$13$clock),
+        .d(weight_r$13$d),
+        .q(weight_r$13$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$14 weight_r$14(
+        .clock(weight_r$14$clock),
+        .d(weight_r$14$d),
+        .q(weight_r$14$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$15 weight_r$15(
+        .clock(weight_r$15$clock),
+        .d(weight_r$15$d),
+        .q(weight_r$15$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$16 weight_r$16(
+        .clock(weight_r$16$clock),
+        .d(weight_r$16$d),
+        .q(weight_r$16$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$17 weight_r$17(
+        .clock(weight_r$17$clock),
+        .d(weight_r$17$d),
+        .q(weight_r$17$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$18 weight_r$18(
+        .clock(weight_r$18$clock),
+        .d(weight_r$18$d),
+        .q(weight_r$18$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$19 weight_r$19(
+        .clock(weight_r$19$clock),
+        .d(weight_r$19$d),
+        .q(weight_r$19$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$20 weight_r$20(
+        .clock(weight_r$20$clock),
+        .d(weight_r$20$d),
+        .q(weight_r$20$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$21 weight_r$21(
+        .clock(weight_r$21$clock),
+        .d(weight_r$21$d),
+        .q(weight_r$21$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$22 weight_r$22(
+        .clock(weight_r$22$clock),
+        .d(weight_r$22$d),
+        .q(weight_r$22$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$23 weight_r$23(
+        .clock(weight_r$23$clock),
+        .d(weight_r$23$d),
+        .q(weight_r$23$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$24 weight_r$24(
+        .clock(weight_r$24$clock),
+        .d(weight_r$24$d),
+        .q(weight_r$24$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$25 weight_r$25(
+        .clock(weight_r$25$clock),
+        .d(weight_r$25$d),
+        .q(weight_r$25$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$26 weight_r$26(
+        .clock(weight_r$26$clock),
+        .d(weight_r$26$d),
+        .q(weight_r$26$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$27 weight_r$27(
+        .clock(weight_r$27$clock),
+        .d(weight_r$27$d),
+        .q(weight_r$27$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$28 weight_r$28(
+        .clock(weight_r$28$clock),
+        .d(weight_r$28$d),
+        .q(weight_r$28$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$29 weight_r$29(
+        .clock(weight_r$29$clock),
+        .d(weight_r$29$d),
+        .q(weight_r$29$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$30 weight_r$30(
+        .clock(weight_r$30$clock),
+        .d(weight_r$30$d),
+        .q(weight_r$30$q)
+    );
+    top$core$engine$gru$lane$1$weight_r$31 weight_r$31(
+        .clock(weight_r$31$clock),
+        .d(weight_r$31$d),
+        .q(weight_r$31$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$0 bias_r$0(
+        .clock(bias_r$0$clock),
+        .d(bias_r$0$d),
+        .q(bias_r$0$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$1 bias_r$1(
+        .clock(bias_r$1$clock),
+        .d(bias_r$1$d),
+        .q(bias_r$1$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$2 bias_r$2(
+        .clock(bias_r$2$clock),
+        .d(bias_r$2$d),
+        .q(bias_r$2$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$3 bias_r$3(
+        .clock(bias_r$3$clock),
+        .d(bias_r$3$d),
+        .q(bias_r$3$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$4 bias_r$4(
+        .clock(bias_r$4$clock),
+        .d(bias_r$4$d),
+        .q(bias_r$4$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$5 bias_r$5(
+        .clock(bias_r$5$clock),
+        .d(bias_r$5$d),
+        .q(bias_r$5$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$6 bias_r$6(
+        .clock(bias_r$6$clock),
+        .d(bias_r$6$d),
+        .q(bias_r$6$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$7 bias_r$7(
+        .clock(bias_r$7$clock),
+        .d(bias_r$7$d),
+        .q(bias_r$7$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$8 bias_r$8(
+        .clock(bias_r$8$clock),
+        .d(bias_r$8$d),
+        .q(bias_r$8$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$9 bias_r$9(
+        .clock(bias_r$9$clock),
+        .d(bias_r$9$d),
+        .q(bias_r$9$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$10 bias_r$10(
+        .clock(bias_r$10$clock),
+        .d(bias_r$10$d),
+        .q(bias_r$10$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$11 bias_r$11(
+        .clock(bias_r$11$clock),
+        .d(bias_r$11$d),
+        .q(bias_r$11$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$12 bias_r$12(
+        .clock(bias_r$12$clock),
+        .d(bias_r$12$d),
+        .q(bias_r$12$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$13 bias_r$13(
+        .clock(bias_r$13$clock),
+        .d(bias_r$13$d),
+        .q(bias_r$13$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$14 bias_r$14(
+        .clock(bias_r$14$clock),
+        .d(bias_r$14$d),
+        .q(bias_r$14$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$15 bias_r$15(
+        .clock(bias_r$15$clock),
+        .d(bias_r$15$d),
+        .q(bias_r$15$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$16 bias_r$16(
+        .clock(bias_r$16$clock),
+        .d(bias_r$16$d),
+        .q(bias_r$16$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$17 bias_r$17(
+        .clock(bias_r$17$clock),
+        .d(bias_r$17$d),
+        .q(bias_r$17$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$18 bias_r$18(
+        .clock(bias_r$18$clock),
+        .d(bias_r$18$d),
+        .q(bias_r$18$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$19 bias_r$19(
+        .clock(bias_r$19$clock),
+        .d(bias_r$19$d),
+        .q(bias_r$19$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$20 bias_r$20(
+        .clock(bias_r$20$clock),
+        .d(bias_r$20$d),
+        .q(bias_r$20$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$21 bias_r$21(
+        .clock(bias_r$21$clock),
+        .d(bias_r$21$d),
+        .q(bias_r$21$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$22 bias_r$22(
+        .clock(bias_r$22$clock),
+        .d(bias_r$22$d),
+        .q(bias_r$22$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$23 bias_r$23(
+        .clock(bias_r$23$clock),
+        .d(bias_r$23$d),
+        .q(bias_r$23$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$24 bias_r$24(
+        .clock(bias_r$24$clock),
+        .d(bias_r$24$d),
+        .q(bias_r$24$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$25 bias_r$25(
+        .clock(bias_r$25$clock),
+        .d(bias_r$25$d),
+        .q(bias_r$25$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$26 bias_r$26(
+        .clock(bias_r$26$clock),
+        .d(bias_r$26$d),
+        .q(bias_r$26$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$27 bias_r$27(
+        .clock(bias_r$27$clock),
+        .d(bias_r$27$d),
+        .q(bias_r$27$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$28 bias_r$28(
+        .clock(bias_r$28$clock),
+        .d(bias_r$28$d),
+        .q(bias_r$28$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$29 bias_r$29(
+        .clock(bias_r$29$clock),
+        .d(bias_r$29$d),
+        .q(bias_r$29$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$30 bias_r$30(
+        .clock(bias_r$30$clock),
+        .d(bias_r$30$d),
+        .q(bias_r$30$q)
+    );
+    top$core$engine$gru$lane$1$bias_r$31 bias_r$31(
+        .clock(bias_r$31$clock),
+        .d(bias_r$31$d),
+        .q(bias_r$31$q)
+    );
+    top$core$engine$gru$lane$1$head_weight_r$0 head_weight_r$0(
+        .clock(head_weight_r$0$clock),
+        .d(head_weight_r$0$d),
+        .q(head_weight_r$0$q)
+    );
+    top$core$engine$gru$lane$1$head_weight_r$1 head_weight_r$1(
+        .clock(head_weight_r$1$clock),
+        .d(head_weight_r$1$d),
+        .q(head_weight_r$1$q)
+    );
+    top$core$engine$gru$lane$1$head_weight_r$2 head_weight_r$2(
+        .clock(head_weight_r$2$clock),
+        .d(head_weight_r$2$d),
+        .q(head_weight_r$2$q)
+    );
     top$core$engine$gru$lane$1$state$0 state$0(
         .clock(state$0$clock),
         .we(state$0$we),
@@ -26525,37 +31454,293 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        x_we_r$clock = clock;
+        x_we_r$d = x_we;
+        x_set_r$clock = clock;
+        x_set_r$d = x_set;
+        x_waddr_r$clock = clock;
+        x_waddr_r$d = x_waddr;
+        x_wdata_r$clock = clock;
+        x_wdata_r$d = x_wdata;
+        x_raddr0_r$clock = clock;
+        x_raddr0_r$d = x_raddr0;
+        x_raddr1_r$clock = clock;
+        x_raddr1_r$d = x_raddr1;
+        k_r$clock = clock;
+        k_r$d = k;
+        k_is_x_r$clock = clock;
+        k_is_x_r$d = k_is_x;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
+        a_set_r$clock = clock;
+        a_set_r$d = a_set;
+        a_zero_r$clock = clock;
+        a_zero_r$d = a_zero;
+        c_zero_r$clock = clock;
+        c_zero_r$d = c_zero;
+        mac_en_r$clock = clock;
+        mac_en_r$d = mac_en;
+        mac_first_r$clock = clock;
+        mac_first_r$d = mac_first;
+        head_en_r$clock = clock;
+        head_en_r$d = head_en;
+        head_first_r$clock = clock;
+        head_first_r$d = head_first;
+        post_r$clock = clock;
+        post_r$d = post;
+        post_pass_r$clock = clock;
+        post_pass_r$d = post_pass;
+        post_set_r$clock = clock;
+        post_set_r$d = post_set;
+        head_done_r$clock = clock;
+        head_done_r$d = head_done;
+        head_step_first_r$clock = clock;
+        head_step_first_r$d = head_step_first;
+        head_step_last_r$clock = clock;
+        head_step_last_r$d = head_step_last;
+        head_set_r$clock = clock;
+        head_set_r$d = head_set;
+        upd_en_r$clock = clock;
+        upd_en_r$d = upd_en;
+        upd_j_r$clock = clock;
+        upd_j_r$d = upd_j;
+        upd_set_r$clock = clock;
+        upd_set_r$d = upd_set;
+        upd_zero_r$clock = clock;
+        upd_zero_r$d = upd_zero;
+        unit_is_a_r$0$clock = clock;
+        unit_is_a_r$0$d = unit_is_a$0;
+        weight_r$0$clock = clock;
+        weight_r$0$d = weight$0;
+        bias_r$0$clock = clock;
+        bias_r$0$d = bias$0;
+        unit_is_a_r$1$clock = clock;
+        unit_is_a_r$1$d = unit_is_a$1;
+        weight_r$1$clock = clock;
+        weight_r$1$d = weight$1;
+        bias_r$1$clock = clock;
+        bias_r$1$d = bias$1;
+        unit_is_a_r$2$clock = clock;
+        unit_is_a_r$2$d = unit_is_a$2;
+        weight_r$2$clock = clock;
+        weight_r$2$d = weight$2;
+        bias_r$2$clock = clock;
+        bias_r$2$d = bias$2;
+        unit_is_a_r$3$clock = clock;
+        unit_is_a_r$3$d = unit_is_a$3;
+        weight_r$3$clock = clock;
+        weight_r$3$d = weight$3;
+        bias_r$3$clock = clock;
+        bias_r$3$d = bias$3;
+        unit_is_a_r$4$clock = clock;
+        unit_is_a_r$4$d = unit_is_a$4;
+        weight_r$4$clock = clock;
+        weight_r$4$d = weight$4;
+        bias_r$4$clock = clock;
+        bias_r$4$d = bias$4;
+        unit_is_a_r$5$clock = clock;
+        unit_is_a_r$5$d = unit_is_a$5;
+        weight_r$5$clock = clock;
+        weight_r$5$d = weight$5;
+        bias_r$5$clock = clock;
+        bias_r$5$d = bias$5;
+        unit_is_a_r$6$clock = clock;
+        unit_is_a_r$6$d = unit_is_a$6;
+        weight_r$6$clock = clock;
+        weight_r$6$d = weight$6;
+        bias_r$6$clock = clock;
+        bias_r$6$d = bias$6;
+        unit_is_a_r$7$clock = clock;
+        unit_is_a_r$7$d = unit_is_a$7;
+        weight_r$7$clock = clock;
+        weight_r$7$d = weight$7;
+        bias_r$7$clock = clock;
+        bias_r$7$d = bias$7;
+        unit_is_a_r$8$clock = clock;
+        unit_is_a_r$8$d = unit_is_a$8;
+        weight_r$8$clock = clock;
+        weight_r$8$d = weight$8;
+        bias_r$8$clock = clock;
+        bias_r$8$d = bias$8;
+        unit_is_a_r$9$clock = clock;
+        unit_is_a_r$9$d = unit_is_a$9;
+        weight_r$9$clock = clock;
+        weight_r$9$d = weight$9;
+        bias_r$9$clock = clock;
+        bias_r$9$d = bias$9;
+        unit_is_a_r$10$clock = clock;
+        unit_is_a_r$10$d = unit_is_a$10;
+        weight_r$10$clock = clock;
+        weight_r$10$d = weight$10;
+        bias_r$10$clock = clock;
+        bias_r$10$d = bias$10;
+        unit_is_a_r$11$clock = clock;
+        unit_is_a_r$11$d = unit_is_a$11;
+        weight_r$11$clock = clock;
+        weight_r$11$d = weight$11;
+        bias_r$11$clock = clock;
+        bias_r$11$d = bias$11;
+        unit_is_a_r$12$clock = clock;
+        unit_is_a_r$12$d = unit_is_a$12;
+        weight_r$12$clock = clock;
+        weight_r$12$d = weight$12;
+        bias_r$12$clock = clock;
+        bias_r$12$d = bias$12;
+        unit_is_a_r$13$clock = clock;
+        unit_is_a_r$13$d = unit_is_a$13;
+        weight_r$13$clock = clock;
+        weight_r$13$d = weight$13;
+        bias_r$13$clock = clock;
+        bias_r$13$d = bias$13;
+        unit_is_a_r$14$clock = clock;
+        unit_is_a_r$14$d = unit_is_a$14;
+        weight_r$14$clock = clock;
+        weight_r$14$d = weight$14;
+        bias_r$14$clock = clock;
+        bias_r$14$d = bias$14;
+        unit_is_a_r$15$clock = clock;
+        unit_is_a_r$15$d = unit_is_a$15;
+        weight_r$15$clock = clock;
+        weight_r$15$d = weight$15;
+        bias_r$15$clock = clock;
+        bias_r$15$d = bias$15;
+        unit_is_a_r$16$clock = clock;
+        unit_is_a_r$16$d = unit_is_a$16;
+        weight_r$16$clock = clock;
+        weight_r$16$d = weight$16;
+        bias_r$16$clock = clock;
+        bias_r$16$d = bias$16;
+        unit_is_a_r$17$clock = clock;
+        unit_is_a_r$17$d = unit_is_a$17;
+        weight_r$17$clock = clock;
+        weight_r$17$d = weight$17;
+        bias_r$17$clock = clock;
+        bias_r$17$d = bias$17;
+        unit_is_a_r$18$clock = clock;
+        unit_is_a_r$18$d = unit_is_a$18;
+        weight_r$18$clock = clock;
+        weight_r$18$d = weight$18;
+        bias_r$18$clock = clock;
+        bias_r$18$d = bias$18;
+        unit_is_a_r$19$clock = clock;
+        unit_is_a_r$19$d = unit_is_a$19;
+        weight_r$19$clock = clock;
+        weight_r$19$d = weight$19;
+        bias_r$19$clock = clock;
+        bias_r$19$d = bias$19;
+        unit_is_a_r$20$clock = clock;
+        unit_is_a_r$20$d = unit_is_a$20;
+        weight_r$20$clock = clock;
+        weight_r$20$d = weight$20;
+        bias_r$20$clock = clock;
+        bias_r$20$d = bias$20;
+        unit_is_a_r$21$clock = clock;
+        unit_is_a_r$21$d = unit_is_a$21;
+        weight_r$21$clock = clock;
+        weight_r$21$d = weight$21;
+        bias_r$21$clock = clock;
+        bias_r$21$d = bias$21;
+        unit_is_a_r$22$clock = clock;
+        unit_is_a_r$22$d = unit_is_a$22;
+        weight_r$22$clock = clock;
+        weight_r$22$d = weight$22;
+        bias_r$22$clock = clock;
+        bias_r$22$d = bias$22;
+        unit_is_a_r$23$clock = clock;
+        unit_is_a_r$23$d = unit_is_a$23;
+        weight_r$23$clock = clock;
+        weight_r$23$d = weight$23;
+        bias_r$23$clock = clock;
+        bias_r$23$d = bias$23;
+        unit_is_a_r$24$clock = clock;
+        unit_is_a_r$24$d = unit_is_a$24;
+        weight_r$24$clock = clock;
+        weight_r$24$d = weight$24;
+        bias_r$24$clock = clock;
+        bias_r$24$d = bias$24;
+        unit_is_a_r$25$clock = clock;
+        unit_is_a_r$25$d = unit_is_a$25;
+        weight_r$25$clock = clock;
+        weight_r$25$d = weight$25;
+        bias_r$25$clock = clock;
+        bias_r$25$d = bias$25;
+        unit_is_a_r$26$clock = clock;
+        unit_is_a_r$26$d = unit_is_a$26;
+        weight_r$26$clock = clock;
+        weight_r$26$d = weight$26;
+        bias_r$26$clock = clock;
+        bias_r$26$d = bias$26;
+        unit_is_a_r$27$clock = clock;
+        unit_is_a_r$27$d = unit_is_a$27;
+        weight_r$27$clock = clock;
+        weight_r$27$d = weight$27;
+        bias_r$27$clock = clock;
+        bias_r$27$d = bias$27;
+        unit_is_a_r$28$clock = clock;
+        unit_is_a_r$28$d = unit_is_a$28;
+        weight_r$28$clock = clock;
+        weight_r$28$d = weight$28;
+        bias_r$28$clock = clock;
+        bias_r$28$d = bias$28;
+        unit_is_a_r$29$clock = clock;
+        unit_is_a_r$29$d = unit_is_a$29;
+        weight_r$29$clock = clock;
+        weight_r$29$d = weight$29;
+        bias_r$29$clock = clock;
+        bias_r$29$d = bias$29;
+        unit_is_a_r$30$clock = clock;
+        unit_is_a_r$30$d = unit_is_a$30;
+        weight_r$30$clock = clock;
+        weight_r$30$d = weight$30;
+        bias_r$30$clock = clock;
+        bias_r$30$d = bias$30;
+        unit_is_a_r$31$clock = clock;
+        unit_is_a_r$31$d = unit_is_a$31;
+        weight_r$31$clock = clock;
+        weight_r$31$d = weight$31;
+        bias_r$31$clock = clock;
+        bias_r$31$d = bias$31;
+        head_weight_r$0$clock = clock;
+        head_weight_r$0$d = head_weight$0;
+        head_weight_r$1$clock = clock;
+        head_weight_r$1$d = head_weight$1;
+        head_weight_r$2$clock = clock;
+        head_weight_r$2$d = head_weight$2;
         state$0$clock = clock;
-        state$0$raddr0 = k;
-        if (a_set == (0 == 32'h1)) begin
-            state$0$raddr0 = ka;
+        state$0$raddr0 = k_r$q;
+        if (a_set_r$q == (0 == 32'h1)) begin
+            state$0$raddr0 = ka_r$q;
         end
-        state$0$raddr1 = upd_j;
+        state$0$raddr1 = upd_j_r$q;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
         state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
-        input$0$we = x_we && (x_set == (0 == 32'h1));
-        input$0$waddr = x_waddr;
-        input$0$wdata = x_wdata;
+        input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
+        input$0$waddr = x_waddr_r$q;
+        input$0$wdata = x_wdata_r$q;
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
-        state$1$raddr0 = k;
-        if (a_set == (1 == 32'h1)) begin
-            state$1$raddr0 = ka;
+        state$1$raddr0 = k_r$q;
+        if (a_set_r$q == (1 == 32'h1)) begin
+            state$1$raddr0 = ka_r$q;
         end
-        state$1$raddr1 = upd_j;
+        state$1$raddr1 = upd_j_r$q;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
         state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
-        input$1$we = x_we && (x_set == (1 == 32'h1));
-        input$1$waddr = x_waddr;
-        input$1$wdata = x_wdata;
+        input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
+        input$1$waddr = x_waddr_r$q;
+        input$1$wdata = x_wdata_r$q;
         input$1$raddr1 = 16'h0;
-        input$0$raddr0 = x_raddr0;
-        input$1$raddr0 = x_raddr1;
-        if (a_set) begin
+        input$0$raddr0 = x_raddr0_r$q;
+        input$1$raddr0 = x_raddr1_r$q;
+        if (a_set_r$q) begin
             h_a = state$1$rdata0;
             h_c = state$0$rdata0;
             x_a = input$1$rdata0;
@@ -26568,11 +31753,11 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_c = input$1$rdata0;
         end
         r_k = r1$0$q;
-        if (a_set) begin
+        if (a_set_r$q) begin
             r_k = r0$0$q;
         end
         z_j = z0$0$q;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             z_j = z1$0$q;
         end
         c_j = cand$0$q;
@@ -26896,544 +32081,544 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$0$d = r0$1$q;
             end
             else begin
                 r1$0$d = r1$1$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$0$d = z1$1$q;
             end
             else begin
                 z0$0$d = z0$1$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$1$d = r0$2$q;
             end
             else begin
                 r1$1$d = r1$2$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$1$d = z1$2$q;
             end
             else begin
                 z0$1$d = z0$2$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$2$d = r0$3$q;
             end
             else begin
                 r1$2$d = r1$3$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$2$d = z1$3$q;
             end
             else begin
                 z0$2$d = z0$3$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$3$d = r0$4$q;
             end
             else begin
                 r1$3$d = r1$4$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$3$d = z1$4$q;
             end
             else begin
                 z0$3$d = z0$4$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$4$d = r0$5$q;
             end
             else begin
                 r1$4$d = r1$5$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$4$d = z1$5$q;
             end
             else begin
                 z0$4$d = z0$5$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$5$d = r0$6$q;
             end
             else begin
                 r1$5$d = r1$6$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$5$d = z1$6$q;
             end
             else begin
                 z0$5$d = z0$6$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$6$d = r0$7$q;
             end
             else begin
                 r1$6$d = r1$7$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$6$d = z1$7$q;
             end
             else begin
                 z0$6$d = z0$7$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$7$d = r0$8$q;
             end
             else begin
                 r1$7$d = r1$8$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$7$d = z1$8$q;
             end
             else begin
                 z0$7$d = z0$8$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$8$d = r0$9$q;
             end
             else begin
                 r1$8$d = r1$9$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$8$d = z1$9$q;
             end
             else begin
                 z0$8$d = z0$9$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$9$d = r0$10$q;
             end
             else begin
                 r1$9$d = r1$10$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$9$d = z1$10$q;
             end
             else begin
                 z0$9$d = z0$10$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$10$d = r0$11$q;
             end
             else begin
                 r1$10$d = r1$11$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$10$d = z1$11$q;
             end
             else begin
                 z0$10$d = z0$11$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$11$d = r0$12$q;
             end
             else begin
                 r1$11$d = r1$12$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$11$d = z1$12$q;
             end
             else begin
                 z0$11$d = z0$12$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$12$d = r0$13$q;
             end
             else begin
                 r1$12$d = r1$13$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$12$d = z1$13$q;
             end
             else begin
                 z0$12$d = z0$13$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$13$d = r0$14$q;
             end
             else begin
                 r1$13$d = r1$14$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$13$d = z1$14$q;
             end
             else begin
                 z0$13$d = z0$14$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$14$d = r0$15$q;
             end
             else begin
                 r1$14$d = r1$15$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$14$d = z1$15$q;
             end
             else begin
                 z0$14$d = z0$15$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$15$d = r0$16$q;
             end
             else begin
                 r1$15$d = r1$16$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$15$d = z1$16$q;
             end
             else begin
                 z0$15$d = z0$16$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$16$d = r0$17$q;
             end
             else begin
                 r1$16$d = r1$17$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$16$d = z1$17$q;
             end
             else begin
                 z0$16$d = z0$17$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$17$d = r0$18$q;
             end
             else begin
                 r1$17$d = r1$18$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$17$d = z1$18$q;
             end
             else begin
                 z0$17$d = z0$18$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$18$d = r0$19$q;
             end
             else begin
                 r1$18$d = r1$19$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$18$d = z1$19$q;
             end
             else begin
                 z0$18$d = z0$19$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$19$d = r0$20$q;
             end
             else begin
                 r1$19$d = r1$20$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$19$d = z1$20$q;
             end
             else begin
                 z0$19$d = z0$20$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$20$d = r0$21$q;
             end
             else begin
                 r1$20$d = r1$21$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$20$d = z1$21$q;
             end
             else begin
                 z0$20$d = z0$21$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$21$d = r0$22$q;
             end
             else begin
                 r1$21$d = r1$22$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$21$d = z1$22$q;
             end
             else begin
                 z0$21$d = z0$22$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$22$d = r0$23$q;
             end
             else begin
                 r1$22$d = r1$23$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$22$d = z1$23$q;
             end
             else begin
                 z0$22$d = z0$23$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$23$d = r0$24$q;
             end
             else begin
                 r1$23$d = r1$24$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$23$d = z1$24$q;
             end
             else begin
                 z0$23$d = z0$24$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$24$d = r0$25$q;
             end
             else begin
                 r1$24$d = r1$25$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$24$d = z1$25$q;
             end
             else begin
                 z0$24$d = z0$25$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$25$d = r0$26$q;
             end
             else begin
                 r1$25$d = r1$26$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$25$d = z1$26$q;
             end
             else begin
                 z0$25$d = z0$26$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$26$d = r0$27$q;
             end
             else begin
                 r1$26$d = r1$27$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$26$d = z1$27$q;
             end
             else begin
                 z0$26$d = z0$27$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$27$d = r0$28$q;
             end
             else begin
                 r1$27$d = r1$28$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$27$d = z1$28$q;
             end
             else begin
                 z0$27$d = z0$28$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$28$d = r0$29$q;
             end
             else begin
                 r1$28$d = r1$29$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$28$d = z1$29$q;
             end
             else begin
                 z0$28$d = z0$29$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$29$d = r0$30$q;
             end
             else begin
                 r1$29$d = r1$30$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$29$d = z1$30$q;
             end
             else begin
                 z0$29$d = z0$30$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$30$d = r0$31$q;
             end
             else begin
                 r1$30$d = r1$31$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$30$d = z1$31$q;
             end
             else begin
                 z0$30$d = z0$31$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$31$d = r0$0$q;
             end
             else begin
                 r1$31$d = r1$0$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$31$d = z1$0$q;
             end
             else begin
@@ -27443,8 +32628,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_isx$d = k_is_x;
-        p_czero$d = c_zero;
+        p_isx$d = k_is_x_r$q;
+        p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
@@ -27454,12 +32639,12 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
         op_head$d = h_a;
-        if (ka_is_x) begin
+        if (ka_is_x_r$q) begin
             op_a$d = x_a;
         end
         else begin
             op_a$d = h_a;
-            if (a_zero) begin
+            if (a_zero_r$q) begin
                 op_a$d = 18'h0;
             end
         end
@@ -27473,916 +32658,916 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             end
         end
         mac$0$clock = clock;
-        mac$0$en = mac_en;
-        mac$0$first = mac_first;
-        mac$0$bias = bias$0;
-        mac$0$w = weight$0;
+        mac$0$en = mac_en_r$q;
+        mac$0$first = mac_first_r$q;
+        mac$0$bias = bias_r$0$q;
+        mac$0$w = weight_r$0$q;
         mac$0$x = op_c$q;
-        if (unit_is_a$0) begin
+        if (unit_is_a_r$0$q) begin
             mac$0$x = op_a$q;
         end
         mac$1$clock = clock;
-        mac$1$en = mac_en;
-        mac$1$first = mac_first;
-        mac$1$bias = bias$1;
-        mac$1$w = weight$1;
+        mac$1$en = mac_en_r$q;
+        mac$1$first = mac_first_r$q;
+        mac$1$bias = bias_r$1$q;
+        mac$1$w = weight_r$1$q;
         mac$1$x = op_c$q;
-        if (unit_is_a$1) begin
+        if (unit_is_a_r$1$q) begin
             mac$1$x = op_a$q;
         end
         mac$2$clock = clock;
-        mac$2$en = mac_en;
-        mac$2$first = mac_first;
-        mac$2$bias = bias$2;
-        mac$2$w = weight$2;
+        mac$2$en = mac_en_r$q;
+        mac$2$first = mac_first_r$q;
+        mac$2$bias = bias_r$2$q;
+        mac$2$w = weight_r$2$q;
         mac$2$x = op_c$q;
-        if (unit_is_a$2) begin
+        if (unit_is_a_r$2$q) begin
             mac$2$x = op_a$q;
         end
         mac$3$clock = clock;
-        mac$3$en = mac_en;
-        mac$3$first = mac_first;
-        mac$3$bias = bias$3;
-        mac$3$w = weight$3;
+        mac$3$en = mac_en_r$q;
+        mac$3$first = mac_first_r$q;
+        mac$3$bias = bias_r$3$q;
+        mac$3$w = weight_r$3$q;
         mac$3$x = op_c$q;
-        if (unit_is_a$3) begin
+        if (unit_is_a_r$3$q) begin
             mac$3$x = op_a$q;
         end
         mac$4$clock = clock;
-        mac$4$en = mac_en;
-        mac$4$first = mac_first;
-        mac$4$bias = bias$4;
-        mac$4$w = weight$4;
+        mac$4$en = mac_en_r$q;
+        mac$4$first = mac_first_r$q;
+        mac$4$bias = bias_r$4$q;
+        mac$4$w = weight_r$4$q;
         mac$4$x = op_c$q;
-        if (unit_is_a$4) begin
+        if (unit_is_a_r$4$q) begin
             mac$4$x = op_a$q;
         end
         mac$5$clock = clock;
-        mac$5$en = mac_en;
-        mac$5$first = mac_first;
-        mac$5$bias = bias$5;
-        mac$5$w = weight$5;
+        mac$5$en = mac_en_r$q;
+        mac$5$first = mac_first_r$q;
+        mac$5$bias = bias_r$5$q;
+        mac$5$w = weight_r$5$q;
         mac$5$x = op_c$q;
-        if (unit_is_a$5) begin
+        if (unit_is_a_r$5$q) begin
             mac$5$x = op_a$q;
         end
         mac$6$clock = clock;
-        mac$6$en = mac_en;
-        mac$6$first = mac_first;
-        mac$6$bias = bias$6;
-        mac$6$w = weight$6;
+        mac$6$en = mac_en_r$q;
+        mac$6$first = mac_first_r$q;
+        mac$6$bias = bias_r$6$q;
+        mac$6$w = weight_r$6$q;
         mac$6$x = op_c$q;
-        if (unit_is_a$6) begin
+        if (unit_is_a_r$6$q) begin
             mac$6$x = op_a$q;
         end
         mac$7$clock = clock;
-        mac$7$en = mac_en;
-        mac$7$first = mac_first;
-        mac$7$bias = bias$7;
-        mac$7$w = weight$7;
+        mac$7$en = mac_en_r$q;
+        mac$7$first = mac_first_r$q;
+        mac$7$bias = bias_r$7$q;
+        mac$7$w = weight_r$7$q;
         mac$7$x = op_c$q;
-        if (unit_is_a$7) begin
+        if (unit_is_a_r$7$q) begin
             mac$7$x = op_a$q;
         end
         mac$8$clock = clock;
-        mac$8$en = mac_en;
-        mac$8$first = mac_first;
-        mac$8$bias = bias$8;
-        mac$8$w = weight$8;
+        mac$8$en = mac_en_r$q;
+        mac$8$first = mac_first_r$q;
+        mac$8$bias = bias_r$8$q;
+        mac$8$w = weight_r$8$q;
         mac$8$x = op_c$q;
-        if (unit_is_a$8) begin
+        if (unit_is_a_r$8$q) begin
             mac$8$x = op_a$q;
         end
         mac$9$clock = clock;
-        mac$9$en = mac_en;
-        mac$9$first = mac_first;
-        mac$9$bias = bias$9;
-        mac$9$w = weight$9;
+        mac$9$en = mac_en_r$q;
+        mac$9$first = mac_first_r$q;
+        mac$9$bias = bias_r$9$q;
+        mac$9$w = weight_r$9$q;
         mac$9$x = op_c$q;
-        if (unit_is_a$9) begin
+        if (unit_is_a_r$9$q) begin
             mac$9$x = op_a$q;
         end
         mac$10$clock = clock;
-        mac$10$en = mac_en;
-        mac$10$first = mac_first;
-        mac$10$bias = bias$10;
-        mac$10$w = weight$10;
+        mac$10$en = mac_en_r$q;
+        mac$10$first = mac_first_r$q;
+        mac$10$bias = bias_r$10$q;
+        mac$10$w = weight_r$10$q;
         mac$10$x = op_c$q;
-        if (unit_is_a$10) begin
+        if (unit_is_a_r$10$q) begin
             mac$10$x = op_a$q;
         end
         mac$11$clock = clock;
-        mac$11$en = mac_en;
-        mac$11$first = mac_first;
-        mac$11$bias = bias$11;
-        mac$11$w = weight$11;
+        mac$11$en = mac_en_r$q;
+        mac$11$first = mac_first_r$q;
+        mac$11$bias = bias_r$11$q;
+        mac$11$w = weight_r$11$q;
         mac$11$x = op_c$q;
-        if (unit_is_a$11) begin
+        if (unit_is_a_r$11$q) begin
             mac$11$x = op_a$q;
         end
         mac$12$clock = clock;
-        mac$12$en = mac_en;
-        mac$12$first = mac_first;
-        mac$12$bias = bias$12;
-        mac$12$w = weight$12;
+        mac$12$en = mac_en_r$q;
+        mac$12$first = mac_first_r$q;
+        mac$12$bias = bias_r$12$q;
+        mac$12$w = weight_r$12$q;
         mac$12$x = op_c$q;
-        if (unit_is_a$12) begin
+        if (unit_is_a_r$12$q) begin
             mac$12$x = op_a$q;
         end
         mac$13$clock = clock;
-        mac$13$en = mac_en;
-        mac$13$first = mac_first;
-        mac$13$bias = bias$13;
-        mac$13$w = weight$13;
+        mac$13$en = mac_en_r$q;
+        mac$13$first = mac_first_r$q;
+        mac$13$bias = bias_r$13$q;
+        mac$13$w = weight_r$13$q;
         mac$13$x = op_c$q;
-        if (unit_is_a$13) begin
+        if (unit_is_a_r$13$q) begin
             mac$13$x = op_a$q;
         end
         mac$14$clock = clock;
-        mac$14$en = mac_en;
-        mac$14$first = mac_first;
-        mac$14$bias = bias$14;
-        mac$14$w = weight$14;
+        mac$14$en = mac_en_r$q;
+        mac$14$first = mac_first_r$q;
+        mac$14$bias = bias_r$14$q;
+        mac$14$w = weight_r$14$q;
         mac$14$x = op_c$q;
-        if (unit_is_a$14) begin
+        if (unit_is_a_r$14$q) begin
             mac$14$x = op_a$q;
         end
         mac$15$clock = clock;
-        mac$15$en = mac_en;
-        mac$15$first = mac_first;
-        mac$15$bias = bias$15;
-        mac$15$w = weight$15;
+        mac$15$en = mac_en_r$q;
+        mac$15$first = mac_first_r$q;
+        mac$15$bias = bias_r$15$q;
+        mac$15$w = weight_r$15$q;
         mac$15$x = op_c$q;
-        if (unit_is_a$15) begin
+        if (unit_is_a_r$15$q) begin
             mac$15$x = op_a$q;
         end
         mac$16$clock = clock;
-        mac$16$en = mac_en;
-        mac$16$first = mac_first;
-        mac$16$bias = bias$16;
-        mac$16$w = weight$16;
+        mac$16$en = mac_en_r$q;
+        mac$16$first = mac_first_r$q;
+        mac$16$bias = bias_r$16$q;
+        mac$16$w = weight_r$16$q;
         mac$16$x = op_c$q;
-        if (unit_is_a$16) begin
+        if (unit_is_a_r$16$q) begin
             mac$16$x = op_a$q;
         end
         mac$17$clock = clock;
-        mac$17$en = mac_en;
-        mac$17$first = mac_first;
-        mac$17$bias = bias$17;
-        mac$17$w = weight$17;
+        mac$17$en = mac_en_r$q;
+        mac$17$first = mac_first_r$q;
+        mac$17$bias = bias_r$17$q;
+        mac$17$w = weight_r$17$q;
         mac$17$x = op_c$q;
-        if (unit_is_a$17) begin
+        if (unit_is_a_r$17$q) begin
             mac$17$x = op_a$q;
         end
         mac$18$clock = clock;
-        mac$18$en = mac_en;
-        mac$18$first = mac_first;
-        mac$18$bias = bias$18;
-        mac$18$w = weight$18;
+        mac$18$en = mac_en_r$q;
+        mac$18$first = mac_first_r$q;
+        mac$18$bias = bias_r$18$q;
+        mac$18$w = weight_r$18$q;
         mac$18$x = op_c$q;
-        if (unit_is_a$18) begin
+        if (unit_is_a_r$18$q) begin
             mac$18$x = op_a$q;
         end
         mac$19$clock = clock;
-        mac$19$en = mac_en;
-        mac$19$first = mac_first;
-        mac$19$bias = bias$19;
-        mac$19$w = weight$19;
+        mac$19$en = mac_en_r$q;
+        mac$19$first = mac_first_r$q;
+        mac$19$bias = bias_r$19$q;
+        mac$19$w = weight_r$19$q;
         mac$19$x = op_c$q;
-        if (unit_is_a$19) begin
+        if (unit_is_a_r$19$q) begin
             mac$19$x = op_a$q;
         end
         mac$20$clock = clock;
-        mac$20$en = mac_en;
-        mac$20$first = mac_first;
-        mac$20$bias = bias$20;
-        mac$20$w = weight$20;
+        mac$20$en = mac_en_r$q;
+        mac$20$first = mac_first_r$q;
+        mac$20$bias = bias_r$20$q;
+        mac$20$w = weight_r$20$q;
         mac$20$x = op_c$q;
-        if (unit_is_a$20) begin
+        if (unit_is_a_r$20$q) begin
             mac$20$x = op_a$q;
         end
         mac$21$clock = clock;
-        mac$21$en = mac_en;
-        mac$21$first = mac_first;
-        mac$21$bias = bias$21;
-        mac$21$w = weight$21;
+        mac$21$en = mac_en_r$q;
+        mac$21$first = mac_first_r$q;
+        mac$21$bias = bias_r$21$q;
+        mac$21$w = weight_r$21$q;
         mac$21$x = op_c$q;
-        if (unit_is_a$21) begin
+        if (unit_is_a_r$21$q) begin
             mac$21$x = op_a$q;
         end
         mac$22$clock = clock;
-        mac$22$en = mac_en;
-        mac$22$first = mac_first;
-        mac$22$bias = bias$22;
-        mac$22$w = weight$22;
+        mac$22$en = mac_en_r$q;
+        mac$22$first = mac_first_r$q;
+        mac$22$bias = bias_r$22$q;
+        mac$22$w = weight_r$22$q;
         mac$22$x = op_c$q;
-        if (unit_is_a$22) begin
+        if (unit_is_a_r$22$q) begin
             mac$22$x = op_a$q;
         end
         mac$23$clock = clock;
-        mac$23$en = mac_en;
-        mac$23$first = mac_first;
-        mac$23$bias = bias$23;
-        mac$23$w = weight$23;
+        mac$23$en = mac_en_r$q;
+        mac$23$first = mac_first_r$q;
+        mac$23$bias = bias_r$23$q;
+        mac$23$w = weight_r$23$q;
         mac$23$x = op_c$q;
-        if (unit_is_a$23) begin
+        if (unit_is_a_r$23$q) begin
             mac$23$x = op_a$q;
         end
         mac$24$clock = clock;
-        mac$24$en = mac_en;
-        mac$24$first = mac_first;
-        mac$24$bias = bias$24;
-        mac$24$w = weight$24;
+        mac$24$en = mac_en_r$q;
+        mac$24$first = mac_first_r$q;
+        mac$24$bias = bias_r$24$q;
+        mac$24$w = weight_r$24$q;
         mac$24$x = op_c$q;
-        if (unit_is_a$24) begin
+        if (unit_is_a_r$24$q) begin
             mac$24$x = op_a$q;
         end
         mac$25$clock = clock;
-        mac$25$en = mac_en;
-        mac$25$first = mac_first;
-        mac$25$bias = bias$25;
-        mac$25$w = weight$25;
+        mac$25$en = mac_en_r$q;
+        mac$25$first = mac_first_r$q;
+        mac$25$bias = bias_r$25$q;
+        mac$25$w = weight_r$25$q;
         mac$25$x = op_c$q;
-        if (unit_is_a$25) begin
+        if (unit_is_a_r$25$q) begin
             mac$25$x = op_a$q;
         end
         mac$26$clock = clock;
-        mac$26$en = mac_en;
-        mac$26$first = mac_first;
-        mac$26$bias = bias$26;
-        mac$26$w = weight$26;
+        mac$26$en = mac_en_r$q;
+        mac$26$first = mac_first_r$q;
+        mac$26$bias = bias_r$26$q;
+        mac$26$w = weight_r$26$q;
         mac$26$x = op_c$q;
-        if (unit_is_a$26) begin
+        if (unit_is_a_r$26$q) begin
             mac$26$x = op_a$q;
         end
         mac$27$clock = clock;
-        mac$27$en = mac_en;
-        mac$27$first = mac_first;
-        mac$27$bias = bias$27;
-        mac$27$w = weight$27;
+        mac$27$en = mac_en_r$q;
+        mac$27$first = mac_first_r$q;
+        mac$27$bias = bias_r$27$q;
+        mac$27$w = weight_r$27$q;
         mac$27$x = op_c$q;
-        if (unit_is_a$27) begin
+        if (unit_is_a_r$27$q) begin
             mac$27$x = op_a$q;
         end
         mac$28$clock = clock;
-        mac$28$en = mac_en;
-        mac$28$first = mac_first;
-        mac$28$bias = bias$28;
-        mac$28$w = weight$28;
+        mac$28$en = mac_en_r$q;
+        mac$28$first = mac_first_r$q;
+        mac$28$bias = bias_r$28$q;
+        mac$28$w = weight_r$28$q;
         mac$28$x = op_c$q;
-        if (unit_is_a$28) begin
+        if (unit_is_a_r$28$q) begin
             mac$28$x = op_a$q;
         end
         mac$29$clock = clock;
-        mac$29$en = mac_en;
-        mac$29$first = mac_first;
-        mac$29$bias = bias$29;
-        mac$29$w = weight$29;
+        mac$29$en = mac_en_r$q;
+        mac$29$first = mac_first_r$q;
+        mac$29$bias = bias_r$29$q;
+        mac$29$w = weight_r$29$q;
         mac$29$x = op_c$q;
-        if (unit_is_a$29) begin
+        if (unit_is_a_r$29$q) begin
             mac$29$x = op_a$q;
         end
         mac$30$clock = clock;
-        mac$30$en = mac_en;
-        mac$30$first = mac_first;
-        mac$30$bias = bias$30;
-        mac$30$w = weight$30;
+        mac$30$en = mac_en_r$q;
+        mac$30$first = mac_first_r$q;
+        mac$30$bias = bias_r$30$q;
+        mac$30$w = weight_r$30$q;
         mac$30$x = op_c$q;
-        if (unit_is_a$30) begin
+        if (unit_is_a_r$30$q) begin
             mac$30$x = op_a$q;
         end
         mac$31$clock = clock;
-        mac$31$en = mac_en;
-        mac$31$first = mac_first;
-        mac$31$bias = bias$31;
-        mac$31$w = weight$31;
+        mac$31$en = mac_en_r$q;
+        mac$31$first = mac_first_r$q;
+        mac$31$bias = bias_r$31$q;
+        mac$31$w = weight_r$31$q;
         mac$31$x = op_c$q;
-        if (unit_is_a$31) begin
+        if (unit_is_a_r$31$q) begin
             mac$31$x = op_a$q;
         end
-        if (post) begin
-            if (post_pass == z_pass$0) begin
-                if (post_set) begin
+        if (post_r$q) begin
+            if (post_pass_r$q == z_pass$0) begin
+                if (post_set_r$q) begin
                     z1$0$d = mac$0$gate;
                 end
                 else begin
                     z0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$0) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$0) begin
+                if (post_set_r$q) begin
                     r1$0$d = mac$0$gate;
                 end
                 else begin
                     r0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$0) begin
+            if (post_pass_r$q == c_pass$0) begin
                 cand$0$d = mac$0$cand;
             end
-            if (post_pass == z_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$1) begin
+                if (post_set_r$q) begin
                     z1$1$d = mac$1$gate;
                 end
                 else begin
                     z0$1$d = mac$1$gate;
                 end
             end
-            if (post_pass == r_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$1) begin
+                if (post_set_r$q) begin
                     r1$1$d = mac$1$gate;
                 end
                 else begin
                     r0$1$d = mac$1$gate;
                 end
             end
-            if (post_pass == c_pass$1) begin
+            if (post_pass_r$q == c_pass$1) begin
                 cand$1$d = mac$1$cand;
             end
-            if (post_pass == z_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$2) begin
+                if (post_set_r$q) begin
                     z1$2$d = mac$2$gate;
                 end
                 else begin
                     z0$2$d = mac$2$gate;
                 end
             end
-            if (post_pass == r_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$2) begin
+                if (post_set_r$q) begin
                     r1$2$d = mac$2$gate;
                 end
                 else begin
                     r0$2$d = mac$2$gate;
                 end
             end
-            if (post_pass == c_pass$2) begin
+            if (post_pass_r$q == c_pass$2) begin
                 cand$2$d = mac$2$cand;
             end
-            if (post_pass == z_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$3) begin
+                if (post_set_r$q) begin
                     z1$3$d = mac$3$gate;
                 end
                 else begin
                     z0$3$d = mac$3$gate;
                 end
             end
-            if (post_pass == r_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$3) begin
+                if (post_set_r$q) begin
                     r1$3$d = mac$3$gate;
                 end
                 else begin
                     r0$3$d = mac$3$gate;
                 end
             end
-            if (post_pass == c_pass$3) begin
+            if (post_pass_r$q == c_pass$3) begin
                 cand$3$d = mac$3$cand;
             end
-            if (post_pass == z_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$4) begin
+                if (post_set_r$q) begin
                     z1$4$d = mac$4$gate;
                 end
                 else begin
                     z0$4$d = mac$4$gate;
                 end
             end
-            if (post_pass == r_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$4) begin
+                if (post_set_r$q) begin
                     r1$4$d = mac$4$gate;
                 end
                 else begin
                     r0$4$d = mac$4$gate;
                 end
             end
-            if (post_pass == c_pass$4) begin
+            if (post_pass_r$q == c_pass$4) begin
                 cand$4$d = mac$4$cand;
             end
-            if (post_pass == z_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$5) begin
+                if (post_set_r$q) begin
                     z1$5$d = mac$5$gate;
                 end
                 else begin
                     z0$5$d = mac$5$gate;
                 end
             end
-            if (post_pass == r_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$5) begin
+                if (post_set_r$q) begin
                     r1$5$d = mac$5$gate;
                 end
                 else begin
                     r0$5$d = mac$5$gate;
                 end
             end
-            if (post_pass == c_pass$5) begin
+            if (post_pass_r$q == c_pass$5) begin
                 cand$5$d = mac$5$cand;
             end
-            if (post_pass == z_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$6) begin
+                if (post_set_r$q) begin
                     z1$6$d = mac$6$gate;
                 end
                 else begin
                     z0$6$d = mac$6$gate;
                 end
             end
-            if (post_pass == r_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$6) begin
+                if (post_set_r$q) begin
                     r1$6$d = mac$6$gate;
                 end
                 else begin
                     r0$6$d = mac$6$gate;
                 end
             end
-            if (post_pass == c_pass$6) begin
+            if (post_pass_r$q == c_pass$6) begin
                 cand$6$d = mac$6$cand;
             end
-            if (post_pass == z_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$7) begin
+                if (post_set_r$q) begin
                     z1$7$d = mac$7$gate;
                 end
                 else begin
                     z0$7$d = mac$7$gate;
                 end
             end
-            if (post_pass == r_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$7) begin
+                if (post_set_r$q) begin
                     r1$7$d = mac$7$gate;
                 end
                 else begin
                     r0$7$d = mac$7$gate;
                 end
             end
-            if (post_pass == c_pass$7) begin
+            if (post_pass_r$q == c_pass$7) begin
                 cand$7$d = mac$7$cand;
             end
-            if (post_pass == z_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$8) begin
+                if (post_set_r$q) begin
                     z1$8$d = mac$8$gate;
                 end
                 else begin
                     z0$8$d = mac$8$gate;
                 end
             end
-            if (post_pass == r_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$8) begin
+                if (post_set_r$q) begin
                     r1$8$d = mac$8$gate;
                 end
                 else begin
                     r0$8$d = mac$8$gate;
                 end
             end
-            if (post_pass == c_pass$8) begin
+            if (post_pass_r$q == c_pass$8) begin
                 cand$8$d = mac$8$cand;
             end
-            if (post_pass == z_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$9) begin
+                if (post_set_r$q) begin
                     z1$9$d = mac$9$gate;
                 end
                 else begin
                     z0$9$d = mac$9$gate;
                 end
             end
-            if (post_pass == r_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$9) begin
+                if (post_set_r$q) begin
                     r1$9$d = mac$9$gate;
                 end
                 else begin
                     r0$9$d = mac$9$gate;
                 end
             end
-            if (post_pass == c_pass$9) begin
+            if (post_pass_r$q == c_pass$9) begin
                 cand$9$d = mac$9$cand;
             end
-            if (post_pass == z_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$10) begin
+                if (post_set_r$q) begin
                     z1$10$d = mac$10$gate;
                 end
                 else begin
                     z0$10$d = mac$10$gate;
                 end
             end
-            if (post_pass == r_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$10) begin
+                if (post_set_r$q) begin
                     r1$10$d = mac$10$gate;
                 end
                 else begin
                     r0$10$d = mac$10$gate;
                 end
             end
-            if (post_pass == c_pass$10) begin
+            if (post_pass_r$q == c_pass$10) begin
                 cand$10$d = mac$10$cand;
             end
-            if (post_pass == z_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$11) begin
+                if (post_set_r$q) begin
                     z1$11$d = mac$11$gate;
                 end
                 else begin
                     z0$11$d = mac$11$gate;
                 end
             end
-            if (post_pass == r_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$11) begin
+                if (post_set_r$q) begin
                     r1$11$d = mac$11$gate;
                 end
                 else begin
                     r0$11$d = mac$11$gate;
                 end
             end
-            if (post_pass == c_pass$11) begin
+            if (post_pass_r$q == c_pass$11) begin
                 cand$11$d = mac$11$cand;
             end
-            if (post_pass == z_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$12) begin
+                if (post_set_r$q) begin
                     z1$12$d = mac$12$gate;
                 end
                 else begin
                     z0$12$d = mac$12$gate;
                 end
             end
-            if (post_pass == r_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$12) begin
+                if (post_set_r$q) begin
                     r1$12$d = mac$12$gate;
                 end
                 else begin
                     r0$12$d = mac$12$gate;
                 end
             end
-            if (post_pass == c_pass$12) begin
+            if (post_pass_r$q == c_pass$12) begin
                 cand$12$d = mac$12$cand;
             end
-            if (post_pass == z_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$13) begin
+                if (post_set_r$q) begin
                     z1$13$d = mac$13$gate;
                 end
                 else begin
                     z0$13$d = mac$13$gate;
                 end
             end
-            if (post_pass == r_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$13) begin
+                if (post_set_r$q) begin
                     r1$13$d = mac$13$gate;
                 end
                 else begin
                     r0$13$d = mac$13$gate;
                 end
             end
-            if (post_pass == c_pass$13) begin
+            if (post_pass_r$q == c_pass$13) begin
                 cand$13$d = mac$13$cand;
             end
-            if (post_pass == z_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$14) begin
+                if (post_set_r$q) begin
                     z1$14$d = mac$14$gate;
                 end
                 else begin
                     z0$14$d = mac$14$gate;
                 end
             end
-            if (post_pass == r_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$14) begin
+                if (post_set_r$q) begin
                     r1$14$d = mac$14$gate;
                 end
                 else begin
                     r0$14$d = mac$14$gate;
                 end
             end
-            if (post_pass == c_pass$14) begin
+            if (post_pass_r$q == c_pass$14) begin
                 cand$14$d = mac$14$cand;
             end
-            if (post_pass == z_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$15) begin
+                if (post_set_r$q) begin
                     z1$15$d = mac$15$gate;
                 end
                 else begin
                     z0$15$d = mac$15$gate;
                 end
             end
-            if (post_pass == r_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$15) begin
+                if (post_set_r$q) begin
                     r1$15$d = mac$15$gate;
                 end
                 else begin
                     r0$15$d = mac$15$gate;
                 end
             end
-            if (post_pass == c_pass$15) begin
+            if (post_pass_r$q == c_pass$15) begin
                 cand$15$d = mac$15$cand;
             end
-            if (post_pass == z_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$16) begin
+                if (post_set_r$q) begin
                     z1$16$d = mac$16$gate;
                 end
                 else begin
                     z0$16$d = mac$16$gate;
                 end
             end
-            if (post_pass == r_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$16) begin
+                if (post_set_r$q) begin
                     r1$16$d = mac$16$gate;
                 end
                 else begin
                     r0$16$d = mac$16$gate;
                 end
             end
-            if (post_pass == c_pass$16) begin
+            if (post_pass_r$q == c_pass$16) begin
                 cand$16$d = mac$16$cand;
             end
-            if (post_pass == z_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$17) begin
+                if (post_set_r$q) begin
                     z1$17$d = mac$17$gate;
                 end
                 else begin
                     z0$17$d = mac$17$gate;
                 end
             end
-            if (post_pass == r_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$17) begin
+                if (post_set_r$q) begin
                     r1$17$d = mac$17$gate;
                 end
                 else begin
                     r0$17$d = mac$17$gate;
                 end
             end
-            if (post_pass == c_pass$17) begin
+            if (post_pass_r$q == c_pass$17) begin
                 cand$17$d = mac$17$cand;
             end
-            if (post_pass == z_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$18) begin
+                if (post_set_r$q) begin
                     z1$18$d = mac$18$gate;
                 end
                 else begin
                     z0$18$d = mac$18$gate;
                 end
             end
-            if (post_pass == r_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$18) begin
+                if (post_set_r$q) begin
                     r1$18$d = mac$18$gate;
                 end
                 else begin
                     r0$18$d = mac$18$gate;
                 end
             end
-            if (post_pass == c_pass$18) begin
+            if (post_pass_r$q == c_pass$18) begin
                 cand$18$d = mac$18$cand;
             end
-            if (post_pass == z_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$19) begin
+                if (post_set_r$q) begin
                     z1$19$d = mac$19$gate;
                 end
                 else begin
                     z0$19$d = mac$19$gate;
                 end
             end
-            if (post_pass == r_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$19) begin
+                if (post_set_r$q) begin
                     r1$19$d = mac$19$gate;
                 end
                 else begin
                     r0$19$d = mac$19$gate;
                 end
             end
-            if (post_pass == c_pass$19) begin
+            if (post_pass_r$q == c_pass$19) begin
                 cand$19$d = mac$19$cand;
             end
-            if (post_pass == z_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$20) begin
+                if (post_set_r$q) begin
                     z1$20$d = mac$20$gate;
                 end
                 else begin
                     z0$20$d = mac$20$gate;
                 end
             end
-            if (post_pass == r_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$20) begin
+                if (post_set_r$q) begin
                     r1$20$d = mac$20$gate;
                 end
                 else begin
                     r0$20$d = mac$20$gate;
                 end
             end
-            if (post_pass == c_pass$20) begin
+            if (post_pass_r$q == c_pass$20) begin
                 cand$20$d = mac$20$cand;
             end
-            if (post_pass == z_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$21) begin
+                if (post_set_r$q) begin
                     z1$21$d = mac$21$gate;
                 end
                 else begin
                     z0$21$d = mac$21$gate;
                 end
             end
-            if (post_pass == r_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$21) begin
+                if (post_set_r$q) begin
                     r1$21$d = mac$21$gate;
                 end
                 else begin
                     r0$21$d = mac$21$gate;
                 end
             end
-            if (post_pass == c_pass$21) begin
+            if (post_pass_r$q == c_pass$21) begin
                 cand$21$d = mac$21$cand;
             end
-            if (post_pass == z_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$22) begin
+                if (post_set_r$q) begin
                     z1$22$d = mac$22$gate;
                 end
                 else begin
                     z0$22$d = mac$22$gate;
                 end
             end
-            if (post_pass == r_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$22) begin
+                if (post_set_r$q) begin
                     r1$22$d = mac$22$gate;
                 end
                 else begin
                     r0$22$d = mac$22$gate;
                 end
             end
-            if (post_pass == c_pass$22) begin
+            if (post_pass_r$q == c_pass$22) begin
                 cand$22$d = mac$22$cand;
             end
-            if (post_pass == z_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$23) begin
+                if (post_set_r$q) begin
                     z1$23$d = mac$23$gate;
                 end
                 else begin
                     z0$23$d = mac$23$gate;
                 end
             end
-            if (post_pass == r_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$23) begin
+                if (post_set_r$q) begin
                     r1$23$d = mac$23$gate;
                 end
                 else begin
                     r0$23$d = mac$23$gate;
                 end
             end
-            if (post_pass == c_pass$23) begin
+            if (post_pass_r$q == c_pass$23) begin
                 cand$23$d = mac$23$cand;
             end
-            if (post_pass == z_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$24) begin
+                if (post_set_r$q) begin
                     z1$24$d = mac$24$gate;
                 end
                 else begin
                     z0$24$d = mac$24$gate;
                 end
             end
-            if (post_pass == r_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$24) begin
+                if (post_set_r$q) begin
                     r1$24$d = mac$24$gate;
                 end
                 else begin
                     r0$24$d = mac$24$gate;
                 end
             end
-            if (post_pass == c_pass$24) begin
+            if (post_pass_r$q == c_pass$24) begin
                 cand$24$d = mac$24$cand;
             end
-            if (post_pass == z_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$25) begin
+                if (post_set_r$q) begin
                     z1$25$d = mac$25$gate;
                 end
                 else begin
                     z0$25$d = mac$25$gate;
                 end
             end
-            if (post_pass == r_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$25) begin
+                if (post_set_r$q) begin
                     r1$25$d = mac$25$gate;
                 end
                 else begin
                     r0$25$d = mac$25$gate;
                 end
             end
-            if (post_pass == c_pass$25) begin
+            if (post_pass_r$q == c_pass$25) begin
                 cand$25$d = mac$25$cand;
             end
-            if (post_pass == z_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$26) begin
+                if (post_set_r$q) begin
                     z1$26$d = mac$26$gate;
                 end
                 else begin
                     z0$26$d = mac$26$gate;
                 end
             end
-            if (post_pass == r_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$26) begin
+                if (post_set_r$q) begin
                     r1$26$d = mac$26$gate;
                 end
                 else begin
                     r0$26$d = mac$26$gate;
                 end
             end
-            if (post_pass == c_pass$26) begin
+            if (post_pass_r$q == c_pass$26) begin
                 cand$26$d = mac$26$cand;
             end
-            if (post_pass == z_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$27) begin
+                if (post_set_r$q) begin
                     z1$27$d = mac$27$gate;
                 end
                 else begin
                     z0$27$d = mac$27$gate;
                 end
             end
-            if (post_pass == r_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$27) begin
+                if (post_set_r$q) begin
                     r1$27$d = mac$27$gate;
                 end
                 else begin
                     r0$27$d = mac$27$gate;
                 end
             end
-            if (post_pass == c_pass$27) begin
+            if (post_pass_r$q == c_pass$27) begin
                 cand$27$d = mac$27$cand;
             end
-            if (post_pass == z_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$28) begin
+                if (post_set_r$q) begin
                     z1$28$d = mac$28$gate;
                 end
                 else begin
                     z0$28$d = mac$28$gate;
                 end
             end
-            if (post_pass == r_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$28) begin
+                if (post_set_r$q) begin
                     r1$28$d = mac$28$gate;
                 end
                 else begin
                     r0$28$d = mac$28$gate;
                 end
             end
-            if (post_pass == c_pass$28) begin
+            if (post_pass_r$q == c_pass$28) begin
                 cand$28$d = mac$28$cand;
             end
-            if (post_pass == z_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$29) begin
+                if (post_set_r$q) begin
                     z1$29$d = mac$29$gate;
                 end
                 else begin
                     z0$29$d = mac$29$gate;
                 end
             end
-            if (post_pass == r_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$29) begin
+                if (post_set_r$q) begin
                     r1$29$d = mac$29$gate;
                 end
                 else begin
                     r0$29$d = mac$29$gate;
                 end
             end
-            if (post_pass == c_pass$29) begin
+            if (post_pass_r$q == c_pass$29) begin
                 cand$29$d = mac$29$cand;
             end
-            if (post_pass == z_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$30) begin
+                if (post_set_r$q) begin
                     z1$30$d = mac$30$gate;
                 end
                 else begin
                     z0$30$d = mac$30$gate;
                 end
             end
-            if (post_pass == r_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$30) begin
+                if (post_set_r$q) begin
                     r1$30$d = mac$30$gate;
                 end
                 else begin
                     r0$30$d = mac$30$gate;
                 end
             end
-            if (post_pass == c_pass$30) begin
+            if (post_pass_r$q == c_pass$30) begin
                 cand$30$d = mac$30$cand;
             end
-            if (post_pass == z_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$31) begin
+                if (post_set_r$q) begin
                     z1$31$d = mac$31$gate;
                 end
                 else begin
                     z0$31$d = mac$31$gate;
                 end
             end
-            if (post_pass == r_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$31) begin
+                if (post_set_r$q) begin
                     r1$31$d = mac$31$gate;
                 end
                 else begin
                     r0$31$d = mac$31$gate;
                 end
             end
-            if (post_pass == c_pass$31) begin
+            if (post_pass_r$q == c_pass$31) begin
                 cand$31$d = mac$31$cand;
             end
         end
         h_j = state$0$rdata1;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             h_j = state$1$rdata1;
         end
-        if (upd_zero) begin
+        if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
         u_z$d = z_j;
         u_d$d = h_j - c_j;
         u_c$d = c_j;
-        u_j$d = upd_j;
-        u_set$d = upd_set;
-        u_en$d = upd_en;
+        u_j$d = upd_j_r$q;
+        u_set$d = upd_set_r$q;
+        u_en$d = upd_en_r$q;
         update_mul$a = u_z$q;
         update_mul$b = u_d$q;
         update_mul$c = u_c$q;
@@ -28392,18 +33577,18 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_en$d = u_en$q;
         update_q$v = v_sum$q;
         head$clock = clock;
-        head$en = head_en;
-        head$first = head_first;
+        head$en = head_en_r$q;
+        head$first = head_first_r$q;
         head$x = op_head$q;
-        head$done = head_done;
-        head$step_first = head_step_first;
-        head$step_last = head_step_last;
-        head$set = head_set;
-        head$w$0 = head_weight$0;
+        head$done = head_done_r$q;
+        head$step_first = head_step_first_r$q;
+        head$step_last = head_step_last_r$q;
+        head$set = head_set_r$q;
+        head$w$0 = head_weight_r$0$q;
         channel$0 = head$out$0;
-        head$w$1 = head_weight$1;
+        head$w$1 = head_weight_r$1$q;
         channel$1 = head$out$1;
-        head$w$2 = head_weight$2;
+        head$w$2 = head_weight_r$2$q;
         channel$2 = head$out$2;
         amp1 = head$amp1;
         amp2 = head$amp2;
@@ -28412,6 +33597,750 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     end
     
 endmodule // top$core$engine$gru$lane$1
+
+
+module top$core$engine$gru$lane$1$a_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$a_set_r
+
+
+module top$core$engine$gru$lane$1$a_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$a_zero_r
+
+
+module top$core$engine$gru$lane$1$bias_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$0
+
+
+module top$core$engine$gru$lane$1$bias_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$1
+
+
+module top$core$engine$gru$lane$1$bias_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$10
+
+
+module top$core$engine$gru$lane$1$bias_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$11
+
+
+module top$core$engine$gru$lane$1$bias_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$12
+
+
+module top$core$engine$gru$lane$1$bias_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$13
+
+
+module top$core$engine$gru$lane$1$bias_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$14
+
+
+module top$core$engine$gru$lane$1$bias_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$15
+
+
+module top$core$engine$gru$lane$1$bias_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$16
+
+
+module top$core$engine$gru$lane$1$bias_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$17
+
+
+module top$core$engine$gru$lane$1$bias_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$18
+
+
+module top$core$engine$gru$lane$1$bias_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$19
+
+
+module top$core$engine$gru$lane$1$bias_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$2
+
+
+module top$core$engine$gru$lane$1$bias_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$20
+
+
+module top$core$engine$gru$lane$1$bias_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$21
+
+
+module top$core$engine$gru$lane$1$bias_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$22
+
+
+module top$core$engine$gru$lane$1$bias_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$23
+
+
+module top$core$engine$gru$lane$1$bias_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$24
+
+
+module top$core$engine$gru$lane$1$bias_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$25
+
+
+module top$core$engine$gru$lane$1$bias_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$26
+
+
+module top$core$engine$gru$lane$1$bias_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$27
+
+
+module top$core$engine$gru$lane$1$bias_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$28
+
+
+module top$core$engine$gru$lane$1$bias_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$29
+
+
+module top$core$engine$gru$lane$1$bias_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$3
+
+
+module top$core$engine$gru$lane$1$bias_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$30
+
+
+module top$core$engine$gru$lane$1$bias_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$31
+
+
+module top$core$engine$gru$lane$1$bias_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$4
+
+
+module top$core$engine$gru$lane$1$bias_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$5
+
+
+module top$core$engine$gru$lane$1$bias_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$6
+
+
+module top$core$engine$gru$lane$1$bias_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$7
+
+
+module top$core$engine$gru$lane$1$bias_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$8
+
+
+module top$core$engine$gru$lane$1$bias_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$bias_r$9
+
+
+module top$core$engine$gru$lane$1$c_rotate_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$c_rotate_r
+
+
+module top$core$engine$gru$lane$1$c_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$c_zero_r
 
 
 module top$core$engine$gru$lane$1$cand$0(d,q,clock);
@@ -29663,6 +35592,177 @@ module top$core$engine$gru$lane$1$head$t2$1(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$head$t2$1
 
 
+module top$core$engine$gru$lane$1$head_done_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$head_done_r
+
+
+module top$core$engine$gru$lane$1$head_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$head_en_r
+
+
+module top$core$engine$gru$lane$1$head_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$head_first_r
+
+
+module top$core$engine$gru$lane$1$head_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$head_set_r
+
+
+module top$core$engine$gru$lane$1$head_step_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$head_step_first_r
+
+
+module top$core$engine$gru$lane$1$head_step_last_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$head_step_last_r
+
+
+module top$core$engine$gru$lane$1$head_weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$head_weight_r$0
+
+
+module top$core$engine$gru$lane$1$head_weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$head_weight_r$1
+
+
+module top$core$engine$gru$lane$1$head_weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$head_weight_r$2
+
+
 module top$core$engine$gru$lane$1$input$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
     
     // Module arguments
@@ -29713,6 +35813,78 @@ module top$core$engine$gru$lane$1$input$1(clock,we,waddr,wdata,raddr0,rdata0,rad
        if (we && waddr < 135) mem[waddr[7:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$1$input$1
+
+
+module top$core$engine$gru$lane$1$k_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$k_is_x_r
+
+
+module top$core$engine$gru$lane$1$k_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$k_r
+
+
+module top$core$engine$gru$lane$1$ka_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$ka_is_x_r
+
+
+module top$core$engine$gru$lane$1$ka_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$ka_r
 
 
 module top$core$engine$gru$lane$1$mac$0(clock,en,first,bias,w,x,gate,cand);
@@ -31187,6 +37359,42 @@ module top$core$engine$gru$lane$1$mac$9(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$9
 
 
+module top$core$engine$gru$lane$1$mac_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$mac_en_r
+
+
+module top$core$engine$gru$lane$1$mac_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$mac_first_r
+
+
 module top$core$engine$gru$lane$1$op_a(d,q,clock);
     
     // Module arguments
@@ -31337,6 +37545,60 @@ module top$core$engine$gru$lane$1$p_xc(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$p_xc
+
+
+module top$core$engine$gru$lane$1$post_pass_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_pass_r
+
+
+module top$core$engine$gru$lane$1$post_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r
+
+
+module top$core$engine$gru$lane$1$post_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_set_r
 
 
 module top$core$engine$gru$lane$1$q_czero(d,q,clock);
@@ -32834,6 +39096,654 @@ module top$core$engine$gru$lane$1$u_z(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$u_z
 
 
+module top$core$engine$gru$lane$1$unit_is_a_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$0
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$1
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$10
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$11
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$12
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$13
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$14
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$15
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$16
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$17
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$18
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$19
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$2
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$20
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$21
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$22
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$23
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$24
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$25
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$26
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$27
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$28
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$29
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$3
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$30
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$31
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$4
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$5
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$6
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$7
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$8
+
+
+module top$core$engine$gru$lane$1$unit_is_a_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$unit_is_a_r$9
+
+
+module top$core$engine$gru$lane$1$upd_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$upd_en_r
+
+
+module top$core$engine$gru$lane$1$upd_j_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$upd_j_r
+
+
+module top$core$engine$gru$lane$1$upd_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$upd_set_r
+
+
+module top$core$engine$gru$lane$1$upd_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$upd_zero_r
+
+
 module top$core$engine$gru$lane$1$update_mul(a,b,c,out);
     
     // Module arguments
@@ -32945,6 +39855,786 @@ module top$core$engine$gru$lane$1$v_sum(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$v_sum
+
+
+module top$core$engine$gru$lane$1$weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$0
+
+
+module top$core$engine$gru$lane$1$weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$1
+
+
+module top$core$engine$gru$lane$1$weight_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$10
+
+
+module top$core$engine$gru$lane$1$weight_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$11
+
+
+module top$core$engine$gru$lane$1$weight_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$12
+
+
+module top$core$engine$gru$lane$1$weight_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$13
+
+
+module top$core$engine$gru$lane$1$weight_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$14
+
+
+module top$core$engine$gru$lane$1$weight_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$15
+
+
+module top$core$engine$gru$lane$1$weight_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$16
+
+
+module top$core$engine$gru$lane$1$weight_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$17
+
+
+module top$core$engine$gru$lane$1$weight_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$18
+
+
+module top$core$engine$gru$lane$1$weight_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$19
+
+
+module top$core$engine$gru$lane$1$weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$2
+
+
+module top$core$engine$gru$lane$1$weight_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$20
+
+
+module top$core$engine$gru$lane$1$weight_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$21
+
+
+module top$core$engine$gru$lane$1$weight_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$22
+
+
+module top$core$engine$gru$lane$1$weight_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$23
+
+
+module top$core$engine$gru$lane$1$weight_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$24
+
+
+module top$core$engine$gru$lane$1$weight_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$25
+
+
+module top$core$engine$gru$lane$1$weight_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$26
+
+
+module top$core$engine$gru$lane$1$weight_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$27
+
+
+module top$core$engine$gru$lane$1$weight_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$28
+
+
+module top$core$engine$gru$lane$1$weight_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$29
+
+
+module top$core$engine$gru$lane$1$weight_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$3
+
+
+module top$core$engine$gru$lane$1$weight_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$30
+
+
+module top$core$engine$gru$lane$1$weight_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$31
+
+
+module top$core$engine$gru$lane$1$weight_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$4
+
+
+module top$core$engine$gru$lane$1$weight_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$5
+
+
+module top$core$engine$gru$lane$1$weight_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$6
+
+
+module top$core$engine$gru$lane$1$weight_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$7
+
+
+module top$core$engine$gru$lane$1$weight_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$8
+
+
+module top$core$engine$gru$lane$1$weight_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$1$weight_r$9
+
+
+module top$core$engine$gru$lane$1$x_raddr0_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$x_raddr0_r
+
+
+module top$core$engine$gru$lane$1$x_raddr1_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$x_raddr1_r
+
+
+module top$core$engine$gru$lane$1$x_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$x_set_r
+
+
+module top$core$engine$gru$lane$1$x_waddr_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$x_waddr_r
+
+
+module top$core$engine$gru$lane$1$x_wdata_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$x_wdata_r
+
+
+module top$core$engine$gru$lane$1$x_we_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$x_we_r
 
 
 module top$core$engine$gru$lane$1$z0$0(d,q,clock);
@@ -34402,6 +42092,390 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     localparam  c_pass$31 = 16'h2;
     
     // Stub signals
+    reg  x_we_r$clock;
+    reg  x_we_r$d;
+    wire  x_we_r$q;
+    reg  x_set_r$clock;
+    reg  x_set_r$d;
+    wire  x_set_r$q;
+    reg  x_waddr_r$clock;
+    reg  [15:0] x_waddr_r$d;
+    wire  [15:0] x_waddr_r$q;
+    reg  x_wdata_r$clock;
+    reg  [17:0] x_wdata_r$d;
+    wire  [17:0] x_wdata_r$q;
+    reg  x_raddr0_r$clock;
+    reg  [15:0] x_raddr0_r$d;
+    wire  [15:0] x_raddr0_r$q;
+    reg  x_raddr1_r$clock;
+    reg  [15:0] x_raddr1_r$d;
+    wire  [15:0] x_raddr1_r$q;
+    reg  k_r$clock;
+    reg  [15:0] k_r$d;
+    wire  [15:0] k_r$q;
+    reg  k_is_x_r$clock;
+    reg  k_is_x_r$d;
+    wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
+    reg  a_set_r$clock;
+    reg  a_set_r$d;
+    wire  a_set_r$q;
+    reg  a_zero_r$clock;
+    reg  a_zero_r$d;
+    wire  a_zero_r$q;
+    reg  c_zero_r$clock;
+    reg  c_zero_r$d;
+    wire  c_zero_r$q;
+    reg  mac_en_r$clock;
+    reg  mac_en_r$d;
+    wire  mac_en_r$q;
+    reg  mac_first_r$clock;
+    reg  mac_first_r$d;
+    wire  mac_first_r$q;
+    reg  head_en_r$clock;
+    reg  head_en_r$d;
+    wire  head_en_r$q;
+    reg  head_first_r$clock;
+    reg  head_first_r$d;
+    wire  head_first_r$q;
+    reg  post_r$clock;
+    reg  post_r$d;
+    wire  post_r$q;
+    reg  post_pass_r$clock;
+    reg  [15:0] post_pass_r$d;
+    wire  [15:0] post_pass_r$q;
+    reg  post_set_r$clock;
+    reg  post_set_r$d;
+    wire  post_set_r$q;
+    reg  head_done_r$clock;
+    reg  head_done_r$d;
+    wire  head_done_r$q;
+    reg  head_step_first_r$clock;
+    reg  head_step_first_r$d;
+    wire  head_step_first_r$q;
+    reg  head_step_last_r$clock;
+    reg  head_step_last_r$d;
+    wire  head_step_last_r$q;
+    reg  head_set_r$clock;
+    reg  head_set_r$d;
+    wire  head_set_r$q;
+    reg  upd_en_r$clock;
+    reg  upd_en_r$d;
+    wire  upd_en_r$q;
+    reg  upd_j_r$clock;
+    reg  [15:0] upd_j_r$d;
+    wire  [15:0] upd_j_r$q;
+    reg  upd_set_r$clock;
+    reg  upd_set_r$d;
+    wire  upd_set_r$q;
+    reg  upd_zero_r$clock;
+    reg  upd_zero_r$d;
+    wire  upd_zero_r$q;
+    reg  unit_is_a_r$0$clock;
+    reg  unit_is_a_r$0$d;
+    wire  unit_is_a_r$0$q;
+    reg  unit_is_a_r$1$clock;
+    reg  unit_is_a_r$1$d;
+    wire  unit_is_a_r$1$q;
+    reg  unit_is_a_r$2$clock;
+    reg  unit_is_a_r$2$d;
+    wire  unit_is_a_r$2$q;
+    reg  unit_is_a_r$3$clock;
+    reg  unit_is_a_r$3$d;
+    wire  unit_is_a_r$3$q;
+    reg  unit_is_a_r$4$clock;
+    reg  unit_is_a_r$4$d;
+    wire  unit_is_a_r$4$q;
+    reg  unit_is_a_r$5$clock;
+    reg  unit_is_a_r$5$d;
+    wire  unit_is_a_r$5$q;
+    reg  unit_is_a_r$6$clock;
+    reg  unit_is_a_r$6$d;
+    wire  unit_is_a_r$6$q;
+    reg  unit_is_a_r$7$clock;
+    reg  unit_is_a_r$7$d;
+    wire  unit_is_a_r$7$q;
+    reg  unit_is_a_r$8$clock;
+    reg  unit_is_a_r$8$d;
+    wire  unit_is_a_r$8$q;
+    reg  unit_is_a_r$9$clock;
+    reg  unit_is_a_r$9$d;
+    wire  unit_is_a_r$9$q;
+    reg  unit_is_a_r$10$clock;
+    reg  unit_is_a_r$10$d;
+    wire  unit_is_a_r$10$q;
+    reg  unit_is_a_r$11$clock;
+    reg  unit_is_a_r$11$d;
+    wire  unit_is_a_r$11$q;
+    reg  unit_is_a_r$12$clock;
+    reg  unit_is_a_r$12$d;
+    wire  unit_is_a_r$12$q;
+    reg  unit_is_a_r$13$clock;
+    reg  unit_is_a_r$13$d;
+    wire  unit_is_a_r$13$q;
+    reg  unit_is_a_r$14$clock;
+    reg  unit_is_a_r$14$d;
+    wire  unit_is_a_r$14$q;
+    reg  unit_is_a_r$15$clock;
+    reg  unit_is_a_r$15$d;
+    wire  unit_is_a_r$15$q;
+    reg  unit_is_a_r$16$clock;
+    reg  unit_is_a_r$16$d;
+    wire  unit_is_a_r$16$q;
+    reg  unit_is_a_r$17$clock;
+    reg  unit_is_a_r$17$d;
+    wire  unit_is_a_r$17$q;
+    reg  unit_is_a_r$18$clock;
+    reg  unit_is_a_r$18$d;
+    wire  unit_is_a_r$18$q;
+    reg  unit_is_a_r$19$clock;
+    reg  unit_is_a_r$19$d;
+    wire  unit_is_a_r$19$q;
+    reg  unit_is_a_r$20$clock;
+    reg  unit_is_a_r$20$d;
+    wire  unit_is_a_r$20$q;
+    reg  unit_is_a_r$21$clock;
+    reg  unit_is_a_r$21$d;
+    wire  unit_is_a_r$21$q;
+    reg  unit_is_a_r$22$clock;
+    reg  unit_is_a_r$22$d;
+    wire  unit_is_a_r$22$q;
+    reg  unit_is_a_r$23$clock;
+    reg  unit_is_a_r$23$d;
+    wire  unit_is_a_r$23$q;
+    reg  unit_is_a_r$24$clock;
+    reg  unit_is_a_r$24$d;
+    wire  unit_is_a_r$24$q;
+    reg  unit_is_a_r$25$clock;
+    reg  unit_is_a_r$25$d;
+    wire  unit_is_a_r$25$q;
+    reg  unit_is_a_r$26$clock;
+    reg  unit_is_a_r$26$d;
+    wire  unit_is_a_r$26$q;
+    reg  unit_is_a_r$27$clock;
+    reg  unit_is_a_r$27$d;
+    wire  unit_is_a_r$27$q;
+    reg  unit_is_a_r$28$clock;
+    reg  unit_is_a_r$28$d;
+    wire  unit_is_a_r$28$q;
+    reg  unit_is_a_r$29$clock;
+    reg  unit_is_a_r$29$d;
+    wire  unit_is_a_r$29$q;
+    reg  unit_is_a_r$30$clock;
+    reg  unit_is_a_r$30$d;
+    wire  unit_is_a_r$30$q;
+    reg  unit_is_a_r$31$clock;
+    reg  unit_is_a_r$31$d;
+    wire  unit_is_a_r$31$q;
+    reg  weight_r$0$clock;
+    reg  [19:0] weight_r$0$d;
+    wire  [19:0] weight_r$0$q;
+    reg  weight_r$1$clock;
+    reg  [19:0] weight_r$1$d;
+    wire  [19:0] weight_r$1$q;
+    reg  weight_r$2$clock;
+    reg  [19:0] weight_r$2$d;
+    wire  [19:0] weight_r$2$q;
+    reg  weight_r$3$clock;
+    reg  [19:0] weight_r$3$d;
+    wire  [19:0] weight_r$3$q;
+    reg  weight_r$4$clock;
+    reg  [19:0] weight_r$4$d;
+    wire  [19:0] weight_r$4$q;
+    reg  weight_r$5$clock;
+    reg  [19:0] weight_r$5$d;
+    wire  [19:0] weight_r$5$q;
+    reg  weight_r$6$clock;
+    reg  [19:0] weight_r$6$d;
+    wire  [19:0] weight_r$6$q;
+    reg  weight_r$7$clock;
+    reg  [19:0] weight_r$7$d;
+    wire  [19:0] weight_r$7$q;
+    reg  weight_r$8$clock;
+    reg  [19:0] weight_r$8$d;
+    wire  [19:0] weight_r$8$q;
+    reg  weight_r$9$clock;
+    reg  [19:0] weight_r$9$d;
+    wire  [19:0] weight_r$9$q;
+    reg  weight_r$10$clock;
+    reg  [19:0] weight_r$10$d;
+    wire  [19:0] weight_r$10$q;
+    reg  weight_r$11$clock;
+    reg  [19:0] weight_r$11$d;
+    wire  [19:0] weight_r$11$q;
+    reg  weight_r$12$clock;
+    reg  [19:0] weight_r$12$d;
+    wire  [19:0] weight_r$12$q;
+    reg  weight_r$13$clock;
+    reg  [19:0] weight_r$13$d;
+    wire  [19:0] weight_r$13$q;
+    reg  weight_r$14$clock;
+    reg  [19:0] weight_r$14$d;
+    wire  [19:0] weight_r$14$q;
+    reg  weight_r$15$clock;
+    reg  [19:0] weight_r$15$d;
+    wire  [19:0] weight_r$15$q;
+    reg  weight_r$16$clock;
+    reg  [19:0] weight_r$16$d;
+    wire  [19:0] weight_r$16$q;
+    reg  weight_r$17$clock;
+    reg  [19:0] weight_r$17$d;
+    wire  [19:0] weight_r$17$q;
+    reg  weight_r$18$clock;
+    reg  [19:0] weight_r$18$d;
+    wire  [19:0] weight_r$18$q;
+    reg  weight_r$19$clock;
+    reg  [19:0] weight_r$19$d;
+    wire  [19:0] weight_r$19$q;
+    reg  weight_r$20$clock;
+    reg  [19:0] weight_r$20$d;
+    wire  [19:0] weight_r$20$q;
+    reg  weight_r$21$clock;
+    reg  [19:0] weight_r$21$d;
+    wire  [19:0] weight_r$21$q;
+    reg  weight_r$22$clock;
+    reg  [19:0] weight_r$22$d;
+    wire  [19:0] weight_r$22$q;
+    reg  weight_r$23$clock;
+    reg  [19:0] weight_r$23$d;
+    wire  [19:0] weight_r$23$q;
+    reg  weight_r$24$clock;
+    reg  [19:0] weight_r$24$d;
+    wire  [19:0] weight_r$24$q;
+    reg  weight_r$25$clock;
+    reg  [19:0] weight_r$25$d;
+    wire  [19:0] weight_r$25$q;
+    reg  weight_r$26$clock;
+    reg  [19:0] weight_r$26$d;
+    wire  [19:0] weight_r$26$q;
+    reg  weight_r$27$clock;
+    reg  [19:0] weight_r$27$d;
+    wire  [19:0] weight_r$27$q;
+    reg  weight_r$28$clock;
+    reg  [19:0] weight_r$28$d;
+    wire  [19:0] weight_r$28$q;
+    reg  weight_r$29$clock;
+    reg  [19:0] weight_r$29$d;
+    wire  [19:0] weight_r$29$q;
+    reg  weight_r$30$clock;
+    reg  [19:0] weight_r$30$d;
+    wire  [19:0] weight_r$30$q;
+    reg  weight_r$31$clock;
+    reg  [19:0] weight_r$31$d;
+    wire  [19:0] weight_r$31$q;
+    reg  bias_r$0$clock;
+    reg  [19:0] bias_r$0$d;
+    wire  [19:0] bias_r$0$q;
+    reg  bias_r$1$clock;
+    reg  [19:0] bias_r$1$d;
+    wire  [19:0] bias_r$1$q;
+    reg  bias_r$2$clock;
+    reg  [19:0] bias_r$2$d;
+    wire  [19:0] bias_r$2$q;
+    reg  bias_r$3$clock;
+    reg  [19:0] bias_r$3$d;
+    wire  [19:0] bias_r$3$q;
+    reg  bias_r$4$clock;
+    reg  [19:0] bias_r$4$d;
+    wire  [19:0] bias_r$4$q;
+    reg  bias_r$5$clock;
+    reg  [19:0] bias_r$5$d;
+    wire  [19:0] bias_r$5$q;
+    reg  bias_r$6$clock;
+    reg  [19:0] bias_r$6$d;
+    wire  [19:0] bias_r$6$q;
+    reg  bias_r$7$clock;
+    reg  [19:0] bias_r$7$d;
+    wire  [19:0] bias_r$7$q;
+    reg  bias_r$8$clock;
+    reg  [19:0] bias_r$8$d;
+    wire  [19:0] bias_r$8$q;
+    reg  bias_r$9$clock;
+    reg  [19:0] bias_r$9$d;
+    wire  [19:0] bias_r$9$q;
+    reg  bias_r$10$clock;
+    reg  [19:0] bias_r$10$d;
+    wire  [19:0] bias_r$10$q;
+    reg  bias_r$11$clock;
+    reg  [19:0] bias_r$11$d;
+    wire  [19:0] bias_r$11$q;
+    reg  bias_r$12$clock;
+    reg  [19:0] bias_r$12$d;
+    wire  [19:0] bias_r$12$q;
+    reg  bias_r$13$clock;
+    reg  [19:0] bias_r$13$d;
+    wire  [19:0] bias_r$13$q;
+    reg  bias_r$14$clock;
+    reg  [19:0] bias_r$14$d;
+    wire  [19:0] bias_r$14$q;
+    reg  bias_r$15$clock;
+    reg  [19:0] bias_r$15$d;
+    wire  [19:0] bias_r$15$q;
+    reg  bias_r$16$clock;
+    reg  [19:0] bias_r$16$d;
+    wire  [19:0] bias_r$16$q;
+    reg  bias_r$17$clock;
+    reg  [19:0] bias_r$17$d;
+    wire  [19:0] bias_r$17$q;
+    reg  bias_r$18$clock;
+    reg  [19:0] bias_r$18$d;
+    wire  [19:0] bias_r$18$q;
+    reg  bias_r$19$clock;
+    reg  [19:0] bias_r$19$d;
+    wire  [19:0] bias_r$19$q;
+    reg  bias_r$20$clock;
+    reg  [19:0] bias_r$20$d;
+    wire  [19:0] bias_r$20$q;
+    reg  bias_r$21$clock;
+    reg  [19:0] bias_r$21$d;
+    wire  [19:0] bias_r$21$q;
+    reg  bias_r$22$clock;
+    reg  [19:0] bias_r$22$d;
+    wire  [19:0] bias_r$22$q;
+    reg  bias_r$23$clock;
+    reg  [19:0] bias_r$23$d;
+    wire  [19:0] bias_r$23$q;
+    reg  bias_r$24$clock;
+    reg  [19:0] bias_r$24$d;
+    wire  [19:0] bias_r$24$q;
+    reg  bias_r$25$clock;
+    reg  [19:0] bias_r$25$d;
+    wire  [19:0] bias_r$25$q;
+    reg  bias_r$26$clock;
+    reg  [19:0] bias_r$26$d;
+    wire  [19:0] bias_r$26$q;
+    reg  bias_r$27$clock;
+    reg  [19:0] bias_r$27$d;
+    wire  [19:0] bias_r$27$q;
+    reg  bias_r$28$clock;
+    reg  [19:0] bias_r$28$d;
+    wire  [19:0] bias_r$28$q;
+    reg  bias_r$29$clock;
+    reg  [19:0] bias_r$29$d;
+    wire  [19:0] bias_r$29$q;
+    reg  bias_r$30$clock;
+    reg  [19:0] bias_r$30$d;
+    wire  [19:0] bias_r$30$q;
+    reg  bias_r$31$clock;
+    reg  [19:0] bias_r$31$d;
+    wire  [19:0] bias_r$31$q;
+    reg  head_weight_r$0$clock;
+    reg  [19:0] head_weight_r$0$d;
+    wire  [19:0] head_weight_r$0$q;
+    reg  head_weight_r$1$clock;
+    reg  [19:0] head_weight_r$1$d;
+    wire  [19:0] head_weight_r$1$q;
+    reg  head_weight_r$2$clock;
+    reg  [19:0] head_weight_r$2$d;
+    wire  [19:0] head_weight_r$2$q;
     reg  state$0$clock;
     reg  state$0$we;
     reg  [15:0] state$0$waddr;
@@ -35282,6 +43356,646 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] h_j;
     
     // Sub module instances
+    top$core$engine$gru$lane$2$x_we_r x_we_r(
+        .clock(x_we_r$clock),
+        .d(x_we_r$d),
+        .q(x_we_r$q)
+    );
+    top$core$engine$gru$lane$2$x_set_r x_set_r(
+        .clock(x_set_r$clock),
+        .d(x_set_r$d),
+        .q(x_set_r$q)
+    );
+    top$core$engine$gru$lane$2$x_waddr_r x_waddr_r(
+        .clock(x_waddr_r$clock),
+        .d(x_waddr_r$d),
+        .q(x_waddr_r$q)
+    );
+    top$core$engine$gru$lane$2$x_wdata_r x_wdata_r(
+        .clock(x_wdata_r$clock),
+        .d(x_wdata_r$d),
+        .q(x_wdata_r$q)
+    );
+    top$core$engine$gru$lane$2$x_raddr0_r x_raddr0_r(
+        .clock(x_raddr0_r$clock),
+        .d(x_raddr0_r$d),
+        .q(x_raddr0_r$q)
+    );
+    top$core$engine$gru$lane$2$x_raddr1_r x_raddr1_r(
+        .clock(x_raddr1_r$clock),
+        .d(x_raddr1_r$d),
+        .q(x_raddr1_r$q)
+    );
+    top$core$engine$gru$lane$2$k_r k_r(
+        .clock(k_r$clock),
+        .d(k_r$d),
+        .q(k_r$q)
+    );
+    top$core$engine$gru$lane$2$k_is_x_r k_is_x_r(
+        .clock(k_is_x_r$clock),
+        .d(k_is_x_r$d),
+        .q(k_is_x_r$q)
+    );
+    top$core$engine$gru$lane$2$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$core$engine$gru$lane$2$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$core$engine$gru$lane$2$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
+    top$core$engine$gru$lane$2$a_set_r a_set_r(
+        .clock(a_set_r$clock),
+        .d(a_set_r$d),
+        .q(a_set_r$q)
+    );
+    top$core$engine$gru$lane$2$a_zero_r a_zero_r(
+        .clock(a_zero_r$clock),
+        .d(a_zero_r$d),
+        .q(a_zero_r$q)
+    );
+    top$core$engine$gru$lane$2$c_zero_r c_zero_r(
+        .clock(c_zero_r$clock),
+        .d(c_zero_r$d),
+        .q(c_zero_r$q)
+    );
+    top$core$engine$gru$lane$2$mac_en_r mac_en_r(
+        .clock(mac_en_r$clock),
+        .d(mac_en_r$d),
+        .q(mac_en_r$q)
+    );
+    top$core$engine$gru$lane$2$mac_first_r mac_first_r(
+        .clock(mac_first_r$clock),
+        .d(mac_first_r$d),
+        .q(mac_first_r$q)
+    );
+    top$core$engine$gru$lane$2$head_en_r head_en_r(
+        .clock(head_en_r$clock),
+        .d(head_en_r$d),
+        .q(head_en_r$q)
+    );
+    top$core$engine$gru$lane$2$head_first_r head_first_r(
+        .clock(head_first_r$clock),
+        .d(head_first_r$d),
+        .q(head_first_r$q)
+    );
+    top$core$engine$gru$lane$2$post_r post_r(
+        .clock(post_r$clock),
+        .d(post_r$d),
+        .q(post_r$q)
+    );
+    top$core$engine$gru$lane$2$post_pass_r post_pass_r(
+        .clock(post_pass_r$clock),
+        .d(post_pass_r$d),
+        .q(post_pass_r$q)
+    );
+    top$core$engine$gru$lane$2$post_set_r post_set_r(
+        .clock(post_set_r$clock),
+        .d(post_set_r$d),
+        .q(post_set_r$q)
+    );
+    top$core$engine$gru$lane$2$head_done_r head_done_r(
+        .clock(head_done_r$clock),
+        .d(head_done_r$d),
+        .q(head_done_r$q)
+    );
+    top$core$engine$gru$lane$2$head_step_first_r head_step_first_r(
+        .clock(head_step_first_r$clock),
+        .d(head_step_first_r$d),
+        .q(head_step_first_r$q)
+    );
+    top$core$engine$gru$lane$2$head_step_last_r head_step_last_r(
+        .clock(head_step_last_r$clock),
+        .d(head_step_last_r$d),
+        .q(head_step_last_r$q)
+    );
+    top$core$engine$gru$lane$2$head_set_r head_set_r(
+        .clock(head_set_r$clock),
+        .d(head_set_r$d),
+        .q(head_set_r$q)
+    );
+    top$core$engine$gru$lane$2$upd_en_r upd_en_r(
+        .clock(upd_en_r$clock),
+        .d(upd_en_r$d),
+        .q(upd_en_r$q)
+    );
+    top$core$engine$gru$lane$2$upd_j_r upd_j_r(
+        .clock(upd_j_r$clock),
+        .d(upd_j_r$d),
+        .q(upd_j_r$q)
+    );
+    top$core$engine$gru$lane$2$upd_set_r upd_set_r(
+        .clock(upd_set_r$clock),
+        .d(upd_set_r$d),
+        .q(upd_set_r$q)
+    );
+    top$core$engine$gru$lane$2$upd_zero_r upd_zero_r(
+        .clock(upd_zero_r$clock),
+        .d(upd_zero_r$d),
+        .q(upd_zero_r$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$0 unit_is_a_r$0(
+        .clock(unit_is_a_r$0$clock),
+        .d(unit_is_a_r$0$d),
+        .q(unit_is_a_r$0$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$1 unit_is_a_r$1(
+        .clock(unit_is_a_r$1$clock),
+        .d(unit_is_a_r$1$d),
+        .q(unit_is_a_r$1$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$2 unit_is_a_r$2(
+        .clock(unit_is_a_r$2$clock),
+        .d(unit_is_a_r$2$d),
+        .q(unit_is_a_r$2$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$3 unit_is_a_r$3(
+        .clock(unit_is_a_r$3$clock),
+        .d(unit_is_a_r$3$d),
+        .q(unit_is_a_r$3$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$4 unit_is_a_r$4(
+        .clock(unit_is_a_r$4$clock),
+        .d(unit_is_a_r$4$d),
+        .q(unit_is_a_r$4$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$5 unit_is_a_r$5(
+        .clock(unit_is_a_r$5$clock),
+        .d(unit_is_a_r$5$d),
+        .q(unit_is_a_r$5$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$6 unit_is_a_r$6(
+        .clock(unit_is_a_r$6$clock),
+        .d(unit_is_a_r$6$d),
+        .q(unit_is_a_r$6$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$7 unit_is_a_r$7(
+        .clock(unit_is_a_r$7$clock),
+        .d(unit_is_a_r$7$d),
+        .q(unit_is_a_r$7$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$8 unit_is_a_r$8(
+        .clock(unit_is_a_r$8$clock),
+        .d(unit_is_a_r$8$d),
+        .q(unit_is_a_r$8$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$9 unit_is_a_r$9(
+        .clock(unit_is_a_r$9$clock),
+        .d(unit_is_a_r$9$d),
+        .q(unit_is_a_r$9$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$10 unit_is_a_r$10(
+        .clock(unit_is_a_r$10$clock),
+        .d(unit_is_a_r$10$d),
+        .q(unit_is_a_r$10$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$11 unit_is_a_r$11(
+        .clock(unit_is_a_r$11$clock),
+        .d(unit_is_a_r$11$d),
+        .q(unit_is_a_r$11$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$12 unit_is_a_r$12(
+        .clock(unit_is_a_r$12$clock),
+        .d(unit_is_a_r$12$d),
+        .q(unit_is_a_r$12$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$13 unit_is_a_r$13(
+        .clock(unit_is_a_r$13$clock),
+        .d(unit_is_a_r$13$d),
+        .q(unit_is_a_r$13$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$14 unit_is_a_r$14(
+        .clock(unit_is_a_r$14$clock),
+        .d(unit_is_a_r$14$d),
+        .q(unit_is_a_r$14$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$15 unit_is_a_r$15(
+        .clock(unit_is_a_r$15$clock),
+        .d(unit_is_a_r$15$d),
+        .q(unit_is_a_r$15$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$16 unit_is_a_r$16(
+        .clock(unit_is_a_r$16$clock),
+        .d(unit_is_a_r$16$d),
+        .q(unit_is_a_r$16$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$17 unit_is_a_r$17(
+        .clock(unit_is_a_r$17$clock),
+        .d(unit_is_a_r$17$d),
+        .q(unit_is_a_r$17$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$18 unit_is_a_r$18(
+        .clock(unit_is_a_r$18$clock),
+        .d(unit_is_a_r$18$d),
+        .q(unit_is_a_r$18$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$19 unit_is_a_r$19(
+        .clock(unit_is_a_r$19$clock),
+        .d(unit_is_a_r$19$d),
+        .q(unit_is_a_r$19$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$20 unit_is_a_r$20(
+        .clock(unit_is_a_r$20$clock),
+        .d(unit_is_a_r$20$d),
+        .q(unit_is_a_r$20$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$21 unit_is_a_r$21(
+        .clock(unit_is_a_r$21$clock),
+        .d(unit_is_a_r$21$d),
+        .q(unit_is_a_r$21$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$22 unit_is_a_r$22(
+        .clock(unit_is_a_r$22$clock),
+        .d(unit_is_a_r$22$d),
+        .q(unit_is_a_r$22$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$23 unit_is_a_r$23(
+        .clock(unit_is_a_r$23$clock),
+        .d(unit_is_a_r$23$d),
+        .q(unit_is_a_r$23$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$24 unit_is_a_r$24(
+        .clock(unit_is_a_r$24$clock),
+        .d(unit_is_a_r$24$d),
+        .q(unit_is_a_r$24$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$25 unit_is_a_r$25(
+        .clock(unit_is_a_r$25$clock),
+        .d(unit_is_a_r$25$d),
+        .q(unit_is_a_r$25$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$26 unit_is_a_r$26(
+        .clock(unit_is_a_r$26$clock),
+        .d(unit_is_a_r$26$d),
+        .q(unit_is_a_r$26$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$27 unit_is_a_r$27(
+        .clock(unit_is_a_r$27$clock),
+        .d(unit_is_a_r$27$d),
+        .q(unit_is_a_r$27$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$28 unit_is_a_r$28(
+        .clock(unit_is_a_r$28$clock),
+        .d(unit_is_a_r$28$d),
+        .q(unit_is_a_r$28$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$29 unit_is_a_r$29(
+        .clock(unit_is_a_r$29$clock),
+        .d(unit_is_a_r$29$d),
+        .q(unit_is_a_r$29$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$30 unit_is_a_r$30(
+        .clock(unit_is_a_r$30$clock),
+        .d(unit_is_a_r$30$d),
+        .q(unit_is_a_r$30$q)
+    );
+    top$core$engine$gru$lane$2$unit_is_a_r$31 unit_is_a_r$31(
+        .clock(unit_is_a_r$31$clock),
+        .d(unit_is_a_r$31$d),
+        .q(unit_is_a_r$31$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$0 weight_r$0(
+        .clock(weight_r$0$clock),
+        .d(weight_r$0$d),
+        .q(weight_r$0$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$1 weight_r$1(
+        .clock(weight_r$1$clock),
+        .d(weight_r$1$d),
+        .q(weight_r$1$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$2 weight_r$2(
+        .clock(weight_r$2$clock),
+        .d(weight_r$2$d),
+        .q(weight_r$2$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$3 weight_r$3(
+        .clock(weight_r$3$clock),
+        .d(weight_r$3$d),
+        .q(weight_r$3$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$4 weight_r$4(
+        .clock(weight_r$4$clock),
+        .d(weight_r$4$d),
+        .q(weight_r$4$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$5 weight_r$5(
+        .clock(weight_r$5$clock),
+        .d(weight_r$5$d),
+        .q(weight_r$5$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$6 weight_r$6(
+        .clock(weight_r$6$clock),
+        .d(weight_r$6$d),
+        .q(weight_r$6$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$7 weight_r$7(
+        .clock(weight_r$7$clock),
+        .d(weight_r$7$d),
+        .q(weight_r$7$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$8 weight_r$8(
+        .clock(weight_r$8$clock),
+        .d(weight_r$8$d),
+        .q(weight_r$8$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$9 weight_r$9(
+        .clock(weight_r$9$clock),
+        .d(weight_r$9$d),
+        .q(weight_r$9$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$10 weight_r$10(
+        .clock(weight_r$10$clock),
+        .d(weight_r$10$d),
+        .q(weight_r$10$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$11 weight_r$11(
+        .clock(weight_r$11$clock),
+        .d(weight_r$11$d),
+        .q(weight_r$11$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$12 weight_r$12(
+        .clock(weight_r$12$clock),
+        .d(weight_r$12$d),
+        .q(weight_r$12$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$13 weight_r$13(
+        .clock(weight_r$13$clock),
+        .d(weight_r$13$d),
+        .q(weight_r$13$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$14 weight_r$14(
+        .clock(weight_r$14$clock),
+        .d(weight_r$14$d),
+        .q(weight_r$14$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$15 weight_r$15(
+        .clock(weight_r$15$clock),
+        .d(weight_r$15$d),
+        .q(weight_r$15$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$16 weight_r$16(
+        .clock(weight_r$16$clock),
+        .d(weight_r$16$d),
+        .q(weight_r$16$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$17 weight_r$17(
+        .clock(weight_r$17$clock),
+        .d(weight_r$17$d),
+        .q(weight_r$17$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$18 weight_r$18(
+        .clock(weight_r$18$clock),
+        .d(weight_r$18$d),
+        .q(weight_r$18$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$19 weight_r$19(
+        .clock(weight_r$19$clock),
+        .d(weight_r$19$d),
+        .q(weight_r$19$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$20 weight_r$20(
+        .clock(weight_r$20$clock),
+        .d(weight_r$20$d),
+        .q(weight_r$20$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$21 weight_r$21(
+        .clock(weight_r$21$clock),
+        .d(weight_r$21$d),
+        .q(weight_r$21$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$22 weight_r$22(
+        .clock(weight_r$22$clock),
+        .d(weight_r$22$d),
+        .q(weight_r$22$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$23 weight_r$23(
+        .clock(weight_r$23$clock),
+        .d(weight_r$23$d),
+        .q(weight_r$23$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$24 weight_r$24(
+        .clock(weight_r$24$clock),
+        .d(weight_r$24$d),
+        .q(weight_r$24$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$25 weight_r$25(
+        .clock(weight_r$25$clock),
+        .d(weight_r$25$d),
+        .q(weight_r$25$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$26 weight_r$26(
+        .clock(weight_r$26$clock),
+        .d(weight_r$26$d),
+        .q(weight_r$26$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$27 weight_r$27(
+        .clock(weight_r$27$clock),
+        .d(weight_r$27$d),
+        .q(weight_r$27$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$28 weight_r$28(
+        .clock(weight_r$28$clock),
+        .d(weight_r$28$d),
+        .q(weight_r$28$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$29 weight_r$29(
+        .clock(weight_r$29$clock),
+        .d(weight_r$29$d),
+        .q(weight_r$29$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$30 weight_r$30(
+        .clock(weight_r$30$clock),
+        .d(weight_r$30$d),
+        .q(weight_r$30$q)
+    );
+    top$core$engine$gru$lane$2$weight_r$31 weight_r$31(
+        .clock(weight_r$31$clock),
+        .d(weight_r$31$d),
+        .q(weight_r$31$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$0 bias_r$0(
+        .clock(bias_r$0$clock),
+        .d(bias_r$0$d),
+        .q(bias_r$0$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$1 bias_r$1(
+        .clock(bias_r$1$clock),
+        .d(bias_r$1$d),
+        .q(bias_r$1$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$2 bias_r$2(
+        .clock(bias_r$2$clock),
+        .d(bias_r$2$d),
+        .q(bias_r$2$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$3 bias_r$3(
+        .clock(bias_r$3$clock),
+        .d(bias_r$3$d),
+        .q(bias_r$3$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$4 bias_r$4(
+        .clock(bias_r$4$clock),
+        .d(bias_r$4$d),
+        .q(bias_r$4$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$5 bias_r$5(
+        .clock(bias_r$5$clock),
+        .d(bias_r$5$d),
+        .q(bias_r$5$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$6 bias_r$6(
+        .clock(bias_r$6$clock),
+        .d(bias_r$6$d),
+        .q(bias_r$6$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$7 bias_r$7(
+        .clock(bias_r$7$clock),
+        .d(bias_r$7$d),
+        .q(bias_r$7$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$8 bias_r$8(
+        .clock(bias_r$8$clock),
+        .d(bias_r$8$d),
+        .q(bias_r$8$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$9 bias_r$9(
+        .clock(bias_r$9$clock),
+        .d(bias_r$9$d),
+        .q(bias_r$9$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$10 bias_r$10(
+        .clock(bias_r$10$clock),
+        .d(bias_r$10$d),
+        .q(bias_r$10$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$11 bias_r$11(
+        .clock(bias_r$11$clock),
+        .d(bias_r$11$d),
+        .q(bias_r$11$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$12 bias_r$12(
+        .clock(bias_r$12$clock),
+        .d(bias_r$12$d),
+        .q(bias_r$12$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$13 bias_r$13(
+        .clock(bias_r$13$clock),
+        .d(bias_r$13$d),
+        .q(bias_r$13$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$14 bias_r$14(
+        .clock(bias_r$14$clock),
+        .d(bias_r$14$d),
+        .q(bias_r$14$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$15 bias_r$15(
+        .clock(bias_r$15$clock),
+        .d(bias_r$15$d),
+        .q(bias_r$15$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$16 bias_r$16(
+        .clock(bias_r$16$clock),
+        .d(bias_r$16$d),
+        .q(bias_r$16$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$17 bias_r$17(
+        .clock(bias_r$17$clock),
+        .d(bias_r$17$d),
+        .q(bias_r$17$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$18 bias_r$18(
+        .clock(bias_r$18$clock),
+        .d(bias_r$18$d),
+        .q(bias_r$18$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$19 bias_r$19(
+        .clock(bias_r$19$clock),
+        .d(bias_r$19$d),
+        .q(bias_r$19$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$20 bias_r$20(
+        .clock(bias_r$20$clock),
+        .d(bias_r$20$d),
+        .q(bias_r$20$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$21 bias_r$21(
+        .clock(bias_r$21$clock),
+        .d(bias_r$21$d),
+        .q(bias_r$21$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$22 bias_r$22(
+        .clock(bias_r$22$clock),
+        .d(bias_r$22$d),
+        .q(bias_r$22$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$23 bias_r$23(
+        .clock(bias_r$23$clock),
+        .d(bias_r$23$d),
+        .q(bias_r$23$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$24 bias_r$24(
+        .clock(bias_r$24$clock),
+        .d(bias_r$24$d),
+        .q(bias_r$24$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$25 bias_r$25(
+        .clock(bias_r$25$clock),
+        .d(bias_r$25$d),
+        .q(bias_r$25$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$26 bias_r$26(
+        .clock(bias_r$26$clock),
+        .d(bias_r$26$d),
+        .q(bias_r$26$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$27 bias_r$27(
+        .clock(bias_r$27$clock),
+        .d(bias_r$27$d),
+        .q(bias_r$27$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$28 bias_r$28(
+        .clock(bias_r$28$clock),
+        .d(bias_r$28$d),
+        .q(bias_r$28$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$29 bias_r$29(
+        .clock(bias_r$29$clock),
+        .d(bias_r$29$d),
+        .q(bias_r$29$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$30 bias_r$30(
+        .clock(bias_r$30$clock),
+        .d(bias_r$30$d),
+        .q(bias_r$30$q)
+    );
+    top$core$engine$gru$lane$2$bias_r$31 bias_r$31(
+        .clock(bias_r$31$clock),
+        .d(bias_r$31$d),
+        .q(bias_r$31$q)
+    );
+    top$core$engine$gru$lane$2$head_weight_r$0 head_weight_r$0(
+        .clock(head_weight_r$0$clock),
+        .d(head_weight_r$0$d),
+        .q(head_weight_r$0$q)
+    );
+    top$core$engine$gru$lane$2$head_weight_r$1 head_weight_r$1(
+        .clock(head_weight_r$1$clock),
+        .d(head_weight_r$1$d),
+        .q(head_weight_r$1$q)
+    );
+    top$core$engine$gru$lane$2$head_weight_r$2 head_weight_r$2(
+        .clock(head_weight_r$2$clock),
+        .d(head_weight_r$2$d),
+        .q(head_weight_r$2$q)
+    );
     top$core$engine$gru$lane$2$state$0 state$0(
         .clock(state$0$clock),
         .we(state$0$we),
@@ -36639,37 +45353,293 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        x_we_r$clock = clock;
+        x_we_r$d = x_we;
+        x_set_r$clock = clock;
+        x_set_r$d = x_set;
+        x_waddr_r$clock = clock;
+        x_waddr_r$d = x_waddr;
+        x_wdata_r$clock = clock;
+        x_wdata_r$d = x_wdata;
+        x_raddr0_r$clock = clock;
+        x_raddr0_r$d = x_raddr0;
+        x_raddr1_r$clock = clock;
+        x_raddr1_r$d = x_raddr1;
+        k_r$clock = clock;
+        k_r$d = k;
+        k_is_x_r$clock = clock;
+        k_is_x_r$d = k_is_x;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
+        a_set_r$clock = clock;
+        a_set_r$d = a_set;
+        a_zero_r$clock = clock;
+        a_zero_r$d = a_zero;
+        c_zero_r$clock = clock;
+        c_zero_r$d = c_zero;
+        mac_en_r$clock = clock;
+        mac_en_r$d = mac_en;
+        mac_first_r$clock = clock;
+        mac_first_r$d = mac_first;
+        head_en_r$clock = clock;
+        head_en_r$d = head_en;
+        head_first_r$clock = clock;
+        head_first_r$d = head_first;
+        post_r$clock = clock;
+        post_r$d = post;
+        post_pass_r$clock = clock;
+        post_pass_r$d = post_pass;
+        post_set_r$clock = clock;
+        post_set_r$d = post_set;
+        head_done_r$clock = clock;
+        head_done_r$d = head_done;
+        head_step_first_r$clock = clock;
+        head_step_first_r$d = head_step_first;
+        head_step_last_r$clock = clock;
+        head_step_last_r$d = head_step_last;
+        head_set_r$clock = clock;
+        head_set_r$d = head_set;
+        upd_en_r$clock = clock;
+        upd_en_r$d = upd_en;
+        upd_j_r$clock = clock;
+        upd_j_r$d = upd_j;
+        upd_set_r$clock = clock;
+        upd_set_r$d = upd_set;
+        upd_zero_r$clock = clock;
+        upd_zero_r$d = upd_zero;
+        unit_is_a_r$0$clock = clock;
+        unit_is_a_r$0$d = unit_is_a$0;
+        weight_r$0$clock = clock;
+        weight_r$0$d = weight$0;
+        bias_r$0$clock = clock;
+        bias_r$0$d = bias$0;
+        unit_is_a_r$1$clock = clock;
+        unit_is_a_r$1$d = unit_is_a$1;
+        weight_r$1$clock = clock;
+        weight_r$1$d = weight$1;
+        bias_r$1$clock = clock;
+        bias_r$1$d = bias$1;
+        unit_is_a_r$2$clock = clock;
+        unit_is_a_r$2$d = unit_is_a$2;
+        weight_r$2$clock = clock;
+        weight_r$2$d = weight$2;
+        bias_r$2$clock = clock;
+        bias_r$2$d = bias$2;
+        unit_is_a_r$3$clock = clock;
+        unit_is_a_r$3$d = unit_is_a$3;
+        weight_r$3$clock = clock;
+        weight_r$3$d = weight$3;
+        bias_r$3$clock = clock;
+        bias_r$3$d = bias$3;
+        unit_is_a_r$4$clock = clock;
+        unit_is_a_r$4$d = unit_is_a$4;
+        weight_r$4$clock = clock;
+        weight_r$4$d = weight$4;
+        bias_r$4$clock = clock;
+        bias_r$4$d = bias$4;
+        unit_is_a_r$5$clock = clock;
+        unit_is_a_r$5$d = unit_is_a$5;
+        weight_r$5$clock = clock;
+        weight_r$5$d = weight$5;
+        bias_r$5$clock = clock;
+        bias_r$5$d = bias$5;
+        unit_is_a_r$6$clock = clock;
+        unit_is_a_r$6$d = unit_is_a$6;
+        weight_r$6$clock = clock;
+        weight_r$6$d = weight$6;
+        bias_r$6$clock = clock;
+        bias_r$6$d = bias$6;
+        unit_is_a_r$7$clock = clock;
+        unit_is_a_r$7$d = unit_is_a$7;
+        weight_r$7$clock = clock;
+        weight_r$7$d = weight$7;
+        bias_r$7$clock = clock;
+        bias_r$7$d = bias$7;
+        unit_is_a_r$8$clock = clock;
+        unit_is_a_r$8$d = unit_is_a$8;
+        weight_r$8$clock = clock;
+        weight_r$8$d = weight$8;
+        bias_r$8$clock = clock;
+        bias_r$8$d = bias$8;
+        unit_is_a_r$9$clock = clock;
+        unit_is_a_r$9$d = unit_is_a$9;
+        weight_r$9$clock = clock;
+        weight_r$9$d = weight$9;
+        bias_r$9$clock = clock;
+        bias_r$9$d = bias$9;
+        unit_is_a_r$10$clock = clock;
+        unit_is_a_r$10$d = unit_is_a$10;
+        weight_r$10$clock = clock;
+        weight_r$10$d = weight$10;
+        bias_r$10$clock = clock;
+        bias_r$10$d = bias$10;
+        unit_is_a_r$11$clock = clock;
+        unit_is_a_r$11$d = unit_is_a$11;
+        weight_r$11$clock = clock;
+        weight_r$11$d = weight$11;
+        bias_r$11$clock = clock;
+        bias_r$11$d = bias$11;
+        unit_is_a_r$12$clock = clock;
+        unit_is_a_r$12$d = unit_is_a$12;
+        weight_r$12$clock = clock;
+        weight_r$12$d = weight$12;
+        bias_r$12$clock = clock;
+        bias_r$12$d = bias$12;
+        unit_is_a_r$13$clock = clock;
+        unit_is_a_r$13$d = unit_is_a$13;
+        weight_r$13$clock = clock;
+        weight_r$13$d = weight$13;
+        bias_r$13$clock = clock;
+        bias_r$13$d = bias$13;
+        unit_is_a_r$14$clock = clock;
+        unit_is_a_r$14$d = unit_is_a$14;
+        weight_r$14$clock = clock;
+        weight_r$14$d = weight$14;
+        bias_r$14$clock = clock;
+        bias_r$14$d = bias$14;
+        unit_is_a_r$15$clock = clock;
+        unit_is_a_r$15$d = unit_is_a$15;
+        weight_r$15$clock = clock;
+        weight_r$15$d = weight$15;
+        bias_r$15$clock = clock;
+        bias_r$15$d = bias$15;
+        unit_is_a_r$16$clock = clock;
+        unit_is_a_r$16$d = unit_is_a$16;
+        weight_r$16$clock = clock;
+        weight_r$16$d = weight$16;
+        bias_r$16$clock = clock;
+        bias_r$16$d = bias$16;
+        unit_is_a_r$17$clock = clock;
+        unit_is_a_r$17$d = unit_is_a$17;
+        weight_r$17$clock = clock;
+        weight_r$17$d = weight$17;
+        bias_r$17$clock = clock;
+        bias_r$17$d = bias$17;
+        unit_is_a_r$18$clock = clock;
+        unit_is_a_r$18$d = unit_is_a$18;
+        weight_r$18$clock = clock;
+        weight_r$18$d = weight$18;
+        bias_r$18$clock = clock;
+        bias_r$18$d = bias$18;
+        unit_is_a_r$19$clock = clock;
+        unit_is_a_r$19$d = unit_is_a$19;
+        weight_r$19$clock = clock;
+        weight_r$19$d = weight$19;
+        bias_r$19$clock = clock;
+        bias_r$19$d = bias$19;
+        unit_is_a_r$20$clock = clock;
+        unit_is_a_r$20$d = unit_is_a$20;
+        weight_r$20$clock = clock;
+        weight_r$20$d = weight$20;
+        bias_r$20$clock = clock;
+        bias_r$20$d = bias$20;
+        unit_is_a_r$21$clock = clock;
+        unit_is_a_r$21$d = unit_is_a$21;
+        weight_r$21$clock = clock;
+        weight_r$21$d = weight$21;
+        bias_r$21$clock = clock;
+        bias_r$21$d = bias$21;
+        unit_is_a_r$22$clock = clock;
+        unit_is_a_r$22$d = unit_is_a$22;
+        weight_r$22$clock = clock;
+        weight_r$22$d = weight$22;
+        bias_r$22$clock = clock;
+        bias_r$22$d = bias$22;
+        unit_is_a_r$23$clock = clock;
+        unit_is_a_r$23$d = unit_is_a$23;
+        weight_r$23$clock = clock;
+        weight_r$23$d = weight$23;
+        bias_r$23$clock = clock;
+        bias_r$23$d = bias$23;
+        unit_is_a_r$24$clock = clock;
+        unit_is_a_r$24$d = unit_is_a$24;
+        weight_r$24$clock = clock;
+        weight_r$24$d = weight$24;
+        bias_r$24$clock = clock;
+        bias_r$24$d = bias$24;
+        unit_is_a_r$25$clock = clock;
+        unit_is_a_r$25$d = unit_is_a$25;
+        weight_r$25$clock = clock;
+        weight_r$25$d = weight$25;
+        bias_r$25$clock = clock;
+        bias_r$25$d = bias$25;
+        unit_is_a_r$26$clock = clock;
+        unit_is_a_r$26$d = unit_is_a$26;
+        weight_r$26$clock = clock;
+        weight_r$26$d = weight$26;
+        bias_r$26$clock = clock;
+        bias_r$26$d = bias$26;
+        unit_is_a_r$27$clock = clock;
+        unit_is_a_r$27$d = unit_is_a$27;
+        weight_r$27$clock = clock;
+        weight_r$27$d = weight$27;
+        bias_r$27$clock = clock;
+        bias_r$27$d = bias$27;
+        unit_is_a_r$28$clock = clock;
+        unit_is_a_r$28$d = unit_is_a$28;
+        weight_r$28$clock = clock;
+        weight_r$28$d = weight$28;
+        bias_r$28$clock = clock;
+        bias_r$28$d = bias$28;
+        unit_is_a_r$29$clock = clock;
+        unit_is_a_r$29$d = unit_is_a$29;
+        weight_r$29$clock = clock;
+        weight_r$29$d = weight$29;
+        bias_r$29$clock = clock;
+        bias_r$29$d = bias$29;
+        unit_is_a_r$30$clock = clock;
+        unit_is_a_r$30$d = unit_is_a$30;
+        weight_r$30$clock = clock;
+        weight_r$30$d = weight$30;
+        bias_r$30$clock = clock;
+        bias_r$30$d = bias$30;
+        unit_is_a_r$31$clock = clock;
+        unit_is_a_r$31$d = unit_is_a$31;
+        weight_r$31$clock = clock;
+        weight_r$31$d = weight$31;
+        bias_r$31$clock = clock;
+        bias_r$31$d = bias$31;
+        head_weight_r$0$clock = clock;
+        head_weight_r$0$d = head_weight$0;
+        head_weight_r$1$clock = clock;
+        head_weight_r$1$d = head_weight$1;
+        head_weight_r$2$clock = clock;
+        head_weight_r$2$d = head_weight$2;
         state$0$clock = clock;
-        state$0$raddr0 = k;
-        if (a_set == (0 == 32'h1)) begin
-            state$0$raddr0 = ka;
+        state$0$raddr0 = k_r$q;
+        if (a_set_r$q == (0 == 32'h1)) begin
+            state$0$raddr0 = ka_r$q;
         end
-        state$0$raddr1 = upd_j;
+        state$0$raddr1 = upd_j_r$q;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
         state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
-        input$0$we = x_we && (x_set == (0 == 32'h1));
-        input$0$waddr = x_waddr;
-        input$0$wdata = x_wdata;
+        input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
+        input$0$waddr = x_waddr_r$q;
+        input$0$wdata = x_wdata_r$q;
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
-        state$1$raddr0 = k;
-        if (a_set == (1 == 32'h1)) begin
-            state$1$raddr0 = ka;
+        state$1$raddr0 = k_r$q;
+        if (a_set_r$q == (1 == 32'h1)) begin
+            state$1$raddr0 = ka_r$q;
         end
-        state$1$raddr1 = upd_j;
+        state$1$raddr1 = upd_j_r$q;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
         state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
-        input$1$we = x_we && (x_set == (1 == 32'h1));
-        input$1$waddr = x_waddr;
-        input$1$wdata = x_wdata;
+        input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
+        input$1$waddr = x_waddr_r$q;
+        input$1$wdata = x_wdata_r$q;
         input$1$raddr1 = 16'h0;
-        input$0$raddr0 = x_raddr0;
-        input$1$raddr0 = x_raddr1;
-        if (a_set) begin
+        input$0$raddr0 = x_raddr0_r$q;
+        input$1$raddr0 = x_raddr1_r$q;
+        if (a_set_r$q) begin
             h_a = state$1$rdata0;
             h_c = state$0$rdata0;
             x_a = input$1$rdata0;
@@ -36682,11 +45652,11 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_c = input$1$rdata0;
         end
         r_k = r1$0$q;
-        if (a_set) begin
+        if (a_set_r$q) begin
             r_k = r0$0$q;
         end
         z_j = z0$0$q;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             z_j = z1$0$q;
         end
         c_j = cand$0$q;
@@ -37010,544 +45980,544 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$0$d = r0$1$q;
             end
             else begin
                 r1$0$d = r1$1$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$0$d = z1$1$q;
             end
             else begin
                 z0$0$d = z0$1$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$1$d = r0$2$q;
             end
             else begin
                 r1$1$d = r1$2$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$1$d = z1$2$q;
             end
             else begin
                 z0$1$d = z0$2$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$2$d = r0$3$q;
             end
             else begin
                 r1$2$d = r1$3$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$2$d = z1$3$q;
             end
             else begin
                 z0$2$d = z0$3$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$3$d = r0$4$q;
             end
             else begin
                 r1$3$d = r1$4$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$3$d = z1$4$q;
             end
             else begin
                 z0$3$d = z0$4$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$4$d = r0$5$q;
             end
             else begin
                 r1$4$d = r1$5$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$4$d = z1$5$q;
             end
             else begin
                 z0$4$d = z0$5$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$5$d = r0$6$q;
             end
             else begin
                 r1$5$d = r1$6$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$5$d = z1$6$q;
             end
             else begin
                 z0$5$d = z0$6$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$6$d = r0$7$q;
             end
             else begin
                 r1$6$d = r1$7$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$6$d = z1$7$q;
             end
             else begin
                 z0$6$d = z0$7$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$7$d = r0$8$q;
             end
             else begin
                 r1$7$d = r1$8$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$7$d = z1$8$q;
             end
             else begin
                 z0$7$d = z0$8$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$8$d = r0$9$q;
             end
             else begin
                 r1$8$d = r1$9$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$8$d = z1$9$q;
             end
             else begin
                 z0$8$d = z0$9$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$9$d = r0$10$q;
             end
             else begin
                 r1$9$d = r1$10$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$9$d = z1$10$q;
             end
             else begin
                 z0$9$d = z0$10$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$10$d = r0$11$q;
             end
             else begin
                 r1$10$d = r1$11$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$10$d = z1$11$q;
             end
             else begin
                 z0$10$d = z0$11$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$11$d = r0$12$q;
             end
             else begin
                 r1$11$d = r1$12$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$11$d = z1$12$q;
             end
             else begin
                 z0$11$d = z0$12$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$12$d = r0$13$q;
             end
             else begin
                 r1$12$d = r1$13$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$12$d = z1$13$q;
             end
             else begin
                 z0$12$d = z0$13$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$13$d = r0$14$q;
             end
             else begin
                 r1$13$d = r1$14$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$13$d = z1$14$q;
             end
             else begin
                 z0$13$d = z0$14$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$14$d = r0$15$q;
             end
             else begin
                 r1$14$d = r1$15$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$14$d = z1$15$q;
             end
             else begin
                 z0$14$d = z0$15$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$15$d = r0$16$q;
             end
             else begin
                 r1$15$d = r1$16$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$15$d = z1$16$q;
             end
             else begin
                 z0$15$d = z0$16$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$16$d = r0$17$q;
             end
             else begin
                 r1$16$d = r1$17$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$16$d = z1$17$q;
             end
             else begin
                 z0$16$d = z0$17$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$17$d = r0$18$q;
             end
             else begin
                 r1$17$d = r1$18$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$17$d = z1$18$q;
             end
             else begin
                 z0$17$d = z0$18$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$18$d = r0$19$q;
             end
             else begin
                 r1$18$d = r1$19$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$18$d = z1$19$q;
             end
             else begin
                 z0$18$d = z0$19$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$19$d = r0$20$q;
             end
             else begin
                 r1$19$d = r1$20$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$19$d = z1$20$q;
             end
             else begin
                 z0$19$d = z0$20$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$20$d = r0$21$q;
             end
             else begin
                 r1$20$d = r1$21$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$20$d = z1$21$q;
             end
             else begin
                 z0$20$d = z0$21$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$21$d = r0$22$q;
             end
             else begin
                 r1$21$d = r1$22$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$21$d = z1$22$q;
             end
             else begin
                 z0$21$d = z0$22$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$22$d = r0$23$q;
             end
             else begin
                 r1$22$d = r1$23$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$22$d = z1$23$q;
             end
             else begin
                 z0$22$d = z0$23$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$23$d = r0$24$q;
             end
             else begin
                 r1$23$d = r1$24$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$23$d = z1$24$q;
             end
             else begin
                 z0$23$d = z0$24$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$24$d = r0$25$q;
             end
             else begin
                 r1$24$d = r1$25$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$24$d = z1$25$q;
             end
             else begin
                 z0$24$d = z0$25$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$25$d = r0$26$q;
             end
             else begin
                 r1$25$d = r1$26$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$25$d = z1$26$q;
             end
             else begin
                 z0$25$d = z0$26$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$26$d = r0$27$q;
             end
             else begin
                 r1$26$d = r1$27$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$26$d = z1$27$q;
             end
             else begin
                 z0$26$d = z0$27$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$27$d = r0$28$q;
             end
             else begin
                 r1$27$d = r1$28$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$27$d = z1$28$q;
             end
             else begin
                 z0$27$d = z0$28$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$28$d = r0$29$q;
             end
             else begin
                 r1$28$d = r1$29$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$28$d = z1$29$q;
             end
             else begin
                 z0$28$d = z0$29$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$29$d = r0$30$q;
             end
             else begin
                 r1$29$d = r1$30$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$29$d = z1$30$q;
             end
             else begin
                 z0$29$d = z0$30$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$30$d = r0$31$q;
             end
             else begin
                 r1$30$d = r1$31$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$30$d = z1$31$q;
             end
             else begin
                 z0$30$d = z0$31$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$31$d = r0$0$q;
             end
             else begin
                 r1$31$d = r1$0$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$31$d = z1$0$q;
             end
             else begin
@@ -37557,8 +46527,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_isx$d = k_is_x;
-        p_czero$d = c_zero;
+        p_isx$d = k_is_x_r$q;
+        p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
@@ -37568,12 +46538,12 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
         op_head$d = h_a;
-        if (ka_is_x) begin
+        if (ka_is_x_r$q) begin
             op_a$d = x_a;
         end
         else begin
             op_a$d = h_a;
-            if (a_zero) begin
+            if (a_zero_r$q) begin
                 op_a$d = 18'h0;
             end
         end
@@ -37587,916 +46557,916 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             end
         end
         mac$0$clock = clock;
-        mac$0$en = mac_en;
-        mac$0$first = mac_first;
-        mac$0$bias = bias$0;
-        mac$0$w = weight$0;
+        mac$0$en = mac_en_r$q;
+        mac$0$first = mac_first_r$q;
+        mac$0$bias = bias_r$0$q;
+        mac$0$w = weight_r$0$q;
         mac$0$x = op_c$q;
-        if (unit_is_a$0) begin
+        if (unit_is_a_r$0$q) begin
             mac$0$x = op_a$q;
         end
         mac$1$clock = clock;
-        mac$1$en = mac_en;
-        mac$1$first = mac_first;
-        mac$1$bias = bias$1;
-        mac$1$w = weight$1;
+        mac$1$en = mac_en_r$q;
+        mac$1$first = mac_first_r$q;
+        mac$1$bias = bias_r$1$q;
+        mac$1$w = weight_r$1$q;
         mac$1$x = op_c$q;
-        if (unit_is_a$1) begin
+        if (unit_is_a_r$1$q) begin
             mac$1$x = op_a$q;
         end
         mac$2$clock = clock;
-        mac$2$en = mac_en;
-        mac$2$first = mac_first;
-        mac$2$bias = bias$2;
-        mac$2$w = weight$2;
+        mac$2$en = mac_en_r$q;
+        mac$2$first = mac_first_r$q;
+        mac$2$bias = bias_r$2$q;
+        mac$2$w = weight_r$2$q;
         mac$2$x = op_c$q;
-        if (unit_is_a$2) begin
+        if (unit_is_a_r$2$q) begin
             mac$2$x = op_a$q;
         end
         mac$3$clock = clock;
-        mac$3$en = mac_en;
-        mac$3$first = mac_first;
-        mac$3$bias = bias$3;
-        mac$3$w = weight$3;
+        mac$3$en = mac_en_r$q;
+        mac$3$first = mac_first_r$q;
+        mac$3$bias = bias_r$3$q;
+        mac$3$w = weight_r$3$q;
         mac$3$x = op_c$q;
-        if (unit_is_a$3) begin
+        if (unit_is_a_r$3$q) begin
             mac$3$x = op_a$q;
         end
         mac$4$clock = clock;
-        mac$4$en = mac_en;
-        mac$4$first = mac_first;
-        mac$4$bias = bias$4;
-        mac$4$w = weight$4;
+        mac$4$en = mac_en_r$q;
+        mac$4$first = mac_first_r$q;
+        mac$4$bias = bias_r$4$q;
+        mac$4$w = weight_r$4$q;
         mac$4$x = op_c$q;
-        if (unit_is_a$4) begin
+        if (unit_is_a_r$4$q) begin
             mac$4$x = op_a$q;
         end
         mac$5$clock = clock;
-        mac$5$en = mac_en;
-        mac$5$first = mac_first;
-        mac$5$bias = bias$5;
-        mac$5$w = weight$5;
+        mac$5$en = mac_en_r$q;
+        mac$5$first = mac_first_r$q;
+        mac$5$bias = bias_r$5$q;
+        mac$5$w = weight_r$5$q;
         mac$5$x = op_c$q;
-        if (unit_is_a$5) begin
+        if (unit_is_a_r$5$q) begin
             mac$5$x = op_a$q;
         end
         mac$6$clock = clock;
-        mac$6$en = mac_en;
-        mac$6$first = mac_first;
-        mac$6$bias = bias$6;
-        mac$6$w = weight$6;
+        mac$6$en = mac_en_r$q;
+        mac$6$first = mac_first_r$q;
+        mac$6$bias = bias_r$6$q;
+        mac$6$w = weight_r$6$q;
         mac$6$x = op_c$q;
-        if (unit_is_a$6) begin
+        if (unit_is_a_r$6$q) begin
             mac$6$x = op_a$q;
         end
         mac$7$clock = clock;
-        mac$7$en = mac_en;
-        mac$7$first = mac_first;
-        mac$7$bias = bias$7;
-        mac$7$w = weight$7;
+        mac$7$en = mac_en_r$q;
+        mac$7$first = mac_first_r$q;
+        mac$7$bias = bias_r$7$q;
+        mac$7$w = weight_r$7$q;
         mac$7$x = op_c$q;
-        if (unit_is_a$7) begin
+        if (unit_is_a_r$7$q) begin
             mac$7$x = op_a$q;
         end
         mac$8$clock = clock;
-        mac$8$en = mac_en;
-        mac$8$first = mac_first;
-        mac$8$bias = bias$8;
-        mac$8$w = weight$8;
+        mac$8$en = mac_en_r$q;
+        mac$8$first = mac_first_r$q;
+        mac$8$bias = bias_r$8$q;
+        mac$8$w = weight_r$8$q;
         mac$8$x = op_c$q;
-        if (unit_is_a$8) begin
+        if (unit_is_a_r$8$q) begin
             mac$8$x = op_a$q;
         end
         mac$9$clock = clock;
-        mac$9$en = mac_en;
-        mac$9$first = mac_first;
-        mac$9$bias = bias$9;
-        mac$9$w = weight$9;
+        mac$9$en = mac_en_r$q;
+        mac$9$first = mac_first_r$q;
+        mac$9$bias = bias_r$9$q;
+        mac$9$w = weight_r$9$q;
         mac$9$x = op_c$q;
-        if (unit_is_a$9) begin
+        if (unit_is_a_r$9$q) begin
             mac$9$x = op_a$q;
         end
         mac$10$clock = clock;
-        mac$10$en = mac_en;
-        mac$10$first = mac_first;
-        mac$10$bias = bias$10;
-        mac$10$w = weight$10;
+        mac$10$en = mac_en_r$q;
+        mac$10$first = mac_first_r$q;
+        mac$10$bias = bias_r$10$q;
+        mac$10$w = weight_r$10$q;
         mac$10$x = op_c$q;
-        if (unit_is_a$10) begin
+        if (unit_is_a_r$10$q) begin
             mac$10$x = op_a$q;
         end
         mac$11$clock = clock;
-        mac$11$en = mac_en;
-        mac$11$first = mac_first;
-        mac$11$bias = bias$11;
-        mac$11$w = weight$11;
+        mac$11$en = mac_en_r$q;
+        mac$11$first = mac_first_r$q;
+        mac$11$bias = bias_r$11$q;
+        mac$11$w = weight_r$11$q;
         mac$11$x = op_c$q;
-        if (unit_is_a$11) begin
+        if (unit_is_a_r$11$q) begin
             mac$11$x = op_a$q;
         end
         mac$12$clock = clock;
-        mac$12$en = mac_en;
-        mac$12$first = mac_first;
-        mac$12$bias = bias$12;
-        mac$12$w = weight$12;
+        mac$12$en = mac_en_r$q;
+        mac$12$first = mac_first_r$q;
+        mac$12$bias = bias_r$12$q;
+        mac$12$w = weight_r$12$q;
         mac$12$x = op_c$q;
-        if (unit_is_a$12) begin
+        if (unit_is_a_r$12$q) begin
             mac$12$x = op_a$q;
         end
         mac$13$clock = clock;
-        mac$13$en = mac_en;
-        mac$13$first = mac_first;
-        mac$13$bias = bias$13;
-        mac$13$w = weight$13;
+        mac$13$en = mac_en_r$q;
+        mac$13$first = mac_first_r$q;
+        mac$13$bias = bias_r$13$q;
+        mac$13$w = weight_r$13$q;
         mac$13$x = op_c$q;
-        if (unit_is_a$13) begin
+        if (unit_is_a_r$13$q) begin
             mac$13$x = op_a$q;
         end
         mac$14$clock = clock;
-        mac$14$en = mac_en;
-        mac$14$first = mac_first;
-        mac$14$bias = bias$14;
-        mac$14$w = weight$14;
+        mac$14$en = mac_en_r$q;
+        mac$14$first = mac_first_r$q;
+        mac$14$bias = bias_r$14$q;
+        mac$14$w = weight_r$14$q;
         mac$14$x = op_c$q;
-        if (unit_is_a$14) begin
+        if (unit_is_a_r$14$q) begin
             mac$14$x = op_a$q;
         end
         mac$15$clock = clock;
-        mac$15$en = mac_en;
-        mac$15$first = mac_first;
-        mac$15$bias = bias$15;
-        mac$15$w = weight$15;
+        mac$15$en = mac_en_r$q;
+        mac$15$first = mac_first_r$q;
+        mac$15$bias = bias_r$15$q;
+        mac$15$w = weight_r$15$q;
         mac$15$x = op_c$q;
-        if (unit_is_a$15) begin
+        if (unit_is_a_r$15$q) begin
             mac$15$x = op_a$q;
         end
         mac$16$clock = clock;
-        mac$16$en = mac_en;
-        mac$16$first = mac_first;
-        mac$16$bias = bias$16;
-        mac$16$w = weight$16;
+        mac$16$en = mac_en_r$q;
+        mac$16$first = mac_first_r$q;
+        mac$16$bias = bias_r$16$q;
+        mac$16$w = weight_r$16$q;
         mac$16$x = op_c$q;
-        if (unit_is_a$16) begin
+        if (unit_is_a_r$16$q) begin
             mac$16$x = op_a$q;
         end
         mac$17$clock = clock;
-        mac$17$en = mac_en;
-        mac$17$first = mac_first;
-        mac$17$bias = bias$17;
-        mac$17$w = weight$17;
+        mac$17$en = mac_en_r$q;
+        mac$17$first = mac_first_r$q;
+        mac$17$bias = bias_r$17$q;
+        mac$17$w = weight_r$17$q;
         mac$17$x = op_c$q;
-        if (unit_is_a$17) begin
+        if (unit_is_a_r$17$q) begin
             mac$17$x = op_a$q;
         end
         mac$18$clock = clock;
-        mac$18$en = mac_en;
-        mac$18$first = mac_first;
-        mac$18$bias = bias$18;
-        mac$18$w = weight$18;
+        mac$18$en = mac_en_r$q;
+        mac$18$first = mac_first_r$q;
+        mac$18$bias = bias_r$18$q;
+        mac$18$w = weight_r$18$q;
         mac$18$x = op_c$q;
-        if (unit_is_a$18) begin
+        if (unit_is_a_r$18$q) begin
             mac$18$x = op_a$q;
         end
         mac$19$clock = clock;
-        mac$19$en = mac_en;
-        mac$19$first = mac_first;
-        mac$19$bias = bias$19;
-        mac$19$w = weight$19;
+        mac$19$en = mac_en_r$q;
+        mac$19$first = mac_first_r$q;
+        mac$19$bias = bias_r$19$q;
+        mac$19$w = weight_r$19$q;
         mac$19$x = op_c$q;
-        if (unit_is_a$19) begin
+        if (unit_is_a_r$19$q) begin
             mac$19$x = op_a$q;
         end
         mac$20$clock = clock;
-        mac$20$en = mac_en;
-        mac$20$first = mac_first;
-        mac$20$bias = bias$20;
-        mac$20$w = weight$20;
+        mac$20$en = mac_en_r$q;
+        mac$20$first = mac_first_r$q;
+        mac$20$bias = bias_r$20$q;
+        mac$20$w = weight_r$20$q;
         mac$20$x = op_c$q;
-        if (unit_is_a$20) begin
+        if (unit_is_a_r$20$q) begin
             mac$20$x = op_a$q;
         end
         mac$21$clock = clock;
-        mac$21$en = mac_en;
-        mac$21$first = mac_first;
-        mac$21$bias = bias$21;
-        mac$21$w = weight$21;
+        mac$21$en = mac_en_r$q;
+        mac$21$first = mac_first_r$q;
+        mac$21$bias = bias_r$21$q;
+        mac$21$w = weight_r$21$q;
         mac$21$x = op_c$q;
-        if (unit_is_a$21) begin
+        if (unit_is_a_r$21$q) begin
             mac$21$x = op_a$q;
         end
         mac$22$clock = clock;
-        mac$22$en = mac_en;
-        mac$22$first = mac_first;
-        mac$22$bias = bias$22;
-        mac$22$w = weight$22;
+        mac$22$en = mac_en_r$q;
+        mac$22$first = mac_first_r$q;
+        mac$22$bias = bias_r$22$q;
+        mac$22$w = weight_r$22$q;
         mac$22$x = op_c$q;
-        if (unit_is_a$22) begin
+        if (unit_is_a_r$22$q) begin
             mac$22$x = op_a$q;
         end
         mac$23$clock = clock;
-        mac$23$en = mac_en;
-        mac$23$first = mac_first;
-        mac$23$bias = bias$23;
-        mac$23$w = weight$23;
+        mac$23$en = mac_en_r$q;
+        mac$23$first = mac_first_r$q;
+        mac$23$bias = bias_r$23$q;
+        mac$23$w = weight_r$23$q;
         mac$23$x = op_c$q;
-        if (unit_is_a$23) begin
+        if (unit_is_a_r$23$q) begin
             mac$23$x = op_a$q;
         end
         mac$24$clock = clock;
-        mac$24$en = mac_en;
-        mac$24$first = mac_first;
-        mac$24$bias = bias$24;
-        mac$24$w = weight$24;
+        mac$24$en = mac_en_r$q;
+        mac$24$first = mac_first_r$q;
+        mac$24$bias = bias_r$24$q;
+        mac$24$w = weight_r$24$q;
         mac$24$x = op_c$q;
-        if (unit_is_a$24) begin
+        if (unit_is_a_r$24$q) begin
             mac$24$x = op_a$q;
         end
         mac$25$clock = clock;
-        mac$25$en = mac_en;
-        mac$25$first = mac_first;
-        mac$25$bias = bias$25;
-        mac$25$w = weight$25;
+        mac$25$en = mac_en_r$q;
+        mac$25$first = mac_first_r$q;
+        mac$25$bias = bias_r$25$q;
+        mac$25$w = weight_r$25$q;
         mac$25$x = op_c$q;
-        if (unit_is_a$25) begin
+        if (unit_is_a_r$25$q) begin
             mac$25$x = op_a$q;
         end
         mac$26$clock = clock;
-        mac$26$en = mac_en;
-        mac$26$first = mac_first;
-        mac$26$bias = bias$26;
-        mac$26$w = weight$26;
+        mac$26$en = mac_en_r$q;
+        mac$26$first = mac_first_r$q;
+        mac$26$bias = bias_r$26$q;
+        mac$26$w = weight_r$26$q;
         mac$26$x = op_c$q;
-        if (unit_is_a$26) begin
+        if (unit_is_a_r$26$q) begin
             mac$26$x = op_a$q;
         end
         mac$27$clock = clock;
-        mac$27$en = mac_en;
-        mac$27$first = mac_first;
-        mac$27$bias = bias$27;
-        mac$27$w = weight$27;
+        mac$27$en = mac_en_r$q;
+        mac$27$first = mac_first_r$q;
+        mac$27$bias = bias_r$27$q;
+        mac$27$w = weight_r$27$q;
         mac$27$x = op_c$q;
-        if (unit_is_a$27) begin
+        if (unit_is_a_r$27$q) begin
             mac$27$x = op_a$q;
         end
         mac$28$clock = clock;
-        mac$28$en = mac_en;
-        mac$28$first = mac_first;
-        mac$28$bias = bias$28;
-        mac$28$w = weight$28;
+        mac$28$en = mac_en_r$q;
+        mac$28$first = mac_first_r$q;
+        mac$28$bias = bias_r$28$q;
+        mac$28$w = weight_r$28$q;
         mac$28$x = op_c$q;
-        if (unit_is_a$28) begin
+        if (unit_is_a_r$28$q) begin
             mac$28$x = op_a$q;
         end
         mac$29$clock = clock;
-        mac$29$en = mac_en;
-        mac$29$first = mac_first;
-        mac$29$bias = bias$29;
-        mac$29$w = weight$29;
+        mac$29$en = mac_en_r$q;
+        mac$29$first = mac_first_r$q;
+        mac$29$bias = bias_r$29$q;
+        mac$29$w = weight_r$29$q;
         mac$29$x = op_c$q;
-        if (unit_is_a$29) begin
+        if (unit_is_a_r$29$q) begin
             mac$29$x = op_a$q;
         end
         mac$30$clock = clock;
-        mac$30$en = mac_en;
-        mac$30$first = mac_first;
-        mac$30$bias = bias$30;
-        mac$30$w = weight$30;
+        mac$30$en = mac_en_r$q;
+        mac$30$first = mac_first_r$q;
+        mac$30$bias = bias_r$30$q;
+        mac$30$w = weight_r$30$q;
         mac$30$x = op_c$q;
-        if (unit_is_a$30) begin
+        if (unit_is_a_r$30$q) begin
             mac$30$x = op_a$q;
         end
         mac$31$clock = clock;
-        mac$31$en = mac_en;
-        mac$31$first = mac_first;
-        mac$31$bias = bias$31;
-        mac$31$w = weight$31;
+        mac$31$en = mac_en_r$q;
+        mac$31$first = mac_first_r$q;
+        mac$31$bias = bias_r$31$q;
+        mac$31$w = weight_r$31$q;
         mac$31$x = op_c$q;
-        if (unit_is_a$31) begin
+        if (unit_is_a_r$31$q) begin
             mac$31$x = op_a$q;
         end
-        if (post) begin
-            if (post_pass == z_pass$0) begin
-                if (post_set) begin
+        if (post_r$q) begin
+            if (post_pass_r$q == z_pass$0) begin
+                if (post_set_r$q) begin
                     z1$0$d = mac$0$gate;
                 end
                 else begin
                     z0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$0) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$0) begin
+                if (post_set_r$q) begin
                     r1$0$d = mac$0$gate;
                 end
                 else begin
                     r0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$0) begin
+            if (post_pass_r$q == c_pass$0) begin
                 cand$0$d = mac$0$cand;
             end
-            if (post_pass == z_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$1) begin
+                if (post_set_r$q) begin
                     z1$1$d = mac$1$gate;
                 end
                 else begin
                     z0$1$d = mac$1$gate;
                 end
             end
-            if (post_pass == r_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$1) begin
+                if (post_set_r$q) begin
                     r1$1$d = mac$1$gate;
                 end
                 else begin
                     r0$1$d = mac$1$gate;
                 end
             end
-            if (post_pass == c_pass$1) begin
+            if (post_pass_r$q == c_pass$1) begin
                 cand$1$d = mac$1$cand;
             end
-            if (post_pass == z_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$2) begin
+                if (post_set_r$q) begin
                     z1$2$d = mac$2$gate;
                 end
                 else begin
                     z0$2$d = mac$2$gate;
                 end
             end
-            if (post_pass == r_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$2) begin
+                if (post_set_r$q) begin
                     r1$2$d = mac$2$gate;
                 end
                 else begin
                     r0$2$d = mac$2$gate;
                 end
             end
-            if (post_pass == c_pass$2) begin
+            if (post_pass_r$q == c_pass$2) begin
                 cand$2$d = mac$2$cand;
             end
-            if (post_pass == z_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$3) begin
+                if (post_set_r$q) begin
                     z1$3$d = mac$3$gate;
                 end
                 else begin
                     z0$3$d = mac$3$gate;
                 end
             end
-            if (post_pass == r_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$3) begin
+                if (post_set_r$q) begin
                     r1$3$d = mac$3$gate;
                 end
                 else begin
                     r0$3$d = mac$3$gate;
                 end
             end
-            if (post_pass == c_pass$3) begin
+            if (post_pass_r$q == c_pass$3) begin
                 cand$3$d = mac$3$cand;
             end
-            if (post_pass == z_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$4) begin
+                if (post_set_r$q) begin
                     z1$4$d = mac$4$gate;
                 end
                 else begin
                     z0$4$d = mac$4$gate;
                 end
             end
-            if (post_pass == r_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$4) begin
+                if (post_set_r$q) begin
                     r1$4$d = mac$4$gate;
                 end
                 else begin
                     r0$4$d = mac$4$gate;
                 end
             end
-            if (post_pass == c_pass$4) begin
+            if (post_pass_r$q == c_pass$4) begin
                 cand$4$d = mac$4$cand;
             end
-            if (post_pass == z_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$5) begin
+                if (post_set_r$q) begin
                     z1$5$d = mac$5$gate;
                 end
                 else begin
                     z0$5$d = mac$5$gate;
                 end
             end
-            if (post_pass == r_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$5) begin
+                if (post_set_r$q) begin
                     r1$5$d = mac$5$gate;
                 end
                 else begin
                     r0$5$d = mac$5$gate;
                 end
             end
-            if (post_pass == c_pass$5) begin
+            if (post_pass_r$q == c_pass$5) begin
                 cand$5$d = mac$5$cand;
             end
-            if (post_pass == z_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$6) begin
+                if (post_set_r$q) begin
                     z1$6$d = mac$6$gate;
                 end
                 else begin
                     z0$6$d = mac$6$gate;
                 end
             end
-            if (post_pass == r_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$6) begin
+                if (post_set_r$q) begin
                     r1$6$d = mac$6$gate;
                 end
                 else begin
                     r0$6$d = mac$6$gate;
                 end
             end
-            if (post_pass == c_pass$6) begin
+            if (post_pass_r$q == c_pass$6) begin
                 cand$6$d = mac$6$cand;
             end
-            if (post_pass == z_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$7) begin
+                if (post_set_r$q) begin
                     z1$7$d = mac$7$gate;
                 end
                 else begin
                     z0$7$d = mac$7$gate;
                 end
             end
-            if (post_pass == r_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$7) begin
+                if (post_set_r$q) begin
                     r1$7$d = mac$7$gate;
                 end
                 else begin
                     r0$7$d = mac$7$gate;
                 end
             end
-            if (post_pass == c_pass$7) begin
+            if (post_pass_r$q == c_pass$7) begin
                 cand$7$d = mac$7$cand;
             end
-            if (post_pass == z_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$8) begin
+                if (post_set_r$q) begin
                     z1$8$d = mac$8$gate;
                 end
                 else begin
                     z0$8$d = mac$8$gate;
                 end
             end
-            if (post_pass == r_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$8) begin
+                if (post_set_r$q) begin
                     r1$8$d = mac$8$gate;
                 end
                 else begin
                     r0$8$d = mac$8$gate;
                 end
             end
-            if (post_pass == c_pass$8) begin
+            if (post_pass_r$q == c_pass$8) begin
                 cand$8$d = mac$8$cand;
             end
-            if (post_pass == z_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$9) begin
+                if (post_set_r$q) begin
                     z1$9$d = mac$9$gate;
                 end
                 else begin
                     z0$9$d = mac$9$gate;
                 end
             end
-            if (post_pass == r_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$9) begin
+                if (post_set_r$q) begin
                     r1$9$d = mac$9$gate;
                 end
                 else begin
                     r0$9$d = mac$9$gate;
                 end
             end
-            if (post_pass == c_pass$9) begin
+            if (post_pass_r$q == c_pass$9) begin
                 cand$9$d = mac$9$cand;
             end
-            if (post_pass == z_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$10) begin
+                if (post_set_r$q) begin
                     z1$10$d = mac$10$gate;
                 end
                 else begin
                     z0$10$d = mac$10$gate;
                 end
             end
-            if (post_pass == r_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$10) begin
+                if (post_set_r$q) begin
                     r1$10$d = mac$10$gate;
                 end
                 else begin
                     r0$10$d = mac$10$gate;
                 end
             end
-            if (post_pass == c_pass$10) begin
+            if (post_pass_r$q == c_pass$10) begin
                 cand$10$d = mac$10$cand;
             end
-            if (post_pass == z_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$11) begin
+                if (post_set_r$q) begin
                     z1$11$d = mac$11$gate;
                 end
                 else begin
                     z0$11$d = mac$11$gate;
                 end
             end
-            if (post_pass == r_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$11) begin
+                if (post_set_r$q) begin
                     r1$11$d = mac$11$gate;
                 end
                 else begin
                     r0$11$d = mac$11$gate;
                 end
             end
-            if (post_pass == c_pass$11) begin
+            if (post_pass_r$q == c_pass$11) begin
                 cand$11$d = mac$11$cand;
             end
-            if (post_pass == z_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$12) begin
+                if (post_set_r$q) begin
                     z1$12$d = mac$12$gate;
                 end
                 else begin
                     z0$12$d = mac$12$gate;
                 end
             end
-            if (post_pass == r_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$12) begin
+                if (post_set_r$q) begin
                     r1$12$d = mac$12$gate;
                 end
                 else begin
                     r0$12$d = mac$12$gate;
                 end
             end
-            if (post_pass == c_pass$12) begin
+            if (post_pass_r$q == c_pass$12) begin
                 cand$12$d = mac$12$cand;
             end
-            if (post_pass == z_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$13) begin
+                if (post_set_r$q) begin
                     z1$13$d = mac$13$gate;
                 end
                 else begin
                     z0$13$d = mac$13$gate;
                 end
             end
-            if (post_pass == r_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$13) begin
+                if (post_set_r$q) begin
                     r1$13$d = mac$13$gate;
                 end
                 else begin
                     r0$13$d = mac$13$gate;
                 end
             end
-            if (post_pass == c_pass$13) begin
+            if (post_pass_r$q == c_pass$13) begin
                 cand$13$d = mac$13$cand;
             end
-            if (post_pass == z_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$14) begin
+                if (post_set_r$q) begin
                     z1$14$d = mac$14$gate;
                 end
                 else begin
                     z0$14$d = mac$14$gate;
                 end
             end
-            if (post_pass == r_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$14) begin
+                if (post_set_r$q) begin
                     r1$14$d = mac$14$gate;
                 end
                 else begin
                     r0$14$d = mac$14$gate;
                 end
             end
-            if (post_pass == c_pass$14) begin
+            if (post_pass_r$q == c_pass$14) begin
                 cand$14$d = mac$14$cand;
             end
-            if (post_pass == z_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$15) begin
+                if (post_set_r$q) begin
                     z1$15$d = mac$15$gate;
                 end
                 else begin
                     z0$15$d = mac$15$gate;
                 end
             end
-            if (post_pass == r_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$15) begin
+                if (post_set_r$q) begin
                     r1$15$d = mac$15$gate;
                 end
                 else begin
                     r0$15$d = mac$15$gate;
                 end
             end
-            if (post_pass == c_pass$15) begin
+            if (post_pass_r$q == c_pass$15) begin
                 cand$15$d = mac$15$cand;
             end
-            if (post_pass == z_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$16) begin
+                if (post_set_r$q) begin
                     z1$16$d = mac$16$gate;
                 end
                 else begin
                     z0$16$d = mac$16$gate;
                 end
             end
-            if (post_pass == r_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$16) begin
+                if (post_set_r$q) begin
                     r1$16$d = mac$16$gate;
                 end
                 else begin
                     r0$16$d = mac$16$gate;
                 end
             end
-            if (post_pass == c_pass$16) begin
+            if (post_pass_r$q == c_pass$16) begin
                 cand$16$d = mac$16$cand;
             end
-            if (post_pass == z_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$17) begin
+                if (post_set_r$q) begin
                     z1$17$d = mac$17$gate;
                 end
                 else begin
                     z0$17$d = mac$17$gate;
                 end
             end
-            if (post_pass == r_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$17) begin
+                if (post_set_r$q) begin
                     r1$17$d = mac$17$gate;
                 end
                 else begin
                     r0$17$d = mac$17$gate;
                 end
             end
-            if (post_pass == c_pass$17) begin
+            if (post_pass_r$q == c_pass$17) begin
                 cand$17$d = mac$17$cand;
             end
-            if (post_pass == z_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$18) begin
+                if (post_set_r$q) begin
                     z1$18$d = mac$18$gate;
                 end
                 else begin
                     z0$18$d = mac$18$gate;
                 end
             end
-            if (post_pass == r_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$18) begin
+                if (post_set_r$q) begin
                     r1$18$d = mac$18$gate;
                 end
                 else begin
                     r0$18$d = mac$18$gate;
                 end
             end
-            if (post_pass == c_pass$18) begin
+            if (post_pass_r$q == c_pass$18) begin
                 cand$18$d = mac$18$cand;
             end
-            if (post_pass == z_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$19) begin
+                if (post_set_r$q) begin
                     z1$19$d = mac$19$gate;
                 end
                 else begin
                     z0$19$d = mac$19$gate;
                 end
             end
-            if (post_pass == r_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$19) begin
+                if (post_set_r$q) begin
                     r1$19$d = mac$19$gate;
                 end
                 else begin
                     r0$19$d = mac$19$gate;
                 end
             end
-            if (post_pass == c_pass$19) begin
+            if (post_pass_r$q == c_pass$19) begin
                 cand$19$d = mac$19$cand;
             end
-            if (post_pass == z_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$20) begin
+                if (post_set_r$q) begin
                     z1$20$d = mac$20$gate;
                 end
                 else begin
                     z0$20$d = mac$20$gate;
                 end
             end
-            if (post_pass == r_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$20) begin
+                if (post_set_r$q) begin
                     r1$20$d = mac$20$gate;
                 end
                 else begin
                     r0$20$d = mac$20$gate;
                 end
             end
-            if (post_pass == c_pass$20) begin
+            if (post_pass_r$q == c_pass$20) begin
                 cand$20$d = mac$20$cand;
             end
-            if (post_pass == z_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$21) begin
+                if (post_set_r$q) begin
                     z1$21$d = mac$21$gate;
                 end
                 else begin
                     z0$21$d = mac$21$gate;
                 end
             end
-            if (post_pass == r_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$21) begin
+                if (post_set_r$q) begin
                     r1$21$d = mac$21$gate;
                 end
                 else begin
                     r0$21$d = mac$21$gate;
                 end
             end
-            if (post_pass == c_pass$21) begin
+            if (post_pass_r$q == c_pass$21) begin
                 cand$21$d = mac$21$cand;
             end
-            if (post_pass == z_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$22) begin
+                if (post_set_r$q) begin
                     z1$22$d = mac$22$gate;
                 end
                 else begin
                     z0$22$d = mac$22$gate;
                 end
             end
-            if (post_pass == r_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$22) begin
+                if (post_set_r$q) begin
                     r1$22$d = mac$22$gate;
                 end
                 else begin
                     r0$22$d = mac$22$gate;
                 end
             end
-            if (post_pass == c_pass$22) begin
+            if (post_pass_r$q == c_pass$22) begin
                 cand$22$d = mac$22$cand;
             end
-            if (post_pass == z_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$23) begin
+                if (post_set_r$q) begin
                     z1$23$d = mac$23$gate;
                 end
                 else begin
                     z0$23$d = mac$23$gate;
                 end
             end
-            if (post_pass == r_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$23) begin
+                if (post_set_r$q) begin
                     r1$23$d = mac$23$gate;
                 end
                 else begin
                     r0$23$d = mac$23$gate;
                 end
             end
-            if (post_pass == c_pass$23) begin
+            if (post_pass_r$q == c_pass$23) begin
                 cand$23$d = mac$23$cand;
             end
-            if (post_pass == z_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$24) begin
+                if (post_set_r$q) begin
                     z1$24$d = mac$24$gate;
                 end
                 else begin
                     z0$24$d = mac$24$gate;
                 end
             end
-            if (post_pass == r_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$24) begin
+                if (post_set_r$q) begin
                     r1$24$d = mac$24$gate;
                 end
                 else begin
                     r0$24$d = mac$24$gate;
                 end
             end
-            if (post_pass == c_pass$24) begin
+            if (post_pass_r$q == c_pass$24) begin
                 cand$24$d = mac$24$cand;
             end
-            if (post_pass == z_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$25) begin
+                if (post_set_r$q) begin
                     z1$25$d = mac$25$gate;
                 end
                 else begin
                     z0$25$d = mac$25$gate;
                 end
             end
-            if (post_pass == r_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$25) begin
+                if (post_set_r$q) begin
                     r1$25$d = mac$25$gate;
                 end
                 else begin
                     r0$25$d = mac$25$gate;
                 end
             end
-            if (post_pass == c_pass$25) begin
+            if (post_pass_r$q == c_pass$25) begin
                 cand$25$d = mac$25$cand;
             end
-            if (post_pass == z_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$26) begin
+                if (post_set_r$q) begin
                     z1$26$d = mac$26$gate;
                 end
                 else begin
                     z0$26$d = mac$26$gate;
                 end
             end
-            if (post_pass == r_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$26) begin
+                if (post_set_r$q) begin
                     r1$26$d = mac$26$gate;
                 end
                 else begin
                     r0$26$d = mac$26$gate;
                 end
             end
-            if (post_pass == c_pass$26) begin
+            if (post_pass_r$q == c_pass$26) begin
                 cand$26$d = mac$26$cand;
             end
-            if (post_pass == z_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$27) begin
+                if (post_set_r$q) begin
                     z1$27$d = mac$27$gate;
                 end
                 else begin
                     z0$27$d = mac$27$gate;
                 end
             end
-            if (post_pass == r_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$27) begin
+                if (post_set_r$q) begin
                     r1$27$d = mac$27$gate;
                 end
                 else begin
                     r0$27$d = mac$27$gate;
                 end
             end
-            if (post_pass == c_pass$27) begin
+            if (post_pass_r$q == c_pass$27) begin
                 cand$27$d = mac$27$cand;
             end
-            if (post_pass == z_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$28) begin
+                if (post_set_r$q) begin
                     z1$28$d = mac$28$gate;
                 end
                 else begin
                     z0$28$d = mac$28$gate;
                 end
             end
-            if (post_pass == r_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$28) begin
+                if (post_set_r$q) begin
                     r1$28$d = mac$28$gate;
                 end
                 else begin
                     r0$28$d = mac$28$gate;
                 end
             end
-            if (post_pass == c_pass$28) begin
+            if (post_pass_r$q == c_pass$28) begin
                 cand$28$d = mac$28$cand;
             end
-            if (post_pass == z_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$29) begin
+                if (post_set_r$q) begin
                     z1$29$d = mac$29$gate;
                 end
                 else begin
                     z0$29$d = mac$29$gate;
                 end
             end
-            if (post_pass == r_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$29) begin
+                if (post_set_r$q) begin
                     r1$29$d = mac$29$gate;
                 end
                 else begin
                     r0$29$d = mac$29$gate;
                 end
             end
-            if (post_pass == c_pass$29) begin
+            if (post_pass_r$q == c_pass$29) begin
                 cand$29$d = mac$29$cand;
             end
-            if (post_pass == z_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$30) begin
+                if (post_set_r$q) begin
                     z1$30$d = mac$30$gate;
                 end
                 else begin
                     z0$30$d = mac$30$gate;
                 end
             end
-            if (post_pass == r_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$30) begin
+                if (post_set_r$q) begin
                     r1$30$d = mac$30$gate;
                 end
                 else begin
                     r0$30$d = mac$30$gate;
                 end
             end
-            if (post_pass == c_pass$30) begin
+            if (post_pass_r$q == c_pass$30) begin
                 cand$30$d = mac$30$cand;
             end
-            if (post_pass == z_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$31) begin
+                if (post_set_r$q) begin
                     z1$31$d = mac$31$gate;
                 end
                 else begin
                     z0$31$d = mac$31$gate;
                 end
             end
-            if (post_pass == r_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$31) begin
+                if (post_set_r$q) begin
                     r1$31$d = mac$31$gate;
                 end
                 else begin
                     r0$31$d = mac$31$gate;
                 end
             end
-            if (post_pass == c_pass$31) begin
+            if (post_pass_r$q == c_pass$31) begin
                 cand$31$d = mac$31$cand;
             end
         end
         h_j = state$0$rdata1;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             h_j = state$1$rdata1;
         end
-        if (upd_zero) begin
+        if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
         u_z$d = z_j;
         u_d$d = h_j - c_j;
         u_c$d = c_j;
-        u_j$d = upd_j;
-        u_set$d = upd_set;
-        u_en$d = upd_en;
+        u_j$d = upd_j_r$q;
+        u_set$d = upd_set_r$q;
+        u_en$d = upd_en_r$q;
         update_mul$a = u_z$q;
         update_mul$b = u_d$q;
         update_mul$c = u_c$q;
@@ -38506,18 +47476,18 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_en$d = u_en$q;
         update_q$v = v_sum$q;
         head$clock = clock;
-        head$en = head_en;
-        head$first = head_first;
+        head$en = head_en_r$q;
+        head$first = head_first_r$q;
         head$x = op_head$q;
-        head$done = head_done;
-        head$step_first = head_step_first;
-        head$step_last = head_step_last;
-        head$set = head_set;
-        head$w$0 = head_weight$0;
+        head$done = head_done_r$q;
+        head$step_first = head_step_first_r$q;
+        head$step_last = head_step_last_r$q;
+        head$set = head_set_r$q;
+        head$w$0 = head_weight_r$0$q;
         channel$0 = head$out$0;
-        head$w$1 = head_weight$1;
+        head$w$1 = head_weight_r$1$q;
         channel$1 = head$out$1;
-        head$w$2 = head_weight$2;
+        head$w$2 = head_weight_r$2$q;
         channel$2 = head$out$2;
         amp1 = head$amp1;
         amp2 = head$amp2;
@@ -38526,6 +47496,750 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     end
     
 endmodule // top$core$engine$gru$lane$2
+
+
+module top$core$engine$gru$lane$2$a_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$a_set_r
+
+
+module top$core$engine$gru$lane$2$a_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$a_zero_r
+
+
+module top$core$engine$gru$lane$2$bias_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$0
+
+
+module top$core$engine$gru$lane$2$bias_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$1
+
+
+module top$core$engine$gru$lane$2$bias_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$10
+
+
+module top$core$engine$gru$lane$2$bias_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$11
+
+
+module top$core$engine$gru$lane$2$bias_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$12
+
+
+module top$core$engine$gru$lane$2$bias_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$13
+
+
+module top$core$engine$gru$lane$2$bias_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$14
+
+
+module top$core$engine$gru$lane$2$bias_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$15
+
+
+module top$core$engine$gru$lane$2$bias_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$16
+
+
+module top$core$engine$gru$lane$2$bias_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$17
+
+
+module top$core$engine$gru$lane$2$bias_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$18
+
+
+module top$core$engine$gru$lane$2$bias_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$19
+
+
+module top$core$engine$gru$lane$2$bias_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$2
+
+
+module top$core$engine$gru$lane$2$bias_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$20
+
+
+module top$core$engine$gru$lane$2$bias_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$21
+
+
+module top$core$engine$gru$lane$2$bias_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$22
+
+
+module top$core$engine$gru$lane$2$bias_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$23
+
+
+module top$core$engine$gru$lane$2$bias_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$24
+
+
+module top$core$engine$gru$lane$2$bias_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$25
+
+
+module top$core$engine$gru$lane$2$bias_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$26
+
+
+module top$core$engine$gru$lane$2$bias_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$27
+
+
+module top$core$engine$gru$lane$2$bias_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$28
+
+
+module top$core$engine$gru$lane$2$bias_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$29
+
+
+module top$core$engine$gru$lane$2$bias_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$3
+
+
+module top$core$engine$gru$lane$2$bias_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$30
+
+
+module top$core$engine$gru$lane$2$bias_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$31
+
+
+module top$core$engine$gru$lane$2$bias_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$4
+
+
+module top$core$engine$gru$lane$2$bias_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$5
+
+
+module top$core$engine$gru$lane$2$bias_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$6
+
+
+module top$core$engine$gru$lane$2$bias_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$7
+
+
+module top$core$engine$gru$lane$2$bias_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$8
+
+
+module top$core$engine$gru$lane$2$bias_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$bias_r$9
+
+
+module top$core$engine$gru$lane$2$c_rotate_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$c_rotate_r
+
+
+module top$core$engine$gru$lane$2$c_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$c_zero_r
 
 
 module top$core$engine$gru$lane$2$cand$0(d,q,clock);
@@ -39777,6 +49491,177 @@ module top$core$engine$gru$lane$2$head$t2$1(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$head$t2$1
 
 
+module top$core$engine$gru$lane$2$head_done_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$head_done_r
+
+
+module top$core$engine$gru$lane$2$head_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$head_en_r
+
+
+module top$core$engine$gru$lane$2$head_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$head_first_r
+
+
+module top$core$engine$gru$lane$2$head_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$head_set_r
+
+
+module top$core$engine$gru$lane$2$head_step_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$head_step_first_r
+
+
+module top$core$engine$gru$lane$2$head_step_last_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$head_step_last_r
+
+
+module top$core$engine$gru$lane$2$head_weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$head_weight_r$0
+
+
+module top$core$engine$gru$lane$2$head_weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$head_weight_r$1
+
+
+module top$core$engine$gru$lane$2$head_weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$head_weight_r$2
+
+
 module top$core$engine$gru$lane$2$input$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
     
     // Module arguments
@@ -39827,6 +49712,78 @@ module top$core$engine$gru$lane$2$input$1(clock,we,waddr,wdata,raddr0,rdata0,rad
        if (we && waddr < 135) mem[waddr[7:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$2$input$1
+
+
+module top$core$engine$gru$lane$2$k_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$k_is_x_r
+
+
+module top$core$engine$gru$lane$2$k_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$k_r
+
+
+module top$core$engine$gru$lane$2$ka_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$ka_is_x_r
+
+
+module top$core$engine$gru$lane$2$ka_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$ka_r
 
 
 module top$core$engine$gru$lane$2$mac$0(clock,en,first,bias,w,x,gate,cand);
@@ -41301,6 +51258,42 @@ module top$core$engine$gru$lane$2$mac$9(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$9
 
 
+module top$core$engine$gru$lane$2$mac_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$mac_en_r
+
+
+module top$core$engine$gru$lane$2$mac_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$mac_first_r
+
+
 module top$core$engine$gru$lane$2$op_a(d,q,clock);
     
     // Module arguments
@@ -41451,6 +51444,60 @@ module top$core$engine$gru$lane$2$p_xc(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$p_xc
+
+
+module top$core$engine$gru$lane$2$post_pass_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_pass_r
+
+
+module top$core$engine$gru$lane$2$post_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r
+
+
+module top$core$engine$gru$lane$2$post_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_set_r
 
 
 module top$core$engine$gru$lane$2$q_czero(d,q,clock);
@@ -42948,6 +52995,654 @@ module top$core$engine$gru$lane$2$u_z(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$u_z
 
 
+module top$core$engine$gru$lane$2$unit_is_a_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$0
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$1
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$10
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$11
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$12
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$13
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$14
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$15
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$16
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$17
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$18
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$19
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$2
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$20
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$21
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$22
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$23
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$24
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$25
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$26
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$27
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$28
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$29
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$3
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$30
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$31
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$4
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$5
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$6
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$7
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$8
+
+
+module top$core$engine$gru$lane$2$unit_is_a_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$unit_is_a_r$9
+
+
+module top$core$engine$gru$lane$2$upd_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$upd_en_r
+
+
+module top$core$engine$gru$lane$2$upd_j_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$upd_j_r
+
+
+module top$core$engine$gru$lane$2$upd_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$upd_set_r
+
+
+module top$core$engine$gru$lane$2$upd_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$upd_zero_r
+
+
 module top$core$engine$gru$lane$2$update_mul(a,b,c,out);
     
     // Module arguments
@@ -43059,6 +53754,786 @@ module top$core$engine$gru$lane$2$v_sum(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$v_sum
+
+
+module top$core$engine$gru$lane$2$weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$0
+
+
+module top$core$engine$gru$lane$2$weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$1
+
+
+module top$core$engine$gru$lane$2$weight_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$10
+
+
+module top$core$engine$gru$lane$2$weight_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$11
+
+
+module top$core$engine$gru$lane$2$weight_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$12
+
+
+module top$core$engine$gru$lane$2$weight_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$13
+
+
+module top$core$engine$gru$lane$2$weight_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$14
+
+
+module top$core$engine$gru$lane$2$weight_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$15
+
+
+module top$core$engine$gru$lane$2$weight_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$16
+
+
+module top$core$engine$gru$lane$2$weight_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$17
+
+
+module top$core$engine$gru$lane$2$weight_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$18
+
+
+module top$core$engine$gru$lane$2$weight_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$19
+
+
+module top$core$engine$gru$lane$2$weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$2
+
+
+module top$core$engine$gru$lane$2$weight_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$20
+
+
+module top$core$engine$gru$lane$2$weight_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$21
+
+
+module top$core$engine$gru$lane$2$weight_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$22
+
+
+module top$core$engine$gru$lane$2$weight_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$23
+
+
+module top$core$engine$gru$lane$2$weight_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$24
+
+
+module top$core$engine$gru$lane$2$weight_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$25
+
+
+module top$core$engine$gru$lane$2$weight_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$26
+
+
+module top$core$engine$gru$lane$2$weight_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$27
+
+
+module top$core$engine$gru$lane$2$weight_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$28
+
+
+module top$core$engine$gru$lane$2$weight_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$29
+
+
+module top$core$engine$gru$lane$2$weight_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$3
+
+
+module top$core$engine$gru$lane$2$weight_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$30
+
+
+module top$core$engine$gru$lane$2$weight_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$31
+
+
+module top$core$engine$gru$lane$2$weight_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$4
+
+
+module top$core$engine$gru$lane$2$weight_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$5
+
+
+module top$core$engine$gru$lane$2$weight_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$6
+
+
+module top$core$engine$gru$lane$2$weight_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$7
+
+
+module top$core$engine$gru$lane$2$weight_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$8
+
+
+module top$core$engine$gru$lane$2$weight_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$2$weight_r$9
+
+
+module top$core$engine$gru$lane$2$x_raddr0_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$x_raddr0_r
+
+
+module top$core$engine$gru$lane$2$x_raddr1_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$x_raddr1_r
+
+
+module top$core$engine$gru$lane$2$x_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$x_set_r
+
+
+module top$core$engine$gru$lane$2$x_waddr_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$x_waddr_r
+
+
+module top$core$engine$gru$lane$2$x_wdata_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$x_wdata_r
+
+
+module top$core$engine$gru$lane$2$x_we_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$x_we_r
 
 
 module top$core$engine$gru$lane$2$z0$0(d,q,clock);
@@ -44516,6 +55991,390 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     localparam  c_pass$31 = 16'h2;
     
     // Stub signals
+    reg  x_we_r$clock;
+    reg  x_we_r$d;
+    wire  x_we_r$q;
+    reg  x_set_r$clock;
+    reg  x_set_r$d;
+    wire  x_set_r$q;
+    reg  x_waddr_r$clock;
+    reg  [15:0] x_waddr_r$d;
+    wire  [15:0] x_waddr_r$q;
+    reg  x_wdata_r$clock;
+    reg  [17:0] x_wdata_r$d;
+    wire  [17:0] x_wdata_r$q;
+    reg  x_raddr0_r$clock;
+    reg  [15:0] x_raddr0_r$d;
+    wire  [15:0] x_raddr0_r$q;
+    reg  x_raddr1_r$clock;
+    reg  [15:0] x_raddr1_r$d;
+    wire  [15:0] x_raddr1_r$q;
+    reg  k_r$clock;
+    reg  [15:0] k_r$d;
+    wire  [15:0] k_r$q;
+    reg  k_is_x_r$clock;
+    reg  k_is_x_r$d;
+    wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
+    reg  a_set_r$clock;
+    reg  a_set_r$d;
+    wire  a_set_r$q;
+    reg  a_zero_r$clock;
+    reg  a_zero_r$d;
+    wire  a_zero_r$q;
+    reg  c_zero_r$clock;
+    reg  c_zero_r$d;
+    wire  c_zero_r$q;
+    reg  mac_en_r$clock;
+    reg  mac_en_r$d;
+    wire  mac_en_r$q;
+    reg  mac_first_r$clock;
+    reg  mac_first_r$d;
+    wire  mac_first_r$q;
+    reg  head_en_r$clock;
+    reg  head_en_r$d;
+    wire  head_en_r$q;
+    reg  head_first_r$clock;
+    reg  head_first_r$d;
+    wire  head_first_r$q;
+    reg  post_r$clock;
+    reg  post_r$d;
+    wire  post_r$q;
+    reg  post_pass_r$clock;
+    reg  [15:0] post_pass_r$d;
+    wire  [15:0] post_pass_r$q;
+    reg  post_set_r$clock;
+    reg  post_set_r$d;
+    wire  post_set_r$q;
+    reg  head_done_r$clock;
+    reg  head_done_r$d;
+    wire  head_done_r$q;
+    reg  head_step_first_r$clock;
+    reg  head_step_first_r$d;
+    wire  head_step_first_r$q;
+    reg  head_step_last_r$clock;
+    reg  head_step_last_r$d;
+    wire  head_step_last_r$q;
+    reg  head_set_r$clock;
+    reg  head_set_r$d;
+    wire  head_set_r$q;
+    reg  upd_en_r$clock;
+    reg  upd_en_r$d;
+    wire  upd_en_r$q;
+    reg  upd_j_r$clock;
+    reg  [15:0] upd_j_r$d;
+    wire  [15:0] upd_j_r$q;
+    reg  upd_set_r$clock;
+    reg  upd_set_r$d;
+    wire  upd_set_r$q;
+    reg  upd_zero_r$clock;
+    reg  upd_zero_r$d;
+    wire  upd_zero_r$q;
+    reg  unit_is_a_r$0$clock;
+    reg  unit_is_a_r$0$d;
+    wire  unit_is_a_r$0$q;
+    reg  unit_is_a_r$1$clock;
+    reg  unit_is_a_r$1$d;
+    wire  unit_is_a_r$1$q;
+    reg  unit_is_a_r$2$clock;
+    reg  unit_is_a_r$2$d;
+    wire  unit_is_a_r$2$q;
+    reg  unit_is_a_r$3$clock;
+    reg  unit_is_a_r$3$d;
+    wire  unit_is_a_r$3$q;
+    reg  unit_is_a_r$4$clock;
+    reg  unit_is_a_r$4$d;
+    wire  unit_is_a_r$4$q;
+    reg  unit_is_a_r$5$clock;
+    reg  unit_is_a_r$5$d;
+    wire  unit_is_a_r$5$q;
+    reg  unit_is_a_r$6$clock;
+    reg  unit_is_a_r$6$d;
+    wire  unit_is_a_r$6$q;
+    reg  unit_is_a_r$7$clock;
+    reg  unit_is_a_r$7$d;
+    wire  unit_is_a_r$7$q;
+    reg  unit_is_a_r$8$clock;
+    reg  unit_is_a_r$8$d;
+    wire  unit_is_a_r$8$q;
+    reg  unit_is_a_r$9$clock;
+    reg  unit_is_a_r$9$d;
+    wire  unit_is_a_r$9$q;
+    reg  unit_is_a_r$10$clock;
+    reg  unit_is_a_r$10$d;
+    wire  unit_is_a_r$10$q;
+    reg  unit_is_a_r$11$clock;
+    reg  unit_is_a_r$11$d;
+    wire  unit_is_a_r$11$q;
+    reg  unit_is_a_r$12$clock;
+    reg  unit_is_a_r$12$d;
+    wire  unit_is_a_r$12$q;
+    reg  unit_is_a_r$13$clock;
+    reg  unit_is_a_r$13$d;
+    wire  unit_is_a_r$13$q;
+    reg  unit_is_a_r$14$clock;
+    reg  unit_is_a_r$14$d;
+    wire  unit_is_a_r$14$q;
+    reg  unit_is_a_r$15$clock;
+    reg  unit_is_a_r$15$d;
+    wire  unit_is_a_r$15$q;
+    reg  unit_is_a_r$16$clock;
+    reg  unit_is_a_r$16$d;
+    wire  unit_is_a_r$16$q;
+    reg  unit_is_a_r$17$clock;
+    reg  unit_is_a_r$17$d;
+    wire  unit_is_a_r$17$q;
+    reg  unit_is_a_r$18$clock;
+    reg  unit_is_a_r$18$d;
+    wire  unit_is_a_r$18$q;
+    reg  unit_is_a_r$19$clock;
+    reg  unit_is_a_r$19$d;
+    wire  unit_is_a_r$19$q;
+    reg  unit_is_a_r$20$clock;
+    reg  unit_is_a_r$20$d;
+    wire  unit_is_a_r$20$q;
+    reg  unit_is_a_r$21$clock;
+    reg  unit_is_a_r$21$d;
+    wire  unit_is_a_r$21$q;
+    reg  unit_is_a_r$22$clock;
+    reg  unit_is_a_r$22$d;
+    wire  unit_is_a_r$22$q;
+    reg  unit_is_a_r$23$clock;
+    reg  unit_is_a_r$23$d;
+    wire  unit_is_a_r$23$q;
+    reg  unit_is_a_r$24$clock;
+    reg  unit_is_a_r$24$d;
+    wire  unit_is_a_r$24$q;
+    reg  unit_is_a_r$25$clock;
+    reg  unit_is_a_r$25$d;
+    wire  unit_is_a_r$25$q;
+    reg  unit_is_a_r$26$clock;
+    reg  unit_is_a_r$26$d;
+    wire  unit_is_a_r$26$q;
+    reg  unit_is_a_r$27$clock;
+    reg  unit_is_a_r$27$d;
+    wire  unit_is_a_r$27$q;
+    reg  unit_is_a_r$28$clock;
+    reg  unit_is_a_r$28$d;
+    wire  unit_is_a_r$28$q;
+    reg  unit_is_a_r$29$clock;
+    reg  unit_is_a_r$29$d;
+    wire  unit_is_a_r$29$q;
+    reg  unit_is_a_r$30$clock;
+    reg  unit_is_a_r$30$d;
+    wire  unit_is_a_r$30$q;
+    reg  unit_is_a_r$31$clock;
+    reg  unit_is_a_r$31$d;
+    wire  unit_is_a_r$31$q;
+    reg  weight_r$0$clock;
+    reg  [19:0] weight_r$0$d;
+    wire  [19:0] weight_r$0$q;
+    reg  weight_r$1$clock;
+    reg  [19:0] weight_r$1$d;
+    wire  [19:0] weight_r$1$q;
+    reg  weight_r$2$clock;
+    reg  [19:0] weight_r$2$d;
+    wire  [19:0] weight_r$2$q;
+    reg  weight_r$3$clock;
+    reg  [19:0] weight_r$3$d;
+    wire  [19:0] weight_r$3$q;
+    reg  weight_r$4$clock;
+    reg  [19:0] weight_r$4$d;
+    wire  [19:0] weight_r$4$q;
+    reg  weight_r$5$clock;
+    reg  [19:0] weight_r$5$d;
+    wire  [19:0] weight_r$5$q;
+    reg  weight_r$6$clock;
+    reg  [19:0] weight_r$6$d;
+    wire  [19:0] weight_r$6$q;
+    reg  weight_r$7$clock;
+    reg  [19:0] weight_r$7$d;
+    wire  [19:0] weight_r$7$q;
+    reg  weight_r$8$clock;
+    reg  [19:0] weight_r$8$d;
+    wire  [19:0] weight_r$8$q;
+    reg  weight_r$9$clock;
+    reg  [19:0] weight_r$9$d;
+    wire  [19:0] weight_r$9$q;
+    reg  weight_r$10$clock;
+    reg  [19:0] weight_r$10$d;
+    wire  [19:0] weight_r$10$q;
+    reg  weight_r$11$clock;
+    reg  [19:0] weight_r$11$d;
+    wire  [19:0] weight_r$11$q;
+    reg  weight_r$12$clock;
+    reg  [19:0] weight_r$12$d;
+    wire  [19:0] weight_r$12$q;
+    reg  weight_r$13$clock;
+    reg  [19:0] weight_r$13$d;
+    wire  [19:0] weight_r$13$q;
+    reg  weight_r$14$clock;
+    reg  [19:0] weight_r$14$d;
+    wire  [19:0] weight_r$14$q;
+    reg  weight_r$15$clock;
+    reg  [19:0] weight_r$15$d;
+    wire  [19:0] weight_r$15$q;
+    reg  weight_r$16$clock;
+    reg  [19:0] weight_r$16$d;
+    wire  [19:0] weight_r$16$q;
+    reg  weight_r$17$clock;
+    reg  [19:0] weight_r$17$d;
+    wire  [19:0] weight_r$17$q;
+    reg  weight_r$18$clock;
+    reg  [19:0] weight_r$18$d;
+    wire  [19:0] weight_r$18$q;
+    reg  weight_r$19$clock;
+    reg  [19:0] weight_r$19$d;
+    wire  [19:0] weight_r$19$q;
+    reg  weight_r$20$clock;
+    reg  [19:0] weight_r$20$d;
+    wire  [19:0] weight_r$20$q;
+    reg  weight_r$21$clock;
+    reg  [19:0] weight_r$21$d;
+    wire  [19:0] weight_r$21$q;
+    reg  weight_r$22$clock;
+    reg  [19:0] weight_r$22$d;
+    wire  [19:0] weight_r$22$q;
+    reg  weight_r$23$clock;
+    reg  [19:0] weight_r$23$d;
+    wire  [19:0] weight_r$23$q;
+    reg  weight_r$24$clock;
+    reg  [19:0] weight_r$24$d;
+    wire  [19:0] weight_r$24$q;
+    reg  weight_r$25$clock;
+    reg  [19:0] weight_r$25$d;
+    wire  [19:0] weight_r$25$q;
+    reg  weight_r$26$clock;
+    reg  [19:0] weight_r$26$d;
+    wire  [19:0] weight_r$26$q;
+    reg  weight_r$27$clock;
+    reg  [19:0] weight_r$27$d;
+    wire  [19:0] weight_r$27$q;
+    reg  weight_r$28$clock;
+    reg  [19:0] weight_r$28$d;
+    wire  [19:0] weight_r$28$q;
+    reg  weight_r$29$clock;
+    reg  [19:0] weight_r$29$d;
+    wire  [19:0] weight_r$29$q;
+    reg  weight_r$30$clock;
+    reg  [19:0] weight_r$30$d;
+    wire  [19:0] weight_r$30$q;
+    reg  weight_r$31$clock;
+    reg  [19:0] weight_r$31$d;
+    wire  [19:0] weight_r$31$q;
+    reg  bias_r$0$clock;
+    reg  [19:0] bias_r$0$d;
+    wire  [19:0] bias_r$0$q;
+    reg  bias_r$1$clock;
+    reg  [19:0] bias_r$1$d;
+    wire  [19:0] bias_r$1$q;
+    reg  bias_r$2$clock;
+    reg  [19:0] bias_r$2$d;
+    wire  [19:0] bias_r$2$q;
+    reg  bias_r$3$clock;
+    reg  [19:0] bias_r$3$d;
+    wire  [19:0] bias_r$3$q;
+    reg  bias_r$4$clock;
+    reg  [19:0] bias_r$4$d;
+    wire  [19:0] bias_r$4$q;
+    reg  bias_r$5$clock;
+    reg  [19:0] bias_r$5$d;
+    wire  [19:0] bias_r$5$q;
+    reg  bias_r$6$clock;
+    reg  [19:0] bias_r$6$d;
+    wire  [19:0] bias_r$6$q;
+    reg  bias_r$7$clock;
+    reg  [19:0] bias_r$7$d;
+    wire  [19:0] bias_r$7$q;
+    reg  bias_r$8$clock;
+    reg  [19:0] bias_r$8$d;
+    wire  [19:0] bias_r$8$q;
+    reg  bias_r$9$clock;
+    reg  [19:0] bias_r$9$d;
+    wire  [19:0] bias_r$9$q;
+    reg  bias_r$10$clock;
+    reg  [19:0] bias_r$10$d;
+    wire  [19:0] bias_r$10$q;
+    reg  bias_r$11$clock;
+    reg  [19:0] bias_r$11$d;
+    wire  [19:0] bias_r$11$q;
+    reg  bias_r$12$clock;
+    reg  [19:0] bias_r$12$d;
+    wire  [19:0] bias_r$12$q;
+    reg  bias_r$13$clock;
+    reg  [19:0] bias_r$13$d;
+    wire  [19:0] bias_r$13$q;
+    reg  bias_r$14$clock;
+    reg  [19:0] bias_r$14$d;
+    wire  [19:0] bias_r$14$q;
+    reg  bias_r$15$clock;
+    reg  [19:0] bias_r$15$d;
+    wire  [19:0] bias_r$15$q;
+    reg  bias_r$16$clock;
+    reg  [19:0] bias_r$16$d;
+    wire  [19:0] bias_r$16$q;
+    reg  bias_r$17$clock;
+    reg  [19:0] bias_r$17$d;
+    wire  [19:0] bias_r$17$q;
+    reg  bias_r$18$clock;
+    reg  [19:0] bias_r$18$d;
+    wire  [19:0] bias_r$18$q;
+    reg  bias_r$19$clock;
+    reg  [19:0] bias_r$19$d;
+    wire  [19:0] bias_r$19$q;
+    reg  bias_r$20$clock;
+    reg  [19:0] bias_r$20$d;
+    wire  [19:0] bias_r$20$q;
+    reg  bias_r$21$clock;
+    reg  [19:0] bias_r$21$d;
+    wire  [19:0] bias_r$21$q;
+    reg  bias_r$22$clock;
+    reg  [19:0] bias_r$22$d;
+    wire  [19:0] bias_r$22$q;
+    reg  bias_r$23$clock;
+    reg  [19:0] bias_r$23$d;
+    wire  [19:0] bias_r$23$q;
+    reg  bias_r$24$clock;
+    reg  [19:0] bias_r$24$d;
+    wire  [19:0] bias_r$24$q;
+    reg  bias_r$25$clock;
+    reg  [19:0] bias_r$25$d;
+    wire  [19:0] bias_r$25$q;
+    reg  bias_r$26$clock;
+    reg  [19:0] bias_r$26$d;
+    wire  [19:0] bias_r$26$q;
+    reg  bias_r$27$clock;
+    reg  [19:0] bias_r$27$d;
+    wire  [19:0] bias_r$27$q;
+    reg  bias_r$28$clock;
+    reg  [19:0] bias_r$28$d;
+    wire  [19:0] bias_r$28$q;
+    reg  bias_r$29$clock;
+    reg  [19:0] bias_r$29$d;
+    wire  [19:0] bias_r$29$q;
+    reg  bias_r$30$clock;
+    reg  [19:0] bias_r$30$d;
+    wire  [19:0] bias_r$30$q;
+    reg  bias_r$31$clock;
+    reg  [19:0] bias_r$31$d;
+    wire  [19:0] bias_r$31$q;
+    reg  head_weight_r$0$clock;
+    reg  [19:0] head_weight_r$0$d;
+    wire  [19:0] head_weight_r$0$q;
+    reg  head_weight_r$1$clock;
+    reg  [19:0] head_weight_r$1$d;
+    wire  [19:0] head_weight_r$1$q;
+    reg  head_weight_r$2$clock;
+    reg  [19:0] head_weight_r$2$d;
+    wire  [19:0] head_weight_r$2$q;
     reg  state$0$clock;
     reg  state$0$we;
     reg  [15:0] state$0$waddr;
@@ -45396,6 +57255,646 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] h_j;
     
     // Sub module instances
+    top$core$engine$gru$lane$3$x_we_r x_we_r(
+        .clock(x_we_r$clock),
+        .d(x_we_r$d),
+        .q(x_we_r$q)
+    );
+    top$core$engine$gru$lane$3$x_set_r x_set_r(
+        .clock(x_set_r$clock),
+        .d(x_set_r$d),
+        .q(x_set_r$q)
+    );
+    top$core$engine$gru$lane$3$x_waddr_r x_waddr_r(
+        .clock(x_waddr_r$clock),
+        .d(x_waddr_r$d),
+        .q(x_waddr_r$q)
+    );
+    top$core$engine$gru$lane$3$x_wdata_r x_wdata_r(
+        .clock(x_wdata_r$clock),
+        .d(x_wdata_r$d),
+        .q(x_wdata_r$q)
+    );
+    top$core$engine$gru$lane$3$x_raddr0_r x_raddr0_r(
+        .clock(x_raddr0_r$clock),
+        .d(x_raddr0_r$d),
+        .q(x_raddr0_r$q)
+    );
+    top$core$engine$gru$lane$3$x_raddr1_r x_raddr1_r(
+        .clock(x_raddr1_r$clock),
+        .d(x_raddr1_r$d),
+        .q(x_raddr1_r$q)
+    );
+    top$core$engine$gru$lane$3$k_r k_r(
+        .clock(k_r$clock),
+        .d(k_r$d),
+        .q(k_r$q)
+    );
+    top$core$engine$gru$lane$3$k_is_x_r k_is_x_r(
+        .clock(k_is_x_r$clock),
+        .d(k_is_x_r$d),
+        .q(k_is_x_r$q)
+    );
+    top$core$engine$gru$lane$3$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$core$engine$gru$lane$3$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$core$engine$gru$lane$3$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
+    top$core$engine$gru$lane$3$a_set_r a_set_r(
+        .clock(a_set_r$clock),
+        .d(a_set_r$d),
+        .q(a_set_r$q)
+    );
+    top$core$engine$gru$lane$3$a_zero_r a_zero_r(
+        .clock(a_zero_r$clock),
+        .d(a_zero_r$d),
+        .q(a_zero_r$q)
+    );
+    top$core$engine$gru$lane$3$c_zero_r c_zero_r(
+        .clock(c_zero_r$clock),
+        .d(c_zero_r$d),
+        .q(c_zero_r$q)
+    );
+    top$core$engine$gru$lane$3$mac_en_r mac_en_r(
+        .clock(mac_en_r$clock),
+        .d(mac_en_r$d),
+        .q(mac_en_r$q)
+    );
+    top$core$engine$gru$lane$3$mac_first_r mac_first_r(
+        .clock(mac_first_r$clock),
+        .d(mac_first_r$d),
+        .q(mac_first_r$q)
+    );
+    top$core$engine$gru$lane$3$head_en_r head_en_r(
+        .clock(head_en_r$clock),
+        .d(head_en_r$d),
+        .q(head_en_r$q)
+    );
+    top$core$engine$gru$lane$3$head_first_r head_first_r(
+        .clock(head_first_r$clock),
+        .d(head_first_r$d),
+        .q(head_first_r$q)
+    );
+    top$core$engine$gru$lane$3$post_r post_r(
+        .clock(post_r$clock),
+        .d(post_r$d),
+        .q(post_r$q)
+    );
+    top$core$engine$gru$lane$3$post_pass_r post_pass_r(
+        .clock(post_pass_r$clock),
+        .d(post_pass_r$d),
+        .q(post_pass_r$q)
+    );
+    top$core$engine$gru$lane$3$post_set_r post_set_r(
+        .clock(post_set_r$clock),
+        .d(post_set_r$d),
+        .q(post_set_r$q)
+    );
+    top$core$engine$gru$lane$3$head_done_r head_done_r(
+        .clock(head_done_r$clock),
+        .d(head_done_r$d),
+        .q(head_done_r$q)
+    );
+    top$core$engine$gru$lane$3$head_step_first_r head_step_first_r(
+        .clock(head_step_first_r$clock),
+        .d(head_step_first_r$d),
+        .q(head_step_first_r$q)
+    );
+    top$core$engine$gru$lane$3$head_step_last_r head_step_last_r(
+        .clock(head_step_last_r$clock),
+        .d(head_step_last_r$d),
+        .q(head_step_last_r$q)
+    );
+    top$core$engine$gru$lane$3$head_set_r head_set_r(
+        .clock(head_set_r$clock),
+        .d(head_set_r$d),
+        .q(head_set_r$q)
+    );
+    top$core$engine$gru$lane$3$upd_en_r upd_en_r(
+        .clock(upd_en_r$clock),
+        .d(upd_en_r$d),
+        .q(upd_en_r$q)
+    );
+    top$core$engine$gru$lane$3$upd_j_r upd_j_r(
+        .clock(upd_j_r$clock),
+        .d(upd_j_r$d),
+        .q(upd_j_r$q)
+    );
+    top$core$engine$gru$lane$3$upd_set_r upd_set_r(
+        .clock(upd_set_r$clock),
+        .d(upd_set_r$d),
+        .q(upd_set_r$q)
+    );
+    top$core$engine$gru$lane$3$upd_zero_r upd_zero_r(
+        .clock(upd_zero_r$clock),
+        .d(upd_zero_r$d),
+        .q(upd_zero_r$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$0 unit_is_a_r$0(
+        .clock(unit_is_a_r$0$clock),
+        .d(unit_is_a_r$0$d),
+        .q(unit_is_a_r$0$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$1 unit_is_a_r$1(
+        .clock(unit_is_a_r$1$clock),
+        .d(unit_is_a_r$1$d),
+        .q(unit_is_a_r$1$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$2 unit_is_a_r$2(
+        .clock(unit_is_a_r$2$clock),
+        .d(unit_is_a_r$2$d),
+        .q(unit_is_a_r$2$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$3 unit_is_a_r$3(
+        .clock(unit_is_a_r$3$clock),
+        .d(unit_is_a_r$3$d),
+        .q(unit_is_a_r$3$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$4 unit_is_a_r$4(
+        .clock(unit_is_a_r$4$clock),
+        .d(unit_is_a_r$4$d),
+        .q(unit_is_a_r$4$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$5 unit_is_a_r$5(
+        .clock(unit_is_a_r$5$clock),
+        .d(unit_is_a_r$5$d),
+        .q(unit_is_a_r$5$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$6 unit_is_a_r$6(
+        .clock(unit_is_a_r$6$clock),
+        .d(unit_is_a_r$6$d),
+        .q(unit_is_a_r$6$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$7 unit_is_a_r$7(
+        .clock(unit_is_a_r$7$clock),
+        .d(unit_is_a_r$7$d),
+        .q(unit_is_a_r$7$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$8 unit_is_a_r$8(
+        .clock(unit_is_a_r$8$clock),
+        .d(unit_is_a_r$8$d),
+        .q(unit_is_a_r$8$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$9 unit_is_a_r$9(
+        .clock(unit_is_a_r$9$clock),
+        .d(unit_is_a_r$9$d),
+        .q(unit_is_a_r$9$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$10 unit_is_a_r$10(
+        .clock(unit_is_a_r$10$clock),
+        .d(unit_is_a_r$10$d),
+        .q(unit_is_a_r$10$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$11 unit_is_a_r$11(
+        .clock(unit_is_a_r$11$clock),
+        .d(unit_is_a_r$11$d),
+        .q(unit_is_a_r$11$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$12 unit_is_a_r$12(
+        .clock(unit_is_a_r$12$clock),
+        .d(unit_is_a_r$12$d),
+        .q(unit_is_a_r$12$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$13 unit_is_a_r$13(
+        .clock(unit_is_a_r$13$clock),
+        .d(unit_is_a_r$13$d),
+        .q(unit_is_a_r$13$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$14 unit_is_a_r$14(
+        .clock(unit_is_a_r$14$clock),
+        .d(unit_is_a_r$14$d),
+        .q(unit_is_a_r$14$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$15 unit_is_a_r$15(
+        .clock(unit_is_a_r$15$clock),
+        .d(unit_is_a_r$15$d),
+        .q(unit_is_a_r$15$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$16 unit_is_a_r$16(
+        .clock(unit_is_a_r$16$clock),
+        .d(unit_is_a_r$16$d),
+        .q(unit_is_a_r$16$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$17 unit_is_a_r$17(
+        .clock(unit_is_a_r$17$clock),
+        .d(unit_is_a_r$17$d),
+        .q(unit_is_a_r$17$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$18 unit_is_a_r$18(
+        .clock(unit_is_a_r$18$clock),
+        .d(unit_is_a_r$18$d),
+        .q(unit_is_a_r$18$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$19 unit_is_a_r$19(
+        .clock(unit_is_a_r$19$clock),
+        .d(unit_is_a_r$19$d),
+        .q(unit_is_a_r$19$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$20 unit_is_a_r$20(
+        .clock(unit_is_a_r$20$clock),
+        .d(unit_is_a_r$20$d),
+        .q(unit_is_a_r$20$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$21 unit_is_a_r$21(
+        .clock(unit_is_a_r$21$clock),
+        .d(unit_is_a_r$21$d),
+        .q(unit_is_a_r$21$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$22 unit_is_a_r$22(
+        .clock(unit_is_a_r$22$clock),
+        .d(unit_is_a_r$22$d),
+        .q(unit_is_a_r$22$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$23 unit_is_a_r$23(
+        .clock(unit_is_a_r$23$clock),
+        .d(unit_is_a_r$23$d),
+        .q(unit_is_a_r$23$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$24 unit_is_a_r$24(
+        .clock(unit_is_a_r$24$clock),
+        .d(unit_is_a_r$24$d),
+        .q(unit_is_a_r$24$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$25 unit_is_a_r$25(
+        .clock(unit_is_a_r$25$clock),
+        .d(unit_is_a_r$25$d),
+        .q(unit_is_a_r$25$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$26 unit_is_a_r$26(
+        .clock(unit_is_a_r$26$clock),
+        .d(unit_is_a_r$26$d),
+        .q(unit_is_a_r$26$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$27 unit_is_a_r$27(
+        .clock(unit_is_a_r$27$clock),
+        .d(unit_is_a_r$27$d),
+        .q(unit_is_a_r$27$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$28 unit_is_a_r$28(
+        .clock(unit_is_a_r$28$clock),
+        .d(unit_is_a_r$28$d),
+        .q(unit_is_a_r$28$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$29 unit_is_a_r$29(
+        .clock(unit_is_a_r$29$clock),
+        .d(unit_is_a_r$29$d),
+        .q(unit_is_a_r$29$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$30 unit_is_a_r$30(
+        .clock(unit_is_a_r$30$clock),
+        .d(unit_is_a_r$30$d),
+        .q(unit_is_a_r$30$q)
+    );
+    top$core$engine$gru$lane$3$unit_is_a_r$31 unit_is_a_r$31(
+        .clock(unit_is_a_r$31$clock),
+        .d(unit_is_a_r$31$d),
+        .q(unit_is_a_r$31$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$0 weight_r$0(
+        .clock(weight_r$0$clock),
+        .d(weight_r$0$d),
+        .q(weight_r$0$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$1 weight_r$1(
+        .clock(weight_r$1$clock),
+        .d(weight_r$1$d),
+        .q(weight_r$1$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$2 weight_r$2(
+        .clock(weight_r$2$clock),
+        .d(weight_r$2$d),
+        .q(weight_r$2$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$3 weight_r$3(
+        .clock(weight_r$3$clock),
+        .d(weight_r$3$d),
+        .q(weight_r$3$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$4 weight_r$4(
+        .clock(weight_r$4$clock),
+        .d(weight_r$4$d),
+        .q(weight_r$4$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$5 weight_r$5(
+        .clock(weight_r$5$clock),
+        .d(weight_r$5$d),
+        .q(weight_r$5$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$6 weight_r$6(
+        .clock(weight_r$6$clock),
+        .d(weight_r$6$d),
+        .q(weight_r$6$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$7 weight_r$7(
+        .clock(weight_r$7$clock),
+        .d(weight_r$7$d),
+        .q(weight_r$7$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$8 weight_r$8(
+        .clock(weight_r$8$clock),
+        .d(weight_r$8$d),
+        .q(weight_r$8$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$9 weight_r$9(
+        .clock(weight_r$9$clock),
+        .d(weight_r$9$d),
+        .q(weight_r$9$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$10 weight_r$10(
+        .clock(weight_r$10$clock),
+        .d(weight_r$10$d),
+        .q(weight_r$10$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$11 weight_r$11(
+        .clock(weight_r$11$clock),
+        .d(weight_r$11$d),
+        .q(weight_r$11$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$12 weight_r$12(
+        .clock(weight_r$12$clock),
+        .d(weight_r$12$d),
+        .q(weight_r$12$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$13 weight_r$13(
+        .clock(weight_r$13$clock),
+        .d(weight_r$13$d),
+        .q(weight_r$13$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$14 weight_r$14(
+        .clock(weight_r$14$clock),
+        .d(weight_r$14$d),
+        .q(weight_r$14$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$15 weight_r$15(
+        .clock(weight_r$15$clock),
+        .d(weight_r$15$d),
+        .q(weight_r$15$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$16 weight_r$16(
+        .clock(weight_r$16$clock),
+        .d(weight_r$16$d),
+        .q(weight_r$16$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$17 weight_r$17(
+        .clock(weight_r$17$clock),
+        .d(weight_r$17$d),
+        .q(weight_r$17$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$18 weight_r$18(
+        .clock(weight_r$18$clock),
+        .d(weight_r$18$d),
+        .q(weight_r$18$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$19 weight_r$19(
+        .clock(weight_r$19$clock),
+        .d(weight_r$19$d),
+        .q(weight_r$19$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$20 weight_r$20(
+        .clock(weight_r$20$clock),
+        .d(weight_r$20$d),
+        .q(weight_r$20$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$21 weight_r$21(
+        .clock(weight_r$21$clock),
+        .d(weight_r$21$d),
+        .q(weight_r$21$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$22 weight_r$22(
+        .clock(weight_r$22$clock),
+        .d(weight_r$22$d),
+        .q(weight_r$22$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$23 weight_r$23(
+        .clock(weight_r$23$clock),
+        .d(weight_r$23$d),
+        .q(weight_r$23$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$24 weight_r$24(
+        .clock(weight_r$24$clock),
+        .d(weight_r$24$d),
+        .q(weight_r$24$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$25 weight_r$25(
+        .clock(weight_r$25$clock),
+        .d(weight_r$25$d),
+        .q(weight_r$25$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$26 weight_r$26(
+        .clock(weight_r$26$clock),
+        .d(weight_r$26$d),
+        .q(weight_r$26$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$27 weight_r$27(
+        .clock(weight_r$27$clock),
+        .d(weight_r$27$d),
+        .q(weight_r$27$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$28 weight_r$28(
+        .clock(weight_r$28$clock),
+        .d(weight_r$28$d),
+        .q(weight_r$28$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$29 weight_r$29(
+        .clock(weight_r$29$clock),
+        .d(weight_r$29$d),
+        .q(weight_r$29$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$30 weight_r$30(
+        .clock(weight_r$30$clock),
+        .d(weight_r$30$d),
+        .q(weight_r$30$q)
+    );
+    top$core$engine$gru$lane$3$weight_r$31 weight_r$31(
+        .clock(weight_r$31$clock),
+        .d(weight_r$31$d),
+        .q(weight_r$31$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$0 bias_r$0(
+        .clock(bias_r$0$clock),
+        .d(bias_r$0$d),
+        .q(bias_r$0$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$1 bias_r$1(
+        .clock(bias_r$1$clock),
+        .d(bias_r$1$d),
+        .q(bias_r$1$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$2 bias_r$2(
+        .clock(bias_r$2$clock),
+        .d(bias_r$2$d),
+        .q(bias_r$2$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$3 bias_r$3(
+        .clock(bias_r$3$clock),
+        .d(bias_r$3$d),
+        .q(bias_r$3$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$4 bias_r$4(
+        .clock(bias_r$4$clock),
+        .d(bias_r$4$d),
+        .q(bias_r$4$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$5 bias_r$5(
+        .clock(bias_r$5$clock),
+        .d(bias_r$5$d),
+        .q(bias_r$5$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$6 bias_r$6(
+        .clock(bias_r$6$clock),
+        .d(bias_r$6$d),
+        .q(bias_r$6$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$7 bias_r$7(
+        .clock(bias_r$7$clock),
+        .d(bias_r$7$d),
+        .q(bias_r$7$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$8 bias_r$8(
+        .clock(bias_r$8$clock),
+        .d(bias_r$8$d),
+        .q(bias_r$8$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$9 bias_r$9(
+        .clock(bias_r$9$clock),
+        .d(bias_r$9$d),
+        .q(bias_r$9$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$10 bias_r$10(
+        .clock(bias_r$10$clock),
+        .d(bias_r$10$d),
+        .q(bias_r$10$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$11 bias_r$11(
+        .clock(bias_r$11$clock),
+        .d(bias_r$11$d),
+        .q(bias_r$11$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$12 bias_r$12(
+        .clock(bias_r$12$clock),
+        .d(bias_r$12$d),
+        .q(bias_r$12$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$13 bias_r$13(
+        .clock(bias_r$13$clock),
+        .d(bias_r$13$d),
+        .q(bias_r$13$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$14 bias_r$14(
+        .clock(bias_r$14$clock),
+        .d(bias_r$14$d),
+        .q(bias_r$14$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$15 bias_r$15(
+        .clock(bias_r$15$clock),
+        .d(bias_r$15$d),
+        .q(bias_r$15$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$16 bias_r$16(
+        .clock(bias_r$16$clock),
+        .d(bias_r$16$d),
+        .q(bias_r$16$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$17 bias_r$17(
+        .clock(bias_r$17$clock),
+        .d(bias_r$17$d),
+        .q(bias_r$17$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$18 bias_r$18(
+        .clock(bias_r$18$clock),
+        .d(bias_r$18$d),
+        .q(bias_r$18$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$19 bias_r$19(
+        .clock(bias_r$19$clock),
+        .d(bias_r$19$d),
+        .q(bias_r$19$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$20 bias_r$20(
+        .clock(bias_r$20$clock),
+        .d(bias_r$20$d),
+        .q(bias_r$20$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$21 bias_r$21(
+        .clock(bias_r$21$clock),
+        .d(bias_r$21$d),
+        .q(bias_r$21$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$22 bias_r$22(
+        .clock(bias_r$22$clock),
+        .d(bias_r$22$d),
+        .q(bias_r$22$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$23 bias_r$23(
+        .clock(bias_r$23$clock),
+        .d(bias_r$23$d),
+        .q(bias_r$23$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$24 bias_r$24(
+        .clock(bias_r$24$clock),
+        .d(bias_r$24$d),
+        .q(bias_r$24$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$25 bias_r$25(
+        .clock(bias_r$25$clock),
+        .d(bias_r$25$d),
+        .q(bias_r$25$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$26 bias_r$26(
+        .clock(bias_r$26$clock),
+        .d(bias_r$26$d),
+        .q(bias_r$26$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$27 bias_r$27(
+        .clock(bias_r$27$clock),
+        .d(bias_r$27$d),
+        .q(bias_r$27$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$28 bias_r$28(
+        .clock(bias_r$28$clock),
+        .d(bias_r$28$d),
+        .q(bias_r$28$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$29 bias_r$29(
+        .clock(bias_r$29$clock),
+        .d(bias_r$29$d),
+        .q(bias_r$29$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$30 bias_r$30(
+        .clock(bias_r$30$clock),
+        .d(bias_r$30$d),
+        .q(bias_r$30$q)
+    );
+    top$core$engine$gru$lane$3$bias_r$31 bias_r$31(
+        .clock(bias_r$31$clock),
+        .d(bias_r$31$d),
+        .q(bias_r$31$q)
+    );
+    top$core$engine$gru$lane$3$head_weight_r$0 head_weight_r$0(
+        .clock(head_weight_r$0$clock),
+        .d(head_weight_r$0$d),
+        .q(head_weight_r$0$q)
+    );
+    top$core$engine$gru$lane$3$head_weight_r$1 head_weight_r$1(
+        .clock(head_weight_r$1$clock),
+        .d(head_weight_r$1$d),
+        .q(head_weight_r$1$q)
+    );
+    top$core$engine$gru$lane$3$head_weight_r$2 head_weight_r$2(
+        .clock(head_weight_r$2$clock),
+        .d(head_weight_r$2$d),
+        .q(head_weight_r$2$q)
+    );
     top$core$engine$gru$lane$3$state$0 state$0(
         .clock(state$0$clock),
         .we(state$0$we),
@@ -46753,37 +59252,293 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        x_we_r$clock = clock;
+        x_we_r$d = x_we;
+        x_set_r$clock = clock;
+        x_set_r$d = x_set;
+        x_waddr_r$clock = clock;
+        x_waddr_r$d = x_waddr;
+        x_wdata_r$clock = clock;
+        x_wdata_r$d = x_wdata;
+        x_raddr0_r$clock = clock;
+        x_raddr0_r$d = x_raddr0;
+        x_raddr1_r$clock = clock;
+        x_raddr1_r$d = x_raddr1;
+        k_r$clock = clock;
+        k_r$d = k;
+        k_is_x_r$clock = clock;
+        k_is_x_r$d = k_is_x;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
+        a_set_r$clock = clock;
+        a_set_r$d = a_set;
+        a_zero_r$clock = clock;
+        a_zero_r$d = a_zero;
+        c_zero_r$clock = clock;
+        c_zero_r$d = c_zero;
+        mac_en_r$clock = clock;
+        mac_en_r$d = mac_en;
+        mac_first_r$clock = clock;
+        mac_first_r$d = mac_first;
+        head_en_r$clock = clock;
+        head_en_r$d = head_en;
+        head_first_r$clock = clock;
+        head_first_r$d = head_first;
+        post_r$clock = clock;
+        post_r$d = post;
+        post_pass_r$clock = clock;
+        post_pass_r$d = post_pass;
+        post_set_r$clock = clock;
+        post_set_r$d = post_set;
+        head_done_r$clock = clock;
+        head_done_r$d = head_done;
+        head_step_first_r$clock = clock;
+        head_step_first_r$d = head_step_first;
+        head_step_last_r$clock = clock;
+        head_step_last_r$d = head_step_last;
+        head_set_r$clock = clock;
+        head_set_r$d = head_set;
+        upd_en_r$clock = clock;
+        upd_en_r$d = upd_en;
+        upd_j_r$clock = clock;
+        upd_j_r$d = upd_j;
+        upd_set_r$clock = clock;
+        upd_set_r$d = upd_set;
+        upd_zero_r$clock = clock;
+        upd_zero_r$d = upd_zero;
+        unit_is_a_r$0$clock = clock;
+        unit_is_a_r$0$d = unit_is_a$0;
+        weight_r$0$clock = clock;
+        weight_r$0$d = weight$0;
+        bias_r$0$clock = clock;
+        bias_r$0$d = bias$0;
+        unit_is_a_r$1$clock = clock;
+        unit_is_a_r$1$d = unit_is_a$1;
+        weight_r$1$clock = clock;
+        weight_r$1$d = weight$1;
+        bias_r$1$clock = clock;
+        bias_r$1$d = bias$1;
+        unit_is_a_r$2$clock = clock;
+        unit_is_a_r$2$d = unit_is_a$2;
+        weight_r$2$clock = clock;
+        weight_r$2$d = weight$2;
+        bias_r$2$clock = clock;
+        bias_r$2$d = bias$2;
+        unit_is_a_r$3$clock = clock;
+        unit_is_a_r$3$d = unit_is_a$3;
+        weight_r$3$clock = clock;
+        weight_r$3$d = weight$3;
+        bias_r$3$clock = clock;
+        bias_r$3$d = bias$3;
+        unit_is_a_r$4$clock = clock;
+        unit_is_a_r$4$d = unit_is_a$4;
+        weight_r$4$clock = clock;
+        weight_r$4$d = weight$4;
+        bias_r$4$clock = clock;
+        bias_r$4$d = bias$4;
+        unit_is_a_r$5$clock = clock;
+        unit_is_a_r$5$d = unit_is_a$5;
+        weight_r$5$clock = clock;
+        weight_r$5$d = weight$5;
+        bias_r$5$clock = clock;
+        bias_r$5$d = bias$5;
+        unit_is_a_r$6$clock = clock;
+        unit_is_a_r$6$d = unit_is_a$6;
+        weight_r$6$clock = clock;
+        weight_r$6$d = weight$6;
+        bias_r$6$clock = clock;
+        bias_r$6$d = bias$6;
+        unit_is_a_r$7$clock = clock;
+        unit_is_a_r$7$d = unit_is_a$7;
+        weight_r$7$clock = clock;
+        weight_r$7$d = weight$7;
+        bias_r$7$clock = clock;
+        bias_r$7$d = bias$7;
+        unit_is_a_r$8$clock = clock;
+        unit_is_a_r$8$d = unit_is_a$8;
+        weight_r$8$clock = clock;
+        weight_r$8$d = weight$8;
+        bias_r$8$clock = clock;
+        bias_r$8$d = bias$8;
+        unit_is_a_r$9$clock = clock;
+        unit_is_a_r$9$d = unit_is_a$9;
+        weight_r$9$clock = clock;
+        weight_r$9$d = weight$9;
+        bias_r$9$clock = clock;
+        bias_r$9$d = bias$9;
+        unit_is_a_r$10$clock = clock;
+        unit_is_a_r$10$d = unit_is_a$10;
+        weight_r$10$clock = clock;
+        weight_r$10$d = weight$10;
+        bias_r$10$clock = clock;
+        bias_r$10$d = bias$10;
+        unit_is_a_r$11$clock = clock;
+        unit_is_a_r$11$d = unit_is_a$11;
+        weight_r$11$clock = clock;
+        weight_r$11$d = weight$11;
+        bias_r$11$clock = clock;
+        bias_r$11$d = bias$11;
+        unit_is_a_r$12$clock = clock;
+        unit_is_a_r$12$d = unit_is_a$12;
+        weight_r$12$clock = clock;
+        weight_r$12$d = weight$12;
+        bias_r$12$clock = clock;
+        bias_r$12$d = bias$12;
+        unit_is_a_r$13$clock = clock;
+        unit_is_a_r$13$d = unit_is_a$13;
+        weight_r$13$clock = clock;
+        weight_r$13$d = weight$13;
+        bias_r$13$clock = clock;
+        bias_r$13$d = bias$13;
+        unit_is_a_r$14$clock = clock;
+        unit_is_a_r$14$d = unit_is_a$14;
+        weight_r$14$clock = clock;
+        weight_r$14$d = weight$14;
+        bias_r$14$clock = clock;
+        bias_r$14$d = bias$14;
+        unit_is_a_r$15$clock = clock;
+        unit_is_a_r$15$d = unit_is_a$15;
+        weight_r$15$clock = clock;
+        weight_r$15$d = weight$15;
+        bias_r$15$clock = clock;
+        bias_r$15$d = bias$15;
+        unit_is_a_r$16$clock = clock;
+        unit_is_a_r$16$d = unit_is_a$16;
+        weight_r$16$clock = clock;
+        weight_r$16$d = weight$16;
+        bias_r$16$clock = clock;
+        bias_r$16$d = bias$16;
+        unit_is_a_r$17$clock = clock;
+        unit_is_a_r$17$d = unit_is_a$17;
+        weight_r$17$clock = clock;
+        weight_r$17$d = weight$17;
+        bias_r$17$clock = clock;
+        bias_r$17$d = bias$17;
+        unit_is_a_r$18$clock = clock;
+        unit_is_a_r$18$d = unit_is_a$18;
+        weight_r$18$clock = clock;
+        weight_r$18$d = weight$18;
+        bias_r$18$clock = clock;
+        bias_r$18$d = bias$18;
+        unit_is_a_r$19$clock = clock;
+        unit_is_a_r$19$d = unit_is_a$19;
+        weight_r$19$clock = clock;
+        weight_r$19$d = weight$19;
+        bias_r$19$clock = clock;
+        bias_r$19$d = bias$19;
+        unit_is_a_r$20$clock = clock;
+        unit_is_a_r$20$d = unit_is_a$20;
+        weight_r$20$clock = clock;
+        weight_r$20$d = weight$20;
+        bias_r$20$clock = clock;
+        bias_r$20$d = bias$20;
+        unit_is_a_r$21$clock = clock;
+        unit_is_a_r$21$d = unit_is_a$21;
+        weight_r$21$clock = clock;
+        weight_r$21$d = weight$21;
+        bias_r$21$clock = clock;
+        bias_r$21$d = bias$21;
+        unit_is_a_r$22$clock = clock;
+        unit_is_a_r$22$d = unit_is_a$22;
+        weight_r$22$clock = clock;
+        weight_r$22$d = weight$22;
+        bias_r$22$clock = clock;
+        bias_r$22$d = bias$22;
+        unit_is_a_r$23$clock = clock;
+        unit_is_a_r$23$d = unit_is_a$23;
+        weight_r$23$clock = clock;
+        weight_r$23$d = weight$23;
+        bias_r$23$clock = clock;
+        bias_r$23$d = bias$23;
+        unit_is_a_r$24$clock = clock;
+        unit_is_a_r$24$d = unit_is_a$24;
+        weight_r$24$clock = clock;
+        weight_r$24$d = weight$24;
+        bias_r$24$clock = clock;
+        bias_r$24$d = bias$24;
+        unit_is_a_r$25$clock = clock;
+        unit_is_a_r$25$d = unit_is_a$25;
+        weight_r$25$clock = clock;
+        weight_r$25$d = weight$25;
+        bias_r$25$clock = clock;
+        bias_r$25$d = bias$25;
+        unit_is_a_r$26$clock = clock;
+        unit_is_a_r$26$d = unit_is_a$26;
+        weight_r$26$clock = clock;
+        weight_r$26$d = weight$26;
+        bias_r$26$clock = clock;
+        bias_r$26$d = bias$26;
+        unit_is_a_r$27$clock = clock;
+        unit_is_a_r$27$d = unit_is_a$27;
+        weight_r$27$clock = clock;
+        weight_r$27$d = weight$27;
+        bias_r$27$clock = clock;
+        bias_r$27$d = bias$27;
+        unit_is_a_r$28$clock = clock;
+        unit_is_a_r$28$d = unit_is_a$28;
+        weight_r$28$clock = clock;
+        weight_r$28$d = weight$28;
+        bias_r$28$clock = clock;
+        bias_r$28$d = bias$28;
+        unit_is_a_r$29$clock = clock;
+        unit_is_a_r$29$d = unit_is_a$29;
+        weight_r$29$clock = clock;
+        weight_r$29$d = weight$29;
+        bias_r$29$clock = clock;
+        bias_r$29$d = bias$29;
+        unit_is_a_r$30$clock = clock;
+        unit_is_a_r$30$d = unit_is_a$30;
+        weight_r$30$clock = clock;
+        weight_r$30$d = weight$30;
+        bias_r$30$clock = clock;
+        bias_r$30$d = bias$30;
+        unit_is_a_r$31$clock = clock;
+        unit_is_a_r$31$d = unit_is_a$31;
+        weight_r$31$clock = clock;
+        weight_r$31$d = weight$31;
+        bias_r$31$clock = clock;
+        bias_r$31$d = bias$31;
+        head_weight_r$0$clock = clock;
+        head_weight_r$0$d = head_weight$0;
+        head_weight_r$1$clock = clock;
+        head_weight_r$1$d = head_weight$1;
+        head_weight_r$2$clock = clock;
+        head_weight_r$2$d = head_weight$2;
         state$0$clock = clock;
-        state$0$raddr0 = k;
-        if (a_set == (0 == 32'h1)) begin
-            state$0$raddr0 = ka;
+        state$0$raddr0 = k_r$q;
+        if (a_set_r$q == (0 == 32'h1)) begin
+            state$0$raddr0 = ka_r$q;
         end
-        state$0$raddr1 = upd_j;
+        state$0$raddr1 = upd_j_r$q;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
         state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
-        input$0$we = x_we && (x_set == (0 == 32'h1));
-        input$0$waddr = x_waddr;
-        input$0$wdata = x_wdata;
+        input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
+        input$0$waddr = x_waddr_r$q;
+        input$0$wdata = x_wdata_r$q;
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
-        state$1$raddr0 = k;
-        if (a_set == (1 == 32'h1)) begin
-            state$1$raddr0 = ka;
+        state$1$raddr0 = k_r$q;
+        if (a_set_r$q == (1 == 32'h1)) begin
+            state$1$raddr0 = ka_r$q;
         end
-        state$1$raddr1 = upd_j;
+        state$1$raddr1 = upd_j_r$q;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
         state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
-        input$1$we = x_we && (x_set == (1 == 32'h1));
-        input$1$waddr = x_waddr;
-        input$1$wdata = x_wdata;
+        input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
+        input$1$waddr = x_waddr_r$q;
+        input$1$wdata = x_wdata_r$q;
         input$1$raddr1 = 16'h0;
-        input$0$raddr0 = x_raddr0;
-        input$1$raddr0 = x_raddr1;
-        if (a_set) begin
+        input$0$raddr0 = x_raddr0_r$q;
+        input$1$raddr0 = x_raddr1_r$q;
+        if (a_set_r$q) begin
             h_a = state$1$rdata0;
             h_c = state$0$rdata0;
             x_a = input$1$rdata0;
@@ -46796,11 +59551,11 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_c = input$1$rdata0;
         end
         r_k = r1$0$q;
-        if (a_set) begin
+        if (a_set_r$q) begin
             r_k = r0$0$q;
         end
         z_j = z0$0$q;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             z_j = z1$0$q;
         end
         c_j = cand$0$q;
@@ -47124,544 +59879,544 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$0$d = r0$1$q;
             end
             else begin
                 r1$0$d = r1$1$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$0$d = z1$1$q;
             end
             else begin
                 z0$0$d = z0$1$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$1$d = r0$2$q;
             end
             else begin
                 r1$1$d = r1$2$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$1$d = z1$2$q;
             end
             else begin
                 z0$1$d = z0$2$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$2$d = r0$3$q;
             end
             else begin
                 r1$2$d = r1$3$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$2$d = z1$3$q;
             end
             else begin
                 z0$2$d = z0$3$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$3$d = r0$4$q;
             end
             else begin
                 r1$3$d = r1$4$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$3$d = z1$4$q;
             end
             else begin
                 z0$3$d = z0$4$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$4$d = r0$5$q;
             end
             else begin
                 r1$4$d = r1$5$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$4$d = z1$5$q;
             end
             else begin
                 z0$4$d = z0$5$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$5$d = r0$6$q;
             end
             else begin
                 r1$5$d = r1$6$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$5$d = z1$6$q;
             end
             else begin
                 z0$5$d = z0$6$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$6$d = r0$7$q;
             end
             else begin
                 r1$6$d = r1$7$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$6$d = z1$7$q;
             end
             else begin
                 z0$6$d = z0$7$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$7$d = r0$8$q;
             end
             else begin
                 r1$7$d = r1$8$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$7$d = z1$8$q;
             end
             else begin
                 z0$7$d = z0$8$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$8$d = r0$9$q;
             end
             else begin
                 r1$8$d = r1$9$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$8$d = z1$9$q;
             end
             else begin
                 z0$8$d = z0$9$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$9$d = r0$10$q;
             end
             else begin
                 r1$9$d = r1$10$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$9$d = z1$10$q;
             end
             else begin
                 z0$9$d = z0$10$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$10$d = r0$11$q;
             end
             else begin
                 r1$10$d = r1$11$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$10$d = z1$11$q;
             end
             else begin
                 z0$10$d = z0$11$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$11$d = r0$12$q;
             end
             else begin
                 r1$11$d = r1$12$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$11$d = z1$12$q;
             end
             else begin
                 z0$11$d = z0$12$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$12$d = r0$13$q;
             end
             else begin
                 r1$12$d = r1$13$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$12$d = z1$13$q;
             end
             else begin
                 z0$12$d = z0$13$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$13$d = r0$14$q;
             end
             else begin
                 r1$13$d = r1$14$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$13$d = z1$14$q;
             end
             else begin
                 z0$13$d = z0$14$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$14$d = r0$15$q;
             end
             else begin
                 r1$14$d = r1$15$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$14$d = z1$15$q;
             end
             else begin
                 z0$14$d = z0$15$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$15$d = r0$16$q;
             end
             else begin
                 r1$15$d = r1$16$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$15$d = z1$16$q;
             end
             else begin
                 z0$15$d = z0$16$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$16$d = r0$17$q;
             end
             else begin
                 r1$16$d = r1$17$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$16$d = z1$17$q;
             end
             else begin
                 z0$16$d = z0$17$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$17$d = r0$18$q;
             end
             else begin
                 r1$17$d = r1$18$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$17$d = z1$18$q;
             end
             else begin
                 z0$17$d = z0$18$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$18$d = r0$19$q;
             end
             else begin
                 r1$18$d = r1$19$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$18$d = z1$19$q;
             end
             else begin
                 z0$18$d = z0$19$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$19$d = r0$20$q;
             end
             else begin
                 r1$19$d = r1$20$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$19$d = z1$20$q;
             end
             else begin
                 z0$19$d = z0$20$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$20$d = r0$21$q;
             end
             else begin
                 r1$20$d = r1$21$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$20$d = z1$21$q;
             end
             else begin
                 z0$20$d = z0$21$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$21$d = r0$22$q;
             end
             else begin
                 r1$21$d = r1$22$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$21$d = z1$22$q;
             end
             else begin
                 z0$21$d = z0$22$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$22$d = r0$23$q;
             end
             else begin
                 r1$22$d = r1$23$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$22$d = z1$23$q;
             end
             else begin
                 z0$22$d = z0$23$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$23$d = r0$24$q;
             end
             else begin
                 r1$23$d = r1$24$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$23$d = z1$24$q;
             end
             else begin
                 z0$23$d = z0$24$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$24$d = r0$25$q;
             end
             else begin
                 r1$24$d = r1$25$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$24$d = z1$25$q;
             end
             else begin
                 z0$24$d = z0$25$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$25$d = r0$26$q;
             end
             else begin
                 r1$25$d = r1$26$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$25$d = z1$26$q;
             end
             else begin
                 z0$25$d = z0$26$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$26$d = r0$27$q;
             end
             else begin
                 r1$26$d = r1$27$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$26$d = z1$27$q;
             end
             else begin
                 z0$26$d = z0$27$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$27$d = r0$28$q;
             end
             else begin
                 r1$27$d = r1$28$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$27$d = z1$28$q;
             end
             else begin
                 z0$27$d = z0$28$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$28$d = r0$29$q;
             end
             else begin
                 r1$28$d = r1$29$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$28$d = z1$29$q;
             end
             else begin
                 z0$28$d = z0$29$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$29$d = r0$30$q;
             end
             else begin
                 r1$29$d = r1$30$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$29$d = z1$30$q;
             end
             else begin
                 z0$29$d = z0$30$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$30$d = r0$31$q;
             end
             else begin
                 r1$30$d = r1$31$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$30$d = z1$31$q;
             end
             else begin
                 z0$30$d = z0$31$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$31$d = r0$0$q;
             end
             else begin
                 r1$31$d = r1$0$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$31$d = z1$0$q;
             end
             else begin
@@ -47671,8 +60426,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_isx$d = k_is_x;
-        p_czero$d = c_zero;
+        p_isx$d = k_is_x_r$q;
+        p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
@@ -47682,12 +60437,12 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
         op_head$d = h_a;
-        if (ka_is_x) begin
+        if (ka_is_x_r$q) begin
             op_a$d = x_a;
         end
         else begin
             op_a$d = h_a;
-            if (a_zero) begin
+            if (a_zero_r$q) begin
                 op_a$d = 18'h0;
             end
         end
@@ -47701,916 +60456,916 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             end
         end
         mac$0$clock = clock;
-        mac$0$en = mac_en;
-        mac$0$first = mac_first;
-        mac$0$bias = bias$0;
-        mac$0$w = weight$0;
+        mac$0$en = mac_en_r$q;
+        mac$0$first = mac_first_r$q;
+        mac$0$bias = bias_r$0$q;
+        mac$0$w = weight_r$0$q;
         mac$0$x = op_c$q;
-        if (unit_is_a$0) begin
+        if (unit_is_a_r$0$q) begin
             mac$0$x = op_a$q;
         end
         mac$1$clock = clock;
-        mac$1$en = mac_en;
-        mac$1$first = mac_first;
-        mac$1$bias = bias$1;
-        mac$1$w = weight$1;
+        mac$1$en = mac_en_r$q;
+        mac$1$first = mac_first_r$q;
+        mac$1$bias = bias_r$1$q;
+        mac$1$w = weight_r$1$q;
         mac$1$x = op_c$q;
-        if (unit_is_a$1) begin
+        if (unit_is_a_r$1$q) begin
             mac$1$x = op_a$q;
         end
         mac$2$clock = clock;
-        mac$2$en = mac_en;
-        mac$2$first = mac_first;
-        mac$2$bias = bias$2;
-        mac$2$w = weight$2;
+        mac$2$en = mac_en_r$q;
+        mac$2$first = mac_first_r$q;
+        mac$2$bias = bias_r$2$q;
+        mac$2$w = weight_r$2$q;
         mac$2$x = op_c$q;
-        if (unit_is_a$2) begin
+        if (unit_is_a_r$2$q) begin
             mac$2$x = op_a$q;
         end
         mac$3$clock = clock;
-        mac$3$en = mac_en;
-        mac$3$first = mac_first;
-        mac$3$bias = bias$3;
-        mac$3$w = weight$3;
+        mac$3$en = mac_en_r$q;
+        mac$3$first = mac_first_r$q;
+        mac$3$bias = bias_r$3$q;
+        mac$3$w = weight_r$3$q;
         mac$3$x = op_c$q;
-        if (unit_is_a$3) begin
+        if (unit_is_a_r$3$q) begin
             mac$3$x = op_a$q;
         end
         mac$4$clock = clock;
-        mac$4$en = mac_en;
-        mac$4$first = mac_first;
-        mac$4$bias = bias$4;
-        mac$4$w = weight$4;
+        mac$4$en = mac_en_r$q;
+        mac$4$first = mac_first_r$q;
+        mac$4$bias = bias_r$4$q;
+        mac$4$w = weight_r$4$q;
         mac$4$x = op_c$q;
-        if (unit_is_a$4) begin
+        if (unit_is_a_r$4$q) begin
             mac$4$x = op_a$q;
         end
         mac$5$clock = clock;
-        mac$5$en = mac_en;
-        mac$5$first = mac_first;
-        mac$5$bias = bias$5;
-        mac$5$w = weight$5;
+        mac$5$en = mac_en_r$q;
+        mac$5$first = mac_first_r$q;
+        mac$5$bias = bias_r$5$q;
+        mac$5$w = weight_r$5$q;
         mac$5$x = op_c$q;
-        if (unit_is_a$5) begin
+        if (unit_is_a_r$5$q) begin
             mac$5$x = op_a$q;
         end
         mac$6$clock = clock;
-        mac$6$en = mac_en;
-        mac$6$first = mac_first;
-        mac$6$bias = bias$6;
-        mac$6$w = weight$6;
+        mac$6$en = mac_en_r$q;
+        mac$6$first = mac_first_r$q;
+        mac$6$bias = bias_r$6$q;
+        mac$6$w = weight_r$6$q;
         mac$6$x = op_c$q;
-        if (unit_is_a$6) begin
+        if (unit_is_a_r$6$q) begin
             mac$6$x = op_a$q;
         end
         mac$7$clock = clock;
-        mac$7$en = mac_en;
-        mac$7$first = mac_first;
-        mac$7$bias = bias$7;
-        mac$7$w = weight$7;
+        mac$7$en = mac_en_r$q;
+        mac$7$first = mac_first_r$q;
+        mac$7$bias = bias_r$7$q;
+        mac$7$w = weight_r$7$q;
         mac$7$x = op_c$q;
-        if (unit_is_a$7) begin
+        if (unit_is_a_r$7$q) begin
             mac$7$x = op_a$q;
         end
         mac$8$clock = clock;
-        mac$8$en = mac_en;
-        mac$8$first = mac_first;
-        mac$8$bias = bias$8;
-        mac$8$w = weight$8;
+        mac$8$en = mac_en_r$q;
+        mac$8$first = mac_first_r$q;
+        mac$8$bias = bias_r$8$q;
+        mac$8$w = weight_r$8$q;
         mac$8$x = op_c$q;
-        if (unit_is_a$8) begin
+        if (unit_is_a_r$8$q) begin
             mac$8$x = op_a$q;
         end
         mac$9$clock = clock;
-        mac$9$en = mac_en;
-        mac$9$first = mac_first;
-        mac$9$bias = bias$9;
-        mac$9$w = weight$9;
+        mac$9$en = mac_en_r$q;
+        mac$9$first = mac_first_r$q;
+        mac$9$bias = bias_r$9$q;
+        mac$9$w = weight_r$9$q;
         mac$9$x = op_c$q;
-        if (unit_is_a$9) begin
+        if (unit_is_a_r$9$q) begin
             mac$9$x = op_a$q;
         end
         mac$10$clock = clock;
-        mac$10$en = mac_en;
-        mac$10$first = mac_first;
-        mac$10$bias = bias$10;
-        mac$10$w = weight$10;
+        mac$10$en = mac_en_r$q;
+        mac$10$first = mac_first_r$q;
+        mac$10$bias = bias_r$10$q;
+        mac$10$w = weight_r$10$q;
         mac$10$x = op_c$q;
-        if (unit_is_a$10) begin
+        if (unit_is_a_r$10$q) begin
             mac$10$x = op_a$q;
         end
         mac$11$clock = clock;
-        mac$11$en = mac_en;
-        mac$11$first = mac_first;
-        mac$11$bias = bias$11;
-        mac$11$w = weight$11;
+        mac$11$en = mac_en_r$q;
+        mac$11$first = mac_first_r$q;
+        mac$11$bias = bias_r$11$q;
+        mac$11$w = weight_r$11$q;
         mac$11$x = op_c$q;
-        if (unit_is_a$11) begin
+        if (unit_is_a_r$11$q) begin
             mac$11$x = op_a$q;
         end
         mac$12$clock = clock;
-        mac$12$en = mac_en;
-        mac$12$first = mac_first;
-        mac$12$bias = bias$12;
-        mac$12$w = weight$12;
+        mac$12$en = mac_en_r$q;
+        mac$12$first = mac_first_r$q;
+        mac$12$bias = bias_r$12$q;
+        mac$12$w = weight_r$12$q;
         mac$12$x = op_c$q;
-        if (unit_is_a$12) begin
+        if (unit_is_a_r$12$q) begin
             mac$12$x = op_a$q;
         end
         mac$13$clock = clock;
-        mac$13$en = mac_en;
-        mac$13$first = mac_first;
-        mac$13$bias = bias$13;
-        mac$13$w = weight$13;
+        mac$13$en = mac_en_r$q;
+        mac$13$first = mac_first_r$q;
+        mac$13$bias = bias_r$13$q;
+        mac$13$w = weight_r$13$q;
         mac$13$x = op_c$q;
-        if (unit_is_a$13) begin
+        if (unit_is_a_r$13$q) begin
             mac$13$x = op_a$q;
         end
         mac$14$clock = clock;
-        mac$14$en = mac_en;
-        mac$14$first = mac_first;
-        mac$14$bias = bias$14;
-        mac$14$w = weight$14;
+        mac$14$en = mac_en_r$q;
+        mac$14$first = mac_first_r$q;
+        mac$14$bias = bias_r$14$q;
+        mac$14$w = weight_r$14$q;
         mac$14$x = op_c$q;
-        if (unit_is_a$14) begin
+        if (unit_is_a_r$14$q) begin
             mac$14$x = op_a$q;
         end
         mac$15$clock = clock;
-        mac$15$en = mac_en;
-        mac$15$first = mac_first;
-        mac$15$bias = bias$15;
-        mac$15$w = weight$15;
+        mac$15$en = mac_en_r$q;
+        mac$15$first = mac_first_r$q;
+        mac$15$bias = bias_r$15$q;
+        mac$15$w = weight_r$15$q;
         mac$15$x = op_c$q;
-        if (unit_is_a$15) begin
+        if (unit_is_a_r$15$q) begin
             mac$15$x = op_a$q;
         end
         mac$16$clock = clock;
-        mac$16$en = mac_en;
-        mac$16$first = mac_first;
-        mac$16$bias = bias$16;
-        mac$16$w = weight$16;
+        mac$16$en = mac_en_r$q;
+        mac$16$first = mac_first_r$q;
+        mac$16$bias = bias_r$16$q;
+        mac$16$w = weight_r$16$q;
         mac$16$x = op_c$q;
-        if (unit_is_a$16) begin
+        if (unit_is_a_r$16$q) begin
             mac$16$x = op_a$q;
         end
         mac$17$clock = clock;
-        mac$17$en = mac_en;
-        mac$17$first = mac_first;
-        mac$17$bias = bias$17;
-        mac$17$w = weight$17;
+        mac$17$en = mac_en_r$q;
+        mac$17$first = mac_first_r$q;
+        mac$17$bias = bias_r$17$q;
+        mac$17$w = weight_r$17$q;
         mac$17$x = op_c$q;
-        if (unit_is_a$17) begin
+        if (unit_is_a_r$17$q) begin
             mac$17$x = op_a$q;
         end
         mac$18$clock = clock;
-        mac$18$en = mac_en;
-        mac$18$first = mac_first;
-        mac$18$bias = bias$18;
-        mac$18$w = weight$18;
+        mac$18$en = mac_en_r$q;
+        mac$18$first = mac_first_r$q;
+        mac$18$bias = bias_r$18$q;
+        mac$18$w = weight_r$18$q;
         mac$18$x = op_c$q;
-        if (unit_is_a$18) begin
+        if (unit_is_a_r$18$q) begin
             mac$18$x = op_a$q;
         end
         mac$19$clock = clock;
-        mac$19$en = mac_en;
-        mac$19$first = mac_first;
-        mac$19$bias = bias$19;
-        mac$19$w = weight$19;
+        mac$19$en = mac_en_r$q;
+        mac$19$first = mac_first_r$q;
+        mac$19$bias = bias_r$19$q;
+        mac$19$w = weight_r$19$q;
         mac$19$x = op_c$q;
-        if (unit_is_a$19) begin
+        if (unit_is_a_r$19$q) begin
             mac$19$x = op_a$q;
         end
         mac$20$clock = clock;
-        mac$20$en = mac_en;
-        mac$20$first = mac_first;
-        mac$20$bias = bias$20;
-        mac$20$w = weight$20;
+        mac$20$en = mac_en_r$q;
+        mac$20$first = mac_first_r$q;
+        mac$20$bias = bias_r$20$q;
+        mac$20$w = weight_r$20$q;
         mac$20$x = op_c$q;
-        if (unit_is_a$20) begin
+        if (unit_is_a_r$20$q) begin
             mac$20$x = op_a$q;
         end
         mac$21$clock = clock;
-        mac$21$en = mac_en;
-        mac$21$first = mac_first;
-        mac$21$bias = bias$21;
-        mac$21$w = weight$21;
+        mac$21$en = mac_en_r$q;
+        mac$21$first = mac_first_r$q;
+        mac$21$bias = bias_r$21$q;
+        mac$21$w = weight_r$21$q;
         mac$21$x = op_c$q;
-        if (unit_is_a$21) begin
+        if (unit_is_a_r$21$q) begin
             mac$21$x = op_a$q;
         end
         mac$22$clock = clock;
-        mac$22$en = mac_en;
-        mac$22$first = mac_first;
-        mac$22$bias = bias$22;
-        mac$22$w = weight$22;
+        mac$22$en = mac_en_r$q;
+        mac$22$first = mac_first_r$q;
+        mac$22$bias = bias_r$22$q;
+        mac$22$w = weight_r$22$q;
         mac$22$x = op_c$q;
-        if (unit_is_a$22) begin
+        if (unit_is_a_r$22$q) begin
             mac$22$x = op_a$q;
         end
         mac$23$clock = clock;
-        mac$23$en = mac_en;
-        mac$23$first = mac_first;
-        mac$23$bias = bias$23;
-        mac$23$w = weight$23;
+        mac$23$en = mac_en_r$q;
+        mac$23$first = mac_first_r$q;
+        mac$23$bias = bias_r$23$q;
+        mac$23$w = weight_r$23$q;
         mac$23$x = op_c$q;
-        if (unit_is_a$23) begin
+        if (unit_is_a_r$23$q) begin
             mac$23$x = op_a$q;
         end
         mac$24$clock = clock;
-        mac$24$en = mac_en;
-        mac$24$first = mac_first;
-        mac$24$bias = bias$24;
-        mac$24$w = weight$24;
+        mac$24$en = mac_en_r$q;
+        mac$24$first = mac_first_r$q;
+        mac$24$bias = bias_r$24$q;
+        mac$24$w = weight_r$24$q;
         mac$24$x = op_c$q;
-        if (unit_is_a$24) begin
+        if (unit_is_a_r$24$q) begin
             mac$24$x = op_a$q;
         end
         mac$25$clock = clock;
-        mac$25$en = mac_en;
-        mac$25$first = mac_first;
-        mac$25$bias = bias$25;
-        mac$25$w = weight$25;
+        mac$25$en = mac_en_r$q;
+        mac$25$first = mac_first_r$q;
+        mac$25$bias = bias_r$25$q;
+        mac$25$w = weight_r$25$q;
         mac$25$x = op_c$q;
-        if (unit_is_a$25) begin
+        if (unit_is_a_r$25$q) begin
             mac$25$x = op_a$q;
         end
         mac$26$clock = clock;
-        mac$26$en = mac_en;
-        mac$26$first = mac_first;
-        mac$26$bias = bias$26;
-        mac$26$w = weight$26;
+        mac$26$en = mac_en_r$q;
+        mac$26$first = mac_first_r$q;
+        mac$26$bias = bias_r$26$q;
+        mac$26$w = weight_r$26$q;
         mac$26$x = op_c$q;
-        if (unit_is_a$26) begin
+        if (unit_is_a_r$26$q) begin
             mac$26$x = op_a$q;
         end
         mac$27$clock = clock;
-        mac$27$en = mac_en;
-        mac$27$first = mac_first;
-        mac$27$bias = bias$27;
-        mac$27$w = weight$27;
+        mac$27$en = mac_en_r$q;
+        mac$27$first = mac_first_r$q;
+        mac$27$bias = bias_r$27$q;
+        mac$27$w = weight_r$27$q;
         mac$27$x = op_c$q;
-        if (unit_is_a$27) begin
+        if (unit_is_a_r$27$q) begin
             mac$27$x = op_a$q;
         end
         mac$28$clock = clock;
-        mac$28$en = mac_en;
-        mac$28$first = mac_first;
-        mac$28$bias = bias$28;
-        mac$28$w = weight$28;
+        mac$28$en = mac_en_r$q;
+        mac$28$first = mac_first_r$q;
+        mac$28$bias = bias_r$28$q;
+        mac$28$w = weight_r$28$q;
         mac$28$x = op_c$q;
-        if (unit_is_a$28) begin
+        if (unit_is_a_r$28$q) begin
             mac$28$x = op_a$q;
         end
         mac$29$clock = clock;
-        mac$29$en = mac_en;
-        mac$29$first = mac_first;
-        mac$29$bias = bias$29;
-        mac$29$w = weight$29;
+        mac$29$en = mac_en_r$q;
+        mac$29$first = mac_first_r$q;
+        mac$29$bias = bias_r$29$q;
+        mac$29$w = weight_r$29$q;
         mac$29$x = op_c$q;
-        if (unit_is_a$29) begin
+        if (unit_is_a_r$29$q) begin
             mac$29$x = op_a$q;
         end
         mac$30$clock = clock;
-        mac$30$en = mac_en;
-        mac$30$first = mac_first;
-        mac$30$bias = bias$30;
-        mac$30$w = weight$30;
+        mac$30$en = mac_en_r$q;
+        mac$30$first = mac_first_r$q;
+        mac$30$bias = bias_r$30$q;
+        mac$30$w = weight_r$30$q;
         mac$30$x = op_c$q;
-        if (unit_is_a$30) begin
+        if (unit_is_a_r$30$q) begin
             mac$30$x = op_a$q;
         end
         mac$31$clock = clock;
-        mac$31$en = mac_en;
-        mac$31$first = mac_first;
-        mac$31$bias = bias$31;
-        mac$31$w = weight$31;
+        mac$31$en = mac_en_r$q;
+        mac$31$first = mac_first_r$q;
+        mac$31$bias = bias_r$31$q;
+        mac$31$w = weight_r$31$q;
         mac$31$x = op_c$q;
-        if (unit_is_a$31) begin
+        if (unit_is_a_r$31$q) begin
             mac$31$x = op_a$q;
         end
-        if (post) begin
-            if (post_pass == z_pass$0) begin
-                if (post_set) begin
+        if (post_r$q) begin
+            if (post_pass_r$q == z_pass$0) begin
+                if (post_set_r$q) begin
                     z1$0$d = mac$0$gate;
                 end
                 else begin
                     z0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$0) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$0) begin
+                if (post_set_r$q) begin
                     r1$0$d = mac$0$gate;
                 end
                 else begin
                     r0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == c_pass$0) begin
+            if (post_pass_r$q == c_pass$0) begin
                 cand$0$d = mac$0$cand;
             end
-            if (post_pass == z_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$1) begin
+                if (post_set_r$q) begin
                     z1$1$d = mac$1$gate;
                 end
                 else begin
                     z0$1$d = mac$1$gate;
                 end
             end
-            if (post_pass == r_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$1) begin
+                if (post_set_r$q) begin
                     r1$1$d = mac$1$gate;
                 end
                 else begin
                     r0$1$d = mac$1$gate;
                 end
             end
-            if (post_pass == c_pass$1) begin
+            if (post_pass_r$q == c_pass$1) begin
                 cand$1$d = mac$1$cand;
             end
-            if (post_pass == z_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$2) begin
+                if (post_set_r$q) begin
                     z1$2$d = mac$2$gate;
                 end
                 else begin
                     z0$2$d = mac$2$gate;
                 end
             end
-            if (post_pass == r_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$2) begin
+                if (post_set_r$q) begin
                     r1$2$d = mac$2$gate;
                 end
                 else begin
                     r0$2$d = mac$2$gate;
                 end
             end
-            if (post_pass == c_pass$2) begin
+            if (post_pass_r$q == c_pass$2) begin
                 cand$2$d = mac$2$cand;
             end
-            if (post_pass == z_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$3) begin
+                if (post_set_r$q) begin
                     z1$3$d = mac$3$gate;
                 end
                 else begin
                     z0$3$d = mac$3$gate;
                 end
             end
-            if (post_pass == r_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$3) begin
+                if (post_set_r$q) begin
                     r1$3$d = mac$3$gate;
                 end
                 else begin
                     r0$3$d = mac$3$gate;
                 end
             end
-            if (post_pass == c_pass$3) begin
+            if (post_pass_r$q == c_pass$3) begin
                 cand$3$d = mac$3$cand;
             end
-            if (post_pass == z_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$4) begin
+                if (post_set_r$q) begin
                     z1$4$d = mac$4$gate;
                 end
                 else begin
                     z0$4$d = mac$4$gate;
                 end
             end
-            if (post_pass == r_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$4) begin
+                if (post_set_r$q) begin
                     r1$4$d = mac$4$gate;
                 end
                 else begin
                     r0$4$d = mac$4$gate;
                 end
             end
-            if (post_pass == c_pass$4) begin
+            if (post_pass_r$q == c_pass$4) begin
                 cand$4$d = mac$4$cand;
             end
-            if (post_pass == z_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$5) begin
+                if (post_set_r$q) begin
                     z1$5$d = mac$5$gate;
                 end
                 else begin
                     z0$5$d = mac$5$gate;
                 end
             end
-            if (post_pass == r_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$5) begin
+                if (post_set_r$q) begin
                     r1$5$d = mac$5$gate;
                 end
                 else begin
                     r0$5$d = mac$5$gate;
                 end
             end
-            if (post_pass == c_pass$5) begin
+            if (post_pass_r$q == c_pass$5) begin
                 cand$5$d = mac$5$cand;
             end
-            if (post_pass == z_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$6) begin
+                if (post_set_r$q) begin
                     z1$6$d = mac$6$gate;
                 end
                 else begin
                     z0$6$d = mac$6$gate;
                 end
             end
-            if (post_pass == r_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$6) begin
+                if (post_set_r$q) begin
                     r1$6$d = mac$6$gate;
                 end
                 else begin
                     r0$6$d = mac$6$gate;
                 end
             end
-            if (post_pass == c_pass$6) begin
+            if (post_pass_r$q == c_pass$6) begin
                 cand$6$d = mac$6$cand;
             end
-            if (post_pass == z_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$7) begin
+                if (post_set_r$q) begin
                     z1$7$d = mac$7$gate;
                 end
                 else begin
                     z0$7$d = mac$7$gate;
                 end
             end
-            if (post_pass == r_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$7) begin
+                if (post_set_r$q) begin
                     r1$7$d = mac$7$gate;
                 end
                 else begin
                     r0$7$d = mac$7$gate;
                 end
             end
-            if (post_pass == c_pass$7) begin
+            if (post_pass_r$q == c_pass$7) begin
                 cand$7$d = mac$7$cand;
             end
-            if (post_pass == z_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$8) begin
+                if (post_set_r$q) begin
                     z1$8$d = mac$8$gate;
                 end
                 else begin
                     z0$8$d = mac$8$gate;
                 end
             end
-            if (post_pass == r_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$8) begin
+                if (post_set_r$q) begin
                     r1$8$d = mac$8$gate;
                 end
                 else begin
                     r0$8$d = mac$8$gate;
                 end
             end
-            if (post_pass == c_pass$8) begin
+            if (post_pass_r$q == c_pass$8) begin
                 cand$8$d = mac$8$cand;
             end
-            if (post_pass == z_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$9) begin
+                if (post_set_r$q) begin
                     z1$9$d = mac$9$gate;
                 end
                 else begin
                     z0$9$d = mac$9$gate;
                 end
             end
-            if (post_pass == r_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$9) begin
+                if (post_set_r$q) begin
                     r1$9$d = mac$9$gate;
                 end
                 else begin
                     r0$9$d = mac$9$gate;
                 end
             end
-            if (post_pass == c_pass$9) begin
+            if (post_pass_r$q == c_pass$9) begin
                 cand$9$d = mac$9$cand;
             end
-            if (post_pass == z_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$10) begin
+                if (post_set_r$q) begin
                     z1$10$d = mac$10$gate;
                 end
                 else begin
                     z0$10$d = mac$10$gate;
                 end
             end
-            if (post_pass == r_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$10) begin
+                if (post_set_r$q) begin
                     r1$10$d = mac$10$gate;
                 end
                 else begin
                     r0$10$d = mac$10$gate;
                 end
             end
-            if (post_pass == c_pass$10) begin
+            if (post_pass_r$q == c_pass$10) begin
                 cand$10$d = mac$10$cand;
             end
-            if (post_pass == z_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$11) begin
+                if (post_set_r$q) begin
                     z1$11$d = mac$11$gate;
                 end
                 else begin
                     z0$11$d = mac$11$gate;
                 end
             end
-            if (post_pass == r_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$11) begin
+                if (post_set_r$q) begin
                     r1$11$d = mac$11$gate;
                 end
                 else begin
                     r0$11$d = mac$11$gate;
                 end
             end
-            if (post_pass == c_pass$11) begin
+            if (post_pass_r$q == c_pass$11) begin
                 cand$11$d = mac$11$cand;
             end
-            if (post_pass == z_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$12) begin
+                if (post_set_r$q) begin
                     z1$12$d = mac$12$gate;
                 end
                 else begin
                     z0$12$d = mac$12$gate;
                 end
             end
-            if (post_pass == r_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$12) begin
+                if (post_set_r$q) begin
                     r1$12$d = mac$12$gate;
                 end
                 else begin
                     r0$12$d = mac$12$gate;
                 end
             end
-            if (post_pass == c_pass$12) begin
+            if (post_pass_r$q == c_pass$12) begin
                 cand$12$d = mac$12$cand;
             end
-            if (post_pass == z_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$13) begin
+                if (post_set_r$q) begin
                     z1$13$d = mac$13$gate;
                 end
                 else begin
                     z0$13$d = mac$13$gate;
                 end
             end
-            if (post_pass == r_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$13) begin
+                if (post_set_r$q) begin
                     r1$13$d = mac$13$gate;
                 end
                 else begin
                     r0$13$d = mac$13$gate;
                 end
             end
-            if (post_pass == c_pass$13) begin
+            if (post_pass_r$q == c_pass$13) begin
                 cand$13$d = mac$13$cand;
             end
-            if (post_pass == z_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$14) begin
+                if (post_set_r$q) begin
                     z1$14$d = mac$14$gate;
                 end
                 else begin
                     z0$14$d = mac$14$gate;
                 end
             end
-            if (post_pass == r_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$14) begin
+                if (post_set_r$q) begin
                     r1$14$d = mac$14$gate;
                 end
                 else begin
                     r0$14$d = mac$14$gate;
                 end
             end
-            if (post_pass == c_pass$14) begin
+            if (post_pass_r$q == c_pass$14) begin
                 cand$14$d = mac$14$cand;
             end
-            if (post_pass == z_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$15) begin
+                if (post_set_r$q) begin
                     z1$15$d = mac$15$gate;
                 end
                 else begin
                     z0$15$d = mac$15$gate;
                 end
             end
-            if (post_pass == r_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$15) begin
+                if (post_set_r$q) begin
                     r1$15$d = mac$15$gate;
                 end
                 else begin
                     r0$15$d = mac$15$gate;
                 end
             end
-            if (post_pass == c_pass$15) begin
+            if (post_pass_r$q == c_pass$15) begin
                 cand$15$d = mac$15$cand;
             end
-            if (post_pass == z_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$16) begin
+                if (post_set_r$q) begin
                     z1$16$d = mac$16$gate;
                 end
                 else begin
                     z0$16$d = mac$16$gate;
                 end
             end
-            if (post_pass == r_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$16) begin
+                if (post_set_r$q) begin
                     r1$16$d = mac$16$gate;
                 end
                 else begin
                     r0$16$d = mac$16$gate;
                 end
             end
-            if (post_pass == c_pass$16) begin
+            if (post_pass_r$q == c_pass$16) begin
                 cand$16$d = mac$16$cand;
             end
-            if (post_pass == z_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$17) begin
+                if (post_set_r$q) begin
                     z1$17$d = mac$17$gate;
                 end
                 else begin
                     z0$17$d = mac$17$gate;
                 end
             end
-            if (post_pass == r_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$17) begin
+                if (post_set_r$q) begin
                     r1$17$d = mac$17$gate;
                 end
                 else begin
                     r0$17$d = mac$17$gate;
                 end
             end
-            if (post_pass == c_pass$17) begin
+            if (post_pass_r$q == c_pass$17) begin
                 cand$17$d = mac$17$cand;
             end
-            if (post_pass == z_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$18) begin
+                if (post_set_r$q) begin
                     z1$18$d = mac$18$gate;
                 end
                 else begin
                     z0$18$d = mac$18$gate;
                 end
             end
-            if (post_pass == r_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$18) begin
+                if (post_set_r$q) begin
                     r1$18$d = mac$18$gate;
                 end
                 else begin
                     r0$18$d = mac$18$gate;
                 end
             end
-            if (post_pass == c_pass$18) begin
+            if (post_pass_r$q == c_pass$18) begin
                 cand$18$d = mac$18$cand;
             end
-            if (post_pass == z_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$19) begin
+                if (post_set_r$q) begin
                     z1$19$d = mac$19$gate;
                 end
                 else begin
                     z0$19$d = mac$19$gate;
                 end
             end
-            if (post_pass == r_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$19) begin
+                if (post_set_r$q) begin
                     r1$19$d = mac$19$gate;
                 end
                 else begin
                     r0$19$d = mac$19$gate;
                 end
             end
-            if (post_pass == c_pass$19) begin
+            if (post_pass_r$q == c_pass$19) begin
                 cand$19$d = mac$19$cand;
             end
-            if (post_pass == z_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$20) begin
+                if (post_set_r$q) begin
                     z1$20$d = mac$20$gate;
                 end
                 else begin
                     z0$20$d = mac$20$gate;
                 end
             end
-            if (post_pass == r_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$20) begin
+                if (post_set_r$q) begin
                     r1$20$d = mac$20$gate;
                 end
                 else begin
                     r0$20$d = mac$20$gate;
                 end
             end
-            if (post_pass == c_pass$20) begin
+            if (post_pass_r$q == c_pass$20) begin
                 cand$20$d = mac$20$cand;
             end
-            if (post_pass == z_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$21) begin
+                if (post_set_r$q) begin
                     z1$21$d = mac$21$gate;
                 end
                 else begin
                     z0$21$d = mac$21$gate;
                 end
             end
-            if (post_pass == r_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$21) begin
+                if (post_set_r$q) begin
                     r1$21$d = mac$21$gate;
                 end
                 else begin
                     r0$21$d = mac$21$gate;
                 end
             end
-            if (post_pass == c_pass$21) begin
+            if (post_pass_r$q == c_pass$21) begin
                 cand$21$d = mac$21$cand;
             end
-            if (post_pass == z_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$22) begin
+                if (post_set_r$q) begin
                     z1$22$d = mac$22$gate;
                 end
                 else begin
                     z0$22$d = mac$22$gate;
                 end
             end
-            if (post_pass == r_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$22) begin
+                if (post_set_r$q) begin
                     r1$22$d = mac$22$gate;
                 end
                 else begin
                     r0$22$d = mac$22$gate;
                 end
             end
-            if (post_pass == c_pass$22) begin
+            if (post_pass_r$q == c_pass$22) begin
                 cand$22$d = mac$22$cand;
             end
-            if (post_pass == z_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$23) begin
+                if (post_set_r$q) begin
                     z1$23$d = mac$23$gate;
                 end
                 else begin
                     z0$23$d = mac$23$gate;
                 end
             end
-            if (post_pass == r_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$23) begin
+                if (post_set_r$q) begin
                     r1$23$d = mac$23$gate;
                 end
                 else begin
                     r0$23$d = mac$23$gate;
                 end
             end
-            if (post_pass == c_pass$23) begin
+            if (post_pass_r$q == c_pass$23) begin
                 cand$23$d = mac$23$cand;
             end
-            if (post_pass == z_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$24) begin
+                if (post_set_r$q) begin
                     z1$24$d = mac$24$gate;
                 end
                 else begin
                     z0$24$d = mac$24$gate;
                 end
             end
-            if (post_pass == r_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$24) begin
+                if (post_set_r$q) begin
                     r1$24$d = mac$24$gate;
                 end
                 else begin
                     r0$24$d = mac$24$gate;
                 end
             end
-            if (post_pass == c_pass$24) begin
+            if (post_pass_r$q == c_pass$24) begin
                 cand$24$d = mac$24$cand;
             end
-            if (post_pass == z_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$25) begin
+                if (post_set_r$q) begin
                     z1$25$d = mac$25$gate;
                 end
                 else begin
                     z0$25$d = mac$25$gate;
                 end
             end
-            if (post_pass == r_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$25) begin
+                if (post_set_r$q) begin
                     r1$25$d = mac$25$gate;
                 end
                 else begin
                     r0$25$d = mac$25$gate;
                 end
             end
-            if (post_pass == c_pass$25) begin
+            if (post_pass_r$q == c_pass$25) begin
                 cand$25$d = mac$25$cand;
             end
-            if (post_pass == z_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$26) begin
+                if (post_set_r$q) begin
                     z1$26$d = mac$26$gate;
                 end
                 else begin
                     z0$26$d = mac$26$gate;
                 end
             end
-            if (post_pass == r_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$26) begin
+                if (post_set_r$q) begin
                     r1$26$d = mac$26$gate;
                 end
                 else begin
                     r0$26$d = mac$26$gate;
                 end
             end
-            if (post_pass == c_pass$26) begin
+            if (post_pass_r$q == c_pass$26) begin
                 cand$26$d = mac$26$cand;
             end
-            if (post_pass == z_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$27) begin
+                if (post_set_r$q) begin
                     z1$27$d = mac$27$gate;
                 end
                 else begin
                     z0$27$d = mac$27$gate;
                 end
             end
-            if (post_pass == r_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$27) begin
+                if (post_set_r$q) begin
                     r1$27$d = mac$27$gate;
                 end
                 else begin
                     r0$27$d = mac$27$gate;
                 end
             end
-            if (post_pass == c_pass$27) begin
+            if (post_pass_r$q == c_pass$27) begin
                 cand$27$d = mac$27$cand;
             end
-            if (post_pass == z_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$28) begin
+                if (post_set_r$q) begin
                     z1$28$d = mac$28$gate;
                 end
                 else begin
                     z0$28$d = mac$28$gate;
                 end
             end
-            if (post_pass == r_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$28) begin
+                if (post_set_r$q) begin
                     r1$28$d = mac$28$gate;
                 end
                 else begin
                     r0$28$d = mac$28$gate;
                 end
             end
-            if (post_pass == c_pass$28) begin
+            if (post_pass_r$q == c_pass$28) begin
                 cand$28$d = mac$28$cand;
             end
-            if (post_pass == z_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$29) begin
+                if (post_set_r$q) begin
                     z1$29$d = mac$29$gate;
                 end
                 else begin
                     z0$29$d = mac$29$gate;
                 end
             end
-            if (post_pass == r_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$29) begin
+                if (post_set_r$q) begin
                     r1$29$d = mac$29$gate;
                 end
                 else begin
                     r0$29$d = mac$29$gate;
                 end
             end
-            if (post_pass == c_pass$29) begin
+            if (post_pass_r$q == c_pass$29) begin
                 cand$29$d = mac$29$cand;
             end
-            if (post_pass == z_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$30) begin
+                if (post_set_r$q) begin
                     z1$30$d = mac$30$gate;
                 end
                 else begin
                     z0$30$d = mac$30$gate;
                 end
             end
-            if (post_pass == r_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$30) begin
+                if (post_set_r$q) begin
                     r1$30$d = mac$30$gate;
                 end
                 else begin
                     r0$30$d = mac$30$gate;
                 end
             end
-            if (post_pass == c_pass$30) begin
+            if (post_pass_r$q == c_pass$30) begin
                 cand$30$d = mac$30$cand;
             end
-            if (post_pass == z_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$31) begin
+                if (post_set_r$q) begin
                     z1$31$d = mac$31$gate;
                 end
                 else begin
                     z0$31$d = mac$31$gate;
                 end
             end
-            if (post_pass == r_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$31) begin
+                if (post_set_r$q) begin
                     r1$31$d = mac$31$gate;
                 end
                 else begin
                     r0$31$d = mac$31$gate;
                 end
             end
-            if (post_pass == c_pass$31) begin
+            if (post_pass_r$q == c_pass$31) begin
                 cand$31$d = mac$31$cand;
             end
         end
         h_j = state$0$rdata1;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             h_j = state$1$rdata1;
         end
-        if (upd_zero) begin
+        if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
         u_z$d = z_j;
         u_d$d = h_j - c_j;
         u_c$d = c_j;
-        u_j$d = upd_j;
-        u_set$d = upd_set;
-        u_en$d = upd_en;
+        u_j$d = upd_j_r$q;
+        u_set$d = upd_set_r$q;
+        u_en$d = upd_en_r$q;
         update_mul$a = u_z$q;
         update_mul$b = u_d$q;
         update_mul$c = u_c$q;
@@ -48620,18 +61375,18 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_en$d = u_en$q;
         update_q$v = v_sum$q;
         head$clock = clock;
-        head$en = head_en;
-        head$first = head_first;
+        head$en = head_en_r$q;
+        head$first = head_first_r$q;
         head$x = op_head$q;
-        head$done = head_done;
-        head$step_first = head_step_first;
-        head$step_last = head_step_last;
-        head$set = head_set;
-        head$w$0 = head_weight$0;
+        head$done = head_done_r$q;
+        head$step_first = head_step_first_r$q;
+        head$step_last = head_step_last_r$q;
+        head$set = head_set_r$q;
+        head$w$0 = head_weight_r$0$q;
         channel$0 = head$out$0;
-        head$w$1 = head_weight$1;
+        head$w$1 = head_weight_r$1$q;
         channel$1 = head$out$1;
-        head$w$2 = head_weight$2;
+        head$w$2 = head_weight_r$2$q;
         channel$2 = head$out$2;
         amp1 = head$amp1;
         amp2 = head$amp2;
@@ -48640,6 +61395,750 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     end
     
 endmodule // top$core$engine$gru$lane$3
+
+
+module top$core$engine$gru$lane$3$a_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$a_set_r
+
+
+module top$core$engine$gru$lane$3$a_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$a_zero_r
+
+
+module top$core$engine$gru$lane$3$bias_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$0
+
+
+module top$core$engine$gru$lane$3$bias_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$1
+
+
+module top$core$engine$gru$lane$3$bias_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$10
+
+
+module top$core$engine$gru$lane$3$bias_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$11
+
+
+module top$core$engine$gru$lane$3$bias_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$12
+
+
+module top$core$engine$gru$lane$3$bias_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$13
+
+
+module top$core$engine$gru$lane$3$bias_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$14
+
+
+module top$core$engine$gru$lane$3$bias_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$15
+
+
+module top$core$engine$gru$lane$3$bias_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$16
+
+
+module top$core$engine$gru$lane$3$bias_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$17
+
+
+module top$core$engine$gru$lane$3$bias_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$18
+
+
+module top$core$engine$gru$lane$3$bias_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$19
+
+
+module top$core$engine$gru$lane$3$bias_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$2
+
+
+module top$core$engine$gru$lane$3$bias_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$20
+
+
+module top$core$engine$gru$lane$3$bias_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$21
+
+
+module top$core$engine$gru$lane$3$bias_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$22
+
+
+module top$core$engine$gru$lane$3$bias_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$23
+
+
+module top$core$engine$gru$lane$3$bias_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$24
+
+
+module top$core$engine$gru$lane$3$bias_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$25
+
+
+module top$core$engine$gru$lane$3$bias_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$26
+
+
+module top$core$engine$gru$lane$3$bias_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$27
+
+
+module top$core$engine$gru$lane$3$bias_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$28
+
+
+module top$core$engine$gru$lane$3$bias_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$29
+
+
+module top$core$engine$gru$lane$3$bias_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$3
+
+
+module top$core$engine$gru$lane$3$bias_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$30
+
+
+module top$core$engine$gru$lane$3$bias_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$31
+
+
+module top$core$engine$gru$lane$3$bias_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$4
+
+
+module top$core$engine$gru$lane$3$bias_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$5
+
+
+module top$core$engine$gru$lane$3$bias_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$6
+
+
+module top$core$engine$gru$lane$3$bias_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$7
+
+
+module top$core$engine$gru$lane$3$bias_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$8
+
+
+module top$core$engine$gru$lane$3$bias_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$bias_r$9
+
+
+module top$core$engine$gru$lane$3$c_rotate_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$c_rotate_r
+
+
+module top$core$engine$gru$lane$3$c_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$c_zero_r
 
 
 module top$core$engine$gru$lane$3$cand$0(d,q,clock);
@@ -49891,6 +63390,177 @@ module top$core$engine$gru$lane$3$head$t2$1(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$head$t2$1
 
 
+module top$core$engine$gru$lane$3$head_done_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$head_done_r
+
+
+module top$core$engine$gru$lane$3$head_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$head_en_r
+
+
+module top$core$engine$gru$lane$3$head_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$head_first_r
+
+
+module top$core$engine$gru$lane$3$head_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$head_set_r
+
+
+module top$core$engine$gru$lane$3$head_step_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$head_step_first_r
+
+
+module top$core$engine$gru$lane$3$head_step_last_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$head_step_last_r
+
+
+module top$core$engine$gru$lane$3$head_weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$head_weight_r$0
+
+
+module top$core$engine$gru$lane$3$head_weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$head_weight_r$1
+
+
+module top$core$engine$gru$lane$3$head_weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$head_weight_r$2
+
+
 module top$core$engine$gru$lane$3$input$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
     
     // Module arguments
@@ -49941,6 +63611,78 @@ module top$core$engine$gru$lane$3$input$1(clock,we,waddr,wdata,raddr0,rdata0,rad
        if (we && waddr < 135) mem[waddr[7:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$3$input$1
+
+
+module top$core$engine$gru$lane$3$k_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$k_is_x_r
+
+
+module top$core$engine$gru$lane$3$k_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$k_r
+
+
+module top$core$engine$gru$lane$3$ka_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$ka_is_x_r
+
+
+module top$core$engine$gru$lane$3$ka_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$ka_r
 
 
 module top$core$engine$gru$lane$3$mac$0(clock,en,first,bias,w,x,gate,cand);
@@ -51415,6 +65157,42 @@ module top$core$engine$gru$lane$3$mac$9(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$9
 
 
+module top$core$engine$gru$lane$3$mac_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$mac_en_r
+
+
+module top$core$engine$gru$lane$3$mac_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$mac_first_r
+
+
 module top$core$engine$gru$lane$3$op_a(d,q,clock);
     
     // Module arguments
@@ -51565,6 +65343,60 @@ module top$core$engine$gru$lane$3$p_xc(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$p_xc
+
+
+module top$core$engine$gru$lane$3$post_pass_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_pass_r
+
+
+module top$core$engine$gru$lane$3$post_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r
+
+
+module top$core$engine$gru$lane$3$post_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_set_r
 
 
 module top$core$engine$gru$lane$3$q_czero(d,q,clock);
@@ -53062,6 +66894,654 @@ module top$core$engine$gru$lane$3$u_z(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$u_z
 
 
+module top$core$engine$gru$lane$3$unit_is_a_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$0
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$1
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$10
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$11
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$12
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$13
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$14
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$15
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$16
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$17
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$18
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$19
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$2
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$20
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$21
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$22
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$23
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$24
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$25
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$26
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$27
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$28
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$29
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$3
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$30
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$31
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$4
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$5
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$6
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$7
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$8
+
+
+module top$core$engine$gru$lane$3$unit_is_a_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$unit_is_a_r$9
+
+
+module top$core$engine$gru$lane$3$upd_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$upd_en_r
+
+
+module top$core$engine$gru$lane$3$upd_j_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$upd_j_r
+
+
+module top$core$engine$gru$lane$3$upd_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$upd_set_r
+
+
+module top$core$engine$gru$lane$3$upd_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$upd_zero_r
+
+
 module top$core$engine$gru$lane$3$update_mul(a,b,c,out);
     
     // Module arguments
@@ -53173,6 +67653,786 @@ module top$core$engine$gru$lane$3$v_sum(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$v_sum
+
+
+module top$core$engine$gru$lane$3$weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$0
+
+
+module top$core$engine$gru$lane$3$weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$1
+
+
+module top$core$engine$gru$lane$3$weight_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$10
+
+
+module top$core$engine$gru$lane$3$weight_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$11
+
+
+module top$core$engine$gru$lane$3$weight_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$12
+
+
+module top$core$engine$gru$lane$3$weight_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$13
+
+
+module top$core$engine$gru$lane$3$weight_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$14
+
+
+module top$core$engine$gru$lane$3$weight_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$15
+
+
+module top$core$engine$gru$lane$3$weight_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$16
+
+
+module top$core$engine$gru$lane$3$weight_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$17
+
+
+module top$core$engine$gru$lane$3$weight_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$18
+
+
+module top$core$engine$gru$lane$3$weight_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$19
+
+
+module top$core$engine$gru$lane$3$weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$2
+
+
+module top$core$engine$gru$lane$3$weight_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$20
+
+
+module top$core$engine$gru$lane$3$weight_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$21
+
+
+module top$core$engine$gru$lane$3$weight_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$22
+
+
+module top$core$engine$gru$lane$3$weight_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$23
+
+
+module top$core$engine$gru$lane$3$weight_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$24
+
+
+module top$core$engine$gru$lane$3$weight_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$25
+
+
+module top$core$engine$gru$lane$3$weight_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$26
+
+
+module top$core$engine$gru$lane$3$weight_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$27
+
+
+module top$core$engine$gru$lane$3$weight_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$28
+
+
+module top$core$engine$gru$lane$3$weight_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$29
+
+
+module top$core$engine$gru$lane$3$weight_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$3
+
+
+module top$core$engine$gru$lane$3$weight_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$30
+
+
+module top$core$engine$gru$lane$3$weight_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$31
+
+
+module top$core$engine$gru$lane$3$weight_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$4
+
+
+module top$core$engine$gru$lane$3$weight_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$5
+
+
+module top$core$engine$gru$lane$3$weight_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$6
+
+
+module top$core$engine$gru$lane$3$weight_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$7
+
+
+module top$core$engine$gru$lane$3$weight_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$8
+
+
+module top$core$engine$gru$lane$3$weight_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$core$engine$gru$lane$3$weight_r$9
+
+
+module top$core$engine$gru$lane$3$x_raddr0_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$x_raddr0_r
+
+
+module top$core$engine$gru$lane$3$x_raddr1_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$x_raddr1_r
+
+
+module top$core$engine$gru$lane$3$x_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$x_set_r
+
+
+module top$core$engine$gru$lane$3$x_waddr_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$x_waddr_r
+
+
+module top$core$engine$gru$lane$3$x_wdata_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$x_wdata_r
+
+
+module top$core$engine$gru$lane$3$x_we_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$x_we_r
 
 
 module top$core$engine$gru$lane$3$z0$0(d,q,clock);

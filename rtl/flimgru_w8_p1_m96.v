@@ -7578,6 +7578,18 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  s3_head$d;
     wire  s3_head$q;
     reg  s3_head$clock;
+    reg  lag_done$d;
+    wire  lag_done$q;
+    reg  lag_done$clock;
+    reg  lag_last$d;
+    wire  lag_last$q;
+    reg  lag_last$clock;
+    reg  [15:0] lag_step$d;
+    wire  [15:0] lag_step$q;
+    reg  lag_step$clock;
+    reg  [31:0] lag_group$d;
+    wire  [31:0] lag_group$q;
+    reg  lag_group$clock;
     reg  upd_run$d;
     wire  upd_run$q;
     reg  upd_run$clock;
@@ -10155,6 +10167,26 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(s3_head$q),
         .clock(s3_head$clock)
     );
+    top$gru$lag_done lag_done(
+        .d(lag_done$d),
+        .q(lag_done$q),
+        .clock(lag_done$clock)
+    );
+    top$gru$lag_last lag_last(
+        .d(lag_last$d),
+        .q(lag_last$q),
+        .clock(lag_last$clock)
+    );
+    top$gru$lag_step lag_step(
+        .d(lag_step$d),
+        .q(lag_step$q),
+        .clock(lag_step$clock)
+    );
+    top$gru$lag_group lag_group(
+        .d(lag_group$d),
+        .q(lag_group$q),
+        .clock(lag_group$clock)
+    );
     top$gru$upd_run upd_run(
         .d(upd_run$d),
         .q(upd_run$q),
@@ -10228,6 +10260,10 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         s2_set$clock = clock;
         s2_head$clock = clock;
         s3_head$clock = clock;
+        lag_done$clock = clock;
+        lag_last$clock = clock;
+        lag_step$clock = clock;
+        lag_group$clock = clock;
         upd_run$clock = clock;
         upd_j$clock = clock;
         upd_set$clock = clock;
@@ -10278,6 +10314,10 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         s2_set$d = s2_set$q;
         s2_head$d = s2_head$q;
         s3_head$d = s3_head$q;
+        lag_done$d = lag_done$q;
+        lag_last$d = lag_last$q;
+        lag_step$d = lag_step$q;
+        lag_group$d = lag_group$q;
         upd_run$d = upd_run$q;
         upd_j$d = upd_j$q;
         upd_set$d = upd_set$q;
@@ -11849,10 +11889,14 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         dbg_channel$0 = lane$0$channel$0;
         dbg_channel$1 = lane$0$channel$1;
         dbg_channel$2 = lane$0$channel$2;
-        dbg_valid = s3_head$q && head_valid$q;
-        dbg_group = head_group$q;
-        dbg_step = head_step$q;
-        ext_load = s3_head$q && head_valid$q && head_last$q;
+        lag_done$d = s3_head$q && head_valid$q;
+        lag_last$d = head_last$q;
+        lag_step$d = head_step$q;
+        lag_group$d = head_group$q;
+        dbg_valid = lag_done$q;
+        dbg_group = lag_group$q;
+        dbg_step = lag_step$q;
+        ext_load = lag_done$q && lag_last$q;
         if (upd_run$q) begin
             upd_j$d = upd_j$q + 16'h1;
             if (upd_j$q == last_state_term) begin
@@ -16679,6 +16723,82 @@ module top$gru$head_valid(d,q,clock);
 endmodule // top$gru$head_valid
 
 
+module top$gru$lag_done(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lag_done
+
+
+module top$gru$lag_group(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lag_group
+
+
+module top$gru$lag_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lag_last
+
+
+module top$gru$lag_step(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lag_step
+
+
 module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,unit_is_a$32,unit_is_a$33,unit_is_a$34,unit_is_a$35,unit_is_a$36,unit_is_a$37,unit_is_a$38,unit_is_a$39,unit_is_a$40,unit_is_a$41,unit_is_a$42,unit_is_a$43,unit_is_a$44,unit_is_a$45,unit_is_a$46,unit_is_a$47,unit_is_a$48,unit_is_a$49,unit_is_a$50,unit_is_a$51,unit_is_a$52,unit_is_a$53,unit_is_a$54,unit_is_a$55,unit_is_a$56,unit_is_a$57,unit_is_a$58,unit_is_a$59,unit_is_a$60,unit_is_a$61,unit_is_a$62,unit_is_a$63,unit_is_a$64,unit_is_a$65,unit_is_a$66,unit_is_a$67,unit_is_a$68,unit_is_a$69,unit_is_a$70,unit_is_a$71,unit_is_a$72,unit_is_a$73,unit_is_a$74,unit_is_a$75,unit_is_a$76,unit_is_a$77,unit_is_a$78,unit_is_a$79,unit_is_a$80,unit_is_a$81,unit_is_a$82,unit_is_a$83,unit_is_a$84,unit_is_a$85,unit_is_a$86,unit_is_a$87,unit_is_a$88,unit_is_a$89,unit_is_a$90,unit_is_a$91,unit_is_a$92,unit_is_a$93,unit_is_a$94,unit_is_a$95,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,weight$32,weight$33,weight$34,weight$35,weight$36,weight$37,weight$38,weight$39,weight$40,weight$41,weight$42,weight$43,weight$44,weight$45,weight$46,weight$47,weight$48,weight$49,weight$50,weight$51,weight$52,weight$53,weight$54,weight$55,weight$56,weight$57,weight$58,weight$59,weight$60,weight$61,weight$62,weight$63,weight$64,weight$65,weight$66,weight$67,weight$68,weight$69,weight$70,weight$71,weight$72,weight$73,weight$74,weight$75,weight$76,weight$77,weight$78,weight$79,weight$80,weight$81,weight$82,weight$83,weight$84,weight$85,weight$86,weight$87,weight$88,weight$89,weight$90,weight$91,weight$92,weight$93,weight$94,weight$95,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,bias$32,bias$33,bias$34,bias$35,bias$36,bias$37,bias$38,bias$39,bias$40,bias$41,bias$42,bias$43,bias$44,bias$45,bias$46,bias$47,bias$48,bias$49,bias$50,bias$51,bias$52,bias$53,bias$54,bias$55,bias$56,bias$57,bias$58,bias$59,bias$60,bias$61,bias$62,bias$63,bias$64,bias$65,bias$66,bias$67,bias$68,bias$69,bias$70,bias$71,bias$72,bias$73,bias$74,bias$75,bias$76,bias$77,bias$78,bias$79,bias$80,bias$81,bias$82,bias$83,bias$84,bias$85,bias$86,bias$87,bias$88,bias$89,bias$90,bias$91,bias$92,bias$93,bias$94,bias$95,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
@@ -17110,6 +17230,966 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     localparam  c_pass$31 = 16'h0;
     
     // Stub signals
+    reg  x_we_r$clock;
+    reg  x_we_r$d;
+    wire  x_we_r$q;
+    reg  x_set_r$clock;
+    reg  x_set_r$d;
+    wire  x_set_r$q;
+    reg  x_waddr_r$clock;
+    reg  [15:0] x_waddr_r$d;
+    wire  [15:0] x_waddr_r$q;
+    reg  x_wdata_r$clock;
+    reg  [17:0] x_wdata_r$d;
+    wire  [17:0] x_wdata_r$q;
+    reg  x_raddr0_r$clock;
+    reg  [15:0] x_raddr0_r$d;
+    wire  [15:0] x_raddr0_r$q;
+    reg  x_raddr1_r$clock;
+    reg  [15:0] x_raddr1_r$d;
+    wire  [15:0] x_raddr1_r$q;
+    reg  k_r$clock;
+    reg  [15:0] k_r$d;
+    wire  [15:0] k_r$q;
+    reg  k_is_x_r$clock;
+    reg  k_is_x_r$d;
+    wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
+    reg  a_set_r$clock;
+    reg  a_set_r$d;
+    wire  a_set_r$q;
+    reg  a_zero_r$clock;
+    reg  a_zero_r$d;
+    wire  a_zero_r$q;
+    reg  c_zero_r$clock;
+    reg  c_zero_r$d;
+    wire  c_zero_r$q;
+    reg  mac_en_r$clock;
+    reg  mac_en_r$d;
+    wire  mac_en_r$q;
+    reg  mac_first_r$clock;
+    reg  mac_first_r$d;
+    wire  mac_first_r$q;
+    reg  head_en_r$clock;
+    reg  head_en_r$d;
+    wire  head_en_r$q;
+    reg  head_first_r$clock;
+    reg  head_first_r$d;
+    wire  head_first_r$q;
+    reg  post_r$clock;
+    reg  post_r$d;
+    wire  post_r$q;
+    reg  post_pass_r$clock;
+    reg  [15:0] post_pass_r$d;
+    wire  [15:0] post_pass_r$q;
+    reg  post_set_r$clock;
+    reg  post_set_r$d;
+    wire  post_set_r$q;
+    reg  head_done_r$clock;
+    reg  head_done_r$d;
+    wire  head_done_r$q;
+    reg  head_step_first_r$clock;
+    reg  head_step_first_r$d;
+    wire  head_step_first_r$q;
+    reg  head_step_last_r$clock;
+    reg  head_step_last_r$d;
+    wire  head_step_last_r$q;
+    reg  head_set_r$clock;
+    reg  head_set_r$d;
+    wire  head_set_r$q;
+    reg  upd_en_r$clock;
+    reg  upd_en_r$d;
+    wire  upd_en_r$q;
+    reg  upd_j_r$clock;
+    reg  [15:0] upd_j_r$d;
+    wire  [15:0] upd_j_r$q;
+    reg  upd_set_r$clock;
+    reg  upd_set_r$d;
+    wire  upd_set_r$q;
+    reg  upd_zero_r$clock;
+    reg  upd_zero_r$d;
+    wire  upd_zero_r$q;
+    reg  unit_is_a_r$0$clock;
+    reg  unit_is_a_r$0$d;
+    wire  unit_is_a_r$0$q;
+    reg  unit_is_a_r$1$clock;
+    reg  unit_is_a_r$1$d;
+    wire  unit_is_a_r$1$q;
+    reg  unit_is_a_r$2$clock;
+    reg  unit_is_a_r$2$d;
+    wire  unit_is_a_r$2$q;
+    reg  unit_is_a_r$3$clock;
+    reg  unit_is_a_r$3$d;
+    wire  unit_is_a_r$3$q;
+    reg  unit_is_a_r$4$clock;
+    reg  unit_is_a_r$4$d;
+    wire  unit_is_a_r$4$q;
+    reg  unit_is_a_r$5$clock;
+    reg  unit_is_a_r$5$d;
+    wire  unit_is_a_r$5$q;
+    reg  unit_is_a_r$6$clock;
+    reg  unit_is_a_r$6$d;
+    wire  unit_is_a_r$6$q;
+    reg  unit_is_a_r$7$clock;
+    reg  unit_is_a_r$7$d;
+    wire  unit_is_a_r$7$q;
+    reg  unit_is_a_r$8$clock;
+    reg  unit_is_a_r$8$d;
+    wire  unit_is_a_r$8$q;
+    reg  unit_is_a_r$9$clock;
+    reg  unit_is_a_r$9$d;
+    wire  unit_is_a_r$9$q;
+    reg  unit_is_a_r$10$clock;
+    reg  unit_is_a_r$10$d;
+    wire  unit_is_a_r$10$q;
+    reg  unit_is_a_r$11$clock;
+    reg  unit_is_a_r$11$d;
+    wire  unit_is_a_r$11$q;
+    reg  unit_is_a_r$12$clock;
+    reg  unit_is_a_r$12$d;
+    wire  unit_is_a_r$12$q;
+    reg  unit_is_a_r$13$clock;
+    reg  unit_is_a_r$13$d;
+    wire  unit_is_a_r$13$q;
+    reg  unit_is_a_r$14$clock;
+    reg  unit_is_a_r$14$d;
+    wire  unit_is_a_r$14$q;
+    reg  unit_is_a_r$15$clock;
+    reg  unit_is_a_r$15$d;
+    wire  unit_is_a_r$15$q;
+    reg  unit_is_a_r$16$clock;
+    reg  unit_is_a_r$16$d;
+    wire  unit_is_a_r$16$q;
+    reg  unit_is_a_r$17$clock;
+    reg  unit_is_a_r$17$d;
+    wire  unit_is_a_r$17$q;
+    reg  unit_is_a_r$18$clock;
+    reg  unit_is_a_r$18$d;
+    wire  unit_is_a_r$18$q;
+    reg  unit_is_a_r$19$clock;
+    reg  unit_is_a_r$19$d;
+    wire  unit_is_a_r$19$q;
+    reg  unit_is_a_r$20$clock;
+    reg  unit_is_a_r$20$d;
+    wire  unit_is_a_r$20$q;
+    reg  unit_is_a_r$21$clock;
+    reg  unit_is_a_r$21$d;
+    wire  unit_is_a_r$21$q;
+    reg  unit_is_a_r$22$clock;
+    reg  unit_is_a_r$22$d;
+    wire  unit_is_a_r$22$q;
+    reg  unit_is_a_r$23$clock;
+    reg  unit_is_a_r$23$d;
+    wire  unit_is_a_r$23$q;
+    reg  unit_is_a_r$24$clock;
+    reg  unit_is_a_r$24$d;
+    wire  unit_is_a_r$24$q;
+    reg  unit_is_a_r$25$clock;
+    reg  unit_is_a_r$25$d;
+    wire  unit_is_a_r$25$q;
+    reg  unit_is_a_r$26$clock;
+    reg  unit_is_a_r$26$d;
+    wire  unit_is_a_r$26$q;
+    reg  unit_is_a_r$27$clock;
+    reg  unit_is_a_r$27$d;
+    wire  unit_is_a_r$27$q;
+    reg  unit_is_a_r$28$clock;
+    reg  unit_is_a_r$28$d;
+    wire  unit_is_a_r$28$q;
+    reg  unit_is_a_r$29$clock;
+    reg  unit_is_a_r$29$d;
+    wire  unit_is_a_r$29$q;
+    reg  unit_is_a_r$30$clock;
+    reg  unit_is_a_r$30$d;
+    wire  unit_is_a_r$30$q;
+    reg  unit_is_a_r$31$clock;
+    reg  unit_is_a_r$31$d;
+    wire  unit_is_a_r$31$q;
+    reg  unit_is_a_r$32$clock;
+    reg  unit_is_a_r$32$d;
+    wire  unit_is_a_r$32$q;
+    reg  unit_is_a_r$33$clock;
+    reg  unit_is_a_r$33$d;
+    wire  unit_is_a_r$33$q;
+    reg  unit_is_a_r$34$clock;
+    reg  unit_is_a_r$34$d;
+    wire  unit_is_a_r$34$q;
+    reg  unit_is_a_r$35$clock;
+    reg  unit_is_a_r$35$d;
+    wire  unit_is_a_r$35$q;
+    reg  unit_is_a_r$36$clock;
+    reg  unit_is_a_r$36$d;
+    wire  unit_is_a_r$36$q;
+    reg  unit_is_a_r$37$clock;
+    reg  unit_is_a_r$37$d;
+    wire  unit_is_a_r$37$q;
+    reg  unit_is_a_r$38$clock;
+    reg  unit_is_a_r$38$d;
+    wire  unit_is_a_r$38$q;
+    reg  unit_is_a_r$39$clock;
+    reg  unit_is_a_r$39$d;
+    wire  unit_is_a_r$39$q;
+    reg  unit_is_a_r$40$clock;
+    reg  unit_is_a_r$40$d;
+    wire  unit_is_a_r$40$q;
+    reg  unit_is_a_r$41$clock;
+    reg  unit_is_a_r$41$d;
+    wire  unit_is_a_r$41$q;
+    reg  unit_is_a_r$42$clock;
+    reg  unit_is_a_r$42$d;
+    wire  unit_is_a_r$42$q;
+    reg  unit_is_a_r$43$clock;
+    reg  unit_is_a_r$43$d;
+    wire  unit_is_a_r$43$q;
+    reg  unit_is_a_r$44$clock;
+    reg  unit_is_a_r$44$d;
+    wire  unit_is_a_r$44$q;
+    reg  unit_is_a_r$45$clock;
+    reg  unit_is_a_r$45$d;
+    wire  unit_is_a_r$45$q;
+    reg  unit_is_a_r$46$clock;
+    reg  unit_is_a_r$46$d;
+    wire  unit_is_a_r$46$q;
+    reg  unit_is_a_r$47$clock;
+    reg  unit_is_a_r$47$d;
+    wire  unit_is_a_r$47$q;
+    reg  unit_is_a_r$48$clock;
+    reg  unit_is_a_r$48$d;
+    wire  unit_is_a_r$48$q;
+    reg  unit_is_a_r$49$clock;
+    reg  unit_is_a_r$49$d;
+    wire  unit_is_a_r$49$q;
+    reg  unit_is_a_r$50$clock;
+    reg  unit_is_a_r$50$d;
+    wire  unit_is_a_r$50$q;
+    reg  unit_is_a_r$51$clock;
+    reg  unit_is_a_r$51$d;
+    wire  unit_is_a_r$51$q;
+    reg  unit_is_a_r$52$clock;
+    reg  unit_is_a_r$52$d;
+    wire  unit_is_a_r$52$q;
+    reg  unit_is_a_r$53$clock;
+    reg  unit_is_a_r$53$d;
+    wire  unit_is_a_r$53$q;
+    reg  unit_is_a_r$54$clock;
+    reg  unit_is_a_r$54$d;
+    wire  unit_is_a_r$54$q;
+    reg  unit_is_a_r$55$clock;
+    reg  unit_is_a_r$55$d;
+    wire  unit_is_a_r$55$q;
+    reg  unit_is_a_r$56$clock;
+    reg  unit_is_a_r$56$d;
+    wire  unit_is_a_r$56$q;
+    reg  unit_is_a_r$57$clock;
+    reg  unit_is_a_r$57$d;
+    wire  unit_is_a_r$57$q;
+    reg  unit_is_a_r$58$clock;
+    reg  unit_is_a_r$58$d;
+    wire  unit_is_a_r$58$q;
+    reg  unit_is_a_r$59$clock;
+    reg  unit_is_a_r$59$d;
+    wire  unit_is_a_r$59$q;
+    reg  unit_is_a_r$60$clock;
+    reg  unit_is_a_r$60$d;
+    wire  unit_is_a_r$60$q;
+    reg  unit_is_a_r$61$clock;
+    reg  unit_is_a_r$61$d;
+    wire  unit_is_a_r$61$q;
+    reg  unit_is_a_r$62$clock;
+    reg  unit_is_a_r$62$d;
+    wire  unit_is_a_r$62$q;
+    reg  unit_is_a_r$63$clock;
+    reg  unit_is_a_r$63$d;
+    wire  unit_is_a_r$63$q;
+    reg  unit_is_a_r$64$clock;
+    reg  unit_is_a_r$64$d;
+    wire  unit_is_a_r$64$q;
+    reg  unit_is_a_r$65$clock;
+    reg  unit_is_a_r$65$d;
+    wire  unit_is_a_r$65$q;
+    reg  unit_is_a_r$66$clock;
+    reg  unit_is_a_r$66$d;
+    wire  unit_is_a_r$66$q;
+    reg  unit_is_a_r$67$clock;
+    reg  unit_is_a_r$67$d;
+    wire  unit_is_a_r$67$q;
+    reg  unit_is_a_r$68$clock;
+    reg  unit_is_a_r$68$d;
+    wire  unit_is_a_r$68$q;
+    reg  unit_is_a_r$69$clock;
+    reg  unit_is_a_r$69$d;
+    wire  unit_is_a_r$69$q;
+    reg  unit_is_a_r$70$clock;
+    reg  unit_is_a_r$70$d;
+    wire  unit_is_a_r$70$q;
+    reg  unit_is_a_r$71$clock;
+    reg  unit_is_a_r$71$d;
+    wire  unit_is_a_r$71$q;
+    reg  unit_is_a_r$72$clock;
+    reg  unit_is_a_r$72$d;
+    wire  unit_is_a_r$72$q;
+    reg  unit_is_a_r$73$clock;
+    reg  unit_is_a_r$73$d;
+    wire  unit_is_a_r$73$q;
+    reg  unit_is_a_r$74$clock;
+    reg  unit_is_a_r$74$d;
+    wire  unit_is_a_r$74$q;
+    reg  unit_is_a_r$75$clock;
+    reg  unit_is_a_r$75$d;
+    wire  unit_is_a_r$75$q;
+    reg  unit_is_a_r$76$clock;
+    reg  unit_is_a_r$76$d;
+    wire  unit_is_a_r$76$q;
+    reg  unit_is_a_r$77$clock;
+    reg  unit_is_a_r$77$d;
+    wire  unit_is_a_r$77$q;
+    reg  unit_is_a_r$78$clock;
+    reg  unit_is_a_r$78$d;
+    wire  unit_is_a_r$78$q;
+    reg  unit_is_a_r$79$clock;
+    reg  unit_is_a_r$79$d;
+    wire  unit_is_a_r$79$q;
+    reg  unit_is_a_r$80$clock;
+    reg  unit_is_a_r$80$d;
+    wire  unit_is_a_r$80$q;
+    reg  unit_is_a_r$81$clock;
+    reg  unit_is_a_r$81$d;
+    wire  unit_is_a_r$81$q;
+    reg  unit_is_a_r$82$clock;
+    reg  unit_is_a_r$82$d;
+    wire  unit_is_a_r$82$q;
+    reg  unit_is_a_r$83$clock;
+    reg  unit_is_a_r$83$d;
+    wire  unit_is_a_r$83$q;
+    reg  unit_is_a_r$84$clock;
+    reg  unit_is_a_r$84$d;
+    wire  unit_is_a_r$84$q;
+    reg  unit_is_a_r$85$clock;
+    reg  unit_is_a_r$85$d;
+    wire  unit_is_a_r$85$q;
+    reg  unit_is_a_r$86$clock;
+    reg  unit_is_a_r$86$d;
+    wire  unit_is_a_r$86$q;
+    reg  unit_is_a_r$87$clock;
+    reg  unit_is_a_r$87$d;
+    wire  unit_is_a_r$87$q;
+    reg  unit_is_a_r$88$clock;
+    reg  unit_is_a_r$88$d;
+    wire  unit_is_a_r$88$q;
+    reg  unit_is_a_r$89$clock;
+    reg  unit_is_a_r$89$d;
+    wire  unit_is_a_r$89$q;
+    reg  unit_is_a_r$90$clock;
+    reg  unit_is_a_r$90$d;
+    wire  unit_is_a_r$90$q;
+    reg  unit_is_a_r$91$clock;
+    reg  unit_is_a_r$91$d;
+    wire  unit_is_a_r$91$q;
+    reg  unit_is_a_r$92$clock;
+    reg  unit_is_a_r$92$d;
+    wire  unit_is_a_r$92$q;
+    reg  unit_is_a_r$93$clock;
+    reg  unit_is_a_r$93$d;
+    wire  unit_is_a_r$93$q;
+    reg  unit_is_a_r$94$clock;
+    reg  unit_is_a_r$94$d;
+    wire  unit_is_a_r$94$q;
+    reg  unit_is_a_r$95$clock;
+    reg  unit_is_a_r$95$d;
+    wire  unit_is_a_r$95$q;
+    reg  weight_r$0$clock;
+    reg  [19:0] weight_r$0$d;
+    wire  [19:0] weight_r$0$q;
+    reg  weight_r$1$clock;
+    reg  [19:0] weight_r$1$d;
+    wire  [19:0] weight_r$1$q;
+    reg  weight_r$2$clock;
+    reg  [19:0] weight_r$2$d;
+    wire  [19:0] weight_r$2$q;
+    reg  weight_r$3$clock;
+    reg  [19:0] weight_r$3$d;
+    wire  [19:0] weight_r$3$q;
+    reg  weight_r$4$clock;
+    reg  [19:0] weight_r$4$d;
+    wire  [19:0] weight_r$4$q;
+    reg  weight_r$5$clock;
+    reg  [19:0] weight_r$5$d;
+    wire  [19:0] weight_r$5$q;
+    reg  weight_r$6$clock;
+    reg  [19:0] weight_r$6$d;
+    wire  [19:0] weight_r$6$q;
+    reg  weight_r$7$clock;
+    reg  [19:0] weight_r$7$d;
+    wire  [19:0] weight_r$7$q;
+    reg  weight_r$8$clock;
+    reg  [19:0] weight_r$8$d;
+    wire  [19:0] weight_r$8$q;
+    reg  weight_r$9$clock;
+    reg  [19:0] weight_r$9$d;
+    wire  [19:0] weight_r$9$q;
+    reg  weight_r$10$clock;
+    reg  [19:0] weight_r$10$d;
+    wire  [19:0] weight_r$10$q;
+    reg  weight_r$11$clock;
+    reg  [19:0] weight_r$11$d;
+    wire  [19:0] weight_r$11$q;
+    reg  weight_r$12$clock;
+    reg  [19:0] weight_r$12$d;
+    wire  [19:0] weight_r$12$q;
+    reg  weight_r$13$clock;
+    reg  [19:0] weight_r$13$d;
+    wire  [19:0] weight_r$13$q;
+    reg  weight_r$14$clock;
+    reg  [19:0] weight_r$14$d;
+    wire  [19:0] weight_r$14$q;
+    reg  weight_r$15$clock;
+    reg  [19:0] weight_r$15$d;
+    wire  [19:0] weight_r$15$q;
+    reg  weight_r$16$clock;
+    reg  [19:0] weight_r$16$d;
+    wire  [19:0] weight_r$16$q;
+    reg  weight_r$17$clock;
+    reg  [19:0] weight_r$17$d;
+    wire  [19:0] weight_r$17$q;
+    reg  weight_r$18$clock;
+    reg  [19:0] weight_r$18$d;
+    wire  [19:0] weight_r$18$q;
+    reg  weight_r$19$clock;
+    reg  [19:0] weight_r$19$d;
+    wire  [19:0] weight_r$19$q;
+    reg  weight_r$20$clock;
+    reg  [19:0] weight_r$20$d;
+    wire  [19:0] weight_r$20$q;
+    reg  weight_r$21$clock;
+    reg  [19:0] weight_r$21$d;
+    wire  [19:0] weight_r$21$q;
+    reg  weight_r$22$clock;
+    reg  [19:0] weight_r$22$d;
+    wire  [19:0] weight_r$22$q;
+    reg  weight_r$23$clock;
+    reg  [19:0] weight_r$23$d;
+    wire  [19:0] weight_r$23$q;
+    reg  weight_r$24$clock;
+    reg  [19:0] weight_r$24$d;
+    wire  [19:0] weight_r$24$q;
+    reg  weight_r$25$clock;
+    reg  [19:0] weight_r$25$d;
+    wire  [19:0] weight_r$25$q;
+    reg  weight_r$26$clock;
+    reg  [19:0] weight_r$26$d;
+    wire  [19:0] weight_r$26$q;
+    reg  weight_r$27$clock;
+    reg  [19:0] weight_r$27$d;
+    wire  [19:0] weight_r$27$q;
+    reg  weight_r$28$clock;
+    reg  [19:0] weight_r$28$d;
+    wire  [19:0] weight_r$28$q;
+    reg  weight_r$29$clock;
+    reg  [19:0] weight_r$29$d;
+    wire  [19:0] weight_r$29$q;
+    reg  weight_r$30$clock;
+    reg  [19:0] weight_r$30$d;
+    wire  [19:0] weight_r$30$q;
+    reg  weight_r$31$clock;
+    reg  [19:0] weight_r$31$d;
+    wire  [19:0] weight_r$31$q;
+    reg  weight_r$32$clock;
+    reg  [19:0] weight_r$32$d;
+    wire  [19:0] weight_r$32$q;
+    reg  weight_r$33$clock;
+    reg  [19:0] weight_r$33$d;
+    wire  [19:0] weight_r$33$q;
+    reg  weight_r$34$clock;
+    reg  [19:0] weight_r$34$d;
+    wire  [19:0] weight_r$34$q;
+    reg  weight_r$35$clock;
+    reg  [19:0] weight_r$35$d;
+    wire  [19:0] weight_r$35$q;
+    reg  weight_r$36$clock;
+    reg  [19:0] weight_r$36$d;
+    wire  [19:0] weight_r$36$q;
+    reg  weight_r$37$clock;
+    reg  [19:0] weight_r$37$d;
+    wire  [19:0] weight_r$37$q;
+    reg  weight_r$38$clock;
+    reg  [19:0] weight_r$38$d;
+    wire  [19:0] weight_r$38$q;
+    reg  weight_r$39$clock;
+    reg  [19:0] weight_r$39$d;
+    wire  [19:0] weight_r$39$q;
+    reg  weight_r$40$clock;
+    reg  [19:0] weight_r$40$d;
+    wire  [19:0] weight_r$40$q;
+    reg  weight_r$41$clock;
+    reg  [19:0] weight_r$41$d;
+    wire  [19:0] weight_r$41$q;
+    reg  weight_r$42$clock;
+    reg  [19:0] weight_r$42$d;
+    wire  [19:0] weight_r$42$q;
+    reg  weight_r$43$clock;
+    reg  [19:0] weight_r$43$d;
+    wire  [19:0] weight_r$43$q;
+    reg  weight_r$44$clock;
+    reg  [19:0] weight_r$44$d;
+    wire  [19:0] weight_r$44$q;
+    reg  weight_r$45$clock;
+    reg  [19:0] weight_r$45$d;
+    wire  [19:0] weight_r$45$q;
+    reg  weight_r$46$clock;
+    reg  [19:0] weight_r$46$d;
+    wire  [19:0] weight_r$46$q;
+    reg  weight_r$47$clock;
+    reg  [19:0] weight_r$47$d;
+    wire  [19:0] weight_r$47$q;
+    reg  weight_r$48$clock;
+    reg  [19:0] weight_r$48$d;
+    wire  [19:0] weight_r$48$q;
+    reg  weight_r$49$clock;
+    reg  [19:0] weight_r$49$d;
+    wire  [19:0] weight_r$49$q;
+    reg  weight_r$50$clock;
+    reg  [19:0] weight_r$50$d;
+    wire  [19:0] weight_r$50$q;
+    reg  weight_r$51$clock;
+    reg  [19:0] weight_r$51$d;
+    wire  [19:0] weight_r$51$q;
+    reg  weight_r$52$clock;
+    reg  [19:0] weight_r$52$d;
+    wire  [19:0] weight_r$52$q;
+    reg  weight_r$53$clock;
+    reg  [19:0] weight_r$53$d;
+    wire  [19:0] weight_r$53$q;
+    reg  weight_r$54$clock;
+    reg  [19:0] weight_r$54$d;
+    wire  [19:0] weight_r$54$q;
+    reg  weight_r$55$clock;
+    reg  [19:0] weight_r$55$d;
+    wire  [19:0] weight_r$55$q;
+    reg  weight_r$56$clock;
+    reg  [19:0] weight_r$56$d;
+    wire  [19:0] weight_r$56$q;
+    reg  weight_r$57$clock;
+    reg  [19:0] weight_r$57$d;
+    wire  [19:0] weight_r$57$q;
+    reg  weight_r$58$clock;
+    reg  [19:0] weight_r$58$d;
+    wire  [19:0] weight_r$58$q;
+    reg  weight_r$59$clock;
+    reg  [19:0] weight_r$59$d;
+    wire  [19:0] weight_r$59$q;
+    reg  weight_r$60$clock;
+    reg  [19:0] weight_r$60$d;
+    wire  [19:0] weight_r$60$q;
+    reg  weight_r$61$clock;
+    reg  [19:0] weight_r$61$d;
+    wire  [19:0] weight_r$61$q;
+    reg  weight_r$62$clock;
+    reg  [19:0] weight_r$62$d;
+    wire  [19:0] weight_r$62$q;
+    reg  weight_r$63$clock;
+    reg  [19:0] weight_r$63$d;
+    wire  [19:0] weight_r$63$q;
+    reg  weight_r$64$clock;
+    reg  [19:0] weight_r$64$d;
+    wire  [19:0] weight_r$64$q;
+    reg  weight_r$65$clock;
+    reg  [19:0] weight_r$65$d;
+    wire  [19:0] weight_r$65$q;
+    reg  weight_r$66$clock;
+    reg  [19:0] weight_r$66$d;
+    wire  [19:0] weight_r$66$q;
+    reg  weight_r$67$clock;
+    reg  [19:0] weight_r$67$d;
+    wire  [19:0] weight_r$67$q;
+    reg  weight_r$68$clock;
+    reg  [19:0] weight_r$68$d;
+    wire  [19:0] weight_r$68$q;
+    reg  weight_r$69$clock;
+    reg  [19:0] weight_r$69$d;
+    wire  [19:0] weight_r$69$q;
+    reg  weight_r$70$clock;
+    reg  [19:0] weight_r$70$d;
+    wire  [19:0] weight_r$70$q;
+    reg  weight_r$71$clock;
+    reg  [19:0] weight_r$71$d;
+    wire  [19:0] weight_r$71$q;
+    reg  weight_r$72$clock;
+    reg  [19:0] weight_r$72$d;
+    wire  [19:0] weight_r$72$q;
+    reg  weight_r$73$clock;
+    reg  [19:0] weight_r$73$d;
+    wire  [19:0] weight_r$73$q;
+    reg  weight_r$74$clock;
+    reg  [19:0] weight_r$74$d;
+    wire  [19:0] weight_r$74$q;
+    reg  weight_r$75$clock;
+    reg  [19:0] weight_r$75$d;
+    wire  [19:0] weight_r$75$q;
+    reg  weight_r$76$clock;
+    reg  [19:0] weight_r$76$d;
+    wire  [19:0] weight_r$76$q;
+    reg  weight_r$77$clock;
+    reg  [19:0] weight_r$77$d;
+    wire  [19:0] weight_r$77$q;
+    reg  weight_r$78$clock;
+    reg  [19:0] weight_r$78$d;
+    wire  [19:0] weight_r$78$q;
+    reg  weight_r$79$clock;
+    reg  [19:0] weight_r$79$d;
+    wire  [19:0] weight_r$79$q;
+    reg  weight_r$80$clock;
+    reg  [19:0] weight_r$80$d;
+    wire  [19:0] weight_r$80$q;
+    reg  weight_r$81$clock;
+    reg  [19:0] weight_r$81$d;
+    wire  [19:0] weight_r$81$q;
+    reg  weight_r$82$clock;
+    reg  [19:0] weight_r$82$d;
+    wire  [19:0] weight_r$82$q;
+    reg  weight_r$83$clock;
+    reg  [19:0] weight_r$83$d;
+    wire  [19:0] weight_r$83$q;
+    reg  weight_r$84$clock;
+    reg  [19:0] weight_r$84$d;
+    wire  [19:0] weight_r$84$q;
+    reg  weight_r$85$clock;
+    reg  [19:0] weight_r$85$d;
+    wire  [19:0] weight_r$85$q;
+    reg  weight_r$86$clock;
+    reg  [19:0] weight_r$86$d;
+    wire  [19:0] weight_r$86$q;
+    reg  weight_r$87$clock;
+    reg  [19:0] weight_r$87$d;
+    wire  [19:0] weight_r$87$q;
+    reg  weight_r$88$clock;
+    reg  [19:0] weight_r$88$d;
+    wire  [19:0] weight_r$88$q;
+    reg  weight_r$89$clock;
+    reg  [19:0] weight_r$89$d;
+    wire  [19:0] weight_r$89$q;
+    reg  weight_r$90$clock;
+    reg  [19:0] weight_r$90$d;
+    wire  [19:0] weight_r$90$q;
+    reg  weight_r$91$clock;
+    reg  [19:0] weight_r$91$d;
+    wire  [19:0] weight_r$91$q;
+    reg  weight_r$92$clock;
+    reg  [19:0] weight_r$92$d;
+    wire  [19:0] weight_r$92$q;
+    reg  weight_r$93$clock;
+    reg  [19:0] weight_r$93$d;
+    wire  [19:0] weight_r$93$q;
+    reg  weight_r$94$clock;
+    reg  [19:0] weight_r$94$d;
+    wire  [19:0] weight_r$94$q;
+    reg  weight_r$95$clock;
+    reg  [19:0] weight_r$95$d;
+    wire  [19:0] weight_r$95$q;
+    reg  bias_r$0$clock;
+    reg  [19:0] bias_r$0$d;
+    wire  [19:0] bias_r$0$q;
+    reg  bias_r$1$clock;
+    reg  [19:0] bias_r$1$d;
+    wire  [19:0] bias_r$1$q;
+    reg  bias_r$2$clock;
+    reg  [19:0] bias_r$2$d;
+    wire  [19:0] bias_r$2$q;
+    reg  bias_r$3$clock;
+    reg  [19:0] bias_r$3$d;
+    wire  [19:0] bias_r$3$q;
+    reg  bias_r$4$clock;
+    reg  [19:0] bias_r$4$d;
+    wire  [19:0] bias_r$4$q;
+    reg  bias_r$5$clock;
+    reg  [19:0] bias_r$5$d;
+    wire  [19:0] bias_r$5$q;
+    reg  bias_r$6$clock;
+    reg  [19:0] bias_r$6$d;
+    wire  [19:0] bias_r$6$q;
+    reg  bias_r$7$clock;
+    reg  [19:0] bias_r$7$d;
+    wire  [19:0] bias_r$7$q;
+    reg  bias_r$8$clock;
+    reg  [19:0] bias_r$8$d;
+    wire  [19:0] bias_r$8$q;
+    reg  bias_r$9$clock;
+    reg  [19:0] bias_r$9$d;
+    wire  [19:0] bias_r$9$q;
+    reg  bias_r$10$clock;
+    reg  [19:0] bias_r$10$d;
+    wire  [19:0] bias_r$10$q;
+    reg  bias_r$11$clock;
+    reg  [19:0] bias_r$11$d;
+    wire  [19:0] bias_r$11$q;
+    reg  bias_r$12$clock;
+    reg  [19:0] bias_r$12$d;
+    wire  [19:0] bias_r$12$q;
+    reg  bias_r$13$clock;
+    reg  [19:0] bias_r$13$d;
+    wire  [19:0] bias_r$13$q;
+    reg  bias_r$14$clock;
+    reg  [19:0] bias_r$14$d;
+    wire  [19:0] bias_r$14$q;
+    reg  bias_r$15$clock;
+    reg  [19:0] bias_r$15$d;
+    wire  [19:0] bias_r$15$q;
+    reg  bias_r$16$clock;
+    reg  [19:0] bias_r$16$d;
+    wire  [19:0] bias_r$16$q;
+    reg  bias_r$17$clock;
+    reg  [19:0] bias_r$17$d;
+    wire  [19:0] bias_r$17$q;
+    reg  bias_r$18$clock;
+    reg  [19:0] bias_r$18$d;
+    wire  [19:0] bias_r$18$q;
+    reg  bias_r$19$clock;
+    reg  [19:0] bias_r$19$d;
+    wire  [19:0] bias_r$19$q;
+    reg  bias_r$20$clock;
+    reg  [19:0] bias_r$20$d;
+    wire  [19:0] bias_r$20$q;
+    reg  bias_r$21$clock;
+    reg  [19:0] bias_r$21$d;
+    wire  [19:0] bias_r$21$q;
+    reg  bias_r$22$clock;
+    reg  [19:0] bias_r$22$d;
+    wire  [19:0] bias_r$22$q;
+    reg  bias_r$23$clock;
+    reg  [19:0] bias_r$23$d;
+    wire  [19:0] bias_r$23$q;
+    reg  bias_r$24$clock;
+    reg  [19:0] bias_r$24$d;
+    wire  [19:0] bias_r$24$q;
+    reg  bias_r$25$clock;
+    reg  [19:0] bias_r$25$d;
+    wire  [19:0] bias_r$25$q;
+    reg  bias_r$26$clock;
+    reg  [19:0] bias_r$26$d;
+    wire  [19:0] bias_r$26$q;
+    reg  bias_r$27$clock;
+    reg  [19:0] bias_r$27$d;
+    wire  [19:0] bias_r$27$q;
+    reg  bias_r$28$clock;
+    reg  [19:0] bias_r$28$d;
+    wire  [19:0] bias_r$28$q;
+    reg  bias_r$29$clock;
+    reg  [19:0] bias_r$29$d;
+    wire  [19:0] bias_r$29$q;
+    reg  bias_r$30$clock;
+    reg  [19:0] bias_r$30$d;
+    wire  [19:0] bias_r$30$q;
+    reg  bias_r$31$clock;
+    reg  [19:0] bias_r$31$d;
+    wire  [19:0] bias_r$31$q;
+    reg  bias_r$32$clock;
+    reg  [19:0] bias_r$32$d;
+    wire  [19:0] bias_r$32$q;
+    reg  bias_r$33$clock;
+    reg  [19:0] bias_r$33$d;
+    wire  [19:0] bias_r$33$q;
+    reg  bias_r$34$clock;
+    reg  [19:0] bias_r$34$d;
+    wire  [19:0] bias_r$34$q;
+    reg  bias_r$35$clock;
+    reg  [19:0] bias_r$35$d;
+    wire  [19:0] bias_r$35$q;
+    reg  bias_r$36$clock;
+    reg  [19:0] bias_r$36$d;
+    wire  [19:0] bias_r$36$q;
+    reg  bias_r$37$clock;
+    reg  [19:0] bias_r$37$d;
+    wire  [19:0] bias_r$37$q;
+    reg  bias_r$38$clock;
+    reg  [19:0] bias_r$38$d;
+    wire  [19:0] bias_r$38$q;
+    reg  bias_r$39$clock;
+    reg  [19:0] bias_r$39$d;
+    wire  [19:0] bias_r$39$q;
+    reg  bias_r$40$clock;
+    reg  [19:0] bias_r$40$d;
+    wire  [19:0] bias_r$40$q;
+    reg  bias_r$41$clock;
+    reg  [19:0] bias_r$41$d;
+    wire  [19:0] bias_r$41$q;
+    reg  bias_r$42$clock;
+    reg  [19:0] bias_r$42$d;
+    wire  [19:0] bias_r$42$q;
+    reg  bias_r$43$clock;
+    reg  [19:0] bias_r$43$d;
+    wire  [19:0] bias_r$43$q;
+    reg  bias_r$44$clock;
+    reg  [19:0] bias_r$44$d;
+    wire  [19:0] bias_r$44$q;
+    reg  bias_r$45$clock;
+    reg  [19:0] bias_r$45$d;
+    wire  [19:0] bias_r$45$q;
+    reg  bias_r$46$clock;
+    reg  [19:0] bias_r$46$d;
+    wire  [19:0] bias_r$46$q;
+    reg  bias_r$47$clock;
+    reg  [19:0] bias_r$47$d;
+    wire  [19:0] bias_r$47$q;
+    reg  bias_r$48$clock;
+    reg  [19:0] bias_r$48$d;
+    wire  [19:0] bias_r$48$q;
+    reg  bias_r$49$clock;
+    reg  [19:0] bias_r$49$d;
+    wire  [19:0] bias_r$49$q;
+    reg  bias_r$50$clock;
+    reg  [19:0] bias_r$50$d;
+    wire  [19:0] bias_r$50$q;
+    reg  bias_r$51$clock;
+    reg  [19:0] bias_r$51$d;
+    wire  [19:0] bias_r$51$q;
+    reg  bias_r$52$clock;
+    reg  [19:0] bias_r$52$d;
+    wire  [19:0] bias_r$52$q;
+    reg  bias_r$53$clock;
+    reg  [19:0] bias_r$53$d;
+    wire  [19:0] bias_r$53$q;
+    reg  bias_r$54$clock;
+    reg  [19:0] bias_r$54$d;
+    wire  [19:0] bias_r$54$q;
+    reg  bias_r$55$clock;
+    reg  [19:0] bias_r$55$d;
+    wire  [19:0] bias_r$55$q;
+    reg  bias_r$56$clock;
+    reg  [19:0] bias_r$56$d;
+    wire  [19:0] bias_r$56$q;
+    reg  bias_r$57$clock;
+    reg  [19:0] bias_r$57$d;
+    wire  [19:0] bias_r$57$q;
+    reg  bias_r$58$clock;
+    reg  [19:0] bias_r$58$d;
+    wire  [19:0] bias_r$58$q;
+    reg  bias_r$59$clock;
+    reg  [19:0] bias_r$59$d;
+    wire  [19:0] bias_r$59$q;
+    reg  bias_r$60$clock;
+    reg  [19:0] bias_r$60$d;
+    wire  [19:0] bias_r$60$q;
+    reg  bias_r$61$clock;
+    reg  [19:0] bias_r$61$d;
+    wire  [19:0] bias_r$61$q;
+    reg  bias_r$62$clock;
+    reg  [19:0] bias_r$62$d;
+    wire  [19:0] bias_r$62$q;
+    reg  bias_r$63$clock;
+    reg  [19:0] bias_r$63$d;
+    wire  [19:0] bias_r$63$q;
+    reg  bias_r$64$clock;
+    reg  [19:0] bias_r$64$d;
+    wire  [19:0] bias_r$64$q;
+    reg  bias_r$65$clock;
+    reg  [19:0] bias_r$65$d;
+    wire  [19:0] bias_r$65$q;
+    reg  bias_r$66$clock;
+    reg  [19:0] bias_r$66$d;
+    wire  [19:0] bias_r$66$q;
+    reg  bias_r$67$clock;
+    reg  [19:0] bias_r$67$d;
+    wire  [19:0] bias_r$67$q;
+    reg  bias_r$68$clock;
+    reg  [19:0] bias_r$68$d;
+    wire  [19:0] bias_r$68$q;
+    reg  bias_r$69$clock;
+    reg  [19:0] bias_r$69$d;
+    wire  [19:0] bias_r$69$q;
+    reg  bias_r$70$clock;
+    reg  [19:0] bias_r$70$d;
+    wire  [19:0] bias_r$70$q;
+    reg  bias_r$71$clock;
+    reg  [19:0] bias_r$71$d;
+    wire  [19:0] bias_r$71$q;
+    reg  bias_r$72$clock;
+    reg  [19:0] bias_r$72$d;
+    wire  [19:0] bias_r$72$q;
+    reg  bias_r$73$clock;
+    reg  [19:0] bias_r$73$d;
+    wire  [19:0] bias_r$73$q;
+    reg  bias_r$74$clock;
+    reg  [19:0] bias_r$74$d;
+    wire  [19:0] bias_r$74$q;
+    reg  bias_r$75$clock;
+    reg  [19:0] bias_r$75$d;
+    wire  [19:0] bias_r$75$q;
+    reg  bias_r$76$clock;
+    reg  [19:0] bias_r$76$d;
+    wire  [19:0] bias_r$76$q;
+    reg  bias_r$77$clock;
+    reg  [19:0] bias_r$77$d;
+    wire  [19:0] bias_r$77$q;
+    reg  bias_r$78$clock;
+    reg  [19:0] bias_r$78$d;
+    wire  [19:0] bias_r$78$q;
+    reg  bias_r$79$clock;
+    reg  [19:0] bias_r$79$d;
+    wire  [19:0] bias_r$79$q;
+    reg  bias_r$80$clock;
+    reg  [19:0] bias_r$80$d;
+    wire  [19:0] bias_r$80$q;
+    reg  bias_r$81$clock;
+    reg  [19:0] bias_r$81$d;
+    wire  [19:0] bias_r$81$q;
+    reg  bias_r$82$clock;
+    reg  [19:0] bias_r$82$d;
+    wire  [19:0] bias_r$82$q;
+    reg  bias_r$83$clock;
+    reg  [19:0] bias_r$83$d;
+    wire  [19:0] bias_r$83$q;
+    reg  bias_r$84$clock;
+    reg  [19:0] bias_r$84$d;
+    wire  [19:0] bias_r$84$q;
+    reg  bias_r$85$clock;
+    reg  [19:0] bias_r$85$d;
+    wire  [19:0] bias_r$85$q;
+    reg  bias_r$86$clock;
+    reg  [19:0] bias_r$86$d;
+    wire  [19:0] bias_r$86$q;
+    reg  bias_r$87$clock;
+    reg  [19:0] bias_r$87$d;
+    wire  [19:0] bias_r$87$q;
+    reg  bias_r$88$clock;
+    reg  [19:0] bias_r$88$d;
+    wire  [19:0] bias_r$88$q;
+    reg  bias_r$89$clock;
+    reg  [19:0] bias_r$89$d;
+    wire  [19:0] bias_r$89$q;
+    reg  bias_r$90$clock;
+    reg  [19:0] bias_r$90$d;
+    wire  [19:0] bias_r$90$q;
+    reg  bias_r$91$clock;
+    reg  [19:0] bias_r$91$d;
+    wire  [19:0] bias_r$91$q;
+    reg  bias_r$92$clock;
+    reg  [19:0] bias_r$92$d;
+    wire  [19:0] bias_r$92$q;
+    reg  bias_r$93$clock;
+    reg  [19:0] bias_r$93$d;
+    wire  [19:0] bias_r$93$q;
+    reg  bias_r$94$clock;
+    reg  [19:0] bias_r$94$d;
+    wire  [19:0] bias_r$94$q;
+    reg  bias_r$95$clock;
+    reg  [19:0] bias_r$95$d;
+    wire  [19:0] bias_r$95$q;
+    reg  head_weight_r$0$clock;
+    reg  [19:0] head_weight_r$0$d;
+    wire  [19:0] head_weight_r$0$q;
+    reg  head_weight_r$1$clock;
+    reg  [19:0] head_weight_r$1$d;
+    wire  [19:0] head_weight_r$1$q;
+    reg  head_weight_r$2$clock;
+    reg  [19:0] head_weight_r$2$d;
+    wire  [19:0] head_weight_r$2$q;
     reg  state$0$clock;
     reg  state$0$we;
     reg  [15:0] state$0$waddr;
@@ -18694,6 +19774,1606 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] h_j;
     
     // Sub module instances
+    top$gru$lane$0$x_we_r x_we_r(
+        .clock(x_we_r$clock),
+        .d(x_we_r$d),
+        .q(x_we_r$q)
+    );
+    top$gru$lane$0$x_set_r x_set_r(
+        .clock(x_set_r$clock),
+        .d(x_set_r$d),
+        .q(x_set_r$q)
+    );
+    top$gru$lane$0$x_waddr_r x_waddr_r(
+        .clock(x_waddr_r$clock),
+        .d(x_waddr_r$d),
+        .q(x_waddr_r$q)
+    );
+    top$gru$lane$0$x_wdata_r x_wdata_r(
+        .clock(x_wdata_r$clock),
+        .d(x_wdata_r$d),
+        .q(x_wdata_r$q)
+    );
+    top$gru$lane$0$x_raddr0_r x_raddr0_r(
+        .clock(x_raddr0_r$clock),
+        .d(x_raddr0_r$d),
+        .q(x_raddr0_r$q)
+    );
+    top$gru$lane$0$x_raddr1_r x_raddr1_r(
+        .clock(x_raddr1_r$clock),
+        .d(x_raddr1_r$d),
+        .q(x_raddr1_r$q)
+    );
+    top$gru$lane$0$k_r k_r(
+        .clock(k_r$clock),
+        .d(k_r$d),
+        .q(k_r$q)
+    );
+    top$gru$lane$0$k_is_x_r k_is_x_r(
+        .clock(k_is_x_r$clock),
+        .d(k_is_x_r$d),
+        .q(k_is_x_r$q)
+    );
+    top$gru$lane$0$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$gru$lane$0$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$gru$lane$0$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
+    top$gru$lane$0$a_set_r a_set_r(
+        .clock(a_set_r$clock),
+        .d(a_set_r$d),
+        .q(a_set_r$q)
+    );
+    top$gru$lane$0$a_zero_r a_zero_r(
+        .clock(a_zero_r$clock),
+        .d(a_zero_r$d),
+        .q(a_zero_r$q)
+    );
+    top$gru$lane$0$c_zero_r c_zero_r(
+        .clock(c_zero_r$clock),
+        .d(c_zero_r$d),
+        .q(c_zero_r$q)
+    );
+    top$gru$lane$0$mac_en_r mac_en_r(
+        .clock(mac_en_r$clock),
+        .d(mac_en_r$d),
+        .q(mac_en_r$q)
+    );
+    top$gru$lane$0$mac_first_r mac_first_r(
+        .clock(mac_first_r$clock),
+        .d(mac_first_r$d),
+        .q(mac_first_r$q)
+    );
+    top$gru$lane$0$head_en_r head_en_r(
+        .clock(head_en_r$clock),
+        .d(head_en_r$d),
+        .q(head_en_r$q)
+    );
+    top$gru$lane$0$head_first_r head_first_r(
+        .clock(head_first_r$clock),
+        .d(head_first_r$d),
+        .q(head_first_r$q)
+    );
+    top$gru$lane$0$post_r post_r(
+        .clock(post_r$clock),
+        .d(post_r$d),
+        .q(post_r$q)
+    );
+    top$gru$lane$0$post_pass_r post_pass_r(
+        .clock(post_pass_r$clock),
+        .d(post_pass_r$d),
+        .q(post_pass_r$q)
+    );
+    top$gru$lane$0$post_set_r post_set_r(
+        .clock(post_set_r$clock),
+        .d(post_set_r$d),
+        .q(post_set_r$q)
+    );
+    top$gru$lane$0$head_done_r head_done_r(
+        .clock(head_done_r$clock),
+        .d(head_done_r$d),
+        .q(head_done_r$q)
+    );
+    top$gru$lane$0$head_step_first_r head_step_first_r(
+        .clock(head_step_first_r$clock),
+        .d(head_step_first_r$d),
+        .q(head_step_first_r$q)
+    );
+    top$gru$lane$0$head_step_last_r head_step_last_r(
+        .clock(head_step_last_r$clock),
+        .d(head_step_last_r$d),
+        .q(head_step_last_r$q)
+    );
+    top$gru$lane$0$head_set_r head_set_r(
+        .clock(head_set_r$clock),
+        .d(head_set_r$d),
+        .q(head_set_r$q)
+    );
+    top$gru$lane$0$upd_en_r upd_en_r(
+        .clock(upd_en_r$clock),
+        .d(upd_en_r$d),
+        .q(upd_en_r$q)
+    );
+    top$gru$lane$0$upd_j_r upd_j_r(
+        .clock(upd_j_r$clock),
+        .d(upd_j_r$d),
+        .q(upd_j_r$q)
+    );
+    top$gru$lane$0$upd_set_r upd_set_r(
+        .clock(upd_set_r$clock),
+        .d(upd_set_r$d),
+        .q(upd_set_r$q)
+    );
+    top$gru$lane$0$upd_zero_r upd_zero_r(
+        .clock(upd_zero_r$clock),
+        .d(upd_zero_r$d),
+        .q(upd_zero_r$q)
+    );
+    top$gru$lane$0$unit_is_a_r$0 unit_is_a_r$0(
+        .clock(unit_is_a_r$0$clock),
+        .d(unit_is_a_r$0$d),
+        .q(unit_is_a_r$0$q)
+    );
+    top$gru$lane$0$unit_is_a_r$1 unit_is_a_r$1(
+        .clock(unit_is_a_r$1$clock),
+        .d(unit_is_a_r$1$d),
+        .q(unit_is_a_r$1$q)
+    );
+    top$gru$lane$0$unit_is_a_r$2 unit_is_a_r$2(
+        .clock(unit_is_a_r$2$clock),
+        .d(unit_is_a_r$2$d),
+        .q(unit_is_a_r$2$q)
+    );
+    top$gru$lane$0$unit_is_a_r$3 unit_is_a_r$3(
+        .clock(unit_is_a_r$3$clock),
+        .d(unit_is_a_r$3$d),
+        .q(unit_is_a_r$3$q)
+    );
+    top$gru$lane$0$unit_is_a_r$4 unit_is_a_r$4(
+        .clock(unit_is_a_r$4$clock),
+        .d(unit_is_a_r$4$d),
+        .q(unit_is_a_r$4$q)
+    );
+    top$gru$lane$0$unit_is_a_r$5 unit_is_a_r$5(
+        .clock(unit_is_a_r$5$clock),
+        .d(unit_is_a_r$5$d),
+        .q(unit_is_a_r$5$q)
+    );
+    top$gru$lane$0$unit_is_a_r$6 unit_is_a_r$6(
+        .clock(unit_is_a_r$6$clock),
+        .d(unit_is_a_r$6$d),
+        .q(unit_is_a_r$6$q)
+    );
+    top$gru$lane$0$unit_is_a_r$7 unit_is_a_r$7(
+        .clock(unit_is_a_r$7$clock),
+        .d(unit_is_a_r$7$d),
+        .q(unit_is_a_r$7$q)
+    );
+    top$gru$lane$0$unit_is_a_r$8 unit_is_a_r$8(
+        .clock(unit_is_a_r$8$clock),
+        .d(unit_is_a_r$8$d),
+        .q(unit_is_a_r$8$q)
+    );
+    top$gru$lane$0$unit_is_a_r$9 unit_is_a_r$9(
+        .clock(unit_is_a_r$9$clock),
+        .d(unit_is_a_r$9$d),
+        .q(unit_is_a_r$9$q)
+    );
+    top$gru$lane$0$unit_is_a_r$10 unit_is_a_r$10(
+        .clock(unit_is_a_r$10$clock),
+        .d(unit_is_a_r$10$d),
+        .q(unit_is_a_r$10$q)
+    );
+    top$gru$lane$0$unit_is_a_r$11 unit_is_a_r$11(
+        .clock(unit_is_a_r$11$clock),
+        .d(unit_is_a_r$11$d),
+        .q(unit_is_a_r$11$q)
+    );
+    top$gru$lane$0$unit_is_a_r$12 unit_is_a_r$12(
+        .clock(unit_is_a_r$12$clock),
+        .d(unit_is_a_r$12$d),
+        .q(unit_is_a_r$12$q)
+    );
+    top$gru$lane$0$unit_is_a_r$13 unit_is_a_r$13(
+        .clock(unit_is_a_r$13$clock),
+        .d(unit_is_a_r$13$d),
+        .q(unit_is_a_r$13$q)
+    );
+    top$gru$lane$0$unit_is_a_r$14 unit_is_a_r$14(
+        .clock(unit_is_a_r$14$clock),
+        .d(unit_is_a_r$14$d),
+        .q(unit_is_a_r$14$q)
+    );
+    top$gru$lane$0$unit_is_a_r$15 unit_is_a_r$15(
+        .clock(unit_is_a_r$15$clock),
+        .d(unit_is_a_r$15$d),
+        .q(unit_is_a_r$15$q)
+    );
+    top$gru$lane$0$unit_is_a_r$16 unit_is_a_r$16(
+        .clock(unit_is_a_r$16$clock),
+        .d(unit_is_a_r$16$d),
+        .q(unit_is_a_r$16$q)
+    );
+    top$gru$lane$0$unit_is_a_r$17 unit_is_a_r$17(
+        .clock(unit_is_a_r$17$clock),
+        .d(unit_is_a_r$17$d),
+        .q(unit_is_a_r$17$q)
+    );
+    top$gru$lane$0$unit_is_a_r$18 unit_is_a_r$18(
+        .clock(unit_is_a_r$18$clock),
+        .d(unit_is_a_r$18$d),
+        .q(unit_is_a_r$18$q)
+    );
+    top$gru$lane$0$unit_is_a_r$19 unit_is_a_r$19(
+        .clock(unit_is_a_r$19$clock),
+        .d(unit_is_a_r$19$d),
+        .q(unit_is_a_r$19$q)
+    );
+    top$gru$lane$0$unit_is_a_r$20 unit_is_a_r$20(
+        .clock(unit_is_a_r$20$clock),
+        .d(unit_is_a_r$20$d),
+        .q(unit_is_a_r$20$q)
+    );
+    top$gru$lane$0$unit_is_a_r$21 unit_is_a_r$21(
+        .clock(unit_is_a_r$21$clock),
+        .d(unit_is_a_r$21$d),
+        .q(unit_is_a_r$21$q)
+    );
+    top$gru$lane$0$unit_is_a_r$22 unit_is_a_r$22(
+        .clock(unit_is_a_r$22$clock),
+        .d(unit_is_a_r$22$d),
+        .q(unit_is_a_r$22$q)
+    );
+    top$gru$lane$0$unit_is_a_r$23 unit_is_a_r$23(
+        .clock(unit_is_a_r$23$clock),
+        .d(unit_is_a_r$23$d),
+        .q(unit_is_a_r$23$q)
+    );
+    top$gru$lane$0$unit_is_a_r$24 unit_is_a_r$24(
+        .clock(unit_is_a_r$24$clock),
+        .d(unit_is_a_r$24$d),
+        .q(unit_is_a_r$24$q)
+    );
+    top$gru$lane$0$unit_is_a_r$25 unit_is_a_r$25(
+        .clock(unit_is_a_r$25$clock),
+        .d(unit_is_a_r$25$d),
+        .q(unit_is_a_r$25$q)
+    );
+    top$gru$lane$0$unit_is_a_r$26 unit_is_a_r$26(
+        .clock(unit_is_a_r$26$clock),
+        .d(unit_is_a_r$26$d),
+        .q(unit_is_a_r$26$q)
+    );
+    top$gru$lane$0$unit_is_a_r$27 unit_is_a_r$27(
+        .clock(unit_is_a_r$27$clock),
+        .d(unit_is_a_r$27$d),
+        .q(unit_is_a_r$27$q)
+    );
+    top$gru$lane$0$unit_is_a_r$28 unit_is_a_r$28(
+        .clock(unit_is_a_r$28$clock),
+        .d(unit_is_a_r$28$d),
+        .q(unit_is_a_r$28$q)
+    );
+    top$gru$lane$0$unit_is_a_r$29 unit_is_a_r$29(
+        .clock(unit_is_a_r$29$clock),
+        .d(unit_is_a_r$29$d),
+        .q(unit_is_a_r$29$q)
+    );
+    top$gru$lane$0$unit_is_a_r$30 unit_is_a_r$30(
+        .clock(unit_is_a_r$30$clock),
+        .d(unit_is_a_r$30$d),
+        .q(unit_is_a_r$30$q)
+    );
+    top$gru$lane$0$unit_is_a_r$31 unit_is_a_r$31(
+        .clock(unit_is_a_r$31$clock),
+        .d(unit_is_a_r$31$d),
+        .q(unit_is_a_r$31$q)
+    );
+    top$gru$lane$0$unit_is_a_r$32 unit_is_a_r$32(
+        .clock(unit_is_a_r$32$clock),
+        .d(unit_is_a_r$32$d),
+        .q(unit_is_a_r$32$q)
+    );
+    top$gru$lane$0$unit_is_a_r$33 unit_is_a_r$33(
+        .clock(unit_is_a_r$33$clock),
+        .d(unit_is_a_r$33$d),
+        .q(unit_is_a_r$33$q)
+    );
+    top$gru$lane$0$unit_is_a_r$34 unit_is_a_r$34(
+        .clock(unit_is_a_r$34$clock),
+        .d(unit_is_a_r$34$d),
+        .q(unit_is_a_r$34$q)
+    );
+    top$gru$lane$0$unit_is_a_r$35 unit_is_a_r$35(
+        .clock(unit_is_a_r$35$clock),
+        .d(unit_is_a_r$35$d),
+        .q(unit_is_a_r$35$q)
+    );
+    top$gru$lane$0$unit_is_a_r$36 unit_is_a_r$36(
+        .clock(unit_is_a_r$36$clock),
+        .d(unit_is_a_r$36$d),
+        .q(unit_is_a_r$36$q)
+    );
+    top$gru$lane$0$unit_is_a_r$37 unit_is_a_r$37(
+        .clock(unit_is_a_r$37$clock),
+        .d(unit_is_a_r$37$d),
+        .q(unit_is_a_r$37$q)
+    );
+    top$gru$lane$0$unit_is_a_r$38 unit_is_a_r$38(
+        .clock(unit_is_a_r$38$clock),
+        .d(unit_is_a_r$38$d),
+        .q(unit_is_a_r$38$q)
+    );
+    top$gru$lane$0$unit_is_a_r$39 unit_is_a_r$39(
+        .clock(unit_is_a_r$39$clock),
+        .d(unit_is_a_r$39$d),
+        .q(unit_is_a_r$39$q)
+    );
+    top$gru$lane$0$unit_is_a_r$40 unit_is_a_r$40(
+        .clock(unit_is_a_r$40$clock),
+        .d(unit_is_a_r$40$d),
+        .q(unit_is_a_r$40$q)
+    );
+    top$gru$lane$0$unit_is_a_r$41 unit_is_a_r$41(
+        .clock(unit_is_a_r$41$clock),
+        .d(unit_is_a_r$41$d),
+        .q(unit_is_a_r$41$q)
+    );
+    top$gru$lane$0$unit_is_a_r$42 unit_is_a_r$42(
+        .clock(unit_is_a_r$42$clock),
+        .d(unit_is_a_r$42$d),
+        .q(unit_is_a_r$42$q)
+    );
+    top$gru$lane$0$unit_is_a_r$43 unit_is_a_r$43(
+        .clock(unit_is_a_r$43$clock),
+        .d(unit_is_a_r$43$d),
+        .q(unit_is_a_r$43$q)
+    );
+    top$gru$lane$0$unit_is_a_r$44 unit_is_a_r$44(
+        .clock(unit_is_a_r$44$clock),
+        .d(unit_is_a_r$44$d),
+        .q(unit_is_a_r$44$q)
+    );
+    top$gru$lane$0$unit_is_a_r$45 unit_is_a_r$45(
+        .clock(unit_is_a_r$45$clock),
+        .d(unit_is_a_r$45$d),
+        .q(unit_is_a_r$45$q)
+    );
+    top$gru$lane$0$unit_is_a_r$46 unit_is_a_r$46(
+        .clock(unit_is_a_r$46$clock),
+        .d(unit_is_a_r$46$d),
+        .q(unit_is_a_r$46$q)
+    );
+    top$gru$lane$0$unit_is_a_r$47 unit_is_a_r$47(
+        .clock(unit_is_a_r$47$clock),
+        .d(unit_is_a_r$47$d),
+        .q(unit_is_a_r$47$q)
+    );
+    top$gru$lane$0$unit_is_a_r$48 unit_is_a_r$48(
+        .clock(unit_is_a_r$48$clock),
+        .d(unit_is_a_r$48$d),
+        .q(unit_is_a_r$48$q)
+    );
+    top$gru$lane$0$unit_is_a_r$49 unit_is_a_r$49(
+        .clock(unit_is_a_r$49$clock),
+        .d(unit_is_a_r$49$d),
+        .q(unit_is_a_r$49$q)
+    );
+    top$gru$lane$0$unit_is_a_r$50 unit_is_a_r$50(
+        .clock(unit_is_a_r$50$clock),
+        .d(unit_is_a_r$50$d),
+        .q(unit_is_a_r$50$q)
+    );
+    top$gru$lane$0$unit_is_a_r$51 unit_is_a_r$51(
+        .clock(unit_is_a_r$51$clock),
+        .d(unit_is_a_r$51$d),
+        .q(unit_is_a_r$51$q)
+    );
+    top$gru$lane$0$unit_is_a_r$52 unit_is_a_r$52(
+        .clock(unit_is_a_r$52$clock),
+        .d(unit_is_a_r$52$d),
+        .q(unit_is_a_r$52$q)
+    );
+    top$gru$lane$0$unit_is_a_r$53 unit_is_a_r$53(
+        .clock(unit_is_a_r$53$clock),
+        .d(unit_is_a_r$53$d),
+        .q(unit_is_a_r$53$q)
+    );
+    top$gru$lane$0$unit_is_a_r$54 unit_is_a_r$54(
+        .clock(unit_is_a_r$54$clock),
+        .d(unit_is_a_r$54$d),
+        .q(unit_is_a_r$54$q)
+    );
+    top$gru$lane$0$unit_is_a_r$55 unit_is_a_r$55(
+        .clock(unit_is_a_r$55$clock),
+        .d(unit_is_a_r$55$d),
+        .q(unit_is_a_r$55$q)
+    );
+    top$gru$lane$0$unit_is_a_r$56 unit_is_a_r$56(
+        .clock(unit_is_a_r$56$clock),
+        .d(unit_is_a_r$56$d),
+        .q(unit_is_a_r$56$q)
+    );
+    top$gru$lane$0$unit_is_a_r$57 unit_is_a_r$57(
+        .clock(unit_is_a_r$57$clock),
+        .d(unit_is_a_r$57$d),
+        .q(unit_is_a_r$57$q)
+    );
+    top$gru$lane$0$unit_is_a_r$58 unit_is_a_r$58(
+        .clock(unit_is_a_r$58$clock),
+        .d(unit_is_a_r$58$d),
+        .q(unit_is_a_r$58$q)
+    );
+    top$gru$lane$0$unit_is_a_r$59 unit_is_a_r$59(
+        .clock(unit_is_a_r$59$clock),
+        .d(unit_is_a_r$59$d),
+        .q(unit_is_a_r$59$q)
+    );
+    top$gru$lane$0$unit_is_a_r$60 unit_is_a_r$60(
+        .clock(unit_is_a_r$60$clock),
+        .d(unit_is_a_r$60$d),
+        .q(unit_is_a_r$60$q)
+    );
+    top$gru$lane$0$unit_is_a_r$61 unit_is_a_r$61(
+        .clock(unit_is_a_r$61$clock),
+        .d(unit_is_a_r$61$d),
+        .q(unit_is_a_r$61$q)
+    );
+    top$gru$lane$0$unit_is_a_r$62 unit_is_a_r$62(
+        .clock(unit_is_a_r$62$clock),
+        .d(unit_is_a_r$62$d),
+        .q(unit_is_a_r$62$q)
+    );
+    top$gru$lane$0$unit_is_a_r$63 unit_is_a_r$63(
+        .clock(unit_is_a_r$63$clock),
+        .d(unit_is_a_r$63$d),
+        .q(unit_is_a_r$63$q)
+    );
+    top$gru$lane$0$unit_is_a_r$64 unit_is_a_r$64(
+        .clock(unit_is_a_r$64$clock),
+        .d(unit_is_a_r$64$d),
+        .q(unit_is_a_r$64$q)
+    );
+    top$gru$lane$0$unit_is_a_r$65 unit_is_a_r$65(
+        .clock(unit_is_a_r$65$clock),
+        .d(unit_is_a_r$65$d),
+        .q(unit_is_a_r$65$q)
+    );
+    top$gru$lane$0$unit_is_a_r$66 unit_is_a_r$66(
+        .clock(unit_is_a_r$66$clock),
+        .d(unit_is_a_r$66$d),
+        .q(unit_is_a_r$66$q)
+    );
+    top$gru$lane$0$unit_is_a_r$67 unit_is_a_r$67(
+        .clock(unit_is_a_r$67$clock),
+        .d(unit_is_a_r$67$d),
+        .q(unit_is_a_r$67$q)
+    );
+    top$gru$lane$0$unit_is_a_r$68 unit_is_a_r$68(
+        .clock(unit_is_a_r$68$clock),
+        .d(unit_is_a_r$68$d),
+        .q(unit_is_a_r$68$q)
+    );
+    top$gru$lane$0$unit_is_a_r$69 unit_is_a_r$69(
+        .clock(unit_is_a_r$69$clock),
+        .d(unit_is_a_r$69$d),
+        .q(unit_is_a_r$69$q)
+    );
+    top$gru$lane$0$unit_is_a_r$70 unit_is_a_r$70(
+        .clock(unit_is_a_r$70$clock),
+        .d(unit_is_a_r$70$d),
+        .q(unit_is_a_r$70$q)
+    );
+    top$gru$lane$0$unit_is_a_r$71 unit_is_a_r$71(
+        .clock(unit_is_a_r$71$clock),
+        .d(unit_is_a_r$71$d),
+        .q(unit_is_a_r$71$q)
+    );
+    top$gru$lane$0$unit_is_a_r$72 unit_is_a_r$72(
+        .clock(unit_is_a_r$72$clock),
+        .d(unit_is_a_r$72$d),
+        .q(unit_is_a_r$72$q)
+    );
+    top$gru$lane$0$unit_is_a_r$73 unit_is_a_r$73(
+        .clock(unit_is_a_r$73$clock),
+        .d(unit_is_a_r$73$d),
+        .q(unit_is_a_r$73$q)
+    );
+    top$gru$lane$0$unit_is_a_r$74 unit_is_a_r$74(
+        .clock(unit_is_a_r$74$clock),
+        .d(unit_is_a_r$74$d),
+        .q(unit_is_a_r$74$q)
+    );
+    top$gru$lane$0$unit_is_a_r$75 unit_is_a_r$75(
+        .clock(unit_is_a_r$75$clock),
+        .d(unit_is_a_r$75$d),
+        .q(unit_is_a_r$75$q)
+    );
+    top$gru$lane$0$unit_is_a_r$76 unit_is_a_r$76(
+        .clock(unit_is_a_r$76$clock),
+        .d(unit_is_a_r$76$d),
+        .q(unit_is_a_r$76$q)
+    );
+    top$gru$lane$0$unit_is_a_r$77 unit_is_a_r$77(
+        .clock(unit_is_a_r$77$clock),
+        .d(unit_is_a_r$77$d),
+        .q(unit_is_a_r$77$q)
+    );
+    top$gru$lane$0$unit_is_a_r$78 unit_is_a_r$78(
+        .clock(unit_is_a_r$78$clock),
+        .d(unit_is_a_r$78$d),
+        .q(unit_is_a_r$78$q)
+    );
+    top$gru$lane$0$unit_is_a_r$79 unit_is_a_r$79(
+        .clock(unit_is_a_r$79$clock),
+        .d(unit_is_a_r$79$d),
+        .q(unit_is_a_r$79$q)
+    );
+    top$gru$lane$0$unit_is_a_r$80 unit_is_a_r$80(
+        .clock(unit_is_a_r$80$clock),
+        .d(unit_is_a_r$80$d),
+        .q(unit_is_a_r$80$q)
+    );
+    top$gru$lane$0$unit_is_a_r$81 unit_is_a_r$81(
+        .clock(unit_is_a_r$81$clock),
+        .d(unit_is_a_r$81$d),
+        .q(unit_is_a_r$81$q)
+    );
+    top$gru$lane$0$unit_is_a_r$82 unit_is_a_r$82(
+        .clock(unit_is_a_r$82$clock),
+        .d(unit_is_a_r$82$d),
+        .q(unit_is_a_r$82$q)
+    );
+    top$gru$lane$0$unit_is_a_r$83 unit_is_a_r$83(
+        .clock(unit_is_a_r$83$clock),
+        .d(unit_is_a_r$83$d),
+        .q(unit_is_a_r$83$q)
+    );
+    top$gru$lane$0$unit_is_a_r$84 unit_is_a_r$84(
+        .clock(unit_is_a_r$84$clock),
+        .d(unit_is_a_r$84$d),
+        .q(unit_is_a_r$84$q)
+    );
+    top$gru$lane$0$unit_is_a_r$85 unit_is_a_r$85(
+        .clock(unit_is_a_r$85$clock),
+        .d(unit_is_a_r$85$d),
+        .q(unit_is_a_r$85$q)
+    );
+    top$gru$lane$0$unit_is_a_r$86 unit_is_a_r$86(
+        .clock(unit_is_a_r$86$clock),
+        .d(unit_is_a_r$86$d),
+        .q(unit_is_a_r$86$q)
+    );
+    top$gru$lane$0$unit_is_a_r$87 unit_is_a_r$87(
+        .clock(unit_is_a_r$87$clock),
+        .d(unit_is_a_r$87$d),
+        .q(unit_is_a_r$87$q)
+    );
+    top$gru$lane$0$unit_is_a_r$88 unit_is_a_r$88(
+        .clock(unit_is_a_r$88$clock),
+        .d(unit_is_a_r$88$d),
+        .q(unit_is_a_r$88$q)
+    );
+    top$gru$lane$0$unit_is_a_r$89 unit_is_a_r$89(
+        .clock(unit_is_a_r$89$clock),
+        .d(unit_is_a_r$89$d),
+        .q(unit_is_a_r$89$q)
+    );
+    top$gru$lane$0$unit_is_a_r$90 unit_is_a_r$90(
+        .clock(unit_is_a_r$90$clock),
+        .d(unit_is_a_r$90$d),
+        .q(unit_is_a_r$90$q)
+    );
+    top$gru$lane$0$unit_is_a_r$91 unit_is_a_r$91(
+        .clock(unit_is_a_r$91$clock),
+        .d(unit_is_a_r$91$d),
+        .q(unit_is_a_r$91$q)
+    );
+    top$gru$lane$0$unit_is_a_r$92 unit_is_a_r$92(
+        .clock(unit_is_a_r$92$clock),
+        .d(unit_is_a_r$92$d),
+        .q(unit_is_a_r$92$q)
+    );
+    top$gru$lane$0$unit_is_a_r$93 unit_is_a_r$93(
+        .clock(unit_is_a_r$93$clock),
+        .d(unit_is_a_r$93$d),
+        .q(unit_is_a_r$93$q)
+    );
+    top$gru$lane$0$unit_is_a_r$94 unit_is_a_r$94(
+        .clock(unit_is_a_r$94$clock),
+        .d(unit_is_a_r$94$d),
+        .q(unit_is_a_r$94$q)
+    );
+    top$gru$lane$0$unit_is_a_r$95 unit_is_a_r$95(
+        .clock(unit_is_a_r$95$clock),
+        .d(unit_is_a_r$95$d),
+        .q(unit_is_a_r$95$q)
+    );
+    top$gru$lane$0$weight_r$0 weight_r$0(
+        .clock(weight_r$0$clock),
+        .d(weight_r$0$d),
+        .q(weight_r$0$q)
+    );
+    top$gru$lane$0$weight_r$1 weight_r$1(
+        .clock(weight_r$1$clock),
+        .d(weight_r$1$d),
+        .q(weight_r$1$q)
+    );
+    top$gru$lane$0$weight_r$2 weight_r$2(
+        .clock(weight_r$2$clock),
+        .d(weight_r$2$d),
+        .q(weight_r$2$q)
+    );
+    top$gru$lane$0$weight_r$3 weight_r$3(
+        .clock(weight_r$3$clock),
+        .d(weight_r$3$d),
+        .q(weight_r$3$q)
+    );
+    top$gru$lane$0$weight_r$4 weight_r$4(
+        .clock(weight_r$4$clock),
+        .d(weight_r$4$d),
+        .q(weight_r$4$q)
+    );
+    top$gru$lane$0$weight_r$5 weight_r$5(
+        .clock(weight_r$5$clock),
+        .d(weight_r$5$d),
+        .q(weight_r$5$q)
+    );
+    top$gru$lane$0$weight_r$6 weight_r$6(
+        .clock(weight_r$6$clock),
+        .d(weight_r$6$d),
+        .q(weight_r$6$q)
+    );
+    top$gru$lane$0$weight_r$7 weight_r$7(
+        .clock(weight_r$7$clock),
+        .d(weight_r$7$d),
+        .q(weight_r$7$q)
+    );
+    top$gru$lane$0$weight_r$8 weight_r$8(
+        .clock(weight_r$8$clock),
+        .d(weight_r$8$d),
+        .q(weight_r$8$q)
+    );
+    top$gru$lane$0$weight_r$9 weight_r$9(
+        .clock(weight_r$9$clock),
+        .d(weight_r$9$d),
+        .q(weight_r$9$q)
+    );
+    top$gru$lane$0$weight_r$10 weight_r$10(
+        .clock(weight_r$10$clock),
+        .d(weight_r$10$d),
+        .q(weight_r$10$q)
+    );
+    top$gru$lane$0$weight_r$11 weight_r$11(
+        .clock(weight_r$11$clock),
+        .d(weight_r$11$d),
+        .q(weight_r$11$q)
+    );
+    top$gru$lane$0$weight_r$12 weight_r$12(
+        .clock(weight_r$12$clock),
+        .d(weight_r$12$d),
+        .q(weight_r$12$q)
+    );
+    top$gru$lane$0$weight_r$13 weight_r$13(
+        .clock(weight_r$13$clock),
+        .d(weight_r$13$d),
+        .q(weight_r$13$q)
+    );
+    top$gru$lane$0$weight_r$14 weight_r$14(
+        .clock(weight_r$14$clock),
+        .d(weight_r$14$d),
+        .q(weight_r$14$q)
+    );
+    top$gru$lane$0$weight_r$15 weight_r$15(
+        .clock(weight_r$15$clock),
+        .d(weight_r$15$d),
+        .q(weight_r$15$q)
+    );
+    top$gru$lane$0$weight_r$16 weight_r$16(
+        .clock(weight_r$16$clock),
+        .d(weight_r$16$d),
+        .q(weight_r$16$q)
+    );
+    top$gru$lane$0$weight_r$17 weight_r$17(
+        .clock(weight_r$17$clock),
+        .d(weight_r$17$d),
+        .q(weight_r$17$q)
+    );
+    top$gru$lane$0$weight_r$18 weight_r$18(
+        .clock(weight_r$18$clock),
+        .d(weight_r$18$d),
+        .q(weight_r$18$q)
+    );
+    top$gru$lane$0$weight_r$19 weight_r$19(
+        .clock(weight_r$19$clock),
+        .d(weight_r$19$d),
+        .q(weight_r$19$q)
+    );
+    top$gru$lane$0$weight_r$20 weight_r$20(
+        .clock(weight_r$20$clock),
+        .d(weight_r$20$d),
+        .q(weight_r$20$q)
+    );
+    top$gru$lane$0$weight_r$21 weight_r$21(
+        .clock(weight_r$21$clock),
+        .d(weight_r$21$d),
+        .q(weight_r$21$q)
+    );
+    top$gru$lane$0$weight_r$22 weight_r$22(
+        .clock(weight_r$22$clock),
+        .d(weight_r$22$d),
+        .q(weight_r$22$q)
+    );
+    top$gru$lane$0$weight_r$23 weight_r$23(
+        .clock(weight_r$23$clock),
+        .d(weight_r$23$d),
+        .q(weight_r$23$q)
+    );
+    top$gru$lane$0$weight_r$24 weight_r$24(
+        .clock(weight_r$24$clock),
+        .d(weight_r$24$d),
+        .q(weight_r$24$q)
+    );
+    top$gru$lane$0$weight_r$25 weight_r$25(
+        .clock(weight_r$25$clock),
+        .d(weight_r$25$d),
+        .q(weight_r$25$q)
+    );
+    top$gru$lane$0$weight_r$26 weight_r$26(
+        .clock(weight_r$26$clock),
+        .d(weight_r$26$d),
+        .q(weight_r$26$q)
+    );
+    top$gru$lane$0$weight_r$27 weight_r$27(
+        .clock(weight_r$27$clock),
+        .d(weight_r$27$d),
+        .q(weight_r$27$q)
+    );
+    top$gru$lane$0$weight_r$28 weight_r$28(
+        .clock(weight_r$28$clock),
+        .d(weight_r$28$d),
+        .q(weight_r$28$q)
+    );
+    top$gru$lane$0$weight_r$29 weight_r$29(
+        .clock(weight_r$29$clock),
+        .d(weight_r$29$d),
+        .q(weight_r$29$q)
+    );
+    top$gru$lane$0$weight_r$30 weight_r$30(
+        .clock(weight_r$30$clock),
+        .d(weight_r$30$d),
+        .q(weight_r$30$q)
+    );
+    top$gru$lane$0$weight_r$31 weight_r$31(
+        .clock(weight_r$31$clock),
+        .d(weight_r$31$d),
+        .q(weight_r$31$q)
+    );
+    top$gru$lane$0$weight_r$32 weight_r$32(
+        .clock(weight_r$32$clock),
+        .d(weight_r$32$d),
+        .q(weight_r$32$q)
+    );
+    top$gru$lane$0$weight_r$33 weight_r$33(
+        .clock(weight_r$33$clock),
+        .d(weight_r$33$d),
+        .q(weight_r$33$q)
+    );
+    top$gru$lane$0$weight_r$34 weight_r$34(
+        .clock(weight_r$34$clock),
+        .d(weight_r$34$d),
+        .q(weight_r$34$q)
+    );
+    top$gru$lane$0$weight_r$35 weight_r$35(
+        .clock(weight_r$35$clock),
+        .d(weight_r$35$d),
+        .q(weight_r$35$q)
+    );
+    top$gru$lane$0$weight_r$36 weight_r$36(
+        .clock(weight_r$36$clock),
+        .d(weight_r$36$d),
+        .q(weight_r$36$q)
+    );
+    top$gru$lane$0$weight_r$37 weight_r$37(
+        .clock(weight_r$37$clock),
+        .d(weight_r$37$d),
+        .q(weight_r$37$q)
+    );
+    top$gru$lane$0$weight_r$38 weight_r$38(
+        .clock(weight_r$38$clock),
+        .d(weight_r$38$d),
+        .q(weight_r$38$q)
+    );
+    top$gru$lane$0$weight_r$39 weight_r$39(
+        .clock(weight_r$39$clock),
+        .d(weight_r$39$d),
+        .q(weight_r$39$q)
+    );
+    top$gru$lane$0$weight_r$40 weight_r$40(
+        .clock(weight_r$40$clock),
+        .d(weight_r$40$d),
+        .q(weight_r$40$q)
+    );
+    top$gru$lane$0$weight_r$41 weight_r$41(
+        .clock(weight_r$41$clock),
+        .d(weight_r$41$d),
+        .q(weight_r$41$q)
+    );
+    top$gru$lane$0$weight_r$42 weight_r$42(
+        .clock(weight_r$42$clock),
+        .d(weight_r$42$d),
+        .q(weight_r$42$q)
+    );
+    top$gru$lane$0$weight_r$43 weight_r$43(
+        .clock(weight_r$43$clock),
+        .d(weight_r$43$d),
+        .q(weight_r$43$q)
+    );
+    top$gru$lane$0$weight_r$44 weight_r$44(
+        .clock(weight_r$44$clock),
+        .d(weight_r$44$d),
+        .q(weight_r$44$q)
+    );
+    top$gru$lane$0$weight_r$45 weight_r$45(
+        .clock(weight_r$45$clock),
+        .d(weight_r$45$d),
+        .q(weight_r$45$q)
+    );
+    top$gru$lane$0$weight_r$46 weight_r$46(
+        .clock(weight_r$46$clock),
+        .d(weight_r$46$d),
+        .q(weight_r$46$q)
+    );
+    top$gru$lane$0$weight_r$47 weight_r$47(
+        .clock(weight_r$47$clock),
+        .d(weight_r$47$d),
+        .q(weight_r$47$q)
+    );
+    top$gru$lane$0$weight_r$48 weight_r$48(
+        .clock(weight_r$48$clock),
+        .d(weight_r$48$d),
+        .q(weight_r$48$q)
+    );
+    top$gru$lane$0$weight_r$49 weight_r$49(
+        .clock(weight_r$49$clock),
+        .d(weight_r$49$d),
+        .q(weight_r$49$q)
+    );
+    top$gru$lane$0$weight_r$50 weight_r$50(
+        .clock(weight_r$50$clock),
+        .d(weight_r$50$d),
+        .q(weight_r$50$q)
+    );
+    top$gru$lane$0$weight_r$51 weight_r$51(
+        .clock(weight_r$51$clock),
+        .d(weight_r$51$d),
+        .q(weight_r$51$q)
+    );
+    top$gru$lane$0$weight_r$52 weight_r$52(
+        .clock(weight_r$52$clock),
+        .d(weight_r$52$d),
+        .q(weight_r$52$q)
+    );
+    top$gru$lane$0$weight_r$53 weight_r$53(
+        .clock(weight_r$53$clock),
+        .d(weight_r$53$d),
+        .q(weight_r$53$q)
+    );
+    top$gru$lane$0$weight_r$54 weight_r$54(
+        .clock(weight_r$54$clock),
+        .d(weight_r$54$d),
+        .q(weight_r$54$q)
+    );
+    top$gru$lane$0$weight_r$55 weight_r$55(
+        .clock(weight_r$55$clock),
+        .d(weight_r$55$d),
+        .q(weight_r$55$q)
+    );
+    top$gru$lane$0$weight_r$56 weight_r$56(
+        .clock(weight_r$56$clock),
+        .d(weight_r$56$d),
+        .q(weight_r$56$q)
+    );
+    top$gru$lane$0$weight_r$57 weight_r$57(
+        .clock(weight_r$57$clock),
+        .d(weight_r$57$d),
+        .q(weight_r$57$q)
+    );
+    top$gru$lane$0$weight_r$58 weight_r$58(
+        .clock(weight_r$58$clock),
+        .d(weight_r$58$d),
+        .q(weight_r$58$q)
+    );
+    top$gru$lane$0$weight_r$59 weight_r$59(
+        .clock(weight_r$59$clock),
+        .d(weight_r$59$d),
+        .q(weight_r$59$q)
+    );
+    top$gru$lane$0$weight_r$60 weight_r$60(
+        .clock(weight_r$60$clock),
+        .d(weight_r$60$d),
+        .q(weight_r$60$q)
+    );
+    top$gru$lane$0$weight_r$61 weight_r$61(
+        .clock(weight_r$61$clock),
+        .d(weight_r$61$d),
+        .q(weight_r$61$q)
+    );
+    top$gru$lane$0$weight_r$62 weight_r$62(
+        .clock(weight_r$62$clock),
+        .d(weight_r$62$d),
+        .q(weight_r$62$q)
+    );
+    top$gru$lane$0$weight_r$63 weight_r$63(
+        .clock(weight_r$63$clock),
+        .d(weight_r$63$d),
+        .q(weight_r$63$q)
+    );
+    top$gru$lane$0$weight_r$64 weight_r$64(
+        .clock(weight_r$64$clock),
+        .d(weight_r$64$d),
+        .q(weight_r$64$q)
+    );
+    top$gru$lane$0$weight_r$65 weight_r$65(
+        .clock(weight_r$65$clock),
+        .d(weight_r$65$d),
+        .q(weight_r$65$q)
+    );
+    top$gru$lane$0$weight_r$66 weight_r$66(
+        .clock(weight_r$66$clock),
+        .d(weight_r$66$d),
+        .q(weight_r$66$q)
+    );
+    top$gru$lane$0$weight_r$67 weight_r$67(
+        .clock(weight_r$67$clock),
+        .d(weight_r$67$d),
+        .q(weight_r$67$q)
+    );
+    top$gru$lane$0$weight_r$68 weight_r$68(
+        .clock(weight_r$68$clock),
+        .d(weight_r$68$d),
+        .q(weight_r$68$q)
+    );
+    top$gru$lane$0$weight_r$69 weight_r$69(
+        .clock(weight_r$69$clock),
+        .d(weight_r$69$d),
+        .q(weight_r$69$q)
+    );
+    top$gru$lane$0$weight_r$70 weight_r$70(
+        .clock(weight_r$70$clock),
+        .d(weight_r$70$d),
+        .q(weight_r$70$q)
+    );
+    top$gru$lane$0$weight_r$71 weight_r$71(
+        .clock(weight_r$71$clock),
+        .d(weight_r$71$d),
+        .q(weight_r$71$q)
+    );
+    top$gru$lane$0$weight_r$72 weight_r$72(
+        .clock(weight_r$72$clock),
+        .d(weight_r$72$d),
+        .q(weight_r$72$q)
+    );
+    top$gru$lane$0$weight_r$73 weight_r$73(
+        .clock(weight_r$73$clock),
+        .d(weight_r$73$d),
+        .q(weight_r$73$q)
+    );
+    top$gru$lane$0$weight_r$74 weight_r$74(
+        .clock(weight_r$74$clock),
+        .d(weight_r$74$d),
+        .q(weight_r$74$q)
+    );
+    top$gru$lane$0$weight_r$75 weight_r$75(
+        .clock(weight_r$75$clock),
+        .d(weight_r$75$d),
+        .q(weight_r$75$q)
+    );
+    top$gru$lane$0$weight_r$76 weight_r$76(
+        .clock(weight_r$76$clock),
+        .d(weight_r$76$d),
+        .q(weight_r$76$q)
+    );
+    top$gru$lane$0$weight_r$77 weight_r$77(
+        .clock(weight_r$77$clock),
+        .d(weight_r$77$d),
+        .q(weight_r$77$q)
+    );
+    top$gru$lane$0$weight_r$78 weight_r$78(
+        .clock(weight_r$78$clock),
+        .d(weight_r$78$d),
+        .q(weight_r$78$q)
+    );
+    top$gru$lane$0$weight_r$79 weight_r$79(
+        .clock(weight_r$79$clock),
+        .d(weight_r$79$d),
+        .q(weight_r$79$q)
+    );
+    top$gru$lane$0$weight_r$80 weight_r$80(
+        .clock(weight_r$80$clock),
+        .d(weight_r$80$d),
+        .q(weight_r$80$q)
+    );
+    top$gru$lane$0$weight_r$81 weight_r$81(
+        .clock(weight_r$81$clock),
+        .d(weight_r$81$d),
+        .q(weight_r$81$q)
+    );
+    top$gru$lane$0$weight_r$82 weight_r$82(
+        .clock(weight_r$82$clock),
+        .d(weight_r$82$d),
+        .q(weight_r$82$q)
+    );
+    top$gru$lane$0$weight_r$83 weight_r$83(
+        .clock(weight_r$83$clock),
+        .d(weight_r$83$d),
+        .q(weight_r$83$q)
+    );
+    top$gru$lane$0$weight_r$84 weight_r$84(
+        .clock(weight_r$84$clock),
+        .d(weight_r$84$d),
+        .q(weight_r$84$q)
+    );
+    top$gru$lane$0$weight_r$85 weight_r$85(
+        .clock(weight_r$85$clock),
+        .d(weight_r$85$d),
+        .q(weight_r$85$q)
+    );
+    top$gru$lane$0$weight_r$86 weight_r$86(
+        .clock(weight_r$86$clock),
+        .d(weight_r$86$d),
+        .q(weight_r$86$q)
+    );
+    top$gru$lane$0$weight_r$87 weight_r$87(
+        .clock(weight_r$87$clock),
+        .d(weight_r$87$d),
+        .q(weight_r$87$q)
+    );
+    top$gru$lane$0$weight_r$88 weight_r$88(
+        .clock(weight_r$88$clock),
+        .d(weight_r$88$d),
+        .q(weight_r$88$q)
+    );
+    top$gru$lane$0$weight_r$89 weight_r$89(
+        .clock(weight_r$89$clock),
+        .d(weight_r$89$d),
+        .q(weight_r$89$q)
+    );
+    top$gru$lane$0$weight_r$90 weight_r$90(
+        .clock(weight_r$90$clock),
+        .d(weight_r$90$d),
+        .q(weight_r$90$q)
+    );
+    top$gru$lane$0$weight_r$91 weight_r$91(
+        .clock(weight_r$91$clock),
+        .d(weight_r$91$d),
+        .q(weight_r$91$q)
+    );
+    top$gru$lane$0$weight_r$92 weight_r$92(
+        .clock(weight_r$92$clock),
+        .d(weight_r$92$d),
+        .q(weight_r$92$q)
+    );
+    top$gru$lane$0$weight_r$93 weight_r$93(
+        .clock(weight_r$93$clock),
+        .d(weight_r$93$d),
+        .q(weight_r$93$q)
+    );
+    top$gru$lane$0$weight_r$94 weight_r$94(
+        .clock(weight_r$94$clock),
+        .d(weight_r$94$d),
+        .q(weight_r$94$q)
+    );
+    top$gru$lane$0$weight_r$95 weight_r$95(
+        .clock(weight_r$95$clock),
+        .d(weight_r$95$d),
+        .q(weight_r$95$q)
+    );
+    top$gru$lane$0$bias_r$0 bias_r$0(
+        .clock(bias_r$0$clock),
+        .d(bias_r$0$d),
+        .q(bias_r$0$q)
+    );
+    top$gru$lane$0$bias_r$1 bias_r$1(
+        .clock(bias_r$1$clock),
+        .d(bias_r$1$d),
+        .q(bias_r$1$q)
+    );
+    top$gru$lane$0$bias_r$2 bias_r$2(
+        .clock(bias_r$2$clock),
+        .d(bias_r$2$d),
+        .q(bias_r$2$q)
+    );
+    top$gru$lane$0$bias_r$3 bias_r$3(
+        .clock(bias_r$3$clock),
+        .d(bias_r$3$d),
+        .q(bias_r$3$q)
+    );
+    top$gru$lane$0$bias_r$4 bias_r$4(
+        .clock(bias_r$4$clock),
+        .d(bias_r$4$d),
+        .q(bias_r$4$q)
+    );
+    top$gru$lane$0$bias_r$5 bias_r$5(
+        .clock(bias_r$5$clock),
+        .d(bias_r$5$d),
+        .q(bias_r$5$q)
+    );
+    top$gru$lane$0$bias_r$6 bias_r$6(
+        .clock(bias_r$6$clock),
+        .d(bias_r$6$d),
+        .q(bias_r$6$q)
+    );
+    top$gru$lane$0$bias_r$7 bias_r$7(
+        .clock(bias_r$7$clock),
+        .d(bias_r$7$d),
+        .q(bias_r$7$q)
+    );
+    top$gru$lane$0$bias_r$8 bias_r$8(
+        .clock(bias_r$8$clock),
+        .d(bias_r$8$d),
+        .q(bias_r$8$q)
+    );
+    top$gru$lane$0$bias_r$9 bias_r$9(
+        .clock(bias_r$9$clock),
+        .d(bias_r$9$d),
+        .q(bias_r$9$q)
+    );
+    top$gru$lane$0$bias_r$10 bias_r$10(
+        .clock(bias_r$10$clock),
+        .d(bias_r$10$d),
+        .q(bias_r$10$q)
+    );
+    top$gru$lane$0$bias_r$11 bias_r$11(
+        .clock(bias_r$11$clock),
+        .d(bias_r$11$d),
+        .q(bias_r$11$q)
+    );
+    top$gru$lane$0$bias_r$12 bias_r$12(
+        .clock(bias_r$12$clock),
+        .d(bias_r$12$d),
+        .q(bias_r$12$q)
+    );
+    top$gru$lane$0$bias_r$13 bias_r$13(
+        .clock(bias_r$13$clock),
+        .d(bias_r$13$d),
+        .q(bias_r$13$q)
+    );
+    top$gru$lane$0$bias_r$14 bias_r$14(
+        .clock(bias_r$14$clock),
+        .d(bias_r$14$d),
+        .q(bias_r$14$q)
+    );
+    top$gru$lane$0$bias_r$15 bias_r$15(
+        .clock(bias_r$15$clock),
+        .d(bias_r$15$d),
+        .q(bias_r$15$q)
+    );
+    top$gru$lane$0$bias_r$16 bias_r$16(
+        .clock(bias_r$16$clock),
+        .d(bias_r$16$d),
+        .q(bias_r$16$q)
+    );
+    top$gru$lane$0$bias_r$17 bias_r$17(
+        .clock(bias_r$17$clock),
+        .d(bias_r$17$d),
+        .q(bias_r$17$q)
+    );
+    top$gru$lane$0$bias_r$18 bias_r$18(
+        .clock(bias_r$18$clock),
+        .d(bias_r$18$d),
+        .q(bias_r$18$q)
+    );
+    top$gru$lane$0$bias_r$19 bias_r$19(
+        .clock(bias_r$19$clock),
+        .d(bias_r$19$d),
+        .q(bias_r$19$q)
+    );
+    top$gru$lane$0$bias_r$20 bias_r$20(
+        .clock(bias_r$20$clock),
+        .d(bias_r$20$d),
+        .q(bias_r$20$q)
+    );
+    top$gru$lane$0$bias_r$21 bias_r$21(
+        .clock(bias_r$21$clock),
+        .d(bias_r$21$d),
+        .q(bias_r$21$q)
+    );
+    top$gru$lane$0$bias_r$22 bias_r$22(
+        .clock(bias_r$22$clock),
+        .d(bias_r$22$d),
+        .q(bias_r$22$q)
+    );
+    top$gru$lane$0$bias_r$23 bias_r$23(
+        .clock(bias_r$23$clock),
+        .d(bias_r$23$d),
+        .q(bias_r$23$q)
+    );
+    top$gru$lane$0$bias_r$24 bias_r$24(
+        .clock(bias_r$24$clock),
+        .d(bias_r$24$d),
+        .q(bias_r$24$q)
+    );
+    top$gru$lane$0$bias_r$25 bias_r$25(
+        .clock(bias_r$25$clock),
+        .d(bias_r$25$d),
+        .q(bias_r$25$q)
+    );
+    top$gru$lane$0$bias_r$26 bias_r$26(
+        .clock(bias_r$26$clock),
+        .d(bias_r$26$d),
+        .q(bias_r$26$q)
+    );
+    top$gru$lane$0$bias_r$27 bias_r$27(
+        .clock(bias_r$27$clock),
+        .d(bias_r$27$d),
+        .q(bias_r$27$q)
+    );
+    top$gru$lane$0$bias_r$28 bias_r$28(
+        .clock(bias_r$28$clock),
+        .d(bias_r$28$d),
+        .q(bias_r$28$q)
+    );
+    top$gru$lane$0$bias_r$29 bias_r$29(
+        .clock(bias_r$29$clock),
+        .d(bias_r$29$d),
+        .q(bias_r$29$q)
+    );
+    top$gru$lane$0$bias_r$30 bias_r$30(
+        .clock(bias_r$30$clock),
+        .d(bias_r$30$d),
+        .q(bias_r$30$q)
+    );
+    top$gru$lane$0$bias_r$31 bias_r$31(
+        .clock(bias_r$31$clock),
+        .d(bias_r$31$d),
+        .q(bias_r$31$q)
+    );
+    top$gru$lane$0$bias_r$32 bias_r$32(
+        .clock(bias_r$32$clock),
+        .d(bias_r$32$d),
+        .q(bias_r$32$q)
+    );
+    top$gru$lane$0$bias_r$33 bias_r$33(
+        .clock(bias_r$33$clock),
+        .d(bias_r$33$d),
+        .q(bias_r$33$q)
+    );
+    top$gru$lane$0$bias_r$34 bias_r$34(
+        .clock(bias_r$34$clock),
+        .d(bias_r$34$d),
+        .q(bias_r$34$q)
+    );
+    top$gru$lane$0$bias_r$35 bias_r$35(
+        .clock(bias_r$35$clock),
+        .d(bias_r$35$d),
+        .q(bias_r$35$q)
+    );
+    top$gru$lane$0$bias_r$36 bias_r$36(
+        .clock(bias_r$36$clock),
+        .d(bias_r$36$d),
+        .q(bias_r$36$q)
+    );
+    top$gru$lane$0$bias_r$37 bias_r$37(
+        .clock(bias_r$37$clock),
+        .d(bias_r$37$d),
+        .q(bias_r$37$q)
+    );
+    top$gru$lane$0$bias_r$38 bias_r$38(
+        .clock(bias_r$38$clock),
+        .d(bias_r$38$d),
+        .q(bias_r$38$q)
+    );
+    top$gru$lane$0$bias_r$39 bias_r$39(
+        .clock(bias_r$39$clock),
+        .d(bias_r$39$d),
+        .q(bias_r$39$q)
+    );
+    top$gru$lane$0$bias_r$40 bias_r$40(
+        .clock(bias_r$40$clock),
+        .d(bias_r$40$d),
+        .q(bias_r$40$q)
+    );
+    top$gru$lane$0$bias_r$41 bias_r$41(
+        .clock(bias_r$41$clock),
+        .d(bias_r$41$d),
+        .q(bias_r$41$q)
+    );
+    top$gru$lane$0$bias_r$42 bias_r$42(
+        .clock(bias_r$42$clock),
+        .d(bias_r$42$d),
+        .q(bias_r$42$q)
+    );
+    top$gru$lane$0$bias_r$43 bias_r$43(
+        .clock(bias_r$43$clock),
+        .d(bias_r$43$d),
+        .q(bias_r$43$q)
+    );
+    top$gru$lane$0$bias_r$44 bias_r$44(
+        .clock(bias_r$44$clock),
+        .d(bias_r$44$d),
+        .q(bias_r$44$q)
+    );
+    top$gru$lane$0$bias_r$45 bias_r$45(
+        .clock(bias_r$45$clock),
+        .d(bias_r$45$d),
+        .q(bias_r$45$q)
+    );
+    top$gru$lane$0$bias_r$46 bias_r$46(
+        .clock(bias_r$46$clock),
+        .d(bias_r$46$d),
+        .q(bias_r$46$q)
+    );
+    top$gru$lane$0$bias_r$47 bias_r$47(
+        .clock(bias_r$47$clock),
+        .d(bias_r$47$d),
+        .q(bias_r$47$q)
+    );
+    top$gru$lane$0$bias_r$48 bias_r$48(
+        .clock(bias_r$48$clock),
+        .d(bias_r$48$d),
+        .q(bias_r$48$q)
+    );
+    top$gru$lane$0$bias_r$49 bias_r$49(
+        .clock(bias_r$49$clock),
+        .d(bias_r$49$d),
+        .q(bias_r$49$q)
+    );
+    top$gru$lane$0$bias_r$50 bias_r$50(
+        .clock(bias_r$50$clock),
+        .d(bias_r$50$d),
+        .q(bias_r$50$q)
+    );
+    top$gru$lane$0$bias_r$51 bias_r$51(
+        .clock(bias_r$51$clock),
+        .d(bias_r$51$d),
+        .q(bias_r$51$q)
+    );
+    top$gru$lane$0$bias_r$52 bias_r$52(
+        .clock(bias_r$52$clock),
+        .d(bias_r$52$d),
+        .q(bias_r$52$q)
+    );
+    top$gru$lane$0$bias_r$53 bias_r$53(
+        .clock(bias_r$53$clock),
+        .d(bias_r$53$d),
+        .q(bias_r$53$q)
+    );
+    top$gru$lane$0$bias_r$54 bias_r$54(
+        .clock(bias_r$54$clock),
+        .d(bias_r$54$d),
+        .q(bias_r$54$q)
+    );
+    top$gru$lane$0$bias_r$55 bias_r$55(
+        .clock(bias_r$55$clock),
+        .d(bias_r$55$d),
+        .q(bias_r$55$q)
+    );
+    top$gru$lane$0$bias_r$56 bias_r$56(
+        .clock(bias_r$56$clock),
+        .d(bias_r$56$d),
+        .q(bias_r$56$q)
+    );
+    top$gru$lane$0$bias_r$57 bias_r$57(
+        .clock(bias_r$57$clock),
+        .d(bias_r$57$d),
+        .q(bias_r$57$q)
+    );
+    top$gru$lane$0$bias_r$58 bias_r$58(
+        .clock(bias_r$58$clock),
+        .d(bias_r$58$d),
+        .q(bias_r$58$q)
+    );
+    top$gru$lane$0$bias_r$59 bias_r$59(
+        .clock(bias_r$59$clock),
+        .d(bias_r$59$d),
+        .q(bias_r$59$q)
+    );
+    top$gru$lane$0$bias_r$60 bias_r$60(
+        .clock(bias_r$60$clock),
+        .d(bias_r$60$d),
+        .q(bias_r$60$q)
+    );
+    top$gru$lane$0$bias_r$61 bias_r$61(
+        .clock(bias_r$61$clock),
+        .d(bias_r$61$d),
+        .q(bias_r$61$q)
+    );
+    top$gru$lane$0$bias_r$62 bias_r$62(
+        .clock(bias_r$62$clock),
+        .d(bias_r$62$d),
+        .q(bias_r$62$q)
+    );
+    top$gru$lane$0$bias_r$63 bias_r$63(
+        .clock(bias_r$63$clock),
+        .d(bias_r$63$d),
+        .q(bias_r$63$q)
+    );
+    top$gru$lane$0$bias_r$64 bias_r$64(
+        .clock(bias_r$64$clock),
+        .d(bias_r$64$d),
+        .q(bias_r$64$q)
+    );
+    top$gru$lane$0$bias_r$65 bias_r$65(
+        .clock(bias_r$65$clock),
+        .d(bias_r$65$d),
+        .q(bias_r$65$q)
+    );
+    top$gru$lane$0$bias_r$66 bias_r$66(
+        .clock(bias_r$66$clock),
+        .d(bias_r$66$d),
+        .q(bias_r$66$q)
+    );
+    top$gru$lane$0$bias_r$67 bias_r$67(
+        .clock(bias_r$67$clock),
+        .d(bias_r$67$d),
+        .q(bias_r$67$q)
+    );
+    top$gru$lane$0$bias_r$68 bias_r$68(
+        .clock(bias_r$68$clock),
+        .d(bias_r$68$d),
+        .q(bias_r$68$q)
+    );
+    top$gru$lane$0$bias_r$69 bias_r$69(
+        .clock(bias_r$69$clock),
+        .d(bias_r$69$d),
+        .q(bias_r$69$q)
+    );
+    top$gru$lane$0$bias_r$70 bias_r$70(
+        .clock(bias_r$70$clock),
+        .d(bias_r$70$d),
+        .q(bias_r$70$q)
+    );
+    top$gru$lane$0$bias_r$71 bias_r$71(
+        .clock(bias_r$71$clock),
+        .d(bias_r$71$d),
+        .q(bias_r$71$q)
+    );
+    top$gru$lane$0$bias_r$72 bias_r$72(
+        .clock(bias_r$72$clock),
+        .d(bias_r$72$d),
+        .q(bias_r$72$q)
+    );
+    top$gru$lane$0$bias_r$73 bias_r$73(
+        .clock(bias_r$73$clock),
+        .d(bias_r$73$d),
+        .q(bias_r$73$q)
+    );
+    top$gru$lane$0$bias_r$74 bias_r$74(
+        .clock(bias_r$74$clock),
+        .d(bias_r$74$d),
+        .q(bias_r$74$q)
+    );
+    top$gru$lane$0$bias_r$75 bias_r$75(
+        .clock(bias_r$75$clock),
+        .d(bias_r$75$d),
+        .q(bias_r$75$q)
+    );
+    top$gru$lane$0$bias_r$76 bias_r$76(
+        .clock(bias_r$76$clock),
+        .d(bias_r$76$d),
+        .q(bias_r$76$q)
+    );
+    top$gru$lane$0$bias_r$77 bias_r$77(
+        .clock(bias_r$77$clock),
+        .d(bias_r$77$d),
+        .q(bias_r$77$q)
+    );
+    top$gru$lane$0$bias_r$78 bias_r$78(
+        .clock(bias_r$78$clock),
+        .d(bias_r$78$d),
+        .q(bias_r$78$q)
+    );
+    top$gru$lane$0$bias_r$79 bias_r$79(
+        .clock(bias_r$79$clock),
+        .d(bias_r$79$d),
+        .q(bias_r$79$q)
+    );
+    top$gru$lane$0$bias_r$80 bias_r$80(
+        .clock(bias_r$80$clock),
+        .d(bias_r$80$d),
+        .q(bias_r$80$q)
+    );
+    top$gru$lane$0$bias_r$81 bias_r$81(
+        .clock(bias_r$81$clock),
+        .d(bias_r$81$d),
+        .q(bias_r$81$q)
+    );
+    top$gru$lane$0$bias_r$82 bias_r$82(
+        .clock(bias_r$82$clock),
+        .d(bias_r$82$d),
+        .q(bias_r$82$q)
+    );
+    top$gru$lane$0$bias_r$83 bias_r$83(
+        .clock(bias_r$83$clock),
+        .d(bias_r$83$d),
+        .q(bias_r$83$q)
+    );
+    top$gru$lane$0$bias_r$84 bias_r$84(
+        .clock(bias_r$84$clock),
+        .d(bias_r$84$d),
+        .q(bias_r$84$q)
+    );
+    top$gru$lane$0$bias_r$85 bias_r$85(
+        .clock(bias_r$85$clock),
+        .d(bias_r$85$d),
+        .q(bias_r$85$q)
+    );
+    top$gru$lane$0$bias_r$86 bias_r$86(
+        .clock(bias_r$86$clock),
+        .d(bias_r$86$d),
+        .q(bias_r$86$q)
+    );
+    top$gru$lane$0$bias_r$87 bias_r$87(
+        .clock(bias_r$87$clock),
+        .d(bias_r$87$d),
+        .q(bias_r$87$q)
+    );
+    top$gru$lane$0$bias_r$88 bias_r$88(
+        .clock(bias_r$88$clock),
+        .d(bias_r$88$d),
+        .q(bias_r$88$q)
+    );
+    top$gru$lane$0$bias_r$89 bias_r$89(
+        .clock(bias_r$89$clock),
+        .d(bias_r$89$d),
+        .q(bias_r$89$q)
+    );
+    top$gru$lane$0$bias_r$90 bias_r$90(
+        .clock(bias_r$90$clock),
+        .d(bias_r$90$d),
+        .q(bias_r$90$q)
+    );
+    top$gru$lane$0$bias_r$91 bias_r$91(
+        .clock(bias_r$91$clock),
+        .d(bias_r$91$d),
+        .q(bias_r$91$q)
+    );
+    top$gru$lane$0$bias_r$92 bias_r$92(
+        .clock(bias_r$92$clock),
+        .d(bias_r$92$d),
+        .q(bias_r$92$q)
+    );
+    top$gru$lane$0$bias_r$93 bias_r$93(
+        .clock(bias_r$93$clock),
+        .d(bias_r$93$d),
+        .q(bias_r$93$q)
+    );
+    top$gru$lane$0$bias_r$94 bias_r$94(
+        .clock(bias_r$94$clock),
+        .d(bias_r$94$d),
+        .q(bias_r$94$q)
+    );
+    top$gru$lane$0$bias_r$95 bias_r$95(
+        .clock(bias_r$95$clock),
+        .d(bias_r$95$d),
+        .q(bias_r$95$q)
+    );
+    top$gru$lane$0$head_weight_r$0 head_weight_r$0(
+        .clock(head_weight_r$0$clock),
+        .d(head_weight_r$0$d),
+        .q(head_weight_r$0$q)
+    );
+    top$gru$lane$0$head_weight_r$1 head_weight_r$1(
+        .clock(head_weight_r$1$clock),
+        .d(head_weight_r$1$d),
+        .q(head_weight_r$1$q)
+    );
+    top$gru$lane$0$head_weight_r$2 head_weight_r$2(
+        .clock(head_weight_r$2$clock),
+        .d(head_weight_r$2$d),
+        .q(head_weight_r$2$q)
+    );
     top$gru$lane$0$state$0 state$0(
         .clock(state$0$clock),
         .we(state$0$we),
@@ -20691,37 +23371,677 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        x_we_r$clock = clock;
+        x_we_r$d = x_we;
+        x_set_r$clock = clock;
+        x_set_r$d = x_set;
+        x_waddr_r$clock = clock;
+        x_waddr_r$d = x_waddr;
+        x_wdata_r$clock = clock;
+        x_wdata_r$d = x_wdata;
+        x_raddr0_r$clock = clock;
+        x_raddr0_r$d = x_raddr0;
+        x_raddr1_r$clock = clock;
+        x_raddr1_r$d = x_raddr1;
+        k_r$clock = clock;
+        k_r$d = k;
+        k_is_x_r$clock = clock;
+        k_is_x_r$d = k_is_x;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
+        a_set_r$clock = clock;
+        a_set_r$d = a_set;
+        a_zero_r$clock = clock;
+        a_zero_r$d = a_zero;
+        c_zero_r$clock = clock;
+        c_zero_r$d = c_zero;
+        mac_en_r$clock = clock;
+        mac_en_r$d = mac_en;
+        mac_first_r$clock = clock;
+        mac_first_r$d = mac_first;
+        head_en_r$clock = clock;
+        head_en_r$d = head_en;
+        head_first_r$clock = clock;
+        head_first_r$d = head_first;
+        post_r$clock = clock;
+        post_r$d = post;
+        post_pass_r$clock = clock;
+        post_pass_r$d = post_pass;
+        post_set_r$clock = clock;
+        post_set_r$d = post_set;
+        head_done_r$clock = clock;
+        head_done_r$d = head_done;
+        head_step_first_r$clock = clock;
+        head_step_first_r$d = head_step_first;
+        head_step_last_r$clock = clock;
+        head_step_last_r$d = head_step_last;
+        head_set_r$clock = clock;
+        head_set_r$d = head_set;
+        upd_en_r$clock = clock;
+        upd_en_r$d = upd_en;
+        upd_j_r$clock = clock;
+        upd_j_r$d = upd_j;
+        upd_set_r$clock = clock;
+        upd_set_r$d = upd_set;
+        upd_zero_r$clock = clock;
+        upd_zero_r$d = upd_zero;
+        unit_is_a_r$0$clock = clock;
+        unit_is_a_r$0$d = unit_is_a$0;
+        weight_r$0$clock = clock;
+        weight_r$0$d = weight$0;
+        bias_r$0$clock = clock;
+        bias_r$0$d = bias$0;
+        unit_is_a_r$1$clock = clock;
+        unit_is_a_r$1$d = unit_is_a$1;
+        weight_r$1$clock = clock;
+        weight_r$1$d = weight$1;
+        bias_r$1$clock = clock;
+        bias_r$1$d = bias$1;
+        unit_is_a_r$2$clock = clock;
+        unit_is_a_r$2$d = unit_is_a$2;
+        weight_r$2$clock = clock;
+        weight_r$2$d = weight$2;
+        bias_r$2$clock = clock;
+        bias_r$2$d = bias$2;
+        unit_is_a_r$3$clock = clock;
+        unit_is_a_r$3$d = unit_is_a$3;
+        weight_r$3$clock = clock;
+        weight_r$3$d = weight$3;
+        bias_r$3$clock = clock;
+        bias_r$3$d = bias$3;
+        unit_is_a_r$4$clock = clock;
+        unit_is_a_r$4$d = unit_is_a$4;
+        weight_r$4$clock = clock;
+        weight_r$4$d = weight$4;
+        bias_r$4$clock = clock;
+        bias_r$4$d = bias$4;
+        unit_is_a_r$5$clock = clock;
+        unit_is_a_r$5$d = unit_is_a$5;
+        weight_r$5$clock = clock;
+        weight_r$5$d = weight$5;
+        bias_r$5$clock = clock;
+        bias_r$5$d = bias$5;
+        unit_is_a_r$6$clock = clock;
+        unit_is_a_r$6$d = unit_is_a$6;
+        weight_r$6$clock = clock;
+        weight_r$6$d = weight$6;
+        bias_r$6$clock = clock;
+        bias_r$6$d = bias$6;
+        unit_is_a_r$7$clock = clock;
+        unit_is_a_r$7$d = unit_is_a$7;
+        weight_r$7$clock = clock;
+        weight_r$7$d = weight$7;
+        bias_r$7$clock = clock;
+        bias_r$7$d = bias$7;
+        unit_is_a_r$8$clock = clock;
+        unit_is_a_r$8$d = unit_is_a$8;
+        weight_r$8$clock = clock;
+        weight_r$8$d = weight$8;
+        bias_r$8$clock = clock;
+        bias_r$8$d = bias$8;
+        unit_is_a_r$9$clock = clock;
+        unit_is_a_r$9$d = unit_is_a$9;
+        weight_r$9$clock = clock;
+        weight_r$9$d = weight$9;
+        bias_r$9$clock = clock;
+        bias_r$9$d = bias$9;
+        unit_is_a_r$10$clock = clock;
+        unit_is_a_r$10$d = unit_is_a$10;
+        weight_r$10$clock = clock;
+        weight_r$10$d = weight$10;
+        bias_r$10$clock = clock;
+        bias_r$10$d = bias$10;
+        unit_is_a_r$11$clock = clock;
+        unit_is_a_r$11$d = unit_is_a$11;
+        weight_r$11$clock = clock;
+        weight_r$11$d = weight$11;
+        bias_r$11$clock = clock;
+        bias_r$11$d = bias$11;
+        unit_is_a_r$12$clock = clock;
+        unit_is_a_r$12$d = unit_is_a$12;
+        weight_r$12$clock = clock;
+        weight_r$12$d = weight$12;
+        bias_r$12$clock = clock;
+        bias_r$12$d = bias$12;
+        unit_is_a_r$13$clock = clock;
+        unit_is_a_r$13$d = unit_is_a$13;
+        weight_r$13$clock = clock;
+        weight_r$13$d = weight$13;
+        bias_r$13$clock = clock;
+        bias_r$13$d = bias$13;
+        unit_is_a_r$14$clock = clock;
+        unit_is_a_r$14$d = unit_is_a$14;
+        weight_r$14$clock = clock;
+        weight_r$14$d = weight$14;
+        bias_r$14$clock = clock;
+        bias_r$14$d = bias$14;
+        unit_is_a_r$15$clock = clock;
+        unit_is_a_r$15$d = unit_is_a$15;
+        weight_r$15$clock = clock;
+        weight_r$15$d = weight$15;
+        bias_r$15$clock = clock;
+        bias_r$15$d = bias$15;
+        unit_is_a_r$16$clock = clock;
+        unit_is_a_r$16$d = unit_is_a$16;
+        weight_r$16$clock = clock;
+        weight_r$16$d = weight$16;
+        bias_r$16$clock = clock;
+        bias_r$16$d = bias$16;
+        unit_is_a_r$17$clock = clock;
+        unit_is_a_r$17$d = unit_is_a$17;
+        weight_r$17$clock = clock;
+        weight_r$17$d = weight$17;
+        bias_r$17$clock = clock;
+        bias_r$17$d = bias$17;
+        unit_is_a_r$18$clock = clock;
+        unit_is_a_r$18$d = unit_is_a$18;
+        weight_r$18$clock = clock;
+        weight_r$18$d = weight$18;
+        bias_r$18$clock = clock;
+        bias_r$18$d = bias$18;
+        unit_is_a_r$19$clock = clock;
+        unit_is_a_r$19$d = unit_is_a$19;
+        weight_r$19$clock = clock;
+        weight_r$19$d = weight$19;
+        bias_r$19$clock = clock;
+        bias_r$19$d = bias$19;
+        unit_is_a_r$20$clock = clock;
+        unit_is_a_r$20$d = unit_is_a$20;
+        weight_r$20$clock = clock;
+        weight_r$20$d = weight$20;
+        bias_r$20$clock = clock;
+        bias_r$20$d = bias$20;
+        unit_is_a_r$21$clock = clock;
+        unit_is_a_r$21$d = unit_is_a$21;
+        weight_r$21$clock = clock;
+        weight_r$21$d = weight$21;
+        bias_r$21$clock = clock;
+        bias_r$21$d = bias$21;
+        unit_is_a_r$22$clock = clock;
+        unit_is_a_r$22$d = unit_is_a$22;
+        weight_r$22$clock = clock;
+        weight_r$22$d = weight$22;
+        bias_r$22$clock = clock;
+        bias_r$22$d = bias$22;
+        unit_is_a_r$23$clock = clock;
+        unit_is_a_r$23$d = unit_is_a$23;
+        weight_r$23$clock = clock;
+        weight_r$23$d = weight$23;
+        bias_r$23$clock = clock;
+        bias_r$23$d = bias$23;
+        unit_is_a_r$24$clock = clock;
+        unit_is_a_r$24$d = unit_is_a$24;
+        weight_r$24$clock = clock;
+        weight_r$24$d = weight$24;
+        bias_r$24$clock = clock;
+        bias_r$24$d = bias$24;
+        unit_is_a_r$25$clock = clock;
+        unit_is_a_r$25$d = unit_is_a$25;
+        weight_r$25$clock = clock;
+        weight_r$25$d = weight$25;
+        bias_r$25$clock = clock;
+        bias_r$25$d = bias$25;
+        unit_is_a_r$26$clock = clock;
+        unit_is_a_r$26$d = unit_is_a$26;
+        weight_r$26$clock = clock;
+        weight_r$26$d = weight$26;
+        bias_r$26$clock = clock;
+        bias_r$26$d = bias$26;
+        unit_is_a_r$27$clock = clock;
+        unit_is_a_r$27$d = unit_is_a$27;
+        weight_r$27$clock = clock;
+        weight_r$27$d = weight$27;
+        bias_r$27$clock = clock;
+        bias_r$27$d = bias$27;
+        unit_is_a_r$28$clock = clock;
+        unit_is_a_r$28$d = unit_is_a$28;
+        weight_r$28$clock = clock;
+        weight_r$28$d = weight$28;
+        bias_r$28$clock = clock;
+        bias_r$28$d = bias$28;
+        unit_is_a_r$29$clock = clock;
+        unit_is_a_r$29$d = unit_is_a$29;
+        weight_r$29$clock = clock;
+        weight_r$29$d = weight$29;
+        bias_r$29$clock = clock;
+        bias_r$29$d = bias$29;
+        unit_is_a_r$30$clock = clock;
+        unit_is_a_r$30$d = unit_is_a$30;
+        weight_r$30$clock = clock;
+        weight_r$30$d = weight$30;
+        bias_r$30$clock = clock;
+        bias_r$30$d = bias$30;
+        unit_is_a_r$31$clock = clock;
+        unit_is_a_r$31$d = unit_is_a$31;
+        weight_r$31$clock = clock;
+        weight_r$31$d = weight$31;
+        bias_r$31$clock = clock;
+        bias_r$31$d = bias$31;
+        unit_is_a_r$32$clock = clock;
+        unit_is_a_r$32$d = unit_is_a$32;
+        weight_r$32$clock = clock;
+        weight_r$32$d = weight$32;
+        bias_r$32$clock = clock;
+        bias_r$32$d = bias$32;
+        unit_is_a_r$33$clock = clock;
+        unit_is_a_r$33$d = unit_is_a$33;
+        weight_r$33$clock = clock;
+        weight_r$33$d = weight$33;
+        bias_r$33$clock = clock;
+        bias_r$33$d = bias$33;
+        unit_is_a_r$34$clock = clock;
+        unit_is_a_r$34$d = unit_is_a$34;
+        weight_r$34$clock = clock;
+        weight_r$34$d = weight$34;
+        bias_r$34$clock = clock;
+        bias_r$34$d = bias$34;
+        unit_is_a_r$35$clock = clock;
+        unit_is_a_r$35$d = unit_is_a$35;
+        weight_r$35$clock = clock;
+        weight_r$35$d = weight$35;
+        bias_r$35$clock = clock;
+        bias_r$35$d = bias$35;
+        unit_is_a_r$36$clock = clock;
+        unit_is_a_r$36$d = unit_is_a$36;
+        weight_r$36$clock = clock;
+        weight_r$36$d = weight$36;
+        bias_r$36$clock = clock;
+        bias_r$36$d = bias$36;
+        unit_is_a_r$37$clock = clock;
+        unit_is_a_r$37$d = unit_is_a$37;
+        weight_r$37$clock = clock;
+        weight_r$37$d = weight$37;
+        bias_r$37$clock = clock;
+        bias_r$37$d = bias$37;
+        unit_is_a_r$38$clock = clock;
+        unit_is_a_r$38$d = unit_is_a$38;
+        weight_r$38$clock = clock;
+        weight_r$38$d = weight$38;
+        bias_r$38$clock = clock;
+        bias_r$38$d = bias$38;
+        unit_is_a_r$39$clock = clock;
+        unit_is_a_r$39$d = unit_is_a$39;
+        weight_r$39$clock = clock;
+        weight_r$39$d = weight$39;
+        bias_r$39$clock = clock;
+        bias_r$39$d = bias$39;
+        unit_is_a_r$40$clock = clock;
+        unit_is_a_r$40$d = unit_is_a$40;
+        weight_r$40$clock = clock;
+        weight_r$40$d = weight$40;
+        bias_r$40$clock = clock;
+        bias_r$40$d = bias$40;
+        unit_is_a_r$41$clock = clock;
+        unit_is_a_r$41$d = unit_is_a$41;
+        weight_r$41$clock = clock;
+        weight_r$41$d = weight$41;
+        bias_r$41$clock = clock;
+        bias_r$41$d = bias$41;
+        unit_is_a_r$42$clock = clock;
+        unit_is_a_r$42$d = unit_is_a$42;
+        weight_r$42$clock = clock;
+        weight_r$42$d = weight$42;
+        bias_r$42$clock = clock;
+        bias_r$42$d = bias$42;
+        unit_is_a_r$43$clock = clock;
+        unit_is_a_r$43$d = unit_is_a$43;
+        weight_r$43$clock = clock;
+        weight_r$43$d = weight$43;
+        bias_r$43$clock = clock;
+        bias_r$43$d = bias$43;
+        unit_is_a_r$44$clock = clock;
+        unit_is_a_r$44$d = unit_is_a$44;
+        weight_r$44$clock = clock;
+        weight_r$44$d = weight$44;
+        bias_r$44$clock = clock;
+        bias_r$44$d = bias$44;
+        unit_is_a_r$45$clock = clock;
+        unit_is_a_r$45$d = unit_is_a$45;
+        weight_r$45$clock = clock;
+        weight_r$45$d = weight$45;
+        bias_r$45$clock = clock;
+        bias_r$45$d = bias$45;
+        unit_is_a_r$46$clock = clock;
+        unit_is_a_r$46$d = unit_is_a$46;
+        weight_r$46$clock = clock;
+        weight_r$46$d = weight$46;
+        bias_r$46$clock = clock;
+        bias_r$46$d = bias$46;
+        unit_is_a_r$47$clock = clock;
+        unit_is_a_r$47$d = unit_is_a$47;
+        weight_r$47$clock = clock;
+        weight_r$47$d = weight$47;
+        bias_r$47$clock = clock;
+        bias_r$47$d = bias$47;
+        unit_is_a_r$48$clock = clock;
+        unit_is_a_r$48$d = unit_is_a$48;
+        weight_r$48$clock = clock;
+        weight_r$48$d = weight$48;
+        bias_r$48$clock = clock;
+        bias_r$48$d = bias$48;
+        unit_is_a_r$49$clock = clock;
+        unit_is_a_r$49$d = unit_is_a$49;
+        weight_r$49$clock = clock;
+        weight_r$49$d = weight$49;
+        bias_r$49$clock = clock;
+        bias_r$49$d = bias$49;
+        unit_is_a_r$50$clock = clock;
+        unit_is_a_r$50$d = unit_is_a$50;
+        weight_r$50$clock = clock;
+        weight_r$50$d = weight$50;
+        bias_r$50$clock = clock;
+        bias_r$50$d = bias$50;
+        unit_is_a_r$51$clock = clock;
+        unit_is_a_r$51$d = unit_is_a$51;
+        weight_r$51$clock = clock;
+        weight_r$51$d = weight$51;
+        bias_r$51$clock = clock;
+        bias_r$51$d = bias$51;
+        unit_is_a_r$52$clock = clock;
+        unit_is_a_r$52$d = unit_is_a$52;
+        weight_r$52$clock = clock;
+        weight_r$52$d = weight$52;
+        bias_r$52$clock = clock;
+        bias_r$52$d = bias$52;
+        unit_is_a_r$53$clock = clock;
+        unit_is_a_r$53$d = unit_is_a$53;
+        weight_r$53$clock = clock;
+        weight_r$53$d = weight$53;
+        bias_r$53$clock = clock;
+        bias_r$53$d = bias$53;
+        unit_is_a_r$54$clock = clock;
+        unit_is_a_r$54$d = unit_is_a$54;
+        weight_r$54$clock = clock;
+        weight_r$54$d = weight$54;
+        bias_r$54$clock = clock;
+        bias_r$54$d = bias$54;
+        unit_is_a_r$55$clock = clock;
+        unit_is_a_r$55$d = unit_is_a$55;
+        weight_r$55$clock = clock;
+        weight_r$55$d = weight$55;
+        bias_r$55$clock = clock;
+        bias_r$55$d = bias$55;
+        unit_is_a_r$56$clock = clock;
+        unit_is_a_r$56$d = unit_is_a$56;
+        weight_r$56$clock = clock;
+        weight_r$56$d = weight$56;
+        bias_r$56$clock = clock;
+        bias_r$56$d = bias$56;
+        unit_is_a_r$57$clock = clock;
+        unit_is_a_r$57$d = unit_is_a$57;
+        weight_r$57$clock = clock;
+        weight_r$57$d = weight$57;
+        bias_r$57$clock = clock;
+        bias_r$57$d = bias$57;
+        unit_is_a_r$58$clock = clock;
+        unit_is_a_r$58$d = unit_is_a$58;
+        weight_r$58$clock = clock;
+        weight_r$58$d = weight$58;
+        bias_r$58$clock = clock;
+        bias_r$58$d = bias$58;
+        unit_is_a_r$59$clock = clock;
+        unit_is_a_r$59$d = unit_is_a$59;
+        weight_r$59$clock = clock;
+        weight_r$59$d = weight$59;
+        bias_r$59$clock = clock;
+        bias_r$59$d = bias$59;
+        unit_is_a_r$60$clock = clock;
+        unit_is_a_r$60$d = unit_is_a$60;
+        weight_r$60$clock = clock;
+        weight_r$60$d = weight$60;
+        bias_r$60$clock = clock;
+        bias_r$60$d = bias$60;
+        unit_is_a_r$61$clock = clock;
+        unit_is_a_r$61$d = unit_is_a$61;
+        weight_r$61$clock = clock;
+        weight_r$61$d = weight$61;
+        bias_r$61$clock = clock;
+        bias_r$61$d = bias$61;
+        unit_is_a_r$62$clock = clock;
+        unit_is_a_r$62$d = unit_is_a$62;
+        weight_r$62$clock = clock;
+        weight_r$62$d = weight$62;
+        bias_r$62$clock = clock;
+        bias_r$62$d = bias$62;
+        unit_is_a_r$63$clock = clock;
+        unit_is_a_r$63$d = unit_is_a$63;
+        weight_r$63$clock = clock;
+        weight_r$63$d = weight$63;
+        bias_r$63$clock = clock;
+        bias_r$63$d = bias$63;
+        unit_is_a_r$64$clock = clock;
+        unit_is_a_r$64$d = unit_is_a$64;
+        weight_r$64$clock = clock;
+        weight_r$64$d = weight$64;
+        bias_r$64$clock = clock;
+        bias_r$64$d = bias$64;
+        unit_is_a_r$65$clock = clock;
+        unit_is_a_r$65$d = unit_is_a$65;
+        weight_r$65$clock = clock;
+        weight_r$65$d = weight$65;
+        bias_r$65$clock = clock;
+        bias_r$65$d = bias$65;
+        unit_is_a_r$66$clock = clock;
+        unit_is_a_r$66$d = unit_is_a$66;
+        weight_r$66$clock = clock;
+        weight_r$66$d = weight$66;
+        bias_r$66$clock = clock;
+        bias_r$66$d = bias$66;
+        unit_is_a_r$67$clock = clock;
+        unit_is_a_r$67$d = unit_is_a$67;
+        weight_r$67$clock = clock;
+        weight_r$67$d = weight$67;
+        bias_r$67$clock = clock;
+        bias_r$67$d = bias$67;
+        unit_is_a_r$68$clock = clock;
+        unit_is_a_r$68$d = unit_is_a$68;
+        weight_r$68$clock = clock;
+        weight_r$68$d = weight$68;
+        bias_r$68$clock = clock;
+        bias_r$68$d = bias$68;
+        unit_is_a_r$69$clock = clock;
+        unit_is_a_r$69$d = unit_is_a$69;
+        weight_r$69$clock = clock;
+        weight_r$69$d = weight$69;
+        bias_r$69$clock = clock;
+        bias_r$69$d = bias$69;
+        unit_is_a_r$70$clock = clock;
+        unit_is_a_r$70$d = unit_is_a$70;
+        weight_r$70$clock = clock;
+        weight_r$70$d = weight$70;
+        bias_r$70$clock = clock;
+        bias_r$70$d = bias$70;
+        unit_is_a_r$71$clock = clock;
+        unit_is_a_r$71$d = unit_is_a$71;
+        weight_r$71$clock = clock;
+        weight_r$71$d = weight$71;
+        bias_r$71$clock = clock;
+        bias_r$71$d = bias$71;
+        unit_is_a_r$72$clock = clock;
+        unit_is_a_r$72$d = unit_is_a$72;
+        weight_r$72$clock = clock;
+        weight_r$72$d = weight$72;
+        bias_r$72$clock = clock;
+        bias_r$72$d = bias$72;
+        unit_is_a_r$73$clock = clock;
+        unit_is_a_r$73$d = unit_is_a$73;
+        weight_r$73$clock = clock;
+        weight_r$73$d = weight$73;
+        bias_r$73$clock = clock;
+        bias_r$73$d = bias$73;
+        unit_is_a_r$74$clock = clock;
+        unit_is_a_r$74$d = unit_is_a$74;
+        weight_r$74$clock = clock;
+        weight_r$74$d = weight$74;
+        bias_r$74$clock = clock;
+        bias_r$74$d = bias$74;
+        unit_is_a_r$75$clock = clock;
+        unit_is_a_r$75$d = unit_is_a$75;
+        weight_r$75$clock = clock;
+        weight_r$75$d = weight$75;
+        bias_r$75$clock = clock;
+        bias_r$75$d = bias$75;
+        unit_is_a_r$76$clock = clock;
+        unit_is_a_r$76$d = unit_is_a$76;
+        weight_r$76$clock = clock;
+        weight_r$76$d = weight$76;
+        bias_r$76$clock = clock;
+        bias_r$76$d = bias$76;
+        unit_is_a_r$77$clock = clock;
+        unit_is_a_r$77$d = unit_is_a$77;
+        weight_r$77$clock = clock;
+        weight_r$77$d = weight$77;
+        bias_r$77$clock = clock;
+        bias_r$77$d = bias$77;
+        unit_is_a_r$78$clock = clock;
+        unit_is_a_r$78$d = unit_is_a$78;
+        weight_r$78$clock = clock;
+        weight_r$78$d = weight$78;
+        bias_r$78$clock = clock;
+        bias_r$78$d = bias$78;
+        unit_is_a_r$79$clock = clock;
+        unit_is_a_r$79$d = unit_is_a$79;
+        weight_r$79$clock = clock;
+        weight_r$79$d = weight$79;
+        bias_r$79$clock = clock;
+        bias_r$79$d = bias$79;
+        unit_is_a_r$80$clock = clock;
+        unit_is_a_r$80$d = unit_is_a$80;
+        weight_r$80$clock = clock;
+        weight_r$80$d = weight$80;
+        bias_r$80$clock = clock;
+        bias_r$80$d = bias$80;
+        unit_is_a_r$81$clock = clock;
+        unit_is_a_r$81$d = unit_is_a$81;
+        weight_r$81$clock = clock;
+        weight_r$81$d = weight$81;
+        bias_r$81$clock = clock;
+        bias_r$81$d = bias$81;
+        unit_is_a_r$82$clock = clock;
+        unit_is_a_r$82$d = unit_is_a$82;
+        weight_r$82$clock = clock;
+        weight_r$82$d = weight$82;
+        bias_r$82$clock = clock;
+        bias_r$82$d = bias$82;
+        unit_is_a_r$83$clock = clock;
+        unit_is_a_r$83$d = unit_is_a$83;
+        weight_r$83$clock = clock;
+        weight_r$83$d = weight$83;
+        bias_r$83$clock = clock;
+        bias_r$83$d = bias$83;
+        unit_is_a_r$84$clock = clock;
+        unit_is_a_r$84$d = unit_is_a$84;
+        weight_r$84$clock = clock;
+        weight_r$84$d = weight$84;
+        bias_r$84$clock = clock;
+        bias_r$84$d = bias$84;
+        unit_is_a_r$85$clock = clock;
+        unit_is_a_r$85$d = unit_is_a$85;
+        weight_r$85$clock = clock;
+        weight_r$85$d = weight$85;
+        bias_r$85$clock = clock;
+        bias_r$85$d = bias$85;
+        unit_is_a_r$86$clock = clock;
+        unit_is_a_r$86$d = unit_is_a$86;
+        weight_r$86$clock = clock;
+        weight_r$86$d = weight$86;
+        bias_r$86$clock = clock;
+        bias_r$86$d = bias$86;
+        unit_is_a_r$87$clock = clock;
+        unit_is_a_r$87$d = unit_is_a$87;
+        weight_r$87$clock = clock;
+        weight_r$87$d = weight$87;
+        bias_r$87$clock = clock;
+        bias_r$87$d = bias$87;
+        unit_is_a_r$88$clock = clock;
+        unit_is_a_r$88$d = unit_is_a$88;
+        weight_r$88$clock = clock;
+        weight_r$88$d = weight$88;
+        bias_r$88$clock = clock;
+        bias_r$88$d = bias$88;
+        unit_is_a_r$89$clock = clock;
+        unit_is_a_r$89$d = unit_is_a$89;
+        weight_r$89$clock = clock;
+        weight_r$89$d = weight$89;
+        bias_r$89$clock = clock;
+        bias_r$89$d = bias$89;
+        unit_is_a_r$90$clock = clock;
+        unit_is_a_r$90$d = unit_is_a$90;
+        weight_r$90$clock = clock;
+        weight_r$90$d = weight$90;
+        bias_r$90$clock = clock;
+        bias_r$90$d = bias$90;
+        unit_is_a_r$91$clock = clock;
+        unit_is_a_r$91$d = unit_is_a$91;
+        weight_r$91$clock = clock;
+        weight_r$91$d = weight$91;
+        bias_r$91$clock = clock;
+        bias_r$91$d = bias$91;
+        unit_is_a_r$92$clock = clock;
+        unit_is_a_r$92$d = unit_is_a$92;
+        weight_r$92$clock = clock;
+        weight_r$92$d = weight$92;
+        bias_r$92$clock = clock;
+        bias_r$92$d = bias$92;
+        unit_is_a_r$93$clock = clock;
+        unit_is_a_r$93$d = unit_is_a$93;
+        weight_r$93$clock = clock;
+        weight_r$93$d = weight$93;
+        bias_r$93$clock = clock;
+        bias_r$93$d = bias$93;
+        unit_is_a_r$94$clock = clock;
+        unit_is_a_r$94$d = unit_is_a$94;
+        weight_r$94$clock = clock;
+        weight_r$94$d = weight$94;
+        bias_r$94$clock = clock;
+        bias_r$94$d = bias$94;
+        unit_is_a_r$95$clock = clock;
+        unit_is_a_r$95$d = unit_is_a$95;
+        weight_r$95$clock = clock;
+        weight_r$95$d = weight$95;
+        bias_r$95$clock = clock;
+        bias_r$95$d = bias$95;
+        head_weight_r$0$clock = clock;
+        head_weight_r$0$d = head_weight$0;
+        head_weight_r$1$clock = clock;
+        head_weight_r$1$d = head_weight$1;
+        head_weight_r$2$clock = clock;
+        head_weight_r$2$d = head_weight$2;
         state$0$clock = clock;
-        state$0$raddr0 = k;
-        if (a_set == (0 == 32'h1)) begin
-            state$0$raddr0 = ka;
+        state$0$raddr0 = k_r$q;
+        if (a_set_r$q == (0 == 32'h1)) begin
+            state$0$raddr0 = ka_r$q;
         end
-        state$0$raddr1 = upd_j;
+        state$0$raddr1 = upd_j_r$q;
         state$0$waddr = v_j$q;
         state$0$wdata = update_q$out;
         state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
         input$0$clock = clock;
-        input$0$we = x_we && (x_set == (0 == 32'h1));
-        input$0$waddr = x_waddr;
-        input$0$wdata = x_wdata;
+        input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
+        input$0$waddr = x_waddr_r$q;
+        input$0$wdata = x_wdata_r$q;
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
-        state$1$raddr0 = k;
-        if (a_set == (1 == 32'h1)) begin
-            state$1$raddr0 = ka;
+        state$1$raddr0 = k_r$q;
+        if (a_set_r$q == (1 == 32'h1)) begin
+            state$1$raddr0 = ka_r$q;
         end
-        state$1$raddr1 = upd_j;
+        state$1$raddr1 = upd_j_r$q;
         state$1$waddr = v_j$q;
         state$1$wdata = update_q$out;
         state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
         input$1$clock = clock;
-        input$1$we = x_we && (x_set == (1 == 32'h1));
-        input$1$waddr = x_waddr;
-        input$1$wdata = x_wdata;
+        input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
+        input$1$waddr = x_waddr_r$q;
+        input$1$wdata = x_wdata_r$q;
         input$1$raddr1 = 16'h0;
-        input$0$raddr0 = x_raddr0;
-        input$1$raddr0 = x_raddr1;
-        if (a_set) begin
+        input$0$raddr0 = x_raddr0_r$q;
+        input$1$raddr0 = x_raddr1_r$q;
+        if (a_set_r$q) begin
             h_a = state$1$rdata0;
             h_c = state$0$rdata0;
             x_a = input$1$rdata0;
@@ -20734,11 +24054,11 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             x_c = input$1$rdata0;
         end
         r_k = r1$0$q;
-        if (a_set) begin
+        if (a_set_r$q) begin
             r_k = r0$0$q;
         end
         z_j = z0$0$q;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             z_j = z1$0$q;
         end
         c_j = cand$0$q;
@@ -21062,544 +24382,544 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$0$d = r0$1$q;
             end
             else begin
                 r1$0$d = r1$1$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$0$d = z1$1$q;
             end
             else begin
                 z0$0$d = z0$1$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$1$d = r0$2$q;
             end
             else begin
                 r1$1$d = r1$2$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$1$d = z1$2$q;
             end
             else begin
                 z0$1$d = z0$2$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$2$d = r0$3$q;
             end
             else begin
                 r1$2$d = r1$3$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$2$d = z1$3$q;
             end
             else begin
                 z0$2$d = z0$3$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$3$d = r0$4$q;
             end
             else begin
                 r1$3$d = r1$4$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$3$d = z1$4$q;
             end
             else begin
                 z0$3$d = z0$4$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$4$d = r0$5$q;
             end
             else begin
                 r1$4$d = r1$5$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$4$d = z1$5$q;
             end
             else begin
                 z0$4$d = z0$5$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$5$d = r0$6$q;
             end
             else begin
                 r1$5$d = r1$6$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$5$d = z1$6$q;
             end
             else begin
                 z0$5$d = z0$6$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$6$d = r0$7$q;
             end
             else begin
                 r1$6$d = r1$7$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$6$d = z1$7$q;
             end
             else begin
                 z0$6$d = z0$7$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$7$d = r0$8$q;
             end
             else begin
                 r1$7$d = r1$8$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$7$d = z1$8$q;
             end
             else begin
                 z0$7$d = z0$8$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$8$d = r0$9$q;
             end
             else begin
                 r1$8$d = r1$9$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$8$d = z1$9$q;
             end
             else begin
                 z0$8$d = z0$9$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$9$d = r0$10$q;
             end
             else begin
                 r1$9$d = r1$10$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$9$d = z1$10$q;
             end
             else begin
                 z0$9$d = z0$10$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$10$d = r0$11$q;
             end
             else begin
                 r1$10$d = r1$11$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$10$d = z1$11$q;
             end
             else begin
                 z0$10$d = z0$11$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$11$d = r0$12$q;
             end
             else begin
                 r1$11$d = r1$12$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$11$d = z1$12$q;
             end
             else begin
                 z0$11$d = z0$12$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$12$d = r0$13$q;
             end
             else begin
                 r1$12$d = r1$13$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$12$d = z1$13$q;
             end
             else begin
                 z0$12$d = z0$13$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$13$d = r0$14$q;
             end
             else begin
                 r1$13$d = r1$14$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$13$d = z1$14$q;
             end
             else begin
                 z0$13$d = z0$14$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$14$d = r0$15$q;
             end
             else begin
                 r1$14$d = r1$15$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$14$d = z1$15$q;
             end
             else begin
                 z0$14$d = z0$15$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$15$d = r0$16$q;
             end
             else begin
                 r1$15$d = r1$16$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$15$d = z1$16$q;
             end
             else begin
                 z0$15$d = z0$16$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$16$d = r0$17$q;
             end
             else begin
                 r1$16$d = r1$17$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$16$d = z1$17$q;
             end
             else begin
                 z0$16$d = z0$17$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$17$d = r0$18$q;
             end
             else begin
                 r1$17$d = r1$18$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$17$d = z1$18$q;
             end
             else begin
                 z0$17$d = z0$18$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$18$d = r0$19$q;
             end
             else begin
                 r1$18$d = r1$19$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$18$d = z1$19$q;
             end
             else begin
                 z0$18$d = z0$19$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$19$d = r0$20$q;
             end
             else begin
                 r1$19$d = r1$20$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$19$d = z1$20$q;
             end
             else begin
                 z0$19$d = z0$20$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$20$d = r0$21$q;
             end
             else begin
                 r1$20$d = r1$21$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$20$d = z1$21$q;
             end
             else begin
                 z0$20$d = z0$21$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$21$d = r0$22$q;
             end
             else begin
                 r1$21$d = r1$22$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$21$d = z1$22$q;
             end
             else begin
                 z0$21$d = z0$22$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$22$d = r0$23$q;
             end
             else begin
                 r1$22$d = r1$23$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$22$d = z1$23$q;
             end
             else begin
                 z0$22$d = z0$23$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$23$d = r0$24$q;
             end
             else begin
                 r1$23$d = r1$24$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$23$d = z1$24$q;
             end
             else begin
                 z0$23$d = z0$24$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$24$d = r0$25$q;
             end
             else begin
                 r1$24$d = r1$25$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$24$d = z1$25$q;
             end
             else begin
                 z0$24$d = z0$25$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$25$d = r0$26$q;
             end
             else begin
                 r1$25$d = r1$26$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$25$d = z1$26$q;
             end
             else begin
                 z0$25$d = z0$26$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$26$d = r0$27$q;
             end
             else begin
                 r1$26$d = r1$27$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$26$d = z1$27$q;
             end
             else begin
                 z0$26$d = z0$27$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$27$d = r0$28$q;
             end
             else begin
                 r1$27$d = r1$28$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$27$d = z1$28$q;
             end
             else begin
                 z0$27$d = z0$28$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$28$d = r0$29$q;
             end
             else begin
                 r1$28$d = r1$29$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$28$d = z1$29$q;
             end
             else begin
                 z0$28$d = z0$29$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$29$d = r0$30$q;
             end
             else begin
                 r1$29$d = r1$30$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$29$d = z1$30$q;
             end
             else begin
                 z0$29$d = z0$30$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$30$d = r0$31$q;
             end
             else begin
                 r1$30$d = r1$31$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$30$d = z1$31$q;
             end
             else begin
                 z0$30$d = z0$31$q;
             end
         end
-        if (c_rotate) begin
-            if (a_set) begin
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
                 r0$31$d = r0$0$q;
             end
             else begin
                 r1$31$d = r1$0$q;
             end
         end
-        if (upd_en) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-            if (upd_set) begin
+            if (upd_set_r$q) begin
                 z1$31$d = z1$0$q;
             end
             else begin
@@ -21609,8 +24929,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         p_r$d = r_k;
         p_h$d = h_c;
         p_xc$d = x_c;
-        p_isx$d = k_is_x;
-        p_czero$d = c_zero;
+        p_isx$d = k_is_x_r$q;
+        p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
         reset_mul$b = p_h$q;
         reset_mul$c = 18'h0;
@@ -21620,12 +24940,12 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         q_czero$d = p_czero$q;
         reset_q$v = q_prod$q;
         op_head$d = h_a;
-        if (ka_is_x) begin
+        if (ka_is_x_r$q) begin
             op_a$d = x_a;
         end
         else begin
             op_a$d = h_a;
-            if (a_zero) begin
+            if (a_zero_r$q) begin
                 op_a$d = 18'h0;
             end
         end
@@ -21639,1492 +24959,1492 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             end
         end
         mac$0$clock = clock;
-        mac$0$en = mac_en;
-        mac$0$first = mac_first;
-        mac$0$bias = bias$0;
-        mac$0$w = weight$0;
+        mac$0$en = mac_en_r$q;
+        mac$0$first = mac_first_r$q;
+        mac$0$bias = bias_r$0$q;
+        mac$0$w = weight_r$0$q;
         mac$0$x = op_c$q;
-        if (unit_is_a$0) begin
+        if (unit_is_a_r$0$q) begin
             mac$0$x = op_a$q;
         end
         mac$1$clock = clock;
-        mac$1$en = mac_en;
-        mac$1$first = mac_first;
-        mac$1$bias = bias$1;
-        mac$1$w = weight$1;
+        mac$1$en = mac_en_r$q;
+        mac$1$first = mac_first_r$q;
+        mac$1$bias = bias_r$1$q;
+        mac$1$w = weight_r$1$q;
         mac$1$x = op_c$q;
-        if (unit_is_a$1) begin
+        if (unit_is_a_r$1$q) begin
             mac$1$x = op_a$q;
         end
         mac$2$clock = clock;
-        mac$2$en = mac_en;
-        mac$2$first = mac_first;
-        mac$2$bias = bias$2;
-        mac$2$w = weight$2;
+        mac$2$en = mac_en_r$q;
+        mac$2$first = mac_first_r$q;
+        mac$2$bias = bias_r$2$q;
+        mac$2$w = weight_r$2$q;
         mac$2$x = op_c$q;
-        if (unit_is_a$2) begin
+        if (unit_is_a_r$2$q) begin
             mac$2$x = op_a$q;
         end
         mac$3$clock = clock;
-        mac$3$en = mac_en;
-        mac$3$first = mac_first;
-        mac$3$bias = bias$3;
-        mac$3$w = weight$3;
+        mac$3$en = mac_en_r$q;
+        mac$3$first = mac_first_r$q;
+        mac$3$bias = bias_r$3$q;
+        mac$3$w = weight_r$3$q;
         mac$3$x = op_c$q;
-        if (unit_is_a$3) begin
+        if (unit_is_a_r$3$q) begin
             mac$3$x = op_a$q;
         end
         mac$4$clock = clock;
-        mac$4$en = mac_en;
-        mac$4$first = mac_first;
-        mac$4$bias = bias$4;
-        mac$4$w = weight$4;
+        mac$4$en = mac_en_r$q;
+        mac$4$first = mac_first_r$q;
+        mac$4$bias = bias_r$4$q;
+        mac$4$w = weight_r$4$q;
         mac$4$x = op_c$q;
-        if (unit_is_a$4) begin
+        if (unit_is_a_r$4$q) begin
             mac$4$x = op_a$q;
         end
         mac$5$clock = clock;
-        mac$5$en = mac_en;
-        mac$5$first = mac_first;
-        mac$5$bias = bias$5;
-        mac$5$w = weight$5;
+        mac$5$en = mac_en_r$q;
+        mac$5$first = mac_first_r$q;
+        mac$5$bias = bias_r$5$q;
+        mac$5$w = weight_r$5$q;
         mac$5$x = op_c$q;
-        if (unit_is_a$5) begin
+        if (unit_is_a_r$5$q) begin
             mac$5$x = op_a$q;
         end
         mac$6$clock = clock;
-        mac$6$en = mac_en;
-        mac$6$first = mac_first;
-        mac$6$bias = bias$6;
-        mac$6$w = weight$6;
+        mac$6$en = mac_en_r$q;
+        mac$6$first = mac_first_r$q;
+        mac$6$bias = bias_r$6$q;
+        mac$6$w = weight_r$6$q;
         mac$6$x = op_c$q;
-        if (unit_is_a$6) begin
+        if (unit_is_a_r$6$q) begin
             mac$6$x = op_a$q;
         end
         mac$7$clock = clock;
-        mac$7$en = mac_en;
-        mac$7$first = mac_first;
-        mac$7$bias = bias$7;
-        mac$7$w = weight$7;
+        mac$7$en = mac_en_r$q;
+        mac$7$first = mac_first_r$q;
+        mac$7$bias = bias_r$7$q;
+        mac$7$w = weight_r$7$q;
         mac$7$x = op_c$q;
-        if (unit_is_a$7) begin
+        if (unit_is_a_r$7$q) begin
             mac$7$x = op_a$q;
         end
         mac$8$clock = clock;
-        mac$8$en = mac_en;
-        mac$8$first = mac_first;
-        mac$8$bias = bias$8;
-        mac$8$w = weight$8;
+        mac$8$en = mac_en_r$q;
+        mac$8$first = mac_first_r$q;
+        mac$8$bias = bias_r$8$q;
+        mac$8$w = weight_r$8$q;
         mac$8$x = op_c$q;
-        if (unit_is_a$8) begin
+        if (unit_is_a_r$8$q) begin
             mac$8$x = op_a$q;
         end
         mac$9$clock = clock;
-        mac$9$en = mac_en;
-        mac$9$first = mac_first;
-        mac$9$bias = bias$9;
-        mac$9$w = weight$9;
+        mac$9$en = mac_en_r$q;
+        mac$9$first = mac_first_r$q;
+        mac$9$bias = bias_r$9$q;
+        mac$9$w = weight_r$9$q;
         mac$9$x = op_c$q;
-        if (unit_is_a$9) begin
+        if (unit_is_a_r$9$q) begin
             mac$9$x = op_a$q;
         end
         mac$10$clock = clock;
-        mac$10$en = mac_en;
-        mac$10$first = mac_first;
-        mac$10$bias = bias$10;
-        mac$10$w = weight$10;
+        mac$10$en = mac_en_r$q;
+        mac$10$first = mac_first_r$q;
+        mac$10$bias = bias_r$10$q;
+        mac$10$w = weight_r$10$q;
         mac$10$x = op_c$q;
-        if (unit_is_a$10) begin
+        if (unit_is_a_r$10$q) begin
             mac$10$x = op_a$q;
         end
         mac$11$clock = clock;
-        mac$11$en = mac_en;
-        mac$11$first = mac_first;
-        mac$11$bias = bias$11;
-        mac$11$w = weight$11;
+        mac$11$en = mac_en_r$q;
+        mac$11$first = mac_first_r$q;
+        mac$11$bias = bias_r$11$q;
+        mac$11$w = weight_r$11$q;
         mac$11$x = op_c$q;
-        if (unit_is_a$11) begin
+        if (unit_is_a_r$11$q) begin
             mac$11$x = op_a$q;
         end
         mac$12$clock = clock;
-        mac$12$en = mac_en;
-        mac$12$first = mac_first;
-        mac$12$bias = bias$12;
-        mac$12$w = weight$12;
+        mac$12$en = mac_en_r$q;
+        mac$12$first = mac_first_r$q;
+        mac$12$bias = bias_r$12$q;
+        mac$12$w = weight_r$12$q;
         mac$12$x = op_c$q;
-        if (unit_is_a$12) begin
+        if (unit_is_a_r$12$q) begin
             mac$12$x = op_a$q;
         end
         mac$13$clock = clock;
-        mac$13$en = mac_en;
-        mac$13$first = mac_first;
-        mac$13$bias = bias$13;
-        mac$13$w = weight$13;
+        mac$13$en = mac_en_r$q;
+        mac$13$first = mac_first_r$q;
+        mac$13$bias = bias_r$13$q;
+        mac$13$w = weight_r$13$q;
         mac$13$x = op_c$q;
-        if (unit_is_a$13) begin
+        if (unit_is_a_r$13$q) begin
             mac$13$x = op_a$q;
         end
         mac$14$clock = clock;
-        mac$14$en = mac_en;
-        mac$14$first = mac_first;
-        mac$14$bias = bias$14;
-        mac$14$w = weight$14;
+        mac$14$en = mac_en_r$q;
+        mac$14$first = mac_first_r$q;
+        mac$14$bias = bias_r$14$q;
+        mac$14$w = weight_r$14$q;
         mac$14$x = op_c$q;
-        if (unit_is_a$14) begin
+        if (unit_is_a_r$14$q) begin
             mac$14$x = op_a$q;
         end
         mac$15$clock = clock;
-        mac$15$en = mac_en;
-        mac$15$first = mac_first;
-        mac$15$bias = bias$15;
-        mac$15$w = weight$15;
+        mac$15$en = mac_en_r$q;
+        mac$15$first = mac_first_r$q;
+        mac$15$bias = bias_r$15$q;
+        mac$15$w = weight_r$15$q;
         mac$15$x = op_c$q;
-        if (unit_is_a$15) begin
+        if (unit_is_a_r$15$q) begin
             mac$15$x = op_a$q;
         end
         mac$16$clock = clock;
-        mac$16$en = mac_en;
-        mac$16$first = mac_first;
-        mac$16$bias = bias$16;
-        mac$16$w = weight$16;
+        mac$16$en = mac_en_r$q;
+        mac$16$first = mac_first_r$q;
+        mac$16$bias = bias_r$16$q;
+        mac$16$w = weight_r$16$q;
         mac$16$x = op_c$q;
-        if (unit_is_a$16) begin
+        if (unit_is_a_r$16$q) begin
             mac$16$x = op_a$q;
         end
         mac$17$clock = clock;
-        mac$17$en = mac_en;
-        mac$17$first = mac_first;
-        mac$17$bias = bias$17;
-        mac$17$w = weight$17;
+        mac$17$en = mac_en_r$q;
+        mac$17$first = mac_first_r$q;
+        mac$17$bias = bias_r$17$q;
+        mac$17$w = weight_r$17$q;
         mac$17$x = op_c$q;
-        if (unit_is_a$17) begin
+        if (unit_is_a_r$17$q) begin
             mac$17$x = op_a$q;
         end
         mac$18$clock = clock;
-        mac$18$en = mac_en;
-        mac$18$first = mac_first;
-        mac$18$bias = bias$18;
-        mac$18$w = weight$18;
+        mac$18$en = mac_en_r$q;
+        mac$18$first = mac_first_r$q;
+        mac$18$bias = bias_r$18$q;
+        mac$18$w = weight_r$18$q;
         mac$18$x = op_c$q;
-        if (unit_is_a$18) begin
+        if (unit_is_a_r$18$q) begin
             mac$18$x = op_a$q;
         end
         mac$19$clock = clock;
-        mac$19$en = mac_en;
-        mac$19$first = mac_first;
-        mac$19$bias = bias$19;
-        mac$19$w = weight$19;
+        mac$19$en = mac_en_r$q;
+        mac$19$first = mac_first_r$q;
+        mac$19$bias = bias_r$19$q;
+        mac$19$w = weight_r$19$q;
         mac$19$x = op_c$q;
-        if (unit_is_a$19) begin
+        if (unit_is_a_r$19$q) begin
             mac$19$x = op_a$q;
         end
         mac$20$clock = clock;
-        mac$20$en = mac_en;
-        mac$20$first = mac_first;
-        mac$20$bias = bias$20;
-        mac$20$w = weight$20;
+        mac$20$en = mac_en_r$q;
+        mac$20$first = mac_first_r$q;
+        mac$20$bias = bias_r$20$q;
+        mac$20$w = weight_r$20$q;
         mac$20$x = op_c$q;
-        if (unit_is_a$20) begin
+        if (unit_is_a_r$20$q) begin
             mac$20$x = op_a$q;
         end
         mac$21$clock = clock;
-        mac$21$en = mac_en;
-        mac$21$first = mac_first;
-        mac$21$bias = bias$21;
-        mac$21$w = weight$21;
+        mac$21$en = mac_en_r$q;
+        mac$21$first = mac_first_r$q;
+        mac$21$bias = bias_r$21$q;
+        mac$21$w = weight_r$21$q;
         mac$21$x = op_c$q;
-        if (unit_is_a$21) begin
+        if (unit_is_a_r$21$q) begin
             mac$21$x = op_a$q;
         end
         mac$22$clock = clock;
-        mac$22$en = mac_en;
-        mac$22$first = mac_first;
-        mac$22$bias = bias$22;
-        mac$22$w = weight$22;
+        mac$22$en = mac_en_r$q;
+        mac$22$first = mac_first_r$q;
+        mac$22$bias = bias_r$22$q;
+        mac$22$w = weight_r$22$q;
         mac$22$x = op_c$q;
-        if (unit_is_a$22) begin
+        if (unit_is_a_r$22$q) begin
             mac$22$x = op_a$q;
         end
         mac$23$clock = clock;
-        mac$23$en = mac_en;
-        mac$23$first = mac_first;
-        mac$23$bias = bias$23;
-        mac$23$w = weight$23;
+        mac$23$en = mac_en_r$q;
+        mac$23$first = mac_first_r$q;
+        mac$23$bias = bias_r$23$q;
+        mac$23$w = weight_r$23$q;
         mac$23$x = op_c$q;
-        if (unit_is_a$23) begin
+        if (unit_is_a_r$23$q) begin
             mac$23$x = op_a$q;
         end
         mac$24$clock = clock;
-        mac$24$en = mac_en;
-        mac$24$first = mac_first;
-        mac$24$bias = bias$24;
-        mac$24$w = weight$24;
+        mac$24$en = mac_en_r$q;
+        mac$24$first = mac_first_r$q;
+        mac$24$bias = bias_r$24$q;
+        mac$24$w = weight_r$24$q;
         mac$24$x = op_c$q;
-        if (unit_is_a$24) begin
+        if (unit_is_a_r$24$q) begin
             mac$24$x = op_a$q;
         end
         mac$25$clock = clock;
-        mac$25$en = mac_en;
-        mac$25$first = mac_first;
-        mac$25$bias = bias$25;
-        mac$25$w = weight$25;
+        mac$25$en = mac_en_r$q;
+        mac$25$first = mac_first_r$q;
+        mac$25$bias = bias_r$25$q;
+        mac$25$w = weight_r$25$q;
         mac$25$x = op_c$q;
-        if (unit_is_a$25) begin
+        if (unit_is_a_r$25$q) begin
             mac$25$x = op_a$q;
         end
         mac$26$clock = clock;
-        mac$26$en = mac_en;
-        mac$26$first = mac_first;
-        mac$26$bias = bias$26;
-        mac$26$w = weight$26;
+        mac$26$en = mac_en_r$q;
+        mac$26$first = mac_first_r$q;
+        mac$26$bias = bias_r$26$q;
+        mac$26$w = weight_r$26$q;
         mac$26$x = op_c$q;
-        if (unit_is_a$26) begin
+        if (unit_is_a_r$26$q) begin
             mac$26$x = op_a$q;
         end
         mac$27$clock = clock;
-        mac$27$en = mac_en;
-        mac$27$first = mac_first;
-        mac$27$bias = bias$27;
-        mac$27$w = weight$27;
+        mac$27$en = mac_en_r$q;
+        mac$27$first = mac_first_r$q;
+        mac$27$bias = bias_r$27$q;
+        mac$27$w = weight_r$27$q;
         mac$27$x = op_c$q;
-        if (unit_is_a$27) begin
+        if (unit_is_a_r$27$q) begin
             mac$27$x = op_a$q;
         end
         mac$28$clock = clock;
-        mac$28$en = mac_en;
-        mac$28$first = mac_first;
-        mac$28$bias = bias$28;
-        mac$28$w = weight$28;
+        mac$28$en = mac_en_r$q;
+        mac$28$first = mac_first_r$q;
+        mac$28$bias = bias_r$28$q;
+        mac$28$w = weight_r$28$q;
         mac$28$x = op_c$q;
-        if (unit_is_a$28) begin
+        if (unit_is_a_r$28$q) begin
             mac$28$x = op_a$q;
         end
         mac$29$clock = clock;
-        mac$29$en = mac_en;
-        mac$29$first = mac_first;
-        mac$29$bias = bias$29;
-        mac$29$w = weight$29;
+        mac$29$en = mac_en_r$q;
+        mac$29$first = mac_first_r$q;
+        mac$29$bias = bias_r$29$q;
+        mac$29$w = weight_r$29$q;
         mac$29$x = op_c$q;
-        if (unit_is_a$29) begin
+        if (unit_is_a_r$29$q) begin
             mac$29$x = op_a$q;
         end
         mac$30$clock = clock;
-        mac$30$en = mac_en;
-        mac$30$first = mac_first;
-        mac$30$bias = bias$30;
-        mac$30$w = weight$30;
+        mac$30$en = mac_en_r$q;
+        mac$30$first = mac_first_r$q;
+        mac$30$bias = bias_r$30$q;
+        mac$30$w = weight_r$30$q;
         mac$30$x = op_c$q;
-        if (unit_is_a$30) begin
+        if (unit_is_a_r$30$q) begin
             mac$30$x = op_a$q;
         end
         mac$31$clock = clock;
-        mac$31$en = mac_en;
-        mac$31$first = mac_first;
-        mac$31$bias = bias$31;
-        mac$31$w = weight$31;
+        mac$31$en = mac_en_r$q;
+        mac$31$first = mac_first_r$q;
+        mac$31$bias = bias_r$31$q;
+        mac$31$w = weight_r$31$q;
         mac$31$x = op_c$q;
-        if (unit_is_a$31) begin
+        if (unit_is_a_r$31$q) begin
             mac$31$x = op_a$q;
         end
         mac$32$clock = clock;
-        mac$32$en = mac_en;
-        mac$32$first = mac_first;
-        mac$32$bias = bias$32;
-        mac$32$w = weight$32;
+        mac$32$en = mac_en_r$q;
+        mac$32$first = mac_first_r$q;
+        mac$32$bias = bias_r$32$q;
+        mac$32$w = weight_r$32$q;
         mac$32$x = op_c$q;
-        if (unit_is_a$32) begin
+        if (unit_is_a_r$32$q) begin
             mac$32$x = op_a$q;
         end
         mac$33$clock = clock;
-        mac$33$en = mac_en;
-        mac$33$first = mac_first;
-        mac$33$bias = bias$33;
-        mac$33$w = weight$33;
+        mac$33$en = mac_en_r$q;
+        mac$33$first = mac_first_r$q;
+        mac$33$bias = bias_r$33$q;
+        mac$33$w = weight_r$33$q;
         mac$33$x = op_c$q;
-        if (unit_is_a$33) begin
+        if (unit_is_a_r$33$q) begin
             mac$33$x = op_a$q;
         end
         mac$34$clock = clock;
-        mac$34$en = mac_en;
-        mac$34$first = mac_first;
-        mac$34$bias = bias$34;
-        mac$34$w = weight$34;
+        mac$34$en = mac_en_r$q;
+        mac$34$first = mac_first_r$q;
+        mac$34$bias = bias_r$34$q;
+        mac$34$w = weight_r$34$q;
         mac$34$x = op_c$q;
-        if (unit_is_a$34) begin
+        if (unit_is_a_r$34$q) begin
             mac$34$x = op_a$q;
         end
         mac$35$clock = clock;
-        mac$35$en = mac_en;
-        mac$35$first = mac_first;
-        mac$35$bias = bias$35;
-        mac$35$w = weight$35;
+        mac$35$en = mac_en_r$q;
+        mac$35$first = mac_first_r$q;
+        mac$35$bias = bias_r$35$q;
+        mac$35$w = weight_r$35$q;
         mac$35$x = op_c$q;
-        if (unit_is_a$35) begin
+        if (unit_is_a_r$35$q) begin
             mac$35$x = op_a$q;
         end
         mac$36$clock = clock;
-        mac$36$en = mac_en;
-        mac$36$first = mac_first;
-        mac$36$bias = bias$36;
-        mac$36$w = weight$36;
+        mac$36$en = mac_en_r$q;
+        mac$36$first = mac_first_r$q;
+        mac$36$bias = bias_r$36$q;
+        mac$36$w = weight_r$36$q;
         mac$36$x = op_c$q;
-        if (unit_is_a$36) begin
+        if (unit_is_a_r$36$q) begin
             mac$36$x = op_a$q;
         end
         mac$37$clock = clock;
-        mac$37$en = mac_en;
-        mac$37$first = mac_first;
-        mac$37$bias = bias$37;
-        mac$37$w = weight$37;
+        mac$37$en = mac_en_r$q;
+        mac$37$first = mac_first_r$q;
+        mac$37$bias = bias_r$37$q;
+        mac$37$w = weight_r$37$q;
         mac$37$x = op_c$q;
-        if (unit_is_a$37) begin
+        if (unit_is_a_r$37$q) begin
             mac$37$x = op_a$q;
         end
         mac$38$clock = clock;
-        mac$38$en = mac_en;
-        mac$38$first = mac_first;
-        mac$38$bias = bias$38;
-        mac$38$w = weight$38;
+        mac$38$en = mac_en_r$q;
+        mac$38$first = mac_first_r$q;
+        mac$38$bias = bias_r$38$q;
+        mac$38$w = weight_r$38$q;
         mac$38$x = op_c$q;
-        if (unit_is_a$38) begin
+        if (unit_is_a_r$38$q) begin
             mac$38$x = op_a$q;
         end
         mac$39$clock = clock;
-        mac$39$en = mac_en;
-        mac$39$first = mac_first;
-        mac$39$bias = bias$39;
-        mac$39$w = weight$39;
+        mac$39$en = mac_en_r$q;
+        mac$39$first = mac_first_r$q;
+        mac$39$bias = bias_r$39$q;
+        mac$39$w = weight_r$39$q;
         mac$39$x = op_c$q;
-        if (unit_is_a$39) begin
+        if (unit_is_a_r$39$q) begin
             mac$39$x = op_a$q;
         end
         mac$40$clock = clock;
-        mac$40$en = mac_en;
-        mac$40$first = mac_first;
-        mac$40$bias = bias$40;
-        mac$40$w = weight$40;
+        mac$40$en = mac_en_r$q;
+        mac$40$first = mac_first_r$q;
+        mac$40$bias = bias_r$40$q;
+        mac$40$w = weight_r$40$q;
         mac$40$x = op_c$q;
-        if (unit_is_a$40) begin
+        if (unit_is_a_r$40$q) begin
             mac$40$x = op_a$q;
         end
         mac$41$clock = clock;
-        mac$41$en = mac_en;
-        mac$41$first = mac_first;
-        mac$41$bias = bias$41;
-        mac$41$w = weight$41;
+        mac$41$en = mac_en_r$q;
+        mac$41$first = mac_first_r$q;
+        mac$41$bias = bias_r$41$q;
+        mac$41$w = weight_r$41$q;
         mac$41$x = op_c$q;
-        if (unit_is_a$41) begin
+        if (unit_is_a_r$41$q) begin
             mac$41$x = op_a$q;
         end
         mac$42$clock = clock;
-        mac$42$en = mac_en;
-        mac$42$first = mac_first;
-        mac$42$bias = bias$42;
-        mac$42$w = weight$42;
+        mac$42$en = mac_en_r$q;
+        mac$42$first = mac_first_r$q;
+        mac$42$bias = bias_r$42$q;
+        mac$42$w = weight_r$42$q;
         mac$42$x = op_c$q;
-        if (unit_is_a$42) begin
+        if (unit_is_a_r$42$q) begin
             mac$42$x = op_a$q;
         end
         mac$43$clock = clock;
-        mac$43$en = mac_en;
-        mac$43$first = mac_first;
-        mac$43$bias = bias$43;
-        mac$43$w = weight$43;
+        mac$43$en = mac_en_r$q;
+        mac$43$first = mac_first_r$q;
+        mac$43$bias = bias_r$43$q;
+        mac$43$w = weight_r$43$q;
         mac$43$x = op_c$q;
-        if (unit_is_a$43) begin
+        if (unit_is_a_r$43$q) begin
             mac$43$x = op_a$q;
         end
         mac$44$clock = clock;
-        mac$44$en = mac_en;
-        mac$44$first = mac_first;
-        mac$44$bias = bias$44;
-        mac$44$w = weight$44;
+        mac$44$en = mac_en_r$q;
+        mac$44$first = mac_first_r$q;
+        mac$44$bias = bias_r$44$q;
+        mac$44$w = weight_r$44$q;
         mac$44$x = op_c$q;
-        if (unit_is_a$44) begin
+        if (unit_is_a_r$44$q) begin
             mac$44$x = op_a$q;
         end
         mac$45$clock = clock;
-        mac$45$en = mac_en;
-        mac$45$first = mac_first;
-        mac$45$bias = bias$45;
-        mac$45$w = weight$45;
+        mac$45$en = mac_en_r$q;
+        mac$45$first = mac_first_r$q;
+        mac$45$bias = bias_r$45$q;
+        mac$45$w = weight_r$45$q;
         mac$45$x = op_c$q;
-        if (unit_is_a$45) begin
+        if (unit_is_a_r$45$q) begin
             mac$45$x = op_a$q;
         end
         mac$46$clock = clock;
-        mac$46$en = mac_en;
-        mac$46$first = mac_first;
-        mac$46$bias = bias$46;
-        mac$46$w = weight$46;
+        mac$46$en = mac_en_r$q;
+        mac$46$first = mac_first_r$q;
+        mac$46$bias = bias_r$46$q;
+        mac$46$w = weight_r$46$q;
         mac$46$x = op_c$q;
-        if (unit_is_a$46) begin
+        if (unit_is_a_r$46$q) begin
             mac$46$x = op_a$q;
         end
         mac$47$clock = clock;
-        mac$47$en = mac_en;
-        mac$47$first = mac_first;
-        mac$47$bias = bias$47;
-        mac$47$w = weight$47;
+        mac$47$en = mac_en_r$q;
+        mac$47$first = mac_first_r$q;
+        mac$47$bias = bias_r$47$q;
+        mac$47$w = weight_r$47$q;
         mac$47$x = op_c$q;
-        if (unit_is_a$47) begin
+        if (unit_is_a_r$47$q) begin
             mac$47$x = op_a$q;
         end
         mac$48$clock = clock;
-        mac$48$en = mac_en;
-        mac$48$first = mac_first;
-        mac$48$bias = bias$48;
-        mac$48$w = weight$48;
+        mac$48$en = mac_en_r$q;
+        mac$48$first = mac_first_r$q;
+        mac$48$bias = bias_r$48$q;
+        mac$48$w = weight_r$48$q;
         mac$48$x = op_c$q;
-        if (unit_is_a$48) begin
+        if (unit_is_a_r$48$q) begin
             mac$48$x = op_a$q;
         end
         mac$49$clock = clock;
-        mac$49$en = mac_en;
-        mac$49$first = mac_first;
-        mac$49$bias = bias$49;
-        mac$49$w = weight$49;
+        mac$49$en = mac_en_r$q;
+        mac$49$first = mac_first_r$q;
+        mac$49$bias = bias_r$49$q;
+        mac$49$w = weight_r$49$q;
         mac$49$x = op_c$q;
-        if (unit_is_a$49) begin
+        if (unit_is_a_r$49$q) begin
             mac$49$x = op_a$q;
         end
         mac$50$clock = clock;
-        mac$50$en = mac_en;
-        mac$50$first = mac_first;
-        mac$50$bias = bias$50;
-        mac$50$w = weight$50;
+        mac$50$en = mac_en_r$q;
+        mac$50$first = mac_first_r$q;
+        mac$50$bias = bias_r$50$q;
+        mac$50$w = weight_r$50$q;
         mac$50$x = op_c$q;
-        if (unit_is_a$50) begin
+        if (unit_is_a_r$50$q) begin
             mac$50$x = op_a$q;
         end
         mac$51$clock = clock;
-        mac$51$en = mac_en;
-        mac$51$first = mac_first;
-        mac$51$bias = bias$51;
-        mac$51$w = weight$51;
+        mac$51$en = mac_en_r$q;
+        mac$51$first = mac_first_r$q;
+        mac$51$bias = bias_r$51$q;
+        mac$51$w = weight_r$51$q;
         mac$51$x = op_c$q;
-        if (unit_is_a$51) begin
+        if (unit_is_a_r$51$q) begin
             mac$51$x = op_a$q;
         end
         mac$52$clock = clock;
-        mac$52$en = mac_en;
-        mac$52$first = mac_first;
-        mac$52$bias = bias$52;
-        mac$52$w = weight$52;
+        mac$52$en = mac_en_r$q;
+        mac$52$first = mac_first_r$q;
+        mac$52$bias = bias_r$52$q;
+        mac$52$w = weight_r$52$q;
         mac$52$x = op_c$q;
-        if (unit_is_a$52) begin
+        if (unit_is_a_r$52$q) begin
             mac$52$x = op_a$q;
         end
         mac$53$clock = clock;
-        mac$53$en = mac_en;
-        mac$53$first = mac_first;
-        mac$53$bias = bias$53;
-        mac$53$w = weight$53;
+        mac$53$en = mac_en_r$q;
+        mac$53$first = mac_first_r$q;
+        mac$53$bias = bias_r$53$q;
+        mac$53$w = weight_r$53$q;
         mac$53$x = op_c$q;
-        if (unit_is_a$53) begin
+        if (unit_is_a_r$53$q) begin
             mac$53$x = op_a$q;
         end
         mac$54$clock = clock;
-        mac$54$en = mac_en;
-        mac$54$first = mac_first;
-        mac$54$bias = bias$54;
-        mac$54$w = weight$54;
+        mac$54$en = mac_en_r$q;
+        mac$54$first = mac_first_r$q;
+        mac$54$bias = bias_r$54$q;
+        mac$54$w = weight_r$54$q;
         mac$54$x = op_c$q;
-        if (unit_is_a$54) begin
+        if (unit_is_a_r$54$q) begin
             mac$54$x = op_a$q;
         end
         mac$55$clock = clock;
-        mac$55$en = mac_en;
-        mac$55$first = mac_first;
-        mac$55$bias = bias$55;
-        mac$55$w = weight$55;
+        mac$55$en = mac_en_r$q;
+        mac$55$first = mac_first_r$q;
+        mac$55$bias = bias_r$55$q;
+        mac$55$w = weight_r$55$q;
         mac$55$x = op_c$q;
-        if (unit_is_a$55) begin
+        if (unit_is_a_r$55$q) begin
             mac$55$x = op_a$q;
         end
         mac$56$clock = clock;
-        mac$56$en = mac_en;
-        mac$56$first = mac_first;
-        mac$56$bias = bias$56;
-        mac$56$w = weight$56;
+        mac$56$en = mac_en_r$q;
+        mac$56$first = mac_first_r$q;
+        mac$56$bias = bias_r$56$q;
+        mac$56$w = weight_r$56$q;
         mac$56$x = op_c$q;
-        if (unit_is_a$56) begin
+        if (unit_is_a_r$56$q) begin
             mac$56$x = op_a$q;
         end
         mac$57$clock = clock;
-        mac$57$en = mac_en;
-        mac$57$first = mac_first;
-        mac$57$bias = bias$57;
-        mac$57$w = weight$57;
+        mac$57$en = mac_en_r$q;
+        mac$57$first = mac_first_r$q;
+        mac$57$bias = bias_r$57$q;
+        mac$57$w = weight_r$57$q;
         mac$57$x = op_c$q;
-        if (unit_is_a$57) begin
+        if (unit_is_a_r$57$q) begin
             mac$57$x = op_a$q;
         end
         mac$58$clock = clock;
-        mac$58$en = mac_en;
-        mac$58$first = mac_first;
-        mac$58$bias = bias$58;
-        mac$58$w = weight$58;
+        mac$58$en = mac_en_r$q;
+        mac$58$first = mac_first_r$q;
+        mac$58$bias = bias_r$58$q;
+        mac$58$w = weight_r$58$q;
         mac$58$x = op_c$q;
-        if (unit_is_a$58) begin
+        if (unit_is_a_r$58$q) begin
             mac$58$x = op_a$q;
         end
         mac$59$clock = clock;
-        mac$59$en = mac_en;
-        mac$59$first = mac_first;
-        mac$59$bias = bias$59;
-        mac$59$w = weight$59;
+        mac$59$en = mac_en_r$q;
+        mac$59$first = mac_first_r$q;
+        mac$59$bias = bias_r$59$q;
+        mac$59$w = weight_r$59$q;
         mac$59$x = op_c$q;
-        if (unit_is_a$59) begin
+        if (unit_is_a_r$59$q) begin
             mac$59$x = op_a$q;
         end
         mac$60$clock = clock;
-        mac$60$en = mac_en;
-        mac$60$first = mac_first;
-        mac$60$bias = bias$60;
-        mac$60$w = weight$60;
+        mac$60$en = mac_en_r$q;
+        mac$60$first = mac_first_r$q;
+        mac$60$bias = bias_r$60$q;
+        mac$60$w = weight_r$60$q;
         mac$60$x = op_c$q;
-        if (unit_is_a$60) begin
+        if (unit_is_a_r$60$q) begin
             mac$60$x = op_a$q;
         end
         mac$61$clock = clock;
-        mac$61$en = mac_en;
-        mac$61$first = mac_first;
-        mac$61$bias = bias$61;
-        mac$61$w = weight$61;
+        mac$61$en = mac_en_r$q;
+        mac$61$first = mac_first_r$q;
+        mac$61$bias = bias_r$61$q;
+        mac$61$w = weight_r$61$q;
         mac$61$x = op_c$q;
-        if (unit_is_a$61) begin
+        if (unit_is_a_r$61$q) begin
             mac$61$x = op_a$q;
         end
         mac$62$clock = clock;
-        mac$62$en = mac_en;
-        mac$62$first = mac_first;
-        mac$62$bias = bias$62;
-        mac$62$w = weight$62;
+        mac$62$en = mac_en_r$q;
+        mac$62$first = mac_first_r$q;
+        mac$62$bias = bias_r$62$q;
+        mac$62$w = weight_r$62$q;
         mac$62$x = op_c$q;
-        if (unit_is_a$62) begin
+        if (unit_is_a_r$62$q) begin
             mac$62$x = op_a$q;
         end
         mac$63$clock = clock;
-        mac$63$en = mac_en;
-        mac$63$first = mac_first;
-        mac$63$bias = bias$63;
-        mac$63$w = weight$63;
+        mac$63$en = mac_en_r$q;
+        mac$63$first = mac_first_r$q;
+        mac$63$bias = bias_r$63$q;
+        mac$63$w = weight_r$63$q;
         mac$63$x = op_c$q;
-        if (unit_is_a$63) begin
+        if (unit_is_a_r$63$q) begin
             mac$63$x = op_a$q;
         end
         mac$64$clock = clock;
-        mac$64$en = mac_en;
-        mac$64$first = mac_first;
-        mac$64$bias = bias$64;
-        mac$64$w = weight$64;
+        mac$64$en = mac_en_r$q;
+        mac$64$first = mac_first_r$q;
+        mac$64$bias = bias_r$64$q;
+        mac$64$w = weight_r$64$q;
         mac$64$x = op_c$q;
-        if (unit_is_a$64) begin
+        if (unit_is_a_r$64$q) begin
             mac$64$x = op_a$q;
         end
         mac$65$clock = clock;
-        mac$65$en = mac_en;
-        mac$65$first = mac_first;
-        mac$65$bias = bias$65;
-        mac$65$w = weight$65;
+        mac$65$en = mac_en_r$q;
+        mac$65$first = mac_first_r$q;
+        mac$65$bias = bias_r$65$q;
+        mac$65$w = weight_r$65$q;
         mac$65$x = op_c$q;
-        if (unit_is_a$65) begin
+        if (unit_is_a_r$65$q) begin
             mac$65$x = op_a$q;
         end
         mac$66$clock = clock;
-        mac$66$en = mac_en;
-        mac$66$first = mac_first;
-        mac$66$bias = bias$66;
-        mac$66$w = weight$66;
+        mac$66$en = mac_en_r$q;
+        mac$66$first = mac_first_r$q;
+        mac$66$bias = bias_r$66$q;
+        mac$66$w = weight_r$66$q;
         mac$66$x = op_c$q;
-        if (unit_is_a$66) begin
+        if (unit_is_a_r$66$q) begin
             mac$66$x = op_a$q;
         end
         mac$67$clock = clock;
-        mac$67$en = mac_en;
-        mac$67$first = mac_first;
-        mac$67$bias = bias$67;
-        mac$67$w = weight$67;
+        mac$67$en = mac_en_r$q;
+        mac$67$first = mac_first_r$q;
+        mac$67$bias = bias_r$67$q;
+        mac$67$w = weight_r$67$q;
         mac$67$x = op_c$q;
-        if (unit_is_a$67) begin
+        if (unit_is_a_r$67$q) begin
             mac$67$x = op_a$q;
         end
         mac$68$clock = clock;
-        mac$68$en = mac_en;
-        mac$68$first = mac_first;
-        mac$68$bias = bias$68;
-        mac$68$w = weight$68;
+        mac$68$en = mac_en_r$q;
+        mac$68$first = mac_first_r$q;
+        mac$68$bias = bias_r$68$q;
+        mac$68$w = weight_r$68$q;
         mac$68$x = op_c$q;
-        if (unit_is_a$68) begin
+        if (unit_is_a_r$68$q) begin
             mac$68$x = op_a$q;
         end
         mac$69$clock = clock;
-        mac$69$en = mac_en;
-        mac$69$first = mac_first;
-        mac$69$bias = bias$69;
-        mac$69$w = weight$69;
+        mac$69$en = mac_en_r$q;
+        mac$69$first = mac_first_r$q;
+        mac$69$bias = bias_r$69$q;
+        mac$69$w = weight_r$69$q;
         mac$69$x = op_c$q;
-        if (unit_is_a$69) begin
+        if (unit_is_a_r$69$q) begin
             mac$69$x = op_a$q;
         end
         mac$70$clock = clock;
-        mac$70$en = mac_en;
-        mac$70$first = mac_first;
-        mac$70$bias = bias$70;
-        mac$70$w = weight$70;
+        mac$70$en = mac_en_r$q;
+        mac$70$first = mac_first_r$q;
+        mac$70$bias = bias_r$70$q;
+        mac$70$w = weight_r$70$q;
         mac$70$x = op_c$q;
-        if (unit_is_a$70) begin
+        if (unit_is_a_r$70$q) begin
             mac$70$x = op_a$q;
         end
         mac$71$clock = clock;
-        mac$71$en = mac_en;
-        mac$71$first = mac_first;
-        mac$71$bias = bias$71;
-        mac$71$w = weight$71;
+        mac$71$en = mac_en_r$q;
+        mac$71$first = mac_first_r$q;
+        mac$71$bias = bias_r$71$q;
+        mac$71$w = weight_r$71$q;
         mac$71$x = op_c$q;
-        if (unit_is_a$71) begin
+        if (unit_is_a_r$71$q) begin
             mac$71$x = op_a$q;
         end
         mac$72$clock = clock;
-        mac$72$en = mac_en;
-        mac$72$first = mac_first;
-        mac$72$bias = bias$72;
-        mac$72$w = weight$72;
+        mac$72$en = mac_en_r$q;
+        mac$72$first = mac_first_r$q;
+        mac$72$bias = bias_r$72$q;
+        mac$72$w = weight_r$72$q;
         mac$72$x = op_c$q;
-        if (unit_is_a$72) begin
+        if (unit_is_a_r$72$q) begin
             mac$72$x = op_a$q;
         end
         mac$73$clock = clock;
-        mac$73$en = mac_en;
-        mac$73$first = mac_first;
-        mac$73$bias = bias$73;
-        mac$73$w = weight$73;
+        mac$73$en = mac_en_r$q;
+        mac$73$first = mac_first_r$q;
+        mac$73$bias = bias_r$73$q;
+        mac$73$w = weight_r$73$q;
         mac$73$x = op_c$q;
-        if (unit_is_a$73) begin
+        if (unit_is_a_r$73$q) begin
             mac$73$x = op_a$q;
         end
         mac$74$clock = clock;
-        mac$74$en = mac_en;
-        mac$74$first = mac_first;
-        mac$74$bias = bias$74;
-        mac$74$w = weight$74;
+        mac$74$en = mac_en_r$q;
+        mac$74$first = mac_first_r$q;
+        mac$74$bias = bias_r$74$q;
+        mac$74$w = weight_r$74$q;
         mac$74$x = op_c$q;
-        if (unit_is_a$74) begin
+        if (unit_is_a_r$74$q) begin
             mac$74$x = op_a$q;
         end
         mac$75$clock = clock;
-        mac$75$en = mac_en;
-        mac$75$first = mac_first;
-        mac$75$bias = bias$75;
-        mac$75$w = weight$75;
+        mac$75$en = mac_en_r$q;
+        mac$75$first = mac_first_r$q;
+        mac$75$bias = bias_r$75$q;
+        mac$75$w = weight_r$75$q;
         mac$75$x = op_c$q;
-        if (unit_is_a$75) begin
+        if (unit_is_a_r$75$q) begin
             mac$75$x = op_a$q;
         end
         mac$76$clock = clock;
-        mac$76$en = mac_en;
-        mac$76$first = mac_first;
-        mac$76$bias = bias$76;
-        mac$76$w = weight$76;
+        mac$76$en = mac_en_r$q;
+        mac$76$first = mac_first_r$q;
+        mac$76$bias = bias_r$76$q;
+        mac$76$w = weight_r$76$q;
         mac$76$x = op_c$q;
-        if (unit_is_a$76) begin
+        if (unit_is_a_r$76$q) begin
             mac$76$x = op_a$q;
         end
         mac$77$clock = clock;
-        mac$77$en = mac_en;
-        mac$77$first = mac_first;
-        mac$77$bias = bias$77;
-        mac$77$w = weight$77;
+        mac$77$en = mac_en_r$q;
+        mac$77$first = mac_first_r$q;
+        mac$77$bias = bias_r$77$q;
+        mac$77$w = weight_r$77$q;
         mac$77$x = op_c$q;
-        if (unit_is_a$77) begin
+        if (unit_is_a_r$77$q) begin
             mac$77$x = op_a$q;
         end
         mac$78$clock = clock;
-        mac$78$en = mac_en;
-        mac$78$first = mac_first;
-        mac$78$bias = bias$78;
-        mac$78$w = weight$78;
+        mac$78$en = mac_en_r$q;
+        mac$78$first = mac_first_r$q;
+        mac$78$bias = bias_r$78$q;
+        mac$78$w = weight_r$78$q;
         mac$78$x = op_c$q;
-        if (unit_is_a$78) begin
+        if (unit_is_a_r$78$q) begin
             mac$78$x = op_a$q;
         end
         mac$79$clock = clock;
-        mac$79$en = mac_en;
-        mac$79$first = mac_first;
-        mac$79$bias = bias$79;
-        mac$79$w = weight$79;
+        mac$79$en = mac_en_r$q;
+        mac$79$first = mac_first_r$q;
+        mac$79$bias = bias_r$79$q;
+        mac$79$w = weight_r$79$q;
         mac$79$x = op_c$q;
-        if (unit_is_a$79) begin
+        if (unit_is_a_r$79$q) begin
             mac$79$x = op_a$q;
         end
         mac$80$clock = clock;
-        mac$80$en = mac_en;
-        mac$80$first = mac_first;
-        mac$80$bias = bias$80;
-        mac$80$w = weight$80;
+        mac$80$en = mac_en_r$q;
+        mac$80$first = mac_first_r$q;
+        mac$80$bias = bias_r$80$q;
+        mac$80$w = weight_r$80$q;
         mac$80$x = op_c$q;
-        if (unit_is_a$80) begin
+        if (unit_is_a_r$80$q) begin
             mac$80$x = op_a$q;
         end
         mac$81$clock = clock;
-        mac$81$en = mac_en;
-        mac$81$first = mac_first;
-        mac$81$bias = bias$81;
-        mac$81$w = weight$81;
+        mac$81$en = mac_en_r$q;
+        mac$81$first = mac_first_r$q;
+        mac$81$bias = bias_r$81$q;
+        mac$81$w = weight_r$81$q;
         mac$81$x = op_c$q;
-        if (unit_is_a$81) begin
+        if (unit_is_a_r$81$q) begin
             mac$81$x = op_a$q;
         end
         mac$82$clock = clock;
-        mac$82$en = mac_en;
-        mac$82$first = mac_first;
-        mac$82$bias = bias$82;
-        mac$82$w = weight$82;
+        mac$82$en = mac_en_r$q;
+        mac$82$first = mac_first_r$q;
+        mac$82$bias = bias_r$82$q;
+        mac$82$w = weight_r$82$q;
         mac$82$x = op_c$q;
-        if (unit_is_a$82) begin
+        if (unit_is_a_r$82$q) begin
             mac$82$x = op_a$q;
         end
         mac$83$clock = clock;
-        mac$83$en = mac_en;
-        mac$83$first = mac_first;
-        mac$83$bias = bias$83;
-        mac$83$w = weight$83;
+        mac$83$en = mac_en_r$q;
+        mac$83$first = mac_first_r$q;
+        mac$83$bias = bias_r$83$q;
+        mac$83$w = weight_r$83$q;
         mac$83$x = op_c$q;
-        if (unit_is_a$83) begin
+        if (unit_is_a_r$83$q) begin
             mac$83$x = op_a$q;
         end
         mac$84$clock = clock;
-        mac$84$en = mac_en;
-        mac$84$first = mac_first;
-        mac$84$bias = bias$84;
-        mac$84$w = weight$84;
+        mac$84$en = mac_en_r$q;
+        mac$84$first = mac_first_r$q;
+        mac$84$bias = bias_r$84$q;
+        mac$84$w = weight_r$84$q;
         mac$84$x = op_c$q;
-        if (unit_is_a$84) begin
+        if (unit_is_a_r$84$q) begin
             mac$84$x = op_a$q;
         end
         mac$85$clock = clock;
-        mac$85$en = mac_en;
-        mac$85$first = mac_first;
-        mac$85$bias = bias$85;
-        mac$85$w = weight$85;
+        mac$85$en = mac_en_r$q;
+        mac$85$first = mac_first_r$q;
+        mac$85$bias = bias_r$85$q;
+        mac$85$w = weight_r$85$q;
         mac$85$x = op_c$q;
-        if (unit_is_a$85) begin
+        if (unit_is_a_r$85$q) begin
             mac$85$x = op_a$q;
         end
         mac$86$clock = clock;
-        mac$86$en = mac_en;
-        mac$86$first = mac_first;
-        mac$86$bias = bias$86;
-        mac$86$w = weight$86;
+        mac$86$en = mac_en_r$q;
+        mac$86$first = mac_first_r$q;
+        mac$86$bias = bias_r$86$q;
+        mac$86$w = weight_r$86$q;
         mac$86$x = op_c$q;
-        if (unit_is_a$86) begin
+        if (unit_is_a_r$86$q) begin
             mac$86$x = op_a$q;
         end
         mac$87$clock = clock;
-        mac$87$en = mac_en;
-        mac$87$first = mac_first;
-        mac$87$bias = bias$87;
-        mac$87$w = weight$87;
+        mac$87$en = mac_en_r$q;
+        mac$87$first = mac_first_r$q;
+        mac$87$bias = bias_r$87$q;
+        mac$87$w = weight_r$87$q;
         mac$87$x = op_c$q;
-        if (unit_is_a$87) begin
+        if (unit_is_a_r$87$q) begin
             mac$87$x = op_a$q;
         end
         mac$88$clock = clock;
-        mac$88$en = mac_en;
-        mac$88$first = mac_first;
-        mac$88$bias = bias$88;
-        mac$88$w = weight$88;
+        mac$88$en = mac_en_r$q;
+        mac$88$first = mac_first_r$q;
+        mac$88$bias = bias_r$88$q;
+        mac$88$w = weight_r$88$q;
         mac$88$x = op_c$q;
-        if (unit_is_a$88) begin
+        if (unit_is_a_r$88$q) begin
             mac$88$x = op_a$q;
         end
         mac$89$clock = clock;
-        mac$89$en = mac_en;
-        mac$89$first = mac_first;
-        mac$89$bias = bias$89;
-        mac$89$w = weight$89;
+        mac$89$en = mac_en_r$q;
+        mac$89$first = mac_first_r$q;
+        mac$89$bias = bias_r$89$q;
+        mac$89$w = weight_r$89$q;
         mac$89$x = op_c$q;
-        if (unit_is_a$89) begin
+        if (unit_is_a_r$89$q) begin
             mac$89$x = op_a$q;
         end
         mac$90$clock = clock;
-        mac$90$en = mac_en;
-        mac$90$first = mac_first;
-        mac$90$bias = bias$90;
-        mac$90$w = weight$90;
+        mac$90$en = mac_en_r$q;
+        mac$90$first = mac_first_r$q;
+        mac$90$bias = bias_r$90$q;
+        mac$90$w = weight_r$90$q;
         mac$90$x = op_c$q;
-        if (unit_is_a$90) begin
+        if (unit_is_a_r$90$q) begin
             mac$90$x = op_a$q;
         end
         mac$91$clock = clock;
-        mac$91$en = mac_en;
-        mac$91$first = mac_first;
-        mac$91$bias = bias$91;
-        mac$91$w = weight$91;
+        mac$91$en = mac_en_r$q;
+        mac$91$first = mac_first_r$q;
+        mac$91$bias = bias_r$91$q;
+        mac$91$w = weight_r$91$q;
         mac$91$x = op_c$q;
-        if (unit_is_a$91) begin
+        if (unit_is_a_r$91$q) begin
             mac$91$x = op_a$q;
         end
         mac$92$clock = clock;
-        mac$92$en = mac_en;
-        mac$92$first = mac_first;
-        mac$92$bias = bias$92;
-        mac$92$w = weight$92;
+        mac$92$en = mac_en_r$q;
+        mac$92$first = mac_first_r$q;
+        mac$92$bias = bias_r$92$q;
+        mac$92$w = weight_r$92$q;
         mac$92$x = op_c$q;
-        if (unit_is_a$92) begin
+        if (unit_is_a_r$92$q) begin
             mac$92$x = op_a$q;
         end
         mac$93$clock = clock;
-        mac$93$en = mac_en;
-        mac$93$first = mac_first;
-        mac$93$bias = bias$93;
-        mac$93$w = weight$93;
+        mac$93$en = mac_en_r$q;
+        mac$93$first = mac_first_r$q;
+        mac$93$bias = bias_r$93$q;
+        mac$93$w = weight_r$93$q;
         mac$93$x = op_c$q;
-        if (unit_is_a$93) begin
+        if (unit_is_a_r$93$q) begin
             mac$93$x = op_a$q;
         end
         mac$94$clock = clock;
-        mac$94$en = mac_en;
-        mac$94$first = mac_first;
-        mac$94$bias = bias$94;
-        mac$94$w = weight$94;
+        mac$94$en = mac_en_r$q;
+        mac$94$first = mac_first_r$q;
+        mac$94$bias = bias_r$94$q;
+        mac$94$w = weight_r$94$q;
         mac$94$x = op_c$q;
-        if (unit_is_a$94) begin
+        if (unit_is_a_r$94$q) begin
             mac$94$x = op_a$q;
         end
         mac$95$clock = clock;
-        mac$95$en = mac_en;
-        mac$95$first = mac_first;
-        mac$95$bias = bias$95;
-        mac$95$w = weight$95;
+        mac$95$en = mac_en_r$q;
+        mac$95$first = mac_first_r$q;
+        mac$95$bias = bias_r$95$q;
+        mac$95$w = weight_r$95$q;
         mac$95$x = op_c$q;
-        if (unit_is_a$95) begin
+        if (unit_is_a_r$95$q) begin
             mac$95$x = op_a$q;
         end
-        if (post) begin
-            if (post_pass == z_pass$0) begin
-                if (post_set) begin
+        if (post_r$q) begin
+            if (post_pass_r$q == z_pass$0) begin
+                if (post_set_r$q) begin
                     z1$0$d = mac$0$gate;
                 end
                 else begin
                     z0$0$d = mac$0$gate;
                 end
             end
-            if (post_pass == r_pass$0) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$0) begin
+                if (post_set_r$q) begin
                     r1$0$d = mac$32$gate;
                 end
                 else begin
                     r0$0$d = mac$32$gate;
                 end
             end
-            if (post_pass == c_pass$0) begin
+            if (post_pass_r$q == c_pass$0) begin
                 cand$0$d = mac$64$cand;
             end
-            if (post_pass == z_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$1) begin
+                if (post_set_r$q) begin
                     z1$1$d = mac$1$gate;
                 end
                 else begin
                     z0$1$d = mac$1$gate;
                 end
             end
-            if (post_pass == r_pass$1) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$1) begin
+                if (post_set_r$q) begin
                     r1$1$d = mac$33$gate;
                 end
                 else begin
                     r0$1$d = mac$33$gate;
                 end
             end
-            if (post_pass == c_pass$1) begin
+            if (post_pass_r$q == c_pass$1) begin
                 cand$1$d = mac$65$cand;
             end
-            if (post_pass == z_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$2) begin
+                if (post_set_r$q) begin
                     z1$2$d = mac$2$gate;
                 end
                 else begin
                     z0$2$d = mac$2$gate;
                 end
             end
-            if (post_pass == r_pass$2) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$2) begin
+                if (post_set_r$q) begin
                     r1$2$d = mac$34$gate;
                 end
                 else begin
                     r0$2$d = mac$34$gate;
                 end
             end
-            if (post_pass == c_pass$2) begin
+            if (post_pass_r$q == c_pass$2) begin
                 cand$2$d = mac$66$cand;
             end
-            if (post_pass == z_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$3) begin
+                if (post_set_r$q) begin
                     z1$3$d = mac$3$gate;
                 end
                 else begin
                     z0$3$d = mac$3$gate;
                 end
             end
-            if (post_pass == r_pass$3) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$3) begin
+                if (post_set_r$q) begin
                     r1$3$d = mac$35$gate;
                 end
                 else begin
                     r0$3$d = mac$35$gate;
                 end
             end
-            if (post_pass == c_pass$3) begin
+            if (post_pass_r$q == c_pass$3) begin
                 cand$3$d = mac$67$cand;
             end
-            if (post_pass == z_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$4) begin
+                if (post_set_r$q) begin
                     z1$4$d = mac$4$gate;
                 end
                 else begin
                     z0$4$d = mac$4$gate;
                 end
             end
-            if (post_pass == r_pass$4) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$4) begin
+                if (post_set_r$q) begin
                     r1$4$d = mac$36$gate;
                 end
                 else begin
                     r0$4$d = mac$36$gate;
                 end
             end
-            if (post_pass == c_pass$4) begin
+            if (post_pass_r$q == c_pass$4) begin
                 cand$4$d = mac$68$cand;
             end
-            if (post_pass == z_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$5) begin
+                if (post_set_r$q) begin
                     z1$5$d = mac$5$gate;
                 end
                 else begin
                     z0$5$d = mac$5$gate;
                 end
             end
-            if (post_pass == r_pass$5) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$5) begin
+                if (post_set_r$q) begin
                     r1$5$d = mac$37$gate;
                 end
                 else begin
                     r0$5$d = mac$37$gate;
                 end
             end
-            if (post_pass == c_pass$5) begin
+            if (post_pass_r$q == c_pass$5) begin
                 cand$5$d = mac$69$cand;
             end
-            if (post_pass == z_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$6) begin
+                if (post_set_r$q) begin
                     z1$6$d = mac$6$gate;
                 end
                 else begin
                     z0$6$d = mac$6$gate;
                 end
             end
-            if (post_pass == r_pass$6) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$6) begin
+                if (post_set_r$q) begin
                     r1$6$d = mac$38$gate;
                 end
                 else begin
                     r0$6$d = mac$38$gate;
                 end
             end
-            if (post_pass == c_pass$6) begin
+            if (post_pass_r$q == c_pass$6) begin
                 cand$6$d = mac$70$cand;
             end
-            if (post_pass == z_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$7) begin
+                if (post_set_r$q) begin
                     z1$7$d = mac$7$gate;
                 end
                 else begin
                     z0$7$d = mac$7$gate;
                 end
             end
-            if (post_pass == r_pass$7) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$7) begin
+                if (post_set_r$q) begin
                     r1$7$d = mac$39$gate;
                 end
                 else begin
                     r0$7$d = mac$39$gate;
                 end
             end
-            if (post_pass == c_pass$7) begin
+            if (post_pass_r$q == c_pass$7) begin
                 cand$7$d = mac$71$cand;
             end
-            if (post_pass == z_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$8) begin
+                if (post_set_r$q) begin
                     z1$8$d = mac$8$gate;
                 end
                 else begin
                     z0$8$d = mac$8$gate;
                 end
             end
-            if (post_pass == r_pass$8) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$8) begin
+                if (post_set_r$q) begin
                     r1$8$d = mac$40$gate;
                 end
                 else begin
                     r0$8$d = mac$40$gate;
                 end
             end
-            if (post_pass == c_pass$8) begin
+            if (post_pass_r$q == c_pass$8) begin
                 cand$8$d = mac$72$cand;
             end
-            if (post_pass == z_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$9) begin
+                if (post_set_r$q) begin
                     z1$9$d = mac$9$gate;
                 end
                 else begin
                     z0$9$d = mac$9$gate;
                 end
             end
-            if (post_pass == r_pass$9) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$9) begin
+                if (post_set_r$q) begin
                     r1$9$d = mac$41$gate;
                 end
                 else begin
                     r0$9$d = mac$41$gate;
                 end
             end
-            if (post_pass == c_pass$9) begin
+            if (post_pass_r$q == c_pass$9) begin
                 cand$9$d = mac$73$cand;
             end
-            if (post_pass == z_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$10) begin
+                if (post_set_r$q) begin
                     z1$10$d = mac$10$gate;
                 end
                 else begin
                     z0$10$d = mac$10$gate;
                 end
             end
-            if (post_pass == r_pass$10) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$10) begin
+                if (post_set_r$q) begin
                     r1$10$d = mac$42$gate;
                 end
                 else begin
                     r0$10$d = mac$42$gate;
                 end
             end
-            if (post_pass == c_pass$10) begin
+            if (post_pass_r$q == c_pass$10) begin
                 cand$10$d = mac$74$cand;
             end
-            if (post_pass == z_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$11) begin
+                if (post_set_r$q) begin
                     z1$11$d = mac$11$gate;
                 end
                 else begin
                     z0$11$d = mac$11$gate;
                 end
             end
-            if (post_pass == r_pass$11) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$11) begin
+                if (post_set_r$q) begin
                     r1$11$d = mac$43$gate;
                 end
                 else begin
                     r0$11$d = mac$43$gate;
                 end
             end
-            if (post_pass == c_pass$11) begin
+            if (post_pass_r$q == c_pass$11) begin
                 cand$11$d = mac$75$cand;
             end
-            if (post_pass == z_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$12) begin
+                if (post_set_r$q) begin
                     z1$12$d = mac$12$gate;
                 end
                 else begin
                     z0$12$d = mac$12$gate;
                 end
             end
-            if (post_pass == r_pass$12) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$12) begin
+                if (post_set_r$q) begin
                     r1$12$d = mac$44$gate;
                 end
                 else begin
                     r0$12$d = mac$44$gate;
                 end
             end
-            if (post_pass == c_pass$12) begin
+            if (post_pass_r$q == c_pass$12) begin
                 cand$12$d = mac$76$cand;
             end
-            if (post_pass == z_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$13) begin
+                if (post_set_r$q) begin
                     z1$13$d = mac$13$gate;
                 end
                 else begin
                     z0$13$d = mac$13$gate;
                 end
             end
-            if (post_pass == r_pass$13) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$13) begin
+                if (post_set_r$q) begin
                     r1$13$d = mac$45$gate;
                 end
                 else begin
                     r0$13$d = mac$45$gate;
                 end
             end
-            if (post_pass == c_pass$13) begin
+            if (post_pass_r$q == c_pass$13) begin
                 cand$13$d = mac$77$cand;
             end
-            if (post_pass == z_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$14) begin
+                if (post_set_r$q) begin
                     z1$14$d = mac$14$gate;
                 end
                 else begin
                     z0$14$d = mac$14$gate;
                 end
             end
-            if (post_pass == r_pass$14) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$14) begin
+                if (post_set_r$q) begin
                     r1$14$d = mac$46$gate;
                 end
                 else begin
                     r0$14$d = mac$46$gate;
                 end
             end
-            if (post_pass == c_pass$14) begin
+            if (post_pass_r$q == c_pass$14) begin
                 cand$14$d = mac$78$cand;
             end
-            if (post_pass == z_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$15) begin
+                if (post_set_r$q) begin
                     z1$15$d = mac$15$gate;
                 end
                 else begin
                     z0$15$d = mac$15$gate;
                 end
             end
-            if (post_pass == r_pass$15) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$15) begin
+                if (post_set_r$q) begin
                     r1$15$d = mac$47$gate;
                 end
                 else begin
                     r0$15$d = mac$47$gate;
                 end
             end
-            if (post_pass == c_pass$15) begin
+            if (post_pass_r$q == c_pass$15) begin
                 cand$15$d = mac$79$cand;
             end
-            if (post_pass == z_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$16) begin
+                if (post_set_r$q) begin
                     z1$16$d = mac$16$gate;
                 end
                 else begin
                     z0$16$d = mac$16$gate;
                 end
             end
-            if (post_pass == r_pass$16) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$16) begin
+                if (post_set_r$q) begin
                     r1$16$d = mac$48$gate;
                 end
                 else begin
                     r0$16$d = mac$48$gate;
                 end
             end
-            if (post_pass == c_pass$16) begin
+            if (post_pass_r$q == c_pass$16) begin
                 cand$16$d = mac$80$cand;
             end
-            if (post_pass == z_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$17) begin
+                if (post_set_r$q) begin
                     z1$17$d = mac$17$gate;
                 end
                 else begin
                     z0$17$d = mac$17$gate;
                 end
             end
-            if (post_pass == r_pass$17) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$17) begin
+                if (post_set_r$q) begin
                     r1$17$d = mac$49$gate;
                 end
                 else begin
                     r0$17$d = mac$49$gate;
                 end
             end
-            if (post_pass == c_pass$17) begin
+            if (post_pass_r$q == c_pass$17) begin
                 cand$17$d = mac$81$cand;
             end
-            if (post_pass == z_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$18) begin
+                if (post_set_r$q) begin
                     z1$18$d = mac$18$gate;
                 end
                 else begin
                     z0$18$d = mac$18$gate;
                 end
             end
-            if (post_pass == r_pass$18) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$18) begin
+                if (post_set_r$q) begin
                     r1$18$d = mac$50$gate;
                 end
                 else begin
                     r0$18$d = mac$50$gate;
                 end
             end
-            if (post_pass == c_pass$18) begin
+            if (post_pass_r$q == c_pass$18) begin
                 cand$18$d = mac$82$cand;
             end
-            if (post_pass == z_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$19) begin
+                if (post_set_r$q) begin
                     z1$19$d = mac$19$gate;
                 end
                 else begin
                     z0$19$d = mac$19$gate;
                 end
             end
-            if (post_pass == r_pass$19) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$19) begin
+                if (post_set_r$q) begin
                     r1$19$d = mac$51$gate;
                 end
                 else begin
                     r0$19$d = mac$51$gate;
                 end
             end
-            if (post_pass == c_pass$19) begin
+            if (post_pass_r$q == c_pass$19) begin
                 cand$19$d = mac$83$cand;
             end
-            if (post_pass == z_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$20) begin
+                if (post_set_r$q) begin
                     z1$20$d = mac$20$gate;
                 end
                 else begin
                     z0$20$d = mac$20$gate;
                 end
             end
-            if (post_pass == r_pass$20) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$20) begin
+                if (post_set_r$q) begin
                     r1$20$d = mac$52$gate;
                 end
                 else begin
                     r0$20$d = mac$52$gate;
                 end
             end
-            if (post_pass == c_pass$20) begin
+            if (post_pass_r$q == c_pass$20) begin
                 cand$20$d = mac$84$cand;
             end
-            if (post_pass == z_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$21) begin
+                if (post_set_r$q) begin
                     z1$21$d = mac$21$gate;
                 end
                 else begin
                     z0$21$d = mac$21$gate;
                 end
             end
-            if (post_pass == r_pass$21) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$21) begin
+                if (post_set_r$q) begin
                     r1$21$d = mac$53$gate;
                 end
                 else begin
                     r0$21$d = mac$53$gate;
                 end
             end
-            if (post_pass == c_pass$21) begin
+            if (post_pass_r$q == c_pass$21) begin
                 cand$21$d = mac$85$cand;
             end
-            if (post_pass == z_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$22) begin
+                if (post_set_r$q) begin
                     z1$22$d = mac$22$gate;
                 end
                 else begin
                     z0$22$d = mac$22$gate;
                 end
             end
-            if (post_pass == r_pass$22) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$22) begin
+                if (post_set_r$q) begin
                     r1$22$d = mac$54$gate;
                 end
                 else begin
                     r0$22$d = mac$54$gate;
                 end
             end
-            if (post_pass == c_pass$22) begin
+            if (post_pass_r$q == c_pass$22) begin
                 cand$22$d = mac$86$cand;
             end
-            if (post_pass == z_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$23) begin
+                if (post_set_r$q) begin
                     z1$23$d = mac$23$gate;
                 end
                 else begin
                     z0$23$d = mac$23$gate;
                 end
             end
-            if (post_pass == r_pass$23) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$23) begin
+                if (post_set_r$q) begin
                     r1$23$d = mac$55$gate;
                 end
                 else begin
                     r0$23$d = mac$55$gate;
                 end
             end
-            if (post_pass == c_pass$23) begin
+            if (post_pass_r$q == c_pass$23) begin
                 cand$23$d = mac$87$cand;
             end
-            if (post_pass == z_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$24) begin
+                if (post_set_r$q) begin
                     z1$24$d = mac$24$gate;
                 end
                 else begin
                     z0$24$d = mac$24$gate;
                 end
             end
-            if (post_pass == r_pass$24) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$24) begin
+                if (post_set_r$q) begin
                     r1$24$d = mac$56$gate;
                 end
                 else begin
                     r0$24$d = mac$56$gate;
                 end
             end
-            if (post_pass == c_pass$24) begin
+            if (post_pass_r$q == c_pass$24) begin
                 cand$24$d = mac$88$cand;
             end
-            if (post_pass == z_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$25) begin
+                if (post_set_r$q) begin
                     z1$25$d = mac$25$gate;
                 end
                 else begin
                     z0$25$d = mac$25$gate;
                 end
             end
-            if (post_pass == r_pass$25) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$25) begin
+                if (post_set_r$q) begin
                     r1$25$d = mac$57$gate;
                 end
                 else begin
                     r0$25$d = mac$57$gate;
                 end
             end
-            if (post_pass == c_pass$25) begin
+            if (post_pass_r$q == c_pass$25) begin
                 cand$25$d = mac$89$cand;
             end
-            if (post_pass == z_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$26) begin
+                if (post_set_r$q) begin
                     z1$26$d = mac$26$gate;
                 end
                 else begin
                     z0$26$d = mac$26$gate;
                 end
             end
-            if (post_pass == r_pass$26) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$26) begin
+                if (post_set_r$q) begin
                     r1$26$d = mac$58$gate;
                 end
                 else begin
                     r0$26$d = mac$58$gate;
                 end
             end
-            if (post_pass == c_pass$26) begin
+            if (post_pass_r$q == c_pass$26) begin
                 cand$26$d = mac$90$cand;
             end
-            if (post_pass == z_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$27) begin
+                if (post_set_r$q) begin
                     z1$27$d = mac$27$gate;
                 end
                 else begin
                     z0$27$d = mac$27$gate;
                 end
             end
-            if (post_pass == r_pass$27) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$27) begin
+                if (post_set_r$q) begin
                     r1$27$d = mac$59$gate;
                 end
                 else begin
                     r0$27$d = mac$59$gate;
                 end
             end
-            if (post_pass == c_pass$27) begin
+            if (post_pass_r$q == c_pass$27) begin
                 cand$27$d = mac$91$cand;
             end
-            if (post_pass == z_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$28) begin
+                if (post_set_r$q) begin
                     z1$28$d = mac$28$gate;
                 end
                 else begin
                     z0$28$d = mac$28$gate;
                 end
             end
-            if (post_pass == r_pass$28) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$28) begin
+                if (post_set_r$q) begin
                     r1$28$d = mac$60$gate;
                 end
                 else begin
                     r0$28$d = mac$60$gate;
                 end
             end
-            if (post_pass == c_pass$28) begin
+            if (post_pass_r$q == c_pass$28) begin
                 cand$28$d = mac$92$cand;
             end
-            if (post_pass == z_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$29) begin
+                if (post_set_r$q) begin
                     z1$29$d = mac$29$gate;
                 end
                 else begin
                     z0$29$d = mac$29$gate;
                 end
             end
-            if (post_pass == r_pass$29) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$29) begin
+                if (post_set_r$q) begin
                     r1$29$d = mac$61$gate;
                 end
                 else begin
                     r0$29$d = mac$61$gate;
                 end
             end
-            if (post_pass == c_pass$29) begin
+            if (post_pass_r$q == c_pass$29) begin
                 cand$29$d = mac$93$cand;
             end
-            if (post_pass == z_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$30) begin
+                if (post_set_r$q) begin
                     z1$30$d = mac$30$gate;
                 end
                 else begin
                     z0$30$d = mac$30$gate;
                 end
             end
-            if (post_pass == r_pass$30) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$30) begin
+                if (post_set_r$q) begin
                     r1$30$d = mac$62$gate;
                 end
                 else begin
                     r0$30$d = mac$62$gate;
                 end
             end
-            if (post_pass == c_pass$30) begin
+            if (post_pass_r$q == c_pass$30) begin
                 cand$30$d = mac$94$cand;
             end
-            if (post_pass == z_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == z_pass$31) begin
+                if (post_set_r$q) begin
                     z1$31$d = mac$31$gate;
                 end
                 else begin
                     z0$31$d = mac$31$gate;
                 end
             end
-            if (post_pass == r_pass$31) begin
-                if (post_set) begin
+            if (post_pass_r$q == r_pass$31) begin
+                if (post_set_r$q) begin
                     r1$31$d = mac$63$gate;
                 end
                 else begin
                     r0$31$d = mac$63$gate;
                 end
             end
-            if (post_pass == c_pass$31) begin
+            if (post_pass_r$q == c_pass$31) begin
                 cand$31$d = mac$95$cand;
             end
         end
         h_j = state$0$rdata1;
-        if (upd_set) begin
+        if (upd_set_r$q) begin
             h_j = state$1$rdata1;
         end
-        if (upd_zero) begin
+        if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
         u_z$d = z_j;
         u_d$d = h_j - c_j;
         u_c$d = c_j;
-        u_j$d = upd_j;
-        u_set$d = upd_set;
-        u_en$d = upd_en;
+        u_j$d = upd_j_r$q;
+        u_set$d = upd_set_r$q;
+        u_en$d = upd_en_r$q;
         update_mul$a = u_z$q;
         update_mul$b = u_d$q;
         update_mul$c = u_c$q;
@@ -23134,18 +26454,18 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         v_en$d = u_en$q;
         update_q$v = v_sum$q;
         head$clock = clock;
-        head$en = head_en;
-        head$first = head_first;
+        head$en = head_en_r$q;
+        head$first = head_first_r$q;
         head$x = op_head$q;
-        head$done = head_done;
-        head$step_first = head_step_first;
-        head$step_last = head_step_last;
-        head$set = head_set;
-        head$w$0 = head_weight$0;
+        head$done = head_done_r$q;
+        head$step_first = head_step_first_r$q;
+        head$step_last = head_step_last_r$q;
+        head$set = head_set_r$q;
+        head$w$0 = head_weight_r$0$q;
         channel$0 = head$out$0;
-        head$w$1 = head_weight$1;
+        head$w$1 = head_weight_r$1$q;
         channel$1 = head$out$1;
-        head$w$2 = head_weight$2;
+        head$w$2 = head_weight_r$2$q;
         channel$2 = head$out$2;
         amp1 = head$amp1;
         amp2 = head$amp2;
@@ -23154,6 +26474,2094 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     end
     
 endmodule // top$gru$lane$0
+
+
+module top$gru$lane$0$a_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$a_set_r
+
+
+module top$gru$lane$0$a_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$a_zero_r
+
+
+module top$gru$lane$0$bias_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$0
+
+
+module top$gru$lane$0$bias_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$1
+
+
+module top$gru$lane$0$bias_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$10
+
+
+module top$gru$lane$0$bias_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$11
+
+
+module top$gru$lane$0$bias_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$12
+
+
+module top$gru$lane$0$bias_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$13
+
+
+module top$gru$lane$0$bias_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$14
+
+
+module top$gru$lane$0$bias_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$15
+
+
+module top$gru$lane$0$bias_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$16
+
+
+module top$gru$lane$0$bias_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$17
+
+
+module top$gru$lane$0$bias_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$18
+
+
+module top$gru$lane$0$bias_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$19
+
+
+module top$gru$lane$0$bias_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$2
+
+
+module top$gru$lane$0$bias_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$20
+
+
+module top$gru$lane$0$bias_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$21
+
+
+module top$gru$lane$0$bias_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$22
+
+
+module top$gru$lane$0$bias_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$23
+
+
+module top$gru$lane$0$bias_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$24
+
+
+module top$gru$lane$0$bias_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$25
+
+
+module top$gru$lane$0$bias_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$26
+
+
+module top$gru$lane$0$bias_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$27
+
+
+module top$gru$lane$0$bias_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$28
+
+
+module top$gru$lane$0$bias_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$29
+
+
+module top$gru$lane$0$bias_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$3
+
+
+module top$gru$lane$0$bias_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$30
+
+
+module top$gru$lane$0$bias_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$31
+
+
+module top$gru$lane$0$bias_r$32(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$32
+
+
+module top$gru$lane$0$bias_r$33(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$33
+
+
+module top$gru$lane$0$bias_r$34(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$34
+
+
+module top$gru$lane$0$bias_r$35(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$35
+
+
+module top$gru$lane$0$bias_r$36(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$36
+
+
+module top$gru$lane$0$bias_r$37(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$37
+
+
+module top$gru$lane$0$bias_r$38(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$38
+
+
+module top$gru$lane$0$bias_r$39(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$39
+
+
+module top$gru$lane$0$bias_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$4
+
+
+module top$gru$lane$0$bias_r$40(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$40
+
+
+module top$gru$lane$0$bias_r$41(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$41
+
+
+module top$gru$lane$0$bias_r$42(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$42
+
+
+module top$gru$lane$0$bias_r$43(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$43
+
+
+module top$gru$lane$0$bias_r$44(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$44
+
+
+module top$gru$lane$0$bias_r$45(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$45
+
+
+module top$gru$lane$0$bias_r$46(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$46
+
+
+module top$gru$lane$0$bias_r$47(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$47
+
+
+module top$gru$lane$0$bias_r$48(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$48
+
+
+module top$gru$lane$0$bias_r$49(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$49
+
+
+module top$gru$lane$0$bias_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$5
+
+
+module top$gru$lane$0$bias_r$50(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$50
+
+
+module top$gru$lane$0$bias_r$51(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$51
+
+
+module top$gru$lane$0$bias_r$52(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$52
+
+
+module top$gru$lane$0$bias_r$53(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$53
+
+
+module top$gru$lane$0$bias_r$54(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$54
+
+
+module top$gru$lane$0$bias_r$55(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$55
+
+
+module top$gru$lane$0$bias_r$56(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$56
+
+
+module top$gru$lane$0$bias_r$57(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$57
+
+
+module top$gru$lane$0$bias_r$58(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$58
+
+
+module top$gru$lane$0$bias_r$59(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$59
+
+
+module top$gru$lane$0$bias_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$6
+
+
+module top$gru$lane$0$bias_r$60(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$60
+
+
+module top$gru$lane$0$bias_r$61(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$61
+
+
+module top$gru$lane$0$bias_r$62(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$62
+
+
+module top$gru$lane$0$bias_r$63(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$63
+
+
+module top$gru$lane$0$bias_r$64(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$64
+
+
+module top$gru$lane$0$bias_r$65(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$65
+
+
+module top$gru$lane$0$bias_r$66(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$66
+
+
+module top$gru$lane$0$bias_r$67(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$67
+
+
+module top$gru$lane$0$bias_r$68(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$68
+
+
+module top$gru$lane$0$bias_r$69(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$69
+
+
+module top$gru$lane$0$bias_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$7
+
+
+module top$gru$lane$0$bias_r$70(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$70
+
+
+module top$gru$lane$0$bias_r$71(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$71
+
+
+module top$gru$lane$0$bias_r$72(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$72
+
+
+module top$gru$lane$0$bias_r$73(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$73
+
+
+module top$gru$lane$0$bias_r$74(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$74
+
+
+module top$gru$lane$0$bias_r$75(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$75
+
+
+module top$gru$lane$0$bias_r$76(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$76
+
+
+module top$gru$lane$0$bias_r$77(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$77
+
+
+module top$gru$lane$0$bias_r$78(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$78
+
+
+module top$gru$lane$0$bias_r$79(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$79
+
+
+module top$gru$lane$0$bias_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$8
+
+
+module top$gru$lane$0$bias_r$80(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$80
+
+
+module top$gru$lane$0$bias_r$81(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$81
+
+
+module top$gru$lane$0$bias_r$82(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$82
+
+
+module top$gru$lane$0$bias_r$83(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$83
+
+
+module top$gru$lane$0$bias_r$84(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$84
+
+
+module top$gru$lane$0$bias_r$85(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$85
+
+
+module top$gru$lane$0$bias_r$86(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$86
+
+
+module top$gru$lane$0$bias_r$87(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$87
+
+
+module top$gru$lane$0$bias_r$88(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$88
+
+
+module top$gru$lane$0$bias_r$89(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$89
+
+
+module top$gru$lane$0$bias_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$9
+
+
+module top$gru$lane$0$bias_r$90(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$90
+
+
+module top$gru$lane$0$bias_r$91(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$91
+
+
+module top$gru$lane$0$bias_r$92(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$92
+
+
+module top$gru$lane$0$bias_r$93(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$93
+
+
+module top$gru$lane$0$bias_r$94(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$94
+
+
+module top$gru$lane$0$bias_r$95(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$bias_r$95
+
+
+module top$gru$lane$0$c_rotate_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$c_rotate_r
+
+
+module top$gru$lane$0$c_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$c_zero_r
 
 
 module top$gru$lane$0$cand$0(d,q,clock);
@@ -24405,6 +29813,177 @@ module top$gru$lane$0$head$t2$1(d,q,clock);
 endmodule // top$gru$lane$0$head$t2$1
 
 
+module top$gru$lane$0$head_done_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$head_done_r
+
+
+module top$gru$lane$0$head_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$head_en_r
+
+
+module top$gru$lane$0$head_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$head_first_r
+
+
+module top$gru$lane$0$head_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$head_set_r
+
+
+module top$gru$lane$0$head_step_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$head_step_first_r
+
+
+module top$gru$lane$0$head_step_last_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$head_step_last_r
+
+
+module top$gru$lane$0$head_weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$head_weight_r$0
+
+
+module top$gru$lane$0$head_weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$head_weight_r$1
+
+
+module top$gru$lane$0$head_weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$head_weight_r$2
+
+
 module top$gru$lane$0$input$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
     
     // Module arguments
@@ -24455,6 +30034,78 @@ module top$gru$lane$0$input$1(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
        if (we && waddr < 135) mem[waddr[7:0]] <= wdata;
     end
 endmodule // top$gru$lane$0$input$1
+
+
+module top$gru$lane$0$k_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$k_is_x_r
+
+
+module top$gru$lane$0$k_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$k_r
+
+
+module top$gru$lane$0$ka_is_x_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$ka_is_x_r
+
+
+module top$gru$lane$0$ka_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$ka_r
 
 
 module top$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
@@ -28873,6 +34524,42 @@ module top$gru$lane$0$mac$95(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$95
 
 
+module top$gru$lane$0$mac_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r
+
+
+module top$gru$lane$0$mac_first_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r
+
+
 module top$gru$lane$0$op_a(d,q,clock);
     
     // Module arguments
@@ -29023,6 +34710,60 @@ module top$gru$lane$0$p_xc(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$p_xc
+
+
+module top$gru$lane$0$post_pass_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_pass_r
+
+
+module top$gru$lane$0$post_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r
+
+
+module top$gru$lane$0$post_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_set_r
 
 
 module top$gru$lane$0$q_czero(d,q,clock);
@@ -30520,6 +36261,1806 @@ module top$gru$lane$0$u_z(d,q,clock);
 endmodule // top$gru$lane$0$u_z
 
 
+module top$gru$lane$0$unit_is_a_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$0
+
+
+module top$gru$lane$0$unit_is_a_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$1
+
+
+module top$gru$lane$0$unit_is_a_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$10
+
+
+module top$gru$lane$0$unit_is_a_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$11
+
+
+module top$gru$lane$0$unit_is_a_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$12
+
+
+module top$gru$lane$0$unit_is_a_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$13
+
+
+module top$gru$lane$0$unit_is_a_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$14
+
+
+module top$gru$lane$0$unit_is_a_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$15
+
+
+module top$gru$lane$0$unit_is_a_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$16
+
+
+module top$gru$lane$0$unit_is_a_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$17
+
+
+module top$gru$lane$0$unit_is_a_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$18
+
+
+module top$gru$lane$0$unit_is_a_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$19
+
+
+module top$gru$lane$0$unit_is_a_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$2
+
+
+module top$gru$lane$0$unit_is_a_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$20
+
+
+module top$gru$lane$0$unit_is_a_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$21
+
+
+module top$gru$lane$0$unit_is_a_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$22
+
+
+module top$gru$lane$0$unit_is_a_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$23
+
+
+module top$gru$lane$0$unit_is_a_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$24
+
+
+module top$gru$lane$0$unit_is_a_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$25
+
+
+module top$gru$lane$0$unit_is_a_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$26
+
+
+module top$gru$lane$0$unit_is_a_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$27
+
+
+module top$gru$lane$0$unit_is_a_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$28
+
+
+module top$gru$lane$0$unit_is_a_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$29
+
+
+module top$gru$lane$0$unit_is_a_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$3
+
+
+module top$gru$lane$0$unit_is_a_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$30
+
+
+module top$gru$lane$0$unit_is_a_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$31
+
+
+module top$gru$lane$0$unit_is_a_r$32(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$32
+
+
+module top$gru$lane$0$unit_is_a_r$33(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$33
+
+
+module top$gru$lane$0$unit_is_a_r$34(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$34
+
+
+module top$gru$lane$0$unit_is_a_r$35(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$35
+
+
+module top$gru$lane$0$unit_is_a_r$36(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$36
+
+
+module top$gru$lane$0$unit_is_a_r$37(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$37
+
+
+module top$gru$lane$0$unit_is_a_r$38(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$38
+
+
+module top$gru$lane$0$unit_is_a_r$39(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$39
+
+
+module top$gru$lane$0$unit_is_a_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$4
+
+
+module top$gru$lane$0$unit_is_a_r$40(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$40
+
+
+module top$gru$lane$0$unit_is_a_r$41(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$41
+
+
+module top$gru$lane$0$unit_is_a_r$42(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$42
+
+
+module top$gru$lane$0$unit_is_a_r$43(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$43
+
+
+module top$gru$lane$0$unit_is_a_r$44(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$44
+
+
+module top$gru$lane$0$unit_is_a_r$45(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$45
+
+
+module top$gru$lane$0$unit_is_a_r$46(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$46
+
+
+module top$gru$lane$0$unit_is_a_r$47(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$47
+
+
+module top$gru$lane$0$unit_is_a_r$48(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$48
+
+
+module top$gru$lane$0$unit_is_a_r$49(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$49
+
+
+module top$gru$lane$0$unit_is_a_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$5
+
+
+module top$gru$lane$0$unit_is_a_r$50(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$50
+
+
+module top$gru$lane$0$unit_is_a_r$51(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$51
+
+
+module top$gru$lane$0$unit_is_a_r$52(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$52
+
+
+module top$gru$lane$0$unit_is_a_r$53(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$53
+
+
+module top$gru$lane$0$unit_is_a_r$54(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$54
+
+
+module top$gru$lane$0$unit_is_a_r$55(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$55
+
+
+module top$gru$lane$0$unit_is_a_r$56(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$56
+
+
+module top$gru$lane$0$unit_is_a_r$57(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$57
+
+
+module top$gru$lane$0$unit_is_a_r$58(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$58
+
+
+module top$gru$lane$0$unit_is_a_r$59(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$59
+
+
+module top$gru$lane$0$unit_is_a_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$6
+
+
+module top$gru$lane$0$unit_is_a_r$60(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$60
+
+
+module top$gru$lane$0$unit_is_a_r$61(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$61
+
+
+module top$gru$lane$0$unit_is_a_r$62(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$62
+
+
+module top$gru$lane$0$unit_is_a_r$63(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$63
+
+
+module top$gru$lane$0$unit_is_a_r$64(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$64
+
+
+module top$gru$lane$0$unit_is_a_r$65(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$65
+
+
+module top$gru$lane$0$unit_is_a_r$66(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$66
+
+
+module top$gru$lane$0$unit_is_a_r$67(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$67
+
+
+module top$gru$lane$0$unit_is_a_r$68(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$68
+
+
+module top$gru$lane$0$unit_is_a_r$69(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$69
+
+
+module top$gru$lane$0$unit_is_a_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$7
+
+
+module top$gru$lane$0$unit_is_a_r$70(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$70
+
+
+module top$gru$lane$0$unit_is_a_r$71(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$71
+
+
+module top$gru$lane$0$unit_is_a_r$72(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$72
+
+
+module top$gru$lane$0$unit_is_a_r$73(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$73
+
+
+module top$gru$lane$0$unit_is_a_r$74(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$74
+
+
+module top$gru$lane$0$unit_is_a_r$75(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$75
+
+
+module top$gru$lane$0$unit_is_a_r$76(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$76
+
+
+module top$gru$lane$0$unit_is_a_r$77(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$77
+
+
+module top$gru$lane$0$unit_is_a_r$78(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$78
+
+
+module top$gru$lane$0$unit_is_a_r$79(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$79
+
+
+module top$gru$lane$0$unit_is_a_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$8
+
+
+module top$gru$lane$0$unit_is_a_r$80(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$80
+
+
+module top$gru$lane$0$unit_is_a_r$81(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$81
+
+
+module top$gru$lane$0$unit_is_a_r$82(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$82
+
+
+module top$gru$lane$0$unit_is_a_r$83(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$83
+
+
+module top$gru$lane$0$unit_is_a_r$84(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$84
+
+
+module top$gru$lane$0$unit_is_a_r$85(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$85
+
+
+module top$gru$lane$0$unit_is_a_r$86(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$86
+
+
+module top$gru$lane$0$unit_is_a_r$87(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$87
+
+
+module top$gru$lane$0$unit_is_a_r$88(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$88
+
+
+module top$gru$lane$0$unit_is_a_r$89(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$89
+
+
+module top$gru$lane$0$unit_is_a_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$9
+
+
+module top$gru$lane$0$unit_is_a_r$90(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$90
+
+
+module top$gru$lane$0$unit_is_a_r$91(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$91
+
+
+module top$gru$lane$0$unit_is_a_r$92(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$92
+
+
+module top$gru$lane$0$unit_is_a_r$93(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$93
+
+
+module top$gru$lane$0$unit_is_a_r$94(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$94
+
+
+module top$gru$lane$0$unit_is_a_r$95(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$unit_is_a_r$95
+
+
+module top$gru$lane$0$upd_en_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$upd_en_r
+
+
+module top$gru$lane$0$upd_j_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$upd_j_r
+
+
+module top$gru$lane$0$upd_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$upd_set_r
+
+
+module top$gru$lane$0$upd_zero_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$upd_zero_r
+
+
 module top$gru$lane$0$update_mul(a,b,c,out);
     
     // Module arguments
@@ -30631,6 +38172,2130 @@ module top$gru$lane$0$v_sum(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$v_sum
+
+
+module top$gru$lane$0$weight_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$0
+
+
+module top$gru$lane$0$weight_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$1
+
+
+module top$gru$lane$0$weight_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$10
+
+
+module top$gru$lane$0$weight_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$11
+
+
+module top$gru$lane$0$weight_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$12
+
+
+module top$gru$lane$0$weight_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$13
+
+
+module top$gru$lane$0$weight_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$14
+
+
+module top$gru$lane$0$weight_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$15
+
+
+module top$gru$lane$0$weight_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$16
+
+
+module top$gru$lane$0$weight_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$17
+
+
+module top$gru$lane$0$weight_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$18
+
+
+module top$gru$lane$0$weight_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$19
+
+
+module top$gru$lane$0$weight_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$2
+
+
+module top$gru$lane$0$weight_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$20
+
+
+module top$gru$lane$0$weight_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$21
+
+
+module top$gru$lane$0$weight_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$22
+
+
+module top$gru$lane$0$weight_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$23
+
+
+module top$gru$lane$0$weight_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$24
+
+
+module top$gru$lane$0$weight_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$25
+
+
+module top$gru$lane$0$weight_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$26
+
+
+module top$gru$lane$0$weight_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$27
+
+
+module top$gru$lane$0$weight_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$28
+
+
+module top$gru$lane$0$weight_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$29
+
+
+module top$gru$lane$0$weight_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$3
+
+
+module top$gru$lane$0$weight_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$30
+
+
+module top$gru$lane$0$weight_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$31
+
+
+module top$gru$lane$0$weight_r$32(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$32
+
+
+module top$gru$lane$0$weight_r$33(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$33
+
+
+module top$gru$lane$0$weight_r$34(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$34
+
+
+module top$gru$lane$0$weight_r$35(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$35
+
+
+module top$gru$lane$0$weight_r$36(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$36
+
+
+module top$gru$lane$0$weight_r$37(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$37
+
+
+module top$gru$lane$0$weight_r$38(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$38
+
+
+module top$gru$lane$0$weight_r$39(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$39
+
+
+module top$gru$lane$0$weight_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$4
+
+
+module top$gru$lane$0$weight_r$40(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$40
+
+
+module top$gru$lane$0$weight_r$41(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$41
+
+
+module top$gru$lane$0$weight_r$42(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$42
+
+
+module top$gru$lane$0$weight_r$43(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$43
+
+
+module top$gru$lane$0$weight_r$44(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$44
+
+
+module top$gru$lane$0$weight_r$45(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$45
+
+
+module top$gru$lane$0$weight_r$46(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$46
+
+
+module top$gru$lane$0$weight_r$47(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$47
+
+
+module top$gru$lane$0$weight_r$48(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$48
+
+
+module top$gru$lane$0$weight_r$49(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$49
+
+
+module top$gru$lane$0$weight_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$5
+
+
+module top$gru$lane$0$weight_r$50(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$50
+
+
+module top$gru$lane$0$weight_r$51(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$51
+
+
+module top$gru$lane$0$weight_r$52(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$52
+
+
+module top$gru$lane$0$weight_r$53(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$53
+
+
+module top$gru$lane$0$weight_r$54(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$54
+
+
+module top$gru$lane$0$weight_r$55(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$55
+
+
+module top$gru$lane$0$weight_r$56(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$56
+
+
+module top$gru$lane$0$weight_r$57(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$57
+
+
+module top$gru$lane$0$weight_r$58(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$58
+
+
+module top$gru$lane$0$weight_r$59(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$59
+
+
+module top$gru$lane$0$weight_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$6
+
+
+module top$gru$lane$0$weight_r$60(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$60
+
+
+module top$gru$lane$0$weight_r$61(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$61
+
+
+module top$gru$lane$0$weight_r$62(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$62
+
+
+module top$gru$lane$0$weight_r$63(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$63
+
+
+module top$gru$lane$0$weight_r$64(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$64
+
+
+module top$gru$lane$0$weight_r$65(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$65
+
+
+module top$gru$lane$0$weight_r$66(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$66
+
+
+module top$gru$lane$0$weight_r$67(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$67
+
+
+module top$gru$lane$0$weight_r$68(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$68
+
+
+module top$gru$lane$0$weight_r$69(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$69
+
+
+module top$gru$lane$0$weight_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$7
+
+
+module top$gru$lane$0$weight_r$70(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$70
+
+
+module top$gru$lane$0$weight_r$71(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$71
+
+
+module top$gru$lane$0$weight_r$72(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$72
+
+
+module top$gru$lane$0$weight_r$73(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$73
+
+
+module top$gru$lane$0$weight_r$74(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$74
+
+
+module top$gru$lane$0$weight_r$75(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$75
+
+
+module top$gru$lane$0$weight_r$76(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$76
+
+
+module top$gru$lane$0$weight_r$77(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$77
+
+
+module top$gru$lane$0$weight_r$78(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$78
+
+
+module top$gru$lane$0$weight_r$79(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$79
+
+
+module top$gru$lane$0$weight_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$8
+
+
+module top$gru$lane$0$weight_r$80(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$80
+
+
+module top$gru$lane$0$weight_r$81(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$81
+
+
+module top$gru$lane$0$weight_r$82(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$82
+
+
+module top$gru$lane$0$weight_r$83(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$83
+
+
+module top$gru$lane$0$weight_r$84(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$84
+
+
+module top$gru$lane$0$weight_r$85(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$85
+
+
+module top$gru$lane$0$weight_r$86(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$86
+
+
+module top$gru$lane$0$weight_r$87(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$87
+
+
+module top$gru$lane$0$weight_r$88(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$88
+
+
+module top$gru$lane$0$weight_r$89(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$89
+
+
+module top$gru$lane$0$weight_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$9
+
+
+module top$gru$lane$0$weight_r$90(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$90
+
+
+module top$gru$lane$0$weight_r$91(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$91
+
+
+module top$gru$lane$0$weight_r$92(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$92
+
+
+module top$gru$lane$0$weight_r$93(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$93
+
+
+module top$gru$lane$0$weight_r$94(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$94
+
+
+module top$gru$lane$0$weight_r$95(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [19:0] d;
+    output reg  [19:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[19:11]};
+    reg [10:0] kept;
+    initial begin
+       kept = 11'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[10:0];
+    end
+    always @(*) q = {{9{kept[10]}}, kept};
+endmodule // top$gru$lane$0$weight_r$95
+
+
+module top$gru$lane$0$x_raddr0_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$x_raddr0_r
+
+
+module top$gru$lane$0$x_raddr1_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$x_raddr1_r
+
+
+module top$gru$lane$0$x_set_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$x_set_r
+
+
+module top$gru$lane$0$x_waddr_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$x_waddr_r
+
+
+module top$gru$lane$0$x_wdata_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$x_wdata_r
+
+
+module top$gru$lane$0$x_we_r(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$x_we_r
 
 
 module top$gru$lane$0$z0$0(d,q,clock);

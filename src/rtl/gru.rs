@@ -163,6 +163,12 @@ pub struct Gru {
     s2_head: DFF<Bit>,
     /// The head's outputs are registered after saturation: one stage more.
     s3_head: DFF<Bit>,
+    /// The head's events one cycle later, when the lanes (one cycle behind
+    /// the controller: [`super::prim::Kept`]) show their results.
+    lag_done: DFF<Bit>,
+    lag_last: DFF<Bit>,
+    lag_step: DFF<Addr>,
+    lag_group: DFF<Bits<32>>,
     upd_run: DFF<Bit>,
     upd_j: DFF<Addr>,
     upd_set: DFF<Bit>,
@@ -346,6 +352,10 @@ impl Gru {
             s2_set: Default::default(),
             s2_head: Default::default(),
             s3_head: Default::default(),
+            lag_done: Default::default(),
+            lag_last: Default::default(),
+            lag_step: Default::default(),
+            lag_group: Default::default(),
             upd_run: Default::default(),
             upd_j: Default::default(),
             upd_set: Default::default(),
@@ -395,7 +405,8 @@ impl Logic for Gru {
             d1_term, d1_head, m1_valid, m1_pass, m1_term, m1_head, m2_valid, m2_pass, m2_term,
             m2_head, a_set, next_set, next_group, head_valid, head_first, head_last, head_step,
             head_group, s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_post, s2_pass, s2_set,
-            s2_head, s3_head, upd_run, upd_j, upd_set, upd_zero, upd_active
+            s2_head, s3_head, lag_done, lag_last, lag_step, lag_group, upd_run, upd_j, upd_set,
+            upd_zero, upd_active
         );
         for s in 0..2 {
             self.active[s].clock.next = self.clock.val();
@@ -549,11 +560,14 @@ impl Logic for Gru {
                 }
             }
         }
-        self.dbg_valid.next = self.s3_head.q.val() && self.head_valid.q.val();
-        self.dbg_group.next = self.head_group.q.val();
-        self.dbg_step.next = self.head_step.q.val();
-        self.ext_load.next =
-            self.s3_head.q.val() && self.head_valid.q.val() && self.head_last.q.val();
+        self.lag_done.d.next = self.s3_head.q.val() && self.head_valid.q.val();
+        self.lag_last.d.next = self.head_last.q.val();
+        self.lag_step.d.next = self.head_step.q.val();
+        self.lag_group.d.next = self.head_group.q.val();
+        self.dbg_valid.next = self.lag_done.q.val();
+        self.dbg_group.next = self.lag_group.q.val();
+        self.dbg_step.next = self.lag_step.q.val();
+        self.ext_load.next = self.lag_done.q.val() && self.lag_last.q.val();
         // State-update stream: H cycles from the cycle after the drain.
         if self.upd_run.q.val() {
             self.upd_j.d.next = self.upd_j.q.val() + 1;

@@ -4,7 +4,11 @@
 //! 3H x (H + 1) matrix-vector work, the reset-product and state-update
 //! units streaming one unit per cycle, and the head. Everything the lanes
 //! share (weights, schedule) arrives on broadcast inputs from the GRU
-//! controller (`gru.rs`).
+//! controller (`gru.rs`), each registered on entry in the lane's own
+//! [`Kept`] copy: the lane runs one cycle behind the controller, and every
+//! decode of the schedule (which register a finished pass writes, which
+//! register file rotates) is the lane's own, next to the registers it
+//! drives, instead of one decode yosys shares across the die.
 //!
 //! Pipeline: stage 0 (issue of term k of pass p): the operands of the set
 //! in its C slot are read and registered; stage 0b: their reset product
@@ -21,7 +25,7 @@
 //! chain of about 2W bits (docs/hardware.md: post-route Fmax).
 
 use super::head::Head;
-use super::prim::{MacUnit, Mem, MulAdd, Requant};
+use super::prim::{Kept, KeptWeight, MacUnit, Mem, MulAdd, Requant};
 use super::{Acc, Addr, Code, Widths, Wt};
 use crate::fixed::Format;
 use rust_hdl::prelude::*;
@@ -75,6 +79,41 @@ pub struct Lane {
     pub amp2: Signal<Out, Acc>,
     pub sum1: Signal<Out, Acc>,
     pub sum2: Signal<Out, Acc>,
+    /// The lane's own copies of every broadcast input, one cycle later
+    /// (the lane runs one cycle behind the controller): see [`Kept`].
+    x_we_r: Kept<Bit>,
+    x_set_r: Kept<Bit>,
+    x_waddr_r: Kept<Addr>,
+    x_wdata_r: Kept<Code>,
+    x_raddr0_r: Kept<Addr>,
+    x_raddr1_r: Kept<Addr>,
+    k_r: Kept<Addr>,
+    k_is_x_r: Kept<Bit>,
+    c_rotate_r: Kept<Bit>,
+    ka_r: Kept<Addr>,
+    ka_is_x_r: Kept<Bit>,
+    a_set_r: Kept<Bit>,
+    a_zero_r: Kept<Bit>,
+    c_zero_r: Kept<Bit>,
+    mac_en_r: Kept<Bit>,
+    mac_first_r: Kept<Bit>,
+    head_en_r: Kept<Bit>,
+    head_first_r: Kept<Bit>,
+    post_r: Kept<Bit>,
+    post_pass_r: Kept<Addr>,
+    post_set_r: Kept<Bit>,
+    head_done_r: Kept<Bit>,
+    head_step_first_r: Kept<Bit>,
+    head_step_last_r: Kept<Bit>,
+    head_set_r: Kept<Bit>,
+    upd_en_r: Kept<Bit>,
+    upd_j_r: Kept<Addr>,
+    upd_set_r: Kept<Bit>,
+    upd_zero_r: Kept<Bit>,
+    unit_is_a_r: Vec<Kept<Bit>>,
+    weight_r: Vec<KeptWeight>,
+    bias_r: Vec<KeptWeight>,
+    head_weight_r: Vec<KeptWeight>,
     // Per-set state.
     state: Vec<Mem<18>>,
     input: Vec<Mem<18>>,
@@ -177,6 +216,39 @@ impl Lane {
             amp2: Default::default(),
             sum1: Default::default(),
             sum2: Default::default(),
+            x_we_r: Default::default(),
+            x_set_r: Default::default(),
+            x_waddr_r: Default::default(),
+            x_wdata_r: Default::default(),
+            x_raddr0_r: Default::default(),
+            x_raddr1_r: Default::default(),
+            k_r: Default::default(),
+            k_is_x_r: Default::default(),
+            c_rotate_r: Default::default(),
+            ka_r: Default::default(),
+            ka_is_x_r: Default::default(),
+            a_set_r: Default::default(),
+            a_zero_r: Default::default(),
+            c_zero_r: Default::default(),
+            mac_en_r: Default::default(),
+            mac_first_r: Default::default(),
+            head_en_r: Default::default(),
+            head_first_r: Default::default(),
+            post_r: Default::default(),
+            post_pass_r: Default::default(),
+            post_set_r: Default::default(),
+            head_done_r: Default::default(),
+            head_step_first_r: Default::default(),
+            head_step_last_r: Default::default(),
+            head_set_r: Default::default(),
+            upd_en_r: Default::default(),
+            upd_j_r: Default::default(),
+            upd_set_r: Default::default(),
+            upd_zero_r: Default::default(),
+            unit_is_a_r: super::many(m),
+            weight_r: (0..m).map(|_| KeptWeight::new(widths.weight)).collect(),
+            bias_r: (0..m).map(|_| KeptWeight::new(widths.weight)).collect(),
+            head_weight_r: (0..3).map(|_| KeptWeight::new(widths.weight)).collect(),
             state: (0..2).map(|_| Mem::new(h)).collect(),
             input: (0..2).map(|_| Mem::new(gates)).collect(),
             z0: super::many(h),
@@ -249,27 +321,98 @@ impl Logic for Lane {
             self, clock, op_a, op_c, op_head, p_r, p_h, p_xc, p_isx, p_czero, q_prod, q_xc, q_isx,
             q_czero, u_z, u_d, u_c, u_j, u_set, u_en, v_sum, v_j, v_set, v_en
         );
+        // The broadcast inputs into the lane's own registers.
+        self.x_we_r.clock.next = self.clock.val();
+        self.x_we_r.d.next = self.x_we.val();
+        self.x_set_r.clock.next = self.clock.val();
+        self.x_set_r.d.next = self.x_set.val();
+        self.x_waddr_r.clock.next = self.clock.val();
+        self.x_waddr_r.d.next = self.x_waddr.val();
+        self.x_wdata_r.clock.next = self.clock.val();
+        self.x_wdata_r.d.next = self.x_wdata.val();
+        self.x_raddr0_r.clock.next = self.clock.val();
+        self.x_raddr0_r.d.next = self.x_raddr0.val();
+        self.x_raddr1_r.clock.next = self.clock.val();
+        self.x_raddr1_r.d.next = self.x_raddr1.val();
+        self.k_r.clock.next = self.clock.val();
+        self.k_r.d.next = self.k.val();
+        self.k_is_x_r.clock.next = self.clock.val();
+        self.k_is_x_r.d.next = self.k_is_x.val();
+        self.c_rotate_r.clock.next = self.clock.val();
+        self.c_rotate_r.d.next = self.c_rotate.val();
+        self.ka_r.clock.next = self.clock.val();
+        self.ka_r.d.next = self.ka.val();
+        self.ka_is_x_r.clock.next = self.clock.val();
+        self.ka_is_x_r.d.next = self.ka_is_x.val();
+        self.a_set_r.clock.next = self.clock.val();
+        self.a_set_r.d.next = self.a_set.val();
+        self.a_zero_r.clock.next = self.clock.val();
+        self.a_zero_r.d.next = self.a_zero.val();
+        self.c_zero_r.clock.next = self.clock.val();
+        self.c_zero_r.d.next = self.c_zero.val();
+        self.mac_en_r.clock.next = self.clock.val();
+        self.mac_en_r.d.next = self.mac_en.val();
+        self.mac_first_r.clock.next = self.clock.val();
+        self.mac_first_r.d.next = self.mac_first.val();
+        self.head_en_r.clock.next = self.clock.val();
+        self.head_en_r.d.next = self.head_en.val();
+        self.head_first_r.clock.next = self.clock.val();
+        self.head_first_r.d.next = self.head_first.val();
+        self.post_r.clock.next = self.clock.val();
+        self.post_r.d.next = self.post.val();
+        self.post_pass_r.clock.next = self.clock.val();
+        self.post_pass_r.d.next = self.post_pass.val();
+        self.post_set_r.clock.next = self.clock.val();
+        self.post_set_r.d.next = self.post_set.val();
+        self.head_done_r.clock.next = self.clock.val();
+        self.head_done_r.d.next = self.head_done.val();
+        self.head_step_first_r.clock.next = self.clock.val();
+        self.head_step_first_r.d.next = self.head_step_first.val();
+        self.head_step_last_r.clock.next = self.clock.val();
+        self.head_step_last_r.d.next = self.head_step_last.val();
+        self.head_set_r.clock.next = self.clock.val();
+        self.head_set_r.d.next = self.head_set.val();
+        self.upd_en_r.clock.next = self.clock.val();
+        self.upd_en_r.d.next = self.upd_en.val();
+        self.upd_j_r.clock.next = self.clock.val();
+        self.upd_j_r.d.next = self.upd_j.val();
+        self.upd_set_r.clock.next = self.clock.val();
+        self.upd_set_r.d.next = self.upd_set.val();
+        self.upd_zero_r.clock.next = self.clock.val();
+        self.upd_zero_r.d.next = self.upd_zero.val();
+        for m in 0..self._m {
+            self.unit_is_a_r[m].clock.next = self.clock.val();
+            self.unit_is_a_r[m].d.next = self.unit_is_a[m].val();
+            self.weight_r[m].clock.next = self.clock.val();
+            self.weight_r[m].d.next = self.weight[m].val();
+            self.bias_r[m].clock.next = self.clock.val();
+            self.bias_r[m].d.next = self.bias[m].val();
+        }
+        for c in 0..3 {
+            self.head_weight_r[c].clock.next = self.clock.val();
+            self.head_weight_r[c].d.next = self.head_weight[c].val();
+        }
         // Memories: h (read k for the C set's operand stream, ka for the A
         // set's, j for the update) and x.
         for s in 0..2 {
             self.state[s].clock.next = self.clock.val();
-            self.state[s].raddr0.next = self.k.val();
-            if self.a_set.val() == (s == 1) {
-                self.state[s].raddr0.next = self.ka.val();
+            self.state[s].raddr0.next = self.k_r.q.val();
+            if self.a_set_r.q.val() == (s == 1) {
+                self.state[s].raddr0.next = self.ka_r.q.val();
             }
-            self.state[s].raddr1.next = self.upd_j.val();
+            self.state[s].raddr1.next = self.upd_j_r.q.val();
             self.state[s].waddr.next = self.v_j.q.val();
             self.state[s].wdata.next = self.update_q.out.val();
             self.state[s].we.next = self.v_en.q.val() && (self.v_set.q.val() == (s == 1));
             self.input[s].clock.next = self.clock.val();
-            self.input[s].we.next = self.x_we.val() && (self.x_set.val() == (s == 1));
-            self.input[s].waddr.next = self.x_waddr.val();
-            self.input[s].wdata.next = self.x_wdata.val();
+            self.input[s].we.next = self.x_we_r.q.val() && (self.x_set_r.q.val() == (s == 1));
+            self.input[s].waddr.next = self.x_waddr_r.q.val();
+            self.input[s].wdata.next = self.x_wdata_r.q.val();
             self.input[s].raddr1.next = 0.into();
         }
-        self.input[0].raddr0.next = self.x_raddr0.val();
-        self.input[1].raddr0.next = self.x_raddr1.val();
-        if self.a_set.val() {
+        self.input[0].raddr0.next = self.x_raddr0_r.q.val();
+        self.input[1].raddr0.next = self.x_raddr1_r.q.val();
+        if self.a_set_r.q.val() {
             self.h_a.next = self.state[1].rdata0.val();
             self.h_c.next = self.state[0].rdata0.val();
             self.x_a.next = self.input[1].rdata0.val();
@@ -286,11 +429,11 @@ impl Logic for Lane {
         // per update step (j = 0..H-1 in order). No H-way select keyed by a
         // broadcast counter (docs/hardware.md: what limits Fmax).
         self.r_k.next = self.r1[0].q.val();
-        if self.a_set.val() {
+        if self.a_set_r.q.val() {
             self.r_k.next = self.r0[0].q.val();
         }
         self.z_j.next = self.z0[0].q.val();
-        if self.upd_set.val() {
+        if self.upd_set_r.q.val() {
             self.z_j.next = self.z1[0].q.val();
         }
         self.c_j.next = self.cand[0].q.val();
@@ -308,16 +451,16 @@ impl Logic for Lane {
         }
         for hh in self._h..(self._h + 1) {
             for j in 0..self._h {
-                if self.c_rotate.val() {
-                    if self.a_set.val() {
+                if self.c_rotate_r.q.val() {
+                    if self.a_set_r.q.val() {
                         self.r0[j].d.next = self.r0[(j + 1) % hh].q.val();
                     } else {
                         self.r1[j].d.next = self.r1[(j + 1) % hh].q.val();
                     }
                 }
-                if self.upd_en.val() {
+                if self.upd_en_r.q.val() {
                     self.cand[j].d.next = self.cand[(j + 1) % hh].q.val();
-                    if self.upd_set.val() {
+                    if self.upd_set_r.q.val() {
                         self.z1[j].d.next = self.z1[(j + 1) % hh].q.val();
                     } else {
                         self.z0[j].d.next = self.z0[(j + 1) % hh].q.val();
@@ -331,8 +474,8 @@ impl Logic for Lane {
         self.p_r.d.next = self.r_k.val();
         self.p_h.d.next = self.h_c.val();
         self.p_xc.d.next = self.x_c.val();
-        self.p_isx.d.next = self.k_is_x.val();
-        self.p_czero.d.next = self.c_zero.val();
+        self.p_isx.d.next = self.k_is_x_r.q.val();
+        self.p_czero.d.next = self.c_zero_r.q.val();
         // Stage 0b: the reset product r_k h_k (DSP), registered.
         self.reset_mul.a.next = self.p_r.q.val();
         self.reset_mul.b.next = self.p_h.q.val();
@@ -345,11 +488,11 @@ impl Logic for Lane {
         // operand registers.
         self.reset_q.v.next = self.q_prod.q.val();
         self.op_head.d.next = self.h_a.val();
-        if self.ka_is_x.val() {
+        if self.ka_is_x_r.q.val() {
             self.op_a.d.next = self.x_a.val();
         } else {
             self.op_a.d.next = self.h_a.val();
-            if self.a_zero.val() {
+            if self.a_zero_r.q.val() {
                 self.op_a.d.next = 0.into();
             }
         }
@@ -364,35 +507,35 @@ impl Logic for Lane {
         // Stage 1: MACs.
         for m in 0..self._m {
             self.mac[m].clock.next = self.clock.val();
-            self.mac[m].en.next = self.mac_en.val();
-            self.mac[m].first.next = self.mac_first.val();
-            self.mac[m].bias.next = self.bias[m].val();
-            self.mac[m].w.next = self.weight[m].val();
+            self.mac[m].en.next = self.mac_en_r.q.val();
+            self.mac[m].first.next = self.mac_first_r.q.val();
+            self.mac[m].bias.next = self.bias_r[m].q.val();
+            self.mac[m].w.next = self.weight_r[m].q.val();
             self.mac[m].x.next = self.op_c.q.val();
-            if self.unit_is_a[m].val() {
+            if self.unit_is_a_r[m].q.val() {
                 self.mac[m].x.next = self.op_a.q.val();
             }
         }
         // Stage 2: row j of pass p sits in unit j - p M.
-        if self.post.val() {
+        if self.post_r.q.val() {
             for mm in self._m..(self._m + 1) {
                 for hh in self._h..(self._h + 1) {
                     for j in 0..self._h {
-                        if self.post_pass.val() == self.z_pass[j].val() {
-                            if self.post_set.val() {
+                        if self.post_pass_r.q.val() == self.z_pass[j].val() {
+                            if self.post_set_r.q.val() {
                                 self.z1[j].d.next = self.mac[j % mm].gate.val();
                             } else {
                                 self.z0[j].d.next = self.mac[j % mm].gate.val();
                             }
                         }
-                        if self.post_pass.val() == self.r_pass[j].val() {
-                            if self.post_set.val() {
+                        if self.post_pass_r.q.val() == self.r_pass[j].val() {
+                            if self.post_set_r.q.val() {
                                 self.r1[j].d.next = self.mac[(hh + j) % mm].gate.val();
                             } else {
                                 self.r0[j].d.next = self.mac[(hh + j) % mm].gate.val();
                             }
                         }
-                        if self.post_pass.val() == self.c_pass[j].val() {
+                        if self.post_pass_r.q.val() == self.c_pass[j].val() {
                             self.cand[j].d.next = self.mac[(2 * hh + j) % mm].cand.val();
                         }
                     }
@@ -404,18 +547,18 @@ impl Logic for Lane {
         // u2 narrowing and write-back (the controller leaves the two cycles
         // before the operand stream reads h_j).
         self.h_j.next = self.state[0].rdata1.val();
-        if self.upd_set.val() {
+        if self.upd_set_r.q.val() {
             self.h_j.next = self.state[1].rdata1.val();
         }
-        if self.upd_zero.val() {
+        if self.upd_zero_r.q.val() {
             self.h_j.next = 0.into();
         }
         self.u_z.d.next = self.z_j.val();
         self.u_d.d.next = self.h_j.val() - self.c_j.val();
         self.u_c.d.next = self.c_j.val();
-        self.u_j.d.next = self.upd_j.val();
-        self.u_set.d.next = self.upd_set.val();
-        self.u_en.d.next = self.upd_en.val();
+        self.u_j.d.next = self.upd_j_r.q.val();
+        self.u_set.d.next = self.upd_set_r.q.val();
+        self.u_en.d.next = self.upd_en_r.q.val();
         self.update_mul.a.next = self.u_z.q.val();
         self.update_mul.b.next = self.u_d.q.val();
         self.update_mul.c.next = self.u_c.q.val();
@@ -426,15 +569,15 @@ impl Logic for Lane {
         self.update_q.v.next = self.v_sum.q.val();
         // Head.
         self.head.clock.next = self.clock.val();
-        self.head.en.next = self.head_en.val();
-        self.head.first.next = self.head_first.val();
+        self.head.en.next = self.head_en_r.q.val();
+        self.head.first.next = self.head_first_r.q.val();
         self.head.x.next = self.op_head.q.val();
-        self.head.done.next = self.head_done.val();
-        self.head.step_first.next = self.head_step_first.val();
-        self.head.step_last.next = self.head_step_last.val();
-        self.head.set.next = self.head_set.val();
+        self.head.done.next = self.head_done_r.q.val();
+        self.head.step_first.next = self.head_step_first_r.q.val();
+        self.head.step_last.next = self.head_step_last_r.q.val();
+        self.head.set.next = self.head_set_r.q.val();
         for c in 0..3 {
-            self.head.w[c].next = self.head_weight[c].val();
+            self.head.w[c].next = self.head_weight_r[c].q.val();
             self.channel[c].next = self.head.out[c].val();
         }
         self.amp1.next = self.head.amp1.val();
@@ -499,8 +642,9 @@ mod tests {
             lane.k_is_x.next = false;
             lane.c_zero.next = false;
             assert!(simulate(&mut lane, 100));
-            // Three stages each (the inputs held: the same unit streams thrice).
-            for _ in 0..3 {
+            // One edge into the lane's input registers, then three stages
+            // each (the inputs held: the same unit streams thrice).
+            for _ in 0..4 {
                 edge(&mut lane);
             }
             let want = fmt.update(z, if zero { 0 } else { hv }, c);

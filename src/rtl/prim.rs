@@ -648,6 +648,112 @@ end"
     }
 }
 
+/// A lane's own register copy of a signal the controller broadcasts to
+/// every lane. The lanes' copies have identical inputs, so yosys's
+/// opt_merge would fold them back into one register (and the logic behind
+/// it into one decode) whose net crosses the die to all P lanes: measured
+/// at P = 4 as an 11.7 ns route of a 23 ns critical path (docs/hardware.md:
+/// what limits Fmax). `(* keep *)` on the always block marks the register
+/// cell itself, which opt_merge leaves alone.
+#[derive(LogicBlock)]
+pub struct Kept<T: Synth> {
+    pub clock: Signal<In, Clock>,
+    pub d: Signal<In, T>,
+    pub q: Signal<Out, T>,
+}
+
+impl<T: Synth> Default for Kept<T> {
+    fn default() -> Self {
+        Kept {
+            clock: Default::default(),
+            d: Default::default(),
+            q: Default::default(),
+        }
+    }
+}
+
+impl<T: Synth> Logic for Kept<T> {
+    fn update(&mut self) {
+        if self.clock.pos_edge() {
+            self.q.next = self.d.val();
+        }
+    }
+    fn connect(&mut self) {
+        self.q.connect();
+    }
+    fn hdl(&self) -> Verilog {
+        Verilog::Custom(format!(
+            "\
+initial begin
+   q = {:x};
+end
+(* keep *)
+always @(posedge clock) begin
+   q <= d;
+end
+",
+            T::default().verilog()
+        ))
+    }
+}
+
+/// [`Kept`] for a signed weight port of which only the low `bits` are read
+/// (the rest are sign copies): only those are registered, so a lane's
+/// copies of the M weights cost M W flip-flops, not 20 M.
+#[derive(LogicBlock)]
+pub struct KeptWeight {
+    pub clock: Signal<In, Clock>,
+    pub d: Signal<In, Wt>,
+    pub q: Signal<Out, Wt>,
+    _bits: u32,
+}
+
+impl KeptWeight {
+    pub fn new(bits: u32) -> Self {
+        assert!((1..=Wt::BITS as u32).contains(&bits), "weight width {bits}");
+        KeptWeight {
+            clock: Default::default(),
+            d: Default::default(),
+            q: Default::default(),
+            _bits: bits,
+        }
+    }
+}
+
+impl Logic for KeptWeight {
+    fn update(&mut self) {
+        if self.clock.pos_edge() {
+            self.q.next = tc(wrap(sx(self.d.val()), self._bits));
+        }
+    }
+    fn connect(&mut self) {
+        self.q.connect();
+    }
+    fn hdl(&self) -> Verilog {
+        let n = self._bits;
+        let port = Wt::BITS as u32;
+        let unused = if n < port {
+            format!("wire unused_d_high = ^{{1'b0, d[{}:{n}]}};\n", port - 1)
+        } else {
+            String::new()
+        };
+        Verilog::Custom(format!(
+            "\
+{unused}reg [{top}:0] kept;
+initial begin
+   kept = {n}'h0;
+end
+(* keep *)
+always @(posedge clock) begin
+   kept <= d[{top}:0];
+end
+{q}",
+            top = n - 1,
+            q = extend("q", "kept", n, port),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,6 +792,46 @@ mod tests {
             settle(&mut r);
             let want = crate::fixed::contract::sat(crate::fixed::contract::rshr(v, 7), -127, 127);
             assert_eq!(sx(r.out.val()), want, "{v}");
+        }
+    }
+
+    /// A lane's copy is one register: it shows its input one edge later,
+    /// and a weight copy keeps the low `bits`, sign-extended; the Verilog
+    /// carries the `keep` that stops yosys merging the copies.
+    #[test]
+    fn kept_copies_are_one_register_later() {
+        let mut k = Kept::<Addr>::default();
+        k.connect_all();
+        let mut w = KeptWeight::new(8);
+        w.connect_all();
+        let mut last = (Addr::default(), 0i64);
+        for (i, v) in [5i64, -3, 300, -129, 127, -128, 0].into_iter().enumerate() {
+            k.d.next = (i as u64 * 7).into();
+            w.d.next = tc(v);
+            settle(&mut k);
+            settle(&mut w);
+            assert_eq!(k.q.val(), last.0, "before edge {i}");
+            assert_eq!(sx(w.q.val()), last.1, "before edge {i}");
+            for b in [true, false] {
+                k.clock.next = Clock { clk: b };
+                w.clock.next = Clock { clk: b };
+                settle(&mut k);
+                settle(&mut w);
+            }
+            last = ((i as u64 * 7).into(), wrap(v, 8));
+            assert_eq!(k.q.val(), last.0);
+            assert_eq!(sx(w.q.val()), last.1, "{v} at 8 bits");
+        }
+        for v in [k.hdl(), w.hdl()] {
+            match v {
+                Verilog::Custom(text) => {
+                    assert!(
+                        text.contains("(* keep *)\nalways @(posedge clock)"),
+                        "{text}"
+                    )
+                }
+                _ => panic!("custom Verilog expected"),
+            }
         }
     }
 
