@@ -17,12 +17,14 @@ FLIMGRU=target/release/flimgru
 CLOCK=${CLOCK:-100}
 runs=(
   "ulx3s 8 4 32"
+  "ulx3s 8 3 48"
   "ulx3s 8 1 32"
   "ulx3s 8 2 32"
+  "ulx3s 16 2 32"
   "ulx3s 16 1 32"
+  "ulx3s 16 1 16"
   "arty 8 4 32"
   "icebreaker 8 1 1"
-  "ulx3s 16 1 16"
 )
 status=0
 printf '%s\n' "${runs[@]}" | xargs -P "${JOBS:-2}" -L 1 bash -c '
