@@ -79,8 +79,9 @@ pub struct Lane {
     pub amp2: Signal<Out, Acc>,
     pub sum1: Signal<Out, Acc>,
     pub sum2: Signal<Out, Acc>,
-    /// The lane's own copies of every broadcast input, one cycle later
-    /// (the lane runs one cycle behind the controller): see [`Kept`].
+    /// The lane's own copies of its inputs, one cycle later (the lane runs
+    /// one cycle behind the controller; x_wdata, the only per-lane input,
+    /// is delayed with the rest): see [`Kept`].
     x_we_r: Kept<Bit>,
     x_set_r: Kept<Bit>,
     x_waddr_r: Kept<Addr>,
