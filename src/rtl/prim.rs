@@ -652,7 +652,7 @@ end"
 /// every lane. The lanes' copies have identical inputs, so yosys's
 /// opt_merge would fold them back into one register (and the logic behind
 /// it into one decode) whose net crosses the die to all P lanes: measured
-/// at P = 4 as an 11.7 ns route of a 23 ns critical path (docs/hardware.md:
+/// at P = 4 as an 11.7 ns route of a 23.5 ns critical path (docs/hardware.md:
 /// what limits Fmax). `(* keep *)` on the always block marks the register
 /// cell itself, which opt_merge leaves alone.
 #[derive(LogicBlock)]
