@@ -12,7 +12,7 @@
 //   M (MACs/lane)   1
 //   H (hidden)      32
 //   G (gates)       135 of 0.09 ns
-//   cycles/pixel    857250 (GRU-bound model, docs/hardware.md)
+//   cycles/pixel    857520 (GRU-bound model, docs/hardware.md)
 //
 // Top module `top`; ports: clk; rx (in), tx (out); ledr_n, ledg_n.
 // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers
@@ -6802,6 +6802,21 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  [15:0] d0_baddr_c$d;
     wire  [15:0] d0_baddr_c$q;
     reg  d0_baddr_c$clock;
+    reg  d1_unit_a$0$d;
+    wire  d1_unit_a$0$q;
+    reg  d1_unit_a$0$clock;
+    reg  [15:0] d1_waddr_a$d;
+    wire  [15:0] d1_waddr_a$q;
+    reg  d1_waddr_a$clock;
+    reg  [15:0] d1_waddr_c$d;
+    wire  [15:0] d1_waddr_c$q;
+    reg  d1_waddr_c$clock;
+    reg  [15:0] d1_baddr_a$d;
+    wire  [15:0] d1_baddr_a$q;
+    reg  d1_baddr_a$clock;
+    reg  [15:0] d1_baddr_c$d;
+    wire  [15:0] d1_baddr_c$q;
+    reg  d1_baddr_c$clock;
     reg  d1_valid$d;
     wire  d1_valid$q;
     reg  d1_valid$clock;
@@ -6817,6 +6832,18 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  d1_head$d;
     wire  d1_head$q;
     reg  d1_head$clock;
+    reg  s1b_valid$d;
+    wire  s1b_valid$q;
+    reg  s1b_valid$clock;
+    reg  s1b_first$d;
+    wire  s1b_first$q;
+    reg  s1b_first$clock;
+    reg  [15:0] s1b_pass$d;
+    wire  [15:0] s1b_pass$q;
+    reg  s1b_pass$clock;
+    reg  [15:0] s1b_term$d;
+    wire  [15:0] s1b_term$q;
+    reg  s1b_term$clock;
     reg  s1_is_a$0$d;
     wire  s1_is_a$0$q;
     reg  s1_is_a$0$clock;
@@ -6829,9 +6856,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  [15:0] m1_term$d;
     wire  [15:0] m1_term$q;
     reg  m1_term$clock;
-    reg  m1_head$d;
-    wire  m1_head$q;
-    reg  m1_head$clock;
     reg  m2_valid$d;
     wire  m2_valid$q;
     reg  m2_valid$clock;
@@ -6841,9 +6865,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  [15:0] m2_term$d;
     wire  [15:0] m2_term$q;
     reg  m2_term$clock;
-    reg  m2_head$d;
-    wire  m2_head$q;
-    reg  m2_head$clock;
+    reg  h1_last$d;
+    wire  h1_last$q;
+    reg  h1_last$clock;
+    reg  h2_last$d;
+    wire  h2_last$q;
+    reg  h2_last$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -7122,6 +7149,31 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(d0_baddr_c$q),
         .clock(d0_baddr_c$clock)
     );
+    top$core$engine$gru$d1_unit_a$0 d1_unit_a$0(
+        .d(d1_unit_a$0$d),
+        .q(d1_unit_a$0$q),
+        .clock(d1_unit_a$0$clock)
+    );
+    top$core$engine$gru$d1_waddr_a d1_waddr_a(
+        .d(d1_waddr_a$d),
+        .q(d1_waddr_a$q),
+        .clock(d1_waddr_a$clock)
+    );
+    top$core$engine$gru$d1_waddr_c d1_waddr_c(
+        .d(d1_waddr_c$d),
+        .q(d1_waddr_c$q),
+        .clock(d1_waddr_c$clock)
+    );
+    top$core$engine$gru$d1_baddr_a d1_baddr_a(
+        .d(d1_baddr_a$d),
+        .q(d1_baddr_a$q),
+        .clock(d1_baddr_a$clock)
+    );
+    top$core$engine$gru$d1_baddr_c d1_baddr_c(
+        .d(d1_baddr_c$d),
+        .q(d1_baddr_c$q),
+        .clock(d1_baddr_c$clock)
+    );
     top$core$engine$gru$d1_valid d1_valid(
         .d(d1_valid$d),
         .q(d1_valid$q),
@@ -7147,6 +7199,26 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(d1_head$q),
         .clock(d1_head$clock)
     );
+    top$core$engine$gru$s1b_valid s1b_valid(
+        .d(s1b_valid$d),
+        .q(s1b_valid$q),
+        .clock(s1b_valid$clock)
+    );
+    top$core$engine$gru$s1b_first s1b_first(
+        .d(s1b_first$d),
+        .q(s1b_first$q),
+        .clock(s1b_first$clock)
+    );
+    top$core$engine$gru$s1b_pass s1b_pass(
+        .d(s1b_pass$d),
+        .q(s1b_pass$q),
+        .clock(s1b_pass$clock)
+    );
+    top$core$engine$gru$s1b_term s1b_term(
+        .d(s1b_term$d),
+        .q(s1b_term$q),
+        .clock(s1b_term$clock)
+    );
     top$core$engine$gru$s1_is_a$0 s1_is_a$0(
         .d(s1_is_a$0$d),
         .q(s1_is_a$0$q),
@@ -7167,11 +7239,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(m1_term$q),
         .clock(m1_term$clock)
     );
-    top$core$engine$gru$m1_head m1_head(
-        .d(m1_head$d),
-        .q(m1_head$q),
-        .clock(m1_head$clock)
-    );
     top$core$engine$gru$m2_valid m2_valid(
         .d(m2_valid$d),
         .q(m2_valid$q),
@@ -7187,10 +7254,15 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(m2_term$q),
         .clock(m2_term$clock)
     );
-    top$core$engine$gru$m2_head m2_head(
-        .d(m2_head$d),
-        .q(m2_head$q),
-        .clock(m2_head$clock)
+    top$core$engine$gru$h1_last h1_last(
+        .d(h1_last$d),
+        .q(h1_last$q),
+        .clock(h1_last$clock)
+    );
+    top$core$engine$gru$h2_last h2_last(
+        .d(h2_last$d),
+        .q(h2_last$q),
+        .clock(h2_last$clock)
     );
     top$core$engine$gru$a_set a_set(
         .d(a_set$d),
@@ -7394,19 +7466,27 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d0_waddr_c$clock = clock;
         d0_baddr_a$clock = clock;
         d0_baddr_c$clock = clock;
+        d1_waddr_a$clock = clock;
+        d1_waddr_c$clock = clock;
+        d1_baddr_a$clock = clock;
+        d1_baddr_c$clock = clock;
         d1_valid$clock = clock;
         d1_first$clock = clock;
         d1_pass$clock = clock;
         d1_term$clock = clock;
         d1_head$clock = clock;
+        s1b_valid$clock = clock;
+        s1b_first$clock = clock;
+        s1b_pass$clock = clock;
+        s1b_term$clock = clock;
         m1_valid$clock = clock;
         m1_pass$clock = clock;
         m1_term$clock = clock;
-        m1_head$clock = clock;
         m2_valid$clock = clock;
         m2_pass$clock = clock;
         m2_term$clock = clock;
-        m2_head$clock = clock;
+        h1_last$clock = clock;
+        h2_last$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -7448,19 +7528,27 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d0_waddr_c$d = d0_waddr_c$q;
         d0_baddr_a$d = d0_baddr_a$q;
         d0_baddr_c$d = d0_baddr_c$q;
+        d1_waddr_a$d = d1_waddr_a$q;
+        d1_waddr_c$d = d1_waddr_c$q;
+        d1_baddr_a$d = d1_baddr_a$q;
+        d1_baddr_c$d = d1_baddr_c$q;
         d1_valid$d = d1_valid$q;
         d1_first$d = d1_first$q;
         d1_pass$d = d1_pass$q;
         d1_term$d = d1_term$q;
         d1_head$d = d1_head$q;
+        s1b_valid$d = s1b_valid$q;
+        s1b_first$d = s1b_first$q;
+        s1b_pass$d = s1b_pass$q;
+        s1b_term$d = s1b_term$q;
         m1_valid$d = m1_valid$q;
         m1_pass$d = m1_pass$q;
         m1_term$d = m1_term$q;
-        m1_head$d = m1_head$q;
         m2_valid$d = m2_valid$q;
         m2_pass$d = m2_pass$q;
         m2_term$d = m2_term$q;
-        m2_head$d = m2_head$q;
+        h1_last$d = h1_last$q;
+        h2_last$d = h2_last$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -7534,15 +7622,21 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
             d0_waddr_c$d = rom_addr$q + layer_rom_offset;
             d0_baddr_c$d = pass$q + layer_bias_offset;
         end
+        d1_waddr_a$d = d0_waddr_a$q;
+        d1_waddr_c$d = d0_waddr_c$q;
+        d1_baddr_a$d = d0_baddr_a$q;
+        d1_baddr_c$d = d0_baddr_c$q;
         d0_unit_a$0$clock = clock;
         d0_unit_a$0$d = pass$q < a_passes$0;
+        d1_unit_a$0$clock = clock;
+        d1_unit_a$0$d = d0_unit_a$0$q;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d0_waddr_c$q;
-        bias_rom$0$address = d0_baddr_c$q;
-        if (d0_unit_a$0$q) begin
-            weight_rom$0$address = d0_waddr_a$q;
-            bias_rom$0$address = d0_baddr_a$q;
+        weight_rom$0$address = d1_waddr_c$q;
+        bias_rom$0$address = d1_baddr_c$q;
+        if (d1_unit_a$0$q) begin
+            weight_rom$0$address = d1_waddr_a$q;
+            bias_rom$0$address = d1_baddr_a$q;
         end
         head_rom$0$clock = clock;
         head_rom$0$address = d0_term$q;
@@ -7565,20 +7659,24 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         s1_pass$d = d1_pass$q;
         s1_term$d = d1_term$q;
         s1_head$d = d1_head$q;
+        s1b_valid$d = s1_valid$q;
+        s1b_first$d = s1_first$q;
+        s1b_pass$d = s1_pass$q;
+        s1b_term$d = s1_term$q;
         s1_is_a$0$clock = clock;
-        s1_is_a$0$d = d1_pass$q < a_passes$0;
-        m1_valid$d = s1_valid$q;
-        m1_pass$d = s1_pass$q;
-        m1_term$d = s1_term$q;
-        m1_head$d = s1_head$q;
+        s1_is_a$0$d = s1_pass$q < a_passes$0;
+        m1_valid$d = s1b_valid$q;
+        m1_pass$d = s1b_pass$q;
+        m1_term$d = s1b_term$q;
         m2_valid$d = m1_valid$q;
         m2_pass$d = m1_pass$q;
         m2_term$d = m1_term$q;
-        m2_head$d = m1_head$q;
         s2_post$d = m2_valid$q && (m2_term$q == last_term);
         s2_pass$d = m2_pass$q;
         s2_set$d = a_set$q;
-        s2_head$d = m2_head$q && (m2_term$q == last_state_term);
+        h1_last$d = s1_head$q && (s1_term$q == last_state_term);
+        h2_last$d = h1_last$q;
+        s2_head$d = h2_last$q;
         s3_head$d = s2_head$q;
         lane$0$clock = clock;
         lane$0$x_we = x_we;
@@ -7601,8 +7699,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
             lane$0$a_zero = zero$0;
             lane$0$c_zero = zero$1;
         end
-        lane$0$mac_en = s1_valid$q;
-        lane$0$mac_first = s1_first$q;
+        lane$0$mac_en = s1b_valid$q;
+        lane$0$mac_first = s1b_first$q;
         lane$0$unit_is_a$0 = s1_is_a$0$q;
         lane$0$weight$0 = weight_rom$0$data;
         lane$0$bias$0 = bias_rom$0$data;
@@ -7740,7 +7838,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
             SlotState$Drain:
                 begin
                     drain$d = drain$q + 3'h1;
-                    if (drain$q == 3'h5) begin
+                    if (drain$q == 3'h6) begin
                         slot$d = SlotState$Boundary;
                         upd_run$d = 1'b1;
                         upd_j$d = 16'h0;
@@ -8219,6 +8317,44 @@ module top$core$engine$gru$d0_waddr_c(d,q,clock);
 endmodule // top$core$engine$gru$d0_waddr_c
 
 
+module top$core$engine$gru$d1_baddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr_a
+
+
+module top$core$engine$gru$d1_baddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr_c
+
+
 module top$core$engine$gru$d1_first(d,q,clock);
     
     // Module arguments
@@ -8295,6 +8431,25 @@ module top$core$engine$gru$d1_term(d,q,clock);
 endmodule // top$core$engine$gru$d1_term
 
 
+module top$core$engine$gru$d1_unit_a$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$0
+
+
 module top$core$engine$gru$d1_valid(d,q,clock);
     
     // Module arguments
@@ -8312,6 +8467,44 @@ module top$core$engine$gru$d1_valid(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$d1_valid
+
+
+module top$core$engine$gru$d1_waddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr_a
+
+
+module top$core$engine$gru$d1_waddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr_c
 
 
 module top$core$engine$gru$decoder$0(d,q,clock);
@@ -8407,6 +8600,44 @@ module top$core$engine$gru$group$1(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$group$1
+
+
+module top$core$engine$gru$h1_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$h1_last
+
+
+module top$core$engine$gru$h2_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$h2_last
 
 
 module top$core$engine$gru$head_first(d,q,clock);
@@ -9515,6 +9746,12 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  op_a_copy$0$clock;
+    reg  [17:0] op_a_copy$0$d;
+    wire  [17:0] op_a_copy$0$q;
+    reg  op_c_copy$0$clock;
+    reg  [17:0] op_c_copy$0$d;
+    wire  [17:0] op_c_copy$0$q;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -10651,6 +10888,16 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(op_head$d),
         .q(op_head$q),
         .clock(op_head$clock)
+    );
+    top$core$engine$gru$lane$0$op_a_copy$0 op_a_copy$0(
+        .clock(op_a_copy$0$clock),
+        .d(op_a_copy$0$d),
+        .q(op_a_copy$0$q)
+    );
+    top$core$engine$gru$lane$0$op_c_copy$0 op_c_copy$0(
+        .clock(op_c_copy$0$clock),
+        .d(op_c_copy$0$d),
+        .q(op_c_copy$0$q)
     );
     top$core$engine$gru$lane$0$p_r p_r(
         .d(p_r$d),
@@ -11861,14 +12108,18 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_c$d = 18'h0;
             end
         end
+        op_a_copy$0$clock = clock;
+        op_a_copy$0$d = op_a$q;
+        op_c_copy$0$clock = clock;
+        op_c_copy$0$d = op_c$q;
         mac$0$clock = clock;
         mac$0$en = mac_en_r$q;
         mac$0$first = mac_first_r$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
-        mac$0$x = op_c$q;
+        mac$0$x = op_c_copy$0$q;
         if (unit_is_a_r$0$q) begin
-            mac$0$x = op_a$q;
+            mac$0$x = op_a_copy$0$q;
         end
         if (post_r$q) begin
             if (post_pass_r$q == z_pass$0) begin
@@ -14262,6 +14513,27 @@ module top$core$engine$gru$lane$0$op_a(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$op_a
 
 
+module top$core$engine$gru$lane$0$op_a_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$0$op_a_copy$0
+
+
 module top$core$engine$gru$lane$0$op_c(d,q,clock);
     
     // Module arguments
@@ -14279,6 +14551,27 @@ module top$core$engine$gru$lane$0$op_c(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$op_c
+
+
+module top$core$engine$gru$lane$0$op_c_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$0$op_c_copy$0
 
 
 module top$core$engine$gru$lane$0$op_head(d,q,clock);
@@ -17492,25 +17785,6 @@ module top$core$engine$gru$lane$0$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$z1$9
 
 
-module top$core$engine$gru$m1_head(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$m1_head
-
-
 module top$core$engine$gru$m1_pass(d,q,clock);
     
     // Module arguments
@@ -17566,25 +17840,6 @@ module top$core$engine$gru$m1_valid(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$m1_valid
-
-
-module top$core$engine$gru$m2_head(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$m2_head
 
 
 module top$core$engine$gru$m2_pass(d,q,clock);
@@ -17832,6 +18087,82 @@ module top$core$engine$gru$s1_valid(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$s1_valid
+
+
+module top$core$engine$gru$s1b_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1b_first
+
+
+module top$core$engine$gru$s1b_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1b_pass
+
+
+module top$core$engine$gru$s1b_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1b_term
+
+
+module top$core$engine$gru$s1b_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1b_valid
 
 
 module top$core$engine$gru$s2_head(d,q,clock);

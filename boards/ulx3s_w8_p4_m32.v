@@ -12,7 +12,7 @@
 //   M (MACs/lane)   32
 //   H (hidden)      32
 //   G (gates)       135 of 0.09 ns
-//   cycles/pixel    7155 (GRU-bound model, docs/hardware.md)
+//   cycles/pixel    7222.5 (GRU-bound model, docs/hardware.md)
 //
 // Top module `top`; ports: clk_25mhz; ftdi_txd (in), ftdi_rxd (out); sw0; led0..led4; par_in_data[7:0], par_in_valid, par_in_ready, par_out_data[7:0], par_out_valid, par_out_ready.
 // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers
@@ -8767,6 +8767,114 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] d0_baddr_c$d;
     wire  [15:0] d0_baddr_c$q;
     reg  d0_baddr_c$clock;
+    reg  d1_unit_a$0$d;
+    wire  d1_unit_a$0$q;
+    reg  d1_unit_a$0$clock;
+    reg  d1_unit_a$1$d;
+    wire  d1_unit_a$1$q;
+    reg  d1_unit_a$1$clock;
+    reg  d1_unit_a$2$d;
+    wire  d1_unit_a$2$q;
+    reg  d1_unit_a$2$clock;
+    reg  d1_unit_a$3$d;
+    wire  d1_unit_a$3$q;
+    reg  d1_unit_a$3$clock;
+    reg  d1_unit_a$4$d;
+    wire  d1_unit_a$4$q;
+    reg  d1_unit_a$4$clock;
+    reg  d1_unit_a$5$d;
+    wire  d1_unit_a$5$q;
+    reg  d1_unit_a$5$clock;
+    reg  d1_unit_a$6$d;
+    wire  d1_unit_a$6$q;
+    reg  d1_unit_a$6$clock;
+    reg  d1_unit_a$7$d;
+    wire  d1_unit_a$7$q;
+    reg  d1_unit_a$7$clock;
+    reg  d1_unit_a$8$d;
+    wire  d1_unit_a$8$q;
+    reg  d1_unit_a$8$clock;
+    reg  d1_unit_a$9$d;
+    wire  d1_unit_a$9$q;
+    reg  d1_unit_a$9$clock;
+    reg  d1_unit_a$10$d;
+    wire  d1_unit_a$10$q;
+    reg  d1_unit_a$10$clock;
+    reg  d1_unit_a$11$d;
+    wire  d1_unit_a$11$q;
+    reg  d1_unit_a$11$clock;
+    reg  d1_unit_a$12$d;
+    wire  d1_unit_a$12$q;
+    reg  d1_unit_a$12$clock;
+    reg  d1_unit_a$13$d;
+    wire  d1_unit_a$13$q;
+    reg  d1_unit_a$13$clock;
+    reg  d1_unit_a$14$d;
+    wire  d1_unit_a$14$q;
+    reg  d1_unit_a$14$clock;
+    reg  d1_unit_a$15$d;
+    wire  d1_unit_a$15$q;
+    reg  d1_unit_a$15$clock;
+    reg  d1_unit_a$16$d;
+    wire  d1_unit_a$16$q;
+    reg  d1_unit_a$16$clock;
+    reg  d1_unit_a$17$d;
+    wire  d1_unit_a$17$q;
+    reg  d1_unit_a$17$clock;
+    reg  d1_unit_a$18$d;
+    wire  d1_unit_a$18$q;
+    reg  d1_unit_a$18$clock;
+    reg  d1_unit_a$19$d;
+    wire  d1_unit_a$19$q;
+    reg  d1_unit_a$19$clock;
+    reg  d1_unit_a$20$d;
+    wire  d1_unit_a$20$q;
+    reg  d1_unit_a$20$clock;
+    reg  d1_unit_a$21$d;
+    wire  d1_unit_a$21$q;
+    reg  d1_unit_a$21$clock;
+    reg  d1_unit_a$22$d;
+    wire  d1_unit_a$22$q;
+    reg  d1_unit_a$22$clock;
+    reg  d1_unit_a$23$d;
+    wire  d1_unit_a$23$q;
+    reg  d1_unit_a$23$clock;
+    reg  d1_unit_a$24$d;
+    wire  d1_unit_a$24$q;
+    reg  d1_unit_a$24$clock;
+    reg  d1_unit_a$25$d;
+    wire  d1_unit_a$25$q;
+    reg  d1_unit_a$25$clock;
+    reg  d1_unit_a$26$d;
+    wire  d1_unit_a$26$q;
+    reg  d1_unit_a$26$clock;
+    reg  d1_unit_a$27$d;
+    wire  d1_unit_a$27$q;
+    reg  d1_unit_a$27$clock;
+    reg  d1_unit_a$28$d;
+    wire  d1_unit_a$28$q;
+    reg  d1_unit_a$28$clock;
+    reg  d1_unit_a$29$d;
+    wire  d1_unit_a$29$q;
+    reg  d1_unit_a$29$clock;
+    reg  d1_unit_a$30$d;
+    wire  d1_unit_a$30$q;
+    reg  d1_unit_a$30$clock;
+    reg  d1_unit_a$31$d;
+    wire  d1_unit_a$31$q;
+    reg  d1_unit_a$31$clock;
+    reg  [15:0] d1_waddr_a$d;
+    wire  [15:0] d1_waddr_a$q;
+    reg  d1_waddr_a$clock;
+    reg  [15:0] d1_waddr_c$d;
+    wire  [15:0] d1_waddr_c$q;
+    reg  d1_waddr_c$clock;
+    reg  [15:0] d1_baddr_a$d;
+    wire  [15:0] d1_baddr_a$q;
+    reg  d1_baddr_a$clock;
+    reg  [15:0] d1_baddr_c$d;
+    wire  [15:0] d1_baddr_c$q;
+    reg  d1_baddr_c$clock;
     reg  d1_valid$d;
     wire  d1_valid$q;
     reg  d1_valid$clock;
@@ -8782,6 +8890,18 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  d1_head$d;
     wire  d1_head$q;
     reg  d1_head$clock;
+    reg  s1b_valid$d;
+    wire  s1b_valid$q;
+    reg  s1b_valid$clock;
+    reg  s1b_first$d;
+    wire  s1b_first$q;
+    reg  s1b_first$clock;
+    reg  [15:0] s1b_pass$d;
+    wire  [15:0] s1b_pass$q;
+    reg  s1b_pass$clock;
+    reg  [15:0] s1b_term$d;
+    wire  [15:0] s1b_term$q;
+    reg  s1b_term$clock;
     reg  s1_is_a$0$d;
     wire  s1_is_a$0$q;
     reg  s1_is_a$0$clock;
@@ -8887,9 +9007,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] m1_term$d;
     wire  [15:0] m1_term$q;
     reg  m1_term$clock;
-    reg  m1_head$d;
-    wire  m1_head$q;
-    reg  m1_head$clock;
     reg  m2_valid$d;
     wire  m2_valid$q;
     reg  m2_valid$clock;
@@ -8899,9 +9016,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] m2_term$d;
     wire  [15:0] m2_term$q;
     reg  m2_term$clock;
-    reg  m2_head$d;
-    wire  m2_head$q;
-    reg  m2_head$clock;
+    reg  h1_last$d;
+    wire  h1_last$q;
+    reg  h1_last$clock;
+    reg  h2_last$d;
+    wire  h2_last$q;
+    reg  h2_last$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -10152,6 +10272,186 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(d0_baddr_c$q),
         .clock(d0_baddr_c$clock)
     );
+    top$core$engine$gru$d1_unit_a$0 d1_unit_a$0(
+        .d(d1_unit_a$0$d),
+        .q(d1_unit_a$0$q),
+        .clock(d1_unit_a$0$clock)
+    );
+    top$core$engine$gru$d1_unit_a$1 d1_unit_a$1(
+        .d(d1_unit_a$1$d),
+        .q(d1_unit_a$1$q),
+        .clock(d1_unit_a$1$clock)
+    );
+    top$core$engine$gru$d1_unit_a$2 d1_unit_a$2(
+        .d(d1_unit_a$2$d),
+        .q(d1_unit_a$2$q),
+        .clock(d1_unit_a$2$clock)
+    );
+    top$core$engine$gru$d1_unit_a$3 d1_unit_a$3(
+        .d(d1_unit_a$3$d),
+        .q(d1_unit_a$3$q),
+        .clock(d1_unit_a$3$clock)
+    );
+    top$core$engine$gru$d1_unit_a$4 d1_unit_a$4(
+        .d(d1_unit_a$4$d),
+        .q(d1_unit_a$4$q),
+        .clock(d1_unit_a$4$clock)
+    );
+    top$core$engine$gru$d1_unit_a$5 d1_unit_a$5(
+        .d(d1_unit_a$5$d),
+        .q(d1_unit_a$5$q),
+        .clock(d1_unit_a$5$clock)
+    );
+    top$core$engine$gru$d1_unit_a$6 d1_unit_a$6(
+        .d(d1_unit_a$6$d),
+        .q(d1_unit_a$6$q),
+        .clock(d1_unit_a$6$clock)
+    );
+    top$core$engine$gru$d1_unit_a$7 d1_unit_a$7(
+        .d(d1_unit_a$7$d),
+        .q(d1_unit_a$7$q),
+        .clock(d1_unit_a$7$clock)
+    );
+    top$core$engine$gru$d1_unit_a$8 d1_unit_a$8(
+        .d(d1_unit_a$8$d),
+        .q(d1_unit_a$8$q),
+        .clock(d1_unit_a$8$clock)
+    );
+    top$core$engine$gru$d1_unit_a$9 d1_unit_a$9(
+        .d(d1_unit_a$9$d),
+        .q(d1_unit_a$9$q),
+        .clock(d1_unit_a$9$clock)
+    );
+    top$core$engine$gru$d1_unit_a$10 d1_unit_a$10(
+        .d(d1_unit_a$10$d),
+        .q(d1_unit_a$10$q),
+        .clock(d1_unit_a$10$clock)
+    );
+    top$core$engine$gru$d1_unit_a$11 d1_unit_a$11(
+        .d(d1_unit_a$11$d),
+        .q(d1_unit_a$11$q),
+        .clock(d1_unit_a$11$clock)
+    );
+    top$core$engine$gru$d1_unit_a$12 d1_unit_a$12(
+        .d(d1_unit_a$12$d),
+        .q(d1_unit_a$12$q),
+        .clock(d1_unit_a$12$clock)
+    );
+    top$core$engine$gru$d1_unit_a$13 d1_unit_a$13(
+        .d(d1_unit_a$13$d),
+        .q(d1_unit_a$13$q),
+        .clock(d1_unit_a$13$clock)
+    );
+    top$core$engine$gru$d1_unit_a$14 d1_unit_a$14(
+        .d(d1_unit_a$14$d),
+        .q(d1_unit_a$14$q),
+        .clock(d1_unit_a$14$clock)
+    );
+    top$core$engine$gru$d1_unit_a$15 d1_unit_a$15(
+        .d(d1_unit_a$15$d),
+        .q(d1_unit_a$15$q),
+        .clock(d1_unit_a$15$clock)
+    );
+    top$core$engine$gru$d1_unit_a$16 d1_unit_a$16(
+        .d(d1_unit_a$16$d),
+        .q(d1_unit_a$16$q),
+        .clock(d1_unit_a$16$clock)
+    );
+    top$core$engine$gru$d1_unit_a$17 d1_unit_a$17(
+        .d(d1_unit_a$17$d),
+        .q(d1_unit_a$17$q),
+        .clock(d1_unit_a$17$clock)
+    );
+    top$core$engine$gru$d1_unit_a$18 d1_unit_a$18(
+        .d(d1_unit_a$18$d),
+        .q(d1_unit_a$18$q),
+        .clock(d1_unit_a$18$clock)
+    );
+    top$core$engine$gru$d1_unit_a$19 d1_unit_a$19(
+        .d(d1_unit_a$19$d),
+        .q(d1_unit_a$19$q),
+        .clock(d1_unit_a$19$clock)
+    );
+    top$core$engine$gru$d1_unit_a$20 d1_unit_a$20(
+        .d(d1_unit_a$20$d),
+        .q(d1_unit_a$20$q),
+        .clock(d1_unit_a$20$clock)
+    );
+    top$core$engine$gru$d1_unit_a$21 d1_unit_a$21(
+        .d(d1_unit_a$21$d),
+        .q(d1_unit_a$21$q),
+        .clock(d1_unit_a$21$clock)
+    );
+    top$core$engine$gru$d1_unit_a$22 d1_unit_a$22(
+        .d(d1_unit_a$22$d),
+        .q(d1_unit_a$22$q),
+        .clock(d1_unit_a$22$clock)
+    );
+    top$core$engine$gru$d1_unit_a$23 d1_unit_a$23(
+        .d(d1_unit_a$23$d),
+        .q(d1_unit_a$23$q),
+        .clock(d1_unit_a$23$clock)
+    );
+    top$core$engine$gru$d1_unit_a$24 d1_unit_a$24(
+        .d(d1_unit_a$24$d),
+        .q(d1_unit_a$24$q),
+        .clock(d1_unit_a$24$clock)
+    );
+    top$core$engine$gru$d1_unit_a$25 d1_unit_a$25(
+        .d(d1_unit_a$25$d),
+        .q(d1_unit_a$25$q),
+        .clock(d1_unit_a$25$clock)
+    );
+    top$core$engine$gru$d1_unit_a$26 d1_unit_a$26(
+        .d(d1_unit_a$26$d),
+        .q(d1_unit_a$26$q),
+        .clock(d1_unit_a$26$clock)
+    );
+    top$core$engine$gru$d1_unit_a$27 d1_unit_a$27(
+        .d(d1_unit_a$27$d),
+        .q(d1_unit_a$27$q),
+        .clock(d1_unit_a$27$clock)
+    );
+    top$core$engine$gru$d1_unit_a$28 d1_unit_a$28(
+        .d(d1_unit_a$28$d),
+        .q(d1_unit_a$28$q),
+        .clock(d1_unit_a$28$clock)
+    );
+    top$core$engine$gru$d1_unit_a$29 d1_unit_a$29(
+        .d(d1_unit_a$29$d),
+        .q(d1_unit_a$29$q),
+        .clock(d1_unit_a$29$clock)
+    );
+    top$core$engine$gru$d1_unit_a$30 d1_unit_a$30(
+        .d(d1_unit_a$30$d),
+        .q(d1_unit_a$30$q),
+        .clock(d1_unit_a$30$clock)
+    );
+    top$core$engine$gru$d1_unit_a$31 d1_unit_a$31(
+        .d(d1_unit_a$31$d),
+        .q(d1_unit_a$31$q),
+        .clock(d1_unit_a$31$clock)
+    );
+    top$core$engine$gru$d1_waddr_a d1_waddr_a(
+        .d(d1_waddr_a$d),
+        .q(d1_waddr_a$q),
+        .clock(d1_waddr_a$clock)
+    );
+    top$core$engine$gru$d1_waddr_c d1_waddr_c(
+        .d(d1_waddr_c$d),
+        .q(d1_waddr_c$q),
+        .clock(d1_waddr_c$clock)
+    );
+    top$core$engine$gru$d1_baddr_a d1_baddr_a(
+        .d(d1_baddr_a$d),
+        .q(d1_baddr_a$q),
+        .clock(d1_baddr_a$clock)
+    );
+    top$core$engine$gru$d1_baddr_c d1_baddr_c(
+        .d(d1_baddr_c$d),
+        .q(d1_baddr_c$q),
+        .clock(d1_baddr_c$clock)
+    );
     top$core$engine$gru$d1_valid d1_valid(
         .d(d1_valid$d),
         .q(d1_valid$q),
@@ -10176,6 +10476,26 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .d(d1_head$d),
         .q(d1_head$q),
         .clock(d1_head$clock)
+    );
+    top$core$engine$gru$s1b_valid s1b_valid(
+        .d(s1b_valid$d),
+        .q(s1b_valid$q),
+        .clock(s1b_valid$clock)
+    );
+    top$core$engine$gru$s1b_first s1b_first(
+        .d(s1b_first$d),
+        .q(s1b_first$q),
+        .clock(s1b_first$clock)
+    );
+    top$core$engine$gru$s1b_pass s1b_pass(
+        .d(s1b_pass$d),
+        .q(s1b_pass$q),
+        .clock(s1b_pass$clock)
+    );
+    top$core$engine$gru$s1b_term s1b_term(
+        .d(s1b_term$d),
+        .q(s1b_term$q),
+        .clock(s1b_term$clock)
     );
     top$core$engine$gru$s1_is_a$0 s1_is_a$0(
         .d(s1_is_a$0$d),
@@ -10352,11 +10672,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(m1_term$q),
         .clock(m1_term$clock)
     );
-    top$core$engine$gru$m1_head m1_head(
-        .d(m1_head$d),
-        .q(m1_head$q),
-        .clock(m1_head$clock)
-    );
     top$core$engine$gru$m2_valid m2_valid(
         .d(m2_valid$d),
         .q(m2_valid$q),
@@ -10372,10 +10687,15 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(m2_term$q),
         .clock(m2_term$clock)
     );
-    top$core$engine$gru$m2_head m2_head(
-        .d(m2_head$d),
-        .q(m2_head$q),
-        .clock(m2_head$clock)
+    top$core$engine$gru$h1_last h1_last(
+        .d(h1_last$d),
+        .q(h1_last$q),
+        .clock(h1_last$clock)
+    );
+    top$core$engine$gru$h2_last h2_last(
+        .d(h2_last$d),
+        .q(h2_last$q),
+        .clock(h2_last$clock)
     );
     top$core$engine$gru$a_set a_set(
         .d(a_set$d),
@@ -10579,19 +10899,27 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d0_waddr_c$clock = clock;
         d0_baddr_a$clock = clock;
         d0_baddr_c$clock = clock;
+        d1_waddr_a$clock = clock;
+        d1_waddr_c$clock = clock;
+        d1_baddr_a$clock = clock;
+        d1_baddr_c$clock = clock;
         d1_valid$clock = clock;
         d1_first$clock = clock;
         d1_pass$clock = clock;
         d1_term$clock = clock;
         d1_head$clock = clock;
+        s1b_valid$clock = clock;
+        s1b_first$clock = clock;
+        s1b_pass$clock = clock;
+        s1b_term$clock = clock;
         m1_valid$clock = clock;
         m1_pass$clock = clock;
         m1_term$clock = clock;
-        m1_head$clock = clock;
         m2_valid$clock = clock;
         m2_pass$clock = clock;
         m2_term$clock = clock;
-        m2_head$clock = clock;
+        h1_last$clock = clock;
+        h2_last$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -10633,19 +10961,27 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d0_waddr_c$d = d0_waddr_c$q;
         d0_baddr_a$d = d0_baddr_a$q;
         d0_baddr_c$d = d0_baddr_c$q;
+        d1_waddr_a$d = d1_waddr_a$q;
+        d1_waddr_c$d = d1_waddr_c$q;
+        d1_baddr_a$d = d1_baddr_a$q;
+        d1_baddr_c$d = d1_baddr_c$q;
         d1_valid$d = d1_valid$q;
         d1_first$d = d1_first$q;
         d1_pass$d = d1_pass$q;
         d1_term$d = d1_term$q;
         d1_head$d = d1_head$q;
+        s1b_valid$d = s1b_valid$q;
+        s1b_first$d = s1b_first$q;
+        s1b_pass$d = s1b_pass$q;
+        s1b_term$d = s1b_term$q;
         m1_valid$d = m1_valid$q;
         m1_pass$d = m1_pass$q;
         m1_term$d = m1_term$q;
-        m1_head$d = m1_head$q;
         m2_valid$d = m2_valid$q;
         m2_pass$d = m2_pass$q;
         m2_term$d = m2_term$q;
-        m2_head$d = m2_head$q;
+        h1_last$d = h1_last$q;
+        h2_last$d = h2_last$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -10719,325 +11055,393 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             d0_waddr_c$d = rom_addr$q + layer_rom_offset;
             d0_baddr_c$d = pass$q + layer_bias_offset;
         end
+        d1_waddr_a$d = d0_waddr_a$q;
+        d1_waddr_c$d = d0_waddr_c$q;
+        d1_baddr_a$d = d0_baddr_a$q;
+        d1_baddr_c$d = d0_baddr_c$q;
         d0_unit_a$0$clock = clock;
         d0_unit_a$0$d = pass$q < a_passes$0;
+        d1_unit_a$0$clock = clock;
+        d1_unit_a$0$d = d0_unit_a$0$q;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d0_waddr_c$q;
-        bias_rom$0$address = d0_baddr_c$q;
-        if (d0_unit_a$0$q) begin
-            weight_rom$0$address = d0_waddr_a$q;
-            bias_rom$0$address = d0_baddr_a$q;
+        weight_rom$0$address = d1_waddr_c$q;
+        bias_rom$0$address = d1_baddr_c$q;
+        if (d1_unit_a$0$q) begin
+            weight_rom$0$address = d1_waddr_a$q;
+            bias_rom$0$address = d1_baddr_a$q;
         end
         d0_unit_a$1$clock = clock;
         d0_unit_a$1$d = pass$q < a_passes$1;
+        d1_unit_a$1$clock = clock;
+        d1_unit_a$1$d = d0_unit_a$1$q;
         weight_rom$1$clock = clock;
         bias_rom$1$clock = clock;
-        weight_rom$1$address = d0_waddr_c$q;
-        bias_rom$1$address = d0_baddr_c$q;
-        if (d0_unit_a$1$q) begin
-            weight_rom$1$address = d0_waddr_a$q;
-            bias_rom$1$address = d0_baddr_a$q;
+        weight_rom$1$address = d1_waddr_c$q;
+        bias_rom$1$address = d1_baddr_c$q;
+        if (d1_unit_a$1$q) begin
+            weight_rom$1$address = d1_waddr_a$q;
+            bias_rom$1$address = d1_baddr_a$q;
         end
         d0_unit_a$2$clock = clock;
         d0_unit_a$2$d = pass$q < a_passes$2;
+        d1_unit_a$2$clock = clock;
+        d1_unit_a$2$d = d0_unit_a$2$q;
         weight_rom$2$clock = clock;
         bias_rom$2$clock = clock;
-        weight_rom$2$address = d0_waddr_c$q;
-        bias_rom$2$address = d0_baddr_c$q;
-        if (d0_unit_a$2$q) begin
-            weight_rom$2$address = d0_waddr_a$q;
-            bias_rom$2$address = d0_baddr_a$q;
+        weight_rom$2$address = d1_waddr_c$q;
+        bias_rom$2$address = d1_baddr_c$q;
+        if (d1_unit_a$2$q) begin
+            weight_rom$2$address = d1_waddr_a$q;
+            bias_rom$2$address = d1_baddr_a$q;
         end
         d0_unit_a$3$clock = clock;
         d0_unit_a$3$d = pass$q < a_passes$3;
+        d1_unit_a$3$clock = clock;
+        d1_unit_a$3$d = d0_unit_a$3$q;
         weight_rom$3$clock = clock;
         bias_rom$3$clock = clock;
-        weight_rom$3$address = d0_waddr_c$q;
-        bias_rom$3$address = d0_baddr_c$q;
-        if (d0_unit_a$3$q) begin
-            weight_rom$3$address = d0_waddr_a$q;
-            bias_rom$3$address = d0_baddr_a$q;
+        weight_rom$3$address = d1_waddr_c$q;
+        bias_rom$3$address = d1_baddr_c$q;
+        if (d1_unit_a$3$q) begin
+            weight_rom$3$address = d1_waddr_a$q;
+            bias_rom$3$address = d1_baddr_a$q;
         end
         d0_unit_a$4$clock = clock;
         d0_unit_a$4$d = pass$q < a_passes$4;
+        d1_unit_a$4$clock = clock;
+        d1_unit_a$4$d = d0_unit_a$4$q;
         weight_rom$4$clock = clock;
         bias_rom$4$clock = clock;
-        weight_rom$4$address = d0_waddr_c$q;
-        bias_rom$4$address = d0_baddr_c$q;
-        if (d0_unit_a$4$q) begin
-            weight_rom$4$address = d0_waddr_a$q;
-            bias_rom$4$address = d0_baddr_a$q;
+        weight_rom$4$address = d1_waddr_c$q;
+        bias_rom$4$address = d1_baddr_c$q;
+        if (d1_unit_a$4$q) begin
+            weight_rom$4$address = d1_waddr_a$q;
+            bias_rom$4$address = d1_baddr_a$q;
         end
         d0_unit_a$5$clock = clock;
         d0_unit_a$5$d = pass$q < a_passes$5;
+        d1_unit_a$5$clock = clock;
+        d1_unit_a$5$d = d0_unit_a$5$q;
         weight_rom$5$clock = clock;
         bias_rom$5$clock = clock;
-        weight_rom$5$address = d0_waddr_c$q;
-        bias_rom$5$address = d0_baddr_c$q;
-        if (d0_unit_a$5$q) begin
-            weight_rom$5$address = d0_waddr_a$q;
-            bias_rom$5$address = d0_baddr_a$q;
+        weight_rom$5$address = d1_waddr_c$q;
+        bias_rom$5$address = d1_baddr_c$q;
+        if (d1_unit_a$5$q) begin
+            weight_rom$5$address = d1_waddr_a$q;
+            bias_rom$5$address = d1_baddr_a$q;
         end
         d0_unit_a$6$clock = clock;
         d0_unit_a$6$d = pass$q < a_passes$6;
+        d1_unit_a$6$clock = clock;
+        d1_unit_a$6$d = d0_unit_a$6$q;
         weight_rom$6$clock = clock;
         bias_rom$6$clock = clock;
-        weight_rom$6$address = d0_waddr_c$q;
-        bias_rom$6$address = d0_baddr_c$q;
-        if (d0_unit_a$6$q) begin
-            weight_rom$6$address = d0_waddr_a$q;
-            bias_rom$6$address = d0_baddr_a$q;
+        weight_rom$6$address = d1_waddr_c$q;
+        bias_rom$6$address = d1_baddr_c$q;
+        if (d1_unit_a$6$q) begin
+            weight_rom$6$address = d1_waddr_a$q;
+            bias_rom$6$address = d1_baddr_a$q;
         end
         d0_unit_a$7$clock = clock;
         d0_unit_a$7$d = pass$q < a_passes$7;
+        d1_unit_a$7$clock = clock;
+        d1_unit_a$7$d = d0_unit_a$7$q;
         weight_rom$7$clock = clock;
         bias_rom$7$clock = clock;
-        weight_rom$7$address = d0_waddr_c$q;
-        bias_rom$7$address = d0_baddr_c$q;
-        if (d0_unit_a$7$q) begin
-            weight_rom$7$address = d0_waddr_a$q;
-            bias_rom$7$address = d0_baddr_a$q;
+        weight_rom$7$address = d1_waddr_c$q;
+        bias_rom$7$address = d1_baddr_c$q;
+        if (d1_unit_a$7$q) begin
+            weight_rom$7$address = d1_waddr_a$q;
+            bias_rom$7$address = d1_baddr_a$q;
         end
         d0_unit_a$8$clock = clock;
         d0_unit_a$8$d = pass$q < a_passes$8;
+        d1_unit_a$8$clock = clock;
+        d1_unit_a$8$d = d0_unit_a$8$q;
         weight_rom$8$clock = clock;
         bias_rom$8$clock = clock;
-        weight_rom$8$address = d0_waddr_c$q;
-        bias_rom$8$address = d0_baddr_c$q;
-        if (d0_unit_a$8$q) begin
-            weight_rom$8$address = d0_waddr_a$q;
-            bias_rom$8$address = d0_baddr_a$q;
+        weight_rom$8$address = d1_waddr_c$q;
+        bias_rom$8$address = d1_baddr_c$q;
+        if (d1_unit_a$8$q) begin
+            weight_rom$8$address = d1_waddr_a$q;
+            bias_rom$8$address = d1_baddr_a$q;
         end
         d0_unit_a$9$clock = clock;
         d0_unit_a$9$d = pass$q < a_passes$9;
+        d1_unit_a$9$clock = clock;
+        d1_unit_a$9$d = d0_unit_a$9$q;
         weight_rom$9$clock = clock;
         bias_rom$9$clock = clock;
-        weight_rom$9$address = d0_waddr_c$q;
-        bias_rom$9$address = d0_baddr_c$q;
-        if (d0_unit_a$9$q) begin
-            weight_rom$9$address = d0_waddr_a$q;
-            bias_rom$9$address = d0_baddr_a$q;
+        weight_rom$9$address = d1_waddr_c$q;
+        bias_rom$9$address = d1_baddr_c$q;
+        if (d1_unit_a$9$q) begin
+            weight_rom$9$address = d1_waddr_a$q;
+            bias_rom$9$address = d1_baddr_a$q;
         end
         d0_unit_a$10$clock = clock;
         d0_unit_a$10$d = pass$q < a_passes$10;
+        d1_unit_a$10$clock = clock;
+        d1_unit_a$10$d = d0_unit_a$10$q;
         weight_rom$10$clock = clock;
         bias_rom$10$clock = clock;
-        weight_rom$10$address = d0_waddr_c$q;
-        bias_rom$10$address = d0_baddr_c$q;
-        if (d0_unit_a$10$q) begin
-            weight_rom$10$address = d0_waddr_a$q;
-            bias_rom$10$address = d0_baddr_a$q;
+        weight_rom$10$address = d1_waddr_c$q;
+        bias_rom$10$address = d1_baddr_c$q;
+        if (d1_unit_a$10$q) begin
+            weight_rom$10$address = d1_waddr_a$q;
+            bias_rom$10$address = d1_baddr_a$q;
         end
         d0_unit_a$11$clock = clock;
         d0_unit_a$11$d = pass$q < a_passes$11;
+        d1_unit_a$11$clock = clock;
+        d1_unit_a$11$d = d0_unit_a$11$q;
         weight_rom$11$clock = clock;
         bias_rom$11$clock = clock;
-        weight_rom$11$address = d0_waddr_c$q;
-        bias_rom$11$address = d0_baddr_c$q;
-        if (d0_unit_a$11$q) begin
-            weight_rom$11$address = d0_waddr_a$q;
-            bias_rom$11$address = d0_baddr_a$q;
+        weight_rom$11$address = d1_waddr_c$q;
+        bias_rom$11$address = d1_baddr_c$q;
+        if (d1_unit_a$11$q) begin
+            weight_rom$11$address = d1_waddr_a$q;
+            bias_rom$11$address = d1_baddr_a$q;
         end
         d0_unit_a$12$clock = clock;
         d0_unit_a$12$d = pass$q < a_passes$12;
+        d1_unit_a$12$clock = clock;
+        d1_unit_a$12$d = d0_unit_a$12$q;
         weight_rom$12$clock = clock;
         bias_rom$12$clock = clock;
-        weight_rom$12$address = d0_waddr_c$q;
-        bias_rom$12$address = d0_baddr_c$q;
-        if (d0_unit_a$12$q) begin
-            weight_rom$12$address = d0_waddr_a$q;
-            bias_rom$12$address = d0_baddr_a$q;
+        weight_rom$12$address = d1_waddr_c$q;
+        bias_rom$12$address = d1_baddr_c$q;
+        if (d1_unit_a$12$q) begin
+            weight_rom$12$address = d1_waddr_a$q;
+            bias_rom$12$address = d1_baddr_a$q;
         end
         d0_unit_a$13$clock = clock;
         d0_unit_a$13$d = pass$q < a_passes$13;
+        d1_unit_a$13$clock = clock;
+        d1_unit_a$13$d = d0_unit_a$13$q;
         weight_rom$13$clock = clock;
         bias_rom$13$clock = clock;
-        weight_rom$13$address = d0_waddr_c$q;
-        bias_rom$13$address = d0_baddr_c$q;
-        if (d0_unit_a$13$q) begin
-            weight_rom$13$address = d0_waddr_a$q;
-            bias_rom$13$address = d0_baddr_a$q;
+        weight_rom$13$address = d1_waddr_c$q;
+        bias_rom$13$address = d1_baddr_c$q;
+        if (d1_unit_a$13$q) begin
+            weight_rom$13$address = d1_waddr_a$q;
+            bias_rom$13$address = d1_baddr_a$q;
         end
         d0_unit_a$14$clock = clock;
         d0_unit_a$14$d = pass$q < a_passes$14;
+        d1_unit_a$14$clock = clock;
+        d1_unit_a$14$d = d0_unit_a$14$q;
         weight_rom$14$clock = clock;
         bias_rom$14$clock = clock;
-        weight_rom$14$address = d0_waddr_c$q;
-        bias_rom$14$address = d0_baddr_c$q;
-        if (d0_unit_a$14$q) begin
-            weight_rom$14$address = d0_waddr_a$q;
-            bias_rom$14$address = d0_baddr_a$q;
+        weight_rom$14$address = d1_waddr_c$q;
+        bias_rom$14$address = d1_baddr_c$q;
+        if (d1_unit_a$14$q) begin
+            weight_rom$14$address = d1_waddr_a$q;
+            bias_rom$14$address = d1_baddr_a$q;
         end
         d0_unit_a$15$clock = clock;
         d0_unit_a$15$d = pass$q < a_passes$15;
+        d1_unit_a$15$clock = clock;
+        d1_unit_a$15$d = d0_unit_a$15$q;
         weight_rom$15$clock = clock;
         bias_rom$15$clock = clock;
-        weight_rom$15$address = d0_waddr_c$q;
-        bias_rom$15$address = d0_baddr_c$q;
-        if (d0_unit_a$15$q) begin
-            weight_rom$15$address = d0_waddr_a$q;
-            bias_rom$15$address = d0_baddr_a$q;
+        weight_rom$15$address = d1_waddr_c$q;
+        bias_rom$15$address = d1_baddr_c$q;
+        if (d1_unit_a$15$q) begin
+            weight_rom$15$address = d1_waddr_a$q;
+            bias_rom$15$address = d1_baddr_a$q;
         end
         d0_unit_a$16$clock = clock;
         d0_unit_a$16$d = pass$q < a_passes$16;
+        d1_unit_a$16$clock = clock;
+        d1_unit_a$16$d = d0_unit_a$16$q;
         weight_rom$16$clock = clock;
         bias_rom$16$clock = clock;
-        weight_rom$16$address = d0_waddr_c$q;
-        bias_rom$16$address = d0_baddr_c$q;
-        if (d0_unit_a$16$q) begin
-            weight_rom$16$address = d0_waddr_a$q;
-            bias_rom$16$address = d0_baddr_a$q;
+        weight_rom$16$address = d1_waddr_c$q;
+        bias_rom$16$address = d1_baddr_c$q;
+        if (d1_unit_a$16$q) begin
+            weight_rom$16$address = d1_waddr_a$q;
+            bias_rom$16$address = d1_baddr_a$q;
         end
         d0_unit_a$17$clock = clock;
         d0_unit_a$17$d = pass$q < a_passes$17;
+        d1_unit_a$17$clock = clock;
+        d1_unit_a$17$d = d0_unit_a$17$q;
         weight_rom$17$clock = clock;
         bias_rom$17$clock = clock;
-        weight_rom$17$address = d0_waddr_c$q;
-        bias_rom$17$address = d0_baddr_c$q;
-        if (d0_unit_a$17$q) begin
-            weight_rom$17$address = d0_waddr_a$q;
-            bias_rom$17$address = d0_baddr_a$q;
+        weight_rom$17$address = d1_waddr_c$q;
+        bias_rom$17$address = d1_baddr_c$q;
+        if (d1_unit_a$17$q) begin
+            weight_rom$17$address = d1_waddr_a$q;
+            bias_rom$17$address = d1_baddr_a$q;
         end
         d0_unit_a$18$clock = clock;
         d0_unit_a$18$d = pass$q < a_passes$18;
+        d1_unit_a$18$clock = clock;
+        d1_unit_a$18$d = d0_unit_a$18$q;
         weight_rom$18$clock = clock;
         bias_rom$18$clock = clock;
-        weight_rom$18$address = d0_waddr_c$q;
-        bias_rom$18$address = d0_baddr_c$q;
-        if (d0_unit_a$18$q) begin
-            weight_rom$18$address = d0_waddr_a$q;
-            bias_rom$18$address = d0_baddr_a$q;
+        weight_rom$18$address = d1_waddr_c$q;
+        bias_rom$18$address = d1_baddr_c$q;
+        if (d1_unit_a$18$q) begin
+            weight_rom$18$address = d1_waddr_a$q;
+            bias_rom$18$address = d1_baddr_a$q;
         end
         d0_unit_a$19$clock = clock;
         d0_unit_a$19$d = pass$q < a_passes$19;
+        d1_unit_a$19$clock = clock;
+        d1_unit_a$19$d = d0_unit_a$19$q;
         weight_rom$19$clock = clock;
         bias_rom$19$clock = clock;
-        weight_rom$19$address = d0_waddr_c$q;
-        bias_rom$19$address = d0_baddr_c$q;
-        if (d0_unit_a$19$q) begin
-            weight_rom$19$address = d0_waddr_a$q;
-            bias_rom$19$address = d0_baddr_a$q;
+        weight_rom$19$address = d1_waddr_c$q;
+        bias_rom$19$address = d1_baddr_c$q;
+        if (d1_unit_a$19$q) begin
+            weight_rom$19$address = d1_waddr_a$q;
+            bias_rom$19$address = d1_baddr_a$q;
         end
         d0_unit_a$20$clock = clock;
         d0_unit_a$20$d = pass$q < a_passes$20;
+        d1_unit_a$20$clock = clock;
+        d1_unit_a$20$d = d0_unit_a$20$q;
         weight_rom$20$clock = clock;
         bias_rom$20$clock = clock;
-        weight_rom$20$address = d0_waddr_c$q;
-        bias_rom$20$address = d0_baddr_c$q;
-        if (d0_unit_a$20$q) begin
-            weight_rom$20$address = d0_waddr_a$q;
-            bias_rom$20$address = d0_baddr_a$q;
+        weight_rom$20$address = d1_waddr_c$q;
+        bias_rom$20$address = d1_baddr_c$q;
+        if (d1_unit_a$20$q) begin
+            weight_rom$20$address = d1_waddr_a$q;
+            bias_rom$20$address = d1_baddr_a$q;
         end
         d0_unit_a$21$clock = clock;
         d0_unit_a$21$d = pass$q < a_passes$21;
+        d1_unit_a$21$clock = clock;
+        d1_unit_a$21$d = d0_unit_a$21$q;
         weight_rom$21$clock = clock;
         bias_rom$21$clock = clock;
-        weight_rom$21$address = d0_waddr_c$q;
-        bias_rom$21$address = d0_baddr_c$q;
-        if (d0_unit_a$21$q) begin
-            weight_rom$21$address = d0_waddr_a$q;
-            bias_rom$21$address = d0_baddr_a$q;
+        weight_rom$21$address = d1_waddr_c$q;
+        bias_rom$21$address = d1_baddr_c$q;
+        if (d1_unit_a$21$q) begin
+            weight_rom$21$address = d1_waddr_a$q;
+            bias_rom$21$address = d1_baddr_a$q;
         end
         d0_unit_a$22$clock = clock;
         d0_unit_a$22$d = pass$q < a_passes$22;
+        d1_unit_a$22$clock = clock;
+        d1_unit_a$22$d = d0_unit_a$22$q;
         weight_rom$22$clock = clock;
         bias_rom$22$clock = clock;
-        weight_rom$22$address = d0_waddr_c$q;
-        bias_rom$22$address = d0_baddr_c$q;
-        if (d0_unit_a$22$q) begin
-            weight_rom$22$address = d0_waddr_a$q;
-            bias_rom$22$address = d0_baddr_a$q;
+        weight_rom$22$address = d1_waddr_c$q;
+        bias_rom$22$address = d1_baddr_c$q;
+        if (d1_unit_a$22$q) begin
+            weight_rom$22$address = d1_waddr_a$q;
+            bias_rom$22$address = d1_baddr_a$q;
         end
         d0_unit_a$23$clock = clock;
         d0_unit_a$23$d = pass$q < a_passes$23;
+        d1_unit_a$23$clock = clock;
+        d1_unit_a$23$d = d0_unit_a$23$q;
         weight_rom$23$clock = clock;
         bias_rom$23$clock = clock;
-        weight_rom$23$address = d0_waddr_c$q;
-        bias_rom$23$address = d0_baddr_c$q;
-        if (d0_unit_a$23$q) begin
-            weight_rom$23$address = d0_waddr_a$q;
-            bias_rom$23$address = d0_baddr_a$q;
+        weight_rom$23$address = d1_waddr_c$q;
+        bias_rom$23$address = d1_baddr_c$q;
+        if (d1_unit_a$23$q) begin
+            weight_rom$23$address = d1_waddr_a$q;
+            bias_rom$23$address = d1_baddr_a$q;
         end
         d0_unit_a$24$clock = clock;
         d0_unit_a$24$d = pass$q < a_passes$24;
+        d1_unit_a$24$clock = clock;
+        d1_unit_a$24$d = d0_unit_a$24$q;
         weight_rom$24$clock = clock;
         bias_rom$24$clock = clock;
-        weight_rom$24$address = d0_waddr_c$q;
-        bias_rom$24$address = d0_baddr_c$q;
-        if (d0_unit_a$24$q) begin
-            weight_rom$24$address = d0_waddr_a$q;
-            bias_rom$24$address = d0_baddr_a$q;
+        weight_rom$24$address = d1_waddr_c$q;
+        bias_rom$24$address = d1_baddr_c$q;
+        if (d1_unit_a$24$q) begin
+            weight_rom$24$address = d1_waddr_a$q;
+            bias_rom$24$address = d1_baddr_a$q;
         end
         d0_unit_a$25$clock = clock;
         d0_unit_a$25$d = pass$q < a_passes$25;
+        d1_unit_a$25$clock = clock;
+        d1_unit_a$25$d = d0_unit_a$25$q;
         weight_rom$25$clock = clock;
         bias_rom$25$clock = clock;
-        weight_rom$25$address = d0_waddr_c$q;
-        bias_rom$25$address = d0_baddr_c$q;
-        if (d0_unit_a$25$q) begin
-            weight_rom$25$address = d0_waddr_a$q;
-            bias_rom$25$address = d0_baddr_a$q;
+        weight_rom$25$address = d1_waddr_c$q;
+        bias_rom$25$address = d1_baddr_c$q;
+        if (d1_unit_a$25$q) begin
+            weight_rom$25$address = d1_waddr_a$q;
+            bias_rom$25$address = d1_baddr_a$q;
         end
         d0_unit_a$26$clock = clock;
         d0_unit_a$26$d = pass$q < a_passes$26;
+        d1_unit_a$26$clock = clock;
+        d1_unit_a$26$d = d0_unit_a$26$q;
         weight_rom$26$clock = clock;
         bias_rom$26$clock = clock;
-        weight_rom$26$address = d0_waddr_c$q;
-        bias_rom$26$address = d0_baddr_c$q;
-        if (d0_unit_a$26$q) begin
-            weight_rom$26$address = d0_waddr_a$q;
-            bias_rom$26$address = d0_baddr_a$q;
+        weight_rom$26$address = d1_waddr_c$q;
+        bias_rom$26$address = d1_baddr_c$q;
+        if (d1_unit_a$26$q) begin
+            weight_rom$26$address = d1_waddr_a$q;
+            bias_rom$26$address = d1_baddr_a$q;
         end
         d0_unit_a$27$clock = clock;
         d0_unit_a$27$d = pass$q < a_passes$27;
+        d1_unit_a$27$clock = clock;
+        d1_unit_a$27$d = d0_unit_a$27$q;
         weight_rom$27$clock = clock;
         bias_rom$27$clock = clock;
-        weight_rom$27$address = d0_waddr_c$q;
-        bias_rom$27$address = d0_baddr_c$q;
-        if (d0_unit_a$27$q) begin
-            weight_rom$27$address = d0_waddr_a$q;
-            bias_rom$27$address = d0_baddr_a$q;
+        weight_rom$27$address = d1_waddr_c$q;
+        bias_rom$27$address = d1_baddr_c$q;
+        if (d1_unit_a$27$q) begin
+            weight_rom$27$address = d1_waddr_a$q;
+            bias_rom$27$address = d1_baddr_a$q;
         end
         d0_unit_a$28$clock = clock;
         d0_unit_a$28$d = pass$q < a_passes$28;
+        d1_unit_a$28$clock = clock;
+        d1_unit_a$28$d = d0_unit_a$28$q;
         weight_rom$28$clock = clock;
         bias_rom$28$clock = clock;
-        weight_rom$28$address = d0_waddr_c$q;
-        bias_rom$28$address = d0_baddr_c$q;
-        if (d0_unit_a$28$q) begin
-            weight_rom$28$address = d0_waddr_a$q;
-            bias_rom$28$address = d0_baddr_a$q;
+        weight_rom$28$address = d1_waddr_c$q;
+        bias_rom$28$address = d1_baddr_c$q;
+        if (d1_unit_a$28$q) begin
+            weight_rom$28$address = d1_waddr_a$q;
+            bias_rom$28$address = d1_baddr_a$q;
         end
         d0_unit_a$29$clock = clock;
         d0_unit_a$29$d = pass$q < a_passes$29;
+        d1_unit_a$29$clock = clock;
+        d1_unit_a$29$d = d0_unit_a$29$q;
         weight_rom$29$clock = clock;
         bias_rom$29$clock = clock;
-        weight_rom$29$address = d0_waddr_c$q;
-        bias_rom$29$address = d0_baddr_c$q;
-        if (d0_unit_a$29$q) begin
-            weight_rom$29$address = d0_waddr_a$q;
-            bias_rom$29$address = d0_baddr_a$q;
+        weight_rom$29$address = d1_waddr_c$q;
+        bias_rom$29$address = d1_baddr_c$q;
+        if (d1_unit_a$29$q) begin
+            weight_rom$29$address = d1_waddr_a$q;
+            bias_rom$29$address = d1_baddr_a$q;
         end
         d0_unit_a$30$clock = clock;
         d0_unit_a$30$d = pass$q < a_passes$30;
+        d1_unit_a$30$clock = clock;
+        d1_unit_a$30$d = d0_unit_a$30$q;
         weight_rom$30$clock = clock;
         bias_rom$30$clock = clock;
-        weight_rom$30$address = d0_waddr_c$q;
-        bias_rom$30$address = d0_baddr_c$q;
-        if (d0_unit_a$30$q) begin
-            weight_rom$30$address = d0_waddr_a$q;
-            bias_rom$30$address = d0_baddr_a$q;
+        weight_rom$30$address = d1_waddr_c$q;
+        bias_rom$30$address = d1_baddr_c$q;
+        if (d1_unit_a$30$q) begin
+            weight_rom$30$address = d1_waddr_a$q;
+            bias_rom$30$address = d1_baddr_a$q;
         end
         d0_unit_a$31$clock = clock;
         d0_unit_a$31$d = pass$q < a_passes$31;
+        d1_unit_a$31$clock = clock;
+        d1_unit_a$31$d = d0_unit_a$31$q;
         weight_rom$31$clock = clock;
         bias_rom$31$clock = clock;
-        weight_rom$31$address = d0_waddr_c$q;
-        bias_rom$31$address = d0_baddr_c$q;
-        if (d0_unit_a$31$q) begin
-            weight_rom$31$address = d0_waddr_a$q;
-            bias_rom$31$address = d0_baddr_a$q;
+        weight_rom$31$address = d1_waddr_c$q;
+        bias_rom$31$address = d1_baddr_c$q;
+        if (d1_unit_a$31$q) begin
+            weight_rom$31$address = d1_waddr_a$q;
+            bias_rom$31$address = d1_baddr_a$q;
         end
         head_rom$0$clock = clock;
         head_rom$0$address = d0_term$q;
@@ -11060,82 +11464,86 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s1_pass$d = d1_pass$q;
         s1_term$d = d1_term$q;
         s1_head$d = d1_head$q;
+        s1b_valid$d = s1_valid$q;
+        s1b_first$d = s1_first$q;
+        s1b_pass$d = s1_pass$q;
+        s1b_term$d = s1_term$q;
         s1_is_a$0$clock = clock;
-        s1_is_a$0$d = d1_pass$q < a_passes$0;
+        s1_is_a$0$d = s1_pass$q < a_passes$0;
         s1_is_a$1$clock = clock;
-        s1_is_a$1$d = d1_pass$q < a_passes$1;
+        s1_is_a$1$d = s1_pass$q < a_passes$1;
         s1_is_a$2$clock = clock;
-        s1_is_a$2$d = d1_pass$q < a_passes$2;
+        s1_is_a$2$d = s1_pass$q < a_passes$2;
         s1_is_a$3$clock = clock;
-        s1_is_a$3$d = d1_pass$q < a_passes$3;
+        s1_is_a$3$d = s1_pass$q < a_passes$3;
         s1_is_a$4$clock = clock;
-        s1_is_a$4$d = d1_pass$q < a_passes$4;
+        s1_is_a$4$d = s1_pass$q < a_passes$4;
         s1_is_a$5$clock = clock;
-        s1_is_a$5$d = d1_pass$q < a_passes$5;
+        s1_is_a$5$d = s1_pass$q < a_passes$5;
         s1_is_a$6$clock = clock;
-        s1_is_a$6$d = d1_pass$q < a_passes$6;
+        s1_is_a$6$d = s1_pass$q < a_passes$6;
         s1_is_a$7$clock = clock;
-        s1_is_a$7$d = d1_pass$q < a_passes$7;
+        s1_is_a$7$d = s1_pass$q < a_passes$7;
         s1_is_a$8$clock = clock;
-        s1_is_a$8$d = d1_pass$q < a_passes$8;
+        s1_is_a$8$d = s1_pass$q < a_passes$8;
         s1_is_a$9$clock = clock;
-        s1_is_a$9$d = d1_pass$q < a_passes$9;
+        s1_is_a$9$d = s1_pass$q < a_passes$9;
         s1_is_a$10$clock = clock;
-        s1_is_a$10$d = d1_pass$q < a_passes$10;
+        s1_is_a$10$d = s1_pass$q < a_passes$10;
         s1_is_a$11$clock = clock;
-        s1_is_a$11$d = d1_pass$q < a_passes$11;
+        s1_is_a$11$d = s1_pass$q < a_passes$11;
         s1_is_a$12$clock = clock;
-        s1_is_a$12$d = d1_pass$q < a_passes$12;
+        s1_is_a$12$d = s1_pass$q < a_passes$12;
         s1_is_a$13$clock = clock;
-        s1_is_a$13$d = d1_pass$q < a_passes$13;
+        s1_is_a$13$d = s1_pass$q < a_passes$13;
         s1_is_a$14$clock = clock;
-        s1_is_a$14$d = d1_pass$q < a_passes$14;
+        s1_is_a$14$d = s1_pass$q < a_passes$14;
         s1_is_a$15$clock = clock;
-        s1_is_a$15$d = d1_pass$q < a_passes$15;
+        s1_is_a$15$d = s1_pass$q < a_passes$15;
         s1_is_a$16$clock = clock;
-        s1_is_a$16$d = d1_pass$q < a_passes$16;
+        s1_is_a$16$d = s1_pass$q < a_passes$16;
         s1_is_a$17$clock = clock;
-        s1_is_a$17$d = d1_pass$q < a_passes$17;
+        s1_is_a$17$d = s1_pass$q < a_passes$17;
         s1_is_a$18$clock = clock;
-        s1_is_a$18$d = d1_pass$q < a_passes$18;
+        s1_is_a$18$d = s1_pass$q < a_passes$18;
         s1_is_a$19$clock = clock;
-        s1_is_a$19$d = d1_pass$q < a_passes$19;
+        s1_is_a$19$d = s1_pass$q < a_passes$19;
         s1_is_a$20$clock = clock;
-        s1_is_a$20$d = d1_pass$q < a_passes$20;
+        s1_is_a$20$d = s1_pass$q < a_passes$20;
         s1_is_a$21$clock = clock;
-        s1_is_a$21$d = d1_pass$q < a_passes$21;
+        s1_is_a$21$d = s1_pass$q < a_passes$21;
         s1_is_a$22$clock = clock;
-        s1_is_a$22$d = d1_pass$q < a_passes$22;
+        s1_is_a$22$d = s1_pass$q < a_passes$22;
         s1_is_a$23$clock = clock;
-        s1_is_a$23$d = d1_pass$q < a_passes$23;
+        s1_is_a$23$d = s1_pass$q < a_passes$23;
         s1_is_a$24$clock = clock;
-        s1_is_a$24$d = d1_pass$q < a_passes$24;
+        s1_is_a$24$d = s1_pass$q < a_passes$24;
         s1_is_a$25$clock = clock;
-        s1_is_a$25$d = d1_pass$q < a_passes$25;
+        s1_is_a$25$d = s1_pass$q < a_passes$25;
         s1_is_a$26$clock = clock;
-        s1_is_a$26$d = d1_pass$q < a_passes$26;
+        s1_is_a$26$d = s1_pass$q < a_passes$26;
         s1_is_a$27$clock = clock;
-        s1_is_a$27$d = d1_pass$q < a_passes$27;
+        s1_is_a$27$d = s1_pass$q < a_passes$27;
         s1_is_a$28$clock = clock;
-        s1_is_a$28$d = d1_pass$q < a_passes$28;
+        s1_is_a$28$d = s1_pass$q < a_passes$28;
         s1_is_a$29$clock = clock;
-        s1_is_a$29$d = d1_pass$q < a_passes$29;
+        s1_is_a$29$d = s1_pass$q < a_passes$29;
         s1_is_a$30$clock = clock;
-        s1_is_a$30$d = d1_pass$q < a_passes$30;
+        s1_is_a$30$d = s1_pass$q < a_passes$30;
         s1_is_a$31$clock = clock;
-        s1_is_a$31$d = d1_pass$q < a_passes$31;
-        m1_valid$d = s1_valid$q;
-        m1_pass$d = s1_pass$q;
-        m1_term$d = s1_term$q;
-        m1_head$d = s1_head$q;
+        s1_is_a$31$d = s1_pass$q < a_passes$31;
+        m1_valid$d = s1b_valid$q;
+        m1_pass$d = s1b_pass$q;
+        m1_term$d = s1b_term$q;
         m2_valid$d = m1_valid$q;
         m2_pass$d = m1_pass$q;
         m2_term$d = m1_term$q;
-        m2_head$d = m1_head$q;
         s2_post$d = m2_valid$q && (m2_term$q == last_term);
         s2_pass$d = m2_pass$q;
         s2_set$d = a_set$q;
-        s2_head$d = m2_head$q && (m2_term$q == last_state_term);
+        h1_last$d = s1_head$q && (s1_term$q == last_state_term);
+        h2_last$d = h1_last$q;
+        s2_head$d = h2_last$q;
         s3_head$d = s2_head$q;
         lane$0$clock = clock;
         lane$0$x_we = x_we;
@@ -11158,8 +11566,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             lane$0$a_zero = zero$0;
             lane$0$c_zero = zero$1;
         end
-        lane$0$mac_en = s1_valid$q;
-        lane$0$mac_first = s1_first$q;
+        lane$0$mac_en = s1b_valid$q;
+        lane$0$mac_first = s1b_first$q;
         lane$0$unit_is_a$0 = s1_is_a$0$q;
         lane$0$weight$0 = weight_rom$0$data;
         lane$0$bias$0 = bias_rom$0$data;
@@ -11297,8 +11705,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             lane$1$a_zero = zero$0;
             lane$1$c_zero = zero$1;
         end
-        lane$1$mac_en = s1_valid$q;
-        lane$1$mac_first = s1_first$q;
+        lane$1$mac_en = s1b_valid$q;
+        lane$1$mac_first = s1b_first$q;
         lane$1$unit_is_a$0 = s1_is_a$0$q;
         lane$1$weight$0 = weight_rom$0$data;
         lane$1$bias$0 = bias_rom$0$data;
@@ -11436,8 +11844,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             lane$2$a_zero = zero$0;
             lane$2$c_zero = zero$1;
         end
-        lane$2$mac_en = s1_valid$q;
-        lane$2$mac_first = s1_first$q;
+        lane$2$mac_en = s1b_valid$q;
+        lane$2$mac_first = s1b_first$q;
         lane$2$unit_is_a$0 = s1_is_a$0$q;
         lane$2$weight$0 = weight_rom$0$data;
         lane$2$bias$0 = bias_rom$0$data;
@@ -11575,8 +11983,8 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             lane$3$a_zero = zero$0;
             lane$3$c_zero = zero$1;
         end
-        lane$3$mac_en = s1_valid$q;
-        lane$3$mac_first = s1_first$q;
+        lane$3$mac_en = s1b_valid$q;
+        lane$3$mac_first = s1b_first$q;
         lane$3$unit_is_a$0 = s1_is_a$0$q;
         lane$3$weight$0 = weight_rom$0$data;
         lane$3$bias$0 = bias_rom$0$data;
@@ -11816,7 +12224,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             SlotState$Drain:
                 begin
                     drain$d = drain$q + 3'h1;
-                    if (drain$q == 3'h5) begin
+                    if (drain$q == 3'h6) begin
                         slot$d = SlotState$Boundary;
                         upd_run$d = 1'b1;
                         upd_j$d = 16'h0;
@@ -13535,6 +13943,44 @@ module top$core$engine$gru$d0_waddr_c(d,q,clock);
 endmodule // top$core$engine$gru$d0_waddr_c
 
 
+module top$core$engine$gru$d1_baddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr_a
+
+
+module top$core$engine$gru$d1_baddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr_c
+
+
 module top$core$engine$gru$d1_first(d,q,clock);
     
     // Module arguments
@@ -13611,6 +14057,614 @@ module top$core$engine$gru$d1_term(d,q,clock);
 endmodule // top$core$engine$gru$d1_term
 
 
+module top$core$engine$gru$d1_unit_a$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$0
+
+
+module top$core$engine$gru$d1_unit_a$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$1
+
+
+module top$core$engine$gru$d1_unit_a$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$10
+
+
+module top$core$engine$gru$d1_unit_a$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$11
+
+
+module top$core$engine$gru$d1_unit_a$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$12
+
+
+module top$core$engine$gru$d1_unit_a$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$13
+
+
+module top$core$engine$gru$d1_unit_a$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$14
+
+
+module top$core$engine$gru$d1_unit_a$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$15
+
+
+module top$core$engine$gru$d1_unit_a$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$16
+
+
+module top$core$engine$gru$d1_unit_a$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$17
+
+
+module top$core$engine$gru$d1_unit_a$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$18
+
+
+module top$core$engine$gru$d1_unit_a$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$19
+
+
+module top$core$engine$gru$d1_unit_a$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$2
+
+
+module top$core$engine$gru$d1_unit_a$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$20
+
+
+module top$core$engine$gru$d1_unit_a$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$21
+
+
+module top$core$engine$gru$d1_unit_a$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$22
+
+
+module top$core$engine$gru$d1_unit_a$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$23
+
+
+module top$core$engine$gru$d1_unit_a$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$24
+
+
+module top$core$engine$gru$d1_unit_a$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$25
+
+
+module top$core$engine$gru$d1_unit_a$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$26
+
+
+module top$core$engine$gru$d1_unit_a$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$27
+
+
+module top$core$engine$gru$d1_unit_a$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$28
+
+
+module top$core$engine$gru$d1_unit_a$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$29
+
+
+module top$core$engine$gru$d1_unit_a$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$3
+
+
+module top$core$engine$gru$d1_unit_a$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$30
+
+
+module top$core$engine$gru$d1_unit_a$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$31
+
+
+module top$core$engine$gru$d1_unit_a$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$4
+
+
+module top$core$engine$gru$d1_unit_a$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$5
+
+
+module top$core$engine$gru$d1_unit_a$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$6
+
+
+module top$core$engine$gru$d1_unit_a$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$7
+
+
+module top$core$engine$gru$d1_unit_a$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$8
+
+
+module top$core$engine$gru$d1_unit_a$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_unit_a$9
+
+
 module top$core$engine$gru$d1_valid(d,q,clock);
     
     // Module arguments
@@ -13628,6 +14682,44 @@ module top$core$engine$gru$d1_valid(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$d1_valid
+
+
+module top$core$engine$gru$d1_waddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr_a
+
+
+module top$core$engine$gru$d1_waddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr_c
 
 
 module top$core$engine$gru$decoder$0(d,q,clock);
@@ -13723,6 +14815,44 @@ module top$core$engine$gru$group$1(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$group$1
+
+
+module top$core$engine$gru$h1_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$h1_last
+
+
+module top$core$engine$gru$h2_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$h2_last
 
 
 module top$core$engine$gru$head_first(d,q,clock);
@@ -15203,6 +16333,30 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  op_a_copy$0$clock;
+    reg  [17:0] op_a_copy$0$d;
+    wire  [17:0] op_a_copy$0$q;
+    reg  op_a_copy$1$clock;
+    reg  [17:0] op_a_copy$1$d;
+    wire  [17:0] op_a_copy$1$q;
+    reg  op_a_copy$2$clock;
+    reg  [17:0] op_a_copy$2$d;
+    wire  [17:0] op_a_copy$2$q;
+    reg  op_a_copy$3$clock;
+    reg  [17:0] op_a_copy$3$d;
+    wire  [17:0] op_a_copy$3$q;
+    reg  op_c_copy$0$clock;
+    reg  [17:0] op_c_copy$0$d;
+    wire  [17:0] op_c_copy$0$q;
+    reg  op_c_copy$1$clock;
+    reg  [17:0] op_c_copy$1$d;
+    wire  [17:0] op_c_copy$1$q;
+    reg  op_c_copy$2$clock;
+    reg  [17:0] op_c_copy$2$d;
+    wire  [17:0] op_c_copy$2$q;
+    reg  op_c_copy$3$clock;
+    reg  [17:0] op_c_copy$3$d;
+    wire  [17:0] op_c_copy$3$q;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -17053,6 +18207,46 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$core$engine$gru$lane$0$op_a_copy$0 op_a_copy$0(
+        .clock(op_a_copy$0$clock),
+        .d(op_a_copy$0$d),
+        .q(op_a_copy$0$q)
+    );
+    top$core$engine$gru$lane$0$op_a_copy$1 op_a_copy$1(
+        .clock(op_a_copy$1$clock),
+        .d(op_a_copy$1$d),
+        .q(op_a_copy$1$q)
+    );
+    top$core$engine$gru$lane$0$op_a_copy$2 op_a_copy$2(
+        .clock(op_a_copy$2$clock),
+        .d(op_a_copy$2$d),
+        .q(op_a_copy$2$q)
+    );
+    top$core$engine$gru$lane$0$op_a_copy$3 op_a_copy$3(
+        .clock(op_a_copy$3$clock),
+        .d(op_a_copy$3$d),
+        .q(op_a_copy$3$q)
+    );
+    top$core$engine$gru$lane$0$op_c_copy$0 op_c_copy$0(
+        .clock(op_c_copy$0$clock),
+        .d(op_c_copy$0$d),
+        .q(op_c_copy$0$q)
+    );
+    top$core$engine$gru$lane$0$op_c_copy$1 op_c_copy$1(
+        .clock(op_c_copy$1$clock),
+        .d(op_c_copy$1$d),
+        .q(op_c_copy$1$q)
+    );
+    top$core$engine$gru$lane$0$op_c_copy$2 op_c_copy$2(
+        .clock(op_c_copy$2$clock),
+        .d(op_c_copy$2$d),
+        .q(op_c_copy$2$q)
+    );
+    top$core$engine$gru$lane$0$op_c_copy$3 op_c_copy$3(
+        .clock(op_c_copy$3$clock),
+        .d(op_c_copy$3$d),
+        .q(op_c_copy$3$q)
+    );
     top$core$engine$gru$lane$0$p_r p_r(
         .d(p_r$d),
         .q(p_r$q),
@@ -18758,293 +19952,309 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_c$d = 18'h0;
             end
         end
+        op_a_copy$0$clock = clock;
+        op_a_copy$0$d = op_a$q;
+        op_c_copy$0$clock = clock;
+        op_c_copy$0$d = op_c$q;
+        op_a_copy$1$clock = clock;
+        op_a_copy$1$d = op_a$q;
+        op_c_copy$1$clock = clock;
+        op_c_copy$1$d = op_c$q;
+        op_a_copy$2$clock = clock;
+        op_a_copy$2$d = op_a$q;
+        op_c_copy$2$clock = clock;
+        op_c_copy$2$d = op_c$q;
+        op_a_copy$3$clock = clock;
+        op_a_copy$3$d = op_a$q;
+        op_c_copy$3$clock = clock;
+        op_c_copy$3$d = op_c$q;
         mac$0$clock = clock;
         mac$0$en = mac_en_r$q;
         mac$0$first = mac_first_r$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
-        mac$0$x = op_c$q;
+        mac$0$x = op_c_copy$0$q;
         if (unit_is_a_r$0$q) begin
-            mac$0$x = op_a$q;
+            mac$0$x = op_a_copy$0$q;
         end
         mac$1$clock = clock;
         mac$1$en = mac_en_r$q;
         mac$1$first = mac_first_r$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
-        mac$1$x = op_c$q;
+        mac$1$x = op_c_copy$0$q;
         if (unit_is_a_r$1$q) begin
-            mac$1$x = op_a$q;
+            mac$1$x = op_a_copy$0$q;
         end
         mac$2$clock = clock;
         mac$2$en = mac_en_r$q;
         mac$2$first = mac_first_r$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
-        mac$2$x = op_c$q;
+        mac$2$x = op_c_copy$0$q;
         if (unit_is_a_r$2$q) begin
-            mac$2$x = op_a$q;
+            mac$2$x = op_a_copy$0$q;
         end
         mac$3$clock = clock;
         mac$3$en = mac_en_r$q;
         mac$3$first = mac_first_r$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
-        mac$3$x = op_c$q;
+        mac$3$x = op_c_copy$0$q;
         if (unit_is_a_r$3$q) begin
-            mac$3$x = op_a$q;
+            mac$3$x = op_a_copy$0$q;
         end
         mac$4$clock = clock;
         mac$4$en = mac_en_r$q;
         mac$4$first = mac_first_r$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
-        mac$4$x = op_c$q;
+        mac$4$x = op_c_copy$0$q;
         if (unit_is_a_r$4$q) begin
-            mac$4$x = op_a$q;
+            mac$4$x = op_a_copy$0$q;
         end
         mac$5$clock = clock;
         mac$5$en = mac_en_r$q;
         mac$5$first = mac_first_r$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
-        mac$5$x = op_c$q;
+        mac$5$x = op_c_copy$0$q;
         if (unit_is_a_r$5$q) begin
-            mac$5$x = op_a$q;
+            mac$5$x = op_a_copy$0$q;
         end
         mac$6$clock = clock;
         mac$6$en = mac_en_r$q;
         mac$6$first = mac_first_r$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
-        mac$6$x = op_c$q;
+        mac$6$x = op_c_copy$0$q;
         if (unit_is_a_r$6$q) begin
-            mac$6$x = op_a$q;
+            mac$6$x = op_a_copy$0$q;
         end
         mac$7$clock = clock;
         mac$7$en = mac_en_r$q;
         mac$7$first = mac_first_r$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
-        mac$7$x = op_c$q;
+        mac$7$x = op_c_copy$0$q;
         if (unit_is_a_r$7$q) begin
-            mac$7$x = op_a$q;
+            mac$7$x = op_a_copy$0$q;
         end
         mac$8$clock = clock;
         mac$8$en = mac_en_r$q;
         mac$8$first = mac_first_r$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
-        mac$8$x = op_c$q;
+        mac$8$x = op_c_copy$1$q;
         if (unit_is_a_r$8$q) begin
-            mac$8$x = op_a$q;
+            mac$8$x = op_a_copy$1$q;
         end
         mac$9$clock = clock;
         mac$9$en = mac_en_r$q;
         mac$9$first = mac_first_r$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
-        mac$9$x = op_c$q;
+        mac$9$x = op_c_copy$1$q;
         if (unit_is_a_r$9$q) begin
-            mac$9$x = op_a$q;
+            mac$9$x = op_a_copy$1$q;
         end
         mac$10$clock = clock;
         mac$10$en = mac_en_r$q;
         mac$10$first = mac_first_r$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
-        mac$10$x = op_c$q;
+        mac$10$x = op_c_copy$1$q;
         if (unit_is_a_r$10$q) begin
-            mac$10$x = op_a$q;
+            mac$10$x = op_a_copy$1$q;
         end
         mac$11$clock = clock;
         mac$11$en = mac_en_r$q;
         mac$11$first = mac_first_r$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
-        mac$11$x = op_c$q;
+        mac$11$x = op_c_copy$1$q;
         if (unit_is_a_r$11$q) begin
-            mac$11$x = op_a$q;
+            mac$11$x = op_a_copy$1$q;
         end
         mac$12$clock = clock;
         mac$12$en = mac_en_r$q;
         mac$12$first = mac_first_r$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
-        mac$12$x = op_c$q;
+        mac$12$x = op_c_copy$1$q;
         if (unit_is_a_r$12$q) begin
-            mac$12$x = op_a$q;
+            mac$12$x = op_a_copy$1$q;
         end
         mac$13$clock = clock;
         mac$13$en = mac_en_r$q;
         mac$13$first = mac_first_r$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
-        mac$13$x = op_c$q;
+        mac$13$x = op_c_copy$1$q;
         if (unit_is_a_r$13$q) begin
-            mac$13$x = op_a$q;
+            mac$13$x = op_a_copy$1$q;
         end
         mac$14$clock = clock;
         mac$14$en = mac_en_r$q;
         mac$14$first = mac_first_r$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
-        mac$14$x = op_c$q;
+        mac$14$x = op_c_copy$1$q;
         if (unit_is_a_r$14$q) begin
-            mac$14$x = op_a$q;
+            mac$14$x = op_a_copy$1$q;
         end
         mac$15$clock = clock;
         mac$15$en = mac_en_r$q;
         mac$15$first = mac_first_r$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
-        mac$15$x = op_c$q;
+        mac$15$x = op_c_copy$1$q;
         if (unit_is_a_r$15$q) begin
-            mac$15$x = op_a$q;
+            mac$15$x = op_a_copy$1$q;
         end
         mac$16$clock = clock;
         mac$16$en = mac_en_r$q;
         mac$16$first = mac_first_r$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
-        mac$16$x = op_c$q;
+        mac$16$x = op_c_copy$2$q;
         if (unit_is_a_r$16$q) begin
-            mac$16$x = op_a$q;
+            mac$16$x = op_a_copy$2$q;
         end
         mac$17$clock = clock;
         mac$17$en = mac_en_r$q;
         mac$17$first = mac_first_r$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
-        mac$17$x = op_c$q;
+        mac$17$x = op_c_copy$2$q;
         if (unit_is_a_r$17$q) begin
-            mac$17$x = op_a$q;
+            mac$17$x = op_a_copy$2$q;
         end
         mac$18$clock = clock;
         mac$18$en = mac_en_r$q;
         mac$18$first = mac_first_r$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
-        mac$18$x = op_c$q;
+        mac$18$x = op_c_copy$2$q;
         if (unit_is_a_r$18$q) begin
-            mac$18$x = op_a$q;
+            mac$18$x = op_a_copy$2$q;
         end
         mac$19$clock = clock;
         mac$19$en = mac_en_r$q;
         mac$19$first = mac_first_r$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
-        mac$19$x = op_c$q;
+        mac$19$x = op_c_copy$2$q;
         if (unit_is_a_r$19$q) begin
-            mac$19$x = op_a$q;
+            mac$19$x = op_a_copy$2$q;
         end
         mac$20$clock = clock;
         mac$20$en = mac_en_r$q;
         mac$20$first = mac_first_r$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
-        mac$20$x = op_c$q;
+        mac$20$x = op_c_copy$2$q;
         if (unit_is_a_r$20$q) begin
-            mac$20$x = op_a$q;
+            mac$20$x = op_a_copy$2$q;
         end
         mac$21$clock = clock;
         mac$21$en = mac_en_r$q;
         mac$21$first = mac_first_r$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
-        mac$21$x = op_c$q;
+        mac$21$x = op_c_copy$2$q;
         if (unit_is_a_r$21$q) begin
-            mac$21$x = op_a$q;
+            mac$21$x = op_a_copy$2$q;
         end
         mac$22$clock = clock;
         mac$22$en = mac_en_r$q;
         mac$22$first = mac_first_r$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
-        mac$22$x = op_c$q;
+        mac$22$x = op_c_copy$2$q;
         if (unit_is_a_r$22$q) begin
-            mac$22$x = op_a$q;
+            mac$22$x = op_a_copy$2$q;
         end
         mac$23$clock = clock;
         mac$23$en = mac_en_r$q;
         mac$23$first = mac_first_r$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
-        mac$23$x = op_c$q;
+        mac$23$x = op_c_copy$2$q;
         if (unit_is_a_r$23$q) begin
-            mac$23$x = op_a$q;
+            mac$23$x = op_a_copy$2$q;
         end
         mac$24$clock = clock;
         mac$24$en = mac_en_r$q;
         mac$24$first = mac_first_r$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
-        mac$24$x = op_c$q;
+        mac$24$x = op_c_copy$3$q;
         if (unit_is_a_r$24$q) begin
-            mac$24$x = op_a$q;
+            mac$24$x = op_a_copy$3$q;
         end
         mac$25$clock = clock;
         mac$25$en = mac_en_r$q;
         mac$25$first = mac_first_r$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
-        mac$25$x = op_c$q;
+        mac$25$x = op_c_copy$3$q;
         if (unit_is_a_r$25$q) begin
-            mac$25$x = op_a$q;
+            mac$25$x = op_a_copy$3$q;
         end
         mac$26$clock = clock;
         mac$26$en = mac_en_r$q;
         mac$26$first = mac_first_r$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
-        mac$26$x = op_c$q;
+        mac$26$x = op_c_copy$3$q;
         if (unit_is_a_r$26$q) begin
-            mac$26$x = op_a$q;
+            mac$26$x = op_a_copy$3$q;
         end
         mac$27$clock = clock;
         mac$27$en = mac_en_r$q;
         mac$27$first = mac_first_r$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
-        mac$27$x = op_c$q;
+        mac$27$x = op_c_copy$3$q;
         if (unit_is_a_r$27$q) begin
-            mac$27$x = op_a$q;
+            mac$27$x = op_a_copy$3$q;
         end
         mac$28$clock = clock;
         mac$28$en = mac_en_r$q;
         mac$28$first = mac_first_r$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
-        mac$28$x = op_c$q;
+        mac$28$x = op_c_copy$3$q;
         if (unit_is_a_r$28$q) begin
-            mac$28$x = op_a$q;
+            mac$28$x = op_a_copy$3$q;
         end
         mac$29$clock = clock;
         mac$29$en = mac_en_r$q;
         mac$29$first = mac_first_r$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
-        mac$29$x = op_c$q;
+        mac$29$x = op_c_copy$3$q;
         if (unit_is_a_r$29$q) begin
-            mac$29$x = op_a$q;
+            mac$29$x = op_a_copy$3$q;
         end
         mac$30$clock = clock;
         mac$30$en = mac_en_r$q;
         mac$30$first = mac_first_r$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
-        mac$30$x = op_c$q;
+        mac$30$x = op_c_copy$3$q;
         if (unit_is_a_r$30$q) begin
-            mac$30$x = op_a$q;
+            mac$30$x = op_a_copy$3$q;
         end
         mac$31$clock = clock;
         mac$31$en = mac_en_r$q;
         mac$31$first = mac_first_r$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
-        mac$31$x = op_c$q;
+        mac$31$x = op_c_copy$3$q;
         if (unit_is_a_r$31$q) begin
-            mac$31$x = op_a$q;
+            mac$31$x = op_a_copy$3$q;
         end
         if (post_r$q) begin
             if (post_pass_r$q == z_pass$0) begin
@@ -23515,6 +24725,90 @@ module top$core$engine$gru$lane$0$op_a(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$op_a
 
 
+module top$core$engine$gru$lane$0$op_a_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$0$op_a_copy$0
+
+
+module top$core$engine$gru$lane$0$op_a_copy$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$0$op_a_copy$1
+
+
+module top$core$engine$gru$lane$0$op_a_copy$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$0$op_a_copy$2
+
+
+module top$core$engine$gru$lane$0$op_a_copy$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$0$op_a_copy$3
+
+
 module top$core$engine$gru$lane$0$op_c(d,q,clock);
     
     // Module arguments
@@ -23532,6 +24826,90 @@ module top$core$engine$gru$lane$0$op_c(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$op_c
+
+
+module top$core$engine$gru$lane$0$op_c_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$0$op_c_copy$0
+
+
+module top$core$engine$gru$lane$0$op_c_copy$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$0$op_c_copy$1
+
+
+module top$core$engine$gru$lane$0$op_c_copy$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$0$op_c_copy$2
+
+
+module top$core$engine$gru$lane$0$op_c_copy$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$0$op_c_copy$3
 
 
 module top$core$engine$gru$lane$0$op_head(d,q,clock);
@@ -29102,6 +30480,30 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  op_a_copy$0$clock;
+    reg  [17:0] op_a_copy$0$d;
+    wire  [17:0] op_a_copy$0$q;
+    reg  op_a_copy$1$clock;
+    reg  [17:0] op_a_copy$1$d;
+    wire  [17:0] op_a_copy$1$q;
+    reg  op_a_copy$2$clock;
+    reg  [17:0] op_a_copy$2$d;
+    wire  [17:0] op_a_copy$2$q;
+    reg  op_a_copy$3$clock;
+    reg  [17:0] op_a_copy$3$d;
+    wire  [17:0] op_a_copy$3$q;
+    reg  op_c_copy$0$clock;
+    reg  [17:0] op_c_copy$0$d;
+    wire  [17:0] op_c_copy$0$q;
+    reg  op_c_copy$1$clock;
+    reg  [17:0] op_c_copy$1$d;
+    wire  [17:0] op_c_copy$1$q;
+    reg  op_c_copy$2$clock;
+    reg  [17:0] op_c_copy$2$d;
+    wire  [17:0] op_c_copy$2$q;
+    reg  op_c_copy$3$clock;
+    reg  [17:0] op_c_copy$3$d;
+    wire  [17:0] op_c_copy$3$q;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -30952,6 +32354,46 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$core$engine$gru$lane$1$op_a_copy$0 op_a_copy$0(
+        .clock(op_a_copy$0$clock),
+        .d(op_a_copy$0$d),
+        .q(op_a_copy$0$q)
+    );
+    top$core$engine$gru$lane$1$op_a_copy$1 op_a_copy$1(
+        .clock(op_a_copy$1$clock),
+        .d(op_a_copy$1$d),
+        .q(op_a_copy$1$q)
+    );
+    top$core$engine$gru$lane$1$op_a_copy$2 op_a_copy$2(
+        .clock(op_a_copy$2$clock),
+        .d(op_a_copy$2$d),
+        .q(op_a_copy$2$q)
+    );
+    top$core$engine$gru$lane$1$op_a_copy$3 op_a_copy$3(
+        .clock(op_a_copy$3$clock),
+        .d(op_a_copy$3$d),
+        .q(op_a_copy$3$q)
+    );
+    top$core$engine$gru$lane$1$op_c_copy$0 op_c_copy$0(
+        .clock(op_c_copy$0$clock),
+        .d(op_c_copy$0$d),
+        .q(op_c_copy$0$q)
+    );
+    top$core$engine$gru$lane$1$op_c_copy$1 op_c_copy$1(
+        .clock(op_c_copy$1$clock),
+        .d(op_c_copy$1$d),
+        .q(op_c_copy$1$q)
+    );
+    top$core$engine$gru$lane$1$op_c_copy$2 op_c_copy$2(
+        .clock(op_c_copy$2$clock),
+        .d(op_c_copy$2$d),
+        .q(op_c_copy$2$q)
+    );
+    top$core$engine$gru$lane$1$op_c_copy$3 op_c_copy$3(
+        .clock(op_c_copy$3$clock),
+        .d(op_c_copy$3$d),
+        .q(op_c_copy$3$q)
+    );
     top$core$engine$gru$lane$1$p_r p_r(
         .d(p_r$d),
         .q(p_r$q),
@@ -32657,293 +34099,309 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_c$d = 18'h0;
             end
         end
+        op_a_copy$0$clock = clock;
+        op_a_copy$0$d = op_a$q;
+        op_c_copy$0$clock = clock;
+        op_c_copy$0$d = op_c$q;
+        op_a_copy$1$clock = clock;
+        op_a_copy$1$d = op_a$q;
+        op_c_copy$1$clock = clock;
+        op_c_copy$1$d = op_c$q;
+        op_a_copy$2$clock = clock;
+        op_a_copy$2$d = op_a$q;
+        op_c_copy$2$clock = clock;
+        op_c_copy$2$d = op_c$q;
+        op_a_copy$3$clock = clock;
+        op_a_copy$3$d = op_a$q;
+        op_c_copy$3$clock = clock;
+        op_c_copy$3$d = op_c$q;
         mac$0$clock = clock;
         mac$0$en = mac_en_r$q;
         mac$0$first = mac_first_r$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
-        mac$0$x = op_c$q;
+        mac$0$x = op_c_copy$0$q;
         if (unit_is_a_r$0$q) begin
-            mac$0$x = op_a$q;
+            mac$0$x = op_a_copy$0$q;
         end
         mac$1$clock = clock;
         mac$1$en = mac_en_r$q;
         mac$1$first = mac_first_r$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
-        mac$1$x = op_c$q;
+        mac$1$x = op_c_copy$0$q;
         if (unit_is_a_r$1$q) begin
-            mac$1$x = op_a$q;
+            mac$1$x = op_a_copy$0$q;
         end
         mac$2$clock = clock;
         mac$2$en = mac_en_r$q;
         mac$2$first = mac_first_r$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
-        mac$2$x = op_c$q;
+        mac$2$x = op_c_copy$0$q;
         if (unit_is_a_r$2$q) begin
-            mac$2$x = op_a$q;
+            mac$2$x = op_a_copy$0$q;
         end
         mac$3$clock = clock;
         mac$3$en = mac_en_r$q;
         mac$3$first = mac_first_r$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
-        mac$3$x = op_c$q;
+        mac$3$x = op_c_copy$0$q;
         if (unit_is_a_r$3$q) begin
-            mac$3$x = op_a$q;
+            mac$3$x = op_a_copy$0$q;
         end
         mac$4$clock = clock;
         mac$4$en = mac_en_r$q;
         mac$4$first = mac_first_r$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
-        mac$4$x = op_c$q;
+        mac$4$x = op_c_copy$0$q;
         if (unit_is_a_r$4$q) begin
-            mac$4$x = op_a$q;
+            mac$4$x = op_a_copy$0$q;
         end
         mac$5$clock = clock;
         mac$5$en = mac_en_r$q;
         mac$5$first = mac_first_r$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
-        mac$5$x = op_c$q;
+        mac$5$x = op_c_copy$0$q;
         if (unit_is_a_r$5$q) begin
-            mac$5$x = op_a$q;
+            mac$5$x = op_a_copy$0$q;
         end
         mac$6$clock = clock;
         mac$6$en = mac_en_r$q;
         mac$6$first = mac_first_r$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
-        mac$6$x = op_c$q;
+        mac$6$x = op_c_copy$0$q;
         if (unit_is_a_r$6$q) begin
-            mac$6$x = op_a$q;
+            mac$6$x = op_a_copy$0$q;
         end
         mac$7$clock = clock;
         mac$7$en = mac_en_r$q;
         mac$7$first = mac_first_r$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
-        mac$7$x = op_c$q;
+        mac$7$x = op_c_copy$0$q;
         if (unit_is_a_r$7$q) begin
-            mac$7$x = op_a$q;
+            mac$7$x = op_a_copy$0$q;
         end
         mac$8$clock = clock;
         mac$8$en = mac_en_r$q;
         mac$8$first = mac_first_r$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
-        mac$8$x = op_c$q;
+        mac$8$x = op_c_copy$1$q;
         if (unit_is_a_r$8$q) begin
-            mac$8$x = op_a$q;
+            mac$8$x = op_a_copy$1$q;
         end
         mac$9$clock = clock;
         mac$9$en = mac_en_r$q;
         mac$9$first = mac_first_r$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
-        mac$9$x = op_c$q;
+        mac$9$x = op_c_copy$1$q;
         if (unit_is_a_r$9$q) begin
-            mac$9$x = op_a$q;
+            mac$9$x = op_a_copy$1$q;
         end
         mac$10$clock = clock;
         mac$10$en = mac_en_r$q;
         mac$10$first = mac_first_r$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
-        mac$10$x = op_c$q;
+        mac$10$x = op_c_copy$1$q;
         if (unit_is_a_r$10$q) begin
-            mac$10$x = op_a$q;
+            mac$10$x = op_a_copy$1$q;
         end
         mac$11$clock = clock;
         mac$11$en = mac_en_r$q;
         mac$11$first = mac_first_r$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
-        mac$11$x = op_c$q;
+        mac$11$x = op_c_copy$1$q;
         if (unit_is_a_r$11$q) begin
-            mac$11$x = op_a$q;
+            mac$11$x = op_a_copy$1$q;
         end
         mac$12$clock = clock;
         mac$12$en = mac_en_r$q;
         mac$12$first = mac_first_r$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
-        mac$12$x = op_c$q;
+        mac$12$x = op_c_copy$1$q;
         if (unit_is_a_r$12$q) begin
-            mac$12$x = op_a$q;
+            mac$12$x = op_a_copy$1$q;
         end
         mac$13$clock = clock;
         mac$13$en = mac_en_r$q;
         mac$13$first = mac_first_r$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
-        mac$13$x = op_c$q;
+        mac$13$x = op_c_copy$1$q;
         if (unit_is_a_r$13$q) begin
-            mac$13$x = op_a$q;
+            mac$13$x = op_a_copy$1$q;
         end
         mac$14$clock = clock;
         mac$14$en = mac_en_r$q;
         mac$14$first = mac_first_r$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
-        mac$14$x = op_c$q;
+        mac$14$x = op_c_copy$1$q;
         if (unit_is_a_r$14$q) begin
-            mac$14$x = op_a$q;
+            mac$14$x = op_a_copy$1$q;
         end
         mac$15$clock = clock;
         mac$15$en = mac_en_r$q;
         mac$15$first = mac_first_r$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
-        mac$15$x = op_c$q;
+        mac$15$x = op_c_copy$1$q;
         if (unit_is_a_r$15$q) begin
-            mac$15$x = op_a$q;
+            mac$15$x = op_a_copy$1$q;
         end
         mac$16$clock = clock;
         mac$16$en = mac_en_r$q;
         mac$16$first = mac_first_r$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
-        mac$16$x = op_c$q;
+        mac$16$x = op_c_copy$2$q;
         if (unit_is_a_r$16$q) begin
-            mac$16$x = op_a$q;
+            mac$16$x = op_a_copy$2$q;
         end
         mac$17$clock = clock;
         mac$17$en = mac_en_r$q;
         mac$17$first = mac_first_r$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
-        mac$17$x = op_c$q;
+        mac$17$x = op_c_copy$2$q;
         if (unit_is_a_r$17$q) begin
-            mac$17$x = op_a$q;
+            mac$17$x = op_a_copy$2$q;
         end
         mac$18$clock = clock;
         mac$18$en = mac_en_r$q;
         mac$18$first = mac_first_r$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
-        mac$18$x = op_c$q;
+        mac$18$x = op_c_copy$2$q;
         if (unit_is_a_r$18$q) begin
-            mac$18$x = op_a$q;
+            mac$18$x = op_a_copy$2$q;
         end
         mac$19$clock = clock;
         mac$19$en = mac_en_r$q;
         mac$19$first = mac_first_r$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
-        mac$19$x = op_c$q;
+        mac$19$x = op_c_copy$2$q;
         if (unit_is_a_r$19$q) begin
-            mac$19$x = op_a$q;
+            mac$19$x = op_a_copy$2$q;
         end
         mac$20$clock = clock;
         mac$20$en = mac_en_r$q;
         mac$20$first = mac_first_r$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
-        mac$20$x = op_c$q;
+        mac$20$x = op_c_copy$2$q;
         if (unit_is_a_r$20$q) begin
-            mac$20$x = op_a$q;
+            mac$20$x = op_a_copy$2$q;
         end
         mac$21$clock = clock;
         mac$21$en = mac_en_r$q;
         mac$21$first = mac_first_r$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
-        mac$21$x = op_c$q;
+        mac$21$x = op_c_copy$2$q;
         if (unit_is_a_r$21$q) begin
-            mac$21$x = op_a$q;
+            mac$21$x = op_a_copy$2$q;
         end
         mac$22$clock = clock;
         mac$22$en = mac_en_r$q;
         mac$22$first = mac_first_r$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
-        mac$22$x = op_c$q;
+        mac$22$x = op_c_copy$2$q;
         if (unit_is_a_r$22$q) begin
-            mac$22$x = op_a$q;
+            mac$22$x = op_a_copy$2$q;
         end
         mac$23$clock = clock;
         mac$23$en = mac_en_r$q;
         mac$23$first = mac_first_r$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
-        mac$23$x = op_c$q;
+        mac$23$x = op_c_copy$2$q;
         if (unit_is_a_r$23$q) begin
-            mac$23$x = op_a$q;
+            mac$23$x = op_a_copy$2$q;
         end
         mac$24$clock = clock;
         mac$24$en = mac_en_r$q;
         mac$24$first = mac_first_r$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
-        mac$24$x = op_c$q;
+        mac$24$x = op_c_copy$3$q;
         if (unit_is_a_r$24$q) begin
-            mac$24$x = op_a$q;
+            mac$24$x = op_a_copy$3$q;
         end
         mac$25$clock = clock;
         mac$25$en = mac_en_r$q;
         mac$25$first = mac_first_r$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
-        mac$25$x = op_c$q;
+        mac$25$x = op_c_copy$3$q;
         if (unit_is_a_r$25$q) begin
-            mac$25$x = op_a$q;
+            mac$25$x = op_a_copy$3$q;
         end
         mac$26$clock = clock;
         mac$26$en = mac_en_r$q;
         mac$26$first = mac_first_r$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
-        mac$26$x = op_c$q;
+        mac$26$x = op_c_copy$3$q;
         if (unit_is_a_r$26$q) begin
-            mac$26$x = op_a$q;
+            mac$26$x = op_a_copy$3$q;
         end
         mac$27$clock = clock;
         mac$27$en = mac_en_r$q;
         mac$27$first = mac_first_r$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
-        mac$27$x = op_c$q;
+        mac$27$x = op_c_copy$3$q;
         if (unit_is_a_r$27$q) begin
-            mac$27$x = op_a$q;
+            mac$27$x = op_a_copy$3$q;
         end
         mac$28$clock = clock;
         mac$28$en = mac_en_r$q;
         mac$28$first = mac_first_r$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
-        mac$28$x = op_c$q;
+        mac$28$x = op_c_copy$3$q;
         if (unit_is_a_r$28$q) begin
-            mac$28$x = op_a$q;
+            mac$28$x = op_a_copy$3$q;
         end
         mac$29$clock = clock;
         mac$29$en = mac_en_r$q;
         mac$29$first = mac_first_r$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
-        mac$29$x = op_c$q;
+        mac$29$x = op_c_copy$3$q;
         if (unit_is_a_r$29$q) begin
-            mac$29$x = op_a$q;
+            mac$29$x = op_a_copy$3$q;
         end
         mac$30$clock = clock;
         mac$30$en = mac_en_r$q;
         mac$30$first = mac_first_r$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
-        mac$30$x = op_c$q;
+        mac$30$x = op_c_copy$3$q;
         if (unit_is_a_r$30$q) begin
-            mac$30$x = op_a$q;
+            mac$30$x = op_a_copy$3$q;
         end
         mac$31$clock = clock;
         mac$31$en = mac_en_r$q;
         mac$31$first = mac_first_r$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
-        mac$31$x = op_c$q;
+        mac$31$x = op_c_copy$3$q;
         if (unit_is_a_r$31$q) begin
-            mac$31$x = op_a$q;
+            mac$31$x = op_a_copy$3$q;
         end
         if (post_r$q) begin
             if (post_pass_r$q == z_pass$0) begin
@@ -37414,6 +38872,90 @@ module top$core$engine$gru$lane$1$op_a(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$op_a
 
 
+module top$core$engine$gru$lane$1$op_a_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$1$op_a_copy$0
+
+
+module top$core$engine$gru$lane$1$op_a_copy$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$1$op_a_copy$1
+
+
+module top$core$engine$gru$lane$1$op_a_copy$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$1$op_a_copy$2
+
+
+module top$core$engine$gru$lane$1$op_a_copy$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$1$op_a_copy$3
+
+
 module top$core$engine$gru$lane$1$op_c(d,q,clock);
     
     // Module arguments
@@ -37431,6 +38973,90 @@ module top$core$engine$gru$lane$1$op_c(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$op_c
+
+
+module top$core$engine$gru$lane$1$op_c_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$1$op_c_copy$0
+
+
+module top$core$engine$gru$lane$1$op_c_copy$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$1$op_c_copy$1
+
+
+module top$core$engine$gru$lane$1$op_c_copy$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$1$op_c_copy$2
+
+
+module top$core$engine$gru$lane$1$op_c_copy$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$1$op_c_copy$3
 
 
 module top$core$engine$gru$lane$1$op_head(d,q,clock);
@@ -43001,6 +44627,30 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  op_a_copy$0$clock;
+    reg  [17:0] op_a_copy$0$d;
+    wire  [17:0] op_a_copy$0$q;
+    reg  op_a_copy$1$clock;
+    reg  [17:0] op_a_copy$1$d;
+    wire  [17:0] op_a_copy$1$q;
+    reg  op_a_copy$2$clock;
+    reg  [17:0] op_a_copy$2$d;
+    wire  [17:0] op_a_copy$2$q;
+    reg  op_a_copy$3$clock;
+    reg  [17:0] op_a_copy$3$d;
+    wire  [17:0] op_a_copy$3$q;
+    reg  op_c_copy$0$clock;
+    reg  [17:0] op_c_copy$0$d;
+    wire  [17:0] op_c_copy$0$q;
+    reg  op_c_copy$1$clock;
+    reg  [17:0] op_c_copy$1$d;
+    wire  [17:0] op_c_copy$1$q;
+    reg  op_c_copy$2$clock;
+    reg  [17:0] op_c_copy$2$d;
+    wire  [17:0] op_c_copy$2$q;
+    reg  op_c_copy$3$clock;
+    reg  [17:0] op_c_copy$3$d;
+    wire  [17:0] op_c_copy$3$q;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -44851,6 +46501,46 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$core$engine$gru$lane$2$op_a_copy$0 op_a_copy$0(
+        .clock(op_a_copy$0$clock),
+        .d(op_a_copy$0$d),
+        .q(op_a_copy$0$q)
+    );
+    top$core$engine$gru$lane$2$op_a_copy$1 op_a_copy$1(
+        .clock(op_a_copy$1$clock),
+        .d(op_a_copy$1$d),
+        .q(op_a_copy$1$q)
+    );
+    top$core$engine$gru$lane$2$op_a_copy$2 op_a_copy$2(
+        .clock(op_a_copy$2$clock),
+        .d(op_a_copy$2$d),
+        .q(op_a_copy$2$q)
+    );
+    top$core$engine$gru$lane$2$op_a_copy$3 op_a_copy$3(
+        .clock(op_a_copy$3$clock),
+        .d(op_a_copy$3$d),
+        .q(op_a_copy$3$q)
+    );
+    top$core$engine$gru$lane$2$op_c_copy$0 op_c_copy$0(
+        .clock(op_c_copy$0$clock),
+        .d(op_c_copy$0$d),
+        .q(op_c_copy$0$q)
+    );
+    top$core$engine$gru$lane$2$op_c_copy$1 op_c_copy$1(
+        .clock(op_c_copy$1$clock),
+        .d(op_c_copy$1$d),
+        .q(op_c_copy$1$q)
+    );
+    top$core$engine$gru$lane$2$op_c_copy$2 op_c_copy$2(
+        .clock(op_c_copy$2$clock),
+        .d(op_c_copy$2$d),
+        .q(op_c_copy$2$q)
+    );
+    top$core$engine$gru$lane$2$op_c_copy$3 op_c_copy$3(
+        .clock(op_c_copy$3$clock),
+        .d(op_c_copy$3$d),
+        .q(op_c_copy$3$q)
+    );
     top$core$engine$gru$lane$2$p_r p_r(
         .d(p_r$d),
         .q(p_r$q),
@@ -46556,293 +48246,309 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_c$d = 18'h0;
             end
         end
+        op_a_copy$0$clock = clock;
+        op_a_copy$0$d = op_a$q;
+        op_c_copy$0$clock = clock;
+        op_c_copy$0$d = op_c$q;
+        op_a_copy$1$clock = clock;
+        op_a_copy$1$d = op_a$q;
+        op_c_copy$1$clock = clock;
+        op_c_copy$1$d = op_c$q;
+        op_a_copy$2$clock = clock;
+        op_a_copy$2$d = op_a$q;
+        op_c_copy$2$clock = clock;
+        op_c_copy$2$d = op_c$q;
+        op_a_copy$3$clock = clock;
+        op_a_copy$3$d = op_a$q;
+        op_c_copy$3$clock = clock;
+        op_c_copy$3$d = op_c$q;
         mac$0$clock = clock;
         mac$0$en = mac_en_r$q;
         mac$0$first = mac_first_r$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
-        mac$0$x = op_c$q;
+        mac$0$x = op_c_copy$0$q;
         if (unit_is_a_r$0$q) begin
-            mac$0$x = op_a$q;
+            mac$0$x = op_a_copy$0$q;
         end
         mac$1$clock = clock;
         mac$1$en = mac_en_r$q;
         mac$1$first = mac_first_r$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
-        mac$1$x = op_c$q;
+        mac$1$x = op_c_copy$0$q;
         if (unit_is_a_r$1$q) begin
-            mac$1$x = op_a$q;
+            mac$1$x = op_a_copy$0$q;
         end
         mac$2$clock = clock;
         mac$2$en = mac_en_r$q;
         mac$2$first = mac_first_r$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
-        mac$2$x = op_c$q;
+        mac$2$x = op_c_copy$0$q;
         if (unit_is_a_r$2$q) begin
-            mac$2$x = op_a$q;
+            mac$2$x = op_a_copy$0$q;
         end
         mac$3$clock = clock;
         mac$3$en = mac_en_r$q;
         mac$3$first = mac_first_r$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
-        mac$3$x = op_c$q;
+        mac$3$x = op_c_copy$0$q;
         if (unit_is_a_r$3$q) begin
-            mac$3$x = op_a$q;
+            mac$3$x = op_a_copy$0$q;
         end
         mac$4$clock = clock;
         mac$4$en = mac_en_r$q;
         mac$4$first = mac_first_r$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
-        mac$4$x = op_c$q;
+        mac$4$x = op_c_copy$0$q;
         if (unit_is_a_r$4$q) begin
-            mac$4$x = op_a$q;
+            mac$4$x = op_a_copy$0$q;
         end
         mac$5$clock = clock;
         mac$5$en = mac_en_r$q;
         mac$5$first = mac_first_r$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
-        mac$5$x = op_c$q;
+        mac$5$x = op_c_copy$0$q;
         if (unit_is_a_r$5$q) begin
-            mac$5$x = op_a$q;
+            mac$5$x = op_a_copy$0$q;
         end
         mac$6$clock = clock;
         mac$6$en = mac_en_r$q;
         mac$6$first = mac_first_r$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
-        mac$6$x = op_c$q;
+        mac$6$x = op_c_copy$0$q;
         if (unit_is_a_r$6$q) begin
-            mac$6$x = op_a$q;
+            mac$6$x = op_a_copy$0$q;
         end
         mac$7$clock = clock;
         mac$7$en = mac_en_r$q;
         mac$7$first = mac_first_r$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
-        mac$7$x = op_c$q;
+        mac$7$x = op_c_copy$0$q;
         if (unit_is_a_r$7$q) begin
-            mac$7$x = op_a$q;
+            mac$7$x = op_a_copy$0$q;
         end
         mac$8$clock = clock;
         mac$8$en = mac_en_r$q;
         mac$8$first = mac_first_r$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
-        mac$8$x = op_c$q;
+        mac$8$x = op_c_copy$1$q;
         if (unit_is_a_r$8$q) begin
-            mac$8$x = op_a$q;
+            mac$8$x = op_a_copy$1$q;
         end
         mac$9$clock = clock;
         mac$9$en = mac_en_r$q;
         mac$9$first = mac_first_r$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
-        mac$9$x = op_c$q;
+        mac$9$x = op_c_copy$1$q;
         if (unit_is_a_r$9$q) begin
-            mac$9$x = op_a$q;
+            mac$9$x = op_a_copy$1$q;
         end
         mac$10$clock = clock;
         mac$10$en = mac_en_r$q;
         mac$10$first = mac_first_r$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
-        mac$10$x = op_c$q;
+        mac$10$x = op_c_copy$1$q;
         if (unit_is_a_r$10$q) begin
-            mac$10$x = op_a$q;
+            mac$10$x = op_a_copy$1$q;
         end
         mac$11$clock = clock;
         mac$11$en = mac_en_r$q;
         mac$11$first = mac_first_r$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
-        mac$11$x = op_c$q;
+        mac$11$x = op_c_copy$1$q;
         if (unit_is_a_r$11$q) begin
-            mac$11$x = op_a$q;
+            mac$11$x = op_a_copy$1$q;
         end
         mac$12$clock = clock;
         mac$12$en = mac_en_r$q;
         mac$12$first = mac_first_r$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
-        mac$12$x = op_c$q;
+        mac$12$x = op_c_copy$1$q;
         if (unit_is_a_r$12$q) begin
-            mac$12$x = op_a$q;
+            mac$12$x = op_a_copy$1$q;
         end
         mac$13$clock = clock;
         mac$13$en = mac_en_r$q;
         mac$13$first = mac_first_r$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
-        mac$13$x = op_c$q;
+        mac$13$x = op_c_copy$1$q;
         if (unit_is_a_r$13$q) begin
-            mac$13$x = op_a$q;
+            mac$13$x = op_a_copy$1$q;
         end
         mac$14$clock = clock;
         mac$14$en = mac_en_r$q;
         mac$14$first = mac_first_r$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
-        mac$14$x = op_c$q;
+        mac$14$x = op_c_copy$1$q;
         if (unit_is_a_r$14$q) begin
-            mac$14$x = op_a$q;
+            mac$14$x = op_a_copy$1$q;
         end
         mac$15$clock = clock;
         mac$15$en = mac_en_r$q;
         mac$15$first = mac_first_r$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
-        mac$15$x = op_c$q;
+        mac$15$x = op_c_copy$1$q;
         if (unit_is_a_r$15$q) begin
-            mac$15$x = op_a$q;
+            mac$15$x = op_a_copy$1$q;
         end
         mac$16$clock = clock;
         mac$16$en = mac_en_r$q;
         mac$16$first = mac_first_r$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
-        mac$16$x = op_c$q;
+        mac$16$x = op_c_copy$2$q;
         if (unit_is_a_r$16$q) begin
-            mac$16$x = op_a$q;
+            mac$16$x = op_a_copy$2$q;
         end
         mac$17$clock = clock;
         mac$17$en = mac_en_r$q;
         mac$17$first = mac_first_r$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
-        mac$17$x = op_c$q;
+        mac$17$x = op_c_copy$2$q;
         if (unit_is_a_r$17$q) begin
-            mac$17$x = op_a$q;
+            mac$17$x = op_a_copy$2$q;
         end
         mac$18$clock = clock;
         mac$18$en = mac_en_r$q;
         mac$18$first = mac_first_r$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
-        mac$18$x = op_c$q;
+        mac$18$x = op_c_copy$2$q;
         if (unit_is_a_r$18$q) begin
-            mac$18$x = op_a$q;
+            mac$18$x = op_a_copy$2$q;
         end
         mac$19$clock = clock;
         mac$19$en = mac_en_r$q;
         mac$19$first = mac_first_r$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
-        mac$19$x = op_c$q;
+        mac$19$x = op_c_copy$2$q;
         if (unit_is_a_r$19$q) begin
-            mac$19$x = op_a$q;
+            mac$19$x = op_a_copy$2$q;
         end
         mac$20$clock = clock;
         mac$20$en = mac_en_r$q;
         mac$20$first = mac_first_r$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
-        mac$20$x = op_c$q;
+        mac$20$x = op_c_copy$2$q;
         if (unit_is_a_r$20$q) begin
-            mac$20$x = op_a$q;
+            mac$20$x = op_a_copy$2$q;
         end
         mac$21$clock = clock;
         mac$21$en = mac_en_r$q;
         mac$21$first = mac_first_r$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
-        mac$21$x = op_c$q;
+        mac$21$x = op_c_copy$2$q;
         if (unit_is_a_r$21$q) begin
-            mac$21$x = op_a$q;
+            mac$21$x = op_a_copy$2$q;
         end
         mac$22$clock = clock;
         mac$22$en = mac_en_r$q;
         mac$22$first = mac_first_r$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
-        mac$22$x = op_c$q;
+        mac$22$x = op_c_copy$2$q;
         if (unit_is_a_r$22$q) begin
-            mac$22$x = op_a$q;
+            mac$22$x = op_a_copy$2$q;
         end
         mac$23$clock = clock;
         mac$23$en = mac_en_r$q;
         mac$23$first = mac_first_r$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
-        mac$23$x = op_c$q;
+        mac$23$x = op_c_copy$2$q;
         if (unit_is_a_r$23$q) begin
-            mac$23$x = op_a$q;
+            mac$23$x = op_a_copy$2$q;
         end
         mac$24$clock = clock;
         mac$24$en = mac_en_r$q;
         mac$24$first = mac_first_r$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
-        mac$24$x = op_c$q;
+        mac$24$x = op_c_copy$3$q;
         if (unit_is_a_r$24$q) begin
-            mac$24$x = op_a$q;
+            mac$24$x = op_a_copy$3$q;
         end
         mac$25$clock = clock;
         mac$25$en = mac_en_r$q;
         mac$25$first = mac_first_r$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
-        mac$25$x = op_c$q;
+        mac$25$x = op_c_copy$3$q;
         if (unit_is_a_r$25$q) begin
-            mac$25$x = op_a$q;
+            mac$25$x = op_a_copy$3$q;
         end
         mac$26$clock = clock;
         mac$26$en = mac_en_r$q;
         mac$26$first = mac_first_r$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
-        mac$26$x = op_c$q;
+        mac$26$x = op_c_copy$3$q;
         if (unit_is_a_r$26$q) begin
-            mac$26$x = op_a$q;
+            mac$26$x = op_a_copy$3$q;
         end
         mac$27$clock = clock;
         mac$27$en = mac_en_r$q;
         mac$27$first = mac_first_r$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
-        mac$27$x = op_c$q;
+        mac$27$x = op_c_copy$3$q;
         if (unit_is_a_r$27$q) begin
-            mac$27$x = op_a$q;
+            mac$27$x = op_a_copy$3$q;
         end
         mac$28$clock = clock;
         mac$28$en = mac_en_r$q;
         mac$28$first = mac_first_r$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
-        mac$28$x = op_c$q;
+        mac$28$x = op_c_copy$3$q;
         if (unit_is_a_r$28$q) begin
-            mac$28$x = op_a$q;
+            mac$28$x = op_a_copy$3$q;
         end
         mac$29$clock = clock;
         mac$29$en = mac_en_r$q;
         mac$29$first = mac_first_r$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
-        mac$29$x = op_c$q;
+        mac$29$x = op_c_copy$3$q;
         if (unit_is_a_r$29$q) begin
-            mac$29$x = op_a$q;
+            mac$29$x = op_a_copy$3$q;
         end
         mac$30$clock = clock;
         mac$30$en = mac_en_r$q;
         mac$30$first = mac_first_r$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
-        mac$30$x = op_c$q;
+        mac$30$x = op_c_copy$3$q;
         if (unit_is_a_r$30$q) begin
-            mac$30$x = op_a$q;
+            mac$30$x = op_a_copy$3$q;
         end
         mac$31$clock = clock;
         mac$31$en = mac_en_r$q;
         mac$31$first = mac_first_r$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
-        mac$31$x = op_c$q;
+        mac$31$x = op_c_copy$3$q;
         if (unit_is_a_r$31$q) begin
-            mac$31$x = op_a$q;
+            mac$31$x = op_a_copy$3$q;
         end
         if (post_r$q) begin
             if (post_pass_r$q == z_pass$0) begin
@@ -51313,6 +53019,90 @@ module top$core$engine$gru$lane$2$op_a(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$op_a
 
 
+module top$core$engine$gru$lane$2$op_a_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$2$op_a_copy$0
+
+
+module top$core$engine$gru$lane$2$op_a_copy$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$2$op_a_copy$1
+
+
+module top$core$engine$gru$lane$2$op_a_copy$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$2$op_a_copy$2
+
+
+module top$core$engine$gru$lane$2$op_a_copy$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$2$op_a_copy$3
+
+
 module top$core$engine$gru$lane$2$op_c(d,q,clock);
     
     // Module arguments
@@ -51330,6 +53120,90 @@ module top$core$engine$gru$lane$2$op_c(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$op_c
+
+
+module top$core$engine$gru$lane$2$op_c_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$2$op_c_copy$0
+
+
+module top$core$engine$gru$lane$2$op_c_copy$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$2$op_c_copy$1
+
+
+module top$core$engine$gru$lane$2$op_c_copy$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$2$op_c_copy$2
+
+
+module top$core$engine$gru$lane$2$op_c_copy$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$2$op_c_copy$3
 
 
 module top$core$engine$gru$lane$2$op_head(d,q,clock);
@@ -56900,6 +58774,30 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  op_a_copy$0$clock;
+    reg  [17:0] op_a_copy$0$d;
+    wire  [17:0] op_a_copy$0$q;
+    reg  op_a_copy$1$clock;
+    reg  [17:0] op_a_copy$1$d;
+    wire  [17:0] op_a_copy$1$q;
+    reg  op_a_copy$2$clock;
+    reg  [17:0] op_a_copy$2$d;
+    wire  [17:0] op_a_copy$2$q;
+    reg  op_a_copy$3$clock;
+    reg  [17:0] op_a_copy$3$d;
+    wire  [17:0] op_a_copy$3$q;
+    reg  op_c_copy$0$clock;
+    reg  [17:0] op_c_copy$0$d;
+    wire  [17:0] op_c_copy$0$q;
+    reg  op_c_copy$1$clock;
+    reg  [17:0] op_c_copy$1$d;
+    wire  [17:0] op_c_copy$1$q;
+    reg  op_c_copy$2$clock;
+    reg  [17:0] op_c_copy$2$d;
+    wire  [17:0] op_c_copy$2$q;
+    reg  op_c_copy$3$clock;
+    reg  [17:0] op_c_copy$3$d;
+    wire  [17:0] op_c_copy$3$q;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -58750,6 +60648,46 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$core$engine$gru$lane$3$op_a_copy$0 op_a_copy$0(
+        .clock(op_a_copy$0$clock),
+        .d(op_a_copy$0$d),
+        .q(op_a_copy$0$q)
+    );
+    top$core$engine$gru$lane$3$op_a_copy$1 op_a_copy$1(
+        .clock(op_a_copy$1$clock),
+        .d(op_a_copy$1$d),
+        .q(op_a_copy$1$q)
+    );
+    top$core$engine$gru$lane$3$op_a_copy$2 op_a_copy$2(
+        .clock(op_a_copy$2$clock),
+        .d(op_a_copy$2$d),
+        .q(op_a_copy$2$q)
+    );
+    top$core$engine$gru$lane$3$op_a_copy$3 op_a_copy$3(
+        .clock(op_a_copy$3$clock),
+        .d(op_a_copy$3$d),
+        .q(op_a_copy$3$q)
+    );
+    top$core$engine$gru$lane$3$op_c_copy$0 op_c_copy$0(
+        .clock(op_c_copy$0$clock),
+        .d(op_c_copy$0$d),
+        .q(op_c_copy$0$q)
+    );
+    top$core$engine$gru$lane$3$op_c_copy$1 op_c_copy$1(
+        .clock(op_c_copy$1$clock),
+        .d(op_c_copy$1$d),
+        .q(op_c_copy$1$q)
+    );
+    top$core$engine$gru$lane$3$op_c_copy$2 op_c_copy$2(
+        .clock(op_c_copy$2$clock),
+        .d(op_c_copy$2$d),
+        .q(op_c_copy$2$q)
+    );
+    top$core$engine$gru$lane$3$op_c_copy$3 op_c_copy$3(
+        .clock(op_c_copy$3$clock),
+        .d(op_c_copy$3$d),
+        .q(op_c_copy$3$q)
+    );
     top$core$engine$gru$lane$3$p_r p_r(
         .d(p_r$d),
         .q(p_r$q),
@@ -60455,293 +62393,309 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_c$d = 18'h0;
             end
         end
+        op_a_copy$0$clock = clock;
+        op_a_copy$0$d = op_a$q;
+        op_c_copy$0$clock = clock;
+        op_c_copy$0$d = op_c$q;
+        op_a_copy$1$clock = clock;
+        op_a_copy$1$d = op_a$q;
+        op_c_copy$1$clock = clock;
+        op_c_copy$1$d = op_c$q;
+        op_a_copy$2$clock = clock;
+        op_a_copy$2$d = op_a$q;
+        op_c_copy$2$clock = clock;
+        op_c_copy$2$d = op_c$q;
+        op_a_copy$3$clock = clock;
+        op_a_copy$3$d = op_a$q;
+        op_c_copy$3$clock = clock;
+        op_c_copy$3$d = op_c$q;
         mac$0$clock = clock;
         mac$0$en = mac_en_r$q;
         mac$0$first = mac_first_r$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
-        mac$0$x = op_c$q;
+        mac$0$x = op_c_copy$0$q;
         if (unit_is_a_r$0$q) begin
-            mac$0$x = op_a$q;
+            mac$0$x = op_a_copy$0$q;
         end
         mac$1$clock = clock;
         mac$1$en = mac_en_r$q;
         mac$1$first = mac_first_r$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
-        mac$1$x = op_c$q;
+        mac$1$x = op_c_copy$0$q;
         if (unit_is_a_r$1$q) begin
-            mac$1$x = op_a$q;
+            mac$1$x = op_a_copy$0$q;
         end
         mac$2$clock = clock;
         mac$2$en = mac_en_r$q;
         mac$2$first = mac_first_r$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
-        mac$2$x = op_c$q;
+        mac$2$x = op_c_copy$0$q;
         if (unit_is_a_r$2$q) begin
-            mac$2$x = op_a$q;
+            mac$2$x = op_a_copy$0$q;
         end
         mac$3$clock = clock;
         mac$3$en = mac_en_r$q;
         mac$3$first = mac_first_r$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
-        mac$3$x = op_c$q;
+        mac$3$x = op_c_copy$0$q;
         if (unit_is_a_r$3$q) begin
-            mac$3$x = op_a$q;
+            mac$3$x = op_a_copy$0$q;
         end
         mac$4$clock = clock;
         mac$4$en = mac_en_r$q;
         mac$4$first = mac_first_r$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
-        mac$4$x = op_c$q;
+        mac$4$x = op_c_copy$0$q;
         if (unit_is_a_r$4$q) begin
-            mac$4$x = op_a$q;
+            mac$4$x = op_a_copy$0$q;
         end
         mac$5$clock = clock;
         mac$5$en = mac_en_r$q;
         mac$5$first = mac_first_r$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
-        mac$5$x = op_c$q;
+        mac$5$x = op_c_copy$0$q;
         if (unit_is_a_r$5$q) begin
-            mac$5$x = op_a$q;
+            mac$5$x = op_a_copy$0$q;
         end
         mac$6$clock = clock;
         mac$6$en = mac_en_r$q;
         mac$6$first = mac_first_r$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
-        mac$6$x = op_c$q;
+        mac$6$x = op_c_copy$0$q;
         if (unit_is_a_r$6$q) begin
-            mac$6$x = op_a$q;
+            mac$6$x = op_a_copy$0$q;
         end
         mac$7$clock = clock;
         mac$7$en = mac_en_r$q;
         mac$7$first = mac_first_r$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
-        mac$7$x = op_c$q;
+        mac$7$x = op_c_copy$0$q;
         if (unit_is_a_r$7$q) begin
-            mac$7$x = op_a$q;
+            mac$7$x = op_a_copy$0$q;
         end
         mac$8$clock = clock;
         mac$8$en = mac_en_r$q;
         mac$8$first = mac_first_r$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
-        mac$8$x = op_c$q;
+        mac$8$x = op_c_copy$1$q;
         if (unit_is_a_r$8$q) begin
-            mac$8$x = op_a$q;
+            mac$8$x = op_a_copy$1$q;
         end
         mac$9$clock = clock;
         mac$9$en = mac_en_r$q;
         mac$9$first = mac_first_r$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
-        mac$9$x = op_c$q;
+        mac$9$x = op_c_copy$1$q;
         if (unit_is_a_r$9$q) begin
-            mac$9$x = op_a$q;
+            mac$9$x = op_a_copy$1$q;
         end
         mac$10$clock = clock;
         mac$10$en = mac_en_r$q;
         mac$10$first = mac_first_r$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
-        mac$10$x = op_c$q;
+        mac$10$x = op_c_copy$1$q;
         if (unit_is_a_r$10$q) begin
-            mac$10$x = op_a$q;
+            mac$10$x = op_a_copy$1$q;
         end
         mac$11$clock = clock;
         mac$11$en = mac_en_r$q;
         mac$11$first = mac_first_r$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
-        mac$11$x = op_c$q;
+        mac$11$x = op_c_copy$1$q;
         if (unit_is_a_r$11$q) begin
-            mac$11$x = op_a$q;
+            mac$11$x = op_a_copy$1$q;
         end
         mac$12$clock = clock;
         mac$12$en = mac_en_r$q;
         mac$12$first = mac_first_r$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
-        mac$12$x = op_c$q;
+        mac$12$x = op_c_copy$1$q;
         if (unit_is_a_r$12$q) begin
-            mac$12$x = op_a$q;
+            mac$12$x = op_a_copy$1$q;
         end
         mac$13$clock = clock;
         mac$13$en = mac_en_r$q;
         mac$13$first = mac_first_r$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
-        mac$13$x = op_c$q;
+        mac$13$x = op_c_copy$1$q;
         if (unit_is_a_r$13$q) begin
-            mac$13$x = op_a$q;
+            mac$13$x = op_a_copy$1$q;
         end
         mac$14$clock = clock;
         mac$14$en = mac_en_r$q;
         mac$14$first = mac_first_r$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
-        mac$14$x = op_c$q;
+        mac$14$x = op_c_copy$1$q;
         if (unit_is_a_r$14$q) begin
-            mac$14$x = op_a$q;
+            mac$14$x = op_a_copy$1$q;
         end
         mac$15$clock = clock;
         mac$15$en = mac_en_r$q;
         mac$15$first = mac_first_r$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
-        mac$15$x = op_c$q;
+        mac$15$x = op_c_copy$1$q;
         if (unit_is_a_r$15$q) begin
-            mac$15$x = op_a$q;
+            mac$15$x = op_a_copy$1$q;
         end
         mac$16$clock = clock;
         mac$16$en = mac_en_r$q;
         mac$16$first = mac_first_r$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
-        mac$16$x = op_c$q;
+        mac$16$x = op_c_copy$2$q;
         if (unit_is_a_r$16$q) begin
-            mac$16$x = op_a$q;
+            mac$16$x = op_a_copy$2$q;
         end
         mac$17$clock = clock;
         mac$17$en = mac_en_r$q;
         mac$17$first = mac_first_r$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
-        mac$17$x = op_c$q;
+        mac$17$x = op_c_copy$2$q;
         if (unit_is_a_r$17$q) begin
-            mac$17$x = op_a$q;
+            mac$17$x = op_a_copy$2$q;
         end
         mac$18$clock = clock;
         mac$18$en = mac_en_r$q;
         mac$18$first = mac_first_r$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
-        mac$18$x = op_c$q;
+        mac$18$x = op_c_copy$2$q;
         if (unit_is_a_r$18$q) begin
-            mac$18$x = op_a$q;
+            mac$18$x = op_a_copy$2$q;
         end
         mac$19$clock = clock;
         mac$19$en = mac_en_r$q;
         mac$19$first = mac_first_r$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
-        mac$19$x = op_c$q;
+        mac$19$x = op_c_copy$2$q;
         if (unit_is_a_r$19$q) begin
-            mac$19$x = op_a$q;
+            mac$19$x = op_a_copy$2$q;
         end
         mac$20$clock = clock;
         mac$20$en = mac_en_r$q;
         mac$20$first = mac_first_r$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
-        mac$20$x = op_c$q;
+        mac$20$x = op_c_copy$2$q;
         if (unit_is_a_r$20$q) begin
-            mac$20$x = op_a$q;
+            mac$20$x = op_a_copy$2$q;
         end
         mac$21$clock = clock;
         mac$21$en = mac_en_r$q;
         mac$21$first = mac_first_r$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
-        mac$21$x = op_c$q;
+        mac$21$x = op_c_copy$2$q;
         if (unit_is_a_r$21$q) begin
-            mac$21$x = op_a$q;
+            mac$21$x = op_a_copy$2$q;
         end
         mac$22$clock = clock;
         mac$22$en = mac_en_r$q;
         mac$22$first = mac_first_r$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
-        mac$22$x = op_c$q;
+        mac$22$x = op_c_copy$2$q;
         if (unit_is_a_r$22$q) begin
-            mac$22$x = op_a$q;
+            mac$22$x = op_a_copy$2$q;
         end
         mac$23$clock = clock;
         mac$23$en = mac_en_r$q;
         mac$23$first = mac_first_r$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
-        mac$23$x = op_c$q;
+        mac$23$x = op_c_copy$2$q;
         if (unit_is_a_r$23$q) begin
-            mac$23$x = op_a$q;
+            mac$23$x = op_a_copy$2$q;
         end
         mac$24$clock = clock;
         mac$24$en = mac_en_r$q;
         mac$24$first = mac_first_r$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
-        mac$24$x = op_c$q;
+        mac$24$x = op_c_copy$3$q;
         if (unit_is_a_r$24$q) begin
-            mac$24$x = op_a$q;
+            mac$24$x = op_a_copy$3$q;
         end
         mac$25$clock = clock;
         mac$25$en = mac_en_r$q;
         mac$25$first = mac_first_r$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
-        mac$25$x = op_c$q;
+        mac$25$x = op_c_copy$3$q;
         if (unit_is_a_r$25$q) begin
-            mac$25$x = op_a$q;
+            mac$25$x = op_a_copy$3$q;
         end
         mac$26$clock = clock;
         mac$26$en = mac_en_r$q;
         mac$26$first = mac_first_r$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
-        mac$26$x = op_c$q;
+        mac$26$x = op_c_copy$3$q;
         if (unit_is_a_r$26$q) begin
-            mac$26$x = op_a$q;
+            mac$26$x = op_a_copy$3$q;
         end
         mac$27$clock = clock;
         mac$27$en = mac_en_r$q;
         mac$27$first = mac_first_r$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
-        mac$27$x = op_c$q;
+        mac$27$x = op_c_copy$3$q;
         if (unit_is_a_r$27$q) begin
-            mac$27$x = op_a$q;
+            mac$27$x = op_a_copy$3$q;
         end
         mac$28$clock = clock;
         mac$28$en = mac_en_r$q;
         mac$28$first = mac_first_r$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
-        mac$28$x = op_c$q;
+        mac$28$x = op_c_copy$3$q;
         if (unit_is_a_r$28$q) begin
-            mac$28$x = op_a$q;
+            mac$28$x = op_a_copy$3$q;
         end
         mac$29$clock = clock;
         mac$29$en = mac_en_r$q;
         mac$29$first = mac_first_r$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
-        mac$29$x = op_c$q;
+        mac$29$x = op_c_copy$3$q;
         if (unit_is_a_r$29$q) begin
-            mac$29$x = op_a$q;
+            mac$29$x = op_a_copy$3$q;
         end
         mac$30$clock = clock;
         mac$30$en = mac_en_r$q;
         mac$30$first = mac_first_r$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
-        mac$30$x = op_c$q;
+        mac$30$x = op_c_copy$3$q;
         if (unit_is_a_r$30$q) begin
-            mac$30$x = op_a$q;
+            mac$30$x = op_a_copy$3$q;
         end
         mac$31$clock = clock;
         mac$31$en = mac_en_r$q;
         mac$31$first = mac_first_r$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
-        mac$31$x = op_c$q;
+        mac$31$x = op_c_copy$3$q;
         if (unit_is_a_r$31$q) begin
-            mac$31$x = op_a$q;
+            mac$31$x = op_a_copy$3$q;
         end
         if (post_r$q) begin
             if (post_pass_r$q == z_pass$0) begin
@@ -65212,6 +67166,90 @@ module top$core$engine$gru$lane$3$op_a(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$op_a
 
 
+module top$core$engine$gru$lane$3$op_a_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$3$op_a_copy$0
+
+
+module top$core$engine$gru$lane$3$op_a_copy$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$3$op_a_copy$1
+
+
+module top$core$engine$gru$lane$3$op_a_copy$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$3$op_a_copy$2
+
+
+module top$core$engine$gru$lane$3$op_a_copy$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$3$op_a_copy$3
+
+
 module top$core$engine$gru$lane$3$op_c(d,q,clock);
     
     // Module arguments
@@ -65229,6 +67267,90 @@ module top$core$engine$gru$lane$3$op_c(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$op_c
+
+
+module top$core$engine$gru$lane$3$op_c_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$3$op_c_copy$0
+
+
+module top$core$engine$gru$lane$3$op_c_copy$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$3$op_c_copy$1
+
+
+module top$core$engine$gru$lane$3$op_c_copy$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$3$op_c_copy$2
+
+
+module top$core$engine$gru$lane$3$op_c_copy$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$core$engine$gru$lane$3$op_c_copy$3
 
 
 module top$core$engine$gru$lane$3$op_head(d,q,clock);
@@ -69651,25 +71773,6 @@ module top$core$engine$gru$lane$3$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$z1$9
 
 
-module top$core$engine$gru$m1_head(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$m1_head
-
-
 module top$core$engine$gru$m1_pass(d,q,clock);
     
     // Module arguments
@@ -69725,25 +71828,6 @@ module top$core$engine$gru$m1_valid(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$m1_valid
-
-
-module top$core$engine$gru$m2_head(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$m2_head
 
 
 module top$core$engine$gru$m2_pass(d,q,clock);
@@ -70580,6 +72664,82 @@ module top$core$engine$gru$s1_valid(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$s1_valid
+
+
+module top$core$engine$gru$s1b_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1b_first
+
+
+module top$core$engine$gru$s1b_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1b_pass
+
+
+module top$core$engine$gru$s1b_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1b_term
+
+
+module top$core$engine$gru$s1b_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s1b_valid
 
 
 module top$core$engine$gru$s2_head(d,q,clock);

@@ -8,7 +8,7 @@
 //   M (MACs/lane)   96
 //   H (hidden)      32
 //   G (gates)       135 of 0.09 ns
-//   cycles/pixel    10800 (GRU-bound model, docs/hardware.md)
+//   cycles/pixel    11070 (GRU-bound model, docs/hardware.md)
 //
 // Top module `top`; ports (one clock domain, rising edge, no reset: registers start
 // from their initial values):
@@ -7167,6 +7167,306 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [15:0] d0_baddr_c$d;
     wire  [15:0] d0_baddr_c$q;
     reg  d0_baddr_c$clock;
+    reg  d1_unit_a$0$d;
+    wire  d1_unit_a$0$q;
+    reg  d1_unit_a$0$clock;
+    reg  d1_unit_a$1$d;
+    wire  d1_unit_a$1$q;
+    reg  d1_unit_a$1$clock;
+    reg  d1_unit_a$2$d;
+    wire  d1_unit_a$2$q;
+    reg  d1_unit_a$2$clock;
+    reg  d1_unit_a$3$d;
+    wire  d1_unit_a$3$q;
+    reg  d1_unit_a$3$clock;
+    reg  d1_unit_a$4$d;
+    wire  d1_unit_a$4$q;
+    reg  d1_unit_a$4$clock;
+    reg  d1_unit_a$5$d;
+    wire  d1_unit_a$5$q;
+    reg  d1_unit_a$5$clock;
+    reg  d1_unit_a$6$d;
+    wire  d1_unit_a$6$q;
+    reg  d1_unit_a$6$clock;
+    reg  d1_unit_a$7$d;
+    wire  d1_unit_a$7$q;
+    reg  d1_unit_a$7$clock;
+    reg  d1_unit_a$8$d;
+    wire  d1_unit_a$8$q;
+    reg  d1_unit_a$8$clock;
+    reg  d1_unit_a$9$d;
+    wire  d1_unit_a$9$q;
+    reg  d1_unit_a$9$clock;
+    reg  d1_unit_a$10$d;
+    wire  d1_unit_a$10$q;
+    reg  d1_unit_a$10$clock;
+    reg  d1_unit_a$11$d;
+    wire  d1_unit_a$11$q;
+    reg  d1_unit_a$11$clock;
+    reg  d1_unit_a$12$d;
+    wire  d1_unit_a$12$q;
+    reg  d1_unit_a$12$clock;
+    reg  d1_unit_a$13$d;
+    wire  d1_unit_a$13$q;
+    reg  d1_unit_a$13$clock;
+    reg  d1_unit_a$14$d;
+    wire  d1_unit_a$14$q;
+    reg  d1_unit_a$14$clock;
+    reg  d1_unit_a$15$d;
+    wire  d1_unit_a$15$q;
+    reg  d1_unit_a$15$clock;
+    reg  d1_unit_a$16$d;
+    wire  d1_unit_a$16$q;
+    reg  d1_unit_a$16$clock;
+    reg  d1_unit_a$17$d;
+    wire  d1_unit_a$17$q;
+    reg  d1_unit_a$17$clock;
+    reg  d1_unit_a$18$d;
+    wire  d1_unit_a$18$q;
+    reg  d1_unit_a$18$clock;
+    reg  d1_unit_a$19$d;
+    wire  d1_unit_a$19$q;
+    reg  d1_unit_a$19$clock;
+    reg  d1_unit_a$20$d;
+    wire  d1_unit_a$20$q;
+    reg  d1_unit_a$20$clock;
+    reg  d1_unit_a$21$d;
+    wire  d1_unit_a$21$q;
+    reg  d1_unit_a$21$clock;
+    reg  d1_unit_a$22$d;
+    wire  d1_unit_a$22$q;
+    reg  d1_unit_a$22$clock;
+    reg  d1_unit_a$23$d;
+    wire  d1_unit_a$23$q;
+    reg  d1_unit_a$23$clock;
+    reg  d1_unit_a$24$d;
+    wire  d1_unit_a$24$q;
+    reg  d1_unit_a$24$clock;
+    reg  d1_unit_a$25$d;
+    wire  d1_unit_a$25$q;
+    reg  d1_unit_a$25$clock;
+    reg  d1_unit_a$26$d;
+    wire  d1_unit_a$26$q;
+    reg  d1_unit_a$26$clock;
+    reg  d1_unit_a$27$d;
+    wire  d1_unit_a$27$q;
+    reg  d1_unit_a$27$clock;
+    reg  d1_unit_a$28$d;
+    wire  d1_unit_a$28$q;
+    reg  d1_unit_a$28$clock;
+    reg  d1_unit_a$29$d;
+    wire  d1_unit_a$29$q;
+    reg  d1_unit_a$29$clock;
+    reg  d1_unit_a$30$d;
+    wire  d1_unit_a$30$q;
+    reg  d1_unit_a$30$clock;
+    reg  d1_unit_a$31$d;
+    wire  d1_unit_a$31$q;
+    reg  d1_unit_a$31$clock;
+    reg  d1_unit_a$32$d;
+    wire  d1_unit_a$32$q;
+    reg  d1_unit_a$32$clock;
+    reg  d1_unit_a$33$d;
+    wire  d1_unit_a$33$q;
+    reg  d1_unit_a$33$clock;
+    reg  d1_unit_a$34$d;
+    wire  d1_unit_a$34$q;
+    reg  d1_unit_a$34$clock;
+    reg  d1_unit_a$35$d;
+    wire  d1_unit_a$35$q;
+    reg  d1_unit_a$35$clock;
+    reg  d1_unit_a$36$d;
+    wire  d1_unit_a$36$q;
+    reg  d1_unit_a$36$clock;
+    reg  d1_unit_a$37$d;
+    wire  d1_unit_a$37$q;
+    reg  d1_unit_a$37$clock;
+    reg  d1_unit_a$38$d;
+    wire  d1_unit_a$38$q;
+    reg  d1_unit_a$38$clock;
+    reg  d1_unit_a$39$d;
+    wire  d1_unit_a$39$q;
+    reg  d1_unit_a$39$clock;
+    reg  d1_unit_a$40$d;
+    wire  d1_unit_a$40$q;
+    reg  d1_unit_a$40$clock;
+    reg  d1_unit_a$41$d;
+    wire  d1_unit_a$41$q;
+    reg  d1_unit_a$41$clock;
+    reg  d1_unit_a$42$d;
+    wire  d1_unit_a$42$q;
+    reg  d1_unit_a$42$clock;
+    reg  d1_unit_a$43$d;
+    wire  d1_unit_a$43$q;
+    reg  d1_unit_a$43$clock;
+    reg  d1_unit_a$44$d;
+    wire  d1_unit_a$44$q;
+    reg  d1_unit_a$44$clock;
+    reg  d1_unit_a$45$d;
+    wire  d1_unit_a$45$q;
+    reg  d1_unit_a$45$clock;
+    reg  d1_unit_a$46$d;
+    wire  d1_unit_a$46$q;
+    reg  d1_unit_a$46$clock;
+    reg  d1_unit_a$47$d;
+    wire  d1_unit_a$47$q;
+    reg  d1_unit_a$47$clock;
+    reg  d1_unit_a$48$d;
+    wire  d1_unit_a$48$q;
+    reg  d1_unit_a$48$clock;
+    reg  d1_unit_a$49$d;
+    wire  d1_unit_a$49$q;
+    reg  d1_unit_a$49$clock;
+    reg  d1_unit_a$50$d;
+    wire  d1_unit_a$50$q;
+    reg  d1_unit_a$50$clock;
+    reg  d1_unit_a$51$d;
+    wire  d1_unit_a$51$q;
+    reg  d1_unit_a$51$clock;
+    reg  d1_unit_a$52$d;
+    wire  d1_unit_a$52$q;
+    reg  d1_unit_a$52$clock;
+    reg  d1_unit_a$53$d;
+    wire  d1_unit_a$53$q;
+    reg  d1_unit_a$53$clock;
+    reg  d1_unit_a$54$d;
+    wire  d1_unit_a$54$q;
+    reg  d1_unit_a$54$clock;
+    reg  d1_unit_a$55$d;
+    wire  d1_unit_a$55$q;
+    reg  d1_unit_a$55$clock;
+    reg  d1_unit_a$56$d;
+    wire  d1_unit_a$56$q;
+    reg  d1_unit_a$56$clock;
+    reg  d1_unit_a$57$d;
+    wire  d1_unit_a$57$q;
+    reg  d1_unit_a$57$clock;
+    reg  d1_unit_a$58$d;
+    wire  d1_unit_a$58$q;
+    reg  d1_unit_a$58$clock;
+    reg  d1_unit_a$59$d;
+    wire  d1_unit_a$59$q;
+    reg  d1_unit_a$59$clock;
+    reg  d1_unit_a$60$d;
+    wire  d1_unit_a$60$q;
+    reg  d1_unit_a$60$clock;
+    reg  d1_unit_a$61$d;
+    wire  d1_unit_a$61$q;
+    reg  d1_unit_a$61$clock;
+    reg  d1_unit_a$62$d;
+    wire  d1_unit_a$62$q;
+    reg  d1_unit_a$62$clock;
+    reg  d1_unit_a$63$d;
+    wire  d1_unit_a$63$q;
+    reg  d1_unit_a$63$clock;
+    reg  d1_unit_a$64$d;
+    wire  d1_unit_a$64$q;
+    reg  d1_unit_a$64$clock;
+    reg  d1_unit_a$65$d;
+    wire  d1_unit_a$65$q;
+    reg  d1_unit_a$65$clock;
+    reg  d1_unit_a$66$d;
+    wire  d1_unit_a$66$q;
+    reg  d1_unit_a$66$clock;
+    reg  d1_unit_a$67$d;
+    wire  d1_unit_a$67$q;
+    reg  d1_unit_a$67$clock;
+    reg  d1_unit_a$68$d;
+    wire  d1_unit_a$68$q;
+    reg  d1_unit_a$68$clock;
+    reg  d1_unit_a$69$d;
+    wire  d1_unit_a$69$q;
+    reg  d1_unit_a$69$clock;
+    reg  d1_unit_a$70$d;
+    wire  d1_unit_a$70$q;
+    reg  d1_unit_a$70$clock;
+    reg  d1_unit_a$71$d;
+    wire  d1_unit_a$71$q;
+    reg  d1_unit_a$71$clock;
+    reg  d1_unit_a$72$d;
+    wire  d1_unit_a$72$q;
+    reg  d1_unit_a$72$clock;
+    reg  d1_unit_a$73$d;
+    wire  d1_unit_a$73$q;
+    reg  d1_unit_a$73$clock;
+    reg  d1_unit_a$74$d;
+    wire  d1_unit_a$74$q;
+    reg  d1_unit_a$74$clock;
+    reg  d1_unit_a$75$d;
+    wire  d1_unit_a$75$q;
+    reg  d1_unit_a$75$clock;
+    reg  d1_unit_a$76$d;
+    wire  d1_unit_a$76$q;
+    reg  d1_unit_a$76$clock;
+    reg  d1_unit_a$77$d;
+    wire  d1_unit_a$77$q;
+    reg  d1_unit_a$77$clock;
+    reg  d1_unit_a$78$d;
+    wire  d1_unit_a$78$q;
+    reg  d1_unit_a$78$clock;
+    reg  d1_unit_a$79$d;
+    wire  d1_unit_a$79$q;
+    reg  d1_unit_a$79$clock;
+    reg  d1_unit_a$80$d;
+    wire  d1_unit_a$80$q;
+    reg  d1_unit_a$80$clock;
+    reg  d1_unit_a$81$d;
+    wire  d1_unit_a$81$q;
+    reg  d1_unit_a$81$clock;
+    reg  d1_unit_a$82$d;
+    wire  d1_unit_a$82$q;
+    reg  d1_unit_a$82$clock;
+    reg  d1_unit_a$83$d;
+    wire  d1_unit_a$83$q;
+    reg  d1_unit_a$83$clock;
+    reg  d1_unit_a$84$d;
+    wire  d1_unit_a$84$q;
+    reg  d1_unit_a$84$clock;
+    reg  d1_unit_a$85$d;
+    wire  d1_unit_a$85$q;
+    reg  d1_unit_a$85$clock;
+    reg  d1_unit_a$86$d;
+    wire  d1_unit_a$86$q;
+    reg  d1_unit_a$86$clock;
+    reg  d1_unit_a$87$d;
+    wire  d1_unit_a$87$q;
+    reg  d1_unit_a$87$clock;
+    reg  d1_unit_a$88$d;
+    wire  d1_unit_a$88$q;
+    reg  d1_unit_a$88$clock;
+    reg  d1_unit_a$89$d;
+    wire  d1_unit_a$89$q;
+    reg  d1_unit_a$89$clock;
+    reg  d1_unit_a$90$d;
+    wire  d1_unit_a$90$q;
+    reg  d1_unit_a$90$clock;
+    reg  d1_unit_a$91$d;
+    wire  d1_unit_a$91$q;
+    reg  d1_unit_a$91$clock;
+    reg  d1_unit_a$92$d;
+    wire  d1_unit_a$92$q;
+    reg  d1_unit_a$92$clock;
+    reg  d1_unit_a$93$d;
+    wire  d1_unit_a$93$q;
+    reg  d1_unit_a$93$clock;
+    reg  d1_unit_a$94$d;
+    wire  d1_unit_a$94$q;
+    reg  d1_unit_a$94$clock;
+    reg  d1_unit_a$95$d;
+    wire  d1_unit_a$95$q;
+    reg  d1_unit_a$95$clock;
+    reg  [15:0] d1_waddr_a$d;
+    wire  [15:0] d1_waddr_a$q;
+    reg  d1_waddr_a$clock;
+    reg  [15:0] d1_waddr_c$d;
+    wire  [15:0] d1_waddr_c$q;
+    reg  d1_waddr_c$clock;
+    reg  [15:0] d1_baddr_a$d;
+    wire  [15:0] d1_baddr_a$q;
+    reg  d1_baddr_a$clock;
+    reg  [15:0] d1_baddr_c$d;
+    wire  [15:0] d1_baddr_c$q;
+    reg  d1_baddr_c$clock;
     reg  d1_valid$d;
     wire  d1_valid$q;
     reg  d1_valid$clock;
@@ -7182,6 +7482,18 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  d1_head$d;
     wire  d1_head$q;
     reg  d1_head$clock;
+    reg  s1b_valid$d;
+    wire  s1b_valid$q;
+    reg  s1b_valid$clock;
+    reg  s1b_first$d;
+    wire  s1b_first$q;
+    reg  s1b_first$clock;
+    reg  [15:0] s1b_pass$d;
+    wire  [15:0] s1b_pass$q;
+    reg  s1b_pass$clock;
+    reg  [15:0] s1b_term$d;
+    wire  [15:0] s1b_term$q;
+    reg  s1b_term$clock;
     reg  s1_is_a$0$d;
     wire  s1_is_a$0$q;
     reg  s1_is_a$0$clock;
@@ -7479,9 +7791,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [15:0] m1_term$d;
     wire  [15:0] m1_term$q;
     reg  m1_term$clock;
-    reg  m1_head$d;
-    wire  m1_head$q;
-    reg  m1_head$clock;
     reg  m2_valid$d;
     wire  m2_valid$q;
     reg  m2_valid$clock;
@@ -7491,9 +7800,12 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [15:0] m2_term$d;
     wire  [15:0] m2_term$q;
     reg  m2_term$clock;
-    reg  m2_head$d;
-    wire  m2_head$q;
-    reg  m2_head$clock;
+    reg  h1_last$d;
+    wire  h1_last$q;
+    reg  h1_last$clock;
+    reg  h2_last$d;
+    wire  h2_last$q;
+    reg  h2_last$clock;
     reg  a_set$d;
     wire  a_set$q;
     reg  a_set$clock;
@@ -9482,6 +9794,506 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(d0_baddr_c$q),
         .clock(d0_baddr_c$clock)
     );
+    top$gru$d1_unit_a$0 d1_unit_a$0(
+        .d(d1_unit_a$0$d),
+        .q(d1_unit_a$0$q),
+        .clock(d1_unit_a$0$clock)
+    );
+    top$gru$d1_unit_a$1 d1_unit_a$1(
+        .d(d1_unit_a$1$d),
+        .q(d1_unit_a$1$q),
+        .clock(d1_unit_a$1$clock)
+    );
+    top$gru$d1_unit_a$2 d1_unit_a$2(
+        .d(d1_unit_a$2$d),
+        .q(d1_unit_a$2$q),
+        .clock(d1_unit_a$2$clock)
+    );
+    top$gru$d1_unit_a$3 d1_unit_a$3(
+        .d(d1_unit_a$3$d),
+        .q(d1_unit_a$3$q),
+        .clock(d1_unit_a$3$clock)
+    );
+    top$gru$d1_unit_a$4 d1_unit_a$4(
+        .d(d1_unit_a$4$d),
+        .q(d1_unit_a$4$q),
+        .clock(d1_unit_a$4$clock)
+    );
+    top$gru$d1_unit_a$5 d1_unit_a$5(
+        .d(d1_unit_a$5$d),
+        .q(d1_unit_a$5$q),
+        .clock(d1_unit_a$5$clock)
+    );
+    top$gru$d1_unit_a$6 d1_unit_a$6(
+        .d(d1_unit_a$6$d),
+        .q(d1_unit_a$6$q),
+        .clock(d1_unit_a$6$clock)
+    );
+    top$gru$d1_unit_a$7 d1_unit_a$7(
+        .d(d1_unit_a$7$d),
+        .q(d1_unit_a$7$q),
+        .clock(d1_unit_a$7$clock)
+    );
+    top$gru$d1_unit_a$8 d1_unit_a$8(
+        .d(d1_unit_a$8$d),
+        .q(d1_unit_a$8$q),
+        .clock(d1_unit_a$8$clock)
+    );
+    top$gru$d1_unit_a$9 d1_unit_a$9(
+        .d(d1_unit_a$9$d),
+        .q(d1_unit_a$9$q),
+        .clock(d1_unit_a$9$clock)
+    );
+    top$gru$d1_unit_a$10 d1_unit_a$10(
+        .d(d1_unit_a$10$d),
+        .q(d1_unit_a$10$q),
+        .clock(d1_unit_a$10$clock)
+    );
+    top$gru$d1_unit_a$11 d1_unit_a$11(
+        .d(d1_unit_a$11$d),
+        .q(d1_unit_a$11$q),
+        .clock(d1_unit_a$11$clock)
+    );
+    top$gru$d1_unit_a$12 d1_unit_a$12(
+        .d(d1_unit_a$12$d),
+        .q(d1_unit_a$12$q),
+        .clock(d1_unit_a$12$clock)
+    );
+    top$gru$d1_unit_a$13 d1_unit_a$13(
+        .d(d1_unit_a$13$d),
+        .q(d1_unit_a$13$q),
+        .clock(d1_unit_a$13$clock)
+    );
+    top$gru$d1_unit_a$14 d1_unit_a$14(
+        .d(d1_unit_a$14$d),
+        .q(d1_unit_a$14$q),
+        .clock(d1_unit_a$14$clock)
+    );
+    top$gru$d1_unit_a$15 d1_unit_a$15(
+        .d(d1_unit_a$15$d),
+        .q(d1_unit_a$15$q),
+        .clock(d1_unit_a$15$clock)
+    );
+    top$gru$d1_unit_a$16 d1_unit_a$16(
+        .d(d1_unit_a$16$d),
+        .q(d1_unit_a$16$q),
+        .clock(d1_unit_a$16$clock)
+    );
+    top$gru$d1_unit_a$17 d1_unit_a$17(
+        .d(d1_unit_a$17$d),
+        .q(d1_unit_a$17$q),
+        .clock(d1_unit_a$17$clock)
+    );
+    top$gru$d1_unit_a$18 d1_unit_a$18(
+        .d(d1_unit_a$18$d),
+        .q(d1_unit_a$18$q),
+        .clock(d1_unit_a$18$clock)
+    );
+    top$gru$d1_unit_a$19 d1_unit_a$19(
+        .d(d1_unit_a$19$d),
+        .q(d1_unit_a$19$q),
+        .clock(d1_unit_a$19$clock)
+    );
+    top$gru$d1_unit_a$20 d1_unit_a$20(
+        .d(d1_unit_a$20$d),
+        .q(d1_unit_a$20$q),
+        .clock(d1_unit_a$20$clock)
+    );
+    top$gru$d1_unit_a$21 d1_unit_a$21(
+        .d(d1_unit_a$21$d),
+        .q(d1_unit_a$21$q),
+        .clock(d1_unit_a$21$clock)
+    );
+    top$gru$d1_unit_a$22 d1_unit_a$22(
+        .d(d1_unit_a$22$d),
+        .q(d1_unit_a$22$q),
+        .clock(d1_unit_a$22$clock)
+    );
+    top$gru$d1_unit_a$23 d1_unit_a$23(
+        .d(d1_unit_a$23$d),
+        .q(d1_unit_a$23$q),
+        .clock(d1_unit_a$23$clock)
+    );
+    top$gru$d1_unit_a$24 d1_unit_a$24(
+        .d(d1_unit_a$24$d),
+        .q(d1_unit_a$24$q),
+        .clock(d1_unit_a$24$clock)
+    );
+    top$gru$d1_unit_a$25 d1_unit_a$25(
+        .d(d1_unit_a$25$d),
+        .q(d1_unit_a$25$q),
+        .clock(d1_unit_a$25$clock)
+    );
+    top$gru$d1_unit_a$26 d1_unit_a$26(
+        .d(d1_unit_a$26$d),
+        .q(d1_unit_a$26$q),
+        .clock(d1_unit_a$26$clock)
+    );
+    top$gru$d1_unit_a$27 d1_unit_a$27(
+        .d(d1_unit_a$27$d),
+        .q(d1_unit_a$27$q),
+        .clock(d1_unit_a$27$clock)
+    );
+    top$gru$d1_unit_a$28 d1_unit_a$28(
+        .d(d1_unit_a$28$d),
+        .q(d1_unit_a$28$q),
+        .clock(d1_unit_a$28$clock)
+    );
+    top$gru$d1_unit_a$29 d1_unit_a$29(
+        .d(d1_unit_a$29$d),
+        .q(d1_unit_a$29$q),
+        .clock(d1_unit_a$29$clock)
+    );
+    top$gru$d1_unit_a$30 d1_unit_a$30(
+        .d(d1_unit_a$30$d),
+        .q(d1_unit_a$30$q),
+        .clock(d1_unit_a$30$clock)
+    );
+    top$gru$d1_unit_a$31 d1_unit_a$31(
+        .d(d1_unit_a$31$d),
+        .q(d1_unit_a$31$q),
+        .clock(d1_unit_a$31$clock)
+    );
+    top$gru$d1_unit_a$32 d1_unit_a$32(
+        .d(d1_unit_a$32$d),
+        .q(d1_unit_a$32$q),
+        .clock(d1_unit_a$32$clock)
+    );
+    top$gru$d1_unit_a$33 d1_unit_a$33(
+        .d(d1_unit_a$33$d),
+        .q(d1_unit_a$33$q),
+        .clock(d1_unit_a$33$clock)
+    );
+    top$gru$d1_unit_a$34 d1_unit_a$34(
+        .d(d1_unit_a$34$d),
+        .q(d1_unit_a$34$q),
+        .clock(d1_unit_a$34$clock)
+    );
+    top$gru$d1_unit_a$35 d1_unit_a$35(
+        .d(d1_unit_a$35$d),
+        .q(d1_unit_a$35$q),
+        .clock(d1_unit_a$35$clock)
+    );
+    top$gru$d1_unit_a$36 d1_unit_a$36(
+        .d(d1_unit_a$36$d),
+        .q(d1_unit_a$36$q),
+        .clock(d1_unit_a$36$clock)
+    );
+    top$gru$d1_unit_a$37 d1_unit_a$37(
+        .d(d1_unit_a$37$d),
+        .q(d1_unit_a$37$q),
+        .clock(d1_unit_a$37$clock)
+    );
+    top$gru$d1_unit_a$38 d1_unit_a$38(
+        .d(d1_unit_a$38$d),
+        .q(d1_unit_a$38$q),
+        .clock(d1_unit_a$38$clock)
+    );
+    top$gru$d1_unit_a$39 d1_unit_a$39(
+        .d(d1_unit_a$39$d),
+        .q(d1_unit_a$39$q),
+        .clock(d1_unit_a$39$clock)
+    );
+    top$gru$d1_unit_a$40 d1_unit_a$40(
+        .d(d1_unit_a$40$d),
+        .q(d1_unit_a$40$q),
+        .clock(d1_unit_a$40$clock)
+    );
+    top$gru$d1_unit_a$41 d1_unit_a$41(
+        .d(d1_unit_a$41$d),
+        .q(d1_unit_a$41$q),
+        .clock(d1_unit_a$41$clock)
+    );
+    top$gru$d1_unit_a$42 d1_unit_a$42(
+        .d(d1_unit_a$42$d),
+        .q(d1_unit_a$42$q),
+        .clock(d1_unit_a$42$clock)
+    );
+    top$gru$d1_unit_a$43 d1_unit_a$43(
+        .d(d1_unit_a$43$d),
+        .q(d1_unit_a$43$q),
+        .clock(d1_unit_a$43$clock)
+    );
+    top$gru$d1_unit_a$44 d1_unit_a$44(
+        .d(d1_unit_a$44$d),
+        .q(d1_unit_a$44$q),
+        .clock(d1_unit_a$44$clock)
+    );
+    top$gru$d1_unit_a$45 d1_unit_a$45(
+        .d(d1_unit_a$45$d),
+        .q(d1_unit_a$45$q),
+        .clock(d1_unit_a$45$clock)
+    );
+    top$gru$d1_unit_a$46 d1_unit_a$46(
+        .d(d1_unit_a$46$d),
+        .q(d1_unit_a$46$q),
+        .clock(d1_unit_a$46$clock)
+    );
+    top$gru$d1_unit_a$47 d1_unit_a$47(
+        .d(d1_unit_a$47$d),
+        .q(d1_unit_a$47$q),
+        .clock(d1_unit_a$47$clock)
+    );
+    top$gru$d1_unit_a$48 d1_unit_a$48(
+        .d(d1_unit_a$48$d),
+        .q(d1_unit_a$48$q),
+        .clock(d1_unit_a$48$clock)
+    );
+    top$gru$d1_unit_a$49 d1_unit_a$49(
+        .d(d1_unit_a$49$d),
+        .q(d1_unit_a$49$q),
+        .clock(d1_unit_a$49$clock)
+    );
+    top$gru$d1_unit_a$50 d1_unit_a$50(
+        .d(d1_unit_a$50$d),
+        .q(d1_unit_a$50$q),
+        .clock(d1_unit_a$50$clock)
+    );
+    top$gru$d1_unit_a$51 d1_unit_a$51(
+        .d(d1_unit_a$51$d),
+        .q(d1_unit_a$51$q),
+        .clock(d1_unit_a$51$clock)
+    );
+    top$gru$d1_unit_a$52 d1_unit_a$52(
+        .d(d1_unit_a$52$d),
+        .q(d1_unit_a$52$q),
+        .clock(d1_unit_a$52$clock)
+    );
+    top$gru$d1_unit_a$53 d1_unit_a$53(
+        .d(d1_unit_a$53$d),
+        .q(d1_unit_a$53$q),
+        .clock(d1_unit_a$53$clock)
+    );
+    top$gru$d1_unit_a$54 d1_unit_a$54(
+        .d(d1_unit_a$54$d),
+        .q(d1_unit_a$54$q),
+        .clock(d1_unit_a$54$clock)
+    );
+    top$gru$d1_unit_a$55 d1_unit_a$55(
+        .d(d1_unit_a$55$d),
+        .q(d1_unit_a$55$q),
+        .clock(d1_unit_a$55$clock)
+    );
+    top$gru$d1_unit_a$56 d1_unit_a$56(
+        .d(d1_unit_a$56$d),
+        .q(d1_unit_a$56$q),
+        .clock(d1_unit_a$56$clock)
+    );
+    top$gru$d1_unit_a$57 d1_unit_a$57(
+        .d(d1_unit_a$57$d),
+        .q(d1_unit_a$57$q),
+        .clock(d1_unit_a$57$clock)
+    );
+    top$gru$d1_unit_a$58 d1_unit_a$58(
+        .d(d1_unit_a$58$d),
+        .q(d1_unit_a$58$q),
+        .clock(d1_unit_a$58$clock)
+    );
+    top$gru$d1_unit_a$59 d1_unit_a$59(
+        .d(d1_unit_a$59$d),
+        .q(d1_unit_a$59$q),
+        .clock(d1_unit_a$59$clock)
+    );
+    top$gru$d1_unit_a$60 d1_unit_a$60(
+        .d(d1_unit_a$60$d),
+        .q(d1_unit_a$60$q),
+        .clock(d1_unit_a$60$clock)
+    );
+    top$gru$d1_unit_a$61 d1_unit_a$61(
+        .d(d1_unit_a$61$d),
+        .q(d1_unit_a$61$q),
+        .clock(d1_unit_a$61$clock)
+    );
+    top$gru$d1_unit_a$62 d1_unit_a$62(
+        .d(d1_unit_a$62$d),
+        .q(d1_unit_a$62$q),
+        .clock(d1_unit_a$62$clock)
+    );
+    top$gru$d1_unit_a$63 d1_unit_a$63(
+        .d(d1_unit_a$63$d),
+        .q(d1_unit_a$63$q),
+        .clock(d1_unit_a$63$clock)
+    );
+    top$gru$d1_unit_a$64 d1_unit_a$64(
+        .d(d1_unit_a$64$d),
+        .q(d1_unit_a$64$q),
+        .clock(d1_unit_a$64$clock)
+    );
+    top$gru$d1_unit_a$65 d1_unit_a$65(
+        .d(d1_unit_a$65$d),
+        .q(d1_unit_a$65$q),
+        .clock(d1_unit_a$65$clock)
+    );
+    top$gru$d1_unit_a$66 d1_unit_a$66(
+        .d(d1_unit_a$66$d),
+        .q(d1_unit_a$66$q),
+        .clock(d1_unit_a$66$clock)
+    );
+    top$gru$d1_unit_a$67 d1_unit_a$67(
+        .d(d1_unit_a$67$d),
+        .q(d1_unit_a$67$q),
+        .clock(d1_unit_a$67$clock)
+    );
+    top$gru$d1_unit_a$68 d1_unit_a$68(
+        .d(d1_unit_a$68$d),
+        .q(d1_unit_a$68$q),
+        .clock(d1_unit_a$68$clock)
+    );
+    top$gru$d1_unit_a$69 d1_unit_a$69(
+        .d(d1_unit_a$69$d),
+        .q(d1_unit_a$69$q),
+        .clock(d1_unit_a$69$clock)
+    );
+    top$gru$d1_unit_a$70 d1_unit_a$70(
+        .d(d1_unit_a$70$d),
+        .q(d1_unit_a$70$q),
+        .clock(d1_unit_a$70$clock)
+    );
+    top$gru$d1_unit_a$71 d1_unit_a$71(
+        .d(d1_unit_a$71$d),
+        .q(d1_unit_a$71$q),
+        .clock(d1_unit_a$71$clock)
+    );
+    top$gru$d1_unit_a$72 d1_unit_a$72(
+        .d(d1_unit_a$72$d),
+        .q(d1_unit_a$72$q),
+        .clock(d1_unit_a$72$clock)
+    );
+    top$gru$d1_unit_a$73 d1_unit_a$73(
+        .d(d1_unit_a$73$d),
+        .q(d1_unit_a$73$q),
+        .clock(d1_unit_a$73$clock)
+    );
+    top$gru$d1_unit_a$74 d1_unit_a$74(
+        .d(d1_unit_a$74$d),
+        .q(d1_unit_a$74$q),
+        .clock(d1_unit_a$74$clock)
+    );
+    top$gru$d1_unit_a$75 d1_unit_a$75(
+        .d(d1_unit_a$75$d),
+        .q(d1_unit_a$75$q),
+        .clock(d1_unit_a$75$clock)
+    );
+    top$gru$d1_unit_a$76 d1_unit_a$76(
+        .d(d1_unit_a$76$d),
+        .q(d1_unit_a$76$q),
+        .clock(d1_unit_a$76$clock)
+    );
+    top$gru$d1_unit_a$77 d1_unit_a$77(
+        .d(d1_unit_a$77$d),
+        .q(d1_unit_a$77$q),
+        .clock(d1_unit_a$77$clock)
+    );
+    top$gru$d1_unit_a$78 d1_unit_a$78(
+        .d(d1_unit_a$78$d),
+        .q(d1_unit_a$78$q),
+        .clock(d1_unit_a$78$clock)
+    );
+    top$gru$d1_unit_a$79 d1_unit_a$79(
+        .d(d1_unit_a$79$d),
+        .q(d1_unit_a$79$q),
+        .clock(d1_unit_a$79$clock)
+    );
+    top$gru$d1_unit_a$80 d1_unit_a$80(
+        .d(d1_unit_a$80$d),
+        .q(d1_unit_a$80$q),
+        .clock(d1_unit_a$80$clock)
+    );
+    top$gru$d1_unit_a$81 d1_unit_a$81(
+        .d(d1_unit_a$81$d),
+        .q(d1_unit_a$81$q),
+        .clock(d1_unit_a$81$clock)
+    );
+    top$gru$d1_unit_a$82 d1_unit_a$82(
+        .d(d1_unit_a$82$d),
+        .q(d1_unit_a$82$q),
+        .clock(d1_unit_a$82$clock)
+    );
+    top$gru$d1_unit_a$83 d1_unit_a$83(
+        .d(d1_unit_a$83$d),
+        .q(d1_unit_a$83$q),
+        .clock(d1_unit_a$83$clock)
+    );
+    top$gru$d1_unit_a$84 d1_unit_a$84(
+        .d(d1_unit_a$84$d),
+        .q(d1_unit_a$84$q),
+        .clock(d1_unit_a$84$clock)
+    );
+    top$gru$d1_unit_a$85 d1_unit_a$85(
+        .d(d1_unit_a$85$d),
+        .q(d1_unit_a$85$q),
+        .clock(d1_unit_a$85$clock)
+    );
+    top$gru$d1_unit_a$86 d1_unit_a$86(
+        .d(d1_unit_a$86$d),
+        .q(d1_unit_a$86$q),
+        .clock(d1_unit_a$86$clock)
+    );
+    top$gru$d1_unit_a$87 d1_unit_a$87(
+        .d(d1_unit_a$87$d),
+        .q(d1_unit_a$87$q),
+        .clock(d1_unit_a$87$clock)
+    );
+    top$gru$d1_unit_a$88 d1_unit_a$88(
+        .d(d1_unit_a$88$d),
+        .q(d1_unit_a$88$q),
+        .clock(d1_unit_a$88$clock)
+    );
+    top$gru$d1_unit_a$89 d1_unit_a$89(
+        .d(d1_unit_a$89$d),
+        .q(d1_unit_a$89$q),
+        .clock(d1_unit_a$89$clock)
+    );
+    top$gru$d1_unit_a$90 d1_unit_a$90(
+        .d(d1_unit_a$90$d),
+        .q(d1_unit_a$90$q),
+        .clock(d1_unit_a$90$clock)
+    );
+    top$gru$d1_unit_a$91 d1_unit_a$91(
+        .d(d1_unit_a$91$d),
+        .q(d1_unit_a$91$q),
+        .clock(d1_unit_a$91$clock)
+    );
+    top$gru$d1_unit_a$92 d1_unit_a$92(
+        .d(d1_unit_a$92$d),
+        .q(d1_unit_a$92$q),
+        .clock(d1_unit_a$92$clock)
+    );
+    top$gru$d1_unit_a$93 d1_unit_a$93(
+        .d(d1_unit_a$93$d),
+        .q(d1_unit_a$93$q),
+        .clock(d1_unit_a$93$clock)
+    );
+    top$gru$d1_unit_a$94 d1_unit_a$94(
+        .d(d1_unit_a$94$d),
+        .q(d1_unit_a$94$q),
+        .clock(d1_unit_a$94$clock)
+    );
+    top$gru$d1_unit_a$95 d1_unit_a$95(
+        .d(d1_unit_a$95$d),
+        .q(d1_unit_a$95$q),
+        .clock(d1_unit_a$95$clock)
+    );
+    top$gru$d1_waddr_a d1_waddr_a(
+        .d(d1_waddr_a$d),
+        .q(d1_waddr_a$q),
+        .clock(d1_waddr_a$clock)
+    );
+    top$gru$d1_waddr_c d1_waddr_c(
+        .d(d1_waddr_c$d),
+        .q(d1_waddr_c$q),
+        .clock(d1_waddr_c$clock)
+    );
+    top$gru$d1_baddr_a d1_baddr_a(
+        .d(d1_baddr_a$d),
+        .q(d1_baddr_a$q),
+        .clock(d1_baddr_a$clock)
+    );
+    top$gru$d1_baddr_c d1_baddr_c(
+        .d(d1_baddr_c$d),
+        .q(d1_baddr_c$q),
+        .clock(d1_baddr_c$clock)
+    );
     top$gru$d1_valid d1_valid(
         .d(d1_valid$d),
         .q(d1_valid$q),
@@ -9506,6 +10318,26 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .d(d1_head$d),
         .q(d1_head$q),
         .clock(d1_head$clock)
+    );
+    top$gru$s1b_valid s1b_valid(
+        .d(s1b_valid$d),
+        .q(s1b_valid$q),
+        .clock(s1b_valid$clock)
+    );
+    top$gru$s1b_first s1b_first(
+        .d(s1b_first$d),
+        .q(s1b_first$q),
+        .clock(s1b_first$clock)
+    );
+    top$gru$s1b_pass s1b_pass(
+        .d(s1b_pass$d),
+        .q(s1b_pass$q),
+        .clock(s1b_pass$clock)
+    );
+    top$gru$s1b_term s1b_term(
+        .d(s1b_term$d),
+        .q(s1b_term$q),
+        .clock(s1b_term$clock)
     );
     top$gru$s1_is_a$0 s1_is_a$0(
         .d(s1_is_a$0$d),
@@ -10002,11 +10834,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(m1_term$q),
         .clock(m1_term$clock)
     );
-    top$gru$m1_head m1_head(
-        .d(m1_head$d),
-        .q(m1_head$q),
-        .clock(m1_head$clock)
-    );
     top$gru$m2_valid m2_valid(
         .d(m2_valid$d),
         .q(m2_valid$q),
@@ -10022,10 +10849,15 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(m2_term$q),
         .clock(m2_term$clock)
     );
-    top$gru$m2_head m2_head(
-        .d(m2_head$d),
-        .q(m2_head$q),
-        .clock(m2_head$clock)
+    top$gru$h1_last h1_last(
+        .d(h1_last$d),
+        .q(h1_last$q),
+        .clock(h1_last$clock)
+    );
+    top$gru$h2_last h2_last(
+        .d(h2_last$d),
+        .q(h2_last$q),
+        .clock(h2_last$clock)
     );
     top$gru$a_set a_set(
         .d(a_set$d),
@@ -10229,19 +11061,27 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d0_waddr_c$clock = clock;
         d0_baddr_a$clock = clock;
         d0_baddr_c$clock = clock;
+        d1_waddr_a$clock = clock;
+        d1_waddr_c$clock = clock;
+        d1_baddr_a$clock = clock;
+        d1_baddr_c$clock = clock;
         d1_valid$clock = clock;
         d1_first$clock = clock;
         d1_pass$clock = clock;
         d1_term$clock = clock;
         d1_head$clock = clock;
+        s1b_valid$clock = clock;
+        s1b_first$clock = clock;
+        s1b_pass$clock = clock;
+        s1b_term$clock = clock;
         m1_valid$clock = clock;
         m1_pass$clock = clock;
         m1_term$clock = clock;
-        m1_head$clock = clock;
         m2_valid$clock = clock;
         m2_pass$clock = clock;
         m2_term$clock = clock;
-        m2_head$clock = clock;
+        h1_last$clock = clock;
+        h2_last$clock = clock;
         a_set$clock = clock;
         next_set$clock = clock;
         next_group$clock = clock;
@@ -10283,19 +11123,27 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d0_waddr_c$d = d0_waddr_c$q;
         d0_baddr_a$d = d0_baddr_a$q;
         d0_baddr_c$d = d0_baddr_c$q;
+        d1_waddr_a$d = d1_waddr_a$q;
+        d1_waddr_c$d = d1_waddr_c$q;
+        d1_baddr_a$d = d1_baddr_a$q;
+        d1_baddr_c$d = d1_baddr_c$q;
         d1_valid$d = d1_valid$q;
         d1_first$d = d1_first$q;
         d1_pass$d = d1_pass$q;
         d1_term$d = d1_term$q;
         d1_head$d = d1_head$q;
+        s1b_valid$d = s1b_valid$q;
+        s1b_first$d = s1b_first$q;
+        s1b_pass$d = s1b_pass$q;
+        s1b_term$d = s1b_term$q;
         m1_valid$d = m1_valid$q;
         m1_pass$d = m1_pass$q;
         m1_term$d = m1_term$q;
-        m1_head$d = m1_head$q;
         m2_valid$d = m2_valid$q;
         m2_pass$d = m2_pass$q;
         m2_term$d = m2_term$q;
-        m2_head$d = m2_head$q;
+        h1_last$d = h1_last$q;
+        h2_last$d = h2_last$q;
         a_set$d = a_set$q;
         next_set$d = next_set$q;
         next_group$d = next_group$q;
@@ -10369,965 +11217,1161 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             d0_waddr_c$d = rom_addr$q + layer_rom_offset;
             d0_baddr_c$d = pass$q + layer_bias_offset;
         end
+        d1_waddr_a$d = d0_waddr_a$q;
+        d1_waddr_c$d = d0_waddr_c$q;
+        d1_baddr_a$d = d0_baddr_a$q;
+        d1_baddr_c$d = d0_baddr_c$q;
         d0_unit_a$0$clock = clock;
         d0_unit_a$0$d = pass$q < a_passes$0;
+        d1_unit_a$0$clock = clock;
+        d1_unit_a$0$d = d0_unit_a$0$q;
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d0_waddr_c$q;
-        bias_rom$0$address = d0_baddr_c$q;
-        if (d0_unit_a$0$q) begin
-            weight_rom$0$address = d0_waddr_a$q;
-            bias_rom$0$address = d0_baddr_a$q;
+        weight_rom$0$address = d1_waddr_c$q;
+        bias_rom$0$address = d1_baddr_c$q;
+        if (d1_unit_a$0$q) begin
+            weight_rom$0$address = d1_waddr_a$q;
+            bias_rom$0$address = d1_baddr_a$q;
         end
         d0_unit_a$1$clock = clock;
         d0_unit_a$1$d = pass$q < a_passes$1;
+        d1_unit_a$1$clock = clock;
+        d1_unit_a$1$d = d0_unit_a$1$q;
         weight_rom$1$clock = clock;
         bias_rom$1$clock = clock;
-        weight_rom$1$address = d0_waddr_c$q;
-        bias_rom$1$address = d0_baddr_c$q;
-        if (d0_unit_a$1$q) begin
-            weight_rom$1$address = d0_waddr_a$q;
-            bias_rom$1$address = d0_baddr_a$q;
+        weight_rom$1$address = d1_waddr_c$q;
+        bias_rom$1$address = d1_baddr_c$q;
+        if (d1_unit_a$1$q) begin
+            weight_rom$1$address = d1_waddr_a$q;
+            bias_rom$1$address = d1_baddr_a$q;
         end
         d0_unit_a$2$clock = clock;
         d0_unit_a$2$d = pass$q < a_passes$2;
+        d1_unit_a$2$clock = clock;
+        d1_unit_a$2$d = d0_unit_a$2$q;
         weight_rom$2$clock = clock;
         bias_rom$2$clock = clock;
-        weight_rom$2$address = d0_waddr_c$q;
-        bias_rom$2$address = d0_baddr_c$q;
-        if (d0_unit_a$2$q) begin
-            weight_rom$2$address = d0_waddr_a$q;
-            bias_rom$2$address = d0_baddr_a$q;
+        weight_rom$2$address = d1_waddr_c$q;
+        bias_rom$2$address = d1_baddr_c$q;
+        if (d1_unit_a$2$q) begin
+            weight_rom$2$address = d1_waddr_a$q;
+            bias_rom$2$address = d1_baddr_a$q;
         end
         d0_unit_a$3$clock = clock;
         d0_unit_a$3$d = pass$q < a_passes$3;
+        d1_unit_a$3$clock = clock;
+        d1_unit_a$3$d = d0_unit_a$3$q;
         weight_rom$3$clock = clock;
         bias_rom$3$clock = clock;
-        weight_rom$3$address = d0_waddr_c$q;
-        bias_rom$3$address = d0_baddr_c$q;
-        if (d0_unit_a$3$q) begin
-            weight_rom$3$address = d0_waddr_a$q;
-            bias_rom$3$address = d0_baddr_a$q;
+        weight_rom$3$address = d1_waddr_c$q;
+        bias_rom$3$address = d1_baddr_c$q;
+        if (d1_unit_a$3$q) begin
+            weight_rom$3$address = d1_waddr_a$q;
+            bias_rom$3$address = d1_baddr_a$q;
         end
         d0_unit_a$4$clock = clock;
         d0_unit_a$4$d = pass$q < a_passes$4;
+        d1_unit_a$4$clock = clock;
+        d1_unit_a$4$d = d0_unit_a$4$q;
         weight_rom$4$clock = clock;
         bias_rom$4$clock = clock;
-        weight_rom$4$address = d0_waddr_c$q;
-        bias_rom$4$address = d0_baddr_c$q;
-        if (d0_unit_a$4$q) begin
-            weight_rom$4$address = d0_waddr_a$q;
-            bias_rom$4$address = d0_baddr_a$q;
+        weight_rom$4$address = d1_waddr_c$q;
+        bias_rom$4$address = d1_baddr_c$q;
+        if (d1_unit_a$4$q) begin
+            weight_rom$4$address = d1_waddr_a$q;
+            bias_rom$4$address = d1_baddr_a$q;
         end
         d0_unit_a$5$clock = clock;
         d0_unit_a$5$d = pass$q < a_passes$5;
+        d1_unit_a$5$clock = clock;
+        d1_unit_a$5$d = d0_unit_a$5$q;
         weight_rom$5$clock = clock;
         bias_rom$5$clock = clock;
-        weight_rom$5$address = d0_waddr_c$q;
-        bias_rom$5$address = d0_baddr_c$q;
-        if (d0_unit_a$5$q) begin
-            weight_rom$5$address = d0_waddr_a$q;
-            bias_rom$5$address = d0_baddr_a$q;
+        weight_rom$5$address = d1_waddr_c$q;
+        bias_rom$5$address = d1_baddr_c$q;
+        if (d1_unit_a$5$q) begin
+            weight_rom$5$address = d1_waddr_a$q;
+            bias_rom$5$address = d1_baddr_a$q;
         end
         d0_unit_a$6$clock = clock;
         d0_unit_a$6$d = pass$q < a_passes$6;
+        d1_unit_a$6$clock = clock;
+        d1_unit_a$6$d = d0_unit_a$6$q;
         weight_rom$6$clock = clock;
         bias_rom$6$clock = clock;
-        weight_rom$6$address = d0_waddr_c$q;
-        bias_rom$6$address = d0_baddr_c$q;
-        if (d0_unit_a$6$q) begin
-            weight_rom$6$address = d0_waddr_a$q;
-            bias_rom$6$address = d0_baddr_a$q;
+        weight_rom$6$address = d1_waddr_c$q;
+        bias_rom$6$address = d1_baddr_c$q;
+        if (d1_unit_a$6$q) begin
+            weight_rom$6$address = d1_waddr_a$q;
+            bias_rom$6$address = d1_baddr_a$q;
         end
         d0_unit_a$7$clock = clock;
         d0_unit_a$7$d = pass$q < a_passes$7;
+        d1_unit_a$7$clock = clock;
+        d1_unit_a$7$d = d0_unit_a$7$q;
         weight_rom$7$clock = clock;
         bias_rom$7$clock = clock;
-        weight_rom$7$address = d0_waddr_c$q;
-        bias_rom$7$address = d0_baddr_c$q;
-        if (d0_unit_a$7$q) begin
-            weight_rom$7$address = d0_waddr_a$q;
-            bias_rom$7$address = d0_baddr_a$q;
+        weight_rom$7$address = d1_waddr_c$q;
+        bias_rom$7$address = d1_baddr_c$q;
+        if (d1_unit_a$7$q) begin
+            weight_rom$7$address = d1_waddr_a$q;
+            bias_rom$7$address = d1_baddr_a$q;
         end
         d0_unit_a$8$clock = clock;
         d0_unit_a$8$d = pass$q < a_passes$8;
+        d1_unit_a$8$clock = clock;
+        d1_unit_a$8$d = d0_unit_a$8$q;
         weight_rom$8$clock = clock;
         bias_rom$8$clock = clock;
-        weight_rom$8$address = d0_waddr_c$q;
-        bias_rom$8$address = d0_baddr_c$q;
-        if (d0_unit_a$8$q) begin
-            weight_rom$8$address = d0_waddr_a$q;
-            bias_rom$8$address = d0_baddr_a$q;
+        weight_rom$8$address = d1_waddr_c$q;
+        bias_rom$8$address = d1_baddr_c$q;
+        if (d1_unit_a$8$q) begin
+            weight_rom$8$address = d1_waddr_a$q;
+            bias_rom$8$address = d1_baddr_a$q;
         end
         d0_unit_a$9$clock = clock;
         d0_unit_a$9$d = pass$q < a_passes$9;
+        d1_unit_a$9$clock = clock;
+        d1_unit_a$9$d = d0_unit_a$9$q;
         weight_rom$9$clock = clock;
         bias_rom$9$clock = clock;
-        weight_rom$9$address = d0_waddr_c$q;
-        bias_rom$9$address = d0_baddr_c$q;
-        if (d0_unit_a$9$q) begin
-            weight_rom$9$address = d0_waddr_a$q;
-            bias_rom$9$address = d0_baddr_a$q;
+        weight_rom$9$address = d1_waddr_c$q;
+        bias_rom$9$address = d1_baddr_c$q;
+        if (d1_unit_a$9$q) begin
+            weight_rom$9$address = d1_waddr_a$q;
+            bias_rom$9$address = d1_baddr_a$q;
         end
         d0_unit_a$10$clock = clock;
         d0_unit_a$10$d = pass$q < a_passes$10;
+        d1_unit_a$10$clock = clock;
+        d1_unit_a$10$d = d0_unit_a$10$q;
         weight_rom$10$clock = clock;
         bias_rom$10$clock = clock;
-        weight_rom$10$address = d0_waddr_c$q;
-        bias_rom$10$address = d0_baddr_c$q;
-        if (d0_unit_a$10$q) begin
-            weight_rom$10$address = d0_waddr_a$q;
-            bias_rom$10$address = d0_baddr_a$q;
+        weight_rom$10$address = d1_waddr_c$q;
+        bias_rom$10$address = d1_baddr_c$q;
+        if (d1_unit_a$10$q) begin
+            weight_rom$10$address = d1_waddr_a$q;
+            bias_rom$10$address = d1_baddr_a$q;
         end
         d0_unit_a$11$clock = clock;
         d0_unit_a$11$d = pass$q < a_passes$11;
+        d1_unit_a$11$clock = clock;
+        d1_unit_a$11$d = d0_unit_a$11$q;
         weight_rom$11$clock = clock;
         bias_rom$11$clock = clock;
-        weight_rom$11$address = d0_waddr_c$q;
-        bias_rom$11$address = d0_baddr_c$q;
-        if (d0_unit_a$11$q) begin
-            weight_rom$11$address = d0_waddr_a$q;
-            bias_rom$11$address = d0_baddr_a$q;
+        weight_rom$11$address = d1_waddr_c$q;
+        bias_rom$11$address = d1_baddr_c$q;
+        if (d1_unit_a$11$q) begin
+            weight_rom$11$address = d1_waddr_a$q;
+            bias_rom$11$address = d1_baddr_a$q;
         end
         d0_unit_a$12$clock = clock;
         d0_unit_a$12$d = pass$q < a_passes$12;
+        d1_unit_a$12$clock = clock;
+        d1_unit_a$12$d = d0_unit_a$12$q;
         weight_rom$12$clock = clock;
         bias_rom$12$clock = clock;
-        weight_rom$12$address = d0_waddr_c$q;
-        bias_rom$12$address = d0_baddr_c$q;
-        if (d0_unit_a$12$q) begin
-            weight_rom$12$address = d0_waddr_a$q;
-            bias_rom$12$address = d0_baddr_a$q;
+        weight_rom$12$address = d1_waddr_c$q;
+        bias_rom$12$address = d1_baddr_c$q;
+        if (d1_unit_a$12$q) begin
+            weight_rom$12$address = d1_waddr_a$q;
+            bias_rom$12$address = d1_baddr_a$q;
         end
         d0_unit_a$13$clock = clock;
         d0_unit_a$13$d = pass$q < a_passes$13;
+        d1_unit_a$13$clock = clock;
+        d1_unit_a$13$d = d0_unit_a$13$q;
         weight_rom$13$clock = clock;
         bias_rom$13$clock = clock;
-        weight_rom$13$address = d0_waddr_c$q;
-        bias_rom$13$address = d0_baddr_c$q;
-        if (d0_unit_a$13$q) begin
-            weight_rom$13$address = d0_waddr_a$q;
-            bias_rom$13$address = d0_baddr_a$q;
+        weight_rom$13$address = d1_waddr_c$q;
+        bias_rom$13$address = d1_baddr_c$q;
+        if (d1_unit_a$13$q) begin
+            weight_rom$13$address = d1_waddr_a$q;
+            bias_rom$13$address = d1_baddr_a$q;
         end
         d0_unit_a$14$clock = clock;
         d0_unit_a$14$d = pass$q < a_passes$14;
+        d1_unit_a$14$clock = clock;
+        d1_unit_a$14$d = d0_unit_a$14$q;
         weight_rom$14$clock = clock;
         bias_rom$14$clock = clock;
-        weight_rom$14$address = d0_waddr_c$q;
-        bias_rom$14$address = d0_baddr_c$q;
-        if (d0_unit_a$14$q) begin
-            weight_rom$14$address = d0_waddr_a$q;
-            bias_rom$14$address = d0_baddr_a$q;
+        weight_rom$14$address = d1_waddr_c$q;
+        bias_rom$14$address = d1_baddr_c$q;
+        if (d1_unit_a$14$q) begin
+            weight_rom$14$address = d1_waddr_a$q;
+            bias_rom$14$address = d1_baddr_a$q;
         end
         d0_unit_a$15$clock = clock;
         d0_unit_a$15$d = pass$q < a_passes$15;
+        d1_unit_a$15$clock = clock;
+        d1_unit_a$15$d = d0_unit_a$15$q;
         weight_rom$15$clock = clock;
         bias_rom$15$clock = clock;
-        weight_rom$15$address = d0_waddr_c$q;
-        bias_rom$15$address = d0_baddr_c$q;
-        if (d0_unit_a$15$q) begin
-            weight_rom$15$address = d0_waddr_a$q;
-            bias_rom$15$address = d0_baddr_a$q;
+        weight_rom$15$address = d1_waddr_c$q;
+        bias_rom$15$address = d1_baddr_c$q;
+        if (d1_unit_a$15$q) begin
+            weight_rom$15$address = d1_waddr_a$q;
+            bias_rom$15$address = d1_baddr_a$q;
         end
         d0_unit_a$16$clock = clock;
         d0_unit_a$16$d = pass$q < a_passes$16;
+        d1_unit_a$16$clock = clock;
+        d1_unit_a$16$d = d0_unit_a$16$q;
         weight_rom$16$clock = clock;
         bias_rom$16$clock = clock;
-        weight_rom$16$address = d0_waddr_c$q;
-        bias_rom$16$address = d0_baddr_c$q;
-        if (d0_unit_a$16$q) begin
-            weight_rom$16$address = d0_waddr_a$q;
-            bias_rom$16$address = d0_baddr_a$q;
+        weight_rom$16$address = d1_waddr_c$q;
+        bias_rom$16$address = d1_baddr_c$q;
+        if (d1_unit_a$16$q) begin
+            weight_rom$16$address = d1_waddr_a$q;
+            bias_rom$16$address = d1_baddr_a$q;
         end
         d0_unit_a$17$clock = clock;
         d0_unit_a$17$d = pass$q < a_passes$17;
+        d1_unit_a$17$clock = clock;
+        d1_unit_a$17$d = d0_unit_a$17$q;
         weight_rom$17$clock = clock;
         bias_rom$17$clock = clock;
-        weight_rom$17$address = d0_waddr_c$q;
-        bias_rom$17$address = d0_baddr_c$q;
-        if (d0_unit_a$17$q) begin
-            weight_rom$17$address = d0_waddr_a$q;
-            bias_rom$17$address = d0_baddr_a$q;
+        weight_rom$17$address = d1_waddr_c$q;
+        bias_rom$17$address = d1_baddr_c$q;
+        if (d1_unit_a$17$q) begin
+            weight_rom$17$address = d1_waddr_a$q;
+            bias_rom$17$address = d1_baddr_a$q;
         end
         d0_unit_a$18$clock = clock;
         d0_unit_a$18$d = pass$q < a_passes$18;
+        d1_unit_a$18$clock = clock;
+        d1_unit_a$18$d = d0_unit_a$18$q;
         weight_rom$18$clock = clock;
         bias_rom$18$clock = clock;
-        weight_rom$18$address = d0_waddr_c$q;
-        bias_rom$18$address = d0_baddr_c$q;
-        if (d0_unit_a$18$q) begin
-            weight_rom$18$address = d0_waddr_a$q;
-            bias_rom$18$address = d0_baddr_a$q;
+        weight_rom$18$address = d1_waddr_c$q;
+        bias_rom$18$address = d1_baddr_c$q;
+        if (d1_unit_a$18$q) begin
+            weight_rom$18$address = d1_waddr_a$q;
+            bias_rom$18$address = d1_baddr_a$q;
         end
         d0_unit_a$19$clock = clock;
         d0_unit_a$19$d = pass$q < a_passes$19;
+        d1_unit_a$19$clock = clock;
+        d1_unit_a$19$d = d0_unit_a$19$q;
         weight_rom$19$clock = clock;
         bias_rom$19$clock = clock;
-        weight_rom$19$address = d0_waddr_c$q;
-        bias_rom$19$address = d0_baddr_c$q;
-        if (d0_unit_a$19$q) begin
-            weight_rom$19$address = d0_waddr_a$q;
-            bias_rom$19$address = d0_baddr_a$q;
+        weight_rom$19$address = d1_waddr_c$q;
+        bias_rom$19$address = d1_baddr_c$q;
+        if (d1_unit_a$19$q) begin
+            weight_rom$19$address = d1_waddr_a$q;
+            bias_rom$19$address = d1_baddr_a$q;
         end
         d0_unit_a$20$clock = clock;
         d0_unit_a$20$d = pass$q < a_passes$20;
+        d1_unit_a$20$clock = clock;
+        d1_unit_a$20$d = d0_unit_a$20$q;
         weight_rom$20$clock = clock;
         bias_rom$20$clock = clock;
-        weight_rom$20$address = d0_waddr_c$q;
-        bias_rom$20$address = d0_baddr_c$q;
-        if (d0_unit_a$20$q) begin
-            weight_rom$20$address = d0_waddr_a$q;
-            bias_rom$20$address = d0_baddr_a$q;
+        weight_rom$20$address = d1_waddr_c$q;
+        bias_rom$20$address = d1_baddr_c$q;
+        if (d1_unit_a$20$q) begin
+            weight_rom$20$address = d1_waddr_a$q;
+            bias_rom$20$address = d1_baddr_a$q;
         end
         d0_unit_a$21$clock = clock;
         d0_unit_a$21$d = pass$q < a_passes$21;
+        d1_unit_a$21$clock = clock;
+        d1_unit_a$21$d = d0_unit_a$21$q;
         weight_rom$21$clock = clock;
         bias_rom$21$clock = clock;
-        weight_rom$21$address = d0_waddr_c$q;
-        bias_rom$21$address = d0_baddr_c$q;
-        if (d0_unit_a$21$q) begin
-            weight_rom$21$address = d0_waddr_a$q;
-            bias_rom$21$address = d0_baddr_a$q;
+        weight_rom$21$address = d1_waddr_c$q;
+        bias_rom$21$address = d1_baddr_c$q;
+        if (d1_unit_a$21$q) begin
+            weight_rom$21$address = d1_waddr_a$q;
+            bias_rom$21$address = d1_baddr_a$q;
         end
         d0_unit_a$22$clock = clock;
         d0_unit_a$22$d = pass$q < a_passes$22;
+        d1_unit_a$22$clock = clock;
+        d1_unit_a$22$d = d0_unit_a$22$q;
         weight_rom$22$clock = clock;
         bias_rom$22$clock = clock;
-        weight_rom$22$address = d0_waddr_c$q;
-        bias_rom$22$address = d0_baddr_c$q;
-        if (d0_unit_a$22$q) begin
-            weight_rom$22$address = d0_waddr_a$q;
-            bias_rom$22$address = d0_baddr_a$q;
+        weight_rom$22$address = d1_waddr_c$q;
+        bias_rom$22$address = d1_baddr_c$q;
+        if (d1_unit_a$22$q) begin
+            weight_rom$22$address = d1_waddr_a$q;
+            bias_rom$22$address = d1_baddr_a$q;
         end
         d0_unit_a$23$clock = clock;
         d0_unit_a$23$d = pass$q < a_passes$23;
+        d1_unit_a$23$clock = clock;
+        d1_unit_a$23$d = d0_unit_a$23$q;
         weight_rom$23$clock = clock;
         bias_rom$23$clock = clock;
-        weight_rom$23$address = d0_waddr_c$q;
-        bias_rom$23$address = d0_baddr_c$q;
-        if (d0_unit_a$23$q) begin
-            weight_rom$23$address = d0_waddr_a$q;
-            bias_rom$23$address = d0_baddr_a$q;
+        weight_rom$23$address = d1_waddr_c$q;
+        bias_rom$23$address = d1_baddr_c$q;
+        if (d1_unit_a$23$q) begin
+            weight_rom$23$address = d1_waddr_a$q;
+            bias_rom$23$address = d1_baddr_a$q;
         end
         d0_unit_a$24$clock = clock;
         d0_unit_a$24$d = pass$q < a_passes$24;
+        d1_unit_a$24$clock = clock;
+        d1_unit_a$24$d = d0_unit_a$24$q;
         weight_rom$24$clock = clock;
         bias_rom$24$clock = clock;
-        weight_rom$24$address = d0_waddr_c$q;
-        bias_rom$24$address = d0_baddr_c$q;
-        if (d0_unit_a$24$q) begin
-            weight_rom$24$address = d0_waddr_a$q;
-            bias_rom$24$address = d0_baddr_a$q;
+        weight_rom$24$address = d1_waddr_c$q;
+        bias_rom$24$address = d1_baddr_c$q;
+        if (d1_unit_a$24$q) begin
+            weight_rom$24$address = d1_waddr_a$q;
+            bias_rom$24$address = d1_baddr_a$q;
         end
         d0_unit_a$25$clock = clock;
         d0_unit_a$25$d = pass$q < a_passes$25;
+        d1_unit_a$25$clock = clock;
+        d1_unit_a$25$d = d0_unit_a$25$q;
         weight_rom$25$clock = clock;
         bias_rom$25$clock = clock;
-        weight_rom$25$address = d0_waddr_c$q;
-        bias_rom$25$address = d0_baddr_c$q;
-        if (d0_unit_a$25$q) begin
-            weight_rom$25$address = d0_waddr_a$q;
-            bias_rom$25$address = d0_baddr_a$q;
+        weight_rom$25$address = d1_waddr_c$q;
+        bias_rom$25$address = d1_baddr_c$q;
+        if (d1_unit_a$25$q) begin
+            weight_rom$25$address = d1_waddr_a$q;
+            bias_rom$25$address = d1_baddr_a$q;
         end
         d0_unit_a$26$clock = clock;
         d0_unit_a$26$d = pass$q < a_passes$26;
+        d1_unit_a$26$clock = clock;
+        d1_unit_a$26$d = d0_unit_a$26$q;
         weight_rom$26$clock = clock;
         bias_rom$26$clock = clock;
-        weight_rom$26$address = d0_waddr_c$q;
-        bias_rom$26$address = d0_baddr_c$q;
-        if (d0_unit_a$26$q) begin
-            weight_rom$26$address = d0_waddr_a$q;
-            bias_rom$26$address = d0_baddr_a$q;
+        weight_rom$26$address = d1_waddr_c$q;
+        bias_rom$26$address = d1_baddr_c$q;
+        if (d1_unit_a$26$q) begin
+            weight_rom$26$address = d1_waddr_a$q;
+            bias_rom$26$address = d1_baddr_a$q;
         end
         d0_unit_a$27$clock = clock;
         d0_unit_a$27$d = pass$q < a_passes$27;
+        d1_unit_a$27$clock = clock;
+        d1_unit_a$27$d = d0_unit_a$27$q;
         weight_rom$27$clock = clock;
         bias_rom$27$clock = clock;
-        weight_rom$27$address = d0_waddr_c$q;
-        bias_rom$27$address = d0_baddr_c$q;
-        if (d0_unit_a$27$q) begin
-            weight_rom$27$address = d0_waddr_a$q;
-            bias_rom$27$address = d0_baddr_a$q;
+        weight_rom$27$address = d1_waddr_c$q;
+        bias_rom$27$address = d1_baddr_c$q;
+        if (d1_unit_a$27$q) begin
+            weight_rom$27$address = d1_waddr_a$q;
+            bias_rom$27$address = d1_baddr_a$q;
         end
         d0_unit_a$28$clock = clock;
         d0_unit_a$28$d = pass$q < a_passes$28;
+        d1_unit_a$28$clock = clock;
+        d1_unit_a$28$d = d0_unit_a$28$q;
         weight_rom$28$clock = clock;
         bias_rom$28$clock = clock;
-        weight_rom$28$address = d0_waddr_c$q;
-        bias_rom$28$address = d0_baddr_c$q;
-        if (d0_unit_a$28$q) begin
-            weight_rom$28$address = d0_waddr_a$q;
-            bias_rom$28$address = d0_baddr_a$q;
+        weight_rom$28$address = d1_waddr_c$q;
+        bias_rom$28$address = d1_baddr_c$q;
+        if (d1_unit_a$28$q) begin
+            weight_rom$28$address = d1_waddr_a$q;
+            bias_rom$28$address = d1_baddr_a$q;
         end
         d0_unit_a$29$clock = clock;
         d0_unit_a$29$d = pass$q < a_passes$29;
+        d1_unit_a$29$clock = clock;
+        d1_unit_a$29$d = d0_unit_a$29$q;
         weight_rom$29$clock = clock;
         bias_rom$29$clock = clock;
-        weight_rom$29$address = d0_waddr_c$q;
-        bias_rom$29$address = d0_baddr_c$q;
-        if (d0_unit_a$29$q) begin
-            weight_rom$29$address = d0_waddr_a$q;
-            bias_rom$29$address = d0_baddr_a$q;
+        weight_rom$29$address = d1_waddr_c$q;
+        bias_rom$29$address = d1_baddr_c$q;
+        if (d1_unit_a$29$q) begin
+            weight_rom$29$address = d1_waddr_a$q;
+            bias_rom$29$address = d1_baddr_a$q;
         end
         d0_unit_a$30$clock = clock;
         d0_unit_a$30$d = pass$q < a_passes$30;
+        d1_unit_a$30$clock = clock;
+        d1_unit_a$30$d = d0_unit_a$30$q;
         weight_rom$30$clock = clock;
         bias_rom$30$clock = clock;
-        weight_rom$30$address = d0_waddr_c$q;
-        bias_rom$30$address = d0_baddr_c$q;
-        if (d0_unit_a$30$q) begin
-            weight_rom$30$address = d0_waddr_a$q;
-            bias_rom$30$address = d0_baddr_a$q;
+        weight_rom$30$address = d1_waddr_c$q;
+        bias_rom$30$address = d1_baddr_c$q;
+        if (d1_unit_a$30$q) begin
+            weight_rom$30$address = d1_waddr_a$q;
+            bias_rom$30$address = d1_baddr_a$q;
         end
         d0_unit_a$31$clock = clock;
         d0_unit_a$31$d = pass$q < a_passes$31;
+        d1_unit_a$31$clock = clock;
+        d1_unit_a$31$d = d0_unit_a$31$q;
         weight_rom$31$clock = clock;
         bias_rom$31$clock = clock;
-        weight_rom$31$address = d0_waddr_c$q;
-        bias_rom$31$address = d0_baddr_c$q;
-        if (d0_unit_a$31$q) begin
-            weight_rom$31$address = d0_waddr_a$q;
-            bias_rom$31$address = d0_baddr_a$q;
+        weight_rom$31$address = d1_waddr_c$q;
+        bias_rom$31$address = d1_baddr_c$q;
+        if (d1_unit_a$31$q) begin
+            weight_rom$31$address = d1_waddr_a$q;
+            bias_rom$31$address = d1_baddr_a$q;
         end
         d0_unit_a$32$clock = clock;
         d0_unit_a$32$d = pass$q < a_passes$32;
+        d1_unit_a$32$clock = clock;
+        d1_unit_a$32$d = d0_unit_a$32$q;
         weight_rom$32$clock = clock;
         bias_rom$32$clock = clock;
-        weight_rom$32$address = d0_waddr_c$q;
-        bias_rom$32$address = d0_baddr_c$q;
-        if (d0_unit_a$32$q) begin
-            weight_rom$32$address = d0_waddr_a$q;
-            bias_rom$32$address = d0_baddr_a$q;
+        weight_rom$32$address = d1_waddr_c$q;
+        bias_rom$32$address = d1_baddr_c$q;
+        if (d1_unit_a$32$q) begin
+            weight_rom$32$address = d1_waddr_a$q;
+            bias_rom$32$address = d1_baddr_a$q;
         end
         d0_unit_a$33$clock = clock;
         d0_unit_a$33$d = pass$q < a_passes$33;
+        d1_unit_a$33$clock = clock;
+        d1_unit_a$33$d = d0_unit_a$33$q;
         weight_rom$33$clock = clock;
         bias_rom$33$clock = clock;
-        weight_rom$33$address = d0_waddr_c$q;
-        bias_rom$33$address = d0_baddr_c$q;
-        if (d0_unit_a$33$q) begin
-            weight_rom$33$address = d0_waddr_a$q;
-            bias_rom$33$address = d0_baddr_a$q;
+        weight_rom$33$address = d1_waddr_c$q;
+        bias_rom$33$address = d1_baddr_c$q;
+        if (d1_unit_a$33$q) begin
+            weight_rom$33$address = d1_waddr_a$q;
+            bias_rom$33$address = d1_baddr_a$q;
         end
         d0_unit_a$34$clock = clock;
         d0_unit_a$34$d = pass$q < a_passes$34;
+        d1_unit_a$34$clock = clock;
+        d1_unit_a$34$d = d0_unit_a$34$q;
         weight_rom$34$clock = clock;
         bias_rom$34$clock = clock;
-        weight_rom$34$address = d0_waddr_c$q;
-        bias_rom$34$address = d0_baddr_c$q;
-        if (d0_unit_a$34$q) begin
-            weight_rom$34$address = d0_waddr_a$q;
-            bias_rom$34$address = d0_baddr_a$q;
+        weight_rom$34$address = d1_waddr_c$q;
+        bias_rom$34$address = d1_baddr_c$q;
+        if (d1_unit_a$34$q) begin
+            weight_rom$34$address = d1_waddr_a$q;
+            bias_rom$34$address = d1_baddr_a$q;
         end
         d0_unit_a$35$clock = clock;
         d0_unit_a$35$d = pass$q < a_passes$35;
+        d1_unit_a$35$clock = clock;
+        d1_unit_a$35$d = d0_unit_a$35$q;
         weight_rom$35$clock = clock;
         bias_rom$35$clock = clock;
-        weight_rom$35$address = d0_waddr_c$q;
-        bias_rom$35$address = d0_baddr_c$q;
-        if (d0_unit_a$35$q) begin
-            weight_rom$35$address = d0_waddr_a$q;
-            bias_rom$35$address = d0_baddr_a$q;
+        weight_rom$35$address = d1_waddr_c$q;
+        bias_rom$35$address = d1_baddr_c$q;
+        if (d1_unit_a$35$q) begin
+            weight_rom$35$address = d1_waddr_a$q;
+            bias_rom$35$address = d1_baddr_a$q;
         end
         d0_unit_a$36$clock = clock;
         d0_unit_a$36$d = pass$q < a_passes$36;
+        d1_unit_a$36$clock = clock;
+        d1_unit_a$36$d = d0_unit_a$36$q;
         weight_rom$36$clock = clock;
         bias_rom$36$clock = clock;
-        weight_rom$36$address = d0_waddr_c$q;
-        bias_rom$36$address = d0_baddr_c$q;
-        if (d0_unit_a$36$q) begin
-            weight_rom$36$address = d0_waddr_a$q;
-            bias_rom$36$address = d0_baddr_a$q;
+        weight_rom$36$address = d1_waddr_c$q;
+        bias_rom$36$address = d1_baddr_c$q;
+        if (d1_unit_a$36$q) begin
+            weight_rom$36$address = d1_waddr_a$q;
+            bias_rom$36$address = d1_baddr_a$q;
         end
         d0_unit_a$37$clock = clock;
         d0_unit_a$37$d = pass$q < a_passes$37;
+        d1_unit_a$37$clock = clock;
+        d1_unit_a$37$d = d0_unit_a$37$q;
         weight_rom$37$clock = clock;
         bias_rom$37$clock = clock;
-        weight_rom$37$address = d0_waddr_c$q;
-        bias_rom$37$address = d0_baddr_c$q;
-        if (d0_unit_a$37$q) begin
-            weight_rom$37$address = d0_waddr_a$q;
-            bias_rom$37$address = d0_baddr_a$q;
+        weight_rom$37$address = d1_waddr_c$q;
+        bias_rom$37$address = d1_baddr_c$q;
+        if (d1_unit_a$37$q) begin
+            weight_rom$37$address = d1_waddr_a$q;
+            bias_rom$37$address = d1_baddr_a$q;
         end
         d0_unit_a$38$clock = clock;
         d0_unit_a$38$d = pass$q < a_passes$38;
+        d1_unit_a$38$clock = clock;
+        d1_unit_a$38$d = d0_unit_a$38$q;
         weight_rom$38$clock = clock;
         bias_rom$38$clock = clock;
-        weight_rom$38$address = d0_waddr_c$q;
-        bias_rom$38$address = d0_baddr_c$q;
-        if (d0_unit_a$38$q) begin
-            weight_rom$38$address = d0_waddr_a$q;
-            bias_rom$38$address = d0_baddr_a$q;
+        weight_rom$38$address = d1_waddr_c$q;
+        bias_rom$38$address = d1_baddr_c$q;
+        if (d1_unit_a$38$q) begin
+            weight_rom$38$address = d1_waddr_a$q;
+            bias_rom$38$address = d1_baddr_a$q;
         end
         d0_unit_a$39$clock = clock;
         d0_unit_a$39$d = pass$q < a_passes$39;
+        d1_unit_a$39$clock = clock;
+        d1_unit_a$39$d = d0_unit_a$39$q;
         weight_rom$39$clock = clock;
         bias_rom$39$clock = clock;
-        weight_rom$39$address = d0_waddr_c$q;
-        bias_rom$39$address = d0_baddr_c$q;
-        if (d0_unit_a$39$q) begin
-            weight_rom$39$address = d0_waddr_a$q;
-            bias_rom$39$address = d0_baddr_a$q;
+        weight_rom$39$address = d1_waddr_c$q;
+        bias_rom$39$address = d1_baddr_c$q;
+        if (d1_unit_a$39$q) begin
+            weight_rom$39$address = d1_waddr_a$q;
+            bias_rom$39$address = d1_baddr_a$q;
         end
         d0_unit_a$40$clock = clock;
         d0_unit_a$40$d = pass$q < a_passes$40;
+        d1_unit_a$40$clock = clock;
+        d1_unit_a$40$d = d0_unit_a$40$q;
         weight_rom$40$clock = clock;
         bias_rom$40$clock = clock;
-        weight_rom$40$address = d0_waddr_c$q;
-        bias_rom$40$address = d0_baddr_c$q;
-        if (d0_unit_a$40$q) begin
-            weight_rom$40$address = d0_waddr_a$q;
-            bias_rom$40$address = d0_baddr_a$q;
+        weight_rom$40$address = d1_waddr_c$q;
+        bias_rom$40$address = d1_baddr_c$q;
+        if (d1_unit_a$40$q) begin
+            weight_rom$40$address = d1_waddr_a$q;
+            bias_rom$40$address = d1_baddr_a$q;
         end
         d0_unit_a$41$clock = clock;
         d0_unit_a$41$d = pass$q < a_passes$41;
+        d1_unit_a$41$clock = clock;
+        d1_unit_a$41$d = d0_unit_a$41$q;
         weight_rom$41$clock = clock;
         bias_rom$41$clock = clock;
-        weight_rom$41$address = d0_waddr_c$q;
-        bias_rom$41$address = d0_baddr_c$q;
-        if (d0_unit_a$41$q) begin
-            weight_rom$41$address = d0_waddr_a$q;
-            bias_rom$41$address = d0_baddr_a$q;
+        weight_rom$41$address = d1_waddr_c$q;
+        bias_rom$41$address = d1_baddr_c$q;
+        if (d1_unit_a$41$q) begin
+            weight_rom$41$address = d1_waddr_a$q;
+            bias_rom$41$address = d1_baddr_a$q;
         end
         d0_unit_a$42$clock = clock;
         d0_unit_a$42$d = pass$q < a_passes$42;
+        d1_unit_a$42$clock = clock;
+        d1_unit_a$42$d = d0_unit_a$42$q;
         weight_rom$42$clock = clock;
         bias_rom$42$clock = clock;
-        weight_rom$42$address = d0_waddr_c$q;
-        bias_rom$42$address = d0_baddr_c$q;
-        if (d0_unit_a$42$q) begin
-            weight_rom$42$address = d0_waddr_a$q;
-            bias_rom$42$address = d0_baddr_a$q;
+        weight_rom$42$address = d1_waddr_c$q;
+        bias_rom$42$address = d1_baddr_c$q;
+        if (d1_unit_a$42$q) begin
+            weight_rom$42$address = d1_waddr_a$q;
+            bias_rom$42$address = d1_baddr_a$q;
         end
         d0_unit_a$43$clock = clock;
         d0_unit_a$43$d = pass$q < a_passes$43;
+        d1_unit_a$43$clock = clock;
+        d1_unit_a$43$d = d0_unit_a$43$q;
         weight_rom$43$clock = clock;
         bias_rom$43$clock = clock;
-        weight_rom$43$address = d0_waddr_c$q;
-        bias_rom$43$address = d0_baddr_c$q;
-        if (d0_unit_a$43$q) begin
-            weight_rom$43$address = d0_waddr_a$q;
-            bias_rom$43$address = d0_baddr_a$q;
+        weight_rom$43$address = d1_waddr_c$q;
+        bias_rom$43$address = d1_baddr_c$q;
+        if (d1_unit_a$43$q) begin
+            weight_rom$43$address = d1_waddr_a$q;
+            bias_rom$43$address = d1_baddr_a$q;
         end
         d0_unit_a$44$clock = clock;
         d0_unit_a$44$d = pass$q < a_passes$44;
+        d1_unit_a$44$clock = clock;
+        d1_unit_a$44$d = d0_unit_a$44$q;
         weight_rom$44$clock = clock;
         bias_rom$44$clock = clock;
-        weight_rom$44$address = d0_waddr_c$q;
-        bias_rom$44$address = d0_baddr_c$q;
-        if (d0_unit_a$44$q) begin
-            weight_rom$44$address = d0_waddr_a$q;
-            bias_rom$44$address = d0_baddr_a$q;
+        weight_rom$44$address = d1_waddr_c$q;
+        bias_rom$44$address = d1_baddr_c$q;
+        if (d1_unit_a$44$q) begin
+            weight_rom$44$address = d1_waddr_a$q;
+            bias_rom$44$address = d1_baddr_a$q;
         end
         d0_unit_a$45$clock = clock;
         d0_unit_a$45$d = pass$q < a_passes$45;
+        d1_unit_a$45$clock = clock;
+        d1_unit_a$45$d = d0_unit_a$45$q;
         weight_rom$45$clock = clock;
         bias_rom$45$clock = clock;
-        weight_rom$45$address = d0_waddr_c$q;
-        bias_rom$45$address = d0_baddr_c$q;
-        if (d0_unit_a$45$q) begin
-            weight_rom$45$address = d0_waddr_a$q;
-            bias_rom$45$address = d0_baddr_a$q;
+        weight_rom$45$address = d1_waddr_c$q;
+        bias_rom$45$address = d1_baddr_c$q;
+        if (d1_unit_a$45$q) begin
+            weight_rom$45$address = d1_waddr_a$q;
+            bias_rom$45$address = d1_baddr_a$q;
         end
         d0_unit_a$46$clock = clock;
         d0_unit_a$46$d = pass$q < a_passes$46;
+        d1_unit_a$46$clock = clock;
+        d1_unit_a$46$d = d0_unit_a$46$q;
         weight_rom$46$clock = clock;
         bias_rom$46$clock = clock;
-        weight_rom$46$address = d0_waddr_c$q;
-        bias_rom$46$address = d0_baddr_c$q;
-        if (d0_unit_a$46$q) begin
-            weight_rom$46$address = d0_waddr_a$q;
-            bias_rom$46$address = d0_baddr_a$q;
+        weight_rom$46$address = d1_waddr_c$q;
+        bias_rom$46$address = d1_baddr_c$q;
+        if (d1_unit_a$46$q) begin
+            weight_rom$46$address = d1_waddr_a$q;
+            bias_rom$46$address = d1_baddr_a$q;
         end
         d0_unit_a$47$clock = clock;
         d0_unit_a$47$d = pass$q < a_passes$47;
+        d1_unit_a$47$clock = clock;
+        d1_unit_a$47$d = d0_unit_a$47$q;
         weight_rom$47$clock = clock;
         bias_rom$47$clock = clock;
-        weight_rom$47$address = d0_waddr_c$q;
-        bias_rom$47$address = d0_baddr_c$q;
-        if (d0_unit_a$47$q) begin
-            weight_rom$47$address = d0_waddr_a$q;
-            bias_rom$47$address = d0_baddr_a$q;
+        weight_rom$47$address = d1_waddr_c$q;
+        bias_rom$47$address = d1_baddr_c$q;
+        if (d1_unit_a$47$q) begin
+            weight_rom$47$address = d1_waddr_a$q;
+            bias_rom$47$address = d1_baddr_a$q;
         end
         d0_unit_a$48$clock = clock;
         d0_unit_a$48$d = pass$q < a_passes$48;
+        d1_unit_a$48$clock = clock;
+        d1_unit_a$48$d = d0_unit_a$48$q;
         weight_rom$48$clock = clock;
         bias_rom$48$clock = clock;
-        weight_rom$48$address = d0_waddr_c$q;
-        bias_rom$48$address = d0_baddr_c$q;
-        if (d0_unit_a$48$q) begin
-            weight_rom$48$address = d0_waddr_a$q;
-            bias_rom$48$address = d0_baddr_a$q;
+        weight_rom$48$address = d1_waddr_c$q;
+        bias_rom$48$address = d1_baddr_c$q;
+        if (d1_unit_a$48$q) begin
+            weight_rom$48$address = d1_waddr_a$q;
+            bias_rom$48$address = d1_baddr_a$q;
         end
         d0_unit_a$49$clock = clock;
         d0_unit_a$49$d = pass$q < a_passes$49;
+        d1_unit_a$49$clock = clock;
+        d1_unit_a$49$d = d0_unit_a$49$q;
         weight_rom$49$clock = clock;
         bias_rom$49$clock = clock;
-        weight_rom$49$address = d0_waddr_c$q;
-        bias_rom$49$address = d0_baddr_c$q;
-        if (d0_unit_a$49$q) begin
-            weight_rom$49$address = d0_waddr_a$q;
-            bias_rom$49$address = d0_baddr_a$q;
+        weight_rom$49$address = d1_waddr_c$q;
+        bias_rom$49$address = d1_baddr_c$q;
+        if (d1_unit_a$49$q) begin
+            weight_rom$49$address = d1_waddr_a$q;
+            bias_rom$49$address = d1_baddr_a$q;
         end
         d0_unit_a$50$clock = clock;
         d0_unit_a$50$d = pass$q < a_passes$50;
+        d1_unit_a$50$clock = clock;
+        d1_unit_a$50$d = d0_unit_a$50$q;
         weight_rom$50$clock = clock;
         bias_rom$50$clock = clock;
-        weight_rom$50$address = d0_waddr_c$q;
-        bias_rom$50$address = d0_baddr_c$q;
-        if (d0_unit_a$50$q) begin
-            weight_rom$50$address = d0_waddr_a$q;
-            bias_rom$50$address = d0_baddr_a$q;
+        weight_rom$50$address = d1_waddr_c$q;
+        bias_rom$50$address = d1_baddr_c$q;
+        if (d1_unit_a$50$q) begin
+            weight_rom$50$address = d1_waddr_a$q;
+            bias_rom$50$address = d1_baddr_a$q;
         end
         d0_unit_a$51$clock = clock;
         d0_unit_a$51$d = pass$q < a_passes$51;
+        d1_unit_a$51$clock = clock;
+        d1_unit_a$51$d = d0_unit_a$51$q;
         weight_rom$51$clock = clock;
         bias_rom$51$clock = clock;
-        weight_rom$51$address = d0_waddr_c$q;
-        bias_rom$51$address = d0_baddr_c$q;
-        if (d0_unit_a$51$q) begin
-            weight_rom$51$address = d0_waddr_a$q;
-            bias_rom$51$address = d0_baddr_a$q;
+        weight_rom$51$address = d1_waddr_c$q;
+        bias_rom$51$address = d1_baddr_c$q;
+        if (d1_unit_a$51$q) begin
+            weight_rom$51$address = d1_waddr_a$q;
+            bias_rom$51$address = d1_baddr_a$q;
         end
         d0_unit_a$52$clock = clock;
         d0_unit_a$52$d = pass$q < a_passes$52;
+        d1_unit_a$52$clock = clock;
+        d1_unit_a$52$d = d0_unit_a$52$q;
         weight_rom$52$clock = clock;
         bias_rom$52$clock = clock;
-        weight_rom$52$address = d0_waddr_c$q;
-        bias_rom$52$address = d0_baddr_c$q;
-        if (d0_unit_a$52$q) begin
-            weight_rom$52$address = d0_waddr_a$q;
-            bias_rom$52$address = d0_baddr_a$q;
+        weight_rom$52$address = d1_waddr_c$q;
+        bias_rom$52$address = d1_baddr_c$q;
+        if (d1_unit_a$52$q) begin
+            weight_rom$52$address = d1_waddr_a$q;
+            bias_rom$52$address = d1_baddr_a$q;
         end
         d0_unit_a$53$clock = clock;
         d0_unit_a$53$d = pass$q < a_passes$53;
+        d1_unit_a$53$clock = clock;
+        d1_unit_a$53$d = d0_unit_a$53$q;
         weight_rom$53$clock = clock;
         bias_rom$53$clock = clock;
-        weight_rom$53$address = d0_waddr_c$q;
-        bias_rom$53$address = d0_baddr_c$q;
-        if (d0_unit_a$53$q) begin
-            weight_rom$53$address = d0_waddr_a$q;
-            bias_rom$53$address = d0_baddr_a$q;
+        weight_rom$53$address = d1_waddr_c$q;
+        bias_rom$53$address = d1_baddr_c$q;
+        if (d1_unit_a$53$q) begin
+            weight_rom$53$address = d1_waddr_a$q;
+            bias_rom$53$address = d1_baddr_a$q;
         end
         d0_unit_a$54$clock = clock;
         d0_unit_a$54$d = pass$q < a_passes$54;
+        d1_unit_a$54$clock = clock;
+        d1_unit_a$54$d = d0_unit_a$54$q;
         weight_rom$54$clock = clock;
         bias_rom$54$clock = clock;
-        weight_rom$54$address = d0_waddr_c$q;
-        bias_rom$54$address = d0_baddr_c$q;
-        if (d0_unit_a$54$q) begin
-            weight_rom$54$address = d0_waddr_a$q;
-            bias_rom$54$address = d0_baddr_a$q;
+        weight_rom$54$address = d1_waddr_c$q;
+        bias_rom$54$address = d1_baddr_c$q;
+        if (d1_unit_a$54$q) begin
+            weight_rom$54$address = d1_waddr_a$q;
+            bias_rom$54$address = d1_baddr_a$q;
         end
         d0_unit_a$55$clock = clock;
         d0_unit_a$55$d = pass$q < a_passes$55;
+        d1_unit_a$55$clock = clock;
+        d1_unit_a$55$d = d0_unit_a$55$q;
         weight_rom$55$clock = clock;
         bias_rom$55$clock = clock;
-        weight_rom$55$address = d0_waddr_c$q;
-        bias_rom$55$address = d0_baddr_c$q;
-        if (d0_unit_a$55$q) begin
-            weight_rom$55$address = d0_waddr_a$q;
-            bias_rom$55$address = d0_baddr_a$q;
+        weight_rom$55$address = d1_waddr_c$q;
+        bias_rom$55$address = d1_baddr_c$q;
+        if (d1_unit_a$55$q) begin
+            weight_rom$55$address = d1_waddr_a$q;
+            bias_rom$55$address = d1_baddr_a$q;
         end
         d0_unit_a$56$clock = clock;
         d0_unit_a$56$d = pass$q < a_passes$56;
+        d1_unit_a$56$clock = clock;
+        d1_unit_a$56$d = d0_unit_a$56$q;
         weight_rom$56$clock = clock;
         bias_rom$56$clock = clock;
-        weight_rom$56$address = d0_waddr_c$q;
-        bias_rom$56$address = d0_baddr_c$q;
-        if (d0_unit_a$56$q) begin
-            weight_rom$56$address = d0_waddr_a$q;
-            bias_rom$56$address = d0_baddr_a$q;
+        weight_rom$56$address = d1_waddr_c$q;
+        bias_rom$56$address = d1_baddr_c$q;
+        if (d1_unit_a$56$q) begin
+            weight_rom$56$address = d1_waddr_a$q;
+            bias_rom$56$address = d1_baddr_a$q;
         end
         d0_unit_a$57$clock = clock;
         d0_unit_a$57$d = pass$q < a_passes$57;
+        d1_unit_a$57$clock = clock;
+        d1_unit_a$57$d = d0_unit_a$57$q;
         weight_rom$57$clock = clock;
         bias_rom$57$clock = clock;
-        weight_rom$57$address = d0_waddr_c$q;
-        bias_rom$57$address = d0_baddr_c$q;
-        if (d0_unit_a$57$q) begin
-            weight_rom$57$address = d0_waddr_a$q;
-            bias_rom$57$address = d0_baddr_a$q;
+        weight_rom$57$address = d1_waddr_c$q;
+        bias_rom$57$address = d1_baddr_c$q;
+        if (d1_unit_a$57$q) begin
+            weight_rom$57$address = d1_waddr_a$q;
+            bias_rom$57$address = d1_baddr_a$q;
         end
         d0_unit_a$58$clock = clock;
         d0_unit_a$58$d = pass$q < a_passes$58;
+        d1_unit_a$58$clock = clock;
+        d1_unit_a$58$d = d0_unit_a$58$q;
         weight_rom$58$clock = clock;
         bias_rom$58$clock = clock;
-        weight_rom$58$address = d0_waddr_c$q;
-        bias_rom$58$address = d0_baddr_c$q;
-        if (d0_unit_a$58$q) begin
-            weight_rom$58$address = d0_waddr_a$q;
-            bias_rom$58$address = d0_baddr_a$q;
+        weight_rom$58$address = d1_waddr_c$q;
+        bias_rom$58$address = d1_baddr_c$q;
+        if (d1_unit_a$58$q) begin
+            weight_rom$58$address = d1_waddr_a$q;
+            bias_rom$58$address = d1_baddr_a$q;
         end
         d0_unit_a$59$clock = clock;
         d0_unit_a$59$d = pass$q < a_passes$59;
+        d1_unit_a$59$clock = clock;
+        d1_unit_a$59$d = d0_unit_a$59$q;
         weight_rom$59$clock = clock;
         bias_rom$59$clock = clock;
-        weight_rom$59$address = d0_waddr_c$q;
-        bias_rom$59$address = d0_baddr_c$q;
-        if (d0_unit_a$59$q) begin
-            weight_rom$59$address = d0_waddr_a$q;
-            bias_rom$59$address = d0_baddr_a$q;
+        weight_rom$59$address = d1_waddr_c$q;
+        bias_rom$59$address = d1_baddr_c$q;
+        if (d1_unit_a$59$q) begin
+            weight_rom$59$address = d1_waddr_a$q;
+            bias_rom$59$address = d1_baddr_a$q;
         end
         d0_unit_a$60$clock = clock;
         d0_unit_a$60$d = pass$q < a_passes$60;
+        d1_unit_a$60$clock = clock;
+        d1_unit_a$60$d = d0_unit_a$60$q;
         weight_rom$60$clock = clock;
         bias_rom$60$clock = clock;
-        weight_rom$60$address = d0_waddr_c$q;
-        bias_rom$60$address = d0_baddr_c$q;
-        if (d0_unit_a$60$q) begin
-            weight_rom$60$address = d0_waddr_a$q;
-            bias_rom$60$address = d0_baddr_a$q;
+        weight_rom$60$address = d1_waddr_c$q;
+        bias_rom$60$address = d1_baddr_c$q;
+        if (d1_unit_a$60$q) begin
+            weight_rom$60$address = d1_waddr_a$q;
+            bias_rom$60$address = d1_baddr_a$q;
         end
         d0_unit_a$61$clock = clock;
         d0_unit_a$61$d = pass$q < a_passes$61;
+        d1_unit_a$61$clock = clock;
+        d1_unit_a$61$d = d0_unit_a$61$q;
         weight_rom$61$clock = clock;
         bias_rom$61$clock = clock;
-        weight_rom$61$address = d0_waddr_c$q;
-        bias_rom$61$address = d0_baddr_c$q;
-        if (d0_unit_a$61$q) begin
-            weight_rom$61$address = d0_waddr_a$q;
-            bias_rom$61$address = d0_baddr_a$q;
+        weight_rom$61$address = d1_waddr_c$q;
+        bias_rom$61$address = d1_baddr_c$q;
+        if (d1_unit_a$61$q) begin
+            weight_rom$61$address = d1_waddr_a$q;
+            bias_rom$61$address = d1_baddr_a$q;
         end
         d0_unit_a$62$clock = clock;
         d0_unit_a$62$d = pass$q < a_passes$62;
+        d1_unit_a$62$clock = clock;
+        d1_unit_a$62$d = d0_unit_a$62$q;
         weight_rom$62$clock = clock;
         bias_rom$62$clock = clock;
-        weight_rom$62$address = d0_waddr_c$q;
-        bias_rom$62$address = d0_baddr_c$q;
-        if (d0_unit_a$62$q) begin
-            weight_rom$62$address = d0_waddr_a$q;
-            bias_rom$62$address = d0_baddr_a$q;
+        weight_rom$62$address = d1_waddr_c$q;
+        bias_rom$62$address = d1_baddr_c$q;
+        if (d1_unit_a$62$q) begin
+            weight_rom$62$address = d1_waddr_a$q;
+            bias_rom$62$address = d1_baddr_a$q;
         end
         d0_unit_a$63$clock = clock;
         d0_unit_a$63$d = pass$q < a_passes$63;
+        d1_unit_a$63$clock = clock;
+        d1_unit_a$63$d = d0_unit_a$63$q;
         weight_rom$63$clock = clock;
         bias_rom$63$clock = clock;
-        weight_rom$63$address = d0_waddr_c$q;
-        bias_rom$63$address = d0_baddr_c$q;
-        if (d0_unit_a$63$q) begin
-            weight_rom$63$address = d0_waddr_a$q;
-            bias_rom$63$address = d0_baddr_a$q;
+        weight_rom$63$address = d1_waddr_c$q;
+        bias_rom$63$address = d1_baddr_c$q;
+        if (d1_unit_a$63$q) begin
+            weight_rom$63$address = d1_waddr_a$q;
+            bias_rom$63$address = d1_baddr_a$q;
         end
         d0_unit_a$64$clock = clock;
         d0_unit_a$64$d = 1'b0;
+        d1_unit_a$64$clock = clock;
+        d1_unit_a$64$d = d0_unit_a$64$q;
         weight_rom$64$clock = clock;
         bias_rom$64$clock = clock;
-        weight_rom$64$address = d0_waddr_c$q;
-        bias_rom$64$address = d0_baddr_c$q;
-        if (d0_unit_a$64$q) begin
-            weight_rom$64$address = d0_waddr_a$q;
-            bias_rom$64$address = d0_baddr_a$q;
+        weight_rom$64$address = d1_waddr_c$q;
+        bias_rom$64$address = d1_baddr_c$q;
+        if (d1_unit_a$64$q) begin
+            weight_rom$64$address = d1_waddr_a$q;
+            bias_rom$64$address = d1_baddr_a$q;
         end
         d0_unit_a$65$clock = clock;
         d0_unit_a$65$d = 1'b0;
+        d1_unit_a$65$clock = clock;
+        d1_unit_a$65$d = d0_unit_a$65$q;
         weight_rom$65$clock = clock;
         bias_rom$65$clock = clock;
-        weight_rom$65$address = d0_waddr_c$q;
-        bias_rom$65$address = d0_baddr_c$q;
-        if (d0_unit_a$65$q) begin
-            weight_rom$65$address = d0_waddr_a$q;
-            bias_rom$65$address = d0_baddr_a$q;
+        weight_rom$65$address = d1_waddr_c$q;
+        bias_rom$65$address = d1_baddr_c$q;
+        if (d1_unit_a$65$q) begin
+            weight_rom$65$address = d1_waddr_a$q;
+            bias_rom$65$address = d1_baddr_a$q;
         end
         d0_unit_a$66$clock = clock;
         d0_unit_a$66$d = 1'b0;
+        d1_unit_a$66$clock = clock;
+        d1_unit_a$66$d = d0_unit_a$66$q;
         weight_rom$66$clock = clock;
         bias_rom$66$clock = clock;
-        weight_rom$66$address = d0_waddr_c$q;
-        bias_rom$66$address = d0_baddr_c$q;
-        if (d0_unit_a$66$q) begin
-            weight_rom$66$address = d0_waddr_a$q;
-            bias_rom$66$address = d0_baddr_a$q;
+        weight_rom$66$address = d1_waddr_c$q;
+        bias_rom$66$address = d1_baddr_c$q;
+        if (d1_unit_a$66$q) begin
+            weight_rom$66$address = d1_waddr_a$q;
+            bias_rom$66$address = d1_baddr_a$q;
         end
         d0_unit_a$67$clock = clock;
         d0_unit_a$67$d = 1'b0;
+        d1_unit_a$67$clock = clock;
+        d1_unit_a$67$d = d0_unit_a$67$q;
         weight_rom$67$clock = clock;
         bias_rom$67$clock = clock;
-        weight_rom$67$address = d0_waddr_c$q;
-        bias_rom$67$address = d0_baddr_c$q;
-        if (d0_unit_a$67$q) begin
-            weight_rom$67$address = d0_waddr_a$q;
-            bias_rom$67$address = d0_baddr_a$q;
+        weight_rom$67$address = d1_waddr_c$q;
+        bias_rom$67$address = d1_baddr_c$q;
+        if (d1_unit_a$67$q) begin
+            weight_rom$67$address = d1_waddr_a$q;
+            bias_rom$67$address = d1_baddr_a$q;
         end
         d0_unit_a$68$clock = clock;
         d0_unit_a$68$d = 1'b0;
+        d1_unit_a$68$clock = clock;
+        d1_unit_a$68$d = d0_unit_a$68$q;
         weight_rom$68$clock = clock;
         bias_rom$68$clock = clock;
-        weight_rom$68$address = d0_waddr_c$q;
-        bias_rom$68$address = d0_baddr_c$q;
-        if (d0_unit_a$68$q) begin
-            weight_rom$68$address = d0_waddr_a$q;
-            bias_rom$68$address = d0_baddr_a$q;
+        weight_rom$68$address = d1_waddr_c$q;
+        bias_rom$68$address = d1_baddr_c$q;
+        if (d1_unit_a$68$q) begin
+            weight_rom$68$address = d1_waddr_a$q;
+            bias_rom$68$address = d1_baddr_a$q;
         end
         d0_unit_a$69$clock = clock;
         d0_unit_a$69$d = 1'b0;
+        d1_unit_a$69$clock = clock;
+        d1_unit_a$69$d = d0_unit_a$69$q;
         weight_rom$69$clock = clock;
         bias_rom$69$clock = clock;
-        weight_rom$69$address = d0_waddr_c$q;
-        bias_rom$69$address = d0_baddr_c$q;
-        if (d0_unit_a$69$q) begin
-            weight_rom$69$address = d0_waddr_a$q;
-            bias_rom$69$address = d0_baddr_a$q;
+        weight_rom$69$address = d1_waddr_c$q;
+        bias_rom$69$address = d1_baddr_c$q;
+        if (d1_unit_a$69$q) begin
+            weight_rom$69$address = d1_waddr_a$q;
+            bias_rom$69$address = d1_baddr_a$q;
         end
         d0_unit_a$70$clock = clock;
         d0_unit_a$70$d = 1'b0;
+        d1_unit_a$70$clock = clock;
+        d1_unit_a$70$d = d0_unit_a$70$q;
         weight_rom$70$clock = clock;
         bias_rom$70$clock = clock;
-        weight_rom$70$address = d0_waddr_c$q;
-        bias_rom$70$address = d0_baddr_c$q;
-        if (d0_unit_a$70$q) begin
-            weight_rom$70$address = d0_waddr_a$q;
-            bias_rom$70$address = d0_baddr_a$q;
+        weight_rom$70$address = d1_waddr_c$q;
+        bias_rom$70$address = d1_baddr_c$q;
+        if (d1_unit_a$70$q) begin
+            weight_rom$70$address = d1_waddr_a$q;
+            bias_rom$70$address = d1_baddr_a$q;
         end
         d0_unit_a$71$clock = clock;
         d0_unit_a$71$d = 1'b0;
+        d1_unit_a$71$clock = clock;
+        d1_unit_a$71$d = d0_unit_a$71$q;
         weight_rom$71$clock = clock;
         bias_rom$71$clock = clock;
-        weight_rom$71$address = d0_waddr_c$q;
-        bias_rom$71$address = d0_baddr_c$q;
-        if (d0_unit_a$71$q) begin
-            weight_rom$71$address = d0_waddr_a$q;
-            bias_rom$71$address = d0_baddr_a$q;
+        weight_rom$71$address = d1_waddr_c$q;
+        bias_rom$71$address = d1_baddr_c$q;
+        if (d1_unit_a$71$q) begin
+            weight_rom$71$address = d1_waddr_a$q;
+            bias_rom$71$address = d1_baddr_a$q;
         end
         d0_unit_a$72$clock = clock;
         d0_unit_a$72$d = 1'b0;
+        d1_unit_a$72$clock = clock;
+        d1_unit_a$72$d = d0_unit_a$72$q;
         weight_rom$72$clock = clock;
         bias_rom$72$clock = clock;
-        weight_rom$72$address = d0_waddr_c$q;
-        bias_rom$72$address = d0_baddr_c$q;
-        if (d0_unit_a$72$q) begin
-            weight_rom$72$address = d0_waddr_a$q;
-            bias_rom$72$address = d0_baddr_a$q;
+        weight_rom$72$address = d1_waddr_c$q;
+        bias_rom$72$address = d1_baddr_c$q;
+        if (d1_unit_a$72$q) begin
+            weight_rom$72$address = d1_waddr_a$q;
+            bias_rom$72$address = d1_baddr_a$q;
         end
         d0_unit_a$73$clock = clock;
         d0_unit_a$73$d = 1'b0;
+        d1_unit_a$73$clock = clock;
+        d1_unit_a$73$d = d0_unit_a$73$q;
         weight_rom$73$clock = clock;
         bias_rom$73$clock = clock;
-        weight_rom$73$address = d0_waddr_c$q;
-        bias_rom$73$address = d0_baddr_c$q;
-        if (d0_unit_a$73$q) begin
-            weight_rom$73$address = d0_waddr_a$q;
-            bias_rom$73$address = d0_baddr_a$q;
+        weight_rom$73$address = d1_waddr_c$q;
+        bias_rom$73$address = d1_baddr_c$q;
+        if (d1_unit_a$73$q) begin
+            weight_rom$73$address = d1_waddr_a$q;
+            bias_rom$73$address = d1_baddr_a$q;
         end
         d0_unit_a$74$clock = clock;
         d0_unit_a$74$d = 1'b0;
+        d1_unit_a$74$clock = clock;
+        d1_unit_a$74$d = d0_unit_a$74$q;
         weight_rom$74$clock = clock;
         bias_rom$74$clock = clock;
-        weight_rom$74$address = d0_waddr_c$q;
-        bias_rom$74$address = d0_baddr_c$q;
-        if (d0_unit_a$74$q) begin
-            weight_rom$74$address = d0_waddr_a$q;
-            bias_rom$74$address = d0_baddr_a$q;
+        weight_rom$74$address = d1_waddr_c$q;
+        bias_rom$74$address = d1_baddr_c$q;
+        if (d1_unit_a$74$q) begin
+            weight_rom$74$address = d1_waddr_a$q;
+            bias_rom$74$address = d1_baddr_a$q;
         end
         d0_unit_a$75$clock = clock;
         d0_unit_a$75$d = 1'b0;
+        d1_unit_a$75$clock = clock;
+        d1_unit_a$75$d = d0_unit_a$75$q;
         weight_rom$75$clock = clock;
         bias_rom$75$clock = clock;
-        weight_rom$75$address = d0_waddr_c$q;
-        bias_rom$75$address = d0_baddr_c$q;
-        if (d0_unit_a$75$q) begin
-            weight_rom$75$address = d0_waddr_a$q;
-            bias_rom$75$address = d0_baddr_a$q;
+        weight_rom$75$address = d1_waddr_c$q;
+        bias_rom$75$address = d1_baddr_c$q;
+        if (d1_unit_a$75$q) begin
+            weight_rom$75$address = d1_waddr_a$q;
+            bias_rom$75$address = d1_baddr_a$q;
         end
         d0_unit_a$76$clock = clock;
         d0_unit_a$76$d = 1'b0;
+        d1_unit_a$76$clock = clock;
+        d1_unit_a$76$d = d0_unit_a$76$q;
         weight_rom$76$clock = clock;
         bias_rom$76$clock = clock;
-        weight_rom$76$address = d0_waddr_c$q;
-        bias_rom$76$address = d0_baddr_c$q;
-        if (d0_unit_a$76$q) begin
-            weight_rom$76$address = d0_waddr_a$q;
-            bias_rom$76$address = d0_baddr_a$q;
+        weight_rom$76$address = d1_waddr_c$q;
+        bias_rom$76$address = d1_baddr_c$q;
+        if (d1_unit_a$76$q) begin
+            weight_rom$76$address = d1_waddr_a$q;
+            bias_rom$76$address = d1_baddr_a$q;
         end
         d0_unit_a$77$clock = clock;
         d0_unit_a$77$d = 1'b0;
+        d1_unit_a$77$clock = clock;
+        d1_unit_a$77$d = d0_unit_a$77$q;
         weight_rom$77$clock = clock;
         bias_rom$77$clock = clock;
-        weight_rom$77$address = d0_waddr_c$q;
-        bias_rom$77$address = d0_baddr_c$q;
-        if (d0_unit_a$77$q) begin
-            weight_rom$77$address = d0_waddr_a$q;
-            bias_rom$77$address = d0_baddr_a$q;
+        weight_rom$77$address = d1_waddr_c$q;
+        bias_rom$77$address = d1_baddr_c$q;
+        if (d1_unit_a$77$q) begin
+            weight_rom$77$address = d1_waddr_a$q;
+            bias_rom$77$address = d1_baddr_a$q;
         end
         d0_unit_a$78$clock = clock;
         d0_unit_a$78$d = 1'b0;
+        d1_unit_a$78$clock = clock;
+        d1_unit_a$78$d = d0_unit_a$78$q;
         weight_rom$78$clock = clock;
         bias_rom$78$clock = clock;
-        weight_rom$78$address = d0_waddr_c$q;
-        bias_rom$78$address = d0_baddr_c$q;
-        if (d0_unit_a$78$q) begin
-            weight_rom$78$address = d0_waddr_a$q;
-            bias_rom$78$address = d0_baddr_a$q;
+        weight_rom$78$address = d1_waddr_c$q;
+        bias_rom$78$address = d1_baddr_c$q;
+        if (d1_unit_a$78$q) begin
+            weight_rom$78$address = d1_waddr_a$q;
+            bias_rom$78$address = d1_baddr_a$q;
         end
         d0_unit_a$79$clock = clock;
         d0_unit_a$79$d = 1'b0;
+        d1_unit_a$79$clock = clock;
+        d1_unit_a$79$d = d0_unit_a$79$q;
         weight_rom$79$clock = clock;
         bias_rom$79$clock = clock;
-        weight_rom$79$address = d0_waddr_c$q;
-        bias_rom$79$address = d0_baddr_c$q;
-        if (d0_unit_a$79$q) begin
-            weight_rom$79$address = d0_waddr_a$q;
-            bias_rom$79$address = d0_baddr_a$q;
+        weight_rom$79$address = d1_waddr_c$q;
+        bias_rom$79$address = d1_baddr_c$q;
+        if (d1_unit_a$79$q) begin
+            weight_rom$79$address = d1_waddr_a$q;
+            bias_rom$79$address = d1_baddr_a$q;
         end
         d0_unit_a$80$clock = clock;
         d0_unit_a$80$d = 1'b0;
+        d1_unit_a$80$clock = clock;
+        d1_unit_a$80$d = d0_unit_a$80$q;
         weight_rom$80$clock = clock;
         bias_rom$80$clock = clock;
-        weight_rom$80$address = d0_waddr_c$q;
-        bias_rom$80$address = d0_baddr_c$q;
-        if (d0_unit_a$80$q) begin
-            weight_rom$80$address = d0_waddr_a$q;
-            bias_rom$80$address = d0_baddr_a$q;
+        weight_rom$80$address = d1_waddr_c$q;
+        bias_rom$80$address = d1_baddr_c$q;
+        if (d1_unit_a$80$q) begin
+            weight_rom$80$address = d1_waddr_a$q;
+            bias_rom$80$address = d1_baddr_a$q;
         end
         d0_unit_a$81$clock = clock;
         d0_unit_a$81$d = 1'b0;
+        d1_unit_a$81$clock = clock;
+        d1_unit_a$81$d = d0_unit_a$81$q;
         weight_rom$81$clock = clock;
         bias_rom$81$clock = clock;
-        weight_rom$81$address = d0_waddr_c$q;
-        bias_rom$81$address = d0_baddr_c$q;
-        if (d0_unit_a$81$q) begin
-            weight_rom$81$address = d0_waddr_a$q;
-            bias_rom$81$address = d0_baddr_a$q;
+        weight_rom$81$address = d1_waddr_c$q;
+        bias_rom$81$address = d1_baddr_c$q;
+        if (d1_unit_a$81$q) begin
+            weight_rom$81$address = d1_waddr_a$q;
+            bias_rom$81$address = d1_baddr_a$q;
         end
         d0_unit_a$82$clock = clock;
         d0_unit_a$82$d = 1'b0;
+        d1_unit_a$82$clock = clock;
+        d1_unit_a$82$d = d0_unit_a$82$q;
         weight_rom$82$clock = clock;
         bias_rom$82$clock = clock;
-        weight_rom$82$address = d0_waddr_c$q;
-        bias_rom$82$address = d0_baddr_c$q;
-        if (d0_unit_a$82$q) begin
-            weight_rom$82$address = d0_waddr_a$q;
-            bias_rom$82$address = d0_baddr_a$q;
+        weight_rom$82$address = d1_waddr_c$q;
+        bias_rom$82$address = d1_baddr_c$q;
+        if (d1_unit_a$82$q) begin
+            weight_rom$82$address = d1_waddr_a$q;
+            bias_rom$82$address = d1_baddr_a$q;
         end
         d0_unit_a$83$clock = clock;
         d0_unit_a$83$d = 1'b0;
+        d1_unit_a$83$clock = clock;
+        d1_unit_a$83$d = d0_unit_a$83$q;
         weight_rom$83$clock = clock;
         bias_rom$83$clock = clock;
-        weight_rom$83$address = d0_waddr_c$q;
-        bias_rom$83$address = d0_baddr_c$q;
-        if (d0_unit_a$83$q) begin
-            weight_rom$83$address = d0_waddr_a$q;
-            bias_rom$83$address = d0_baddr_a$q;
+        weight_rom$83$address = d1_waddr_c$q;
+        bias_rom$83$address = d1_baddr_c$q;
+        if (d1_unit_a$83$q) begin
+            weight_rom$83$address = d1_waddr_a$q;
+            bias_rom$83$address = d1_baddr_a$q;
         end
         d0_unit_a$84$clock = clock;
         d0_unit_a$84$d = 1'b0;
+        d1_unit_a$84$clock = clock;
+        d1_unit_a$84$d = d0_unit_a$84$q;
         weight_rom$84$clock = clock;
         bias_rom$84$clock = clock;
-        weight_rom$84$address = d0_waddr_c$q;
-        bias_rom$84$address = d0_baddr_c$q;
-        if (d0_unit_a$84$q) begin
-            weight_rom$84$address = d0_waddr_a$q;
-            bias_rom$84$address = d0_baddr_a$q;
+        weight_rom$84$address = d1_waddr_c$q;
+        bias_rom$84$address = d1_baddr_c$q;
+        if (d1_unit_a$84$q) begin
+            weight_rom$84$address = d1_waddr_a$q;
+            bias_rom$84$address = d1_baddr_a$q;
         end
         d0_unit_a$85$clock = clock;
         d0_unit_a$85$d = 1'b0;
+        d1_unit_a$85$clock = clock;
+        d1_unit_a$85$d = d0_unit_a$85$q;
         weight_rom$85$clock = clock;
         bias_rom$85$clock = clock;
-        weight_rom$85$address = d0_waddr_c$q;
-        bias_rom$85$address = d0_baddr_c$q;
-        if (d0_unit_a$85$q) begin
-            weight_rom$85$address = d0_waddr_a$q;
-            bias_rom$85$address = d0_baddr_a$q;
+        weight_rom$85$address = d1_waddr_c$q;
+        bias_rom$85$address = d1_baddr_c$q;
+        if (d1_unit_a$85$q) begin
+            weight_rom$85$address = d1_waddr_a$q;
+            bias_rom$85$address = d1_baddr_a$q;
         end
         d0_unit_a$86$clock = clock;
         d0_unit_a$86$d = 1'b0;
+        d1_unit_a$86$clock = clock;
+        d1_unit_a$86$d = d0_unit_a$86$q;
         weight_rom$86$clock = clock;
         bias_rom$86$clock = clock;
-        weight_rom$86$address = d0_waddr_c$q;
-        bias_rom$86$address = d0_baddr_c$q;
-        if (d0_unit_a$86$q) begin
-            weight_rom$86$address = d0_waddr_a$q;
-            bias_rom$86$address = d0_baddr_a$q;
+        weight_rom$86$address = d1_waddr_c$q;
+        bias_rom$86$address = d1_baddr_c$q;
+        if (d1_unit_a$86$q) begin
+            weight_rom$86$address = d1_waddr_a$q;
+            bias_rom$86$address = d1_baddr_a$q;
         end
         d0_unit_a$87$clock = clock;
         d0_unit_a$87$d = 1'b0;
+        d1_unit_a$87$clock = clock;
+        d1_unit_a$87$d = d0_unit_a$87$q;
         weight_rom$87$clock = clock;
         bias_rom$87$clock = clock;
-        weight_rom$87$address = d0_waddr_c$q;
-        bias_rom$87$address = d0_baddr_c$q;
-        if (d0_unit_a$87$q) begin
-            weight_rom$87$address = d0_waddr_a$q;
-            bias_rom$87$address = d0_baddr_a$q;
+        weight_rom$87$address = d1_waddr_c$q;
+        bias_rom$87$address = d1_baddr_c$q;
+        if (d1_unit_a$87$q) begin
+            weight_rom$87$address = d1_waddr_a$q;
+            bias_rom$87$address = d1_baddr_a$q;
         end
         d0_unit_a$88$clock = clock;
         d0_unit_a$88$d = 1'b0;
+        d1_unit_a$88$clock = clock;
+        d1_unit_a$88$d = d0_unit_a$88$q;
         weight_rom$88$clock = clock;
         bias_rom$88$clock = clock;
-        weight_rom$88$address = d0_waddr_c$q;
-        bias_rom$88$address = d0_baddr_c$q;
-        if (d0_unit_a$88$q) begin
-            weight_rom$88$address = d0_waddr_a$q;
-            bias_rom$88$address = d0_baddr_a$q;
+        weight_rom$88$address = d1_waddr_c$q;
+        bias_rom$88$address = d1_baddr_c$q;
+        if (d1_unit_a$88$q) begin
+            weight_rom$88$address = d1_waddr_a$q;
+            bias_rom$88$address = d1_baddr_a$q;
         end
         d0_unit_a$89$clock = clock;
         d0_unit_a$89$d = 1'b0;
+        d1_unit_a$89$clock = clock;
+        d1_unit_a$89$d = d0_unit_a$89$q;
         weight_rom$89$clock = clock;
         bias_rom$89$clock = clock;
-        weight_rom$89$address = d0_waddr_c$q;
-        bias_rom$89$address = d0_baddr_c$q;
-        if (d0_unit_a$89$q) begin
-            weight_rom$89$address = d0_waddr_a$q;
-            bias_rom$89$address = d0_baddr_a$q;
+        weight_rom$89$address = d1_waddr_c$q;
+        bias_rom$89$address = d1_baddr_c$q;
+        if (d1_unit_a$89$q) begin
+            weight_rom$89$address = d1_waddr_a$q;
+            bias_rom$89$address = d1_baddr_a$q;
         end
         d0_unit_a$90$clock = clock;
         d0_unit_a$90$d = 1'b0;
+        d1_unit_a$90$clock = clock;
+        d1_unit_a$90$d = d0_unit_a$90$q;
         weight_rom$90$clock = clock;
         bias_rom$90$clock = clock;
-        weight_rom$90$address = d0_waddr_c$q;
-        bias_rom$90$address = d0_baddr_c$q;
-        if (d0_unit_a$90$q) begin
-            weight_rom$90$address = d0_waddr_a$q;
-            bias_rom$90$address = d0_baddr_a$q;
+        weight_rom$90$address = d1_waddr_c$q;
+        bias_rom$90$address = d1_baddr_c$q;
+        if (d1_unit_a$90$q) begin
+            weight_rom$90$address = d1_waddr_a$q;
+            bias_rom$90$address = d1_baddr_a$q;
         end
         d0_unit_a$91$clock = clock;
         d0_unit_a$91$d = 1'b0;
+        d1_unit_a$91$clock = clock;
+        d1_unit_a$91$d = d0_unit_a$91$q;
         weight_rom$91$clock = clock;
         bias_rom$91$clock = clock;
-        weight_rom$91$address = d0_waddr_c$q;
-        bias_rom$91$address = d0_baddr_c$q;
-        if (d0_unit_a$91$q) begin
-            weight_rom$91$address = d0_waddr_a$q;
-            bias_rom$91$address = d0_baddr_a$q;
+        weight_rom$91$address = d1_waddr_c$q;
+        bias_rom$91$address = d1_baddr_c$q;
+        if (d1_unit_a$91$q) begin
+            weight_rom$91$address = d1_waddr_a$q;
+            bias_rom$91$address = d1_baddr_a$q;
         end
         d0_unit_a$92$clock = clock;
         d0_unit_a$92$d = 1'b0;
+        d1_unit_a$92$clock = clock;
+        d1_unit_a$92$d = d0_unit_a$92$q;
         weight_rom$92$clock = clock;
         bias_rom$92$clock = clock;
-        weight_rom$92$address = d0_waddr_c$q;
-        bias_rom$92$address = d0_baddr_c$q;
-        if (d0_unit_a$92$q) begin
-            weight_rom$92$address = d0_waddr_a$q;
-            bias_rom$92$address = d0_baddr_a$q;
+        weight_rom$92$address = d1_waddr_c$q;
+        bias_rom$92$address = d1_baddr_c$q;
+        if (d1_unit_a$92$q) begin
+            weight_rom$92$address = d1_waddr_a$q;
+            bias_rom$92$address = d1_baddr_a$q;
         end
         d0_unit_a$93$clock = clock;
         d0_unit_a$93$d = 1'b0;
+        d1_unit_a$93$clock = clock;
+        d1_unit_a$93$d = d0_unit_a$93$q;
         weight_rom$93$clock = clock;
         bias_rom$93$clock = clock;
-        weight_rom$93$address = d0_waddr_c$q;
-        bias_rom$93$address = d0_baddr_c$q;
-        if (d0_unit_a$93$q) begin
-            weight_rom$93$address = d0_waddr_a$q;
-            bias_rom$93$address = d0_baddr_a$q;
+        weight_rom$93$address = d1_waddr_c$q;
+        bias_rom$93$address = d1_baddr_c$q;
+        if (d1_unit_a$93$q) begin
+            weight_rom$93$address = d1_waddr_a$q;
+            bias_rom$93$address = d1_baddr_a$q;
         end
         d0_unit_a$94$clock = clock;
         d0_unit_a$94$d = 1'b0;
+        d1_unit_a$94$clock = clock;
+        d1_unit_a$94$d = d0_unit_a$94$q;
         weight_rom$94$clock = clock;
         bias_rom$94$clock = clock;
-        weight_rom$94$address = d0_waddr_c$q;
-        bias_rom$94$address = d0_baddr_c$q;
-        if (d0_unit_a$94$q) begin
-            weight_rom$94$address = d0_waddr_a$q;
-            bias_rom$94$address = d0_baddr_a$q;
+        weight_rom$94$address = d1_waddr_c$q;
+        bias_rom$94$address = d1_baddr_c$q;
+        if (d1_unit_a$94$q) begin
+            weight_rom$94$address = d1_waddr_a$q;
+            bias_rom$94$address = d1_baddr_a$q;
         end
         d0_unit_a$95$clock = clock;
         d0_unit_a$95$d = 1'b0;
+        d1_unit_a$95$clock = clock;
+        d1_unit_a$95$d = d0_unit_a$95$q;
         weight_rom$95$clock = clock;
         bias_rom$95$clock = clock;
-        weight_rom$95$address = d0_waddr_c$q;
-        bias_rom$95$address = d0_baddr_c$q;
-        if (d0_unit_a$95$q) begin
-            weight_rom$95$address = d0_waddr_a$q;
-            bias_rom$95$address = d0_baddr_a$q;
+        weight_rom$95$address = d1_waddr_c$q;
+        bias_rom$95$address = d1_baddr_c$q;
+        if (d1_unit_a$95$q) begin
+            weight_rom$95$address = d1_waddr_a$q;
+            bias_rom$95$address = d1_baddr_a$q;
         end
         head_rom$0$clock = clock;
         head_rom$0$address = d0_term$q;
@@ -11350,134 +12394,138 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         s1_pass$d = d1_pass$q;
         s1_term$d = d1_term$q;
         s1_head$d = d1_head$q;
+        s1b_valid$d = s1_valid$q;
+        s1b_first$d = s1_first$q;
+        s1b_pass$d = s1_pass$q;
+        s1b_term$d = s1_term$q;
         s1_is_a$0$clock = clock;
-        s1_is_a$0$d = d1_pass$q < a_passes$0;
+        s1_is_a$0$d = s1_pass$q < a_passes$0;
         s1_is_a$1$clock = clock;
-        s1_is_a$1$d = d1_pass$q < a_passes$1;
+        s1_is_a$1$d = s1_pass$q < a_passes$1;
         s1_is_a$2$clock = clock;
-        s1_is_a$2$d = d1_pass$q < a_passes$2;
+        s1_is_a$2$d = s1_pass$q < a_passes$2;
         s1_is_a$3$clock = clock;
-        s1_is_a$3$d = d1_pass$q < a_passes$3;
+        s1_is_a$3$d = s1_pass$q < a_passes$3;
         s1_is_a$4$clock = clock;
-        s1_is_a$4$d = d1_pass$q < a_passes$4;
+        s1_is_a$4$d = s1_pass$q < a_passes$4;
         s1_is_a$5$clock = clock;
-        s1_is_a$5$d = d1_pass$q < a_passes$5;
+        s1_is_a$5$d = s1_pass$q < a_passes$5;
         s1_is_a$6$clock = clock;
-        s1_is_a$6$d = d1_pass$q < a_passes$6;
+        s1_is_a$6$d = s1_pass$q < a_passes$6;
         s1_is_a$7$clock = clock;
-        s1_is_a$7$d = d1_pass$q < a_passes$7;
+        s1_is_a$7$d = s1_pass$q < a_passes$7;
         s1_is_a$8$clock = clock;
-        s1_is_a$8$d = d1_pass$q < a_passes$8;
+        s1_is_a$8$d = s1_pass$q < a_passes$8;
         s1_is_a$9$clock = clock;
-        s1_is_a$9$d = d1_pass$q < a_passes$9;
+        s1_is_a$9$d = s1_pass$q < a_passes$9;
         s1_is_a$10$clock = clock;
-        s1_is_a$10$d = d1_pass$q < a_passes$10;
+        s1_is_a$10$d = s1_pass$q < a_passes$10;
         s1_is_a$11$clock = clock;
-        s1_is_a$11$d = d1_pass$q < a_passes$11;
+        s1_is_a$11$d = s1_pass$q < a_passes$11;
         s1_is_a$12$clock = clock;
-        s1_is_a$12$d = d1_pass$q < a_passes$12;
+        s1_is_a$12$d = s1_pass$q < a_passes$12;
         s1_is_a$13$clock = clock;
-        s1_is_a$13$d = d1_pass$q < a_passes$13;
+        s1_is_a$13$d = s1_pass$q < a_passes$13;
         s1_is_a$14$clock = clock;
-        s1_is_a$14$d = d1_pass$q < a_passes$14;
+        s1_is_a$14$d = s1_pass$q < a_passes$14;
         s1_is_a$15$clock = clock;
-        s1_is_a$15$d = d1_pass$q < a_passes$15;
+        s1_is_a$15$d = s1_pass$q < a_passes$15;
         s1_is_a$16$clock = clock;
-        s1_is_a$16$d = d1_pass$q < a_passes$16;
+        s1_is_a$16$d = s1_pass$q < a_passes$16;
         s1_is_a$17$clock = clock;
-        s1_is_a$17$d = d1_pass$q < a_passes$17;
+        s1_is_a$17$d = s1_pass$q < a_passes$17;
         s1_is_a$18$clock = clock;
-        s1_is_a$18$d = d1_pass$q < a_passes$18;
+        s1_is_a$18$d = s1_pass$q < a_passes$18;
         s1_is_a$19$clock = clock;
-        s1_is_a$19$d = d1_pass$q < a_passes$19;
+        s1_is_a$19$d = s1_pass$q < a_passes$19;
         s1_is_a$20$clock = clock;
-        s1_is_a$20$d = d1_pass$q < a_passes$20;
+        s1_is_a$20$d = s1_pass$q < a_passes$20;
         s1_is_a$21$clock = clock;
-        s1_is_a$21$d = d1_pass$q < a_passes$21;
+        s1_is_a$21$d = s1_pass$q < a_passes$21;
         s1_is_a$22$clock = clock;
-        s1_is_a$22$d = d1_pass$q < a_passes$22;
+        s1_is_a$22$d = s1_pass$q < a_passes$22;
         s1_is_a$23$clock = clock;
-        s1_is_a$23$d = d1_pass$q < a_passes$23;
+        s1_is_a$23$d = s1_pass$q < a_passes$23;
         s1_is_a$24$clock = clock;
-        s1_is_a$24$d = d1_pass$q < a_passes$24;
+        s1_is_a$24$d = s1_pass$q < a_passes$24;
         s1_is_a$25$clock = clock;
-        s1_is_a$25$d = d1_pass$q < a_passes$25;
+        s1_is_a$25$d = s1_pass$q < a_passes$25;
         s1_is_a$26$clock = clock;
-        s1_is_a$26$d = d1_pass$q < a_passes$26;
+        s1_is_a$26$d = s1_pass$q < a_passes$26;
         s1_is_a$27$clock = clock;
-        s1_is_a$27$d = d1_pass$q < a_passes$27;
+        s1_is_a$27$d = s1_pass$q < a_passes$27;
         s1_is_a$28$clock = clock;
-        s1_is_a$28$d = d1_pass$q < a_passes$28;
+        s1_is_a$28$d = s1_pass$q < a_passes$28;
         s1_is_a$29$clock = clock;
-        s1_is_a$29$d = d1_pass$q < a_passes$29;
+        s1_is_a$29$d = s1_pass$q < a_passes$29;
         s1_is_a$30$clock = clock;
-        s1_is_a$30$d = d1_pass$q < a_passes$30;
+        s1_is_a$30$d = s1_pass$q < a_passes$30;
         s1_is_a$31$clock = clock;
-        s1_is_a$31$d = d1_pass$q < a_passes$31;
+        s1_is_a$31$d = s1_pass$q < a_passes$31;
         s1_is_a$32$clock = clock;
-        s1_is_a$32$d = d1_pass$q < a_passes$32;
+        s1_is_a$32$d = s1_pass$q < a_passes$32;
         s1_is_a$33$clock = clock;
-        s1_is_a$33$d = d1_pass$q < a_passes$33;
+        s1_is_a$33$d = s1_pass$q < a_passes$33;
         s1_is_a$34$clock = clock;
-        s1_is_a$34$d = d1_pass$q < a_passes$34;
+        s1_is_a$34$d = s1_pass$q < a_passes$34;
         s1_is_a$35$clock = clock;
-        s1_is_a$35$d = d1_pass$q < a_passes$35;
+        s1_is_a$35$d = s1_pass$q < a_passes$35;
         s1_is_a$36$clock = clock;
-        s1_is_a$36$d = d1_pass$q < a_passes$36;
+        s1_is_a$36$d = s1_pass$q < a_passes$36;
         s1_is_a$37$clock = clock;
-        s1_is_a$37$d = d1_pass$q < a_passes$37;
+        s1_is_a$37$d = s1_pass$q < a_passes$37;
         s1_is_a$38$clock = clock;
-        s1_is_a$38$d = d1_pass$q < a_passes$38;
+        s1_is_a$38$d = s1_pass$q < a_passes$38;
         s1_is_a$39$clock = clock;
-        s1_is_a$39$d = d1_pass$q < a_passes$39;
+        s1_is_a$39$d = s1_pass$q < a_passes$39;
         s1_is_a$40$clock = clock;
-        s1_is_a$40$d = d1_pass$q < a_passes$40;
+        s1_is_a$40$d = s1_pass$q < a_passes$40;
         s1_is_a$41$clock = clock;
-        s1_is_a$41$d = d1_pass$q < a_passes$41;
+        s1_is_a$41$d = s1_pass$q < a_passes$41;
         s1_is_a$42$clock = clock;
-        s1_is_a$42$d = d1_pass$q < a_passes$42;
+        s1_is_a$42$d = s1_pass$q < a_passes$42;
         s1_is_a$43$clock = clock;
-        s1_is_a$43$d = d1_pass$q < a_passes$43;
+        s1_is_a$43$d = s1_pass$q < a_passes$43;
         s1_is_a$44$clock = clock;
-        s1_is_a$44$d = d1_pass$q < a_passes$44;
+        s1_is_a$44$d = s1_pass$q < a_passes$44;
         s1_is_a$45$clock = clock;
-        s1_is_a$45$d = d1_pass$q < a_passes$45;
+        s1_is_a$45$d = s1_pass$q < a_passes$45;
         s1_is_a$46$clock = clock;
-        s1_is_a$46$d = d1_pass$q < a_passes$46;
+        s1_is_a$46$d = s1_pass$q < a_passes$46;
         s1_is_a$47$clock = clock;
-        s1_is_a$47$d = d1_pass$q < a_passes$47;
+        s1_is_a$47$d = s1_pass$q < a_passes$47;
         s1_is_a$48$clock = clock;
-        s1_is_a$48$d = d1_pass$q < a_passes$48;
+        s1_is_a$48$d = s1_pass$q < a_passes$48;
         s1_is_a$49$clock = clock;
-        s1_is_a$49$d = d1_pass$q < a_passes$49;
+        s1_is_a$49$d = s1_pass$q < a_passes$49;
         s1_is_a$50$clock = clock;
-        s1_is_a$50$d = d1_pass$q < a_passes$50;
+        s1_is_a$50$d = s1_pass$q < a_passes$50;
         s1_is_a$51$clock = clock;
-        s1_is_a$51$d = d1_pass$q < a_passes$51;
+        s1_is_a$51$d = s1_pass$q < a_passes$51;
         s1_is_a$52$clock = clock;
-        s1_is_a$52$d = d1_pass$q < a_passes$52;
+        s1_is_a$52$d = s1_pass$q < a_passes$52;
         s1_is_a$53$clock = clock;
-        s1_is_a$53$d = d1_pass$q < a_passes$53;
+        s1_is_a$53$d = s1_pass$q < a_passes$53;
         s1_is_a$54$clock = clock;
-        s1_is_a$54$d = d1_pass$q < a_passes$54;
+        s1_is_a$54$d = s1_pass$q < a_passes$54;
         s1_is_a$55$clock = clock;
-        s1_is_a$55$d = d1_pass$q < a_passes$55;
+        s1_is_a$55$d = s1_pass$q < a_passes$55;
         s1_is_a$56$clock = clock;
-        s1_is_a$56$d = d1_pass$q < a_passes$56;
+        s1_is_a$56$d = s1_pass$q < a_passes$56;
         s1_is_a$57$clock = clock;
-        s1_is_a$57$d = d1_pass$q < a_passes$57;
+        s1_is_a$57$d = s1_pass$q < a_passes$57;
         s1_is_a$58$clock = clock;
-        s1_is_a$58$d = d1_pass$q < a_passes$58;
+        s1_is_a$58$d = s1_pass$q < a_passes$58;
         s1_is_a$59$clock = clock;
-        s1_is_a$59$d = d1_pass$q < a_passes$59;
+        s1_is_a$59$d = s1_pass$q < a_passes$59;
         s1_is_a$60$clock = clock;
-        s1_is_a$60$d = d1_pass$q < a_passes$60;
+        s1_is_a$60$d = s1_pass$q < a_passes$60;
         s1_is_a$61$clock = clock;
-        s1_is_a$61$d = d1_pass$q < a_passes$61;
+        s1_is_a$61$d = s1_pass$q < a_passes$61;
         s1_is_a$62$clock = clock;
-        s1_is_a$62$d = d1_pass$q < a_passes$62;
+        s1_is_a$62$d = s1_pass$q < a_passes$62;
         s1_is_a$63$clock = clock;
-        s1_is_a$63$d = d1_pass$q < a_passes$63;
+        s1_is_a$63$d = s1_pass$q < a_passes$63;
         s1_is_a$64$clock = clock;
         s1_is_a$64$d = 1'b0;
         s1_is_a$65$clock = clock;
@@ -11542,18 +12590,18 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         s1_is_a$94$d = 1'b0;
         s1_is_a$95$clock = clock;
         s1_is_a$95$d = 1'b0;
-        m1_valid$d = s1_valid$q;
-        m1_pass$d = s1_pass$q;
-        m1_term$d = s1_term$q;
-        m1_head$d = s1_head$q;
+        m1_valid$d = s1b_valid$q;
+        m1_pass$d = s1b_pass$q;
+        m1_term$d = s1b_term$q;
         m2_valid$d = m1_valid$q;
         m2_pass$d = m1_pass$q;
         m2_term$d = m1_term$q;
-        m2_head$d = m1_head$q;
         s2_post$d = m2_valid$q && (m2_term$q == last_term);
         s2_pass$d = m2_pass$q;
         s2_set$d = a_set$q;
-        s2_head$d = m2_head$q && (m2_term$q == last_state_term);
+        h1_last$d = s1_head$q && (s1_term$q == last_state_term);
+        h2_last$d = h1_last$q;
+        s2_head$d = h2_last$q;
         s3_head$d = s2_head$q;
         lane$0$clock = clock;
         lane$0$x_we = x_we;
@@ -11576,8 +12624,8 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             lane$0$a_zero = zero$0;
             lane$0$c_zero = zero$1;
         end
-        lane$0$mac_en = s1_valid$q;
-        lane$0$mac_first = s1_first$q;
+        lane$0$mac_en = s1b_valid$q;
+        lane$0$mac_first = s1b_first$q;
         lane$0$unit_is_a$0 = s1_is_a$0$q;
         lane$0$weight$0 = weight_rom$0$data;
         lane$0$bias$0 = bias_rom$0$data;
@@ -12000,7 +13048,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             SlotState$Drain:
                 begin
                     drain$d = drain$q + 3'h1;
-                    if (drain$q == 3'h5) begin
+                    if (drain$q == 3'h6) begin
                         slot$d = SlotState$Boundary;
                         upd_run$d = 1'b1;
                         upd_j$d = 16'h0;
@@ -16279,6 +17327,44 @@ module top$gru$d0_waddr_c(d,q,clock);
 endmodule // top$gru$d0_waddr_c
 
 
+module top$gru$d1_baddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr_a
+
+
+module top$gru$d1_baddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr_c
+
+
 module top$gru$d1_first(d,q,clock);
     
     // Module arguments
@@ -16355,6 +17441,1830 @@ module top$gru$d1_term(d,q,clock);
 endmodule // top$gru$d1_term
 
 
+module top$gru$d1_unit_a$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$0
+
+
+module top$gru$d1_unit_a$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$1
+
+
+module top$gru$d1_unit_a$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$10
+
+
+module top$gru$d1_unit_a$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$11
+
+
+module top$gru$d1_unit_a$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$12
+
+
+module top$gru$d1_unit_a$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$13
+
+
+module top$gru$d1_unit_a$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$14
+
+
+module top$gru$d1_unit_a$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$15
+
+
+module top$gru$d1_unit_a$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$16
+
+
+module top$gru$d1_unit_a$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$17
+
+
+module top$gru$d1_unit_a$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$18
+
+
+module top$gru$d1_unit_a$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$19
+
+
+module top$gru$d1_unit_a$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$2
+
+
+module top$gru$d1_unit_a$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$20
+
+
+module top$gru$d1_unit_a$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$21
+
+
+module top$gru$d1_unit_a$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$22
+
+
+module top$gru$d1_unit_a$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$23
+
+
+module top$gru$d1_unit_a$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$24
+
+
+module top$gru$d1_unit_a$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$25
+
+
+module top$gru$d1_unit_a$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$26
+
+
+module top$gru$d1_unit_a$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$27
+
+
+module top$gru$d1_unit_a$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$28
+
+
+module top$gru$d1_unit_a$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$29
+
+
+module top$gru$d1_unit_a$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$3
+
+
+module top$gru$d1_unit_a$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$30
+
+
+module top$gru$d1_unit_a$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$31
+
+
+module top$gru$d1_unit_a$32(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$32
+
+
+module top$gru$d1_unit_a$33(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$33
+
+
+module top$gru$d1_unit_a$34(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$34
+
+
+module top$gru$d1_unit_a$35(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$35
+
+
+module top$gru$d1_unit_a$36(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$36
+
+
+module top$gru$d1_unit_a$37(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$37
+
+
+module top$gru$d1_unit_a$38(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$38
+
+
+module top$gru$d1_unit_a$39(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$39
+
+
+module top$gru$d1_unit_a$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$4
+
+
+module top$gru$d1_unit_a$40(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$40
+
+
+module top$gru$d1_unit_a$41(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$41
+
+
+module top$gru$d1_unit_a$42(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$42
+
+
+module top$gru$d1_unit_a$43(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$43
+
+
+module top$gru$d1_unit_a$44(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$44
+
+
+module top$gru$d1_unit_a$45(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$45
+
+
+module top$gru$d1_unit_a$46(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$46
+
+
+module top$gru$d1_unit_a$47(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$47
+
+
+module top$gru$d1_unit_a$48(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$48
+
+
+module top$gru$d1_unit_a$49(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$49
+
+
+module top$gru$d1_unit_a$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$5
+
+
+module top$gru$d1_unit_a$50(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$50
+
+
+module top$gru$d1_unit_a$51(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$51
+
+
+module top$gru$d1_unit_a$52(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$52
+
+
+module top$gru$d1_unit_a$53(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$53
+
+
+module top$gru$d1_unit_a$54(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$54
+
+
+module top$gru$d1_unit_a$55(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$55
+
+
+module top$gru$d1_unit_a$56(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$56
+
+
+module top$gru$d1_unit_a$57(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$57
+
+
+module top$gru$d1_unit_a$58(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$58
+
+
+module top$gru$d1_unit_a$59(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$59
+
+
+module top$gru$d1_unit_a$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$6
+
+
+module top$gru$d1_unit_a$60(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$60
+
+
+module top$gru$d1_unit_a$61(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$61
+
+
+module top$gru$d1_unit_a$62(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$62
+
+
+module top$gru$d1_unit_a$63(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$63
+
+
+module top$gru$d1_unit_a$64(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$64
+
+
+module top$gru$d1_unit_a$65(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$65
+
+
+module top$gru$d1_unit_a$66(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$66
+
+
+module top$gru$d1_unit_a$67(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$67
+
+
+module top$gru$d1_unit_a$68(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$68
+
+
+module top$gru$d1_unit_a$69(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$69
+
+
+module top$gru$d1_unit_a$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$7
+
+
+module top$gru$d1_unit_a$70(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$70
+
+
+module top$gru$d1_unit_a$71(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$71
+
+
+module top$gru$d1_unit_a$72(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$72
+
+
+module top$gru$d1_unit_a$73(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$73
+
+
+module top$gru$d1_unit_a$74(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$74
+
+
+module top$gru$d1_unit_a$75(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$75
+
+
+module top$gru$d1_unit_a$76(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$76
+
+
+module top$gru$d1_unit_a$77(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$77
+
+
+module top$gru$d1_unit_a$78(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$78
+
+
+module top$gru$d1_unit_a$79(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$79
+
+
+module top$gru$d1_unit_a$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$8
+
+
+module top$gru$d1_unit_a$80(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$80
+
+
+module top$gru$d1_unit_a$81(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$81
+
+
+module top$gru$d1_unit_a$82(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$82
+
+
+module top$gru$d1_unit_a$83(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$83
+
+
+module top$gru$d1_unit_a$84(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$84
+
+
+module top$gru$d1_unit_a$85(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$85
+
+
+module top$gru$d1_unit_a$86(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$86
+
+
+module top$gru$d1_unit_a$87(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$87
+
+
+module top$gru$d1_unit_a$88(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$88
+
+
+module top$gru$d1_unit_a$89(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$89
+
+
+module top$gru$d1_unit_a$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$9
+
+
+module top$gru$d1_unit_a$90(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$90
+
+
+module top$gru$d1_unit_a$91(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$91
+
+
+module top$gru$d1_unit_a$92(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$92
+
+
+module top$gru$d1_unit_a$93(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$93
+
+
+module top$gru$d1_unit_a$94(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$94
+
+
+module top$gru$d1_unit_a$95(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_unit_a$95
+
+
 module top$gru$d1_valid(d,q,clock);
     
     // Module arguments
@@ -16372,6 +19282,44 @@ module top$gru$d1_valid(d,q,clock);
     end
           
 endmodule // top$gru$d1_valid
+
+
+module top$gru$d1_waddr_a(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr_a
+
+
+module top$gru$d1_waddr_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr_c
 
 
 module top$gru$decoder$0(d,q,clock);
@@ -16467,6 +19415,44 @@ module top$gru$group$1(d,q,clock);
     end
           
 endmodule // top$gru$group$1
+
+
+module top$gru$h1_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$h1_last
+
+
+module top$gru$h2_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$h2_last
 
 
 module top$gru$head_first(d,q,clock);
@@ -18715,6 +21701,78 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
+    reg  op_a_copy$0$clock;
+    reg  [17:0] op_a_copy$0$d;
+    wire  [17:0] op_a_copy$0$q;
+    reg  op_a_copy$1$clock;
+    reg  [17:0] op_a_copy$1$d;
+    wire  [17:0] op_a_copy$1$q;
+    reg  op_a_copy$2$clock;
+    reg  [17:0] op_a_copy$2$d;
+    wire  [17:0] op_a_copy$2$q;
+    reg  op_a_copy$3$clock;
+    reg  [17:0] op_a_copy$3$d;
+    wire  [17:0] op_a_copy$3$q;
+    reg  op_a_copy$4$clock;
+    reg  [17:0] op_a_copy$4$d;
+    wire  [17:0] op_a_copy$4$q;
+    reg  op_a_copy$5$clock;
+    reg  [17:0] op_a_copy$5$d;
+    wire  [17:0] op_a_copy$5$q;
+    reg  op_a_copy$6$clock;
+    reg  [17:0] op_a_copy$6$d;
+    wire  [17:0] op_a_copy$6$q;
+    reg  op_a_copy$7$clock;
+    reg  [17:0] op_a_copy$7$d;
+    wire  [17:0] op_a_copy$7$q;
+    reg  op_a_copy$8$clock;
+    reg  [17:0] op_a_copy$8$d;
+    wire  [17:0] op_a_copy$8$q;
+    reg  op_a_copy$9$clock;
+    reg  [17:0] op_a_copy$9$d;
+    wire  [17:0] op_a_copy$9$q;
+    reg  op_a_copy$10$clock;
+    reg  [17:0] op_a_copy$10$d;
+    wire  [17:0] op_a_copy$10$q;
+    reg  op_a_copy$11$clock;
+    reg  [17:0] op_a_copy$11$d;
+    wire  [17:0] op_a_copy$11$q;
+    reg  op_c_copy$0$clock;
+    reg  [17:0] op_c_copy$0$d;
+    wire  [17:0] op_c_copy$0$q;
+    reg  op_c_copy$1$clock;
+    reg  [17:0] op_c_copy$1$d;
+    wire  [17:0] op_c_copy$1$q;
+    reg  op_c_copy$2$clock;
+    reg  [17:0] op_c_copy$2$d;
+    wire  [17:0] op_c_copy$2$q;
+    reg  op_c_copy$3$clock;
+    reg  [17:0] op_c_copy$3$d;
+    wire  [17:0] op_c_copy$3$q;
+    reg  op_c_copy$4$clock;
+    reg  [17:0] op_c_copy$4$d;
+    wire  [17:0] op_c_copy$4$q;
+    reg  op_c_copy$5$clock;
+    reg  [17:0] op_c_copy$5$d;
+    wire  [17:0] op_c_copy$5$q;
+    reg  op_c_copy$6$clock;
+    reg  [17:0] op_c_copy$6$d;
+    wire  [17:0] op_c_copy$6$q;
+    reg  op_c_copy$7$clock;
+    reg  [17:0] op_c_copy$7$d;
+    wire  [17:0] op_c_copy$7$q;
+    reg  op_c_copy$8$clock;
+    reg  [17:0] op_c_copy$8$d;
+    wire  [17:0] op_c_copy$8$q;
+    reg  op_c_copy$9$clock;
+    reg  [17:0] op_c_copy$9$d;
+    wire  [17:0] op_c_copy$9$q;
+    reg  op_c_copy$10$clock;
+    reg  [17:0] op_c_copy$10$d;
+    wire  [17:0] op_c_copy$10$q;
+    reg  op_c_copy$11$clock;
+    reg  [17:0] op_c_copy$11$d;
+    wire  [17:0] op_c_copy$11$q;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -22229,6 +25287,126 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(op_head$q),
         .clock(op_head$clock)
     );
+    top$gru$lane$0$op_a_copy$0 op_a_copy$0(
+        .clock(op_a_copy$0$clock),
+        .d(op_a_copy$0$d),
+        .q(op_a_copy$0$q)
+    );
+    top$gru$lane$0$op_a_copy$1 op_a_copy$1(
+        .clock(op_a_copy$1$clock),
+        .d(op_a_copy$1$d),
+        .q(op_a_copy$1$q)
+    );
+    top$gru$lane$0$op_a_copy$2 op_a_copy$2(
+        .clock(op_a_copy$2$clock),
+        .d(op_a_copy$2$d),
+        .q(op_a_copy$2$q)
+    );
+    top$gru$lane$0$op_a_copy$3 op_a_copy$3(
+        .clock(op_a_copy$3$clock),
+        .d(op_a_copy$3$d),
+        .q(op_a_copy$3$q)
+    );
+    top$gru$lane$0$op_a_copy$4 op_a_copy$4(
+        .clock(op_a_copy$4$clock),
+        .d(op_a_copy$4$d),
+        .q(op_a_copy$4$q)
+    );
+    top$gru$lane$0$op_a_copy$5 op_a_copy$5(
+        .clock(op_a_copy$5$clock),
+        .d(op_a_copy$5$d),
+        .q(op_a_copy$5$q)
+    );
+    top$gru$lane$0$op_a_copy$6 op_a_copy$6(
+        .clock(op_a_copy$6$clock),
+        .d(op_a_copy$6$d),
+        .q(op_a_copy$6$q)
+    );
+    top$gru$lane$0$op_a_copy$7 op_a_copy$7(
+        .clock(op_a_copy$7$clock),
+        .d(op_a_copy$7$d),
+        .q(op_a_copy$7$q)
+    );
+    top$gru$lane$0$op_a_copy$8 op_a_copy$8(
+        .clock(op_a_copy$8$clock),
+        .d(op_a_copy$8$d),
+        .q(op_a_copy$8$q)
+    );
+    top$gru$lane$0$op_a_copy$9 op_a_copy$9(
+        .clock(op_a_copy$9$clock),
+        .d(op_a_copy$9$d),
+        .q(op_a_copy$9$q)
+    );
+    top$gru$lane$0$op_a_copy$10 op_a_copy$10(
+        .clock(op_a_copy$10$clock),
+        .d(op_a_copy$10$d),
+        .q(op_a_copy$10$q)
+    );
+    top$gru$lane$0$op_a_copy$11 op_a_copy$11(
+        .clock(op_a_copy$11$clock),
+        .d(op_a_copy$11$d),
+        .q(op_a_copy$11$q)
+    );
+    top$gru$lane$0$op_c_copy$0 op_c_copy$0(
+        .clock(op_c_copy$0$clock),
+        .d(op_c_copy$0$d),
+        .q(op_c_copy$0$q)
+    );
+    top$gru$lane$0$op_c_copy$1 op_c_copy$1(
+        .clock(op_c_copy$1$clock),
+        .d(op_c_copy$1$d),
+        .q(op_c_copy$1$q)
+    );
+    top$gru$lane$0$op_c_copy$2 op_c_copy$2(
+        .clock(op_c_copy$2$clock),
+        .d(op_c_copy$2$d),
+        .q(op_c_copy$2$q)
+    );
+    top$gru$lane$0$op_c_copy$3 op_c_copy$3(
+        .clock(op_c_copy$3$clock),
+        .d(op_c_copy$3$d),
+        .q(op_c_copy$3$q)
+    );
+    top$gru$lane$0$op_c_copy$4 op_c_copy$4(
+        .clock(op_c_copy$4$clock),
+        .d(op_c_copy$4$d),
+        .q(op_c_copy$4$q)
+    );
+    top$gru$lane$0$op_c_copy$5 op_c_copy$5(
+        .clock(op_c_copy$5$clock),
+        .d(op_c_copy$5$d),
+        .q(op_c_copy$5$q)
+    );
+    top$gru$lane$0$op_c_copy$6 op_c_copy$6(
+        .clock(op_c_copy$6$clock),
+        .d(op_c_copy$6$d),
+        .q(op_c_copy$6$q)
+    );
+    top$gru$lane$0$op_c_copy$7 op_c_copy$7(
+        .clock(op_c_copy$7$clock),
+        .d(op_c_copy$7$d),
+        .q(op_c_copy$7$q)
+    );
+    top$gru$lane$0$op_c_copy$8 op_c_copy$8(
+        .clock(op_c_copy$8$clock),
+        .d(op_c_copy$8$d),
+        .q(op_c_copy$8$q)
+    );
+    top$gru$lane$0$op_c_copy$9 op_c_copy$9(
+        .clock(op_c_copy$9$clock),
+        .d(op_c_copy$9$d),
+        .q(op_c_copy$9$q)
+    );
+    top$gru$lane$0$op_c_copy$10 op_c_copy$10(
+        .clock(op_c_copy$10$clock),
+        .d(op_c_copy$10$d),
+        .q(op_c_copy$10$q)
+    );
+    top$gru$lane$0$op_c_copy$11 op_c_copy$11(
+        .clock(op_c_copy$11$clock),
+        .d(op_c_copy$11$d),
+        .q(op_c_copy$11$q)
+    );
     top$gru$lane$0$p_r p_r(
         .d(p_r$d),
         .q(p_r$q),
@@ -24958,869 +28136,917 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
                 op_c$d = 18'h0;
             end
         end
+        op_a_copy$0$clock = clock;
+        op_a_copy$0$d = op_a$q;
+        op_c_copy$0$clock = clock;
+        op_c_copy$0$d = op_c$q;
+        op_a_copy$1$clock = clock;
+        op_a_copy$1$d = op_a$q;
+        op_c_copy$1$clock = clock;
+        op_c_copy$1$d = op_c$q;
+        op_a_copy$2$clock = clock;
+        op_a_copy$2$d = op_a$q;
+        op_c_copy$2$clock = clock;
+        op_c_copy$2$d = op_c$q;
+        op_a_copy$3$clock = clock;
+        op_a_copy$3$d = op_a$q;
+        op_c_copy$3$clock = clock;
+        op_c_copy$3$d = op_c$q;
+        op_a_copy$4$clock = clock;
+        op_a_copy$4$d = op_a$q;
+        op_c_copy$4$clock = clock;
+        op_c_copy$4$d = op_c$q;
+        op_a_copy$5$clock = clock;
+        op_a_copy$5$d = op_a$q;
+        op_c_copy$5$clock = clock;
+        op_c_copy$5$d = op_c$q;
+        op_a_copy$6$clock = clock;
+        op_a_copy$6$d = op_a$q;
+        op_c_copy$6$clock = clock;
+        op_c_copy$6$d = op_c$q;
+        op_a_copy$7$clock = clock;
+        op_a_copy$7$d = op_a$q;
+        op_c_copy$7$clock = clock;
+        op_c_copy$7$d = op_c$q;
+        op_a_copy$8$clock = clock;
+        op_a_copy$8$d = op_a$q;
+        op_c_copy$8$clock = clock;
+        op_c_copy$8$d = op_c$q;
+        op_a_copy$9$clock = clock;
+        op_a_copy$9$d = op_a$q;
+        op_c_copy$9$clock = clock;
+        op_c_copy$9$d = op_c$q;
+        op_a_copy$10$clock = clock;
+        op_a_copy$10$d = op_a$q;
+        op_c_copy$10$clock = clock;
+        op_c_copy$10$d = op_c$q;
+        op_a_copy$11$clock = clock;
+        op_a_copy$11$d = op_a$q;
+        op_c_copy$11$clock = clock;
+        op_c_copy$11$d = op_c$q;
         mac$0$clock = clock;
         mac$0$en = mac_en_r$q;
         mac$0$first = mac_first_r$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
-        mac$0$x = op_c$q;
+        mac$0$x = op_c_copy$0$q;
         if (unit_is_a_r$0$q) begin
-            mac$0$x = op_a$q;
+            mac$0$x = op_a_copy$0$q;
         end
         mac$1$clock = clock;
         mac$1$en = mac_en_r$q;
         mac$1$first = mac_first_r$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
-        mac$1$x = op_c$q;
+        mac$1$x = op_c_copy$0$q;
         if (unit_is_a_r$1$q) begin
-            mac$1$x = op_a$q;
+            mac$1$x = op_a_copy$0$q;
         end
         mac$2$clock = clock;
         mac$2$en = mac_en_r$q;
         mac$2$first = mac_first_r$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
-        mac$2$x = op_c$q;
+        mac$2$x = op_c_copy$0$q;
         if (unit_is_a_r$2$q) begin
-            mac$2$x = op_a$q;
+            mac$2$x = op_a_copy$0$q;
         end
         mac$3$clock = clock;
         mac$3$en = mac_en_r$q;
         mac$3$first = mac_first_r$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
-        mac$3$x = op_c$q;
+        mac$3$x = op_c_copy$0$q;
         if (unit_is_a_r$3$q) begin
-            mac$3$x = op_a$q;
+            mac$3$x = op_a_copy$0$q;
         end
         mac$4$clock = clock;
         mac$4$en = mac_en_r$q;
         mac$4$first = mac_first_r$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
-        mac$4$x = op_c$q;
+        mac$4$x = op_c_copy$0$q;
         if (unit_is_a_r$4$q) begin
-            mac$4$x = op_a$q;
+            mac$4$x = op_a_copy$0$q;
         end
         mac$5$clock = clock;
         mac$5$en = mac_en_r$q;
         mac$5$first = mac_first_r$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
-        mac$5$x = op_c$q;
+        mac$5$x = op_c_copy$0$q;
         if (unit_is_a_r$5$q) begin
-            mac$5$x = op_a$q;
+            mac$5$x = op_a_copy$0$q;
         end
         mac$6$clock = clock;
         mac$6$en = mac_en_r$q;
         mac$6$first = mac_first_r$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
-        mac$6$x = op_c$q;
+        mac$6$x = op_c_copy$0$q;
         if (unit_is_a_r$6$q) begin
-            mac$6$x = op_a$q;
+            mac$6$x = op_a_copy$0$q;
         end
         mac$7$clock = clock;
         mac$7$en = mac_en_r$q;
         mac$7$first = mac_first_r$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
-        mac$7$x = op_c$q;
+        mac$7$x = op_c_copy$0$q;
         if (unit_is_a_r$7$q) begin
-            mac$7$x = op_a$q;
+            mac$7$x = op_a_copy$0$q;
         end
         mac$8$clock = clock;
         mac$8$en = mac_en_r$q;
         mac$8$first = mac_first_r$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
-        mac$8$x = op_c$q;
+        mac$8$x = op_c_copy$1$q;
         if (unit_is_a_r$8$q) begin
-            mac$8$x = op_a$q;
+            mac$8$x = op_a_copy$1$q;
         end
         mac$9$clock = clock;
         mac$9$en = mac_en_r$q;
         mac$9$first = mac_first_r$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
-        mac$9$x = op_c$q;
+        mac$9$x = op_c_copy$1$q;
         if (unit_is_a_r$9$q) begin
-            mac$9$x = op_a$q;
+            mac$9$x = op_a_copy$1$q;
         end
         mac$10$clock = clock;
         mac$10$en = mac_en_r$q;
         mac$10$first = mac_first_r$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
-        mac$10$x = op_c$q;
+        mac$10$x = op_c_copy$1$q;
         if (unit_is_a_r$10$q) begin
-            mac$10$x = op_a$q;
+            mac$10$x = op_a_copy$1$q;
         end
         mac$11$clock = clock;
         mac$11$en = mac_en_r$q;
         mac$11$first = mac_first_r$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
-        mac$11$x = op_c$q;
+        mac$11$x = op_c_copy$1$q;
         if (unit_is_a_r$11$q) begin
-            mac$11$x = op_a$q;
+            mac$11$x = op_a_copy$1$q;
         end
         mac$12$clock = clock;
         mac$12$en = mac_en_r$q;
         mac$12$first = mac_first_r$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
-        mac$12$x = op_c$q;
+        mac$12$x = op_c_copy$1$q;
         if (unit_is_a_r$12$q) begin
-            mac$12$x = op_a$q;
+            mac$12$x = op_a_copy$1$q;
         end
         mac$13$clock = clock;
         mac$13$en = mac_en_r$q;
         mac$13$first = mac_first_r$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
-        mac$13$x = op_c$q;
+        mac$13$x = op_c_copy$1$q;
         if (unit_is_a_r$13$q) begin
-            mac$13$x = op_a$q;
+            mac$13$x = op_a_copy$1$q;
         end
         mac$14$clock = clock;
         mac$14$en = mac_en_r$q;
         mac$14$first = mac_first_r$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
-        mac$14$x = op_c$q;
+        mac$14$x = op_c_copy$1$q;
         if (unit_is_a_r$14$q) begin
-            mac$14$x = op_a$q;
+            mac$14$x = op_a_copy$1$q;
         end
         mac$15$clock = clock;
         mac$15$en = mac_en_r$q;
         mac$15$first = mac_first_r$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
-        mac$15$x = op_c$q;
+        mac$15$x = op_c_copy$1$q;
         if (unit_is_a_r$15$q) begin
-            mac$15$x = op_a$q;
+            mac$15$x = op_a_copy$1$q;
         end
         mac$16$clock = clock;
         mac$16$en = mac_en_r$q;
         mac$16$first = mac_first_r$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
-        mac$16$x = op_c$q;
+        mac$16$x = op_c_copy$2$q;
         if (unit_is_a_r$16$q) begin
-            mac$16$x = op_a$q;
+            mac$16$x = op_a_copy$2$q;
         end
         mac$17$clock = clock;
         mac$17$en = mac_en_r$q;
         mac$17$first = mac_first_r$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
-        mac$17$x = op_c$q;
+        mac$17$x = op_c_copy$2$q;
         if (unit_is_a_r$17$q) begin
-            mac$17$x = op_a$q;
+            mac$17$x = op_a_copy$2$q;
         end
         mac$18$clock = clock;
         mac$18$en = mac_en_r$q;
         mac$18$first = mac_first_r$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
-        mac$18$x = op_c$q;
+        mac$18$x = op_c_copy$2$q;
         if (unit_is_a_r$18$q) begin
-            mac$18$x = op_a$q;
+            mac$18$x = op_a_copy$2$q;
         end
         mac$19$clock = clock;
         mac$19$en = mac_en_r$q;
         mac$19$first = mac_first_r$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
-        mac$19$x = op_c$q;
+        mac$19$x = op_c_copy$2$q;
         if (unit_is_a_r$19$q) begin
-            mac$19$x = op_a$q;
+            mac$19$x = op_a_copy$2$q;
         end
         mac$20$clock = clock;
         mac$20$en = mac_en_r$q;
         mac$20$first = mac_first_r$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
-        mac$20$x = op_c$q;
+        mac$20$x = op_c_copy$2$q;
         if (unit_is_a_r$20$q) begin
-            mac$20$x = op_a$q;
+            mac$20$x = op_a_copy$2$q;
         end
         mac$21$clock = clock;
         mac$21$en = mac_en_r$q;
         mac$21$first = mac_first_r$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
-        mac$21$x = op_c$q;
+        mac$21$x = op_c_copy$2$q;
         if (unit_is_a_r$21$q) begin
-            mac$21$x = op_a$q;
+            mac$21$x = op_a_copy$2$q;
         end
         mac$22$clock = clock;
         mac$22$en = mac_en_r$q;
         mac$22$first = mac_first_r$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
-        mac$22$x = op_c$q;
+        mac$22$x = op_c_copy$2$q;
         if (unit_is_a_r$22$q) begin
-            mac$22$x = op_a$q;
+            mac$22$x = op_a_copy$2$q;
         end
         mac$23$clock = clock;
         mac$23$en = mac_en_r$q;
         mac$23$first = mac_first_r$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
-        mac$23$x = op_c$q;
+        mac$23$x = op_c_copy$2$q;
         if (unit_is_a_r$23$q) begin
-            mac$23$x = op_a$q;
+            mac$23$x = op_a_copy$2$q;
         end
         mac$24$clock = clock;
         mac$24$en = mac_en_r$q;
         mac$24$first = mac_first_r$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
-        mac$24$x = op_c$q;
+        mac$24$x = op_c_copy$3$q;
         if (unit_is_a_r$24$q) begin
-            mac$24$x = op_a$q;
+            mac$24$x = op_a_copy$3$q;
         end
         mac$25$clock = clock;
         mac$25$en = mac_en_r$q;
         mac$25$first = mac_first_r$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
-        mac$25$x = op_c$q;
+        mac$25$x = op_c_copy$3$q;
         if (unit_is_a_r$25$q) begin
-            mac$25$x = op_a$q;
+            mac$25$x = op_a_copy$3$q;
         end
         mac$26$clock = clock;
         mac$26$en = mac_en_r$q;
         mac$26$first = mac_first_r$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
-        mac$26$x = op_c$q;
+        mac$26$x = op_c_copy$3$q;
         if (unit_is_a_r$26$q) begin
-            mac$26$x = op_a$q;
+            mac$26$x = op_a_copy$3$q;
         end
         mac$27$clock = clock;
         mac$27$en = mac_en_r$q;
         mac$27$first = mac_first_r$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
-        mac$27$x = op_c$q;
+        mac$27$x = op_c_copy$3$q;
         if (unit_is_a_r$27$q) begin
-            mac$27$x = op_a$q;
+            mac$27$x = op_a_copy$3$q;
         end
         mac$28$clock = clock;
         mac$28$en = mac_en_r$q;
         mac$28$first = mac_first_r$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
-        mac$28$x = op_c$q;
+        mac$28$x = op_c_copy$3$q;
         if (unit_is_a_r$28$q) begin
-            mac$28$x = op_a$q;
+            mac$28$x = op_a_copy$3$q;
         end
         mac$29$clock = clock;
         mac$29$en = mac_en_r$q;
         mac$29$first = mac_first_r$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
-        mac$29$x = op_c$q;
+        mac$29$x = op_c_copy$3$q;
         if (unit_is_a_r$29$q) begin
-            mac$29$x = op_a$q;
+            mac$29$x = op_a_copy$3$q;
         end
         mac$30$clock = clock;
         mac$30$en = mac_en_r$q;
         mac$30$first = mac_first_r$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
-        mac$30$x = op_c$q;
+        mac$30$x = op_c_copy$3$q;
         if (unit_is_a_r$30$q) begin
-            mac$30$x = op_a$q;
+            mac$30$x = op_a_copy$3$q;
         end
         mac$31$clock = clock;
         mac$31$en = mac_en_r$q;
         mac$31$first = mac_first_r$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
-        mac$31$x = op_c$q;
+        mac$31$x = op_c_copy$3$q;
         if (unit_is_a_r$31$q) begin
-            mac$31$x = op_a$q;
+            mac$31$x = op_a_copy$3$q;
         end
         mac$32$clock = clock;
         mac$32$en = mac_en_r$q;
         mac$32$first = mac_first_r$q;
         mac$32$bias = bias_r$32$q;
         mac$32$w = weight_r$32$q;
-        mac$32$x = op_c$q;
+        mac$32$x = op_c_copy$4$q;
         if (unit_is_a_r$32$q) begin
-            mac$32$x = op_a$q;
+            mac$32$x = op_a_copy$4$q;
         end
         mac$33$clock = clock;
         mac$33$en = mac_en_r$q;
         mac$33$first = mac_first_r$q;
         mac$33$bias = bias_r$33$q;
         mac$33$w = weight_r$33$q;
-        mac$33$x = op_c$q;
+        mac$33$x = op_c_copy$4$q;
         if (unit_is_a_r$33$q) begin
-            mac$33$x = op_a$q;
+            mac$33$x = op_a_copy$4$q;
         end
         mac$34$clock = clock;
         mac$34$en = mac_en_r$q;
         mac$34$first = mac_first_r$q;
         mac$34$bias = bias_r$34$q;
         mac$34$w = weight_r$34$q;
-        mac$34$x = op_c$q;
+        mac$34$x = op_c_copy$4$q;
         if (unit_is_a_r$34$q) begin
-            mac$34$x = op_a$q;
+            mac$34$x = op_a_copy$4$q;
         end
         mac$35$clock = clock;
         mac$35$en = mac_en_r$q;
         mac$35$first = mac_first_r$q;
         mac$35$bias = bias_r$35$q;
         mac$35$w = weight_r$35$q;
-        mac$35$x = op_c$q;
+        mac$35$x = op_c_copy$4$q;
         if (unit_is_a_r$35$q) begin
-            mac$35$x = op_a$q;
+            mac$35$x = op_a_copy$4$q;
         end
         mac$36$clock = clock;
         mac$36$en = mac_en_r$q;
         mac$36$first = mac_first_r$q;
         mac$36$bias = bias_r$36$q;
         mac$36$w = weight_r$36$q;
-        mac$36$x = op_c$q;
+        mac$36$x = op_c_copy$4$q;
         if (unit_is_a_r$36$q) begin
-            mac$36$x = op_a$q;
+            mac$36$x = op_a_copy$4$q;
         end
         mac$37$clock = clock;
         mac$37$en = mac_en_r$q;
         mac$37$first = mac_first_r$q;
         mac$37$bias = bias_r$37$q;
         mac$37$w = weight_r$37$q;
-        mac$37$x = op_c$q;
+        mac$37$x = op_c_copy$4$q;
         if (unit_is_a_r$37$q) begin
-            mac$37$x = op_a$q;
+            mac$37$x = op_a_copy$4$q;
         end
         mac$38$clock = clock;
         mac$38$en = mac_en_r$q;
         mac$38$first = mac_first_r$q;
         mac$38$bias = bias_r$38$q;
         mac$38$w = weight_r$38$q;
-        mac$38$x = op_c$q;
+        mac$38$x = op_c_copy$4$q;
         if (unit_is_a_r$38$q) begin
-            mac$38$x = op_a$q;
+            mac$38$x = op_a_copy$4$q;
         end
         mac$39$clock = clock;
         mac$39$en = mac_en_r$q;
         mac$39$first = mac_first_r$q;
         mac$39$bias = bias_r$39$q;
         mac$39$w = weight_r$39$q;
-        mac$39$x = op_c$q;
+        mac$39$x = op_c_copy$4$q;
         if (unit_is_a_r$39$q) begin
-            mac$39$x = op_a$q;
+            mac$39$x = op_a_copy$4$q;
         end
         mac$40$clock = clock;
         mac$40$en = mac_en_r$q;
         mac$40$first = mac_first_r$q;
         mac$40$bias = bias_r$40$q;
         mac$40$w = weight_r$40$q;
-        mac$40$x = op_c$q;
+        mac$40$x = op_c_copy$5$q;
         if (unit_is_a_r$40$q) begin
-            mac$40$x = op_a$q;
+            mac$40$x = op_a_copy$5$q;
         end
         mac$41$clock = clock;
         mac$41$en = mac_en_r$q;
         mac$41$first = mac_first_r$q;
         mac$41$bias = bias_r$41$q;
         mac$41$w = weight_r$41$q;
-        mac$41$x = op_c$q;
+        mac$41$x = op_c_copy$5$q;
         if (unit_is_a_r$41$q) begin
-            mac$41$x = op_a$q;
+            mac$41$x = op_a_copy$5$q;
         end
         mac$42$clock = clock;
         mac$42$en = mac_en_r$q;
         mac$42$first = mac_first_r$q;
         mac$42$bias = bias_r$42$q;
         mac$42$w = weight_r$42$q;
-        mac$42$x = op_c$q;
+        mac$42$x = op_c_copy$5$q;
         if (unit_is_a_r$42$q) begin
-            mac$42$x = op_a$q;
+            mac$42$x = op_a_copy$5$q;
         end
         mac$43$clock = clock;
         mac$43$en = mac_en_r$q;
         mac$43$first = mac_first_r$q;
         mac$43$bias = bias_r$43$q;
         mac$43$w = weight_r$43$q;
-        mac$43$x = op_c$q;
+        mac$43$x = op_c_copy$5$q;
         if (unit_is_a_r$43$q) begin
-            mac$43$x = op_a$q;
+            mac$43$x = op_a_copy$5$q;
         end
         mac$44$clock = clock;
         mac$44$en = mac_en_r$q;
         mac$44$first = mac_first_r$q;
         mac$44$bias = bias_r$44$q;
         mac$44$w = weight_r$44$q;
-        mac$44$x = op_c$q;
+        mac$44$x = op_c_copy$5$q;
         if (unit_is_a_r$44$q) begin
-            mac$44$x = op_a$q;
+            mac$44$x = op_a_copy$5$q;
         end
         mac$45$clock = clock;
         mac$45$en = mac_en_r$q;
         mac$45$first = mac_first_r$q;
         mac$45$bias = bias_r$45$q;
         mac$45$w = weight_r$45$q;
-        mac$45$x = op_c$q;
+        mac$45$x = op_c_copy$5$q;
         if (unit_is_a_r$45$q) begin
-            mac$45$x = op_a$q;
+            mac$45$x = op_a_copy$5$q;
         end
         mac$46$clock = clock;
         mac$46$en = mac_en_r$q;
         mac$46$first = mac_first_r$q;
         mac$46$bias = bias_r$46$q;
         mac$46$w = weight_r$46$q;
-        mac$46$x = op_c$q;
+        mac$46$x = op_c_copy$5$q;
         if (unit_is_a_r$46$q) begin
-            mac$46$x = op_a$q;
+            mac$46$x = op_a_copy$5$q;
         end
         mac$47$clock = clock;
         mac$47$en = mac_en_r$q;
         mac$47$first = mac_first_r$q;
         mac$47$bias = bias_r$47$q;
         mac$47$w = weight_r$47$q;
-        mac$47$x = op_c$q;
+        mac$47$x = op_c_copy$5$q;
         if (unit_is_a_r$47$q) begin
-            mac$47$x = op_a$q;
+            mac$47$x = op_a_copy$5$q;
         end
         mac$48$clock = clock;
         mac$48$en = mac_en_r$q;
         mac$48$first = mac_first_r$q;
         mac$48$bias = bias_r$48$q;
         mac$48$w = weight_r$48$q;
-        mac$48$x = op_c$q;
+        mac$48$x = op_c_copy$6$q;
         if (unit_is_a_r$48$q) begin
-            mac$48$x = op_a$q;
+            mac$48$x = op_a_copy$6$q;
         end
         mac$49$clock = clock;
         mac$49$en = mac_en_r$q;
         mac$49$first = mac_first_r$q;
         mac$49$bias = bias_r$49$q;
         mac$49$w = weight_r$49$q;
-        mac$49$x = op_c$q;
+        mac$49$x = op_c_copy$6$q;
         if (unit_is_a_r$49$q) begin
-            mac$49$x = op_a$q;
+            mac$49$x = op_a_copy$6$q;
         end
         mac$50$clock = clock;
         mac$50$en = mac_en_r$q;
         mac$50$first = mac_first_r$q;
         mac$50$bias = bias_r$50$q;
         mac$50$w = weight_r$50$q;
-        mac$50$x = op_c$q;
+        mac$50$x = op_c_copy$6$q;
         if (unit_is_a_r$50$q) begin
-            mac$50$x = op_a$q;
+            mac$50$x = op_a_copy$6$q;
         end
         mac$51$clock = clock;
         mac$51$en = mac_en_r$q;
         mac$51$first = mac_first_r$q;
         mac$51$bias = bias_r$51$q;
         mac$51$w = weight_r$51$q;
-        mac$51$x = op_c$q;
+        mac$51$x = op_c_copy$6$q;
         if (unit_is_a_r$51$q) begin
-            mac$51$x = op_a$q;
+            mac$51$x = op_a_copy$6$q;
         end
         mac$52$clock = clock;
         mac$52$en = mac_en_r$q;
         mac$52$first = mac_first_r$q;
         mac$52$bias = bias_r$52$q;
         mac$52$w = weight_r$52$q;
-        mac$52$x = op_c$q;
+        mac$52$x = op_c_copy$6$q;
         if (unit_is_a_r$52$q) begin
-            mac$52$x = op_a$q;
+            mac$52$x = op_a_copy$6$q;
         end
         mac$53$clock = clock;
         mac$53$en = mac_en_r$q;
         mac$53$first = mac_first_r$q;
         mac$53$bias = bias_r$53$q;
         mac$53$w = weight_r$53$q;
-        mac$53$x = op_c$q;
+        mac$53$x = op_c_copy$6$q;
         if (unit_is_a_r$53$q) begin
-            mac$53$x = op_a$q;
+            mac$53$x = op_a_copy$6$q;
         end
         mac$54$clock = clock;
         mac$54$en = mac_en_r$q;
         mac$54$first = mac_first_r$q;
         mac$54$bias = bias_r$54$q;
         mac$54$w = weight_r$54$q;
-        mac$54$x = op_c$q;
+        mac$54$x = op_c_copy$6$q;
         if (unit_is_a_r$54$q) begin
-            mac$54$x = op_a$q;
+            mac$54$x = op_a_copy$6$q;
         end
         mac$55$clock = clock;
         mac$55$en = mac_en_r$q;
         mac$55$first = mac_first_r$q;
         mac$55$bias = bias_r$55$q;
         mac$55$w = weight_r$55$q;
-        mac$55$x = op_c$q;
+        mac$55$x = op_c_copy$6$q;
         if (unit_is_a_r$55$q) begin
-            mac$55$x = op_a$q;
+            mac$55$x = op_a_copy$6$q;
         end
         mac$56$clock = clock;
         mac$56$en = mac_en_r$q;
         mac$56$first = mac_first_r$q;
         mac$56$bias = bias_r$56$q;
         mac$56$w = weight_r$56$q;
-        mac$56$x = op_c$q;
+        mac$56$x = op_c_copy$7$q;
         if (unit_is_a_r$56$q) begin
-            mac$56$x = op_a$q;
+            mac$56$x = op_a_copy$7$q;
         end
         mac$57$clock = clock;
         mac$57$en = mac_en_r$q;
         mac$57$first = mac_first_r$q;
         mac$57$bias = bias_r$57$q;
         mac$57$w = weight_r$57$q;
-        mac$57$x = op_c$q;
+        mac$57$x = op_c_copy$7$q;
         if (unit_is_a_r$57$q) begin
-            mac$57$x = op_a$q;
+            mac$57$x = op_a_copy$7$q;
         end
         mac$58$clock = clock;
         mac$58$en = mac_en_r$q;
         mac$58$first = mac_first_r$q;
         mac$58$bias = bias_r$58$q;
         mac$58$w = weight_r$58$q;
-        mac$58$x = op_c$q;
+        mac$58$x = op_c_copy$7$q;
         if (unit_is_a_r$58$q) begin
-            mac$58$x = op_a$q;
+            mac$58$x = op_a_copy$7$q;
         end
         mac$59$clock = clock;
         mac$59$en = mac_en_r$q;
         mac$59$first = mac_first_r$q;
         mac$59$bias = bias_r$59$q;
         mac$59$w = weight_r$59$q;
-        mac$59$x = op_c$q;
+        mac$59$x = op_c_copy$7$q;
         if (unit_is_a_r$59$q) begin
-            mac$59$x = op_a$q;
+            mac$59$x = op_a_copy$7$q;
         end
         mac$60$clock = clock;
         mac$60$en = mac_en_r$q;
         mac$60$first = mac_first_r$q;
         mac$60$bias = bias_r$60$q;
         mac$60$w = weight_r$60$q;
-        mac$60$x = op_c$q;
+        mac$60$x = op_c_copy$7$q;
         if (unit_is_a_r$60$q) begin
-            mac$60$x = op_a$q;
+            mac$60$x = op_a_copy$7$q;
         end
         mac$61$clock = clock;
         mac$61$en = mac_en_r$q;
         mac$61$first = mac_first_r$q;
         mac$61$bias = bias_r$61$q;
         mac$61$w = weight_r$61$q;
-        mac$61$x = op_c$q;
+        mac$61$x = op_c_copy$7$q;
         if (unit_is_a_r$61$q) begin
-            mac$61$x = op_a$q;
+            mac$61$x = op_a_copy$7$q;
         end
         mac$62$clock = clock;
         mac$62$en = mac_en_r$q;
         mac$62$first = mac_first_r$q;
         mac$62$bias = bias_r$62$q;
         mac$62$w = weight_r$62$q;
-        mac$62$x = op_c$q;
+        mac$62$x = op_c_copy$7$q;
         if (unit_is_a_r$62$q) begin
-            mac$62$x = op_a$q;
+            mac$62$x = op_a_copy$7$q;
         end
         mac$63$clock = clock;
         mac$63$en = mac_en_r$q;
         mac$63$first = mac_first_r$q;
         mac$63$bias = bias_r$63$q;
         mac$63$w = weight_r$63$q;
-        mac$63$x = op_c$q;
+        mac$63$x = op_c_copy$7$q;
         if (unit_is_a_r$63$q) begin
-            mac$63$x = op_a$q;
+            mac$63$x = op_a_copy$7$q;
         end
         mac$64$clock = clock;
         mac$64$en = mac_en_r$q;
         mac$64$first = mac_first_r$q;
         mac$64$bias = bias_r$64$q;
         mac$64$w = weight_r$64$q;
-        mac$64$x = op_c$q;
+        mac$64$x = op_c_copy$8$q;
         if (unit_is_a_r$64$q) begin
-            mac$64$x = op_a$q;
+            mac$64$x = op_a_copy$8$q;
         end
         mac$65$clock = clock;
         mac$65$en = mac_en_r$q;
         mac$65$first = mac_first_r$q;
         mac$65$bias = bias_r$65$q;
         mac$65$w = weight_r$65$q;
-        mac$65$x = op_c$q;
+        mac$65$x = op_c_copy$8$q;
         if (unit_is_a_r$65$q) begin
-            mac$65$x = op_a$q;
+            mac$65$x = op_a_copy$8$q;
         end
         mac$66$clock = clock;
         mac$66$en = mac_en_r$q;
         mac$66$first = mac_first_r$q;
         mac$66$bias = bias_r$66$q;
         mac$66$w = weight_r$66$q;
-        mac$66$x = op_c$q;
+        mac$66$x = op_c_copy$8$q;
         if (unit_is_a_r$66$q) begin
-            mac$66$x = op_a$q;
+            mac$66$x = op_a_copy$8$q;
         end
         mac$67$clock = clock;
         mac$67$en = mac_en_r$q;
         mac$67$first = mac_first_r$q;
         mac$67$bias = bias_r$67$q;
         mac$67$w = weight_r$67$q;
-        mac$67$x = op_c$q;
+        mac$67$x = op_c_copy$8$q;
         if (unit_is_a_r$67$q) begin
-            mac$67$x = op_a$q;
+            mac$67$x = op_a_copy$8$q;
         end
         mac$68$clock = clock;
         mac$68$en = mac_en_r$q;
         mac$68$first = mac_first_r$q;
         mac$68$bias = bias_r$68$q;
         mac$68$w = weight_r$68$q;
-        mac$68$x = op_c$q;
+        mac$68$x = op_c_copy$8$q;
         if (unit_is_a_r$68$q) begin
-            mac$68$x = op_a$q;
+            mac$68$x = op_a_copy$8$q;
         end
         mac$69$clock = clock;
         mac$69$en = mac_en_r$q;
         mac$69$first = mac_first_r$q;
         mac$69$bias = bias_r$69$q;
         mac$69$w = weight_r$69$q;
-        mac$69$x = op_c$q;
+        mac$69$x = op_c_copy$8$q;
         if (unit_is_a_r$69$q) begin
-            mac$69$x = op_a$q;
+            mac$69$x = op_a_copy$8$q;
         end
         mac$70$clock = clock;
         mac$70$en = mac_en_r$q;
         mac$70$first = mac_first_r$q;
         mac$70$bias = bias_r$70$q;
         mac$70$w = weight_r$70$q;
-        mac$70$x = op_c$q;
+        mac$70$x = op_c_copy$8$q;
         if (unit_is_a_r$70$q) begin
-            mac$70$x = op_a$q;
+            mac$70$x = op_a_copy$8$q;
         end
         mac$71$clock = clock;
         mac$71$en = mac_en_r$q;
         mac$71$first = mac_first_r$q;
         mac$71$bias = bias_r$71$q;
         mac$71$w = weight_r$71$q;
-        mac$71$x = op_c$q;
+        mac$71$x = op_c_copy$8$q;
         if (unit_is_a_r$71$q) begin
-            mac$71$x = op_a$q;
+            mac$71$x = op_a_copy$8$q;
         end
         mac$72$clock = clock;
         mac$72$en = mac_en_r$q;
         mac$72$first = mac_first_r$q;
         mac$72$bias = bias_r$72$q;
         mac$72$w = weight_r$72$q;
-        mac$72$x = op_c$q;
+        mac$72$x = op_c_copy$9$q;
         if (unit_is_a_r$72$q) begin
-            mac$72$x = op_a$q;
+            mac$72$x = op_a_copy$9$q;
         end
         mac$73$clock = clock;
         mac$73$en = mac_en_r$q;
         mac$73$first = mac_first_r$q;
         mac$73$bias = bias_r$73$q;
         mac$73$w = weight_r$73$q;
-        mac$73$x = op_c$q;
+        mac$73$x = op_c_copy$9$q;
         if (unit_is_a_r$73$q) begin
-            mac$73$x = op_a$q;
+            mac$73$x = op_a_copy$9$q;
         end
         mac$74$clock = clock;
         mac$74$en = mac_en_r$q;
         mac$74$first = mac_first_r$q;
         mac$74$bias = bias_r$74$q;
         mac$74$w = weight_r$74$q;
-        mac$74$x = op_c$q;
+        mac$74$x = op_c_copy$9$q;
         if (unit_is_a_r$74$q) begin
-            mac$74$x = op_a$q;
+            mac$74$x = op_a_copy$9$q;
         end
         mac$75$clock = clock;
         mac$75$en = mac_en_r$q;
         mac$75$first = mac_first_r$q;
         mac$75$bias = bias_r$75$q;
         mac$75$w = weight_r$75$q;
-        mac$75$x = op_c$q;
+        mac$75$x = op_c_copy$9$q;
         if (unit_is_a_r$75$q) begin
-            mac$75$x = op_a$q;
+            mac$75$x = op_a_copy$9$q;
         end
         mac$76$clock = clock;
         mac$76$en = mac_en_r$q;
         mac$76$first = mac_first_r$q;
         mac$76$bias = bias_r$76$q;
         mac$76$w = weight_r$76$q;
-        mac$76$x = op_c$q;
+        mac$76$x = op_c_copy$9$q;
         if (unit_is_a_r$76$q) begin
-            mac$76$x = op_a$q;
+            mac$76$x = op_a_copy$9$q;
         end
         mac$77$clock = clock;
         mac$77$en = mac_en_r$q;
         mac$77$first = mac_first_r$q;
         mac$77$bias = bias_r$77$q;
         mac$77$w = weight_r$77$q;
-        mac$77$x = op_c$q;
+        mac$77$x = op_c_copy$9$q;
         if (unit_is_a_r$77$q) begin
-            mac$77$x = op_a$q;
+            mac$77$x = op_a_copy$9$q;
         end
         mac$78$clock = clock;
         mac$78$en = mac_en_r$q;
         mac$78$first = mac_first_r$q;
         mac$78$bias = bias_r$78$q;
         mac$78$w = weight_r$78$q;
-        mac$78$x = op_c$q;
+        mac$78$x = op_c_copy$9$q;
         if (unit_is_a_r$78$q) begin
-            mac$78$x = op_a$q;
+            mac$78$x = op_a_copy$9$q;
         end
         mac$79$clock = clock;
         mac$79$en = mac_en_r$q;
         mac$79$first = mac_first_r$q;
         mac$79$bias = bias_r$79$q;
         mac$79$w = weight_r$79$q;
-        mac$79$x = op_c$q;
+        mac$79$x = op_c_copy$9$q;
         if (unit_is_a_r$79$q) begin
-            mac$79$x = op_a$q;
+            mac$79$x = op_a_copy$9$q;
         end
         mac$80$clock = clock;
         mac$80$en = mac_en_r$q;
         mac$80$first = mac_first_r$q;
         mac$80$bias = bias_r$80$q;
         mac$80$w = weight_r$80$q;
-        mac$80$x = op_c$q;
+        mac$80$x = op_c_copy$10$q;
         if (unit_is_a_r$80$q) begin
-            mac$80$x = op_a$q;
+            mac$80$x = op_a_copy$10$q;
         end
         mac$81$clock = clock;
         mac$81$en = mac_en_r$q;
         mac$81$first = mac_first_r$q;
         mac$81$bias = bias_r$81$q;
         mac$81$w = weight_r$81$q;
-        mac$81$x = op_c$q;
+        mac$81$x = op_c_copy$10$q;
         if (unit_is_a_r$81$q) begin
-            mac$81$x = op_a$q;
+            mac$81$x = op_a_copy$10$q;
         end
         mac$82$clock = clock;
         mac$82$en = mac_en_r$q;
         mac$82$first = mac_first_r$q;
         mac$82$bias = bias_r$82$q;
         mac$82$w = weight_r$82$q;
-        mac$82$x = op_c$q;
+        mac$82$x = op_c_copy$10$q;
         if (unit_is_a_r$82$q) begin
-            mac$82$x = op_a$q;
+            mac$82$x = op_a_copy$10$q;
         end
         mac$83$clock = clock;
         mac$83$en = mac_en_r$q;
         mac$83$first = mac_first_r$q;
         mac$83$bias = bias_r$83$q;
         mac$83$w = weight_r$83$q;
-        mac$83$x = op_c$q;
+        mac$83$x = op_c_copy$10$q;
         if (unit_is_a_r$83$q) begin
-            mac$83$x = op_a$q;
+            mac$83$x = op_a_copy$10$q;
         end
         mac$84$clock = clock;
         mac$84$en = mac_en_r$q;
         mac$84$first = mac_first_r$q;
         mac$84$bias = bias_r$84$q;
         mac$84$w = weight_r$84$q;
-        mac$84$x = op_c$q;
+        mac$84$x = op_c_copy$10$q;
         if (unit_is_a_r$84$q) begin
-            mac$84$x = op_a$q;
+            mac$84$x = op_a_copy$10$q;
         end
         mac$85$clock = clock;
         mac$85$en = mac_en_r$q;
         mac$85$first = mac_first_r$q;
         mac$85$bias = bias_r$85$q;
         mac$85$w = weight_r$85$q;
-        mac$85$x = op_c$q;
+        mac$85$x = op_c_copy$10$q;
         if (unit_is_a_r$85$q) begin
-            mac$85$x = op_a$q;
+            mac$85$x = op_a_copy$10$q;
         end
         mac$86$clock = clock;
         mac$86$en = mac_en_r$q;
         mac$86$first = mac_first_r$q;
         mac$86$bias = bias_r$86$q;
         mac$86$w = weight_r$86$q;
-        mac$86$x = op_c$q;
+        mac$86$x = op_c_copy$10$q;
         if (unit_is_a_r$86$q) begin
-            mac$86$x = op_a$q;
+            mac$86$x = op_a_copy$10$q;
         end
         mac$87$clock = clock;
         mac$87$en = mac_en_r$q;
         mac$87$first = mac_first_r$q;
         mac$87$bias = bias_r$87$q;
         mac$87$w = weight_r$87$q;
-        mac$87$x = op_c$q;
+        mac$87$x = op_c_copy$10$q;
         if (unit_is_a_r$87$q) begin
-            mac$87$x = op_a$q;
+            mac$87$x = op_a_copy$10$q;
         end
         mac$88$clock = clock;
         mac$88$en = mac_en_r$q;
         mac$88$first = mac_first_r$q;
         mac$88$bias = bias_r$88$q;
         mac$88$w = weight_r$88$q;
-        mac$88$x = op_c$q;
+        mac$88$x = op_c_copy$11$q;
         if (unit_is_a_r$88$q) begin
-            mac$88$x = op_a$q;
+            mac$88$x = op_a_copy$11$q;
         end
         mac$89$clock = clock;
         mac$89$en = mac_en_r$q;
         mac$89$first = mac_first_r$q;
         mac$89$bias = bias_r$89$q;
         mac$89$w = weight_r$89$q;
-        mac$89$x = op_c$q;
+        mac$89$x = op_c_copy$11$q;
         if (unit_is_a_r$89$q) begin
-            mac$89$x = op_a$q;
+            mac$89$x = op_a_copy$11$q;
         end
         mac$90$clock = clock;
         mac$90$en = mac_en_r$q;
         mac$90$first = mac_first_r$q;
         mac$90$bias = bias_r$90$q;
         mac$90$w = weight_r$90$q;
-        mac$90$x = op_c$q;
+        mac$90$x = op_c_copy$11$q;
         if (unit_is_a_r$90$q) begin
-            mac$90$x = op_a$q;
+            mac$90$x = op_a_copy$11$q;
         end
         mac$91$clock = clock;
         mac$91$en = mac_en_r$q;
         mac$91$first = mac_first_r$q;
         mac$91$bias = bias_r$91$q;
         mac$91$w = weight_r$91$q;
-        mac$91$x = op_c$q;
+        mac$91$x = op_c_copy$11$q;
         if (unit_is_a_r$91$q) begin
-            mac$91$x = op_a$q;
+            mac$91$x = op_a_copy$11$q;
         end
         mac$92$clock = clock;
         mac$92$en = mac_en_r$q;
         mac$92$first = mac_first_r$q;
         mac$92$bias = bias_r$92$q;
         mac$92$w = weight_r$92$q;
-        mac$92$x = op_c$q;
+        mac$92$x = op_c_copy$11$q;
         if (unit_is_a_r$92$q) begin
-            mac$92$x = op_a$q;
+            mac$92$x = op_a_copy$11$q;
         end
         mac$93$clock = clock;
         mac$93$en = mac_en_r$q;
         mac$93$first = mac_first_r$q;
         mac$93$bias = bias_r$93$q;
         mac$93$w = weight_r$93$q;
-        mac$93$x = op_c$q;
+        mac$93$x = op_c_copy$11$q;
         if (unit_is_a_r$93$q) begin
-            mac$93$x = op_a$q;
+            mac$93$x = op_a_copy$11$q;
         end
         mac$94$clock = clock;
         mac$94$en = mac_en_r$q;
         mac$94$first = mac_first_r$q;
         mac$94$bias = bias_r$94$q;
         mac$94$w = weight_r$94$q;
-        mac$94$x = op_c$q;
+        mac$94$x = op_c_copy$11$q;
         if (unit_is_a_r$94$q) begin
-            mac$94$x = op_a$q;
+            mac$94$x = op_a_copy$11$q;
         end
         mac$95$clock = clock;
         mac$95$en = mac_en_r$q;
         mac$95$first = mac_first_r$q;
         mac$95$bias = bias_r$95$q;
         mac$95$w = weight_r$95$q;
-        mac$95$x = op_c$q;
+        mac$95$x = op_c_copy$11$q;
         if (unit_is_a_r$95$q) begin
-            mac$95$x = op_a$q;
+            mac$95$x = op_a_copy$11$q;
         end
         if (post_r$q) begin
             if (post_pass_r$q == z_pass$0) begin
@@ -34579,6 +37805,258 @@ module top$gru$lane$0$op_a(d,q,clock);
 endmodule // top$gru$lane$0$op_a
 
 
+module top$gru$lane$0$op_a_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$0
+
+
+module top$gru$lane$0$op_a_copy$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$1
+
+
+module top$gru$lane$0$op_a_copy$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$10
+
+
+module top$gru$lane$0$op_a_copy$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$11
+
+
+module top$gru$lane$0$op_a_copy$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$2
+
+
+module top$gru$lane$0$op_a_copy$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$3
+
+
+module top$gru$lane$0$op_a_copy$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$4
+
+
+module top$gru$lane$0$op_a_copy$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$5
+
+
+module top$gru$lane$0$op_a_copy$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$6
+
+
+module top$gru$lane$0$op_a_copy$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$7
+
+
+module top$gru$lane$0$op_a_copy$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$8
+
+
+module top$gru$lane$0$op_a_copy$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_a_copy$9
+
+
 module top$gru$lane$0$op_c(d,q,clock);
     
     // Module arguments
@@ -34596,6 +38074,258 @@ module top$gru$lane$0$op_c(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$op_c
+
+
+module top$gru$lane$0$op_c_copy$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$0
+
+
+module top$gru$lane$0$op_c_copy$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$1
+
+
+module top$gru$lane$0$op_c_copy$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$10
+
+
+module top$gru$lane$0$op_c_copy$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$11
+
+
+module top$gru$lane$0$op_c_copy$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$2
+
+
+module top$gru$lane$0$op_c_copy$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$3
+
+
+module top$gru$lane$0$op_c_copy$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$4
+
+
+module top$gru$lane$0$op_c_copy$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$5
+
+
+module top$gru$lane$0$op_c_copy$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$6
+
+
+module top$gru$lane$0$op_c_copy$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$7
+
+
+module top$gru$lane$0$op_c_copy$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$8
+
+
+module top$gru$lane$0$op_c_copy$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    
+    // Update code (custom)
+    wire unused_d_high = ^{1'b0, d[17:9]};
+    reg [8:0] kept;
+    initial begin
+       kept = 9'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       kept <= d[8:0];
+    end
+    always @(*) q = {{9{kept[8]}}, kept};
+endmodule // top$gru$lane$0$op_c_copy$9
 
 
 module top$gru$lane$0$op_head(d,q,clock);
@@ -41514,25 +45244,6 @@ module top$gru$lane$0$z1$9(d,q,clock);
 endmodule // top$gru$lane$0$z1$9
 
 
-module top$gru$m1_head(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$m1_head
-
-
 module top$gru$m1_pass(d,q,clock);
     
     // Module arguments
@@ -41588,25 +45299,6 @@ module top$gru$m1_valid(d,q,clock);
     end
           
 endmodule // top$gru$m1_valid
-
-
-module top$gru$m2_head(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$m2_head
 
 
 module top$gru$m2_pass(d,q,clock);
@@ -43659,6 +47351,82 @@ module top$gru$s1_valid(d,q,clock);
     end
           
 endmodule // top$gru$s1_valid
+
+
+module top$gru$s1b_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1b_first
+
+
+module top$gru$s1b_pass(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1b_pass
+
+
+module top$gru$s1b_term(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1b_term
+
+
+module top$gru$s1b_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$s1b_valid
 
 
 module top$gru$s2_head(d,q,clock);

@@ -54,8 +54,8 @@ fn cycle_model_matches_simulation() {
     ] {
         let (period, model) = measured_period(h, g, bits, lanes, macs, true);
         assert!(model.compute_bound(), "{model:?}");
-        // Tiny shapes pay the slot's 7 boundary/drain cycles on few terms.
-        assert!(model.utilisation() > 0.55, "{model:?}");
+        // Tiny shapes pay the slot's 8 boundary/drain cycles on few terms.
+        assert!(model.utilisation() > 0.5, "{model:?}");
         assert_eq!(
             period, model.cycles_per_group,
             "H {h} G {g} W {bits} P {lanes} M {macs}: {model:?}"

@@ -14,7 +14,7 @@ pub struct CycleModel {
     pub macs: usize,
     pub lanes: usize,
     pub bits: u32,
-    /// Cycles of one slot: 3H / M passes of H + 1 terms, plus 7 (6-cycle drain, 1-cycle boundary).
+    /// Cycles of one slot: 3H / M passes of H + 1 terms, plus 8 (7-cycle drain, 1-cycle boundary).
     pub slot: usize,
     /// GRU cycles per group of P pixels: 2 G slots (two sets interleaved).
     pub gru_per_group: usize,
@@ -117,6 +117,6 @@ mod tests {
                 assert!(c.cycles_per_pixel() <= 1.25 * c.bound_per_pixel(), "{c:?}");
             }
         }
-        assert_eq!(CycleModel::new(32, 135, 96, 1, 8).slot, 40);
+        assert_eq!(CycleModel::new(32, 135, 96, 1, 8).slot, 41);
     }
 }

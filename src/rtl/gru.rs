@@ -48,8 +48,9 @@ pub struct Shape {
 }
 
 /// Cycles after a slot's last issue until its last row is narrowed into
-/// z, r or c: stages 0b, 0c, the MAC inputs, then the MAC pipeline.
-pub const DRAIN_CYCLES: usize = 3 + MAC_LATENCY;
+/// z, r or c: stages 0b, 0c, the operand copies (1a), the MAC inputs (1b),
+/// then the MAC pipeline.
+pub const DRAIN_CYCLES: usize = 4 + MAC_LATENCY;
 
 /// Cycles between the drain and the next slot's first issue: the state
 /// update writes h_j three cycles after it starts, the A set reads h_j two
@@ -62,7 +63,7 @@ pub fn slot_cycles(hidden: usize, macs: usize) -> usize {
 }
 
 // The m1/m2 stages below carry the schedule across the MAC pipeline.
-const _: () = assert!(MAC_LATENCY == 3 && DRAIN_CYCLES == 6);
+const _: () = assert!(MAC_LATENCY == 3 && DRAIN_CYCLES == 7);
 
 impl Shape {
     pub fn slot_cycles(&self) -> usize {
@@ -122,22 +123,37 @@ pub struct Gru {
     d0_waddr_c: DFF<Addr>,
     d0_baddr_a: DFF<Addr>,
     d0_baddr_c: DFF<Addr>,
+    /// The same one stage later (stage 0c), so the ROMs' data (two stages
+    /// on) meets the MAC inputs at stage 1b.
+    d1_unit_a: Vec<DFF<Bit>>,
+    d1_waddr_a: DFF<Addr>,
+    d1_waddr_c: DFF<Addr>,
+    d1_baddr_a: DFF<Addr>,
+    d1_baddr_c: DFF<Addr>,
     d1_valid: DFF<Bit>,
     d1_first: DFF<Bit>,
     d1_pass: DFF<Addr>,
     d1_term: DFF<Addr>,
     d1_head: DFF<Bit>,
-    /// Per unit: stage 1 feeds it the A set's operand (registered decode).
+    /// Stage 1b (the MAC inputs, one stage after the lanes' operand
+    /// copies at stage 1a).
+    s1b_valid: DFF<Bit>,
+    s1b_first: DFF<Bit>,
+    s1b_pass: DFF<Addr>,
+    s1b_term: DFF<Addr>,
+    /// Per unit: stage 1b feeds it the A set's operand (registered decode).
     s1_is_a: Vec<DFF<Bit>>,
-    /// The stage-1 schedule carried across the MAC pipeline to stage 2.
+    /// The stage-1b schedule carried across the MAC pipeline to stage 2.
     m1_valid: DFF<Bit>,
     m1_pass: DFF<Addr>,
     m1_term: DFF<Addr>,
-    m1_head: DFF<Bit>,
     m2_valid: DFF<Bit>,
     m2_pass: DFF<Addr>,
     m2_term: DFF<Addr>,
-    m2_head: DFF<Bit>,
+    /// The head's last state term (its MAC takes `op_head` at stage 1)
+    /// carried across its MAC pipeline.
+    h1_last: DFF<Bit>,
+    h2_last: DFF<Bit>,
     /// The set in its A slot (the current or last slot).
     a_set: DFF<Bit>,
     active: Vec<DFF<Bit>>,
@@ -315,20 +331,29 @@ impl Gru {
             d0_waddr_c: Default::default(),
             d0_baddr_a: Default::default(),
             d0_baddr_c: Default::default(),
+            d1_unit_a: super::many(m),
+            d1_waddr_a: Default::default(),
+            d1_waddr_c: Default::default(),
+            d1_baddr_a: Default::default(),
+            d1_baddr_c: Default::default(),
             d1_valid: Default::default(),
             d1_first: Default::default(),
             d1_pass: Default::default(),
             d1_term: Default::default(),
             d1_head: Default::default(),
+            s1b_valid: Default::default(),
+            s1b_first: Default::default(),
+            s1b_pass: Default::default(),
+            s1b_term: Default::default(),
             s1_is_a: super::many(m),
             m1_valid: Default::default(),
             m1_pass: Default::default(),
             m1_term: Default::default(),
-            m1_head: Default::default(),
             m2_valid: Default::default(),
             m2_pass: Default::default(),
             m2_term: Default::default(),
-            m2_head: Default::default(),
+            h1_last: Default::default(),
+            h2_last: Default::default(),
             a_set: DFF::default(),
             active: super::many(2),
             decoder: super::many(2),
@@ -401,12 +426,13 @@ impl Logic for Gru {
     fn update(&mut self) {
         dff_setup!(
             self, clock, slot, pass, term, rom_addr, drain, d0_valid, d0_first, d0_pass, d0_term,
-            d0_head, d0_waddr_a, d0_waddr_c, d0_baddr_a, d0_baddr_c, d1_valid, d1_first, d1_pass,
-            d1_term, d1_head, m1_valid, m1_pass, m1_term, m1_head, m2_valid, m2_pass, m2_term,
-            m2_head, a_set, next_set, next_group, head_valid, head_first, head_last, head_step,
-            head_group, s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_post, s2_pass, s2_set,
-            s2_head, s3_head, lag_done, lag_last, lag_step, lag_group, upd_run, upd_j, upd_set,
-            upd_zero, upd_active
+            d0_head, d0_waddr_a, d0_waddr_c, d0_baddr_a, d0_baddr_c, d1_waddr_a, d1_waddr_c,
+            d1_baddr_a, d1_baddr_c, d1_valid, d1_first, d1_pass, d1_term, d1_head, s1b_valid,
+            s1b_first, s1b_pass, s1b_term, m1_valid, m1_pass, m1_term, m2_valid, m2_pass, m2_term,
+            h1_last, h2_last, a_set, next_set, next_group, head_valid, head_first, head_last,
+            head_step, head_group, s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_post, s2_pass,
+            s2_set, s2_head, s3_head, lag_done, lag_last, lag_step, lag_group, upd_run, upd_j,
+            upd_set, upd_zero, upd_active
         );
         for s in 0..2 {
             self.active[s].clock.next = self.clock.val();
@@ -448,25 +474,31 @@ impl Logic for Gru {
             self.d0_waddr_c.d.next = self.rom_addr.q.val() + self.layer_rom_offset.val();
             self.d0_baddr_c.d.next = self.pass.q.val() + self.layer_bias_offset.val();
         }
+        self.d1_waddr_a.d.next = self.d0_waddr_a.q.val();
+        self.d1_waddr_c.d.next = self.d0_waddr_c.q.val();
+        self.d1_baddr_a.d.next = self.d0_baddr_a.q.val();
+        self.d1_baddr_c.d.next = self.d0_baddr_c.q.val();
         for m in 0..self._m {
-            // The address is computed at stage 0 and presented at stage 0b
-            // to the ROMs with an output register, so the data meets stage 1.
+            // The address is computed at stage 0 and presented at stage 0c
+            // to the ROMs with an output register, so the data meets stage 1b.
             self.d0_unit_a[m].clock.next = self.clock.val();
             self.d0_unit_a[m].d.next = self.pass.q.val() < self.a_passes[m].val();
+            self.d1_unit_a[m].clock.next = self.clock.val();
+            self.d1_unit_a[m].d.next = self.d0_unit_a[m].q.val();
             self.weight_rom[m].clock.next = self.clock.val();
             self.bias_rom[m].clock.next = self.clock.val();
-            self.weight_rom[m].address.next = self.d0_waddr_c.q.val();
-            self.bias_rom[m].address.next = self.d0_baddr_c.q.val();
-            if self.d0_unit_a[m].q.val() {
-                self.weight_rom[m].address.next = self.d0_waddr_a.q.val();
-                self.bias_rom[m].address.next = self.d0_baddr_a.q.val();
+            self.weight_rom[m].address.next = self.d1_waddr_c.q.val();
+            self.bias_rom[m].address.next = self.d1_baddr_c.q.val();
+            if self.d1_unit_a[m].q.val() {
+                self.weight_rom[m].address.next = self.d1_waddr_a.q.val();
+                self.bias_rom[m].address.next = self.d1_baddr_a.q.val();
             }
         }
         for c in 0..3 {
             self.head_rom[c].clock.next = self.clock.val();
             self.head_rom[c].address.next = self.d0_term.q.val();
         }
-        // Pipeline registers: stage 0 -> 0b -> 0c -> 1.
+        // Pipeline registers: stage 0 -> 0b -> 0c -> 1(a) -> 1b.
         self.d0_valid.d.next = self.issue.val();
         self.d0_first.d.next = !self.term.q.val().any();
         self.d0_pass.d.next = self.pass.q.val();
@@ -483,24 +515,28 @@ impl Logic for Gru {
         self.s1_pass.d.next = self.d1_pass.q.val();
         self.s1_term.d.next = self.d1_term.q.val();
         self.s1_head.d.next = self.d1_head.q.val();
+        self.s1b_valid.d.next = self.s1_valid.q.val();
+        self.s1b_first.d.next = self.s1_first.q.val();
+        self.s1b_pass.d.next = self.s1_pass.q.val();
+        self.s1b_term.d.next = self.s1_term.q.val();
         for m in 0..self._m {
             self.s1_is_a[m].clock.next = self.clock.val();
-            self.s1_is_a[m].d.next = self.d1_pass.q.val() < self.a_passes[m].val();
+            self.s1_is_a[m].d.next = self.s1_pass.q.val() < self.a_passes[m].val();
         }
-        self.m1_valid.d.next = self.s1_valid.q.val();
-        self.m1_pass.d.next = self.s1_pass.q.val();
-        self.m1_term.d.next = self.s1_term.q.val();
-        self.m1_head.d.next = self.s1_head.q.val();
+        self.m1_valid.d.next = self.s1b_valid.q.val();
+        self.m1_pass.d.next = self.s1b_pass.q.val();
+        self.m1_term.d.next = self.s1b_term.q.val();
         self.m2_valid.d.next = self.m1_valid.q.val();
         self.m2_pass.d.next = self.m1_pass.q.val();
         self.m2_term.d.next = self.m1_term.q.val();
-        self.m2_head.d.next = self.m1_head.q.val();
         self.s2_post.d.next =
             self.m2_valid.q.val() && (self.m2_term.q.val() == self.last_term.val());
         self.s2_pass.d.next = self.m2_pass.q.val();
         self.s2_set.d.next = self.a_set.q.val();
-        self.s2_head.d.next =
-            self.m2_head.q.val() && (self.m2_term.q.val() == self.last_state_term.val());
+        self.h1_last.d.next =
+            self.s1_head.q.val() && (self.s1_term.q.val() == self.last_state_term.val());
+        self.h2_last.d.next = self.h1_last.q.val();
+        self.s2_head.d.next = self.h2_last.q.val();
         self.s3_head.d.next = self.s2_head.q.val();
         // Lanes.
         for l in 0..self._lanes {
@@ -525,8 +561,8 @@ impl Logic for Gru {
                 self.lane[l].a_zero.next = self.zero[0].val();
                 self.lane[l].c_zero.next = self.zero[1].val();
             }
-            self.lane[l].mac_en.next = self.s1_valid.q.val();
-            self.lane[l].mac_first.next = self.s1_first.q.val();
+            self.lane[l].mac_en.next = self.s1b_valid.q.val();
+            self.lane[l].mac_first.next = self.s1b_first.q.val();
             for m in 0..self._m {
                 self.lane[l].unit_is_a[m].next = self.s1_is_a[m].q.val();
                 self.lane[l].weight[m].next = self.weight_rom[m].data.val();
@@ -660,7 +696,7 @@ impl Logic for Gru {
             SlotState::Drain => {
                 self.drain.d.next = self.drain.q.val() + 1;
                 // DRAIN_CYCLES - 1 (asserted below the constants).
-                if self.drain.q.val() == 5 {
+                if self.drain.q.val() == 6 {
                     self.slot.d.next = SlotState::Boundary;
                     self.upd_run.d.next = true;
                     self.upd_j.d.next = 0.into();
@@ -692,7 +728,7 @@ mod tests {
         let (h, m) = (4, 6);
         let gru = Gru::new(&model, 11, 1, m);
         assert_eq!(gru._shape.passes, 2);
-        assert_eq!(gru._shape.slot_cycles(), 2 * 5 + 7);
+        assert_eq!(gru._shape.slot_cycles(), 2 * 5 + 8);
         let (eu, du, ek) = (
             model.encoder_recurrent.exponent,
             model.decoder_recurrent.exponent,

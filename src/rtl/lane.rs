@@ -14,9 +14,10 @@
 //! in its C slot are read and registered; stage 0b: their reset product
 //! r_k h_k (a DSP), registered; stage 0c: its narrowing into `op_c`, and
 //! the read of the z/r operand of the set in its A slot at the same term
-//! (address `ka`, two cycles behind `k`) into `op_a` (the weight ROMs are
-//! addressed here). The A set's read comes last so a slot can start two
-//! cycles before the state update has written all of h. Stage 1: the MAC
+//! (address `ka`, two cycles behind `k`) into `op_a`. The A set's read
+//! comes last so a slot can start two cycles before the state update has
+//! written all of h. Stage 1a: `op_a` and `op_c` copied once per eight
+//! MAC units (the weight ROMs are addressed here); stage 1b: the MAC
 //! inputs (operand select per unit); the MACs land MAC_LATENCY cycles
 //! later. Stage 2: a finished pass's accumulators go through the hard
 //! sigmoid / clipped identity into z, r or c. The state update streams
@@ -25,7 +26,7 @@
 //! chain of about 2W bits (docs/hardware.md: post-route Fmax).
 
 use super::head::Head;
-use super::prim::{Kept, KeptWeight, MacUnit, Mem, MulAdd, Requant};
+use super::prim::{Kept, KeptCode, KeptWeight, MacUnit, Mem, MulAdd, Requant};
 use super::{Acc, Addr, Code, Widths, Wt};
 use crate::fixed::Format;
 use rust_hdl::prelude::*;
@@ -126,6 +127,12 @@ pub struct Lane {
     op_a: DFF<Code>,
     op_c: DFF<Code>,
     op_head: DFF<Code>,
+    /// Stage 1a: `op_a` and `op_c` copied once per [`MACS_PER_COPY`] MAC
+    /// units, so no operand net spans all M DSPs (at P = 3, M = 48 the
+    /// one `op_c` net to 48 DSP columns was the critical path: 20.5 ns of
+    /// routing, docs/hardware.md).
+    op_a_copy: Vec<KeptCode>,
+    op_c_copy: Vec<KeptCode>,
     // Operand pipeline (stages 0b, 0c between the reads and the MACs).
     p_r: DFF<Code>,
     p_h: DFF<Code>,
@@ -169,7 +176,12 @@ pub struct Lane {
     c_pass: Vec<Constant<Addr>>,
     _h: usize,
     _m: usize,
+    _copies: usize,
+    _per_copy: usize,
 }
+
+/// MAC units fed by one copy of the lane's operand registers.
+pub const MACS_PER_COPY: usize = 8;
 
 impl Lane {
     /// A lane for hidden size `h`, `m` MAC units, `gates` input buffer depth.
@@ -260,6 +272,12 @@ impl Lane {
             op_a: Default::default(),
             op_c: Default::default(),
             op_head: Default::default(),
+            op_a_copy: (0..m.div_ceil(MACS_PER_COPY))
+                .map(|_| KeptCode::new(widths.code))
+                .collect(),
+            op_c_copy: (0..m.div_ceil(MACS_PER_COPY))
+                .map(|_| KeptCode::new(widths.code))
+                .collect(),
             p_r: Default::default(),
             p_h: Default::default(),
             p_xc: Default::default(),
@@ -307,6 +325,8 @@ impl Lane {
             c_pass: (0..h).map(|j| pass_of(2 * h + j, m)).collect(),
             _h: h,
             _m: m,
+            _copies: m.div_ceil(MACS_PER_COPY),
+            _per_copy: MACS_PER_COPY,
         }
     }
 }
@@ -505,16 +525,24 @@ impl Logic for Lane {
                 self.op_c.d.next = 0.into();
             }
         }
-        // Stage 1: MACs.
-        for m in 0..self._m {
-            self.mac[m].clock.next = self.clock.val();
-            self.mac[m].en.next = self.mac_en_r.q.val();
-            self.mac[m].first.next = self.mac_first_r.q.val();
-            self.mac[m].bias.next = self.bias_r[m].q.val();
-            self.mac[m].w.next = self.weight_r[m].q.val();
-            self.mac[m].x.next = self.op_c.q.val();
-            if self.unit_is_a_r[m].q.val() {
-                self.mac[m].x.next = self.op_a.q.val();
+        // Stage 1a: the operand copies; stage 1b: the MAC inputs.
+        for g in 0..self._copies {
+            self.op_a_copy[g].clock.next = self.clock.val();
+            self.op_a_copy[g].d.next = self.op_a.q.val();
+            self.op_c_copy[g].clock.next = self.clock.val();
+            self.op_c_copy[g].d.next = self.op_c.q.val();
+        }
+        for per in self._per_copy..(self._per_copy + 1) {
+            for m in 0..self._m {
+                self.mac[m].clock.next = self.clock.val();
+                self.mac[m].en.next = self.mac_en_r.q.val();
+                self.mac[m].first.next = self.mac_first_r.q.val();
+                self.mac[m].bias.next = self.bias_r[m].q.val();
+                self.mac[m].w.next = self.weight_r[m].q.val();
+                self.mac[m].x.next = self.op_c_copy[m / per].q.val();
+                if self.unit_is_a_r[m].q.val() {
+                    self.mac[m].x.next = self.op_a_copy[m / per].q.val();
+                }
             }
         }
         // Stage 2: row j of pass p sits in unit j - p M.

@@ -697,21 +697,26 @@ end
     }
 }
 
-/// [`Kept`] for a signed weight port of which only the low `bits` are read
-/// (the rest are sign copies): only those are registered, so a lane's
-/// copies of the M weights cost M W flip-flops, not 20 M.
+/// [`Kept`] for a signed port of `N` bits of which only the low `bits`
+/// are read (the rest are sign copies): only those are registered, so a
+/// lane's copies of the M weights cost M W flip-flops, not 20 M.
 #[derive(LogicBlock)]
-pub struct KeptWeight {
+pub struct KeptSigned<const N: usize> {
     pub clock: Signal<In, Clock>,
-    pub d: Signal<In, Wt>,
-    pub q: Signal<Out, Wt>,
+    pub d: Signal<In, Bits<N>>,
+    pub q: Signal<Out, Bits<N>>,
     _bits: u32,
 }
 
-impl KeptWeight {
+/// A kept copy of a weight port ([`Wt`]).
+pub type KeptWeight = KeptSigned<20>;
+/// A kept copy of an operand port ([`Code`]).
+pub type KeptCode = KeptSigned<18>;
+
+impl<const N: usize> KeptSigned<N> {
     pub fn new(bits: u32) -> Self {
-        assert!((1..=Wt::BITS as u32).contains(&bits), "weight width {bits}");
-        KeptWeight {
+        assert!((1..=N as u32).contains(&bits), "kept width {bits} of {N}");
+        KeptSigned {
             clock: Default::default(),
             d: Default::default(),
             q: Default::default(),
@@ -720,7 +725,7 @@ impl KeptWeight {
     }
 }
 
-impl Logic for KeptWeight {
+impl<const N: usize> Logic for KeptSigned<N> {
     fn update(&mut self) {
         if self.clock.pos_edge() {
             self.q.next = tc(wrap(sx(self.d.val()), self._bits));
@@ -731,7 +736,7 @@ impl Logic for KeptWeight {
     }
     fn hdl(&self) -> Verilog {
         let n = self._bits;
-        let port = Wt::BITS as u32;
+        let port = N as u32;
         let unused = if n < port {
             format!("wire unused_d_high = ^{{1'b0, d[{}:{n}]}};\n", port - 1)
         } else {
