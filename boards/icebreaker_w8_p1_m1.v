@@ -9158,12 +9158,12 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  c_zero_r$clock;
     reg  c_zero_r$d;
     wire  c_zero_r$q;
-    reg  mac_en_r$clock;
-    reg  mac_en_r$d;
-    wire  mac_en_r$q;
-    reg  mac_first_r$clock;
-    reg  mac_first_r$d;
-    wire  mac_first_r$q;
+    reg  mac_en_r$0$clock;
+    reg  mac_en_r$0$d;
+    wire  mac_en_r$0$q;
+    reg  mac_first_r$0$clock;
+    reg  mac_first_r$0$d;
+    wire  mac_first_r$0$q;
     reg  head_en_r$clock;
     reg  head_en_r$d;
     wire  head_en_r$q;
@@ -9929,15 +9929,15 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(c_zero_r$d),
         .q(c_zero_r$q)
     );
-    top$core$engine$gru$lane$0$mac_en_r mac_en_r(
-        .clock(mac_en_r$clock),
-        .d(mac_en_r$d),
-        .q(mac_en_r$q)
+    top$core$engine$gru$lane$0$mac_en_r$0 mac_en_r$0(
+        .clock(mac_en_r$0$clock),
+        .d(mac_en_r$0$d),
+        .q(mac_en_r$0$q)
     );
-    top$core$engine$gru$lane$0$mac_first_r mac_first_r(
-        .clock(mac_first_r$clock),
-        .d(mac_first_r$d),
-        .q(mac_first_r$q)
+    top$core$engine$gru$lane$0$mac_first_r$0 mac_first_r$0(
+        .clock(mac_first_r$0$clock),
+        .d(mac_first_r$0$d),
+        .q(mac_first_r$0$q)
     );
     top$core$engine$gru$lane$0$head_en_r head_en_r(
         .clock(head_en_r$clock),
@@ -11119,10 +11119,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         a_zero_r$d = a_zero;
         c_zero_r$clock = clock;
         c_zero_r$d = c_zero;
-        mac_en_r$clock = clock;
-        mac_en_r$d = mac_en;
-        mac_first_r$clock = clock;
-        mac_first_r$d = mac_first;
         head_en_r$clock = clock;
         head_en_r$d = head_en;
         head_first_r$clock = clock;
@@ -12108,13 +12104,17 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_c$d = 18'h0;
             end
         end
+        mac_en_r$0$clock = clock;
+        mac_en_r$0$d = mac_en;
+        mac_first_r$0$clock = clock;
+        mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
         op_c_copy$0$clock = clock;
         op_c_copy$0$d = op_c$q;
         mac$0$clock = clock;
-        mac$0$en = mac_en_r$q;
-        mac$0$first = mac_first_r$q;
+        mac$0$en = mac_en_r$0$q;
+        mac$0$first = mac_first_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -14458,7 +14458,7 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$0
 
 
-module top$core$engine$gru$lane$0$mac_en_r(clock,d,q);
+module top$core$engine$gru$lane$0$mac_en_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -14473,10 +14473,10 @@ module top$core$engine$gru$lane$0$mac_en_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$0$mac_en_r
+endmodule // top$core$engine$gru$lane$0$mac_en_r$0
 
 
-module top$core$engine$gru$lane$0$mac_first_r(clock,d,q);
+module top$core$engine$gru$lane$0$mac_first_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -14491,7 +14491,7 @@ module top$core$engine$gru$lane$0$mac_first_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$0$mac_first_r
+endmodule // top$core$engine$gru$lane$0$mac_first_r$0
 
 
 module top$core$engine$gru$lane$0$op_a(d,q,clock);

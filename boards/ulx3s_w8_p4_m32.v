@@ -15466,12 +15466,30 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  c_zero_r$clock;
     reg  c_zero_r$d;
     wire  c_zero_r$q;
-    reg  mac_en_r$clock;
-    reg  mac_en_r$d;
-    wire  mac_en_r$q;
-    reg  mac_first_r$clock;
-    reg  mac_first_r$d;
-    wire  mac_first_r$q;
+    reg  mac_en_r$0$clock;
+    reg  mac_en_r$0$d;
+    wire  mac_en_r$0$q;
+    reg  mac_en_r$1$clock;
+    reg  mac_en_r$1$d;
+    wire  mac_en_r$1$q;
+    reg  mac_en_r$2$clock;
+    reg  mac_en_r$2$d;
+    wire  mac_en_r$2$q;
+    reg  mac_en_r$3$clock;
+    reg  mac_en_r$3$d;
+    wire  mac_en_r$3$q;
+    reg  mac_first_r$0$clock;
+    reg  mac_first_r$0$d;
+    wire  mac_first_r$0$q;
+    reg  mac_first_r$1$clock;
+    reg  mac_first_r$1$d;
+    wire  mac_first_r$1$q;
+    reg  mac_first_r$2$clock;
+    reg  mac_first_r$2$d;
+    wire  mac_first_r$2$q;
+    reg  mac_first_r$3$clock;
+    reg  mac_first_r$3$d;
+    wire  mac_first_r$3$q;
     reg  head_en_r$clock;
     reg  head_en_r$d;
     wire  head_en_r$q;
@@ -16782,15 +16800,45 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(c_zero_r$d),
         .q(c_zero_r$q)
     );
-    top$core$engine$gru$lane$0$mac_en_r mac_en_r(
-        .clock(mac_en_r$clock),
-        .d(mac_en_r$d),
-        .q(mac_en_r$q)
+    top$core$engine$gru$lane$0$mac_en_r$0 mac_en_r$0(
+        .clock(mac_en_r$0$clock),
+        .d(mac_en_r$0$d),
+        .q(mac_en_r$0$q)
     );
-    top$core$engine$gru$lane$0$mac_first_r mac_first_r(
-        .clock(mac_first_r$clock),
-        .d(mac_first_r$d),
-        .q(mac_first_r$q)
+    top$core$engine$gru$lane$0$mac_en_r$1 mac_en_r$1(
+        .clock(mac_en_r$1$clock),
+        .d(mac_en_r$1$d),
+        .q(mac_en_r$1$q)
+    );
+    top$core$engine$gru$lane$0$mac_en_r$2 mac_en_r$2(
+        .clock(mac_en_r$2$clock),
+        .d(mac_en_r$2$d),
+        .q(mac_en_r$2$q)
+    );
+    top$core$engine$gru$lane$0$mac_en_r$3 mac_en_r$3(
+        .clock(mac_en_r$3$clock),
+        .d(mac_en_r$3$d),
+        .q(mac_en_r$3$q)
+    );
+    top$core$engine$gru$lane$0$mac_first_r$0 mac_first_r$0(
+        .clock(mac_first_r$0$clock),
+        .d(mac_first_r$0$d),
+        .q(mac_first_r$0$q)
+    );
+    top$core$engine$gru$lane$0$mac_first_r$1 mac_first_r$1(
+        .clock(mac_first_r$1$clock),
+        .d(mac_first_r$1$d),
+        .q(mac_first_r$1$q)
+    );
+    top$core$engine$gru$lane$0$mac_first_r$2 mac_first_r$2(
+        .clock(mac_first_r$2$clock),
+        .d(mac_first_r$2$d),
+        .q(mac_first_r$2$q)
+    );
+    top$core$engine$gru$lane$0$mac_first_r$3 mac_first_r$3(
+        .clock(mac_first_r$3$clock),
+        .d(mac_first_r$3$d),
+        .q(mac_first_r$3$q)
     );
     top$core$engine$gru$lane$0$head_en_r head_en_r(
         .clock(head_en_r$clock),
@@ -18777,10 +18825,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         a_zero_r$d = a_zero;
         c_zero_r$clock = clock;
         c_zero_r$d = c_zero;
-        mac_en_r$clock = clock;
-        mac_en_r$d = mac_en;
-        mac_first_r$clock = clock;
-        mac_first_r$d = mac_first;
         head_en_r$clock = clock;
         head_en_r$d = head_en;
         head_first_r$clock = clock;
@@ -19952,25 +19996,41 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_c$d = 18'h0;
             end
         end
+        mac_en_r$0$clock = clock;
+        mac_en_r$0$d = mac_en;
+        mac_first_r$0$clock = clock;
+        mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
         op_c_copy$0$clock = clock;
         op_c_copy$0$d = op_c$q;
+        mac_en_r$1$clock = clock;
+        mac_en_r$1$d = mac_en;
+        mac_first_r$1$clock = clock;
+        mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
         op_c_copy$1$clock = clock;
         op_c_copy$1$d = op_c$q;
+        mac_en_r$2$clock = clock;
+        mac_en_r$2$d = mac_en;
+        mac_first_r$2$clock = clock;
+        mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
         op_c_copy$2$clock = clock;
         op_c_copy$2$d = op_c$q;
+        mac_en_r$3$clock = clock;
+        mac_en_r$3$d = mac_en;
+        mac_first_r$3$clock = clock;
+        mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
         op_c_copy$3$clock = clock;
         op_c_copy$3$d = op_c$q;
         mac$0$clock = clock;
-        mac$0$en = mac_en_r$q;
-        mac$0$first = mac_first_r$q;
+        mac$0$en = mac_en_r$0$q;
+        mac$0$first = mac_first_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -19978,8 +20038,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$0$x = op_a_copy$0$q;
         end
         mac$1$clock = clock;
-        mac$1$en = mac_en_r$q;
-        mac$1$first = mac_first_r$q;
+        mac$1$en = mac_en_r$0$q;
+        mac$1$first = mac_first_r$0$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
         mac$1$x = op_c_copy$0$q;
@@ -19987,8 +20047,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$1$x = op_a_copy$0$q;
         end
         mac$2$clock = clock;
-        mac$2$en = mac_en_r$q;
-        mac$2$first = mac_first_r$q;
+        mac$2$en = mac_en_r$0$q;
+        mac$2$first = mac_first_r$0$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
         mac$2$x = op_c_copy$0$q;
@@ -19996,8 +20056,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$2$x = op_a_copy$0$q;
         end
         mac$3$clock = clock;
-        mac$3$en = mac_en_r$q;
-        mac$3$first = mac_first_r$q;
+        mac$3$en = mac_en_r$0$q;
+        mac$3$first = mac_first_r$0$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
         mac$3$x = op_c_copy$0$q;
@@ -20005,8 +20065,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$3$x = op_a_copy$0$q;
         end
         mac$4$clock = clock;
-        mac$4$en = mac_en_r$q;
-        mac$4$first = mac_first_r$q;
+        mac$4$en = mac_en_r$0$q;
+        mac$4$first = mac_first_r$0$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
         mac$4$x = op_c_copy$0$q;
@@ -20014,8 +20074,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$4$x = op_a_copy$0$q;
         end
         mac$5$clock = clock;
-        mac$5$en = mac_en_r$q;
-        mac$5$first = mac_first_r$q;
+        mac$5$en = mac_en_r$0$q;
+        mac$5$first = mac_first_r$0$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
         mac$5$x = op_c_copy$0$q;
@@ -20023,8 +20083,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$5$x = op_a_copy$0$q;
         end
         mac$6$clock = clock;
-        mac$6$en = mac_en_r$q;
-        mac$6$first = mac_first_r$q;
+        mac$6$en = mac_en_r$0$q;
+        mac$6$first = mac_first_r$0$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
         mac$6$x = op_c_copy$0$q;
@@ -20032,8 +20092,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$6$x = op_a_copy$0$q;
         end
         mac$7$clock = clock;
-        mac$7$en = mac_en_r$q;
-        mac$7$first = mac_first_r$q;
+        mac$7$en = mac_en_r$0$q;
+        mac$7$first = mac_first_r$0$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
         mac$7$x = op_c_copy$0$q;
@@ -20041,8 +20101,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$7$x = op_a_copy$0$q;
         end
         mac$8$clock = clock;
-        mac$8$en = mac_en_r$q;
-        mac$8$first = mac_first_r$q;
+        mac$8$en = mac_en_r$1$q;
+        mac$8$first = mac_first_r$1$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
         mac$8$x = op_c_copy$1$q;
@@ -20050,8 +20110,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$8$x = op_a_copy$1$q;
         end
         mac$9$clock = clock;
-        mac$9$en = mac_en_r$q;
-        mac$9$first = mac_first_r$q;
+        mac$9$en = mac_en_r$1$q;
+        mac$9$first = mac_first_r$1$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
         mac$9$x = op_c_copy$1$q;
@@ -20059,8 +20119,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$9$x = op_a_copy$1$q;
         end
         mac$10$clock = clock;
-        mac$10$en = mac_en_r$q;
-        mac$10$first = mac_first_r$q;
+        mac$10$en = mac_en_r$1$q;
+        mac$10$first = mac_first_r$1$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
         mac$10$x = op_c_copy$1$q;
@@ -20068,8 +20128,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$10$x = op_a_copy$1$q;
         end
         mac$11$clock = clock;
-        mac$11$en = mac_en_r$q;
-        mac$11$first = mac_first_r$q;
+        mac$11$en = mac_en_r$1$q;
+        mac$11$first = mac_first_r$1$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
         mac$11$x = op_c_copy$1$q;
@@ -20077,8 +20137,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$11$x = op_a_copy$1$q;
         end
         mac$12$clock = clock;
-        mac$12$en = mac_en_r$q;
-        mac$12$first = mac_first_r$q;
+        mac$12$en = mac_en_r$1$q;
+        mac$12$first = mac_first_r$1$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
         mac$12$x = op_c_copy$1$q;
@@ -20086,8 +20146,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$12$x = op_a_copy$1$q;
         end
         mac$13$clock = clock;
-        mac$13$en = mac_en_r$q;
-        mac$13$first = mac_first_r$q;
+        mac$13$en = mac_en_r$1$q;
+        mac$13$first = mac_first_r$1$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
         mac$13$x = op_c_copy$1$q;
@@ -20095,8 +20155,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$13$x = op_a_copy$1$q;
         end
         mac$14$clock = clock;
-        mac$14$en = mac_en_r$q;
-        mac$14$first = mac_first_r$q;
+        mac$14$en = mac_en_r$1$q;
+        mac$14$first = mac_first_r$1$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
         mac$14$x = op_c_copy$1$q;
@@ -20104,8 +20164,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$14$x = op_a_copy$1$q;
         end
         mac$15$clock = clock;
-        mac$15$en = mac_en_r$q;
-        mac$15$first = mac_first_r$q;
+        mac$15$en = mac_en_r$1$q;
+        mac$15$first = mac_first_r$1$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
         mac$15$x = op_c_copy$1$q;
@@ -20113,8 +20173,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$15$x = op_a_copy$1$q;
         end
         mac$16$clock = clock;
-        mac$16$en = mac_en_r$q;
-        mac$16$first = mac_first_r$q;
+        mac$16$en = mac_en_r$2$q;
+        mac$16$first = mac_first_r$2$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
         mac$16$x = op_c_copy$2$q;
@@ -20122,8 +20182,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$16$x = op_a_copy$2$q;
         end
         mac$17$clock = clock;
-        mac$17$en = mac_en_r$q;
-        mac$17$first = mac_first_r$q;
+        mac$17$en = mac_en_r$2$q;
+        mac$17$first = mac_first_r$2$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
         mac$17$x = op_c_copy$2$q;
@@ -20131,8 +20191,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$17$x = op_a_copy$2$q;
         end
         mac$18$clock = clock;
-        mac$18$en = mac_en_r$q;
-        mac$18$first = mac_first_r$q;
+        mac$18$en = mac_en_r$2$q;
+        mac$18$first = mac_first_r$2$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
         mac$18$x = op_c_copy$2$q;
@@ -20140,8 +20200,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$18$x = op_a_copy$2$q;
         end
         mac$19$clock = clock;
-        mac$19$en = mac_en_r$q;
-        mac$19$first = mac_first_r$q;
+        mac$19$en = mac_en_r$2$q;
+        mac$19$first = mac_first_r$2$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
         mac$19$x = op_c_copy$2$q;
@@ -20149,8 +20209,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$19$x = op_a_copy$2$q;
         end
         mac$20$clock = clock;
-        mac$20$en = mac_en_r$q;
-        mac$20$first = mac_first_r$q;
+        mac$20$en = mac_en_r$2$q;
+        mac$20$first = mac_first_r$2$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
         mac$20$x = op_c_copy$2$q;
@@ -20158,8 +20218,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$20$x = op_a_copy$2$q;
         end
         mac$21$clock = clock;
-        mac$21$en = mac_en_r$q;
-        mac$21$first = mac_first_r$q;
+        mac$21$en = mac_en_r$2$q;
+        mac$21$first = mac_first_r$2$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
         mac$21$x = op_c_copy$2$q;
@@ -20167,8 +20227,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$21$x = op_a_copy$2$q;
         end
         mac$22$clock = clock;
-        mac$22$en = mac_en_r$q;
-        mac$22$first = mac_first_r$q;
+        mac$22$en = mac_en_r$2$q;
+        mac$22$first = mac_first_r$2$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
         mac$22$x = op_c_copy$2$q;
@@ -20176,8 +20236,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$22$x = op_a_copy$2$q;
         end
         mac$23$clock = clock;
-        mac$23$en = mac_en_r$q;
-        mac$23$first = mac_first_r$q;
+        mac$23$en = mac_en_r$2$q;
+        mac$23$first = mac_first_r$2$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
         mac$23$x = op_c_copy$2$q;
@@ -20185,8 +20245,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$23$x = op_a_copy$2$q;
         end
         mac$24$clock = clock;
-        mac$24$en = mac_en_r$q;
-        mac$24$first = mac_first_r$q;
+        mac$24$en = mac_en_r$3$q;
+        mac$24$first = mac_first_r$3$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
         mac$24$x = op_c_copy$3$q;
@@ -20194,8 +20254,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$24$x = op_a_copy$3$q;
         end
         mac$25$clock = clock;
-        mac$25$en = mac_en_r$q;
-        mac$25$first = mac_first_r$q;
+        mac$25$en = mac_en_r$3$q;
+        mac$25$first = mac_first_r$3$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
         mac$25$x = op_c_copy$3$q;
@@ -20203,8 +20263,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$25$x = op_a_copy$3$q;
         end
         mac$26$clock = clock;
-        mac$26$en = mac_en_r$q;
-        mac$26$first = mac_first_r$q;
+        mac$26$en = mac_en_r$3$q;
+        mac$26$first = mac_first_r$3$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
         mac$26$x = op_c_copy$3$q;
@@ -20212,8 +20272,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$26$x = op_a_copy$3$q;
         end
         mac$27$clock = clock;
-        mac$27$en = mac_en_r$q;
-        mac$27$first = mac_first_r$q;
+        mac$27$en = mac_en_r$3$q;
+        mac$27$first = mac_first_r$3$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
         mac$27$x = op_c_copy$3$q;
@@ -20221,8 +20281,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$27$x = op_a_copy$3$q;
         end
         mac$28$clock = clock;
-        mac$28$en = mac_en_r$q;
-        mac$28$first = mac_first_r$q;
+        mac$28$en = mac_en_r$3$q;
+        mac$28$first = mac_first_r$3$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
         mac$28$x = op_c_copy$3$q;
@@ -20230,8 +20290,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$28$x = op_a_copy$3$q;
         end
         mac$29$clock = clock;
-        mac$29$en = mac_en_r$q;
-        mac$29$first = mac_first_r$q;
+        mac$29$en = mac_en_r$3$q;
+        mac$29$first = mac_first_r$3$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
         mac$29$x = op_c_copy$3$q;
@@ -20239,8 +20299,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$29$x = op_a_copy$3$q;
         end
         mac$30$clock = clock;
-        mac$30$en = mac_en_r$q;
-        mac$30$first = mac_first_r$q;
+        mac$30$en = mac_en_r$3$q;
+        mac$30$first = mac_first_r$3$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
         mac$30$x = op_c_copy$3$q;
@@ -20248,8 +20308,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$30$x = op_a_copy$3$q;
         end
         mac$31$clock = clock;
-        mac$31$en = mac_en_r$q;
-        mac$31$first = mac_first_r$q;
+        mac$31$en = mac_en_r$3$q;
+        mac$31$first = mac_first_r$3$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
         mac$31$x = op_c_copy$3$q;
@@ -24670,7 +24730,7 @@ module top$core$engine$gru$lane$0$mac$9(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$9
 
 
-module top$core$engine$gru$lane$0$mac_en_r(clock,d,q);
+module top$core$engine$gru$lane$0$mac_en_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -24685,10 +24745,10 @@ module top$core$engine$gru$lane$0$mac_en_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$0$mac_en_r
+endmodule // top$core$engine$gru$lane$0$mac_en_r$0
 
 
-module top$core$engine$gru$lane$0$mac_first_r(clock,d,q);
+module top$core$engine$gru$lane$0$mac_en_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -24703,7 +24763,115 @@ module top$core$engine$gru$lane$0$mac_first_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$0$mac_first_r
+endmodule // top$core$engine$gru$lane$0$mac_en_r$1
+
+
+module top$core$engine$gru$lane$0$mac_en_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$mac_en_r$2
+
+
+module top$core$engine$gru$lane$0$mac_en_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$mac_en_r$3
+
+
+module top$core$engine$gru$lane$0$mac_first_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$mac_first_r$0
+
+
+module top$core$engine$gru$lane$0$mac_first_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$mac_first_r$1
+
+
+module top$core$engine$gru$lane$0$mac_first_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$mac_first_r$2
+
+
+module top$core$engine$gru$lane$0$mac_first_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$mac_first_r$3
 
 
 module top$core$engine$gru$lane$0$op_a(d,q,clock);
@@ -29613,12 +29781,30 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  c_zero_r$clock;
     reg  c_zero_r$d;
     wire  c_zero_r$q;
-    reg  mac_en_r$clock;
-    reg  mac_en_r$d;
-    wire  mac_en_r$q;
-    reg  mac_first_r$clock;
-    reg  mac_first_r$d;
-    wire  mac_first_r$q;
+    reg  mac_en_r$0$clock;
+    reg  mac_en_r$0$d;
+    wire  mac_en_r$0$q;
+    reg  mac_en_r$1$clock;
+    reg  mac_en_r$1$d;
+    wire  mac_en_r$1$q;
+    reg  mac_en_r$2$clock;
+    reg  mac_en_r$2$d;
+    wire  mac_en_r$2$q;
+    reg  mac_en_r$3$clock;
+    reg  mac_en_r$3$d;
+    wire  mac_en_r$3$q;
+    reg  mac_first_r$0$clock;
+    reg  mac_first_r$0$d;
+    wire  mac_first_r$0$q;
+    reg  mac_first_r$1$clock;
+    reg  mac_first_r$1$d;
+    wire  mac_first_r$1$q;
+    reg  mac_first_r$2$clock;
+    reg  mac_first_r$2$d;
+    wire  mac_first_r$2$q;
+    reg  mac_first_r$3$clock;
+    reg  mac_first_r$3$d;
+    wire  mac_first_r$3$q;
     reg  head_en_r$clock;
     reg  head_en_r$d;
     wire  head_en_r$q;
@@ -30929,15 +31115,45 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(c_zero_r$d),
         .q(c_zero_r$q)
     );
-    top$core$engine$gru$lane$1$mac_en_r mac_en_r(
-        .clock(mac_en_r$clock),
-        .d(mac_en_r$d),
-        .q(mac_en_r$q)
+    top$core$engine$gru$lane$1$mac_en_r$0 mac_en_r$0(
+        .clock(mac_en_r$0$clock),
+        .d(mac_en_r$0$d),
+        .q(mac_en_r$0$q)
     );
-    top$core$engine$gru$lane$1$mac_first_r mac_first_r(
-        .clock(mac_first_r$clock),
-        .d(mac_first_r$d),
-        .q(mac_first_r$q)
+    top$core$engine$gru$lane$1$mac_en_r$1 mac_en_r$1(
+        .clock(mac_en_r$1$clock),
+        .d(mac_en_r$1$d),
+        .q(mac_en_r$1$q)
+    );
+    top$core$engine$gru$lane$1$mac_en_r$2 mac_en_r$2(
+        .clock(mac_en_r$2$clock),
+        .d(mac_en_r$2$d),
+        .q(mac_en_r$2$q)
+    );
+    top$core$engine$gru$lane$1$mac_en_r$3 mac_en_r$3(
+        .clock(mac_en_r$3$clock),
+        .d(mac_en_r$3$d),
+        .q(mac_en_r$3$q)
+    );
+    top$core$engine$gru$lane$1$mac_first_r$0 mac_first_r$0(
+        .clock(mac_first_r$0$clock),
+        .d(mac_first_r$0$d),
+        .q(mac_first_r$0$q)
+    );
+    top$core$engine$gru$lane$1$mac_first_r$1 mac_first_r$1(
+        .clock(mac_first_r$1$clock),
+        .d(mac_first_r$1$d),
+        .q(mac_first_r$1$q)
+    );
+    top$core$engine$gru$lane$1$mac_first_r$2 mac_first_r$2(
+        .clock(mac_first_r$2$clock),
+        .d(mac_first_r$2$d),
+        .q(mac_first_r$2$q)
+    );
+    top$core$engine$gru$lane$1$mac_first_r$3 mac_first_r$3(
+        .clock(mac_first_r$3$clock),
+        .d(mac_first_r$3$d),
+        .q(mac_first_r$3$q)
     );
     top$core$engine$gru$lane$1$head_en_r head_en_r(
         .clock(head_en_r$clock),
@@ -32924,10 +33140,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         a_zero_r$d = a_zero;
         c_zero_r$clock = clock;
         c_zero_r$d = c_zero;
-        mac_en_r$clock = clock;
-        mac_en_r$d = mac_en;
-        mac_first_r$clock = clock;
-        mac_first_r$d = mac_first;
         head_en_r$clock = clock;
         head_en_r$d = head_en;
         head_first_r$clock = clock;
@@ -34099,25 +34311,41 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_c$d = 18'h0;
             end
         end
+        mac_en_r$0$clock = clock;
+        mac_en_r$0$d = mac_en;
+        mac_first_r$0$clock = clock;
+        mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
         op_c_copy$0$clock = clock;
         op_c_copy$0$d = op_c$q;
+        mac_en_r$1$clock = clock;
+        mac_en_r$1$d = mac_en;
+        mac_first_r$1$clock = clock;
+        mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
         op_c_copy$1$clock = clock;
         op_c_copy$1$d = op_c$q;
+        mac_en_r$2$clock = clock;
+        mac_en_r$2$d = mac_en;
+        mac_first_r$2$clock = clock;
+        mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
         op_c_copy$2$clock = clock;
         op_c_copy$2$d = op_c$q;
+        mac_en_r$3$clock = clock;
+        mac_en_r$3$d = mac_en;
+        mac_first_r$3$clock = clock;
+        mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
         op_c_copy$3$clock = clock;
         op_c_copy$3$d = op_c$q;
         mac$0$clock = clock;
-        mac$0$en = mac_en_r$q;
-        mac$0$first = mac_first_r$q;
+        mac$0$en = mac_en_r$0$q;
+        mac$0$first = mac_first_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -34125,8 +34353,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$0$x = op_a_copy$0$q;
         end
         mac$1$clock = clock;
-        mac$1$en = mac_en_r$q;
-        mac$1$first = mac_first_r$q;
+        mac$1$en = mac_en_r$0$q;
+        mac$1$first = mac_first_r$0$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
         mac$1$x = op_c_copy$0$q;
@@ -34134,8 +34362,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$1$x = op_a_copy$0$q;
         end
         mac$2$clock = clock;
-        mac$2$en = mac_en_r$q;
-        mac$2$first = mac_first_r$q;
+        mac$2$en = mac_en_r$0$q;
+        mac$2$first = mac_first_r$0$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
         mac$2$x = op_c_copy$0$q;
@@ -34143,8 +34371,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$2$x = op_a_copy$0$q;
         end
         mac$3$clock = clock;
-        mac$3$en = mac_en_r$q;
-        mac$3$first = mac_first_r$q;
+        mac$3$en = mac_en_r$0$q;
+        mac$3$first = mac_first_r$0$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
         mac$3$x = op_c_copy$0$q;
@@ -34152,8 +34380,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$3$x = op_a_copy$0$q;
         end
         mac$4$clock = clock;
-        mac$4$en = mac_en_r$q;
-        mac$4$first = mac_first_r$q;
+        mac$4$en = mac_en_r$0$q;
+        mac$4$first = mac_first_r$0$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
         mac$4$x = op_c_copy$0$q;
@@ -34161,8 +34389,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$4$x = op_a_copy$0$q;
         end
         mac$5$clock = clock;
-        mac$5$en = mac_en_r$q;
-        mac$5$first = mac_first_r$q;
+        mac$5$en = mac_en_r$0$q;
+        mac$5$first = mac_first_r$0$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
         mac$5$x = op_c_copy$0$q;
@@ -34170,8 +34398,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$5$x = op_a_copy$0$q;
         end
         mac$6$clock = clock;
-        mac$6$en = mac_en_r$q;
-        mac$6$first = mac_first_r$q;
+        mac$6$en = mac_en_r$0$q;
+        mac$6$first = mac_first_r$0$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
         mac$6$x = op_c_copy$0$q;
@@ -34179,8 +34407,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$6$x = op_a_copy$0$q;
         end
         mac$7$clock = clock;
-        mac$7$en = mac_en_r$q;
-        mac$7$first = mac_first_r$q;
+        mac$7$en = mac_en_r$0$q;
+        mac$7$first = mac_first_r$0$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
         mac$7$x = op_c_copy$0$q;
@@ -34188,8 +34416,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$7$x = op_a_copy$0$q;
         end
         mac$8$clock = clock;
-        mac$8$en = mac_en_r$q;
-        mac$8$first = mac_first_r$q;
+        mac$8$en = mac_en_r$1$q;
+        mac$8$first = mac_first_r$1$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
         mac$8$x = op_c_copy$1$q;
@@ -34197,8 +34425,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$8$x = op_a_copy$1$q;
         end
         mac$9$clock = clock;
-        mac$9$en = mac_en_r$q;
-        mac$9$first = mac_first_r$q;
+        mac$9$en = mac_en_r$1$q;
+        mac$9$first = mac_first_r$1$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
         mac$9$x = op_c_copy$1$q;
@@ -34206,8 +34434,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$9$x = op_a_copy$1$q;
         end
         mac$10$clock = clock;
-        mac$10$en = mac_en_r$q;
-        mac$10$first = mac_first_r$q;
+        mac$10$en = mac_en_r$1$q;
+        mac$10$first = mac_first_r$1$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
         mac$10$x = op_c_copy$1$q;
@@ -34215,8 +34443,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$10$x = op_a_copy$1$q;
         end
         mac$11$clock = clock;
-        mac$11$en = mac_en_r$q;
-        mac$11$first = mac_first_r$q;
+        mac$11$en = mac_en_r$1$q;
+        mac$11$first = mac_first_r$1$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
         mac$11$x = op_c_copy$1$q;
@@ -34224,8 +34452,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$11$x = op_a_copy$1$q;
         end
         mac$12$clock = clock;
-        mac$12$en = mac_en_r$q;
-        mac$12$first = mac_first_r$q;
+        mac$12$en = mac_en_r$1$q;
+        mac$12$first = mac_first_r$1$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
         mac$12$x = op_c_copy$1$q;
@@ -34233,8 +34461,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$12$x = op_a_copy$1$q;
         end
         mac$13$clock = clock;
-        mac$13$en = mac_en_r$q;
-        mac$13$first = mac_first_r$q;
+        mac$13$en = mac_en_r$1$q;
+        mac$13$first = mac_first_r$1$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
         mac$13$x = op_c_copy$1$q;
@@ -34242,8 +34470,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$13$x = op_a_copy$1$q;
         end
         mac$14$clock = clock;
-        mac$14$en = mac_en_r$q;
-        mac$14$first = mac_first_r$q;
+        mac$14$en = mac_en_r$1$q;
+        mac$14$first = mac_first_r$1$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
         mac$14$x = op_c_copy$1$q;
@@ -34251,8 +34479,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$14$x = op_a_copy$1$q;
         end
         mac$15$clock = clock;
-        mac$15$en = mac_en_r$q;
-        mac$15$first = mac_first_r$q;
+        mac$15$en = mac_en_r$1$q;
+        mac$15$first = mac_first_r$1$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
         mac$15$x = op_c_copy$1$q;
@@ -34260,8 +34488,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$15$x = op_a_copy$1$q;
         end
         mac$16$clock = clock;
-        mac$16$en = mac_en_r$q;
-        mac$16$first = mac_first_r$q;
+        mac$16$en = mac_en_r$2$q;
+        mac$16$first = mac_first_r$2$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
         mac$16$x = op_c_copy$2$q;
@@ -34269,8 +34497,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$16$x = op_a_copy$2$q;
         end
         mac$17$clock = clock;
-        mac$17$en = mac_en_r$q;
-        mac$17$first = mac_first_r$q;
+        mac$17$en = mac_en_r$2$q;
+        mac$17$first = mac_first_r$2$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
         mac$17$x = op_c_copy$2$q;
@@ -34278,8 +34506,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$17$x = op_a_copy$2$q;
         end
         mac$18$clock = clock;
-        mac$18$en = mac_en_r$q;
-        mac$18$first = mac_first_r$q;
+        mac$18$en = mac_en_r$2$q;
+        mac$18$first = mac_first_r$2$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
         mac$18$x = op_c_copy$2$q;
@@ -34287,8 +34515,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$18$x = op_a_copy$2$q;
         end
         mac$19$clock = clock;
-        mac$19$en = mac_en_r$q;
-        mac$19$first = mac_first_r$q;
+        mac$19$en = mac_en_r$2$q;
+        mac$19$first = mac_first_r$2$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
         mac$19$x = op_c_copy$2$q;
@@ -34296,8 +34524,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$19$x = op_a_copy$2$q;
         end
         mac$20$clock = clock;
-        mac$20$en = mac_en_r$q;
-        mac$20$first = mac_first_r$q;
+        mac$20$en = mac_en_r$2$q;
+        mac$20$first = mac_first_r$2$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
         mac$20$x = op_c_copy$2$q;
@@ -34305,8 +34533,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$20$x = op_a_copy$2$q;
         end
         mac$21$clock = clock;
-        mac$21$en = mac_en_r$q;
-        mac$21$first = mac_first_r$q;
+        mac$21$en = mac_en_r$2$q;
+        mac$21$first = mac_first_r$2$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
         mac$21$x = op_c_copy$2$q;
@@ -34314,8 +34542,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$21$x = op_a_copy$2$q;
         end
         mac$22$clock = clock;
-        mac$22$en = mac_en_r$q;
-        mac$22$first = mac_first_r$q;
+        mac$22$en = mac_en_r$2$q;
+        mac$22$first = mac_first_r$2$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
         mac$22$x = op_c_copy$2$q;
@@ -34323,8 +34551,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$22$x = op_a_copy$2$q;
         end
         mac$23$clock = clock;
-        mac$23$en = mac_en_r$q;
-        mac$23$first = mac_first_r$q;
+        mac$23$en = mac_en_r$2$q;
+        mac$23$first = mac_first_r$2$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
         mac$23$x = op_c_copy$2$q;
@@ -34332,8 +34560,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$23$x = op_a_copy$2$q;
         end
         mac$24$clock = clock;
-        mac$24$en = mac_en_r$q;
-        mac$24$first = mac_first_r$q;
+        mac$24$en = mac_en_r$3$q;
+        mac$24$first = mac_first_r$3$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
         mac$24$x = op_c_copy$3$q;
@@ -34341,8 +34569,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$24$x = op_a_copy$3$q;
         end
         mac$25$clock = clock;
-        mac$25$en = mac_en_r$q;
-        mac$25$first = mac_first_r$q;
+        mac$25$en = mac_en_r$3$q;
+        mac$25$first = mac_first_r$3$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
         mac$25$x = op_c_copy$3$q;
@@ -34350,8 +34578,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$25$x = op_a_copy$3$q;
         end
         mac$26$clock = clock;
-        mac$26$en = mac_en_r$q;
-        mac$26$first = mac_first_r$q;
+        mac$26$en = mac_en_r$3$q;
+        mac$26$first = mac_first_r$3$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
         mac$26$x = op_c_copy$3$q;
@@ -34359,8 +34587,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$26$x = op_a_copy$3$q;
         end
         mac$27$clock = clock;
-        mac$27$en = mac_en_r$q;
-        mac$27$first = mac_first_r$q;
+        mac$27$en = mac_en_r$3$q;
+        mac$27$first = mac_first_r$3$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
         mac$27$x = op_c_copy$3$q;
@@ -34368,8 +34596,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$27$x = op_a_copy$3$q;
         end
         mac$28$clock = clock;
-        mac$28$en = mac_en_r$q;
-        mac$28$first = mac_first_r$q;
+        mac$28$en = mac_en_r$3$q;
+        mac$28$first = mac_first_r$3$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
         mac$28$x = op_c_copy$3$q;
@@ -34377,8 +34605,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$28$x = op_a_copy$3$q;
         end
         mac$29$clock = clock;
-        mac$29$en = mac_en_r$q;
-        mac$29$first = mac_first_r$q;
+        mac$29$en = mac_en_r$3$q;
+        mac$29$first = mac_first_r$3$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
         mac$29$x = op_c_copy$3$q;
@@ -34386,8 +34614,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$29$x = op_a_copy$3$q;
         end
         mac$30$clock = clock;
-        mac$30$en = mac_en_r$q;
-        mac$30$first = mac_first_r$q;
+        mac$30$en = mac_en_r$3$q;
+        mac$30$first = mac_first_r$3$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
         mac$30$x = op_c_copy$3$q;
@@ -34395,8 +34623,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$30$x = op_a_copy$3$q;
         end
         mac$31$clock = clock;
-        mac$31$en = mac_en_r$q;
-        mac$31$first = mac_first_r$q;
+        mac$31$en = mac_en_r$3$q;
+        mac$31$first = mac_first_r$3$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
         mac$31$x = op_c_copy$3$q;
@@ -38817,7 +39045,7 @@ module top$core$engine$gru$lane$1$mac$9(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$9
 
 
-module top$core$engine$gru$lane$1$mac_en_r(clock,d,q);
+module top$core$engine$gru$lane$1$mac_en_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -38832,10 +39060,10 @@ module top$core$engine$gru$lane$1$mac_en_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$1$mac_en_r
+endmodule // top$core$engine$gru$lane$1$mac_en_r$0
 
 
-module top$core$engine$gru$lane$1$mac_first_r(clock,d,q);
+module top$core$engine$gru$lane$1$mac_en_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -38850,7 +39078,115 @@ module top$core$engine$gru$lane$1$mac_first_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$1$mac_first_r
+endmodule // top$core$engine$gru$lane$1$mac_en_r$1
+
+
+module top$core$engine$gru$lane$1$mac_en_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$mac_en_r$2
+
+
+module top$core$engine$gru$lane$1$mac_en_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$mac_en_r$3
+
+
+module top$core$engine$gru$lane$1$mac_first_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$mac_first_r$0
+
+
+module top$core$engine$gru$lane$1$mac_first_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$mac_first_r$1
+
+
+module top$core$engine$gru$lane$1$mac_first_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$mac_first_r$2
+
+
+module top$core$engine$gru$lane$1$mac_first_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$mac_first_r$3
 
 
 module top$core$engine$gru$lane$1$op_a(d,q,clock);
@@ -43760,12 +44096,30 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  c_zero_r$clock;
     reg  c_zero_r$d;
     wire  c_zero_r$q;
-    reg  mac_en_r$clock;
-    reg  mac_en_r$d;
-    wire  mac_en_r$q;
-    reg  mac_first_r$clock;
-    reg  mac_first_r$d;
-    wire  mac_first_r$q;
+    reg  mac_en_r$0$clock;
+    reg  mac_en_r$0$d;
+    wire  mac_en_r$0$q;
+    reg  mac_en_r$1$clock;
+    reg  mac_en_r$1$d;
+    wire  mac_en_r$1$q;
+    reg  mac_en_r$2$clock;
+    reg  mac_en_r$2$d;
+    wire  mac_en_r$2$q;
+    reg  mac_en_r$3$clock;
+    reg  mac_en_r$3$d;
+    wire  mac_en_r$3$q;
+    reg  mac_first_r$0$clock;
+    reg  mac_first_r$0$d;
+    wire  mac_first_r$0$q;
+    reg  mac_first_r$1$clock;
+    reg  mac_first_r$1$d;
+    wire  mac_first_r$1$q;
+    reg  mac_first_r$2$clock;
+    reg  mac_first_r$2$d;
+    wire  mac_first_r$2$q;
+    reg  mac_first_r$3$clock;
+    reg  mac_first_r$3$d;
+    wire  mac_first_r$3$q;
     reg  head_en_r$clock;
     reg  head_en_r$d;
     wire  head_en_r$q;
@@ -45076,15 +45430,45 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(c_zero_r$d),
         .q(c_zero_r$q)
     );
-    top$core$engine$gru$lane$2$mac_en_r mac_en_r(
-        .clock(mac_en_r$clock),
-        .d(mac_en_r$d),
-        .q(mac_en_r$q)
+    top$core$engine$gru$lane$2$mac_en_r$0 mac_en_r$0(
+        .clock(mac_en_r$0$clock),
+        .d(mac_en_r$0$d),
+        .q(mac_en_r$0$q)
     );
-    top$core$engine$gru$lane$2$mac_first_r mac_first_r(
-        .clock(mac_first_r$clock),
-        .d(mac_first_r$d),
-        .q(mac_first_r$q)
+    top$core$engine$gru$lane$2$mac_en_r$1 mac_en_r$1(
+        .clock(mac_en_r$1$clock),
+        .d(mac_en_r$1$d),
+        .q(mac_en_r$1$q)
+    );
+    top$core$engine$gru$lane$2$mac_en_r$2 mac_en_r$2(
+        .clock(mac_en_r$2$clock),
+        .d(mac_en_r$2$d),
+        .q(mac_en_r$2$q)
+    );
+    top$core$engine$gru$lane$2$mac_en_r$3 mac_en_r$3(
+        .clock(mac_en_r$3$clock),
+        .d(mac_en_r$3$d),
+        .q(mac_en_r$3$q)
+    );
+    top$core$engine$gru$lane$2$mac_first_r$0 mac_first_r$0(
+        .clock(mac_first_r$0$clock),
+        .d(mac_first_r$0$d),
+        .q(mac_first_r$0$q)
+    );
+    top$core$engine$gru$lane$2$mac_first_r$1 mac_first_r$1(
+        .clock(mac_first_r$1$clock),
+        .d(mac_first_r$1$d),
+        .q(mac_first_r$1$q)
+    );
+    top$core$engine$gru$lane$2$mac_first_r$2 mac_first_r$2(
+        .clock(mac_first_r$2$clock),
+        .d(mac_first_r$2$d),
+        .q(mac_first_r$2$q)
+    );
+    top$core$engine$gru$lane$2$mac_first_r$3 mac_first_r$3(
+        .clock(mac_first_r$3$clock),
+        .d(mac_first_r$3$d),
+        .q(mac_first_r$3$q)
     );
     top$core$engine$gru$lane$2$head_en_r head_en_r(
         .clock(head_en_r$clock),
@@ -47071,10 +47455,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         a_zero_r$d = a_zero;
         c_zero_r$clock = clock;
         c_zero_r$d = c_zero;
-        mac_en_r$clock = clock;
-        mac_en_r$d = mac_en;
-        mac_first_r$clock = clock;
-        mac_first_r$d = mac_first;
         head_en_r$clock = clock;
         head_en_r$d = head_en;
         head_first_r$clock = clock;
@@ -48246,25 +48626,41 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_c$d = 18'h0;
             end
         end
+        mac_en_r$0$clock = clock;
+        mac_en_r$0$d = mac_en;
+        mac_first_r$0$clock = clock;
+        mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
         op_c_copy$0$clock = clock;
         op_c_copy$0$d = op_c$q;
+        mac_en_r$1$clock = clock;
+        mac_en_r$1$d = mac_en;
+        mac_first_r$1$clock = clock;
+        mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
         op_c_copy$1$clock = clock;
         op_c_copy$1$d = op_c$q;
+        mac_en_r$2$clock = clock;
+        mac_en_r$2$d = mac_en;
+        mac_first_r$2$clock = clock;
+        mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
         op_c_copy$2$clock = clock;
         op_c_copy$2$d = op_c$q;
+        mac_en_r$3$clock = clock;
+        mac_en_r$3$d = mac_en;
+        mac_first_r$3$clock = clock;
+        mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
         op_c_copy$3$clock = clock;
         op_c_copy$3$d = op_c$q;
         mac$0$clock = clock;
-        mac$0$en = mac_en_r$q;
-        mac$0$first = mac_first_r$q;
+        mac$0$en = mac_en_r$0$q;
+        mac$0$first = mac_first_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -48272,8 +48668,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$0$x = op_a_copy$0$q;
         end
         mac$1$clock = clock;
-        mac$1$en = mac_en_r$q;
-        mac$1$first = mac_first_r$q;
+        mac$1$en = mac_en_r$0$q;
+        mac$1$first = mac_first_r$0$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
         mac$1$x = op_c_copy$0$q;
@@ -48281,8 +48677,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$1$x = op_a_copy$0$q;
         end
         mac$2$clock = clock;
-        mac$2$en = mac_en_r$q;
-        mac$2$first = mac_first_r$q;
+        mac$2$en = mac_en_r$0$q;
+        mac$2$first = mac_first_r$0$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
         mac$2$x = op_c_copy$0$q;
@@ -48290,8 +48686,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$2$x = op_a_copy$0$q;
         end
         mac$3$clock = clock;
-        mac$3$en = mac_en_r$q;
-        mac$3$first = mac_first_r$q;
+        mac$3$en = mac_en_r$0$q;
+        mac$3$first = mac_first_r$0$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
         mac$3$x = op_c_copy$0$q;
@@ -48299,8 +48695,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$3$x = op_a_copy$0$q;
         end
         mac$4$clock = clock;
-        mac$4$en = mac_en_r$q;
-        mac$4$first = mac_first_r$q;
+        mac$4$en = mac_en_r$0$q;
+        mac$4$first = mac_first_r$0$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
         mac$4$x = op_c_copy$0$q;
@@ -48308,8 +48704,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$4$x = op_a_copy$0$q;
         end
         mac$5$clock = clock;
-        mac$5$en = mac_en_r$q;
-        mac$5$first = mac_first_r$q;
+        mac$5$en = mac_en_r$0$q;
+        mac$5$first = mac_first_r$0$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
         mac$5$x = op_c_copy$0$q;
@@ -48317,8 +48713,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$5$x = op_a_copy$0$q;
         end
         mac$6$clock = clock;
-        mac$6$en = mac_en_r$q;
-        mac$6$first = mac_first_r$q;
+        mac$6$en = mac_en_r$0$q;
+        mac$6$first = mac_first_r$0$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
         mac$6$x = op_c_copy$0$q;
@@ -48326,8 +48722,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$6$x = op_a_copy$0$q;
         end
         mac$7$clock = clock;
-        mac$7$en = mac_en_r$q;
-        mac$7$first = mac_first_r$q;
+        mac$7$en = mac_en_r$0$q;
+        mac$7$first = mac_first_r$0$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
         mac$7$x = op_c_copy$0$q;
@@ -48335,8 +48731,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$7$x = op_a_copy$0$q;
         end
         mac$8$clock = clock;
-        mac$8$en = mac_en_r$q;
-        mac$8$first = mac_first_r$q;
+        mac$8$en = mac_en_r$1$q;
+        mac$8$first = mac_first_r$1$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
         mac$8$x = op_c_copy$1$q;
@@ -48344,8 +48740,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$8$x = op_a_copy$1$q;
         end
         mac$9$clock = clock;
-        mac$9$en = mac_en_r$q;
-        mac$9$first = mac_first_r$q;
+        mac$9$en = mac_en_r$1$q;
+        mac$9$first = mac_first_r$1$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
         mac$9$x = op_c_copy$1$q;
@@ -48353,8 +48749,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$9$x = op_a_copy$1$q;
         end
         mac$10$clock = clock;
-        mac$10$en = mac_en_r$q;
-        mac$10$first = mac_first_r$q;
+        mac$10$en = mac_en_r$1$q;
+        mac$10$first = mac_first_r$1$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
         mac$10$x = op_c_copy$1$q;
@@ -48362,8 +48758,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$10$x = op_a_copy$1$q;
         end
         mac$11$clock = clock;
-        mac$11$en = mac_en_r$q;
-        mac$11$first = mac_first_r$q;
+        mac$11$en = mac_en_r$1$q;
+        mac$11$first = mac_first_r$1$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
         mac$11$x = op_c_copy$1$q;
@@ -48371,8 +48767,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$11$x = op_a_copy$1$q;
         end
         mac$12$clock = clock;
-        mac$12$en = mac_en_r$q;
-        mac$12$first = mac_first_r$q;
+        mac$12$en = mac_en_r$1$q;
+        mac$12$first = mac_first_r$1$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
         mac$12$x = op_c_copy$1$q;
@@ -48380,8 +48776,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$12$x = op_a_copy$1$q;
         end
         mac$13$clock = clock;
-        mac$13$en = mac_en_r$q;
-        mac$13$first = mac_first_r$q;
+        mac$13$en = mac_en_r$1$q;
+        mac$13$first = mac_first_r$1$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
         mac$13$x = op_c_copy$1$q;
@@ -48389,8 +48785,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$13$x = op_a_copy$1$q;
         end
         mac$14$clock = clock;
-        mac$14$en = mac_en_r$q;
-        mac$14$first = mac_first_r$q;
+        mac$14$en = mac_en_r$1$q;
+        mac$14$first = mac_first_r$1$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
         mac$14$x = op_c_copy$1$q;
@@ -48398,8 +48794,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$14$x = op_a_copy$1$q;
         end
         mac$15$clock = clock;
-        mac$15$en = mac_en_r$q;
-        mac$15$first = mac_first_r$q;
+        mac$15$en = mac_en_r$1$q;
+        mac$15$first = mac_first_r$1$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
         mac$15$x = op_c_copy$1$q;
@@ -48407,8 +48803,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$15$x = op_a_copy$1$q;
         end
         mac$16$clock = clock;
-        mac$16$en = mac_en_r$q;
-        mac$16$first = mac_first_r$q;
+        mac$16$en = mac_en_r$2$q;
+        mac$16$first = mac_first_r$2$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
         mac$16$x = op_c_copy$2$q;
@@ -48416,8 +48812,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$16$x = op_a_copy$2$q;
         end
         mac$17$clock = clock;
-        mac$17$en = mac_en_r$q;
-        mac$17$first = mac_first_r$q;
+        mac$17$en = mac_en_r$2$q;
+        mac$17$first = mac_first_r$2$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
         mac$17$x = op_c_copy$2$q;
@@ -48425,8 +48821,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$17$x = op_a_copy$2$q;
         end
         mac$18$clock = clock;
-        mac$18$en = mac_en_r$q;
-        mac$18$first = mac_first_r$q;
+        mac$18$en = mac_en_r$2$q;
+        mac$18$first = mac_first_r$2$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
         mac$18$x = op_c_copy$2$q;
@@ -48434,8 +48830,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$18$x = op_a_copy$2$q;
         end
         mac$19$clock = clock;
-        mac$19$en = mac_en_r$q;
-        mac$19$first = mac_first_r$q;
+        mac$19$en = mac_en_r$2$q;
+        mac$19$first = mac_first_r$2$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
         mac$19$x = op_c_copy$2$q;
@@ -48443,8 +48839,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$19$x = op_a_copy$2$q;
         end
         mac$20$clock = clock;
-        mac$20$en = mac_en_r$q;
-        mac$20$first = mac_first_r$q;
+        mac$20$en = mac_en_r$2$q;
+        mac$20$first = mac_first_r$2$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
         mac$20$x = op_c_copy$2$q;
@@ -48452,8 +48848,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$20$x = op_a_copy$2$q;
         end
         mac$21$clock = clock;
-        mac$21$en = mac_en_r$q;
-        mac$21$first = mac_first_r$q;
+        mac$21$en = mac_en_r$2$q;
+        mac$21$first = mac_first_r$2$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
         mac$21$x = op_c_copy$2$q;
@@ -48461,8 +48857,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$21$x = op_a_copy$2$q;
         end
         mac$22$clock = clock;
-        mac$22$en = mac_en_r$q;
-        mac$22$first = mac_first_r$q;
+        mac$22$en = mac_en_r$2$q;
+        mac$22$first = mac_first_r$2$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
         mac$22$x = op_c_copy$2$q;
@@ -48470,8 +48866,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$22$x = op_a_copy$2$q;
         end
         mac$23$clock = clock;
-        mac$23$en = mac_en_r$q;
-        mac$23$first = mac_first_r$q;
+        mac$23$en = mac_en_r$2$q;
+        mac$23$first = mac_first_r$2$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
         mac$23$x = op_c_copy$2$q;
@@ -48479,8 +48875,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$23$x = op_a_copy$2$q;
         end
         mac$24$clock = clock;
-        mac$24$en = mac_en_r$q;
-        mac$24$first = mac_first_r$q;
+        mac$24$en = mac_en_r$3$q;
+        mac$24$first = mac_first_r$3$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
         mac$24$x = op_c_copy$3$q;
@@ -48488,8 +48884,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$24$x = op_a_copy$3$q;
         end
         mac$25$clock = clock;
-        mac$25$en = mac_en_r$q;
-        mac$25$first = mac_first_r$q;
+        mac$25$en = mac_en_r$3$q;
+        mac$25$first = mac_first_r$3$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
         mac$25$x = op_c_copy$3$q;
@@ -48497,8 +48893,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$25$x = op_a_copy$3$q;
         end
         mac$26$clock = clock;
-        mac$26$en = mac_en_r$q;
-        mac$26$first = mac_first_r$q;
+        mac$26$en = mac_en_r$3$q;
+        mac$26$first = mac_first_r$3$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
         mac$26$x = op_c_copy$3$q;
@@ -48506,8 +48902,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$26$x = op_a_copy$3$q;
         end
         mac$27$clock = clock;
-        mac$27$en = mac_en_r$q;
-        mac$27$first = mac_first_r$q;
+        mac$27$en = mac_en_r$3$q;
+        mac$27$first = mac_first_r$3$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
         mac$27$x = op_c_copy$3$q;
@@ -48515,8 +48911,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$27$x = op_a_copy$3$q;
         end
         mac$28$clock = clock;
-        mac$28$en = mac_en_r$q;
-        mac$28$first = mac_first_r$q;
+        mac$28$en = mac_en_r$3$q;
+        mac$28$first = mac_first_r$3$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
         mac$28$x = op_c_copy$3$q;
@@ -48524,8 +48920,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$28$x = op_a_copy$3$q;
         end
         mac$29$clock = clock;
-        mac$29$en = mac_en_r$q;
-        mac$29$first = mac_first_r$q;
+        mac$29$en = mac_en_r$3$q;
+        mac$29$first = mac_first_r$3$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
         mac$29$x = op_c_copy$3$q;
@@ -48533,8 +48929,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$29$x = op_a_copy$3$q;
         end
         mac$30$clock = clock;
-        mac$30$en = mac_en_r$q;
-        mac$30$first = mac_first_r$q;
+        mac$30$en = mac_en_r$3$q;
+        mac$30$first = mac_first_r$3$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
         mac$30$x = op_c_copy$3$q;
@@ -48542,8 +48938,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$30$x = op_a_copy$3$q;
         end
         mac$31$clock = clock;
-        mac$31$en = mac_en_r$q;
-        mac$31$first = mac_first_r$q;
+        mac$31$en = mac_en_r$3$q;
+        mac$31$first = mac_first_r$3$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
         mac$31$x = op_c_copy$3$q;
@@ -52964,7 +53360,7 @@ module top$core$engine$gru$lane$2$mac$9(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$9
 
 
-module top$core$engine$gru$lane$2$mac_en_r(clock,d,q);
+module top$core$engine$gru$lane$2$mac_en_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -52979,10 +53375,10 @@ module top$core$engine$gru$lane$2$mac_en_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$2$mac_en_r
+endmodule // top$core$engine$gru$lane$2$mac_en_r$0
 
 
-module top$core$engine$gru$lane$2$mac_first_r(clock,d,q);
+module top$core$engine$gru$lane$2$mac_en_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -52997,7 +53393,115 @@ module top$core$engine$gru$lane$2$mac_first_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$2$mac_first_r
+endmodule // top$core$engine$gru$lane$2$mac_en_r$1
+
+
+module top$core$engine$gru$lane$2$mac_en_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$mac_en_r$2
+
+
+module top$core$engine$gru$lane$2$mac_en_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$mac_en_r$3
+
+
+module top$core$engine$gru$lane$2$mac_first_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$mac_first_r$0
+
+
+module top$core$engine$gru$lane$2$mac_first_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$mac_first_r$1
+
+
+module top$core$engine$gru$lane$2$mac_first_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$mac_first_r$2
+
+
+module top$core$engine$gru$lane$2$mac_first_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$mac_first_r$3
 
 
 module top$core$engine$gru$lane$2$op_a(d,q,clock);
@@ -57907,12 +58411,30 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  c_zero_r$clock;
     reg  c_zero_r$d;
     wire  c_zero_r$q;
-    reg  mac_en_r$clock;
-    reg  mac_en_r$d;
-    wire  mac_en_r$q;
-    reg  mac_first_r$clock;
-    reg  mac_first_r$d;
-    wire  mac_first_r$q;
+    reg  mac_en_r$0$clock;
+    reg  mac_en_r$0$d;
+    wire  mac_en_r$0$q;
+    reg  mac_en_r$1$clock;
+    reg  mac_en_r$1$d;
+    wire  mac_en_r$1$q;
+    reg  mac_en_r$2$clock;
+    reg  mac_en_r$2$d;
+    wire  mac_en_r$2$q;
+    reg  mac_en_r$3$clock;
+    reg  mac_en_r$3$d;
+    wire  mac_en_r$3$q;
+    reg  mac_first_r$0$clock;
+    reg  mac_first_r$0$d;
+    wire  mac_first_r$0$q;
+    reg  mac_first_r$1$clock;
+    reg  mac_first_r$1$d;
+    wire  mac_first_r$1$q;
+    reg  mac_first_r$2$clock;
+    reg  mac_first_r$2$d;
+    wire  mac_first_r$2$q;
+    reg  mac_first_r$3$clock;
+    reg  mac_first_r$3$d;
+    wire  mac_first_r$3$q;
     reg  head_en_r$clock;
     reg  head_en_r$d;
     wire  head_en_r$q;
@@ -59223,15 +59745,45 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(c_zero_r$d),
         .q(c_zero_r$q)
     );
-    top$core$engine$gru$lane$3$mac_en_r mac_en_r(
-        .clock(mac_en_r$clock),
-        .d(mac_en_r$d),
-        .q(mac_en_r$q)
+    top$core$engine$gru$lane$3$mac_en_r$0 mac_en_r$0(
+        .clock(mac_en_r$0$clock),
+        .d(mac_en_r$0$d),
+        .q(mac_en_r$0$q)
     );
-    top$core$engine$gru$lane$3$mac_first_r mac_first_r(
-        .clock(mac_first_r$clock),
-        .d(mac_first_r$d),
-        .q(mac_first_r$q)
+    top$core$engine$gru$lane$3$mac_en_r$1 mac_en_r$1(
+        .clock(mac_en_r$1$clock),
+        .d(mac_en_r$1$d),
+        .q(mac_en_r$1$q)
+    );
+    top$core$engine$gru$lane$3$mac_en_r$2 mac_en_r$2(
+        .clock(mac_en_r$2$clock),
+        .d(mac_en_r$2$d),
+        .q(mac_en_r$2$q)
+    );
+    top$core$engine$gru$lane$3$mac_en_r$3 mac_en_r$3(
+        .clock(mac_en_r$3$clock),
+        .d(mac_en_r$3$d),
+        .q(mac_en_r$3$q)
+    );
+    top$core$engine$gru$lane$3$mac_first_r$0 mac_first_r$0(
+        .clock(mac_first_r$0$clock),
+        .d(mac_first_r$0$d),
+        .q(mac_first_r$0$q)
+    );
+    top$core$engine$gru$lane$3$mac_first_r$1 mac_first_r$1(
+        .clock(mac_first_r$1$clock),
+        .d(mac_first_r$1$d),
+        .q(mac_first_r$1$q)
+    );
+    top$core$engine$gru$lane$3$mac_first_r$2 mac_first_r$2(
+        .clock(mac_first_r$2$clock),
+        .d(mac_first_r$2$d),
+        .q(mac_first_r$2$q)
+    );
+    top$core$engine$gru$lane$3$mac_first_r$3 mac_first_r$3(
+        .clock(mac_first_r$3$clock),
+        .d(mac_first_r$3$d),
+        .q(mac_first_r$3$q)
     );
     top$core$engine$gru$lane$3$head_en_r head_en_r(
         .clock(head_en_r$clock),
@@ -61218,10 +61770,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         a_zero_r$d = a_zero;
         c_zero_r$clock = clock;
         c_zero_r$d = c_zero;
-        mac_en_r$clock = clock;
-        mac_en_r$d = mac_en;
-        mac_first_r$clock = clock;
-        mac_first_r$d = mac_first;
         head_en_r$clock = clock;
         head_en_r$d = head_en;
         head_first_r$clock = clock;
@@ -62393,25 +62941,41 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_c$d = 18'h0;
             end
         end
+        mac_en_r$0$clock = clock;
+        mac_en_r$0$d = mac_en;
+        mac_first_r$0$clock = clock;
+        mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
         op_c_copy$0$clock = clock;
         op_c_copy$0$d = op_c$q;
+        mac_en_r$1$clock = clock;
+        mac_en_r$1$d = mac_en;
+        mac_first_r$1$clock = clock;
+        mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
         op_c_copy$1$clock = clock;
         op_c_copy$1$d = op_c$q;
+        mac_en_r$2$clock = clock;
+        mac_en_r$2$d = mac_en;
+        mac_first_r$2$clock = clock;
+        mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
         op_c_copy$2$clock = clock;
         op_c_copy$2$d = op_c$q;
+        mac_en_r$3$clock = clock;
+        mac_en_r$3$d = mac_en;
+        mac_first_r$3$clock = clock;
+        mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
         op_c_copy$3$clock = clock;
         op_c_copy$3$d = op_c$q;
         mac$0$clock = clock;
-        mac$0$en = mac_en_r$q;
-        mac$0$first = mac_first_r$q;
+        mac$0$en = mac_en_r$0$q;
+        mac$0$first = mac_first_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -62419,8 +62983,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$0$x = op_a_copy$0$q;
         end
         mac$1$clock = clock;
-        mac$1$en = mac_en_r$q;
-        mac$1$first = mac_first_r$q;
+        mac$1$en = mac_en_r$0$q;
+        mac$1$first = mac_first_r$0$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
         mac$1$x = op_c_copy$0$q;
@@ -62428,8 +62992,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$1$x = op_a_copy$0$q;
         end
         mac$2$clock = clock;
-        mac$2$en = mac_en_r$q;
-        mac$2$first = mac_first_r$q;
+        mac$2$en = mac_en_r$0$q;
+        mac$2$first = mac_first_r$0$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
         mac$2$x = op_c_copy$0$q;
@@ -62437,8 +63001,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$2$x = op_a_copy$0$q;
         end
         mac$3$clock = clock;
-        mac$3$en = mac_en_r$q;
-        mac$3$first = mac_first_r$q;
+        mac$3$en = mac_en_r$0$q;
+        mac$3$first = mac_first_r$0$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
         mac$3$x = op_c_copy$0$q;
@@ -62446,8 +63010,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$3$x = op_a_copy$0$q;
         end
         mac$4$clock = clock;
-        mac$4$en = mac_en_r$q;
-        mac$4$first = mac_first_r$q;
+        mac$4$en = mac_en_r$0$q;
+        mac$4$first = mac_first_r$0$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
         mac$4$x = op_c_copy$0$q;
@@ -62455,8 +63019,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$4$x = op_a_copy$0$q;
         end
         mac$5$clock = clock;
-        mac$5$en = mac_en_r$q;
-        mac$5$first = mac_first_r$q;
+        mac$5$en = mac_en_r$0$q;
+        mac$5$first = mac_first_r$0$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
         mac$5$x = op_c_copy$0$q;
@@ -62464,8 +63028,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$5$x = op_a_copy$0$q;
         end
         mac$6$clock = clock;
-        mac$6$en = mac_en_r$q;
-        mac$6$first = mac_first_r$q;
+        mac$6$en = mac_en_r$0$q;
+        mac$6$first = mac_first_r$0$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
         mac$6$x = op_c_copy$0$q;
@@ -62473,8 +63037,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$6$x = op_a_copy$0$q;
         end
         mac$7$clock = clock;
-        mac$7$en = mac_en_r$q;
-        mac$7$first = mac_first_r$q;
+        mac$7$en = mac_en_r$0$q;
+        mac$7$first = mac_first_r$0$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
         mac$7$x = op_c_copy$0$q;
@@ -62482,8 +63046,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$7$x = op_a_copy$0$q;
         end
         mac$8$clock = clock;
-        mac$8$en = mac_en_r$q;
-        mac$8$first = mac_first_r$q;
+        mac$8$en = mac_en_r$1$q;
+        mac$8$first = mac_first_r$1$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
         mac$8$x = op_c_copy$1$q;
@@ -62491,8 +63055,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$8$x = op_a_copy$1$q;
         end
         mac$9$clock = clock;
-        mac$9$en = mac_en_r$q;
-        mac$9$first = mac_first_r$q;
+        mac$9$en = mac_en_r$1$q;
+        mac$9$first = mac_first_r$1$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
         mac$9$x = op_c_copy$1$q;
@@ -62500,8 +63064,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$9$x = op_a_copy$1$q;
         end
         mac$10$clock = clock;
-        mac$10$en = mac_en_r$q;
-        mac$10$first = mac_first_r$q;
+        mac$10$en = mac_en_r$1$q;
+        mac$10$first = mac_first_r$1$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
         mac$10$x = op_c_copy$1$q;
@@ -62509,8 +63073,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$10$x = op_a_copy$1$q;
         end
         mac$11$clock = clock;
-        mac$11$en = mac_en_r$q;
-        mac$11$first = mac_first_r$q;
+        mac$11$en = mac_en_r$1$q;
+        mac$11$first = mac_first_r$1$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
         mac$11$x = op_c_copy$1$q;
@@ -62518,8 +63082,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$11$x = op_a_copy$1$q;
         end
         mac$12$clock = clock;
-        mac$12$en = mac_en_r$q;
-        mac$12$first = mac_first_r$q;
+        mac$12$en = mac_en_r$1$q;
+        mac$12$first = mac_first_r$1$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
         mac$12$x = op_c_copy$1$q;
@@ -62527,8 +63091,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$12$x = op_a_copy$1$q;
         end
         mac$13$clock = clock;
-        mac$13$en = mac_en_r$q;
-        mac$13$first = mac_first_r$q;
+        mac$13$en = mac_en_r$1$q;
+        mac$13$first = mac_first_r$1$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
         mac$13$x = op_c_copy$1$q;
@@ -62536,8 +63100,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$13$x = op_a_copy$1$q;
         end
         mac$14$clock = clock;
-        mac$14$en = mac_en_r$q;
-        mac$14$first = mac_first_r$q;
+        mac$14$en = mac_en_r$1$q;
+        mac$14$first = mac_first_r$1$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
         mac$14$x = op_c_copy$1$q;
@@ -62545,8 +63109,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$14$x = op_a_copy$1$q;
         end
         mac$15$clock = clock;
-        mac$15$en = mac_en_r$q;
-        mac$15$first = mac_first_r$q;
+        mac$15$en = mac_en_r$1$q;
+        mac$15$first = mac_first_r$1$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
         mac$15$x = op_c_copy$1$q;
@@ -62554,8 +63118,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$15$x = op_a_copy$1$q;
         end
         mac$16$clock = clock;
-        mac$16$en = mac_en_r$q;
-        mac$16$first = mac_first_r$q;
+        mac$16$en = mac_en_r$2$q;
+        mac$16$first = mac_first_r$2$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
         mac$16$x = op_c_copy$2$q;
@@ -62563,8 +63127,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$16$x = op_a_copy$2$q;
         end
         mac$17$clock = clock;
-        mac$17$en = mac_en_r$q;
-        mac$17$first = mac_first_r$q;
+        mac$17$en = mac_en_r$2$q;
+        mac$17$first = mac_first_r$2$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
         mac$17$x = op_c_copy$2$q;
@@ -62572,8 +63136,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$17$x = op_a_copy$2$q;
         end
         mac$18$clock = clock;
-        mac$18$en = mac_en_r$q;
-        mac$18$first = mac_first_r$q;
+        mac$18$en = mac_en_r$2$q;
+        mac$18$first = mac_first_r$2$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
         mac$18$x = op_c_copy$2$q;
@@ -62581,8 +63145,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$18$x = op_a_copy$2$q;
         end
         mac$19$clock = clock;
-        mac$19$en = mac_en_r$q;
-        mac$19$first = mac_first_r$q;
+        mac$19$en = mac_en_r$2$q;
+        mac$19$first = mac_first_r$2$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
         mac$19$x = op_c_copy$2$q;
@@ -62590,8 +63154,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$19$x = op_a_copy$2$q;
         end
         mac$20$clock = clock;
-        mac$20$en = mac_en_r$q;
-        mac$20$first = mac_first_r$q;
+        mac$20$en = mac_en_r$2$q;
+        mac$20$first = mac_first_r$2$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
         mac$20$x = op_c_copy$2$q;
@@ -62599,8 +63163,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$20$x = op_a_copy$2$q;
         end
         mac$21$clock = clock;
-        mac$21$en = mac_en_r$q;
-        mac$21$first = mac_first_r$q;
+        mac$21$en = mac_en_r$2$q;
+        mac$21$first = mac_first_r$2$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
         mac$21$x = op_c_copy$2$q;
@@ -62608,8 +63172,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$21$x = op_a_copy$2$q;
         end
         mac$22$clock = clock;
-        mac$22$en = mac_en_r$q;
-        mac$22$first = mac_first_r$q;
+        mac$22$en = mac_en_r$2$q;
+        mac$22$first = mac_first_r$2$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
         mac$22$x = op_c_copy$2$q;
@@ -62617,8 +63181,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$22$x = op_a_copy$2$q;
         end
         mac$23$clock = clock;
-        mac$23$en = mac_en_r$q;
-        mac$23$first = mac_first_r$q;
+        mac$23$en = mac_en_r$2$q;
+        mac$23$first = mac_first_r$2$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
         mac$23$x = op_c_copy$2$q;
@@ -62626,8 +63190,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$23$x = op_a_copy$2$q;
         end
         mac$24$clock = clock;
-        mac$24$en = mac_en_r$q;
-        mac$24$first = mac_first_r$q;
+        mac$24$en = mac_en_r$3$q;
+        mac$24$first = mac_first_r$3$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
         mac$24$x = op_c_copy$3$q;
@@ -62635,8 +63199,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$24$x = op_a_copy$3$q;
         end
         mac$25$clock = clock;
-        mac$25$en = mac_en_r$q;
-        mac$25$first = mac_first_r$q;
+        mac$25$en = mac_en_r$3$q;
+        mac$25$first = mac_first_r$3$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
         mac$25$x = op_c_copy$3$q;
@@ -62644,8 +63208,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$25$x = op_a_copy$3$q;
         end
         mac$26$clock = clock;
-        mac$26$en = mac_en_r$q;
-        mac$26$first = mac_first_r$q;
+        mac$26$en = mac_en_r$3$q;
+        mac$26$first = mac_first_r$3$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
         mac$26$x = op_c_copy$3$q;
@@ -62653,8 +63217,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$26$x = op_a_copy$3$q;
         end
         mac$27$clock = clock;
-        mac$27$en = mac_en_r$q;
-        mac$27$first = mac_first_r$q;
+        mac$27$en = mac_en_r$3$q;
+        mac$27$first = mac_first_r$3$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
         mac$27$x = op_c_copy$3$q;
@@ -62662,8 +63226,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$27$x = op_a_copy$3$q;
         end
         mac$28$clock = clock;
-        mac$28$en = mac_en_r$q;
-        mac$28$first = mac_first_r$q;
+        mac$28$en = mac_en_r$3$q;
+        mac$28$first = mac_first_r$3$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
         mac$28$x = op_c_copy$3$q;
@@ -62671,8 +63235,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$28$x = op_a_copy$3$q;
         end
         mac$29$clock = clock;
-        mac$29$en = mac_en_r$q;
-        mac$29$first = mac_first_r$q;
+        mac$29$en = mac_en_r$3$q;
+        mac$29$first = mac_first_r$3$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
         mac$29$x = op_c_copy$3$q;
@@ -62680,8 +63244,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$29$x = op_a_copy$3$q;
         end
         mac$30$clock = clock;
-        mac$30$en = mac_en_r$q;
-        mac$30$first = mac_first_r$q;
+        mac$30$en = mac_en_r$3$q;
+        mac$30$first = mac_first_r$3$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
         mac$30$x = op_c_copy$3$q;
@@ -62689,8 +63253,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             mac$30$x = op_a_copy$3$q;
         end
         mac$31$clock = clock;
-        mac$31$en = mac_en_r$q;
-        mac$31$first = mac_first_r$q;
+        mac$31$en = mac_en_r$3$q;
+        mac$31$first = mac_first_r$3$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
         mac$31$x = op_c_copy$3$q;
@@ -67111,7 +67675,7 @@ module top$core$engine$gru$lane$3$mac$9(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$9
 
 
-module top$core$engine$gru$lane$3$mac_en_r(clock,d,q);
+module top$core$engine$gru$lane$3$mac_en_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -67126,10 +67690,10 @@ module top$core$engine$gru$lane$3$mac_en_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$3$mac_en_r
+endmodule // top$core$engine$gru$lane$3$mac_en_r$0
 
 
-module top$core$engine$gru$lane$3$mac_first_r(clock,d,q);
+module top$core$engine$gru$lane$3$mac_en_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -67144,7 +67708,115 @@ module top$core$engine$gru$lane$3$mac_first_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$3$mac_first_r
+endmodule // top$core$engine$gru$lane$3$mac_en_r$1
+
+
+module top$core$engine$gru$lane$3$mac_en_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$mac_en_r$2
+
+
+module top$core$engine$gru$lane$3$mac_en_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$mac_en_r$3
+
+
+module top$core$engine$gru$lane$3$mac_first_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$mac_first_r$0
+
+
+module top$core$engine$gru$lane$3$mac_first_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$mac_first_r$1
+
+
+module top$core$engine$gru$lane$3$mac_first_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$mac_first_r$2
+
+
+module top$core$engine$gru$lane$3$mac_first_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$mac_first_r$3
 
 
 module top$core$engine$gru$lane$3$op_a(d,q,clock);

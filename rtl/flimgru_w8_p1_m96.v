@@ -20258,12 +20258,78 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  c_zero_r$clock;
     reg  c_zero_r$d;
     wire  c_zero_r$q;
-    reg  mac_en_r$clock;
-    reg  mac_en_r$d;
-    wire  mac_en_r$q;
-    reg  mac_first_r$clock;
-    reg  mac_first_r$d;
-    wire  mac_first_r$q;
+    reg  mac_en_r$0$clock;
+    reg  mac_en_r$0$d;
+    wire  mac_en_r$0$q;
+    reg  mac_en_r$1$clock;
+    reg  mac_en_r$1$d;
+    wire  mac_en_r$1$q;
+    reg  mac_en_r$2$clock;
+    reg  mac_en_r$2$d;
+    wire  mac_en_r$2$q;
+    reg  mac_en_r$3$clock;
+    reg  mac_en_r$3$d;
+    wire  mac_en_r$3$q;
+    reg  mac_en_r$4$clock;
+    reg  mac_en_r$4$d;
+    wire  mac_en_r$4$q;
+    reg  mac_en_r$5$clock;
+    reg  mac_en_r$5$d;
+    wire  mac_en_r$5$q;
+    reg  mac_en_r$6$clock;
+    reg  mac_en_r$6$d;
+    wire  mac_en_r$6$q;
+    reg  mac_en_r$7$clock;
+    reg  mac_en_r$7$d;
+    wire  mac_en_r$7$q;
+    reg  mac_en_r$8$clock;
+    reg  mac_en_r$8$d;
+    wire  mac_en_r$8$q;
+    reg  mac_en_r$9$clock;
+    reg  mac_en_r$9$d;
+    wire  mac_en_r$9$q;
+    reg  mac_en_r$10$clock;
+    reg  mac_en_r$10$d;
+    wire  mac_en_r$10$q;
+    reg  mac_en_r$11$clock;
+    reg  mac_en_r$11$d;
+    wire  mac_en_r$11$q;
+    reg  mac_first_r$0$clock;
+    reg  mac_first_r$0$d;
+    wire  mac_first_r$0$q;
+    reg  mac_first_r$1$clock;
+    reg  mac_first_r$1$d;
+    wire  mac_first_r$1$q;
+    reg  mac_first_r$2$clock;
+    reg  mac_first_r$2$d;
+    wire  mac_first_r$2$q;
+    reg  mac_first_r$3$clock;
+    reg  mac_first_r$3$d;
+    wire  mac_first_r$3$q;
+    reg  mac_first_r$4$clock;
+    reg  mac_first_r$4$d;
+    wire  mac_first_r$4$q;
+    reg  mac_first_r$5$clock;
+    reg  mac_first_r$5$d;
+    wire  mac_first_r$5$q;
+    reg  mac_first_r$6$clock;
+    reg  mac_first_r$6$d;
+    wire  mac_first_r$6$q;
+    reg  mac_first_r$7$clock;
+    reg  mac_first_r$7$d;
+    wire  mac_first_r$7$q;
+    reg  mac_first_r$8$clock;
+    reg  mac_first_r$8$d;
+    wire  mac_first_r$8$q;
+    reg  mac_first_r$9$clock;
+    reg  mac_first_r$9$d;
+    wire  mac_first_r$9$q;
+    reg  mac_first_r$10$clock;
+    reg  mac_first_r$10$d;
+    wire  mac_first_r$10$q;
+    reg  mac_first_r$11$clock;
+    reg  mac_first_r$11$d;
+    wire  mac_first_r$11$q;
     reg  head_en_r$clock;
     reg  head_en_r$d;
     wire  head_en_r$q;
@@ -22902,15 +22968,125 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .d(c_zero_r$d),
         .q(c_zero_r$q)
     );
-    top$gru$lane$0$mac_en_r mac_en_r(
-        .clock(mac_en_r$clock),
-        .d(mac_en_r$d),
-        .q(mac_en_r$q)
+    top$gru$lane$0$mac_en_r$0 mac_en_r$0(
+        .clock(mac_en_r$0$clock),
+        .d(mac_en_r$0$d),
+        .q(mac_en_r$0$q)
     );
-    top$gru$lane$0$mac_first_r mac_first_r(
-        .clock(mac_first_r$clock),
-        .d(mac_first_r$d),
-        .q(mac_first_r$q)
+    top$gru$lane$0$mac_en_r$1 mac_en_r$1(
+        .clock(mac_en_r$1$clock),
+        .d(mac_en_r$1$d),
+        .q(mac_en_r$1$q)
+    );
+    top$gru$lane$0$mac_en_r$2 mac_en_r$2(
+        .clock(mac_en_r$2$clock),
+        .d(mac_en_r$2$d),
+        .q(mac_en_r$2$q)
+    );
+    top$gru$lane$0$mac_en_r$3 mac_en_r$3(
+        .clock(mac_en_r$3$clock),
+        .d(mac_en_r$3$d),
+        .q(mac_en_r$3$q)
+    );
+    top$gru$lane$0$mac_en_r$4 mac_en_r$4(
+        .clock(mac_en_r$4$clock),
+        .d(mac_en_r$4$d),
+        .q(mac_en_r$4$q)
+    );
+    top$gru$lane$0$mac_en_r$5 mac_en_r$5(
+        .clock(mac_en_r$5$clock),
+        .d(mac_en_r$5$d),
+        .q(mac_en_r$5$q)
+    );
+    top$gru$lane$0$mac_en_r$6 mac_en_r$6(
+        .clock(mac_en_r$6$clock),
+        .d(mac_en_r$6$d),
+        .q(mac_en_r$6$q)
+    );
+    top$gru$lane$0$mac_en_r$7 mac_en_r$7(
+        .clock(mac_en_r$7$clock),
+        .d(mac_en_r$7$d),
+        .q(mac_en_r$7$q)
+    );
+    top$gru$lane$0$mac_en_r$8 mac_en_r$8(
+        .clock(mac_en_r$8$clock),
+        .d(mac_en_r$8$d),
+        .q(mac_en_r$8$q)
+    );
+    top$gru$lane$0$mac_en_r$9 mac_en_r$9(
+        .clock(mac_en_r$9$clock),
+        .d(mac_en_r$9$d),
+        .q(mac_en_r$9$q)
+    );
+    top$gru$lane$0$mac_en_r$10 mac_en_r$10(
+        .clock(mac_en_r$10$clock),
+        .d(mac_en_r$10$d),
+        .q(mac_en_r$10$q)
+    );
+    top$gru$lane$0$mac_en_r$11 mac_en_r$11(
+        .clock(mac_en_r$11$clock),
+        .d(mac_en_r$11$d),
+        .q(mac_en_r$11$q)
+    );
+    top$gru$lane$0$mac_first_r$0 mac_first_r$0(
+        .clock(mac_first_r$0$clock),
+        .d(mac_first_r$0$d),
+        .q(mac_first_r$0$q)
+    );
+    top$gru$lane$0$mac_first_r$1 mac_first_r$1(
+        .clock(mac_first_r$1$clock),
+        .d(mac_first_r$1$d),
+        .q(mac_first_r$1$q)
+    );
+    top$gru$lane$0$mac_first_r$2 mac_first_r$2(
+        .clock(mac_first_r$2$clock),
+        .d(mac_first_r$2$d),
+        .q(mac_first_r$2$q)
+    );
+    top$gru$lane$0$mac_first_r$3 mac_first_r$3(
+        .clock(mac_first_r$3$clock),
+        .d(mac_first_r$3$d),
+        .q(mac_first_r$3$q)
+    );
+    top$gru$lane$0$mac_first_r$4 mac_first_r$4(
+        .clock(mac_first_r$4$clock),
+        .d(mac_first_r$4$d),
+        .q(mac_first_r$4$q)
+    );
+    top$gru$lane$0$mac_first_r$5 mac_first_r$5(
+        .clock(mac_first_r$5$clock),
+        .d(mac_first_r$5$d),
+        .q(mac_first_r$5$q)
+    );
+    top$gru$lane$0$mac_first_r$6 mac_first_r$6(
+        .clock(mac_first_r$6$clock),
+        .d(mac_first_r$6$d),
+        .q(mac_first_r$6$q)
+    );
+    top$gru$lane$0$mac_first_r$7 mac_first_r$7(
+        .clock(mac_first_r$7$clock),
+        .d(mac_first_r$7$d),
+        .q(mac_first_r$7$q)
+    );
+    top$gru$lane$0$mac_first_r$8 mac_first_r$8(
+        .clock(mac_first_r$8$clock),
+        .d(mac_first_r$8$d),
+        .q(mac_first_r$8$q)
+    );
+    top$gru$lane$0$mac_first_r$9 mac_first_r$9(
+        .clock(mac_first_r$9$clock),
+        .d(mac_first_r$9$d),
+        .q(mac_first_r$9$q)
+    );
+    top$gru$lane$0$mac_first_r$10 mac_first_r$10(
+        .clock(mac_first_r$10$clock),
+        .d(mac_first_r$10$d),
+        .q(mac_first_r$10$q)
+    );
+    top$gru$lane$0$mac_first_r$11 mac_first_r$11(
+        .clock(mac_first_r$11$clock),
+        .d(mac_first_r$11$d),
+        .q(mac_first_r$11$q)
     );
     top$gru$lane$0$head_en_r head_en_r(
         .clock(head_en_r$clock),
@@ -26577,10 +26753,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         a_zero_r$d = a_zero;
         c_zero_r$clock = clock;
         c_zero_r$d = c_zero;
-        mac_en_r$clock = clock;
-        mac_en_r$d = mac_en;
-        mac_first_r$clock = clock;
-        mac_first_r$d = mac_first;
         head_en_r$clock = clock;
         head_en_r$d = head_en;
         head_first_r$clock = clock;
@@ -28136,57 +28308,105 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
                 op_c$d = 18'h0;
             end
         end
+        mac_en_r$0$clock = clock;
+        mac_en_r$0$d = mac_en;
+        mac_first_r$0$clock = clock;
+        mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
         op_c_copy$0$clock = clock;
         op_c_copy$0$d = op_c$q;
+        mac_en_r$1$clock = clock;
+        mac_en_r$1$d = mac_en;
+        mac_first_r$1$clock = clock;
+        mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
         op_c_copy$1$clock = clock;
         op_c_copy$1$d = op_c$q;
+        mac_en_r$2$clock = clock;
+        mac_en_r$2$d = mac_en;
+        mac_first_r$2$clock = clock;
+        mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
         op_c_copy$2$clock = clock;
         op_c_copy$2$d = op_c$q;
+        mac_en_r$3$clock = clock;
+        mac_en_r$3$d = mac_en;
+        mac_first_r$3$clock = clock;
+        mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
         op_c_copy$3$clock = clock;
         op_c_copy$3$d = op_c$q;
+        mac_en_r$4$clock = clock;
+        mac_en_r$4$d = mac_en;
+        mac_first_r$4$clock = clock;
+        mac_first_r$4$d = mac_first;
         op_a_copy$4$clock = clock;
         op_a_copy$4$d = op_a$q;
         op_c_copy$4$clock = clock;
         op_c_copy$4$d = op_c$q;
+        mac_en_r$5$clock = clock;
+        mac_en_r$5$d = mac_en;
+        mac_first_r$5$clock = clock;
+        mac_first_r$5$d = mac_first;
         op_a_copy$5$clock = clock;
         op_a_copy$5$d = op_a$q;
         op_c_copy$5$clock = clock;
         op_c_copy$5$d = op_c$q;
+        mac_en_r$6$clock = clock;
+        mac_en_r$6$d = mac_en;
+        mac_first_r$6$clock = clock;
+        mac_first_r$6$d = mac_first;
         op_a_copy$6$clock = clock;
         op_a_copy$6$d = op_a$q;
         op_c_copy$6$clock = clock;
         op_c_copy$6$d = op_c$q;
+        mac_en_r$7$clock = clock;
+        mac_en_r$7$d = mac_en;
+        mac_first_r$7$clock = clock;
+        mac_first_r$7$d = mac_first;
         op_a_copy$7$clock = clock;
         op_a_copy$7$d = op_a$q;
         op_c_copy$7$clock = clock;
         op_c_copy$7$d = op_c$q;
+        mac_en_r$8$clock = clock;
+        mac_en_r$8$d = mac_en;
+        mac_first_r$8$clock = clock;
+        mac_first_r$8$d = mac_first;
         op_a_copy$8$clock = clock;
         op_a_copy$8$d = op_a$q;
         op_c_copy$8$clock = clock;
         op_c_copy$8$d = op_c$q;
+        mac_en_r$9$clock = clock;
+        mac_en_r$9$d = mac_en;
+        mac_first_r$9$clock = clock;
+        mac_first_r$9$d = mac_first;
         op_a_copy$9$clock = clock;
         op_a_copy$9$d = op_a$q;
         op_c_copy$9$clock = clock;
         op_c_copy$9$d = op_c$q;
+        mac_en_r$10$clock = clock;
+        mac_en_r$10$d = mac_en;
+        mac_first_r$10$clock = clock;
+        mac_first_r$10$d = mac_first;
         op_a_copy$10$clock = clock;
         op_a_copy$10$d = op_a$q;
         op_c_copy$10$clock = clock;
         op_c_copy$10$d = op_c$q;
+        mac_en_r$11$clock = clock;
+        mac_en_r$11$d = mac_en;
+        mac_first_r$11$clock = clock;
+        mac_first_r$11$d = mac_first;
         op_a_copy$11$clock = clock;
         op_a_copy$11$d = op_a$q;
         op_c_copy$11$clock = clock;
         op_c_copy$11$d = op_c$q;
         mac$0$clock = clock;
-        mac$0$en = mac_en_r$q;
-        mac$0$first = mac_first_r$q;
+        mac$0$en = mac_en_r$0$q;
+        mac$0$first = mac_first_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -28194,8 +28414,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$0$x = op_a_copy$0$q;
         end
         mac$1$clock = clock;
-        mac$1$en = mac_en_r$q;
-        mac$1$first = mac_first_r$q;
+        mac$1$en = mac_en_r$0$q;
+        mac$1$first = mac_first_r$0$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
         mac$1$x = op_c_copy$0$q;
@@ -28203,8 +28423,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$1$x = op_a_copy$0$q;
         end
         mac$2$clock = clock;
-        mac$2$en = mac_en_r$q;
-        mac$2$first = mac_first_r$q;
+        mac$2$en = mac_en_r$0$q;
+        mac$2$first = mac_first_r$0$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
         mac$2$x = op_c_copy$0$q;
@@ -28212,8 +28432,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$2$x = op_a_copy$0$q;
         end
         mac$3$clock = clock;
-        mac$3$en = mac_en_r$q;
-        mac$3$first = mac_first_r$q;
+        mac$3$en = mac_en_r$0$q;
+        mac$3$first = mac_first_r$0$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
         mac$3$x = op_c_copy$0$q;
@@ -28221,8 +28441,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$3$x = op_a_copy$0$q;
         end
         mac$4$clock = clock;
-        mac$4$en = mac_en_r$q;
-        mac$4$first = mac_first_r$q;
+        mac$4$en = mac_en_r$0$q;
+        mac$4$first = mac_first_r$0$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
         mac$4$x = op_c_copy$0$q;
@@ -28230,8 +28450,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$4$x = op_a_copy$0$q;
         end
         mac$5$clock = clock;
-        mac$5$en = mac_en_r$q;
-        mac$5$first = mac_first_r$q;
+        mac$5$en = mac_en_r$0$q;
+        mac$5$first = mac_first_r$0$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
         mac$5$x = op_c_copy$0$q;
@@ -28239,8 +28459,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$5$x = op_a_copy$0$q;
         end
         mac$6$clock = clock;
-        mac$6$en = mac_en_r$q;
-        mac$6$first = mac_first_r$q;
+        mac$6$en = mac_en_r$0$q;
+        mac$6$first = mac_first_r$0$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
         mac$6$x = op_c_copy$0$q;
@@ -28248,8 +28468,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$6$x = op_a_copy$0$q;
         end
         mac$7$clock = clock;
-        mac$7$en = mac_en_r$q;
-        mac$7$first = mac_first_r$q;
+        mac$7$en = mac_en_r$0$q;
+        mac$7$first = mac_first_r$0$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
         mac$7$x = op_c_copy$0$q;
@@ -28257,8 +28477,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$7$x = op_a_copy$0$q;
         end
         mac$8$clock = clock;
-        mac$8$en = mac_en_r$q;
-        mac$8$first = mac_first_r$q;
+        mac$8$en = mac_en_r$1$q;
+        mac$8$first = mac_first_r$1$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
         mac$8$x = op_c_copy$1$q;
@@ -28266,8 +28486,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$8$x = op_a_copy$1$q;
         end
         mac$9$clock = clock;
-        mac$9$en = mac_en_r$q;
-        mac$9$first = mac_first_r$q;
+        mac$9$en = mac_en_r$1$q;
+        mac$9$first = mac_first_r$1$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
         mac$9$x = op_c_copy$1$q;
@@ -28275,8 +28495,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$9$x = op_a_copy$1$q;
         end
         mac$10$clock = clock;
-        mac$10$en = mac_en_r$q;
-        mac$10$first = mac_first_r$q;
+        mac$10$en = mac_en_r$1$q;
+        mac$10$first = mac_first_r$1$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
         mac$10$x = op_c_copy$1$q;
@@ -28284,8 +28504,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$10$x = op_a_copy$1$q;
         end
         mac$11$clock = clock;
-        mac$11$en = mac_en_r$q;
-        mac$11$first = mac_first_r$q;
+        mac$11$en = mac_en_r$1$q;
+        mac$11$first = mac_first_r$1$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
         mac$11$x = op_c_copy$1$q;
@@ -28293,8 +28513,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$11$x = op_a_copy$1$q;
         end
         mac$12$clock = clock;
-        mac$12$en = mac_en_r$q;
-        mac$12$first = mac_first_r$q;
+        mac$12$en = mac_en_r$1$q;
+        mac$12$first = mac_first_r$1$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
         mac$12$x = op_c_copy$1$q;
@@ -28302,8 +28522,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$12$x = op_a_copy$1$q;
         end
         mac$13$clock = clock;
-        mac$13$en = mac_en_r$q;
-        mac$13$first = mac_first_r$q;
+        mac$13$en = mac_en_r$1$q;
+        mac$13$first = mac_first_r$1$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
         mac$13$x = op_c_copy$1$q;
@@ -28311,8 +28531,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$13$x = op_a_copy$1$q;
         end
         mac$14$clock = clock;
-        mac$14$en = mac_en_r$q;
-        mac$14$first = mac_first_r$q;
+        mac$14$en = mac_en_r$1$q;
+        mac$14$first = mac_first_r$1$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
         mac$14$x = op_c_copy$1$q;
@@ -28320,8 +28540,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$14$x = op_a_copy$1$q;
         end
         mac$15$clock = clock;
-        mac$15$en = mac_en_r$q;
-        mac$15$first = mac_first_r$q;
+        mac$15$en = mac_en_r$1$q;
+        mac$15$first = mac_first_r$1$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
         mac$15$x = op_c_copy$1$q;
@@ -28329,8 +28549,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$15$x = op_a_copy$1$q;
         end
         mac$16$clock = clock;
-        mac$16$en = mac_en_r$q;
-        mac$16$first = mac_first_r$q;
+        mac$16$en = mac_en_r$2$q;
+        mac$16$first = mac_first_r$2$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
         mac$16$x = op_c_copy$2$q;
@@ -28338,8 +28558,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$16$x = op_a_copy$2$q;
         end
         mac$17$clock = clock;
-        mac$17$en = mac_en_r$q;
-        mac$17$first = mac_first_r$q;
+        mac$17$en = mac_en_r$2$q;
+        mac$17$first = mac_first_r$2$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
         mac$17$x = op_c_copy$2$q;
@@ -28347,8 +28567,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$17$x = op_a_copy$2$q;
         end
         mac$18$clock = clock;
-        mac$18$en = mac_en_r$q;
-        mac$18$first = mac_first_r$q;
+        mac$18$en = mac_en_r$2$q;
+        mac$18$first = mac_first_r$2$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
         mac$18$x = op_c_copy$2$q;
@@ -28356,8 +28576,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$18$x = op_a_copy$2$q;
         end
         mac$19$clock = clock;
-        mac$19$en = mac_en_r$q;
-        mac$19$first = mac_first_r$q;
+        mac$19$en = mac_en_r$2$q;
+        mac$19$first = mac_first_r$2$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
         mac$19$x = op_c_copy$2$q;
@@ -28365,8 +28585,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$19$x = op_a_copy$2$q;
         end
         mac$20$clock = clock;
-        mac$20$en = mac_en_r$q;
-        mac$20$first = mac_first_r$q;
+        mac$20$en = mac_en_r$2$q;
+        mac$20$first = mac_first_r$2$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
         mac$20$x = op_c_copy$2$q;
@@ -28374,8 +28594,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$20$x = op_a_copy$2$q;
         end
         mac$21$clock = clock;
-        mac$21$en = mac_en_r$q;
-        mac$21$first = mac_first_r$q;
+        mac$21$en = mac_en_r$2$q;
+        mac$21$first = mac_first_r$2$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
         mac$21$x = op_c_copy$2$q;
@@ -28383,8 +28603,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$21$x = op_a_copy$2$q;
         end
         mac$22$clock = clock;
-        mac$22$en = mac_en_r$q;
-        mac$22$first = mac_first_r$q;
+        mac$22$en = mac_en_r$2$q;
+        mac$22$first = mac_first_r$2$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
         mac$22$x = op_c_copy$2$q;
@@ -28392,8 +28612,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$22$x = op_a_copy$2$q;
         end
         mac$23$clock = clock;
-        mac$23$en = mac_en_r$q;
-        mac$23$first = mac_first_r$q;
+        mac$23$en = mac_en_r$2$q;
+        mac$23$first = mac_first_r$2$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
         mac$23$x = op_c_copy$2$q;
@@ -28401,8 +28621,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$23$x = op_a_copy$2$q;
         end
         mac$24$clock = clock;
-        mac$24$en = mac_en_r$q;
-        mac$24$first = mac_first_r$q;
+        mac$24$en = mac_en_r$3$q;
+        mac$24$first = mac_first_r$3$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
         mac$24$x = op_c_copy$3$q;
@@ -28410,8 +28630,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$24$x = op_a_copy$3$q;
         end
         mac$25$clock = clock;
-        mac$25$en = mac_en_r$q;
-        mac$25$first = mac_first_r$q;
+        mac$25$en = mac_en_r$3$q;
+        mac$25$first = mac_first_r$3$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
         mac$25$x = op_c_copy$3$q;
@@ -28419,8 +28639,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$25$x = op_a_copy$3$q;
         end
         mac$26$clock = clock;
-        mac$26$en = mac_en_r$q;
-        mac$26$first = mac_first_r$q;
+        mac$26$en = mac_en_r$3$q;
+        mac$26$first = mac_first_r$3$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
         mac$26$x = op_c_copy$3$q;
@@ -28428,8 +28648,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$26$x = op_a_copy$3$q;
         end
         mac$27$clock = clock;
-        mac$27$en = mac_en_r$q;
-        mac$27$first = mac_first_r$q;
+        mac$27$en = mac_en_r$3$q;
+        mac$27$first = mac_first_r$3$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
         mac$27$x = op_c_copy$3$q;
@@ -28437,8 +28657,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$27$x = op_a_copy$3$q;
         end
         mac$28$clock = clock;
-        mac$28$en = mac_en_r$q;
-        mac$28$first = mac_first_r$q;
+        mac$28$en = mac_en_r$3$q;
+        mac$28$first = mac_first_r$3$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
         mac$28$x = op_c_copy$3$q;
@@ -28446,8 +28666,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$28$x = op_a_copy$3$q;
         end
         mac$29$clock = clock;
-        mac$29$en = mac_en_r$q;
-        mac$29$first = mac_first_r$q;
+        mac$29$en = mac_en_r$3$q;
+        mac$29$first = mac_first_r$3$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
         mac$29$x = op_c_copy$3$q;
@@ -28455,8 +28675,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$29$x = op_a_copy$3$q;
         end
         mac$30$clock = clock;
-        mac$30$en = mac_en_r$q;
-        mac$30$first = mac_first_r$q;
+        mac$30$en = mac_en_r$3$q;
+        mac$30$first = mac_first_r$3$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
         mac$30$x = op_c_copy$3$q;
@@ -28464,8 +28684,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$30$x = op_a_copy$3$q;
         end
         mac$31$clock = clock;
-        mac$31$en = mac_en_r$q;
-        mac$31$first = mac_first_r$q;
+        mac$31$en = mac_en_r$3$q;
+        mac$31$first = mac_first_r$3$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
         mac$31$x = op_c_copy$3$q;
@@ -28473,8 +28693,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$31$x = op_a_copy$3$q;
         end
         mac$32$clock = clock;
-        mac$32$en = mac_en_r$q;
-        mac$32$first = mac_first_r$q;
+        mac$32$en = mac_en_r$4$q;
+        mac$32$first = mac_first_r$4$q;
         mac$32$bias = bias_r$32$q;
         mac$32$w = weight_r$32$q;
         mac$32$x = op_c_copy$4$q;
@@ -28482,8 +28702,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$32$x = op_a_copy$4$q;
         end
         mac$33$clock = clock;
-        mac$33$en = mac_en_r$q;
-        mac$33$first = mac_first_r$q;
+        mac$33$en = mac_en_r$4$q;
+        mac$33$first = mac_first_r$4$q;
         mac$33$bias = bias_r$33$q;
         mac$33$w = weight_r$33$q;
         mac$33$x = op_c_copy$4$q;
@@ -28491,8 +28711,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$33$x = op_a_copy$4$q;
         end
         mac$34$clock = clock;
-        mac$34$en = mac_en_r$q;
-        mac$34$first = mac_first_r$q;
+        mac$34$en = mac_en_r$4$q;
+        mac$34$first = mac_first_r$4$q;
         mac$34$bias = bias_r$34$q;
         mac$34$w = weight_r$34$q;
         mac$34$x = op_c_copy$4$q;
@@ -28500,8 +28720,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$34$x = op_a_copy$4$q;
         end
         mac$35$clock = clock;
-        mac$35$en = mac_en_r$q;
-        mac$35$first = mac_first_r$q;
+        mac$35$en = mac_en_r$4$q;
+        mac$35$first = mac_first_r$4$q;
         mac$35$bias = bias_r$35$q;
         mac$35$w = weight_r$35$q;
         mac$35$x = op_c_copy$4$q;
@@ -28509,8 +28729,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$35$x = op_a_copy$4$q;
         end
         mac$36$clock = clock;
-        mac$36$en = mac_en_r$q;
-        mac$36$first = mac_first_r$q;
+        mac$36$en = mac_en_r$4$q;
+        mac$36$first = mac_first_r$4$q;
         mac$36$bias = bias_r$36$q;
         mac$36$w = weight_r$36$q;
         mac$36$x = op_c_copy$4$q;
@@ -28518,8 +28738,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$36$x = op_a_copy$4$q;
         end
         mac$37$clock = clock;
-        mac$37$en = mac_en_r$q;
-        mac$37$first = mac_first_r$q;
+        mac$37$en = mac_en_r$4$q;
+        mac$37$first = mac_first_r$4$q;
         mac$37$bias = bias_r$37$q;
         mac$37$w = weight_r$37$q;
         mac$37$x = op_c_copy$4$q;
@@ -28527,8 +28747,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$37$x = op_a_copy$4$q;
         end
         mac$38$clock = clock;
-        mac$38$en = mac_en_r$q;
-        mac$38$first = mac_first_r$q;
+        mac$38$en = mac_en_r$4$q;
+        mac$38$first = mac_first_r$4$q;
         mac$38$bias = bias_r$38$q;
         mac$38$w = weight_r$38$q;
         mac$38$x = op_c_copy$4$q;
@@ -28536,8 +28756,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$38$x = op_a_copy$4$q;
         end
         mac$39$clock = clock;
-        mac$39$en = mac_en_r$q;
-        mac$39$first = mac_first_r$q;
+        mac$39$en = mac_en_r$4$q;
+        mac$39$first = mac_first_r$4$q;
         mac$39$bias = bias_r$39$q;
         mac$39$w = weight_r$39$q;
         mac$39$x = op_c_copy$4$q;
@@ -28545,8 +28765,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$39$x = op_a_copy$4$q;
         end
         mac$40$clock = clock;
-        mac$40$en = mac_en_r$q;
-        mac$40$first = mac_first_r$q;
+        mac$40$en = mac_en_r$5$q;
+        mac$40$first = mac_first_r$5$q;
         mac$40$bias = bias_r$40$q;
         mac$40$w = weight_r$40$q;
         mac$40$x = op_c_copy$5$q;
@@ -28554,8 +28774,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$40$x = op_a_copy$5$q;
         end
         mac$41$clock = clock;
-        mac$41$en = mac_en_r$q;
-        mac$41$first = mac_first_r$q;
+        mac$41$en = mac_en_r$5$q;
+        mac$41$first = mac_first_r$5$q;
         mac$41$bias = bias_r$41$q;
         mac$41$w = weight_r$41$q;
         mac$41$x = op_c_copy$5$q;
@@ -28563,8 +28783,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$41$x = op_a_copy$5$q;
         end
         mac$42$clock = clock;
-        mac$42$en = mac_en_r$q;
-        mac$42$first = mac_first_r$q;
+        mac$42$en = mac_en_r$5$q;
+        mac$42$first = mac_first_r$5$q;
         mac$42$bias = bias_r$42$q;
         mac$42$w = weight_r$42$q;
         mac$42$x = op_c_copy$5$q;
@@ -28572,8 +28792,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$42$x = op_a_copy$5$q;
         end
         mac$43$clock = clock;
-        mac$43$en = mac_en_r$q;
-        mac$43$first = mac_first_r$q;
+        mac$43$en = mac_en_r$5$q;
+        mac$43$first = mac_first_r$5$q;
         mac$43$bias = bias_r$43$q;
         mac$43$w = weight_r$43$q;
         mac$43$x = op_c_copy$5$q;
@@ -28581,8 +28801,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$43$x = op_a_copy$5$q;
         end
         mac$44$clock = clock;
-        mac$44$en = mac_en_r$q;
-        mac$44$first = mac_first_r$q;
+        mac$44$en = mac_en_r$5$q;
+        mac$44$first = mac_first_r$5$q;
         mac$44$bias = bias_r$44$q;
         mac$44$w = weight_r$44$q;
         mac$44$x = op_c_copy$5$q;
@@ -28590,8 +28810,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$44$x = op_a_copy$5$q;
         end
         mac$45$clock = clock;
-        mac$45$en = mac_en_r$q;
-        mac$45$first = mac_first_r$q;
+        mac$45$en = mac_en_r$5$q;
+        mac$45$first = mac_first_r$5$q;
         mac$45$bias = bias_r$45$q;
         mac$45$w = weight_r$45$q;
         mac$45$x = op_c_copy$5$q;
@@ -28599,8 +28819,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$45$x = op_a_copy$5$q;
         end
         mac$46$clock = clock;
-        mac$46$en = mac_en_r$q;
-        mac$46$first = mac_first_r$q;
+        mac$46$en = mac_en_r$5$q;
+        mac$46$first = mac_first_r$5$q;
         mac$46$bias = bias_r$46$q;
         mac$46$w = weight_r$46$q;
         mac$46$x = op_c_copy$5$q;
@@ -28608,8 +28828,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$46$x = op_a_copy$5$q;
         end
         mac$47$clock = clock;
-        mac$47$en = mac_en_r$q;
-        mac$47$first = mac_first_r$q;
+        mac$47$en = mac_en_r$5$q;
+        mac$47$first = mac_first_r$5$q;
         mac$47$bias = bias_r$47$q;
         mac$47$w = weight_r$47$q;
         mac$47$x = op_c_copy$5$q;
@@ -28617,8 +28837,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$47$x = op_a_copy$5$q;
         end
         mac$48$clock = clock;
-        mac$48$en = mac_en_r$q;
-        mac$48$first = mac_first_r$q;
+        mac$48$en = mac_en_r$6$q;
+        mac$48$first = mac_first_r$6$q;
         mac$48$bias = bias_r$48$q;
         mac$48$w = weight_r$48$q;
         mac$48$x = op_c_copy$6$q;
@@ -28626,8 +28846,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$48$x = op_a_copy$6$q;
         end
         mac$49$clock = clock;
-        mac$49$en = mac_en_r$q;
-        mac$49$first = mac_first_r$q;
+        mac$49$en = mac_en_r$6$q;
+        mac$49$first = mac_first_r$6$q;
         mac$49$bias = bias_r$49$q;
         mac$49$w = weight_r$49$q;
         mac$49$x = op_c_copy$6$q;
@@ -28635,8 +28855,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$49$x = op_a_copy$6$q;
         end
         mac$50$clock = clock;
-        mac$50$en = mac_en_r$q;
-        mac$50$first = mac_first_r$q;
+        mac$50$en = mac_en_r$6$q;
+        mac$50$first = mac_first_r$6$q;
         mac$50$bias = bias_r$50$q;
         mac$50$w = weight_r$50$q;
         mac$50$x = op_c_copy$6$q;
@@ -28644,8 +28864,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$50$x = op_a_copy$6$q;
         end
         mac$51$clock = clock;
-        mac$51$en = mac_en_r$q;
-        mac$51$first = mac_first_r$q;
+        mac$51$en = mac_en_r$6$q;
+        mac$51$first = mac_first_r$6$q;
         mac$51$bias = bias_r$51$q;
         mac$51$w = weight_r$51$q;
         mac$51$x = op_c_copy$6$q;
@@ -28653,8 +28873,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$51$x = op_a_copy$6$q;
         end
         mac$52$clock = clock;
-        mac$52$en = mac_en_r$q;
-        mac$52$first = mac_first_r$q;
+        mac$52$en = mac_en_r$6$q;
+        mac$52$first = mac_first_r$6$q;
         mac$52$bias = bias_r$52$q;
         mac$52$w = weight_r$52$q;
         mac$52$x = op_c_copy$6$q;
@@ -28662,8 +28882,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$52$x = op_a_copy$6$q;
         end
         mac$53$clock = clock;
-        mac$53$en = mac_en_r$q;
-        mac$53$first = mac_first_r$q;
+        mac$53$en = mac_en_r$6$q;
+        mac$53$first = mac_first_r$6$q;
         mac$53$bias = bias_r$53$q;
         mac$53$w = weight_r$53$q;
         mac$53$x = op_c_copy$6$q;
@@ -28671,8 +28891,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$53$x = op_a_copy$6$q;
         end
         mac$54$clock = clock;
-        mac$54$en = mac_en_r$q;
-        mac$54$first = mac_first_r$q;
+        mac$54$en = mac_en_r$6$q;
+        mac$54$first = mac_first_r$6$q;
         mac$54$bias = bias_r$54$q;
         mac$54$w = weight_r$54$q;
         mac$54$x = op_c_copy$6$q;
@@ -28680,8 +28900,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$54$x = op_a_copy$6$q;
         end
         mac$55$clock = clock;
-        mac$55$en = mac_en_r$q;
-        mac$55$first = mac_first_r$q;
+        mac$55$en = mac_en_r$6$q;
+        mac$55$first = mac_first_r$6$q;
         mac$55$bias = bias_r$55$q;
         mac$55$w = weight_r$55$q;
         mac$55$x = op_c_copy$6$q;
@@ -28689,8 +28909,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$55$x = op_a_copy$6$q;
         end
         mac$56$clock = clock;
-        mac$56$en = mac_en_r$q;
-        mac$56$first = mac_first_r$q;
+        mac$56$en = mac_en_r$7$q;
+        mac$56$first = mac_first_r$7$q;
         mac$56$bias = bias_r$56$q;
         mac$56$w = weight_r$56$q;
         mac$56$x = op_c_copy$7$q;
@@ -28698,8 +28918,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$56$x = op_a_copy$7$q;
         end
         mac$57$clock = clock;
-        mac$57$en = mac_en_r$q;
-        mac$57$first = mac_first_r$q;
+        mac$57$en = mac_en_r$7$q;
+        mac$57$first = mac_first_r$7$q;
         mac$57$bias = bias_r$57$q;
         mac$57$w = weight_r$57$q;
         mac$57$x = op_c_copy$7$q;
@@ -28707,8 +28927,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$57$x = op_a_copy$7$q;
         end
         mac$58$clock = clock;
-        mac$58$en = mac_en_r$q;
-        mac$58$first = mac_first_r$q;
+        mac$58$en = mac_en_r$7$q;
+        mac$58$first = mac_first_r$7$q;
         mac$58$bias = bias_r$58$q;
         mac$58$w = weight_r$58$q;
         mac$58$x = op_c_copy$7$q;
@@ -28716,8 +28936,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$58$x = op_a_copy$7$q;
         end
         mac$59$clock = clock;
-        mac$59$en = mac_en_r$q;
-        mac$59$first = mac_first_r$q;
+        mac$59$en = mac_en_r$7$q;
+        mac$59$first = mac_first_r$7$q;
         mac$59$bias = bias_r$59$q;
         mac$59$w = weight_r$59$q;
         mac$59$x = op_c_copy$7$q;
@@ -28725,8 +28945,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$59$x = op_a_copy$7$q;
         end
         mac$60$clock = clock;
-        mac$60$en = mac_en_r$q;
-        mac$60$first = mac_first_r$q;
+        mac$60$en = mac_en_r$7$q;
+        mac$60$first = mac_first_r$7$q;
         mac$60$bias = bias_r$60$q;
         mac$60$w = weight_r$60$q;
         mac$60$x = op_c_copy$7$q;
@@ -28734,8 +28954,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$60$x = op_a_copy$7$q;
         end
         mac$61$clock = clock;
-        mac$61$en = mac_en_r$q;
-        mac$61$first = mac_first_r$q;
+        mac$61$en = mac_en_r$7$q;
+        mac$61$first = mac_first_r$7$q;
         mac$61$bias = bias_r$61$q;
         mac$61$w = weight_r$61$q;
         mac$61$x = op_c_copy$7$q;
@@ -28743,8 +28963,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$61$x = op_a_copy$7$q;
         end
         mac$62$clock = clock;
-        mac$62$en = mac_en_r$q;
-        mac$62$first = mac_first_r$q;
+        mac$62$en = mac_en_r$7$q;
+        mac$62$first = mac_first_r$7$q;
         mac$62$bias = bias_r$62$q;
         mac$62$w = weight_r$62$q;
         mac$62$x = op_c_copy$7$q;
@@ -28752,8 +28972,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$62$x = op_a_copy$7$q;
         end
         mac$63$clock = clock;
-        mac$63$en = mac_en_r$q;
-        mac$63$first = mac_first_r$q;
+        mac$63$en = mac_en_r$7$q;
+        mac$63$first = mac_first_r$7$q;
         mac$63$bias = bias_r$63$q;
         mac$63$w = weight_r$63$q;
         mac$63$x = op_c_copy$7$q;
@@ -28761,8 +28981,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$63$x = op_a_copy$7$q;
         end
         mac$64$clock = clock;
-        mac$64$en = mac_en_r$q;
-        mac$64$first = mac_first_r$q;
+        mac$64$en = mac_en_r$8$q;
+        mac$64$first = mac_first_r$8$q;
         mac$64$bias = bias_r$64$q;
         mac$64$w = weight_r$64$q;
         mac$64$x = op_c_copy$8$q;
@@ -28770,8 +28990,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$64$x = op_a_copy$8$q;
         end
         mac$65$clock = clock;
-        mac$65$en = mac_en_r$q;
-        mac$65$first = mac_first_r$q;
+        mac$65$en = mac_en_r$8$q;
+        mac$65$first = mac_first_r$8$q;
         mac$65$bias = bias_r$65$q;
         mac$65$w = weight_r$65$q;
         mac$65$x = op_c_copy$8$q;
@@ -28779,8 +28999,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$65$x = op_a_copy$8$q;
         end
         mac$66$clock = clock;
-        mac$66$en = mac_en_r$q;
-        mac$66$first = mac_first_r$q;
+        mac$66$en = mac_en_r$8$q;
+        mac$66$first = mac_first_r$8$q;
         mac$66$bias = bias_r$66$q;
         mac$66$w = weight_r$66$q;
         mac$66$x = op_c_copy$8$q;
@@ -28788,8 +29008,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$66$x = op_a_copy$8$q;
         end
         mac$67$clock = clock;
-        mac$67$en = mac_en_r$q;
-        mac$67$first = mac_first_r$q;
+        mac$67$en = mac_en_r$8$q;
+        mac$67$first = mac_first_r$8$q;
         mac$67$bias = bias_r$67$q;
         mac$67$w = weight_r$67$q;
         mac$67$x = op_c_copy$8$q;
@@ -28797,8 +29017,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$67$x = op_a_copy$8$q;
         end
         mac$68$clock = clock;
-        mac$68$en = mac_en_r$q;
-        mac$68$first = mac_first_r$q;
+        mac$68$en = mac_en_r$8$q;
+        mac$68$first = mac_first_r$8$q;
         mac$68$bias = bias_r$68$q;
         mac$68$w = weight_r$68$q;
         mac$68$x = op_c_copy$8$q;
@@ -28806,8 +29026,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$68$x = op_a_copy$8$q;
         end
         mac$69$clock = clock;
-        mac$69$en = mac_en_r$q;
-        mac$69$first = mac_first_r$q;
+        mac$69$en = mac_en_r$8$q;
+        mac$69$first = mac_first_r$8$q;
         mac$69$bias = bias_r$69$q;
         mac$69$w = weight_r$69$q;
         mac$69$x = op_c_copy$8$q;
@@ -28815,8 +29035,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$69$x = op_a_copy$8$q;
         end
         mac$70$clock = clock;
-        mac$70$en = mac_en_r$q;
-        mac$70$first = mac_first_r$q;
+        mac$70$en = mac_en_r$8$q;
+        mac$70$first = mac_first_r$8$q;
         mac$70$bias = bias_r$70$q;
         mac$70$w = weight_r$70$q;
         mac$70$x = op_c_copy$8$q;
@@ -28824,8 +29044,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$70$x = op_a_copy$8$q;
         end
         mac$71$clock = clock;
-        mac$71$en = mac_en_r$q;
-        mac$71$first = mac_first_r$q;
+        mac$71$en = mac_en_r$8$q;
+        mac$71$first = mac_first_r$8$q;
         mac$71$bias = bias_r$71$q;
         mac$71$w = weight_r$71$q;
         mac$71$x = op_c_copy$8$q;
@@ -28833,8 +29053,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$71$x = op_a_copy$8$q;
         end
         mac$72$clock = clock;
-        mac$72$en = mac_en_r$q;
-        mac$72$first = mac_first_r$q;
+        mac$72$en = mac_en_r$9$q;
+        mac$72$first = mac_first_r$9$q;
         mac$72$bias = bias_r$72$q;
         mac$72$w = weight_r$72$q;
         mac$72$x = op_c_copy$9$q;
@@ -28842,8 +29062,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$72$x = op_a_copy$9$q;
         end
         mac$73$clock = clock;
-        mac$73$en = mac_en_r$q;
-        mac$73$first = mac_first_r$q;
+        mac$73$en = mac_en_r$9$q;
+        mac$73$first = mac_first_r$9$q;
         mac$73$bias = bias_r$73$q;
         mac$73$w = weight_r$73$q;
         mac$73$x = op_c_copy$9$q;
@@ -28851,8 +29071,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$73$x = op_a_copy$9$q;
         end
         mac$74$clock = clock;
-        mac$74$en = mac_en_r$q;
-        mac$74$first = mac_first_r$q;
+        mac$74$en = mac_en_r$9$q;
+        mac$74$first = mac_first_r$9$q;
         mac$74$bias = bias_r$74$q;
         mac$74$w = weight_r$74$q;
         mac$74$x = op_c_copy$9$q;
@@ -28860,8 +29080,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$74$x = op_a_copy$9$q;
         end
         mac$75$clock = clock;
-        mac$75$en = mac_en_r$q;
-        mac$75$first = mac_first_r$q;
+        mac$75$en = mac_en_r$9$q;
+        mac$75$first = mac_first_r$9$q;
         mac$75$bias = bias_r$75$q;
         mac$75$w = weight_r$75$q;
         mac$75$x = op_c_copy$9$q;
@@ -28869,8 +29089,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$75$x = op_a_copy$9$q;
         end
         mac$76$clock = clock;
-        mac$76$en = mac_en_r$q;
-        mac$76$first = mac_first_r$q;
+        mac$76$en = mac_en_r$9$q;
+        mac$76$first = mac_first_r$9$q;
         mac$76$bias = bias_r$76$q;
         mac$76$w = weight_r$76$q;
         mac$76$x = op_c_copy$9$q;
@@ -28878,8 +29098,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$76$x = op_a_copy$9$q;
         end
         mac$77$clock = clock;
-        mac$77$en = mac_en_r$q;
-        mac$77$first = mac_first_r$q;
+        mac$77$en = mac_en_r$9$q;
+        mac$77$first = mac_first_r$9$q;
         mac$77$bias = bias_r$77$q;
         mac$77$w = weight_r$77$q;
         mac$77$x = op_c_copy$9$q;
@@ -28887,8 +29107,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$77$x = op_a_copy$9$q;
         end
         mac$78$clock = clock;
-        mac$78$en = mac_en_r$q;
-        mac$78$first = mac_first_r$q;
+        mac$78$en = mac_en_r$9$q;
+        mac$78$first = mac_first_r$9$q;
         mac$78$bias = bias_r$78$q;
         mac$78$w = weight_r$78$q;
         mac$78$x = op_c_copy$9$q;
@@ -28896,8 +29116,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$78$x = op_a_copy$9$q;
         end
         mac$79$clock = clock;
-        mac$79$en = mac_en_r$q;
-        mac$79$first = mac_first_r$q;
+        mac$79$en = mac_en_r$9$q;
+        mac$79$first = mac_first_r$9$q;
         mac$79$bias = bias_r$79$q;
         mac$79$w = weight_r$79$q;
         mac$79$x = op_c_copy$9$q;
@@ -28905,8 +29125,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$79$x = op_a_copy$9$q;
         end
         mac$80$clock = clock;
-        mac$80$en = mac_en_r$q;
-        mac$80$first = mac_first_r$q;
+        mac$80$en = mac_en_r$10$q;
+        mac$80$first = mac_first_r$10$q;
         mac$80$bias = bias_r$80$q;
         mac$80$w = weight_r$80$q;
         mac$80$x = op_c_copy$10$q;
@@ -28914,8 +29134,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$80$x = op_a_copy$10$q;
         end
         mac$81$clock = clock;
-        mac$81$en = mac_en_r$q;
-        mac$81$first = mac_first_r$q;
+        mac$81$en = mac_en_r$10$q;
+        mac$81$first = mac_first_r$10$q;
         mac$81$bias = bias_r$81$q;
         mac$81$w = weight_r$81$q;
         mac$81$x = op_c_copy$10$q;
@@ -28923,8 +29143,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$81$x = op_a_copy$10$q;
         end
         mac$82$clock = clock;
-        mac$82$en = mac_en_r$q;
-        mac$82$first = mac_first_r$q;
+        mac$82$en = mac_en_r$10$q;
+        mac$82$first = mac_first_r$10$q;
         mac$82$bias = bias_r$82$q;
         mac$82$w = weight_r$82$q;
         mac$82$x = op_c_copy$10$q;
@@ -28932,8 +29152,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$82$x = op_a_copy$10$q;
         end
         mac$83$clock = clock;
-        mac$83$en = mac_en_r$q;
-        mac$83$first = mac_first_r$q;
+        mac$83$en = mac_en_r$10$q;
+        mac$83$first = mac_first_r$10$q;
         mac$83$bias = bias_r$83$q;
         mac$83$w = weight_r$83$q;
         mac$83$x = op_c_copy$10$q;
@@ -28941,8 +29161,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$83$x = op_a_copy$10$q;
         end
         mac$84$clock = clock;
-        mac$84$en = mac_en_r$q;
-        mac$84$first = mac_first_r$q;
+        mac$84$en = mac_en_r$10$q;
+        mac$84$first = mac_first_r$10$q;
         mac$84$bias = bias_r$84$q;
         mac$84$w = weight_r$84$q;
         mac$84$x = op_c_copy$10$q;
@@ -28950,8 +29170,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$84$x = op_a_copy$10$q;
         end
         mac$85$clock = clock;
-        mac$85$en = mac_en_r$q;
-        mac$85$first = mac_first_r$q;
+        mac$85$en = mac_en_r$10$q;
+        mac$85$first = mac_first_r$10$q;
         mac$85$bias = bias_r$85$q;
         mac$85$w = weight_r$85$q;
         mac$85$x = op_c_copy$10$q;
@@ -28959,8 +29179,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$85$x = op_a_copy$10$q;
         end
         mac$86$clock = clock;
-        mac$86$en = mac_en_r$q;
-        mac$86$first = mac_first_r$q;
+        mac$86$en = mac_en_r$10$q;
+        mac$86$first = mac_first_r$10$q;
         mac$86$bias = bias_r$86$q;
         mac$86$w = weight_r$86$q;
         mac$86$x = op_c_copy$10$q;
@@ -28968,8 +29188,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$86$x = op_a_copy$10$q;
         end
         mac$87$clock = clock;
-        mac$87$en = mac_en_r$q;
-        mac$87$first = mac_first_r$q;
+        mac$87$en = mac_en_r$10$q;
+        mac$87$first = mac_first_r$10$q;
         mac$87$bias = bias_r$87$q;
         mac$87$w = weight_r$87$q;
         mac$87$x = op_c_copy$10$q;
@@ -28977,8 +29197,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$87$x = op_a_copy$10$q;
         end
         mac$88$clock = clock;
-        mac$88$en = mac_en_r$q;
-        mac$88$first = mac_first_r$q;
+        mac$88$en = mac_en_r$11$q;
+        mac$88$first = mac_first_r$11$q;
         mac$88$bias = bias_r$88$q;
         mac$88$w = weight_r$88$q;
         mac$88$x = op_c_copy$11$q;
@@ -28986,8 +29206,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$88$x = op_a_copy$11$q;
         end
         mac$89$clock = clock;
-        mac$89$en = mac_en_r$q;
-        mac$89$first = mac_first_r$q;
+        mac$89$en = mac_en_r$11$q;
+        mac$89$first = mac_first_r$11$q;
         mac$89$bias = bias_r$89$q;
         mac$89$w = weight_r$89$q;
         mac$89$x = op_c_copy$11$q;
@@ -28995,8 +29215,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$89$x = op_a_copy$11$q;
         end
         mac$90$clock = clock;
-        mac$90$en = mac_en_r$q;
-        mac$90$first = mac_first_r$q;
+        mac$90$en = mac_en_r$11$q;
+        mac$90$first = mac_first_r$11$q;
         mac$90$bias = bias_r$90$q;
         mac$90$w = weight_r$90$q;
         mac$90$x = op_c_copy$11$q;
@@ -29004,8 +29224,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$90$x = op_a_copy$11$q;
         end
         mac$91$clock = clock;
-        mac$91$en = mac_en_r$q;
-        mac$91$first = mac_first_r$q;
+        mac$91$en = mac_en_r$11$q;
+        mac$91$first = mac_first_r$11$q;
         mac$91$bias = bias_r$91$q;
         mac$91$w = weight_r$91$q;
         mac$91$x = op_c_copy$11$q;
@@ -29013,8 +29233,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$91$x = op_a_copy$11$q;
         end
         mac$92$clock = clock;
-        mac$92$en = mac_en_r$q;
-        mac$92$first = mac_first_r$q;
+        mac$92$en = mac_en_r$11$q;
+        mac$92$first = mac_first_r$11$q;
         mac$92$bias = bias_r$92$q;
         mac$92$w = weight_r$92$q;
         mac$92$x = op_c_copy$11$q;
@@ -29022,8 +29242,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$92$x = op_a_copy$11$q;
         end
         mac$93$clock = clock;
-        mac$93$en = mac_en_r$q;
-        mac$93$first = mac_first_r$q;
+        mac$93$en = mac_en_r$11$q;
+        mac$93$first = mac_first_r$11$q;
         mac$93$bias = bias_r$93$q;
         mac$93$w = weight_r$93$q;
         mac$93$x = op_c_copy$11$q;
@@ -29031,8 +29251,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$93$x = op_a_copy$11$q;
         end
         mac$94$clock = clock;
-        mac$94$en = mac_en_r$q;
-        mac$94$first = mac_first_r$q;
+        mac$94$en = mac_en_r$11$q;
+        mac$94$first = mac_first_r$11$q;
         mac$94$bias = bias_r$94$q;
         mac$94$w = weight_r$94$q;
         mac$94$x = op_c_copy$11$q;
@@ -29040,8 +29260,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             mac$94$x = op_a_copy$11$q;
         end
         mac$95$clock = clock;
-        mac$95$en = mac_en_r$q;
-        mac$95$first = mac_first_r$q;
+        mac$95$en = mac_en_r$11$q;
+        mac$95$first = mac_first_r$11$q;
         mac$95$bias = bias_r$95$q;
         mac$95$w = weight_r$95$q;
         mac$95$x = op_c_copy$11$q;
@@ -37750,7 +37970,7 @@ module top$gru$lane$0$mac$95(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$95
 
 
-module top$gru$lane$0$mac_en_r(clock,d,q);
+module top$gru$lane$0$mac_en_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -37765,10 +37985,10 @@ module top$gru$lane$0$mac_en_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$gru$lane$0$mac_en_r
+endmodule // top$gru$lane$0$mac_en_r$0
 
 
-module top$gru$lane$0$mac_first_r(clock,d,q);
+module top$gru$lane$0$mac_en_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -37783,7 +38003,403 @@ module top$gru$lane$0$mac_first_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$gru$lane$0$mac_first_r
+endmodule // top$gru$lane$0$mac_en_r$1
+
+
+module top$gru$lane$0$mac_en_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r$10
+
+
+module top$gru$lane$0$mac_en_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r$11
+
+
+module top$gru$lane$0$mac_en_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r$2
+
+
+module top$gru$lane$0$mac_en_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r$3
+
+
+module top$gru$lane$0$mac_en_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r$4
+
+
+module top$gru$lane$0$mac_en_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r$5
+
+
+module top$gru$lane$0$mac_en_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r$6
+
+
+module top$gru$lane$0$mac_en_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r$7
+
+
+module top$gru$lane$0$mac_en_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r$8
+
+
+module top$gru$lane$0$mac_en_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_en_r$9
+
+
+module top$gru$lane$0$mac_first_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$0
+
+
+module top$gru$lane$0$mac_first_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$1
+
+
+module top$gru$lane$0$mac_first_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$10
+
+
+module top$gru$lane$0$mac_first_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$11
+
+
+module top$gru$lane$0$mac_first_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$2
+
+
+module top$gru$lane$0$mac_first_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$3
+
+
+module top$gru$lane$0$mac_first_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$4
+
+
+module top$gru$lane$0$mac_first_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$5
+
+
+module top$gru$lane$0$mac_first_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$6
+
+
+module top$gru$lane$0$mac_first_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$7
+
+
+module top$gru$lane$0$mac_first_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$8
+
+
+module top$gru$lane$0$mac_first_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$mac_first_r$9
 
 
 module top$gru$lane$0$op_a(d,q,clock);

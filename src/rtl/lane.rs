@@ -97,8 +97,10 @@ pub struct Lane {
     a_set_r: Kept<Bit>,
     a_zero_r: Kept<Bit>,
     c_zero_r: Kept<Bit>,
-    mac_en_r: Kept<Bit>,
-    mac_first_r: Kept<Bit>,
+    /// The MAC controls, one copy per [`MACS_PER_COPY`] units like the
+    /// operands.
+    mac_en_r: Vec<Kept<Bit>>,
+    mac_first_r: Vec<Kept<Bit>>,
     head_en_r: Kept<Bit>,
     head_first_r: Kept<Bit>,
     post_r: Kept<Bit>,
@@ -243,8 +245,8 @@ impl Lane {
             a_set_r: Default::default(),
             a_zero_r: Default::default(),
             c_zero_r: Default::default(),
-            mac_en_r: Default::default(),
-            mac_first_r: Default::default(),
+            mac_en_r: super::many(m.div_ceil(MACS_PER_COPY)),
+            mac_first_r: super::many(m.div_ceil(MACS_PER_COPY)),
             head_en_r: Default::default(),
             head_first_r: Default::default(),
             post_r: Default::default(),
@@ -371,10 +373,6 @@ impl Logic for Lane {
         self.a_zero_r.d.next = self.a_zero.val();
         self.c_zero_r.clock.next = self.clock.val();
         self.c_zero_r.d.next = self.c_zero.val();
-        self.mac_en_r.clock.next = self.clock.val();
-        self.mac_en_r.d.next = self.mac_en.val();
-        self.mac_first_r.clock.next = self.clock.val();
-        self.mac_first_r.d.next = self.mac_first.val();
         self.head_en_r.clock.next = self.clock.val();
         self.head_en_r.d.next = self.head_en.val();
         self.head_first_r.clock.next = self.clock.val();
@@ -525,8 +523,13 @@ impl Logic for Lane {
                 self.op_c.d.next = 0.into();
             }
         }
-        // Stage 1a: the operand copies; stage 1b: the MAC inputs.
+        // Stage 1a: the operand copies; stage 1b: the MAC inputs. The MAC
+        // controls are input copies like the rest, one per group of units.
         for g in 0..self._copies {
+            self.mac_en_r[g].clock.next = self.clock.val();
+            self.mac_en_r[g].d.next = self.mac_en.val();
+            self.mac_first_r[g].clock.next = self.clock.val();
+            self.mac_first_r[g].d.next = self.mac_first.val();
             self.op_a_copy[g].clock.next = self.clock.val();
             self.op_a_copy[g].d.next = self.op_a.q.val();
             self.op_c_copy[g].clock.next = self.clock.val();
@@ -535,8 +538,8 @@ impl Logic for Lane {
         for per in self._per_copy..(self._per_copy + 1) {
             for m in 0..self._m {
                 self.mac[m].clock.next = self.clock.val();
-                self.mac[m].en.next = self.mac_en_r.q.val();
-                self.mac[m].first.next = self.mac_first_r.q.val();
+                self.mac[m].en.next = self.mac_en_r[m / per].q.val();
+                self.mac[m].first.next = self.mac_first_r[m / per].q.val();
                 self.mac[m].bias.next = self.bias_r[m].q.val();
                 self.mac[m].w.next = self.weight_r[m].q.val();
                 self.mac[m].x.next = self.op_c_copy[m / per].q.val();
