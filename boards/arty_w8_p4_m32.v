@@ -7871,6 +7871,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     localparam  a_passes$30 = 16'h2;
     localparam  a_passes$31 = 16'h2;
     localparam  last_pass = 16'h2;
+    localparam  pass_index$0 = 16'h0;
+    localparam  pass_index$1 = 16'h1;
+    localparam  pass_index$2 = 16'h2;
     localparam  last_term = 16'h20;
     localparam  x_term = 16'h20;
     localparam  last_state_term = 16'h1f;
@@ -8002,9 +8005,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [19:0] lane$0$head_weight$0;
     reg  [19:0] lane$0$head_weight$1;
     reg  [19:0] lane$0$head_weight$2;
-    reg  lane$0$post;
-    reg  [15:0] lane$0$post_pass;
-    reg  lane$0$post_set;
+    reg  lane$0$post$0;
+    reg  lane$0$post$1;
+    reg  lane$0$post$2;
+    reg  lane$0$post$3;
+    reg  lane$0$post$4;
+    reg  lane$0$post$5;
     reg  lane$0$head_done;
     reg  lane$0$head_step_first;
     reg  lane$0$head_step_last;
@@ -8138,9 +8144,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [19:0] lane$1$head_weight$0;
     reg  [19:0] lane$1$head_weight$1;
     reg  [19:0] lane$1$head_weight$2;
-    reg  lane$1$post;
-    reg  [15:0] lane$1$post_pass;
-    reg  lane$1$post_set;
+    reg  lane$1$post$0;
+    reg  lane$1$post$1;
+    reg  lane$1$post$2;
+    reg  lane$1$post$3;
+    reg  lane$1$post$4;
+    reg  lane$1$post$5;
     reg  lane$1$head_done;
     reg  lane$1$head_step_first;
     reg  lane$1$head_step_last;
@@ -8274,9 +8283,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [19:0] lane$2$head_weight$0;
     reg  [19:0] lane$2$head_weight$1;
     reg  [19:0] lane$2$head_weight$2;
-    reg  lane$2$post;
-    reg  [15:0] lane$2$post_pass;
-    reg  lane$2$post_set;
+    reg  lane$2$post$0;
+    reg  lane$2$post$1;
+    reg  lane$2$post$2;
+    reg  lane$2$post$3;
+    reg  lane$2$post$4;
+    reg  lane$2$post$5;
     reg  lane$2$head_done;
     reg  lane$2$head_step_first;
     reg  lane$2$head_step_last;
@@ -8410,9 +8422,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [19:0] lane$3$head_weight$0;
     reg  [19:0] lane$3$head_weight$1;
     reg  [19:0] lane$3$head_weight$2;
-    reg  lane$3$post;
-    reg  [15:0] lane$3$post_pass;
-    reg  lane$3$post_set;
+    reg  lane$3$post$0;
+    reg  lane$3$post$1;
+    reg  lane$3$post$2;
+    reg  lane$3$post$3;
+    reg  lane$3$post$4;
+    reg  lane$3$post$5;
     reg  lane$3$head_done;
     reg  lane$3$head_step_first;
     reg  lane$3$head_step_last;
@@ -9091,15 +9106,24 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  s1_head$d;
     wire  s1_head$q;
     reg  s1_head$clock;
-    reg  s2_post$d;
-    wire  s2_post$q;
-    reg  s2_post$clock;
-    reg  [15:0] s2_pass$d;
-    wire  [15:0] s2_pass$q;
-    reg  s2_pass$clock;
-    reg  s2_set$d;
-    wire  s2_set$q;
-    reg  s2_set$clock;
+    reg  s2_post$0$d;
+    wire  s2_post$0$q;
+    reg  s2_post$0$clock;
+    reg  s2_post$1$d;
+    wire  s2_post$1$q;
+    reg  s2_post$1$clock;
+    reg  s2_post$2$d;
+    wire  s2_post$2$q;
+    reg  s2_post$2$clock;
+    reg  s2_post$3$d;
+    wire  s2_post$3$q;
+    reg  s2_post$3$clock;
+    reg  s2_post$4$d;
+    wire  s2_post$4$q;
+    reg  s2_post$4$clock;
+    reg  s2_post$5$d;
+    wire  s2_post$5$q;
+    reg  s2_post$5$clock;
     reg  s2_head$d;
     wire  s2_head$q;
     reg  s2_head$clock;
@@ -9135,6 +9159,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  upd_active$clock;
     
     // Local signals
+    reg  m2_last;
     reg  zero$0;
     reg  zero$1;
     reg  issue;
@@ -9274,9 +9299,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .head_weight$0(lane$0$head_weight$0),
         .head_weight$1(lane$0$head_weight$1),
         .head_weight$2(lane$0$head_weight$2),
-        .post(lane$0$post),
-        .post_pass(lane$0$post_pass),
-        .post_set(lane$0$post_set),
+        .post$0(lane$0$post$0),
+        .post$1(lane$0$post$1),
+        .post$2(lane$0$post$2),
+        .post$3(lane$0$post$3),
+        .post$4(lane$0$post$4),
+        .post$5(lane$0$post$5),
         .head_done(lane$0$head_done),
         .head_step_first(lane$0$head_step_first),
         .head_step_last(lane$0$head_step_last),
@@ -9412,9 +9440,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .head_weight$0(lane$1$head_weight$0),
         .head_weight$1(lane$1$head_weight$1),
         .head_weight$2(lane$1$head_weight$2),
-        .post(lane$1$post),
-        .post_pass(lane$1$post_pass),
-        .post_set(lane$1$post_set),
+        .post$0(lane$1$post$0),
+        .post$1(lane$1$post$1),
+        .post$2(lane$1$post$2),
+        .post$3(lane$1$post$3),
+        .post$4(lane$1$post$4),
+        .post$5(lane$1$post$5),
         .head_done(lane$1$head_done),
         .head_step_first(lane$1$head_step_first),
         .head_step_last(lane$1$head_step_last),
@@ -9550,9 +9581,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .head_weight$0(lane$2$head_weight$0),
         .head_weight$1(lane$2$head_weight$1),
         .head_weight$2(lane$2$head_weight$2),
-        .post(lane$2$post),
-        .post_pass(lane$2$post_pass),
-        .post_set(lane$2$post_set),
+        .post$0(lane$2$post$0),
+        .post$1(lane$2$post$1),
+        .post$2(lane$2$post$2),
+        .post$3(lane$2$post$3),
+        .post$4(lane$2$post$4),
+        .post$5(lane$2$post$5),
         .head_done(lane$2$head_done),
         .head_step_first(lane$2$head_step_first),
         .head_step_last(lane$2$head_step_last),
@@ -9688,9 +9722,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .head_weight$0(lane$3$head_weight$0),
         .head_weight$1(lane$3$head_weight$1),
         .head_weight$2(lane$3$head_weight$2),
-        .post(lane$3$post),
-        .post_pass(lane$3$post_pass),
-        .post_set(lane$3$post_set),
+        .post$0(lane$3$post$0),
+        .post$1(lane$3$post$1),
+        .post$2(lane$3$post$2),
+        .post$3(lane$3$post$3),
+        .post$4(lane$3$post$4),
+        .post$5(lane$3$post$5),
         .head_done(lane$3$head_done),
         .head_step_first(lane$3$head_step_first),
         .head_step_last(lane$3$head_step_last),
@@ -10812,20 +10849,35 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(s1_head$q),
         .clock(s1_head$clock)
     );
-    top$core$engine$gru$s2_post s2_post(
-        .d(s2_post$d),
-        .q(s2_post$q),
-        .clock(s2_post$clock)
+    top$core$engine$gru$s2_post$0 s2_post$0(
+        .d(s2_post$0$d),
+        .q(s2_post$0$q),
+        .clock(s2_post$0$clock)
     );
-    top$core$engine$gru$s2_pass s2_pass(
-        .d(s2_pass$d),
-        .q(s2_pass$q),
-        .clock(s2_pass$clock)
+    top$core$engine$gru$s2_post$1 s2_post$1(
+        .d(s2_post$1$d),
+        .q(s2_post$1$q),
+        .clock(s2_post$1$clock)
     );
-    top$core$engine$gru$s2_set s2_set(
-        .d(s2_set$d),
-        .q(s2_set$q),
-        .clock(s2_set$clock)
+    top$core$engine$gru$s2_post$2 s2_post$2(
+        .d(s2_post$2$d),
+        .q(s2_post$2$q),
+        .clock(s2_post$2$clock)
+    );
+    top$core$engine$gru$s2_post$3 s2_post$3(
+        .d(s2_post$3$d),
+        .q(s2_post$3$q),
+        .clock(s2_post$3$clock)
+    );
+    top$core$engine$gru$s2_post$4 s2_post$4(
+        .d(s2_post$4$d),
+        .q(s2_post$4$q),
+        .clock(s2_post$4$clock)
+    );
+    top$core$engine$gru$s2_post$5 s2_post$5(
+        .d(s2_post$5$d),
+        .q(s2_post$5$q),
+        .clock(s2_post$5$clock)
     );
     top$core$engine$gru$s2_head s2_head(
         .d(s2_head$d),
@@ -10933,9 +10985,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s1_pass$clock = clock;
         s1_term$clock = clock;
         s1_head$clock = clock;
-        s2_post$clock = clock;
-        s2_pass$clock = clock;
-        s2_set$clock = clock;
         s2_head$clock = clock;
         s3_head$clock = clock;
         lag_done$clock = clock;
@@ -10995,9 +11044,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s1_pass$d = s1_pass$q;
         s1_term$d = s1_term$q;
         s1_head$d = s1_head$q;
-        s2_post$d = s2_post$q;
-        s2_pass$d = s2_pass$q;
-        s2_set$d = s2_set$q;
         s2_head$d = s2_head$q;
         s3_head$d = s3_head$q;
         lag_done$d = lag_done$q;
@@ -11538,9 +11584,19 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         m2_valid$d = m1_valid$q;
         m2_pass$d = m1_pass$q;
         m2_term$d = m1_term$q;
-        s2_post$d = m2_valid$q && (m2_term$q == last_term);
-        s2_pass$d = m2_pass$q;
-        s2_set$d = a_set$q;
+        m2_last = m2_valid$q && (m2_term$q == last_term);
+        s2_post$0$clock = clock;
+        s2_post$3$clock = clock;
+        s2_post$0$d = m2_last && (m2_pass$q == pass_index$0) && ~a_set$q;
+        s2_post$3$d = m2_last && (m2_pass$q == pass_index$0) && a_set$q;
+        s2_post$1$clock = clock;
+        s2_post$4$clock = clock;
+        s2_post$1$d = m2_last && (m2_pass$q == pass_index$1) && ~a_set$q;
+        s2_post$4$d = m2_last && (m2_pass$q == pass_index$1) && a_set$q;
+        s2_post$2$clock = clock;
+        s2_post$5$clock = clock;
+        s2_post$2$d = m2_last && (m2_pass$q == pass_index$2) && ~a_set$q;
+        s2_post$5$d = m2_last && (m2_pass$q == pass_index$2) && a_set$q;
         h1_last$d = s1_head$q && (s1_term$q == last_state_term);
         h2_last$d = h1_last$q;
         s2_head$d = h2_last$q;
@@ -11669,9 +11725,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$0$head_weight$0 = head_rom$0$data;
         lane$0$head_weight$1 = head_rom$1$data;
         lane$0$head_weight$2 = head_rom$2$data;
-        lane$0$post = s2_post$q;
-        lane$0$post_pass = s2_pass$q;
-        lane$0$post_set = s2_set$q;
+        lane$0$post$0 = s2_post$0$q;
+        lane$0$post$1 = s2_post$1$q;
+        lane$0$post$2 = s2_post$2$q;
+        lane$0$post$3 = s2_post$3$q;
+        lane$0$post$4 = s2_post$4$q;
+        lane$0$post$5 = s2_post$5$q;
         lane$0$head_done = s3_head$q && head_valid$q;
         lane$0$head_step_first = head_first$q;
         lane$0$head_step_last = head_last$q;
@@ -11808,9 +11867,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$1$head_weight$0 = head_rom$0$data;
         lane$1$head_weight$1 = head_rom$1$data;
         lane$1$head_weight$2 = head_rom$2$data;
-        lane$1$post = s2_post$q;
-        lane$1$post_pass = s2_pass$q;
-        lane$1$post_set = s2_set$q;
+        lane$1$post$0 = s2_post$0$q;
+        lane$1$post$1 = s2_post$1$q;
+        lane$1$post$2 = s2_post$2$q;
+        lane$1$post$3 = s2_post$3$q;
+        lane$1$post$4 = s2_post$4$q;
+        lane$1$post$5 = s2_post$5$q;
         lane$1$head_done = s3_head$q && head_valid$q;
         lane$1$head_step_first = head_first$q;
         lane$1$head_step_last = head_last$q;
@@ -11947,9 +12009,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$2$head_weight$0 = head_rom$0$data;
         lane$2$head_weight$1 = head_rom$1$data;
         lane$2$head_weight$2 = head_rom$2$data;
-        lane$2$post = s2_post$q;
-        lane$2$post_pass = s2_pass$q;
-        lane$2$post_set = s2_set$q;
+        lane$2$post$0 = s2_post$0$q;
+        lane$2$post$1 = s2_post$1$q;
+        lane$2$post$2 = s2_post$2$q;
+        lane$2$post$3 = s2_post$3$q;
+        lane$2$post$4 = s2_post$4$q;
+        lane$2$post$5 = s2_post$5$q;
         lane$2$head_done = s3_head$q && head_valid$q;
         lane$2$head_step_first = head_first$q;
         lane$2$head_step_last = head_last$q;
@@ -12086,9 +12151,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$3$head_weight$0 = head_rom$0$data;
         lane$3$head_weight$1 = head_rom$1$data;
         lane$3$head_weight$2 = head_rom$2$data;
-        lane$3$post = s2_post$q;
-        lane$3$post_pass = s2_pass$q;
-        lane$3$post_set = s2_set$q;
+        lane$3$post$0 = s2_post$0$q;
+        lane$3$post$1 = s2_post$1$q;
+        lane$3$post$2 = s2_post$2$q;
+        lane$3$post$3 = s2_post$3$q;
+        lane$3$post$4 = s2_post$4$q;
+        lane$3$post$5 = s2_post$5$q;
         lane$3$head_done = s3_head$q && head_valid$q;
         lane$3$head_step_first = head_first$q;
         lane$3$head_step_last = head_last$q;
@@ -15185,7 +15253,7 @@ module top$core$engine$gru$lag_step(d,q,clock);
 endmodule // top$core$engine$gru$lag_step
 
 
-module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -15306,9 +15374,12 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [19:0] head_weight$0;
     input wire  [19:0] head_weight$1;
     input wire  [19:0] head_weight$2;
-    input wire  post;
-    input wire  [15:0] post_pass;
-    input wire  post_set;
+    input wire  post$0;
+    input wire  post$1;
+    input wire  post$2;
+    input wire  post$3;
+    input wire  post$4;
+    input wire  post$5;
     input wire  head_done;
     input wire  head_step_first;
     input wire  head_step_last;
@@ -15324,104 +15395,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     output reg  [47:0] amp2;
     output reg  [47:0] sum1;
     output reg  [47:0] sum2;
-    
-    // Constant declarations
-    localparam  z_pass$0 = 16'h0;
-    localparam  z_pass$1 = 16'h0;
-    localparam  z_pass$2 = 16'h0;
-    localparam  z_pass$3 = 16'h0;
-    localparam  z_pass$4 = 16'h0;
-    localparam  z_pass$5 = 16'h0;
-    localparam  z_pass$6 = 16'h0;
-    localparam  z_pass$7 = 16'h0;
-    localparam  z_pass$8 = 16'h0;
-    localparam  z_pass$9 = 16'h0;
-    localparam  z_pass$10 = 16'h0;
-    localparam  z_pass$11 = 16'h0;
-    localparam  z_pass$12 = 16'h0;
-    localparam  z_pass$13 = 16'h0;
-    localparam  z_pass$14 = 16'h0;
-    localparam  z_pass$15 = 16'h0;
-    localparam  z_pass$16 = 16'h0;
-    localparam  z_pass$17 = 16'h0;
-    localparam  z_pass$18 = 16'h0;
-    localparam  z_pass$19 = 16'h0;
-    localparam  z_pass$20 = 16'h0;
-    localparam  z_pass$21 = 16'h0;
-    localparam  z_pass$22 = 16'h0;
-    localparam  z_pass$23 = 16'h0;
-    localparam  z_pass$24 = 16'h0;
-    localparam  z_pass$25 = 16'h0;
-    localparam  z_pass$26 = 16'h0;
-    localparam  z_pass$27 = 16'h0;
-    localparam  z_pass$28 = 16'h0;
-    localparam  z_pass$29 = 16'h0;
-    localparam  z_pass$30 = 16'h0;
-    localparam  z_pass$31 = 16'h0;
-    localparam  r_pass$0 = 16'h1;
-    localparam  r_pass$1 = 16'h1;
-    localparam  r_pass$2 = 16'h1;
-    localparam  r_pass$3 = 16'h1;
-    localparam  r_pass$4 = 16'h1;
-    localparam  r_pass$5 = 16'h1;
-    localparam  r_pass$6 = 16'h1;
-    localparam  r_pass$7 = 16'h1;
-    localparam  r_pass$8 = 16'h1;
-    localparam  r_pass$9 = 16'h1;
-    localparam  r_pass$10 = 16'h1;
-    localparam  r_pass$11 = 16'h1;
-    localparam  r_pass$12 = 16'h1;
-    localparam  r_pass$13 = 16'h1;
-    localparam  r_pass$14 = 16'h1;
-    localparam  r_pass$15 = 16'h1;
-    localparam  r_pass$16 = 16'h1;
-    localparam  r_pass$17 = 16'h1;
-    localparam  r_pass$18 = 16'h1;
-    localparam  r_pass$19 = 16'h1;
-    localparam  r_pass$20 = 16'h1;
-    localparam  r_pass$21 = 16'h1;
-    localparam  r_pass$22 = 16'h1;
-    localparam  r_pass$23 = 16'h1;
-    localparam  r_pass$24 = 16'h1;
-    localparam  r_pass$25 = 16'h1;
-    localparam  r_pass$26 = 16'h1;
-    localparam  r_pass$27 = 16'h1;
-    localparam  r_pass$28 = 16'h1;
-    localparam  r_pass$29 = 16'h1;
-    localparam  r_pass$30 = 16'h1;
-    localparam  r_pass$31 = 16'h1;
-    localparam  c_pass$0 = 16'h2;
-    localparam  c_pass$1 = 16'h2;
-    localparam  c_pass$2 = 16'h2;
-    localparam  c_pass$3 = 16'h2;
-    localparam  c_pass$4 = 16'h2;
-    localparam  c_pass$5 = 16'h2;
-    localparam  c_pass$6 = 16'h2;
-    localparam  c_pass$7 = 16'h2;
-    localparam  c_pass$8 = 16'h2;
-    localparam  c_pass$9 = 16'h2;
-    localparam  c_pass$10 = 16'h2;
-    localparam  c_pass$11 = 16'h2;
-    localparam  c_pass$12 = 16'h2;
-    localparam  c_pass$13 = 16'h2;
-    localparam  c_pass$14 = 16'h2;
-    localparam  c_pass$15 = 16'h2;
-    localparam  c_pass$16 = 16'h2;
-    localparam  c_pass$17 = 16'h2;
-    localparam  c_pass$18 = 16'h2;
-    localparam  c_pass$19 = 16'h2;
-    localparam  c_pass$20 = 16'h2;
-    localparam  c_pass$21 = 16'h2;
-    localparam  c_pass$22 = 16'h2;
-    localparam  c_pass$23 = 16'h2;
-    localparam  c_pass$24 = 16'h2;
-    localparam  c_pass$25 = 16'h2;
-    localparam  c_pass$26 = 16'h2;
-    localparam  c_pass$27 = 16'h2;
-    localparam  c_pass$28 = 16'h2;
-    localparam  c_pass$29 = 16'h2;
-    localparam  c_pass$30 = 16'h2;
-    localparam  c_pass$31 = 16'h2;
     
     // Stub signals
     reg  x_we_r$clock;
@@ -15496,15 +15469,24 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  head_first_r$clock;
     reg  head_first_r$d;
     wire  head_first_r$q;
-    reg  post_r$clock;
-    reg  post_r$d;
-    wire  post_r$q;
-    reg  post_pass_r$clock;
-    reg  [15:0] post_pass_r$d;
-    wire  [15:0] post_pass_r$q;
-    reg  post_set_r$clock;
-    reg  post_set_r$d;
-    wire  post_set_r$q;
+    reg  post_r$0$clock;
+    reg  post_r$0$d;
+    wire  post_r$0$q;
+    reg  post_r$1$clock;
+    reg  post_r$1$d;
+    wire  post_r$1$q;
+    reg  post_r$2$clock;
+    reg  post_r$2$d;
+    wire  post_r$2$q;
+    reg  post_r$3$clock;
+    reg  post_r$3$d;
+    wire  post_r$3$q;
+    reg  post_r$4$clock;
+    reg  post_r$4$d;
+    wire  post_r$4$q;
+    reg  post_r$5$clock;
+    reg  post_r$5$d;
+    wire  post_r$5$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -16850,20 +16832,35 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(head_first_r$d),
         .q(head_first_r$q)
     );
-    top$core$engine$gru$lane$0$post_r post_r(
-        .clock(post_r$clock),
-        .d(post_r$d),
-        .q(post_r$q)
+    top$core$engine$gru$lane$0$post_r$0 post_r$0(
+        .clock(post_r$0$clock),
+        .d(post_r$0$d),
+        .q(post_r$0$q)
     );
-    top$core$engine$gru$lane$0$post_pass_r post_pass_r(
-        .clock(post_pass_r$clock),
-        .d(post_pass_r$d),
-        .q(post_pass_r$q)
+    top$core$engine$gru$lane$0$post_r$1 post_r$1(
+        .clock(post_r$1$clock),
+        .d(post_r$1$d),
+        .q(post_r$1$q)
     );
-    top$core$engine$gru$lane$0$post_set_r post_set_r(
-        .clock(post_set_r$clock),
-        .d(post_set_r$d),
-        .q(post_set_r$q)
+    top$core$engine$gru$lane$0$post_r$2 post_r$2(
+        .clock(post_r$2$clock),
+        .d(post_r$2$d),
+        .q(post_r$2$q)
+    );
+    top$core$engine$gru$lane$0$post_r$3 post_r$3(
+        .clock(post_r$3$clock),
+        .d(post_r$3$d),
+        .q(post_r$3$q)
+    );
+    top$core$engine$gru$lane$0$post_r$4 post_r$4(
+        .clock(post_r$4$clock),
+        .d(post_r$4$d),
+        .q(post_r$4$q)
+    );
+    top$core$engine$gru$lane$0$post_r$5 post_r$5(
+        .clock(post_r$5$clock),
+        .d(post_r$5$d),
+        .q(post_r$5$q)
     );
     top$core$engine$gru$lane$0$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -18829,12 +18826,18 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head_en_r$d = head_en;
         head_first_r$clock = clock;
         head_first_r$d = head_first;
-        post_r$clock = clock;
-        post_r$d = post;
-        post_pass_r$clock = clock;
-        post_pass_r$d = post_pass;
-        post_set_r$clock = clock;
-        post_set_r$d = post_set;
+        post_r$0$clock = clock;
+        post_r$0$d = post$0;
+        post_r$1$clock = clock;
+        post_r$1$d = post$1;
+        post_r$2$clock = clock;
+        post_r$2$d = post$2;
+        post_r$3$clock = clock;
+        post_r$3$d = post$3;
+        post_r$4$clock = clock;
+        post_r$4$d = post$4;
+        post_r$5$clock = clock;
+        post_r$5$d = post$5;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -20316,615 +20319,485 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (unit_is_a_r$31$q) begin
             mac$31$x = op_a_copy$3$q;
         end
-        if (post_r$q) begin
-            if (post_pass_r$q == z_pass$0) begin
-                if (post_set_r$q) begin
-                    z1$0$d = mac$0$gate;
-                end
-                else begin
-                    z0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$0) begin
-                if (post_set_r$q) begin
-                    r1$0$d = mac$0$gate;
-                end
-                else begin
-                    r0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$0) begin
-                cand$0$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$1) begin
-                if (post_set_r$q) begin
-                    z1$1$d = mac$1$gate;
-                end
-                else begin
-                    z0$1$d = mac$1$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$1) begin
-                if (post_set_r$q) begin
-                    r1$1$d = mac$1$gate;
-                end
-                else begin
-                    r0$1$d = mac$1$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$1) begin
-                cand$1$d = mac$1$cand;
-            end
-            if (post_pass_r$q == z_pass$2) begin
-                if (post_set_r$q) begin
-                    z1$2$d = mac$2$gate;
-                end
-                else begin
-                    z0$2$d = mac$2$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$2) begin
-                if (post_set_r$q) begin
-                    r1$2$d = mac$2$gate;
-                end
-                else begin
-                    r0$2$d = mac$2$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$2) begin
-                cand$2$d = mac$2$cand;
-            end
-            if (post_pass_r$q == z_pass$3) begin
-                if (post_set_r$q) begin
-                    z1$3$d = mac$3$gate;
-                end
-                else begin
-                    z0$3$d = mac$3$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$3) begin
-                if (post_set_r$q) begin
-                    r1$3$d = mac$3$gate;
-                end
-                else begin
-                    r0$3$d = mac$3$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$3) begin
-                cand$3$d = mac$3$cand;
-            end
-            if (post_pass_r$q == z_pass$4) begin
-                if (post_set_r$q) begin
-                    z1$4$d = mac$4$gate;
-                end
-                else begin
-                    z0$4$d = mac$4$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$4) begin
-                if (post_set_r$q) begin
-                    r1$4$d = mac$4$gate;
-                end
-                else begin
-                    r0$4$d = mac$4$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$4) begin
-                cand$4$d = mac$4$cand;
-            end
-            if (post_pass_r$q == z_pass$5) begin
-                if (post_set_r$q) begin
-                    z1$5$d = mac$5$gate;
-                end
-                else begin
-                    z0$5$d = mac$5$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$5) begin
-                if (post_set_r$q) begin
-                    r1$5$d = mac$5$gate;
-                end
-                else begin
-                    r0$5$d = mac$5$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$5) begin
-                cand$5$d = mac$5$cand;
-            end
-            if (post_pass_r$q == z_pass$6) begin
-                if (post_set_r$q) begin
-                    z1$6$d = mac$6$gate;
-                end
-                else begin
-                    z0$6$d = mac$6$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$6) begin
-                if (post_set_r$q) begin
-                    r1$6$d = mac$6$gate;
-                end
-                else begin
-                    r0$6$d = mac$6$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$6) begin
-                cand$6$d = mac$6$cand;
-            end
-            if (post_pass_r$q == z_pass$7) begin
-                if (post_set_r$q) begin
-                    z1$7$d = mac$7$gate;
-                end
-                else begin
-                    z0$7$d = mac$7$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$7) begin
-                if (post_set_r$q) begin
-                    r1$7$d = mac$7$gate;
-                end
-                else begin
-                    r0$7$d = mac$7$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$7) begin
-                cand$7$d = mac$7$cand;
-            end
-            if (post_pass_r$q == z_pass$8) begin
-                if (post_set_r$q) begin
-                    z1$8$d = mac$8$gate;
-                end
-                else begin
-                    z0$8$d = mac$8$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$8) begin
-                if (post_set_r$q) begin
-                    r1$8$d = mac$8$gate;
-                end
-                else begin
-                    r0$8$d = mac$8$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$8) begin
-                cand$8$d = mac$8$cand;
-            end
-            if (post_pass_r$q == z_pass$9) begin
-                if (post_set_r$q) begin
-                    z1$9$d = mac$9$gate;
-                end
-                else begin
-                    z0$9$d = mac$9$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$9) begin
-                if (post_set_r$q) begin
-                    r1$9$d = mac$9$gate;
-                end
-                else begin
-                    r0$9$d = mac$9$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$9) begin
-                cand$9$d = mac$9$cand;
-            end
-            if (post_pass_r$q == z_pass$10) begin
-                if (post_set_r$q) begin
-                    z1$10$d = mac$10$gate;
-                end
-                else begin
-                    z0$10$d = mac$10$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$10) begin
-                if (post_set_r$q) begin
-                    r1$10$d = mac$10$gate;
-                end
-                else begin
-                    r0$10$d = mac$10$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$10) begin
-                cand$10$d = mac$10$cand;
-            end
-            if (post_pass_r$q == z_pass$11) begin
-                if (post_set_r$q) begin
-                    z1$11$d = mac$11$gate;
-                end
-                else begin
-                    z0$11$d = mac$11$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$11) begin
-                if (post_set_r$q) begin
-                    r1$11$d = mac$11$gate;
-                end
-                else begin
-                    r0$11$d = mac$11$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$11) begin
-                cand$11$d = mac$11$cand;
-            end
-            if (post_pass_r$q == z_pass$12) begin
-                if (post_set_r$q) begin
-                    z1$12$d = mac$12$gate;
-                end
-                else begin
-                    z0$12$d = mac$12$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$12) begin
-                if (post_set_r$q) begin
-                    r1$12$d = mac$12$gate;
-                end
-                else begin
-                    r0$12$d = mac$12$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$12) begin
-                cand$12$d = mac$12$cand;
-            end
-            if (post_pass_r$q == z_pass$13) begin
-                if (post_set_r$q) begin
-                    z1$13$d = mac$13$gate;
-                end
-                else begin
-                    z0$13$d = mac$13$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$13) begin
-                if (post_set_r$q) begin
-                    r1$13$d = mac$13$gate;
-                end
-                else begin
-                    r0$13$d = mac$13$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$13) begin
-                cand$13$d = mac$13$cand;
-            end
-            if (post_pass_r$q == z_pass$14) begin
-                if (post_set_r$q) begin
-                    z1$14$d = mac$14$gate;
-                end
-                else begin
-                    z0$14$d = mac$14$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$14) begin
-                if (post_set_r$q) begin
-                    r1$14$d = mac$14$gate;
-                end
-                else begin
-                    r0$14$d = mac$14$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$14) begin
-                cand$14$d = mac$14$cand;
-            end
-            if (post_pass_r$q == z_pass$15) begin
-                if (post_set_r$q) begin
-                    z1$15$d = mac$15$gate;
-                end
-                else begin
-                    z0$15$d = mac$15$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$15) begin
-                if (post_set_r$q) begin
-                    r1$15$d = mac$15$gate;
-                end
-                else begin
-                    r0$15$d = mac$15$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$15) begin
-                cand$15$d = mac$15$cand;
-            end
-            if (post_pass_r$q == z_pass$16) begin
-                if (post_set_r$q) begin
-                    z1$16$d = mac$16$gate;
-                end
-                else begin
-                    z0$16$d = mac$16$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$16) begin
-                if (post_set_r$q) begin
-                    r1$16$d = mac$16$gate;
-                end
-                else begin
-                    r0$16$d = mac$16$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$16) begin
-                cand$16$d = mac$16$cand;
-            end
-            if (post_pass_r$q == z_pass$17) begin
-                if (post_set_r$q) begin
-                    z1$17$d = mac$17$gate;
-                end
-                else begin
-                    z0$17$d = mac$17$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$17) begin
-                if (post_set_r$q) begin
-                    r1$17$d = mac$17$gate;
-                end
-                else begin
-                    r0$17$d = mac$17$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$17) begin
-                cand$17$d = mac$17$cand;
-            end
-            if (post_pass_r$q == z_pass$18) begin
-                if (post_set_r$q) begin
-                    z1$18$d = mac$18$gate;
-                end
-                else begin
-                    z0$18$d = mac$18$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$18) begin
-                if (post_set_r$q) begin
-                    r1$18$d = mac$18$gate;
-                end
-                else begin
-                    r0$18$d = mac$18$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$18) begin
-                cand$18$d = mac$18$cand;
-            end
-            if (post_pass_r$q == z_pass$19) begin
-                if (post_set_r$q) begin
-                    z1$19$d = mac$19$gate;
-                end
-                else begin
-                    z0$19$d = mac$19$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$19) begin
-                if (post_set_r$q) begin
-                    r1$19$d = mac$19$gate;
-                end
-                else begin
-                    r0$19$d = mac$19$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$19) begin
-                cand$19$d = mac$19$cand;
-            end
-            if (post_pass_r$q == z_pass$20) begin
-                if (post_set_r$q) begin
-                    z1$20$d = mac$20$gate;
-                end
-                else begin
-                    z0$20$d = mac$20$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$20) begin
-                if (post_set_r$q) begin
-                    r1$20$d = mac$20$gate;
-                end
-                else begin
-                    r0$20$d = mac$20$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$20) begin
-                cand$20$d = mac$20$cand;
-            end
-            if (post_pass_r$q == z_pass$21) begin
-                if (post_set_r$q) begin
-                    z1$21$d = mac$21$gate;
-                end
-                else begin
-                    z0$21$d = mac$21$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$21) begin
-                if (post_set_r$q) begin
-                    r1$21$d = mac$21$gate;
-                end
-                else begin
-                    r0$21$d = mac$21$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$21) begin
-                cand$21$d = mac$21$cand;
-            end
-            if (post_pass_r$q == z_pass$22) begin
-                if (post_set_r$q) begin
-                    z1$22$d = mac$22$gate;
-                end
-                else begin
-                    z0$22$d = mac$22$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$22) begin
-                if (post_set_r$q) begin
-                    r1$22$d = mac$22$gate;
-                end
-                else begin
-                    r0$22$d = mac$22$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$22) begin
-                cand$22$d = mac$22$cand;
-            end
-            if (post_pass_r$q == z_pass$23) begin
-                if (post_set_r$q) begin
-                    z1$23$d = mac$23$gate;
-                end
-                else begin
-                    z0$23$d = mac$23$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$23) begin
-                if (post_set_r$q) begin
-                    r1$23$d = mac$23$gate;
-                end
-                else begin
-                    r0$23$d = mac$23$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$23) begin
-                cand$23$d = mac$23$cand;
-            end
-            if (post_pass_r$q == z_pass$24) begin
-                if (post_set_r$q) begin
-                    z1$24$d = mac$24$gate;
-                end
-                else begin
-                    z0$24$d = mac$24$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$24) begin
-                if (post_set_r$q) begin
-                    r1$24$d = mac$24$gate;
-                end
-                else begin
-                    r0$24$d = mac$24$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$24) begin
-                cand$24$d = mac$24$cand;
-            end
-            if (post_pass_r$q == z_pass$25) begin
-                if (post_set_r$q) begin
-                    z1$25$d = mac$25$gate;
-                end
-                else begin
-                    z0$25$d = mac$25$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$25) begin
-                if (post_set_r$q) begin
-                    r1$25$d = mac$25$gate;
-                end
-                else begin
-                    r0$25$d = mac$25$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$25) begin
-                cand$25$d = mac$25$cand;
-            end
-            if (post_pass_r$q == z_pass$26) begin
-                if (post_set_r$q) begin
-                    z1$26$d = mac$26$gate;
-                end
-                else begin
-                    z0$26$d = mac$26$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$26) begin
-                if (post_set_r$q) begin
-                    r1$26$d = mac$26$gate;
-                end
-                else begin
-                    r0$26$d = mac$26$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$26) begin
-                cand$26$d = mac$26$cand;
-            end
-            if (post_pass_r$q == z_pass$27) begin
-                if (post_set_r$q) begin
-                    z1$27$d = mac$27$gate;
-                end
-                else begin
-                    z0$27$d = mac$27$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$27) begin
-                if (post_set_r$q) begin
-                    r1$27$d = mac$27$gate;
-                end
-                else begin
-                    r0$27$d = mac$27$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$27) begin
-                cand$27$d = mac$27$cand;
-            end
-            if (post_pass_r$q == z_pass$28) begin
-                if (post_set_r$q) begin
-                    z1$28$d = mac$28$gate;
-                end
-                else begin
-                    z0$28$d = mac$28$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$28) begin
-                if (post_set_r$q) begin
-                    r1$28$d = mac$28$gate;
-                end
-                else begin
-                    r0$28$d = mac$28$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$28) begin
-                cand$28$d = mac$28$cand;
-            end
-            if (post_pass_r$q == z_pass$29) begin
-                if (post_set_r$q) begin
-                    z1$29$d = mac$29$gate;
-                end
-                else begin
-                    z0$29$d = mac$29$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$29) begin
-                if (post_set_r$q) begin
-                    r1$29$d = mac$29$gate;
-                end
-                else begin
-                    r0$29$d = mac$29$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$29) begin
-                cand$29$d = mac$29$cand;
-            end
-            if (post_pass_r$q == z_pass$30) begin
-                if (post_set_r$q) begin
-                    z1$30$d = mac$30$gate;
-                end
-                else begin
-                    z0$30$d = mac$30$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$30) begin
-                if (post_set_r$q) begin
-                    r1$30$d = mac$30$gate;
-                end
-                else begin
-                    r0$30$d = mac$30$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$30) begin
-                cand$30$d = mac$30$cand;
-            end
-            if (post_pass_r$q == z_pass$31) begin
-                if (post_set_r$q) begin
-                    z1$31$d = mac$31$gate;
-                end
-                else begin
-                    z0$31$d = mac$31$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$31) begin
-                if (post_set_r$q) begin
-                    r1$31$d = mac$31$gate;
-                end
-                else begin
-                    r0$31$d = mac$31$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$31) begin
-                cand$31$d = mac$31$cand;
-            end
+        if (post_r$0$q) begin
+            z0$0$d = mac$0$gate;
+        end
+        if (post_r$3$q) begin
+            z1$0$d = mac$0$gate;
+        end
+        if (post_r$1$q) begin
+            r0$0$d = mac$0$gate;
+        end
+        if (post_r$4$q) begin
+            r1$0$d = mac$0$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$0$d = mac$0$cand;
+        end
+        if (post_r$0$q) begin
+            z0$1$d = mac$1$gate;
+        end
+        if (post_r$3$q) begin
+            z1$1$d = mac$1$gate;
+        end
+        if (post_r$1$q) begin
+            r0$1$d = mac$1$gate;
+        end
+        if (post_r$4$q) begin
+            r1$1$d = mac$1$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$1$d = mac$1$cand;
+        end
+        if (post_r$0$q) begin
+            z0$2$d = mac$2$gate;
+        end
+        if (post_r$3$q) begin
+            z1$2$d = mac$2$gate;
+        end
+        if (post_r$1$q) begin
+            r0$2$d = mac$2$gate;
+        end
+        if (post_r$4$q) begin
+            r1$2$d = mac$2$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$2$d = mac$2$cand;
+        end
+        if (post_r$0$q) begin
+            z0$3$d = mac$3$gate;
+        end
+        if (post_r$3$q) begin
+            z1$3$d = mac$3$gate;
+        end
+        if (post_r$1$q) begin
+            r0$3$d = mac$3$gate;
+        end
+        if (post_r$4$q) begin
+            r1$3$d = mac$3$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$3$d = mac$3$cand;
+        end
+        if (post_r$0$q) begin
+            z0$4$d = mac$4$gate;
+        end
+        if (post_r$3$q) begin
+            z1$4$d = mac$4$gate;
+        end
+        if (post_r$1$q) begin
+            r0$4$d = mac$4$gate;
+        end
+        if (post_r$4$q) begin
+            r1$4$d = mac$4$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$4$d = mac$4$cand;
+        end
+        if (post_r$0$q) begin
+            z0$5$d = mac$5$gate;
+        end
+        if (post_r$3$q) begin
+            z1$5$d = mac$5$gate;
+        end
+        if (post_r$1$q) begin
+            r0$5$d = mac$5$gate;
+        end
+        if (post_r$4$q) begin
+            r1$5$d = mac$5$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$5$d = mac$5$cand;
+        end
+        if (post_r$0$q) begin
+            z0$6$d = mac$6$gate;
+        end
+        if (post_r$3$q) begin
+            z1$6$d = mac$6$gate;
+        end
+        if (post_r$1$q) begin
+            r0$6$d = mac$6$gate;
+        end
+        if (post_r$4$q) begin
+            r1$6$d = mac$6$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$6$d = mac$6$cand;
+        end
+        if (post_r$0$q) begin
+            z0$7$d = mac$7$gate;
+        end
+        if (post_r$3$q) begin
+            z1$7$d = mac$7$gate;
+        end
+        if (post_r$1$q) begin
+            r0$7$d = mac$7$gate;
+        end
+        if (post_r$4$q) begin
+            r1$7$d = mac$7$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$7$d = mac$7$cand;
+        end
+        if (post_r$0$q) begin
+            z0$8$d = mac$8$gate;
+        end
+        if (post_r$3$q) begin
+            z1$8$d = mac$8$gate;
+        end
+        if (post_r$1$q) begin
+            r0$8$d = mac$8$gate;
+        end
+        if (post_r$4$q) begin
+            r1$8$d = mac$8$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$8$d = mac$8$cand;
+        end
+        if (post_r$0$q) begin
+            z0$9$d = mac$9$gate;
+        end
+        if (post_r$3$q) begin
+            z1$9$d = mac$9$gate;
+        end
+        if (post_r$1$q) begin
+            r0$9$d = mac$9$gate;
+        end
+        if (post_r$4$q) begin
+            r1$9$d = mac$9$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$9$d = mac$9$cand;
+        end
+        if (post_r$0$q) begin
+            z0$10$d = mac$10$gate;
+        end
+        if (post_r$3$q) begin
+            z1$10$d = mac$10$gate;
+        end
+        if (post_r$1$q) begin
+            r0$10$d = mac$10$gate;
+        end
+        if (post_r$4$q) begin
+            r1$10$d = mac$10$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$10$d = mac$10$cand;
+        end
+        if (post_r$0$q) begin
+            z0$11$d = mac$11$gate;
+        end
+        if (post_r$3$q) begin
+            z1$11$d = mac$11$gate;
+        end
+        if (post_r$1$q) begin
+            r0$11$d = mac$11$gate;
+        end
+        if (post_r$4$q) begin
+            r1$11$d = mac$11$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$11$d = mac$11$cand;
+        end
+        if (post_r$0$q) begin
+            z0$12$d = mac$12$gate;
+        end
+        if (post_r$3$q) begin
+            z1$12$d = mac$12$gate;
+        end
+        if (post_r$1$q) begin
+            r0$12$d = mac$12$gate;
+        end
+        if (post_r$4$q) begin
+            r1$12$d = mac$12$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$12$d = mac$12$cand;
+        end
+        if (post_r$0$q) begin
+            z0$13$d = mac$13$gate;
+        end
+        if (post_r$3$q) begin
+            z1$13$d = mac$13$gate;
+        end
+        if (post_r$1$q) begin
+            r0$13$d = mac$13$gate;
+        end
+        if (post_r$4$q) begin
+            r1$13$d = mac$13$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$13$d = mac$13$cand;
+        end
+        if (post_r$0$q) begin
+            z0$14$d = mac$14$gate;
+        end
+        if (post_r$3$q) begin
+            z1$14$d = mac$14$gate;
+        end
+        if (post_r$1$q) begin
+            r0$14$d = mac$14$gate;
+        end
+        if (post_r$4$q) begin
+            r1$14$d = mac$14$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$14$d = mac$14$cand;
+        end
+        if (post_r$0$q) begin
+            z0$15$d = mac$15$gate;
+        end
+        if (post_r$3$q) begin
+            z1$15$d = mac$15$gate;
+        end
+        if (post_r$1$q) begin
+            r0$15$d = mac$15$gate;
+        end
+        if (post_r$4$q) begin
+            r1$15$d = mac$15$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$15$d = mac$15$cand;
+        end
+        if (post_r$0$q) begin
+            z0$16$d = mac$16$gate;
+        end
+        if (post_r$3$q) begin
+            z1$16$d = mac$16$gate;
+        end
+        if (post_r$1$q) begin
+            r0$16$d = mac$16$gate;
+        end
+        if (post_r$4$q) begin
+            r1$16$d = mac$16$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$16$d = mac$16$cand;
+        end
+        if (post_r$0$q) begin
+            z0$17$d = mac$17$gate;
+        end
+        if (post_r$3$q) begin
+            z1$17$d = mac$17$gate;
+        end
+        if (post_r$1$q) begin
+            r0$17$d = mac$17$gate;
+        end
+        if (post_r$4$q) begin
+            r1$17$d = mac$17$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$17$d = mac$17$cand;
+        end
+        if (post_r$0$q) begin
+            z0$18$d = mac$18$gate;
+        end
+        if (post_r$3$q) begin
+            z1$18$d = mac$18$gate;
+        end
+        if (post_r$1$q) begin
+            r0$18$d = mac$18$gate;
+        end
+        if (post_r$4$q) begin
+            r1$18$d = mac$18$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$18$d = mac$18$cand;
+        end
+        if (post_r$0$q) begin
+            z0$19$d = mac$19$gate;
+        end
+        if (post_r$3$q) begin
+            z1$19$d = mac$19$gate;
+        end
+        if (post_r$1$q) begin
+            r0$19$d = mac$19$gate;
+        end
+        if (post_r$4$q) begin
+            r1$19$d = mac$19$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$19$d = mac$19$cand;
+        end
+        if (post_r$0$q) begin
+            z0$20$d = mac$20$gate;
+        end
+        if (post_r$3$q) begin
+            z1$20$d = mac$20$gate;
+        end
+        if (post_r$1$q) begin
+            r0$20$d = mac$20$gate;
+        end
+        if (post_r$4$q) begin
+            r1$20$d = mac$20$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$20$d = mac$20$cand;
+        end
+        if (post_r$0$q) begin
+            z0$21$d = mac$21$gate;
+        end
+        if (post_r$3$q) begin
+            z1$21$d = mac$21$gate;
+        end
+        if (post_r$1$q) begin
+            r0$21$d = mac$21$gate;
+        end
+        if (post_r$4$q) begin
+            r1$21$d = mac$21$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$21$d = mac$21$cand;
+        end
+        if (post_r$0$q) begin
+            z0$22$d = mac$22$gate;
+        end
+        if (post_r$3$q) begin
+            z1$22$d = mac$22$gate;
+        end
+        if (post_r$1$q) begin
+            r0$22$d = mac$22$gate;
+        end
+        if (post_r$4$q) begin
+            r1$22$d = mac$22$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$22$d = mac$22$cand;
+        end
+        if (post_r$0$q) begin
+            z0$23$d = mac$23$gate;
+        end
+        if (post_r$3$q) begin
+            z1$23$d = mac$23$gate;
+        end
+        if (post_r$1$q) begin
+            r0$23$d = mac$23$gate;
+        end
+        if (post_r$4$q) begin
+            r1$23$d = mac$23$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$23$d = mac$23$cand;
+        end
+        if (post_r$0$q) begin
+            z0$24$d = mac$24$gate;
+        end
+        if (post_r$3$q) begin
+            z1$24$d = mac$24$gate;
+        end
+        if (post_r$1$q) begin
+            r0$24$d = mac$24$gate;
+        end
+        if (post_r$4$q) begin
+            r1$24$d = mac$24$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$24$d = mac$24$cand;
+        end
+        if (post_r$0$q) begin
+            z0$25$d = mac$25$gate;
+        end
+        if (post_r$3$q) begin
+            z1$25$d = mac$25$gate;
+        end
+        if (post_r$1$q) begin
+            r0$25$d = mac$25$gate;
+        end
+        if (post_r$4$q) begin
+            r1$25$d = mac$25$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$25$d = mac$25$cand;
+        end
+        if (post_r$0$q) begin
+            z0$26$d = mac$26$gate;
+        end
+        if (post_r$3$q) begin
+            z1$26$d = mac$26$gate;
+        end
+        if (post_r$1$q) begin
+            r0$26$d = mac$26$gate;
+        end
+        if (post_r$4$q) begin
+            r1$26$d = mac$26$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$26$d = mac$26$cand;
+        end
+        if (post_r$0$q) begin
+            z0$27$d = mac$27$gate;
+        end
+        if (post_r$3$q) begin
+            z1$27$d = mac$27$gate;
+        end
+        if (post_r$1$q) begin
+            r0$27$d = mac$27$gate;
+        end
+        if (post_r$4$q) begin
+            r1$27$d = mac$27$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$27$d = mac$27$cand;
+        end
+        if (post_r$0$q) begin
+            z0$28$d = mac$28$gate;
+        end
+        if (post_r$3$q) begin
+            z1$28$d = mac$28$gate;
+        end
+        if (post_r$1$q) begin
+            r0$28$d = mac$28$gate;
+        end
+        if (post_r$4$q) begin
+            r1$28$d = mac$28$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$28$d = mac$28$cand;
+        end
+        if (post_r$0$q) begin
+            z0$29$d = mac$29$gate;
+        end
+        if (post_r$3$q) begin
+            z1$29$d = mac$29$gate;
+        end
+        if (post_r$1$q) begin
+            r0$29$d = mac$29$gate;
+        end
+        if (post_r$4$q) begin
+            r1$29$d = mac$29$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$29$d = mac$29$cand;
+        end
+        if (post_r$0$q) begin
+            z0$30$d = mac$30$gate;
+        end
+        if (post_r$3$q) begin
+            z1$30$d = mac$30$gate;
+        end
+        if (post_r$1$q) begin
+            r0$30$d = mac$30$gate;
+        end
+        if (post_r$4$q) begin
+            r1$30$d = mac$30$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$30$d = mac$30$cand;
+        end
+        if (post_r$0$q) begin
+            z0$31$d = mac$31$gate;
+        end
+        if (post_r$3$q) begin
+            z1$31$d = mac$31$gate;
+        end
+        if (post_r$1$q) begin
+            r0$31$d = mac$31$gate;
+        end
+        if (post_r$4$q) begin
+            r1$31$d = mac$31$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$31$d = mac$31$cand;
         end
         h_j = state$0$rdata1;
         if (upd_set_r$q) begin
@@ -25194,25 +25067,7 @@ module top$core$engine$gru$lane$0$p_xc(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$p_xc
 
 
-module top$core$engine$gru$lane$0$post_pass_r(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$post_pass_r
-
-
-module top$core$engine$gru$lane$0$post_r(clock,d,q);
+module top$core$engine$gru$lane$0$post_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -25227,10 +25082,10 @@ module top$core$engine$gru$lane$0$post_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$0$post_r
+endmodule // top$core$engine$gru$lane$0$post_r$0
 
 
-module top$core$engine$gru$lane$0$post_set_r(clock,d,q);
+module top$core$engine$gru$lane$0$post_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -25245,7 +25100,79 @@ module top$core$engine$gru$lane$0$post_set_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$0$post_set_r
+endmodule // top$core$engine$gru$lane$0$post_r$1
+
+
+module top$core$engine$gru$lane$0$post_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$2
+
+
+module top$core$engine$gru$lane$0$post_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$3
+
+
+module top$core$engine$gru$lane$0$post_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$4
+
+
+module top$core$engine$gru$lane$0$post_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$5
 
 
 module top$core$engine$gru$lane$0$q_czero(d,q,clock);
@@ -29500,7 +29427,7 @@ module top$core$engine$gru$lane$0$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$z1$9
 
 
-module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -29621,9 +29548,12 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [19:0] head_weight$0;
     input wire  [19:0] head_weight$1;
     input wire  [19:0] head_weight$2;
-    input wire  post;
-    input wire  [15:0] post_pass;
-    input wire  post_set;
+    input wire  post$0;
+    input wire  post$1;
+    input wire  post$2;
+    input wire  post$3;
+    input wire  post$4;
+    input wire  post$5;
     input wire  head_done;
     input wire  head_step_first;
     input wire  head_step_last;
@@ -29639,104 +29569,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     output reg  [47:0] amp2;
     output reg  [47:0] sum1;
     output reg  [47:0] sum2;
-    
-    // Constant declarations
-    localparam  z_pass$0 = 16'h0;
-    localparam  z_pass$1 = 16'h0;
-    localparam  z_pass$2 = 16'h0;
-    localparam  z_pass$3 = 16'h0;
-    localparam  z_pass$4 = 16'h0;
-    localparam  z_pass$5 = 16'h0;
-    localparam  z_pass$6 = 16'h0;
-    localparam  z_pass$7 = 16'h0;
-    localparam  z_pass$8 = 16'h0;
-    localparam  z_pass$9 = 16'h0;
-    localparam  z_pass$10 = 16'h0;
-    localparam  z_pass$11 = 16'h0;
-    localparam  z_pass$12 = 16'h0;
-    localparam  z_pass$13 = 16'h0;
-    localparam  z_pass$14 = 16'h0;
-    localparam  z_pass$15 = 16'h0;
-    localparam  z_pass$16 = 16'h0;
-    localparam  z_pass$17 = 16'h0;
-    localparam  z_pass$18 = 16'h0;
-    localparam  z_pass$19 = 16'h0;
-    localparam  z_pass$20 = 16'h0;
-    localparam  z_pass$21 = 16'h0;
-    localparam  z_pass$22 = 16'h0;
-    localparam  z_pass$23 = 16'h0;
-    localparam  z_pass$24 = 16'h0;
-    localparam  z_pass$25 = 16'h0;
-    localparam  z_pass$26 = 16'h0;
-    localparam  z_pass$27 = 16'h0;
-    localparam  z_pass$28 = 16'h0;
-    localparam  z_pass$29 = 16'h0;
-    localparam  z_pass$30 = 16'h0;
-    localparam  z_pass$31 = 16'h0;
-    localparam  r_pass$0 = 16'h1;
-    localparam  r_pass$1 = 16'h1;
-    localparam  r_pass$2 = 16'h1;
-    localparam  r_pass$3 = 16'h1;
-    localparam  r_pass$4 = 16'h1;
-    localparam  r_pass$5 = 16'h1;
-    localparam  r_pass$6 = 16'h1;
-    localparam  r_pass$7 = 16'h1;
-    localparam  r_pass$8 = 16'h1;
-    localparam  r_pass$9 = 16'h1;
-    localparam  r_pass$10 = 16'h1;
-    localparam  r_pass$11 = 16'h1;
-    localparam  r_pass$12 = 16'h1;
-    localparam  r_pass$13 = 16'h1;
-    localparam  r_pass$14 = 16'h1;
-    localparam  r_pass$15 = 16'h1;
-    localparam  r_pass$16 = 16'h1;
-    localparam  r_pass$17 = 16'h1;
-    localparam  r_pass$18 = 16'h1;
-    localparam  r_pass$19 = 16'h1;
-    localparam  r_pass$20 = 16'h1;
-    localparam  r_pass$21 = 16'h1;
-    localparam  r_pass$22 = 16'h1;
-    localparam  r_pass$23 = 16'h1;
-    localparam  r_pass$24 = 16'h1;
-    localparam  r_pass$25 = 16'h1;
-    localparam  r_pass$26 = 16'h1;
-    localparam  r_pass$27 = 16'h1;
-    localparam  r_pass$28 = 16'h1;
-    localparam  r_pass$29 = 16'h1;
-    localparam  r_pass$30 = 16'h1;
-    localparam  r_pass$31 = 16'h1;
-    localparam  c_pass$0 = 16'h2;
-    localparam  c_pass$1 = 16'h2;
-    localparam  c_pass$2 = 16'h2;
-    localparam  c_pass$3 = 16'h2;
-    localparam  c_pass$4 = 16'h2;
-    localparam  c_pass$5 = 16'h2;
-    localparam  c_pass$6 = 16'h2;
-    localparam  c_pass$7 = 16'h2;
-    localparam  c_pass$8 = 16'h2;
-    localparam  c_pass$9 = 16'h2;
-    localparam  c_pass$10 = 16'h2;
-    localparam  c_pass$11 = 16'h2;
-    localparam  c_pass$12 = 16'h2;
-    localparam  c_pass$13 = 16'h2;
-    localparam  c_pass$14 = 16'h2;
-    localparam  c_pass$15 = 16'h2;
-    localparam  c_pass$16 = 16'h2;
-    localparam  c_pass$17 = 16'h2;
-    localparam  c_pass$18 = 16'h2;
-    localparam  c_pass$19 = 16'h2;
-    localparam  c_pass$20 = 16'h2;
-    localparam  c_pass$21 = 16'h2;
-    localparam  c_pass$22 = 16'h2;
-    localparam  c_pass$23 = 16'h2;
-    localparam  c_pass$24 = 16'h2;
-    localparam  c_pass$25 = 16'h2;
-    localparam  c_pass$26 = 16'h2;
-    localparam  c_pass$27 = 16'h2;
-    localparam  c_pass$28 = 16'h2;
-    localparam  c_pass$29 = 16'h2;
-    localparam  c_pass$30 = 16'h2;
-    localparam  c_pass$31 = 16'h2;
     
     // Stub signals
     reg  x_we_r$clock;
@@ -29811,15 +29643,24 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  head_first_r$clock;
     reg  head_first_r$d;
     wire  head_first_r$q;
-    reg  post_r$clock;
-    reg  post_r$d;
-    wire  post_r$q;
-    reg  post_pass_r$clock;
-    reg  [15:0] post_pass_r$d;
-    wire  [15:0] post_pass_r$q;
-    reg  post_set_r$clock;
-    reg  post_set_r$d;
-    wire  post_set_r$q;
+    reg  post_r$0$clock;
+    reg  post_r$0$d;
+    wire  post_r$0$q;
+    reg  post_r$1$clock;
+    reg  post_r$1$d;
+    wire  post_r$1$q;
+    reg  post_r$2$clock;
+    reg  post_r$2$d;
+    wire  post_r$2$q;
+    reg  post_r$3$clock;
+    reg  post_r$3$d;
+    wire  post_r$3$q;
+    reg  post_r$4$clock;
+    reg  post_r$4$d;
+    wire  post_r$4$q;
+    reg  post_r$5$clock;
+    reg  post_r$5$d;
+    wire  post_r$5$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -31165,20 +31006,35 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(head_first_r$d),
         .q(head_first_r$q)
     );
-    top$core$engine$gru$lane$1$post_r post_r(
-        .clock(post_r$clock),
-        .d(post_r$d),
-        .q(post_r$q)
+    top$core$engine$gru$lane$1$post_r$0 post_r$0(
+        .clock(post_r$0$clock),
+        .d(post_r$0$d),
+        .q(post_r$0$q)
     );
-    top$core$engine$gru$lane$1$post_pass_r post_pass_r(
-        .clock(post_pass_r$clock),
-        .d(post_pass_r$d),
-        .q(post_pass_r$q)
+    top$core$engine$gru$lane$1$post_r$1 post_r$1(
+        .clock(post_r$1$clock),
+        .d(post_r$1$d),
+        .q(post_r$1$q)
     );
-    top$core$engine$gru$lane$1$post_set_r post_set_r(
-        .clock(post_set_r$clock),
-        .d(post_set_r$d),
-        .q(post_set_r$q)
+    top$core$engine$gru$lane$1$post_r$2 post_r$2(
+        .clock(post_r$2$clock),
+        .d(post_r$2$d),
+        .q(post_r$2$q)
+    );
+    top$core$engine$gru$lane$1$post_r$3 post_r$3(
+        .clock(post_r$3$clock),
+        .d(post_r$3$d),
+        .q(post_r$3$q)
+    );
+    top$core$engine$gru$lane$1$post_r$4 post_r$4(
+        .clock(post_r$4$clock),
+        .d(post_r$4$d),
+        .q(post_r$4$q)
+    );
+    top$core$engine$gru$lane$1$post_r$5 post_r$5(
+        .clock(post_r$5$clock),
+        .d(post_r$5$d),
+        .q(post_r$5$q)
     );
     top$core$engine$gru$lane$1$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -33144,12 +33000,18 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head_en_r$d = head_en;
         head_first_r$clock = clock;
         head_first_r$d = head_first;
-        post_r$clock = clock;
-        post_r$d = post;
-        post_pass_r$clock = clock;
-        post_pass_r$d = post_pass;
-        post_set_r$clock = clock;
-        post_set_r$d = post_set;
+        post_r$0$clock = clock;
+        post_r$0$d = post$0;
+        post_r$1$clock = clock;
+        post_r$1$d = post$1;
+        post_r$2$clock = clock;
+        post_r$2$d = post$2;
+        post_r$3$clock = clock;
+        post_r$3$d = post$3;
+        post_r$4$clock = clock;
+        post_r$4$d = post$4;
+        post_r$5$clock = clock;
+        post_r$5$d = post$5;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -34631,615 +34493,485 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (unit_is_a_r$31$q) begin
             mac$31$x = op_a_copy$3$q;
         end
-        if (post_r$q) begin
-            if (post_pass_r$q == z_pass$0) begin
-                if (post_set_r$q) begin
-                    z1$0$d = mac$0$gate;
-                end
-                else begin
-                    z0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$0) begin
-                if (post_set_r$q) begin
-                    r1$0$d = mac$0$gate;
-                end
-                else begin
-                    r0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$0) begin
-                cand$0$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$1) begin
-                if (post_set_r$q) begin
-                    z1$1$d = mac$1$gate;
-                end
-                else begin
-                    z0$1$d = mac$1$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$1) begin
-                if (post_set_r$q) begin
-                    r1$1$d = mac$1$gate;
-                end
-                else begin
-                    r0$1$d = mac$1$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$1) begin
-                cand$1$d = mac$1$cand;
-            end
-            if (post_pass_r$q == z_pass$2) begin
-                if (post_set_r$q) begin
-                    z1$2$d = mac$2$gate;
-                end
-                else begin
-                    z0$2$d = mac$2$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$2) begin
-                if (post_set_r$q) begin
-                    r1$2$d = mac$2$gate;
-                end
-                else begin
-                    r0$2$d = mac$2$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$2) begin
-                cand$2$d = mac$2$cand;
-            end
-            if (post_pass_r$q == z_pass$3) begin
-                if (post_set_r$q) begin
-                    z1$3$d = mac$3$gate;
-                end
-                else begin
-                    z0$3$d = mac$3$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$3) begin
-                if (post_set_r$q) begin
-                    r1$3$d = mac$3$gate;
-                end
-                else begin
-                    r0$3$d = mac$3$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$3) begin
-                cand$3$d = mac$3$cand;
-            end
-            if (post_pass_r$q == z_pass$4) begin
-                if (post_set_r$q) begin
-                    z1$4$d = mac$4$gate;
-                end
-                else begin
-                    z0$4$d = mac$4$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$4) begin
-                if (post_set_r$q) begin
-                    r1$4$d = mac$4$gate;
-                end
-                else begin
-                    r0$4$d = mac$4$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$4) begin
-                cand$4$d = mac$4$cand;
-            end
-            if (post_pass_r$q == z_pass$5) begin
-                if (post_set_r$q) begin
-                    z1$5$d = mac$5$gate;
-                end
-                else begin
-                    z0$5$d = mac$5$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$5) begin
-                if (post_set_r$q) begin
-                    r1$5$d = mac$5$gate;
-                end
-                else begin
-                    r0$5$d = mac$5$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$5) begin
-                cand$5$d = mac$5$cand;
-            end
-            if (post_pass_r$q == z_pass$6) begin
-                if (post_set_r$q) begin
-                    z1$6$d = mac$6$gate;
-                end
-                else begin
-                    z0$6$d = mac$6$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$6) begin
-                if (post_set_r$q) begin
-                    r1$6$d = mac$6$gate;
-                end
-                else begin
-                    r0$6$d = mac$6$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$6) begin
-                cand$6$d = mac$6$cand;
-            end
-            if (post_pass_r$q == z_pass$7) begin
-                if (post_set_r$q) begin
-                    z1$7$d = mac$7$gate;
-                end
-                else begin
-                    z0$7$d = mac$7$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$7) begin
-                if (post_set_r$q) begin
-                    r1$7$d = mac$7$gate;
-                end
-                else begin
-                    r0$7$d = mac$7$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$7) begin
-                cand$7$d = mac$7$cand;
-            end
-            if (post_pass_r$q == z_pass$8) begin
-                if (post_set_r$q) begin
-                    z1$8$d = mac$8$gate;
-                end
-                else begin
-                    z0$8$d = mac$8$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$8) begin
-                if (post_set_r$q) begin
-                    r1$8$d = mac$8$gate;
-                end
-                else begin
-                    r0$8$d = mac$8$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$8) begin
-                cand$8$d = mac$8$cand;
-            end
-            if (post_pass_r$q == z_pass$9) begin
-                if (post_set_r$q) begin
-                    z1$9$d = mac$9$gate;
-                end
-                else begin
-                    z0$9$d = mac$9$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$9) begin
-                if (post_set_r$q) begin
-                    r1$9$d = mac$9$gate;
-                end
-                else begin
-                    r0$9$d = mac$9$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$9) begin
-                cand$9$d = mac$9$cand;
-            end
-            if (post_pass_r$q == z_pass$10) begin
-                if (post_set_r$q) begin
-                    z1$10$d = mac$10$gate;
-                end
-                else begin
-                    z0$10$d = mac$10$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$10) begin
-                if (post_set_r$q) begin
-                    r1$10$d = mac$10$gate;
-                end
-                else begin
-                    r0$10$d = mac$10$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$10) begin
-                cand$10$d = mac$10$cand;
-            end
-            if (post_pass_r$q == z_pass$11) begin
-                if (post_set_r$q) begin
-                    z1$11$d = mac$11$gate;
-                end
-                else begin
-                    z0$11$d = mac$11$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$11) begin
-                if (post_set_r$q) begin
-                    r1$11$d = mac$11$gate;
-                end
-                else begin
-                    r0$11$d = mac$11$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$11) begin
-                cand$11$d = mac$11$cand;
-            end
-            if (post_pass_r$q == z_pass$12) begin
-                if (post_set_r$q) begin
-                    z1$12$d = mac$12$gate;
-                end
-                else begin
-                    z0$12$d = mac$12$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$12) begin
-                if (post_set_r$q) begin
-                    r1$12$d = mac$12$gate;
-                end
-                else begin
-                    r0$12$d = mac$12$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$12) begin
-                cand$12$d = mac$12$cand;
-            end
-            if (post_pass_r$q == z_pass$13) begin
-                if (post_set_r$q) begin
-                    z1$13$d = mac$13$gate;
-                end
-                else begin
-                    z0$13$d = mac$13$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$13) begin
-                if (post_set_r$q) begin
-                    r1$13$d = mac$13$gate;
-                end
-                else begin
-                    r0$13$d = mac$13$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$13) begin
-                cand$13$d = mac$13$cand;
-            end
-            if (post_pass_r$q == z_pass$14) begin
-                if (post_set_r$q) begin
-                    z1$14$d = mac$14$gate;
-                end
-                else begin
-                    z0$14$d = mac$14$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$14) begin
-                if (post_set_r$q) begin
-                    r1$14$d = mac$14$gate;
-                end
-                else begin
-                    r0$14$d = mac$14$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$14) begin
-                cand$14$d = mac$14$cand;
-            end
-            if (post_pass_r$q == z_pass$15) begin
-                if (post_set_r$q) begin
-                    z1$15$d = mac$15$gate;
-                end
-                else begin
-                    z0$15$d = mac$15$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$15) begin
-                if (post_set_r$q) begin
-                    r1$15$d = mac$15$gate;
-                end
-                else begin
-                    r0$15$d = mac$15$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$15) begin
-                cand$15$d = mac$15$cand;
-            end
-            if (post_pass_r$q == z_pass$16) begin
-                if (post_set_r$q) begin
-                    z1$16$d = mac$16$gate;
-                end
-                else begin
-                    z0$16$d = mac$16$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$16) begin
-                if (post_set_r$q) begin
-                    r1$16$d = mac$16$gate;
-                end
-                else begin
-                    r0$16$d = mac$16$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$16) begin
-                cand$16$d = mac$16$cand;
-            end
-            if (post_pass_r$q == z_pass$17) begin
-                if (post_set_r$q) begin
-                    z1$17$d = mac$17$gate;
-                end
-                else begin
-                    z0$17$d = mac$17$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$17) begin
-                if (post_set_r$q) begin
-                    r1$17$d = mac$17$gate;
-                end
-                else begin
-                    r0$17$d = mac$17$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$17) begin
-                cand$17$d = mac$17$cand;
-            end
-            if (post_pass_r$q == z_pass$18) begin
-                if (post_set_r$q) begin
-                    z1$18$d = mac$18$gate;
-                end
-                else begin
-                    z0$18$d = mac$18$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$18) begin
-                if (post_set_r$q) begin
-                    r1$18$d = mac$18$gate;
-                end
-                else begin
-                    r0$18$d = mac$18$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$18) begin
-                cand$18$d = mac$18$cand;
-            end
-            if (post_pass_r$q == z_pass$19) begin
-                if (post_set_r$q) begin
-                    z1$19$d = mac$19$gate;
-                end
-                else begin
-                    z0$19$d = mac$19$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$19) begin
-                if (post_set_r$q) begin
-                    r1$19$d = mac$19$gate;
-                end
-                else begin
-                    r0$19$d = mac$19$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$19) begin
-                cand$19$d = mac$19$cand;
-            end
-            if (post_pass_r$q == z_pass$20) begin
-                if (post_set_r$q) begin
-                    z1$20$d = mac$20$gate;
-                end
-                else begin
-                    z0$20$d = mac$20$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$20) begin
-                if (post_set_r$q) begin
-                    r1$20$d = mac$20$gate;
-                end
-                else begin
-                    r0$20$d = mac$20$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$20) begin
-                cand$20$d = mac$20$cand;
-            end
-            if (post_pass_r$q == z_pass$21) begin
-                if (post_set_r$q) begin
-                    z1$21$d = mac$21$gate;
-                end
-                else begin
-                    z0$21$d = mac$21$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$21) begin
-                if (post_set_r$q) begin
-                    r1$21$d = mac$21$gate;
-                end
-                else begin
-                    r0$21$d = mac$21$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$21) begin
-                cand$21$d = mac$21$cand;
-            end
-            if (post_pass_r$q == z_pass$22) begin
-                if (post_set_r$q) begin
-                    z1$22$d = mac$22$gate;
-                end
-                else begin
-                    z0$22$d = mac$22$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$22) begin
-                if (post_set_r$q) begin
-                    r1$22$d = mac$22$gate;
-                end
-                else begin
-                    r0$22$d = mac$22$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$22) begin
-                cand$22$d = mac$22$cand;
-            end
-            if (post_pass_r$q == z_pass$23) begin
-                if (post_set_r$q) begin
-                    z1$23$d = mac$23$gate;
-                end
-                else begin
-                    z0$23$d = mac$23$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$23) begin
-                if (post_set_r$q) begin
-                    r1$23$d = mac$23$gate;
-                end
-                else begin
-                    r0$23$d = mac$23$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$23) begin
-                cand$23$d = mac$23$cand;
-            end
-            if (post_pass_r$q == z_pass$24) begin
-                if (post_set_r$q) begin
-                    z1$24$d = mac$24$gate;
-                end
-                else begin
-                    z0$24$d = mac$24$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$24) begin
-                if (post_set_r$q) begin
-                    r1$24$d = mac$24$gate;
-                end
-                else begin
-                    r0$24$d = mac$24$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$24) begin
-                cand$24$d = mac$24$cand;
-            end
-            if (post_pass_r$q == z_pass$25) begin
-                if (post_set_r$q) begin
-                    z1$25$d = mac$25$gate;
-                end
-                else begin
-                    z0$25$d = mac$25$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$25) begin
-                if (post_set_r$q) begin
-                    r1$25$d = mac$25$gate;
-                end
-                else begin
-                    r0$25$d = mac$25$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$25) begin
-                cand$25$d = mac$25$cand;
-            end
-            if (post_pass_r$q == z_pass$26) begin
-                if (post_set_r$q) begin
-                    z1$26$d = mac$26$gate;
-                end
-                else begin
-                    z0$26$d = mac$26$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$26) begin
-                if (post_set_r$q) begin
-                    r1$26$d = mac$26$gate;
-                end
-                else begin
-                    r0$26$d = mac$26$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$26) begin
-                cand$26$d = mac$26$cand;
-            end
-            if (post_pass_r$q == z_pass$27) begin
-                if (post_set_r$q) begin
-                    z1$27$d = mac$27$gate;
-                end
-                else begin
-                    z0$27$d = mac$27$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$27) begin
-                if (post_set_r$q) begin
-                    r1$27$d = mac$27$gate;
-                end
-                else begin
-                    r0$27$d = mac$27$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$27) begin
-                cand$27$d = mac$27$cand;
-            end
-            if (post_pass_r$q == z_pass$28) begin
-                if (post_set_r$q) begin
-                    z1$28$d = mac$28$gate;
-                end
-                else begin
-                    z0$28$d = mac$28$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$28) begin
-                if (post_set_r$q) begin
-                    r1$28$d = mac$28$gate;
-                end
-                else begin
-                    r0$28$d = mac$28$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$28) begin
-                cand$28$d = mac$28$cand;
-            end
-            if (post_pass_r$q == z_pass$29) begin
-                if (post_set_r$q) begin
-                    z1$29$d = mac$29$gate;
-                end
-                else begin
-                    z0$29$d = mac$29$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$29) begin
-                if (post_set_r$q) begin
-                    r1$29$d = mac$29$gate;
-                end
-                else begin
-                    r0$29$d = mac$29$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$29) begin
-                cand$29$d = mac$29$cand;
-            end
-            if (post_pass_r$q == z_pass$30) begin
-                if (post_set_r$q) begin
-                    z1$30$d = mac$30$gate;
-                end
-                else begin
-                    z0$30$d = mac$30$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$30) begin
-                if (post_set_r$q) begin
-                    r1$30$d = mac$30$gate;
-                end
-                else begin
-                    r0$30$d = mac$30$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$30) begin
-                cand$30$d = mac$30$cand;
-            end
-            if (post_pass_r$q == z_pass$31) begin
-                if (post_set_r$q) begin
-                    z1$31$d = mac$31$gate;
-                end
-                else begin
-                    z0$31$d = mac$31$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$31) begin
-                if (post_set_r$q) begin
-                    r1$31$d = mac$31$gate;
-                end
-                else begin
-                    r0$31$d = mac$31$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$31) begin
-                cand$31$d = mac$31$cand;
-            end
+        if (post_r$0$q) begin
+            z0$0$d = mac$0$gate;
+        end
+        if (post_r$3$q) begin
+            z1$0$d = mac$0$gate;
+        end
+        if (post_r$1$q) begin
+            r0$0$d = mac$0$gate;
+        end
+        if (post_r$4$q) begin
+            r1$0$d = mac$0$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$0$d = mac$0$cand;
+        end
+        if (post_r$0$q) begin
+            z0$1$d = mac$1$gate;
+        end
+        if (post_r$3$q) begin
+            z1$1$d = mac$1$gate;
+        end
+        if (post_r$1$q) begin
+            r0$1$d = mac$1$gate;
+        end
+        if (post_r$4$q) begin
+            r1$1$d = mac$1$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$1$d = mac$1$cand;
+        end
+        if (post_r$0$q) begin
+            z0$2$d = mac$2$gate;
+        end
+        if (post_r$3$q) begin
+            z1$2$d = mac$2$gate;
+        end
+        if (post_r$1$q) begin
+            r0$2$d = mac$2$gate;
+        end
+        if (post_r$4$q) begin
+            r1$2$d = mac$2$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$2$d = mac$2$cand;
+        end
+        if (post_r$0$q) begin
+            z0$3$d = mac$3$gate;
+        end
+        if (post_r$3$q) begin
+            z1$3$d = mac$3$gate;
+        end
+        if (post_r$1$q) begin
+            r0$3$d = mac$3$gate;
+        end
+        if (post_r$4$q) begin
+            r1$3$d = mac$3$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$3$d = mac$3$cand;
+        end
+        if (post_r$0$q) begin
+            z0$4$d = mac$4$gate;
+        end
+        if (post_r$3$q) begin
+            z1$4$d = mac$4$gate;
+        end
+        if (post_r$1$q) begin
+            r0$4$d = mac$4$gate;
+        end
+        if (post_r$4$q) begin
+            r1$4$d = mac$4$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$4$d = mac$4$cand;
+        end
+        if (post_r$0$q) begin
+            z0$5$d = mac$5$gate;
+        end
+        if (post_r$3$q) begin
+            z1$5$d = mac$5$gate;
+        end
+        if (post_r$1$q) begin
+            r0$5$d = mac$5$gate;
+        end
+        if (post_r$4$q) begin
+            r1$5$d = mac$5$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$5$d = mac$5$cand;
+        end
+        if (post_r$0$q) begin
+            z0$6$d = mac$6$gate;
+        end
+        if (post_r$3$q) begin
+            z1$6$d = mac$6$gate;
+        end
+        if (post_r$1$q) begin
+            r0$6$d = mac$6$gate;
+        end
+        if (post_r$4$q) begin
+            r1$6$d = mac$6$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$6$d = mac$6$cand;
+        end
+        if (post_r$0$q) begin
+            z0$7$d = mac$7$gate;
+        end
+        if (post_r$3$q) begin
+            z1$7$d = mac$7$gate;
+        end
+        if (post_r$1$q) begin
+            r0$7$d = mac$7$gate;
+        end
+        if (post_r$4$q) begin
+            r1$7$d = mac$7$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$7$d = mac$7$cand;
+        end
+        if (post_r$0$q) begin
+            z0$8$d = mac$8$gate;
+        end
+        if (post_r$3$q) begin
+            z1$8$d = mac$8$gate;
+        end
+        if (post_r$1$q) begin
+            r0$8$d = mac$8$gate;
+        end
+        if (post_r$4$q) begin
+            r1$8$d = mac$8$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$8$d = mac$8$cand;
+        end
+        if (post_r$0$q) begin
+            z0$9$d = mac$9$gate;
+        end
+        if (post_r$3$q) begin
+            z1$9$d = mac$9$gate;
+        end
+        if (post_r$1$q) begin
+            r0$9$d = mac$9$gate;
+        end
+        if (post_r$4$q) begin
+            r1$9$d = mac$9$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$9$d = mac$9$cand;
+        end
+        if (post_r$0$q) begin
+            z0$10$d = mac$10$gate;
+        end
+        if (post_r$3$q) begin
+            z1$10$d = mac$10$gate;
+        end
+        if (post_r$1$q) begin
+            r0$10$d = mac$10$gate;
+        end
+        if (post_r$4$q) begin
+            r1$10$d = mac$10$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$10$d = mac$10$cand;
+        end
+        if (post_r$0$q) begin
+            z0$11$d = mac$11$gate;
+        end
+        if (post_r$3$q) begin
+            z1$11$d = mac$11$gate;
+        end
+        if (post_r$1$q) begin
+            r0$11$d = mac$11$gate;
+        end
+        if (post_r$4$q) begin
+            r1$11$d = mac$11$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$11$d = mac$11$cand;
+        end
+        if (post_r$0$q) begin
+            z0$12$d = mac$12$gate;
+        end
+        if (post_r$3$q) begin
+            z1$12$d = mac$12$gate;
+        end
+        if (post_r$1$q) begin
+            r0$12$d = mac$12$gate;
+        end
+        if (post_r$4$q) begin
+            r1$12$d = mac$12$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$12$d = mac$12$cand;
+        end
+        if (post_r$0$q) begin
+            z0$13$d = mac$13$gate;
+        end
+        if (post_r$3$q) begin
+            z1$13$d = mac$13$gate;
+        end
+        if (post_r$1$q) begin
+            r0$13$d = mac$13$gate;
+        end
+        if (post_r$4$q) begin
+            r1$13$d = mac$13$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$13$d = mac$13$cand;
+        end
+        if (post_r$0$q) begin
+            z0$14$d = mac$14$gate;
+        end
+        if (post_r$3$q) begin
+            z1$14$d = mac$14$gate;
+        end
+        if (post_r$1$q) begin
+            r0$14$d = mac$14$gate;
+        end
+        if (post_r$4$q) begin
+            r1$14$d = mac$14$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$14$d = mac$14$cand;
+        end
+        if (post_r$0$q) begin
+            z0$15$d = mac$15$gate;
+        end
+        if (post_r$3$q) begin
+            z1$15$d = mac$15$gate;
+        end
+        if (post_r$1$q) begin
+            r0$15$d = mac$15$gate;
+        end
+        if (post_r$4$q) begin
+            r1$15$d = mac$15$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$15$d = mac$15$cand;
+        end
+        if (post_r$0$q) begin
+            z0$16$d = mac$16$gate;
+        end
+        if (post_r$3$q) begin
+            z1$16$d = mac$16$gate;
+        end
+        if (post_r$1$q) begin
+            r0$16$d = mac$16$gate;
+        end
+        if (post_r$4$q) begin
+            r1$16$d = mac$16$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$16$d = mac$16$cand;
+        end
+        if (post_r$0$q) begin
+            z0$17$d = mac$17$gate;
+        end
+        if (post_r$3$q) begin
+            z1$17$d = mac$17$gate;
+        end
+        if (post_r$1$q) begin
+            r0$17$d = mac$17$gate;
+        end
+        if (post_r$4$q) begin
+            r1$17$d = mac$17$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$17$d = mac$17$cand;
+        end
+        if (post_r$0$q) begin
+            z0$18$d = mac$18$gate;
+        end
+        if (post_r$3$q) begin
+            z1$18$d = mac$18$gate;
+        end
+        if (post_r$1$q) begin
+            r0$18$d = mac$18$gate;
+        end
+        if (post_r$4$q) begin
+            r1$18$d = mac$18$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$18$d = mac$18$cand;
+        end
+        if (post_r$0$q) begin
+            z0$19$d = mac$19$gate;
+        end
+        if (post_r$3$q) begin
+            z1$19$d = mac$19$gate;
+        end
+        if (post_r$1$q) begin
+            r0$19$d = mac$19$gate;
+        end
+        if (post_r$4$q) begin
+            r1$19$d = mac$19$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$19$d = mac$19$cand;
+        end
+        if (post_r$0$q) begin
+            z0$20$d = mac$20$gate;
+        end
+        if (post_r$3$q) begin
+            z1$20$d = mac$20$gate;
+        end
+        if (post_r$1$q) begin
+            r0$20$d = mac$20$gate;
+        end
+        if (post_r$4$q) begin
+            r1$20$d = mac$20$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$20$d = mac$20$cand;
+        end
+        if (post_r$0$q) begin
+            z0$21$d = mac$21$gate;
+        end
+        if (post_r$3$q) begin
+            z1$21$d = mac$21$gate;
+        end
+        if (post_r$1$q) begin
+            r0$21$d = mac$21$gate;
+        end
+        if (post_r$4$q) begin
+            r1$21$d = mac$21$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$21$d = mac$21$cand;
+        end
+        if (post_r$0$q) begin
+            z0$22$d = mac$22$gate;
+        end
+        if (post_r$3$q) begin
+            z1$22$d = mac$22$gate;
+        end
+        if (post_r$1$q) begin
+            r0$22$d = mac$22$gate;
+        end
+        if (post_r$4$q) begin
+            r1$22$d = mac$22$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$22$d = mac$22$cand;
+        end
+        if (post_r$0$q) begin
+            z0$23$d = mac$23$gate;
+        end
+        if (post_r$3$q) begin
+            z1$23$d = mac$23$gate;
+        end
+        if (post_r$1$q) begin
+            r0$23$d = mac$23$gate;
+        end
+        if (post_r$4$q) begin
+            r1$23$d = mac$23$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$23$d = mac$23$cand;
+        end
+        if (post_r$0$q) begin
+            z0$24$d = mac$24$gate;
+        end
+        if (post_r$3$q) begin
+            z1$24$d = mac$24$gate;
+        end
+        if (post_r$1$q) begin
+            r0$24$d = mac$24$gate;
+        end
+        if (post_r$4$q) begin
+            r1$24$d = mac$24$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$24$d = mac$24$cand;
+        end
+        if (post_r$0$q) begin
+            z0$25$d = mac$25$gate;
+        end
+        if (post_r$3$q) begin
+            z1$25$d = mac$25$gate;
+        end
+        if (post_r$1$q) begin
+            r0$25$d = mac$25$gate;
+        end
+        if (post_r$4$q) begin
+            r1$25$d = mac$25$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$25$d = mac$25$cand;
+        end
+        if (post_r$0$q) begin
+            z0$26$d = mac$26$gate;
+        end
+        if (post_r$3$q) begin
+            z1$26$d = mac$26$gate;
+        end
+        if (post_r$1$q) begin
+            r0$26$d = mac$26$gate;
+        end
+        if (post_r$4$q) begin
+            r1$26$d = mac$26$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$26$d = mac$26$cand;
+        end
+        if (post_r$0$q) begin
+            z0$27$d = mac$27$gate;
+        end
+        if (post_r$3$q) begin
+            z1$27$d = mac$27$gate;
+        end
+        if (post_r$1$q) begin
+            r0$27$d = mac$27$gate;
+        end
+        if (post_r$4$q) begin
+            r1$27$d = mac$27$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$27$d = mac$27$cand;
+        end
+        if (post_r$0$q) begin
+            z0$28$d = mac$28$gate;
+        end
+        if (post_r$3$q) begin
+            z1$28$d = mac$28$gate;
+        end
+        if (post_r$1$q) begin
+            r0$28$d = mac$28$gate;
+        end
+        if (post_r$4$q) begin
+            r1$28$d = mac$28$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$28$d = mac$28$cand;
+        end
+        if (post_r$0$q) begin
+            z0$29$d = mac$29$gate;
+        end
+        if (post_r$3$q) begin
+            z1$29$d = mac$29$gate;
+        end
+        if (post_r$1$q) begin
+            r0$29$d = mac$29$gate;
+        end
+        if (post_r$4$q) begin
+            r1$29$d = mac$29$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$29$d = mac$29$cand;
+        end
+        if (post_r$0$q) begin
+            z0$30$d = mac$30$gate;
+        end
+        if (post_r$3$q) begin
+            z1$30$d = mac$30$gate;
+        end
+        if (post_r$1$q) begin
+            r0$30$d = mac$30$gate;
+        end
+        if (post_r$4$q) begin
+            r1$30$d = mac$30$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$30$d = mac$30$cand;
+        end
+        if (post_r$0$q) begin
+            z0$31$d = mac$31$gate;
+        end
+        if (post_r$3$q) begin
+            z1$31$d = mac$31$gate;
+        end
+        if (post_r$1$q) begin
+            r0$31$d = mac$31$gate;
+        end
+        if (post_r$4$q) begin
+            r1$31$d = mac$31$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$31$d = mac$31$cand;
         end
         h_j = state$0$rdata1;
         if (upd_set_r$q) begin
@@ -39509,25 +39241,7 @@ module top$core$engine$gru$lane$1$p_xc(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$p_xc
 
 
-module top$core$engine$gru$lane$1$post_pass_r(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$post_pass_r
-
-
-module top$core$engine$gru$lane$1$post_r(clock,d,q);
+module top$core$engine$gru$lane$1$post_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -39542,10 +39256,10 @@ module top$core$engine$gru$lane$1$post_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$1$post_r
+endmodule // top$core$engine$gru$lane$1$post_r$0
 
 
-module top$core$engine$gru$lane$1$post_set_r(clock,d,q);
+module top$core$engine$gru$lane$1$post_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -39560,7 +39274,79 @@ module top$core$engine$gru$lane$1$post_set_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$1$post_set_r
+endmodule // top$core$engine$gru$lane$1$post_r$1
+
+
+module top$core$engine$gru$lane$1$post_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$2
+
+
+module top$core$engine$gru$lane$1$post_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$3
+
+
+module top$core$engine$gru$lane$1$post_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$4
+
+
+module top$core$engine$gru$lane$1$post_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$5
 
 
 module top$core$engine$gru$lane$1$q_czero(d,q,clock);
@@ -43815,7 +43601,7 @@ module top$core$engine$gru$lane$1$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$z1$9
 
 
-module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -43936,9 +43722,12 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [19:0] head_weight$0;
     input wire  [19:0] head_weight$1;
     input wire  [19:0] head_weight$2;
-    input wire  post;
-    input wire  [15:0] post_pass;
-    input wire  post_set;
+    input wire  post$0;
+    input wire  post$1;
+    input wire  post$2;
+    input wire  post$3;
+    input wire  post$4;
+    input wire  post$5;
     input wire  head_done;
     input wire  head_step_first;
     input wire  head_step_last;
@@ -43954,104 +43743,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     output reg  [47:0] amp2;
     output reg  [47:0] sum1;
     output reg  [47:0] sum2;
-    
-    // Constant declarations
-    localparam  z_pass$0 = 16'h0;
-    localparam  z_pass$1 = 16'h0;
-    localparam  z_pass$2 = 16'h0;
-    localparam  z_pass$3 = 16'h0;
-    localparam  z_pass$4 = 16'h0;
-    localparam  z_pass$5 = 16'h0;
-    localparam  z_pass$6 = 16'h0;
-    localparam  z_pass$7 = 16'h0;
-    localparam  z_pass$8 = 16'h0;
-    localparam  z_pass$9 = 16'h0;
-    localparam  z_pass$10 = 16'h0;
-    localparam  z_pass$11 = 16'h0;
-    localparam  z_pass$12 = 16'h0;
-    localparam  z_pass$13 = 16'h0;
-    localparam  z_pass$14 = 16'h0;
-    localparam  z_pass$15 = 16'h0;
-    localparam  z_pass$16 = 16'h0;
-    localparam  z_pass$17 = 16'h0;
-    localparam  z_pass$18 = 16'h0;
-    localparam  z_pass$19 = 16'h0;
-    localparam  z_pass$20 = 16'h0;
-    localparam  z_pass$21 = 16'h0;
-    localparam  z_pass$22 = 16'h0;
-    localparam  z_pass$23 = 16'h0;
-    localparam  z_pass$24 = 16'h0;
-    localparam  z_pass$25 = 16'h0;
-    localparam  z_pass$26 = 16'h0;
-    localparam  z_pass$27 = 16'h0;
-    localparam  z_pass$28 = 16'h0;
-    localparam  z_pass$29 = 16'h0;
-    localparam  z_pass$30 = 16'h0;
-    localparam  z_pass$31 = 16'h0;
-    localparam  r_pass$0 = 16'h1;
-    localparam  r_pass$1 = 16'h1;
-    localparam  r_pass$2 = 16'h1;
-    localparam  r_pass$3 = 16'h1;
-    localparam  r_pass$4 = 16'h1;
-    localparam  r_pass$5 = 16'h1;
-    localparam  r_pass$6 = 16'h1;
-    localparam  r_pass$7 = 16'h1;
-    localparam  r_pass$8 = 16'h1;
-    localparam  r_pass$9 = 16'h1;
-    localparam  r_pass$10 = 16'h1;
-    localparam  r_pass$11 = 16'h1;
-    localparam  r_pass$12 = 16'h1;
-    localparam  r_pass$13 = 16'h1;
-    localparam  r_pass$14 = 16'h1;
-    localparam  r_pass$15 = 16'h1;
-    localparam  r_pass$16 = 16'h1;
-    localparam  r_pass$17 = 16'h1;
-    localparam  r_pass$18 = 16'h1;
-    localparam  r_pass$19 = 16'h1;
-    localparam  r_pass$20 = 16'h1;
-    localparam  r_pass$21 = 16'h1;
-    localparam  r_pass$22 = 16'h1;
-    localparam  r_pass$23 = 16'h1;
-    localparam  r_pass$24 = 16'h1;
-    localparam  r_pass$25 = 16'h1;
-    localparam  r_pass$26 = 16'h1;
-    localparam  r_pass$27 = 16'h1;
-    localparam  r_pass$28 = 16'h1;
-    localparam  r_pass$29 = 16'h1;
-    localparam  r_pass$30 = 16'h1;
-    localparam  r_pass$31 = 16'h1;
-    localparam  c_pass$0 = 16'h2;
-    localparam  c_pass$1 = 16'h2;
-    localparam  c_pass$2 = 16'h2;
-    localparam  c_pass$3 = 16'h2;
-    localparam  c_pass$4 = 16'h2;
-    localparam  c_pass$5 = 16'h2;
-    localparam  c_pass$6 = 16'h2;
-    localparam  c_pass$7 = 16'h2;
-    localparam  c_pass$8 = 16'h2;
-    localparam  c_pass$9 = 16'h2;
-    localparam  c_pass$10 = 16'h2;
-    localparam  c_pass$11 = 16'h2;
-    localparam  c_pass$12 = 16'h2;
-    localparam  c_pass$13 = 16'h2;
-    localparam  c_pass$14 = 16'h2;
-    localparam  c_pass$15 = 16'h2;
-    localparam  c_pass$16 = 16'h2;
-    localparam  c_pass$17 = 16'h2;
-    localparam  c_pass$18 = 16'h2;
-    localparam  c_pass$19 = 16'h2;
-    localparam  c_pass$20 = 16'h2;
-    localparam  c_pass$21 = 16'h2;
-    localparam  c_pass$22 = 16'h2;
-    localparam  c_pass$23 = 16'h2;
-    localparam  c_pass$24 = 16'h2;
-    localparam  c_pass$25 = 16'h2;
-    localparam  c_pass$26 = 16'h2;
-    localparam  c_pass$27 = 16'h2;
-    localparam  c_pass$28 = 16'h2;
-    localparam  c_pass$29 = 16'h2;
-    localparam  c_pass$30 = 16'h2;
-    localparam  c_pass$31 = 16'h2;
     
     // Stub signals
     reg  x_we_r$clock;
@@ -44126,15 +43817,24 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  head_first_r$clock;
     reg  head_first_r$d;
     wire  head_first_r$q;
-    reg  post_r$clock;
-    reg  post_r$d;
-    wire  post_r$q;
-    reg  post_pass_r$clock;
-    reg  [15:0] post_pass_r$d;
-    wire  [15:0] post_pass_r$q;
-    reg  post_set_r$clock;
-    reg  post_set_r$d;
-    wire  post_set_r$q;
+    reg  post_r$0$clock;
+    reg  post_r$0$d;
+    wire  post_r$0$q;
+    reg  post_r$1$clock;
+    reg  post_r$1$d;
+    wire  post_r$1$q;
+    reg  post_r$2$clock;
+    reg  post_r$2$d;
+    wire  post_r$2$q;
+    reg  post_r$3$clock;
+    reg  post_r$3$d;
+    wire  post_r$3$q;
+    reg  post_r$4$clock;
+    reg  post_r$4$d;
+    wire  post_r$4$q;
+    reg  post_r$5$clock;
+    reg  post_r$5$d;
+    wire  post_r$5$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -45480,20 +45180,35 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(head_first_r$d),
         .q(head_first_r$q)
     );
-    top$core$engine$gru$lane$2$post_r post_r(
-        .clock(post_r$clock),
-        .d(post_r$d),
-        .q(post_r$q)
+    top$core$engine$gru$lane$2$post_r$0 post_r$0(
+        .clock(post_r$0$clock),
+        .d(post_r$0$d),
+        .q(post_r$0$q)
     );
-    top$core$engine$gru$lane$2$post_pass_r post_pass_r(
-        .clock(post_pass_r$clock),
-        .d(post_pass_r$d),
-        .q(post_pass_r$q)
+    top$core$engine$gru$lane$2$post_r$1 post_r$1(
+        .clock(post_r$1$clock),
+        .d(post_r$1$d),
+        .q(post_r$1$q)
     );
-    top$core$engine$gru$lane$2$post_set_r post_set_r(
-        .clock(post_set_r$clock),
-        .d(post_set_r$d),
-        .q(post_set_r$q)
+    top$core$engine$gru$lane$2$post_r$2 post_r$2(
+        .clock(post_r$2$clock),
+        .d(post_r$2$d),
+        .q(post_r$2$q)
+    );
+    top$core$engine$gru$lane$2$post_r$3 post_r$3(
+        .clock(post_r$3$clock),
+        .d(post_r$3$d),
+        .q(post_r$3$q)
+    );
+    top$core$engine$gru$lane$2$post_r$4 post_r$4(
+        .clock(post_r$4$clock),
+        .d(post_r$4$d),
+        .q(post_r$4$q)
+    );
+    top$core$engine$gru$lane$2$post_r$5 post_r$5(
+        .clock(post_r$5$clock),
+        .d(post_r$5$d),
+        .q(post_r$5$q)
     );
     top$core$engine$gru$lane$2$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -47459,12 +47174,18 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head_en_r$d = head_en;
         head_first_r$clock = clock;
         head_first_r$d = head_first;
-        post_r$clock = clock;
-        post_r$d = post;
-        post_pass_r$clock = clock;
-        post_pass_r$d = post_pass;
-        post_set_r$clock = clock;
-        post_set_r$d = post_set;
+        post_r$0$clock = clock;
+        post_r$0$d = post$0;
+        post_r$1$clock = clock;
+        post_r$1$d = post$1;
+        post_r$2$clock = clock;
+        post_r$2$d = post$2;
+        post_r$3$clock = clock;
+        post_r$3$d = post$3;
+        post_r$4$clock = clock;
+        post_r$4$d = post$4;
+        post_r$5$clock = clock;
+        post_r$5$d = post$5;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -48946,615 +48667,485 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (unit_is_a_r$31$q) begin
             mac$31$x = op_a_copy$3$q;
         end
-        if (post_r$q) begin
-            if (post_pass_r$q == z_pass$0) begin
-                if (post_set_r$q) begin
-                    z1$0$d = mac$0$gate;
-                end
-                else begin
-                    z0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$0) begin
-                if (post_set_r$q) begin
-                    r1$0$d = mac$0$gate;
-                end
-                else begin
-                    r0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$0) begin
-                cand$0$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$1) begin
-                if (post_set_r$q) begin
-                    z1$1$d = mac$1$gate;
-                end
-                else begin
-                    z0$1$d = mac$1$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$1) begin
-                if (post_set_r$q) begin
-                    r1$1$d = mac$1$gate;
-                end
-                else begin
-                    r0$1$d = mac$1$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$1) begin
-                cand$1$d = mac$1$cand;
-            end
-            if (post_pass_r$q == z_pass$2) begin
-                if (post_set_r$q) begin
-                    z1$2$d = mac$2$gate;
-                end
-                else begin
-                    z0$2$d = mac$2$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$2) begin
-                if (post_set_r$q) begin
-                    r1$2$d = mac$2$gate;
-                end
-                else begin
-                    r0$2$d = mac$2$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$2) begin
-                cand$2$d = mac$2$cand;
-            end
-            if (post_pass_r$q == z_pass$3) begin
-                if (post_set_r$q) begin
-                    z1$3$d = mac$3$gate;
-                end
-                else begin
-                    z0$3$d = mac$3$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$3) begin
-                if (post_set_r$q) begin
-                    r1$3$d = mac$3$gate;
-                end
-                else begin
-                    r0$3$d = mac$3$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$3) begin
-                cand$3$d = mac$3$cand;
-            end
-            if (post_pass_r$q == z_pass$4) begin
-                if (post_set_r$q) begin
-                    z1$4$d = mac$4$gate;
-                end
-                else begin
-                    z0$4$d = mac$4$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$4) begin
-                if (post_set_r$q) begin
-                    r1$4$d = mac$4$gate;
-                end
-                else begin
-                    r0$4$d = mac$4$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$4) begin
-                cand$4$d = mac$4$cand;
-            end
-            if (post_pass_r$q == z_pass$5) begin
-                if (post_set_r$q) begin
-                    z1$5$d = mac$5$gate;
-                end
-                else begin
-                    z0$5$d = mac$5$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$5) begin
-                if (post_set_r$q) begin
-                    r1$5$d = mac$5$gate;
-                end
-                else begin
-                    r0$5$d = mac$5$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$5) begin
-                cand$5$d = mac$5$cand;
-            end
-            if (post_pass_r$q == z_pass$6) begin
-                if (post_set_r$q) begin
-                    z1$6$d = mac$6$gate;
-                end
-                else begin
-                    z0$6$d = mac$6$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$6) begin
-                if (post_set_r$q) begin
-                    r1$6$d = mac$6$gate;
-                end
-                else begin
-                    r0$6$d = mac$6$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$6) begin
-                cand$6$d = mac$6$cand;
-            end
-            if (post_pass_r$q == z_pass$7) begin
-                if (post_set_r$q) begin
-                    z1$7$d = mac$7$gate;
-                end
-                else begin
-                    z0$7$d = mac$7$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$7) begin
-                if (post_set_r$q) begin
-                    r1$7$d = mac$7$gate;
-                end
-                else begin
-                    r0$7$d = mac$7$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$7) begin
-                cand$7$d = mac$7$cand;
-            end
-            if (post_pass_r$q == z_pass$8) begin
-                if (post_set_r$q) begin
-                    z1$8$d = mac$8$gate;
-                end
-                else begin
-                    z0$8$d = mac$8$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$8) begin
-                if (post_set_r$q) begin
-                    r1$8$d = mac$8$gate;
-                end
-                else begin
-                    r0$8$d = mac$8$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$8) begin
-                cand$8$d = mac$8$cand;
-            end
-            if (post_pass_r$q == z_pass$9) begin
-                if (post_set_r$q) begin
-                    z1$9$d = mac$9$gate;
-                end
-                else begin
-                    z0$9$d = mac$9$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$9) begin
-                if (post_set_r$q) begin
-                    r1$9$d = mac$9$gate;
-                end
-                else begin
-                    r0$9$d = mac$9$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$9) begin
-                cand$9$d = mac$9$cand;
-            end
-            if (post_pass_r$q == z_pass$10) begin
-                if (post_set_r$q) begin
-                    z1$10$d = mac$10$gate;
-                end
-                else begin
-                    z0$10$d = mac$10$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$10) begin
-                if (post_set_r$q) begin
-                    r1$10$d = mac$10$gate;
-                end
-                else begin
-                    r0$10$d = mac$10$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$10) begin
-                cand$10$d = mac$10$cand;
-            end
-            if (post_pass_r$q == z_pass$11) begin
-                if (post_set_r$q) begin
-                    z1$11$d = mac$11$gate;
-                end
-                else begin
-                    z0$11$d = mac$11$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$11) begin
-                if (post_set_r$q) begin
-                    r1$11$d = mac$11$gate;
-                end
-                else begin
-                    r0$11$d = mac$11$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$11) begin
-                cand$11$d = mac$11$cand;
-            end
-            if (post_pass_r$q == z_pass$12) begin
-                if (post_set_r$q) begin
-                    z1$12$d = mac$12$gate;
-                end
-                else begin
-                    z0$12$d = mac$12$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$12) begin
-                if (post_set_r$q) begin
-                    r1$12$d = mac$12$gate;
-                end
-                else begin
-                    r0$12$d = mac$12$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$12) begin
-                cand$12$d = mac$12$cand;
-            end
-            if (post_pass_r$q == z_pass$13) begin
-                if (post_set_r$q) begin
-                    z1$13$d = mac$13$gate;
-                end
-                else begin
-                    z0$13$d = mac$13$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$13) begin
-                if (post_set_r$q) begin
-                    r1$13$d = mac$13$gate;
-                end
-                else begin
-                    r0$13$d = mac$13$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$13) begin
-                cand$13$d = mac$13$cand;
-            end
-            if (post_pass_r$q == z_pass$14) begin
-                if (post_set_r$q) begin
-                    z1$14$d = mac$14$gate;
-                end
-                else begin
-                    z0$14$d = mac$14$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$14) begin
-                if (post_set_r$q) begin
-                    r1$14$d = mac$14$gate;
-                end
-                else begin
-                    r0$14$d = mac$14$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$14) begin
-                cand$14$d = mac$14$cand;
-            end
-            if (post_pass_r$q == z_pass$15) begin
-                if (post_set_r$q) begin
-                    z1$15$d = mac$15$gate;
-                end
-                else begin
-                    z0$15$d = mac$15$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$15) begin
-                if (post_set_r$q) begin
-                    r1$15$d = mac$15$gate;
-                end
-                else begin
-                    r0$15$d = mac$15$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$15) begin
-                cand$15$d = mac$15$cand;
-            end
-            if (post_pass_r$q == z_pass$16) begin
-                if (post_set_r$q) begin
-                    z1$16$d = mac$16$gate;
-                end
-                else begin
-                    z0$16$d = mac$16$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$16) begin
-                if (post_set_r$q) begin
-                    r1$16$d = mac$16$gate;
-                end
-                else begin
-                    r0$16$d = mac$16$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$16) begin
-                cand$16$d = mac$16$cand;
-            end
-            if (post_pass_r$q == z_pass$17) begin
-                if (post_set_r$q) begin
-                    z1$17$d = mac$17$gate;
-                end
-                else begin
-                    z0$17$d = mac$17$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$17) begin
-                if (post_set_r$q) begin
-                    r1$17$d = mac$17$gate;
-                end
-                else begin
-                    r0$17$d = mac$17$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$17) begin
-                cand$17$d = mac$17$cand;
-            end
-            if (post_pass_r$q == z_pass$18) begin
-                if (post_set_r$q) begin
-                    z1$18$d = mac$18$gate;
-                end
-                else begin
-                    z0$18$d = mac$18$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$18) begin
-                if (post_set_r$q) begin
-                    r1$18$d = mac$18$gate;
-                end
-                else begin
-                    r0$18$d = mac$18$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$18) begin
-                cand$18$d = mac$18$cand;
-            end
-            if (post_pass_r$q == z_pass$19) begin
-                if (post_set_r$q) begin
-                    z1$19$d = mac$19$gate;
-                end
-                else begin
-                    z0$19$d = mac$19$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$19) begin
-                if (post_set_r$q) begin
-                    r1$19$d = mac$19$gate;
-                end
-                else begin
-                    r0$19$d = mac$19$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$19) begin
-                cand$19$d = mac$19$cand;
-            end
-            if (post_pass_r$q == z_pass$20) begin
-                if (post_set_r$q) begin
-                    z1$20$d = mac$20$gate;
-                end
-                else begin
-                    z0$20$d = mac$20$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$20) begin
-                if (post_set_r$q) begin
-                    r1$20$d = mac$20$gate;
-                end
-                else begin
-                    r0$20$d = mac$20$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$20) begin
-                cand$20$d = mac$20$cand;
-            end
-            if (post_pass_r$q == z_pass$21) begin
-                if (post_set_r$q) begin
-                    z1$21$d = mac$21$gate;
-                end
-                else begin
-                    z0$21$d = mac$21$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$21) begin
-                if (post_set_r$q) begin
-                    r1$21$d = mac$21$gate;
-                end
-                else begin
-                    r0$21$d = mac$21$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$21) begin
-                cand$21$d = mac$21$cand;
-            end
-            if (post_pass_r$q == z_pass$22) begin
-                if (post_set_r$q) begin
-                    z1$22$d = mac$22$gate;
-                end
-                else begin
-                    z0$22$d = mac$22$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$22) begin
-                if (post_set_r$q) begin
-                    r1$22$d = mac$22$gate;
-                end
-                else begin
-                    r0$22$d = mac$22$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$22) begin
-                cand$22$d = mac$22$cand;
-            end
-            if (post_pass_r$q == z_pass$23) begin
-                if (post_set_r$q) begin
-                    z1$23$d = mac$23$gate;
-                end
-                else begin
-                    z0$23$d = mac$23$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$23) begin
-                if (post_set_r$q) begin
-                    r1$23$d = mac$23$gate;
-                end
-                else begin
-                    r0$23$d = mac$23$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$23) begin
-                cand$23$d = mac$23$cand;
-            end
-            if (post_pass_r$q == z_pass$24) begin
-                if (post_set_r$q) begin
-                    z1$24$d = mac$24$gate;
-                end
-                else begin
-                    z0$24$d = mac$24$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$24) begin
-                if (post_set_r$q) begin
-                    r1$24$d = mac$24$gate;
-                end
-                else begin
-                    r0$24$d = mac$24$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$24) begin
-                cand$24$d = mac$24$cand;
-            end
-            if (post_pass_r$q == z_pass$25) begin
-                if (post_set_r$q) begin
-                    z1$25$d = mac$25$gate;
-                end
-                else begin
-                    z0$25$d = mac$25$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$25) begin
-                if (post_set_r$q) begin
-                    r1$25$d = mac$25$gate;
-                end
-                else begin
-                    r0$25$d = mac$25$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$25) begin
-                cand$25$d = mac$25$cand;
-            end
-            if (post_pass_r$q == z_pass$26) begin
-                if (post_set_r$q) begin
-                    z1$26$d = mac$26$gate;
-                end
-                else begin
-                    z0$26$d = mac$26$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$26) begin
-                if (post_set_r$q) begin
-                    r1$26$d = mac$26$gate;
-                end
-                else begin
-                    r0$26$d = mac$26$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$26) begin
-                cand$26$d = mac$26$cand;
-            end
-            if (post_pass_r$q == z_pass$27) begin
-                if (post_set_r$q) begin
-                    z1$27$d = mac$27$gate;
-                end
-                else begin
-                    z0$27$d = mac$27$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$27) begin
-                if (post_set_r$q) begin
-                    r1$27$d = mac$27$gate;
-                end
-                else begin
-                    r0$27$d = mac$27$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$27) begin
-                cand$27$d = mac$27$cand;
-            end
-            if (post_pass_r$q == z_pass$28) begin
-                if (post_set_r$q) begin
-                    z1$28$d = mac$28$gate;
-                end
-                else begin
-                    z0$28$d = mac$28$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$28) begin
-                if (post_set_r$q) begin
-                    r1$28$d = mac$28$gate;
-                end
-                else begin
-                    r0$28$d = mac$28$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$28) begin
-                cand$28$d = mac$28$cand;
-            end
-            if (post_pass_r$q == z_pass$29) begin
-                if (post_set_r$q) begin
-                    z1$29$d = mac$29$gate;
-                end
-                else begin
-                    z0$29$d = mac$29$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$29) begin
-                if (post_set_r$q) begin
-                    r1$29$d = mac$29$gate;
-                end
-                else begin
-                    r0$29$d = mac$29$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$29) begin
-                cand$29$d = mac$29$cand;
-            end
-            if (post_pass_r$q == z_pass$30) begin
-                if (post_set_r$q) begin
-                    z1$30$d = mac$30$gate;
-                end
-                else begin
-                    z0$30$d = mac$30$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$30) begin
-                if (post_set_r$q) begin
-                    r1$30$d = mac$30$gate;
-                end
-                else begin
-                    r0$30$d = mac$30$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$30) begin
-                cand$30$d = mac$30$cand;
-            end
-            if (post_pass_r$q == z_pass$31) begin
-                if (post_set_r$q) begin
-                    z1$31$d = mac$31$gate;
-                end
-                else begin
-                    z0$31$d = mac$31$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$31) begin
-                if (post_set_r$q) begin
-                    r1$31$d = mac$31$gate;
-                end
-                else begin
-                    r0$31$d = mac$31$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$31) begin
-                cand$31$d = mac$31$cand;
-            end
+        if (post_r$0$q) begin
+            z0$0$d = mac$0$gate;
+        end
+        if (post_r$3$q) begin
+            z1$0$d = mac$0$gate;
+        end
+        if (post_r$1$q) begin
+            r0$0$d = mac$0$gate;
+        end
+        if (post_r$4$q) begin
+            r1$0$d = mac$0$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$0$d = mac$0$cand;
+        end
+        if (post_r$0$q) begin
+            z0$1$d = mac$1$gate;
+        end
+        if (post_r$3$q) begin
+            z1$1$d = mac$1$gate;
+        end
+        if (post_r$1$q) begin
+            r0$1$d = mac$1$gate;
+        end
+        if (post_r$4$q) begin
+            r1$1$d = mac$1$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$1$d = mac$1$cand;
+        end
+        if (post_r$0$q) begin
+            z0$2$d = mac$2$gate;
+        end
+        if (post_r$3$q) begin
+            z1$2$d = mac$2$gate;
+        end
+        if (post_r$1$q) begin
+            r0$2$d = mac$2$gate;
+        end
+        if (post_r$4$q) begin
+            r1$2$d = mac$2$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$2$d = mac$2$cand;
+        end
+        if (post_r$0$q) begin
+            z0$3$d = mac$3$gate;
+        end
+        if (post_r$3$q) begin
+            z1$3$d = mac$3$gate;
+        end
+        if (post_r$1$q) begin
+            r0$3$d = mac$3$gate;
+        end
+        if (post_r$4$q) begin
+            r1$3$d = mac$3$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$3$d = mac$3$cand;
+        end
+        if (post_r$0$q) begin
+            z0$4$d = mac$4$gate;
+        end
+        if (post_r$3$q) begin
+            z1$4$d = mac$4$gate;
+        end
+        if (post_r$1$q) begin
+            r0$4$d = mac$4$gate;
+        end
+        if (post_r$4$q) begin
+            r1$4$d = mac$4$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$4$d = mac$4$cand;
+        end
+        if (post_r$0$q) begin
+            z0$5$d = mac$5$gate;
+        end
+        if (post_r$3$q) begin
+            z1$5$d = mac$5$gate;
+        end
+        if (post_r$1$q) begin
+            r0$5$d = mac$5$gate;
+        end
+        if (post_r$4$q) begin
+            r1$5$d = mac$5$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$5$d = mac$5$cand;
+        end
+        if (post_r$0$q) begin
+            z0$6$d = mac$6$gate;
+        end
+        if (post_r$3$q) begin
+            z1$6$d = mac$6$gate;
+        end
+        if (post_r$1$q) begin
+            r0$6$d = mac$6$gate;
+        end
+        if (post_r$4$q) begin
+            r1$6$d = mac$6$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$6$d = mac$6$cand;
+        end
+        if (post_r$0$q) begin
+            z0$7$d = mac$7$gate;
+        end
+        if (post_r$3$q) begin
+            z1$7$d = mac$7$gate;
+        end
+        if (post_r$1$q) begin
+            r0$7$d = mac$7$gate;
+        end
+        if (post_r$4$q) begin
+            r1$7$d = mac$7$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$7$d = mac$7$cand;
+        end
+        if (post_r$0$q) begin
+            z0$8$d = mac$8$gate;
+        end
+        if (post_r$3$q) begin
+            z1$8$d = mac$8$gate;
+        end
+        if (post_r$1$q) begin
+            r0$8$d = mac$8$gate;
+        end
+        if (post_r$4$q) begin
+            r1$8$d = mac$8$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$8$d = mac$8$cand;
+        end
+        if (post_r$0$q) begin
+            z0$9$d = mac$9$gate;
+        end
+        if (post_r$3$q) begin
+            z1$9$d = mac$9$gate;
+        end
+        if (post_r$1$q) begin
+            r0$9$d = mac$9$gate;
+        end
+        if (post_r$4$q) begin
+            r1$9$d = mac$9$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$9$d = mac$9$cand;
+        end
+        if (post_r$0$q) begin
+            z0$10$d = mac$10$gate;
+        end
+        if (post_r$3$q) begin
+            z1$10$d = mac$10$gate;
+        end
+        if (post_r$1$q) begin
+            r0$10$d = mac$10$gate;
+        end
+        if (post_r$4$q) begin
+            r1$10$d = mac$10$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$10$d = mac$10$cand;
+        end
+        if (post_r$0$q) begin
+            z0$11$d = mac$11$gate;
+        end
+        if (post_r$3$q) begin
+            z1$11$d = mac$11$gate;
+        end
+        if (post_r$1$q) begin
+            r0$11$d = mac$11$gate;
+        end
+        if (post_r$4$q) begin
+            r1$11$d = mac$11$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$11$d = mac$11$cand;
+        end
+        if (post_r$0$q) begin
+            z0$12$d = mac$12$gate;
+        end
+        if (post_r$3$q) begin
+            z1$12$d = mac$12$gate;
+        end
+        if (post_r$1$q) begin
+            r0$12$d = mac$12$gate;
+        end
+        if (post_r$4$q) begin
+            r1$12$d = mac$12$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$12$d = mac$12$cand;
+        end
+        if (post_r$0$q) begin
+            z0$13$d = mac$13$gate;
+        end
+        if (post_r$3$q) begin
+            z1$13$d = mac$13$gate;
+        end
+        if (post_r$1$q) begin
+            r0$13$d = mac$13$gate;
+        end
+        if (post_r$4$q) begin
+            r1$13$d = mac$13$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$13$d = mac$13$cand;
+        end
+        if (post_r$0$q) begin
+            z0$14$d = mac$14$gate;
+        end
+        if (post_r$3$q) begin
+            z1$14$d = mac$14$gate;
+        end
+        if (post_r$1$q) begin
+            r0$14$d = mac$14$gate;
+        end
+        if (post_r$4$q) begin
+            r1$14$d = mac$14$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$14$d = mac$14$cand;
+        end
+        if (post_r$0$q) begin
+            z0$15$d = mac$15$gate;
+        end
+        if (post_r$3$q) begin
+            z1$15$d = mac$15$gate;
+        end
+        if (post_r$1$q) begin
+            r0$15$d = mac$15$gate;
+        end
+        if (post_r$4$q) begin
+            r1$15$d = mac$15$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$15$d = mac$15$cand;
+        end
+        if (post_r$0$q) begin
+            z0$16$d = mac$16$gate;
+        end
+        if (post_r$3$q) begin
+            z1$16$d = mac$16$gate;
+        end
+        if (post_r$1$q) begin
+            r0$16$d = mac$16$gate;
+        end
+        if (post_r$4$q) begin
+            r1$16$d = mac$16$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$16$d = mac$16$cand;
+        end
+        if (post_r$0$q) begin
+            z0$17$d = mac$17$gate;
+        end
+        if (post_r$3$q) begin
+            z1$17$d = mac$17$gate;
+        end
+        if (post_r$1$q) begin
+            r0$17$d = mac$17$gate;
+        end
+        if (post_r$4$q) begin
+            r1$17$d = mac$17$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$17$d = mac$17$cand;
+        end
+        if (post_r$0$q) begin
+            z0$18$d = mac$18$gate;
+        end
+        if (post_r$3$q) begin
+            z1$18$d = mac$18$gate;
+        end
+        if (post_r$1$q) begin
+            r0$18$d = mac$18$gate;
+        end
+        if (post_r$4$q) begin
+            r1$18$d = mac$18$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$18$d = mac$18$cand;
+        end
+        if (post_r$0$q) begin
+            z0$19$d = mac$19$gate;
+        end
+        if (post_r$3$q) begin
+            z1$19$d = mac$19$gate;
+        end
+        if (post_r$1$q) begin
+            r0$19$d = mac$19$gate;
+        end
+        if (post_r$4$q) begin
+            r1$19$d = mac$19$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$19$d = mac$19$cand;
+        end
+        if (post_r$0$q) begin
+            z0$20$d = mac$20$gate;
+        end
+        if (post_r$3$q) begin
+            z1$20$d = mac$20$gate;
+        end
+        if (post_r$1$q) begin
+            r0$20$d = mac$20$gate;
+        end
+        if (post_r$4$q) begin
+            r1$20$d = mac$20$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$20$d = mac$20$cand;
+        end
+        if (post_r$0$q) begin
+            z0$21$d = mac$21$gate;
+        end
+        if (post_r$3$q) begin
+            z1$21$d = mac$21$gate;
+        end
+        if (post_r$1$q) begin
+            r0$21$d = mac$21$gate;
+        end
+        if (post_r$4$q) begin
+            r1$21$d = mac$21$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$21$d = mac$21$cand;
+        end
+        if (post_r$0$q) begin
+            z0$22$d = mac$22$gate;
+        end
+        if (post_r$3$q) begin
+            z1$22$d = mac$22$gate;
+        end
+        if (post_r$1$q) begin
+            r0$22$d = mac$22$gate;
+        end
+        if (post_r$4$q) begin
+            r1$22$d = mac$22$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$22$d = mac$22$cand;
+        end
+        if (post_r$0$q) begin
+            z0$23$d = mac$23$gate;
+        end
+        if (post_r$3$q) begin
+            z1$23$d = mac$23$gate;
+        end
+        if (post_r$1$q) begin
+            r0$23$d = mac$23$gate;
+        end
+        if (post_r$4$q) begin
+            r1$23$d = mac$23$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$23$d = mac$23$cand;
+        end
+        if (post_r$0$q) begin
+            z0$24$d = mac$24$gate;
+        end
+        if (post_r$3$q) begin
+            z1$24$d = mac$24$gate;
+        end
+        if (post_r$1$q) begin
+            r0$24$d = mac$24$gate;
+        end
+        if (post_r$4$q) begin
+            r1$24$d = mac$24$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$24$d = mac$24$cand;
+        end
+        if (post_r$0$q) begin
+            z0$25$d = mac$25$gate;
+        end
+        if (post_r$3$q) begin
+            z1$25$d = mac$25$gate;
+        end
+        if (post_r$1$q) begin
+            r0$25$d = mac$25$gate;
+        end
+        if (post_r$4$q) begin
+            r1$25$d = mac$25$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$25$d = mac$25$cand;
+        end
+        if (post_r$0$q) begin
+            z0$26$d = mac$26$gate;
+        end
+        if (post_r$3$q) begin
+            z1$26$d = mac$26$gate;
+        end
+        if (post_r$1$q) begin
+            r0$26$d = mac$26$gate;
+        end
+        if (post_r$4$q) begin
+            r1$26$d = mac$26$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$26$d = mac$26$cand;
+        end
+        if (post_r$0$q) begin
+            z0$27$d = mac$27$gate;
+        end
+        if (post_r$3$q) begin
+            z1$27$d = mac$27$gate;
+        end
+        if (post_r$1$q) begin
+            r0$27$d = mac$27$gate;
+        end
+        if (post_r$4$q) begin
+            r1$27$d = mac$27$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$27$d = mac$27$cand;
+        end
+        if (post_r$0$q) begin
+            z0$28$d = mac$28$gate;
+        end
+        if (post_r$3$q) begin
+            z1$28$d = mac$28$gate;
+        end
+        if (post_r$1$q) begin
+            r0$28$d = mac$28$gate;
+        end
+        if (post_r$4$q) begin
+            r1$28$d = mac$28$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$28$d = mac$28$cand;
+        end
+        if (post_r$0$q) begin
+            z0$29$d = mac$29$gate;
+        end
+        if (post_r$3$q) begin
+            z1$29$d = mac$29$gate;
+        end
+        if (post_r$1$q) begin
+            r0$29$d = mac$29$gate;
+        end
+        if (post_r$4$q) begin
+            r1$29$d = mac$29$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$29$d = mac$29$cand;
+        end
+        if (post_r$0$q) begin
+            z0$30$d = mac$30$gate;
+        end
+        if (post_r$3$q) begin
+            z1$30$d = mac$30$gate;
+        end
+        if (post_r$1$q) begin
+            r0$30$d = mac$30$gate;
+        end
+        if (post_r$4$q) begin
+            r1$30$d = mac$30$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$30$d = mac$30$cand;
+        end
+        if (post_r$0$q) begin
+            z0$31$d = mac$31$gate;
+        end
+        if (post_r$3$q) begin
+            z1$31$d = mac$31$gate;
+        end
+        if (post_r$1$q) begin
+            r0$31$d = mac$31$gate;
+        end
+        if (post_r$4$q) begin
+            r1$31$d = mac$31$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$31$d = mac$31$cand;
         end
         h_j = state$0$rdata1;
         if (upd_set_r$q) begin
@@ -53824,25 +53415,7 @@ module top$core$engine$gru$lane$2$p_xc(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$p_xc
 
 
-module top$core$engine$gru$lane$2$post_pass_r(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$post_pass_r
-
-
-module top$core$engine$gru$lane$2$post_r(clock,d,q);
+module top$core$engine$gru$lane$2$post_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -53857,10 +53430,10 @@ module top$core$engine$gru$lane$2$post_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$2$post_r
+endmodule // top$core$engine$gru$lane$2$post_r$0
 
 
-module top$core$engine$gru$lane$2$post_set_r(clock,d,q);
+module top$core$engine$gru$lane$2$post_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -53875,7 +53448,79 @@ module top$core$engine$gru$lane$2$post_set_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$2$post_set_r
+endmodule // top$core$engine$gru$lane$2$post_r$1
+
+
+module top$core$engine$gru$lane$2$post_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$2
+
+
+module top$core$engine$gru$lane$2$post_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$3
+
+
+module top$core$engine$gru$lane$2$post_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$4
+
+
+module top$core$engine$gru$lane$2$post_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$5
 
 
 module top$core$engine$gru$lane$2$q_czero(d,q,clock);
@@ -58130,7 +57775,7 @@ module top$core$engine$gru$lane$2$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$z1$9
 
 
-module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -58251,9 +57896,12 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [19:0] head_weight$0;
     input wire  [19:0] head_weight$1;
     input wire  [19:0] head_weight$2;
-    input wire  post;
-    input wire  [15:0] post_pass;
-    input wire  post_set;
+    input wire  post$0;
+    input wire  post$1;
+    input wire  post$2;
+    input wire  post$3;
+    input wire  post$4;
+    input wire  post$5;
     input wire  head_done;
     input wire  head_step_first;
     input wire  head_step_last;
@@ -58269,104 +57917,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     output reg  [47:0] amp2;
     output reg  [47:0] sum1;
     output reg  [47:0] sum2;
-    
-    // Constant declarations
-    localparam  z_pass$0 = 16'h0;
-    localparam  z_pass$1 = 16'h0;
-    localparam  z_pass$2 = 16'h0;
-    localparam  z_pass$3 = 16'h0;
-    localparam  z_pass$4 = 16'h0;
-    localparam  z_pass$5 = 16'h0;
-    localparam  z_pass$6 = 16'h0;
-    localparam  z_pass$7 = 16'h0;
-    localparam  z_pass$8 = 16'h0;
-    localparam  z_pass$9 = 16'h0;
-    localparam  z_pass$10 = 16'h0;
-    localparam  z_pass$11 = 16'h0;
-    localparam  z_pass$12 = 16'h0;
-    localparam  z_pass$13 = 16'h0;
-    localparam  z_pass$14 = 16'h0;
-    localparam  z_pass$15 = 16'h0;
-    localparam  z_pass$16 = 16'h0;
-    localparam  z_pass$17 = 16'h0;
-    localparam  z_pass$18 = 16'h0;
-    localparam  z_pass$19 = 16'h0;
-    localparam  z_pass$20 = 16'h0;
-    localparam  z_pass$21 = 16'h0;
-    localparam  z_pass$22 = 16'h0;
-    localparam  z_pass$23 = 16'h0;
-    localparam  z_pass$24 = 16'h0;
-    localparam  z_pass$25 = 16'h0;
-    localparam  z_pass$26 = 16'h0;
-    localparam  z_pass$27 = 16'h0;
-    localparam  z_pass$28 = 16'h0;
-    localparam  z_pass$29 = 16'h0;
-    localparam  z_pass$30 = 16'h0;
-    localparam  z_pass$31 = 16'h0;
-    localparam  r_pass$0 = 16'h1;
-    localparam  r_pass$1 = 16'h1;
-    localparam  r_pass$2 = 16'h1;
-    localparam  r_pass$3 = 16'h1;
-    localparam  r_pass$4 = 16'h1;
-    localparam  r_pass$5 = 16'h1;
-    localparam  r_pass$6 = 16'h1;
-    localparam  r_pass$7 = 16'h1;
-    localparam  r_pass$8 = 16'h1;
-    localparam  r_pass$9 = 16'h1;
-    localparam  r_pass$10 = 16'h1;
-    localparam  r_pass$11 = 16'h1;
-    localparam  r_pass$12 = 16'h1;
-    localparam  r_pass$13 = 16'h1;
-    localparam  r_pass$14 = 16'h1;
-    localparam  r_pass$15 = 16'h1;
-    localparam  r_pass$16 = 16'h1;
-    localparam  r_pass$17 = 16'h1;
-    localparam  r_pass$18 = 16'h1;
-    localparam  r_pass$19 = 16'h1;
-    localparam  r_pass$20 = 16'h1;
-    localparam  r_pass$21 = 16'h1;
-    localparam  r_pass$22 = 16'h1;
-    localparam  r_pass$23 = 16'h1;
-    localparam  r_pass$24 = 16'h1;
-    localparam  r_pass$25 = 16'h1;
-    localparam  r_pass$26 = 16'h1;
-    localparam  r_pass$27 = 16'h1;
-    localparam  r_pass$28 = 16'h1;
-    localparam  r_pass$29 = 16'h1;
-    localparam  r_pass$30 = 16'h1;
-    localparam  r_pass$31 = 16'h1;
-    localparam  c_pass$0 = 16'h2;
-    localparam  c_pass$1 = 16'h2;
-    localparam  c_pass$2 = 16'h2;
-    localparam  c_pass$3 = 16'h2;
-    localparam  c_pass$4 = 16'h2;
-    localparam  c_pass$5 = 16'h2;
-    localparam  c_pass$6 = 16'h2;
-    localparam  c_pass$7 = 16'h2;
-    localparam  c_pass$8 = 16'h2;
-    localparam  c_pass$9 = 16'h2;
-    localparam  c_pass$10 = 16'h2;
-    localparam  c_pass$11 = 16'h2;
-    localparam  c_pass$12 = 16'h2;
-    localparam  c_pass$13 = 16'h2;
-    localparam  c_pass$14 = 16'h2;
-    localparam  c_pass$15 = 16'h2;
-    localparam  c_pass$16 = 16'h2;
-    localparam  c_pass$17 = 16'h2;
-    localparam  c_pass$18 = 16'h2;
-    localparam  c_pass$19 = 16'h2;
-    localparam  c_pass$20 = 16'h2;
-    localparam  c_pass$21 = 16'h2;
-    localparam  c_pass$22 = 16'h2;
-    localparam  c_pass$23 = 16'h2;
-    localparam  c_pass$24 = 16'h2;
-    localparam  c_pass$25 = 16'h2;
-    localparam  c_pass$26 = 16'h2;
-    localparam  c_pass$27 = 16'h2;
-    localparam  c_pass$28 = 16'h2;
-    localparam  c_pass$29 = 16'h2;
-    localparam  c_pass$30 = 16'h2;
-    localparam  c_pass$31 = 16'h2;
     
     // Stub signals
     reg  x_we_r$clock;
@@ -58441,15 +57991,24 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  head_first_r$clock;
     reg  head_first_r$d;
     wire  head_first_r$q;
-    reg  post_r$clock;
-    reg  post_r$d;
-    wire  post_r$q;
-    reg  post_pass_r$clock;
-    reg  [15:0] post_pass_r$d;
-    wire  [15:0] post_pass_r$q;
-    reg  post_set_r$clock;
-    reg  post_set_r$d;
-    wire  post_set_r$q;
+    reg  post_r$0$clock;
+    reg  post_r$0$d;
+    wire  post_r$0$q;
+    reg  post_r$1$clock;
+    reg  post_r$1$d;
+    wire  post_r$1$q;
+    reg  post_r$2$clock;
+    reg  post_r$2$d;
+    wire  post_r$2$q;
+    reg  post_r$3$clock;
+    reg  post_r$3$d;
+    wire  post_r$3$q;
+    reg  post_r$4$clock;
+    reg  post_r$4$d;
+    wire  post_r$4$q;
+    reg  post_r$5$clock;
+    reg  post_r$5$d;
+    wire  post_r$5$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -59795,20 +59354,35 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(head_first_r$d),
         .q(head_first_r$q)
     );
-    top$core$engine$gru$lane$3$post_r post_r(
-        .clock(post_r$clock),
-        .d(post_r$d),
-        .q(post_r$q)
+    top$core$engine$gru$lane$3$post_r$0 post_r$0(
+        .clock(post_r$0$clock),
+        .d(post_r$0$d),
+        .q(post_r$0$q)
     );
-    top$core$engine$gru$lane$3$post_pass_r post_pass_r(
-        .clock(post_pass_r$clock),
-        .d(post_pass_r$d),
-        .q(post_pass_r$q)
+    top$core$engine$gru$lane$3$post_r$1 post_r$1(
+        .clock(post_r$1$clock),
+        .d(post_r$1$d),
+        .q(post_r$1$q)
     );
-    top$core$engine$gru$lane$3$post_set_r post_set_r(
-        .clock(post_set_r$clock),
-        .d(post_set_r$d),
-        .q(post_set_r$q)
+    top$core$engine$gru$lane$3$post_r$2 post_r$2(
+        .clock(post_r$2$clock),
+        .d(post_r$2$d),
+        .q(post_r$2$q)
+    );
+    top$core$engine$gru$lane$3$post_r$3 post_r$3(
+        .clock(post_r$3$clock),
+        .d(post_r$3$d),
+        .q(post_r$3$q)
+    );
+    top$core$engine$gru$lane$3$post_r$4 post_r$4(
+        .clock(post_r$4$clock),
+        .d(post_r$4$d),
+        .q(post_r$4$q)
+    );
+    top$core$engine$gru$lane$3$post_r$5 post_r$5(
+        .clock(post_r$5$clock),
+        .d(post_r$5$d),
+        .q(post_r$5$q)
     );
     top$core$engine$gru$lane$3$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -61774,12 +61348,18 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head_en_r$d = head_en;
         head_first_r$clock = clock;
         head_first_r$d = head_first;
-        post_r$clock = clock;
-        post_r$d = post;
-        post_pass_r$clock = clock;
-        post_pass_r$d = post_pass;
-        post_set_r$clock = clock;
-        post_set_r$d = post_set;
+        post_r$0$clock = clock;
+        post_r$0$d = post$0;
+        post_r$1$clock = clock;
+        post_r$1$d = post$1;
+        post_r$2$clock = clock;
+        post_r$2$d = post$2;
+        post_r$3$clock = clock;
+        post_r$3$d = post$3;
+        post_r$4$clock = clock;
+        post_r$4$d = post$4;
+        post_r$5$clock = clock;
+        post_r$5$d = post$5;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -63261,615 +62841,485 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (unit_is_a_r$31$q) begin
             mac$31$x = op_a_copy$3$q;
         end
-        if (post_r$q) begin
-            if (post_pass_r$q == z_pass$0) begin
-                if (post_set_r$q) begin
-                    z1$0$d = mac$0$gate;
-                end
-                else begin
-                    z0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$0) begin
-                if (post_set_r$q) begin
-                    r1$0$d = mac$0$gate;
-                end
-                else begin
-                    r0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$0) begin
-                cand$0$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$1) begin
-                if (post_set_r$q) begin
-                    z1$1$d = mac$1$gate;
-                end
-                else begin
-                    z0$1$d = mac$1$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$1) begin
-                if (post_set_r$q) begin
-                    r1$1$d = mac$1$gate;
-                end
-                else begin
-                    r0$1$d = mac$1$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$1) begin
-                cand$1$d = mac$1$cand;
-            end
-            if (post_pass_r$q == z_pass$2) begin
-                if (post_set_r$q) begin
-                    z1$2$d = mac$2$gate;
-                end
-                else begin
-                    z0$2$d = mac$2$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$2) begin
-                if (post_set_r$q) begin
-                    r1$2$d = mac$2$gate;
-                end
-                else begin
-                    r0$2$d = mac$2$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$2) begin
-                cand$2$d = mac$2$cand;
-            end
-            if (post_pass_r$q == z_pass$3) begin
-                if (post_set_r$q) begin
-                    z1$3$d = mac$3$gate;
-                end
-                else begin
-                    z0$3$d = mac$3$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$3) begin
-                if (post_set_r$q) begin
-                    r1$3$d = mac$3$gate;
-                end
-                else begin
-                    r0$3$d = mac$3$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$3) begin
-                cand$3$d = mac$3$cand;
-            end
-            if (post_pass_r$q == z_pass$4) begin
-                if (post_set_r$q) begin
-                    z1$4$d = mac$4$gate;
-                end
-                else begin
-                    z0$4$d = mac$4$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$4) begin
-                if (post_set_r$q) begin
-                    r1$4$d = mac$4$gate;
-                end
-                else begin
-                    r0$4$d = mac$4$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$4) begin
-                cand$4$d = mac$4$cand;
-            end
-            if (post_pass_r$q == z_pass$5) begin
-                if (post_set_r$q) begin
-                    z1$5$d = mac$5$gate;
-                end
-                else begin
-                    z0$5$d = mac$5$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$5) begin
-                if (post_set_r$q) begin
-                    r1$5$d = mac$5$gate;
-                end
-                else begin
-                    r0$5$d = mac$5$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$5) begin
-                cand$5$d = mac$5$cand;
-            end
-            if (post_pass_r$q == z_pass$6) begin
-                if (post_set_r$q) begin
-                    z1$6$d = mac$6$gate;
-                end
-                else begin
-                    z0$6$d = mac$6$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$6) begin
-                if (post_set_r$q) begin
-                    r1$6$d = mac$6$gate;
-                end
-                else begin
-                    r0$6$d = mac$6$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$6) begin
-                cand$6$d = mac$6$cand;
-            end
-            if (post_pass_r$q == z_pass$7) begin
-                if (post_set_r$q) begin
-                    z1$7$d = mac$7$gate;
-                end
-                else begin
-                    z0$7$d = mac$7$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$7) begin
-                if (post_set_r$q) begin
-                    r1$7$d = mac$7$gate;
-                end
-                else begin
-                    r0$7$d = mac$7$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$7) begin
-                cand$7$d = mac$7$cand;
-            end
-            if (post_pass_r$q == z_pass$8) begin
-                if (post_set_r$q) begin
-                    z1$8$d = mac$8$gate;
-                end
-                else begin
-                    z0$8$d = mac$8$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$8) begin
-                if (post_set_r$q) begin
-                    r1$8$d = mac$8$gate;
-                end
-                else begin
-                    r0$8$d = mac$8$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$8) begin
-                cand$8$d = mac$8$cand;
-            end
-            if (post_pass_r$q == z_pass$9) begin
-                if (post_set_r$q) begin
-                    z1$9$d = mac$9$gate;
-                end
-                else begin
-                    z0$9$d = mac$9$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$9) begin
-                if (post_set_r$q) begin
-                    r1$9$d = mac$9$gate;
-                end
-                else begin
-                    r0$9$d = mac$9$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$9) begin
-                cand$9$d = mac$9$cand;
-            end
-            if (post_pass_r$q == z_pass$10) begin
-                if (post_set_r$q) begin
-                    z1$10$d = mac$10$gate;
-                end
-                else begin
-                    z0$10$d = mac$10$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$10) begin
-                if (post_set_r$q) begin
-                    r1$10$d = mac$10$gate;
-                end
-                else begin
-                    r0$10$d = mac$10$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$10) begin
-                cand$10$d = mac$10$cand;
-            end
-            if (post_pass_r$q == z_pass$11) begin
-                if (post_set_r$q) begin
-                    z1$11$d = mac$11$gate;
-                end
-                else begin
-                    z0$11$d = mac$11$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$11) begin
-                if (post_set_r$q) begin
-                    r1$11$d = mac$11$gate;
-                end
-                else begin
-                    r0$11$d = mac$11$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$11) begin
-                cand$11$d = mac$11$cand;
-            end
-            if (post_pass_r$q == z_pass$12) begin
-                if (post_set_r$q) begin
-                    z1$12$d = mac$12$gate;
-                end
-                else begin
-                    z0$12$d = mac$12$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$12) begin
-                if (post_set_r$q) begin
-                    r1$12$d = mac$12$gate;
-                end
-                else begin
-                    r0$12$d = mac$12$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$12) begin
-                cand$12$d = mac$12$cand;
-            end
-            if (post_pass_r$q == z_pass$13) begin
-                if (post_set_r$q) begin
-                    z1$13$d = mac$13$gate;
-                end
-                else begin
-                    z0$13$d = mac$13$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$13) begin
-                if (post_set_r$q) begin
-                    r1$13$d = mac$13$gate;
-                end
-                else begin
-                    r0$13$d = mac$13$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$13) begin
-                cand$13$d = mac$13$cand;
-            end
-            if (post_pass_r$q == z_pass$14) begin
-                if (post_set_r$q) begin
-                    z1$14$d = mac$14$gate;
-                end
-                else begin
-                    z0$14$d = mac$14$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$14) begin
-                if (post_set_r$q) begin
-                    r1$14$d = mac$14$gate;
-                end
-                else begin
-                    r0$14$d = mac$14$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$14) begin
-                cand$14$d = mac$14$cand;
-            end
-            if (post_pass_r$q == z_pass$15) begin
-                if (post_set_r$q) begin
-                    z1$15$d = mac$15$gate;
-                end
-                else begin
-                    z0$15$d = mac$15$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$15) begin
-                if (post_set_r$q) begin
-                    r1$15$d = mac$15$gate;
-                end
-                else begin
-                    r0$15$d = mac$15$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$15) begin
-                cand$15$d = mac$15$cand;
-            end
-            if (post_pass_r$q == z_pass$16) begin
-                if (post_set_r$q) begin
-                    z1$16$d = mac$16$gate;
-                end
-                else begin
-                    z0$16$d = mac$16$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$16) begin
-                if (post_set_r$q) begin
-                    r1$16$d = mac$16$gate;
-                end
-                else begin
-                    r0$16$d = mac$16$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$16) begin
-                cand$16$d = mac$16$cand;
-            end
-            if (post_pass_r$q == z_pass$17) begin
-                if (post_set_r$q) begin
-                    z1$17$d = mac$17$gate;
-                end
-                else begin
-                    z0$17$d = mac$17$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$17) begin
-                if (post_set_r$q) begin
-                    r1$17$d = mac$17$gate;
-                end
-                else begin
-                    r0$17$d = mac$17$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$17) begin
-                cand$17$d = mac$17$cand;
-            end
-            if (post_pass_r$q == z_pass$18) begin
-                if (post_set_r$q) begin
-                    z1$18$d = mac$18$gate;
-                end
-                else begin
-                    z0$18$d = mac$18$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$18) begin
-                if (post_set_r$q) begin
-                    r1$18$d = mac$18$gate;
-                end
-                else begin
-                    r0$18$d = mac$18$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$18) begin
-                cand$18$d = mac$18$cand;
-            end
-            if (post_pass_r$q == z_pass$19) begin
-                if (post_set_r$q) begin
-                    z1$19$d = mac$19$gate;
-                end
-                else begin
-                    z0$19$d = mac$19$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$19) begin
-                if (post_set_r$q) begin
-                    r1$19$d = mac$19$gate;
-                end
-                else begin
-                    r0$19$d = mac$19$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$19) begin
-                cand$19$d = mac$19$cand;
-            end
-            if (post_pass_r$q == z_pass$20) begin
-                if (post_set_r$q) begin
-                    z1$20$d = mac$20$gate;
-                end
-                else begin
-                    z0$20$d = mac$20$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$20) begin
-                if (post_set_r$q) begin
-                    r1$20$d = mac$20$gate;
-                end
-                else begin
-                    r0$20$d = mac$20$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$20) begin
-                cand$20$d = mac$20$cand;
-            end
-            if (post_pass_r$q == z_pass$21) begin
-                if (post_set_r$q) begin
-                    z1$21$d = mac$21$gate;
-                end
-                else begin
-                    z0$21$d = mac$21$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$21) begin
-                if (post_set_r$q) begin
-                    r1$21$d = mac$21$gate;
-                end
-                else begin
-                    r0$21$d = mac$21$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$21) begin
-                cand$21$d = mac$21$cand;
-            end
-            if (post_pass_r$q == z_pass$22) begin
-                if (post_set_r$q) begin
-                    z1$22$d = mac$22$gate;
-                end
-                else begin
-                    z0$22$d = mac$22$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$22) begin
-                if (post_set_r$q) begin
-                    r1$22$d = mac$22$gate;
-                end
-                else begin
-                    r0$22$d = mac$22$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$22) begin
-                cand$22$d = mac$22$cand;
-            end
-            if (post_pass_r$q == z_pass$23) begin
-                if (post_set_r$q) begin
-                    z1$23$d = mac$23$gate;
-                end
-                else begin
-                    z0$23$d = mac$23$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$23) begin
-                if (post_set_r$q) begin
-                    r1$23$d = mac$23$gate;
-                end
-                else begin
-                    r0$23$d = mac$23$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$23) begin
-                cand$23$d = mac$23$cand;
-            end
-            if (post_pass_r$q == z_pass$24) begin
-                if (post_set_r$q) begin
-                    z1$24$d = mac$24$gate;
-                end
-                else begin
-                    z0$24$d = mac$24$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$24) begin
-                if (post_set_r$q) begin
-                    r1$24$d = mac$24$gate;
-                end
-                else begin
-                    r0$24$d = mac$24$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$24) begin
-                cand$24$d = mac$24$cand;
-            end
-            if (post_pass_r$q == z_pass$25) begin
-                if (post_set_r$q) begin
-                    z1$25$d = mac$25$gate;
-                end
-                else begin
-                    z0$25$d = mac$25$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$25) begin
-                if (post_set_r$q) begin
-                    r1$25$d = mac$25$gate;
-                end
-                else begin
-                    r0$25$d = mac$25$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$25) begin
-                cand$25$d = mac$25$cand;
-            end
-            if (post_pass_r$q == z_pass$26) begin
-                if (post_set_r$q) begin
-                    z1$26$d = mac$26$gate;
-                end
-                else begin
-                    z0$26$d = mac$26$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$26) begin
-                if (post_set_r$q) begin
-                    r1$26$d = mac$26$gate;
-                end
-                else begin
-                    r0$26$d = mac$26$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$26) begin
-                cand$26$d = mac$26$cand;
-            end
-            if (post_pass_r$q == z_pass$27) begin
-                if (post_set_r$q) begin
-                    z1$27$d = mac$27$gate;
-                end
-                else begin
-                    z0$27$d = mac$27$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$27) begin
-                if (post_set_r$q) begin
-                    r1$27$d = mac$27$gate;
-                end
-                else begin
-                    r0$27$d = mac$27$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$27) begin
-                cand$27$d = mac$27$cand;
-            end
-            if (post_pass_r$q == z_pass$28) begin
-                if (post_set_r$q) begin
-                    z1$28$d = mac$28$gate;
-                end
-                else begin
-                    z0$28$d = mac$28$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$28) begin
-                if (post_set_r$q) begin
-                    r1$28$d = mac$28$gate;
-                end
-                else begin
-                    r0$28$d = mac$28$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$28) begin
-                cand$28$d = mac$28$cand;
-            end
-            if (post_pass_r$q == z_pass$29) begin
-                if (post_set_r$q) begin
-                    z1$29$d = mac$29$gate;
-                end
-                else begin
-                    z0$29$d = mac$29$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$29) begin
-                if (post_set_r$q) begin
-                    r1$29$d = mac$29$gate;
-                end
-                else begin
-                    r0$29$d = mac$29$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$29) begin
-                cand$29$d = mac$29$cand;
-            end
-            if (post_pass_r$q == z_pass$30) begin
-                if (post_set_r$q) begin
-                    z1$30$d = mac$30$gate;
-                end
-                else begin
-                    z0$30$d = mac$30$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$30) begin
-                if (post_set_r$q) begin
-                    r1$30$d = mac$30$gate;
-                end
-                else begin
-                    r0$30$d = mac$30$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$30) begin
-                cand$30$d = mac$30$cand;
-            end
-            if (post_pass_r$q == z_pass$31) begin
-                if (post_set_r$q) begin
-                    z1$31$d = mac$31$gate;
-                end
-                else begin
-                    z0$31$d = mac$31$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$31) begin
-                if (post_set_r$q) begin
-                    r1$31$d = mac$31$gate;
-                end
-                else begin
-                    r0$31$d = mac$31$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$31) begin
-                cand$31$d = mac$31$cand;
-            end
+        if (post_r$0$q) begin
+            z0$0$d = mac$0$gate;
+        end
+        if (post_r$3$q) begin
+            z1$0$d = mac$0$gate;
+        end
+        if (post_r$1$q) begin
+            r0$0$d = mac$0$gate;
+        end
+        if (post_r$4$q) begin
+            r1$0$d = mac$0$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$0$d = mac$0$cand;
+        end
+        if (post_r$0$q) begin
+            z0$1$d = mac$1$gate;
+        end
+        if (post_r$3$q) begin
+            z1$1$d = mac$1$gate;
+        end
+        if (post_r$1$q) begin
+            r0$1$d = mac$1$gate;
+        end
+        if (post_r$4$q) begin
+            r1$1$d = mac$1$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$1$d = mac$1$cand;
+        end
+        if (post_r$0$q) begin
+            z0$2$d = mac$2$gate;
+        end
+        if (post_r$3$q) begin
+            z1$2$d = mac$2$gate;
+        end
+        if (post_r$1$q) begin
+            r0$2$d = mac$2$gate;
+        end
+        if (post_r$4$q) begin
+            r1$2$d = mac$2$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$2$d = mac$2$cand;
+        end
+        if (post_r$0$q) begin
+            z0$3$d = mac$3$gate;
+        end
+        if (post_r$3$q) begin
+            z1$3$d = mac$3$gate;
+        end
+        if (post_r$1$q) begin
+            r0$3$d = mac$3$gate;
+        end
+        if (post_r$4$q) begin
+            r1$3$d = mac$3$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$3$d = mac$3$cand;
+        end
+        if (post_r$0$q) begin
+            z0$4$d = mac$4$gate;
+        end
+        if (post_r$3$q) begin
+            z1$4$d = mac$4$gate;
+        end
+        if (post_r$1$q) begin
+            r0$4$d = mac$4$gate;
+        end
+        if (post_r$4$q) begin
+            r1$4$d = mac$4$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$4$d = mac$4$cand;
+        end
+        if (post_r$0$q) begin
+            z0$5$d = mac$5$gate;
+        end
+        if (post_r$3$q) begin
+            z1$5$d = mac$5$gate;
+        end
+        if (post_r$1$q) begin
+            r0$5$d = mac$5$gate;
+        end
+        if (post_r$4$q) begin
+            r1$5$d = mac$5$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$5$d = mac$5$cand;
+        end
+        if (post_r$0$q) begin
+            z0$6$d = mac$6$gate;
+        end
+        if (post_r$3$q) begin
+            z1$6$d = mac$6$gate;
+        end
+        if (post_r$1$q) begin
+            r0$6$d = mac$6$gate;
+        end
+        if (post_r$4$q) begin
+            r1$6$d = mac$6$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$6$d = mac$6$cand;
+        end
+        if (post_r$0$q) begin
+            z0$7$d = mac$7$gate;
+        end
+        if (post_r$3$q) begin
+            z1$7$d = mac$7$gate;
+        end
+        if (post_r$1$q) begin
+            r0$7$d = mac$7$gate;
+        end
+        if (post_r$4$q) begin
+            r1$7$d = mac$7$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$7$d = mac$7$cand;
+        end
+        if (post_r$0$q) begin
+            z0$8$d = mac$8$gate;
+        end
+        if (post_r$3$q) begin
+            z1$8$d = mac$8$gate;
+        end
+        if (post_r$1$q) begin
+            r0$8$d = mac$8$gate;
+        end
+        if (post_r$4$q) begin
+            r1$8$d = mac$8$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$8$d = mac$8$cand;
+        end
+        if (post_r$0$q) begin
+            z0$9$d = mac$9$gate;
+        end
+        if (post_r$3$q) begin
+            z1$9$d = mac$9$gate;
+        end
+        if (post_r$1$q) begin
+            r0$9$d = mac$9$gate;
+        end
+        if (post_r$4$q) begin
+            r1$9$d = mac$9$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$9$d = mac$9$cand;
+        end
+        if (post_r$0$q) begin
+            z0$10$d = mac$10$gate;
+        end
+        if (post_r$3$q) begin
+            z1$10$d = mac$10$gate;
+        end
+        if (post_r$1$q) begin
+            r0$10$d = mac$10$gate;
+        end
+        if (post_r$4$q) begin
+            r1$10$d = mac$10$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$10$d = mac$10$cand;
+        end
+        if (post_r$0$q) begin
+            z0$11$d = mac$11$gate;
+        end
+        if (post_r$3$q) begin
+            z1$11$d = mac$11$gate;
+        end
+        if (post_r$1$q) begin
+            r0$11$d = mac$11$gate;
+        end
+        if (post_r$4$q) begin
+            r1$11$d = mac$11$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$11$d = mac$11$cand;
+        end
+        if (post_r$0$q) begin
+            z0$12$d = mac$12$gate;
+        end
+        if (post_r$3$q) begin
+            z1$12$d = mac$12$gate;
+        end
+        if (post_r$1$q) begin
+            r0$12$d = mac$12$gate;
+        end
+        if (post_r$4$q) begin
+            r1$12$d = mac$12$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$12$d = mac$12$cand;
+        end
+        if (post_r$0$q) begin
+            z0$13$d = mac$13$gate;
+        end
+        if (post_r$3$q) begin
+            z1$13$d = mac$13$gate;
+        end
+        if (post_r$1$q) begin
+            r0$13$d = mac$13$gate;
+        end
+        if (post_r$4$q) begin
+            r1$13$d = mac$13$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$13$d = mac$13$cand;
+        end
+        if (post_r$0$q) begin
+            z0$14$d = mac$14$gate;
+        end
+        if (post_r$3$q) begin
+            z1$14$d = mac$14$gate;
+        end
+        if (post_r$1$q) begin
+            r0$14$d = mac$14$gate;
+        end
+        if (post_r$4$q) begin
+            r1$14$d = mac$14$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$14$d = mac$14$cand;
+        end
+        if (post_r$0$q) begin
+            z0$15$d = mac$15$gate;
+        end
+        if (post_r$3$q) begin
+            z1$15$d = mac$15$gate;
+        end
+        if (post_r$1$q) begin
+            r0$15$d = mac$15$gate;
+        end
+        if (post_r$4$q) begin
+            r1$15$d = mac$15$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$15$d = mac$15$cand;
+        end
+        if (post_r$0$q) begin
+            z0$16$d = mac$16$gate;
+        end
+        if (post_r$3$q) begin
+            z1$16$d = mac$16$gate;
+        end
+        if (post_r$1$q) begin
+            r0$16$d = mac$16$gate;
+        end
+        if (post_r$4$q) begin
+            r1$16$d = mac$16$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$16$d = mac$16$cand;
+        end
+        if (post_r$0$q) begin
+            z0$17$d = mac$17$gate;
+        end
+        if (post_r$3$q) begin
+            z1$17$d = mac$17$gate;
+        end
+        if (post_r$1$q) begin
+            r0$17$d = mac$17$gate;
+        end
+        if (post_r$4$q) begin
+            r1$17$d = mac$17$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$17$d = mac$17$cand;
+        end
+        if (post_r$0$q) begin
+            z0$18$d = mac$18$gate;
+        end
+        if (post_r$3$q) begin
+            z1$18$d = mac$18$gate;
+        end
+        if (post_r$1$q) begin
+            r0$18$d = mac$18$gate;
+        end
+        if (post_r$4$q) begin
+            r1$18$d = mac$18$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$18$d = mac$18$cand;
+        end
+        if (post_r$0$q) begin
+            z0$19$d = mac$19$gate;
+        end
+        if (post_r$3$q) begin
+            z1$19$d = mac$19$gate;
+        end
+        if (post_r$1$q) begin
+            r0$19$d = mac$19$gate;
+        end
+        if (post_r$4$q) begin
+            r1$19$d = mac$19$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$19$d = mac$19$cand;
+        end
+        if (post_r$0$q) begin
+            z0$20$d = mac$20$gate;
+        end
+        if (post_r$3$q) begin
+            z1$20$d = mac$20$gate;
+        end
+        if (post_r$1$q) begin
+            r0$20$d = mac$20$gate;
+        end
+        if (post_r$4$q) begin
+            r1$20$d = mac$20$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$20$d = mac$20$cand;
+        end
+        if (post_r$0$q) begin
+            z0$21$d = mac$21$gate;
+        end
+        if (post_r$3$q) begin
+            z1$21$d = mac$21$gate;
+        end
+        if (post_r$1$q) begin
+            r0$21$d = mac$21$gate;
+        end
+        if (post_r$4$q) begin
+            r1$21$d = mac$21$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$21$d = mac$21$cand;
+        end
+        if (post_r$0$q) begin
+            z0$22$d = mac$22$gate;
+        end
+        if (post_r$3$q) begin
+            z1$22$d = mac$22$gate;
+        end
+        if (post_r$1$q) begin
+            r0$22$d = mac$22$gate;
+        end
+        if (post_r$4$q) begin
+            r1$22$d = mac$22$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$22$d = mac$22$cand;
+        end
+        if (post_r$0$q) begin
+            z0$23$d = mac$23$gate;
+        end
+        if (post_r$3$q) begin
+            z1$23$d = mac$23$gate;
+        end
+        if (post_r$1$q) begin
+            r0$23$d = mac$23$gate;
+        end
+        if (post_r$4$q) begin
+            r1$23$d = mac$23$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$23$d = mac$23$cand;
+        end
+        if (post_r$0$q) begin
+            z0$24$d = mac$24$gate;
+        end
+        if (post_r$3$q) begin
+            z1$24$d = mac$24$gate;
+        end
+        if (post_r$1$q) begin
+            r0$24$d = mac$24$gate;
+        end
+        if (post_r$4$q) begin
+            r1$24$d = mac$24$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$24$d = mac$24$cand;
+        end
+        if (post_r$0$q) begin
+            z0$25$d = mac$25$gate;
+        end
+        if (post_r$3$q) begin
+            z1$25$d = mac$25$gate;
+        end
+        if (post_r$1$q) begin
+            r0$25$d = mac$25$gate;
+        end
+        if (post_r$4$q) begin
+            r1$25$d = mac$25$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$25$d = mac$25$cand;
+        end
+        if (post_r$0$q) begin
+            z0$26$d = mac$26$gate;
+        end
+        if (post_r$3$q) begin
+            z1$26$d = mac$26$gate;
+        end
+        if (post_r$1$q) begin
+            r0$26$d = mac$26$gate;
+        end
+        if (post_r$4$q) begin
+            r1$26$d = mac$26$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$26$d = mac$26$cand;
+        end
+        if (post_r$0$q) begin
+            z0$27$d = mac$27$gate;
+        end
+        if (post_r$3$q) begin
+            z1$27$d = mac$27$gate;
+        end
+        if (post_r$1$q) begin
+            r0$27$d = mac$27$gate;
+        end
+        if (post_r$4$q) begin
+            r1$27$d = mac$27$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$27$d = mac$27$cand;
+        end
+        if (post_r$0$q) begin
+            z0$28$d = mac$28$gate;
+        end
+        if (post_r$3$q) begin
+            z1$28$d = mac$28$gate;
+        end
+        if (post_r$1$q) begin
+            r0$28$d = mac$28$gate;
+        end
+        if (post_r$4$q) begin
+            r1$28$d = mac$28$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$28$d = mac$28$cand;
+        end
+        if (post_r$0$q) begin
+            z0$29$d = mac$29$gate;
+        end
+        if (post_r$3$q) begin
+            z1$29$d = mac$29$gate;
+        end
+        if (post_r$1$q) begin
+            r0$29$d = mac$29$gate;
+        end
+        if (post_r$4$q) begin
+            r1$29$d = mac$29$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$29$d = mac$29$cand;
+        end
+        if (post_r$0$q) begin
+            z0$30$d = mac$30$gate;
+        end
+        if (post_r$3$q) begin
+            z1$30$d = mac$30$gate;
+        end
+        if (post_r$1$q) begin
+            r0$30$d = mac$30$gate;
+        end
+        if (post_r$4$q) begin
+            r1$30$d = mac$30$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$30$d = mac$30$cand;
+        end
+        if (post_r$0$q) begin
+            z0$31$d = mac$31$gate;
+        end
+        if (post_r$3$q) begin
+            z1$31$d = mac$31$gate;
+        end
+        if (post_r$1$q) begin
+            r0$31$d = mac$31$gate;
+        end
+        if (post_r$4$q) begin
+            r1$31$d = mac$31$gate;
+        end
+        if (post_r$2$q || post_r$5$q) begin
+            cand$31$d = mac$31$cand;
         end
         h_j = state$0$rdata1;
         if (upd_set_r$q) begin
@@ -68139,25 +67589,7 @@ module top$core$engine$gru$lane$3$p_xc(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$p_xc
 
 
-module top$core$engine$gru$lane$3$post_pass_r(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$post_pass_r
-
-
-module top$core$engine$gru$lane$3$post_r(clock,d,q);
+module top$core$engine$gru$lane$3$post_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -68172,10 +67604,10 @@ module top$core$engine$gru$lane$3$post_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$3$post_r
+endmodule // top$core$engine$gru$lane$3$post_r$0
 
 
-module top$core$engine$gru$lane$3$post_set_r(clock,d,q);
+module top$core$engine$gru$lane$3$post_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -68190,7 +67622,79 @@ module top$core$engine$gru$lane$3$post_set_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$3$post_set_r
+endmodule // top$core$engine$gru$lane$3$post_r$1
+
+
+module top$core$engine$gru$lane$3$post_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$2
+
+
+module top$core$engine$gru$lane$3$post_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$3
+
+
+module top$core$engine$gru$lane$3$post_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$4
+
+
+module top$core$engine$gru$lane$3$post_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$5
 
 
 module top$core$engine$gru$lane$3$q_czero(d,q,clock);
@@ -73433,26 +72937,7 @@ module top$core$engine$gru$s2_head(d,q,clock);
 endmodule // top$core$engine$gru$s2_head
 
 
-module top$core$engine$gru$s2_pass(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$s2_pass
-
-
-module top$core$engine$gru$s2_post(d,q,clock);
+module top$core$engine$gru$s2_post$0(d,q,clock);
     
     // Module arguments
     input wire  d;
@@ -73468,10 +72953,10 @@ module top$core$engine$gru$s2_post(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$s2_post
+endmodule // top$core$engine$gru$s2_post$0
 
 
-module top$core$engine$gru$s2_set(d,q,clock);
+module top$core$engine$gru$s2_post$1(d,q,clock);
     
     // Module arguments
     input wire  d;
@@ -73487,7 +72972,83 @@ module top$core$engine$gru$s2_set(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$s2_set
+endmodule // top$core$engine$gru$s2_post$1
+
+
+module top$core$engine$gru$s2_post$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$2
+
+
+module top$core$engine$gru$s2_post$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$3
+
+
+module top$core$engine$gru$s2_post$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$4
+
+
+module top$core$engine$gru$s2_post$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$5
 
 
 module top$core$engine$gru$s3_head(d,q,clock);

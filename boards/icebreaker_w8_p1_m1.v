@@ -6686,6 +6686,102 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     // Constant declarations
     localparam  a_passes$0 = 16'h40;
     localparam  last_pass = 16'h5f;
+    localparam  pass_index$0 = 16'h0;
+    localparam  pass_index$1 = 16'h1;
+    localparam  pass_index$2 = 16'h2;
+    localparam  pass_index$3 = 16'h3;
+    localparam  pass_index$4 = 16'h4;
+    localparam  pass_index$5 = 16'h5;
+    localparam  pass_index$6 = 16'h6;
+    localparam  pass_index$7 = 16'h7;
+    localparam  pass_index$8 = 16'h8;
+    localparam  pass_index$9 = 16'h9;
+    localparam  pass_index$10 = 16'ha;
+    localparam  pass_index$11 = 16'hb;
+    localparam  pass_index$12 = 16'hc;
+    localparam  pass_index$13 = 16'hd;
+    localparam  pass_index$14 = 16'he;
+    localparam  pass_index$15 = 16'hf;
+    localparam  pass_index$16 = 16'h10;
+    localparam  pass_index$17 = 16'h11;
+    localparam  pass_index$18 = 16'h12;
+    localparam  pass_index$19 = 16'h13;
+    localparam  pass_index$20 = 16'h14;
+    localparam  pass_index$21 = 16'h15;
+    localparam  pass_index$22 = 16'h16;
+    localparam  pass_index$23 = 16'h17;
+    localparam  pass_index$24 = 16'h18;
+    localparam  pass_index$25 = 16'h19;
+    localparam  pass_index$26 = 16'h1a;
+    localparam  pass_index$27 = 16'h1b;
+    localparam  pass_index$28 = 16'h1c;
+    localparam  pass_index$29 = 16'h1d;
+    localparam  pass_index$30 = 16'h1e;
+    localparam  pass_index$31 = 16'h1f;
+    localparam  pass_index$32 = 16'h20;
+    localparam  pass_index$33 = 16'h21;
+    localparam  pass_index$34 = 16'h22;
+    localparam  pass_index$35 = 16'h23;
+    localparam  pass_index$36 = 16'h24;
+    localparam  pass_index$37 = 16'h25;
+    localparam  pass_index$38 = 16'h26;
+    localparam  pass_index$39 = 16'h27;
+    localparam  pass_index$40 = 16'h28;
+    localparam  pass_index$41 = 16'h29;
+    localparam  pass_index$42 = 16'h2a;
+    localparam  pass_index$43 = 16'h2b;
+    localparam  pass_index$44 = 16'h2c;
+    localparam  pass_index$45 = 16'h2d;
+    localparam  pass_index$46 = 16'h2e;
+    localparam  pass_index$47 = 16'h2f;
+    localparam  pass_index$48 = 16'h30;
+    localparam  pass_index$49 = 16'h31;
+    localparam  pass_index$50 = 16'h32;
+    localparam  pass_index$51 = 16'h33;
+    localparam  pass_index$52 = 16'h34;
+    localparam  pass_index$53 = 16'h35;
+    localparam  pass_index$54 = 16'h36;
+    localparam  pass_index$55 = 16'h37;
+    localparam  pass_index$56 = 16'h38;
+    localparam  pass_index$57 = 16'h39;
+    localparam  pass_index$58 = 16'h3a;
+    localparam  pass_index$59 = 16'h3b;
+    localparam  pass_index$60 = 16'h3c;
+    localparam  pass_index$61 = 16'h3d;
+    localparam  pass_index$62 = 16'h3e;
+    localparam  pass_index$63 = 16'h3f;
+    localparam  pass_index$64 = 16'h40;
+    localparam  pass_index$65 = 16'h41;
+    localparam  pass_index$66 = 16'h42;
+    localparam  pass_index$67 = 16'h43;
+    localparam  pass_index$68 = 16'h44;
+    localparam  pass_index$69 = 16'h45;
+    localparam  pass_index$70 = 16'h46;
+    localparam  pass_index$71 = 16'h47;
+    localparam  pass_index$72 = 16'h48;
+    localparam  pass_index$73 = 16'h49;
+    localparam  pass_index$74 = 16'h4a;
+    localparam  pass_index$75 = 16'h4b;
+    localparam  pass_index$76 = 16'h4c;
+    localparam  pass_index$77 = 16'h4d;
+    localparam  pass_index$78 = 16'h4e;
+    localparam  pass_index$79 = 16'h4f;
+    localparam  pass_index$80 = 16'h50;
+    localparam  pass_index$81 = 16'h51;
+    localparam  pass_index$82 = 16'h52;
+    localparam  pass_index$83 = 16'h53;
+    localparam  pass_index$84 = 16'h54;
+    localparam  pass_index$85 = 16'h55;
+    localparam  pass_index$86 = 16'h56;
+    localparam  pass_index$87 = 16'h57;
+    localparam  pass_index$88 = 16'h58;
+    localparam  pass_index$89 = 16'h59;
+    localparam  pass_index$90 = 16'h5a;
+    localparam  pass_index$91 = 16'h5b;
+    localparam  pass_index$92 = 16'h5c;
+    localparam  pass_index$93 = 16'h5d;
+    localparam  pass_index$94 = 16'h5e;
+    localparam  pass_index$95 = 16'h5f;
     localparam  last_term = 16'h20;
     localparam  x_term = 16'h20;
     localparam  last_state_term = 16'h1f;
@@ -6724,9 +6820,198 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  [19:0] lane$0$head_weight$0;
     reg  [19:0] lane$0$head_weight$1;
     reg  [19:0] lane$0$head_weight$2;
-    reg  lane$0$post;
-    reg  [15:0] lane$0$post_pass;
-    reg  lane$0$post_set;
+    reg  lane$0$post$0;
+    reg  lane$0$post$1;
+    reg  lane$0$post$2;
+    reg  lane$0$post$3;
+    reg  lane$0$post$4;
+    reg  lane$0$post$5;
+    reg  lane$0$post$6;
+    reg  lane$0$post$7;
+    reg  lane$0$post$8;
+    reg  lane$0$post$9;
+    reg  lane$0$post$10;
+    reg  lane$0$post$11;
+    reg  lane$0$post$12;
+    reg  lane$0$post$13;
+    reg  lane$0$post$14;
+    reg  lane$0$post$15;
+    reg  lane$0$post$16;
+    reg  lane$0$post$17;
+    reg  lane$0$post$18;
+    reg  lane$0$post$19;
+    reg  lane$0$post$20;
+    reg  lane$0$post$21;
+    reg  lane$0$post$22;
+    reg  lane$0$post$23;
+    reg  lane$0$post$24;
+    reg  lane$0$post$25;
+    reg  lane$0$post$26;
+    reg  lane$0$post$27;
+    reg  lane$0$post$28;
+    reg  lane$0$post$29;
+    reg  lane$0$post$30;
+    reg  lane$0$post$31;
+    reg  lane$0$post$32;
+    reg  lane$0$post$33;
+    reg  lane$0$post$34;
+    reg  lane$0$post$35;
+    reg  lane$0$post$36;
+    reg  lane$0$post$37;
+    reg  lane$0$post$38;
+    reg  lane$0$post$39;
+    reg  lane$0$post$40;
+    reg  lane$0$post$41;
+    reg  lane$0$post$42;
+    reg  lane$0$post$43;
+    reg  lane$0$post$44;
+    reg  lane$0$post$45;
+    reg  lane$0$post$46;
+    reg  lane$0$post$47;
+    reg  lane$0$post$48;
+    reg  lane$0$post$49;
+    reg  lane$0$post$50;
+    reg  lane$0$post$51;
+    reg  lane$0$post$52;
+    reg  lane$0$post$53;
+    reg  lane$0$post$54;
+    reg  lane$0$post$55;
+    reg  lane$0$post$56;
+    reg  lane$0$post$57;
+    reg  lane$0$post$58;
+    reg  lane$0$post$59;
+    reg  lane$0$post$60;
+    reg  lane$0$post$61;
+    reg  lane$0$post$62;
+    reg  lane$0$post$63;
+    reg  lane$0$post$64;
+    reg  lane$0$post$65;
+    reg  lane$0$post$66;
+    reg  lane$0$post$67;
+    reg  lane$0$post$68;
+    reg  lane$0$post$69;
+    reg  lane$0$post$70;
+    reg  lane$0$post$71;
+    reg  lane$0$post$72;
+    reg  lane$0$post$73;
+    reg  lane$0$post$74;
+    reg  lane$0$post$75;
+    reg  lane$0$post$76;
+    reg  lane$0$post$77;
+    reg  lane$0$post$78;
+    reg  lane$0$post$79;
+    reg  lane$0$post$80;
+    reg  lane$0$post$81;
+    reg  lane$0$post$82;
+    reg  lane$0$post$83;
+    reg  lane$0$post$84;
+    reg  lane$0$post$85;
+    reg  lane$0$post$86;
+    reg  lane$0$post$87;
+    reg  lane$0$post$88;
+    reg  lane$0$post$89;
+    reg  lane$0$post$90;
+    reg  lane$0$post$91;
+    reg  lane$0$post$92;
+    reg  lane$0$post$93;
+    reg  lane$0$post$94;
+    reg  lane$0$post$95;
+    reg  lane$0$post$96;
+    reg  lane$0$post$97;
+    reg  lane$0$post$98;
+    reg  lane$0$post$99;
+    reg  lane$0$post$100;
+    reg  lane$0$post$101;
+    reg  lane$0$post$102;
+    reg  lane$0$post$103;
+    reg  lane$0$post$104;
+    reg  lane$0$post$105;
+    reg  lane$0$post$106;
+    reg  lane$0$post$107;
+    reg  lane$0$post$108;
+    reg  lane$0$post$109;
+    reg  lane$0$post$110;
+    reg  lane$0$post$111;
+    reg  lane$0$post$112;
+    reg  lane$0$post$113;
+    reg  lane$0$post$114;
+    reg  lane$0$post$115;
+    reg  lane$0$post$116;
+    reg  lane$0$post$117;
+    reg  lane$0$post$118;
+    reg  lane$0$post$119;
+    reg  lane$0$post$120;
+    reg  lane$0$post$121;
+    reg  lane$0$post$122;
+    reg  lane$0$post$123;
+    reg  lane$0$post$124;
+    reg  lane$0$post$125;
+    reg  lane$0$post$126;
+    reg  lane$0$post$127;
+    reg  lane$0$post$128;
+    reg  lane$0$post$129;
+    reg  lane$0$post$130;
+    reg  lane$0$post$131;
+    reg  lane$0$post$132;
+    reg  lane$0$post$133;
+    reg  lane$0$post$134;
+    reg  lane$0$post$135;
+    reg  lane$0$post$136;
+    reg  lane$0$post$137;
+    reg  lane$0$post$138;
+    reg  lane$0$post$139;
+    reg  lane$0$post$140;
+    reg  lane$0$post$141;
+    reg  lane$0$post$142;
+    reg  lane$0$post$143;
+    reg  lane$0$post$144;
+    reg  lane$0$post$145;
+    reg  lane$0$post$146;
+    reg  lane$0$post$147;
+    reg  lane$0$post$148;
+    reg  lane$0$post$149;
+    reg  lane$0$post$150;
+    reg  lane$0$post$151;
+    reg  lane$0$post$152;
+    reg  lane$0$post$153;
+    reg  lane$0$post$154;
+    reg  lane$0$post$155;
+    reg  lane$0$post$156;
+    reg  lane$0$post$157;
+    reg  lane$0$post$158;
+    reg  lane$0$post$159;
+    reg  lane$0$post$160;
+    reg  lane$0$post$161;
+    reg  lane$0$post$162;
+    reg  lane$0$post$163;
+    reg  lane$0$post$164;
+    reg  lane$0$post$165;
+    reg  lane$0$post$166;
+    reg  lane$0$post$167;
+    reg  lane$0$post$168;
+    reg  lane$0$post$169;
+    reg  lane$0$post$170;
+    reg  lane$0$post$171;
+    reg  lane$0$post$172;
+    reg  lane$0$post$173;
+    reg  lane$0$post$174;
+    reg  lane$0$post$175;
+    reg  lane$0$post$176;
+    reg  lane$0$post$177;
+    reg  lane$0$post$178;
+    reg  lane$0$post$179;
+    reg  lane$0$post$180;
+    reg  lane$0$post$181;
+    reg  lane$0$post$182;
+    reg  lane$0$post$183;
+    reg  lane$0$post$184;
+    reg  lane$0$post$185;
+    reg  lane$0$post$186;
+    reg  lane$0$post$187;
+    reg  lane$0$post$188;
+    reg  lane$0$post$189;
+    reg  lane$0$post$190;
+    reg  lane$0$post$191;
     reg  lane$0$head_done;
     reg  lane$0$head_step_first;
     reg  lane$0$head_step_last;
@@ -6940,15 +7225,582 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  s1_head$d;
     wire  s1_head$q;
     reg  s1_head$clock;
-    reg  s2_post$d;
-    wire  s2_post$q;
-    reg  s2_post$clock;
-    reg  [15:0] s2_pass$d;
-    wire  [15:0] s2_pass$q;
-    reg  s2_pass$clock;
-    reg  s2_set$d;
-    wire  s2_set$q;
-    reg  s2_set$clock;
+    reg  s2_post$0$d;
+    wire  s2_post$0$q;
+    reg  s2_post$0$clock;
+    reg  s2_post$1$d;
+    wire  s2_post$1$q;
+    reg  s2_post$1$clock;
+    reg  s2_post$2$d;
+    wire  s2_post$2$q;
+    reg  s2_post$2$clock;
+    reg  s2_post$3$d;
+    wire  s2_post$3$q;
+    reg  s2_post$3$clock;
+    reg  s2_post$4$d;
+    wire  s2_post$4$q;
+    reg  s2_post$4$clock;
+    reg  s2_post$5$d;
+    wire  s2_post$5$q;
+    reg  s2_post$5$clock;
+    reg  s2_post$6$d;
+    wire  s2_post$6$q;
+    reg  s2_post$6$clock;
+    reg  s2_post$7$d;
+    wire  s2_post$7$q;
+    reg  s2_post$7$clock;
+    reg  s2_post$8$d;
+    wire  s2_post$8$q;
+    reg  s2_post$8$clock;
+    reg  s2_post$9$d;
+    wire  s2_post$9$q;
+    reg  s2_post$9$clock;
+    reg  s2_post$10$d;
+    wire  s2_post$10$q;
+    reg  s2_post$10$clock;
+    reg  s2_post$11$d;
+    wire  s2_post$11$q;
+    reg  s2_post$11$clock;
+    reg  s2_post$12$d;
+    wire  s2_post$12$q;
+    reg  s2_post$12$clock;
+    reg  s2_post$13$d;
+    wire  s2_post$13$q;
+    reg  s2_post$13$clock;
+    reg  s2_post$14$d;
+    wire  s2_post$14$q;
+    reg  s2_post$14$clock;
+    reg  s2_post$15$d;
+    wire  s2_post$15$q;
+    reg  s2_post$15$clock;
+    reg  s2_post$16$d;
+    wire  s2_post$16$q;
+    reg  s2_post$16$clock;
+    reg  s2_post$17$d;
+    wire  s2_post$17$q;
+    reg  s2_post$17$clock;
+    reg  s2_post$18$d;
+    wire  s2_post$18$q;
+    reg  s2_post$18$clock;
+    reg  s2_post$19$d;
+    wire  s2_post$19$q;
+    reg  s2_post$19$clock;
+    reg  s2_post$20$d;
+    wire  s2_post$20$q;
+    reg  s2_post$20$clock;
+    reg  s2_post$21$d;
+    wire  s2_post$21$q;
+    reg  s2_post$21$clock;
+    reg  s2_post$22$d;
+    wire  s2_post$22$q;
+    reg  s2_post$22$clock;
+    reg  s2_post$23$d;
+    wire  s2_post$23$q;
+    reg  s2_post$23$clock;
+    reg  s2_post$24$d;
+    wire  s2_post$24$q;
+    reg  s2_post$24$clock;
+    reg  s2_post$25$d;
+    wire  s2_post$25$q;
+    reg  s2_post$25$clock;
+    reg  s2_post$26$d;
+    wire  s2_post$26$q;
+    reg  s2_post$26$clock;
+    reg  s2_post$27$d;
+    wire  s2_post$27$q;
+    reg  s2_post$27$clock;
+    reg  s2_post$28$d;
+    wire  s2_post$28$q;
+    reg  s2_post$28$clock;
+    reg  s2_post$29$d;
+    wire  s2_post$29$q;
+    reg  s2_post$29$clock;
+    reg  s2_post$30$d;
+    wire  s2_post$30$q;
+    reg  s2_post$30$clock;
+    reg  s2_post$31$d;
+    wire  s2_post$31$q;
+    reg  s2_post$31$clock;
+    reg  s2_post$32$d;
+    wire  s2_post$32$q;
+    reg  s2_post$32$clock;
+    reg  s2_post$33$d;
+    wire  s2_post$33$q;
+    reg  s2_post$33$clock;
+    reg  s2_post$34$d;
+    wire  s2_post$34$q;
+    reg  s2_post$34$clock;
+    reg  s2_post$35$d;
+    wire  s2_post$35$q;
+    reg  s2_post$35$clock;
+    reg  s2_post$36$d;
+    wire  s2_post$36$q;
+    reg  s2_post$36$clock;
+    reg  s2_post$37$d;
+    wire  s2_post$37$q;
+    reg  s2_post$37$clock;
+    reg  s2_post$38$d;
+    wire  s2_post$38$q;
+    reg  s2_post$38$clock;
+    reg  s2_post$39$d;
+    wire  s2_post$39$q;
+    reg  s2_post$39$clock;
+    reg  s2_post$40$d;
+    wire  s2_post$40$q;
+    reg  s2_post$40$clock;
+    reg  s2_post$41$d;
+    wire  s2_post$41$q;
+    reg  s2_post$41$clock;
+    reg  s2_post$42$d;
+    wire  s2_post$42$q;
+    reg  s2_post$42$clock;
+    reg  s2_post$43$d;
+    wire  s2_post$43$q;
+    reg  s2_post$43$clock;
+    reg  s2_post$44$d;
+    wire  s2_post$44$q;
+    reg  s2_post$44$clock;
+    reg  s2_post$45$d;
+    wire  s2_post$45$q;
+    reg  s2_post$45$clock;
+    reg  s2_post$46$d;
+    wire  s2_post$46$q;
+    reg  s2_post$46$clock;
+    reg  s2_post$47$d;
+    wire  s2_post$47$q;
+    reg  s2_post$47$clock;
+    reg  s2_post$48$d;
+    wire  s2_post$48$q;
+    reg  s2_post$48$clock;
+    reg  s2_post$49$d;
+    wire  s2_post$49$q;
+    reg  s2_post$49$clock;
+    reg  s2_post$50$d;
+    wire  s2_post$50$q;
+    reg  s2_post$50$clock;
+    reg  s2_post$51$d;
+    wire  s2_post$51$q;
+    reg  s2_post$51$clock;
+    reg  s2_post$52$d;
+    wire  s2_post$52$q;
+    reg  s2_post$52$clock;
+    reg  s2_post$53$d;
+    wire  s2_post$53$q;
+    reg  s2_post$53$clock;
+    reg  s2_post$54$d;
+    wire  s2_post$54$q;
+    reg  s2_post$54$clock;
+    reg  s2_post$55$d;
+    wire  s2_post$55$q;
+    reg  s2_post$55$clock;
+    reg  s2_post$56$d;
+    wire  s2_post$56$q;
+    reg  s2_post$56$clock;
+    reg  s2_post$57$d;
+    wire  s2_post$57$q;
+    reg  s2_post$57$clock;
+    reg  s2_post$58$d;
+    wire  s2_post$58$q;
+    reg  s2_post$58$clock;
+    reg  s2_post$59$d;
+    wire  s2_post$59$q;
+    reg  s2_post$59$clock;
+    reg  s2_post$60$d;
+    wire  s2_post$60$q;
+    reg  s2_post$60$clock;
+    reg  s2_post$61$d;
+    wire  s2_post$61$q;
+    reg  s2_post$61$clock;
+    reg  s2_post$62$d;
+    wire  s2_post$62$q;
+    reg  s2_post$62$clock;
+    reg  s2_post$63$d;
+    wire  s2_post$63$q;
+    reg  s2_post$63$clock;
+    reg  s2_post$64$d;
+    wire  s2_post$64$q;
+    reg  s2_post$64$clock;
+    reg  s2_post$65$d;
+    wire  s2_post$65$q;
+    reg  s2_post$65$clock;
+    reg  s2_post$66$d;
+    wire  s2_post$66$q;
+    reg  s2_post$66$clock;
+    reg  s2_post$67$d;
+    wire  s2_post$67$q;
+    reg  s2_post$67$clock;
+    reg  s2_post$68$d;
+    wire  s2_post$68$q;
+    reg  s2_post$68$clock;
+    reg  s2_post$69$d;
+    wire  s2_post$69$q;
+    reg  s2_post$69$clock;
+    reg  s2_post$70$d;
+    wire  s2_post$70$q;
+    reg  s2_post$70$clock;
+    reg  s2_post$71$d;
+    wire  s2_post$71$q;
+    reg  s2_post$71$clock;
+    reg  s2_post$72$d;
+    wire  s2_post$72$q;
+    reg  s2_post$72$clock;
+    reg  s2_post$73$d;
+    wire  s2_post$73$q;
+    reg  s2_post$73$clock;
+    reg  s2_post$74$d;
+    wire  s2_post$74$q;
+    reg  s2_post$74$clock;
+    reg  s2_post$75$d;
+    wire  s2_post$75$q;
+    reg  s2_post$75$clock;
+    reg  s2_post$76$d;
+    wire  s2_post$76$q;
+    reg  s2_post$76$clock;
+    reg  s2_post$77$d;
+    wire  s2_post$77$q;
+    reg  s2_post$77$clock;
+    reg  s2_post$78$d;
+    wire  s2_post$78$q;
+    reg  s2_post$78$clock;
+    reg  s2_post$79$d;
+    wire  s2_post$79$q;
+    reg  s2_post$79$clock;
+    reg  s2_post$80$d;
+    wire  s2_post$80$q;
+    reg  s2_post$80$clock;
+    reg  s2_post$81$d;
+    wire  s2_post$81$q;
+    reg  s2_post$81$clock;
+    reg  s2_post$82$d;
+    wire  s2_post$82$q;
+    reg  s2_post$82$clock;
+    reg  s2_post$83$d;
+    wire  s2_post$83$q;
+    reg  s2_post$83$clock;
+    reg  s2_post$84$d;
+    wire  s2_post$84$q;
+    reg  s2_post$84$clock;
+    reg  s2_post$85$d;
+    wire  s2_post$85$q;
+    reg  s2_post$85$clock;
+    reg  s2_post$86$d;
+    wire  s2_post$86$q;
+    reg  s2_post$86$clock;
+    reg  s2_post$87$d;
+    wire  s2_post$87$q;
+    reg  s2_post$87$clock;
+    reg  s2_post$88$d;
+    wire  s2_post$88$q;
+    reg  s2_post$88$clock;
+    reg  s2_post$89$d;
+    wire  s2_post$89$q;
+    reg  s2_post$89$clock;
+    reg  s2_post$90$d;
+    wire  s2_post$90$q;
+    reg  s2_post$90$clock;
+    reg  s2_post$91$d;
+    wire  s2_post$91$q;
+    reg  s2_post$91$clock;
+    reg  s2_post$92$d;
+    wire  s2_post$92$q;
+    reg  s2_post$92$clock;
+    reg  s2_post$93$d;
+    wire  s2_post$93$q;
+    reg  s2_post$93$clock;
+    reg  s2_post$94$d;
+    wire  s2_post$94$q;
+    reg  s2_post$94$clock;
+    reg  s2_post$95$d;
+    wire  s2_post$95$q;
+    reg  s2_post$95$clock;
+    reg  s2_post$96$d;
+    wire  s2_post$96$q;
+    reg  s2_post$96$clock;
+    reg  s2_post$97$d;
+    wire  s2_post$97$q;
+    reg  s2_post$97$clock;
+    reg  s2_post$98$d;
+    wire  s2_post$98$q;
+    reg  s2_post$98$clock;
+    reg  s2_post$99$d;
+    wire  s2_post$99$q;
+    reg  s2_post$99$clock;
+    reg  s2_post$100$d;
+    wire  s2_post$100$q;
+    reg  s2_post$100$clock;
+    reg  s2_post$101$d;
+    wire  s2_post$101$q;
+    reg  s2_post$101$clock;
+    reg  s2_post$102$d;
+    wire  s2_post$102$q;
+    reg  s2_post$102$clock;
+    reg  s2_post$103$d;
+    wire  s2_post$103$q;
+    reg  s2_post$103$clock;
+    reg  s2_post$104$d;
+    wire  s2_post$104$q;
+    reg  s2_post$104$clock;
+    reg  s2_post$105$d;
+    wire  s2_post$105$q;
+    reg  s2_post$105$clock;
+    reg  s2_post$106$d;
+    wire  s2_post$106$q;
+    reg  s2_post$106$clock;
+    reg  s2_post$107$d;
+    wire  s2_post$107$q;
+    reg  s2_post$107$clock;
+    reg  s2_post$108$d;
+    wire  s2_post$108$q;
+    reg  s2_post$108$clock;
+    reg  s2_post$109$d;
+    wire  s2_post$109$q;
+    reg  s2_post$109$clock;
+    reg  s2_post$110$d;
+    wire  s2_post$110$q;
+    reg  s2_post$110$clock;
+    reg  s2_post$111$d;
+    wire  s2_post$111$q;
+    reg  s2_post$111$clock;
+    reg  s2_post$112$d;
+    wire  s2_post$112$q;
+    reg  s2_post$112$clock;
+    reg  s2_post$113$d;
+    wire  s2_post$113$q;
+    reg  s2_post$113$clock;
+    reg  s2_post$114$d;
+    wire  s2_post$114$q;
+    reg  s2_post$114$clock;
+    reg  s2_post$115$d;
+    wire  s2_post$115$q;
+    reg  s2_post$115$clock;
+    reg  s2_post$116$d;
+    wire  s2_post$116$q;
+    reg  s2_post$116$clock;
+    reg  s2_post$117$d;
+    wire  s2_post$117$q;
+    reg  s2_post$117$clock;
+    reg  s2_post$118$d;
+    wire  s2_post$118$q;
+    reg  s2_post$118$clock;
+    reg  s2_post$119$d;
+    wire  s2_post$119$q;
+    reg  s2_post$119$clock;
+    reg  s2_post$120$d;
+    wire  s2_post$120$q;
+    reg  s2_post$120$clock;
+    reg  s2_post$121$d;
+    wire  s2_post$121$q;
+    reg  s2_post$121$clock;
+    reg  s2_post$122$d;
+    wire  s2_post$122$q;
+    reg  s2_post$122$clock;
+    reg  s2_post$123$d;
+    wire  s2_post$123$q;
+    reg  s2_post$123$clock;
+    reg  s2_post$124$d;
+    wire  s2_post$124$q;
+    reg  s2_post$124$clock;
+    reg  s2_post$125$d;
+    wire  s2_post$125$q;
+    reg  s2_post$125$clock;
+    reg  s2_post$126$d;
+    wire  s2_post$126$q;
+    reg  s2_post$126$clock;
+    reg  s2_post$127$d;
+    wire  s2_post$127$q;
+    reg  s2_post$127$clock;
+    reg  s2_post$128$d;
+    wire  s2_post$128$q;
+    reg  s2_post$128$clock;
+    reg  s2_post$129$d;
+    wire  s2_post$129$q;
+    reg  s2_post$129$clock;
+    reg  s2_post$130$d;
+    wire  s2_post$130$q;
+    reg  s2_post$130$clock;
+    reg  s2_post$131$d;
+    wire  s2_post$131$q;
+    reg  s2_post$131$clock;
+    reg  s2_post$132$d;
+    wire  s2_post$132$q;
+    reg  s2_post$132$clock;
+    reg  s2_post$133$d;
+    wire  s2_post$133$q;
+    reg  s2_post$133$clock;
+    reg  s2_post$134$d;
+    wire  s2_post$134$q;
+    reg  s2_post$134$clock;
+    reg  s2_post$135$d;
+    wire  s2_post$135$q;
+    reg  s2_post$135$clock;
+    reg  s2_post$136$d;
+    wire  s2_post$136$q;
+    reg  s2_post$136$clock;
+    reg  s2_post$137$d;
+    wire  s2_post$137$q;
+    reg  s2_post$137$clock;
+    reg  s2_post$138$d;
+    wire  s2_post$138$q;
+    reg  s2_post$138$clock;
+    reg  s2_post$139$d;
+    wire  s2_post$139$q;
+    reg  s2_post$139$clock;
+    reg  s2_post$140$d;
+    wire  s2_post$140$q;
+    reg  s2_post$140$clock;
+    reg  s2_post$141$d;
+    wire  s2_post$141$q;
+    reg  s2_post$141$clock;
+    reg  s2_post$142$d;
+    wire  s2_post$142$q;
+    reg  s2_post$142$clock;
+    reg  s2_post$143$d;
+    wire  s2_post$143$q;
+    reg  s2_post$143$clock;
+    reg  s2_post$144$d;
+    wire  s2_post$144$q;
+    reg  s2_post$144$clock;
+    reg  s2_post$145$d;
+    wire  s2_post$145$q;
+    reg  s2_post$145$clock;
+    reg  s2_post$146$d;
+    wire  s2_post$146$q;
+    reg  s2_post$146$clock;
+    reg  s2_post$147$d;
+    wire  s2_post$147$q;
+    reg  s2_post$147$clock;
+    reg  s2_post$148$d;
+    wire  s2_post$148$q;
+    reg  s2_post$148$clock;
+    reg  s2_post$149$d;
+    wire  s2_post$149$q;
+    reg  s2_post$149$clock;
+    reg  s2_post$150$d;
+    wire  s2_post$150$q;
+    reg  s2_post$150$clock;
+    reg  s2_post$151$d;
+    wire  s2_post$151$q;
+    reg  s2_post$151$clock;
+    reg  s2_post$152$d;
+    wire  s2_post$152$q;
+    reg  s2_post$152$clock;
+    reg  s2_post$153$d;
+    wire  s2_post$153$q;
+    reg  s2_post$153$clock;
+    reg  s2_post$154$d;
+    wire  s2_post$154$q;
+    reg  s2_post$154$clock;
+    reg  s2_post$155$d;
+    wire  s2_post$155$q;
+    reg  s2_post$155$clock;
+    reg  s2_post$156$d;
+    wire  s2_post$156$q;
+    reg  s2_post$156$clock;
+    reg  s2_post$157$d;
+    wire  s2_post$157$q;
+    reg  s2_post$157$clock;
+    reg  s2_post$158$d;
+    wire  s2_post$158$q;
+    reg  s2_post$158$clock;
+    reg  s2_post$159$d;
+    wire  s2_post$159$q;
+    reg  s2_post$159$clock;
+    reg  s2_post$160$d;
+    wire  s2_post$160$q;
+    reg  s2_post$160$clock;
+    reg  s2_post$161$d;
+    wire  s2_post$161$q;
+    reg  s2_post$161$clock;
+    reg  s2_post$162$d;
+    wire  s2_post$162$q;
+    reg  s2_post$162$clock;
+    reg  s2_post$163$d;
+    wire  s2_post$163$q;
+    reg  s2_post$163$clock;
+    reg  s2_post$164$d;
+    wire  s2_post$164$q;
+    reg  s2_post$164$clock;
+    reg  s2_post$165$d;
+    wire  s2_post$165$q;
+    reg  s2_post$165$clock;
+    reg  s2_post$166$d;
+    wire  s2_post$166$q;
+    reg  s2_post$166$clock;
+    reg  s2_post$167$d;
+    wire  s2_post$167$q;
+    reg  s2_post$167$clock;
+    reg  s2_post$168$d;
+    wire  s2_post$168$q;
+    reg  s2_post$168$clock;
+    reg  s2_post$169$d;
+    wire  s2_post$169$q;
+    reg  s2_post$169$clock;
+    reg  s2_post$170$d;
+    wire  s2_post$170$q;
+    reg  s2_post$170$clock;
+    reg  s2_post$171$d;
+    wire  s2_post$171$q;
+    reg  s2_post$171$clock;
+    reg  s2_post$172$d;
+    wire  s2_post$172$q;
+    reg  s2_post$172$clock;
+    reg  s2_post$173$d;
+    wire  s2_post$173$q;
+    reg  s2_post$173$clock;
+    reg  s2_post$174$d;
+    wire  s2_post$174$q;
+    reg  s2_post$174$clock;
+    reg  s2_post$175$d;
+    wire  s2_post$175$q;
+    reg  s2_post$175$clock;
+    reg  s2_post$176$d;
+    wire  s2_post$176$q;
+    reg  s2_post$176$clock;
+    reg  s2_post$177$d;
+    wire  s2_post$177$q;
+    reg  s2_post$177$clock;
+    reg  s2_post$178$d;
+    wire  s2_post$178$q;
+    reg  s2_post$178$clock;
+    reg  s2_post$179$d;
+    wire  s2_post$179$q;
+    reg  s2_post$179$clock;
+    reg  s2_post$180$d;
+    wire  s2_post$180$q;
+    reg  s2_post$180$clock;
+    reg  s2_post$181$d;
+    wire  s2_post$181$q;
+    reg  s2_post$181$clock;
+    reg  s2_post$182$d;
+    wire  s2_post$182$q;
+    reg  s2_post$182$clock;
+    reg  s2_post$183$d;
+    wire  s2_post$183$q;
+    reg  s2_post$183$clock;
+    reg  s2_post$184$d;
+    wire  s2_post$184$q;
+    reg  s2_post$184$clock;
+    reg  s2_post$185$d;
+    wire  s2_post$185$q;
+    reg  s2_post$185$clock;
+    reg  s2_post$186$d;
+    wire  s2_post$186$q;
+    reg  s2_post$186$clock;
+    reg  s2_post$187$d;
+    wire  s2_post$187$q;
+    reg  s2_post$187$clock;
+    reg  s2_post$188$d;
+    wire  s2_post$188$q;
+    reg  s2_post$188$clock;
+    reg  s2_post$189$d;
+    wire  s2_post$189$q;
+    reg  s2_post$189$clock;
+    reg  s2_post$190$d;
+    wire  s2_post$190$q;
+    reg  s2_post$190$clock;
+    reg  s2_post$191$d;
+    wire  s2_post$191$q;
+    reg  s2_post$191$clock;
     reg  s2_head$d;
     wire  s2_head$q;
     reg  s2_head$clock;
@@ -6984,6 +7836,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  upd_active$clock;
     
     // Local signals
+    reg  m2_last;
     reg  zero$0;
     reg  zero$1;
     reg  issue;
@@ -7030,9 +7883,198 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .head_weight$0(lane$0$head_weight$0),
         .head_weight$1(lane$0$head_weight$1),
         .head_weight$2(lane$0$head_weight$2),
-        .post(lane$0$post),
-        .post_pass(lane$0$post_pass),
-        .post_set(lane$0$post_set),
+        .post$0(lane$0$post$0),
+        .post$1(lane$0$post$1),
+        .post$2(lane$0$post$2),
+        .post$3(lane$0$post$3),
+        .post$4(lane$0$post$4),
+        .post$5(lane$0$post$5),
+        .post$6(lane$0$post$6),
+        .post$7(lane$0$post$7),
+        .post$8(lane$0$post$8),
+        .post$9(lane$0$post$9),
+        .post$10(lane$0$post$10),
+        .post$11(lane$0$post$11),
+        .post$12(lane$0$post$12),
+        .post$13(lane$0$post$13),
+        .post$14(lane$0$post$14),
+        .post$15(lane$0$post$15),
+        .post$16(lane$0$post$16),
+        .post$17(lane$0$post$17),
+        .post$18(lane$0$post$18),
+        .post$19(lane$0$post$19),
+        .post$20(lane$0$post$20),
+        .post$21(lane$0$post$21),
+        .post$22(lane$0$post$22),
+        .post$23(lane$0$post$23),
+        .post$24(lane$0$post$24),
+        .post$25(lane$0$post$25),
+        .post$26(lane$0$post$26),
+        .post$27(lane$0$post$27),
+        .post$28(lane$0$post$28),
+        .post$29(lane$0$post$29),
+        .post$30(lane$0$post$30),
+        .post$31(lane$0$post$31),
+        .post$32(lane$0$post$32),
+        .post$33(lane$0$post$33),
+        .post$34(lane$0$post$34),
+        .post$35(lane$0$post$35),
+        .post$36(lane$0$post$36),
+        .post$37(lane$0$post$37),
+        .post$38(lane$0$post$38),
+        .post$39(lane$0$post$39),
+        .post$40(lane$0$post$40),
+        .post$41(lane$0$post$41),
+        .post$42(lane$0$post$42),
+        .post$43(lane$0$post$43),
+        .post$44(lane$0$post$44),
+        .post$45(lane$0$post$45),
+        .post$46(lane$0$post$46),
+        .post$47(lane$0$post$47),
+        .post$48(lane$0$post$48),
+        .post$49(lane$0$post$49),
+        .post$50(lane$0$post$50),
+        .post$51(lane$0$post$51),
+        .post$52(lane$0$post$52),
+        .post$53(lane$0$post$53),
+        .post$54(lane$0$post$54),
+        .post$55(lane$0$post$55),
+        .post$56(lane$0$post$56),
+        .post$57(lane$0$post$57),
+        .post$58(lane$0$post$58),
+        .post$59(lane$0$post$59),
+        .post$60(lane$0$post$60),
+        .post$61(lane$0$post$61),
+        .post$62(lane$0$post$62),
+        .post$63(lane$0$post$63),
+        .post$64(lane$0$post$64),
+        .post$65(lane$0$post$65),
+        .post$66(lane$0$post$66),
+        .post$67(lane$0$post$67),
+        .post$68(lane$0$post$68),
+        .post$69(lane$0$post$69),
+        .post$70(lane$0$post$70),
+        .post$71(lane$0$post$71),
+        .post$72(lane$0$post$72),
+        .post$73(lane$0$post$73),
+        .post$74(lane$0$post$74),
+        .post$75(lane$0$post$75),
+        .post$76(lane$0$post$76),
+        .post$77(lane$0$post$77),
+        .post$78(lane$0$post$78),
+        .post$79(lane$0$post$79),
+        .post$80(lane$0$post$80),
+        .post$81(lane$0$post$81),
+        .post$82(lane$0$post$82),
+        .post$83(lane$0$post$83),
+        .post$84(lane$0$post$84),
+        .post$85(lane$0$post$85),
+        .post$86(lane$0$post$86),
+        .post$87(lane$0$post$87),
+        .post$88(lane$0$post$88),
+        .post$89(lane$0$post$89),
+        .post$90(lane$0$post$90),
+        .post$91(lane$0$post$91),
+        .post$92(lane$0$post$92),
+        .post$93(lane$0$post$93),
+        .post$94(lane$0$post$94),
+        .post$95(lane$0$post$95),
+        .post$96(lane$0$post$96),
+        .post$97(lane$0$post$97),
+        .post$98(lane$0$post$98),
+        .post$99(lane$0$post$99),
+        .post$100(lane$0$post$100),
+        .post$101(lane$0$post$101),
+        .post$102(lane$0$post$102),
+        .post$103(lane$0$post$103),
+        .post$104(lane$0$post$104),
+        .post$105(lane$0$post$105),
+        .post$106(lane$0$post$106),
+        .post$107(lane$0$post$107),
+        .post$108(lane$0$post$108),
+        .post$109(lane$0$post$109),
+        .post$110(lane$0$post$110),
+        .post$111(lane$0$post$111),
+        .post$112(lane$0$post$112),
+        .post$113(lane$0$post$113),
+        .post$114(lane$0$post$114),
+        .post$115(lane$0$post$115),
+        .post$116(lane$0$post$116),
+        .post$117(lane$0$post$117),
+        .post$118(lane$0$post$118),
+        .post$119(lane$0$post$119),
+        .post$120(lane$0$post$120),
+        .post$121(lane$0$post$121),
+        .post$122(lane$0$post$122),
+        .post$123(lane$0$post$123),
+        .post$124(lane$0$post$124),
+        .post$125(lane$0$post$125),
+        .post$126(lane$0$post$126),
+        .post$127(lane$0$post$127),
+        .post$128(lane$0$post$128),
+        .post$129(lane$0$post$129),
+        .post$130(lane$0$post$130),
+        .post$131(lane$0$post$131),
+        .post$132(lane$0$post$132),
+        .post$133(lane$0$post$133),
+        .post$134(lane$0$post$134),
+        .post$135(lane$0$post$135),
+        .post$136(lane$0$post$136),
+        .post$137(lane$0$post$137),
+        .post$138(lane$0$post$138),
+        .post$139(lane$0$post$139),
+        .post$140(lane$0$post$140),
+        .post$141(lane$0$post$141),
+        .post$142(lane$0$post$142),
+        .post$143(lane$0$post$143),
+        .post$144(lane$0$post$144),
+        .post$145(lane$0$post$145),
+        .post$146(lane$0$post$146),
+        .post$147(lane$0$post$147),
+        .post$148(lane$0$post$148),
+        .post$149(lane$0$post$149),
+        .post$150(lane$0$post$150),
+        .post$151(lane$0$post$151),
+        .post$152(lane$0$post$152),
+        .post$153(lane$0$post$153),
+        .post$154(lane$0$post$154),
+        .post$155(lane$0$post$155),
+        .post$156(lane$0$post$156),
+        .post$157(lane$0$post$157),
+        .post$158(lane$0$post$158),
+        .post$159(lane$0$post$159),
+        .post$160(lane$0$post$160),
+        .post$161(lane$0$post$161),
+        .post$162(lane$0$post$162),
+        .post$163(lane$0$post$163),
+        .post$164(lane$0$post$164),
+        .post$165(lane$0$post$165),
+        .post$166(lane$0$post$166),
+        .post$167(lane$0$post$167),
+        .post$168(lane$0$post$168),
+        .post$169(lane$0$post$169),
+        .post$170(lane$0$post$170),
+        .post$171(lane$0$post$171),
+        .post$172(lane$0$post$172),
+        .post$173(lane$0$post$173),
+        .post$174(lane$0$post$174),
+        .post$175(lane$0$post$175),
+        .post$176(lane$0$post$176),
+        .post$177(lane$0$post$177),
+        .post$178(lane$0$post$178),
+        .post$179(lane$0$post$179),
+        .post$180(lane$0$post$180),
+        .post$181(lane$0$post$181),
+        .post$182(lane$0$post$182),
+        .post$183(lane$0$post$183),
+        .post$184(lane$0$post$184),
+        .post$185(lane$0$post$185),
+        .post$186(lane$0$post$186),
+        .post$187(lane$0$post$187),
+        .post$188(lane$0$post$188),
+        .post$189(lane$0$post$189),
+        .post$190(lane$0$post$190),
+        .post$191(lane$0$post$191),
         .head_done(lane$0$head_done),
         .head_step_first(lane$0$head_step_first),
         .head_step_last(lane$0$head_step_last),
@@ -7379,20 +8421,965 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(s1_head$q),
         .clock(s1_head$clock)
     );
-    top$core$engine$gru$s2_post s2_post(
-        .d(s2_post$d),
-        .q(s2_post$q),
-        .clock(s2_post$clock)
+    top$core$engine$gru$s2_post$0 s2_post$0(
+        .d(s2_post$0$d),
+        .q(s2_post$0$q),
+        .clock(s2_post$0$clock)
     );
-    top$core$engine$gru$s2_pass s2_pass(
-        .d(s2_pass$d),
-        .q(s2_pass$q),
-        .clock(s2_pass$clock)
+    top$core$engine$gru$s2_post$1 s2_post$1(
+        .d(s2_post$1$d),
+        .q(s2_post$1$q),
+        .clock(s2_post$1$clock)
     );
-    top$core$engine$gru$s2_set s2_set(
-        .d(s2_set$d),
-        .q(s2_set$q),
-        .clock(s2_set$clock)
+    top$core$engine$gru$s2_post$2 s2_post$2(
+        .d(s2_post$2$d),
+        .q(s2_post$2$q),
+        .clock(s2_post$2$clock)
+    );
+    top$core$engine$gru$s2_post$3 s2_post$3(
+        .d(s2_post$3$d),
+        .q(s2_post$3$q),
+        .clock(s2_post$3$clock)
+    );
+    top$core$engine$gru$s2_post$4 s2_post$4(
+        .d(s2_post$4$d),
+        .q(s2_post$4$q),
+        .clock(s2_post$4$clock)
+    );
+    top$core$engine$gru$s2_post$5 s2_post$5(
+        .d(s2_post$5$d),
+        .q(s2_post$5$q),
+        .clock(s2_post$5$clock)
+    );
+    top$core$engine$gru$s2_post$6 s2_post$6(
+        .d(s2_post$6$d),
+        .q(s2_post$6$q),
+        .clock(s2_post$6$clock)
+    );
+    top$core$engine$gru$s2_post$7 s2_post$7(
+        .d(s2_post$7$d),
+        .q(s2_post$7$q),
+        .clock(s2_post$7$clock)
+    );
+    top$core$engine$gru$s2_post$8 s2_post$8(
+        .d(s2_post$8$d),
+        .q(s2_post$8$q),
+        .clock(s2_post$8$clock)
+    );
+    top$core$engine$gru$s2_post$9 s2_post$9(
+        .d(s2_post$9$d),
+        .q(s2_post$9$q),
+        .clock(s2_post$9$clock)
+    );
+    top$core$engine$gru$s2_post$10 s2_post$10(
+        .d(s2_post$10$d),
+        .q(s2_post$10$q),
+        .clock(s2_post$10$clock)
+    );
+    top$core$engine$gru$s2_post$11 s2_post$11(
+        .d(s2_post$11$d),
+        .q(s2_post$11$q),
+        .clock(s2_post$11$clock)
+    );
+    top$core$engine$gru$s2_post$12 s2_post$12(
+        .d(s2_post$12$d),
+        .q(s2_post$12$q),
+        .clock(s2_post$12$clock)
+    );
+    top$core$engine$gru$s2_post$13 s2_post$13(
+        .d(s2_post$13$d),
+        .q(s2_post$13$q),
+        .clock(s2_post$13$clock)
+    );
+    top$core$engine$gru$s2_post$14 s2_post$14(
+        .d(s2_post$14$d),
+        .q(s2_post$14$q),
+        .clock(s2_post$14$clock)
+    );
+    top$core$engine$gru$s2_post$15 s2_post$15(
+        .d(s2_post$15$d),
+        .q(s2_post$15$q),
+        .clock(s2_post$15$clock)
+    );
+    top$core$engine$gru$s2_post$16 s2_post$16(
+        .d(s2_post$16$d),
+        .q(s2_post$16$q),
+        .clock(s2_post$16$clock)
+    );
+    top$core$engine$gru$s2_post$17 s2_post$17(
+        .d(s2_post$17$d),
+        .q(s2_post$17$q),
+        .clock(s2_post$17$clock)
+    );
+    top$core$engine$gru$s2_post$18 s2_post$18(
+        .d(s2_post$18$d),
+        .q(s2_post$18$q),
+        .clock(s2_post$18$clock)
+    );
+    top$core$engine$gru$s2_post$19 s2_post$19(
+        .d(s2_post$19$d),
+        .q(s2_post$19$q),
+        .clock(s2_post$19$clock)
+    );
+    top$core$engine$gru$s2_post$20 s2_post$20(
+        .d(s2_post$20$d),
+        .q(s2_post$20$q),
+        .clock(s2_post$20$clock)
+    );
+    top$core$engine$gru$s2_post$21 s2_post$21(
+        .d(s2_post$21$d),
+        .q(s2_post$21$q),
+        .clock(s2_post$21$clock)
+    );
+    top$core$engine$gru$s2_post$22 s2_post$22(
+        .d(s2_post$22$d),
+        .q(s2_post$22$q),
+        .clock(s2_post$22$clock)
+    );
+    top$core$engine$gru$s2_post$23 s2_post$23(
+        .d(s2_post$23$d),
+        .q(s2_post$23$q),
+        .clock(s2_post$23$clock)
+    );
+    top$core$engine$gru$s2_post$24 s2_post$24(
+        .d(s2_post$24$d),
+        .q(s2_post$24$q),
+        .clock(s2_post$24$clock)
+    );
+    top$core$engine$gru$s2_post$25 s2_post$25(
+        .d(s2_post$25$d),
+        .q(s2_post$25$q),
+        .clock(s2_post$25$clock)
+    );
+    top$core$engine$gru$s2_post$26 s2_post$26(
+        .d(s2_post$26$d),
+        .q(s2_post$26$q),
+        .clock(s2_post$26$clock)
+    );
+    top$core$engine$gru$s2_post$27 s2_post$27(
+        .d(s2_post$27$d),
+        .q(s2_post$27$q),
+        .clock(s2_post$27$clock)
+    );
+    top$core$engine$gru$s2_post$28 s2_post$28(
+        .d(s2_post$28$d),
+        .q(s2_post$28$q),
+        .clock(s2_post$28$clock)
+    );
+    top$core$engine$gru$s2_post$29 s2_post$29(
+        .d(s2_post$29$d),
+        .q(s2_post$29$q),
+        .clock(s2_post$29$clock)
+    );
+    top$core$engine$gru$s2_post$30 s2_post$30(
+        .d(s2_post$30$d),
+        .q(s2_post$30$q),
+        .clock(s2_post$30$clock)
+    );
+    top$core$engine$gru$s2_post$31 s2_post$31(
+        .d(s2_post$31$d),
+        .q(s2_post$31$q),
+        .clock(s2_post$31$clock)
+    );
+    top$core$engine$gru$s2_post$32 s2_post$32(
+        .d(s2_post$32$d),
+        .q(s2_post$32$q),
+        .clock(s2_post$32$clock)
+    );
+    top$core$engine$gru$s2_post$33 s2_post$33(
+        .d(s2_post$33$d),
+        .q(s2_post$33$q),
+        .clock(s2_post$33$clock)
+    );
+    top$core$engine$gru$s2_post$34 s2_post$34(
+        .d(s2_post$34$d),
+        .q(s2_post$34$q),
+        .clock(s2_post$34$clock)
+    );
+    top$core$engine$gru$s2_post$35 s2_post$35(
+        .d(s2_post$35$d),
+        .q(s2_post$35$q),
+        .clock(s2_post$35$clock)
+    );
+    top$core$engine$gru$s2_post$36 s2_post$36(
+        .d(s2_post$36$d),
+        .q(s2_post$36$q),
+        .clock(s2_post$36$clock)
+    );
+    top$core$engine$gru$s2_post$37 s2_post$37(
+        .d(s2_post$37$d),
+        .q(s2_post$37$q),
+        .clock(s2_post$37$clock)
+    );
+    top$core$engine$gru$s2_post$38 s2_post$38(
+        .d(s2_post$38$d),
+        .q(s2_post$38$q),
+        .clock(s2_post$38$clock)
+    );
+    top$core$engine$gru$s2_post$39 s2_post$39(
+        .d(s2_post$39$d),
+        .q(s2_post$39$q),
+        .clock(s2_post$39$clock)
+    );
+    top$core$engine$gru$s2_post$40 s2_post$40(
+        .d(s2_post$40$d),
+        .q(s2_post$40$q),
+        .clock(s2_post$40$clock)
+    );
+    top$core$engine$gru$s2_post$41 s2_post$41(
+        .d(s2_post$41$d),
+        .q(s2_post$41$q),
+        .clock(s2_post$41$clock)
+    );
+    top$core$engine$gru$s2_post$42 s2_post$42(
+        .d(s2_post$42$d),
+        .q(s2_post$42$q),
+        .clock(s2_post$42$clock)
+    );
+    top$core$engine$gru$s2_post$43 s2_post$43(
+        .d(s2_post$43$d),
+        .q(s2_post$43$q),
+        .clock(s2_post$43$clock)
+    );
+    top$core$engine$gru$s2_post$44 s2_post$44(
+        .d(s2_post$44$d),
+        .q(s2_post$44$q),
+        .clock(s2_post$44$clock)
+    );
+    top$core$engine$gru$s2_post$45 s2_post$45(
+        .d(s2_post$45$d),
+        .q(s2_post$45$q),
+        .clock(s2_post$45$clock)
+    );
+    top$core$engine$gru$s2_post$46 s2_post$46(
+        .d(s2_post$46$d),
+        .q(s2_post$46$q),
+        .clock(s2_post$46$clock)
+    );
+    top$core$engine$gru$s2_post$47 s2_post$47(
+        .d(s2_post$47$d),
+        .q(s2_post$47$q),
+        .clock(s2_post$47$clock)
+    );
+    top$core$engine$gru$s2_post$48 s2_post$48(
+        .d(s2_post$48$d),
+        .q(s2_post$48$q),
+        .clock(s2_post$48$clock)
+    );
+    top$core$engine$gru$s2_post$49 s2_post$49(
+        .d(s2_post$49$d),
+        .q(s2_post$49$q),
+        .clock(s2_post$49$clock)
+    );
+    top$core$engine$gru$s2_post$50 s2_post$50(
+        .d(s2_post$50$d),
+        .q(s2_post$50$q),
+        .clock(s2_post$50$clock)
+    );
+    top$core$engine$gru$s2_post$51 s2_post$51(
+        .d(s2_post$51$d),
+        .q(s2_post$51$q),
+        .clock(s2_post$51$clock)
+    );
+    top$core$engine$gru$s2_post$52 s2_post$52(
+        .d(s2_post$52$d),
+        .q(s2_post$52$q),
+        .clock(s2_post$52$clock)
+    );
+    top$core$engine$gru$s2_post$53 s2_post$53(
+        .d(s2_post$53$d),
+        .q(s2_post$53$q),
+        .clock(s2_post$53$clock)
+    );
+    top$core$engine$gru$s2_post$54 s2_post$54(
+        .d(s2_post$54$d),
+        .q(s2_post$54$q),
+        .clock(s2_post$54$clock)
+    );
+    top$core$engine$gru$s2_post$55 s2_post$55(
+        .d(s2_post$55$d),
+        .q(s2_post$55$q),
+        .clock(s2_post$55$clock)
+    );
+    top$core$engine$gru$s2_post$56 s2_post$56(
+        .d(s2_post$56$d),
+        .q(s2_post$56$q),
+        .clock(s2_post$56$clock)
+    );
+    top$core$engine$gru$s2_post$57 s2_post$57(
+        .d(s2_post$57$d),
+        .q(s2_post$57$q),
+        .clock(s2_post$57$clock)
+    );
+    top$core$engine$gru$s2_post$58 s2_post$58(
+        .d(s2_post$58$d),
+        .q(s2_post$58$q),
+        .clock(s2_post$58$clock)
+    );
+    top$core$engine$gru$s2_post$59 s2_post$59(
+        .d(s2_post$59$d),
+        .q(s2_post$59$q),
+        .clock(s2_post$59$clock)
+    );
+    top$core$engine$gru$s2_post$60 s2_post$60(
+        .d(s2_post$60$d),
+        .q(s2_post$60$q),
+        .clock(s2_post$60$clock)
+    );
+    top$core$engine$gru$s2_post$61 s2_post$61(
+        .d(s2_post$61$d),
+        .q(s2_post$61$q),
+        .clock(s2_post$61$clock)
+    );
+    top$core$engine$gru$s2_post$62 s2_post$62(
+        .d(s2_post$62$d),
+        .q(s2_post$62$q),
+        .clock(s2_post$62$clock)
+    );
+    top$core$engine$gru$s2_post$63 s2_post$63(
+        .d(s2_post$63$d),
+        .q(s2_post$63$q),
+        .clock(s2_post$63$clock)
+    );
+    top$core$engine$gru$s2_post$64 s2_post$64(
+        .d(s2_post$64$d),
+        .q(s2_post$64$q),
+        .clock(s2_post$64$clock)
+    );
+    top$core$engine$gru$s2_post$65 s2_post$65(
+        .d(s2_post$65$d),
+        .q(s2_post$65$q),
+        .clock(s2_post$65$clock)
+    );
+    top$core$engine$gru$s2_post$66 s2_post$66(
+        .d(s2_post$66$d),
+        .q(s2_post$66$q),
+        .clock(s2_post$66$clock)
+    );
+    top$core$engine$gru$s2_post$67 s2_post$67(
+        .d(s2_post$67$d),
+        .q(s2_post$67$q),
+        .clock(s2_post$67$clock)
+    );
+    top$core$engine$gru$s2_post$68 s2_post$68(
+        .d(s2_post$68$d),
+        .q(s2_post$68$q),
+        .clock(s2_post$68$clock)
+    );
+    top$core$engine$gru$s2_post$69 s2_post$69(
+        .d(s2_post$69$d),
+        .q(s2_post$69$q),
+        .clock(s2_post$69$clock)
+    );
+    top$core$engine$gru$s2_post$70 s2_post$70(
+        .d(s2_post$70$d),
+        .q(s2_post$70$q),
+        .clock(s2_post$70$clock)
+    );
+    top$core$engine$gru$s2_post$71 s2_post$71(
+        .d(s2_post$71$d),
+        .q(s2_post$71$q),
+        .clock(s2_post$71$clock)
+    );
+    top$core$engine$gru$s2_post$72 s2_post$72(
+        .d(s2_post$72$d),
+        .q(s2_post$72$q),
+        .clock(s2_post$72$clock)
+    );
+    top$core$engine$gru$s2_post$73 s2_post$73(
+        .d(s2_post$73$d),
+        .q(s2_post$73$q),
+        .clock(s2_post$73$clock)
+    );
+    top$core$engine$gru$s2_post$74 s2_post$74(
+        .d(s2_post$74$d),
+        .q(s2_post$74$q),
+        .clock(s2_post$74$clock)
+    );
+    top$core$engine$gru$s2_post$75 s2_post$75(
+        .d(s2_post$75$d),
+        .q(s2_post$75$q),
+        .clock(s2_post$75$clock)
+    );
+    top$core$engine$gru$s2_post$76 s2_post$76(
+        .d(s2_post$76$d),
+        .q(s2_post$76$q),
+        .clock(s2_post$76$clock)
+    );
+    top$core$engine$gru$s2_post$77 s2_post$77(
+        .d(s2_post$77$d),
+        .q(s2_post$77$q),
+        .clock(s2_post$77$clock)
+    );
+    top$core$engine$gru$s2_post$78 s2_post$78(
+        .d(s2_post$78$d),
+        .q(s2_post$78$q),
+        .clock(s2_post$78$clock)
+    );
+    top$core$engine$gru$s2_post$79 s2_post$79(
+        .d(s2_post$79$d),
+        .q(s2_post$79$q),
+        .clock(s2_post$79$clock)
+    );
+    top$core$engine$gru$s2_post$80 s2_post$80(
+        .d(s2_post$80$d),
+        .q(s2_post$80$q),
+        .clock(s2_post$80$clock)
+    );
+    top$core$engine$gru$s2_post$81 s2_post$81(
+        .d(s2_post$81$d),
+        .q(s2_post$81$q),
+        .clock(s2_post$81$clock)
+    );
+    top$core$engine$gru$s2_post$82 s2_post$82(
+        .d(s2_post$82$d),
+        .q(s2_post$82$q),
+        .clock(s2_post$82$clock)
+    );
+    top$core$engine$gru$s2_post$83 s2_post$83(
+        .d(s2_post$83$d),
+        .q(s2_post$83$q),
+        .clock(s2_post$83$clock)
+    );
+    top$core$engine$gru$s2_post$84 s2_post$84(
+        .d(s2_post$84$d),
+        .q(s2_post$84$q),
+        .clock(s2_post$84$clock)
+    );
+    top$core$engine$gru$s2_post$85 s2_post$85(
+        .d(s2_post$85$d),
+        .q(s2_post$85$q),
+        .clock(s2_post$85$clock)
+    );
+    top$core$engine$gru$s2_post$86 s2_post$86(
+        .d(s2_post$86$d),
+        .q(s2_post$86$q),
+        .clock(s2_post$86$clock)
+    );
+    top$core$engine$gru$s2_post$87 s2_post$87(
+        .d(s2_post$87$d),
+        .q(s2_post$87$q),
+        .clock(s2_post$87$clock)
+    );
+    top$core$engine$gru$s2_post$88 s2_post$88(
+        .d(s2_post$88$d),
+        .q(s2_post$88$q),
+        .clock(s2_post$88$clock)
+    );
+    top$core$engine$gru$s2_post$89 s2_post$89(
+        .d(s2_post$89$d),
+        .q(s2_post$89$q),
+        .clock(s2_post$89$clock)
+    );
+    top$core$engine$gru$s2_post$90 s2_post$90(
+        .d(s2_post$90$d),
+        .q(s2_post$90$q),
+        .clock(s2_post$90$clock)
+    );
+    top$core$engine$gru$s2_post$91 s2_post$91(
+        .d(s2_post$91$d),
+        .q(s2_post$91$q),
+        .clock(s2_post$91$clock)
+    );
+    top$core$engine$gru$s2_post$92 s2_post$92(
+        .d(s2_post$92$d),
+        .q(s2_post$92$q),
+        .clock(s2_post$92$clock)
+    );
+    top$core$engine$gru$s2_post$93 s2_post$93(
+        .d(s2_post$93$d),
+        .q(s2_post$93$q),
+        .clock(s2_post$93$clock)
+    );
+    top$core$engine$gru$s2_post$94 s2_post$94(
+        .d(s2_post$94$d),
+        .q(s2_post$94$q),
+        .clock(s2_post$94$clock)
+    );
+    top$core$engine$gru$s2_post$95 s2_post$95(
+        .d(s2_post$95$d),
+        .q(s2_post$95$q),
+        .clock(s2_post$95$clock)
+    );
+    top$core$engine$gru$s2_post$96 s2_post$96(
+        .d(s2_post$96$d),
+        .q(s2_post$96$q),
+        .clock(s2_post$96$clock)
+    );
+    top$core$engine$gru$s2_post$97 s2_post$97(
+        .d(s2_post$97$d),
+        .q(s2_post$97$q),
+        .clock(s2_post$97$clock)
+    );
+    top$core$engine$gru$s2_post$98 s2_post$98(
+        .d(s2_post$98$d),
+        .q(s2_post$98$q),
+        .clock(s2_post$98$clock)
+    );
+    top$core$engine$gru$s2_post$99 s2_post$99(
+        .d(s2_post$99$d),
+        .q(s2_post$99$q),
+        .clock(s2_post$99$clock)
+    );
+    top$core$engine$gru$s2_post$100 s2_post$100(
+        .d(s2_post$100$d),
+        .q(s2_post$100$q),
+        .clock(s2_post$100$clock)
+    );
+    top$core$engine$gru$s2_post$101 s2_post$101(
+        .d(s2_post$101$d),
+        .q(s2_post$101$q),
+        .clock(s2_post$101$clock)
+    );
+    top$core$engine$gru$s2_post$102 s2_post$102(
+        .d(s2_post$102$d),
+        .q(s2_post$102$q),
+        .clock(s2_post$102$clock)
+    );
+    top$core$engine$gru$s2_post$103 s2_post$103(
+        .d(s2_post$103$d),
+        .q(s2_post$103$q),
+        .clock(s2_post$103$clock)
+    );
+    top$core$engine$gru$s2_post$104 s2_post$104(
+        .d(s2_post$104$d),
+        .q(s2_post$104$q),
+        .clock(s2_post$104$clock)
+    );
+    top$core$engine$gru$s2_post$105 s2_post$105(
+        .d(s2_post$105$d),
+        .q(s2_post$105$q),
+        .clock(s2_post$105$clock)
+    );
+    top$core$engine$gru$s2_post$106 s2_post$106(
+        .d(s2_post$106$d),
+        .q(s2_post$106$q),
+        .clock(s2_post$106$clock)
+    );
+    top$core$engine$gru$s2_post$107 s2_post$107(
+        .d(s2_post$107$d),
+        .q(s2_post$107$q),
+        .clock(s2_post$107$clock)
+    );
+    top$core$engine$gru$s2_post$108 s2_post$108(
+        .d(s2_post$108$d),
+        .q(s2_post$108$q),
+        .clock(s2_post$108$clock)
+    );
+    top$core$engine$gru$s2_post$109 s2_post$109(
+        .d(s2_post$109$d),
+        .q(s2_post$109$q),
+        .clock(s2_post$109$clock)
+    );
+    top$core$engine$gru$s2_post$110 s2_post$110(
+        .d(s2_post$110$d),
+        .q(s2_post$110$q),
+        .clock(s2_post$110$clock)
+    );
+    top$core$engine$gru$s2_post$111 s2_post$111(
+        .d(s2_post$111$d),
+        .q(s2_post$111$q),
+        .clock(s2_post$111$clock)
+    );
+    top$core$engine$gru$s2_post$112 s2_post$112(
+        .d(s2_post$112$d),
+        .q(s2_post$112$q),
+        .clock(s2_post$112$clock)
+    );
+    top$core$engine$gru$s2_post$113 s2_post$113(
+        .d(s2_post$113$d),
+        .q(s2_post$113$q),
+        .clock(s2_post$113$clock)
+    );
+    top$core$engine$gru$s2_post$114 s2_post$114(
+        .d(s2_post$114$d),
+        .q(s2_post$114$q),
+        .clock(s2_post$114$clock)
+    );
+    top$core$engine$gru$s2_post$115 s2_post$115(
+        .d(s2_post$115$d),
+        .q(s2_post$115$q),
+        .clock(s2_post$115$clock)
+    );
+    top$core$engine$gru$s2_post$116 s2_post$116(
+        .d(s2_post$116$d),
+        .q(s2_post$116$q),
+        .clock(s2_post$116$clock)
+    );
+    top$core$engine$gru$s2_post$117 s2_post$117(
+        .d(s2_post$117$d),
+        .q(s2_post$117$q),
+        .clock(s2_post$117$clock)
+    );
+    top$core$engine$gru$s2_post$118 s2_post$118(
+        .d(s2_post$118$d),
+        .q(s2_post$118$q),
+        .clock(s2_post$118$clock)
+    );
+    top$core$engine$gru$s2_post$119 s2_post$119(
+        .d(s2_post$119$d),
+        .q(s2_post$119$q),
+        .clock(s2_post$119$clock)
+    );
+    top$core$engine$gru$s2_post$120 s2_post$120(
+        .d(s2_post$120$d),
+        .q(s2_post$120$q),
+        .clock(s2_post$120$clock)
+    );
+    top$core$engine$gru$s2_post$121 s2_post$121(
+        .d(s2_post$121$d),
+        .q(s2_post$121$q),
+        .clock(s2_post$121$clock)
+    );
+    top$core$engine$gru$s2_post$122 s2_post$122(
+        .d(s2_post$122$d),
+        .q(s2_post$122$q),
+        .clock(s2_post$122$clock)
+    );
+    top$core$engine$gru$s2_post$123 s2_post$123(
+        .d(s2_post$123$d),
+        .q(s2_post$123$q),
+        .clock(s2_post$123$clock)
+    );
+    top$core$engine$gru$s2_post$124 s2_post$124(
+        .d(s2_post$124$d),
+        .q(s2_post$124$q),
+        .clock(s2_post$124$clock)
+    );
+    top$core$engine$gru$s2_post$125 s2_post$125(
+        .d(s2_post$125$d),
+        .q(s2_post$125$q),
+        .clock(s2_post$125$clock)
+    );
+    top$core$engine$gru$s2_post$126 s2_post$126(
+        .d(s2_post$126$d),
+        .q(s2_post$126$q),
+        .clock(s2_post$126$clock)
+    );
+    top$core$engine$gru$s2_post$127 s2_post$127(
+        .d(s2_post$127$d),
+        .q(s2_post$127$q),
+        .clock(s2_post$127$clock)
+    );
+    top$core$engine$gru$s2_post$128 s2_post$128(
+        .d(s2_post$128$d),
+        .q(s2_post$128$q),
+        .clock(s2_post$128$clock)
+    );
+    top$core$engine$gru$s2_post$129 s2_post$129(
+        .d(s2_post$129$d),
+        .q(s2_post$129$q),
+        .clock(s2_post$129$clock)
+    );
+    top$core$engine$gru$s2_post$130 s2_post$130(
+        .d(s2_post$130$d),
+        .q(s2_post$130$q),
+        .clock(s2_post$130$clock)
+    );
+    top$core$engine$gru$s2_post$131 s2_post$131(
+        .d(s2_post$131$d),
+        .q(s2_post$131$q),
+        .clock(s2_post$131$clock)
+    );
+    top$core$engine$gru$s2_post$132 s2_post$132(
+        .d(s2_post$132$d),
+        .q(s2_post$132$q),
+        .clock(s2_post$132$clock)
+    );
+    top$core$engine$gru$s2_post$133 s2_post$133(
+        .d(s2_post$133$d),
+        .q(s2_post$133$q),
+        .clock(s2_post$133$clock)
+    );
+    top$core$engine$gru$s2_post$134 s2_post$134(
+        .d(s2_post$134$d),
+        .q(s2_post$134$q),
+        .clock(s2_post$134$clock)
+    );
+    top$core$engine$gru$s2_post$135 s2_post$135(
+        .d(s2_post$135$d),
+        .q(s2_post$135$q),
+        .clock(s2_post$135$clock)
+    );
+    top$core$engine$gru$s2_post$136 s2_post$136(
+        .d(s2_post$136$d),
+        .q(s2_post$136$q),
+        .clock(s2_post$136$clock)
+    );
+    top$core$engine$gru$s2_post$137 s2_post$137(
+        .d(s2_post$137$d),
+        .q(s2_post$137$q),
+        .clock(s2_post$137$clock)
+    );
+    top$core$engine$gru$s2_post$138 s2_post$138(
+        .d(s2_post$138$d),
+        .q(s2_post$138$q),
+        .clock(s2_post$138$clock)
+    );
+    top$core$engine$gru$s2_post$139 s2_post$139(
+        .d(s2_post$139$d),
+        .q(s2_post$139$q),
+        .clock(s2_post$139$clock)
+    );
+    top$core$engine$gru$s2_post$140 s2_post$140(
+        .d(s2_post$140$d),
+        .q(s2_post$140$q),
+        .clock(s2_post$140$clock)
+    );
+    top$core$engine$gru$s2_post$141 s2_post$141(
+        .d(s2_post$141$d),
+        .q(s2_post$141$q),
+        .clock(s2_post$141$clock)
+    );
+    top$core$engine$gru$s2_post$142 s2_post$142(
+        .d(s2_post$142$d),
+        .q(s2_post$142$q),
+        .clock(s2_post$142$clock)
+    );
+    top$core$engine$gru$s2_post$143 s2_post$143(
+        .d(s2_post$143$d),
+        .q(s2_post$143$q),
+        .clock(s2_post$143$clock)
+    );
+    top$core$engine$gru$s2_post$144 s2_post$144(
+        .d(s2_post$144$d),
+        .q(s2_post$144$q),
+        .clock(s2_post$144$clock)
+    );
+    top$core$engine$gru$s2_post$145 s2_post$145(
+        .d(s2_post$145$d),
+        .q(s2_post$145$q),
+        .clock(s2_post$145$clock)
+    );
+    top$core$engine$gru$s2_post$146 s2_post$146(
+        .d(s2_post$146$d),
+        .q(s2_post$146$q),
+        .clock(s2_post$146$clock)
+    );
+    top$core$engine$gru$s2_post$147 s2_post$147(
+        .d(s2_post$147$d),
+        .q(s2_post$147$q),
+        .clock(s2_post$147$clock)
+    );
+    top$core$engine$gru$s2_post$148 s2_post$148(
+        .d(s2_post$148$d),
+        .q(s2_post$148$q),
+        .clock(s2_post$148$clock)
+    );
+    top$core$engine$gru$s2_post$149 s2_post$149(
+        .d(s2_post$149$d),
+        .q(s2_post$149$q),
+        .clock(s2_post$149$clock)
+    );
+    top$core$engine$gru$s2_post$150 s2_post$150(
+        .d(s2_post$150$d),
+        .q(s2_post$150$q),
+        .clock(s2_post$150$clock)
+    );
+    top$core$engine$gru$s2_post$151 s2_post$151(
+        .d(s2_post$151$d),
+        .q(s2_post$151$q),
+        .clock(s2_post$151$clock)
+    );
+    top$core$engine$gru$s2_post$152 s2_post$152(
+        .d(s2_post$152$d),
+        .q(s2_post$152$q),
+        .clock(s2_post$152$clock)
+    );
+    top$core$engine$gru$s2_post$153 s2_post$153(
+        .d(s2_post$153$d),
+        .q(s2_post$153$q),
+        .clock(s2_post$153$clock)
+    );
+    top$core$engine$gru$s2_post$154 s2_post$154(
+        .d(s2_post$154$d),
+        .q(s2_post$154$q),
+        .clock(s2_post$154$clock)
+    );
+    top$core$engine$gru$s2_post$155 s2_post$155(
+        .d(s2_post$155$d),
+        .q(s2_post$155$q),
+        .clock(s2_post$155$clock)
+    );
+    top$core$engine$gru$s2_post$156 s2_post$156(
+        .d(s2_post$156$d),
+        .q(s2_post$156$q),
+        .clock(s2_post$156$clock)
+    );
+    top$core$engine$gru$s2_post$157 s2_post$157(
+        .d(s2_post$157$d),
+        .q(s2_post$157$q),
+        .clock(s2_post$157$clock)
+    );
+    top$core$engine$gru$s2_post$158 s2_post$158(
+        .d(s2_post$158$d),
+        .q(s2_post$158$q),
+        .clock(s2_post$158$clock)
+    );
+    top$core$engine$gru$s2_post$159 s2_post$159(
+        .d(s2_post$159$d),
+        .q(s2_post$159$q),
+        .clock(s2_post$159$clock)
+    );
+    top$core$engine$gru$s2_post$160 s2_post$160(
+        .d(s2_post$160$d),
+        .q(s2_post$160$q),
+        .clock(s2_post$160$clock)
+    );
+    top$core$engine$gru$s2_post$161 s2_post$161(
+        .d(s2_post$161$d),
+        .q(s2_post$161$q),
+        .clock(s2_post$161$clock)
+    );
+    top$core$engine$gru$s2_post$162 s2_post$162(
+        .d(s2_post$162$d),
+        .q(s2_post$162$q),
+        .clock(s2_post$162$clock)
+    );
+    top$core$engine$gru$s2_post$163 s2_post$163(
+        .d(s2_post$163$d),
+        .q(s2_post$163$q),
+        .clock(s2_post$163$clock)
+    );
+    top$core$engine$gru$s2_post$164 s2_post$164(
+        .d(s2_post$164$d),
+        .q(s2_post$164$q),
+        .clock(s2_post$164$clock)
+    );
+    top$core$engine$gru$s2_post$165 s2_post$165(
+        .d(s2_post$165$d),
+        .q(s2_post$165$q),
+        .clock(s2_post$165$clock)
+    );
+    top$core$engine$gru$s2_post$166 s2_post$166(
+        .d(s2_post$166$d),
+        .q(s2_post$166$q),
+        .clock(s2_post$166$clock)
+    );
+    top$core$engine$gru$s2_post$167 s2_post$167(
+        .d(s2_post$167$d),
+        .q(s2_post$167$q),
+        .clock(s2_post$167$clock)
+    );
+    top$core$engine$gru$s2_post$168 s2_post$168(
+        .d(s2_post$168$d),
+        .q(s2_post$168$q),
+        .clock(s2_post$168$clock)
+    );
+    top$core$engine$gru$s2_post$169 s2_post$169(
+        .d(s2_post$169$d),
+        .q(s2_post$169$q),
+        .clock(s2_post$169$clock)
+    );
+    top$core$engine$gru$s2_post$170 s2_post$170(
+        .d(s2_post$170$d),
+        .q(s2_post$170$q),
+        .clock(s2_post$170$clock)
+    );
+    top$core$engine$gru$s2_post$171 s2_post$171(
+        .d(s2_post$171$d),
+        .q(s2_post$171$q),
+        .clock(s2_post$171$clock)
+    );
+    top$core$engine$gru$s2_post$172 s2_post$172(
+        .d(s2_post$172$d),
+        .q(s2_post$172$q),
+        .clock(s2_post$172$clock)
+    );
+    top$core$engine$gru$s2_post$173 s2_post$173(
+        .d(s2_post$173$d),
+        .q(s2_post$173$q),
+        .clock(s2_post$173$clock)
+    );
+    top$core$engine$gru$s2_post$174 s2_post$174(
+        .d(s2_post$174$d),
+        .q(s2_post$174$q),
+        .clock(s2_post$174$clock)
+    );
+    top$core$engine$gru$s2_post$175 s2_post$175(
+        .d(s2_post$175$d),
+        .q(s2_post$175$q),
+        .clock(s2_post$175$clock)
+    );
+    top$core$engine$gru$s2_post$176 s2_post$176(
+        .d(s2_post$176$d),
+        .q(s2_post$176$q),
+        .clock(s2_post$176$clock)
+    );
+    top$core$engine$gru$s2_post$177 s2_post$177(
+        .d(s2_post$177$d),
+        .q(s2_post$177$q),
+        .clock(s2_post$177$clock)
+    );
+    top$core$engine$gru$s2_post$178 s2_post$178(
+        .d(s2_post$178$d),
+        .q(s2_post$178$q),
+        .clock(s2_post$178$clock)
+    );
+    top$core$engine$gru$s2_post$179 s2_post$179(
+        .d(s2_post$179$d),
+        .q(s2_post$179$q),
+        .clock(s2_post$179$clock)
+    );
+    top$core$engine$gru$s2_post$180 s2_post$180(
+        .d(s2_post$180$d),
+        .q(s2_post$180$q),
+        .clock(s2_post$180$clock)
+    );
+    top$core$engine$gru$s2_post$181 s2_post$181(
+        .d(s2_post$181$d),
+        .q(s2_post$181$q),
+        .clock(s2_post$181$clock)
+    );
+    top$core$engine$gru$s2_post$182 s2_post$182(
+        .d(s2_post$182$d),
+        .q(s2_post$182$q),
+        .clock(s2_post$182$clock)
+    );
+    top$core$engine$gru$s2_post$183 s2_post$183(
+        .d(s2_post$183$d),
+        .q(s2_post$183$q),
+        .clock(s2_post$183$clock)
+    );
+    top$core$engine$gru$s2_post$184 s2_post$184(
+        .d(s2_post$184$d),
+        .q(s2_post$184$q),
+        .clock(s2_post$184$clock)
+    );
+    top$core$engine$gru$s2_post$185 s2_post$185(
+        .d(s2_post$185$d),
+        .q(s2_post$185$q),
+        .clock(s2_post$185$clock)
+    );
+    top$core$engine$gru$s2_post$186 s2_post$186(
+        .d(s2_post$186$d),
+        .q(s2_post$186$q),
+        .clock(s2_post$186$clock)
+    );
+    top$core$engine$gru$s2_post$187 s2_post$187(
+        .d(s2_post$187$d),
+        .q(s2_post$187$q),
+        .clock(s2_post$187$clock)
+    );
+    top$core$engine$gru$s2_post$188 s2_post$188(
+        .d(s2_post$188$d),
+        .q(s2_post$188$q),
+        .clock(s2_post$188$clock)
+    );
+    top$core$engine$gru$s2_post$189 s2_post$189(
+        .d(s2_post$189$d),
+        .q(s2_post$189$q),
+        .clock(s2_post$189$clock)
+    );
+    top$core$engine$gru$s2_post$190 s2_post$190(
+        .d(s2_post$190$d),
+        .q(s2_post$190$q),
+        .clock(s2_post$190$clock)
+    );
+    top$core$engine$gru$s2_post$191 s2_post$191(
+        .d(s2_post$191$d),
+        .q(s2_post$191$q),
+        .clock(s2_post$191$clock)
     );
     top$core$engine$gru$s2_head s2_head(
         .d(s2_head$d),
@@ -7500,9 +9487,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         s1_pass$clock = clock;
         s1_term$clock = clock;
         s1_head$clock = clock;
-        s2_post$clock = clock;
-        s2_pass$clock = clock;
-        s2_set$clock = clock;
         s2_head$clock = clock;
         s3_head$clock = clock;
         lag_done$clock = clock;
@@ -7562,9 +9546,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         s1_pass$d = s1_pass$q;
         s1_term$d = s1_term$q;
         s1_head$d = s1_head$q;
-        s2_post$d = s2_post$q;
-        s2_pass$d = s2_pass$q;
-        s2_set$d = s2_set$q;
         s2_head$d = s2_head$q;
         s3_head$d = s3_head$q;
         lag_done$d = lag_done$q;
@@ -7671,9 +9652,391 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         m2_valid$d = m1_valid$q;
         m2_pass$d = m1_pass$q;
         m2_term$d = m1_term$q;
-        s2_post$d = m2_valid$q && (m2_term$q == last_term);
-        s2_pass$d = m2_pass$q;
-        s2_set$d = a_set$q;
+        m2_last = m2_valid$q && (m2_term$q == last_term);
+        s2_post$0$clock = clock;
+        s2_post$96$clock = clock;
+        s2_post$0$d = m2_last && (m2_pass$q == pass_index$0) && ~a_set$q;
+        s2_post$96$d = m2_last && (m2_pass$q == pass_index$0) && a_set$q;
+        s2_post$1$clock = clock;
+        s2_post$97$clock = clock;
+        s2_post$1$d = m2_last && (m2_pass$q == pass_index$1) && ~a_set$q;
+        s2_post$97$d = m2_last && (m2_pass$q == pass_index$1) && a_set$q;
+        s2_post$2$clock = clock;
+        s2_post$98$clock = clock;
+        s2_post$2$d = m2_last && (m2_pass$q == pass_index$2) && ~a_set$q;
+        s2_post$98$d = m2_last && (m2_pass$q == pass_index$2) && a_set$q;
+        s2_post$3$clock = clock;
+        s2_post$99$clock = clock;
+        s2_post$3$d = m2_last && (m2_pass$q == pass_index$3) && ~a_set$q;
+        s2_post$99$d = m2_last && (m2_pass$q == pass_index$3) && a_set$q;
+        s2_post$4$clock = clock;
+        s2_post$100$clock = clock;
+        s2_post$4$d = m2_last && (m2_pass$q == pass_index$4) && ~a_set$q;
+        s2_post$100$d = m2_last && (m2_pass$q == pass_index$4) && a_set$q;
+        s2_post$5$clock = clock;
+        s2_post$101$clock = clock;
+        s2_post$5$d = m2_last && (m2_pass$q == pass_index$5) && ~a_set$q;
+        s2_post$101$d = m2_last && (m2_pass$q == pass_index$5) && a_set$q;
+        s2_post$6$clock = clock;
+        s2_post$102$clock = clock;
+        s2_post$6$d = m2_last && (m2_pass$q == pass_index$6) && ~a_set$q;
+        s2_post$102$d = m2_last && (m2_pass$q == pass_index$6) && a_set$q;
+        s2_post$7$clock = clock;
+        s2_post$103$clock = clock;
+        s2_post$7$d = m2_last && (m2_pass$q == pass_index$7) && ~a_set$q;
+        s2_post$103$d = m2_last && (m2_pass$q == pass_index$7) && a_set$q;
+        s2_post$8$clock = clock;
+        s2_post$104$clock = clock;
+        s2_post$8$d = m2_last && (m2_pass$q == pass_index$8) && ~a_set$q;
+        s2_post$104$d = m2_last && (m2_pass$q == pass_index$8) && a_set$q;
+        s2_post$9$clock = clock;
+        s2_post$105$clock = clock;
+        s2_post$9$d = m2_last && (m2_pass$q == pass_index$9) && ~a_set$q;
+        s2_post$105$d = m2_last && (m2_pass$q == pass_index$9) && a_set$q;
+        s2_post$10$clock = clock;
+        s2_post$106$clock = clock;
+        s2_post$10$d = m2_last && (m2_pass$q == pass_index$10) && ~a_set$q;
+        s2_post$106$d = m2_last && (m2_pass$q == pass_index$10) && a_set$q;
+        s2_post$11$clock = clock;
+        s2_post$107$clock = clock;
+        s2_post$11$d = m2_last && (m2_pass$q == pass_index$11) && ~a_set$q;
+        s2_post$107$d = m2_last && (m2_pass$q == pass_index$11) && a_set$q;
+        s2_post$12$clock = clock;
+        s2_post$108$clock = clock;
+        s2_post$12$d = m2_last && (m2_pass$q == pass_index$12) && ~a_set$q;
+        s2_post$108$d = m2_last && (m2_pass$q == pass_index$12) && a_set$q;
+        s2_post$13$clock = clock;
+        s2_post$109$clock = clock;
+        s2_post$13$d = m2_last && (m2_pass$q == pass_index$13) && ~a_set$q;
+        s2_post$109$d = m2_last && (m2_pass$q == pass_index$13) && a_set$q;
+        s2_post$14$clock = clock;
+        s2_post$110$clock = clock;
+        s2_post$14$d = m2_last && (m2_pass$q == pass_index$14) && ~a_set$q;
+        s2_post$110$d = m2_last && (m2_pass$q == pass_index$14) && a_set$q;
+        s2_post$15$clock = clock;
+        s2_post$111$clock = clock;
+        s2_post$15$d = m2_last && (m2_pass$q == pass_index$15) && ~a_set$q;
+        s2_post$111$d = m2_last && (m2_pass$q == pass_index$15) && a_set$q;
+        s2_post$16$clock = clock;
+        s2_post$112$clock = clock;
+        s2_post$16$d = m2_last && (m2_pass$q == pass_index$16) && ~a_set$q;
+        s2_post$112$d = m2_last && (m2_pass$q == pass_index$16) && a_set$q;
+        s2_post$17$clock = clock;
+        s2_post$113$clock = clock;
+        s2_post$17$d = m2_last && (m2_pass$q == pass_index$17) && ~a_set$q;
+        s2_post$113$d = m2_last && (m2_pass$q == pass_index$17) && a_set$q;
+        s2_post$18$clock = clock;
+        s2_post$114$clock = clock;
+        s2_post$18$d = m2_last && (m2_pass$q == pass_index$18) && ~a_set$q;
+        s2_post$114$d = m2_last && (m2_pass$q == pass_index$18) && a_set$q;
+        s2_post$19$clock = clock;
+        s2_post$115$clock = clock;
+        s2_post$19$d = m2_last && (m2_pass$q == pass_index$19) && ~a_set$q;
+        s2_post$115$d = m2_last && (m2_pass$q == pass_index$19) && a_set$q;
+        s2_post$20$clock = clock;
+        s2_post$116$clock = clock;
+        s2_post$20$d = m2_last && (m2_pass$q == pass_index$20) && ~a_set$q;
+        s2_post$116$d = m2_last && (m2_pass$q == pass_index$20) && a_set$q;
+        s2_post$21$clock = clock;
+        s2_post$117$clock = clock;
+        s2_post$21$d = m2_last && (m2_pass$q == pass_index$21) && ~a_set$q;
+        s2_post$117$d = m2_last && (m2_pass$q == pass_index$21) && a_set$q;
+        s2_post$22$clock = clock;
+        s2_post$118$clock = clock;
+        s2_post$22$d = m2_last && (m2_pass$q == pass_index$22) && ~a_set$q;
+        s2_post$118$d = m2_last && (m2_pass$q == pass_index$22) && a_set$q;
+        s2_post$23$clock = clock;
+        s2_post$119$clock = clock;
+        s2_post$23$d = m2_last && (m2_pass$q == pass_index$23) && ~a_set$q;
+        s2_post$119$d = m2_last && (m2_pass$q == pass_index$23) && a_set$q;
+        s2_post$24$clock = clock;
+        s2_post$120$clock = clock;
+        s2_post$24$d = m2_last && (m2_pass$q == pass_index$24) && ~a_set$q;
+        s2_post$120$d = m2_last && (m2_pass$q == pass_index$24) && a_set$q;
+        s2_post$25$clock = clock;
+        s2_post$121$clock = clock;
+        s2_post$25$d = m2_last && (m2_pass$q == pass_index$25) && ~a_set$q;
+        s2_post$121$d = m2_last && (m2_pass$q == pass_index$25) && a_set$q;
+        s2_post$26$clock = clock;
+        s2_post$122$clock = clock;
+        s2_post$26$d = m2_last && (m2_pass$q == pass_index$26) && ~a_set$q;
+        s2_post$122$d = m2_last && (m2_pass$q == pass_index$26) && a_set$q;
+        s2_post$27$clock = clock;
+        s2_post$123$clock = clock;
+        s2_post$27$d = m2_last && (m2_pass$q == pass_index$27) && ~a_set$q;
+        s2_post$123$d = m2_last && (m2_pass$q == pass_index$27) && a_set$q;
+        s2_post$28$clock = clock;
+        s2_post$124$clock = clock;
+        s2_post$28$d = m2_last && (m2_pass$q == pass_index$28) && ~a_set$q;
+        s2_post$124$d = m2_last && (m2_pass$q == pass_index$28) && a_set$q;
+        s2_post$29$clock = clock;
+        s2_post$125$clock = clock;
+        s2_post$29$d = m2_last && (m2_pass$q == pass_index$29) && ~a_set$q;
+        s2_post$125$d = m2_last && (m2_pass$q == pass_index$29) && a_set$q;
+        s2_post$30$clock = clock;
+        s2_post$126$clock = clock;
+        s2_post$30$d = m2_last && (m2_pass$q == pass_index$30) && ~a_set$q;
+        s2_post$126$d = m2_last && (m2_pass$q == pass_index$30) && a_set$q;
+        s2_post$31$clock = clock;
+        s2_post$127$clock = clock;
+        s2_post$31$d = m2_last && (m2_pass$q == pass_index$31) && ~a_set$q;
+        s2_post$127$d = m2_last && (m2_pass$q == pass_index$31) && a_set$q;
+        s2_post$32$clock = clock;
+        s2_post$128$clock = clock;
+        s2_post$32$d = m2_last && (m2_pass$q == pass_index$32) && ~a_set$q;
+        s2_post$128$d = m2_last && (m2_pass$q == pass_index$32) && a_set$q;
+        s2_post$33$clock = clock;
+        s2_post$129$clock = clock;
+        s2_post$33$d = m2_last && (m2_pass$q == pass_index$33) && ~a_set$q;
+        s2_post$129$d = m2_last && (m2_pass$q == pass_index$33) && a_set$q;
+        s2_post$34$clock = clock;
+        s2_post$130$clock = clock;
+        s2_post$34$d = m2_last && (m2_pass$q == pass_index$34) && ~a_set$q;
+        s2_post$130$d = m2_last && (m2_pass$q == pass_index$34) && a_set$q;
+        s2_post$35$clock = clock;
+        s2_post$131$clock = clock;
+        s2_post$35$d = m2_last && (m2_pass$q == pass_index$35) && ~a_set$q;
+        s2_post$131$d = m2_last && (m2_pass$q == pass_index$35) && a_set$q;
+        s2_post$36$clock = clock;
+        s2_post$132$clock = clock;
+        s2_post$36$d = m2_last && (m2_pass$q == pass_index$36) && ~a_set$q;
+        s2_post$132$d = m2_last && (m2_pass$q == pass_index$36) && a_set$q;
+        s2_post$37$clock = clock;
+        s2_post$133$clock = clock;
+        s2_post$37$d = m2_last && (m2_pass$q == pass_index$37) && ~a_set$q;
+        s2_post$133$d = m2_last && (m2_pass$q == pass_index$37) && a_set$q;
+        s2_post$38$clock = clock;
+        s2_post$134$clock = clock;
+        s2_post$38$d = m2_last && (m2_pass$q == pass_index$38) && ~a_set$q;
+        s2_post$134$d = m2_last && (m2_pass$q == pass_index$38) && a_set$q;
+        s2_post$39$clock = clock;
+        s2_post$135$clock = clock;
+        s2_post$39$d = m2_last && (m2_pass$q == pass_index$39) && ~a_set$q;
+        s2_post$135$d = m2_last && (m2_pass$q == pass_index$39) && a_set$q;
+        s2_post$40$clock = clock;
+        s2_post$136$clock = clock;
+        s2_post$40$d = m2_last && (m2_pass$q == pass_index$40) && ~a_set$q;
+        s2_post$136$d = m2_last && (m2_pass$q == pass_index$40) && a_set$q;
+        s2_post$41$clock = clock;
+        s2_post$137$clock = clock;
+        s2_post$41$d = m2_last && (m2_pass$q == pass_index$41) && ~a_set$q;
+        s2_post$137$d = m2_last && (m2_pass$q == pass_index$41) && a_set$q;
+        s2_post$42$clock = clock;
+        s2_post$138$clock = clock;
+        s2_post$42$d = m2_last && (m2_pass$q == pass_index$42) && ~a_set$q;
+        s2_post$138$d = m2_last && (m2_pass$q == pass_index$42) && a_set$q;
+        s2_post$43$clock = clock;
+        s2_post$139$clock = clock;
+        s2_post$43$d = m2_last && (m2_pass$q == pass_index$43) && ~a_set$q;
+        s2_post$139$d = m2_last && (m2_pass$q == pass_index$43) && a_set$q;
+        s2_post$44$clock = clock;
+        s2_post$140$clock = clock;
+        s2_post$44$d = m2_last && (m2_pass$q == pass_index$44) && ~a_set$q;
+        s2_post$140$d = m2_last && (m2_pass$q == pass_index$44) && a_set$q;
+        s2_post$45$clock = clock;
+        s2_post$141$clock = clock;
+        s2_post$45$d = m2_last && (m2_pass$q == pass_index$45) && ~a_set$q;
+        s2_post$141$d = m2_last && (m2_pass$q == pass_index$45) && a_set$q;
+        s2_post$46$clock = clock;
+        s2_post$142$clock = clock;
+        s2_post$46$d = m2_last && (m2_pass$q == pass_index$46) && ~a_set$q;
+        s2_post$142$d = m2_last && (m2_pass$q == pass_index$46) && a_set$q;
+        s2_post$47$clock = clock;
+        s2_post$143$clock = clock;
+        s2_post$47$d = m2_last && (m2_pass$q == pass_index$47) && ~a_set$q;
+        s2_post$143$d = m2_last && (m2_pass$q == pass_index$47) && a_set$q;
+        s2_post$48$clock = clock;
+        s2_post$144$clock = clock;
+        s2_post$48$d = m2_last && (m2_pass$q == pass_index$48) && ~a_set$q;
+        s2_post$144$d = m2_last && (m2_pass$q == pass_index$48) && a_set$q;
+        s2_post$49$clock = clock;
+        s2_post$145$clock = clock;
+        s2_post$49$d = m2_last && (m2_pass$q == pass_index$49) && ~a_set$q;
+        s2_post$145$d = m2_last && (m2_pass$q == pass_index$49) && a_set$q;
+        s2_post$50$clock = clock;
+        s2_post$146$clock = clock;
+        s2_post$50$d = m2_last && (m2_pass$q == pass_index$50) && ~a_set$q;
+        s2_post$146$d = m2_last && (m2_pass$q == pass_index$50) && a_set$q;
+        s2_post$51$clock = clock;
+        s2_post$147$clock = clock;
+        s2_post$51$d = m2_last && (m2_pass$q == pass_index$51) && ~a_set$q;
+        s2_post$147$d = m2_last && (m2_pass$q == pass_index$51) && a_set$q;
+        s2_post$52$clock = clock;
+        s2_post$148$clock = clock;
+        s2_post$52$d = m2_last && (m2_pass$q == pass_index$52) && ~a_set$q;
+        s2_post$148$d = m2_last && (m2_pass$q == pass_index$52) && a_set$q;
+        s2_post$53$clock = clock;
+        s2_post$149$clock = clock;
+        s2_post$53$d = m2_last && (m2_pass$q == pass_index$53) && ~a_set$q;
+        s2_post$149$d = m2_last && (m2_pass$q == pass_index$53) && a_set$q;
+        s2_post$54$clock = clock;
+        s2_post$150$clock = clock;
+        s2_post$54$d = m2_last && (m2_pass$q == pass_index$54) && ~a_set$q;
+        s2_post$150$d = m2_last && (m2_pass$q == pass_index$54) && a_set$q;
+        s2_post$55$clock = clock;
+        s2_post$151$clock = clock;
+        s2_post$55$d = m2_last && (m2_pass$q == pass_index$55) && ~a_set$q;
+        s2_post$151$d = m2_last && (m2_pass$q == pass_index$55) && a_set$q;
+        s2_post$56$clock = clock;
+        s2_post$152$clock = clock;
+        s2_post$56$d = m2_last && (m2_pass$q == pass_index$56) && ~a_set$q;
+        s2_post$152$d = m2_last && (m2_pass$q == pass_index$56) && a_set$q;
+        s2_post$57$clock = clock;
+        s2_post$153$clock = clock;
+        s2_post$57$d = m2_last && (m2_pass$q == pass_index$57) && ~a_set$q;
+        s2_post$153$d = m2_last && (m2_pass$q == pass_index$57) && a_set$q;
+        s2_post$58$clock = clock;
+        s2_post$154$clock = clock;
+        s2_post$58$d = m2_last && (m2_pass$q == pass_index$58) && ~a_set$q;
+        s2_post$154$d = m2_last && (m2_pass$q == pass_index$58) && a_set$q;
+        s2_post$59$clock = clock;
+        s2_post$155$clock = clock;
+        s2_post$59$d = m2_last && (m2_pass$q == pass_index$59) && ~a_set$q;
+        s2_post$155$d = m2_last && (m2_pass$q == pass_index$59) && a_set$q;
+        s2_post$60$clock = clock;
+        s2_post$156$clock = clock;
+        s2_post$60$d = m2_last && (m2_pass$q == pass_index$60) && ~a_set$q;
+        s2_post$156$d = m2_last && (m2_pass$q == pass_index$60) && a_set$q;
+        s2_post$61$clock = clock;
+        s2_post$157$clock = clock;
+        s2_post$61$d = m2_last && (m2_pass$q == pass_index$61) && ~a_set$q;
+        s2_post$157$d = m2_last && (m2_pass$q == pass_index$61) && a_set$q;
+        s2_post$62$clock = clock;
+        s2_post$158$clock = clock;
+        s2_post$62$d = m2_last && (m2_pass$q == pass_index$62) && ~a_set$q;
+        s2_post$158$d = m2_last && (m2_pass$q == pass_index$62) && a_set$q;
+        s2_post$63$clock = clock;
+        s2_post$159$clock = clock;
+        s2_post$63$d = m2_last && (m2_pass$q == pass_index$63) && ~a_set$q;
+        s2_post$159$d = m2_last && (m2_pass$q == pass_index$63) && a_set$q;
+        s2_post$64$clock = clock;
+        s2_post$160$clock = clock;
+        s2_post$64$d = m2_last && (m2_pass$q == pass_index$64) && ~a_set$q;
+        s2_post$160$d = m2_last && (m2_pass$q == pass_index$64) && a_set$q;
+        s2_post$65$clock = clock;
+        s2_post$161$clock = clock;
+        s2_post$65$d = m2_last && (m2_pass$q == pass_index$65) && ~a_set$q;
+        s2_post$161$d = m2_last && (m2_pass$q == pass_index$65) && a_set$q;
+        s2_post$66$clock = clock;
+        s2_post$162$clock = clock;
+        s2_post$66$d = m2_last && (m2_pass$q == pass_index$66) && ~a_set$q;
+        s2_post$162$d = m2_last && (m2_pass$q == pass_index$66) && a_set$q;
+        s2_post$67$clock = clock;
+        s2_post$163$clock = clock;
+        s2_post$67$d = m2_last && (m2_pass$q == pass_index$67) && ~a_set$q;
+        s2_post$163$d = m2_last && (m2_pass$q == pass_index$67) && a_set$q;
+        s2_post$68$clock = clock;
+        s2_post$164$clock = clock;
+        s2_post$68$d = m2_last && (m2_pass$q == pass_index$68) && ~a_set$q;
+        s2_post$164$d = m2_last && (m2_pass$q == pass_index$68) && a_set$q;
+        s2_post$69$clock = clock;
+        s2_post$165$clock = clock;
+        s2_post$69$d = m2_last && (m2_pass$q == pass_index$69) && ~a_set$q;
+        s2_post$165$d = m2_last && (m2_pass$q == pass_index$69) && a_set$q;
+        s2_post$70$clock = clock;
+        s2_post$166$clock = clock;
+        s2_post$70$d = m2_last && (m2_pass$q == pass_index$70) && ~a_set$q;
+        s2_post$166$d = m2_last && (m2_pass$q == pass_index$70) && a_set$q;
+        s2_post$71$clock = clock;
+        s2_post$167$clock = clock;
+        s2_post$71$d = m2_last && (m2_pass$q == pass_index$71) && ~a_set$q;
+        s2_post$167$d = m2_last && (m2_pass$q == pass_index$71) && a_set$q;
+        s2_post$72$clock = clock;
+        s2_post$168$clock = clock;
+        s2_post$72$d = m2_last && (m2_pass$q == pass_index$72) && ~a_set$q;
+        s2_post$168$d = m2_last && (m2_pass$q == pass_index$72) && a_set$q;
+        s2_post$73$clock = clock;
+        s2_post$169$clock = clock;
+        s2_post$73$d = m2_last && (m2_pass$q == pass_index$73) && ~a_set$q;
+        s2_post$169$d = m2_last && (m2_pass$q == pass_index$73) && a_set$q;
+        s2_post$74$clock = clock;
+        s2_post$170$clock = clock;
+        s2_post$74$d = m2_last && (m2_pass$q == pass_index$74) && ~a_set$q;
+        s2_post$170$d = m2_last && (m2_pass$q == pass_index$74) && a_set$q;
+        s2_post$75$clock = clock;
+        s2_post$171$clock = clock;
+        s2_post$75$d = m2_last && (m2_pass$q == pass_index$75) && ~a_set$q;
+        s2_post$171$d = m2_last && (m2_pass$q == pass_index$75) && a_set$q;
+        s2_post$76$clock = clock;
+        s2_post$172$clock = clock;
+        s2_post$76$d = m2_last && (m2_pass$q == pass_index$76) && ~a_set$q;
+        s2_post$172$d = m2_last && (m2_pass$q == pass_index$76) && a_set$q;
+        s2_post$77$clock = clock;
+        s2_post$173$clock = clock;
+        s2_post$77$d = m2_last && (m2_pass$q == pass_index$77) && ~a_set$q;
+        s2_post$173$d = m2_last && (m2_pass$q == pass_index$77) && a_set$q;
+        s2_post$78$clock = clock;
+        s2_post$174$clock = clock;
+        s2_post$78$d = m2_last && (m2_pass$q == pass_index$78) && ~a_set$q;
+        s2_post$174$d = m2_last && (m2_pass$q == pass_index$78) && a_set$q;
+        s2_post$79$clock = clock;
+        s2_post$175$clock = clock;
+        s2_post$79$d = m2_last && (m2_pass$q == pass_index$79) && ~a_set$q;
+        s2_post$175$d = m2_last && (m2_pass$q == pass_index$79) && a_set$q;
+        s2_post$80$clock = clock;
+        s2_post$176$clock = clock;
+        s2_post$80$d = m2_last && (m2_pass$q == pass_index$80) && ~a_set$q;
+        s2_post$176$d = m2_last && (m2_pass$q == pass_index$80) && a_set$q;
+        s2_post$81$clock = clock;
+        s2_post$177$clock = clock;
+        s2_post$81$d = m2_last && (m2_pass$q == pass_index$81) && ~a_set$q;
+        s2_post$177$d = m2_last && (m2_pass$q == pass_index$81) && a_set$q;
+        s2_post$82$clock = clock;
+        s2_post$178$clock = clock;
+        s2_post$82$d = m2_last && (m2_pass$q == pass_index$82) && ~a_set$q;
+        s2_post$178$d = m2_last && (m2_pass$q == pass_index$82) && a_set$q;
+        s2_post$83$clock = clock;
+        s2_post$179$clock = clock;
+        s2_post$83$d = m2_last && (m2_pass$q == pass_index$83) && ~a_set$q;
+        s2_post$179$d = m2_last && (m2_pass$q == pass_index$83) && a_set$q;
+        s2_post$84$clock = clock;
+        s2_post$180$clock = clock;
+        s2_post$84$d = m2_last && (m2_pass$q == pass_index$84) && ~a_set$q;
+        s2_post$180$d = m2_last && (m2_pass$q == pass_index$84) && a_set$q;
+        s2_post$85$clock = clock;
+        s2_post$181$clock = clock;
+        s2_post$85$d = m2_last && (m2_pass$q == pass_index$85) && ~a_set$q;
+        s2_post$181$d = m2_last && (m2_pass$q == pass_index$85) && a_set$q;
+        s2_post$86$clock = clock;
+        s2_post$182$clock = clock;
+        s2_post$86$d = m2_last && (m2_pass$q == pass_index$86) && ~a_set$q;
+        s2_post$182$d = m2_last && (m2_pass$q == pass_index$86) && a_set$q;
+        s2_post$87$clock = clock;
+        s2_post$183$clock = clock;
+        s2_post$87$d = m2_last && (m2_pass$q == pass_index$87) && ~a_set$q;
+        s2_post$183$d = m2_last && (m2_pass$q == pass_index$87) && a_set$q;
+        s2_post$88$clock = clock;
+        s2_post$184$clock = clock;
+        s2_post$88$d = m2_last && (m2_pass$q == pass_index$88) && ~a_set$q;
+        s2_post$184$d = m2_last && (m2_pass$q == pass_index$88) && a_set$q;
+        s2_post$89$clock = clock;
+        s2_post$185$clock = clock;
+        s2_post$89$d = m2_last && (m2_pass$q == pass_index$89) && ~a_set$q;
+        s2_post$185$d = m2_last && (m2_pass$q == pass_index$89) && a_set$q;
+        s2_post$90$clock = clock;
+        s2_post$186$clock = clock;
+        s2_post$90$d = m2_last && (m2_pass$q == pass_index$90) && ~a_set$q;
+        s2_post$186$d = m2_last && (m2_pass$q == pass_index$90) && a_set$q;
+        s2_post$91$clock = clock;
+        s2_post$187$clock = clock;
+        s2_post$91$d = m2_last && (m2_pass$q == pass_index$91) && ~a_set$q;
+        s2_post$187$d = m2_last && (m2_pass$q == pass_index$91) && a_set$q;
+        s2_post$92$clock = clock;
+        s2_post$188$clock = clock;
+        s2_post$92$d = m2_last && (m2_pass$q == pass_index$92) && ~a_set$q;
+        s2_post$188$d = m2_last && (m2_pass$q == pass_index$92) && a_set$q;
+        s2_post$93$clock = clock;
+        s2_post$189$clock = clock;
+        s2_post$93$d = m2_last && (m2_pass$q == pass_index$93) && ~a_set$q;
+        s2_post$189$d = m2_last && (m2_pass$q == pass_index$93) && a_set$q;
+        s2_post$94$clock = clock;
+        s2_post$190$clock = clock;
+        s2_post$94$d = m2_last && (m2_pass$q == pass_index$94) && ~a_set$q;
+        s2_post$190$d = m2_last && (m2_pass$q == pass_index$94) && a_set$q;
+        s2_post$95$clock = clock;
+        s2_post$191$clock = clock;
+        s2_post$95$d = m2_last && (m2_pass$q == pass_index$95) && ~a_set$q;
+        s2_post$191$d = m2_last && (m2_pass$q == pass_index$95) && a_set$q;
         h1_last$d = s1_head$q && (s1_term$q == last_state_term);
         h2_last$d = h1_last$q;
         s2_head$d = h2_last$q;
@@ -7709,9 +10072,198 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         lane$0$head_weight$0 = head_rom$0$data;
         lane$0$head_weight$1 = head_rom$1$data;
         lane$0$head_weight$2 = head_rom$2$data;
-        lane$0$post = s2_post$q;
-        lane$0$post_pass = s2_pass$q;
-        lane$0$post_set = s2_set$q;
+        lane$0$post$0 = s2_post$0$q;
+        lane$0$post$1 = s2_post$1$q;
+        lane$0$post$2 = s2_post$2$q;
+        lane$0$post$3 = s2_post$3$q;
+        lane$0$post$4 = s2_post$4$q;
+        lane$0$post$5 = s2_post$5$q;
+        lane$0$post$6 = s2_post$6$q;
+        lane$0$post$7 = s2_post$7$q;
+        lane$0$post$8 = s2_post$8$q;
+        lane$0$post$9 = s2_post$9$q;
+        lane$0$post$10 = s2_post$10$q;
+        lane$0$post$11 = s2_post$11$q;
+        lane$0$post$12 = s2_post$12$q;
+        lane$0$post$13 = s2_post$13$q;
+        lane$0$post$14 = s2_post$14$q;
+        lane$0$post$15 = s2_post$15$q;
+        lane$0$post$16 = s2_post$16$q;
+        lane$0$post$17 = s2_post$17$q;
+        lane$0$post$18 = s2_post$18$q;
+        lane$0$post$19 = s2_post$19$q;
+        lane$0$post$20 = s2_post$20$q;
+        lane$0$post$21 = s2_post$21$q;
+        lane$0$post$22 = s2_post$22$q;
+        lane$0$post$23 = s2_post$23$q;
+        lane$0$post$24 = s2_post$24$q;
+        lane$0$post$25 = s2_post$25$q;
+        lane$0$post$26 = s2_post$26$q;
+        lane$0$post$27 = s2_post$27$q;
+        lane$0$post$28 = s2_post$28$q;
+        lane$0$post$29 = s2_post$29$q;
+        lane$0$post$30 = s2_post$30$q;
+        lane$0$post$31 = s2_post$31$q;
+        lane$0$post$32 = s2_post$32$q;
+        lane$0$post$33 = s2_post$33$q;
+        lane$0$post$34 = s2_post$34$q;
+        lane$0$post$35 = s2_post$35$q;
+        lane$0$post$36 = s2_post$36$q;
+        lane$0$post$37 = s2_post$37$q;
+        lane$0$post$38 = s2_post$38$q;
+        lane$0$post$39 = s2_post$39$q;
+        lane$0$post$40 = s2_post$40$q;
+        lane$0$post$41 = s2_post$41$q;
+        lane$0$post$42 = s2_post$42$q;
+        lane$0$post$43 = s2_post$43$q;
+        lane$0$post$44 = s2_post$44$q;
+        lane$0$post$45 = s2_post$45$q;
+        lane$0$post$46 = s2_post$46$q;
+        lane$0$post$47 = s2_post$47$q;
+        lane$0$post$48 = s2_post$48$q;
+        lane$0$post$49 = s2_post$49$q;
+        lane$0$post$50 = s2_post$50$q;
+        lane$0$post$51 = s2_post$51$q;
+        lane$0$post$52 = s2_post$52$q;
+        lane$0$post$53 = s2_post$53$q;
+        lane$0$post$54 = s2_post$54$q;
+        lane$0$post$55 = s2_post$55$q;
+        lane$0$post$56 = s2_post$56$q;
+        lane$0$post$57 = s2_post$57$q;
+        lane$0$post$58 = s2_post$58$q;
+        lane$0$post$59 = s2_post$59$q;
+        lane$0$post$60 = s2_post$60$q;
+        lane$0$post$61 = s2_post$61$q;
+        lane$0$post$62 = s2_post$62$q;
+        lane$0$post$63 = s2_post$63$q;
+        lane$0$post$64 = s2_post$64$q;
+        lane$0$post$65 = s2_post$65$q;
+        lane$0$post$66 = s2_post$66$q;
+        lane$0$post$67 = s2_post$67$q;
+        lane$0$post$68 = s2_post$68$q;
+        lane$0$post$69 = s2_post$69$q;
+        lane$0$post$70 = s2_post$70$q;
+        lane$0$post$71 = s2_post$71$q;
+        lane$0$post$72 = s2_post$72$q;
+        lane$0$post$73 = s2_post$73$q;
+        lane$0$post$74 = s2_post$74$q;
+        lane$0$post$75 = s2_post$75$q;
+        lane$0$post$76 = s2_post$76$q;
+        lane$0$post$77 = s2_post$77$q;
+        lane$0$post$78 = s2_post$78$q;
+        lane$0$post$79 = s2_post$79$q;
+        lane$0$post$80 = s2_post$80$q;
+        lane$0$post$81 = s2_post$81$q;
+        lane$0$post$82 = s2_post$82$q;
+        lane$0$post$83 = s2_post$83$q;
+        lane$0$post$84 = s2_post$84$q;
+        lane$0$post$85 = s2_post$85$q;
+        lane$0$post$86 = s2_post$86$q;
+        lane$0$post$87 = s2_post$87$q;
+        lane$0$post$88 = s2_post$88$q;
+        lane$0$post$89 = s2_post$89$q;
+        lane$0$post$90 = s2_post$90$q;
+        lane$0$post$91 = s2_post$91$q;
+        lane$0$post$92 = s2_post$92$q;
+        lane$0$post$93 = s2_post$93$q;
+        lane$0$post$94 = s2_post$94$q;
+        lane$0$post$95 = s2_post$95$q;
+        lane$0$post$96 = s2_post$96$q;
+        lane$0$post$97 = s2_post$97$q;
+        lane$0$post$98 = s2_post$98$q;
+        lane$0$post$99 = s2_post$99$q;
+        lane$0$post$100 = s2_post$100$q;
+        lane$0$post$101 = s2_post$101$q;
+        lane$0$post$102 = s2_post$102$q;
+        lane$0$post$103 = s2_post$103$q;
+        lane$0$post$104 = s2_post$104$q;
+        lane$0$post$105 = s2_post$105$q;
+        lane$0$post$106 = s2_post$106$q;
+        lane$0$post$107 = s2_post$107$q;
+        lane$0$post$108 = s2_post$108$q;
+        lane$0$post$109 = s2_post$109$q;
+        lane$0$post$110 = s2_post$110$q;
+        lane$0$post$111 = s2_post$111$q;
+        lane$0$post$112 = s2_post$112$q;
+        lane$0$post$113 = s2_post$113$q;
+        lane$0$post$114 = s2_post$114$q;
+        lane$0$post$115 = s2_post$115$q;
+        lane$0$post$116 = s2_post$116$q;
+        lane$0$post$117 = s2_post$117$q;
+        lane$0$post$118 = s2_post$118$q;
+        lane$0$post$119 = s2_post$119$q;
+        lane$0$post$120 = s2_post$120$q;
+        lane$0$post$121 = s2_post$121$q;
+        lane$0$post$122 = s2_post$122$q;
+        lane$0$post$123 = s2_post$123$q;
+        lane$0$post$124 = s2_post$124$q;
+        lane$0$post$125 = s2_post$125$q;
+        lane$0$post$126 = s2_post$126$q;
+        lane$0$post$127 = s2_post$127$q;
+        lane$0$post$128 = s2_post$128$q;
+        lane$0$post$129 = s2_post$129$q;
+        lane$0$post$130 = s2_post$130$q;
+        lane$0$post$131 = s2_post$131$q;
+        lane$0$post$132 = s2_post$132$q;
+        lane$0$post$133 = s2_post$133$q;
+        lane$0$post$134 = s2_post$134$q;
+        lane$0$post$135 = s2_post$135$q;
+        lane$0$post$136 = s2_post$136$q;
+        lane$0$post$137 = s2_post$137$q;
+        lane$0$post$138 = s2_post$138$q;
+        lane$0$post$139 = s2_post$139$q;
+        lane$0$post$140 = s2_post$140$q;
+        lane$0$post$141 = s2_post$141$q;
+        lane$0$post$142 = s2_post$142$q;
+        lane$0$post$143 = s2_post$143$q;
+        lane$0$post$144 = s2_post$144$q;
+        lane$0$post$145 = s2_post$145$q;
+        lane$0$post$146 = s2_post$146$q;
+        lane$0$post$147 = s2_post$147$q;
+        lane$0$post$148 = s2_post$148$q;
+        lane$0$post$149 = s2_post$149$q;
+        lane$0$post$150 = s2_post$150$q;
+        lane$0$post$151 = s2_post$151$q;
+        lane$0$post$152 = s2_post$152$q;
+        lane$0$post$153 = s2_post$153$q;
+        lane$0$post$154 = s2_post$154$q;
+        lane$0$post$155 = s2_post$155$q;
+        lane$0$post$156 = s2_post$156$q;
+        lane$0$post$157 = s2_post$157$q;
+        lane$0$post$158 = s2_post$158$q;
+        lane$0$post$159 = s2_post$159$q;
+        lane$0$post$160 = s2_post$160$q;
+        lane$0$post$161 = s2_post$161$q;
+        lane$0$post$162 = s2_post$162$q;
+        lane$0$post$163 = s2_post$163$q;
+        lane$0$post$164 = s2_post$164$q;
+        lane$0$post$165 = s2_post$165$q;
+        lane$0$post$166 = s2_post$166$q;
+        lane$0$post$167 = s2_post$167$q;
+        lane$0$post$168 = s2_post$168$q;
+        lane$0$post$169 = s2_post$169$q;
+        lane$0$post$170 = s2_post$170$q;
+        lane$0$post$171 = s2_post$171$q;
+        lane$0$post$172 = s2_post$172$q;
+        lane$0$post$173 = s2_post$173$q;
+        lane$0$post$174 = s2_post$174$q;
+        lane$0$post$175 = s2_post$175$q;
+        lane$0$post$176 = s2_post$176$q;
+        lane$0$post$177 = s2_post$177$q;
+        lane$0$post$178 = s2_post$178$q;
+        lane$0$post$179 = s2_post$179$q;
+        lane$0$post$180 = s2_post$180$q;
+        lane$0$post$181 = s2_post$181$q;
+        lane$0$post$182 = s2_post$182$q;
+        lane$0$post$183 = s2_post$183$q;
+        lane$0$post$184 = s2_post$184$q;
+        lane$0$post$185 = s2_post$185$q;
+        lane$0$post$186 = s2_post$186$q;
+        lane$0$post$187 = s2_post$187$q;
+        lane$0$post$188 = s2_post$188$q;
+        lane$0$post$189 = s2_post$189$q;
+        lane$0$post$190 = s2_post$190$q;
+        lane$0$post$191 = s2_post$191$q;
         lane$0$head_done = s3_head$q && head_valid$q;
         lane$0$head_step_first = head_first$q;
         lane$0$head_step_last = head_last$q;
@@ -8970,7 +11522,7 @@ module top$core$engine$gru$lag_step(d,q,clock);
 endmodule // top$core$engine$gru$lag_step
 
 
-module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,weight$0,bias$0,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,weight$0,bias$0,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,post$6,post$7,post$8,post$9,post$10,post$11,post$12,post$13,post$14,post$15,post$16,post$17,post$18,post$19,post$20,post$21,post$22,post$23,post$24,post$25,post$26,post$27,post$28,post$29,post$30,post$31,post$32,post$33,post$34,post$35,post$36,post$37,post$38,post$39,post$40,post$41,post$42,post$43,post$44,post$45,post$46,post$47,post$48,post$49,post$50,post$51,post$52,post$53,post$54,post$55,post$56,post$57,post$58,post$59,post$60,post$61,post$62,post$63,post$64,post$65,post$66,post$67,post$68,post$69,post$70,post$71,post$72,post$73,post$74,post$75,post$76,post$77,post$78,post$79,post$80,post$81,post$82,post$83,post$84,post$85,post$86,post$87,post$88,post$89,post$90,post$91,post$92,post$93,post$94,post$95,post$96,post$97,post$98,post$99,post$100,post$101,post$102,post$103,post$104,post$105,post$106,post$107,post$108,post$109,post$110,post$111,post$112,post$113,post$114,post$115,post$116,post$117,post$118,post$119,post$120,post$121,post$122,post$123,post$124,post$125,post$126,post$127,post$128,post$129,post$130,post$131,post$132,post$133,post$134,post$135,post$136,post$137,post$138,post$139,post$140,post$141,post$142,post$143,post$144,post$145,post$146,post$147,post$148,post$149,post$150,post$151,post$152,post$153,post$154,post$155,post$156,post$157,post$158,post$159,post$160,post$161,post$162,post$163,post$164,post$165,post$166,post$167,post$168,post$169,post$170,post$171,post$172,post$173,post$174,post$175,post$176,post$177,post$178,post$179,post$180,post$181,post$182,post$183,post$184,post$185,post$186,post$187,post$188,post$189,post$190,post$191,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -8998,9 +11550,198 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [19:0] head_weight$0;
     input wire  [19:0] head_weight$1;
     input wire  [19:0] head_weight$2;
-    input wire  post;
-    input wire  [15:0] post_pass;
-    input wire  post_set;
+    input wire  post$0;
+    input wire  post$1;
+    input wire  post$2;
+    input wire  post$3;
+    input wire  post$4;
+    input wire  post$5;
+    input wire  post$6;
+    input wire  post$7;
+    input wire  post$8;
+    input wire  post$9;
+    input wire  post$10;
+    input wire  post$11;
+    input wire  post$12;
+    input wire  post$13;
+    input wire  post$14;
+    input wire  post$15;
+    input wire  post$16;
+    input wire  post$17;
+    input wire  post$18;
+    input wire  post$19;
+    input wire  post$20;
+    input wire  post$21;
+    input wire  post$22;
+    input wire  post$23;
+    input wire  post$24;
+    input wire  post$25;
+    input wire  post$26;
+    input wire  post$27;
+    input wire  post$28;
+    input wire  post$29;
+    input wire  post$30;
+    input wire  post$31;
+    input wire  post$32;
+    input wire  post$33;
+    input wire  post$34;
+    input wire  post$35;
+    input wire  post$36;
+    input wire  post$37;
+    input wire  post$38;
+    input wire  post$39;
+    input wire  post$40;
+    input wire  post$41;
+    input wire  post$42;
+    input wire  post$43;
+    input wire  post$44;
+    input wire  post$45;
+    input wire  post$46;
+    input wire  post$47;
+    input wire  post$48;
+    input wire  post$49;
+    input wire  post$50;
+    input wire  post$51;
+    input wire  post$52;
+    input wire  post$53;
+    input wire  post$54;
+    input wire  post$55;
+    input wire  post$56;
+    input wire  post$57;
+    input wire  post$58;
+    input wire  post$59;
+    input wire  post$60;
+    input wire  post$61;
+    input wire  post$62;
+    input wire  post$63;
+    input wire  post$64;
+    input wire  post$65;
+    input wire  post$66;
+    input wire  post$67;
+    input wire  post$68;
+    input wire  post$69;
+    input wire  post$70;
+    input wire  post$71;
+    input wire  post$72;
+    input wire  post$73;
+    input wire  post$74;
+    input wire  post$75;
+    input wire  post$76;
+    input wire  post$77;
+    input wire  post$78;
+    input wire  post$79;
+    input wire  post$80;
+    input wire  post$81;
+    input wire  post$82;
+    input wire  post$83;
+    input wire  post$84;
+    input wire  post$85;
+    input wire  post$86;
+    input wire  post$87;
+    input wire  post$88;
+    input wire  post$89;
+    input wire  post$90;
+    input wire  post$91;
+    input wire  post$92;
+    input wire  post$93;
+    input wire  post$94;
+    input wire  post$95;
+    input wire  post$96;
+    input wire  post$97;
+    input wire  post$98;
+    input wire  post$99;
+    input wire  post$100;
+    input wire  post$101;
+    input wire  post$102;
+    input wire  post$103;
+    input wire  post$104;
+    input wire  post$105;
+    input wire  post$106;
+    input wire  post$107;
+    input wire  post$108;
+    input wire  post$109;
+    input wire  post$110;
+    input wire  post$111;
+    input wire  post$112;
+    input wire  post$113;
+    input wire  post$114;
+    input wire  post$115;
+    input wire  post$116;
+    input wire  post$117;
+    input wire  post$118;
+    input wire  post$119;
+    input wire  post$120;
+    input wire  post$121;
+    input wire  post$122;
+    input wire  post$123;
+    input wire  post$124;
+    input wire  post$125;
+    input wire  post$126;
+    input wire  post$127;
+    input wire  post$128;
+    input wire  post$129;
+    input wire  post$130;
+    input wire  post$131;
+    input wire  post$132;
+    input wire  post$133;
+    input wire  post$134;
+    input wire  post$135;
+    input wire  post$136;
+    input wire  post$137;
+    input wire  post$138;
+    input wire  post$139;
+    input wire  post$140;
+    input wire  post$141;
+    input wire  post$142;
+    input wire  post$143;
+    input wire  post$144;
+    input wire  post$145;
+    input wire  post$146;
+    input wire  post$147;
+    input wire  post$148;
+    input wire  post$149;
+    input wire  post$150;
+    input wire  post$151;
+    input wire  post$152;
+    input wire  post$153;
+    input wire  post$154;
+    input wire  post$155;
+    input wire  post$156;
+    input wire  post$157;
+    input wire  post$158;
+    input wire  post$159;
+    input wire  post$160;
+    input wire  post$161;
+    input wire  post$162;
+    input wire  post$163;
+    input wire  post$164;
+    input wire  post$165;
+    input wire  post$166;
+    input wire  post$167;
+    input wire  post$168;
+    input wire  post$169;
+    input wire  post$170;
+    input wire  post$171;
+    input wire  post$172;
+    input wire  post$173;
+    input wire  post$174;
+    input wire  post$175;
+    input wire  post$176;
+    input wire  post$177;
+    input wire  post$178;
+    input wire  post$179;
+    input wire  post$180;
+    input wire  post$181;
+    input wire  post$182;
+    input wire  post$183;
+    input wire  post$184;
+    input wire  post$185;
+    input wire  post$186;
+    input wire  post$187;
+    input wire  post$188;
+    input wire  post$189;
+    input wire  post$190;
+    input wire  post$191;
     input wire  head_done;
     input wire  head_step_first;
     input wire  head_step_last;
@@ -9016,104 +11757,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     output reg  [47:0] amp2;
     output reg  [47:0] sum1;
     output reg  [47:0] sum2;
-    
-    // Constant declarations
-    localparam  z_pass$0 = 16'h0;
-    localparam  z_pass$1 = 16'h1;
-    localparam  z_pass$2 = 16'h2;
-    localparam  z_pass$3 = 16'h3;
-    localparam  z_pass$4 = 16'h4;
-    localparam  z_pass$5 = 16'h5;
-    localparam  z_pass$6 = 16'h6;
-    localparam  z_pass$7 = 16'h7;
-    localparam  z_pass$8 = 16'h8;
-    localparam  z_pass$9 = 16'h9;
-    localparam  z_pass$10 = 16'ha;
-    localparam  z_pass$11 = 16'hb;
-    localparam  z_pass$12 = 16'hc;
-    localparam  z_pass$13 = 16'hd;
-    localparam  z_pass$14 = 16'he;
-    localparam  z_pass$15 = 16'hf;
-    localparam  z_pass$16 = 16'h10;
-    localparam  z_pass$17 = 16'h11;
-    localparam  z_pass$18 = 16'h12;
-    localparam  z_pass$19 = 16'h13;
-    localparam  z_pass$20 = 16'h14;
-    localparam  z_pass$21 = 16'h15;
-    localparam  z_pass$22 = 16'h16;
-    localparam  z_pass$23 = 16'h17;
-    localparam  z_pass$24 = 16'h18;
-    localparam  z_pass$25 = 16'h19;
-    localparam  z_pass$26 = 16'h1a;
-    localparam  z_pass$27 = 16'h1b;
-    localparam  z_pass$28 = 16'h1c;
-    localparam  z_pass$29 = 16'h1d;
-    localparam  z_pass$30 = 16'h1e;
-    localparam  z_pass$31 = 16'h1f;
-    localparam  r_pass$0 = 16'h20;
-    localparam  r_pass$1 = 16'h21;
-    localparam  r_pass$2 = 16'h22;
-    localparam  r_pass$3 = 16'h23;
-    localparam  r_pass$4 = 16'h24;
-    localparam  r_pass$5 = 16'h25;
-    localparam  r_pass$6 = 16'h26;
-    localparam  r_pass$7 = 16'h27;
-    localparam  r_pass$8 = 16'h28;
-    localparam  r_pass$9 = 16'h29;
-    localparam  r_pass$10 = 16'h2a;
-    localparam  r_pass$11 = 16'h2b;
-    localparam  r_pass$12 = 16'h2c;
-    localparam  r_pass$13 = 16'h2d;
-    localparam  r_pass$14 = 16'h2e;
-    localparam  r_pass$15 = 16'h2f;
-    localparam  r_pass$16 = 16'h30;
-    localparam  r_pass$17 = 16'h31;
-    localparam  r_pass$18 = 16'h32;
-    localparam  r_pass$19 = 16'h33;
-    localparam  r_pass$20 = 16'h34;
-    localparam  r_pass$21 = 16'h35;
-    localparam  r_pass$22 = 16'h36;
-    localparam  r_pass$23 = 16'h37;
-    localparam  r_pass$24 = 16'h38;
-    localparam  r_pass$25 = 16'h39;
-    localparam  r_pass$26 = 16'h3a;
-    localparam  r_pass$27 = 16'h3b;
-    localparam  r_pass$28 = 16'h3c;
-    localparam  r_pass$29 = 16'h3d;
-    localparam  r_pass$30 = 16'h3e;
-    localparam  r_pass$31 = 16'h3f;
-    localparam  c_pass$0 = 16'h40;
-    localparam  c_pass$1 = 16'h41;
-    localparam  c_pass$2 = 16'h42;
-    localparam  c_pass$3 = 16'h43;
-    localparam  c_pass$4 = 16'h44;
-    localparam  c_pass$5 = 16'h45;
-    localparam  c_pass$6 = 16'h46;
-    localparam  c_pass$7 = 16'h47;
-    localparam  c_pass$8 = 16'h48;
-    localparam  c_pass$9 = 16'h49;
-    localparam  c_pass$10 = 16'h4a;
-    localparam  c_pass$11 = 16'h4b;
-    localparam  c_pass$12 = 16'h4c;
-    localparam  c_pass$13 = 16'h4d;
-    localparam  c_pass$14 = 16'h4e;
-    localparam  c_pass$15 = 16'h4f;
-    localparam  c_pass$16 = 16'h50;
-    localparam  c_pass$17 = 16'h51;
-    localparam  c_pass$18 = 16'h52;
-    localparam  c_pass$19 = 16'h53;
-    localparam  c_pass$20 = 16'h54;
-    localparam  c_pass$21 = 16'h55;
-    localparam  c_pass$22 = 16'h56;
-    localparam  c_pass$23 = 16'h57;
-    localparam  c_pass$24 = 16'h58;
-    localparam  c_pass$25 = 16'h59;
-    localparam  c_pass$26 = 16'h5a;
-    localparam  c_pass$27 = 16'h5b;
-    localparam  c_pass$28 = 16'h5c;
-    localparam  c_pass$29 = 16'h5d;
-    localparam  c_pass$30 = 16'h5e;
-    localparam  c_pass$31 = 16'h5f;
     
     // Stub signals
     reg  x_we_r$clock;
@@ -9170,15 +11813,582 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  head_first_r$clock;
     reg  head_first_r$d;
     wire  head_first_r$q;
-    reg  post_r$clock;
-    reg  post_r$d;
-    wire  post_r$q;
-    reg  post_pass_r$clock;
-    reg  [15:0] post_pass_r$d;
-    wire  [15:0] post_pass_r$q;
-    reg  post_set_r$clock;
-    reg  post_set_r$d;
-    wire  post_set_r$q;
+    reg  post_r$0$clock;
+    reg  post_r$0$d;
+    wire  post_r$0$q;
+    reg  post_r$1$clock;
+    reg  post_r$1$d;
+    wire  post_r$1$q;
+    reg  post_r$2$clock;
+    reg  post_r$2$d;
+    wire  post_r$2$q;
+    reg  post_r$3$clock;
+    reg  post_r$3$d;
+    wire  post_r$3$q;
+    reg  post_r$4$clock;
+    reg  post_r$4$d;
+    wire  post_r$4$q;
+    reg  post_r$5$clock;
+    reg  post_r$5$d;
+    wire  post_r$5$q;
+    reg  post_r$6$clock;
+    reg  post_r$6$d;
+    wire  post_r$6$q;
+    reg  post_r$7$clock;
+    reg  post_r$7$d;
+    wire  post_r$7$q;
+    reg  post_r$8$clock;
+    reg  post_r$8$d;
+    wire  post_r$8$q;
+    reg  post_r$9$clock;
+    reg  post_r$9$d;
+    wire  post_r$9$q;
+    reg  post_r$10$clock;
+    reg  post_r$10$d;
+    wire  post_r$10$q;
+    reg  post_r$11$clock;
+    reg  post_r$11$d;
+    wire  post_r$11$q;
+    reg  post_r$12$clock;
+    reg  post_r$12$d;
+    wire  post_r$12$q;
+    reg  post_r$13$clock;
+    reg  post_r$13$d;
+    wire  post_r$13$q;
+    reg  post_r$14$clock;
+    reg  post_r$14$d;
+    wire  post_r$14$q;
+    reg  post_r$15$clock;
+    reg  post_r$15$d;
+    wire  post_r$15$q;
+    reg  post_r$16$clock;
+    reg  post_r$16$d;
+    wire  post_r$16$q;
+    reg  post_r$17$clock;
+    reg  post_r$17$d;
+    wire  post_r$17$q;
+    reg  post_r$18$clock;
+    reg  post_r$18$d;
+    wire  post_r$18$q;
+    reg  post_r$19$clock;
+    reg  post_r$19$d;
+    wire  post_r$19$q;
+    reg  post_r$20$clock;
+    reg  post_r$20$d;
+    wire  post_r$20$q;
+    reg  post_r$21$clock;
+    reg  post_r$21$d;
+    wire  post_r$21$q;
+    reg  post_r$22$clock;
+    reg  post_r$22$d;
+    wire  post_r$22$q;
+    reg  post_r$23$clock;
+    reg  post_r$23$d;
+    wire  post_r$23$q;
+    reg  post_r$24$clock;
+    reg  post_r$24$d;
+    wire  post_r$24$q;
+    reg  post_r$25$clock;
+    reg  post_r$25$d;
+    wire  post_r$25$q;
+    reg  post_r$26$clock;
+    reg  post_r$26$d;
+    wire  post_r$26$q;
+    reg  post_r$27$clock;
+    reg  post_r$27$d;
+    wire  post_r$27$q;
+    reg  post_r$28$clock;
+    reg  post_r$28$d;
+    wire  post_r$28$q;
+    reg  post_r$29$clock;
+    reg  post_r$29$d;
+    wire  post_r$29$q;
+    reg  post_r$30$clock;
+    reg  post_r$30$d;
+    wire  post_r$30$q;
+    reg  post_r$31$clock;
+    reg  post_r$31$d;
+    wire  post_r$31$q;
+    reg  post_r$32$clock;
+    reg  post_r$32$d;
+    wire  post_r$32$q;
+    reg  post_r$33$clock;
+    reg  post_r$33$d;
+    wire  post_r$33$q;
+    reg  post_r$34$clock;
+    reg  post_r$34$d;
+    wire  post_r$34$q;
+    reg  post_r$35$clock;
+    reg  post_r$35$d;
+    wire  post_r$35$q;
+    reg  post_r$36$clock;
+    reg  post_r$36$d;
+    wire  post_r$36$q;
+    reg  post_r$37$clock;
+    reg  post_r$37$d;
+    wire  post_r$37$q;
+    reg  post_r$38$clock;
+    reg  post_r$38$d;
+    wire  post_r$38$q;
+    reg  post_r$39$clock;
+    reg  post_r$39$d;
+    wire  post_r$39$q;
+    reg  post_r$40$clock;
+    reg  post_r$40$d;
+    wire  post_r$40$q;
+    reg  post_r$41$clock;
+    reg  post_r$41$d;
+    wire  post_r$41$q;
+    reg  post_r$42$clock;
+    reg  post_r$42$d;
+    wire  post_r$42$q;
+    reg  post_r$43$clock;
+    reg  post_r$43$d;
+    wire  post_r$43$q;
+    reg  post_r$44$clock;
+    reg  post_r$44$d;
+    wire  post_r$44$q;
+    reg  post_r$45$clock;
+    reg  post_r$45$d;
+    wire  post_r$45$q;
+    reg  post_r$46$clock;
+    reg  post_r$46$d;
+    wire  post_r$46$q;
+    reg  post_r$47$clock;
+    reg  post_r$47$d;
+    wire  post_r$47$q;
+    reg  post_r$48$clock;
+    reg  post_r$48$d;
+    wire  post_r$48$q;
+    reg  post_r$49$clock;
+    reg  post_r$49$d;
+    wire  post_r$49$q;
+    reg  post_r$50$clock;
+    reg  post_r$50$d;
+    wire  post_r$50$q;
+    reg  post_r$51$clock;
+    reg  post_r$51$d;
+    wire  post_r$51$q;
+    reg  post_r$52$clock;
+    reg  post_r$52$d;
+    wire  post_r$52$q;
+    reg  post_r$53$clock;
+    reg  post_r$53$d;
+    wire  post_r$53$q;
+    reg  post_r$54$clock;
+    reg  post_r$54$d;
+    wire  post_r$54$q;
+    reg  post_r$55$clock;
+    reg  post_r$55$d;
+    wire  post_r$55$q;
+    reg  post_r$56$clock;
+    reg  post_r$56$d;
+    wire  post_r$56$q;
+    reg  post_r$57$clock;
+    reg  post_r$57$d;
+    wire  post_r$57$q;
+    reg  post_r$58$clock;
+    reg  post_r$58$d;
+    wire  post_r$58$q;
+    reg  post_r$59$clock;
+    reg  post_r$59$d;
+    wire  post_r$59$q;
+    reg  post_r$60$clock;
+    reg  post_r$60$d;
+    wire  post_r$60$q;
+    reg  post_r$61$clock;
+    reg  post_r$61$d;
+    wire  post_r$61$q;
+    reg  post_r$62$clock;
+    reg  post_r$62$d;
+    wire  post_r$62$q;
+    reg  post_r$63$clock;
+    reg  post_r$63$d;
+    wire  post_r$63$q;
+    reg  post_r$64$clock;
+    reg  post_r$64$d;
+    wire  post_r$64$q;
+    reg  post_r$65$clock;
+    reg  post_r$65$d;
+    wire  post_r$65$q;
+    reg  post_r$66$clock;
+    reg  post_r$66$d;
+    wire  post_r$66$q;
+    reg  post_r$67$clock;
+    reg  post_r$67$d;
+    wire  post_r$67$q;
+    reg  post_r$68$clock;
+    reg  post_r$68$d;
+    wire  post_r$68$q;
+    reg  post_r$69$clock;
+    reg  post_r$69$d;
+    wire  post_r$69$q;
+    reg  post_r$70$clock;
+    reg  post_r$70$d;
+    wire  post_r$70$q;
+    reg  post_r$71$clock;
+    reg  post_r$71$d;
+    wire  post_r$71$q;
+    reg  post_r$72$clock;
+    reg  post_r$72$d;
+    wire  post_r$72$q;
+    reg  post_r$73$clock;
+    reg  post_r$73$d;
+    wire  post_r$73$q;
+    reg  post_r$74$clock;
+    reg  post_r$74$d;
+    wire  post_r$74$q;
+    reg  post_r$75$clock;
+    reg  post_r$75$d;
+    wire  post_r$75$q;
+    reg  post_r$76$clock;
+    reg  post_r$76$d;
+    wire  post_r$76$q;
+    reg  post_r$77$clock;
+    reg  post_r$77$d;
+    wire  post_r$77$q;
+    reg  post_r$78$clock;
+    reg  post_r$78$d;
+    wire  post_r$78$q;
+    reg  post_r$79$clock;
+    reg  post_r$79$d;
+    wire  post_r$79$q;
+    reg  post_r$80$clock;
+    reg  post_r$80$d;
+    wire  post_r$80$q;
+    reg  post_r$81$clock;
+    reg  post_r$81$d;
+    wire  post_r$81$q;
+    reg  post_r$82$clock;
+    reg  post_r$82$d;
+    wire  post_r$82$q;
+    reg  post_r$83$clock;
+    reg  post_r$83$d;
+    wire  post_r$83$q;
+    reg  post_r$84$clock;
+    reg  post_r$84$d;
+    wire  post_r$84$q;
+    reg  post_r$85$clock;
+    reg  post_r$85$d;
+    wire  post_r$85$q;
+    reg  post_r$86$clock;
+    reg  post_r$86$d;
+    wire  post_r$86$q;
+    reg  post_r$87$clock;
+    reg  post_r$87$d;
+    wire  post_r$87$q;
+    reg  post_r$88$clock;
+    reg  post_r$88$d;
+    wire  post_r$88$q;
+    reg  post_r$89$clock;
+    reg  post_r$89$d;
+    wire  post_r$89$q;
+    reg  post_r$90$clock;
+    reg  post_r$90$d;
+    wire  post_r$90$q;
+    reg  post_r$91$clock;
+    reg  post_r$91$d;
+    wire  post_r$91$q;
+    reg  post_r$92$clock;
+    reg  post_r$92$d;
+    wire  post_r$92$q;
+    reg  post_r$93$clock;
+    reg  post_r$93$d;
+    wire  post_r$93$q;
+    reg  post_r$94$clock;
+    reg  post_r$94$d;
+    wire  post_r$94$q;
+    reg  post_r$95$clock;
+    reg  post_r$95$d;
+    wire  post_r$95$q;
+    reg  post_r$96$clock;
+    reg  post_r$96$d;
+    wire  post_r$96$q;
+    reg  post_r$97$clock;
+    reg  post_r$97$d;
+    wire  post_r$97$q;
+    reg  post_r$98$clock;
+    reg  post_r$98$d;
+    wire  post_r$98$q;
+    reg  post_r$99$clock;
+    reg  post_r$99$d;
+    wire  post_r$99$q;
+    reg  post_r$100$clock;
+    reg  post_r$100$d;
+    wire  post_r$100$q;
+    reg  post_r$101$clock;
+    reg  post_r$101$d;
+    wire  post_r$101$q;
+    reg  post_r$102$clock;
+    reg  post_r$102$d;
+    wire  post_r$102$q;
+    reg  post_r$103$clock;
+    reg  post_r$103$d;
+    wire  post_r$103$q;
+    reg  post_r$104$clock;
+    reg  post_r$104$d;
+    wire  post_r$104$q;
+    reg  post_r$105$clock;
+    reg  post_r$105$d;
+    wire  post_r$105$q;
+    reg  post_r$106$clock;
+    reg  post_r$106$d;
+    wire  post_r$106$q;
+    reg  post_r$107$clock;
+    reg  post_r$107$d;
+    wire  post_r$107$q;
+    reg  post_r$108$clock;
+    reg  post_r$108$d;
+    wire  post_r$108$q;
+    reg  post_r$109$clock;
+    reg  post_r$109$d;
+    wire  post_r$109$q;
+    reg  post_r$110$clock;
+    reg  post_r$110$d;
+    wire  post_r$110$q;
+    reg  post_r$111$clock;
+    reg  post_r$111$d;
+    wire  post_r$111$q;
+    reg  post_r$112$clock;
+    reg  post_r$112$d;
+    wire  post_r$112$q;
+    reg  post_r$113$clock;
+    reg  post_r$113$d;
+    wire  post_r$113$q;
+    reg  post_r$114$clock;
+    reg  post_r$114$d;
+    wire  post_r$114$q;
+    reg  post_r$115$clock;
+    reg  post_r$115$d;
+    wire  post_r$115$q;
+    reg  post_r$116$clock;
+    reg  post_r$116$d;
+    wire  post_r$116$q;
+    reg  post_r$117$clock;
+    reg  post_r$117$d;
+    wire  post_r$117$q;
+    reg  post_r$118$clock;
+    reg  post_r$118$d;
+    wire  post_r$118$q;
+    reg  post_r$119$clock;
+    reg  post_r$119$d;
+    wire  post_r$119$q;
+    reg  post_r$120$clock;
+    reg  post_r$120$d;
+    wire  post_r$120$q;
+    reg  post_r$121$clock;
+    reg  post_r$121$d;
+    wire  post_r$121$q;
+    reg  post_r$122$clock;
+    reg  post_r$122$d;
+    wire  post_r$122$q;
+    reg  post_r$123$clock;
+    reg  post_r$123$d;
+    wire  post_r$123$q;
+    reg  post_r$124$clock;
+    reg  post_r$124$d;
+    wire  post_r$124$q;
+    reg  post_r$125$clock;
+    reg  post_r$125$d;
+    wire  post_r$125$q;
+    reg  post_r$126$clock;
+    reg  post_r$126$d;
+    wire  post_r$126$q;
+    reg  post_r$127$clock;
+    reg  post_r$127$d;
+    wire  post_r$127$q;
+    reg  post_r$128$clock;
+    reg  post_r$128$d;
+    wire  post_r$128$q;
+    reg  post_r$129$clock;
+    reg  post_r$129$d;
+    wire  post_r$129$q;
+    reg  post_r$130$clock;
+    reg  post_r$130$d;
+    wire  post_r$130$q;
+    reg  post_r$131$clock;
+    reg  post_r$131$d;
+    wire  post_r$131$q;
+    reg  post_r$132$clock;
+    reg  post_r$132$d;
+    wire  post_r$132$q;
+    reg  post_r$133$clock;
+    reg  post_r$133$d;
+    wire  post_r$133$q;
+    reg  post_r$134$clock;
+    reg  post_r$134$d;
+    wire  post_r$134$q;
+    reg  post_r$135$clock;
+    reg  post_r$135$d;
+    wire  post_r$135$q;
+    reg  post_r$136$clock;
+    reg  post_r$136$d;
+    wire  post_r$136$q;
+    reg  post_r$137$clock;
+    reg  post_r$137$d;
+    wire  post_r$137$q;
+    reg  post_r$138$clock;
+    reg  post_r$138$d;
+    wire  post_r$138$q;
+    reg  post_r$139$clock;
+    reg  post_r$139$d;
+    wire  post_r$139$q;
+    reg  post_r$140$clock;
+    reg  post_r$140$d;
+    wire  post_r$140$q;
+    reg  post_r$141$clock;
+    reg  post_r$141$d;
+    wire  post_r$141$q;
+    reg  post_r$142$clock;
+    reg  post_r$142$d;
+    wire  post_r$142$q;
+    reg  post_r$143$clock;
+    reg  post_r$143$d;
+    wire  post_r$143$q;
+    reg  post_r$144$clock;
+    reg  post_r$144$d;
+    wire  post_r$144$q;
+    reg  post_r$145$clock;
+    reg  post_r$145$d;
+    wire  post_r$145$q;
+    reg  post_r$146$clock;
+    reg  post_r$146$d;
+    wire  post_r$146$q;
+    reg  post_r$147$clock;
+    reg  post_r$147$d;
+    wire  post_r$147$q;
+    reg  post_r$148$clock;
+    reg  post_r$148$d;
+    wire  post_r$148$q;
+    reg  post_r$149$clock;
+    reg  post_r$149$d;
+    wire  post_r$149$q;
+    reg  post_r$150$clock;
+    reg  post_r$150$d;
+    wire  post_r$150$q;
+    reg  post_r$151$clock;
+    reg  post_r$151$d;
+    wire  post_r$151$q;
+    reg  post_r$152$clock;
+    reg  post_r$152$d;
+    wire  post_r$152$q;
+    reg  post_r$153$clock;
+    reg  post_r$153$d;
+    wire  post_r$153$q;
+    reg  post_r$154$clock;
+    reg  post_r$154$d;
+    wire  post_r$154$q;
+    reg  post_r$155$clock;
+    reg  post_r$155$d;
+    wire  post_r$155$q;
+    reg  post_r$156$clock;
+    reg  post_r$156$d;
+    wire  post_r$156$q;
+    reg  post_r$157$clock;
+    reg  post_r$157$d;
+    wire  post_r$157$q;
+    reg  post_r$158$clock;
+    reg  post_r$158$d;
+    wire  post_r$158$q;
+    reg  post_r$159$clock;
+    reg  post_r$159$d;
+    wire  post_r$159$q;
+    reg  post_r$160$clock;
+    reg  post_r$160$d;
+    wire  post_r$160$q;
+    reg  post_r$161$clock;
+    reg  post_r$161$d;
+    wire  post_r$161$q;
+    reg  post_r$162$clock;
+    reg  post_r$162$d;
+    wire  post_r$162$q;
+    reg  post_r$163$clock;
+    reg  post_r$163$d;
+    wire  post_r$163$q;
+    reg  post_r$164$clock;
+    reg  post_r$164$d;
+    wire  post_r$164$q;
+    reg  post_r$165$clock;
+    reg  post_r$165$d;
+    wire  post_r$165$q;
+    reg  post_r$166$clock;
+    reg  post_r$166$d;
+    wire  post_r$166$q;
+    reg  post_r$167$clock;
+    reg  post_r$167$d;
+    wire  post_r$167$q;
+    reg  post_r$168$clock;
+    reg  post_r$168$d;
+    wire  post_r$168$q;
+    reg  post_r$169$clock;
+    reg  post_r$169$d;
+    wire  post_r$169$q;
+    reg  post_r$170$clock;
+    reg  post_r$170$d;
+    wire  post_r$170$q;
+    reg  post_r$171$clock;
+    reg  post_r$171$d;
+    wire  post_r$171$q;
+    reg  post_r$172$clock;
+    reg  post_r$172$d;
+    wire  post_r$172$q;
+    reg  post_r$173$clock;
+    reg  post_r$173$d;
+    wire  post_r$173$q;
+    reg  post_r$174$clock;
+    reg  post_r$174$d;
+    wire  post_r$174$q;
+    reg  post_r$175$clock;
+    reg  post_r$175$d;
+    wire  post_r$175$q;
+    reg  post_r$176$clock;
+    reg  post_r$176$d;
+    wire  post_r$176$q;
+    reg  post_r$177$clock;
+    reg  post_r$177$d;
+    wire  post_r$177$q;
+    reg  post_r$178$clock;
+    reg  post_r$178$d;
+    wire  post_r$178$q;
+    reg  post_r$179$clock;
+    reg  post_r$179$d;
+    wire  post_r$179$q;
+    reg  post_r$180$clock;
+    reg  post_r$180$d;
+    wire  post_r$180$q;
+    reg  post_r$181$clock;
+    reg  post_r$181$d;
+    wire  post_r$181$q;
+    reg  post_r$182$clock;
+    reg  post_r$182$d;
+    wire  post_r$182$q;
+    reg  post_r$183$clock;
+    reg  post_r$183$d;
+    wire  post_r$183$q;
+    reg  post_r$184$clock;
+    reg  post_r$184$d;
+    wire  post_r$184$q;
+    reg  post_r$185$clock;
+    reg  post_r$185$d;
+    wire  post_r$185$q;
+    reg  post_r$186$clock;
+    reg  post_r$186$d;
+    wire  post_r$186$q;
+    reg  post_r$187$clock;
+    reg  post_r$187$d;
+    wire  post_r$187$q;
+    reg  post_r$188$clock;
+    reg  post_r$188$d;
+    wire  post_r$188$q;
+    reg  post_r$189$clock;
+    reg  post_r$189$d;
+    wire  post_r$189$q;
+    reg  post_r$190$clock;
+    reg  post_r$190$d;
+    wire  post_r$190$q;
+    reg  post_r$191$clock;
+    reg  post_r$191$d;
+    wire  post_r$191$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -9949,20 +13159,965 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(head_first_r$d),
         .q(head_first_r$q)
     );
-    top$core$engine$gru$lane$0$post_r post_r(
-        .clock(post_r$clock),
-        .d(post_r$d),
-        .q(post_r$q)
+    top$core$engine$gru$lane$0$post_r$0 post_r$0(
+        .clock(post_r$0$clock),
+        .d(post_r$0$d),
+        .q(post_r$0$q)
     );
-    top$core$engine$gru$lane$0$post_pass_r post_pass_r(
-        .clock(post_pass_r$clock),
-        .d(post_pass_r$d),
-        .q(post_pass_r$q)
+    top$core$engine$gru$lane$0$post_r$1 post_r$1(
+        .clock(post_r$1$clock),
+        .d(post_r$1$d),
+        .q(post_r$1$q)
     );
-    top$core$engine$gru$lane$0$post_set_r post_set_r(
-        .clock(post_set_r$clock),
-        .d(post_set_r$d),
-        .q(post_set_r$q)
+    top$core$engine$gru$lane$0$post_r$2 post_r$2(
+        .clock(post_r$2$clock),
+        .d(post_r$2$d),
+        .q(post_r$2$q)
+    );
+    top$core$engine$gru$lane$0$post_r$3 post_r$3(
+        .clock(post_r$3$clock),
+        .d(post_r$3$d),
+        .q(post_r$3$q)
+    );
+    top$core$engine$gru$lane$0$post_r$4 post_r$4(
+        .clock(post_r$4$clock),
+        .d(post_r$4$d),
+        .q(post_r$4$q)
+    );
+    top$core$engine$gru$lane$0$post_r$5 post_r$5(
+        .clock(post_r$5$clock),
+        .d(post_r$5$d),
+        .q(post_r$5$q)
+    );
+    top$core$engine$gru$lane$0$post_r$6 post_r$6(
+        .clock(post_r$6$clock),
+        .d(post_r$6$d),
+        .q(post_r$6$q)
+    );
+    top$core$engine$gru$lane$0$post_r$7 post_r$7(
+        .clock(post_r$7$clock),
+        .d(post_r$7$d),
+        .q(post_r$7$q)
+    );
+    top$core$engine$gru$lane$0$post_r$8 post_r$8(
+        .clock(post_r$8$clock),
+        .d(post_r$8$d),
+        .q(post_r$8$q)
+    );
+    top$core$engine$gru$lane$0$post_r$9 post_r$9(
+        .clock(post_r$9$clock),
+        .d(post_r$9$d),
+        .q(post_r$9$q)
+    );
+    top$core$engine$gru$lane$0$post_r$10 post_r$10(
+        .clock(post_r$10$clock),
+        .d(post_r$10$d),
+        .q(post_r$10$q)
+    );
+    top$core$engine$gru$lane$0$post_r$11 post_r$11(
+        .clock(post_r$11$clock),
+        .d(post_r$11$d),
+        .q(post_r$11$q)
+    );
+    top$core$engine$gru$lane$0$post_r$12 post_r$12(
+        .clock(post_r$12$clock),
+        .d(post_r$12$d),
+        .q(post_r$12$q)
+    );
+    top$core$engine$gru$lane$0$post_r$13 post_r$13(
+        .clock(post_r$13$clock),
+        .d(post_r$13$d),
+        .q(post_r$13$q)
+    );
+    top$core$engine$gru$lane$0$post_r$14 post_r$14(
+        .clock(post_r$14$clock),
+        .d(post_r$14$d),
+        .q(post_r$14$q)
+    );
+    top$core$engine$gru$lane$0$post_r$15 post_r$15(
+        .clock(post_r$15$clock),
+        .d(post_r$15$d),
+        .q(post_r$15$q)
+    );
+    top$core$engine$gru$lane$0$post_r$16 post_r$16(
+        .clock(post_r$16$clock),
+        .d(post_r$16$d),
+        .q(post_r$16$q)
+    );
+    top$core$engine$gru$lane$0$post_r$17 post_r$17(
+        .clock(post_r$17$clock),
+        .d(post_r$17$d),
+        .q(post_r$17$q)
+    );
+    top$core$engine$gru$lane$0$post_r$18 post_r$18(
+        .clock(post_r$18$clock),
+        .d(post_r$18$d),
+        .q(post_r$18$q)
+    );
+    top$core$engine$gru$lane$0$post_r$19 post_r$19(
+        .clock(post_r$19$clock),
+        .d(post_r$19$d),
+        .q(post_r$19$q)
+    );
+    top$core$engine$gru$lane$0$post_r$20 post_r$20(
+        .clock(post_r$20$clock),
+        .d(post_r$20$d),
+        .q(post_r$20$q)
+    );
+    top$core$engine$gru$lane$0$post_r$21 post_r$21(
+        .clock(post_r$21$clock),
+        .d(post_r$21$d),
+        .q(post_r$21$q)
+    );
+    top$core$engine$gru$lane$0$post_r$22 post_r$22(
+        .clock(post_r$22$clock),
+        .d(post_r$22$d),
+        .q(post_r$22$q)
+    );
+    top$core$engine$gru$lane$0$post_r$23 post_r$23(
+        .clock(post_r$23$clock),
+        .d(post_r$23$d),
+        .q(post_r$23$q)
+    );
+    top$core$engine$gru$lane$0$post_r$24 post_r$24(
+        .clock(post_r$24$clock),
+        .d(post_r$24$d),
+        .q(post_r$24$q)
+    );
+    top$core$engine$gru$lane$0$post_r$25 post_r$25(
+        .clock(post_r$25$clock),
+        .d(post_r$25$d),
+        .q(post_r$25$q)
+    );
+    top$core$engine$gru$lane$0$post_r$26 post_r$26(
+        .clock(post_r$26$clock),
+        .d(post_r$26$d),
+        .q(post_r$26$q)
+    );
+    top$core$engine$gru$lane$0$post_r$27 post_r$27(
+        .clock(post_r$27$clock),
+        .d(post_r$27$d),
+        .q(post_r$27$q)
+    );
+    top$core$engine$gru$lane$0$post_r$28 post_r$28(
+        .clock(post_r$28$clock),
+        .d(post_r$28$d),
+        .q(post_r$28$q)
+    );
+    top$core$engine$gru$lane$0$post_r$29 post_r$29(
+        .clock(post_r$29$clock),
+        .d(post_r$29$d),
+        .q(post_r$29$q)
+    );
+    top$core$engine$gru$lane$0$post_r$30 post_r$30(
+        .clock(post_r$30$clock),
+        .d(post_r$30$d),
+        .q(post_r$30$q)
+    );
+    top$core$engine$gru$lane$0$post_r$31 post_r$31(
+        .clock(post_r$31$clock),
+        .d(post_r$31$d),
+        .q(post_r$31$q)
+    );
+    top$core$engine$gru$lane$0$post_r$32 post_r$32(
+        .clock(post_r$32$clock),
+        .d(post_r$32$d),
+        .q(post_r$32$q)
+    );
+    top$core$engine$gru$lane$0$post_r$33 post_r$33(
+        .clock(post_r$33$clock),
+        .d(post_r$33$d),
+        .q(post_r$33$q)
+    );
+    top$core$engine$gru$lane$0$post_r$34 post_r$34(
+        .clock(post_r$34$clock),
+        .d(post_r$34$d),
+        .q(post_r$34$q)
+    );
+    top$core$engine$gru$lane$0$post_r$35 post_r$35(
+        .clock(post_r$35$clock),
+        .d(post_r$35$d),
+        .q(post_r$35$q)
+    );
+    top$core$engine$gru$lane$0$post_r$36 post_r$36(
+        .clock(post_r$36$clock),
+        .d(post_r$36$d),
+        .q(post_r$36$q)
+    );
+    top$core$engine$gru$lane$0$post_r$37 post_r$37(
+        .clock(post_r$37$clock),
+        .d(post_r$37$d),
+        .q(post_r$37$q)
+    );
+    top$core$engine$gru$lane$0$post_r$38 post_r$38(
+        .clock(post_r$38$clock),
+        .d(post_r$38$d),
+        .q(post_r$38$q)
+    );
+    top$core$engine$gru$lane$0$post_r$39 post_r$39(
+        .clock(post_r$39$clock),
+        .d(post_r$39$d),
+        .q(post_r$39$q)
+    );
+    top$core$engine$gru$lane$0$post_r$40 post_r$40(
+        .clock(post_r$40$clock),
+        .d(post_r$40$d),
+        .q(post_r$40$q)
+    );
+    top$core$engine$gru$lane$0$post_r$41 post_r$41(
+        .clock(post_r$41$clock),
+        .d(post_r$41$d),
+        .q(post_r$41$q)
+    );
+    top$core$engine$gru$lane$0$post_r$42 post_r$42(
+        .clock(post_r$42$clock),
+        .d(post_r$42$d),
+        .q(post_r$42$q)
+    );
+    top$core$engine$gru$lane$0$post_r$43 post_r$43(
+        .clock(post_r$43$clock),
+        .d(post_r$43$d),
+        .q(post_r$43$q)
+    );
+    top$core$engine$gru$lane$0$post_r$44 post_r$44(
+        .clock(post_r$44$clock),
+        .d(post_r$44$d),
+        .q(post_r$44$q)
+    );
+    top$core$engine$gru$lane$0$post_r$45 post_r$45(
+        .clock(post_r$45$clock),
+        .d(post_r$45$d),
+        .q(post_r$45$q)
+    );
+    top$core$engine$gru$lane$0$post_r$46 post_r$46(
+        .clock(post_r$46$clock),
+        .d(post_r$46$d),
+        .q(post_r$46$q)
+    );
+    top$core$engine$gru$lane$0$post_r$47 post_r$47(
+        .clock(post_r$47$clock),
+        .d(post_r$47$d),
+        .q(post_r$47$q)
+    );
+    top$core$engine$gru$lane$0$post_r$48 post_r$48(
+        .clock(post_r$48$clock),
+        .d(post_r$48$d),
+        .q(post_r$48$q)
+    );
+    top$core$engine$gru$lane$0$post_r$49 post_r$49(
+        .clock(post_r$49$clock),
+        .d(post_r$49$d),
+        .q(post_r$49$q)
+    );
+    top$core$engine$gru$lane$0$post_r$50 post_r$50(
+        .clock(post_r$50$clock),
+        .d(post_r$50$d),
+        .q(post_r$50$q)
+    );
+    top$core$engine$gru$lane$0$post_r$51 post_r$51(
+        .clock(post_r$51$clock),
+        .d(post_r$51$d),
+        .q(post_r$51$q)
+    );
+    top$core$engine$gru$lane$0$post_r$52 post_r$52(
+        .clock(post_r$52$clock),
+        .d(post_r$52$d),
+        .q(post_r$52$q)
+    );
+    top$core$engine$gru$lane$0$post_r$53 post_r$53(
+        .clock(post_r$53$clock),
+        .d(post_r$53$d),
+        .q(post_r$53$q)
+    );
+    top$core$engine$gru$lane$0$post_r$54 post_r$54(
+        .clock(post_r$54$clock),
+        .d(post_r$54$d),
+        .q(post_r$54$q)
+    );
+    top$core$engine$gru$lane$0$post_r$55 post_r$55(
+        .clock(post_r$55$clock),
+        .d(post_r$55$d),
+        .q(post_r$55$q)
+    );
+    top$core$engine$gru$lane$0$post_r$56 post_r$56(
+        .clock(post_r$56$clock),
+        .d(post_r$56$d),
+        .q(post_r$56$q)
+    );
+    top$core$engine$gru$lane$0$post_r$57 post_r$57(
+        .clock(post_r$57$clock),
+        .d(post_r$57$d),
+        .q(post_r$57$q)
+    );
+    top$core$engine$gru$lane$0$post_r$58 post_r$58(
+        .clock(post_r$58$clock),
+        .d(post_r$58$d),
+        .q(post_r$58$q)
+    );
+    top$core$engine$gru$lane$0$post_r$59 post_r$59(
+        .clock(post_r$59$clock),
+        .d(post_r$59$d),
+        .q(post_r$59$q)
+    );
+    top$core$engine$gru$lane$0$post_r$60 post_r$60(
+        .clock(post_r$60$clock),
+        .d(post_r$60$d),
+        .q(post_r$60$q)
+    );
+    top$core$engine$gru$lane$0$post_r$61 post_r$61(
+        .clock(post_r$61$clock),
+        .d(post_r$61$d),
+        .q(post_r$61$q)
+    );
+    top$core$engine$gru$lane$0$post_r$62 post_r$62(
+        .clock(post_r$62$clock),
+        .d(post_r$62$d),
+        .q(post_r$62$q)
+    );
+    top$core$engine$gru$lane$0$post_r$63 post_r$63(
+        .clock(post_r$63$clock),
+        .d(post_r$63$d),
+        .q(post_r$63$q)
+    );
+    top$core$engine$gru$lane$0$post_r$64 post_r$64(
+        .clock(post_r$64$clock),
+        .d(post_r$64$d),
+        .q(post_r$64$q)
+    );
+    top$core$engine$gru$lane$0$post_r$65 post_r$65(
+        .clock(post_r$65$clock),
+        .d(post_r$65$d),
+        .q(post_r$65$q)
+    );
+    top$core$engine$gru$lane$0$post_r$66 post_r$66(
+        .clock(post_r$66$clock),
+        .d(post_r$66$d),
+        .q(post_r$66$q)
+    );
+    top$core$engine$gru$lane$0$post_r$67 post_r$67(
+        .clock(post_r$67$clock),
+        .d(post_r$67$d),
+        .q(post_r$67$q)
+    );
+    top$core$engine$gru$lane$0$post_r$68 post_r$68(
+        .clock(post_r$68$clock),
+        .d(post_r$68$d),
+        .q(post_r$68$q)
+    );
+    top$core$engine$gru$lane$0$post_r$69 post_r$69(
+        .clock(post_r$69$clock),
+        .d(post_r$69$d),
+        .q(post_r$69$q)
+    );
+    top$core$engine$gru$lane$0$post_r$70 post_r$70(
+        .clock(post_r$70$clock),
+        .d(post_r$70$d),
+        .q(post_r$70$q)
+    );
+    top$core$engine$gru$lane$0$post_r$71 post_r$71(
+        .clock(post_r$71$clock),
+        .d(post_r$71$d),
+        .q(post_r$71$q)
+    );
+    top$core$engine$gru$lane$0$post_r$72 post_r$72(
+        .clock(post_r$72$clock),
+        .d(post_r$72$d),
+        .q(post_r$72$q)
+    );
+    top$core$engine$gru$lane$0$post_r$73 post_r$73(
+        .clock(post_r$73$clock),
+        .d(post_r$73$d),
+        .q(post_r$73$q)
+    );
+    top$core$engine$gru$lane$0$post_r$74 post_r$74(
+        .clock(post_r$74$clock),
+        .d(post_r$74$d),
+        .q(post_r$74$q)
+    );
+    top$core$engine$gru$lane$0$post_r$75 post_r$75(
+        .clock(post_r$75$clock),
+        .d(post_r$75$d),
+        .q(post_r$75$q)
+    );
+    top$core$engine$gru$lane$0$post_r$76 post_r$76(
+        .clock(post_r$76$clock),
+        .d(post_r$76$d),
+        .q(post_r$76$q)
+    );
+    top$core$engine$gru$lane$0$post_r$77 post_r$77(
+        .clock(post_r$77$clock),
+        .d(post_r$77$d),
+        .q(post_r$77$q)
+    );
+    top$core$engine$gru$lane$0$post_r$78 post_r$78(
+        .clock(post_r$78$clock),
+        .d(post_r$78$d),
+        .q(post_r$78$q)
+    );
+    top$core$engine$gru$lane$0$post_r$79 post_r$79(
+        .clock(post_r$79$clock),
+        .d(post_r$79$d),
+        .q(post_r$79$q)
+    );
+    top$core$engine$gru$lane$0$post_r$80 post_r$80(
+        .clock(post_r$80$clock),
+        .d(post_r$80$d),
+        .q(post_r$80$q)
+    );
+    top$core$engine$gru$lane$0$post_r$81 post_r$81(
+        .clock(post_r$81$clock),
+        .d(post_r$81$d),
+        .q(post_r$81$q)
+    );
+    top$core$engine$gru$lane$0$post_r$82 post_r$82(
+        .clock(post_r$82$clock),
+        .d(post_r$82$d),
+        .q(post_r$82$q)
+    );
+    top$core$engine$gru$lane$0$post_r$83 post_r$83(
+        .clock(post_r$83$clock),
+        .d(post_r$83$d),
+        .q(post_r$83$q)
+    );
+    top$core$engine$gru$lane$0$post_r$84 post_r$84(
+        .clock(post_r$84$clock),
+        .d(post_r$84$d),
+        .q(post_r$84$q)
+    );
+    top$core$engine$gru$lane$0$post_r$85 post_r$85(
+        .clock(post_r$85$clock),
+        .d(post_r$85$d),
+        .q(post_r$85$q)
+    );
+    top$core$engine$gru$lane$0$post_r$86 post_r$86(
+        .clock(post_r$86$clock),
+        .d(post_r$86$d),
+        .q(post_r$86$q)
+    );
+    top$core$engine$gru$lane$0$post_r$87 post_r$87(
+        .clock(post_r$87$clock),
+        .d(post_r$87$d),
+        .q(post_r$87$q)
+    );
+    top$core$engine$gru$lane$0$post_r$88 post_r$88(
+        .clock(post_r$88$clock),
+        .d(post_r$88$d),
+        .q(post_r$88$q)
+    );
+    top$core$engine$gru$lane$0$post_r$89 post_r$89(
+        .clock(post_r$89$clock),
+        .d(post_r$89$d),
+        .q(post_r$89$q)
+    );
+    top$core$engine$gru$lane$0$post_r$90 post_r$90(
+        .clock(post_r$90$clock),
+        .d(post_r$90$d),
+        .q(post_r$90$q)
+    );
+    top$core$engine$gru$lane$0$post_r$91 post_r$91(
+        .clock(post_r$91$clock),
+        .d(post_r$91$d),
+        .q(post_r$91$q)
+    );
+    top$core$engine$gru$lane$0$post_r$92 post_r$92(
+        .clock(post_r$92$clock),
+        .d(post_r$92$d),
+        .q(post_r$92$q)
+    );
+    top$core$engine$gru$lane$0$post_r$93 post_r$93(
+        .clock(post_r$93$clock),
+        .d(post_r$93$d),
+        .q(post_r$93$q)
+    );
+    top$core$engine$gru$lane$0$post_r$94 post_r$94(
+        .clock(post_r$94$clock),
+        .d(post_r$94$d),
+        .q(post_r$94$q)
+    );
+    top$core$engine$gru$lane$0$post_r$95 post_r$95(
+        .clock(post_r$95$clock),
+        .d(post_r$95$d),
+        .q(post_r$95$q)
+    );
+    top$core$engine$gru$lane$0$post_r$96 post_r$96(
+        .clock(post_r$96$clock),
+        .d(post_r$96$d),
+        .q(post_r$96$q)
+    );
+    top$core$engine$gru$lane$0$post_r$97 post_r$97(
+        .clock(post_r$97$clock),
+        .d(post_r$97$d),
+        .q(post_r$97$q)
+    );
+    top$core$engine$gru$lane$0$post_r$98 post_r$98(
+        .clock(post_r$98$clock),
+        .d(post_r$98$d),
+        .q(post_r$98$q)
+    );
+    top$core$engine$gru$lane$0$post_r$99 post_r$99(
+        .clock(post_r$99$clock),
+        .d(post_r$99$d),
+        .q(post_r$99$q)
+    );
+    top$core$engine$gru$lane$0$post_r$100 post_r$100(
+        .clock(post_r$100$clock),
+        .d(post_r$100$d),
+        .q(post_r$100$q)
+    );
+    top$core$engine$gru$lane$0$post_r$101 post_r$101(
+        .clock(post_r$101$clock),
+        .d(post_r$101$d),
+        .q(post_r$101$q)
+    );
+    top$core$engine$gru$lane$0$post_r$102 post_r$102(
+        .clock(post_r$102$clock),
+        .d(post_r$102$d),
+        .q(post_r$102$q)
+    );
+    top$core$engine$gru$lane$0$post_r$103 post_r$103(
+        .clock(post_r$103$clock),
+        .d(post_r$103$d),
+        .q(post_r$103$q)
+    );
+    top$core$engine$gru$lane$0$post_r$104 post_r$104(
+        .clock(post_r$104$clock),
+        .d(post_r$104$d),
+        .q(post_r$104$q)
+    );
+    top$core$engine$gru$lane$0$post_r$105 post_r$105(
+        .clock(post_r$105$clock),
+        .d(post_r$105$d),
+        .q(post_r$105$q)
+    );
+    top$core$engine$gru$lane$0$post_r$106 post_r$106(
+        .clock(post_r$106$clock),
+        .d(post_r$106$d),
+        .q(post_r$106$q)
+    );
+    top$core$engine$gru$lane$0$post_r$107 post_r$107(
+        .clock(post_r$107$clock),
+        .d(post_r$107$d),
+        .q(post_r$107$q)
+    );
+    top$core$engine$gru$lane$0$post_r$108 post_r$108(
+        .clock(post_r$108$clock),
+        .d(post_r$108$d),
+        .q(post_r$108$q)
+    );
+    top$core$engine$gru$lane$0$post_r$109 post_r$109(
+        .clock(post_r$109$clock),
+        .d(post_r$109$d),
+        .q(post_r$109$q)
+    );
+    top$core$engine$gru$lane$0$post_r$110 post_r$110(
+        .clock(post_r$110$clock),
+        .d(post_r$110$d),
+        .q(post_r$110$q)
+    );
+    top$core$engine$gru$lane$0$post_r$111 post_r$111(
+        .clock(post_r$111$clock),
+        .d(post_r$111$d),
+        .q(post_r$111$q)
+    );
+    top$core$engine$gru$lane$0$post_r$112 post_r$112(
+        .clock(post_r$112$clock),
+        .d(post_r$112$d),
+        .q(post_r$112$q)
+    );
+    top$core$engine$gru$lane$0$post_r$113 post_r$113(
+        .clock(post_r$113$clock),
+        .d(post_r$113$d),
+        .q(post_r$113$q)
+    );
+    top$core$engine$gru$lane$0$post_r$114 post_r$114(
+        .clock(post_r$114$clock),
+        .d(post_r$114$d),
+        .q(post_r$114$q)
+    );
+    top$core$engine$gru$lane$0$post_r$115 post_r$115(
+        .clock(post_r$115$clock),
+        .d(post_r$115$d),
+        .q(post_r$115$q)
+    );
+    top$core$engine$gru$lane$0$post_r$116 post_r$116(
+        .clock(post_r$116$clock),
+        .d(post_r$116$d),
+        .q(post_r$116$q)
+    );
+    top$core$engine$gru$lane$0$post_r$117 post_r$117(
+        .clock(post_r$117$clock),
+        .d(post_r$117$d),
+        .q(post_r$117$q)
+    );
+    top$core$engine$gru$lane$0$post_r$118 post_r$118(
+        .clock(post_r$118$clock),
+        .d(post_r$118$d),
+        .q(post_r$118$q)
+    );
+    top$core$engine$gru$lane$0$post_r$119 post_r$119(
+        .clock(post_r$119$clock),
+        .d(post_r$119$d),
+        .q(post_r$119$q)
+    );
+    top$core$engine$gru$lane$0$post_r$120 post_r$120(
+        .clock(post_r$120$clock),
+        .d(post_r$120$d),
+        .q(post_r$120$q)
+    );
+    top$core$engine$gru$lane$0$post_r$121 post_r$121(
+        .clock(post_r$121$clock),
+        .d(post_r$121$d),
+        .q(post_r$121$q)
+    );
+    top$core$engine$gru$lane$0$post_r$122 post_r$122(
+        .clock(post_r$122$clock),
+        .d(post_r$122$d),
+        .q(post_r$122$q)
+    );
+    top$core$engine$gru$lane$0$post_r$123 post_r$123(
+        .clock(post_r$123$clock),
+        .d(post_r$123$d),
+        .q(post_r$123$q)
+    );
+    top$core$engine$gru$lane$0$post_r$124 post_r$124(
+        .clock(post_r$124$clock),
+        .d(post_r$124$d),
+        .q(post_r$124$q)
+    );
+    top$core$engine$gru$lane$0$post_r$125 post_r$125(
+        .clock(post_r$125$clock),
+        .d(post_r$125$d),
+        .q(post_r$125$q)
+    );
+    top$core$engine$gru$lane$0$post_r$126 post_r$126(
+        .clock(post_r$126$clock),
+        .d(post_r$126$d),
+        .q(post_r$126$q)
+    );
+    top$core$engine$gru$lane$0$post_r$127 post_r$127(
+        .clock(post_r$127$clock),
+        .d(post_r$127$d),
+        .q(post_r$127$q)
+    );
+    top$core$engine$gru$lane$0$post_r$128 post_r$128(
+        .clock(post_r$128$clock),
+        .d(post_r$128$d),
+        .q(post_r$128$q)
+    );
+    top$core$engine$gru$lane$0$post_r$129 post_r$129(
+        .clock(post_r$129$clock),
+        .d(post_r$129$d),
+        .q(post_r$129$q)
+    );
+    top$core$engine$gru$lane$0$post_r$130 post_r$130(
+        .clock(post_r$130$clock),
+        .d(post_r$130$d),
+        .q(post_r$130$q)
+    );
+    top$core$engine$gru$lane$0$post_r$131 post_r$131(
+        .clock(post_r$131$clock),
+        .d(post_r$131$d),
+        .q(post_r$131$q)
+    );
+    top$core$engine$gru$lane$0$post_r$132 post_r$132(
+        .clock(post_r$132$clock),
+        .d(post_r$132$d),
+        .q(post_r$132$q)
+    );
+    top$core$engine$gru$lane$0$post_r$133 post_r$133(
+        .clock(post_r$133$clock),
+        .d(post_r$133$d),
+        .q(post_r$133$q)
+    );
+    top$core$engine$gru$lane$0$post_r$134 post_r$134(
+        .clock(post_r$134$clock),
+        .d(post_r$134$d),
+        .q(post_r$134$q)
+    );
+    top$core$engine$gru$lane$0$post_r$135 post_r$135(
+        .clock(post_r$135$clock),
+        .d(post_r$135$d),
+        .q(post_r$135$q)
+    );
+    top$core$engine$gru$lane$0$post_r$136 post_r$136(
+        .clock(post_r$136$clock),
+        .d(post_r$136$d),
+        .q(post_r$136$q)
+    );
+    top$core$engine$gru$lane$0$post_r$137 post_r$137(
+        .clock(post_r$137$clock),
+        .d(post_r$137$d),
+        .q(post_r$137$q)
+    );
+    top$core$engine$gru$lane$0$post_r$138 post_r$138(
+        .clock(post_r$138$clock),
+        .d(post_r$138$d),
+        .q(post_r$138$q)
+    );
+    top$core$engine$gru$lane$0$post_r$139 post_r$139(
+        .clock(post_r$139$clock),
+        .d(post_r$139$d),
+        .q(post_r$139$q)
+    );
+    top$core$engine$gru$lane$0$post_r$140 post_r$140(
+        .clock(post_r$140$clock),
+        .d(post_r$140$d),
+        .q(post_r$140$q)
+    );
+    top$core$engine$gru$lane$0$post_r$141 post_r$141(
+        .clock(post_r$141$clock),
+        .d(post_r$141$d),
+        .q(post_r$141$q)
+    );
+    top$core$engine$gru$lane$0$post_r$142 post_r$142(
+        .clock(post_r$142$clock),
+        .d(post_r$142$d),
+        .q(post_r$142$q)
+    );
+    top$core$engine$gru$lane$0$post_r$143 post_r$143(
+        .clock(post_r$143$clock),
+        .d(post_r$143$d),
+        .q(post_r$143$q)
+    );
+    top$core$engine$gru$lane$0$post_r$144 post_r$144(
+        .clock(post_r$144$clock),
+        .d(post_r$144$d),
+        .q(post_r$144$q)
+    );
+    top$core$engine$gru$lane$0$post_r$145 post_r$145(
+        .clock(post_r$145$clock),
+        .d(post_r$145$d),
+        .q(post_r$145$q)
+    );
+    top$core$engine$gru$lane$0$post_r$146 post_r$146(
+        .clock(post_r$146$clock),
+        .d(post_r$146$d),
+        .q(post_r$146$q)
+    );
+    top$core$engine$gru$lane$0$post_r$147 post_r$147(
+        .clock(post_r$147$clock),
+        .d(post_r$147$d),
+        .q(post_r$147$q)
+    );
+    top$core$engine$gru$lane$0$post_r$148 post_r$148(
+        .clock(post_r$148$clock),
+        .d(post_r$148$d),
+        .q(post_r$148$q)
+    );
+    top$core$engine$gru$lane$0$post_r$149 post_r$149(
+        .clock(post_r$149$clock),
+        .d(post_r$149$d),
+        .q(post_r$149$q)
+    );
+    top$core$engine$gru$lane$0$post_r$150 post_r$150(
+        .clock(post_r$150$clock),
+        .d(post_r$150$d),
+        .q(post_r$150$q)
+    );
+    top$core$engine$gru$lane$0$post_r$151 post_r$151(
+        .clock(post_r$151$clock),
+        .d(post_r$151$d),
+        .q(post_r$151$q)
+    );
+    top$core$engine$gru$lane$0$post_r$152 post_r$152(
+        .clock(post_r$152$clock),
+        .d(post_r$152$d),
+        .q(post_r$152$q)
+    );
+    top$core$engine$gru$lane$0$post_r$153 post_r$153(
+        .clock(post_r$153$clock),
+        .d(post_r$153$d),
+        .q(post_r$153$q)
+    );
+    top$core$engine$gru$lane$0$post_r$154 post_r$154(
+        .clock(post_r$154$clock),
+        .d(post_r$154$d),
+        .q(post_r$154$q)
+    );
+    top$core$engine$gru$lane$0$post_r$155 post_r$155(
+        .clock(post_r$155$clock),
+        .d(post_r$155$d),
+        .q(post_r$155$q)
+    );
+    top$core$engine$gru$lane$0$post_r$156 post_r$156(
+        .clock(post_r$156$clock),
+        .d(post_r$156$d),
+        .q(post_r$156$q)
+    );
+    top$core$engine$gru$lane$0$post_r$157 post_r$157(
+        .clock(post_r$157$clock),
+        .d(post_r$157$d),
+        .q(post_r$157$q)
+    );
+    top$core$engine$gru$lane$0$post_r$158 post_r$158(
+        .clock(post_r$158$clock),
+        .d(post_r$158$d),
+        .q(post_r$158$q)
+    );
+    top$core$engine$gru$lane$0$post_r$159 post_r$159(
+        .clock(post_r$159$clock),
+        .d(post_r$159$d),
+        .q(post_r$159$q)
+    );
+    top$core$engine$gru$lane$0$post_r$160 post_r$160(
+        .clock(post_r$160$clock),
+        .d(post_r$160$d),
+        .q(post_r$160$q)
+    );
+    top$core$engine$gru$lane$0$post_r$161 post_r$161(
+        .clock(post_r$161$clock),
+        .d(post_r$161$d),
+        .q(post_r$161$q)
+    );
+    top$core$engine$gru$lane$0$post_r$162 post_r$162(
+        .clock(post_r$162$clock),
+        .d(post_r$162$d),
+        .q(post_r$162$q)
+    );
+    top$core$engine$gru$lane$0$post_r$163 post_r$163(
+        .clock(post_r$163$clock),
+        .d(post_r$163$d),
+        .q(post_r$163$q)
+    );
+    top$core$engine$gru$lane$0$post_r$164 post_r$164(
+        .clock(post_r$164$clock),
+        .d(post_r$164$d),
+        .q(post_r$164$q)
+    );
+    top$core$engine$gru$lane$0$post_r$165 post_r$165(
+        .clock(post_r$165$clock),
+        .d(post_r$165$d),
+        .q(post_r$165$q)
+    );
+    top$core$engine$gru$lane$0$post_r$166 post_r$166(
+        .clock(post_r$166$clock),
+        .d(post_r$166$d),
+        .q(post_r$166$q)
+    );
+    top$core$engine$gru$lane$0$post_r$167 post_r$167(
+        .clock(post_r$167$clock),
+        .d(post_r$167$d),
+        .q(post_r$167$q)
+    );
+    top$core$engine$gru$lane$0$post_r$168 post_r$168(
+        .clock(post_r$168$clock),
+        .d(post_r$168$d),
+        .q(post_r$168$q)
+    );
+    top$core$engine$gru$lane$0$post_r$169 post_r$169(
+        .clock(post_r$169$clock),
+        .d(post_r$169$d),
+        .q(post_r$169$q)
+    );
+    top$core$engine$gru$lane$0$post_r$170 post_r$170(
+        .clock(post_r$170$clock),
+        .d(post_r$170$d),
+        .q(post_r$170$q)
+    );
+    top$core$engine$gru$lane$0$post_r$171 post_r$171(
+        .clock(post_r$171$clock),
+        .d(post_r$171$d),
+        .q(post_r$171$q)
+    );
+    top$core$engine$gru$lane$0$post_r$172 post_r$172(
+        .clock(post_r$172$clock),
+        .d(post_r$172$d),
+        .q(post_r$172$q)
+    );
+    top$core$engine$gru$lane$0$post_r$173 post_r$173(
+        .clock(post_r$173$clock),
+        .d(post_r$173$d),
+        .q(post_r$173$q)
+    );
+    top$core$engine$gru$lane$0$post_r$174 post_r$174(
+        .clock(post_r$174$clock),
+        .d(post_r$174$d),
+        .q(post_r$174$q)
+    );
+    top$core$engine$gru$lane$0$post_r$175 post_r$175(
+        .clock(post_r$175$clock),
+        .d(post_r$175$d),
+        .q(post_r$175$q)
+    );
+    top$core$engine$gru$lane$0$post_r$176 post_r$176(
+        .clock(post_r$176$clock),
+        .d(post_r$176$d),
+        .q(post_r$176$q)
+    );
+    top$core$engine$gru$lane$0$post_r$177 post_r$177(
+        .clock(post_r$177$clock),
+        .d(post_r$177$d),
+        .q(post_r$177$q)
+    );
+    top$core$engine$gru$lane$0$post_r$178 post_r$178(
+        .clock(post_r$178$clock),
+        .d(post_r$178$d),
+        .q(post_r$178$q)
+    );
+    top$core$engine$gru$lane$0$post_r$179 post_r$179(
+        .clock(post_r$179$clock),
+        .d(post_r$179$d),
+        .q(post_r$179$q)
+    );
+    top$core$engine$gru$lane$0$post_r$180 post_r$180(
+        .clock(post_r$180$clock),
+        .d(post_r$180$d),
+        .q(post_r$180$q)
+    );
+    top$core$engine$gru$lane$0$post_r$181 post_r$181(
+        .clock(post_r$181$clock),
+        .d(post_r$181$d),
+        .q(post_r$181$q)
+    );
+    top$core$engine$gru$lane$0$post_r$182 post_r$182(
+        .clock(post_r$182$clock),
+        .d(post_r$182$d),
+        .q(post_r$182$q)
+    );
+    top$core$engine$gru$lane$0$post_r$183 post_r$183(
+        .clock(post_r$183$clock),
+        .d(post_r$183$d),
+        .q(post_r$183$q)
+    );
+    top$core$engine$gru$lane$0$post_r$184 post_r$184(
+        .clock(post_r$184$clock),
+        .d(post_r$184$d),
+        .q(post_r$184$q)
+    );
+    top$core$engine$gru$lane$0$post_r$185 post_r$185(
+        .clock(post_r$185$clock),
+        .d(post_r$185$d),
+        .q(post_r$185$q)
+    );
+    top$core$engine$gru$lane$0$post_r$186 post_r$186(
+        .clock(post_r$186$clock),
+        .d(post_r$186$d),
+        .q(post_r$186$q)
+    );
+    top$core$engine$gru$lane$0$post_r$187 post_r$187(
+        .clock(post_r$187$clock),
+        .d(post_r$187$d),
+        .q(post_r$187$q)
+    );
+    top$core$engine$gru$lane$0$post_r$188 post_r$188(
+        .clock(post_r$188$clock),
+        .d(post_r$188$d),
+        .q(post_r$188$q)
+    );
+    top$core$engine$gru$lane$0$post_r$189 post_r$189(
+        .clock(post_r$189$clock),
+        .d(post_r$189$d),
+        .q(post_r$189$q)
+    );
+    top$core$engine$gru$lane$0$post_r$190 post_r$190(
+        .clock(post_r$190$clock),
+        .d(post_r$190$d),
+        .q(post_r$190$q)
+    );
+    top$core$engine$gru$lane$0$post_r$191 post_r$191(
+        .clock(post_r$191$clock),
+        .d(post_r$191$d),
+        .q(post_r$191$q)
     );
     top$core$engine$gru$lane$0$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -11123,12 +15278,390 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head_en_r$d = head_en;
         head_first_r$clock = clock;
         head_first_r$d = head_first;
-        post_r$clock = clock;
-        post_r$d = post;
-        post_pass_r$clock = clock;
-        post_pass_r$d = post_pass;
-        post_set_r$clock = clock;
-        post_set_r$d = post_set;
+        post_r$0$clock = clock;
+        post_r$0$d = post$0;
+        post_r$1$clock = clock;
+        post_r$1$d = post$1;
+        post_r$2$clock = clock;
+        post_r$2$d = post$2;
+        post_r$3$clock = clock;
+        post_r$3$d = post$3;
+        post_r$4$clock = clock;
+        post_r$4$d = post$4;
+        post_r$5$clock = clock;
+        post_r$5$d = post$5;
+        post_r$6$clock = clock;
+        post_r$6$d = post$6;
+        post_r$7$clock = clock;
+        post_r$7$d = post$7;
+        post_r$8$clock = clock;
+        post_r$8$d = post$8;
+        post_r$9$clock = clock;
+        post_r$9$d = post$9;
+        post_r$10$clock = clock;
+        post_r$10$d = post$10;
+        post_r$11$clock = clock;
+        post_r$11$d = post$11;
+        post_r$12$clock = clock;
+        post_r$12$d = post$12;
+        post_r$13$clock = clock;
+        post_r$13$d = post$13;
+        post_r$14$clock = clock;
+        post_r$14$d = post$14;
+        post_r$15$clock = clock;
+        post_r$15$d = post$15;
+        post_r$16$clock = clock;
+        post_r$16$d = post$16;
+        post_r$17$clock = clock;
+        post_r$17$d = post$17;
+        post_r$18$clock = clock;
+        post_r$18$d = post$18;
+        post_r$19$clock = clock;
+        post_r$19$d = post$19;
+        post_r$20$clock = clock;
+        post_r$20$d = post$20;
+        post_r$21$clock = clock;
+        post_r$21$d = post$21;
+        post_r$22$clock = clock;
+        post_r$22$d = post$22;
+        post_r$23$clock = clock;
+        post_r$23$d = post$23;
+        post_r$24$clock = clock;
+        post_r$24$d = post$24;
+        post_r$25$clock = clock;
+        post_r$25$d = post$25;
+        post_r$26$clock = clock;
+        post_r$26$d = post$26;
+        post_r$27$clock = clock;
+        post_r$27$d = post$27;
+        post_r$28$clock = clock;
+        post_r$28$d = post$28;
+        post_r$29$clock = clock;
+        post_r$29$d = post$29;
+        post_r$30$clock = clock;
+        post_r$30$d = post$30;
+        post_r$31$clock = clock;
+        post_r$31$d = post$31;
+        post_r$32$clock = clock;
+        post_r$32$d = post$32;
+        post_r$33$clock = clock;
+        post_r$33$d = post$33;
+        post_r$34$clock = clock;
+        post_r$34$d = post$34;
+        post_r$35$clock = clock;
+        post_r$35$d = post$35;
+        post_r$36$clock = clock;
+        post_r$36$d = post$36;
+        post_r$37$clock = clock;
+        post_r$37$d = post$37;
+        post_r$38$clock = clock;
+        post_r$38$d = post$38;
+        post_r$39$clock = clock;
+        post_r$39$d = post$39;
+        post_r$40$clock = clock;
+        post_r$40$d = post$40;
+        post_r$41$clock = clock;
+        post_r$41$d = post$41;
+        post_r$42$clock = clock;
+        post_r$42$d = post$42;
+        post_r$43$clock = clock;
+        post_r$43$d = post$43;
+        post_r$44$clock = clock;
+        post_r$44$d = post$44;
+        post_r$45$clock = clock;
+        post_r$45$d = post$45;
+        post_r$46$clock = clock;
+        post_r$46$d = post$46;
+        post_r$47$clock = clock;
+        post_r$47$d = post$47;
+        post_r$48$clock = clock;
+        post_r$48$d = post$48;
+        post_r$49$clock = clock;
+        post_r$49$d = post$49;
+        post_r$50$clock = clock;
+        post_r$50$d = post$50;
+        post_r$51$clock = clock;
+        post_r$51$d = post$51;
+        post_r$52$clock = clock;
+        post_r$52$d = post$52;
+        post_r$53$clock = clock;
+        post_r$53$d = post$53;
+        post_r$54$clock = clock;
+        post_r$54$d = post$54;
+        post_r$55$clock = clock;
+        post_r$55$d = post$55;
+        post_r$56$clock = clock;
+        post_r$56$d = post$56;
+        post_r$57$clock = clock;
+        post_r$57$d = post$57;
+        post_r$58$clock = clock;
+        post_r$58$d = post$58;
+        post_r$59$clock = clock;
+        post_r$59$d = post$59;
+        post_r$60$clock = clock;
+        post_r$60$d = post$60;
+        post_r$61$clock = clock;
+        post_r$61$d = post$61;
+        post_r$62$clock = clock;
+        post_r$62$d = post$62;
+        post_r$63$clock = clock;
+        post_r$63$d = post$63;
+        post_r$64$clock = clock;
+        post_r$64$d = post$64;
+        post_r$65$clock = clock;
+        post_r$65$d = post$65;
+        post_r$66$clock = clock;
+        post_r$66$d = post$66;
+        post_r$67$clock = clock;
+        post_r$67$d = post$67;
+        post_r$68$clock = clock;
+        post_r$68$d = post$68;
+        post_r$69$clock = clock;
+        post_r$69$d = post$69;
+        post_r$70$clock = clock;
+        post_r$70$d = post$70;
+        post_r$71$clock = clock;
+        post_r$71$d = post$71;
+        post_r$72$clock = clock;
+        post_r$72$d = post$72;
+        post_r$73$clock = clock;
+        post_r$73$d = post$73;
+        post_r$74$clock = clock;
+        post_r$74$d = post$74;
+        post_r$75$clock = clock;
+        post_r$75$d = post$75;
+        post_r$76$clock = clock;
+        post_r$76$d = post$76;
+        post_r$77$clock = clock;
+        post_r$77$d = post$77;
+        post_r$78$clock = clock;
+        post_r$78$d = post$78;
+        post_r$79$clock = clock;
+        post_r$79$d = post$79;
+        post_r$80$clock = clock;
+        post_r$80$d = post$80;
+        post_r$81$clock = clock;
+        post_r$81$d = post$81;
+        post_r$82$clock = clock;
+        post_r$82$d = post$82;
+        post_r$83$clock = clock;
+        post_r$83$d = post$83;
+        post_r$84$clock = clock;
+        post_r$84$d = post$84;
+        post_r$85$clock = clock;
+        post_r$85$d = post$85;
+        post_r$86$clock = clock;
+        post_r$86$d = post$86;
+        post_r$87$clock = clock;
+        post_r$87$d = post$87;
+        post_r$88$clock = clock;
+        post_r$88$d = post$88;
+        post_r$89$clock = clock;
+        post_r$89$d = post$89;
+        post_r$90$clock = clock;
+        post_r$90$d = post$90;
+        post_r$91$clock = clock;
+        post_r$91$d = post$91;
+        post_r$92$clock = clock;
+        post_r$92$d = post$92;
+        post_r$93$clock = clock;
+        post_r$93$d = post$93;
+        post_r$94$clock = clock;
+        post_r$94$d = post$94;
+        post_r$95$clock = clock;
+        post_r$95$d = post$95;
+        post_r$96$clock = clock;
+        post_r$96$d = post$96;
+        post_r$97$clock = clock;
+        post_r$97$d = post$97;
+        post_r$98$clock = clock;
+        post_r$98$d = post$98;
+        post_r$99$clock = clock;
+        post_r$99$d = post$99;
+        post_r$100$clock = clock;
+        post_r$100$d = post$100;
+        post_r$101$clock = clock;
+        post_r$101$d = post$101;
+        post_r$102$clock = clock;
+        post_r$102$d = post$102;
+        post_r$103$clock = clock;
+        post_r$103$d = post$103;
+        post_r$104$clock = clock;
+        post_r$104$d = post$104;
+        post_r$105$clock = clock;
+        post_r$105$d = post$105;
+        post_r$106$clock = clock;
+        post_r$106$d = post$106;
+        post_r$107$clock = clock;
+        post_r$107$d = post$107;
+        post_r$108$clock = clock;
+        post_r$108$d = post$108;
+        post_r$109$clock = clock;
+        post_r$109$d = post$109;
+        post_r$110$clock = clock;
+        post_r$110$d = post$110;
+        post_r$111$clock = clock;
+        post_r$111$d = post$111;
+        post_r$112$clock = clock;
+        post_r$112$d = post$112;
+        post_r$113$clock = clock;
+        post_r$113$d = post$113;
+        post_r$114$clock = clock;
+        post_r$114$d = post$114;
+        post_r$115$clock = clock;
+        post_r$115$d = post$115;
+        post_r$116$clock = clock;
+        post_r$116$d = post$116;
+        post_r$117$clock = clock;
+        post_r$117$d = post$117;
+        post_r$118$clock = clock;
+        post_r$118$d = post$118;
+        post_r$119$clock = clock;
+        post_r$119$d = post$119;
+        post_r$120$clock = clock;
+        post_r$120$d = post$120;
+        post_r$121$clock = clock;
+        post_r$121$d = post$121;
+        post_r$122$clock = clock;
+        post_r$122$d = post$122;
+        post_r$123$clock = clock;
+        post_r$123$d = post$123;
+        post_r$124$clock = clock;
+        post_r$124$d = post$124;
+        post_r$125$clock = clock;
+        post_r$125$d = post$125;
+        post_r$126$clock = clock;
+        post_r$126$d = post$126;
+        post_r$127$clock = clock;
+        post_r$127$d = post$127;
+        post_r$128$clock = clock;
+        post_r$128$d = post$128;
+        post_r$129$clock = clock;
+        post_r$129$d = post$129;
+        post_r$130$clock = clock;
+        post_r$130$d = post$130;
+        post_r$131$clock = clock;
+        post_r$131$d = post$131;
+        post_r$132$clock = clock;
+        post_r$132$d = post$132;
+        post_r$133$clock = clock;
+        post_r$133$d = post$133;
+        post_r$134$clock = clock;
+        post_r$134$d = post$134;
+        post_r$135$clock = clock;
+        post_r$135$d = post$135;
+        post_r$136$clock = clock;
+        post_r$136$d = post$136;
+        post_r$137$clock = clock;
+        post_r$137$d = post$137;
+        post_r$138$clock = clock;
+        post_r$138$d = post$138;
+        post_r$139$clock = clock;
+        post_r$139$d = post$139;
+        post_r$140$clock = clock;
+        post_r$140$d = post$140;
+        post_r$141$clock = clock;
+        post_r$141$d = post$141;
+        post_r$142$clock = clock;
+        post_r$142$d = post$142;
+        post_r$143$clock = clock;
+        post_r$143$d = post$143;
+        post_r$144$clock = clock;
+        post_r$144$d = post$144;
+        post_r$145$clock = clock;
+        post_r$145$d = post$145;
+        post_r$146$clock = clock;
+        post_r$146$d = post$146;
+        post_r$147$clock = clock;
+        post_r$147$d = post$147;
+        post_r$148$clock = clock;
+        post_r$148$d = post$148;
+        post_r$149$clock = clock;
+        post_r$149$d = post$149;
+        post_r$150$clock = clock;
+        post_r$150$d = post$150;
+        post_r$151$clock = clock;
+        post_r$151$d = post$151;
+        post_r$152$clock = clock;
+        post_r$152$d = post$152;
+        post_r$153$clock = clock;
+        post_r$153$d = post$153;
+        post_r$154$clock = clock;
+        post_r$154$d = post$154;
+        post_r$155$clock = clock;
+        post_r$155$d = post$155;
+        post_r$156$clock = clock;
+        post_r$156$d = post$156;
+        post_r$157$clock = clock;
+        post_r$157$d = post$157;
+        post_r$158$clock = clock;
+        post_r$158$d = post$158;
+        post_r$159$clock = clock;
+        post_r$159$d = post$159;
+        post_r$160$clock = clock;
+        post_r$160$d = post$160;
+        post_r$161$clock = clock;
+        post_r$161$d = post$161;
+        post_r$162$clock = clock;
+        post_r$162$d = post$162;
+        post_r$163$clock = clock;
+        post_r$163$d = post$163;
+        post_r$164$clock = clock;
+        post_r$164$d = post$164;
+        post_r$165$clock = clock;
+        post_r$165$d = post$165;
+        post_r$166$clock = clock;
+        post_r$166$d = post$166;
+        post_r$167$clock = clock;
+        post_r$167$d = post$167;
+        post_r$168$clock = clock;
+        post_r$168$d = post$168;
+        post_r$169$clock = clock;
+        post_r$169$d = post$169;
+        post_r$170$clock = clock;
+        post_r$170$d = post$170;
+        post_r$171$clock = clock;
+        post_r$171$d = post$171;
+        post_r$172$clock = clock;
+        post_r$172$d = post$172;
+        post_r$173$clock = clock;
+        post_r$173$d = post$173;
+        post_r$174$clock = clock;
+        post_r$174$d = post$174;
+        post_r$175$clock = clock;
+        post_r$175$d = post$175;
+        post_r$176$clock = clock;
+        post_r$176$d = post$176;
+        post_r$177$clock = clock;
+        post_r$177$d = post$177;
+        post_r$178$clock = clock;
+        post_r$178$d = post$178;
+        post_r$179$clock = clock;
+        post_r$179$d = post$179;
+        post_r$180$clock = clock;
+        post_r$180$d = post$180;
+        post_r$181$clock = clock;
+        post_r$181$d = post$181;
+        post_r$182$clock = clock;
+        post_r$182$d = post$182;
+        post_r$183$clock = clock;
+        post_r$183$d = post$183;
+        post_r$184$clock = clock;
+        post_r$184$d = post$184;
+        post_r$185$clock = clock;
+        post_r$185$d = post$185;
+        post_r$186$clock = clock;
+        post_r$186$d = post$186;
+        post_r$187$clock = clock;
+        post_r$187$d = post$187;
+        post_r$188$clock = clock;
+        post_r$188$d = post$188;
+        post_r$189$clock = clock;
+        post_r$189$d = post$189;
+        post_r$190$clock = clock;
+        post_r$190$d = post$190;
+        post_r$191$clock = clock;
+        post_r$191$d = post$191;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -12121,615 +16654,485 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (unit_is_a_r$0$q) begin
             mac$0$x = op_a_copy$0$q;
         end
-        if (post_r$q) begin
-            if (post_pass_r$q == z_pass$0) begin
-                if (post_set_r$q) begin
-                    z1$0$d = mac$0$gate;
-                end
-                else begin
-                    z0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$0) begin
-                if (post_set_r$q) begin
-                    r1$0$d = mac$0$gate;
-                end
-                else begin
-                    r0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$0) begin
-                cand$0$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$1) begin
-                if (post_set_r$q) begin
-                    z1$1$d = mac$0$gate;
-                end
-                else begin
-                    z0$1$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$1) begin
-                if (post_set_r$q) begin
-                    r1$1$d = mac$0$gate;
-                end
-                else begin
-                    r0$1$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$1) begin
-                cand$1$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$2) begin
-                if (post_set_r$q) begin
-                    z1$2$d = mac$0$gate;
-                end
-                else begin
-                    z0$2$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$2) begin
-                if (post_set_r$q) begin
-                    r1$2$d = mac$0$gate;
-                end
-                else begin
-                    r0$2$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$2) begin
-                cand$2$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$3) begin
-                if (post_set_r$q) begin
-                    z1$3$d = mac$0$gate;
-                end
-                else begin
-                    z0$3$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$3) begin
-                if (post_set_r$q) begin
-                    r1$3$d = mac$0$gate;
-                end
-                else begin
-                    r0$3$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$3) begin
-                cand$3$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$4) begin
-                if (post_set_r$q) begin
-                    z1$4$d = mac$0$gate;
-                end
-                else begin
-                    z0$4$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$4) begin
-                if (post_set_r$q) begin
-                    r1$4$d = mac$0$gate;
-                end
-                else begin
-                    r0$4$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$4) begin
-                cand$4$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$5) begin
-                if (post_set_r$q) begin
-                    z1$5$d = mac$0$gate;
-                end
-                else begin
-                    z0$5$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$5) begin
-                if (post_set_r$q) begin
-                    r1$5$d = mac$0$gate;
-                end
-                else begin
-                    r0$5$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$5) begin
-                cand$5$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$6) begin
-                if (post_set_r$q) begin
-                    z1$6$d = mac$0$gate;
-                end
-                else begin
-                    z0$6$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$6) begin
-                if (post_set_r$q) begin
-                    r1$6$d = mac$0$gate;
-                end
-                else begin
-                    r0$6$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$6) begin
-                cand$6$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$7) begin
-                if (post_set_r$q) begin
-                    z1$7$d = mac$0$gate;
-                end
-                else begin
-                    z0$7$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$7) begin
-                if (post_set_r$q) begin
-                    r1$7$d = mac$0$gate;
-                end
-                else begin
-                    r0$7$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$7) begin
-                cand$7$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$8) begin
-                if (post_set_r$q) begin
-                    z1$8$d = mac$0$gate;
-                end
-                else begin
-                    z0$8$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$8) begin
-                if (post_set_r$q) begin
-                    r1$8$d = mac$0$gate;
-                end
-                else begin
-                    r0$8$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$8) begin
-                cand$8$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$9) begin
-                if (post_set_r$q) begin
-                    z1$9$d = mac$0$gate;
-                end
-                else begin
-                    z0$9$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$9) begin
-                if (post_set_r$q) begin
-                    r1$9$d = mac$0$gate;
-                end
-                else begin
-                    r0$9$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$9) begin
-                cand$9$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$10) begin
-                if (post_set_r$q) begin
-                    z1$10$d = mac$0$gate;
-                end
-                else begin
-                    z0$10$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$10) begin
-                if (post_set_r$q) begin
-                    r1$10$d = mac$0$gate;
-                end
-                else begin
-                    r0$10$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$10) begin
-                cand$10$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$11) begin
-                if (post_set_r$q) begin
-                    z1$11$d = mac$0$gate;
-                end
-                else begin
-                    z0$11$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$11) begin
-                if (post_set_r$q) begin
-                    r1$11$d = mac$0$gate;
-                end
-                else begin
-                    r0$11$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$11) begin
-                cand$11$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$12) begin
-                if (post_set_r$q) begin
-                    z1$12$d = mac$0$gate;
-                end
-                else begin
-                    z0$12$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$12) begin
-                if (post_set_r$q) begin
-                    r1$12$d = mac$0$gate;
-                end
-                else begin
-                    r0$12$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$12) begin
-                cand$12$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$13) begin
-                if (post_set_r$q) begin
-                    z1$13$d = mac$0$gate;
-                end
-                else begin
-                    z0$13$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$13) begin
-                if (post_set_r$q) begin
-                    r1$13$d = mac$0$gate;
-                end
-                else begin
-                    r0$13$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$13) begin
-                cand$13$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$14) begin
-                if (post_set_r$q) begin
-                    z1$14$d = mac$0$gate;
-                end
-                else begin
-                    z0$14$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$14) begin
-                if (post_set_r$q) begin
-                    r1$14$d = mac$0$gate;
-                end
-                else begin
-                    r0$14$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$14) begin
-                cand$14$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$15) begin
-                if (post_set_r$q) begin
-                    z1$15$d = mac$0$gate;
-                end
-                else begin
-                    z0$15$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$15) begin
-                if (post_set_r$q) begin
-                    r1$15$d = mac$0$gate;
-                end
-                else begin
-                    r0$15$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$15) begin
-                cand$15$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$16) begin
-                if (post_set_r$q) begin
-                    z1$16$d = mac$0$gate;
-                end
-                else begin
-                    z0$16$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$16) begin
-                if (post_set_r$q) begin
-                    r1$16$d = mac$0$gate;
-                end
-                else begin
-                    r0$16$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$16) begin
-                cand$16$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$17) begin
-                if (post_set_r$q) begin
-                    z1$17$d = mac$0$gate;
-                end
-                else begin
-                    z0$17$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$17) begin
-                if (post_set_r$q) begin
-                    r1$17$d = mac$0$gate;
-                end
-                else begin
-                    r0$17$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$17) begin
-                cand$17$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$18) begin
-                if (post_set_r$q) begin
-                    z1$18$d = mac$0$gate;
-                end
-                else begin
-                    z0$18$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$18) begin
-                if (post_set_r$q) begin
-                    r1$18$d = mac$0$gate;
-                end
-                else begin
-                    r0$18$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$18) begin
-                cand$18$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$19) begin
-                if (post_set_r$q) begin
-                    z1$19$d = mac$0$gate;
-                end
-                else begin
-                    z0$19$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$19) begin
-                if (post_set_r$q) begin
-                    r1$19$d = mac$0$gate;
-                end
-                else begin
-                    r0$19$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$19) begin
-                cand$19$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$20) begin
-                if (post_set_r$q) begin
-                    z1$20$d = mac$0$gate;
-                end
-                else begin
-                    z0$20$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$20) begin
-                if (post_set_r$q) begin
-                    r1$20$d = mac$0$gate;
-                end
-                else begin
-                    r0$20$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$20) begin
-                cand$20$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$21) begin
-                if (post_set_r$q) begin
-                    z1$21$d = mac$0$gate;
-                end
-                else begin
-                    z0$21$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$21) begin
-                if (post_set_r$q) begin
-                    r1$21$d = mac$0$gate;
-                end
-                else begin
-                    r0$21$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$21) begin
-                cand$21$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$22) begin
-                if (post_set_r$q) begin
-                    z1$22$d = mac$0$gate;
-                end
-                else begin
-                    z0$22$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$22) begin
-                if (post_set_r$q) begin
-                    r1$22$d = mac$0$gate;
-                end
-                else begin
-                    r0$22$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$22) begin
-                cand$22$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$23) begin
-                if (post_set_r$q) begin
-                    z1$23$d = mac$0$gate;
-                end
-                else begin
-                    z0$23$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$23) begin
-                if (post_set_r$q) begin
-                    r1$23$d = mac$0$gate;
-                end
-                else begin
-                    r0$23$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$23) begin
-                cand$23$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$24) begin
-                if (post_set_r$q) begin
-                    z1$24$d = mac$0$gate;
-                end
-                else begin
-                    z0$24$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$24) begin
-                if (post_set_r$q) begin
-                    r1$24$d = mac$0$gate;
-                end
-                else begin
-                    r0$24$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$24) begin
-                cand$24$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$25) begin
-                if (post_set_r$q) begin
-                    z1$25$d = mac$0$gate;
-                end
-                else begin
-                    z0$25$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$25) begin
-                if (post_set_r$q) begin
-                    r1$25$d = mac$0$gate;
-                end
-                else begin
-                    r0$25$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$25) begin
-                cand$25$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$26) begin
-                if (post_set_r$q) begin
-                    z1$26$d = mac$0$gate;
-                end
-                else begin
-                    z0$26$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$26) begin
-                if (post_set_r$q) begin
-                    r1$26$d = mac$0$gate;
-                end
-                else begin
-                    r0$26$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$26) begin
-                cand$26$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$27) begin
-                if (post_set_r$q) begin
-                    z1$27$d = mac$0$gate;
-                end
-                else begin
-                    z0$27$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$27) begin
-                if (post_set_r$q) begin
-                    r1$27$d = mac$0$gate;
-                end
-                else begin
-                    r0$27$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$27) begin
-                cand$27$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$28) begin
-                if (post_set_r$q) begin
-                    z1$28$d = mac$0$gate;
-                end
-                else begin
-                    z0$28$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$28) begin
-                if (post_set_r$q) begin
-                    r1$28$d = mac$0$gate;
-                end
-                else begin
-                    r0$28$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$28) begin
-                cand$28$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$29) begin
-                if (post_set_r$q) begin
-                    z1$29$d = mac$0$gate;
-                end
-                else begin
-                    z0$29$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$29) begin
-                if (post_set_r$q) begin
-                    r1$29$d = mac$0$gate;
-                end
-                else begin
-                    r0$29$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$29) begin
-                cand$29$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$30) begin
-                if (post_set_r$q) begin
-                    z1$30$d = mac$0$gate;
-                end
-                else begin
-                    z0$30$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$30) begin
-                if (post_set_r$q) begin
-                    r1$30$d = mac$0$gate;
-                end
-                else begin
-                    r0$30$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$30) begin
-                cand$30$d = mac$0$cand;
-            end
-            if (post_pass_r$q == z_pass$31) begin
-                if (post_set_r$q) begin
-                    z1$31$d = mac$0$gate;
-                end
-                else begin
-                    z0$31$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$31) begin
-                if (post_set_r$q) begin
-                    r1$31$d = mac$0$gate;
-                end
-                else begin
-                    r0$31$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$31) begin
-                cand$31$d = mac$0$cand;
-            end
+        if (post_r$0$q) begin
+            z0$0$d = mac$0$gate;
+        end
+        if (post_r$96$q) begin
+            z1$0$d = mac$0$gate;
+        end
+        if (post_r$32$q) begin
+            r0$0$d = mac$0$gate;
+        end
+        if (post_r$128$q) begin
+            r1$0$d = mac$0$gate;
+        end
+        if (post_r$64$q || post_r$160$q) begin
+            cand$0$d = mac$0$cand;
+        end
+        if (post_r$1$q) begin
+            z0$1$d = mac$0$gate;
+        end
+        if (post_r$97$q) begin
+            z1$1$d = mac$0$gate;
+        end
+        if (post_r$33$q) begin
+            r0$1$d = mac$0$gate;
+        end
+        if (post_r$129$q) begin
+            r1$1$d = mac$0$gate;
+        end
+        if (post_r$65$q || post_r$161$q) begin
+            cand$1$d = mac$0$cand;
+        end
+        if (post_r$2$q) begin
+            z0$2$d = mac$0$gate;
+        end
+        if (post_r$98$q) begin
+            z1$2$d = mac$0$gate;
+        end
+        if (post_r$34$q) begin
+            r0$2$d = mac$0$gate;
+        end
+        if (post_r$130$q) begin
+            r1$2$d = mac$0$gate;
+        end
+        if (post_r$66$q || post_r$162$q) begin
+            cand$2$d = mac$0$cand;
+        end
+        if (post_r$3$q) begin
+            z0$3$d = mac$0$gate;
+        end
+        if (post_r$99$q) begin
+            z1$3$d = mac$0$gate;
+        end
+        if (post_r$35$q) begin
+            r0$3$d = mac$0$gate;
+        end
+        if (post_r$131$q) begin
+            r1$3$d = mac$0$gate;
+        end
+        if (post_r$67$q || post_r$163$q) begin
+            cand$3$d = mac$0$cand;
+        end
+        if (post_r$4$q) begin
+            z0$4$d = mac$0$gate;
+        end
+        if (post_r$100$q) begin
+            z1$4$d = mac$0$gate;
+        end
+        if (post_r$36$q) begin
+            r0$4$d = mac$0$gate;
+        end
+        if (post_r$132$q) begin
+            r1$4$d = mac$0$gate;
+        end
+        if (post_r$68$q || post_r$164$q) begin
+            cand$4$d = mac$0$cand;
+        end
+        if (post_r$5$q) begin
+            z0$5$d = mac$0$gate;
+        end
+        if (post_r$101$q) begin
+            z1$5$d = mac$0$gate;
+        end
+        if (post_r$37$q) begin
+            r0$5$d = mac$0$gate;
+        end
+        if (post_r$133$q) begin
+            r1$5$d = mac$0$gate;
+        end
+        if (post_r$69$q || post_r$165$q) begin
+            cand$5$d = mac$0$cand;
+        end
+        if (post_r$6$q) begin
+            z0$6$d = mac$0$gate;
+        end
+        if (post_r$102$q) begin
+            z1$6$d = mac$0$gate;
+        end
+        if (post_r$38$q) begin
+            r0$6$d = mac$0$gate;
+        end
+        if (post_r$134$q) begin
+            r1$6$d = mac$0$gate;
+        end
+        if (post_r$70$q || post_r$166$q) begin
+            cand$6$d = mac$0$cand;
+        end
+        if (post_r$7$q) begin
+            z0$7$d = mac$0$gate;
+        end
+        if (post_r$103$q) begin
+            z1$7$d = mac$0$gate;
+        end
+        if (post_r$39$q) begin
+            r0$7$d = mac$0$gate;
+        end
+        if (post_r$135$q) begin
+            r1$7$d = mac$0$gate;
+        end
+        if (post_r$71$q || post_r$167$q) begin
+            cand$7$d = mac$0$cand;
+        end
+        if (post_r$8$q) begin
+            z0$8$d = mac$0$gate;
+        end
+        if (post_r$104$q) begin
+            z1$8$d = mac$0$gate;
+        end
+        if (post_r$40$q) begin
+            r0$8$d = mac$0$gate;
+        end
+        if (post_r$136$q) begin
+            r1$8$d = mac$0$gate;
+        end
+        if (post_r$72$q || post_r$168$q) begin
+            cand$8$d = mac$0$cand;
+        end
+        if (post_r$9$q) begin
+            z0$9$d = mac$0$gate;
+        end
+        if (post_r$105$q) begin
+            z1$9$d = mac$0$gate;
+        end
+        if (post_r$41$q) begin
+            r0$9$d = mac$0$gate;
+        end
+        if (post_r$137$q) begin
+            r1$9$d = mac$0$gate;
+        end
+        if (post_r$73$q || post_r$169$q) begin
+            cand$9$d = mac$0$cand;
+        end
+        if (post_r$10$q) begin
+            z0$10$d = mac$0$gate;
+        end
+        if (post_r$106$q) begin
+            z1$10$d = mac$0$gate;
+        end
+        if (post_r$42$q) begin
+            r0$10$d = mac$0$gate;
+        end
+        if (post_r$138$q) begin
+            r1$10$d = mac$0$gate;
+        end
+        if (post_r$74$q || post_r$170$q) begin
+            cand$10$d = mac$0$cand;
+        end
+        if (post_r$11$q) begin
+            z0$11$d = mac$0$gate;
+        end
+        if (post_r$107$q) begin
+            z1$11$d = mac$0$gate;
+        end
+        if (post_r$43$q) begin
+            r0$11$d = mac$0$gate;
+        end
+        if (post_r$139$q) begin
+            r1$11$d = mac$0$gate;
+        end
+        if (post_r$75$q || post_r$171$q) begin
+            cand$11$d = mac$0$cand;
+        end
+        if (post_r$12$q) begin
+            z0$12$d = mac$0$gate;
+        end
+        if (post_r$108$q) begin
+            z1$12$d = mac$0$gate;
+        end
+        if (post_r$44$q) begin
+            r0$12$d = mac$0$gate;
+        end
+        if (post_r$140$q) begin
+            r1$12$d = mac$0$gate;
+        end
+        if (post_r$76$q || post_r$172$q) begin
+            cand$12$d = mac$0$cand;
+        end
+        if (post_r$13$q) begin
+            z0$13$d = mac$0$gate;
+        end
+        if (post_r$109$q) begin
+            z1$13$d = mac$0$gate;
+        end
+        if (post_r$45$q) begin
+            r0$13$d = mac$0$gate;
+        end
+        if (post_r$141$q) begin
+            r1$13$d = mac$0$gate;
+        end
+        if (post_r$77$q || post_r$173$q) begin
+            cand$13$d = mac$0$cand;
+        end
+        if (post_r$14$q) begin
+            z0$14$d = mac$0$gate;
+        end
+        if (post_r$110$q) begin
+            z1$14$d = mac$0$gate;
+        end
+        if (post_r$46$q) begin
+            r0$14$d = mac$0$gate;
+        end
+        if (post_r$142$q) begin
+            r1$14$d = mac$0$gate;
+        end
+        if (post_r$78$q || post_r$174$q) begin
+            cand$14$d = mac$0$cand;
+        end
+        if (post_r$15$q) begin
+            z0$15$d = mac$0$gate;
+        end
+        if (post_r$111$q) begin
+            z1$15$d = mac$0$gate;
+        end
+        if (post_r$47$q) begin
+            r0$15$d = mac$0$gate;
+        end
+        if (post_r$143$q) begin
+            r1$15$d = mac$0$gate;
+        end
+        if (post_r$79$q || post_r$175$q) begin
+            cand$15$d = mac$0$cand;
+        end
+        if (post_r$16$q) begin
+            z0$16$d = mac$0$gate;
+        end
+        if (post_r$112$q) begin
+            z1$16$d = mac$0$gate;
+        end
+        if (post_r$48$q) begin
+            r0$16$d = mac$0$gate;
+        end
+        if (post_r$144$q) begin
+            r1$16$d = mac$0$gate;
+        end
+        if (post_r$80$q || post_r$176$q) begin
+            cand$16$d = mac$0$cand;
+        end
+        if (post_r$17$q) begin
+            z0$17$d = mac$0$gate;
+        end
+        if (post_r$113$q) begin
+            z1$17$d = mac$0$gate;
+        end
+        if (post_r$49$q) begin
+            r0$17$d = mac$0$gate;
+        end
+        if (post_r$145$q) begin
+            r1$17$d = mac$0$gate;
+        end
+        if (post_r$81$q || post_r$177$q) begin
+            cand$17$d = mac$0$cand;
+        end
+        if (post_r$18$q) begin
+            z0$18$d = mac$0$gate;
+        end
+        if (post_r$114$q) begin
+            z1$18$d = mac$0$gate;
+        end
+        if (post_r$50$q) begin
+            r0$18$d = mac$0$gate;
+        end
+        if (post_r$146$q) begin
+            r1$18$d = mac$0$gate;
+        end
+        if (post_r$82$q || post_r$178$q) begin
+            cand$18$d = mac$0$cand;
+        end
+        if (post_r$19$q) begin
+            z0$19$d = mac$0$gate;
+        end
+        if (post_r$115$q) begin
+            z1$19$d = mac$0$gate;
+        end
+        if (post_r$51$q) begin
+            r0$19$d = mac$0$gate;
+        end
+        if (post_r$147$q) begin
+            r1$19$d = mac$0$gate;
+        end
+        if (post_r$83$q || post_r$179$q) begin
+            cand$19$d = mac$0$cand;
+        end
+        if (post_r$20$q) begin
+            z0$20$d = mac$0$gate;
+        end
+        if (post_r$116$q) begin
+            z1$20$d = mac$0$gate;
+        end
+        if (post_r$52$q) begin
+            r0$20$d = mac$0$gate;
+        end
+        if (post_r$148$q) begin
+            r1$20$d = mac$0$gate;
+        end
+        if (post_r$84$q || post_r$180$q) begin
+            cand$20$d = mac$0$cand;
+        end
+        if (post_r$21$q) begin
+            z0$21$d = mac$0$gate;
+        end
+        if (post_r$117$q) begin
+            z1$21$d = mac$0$gate;
+        end
+        if (post_r$53$q) begin
+            r0$21$d = mac$0$gate;
+        end
+        if (post_r$149$q) begin
+            r1$21$d = mac$0$gate;
+        end
+        if (post_r$85$q || post_r$181$q) begin
+            cand$21$d = mac$0$cand;
+        end
+        if (post_r$22$q) begin
+            z0$22$d = mac$0$gate;
+        end
+        if (post_r$118$q) begin
+            z1$22$d = mac$0$gate;
+        end
+        if (post_r$54$q) begin
+            r0$22$d = mac$0$gate;
+        end
+        if (post_r$150$q) begin
+            r1$22$d = mac$0$gate;
+        end
+        if (post_r$86$q || post_r$182$q) begin
+            cand$22$d = mac$0$cand;
+        end
+        if (post_r$23$q) begin
+            z0$23$d = mac$0$gate;
+        end
+        if (post_r$119$q) begin
+            z1$23$d = mac$0$gate;
+        end
+        if (post_r$55$q) begin
+            r0$23$d = mac$0$gate;
+        end
+        if (post_r$151$q) begin
+            r1$23$d = mac$0$gate;
+        end
+        if (post_r$87$q || post_r$183$q) begin
+            cand$23$d = mac$0$cand;
+        end
+        if (post_r$24$q) begin
+            z0$24$d = mac$0$gate;
+        end
+        if (post_r$120$q) begin
+            z1$24$d = mac$0$gate;
+        end
+        if (post_r$56$q) begin
+            r0$24$d = mac$0$gate;
+        end
+        if (post_r$152$q) begin
+            r1$24$d = mac$0$gate;
+        end
+        if (post_r$88$q || post_r$184$q) begin
+            cand$24$d = mac$0$cand;
+        end
+        if (post_r$25$q) begin
+            z0$25$d = mac$0$gate;
+        end
+        if (post_r$121$q) begin
+            z1$25$d = mac$0$gate;
+        end
+        if (post_r$57$q) begin
+            r0$25$d = mac$0$gate;
+        end
+        if (post_r$153$q) begin
+            r1$25$d = mac$0$gate;
+        end
+        if (post_r$89$q || post_r$185$q) begin
+            cand$25$d = mac$0$cand;
+        end
+        if (post_r$26$q) begin
+            z0$26$d = mac$0$gate;
+        end
+        if (post_r$122$q) begin
+            z1$26$d = mac$0$gate;
+        end
+        if (post_r$58$q) begin
+            r0$26$d = mac$0$gate;
+        end
+        if (post_r$154$q) begin
+            r1$26$d = mac$0$gate;
+        end
+        if (post_r$90$q || post_r$186$q) begin
+            cand$26$d = mac$0$cand;
+        end
+        if (post_r$27$q) begin
+            z0$27$d = mac$0$gate;
+        end
+        if (post_r$123$q) begin
+            z1$27$d = mac$0$gate;
+        end
+        if (post_r$59$q) begin
+            r0$27$d = mac$0$gate;
+        end
+        if (post_r$155$q) begin
+            r1$27$d = mac$0$gate;
+        end
+        if (post_r$91$q || post_r$187$q) begin
+            cand$27$d = mac$0$cand;
+        end
+        if (post_r$28$q) begin
+            z0$28$d = mac$0$gate;
+        end
+        if (post_r$124$q) begin
+            z1$28$d = mac$0$gate;
+        end
+        if (post_r$60$q) begin
+            r0$28$d = mac$0$gate;
+        end
+        if (post_r$156$q) begin
+            r1$28$d = mac$0$gate;
+        end
+        if (post_r$92$q || post_r$188$q) begin
+            cand$28$d = mac$0$cand;
+        end
+        if (post_r$29$q) begin
+            z0$29$d = mac$0$gate;
+        end
+        if (post_r$125$q) begin
+            z1$29$d = mac$0$gate;
+        end
+        if (post_r$61$q) begin
+            r0$29$d = mac$0$gate;
+        end
+        if (post_r$157$q) begin
+            r1$29$d = mac$0$gate;
+        end
+        if (post_r$93$q || post_r$189$q) begin
+            cand$29$d = mac$0$cand;
+        end
+        if (post_r$30$q) begin
+            z0$30$d = mac$0$gate;
+        end
+        if (post_r$126$q) begin
+            z1$30$d = mac$0$gate;
+        end
+        if (post_r$62$q) begin
+            r0$30$d = mac$0$gate;
+        end
+        if (post_r$158$q) begin
+            r1$30$d = mac$0$gate;
+        end
+        if (post_r$94$q || post_r$190$q) begin
+            cand$30$d = mac$0$cand;
+        end
+        if (post_r$31$q) begin
+            z0$31$d = mac$0$gate;
+        end
+        if (post_r$127$q) begin
+            z1$31$d = mac$0$gate;
+        end
+        if (post_r$63$q) begin
+            r0$31$d = mac$0$gate;
+        end
+        if (post_r$159$q) begin
+            r1$31$d = mac$0$gate;
+        end
+        if (post_r$95$q || post_r$191$q) begin
+            cand$31$d = mac$0$cand;
         end
         h_j = state$0$rdata1;
         if (upd_set_r$q) begin
@@ -14688,25 +19091,7 @@ module top$core$engine$gru$lane$0$p_xc(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$p_xc
 
 
-module top$core$engine$gru$lane$0$post_pass_r(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$post_pass_r
-
-
-module top$core$engine$gru$lane$0$post_r(clock,d,q);
+module top$core$engine$gru$lane$0$post_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -14721,10 +19106,10 @@ module top$core$engine$gru$lane$0$post_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$0$post_r
+endmodule // top$core$engine$gru$lane$0$post_r$0
 
 
-module top$core$engine$gru$lane$0$post_set_r(clock,d,q);
+module top$core$engine$gru$lane$0$post_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -14739,7 +19124,3427 @@ module top$core$engine$gru$lane$0$post_set_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$0$post_set_r
+endmodule // top$core$engine$gru$lane$0$post_r$1
+
+
+module top$core$engine$gru$lane$0$post_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$10
+
+
+module top$core$engine$gru$lane$0$post_r$100(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$100
+
+
+module top$core$engine$gru$lane$0$post_r$101(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$101
+
+
+module top$core$engine$gru$lane$0$post_r$102(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$102
+
+
+module top$core$engine$gru$lane$0$post_r$103(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$103
+
+
+module top$core$engine$gru$lane$0$post_r$104(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$104
+
+
+module top$core$engine$gru$lane$0$post_r$105(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$105
+
+
+module top$core$engine$gru$lane$0$post_r$106(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$106
+
+
+module top$core$engine$gru$lane$0$post_r$107(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$107
+
+
+module top$core$engine$gru$lane$0$post_r$108(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$108
+
+
+module top$core$engine$gru$lane$0$post_r$109(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$109
+
+
+module top$core$engine$gru$lane$0$post_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$11
+
+
+module top$core$engine$gru$lane$0$post_r$110(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$110
+
+
+module top$core$engine$gru$lane$0$post_r$111(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$111
+
+
+module top$core$engine$gru$lane$0$post_r$112(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$112
+
+
+module top$core$engine$gru$lane$0$post_r$113(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$113
+
+
+module top$core$engine$gru$lane$0$post_r$114(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$114
+
+
+module top$core$engine$gru$lane$0$post_r$115(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$115
+
+
+module top$core$engine$gru$lane$0$post_r$116(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$116
+
+
+module top$core$engine$gru$lane$0$post_r$117(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$117
+
+
+module top$core$engine$gru$lane$0$post_r$118(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$118
+
+
+module top$core$engine$gru$lane$0$post_r$119(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$119
+
+
+module top$core$engine$gru$lane$0$post_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$12
+
+
+module top$core$engine$gru$lane$0$post_r$120(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$120
+
+
+module top$core$engine$gru$lane$0$post_r$121(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$121
+
+
+module top$core$engine$gru$lane$0$post_r$122(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$122
+
+
+module top$core$engine$gru$lane$0$post_r$123(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$123
+
+
+module top$core$engine$gru$lane$0$post_r$124(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$124
+
+
+module top$core$engine$gru$lane$0$post_r$125(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$125
+
+
+module top$core$engine$gru$lane$0$post_r$126(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$126
+
+
+module top$core$engine$gru$lane$0$post_r$127(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$127
+
+
+module top$core$engine$gru$lane$0$post_r$128(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$128
+
+
+module top$core$engine$gru$lane$0$post_r$129(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$129
+
+
+module top$core$engine$gru$lane$0$post_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$13
+
+
+module top$core$engine$gru$lane$0$post_r$130(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$130
+
+
+module top$core$engine$gru$lane$0$post_r$131(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$131
+
+
+module top$core$engine$gru$lane$0$post_r$132(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$132
+
+
+module top$core$engine$gru$lane$0$post_r$133(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$133
+
+
+module top$core$engine$gru$lane$0$post_r$134(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$134
+
+
+module top$core$engine$gru$lane$0$post_r$135(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$135
+
+
+module top$core$engine$gru$lane$0$post_r$136(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$136
+
+
+module top$core$engine$gru$lane$0$post_r$137(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$137
+
+
+module top$core$engine$gru$lane$0$post_r$138(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$138
+
+
+module top$core$engine$gru$lane$0$post_r$139(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$139
+
+
+module top$core$engine$gru$lane$0$post_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$14
+
+
+module top$core$engine$gru$lane$0$post_r$140(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$140
+
+
+module top$core$engine$gru$lane$0$post_r$141(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$141
+
+
+module top$core$engine$gru$lane$0$post_r$142(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$142
+
+
+module top$core$engine$gru$lane$0$post_r$143(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$143
+
+
+module top$core$engine$gru$lane$0$post_r$144(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$144
+
+
+module top$core$engine$gru$lane$0$post_r$145(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$145
+
+
+module top$core$engine$gru$lane$0$post_r$146(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$146
+
+
+module top$core$engine$gru$lane$0$post_r$147(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$147
+
+
+module top$core$engine$gru$lane$0$post_r$148(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$148
+
+
+module top$core$engine$gru$lane$0$post_r$149(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$149
+
+
+module top$core$engine$gru$lane$0$post_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$15
+
+
+module top$core$engine$gru$lane$0$post_r$150(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$150
+
+
+module top$core$engine$gru$lane$0$post_r$151(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$151
+
+
+module top$core$engine$gru$lane$0$post_r$152(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$152
+
+
+module top$core$engine$gru$lane$0$post_r$153(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$153
+
+
+module top$core$engine$gru$lane$0$post_r$154(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$154
+
+
+module top$core$engine$gru$lane$0$post_r$155(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$155
+
+
+module top$core$engine$gru$lane$0$post_r$156(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$156
+
+
+module top$core$engine$gru$lane$0$post_r$157(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$157
+
+
+module top$core$engine$gru$lane$0$post_r$158(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$158
+
+
+module top$core$engine$gru$lane$0$post_r$159(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$159
+
+
+module top$core$engine$gru$lane$0$post_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$16
+
+
+module top$core$engine$gru$lane$0$post_r$160(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$160
+
+
+module top$core$engine$gru$lane$0$post_r$161(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$161
+
+
+module top$core$engine$gru$lane$0$post_r$162(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$162
+
+
+module top$core$engine$gru$lane$0$post_r$163(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$163
+
+
+module top$core$engine$gru$lane$0$post_r$164(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$164
+
+
+module top$core$engine$gru$lane$0$post_r$165(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$165
+
+
+module top$core$engine$gru$lane$0$post_r$166(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$166
+
+
+module top$core$engine$gru$lane$0$post_r$167(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$167
+
+
+module top$core$engine$gru$lane$0$post_r$168(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$168
+
+
+module top$core$engine$gru$lane$0$post_r$169(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$169
+
+
+module top$core$engine$gru$lane$0$post_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$17
+
+
+module top$core$engine$gru$lane$0$post_r$170(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$170
+
+
+module top$core$engine$gru$lane$0$post_r$171(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$171
+
+
+module top$core$engine$gru$lane$0$post_r$172(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$172
+
+
+module top$core$engine$gru$lane$0$post_r$173(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$173
+
+
+module top$core$engine$gru$lane$0$post_r$174(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$174
+
+
+module top$core$engine$gru$lane$0$post_r$175(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$175
+
+
+module top$core$engine$gru$lane$0$post_r$176(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$176
+
+
+module top$core$engine$gru$lane$0$post_r$177(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$177
+
+
+module top$core$engine$gru$lane$0$post_r$178(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$178
+
+
+module top$core$engine$gru$lane$0$post_r$179(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$179
+
+
+module top$core$engine$gru$lane$0$post_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$18
+
+
+module top$core$engine$gru$lane$0$post_r$180(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$180
+
+
+module top$core$engine$gru$lane$0$post_r$181(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$181
+
+
+module top$core$engine$gru$lane$0$post_r$182(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$182
+
+
+module top$core$engine$gru$lane$0$post_r$183(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$183
+
+
+module top$core$engine$gru$lane$0$post_r$184(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$184
+
+
+module top$core$engine$gru$lane$0$post_r$185(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$185
+
+
+module top$core$engine$gru$lane$0$post_r$186(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$186
+
+
+module top$core$engine$gru$lane$0$post_r$187(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$187
+
+
+module top$core$engine$gru$lane$0$post_r$188(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$188
+
+
+module top$core$engine$gru$lane$0$post_r$189(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$189
+
+
+module top$core$engine$gru$lane$0$post_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$19
+
+
+module top$core$engine$gru$lane$0$post_r$190(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$190
+
+
+module top$core$engine$gru$lane$0$post_r$191(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$191
+
+
+module top$core$engine$gru$lane$0$post_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$2
+
+
+module top$core$engine$gru$lane$0$post_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$20
+
+
+module top$core$engine$gru$lane$0$post_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$21
+
+
+module top$core$engine$gru$lane$0$post_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$22
+
+
+module top$core$engine$gru$lane$0$post_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$23
+
+
+module top$core$engine$gru$lane$0$post_r$24(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$24
+
+
+module top$core$engine$gru$lane$0$post_r$25(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$25
+
+
+module top$core$engine$gru$lane$0$post_r$26(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$26
+
+
+module top$core$engine$gru$lane$0$post_r$27(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$27
+
+
+module top$core$engine$gru$lane$0$post_r$28(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$28
+
+
+module top$core$engine$gru$lane$0$post_r$29(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$29
+
+
+module top$core$engine$gru$lane$0$post_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$3
+
+
+module top$core$engine$gru$lane$0$post_r$30(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$30
+
+
+module top$core$engine$gru$lane$0$post_r$31(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$31
+
+
+module top$core$engine$gru$lane$0$post_r$32(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$32
+
+
+module top$core$engine$gru$lane$0$post_r$33(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$33
+
+
+module top$core$engine$gru$lane$0$post_r$34(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$34
+
+
+module top$core$engine$gru$lane$0$post_r$35(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$35
+
+
+module top$core$engine$gru$lane$0$post_r$36(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$36
+
+
+module top$core$engine$gru$lane$0$post_r$37(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$37
+
+
+module top$core$engine$gru$lane$0$post_r$38(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$38
+
+
+module top$core$engine$gru$lane$0$post_r$39(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$39
+
+
+module top$core$engine$gru$lane$0$post_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$4
+
+
+module top$core$engine$gru$lane$0$post_r$40(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$40
+
+
+module top$core$engine$gru$lane$0$post_r$41(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$41
+
+
+module top$core$engine$gru$lane$0$post_r$42(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$42
+
+
+module top$core$engine$gru$lane$0$post_r$43(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$43
+
+
+module top$core$engine$gru$lane$0$post_r$44(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$44
+
+
+module top$core$engine$gru$lane$0$post_r$45(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$45
+
+
+module top$core$engine$gru$lane$0$post_r$46(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$46
+
+
+module top$core$engine$gru$lane$0$post_r$47(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$47
+
+
+module top$core$engine$gru$lane$0$post_r$48(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$48
+
+
+module top$core$engine$gru$lane$0$post_r$49(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$49
+
+
+module top$core$engine$gru$lane$0$post_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$5
+
+
+module top$core$engine$gru$lane$0$post_r$50(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$50
+
+
+module top$core$engine$gru$lane$0$post_r$51(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$51
+
+
+module top$core$engine$gru$lane$0$post_r$52(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$52
+
+
+module top$core$engine$gru$lane$0$post_r$53(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$53
+
+
+module top$core$engine$gru$lane$0$post_r$54(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$54
+
+
+module top$core$engine$gru$lane$0$post_r$55(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$55
+
+
+module top$core$engine$gru$lane$0$post_r$56(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$56
+
+
+module top$core$engine$gru$lane$0$post_r$57(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$57
+
+
+module top$core$engine$gru$lane$0$post_r$58(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$58
+
+
+module top$core$engine$gru$lane$0$post_r$59(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$59
+
+
+module top$core$engine$gru$lane$0$post_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$6
+
+
+module top$core$engine$gru$lane$0$post_r$60(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$60
+
+
+module top$core$engine$gru$lane$0$post_r$61(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$61
+
+
+module top$core$engine$gru$lane$0$post_r$62(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$62
+
+
+module top$core$engine$gru$lane$0$post_r$63(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$63
+
+
+module top$core$engine$gru$lane$0$post_r$64(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$64
+
+
+module top$core$engine$gru$lane$0$post_r$65(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$65
+
+
+module top$core$engine$gru$lane$0$post_r$66(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$66
+
+
+module top$core$engine$gru$lane$0$post_r$67(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$67
+
+
+module top$core$engine$gru$lane$0$post_r$68(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$68
+
+
+module top$core$engine$gru$lane$0$post_r$69(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$69
+
+
+module top$core$engine$gru$lane$0$post_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$7
+
+
+module top$core$engine$gru$lane$0$post_r$70(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$70
+
+
+module top$core$engine$gru$lane$0$post_r$71(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$71
+
+
+module top$core$engine$gru$lane$0$post_r$72(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$72
+
+
+module top$core$engine$gru$lane$0$post_r$73(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$73
+
+
+module top$core$engine$gru$lane$0$post_r$74(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$74
+
+
+module top$core$engine$gru$lane$0$post_r$75(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$75
+
+
+module top$core$engine$gru$lane$0$post_r$76(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$76
+
+
+module top$core$engine$gru$lane$0$post_r$77(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$77
+
+
+module top$core$engine$gru$lane$0$post_r$78(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$78
+
+
+module top$core$engine$gru$lane$0$post_r$79(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$79
+
+
+module top$core$engine$gru$lane$0$post_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$8
+
+
+module top$core$engine$gru$lane$0$post_r$80(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$80
+
+
+module top$core$engine$gru$lane$0$post_r$81(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$81
+
+
+module top$core$engine$gru$lane$0$post_r$82(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$82
+
+
+module top$core$engine$gru$lane$0$post_r$83(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$83
+
+
+module top$core$engine$gru$lane$0$post_r$84(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$84
+
+
+module top$core$engine$gru$lane$0$post_r$85(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$85
+
+
+module top$core$engine$gru$lane$0$post_r$86(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$86
+
+
+module top$core$engine$gru$lane$0$post_r$87(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$87
+
+
+module top$core$engine$gru$lane$0$post_r$88(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$88
+
+
+module top$core$engine$gru$lane$0$post_r$89(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$89
+
+
+module top$core$engine$gru$lane$0$post_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$9
+
+
+module top$core$engine$gru$lane$0$post_r$90(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$90
+
+
+module top$core$engine$gru$lane$0$post_r$91(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$91
+
+
+module top$core$engine$gru$lane$0$post_r$92(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$92
+
+
+module top$core$engine$gru$lane$0$post_r$93(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$93
+
+
+module top$core$engine$gru$lane$0$post_r$94(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$94
+
+
+module top$core$engine$gru$lane$0$post_r$95(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$95
+
+
+module top$core$engine$gru$lane$0$post_r$96(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$96
+
+
+module top$core$engine$gru$lane$0$post_r$97(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$97
+
+
+module top$core$engine$gru$lane$0$post_r$98(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$98
+
+
+module top$core$engine$gru$lane$0$post_r$99(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$99
 
 
 module top$core$engine$gru$lane$0$q_czero(d,q,clock);
@@ -18184,26 +25989,7 @@ module top$core$engine$gru$s2_head(d,q,clock);
 endmodule // top$core$engine$gru$s2_head
 
 
-module top$core$engine$gru$s2_pass(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$s2_pass
-
-
-module top$core$engine$gru$s2_post(d,q,clock);
+module top$core$engine$gru$s2_post$0(d,q,clock);
     
     // Module arguments
     input wire  d;
@@ -18219,10 +26005,10 @@ module top$core$engine$gru$s2_post(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$s2_post
+endmodule // top$core$engine$gru$s2_post$0
 
 
-module top$core$engine$gru$s2_set(d,q,clock);
+module top$core$engine$gru$s2_post$1(d,q,clock);
     
     // Module arguments
     input wire  d;
@@ -18238,7 +26024,3617 @@ module top$core$engine$gru$s2_set(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$s2_set
+endmodule // top$core$engine$gru$s2_post$1
+
+
+module top$core$engine$gru$s2_post$10(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$10
+
+
+module top$core$engine$gru$s2_post$100(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$100
+
+
+module top$core$engine$gru$s2_post$101(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$101
+
+
+module top$core$engine$gru$s2_post$102(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$102
+
+
+module top$core$engine$gru$s2_post$103(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$103
+
+
+module top$core$engine$gru$s2_post$104(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$104
+
+
+module top$core$engine$gru$s2_post$105(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$105
+
+
+module top$core$engine$gru$s2_post$106(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$106
+
+
+module top$core$engine$gru$s2_post$107(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$107
+
+
+module top$core$engine$gru$s2_post$108(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$108
+
+
+module top$core$engine$gru$s2_post$109(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$109
+
+
+module top$core$engine$gru$s2_post$11(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$11
+
+
+module top$core$engine$gru$s2_post$110(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$110
+
+
+module top$core$engine$gru$s2_post$111(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$111
+
+
+module top$core$engine$gru$s2_post$112(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$112
+
+
+module top$core$engine$gru$s2_post$113(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$113
+
+
+module top$core$engine$gru$s2_post$114(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$114
+
+
+module top$core$engine$gru$s2_post$115(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$115
+
+
+module top$core$engine$gru$s2_post$116(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$116
+
+
+module top$core$engine$gru$s2_post$117(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$117
+
+
+module top$core$engine$gru$s2_post$118(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$118
+
+
+module top$core$engine$gru$s2_post$119(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$119
+
+
+module top$core$engine$gru$s2_post$12(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$12
+
+
+module top$core$engine$gru$s2_post$120(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$120
+
+
+module top$core$engine$gru$s2_post$121(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$121
+
+
+module top$core$engine$gru$s2_post$122(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$122
+
+
+module top$core$engine$gru$s2_post$123(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$123
+
+
+module top$core$engine$gru$s2_post$124(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$124
+
+
+module top$core$engine$gru$s2_post$125(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$125
+
+
+module top$core$engine$gru$s2_post$126(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$126
+
+
+module top$core$engine$gru$s2_post$127(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$127
+
+
+module top$core$engine$gru$s2_post$128(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$128
+
+
+module top$core$engine$gru$s2_post$129(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$129
+
+
+module top$core$engine$gru$s2_post$13(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$13
+
+
+module top$core$engine$gru$s2_post$130(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$130
+
+
+module top$core$engine$gru$s2_post$131(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$131
+
+
+module top$core$engine$gru$s2_post$132(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$132
+
+
+module top$core$engine$gru$s2_post$133(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$133
+
+
+module top$core$engine$gru$s2_post$134(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$134
+
+
+module top$core$engine$gru$s2_post$135(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$135
+
+
+module top$core$engine$gru$s2_post$136(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$136
+
+
+module top$core$engine$gru$s2_post$137(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$137
+
+
+module top$core$engine$gru$s2_post$138(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$138
+
+
+module top$core$engine$gru$s2_post$139(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$139
+
+
+module top$core$engine$gru$s2_post$14(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$14
+
+
+module top$core$engine$gru$s2_post$140(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$140
+
+
+module top$core$engine$gru$s2_post$141(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$141
+
+
+module top$core$engine$gru$s2_post$142(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$142
+
+
+module top$core$engine$gru$s2_post$143(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$143
+
+
+module top$core$engine$gru$s2_post$144(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$144
+
+
+module top$core$engine$gru$s2_post$145(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$145
+
+
+module top$core$engine$gru$s2_post$146(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$146
+
+
+module top$core$engine$gru$s2_post$147(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$147
+
+
+module top$core$engine$gru$s2_post$148(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$148
+
+
+module top$core$engine$gru$s2_post$149(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$149
+
+
+module top$core$engine$gru$s2_post$15(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$15
+
+
+module top$core$engine$gru$s2_post$150(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$150
+
+
+module top$core$engine$gru$s2_post$151(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$151
+
+
+module top$core$engine$gru$s2_post$152(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$152
+
+
+module top$core$engine$gru$s2_post$153(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$153
+
+
+module top$core$engine$gru$s2_post$154(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$154
+
+
+module top$core$engine$gru$s2_post$155(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$155
+
+
+module top$core$engine$gru$s2_post$156(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$156
+
+
+module top$core$engine$gru$s2_post$157(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$157
+
+
+module top$core$engine$gru$s2_post$158(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$158
+
+
+module top$core$engine$gru$s2_post$159(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$159
+
+
+module top$core$engine$gru$s2_post$16(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$16
+
+
+module top$core$engine$gru$s2_post$160(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$160
+
+
+module top$core$engine$gru$s2_post$161(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$161
+
+
+module top$core$engine$gru$s2_post$162(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$162
+
+
+module top$core$engine$gru$s2_post$163(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$163
+
+
+module top$core$engine$gru$s2_post$164(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$164
+
+
+module top$core$engine$gru$s2_post$165(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$165
+
+
+module top$core$engine$gru$s2_post$166(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$166
+
+
+module top$core$engine$gru$s2_post$167(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$167
+
+
+module top$core$engine$gru$s2_post$168(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$168
+
+
+module top$core$engine$gru$s2_post$169(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$169
+
+
+module top$core$engine$gru$s2_post$17(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$17
+
+
+module top$core$engine$gru$s2_post$170(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$170
+
+
+module top$core$engine$gru$s2_post$171(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$171
+
+
+module top$core$engine$gru$s2_post$172(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$172
+
+
+module top$core$engine$gru$s2_post$173(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$173
+
+
+module top$core$engine$gru$s2_post$174(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$174
+
+
+module top$core$engine$gru$s2_post$175(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$175
+
+
+module top$core$engine$gru$s2_post$176(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$176
+
+
+module top$core$engine$gru$s2_post$177(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$177
+
+
+module top$core$engine$gru$s2_post$178(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$178
+
+
+module top$core$engine$gru$s2_post$179(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$179
+
+
+module top$core$engine$gru$s2_post$18(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$18
+
+
+module top$core$engine$gru$s2_post$180(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$180
+
+
+module top$core$engine$gru$s2_post$181(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$181
+
+
+module top$core$engine$gru$s2_post$182(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$182
+
+
+module top$core$engine$gru$s2_post$183(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$183
+
+
+module top$core$engine$gru$s2_post$184(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$184
+
+
+module top$core$engine$gru$s2_post$185(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$185
+
+
+module top$core$engine$gru$s2_post$186(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$186
+
+
+module top$core$engine$gru$s2_post$187(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$187
+
+
+module top$core$engine$gru$s2_post$188(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$188
+
+
+module top$core$engine$gru$s2_post$189(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$189
+
+
+module top$core$engine$gru$s2_post$19(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$19
+
+
+module top$core$engine$gru$s2_post$190(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$190
+
+
+module top$core$engine$gru$s2_post$191(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$191
+
+
+module top$core$engine$gru$s2_post$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$2
+
+
+module top$core$engine$gru$s2_post$20(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$20
+
+
+module top$core$engine$gru$s2_post$21(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$21
+
+
+module top$core$engine$gru$s2_post$22(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$22
+
+
+module top$core$engine$gru$s2_post$23(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$23
+
+
+module top$core$engine$gru$s2_post$24(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$24
+
+
+module top$core$engine$gru$s2_post$25(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$25
+
+
+module top$core$engine$gru$s2_post$26(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$26
+
+
+module top$core$engine$gru$s2_post$27(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$27
+
+
+module top$core$engine$gru$s2_post$28(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$28
+
+
+module top$core$engine$gru$s2_post$29(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$29
+
+
+module top$core$engine$gru$s2_post$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$3
+
+
+module top$core$engine$gru$s2_post$30(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$30
+
+
+module top$core$engine$gru$s2_post$31(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$31
+
+
+module top$core$engine$gru$s2_post$32(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$32
+
+
+module top$core$engine$gru$s2_post$33(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$33
+
+
+module top$core$engine$gru$s2_post$34(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$34
+
+
+module top$core$engine$gru$s2_post$35(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$35
+
+
+module top$core$engine$gru$s2_post$36(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$36
+
+
+module top$core$engine$gru$s2_post$37(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$37
+
+
+module top$core$engine$gru$s2_post$38(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$38
+
+
+module top$core$engine$gru$s2_post$39(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$39
+
+
+module top$core$engine$gru$s2_post$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$4
+
+
+module top$core$engine$gru$s2_post$40(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$40
+
+
+module top$core$engine$gru$s2_post$41(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$41
+
+
+module top$core$engine$gru$s2_post$42(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$42
+
+
+module top$core$engine$gru$s2_post$43(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$43
+
+
+module top$core$engine$gru$s2_post$44(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$44
+
+
+module top$core$engine$gru$s2_post$45(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$45
+
+
+module top$core$engine$gru$s2_post$46(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$46
+
+
+module top$core$engine$gru$s2_post$47(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$47
+
+
+module top$core$engine$gru$s2_post$48(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$48
+
+
+module top$core$engine$gru$s2_post$49(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$49
+
+
+module top$core$engine$gru$s2_post$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$5
+
+
+module top$core$engine$gru$s2_post$50(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$50
+
+
+module top$core$engine$gru$s2_post$51(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$51
+
+
+module top$core$engine$gru$s2_post$52(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$52
+
+
+module top$core$engine$gru$s2_post$53(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$53
+
+
+module top$core$engine$gru$s2_post$54(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$54
+
+
+module top$core$engine$gru$s2_post$55(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$55
+
+
+module top$core$engine$gru$s2_post$56(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$56
+
+
+module top$core$engine$gru$s2_post$57(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$57
+
+
+module top$core$engine$gru$s2_post$58(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$58
+
+
+module top$core$engine$gru$s2_post$59(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$59
+
+
+module top$core$engine$gru$s2_post$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$6
+
+
+module top$core$engine$gru$s2_post$60(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$60
+
+
+module top$core$engine$gru$s2_post$61(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$61
+
+
+module top$core$engine$gru$s2_post$62(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$62
+
+
+module top$core$engine$gru$s2_post$63(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$63
+
+
+module top$core$engine$gru$s2_post$64(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$64
+
+
+module top$core$engine$gru$s2_post$65(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$65
+
+
+module top$core$engine$gru$s2_post$66(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$66
+
+
+module top$core$engine$gru$s2_post$67(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$67
+
+
+module top$core$engine$gru$s2_post$68(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$68
+
+
+module top$core$engine$gru$s2_post$69(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$69
+
+
+module top$core$engine$gru$s2_post$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$7
+
+
+module top$core$engine$gru$s2_post$70(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$70
+
+
+module top$core$engine$gru$s2_post$71(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$71
+
+
+module top$core$engine$gru$s2_post$72(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$72
+
+
+module top$core$engine$gru$s2_post$73(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$73
+
+
+module top$core$engine$gru$s2_post$74(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$74
+
+
+module top$core$engine$gru$s2_post$75(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$75
+
+
+module top$core$engine$gru$s2_post$76(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$76
+
+
+module top$core$engine$gru$s2_post$77(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$77
+
+
+module top$core$engine$gru$s2_post$78(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$78
+
+
+module top$core$engine$gru$s2_post$79(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$79
+
+
+module top$core$engine$gru$s2_post$8(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$8
+
+
+module top$core$engine$gru$s2_post$80(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$80
+
+
+module top$core$engine$gru$s2_post$81(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$81
+
+
+module top$core$engine$gru$s2_post$82(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$82
+
+
+module top$core$engine$gru$s2_post$83(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$83
+
+
+module top$core$engine$gru$s2_post$84(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$84
+
+
+module top$core$engine$gru$s2_post$85(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$85
+
+
+module top$core$engine$gru$s2_post$86(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$86
+
+
+module top$core$engine$gru$s2_post$87(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$87
+
+
+module top$core$engine$gru$s2_post$88(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$88
+
+
+module top$core$engine$gru$s2_post$89(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$89
+
+
+module top$core$engine$gru$s2_post$9(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$9
+
+
+module top$core$engine$gru$s2_post$90(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$90
+
+
+module top$core$engine$gru$s2_post$91(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$91
+
+
+module top$core$engine$gru$s2_post$92(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$92
+
+
+module top$core$engine$gru$s2_post$93(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$93
+
+
+module top$core$engine$gru$s2_post$94(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$94
+
+
+module top$core$engine$gru$s2_post$95(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$95
+
+
+module top$core$engine$gru$s2_post$96(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$96
+
+
+module top$core$engine$gru$s2_post$97(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$97
+
+
+module top$core$engine$gru$s2_post$98(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$98
+
+
+module top$core$engine$gru$s2_post$99(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$s2_post$99
 
 
 module top$core$engine$gru$s3_head(d,q,clock);

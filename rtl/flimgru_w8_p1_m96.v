@@ -5911,6 +5911,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     localparam  a_passes$62 = 16'h1;
     localparam  a_passes$63 = 16'h1;
     localparam  last_pass = 16'h0;
+    localparam  pass_index$0 = 16'h0;
     localparam  last_term = 16'h20;
     localparam  x_term = 16'h20;
     localparam  last_state_term = 16'h1f;
@@ -6234,9 +6235,8 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [19:0] lane$0$head_weight$0;
     reg  [19:0] lane$0$head_weight$1;
     reg  [19:0] lane$0$head_weight$2;
-    reg  lane$0$post;
-    reg  [15:0] lane$0$post_pass;
-    reg  lane$0$post_set;
+    reg  lane$0$post$0;
+    reg  lane$0$post$1;
     reg  lane$0$head_done;
     reg  lane$0$head_step_first;
     reg  lane$0$head_step_last;
@@ -7875,15 +7875,12 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  s1_head$d;
     wire  s1_head$q;
     reg  s1_head$clock;
-    reg  s2_post$d;
-    wire  s2_post$q;
-    reg  s2_post$clock;
-    reg  [15:0] s2_pass$d;
-    wire  [15:0] s2_pass$q;
-    reg  s2_pass$clock;
-    reg  s2_set$d;
-    wire  s2_set$q;
-    reg  s2_set$clock;
+    reg  s2_post$0$d;
+    wire  s2_post$0$q;
+    reg  s2_post$0$clock;
+    reg  s2_post$1$d;
+    wire  s2_post$1$q;
+    reg  s2_post$1$clock;
     reg  s2_head$d;
     wire  s2_head$q;
     reg  s2_head$clock;
@@ -7919,6 +7916,7 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  upd_active$clock;
     
     // Local signals
+    reg  m2_last;
     reg  zero$0;
     reg  zero$1;
     reg  issue;
@@ -8250,9 +8248,8 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .head_weight$0(lane$0$head_weight$0),
         .head_weight$1(lane$0$head_weight$1),
         .head_weight$2(lane$0$head_weight$2),
-        .post(lane$0$post),
-        .post_pass(lane$0$post_pass),
-        .post_set(lane$0$post_set),
+        .post$0(lane$0$post$0),
+        .post$1(lane$0$post$1),
         .head_done(lane$0$head_done),
         .head_step_first(lane$0$head_step_first),
         .head_step_last(lane$0$head_step_last),
@@ -10974,20 +10971,15 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(s1_head$q),
         .clock(s1_head$clock)
     );
-    top$gru$s2_post s2_post(
-        .d(s2_post$d),
-        .q(s2_post$q),
-        .clock(s2_post$clock)
+    top$gru$s2_post$0 s2_post$0(
+        .d(s2_post$0$d),
+        .q(s2_post$0$q),
+        .clock(s2_post$0$clock)
     );
-    top$gru$s2_pass s2_pass(
-        .d(s2_pass$d),
-        .q(s2_pass$q),
-        .clock(s2_pass$clock)
-    );
-    top$gru$s2_set s2_set(
-        .d(s2_set$d),
-        .q(s2_set$q),
-        .clock(s2_set$clock)
+    top$gru$s2_post$1 s2_post$1(
+        .d(s2_post$1$d),
+        .q(s2_post$1$q),
+        .clock(s2_post$1$clock)
     );
     top$gru$s2_head s2_head(
         .d(s2_head$d),
@@ -11095,9 +11087,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         s1_pass$clock = clock;
         s1_term$clock = clock;
         s1_head$clock = clock;
-        s2_post$clock = clock;
-        s2_pass$clock = clock;
-        s2_set$clock = clock;
         s2_head$clock = clock;
         s3_head$clock = clock;
         lag_done$clock = clock;
@@ -11157,9 +11146,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         s1_pass$d = s1_pass$q;
         s1_term$d = s1_term$q;
         s1_head$d = s1_head$q;
-        s2_post$d = s2_post$q;
-        s2_pass$d = s2_pass$q;
-        s2_set$d = s2_set$q;
         s2_head$d = s2_head$q;
         s3_head$d = s3_head$q;
         lag_done$d = lag_done$q;
@@ -12596,9 +12582,11 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         m2_valid$d = m1_valid$q;
         m2_pass$d = m1_pass$q;
         m2_term$d = m1_term$q;
-        s2_post$d = m2_valid$q && (m2_term$q == last_term);
-        s2_pass$d = m2_pass$q;
-        s2_set$d = a_set$q;
+        m2_last = m2_valid$q && (m2_term$q == last_term);
+        s2_post$0$clock = clock;
+        s2_post$1$clock = clock;
+        s2_post$0$d = m2_last && (m2_pass$q == pass_index$0) && ~a_set$q;
+        s2_post$1$d = m2_last && (m2_pass$q == pass_index$0) && a_set$q;
         h1_last$d = s1_head$q && (s1_term$q == last_state_term);
         h2_last$d = h1_last$q;
         s2_head$d = h2_last$q;
@@ -12919,9 +12907,8 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         lane$0$head_weight$0 = head_rom$0$data;
         lane$0$head_weight$1 = head_rom$1$data;
         lane$0$head_weight$2 = head_rom$2$data;
-        lane$0$post = s2_post$q;
-        lane$0$post_pass = s2_pass$q;
-        lane$0$post_set = s2_set$q;
+        lane$0$post$0 = s2_post$0$q;
+        lane$0$post$1 = s2_post$1$q;
         lane$0$head_done = s3_head$q && head_valid$q;
         lane$0$head_step_first = head_first$q;
         lane$0$head_step_last = head_last$q;
@@ -19785,7 +19772,7 @@ module top$gru$lag_step(d,q,clock);
 endmodule // top$gru$lag_step
 
 
-module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,unit_is_a$32,unit_is_a$33,unit_is_a$34,unit_is_a$35,unit_is_a$36,unit_is_a$37,unit_is_a$38,unit_is_a$39,unit_is_a$40,unit_is_a$41,unit_is_a$42,unit_is_a$43,unit_is_a$44,unit_is_a$45,unit_is_a$46,unit_is_a$47,unit_is_a$48,unit_is_a$49,unit_is_a$50,unit_is_a$51,unit_is_a$52,unit_is_a$53,unit_is_a$54,unit_is_a$55,unit_is_a$56,unit_is_a$57,unit_is_a$58,unit_is_a$59,unit_is_a$60,unit_is_a$61,unit_is_a$62,unit_is_a$63,unit_is_a$64,unit_is_a$65,unit_is_a$66,unit_is_a$67,unit_is_a$68,unit_is_a$69,unit_is_a$70,unit_is_a$71,unit_is_a$72,unit_is_a$73,unit_is_a$74,unit_is_a$75,unit_is_a$76,unit_is_a$77,unit_is_a$78,unit_is_a$79,unit_is_a$80,unit_is_a$81,unit_is_a$82,unit_is_a$83,unit_is_a$84,unit_is_a$85,unit_is_a$86,unit_is_a$87,unit_is_a$88,unit_is_a$89,unit_is_a$90,unit_is_a$91,unit_is_a$92,unit_is_a$93,unit_is_a$94,unit_is_a$95,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,weight$32,weight$33,weight$34,weight$35,weight$36,weight$37,weight$38,weight$39,weight$40,weight$41,weight$42,weight$43,weight$44,weight$45,weight$46,weight$47,weight$48,weight$49,weight$50,weight$51,weight$52,weight$53,weight$54,weight$55,weight$56,weight$57,weight$58,weight$59,weight$60,weight$61,weight$62,weight$63,weight$64,weight$65,weight$66,weight$67,weight$68,weight$69,weight$70,weight$71,weight$72,weight$73,weight$74,weight$75,weight$76,weight$77,weight$78,weight$79,weight$80,weight$81,weight$82,weight$83,weight$84,weight$85,weight$86,weight$87,weight$88,weight$89,weight$90,weight$91,weight$92,weight$93,weight$94,weight$95,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,bias$32,bias$33,bias$34,bias$35,bias$36,bias$37,bias$38,bias$39,bias$40,bias$41,bias$42,bias$43,bias$44,bias$45,bias$46,bias$47,bias$48,bias$49,bias$50,bias$51,bias$52,bias$53,bias$54,bias$55,bias$56,bias$57,bias$58,bias$59,bias$60,bias$61,bias$62,bias$63,bias$64,bias$65,bias$66,bias$67,bias$68,bias$69,bias$70,bias$71,bias$72,bias$73,bias$74,bias$75,bias$76,bias$77,bias$78,bias$79,bias$80,bias$81,bias$82,bias$83,bias$84,bias$85,bias$86,bias$87,bias$88,bias$89,bias$90,bias$91,bias$92,bias$93,bias$94,bias$95,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post,post_pass,post_set,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,unit_is_a$32,unit_is_a$33,unit_is_a$34,unit_is_a$35,unit_is_a$36,unit_is_a$37,unit_is_a$38,unit_is_a$39,unit_is_a$40,unit_is_a$41,unit_is_a$42,unit_is_a$43,unit_is_a$44,unit_is_a$45,unit_is_a$46,unit_is_a$47,unit_is_a$48,unit_is_a$49,unit_is_a$50,unit_is_a$51,unit_is_a$52,unit_is_a$53,unit_is_a$54,unit_is_a$55,unit_is_a$56,unit_is_a$57,unit_is_a$58,unit_is_a$59,unit_is_a$60,unit_is_a$61,unit_is_a$62,unit_is_a$63,unit_is_a$64,unit_is_a$65,unit_is_a$66,unit_is_a$67,unit_is_a$68,unit_is_a$69,unit_is_a$70,unit_is_a$71,unit_is_a$72,unit_is_a$73,unit_is_a$74,unit_is_a$75,unit_is_a$76,unit_is_a$77,unit_is_a$78,unit_is_a$79,unit_is_a$80,unit_is_a$81,unit_is_a$82,unit_is_a$83,unit_is_a$84,unit_is_a$85,unit_is_a$86,unit_is_a$87,unit_is_a$88,unit_is_a$89,unit_is_a$90,unit_is_a$91,unit_is_a$92,unit_is_a$93,unit_is_a$94,unit_is_a$95,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,weight$32,weight$33,weight$34,weight$35,weight$36,weight$37,weight$38,weight$39,weight$40,weight$41,weight$42,weight$43,weight$44,weight$45,weight$46,weight$47,weight$48,weight$49,weight$50,weight$51,weight$52,weight$53,weight$54,weight$55,weight$56,weight$57,weight$58,weight$59,weight$60,weight$61,weight$62,weight$63,weight$64,weight$65,weight$66,weight$67,weight$68,weight$69,weight$70,weight$71,weight$72,weight$73,weight$74,weight$75,weight$76,weight$77,weight$78,weight$79,weight$80,weight$81,weight$82,weight$83,weight$84,weight$85,weight$86,weight$87,weight$88,weight$89,weight$90,weight$91,weight$92,weight$93,weight$94,weight$95,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,bias$32,bias$33,bias$34,bias$35,bias$36,bias$37,bias$38,bias$39,bias$40,bias$41,bias$42,bias$43,bias$44,bias$45,bias$46,bias$47,bias$48,bias$49,bias$50,bias$51,bias$52,bias$53,bias$54,bias$55,bias$56,bias$57,bias$58,bias$59,bias$60,bias$61,bias$62,bias$63,bias$64,bias$65,bias$66,bias$67,bias$68,bias$69,bias$70,bias$71,bias$72,bias$73,bias$74,bias$75,bias$76,bias$77,bias$78,bias$79,bias$80,bias$81,bias$82,bias$83,bias$84,bias$85,bias$86,bias$87,bias$88,bias$89,bias$90,bias$91,bias$92,bias$93,bias$94,bias$95,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -20098,9 +20085,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     input wire  [19:0] head_weight$0;
     input wire  [19:0] head_weight$1;
     input wire  [19:0] head_weight$2;
-    input wire  post;
-    input wire  [15:0] post_pass;
-    input wire  post_set;
+    input wire  post$0;
+    input wire  post$1;
     input wire  head_done;
     input wire  head_step_first;
     input wire  head_step_last;
@@ -20116,104 +20102,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     output reg  [47:0] amp2;
     output reg  [47:0] sum1;
     output reg  [47:0] sum2;
-    
-    // Constant declarations
-    localparam  z_pass$0 = 16'h0;
-    localparam  z_pass$1 = 16'h0;
-    localparam  z_pass$2 = 16'h0;
-    localparam  z_pass$3 = 16'h0;
-    localparam  z_pass$4 = 16'h0;
-    localparam  z_pass$5 = 16'h0;
-    localparam  z_pass$6 = 16'h0;
-    localparam  z_pass$7 = 16'h0;
-    localparam  z_pass$8 = 16'h0;
-    localparam  z_pass$9 = 16'h0;
-    localparam  z_pass$10 = 16'h0;
-    localparam  z_pass$11 = 16'h0;
-    localparam  z_pass$12 = 16'h0;
-    localparam  z_pass$13 = 16'h0;
-    localparam  z_pass$14 = 16'h0;
-    localparam  z_pass$15 = 16'h0;
-    localparam  z_pass$16 = 16'h0;
-    localparam  z_pass$17 = 16'h0;
-    localparam  z_pass$18 = 16'h0;
-    localparam  z_pass$19 = 16'h0;
-    localparam  z_pass$20 = 16'h0;
-    localparam  z_pass$21 = 16'h0;
-    localparam  z_pass$22 = 16'h0;
-    localparam  z_pass$23 = 16'h0;
-    localparam  z_pass$24 = 16'h0;
-    localparam  z_pass$25 = 16'h0;
-    localparam  z_pass$26 = 16'h0;
-    localparam  z_pass$27 = 16'h0;
-    localparam  z_pass$28 = 16'h0;
-    localparam  z_pass$29 = 16'h0;
-    localparam  z_pass$30 = 16'h0;
-    localparam  z_pass$31 = 16'h0;
-    localparam  r_pass$0 = 16'h0;
-    localparam  r_pass$1 = 16'h0;
-    localparam  r_pass$2 = 16'h0;
-    localparam  r_pass$3 = 16'h0;
-    localparam  r_pass$4 = 16'h0;
-    localparam  r_pass$5 = 16'h0;
-    localparam  r_pass$6 = 16'h0;
-    localparam  r_pass$7 = 16'h0;
-    localparam  r_pass$8 = 16'h0;
-    localparam  r_pass$9 = 16'h0;
-    localparam  r_pass$10 = 16'h0;
-    localparam  r_pass$11 = 16'h0;
-    localparam  r_pass$12 = 16'h0;
-    localparam  r_pass$13 = 16'h0;
-    localparam  r_pass$14 = 16'h0;
-    localparam  r_pass$15 = 16'h0;
-    localparam  r_pass$16 = 16'h0;
-    localparam  r_pass$17 = 16'h0;
-    localparam  r_pass$18 = 16'h0;
-    localparam  r_pass$19 = 16'h0;
-    localparam  r_pass$20 = 16'h0;
-    localparam  r_pass$21 = 16'h0;
-    localparam  r_pass$22 = 16'h0;
-    localparam  r_pass$23 = 16'h0;
-    localparam  r_pass$24 = 16'h0;
-    localparam  r_pass$25 = 16'h0;
-    localparam  r_pass$26 = 16'h0;
-    localparam  r_pass$27 = 16'h0;
-    localparam  r_pass$28 = 16'h0;
-    localparam  r_pass$29 = 16'h0;
-    localparam  r_pass$30 = 16'h0;
-    localparam  r_pass$31 = 16'h0;
-    localparam  c_pass$0 = 16'h0;
-    localparam  c_pass$1 = 16'h0;
-    localparam  c_pass$2 = 16'h0;
-    localparam  c_pass$3 = 16'h0;
-    localparam  c_pass$4 = 16'h0;
-    localparam  c_pass$5 = 16'h0;
-    localparam  c_pass$6 = 16'h0;
-    localparam  c_pass$7 = 16'h0;
-    localparam  c_pass$8 = 16'h0;
-    localparam  c_pass$9 = 16'h0;
-    localparam  c_pass$10 = 16'h0;
-    localparam  c_pass$11 = 16'h0;
-    localparam  c_pass$12 = 16'h0;
-    localparam  c_pass$13 = 16'h0;
-    localparam  c_pass$14 = 16'h0;
-    localparam  c_pass$15 = 16'h0;
-    localparam  c_pass$16 = 16'h0;
-    localparam  c_pass$17 = 16'h0;
-    localparam  c_pass$18 = 16'h0;
-    localparam  c_pass$19 = 16'h0;
-    localparam  c_pass$20 = 16'h0;
-    localparam  c_pass$21 = 16'h0;
-    localparam  c_pass$22 = 16'h0;
-    localparam  c_pass$23 = 16'h0;
-    localparam  c_pass$24 = 16'h0;
-    localparam  c_pass$25 = 16'h0;
-    localparam  c_pass$26 = 16'h0;
-    localparam  c_pass$27 = 16'h0;
-    localparam  c_pass$28 = 16'h0;
-    localparam  c_pass$29 = 16'h0;
-    localparam  c_pass$30 = 16'h0;
-    localparam  c_pass$31 = 16'h0;
     
     // Stub signals
     reg  x_we_r$clock;
@@ -20336,15 +20224,12 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  head_first_r$clock;
     reg  head_first_r$d;
     wire  head_first_r$q;
-    reg  post_r$clock;
-    reg  post_r$d;
-    wire  post_r$q;
-    reg  post_pass_r$clock;
-    reg  [15:0] post_pass_r$d;
-    wire  [15:0] post_pass_r$q;
-    reg  post_set_r$clock;
-    reg  post_set_r$d;
-    wire  post_set_r$q;
+    reg  post_r$0$clock;
+    reg  post_r$0$d;
+    wire  post_r$0$q;
+    reg  post_r$1$clock;
+    reg  post_r$1$d;
+    wire  post_r$1$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -23098,20 +22983,15 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .d(head_first_r$d),
         .q(head_first_r$q)
     );
-    top$gru$lane$0$post_r post_r(
-        .clock(post_r$clock),
-        .d(post_r$d),
-        .q(post_r$q)
+    top$gru$lane$0$post_r$0 post_r$0(
+        .clock(post_r$0$clock),
+        .d(post_r$0$d),
+        .q(post_r$0$q)
     );
-    top$gru$lane$0$post_pass_r post_pass_r(
-        .clock(post_pass_r$clock),
-        .d(post_pass_r$d),
-        .q(post_pass_r$q)
-    );
-    top$gru$lane$0$post_set_r post_set_r(
-        .clock(post_set_r$clock),
-        .d(post_set_r$d),
-        .q(post_set_r$q)
+    top$gru$lane$0$post_r$1 post_r$1(
+        .clock(post_r$1$clock),
+        .d(post_r$1$d),
+        .q(post_r$1$q)
     );
     top$gru$lane$0$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -26757,12 +26637,10 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         head_en_r$d = head_en;
         head_first_r$clock = clock;
         head_first_r$d = head_first;
-        post_r$clock = clock;
-        post_r$d = post;
-        post_pass_r$clock = clock;
-        post_pass_r$d = post_pass;
-        post_set_r$clock = clock;
-        post_set_r$d = post_set;
+        post_r$0$clock = clock;
+        post_r$0$d = post$0;
+        post_r$1$clock = clock;
+        post_r$1$d = post$1;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -29268,615 +29146,485 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (unit_is_a_r$95$q) begin
             mac$95$x = op_a_copy$11$q;
         end
-        if (post_r$q) begin
-            if (post_pass_r$q == z_pass$0) begin
-                if (post_set_r$q) begin
-                    z1$0$d = mac$0$gate;
-                end
-                else begin
-                    z0$0$d = mac$0$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$0) begin
-                if (post_set_r$q) begin
-                    r1$0$d = mac$32$gate;
-                end
-                else begin
-                    r0$0$d = mac$32$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$0) begin
-                cand$0$d = mac$64$cand;
-            end
-            if (post_pass_r$q == z_pass$1) begin
-                if (post_set_r$q) begin
-                    z1$1$d = mac$1$gate;
-                end
-                else begin
-                    z0$1$d = mac$1$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$1) begin
-                if (post_set_r$q) begin
-                    r1$1$d = mac$33$gate;
-                end
-                else begin
-                    r0$1$d = mac$33$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$1) begin
-                cand$1$d = mac$65$cand;
-            end
-            if (post_pass_r$q == z_pass$2) begin
-                if (post_set_r$q) begin
-                    z1$2$d = mac$2$gate;
-                end
-                else begin
-                    z0$2$d = mac$2$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$2) begin
-                if (post_set_r$q) begin
-                    r1$2$d = mac$34$gate;
-                end
-                else begin
-                    r0$2$d = mac$34$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$2) begin
-                cand$2$d = mac$66$cand;
-            end
-            if (post_pass_r$q == z_pass$3) begin
-                if (post_set_r$q) begin
-                    z1$3$d = mac$3$gate;
-                end
-                else begin
-                    z0$3$d = mac$3$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$3) begin
-                if (post_set_r$q) begin
-                    r1$3$d = mac$35$gate;
-                end
-                else begin
-                    r0$3$d = mac$35$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$3) begin
-                cand$3$d = mac$67$cand;
-            end
-            if (post_pass_r$q == z_pass$4) begin
-                if (post_set_r$q) begin
-                    z1$4$d = mac$4$gate;
-                end
-                else begin
-                    z0$4$d = mac$4$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$4) begin
-                if (post_set_r$q) begin
-                    r1$4$d = mac$36$gate;
-                end
-                else begin
-                    r0$4$d = mac$36$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$4) begin
-                cand$4$d = mac$68$cand;
-            end
-            if (post_pass_r$q == z_pass$5) begin
-                if (post_set_r$q) begin
-                    z1$5$d = mac$5$gate;
-                end
-                else begin
-                    z0$5$d = mac$5$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$5) begin
-                if (post_set_r$q) begin
-                    r1$5$d = mac$37$gate;
-                end
-                else begin
-                    r0$5$d = mac$37$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$5) begin
-                cand$5$d = mac$69$cand;
-            end
-            if (post_pass_r$q == z_pass$6) begin
-                if (post_set_r$q) begin
-                    z1$6$d = mac$6$gate;
-                end
-                else begin
-                    z0$6$d = mac$6$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$6) begin
-                if (post_set_r$q) begin
-                    r1$6$d = mac$38$gate;
-                end
-                else begin
-                    r0$6$d = mac$38$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$6) begin
-                cand$6$d = mac$70$cand;
-            end
-            if (post_pass_r$q == z_pass$7) begin
-                if (post_set_r$q) begin
-                    z1$7$d = mac$7$gate;
-                end
-                else begin
-                    z0$7$d = mac$7$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$7) begin
-                if (post_set_r$q) begin
-                    r1$7$d = mac$39$gate;
-                end
-                else begin
-                    r0$7$d = mac$39$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$7) begin
-                cand$7$d = mac$71$cand;
-            end
-            if (post_pass_r$q == z_pass$8) begin
-                if (post_set_r$q) begin
-                    z1$8$d = mac$8$gate;
-                end
-                else begin
-                    z0$8$d = mac$8$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$8) begin
-                if (post_set_r$q) begin
-                    r1$8$d = mac$40$gate;
-                end
-                else begin
-                    r0$8$d = mac$40$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$8) begin
-                cand$8$d = mac$72$cand;
-            end
-            if (post_pass_r$q == z_pass$9) begin
-                if (post_set_r$q) begin
-                    z1$9$d = mac$9$gate;
-                end
-                else begin
-                    z0$9$d = mac$9$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$9) begin
-                if (post_set_r$q) begin
-                    r1$9$d = mac$41$gate;
-                end
-                else begin
-                    r0$9$d = mac$41$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$9) begin
-                cand$9$d = mac$73$cand;
-            end
-            if (post_pass_r$q == z_pass$10) begin
-                if (post_set_r$q) begin
-                    z1$10$d = mac$10$gate;
-                end
-                else begin
-                    z0$10$d = mac$10$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$10) begin
-                if (post_set_r$q) begin
-                    r1$10$d = mac$42$gate;
-                end
-                else begin
-                    r0$10$d = mac$42$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$10) begin
-                cand$10$d = mac$74$cand;
-            end
-            if (post_pass_r$q == z_pass$11) begin
-                if (post_set_r$q) begin
-                    z1$11$d = mac$11$gate;
-                end
-                else begin
-                    z0$11$d = mac$11$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$11) begin
-                if (post_set_r$q) begin
-                    r1$11$d = mac$43$gate;
-                end
-                else begin
-                    r0$11$d = mac$43$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$11) begin
-                cand$11$d = mac$75$cand;
-            end
-            if (post_pass_r$q == z_pass$12) begin
-                if (post_set_r$q) begin
-                    z1$12$d = mac$12$gate;
-                end
-                else begin
-                    z0$12$d = mac$12$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$12) begin
-                if (post_set_r$q) begin
-                    r1$12$d = mac$44$gate;
-                end
-                else begin
-                    r0$12$d = mac$44$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$12) begin
-                cand$12$d = mac$76$cand;
-            end
-            if (post_pass_r$q == z_pass$13) begin
-                if (post_set_r$q) begin
-                    z1$13$d = mac$13$gate;
-                end
-                else begin
-                    z0$13$d = mac$13$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$13) begin
-                if (post_set_r$q) begin
-                    r1$13$d = mac$45$gate;
-                end
-                else begin
-                    r0$13$d = mac$45$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$13) begin
-                cand$13$d = mac$77$cand;
-            end
-            if (post_pass_r$q == z_pass$14) begin
-                if (post_set_r$q) begin
-                    z1$14$d = mac$14$gate;
-                end
-                else begin
-                    z0$14$d = mac$14$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$14) begin
-                if (post_set_r$q) begin
-                    r1$14$d = mac$46$gate;
-                end
-                else begin
-                    r0$14$d = mac$46$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$14) begin
-                cand$14$d = mac$78$cand;
-            end
-            if (post_pass_r$q == z_pass$15) begin
-                if (post_set_r$q) begin
-                    z1$15$d = mac$15$gate;
-                end
-                else begin
-                    z0$15$d = mac$15$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$15) begin
-                if (post_set_r$q) begin
-                    r1$15$d = mac$47$gate;
-                end
-                else begin
-                    r0$15$d = mac$47$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$15) begin
-                cand$15$d = mac$79$cand;
-            end
-            if (post_pass_r$q == z_pass$16) begin
-                if (post_set_r$q) begin
-                    z1$16$d = mac$16$gate;
-                end
-                else begin
-                    z0$16$d = mac$16$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$16) begin
-                if (post_set_r$q) begin
-                    r1$16$d = mac$48$gate;
-                end
-                else begin
-                    r0$16$d = mac$48$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$16) begin
-                cand$16$d = mac$80$cand;
-            end
-            if (post_pass_r$q == z_pass$17) begin
-                if (post_set_r$q) begin
-                    z1$17$d = mac$17$gate;
-                end
-                else begin
-                    z0$17$d = mac$17$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$17) begin
-                if (post_set_r$q) begin
-                    r1$17$d = mac$49$gate;
-                end
-                else begin
-                    r0$17$d = mac$49$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$17) begin
-                cand$17$d = mac$81$cand;
-            end
-            if (post_pass_r$q == z_pass$18) begin
-                if (post_set_r$q) begin
-                    z1$18$d = mac$18$gate;
-                end
-                else begin
-                    z0$18$d = mac$18$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$18) begin
-                if (post_set_r$q) begin
-                    r1$18$d = mac$50$gate;
-                end
-                else begin
-                    r0$18$d = mac$50$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$18) begin
-                cand$18$d = mac$82$cand;
-            end
-            if (post_pass_r$q == z_pass$19) begin
-                if (post_set_r$q) begin
-                    z1$19$d = mac$19$gate;
-                end
-                else begin
-                    z0$19$d = mac$19$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$19) begin
-                if (post_set_r$q) begin
-                    r1$19$d = mac$51$gate;
-                end
-                else begin
-                    r0$19$d = mac$51$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$19) begin
-                cand$19$d = mac$83$cand;
-            end
-            if (post_pass_r$q == z_pass$20) begin
-                if (post_set_r$q) begin
-                    z1$20$d = mac$20$gate;
-                end
-                else begin
-                    z0$20$d = mac$20$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$20) begin
-                if (post_set_r$q) begin
-                    r1$20$d = mac$52$gate;
-                end
-                else begin
-                    r0$20$d = mac$52$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$20) begin
-                cand$20$d = mac$84$cand;
-            end
-            if (post_pass_r$q == z_pass$21) begin
-                if (post_set_r$q) begin
-                    z1$21$d = mac$21$gate;
-                end
-                else begin
-                    z0$21$d = mac$21$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$21) begin
-                if (post_set_r$q) begin
-                    r1$21$d = mac$53$gate;
-                end
-                else begin
-                    r0$21$d = mac$53$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$21) begin
-                cand$21$d = mac$85$cand;
-            end
-            if (post_pass_r$q == z_pass$22) begin
-                if (post_set_r$q) begin
-                    z1$22$d = mac$22$gate;
-                end
-                else begin
-                    z0$22$d = mac$22$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$22) begin
-                if (post_set_r$q) begin
-                    r1$22$d = mac$54$gate;
-                end
-                else begin
-                    r0$22$d = mac$54$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$22) begin
-                cand$22$d = mac$86$cand;
-            end
-            if (post_pass_r$q == z_pass$23) begin
-                if (post_set_r$q) begin
-                    z1$23$d = mac$23$gate;
-                end
-                else begin
-                    z0$23$d = mac$23$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$23) begin
-                if (post_set_r$q) begin
-                    r1$23$d = mac$55$gate;
-                end
-                else begin
-                    r0$23$d = mac$55$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$23) begin
-                cand$23$d = mac$87$cand;
-            end
-            if (post_pass_r$q == z_pass$24) begin
-                if (post_set_r$q) begin
-                    z1$24$d = mac$24$gate;
-                end
-                else begin
-                    z0$24$d = mac$24$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$24) begin
-                if (post_set_r$q) begin
-                    r1$24$d = mac$56$gate;
-                end
-                else begin
-                    r0$24$d = mac$56$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$24) begin
-                cand$24$d = mac$88$cand;
-            end
-            if (post_pass_r$q == z_pass$25) begin
-                if (post_set_r$q) begin
-                    z1$25$d = mac$25$gate;
-                end
-                else begin
-                    z0$25$d = mac$25$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$25) begin
-                if (post_set_r$q) begin
-                    r1$25$d = mac$57$gate;
-                end
-                else begin
-                    r0$25$d = mac$57$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$25) begin
-                cand$25$d = mac$89$cand;
-            end
-            if (post_pass_r$q == z_pass$26) begin
-                if (post_set_r$q) begin
-                    z1$26$d = mac$26$gate;
-                end
-                else begin
-                    z0$26$d = mac$26$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$26) begin
-                if (post_set_r$q) begin
-                    r1$26$d = mac$58$gate;
-                end
-                else begin
-                    r0$26$d = mac$58$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$26) begin
-                cand$26$d = mac$90$cand;
-            end
-            if (post_pass_r$q == z_pass$27) begin
-                if (post_set_r$q) begin
-                    z1$27$d = mac$27$gate;
-                end
-                else begin
-                    z0$27$d = mac$27$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$27) begin
-                if (post_set_r$q) begin
-                    r1$27$d = mac$59$gate;
-                end
-                else begin
-                    r0$27$d = mac$59$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$27) begin
-                cand$27$d = mac$91$cand;
-            end
-            if (post_pass_r$q == z_pass$28) begin
-                if (post_set_r$q) begin
-                    z1$28$d = mac$28$gate;
-                end
-                else begin
-                    z0$28$d = mac$28$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$28) begin
-                if (post_set_r$q) begin
-                    r1$28$d = mac$60$gate;
-                end
-                else begin
-                    r0$28$d = mac$60$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$28) begin
-                cand$28$d = mac$92$cand;
-            end
-            if (post_pass_r$q == z_pass$29) begin
-                if (post_set_r$q) begin
-                    z1$29$d = mac$29$gate;
-                end
-                else begin
-                    z0$29$d = mac$29$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$29) begin
-                if (post_set_r$q) begin
-                    r1$29$d = mac$61$gate;
-                end
-                else begin
-                    r0$29$d = mac$61$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$29) begin
-                cand$29$d = mac$93$cand;
-            end
-            if (post_pass_r$q == z_pass$30) begin
-                if (post_set_r$q) begin
-                    z1$30$d = mac$30$gate;
-                end
-                else begin
-                    z0$30$d = mac$30$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$30) begin
-                if (post_set_r$q) begin
-                    r1$30$d = mac$62$gate;
-                end
-                else begin
-                    r0$30$d = mac$62$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$30) begin
-                cand$30$d = mac$94$cand;
-            end
-            if (post_pass_r$q == z_pass$31) begin
-                if (post_set_r$q) begin
-                    z1$31$d = mac$31$gate;
-                end
-                else begin
-                    z0$31$d = mac$31$gate;
-                end
-            end
-            if (post_pass_r$q == r_pass$31) begin
-                if (post_set_r$q) begin
-                    r1$31$d = mac$63$gate;
-                end
-                else begin
-                    r0$31$d = mac$63$gate;
-                end
-            end
-            if (post_pass_r$q == c_pass$31) begin
-                cand$31$d = mac$95$cand;
-            end
+        if (post_r$0$q) begin
+            z0$0$d = mac$0$gate;
+        end
+        if (post_r$1$q) begin
+            z1$0$d = mac$0$gate;
+        end
+        if (post_r$0$q) begin
+            r0$0$d = mac$32$gate;
+        end
+        if (post_r$1$q) begin
+            r1$0$d = mac$32$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$0$d = mac$64$cand;
+        end
+        if (post_r$0$q) begin
+            z0$1$d = mac$1$gate;
+        end
+        if (post_r$1$q) begin
+            z1$1$d = mac$1$gate;
+        end
+        if (post_r$0$q) begin
+            r0$1$d = mac$33$gate;
+        end
+        if (post_r$1$q) begin
+            r1$1$d = mac$33$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$1$d = mac$65$cand;
+        end
+        if (post_r$0$q) begin
+            z0$2$d = mac$2$gate;
+        end
+        if (post_r$1$q) begin
+            z1$2$d = mac$2$gate;
+        end
+        if (post_r$0$q) begin
+            r0$2$d = mac$34$gate;
+        end
+        if (post_r$1$q) begin
+            r1$2$d = mac$34$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$2$d = mac$66$cand;
+        end
+        if (post_r$0$q) begin
+            z0$3$d = mac$3$gate;
+        end
+        if (post_r$1$q) begin
+            z1$3$d = mac$3$gate;
+        end
+        if (post_r$0$q) begin
+            r0$3$d = mac$35$gate;
+        end
+        if (post_r$1$q) begin
+            r1$3$d = mac$35$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$3$d = mac$67$cand;
+        end
+        if (post_r$0$q) begin
+            z0$4$d = mac$4$gate;
+        end
+        if (post_r$1$q) begin
+            z1$4$d = mac$4$gate;
+        end
+        if (post_r$0$q) begin
+            r0$4$d = mac$36$gate;
+        end
+        if (post_r$1$q) begin
+            r1$4$d = mac$36$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$4$d = mac$68$cand;
+        end
+        if (post_r$0$q) begin
+            z0$5$d = mac$5$gate;
+        end
+        if (post_r$1$q) begin
+            z1$5$d = mac$5$gate;
+        end
+        if (post_r$0$q) begin
+            r0$5$d = mac$37$gate;
+        end
+        if (post_r$1$q) begin
+            r1$5$d = mac$37$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$5$d = mac$69$cand;
+        end
+        if (post_r$0$q) begin
+            z0$6$d = mac$6$gate;
+        end
+        if (post_r$1$q) begin
+            z1$6$d = mac$6$gate;
+        end
+        if (post_r$0$q) begin
+            r0$6$d = mac$38$gate;
+        end
+        if (post_r$1$q) begin
+            r1$6$d = mac$38$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$6$d = mac$70$cand;
+        end
+        if (post_r$0$q) begin
+            z0$7$d = mac$7$gate;
+        end
+        if (post_r$1$q) begin
+            z1$7$d = mac$7$gate;
+        end
+        if (post_r$0$q) begin
+            r0$7$d = mac$39$gate;
+        end
+        if (post_r$1$q) begin
+            r1$7$d = mac$39$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$7$d = mac$71$cand;
+        end
+        if (post_r$0$q) begin
+            z0$8$d = mac$8$gate;
+        end
+        if (post_r$1$q) begin
+            z1$8$d = mac$8$gate;
+        end
+        if (post_r$0$q) begin
+            r0$8$d = mac$40$gate;
+        end
+        if (post_r$1$q) begin
+            r1$8$d = mac$40$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$8$d = mac$72$cand;
+        end
+        if (post_r$0$q) begin
+            z0$9$d = mac$9$gate;
+        end
+        if (post_r$1$q) begin
+            z1$9$d = mac$9$gate;
+        end
+        if (post_r$0$q) begin
+            r0$9$d = mac$41$gate;
+        end
+        if (post_r$1$q) begin
+            r1$9$d = mac$41$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$9$d = mac$73$cand;
+        end
+        if (post_r$0$q) begin
+            z0$10$d = mac$10$gate;
+        end
+        if (post_r$1$q) begin
+            z1$10$d = mac$10$gate;
+        end
+        if (post_r$0$q) begin
+            r0$10$d = mac$42$gate;
+        end
+        if (post_r$1$q) begin
+            r1$10$d = mac$42$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$10$d = mac$74$cand;
+        end
+        if (post_r$0$q) begin
+            z0$11$d = mac$11$gate;
+        end
+        if (post_r$1$q) begin
+            z1$11$d = mac$11$gate;
+        end
+        if (post_r$0$q) begin
+            r0$11$d = mac$43$gate;
+        end
+        if (post_r$1$q) begin
+            r1$11$d = mac$43$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$11$d = mac$75$cand;
+        end
+        if (post_r$0$q) begin
+            z0$12$d = mac$12$gate;
+        end
+        if (post_r$1$q) begin
+            z1$12$d = mac$12$gate;
+        end
+        if (post_r$0$q) begin
+            r0$12$d = mac$44$gate;
+        end
+        if (post_r$1$q) begin
+            r1$12$d = mac$44$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$12$d = mac$76$cand;
+        end
+        if (post_r$0$q) begin
+            z0$13$d = mac$13$gate;
+        end
+        if (post_r$1$q) begin
+            z1$13$d = mac$13$gate;
+        end
+        if (post_r$0$q) begin
+            r0$13$d = mac$45$gate;
+        end
+        if (post_r$1$q) begin
+            r1$13$d = mac$45$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$13$d = mac$77$cand;
+        end
+        if (post_r$0$q) begin
+            z0$14$d = mac$14$gate;
+        end
+        if (post_r$1$q) begin
+            z1$14$d = mac$14$gate;
+        end
+        if (post_r$0$q) begin
+            r0$14$d = mac$46$gate;
+        end
+        if (post_r$1$q) begin
+            r1$14$d = mac$46$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$14$d = mac$78$cand;
+        end
+        if (post_r$0$q) begin
+            z0$15$d = mac$15$gate;
+        end
+        if (post_r$1$q) begin
+            z1$15$d = mac$15$gate;
+        end
+        if (post_r$0$q) begin
+            r0$15$d = mac$47$gate;
+        end
+        if (post_r$1$q) begin
+            r1$15$d = mac$47$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$15$d = mac$79$cand;
+        end
+        if (post_r$0$q) begin
+            z0$16$d = mac$16$gate;
+        end
+        if (post_r$1$q) begin
+            z1$16$d = mac$16$gate;
+        end
+        if (post_r$0$q) begin
+            r0$16$d = mac$48$gate;
+        end
+        if (post_r$1$q) begin
+            r1$16$d = mac$48$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$16$d = mac$80$cand;
+        end
+        if (post_r$0$q) begin
+            z0$17$d = mac$17$gate;
+        end
+        if (post_r$1$q) begin
+            z1$17$d = mac$17$gate;
+        end
+        if (post_r$0$q) begin
+            r0$17$d = mac$49$gate;
+        end
+        if (post_r$1$q) begin
+            r1$17$d = mac$49$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$17$d = mac$81$cand;
+        end
+        if (post_r$0$q) begin
+            z0$18$d = mac$18$gate;
+        end
+        if (post_r$1$q) begin
+            z1$18$d = mac$18$gate;
+        end
+        if (post_r$0$q) begin
+            r0$18$d = mac$50$gate;
+        end
+        if (post_r$1$q) begin
+            r1$18$d = mac$50$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$18$d = mac$82$cand;
+        end
+        if (post_r$0$q) begin
+            z0$19$d = mac$19$gate;
+        end
+        if (post_r$1$q) begin
+            z1$19$d = mac$19$gate;
+        end
+        if (post_r$0$q) begin
+            r0$19$d = mac$51$gate;
+        end
+        if (post_r$1$q) begin
+            r1$19$d = mac$51$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$19$d = mac$83$cand;
+        end
+        if (post_r$0$q) begin
+            z0$20$d = mac$20$gate;
+        end
+        if (post_r$1$q) begin
+            z1$20$d = mac$20$gate;
+        end
+        if (post_r$0$q) begin
+            r0$20$d = mac$52$gate;
+        end
+        if (post_r$1$q) begin
+            r1$20$d = mac$52$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$20$d = mac$84$cand;
+        end
+        if (post_r$0$q) begin
+            z0$21$d = mac$21$gate;
+        end
+        if (post_r$1$q) begin
+            z1$21$d = mac$21$gate;
+        end
+        if (post_r$0$q) begin
+            r0$21$d = mac$53$gate;
+        end
+        if (post_r$1$q) begin
+            r1$21$d = mac$53$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$21$d = mac$85$cand;
+        end
+        if (post_r$0$q) begin
+            z0$22$d = mac$22$gate;
+        end
+        if (post_r$1$q) begin
+            z1$22$d = mac$22$gate;
+        end
+        if (post_r$0$q) begin
+            r0$22$d = mac$54$gate;
+        end
+        if (post_r$1$q) begin
+            r1$22$d = mac$54$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$22$d = mac$86$cand;
+        end
+        if (post_r$0$q) begin
+            z0$23$d = mac$23$gate;
+        end
+        if (post_r$1$q) begin
+            z1$23$d = mac$23$gate;
+        end
+        if (post_r$0$q) begin
+            r0$23$d = mac$55$gate;
+        end
+        if (post_r$1$q) begin
+            r1$23$d = mac$55$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$23$d = mac$87$cand;
+        end
+        if (post_r$0$q) begin
+            z0$24$d = mac$24$gate;
+        end
+        if (post_r$1$q) begin
+            z1$24$d = mac$24$gate;
+        end
+        if (post_r$0$q) begin
+            r0$24$d = mac$56$gate;
+        end
+        if (post_r$1$q) begin
+            r1$24$d = mac$56$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$24$d = mac$88$cand;
+        end
+        if (post_r$0$q) begin
+            z0$25$d = mac$25$gate;
+        end
+        if (post_r$1$q) begin
+            z1$25$d = mac$25$gate;
+        end
+        if (post_r$0$q) begin
+            r0$25$d = mac$57$gate;
+        end
+        if (post_r$1$q) begin
+            r1$25$d = mac$57$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$25$d = mac$89$cand;
+        end
+        if (post_r$0$q) begin
+            z0$26$d = mac$26$gate;
+        end
+        if (post_r$1$q) begin
+            z1$26$d = mac$26$gate;
+        end
+        if (post_r$0$q) begin
+            r0$26$d = mac$58$gate;
+        end
+        if (post_r$1$q) begin
+            r1$26$d = mac$58$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$26$d = mac$90$cand;
+        end
+        if (post_r$0$q) begin
+            z0$27$d = mac$27$gate;
+        end
+        if (post_r$1$q) begin
+            z1$27$d = mac$27$gate;
+        end
+        if (post_r$0$q) begin
+            r0$27$d = mac$59$gate;
+        end
+        if (post_r$1$q) begin
+            r1$27$d = mac$59$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$27$d = mac$91$cand;
+        end
+        if (post_r$0$q) begin
+            z0$28$d = mac$28$gate;
+        end
+        if (post_r$1$q) begin
+            z1$28$d = mac$28$gate;
+        end
+        if (post_r$0$q) begin
+            r0$28$d = mac$60$gate;
+        end
+        if (post_r$1$q) begin
+            r1$28$d = mac$60$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$28$d = mac$92$cand;
+        end
+        if (post_r$0$q) begin
+            z0$29$d = mac$29$gate;
+        end
+        if (post_r$1$q) begin
+            z1$29$d = mac$29$gate;
+        end
+        if (post_r$0$q) begin
+            r0$29$d = mac$61$gate;
+        end
+        if (post_r$1$q) begin
+            r1$29$d = mac$61$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$29$d = mac$93$cand;
+        end
+        if (post_r$0$q) begin
+            z0$30$d = mac$30$gate;
+        end
+        if (post_r$1$q) begin
+            z1$30$d = mac$30$gate;
+        end
+        if (post_r$0$q) begin
+            r0$30$d = mac$62$gate;
+        end
+        if (post_r$1$q) begin
+            r1$30$d = mac$62$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$30$d = mac$94$cand;
+        end
+        if (post_r$0$q) begin
+            z0$31$d = mac$31$gate;
+        end
+        if (post_r$1$q) begin
+            z1$31$d = mac$31$gate;
+        end
+        if (post_r$0$q) begin
+            r0$31$d = mac$63$gate;
+        end
+        if (post_r$1$q) begin
+            r1$31$d = mac$63$gate;
+        end
+        if (post_r$0$q || post_r$1$q) begin
+            cand$31$d = mac$95$cand;
         end
         h_j = state$0$rdata1;
         if (upd_set_r$q) begin
@@ -39058,25 +38806,7 @@ module top$gru$lane$0$p_xc(d,q,clock);
 endmodule // top$gru$lane$0$p_xc
 
 
-module top$gru$lane$0$post_pass_r(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$post_pass_r
-
-
-module top$gru$lane$0$post_r(clock,d,q);
+module top$gru$lane$0$post_r$0(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -39091,10 +38821,10 @@ module top$gru$lane$0$post_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$gru$lane$0$post_r
+endmodule // top$gru$lane$0$post_r$0
 
 
-module top$gru$lane$0$post_set_r(clock,d,q);
+module top$gru$lane$0$post_r$1(clock,d,q);
     
     // Module arguments
     input wire  clock;
@@ -39109,7 +38839,7 @@ module top$gru$lane$0$post_set_r(clock,d,q);
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$gru$lane$0$post_set_r
+endmodule // top$gru$lane$0$post_r$1
 
 
 module top$gru$lane$0$q_czero(d,q,clock);
@@ -48064,26 +47794,7 @@ module top$gru$s2_head(d,q,clock);
 endmodule // top$gru$s2_head
 
 
-module top$gru$s2_pass(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$s2_pass
-
-
-module top$gru$s2_post(d,q,clock);
+module top$gru$s2_post$0(d,q,clock);
     
     // Module arguments
     input wire  d;
@@ -48099,10 +47810,10 @@ module top$gru$s2_post(d,q,clock);
        q <= d;
     end
           
-endmodule // top$gru$s2_post
+endmodule // top$gru$s2_post$0
 
 
-module top$gru$s2_set(d,q,clock);
+module top$gru$s2_post$1(d,q,clock);
     
     // Module arguments
     input wire  d;
@@ -48118,7 +47829,7 @@ module top$gru$s2_set(d,q,clock);
        q <= d;
     end
           
-endmodule // top$gru$s2_set
+endmodule // top$gru$s2_post$1
 
 
 module top$gru$s3_head(d,q,clock);

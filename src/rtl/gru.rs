@@ -173,9 +173,11 @@ pub struct Gru {
     s1_pass: DFF<Addr>,
     s1_term: DFF<Addr>,
     s1_head: DFF<Bit>,
-    s2_post: DFF<Bit>,
-    s2_pass: DFF<Addr>,
-    s2_set: DFF<Bit>,
+    /// Pass p of set s finishes (index s NP + p): the lanes' write
+    /// enables, decoded here once and registered.
+    s2_post: Vec<DFF<Bit>>,
+    /// The last term of a pass lands (stage 2 minus one).
+    m2_last: Signal<Local, Bit>,
     s2_head: DFF<Bit>,
     /// The head's outputs are registered after saturation: one stage more.
     s3_head: DFF<Bit>,
@@ -210,6 +212,8 @@ pub struct Gru {
     /// Per unit: passes p with p < a_passes[m] hold z/r rows (p M + m < 2H).
     a_passes: Vec<Constant<Addr>>,
     last_pass: Constant<Addr>,
+    /// 0..NP, to decode the finishing pass.
+    pass_index: Vec<Constant<Addr>>,
     last_term: Constant<Addr>,
     x_term: Constant<Addr>,
     last_state_term: Constant<Addr>,
@@ -219,6 +223,8 @@ pub struct Gru {
     _lanes: usize,
     _m: usize,
     _h: usize,
+    _np: usize,
+    _np2: usize,
     pub _shape: Shape,
 }
 
@@ -372,9 +378,8 @@ impl Gru {
             s1_pass: Default::default(),
             s1_term: Default::default(),
             s1_head: Default::default(),
-            s2_post: Default::default(),
-            s2_pass: Default::default(),
-            s2_set: Default::default(),
+            s2_post: super::many(2 * np),
+            m2_last: Default::default(),
             s2_head: Default::default(),
             s3_head: Default::default(),
             lag_done: Default::default(),
@@ -407,6 +412,7 @@ impl Gru {
                 .map(|unit| addr((2 * h).saturating_sub(unit).div_ceil(m)))
                 .collect(),
             last_pass: addr(np - 1),
+            pass_index: (0..np).map(addr).collect(),
             last_term: addr(k - 1),
             x_term: addr(h),
             last_state_term: addr(h - 1),
@@ -416,6 +422,8 @@ impl Gru {
             _lanes: lanes,
             _m: m,
             _h: h,
+            _np: np,
+            _np2: 2 * np,
             _shape: shape,
         }
     }
@@ -430,9 +438,8 @@ impl Logic for Gru {
             d1_baddr_a, d1_baddr_c, d1_valid, d1_first, d1_pass, d1_term, d1_head, s1b_valid,
             s1b_first, s1b_pass, s1b_term, m1_valid, m1_pass, m1_term, m2_valid, m2_pass, m2_term,
             h1_last, h2_last, a_set, next_set, next_group, head_valid, head_first, head_last,
-            head_step, head_group, s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_post, s2_pass,
-            s2_set, s2_head, s3_head, lag_done, lag_last, lag_step, lag_group, upd_run, upd_j,
-            upd_set, upd_zero, upd_active
+            head_step, head_group, s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_head, s3_head,
+            lag_done, lag_last, lag_step, lag_group, upd_run, upd_j, upd_set, upd_zero, upd_active
         );
         for s in 0..2 {
             self.active[s].clock.next = self.clock.val();
@@ -529,10 +536,19 @@ impl Logic for Gru {
         self.m2_valid.d.next = self.m1_valid.q.val();
         self.m2_pass.d.next = self.m1_pass.q.val();
         self.m2_term.d.next = self.m1_term.q.val();
-        self.s2_post.d.next =
-            self.m2_valid.q.val() && (self.m2_term.q.val() == self.last_term.val());
-        self.s2_pass.d.next = self.m2_pass.q.val();
-        self.s2_set.d.next = self.a_set.q.val();
+        self.m2_last.next = self.m2_valid.q.val() && (self.m2_term.q.val() == self.last_term.val());
+        for np in self._np..(self._np + 1) {
+            for p in 0..self._np {
+                self.s2_post[p].clock.next = self.clock.val();
+                self.s2_post[np + p].clock.next = self.clock.val();
+                self.s2_post[p].d.next = self.m2_last.val()
+                    && (self.m2_pass.q.val() == self.pass_index[p].val())
+                    && !self.a_set.q.val();
+                self.s2_post[np + p].d.next = self.m2_last.val()
+                    && (self.m2_pass.q.val() == self.pass_index[p].val())
+                    && self.a_set.q.val();
+            }
+        }
         self.h1_last.d.next =
             self.s1_head.q.val() && (self.s1_term.q.val() == self.last_state_term.val());
         self.h2_last.d.next = self.h1_last.q.val();
@@ -573,9 +589,9 @@ impl Logic for Gru {
             for c in 0..3 {
                 self.lane[l].head_weight[c].next = self.head_rom[c].data.val();
             }
-            self.lane[l].post.next = self.s2_post.q.val();
-            self.lane[l].post_pass.next = self.s2_pass.q.val();
-            self.lane[l].post_set.next = self.s2_set.q.val();
+            for i in 0..self._np2 {
+                self.lane[l].post[i].next = self.s2_post[i].q.val();
+            }
             self.lane[l].head_done.next = self.s3_head.q.val() && self.head_valid.q.val();
             self.lane[l].head_step_first.next = self.head_first.q.val();
             self.lane[l].head_step_last.next = self.head_last.q.val();

@@ -62,9 +62,9 @@ pub struct Lane {
     pub head_first: Signal<In, Bit>,
     pub head_weight: Vec<Signal<In, Wt>>,
     // Stage 2.
-    pub post: Signal<In, Bit>,
-    pub post_pass: Signal<In, Addr>,
-    pub post_set: Signal<In, Bit>,
+    /// Pass p of set s finishes: index s NP + p (one-hot, decoded by the
+    /// controller, so each write enable below is one kept register away).
+    pub post: Vec<Signal<In, Bit>>,
     pub head_done: Signal<In, Bit>,
     pub head_step_first: Signal<In, Bit>,
     pub head_step_last: Signal<In, Bit>,
@@ -103,9 +103,7 @@ pub struct Lane {
     mac_first_r: Vec<Kept<Bit>>,
     head_en_r: Kept<Bit>,
     head_first_r: Kept<Bit>,
-    post_r: Kept<Bit>,
-    post_pass_r: Kept<Addr>,
-    post_set_r: Kept<Bit>,
+    post_r: Vec<Kept<Bit>>,
     head_done_r: Kept<Bit>,
     head_step_first_r: Kept<Bit>,
     head_step_last_r: Kept<Bit>,
@@ -172,14 +170,13 @@ pub struct Lane {
     z_j: Signal<Local, Code>,
     c_j: Signal<Local, Code>,
     h_j: Signal<Local, Code>,
-    /// Pass in which row j of z, r, c completes.
-    z_pass: Vec<Constant<Addr>>,
-    r_pass: Vec<Constant<Addr>>,
-    c_pass: Vec<Constant<Addr>>,
     _h: usize,
     _m: usize,
     _copies: usize,
     _per_copy: usize,
+    /// Passes per slot (3H / M) and twice that.
+    _np: usize,
+    _np2: usize,
 }
 
 /// MAC units fed by one copy of the lane's operand registers.
@@ -215,9 +212,7 @@ impl Lane {
             head_en: Default::default(),
             head_first: Default::default(),
             head_weight: super::many(3),
-            post: Default::default(),
-            post_pass: Default::default(),
-            post_set: Default::default(),
+            post: super::many(2 * (3 * h / m)),
             head_done: Default::default(),
             head_step_first: Default::default(),
             head_step_last: Default::default(),
@@ -249,9 +244,7 @@ impl Lane {
             mac_first_r: super::many(m.div_ceil(MACS_PER_COPY)),
             head_en_r: Default::default(),
             head_first_r: Default::default(),
-            post_r: Default::default(),
-            post_pass_r: Default::default(),
-            post_set_r: Default::default(),
+            post_r: super::many(2 * (3 * h / m)),
             head_done_r: Default::default(),
             head_step_first_r: Default::default(),
             head_step_last_r: Default::default(),
@@ -322,19 +315,14 @@ impl Lane {
             z_j: Default::default(),
             c_j: Default::default(),
             h_j: Default::default(),
-            z_pass: (0..h).map(|j| pass_of(j, m)).collect(),
-            r_pass: (0..h).map(|j| pass_of(h + j, m)).collect(),
-            c_pass: (0..h).map(|j| pass_of(2 * h + j, m)).collect(),
             _h: h,
             _m: m,
             _copies: m.div_ceil(MACS_PER_COPY),
             _per_copy: MACS_PER_COPY,
+            _np: 3 * h / m,
+            _np2: 2 * (3 * h / m),
         }
     }
-}
-
-fn pass_of(row: usize, m: usize) -> Constant<Addr> {
-    Constant::new(((row / m) as u64).into())
 }
 
 impl Logic for Lane {
@@ -377,12 +365,10 @@ impl Logic for Lane {
         self.head_en_r.d.next = self.head_en.val();
         self.head_first_r.clock.next = self.clock.val();
         self.head_first_r.d.next = self.head_first.val();
-        self.post_r.clock.next = self.clock.val();
-        self.post_r.d.next = self.post.val();
-        self.post_pass_r.clock.next = self.clock.val();
-        self.post_pass_r.d.next = self.post_pass.val();
-        self.post_set_r.clock.next = self.clock.val();
-        self.post_set_r.d.next = self.post_set.val();
+        for i in 0..self._np2 {
+            self.post_r[i].clock.next = self.clock.val();
+            self.post_r[i].d.next = self.post[i].val();
+        }
         self.head_done_r.clock.next = self.clock.val();
         self.head_done_r.d.next = self.head_done.val();
         self.head_step_first_r.clock.next = self.clock.val();
@@ -548,26 +534,27 @@ impl Logic for Lane {
                 }
             }
         }
-        // Stage 2: row j of pass p sits in unit j - p M.
-        if self.post_r.q.val() {
+        // Stage 2: row j of pass p sits in unit j - p M; z and r rows are
+        // the A set's (the finishing set of `post`), c rows the C set's.
+        for np in self._np..(self._np + 1) {
             for mm in self._m..(self._m + 1) {
                 for hh in self._h..(self._h + 1) {
                     for j in 0..self._h {
-                        if self.post_pass_r.q.val() == self.z_pass[j].val() {
-                            if self.post_set_r.q.val() {
-                                self.z1[j].d.next = self.mac[j % mm].gate.val();
-                            } else {
-                                self.z0[j].d.next = self.mac[j % mm].gate.val();
-                            }
+                        if self.post_r[j / mm].q.val() {
+                            self.z0[j].d.next = self.mac[j % mm].gate.val();
                         }
-                        if self.post_pass_r.q.val() == self.r_pass[j].val() {
-                            if self.post_set_r.q.val() {
-                                self.r1[j].d.next = self.mac[(hh + j) % mm].gate.val();
-                            } else {
-                                self.r0[j].d.next = self.mac[(hh + j) % mm].gate.val();
-                            }
+                        if self.post_r[np + j / mm].q.val() {
+                            self.z1[j].d.next = self.mac[j % mm].gate.val();
                         }
-                        if self.post_pass_r.q.val() == self.c_pass[j].val() {
+                        if self.post_r[(hh + j) / mm].q.val() {
+                            self.r0[j].d.next = self.mac[(hh + j) % mm].gate.val();
+                        }
+                        if self.post_r[np + (hh + j) / mm].q.val() {
+                            self.r1[j].d.next = self.mac[(hh + j) % mm].gate.val();
+                        }
+                        if self.post_r[(2 * hh + j) / mm].q.val()
+                            || self.post_r[np + (2 * hh + j) / mm].q.val()
+                        {
                             self.cand[j].d.next = self.mac[(2 * hh + j) % mm].cand.val();
                         }
                     }
