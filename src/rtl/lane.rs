@@ -17,7 +17,7 @@
 //! (address `ka`, two cycles behind `k`) into `op_a`. The A set's read
 //! comes last so a slot can start two cycles before the state update has
 //! written all of h. Stage 1a: `op_a` and `op_c` copied once per eight
-//! MAC units (the weight ROMs are addressed here); stage 1b: the MAC
+//! MAC units (the weight ROMs are read here); stage 1b: the MAC
 //! inputs (operand select per unit); the MACs land MAC_LATENCY cycles
 //! later. Stage 2: a finished pass's accumulators go through the hard
 //! sigmoid / clipped identity into z, r or c. The state update streams
