@@ -123,13 +123,12 @@ pub struct Gru {
     d0_waddr_c: DFF<Addr>,
     d0_baddr_a: DFF<Addr>,
     d0_baddr_c: DFF<Addr>,
-    /// The same one stage later (stage 0c), so the ROMs' data (two stages
-    /// on) meets the MAC inputs at stage 1b.
-    d1_unit_a: Vec<DFF<Bit>>,
-    d1_waddr_a: DFF<Addr>,
-    d1_waddr_c: DFF<Addr>,
-    d1_baddr_a: DFF<Addr>,
-    d1_baddr_c: DFF<Addr>,
+    /// Per unit, the selected addresses one stage later (stage 0c), so the
+    /// ROMs' data (two stages on) meets the MAC inputs at stage 1b. The
+    /// A/C select sits before this register, not between it and the ROM
+    /// (that select was P = 1's critical path).
+    d1_waddr: Vec<DFF<Addr>>,
+    d1_baddr: Vec<DFF<Addr>>,
     d1_valid: DFF<Bit>,
     d1_first: DFF<Bit>,
     d1_pass: DFF<Addr>,
@@ -209,6 +208,23 @@ pub struct Gru {
     n_head: Signal<Local, Bit>,
     n_head_last: Signal<Local, Bit>,
     start: Signal<Local, Bit>,
+    /// The next boundary's decisions, registered every cycle: the set
+    /// state they read changes only at a boundary, which comes at least
+    /// NP K + DRAIN_CYCLES cycles after the last, so the boundary cycle
+    /// itself is registers, `ext_busy` and the input buffers' ready flags
+    /// (the combinational form was P = 3's critical path).
+    bnd_active: DFF<Bit>,
+    bnd_decoder: DFF<Bit>,
+    bnd_step: DFF<Addr>,
+    bnd_head: DFF<Bit>,
+    bnd_head_first: DFF<Bit>,
+    bnd_head_last: DFF<Bit>,
+    bnd_head_step: DFF<Addr>,
+    bnd_head_group: DFF<Bits<32>>,
+    /// The set entering its A slot is idle and next in line for a group.
+    bnd_vacant: DFF<Bit>,
+    /// It finishes its encoder: its input buffer is free.
+    bnd_release: DFF<Bit>,
     /// Per unit: passes p with p < a_passes[m] hold z/r rows (p M + m < 2H).
     a_passes: Vec<Constant<Addr>>,
     last_pass: Constant<Addr>,
@@ -337,11 +353,8 @@ impl Gru {
             d0_waddr_c: Default::default(),
             d0_baddr_a: Default::default(),
             d0_baddr_c: Default::default(),
-            d1_unit_a: super::many(m),
-            d1_waddr_a: Default::default(),
-            d1_waddr_c: Default::default(),
-            d1_baddr_a: Default::default(),
-            d1_baddr_c: Default::default(),
+            d1_waddr: super::many(m),
+            d1_baddr: super::many(m),
             d1_valid: Default::default(),
             d1_first: Default::default(),
             d1_pass: Default::default(),
@@ -408,6 +421,16 @@ impl Gru {
             n_head: Default::default(),
             n_head_last: Default::default(),
             start: Default::default(),
+            bnd_active: Default::default(),
+            bnd_decoder: Default::default(),
+            bnd_step: Default::default(),
+            bnd_head: Default::default(),
+            bnd_head_first: Default::default(),
+            bnd_head_last: Default::default(),
+            bnd_head_step: Default::default(),
+            bnd_head_group: Default::default(),
+            bnd_vacant: Default::default(),
+            bnd_release: Default::default(),
             a_passes: (0..m)
                 .map(|unit| addr((2 * h).saturating_sub(unit).div_ceil(m)))
                 .collect(),
@@ -434,12 +457,13 @@ impl Logic for Gru {
     fn update(&mut self) {
         dff_setup!(
             self, clock, slot, pass, term, rom_addr, drain, d0_valid, d0_first, d0_pass, d0_term,
-            d0_head, d0_waddr_a, d0_waddr_c, d0_baddr_a, d0_baddr_c, d1_waddr_a, d1_waddr_c,
-            d1_baddr_a, d1_baddr_c, d1_valid, d1_first, d1_pass, d1_term, d1_head, s1b_valid,
+            d0_head, d0_waddr_a, d0_waddr_c, d0_baddr_a, d0_baddr_c, d1_valid, d1_first, d1_pass, d1_term, d1_head, s1b_valid,
             s1b_first, s1b_pass, s1b_term, m1_valid, m1_pass, m1_term, m2_valid, m2_pass, m2_term,
             h1_last, h2_last, a_set, next_set, next_group, head_valid, head_first, head_last,
             head_step, head_group, s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_head, s3_head,
-            lag_done, lag_last, lag_step, lag_group, upd_run, upd_j, upd_set, upd_zero, upd_active
+            lag_done, lag_last, lag_step, lag_group, upd_run, upd_j, upd_set, upd_zero, upd_active, bnd_active, bnd_decoder, bnd_step,
+            bnd_head, bnd_head_first, bnd_head_last, bnd_head_step, bnd_head_group, bnd_vacant,
+            bnd_release
         );
         for s in 0..2 {
             self.active[s].clock.next = self.clock.val();
@@ -481,25 +505,23 @@ impl Logic for Gru {
             self.d0_waddr_c.d.next = self.rom_addr.q.val() + self.layer_rom_offset.val();
             self.d0_baddr_c.d.next = self.pass.q.val() + self.layer_bias_offset.val();
         }
-        self.d1_waddr_a.d.next = self.d0_waddr_a.q.val();
-        self.d1_waddr_c.d.next = self.d0_waddr_c.q.val();
-        self.d1_baddr_a.d.next = self.d0_baddr_a.q.val();
-        self.d1_baddr_c.d.next = self.d0_baddr_c.q.val();
         for m in 0..self._m {
             // The address is computed at stage 0 and presented at stage 0c
             // to the ROMs with an output register, so the data meets stage 1b.
             self.d0_unit_a[m].clock.next = self.clock.val();
             self.d0_unit_a[m].d.next = self.pass.q.val() < self.a_passes[m].val();
-            self.d1_unit_a[m].clock.next = self.clock.val();
-            self.d1_unit_a[m].d.next = self.d0_unit_a[m].q.val();
+            self.d1_waddr[m].clock.next = self.clock.val();
+            self.d1_baddr[m].clock.next = self.clock.val();
+            self.d1_waddr[m].d.next = self.d0_waddr_c.q.val();
+            self.d1_baddr[m].d.next = self.d0_baddr_c.q.val();
+            if self.d0_unit_a[m].q.val() {
+                self.d1_waddr[m].d.next = self.d0_waddr_a.q.val();
+                self.d1_baddr[m].d.next = self.d0_baddr_a.q.val();
+            }
             self.weight_rom[m].clock.next = self.clock.val();
             self.bias_rom[m].clock.next = self.clock.val();
-            self.weight_rom[m].address.next = self.d1_waddr_c.q.val();
-            self.bias_rom[m].address.next = self.d1_baddr_c.q.val();
-            if self.d1_unit_a[m].q.val() {
-                self.weight_rom[m].address.next = self.d1_waddr_a.q.val();
-                self.bias_rom[m].address.next = self.d1_baddr_a.q.val();
-            }
+            self.weight_rom[m].address.next = self.d1_waddr[m].q.val();
+            self.bias_rom[m].address.next = self.d1_baddr[m].q.val();
         }
         for c in 0..3 {
             self.head_rom[c].clock.next = self.clock.val();
@@ -658,32 +680,44 @@ impl Logic for Gru {
         if !self.o_active.val() {
             self.n_step.next = self.o_step.val();
         }
-        self.start.next = !self.n_active.val()
-            && self.o_ready.val()
-            && (self.next_set.q.val() == self.n_set.val());
+        self.bnd_active.d.next = self.n_active.val();
+        self.bnd_decoder.d.next = self.n_decoder.val();
+        self.bnd_step.d.next = self.n_step.val();
+        self.bnd_head.d.next = self.n_head.val();
+        self.bnd_head_first.d.next = self.n_head.val() && !self.o_step.val().any();
+        self.bnd_head_last.d.next = self.n_head_last.val();
+        self.bnd_head_step.d.next = self.o_step.val();
+        self.bnd_head_group.d.next = self.o_group.val();
+        self.bnd_vacant.d.next =
+            !self.n_active.val() && (self.next_set.q.val() == self.n_set.val());
+        self.bnd_release.d.next =
+            self.o_active.val() && self.t_last.val() && !self.o_decoder.val();
+        // The ready flags are read live: one set's buffer may fill in the
+        // cycle before the boundary.
+        self.start.next = self.bnd_vacant.q.val() && self.o_ready.val();
         match self.slot.q.val() {
             SlotState::Boundary => {
-                if !(self.n_head_last.val() && self.ext_busy.val()) {
+                if !(self.bnd_head_last.q.val() && self.ext_busy.val()) {
                     self.slot.d.next = SlotState::Issue;
                     self.a_set.d.next = self.n_set.val();
                     self.pass.d.next = 0.into();
                     self.term.d.next = 0.into();
                     self.rom_addr.d.next = 0.into();
-                    self.head_valid.d.next = self.n_head.val();
-                    self.head_first.d.next = self.n_head.val() && !self.o_step.val().any();
-                    self.head_last.d.next = self.n_head_last.val();
-                    self.head_step.d.next = self.o_step.val();
-                    self.head_group.d.next = self.o_group.val();
+                    self.head_valid.d.next = self.bnd_head.q.val();
+                    self.head_first.d.next = self.bnd_head_first.q.val();
+                    self.head_last.d.next = self.bnd_head_last.q.val();
+                    self.head_step.d.next = self.bnd_head_step.q.val();
+                    self.head_group.d.next = self.bnd_head_group.q.val();
                     if self.start.val() {
                         self.next_set.d.next = !self.next_set.q.val();
                         self.next_group.d.next = self.next_group.q.val() + 1;
                     }
                     for s in 0..2 {
                         if self.n_set.val() == (s == 1) {
-                            self.active[s].d.next = self.n_active.val();
-                            self.decoder[s].d.next = self.n_decoder.val();
-                            self.step[s].d.next = self.n_step.val();
-                            if self.o_active.val() && self.t_last.val() && !self.o_decoder.val() {
+                            self.active[s].d.next = self.bnd_active.q.val();
+                            self.decoder[s].d.next = self.bnd_decoder.q.val();
+                            self.step[s].d.next = self.bnd_step.q.val();
+                            if self.bnd_release.q.val() {
                                 self.x_ready[s].d.next = false;
                             }
                             if self.start.val() {
