@@ -8782,114 +8782,198 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] d0_baddr_c$d;
     wire  [15:0] d0_baddr_c$q;
     reg  d0_baddr_c$clock;
-    reg  d1_unit_a$0$d;
-    wire  d1_unit_a$0$q;
-    reg  d1_unit_a$0$clock;
-    reg  d1_unit_a$1$d;
-    wire  d1_unit_a$1$q;
-    reg  d1_unit_a$1$clock;
-    reg  d1_unit_a$2$d;
-    wire  d1_unit_a$2$q;
-    reg  d1_unit_a$2$clock;
-    reg  d1_unit_a$3$d;
-    wire  d1_unit_a$3$q;
-    reg  d1_unit_a$3$clock;
-    reg  d1_unit_a$4$d;
-    wire  d1_unit_a$4$q;
-    reg  d1_unit_a$4$clock;
-    reg  d1_unit_a$5$d;
-    wire  d1_unit_a$5$q;
-    reg  d1_unit_a$5$clock;
-    reg  d1_unit_a$6$d;
-    wire  d1_unit_a$6$q;
-    reg  d1_unit_a$6$clock;
-    reg  d1_unit_a$7$d;
-    wire  d1_unit_a$7$q;
-    reg  d1_unit_a$7$clock;
-    reg  d1_unit_a$8$d;
-    wire  d1_unit_a$8$q;
-    reg  d1_unit_a$8$clock;
-    reg  d1_unit_a$9$d;
-    wire  d1_unit_a$9$q;
-    reg  d1_unit_a$9$clock;
-    reg  d1_unit_a$10$d;
-    wire  d1_unit_a$10$q;
-    reg  d1_unit_a$10$clock;
-    reg  d1_unit_a$11$d;
-    wire  d1_unit_a$11$q;
-    reg  d1_unit_a$11$clock;
-    reg  d1_unit_a$12$d;
-    wire  d1_unit_a$12$q;
-    reg  d1_unit_a$12$clock;
-    reg  d1_unit_a$13$d;
-    wire  d1_unit_a$13$q;
-    reg  d1_unit_a$13$clock;
-    reg  d1_unit_a$14$d;
-    wire  d1_unit_a$14$q;
-    reg  d1_unit_a$14$clock;
-    reg  d1_unit_a$15$d;
-    wire  d1_unit_a$15$q;
-    reg  d1_unit_a$15$clock;
-    reg  d1_unit_a$16$d;
-    wire  d1_unit_a$16$q;
-    reg  d1_unit_a$16$clock;
-    reg  d1_unit_a$17$d;
-    wire  d1_unit_a$17$q;
-    reg  d1_unit_a$17$clock;
-    reg  d1_unit_a$18$d;
-    wire  d1_unit_a$18$q;
-    reg  d1_unit_a$18$clock;
-    reg  d1_unit_a$19$d;
-    wire  d1_unit_a$19$q;
-    reg  d1_unit_a$19$clock;
-    reg  d1_unit_a$20$d;
-    wire  d1_unit_a$20$q;
-    reg  d1_unit_a$20$clock;
-    reg  d1_unit_a$21$d;
-    wire  d1_unit_a$21$q;
-    reg  d1_unit_a$21$clock;
-    reg  d1_unit_a$22$d;
-    wire  d1_unit_a$22$q;
-    reg  d1_unit_a$22$clock;
-    reg  d1_unit_a$23$d;
-    wire  d1_unit_a$23$q;
-    reg  d1_unit_a$23$clock;
-    reg  d1_unit_a$24$d;
-    wire  d1_unit_a$24$q;
-    reg  d1_unit_a$24$clock;
-    reg  d1_unit_a$25$d;
-    wire  d1_unit_a$25$q;
-    reg  d1_unit_a$25$clock;
-    reg  d1_unit_a$26$d;
-    wire  d1_unit_a$26$q;
-    reg  d1_unit_a$26$clock;
-    reg  d1_unit_a$27$d;
-    wire  d1_unit_a$27$q;
-    reg  d1_unit_a$27$clock;
-    reg  d1_unit_a$28$d;
-    wire  d1_unit_a$28$q;
-    reg  d1_unit_a$28$clock;
-    reg  d1_unit_a$29$d;
-    wire  d1_unit_a$29$q;
-    reg  d1_unit_a$29$clock;
-    reg  d1_unit_a$30$d;
-    wire  d1_unit_a$30$q;
-    reg  d1_unit_a$30$clock;
-    reg  d1_unit_a$31$d;
-    wire  d1_unit_a$31$q;
-    reg  d1_unit_a$31$clock;
-    reg  [15:0] d1_waddr_a$d;
-    wire  [15:0] d1_waddr_a$q;
-    reg  d1_waddr_a$clock;
-    reg  [15:0] d1_waddr_c$d;
-    wire  [15:0] d1_waddr_c$q;
-    reg  d1_waddr_c$clock;
-    reg  [15:0] d1_baddr_a$d;
-    wire  [15:0] d1_baddr_a$q;
-    reg  d1_baddr_a$clock;
-    reg  [15:0] d1_baddr_c$d;
-    wire  [15:0] d1_baddr_c$q;
-    reg  d1_baddr_c$clock;
+    reg  [15:0] d1_waddr$0$d;
+    wire  [15:0] d1_waddr$0$q;
+    reg  d1_waddr$0$clock;
+    reg  [15:0] d1_waddr$1$d;
+    wire  [15:0] d1_waddr$1$q;
+    reg  d1_waddr$1$clock;
+    reg  [15:0] d1_waddr$2$d;
+    wire  [15:0] d1_waddr$2$q;
+    reg  d1_waddr$2$clock;
+    reg  [15:0] d1_waddr$3$d;
+    wire  [15:0] d1_waddr$3$q;
+    reg  d1_waddr$3$clock;
+    reg  [15:0] d1_waddr$4$d;
+    wire  [15:0] d1_waddr$4$q;
+    reg  d1_waddr$4$clock;
+    reg  [15:0] d1_waddr$5$d;
+    wire  [15:0] d1_waddr$5$q;
+    reg  d1_waddr$5$clock;
+    reg  [15:0] d1_waddr$6$d;
+    wire  [15:0] d1_waddr$6$q;
+    reg  d1_waddr$6$clock;
+    reg  [15:0] d1_waddr$7$d;
+    wire  [15:0] d1_waddr$7$q;
+    reg  d1_waddr$7$clock;
+    reg  [15:0] d1_waddr$8$d;
+    wire  [15:0] d1_waddr$8$q;
+    reg  d1_waddr$8$clock;
+    reg  [15:0] d1_waddr$9$d;
+    wire  [15:0] d1_waddr$9$q;
+    reg  d1_waddr$9$clock;
+    reg  [15:0] d1_waddr$10$d;
+    wire  [15:0] d1_waddr$10$q;
+    reg  d1_waddr$10$clock;
+    reg  [15:0] d1_waddr$11$d;
+    wire  [15:0] d1_waddr$11$q;
+    reg  d1_waddr$11$clock;
+    reg  [15:0] d1_waddr$12$d;
+    wire  [15:0] d1_waddr$12$q;
+    reg  d1_waddr$12$clock;
+    reg  [15:0] d1_waddr$13$d;
+    wire  [15:0] d1_waddr$13$q;
+    reg  d1_waddr$13$clock;
+    reg  [15:0] d1_waddr$14$d;
+    wire  [15:0] d1_waddr$14$q;
+    reg  d1_waddr$14$clock;
+    reg  [15:0] d1_waddr$15$d;
+    wire  [15:0] d1_waddr$15$q;
+    reg  d1_waddr$15$clock;
+    reg  [15:0] d1_waddr$16$d;
+    wire  [15:0] d1_waddr$16$q;
+    reg  d1_waddr$16$clock;
+    reg  [15:0] d1_waddr$17$d;
+    wire  [15:0] d1_waddr$17$q;
+    reg  d1_waddr$17$clock;
+    reg  [15:0] d1_waddr$18$d;
+    wire  [15:0] d1_waddr$18$q;
+    reg  d1_waddr$18$clock;
+    reg  [15:0] d1_waddr$19$d;
+    wire  [15:0] d1_waddr$19$q;
+    reg  d1_waddr$19$clock;
+    reg  [15:0] d1_waddr$20$d;
+    wire  [15:0] d1_waddr$20$q;
+    reg  d1_waddr$20$clock;
+    reg  [15:0] d1_waddr$21$d;
+    wire  [15:0] d1_waddr$21$q;
+    reg  d1_waddr$21$clock;
+    reg  [15:0] d1_waddr$22$d;
+    wire  [15:0] d1_waddr$22$q;
+    reg  d1_waddr$22$clock;
+    reg  [15:0] d1_waddr$23$d;
+    wire  [15:0] d1_waddr$23$q;
+    reg  d1_waddr$23$clock;
+    reg  [15:0] d1_waddr$24$d;
+    wire  [15:0] d1_waddr$24$q;
+    reg  d1_waddr$24$clock;
+    reg  [15:0] d1_waddr$25$d;
+    wire  [15:0] d1_waddr$25$q;
+    reg  d1_waddr$25$clock;
+    reg  [15:0] d1_waddr$26$d;
+    wire  [15:0] d1_waddr$26$q;
+    reg  d1_waddr$26$clock;
+    reg  [15:0] d1_waddr$27$d;
+    wire  [15:0] d1_waddr$27$q;
+    reg  d1_waddr$27$clock;
+    reg  [15:0] d1_waddr$28$d;
+    wire  [15:0] d1_waddr$28$q;
+    reg  d1_waddr$28$clock;
+    reg  [15:0] d1_waddr$29$d;
+    wire  [15:0] d1_waddr$29$q;
+    reg  d1_waddr$29$clock;
+    reg  [15:0] d1_waddr$30$d;
+    wire  [15:0] d1_waddr$30$q;
+    reg  d1_waddr$30$clock;
+    reg  [15:0] d1_waddr$31$d;
+    wire  [15:0] d1_waddr$31$q;
+    reg  d1_waddr$31$clock;
+    reg  [15:0] d1_baddr$0$d;
+    wire  [15:0] d1_baddr$0$q;
+    reg  d1_baddr$0$clock;
+    reg  [15:0] d1_baddr$1$d;
+    wire  [15:0] d1_baddr$1$q;
+    reg  d1_baddr$1$clock;
+    reg  [15:0] d1_baddr$2$d;
+    wire  [15:0] d1_baddr$2$q;
+    reg  d1_baddr$2$clock;
+    reg  [15:0] d1_baddr$3$d;
+    wire  [15:0] d1_baddr$3$q;
+    reg  d1_baddr$3$clock;
+    reg  [15:0] d1_baddr$4$d;
+    wire  [15:0] d1_baddr$4$q;
+    reg  d1_baddr$4$clock;
+    reg  [15:0] d1_baddr$5$d;
+    wire  [15:0] d1_baddr$5$q;
+    reg  d1_baddr$5$clock;
+    reg  [15:0] d1_baddr$6$d;
+    wire  [15:0] d1_baddr$6$q;
+    reg  d1_baddr$6$clock;
+    reg  [15:0] d1_baddr$7$d;
+    wire  [15:0] d1_baddr$7$q;
+    reg  d1_baddr$7$clock;
+    reg  [15:0] d1_baddr$8$d;
+    wire  [15:0] d1_baddr$8$q;
+    reg  d1_baddr$8$clock;
+    reg  [15:0] d1_baddr$9$d;
+    wire  [15:0] d1_baddr$9$q;
+    reg  d1_baddr$9$clock;
+    reg  [15:0] d1_baddr$10$d;
+    wire  [15:0] d1_baddr$10$q;
+    reg  d1_baddr$10$clock;
+    reg  [15:0] d1_baddr$11$d;
+    wire  [15:0] d1_baddr$11$q;
+    reg  d1_baddr$11$clock;
+    reg  [15:0] d1_baddr$12$d;
+    wire  [15:0] d1_baddr$12$q;
+    reg  d1_baddr$12$clock;
+    reg  [15:0] d1_baddr$13$d;
+    wire  [15:0] d1_baddr$13$q;
+    reg  d1_baddr$13$clock;
+    reg  [15:0] d1_baddr$14$d;
+    wire  [15:0] d1_baddr$14$q;
+    reg  d1_baddr$14$clock;
+    reg  [15:0] d1_baddr$15$d;
+    wire  [15:0] d1_baddr$15$q;
+    reg  d1_baddr$15$clock;
+    reg  [15:0] d1_baddr$16$d;
+    wire  [15:0] d1_baddr$16$q;
+    reg  d1_baddr$16$clock;
+    reg  [15:0] d1_baddr$17$d;
+    wire  [15:0] d1_baddr$17$q;
+    reg  d1_baddr$17$clock;
+    reg  [15:0] d1_baddr$18$d;
+    wire  [15:0] d1_baddr$18$q;
+    reg  d1_baddr$18$clock;
+    reg  [15:0] d1_baddr$19$d;
+    wire  [15:0] d1_baddr$19$q;
+    reg  d1_baddr$19$clock;
+    reg  [15:0] d1_baddr$20$d;
+    wire  [15:0] d1_baddr$20$q;
+    reg  d1_baddr$20$clock;
+    reg  [15:0] d1_baddr$21$d;
+    wire  [15:0] d1_baddr$21$q;
+    reg  d1_baddr$21$clock;
+    reg  [15:0] d1_baddr$22$d;
+    wire  [15:0] d1_baddr$22$q;
+    reg  d1_baddr$22$clock;
+    reg  [15:0] d1_baddr$23$d;
+    wire  [15:0] d1_baddr$23$q;
+    reg  d1_baddr$23$clock;
+    reg  [15:0] d1_baddr$24$d;
+    wire  [15:0] d1_baddr$24$q;
+    reg  d1_baddr$24$clock;
+    reg  [15:0] d1_baddr$25$d;
+    wire  [15:0] d1_baddr$25$q;
+    reg  d1_baddr$25$clock;
+    reg  [15:0] d1_baddr$26$d;
+    wire  [15:0] d1_baddr$26$q;
+    reg  d1_baddr$26$clock;
+    reg  [15:0] d1_baddr$27$d;
+    wire  [15:0] d1_baddr$27$q;
+    reg  d1_baddr$27$clock;
+    reg  [15:0] d1_baddr$28$d;
+    wire  [15:0] d1_baddr$28$q;
+    reg  d1_baddr$28$clock;
+    reg  [15:0] d1_baddr$29$d;
+    wire  [15:0] d1_baddr$29$q;
+    reg  d1_baddr$29$clock;
+    reg  [15:0] d1_baddr$30$d;
+    wire  [15:0] d1_baddr$30$q;
+    reg  d1_baddr$30$clock;
+    reg  [15:0] d1_baddr$31$d;
+    wire  [15:0] d1_baddr$31$q;
+    reg  d1_baddr$31$clock;
     reg  d1_valid$d;
     wire  d1_valid$q;
     reg  d1_valid$clock;
@@ -9157,6 +9241,36 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  upd_active$d;
     wire  upd_active$q;
     reg  upd_active$clock;
+    reg  bnd_active$d;
+    wire  bnd_active$q;
+    reg  bnd_active$clock;
+    reg  bnd_decoder$d;
+    wire  bnd_decoder$q;
+    reg  bnd_decoder$clock;
+    reg  [15:0] bnd_step$d;
+    wire  [15:0] bnd_step$q;
+    reg  bnd_step$clock;
+    reg  bnd_head$d;
+    wire  bnd_head$q;
+    reg  bnd_head$clock;
+    reg  bnd_head_first$d;
+    wire  bnd_head_first$q;
+    reg  bnd_head_first$clock;
+    reg  bnd_head_last$d;
+    wire  bnd_head_last$q;
+    reg  bnd_head_last$clock;
+    reg  [15:0] bnd_head_step$d;
+    wire  [15:0] bnd_head_step$q;
+    reg  bnd_head_step$clock;
+    reg  [31:0] bnd_head_group$d;
+    wire  [31:0] bnd_head_group$q;
+    reg  bnd_head_group$clock;
+    reg  bnd_vacant$d;
+    wire  bnd_vacant$q;
+    reg  bnd_vacant$clock;
+    reg  bnd_release$d;
+    wire  bnd_release$q;
+    reg  bnd_release$clock;
     
     // Local signals
     reg  m2_last;
@@ -10309,185 +10423,325 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(d0_baddr_c$q),
         .clock(d0_baddr_c$clock)
     );
-    top$core$engine$gru$d1_unit_a$0 d1_unit_a$0(
-        .d(d1_unit_a$0$d),
-        .q(d1_unit_a$0$q),
-        .clock(d1_unit_a$0$clock)
+    top$core$engine$gru$d1_waddr$0 d1_waddr$0(
+        .d(d1_waddr$0$d),
+        .q(d1_waddr$0$q),
+        .clock(d1_waddr$0$clock)
     );
-    top$core$engine$gru$d1_unit_a$1 d1_unit_a$1(
-        .d(d1_unit_a$1$d),
-        .q(d1_unit_a$1$q),
-        .clock(d1_unit_a$1$clock)
+    top$core$engine$gru$d1_waddr$1 d1_waddr$1(
+        .d(d1_waddr$1$d),
+        .q(d1_waddr$1$q),
+        .clock(d1_waddr$1$clock)
     );
-    top$core$engine$gru$d1_unit_a$2 d1_unit_a$2(
-        .d(d1_unit_a$2$d),
-        .q(d1_unit_a$2$q),
-        .clock(d1_unit_a$2$clock)
+    top$core$engine$gru$d1_waddr$2 d1_waddr$2(
+        .d(d1_waddr$2$d),
+        .q(d1_waddr$2$q),
+        .clock(d1_waddr$2$clock)
     );
-    top$core$engine$gru$d1_unit_a$3 d1_unit_a$3(
-        .d(d1_unit_a$3$d),
-        .q(d1_unit_a$3$q),
-        .clock(d1_unit_a$3$clock)
+    top$core$engine$gru$d1_waddr$3 d1_waddr$3(
+        .d(d1_waddr$3$d),
+        .q(d1_waddr$3$q),
+        .clock(d1_waddr$3$clock)
     );
-    top$core$engine$gru$d1_unit_a$4 d1_unit_a$4(
-        .d(d1_unit_a$4$d),
-        .q(d1_unit_a$4$q),
-        .clock(d1_unit_a$4$clock)
+    top$core$engine$gru$d1_waddr$4 d1_waddr$4(
+        .d(d1_waddr$4$d),
+        .q(d1_waddr$4$q),
+        .clock(d1_waddr$4$clock)
     );
-    top$core$engine$gru$d1_unit_a$5 d1_unit_a$5(
-        .d(d1_unit_a$5$d),
-        .q(d1_unit_a$5$q),
-        .clock(d1_unit_a$5$clock)
+    top$core$engine$gru$d1_waddr$5 d1_waddr$5(
+        .d(d1_waddr$5$d),
+        .q(d1_waddr$5$q),
+        .clock(d1_waddr$5$clock)
     );
-    top$core$engine$gru$d1_unit_a$6 d1_unit_a$6(
-        .d(d1_unit_a$6$d),
-        .q(d1_unit_a$6$q),
-        .clock(d1_unit_a$6$clock)
+    top$core$engine$gru$d1_waddr$6 d1_waddr$6(
+        .d(d1_waddr$6$d),
+        .q(d1_waddr$6$q),
+        .clock(d1_waddr$6$clock)
     );
-    top$core$engine$gru$d1_unit_a$7 d1_unit_a$7(
-        .d(d1_unit_a$7$d),
-        .q(d1_unit_a$7$q),
-        .clock(d1_unit_a$7$clock)
+    top$core$engine$gru$d1_waddr$7 d1_waddr$7(
+        .d(d1_waddr$7$d),
+        .q(d1_waddr$7$q),
+        .clock(d1_waddr$7$clock)
     );
-    top$core$engine$gru$d1_unit_a$8 d1_unit_a$8(
-        .d(d1_unit_a$8$d),
-        .q(d1_unit_a$8$q),
-        .clock(d1_unit_a$8$clock)
+    top$core$engine$gru$d1_waddr$8 d1_waddr$8(
+        .d(d1_waddr$8$d),
+        .q(d1_waddr$8$q),
+        .clock(d1_waddr$8$clock)
     );
-    top$core$engine$gru$d1_unit_a$9 d1_unit_a$9(
-        .d(d1_unit_a$9$d),
-        .q(d1_unit_a$9$q),
-        .clock(d1_unit_a$9$clock)
+    top$core$engine$gru$d1_waddr$9 d1_waddr$9(
+        .d(d1_waddr$9$d),
+        .q(d1_waddr$9$q),
+        .clock(d1_waddr$9$clock)
     );
-    top$core$engine$gru$d1_unit_a$10 d1_unit_a$10(
-        .d(d1_unit_a$10$d),
-        .q(d1_unit_a$10$q),
-        .clock(d1_unit_a$10$clock)
+    top$core$engine$gru$d1_waddr$10 d1_waddr$10(
+        .d(d1_waddr$10$d),
+        .q(d1_waddr$10$q),
+        .clock(d1_waddr$10$clock)
     );
-    top$core$engine$gru$d1_unit_a$11 d1_unit_a$11(
-        .d(d1_unit_a$11$d),
-        .q(d1_unit_a$11$q),
-        .clock(d1_unit_a$11$clock)
+    top$core$engine$gru$d1_waddr$11 d1_waddr$11(
+        .d(d1_waddr$11$d),
+        .q(d1_waddr$11$q),
+        .clock(d1_waddr$11$clock)
     );
-    top$core$engine$gru$d1_unit_a$12 d1_unit_a$12(
-        .d(d1_unit_a$12$d),
-        .q(d1_unit_a$12$q),
-        .clock(d1_unit_a$12$clock)
+    top$core$engine$gru$d1_waddr$12 d1_waddr$12(
+        .d(d1_waddr$12$d),
+        .q(d1_waddr$12$q),
+        .clock(d1_waddr$12$clock)
     );
-    top$core$engine$gru$d1_unit_a$13 d1_unit_a$13(
-        .d(d1_unit_a$13$d),
-        .q(d1_unit_a$13$q),
-        .clock(d1_unit_a$13$clock)
+    top$core$engine$gru$d1_waddr$13 d1_waddr$13(
+        .d(d1_waddr$13$d),
+        .q(d1_waddr$13$q),
+        .clock(d1_waddr$13$clock)
     );
-    top$core$engine$gru$d1_unit_a$14 d1_unit_a$14(
-        .d(d1_unit_a$14$d),
-        .q(d1_unit_a$14$q),
-        .clock(d1_unit_a$14$clock)
+    top$core$engine$gru$d1_waddr$14 d1_waddr$14(
+        .d(d1_waddr$14$d),
+        .q(d1_waddr$14$q),
+        .clock(d1_waddr$14$clock)
     );
-    top$core$engine$gru$d1_unit_a$15 d1_unit_a$15(
-        .d(d1_unit_a$15$d),
-        .q(d1_unit_a$15$q),
-        .clock(d1_unit_a$15$clock)
+    top$core$engine$gru$d1_waddr$15 d1_waddr$15(
+        .d(d1_waddr$15$d),
+        .q(d1_waddr$15$q),
+        .clock(d1_waddr$15$clock)
     );
-    top$core$engine$gru$d1_unit_a$16 d1_unit_a$16(
-        .d(d1_unit_a$16$d),
-        .q(d1_unit_a$16$q),
-        .clock(d1_unit_a$16$clock)
+    top$core$engine$gru$d1_waddr$16 d1_waddr$16(
+        .d(d1_waddr$16$d),
+        .q(d1_waddr$16$q),
+        .clock(d1_waddr$16$clock)
     );
-    top$core$engine$gru$d1_unit_a$17 d1_unit_a$17(
-        .d(d1_unit_a$17$d),
-        .q(d1_unit_a$17$q),
-        .clock(d1_unit_a$17$clock)
+    top$core$engine$gru$d1_waddr$17 d1_waddr$17(
+        .d(d1_waddr$17$d),
+        .q(d1_waddr$17$q),
+        .clock(d1_waddr$17$clock)
     );
-    top$core$engine$gru$d1_unit_a$18 d1_unit_a$18(
-        .d(d1_unit_a$18$d),
-        .q(d1_unit_a$18$q),
-        .clock(d1_unit_a$18$clock)
+    top$core$engine$gru$d1_waddr$18 d1_waddr$18(
+        .d(d1_waddr$18$d),
+        .q(d1_waddr$18$q),
+        .clock(d1_waddr$18$clock)
     );
-    top$core$engine$gru$d1_unit_a$19 d1_unit_a$19(
-        .d(d1_unit_a$19$d),
-        .q(d1_unit_a$19$q),
-        .clock(d1_unit_a$19$clock)
+    top$core$engine$gru$d1_waddr$19 d1_waddr$19(
+        .d(d1_waddr$19$d),
+        .q(d1_waddr$19$q),
+        .clock(d1_waddr$19$clock)
     );
-    top$core$engine$gru$d1_unit_a$20 d1_unit_a$20(
-        .d(d1_unit_a$20$d),
-        .q(d1_unit_a$20$q),
-        .clock(d1_unit_a$20$clock)
+    top$core$engine$gru$d1_waddr$20 d1_waddr$20(
+        .d(d1_waddr$20$d),
+        .q(d1_waddr$20$q),
+        .clock(d1_waddr$20$clock)
     );
-    top$core$engine$gru$d1_unit_a$21 d1_unit_a$21(
-        .d(d1_unit_a$21$d),
-        .q(d1_unit_a$21$q),
-        .clock(d1_unit_a$21$clock)
+    top$core$engine$gru$d1_waddr$21 d1_waddr$21(
+        .d(d1_waddr$21$d),
+        .q(d1_waddr$21$q),
+        .clock(d1_waddr$21$clock)
     );
-    top$core$engine$gru$d1_unit_a$22 d1_unit_a$22(
-        .d(d1_unit_a$22$d),
-        .q(d1_unit_a$22$q),
-        .clock(d1_unit_a$22$clock)
+    top$core$engine$gru$d1_waddr$22 d1_waddr$22(
+        .d(d1_waddr$22$d),
+        .q(d1_waddr$22$q),
+        .clock(d1_waddr$22$clock)
     );
-    top$core$engine$gru$d1_unit_a$23 d1_unit_a$23(
-        .d(d1_unit_a$23$d),
-        .q(d1_unit_a$23$q),
-        .clock(d1_unit_a$23$clock)
+    top$core$engine$gru$d1_waddr$23 d1_waddr$23(
+        .d(d1_waddr$23$d),
+        .q(d1_waddr$23$q),
+        .clock(d1_waddr$23$clock)
     );
-    top$core$engine$gru$d1_unit_a$24 d1_unit_a$24(
-        .d(d1_unit_a$24$d),
-        .q(d1_unit_a$24$q),
-        .clock(d1_unit_a$24$clock)
+    top$core$engine$gru$d1_waddr$24 d1_waddr$24(
+        .d(d1_waddr$24$d),
+        .q(d1_waddr$24$q),
+        .clock(d1_waddr$24$clock)
     );
-    top$core$engine$gru$d1_unit_a$25 d1_unit_a$25(
-        .d(d1_unit_a$25$d),
-        .q(d1_unit_a$25$q),
-        .clock(d1_unit_a$25$clock)
+    top$core$engine$gru$d1_waddr$25 d1_waddr$25(
+        .d(d1_waddr$25$d),
+        .q(d1_waddr$25$q),
+        .clock(d1_waddr$25$clock)
     );
-    top$core$engine$gru$d1_unit_a$26 d1_unit_a$26(
-        .d(d1_unit_a$26$d),
-        .q(d1_unit_a$26$q),
-        .clock(d1_unit_a$26$clock)
+    top$core$engine$gru$d1_waddr$26 d1_waddr$26(
+        .d(d1_waddr$26$d),
+        .q(d1_waddr$26$q),
+        .clock(d1_waddr$26$clock)
     );
-    top$core$engine$gru$d1_unit_a$27 d1_unit_a$27(
-        .d(d1_unit_a$27$d),
-        .q(d1_unit_a$27$q),
-        .clock(d1_unit_a$27$clock)
+    top$core$engine$gru$d1_waddr$27 d1_waddr$27(
+        .d(d1_waddr$27$d),
+        .q(d1_waddr$27$q),
+        .clock(d1_waddr$27$clock)
     );
-    top$core$engine$gru$d1_unit_a$28 d1_unit_a$28(
-        .d(d1_unit_a$28$d),
-        .q(d1_unit_a$28$q),
-        .clock(d1_unit_a$28$clock)
+    top$core$engine$gru$d1_waddr$28 d1_waddr$28(
+        .d(d1_waddr$28$d),
+        .q(d1_waddr$28$q),
+        .clock(d1_waddr$28$clock)
     );
-    top$core$engine$gru$d1_unit_a$29 d1_unit_a$29(
-        .d(d1_unit_a$29$d),
-        .q(d1_unit_a$29$q),
-        .clock(d1_unit_a$29$clock)
+    top$core$engine$gru$d1_waddr$29 d1_waddr$29(
+        .d(d1_waddr$29$d),
+        .q(d1_waddr$29$q),
+        .clock(d1_waddr$29$clock)
     );
-    top$core$engine$gru$d1_unit_a$30 d1_unit_a$30(
-        .d(d1_unit_a$30$d),
-        .q(d1_unit_a$30$q),
-        .clock(d1_unit_a$30$clock)
+    top$core$engine$gru$d1_waddr$30 d1_waddr$30(
+        .d(d1_waddr$30$d),
+        .q(d1_waddr$30$q),
+        .clock(d1_waddr$30$clock)
     );
-    top$core$engine$gru$d1_unit_a$31 d1_unit_a$31(
-        .d(d1_unit_a$31$d),
-        .q(d1_unit_a$31$q),
-        .clock(d1_unit_a$31$clock)
+    top$core$engine$gru$d1_waddr$31 d1_waddr$31(
+        .d(d1_waddr$31$d),
+        .q(d1_waddr$31$q),
+        .clock(d1_waddr$31$clock)
     );
-    top$core$engine$gru$d1_waddr_a d1_waddr_a(
-        .d(d1_waddr_a$d),
-        .q(d1_waddr_a$q),
-        .clock(d1_waddr_a$clock)
+    top$core$engine$gru$d1_baddr$0 d1_baddr$0(
+        .d(d1_baddr$0$d),
+        .q(d1_baddr$0$q),
+        .clock(d1_baddr$0$clock)
     );
-    top$core$engine$gru$d1_waddr_c d1_waddr_c(
-        .d(d1_waddr_c$d),
-        .q(d1_waddr_c$q),
-        .clock(d1_waddr_c$clock)
+    top$core$engine$gru$d1_baddr$1 d1_baddr$1(
+        .d(d1_baddr$1$d),
+        .q(d1_baddr$1$q),
+        .clock(d1_baddr$1$clock)
     );
-    top$core$engine$gru$d1_baddr_a d1_baddr_a(
-        .d(d1_baddr_a$d),
-        .q(d1_baddr_a$q),
-        .clock(d1_baddr_a$clock)
+    top$core$engine$gru$d1_baddr$2 d1_baddr$2(
+        .d(d1_baddr$2$d),
+        .q(d1_baddr$2$q),
+        .clock(d1_baddr$2$clock)
     );
-    top$core$engine$gru$d1_baddr_c d1_baddr_c(
-        .d(d1_baddr_c$d),
-        .q(d1_baddr_c$q),
-        .clock(d1_baddr_c$clock)
+    top$core$engine$gru$d1_baddr$3 d1_baddr$3(
+        .d(d1_baddr$3$d),
+        .q(d1_baddr$3$q),
+        .clock(d1_baddr$3$clock)
+    );
+    top$core$engine$gru$d1_baddr$4 d1_baddr$4(
+        .d(d1_baddr$4$d),
+        .q(d1_baddr$4$q),
+        .clock(d1_baddr$4$clock)
+    );
+    top$core$engine$gru$d1_baddr$5 d1_baddr$5(
+        .d(d1_baddr$5$d),
+        .q(d1_baddr$5$q),
+        .clock(d1_baddr$5$clock)
+    );
+    top$core$engine$gru$d1_baddr$6 d1_baddr$6(
+        .d(d1_baddr$6$d),
+        .q(d1_baddr$6$q),
+        .clock(d1_baddr$6$clock)
+    );
+    top$core$engine$gru$d1_baddr$7 d1_baddr$7(
+        .d(d1_baddr$7$d),
+        .q(d1_baddr$7$q),
+        .clock(d1_baddr$7$clock)
+    );
+    top$core$engine$gru$d1_baddr$8 d1_baddr$8(
+        .d(d1_baddr$8$d),
+        .q(d1_baddr$8$q),
+        .clock(d1_baddr$8$clock)
+    );
+    top$core$engine$gru$d1_baddr$9 d1_baddr$9(
+        .d(d1_baddr$9$d),
+        .q(d1_baddr$9$q),
+        .clock(d1_baddr$9$clock)
+    );
+    top$core$engine$gru$d1_baddr$10 d1_baddr$10(
+        .d(d1_baddr$10$d),
+        .q(d1_baddr$10$q),
+        .clock(d1_baddr$10$clock)
+    );
+    top$core$engine$gru$d1_baddr$11 d1_baddr$11(
+        .d(d1_baddr$11$d),
+        .q(d1_baddr$11$q),
+        .clock(d1_baddr$11$clock)
+    );
+    top$core$engine$gru$d1_baddr$12 d1_baddr$12(
+        .d(d1_baddr$12$d),
+        .q(d1_baddr$12$q),
+        .clock(d1_baddr$12$clock)
+    );
+    top$core$engine$gru$d1_baddr$13 d1_baddr$13(
+        .d(d1_baddr$13$d),
+        .q(d1_baddr$13$q),
+        .clock(d1_baddr$13$clock)
+    );
+    top$core$engine$gru$d1_baddr$14 d1_baddr$14(
+        .d(d1_baddr$14$d),
+        .q(d1_baddr$14$q),
+        .clock(d1_baddr$14$clock)
+    );
+    top$core$engine$gru$d1_baddr$15 d1_baddr$15(
+        .d(d1_baddr$15$d),
+        .q(d1_baddr$15$q),
+        .clock(d1_baddr$15$clock)
+    );
+    top$core$engine$gru$d1_baddr$16 d1_baddr$16(
+        .d(d1_baddr$16$d),
+        .q(d1_baddr$16$q),
+        .clock(d1_baddr$16$clock)
+    );
+    top$core$engine$gru$d1_baddr$17 d1_baddr$17(
+        .d(d1_baddr$17$d),
+        .q(d1_baddr$17$q),
+        .clock(d1_baddr$17$clock)
+    );
+    top$core$engine$gru$d1_baddr$18 d1_baddr$18(
+        .d(d1_baddr$18$d),
+        .q(d1_baddr$18$q),
+        .clock(d1_baddr$18$clock)
+    );
+    top$core$engine$gru$d1_baddr$19 d1_baddr$19(
+        .d(d1_baddr$19$d),
+        .q(d1_baddr$19$q),
+        .clock(d1_baddr$19$clock)
+    );
+    top$core$engine$gru$d1_baddr$20 d1_baddr$20(
+        .d(d1_baddr$20$d),
+        .q(d1_baddr$20$q),
+        .clock(d1_baddr$20$clock)
+    );
+    top$core$engine$gru$d1_baddr$21 d1_baddr$21(
+        .d(d1_baddr$21$d),
+        .q(d1_baddr$21$q),
+        .clock(d1_baddr$21$clock)
+    );
+    top$core$engine$gru$d1_baddr$22 d1_baddr$22(
+        .d(d1_baddr$22$d),
+        .q(d1_baddr$22$q),
+        .clock(d1_baddr$22$clock)
+    );
+    top$core$engine$gru$d1_baddr$23 d1_baddr$23(
+        .d(d1_baddr$23$d),
+        .q(d1_baddr$23$q),
+        .clock(d1_baddr$23$clock)
+    );
+    top$core$engine$gru$d1_baddr$24 d1_baddr$24(
+        .d(d1_baddr$24$d),
+        .q(d1_baddr$24$q),
+        .clock(d1_baddr$24$clock)
+    );
+    top$core$engine$gru$d1_baddr$25 d1_baddr$25(
+        .d(d1_baddr$25$d),
+        .q(d1_baddr$25$q),
+        .clock(d1_baddr$25$clock)
+    );
+    top$core$engine$gru$d1_baddr$26 d1_baddr$26(
+        .d(d1_baddr$26$d),
+        .q(d1_baddr$26$q),
+        .clock(d1_baddr$26$clock)
+    );
+    top$core$engine$gru$d1_baddr$27 d1_baddr$27(
+        .d(d1_baddr$27$d),
+        .q(d1_baddr$27$q),
+        .clock(d1_baddr$27$clock)
+    );
+    top$core$engine$gru$d1_baddr$28 d1_baddr$28(
+        .d(d1_baddr$28$d),
+        .q(d1_baddr$28$q),
+        .clock(d1_baddr$28$clock)
+    );
+    top$core$engine$gru$d1_baddr$29 d1_baddr$29(
+        .d(d1_baddr$29$d),
+        .q(d1_baddr$29$q),
+        .clock(d1_baddr$29$clock)
+    );
+    top$core$engine$gru$d1_baddr$30 d1_baddr$30(
+        .d(d1_baddr$30$d),
+        .q(d1_baddr$30$q),
+        .clock(d1_baddr$30$clock)
+    );
+    top$core$engine$gru$d1_baddr$31 d1_baddr$31(
+        .d(d1_baddr$31$d),
+        .q(d1_baddr$31$q),
+        .clock(d1_baddr$31$clock)
     );
     top$core$engine$gru$d1_valid d1_valid(
         .d(d1_valid$d),
@@ -10934,6 +11188,56 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(upd_active$q),
         .clock(upd_active$clock)
     );
+    top$core$engine$gru$bnd_active bnd_active(
+        .d(bnd_active$d),
+        .q(bnd_active$q),
+        .clock(bnd_active$clock)
+    );
+    top$core$engine$gru$bnd_decoder bnd_decoder(
+        .d(bnd_decoder$d),
+        .q(bnd_decoder$q),
+        .clock(bnd_decoder$clock)
+    );
+    top$core$engine$gru$bnd_step bnd_step(
+        .d(bnd_step$d),
+        .q(bnd_step$q),
+        .clock(bnd_step$clock)
+    );
+    top$core$engine$gru$bnd_head bnd_head(
+        .d(bnd_head$d),
+        .q(bnd_head$q),
+        .clock(bnd_head$clock)
+    );
+    top$core$engine$gru$bnd_head_first bnd_head_first(
+        .d(bnd_head_first$d),
+        .q(bnd_head_first$q),
+        .clock(bnd_head_first$clock)
+    );
+    top$core$engine$gru$bnd_head_last bnd_head_last(
+        .d(bnd_head_last$d),
+        .q(bnd_head_last$q),
+        .clock(bnd_head_last$clock)
+    );
+    top$core$engine$gru$bnd_head_step bnd_head_step(
+        .d(bnd_head_step$d),
+        .q(bnd_head_step$q),
+        .clock(bnd_head_step$clock)
+    );
+    top$core$engine$gru$bnd_head_group bnd_head_group(
+        .d(bnd_head_group$d),
+        .q(bnd_head_group$q),
+        .clock(bnd_head_group$clock)
+    );
+    top$core$engine$gru$bnd_vacant bnd_vacant(
+        .d(bnd_vacant$d),
+        .q(bnd_vacant$q),
+        .clock(bnd_vacant$clock)
+    );
+    top$core$engine$gru$bnd_release bnd_release(
+        .d(bnd_release$d),
+        .q(bnd_release$q),
+        .clock(bnd_release$clock)
+    );
     
     // Update code
     always @(*) begin
@@ -10951,10 +11255,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d0_waddr_c$clock = clock;
         d0_baddr_a$clock = clock;
         d0_baddr_c$clock = clock;
-        d1_waddr_a$clock = clock;
-        d1_waddr_c$clock = clock;
-        d1_baddr_a$clock = clock;
-        d1_baddr_c$clock = clock;
         d1_valid$clock = clock;
         d1_first$clock = clock;
         d1_pass$clock = clock;
@@ -10996,6 +11296,16 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         upd_set$clock = clock;
         upd_zero$clock = clock;
         upd_active$clock = clock;
+        bnd_active$clock = clock;
+        bnd_decoder$clock = clock;
+        bnd_step$clock = clock;
+        bnd_head$clock = clock;
+        bnd_head_first$clock = clock;
+        bnd_head_last$clock = clock;
+        bnd_head_step$clock = clock;
+        bnd_head_group$clock = clock;
+        bnd_vacant$clock = clock;
+        bnd_release$clock = clock;
         slot$d = slot$q;
         pass$d = pass$q;
         term$d = term$q;
@@ -11010,10 +11320,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         d0_waddr_c$d = d0_waddr_c$q;
         d0_baddr_a$d = d0_baddr_a$q;
         d0_baddr_c$d = d0_baddr_c$q;
-        d1_waddr_a$d = d1_waddr_a$q;
-        d1_waddr_c$d = d1_waddr_c$q;
-        d1_baddr_a$d = d1_baddr_a$q;
-        d1_baddr_c$d = d1_baddr_c$q;
         d1_valid$d = d1_valid$q;
         d1_first$d = d1_first$q;
         d1_pass$d = d1_pass$q;
@@ -11055,6 +11361,16 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         upd_set$d = upd_set$q;
         upd_zero$d = upd_zero$q;
         upd_active$d = upd_active$q;
+        bnd_active$d = bnd_active$q;
+        bnd_decoder$d = bnd_decoder$q;
+        bnd_step$d = bnd_step$q;
+        bnd_head$d = bnd_head$q;
+        bnd_head_first$d = bnd_head_first$q;
+        bnd_head_last$d = bnd_head_last$q;
+        bnd_head_step$d = bnd_head_step$q;
+        bnd_head_group$d = bnd_head_group$q;
+        bnd_vacant$d = bnd_vacant$q;
+        bnd_release$d = bnd_release$q;
         active$0$clock = clock;
         decoder$0$clock = clock;
         step$0$clock = clock;
@@ -11101,394 +11417,454 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
             d0_waddr_c$d = rom_addr$q + layer_rom_offset;
             d0_baddr_c$d = pass$q + layer_bias_offset;
         end
-        d1_waddr_a$d = d0_waddr_a$q;
-        d1_waddr_c$d = d0_waddr_c$q;
-        d1_baddr_a$d = d0_baddr_a$q;
-        d1_baddr_c$d = d0_baddr_c$q;
         d0_unit_a$0$clock = clock;
         d0_unit_a$0$d = pass$q < a_passes$0;
-        d1_unit_a$0$clock = clock;
-        d1_unit_a$0$d = d0_unit_a$0$q;
+        d1_waddr$0$clock = clock;
+        d1_baddr$0$clock = clock;
+        d1_waddr$0$d = d0_waddr_c$q;
+        d1_baddr$0$d = d0_baddr_c$q;
+        if (d0_unit_a$0$q) begin
+            d1_waddr$0$d = d0_waddr_a$q;
+            d1_baddr$0$d = d0_baddr_a$q;
+        end
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d1_waddr_c$q;
-        bias_rom$0$address = d1_baddr_c$q;
-        if (d1_unit_a$0$q) begin
-            weight_rom$0$address = d1_waddr_a$q;
-            bias_rom$0$address = d1_baddr_a$q;
-        end
+        weight_rom$0$address = d1_waddr$0$q;
+        bias_rom$0$address = d1_baddr$0$q;
         d0_unit_a$1$clock = clock;
         d0_unit_a$1$d = pass$q < a_passes$1;
-        d1_unit_a$1$clock = clock;
-        d1_unit_a$1$d = d0_unit_a$1$q;
+        d1_waddr$1$clock = clock;
+        d1_baddr$1$clock = clock;
+        d1_waddr$1$d = d0_waddr_c$q;
+        d1_baddr$1$d = d0_baddr_c$q;
+        if (d0_unit_a$1$q) begin
+            d1_waddr$1$d = d0_waddr_a$q;
+            d1_baddr$1$d = d0_baddr_a$q;
+        end
         weight_rom$1$clock = clock;
         bias_rom$1$clock = clock;
-        weight_rom$1$address = d1_waddr_c$q;
-        bias_rom$1$address = d1_baddr_c$q;
-        if (d1_unit_a$1$q) begin
-            weight_rom$1$address = d1_waddr_a$q;
-            bias_rom$1$address = d1_baddr_a$q;
-        end
+        weight_rom$1$address = d1_waddr$1$q;
+        bias_rom$1$address = d1_baddr$1$q;
         d0_unit_a$2$clock = clock;
         d0_unit_a$2$d = pass$q < a_passes$2;
-        d1_unit_a$2$clock = clock;
-        d1_unit_a$2$d = d0_unit_a$2$q;
+        d1_waddr$2$clock = clock;
+        d1_baddr$2$clock = clock;
+        d1_waddr$2$d = d0_waddr_c$q;
+        d1_baddr$2$d = d0_baddr_c$q;
+        if (d0_unit_a$2$q) begin
+            d1_waddr$2$d = d0_waddr_a$q;
+            d1_baddr$2$d = d0_baddr_a$q;
+        end
         weight_rom$2$clock = clock;
         bias_rom$2$clock = clock;
-        weight_rom$2$address = d1_waddr_c$q;
-        bias_rom$2$address = d1_baddr_c$q;
-        if (d1_unit_a$2$q) begin
-            weight_rom$2$address = d1_waddr_a$q;
-            bias_rom$2$address = d1_baddr_a$q;
-        end
+        weight_rom$2$address = d1_waddr$2$q;
+        bias_rom$2$address = d1_baddr$2$q;
         d0_unit_a$3$clock = clock;
         d0_unit_a$3$d = pass$q < a_passes$3;
-        d1_unit_a$3$clock = clock;
-        d1_unit_a$3$d = d0_unit_a$3$q;
+        d1_waddr$3$clock = clock;
+        d1_baddr$3$clock = clock;
+        d1_waddr$3$d = d0_waddr_c$q;
+        d1_baddr$3$d = d0_baddr_c$q;
+        if (d0_unit_a$3$q) begin
+            d1_waddr$3$d = d0_waddr_a$q;
+            d1_baddr$3$d = d0_baddr_a$q;
+        end
         weight_rom$3$clock = clock;
         bias_rom$3$clock = clock;
-        weight_rom$3$address = d1_waddr_c$q;
-        bias_rom$3$address = d1_baddr_c$q;
-        if (d1_unit_a$3$q) begin
-            weight_rom$3$address = d1_waddr_a$q;
-            bias_rom$3$address = d1_baddr_a$q;
-        end
+        weight_rom$3$address = d1_waddr$3$q;
+        bias_rom$3$address = d1_baddr$3$q;
         d0_unit_a$4$clock = clock;
         d0_unit_a$4$d = pass$q < a_passes$4;
-        d1_unit_a$4$clock = clock;
-        d1_unit_a$4$d = d0_unit_a$4$q;
+        d1_waddr$4$clock = clock;
+        d1_baddr$4$clock = clock;
+        d1_waddr$4$d = d0_waddr_c$q;
+        d1_baddr$4$d = d0_baddr_c$q;
+        if (d0_unit_a$4$q) begin
+            d1_waddr$4$d = d0_waddr_a$q;
+            d1_baddr$4$d = d0_baddr_a$q;
+        end
         weight_rom$4$clock = clock;
         bias_rom$4$clock = clock;
-        weight_rom$4$address = d1_waddr_c$q;
-        bias_rom$4$address = d1_baddr_c$q;
-        if (d1_unit_a$4$q) begin
-            weight_rom$4$address = d1_waddr_a$q;
-            bias_rom$4$address = d1_baddr_a$q;
-        end
+        weight_rom$4$address = d1_waddr$4$q;
+        bias_rom$4$address = d1_baddr$4$q;
         d0_unit_a$5$clock = clock;
         d0_unit_a$5$d = pass$q < a_passes$5;
-        d1_unit_a$5$clock = clock;
-        d1_unit_a$5$d = d0_unit_a$5$q;
+        d1_waddr$5$clock = clock;
+        d1_baddr$5$clock = clock;
+        d1_waddr$5$d = d0_waddr_c$q;
+        d1_baddr$5$d = d0_baddr_c$q;
+        if (d0_unit_a$5$q) begin
+            d1_waddr$5$d = d0_waddr_a$q;
+            d1_baddr$5$d = d0_baddr_a$q;
+        end
         weight_rom$5$clock = clock;
         bias_rom$5$clock = clock;
-        weight_rom$5$address = d1_waddr_c$q;
-        bias_rom$5$address = d1_baddr_c$q;
-        if (d1_unit_a$5$q) begin
-            weight_rom$5$address = d1_waddr_a$q;
-            bias_rom$5$address = d1_baddr_a$q;
-        end
+        weight_rom$5$address = d1_waddr$5$q;
+        bias_rom$5$address = d1_baddr$5$q;
         d0_unit_a$6$clock = clock;
         d0_unit_a$6$d = pass$q < a_passes$6;
-        d1_unit_a$6$clock = clock;
-        d1_unit_a$6$d = d0_unit_a$6$q;
+        d1_waddr$6$clock = clock;
+        d1_baddr$6$clock = clock;
+        d1_waddr$6$d = d0_waddr_c$q;
+        d1_baddr$6$d = d0_baddr_c$q;
+        if (d0_unit_a$6$q) begin
+            d1_waddr$6$d = d0_waddr_a$q;
+            d1_baddr$6$d = d0_baddr_a$q;
+        end
         weight_rom$6$clock = clock;
         bias_rom$6$clock = clock;
-        weight_rom$6$address = d1_waddr_c$q;
-        bias_rom$6$address = d1_baddr_c$q;
-        if (d1_unit_a$6$q) begin
-            weight_rom$6$address = d1_waddr_a$q;
-            bias_rom$6$address = d1_baddr_a$q;
-        end
+        weight_rom$6$address = d1_waddr$6$q;
+        bias_rom$6$address = d1_baddr$6$q;
         d0_unit_a$7$clock = clock;
         d0_unit_a$7$d = pass$q < a_passes$7;
-        d1_unit_a$7$clock = clock;
-        d1_unit_a$7$d = d0_unit_a$7$q;
+        d1_waddr$7$clock = clock;
+        d1_baddr$7$clock = clock;
+        d1_waddr$7$d = d0_waddr_c$q;
+        d1_baddr$7$d = d0_baddr_c$q;
+        if (d0_unit_a$7$q) begin
+            d1_waddr$7$d = d0_waddr_a$q;
+            d1_baddr$7$d = d0_baddr_a$q;
+        end
         weight_rom$7$clock = clock;
         bias_rom$7$clock = clock;
-        weight_rom$7$address = d1_waddr_c$q;
-        bias_rom$7$address = d1_baddr_c$q;
-        if (d1_unit_a$7$q) begin
-            weight_rom$7$address = d1_waddr_a$q;
-            bias_rom$7$address = d1_baddr_a$q;
-        end
+        weight_rom$7$address = d1_waddr$7$q;
+        bias_rom$7$address = d1_baddr$7$q;
         d0_unit_a$8$clock = clock;
         d0_unit_a$8$d = pass$q < a_passes$8;
-        d1_unit_a$8$clock = clock;
-        d1_unit_a$8$d = d0_unit_a$8$q;
+        d1_waddr$8$clock = clock;
+        d1_baddr$8$clock = clock;
+        d1_waddr$8$d = d0_waddr_c$q;
+        d1_baddr$8$d = d0_baddr_c$q;
+        if (d0_unit_a$8$q) begin
+            d1_waddr$8$d = d0_waddr_a$q;
+            d1_baddr$8$d = d0_baddr_a$q;
+        end
         weight_rom$8$clock = clock;
         bias_rom$8$clock = clock;
-        weight_rom$8$address = d1_waddr_c$q;
-        bias_rom$8$address = d1_baddr_c$q;
-        if (d1_unit_a$8$q) begin
-            weight_rom$8$address = d1_waddr_a$q;
-            bias_rom$8$address = d1_baddr_a$q;
-        end
+        weight_rom$8$address = d1_waddr$8$q;
+        bias_rom$8$address = d1_baddr$8$q;
         d0_unit_a$9$clock = clock;
         d0_unit_a$9$d = pass$q < a_passes$9;
-        d1_unit_a$9$clock = clock;
-        d1_unit_a$9$d = d0_unit_a$9$q;
+        d1_waddr$9$clock = clock;
+        d1_baddr$9$clock = clock;
+        d1_waddr$9$d = d0_waddr_c$q;
+        d1_baddr$9$d = d0_baddr_c$q;
+        if (d0_unit_a$9$q) begin
+            d1_waddr$9$d = d0_waddr_a$q;
+            d1_baddr$9$d = d0_baddr_a$q;
+        end
         weight_rom$9$clock = clock;
         bias_rom$9$clock = clock;
-        weight_rom$9$address = d1_waddr_c$q;
-        bias_rom$9$address = d1_baddr_c$q;
-        if (d1_unit_a$9$q) begin
-            weight_rom$9$address = d1_waddr_a$q;
-            bias_rom$9$address = d1_baddr_a$q;
-        end
+        weight_rom$9$address = d1_waddr$9$q;
+        bias_rom$9$address = d1_baddr$9$q;
         d0_unit_a$10$clock = clock;
         d0_unit_a$10$d = pass$q < a_passes$10;
-        d1_unit_a$10$clock = clock;
-        d1_unit_a$10$d = d0_unit_a$10$q;
+        d1_waddr$10$clock = clock;
+        d1_baddr$10$clock = clock;
+        d1_waddr$10$d = d0_waddr_c$q;
+        d1_baddr$10$d = d0_baddr_c$q;
+        if (d0_unit_a$10$q) begin
+            d1_waddr$10$d = d0_waddr_a$q;
+            d1_baddr$10$d = d0_baddr_a$q;
+        end
         weight_rom$10$clock = clock;
         bias_rom$10$clock = clock;
-        weight_rom$10$address = d1_waddr_c$q;
-        bias_rom$10$address = d1_baddr_c$q;
-        if (d1_unit_a$10$q) begin
-            weight_rom$10$address = d1_waddr_a$q;
-            bias_rom$10$address = d1_baddr_a$q;
-        end
+        weight_rom$10$address = d1_waddr$10$q;
+        bias_rom$10$address = d1_baddr$10$q;
         d0_unit_a$11$clock = clock;
         d0_unit_a$11$d = pass$q < a_passes$11;
-        d1_unit_a$11$clock = clock;
-        d1_unit_a$11$d = d0_unit_a$11$q;
+        d1_waddr$11$clock = clock;
+        d1_baddr$11$clock = clock;
+        d1_waddr$11$d = d0_waddr_c$q;
+        d1_baddr$11$d = d0_baddr_c$q;
+        if (d0_unit_a$11$q) begin
+            d1_waddr$11$d = d0_waddr_a$q;
+            d1_baddr$11$d = d0_baddr_a$q;
+        end
         weight_rom$11$clock = clock;
         bias_rom$11$clock = clock;
-        weight_rom$11$address = d1_waddr_c$q;
-        bias_rom$11$address = d1_baddr_c$q;
-        if (d1_unit_a$11$q) begin
-            weight_rom$11$address = d1_waddr_a$q;
-            bias_rom$11$address = d1_baddr_a$q;
-        end
+        weight_rom$11$address = d1_waddr$11$q;
+        bias_rom$11$address = d1_baddr$11$q;
         d0_unit_a$12$clock = clock;
         d0_unit_a$12$d = pass$q < a_passes$12;
-        d1_unit_a$12$clock = clock;
-        d1_unit_a$12$d = d0_unit_a$12$q;
+        d1_waddr$12$clock = clock;
+        d1_baddr$12$clock = clock;
+        d1_waddr$12$d = d0_waddr_c$q;
+        d1_baddr$12$d = d0_baddr_c$q;
+        if (d0_unit_a$12$q) begin
+            d1_waddr$12$d = d0_waddr_a$q;
+            d1_baddr$12$d = d0_baddr_a$q;
+        end
         weight_rom$12$clock = clock;
         bias_rom$12$clock = clock;
-        weight_rom$12$address = d1_waddr_c$q;
-        bias_rom$12$address = d1_baddr_c$q;
-        if (d1_unit_a$12$q) begin
-            weight_rom$12$address = d1_waddr_a$q;
-            bias_rom$12$address = d1_baddr_a$q;
-        end
+        weight_rom$12$address = d1_waddr$12$q;
+        bias_rom$12$address = d1_baddr$12$q;
         d0_unit_a$13$clock = clock;
         d0_unit_a$13$d = pass$q < a_passes$13;
-        d1_unit_a$13$clock = clock;
-        d1_unit_a$13$d = d0_unit_a$13$q;
+        d1_waddr$13$clock = clock;
+        d1_baddr$13$clock = clock;
+        d1_waddr$13$d = d0_waddr_c$q;
+        d1_baddr$13$d = d0_baddr_c$q;
+        if (d0_unit_a$13$q) begin
+            d1_waddr$13$d = d0_waddr_a$q;
+            d1_baddr$13$d = d0_baddr_a$q;
+        end
         weight_rom$13$clock = clock;
         bias_rom$13$clock = clock;
-        weight_rom$13$address = d1_waddr_c$q;
-        bias_rom$13$address = d1_baddr_c$q;
-        if (d1_unit_a$13$q) begin
-            weight_rom$13$address = d1_waddr_a$q;
-            bias_rom$13$address = d1_baddr_a$q;
-        end
+        weight_rom$13$address = d1_waddr$13$q;
+        bias_rom$13$address = d1_baddr$13$q;
         d0_unit_a$14$clock = clock;
         d0_unit_a$14$d = pass$q < a_passes$14;
-        d1_unit_a$14$clock = clock;
-        d1_unit_a$14$d = d0_unit_a$14$q;
+        d1_waddr$14$clock = clock;
+        d1_baddr$14$clock = clock;
+        d1_waddr$14$d = d0_waddr_c$q;
+        d1_baddr$14$d = d0_baddr_c$q;
+        if (d0_unit_a$14$q) begin
+            d1_waddr$14$d = d0_waddr_a$q;
+            d1_baddr$14$d = d0_baddr_a$q;
+        end
         weight_rom$14$clock = clock;
         bias_rom$14$clock = clock;
-        weight_rom$14$address = d1_waddr_c$q;
-        bias_rom$14$address = d1_baddr_c$q;
-        if (d1_unit_a$14$q) begin
-            weight_rom$14$address = d1_waddr_a$q;
-            bias_rom$14$address = d1_baddr_a$q;
-        end
+        weight_rom$14$address = d1_waddr$14$q;
+        bias_rom$14$address = d1_baddr$14$q;
         d0_unit_a$15$clock = clock;
         d0_unit_a$15$d = pass$q < a_passes$15;
-        d1_unit_a$15$clock = clock;
-        d1_unit_a$15$d = d0_unit_a$15$q;
+        d1_waddr$15$clock = clock;
+        d1_baddr$15$clock = clock;
+        d1_waddr$15$d = d0_waddr_c$q;
+        d1_baddr$15$d = d0_baddr_c$q;
+        if (d0_unit_a$15$q) begin
+            d1_waddr$15$d = d0_waddr_a$q;
+            d1_baddr$15$d = d0_baddr_a$q;
+        end
         weight_rom$15$clock = clock;
         bias_rom$15$clock = clock;
-        weight_rom$15$address = d1_waddr_c$q;
-        bias_rom$15$address = d1_baddr_c$q;
-        if (d1_unit_a$15$q) begin
-            weight_rom$15$address = d1_waddr_a$q;
-            bias_rom$15$address = d1_baddr_a$q;
-        end
+        weight_rom$15$address = d1_waddr$15$q;
+        bias_rom$15$address = d1_baddr$15$q;
         d0_unit_a$16$clock = clock;
         d0_unit_a$16$d = pass$q < a_passes$16;
-        d1_unit_a$16$clock = clock;
-        d1_unit_a$16$d = d0_unit_a$16$q;
+        d1_waddr$16$clock = clock;
+        d1_baddr$16$clock = clock;
+        d1_waddr$16$d = d0_waddr_c$q;
+        d1_baddr$16$d = d0_baddr_c$q;
+        if (d0_unit_a$16$q) begin
+            d1_waddr$16$d = d0_waddr_a$q;
+            d1_baddr$16$d = d0_baddr_a$q;
+        end
         weight_rom$16$clock = clock;
         bias_rom$16$clock = clock;
-        weight_rom$16$address = d1_waddr_c$q;
-        bias_rom$16$address = d1_baddr_c$q;
-        if (d1_unit_a$16$q) begin
-            weight_rom$16$address = d1_waddr_a$q;
-            bias_rom$16$address = d1_baddr_a$q;
-        end
+        weight_rom$16$address = d1_waddr$16$q;
+        bias_rom$16$address = d1_baddr$16$q;
         d0_unit_a$17$clock = clock;
         d0_unit_a$17$d = pass$q < a_passes$17;
-        d1_unit_a$17$clock = clock;
-        d1_unit_a$17$d = d0_unit_a$17$q;
+        d1_waddr$17$clock = clock;
+        d1_baddr$17$clock = clock;
+        d1_waddr$17$d = d0_waddr_c$q;
+        d1_baddr$17$d = d0_baddr_c$q;
+        if (d0_unit_a$17$q) begin
+            d1_waddr$17$d = d0_waddr_a$q;
+            d1_baddr$17$d = d0_baddr_a$q;
+        end
         weight_rom$17$clock = clock;
         bias_rom$17$clock = clock;
-        weight_rom$17$address = d1_waddr_c$q;
-        bias_rom$17$address = d1_baddr_c$q;
-        if (d1_unit_a$17$q) begin
-            weight_rom$17$address = d1_waddr_a$q;
-            bias_rom$17$address = d1_baddr_a$q;
-        end
+        weight_rom$17$address = d1_waddr$17$q;
+        bias_rom$17$address = d1_baddr$17$q;
         d0_unit_a$18$clock = clock;
         d0_unit_a$18$d = pass$q < a_passes$18;
-        d1_unit_a$18$clock = clock;
-        d1_unit_a$18$d = d0_unit_a$18$q;
+        d1_waddr$18$clock = clock;
+        d1_baddr$18$clock = clock;
+        d1_waddr$18$d = d0_waddr_c$q;
+        d1_baddr$18$d = d0_baddr_c$q;
+        if (d0_unit_a$18$q) begin
+            d1_waddr$18$d = d0_waddr_a$q;
+            d1_baddr$18$d = d0_baddr_a$q;
+        end
         weight_rom$18$clock = clock;
         bias_rom$18$clock = clock;
-        weight_rom$18$address = d1_waddr_c$q;
-        bias_rom$18$address = d1_baddr_c$q;
-        if (d1_unit_a$18$q) begin
-            weight_rom$18$address = d1_waddr_a$q;
-            bias_rom$18$address = d1_baddr_a$q;
-        end
+        weight_rom$18$address = d1_waddr$18$q;
+        bias_rom$18$address = d1_baddr$18$q;
         d0_unit_a$19$clock = clock;
         d0_unit_a$19$d = pass$q < a_passes$19;
-        d1_unit_a$19$clock = clock;
-        d1_unit_a$19$d = d0_unit_a$19$q;
+        d1_waddr$19$clock = clock;
+        d1_baddr$19$clock = clock;
+        d1_waddr$19$d = d0_waddr_c$q;
+        d1_baddr$19$d = d0_baddr_c$q;
+        if (d0_unit_a$19$q) begin
+            d1_waddr$19$d = d0_waddr_a$q;
+            d1_baddr$19$d = d0_baddr_a$q;
+        end
         weight_rom$19$clock = clock;
         bias_rom$19$clock = clock;
-        weight_rom$19$address = d1_waddr_c$q;
-        bias_rom$19$address = d1_baddr_c$q;
-        if (d1_unit_a$19$q) begin
-            weight_rom$19$address = d1_waddr_a$q;
-            bias_rom$19$address = d1_baddr_a$q;
-        end
+        weight_rom$19$address = d1_waddr$19$q;
+        bias_rom$19$address = d1_baddr$19$q;
         d0_unit_a$20$clock = clock;
         d0_unit_a$20$d = pass$q < a_passes$20;
-        d1_unit_a$20$clock = clock;
-        d1_unit_a$20$d = d0_unit_a$20$q;
+        d1_waddr$20$clock = clock;
+        d1_baddr$20$clock = clock;
+        d1_waddr$20$d = d0_waddr_c$q;
+        d1_baddr$20$d = d0_baddr_c$q;
+        if (d0_unit_a$20$q) begin
+            d1_waddr$20$d = d0_waddr_a$q;
+            d1_baddr$20$d = d0_baddr_a$q;
+        end
         weight_rom$20$clock = clock;
         bias_rom$20$clock = clock;
-        weight_rom$20$address = d1_waddr_c$q;
-        bias_rom$20$address = d1_baddr_c$q;
-        if (d1_unit_a$20$q) begin
-            weight_rom$20$address = d1_waddr_a$q;
-            bias_rom$20$address = d1_baddr_a$q;
-        end
+        weight_rom$20$address = d1_waddr$20$q;
+        bias_rom$20$address = d1_baddr$20$q;
         d0_unit_a$21$clock = clock;
         d0_unit_a$21$d = pass$q < a_passes$21;
-        d1_unit_a$21$clock = clock;
-        d1_unit_a$21$d = d0_unit_a$21$q;
+        d1_waddr$21$clock = clock;
+        d1_baddr$21$clock = clock;
+        d1_waddr$21$d = d0_waddr_c$q;
+        d1_baddr$21$d = d0_baddr_c$q;
+        if (d0_unit_a$21$q) begin
+            d1_waddr$21$d = d0_waddr_a$q;
+            d1_baddr$21$d = d0_baddr_a$q;
+        end
         weight_rom$21$clock = clock;
         bias_rom$21$clock = clock;
-        weight_rom$21$address = d1_waddr_c$q;
-        bias_rom$21$address = d1_baddr_c$q;
-        if (d1_unit_a$21$q) begin
-            weight_rom$21$address = d1_waddr_a$q;
-            bias_rom$21$address = d1_baddr_a$q;
-        end
+        weight_rom$21$address = d1_waddr$21$q;
+        bias_rom$21$address = d1_baddr$21$q;
         d0_unit_a$22$clock = clock;
         d0_unit_a$22$d = pass$q < a_passes$22;
-        d1_unit_a$22$clock = clock;
-        d1_unit_a$22$d = d0_unit_a$22$q;
+        d1_waddr$22$clock = clock;
+        d1_baddr$22$clock = clock;
+        d1_waddr$22$d = d0_waddr_c$q;
+        d1_baddr$22$d = d0_baddr_c$q;
+        if (d0_unit_a$22$q) begin
+            d1_waddr$22$d = d0_waddr_a$q;
+            d1_baddr$22$d = d0_baddr_a$q;
+        end
         weight_rom$22$clock = clock;
         bias_rom$22$clock = clock;
-        weight_rom$22$address = d1_waddr_c$q;
-        bias_rom$22$address = d1_baddr_c$q;
-        if (d1_unit_a$22$q) begin
-            weight_rom$22$address = d1_waddr_a$q;
-            bias_rom$22$address = d1_baddr_a$q;
-        end
+        weight_rom$22$address = d1_waddr$22$q;
+        bias_rom$22$address = d1_baddr$22$q;
         d0_unit_a$23$clock = clock;
         d0_unit_a$23$d = pass$q < a_passes$23;
-        d1_unit_a$23$clock = clock;
-        d1_unit_a$23$d = d0_unit_a$23$q;
+        d1_waddr$23$clock = clock;
+        d1_baddr$23$clock = clock;
+        d1_waddr$23$d = d0_waddr_c$q;
+        d1_baddr$23$d = d0_baddr_c$q;
+        if (d0_unit_a$23$q) begin
+            d1_waddr$23$d = d0_waddr_a$q;
+            d1_baddr$23$d = d0_baddr_a$q;
+        end
         weight_rom$23$clock = clock;
         bias_rom$23$clock = clock;
-        weight_rom$23$address = d1_waddr_c$q;
-        bias_rom$23$address = d1_baddr_c$q;
-        if (d1_unit_a$23$q) begin
-            weight_rom$23$address = d1_waddr_a$q;
-            bias_rom$23$address = d1_baddr_a$q;
-        end
+        weight_rom$23$address = d1_waddr$23$q;
+        bias_rom$23$address = d1_baddr$23$q;
         d0_unit_a$24$clock = clock;
         d0_unit_a$24$d = pass$q < a_passes$24;
-        d1_unit_a$24$clock = clock;
-        d1_unit_a$24$d = d0_unit_a$24$q;
+        d1_waddr$24$clock = clock;
+        d1_baddr$24$clock = clock;
+        d1_waddr$24$d = d0_waddr_c$q;
+        d1_baddr$24$d = d0_baddr_c$q;
+        if (d0_unit_a$24$q) begin
+            d1_waddr$24$d = d0_waddr_a$q;
+            d1_baddr$24$d = d0_baddr_a$q;
+        end
         weight_rom$24$clock = clock;
         bias_rom$24$clock = clock;
-        weight_rom$24$address = d1_waddr_c$q;
-        bias_rom$24$address = d1_baddr_c$q;
-        if (d1_unit_a$24$q) begin
-            weight_rom$24$address = d1_waddr_a$q;
-            bias_rom$24$address = d1_baddr_a$q;
-        end
+        weight_rom$24$address = d1_waddr$24$q;
+        bias_rom$24$address = d1_baddr$24$q;
         d0_unit_a$25$clock = clock;
         d0_unit_a$25$d = pass$q < a_passes$25;
-        d1_unit_a$25$clock = clock;
-        d1_unit_a$25$d = d0_unit_a$25$q;
+        d1_waddr$25$clock = clock;
+        d1_baddr$25$clock = clock;
+        d1_waddr$25$d = d0_waddr_c$q;
+        d1_baddr$25$d = d0_baddr_c$q;
+        if (d0_unit_a$25$q) begin
+            d1_waddr$25$d = d0_waddr_a$q;
+            d1_baddr$25$d = d0_baddr_a$q;
+        end
         weight_rom$25$clock = clock;
         bias_rom$25$clock = clock;
-        weight_rom$25$address = d1_waddr_c$q;
-        bias_rom$25$address = d1_baddr_c$q;
-        if (d1_unit_a$25$q) begin
-            weight_rom$25$address = d1_waddr_a$q;
-            bias_rom$25$address = d1_baddr_a$q;
-        end
+        weight_rom$25$address = d1_waddr$25$q;
+        bias_rom$25$address = d1_baddr$25$q;
         d0_unit_a$26$clock = clock;
         d0_unit_a$26$d = pass$q < a_passes$26;
-        d1_unit_a$26$clock = clock;
-        d1_unit_a$26$d = d0_unit_a$26$q;
+        d1_waddr$26$clock = clock;
+        d1_baddr$26$clock = clock;
+        d1_waddr$26$d = d0_waddr_c$q;
+        d1_baddr$26$d = d0_baddr_c$q;
+        if (d0_unit_a$26$q) begin
+            d1_waddr$26$d = d0_waddr_a$q;
+            d1_baddr$26$d = d0_baddr_a$q;
+        end
         weight_rom$26$clock = clock;
         bias_rom$26$clock = clock;
-        weight_rom$26$address = d1_waddr_c$q;
-        bias_rom$26$address = d1_baddr_c$q;
-        if (d1_unit_a$26$q) begin
-            weight_rom$26$address = d1_waddr_a$q;
-            bias_rom$26$address = d1_baddr_a$q;
-        end
+        weight_rom$26$address = d1_waddr$26$q;
+        bias_rom$26$address = d1_baddr$26$q;
         d0_unit_a$27$clock = clock;
         d0_unit_a$27$d = pass$q < a_passes$27;
-        d1_unit_a$27$clock = clock;
-        d1_unit_a$27$d = d0_unit_a$27$q;
+        d1_waddr$27$clock = clock;
+        d1_baddr$27$clock = clock;
+        d1_waddr$27$d = d0_waddr_c$q;
+        d1_baddr$27$d = d0_baddr_c$q;
+        if (d0_unit_a$27$q) begin
+            d1_waddr$27$d = d0_waddr_a$q;
+            d1_baddr$27$d = d0_baddr_a$q;
+        end
         weight_rom$27$clock = clock;
         bias_rom$27$clock = clock;
-        weight_rom$27$address = d1_waddr_c$q;
-        bias_rom$27$address = d1_baddr_c$q;
-        if (d1_unit_a$27$q) begin
-            weight_rom$27$address = d1_waddr_a$q;
-            bias_rom$27$address = d1_baddr_a$q;
-        end
+        weight_rom$27$address = d1_waddr$27$q;
+        bias_rom$27$address = d1_baddr$27$q;
         d0_unit_a$28$clock = clock;
         d0_unit_a$28$d = pass$q < a_passes$28;
-        d1_unit_a$28$clock = clock;
-        d1_unit_a$28$d = d0_unit_a$28$q;
+        d1_waddr$28$clock = clock;
+        d1_baddr$28$clock = clock;
+        d1_waddr$28$d = d0_waddr_c$q;
+        d1_baddr$28$d = d0_baddr_c$q;
+        if (d0_unit_a$28$q) begin
+            d1_waddr$28$d = d0_waddr_a$q;
+            d1_baddr$28$d = d0_baddr_a$q;
+        end
         weight_rom$28$clock = clock;
         bias_rom$28$clock = clock;
-        weight_rom$28$address = d1_waddr_c$q;
-        bias_rom$28$address = d1_baddr_c$q;
-        if (d1_unit_a$28$q) begin
-            weight_rom$28$address = d1_waddr_a$q;
-            bias_rom$28$address = d1_baddr_a$q;
-        end
+        weight_rom$28$address = d1_waddr$28$q;
+        bias_rom$28$address = d1_baddr$28$q;
         d0_unit_a$29$clock = clock;
         d0_unit_a$29$d = pass$q < a_passes$29;
-        d1_unit_a$29$clock = clock;
-        d1_unit_a$29$d = d0_unit_a$29$q;
+        d1_waddr$29$clock = clock;
+        d1_baddr$29$clock = clock;
+        d1_waddr$29$d = d0_waddr_c$q;
+        d1_baddr$29$d = d0_baddr_c$q;
+        if (d0_unit_a$29$q) begin
+            d1_waddr$29$d = d0_waddr_a$q;
+            d1_baddr$29$d = d0_baddr_a$q;
+        end
         weight_rom$29$clock = clock;
         bias_rom$29$clock = clock;
-        weight_rom$29$address = d1_waddr_c$q;
-        bias_rom$29$address = d1_baddr_c$q;
-        if (d1_unit_a$29$q) begin
-            weight_rom$29$address = d1_waddr_a$q;
-            bias_rom$29$address = d1_baddr_a$q;
-        end
+        weight_rom$29$address = d1_waddr$29$q;
+        bias_rom$29$address = d1_baddr$29$q;
         d0_unit_a$30$clock = clock;
         d0_unit_a$30$d = pass$q < a_passes$30;
-        d1_unit_a$30$clock = clock;
-        d1_unit_a$30$d = d0_unit_a$30$q;
+        d1_waddr$30$clock = clock;
+        d1_baddr$30$clock = clock;
+        d1_waddr$30$d = d0_waddr_c$q;
+        d1_baddr$30$d = d0_baddr_c$q;
+        if (d0_unit_a$30$q) begin
+            d1_waddr$30$d = d0_waddr_a$q;
+            d1_baddr$30$d = d0_baddr_a$q;
+        end
         weight_rom$30$clock = clock;
         bias_rom$30$clock = clock;
-        weight_rom$30$address = d1_waddr_c$q;
-        bias_rom$30$address = d1_baddr_c$q;
-        if (d1_unit_a$30$q) begin
-            weight_rom$30$address = d1_waddr_a$q;
-            bias_rom$30$address = d1_baddr_a$q;
-        end
+        weight_rom$30$address = d1_waddr$30$q;
+        bias_rom$30$address = d1_baddr$30$q;
         d0_unit_a$31$clock = clock;
         d0_unit_a$31$d = pass$q < a_passes$31;
-        d1_unit_a$31$clock = clock;
-        d1_unit_a$31$d = d0_unit_a$31$q;
+        d1_waddr$31$clock = clock;
+        d1_baddr$31$clock = clock;
+        d1_waddr$31$d = d0_waddr_c$q;
+        d1_baddr$31$d = d0_baddr_c$q;
+        if (d0_unit_a$31$q) begin
+            d1_waddr$31$d = d0_waddr_a$q;
+            d1_baddr$31$d = d0_baddr_a$q;
+        end
         weight_rom$31$clock = clock;
         bias_rom$31$clock = clock;
-        weight_rom$31$address = d1_waddr_c$q;
-        bias_rom$31$address = d1_baddr_c$q;
-        if (d1_unit_a$31$q) begin
-            weight_rom$31$address = d1_waddr_a$q;
-            bias_rom$31$address = d1_baddr_a$q;
-        end
+        weight_rom$31$address = d1_waddr$31$q;
+        bias_rom$31$address = d1_baddr$31$q;
         head_rom$0$clock = clock;
         head_rom$0$address = d0_term$q;
         head_rom$1$clock = clock;
@@ -12226,30 +12602,40 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         if (~o_active) begin
             n_step = o_step;
         end
-        start = ~n_active && o_ready && (next_set$q == n_set);
+        bnd_active$d = n_active;
+        bnd_decoder$d = n_decoder;
+        bnd_step$d = n_step;
+        bnd_head$d = n_head;
+        bnd_head_first$d = n_head && ~|o_step;
+        bnd_head_last$d = n_head_last;
+        bnd_head_step$d = o_step;
+        bnd_head_group$d = o_group;
+        bnd_vacant$d = ~n_active && (next_set$q == n_set);
+        bnd_release$d = o_active && t_last && ~o_decoder;
+        start = bnd_vacant$q && o_ready;
         case (slot$q)
             SlotState$Boundary:
                 begin
-                    if (~(n_head_last && ext_busy)) begin
+                    if (~(bnd_head_last$q && ext_busy)) begin
                         slot$d = SlotState$Issue;
                         a_set$d = n_set;
                         pass$d = 16'h0;
                         term$d = 16'h0;
                         rom_addr$d = 16'h0;
-                        head_valid$d = n_head;
-                        head_first$d = n_head && ~|o_step;
-                        head_last$d = n_head_last;
-                        head_step$d = o_step;
-                        head_group$d = o_group;
+                        head_valid$d = bnd_head$q;
+                        head_first$d = bnd_head_first$q;
+                        head_last$d = bnd_head_last$q;
+                        head_step$d = bnd_head_step$q;
+                        head_group$d = bnd_head_group$q;
                         if (start) begin
                             next_set$d = ~next_set$q;
                             next_group$d = next_group$q + 32'h1;
                         end
                         if (n_set == (0 == 32'h1)) begin
-                            active$0$d = n_active;
-                            decoder$0$d = n_decoder;
-                            step$0$d = n_step;
-                            if (o_active && t_last && ~o_decoder) begin
+                            active$0$d = bnd_active$q;
+                            decoder$0$d = bnd_decoder$q;
+                            step$0$d = bnd_step$q;
+                            if (bnd_release$q) begin
                                 x_ready$0$d = 1'b0;
                             end
                             if (start) begin
@@ -12260,10 +12646,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
                             end
                         end
                         if (n_set == (1 == 32'h1)) begin
-                            active$1$d = n_active;
-                            decoder$1$d = n_decoder;
-                            step$1$d = n_step;
-                            if (o_active && t_last && ~o_decoder) begin
+                            active$1$d = bnd_active$q;
+                            decoder$1$d = bnd_decoder$q;
+                            step$1$d = bnd_step$q;
+                            if (bnd_release$q) begin
                                 x_ready$1$d = 1'b0;
                             end
                             if (start) begin
@@ -13232,6 +13618,196 @@ module top$core$engine$gru$bias_rom$9(clock,address,data);
 endmodule // top$core$engine$gru$bias_rom$9
 
 
+module top$core$engine$gru$bnd_active(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_active
+
+
+module top$core$engine$gru$bnd_decoder(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_decoder
+
+
+module top$core$engine$gru$bnd_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_head
+
+
+module top$core$engine$gru$bnd_head_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_head_first
+
+
+module top$core$engine$gru$bnd_head_group(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_head_group
+
+
+module top$core$engine$gru$bnd_head_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_head_last
+
+
+module top$core$engine$gru$bnd_head_step(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_head_step
+
+
+module top$core$engine$gru$bnd_release(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_release
+
+
+module top$core$engine$gru$bnd_step(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_step
+
+
+module top$core$engine$gru$bnd_vacant(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_vacant
+
+
 module top$core$engine$gru$d0_baddr_a(d,q,clock);
     
     // Module arguments
@@ -14011,7 +14587,7 @@ module top$core$engine$gru$d0_waddr_c(d,q,clock);
 endmodule // top$core$engine$gru$d0_waddr_c
 
 
-module top$core$engine$gru$d1_baddr_a(d,q,clock);
+module top$core$engine$gru$d1_baddr$0(d,q,clock);
     
     // Module arguments
     input wire  [15:0] d;
@@ -14027,10 +14603,10 @@ module top$core$engine$gru$d1_baddr_a(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$d1_baddr_a
+endmodule // top$core$engine$gru$d1_baddr$0
 
 
-module top$core$engine$gru$d1_baddr_c(d,q,clock);
+module top$core$engine$gru$d1_baddr$1(d,q,clock);
     
     // Module arguments
     input wire  [15:0] d;
@@ -14046,7 +14622,577 @@ module top$core$engine$gru$d1_baddr_c(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$d1_baddr_c
+endmodule // top$core$engine$gru$d1_baddr$1
+
+
+module top$core$engine$gru$d1_baddr$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$10
+
+
+module top$core$engine$gru$d1_baddr$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$11
+
+
+module top$core$engine$gru$d1_baddr$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$12
+
+
+module top$core$engine$gru$d1_baddr$13(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$13
+
+
+module top$core$engine$gru$d1_baddr$14(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$14
+
+
+module top$core$engine$gru$d1_baddr$15(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$15
+
+
+module top$core$engine$gru$d1_baddr$16(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$16
+
+
+module top$core$engine$gru$d1_baddr$17(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$17
+
+
+module top$core$engine$gru$d1_baddr$18(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$18
+
+
+module top$core$engine$gru$d1_baddr$19(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$19
+
+
+module top$core$engine$gru$d1_baddr$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$2
+
+
+module top$core$engine$gru$d1_baddr$20(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$20
+
+
+module top$core$engine$gru$d1_baddr$21(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$21
+
+
+module top$core$engine$gru$d1_baddr$22(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$22
+
+
+module top$core$engine$gru$d1_baddr$23(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$23
+
+
+module top$core$engine$gru$d1_baddr$24(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$24
+
+
+module top$core$engine$gru$d1_baddr$25(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$25
+
+
+module top$core$engine$gru$d1_baddr$26(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$26
+
+
+module top$core$engine$gru$d1_baddr$27(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$27
+
+
+module top$core$engine$gru$d1_baddr$28(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$28
+
+
+module top$core$engine$gru$d1_baddr$29(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$29
+
+
+module top$core$engine$gru$d1_baddr$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$3
+
+
+module top$core$engine$gru$d1_baddr$30(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$30
+
+
+module top$core$engine$gru$d1_baddr$31(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$31
+
+
+module top$core$engine$gru$d1_baddr$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$4
+
+
+module top$core$engine$gru$d1_baddr$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$5
+
+
+module top$core$engine$gru$d1_baddr$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$6
+
+
+module top$core$engine$gru$d1_baddr$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$7
+
+
+module top$core$engine$gru$d1_baddr$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$8
+
+
+module top$core$engine$gru$d1_baddr$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_baddr$9
 
 
 module top$core$engine$gru$d1_first(d,q,clock);
@@ -14125,614 +15271,6 @@ module top$core$engine$gru$d1_term(d,q,clock);
 endmodule // top$core$engine$gru$d1_term
 
 
-module top$core$engine$gru$d1_unit_a$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$0
-
-
-module top$core$engine$gru$d1_unit_a$1(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$1
-
-
-module top$core$engine$gru$d1_unit_a$10(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$10
-
-
-module top$core$engine$gru$d1_unit_a$11(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$11
-
-
-module top$core$engine$gru$d1_unit_a$12(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$12
-
-
-module top$core$engine$gru$d1_unit_a$13(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$13
-
-
-module top$core$engine$gru$d1_unit_a$14(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$14
-
-
-module top$core$engine$gru$d1_unit_a$15(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$15
-
-
-module top$core$engine$gru$d1_unit_a$16(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$16
-
-
-module top$core$engine$gru$d1_unit_a$17(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$17
-
-
-module top$core$engine$gru$d1_unit_a$18(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$18
-
-
-module top$core$engine$gru$d1_unit_a$19(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$19
-
-
-module top$core$engine$gru$d1_unit_a$2(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$2
-
-
-module top$core$engine$gru$d1_unit_a$20(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$20
-
-
-module top$core$engine$gru$d1_unit_a$21(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$21
-
-
-module top$core$engine$gru$d1_unit_a$22(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$22
-
-
-module top$core$engine$gru$d1_unit_a$23(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$23
-
-
-module top$core$engine$gru$d1_unit_a$24(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$24
-
-
-module top$core$engine$gru$d1_unit_a$25(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$25
-
-
-module top$core$engine$gru$d1_unit_a$26(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$26
-
-
-module top$core$engine$gru$d1_unit_a$27(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$27
-
-
-module top$core$engine$gru$d1_unit_a$28(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$28
-
-
-module top$core$engine$gru$d1_unit_a$29(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$29
-
-
-module top$core$engine$gru$d1_unit_a$3(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$3
-
-
-module top$core$engine$gru$d1_unit_a$30(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$30
-
-
-module top$core$engine$gru$d1_unit_a$31(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$31
-
-
-module top$core$engine$gru$d1_unit_a$4(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$4
-
-
-module top$core$engine$gru$d1_unit_a$5(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$5
-
-
-module top$core$engine$gru$d1_unit_a$6(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$6
-
-
-module top$core$engine$gru$d1_unit_a$7(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$7
-
-
-module top$core$engine$gru$d1_unit_a$8(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$8
-
-
-module top$core$engine$gru$d1_unit_a$9(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$9
-
-
 module top$core$engine$gru$d1_valid(d,q,clock);
     
     // Module arguments
@@ -14752,7 +15290,7 @@ module top$core$engine$gru$d1_valid(d,q,clock);
 endmodule // top$core$engine$gru$d1_valid
 
 
-module top$core$engine$gru$d1_waddr_a(d,q,clock);
+module top$core$engine$gru$d1_waddr$0(d,q,clock);
     
     // Module arguments
     input wire  [15:0] d;
@@ -14768,10 +15306,10 @@ module top$core$engine$gru$d1_waddr_a(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$d1_waddr_a
+endmodule // top$core$engine$gru$d1_waddr$0
 
 
-module top$core$engine$gru$d1_waddr_c(d,q,clock);
+module top$core$engine$gru$d1_waddr$1(d,q,clock);
     
     // Module arguments
     input wire  [15:0] d;
@@ -14787,7 +15325,577 @@ module top$core$engine$gru$d1_waddr_c(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$d1_waddr_c
+endmodule // top$core$engine$gru$d1_waddr$1
+
+
+module top$core$engine$gru$d1_waddr$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$10
+
+
+module top$core$engine$gru$d1_waddr$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$11
+
+
+module top$core$engine$gru$d1_waddr$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$12
+
+
+module top$core$engine$gru$d1_waddr$13(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$13
+
+
+module top$core$engine$gru$d1_waddr$14(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$14
+
+
+module top$core$engine$gru$d1_waddr$15(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$15
+
+
+module top$core$engine$gru$d1_waddr$16(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$16
+
+
+module top$core$engine$gru$d1_waddr$17(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$17
+
+
+module top$core$engine$gru$d1_waddr$18(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$18
+
+
+module top$core$engine$gru$d1_waddr$19(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$19
+
+
+module top$core$engine$gru$d1_waddr$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$2
+
+
+module top$core$engine$gru$d1_waddr$20(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$20
+
+
+module top$core$engine$gru$d1_waddr$21(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$21
+
+
+module top$core$engine$gru$d1_waddr$22(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$22
+
+
+module top$core$engine$gru$d1_waddr$23(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$23
+
+
+module top$core$engine$gru$d1_waddr$24(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$24
+
+
+module top$core$engine$gru$d1_waddr$25(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$25
+
+
+module top$core$engine$gru$d1_waddr$26(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$26
+
+
+module top$core$engine$gru$d1_waddr$27(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$27
+
+
+module top$core$engine$gru$d1_waddr$28(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$28
+
+
+module top$core$engine$gru$d1_waddr$29(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$29
+
+
+module top$core$engine$gru$d1_waddr$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$3
+
+
+module top$core$engine$gru$d1_waddr$30(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$30
+
+
+module top$core$engine$gru$d1_waddr$31(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$31
+
+
+module top$core$engine$gru$d1_waddr$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$4
+
+
+module top$core$engine$gru$d1_waddr$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$5
+
+
+module top$core$engine$gru$d1_waddr$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$6
+
+
+module top$core$engine$gru$d1_waddr$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$7
+
+
+module top$core$engine$gru$d1_waddr$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$8
+
+
+module top$core$engine$gru$d1_waddr$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$d1_waddr$9
 
 
 module top$core$engine$gru$decoder$0(d,q,clock);

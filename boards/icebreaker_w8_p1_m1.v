@@ -7087,21 +7087,12 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  [15:0] d0_baddr_c$d;
     wire  [15:0] d0_baddr_c$q;
     reg  d0_baddr_c$clock;
-    reg  d1_unit_a$0$d;
-    wire  d1_unit_a$0$q;
-    reg  d1_unit_a$0$clock;
-    reg  [15:0] d1_waddr_a$d;
-    wire  [15:0] d1_waddr_a$q;
-    reg  d1_waddr_a$clock;
-    reg  [15:0] d1_waddr_c$d;
-    wire  [15:0] d1_waddr_c$q;
-    reg  d1_waddr_c$clock;
-    reg  [15:0] d1_baddr_a$d;
-    wire  [15:0] d1_baddr_a$q;
-    reg  d1_baddr_a$clock;
-    reg  [15:0] d1_baddr_c$d;
-    wire  [15:0] d1_baddr_c$q;
-    reg  d1_baddr_c$clock;
+    reg  [15:0] d1_waddr$0$d;
+    wire  [15:0] d1_waddr$0$q;
+    reg  d1_waddr$0$clock;
+    reg  [15:0] d1_baddr$0$d;
+    wire  [15:0] d1_baddr$0$q;
+    reg  d1_baddr$0$clock;
     reg  d1_valid$d;
     wire  d1_valid$q;
     reg  d1_valid$clock;
@@ -7834,6 +7825,36 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  upd_active$d;
     wire  upd_active$q;
     reg  upd_active$clock;
+    reg  bnd_active$d;
+    wire  bnd_active$q;
+    reg  bnd_active$clock;
+    reg  bnd_decoder$d;
+    wire  bnd_decoder$q;
+    reg  bnd_decoder$clock;
+    reg  [15:0] bnd_step$d;
+    wire  [15:0] bnd_step$q;
+    reg  bnd_step$clock;
+    reg  bnd_head$d;
+    wire  bnd_head$q;
+    reg  bnd_head$clock;
+    reg  bnd_head_first$d;
+    wire  bnd_head_first$q;
+    reg  bnd_head_first$clock;
+    reg  bnd_head_last$d;
+    wire  bnd_head_last$q;
+    reg  bnd_head_last$clock;
+    reg  [15:0] bnd_head_step$d;
+    wire  [15:0] bnd_head_step$q;
+    reg  bnd_head_step$clock;
+    reg  [31:0] bnd_head_group$d;
+    wire  [31:0] bnd_head_group$q;
+    reg  bnd_head_group$clock;
+    reg  bnd_vacant$d;
+    wire  bnd_vacant$q;
+    reg  bnd_vacant$clock;
+    reg  bnd_release$d;
+    wire  bnd_release$q;
+    reg  bnd_release$clock;
     
     // Local signals
     reg  m2_last;
@@ -8191,30 +8212,15 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(d0_baddr_c$q),
         .clock(d0_baddr_c$clock)
     );
-    top$core$engine$gru$d1_unit_a$0 d1_unit_a$0(
-        .d(d1_unit_a$0$d),
-        .q(d1_unit_a$0$q),
-        .clock(d1_unit_a$0$clock)
+    top$core$engine$gru$d1_waddr$0 d1_waddr$0(
+        .d(d1_waddr$0$d),
+        .q(d1_waddr$0$q),
+        .clock(d1_waddr$0$clock)
     );
-    top$core$engine$gru$d1_waddr_a d1_waddr_a(
-        .d(d1_waddr_a$d),
-        .q(d1_waddr_a$q),
-        .clock(d1_waddr_a$clock)
-    );
-    top$core$engine$gru$d1_waddr_c d1_waddr_c(
-        .d(d1_waddr_c$d),
-        .q(d1_waddr_c$q),
-        .clock(d1_waddr_c$clock)
-    );
-    top$core$engine$gru$d1_baddr_a d1_baddr_a(
-        .d(d1_baddr_a$d),
-        .q(d1_baddr_a$q),
-        .clock(d1_baddr_a$clock)
-    );
-    top$core$engine$gru$d1_baddr_c d1_baddr_c(
-        .d(d1_baddr_c$d),
-        .q(d1_baddr_c$q),
-        .clock(d1_baddr_c$clock)
+    top$core$engine$gru$d1_baddr$0 d1_baddr$0(
+        .d(d1_baddr$0$d),
+        .q(d1_baddr$0$q),
+        .clock(d1_baddr$0$clock)
     );
     top$core$engine$gru$d1_valid d1_valid(
         .d(d1_valid$d),
@@ -9436,6 +9442,56 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .q(upd_active$q),
         .clock(upd_active$clock)
     );
+    top$core$engine$gru$bnd_active bnd_active(
+        .d(bnd_active$d),
+        .q(bnd_active$q),
+        .clock(bnd_active$clock)
+    );
+    top$core$engine$gru$bnd_decoder bnd_decoder(
+        .d(bnd_decoder$d),
+        .q(bnd_decoder$q),
+        .clock(bnd_decoder$clock)
+    );
+    top$core$engine$gru$bnd_step bnd_step(
+        .d(bnd_step$d),
+        .q(bnd_step$q),
+        .clock(bnd_step$clock)
+    );
+    top$core$engine$gru$bnd_head bnd_head(
+        .d(bnd_head$d),
+        .q(bnd_head$q),
+        .clock(bnd_head$clock)
+    );
+    top$core$engine$gru$bnd_head_first bnd_head_first(
+        .d(bnd_head_first$d),
+        .q(bnd_head_first$q),
+        .clock(bnd_head_first$clock)
+    );
+    top$core$engine$gru$bnd_head_last bnd_head_last(
+        .d(bnd_head_last$d),
+        .q(bnd_head_last$q),
+        .clock(bnd_head_last$clock)
+    );
+    top$core$engine$gru$bnd_head_step bnd_head_step(
+        .d(bnd_head_step$d),
+        .q(bnd_head_step$q),
+        .clock(bnd_head_step$clock)
+    );
+    top$core$engine$gru$bnd_head_group bnd_head_group(
+        .d(bnd_head_group$d),
+        .q(bnd_head_group$q),
+        .clock(bnd_head_group$clock)
+    );
+    top$core$engine$gru$bnd_vacant bnd_vacant(
+        .d(bnd_vacant$d),
+        .q(bnd_vacant$q),
+        .clock(bnd_vacant$clock)
+    );
+    top$core$engine$gru$bnd_release bnd_release(
+        .d(bnd_release$d),
+        .q(bnd_release$q),
+        .clock(bnd_release$clock)
+    );
     
     // Update code
     always @(*) begin
@@ -9453,10 +9509,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d0_waddr_c$clock = clock;
         d0_baddr_a$clock = clock;
         d0_baddr_c$clock = clock;
-        d1_waddr_a$clock = clock;
-        d1_waddr_c$clock = clock;
-        d1_baddr_a$clock = clock;
-        d1_baddr_c$clock = clock;
         d1_valid$clock = clock;
         d1_first$clock = clock;
         d1_pass$clock = clock;
@@ -9498,6 +9550,16 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         upd_set$clock = clock;
         upd_zero$clock = clock;
         upd_active$clock = clock;
+        bnd_active$clock = clock;
+        bnd_decoder$clock = clock;
+        bnd_step$clock = clock;
+        bnd_head$clock = clock;
+        bnd_head_first$clock = clock;
+        bnd_head_last$clock = clock;
+        bnd_head_step$clock = clock;
+        bnd_head_group$clock = clock;
+        bnd_vacant$clock = clock;
+        bnd_release$clock = clock;
         slot$d = slot$q;
         pass$d = pass$q;
         term$d = term$q;
@@ -9512,10 +9574,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         d0_waddr_c$d = d0_waddr_c$q;
         d0_baddr_a$d = d0_baddr_a$q;
         d0_baddr_c$d = d0_baddr_c$q;
-        d1_waddr_a$d = d1_waddr_a$q;
-        d1_waddr_c$d = d1_waddr_c$q;
-        d1_baddr_a$d = d1_baddr_a$q;
-        d1_baddr_c$d = d1_baddr_c$q;
         d1_valid$d = d1_valid$q;
         d1_first$d = d1_first$q;
         d1_pass$d = d1_pass$q;
@@ -9557,6 +9615,16 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         upd_set$d = upd_set$q;
         upd_zero$d = upd_zero$q;
         upd_active$d = upd_active$q;
+        bnd_active$d = bnd_active$q;
+        bnd_decoder$d = bnd_decoder$q;
+        bnd_step$d = bnd_step$q;
+        bnd_head$d = bnd_head$q;
+        bnd_head_first$d = bnd_head_first$q;
+        bnd_head_last$d = bnd_head_last$q;
+        bnd_head_step$d = bnd_head_step$q;
+        bnd_head_group$d = bnd_head_group$q;
+        bnd_vacant$d = bnd_vacant$q;
+        bnd_release$d = bnd_release$q;
         active$0$clock = clock;
         decoder$0$clock = clock;
         step$0$clock = clock;
@@ -9603,22 +9671,20 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
             d0_waddr_c$d = rom_addr$q + layer_rom_offset;
             d0_baddr_c$d = pass$q + layer_bias_offset;
         end
-        d1_waddr_a$d = d0_waddr_a$q;
-        d1_waddr_c$d = d0_waddr_c$q;
-        d1_baddr_a$d = d0_baddr_a$q;
-        d1_baddr_c$d = d0_baddr_c$q;
         d0_unit_a$0$clock = clock;
         d0_unit_a$0$d = pass$q < a_passes$0;
-        d1_unit_a$0$clock = clock;
-        d1_unit_a$0$d = d0_unit_a$0$q;
+        d1_waddr$0$clock = clock;
+        d1_baddr$0$clock = clock;
+        d1_waddr$0$d = d0_waddr_c$q;
+        d1_baddr$0$d = d0_baddr_c$q;
+        if (d0_unit_a$0$q) begin
+            d1_waddr$0$d = d0_waddr_a$q;
+            d1_baddr$0$d = d0_baddr_a$q;
+        end
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d1_waddr_c$q;
-        bias_rom$0$address = d1_baddr_c$q;
-        if (d1_unit_a$0$q) begin
-            weight_rom$0$address = d1_waddr_a$q;
-            bias_rom$0$address = d1_baddr_a$q;
-        end
+        weight_rom$0$address = d1_waddr$0$q;
+        bias_rom$0$address = d1_baddr$0$q;
         head_rom$0$clock = clock;
         head_rom$0$address = d0_term$q;
         head_rom$1$clock = clock;
@@ -10324,30 +10390,40 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         if (~o_active) begin
             n_step = o_step;
         end
-        start = ~n_active && o_ready && (next_set$q == n_set);
+        bnd_active$d = n_active;
+        bnd_decoder$d = n_decoder;
+        bnd_step$d = n_step;
+        bnd_head$d = n_head;
+        bnd_head_first$d = n_head && ~|o_step;
+        bnd_head_last$d = n_head_last;
+        bnd_head_step$d = o_step;
+        bnd_head_group$d = o_group;
+        bnd_vacant$d = ~n_active && (next_set$q == n_set);
+        bnd_release$d = o_active && t_last && ~o_decoder;
+        start = bnd_vacant$q && o_ready;
         case (slot$q)
             SlotState$Boundary:
                 begin
-                    if (~(n_head_last && ext_busy)) begin
+                    if (~(bnd_head_last$q && ext_busy)) begin
                         slot$d = SlotState$Issue;
                         a_set$d = n_set;
                         pass$d = 16'h0;
                         term$d = 16'h0;
                         rom_addr$d = 16'h0;
-                        head_valid$d = n_head;
-                        head_first$d = n_head && ~|o_step;
-                        head_last$d = n_head_last;
-                        head_step$d = o_step;
-                        head_group$d = o_group;
+                        head_valid$d = bnd_head$q;
+                        head_first$d = bnd_head_first$q;
+                        head_last$d = bnd_head_last$q;
+                        head_step$d = bnd_head_step$q;
+                        head_group$d = bnd_head_group$q;
                         if (start) begin
                             next_set$d = ~next_set$q;
                             next_group$d = next_group$q + 32'h1;
                         end
                         if (n_set == (0 == 32'h1)) begin
-                            active$0$d = n_active;
-                            decoder$0$d = n_decoder;
-                            step$0$d = n_step;
-                            if (o_active && t_last && ~o_decoder) begin
+                            active$0$d = bnd_active$q;
+                            decoder$0$d = bnd_decoder$q;
+                            step$0$d = bnd_step$q;
+                            if (bnd_release$q) begin
                                 x_ready$0$d = 1'b0;
                             end
                             if (start) begin
@@ -10358,10 +10434,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
                             end
                         end
                         if (n_set == (1 == 32'h1)) begin
-                            active$1$d = n_active;
-                            decoder$1$d = n_decoder;
-                            step$1$d = n_step;
-                            if (o_active && t_last && ~o_decoder) begin
+                            active$1$d = bnd_active$q;
+                            decoder$1$d = bnd_decoder$q;
+                            step$1$d = bnd_step$q;
+                            if (bnd_release$q) begin
                                 x_ready$1$d = 1'b0;
                             end
                             if (start) begin
@@ -10679,6 +10755,196 @@ module top$core$engine$gru$bias_rom$0(clock,address,data);
 endmodule // top$core$engine$gru$bias_rom$0
 
 
+module top$core$engine$gru$bnd_active(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_active
+
+
+module top$core$engine$gru$bnd_decoder(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_decoder
+
+
+module top$core$engine$gru$bnd_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_head
+
+
+module top$core$engine$gru$bnd_head_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_head_first
+
+
+module top$core$engine$gru$bnd_head_group(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_head_group
+
+
+module top$core$engine$gru$bnd_head_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_head_last
+
+
+module top$core$engine$gru$bnd_head_step(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_head_step
+
+
+module top$core$engine$gru$bnd_release(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_release
+
+
+module top$core$engine$gru$bnd_step(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_step
+
+
+module top$core$engine$gru$bnd_vacant(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$bnd_vacant
+
+
 module top$core$engine$gru$d0_baddr_a(d,q,clock);
     
     // Module arguments
@@ -10869,7 +11135,7 @@ module top$core$engine$gru$d0_waddr_c(d,q,clock);
 endmodule // top$core$engine$gru$d0_waddr_c
 
 
-module top$core$engine$gru$d1_baddr_a(d,q,clock);
+module top$core$engine$gru$d1_baddr$0(d,q,clock);
     
     // Module arguments
     input wire  [15:0] d;
@@ -10885,26 +11151,7 @@ module top$core$engine$gru$d1_baddr_a(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$d1_baddr_a
-
-
-module top$core$engine$gru$d1_baddr_c(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_baddr_c
+endmodule // top$core$engine$gru$d1_baddr$0
 
 
 module top$core$engine$gru$d1_first(d,q,clock);
@@ -10983,25 +11230,6 @@ module top$core$engine$gru$d1_term(d,q,clock);
 endmodule // top$core$engine$gru$d1_term
 
 
-module top$core$engine$gru$d1_unit_a$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_unit_a$0
-
-
 module top$core$engine$gru$d1_valid(d,q,clock);
     
     // Module arguments
@@ -11021,7 +11249,7 @@ module top$core$engine$gru$d1_valid(d,q,clock);
 endmodule // top$core$engine$gru$d1_valid
 
 
-module top$core$engine$gru$d1_waddr_a(d,q,clock);
+module top$core$engine$gru$d1_waddr$0(d,q,clock);
     
     // Module arguments
     input wire  [15:0] d;
@@ -11037,26 +11265,7 @@ module top$core$engine$gru$d1_waddr_a(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$d1_waddr_a
-
-
-module top$core$engine$gru$d1_waddr_c(d,q,clock);
-    
-    // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$d1_waddr_c
+endmodule // top$core$engine$gru$d1_waddr$0
 
 
 module top$core$engine$gru$decoder$0(d,q,clock);

@@ -7167,306 +7167,582 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [15:0] d0_baddr_c$d;
     wire  [15:0] d0_baddr_c$q;
     reg  d0_baddr_c$clock;
-    reg  d1_unit_a$0$d;
-    wire  d1_unit_a$0$q;
-    reg  d1_unit_a$0$clock;
-    reg  d1_unit_a$1$d;
-    wire  d1_unit_a$1$q;
-    reg  d1_unit_a$1$clock;
-    reg  d1_unit_a$2$d;
-    wire  d1_unit_a$2$q;
-    reg  d1_unit_a$2$clock;
-    reg  d1_unit_a$3$d;
-    wire  d1_unit_a$3$q;
-    reg  d1_unit_a$3$clock;
-    reg  d1_unit_a$4$d;
-    wire  d1_unit_a$4$q;
-    reg  d1_unit_a$4$clock;
-    reg  d1_unit_a$5$d;
-    wire  d1_unit_a$5$q;
-    reg  d1_unit_a$5$clock;
-    reg  d1_unit_a$6$d;
-    wire  d1_unit_a$6$q;
-    reg  d1_unit_a$6$clock;
-    reg  d1_unit_a$7$d;
-    wire  d1_unit_a$7$q;
-    reg  d1_unit_a$7$clock;
-    reg  d1_unit_a$8$d;
-    wire  d1_unit_a$8$q;
-    reg  d1_unit_a$8$clock;
-    reg  d1_unit_a$9$d;
-    wire  d1_unit_a$9$q;
-    reg  d1_unit_a$9$clock;
-    reg  d1_unit_a$10$d;
-    wire  d1_unit_a$10$q;
-    reg  d1_unit_a$10$clock;
-    reg  d1_unit_a$11$d;
-    wire  d1_unit_a$11$q;
-    reg  d1_unit_a$11$clock;
-    reg  d1_unit_a$12$d;
-    wire  d1_unit_a$12$q;
-    reg  d1_unit_a$12$clock;
-    reg  d1_unit_a$13$d;
-    wire  d1_unit_a$13$q;
-    reg  d1_unit_a$13$clock;
-    reg  d1_unit_a$14$d;
-    wire  d1_unit_a$14$q;
-    reg  d1_unit_a$14$clock;
-    reg  d1_unit_a$15$d;
-    wire  d1_unit_a$15$q;
-    reg  d1_unit_a$15$clock;
-    reg  d1_unit_a$16$d;
-    wire  d1_unit_a$16$q;
-    reg  d1_unit_a$16$clock;
-    reg  d1_unit_a$17$d;
-    wire  d1_unit_a$17$q;
-    reg  d1_unit_a$17$clock;
-    reg  d1_unit_a$18$d;
-    wire  d1_unit_a$18$q;
-    reg  d1_unit_a$18$clock;
-    reg  d1_unit_a$19$d;
-    wire  d1_unit_a$19$q;
-    reg  d1_unit_a$19$clock;
-    reg  d1_unit_a$20$d;
-    wire  d1_unit_a$20$q;
-    reg  d1_unit_a$20$clock;
-    reg  d1_unit_a$21$d;
-    wire  d1_unit_a$21$q;
-    reg  d1_unit_a$21$clock;
-    reg  d1_unit_a$22$d;
-    wire  d1_unit_a$22$q;
-    reg  d1_unit_a$22$clock;
-    reg  d1_unit_a$23$d;
-    wire  d1_unit_a$23$q;
-    reg  d1_unit_a$23$clock;
-    reg  d1_unit_a$24$d;
-    wire  d1_unit_a$24$q;
-    reg  d1_unit_a$24$clock;
-    reg  d1_unit_a$25$d;
-    wire  d1_unit_a$25$q;
-    reg  d1_unit_a$25$clock;
-    reg  d1_unit_a$26$d;
-    wire  d1_unit_a$26$q;
-    reg  d1_unit_a$26$clock;
-    reg  d1_unit_a$27$d;
-    wire  d1_unit_a$27$q;
-    reg  d1_unit_a$27$clock;
-    reg  d1_unit_a$28$d;
-    wire  d1_unit_a$28$q;
-    reg  d1_unit_a$28$clock;
-    reg  d1_unit_a$29$d;
-    wire  d1_unit_a$29$q;
-    reg  d1_unit_a$29$clock;
-    reg  d1_unit_a$30$d;
-    wire  d1_unit_a$30$q;
-    reg  d1_unit_a$30$clock;
-    reg  d1_unit_a$31$d;
-    wire  d1_unit_a$31$q;
-    reg  d1_unit_a$31$clock;
-    reg  d1_unit_a$32$d;
-    wire  d1_unit_a$32$q;
-    reg  d1_unit_a$32$clock;
-    reg  d1_unit_a$33$d;
-    wire  d1_unit_a$33$q;
-    reg  d1_unit_a$33$clock;
-    reg  d1_unit_a$34$d;
-    wire  d1_unit_a$34$q;
-    reg  d1_unit_a$34$clock;
-    reg  d1_unit_a$35$d;
-    wire  d1_unit_a$35$q;
-    reg  d1_unit_a$35$clock;
-    reg  d1_unit_a$36$d;
-    wire  d1_unit_a$36$q;
-    reg  d1_unit_a$36$clock;
-    reg  d1_unit_a$37$d;
-    wire  d1_unit_a$37$q;
-    reg  d1_unit_a$37$clock;
-    reg  d1_unit_a$38$d;
-    wire  d1_unit_a$38$q;
-    reg  d1_unit_a$38$clock;
-    reg  d1_unit_a$39$d;
-    wire  d1_unit_a$39$q;
-    reg  d1_unit_a$39$clock;
-    reg  d1_unit_a$40$d;
-    wire  d1_unit_a$40$q;
-    reg  d1_unit_a$40$clock;
-    reg  d1_unit_a$41$d;
-    wire  d1_unit_a$41$q;
-    reg  d1_unit_a$41$clock;
-    reg  d1_unit_a$42$d;
-    wire  d1_unit_a$42$q;
-    reg  d1_unit_a$42$clock;
-    reg  d1_unit_a$43$d;
-    wire  d1_unit_a$43$q;
-    reg  d1_unit_a$43$clock;
-    reg  d1_unit_a$44$d;
-    wire  d1_unit_a$44$q;
-    reg  d1_unit_a$44$clock;
-    reg  d1_unit_a$45$d;
-    wire  d1_unit_a$45$q;
-    reg  d1_unit_a$45$clock;
-    reg  d1_unit_a$46$d;
-    wire  d1_unit_a$46$q;
-    reg  d1_unit_a$46$clock;
-    reg  d1_unit_a$47$d;
-    wire  d1_unit_a$47$q;
-    reg  d1_unit_a$47$clock;
-    reg  d1_unit_a$48$d;
-    wire  d1_unit_a$48$q;
-    reg  d1_unit_a$48$clock;
-    reg  d1_unit_a$49$d;
-    wire  d1_unit_a$49$q;
-    reg  d1_unit_a$49$clock;
-    reg  d1_unit_a$50$d;
-    wire  d1_unit_a$50$q;
-    reg  d1_unit_a$50$clock;
-    reg  d1_unit_a$51$d;
-    wire  d1_unit_a$51$q;
-    reg  d1_unit_a$51$clock;
-    reg  d1_unit_a$52$d;
-    wire  d1_unit_a$52$q;
-    reg  d1_unit_a$52$clock;
-    reg  d1_unit_a$53$d;
-    wire  d1_unit_a$53$q;
-    reg  d1_unit_a$53$clock;
-    reg  d1_unit_a$54$d;
-    wire  d1_unit_a$54$q;
-    reg  d1_unit_a$54$clock;
-    reg  d1_unit_a$55$d;
-    wire  d1_unit_a$55$q;
-    reg  d1_unit_a$55$clock;
-    reg  d1_unit_a$56$d;
-    wire  d1_unit_a$56$q;
-    reg  d1_unit_a$56$clock;
-    reg  d1_unit_a$57$d;
-    wire  d1_unit_a$57$q;
-    reg  d1_unit_a$57$clock;
-    reg  d1_unit_a$58$d;
-    wire  d1_unit_a$58$q;
-    reg  d1_unit_a$58$clock;
-    reg  d1_unit_a$59$d;
-    wire  d1_unit_a$59$q;
-    reg  d1_unit_a$59$clock;
-    reg  d1_unit_a$60$d;
-    wire  d1_unit_a$60$q;
-    reg  d1_unit_a$60$clock;
-    reg  d1_unit_a$61$d;
-    wire  d1_unit_a$61$q;
-    reg  d1_unit_a$61$clock;
-    reg  d1_unit_a$62$d;
-    wire  d1_unit_a$62$q;
-    reg  d1_unit_a$62$clock;
-    reg  d1_unit_a$63$d;
-    wire  d1_unit_a$63$q;
-    reg  d1_unit_a$63$clock;
-    reg  d1_unit_a$64$d;
-    wire  d1_unit_a$64$q;
-    reg  d1_unit_a$64$clock;
-    reg  d1_unit_a$65$d;
-    wire  d1_unit_a$65$q;
-    reg  d1_unit_a$65$clock;
-    reg  d1_unit_a$66$d;
-    wire  d1_unit_a$66$q;
-    reg  d1_unit_a$66$clock;
-    reg  d1_unit_a$67$d;
-    wire  d1_unit_a$67$q;
-    reg  d1_unit_a$67$clock;
-    reg  d1_unit_a$68$d;
-    wire  d1_unit_a$68$q;
-    reg  d1_unit_a$68$clock;
-    reg  d1_unit_a$69$d;
-    wire  d1_unit_a$69$q;
-    reg  d1_unit_a$69$clock;
-    reg  d1_unit_a$70$d;
-    wire  d1_unit_a$70$q;
-    reg  d1_unit_a$70$clock;
-    reg  d1_unit_a$71$d;
-    wire  d1_unit_a$71$q;
-    reg  d1_unit_a$71$clock;
-    reg  d1_unit_a$72$d;
-    wire  d1_unit_a$72$q;
-    reg  d1_unit_a$72$clock;
-    reg  d1_unit_a$73$d;
-    wire  d1_unit_a$73$q;
-    reg  d1_unit_a$73$clock;
-    reg  d1_unit_a$74$d;
-    wire  d1_unit_a$74$q;
-    reg  d1_unit_a$74$clock;
-    reg  d1_unit_a$75$d;
-    wire  d1_unit_a$75$q;
-    reg  d1_unit_a$75$clock;
-    reg  d1_unit_a$76$d;
-    wire  d1_unit_a$76$q;
-    reg  d1_unit_a$76$clock;
-    reg  d1_unit_a$77$d;
-    wire  d1_unit_a$77$q;
-    reg  d1_unit_a$77$clock;
-    reg  d1_unit_a$78$d;
-    wire  d1_unit_a$78$q;
-    reg  d1_unit_a$78$clock;
-    reg  d1_unit_a$79$d;
-    wire  d1_unit_a$79$q;
-    reg  d1_unit_a$79$clock;
-    reg  d1_unit_a$80$d;
-    wire  d1_unit_a$80$q;
-    reg  d1_unit_a$80$clock;
-    reg  d1_unit_a$81$d;
-    wire  d1_unit_a$81$q;
-    reg  d1_unit_a$81$clock;
-    reg  d1_unit_a$82$d;
-    wire  d1_unit_a$82$q;
-    reg  d1_unit_a$82$clock;
-    reg  d1_unit_a$83$d;
-    wire  d1_unit_a$83$q;
-    reg  d1_unit_a$83$clock;
-    reg  d1_unit_a$84$d;
-    wire  d1_unit_a$84$q;
-    reg  d1_unit_a$84$clock;
-    reg  d1_unit_a$85$d;
-    wire  d1_unit_a$85$q;
-    reg  d1_unit_a$85$clock;
-    reg  d1_unit_a$86$d;
-    wire  d1_unit_a$86$q;
-    reg  d1_unit_a$86$clock;
-    reg  d1_unit_a$87$d;
-    wire  d1_unit_a$87$q;
-    reg  d1_unit_a$87$clock;
-    reg  d1_unit_a$88$d;
-    wire  d1_unit_a$88$q;
-    reg  d1_unit_a$88$clock;
-    reg  d1_unit_a$89$d;
-    wire  d1_unit_a$89$q;
-    reg  d1_unit_a$89$clock;
-    reg  d1_unit_a$90$d;
-    wire  d1_unit_a$90$q;
-    reg  d1_unit_a$90$clock;
-    reg  d1_unit_a$91$d;
-    wire  d1_unit_a$91$q;
-    reg  d1_unit_a$91$clock;
-    reg  d1_unit_a$92$d;
-    wire  d1_unit_a$92$q;
-    reg  d1_unit_a$92$clock;
-    reg  d1_unit_a$93$d;
-    wire  d1_unit_a$93$q;
-    reg  d1_unit_a$93$clock;
-    reg  d1_unit_a$94$d;
-    wire  d1_unit_a$94$q;
-    reg  d1_unit_a$94$clock;
-    reg  d1_unit_a$95$d;
-    wire  d1_unit_a$95$q;
-    reg  d1_unit_a$95$clock;
-    reg  [15:0] d1_waddr_a$d;
-    wire  [15:0] d1_waddr_a$q;
-    reg  d1_waddr_a$clock;
-    reg  [15:0] d1_waddr_c$d;
-    wire  [15:0] d1_waddr_c$q;
-    reg  d1_waddr_c$clock;
-    reg  [15:0] d1_baddr_a$d;
-    wire  [15:0] d1_baddr_a$q;
-    reg  d1_baddr_a$clock;
-    reg  [15:0] d1_baddr_c$d;
-    wire  [15:0] d1_baddr_c$q;
-    reg  d1_baddr_c$clock;
+    reg  [15:0] d1_waddr$0$d;
+    wire  [15:0] d1_waddr$0$q;
+    reg  d1_waddr$0$clock;
+    reg  [15:0] d1_waddr$1$d;
+    wire  [15:0] d1_waddr$1$q;
+    reg  d1_waddr$1$clock;
+    reg  [15:0] d1_waddr$2$d;
+    wire  [15:0] d1_waddr$2$q;
+    reg  d1_waddr$2$clock;
+    reg  [15:0] d1_waddr$3$d;
+    wire  [15:0] d1_waddr$3$q;
+    reg  d1_waddr$3$clock;
+    reg  [15:0] d1_waddr$4$d;
+    wire  [15:0] d1_waddr$4$q;
+    reg  d1_waddr$4$clock;
+    reg  [15:0] d1_waddr$5$d;
+    wire  [15:0] d1_waddr$5$q;
+    reg  d1_waddr$5$clock;
+    reg  [15:0] d1_waddr$6$d;
+    wire  [15:0] d1_waddr$6$q;
+    reg  d1_waddr$6$clock;
+    reg  [15:0] d1_waddr$7$d;
+    wire  [15:0] d1_waddr$7$q;
+    reg  d1_waddr$7$clock;
+    reg  [15:0] d1_waddr$8$d;
+    wire  [15:0] d1_waddr$8$q;
+    reg  d1_waddr$8$clock;
+    reg  [15:0] d1_waddr$9$d;
+    wire  [15:0] d1_waddr$9$q;
+    reg  d1_waddr$9$clock;
+    reg  [15:0] d1_waddr$10$d;
+    wire  [15:0] d1_waddr$10$q;
+    reg  d1_waddr$10$clock;
+    reg  [15:0] d1_waddr$11$d;
+    wire  [15:0] d1_waddr$11$q;
+    reg  d1_waddr$11$clock;
+    reg  [15:0] d1_waddr$12$d;
+    wire  [15:0] d1_waddr$12$q;
+    reg  d1_waddr$12$clock;
+    reg  [15:0] d1_waddr$13$d;
+    wire  [15:0] d1_waddr$13$q;
+    reg  d1_waddr$13$clock;
+    reg  [15:0] d1_waddr$14$d;
+    wire  [15:0] d1_waddr$14$q;
+    reg  d1_waddr$14$clock;
+    reg  [15:0] d1_waddr$15$d;
+    wire  [15:0] d1_waddr$15$q;
+    reg  d1_waddr$15$clock;
+    reg  [15:0] d1_waddr$16$d;
+    wire  [15:0] d1_waddr$16$q;
+    reg  d1_waddr$16$clock;
+    reg  [15:0] d1_waddr$17$d;
+    wire  [15:0] d1_waddr$17$q;
+    reg  d1_waddr$17$clock;
+    reg  [15:0] d1_waddr$18$d;
+    wire  [15:0] d1_waddr$18$q;
+    reg  d1_waddr$18$clock;
+    reg  [15:0] d1_waddr$19$d;
+    wire  [15:0] d1_waddr$19$q;
+    reg  d1_waddr$19$clock;
+    reg  [15:0] d1_waddr$20$d;
+    wire  [15:0] d1_waddr$20$q;
+    reg  d1_waddr$20$clock;
+    reg  [15:0] d1_waddr$21$d;
+    wire  [15:0] d1_waddr$21$q;
+    reg  d1_waddr$21$clock;
+    reg  [15:0] d1_waddr$22$d;
+    wire  [15:0] d1_waddr$22$q;
+    reg  d1_waddr$22$clock;
+    reg  [15:0] d1_waddr$23$d;
+    wire  [15:0] d1_waddr$23$q;
+    reg  d1_waddr$23$clock;
+    reg  [15:0] d1_waddr$24$d;
+    wire  [15:0] d1_waddr$24$q;
+    reg  d1_waddr$24$clock;
+    reg  [15:0] d1_waddr$25$d;
+    wire  [15:0] d1_waddr$25$q;
+    reg  d1_waddr$25$clock;
+    reg  [15:0] d1_waddr$26$d;
+    wire  [15:0] d1_waddr$26$q;
+    reg  d1_waddr$26$clock;
+    reg  [15:0] d1_waddr$27$d;
+    wire  [15:0] d1_waddr$27$q;
+    reg  d1_waddr$27$clock;
+    reg  [15:0] d1_waddr$28$d;
+    wire  [15:0] d1_waddr$28$q;
+    reg  d1_waddr$28$clock;
+    reg  [15:0] d1_waddr$29$d;
+    wire  [15:0] d1_waddr$29$q;
+    reg  d1_waddr$29$clock;
+    reg  [15:0] d1_waddr$30$d;
+    wire  [15:0] d1_waddr$30$q;
+    reg  d1_waddr$30$clock;
+    reg  [15:0] d1_waddr$31$d;
+    wire  [15:0] d1_waddr$31$q;
+    reg  d1_waddr$31$clock;
+    reg  [15:0] d1_waddr$32$d;
+    wire  [15:0] d1_waddr$32$q;
+    reg  d1_waddr$32$clock;
+    reg  [15:0] d1_waddr$33$d;
+    wire  [15:0] d1_waddr$33$q;
+    reg  d1_waddr$33$clock;
+    reg  [15:0] d1_waddr$34$d;
+    wire  [15:0] d1_waddr$34$q;
+    reg  d1_waddr$34$clock;
+    reg  [15:0] d1_waddr$35$d;
+    wire  [15:0] d1_waddr$35$q;
+    reg  d1_waddr$35$clock;
+    reg  [15:0] d1_waddr$36$d;
+    wire  [15:0] d1_waddr$36$q;
+    reg  d1_waddr$36$clock;
+    reg  [15:0] d1_waddr$37$d;
+    wire  [15:0] d1_waddr$37$q;
+    reg  d1_waddr$37$clock;
+    reg  [15:0] d1_waddr$38$d;
+    wire  [15:0] d1_waddr$38$q;
+    reg  d1_waddr$38$clock;
+    reg  [15:0] d1_waddr$39$d;
+    wire  [15:0] d1_waddr$39$q;
+    reg  d1_waddr$39$clock;
+    reg  [15:0] d1_waddr$40$d;
+    wire  [15:0] d1_waddr$40$q;
+    reg  d1_waddr$40$clock;
+    reg  [15:0] d1_waddr$41$d;
+    wire  [15:0] d1_waddr$41$q;
+    reg  d1_waddr$41$clock;
+    reg  [15:0] d1_waddr$42$d;
+    wire  [15:0] d1_waddr$42$q;
+    reg  d1_waddr$42$clock;
+    reg  [15:0] d1_waddr$43$d;
+    wire  [15:0] d1_waddr$43$q;
+    reg  d1_waddr$43$clock;
+    reg  [15:0] d1_waddr$44$d;
+    wire  [15:0] d1_waddr$44$q;
+    reg  d1_waddr$44$clock;
+    reg  [15:0] d1_waddr$45$d;
+    wire  [15:0] d1_waddr$45$q;
+    reg  d1_waddr$45$clock;
+    reg  [15:0] d1_waddr$46$d;
+    wire  [15:0] d1_waddr$46$q;
+    reg  d1_waddr$46$clock;
+    reg  [15:0] d1_waddr$47$d;
+    wire  [15:0] d1_waddr$47$q;
+    reg  d1_waddr$47$clock;
+    reg  [15:0] d1_waddr$48$d;
+    wire  [15:0] d1_waddr$48$q;
+    reg  d1_waddr$48$clock;
+    reg  [15:0] d1_waddr$49$d;
+    wire  [15:0] d1_waddr$49$q;
+    reg  d1_waddr$49$clock;
+    reg  [15:0] d1_waddr$50$d;
+    wire  [15:0] d1_waddr$50$q;
+    reg  d1_waddr$50$clock;
+    reg  [15:0] d1_waddr$51$d;
+    wire  [15:0] d1_waddr$51$q;
+    reg  d1_waddr$51$clock;
+    reg  [15:0] d1_waddr$52$d;
+    wire  [15:0] d1_waddr$52$q;
+    reg  d1_waddr$52$clock;
+    reg  [15:0] d1_waddr$53$d;
+    wire  [15:0] d1_waddr$53$q;
+    reg  d1_waddr$53$clock;
+    reg  [15:0] d1_waddr$54$d;
+    wire  [15:0] d1_waddr$54$q;
+    reg  d1_waddr$54$clock;
+    reg  [15:0] d1_waddr$55$d;
+    wire  [15:0] d1_waddr$55$q;
+    reg  d1_waddr$55$clock;
+    reg  [15:0] d1_waddr$56$d;
+    wire  [15:0] d1_waddr$56$q;
+    reg  d1_waddr$56$clock;
+    reg  [15:0] d1_waddr$57$d;
+    wire  [15:0] d1_waddr$57$q;
+    reg  d1_waddr$57$clock;
+    reg  [15:0] d1_waddr$58$d;
+    wire  [15:0] d1_waddr$58$q;
+    reg  d1_waddr$58$clock;
+    reg  [15:0] d1_waddr$59$d;
+    wire  [15:0] d1_waddr$59$q;
+    reg  d1_waddr$59$clock;
+    reg  [15:0] d1_waddr$60$d;
+    wire  [15:0] d1_waddr$60$q;
+    reg  d1_waddr$60$clock;
+    reg  [15:0] d1_waddr$61$d;
+    wire  [15:0] d1_waddr$61$q;
+    reg  d1_waddr$61$clock;
+    reg  [15:0] d1_waddr$62$d;
+    wire  [15:0] d1_waddr$62$q;
+    reg  d1_waddr$62$clock;
+    reg  [15:0] d1_waddr$63$d;
+    wire  [15:0] d1_waddr$63$q;
+    reg  d1_waddr$63$clock;
+    reg  [15:0] d1_waddr$64$d;
+    wire  [15:0] d1_waddr$64$q;
+    reg  d1_waddr$64$clock;
+    reg  [15:0] d1_waddr$65$d;
+    wire  [15:0] d1_waddr$65$q;
+    reg  d1_waddr$65$clock;
+    reg  [15:0] d1_waddr$66$d;
+    wire  [15:0] d1_waddr$66$q;
+    reg  d1_waddr$66$clock;
+    reg  [15:0] d1_waddr$67$d;
+    wire  [15:0] d1_waddr$67$q;
+    reg  d1_waddr$67$clock;
+    reg  [15:0] d1_waddr$68$d;
+    wire  [15:0] d1_waddr$68$q;
+    reg  d1_waddr$68$clock;
+    reg  [15:0] d1_waddr$69$d;
+    wire  [15:0] d1_waddr$69$q;
+    reg  d1_waddr$69$clock;
+    reg  [15:0] d1_waddr$70$d;
+    wire  [15:0] d1_waddr$70$q;
+    reg  d1_waddr$70$clock;
+    reg  [15:0] d1_waddr$71$d;
+    wire  [15:0] d1_waddr$71$q;
+    reg  d1_waddr$71$clock;
+    reg  [15:0] d1_waddr$72$d;
+    wire  [15:0] d1_waddr$72$q;
+    reg  d1_waddr$72$clock;
+    reg  [15:0] d1_waddr$73$d;
+    wire  [15:0] d1_waddr$73$q;
+    reg  d1_waddr$73$clock;
+    reg  [15:0] d1_waddr$74$d;
+    wire  [15:0] d1_waddr$74$q;
+    reg  d1_waddr$74$clock;
+    reg  [15:0] d1_waddr$75$d;
+    wire  [15:0] d1_waddr$75$q;
+    reg  d1_waddr$75$clock;
+    reg  [15:0] d1_waddr$76$d;
+    wire  [15:0] d1_waddr$76$q;
+    reg  d1_waddr$76$clock;
+    reg  [15:0] d1_waddr$77$d;
+    wire  [15:0] d1_waddr$77$q;
+    reg  d1_waddr$77$clock;
+    reg  [15:0] d1_waddr$78$d;
+    wire  [15:0] d1_waddr$78$q;
+    reg  d1_waddr$78$clock;
+    reg  [15:0] d1_waddr$79$d;
+    wire  [15:0] d1_waddr$79$q;
+    reg  d1_waddr$79$clock;
+    reg  [15:0] d1_waddr$80$d;
+    wire  [15:0] d1_waddr$80$q;
+    reg  d1_waddr$80$clock;
+    reg  [15:0] d1_waddr$81$d;
+    wire  [15:0] d1_waddr$81$q;
+    reg  d1_waddr$81$clock;
+    reg  [15:0] d1_waddr$82$d;
+    wire  [15:0] d1_waddr$82$q;
+    reg  d1_waddr$82$clock;
+    reg  [15:0] d1_waddr$83$d;
+    wire  [15:0] d1_waddr$83$q;
+    reg  d1_waddr$83$clock;
+    reg  [15:0] d1_waddr$84$d;
+    wire  [15:0] d1_waddr$84$q;
+    reg  d1_waddr$84$clock;
+    reg  [15:0] d1_waddr$85$d;
+    wire  [15:0] d1_waddr$85$q;
+    reg  d1_waddr$85$clock;
+    reg  [15:0] d1_waddr$86$d;
+    wire  [15:0] d1_waddr$86$q;
+    reg  d1_waddr$86$clock;
+    reg  [15:0] d1_waddr$87$d;
+    wire  [15:0] d1_waddr$87$q;
+    reg  d1_waddr$87$clock;
+    reg  [15:0] d1_waddr$88$d;
+    wire  [15:0] d1_waddr$88$q;
+    reg  d1_waddr$88$clock;
+    reg  [15:0] d1_waddr$89$d;
+    wire  [15:0] d1_waddr$89$q;
+    reg  d1_waddr$89$clock;
+    reg  [15:0] d1_waddr$90$d;
+    wire  [15:0] d1_waddr$90$q;
+    reg  d1_waddr$90$clock;
+    reg  [15:0] d1_waddr$91$d;
+    wire  [15:0] d1_waddr$91$q;
+    reg  d1_waddr$91$clock;
+    reg  [15:0] d1_waddr$92$d;
+    wire  [15:0] d1_waddr$92$q;
+    reg  d1_waddr$92$clock;
+    reg  [15:0] d1_waddr$93$d;
+    wire  [15:0] d1_waddr$93$q;
+    reg  d1_waddr$93$clock;
+    reg  [15:0] d1_waddr$94$d;
+    wire  [15:0] d1_waddr$94$q;
+    reg  d1_waddr$94$clock;
+    reg  [15:0] d1_waddr$95$d;
+    wire  [15:0] d1_waddr$95$q;
+    reg  d1_waddr$95$clock;
+    reg  [15:0] d1_baddr$0$d;
+    wire  [15:0] d1_baddr$0$q;
+    reg  d1_baddr$0$clock;
+    reg  [15:0] d1_baddr$1$d;
+    wire  [15:0] d1_baddr$1$q;
+    reg  d1_baddr$1$clock;
+    reg  [15:0] d1_baddr$2$d;
+    wire  [15:0] d1_baddr$2$q;
+    reg  d1_baddr$2$clock;
+    reg  [15:0] d1_baddr$3$d;
+    wire  [15:0] d1_baddr$3$q;
+    reg  d1_baddr$3$clock;
+    reg  [15:0] d1_baddr$4$d;
+    wire  [15:0] d1_baddr$4$q;
+    reg  d1_baddr$4$clock;
+    reg  [15:0] d1_baddr$5$d;
+    wire  [15:0] d1_baddr$5$q;
+    reg  d1_baddr$5$clock;
+    reg  [15:0] d1_baddr$6$d;
+    wire  [15:0] d1_baddr$6$q;
+    reg  d1_baddr$6$clock;
+    reg  [15:0] d1_baddr$7$d;
+    wire  [15:0] d1_baddr$7$q;
+    reg  d1_baddr$7$clock;
+    reg  [15:0] d1_baddr$8$d;
+    wire  [15:0] d1_baddr$8$q;
+    reg  d1_baddr$8$clock;
+    reg  [15:0] d1_baddr$9$d;
+    wire  [15:0] d1_baddr$9$q;
+    reg  d1_baddr$9$clock;
+    reg  [15:0] d1_baddr$10$d;
+    wire  [15:0] d1_baddr$10$q;
+    reg  d1_baddr$10$clock;
+    reg  [15:0] d1_baddr$11$d;
+    wire  [15:0] d1_baddr$11$q;
+    reg  d1_baddr$11$clock;
+    reg  [15:0] d1_baddr$12$d;
+    wire  [15:0] d1_baddr$12$q;
+    reg  d1_baddr$12$clock;
+    reg  [15:0] d1_baddr$13$d;
+    wire  [15:0] d1_baddr$13$q;
+    reg  d1_baddr$13$clock;
+    reg  [15:0] d1_baddr$14$d;
+    wire  [15:0] d1_baddr$14$q;
+    reg  d1_baddr$14$clock;
+    reg  [15:0] d1_baddr$15$d;
+    wire  [15:0] d1_baddr$15$q;
+    reg  d1_baddr$15$clock;
+    reg  [15:0] d1_baddr$16$d;
+    wire  [15:0] d1_baddr$16$q;
+    reg  d1_baddr$16$clock;
+    reg  [15:0] d1_baddr$17$d;
+    wire  [15:0] d1_baddr$17$q;
+    reg  d1_baddr$17$clock;
+    reg  [15:0] d1_baddr$18$d;
+    wire  [15:0] d1_baddr$18$q;
+    reg  d1_baddr$18$clock;
+    reg  [15:0] d1_baddr$19$d;
+    wire  [15:0] d1_baddr$19$q;
+    reg  d1_baddr$19$clock;
+    reg  [15:0] d1_baddr$20$d;
+    wire  [15:0] d1_baddr$20$q;
+    reg  d1_baddr$20$clock;
+    reg  [15:0] d1_baddr$21$d;
+    wire  [15:0] d1_baddr$21$q;
+    reg  d1_baddr$21$clock;
+    reg  [15:0] d1_baddr$22$d;
+    wire  [15:0] d1_baddr$22$q;
+    reg  d1_baddr$22$clock;
+    reg  [15:0] d1_baddr$23$d;
+    wire  [15:0] d1_baddr$23$q;
+    reg  d1_baddr$23$clock;
+    reg  [15:0] d1_baddr$24$d;
+    wire  [15:0] d1_baddr$24$q;
+    reg  d1_baddr$24$clock;
+    reg  [15:0] d1_baddr$25$d;
+    wire  [15:0] d1_baddr$25$q;
+    reg  d1_baddr$25$clock;
+    reg  [15:0] d1_baddr$26$d;
+    wire  [15:0] d1_baddr$26$q;
+    reg  d1_baddr$26$clock;
+    reg  [15:0] d1_baddr$27$d;
+    wire  [15:0] d1_baddr$27$q;
+    reg  d1_baddr$27$clock;
+    reg  [15:0] d1_baddr$28$d;
+    wire  [15:0] d1_baddr$28$q;
+    reg  d1_baddr$28$clock;
+    reg  [15:0] d1_baddr$29$d;
+    wire  [15:0] d1_baddr$29$q;
+    reg  d1_baddr$29$clock;
+    reg  [15:0] d1_baddr$30$d;
+    wire  [15:0] d1_baddr$30$q;
+    reg  d1_baddr$30$clock;
+    reg  [15:0] d1_baddr$31$d;
+    wire  [15:0] d1_baddr$31$q;
+    reg  d1_baddr$31$clock;
+    reg  [15:0] d1_baddr$32$d;
+    wire  [15:0] d1_baddr$32$q;
+    reg  d1_baddr$32$clock;
+    reg  [15:0] d1_baddr$33$d;
+    wire  [15:0] d1_baddr$33$q;
+    reg  d1_baddr$33$clock;
+    reg  [15:0] d1_baddr$34$d;
+    wire  [15:0] d1_baddr$34$q;
+    reg  d1_baddr$34$clock;
+    reg  [15:0] d1_baddr$35$d;
+    wire  [15:0] d1_baddr$35$q;
+    reg  d1_baddr$35$clock;
+    reg  [15:0] d1_baddr$36$d;
+    wire  [15:0] d1_baddr$36$q;
+    reg  d1_baddr$36$clock;
+    reg  [15:0] d1_baddr$37$d;
+    wire  [15:0] d1_baddr$37$q;
+    reg  d1_baddr$37$clock;
+    reg  [15:0] d1_baddr$38$d;
+    wire  [15:0] d1_baddr$38$q;
+    reg  d1_baddr$38$clock;
+    reg  [15:0] d1_baddr$39$d;
+    wire  [15:0] d1_baddr$39$q;
+    reg  d1_baddr$39$clock;
+    reg  [15:0] d1_baddr$40$d;
+    wire  [15:0] d1_baddr$40$q;
+    reg  d1_baddr$40$clock;
+    reg  [15:0] d1_baddr$41$d;
+    wire  [15:0] d1_baddr$41$q;
+    reg  d1_baddr$41$clock;
+    reg  [15:0] d1_baddr$42$d;
+    wire  [15:0] d1_baddr$42$q;
+    reg  d1_baddr$42$clock;
+    reg  [15:0] d1_baddr$43$d;
+    wire  [15:0] d1_baddr$43$q;
+    reg  d1_baddr$43$clock;
+    reg  [15:0] d1_baddr$44$d;
+    wire  [15:0] d1_baddr$44$q;
+    reg  d1_baddr$44$clock;
+    reg  [15:0] d1_baddr$45$d;
+    wire  [15:0] d1_baddr$45$q;
+    reg  d1_baddr$45$clock;
+    reg  [15:0] d1_baddr$46$d;
+    wire  [15:0] d1_baddr$46$q;
+    reg  d1_baddr$46$clock;
+    reg  [15:0] d1_baddr$47$d;
+    wire  [15:0] d1_baddr$47$q;
+    reg  d1_baddr$47$clock;
+    reg  [15:0] d1_baddr$48$d;
+    wire  [15:0] d1_baddr$48$q;
+    reg  d1_baddr$48$clock;
+    reg  [15:0] d1_baddr$49$d;
+    wire  [15:0] d1_baddr$49$q;
+    reg  d1_baddr$49$clock;
+    reg  [15:0] d1_baddr$50$d;
+    wire  [15:0] d1_baddr$50$q;
+    reg  d1_baddr$50$clock;
+    reg  [15:0] d1_baddr$51$d;
+    wire  [15:0] d1_baddr$51$q;
+    reg  d1_baddr$51$clock;
+    reg  [15:0] d1_baddr$52$d;
+    wire  [15:0] d1_baddr$52$q;
+    reg  d1_baddr$52$clock;
+    reg  [15:0] d1_baddr$53$d;
+    wire  [15:0] d1_baddr$53$q;
+    reg  d1_baddr$53$clock;
+    reg  [15:0] d1_baddr$54$d;
+    wire  [15:0] d1_baddr$54$q;
+    reg  d1_baddr$54$clock;
+    reg  [15:0] d1_baddr$55$d;
+    wire  [15:0] d1_baddr$55$q;
+    reg  d1_baddr$55$clock;
+    reg  [15:0] d1_baddr$56$d;
+    wire  [15:0] d1_baddr$56$q;
+    reg  d1_baddr$56$clock;
+    reg  [15:0] d1_baddr$57$d;
+    wire  [15:0] d1_baddr$57$q;
+    reg  d1_baddr$57$clock;
+    reg  [15:0] d1_baddr$58$d;
+    wire  [15:0] d1_baddr$58$q;
+    reg  d1_baddr$58$clock;
+    reg  [15:0] d1_baddr$59$d;
+    wire  [15:0] d1_baddr$59$q;
+    reg  d1_baddr$59$clock;
+    reg  [15:0] d1_baddr$60$d;
+    wire  [15:0] d1_baddr$60$q;
+    reg  d1_baddr$60$clock;
+    reg  [15:0] d1_baddr$61$d;
+    wire  [15:0] d1_baddr$61$q;
+    reg  d1_baddr$61$clock;
+    reg  [15:0] d1_baddr$62$d;
+    wire  [15:0] d1_baddr$62$q;
+    reg  d1_baddr$62$clock;
+    reg  [15:0] d1_baddr$63$d;
+    wire  [15:0] d1_baddr$63$q;
+    reg  d1_baddr$63$clock;
+    reg  [15:0] d1_baddr$64$d;
+    wire  [15:0] d1_baddr$64$q;
+    reg  d1_baddr$64$clock;
+    reg  [15:0] d1_baddr$65$d;
+    wire  [15:0] d1_baddr$65$q;
+    reg  d1_baddr$65$clock;
+    reg  [15:0] d1_baddr$66$d;
+    wire  [15:0] d1_baddr$66$q;
+    reg  d1_baddr$66$clock;
+    reg  [15:0] d1_baddr$67$d;
+    wire  [15:0] d1_baddr$67$q;
+    reg  d1_baddr$67$clock;
+    reg  [15:0] d1_baddr$68$d;
+    wire  [15:0] d1_baddr$68$q;
+    reg  d1_baddr$68$clock;
+    reg  [15:0] d1_baddr$69$d;
+    wire  [15:0] d1_baddr$69$q;
+    reg  d1_baddr$69$clock;
+    reg  [15:0] d1_baddr$70$d;
+    wire  [15:0] d1_baddr$70$q;
+    reg  d1_baddr$70$clock;
+    reg  [15:0] d1_baddr$71$d;
+    wire  [15:0] d1_baddr$71$q;
+    reg  d1_baddr$71$clock;
+    reg  [15:0] d1_baddr$72$d;
+    wire  [15:0] d1_baddr$72$q;
+    reg  d1_baddr$72$clock;
+    reg  [15:0] d1_baddr$73$d;
+    wire  [15:0] d1_baddr$73$q;
+    reg  d1_baddr$73$clock;
+    reg  [15:0] d1_baddr$74$d;
+    wire  [15:0] d1_baddr$74$q;
+    reg  d1_baddr$74$clock;
+    reg  [15:0] d1_baddr$75$d;
+    wire  [15:0] d1_baddr$75$q;
+    reg  d1_baddr$75$clock;
+    reg  [15:0] d1_baddr$76$d;
+    wire  [15:0] d1_baddr$76$q;
+    reg  d1_baddr$76$clock;
+    reg  [15:0] d1_baddr$77$d;
+    wire  [15:0] d1_baddr$77$q;
+    reg  d1_baddr$77$clock;
+    reg  [15:0] d1_baddr$78$d;
+    wire  [15:0] d1_baddr$78$q;
+    reg  d1_baddr$78$clock;
+    reg  [15:0] d1_baddr$79$d;
+    wire  [15:0] d1_baddr$79$q;
+    reg  d1_baddr$79$clock;
+    reg  [15:0] d1_baddr$80$d;
+    wire  [15:0] d1_baddr$80$q;
+    reg  d1_baddr$80$clock;
+    reg  [15:0] d1_baddr$81$d;
+    wire  [15:0] d1_baddr$81$q;
+    reg  d1_baddr$81$clock;
+    reg  [15:0] d1_baddr$82$d;
+    wire  [15:0] d1_baddr$82$q;
+    reg  d1_baddr$82$clock;
+    reg  [15:0] d1_baddr$83$d;
+    wire  [15:0] d1_baddr$83$q;
+    reg  d1_baddr$83$clock;
+    reg  [15:0] d1_baddr$84$d;
+    wire  [15:0] d1_baddr$84$q;
+    reg  d1_baddr$84$clock;
+    reg  [15:0] d1_baddr$85$d;
+    wire  [15:0] d1_baddr$85$q;
+    reg  d1_baddr$85$clock;
+    reg  [15:0] d1_baddr$86$d;
+    wire  [15:0] d1_baddr$86$q;
+    reg  d1_baddr$86$clock;
+    reg  [15:0] d1_baddr$87$d;
+    wire  [15:0] d1_baddr$87$q;
+    reg  d1_baddr$87$clock;
+    reg  [15:0] d1_baddr$88$d;
+    wire  [15:0] d1_baddr$88$q;
+    reg  d1_baddr$88$clock;
+    reg  [15:0] d1_baddr$89$d;
+    wire  [15:0] d1_baddr$89$q;
+    reg  d1_baddr$89$clock;
+    reg  [15:0] d1_baddr$90$d;
+    wire  [15:0] d1_baddr$90$q;
+    reg  d1_baddr$90$clock;
+    reg  [15:0] d1_baddr$91$d;
+    wire  [15:0] d1_baddr$91$q;
+    reg  d1_baddr$91$clock;
+    reg  [15:0] d1_baddr$92$d;
+    wire  [15:0] d1_baddr$92$q;
+    reg  d1_baddr$92$clock;
+    reg  [15:0] d1_baddr$93$d;
+    wire  [15:0] d1_baddr$93$q;
+    reg  d1_baddr$93$clock;
+    reg  [15:0] d1_baddr$94$d;
+    wire  [15:0] d1_baddr$94$q;
+    reg  d1_baddr$94$clock;
+    reg  [15:0] d1_baddr$95$d;
+    wire  [15:0] d1_baddr$95$q;
+    reg  d1_baddr$95$clock;
     reg  d1_valid$d;
     wire  d1_valid$q;
     reg  d1_valid$clock;
@@ -7914,6 +8190,36 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  upd_active$d;
     wire  upd_active$q;
     reg  upd_active$clock;
+    reg  bnd_active$d;
+    wire  bnd_active$q;
+    reg  bnd_active$clock;
+    reg  bnd_decoder$d;
+    wire  bnd_decoder$q;
+    reg  bnd_decoder$clock;
+    reg  [15:0] bnd_step$d;
+    wire  [15:0] bnd_step$q;
+    reg  bnd_step$clock;
+    reg  bnd_head$d;
+    wire  bnd_head$q;
+    reg  bnd_head$clock;
+    reg  bnd_head_first$d;
+    wire  bnd_head_first$q;
+    reg  bnd_head_first$clock;
+    reg  bnd_head_last$d;
+    wire  bnd_head_last$q;
+    reg  bnd_head_last$clock;
+    reg  [15:0] bnd_head_step$d;
+    wire  [15:0] bnd_head_step$q;
+    reg  bnd_head_step$clock;
+    reg  [31:0] bnd_head_group$d;
+    wire  [31:0] bnd_head_group$q;
+    reg  bnd_head_group$clock;
+    reg  bnd_vacant$d;
+    wire  bnd_vacant$q;
+    reg  bnd_vacant$clock;
+    reg  bnd_release$d;
+    wire  bnd_release$q;
+    reg  bnd_release$clock;
     
     // Local signals
     reg  m2_last;
@@ -9791,505 +10097,965 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(d0_baddr_c$q),
         .clock(d0_baddr_c$clock)
     );
-    top$gru$d1_unit_a$0 d1_unit_a$0(
-        .d(d1_unit_a$0$d),
-        .q(d1_unit_a$0$q),
-        .clock(d1_unit_a$0$clock)
-    );
-    top$gru$d1_unit_a$1 d1_unit_a$1(
-        .d(d1_unit_a$1$d),
-        .q(d1_unit_a$1$q),
-        .clock(d1_unit_a$1$clock)
-    );
-    top$gru$d1_unit_a$2 d1_unit_a$2(
-        .d(d1_unit_a$2$d),
-        .q(d1_unit_a$2$q),
-        .clock(d1_unit_a$2$clock)
-    );
-    top$gru$d1_unit_a$3 d1_unit_a$3(
-        .d(d1_unit_a$3$d),
-        .q(d1_unit_a$3$q),
-        .clock(d1_unit_a$3$clock)
-    );
-    top$gru$d1_unit_a$4 d1_unit_a$4(
-        .d(d1_unit_a$4$d),
-        .q(d1_unit_a$4$q),
-        .clock(d1_unit_a$4$clock)
-    );
-    top$gru$d1_unit_a$5 d1_unit_a$5(
-        .d(d1_unit_a$5$d),
-        .q(d1_unit_a$5$q),
-        .clock(d1_unit_a$5$clock)
-    );
-    top$gru$d1_unit_a$6 d1_unit_a$6(
-        .d(d1_unit_a$6$d),
-        .q(d1_unit_a$6$q),
-        .clock(d1_unit_a$6$clock)
-    );
-    top$gru$d1_unit_a$7 d1_unit_a$7(
-        .d(d1_unit_a$7$d),
-        .q(d1_unit_a$7$q),
-        .clock(d1_unit_a$7$clock)
-    );
-    top$gru$d1_unit_a$8 d1_unit_a$8(
-        .d(d1_unit_a$8$d),
-        .q(d1_unit_a$8$q),
-        .clock(d1_unit_a$8$clock)
-    );
-    top$gru$d1_unit_a$9 d1_unit_a$9(
-        .d(d1_unit_a$9$d),
-        .q(d1_unit_a$9$q),
-        .clock(d1_unit_a$9$clock)
-    );
-    top$gru$d1_unit_a$10 d1_unit_a$10(
-        .d(d1_unit_a$10$d),
-        .q(d1_unit_a$10$q),
-        .clock(d1_unit_a$10$clock)
-    );
-    top$gru$d1_unit_a$11 d1_unit_a$11(
-        .d(d1_unit_a$11$d),
-        .q(d1_unit_a$11$q),
-        .clock(d1_unit_a$11$clock)
-    );
-    top$gru$d1_unit_a$12 d1_unit_a$12(
-        .d(d1_unit_a$12$d),
-        .q(d1_unit_a$12$q),
-        .clock(d1_unit_a$12$clock)
-    );
-    top$gru$d1_unit_a$13 d1_unit_a$13(
-        .d(d1_unit_a$13$d),
-        .q(d1_unit_a$13$q),
-        .clock(d1_unit_a$13$clock)
-    );
-    top$gru$d1_unit_a$14 d1_unit_a$14(
-        .d(d1_unit_a$14$d),
-        .q(d1_unit_a$14$q),
-        .clock(d1_unit_a$14$clock)
-    );
-    top$gru$d1_unit_a$15 d1_unit_a$15(
-        .d(d1_unit_a$15$d),
-        .q(d1_unit_a$15$q),
-        .clock(d1_unit_a$15$clock)
-    );
-    top$gru$d1_unit_a$16 d1_unit_a$16(
-        .d(d1_unit_a$16$d),
-        .q(d1_unit_a$16$q),
-        .clock(d1_unit_a$16$clock)
-    );
-    top$gru$d1_unit_a$17 d1_unit_a$17(
-        .d(d1_unit_a$17$d),
-        .q(d1_unit_a$17$q),
-        .clock(d1_unit_a$17$clock)
-    );
-    top$gru$d1_unit_a$18 d1_unit_a$18(
-        .d(d1_unit_a$18$d),
-        .q(d1_unit_a$18$q),
-        .clock(d1_unit_a$18$clock)
-    );
-    top$gru$d1_unit_a$19 d1_unit_a$19(
-        .d(d1_unit_a$19$d),
-        .q(d1_unit_a$19$q),
-        .clock(d1_unit_a$19$clock)
-    );
-    top$gru$d1_unit_a$20 d1_unit_a$20(
-        .d(d1_unit_a$20$d),
-        .q(d1_unit_a$20$q),
-        .clock(d1_unit_a$20$clock)
-    );
-    top$gru$d1_unit_a$21 d1_unit_a$21(
-        .d(d1_unit_a$21$d),
-        .q(d1_unit_a$21$q),
-        .clock(d1_unit_a$21$clock)
-    );
-    top$gru$d1_unit_a$22 d1_unit_a$22(
-        .d(d1_unit_a$22$d),
-        .q(d1_unit_a$22$q),
-        .clock(d1_unit_a$22$clock)
-    );
-    top$gru$d1_unit_a$23 d1_unit_a$23(
-        .d(d1_unit_a$23$d),
-        .q(d1_unit_a$23$q),
-        .clock(d1_unit_a$23$clock)
-    );
-    top$gru$d1_unit_a$24 d1_unit_a$24(
-        .d(d1_unit_a$24$d),
-        .q(d1_unit_a$24$q),
-        .clock(d1_unit_a$24$clock)
-    );
-    top$gru$d1_unit_a$25 d1_unit_a$25(
-        .d(d1_unit_a$25$d),
-        .q(d1_unit_a$25$q),
-        .clock(d1_unit_a$25$clock)
-    );
-    top$gru$d1_unit_a$26 d1_unit_a$26(
-        .d(d1_unit_a$26$d),
-        .q(d1_unit_a$26$q),
-        .clock(d1_unit_a$26$clock)
-    );
-    top$gru$d1_unit_a$27 d1_unit_a$27(
-        .d(d1_unit_a$27$d),
-        .q(d1_unit_a$27$q),
-        .clock(d1_unit_a$27$clock)
-    );
-    top$gru$d1_unit_a$28 d1_unit_a$28(
-        .d(d1_unit_a$28$d),
-        .q(d1_unit_a$28$q),
-        .clock(d1_unit_a$28$clock)
-    );
-    top$gru$d1_unit_a$29 d1_unit_a$29(
-        .d(d1_unit_a$29$d),
-        .q(d1_unit_a$29$q),
-        .clock(d1_unit_a$29$clock)
-    );
-    top$gru$d1_unit_a$30 d1_unit_a$30(
-        .d(d1_unit_a$30$d),
-        .q(d1_unit_a$30$q),
-        .clock(d1_unit_a$30$clock)
-    );
-    top$gru$d1_unit_a$31 d1_unit_a$31(
-        .d(d1_unit_a$31$d),
-        .q(d1_unit_a$31$q),
-        .clock(d1_unit_a$31$clock)
-    );
-    top$gru$d1_unit_a$32 d1_unit_a$32(
-        .d(d1_unit_a$32$d),
-        .q(d1_unit_a$32$q),
-        .clock(d1_unit_a$32$clock)
-    );
-    top$gru$d1_unit_a$33 d1_unit_a$33(
-        .d(d1_unit_a$33$d),
-        .q(d1_unit_a$33$q),
-        .clock(d1_unit_a$33$clock)
-    );
-    top$gru$d1_unit_a$34 d1_unit_a$34(
-        .d(d1_unit_a$34$d),
-        .q(d1_unit_a$34$q),
-        .clock(d1_unit_a$34$clock)
-    );
-    top$gru$d1_unit_a$35 d1_unit_a$35(
-        .d(d1_unit_a$35$d),
-        .q(d1_unit_a$35$q),
-        .clock(d1_unit_a$35$clock)
-    );
-    top$gru$d1_unit_a$36 d1_unit_a$36(
-        .d(d1_unit_a$36$d),
-        .q(d1_unit_a$36$q),
-        .clock(d1_unit_a$36$clock)
-    );
-    top$gru$d1_unit_a$37 d1_unit_a$37(
-        .d(d1_unit_a$37$d),
-        .q(d1_unit_a$37$q),
-        .clock(d1_unit_a$37$clock)
-    );
-    top$gru$d1_unit_a$38 d1_unit_a$38(
-        .d(d1_unit_a$38$d),
-        .q(d1_unit_a$38$q),
-        .clock(d1_unit_a$38$clock)
-    );
-    top$gru$d1_unit_a$39 d1_unit_a$39(
-        .d(d1_unit_a$39$d),
-        .q(d1_unit_a$39$q),
-        .clock(d1_unit_a$39$clock)
-    );
-    top$gru$d1_unit_a$40 d1_unit_a$40(
-        .d(d1_unit_a$40$d),
-        .q(d1_unit_a$40$q),
-        .clock(d1_unit_a$40$clock)
-    );
-    top$gru$d1_unit_a$41 d1_unit_a$41(
-        .d(d1_unit_a$41$d),
-        .q(d1_unit_a$41$q),
-        .clock(d1_unit_a$41$clock)
-    );
-    top$gru$d1_unit_a$42 d1_unit_a$42(
-        .d(d1_unit_a$42$d),
-        .q(d1_unit_a$42$q),
-        .clock(d1_unit_a$42$clock)
-    );
-    top$gru$d1_unit_a$43 d1_unit_a$43(
-        .d(d1_unit_a$43$d),
-        .q(d1_unit_a$43$q),
-        .clock(d1_unit_a$43$clock)
-    );
-    top$gru$d1_unit_a$44 d1_unit_a$44(
-        .d(d1_unit_a$44$d),
-        .q(d1_unit_a$44$q),
-        .clock(d1_unit_a$44$clock)
-    );
-    top$gru$d1_unit_a$45 d1_unit_a$45(
-        .d(d1_unit_a$45$d),
-        .q(d1_unit_a$45$q),
-        .clock(d1_unit_a$45$clock)
-    );
-    top$gru$d1_unit_a$46 d1_unit_a$46(
-        .d(d1_unit_a$46$d),
-        .q(d1_unit_a$46$q),
-        .clock(d1_unit_a$46$clock)
-    );
-    top$gru$d1_unit_a$47 d1_unit_a$47(
-        .d(d1_unit_a$47$d),
-        .q(d1_unit_a$47$q),
-        .clock(d1_unit_a$47$clock)
-    );
-    top$gru$d1_unit_a$48 d1_unit_a$48(
-        .d(d1_unit_a$48$d),
-        .q(d1_unit_a$48$q),
-        .clock(d1_unit_a$48$clock)
-    );
-    top$gru$d1_unit_a$49 d1_unit_a$49(
-        .d(d1_unit_a$49$d),
-        .q(d1_unit_a$49$q),
-        .clock(d1_unit_a$49$clock)
-    );
-    top$gru$d1_unit_a$50 d1_unit_a$50(
-        .d(d1_unit_a$50$d),
-        .q(d1_unit_a$50$q),
-        .clock(d1_unit_a$50$clock)
-    );
-    top$gru$d1_unit_a$51 d1_unit_a$51(
-        .d(d1_unit_a$51$d),
-        .q(d1_unit_a$51$q),
-        .clock(d1_unit_a$51$clock)
-    );
-    top$gru$d1_unit_a$52 d1_unit_a$52(
-        .d(d1_unit_a$52$d),
-        .q(d1_unit_a$52$q),
-        .clock(d1_unit_a$52$clock)
-    );
-    top$gru$d1_unit_a$53 d1_unit_a$53(
-        .d(d1_unit_a$53$d),
-        .q(d1_unit_a$53$q),
-        .clock(d1_unit_a$53$clock)
-    );
-    top$gru$d1_unit_a$54 d1_unit_a$54(
-        .d(d1_unit_a$54$d),
-        .q(d1_unit_a$54$q),
-        .clock(d1_unit_a$54$clock)
-    );
-    top$gru$d1_unit_a$55 d1_unit_a$55(
-        .d(d1_unit_a$55$d),
-        .q(d1_unit_a$55$q),
-        .clock(d1_unit_a$55$clock)
-    );
-    top$gru$d1_unit_a$56 d1_unit_a$56(
-        .d(d1_unit_a$56$d),
-        .q(d1_unit_a$56$q),
-        .clock(d1_unit_a$56$clock)
-    );
-    top$gru$d1_unit_a$57 d1_unit_a$57(
-        .d(d1_unit_a$57$d),
-        .q(d1_unit_a$57$q),
-        .clock(d1_unit_a$57$clock)
-    );
-    top$gru$d1_unit_a$58 d1_unit_a$58(
-        .d(d1_unit_a$58$d),
-        .q(d1_unit_a$58$q),
-        .clock(d1_unit_a$58$clock)
-    );
-    top$gru$d1_unit_a$59 d1_unit_a$59(
-        .d(d1_unit_a$59$d),
-        .q(d1_unit_a$59$q),
-        .clock(d1_unit_a$59$clock)
-    );
-    top$gru$d1_unit_a$60 d1_unit_a$60(
-        .d(d1_unit_a$60$d),
-        .q(d1_unit_a$60$q),
-        .clock(d1_unit_a$60$clock)
-    );
-    top$gru$d1_unit_a$61 d1_unit_a$61(
-        .d(d1_unit_a$61$d),
-        .q(d1_unit_a$61$q),
-        .clock(d1_unit_a$61$clock)
-    );
-    top$gru$d1_unit_a$62 d1_unit_a$62(
-        .d(d1_unit_a$62$d),
-        .q(d1_unit_a$62$q),
-        .clock(d1_unit_a$62$clock)
-    );
-    top$gru$d1_unit_a$63 d1_unit_a$63(
-        .d(d1_unit_a$63$d),
-        .q(d1_unit_a$63$q),
-        .clock(d1_unit_a$63$clock)
-    );
-    top$gru$d1_unit_a$64 d1_unit_a$64(
-        .d(d1_unit_a$64$d),
-        .q(d1_unit_a$64$q),
-        .clock(d1_unit_a$64$clock)
-    );
-    top$gru$d1_unit_a$65 d1_unit_a$65(
-        .d(d1_unit_a$65$d),
-        .q(d1_unit_a$65$q),
-        .clock(d1_unit_a$65$clock)
-    );
-    top$gru$d1_unit_a$66 d1_unit_a$66(
-        .d(d1_unit_a$66$d),
-        .q(d1_unit_a$66$q),
-        .clock(d1_unit_a$66$clock)
-    );
-    top$gru$d1_unit_a$67 d1_unit_a$67(
-        .d(d1_unit_a$67$d),
-        .q(d1_unit_a$67$q),
-        .clock(d1_unit_a$67$clock)
-    );
-    top$gru$d1_unit_a$68 d1_unit_a$68(
-        .d(d1_unit_a$68$d),
-        .q(d1_unit_a$68$q),
-        .clock(d1_unit_a$68$clock)
-    );
-    top$gru$d1_unit_a$69 d1_unit_a$69(
-        .d(d1_unit_a$69$d),
-        .q(d1_unit_a$69$q),
-        .clock(d1_unit_a$69$clock)
-    );
-    top$gru$d1_unit_a$70 d1_unit_a$70(
-        .d(d1_unit_a$70$d),
-        .q(d1_unit_a$70$q),
-        .clock(d1_unit_a$70$clock)
-    );
-    top$gru$d1_unit_a$71 d1_unit_a$71(
-        .d(d1_unit_a$71$d),
-        .q(d1_unit_a$71$q),
-        .clock(d1_unit_a$71$clock)
-    );
-    top$gru$d1_unit_a$72 d1_unit_a$72(
-        .d(d1_unit_a$72$d),
-        .q(d1_unit_a$72$q),
-        .clock(d1_unit_a$72$clock)
-    );
-    top$gru$d1_unit_a$73 d1_unit_a$73(
-        .d(d1_unit_a$73$d),
-        .q(d1_unit_a$73$q),
-        .clock(d1_unit_a$73$clock)
-    );
-    top$gru$d1_unit_a$74 d1_unit_a$74(
-        .d(d1_unit_a$74$d),
-        .q(d1_unit_a$74$q),
-        .clock(d1_unit_a$74$clock)
-    );
-    top$gru$d1_unit_a$75 d1_unit_a$75(
-        .d(d1_unit_a$75$d),
-        .q(d1_unit_a$75$q),
-        .clock(d1_unit_a$75$clock)
-    );
-    top$gru$d1_unit_a$76 d1_unit_a$76(
-        .d(d1_unit_a$76$d),
-        .q(d1_unit_a$76$q),
-        .clock(d1_unit_a$76$clock)
-    );
-    top$gru$d1_unit_a$77 d1_unit_a$77(
-        .d(d1_unit_a$77$d),
-        .q(d1_unit_a$77$q),
-        .clock(d1_unit_a$77$clock)
-    );
-    top$gru$d1_unit_a$78 d1_unit_a$78(
-        .d(d1_unit_a$78$d),
-        .q(d1_unit_a$78$q),
-        .clock(d1_unit_a$78$clock)
-    );
-    top$gru$d1_unit_a$79 d1_unit_a$79(
-        .d(d1_unit_a$79$d),
-        .q(d1_unit_a$79$q),
-        .clock(d1_unit_a$79$clock)
-    );
-    top$gru$d1_unit_a$80 d1_unit_a$80(
-        .d(d1_unit_a$80$d),
-        .q(d1_unit_a$80$q),
-        .clock(d1_unit_a$80$clock)
-    );
-    top$gru$d1_unit_a$81 d1_unit_a$81(
-        .d(d1_unit_a$81$d),
-        .q(d1_unit_a$81$q),
-        .clock(d1_unit_a$81$clock)
-    );
-    top$gru$d1_unit_a$82 d1_unit_a$82(
-        .d(d1_unit_a$82$d),
-        .q(d1_unit_a$82$q),
-        .clock(d1_unit_a$82$clock)
-    );
-    top$gru$d1_unit_a$83 d1_unit_a$83(
-        .d(d1_unit_a$83$d),
-        .q(d1_unit_a$83$q),
-        .clock(d1_unit_a$83$clock)
-    );
-    top$gru$d1_unit_a$84 d1_unit_a$84(
-        .d(d1_unit_a$84$d),
-        .q(d1_unit_a$84$q),
-        .clock(d1_unit_a$84$clock)
-    );
-    top$gru$d1_unit_a$85 d1_unit_a$85(
-        .d(d1_unit_a$85$d),
-        .q(d1_unit_a$85$q),
-        .clock(d1_unit_a$85$clock)
-    );
-    top$gru$d1_unit_a$86 d1_unit_a$86(
-        .d(d1_unit_a$86$d),
-        .q(d1_unit_a$86$q),
-        .clock(d1_unit_a$86$clock)
-    );
-    top$gru$d1_unit_a$87 d1_unit_a$87(
-        .d(d1_unit_a$87$d),
-        .q(d1_unit_a$87$q),
-        .clock(d1_unit_a$87$clock)
-    );
-    top$gru$d1_unit_a$88 d1_unit_a$88(
-        .d(d1_unit_a$88$d),
-        .q(d1_unit_a$88$q),
-        .clock(d1_unit_a$88$clock)
-    );
-    top$gru$d1_unit_a$89 d1_unit_a$89(
-        .d(d1_unit_a$89$d),
-        .q(d1_unit_a$89$q),
-        .clock(d1_unit_a$89$clock)
-    );
-    top$gru$d1_unit_a$90 d1_unit_a$90(
-        .d(d1_unit_a$90$d),
-        .q(d1_unit_a$90$q),
-        .clock(d1_unit_a$90$clock)
-    );
-    top$gru$d1_unit_a$91 d1_unit_a$91(
-        .d(d1_unit_a$91$d),
-        .q(d1_unit_a$91$q),
-        .clock(d1_unit_a$91$clock)
-    );
-    top$gru$d1_unit_a$92 d1_unit_a$92(
-        .d(d1_unit_a$92$d),
-        .q(d1_unit_a$92$q),
-        .clock(d1_unit_a$92$clock)
-    );
-    top$gru$d1_unit_a$93 d1_unit_a$93(
-        .d(d1_unit_a$93$d),
-        .q(d1_unit_a$93$q),
-        .clock(d1_unit_a$93$clock)
-    );
-    top$gru$d1_unit_a$94 d1_unit_a$94(
-        .d(d1_unit_a$94$d),
-        .q(d1_unit_a$94$q),
-        .clock(d1_unit_a$94$clock)
-    );
-    top$gru$d1_unit_a$95 d1_unit_a$95(
-        .d(d1_unit_a$95$d),
-        .q(d1_unit_a$95$q),
-        .clock(d1_unit_a$95$clock)
-    );
-    top$gru$d1_waddr_a d1_waddr_a(
-        .d(d1_waddr_a$d),
-        .q(d1_waddr_a$q),
-        .clock(d1_waddr_a$clock)
-    );
-    top$gru$d1_waddr_c d1_waddr_c(
-        .d(d1_waddr_c$d),
-        .q(d1_waddr_c$q),
-        .clock(d1_waddr_c$clock)
-    );
-    top$gru$d1_baddr_a d1_baddr_a(
-        .d(d1_baddr_a$d),
-        .q(d1_baddr_a$q),
-        .clock(d1_baddr_a$clock)
-    );
-    top$gru$d1_baddr_c d1_baddr_c(
-        .d(d1_baddr_c$d),
-        .q(d1_baddr_c$q),
-        .clock(d1_baddr_c$clock)
+    top$gru$d1_waddr$0 d1_waddr$0(
+        .d(d1_waddr$0$d),
+        .q(d1_waddr$0$q),
+        .clock(d1_waddr$0$clock)
+    );
+    top$gru$d1_waddr$1 d1_waddr$1(
+        .d(d1_waddr$1$d),
+        .q(d1_waddr$1$q),
+        .clock(d1_waddr$1$clock)
+    );
+    top$gru$d1_waddr$2 d1_waddr$2(
+        .d(d1_waddr$2$d),
+        .q(d1_waddr$2$q),
+        .clock(d1_waddr$2$clock)
+    );
+    top$gru$d1_waddr$3 d1_waddr$3(
+        .d(d1_waddr$3$d),
+        .q(d1_waddr$3$q),
+        .clock(d1_waddr$3$clock)
+    );
+    top$gru$d1_waddr$4 d1_waddr$4(
+        .d(d1_waddr$4$d),
+        .q(d1_waddr$4$q),
+        .clock(d1_waddr$4$clock)
+    );
+    top$gru$d1_waddr$5 d1_waddr$5(
+        .d(d1_waddr$5$d),
+        .q(d1_waddr$5$q),
+        .clock(d1_waddr$5$clock)
+    );
+    top$gru$d1_waddr$6 d1_waddr$6(
+        .d(d1_waddr$6$d),
+        .q(d1_waddr$6$q),
+        .clock(d1_waddr$6$clock)
+    );
+    top$gru$d1_waddr$7 d1_waddr$7(
+        .d(d1_waddr$7$d),
+        .q(d1_waddr$7$q),
+        .clock(d1_waddr$7$clock)
+    );
+    top$gru$d1_waddr$8 d1_waddr$8(
+        .d(d1_waddr$8$d),
+        .q(d1_waddr$8$q),
+        .clock(d1_waddr$8$clock)
+    );
+    top$gru$d1_waddr$9 d1_waddr$9(
+        .d(d1_waddr$9$d),
+        .q(d1_waddr$9$q),
+        .clock(d1_waddr$9$clock)
+    );
+    top$gru$d1_waddr$10 d1_waddr$10(
+        .d(d1_waddr$10$d),
+        .q(d1_waddr$10$q),
+        .clock(d1_waddr$10$clock)
+    );
+    top$gru$d1_waddr$11 d1_waddr$11(
+        .d(d1_waddr$11$d),
+        .q(d1_waddr$11$q),
+        .clock(d1_waddr$11$clock)
+    );
+    top$gru$d1_waddr$12 d1_waddr$12(
+        .d(d1_waddr$12$d),
+        .q(d1_waddr$12$q),
+        .clock(d1_waddr$12$clock)
+    );
+    top$gru$d1_waddr$13 d1_waddr$13(
+        .d(d1_waddr$13$d),
+        .q(d1_waddr$13$q),
+        .clock(d1_waddr$13$clock)
+    );
+    top$gru$d1_waddr$14 d1_waddr$14(
+        .d(d1_waddr$14$d),
+        .q(d1_waddr$14$q),
+        .clock(d1_waddr$14$clock)
+    );
+    top$gru$d1_waddr$15 d1_waddr$15(
+        .d(d1_waddr$15$d),
+        .q(d1_waddr$15$q),
+        .clock(d1_waddr$15$clock)
+    );
+    top$gru$d1_waddr$16 d1_waddr$16(
+        .d(d1_waddr$16$d),
+        .q(d1_waddr$16$q),
+        .clock(d1_waddr$16$clock)
+    );
+    top$gru$d1_waddr$17 d1_waddr$17(
+        .d(d1_waddr$17$d),
+        .q(d1_waddr$17$q),
+        .clock(d1_waddr$17$clock)
+    );
+    top$gru$d1_waddr$18 d1_waddr$18(
+        .d(d1_waddr$18$d),
+        .q(d1_waddr$18$q),
+        .clock(d1_waddr$18$clock)
+    );
+    top$gru$d1_waddr$19 d1_waddr$19(
+        .d(d1_waddr$19$d),
+        .q(d1_waddr$19$q),
+        .clock(d1_waddr$19$clock)
+    );
+    top$gru$d1_waddr$20 d1_waddr$20(
+        .d(d1_waddr$20$d),
+        .q(d1_waddr$20$q),
+        .clock(d1_waddr$20$clock)
+    );
+    top$gru$d1_waddr$21 d1_waddr$21(
+        .d(d1_waddr$21$d),
+        .q(d1_waddr$21$q),
+        .clock(d1_waddr$21$clock)
+    );
+    top$gru$d1_waddr$22 d1_waddr$22(
+        .d(d1_waddr$22$d),
+        .q(d1_waddr$22$q),
+        .clock(d1_waddr$22$clock)
+    );
+    top$gru$d1_waddr$23 d1_waddr$23(
+        .d(d1_waddr$23$d),
+        .q(d1_waddr$23$q),
+        .clock(d1_waddr$23$clock)
+    );
+    top$gru$d1_waddr$24 d1_waddr$24(
+        .d(d1_waddr$24$d),
+        .q(d1_waddr$24$q),
+        .clock(d1_waddr$24$clock)
+    );
+    top$gru$d1_waddr$25 d1_waddr$25(
+        .d(d1_waddr$25$d),
+        .q(d1_waddr$25$q),
+        .clock(d1_waddr$25$clock)
+    );
+    top$gru$d1_waddr$26 d1_waddr$26(
+        .d(d1_waddr$26$d),
+        .q(d1_waddr$26$q),
+        .clock(d1_waddr$26$clock)
+    );
+    top$gru$d1_waddr$27 d1_waddr$27(
+        .d(d1_waddr$27$d),
+        .q(d1_waddr$27$q),
+        .clock(d1_waddr$27$clock)
+    );
+    top$gru$d1_waddr$28 d1_waddr$28(
+        .d(d1_waddr$28$d),
+        .q(d1_waddr$28$q),
+        .clock(d1_waddr$28$clock)
+    );
+    top$gru$d1_waddr$29 d1_waddr$29(
+        .d(d1_waddr$29$d),
+        .q(d1_waddr$29$q),
+        .clock(d1_waddr$29$clock)
+    );
+    top$gru$d1_waddr$30 d1_waddr$30(
+        .d(d1_waddr$30$d),
+        .q(d1_waddr$30$q),
+        .clock(d1_waddr$30$clock)
+    );
+    top$gru$d1_waddr$31 d1_waddr$31(
+        .d(d1_waddr$31$d),
+        .q(d1_waddr$31$q),
+        .clock(d1_waddr$31$clock)
+    );
+    top$gru$d1_waddr$32 d1_waddr$32(
+        .d(d1_waddr$32$d),
+        .q(d1_waddr$32$q),
+        .clock(d1_waddr$32$clock)
+    );
+    top$gru$d1_waddr$33 d1_waddr$33(
+        .d(d1_waddr$33$d),
+        .q(d1_waddr$33$q),
+        .clock(d1_waddr$33$clock)
+    );
+    top$gru$d1_waddr$34 d1_waddr$34(
+        .d(d1_waddr$34$d),
+        .q(d1_waddr$34$q),
+        .clock(d1_waddr$34$clock)
+    );
+    top$gru$d1_waddr$35 d1_waddr$35(
+        .d(d1_waddr$35$d),
+        .q(d1_waddr$35$q),
+        .clock(d1_waddr$35$clock)
+    );
+    top$gru$d1_waddr$36 d1_waddr$36(
+        .d(d1_waddr$36$d),
+        .q(d1_waddr$36$q),
+        .clock(d1_waddr$36$clock)
+    );
+    top$gru$d1_waddr$37 d1_waddr$37(
+        .d(d1_waddr$37$d),
+        .q(d1_waddr$37$q),
+        .clock(d1_waddr$37$clock)
+    );
+    top$gru$d1_waddr$38 d1_waddr$38(
+        .d(d1_waddr$38$d),
+        .q(d1_waddr$38$q),
+        .clock(d1_waddr$38$clock)
+    );
+    top$gru$d1_waddr$39 d1_waddr$39(
+        .d(d1_waddr$39$d),
+        .q(d1_waddr$39$q),
+        .clock(d1_waddr$39$clock)
+    );
+    top$gru$d1_waddr$40 d1_waddr$40(
+        .d(d1_waddr$40$d),
+        .q(d1_waddr$40$q),
+        .clock(d1_waddr$40$clock)
+    );
+    top$gru$d1_waddr$41 d1_waddr$41(
+        .d(d1_waddr$41$d),
+        .q(d1_waddr$41$q),
+        .clock(d1_waddr$41$clock)
+    );
+    top$gru$d1_waddr$42 d1_waddr$42(
+        .d(d1_waddr$42$d),
+        .q(d1_waddr$42$q),
+        .clock(d1_waddr$42$clock)
+    );
+    top$gru$d1_waddr$43 d1_waddr$43(
+        .d(d1_waddr$43$d),
+        .q(d1_waddr$43$q),
+        .clock(d1_waddr$43$clock)
+    );
+    top$gru$d1_waddr$44 d1_waddr$44(
+        .d(d1_waddr$44$d),
+        .q(d1_waddr$44$q),
+        .clock(d1_waddr$44$clock)
+    );
+    top$gru$d1_waddr$45 d1_waddr$45(
+        .d(d1_waddr$45$d),
+        .q(d1_waddr$45$q),
+        .clock(d1_waddr$45$clock)
+    );
+    top$gru$d1_waddr$46 d1_waddr$46(
+        .d(d1_waddr$46$d),
+        .q(d1_waddr$46$q),
+        .clock(d1_waddr$46$clock)
+    );
+    top$gru$d1_waddr$47 d1_waddr$47(
+        .d(d1_waddr$47$d),
+        .q(d1_waddr$47$q),
+        .clock(d1_waddr$47$clock)
+    );
+    top$gru$d1_waddr$48 d1_waddr$48(
+        .d(d1_waddr$48$d),
+        .q(d1_waddr$48$q),
+        .clock(d1_waddr$48$clock)
+    );
+    top$gru$d1_waddr$49 d1_waddr$49(
+        .d(d1_waddr$49$d),
+        .q(d1_waddr$49$q),
+        .clock(d1_waddr$49$clock)
+    );
+    top$gru$d1_waddr$50 d1_waddr$50(
+        .d(d1_waddr$50$d),
+        .q(d1_waddr$50$q),
+        .clock(d1_waddr$50$clock)
+    );
+    top$gru$d1_waddr$51 d1_waddr$51(
+        .d(d1_waddr$51$d),
+        .q(d1_waddr$51$q),
+        .clock(d1_waddr$51$clock)
+    );
+    top$gru$d1_waddr$52 d1_waddr$52(
+        .d(d1_waddr$52$d),
+        .q(d1_waddr$52$q),
+        .clock(d1_waddr$52$clock)
+    );
+    top$gru$d1_waddr$53 d1_waddr$53(
+        .d(d1_waddr$53$d),
+        .q(d1_waddr$53$q),
+        .clock(d1_waddr$53$clock)
+    );
+    top$gru$d1_waddr$54 d1_waddr$54(
+        .d(d1_waddr$54$d),
+        .q(d1_waddr$54$q),
+        .clock(d1_waddr$54$clock)
+    );
+    top$gru$d1_waddr$55 d1_waddr$55(
+        .d(d1_waddr$55$d),
+        .q(d1_waddr$55$q),
+        .clock(d1_waddr$55$clock)
+    );
+    top$gru$d1_waddr$56 d1_waddr$56(
+        .d(d1_waddr$56$d),
+        .q(d1_waddr$56$q),
+        .clock(d1_waddr$56$clock)
+    );
+    top$gru$d1_waddr$57 d1_waddr$57(
+        .d(d1_waddr$57$d),
+        .q(d1_waddr$57$q),
+        .clock(d1_waddr$57$clock)
+    );
+    top$gru$d1_waddr$58 d1_waddr$58(
+        .d(d1_waddr$58$d),
+        .q(d1_waddr$58$q),
+        .clock(d1_waddr$58$clock)
+    );
+    top$gru$d1_waddr$59 d1_waddr$59(
+        .d(d1_waddr$59$d),
+        .q(d1_waddr$59$q),
+        .clock(d1_waddr$59$clock)
+    );
+    top$gru$d1_waddr$60 d1_waddr$60(
+        .d(d1_waddr$60$d),
+        .q(d1_waddr$60$q),
+        .clock(d1_waddr$60$clock)
+    );
+    top$gru$d1_waddr$61 d1_waddr$61(
+        .d(d1_waddr$61$d),
+        .q(d1_waddr$61$q),
+        .clock(d1_waddr$61$clock)
+    );
+    top$gru$d1_waddr$62 d1_waddr$62(
+        .d(d1_waddr$62$d),
+        .q(d1_waddr$62$q),
+        .clock(d1_waddr$62$clock)
+    );
+    top$gru$d1_waddr$63 d1_waddr$63(
+        .d(d1_waddr$63$d),
+        .q(d1_waddr$63$q),
+        .clock(d1_waddr$63$clock)
+    );
+    top$gru$d1_waddr$64 d1_waddr$64(
+        .d(d1_waddr$64$d),
+        .q(d1_waddr$64$q),
+        .clock(d1_waddr$64$clock)
+    );
+    top$gru$d1_waddr$65 d1_waddr$65(
+        .d(d1_waddr$65$d),
+        .q(d1_waddr$65$q),
+        .clock(d1_waddr$65$clock)
+    );
+    top$gru$d1_waddr$66 d1_waddr$66(
+        .d(d1_waddr$66$d),
+        .q(d1_waddr$66$q),
+        .clock(d1_waddr$66$clock)
+    );
+    top$gru$d1_waddr$67 d1_waddr$67(
+        .d(d1_waddr$67$d),
+        .q(d1_waddr$67$q),
+        .clock(d1_waddr$67$clock)
+    );
+    top$gru$d1_waddr$68 d1_waddr$68(
+        .d(d1_waddr$68$d),
+        .q(d1_waddr$68$q),
+        .clock(d1_waddr$68$clock)
+    );
+    top$gru$d1_waddr$69 d1_waddr$69(
+        .d(d1_waddr$69$d),
+        .q(d1_waddr$69$q),
+        .clock(d1_waddr$69$clock)
+    );
+    top$gru$d1_waddr$70 d1_waddr$70(
+        .d(d1_waddr$70$d),
+        .q(d1_waddr$70$q),
+        .clock(d1_waddr$70$clock)
+    );
+    top$gru$d1_waddr$71 d1_waddr$71(
+        .d(d1_waddr$71$d),
+        .q(d1_waddr$71$q),
+        .clock(d1_waddr$71$clock)
+    );
+    top$gru$d1_waddr$72 d1_waddr$72(
+        .d(d1_waddr$72$d),
+        .q(d1_waddr$72$q),
+        .clock(d1_waddr$72$clock)
+    );
+    top$gru$d1_waddr$73 d1_waddr$73(
+        .d(d1_waddr$73$d),
+        .q(d1_waddr$73$q),
+        .clock(d1_waddr$73$clock)
+    );
+    top$gru$d1_waddr$74 d1_waddr$74(
+        .d(d1_waddr$74$d),
+        .q(d1_waddr$74$q),
+        .clock(d1_waddr$74$clock)
+    );
+    top$gru$d1_waddr$75 d1_waddr$75(
+        .d(d1_waddr$75$d),
+        .q(d1_waddr$75$q),
+        .clock(d1_waddr$75$clock)
+    );
+    top$gru$d1_waddr$76 d1_waddr$76(
+        .d(d1_waddr$76$d),
+        .q(d1_waddr$76$q),
+        .clock(d1_waddr$76$clock)
+    );
+    top$gru$d1_waddr$77 d1_waddr$77(
+        .d(d1_waddr$77$d),
+        .q(d1_waddr$77$q),
+        .clock(d1_waddr$77$clock)
+    );
+    top$gru$d1_waddr$78 d1_waddr$78(
+        .d(d1_waddr$78$d),
+        .q(d1_waddr$78$q),
+        .clock(d1_waddr$78$clock)
+    );
+    top$gru$d1_waddr$79 d1_waddr$79(
+        .d(d1_waddr$79$d),
+        .q(d1_waddr$79$q),
+        .clock(d1_waddr$79$clock)
+    );
+    top$gru$d1_waddr$80 d1_waddr$80(
+        .d(d1_waddr$80$d),
+        .q(d1_waddr$80$q),
+        .clock(d1_waddr$80$clock)
+    );
+    top$gru$d1_waddr$81 d1_waddr$81(
+        .d(d1_waddr$81$d),
+        .q(d1_waddr$81$q),
+        .clock(d1_waddr$81$clock)
+    );
+    top$gru$d1_waddr$82 d1_waddr$82(
+        .d(d1_waddr$82$d),
+        .q(d1_waddr$82$q),
+        .clock(d1_waddr$82$clock)
+    );
+    top$gru$d1_waddr$83 d1_waddr$83(
+        .d(d1_waddr$83$d),
+        .q(d1_waddr$83$q),
+        .clock(d1_waddr$83$clock)
+    );
+    top$gru$d1_waddr$84 d1_waddr$84(
+        .d(d1_waddr$84$d),
+        .q(d1_waddr$84$q),
+        .clock(d1_waddr$84$clock)
+    );
+    top$gru$d1_waddr$85 d1_waddr$85(
+        .d(d1_waddr$85$d),
+        .q(d1_waddr$85$q),
+        .clock(d1_waddr$85$clock)
+    );
+    top$gru$d1_waddr$86 d1_waddr$86(
+        .d(d1_waddr$86$d),
+        .q(d1_waddr$86$q),
+        .clock(d1_waddr$86$clock)
+    );
+    top$gru$d1_waddr$87 d1_waddr$87(
+        .d(d1_waddr$87$d),
+        .q(d1_waddr$87$q),
+        .clock(d1_waddr$87$clock)
+    );
+    top$gru$d1_waddr$88 d1_waddr$88(
+        .d(d1_waddr$88$d),
+        .q(d1_waddr$88$q),
+        .clock(d1_waddr$88$clock)
+    );
+    top$gru$d1_waddr$89 d1_waddr$89(
+        .d(d1_waddr$89$d),
+        .q(d1_waddr$89$q),
+        .clock(d1_waddr$89$clock)
+    );
+    top$gru$d1_waddr$90 d1_waddr$90(
+        .d(d1_waddr$90$d),
+        .q(d1_waddr$90$q),
+        .clock(d1_waddr$90$clock)
+    );
+    top$gru$d1_waddr$91 d1_waddr$91(
+        .d(d1_waddr$91$d),
+        .q(d1_waddr$91$q),
+        .clock(d1_waddr$91$clock)
+    );
+    top$gru$d1_waddr$92 d1_waddr$92(
+        .d(d1_waddr$92$d),
+        .q(d1_waddr$92$q),
+        .clock(d1_waddr$92$clock)
+    );
+    top$gru$d1_waddr$93 d1_waddr$93(
+        .d(d1_waddr$93$d),
+        .q(d1_waddr$93$q),
+        .clock(d1_waddr$93$clock)
+    );
+    top$gru$d1_waddr$94 d1_waddr$94(
+        .d(d1_waddr$94$d),
+        .q(d1_waddr$94$q),
+        .clock(d1_waddr$94$clock)
+    );
+    top$gru$d1_waddr$95 d1_waddr$95(
+        .d(d1_waddr$95$d),
+        .q(d1_waddr$95$q),
+        .clock(d1_waddr$95$clock)
+    );
+    top$gru$d1_baddr$0 d1_baddr$0(
+        .d(d1_baddr$0$d),
+        .q(d1_baddr$0$q),
+        .clock(d1_baddr$0$clock)
+    );
+    top$gru$d1_baddr$1 d1_baddr$1(
+        .d(d1_baddr$1$d),
+        .q(d1_baddr$1$q),
+        .clock(d1_baddr$1$clock)
+    );
+    top$gru$d1_baddr$2 d1_baddr$2(
+        .d(d1_baddr$2$d),
+        .q(d1_baddr$2$q),
+        .clock(d1_baddr$2$clock)
+    );
+    top$gru$d1_baddr$3 d1_baddr$3(
+        .d(d1_baddr$3$d),
+        .q(d1_baddr$3$q),
+        .clock(d1_baddr$3$clock)
+    );
+    top$gru$d1_baddr$4 d1_baddr$4(
+        .d(d1_baddr$4$d),
+        .q(d1_baddr$4$q),
+        .clock(d1_baddr$4$clock)
+    );
+    top$gru$d1_baddr$5 d1_baddr$5(
+        .d(d1_baddr$5$d),
+        .q(d1_baddr$5$q),
+        .clock(d1_baddr$5$clock)
+    );
+    top$gru$d1_baddr$6 d1_baddr$6(
+        .d(d1_baddr$6$d),
+        .q(d1_baddr$6$q),
+        .clock(d1_baddr$6$clock)
+    );
+    top$gru$d1_baddr$7 d1_baddr$7(
+        .d(d1_baddr$7$d),
+        .q(d1_baddr$7$q),
+        .clock(d1_baddr$7$clock)
+    );
+    top$gru$d1_baddr$8 d1_baddr$8(
+        .d(d1_baddr$8$d),
+        .q(d1_baddr$8$q),
+        .clock(d1_baddr$8$clock)
+    );
+    top$gru$d1_baddr$9 d1_baddr$9(
+        .d(d1_baddr$9$d),
+        .q(d1_baddr$9$q),
+        .clock(d1_baddr$9$clock)
+    );
+    top$gru$d1_baddr$10 d1_baddr$10(
+        .d(d1_baddr$10$d),
+        .q(d1_baddr$10$q),
+        .clock(d1_baddr$10$clock)
+    );
+    top$gru$d1_baddr$11 d1_baddr$11(
+        .d(d1_baddr$11$d),
+        .q(d1_baddr$11$q),
+        .clock(d1_baddr$11$clock)
+    );
+    top$gru$d1_baddr$12 d1_baddr$12(
+        .d(d1_baddr$12$d),
+        .q(d1_baddr$12$q),
+        .clock(d1_baddr$12$clock)
+    );
+    top$gru$d1_baddr$13 d1_baddr$13(
+        .d(d1_baddr$13$d),
+        .q(d1_baddr$13$q),
+        .clock(d1_baddr$13$clock)
+    );
+    top$gru$d1_baddr$14 d1_baddr$14(
+        .d(d1_baddr$14$d),
+        .q(d1_baddr$14$q),
+        .clock(d1_baddr$14$clock)
+    );
+    top$gru$d1_baddr$15 d1_baddr$15(
+        .d(d1_baddr$15$d),
+        .q(d1_baddr$15$q),
+        .clock(d1_baddr$15$clock)
+    );
+    top$gru$d1_baddr$16 d1_baddr$16(
+        .d(d1_baddr$16$d),
+        .q(d1_baddr$16$q),
+        .clock(d1_baddr$16$clock)
+    );
+    top$gru$d1_baddr$17 d1_baddr$17(
+        .d(d1_baddr$17$d),
+        .q(d1_baddr$17$q),
+        .clock(d1_baddr$17$clock)
+    );
+    top$gru$d1_baddr$18 d1_baddr$18(
+        .d(d1_baddr$18$d),
+        .q(d1_baddr$18$q),
+        .clock(d1_baddr$18$clock)
+    );
+    top$gru$d1_baddr$19 d1_baddr$19(
+        .d(d1_baddr$19$d),
+        .q(d1_baddr$19$q),
+        .clock(d1_baddr$19$clock)
+    );
+    top$gru$d1_baddr$20 d1_baddr$20(
+        .d(d1_baddr$20$d),
+        .q(d1_baddr$20$q),
+        .clock(d1_baddr$20$clock)
+    );
+    top$gru$d1_baddr$21 d1_baddr$21(
+        .d(d1_baddr$21$d),
+        .q(d1_baddr$21$q),
+        .clock(d1_baddr$21$clock)
+    );
+    top$gru$d1_baddr$22 d1_baddr$22(
+        .d(d1_baddr$22$d),
+        .q(d1_baddr$22$q),
+        .clock(d1_baddr$22$clock)
+    );
+    top$gru$d1_baddr$23 d1_baddr$23(
+        .d(d1_baddr$23$d),
+        .q(d1_baddr$23$q),
+        .clock(d1_baddr$23$clock)
+    );
+    top$gru$d1_baddr$24 d1_baddr$24(
+        .d(d1_baddr$24$d),
+        .q(d1_baddr$24$q),
+        .clock(d1_baddr$24$clock)
+    );
+    top$gru$d1_baddr$25 d1_baddr$25(
+        .d(d1_baddr$25$d),
+        .q(d1_baddr$25$q),
+        .clock(d1_baddr$25$clock)
+    );
+    top$gru$d1_baddr$26 d1_baddr$26(
+        .d(d1_baddr$26$d),
+        .q(d1_baddr$26$q),
+        .clock(d1_baddr$26$clock)
+    );
+    top$gru$d1_baddr$27 d1_baddr$27(
+        .d(d1_baddr$27$d),
+        .q(d1_baddr$27$q),
+        .clock(d1_baddr$27$clock)
+    );
+    top$gru$d1_baddr$28 d1_baddr$28(
+        .d(d1_baddr$28$d),
+        .q(d1_baddr$28$q),
+        .clock(d1_baddr$28$clock)
+    );
+    top$gru$d1_baddr$29 d1_baddr$29(
+        .d(d1_baddr$29$d),
+        .q(d1_baddr$29$q),
+        .clock(d1_baddr$29$clock)
+    );
+    top$gru$d1_baddr$30 d1_baddr$30(
+        .d(d1_baddr$30$d),
+        .q(d1_baddr$30$q),
+        .clock(d1_baddr$30$clock)
+    );
+    top$gru$d1_baddr$31 d1_baddr$31(
+        .d(d1_baddr$31$d),
+        .q(d1_baddr$31$q),
+        .clock(d1_baddr$31$clock)
+    );
+    top$gru$d1_baddr$32 d1_baddr$32(
+        .d(d1_baddr$32$d),
+        .q(d1_baddr$32$q),
+        .clock(d1_baddr$32$clock)
+    );
+    top$gru$d1_baddr$33 d1_baddr$33(
+        .d(d1_baddr$33$d),
+        .q(d1_baddr$33$q),
+        .clock(d1_baddr$33$clock)
+    );
+    top$gru$d1_baddr$34 d1_baddr$34(
+        .d(d1_baddr$34$d),
+        .q(d1_baddr$34$q),
+        .clock(d1_baddr$34$clock)
+    );
+    top$gru$d1_baddr$35 d1_baddr$35(
+        .d(d1_baddr$35$d),
+        .q(d1_baddr$35$q),
+        .clock(d1_baddr$35$clock)
+    );
+    top$gru$d1_baddr$36 d1_baddr$36(
+        .d(d1_baddr$36$d),
+        .q(d1_baddr$36$q),
+        .clock(d1_baddr$36$clock)
+    );
+    top$gru$d1_baddr$37 d1_baddr$37(
+        .d(d1_baddr$37$d),
+        .q(d1_baddr$37$q),
+        .clock(d1_baddr$37$clock)
+    );
+    top$gru$d1_baddr$38 d1_baddr$38(
+        .d(d1_baddr$38$d),
+        .q(d1_baddr$38$q),
+        .clock(d1_baddr$38$clock)
+    );
+    top$gru$d1_baddr$39 d1_baddr$39(
+        .d(d1_baddr$39$d),
+        .q(d1_baddr$39$q),
+        .clock(d1_baddr$39$clock)
+    );
+    top$gru$d1_baddr$40 d1_baddr$40(
+        .d(d1_baddr$40$d),
+        .q(d1_baddr$40$q),
+        .clock(d1_baddr$40$clock)
+    );
+    top$gru$d1_baddr$41 d1_baddr$41(
+        .d(d1_baddr$41$d),
+        .q(d1_baddr$41$q),
+        .clock(d1_baddr$41$clock)
+    );
+    top$gru$d1_baddr$42 d1_baddr$42(
+        .d(d1_baddr$42$d),
+        .q(d1_baddr$42$q),
+        .clock(d1_baddr$42$clock)
+    );
+    top$gru$d1_baddr$43 d1_baddr$43(
+        .d(d1_baddr$43$d),
+        .q(d1_baddr$43$q),
+        .clock(d1_baddr$43$clock)
+    );
+    top$gru$d1_baddr$44 d1_baddr$44(
+        .d(d1_baddr$44$d),
+        .q(d1_baddr$44$q),
+        .clock(d1_baddr$44$clock)
+    );
+    top$gru$d1_baddr$45 d1_baddr$45(
+        .d(d1_baddr$45$d),
+        .q(d1_baddr$45$q),
+        .clock(d1_baddr$45$clock)
+    );
+    top$gru$d1_baddr$46 d1_baddr$46(
+        .d(d1_baddr$46$d),
+        .q(d1_baddr$46$q),
+        .clock(d1_baddr$46$clock)
+    );
+    top$gru$d1_baddr$47 d1_baddr$47(
+        .d(d1_baddr$47$d),
+        .q(d1_baddr$47$q),
+        .clock(d1_baddr$47$clock)
+    );
+    top$gru$d1_baddr$48 d1_baddr$48(
+        .d(d1_baddr$48$d),
+        .q(d1_baddr$48$q),
+        .clock(d1_baddr$48$clock)
+    );
+    top$gru$d1_baddr$49 d1_baddr$49(
+        .d(d1_baddr$49$d),
+        .q(d1_baddr$49$q),
+        .clock(d1_baddr$49$clock)
+    );
+    top$gru$d1_baddr$50 d1_baddr$50(
+        .d(d1_baddr$50$d),
+        .q(d1_baddr$50$q),
+        .clock(d1_baddr$50$clock)
+    );
+    top$gru$d1_baddr$51 d1_baddr$51(
+        .d(d1_baddr$51$d),
+        .q(d1_baddr$51$q),
+        .clock(d1_baddr$51$clock)
+    );
+    top$gru$d1_baddr$52 d1_baddr$52(
+        .d(d1_baddr$52$d),
+        .q(d1_baddr$52$q),
+        .clock(d1_baddr$52$clock)
+    );
+    top$gru$d1_baddr$53 d1_baddr$53(
+        .d(d1_baddr$53$d),
+        .q(d1_baddr$53$q),
+        .clock(d1_baddr$53$clock)
+    );
+    top$gru$d1_baddr$54 d1_baddr$54(
+        .d(d1_baddr$54$d),
+        .q(d1_baddr$54$q),
+        .clock(d1_baddr$54$clock)
+    );
+    top$gru$d1_baddr$55 d1_baddr$55(
+        .d(d1_baddr$55$d),
+        .q(d1_baddr$55$q),
+        .clock(d1_baddr$55$clock)
+    );
+    top$gru$d1_baddr$56 d1_baddr$56(
+        .d(d1_baddr$56$d),
+        .q(d1_baddr$56$q),
+        .clock(d1_baddr$56$clock)
+    );
+    top$gru$d1_baddr$57 d1_baddr$57(
+        .d(d1_baddr$57$d),
+        .q(d1_baddr$57$q),
+        .clock(d1_baddr$57$clock)
+    );
+    top$gru$d1_baddr$58 d1_baddr$58(
+        .d(d1_baddr$58$d),
+        .q(d1_baddr$58$q),
+        .clock(d1_baddr$58$clock)
+    );
+    top$gru$d1_baddr$59 d1_baddr$59(
+        .d(d1_baddr$59$d),
+        .q(d1_baddr$59$q),
+        .clock(d1_baddr$59$clock)
+    );
+    top$gru$d1_baddr$60 d1_baddr$60(
+        .d(d1_baddr$60$d),
+        .q(d1_baddr$60$q),
+        .clock(d1_baddr$60$clock)
+    );
+    top$gru$d1_baddr$61 d1_baddr$61(
+        .d(d1_baddr$61$d),
+        .q(d1_baddr$61$q),
+        .clock(d1_baddr$61$clock)
+    );
+    top$gru$d1_baddr$62 d1_baddr$62(
+        .d(d1_baddr$62$d),
+        .q(d1_baddr$62$q),
+        .clock(d1_baddr$62$clock)
+    );
+    top$gru$d1_baddr$63 d1_baddr$63(
+        .d(d1_baddr$63$d),
+        .q(d1_baddr$63$q),
+        .clock(d1_baddr$63$clock)
+    );
+    top$gru$d1_baddr$64 d1_baddr$64(
+        .d(d1_baddr$64$d),
+        .q(d1_baddr$64$q),
+        .clock(d1_baddr$64$clock)
+    );
+    top$gru$d1_baddr$65 d1_baddr$65(
+        .d(d1_baddr$65$d),
+        .q(d1_baddr$65$q),
+        .clock(d1_baddr$65$clock)
+    );
+    top$gru$d1_baddr$66 d1_baddr$66(
+        .d(d1_baddr$66$d),
+        .q(d1_baddr$66$q),
+        .clock(d1_baddr$66$clock)
+    );
+    top$gru$d1_baddr$67 d1_baddr$67(
+        .d(d1_baddr$67$d),
+        .q(d1_baddr$67$q),
+        .clock(d1_baddr$67$clock)
+    );
+    top$gru$d1_baddr$68 d1_baddr$68(
+        .d(d1_baddr$68$d),
+        .q(d1_baddr$68$q),
+        .clock(d1_baddr$68$clock)
+    );
+    top$gru$d1_baddr$69 d1_baddr$69(
+        .d(d1_baddr$69$d),
+        .q(d1_baddr$69$q),
+        .clock(d1_baddr$69$clock)
+    );
+    top$gru$d1_baddr$70 d1_baddr$70(
+        .d(d1_baddr$70$d),
+        .q(d1_baddr$70$q),
+        .clock(d1_baddr$70$clock)
+    );
+    top$gru$d1_baddr$71 d1_baddr$71(
+        .d(d1_baddr$71$d),
+        .q(d1_baddr$71$q),
+        .clock(d1_baddr$71$clock)
+    );
+    top$gru$d1_baddr$72 d1_baddr$72(
+        .d(d1_baddr$72$d),
+        .q(d1_baddr$72$q),
+        .clock(d1_baddr$72$clock)
+    );
+    top$gru$d1_baddr$73 d1_baddr$73(
+        .d(d1_baddr$73$d),
+        .q(d1_baddr$73$q),
+        .clock(d1_baddr$73$clock)
+    );
+    top$gru$d1_baddr$74 d1_baddr$74(
+        .d(d1_baddr$74$d),
+        .q(d1_baddr$74$q),
+        .clock(d1_baddr$74$clock)
+    );
+    top$gru$d1_baddr$75 d1_baddr$75(
+        .d(d1_baddr$75$d),
+        .q(d1_baddr$75$q),
+        .clock(d1_baddr$75$clock)
+    );
+    top$gru$d1_baddr$76 d1_baddr$76(
+        .d(d1_baddr$76$d),
+        .q(d1_baddr$76$q),
+        .clock(d1_baddr$76$clock)
+    );
+    top$gru$d1_baddr$77 d1_baddr$77(
+        .d(d1_baddr$77$d),
+        .q(d1_baddr$77$q),
+        .clock(d1_baddr$77$clock)
+    );
+    top$gru$d1_baddr$78 d1_baddr$78(
+        .d(d1_baddr$78$d),
+        .q(d1_baddr$78$q),
+        .clock(d1_baddr$78$clock)
+    );
+    top$gru$d1_baddr$79 d1_baddr$79(
+        .d(d1_baddr$79$d),
+        .q(d1_baddr$79$q),
+        .clock(d1_baddr$79$clock)
+    );
+    top$gru$d1_baddr$80 d1_baddr$80(
+        .d(d1_baddr$80$d),
+        .q(d1_baddr$80$q),
+        .clock(d1_baddr$80$clock)
+    );
+    top$gru$d1_baddr$81 d1_baddr$81(
+        .d(d1_baddr$81$d),
+        .q(d1_baddr$81$q),
+        .clock(d1_baddr$81$clock)
+    );
+    top$gru$d1_baddr$82 d1_baddr$82(
+        .d(d1_baddr$82$d),
+        .q(d1_baddr$82$q),
+        .clock(d1_baddr$82$clock)
+    );
+    top$gru$d1_baddr$83 d1_baddr$83(
+        .d(d1_baddr$83$d),
+        .q(d1_baddr$83$q),
+        .clock(d1_baddr$83$clock)
+    );
+    top$gru$d1_baddr$84 d1_baddr$84(
+        .d(d1_baddr$84$d),
+        .q(d1_baddr$84$q),
+        .clock(d1_baddr$84$clock)
+    );
+    top$gru$d1_baddr$85 d1_baddr$85(
+        .d(d1_baddr$85$d),
+        .q(d1_baddr$85$q),
+        .clock(d1_baddr$85$clock)
+    );
+    top$gru$d1_baddr$86 d1_baddr$86(
+        .d(d1_baddr$86$d),
+        .q(d1_baddr$86$q),
+        .clock(d1_baddr$86$clock)
+    );
+    top$gru$d1_baddr$87 d1_baddr$87(
+        .d(d1_baddr$87$d),
+        .q(d1_baddr$87$q),
+        .clock(d1_baddr$87$clock)
+    );
+    top$gru$d1_baddr$88 d1_baddr$88(
+        .d(d1_baddr$88$d),
+        .q(d1_baddr$88$q),
+        .clock(d1_baddr$88$clock)
+    );
+    top$gru$d1_baddr$89 d1_baddr$89(
+        .d(d1_baddr$89$d),
+        .q(d1_baddr$89$q),
+        .clock(d1_baddr$89$clock)
+    );
+    top$gru$d1_baddr$90 d1_baddr$90(
+        .d(d1_baddr$90$d),
+        .q(d1_baddr$90$q),
+        .clock(d1_baddr$90$clock)
+    );
+    top$gru$d1_baddr$91 d1_baddr$91(
+        .d(d1_baddr$91$d),
+        .q(d1_baddr$91$q),
+        .clock(d1_baddr$91$clock)
+    );
+    top$gru$d1_baddr$92 d1_baddr$92(
+        .d(d1_baddr$92$d),
+        .q(d1_baddr$92$q),
+        .clock(d1_baddr$92$clock)
+    );
+    top$gru$d1_baddr$93 d1_baddr$93(
+        .d(d1_baddr$93$d),
+        .q(d1_baddr$93$q),
+        .clock(d1_baddr$93$clock)
+    );
+    top$gru$d1_baddr$94 d1_baddr$94(
+        .d(d1_baddr$94$d),
+        .q(d1_baddr$94$q),
+        .clock(d1_baddr$94$clock)
+    );
+    top$gru$d1_baddr$95 d1_baddr$95(
+        .d(d1_baddr$95$d),
+        .q(d1_baddr$95$q),
+        .clock(d1_baddr$95$clock)
     );
     top$gru$d1_valid d1_valid(
         .d(d1_valid$d),
@@ -11036,6 +11802,56 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .q(upd_active$q),
         .clock(upd_active$clock)
     );
+    top$gru$bnd_active bnd_active(
+        .d(bnd_active$d),
+        .q(bnd_active$q),
+        .clock(bnd_active$clock)
+    );
+    top$gru$bnd_decoder bnd_decoder(
+        .d(bnd_decoder$d),
+        .q(bnd_decoder$q),
+        .clock(bnd_decoder$clock)
+    );
+    top$gru$bnd_step bnd_step(
+        .d(bnd_step$d),
+        .q(bnd_step$q),
+        .clock(bnd_step$clock)
+    );
+    top$gru$bnd_head bnd_head(
+        .d(bnd_head$d),
+        .q(bnd_head$q),
+        .clock(bnd_head$clock)
+    );
+    top$gru$bnd_head_first bnd_head_first(
+        .d(bnd_head_first$d),
+        .q(bnd_head_first$q),
+        .clock(bnd_head_first$clock)
+    );
+    top$gru$bnd_head_last bnd_head_last(
+        .d(bnd_head_last$d),
+        .q(bnd_head_last$q),
+        .clock(bnd_head_last$clock)
+    );
+    top$gru$bnd_head_step bnd_head_step(
+        .d(bnd_head_step$d),
+        .q(bnd_head_step$q),
+        .clock(bnd_head_step$clock)
+    );
+    top$gru$bnd_head_group bnd_head_group(
+        .d(bnd_head_group$d),
+        .q(bnd_head_group$q),
+        .clock(bnd_head_group$clock)
+    );
+    top$gru$bnd_vacant bnd_vacant(
+        .d(bnd_vacant$d),
+        .q(bnd_vacant$q),
+        .clock(bnd_vacant$clock)
+    );
+    top$gru$bnd_release bnd_release(
+        .d(bnd_release$d),
+        .q(bnd_release$q),
+        .clock(bnd_release$clock)
+    );
     
     // Update code
     always @(*) begin
@@ -11053,10 +11869,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d0_waddr_c$clock = clock;
         d0_baddr_a$clock = clock;
         d0_baddr_c$clock = clock;
-        d1_waddr_a$clock = clock;
-        d1_waddr_c$clock = clock;
-        d1_baddr_a$clock = clock;
-        d1_baddr_c$clock = clock;
         d1_valid$clock = clock;
         d1_first$clock = clock;
         d1_pass$clock = clock;
@@ -11098,6 +11910,16 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         upd_set$clock = clock;
         upd_zero$clock = clock;
         upd_active$clock = clock;
+        bnd_active$clock = clock;
+        bnd_decoder$clock = clock;
+        bnd_step$clock = clock;
+        bnd_head$clock = clock;
+        bnd_head_first$clock = clock;
+        bnd_head_last$clock = clock;
+        bnd_head_step$clock = clock;
+        bnd_head_group$clock = clock;
+        bnd_vacant$clock = clock;
+        bnd_release$clock = clock;
         slot$d = slot$q;
         pass$d = pass$q;
         term$d = term$q;
@@ -11112,10 +11934,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         d0_waddr_c$d = d0_waddr_c$q;
         d0_baddr_a$d = d0_baddr_a$q;
         d0_baddr_c$d = d0_baddr_c$q;
-        d1_waddr_a$d = d1_waddr_a$q;
-        d1_waddr_c$d = d1_waddr_c$q;
-        d1_baddr_a$d = d1_baddr_a$q;
-        d1_baddr_c$d = d1_baddr_c$q;
         d1_valid$d = d1_valid$q;
         d1_first$d = d1_first$q;
         d1_pass$d = d1_pass$q;
@@ -11157,6 +11975,16 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         upd_set$d = upd_set$q;
         upd_zero$d = upd_zero$q;
         upd_active$d = upd_active$q;
+        bnd_active$d = bnd_active$q;
+        bnd_decoder$d = bnd_decoder$q;
+        bnd_step$d = bnd_step$q;
+        bnd_head$d = bnd_head$q;
+        bnd_head_first$d = bnd_head_first$q;
+        bnd_head_last$d = bnd_head_last$q;
+        bnd_head_step$d = bnd_head_step$q;
+        bnd_head_group$d = bnd_head_group$q;
+        bnd_vacant$d = bnd_vacant$q;
+        bnd_release$d = bnd_release$q;
         active$0$clock = clock;
         decoder$0$clock = clock;
         step$0$clock = clock;
@@ -11203,1162 +12031,1350 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
             d0_waddr_c$d = rom_addr$q + layer_rom_offset;
             d0_baddr_c$d = pass$q + layer_bias_offset;
         end
-        d1_waddr_a$d = d0_waddr_a$q;
-        d1_waddr_c$d = d0_waddr_c$q;
-        d1_baddr_a$d = d0_baddr_a$q;
-        d1_baddr_c$d = d0_baddr_c$q;
         d0_unit_a$0$clock = clock;
         d0_unit_a$0$d = pass$q < a_passes$0;
-        d1_unit_a$0$clock = clock;
-        d1_unit_a$0$d = d0_unit_a$0$q;
+        d1_waddr$0$clock = clock;
+        d1_baddr$0$clock = clock;
+        d1_waddr$0$d = d0_waddr_c$q;
+        d1_baddr$0$d = d0_baddr_c$q;
+        if (d0_unit_a$0$q) begin
+            d1_waddr$0$d = d0_waddr_a$q;
+            d1_baddr$0$d = d0_baddr_a$q;
+        end
         weight_rom$0$clock = clock;
         bias_rom$0$clock = clock;
-        weight_rom$0$address = d1_waddr_c$q;
-        bias_rom$0$address = d1_baddr_c$q;
-        if (d1_unit_a$0$q) begin
-            weight_rom$0$address = d1_waddr_a$q;
-            bias_rom$0$address = d1_baddr_a$q;
-        end
+        weight_rom$0$address = d1_waddr$0$q;
+        bias_rom$0$address = d1_baddr$0$q;
         d0_unit_a$1$clock = clock;
         d0_unit_a$1$d = pass$q < a_passes$1;
-        d1_unit_a$1$clock = clock;
-        d1_unit_a$1$d = d0_unit_a$1$q;
+        d1_waddr$1$clock = clock;
+        d1_baddr$1$clock = clock;
+        d1_waddr$1$d = d0_waddr_c$q;
+        d1_baddr$1$d = d0_baddr_c$q;
+        if (d0_unit_a$1$q) begin
+            d1_waddr$1$d = d0_waddr_a$q;
+            d1_baddr$1$d = d0_baddr_a$q;
+        end
         weight_rom$1$clock = clock;
         bias_rom$1$clock = clock;
-        weight_rom$1$address = d1_waddr_c$q;
-        bias_rom$1$address = d1_baddr_c$q;
-        if (d1_unit_a$1$q) begin
-            weight_rom$1$address = d1_waddr_a$q;
-            bias_rom$1$address = d1_baddr_a$q;
-        end
+        weight_rom$1$address = d1_waddr$1$q;
+        bias_rom$1$address = d1_baddr$1$q;
         d0_unit_a$2$clock = clock;
         d0_unit_a$2$d = pass$q < a_passes$2;
-        d1_unit_a$2$clock = clock;
-        d1_unit_a$2$d = d0_unit_a$2$q;
+        d1_waddr$2$clock = clock;
+        d1_baddr$2$clock = clock;
+        d1_waddr$2$d = d0_waddr_c$q;
+        d1_baddr$2$d = d0_baddr_c$q;
+        if (d0_unit_a$2$q) begin
+            d1_waddr$2$d = d0_waddr_a$q;
+            d1_baddr$2$d = d0_baddr_a$q;
+        end
         weight_rom$2$clock = clock;
         bias_rom$2$clock = clock;
-        weight_rom$2$address = d1_waddr_c$q;
-        bias_rom$2$address = d1_baddr_c$q;
-        if (d1_unit_a$2$q) begin
-            weight_rom$2$address = d1_waddr_a$q;
-            bias_rom$2$address = d1_baddr_a$q;
-        end
+        weight_rom$2$address = d1_waddr$2$q;
+        bias_rom$2$address = d1_baddr$2$q;
         d0_unit_a$3$clock = clock;
         d0_unit_a$3$d = pass$q < a_passes$3;
-        d1_unit_a$3$clock = clock;
-        d1_unit_a$3$d = d0_unit_a$3$q;
+        d1_waddr$3$clock = clock;
+        d1_baddr$3$clock = clock;
+        d1_waddr$3$d = d0_waddr_c$q;
+        d1_baddr$3$d = d0_baddr_c$q;
+        if (d0_unit_a$3$q) begin
+            d1_waddr$3$d = d0_waddr_a$q;
+            d1_baddr$3$d = d0_baddr_a$q;
+        end
         weight_rom$3$clock = clock;
         bias_rom$3$clock = clock;
-        weight_rom$3$address = d1_waddr_c$q;
-        bias_rom$3$address = d1_baddr_c$q;
-        if (d1_unit_a$3$q) begin
-            weight_rom$3$address = d1_waddr_a$q;
-            bias_rom$3$address = d1_baddr_a$q;
-        end
+        weight_rom$3$address = d1_waddr$3$q;
+        bias_rom$3$address = d1_baddr$3$q;
         d0_unit_a$4$clock = clock;
         d0_unit_a$4$d = pass$q < a_passes$4;
-        d1_unit_a$4$clock = clock;
-        d1_unit_a$4$d = d0_unit_a$4$q;
+        d1_waddr$4$clock = clock;
+        d1_baddr$4$clock = clock;
+        d1_waddr$4$d = d0_waddr_c$q;
+        d1_baddr$4$d = d0_baddr_c$q;
+        if (d0_unit_a$4$q) begin
+            d1_waddr$4$d = d0_waddr_a$q;
+            d1_baddr$4$d = d0_baddr_a$q;
+        end
         weight_rom$4$clock = clock;
         bias_rom$4$clock = clock;
-        weight_rom$4$address = d1_waddr_c$q;
-        bias_rom$4$address = d1_baddr_c$q;
-        if (d1_unit_a$4$q) begin
-            weight_rom$4$address = d1_waddr_a$q;
-            bias_rom$4$address = d1_baddr_a$q;
-        end
+        weight_rom$4$address = d1_waddr$4$q;
+        bias_rom$4$address = d1_baddr$4$q;
         d0_unit_a$5$clock = clock;
         d0_unit_a$5$d = pass$q < a_passes$5;
-        d1_unit_a$5$clock = clock;
-        d1_unit_a$5$d = d0_unit_a$5$q;
+        d1_waddr$5$clock = clock;
+        d1_baddr$5$clock = clock;
+        d1_waddr$5$d = d0_waddr_c$q;
+        d1_baddr$5$d = d0_baddr_c$q;
+        if (d0_unit_a$5$q) begin
+            d1_waddr$5$d = d0_waddr_a$q;
+            d1_baddr$5$d = d0_baddr_a$q;
+        end
         weight_rom$5$clock = clock;
         bias_rom$5$clock = clock;
-        weight_rom$5$address = d1_waddr_c$q;
-        bias_rom$5$address = d1_baddr_c$q;
-        if (d1_unit_a$5$q) begin
-            weight_rom$5$address = d1_waddr_a$q;
-            bias_rom$5$address = d1_baddr_a$q;
-        end
+        weight_rom$5$address = d1_waddr$5$q;
+        bias_rom$5$address = d1_baddr$5$q;
         d0_unit_a$6$clock = clock;
         d0_unit_a$6$d = pass$q < a_passes$6;
-        d1_unit_a$6$clock = clock;
-        d1_unit_a$6$d = d0_unit_a$6$q;
+        d1_waddr$6$clock = clock;
+        d1_baddr$6$clock = clock;
+        d1_waddr$6$d = d0_waddr_c$q;
+        d1_baddr$6$d = d0_baddr_c$q;
+        if (d0_unit_a$6$q) begin
+            d1_waddr$6$d = d0_waddr_a$q;
+            d1_baddr$6$d = d0_baddr_a$q;
+        end
         weight_rom$6$clock = clock;
         bias_rom$6$clock = clock;
-        weight_rom$6$address = d1_waddr_c$q;
-        bias_rom$6$address = d1_baddr_c$q;
-        if (d1_unit_a$6$q) begin
-            weight_rom$6$address = d1_waddr_a$q;
-            bias_rom$6$address = d1_baddr_a$q;
-        end
+        weight_rom$6$address = d1_waddr$6$q;
+        bias_rom$6$address = d1_baddr$6$q;
         d0_unit_a$7$clock = clock;
         d0_unit_a$7$d = pass$q < a_passes$7;
-        d1_unit_a$7$clock = clock;
-        d1_unit_a$7$d = d0_unit_a$7$q;
+        d1_waddr$7$clock = clock;
+        d1_baddr$7$clock = clock;
+        d1_waddr$7$d = d0_waddr_c$q;
+        d1_baddr$7$d = d0_baddr_c$q;
+        if (d0_unit_a$7$q) begin
+            d1_waddr$7$d = d0_waddr_a$q;
+            d1_baddr$7$d = d0_baddr_a$q;
+        end
         weight_rom$7$clock = clock;
         bias_rom$7$clock = clock;
-        weight_rom$7$address = d1_waddr_c$q;
-        bias_rom$7$address = d1_baddr_c$q;
-        if (d1_unit_a$7$q) begin
-            weight_rom$7$address = d1_waddr_a$q;
-            bias_rom$7$address = d1_baddr_a$q;
-        end
+        weight_rom$7$address = d1_waddr$7$q;
+        bias_rom$7$address = d1_baddr$7$q;
         d0_unit_a$8$clock = clock;
         d0_unit_a$8$d = pass$q < a_passes$8;
-        d1_unit_a$8$clock = clock;
-        d1_unit_a$8$d = d0_unit_a$8$q;
+        d1_waddr$8$clock = clock;
+        d1_baddr$8$clock = clock;
+        d1_waddr$8$d = d0_waddr_c$q;
+        d1_baddr$8$d = d0_baddr_c$q;
+        if (d0_unit_a$8$q) begin
+            d1_waddr$8$d = d0_waddr_a$q;
+            d1_baddr$8$d = d0_baddr_a$q;
+        end
         weight_rom$8$clock = clock;
         bias_rom$8$clock = clock;
-        weight_rom$8$address = d1_waddr_c$q;
-        bias_rom$8$address = d1_baddr_c$q;
-        if (d1_unit_a$8$q) begin
-            weight_rom$8$address = d1_waddr_a$q;
-            bias_rom$8$address = d1_baddr_a$q;
-        end
+        weight_rom$8$address = d1_waddr$8$q;
+        bias_rom$8$address = d1_baddr$8$q;
         d0_unit_a$9$clock = clock;
         d0_unit_a$9$d = pass$q < a_passes$9;
-        d1_unit_a$9$clock = clock;
-        d1_unit_a$9$d = d0_unit_a$9$q;
+        d1_waddr$9$clock = clock;
+        d1_baddr$9$clock = clock;
+        d1_waddr$9$d = d0_waddr_c$q;
+        d1_baddr$9$d = d0_baddr_c$q;
+        if (d0_unit_a$9$q) begin
+            d1_waddr$9$d = d0_waddr_a$q;
+            d1_baddr$9$d = d0_baddr_a$q;
+        end
         weight_rom$9$clock = clock;
         bias_rom$9$clock = clock;
-        weight_rom$9$address = d1_waddr_c$q;
-        bias_rom$9$address = d1_baddr_c$q;
-        if (d1_unit_a$9$q) begin
-            weight_rom$9$address = d1_waddr_a$q;
-            bias_rom$9$address = d1_baddr_a$q;
-        end
+        weight_rom$9$address = d1_waddr$9$q;
+        bias_rom$9$address = d1_baddr$9$q;
         d0_unit_a$10$clock = clock;
         d0_unit_a$10$d = pass$q < a_passes$10;
-        d1_unit_a$10$clock = clock;
-        d1_unit_a$10$d = d0_unit_a$10$q;
+        d1_waddr$10$clock = clock;
+        d1_baddr$10$clock = clock;
+        d1_waddr$10$d = d0_waddr_c$q;
+        d1_baddr$10$d = d0_baddr_c$q;
+        if (d0_unit_a$10$q) begin
+            d1_waddr$10$d = d0_waddr_a$q;
+            d1_baddr$10$d = d0_baddr_a$q;
+        end
         weight_rom$10$clock = clock;
         bias_rom$10$clock = clock;
-        weight_rom$10$address = d1_waddr_c$q;
-        bias_rom$10$address = d1_baddr_c$q;
-        if (d1_unit_a$10$q) begin
-            weight_rom$10$address = d1_waddr_a$q;
-            bias_rom$10$address = d1_baddr_a$q;
-        end
+        weight_rom$10$address = d1_waddr$10$q;
+        bias_rom$10$address = d1_baddr$10$q;
         d0_unit_a$11$clock = clock;
         d0_unit_a$11$d = pass$q < a_passes$11;
-        d1_unit_a$11$clock = clock;
-        d1_unit_a$11$d = d0_unit_a$11$q;
+        d1_waddr$11$clock = clock;
+        d1_baddr$11$clock = clock;
+        d1_waddr$11$d = d0_waddr_c$q;
+        d1_baddr$11$d = d0_baddr_c$q;
+        if (d0_unit_a$11$q) begin
+            d1_waddr$11$d = d0_waddr_a$q;
+            d1_baddr$11$d = d0_baddr_a$q;
+        end
         weight_rom$11$clock = clock;
         bias_rom$11$clock = clock;
-        weight_rom$11$address = d1_waddr_c$q;
-        bias_rom$11$address = d1_baddr_c$q;
-        if (d1_unit_a$11$q) begin
-            weight_rom$11$address = d1_waddr_a$q;
-            bias_rom$11$address = d1_baddr_a$q;
-        end
+        weight_rom$11$address = d1_waddr$11$q;
+        bias_rom$11$address = d1_baddr$11$q;
         d0_unit_a$12$clock = clock;
         d0_unit_a$12$d = pass$q < a_passes$12;
-        d1_unit_a$12$clock = clock;
-        d1_unit_a$12$d = d0_unit_a$12$q;
+        d1_waddr$12$clock = clock;
+        d1_baddr$12$clock = clock;
+        d1_waddr$12$d = d0_waddr_c$q;
+        d1_baddr$12$d = d0_baddr_c$q;
+        if (d0_unit_a$12$q) begin
+            d1_waddr$12$d = d0_waddr_a$q;
+            d1_baddr$12$d = d0_baddr_a$q;
+        end
         weight_rom$12$clock = clock;
         bias_rom$12$clock = clock;
-        weight_rom$12$address = d1_waddr_c$q;
-        bias_rom$12$address = d1_baddr_c$q;
-        if (d1_unit_a$12$q) begin
-            weight_rom$12$address = d1_waddr_a$q;
-            bias_rom$12$address = d1_baddr_a$q;
-        end
+        weight_rom$12$address = d1_waddr$12$q;
+        bias_rom$12$address = d1_baddr$12$q;
         d0_unit_a$13$clock = clock;
         d0_unit_a$13$d = pass$q < a_passes$13;
-        d1_unit_a$13$clock = clock;
-        d1_unit_a$13$d = d0_unit_a$13$q;
+        d1_waddr$13$clock = clock;
+        d1_baddr$13$clock = clock;
+        d1_waddr$13$d = d0_waddr_c$q;
+        d1_baddr$13$d = d0_baddr_c$q;
+        if (d0_unit_a$13$q) begin
+            d1_waddr$13$d = d0_waddr_a$q;
+            d1_baddr$13$d = d0_baddr_a$q;
+        end
         weight_rom$13$clock = clock;
         bias_rom$13$clock = clock;
-        weight_rom$13$address = d1_waddr_c$q;
-        bias_rom$13$address = d1_baddr_c$q;
-        if (d1_unit_a$13$q) begin
-            weight_rom$13$address = d1_waddr_a$q;
-            bias_rom$13$address = d1_baddr_a$q;
-        end
+        weight_rom$13$address = d1_waddr$13$q;
+        bias_rom$13$address = d1_baddr$13$q;
         d0_unit_a$14$clock = clock;
         d0_unit_a$14$d = pass$q < a_passes$14;
-        d1_unit_a$14$clock = clock;
-        d1_unit_a$14$d = d0_unit_a$14$q;
+        d1_waddr$14$clock = clock;
+        d1_baddr$14$clock = clock;
+        d1_waddr$14$d = d0_waddr_c$q;
+        d1_baddr$14$d = d0_baddr_c$q;
+        if (d0_unit_a$14$q) begin
+            d1_waddr$14$d = d0_waddr_a$q;
+            d1_baddr$14$d = d0_baddr_a$q;
+        end
         weight_rom$14$clock = clock;
         bias_rom$14$clock = clock;
-        weight_rom$14$address = d1_waddr_c$q;
-        bias_rom$14$address = d1_baddr_c$q;
-        if (d1_unit_a$14$q) begin
-            weight_rom$14$address = d1_waddr_a$q;
-            bias_rom$14$address = d1_baddr_a$q;
-        end
+        weight_rom$14$address = d1_waddr$14$q;
+        bias_rom$14$address = d1_baddr$14$q;
         d0_unit_a$15$clock = clock;
         d0_unit_a$15$d = pass$q < a_passes$15;
-        d1_unit_a$15$clock = clock;
-        d1_unit_a$15$d = d0_unit_a$15$q;
+        d1_waddr$15$clock = clock;
+        d1_baddr$15$clock = clock;
+        d1_waddr$15$d = d0_waddr_c$q;
+        d1_baddr$15$d = d0_baddr_c$q;
+        if (d0_unit_a$15$q) begin
+            d1_waddr$15$d = d0_waddr_a$q;
+            d1_baddr$15$d = d0_baddr_a$q;
+        end
         weight_rom$15$clock = clock;
         bias_rom$15$clock = clock;
-        weight_rom$15$address = d1_waddr_c$q;
-        bias_rom$15$address = d1_baddr_c$q;
-        if (d1_unit_a$15$q) begin
-            weight_rom$15$address = d1_waddr_a$q;
-            bias_rom$15$address = d1_baddr_a$q;
-        end
+        weight_rom$15$address = d1_waddr$15$q;
+        bias_rom$15$address = d1_baddr$15$q;
         d0_unit_a$16$clock = clock;
         d0_unit_a$16$d = pass$q < a_passes$16;
-        d1_unit_a$16$clock = clock;
-        d1_unit_a$16$d = d0_unit_a$16$q;
+        d1_waddr$16$clock = clock;
+        d1_baddr$16$clock = clock;
+        d1_waddr$16$d = d0_waddr_c$q;
+        d1_baddr$16$d = d0_baddr_c$q;
+        if (d0_unit_a$16$q) begin
+            d1_waddr$16$d = d0_waddr_a$q;
+            d1_baddr$16$d = d0_baddr_a$q;
+        end
         weight_rom$16$clock = clock;
         bias_rom$16$clock = clock;
-        weight_rom$16$address = d1_waddr_c$q;
-        bias_rom$16$address = d1_baddr_c$q;
-        if (d1_unit_a$16$q) begin
-            weight_rom$16$address = d1_waddr_a$q;
-            bias_rom$16$address = d1_baddr_a$q;
-        end
+        weight_rom$16$address = d1_waddr$16$q;
+        bias_rom$16$address = d1_baddr$16$q;
         d0_unit_a$17$clock = clock;
         d0_unit_a$17$d = pass$q < a_passes$17;
-        d1_unit_a$17$clock = clock;
-        d1_unit_a$17$d = d0_unit_a$17$q;
+        d1_waddr$17$clock = clock;
+        d1_baddr$17$clock = clock;
+        d1_waddr$17$d = d0_waddr_c$q;
+        d1_baddr$17$d = d0_baddr_c$q;
+        if (d0_unit_a$17$q) begin
+            d1_waddr$17$d = d0_waddr_a$q;
+            d1_baddr$17$d = d0_baddr_a$q;
+        end
         weight_rom$17$clock = clock;
         bias_rom$17$clock = clock;
-        weight_rom$17$address = d1_waddr_c$q;
-        bias_rom$17$address = d1_baddr_c$q;
-        if (d1_unit_a$17$q) begin
-            weight_rom$17$address = d1_waddr_a$q;
-            bias_rom$17$address = d1_baddr_a$q;
-        end
+        weight_rom$17$address = d1_waddr$17$q;
+        bias_rom$17$address = d1_baddr$17$q;
         d0_unit_a$18$clock = clock;
         d0_unit_a$18$d = pass$q < a_passes$18;
-        d1_unit_a$18$clock = clock;
-        d1_unit_a$18$d = d0_unit_a$18$q;
+        d1_waddr$18$clock = clock;
+        d1_baddr$18$clock = clock;
+        d1_waddr$18$d = d0_waddr_c$q;
+        d1_baddr$18$d = d0_baddr_c$q;
+        if (d0_unit_a$18$q) begin
+            d1_waddr$18$d = d0_waddr_a$q;
+            d1_baddr$18$d = d0_baddr_a$q;
+        end
         weight_rom$18$clock = clock;
         bias_rom$18$clock = clock;
-        weight_rom$18$address = d1_waddr_c$q;
-        bias_rom$18$address = d1_baddr_c$q;
-        if (d1_unit_a$18$q) begin
-            weight_rom$18$address = d1_waddr_a$q;
-            bias_rom$18$address = d1_baddr_a$q;
-        end
+        weight_rom$18$address = d1_waddr$18$q;
+        bias_rom$18$address = d1_baddr$18$q;
         d0_unit_a$19$clock = clock;
         d0_unit_a$19$d = pass$q < a_passes$19;
-        d1_unit_a$19$clock = clock;
-        d1_unit_a$19$d = d0_unit_a$19$q;
+        d1_waddr$19$clock = clock;
+        d1_baddr$19$clock = clock;
+        d1_waddr$19$d = d0_waddr_c$q;
+        d1_baddr$19$d = d0_baddr_c$q;
+        if (d0_unit_a$19$q) begin
+            d1_waddr$19$d = d0_waddr_a$q;
+            d1_baddr$19$d = d0_baddr_a$q;
+        end
         weight_rom$19$clock = clock;
         bias_rom$19$clock = clock;
-        weight_rom$19$address = d1_waddr_c$q;
-        bias_rom$19$address = d1_baddr_c$q;
-        if (d1_unit_a$19$q) begin
-            weight_rom$19$address = d1_waddr_a$q;
-            bias_rom$19$address = d1_baddr_a$q;
-        end
+        weight_rom$19$address = d1_waddr$19$q;
+        bias_rom$19$address = d1_baddr$19$q;
         d0_unit_a$20$clock = clock;
         d0_unit_a$20$d = pass$q < a_passes$20;
-        d1_unit_a$20$clock = clock;
-        d1_unit_a$20$d = d0_unit_a$20$q;
+        d1_waddr$20$clock = clock;
+        d1_baddr$20$clock = clock;
+        d1_waddr$20$d = d0_waddr_c$q;
+        d1_baddr$20$d = d0_baddr_c$q;
+        if (d0_unit_a$20$q) begin
+            d1_waddr$20$d = d0_waddr_a$q;
+            d1_baddr$20$d = d0_baddr_a$q;
+        end
         weight_rom$20$clock = clock;
         bias_rom$20$clock = clock;
-        weight_rom$20$address = d1_waddr_c$q;
-        bias_rom$20$address = d1_baddr_c$q;
-        if (d1_unit_a$20$q) begin
-            weight_rom$20$address = d1_waddr_a$q;
-            bias_rom$20$address = d1_baddr_a$q;
-        end
+        weight_rom$20$address = d1_waddr$20$q;
+        bias_rom$20$address = d1_baddr$20$q;
         d0_unit_a$21$clock = clock;
         d0_unit_a$21$d = pass$q < a_passes$21;
-        d1_unit_a$21$clock = clock;
-        d1_unit_a$21$d = d0_unit_a$21$q;
+        d1_waddr$21$clock = clock;
+        d1_baddr$21$clock = clock;
+        d1_waddr$21$d = d0_waddr_c$q;
+        d1_baddr$21$d = d0_baddr_c$q;
+        if (d0_unit_a$21$q) begin
+            d1_waddr$21$d = d0_waddr_a$q;
+            d1_baddr$21$d = d0_baddr_a$q;
+        end
         weight_rom$21$clock = clock;
         bias_rom$21$clock = clock;
-        weight_rom$21$address = d1_waddr_c$q;
-        bias_rom$21$address = d1_baddr_c$q;
-        if (d1_unit_a$21$q) begin
-            weight_rom$21$address = d1_waddr_a$q;
-            bias_rom$21$address = d1_baddr_a$q;
-        end
+        weight_rom$21$address = d1_waddr$21$q;
+        bias_rom$21$address = d1_baddr$21$q;
         d0_unit_a$22$clock = clock;
         d0_unit_a$22$d = pass$q < a_passes$22;
-        d1_unit_a$22$clock = clock;
-        d1_unit_a$22$d = d0_unit_a$22$q;
+        d1_waddr$22$clock = clock;
+        d1_baddr$22$clock = clock;
+        d1_waddr$22$d = d0_waddr_c$q;
+        d1_baddr$22$d = d0_baddr_c$q;
+        if (d0_unit_a$22$q) begin
+            d1_waddr$22$d = d0_waddr_a$q;
+            d1_baddr$22$d = d0_baddr_a$q;
+        end
         weight_rom$22$clock = clock;
         bias_rom$22$clock = clock;
-        weight_rom$22$address = d1_waddr_c$q;
-        bias_rom$22$address = d1_baddr_c$q;
-        if (d1_unit_a$22$q) begin
-            weight_rom$22$address = d1_waddr_a$q;
-            bias_rom$22$address = d1_baddr_a$q;
-        end
+        weight_rom$22$address = d1_waddr$22$q;
+        bias_rom$22$address = d1_baddr$22$q;
         d0_unit_a$23$clock = clock;
         d0_unit_a$23$d = pass$q < a_passes$23;
-        d1_unit_a$23$clock = clock;
-        d1_unit_a$23$d = d0_unit_a$23$q;
+        d1_waddr$23$clock = clock;
+        d1_baddr$23$clock = clock;
+        d1_waddr$23$d = d0_waddr_c$q;
+        d1_baddr$23$d = d0_baddr_c$q;
+        if (d0_unit_a$23$q) begin
+            d1_waddr$23$d = d0_waddr_a$q;
+            d1_baddr$23$d = d0_baddr_a$q;
+        end
         weight_rom$23$clock = clock;
         bias_rom$23$clock = clock;
-        weight_rom$23$address = d1_waddr_c$q;
-        bias_rom$23$address = d1_baddr_c$q;
-        if (d1_unit_a$23$q) begin
-            weight_rom$23$address = d1_waddr_a$q;
-            bias_rom$23$address = d1_baddr_a$q;
-        end
+        weight_rom$23$address = d1_waddr$23$q;
+        bias_rom$23$address = d1_baddr$23$q;
         d0_unit_a$24$clock = clock;
         d0_unit_a$24$d = pass$q < a_passes$24;
-        d1_unit_a$24$clock = clock;
-        d1_unit_a$24$d = d0_unit_a$24$q;
+        d1_waddr$24$clock = clock;
+        d1_baddr$24$clock = clock;
+        d1_waddr$24$d = d0_waddr_c$q;
+        d1_baddr$24$d = d0_baddr_c$q;
+        if (d0_unit_a$24$q) begin
+            d1_waddr$24$d = d0_waddr_a$q;
+            d1_baddr$24$d = d0_baddr_a$q;
+        end
         weight_rom$24$clock = clock;
         bias_rom$24$clock = clock;
-        weight_rom$24$address = d1_waddr_c$q;
-        bias_rom$24$address = d1_baddr_c$q;
-        if (d1_unit_a$24$q) begin
-            weight_rom$24$address = d1_waddr_a$q;
-            bias_rom$24$address = d1_baddr_a$q;
-        end
+        weight_rom$24$address = d1_waddr$24$q;
+        bias_rom$24$address = d1_baddr$24$q;
         d0_unit_a$25$clock = clock;
         d0_unit_a$25$d = pass$q < a_passes$25;
-        d1_unit_a$25$clock = clock;
-        d1_unit_a$25$d = d0_unit_a$25$q;
+        d1_waddr$25$clock = clock;
+        d1_baddr$25$clock = clock;
+        d1_waddr$25$d = d0_waddr_c$q;
+        d1_baddr$25$d = d0_baddr_c$q;
+        if (d0_unit_a$25$q) begin
+            d1_waddr$25$d = d0_waddr_a$q;
+            d1_baddr$25$d = d0_baddr_a$q;
+        end
         weight_rom$25$clock = clock;
         bias_rom$25$clock = clock;
-        weight_rom$25$address = d1_waddr_c$q;
-        bias_rom$25$address = d1_baddr_c$q;
-        if (d1_unit_a$25$q) begin
-            weight_rom$25$address = d1_waddr_a$q;
-            bias_rom$25$address = d1_baddr_a$q;
-        end
+        weight_rom$25$address = d1_waddr$25$q;
+        bias_rom$25$address = d1_baddr$25$q;
         d0_unit_a$26$clock = clock;
         d0_unit_a$26$d = pass$q < a_passes$26;
-        d1_unit_a$26$clock = clock;
-        d1_unit_a$26$d = d0_unit_a$26$q;
+        d1_waddr$26$clock = clock;
+        d1_baddr$26$clock = clock;
+        d1_waddr$26$d = d0_waddr_c$q;
+        d1_baddr$26$d = d0_baddr_c$q;
+        if (d0_unit_a$26$q) begin
+            d1_waddr$26$d = d0_waddr_a$q;
+            d1_baddr$26$d = d0_baddr_a$q;
+        end
         weight_rom$26$clock = clock;
         bias_rom$26$clock = clock;
-        weight_rom$26$address = d1_waddr_c$q;
-        bias_rom$26$address = d1_baddr_c$q;
-        if (d1_unit_a$26$q) begin
-            weight_rom$26$address = d1_waddr_a$q;
-            bias_rom$26$address = d1_baddr_a$q;
-        end
+        weight_rom$26$address = d1_waddr$26$q;
+        bias_rom$26$address = d1_baddr$26$q;
         d0_unit_a$27$clock = clock;
         d0_unit_a$27$d = pass$q < a_passes$27;
-        d1_unit_a$27$clock = clock;
-        d1_unit_a$27$d = d0_unit_a$27$q;
+        d1_waddr$27$clock = clock;
+        d1_baddr$27$clock = clock;
+        d1_waddr$27$d = d0_waddr_c$q;
+        d1_baddr$27$d = d0_baddr_c$q;
+        if (d0_unit_a$27$q) begin
+            d1_waddr$27$d = d0_waddr_a$q;
+            d1_baddr$27$d = d0_baddr_a$q;
+        end
         weight_rom$27$clock = clock;
         bias_rom$27$clock = clock;
-        weight_rom$27$address = d1_waddr_c$q;
-        bias_rom$27$address = d1_baddr_c$q;
-        if (d1_unit_a$27$q) begin
-            weight_rom$27$address = d1_waddr_a$q;
-            bias_rom$27$address = d1_baddr_a$q;
-        end
+        weight_rom$27$address = d1_waddr$27$q;
+        bias_rom$27$address = d1_baddr$27$q;
         d0_unit_a$28$clock = clock;
         d0_unit_a$28$d = pass$q < a_passes$28;
-        d1_unit_a$28$clock = clock;
-        d1_unit_a$28$d = d0_unit_a$28$q;
+        d1_waddr$28$clock = clock;
+        d1_baddr$28$clock = clock;
+        d1_waddr$28$d = d0_waddr_c$q;
+        d1_baddr$28$d = d0_baddr_c$q;
+        if (d0_unit_a$28$q) begin
+            d1_waddr$28$d = d0_waddr_a$q;
+            d1_baddr$28$d = d0_baddr_a$q;
+        end
         weight_rom$28$clock = clock;
         bias_rom$28$clock = clock;
-        weight_rom$28$address = d1_waddr_c$q;
-        bias_rom$28$address = d1_baddr_c$q;
-        if (d1_unit_a$28$q) begin
-            weight_rom$28$address = d1_waddr_a$q;
-            bias_rom$28$address = d1_baddr_a$q;
-        end
+        weight_rom$28$address = d1_waddr$28$q;
+        bias_rom$28$address = d1_baddr$28$q;
         d0_unit_a$29$clock = clock;
         d0_unit_a$29$d = pass$q < a_passes$29;
-        d1_unit_a$29$clock = clock;
-        d1_unit_a$29$d = d0_unit_a$29$q;
+        d1_waddr$29$clock = clock;
+        d1_baddr$29$clock = clock;
+        d1_waddr$29$d = d0_waddr_c$q;
+        d1_baddr$29$d = d0_baddr_c$q;
+        if (d0_unit_a$29$q) begin
+            d1_waddr$29$d = d0_waddr_a$q;
+            d1_baddr$29$d = d0_baddr_a$q;
+        end
         weight_rom$29$clock = clock;
         bias_rom$29$clock = clock;
-        weight_rom$29$address = d1_waddr_c$q;
-        bias_rom$29$address = d1_baddr_c$q;
-        if (d1_unit_a$29$q) begin
-            weight_rom$29$address = d1_waddr_a$q;
-            bias_rom$29$address = d1_baddr_a$q;
-        end
+        weight_rom$29$address = d1_waddr$29$q;
+        bias_rom$29$address = d1_baddr$29$q;
         d0_unit_a$30$clock = clock;
         d0_unit_a$30$d = pass$q < a_passes$30;
-        d1_unit_a$30$clock = clock;
-        d1_unit_a$30$d = d0_unit_a$30$q;
+        d1_waddr$30$clock = clock;
+        d1_baddr$30$clock = clock;
+        d1_waddr$30$d = d0_waddr_c$q;
+        d1_baddr$30$d = d0_baddr_c$q;
+        if (d0_unit_a$30$q) begin
+            d1_waddr$30$d = d0_waddr_a$q;
+            d1_baddr$30$d = d0_baddr_a$q;
+        end
         weight_rom$30$clock = clock;
         bias_rom$30$clock = clock;
-        weight_rom$30$address = d1_waddr_c$q;
-        bias_rom$30$address = d1_baddr_c$q;
-        if (d1_unit_a$30$q) begin
-            weight_rom$30$address = d1_waddr_a$q;
-            bias_rom$30$address = d1_baddr_a$q;
-        end
+        weight_rom$30$address = d1_waddr$30$q;
+        bias_rom$30$address = d1_baddr$30$q;
         d0_unit_a$31$clock = clock;
         d0_unit_a$31$d = pass$q < a_passes$31;
-        d1_unit_a$31$clock = clock;
-        d1_unit_a$31$d = d0_unit_a$31$q;
+        d1_waddr$31$clock = clock;
+        d1_baddr$31$clock = clock;
+        d1_waddr$31$d = d0_waddr_c$q;
+        d1_baddr$31$d = d0_baddr_c$q;
+        if (d0_unit_a$31$q) begin
+            d1_waddr$31$d = d0_waddr_a$q;
+            d1_baddr$31$d = d0_baddr_a$q;
+        end
         weight_rom$31$clock = clock;
         bias_rom$31$clock = clock;
-        weight_rom$31$address = d1_waddr_c$q;
-        bias_rom$31$address = d1_baddr_c$q;
-        if (d1_unit_a$31$q) begin
-            weight_rom$31$address = d1_waddr_a$q;
-            bias_rom$31$address = d1_baddr_a$q;
-        end
+        weight_rom$31$address = d1_waddr$31$q;
+        bias_rom$31$address = d1_baddr$31$q;
         d0_unit_a$32$clock = clock;
         d0_unit_a$32$d = pass$q < a_passes$32;
-        d1_unit_a$32$clock = clock;
-        d1_unit_a$32$d = d0_unit_a$32$q;
+        d1_waddr$32$clock = clock;
+        d1_baddr$32$clock = clock;
+        d1_waddr$32$d = d0_waddr_c$q;
+        d1_baddr$32$d = d0_baddr_c$q;
+        if (d0_unit_a$32$q) begin
+            d1_waddr$32$d = d0_waddr_a$q;
+            d1_baddr$32$d = d0_baddr_a$q;
+        end
         weight_rom$32$clock = clock;
         bias_rom$32$clock = clock;
-        weight_rom$32$address = d1_waddr_c$q;
-        bias_rom$32$address = d1_baddr_c$q;
-        if (d1_unit_a$32$q) begin
-            weight_rom$32$address = d1_waddr_a$q;
-            bias_rom$32$address = d1_baddr_a$q;
-        end
+        weight_rom$32$address = d1_waddr$32$q;
+        bias_rom$32$address = d1_baddr$32$q;
         d0_unit_a$33$clock = clock;
         d0_unit_a$33$d = pass$q < a_passes$33;
-        d1_unit_a$33$clock = clock;
-        d1_unit_a$33$d = d0_unit_a$33$q;
+        d1_waddr$33$clock = clock;
+        d1_baddr$33$clock = clock;
+        d1_waddr$33$d = d0_waddr_c$q;
+        d1_baddr$33$d = d0_baddr_c$q;
+        if (d0_unit_a$33$q) begin
+            d1_waddr$33$d = d0_waddr_a$q;
+            d1_baddr$33$d = d0_baddr_a$q;
+        end
         weight_rom$33$clock = clock;
         bias_rom$33$clock = clock;
-        weight_rom$33$address = d1_waddr_c$q;
-        bias_rom$33$address = d1_baddr_c$q;
-        if (d1_unit_a$33$q) begin
-            weight_rom$33$address = d1_waddr_a$q;
-            bias_rom$33$address = d1_baddr_a$q;
-        end
+        weight_rom$33$address = d1_waddr$33$q;
+        bias_rom$33$address = d1_baddr$33$q;
         d0_unit_a$34$clock = clock;
         d0_unit_a$34$d = pass$q < a_passes$34;
-        d1_unit_a$34$clock = clock;
-        d1_unit_a$34$d = d0_unit_a$34$q;
+        d1_waddr$34$clock = clock;
+        d1_baddr$34$clock = clock;
+        d1_waddr$34$d = d0_waddr_c$q;
+        d1_baddr$34$d = d0_baddr_c$q;
+        if (d0_unit_a$34$q) begin
+            d1_waddr$34$d = d0_waddr_a$q;
+            d1_baddr$34$d = d0_baddr_a$q;
+        end
         weight_rom$34$clock = clock;
         bias_rom$34$clock = clock;
-        weight_rom$34$address = d1_waddr_c$q;
-        bias_rom$34$address = d1_baddr_c$q;
-        if (d1_unit_a$34$q) begin
-            weight_rom$34$address = d1_waddr_a$q;
-            bias_rom$34$address = d1_baddr_a$q;
-        end
+        weight_rom$34$address = d1_waddr$34$q;
+        bias_rom$34$address = d1_baddr$34$q;
         d0_unit_a$35$clock = clock;
         d0_unit_a$35$d = pass$q < a_passes$35;
-        d1_unit_a$35$clock = clock;
-        d1_unit_a$35$d = d0_unit_a$35$q;
+        d1_waddr$35$clock = clock;
+        d1_baddr$35$clock = clock;
+        d1_waddr$35$d = d0_waddr_c$q;
+        d1_baddr$35$d = d0_baddr_c$q;
+        if (d0_unit_a$35$q) begin
+            d1_waddr$35$d = d0_waddr_a$q;
+            d1_baddr$35$d = d0_baddr_a$q;
+        end
         weight_rom$35$clock = clock;
         bias_rom$35$clock = clock;
-        weight_rom$35$address = d1_waddr_c$q;
-        bias_rom$35$address = d1_baddr_c$q;
-        if (d1_unit_a$35$q) begin
-            weight_rom$35$address = d1_waddr_a$q;
-            bias_rom$35$address = d1_baddr_a$q;
-        end
+        weight_rom$35$address = d1_waddr$35$q;
+        bias_rom$35$address = d1_baddr$35$q;
         d0_unit_a$36$clock = clock;
         d0_unit_a$36$d = pass$q < a_passes$36;
-        d1_unit_a$36$clock = clock;
-        d1_unit_a$36$d = d0_unit_a$36$q;
+        d1_waddr$36$clock = clock;
+        d1_baddr$36$clock = clock;
+        d1_waddr$36$d = d0_waddr_c$q;
+        d1_baddr$36$d = d0_baddr_c$q;
+        if (d0_unit_a$36$q) begin
+            d1_waddr$36$d = d0_waddr_a$q;
+            d1_baddr$36$d = d0_baddr_a$q;
+        end
         weight_rom$36$clock = clock;
         bias_rom$36$clock = clock;
-        weight_rom$36$address = d1_waddr_c$q;
-        bias_rom$36$address = d1_baddr_c$q;
-        if (d1_unit_a$36$q) begin
-            weight_rom$36$address = d1_waddr_a$q;
-            bias_rom$36$address = d1_baddr_a$q;
-        end
+        weight_rom$36$address = d1_waddr$36$q;
+        bias_rom$36$address = d1_baddr$36$q;
         d0_unit_a$37$clock = clock;
         d0_unit_a$37$d = pass$q < a_passes$37;
-        d1_unit_a$37$clock = clock;
-        d1_unit_a$37$d = d0_unit_a$37$q;
+        d1_waddr$37$clock = clock;
+        d1_baddr$37$clock = clock;
+        d1_waddr$37$d = d0_waddr_c$q;
+        d1_baddr$37$d = d0_baddr_c$q;
+        if (d0_unit_a$37$q) begin
+            d1_waddr$37$d = d0_waddr_a$q;
+            d1_baddr$37$d = d0_baddr_a$q;
+        end
         weight_rom$37$clock = clock;
         bias_rom$37$clock = clock;
-        weight_rom$37$address = d1_waddr_c$q;
-        bias_rom$37$address = d1_baddr_c$q;
-        if (d1_unit_a$37$q) begin
-            weight_rom$37$address = d1_waddr_a$q;
-            bias_rom$37$address = d1_baddr_a$q;
-        end
+        weight_rom$37$address = d1_waddr$37$q;
+        bias_rom$37$address = d1_baddr$37$q;
         d0_unit_a$38$clock = clock;
         d0_unit_a$38$d = pass$q < a_passes$38;
-        d1_unit_a$38$clock = clock;
-        d1_unit_a$38$d = d0_unit_a$38$q;
+        d1_waddr$38$clock = clock;
+        d1_baddr$38$clock = clock;
+        d1_waddr$38$d = d0_waddr_c$q;
+        d1_baddr$38$d = d0_baddr_c$q;
+        if (d0_unit_a$38$q) begin
+            d1_waddr$38$d = d0_waddr_a$q;
+            d1_baddr$38$d = d0_baddr_a$q;
+        end
         weight_rom$38$clock = clock;
         bias_rom$38$clock = clock;
-        weight_rom$38$address = d1_waddr_c$q;
-        bias_rom$38$address = d1_baddr_c$q;
-        if (d1_unit_a$38$q) begin
-            weight_rom$38$address = d1_waddr_a$q;
-            bias_rom$38$address = d1_baddr_a$q;
-        end
+        weight_rom$38$address = d1_waddr$38$q;
+        bias_rom$38$address = d1_baddr$38$q;
         d0_unit_a$39$clock = clock;
         d0_unit_a$39$d = pass$q < a_passes$39;
-        d1_unit_a$39$clock = clock;
-        d1_unit_a$39$d = d0_unit_a$39$q;
+        d1_waddr$39$clock = clock;
+        d1_baddr$39$clock = clock;
+        d1_waddr$39$d = d0_waddr_c$q;
+        d1_baddr$39$d = d0_baddr_c$q;
+        if (d0_unit_a$39$q) begin
+            d1_waddr$39$d = d0_waddr_a$q;
+            d1_baddr$39$d = d0_baddr_a$q;
+        end
         weight_rom$39$clock = clock;
         bias_rom$39$clock = clock;
-        weight_rom$39$address = d1_waddr_c$q;
-        bias_rom$39$address = d1_baddr_c$q;
-        if (d1_unit_a$39$q) begin
-            weight_rom$39$address = d1_waddr_a$q;
-            bias_rom$39$address = d1_baddr_a$q;
-        end
+        weight_rom$39$address = d1_waddr$39$q;
+        bias_rom$39$address = d1_baddr$39$q;
         d0_unit_a$40$clock = clock;
         d0_unit_a$40$d = pass$q < a_passes$40;
-        d1_unit_a$40$clock = clock;
-        d1_unit_a$40$d = d0_unit_a$40$q;
+        d1_waddr$40$clock = clock;
+        d1_baddr$40$clock = clock;
+        d1_waddr$40$d = d0_waddr_c$q;
+        d1_baddr$40$d = d0_baddr_c$q;
+        if (d0_unit_a$40$q) begin
+            d1_waddr$40$d = d0_waddr_a$q;
+            d1_baddr$40$d = d0_baddr_a$q;
+        end
         weight_rom$40$clock = clock;
         bias_rom$40$clock = clock;
-        weight_rom$40$address = d1_waddr_c$q;
-        bias_rom$40$address = d1_baddr_c$q;
-        if (d1_unit_a$40$q) begin
-            weight_rom$40$address = d1_waddr_a$q;
-            bias_rom$40$address = d1_baddr_a$q;
-        end
+        weight_rom$40$address = d1_waddr$40$q;
+        bias_rom$40$address = d1_baddr$40$q;
         d0_unit_a$41$clock = clock;
         d0_unit_a$41$d = pass$q < a_passes$41;
-        d1_unit_a$41$clock = clock;
-        d1_unit_a$41$d = d0_unit_a$41$q;
+        d1_waddr$41$clock = clock;
+        d1_baddr$41$clock = clock;
+        d1_waddr$41$d = d0_waddr_c$q;
+        d1_baddr$41$d = d0_baddr_c$q;
+        if (d0_unit_a$41$q) begin
+            d1_waddr$41$d = d0_waddr_a$q;
+            d1_baddr$41$d = d0_baddr_a$q;
+        end
         weight_rom$41$clock = clock;
         bias_rom$41$clock = clock;
-        weight_rom$41$address = d1_waddr_c$q;
-        bias_rom$41$address = d1_baddr_c$q;
-        if (d1_unit_a$41$q) begin
-            weight_rom$41$address = d1_waddr_a$q;
-            bias_rom$41$address = d1_baddr_a$q;
-        end
+        weight_rom$41$address = d1_waddr$41$q;
+        bias_rom$41$address = d1_baddr$41$q;
         d0_unit_a$42$clock = clock;
         d0_unit_a$42$d = pass$q < a_passes$42;
-        d1_unit_a$42$clock = clock;
-        d1_unit_a$42$d = d0_unit_a$42$q;
+        d1_waddr$42$clock = clock;
+        d1_baddr$42$clock = clock;
+        d1_waddr$42$d = d0_waddr_c$q;
+        d1_baddr$42$d = d0_baddr_c$q;
+        if (d0_unit_a$42$q) begin
+            d1_waddr$42$d = d0_waddr_a$q;
+            d1_baddr$42$d = d0_baddr_a$q;
+        end
         weight_rom$42$clock = clock;
         bias_rom$42$clock = clock;
-        weight_rom$42$address = d1_waddr_c$q;
-        bias_rom$42$address = d1_baddr_c$q;
-        if (d1_unit_a$42$q) begin
-            weight_rom$42$address = d1_waddr_a$q;
-            bias_rom$42$address = d1_baddr_a$q;
-        end
+        weight_rom$42$address = d1_waddr$42$q;
+        bias_rom$42$address = d1_baddr$42$q;
         d0_unit_a$43$clock = clock;
         d0_unit_a$43$d = pass$q < a_passes$43;
-        d1_unit_a$43$clock = clock;
-        d1_unit_a$43$d = d0_unit_a$43$q;
+        d1_waddr$43$clock = clock;
+        d1_baddr$43$clock = clock;
+        d1_waddr$43$d = d0_waddr_c$q;
+        d1_baddr$43$d = d0_baddr_c$q;
+        if (d0_unit_a$43$q) begin
+            d1_waddr$43$d = d0_waddr_a$q;
+            d1_baddr$43$d = d0_baddr_a$q;
+        end
         weight_rom$43$clock = clock;
         bias_rom$43$clock = clock;
-        weight_rom$43$address = d1_waddr_c$q;
-        bias_rom$43$address = d1_baddr_c$q;
-        if (d1_unit_a$43$q) begin
-            weight_rom$43$address = d1_waddr_a$q;
-            bias_rom$43$address = d1_baddr_a$q;
-        end
+        weight_rom$43$address = d1_waddr$43$q;
+        bias_rom$43$address = d1_baddr$43$q;
         d0_unit_a$44$clock = clock;
         d0_unit_a$44$d = pass$q < a_passes$44;
-        d1_unit_a$44$clock = clock;
-        d1_unit_a$44$d = d0_unit_a$44$q;
+        d1_waddr$44$clock = clock;
+        d1_baddr$44$clock = clock;
+        d1_waddr$44$d = d0_waddr_c$q;
+        d1_baddr$44$d = d0_baddr_c$q;
+        if (d0_unit_a$44$q) begin
+            d1_waddr$44$d = d0_waddr_a$q;
+            d1_baddr$44$d = d0_baddr_a$q;
+        end
         weight_rom$44$clock = clock;
         bias_rom$44$clock = clock;
-        weight_rom$44$address = d1_waddr_c$q;
-        bias_rom$44$address = d1_baddr_c$q;
-        if (d1_unit_a$44$q) begin
-            weight_rom$44$address = d1_waddr_a$q;
-            bias_rom$44$address = d1_baddr_a$q;
-        end
+        weight_rom$44$address = d1_waddr$44$q;
+        bias_rom$44$address = d1_baddr$44$q;
         d0_unit_a$45$clock = clock;
         d0_unit_a$45$d = pass$q < a_passes$45;
-        d1_unit_a$45$clock = clock;
-        d1_unit_a$45$d = d0_unit_a$45$q;
+        d1_waddr$45$clock = clock;
+        d1_baddr$45$clock = clock;
+        d1_waddr$45$d = d0_waddr_c$q;
+        d1_baddr$45$d = d0_baddr_c$q;
+        if (d0_unit_a$45$q) begin
+            d1_waddr$45$d = d0_waddr_a$q;
+            d1_baddr$45$d = d0_baddr_a$q;
+        end
         weight_rom$45$clock = clock;
         bias_rom$45$clock = clock;
-        weight_rom$45$address = d1_waddr_c$q;
-        bias_rom$45$address = d1_baddr_c$q;
-        if (d1_unit_a$45$q) begin
-            weight_rom$45$address = d1_waddr_a$q;
-            bias_rom$45$address = d1_baddr_a$q;
-        end
+        weight_rom$45$address = d1_waddr$45$q;
+        bias_rom$45$address = d1_baddr$45$q;
         d0_unit_a$46$clock = clock;
         d0_unit_a$46$d = pass$q < a_passes$46;
-        d1_unit_a$46$clock = clock;
-        d1_unit_a$46$d = d0_unit_a$46$q;
+        d1_waddr$46$clock = clock;
+        d1_baddr$46$clock = clock;
+        d1_waddr$46$d = d0_waddr_c$q;
+        d1_baddr$46$d = d0_baddr_c$q;
+        if (d0_unit_a$46$q) begin
+            d1_waddr$46$d = d0_waddr_a$q;
+            d1_baddr$46$d = d0_baddr_a$q;
+        end
         weight_rom$46$clock = clock;
         bias_rom$46$clock = clock;
-        weight_rom$46$address = d1_waddr_c$q;
-        bias_rom$46$address = d1_baddr_c$q;
-        if (d1_unit_a$46$q) begin
-            weight_rom$46$address = d1_waddr_a$q;
-            bias_rom$46$address = d1_baddr_a$q;
-        end
+        weight_rom$46$address = d1_waddr$46$q;
+        bias_rom$46$address = d1_baddr$46$q;
         d0_unit_a$47$clock = clock;
         d0_unit_a$47$d = pass$q < a_passes$47;
-        d1_unit_a$47$clock = clock;
-        d1_unit_a$47$d = d0_unit_a$47$q;
+        d1_waddr$47$clock = clock;
+        d1_baddr$47$clock = clock;
+        d1_waddr$47$d = d0_waddr_c$q;
+        d1_baddr$47$d = d0_baddr_c$q;
+        if (d0_unit_a$47$q) begin
+            d1_waddr$47$d = d0_waddr_a$q;
+            d1_baddr$47$d = d0_baddr_a$q;
+        end
         weight_rom$47$clock = clock;
         bias_rom$47$clock = clock;
-        weight_rom$47$address = d1_waddr_c$q;
-        bias_rom$47$address = d1_baddr_c$q;
-        if (d1_unit_a$47$q) begin
-            weight_rom$47$address = d1_waddr_a$q;
-            bias_rom$47$address = d1_baddr_a$q;
-        end
+        weight_rom$47$address = d1_waddr$47$q;
+        bias_rom$47$address = d1_baddr$47$q;
         d0_unit_a$48$clock = clock;
         d0_unit_a$48$d = pass$q < a_passes$48;
-        d1_unit_a$48$clock = clock;
-        d1_unit_a$48$d = d0_unit_a$48$q;
+        d1_waddr$48$clock = clock;
+        d1_baddr$48$clock = clock;
+        d1_waddr$48$d = d0_waddr_c$q;
+        d1_baddr$48$d = d0_baddr_c$q;
+        if (d0_unit_a$48$q) begin
+            d1_waddr$48$d = d0_waddr_a$q;
+            d1_baddr$48$d = d0_baddr_a$q;
+        end
         weight_rom$48$clock = clock;
         bias_rom$48$clock = clock;
-        weight_rom$48$address = d1_waddr_c$q;
-        bias_rom$48$address = d1_baddr_c$q;
-        if (d1_unit_a$48$q) begin
-            weight_rom$48$address = d1_waddr_a$q;
-            bias_rom$48$address = d1_baddr_a$q;
-        end
+        weight_rom$48$address = d1_waddr$48$q;
+        bias_rom$48$address = d1_baddr$48$q;
         d0_unit_a$49$clock = clock;
         d0_unit_a$49$d = pass$q < a_passes$49;
-        d1_unit_a$49$clock = clock;
-        d1_unit_a$49$d = d0_unit_a$49$q;
+        d1_waddr$49$clock = clock;
+        d1_baddr$49$clock = clock;
+        d1_waddr$49$d = d0_waddr_c$q;
+        d1_baddr$49$d = d0_baddr_c$q;
+        if (d0_unit_a$49$q) begin
+            d1_waddr$49$d = d0_waddr_a$q;
+            d1_baddr$49$d = d0_baddr_a$q;
+        end
         weight_rom$49$clock = clock;
         bias_rom$49$clock = clock;
-        weight_rom$49$address = d1_waddr_c$q;
-        bias_rom$49$address = d1_baddr_c$q;
-        if (d1_unit_a$49$q) begin
-            weight_rom$49$address = d1_waddr_a$q;
-            bias_rom$49$address = d1_baddr_a$q;
-        end
+        weight_rom$49$address = d1_waddr$49$q;
+        bias_rom$49$address = d1_baddr$49$q;
         d0_unit_a$50$clock = clock;
         d0_unit_a$50$d = pass$q < a_passes$50;
-        d1_unit_a$50$clock = clock;
-        d1_unit_a$50$d = d0_unit_a$50$q;
+        d1_waddr$50$clock = clock;
+        d1_baddr$50$clock = clock;
+        d1_waddr$50$d = d0_waddr_c$q;
+        d1_baddr$50$d = d0_baddr_c$q;
+        if (d0_unit_a$50$q) begin
+            d1_waddr$50$d = d0_waddr_a$q;
+            d1_baddr$50$d = d0_baddr_a$q;
+        end
         weight_rom$50$clock = clock;
         bias_rom$50$clock = clock;
-        weight_rom$50$address = d1_waddr_c$q;
-        bias_rom$50$address = d1_baddr_c$q;
-        if (d1_unit_a$50$q) begin
-            weight_rom$50$address = d1_waddr_a$q;
-            bias_rom$50$address = d1_baddr_a$q;
-        end
+        weight_rom$50$address = d1_waddr$50$q;
+        bias_rom$50$address = d1_baddr$50$q;
         d0_unit_a$51$clock = clock;
         d0_unit_a$51$d = pass$q < a_passes$51;
-        d1_unit_a$51$clock = clock;
-        d1_unit_a$51$d = d0_unit_a$51$q;
+        d1_waddr$51$clock = clock;
+        d1_baddr$51$clock = clock;
+        d1_waddr$51$d = d0_waddr_c$q;
+        d1_baddr$51$d = d0_baddr_c$q;
+        if (d0_unit_a$51$q) begin
+            d1_waddr$51$d = d0_waddr_a$q;
+            d1_baddr$51$d = d0_baddr_a$q;
+        end
         weight_rom$51$clock = clock;
         bias_rom$51$clock = clock;
-        weight_rom$51$address = d1_waddr_c$q;
-        bias_rom$51$address = d1_baddr_c$q;
-        if (d1_unit_a$51$q) begin
-            weight_rom$51$address = d1_waddr_a$q;
-            bias_rom$51$address = d1_baddr_a$q;
-        end
+        weight_rom$51$address = d1_waddr$51$q;
+        bias_rom$51$address = d1_baddr$51$q;
         d0_unit_a$52$clock = clock;
         d0_unit_a$52$d = pass$q < a_passes$52;
-        d1_unit_a$52$clock = clock;
-        d1_unit_a$52$d = d0_unit_a$52$q;
+        d1_waddr$52$clock = clock;
+        d1_baddr$52$clock = clock;
+        d1_waddr$52$d = d0_waddr_c$q;
+        d1_baddr$52$d = d0_baddr_c$q;
+        if (d0_unit_a$52$q) begin
+            d1_waddr$52$d = d0_waddr_a$q;
+            d1_baddr$52$d = d0_baddr_a$q;
+        end
         weight_rom$52$clock = clock;
         bias_rom$52$clock = clock;
-        weight_rom$52$address = d1_waddr_c$q;
-        bias_rom$52$address = d1_baddr_c$q;
-        if (d1_unit_a$52$q) begin
-            weight_rom$52$address = d1_waddr_a$q;
-            bias_rom$52$address = d1_baddr_a$q;
-        end
+        weight_rom$52$address = d1_waddr$52$q;
+        bias_rom$52$address = d1_baddr$52$q;
         d0_unit_a$53$clock = clock;
         d0_unit_a$53$d = pass$q < a_passes$53;
-        d1_unit_a$53$clock = clock;
-        d1_unit_a$53$d = d0_unit_a$53$q;
+        d1_waddr$53$clock = clock;
+        d1_baddr$53$clock = clock;
+        d1_waddr$53$d = d0_waddr_c$q;
+        d1_baddr$53$d = d0_baddr_c$q;
+        if (d0_unit_a$53$q) begin
+            d1_waddr$53$d = d0_waddr_a$q;
+            d1_baddr$53$d = d0_baddr_a$q;
+        end
         weight_rom$53$clock = clock;
         bias_rom$53$clock = clock;
-        weight_rom$53$address = d1_waddr_c$q;
-        bias_rom$53$address = d1_baddr_c$q;
-        if (d1_unit_a$53$q) begin
-            weight_rom$53$address = d1_waddr_a$q;
-            bias_rom$53$address = d1_baddr_a$q;
-        end
+        weight_rom$53$address = d1_waddr$53$q;
+        bias_rom$53$address = d1_baddr$53$q;
         d0_unit_a$54$clock = clock;
         d0_unit_a$54$d = pass$q < a_passes$54;
-        d1_unit_a$54$clock = clock;
-        d1_unit_a$54$d = d0_unit_a$54$q;
+        d1_waddr$54$clock = clock;
+        d1_baddr$54$clock = clock;
+        d1_waddr$54$d = d0_waddr_c$q;
+        d1_baddr$54$d = d0_baddr_c$q;
+        if (d0_unit_a$54$q) begin
+            d1_waddr$54$d = d0_waddr_a$q;
+            d1_baddr$54$d = d0_baddr_a$q;
+        end
         weight_rom$54$clock = clock;
         bias_rom$54$clock = clock;
-        weight_rom$54$address = d1_waddr_c$q;
-        bias_rom$54$address = d1_baddr_c$q;
-        if (d1_unit_a$54$q) begin
-            weight_rom$54$address = d1_waddr_a$q;
-            bias_rom$54$address = d1_baddr_a$q;
-        end
+        weight_rom$54$address = d1_waddr$54$q;
+        bias_rom$54$address = d1_baddr$54$q;
         d0_unit_a$55$clock = clock;
         d0_unit_a$55$d = pass$q < a_passes$55;
-        d1_unit_a$55$clock = clock;
-        d1_unit_a$55$d = d0_unit_a$55$q;
+        d1_waddr$55$clock = clock;
+        d1_baddr$55$clock = clock;
+        d1_waddr$55$d = d0_waddr_c$q;
+        d1_baddr$55$d = d0_baddr_c$q;
+        if (d0_unit_a$55$q) begin
+            d1_waddr$55$d = d0_waddr_a$q;
+            d1_baddr$55$d = d0_baddr_a$q;
+        end
         weight_rom$55$clock = clock;
         bias_rom$55$clock = clock;
-        weight_rom$55$address = d1_waddr_c$q;
-        bias_rom$55$address = d1_baddr_c$q;
-        if (d1_unit_a$55$q) begin
-            weight_rom$55$address = d1_waddr_a$q;
-            bias_rom$55$address = d1_baddr_a$q;
-        end
+        weight_rom$55$address = d1_waddr$55$q;
+        bias_rom$55$address = d1_baddr$55$q;
         d0_unit_a$56$clock = clock;
         d0_unit_a$56$d = pass$q < a_passes$56;
-        d1_unit_a$56$clock = clock;
-        d1_unit_a$56$d = d0_unit_a$56$q;
+        d1_waddr$56$clock = clock;
+        d1_baddr$56$clock = clock;
+        d1_waddr$56$d = d0_waddr_c$q;
+        d1_baddr$56$d = d0_baddr_c$q;
+        if (d0_unit_a$56$q) begin
+            d1_waddr$56$d = d0_waddr_a$q;
+            d1_baddr$56$d = d0_baddr_a$q;
+        end
         weight_rom$56$clock = clock;
         bias_rom$56$clock = clock;
-        weight_rom$56$address = d1_waddr_c$q;
-        bias_rom$56$address = d1_baddr_c$q;
-        if (d1_unit_a$56$q) begin
-            weight_rom$56$address = d1_waddr_a$q;
-            bias_rom$56$address = d1_baddr_a$q;
-        end
+        weight_rom$56$address = d1_waddr$56$q;
+        bias_rom$56$address = d1_baddr$56$q;
         d0_unit_a$57$clock = clock;
         d0_unit_a$57$d = pass$q < a_passes$57;
-        d1_unit_a$57$clock = clock;
-        d1_unit_a$57$d = d0_unit_a$57$q;
+        d1_waddr$57$clock = clock;
+        d1_baddr$57$clock = clock;
+        d1_waddr$57$d = d0_waddr_c$q;
+        d1_baddr$57$d = d0_baddr_c$q;
+        if (d0_unit_a$57$q) begin
+            d1_waddr$57$d = d0_waddr_a$q;
+            d1_baddr$57$d = d0_baddr_a$q;
+        end
         weight_rom$57$clock = clock;
         bias_rom$57$clock = clock;
-        weight_rom$57$address = d1_waddr_c$q;
-        bias_rom$57$address = d1_baddr_c$q;
-        if (d1_unit_a$57$q) begin
-            weight_rom$57$address = d1_waddr_a$q;
-            bias_rom$57$address = d1_baddr_a$q;
-        end
+        weight_rom$57$address = d1_waddr$57$q;
+        bias_rom$57$address = d1_baddr$57$q;
         d0_unit_a$58$clock = clock;
         d0_unit_a$58$d = pass$q < a_passes$58;
-        d1_unit_a$58$clock = clock;
-        d1_unit_a$58$d = d0_unit_a$58$q;
+        d1_waddr$58$clock = clock;
+        d1_baddr$58$clock = clock;
+        d1_waddr$58$d = d0_waddr_c$q;
+        d1_baddr$58$d = d0_baddr_c$q;
+        if (d0_unit_a$58$q) begin
+            d1_waddr$58$d = d0_waddr_a$q;
+            d1_baddr$58$d = d0_baddr_a$q;
+        end
         weight_rom$58$clock = clock;
         bias_rom$58$clock = clock;
-        weight_rom$58$address = d1_waddr_c$q;
-        bias_rom$58$address = d1_baddr_c$q;
-        if (d1_unit_a$58$q) begin
-            weight_rom$58$address = d1_waddr_a$q;
-            bias_rom$58$address = d1_baddr_a$q;
-        end
+        weight_rom$58$address = d1_waddr$58$q;
+        bias_rom$58$address = d1_baddr$58$q;
         d0_unit_a$59$clock = clock;
         d0_unit_a$59$d = pass$q < a_passes$59;
-        d1_unit_a$59$clock = clock;
-        d1_unit_a$59$d = d0_unit_a$59$q;
+        d1_waddr$59$clock = clock;
+        d1_baddr$59$clock = clock;
+        d1_waddr$59$d = d0_waddr_c$q;
+        d1_baddr$59$d = d0_baddr_c$q;
+        if (d0_unit_a$59$q) begin
+            d1_waddr$59$d = d0_waddr_a$q;
+            d1_baddr$59$d = d0_baddr_a$q;
+        end
         weight_rom$59$clock = clock;
         bias_rom$59$clock = clock;
-        weight_rom$59$address = d1_waddr_c$q;
-        bias_rom$59$address = d1_baddr_c$q;
-        if (d1_unit_a$59$q) begin
-            weight_rom$59$address = d1_waddr_a$q;
-            bias_rom$59$address = d1_baddr_a$q;
-        end
+        weight_rom$59$address = d1_waddr$59$q;
+        bias_rom$59$address = d1_baddr$59$q;
         d0_unit_a$60$clock = clock;
         d0_unit_a$60$d = pass$q < a_passes$60;
-        d1_unit_a$60$clock = clock;
-        d1_unit_a$60$d = d0_unit_a$60$q;
+        d1_waddr$60$clock = clock;
+        d1_baddr$60$clock = clock;
+        d1_waddr$60$d = d0_waddr_c$q;
+        d1_baddr$60$d = d0_baddr_c$q;
+        if (d0_unit_a$60$q) begin
+            d1_waddr$60$d = d0_waddr_a$q;
+            d1_baddr$60$d = d0_baddr_a$q;
+        end
         weight_rom$60$clock = clock;
         bias_rom$60$clock = clock;
-        weight_rom$60$address = d1_waddr_c$q;
-        bias_rom$60$address = d1_baddr_c$q;
-        if (d1_unit_a$60$q) begin
-            weight_rom$60$address = d1_waddr_a$q;
-            bias_rom$60$address = d1_baddr_a$q;
-        end
+        weight_rom$60$address = d1_waddr$60$q;
+        bias_rom$60$address = d1_baddr$60$q;
         d0_unit_a$61$clock = clock;
         d0_unit_a$61$d = pass$q < a_passes$61;
-        d1_unit_a$61$clock = clock;
-        d1_unit_a$61$d = d0_unit_a$61$q;
+        d1_waddr$61$clock = clock;
+        d1_baddr$61$clock = clock;
+        d1_waddr$61$d = d0_waddr_c$q;
+        d1_baddr$61$d = d0_baddr_c$q;
+        if (d0_unit_a$61$q) begin
+            d1_waddr$61$d = d0_waddr_a$q;
+            d1_baddr$61$d = d0_baddr_a$q;
+        end
         weight_rom$61$clock = clock;
         bias_rom$61$clock = clock;
-        weight_rom$61$address = d1_waddr_c$q;
-        bias_rom$61$address = d1_baddr_c$q;
-        if (d1_unit_a$61$q) begin
-            weight_rom$61$address = d1_waddr_a$q;
-            bias_rom$61$address = d1_baddr_a$q;
-        end
+        weight_rom$61$address = d1_waddr$61$q;
+        bias_rom$61$address = d1_baddr$61$q;
         d0_unit_a$62$clock = clock;
         d0_unit_a$62$d = pass$q < a_passes$62;
-        d1_unit_a$62$clock = clock;
-        d1_unit_a$62$d = d0_unit_a$62$q;
+        d1_waddr$62$clock = clock;
+        d1_baddr$62$clock = clock;
+        d1_waddr$62$d = d0_waddr_c$q;
+        d1_baddr$62$d = d0_baddr_c$q;
+        if (d0_unit_a$62$q) begin
+            d1_waddr$62$d = d0_waddr_a$q;
+            d1_baddr$62$d = d0_baddr_a$q;
+        end
         weight_rom$62$clock = clock;
         bias_rom$62$clock = clock;
-        weight_rom$62$address = d1_waddr_c$q;
-        bias_rom$62$address = d1_baddr_c$q;
-        if (d1_unit_a$62$q) begin
-            weight_rom$62$address = d1_waddr_a$q;
-            bias_rom$62$address = d1_baddr_a$q;
-        end
+        weight_rom$62$address = d1_waddr$62$q;
+        bias_rom$62$address = d1_baddr$62$q;
         d0_unit_a$63$clock = clock;
         d0_unit_a$63$d = pass$q < a_passes$63;
-        d1_unit_a$63$clock = clock;
-        d1_unit_a$63$d = d0_unit_a$63$q;
+        d1_waddr$63$clock = clock;
+        d1_baddr$63$clock = clock;
+        d1_waddr$63$d = d0_waddr_c$q;
+        d1_baddr$63$d = d0_baddr_c$q;
+        if (d0_unit_a$63$q) begin
+            d1_waddr$63$d = d0_waddr_a$q;
+            d1_baddr$63$d = d0_baddr_a$q;
+        end
         weight_rom$63$clock = clock;
         bias_rom$63$clock = clock;
-        weight_rom$63$address = d1_waddr_c$q;
-        bias_rom$63$address = d1_baddr_c$q;
-        if (d1_unit_a$63$q) begin
-            weight_rom$63$address = d1_waddr_a$q;
-            bias_rom$63$address = d1_baddr_a$q;
-        end
+        weight_rom$63$address = d1_waddr$63$q;
+        bias_rom$63$address = d1_baddr$63$q;
         d0_unit_a$64$clock = clock;
         d0_unit_a$64$d = 1'b0;
-        d1_unit_a$64$clock = clock;
-        d1_unit_a$64$d = d0_unit_a$64$q;
+        d1_waddr$64$clock = clock;
+        d1_baddr$64$clock = clock;
+        d1_waddr$64$d = d0_waddr_c$q;
+        d1_baddr$64$d = d0_baddr_c$q;
+        if (d0_unit_a$64$q) begin
+            d1_waddr$64$d = d0_waddr_a$q;
+            d1_baddr$64$d = d0_baddr_a$q;
+        end
         weight_rom$64$clock = clock;
         bias_rom$64$clock = clock;
-        weight_rom$64$address = d1_waddr_c$q;
-        bias_rom$64$address = d1_baddr_c$q;
-        if (d1_unit_a$64$q) begin
-            weight_rom$64$address = d1_waddr_a$q;
-            bias_rom$64$address = d1_baddr_a$q;
-        end
+        weight_rom$64$address = d1_waddr$64$q;
+        bias_rom$64$address = d1_baddr$64$q;
         d0_unit_a$65$clock = clock;
         d0_unit_a$65$d = 1'b0;
-        d1_unit_a$65$clock = clock;
-        d1_unit_a$65$d = d0_unit_a$65$q;
+        d1_waddr$65$clock = clock;
+        d1_baddr$65$clock = clock;
+        d1_waddr$65$d = d0_waddr_c$q;
+        d1_baddr$65$d = d0_baddr_c$q;
+        if (d0_unit_a$65$q) begin
+            d1_waddr$65$d = d0_waddr_a$q;
+            d1_baddr$65$d = d0_baddr_a$q;
+        end
         weight_rom$65$clock = clock;
         bias_rom$65$clock = clock;
-        weight_rom$65$address = d1_waddr_c$q;
-        bias_rom$65$address = d1_baddr_c$q;
-        if (d1_unit_a$65$q) begin
-            weight_rom$65$address = d1_waddr_a$q;
-            bias_rom$65$address = d1_baddr_a$q;
-        end
+        weight_rom$65$address = d1_waddr$65$q;
+        bias_rom$65$address = d1_baddr$65$q;
         d0_unit_a$66$clock = clock;
         d0_unit_a$66$d = 1'b0;
-        d1_unit_a$66$clock = clock;
-        d1_unit_a$66$d = d0_unit_a$66$q;
+        d1_waddr$66$clock = clock;
+        d1_baddr$66$clock = clock;
+        d1_waddr$66$d = d0_waddr_c$q;
+        d1_baddr$66$d = d0_baddr_c$q;
+        if (d0_unit_a$66$q) begin
+            d1_waddr$66$d = d0_waddr_a$q;
+            d1_baddr$66$d = d0_baddr_a$q;
+        end
         weight_rom$66$clock = clock;
         bias_rom$66$clock = clock;
-        weight_rom$66$address = d1_waddr_c$q;
-        bias_rom$66$address = d1_baddr_c$q;
-        if (d1_unit_a$66$q) begin
-            weight_rom$66$address = d1_waddr_a$q;
-            bias_rom$66$address = d1_baddr_a$q;
-        end
+        weight_rom$66$address = d1_waddr$66$q;
+        bias_rom$66$address = d1_baddr$66$q;
         d0_unit_a$67$clock = clock;
         d0_unit_a$67$d = 1'b0;
-        d1_unit_a$67$clock = clock;
-        d1_unit_a$67$d = d0_unit_a$67$q;
+        d1_waddr$67$clock = clock;
+        d1_baddr$67$clock = clock;
+        d1_waddr$67$d = d0_waddr_c$q;
+        d1_baddr$67$d = d0_baddr_c$q;
+        if (d0_unit_a$67$q) begin
+            d1_waddr$67$d = d0_waddr_a$q;
+            d1_baddr$67$d = d0_baddr_a$q;
+        end
         weight_rom$67$clock = clock;
         bias_rom$67$clock = clock;
-        weight_rom$67$address = d1_waddr_c$q;
-        bias_rom$67$address = d1_baddr_c$q;
-        if (d1_unit_a$67$q) begin
-            weight_rom$67$address = d1_waddr_a$q;
-            bias_rom$67$address = d1_baddr_a$q;
-        end
+        weight_rom$67$address = d1_waddr$67$q;
+        bias_rom$67$address = d1_baddr$67$q;
         d0_unit_a$68$clock = clock;
         d0_unit_a$68$d = 1'b0;
-        d1_unit_a$68$clock = clock;
-        d1_unit_a$68$d = d0_unit_a$68$q;
+        d1_waddr$68$clock = clock;
+        d1_baddr$68$clock = clock;
+        d1_waddr$68$d = d0_waddr_c$q;
+        d1_baddr$68$d = d0_baddr_c$q;
+        if (d0_unit_a$68$q) begin
+            d1_waddr$68$d = d0_waddr_a$q;
+            d1_baddr$68$d = d0_baddr_a$q;
+        end
         weight_rom$68$clock = clock;
         bias_rom$68$clock = clock;
-        weight_rom$68$address = d1_waddr_c$q;
-        bias_rom$68$address = d1_baddr_c$q;
-        if (d1_unit_a$68$q) begin
-            weight_rom$68$address = d1_waddr_a$q;
-            bias_rom$68$address = d1_baddr_a$q;
-        end
+        weight_rom$68$address = d1_waddr$68$q;
+        bias_rom$68$address = d1_baddr$68$q;
         d0_unit_a$69$clock = clock;
         d0_unit_a$69$d = 1'b0;
-        d1_unit_a$69$clock = clock;
-        d1_unit_a$69$d = d0_unit_a$69$q;
+        d1_waddr$69$clock = clock;
+        d1_baddr$69$clock = clock;
+        d1_waddr$69$d = d0_waddr_c$q;
+        d1_baddr$69$d = d0_baddr_c$q;
+        if (d0_unit_a$69$q) begin
+            d1_waddr$69$d = d0_waddr_a$q;
+            d1_baddr$69$d = d0_baddr_a$q;
+        end
         weight_rom$69$clock = clock;
         bias_rom$69$clock = clock;
-        weight_rom$69$address = d1_waddr_c$q;
-        bias_rom$69$address = d1_baddr_c$q;
-        if (d1_unit_a$69$q) begin
-            weight_rom$69$address = d1_waddr_a$q;
-            bias_rom$69$address = d1_baddr_a$q;
-        end
+        weight_rom$69$address = d1_waddr$69$q;
+        bias_rom$69$address = d1_baddr$69$q;
         d0_unit_a$70$clock = clock;
         d0_unit_a$70$d = 1'b0;
-        d1_unit_a$70$clock = clock;
-        d1_unit_a$70$d = d0_unit_a$70$q;
+        d1_waddr$70$clock = clock;
+        d1_baddr$70$clock = clock;
+        d1_waddr$70$d = d0_waddr_c$q;
+        d1_baddr$70$d = d0_baddr_c$q;
+        if (d0_unit_a$70$q) begin
+            d1_waddr$70$d = d0_waddr_a$q;
+            d1_baddr$70$d = d0_baddr_a$q;
+        end
         weight_rom$70$clock = clock;
         bias_rom$70$clock = clock;
-        weight_rom$70$address = d1_waddr_c$q;
-        bias_rom$70$address = d1_baddr_c$q;
-        if (d1_unit_a$70$q) begin
-            weight_rom$70$address = d1_waddr_a$q;
-            bias_rom$70$address = d1_baddr_a$q;
-        end
+        weight_rom$70$address = d1_waddr$70$q;
+        bias_rom$70$address = d1_baddr$70$q;
         d0_unit_a$71$clock = clock;
         d0_unit_a$71$d = 1'b0;
-        d1_unit_a$71$clock = clock;
-        d1_unit_a$71$d = d0_unit_a$71$q;
+        d1_waddr$71$clock = clock;
+        d1_baddr$71$clock = clock;
+        d1_waddr$71$d = d0_waddr_c$q;
+        d1_baddr$71$d = d0_baddr_c$q;
+        if (d0_unit_a$71$q) begin
+            d1_waddr$71$d = d0_waddr_a$q;
+            d1_baddr$71$d = d0_baddr_a$q;
+        end
         weight_rom$71$clock = clock;
         bias_rom$71$clock = clock;
-        weight_rom$71$address = d1_waddr_c$q;
-        bias_rom$71$address = d1_baddr_c$q;
-        if (d1_unit_a$71$q) begin
-            weight_rom$71$address = d1_waddr_a$q;
-            bias_rom$71$address = d1_baddr_a$q;
-        end
+        weight_rom$71$address = d1_waddr$71$q;
+        bias_rom$71$address = d1_baddr$71$q;
         d0_unit_a$72$clock = clock;
         d0_unit_a$72$d = 1'b0;
-        d1_unit_a$72$clock = clock;
-        d1_unit_a$72$d = d0_unit_a$72$q;
+        d1_waddr$72$clock = clock;
+        d1_baddr$72$clock = clock;
+        d1_waddr$72$d = d0_waddr_c$q;
+        d1_baddr$72$d = d0_baddr_c$q;
+        if (d0_unit_a$72$q) begin
+            d1_waddr$72$d = d0_waddr_a$q;
+            d1_baddr$72$d = d0_baddr_a$q;
+        end
         weight_rom$72$clock = clock;
         bias_rom$72$clock = clock;
-        weight_rom$72$address = d1_waddr_c$q;
-        bias_rom$72$address = d1_baddr_c$q;
-        if (d1_unit_a$72$q) begin
-            weight_rom$72$address = d1_waddr_a$q;
-            bias_rom$72$address = d1_baddr_a$q;
-        end
+        weight_rom$72$address = d1_waddr$72$q;
+        bias_rom$72$address = d1_baddr$72$q;
         d0_unit_a$73$clock = clock;
         d0_unit_a$73$d = 1'b0;
-        d1_unit_a$73$clock = clock;
-        d1_unit_a$73$d = d0_unit_a$73$q;
+        d1_waddr$73$clock = clock;
+        d1_baddr$73$clock = clock;
+        d1_waddr$73$d = d0_waddr_c$q;
+        d1_baddr$73$d = d0_baddr_c$q;
+        if (d0_unit_a$73$q) begin
+            d1_waddr$73$d = d0_waddr_a$q;
+            d1_baddr$73$d = d0_baddr_a$q;
+        end
         weight_rom$73$clock = clock;
         bias_rom$73$clock = clock;
-        weight_rom$73$address = d1_waddr_c$q;
-        bias_rom$73$address = d1_baddr_c$q;
-        if (d1_unit_a$73$q) begin
-            weight_rom$73$address = d1_waddr_a$q;
-            bias_rom$73$address = d1_baddr_a$q;
-        end
+        weight_rom$73$address = d1_waddr$73$q;
+        bias_rom$73$address = d1_baddr$73$q;
         d0_unit_a$74$clock = clock;
         d0_unit_a$74$d = 1'b0;
-        d1_unit_a$74$clock = clock;
-        d1_unit_a$74$d = d0_unit_a$74$q;
+        d1_waddr$74$clock = clock;
+        d1_baddr$74$clock = clock;
+        d1_waddr$74$d = d0_waddr_c$q;
+        d1_baddr$74$d = d0_baddr_c$q;
+        if (d0_unit_a$74$q) begin
+            d1_waddr$74$d = d0_waddr_a$q;
+            d1_baddr$74$d = d0_baddr_a$q;
+        end
         weight_rom$74$clock = clock;
         bias_rom$74$clock = clock;
-        weight_rom$74$address = d1_waddr_c$q;
-        bias_rom$74$address = d1_baddr_c$q;
-        if (d1_unit_a$74$q) begin
-            weight_rom$74$address = d1_waddr_a$q;
-            bias_rom$74$address = d1_baddr_a$q;
-        end
+        weight_rom$74$address = d1_waddr$74$q;
+        bias_rom$74$address = d1_baddr$74$q;
         d0_unit_a$75$clock = clock;
         d0_unit_a$75$d = 1'b0;
-        d1_unit_a$75$clock = clock;
-        d1_unit_a$75$d = d0_unit_a$75$q;
+        d1_waddr$75$clock = clock;
+        d1_baddr$75$clock = clock;
+        d1_waddr$75$d = d0_waddr_c$q;
+        d1_baddr$75$d = d0_baddr_c$q;
+        if (d0_unit_a$75$q) begin
+            d1_waddr$75$d = d0_waddr_a$q;
+            d1_baddr$75$d = d0_baddr_a$q;
+        end
         weight_rom$75$clock = clock;
         bias_rom$75$clock = clock;
-        weight_rom$75$address = d1_waddr_c$q;
-        bias_rom$75$address = d1_baddr_c$q;
-        if (d1_unit_a$75$q) begin
-            weight_rom$75$address = d1_waddr_a$q;
-            bias_rom$75$address = d1_baddr_a$q;
-        end
+        weight_rom$75$address = d1_waddr$75$q;
+        bias_rom$75$address = d1_baddr$75$q;
         d0_unit_a$76$clock = clock;
         d0_unit_a$76$d = 1'b0;
-        d1_unit_a$76$clock = clock;
-        d1_unit_a$76$d = d0_unit_a$76$q;
+        d1_waddr$76$clock = clock;
+        d1_baddr$76$clock = clock;
+        d1_waddr$76$d = d0_waddr_c$q;
+        d1_baddr$76$d = d0_baddr_c$q;
+        if (d0_unit_a$76$q) begin
+            d1_waddr$76$d = d0_waddr_a$q;
+            d1_baddr$76$d = d0_baddr_a$q;
+        end
         weight_rom$76$clock = clock;
         bias_rom$76$clock = clock;
-        weight_rom$76$address = d1_waddr_c$q;
-        bias_rom$76$address = d1_baddr_c$q;
-        if (d1_unit_a$76$q) begin
-            weight_rom$76$address = d1_waddr_a$q;
-            bias_rom$76$address = d1_baddr_a$q;
-        end
+        weight_rom$76$address = d1_waddr$76$q;
+        bias_rom$76$address = d1_baddr$76$q;
         d0_unit_a$77$clock = clock;
         d0_unit_a$77$d = 1'b0;
-        d1_unit_a$77$clock = clock;
-        d1_unit_a$77$d = d0_unit_a$77$q;
+        d1_waddr$77$clock = clock;
+        d1_baddr$77$clock = clock;
+        d1_waddr$77$d = d0_waddr_c$q;
+        d1_baddr$77$d = d0_baddr_c$q;
+        if (d0_unit_a$77$q) begin
+            d1_waddr$77$d = d0_waddr_a$q;
+            d1_baddr$77$d = d0_baddr_a$q;
+        end
         weight_rom$77$clock = clock;
         bias_rom$77$clock = clock;
-        weight_rom$77$address = d1_waddr_c$q;
-        bias_rom$77$address = d1_baddr_c$q;
-        if (d1_unit_a$77$q) begin
-            weight_rom$77$address = d1_waddr_a$q;
-            bias_rom$77$address = d1_baddr_a$q;
-        end
+        weight_rom$77$address = d1_waddr$77$q;
+        bias_rom$77$address = d1_baddr$77$q;
         d0_unit_a$78$clock = clock;
         d0_unit_a$78$d = 1'b0;
-        d1_unit_a$78$clock = clock;
-        d1_unit_a$78$d = d0_unit_a$78$q;
+        d1_waddr$78$clock = clock;
+        d1_baddr$78$clock = clock;
+        d1_waddr$78$d = d0_waddr_c$q;
+        d1_baddr$78$d = d0_baddr_c$q;
+        if (d0_unit_a$78$q) begin
+            d1_waddr$78$d = d0_waddr_a$q;
+            d1_baddr$78$d = d0_baddr_a$q;
+        end
         weight_rom$78$clock = clock;
         bias_rom$78$clock = clock;
-        weight_rom$78$address = d1_waddr_c$q;
-        bias_rom$78$address = d1_baddr_c$q;
-        if (d1_unit_a$78$q) begin
-            weight_rom$78$address = d1_waddr_a$q;
-            bias_rom$78$address = d1_baddr_a$q;
-        end
+        weight_rom$78$address = d1_waddr$78$q;
+        bias_rom$78$address = d1_baddr$78$q;
         d0_unit_a$79$clock = clock;
         d0_unit_a$79$d = 1'b0;
-        d1_unit_a$79$clock = clock;
-        d1_unit_a$79$d = d0_unit_a$79$q;
+        d1_waddr$79$clock = clock;
+        d1_baddr$79$clock = clock;
+        d1_waddr$79$d = d0_waddr_c$q;
+        d1_baddr$79$d = d0_baddr_c$q;
+        if (d0_unit_a$79$q) begin
+            d1_waddr$79$d = d0_waddr_a$q;
+            d1_baddr$79$d = d0_baddr_a$q;
+        end
         weight_rom$79$clock = clock;
         bias_rom$79$clock = clock;
-        weight_rom$79$address = d1_waddr_c$q;
-        bias_rom$79$address = d1_baddr_c$q;
-        if (d1_unit_a$79$q) begin
-            weight_rom$79$address = d1_waddr_a$q;
-            bias_rom$79$address = d1_baddr_a$q;
-        end
+        weight_rom$79$address = d1_waddr$79$q;
+        bias_rom$79$address = d1_baddr$79$q;
         d0_unit_a$80$clock = clock;
         d0_unit_a$80$d = 1'b0;
-        d1_unit_a$80$clock = clock;
-        d1_unit_a$80$d = d0_unit_a$80$q;
+        d1_waddr$80$clock = clock;
+        d1_baddr$80$clock = clock;
+        d1_waddr$80$d = d0_waddr_c$q;
+        d1_baddr$80$d = d0_baddr_c$q;
+        if (d0_unit_a$80$q) begin
+            d1_waddr$80$d = d0_waddr_a$q;
+            d1_baddr$80$d = d0_baddr_a$q;
+        end
         weight_rom$80$clock = clock;
         bias_rom$80$clock = clock;
-        weight_rom$80$address = d1_waddr_c$q;
-        bias_rom$80$address = d1_baddr_c$q;
-        if (d1_unit_a$80$q) begin
-            weight_rom$80$address = d1_waddr_a$q;
-            bias_rom$80$address = d1_baddr_a$q;
-        end
+        weight_rom$80$address = d1_waddr$80$q;
+        bias_rom$80$address = d1_baddr$80$q;
         d0_unit_a$81$clock = clock;
         d0_unit_a$81$d = 1'b0;
-        d1_unit_a$81$clock = clock;
-        d1_unit_a$81$d = d0_unit_a$81$q;
+        d1_waddr$81$clock = clock;
+        d1_baddr$81$clock = clock;
+        d1_waddr$81$d = d0_waddr_c$q;
+        d1_baddr$81$d = d0_baddr_c$q;
+        if (d0_unit_a$81$q) begin
+            d1_waddr$81$d = d0_waddr_a$q;
+            d1_baddr$81$d = d0_baddr_a$q;
+        end
         weight_rom$81$clock = clock;
         bias_rom$81$clock = clock;
-        weight_rom$81$address = d1_waddr_c$q;
-        bias_rom$81$address = d1_baddr_c$q;
-        if (d1_unit_a$81$q) begin
-            weight_rom$81$address = d1_waddr_a$q;
-            bias_rom$81$address = d1_baddr_a$q;
-        end
+        weight_rom$81$address = d1_waddr$81$q;
+        bias_rom$81$address = d1_baddr$81$q;
         d0_unit_a$82$clock = clock;
         d0_unit_a$82$d = 1'b0;
-        d1_unit_a$82$clock = clock;
-        d1_unit_a$82$d = d0_unit_a$82$q;
+        d1_waddr$82$clock = clock;
+        d1_baddr$82$clock = clock;
+        d1_waddr$82$d = d0_waddr_c$q;
+        d1_baddr$82$d = d0_baddr_c$q;
+        if (d0_unit_a$82$q) begin
+            d1_waddr$82$d = d0_waddr_a$q;
+            d1_baddr$82$d = d0_baddr_a$q;
+        end
         weight_rom$82$clock = clock;
         bias_rom$82$clock = clock;
-        weight_rom$82$address = d1_waddr_c$q;
-        bias_rom$82$address = d1_baddr_c$q;
-        if (d1_unit_a$82$q) begin
-            weight_rom$82$address = d1_waddr_a$q;
-            bias_rom$82$address = d1_baddr_a$q;
-        end
+        weight_rom$82$address = d1_waddr$82$q;
+        bias_rom$82$address = d1_baddr$82$q;
         d0_unit_a$83$clock = clock;
         d0_unit_a$83$d = 1'b0;
-        d1_unit_a$83$clock = clock;
-        d1_unit_a$83$d = d0_unit_a$83$q;
+        d1_waddr$83$clock = clock;
+        d1_baddr$83$clock = clock;
+        d1_waddr$83$d = d0_waddr_c$q;
+        d1_baddr$83$d = d0_baddr_c$q;
+        if (d0_unit_a$83$q) begin
+            d1_waddr$83$d = d0_waddr_a$q;
+            d1_baddr$83$d = d0_baddr_a$q;
+        end
         weight_rom$83$clock = clock;
         bias_rom$83$clock = clock;
-        weight_rom$83$address = d1_waddr_c$q;
-        bias_rom$83$address = d1_baddr_c$q;
-        if (d1_unit_a$83$q) begin
-            weight_rom$83$address = d1_waddr_a$q;
-            bias_rom$83$address = d1_baddr_a$q;
-        end
+        weight_rom$83$address = d1_waddr$83$q;
+        bias_rom$83$address = d1_baddr$83$q;
         d0_unit_a$84$clock = clock;
         d0_unit_a$84$d = 1'b0;
-        d1_unit_a$84$clock = clock;
-        d1_unit_a$84$d = d0_unit_a$84$q;
+        d1_waddr$84$clock = clock;
+        d1_baddr$84$clock = clock;
+        d1_waddr$84$d = d0_waddr_c$q;
+        d1_baddr$84$d = d0_baddr_c$q;
+        if (d0_unit_a$84$q) begin
+            d1_waddr$84$d = d0_waddr_a$q;
+            d1_baddr$84$d = d0_baddr_a$q;
+        end
         weight_rom$84$clock = clock;
         bias_rom$84$clock = clock;
-        weight_rom$84$address = d1_waddr_c$q;
-        bias_rom$84$address = d1_baddr_c$q;
-        if (d1_unit_a$84$q) begin
-            weight_rom$84$address = d1_waddr_a$q;
-            bias_rom$84$address = d1_baddr_a$q;
-        end
+        weight_rom$84$address = d1_waddr$84$q;
+        bias_rom$84$address = d1_baddr$84$q;
         d0_unit_a$85$clock = clock;
         d0_unit_a$85$d = 1'b0;
-        d1_unit_a$85$clock = clock;
-        d1_unit_a$85$d = d0_unit_a$85$q;
+        d1_waddr$85$clock = clock;
+        d1_baddr$85$clock = clock;
+        d1_waddr$85$d = d0_waddr_c$q;
+        d1_baddr$85$d = d0_baddr_c$q;
+        if (d0_unit_a$85$q) begin
+            d1_waddr$85$d = d0_waddr_a$q;
+            d1_baddr$85$d = d0_baddr_a$q;
+        end
         weight_rom$85$clock = clock;
         bias_rom$85$clock = clock;
-        weight_rom$85$address = d1_waddr_c$q;
-        bias_rom$85$address = d1_baddr_c$q;
-        if (d1_unit_a$85$q) begin
-            weight_rom$85$address = d1_waddr_a$q;
-            bias_rom$85$address = d1_baddr_a$q;
-        end
+        weight_rom$85$address = d1_waddr$85$q;
+        bias_rom$85$address = d1_baddr$85$q;
         d0_unit_a$86$clock = clock;
         d0_unit_a$86$d = 1'b0;
-        d1_unit_a$86$clock = clock;
-        d1_unit_a$86$d = d0_unit_a$86$q;
+        d1_waddr$86$clock = clock;
+        d1_baddr$86$clock = clock;
+        d1_waddr$86$d = d0_waddr_c$q;
+        d1_baddr$86$d = d0_baddr_c$q;
+        if (d0_unit_a$86$q) begin
+            d1_waddr$86$d = d0_waddr_a$q;
+            d1_baddr$86$d = d0_baddr_a$q;
+        end
         weight_rom$86$clock = clock;
         bias_rom$86$clock = clock;
-        weight_rom$86$address = d1_waddr_c$q;
-        bias_rom$86$address = d1_baddr_c$q;
-        if (d1_unit_a$86$q) begin
-            weight_rom$86$address = d1_waddr_a$q;
-            bias_rom$86$address = d1_baddr_a$q;
-        end
+        weight_rom$86$address = d1_waddr$86$q;
+        bias_rom$86$address = d1_baddr$86$q;
         d0_unit_a$87$clock = clock;
         d0_unit_a$87$d = 1'b0;
-        d1_unit_a$87$clock = clock;
-        d1_unit_a$87$d = d0_unit_a$87$q;
+        d1_waddr$87$clock = clock;
+        d1_baddr$87$clock = clock;
+        d1_waddr$87$d = d0_waddr_c$q;
+        d1_baddr$87$d = d0_baddr_c$q;
+        if (d0_unit_a$87$q) begin
+            d1_waddr$87$d = d0_waddr_a$q;
+            d1_baddr$87$d = d0_baddr_a$q;
+        end
         weight_rom$87$clock = clock;
         bias_rom$87$clock = clock;
-        weight_rom$87$address = d1_waddr_c$q;
-        bias_rom$87$address = d1_baddr_c$q;
-        if (d1_unit_a$87$q) begin
-            weight_rom$87$address = d1_waddr_a$q;
-            bias_rom$87$address = d1_baddr_a$q;
-        end
+        weight_rom$87$address = d1_waddr$87$q;
+        bias_rom$87$address = d1_baddr$87$q;
         d0_unit_a$88$clock = clock;
         d0_unit_a$88$d = 1'b0;
-        d1_unit_a$88$clock = clock;
-        d1_unit_a$88$d = d0_unit_a$88$q;
+        d1_waddr$88$clock = clock;
+        d1_baddr$88$clock = clock;
+        d1_waddr$88$d = d0_waddr_c$q;
+        d1_baddr$88$d = d0_baddr_c$q;
+        if (d0_unit_a$88$q) begin
+            d1_waddr$88$d = d0_waddr_a$q;
+            d1_baddr$88$d = d0_baddr_a$q;
+        end
         weight_rom$88$clock = clock;
         bias_rom$88$clock = clock;
-        weight_rom$88$address = d1_waddr_c$q;
-        bias_rom$88$address = d1_baddr_c$q;
-        if (d1_unit_a$88$q) begin
-            weight_rom$88$address = d1_waddr_a$q;
-            bias_rom$88$address = d1_baddr_a$q;
-        end
+        weight_rom$88$address = d1_waddr$88$q;
+        bias_rom$88$address = d1_baddr$88$q;
         d0_unit_a$89$clock = clock;
         d0_unit_a$89$d = 1'b0;
-        d1_unit_a$89$clock = clock;
-        d1_unit_a$89$d = d0_unit_a$89$q;
+        d1_waddr$89$clock = clock;
+        d1_baddr$89$clock = clock;
+        d1_waddr$89$d = d0_waddr_c$q;
+        d1_baddr$89$d = d0_baddr_c$q;
+        if (d0_unit_a$89$q) begin
+            d1_waddr$89$d = d0_waddr_a$q;
+            d1_baddr$89$d = d0_baddr_a$q;
+        end
         weight_rom$89$clock = clock;
         bias_rom$89$clock = clock;
-        weight_rom$89$address = d1_waddr_c$q;
-        bias_rom$89$address = d1_baddr_c$q;
-        if (d1_unit_a$89$q) begin
-            weight_rom$89$address = d1_waddr_a$q;
-            bias_rom$89$address = d1_baddr_a$q;
-        end
+        weight_rom$89$address = d1_waddr$89$q;
+        bias_rom$89$address = d1_baddr$89$q;
         d0_unit_a$90$clock = clock;
         d0_unit_a$90$d = 1'b0;
-        d1_unit_a$90$clock = clock;
-        d1_unit_a$90$d = d0_unit_a$90$q;
+        d1_waddr$90$clock = clock;
+        d1_baddr$90$clock = clock;
+        d1_waddr$90$d = d0_waddr_c$q;
+        d1_baddr$90$d = d0_baddr_c$q;
+        if (d0_unit_a$90$q) begin
+            d1_waddr$90$d = d0_waddr_a$q;
+            d1_baddr$90$d = d0_baddr_a$q;
+        end
         weight_rom$90$clock = clock;
         bias_rom$90$clock = clock;
-        weight_rom$90$address = d1_waddr_c$q;
-        bias_rom$90$address = d1_baddr_c$q;
-        if (d1_unit_a$90$q) begin
-            weight_rom$90$address = d1_waddr_a$q;
-            bias_rom$90$address = d1_baddr_a$q;
-        end
+        weight_rom$90$address = d1_waddr$90$q;
+        bias_rom$90$address = d1_baddr$90$q;
         d0_unit_a$91$clock = clock;
         d0_unit_a$91$d = 1'b0;
-        d1_unit_a$91$clock = clock;
-        d1_unit_a$91$d = d0_unit_a$91$q;
+        d1_waddr$91$clock = clock;
+        d1_baddr$91$clock = clock;
+        d1_waddr$91$d = d0_waddr_c$q;
+        d1_baddr$91$d = d0_baddr_c$q;
+        if (d0_unit_a$91$q) begin
+            d1_waddr$91$d = d0_waddr_a$q;
+            d1_baddr$91$d = d0_baddr_a$q;
+        end
         weight_rom$91$clock = clock;
         bias_rom$91$clock = clock;
-        weight_rom$91$address = d1_waddr_c$q;
-        bias_rom$91$address = d1_baddr_c$q;
-        if (d1_unit_a$91$q) begin
-            weight_rom$91$address = d1_waddr_a$q;
-            bias_rom$91$address = d1_baddr_a$q;
-        end
+        weight_rom$91$address = d1_waddr$91$q;
+        bias_rom$91$address = d1_baddr$91$q;
         d0_unit_a$92$clock = clock;
         d0_unit_a$92$d = 1'b0;
-        d1_unit_a$92$clock = clock;
-        d1_unit_a$92$d = d0_unit_a$92$q;
+        d1_waddr$92$clock = clock;
+        d1_baddr$92$clock = clock;
+        d1_waddr$92$d = d0_waddr_c$q;
+        d1_baddr$92$d = d0_baddr_c$q;
+        if (d0_unit_a$92$q) begin
+            d1_waddr$92$d = d0_waddr_a$q;
+            d1_baddr$92$d = d0_baddr_a$q;
+        end
         weight_rom$92$clock = clock;
         bias_rom$92$clock = clock;
-        weight_rom$92$address = d1_waddr_c$q;
-        bias_rom$92$address = d1_baddr_c$q;
-        if (d1_unit_a$92$q) begin
-            weight_rom$92$address = d1_waddr_a$q;
-            bias_rom$92$address = d1_baddr_a$q;
-        end
+        weight_rom$92$address = d1_waddr$92$q;
+        bias_rom$92$address = d1_baddr$92$q;
         d0_unit_a$93$clock = clock;
         d0_unit_a$93$d = 1'b0;
-        d1_unit_a$93$clock = clock;
-        d1_unit_a$93$d = d0_unit_a$93$q;
+        d1_waddr$93$clock = clock;
+        d1_baddr$93$clock = clock;
+        d1_waddr$93$d = d0_waddr_c$q;
+        d1_baddr$93$d = d0_baddr_c$q;
+        if (d0_unit_a$93$q) begin
+            d1_waddr$93$d = d0_waddr_a$q;
+            d1_baddr$93$d = d0_baddr_a$q;
+        end
         weight_rom$93$clock = clock;
         bias_rom$93$clock = clock;
-        weight_rom$93$address = d1_waddr_c$q;
-        bias_rom$93$address = d1_baddr_c$q;
-        if (d1_unit_a$93$q) begin
-            weight_rom$93$address = d1_waddr_a$q;
-            bias_rom$93$address = d1_baddr_a$q;
-        end
+        weight_rom$93$address = d1_waddr$93$q;
+        bias_rom$93$address = d1_baddr$93$q;
         d0_unit_a$94$clock = clock;
         d0_unit_a$94$d = 1'b0;
-        d1_unit_a$94$clock = clock;
-        d1_unit_a$94$d = d0_unit_a$94$q;
+        d1_waddr$94$clock = clock;
+        d1_baddr$94$clock = clock;
+        d1_waddr$94$d = d0_waddr_c$q;
+        d1_baddr$94$d = d0_baddr_c$q;
+        if (d0_unit_a$94$q) begin
+            d1_waddr$94$d = d0_waddr_a$q;
+            d1_baddr$94$d = d0_baddr_a$q;
+        end
         weight_rom$94$clock = clock;
         bias_rom$94$clock = clock;
-        weight_rom$94$address = d1_waddr_c$q;
-        bias_rom$94$address = d1_baddr_c$q;
-        if (d1_unit_a$94$q) begin
-            weight_rom$94$address = d1_waddr_a$q;
-            bias_rom$94$address = d1_baddr_a$q;
-        end
+        weight_rom$94$address = d1_waddr$94$q;
+        bias_rom$94$address = d1_baddr$94$q;
         d0_unit_a$95$clock = clock;
         d0_unit_a$95$d = 1'b0;
-        d1_unit_a$95$clock = clock;
-        d1_unit_a$95$d = d0_unit_a$95$q;
+        d1_waddr$95$clock = clock;
+        d1_baddr$95$clock = clock;
+        d1_waddr$95$d = d0_waddr_c$q;
+        d1_baddr$95$d = d0_baddr_c$q;
+        if (d0_unit_a$95$q) begin
+            d1_waddr$95$d = d0_waddr_a$q;
+            d1_baddr$95$d = d0_baddr_a$q;
+        end
         weight_rom$95$clock = clock;
         bias_rom$95$clock = clock;
-        weight_rom$95$address = d1_waddr_c$q;
-        bias_rom$95$address = d1_baddr_c$q;
-        if (d1_unit_a$95$q) begin
-            weight_rom$95$address = d1_waddr_a$q;
-            bias_rom$95$address = d1_baddr_a$q;
-        end
+        weight_rom$95$address = d1_waddr$95$q;
+        bias_rom$95$address = d1_baddr$95$q;
         head_rom$0$clock = clock;
         head_rom$0$address = d0_term$q;
         head_rom$1$clock = clock;
@@ -12969,30 +13985,40 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         if (~o_active) begin
             n_step = o_step;
         end
-        start = ~n_active && o_ready && (next_set$q == n_set);
+        bnd_active$d = n_active;
+        bnd_decoder$d = n_decoder;
+        bnd_step$d = n_step;
+        bnd_head$d = n_head;
+        bnd_head_first$d = n_head && ~|o_step;
+        bnd_head_last$d = n_head_last;
+        bnd_head_step$d = o_step;
+        bnd_head_group$d = o_group;
+        bnd_vacant$d = ~n_active && (next_set$q == n_set);
+        bnd_release$d = o_active && t_last && ~o_decoder;
+        start = bnd_vacant$q && o_ready;
         case (slot$q)
             SlotState$Boundary:
                 begin
-                    if (~(n_head_last && ext_busy)) begin
+                    if (~(bnd_head_last$q && ext_busy)) begin
                         slot$d = SlotState$Issue;
                         a_set$d = n_set;
                         pass$d = 16'h0;
                         term$d = 16'h0;
                         rom_addr$d = 16'h0;
-                        head_valid$d = n_head;
-                        head_first$d = n_head && ~|o_step;
-                        head_last$d = n_head_last;
-                        head_step$d = o_step;
-                        head_group$d = o_group;
+                        head_valid$d = bnd_head$q;
+                        head_first$d = bnd_head_first$q;
+                        head_last$d = bnd_head_last$q;
+                        head_step$d = bnd_head_step$q;
+                        head_group$d = bnd_head_group$q;
                         if (start) begin
                             next_set$d = ~next_set$q;
                             next_group$d = next_group$q + 32'h1;
                         end
                         if (n_set == (0 == 32'h1)) begin
-                            active$0$d = n_active;
-                            decoder$0$d = n_decoder;
-                            step$0$d = n_step;
-                            if (o_active && t_last && ~o_decoder) begin
+                            active$0$d = bnd_active$q;
+                            decoder$0$d = bnd_decoder$q;
+                            step$0$d = bnd_step$q;
+                            if (bnd_release$q) begin
                                 x_ready$0$d = 1'b0;
                             end
                             if (start) begin
@@ -13003,10 +14029,10 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
                             end
                         end
                         if (n_set == (1 == 32'h1)) begin
-                            active$1$d = n_active;
-                            decoder$1$d = n_decoder;
-                            step$1$d = n_step;
-                            if (o_active && t_last && ~o_decoder) begin
+                            active$1$d = bnd_active$q;
+                            decoder$1$d = bnd_decoder$q;
+                            step$1$d = bnd_step$q;
+                            if (bnd_release$q) begin
                                 x_ready$1$d = 1'b0;
                             end
                             if (start) begin
@@ -15319,6 +16345,196 @@ module top$gru$bias_rom$95(clock,address,data);
 endmodule // top$gru$bias_rom$95
 
 
+module top$gru$bnd_active(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bnd_active
+
+
+module top$gru$bnd_decoder(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bnd_decoder
+
+
+module top$gru$bnd_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bnd_head
+
+
+module top$gru$bnd_head_first(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bnd_head_first
+
+
+module top$gru$bnd_head_group(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bnd_head_group
+
+
+module top$gru$bnd_head_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bnd_head_last
+
+
+module top$gru$bnd_head_step(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bnd_head_step
+
+
+module top$gru$bnd_release(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bnd_release
+
+
+module top$gru$bnd_step(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bnd_step
+
+
+module top$gru$bnd_vacant(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$bnd_vacant
+
+
 module top$gru$d0_baddr_a(d,q,clock);
     
     // Module arguments
@@ -17314,7 +18530,7 @@ module top$gru$d0_waddr_c(d,q,clock);
 endmodule // top$gru$d0_waddr_c
 
 
-module top$gru$d1_baddr_a(d,q,clock);
+module top$gru$d1_baddr$0(d,q,clock);
     
     // Module arguments
     input wire  [15:0] d;
@@ -17330,10 +18546,10 @@ module top$gru$d1_baddr_a(d,q,clock);
        q <= d;
     end
           
-endmodule // top$gru$d1_baddr_a
+endmodule // top$gru$d1_baddr$0
 
 
-module top$gru$d1_baddr_c(d,q,clock);
+module top$gru$d1_baddr$1(d,q,clock);
     
     // Module arguments
     input wire  [15:0] d;
@@ -17349,7 +18565,1793 @@ module top$gru$d1_baddr_c(d,q,clock);
        q <= d;
     end
           
-endmodule // top$gru$d1_baddr_c
+endmodule // top$gru$d1_baddr$1
+
+
+module top$gru$d1_baddr$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$10
+
+
+module top$gru$d1_baddr$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$11
+
+
+module top$gru$d1_baddr$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$12
+
+
+module top$gru$d1_baddr$13(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$13
+
+
+module top$gru$d1_baddr$14(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$14
+
+
+module top$gru$d1_baddr$15(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$15
+
+
+module top$gru$d1_baddr$16(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$16
+
+
+module top$gru$d1_baddr$17(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$17
+
+
+module top$gru$d1_baddr$18(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$18
+
+
+module top$gru$d1_baddr$19(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$19
+
+
+module top$gru$d1_baddr$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$2
+
+
+module top$gru$d1_baddr$20(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$20
+
+
+module top$gru$d1_baddr$21(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$21
+
+
+module top$gru$d1_baddr$22(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$22
+
+
+module top$gru$d1_baddr$23(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$23
+
+
+module top$gru$d1_baddr$24(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$24
+
+
+module top$gru$d1_baddr$25(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$25
+
+
+module top$gru$d1_baddr$26(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$26
+
+
+module top$gru$d1_baddr$27(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$27
+
+
+module top$gru$d1_baddr$28(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$28
+
+
+module top$gru$d1_baddr$29(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$29
+
+
+module top$gru$d1_baddr$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$3
+
+
+module top$gru$d1_baddr$30(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$30
+
+
+module top$gru$d1_baddr$31(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$31
+
+
+module top$gru$d1_baddr$32(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$32
+
+
+module top$gru$d1_baddr$33(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$33
+
+
+module top$gru$d1_baddr$34(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$34
+
+
+module top$gru$d1_baddr$35(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$35
+
+
+module top$gru$d1_baddr$36(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$36
+
+
+module top$gru$d1_baddr$37(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$37
+
+
+module top$gru$d1_baddr$38(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$38
+
+
+module top$gru$d1_baddr$39(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$39
+
+
+module top$gru$d1_baddr$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$4
+
+
+module top$gru$d1_baddr$40(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$40
+
+
+module top$gru$d1_baddr$41(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$41
+
+
+module top$gru$d1_baddr$42(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$42
+
+
+module top$gru$d1_baddr$43(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$43
+
+
+module top$gru$d1_baddr$44(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$44
+
+
+module top$gru$d1_baddr$45(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$45
+
+
+module top$gru$d1_baddr$46(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$46
+
+
+module top$gru$d1_baddr$47(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$47
+
+
+module top$gru$d1_baddr$48(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$48
+
+
+module top$gru$d1_baddr$49(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$49
+
+
+module top$gru$d1_baddr$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$5
+
+
+module top$gru$d1_baddr$50(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$50
+
+
+module top$gru$d1_baddr$51(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$51
+
+
+module top$gru$d1_baddr$52(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$52
+
+
+module top$gru$d1_baddr$53(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$53
+
+
+module top$gru$d1_baddr$54(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$54
+
+
+module top$gru$d1_baddr$55(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$55
+
+
+module top$gru$d1_baddr$56(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$56
+
+
+module top$gru$d1_baddr$57(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$57
+
+
+module top$gru$d1_baddr$58(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$58
+
+
+module top$gru$d1_baddr$59(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$59
+
+
+module top$gru$d1_baddr$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$6
+
+
+module top$gru$d1_baddr$60(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$60
+
+
+module top$gru$d1_baddr$61(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$61
+
+
+module top$gru$d1_baddr$62(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$62
+
+
+module top$gru$d1_baddr$63(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$63
+
+
+module top$gru$d1_baddr$64(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$64
+
+
+module top$gru$d1_baddr$65(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$65
+
+
+module top$gru$d1_baddr$66(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$66
+
+
+module top$gru$d1_baddr$67(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$67
+
+
+module top$gru$d1_baddr$68(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$68
+
+
+module top$gru$d1_baddr$69(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$69
+
+
+module top$gru$d1_baddr$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$7
+
+
+module top$gru$d1_baddr$70(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$70
+
+
+module top$gru$d1_baddr$71(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$71
+
+
+module top$gru$d1_baddr$72(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$72
+
+
+module top$gru$d1_baddr$73(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$73
+
+
+module top$gru$d1_baddr$74(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$74
+
+
+module top$gru$d1_baddr$75(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$75
+
+
+module top$gru$d1_baddr$76(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$76
+
+
+module top$gru$d1_baddr$77(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$77
+
+
+module top$gru$d1_baddr$78(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$78
+
+
+module top$gru$d1_baddr$79(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$79
+
+
+module top$gru$d1_baddr$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$8
+
+
+module top$gru$d1_baddr$80(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$80
+
+
+module top$gru$d1_baddr$81(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$81
+
+
+module top$gru$d1_baddr$82(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$82
+
+
+module top$gru$d1_baddr$83(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$83
+
+
+module top$gru$d1_baddr$84(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$84
+
+
+module top$gru$d1_baddr$85(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$85
+
+
+module top$gru$d1_baddr$86(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$86
+
+
+module top$gru$d1_baddr$87(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$87
+
+
+module top$gru$d1_baddr$88(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$88
+
+
+module top$gru$d1_baddr$89(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$89
+
+
+module top$gru$d1_baddr$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$9
+
+
+module top$gru$d1_baddr$90(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$90
+
+
+module top$gru$d1_baddr$91(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$91
+
+
+module top$gru$d1_baddr$92(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$92
+
+
+module top$gru$d1_baddr$93(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$93
+
+
+module top$gru$d1_baddr$94(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$94
+
+
+module top$gru$d1_baddr$95(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_baddr$95
 
 
 module top$gru$d1_first(d,q,clock);
@@ -17428,1830 +20430,6 @@ module top$gru$d1_term(d,q,clock);
 endmodule // top$gru$d1_term
 
 
-module top$gru$d1_unit_a$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$0
-
-
-module top$gru$d1_unit_a$1(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$1
-
-
-module top$gru$d1_unit_a$10(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$10
-
-
-module top$gru$d1_unit_a$11(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$11
-
-
-module top$gru$d1_unit_a$12(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$12
-
-
-module top$gru$d1_unit_a$13(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$13
-
-
-module top$gru$d1_unit_a$14(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$14
-
-
-module top$gru$d1_unit_a$15(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$15
-
-
-module top$gru$d1_unit_a$16(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$16
-
-
-module top$gru$d1_unit_a$17(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$17
-
-
-module top$gru$d1_unit_a$18(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$18
-
-
-module top$gru$d1_unit_a$19(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$19
-
-
-module top$gru$d1_unit_a$2(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$2
-
-
-module top$gru$d1_unit_a$20(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$20
-
-
-module top$gru$d1_unit_a$21(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$21
-
-
-module top$gru$d1_unit_a$22(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$22
-
-
-module top$gru$d1_unit_a$23(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$23
-
-
-module top$gru$d1_unit_a$24(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$24
-
-
-module top$gru$d1_unit_a$25(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$25
-
-
-module top$gru$d1_unit_a$26(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$26
-
-
-module top$gru$d1_unit_a$27(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$27
-
-
-module top$gru$d1_unit_a$28(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$28
-
-
-module top$gru$d1_unit_a$29(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$29
-
-
-module top$gru$d1_unit_a$3(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$3
-
-
-module top$gru$d1_unit_a$30(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$30
-
-
-module top$gru$d1_unit_a$31(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$31
-
-
-module top$gru$d1_unit_a$32(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$32
-
-
-module top$gru$d1_unit_a$33(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$33
-
-
-module top$gru$d1_unit_a$34(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$34
-
-
-module top$gru$d1_unit_a$35(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$35
-
-
-module top$gru$d1_unit_a$36(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$36
-
-
-module top$gru$d1_unit_a$37(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$37
-
-
-module top$gru$d1_unit_a$38(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$38
-
-
-module top$gru$d1_unit_a$39(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$39
-
-
-module top$gru$d1_unit_a$4(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$4
-
-
-module top$gru$d1_unit_a$40(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$40
-
-
-module top$gru$d1_unit_a$41(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$41
-
-
-module top$gru$d1_unit_a$42(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$42
-
-
-module top$gru$d1_unit_a$43(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$43
-
-
-module top$gru$d1_unit_a$44(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$44
-
-
-module top$gru$d1_unit_a$45(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$45
-
-
-module top$gru$d1_unit_a$46(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$46
-
-
-module top$gru$d1_unit_a$47(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$47
-
-
-module top$gru$d1_unit_a$48(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$48
-
-
-module top$gru$d1_unit_a$49(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$49
-
-
-module top$gru$d1_unit_a$5(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$5
-
-
-module top$gru$d1_unit_a$50(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$50
-
-
-module top$gru$d1_unit_a$51(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$51
-
-
-module top$gru$d1_unit_a$52(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$52
-
-
-module top$gru$d1_unit_a$53(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$53
-
-
-module top$gru$d1_unit_a$54(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$54
-
-
-module top$gru$d1_unit_a$55(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$55
-
-
-module top$gru$d1_unit_a$56(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$56
-
-
-module top$gru$d1_unit_a$57(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$57
-
-
-module top$gru$d1_unit_a$58(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$58
-
-
-module top$gru$d1_unit_a$59(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$59
-
-
-module top$gru$d1_unit_a$6(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$6
-
-
-module top$gru$d1_unit_a$60(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$60
-
-
-module top$gru$d1_unit_a$61(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$61
-
-
-module top$gru$d1_unit_a$62(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$62
-
-
-module top$gru$d1_unit_a$63(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$63
-
-
-module top$gru$d1_unit_a$64(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$64
-
-
-module top$gru$d1_unit_a$65(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$65
-
-
-module top$gru$d1_unit_a$66(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$66
-
-
-module top$gru$d1_unit_a$67(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$67
-
-
-module top$gru$d1_unit_a$68(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$68
-
-
-module top$gru$d1_unit_a$69(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$69
-
-
-module top$gru$d1_unit_a$7(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$7
-
-
-module top$gru$d1_unit_a$70(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$70
-
-
-module top$gru$d1_unit_a$71(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$71
-
-
-module top$gru$d1_unit_a$72(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$72
-
-
-module top$gru$d1_unit_a$73(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$73
-
-
-module top$gru$d1_unit_a$74(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$74
-
-
-module top$gru$d1_unit_a$75(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$75
-
-
-module top$gru$d1_unit_a$76(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$76
-
-
-module top$gru$d1_unit_a$77(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$77
-
-
-module top$gru$d1_unit_a$78(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$78
-
-
-module top$gru$d1_unit_a$79(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$79
-
-
-module top$gru$d1_unit_a$8(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$8
-
-
-module top$gru$d1_unit_a$80(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$80
-
-
-module top$gru$d1_unit_a$81(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$81
-
-
-module top$gru$d1_unit_a$82(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$82
-
-
-module top$gru$d1_unit_a$83(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$83
-
-
-module top$gru$d1_unit_a$84(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$84
-
-
-module top$gru$d1_unit_a$85(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$85
-
-
-module top$gru$d1_unit_a$86(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$86
-
-
-module top$gru$d1_unit_a$87(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$87
-
-
-module top$gru$d1_unit_a$88(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$88
-
-
-module top$gru$d1_unit_a$89(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$89
-
-
-module top$gru$d1_unit_a$9(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$9
-
-
-module top$gru$d1_unit_a$90(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$90
-
-
-module top$gru$d1_unit_a$91(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$91
-
-
-module top$gru$d1_unit_a$92(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$92
-
-
-module top$gru$d1_unit_a$93(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$93
-
-
-module top$gru$d1_unit_a$94(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$94
-
-
-module top$gru$d1_unit_a$95(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$d1_unit_a$95
-
-
 module top$gru$d1_valid(d,q,clock);
     
     // Module arguments
@@ -19271,7 +20449,7 @@ module top$gru$d1_valid(d,q,clock);
 endmodule // top$gru$d1_valid
 
 
-module top$gru$d1_waddr_a(d,q,clock);
+module top$gru$d1_waddr$0(d,q,clock);
     
     // Module arguments
     input wire  [15:0] d;
@@ -19287,10 +20465,10 @@ module top$gru$d1_waddr_a(d,q,clock);
        q <= d;
     end
           
-endmodule // top$gru$d1_waddr_a
+endmodule // top$gru$d1_waddr$0
 
 
-module top$gru$d1_waddr_c(d,q,clock);
+module top$gru$d1_waddr$1(d,q,clock);
     
     // Module arguments
     input wire  [15:0] d;
@@ -19306,7 +20484,1793 @@ module top$gru$d1_waddr_c(d,q,clock);
        q <= d;
     end
           
-endmodule // top$gru$d1_waddr_c
+endmodule // top$gru$d1_waddr$1
+
+
+module top$gru$d1_waddr$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$10
+
+
+module top$gru$d1_waddr$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$11
+
+
+module top$gru$d1_waddr$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$12
+
+
+module top$gru$d1_waddr$13(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$13
+
+
+module top$gru$d1_waddr$14(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$14
+
+
+module top$gru$d1_waddr$15(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$15
+
+
+module top$gru$d1_waddr$16(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$16
+
+
+module top$gru$d1_waddr$17(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$17
+
+
+module top$gru$d1_waddr$18(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$18
+
+
+module top$gru$d1_waddr$19(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$19
+
+
+module top$gru$d1_waddr$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$2
+
+
+module top$gru$d1_waddr$20(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$20
+
+
+module top$gru$d1_waddr$21(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$21
+
+
+module top$gru$d1_waddr$22(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$22
+
+
+module top$gru$d1_waddr$23(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$23
+
+
+module top$gru$d1_waddr$24(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$24
+
+
+module top$gru$d1_waddr$25(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$25
+
+
+module top$gru$d1_waddr$26(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$26
+
+
+module top$gru$d1_waddr$27(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$27
+
+
+module top$gru$d1_waddr$28(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$28
+
+
+module top$gru$d1_waddr$29(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$29
+
+
+module top$gru$d1_waddr$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$3
+
+
+module top$gru$d1_waddr$30(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$30
+
+
+module top$gru$d1_waddr$31(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$31
+
+
+module top$gru$d1_waddr$32(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$32
+
+
+module top$gru$d1_waddr$33(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$33
+
+
+module top$gru$d1_waddr$34(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$34
+
+
+module top$gru$d1_waddr$35(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$35
+
+
+module top$gru$d1_waddr$36(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$36
+
+
+module top$gru$d1_waddr$37(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$37
+
+
+module top$gru$d1_waddr$38(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$38
+
+
+module top$gru$d1_waddr$39(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$39
+
+
+module top$gru$d1_waddr$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$4
+
+
+module top$gru$d1_waddr$40(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$40
+
+
+module top$gru$d1_waddr$41(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$41
+
+
+module top$gru$d1_waddr$42(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$42
+
+
+module top$gru$d1_waddr$43(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$43
+
+
+module top$gru$d1_waddr$44(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$44
+
+
+module top$gru$d1_waddr$45(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$45
+
+
+module top$gru$d1_waddr$46(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$46
+
+
+module top$gru$d1_waddr$47(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$47
+
+
+module top$gru$d1_waddr$48(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$48
+
+
+module top$gru$d1_waddr$49(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$49
+
+
+module top$gru$d1_waddr$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$5
+
+
+module top$gru$d1_waddr$50(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$50
+
+
+module top$gru$d1_waddr$51(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$51
+
+
+module top$gru$d1_waddr$52(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$52
+
+
+module top$gru$d1_waddr$53(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$53
+
+
+module top$gru$d1_waddr$54(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$54
+
+
+module top$gru$d1_waddr$55(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$55
+
+
+module top$gru$d1_waddr$56(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$56
+
+
+module top$gru$d1_waddr$57(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$57
+
+
+module top$gru$d1_waddr$58(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$58
+
+
+module top$gru$d1_waddr$59(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$59
+
+
+module top$gru$d1_waddr$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$6
+
+
+module top$gru$d1_waddr$60(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$60
+
+
+module top$gru$d1_waddr$61(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$61
+
+
+module top$gru$d1_waddr$62(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$62
+
+
+module top$gru$d1_waddr$63(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$63
+
+
+module top$gru$d1_waddr$64(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$64
+
+
+module top$gru$d1_waddr$65(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$65
+
+
+module top$gru$d1_waddr$66(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$66
+
+
+module top$gru$d1_waddr$67(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$67
+
+
+module top$gru$d1_waddr$68(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$68
+
+
+module top$gru$d1_waddr$69(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$69
+
+
+module top$gru$d1_waddr$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$7
+
+
+module top$gru$d1_waddr$70(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$70
+
+
+module top$gru$d1_waddr$71(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$71
+
+
+module top$gru$d1_waddr$72(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$72
+
+
+module top$gru$d1_waddr$73(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$73
+
+
+module top$gru$d1_waddr$74(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$74
+
+
+module top$gru$d1_waddr$75(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$75
+
+
+module top$gru$d1_waddr$76(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$76
+
+
+module top$gru$d1_waddr$77(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$77
+
+
+module top$gru$d1_waddr$78(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$78
+
+
+module top$gru$d1_waddr$79(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$79
+
+
+module top$gru$d1_waddr$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$8
+
+
+module top$gru$d1_waddr$80(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$80
+
+
+module top$gru$d1_waddr$81(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$81
+
+
+module top$gru$d1_waddr$82(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$82
+
+
+module top$gru$d1_waddr$83(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$83
+
+
+module top$gru$d1_waddr$84(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$84
+
+
+module top$gru$d1_waddr$85(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$85
+
+
+module top$gru$d1_waddr$86(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$86
+
+
+module top$gru$d1_waddr$87(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$87
+
+
+module top$gru$d1_waddr$88(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$88
+
+
+module top$gru$d1_waddr$89(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$89
+
+
+module top$gru$d1_waddr$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$9
+
+
+module top$gru$d1_waddr$90(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$90
+
+
+module top$gru$d1_waddr$91(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$91
+
+
+module top$gru$d1_waddr$92(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$92
+
+
+module top$gru$d1_waddr$93(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$93
+
+
+module top$gru$d1_waddr$94(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$94
+
+
+module top$gru$d1_waddr$95(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$d1_waddr$95
 
 
 module top$gru$decoder$0(d,q,clock);
