@@ -9550,16 +9550,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         upd_set$clock = clock;
         upd_zero$clock = clock;
         upd_active$clock = clock;
-        bnd_active$clock = clock;
-        bnd_decoder$clock = clock;
-        bnd_step$clock = clock;
-        bnd_head$clock = clock;
-        bnd_head_first$clock = clock;
-        bnd_head_last$clock = clock;
-        bnd_head_step$clock = clock;
-        bnd_head_group$clock = clock;
-        bnd_vacant$clock = clock;
-        bnd_release$clock = clock;
         slot$d = slot$q;
         pass$d = pass$q;
         term$d = term$q;
@@ -9615,6 +9605,16 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         upd_set$d = upd_set$q;
         upd_zero$d = upd_zero$q;
         upd_active$d = upd_active$q;
+        bnd_active$clock = clock;
+        bnd_decoder$clock = clock;
+        bnd_step$clock = clock;
+        bnd_head$clock = clock;
+        bnd_head_first$clock = clock;
+        bnd_head_last$clock = clock;
+        bnd_head_step$clock = clock;
+        bnd_head_group$clock = clock;
+        bnd_vacant$clock = clock;
+        bnd_release$clock = clock;
         bnd_active$d = bnd_active$q;
         bnd_decoder$d = bnd_decoder$q;
         bnd_step$d = bnd_step$q;
@@ -13231,6 +13231,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
+    reg  mac$0$gate_row;
     reg  [19:0] mac$0$bias;
     reg  [19:0] mac$0$w;
     reg  [17:0] mac$0$x;
@@ -15362,6 +15363,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$0$clock),
         .en(mac$0$en),
         .first(mac$0$first),
+        .gate_row(mac$0$gate_row),
         .bias(mac$0$bias),
         .w(mac$0$w),
         .x(mac$0$x),
@@ -16857,6 +16859,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
+        mac$0$gate_row = unit_is_a_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -18461,12 +18464,13 @@ module top$core$engine$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -18497,12 +18501,13 @@ module top$core$engine$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -18533,12 +18538,13 @@ module top$core$engine$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -18557,10 +18563,9 @@ module top$core$engine$gru$lane$0$head$saturate$0(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$0$head$saturate$0
 
 
@@ -18573,10 +18578,9 @@ module top$core$engine$gru$lane$0$head$saturate$1(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$0$head$saturate$1
 
 
@@ -18589,10 +18593,9 @@ module top$core$engine$gru$lane$0$head$saturate$2(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$0$head$saturate$2
 
 
@@ -19024,12 +19027,13 @@ module top$core$engine$gru$lane$0$ka_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$ka_r
 
 
-module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -19043,25 +19047,26 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];

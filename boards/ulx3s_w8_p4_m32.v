@@ -11296,16 +11296,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         upd_set$clock = clock;
         upd_zero$clock = clock;
         upd_active$clock = clock;
-        bnd_active$clock = clock;
-        bnd_decoder$clock = clock;
-        bnd_step$clock = clock;
-        bnd_head$clock = clock;
-        bnd_head_first$clock = clock;
-        bnd_head_last$clock = clock;
-        bnd_head_step$clock = clock;
-        bnd_head_group$clock = clock;
-        bnd_vacant$clock = clock;
-        bnd_release$clock = clock;
         slot$d = slot$q;
         pass$d = pass$q;
         term$d = term$q;
@@ -11361,6 +11351,16 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         upd_set$d = upd_set$q;
         upd_zero$d = upd_zero$q;
         upd_active$d = upd_active$q;
+        bnd_active$clock = clock;
+        bnd_decoder$clock = clock;
+        bnd_step$clock = clock;
+        bnd_head$clock = clock;
+        bnd_head_first$clock = clock;
+        bnd_head_last$clock = clock;
+        bnd_head_step$clock = clock;
+        bnd_head_group$clock = clock;
+        bnd_vacant$clock = clock;
+        bnd_release$clock = clock;
         bnd_active$d = bnd_active$q;
         bnd_decoder$d = bnd_decoder$q;
         bnd_step$d = bnd_step$q;
@@ -17525,6 +17525,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
+    reg  mac$0$gate_row;
     reg  [19:0] mac$0$bias;
     reg  [19:0] mac$0$w;
     reg  [17:0] mac$0$x;
@@ -17533,6 +17534,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$1$clock;
     reg  mac$1$en;
     reg  mac$1$first;
+    reg  mac$1$gate_row;
     reg  [19:0] mac$1$bias;
     reg  [19:0] mac$1$w;
     reg  [17:0] mac$1$x;
@@ -17541,6 +17543,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$2$clock;
     reg  mac$2$en;
     reg  mac$2$first;
+    reg  mac$2$gate_row;
     reg  [19:0] mac$2$bias;
     reg  [19:0] mac$2$w;
     reg  [17:0] mac$2$x;
@@ -17549,6 +17552,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$3$clock;
     reg  mac$3$en;
     reg  mac$3$first;
+    reg  mac$3$gate_row;
     reg  [19:0] mac$3$bias;
     reg  [19:0] mac$3$w;
     reg  [17:0] mac$3$x;
@@ -17557,6 +17561,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$4$clock;
     reg  mac$4$en;
     reg  mac$4$first;
+    reg  mac$4$gate_row;
     reg  [19:0] mac$4$bias;
     reg  [19:0] mac$4$w;
     reg  [17:0] mac$4$x;
@@ -17565,6 +17570,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$5$clock;
     reg  mac$5$en;
     reg  mac$5$first;
+    reg  mac$5$gate_row;
     reg  [19:0] mac$5$bias;
     reg  [19:0] mac$5$w;
     reg  [17:0] mac$5$x;
@@ -17573,6 +17579,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$6$clock;
     reg  mac$6$en;
     reg  mac$6$first;
+    reg  mac$6$gate_row;
     reg  [19:0] mac$6$bias;
     reg  [19:0] mac$6$w;
     reg  [17:0] mac$6$x;
@@ -17581,6 +17588,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$7$clock;
     reg  mac$7$en;
     reg  mac$7$first;
+    reg  mac$7$gate_row;
     reg  [19:0] mac$7$bias;
     reg  [19:0] mac$7$w;
     reg  [17:0] mac$7$x;
@@ -17589,6 +17597,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$8$clock;
     reg  mac$8$en;
     reg  mac$8$first;
+    reg  mac$8$gate_row;
     reg  [19:0] mac$8$bias;
     reg  [19:0] mac$8$w;
     reg  [17:0] mac$8$x;
@@ -17597,6 +17606,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$9$clock;
     reg  mac$9$en;
     reg  mac$9$first;
+    reg  mac$9$gate_row;
     reg  [19:0] mac$9$bias;
     reg  [19:0] mac$9$w;
     reg  [17:0] mac$9$x;
@@ -17605,6 +17615,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$10$clock;
     reg  mac$10$en;
     reg  mac$10$first;
+    reg  mac$10$gate_row;
     reg  [19:0] mac$10$bias;
     reg  [19:0] mac$10$w;
     reg  [17:0] mac$10$x;
@@ -17613,6 +17624,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$11$clock;
     reg  mac$11$en;
     reg  mac$11$first;
+    reg  mac$11$gate_row;
     reg  [19:0] mac$11$bias;
     reg  [19:0] mac$11$w;
     reg  [17:0] mac$11$x;
@@ -17621,6 +17633,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$12$clock;
     reg  mac$12$en;
     reg  mac$12$first;
+    reg  mac$12$gate_row;
     reg  [19:0] mac$12$bias;
     reg  [19:0] mac$12$w;
     reg  [17:0] mac$12$x;
@@ -17629,6 +17642,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$13$clock;
     reg  mac$13$en;
     reg  mac$13$first;
+    reg  mac$13$gate_row;
     reg  [19:0] mac$13$bias;
     reg  [19:0] mac$13$w;
     reg  [17:0] mac$13$x;
@@ -17637,6 +17651,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$14$clock;
     reg  mac$14$en;
     reg  mac$14$first;
+    reg  mac$14$gate_row;
     reg  [19:0] mac$14$bias;
     reg  [19:0] mac$14$w;
     reg  [17:0] mac$14$x;
@@ -17645,6 +17660,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$15$clock;
     reg  mac$15$en;
     reg  mac$15$first;
+    reg  mac$15$gate_row;
     reg  [19:0] mac$15$bias;
     reg  [19:0] mac$15$w;
     reg  [17:0] mac$15$x;
@@ -17653,6 +17669,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$16$clock;
     reg  mac$16$en;
     reg  mac$16$first;
+    reg  mac$16$gate_row;
     reg  [19:0] mac$16$bias;
     reg  [19:0] mac$16$w;
     reg  [17:0] mac$16$x;
@@ -17661,6 +17678,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$17$clock;
     reg  mac$17$en;
     reg  mac$17$first;
+    reg  mac$17$gate_row;
     reg  [19:0] mac$17$bias;
     reg  [19:0] mac$17$w;
     reg  [17:0] mac$17$x;
@@ -17669,6 +17687,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$18$clock;
     reg  mac$18$en;
     reg  mac$18$first;
+    reg  mac$18$gate_row;
     reg  [19:0] mac$18$bias;
     reg  [19:0] mac$18$w;
     reg  [17:0] mac$18$x;
@@ -17677,6 +17696,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$19$clock;
     reg  mac$19$en;
     reg  mac$19$first;
+    reg  mac$19$gate_row;
     reg  [19:0] mac$19$bias;
     reg  [19:0] mac$19$w;
     reg  [17:0] mac$19$x;
@@ -17685,6 +17705,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$20$clock;
     reg  mac$20$en;
     reg  mac$20$first;
+    reg  mac$20$gate_row;
     reg  [19:0] mac$20$bias;
     reg  [19:0] mac$20$w;
     reg  [17:0] mac$20$x;
@@ -17693,6 +17714,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$21$clock;
     reg  mac$21$en;
     reg  mac$21$first;
+    reg  mac$21$gate_row;
     reg  [19:0] mac$21$bias;
     reg  [19:0] mac$21$w;
     reg  [17:0] mac$21$x;
@@ -17701,6 +17723,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$22$clock;
     reg  mac$22$en;
     reg  mac$22$first;
+    reg  mac$22$gate_row;
     reg  [19:0] mac$22$bias;
     reg  [19:0] mac$22$w;
     reg  [17:0] mac$22$x;
@@ -17709,6 +17732,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$23$clock;
     reg  mac$23$en;
     reg  mac$23$first;
+    reg  mac$23$gate_row;
     reg  [19:0] mac$23$bias;
     reg  [19:0] mac$23$w;
     reg  [17:0] mac$23$x;
@@ -17717,6 +17741,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$24$clock;
     reg  mac$24$en;
     reg  mac$24$first;
+    reg  mac$24$gate_row;
     reg  [19:0] mac$24$bias;
     reg  [19:0] mac$24$w;
     reg  [17:0] mac$24$x;
@@ -17725,6 +17750,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$25$clock;
     reg  mac$25$en;
     reg  mac$25$first;
+    reg  mac$25$gate_row;
     reg  [19:0] mac$25$bias;
     reg  [19:0] mac$25$w;
     reg  [17:0] mac$25$x;
@@ -17733,6 +17759,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$26$clock;
     reg  mac$26$en;
     reg  mac$26$first;
+    reg  mac$26$gate_row;
     reg  [19:0] mac$26$bias;
     reg  [19:0] mac$26$w;
     reg  [17:0] mac$26$x;
@@ -17741,6 +17768,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$27$clock;
     reg  mac$27$en;
     reg  mac$27$first;
+    reg  mac$27$gate_row;
     reg  [19:0] mac$27$bias;
     reg  [19:0] mac$27$w;
     reg  [17:0] mac$27$x;
@@ -17749,6 +17777,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$28$clock;
     reg  mac$28$en;
     reg  mac$28$first;
+    reg  mac$28$gate_row;
     reg  [19:0] mac$28$bias;
     reg  [19:0] mac$28$w;
     reg  [17:0] mac$28$x;
@@ -17757,6 +17786,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$29$clock;
     reg  mac$29$en;
     reg  mac$29$first;
+    reg  mac$29$gate_row;
     reg  [19:0] mac$29$bias;
     reg  [19:0] mac$29$w;
     reg  [17:0] mac$29$x;
@@ -17765,6 +17795,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$30$clock;
     reg  mac$30$en;
     reg  mac$30$first;
+    reg  mac$30$gate_row;
     reg  [19:0] mac$30$bias;
     reg  [19:0] mac$30$w;
     reg  [17:0] mac$30$x;
@@ -17773,6 +17804,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$31$clock;
     reg  mac$31$en;
     reg  mac$31$first;
+    reg  mac$31$gate_row;
     reg  [19:0] mac$31$bias;
     reg  [19:0] mac$31$w;
     reg  [17:0] mac$31$x;
@@ -19499,6 +19531,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$0$clock),
         .en(mac$0$en),
         .first(mac$0$first),
+        .gate_row(mac$0$gate_row),
         .bias(mac$0$bias),
         .w(mac$0$w),
         .x(mac$0$x),
@@ -19509,6 +19542,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$1$clock),
         .en(mac$1$en),
         .first(mac$1$first),
+        .gate_row(mac$1$gate_row),
         .bias(mac$1$bias),
         .w(mac$1$w),
         .x(mac$1$x),
@@ -19519,6 +19553,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$2$clock),
         .en(mac$2$en),
         .first(mac$2$first),
+        .gate_row(mac$2$gate_row),
         .bias(mac$2$bias),
         .w(mac$2$w),
         .x(mac$2$x),
@@ -19529,6 +19564,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$3$clock),
         .en(mac$3$en),
         .first(mac$3$first),
+        .gate_row(mac$3$gate_row),
         .bias(mac$3$bias),
         .w(mac$3$w),
         .x(mac$3$x),
@@ -19539,6 +19575,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$4$clock),
         .en(mac$4$en),
         .first(mac$4$first),
+        .gate_row(mac$4$gate_row),
         .bias(mac$4$bias),
         .w(mac$4$w),
         .x(mac$4$x),
@@ -19549,6 +19586,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$5$clock),
         .en(mac$5$en),
         .first(mac$5$first),
+        .gate_row(mac$5$gate_row),
         .bias(mac$5$bias),
         .w(mac$5$w),
         .x(mac$5$x),
@@ -19559,6 +19597,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$6$clock),
         .en(mac$6$en),
         .first(mac$6$first),
+        .gate_row(mac$6$gate_row),
         .bias(mac$6$bias),
         .w(mac$6$w),
         .x(mac$6$x),
@@ -19569,6 +19608,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$7$clock),
         .en(mac$7$en),
         .first(mac$7$first),
+        .gate_row(mac$7$gate_row),
         .bias(mac$7$bias),
         .w(mac$7$w),
         .x(mac$7$x),
@@ -19579,6 +19619,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$8$clock),
         .en(mac$8$en),
         .first(mac$8$first),
+        .gate_row(mac$8$gate_row),
         .bias(mac$8$bias),
         .w(mac$8$w),
         .x(mac$8$x),
@@ -19589,6 +19630,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$9$clock),
         .en(mac$9$en),
         .first(mac$9$first),
+        .gate_row(mac$9$gate_row),
         .bias(mac$9$bias),
         .w(mac$9$w),
         .x(mac$9$x),
@@ -19599,6 +19641,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$10$clock),
         .en(mac$10$en),
         .first(mac$10$first),
+        .gate_row(mac$10$gate_row),
         .bias(mac$10$bias),
         .w(mac$10$w),
         .x(mac$10$x),
@@ -19609,6 +19652,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$11$clock),
         .en(mac$11$en),
         .first(mac$11$first),
+        .gate_row(mac$11$gate_row),
         .bias(mac$11$bias),
         .w(mac$11$w),
         .x(mac$11$x),
@@ -19619,6 +19663,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$12$clock),
         .en(mac$12$en),
         .first(mac$12$first),
+        .gate_row(mac$12$gate_row),
         .bias(mac$12$bias),
         .w(mac$12$w),
         .x(mac$12$x),
@@ -19629,6 +19674,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$13$clock),
         .en(mac$13$en),
         .first(mac$13$first),
+        .gate_row(mac$13$gate_row),
         .bias(mac$13$bias),
         .w(mac$13$w),
         .x(mac$13$x),
@@ -19639,6 +19685,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$14$clock),
         .en(mac$14$en),
         .first(mac$14$first),
+        .gate_row(mac$14$gate_row),
         .bias(mac$14$bias),
         .w(mac$14$w),
         .x(mac$14$x),
@@ -19649,6 +19696,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$15$clock),
         .en(mac$15$en),
         .first(mac$15$first),
+        .gate_row(mac$15$gate_row),
         .bias(mac$15$bias),
         .w(mac$15$w),
         .x(mac$15$x),
@@ -19659,6 +19707,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$16$clock),
         .en(mac$16$en),
         .first(mac$16$first),
+        .gate_row(mac$16$gate_row),
         .bias(mac$16$bias),
         .w(mac$16$w),
         .x(mac$16$x),
@@ -19669,6 +19718,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$17$clock),
         .en(mac$17$en),
         .first(mac$17$first),
+        .gate_row(mac$17$gate_row),
         .bias(mac$17$bias),
         .w(mac$17$w),
         .x(mac$17$x),
@@ -19679,6 +19729,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$18$clock),
         .en(mac$18$en),
         .first(mac$18$first),
+        .gate_row(mac$18$gate_row),
         .bias(mac$18$bias),
         .w(mac$18$w),
         .x(mac$18$x),
@@ -19689,6 +19740,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$19$clock),
         .en(mac$19$en),
         .first(mac$19$first),
+        .gate_row(mac$19$gate_row),
         .bias(mac$19$bias),
         .w(mac$19$w),
         .x(mac$19$x),
@@ -19699,6 +19751,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$20$clock),
         .en(mac$20$en),
         .first(mac$20$first),
+        .gate_row(mac$20$gate_row),
         .bias(mac$20$bias),
         .w(mac$20$w),
         .x(mac$20$x),
@@ -19709,6 +19762,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$21$clock),
         .en(mac$21$en),
         .first(mac$21$first),
+        .gate_row(mac$21$gate_row),
         .bias(mac$21$bias),
         .w(mac$21$w),
         .x(mac$21$x),
@@ -19719,6 +19773,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$22$clock),
         .en(mac$22$en),
         .first(mac$22$first),
+        .gate_row(mac$22$gate_row),
         .bias(mac$22$bias),
         .w(mac$22$w),
         .x(mac$22$x),
@@ -19729,6 +19784,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$23$clock),
         .en(mac$23$en),
         .first(mac$23$first),
+        .gate_row(mac$23$gate_row),
         .bias(mac$23$bias),
         .w(mac$23$w),
         .x(mac$23$x),
@@ -19739,6 +19795,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$24$clock),
         .en(mac$24$en),
         .first(mac$24$first),
+        .gate_row(mac$24$gate_row),
         .bias(mac$24$bias),
         .w(mac$24$w),
         .x(mac$24$x),
@@ -19749,6 +19806,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$25$clock),
         .en(mac$25$en),
         .first(mac$25$first),
+        .gate_row(mac$25$gate_row),
         .bias(mac$25$bias),
         .w(mac$25$w),
         .x(mac$25$x),
@@ -19759,6 +19817,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$26$clock),
         .en(mac$26$en),
         .first(mac$26$first),
+        .gate_row(mac$26$gate_row),
         .bias(mac$26$bias),
         .w(mac$26$w),
         .x(mac$26$x),
@@ -19769,6 +19828,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$27$clock),
         .en(mac$27$en),
         .first(mac$27$first),
+        .gate_row(mac$27$gate_row),
         .bias(mac$27$bias),
         .w(mac$27$w),
         .x(mac$27$x),
@@ -19779,6 +19839,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$28$clock),
         .en(mac$28$en),
         .first(mac$28$first),
+        .gate_row(mac$28$gate_row),
         .bias(mac$28$bias),
         .w(mac$28$w),
         .x(mac$28$x),
@@ -19789,6 +19850,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$29$clock),
         .en(mac$29$en),
         .first(mac$29$first),
+        .gate_row(mac$29$gate_row),
         .bias(mac$29$bias),
         .w(mac$29$w),
         .x(mac$29$x),
@@ -19799,6 +19861,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$30$clock),
         .en(mac$30$en),
         .first(mac$30$first),
+        .gate_row(mac$30$gate_row),
         .bias(mac$30$bias),
         .w(mac$30$w),
         .x(mac$30$x),
@@ -19809,6 +19872,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$31$clock),
         .en(mac$31$en),
         .first(mac$31$first),
+        .gate_row(mac$31$gate_row),
         .bias(mac$31$bias),
         .w(mac$31$w),
         .x(mac$31$x),
@@ -21142,6 +21206,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
+        mac$0$gate_row = unit_is_a_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -21151,6 +21216,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$1$clock = clock;
         mac$1$en = mac_en_r$0$q;
         mac$1$first = mac_first_r$0$q;
+        mac$1$gate_row = unit_is_a_r$1$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
         mac$1$x = op_c_copy$0$q;
@@ -21160,6 +21226,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$2$clock = clock;
         mac$2$en = mac_en_r$0$q;
         mac$2$first = mac_first_r$0$q;
+        mac$2$gate_row = unit_is_a_r$2$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
         mac$2$x = op_c_copy$0$q;
@@ -21169,6 +21236,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$3$clock = clock;
         mac$3$en = mac_en_r$0$q;
         mac$3$first = mac_first_r$0$q;
+        mac$3$gate_row = unit_is_a_r$3$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
         mac$3$x = op_c_copy$0$q;
@@ -21178,6 +21246,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$4$clock = clock;
         mac$4$en = mac_en_r$0$q;
         mac$4$first = mac_first_r$0$q;
+        mac$4$gate_row = unit_is_a_r$4$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
         mac$4$x = op_c_copy$0$q;
@@ -21187,6 +21256,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$5$clock = clock;
         mac$5$en = mac_en_r$0$q;
         mac$5$first = mac_first_r$0$q;
+        mac$5$gate_row = unit_is_a_r$5$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
         mac$5$x = op_c_copy$0$q;
@@ -21196,6 +21266,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$6$clock = clock;
         mac$6$en = mac_en_r$0$q;
         mac$6$first = mac_first_r$0$q;
+        mac$6$gate_row = unit_is_a_r$6$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
         mac$6$x = op_c_copy$0$q;
@@ -21205,6 +21276,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$7$clock = clock;
         mac$7$en = mac_en_r$0$q;
         mac$7$first = mac_first_r$0$q;
+        mac$7$gate_row = unit_is_a_r$7$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
         mac$7$x = op_c_copy$0$q;
@@ -21214,6 +21286,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$8$clock = clock;
         mac$8$en = mac_en_r$1$q;
         mac$8$first = mac_first_r$1$q;
+        mac$8$gate_row = unit_is_a_r$8$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
         mac$8$x = op_c_copy$1$q;
@@ -21223,6 +21296,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$9$clock = clock;
         mac$9$en = mac_en_r$1$q;
         mac$9$first = mac_first_r$1$q;
+        mac$9$gate_row = unit_is_a_r$9$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
         mac$9$x = op_c_copy$1$q;
@@ -21232,6 +21306,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$10$clock = clock;
         mac$10$en = mac_en_r$1$q;
         mac$10$first = mac_first_r$1$q;
+        mac$10$gate_row = unit_is_a_r$10$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
         mac$10$x = op_c_copy$1$q;
@@ -21241,6 +21316,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$11$clock = clock;
         mac$11$en = mac_en_r$1$q;
         mac$11$first = mac_first_r$1$q;
+        mac$11$gate_row = unit_is_a_r$11$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
         mac$11$x = op_c_copy$1$q;
@@ -21250,6 +21326,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$12$clock = clock;
         mac$12$en = mac_en_r$1$q;
         mac$12$first = mac_first_r$1$q;
+        mac$12$gate_row = unit_is_a_r$12$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
         mac$12$x = op_c_copy$1$q;
@@ -21259,6 +21336,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$13$clock = clock;
         mac$13$en = mac_en_r$1$q;
         mac$13$first = mac_first_r$1$q;
+        mac$13$gate_row = unit_is_a_r$13$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
         mac$13$x = op_c_copy$1$q;
@@ -21268,6 +21346,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$14$clock = clock;
         mac$14$en = mac_en_r$1$q;
         mac$14$first = mac_first_r$1$q;
+        mac$14$gate_row = unit_is_a_r$14$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
         mac$14$x = op_c_copy$1$q;
@@ -21277,6 +21356,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$15$clock = clock;
         mac$15$en = mac_en_r$1$q;
         mac$15$first = mac_first_r$1$q;
+        mac$15$gate_row = unit_is_a_r$15$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
         mac$15$x = op_c_copy$1$q;
@@ -21286,6 +21366,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$16$clock = clock;
         mac$16$en = mac_en_r$2$q;
         mac$16$first = mac_first_r$2$q;
+        mac$16$gate_row = unit_is_a_r$16$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
         mac$16$x = op_c_copy$2$q;
@@ -21295,6 +21376,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$17$clock = clock;
         mac$17$en = mac_en_r$2$q;
         mac$17$first = mac_first_r$2$q;
+        mac$17$gate_row = unit_is_a_r$17$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
         mac$17$x = op_c_copy$2$q;
@@ -21304,6 +21386,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$18$clock = clock;
         mac$18$en = mac_en_r$2$q;
         mac$18$first = mac_first_r$2$q;
+        mac$18$gate_row = unit_is_a_r$18$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
         mac$18$x = op_c_copy$2$q;
@@ -21313,6 +21396,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$19$clock = clock;
         mac$19$en = mac_en_r$2$q;
         mac$19$first = mac_first_r$2$q;
+        mac$19$gate_row = unit_is_a_r$19$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
         mac$19$x = op_c_copy$2$q;
@@ -21322,6 +21406,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$20$clock = clock;
         mac$20$en = mac_en_r$2$q;
         mac$20$first = mac_first_r$2$q;
+        mac$20$gate_row = unit_is_a_r$20$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
         mac$20$x = op_c_copy$2$q;
@@ -21331,6 +21416,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$21$clock = clock;
         mac$21$en = mac_en_r$2$q;
         mac$21$first = mac_first_r$2$q;
+        mac$21$gate_row = unit_is_a_r$21$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
         mac$21$x = op_c_copy$2$q;
@@ -21340,6 +21426,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$22$clock = clock;
         mac$22$en = mac_en_r$2$q;
         mac$22$first = mac_first_r$2$q;
+        mac$22$gate_row = unit_is_a_r$22$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
         mac$22$x = op_c_copy$2$q;
@@ -21349,6 +21436,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$23$clock = clock;
         mac$23$en = mac_en_r$2$q;
         mac$23$first = mac_first_r$2$q;
+        mac$23$gate_row = unit_is_a_r$23$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
         mac$23$x = op_c_copy$2$q;
@@ -21358,6 +21446,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$24$clock = clock;
         mac$24$en = mac_en_r$3$q;
         mac$24$first = mac_first_r$3$q;
+        mac$24$gate_row = unit_is_a_r$24$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
         mac$24$x = op_c_copy$3$q;
@@ -21367,6 +21456,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$25$clock = clock;
         mac$25$en = mac_en_r$3$q;
         mac$25$first = mac_first_r$3$q;
+        mac$25$gate_row = unit_is_a_r$25$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
         mac$25$x = op_c_copy$3$q;
@@ -21376,6 +21466,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$26$clock = clock;
         mac$26$en = mac_en_r$3$q;
         mac$26$first = mac_first_r$3$q;
+        mac$26$gate_row = unit_is_a_r$26$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
         mac$26$x = op_c_copy$3$q;
@@ -21385,6 +21476,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$27$clock = clock;
         mac$27$en = mac_en_r$3$q;
         mac$27$first = mac_first_r$3$q;
+        mac$27$gate_row = unit_is_a_r$27$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
         mac$27$x = op_c_copy$3$q;
@@ -21394,6 +21486,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$28$clock = clock;
         mac$28$en = mac_en_r$3$q;
         mac$28$first = mac_first_r$3$q;
+        mac$28$gate_row = unit_is_a_r$28$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
         mac$28$x = op_c_copy$3$q;
@@ -21403,6 +21496,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$29$clock = clock;
         mac$29$en = mac_en_r$3$q;
         mac$29$first = mac_first_r$3$q;
+        mac$29$gate_row = unit_is_a_r$29$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
         mac$29$x = op_c_copy$3$q;
@@ -21412,6 +21506,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$30$clock = clock;
         mac$30$en = mac_en_r$3$q;
         mac$30$first = mac_first_r$3$q;
+        mac$30$gate_row = unit_is_a_r$30$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
         mac$30$x = op_c_copy$3$q;
@@ -21421,6 +21516,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$31$clock = clock;
         mac$31$en = mac_en_r$3$q;
         mac$31$first = mac_first_r$3$q;
+        mac$31$gate_row = unit_is_a_r$31$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
         mac$31$x = op_c_copy$3$q;
@@ -23676,12 +23772,13 @@ module top$core$engine$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -23712,12 +23809,13 @@ module top$core$engine$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -23748,12 +23846,13 @@ module top$core$engine$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -23772,10 +23871,9 @@ module top$core$engine$gru$lane$0$head$saturate$0(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$0$head$saturate$0
 
 
@@ -23788,10 +23886,9 @@ module top$core$engine$gru$lane$0$head$saturate$1(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$0$head$saturate$1
 
 
@@ -23804,10 +23901,9 @@ module top$core$engine$gru$lane$0$head$saturate$2(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$0$head$saturate$2
 
 
@@ -24239,12 +24335,13 @@ module top$core$engine$gru$lane$0$ka_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$ka_r
 
 
-module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24258,25 +24355,26 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24285,12 +24383,13 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$0
 
 
-module top$core$engine$gru$lane$0$mac$1(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$1(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24304,25 +24403,26 @@ module top$core$engine$gru$lane$0$mac$1(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24331,12 +24431,13 @@ module top$core$engine$gru$lane$0$mac$1(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$1
 
 
-module top$core$engine$gru$lane$0$mac$10(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$10(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24350,25 +24451,26 @@ module top$core$engine$gru$lane$0$mac$10(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24377,12 +24479,13 @@ module top$core$engine$gru$lane$0$mac$10(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$10
 
 
-module top$core$engine$gru$lane$0$mac$11(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$11(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24396,25 +24499,26 @@ module top$core$engine$gru$lane$0$mac$11(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24423,12 +24527,13 @@ module top$core$engine$gru$lane$0$mac$11(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$11
 
 
-module top$core$engine$gru$lane$0$mac$12(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$12(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24442,25 +24547,26 @@ module top$core$engine$gru$lane$0$mac$12(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24469,12 +24575,13 @@ module top$core$engine$gru$lane$0$mac$12(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$12
 
 
-module top$core$engine$gru$lane$0$mac$13(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$13(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24488,25 +24595,26 @@ module top$core$engine$gru$lane$0$mac$13(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24515,12 +24623,13 @@ module top$core$engine$gru$lane$0$mac$13(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$13
 
 
-module top$core$engine$gru$lane$0$mac$14(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$14(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24534,25 +24643,26 @@ module top$core$engine$gru$lane$0$mac$14(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24561,12 +24671,13 @@ module top$core$engine$gru$lane$0$mac$14(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$14
 
 
-module top$core$engine$gru$lane$0$mac$15(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$15(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24580,25 +24691,26 @@ module top$core$engine$gru$lane$0$mac$15(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24607,12 +24719,13 @@ module top$core$engine$gru$lane$0$mac$15(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$15
 
 
-module top$core$engine$gru$lane$0$mac$16(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$16(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24626,25 +24739,26 @@ module top$core$engine$gru$lane$0$mac$16(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24653,12 +24767,13 @@ module top$core$engine$gru$lane$0$mac$16(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$16
 
 
-module top$core$engine$gru$lane$0$mac$17(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$17(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24672,25 +24787,26 @@ module top$core$engine$gru$lane$0$mac$17(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24699,12 +24815,13 @@ module top$core$engine$gru$lane$0$mac$17(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$17
 
 
-module top$core$engine$gru$lane$0$mac$18(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$18(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24718,25 +24835,26 @@ module top$core$engine$gru$lane$0$mac$18(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24745,12 +24863,13 @@ module top$core$engine$gru$lane$0$mac$18(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$18
 
 
-module top$core$engine$gru$lane$0$mac$19(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$19(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24764,25 +24883,26 @@ module top$core$engine$gru$lane$0$mac$19(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24791,12 +24911,13 @@ module top$core$engine$gru$lane$0$mac$19(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$19
 
 
-module top$core$engine$gru$lane$0$mac$2(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$2(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24810,25 +24931,26 @@ module top$core$engine$gru$lane$0$mac$2(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24837,12 +24959,13 @@ module top$core$engine$gru$lane$0$mac$2(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$2
 
 
-module top$core$engine$gru$lane$0$mac$20(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$20(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24856,25 +24979,26 @@ module top$core$engine$gru$lane$0$mac$20(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24883,12 +25007,13 @@ module top$core$engine$gru$lane$0$mac$20(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$20
 
 
-module top$core$engine$gru$lane$0$mac$21(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$21(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24902,25 +25027,26 @@ module top$core$engine$gru$lane$0$mac$21(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24929,12 +25055,13 @@ module top$core$engine$gru$lane$0$mac$21(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$21
 
 
-module top$core$engine$gru$lane$0$mac$22(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$22(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24948,25 +25075,26 @@ module top$core$engine$gru$lane$0$mac$22(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -24975,12 +25103,13 @@ module top$core$engine$gru$lane$0$mac$22(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$22
 
 
-module top$core$engine$gru$lane$0$mac$23(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$23(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -24994,25 +25123,26 @@ module top$core$engine$gru$lane$0$mac$23(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25021,12 +25151,13 @@ module top$core$engine$gru$lane$0$mac$23(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$23
 
 
-module top$core$engine$gru$lane$0$mac$24(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$24(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25040,25 +25171,26 @@ module top$core$engine$gru$lane$0$mac$24(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25067,12 +25199,13 @@ module top$core$engine$gru$lane$0$mac$24(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$24
 
 
-module top$core$engine$gru$lane$0$mac$25(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$25(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25086,25 +25219,26 @@ module top$core$engine$gru$lane$0$mac$25(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25113,12 +25247,13 @@ module top$core$engine$gru$lane$0$mac$25(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$25
 
 
-module top$core$engine$gru$lane$0$mac$26(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$26(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25132,25 +25267,26 @@ module top$core$engine$gru$lane$0$mac$26(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25159,12 +25295,13 @@ module top$core$engine$gru$lane$0$mac$26(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$26
 
 
-module top$core$engine$gru$lane$0$mac$27(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$27(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25178,25 +25315,26 @@ module top$core$engine$gru$lane$0$mac$27(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25205,12 +25343,13 @@ module top$core$engine$gru$lane$0$mac$27(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$27
 
 
-module top$core$engine$gru$lane$0$mac$28(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$28(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25224,25 +25363,26 @@ module top$core$engine$gru$lane$0$mac$28(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25251,12 +25391,13 @@ module top$core$engine$gru$lane$0$mac$28(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$28
 
 
-module top$core$engine$gru$lane$0$mac$29(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$29(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25270,25 +25411,26 @@ module top$core$engine$gru$lane$0$mac$29(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25297,12 +25439,13 @@ module top$core$engine$gru$lane$0$mac$29(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$29
 
 
-module top$core$engine$gru$lane$0$mac$3(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$3(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25316,25 +25459,26 @@ module top$core$engine$gru$lane$0$mac$3(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25343,12 +25487,13 @@ module top$core$engine$gru$lane$0$mac$3(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$3
 
 
-module top$core$engine$gru$lane$0$mac$30(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$30(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25362,25 +25507,26 @@ module top$core$engine$gru$lane$0$mac$30(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25389,12 +25535,13 @@ module top$core$engine$gru$lane$0$mac$30(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$30
 
 
-module top$core$engine$gru$lane$0$mac$31(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$31(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25408,25 +25555,26 @@ module top$core$engine$gru$lane$0$mac$31(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25435,12 +25583,13 @@ module top$core$engine$gru$lane$0$mac$31(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$31
 
 
-module top$core$engine$gru$lane$0$mac$4(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$4(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25454,25 +25603,26 @@ module top$core$engine$gru$lane$0$mac$4(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25481,12 +25631,13 @@ module top$core$engine$gru$lane$0$mac$4(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$4
 
 
-module top$core$engine$gru$lane$0$mac$5(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$5(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25500,25 +25651,26 @@ module top$core$engine$gru$lane$0$mac$5(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25527,12 +25679,13 @@ module top$core$engine$gru$lane$0$mac$5(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$5
 
 
-module top$core$engine$gru$lane$0$mac$6(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$6(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25546,25 +25699,26 @@ module top$core$engine$gru$lane$0$mac$6(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25573,12 +25727,13 @@ module top$core$engine$gru$lane$0$mac$6(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$6
 
 
-module top$core$engine$gru$lane$0$mac$7(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$7(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25592,25 +25747,26 @@ module top$core$engine$gru$lane$0$mac$7(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25619,12 +25775,13 @@ module top$core$engine$gru$lane$0$mac$7(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$7
 
 
-module top$core$engine$gru$lane$0$mac$8(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$8(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25638,25 +25795,26 @@ module top$core$engine$gru$lane$0$mac$8(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -25665,12 +25823,13 @@ module top$core$engine$gru$lane$0$mac$8(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$0$mac$8
 
 
-module top$core$engine$gru$lane$0$mac$9(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$0$mac$9(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -25684,25 +25843,26 @@ module top$core$engine$gru$lane$0$mac$9(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -31699,6 +31859,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
+    reg  mac$0$gate_row;
     reg  [19:0] mac$0$bias;
     reg  [19:0] mac$0$w;
     reg  [17:0] mac$0$x;
@@ -31707,6 +31868,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$1$clock;
     reg  mac$1$en;
     reg  mac$1$first;
+    reg  mac$1$gate_row;
     reg  [19:0] mac$1$bias;
     reg  [19:0] mac$1$w;
     reg  [17:0] mac$1$x;
@@ -31715,6 +31877,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$2$clock;
     reg  mac$2$en;
     reg  mac$2$first;
+    reg  mac$2$gate_row;
     reg  [19:0] mac$2$bias;
     reg  [19:0] mac$2$w;
     reg  [17:0] mac$2$x;
@@ -31723,6 +31886,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$3$clock;
     reg  mac$3$en;
     reg  mac$3$first;
+    reg  mac$3$gate_row;
     reg  [19:0] mac$3$bias;
     reg  [19:0] mac$3$w;
     reg  [17:0] mac$3$x;
@@ -31731,6 +31895,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$4$clock;
     reg  mac$4$en;
     reg  mac$4$first;
+    reg  mac$4$gate_row;
     reg  [19:0] mac$4$bias;
     reg  [19:0] mac$4$w;
     reg  [17:0] mac$4$x;
@@ -31739,6 +31904,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$5$clock;
     reg  mac$5$en;
     reg  mac$5$first;
+    reg  mac$5$gate_row;
     reg  [19:0] mac$5$bias;
     reg  [19:0] mac$5$w;
     reg  [17:0] mac$5$x;
@@ -31747,6 +31913,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$6$clock;
     reg  mac$6$en;
     reg  mac$6$first;
+    reg  mac$6$gate_row;
     reg  [19:0] mac$6$bias;
     reg  [19:0] mac$6$w;
     reg  [17:0] mac$6$x;
@@ -31755,6 +31922,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$7$clock;
     reg  mac$7$en;
     reg  mac$7$first;
+    reg  mac$7$gate_row;
     reg  [19:0] mac$7$bias;
     reg  [19:0] mac$7$w;
     reg  [17:0] mac$7$x;
@@ -31763,6 +31931,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$8$clock;
     reg  mac$8$en;
     reg  mac$8$first;
+    reg  mac$8$gate_row;
     reg  [19:0] mac$8$bias;
     reg  [19:0] mac$8$w;
     reg  [17:0] mac$8$x;
@@ -31771,6 +31940,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$9$clock;
     reg  mac$9$en;
     reg  mac$9$first;
+    reg  mac$9$gate_row;
     reg  [19:0] mac$9$bias;
     reg  [19:0] mac$9$w;
     reg  [17:0] mac$9$x;
@@ -31779,6 +31949,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$10$clock;
     reg  mac$10$en;
     reg  mac$10$first;
+    reg  mac$10$gate_row;
     reg  [19:0] mac$10$bias;
     reg  [19:0] mac$10$w;
     reg  [17:0] mac$10$x;
@@ -31787,6 +31958,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$11$clock;
     reg  mac$11$en;
     reg  mac$11$first;
+    reg  mac$11$gate_row;
     reg  [19:0] mac$11$bias;
     reg  [19:0] mac$11$w;
     reg  [17:0] mac$11$x;
@@ -31795,6 +31967,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$12$clock;
     reg  mac$12$en;
     reg  mac$12$first;
+    reg  mac$12$gate_row;
     reg  [19:0] mac$12$bias;
     reg  [19:0] mac$12$w;
     reg  [17:0] mac$12$x;
@@ -31803,6 +31976,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$13$clock;
     reg  mac$13$en;
     reg  mac$13$first;
+    reg  mac$13$gate_row;
     reg  [19:0] mac$13$bias;
     reg  [19:0] mac$13$w;
     reg  [17:0] mac$13$x;
@@ -31811,6 +31985,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$14$clock;
     reg  mac$14$en;
     reg  mac$14$first;
+    reg  mac$14$gate_row;
     reg  [19:0] mac$14$bias;
     reg  [19:0] mac$14$w;
     reg  [17:0] mac$14$x;
@@ -31819,6 +31994,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$15$clock;
     reg  mac$15$en;
     reg  mac$15$first;
+    reg  mac$15$gate_row;
     reg  [19:0] mac$15$bias;
     reg  [19:0] mac$15$w;
     reg  [17:0] mac$15$x;
@@ -31827,6 +32003,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$16$clock;
     reg  mac$16$en;
     reg  mac$16$first;
+    reg  mac$16$gate_row;
     reg  [19:0] mac$16$bias;
     reg  [19:0] mac$16$w;
     reg  [17:0] mac$16$x;
@@ -31835,6 +32012,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$17$clock;
     reg  mac$17$en;
     reg  mac$17$first;
+    reg  mac$17$gate_row;
     reg  [19:0] mac$17$bias;
     reg  [19:0] mac$17$w;
     reg  [17:0] mac$17$x;
@@ -31843,6 +32021,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$18$clock;
     reg  mac$18$en;
     reg  mac$18$first;
+    reg  mac$18$gate_row;
     reg  [19:0] mac$18$bias;
     reg  [19:0] mac$18$w;
     reg  [17:0] mac$18$x;
@@ -31851,6 +32030,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$19$clock;
     reg  mac$19$en;
     reg  mac$19$first;
+    reg  mac$19$gate_row;
     reg  [19:0] mac$19$bias;
     reg  [19:0] mac$19$w;
     reg  [17:0] mac$19$x;
@@ -31859,6 +32039,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$20$clock;
     reg  mac$20$en;
     reg  mac$20$first;
+    reg  mac$20$gate_row;
     reg  [19:0] mac$20$bias;
     reg  [19:0] mac$20$w;
     reg  [17:0] mac$20$x;
@@ -31867,6 +32048,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$21$clock;
     reg  mac$21$en;
     reg  mac$21$first;
+    reg  mac$21$gate_row;
     reg  [19:0] mac$21$bias;
     reg  [19:0] mac$21$w;
     reg  [17:0] mac$21$x;
@@ -31875,6 +32057,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$22$clock;
     reg  mac$22$en;
     reg  mac$22$first;
+    reg  mac$22$gate_row;
     reg  [19:0] mac$22$bias;
     reg  [19:0] mac$22$w;
     reg  [17:0] mac$22$x;
@@ -31883,6 +32066,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$23$clock;
     reg  mac$23$en;
     reg  mac$23$first;
+    reg  mac$23$gate_row;
     reg  [19:0] mac$23$bias;
     reg  [19:0] mac$23$w;
     reg  [17:0] mac$23$x;
@@ -31891,6 +32075,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$24$clock;
     reg  mac$24$en;
     reg  mac$24$first;
+    reg  mac$24$gate_row;
     reg  [19:0] mac$24$bias;
     reg  [19:0] mac$24$w;
     reg  [17:0] mac$24$x;
@@ -31899,6 +32084,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$25$clock;
     reg  mac$25$en;
     reg  mac$25$first;
+    reg  mac$25$gate_row;
     reg  [19:0] mac$25$bias;
     reg  [19:0] mac$25$w;
     reg  [17:0] mac$25$x;
@@ -31907,6 +32093,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$26$clock;
     reg  mac$26$en;
     reg  mac$26$first;
+    reg  mac$26$gate_row;
     reg  [19:0] mac$26$bias;
     reg  [19:0] mac$26$w;
     reg  [17:0] mac$26$x;
@@ -31915,6 +32102,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$27$clock;
     reg  mac$27$en;
     reg  mac$27$first;
+    reg  mac$27$gate_row;
     reg  [19:0] mac$27$bias;
     reg  [19:0] mac$27$w;
     reg  [17:0] mac$27$x;
@@ -31923,6 +32111,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$28$clock;
     reg  mac$28$en;
     reg  mac$28$first;
+    reg  mac$28$gate_row;
     reg  [19:0] mac$28$bias;
     reg  [19:0] mac$28$w;
     reg  [17:0] mac$28$x;
@@ -31931,6 +32120,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$29$clock;
     reg  mac$29$en;
     reg  mac$29$first;
+    reg  mac$29$gate_row;
     reg  [19:0] mac$29$bias;
     reg  [19:0] mac$29$w;
     reg  [17:0] mac$29$x;
@@ -31939,6 +32129,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$30$clock;
     reg  mac$30$en;
     reg  mac$30$first;
+    reg  mac$30$gate_row;
     reg  [19:0] mac$30$bias;
     reg  [19:0] mac$30$w;
     reg  [17:0] mac$30$x;
@@ -31947,6 +32138,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$31$clock;
     reg  mac$31$en;
     reg  mac$31$first;
+    reg  mac$31$gate_row;
     reg  [19:0] mac$31$bias;
     reg  [19:0] mac$31$w;
     reg  [17:0] mac$31$x;
@@ -33673,6 +33865,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$0$clock),
         .en(mac$0$en),
         .first(mac$0$first),
+        .gate_row(mac$0$gate_row),
         .bias(mac$0$bias),
         .w(mac$0$w),
         .x(mac$0$x),
@@ -33683,6 +33876,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$1$clock),
         .en(mac$1$en),
         .first(mac$1$first),
+        .gate_row(mac$1$gate_row),
         .bias(mac$1$bias),
         .w(mac$1$w),
         .x(mac$1$x),
@@ -33693,6 +33887,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$2$clock),
         .en(mac$2$en),
         .first(mac$2$first),
+        .gate_row(mac$2$gate_row),
         .bias(mac$2$bias),
         .w(mac$2$w),
         .x(mac$2$x),
@@ -33703,6 +33898,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$3$clock),
         .en(mac$3$en),
         .first(mac$3$first),
+        .gate_row(mac$3$gate_row),
         .bias(mac$3$bias),
         .w(mac$3$w),
         .x(mac$3$x),
@@ -33713,6 +33909,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$4$clock),
         .en(mac$4$en),
         .first(mac$4$first),
+        .gate_row(mac$4$gate_row),
         .bias(mac$4$bias),
         .w(mac$4$w),
         .x(mac$4$x),
@@ -33723,6 +33920,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$5$clock),
         .en(mac$5$en),
         .first(mac$5$first),
+        .gate_row(mac$5$gate_row),
         .bias(mac$5$bias),
         .w(mac$5$w),
         .x(mac$5$x),
@@ -33733,6 +33931,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$6$clock),
         .en(mac$6$en),
         .first(mac$6$first),
+        .gate_row(mac$6$gate_row),
         .bias(mac$6$bias),
         .w(mac$6$w),
         .x(mac$6$x),
@@ -33743,6 +33942,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$7$clock),
         .en(mac$7$en),
         .first(mac$7$first),
+        .gate_row(mac$7$gate_row),
         .bias(mac$7$bias),
         .w(mac$7$w),
         .x(mac$7$x),
@@ -33753,6 +33953,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$8$clock),
         .en(mac$8$en),
         .first(mac$8$first),
+        .gate_row(mac$8$gate_row),
         .bias(mac$8$bias),
         .w(mac$8$w),
         .x(mac$8$x),
@@ -33763,6 +33964,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$9$clock),
         .en(mac$9$en),
         .first(mac$9$first),
+        .gate_row(mac$9$gate_row),
         .bias(mac$9$bias),
         .w(mac$9$w),
         .x(mac$9$x),
@@ -33773,6 +33975,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$10$clock),
         .en(mac$10$en),
         .first(mac$10$first),
+        .gate_row(mac$10$gate_row),
         .bias(mac$10$bias),
         .w(mac$10$w),
         .x(mac$10$x),
@@ -33783,6 +33986,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$11$clock),
         .en(mac$11$en),
         .first(mac$11$first),
+        .gate_row(mac$11$gate_row),
         .bias(mac$11$bias),
         .w(mac$11$w),
         .x(mac$11$x),
@@ -33793,6 +33997,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$12$clock),
         .en(mac$12$en),
         .first(mac$12$first),
+        .gate_row(mac$12$gate_row),
         .bias(mac$12$bias),
         .w(mac$12$w),
         .x(mac$12$x),
@@ -33803,6 +34008,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$13$clock),
         .en(mac$13$en),
         .first(mac$13$first),
+        .gate_row(mac$13$gate_row),
         .bias(mac$13$bias),
         .w(mac$13$w),
         .x(mac$13$x),
@@ -33813,6 +34019,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$14$clock),
         .en(mac$14$en),
         .first(mac$14$first),
+        .gate_row(mac$14$gate_row),
         .bias(mac$14$bias),
         .w(mac$14$w),
         .x(mac$14$x),
@@ -33823,6 +34030,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$15$clock),
         .en(mac$15$en),
         .first(mac$15$first),
+        .gate_row(mac$15$gate_row),
         .bias(mac$15$bias),
         .w(mac$15$w),
         .x(mac$15$x),
@@ -33833,6 +34041,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$16$clock),
         .en(mac$16$en),
         .first(mac$16$first),
+        .gate_row(mac$16$gate_row),
         .bias(mac$16$bias),
         .w(mac$16$w),
         .x(mac$16$x),
@@ -33843,6 +34052,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$17$clock),
         .en(mac$17$en),
         .first(mac$17$first),
+        .gate_row(mac$17$gate_row),
         .bias(mac$17$bias),
         .w(mac$17$w),
         .x(mac$17$x),
@@ -33853,6 +34063,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$18$clock),
         .en(mac$18$en),
         .first(mac$18$first),
+        .gate_row(mac$18$gate_row),
         .bias(mac$18$bias),
         .w(mac$18$w),
         .x(mac$18$x),
@@ -33863,6 +34074,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$19$clock),
         .en(mac$19$en),
         .first(mac$19$first),
+        .gate_row(mac$19$gate_row),
         .bias(mac$19$bias),
         .w(mac$19$w),
         .x(mac$19$x),
@@ -33873,6 +34085,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$20$clock),
         .en(mac$20$en),
         .first(mac$20$first),
+        .gate_row(mac$20$gate_row),
         .bias(mac$20$bias),
         .w(mac$20$w),
         .x(mac$20$x),
@@ -33883,6 +34096,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$21$clock),
         .en(mac$21$en),
         .first(mac$21$first),
+        .gate_row(mac$21$gate_row),
         .bias(mac$21$bias),
         .w(mac$21$w),
         .x(mac$21$x),
@@ -33893,6 +34107,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$22$clock),
         .en(mac$22$en),
         .first(mac$22$first),
+        .gate_row(mac$22$gate_row),
         .bias(mac$22$bias),
         .w(mac$22$w),
         .x(mac$22$x),
@@ -33903,6 +34118,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$23$clock),
         .en(mac$23$en),
         .first(mac$23$first),
+        .gate_row(mac$23$gate_row),
         .bias(mac$23$bias),
         .w(mac$23$w),
         .x(mac$23$x),
@@ -33913,6 +34129,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$24$clock),
         .en(mac$24$en),
         .first(mac$24$first),
+        .gate_row(mac$24$gate_row),
         .bias(mac$24$bias),
         .w(mac$24$w),
         .x(mac$24$x),
@@ -33923,6 +34140,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$25$clock),
         .en(mac$25$en),
         .first(mac$25$first),
+        .gate_row(mac$25$gate_row),
         .bias(mac$25$bias),
         .w(mac$25$w),
         .x(mac$25$x),
@@ -33933,6 +34151,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$26$clock),
         .en(mac$26$en),
         .first(mac$26$first),
+        .gate_row(mac$26$gate_row),
         .bias(mac$26$bias),
         .w(mac$26$w),
         .x(mac$26$x),
@@ -33943,6 +34162,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$27$clock),
         .en(mac$27$en),
         .first(mac$27$first),
+        .gate_row(mac$27$gate_row),
         .bias(mac$27$bias),
         .w(mac$27$w),
         .x(mac$27$x),
@@ -33953,6 +34173,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$28$clock),
         .en(mac$28$en),
         .first(mac$28$first),
+        .gate_row(mac$28$gate_row),
         .bias(mac$28$bias),
         .w(mac$28$w),
         .x(mac$28$x),
@@ -33963,6 +34184,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$29$clock),
         .en(mac$29$en),
         .first(mac$29$first),
+        .gate_row(mac$29$gate_row),
         .bias(mac$29$bias),
         .w(mac$29$w),
         .x(mac$29$x),
@@ -33973,6 +34195,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$30$clock),
         .en(mac$30$en),
         .first(mac$30$first),
+        .gate_row(mac$30$gate_row),
         .bias(mac$30$bias),
         .w(mac$30$w),
         .x(mac$30$x),
@@ -33983,6 +34206,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$31$clock),
         .en(mac$31$en),
         .first(mac$31$first),
+        .gate_row(mac$31$gate_row),
         .bias(mac$31$bias),
         .w(mac$31$w),
         .x(mac$31$x),
@@ -35316,6 +35540,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
+        mac$0$gate_row = unit_is_a_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -35325,6 +35550,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$1$clock = clock;
         mac$1$en = mac_en_r$0$q;
         mac$1$first = mac_first_r$0$q;
+        mac$1$gate_row = unit_is_a_r$1$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
         mac$1$x = op_c_copy$0$q;
@@ -35334,6 +35560,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$2$clock = clock;
         mac$2$en = mac_en_r$0$q;
         mac$2$first = mac_first_r$0$q;
+        mac$2$gate_row = unit_is_a_r$2$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
         mac$2$x = op_c_copy$0$q;
@@ -35343,6 +35570,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$3$clock = clock;
         mac$3$en = mac_en_r$0$q;
         mac$3$first = mac_first_r$0$q;
+        mac$3$gate_row = unit_is_a_r$3$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
         mac$3$x = op_c_copy$0$q;
@@ -35352,6 +35580,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$4$clock = clock;
         mac$4$en = mac_en_r$0$q;
         mac$4$first = mac_first_r$0$q;
+        mac$4$gate_row = unit_is_a_r$4$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
         mac$4$x = op_c_copy$0$q;
@@ -35361,6 +35590,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$5$clock = clock;
         mac$5$en = mac_en_r$0$q;
         mac$5$first = mac_first_r$0$q;
+        mac$5$gate_row = unit_is_a_r$5$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
         mac$5$x = op_c_copy$0$q;
@@ -35370,6 +35600,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$6$clock = clock;
         mac$6$en = mac_en_r$0$q;
         mac$6$first = mac_first_r$0$q;
+        mac$6$gate_row = unit_is_a_r$6$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
         mac$6$x = op_c_copy$0$q;
@@ -35379,6 +35610,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$7$clock = clock;
         mac$7$en = mac_en_r$0$q;
         mac$7$first = mac_first_r$0$q;
+        mac$7$gate_row = unit_is_a_r$7$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
         mac$7$x = op_c_copy$0$q;
@@ -35388,6 +35620,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$8$clock = clock;
         mac$8$en = mac_en_r$1$q;
         mac$8$first = mac_first_r$1$q;
+        mac$8$gate_row = unit_is_a_r$8$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
         mac$8$x = op_c_copy$1$q;
@@ -35397,6 +35630,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$9$clock = clock;
         mac$9$en = mac_en_r$1$q;
         mac$9$first = mac_first_r$1$q;
+        mac$9$gate_row = unit_is_a_r$9$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
         mac$9$x = op_c_copy$1$q;
@@ -35406,6 +35640,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$10$clock = clock;
         mac$10$en = mac_en_r$1$q;
         mac$10$first = mac_first_r$1$q;
+        mac$10$gate_row = unit_is_a_r$10$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
         mac$10$x = op_c_copy$1$q;
@@ -35415,6 +35650,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$11$clock = clock;
         mac$11$en = mac_en_r$1$q;
         mac$11$first = mac_first_r$1$q;
+        mac$11$gate_row = unit_is_a_r$11$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
         mac$11$x = op_c_copy$1$q;
@@ -35424,6 +35660,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$12$clock = clock;
         mac$12$en = mac_en_r$1$q;
         mac$12$first = mac_first_r$1$q;
+        mac$12$gate_row = unit_is_a_r$12$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
         mac$12$x = op_c_copy$1$q;
@@ -35433,6 +35670,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$13$clock = clock;
         mac$13$en = mac_en_r$1$q;
         mac$13$first = mac_first_r$1$q;
+        mac$13$gate_row = unit_is_a_r$13$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
         mac$13$x = op_c_copy$1$q;
@@ -35442,6 +35680,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$14$clock = clock;
         mac$14$en = mac_en_r$1$q;
         mac$14$first = mac_first_r$1$q;
+        mac$14$gate_row = unit_is_a_r$14$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
         mac$14$x = op_c_copy$1$q;
@@ -35451,6 +35690,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$15$clock = clock;
         mac$15$en = mac_en_r$1$q;
         mac$15$first = mac_first_r$1$q;
+        mac$15$gate_row = unit_is_a_r$15$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
         mac$15$x = op_c_copy$1$q;
@@ -35460,6 +35700,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$16$clock = clock;
         mac$16$en = mac_en_r$2$q;
         mac$16$first = mac_first_r$2$q;
+        mac$16$gate_row = unit_is_a_r$16$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
         mac$16$x = op_c_copy$2$q;
@@ -35469,6 +35710,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$17$clock = clock;
         mac$17$en = mac_en_r$2$q;
         mac$17$first = mac_first_r$2$q;
+        mac$17$gate_row = unit_is_a_r$17$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
         mac$17$x = op_c_copy$2$q;
@@ -35478,6 +35720,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$18$clock = clock;
         mac$18$en = mac_en_r$2$q;
         mac$18$first = mac_first_r$2$q;
+        mac$18$gate_row = unit_is_a_r$18$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
         mac$18$x = op_c_copy$2$q;
@@ -35487,6 +35730,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$19$clock = clock;
         mac$19$en = mac_en_r$2$q;
         mac$19$first = mac_first_r$2$q;
+        mac$19$gate_row = unit_is_a_r$19$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
         mac$19$x = op_c_copy$2$q;
@@ -35496,6 +35740,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$20$clock = clock;
         mac$20$en = mac_en_r$2$q;
         mac$20$first = mac_first_r$2$q;
+        mac$20$gate_row = unit_is_a_r$20$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
         mac$20$x = op_c_copy$2$q;
@@ -35505,6 +35750,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$21$clock = clock;
         mac$21$en = mac_en_r$2$q;
         mac$21$first = mac_first_r$2$q;
+        mac$21$gate_row = unit_is_a_r$21$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
         mac$21$x = op_c_copy$2$q;
@@ -35514,6 +35760,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$22$clock = clock;
         mac$22$en = mac_en_r$2$q;
         mac$22$first = mac_first_r$2$q;
+        mac$22$gate_row = unit_is_a_r$22$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
         mac$22$x = op_c_copy$2$q;
@@ -35523,6 +35770,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$23$clock = clock;
         mac$23$en = mac_en_r$2$q;
         mac$23$first = mac_first_r$2$q;
+        mac$23$gate_row = unit_is_a_r$23$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
         mac$23$x = op_c_copy$2$q;
@@ -35532,6 +35780,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$24$clock = clock;
         mac$24$en = mac_en_r$3$q;
         mac$24$first = mac_first_r$3$q;
+        mac$24$gate_row = unit_is_a_r$24$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
         mac$24$x = op_c_copy$3$q;
@@ -35541,6 +35790,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$25$clock = clock;
         mac$25$en = mac_en_r$3$q;
         mac$25$first = mac_first_r$3$q;
+        mac$25$gate_row = unit_is_a_r$25$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
         mac$25$x = op_c_copy$3$q;
@@ -35550,6 +35800,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$26$clock = clock;
         mac$26$en = mac_en_r$3$q;
         mac$26$first = mac_first_r$3$q;
+        mac$26$gate_row = unit_is_a_r$26$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
         mac$26$x = op_c_copy$3$q;
@@ -35559,6 +35810,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$27$clock = clock;
         mac$27$en = mac_en_r$3$q;
         mac$27$first = mac_first_r$3$q;
+        mac$27$gate_row = unit_is_a_r$27$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
         mac$27$x = op_c_copy$3$q;
@@ -35568,6 +35820,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$28$clock = clock;
         mac$28$en = mac_en_r$3$q;
         mac$28$first = mac_first_r$3$q;
+        mac$28$gate_row = unit_is_a_r$28$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
         mac$28$x = op_c_copy$3$q;
@@ -35577,6 +35830,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$29$clock = clock;
         mac$29$en = mac_en_r$3$q;
         mac$29$first = mac_first_r$3$q;
+        mac$29$gate_row = unit_is_a_r$29$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
         mac$29$x = op_c_copy$3$q;
@@ -35586,6 +35840,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$30$clock = clock;
         mac$30$en = mac_en_r$3$q;
         mac$30$first = mac_first_r$3$q;
+        mac$30$gate_row = unit_is_a_r$30$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
         mac$30$x = op_c_copy$3$q;
@@ -35595,6 +35850,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$31$clock = clock;
         mac$31$en = mac_en_r$3$q;
         mac$31$first = mac_first_r$3$q;
+        mac$31$gate_row = unit_is_a_r$31$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
         mac$31$x = op_c_copy$3$q;
@@ -37850,12 +38106,13 @@ module top$core$engine$gru$lane$1$head$mac$0(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -37886,12 +38143,13 @@ module top$core$engine$gru$lane$1$head$mac$1(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -37922,12 +38180,13 @@ module top$core$engine$gru$lane$1$head$mac$2(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -37946,10 +38205,9 @@ module top$core$engine$gru$lane$1$head$saturate$0(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$1$head$saturate$0
 
 
@@ -37962,10 +38220,9 @@ module top$core$engine$gru$lane$1$head$saturate$1(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$1$head$saturate$1
 
 
@@ -37978,10 +38235,9 @@ module top$core$engine$gru$lane$1$head$saturate$2(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$1$head$saturate$2
 
 
@@ -38413,12 +38669,13 @@ module top$core$engine$gru$lane$1$ka_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$1$ka_r
 
 
-module top$core$engine$gru$lane$1$mac$0(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38432,25 +38689,26 @@ module top$core$engine$gru$lane$1$mac$0(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38459,12 +38717,13 @@ module top$core$engine$gru$lane$1$mac$0(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$0
 
 
-module top$core$engine$gru$lane$1$mac$1(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$1(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38478,25 +38737,26 @@ module top$core$engine$gru$lane$1$mac$1(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38505,12 +38765,13 @@ module top$core$engine$gru$lane$1$mac$1(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$1
 
 
-module top$core$engine$gru$lane$1$mac$10(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$10(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38524,25 +38785,26 @@ module top$core$engine$gru$lane$1$mac$10(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38551,12 +38813,13 @@ module top$core$engine$gru$lane$1$mac$10(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$10
 
 
-module top$core$engine$gru$lane$1$mac$11(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$11(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38570,25 +38833,26 @@ module top$core$engine$gru$lane$1$mac$11(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38597,12 +38861,13 @@ module top$core$engine$gru$lane$1$mac$11(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$11
 
 
-module top$core$engine$gru$lane$1$mac$12(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$12(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38616,25 +38881,26 @@ module top$core$engine$gru$lane$1$mac$12(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38643,12 +38909,13 @@ module top$core$engine$gru$lane$1$mac$12(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$12
 
 
-module top$core$engine$gru$lane$1$mac$13(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$13(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38662,25 +38929,26 @@ module top$core$engine$gru$lane$1$mac$13(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38689,12 +38957,13 @@ module top$core$engine$gru$lane$1$mac$13(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$13
 
 
-module top$core$engine$gru$lane$1$mac$14(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$14(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38708,25 +38977,26 @@ module top$core$engine$gru$lane$1$mac$14(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38735,12 +39005,13 @@ module top$core$engine$gru$lane$1$mac$14(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$14
 
 
-module top$core$engine$gru$lane$1$mac$15(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$15(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38754,25 +39025,26 @@ module top$core$engine$gru$lane$1$mac$15(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38781,12 +39053,13 @@ module top$core$engine$gru$lane$1$mac$15(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$15
 
 
-module top$core$engine$gru$lane$1$mac$16(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$16(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38800,25 +39073,26 @@ module top$core$engine$gru$lane$1$mac$16(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38827,12 +39101,13 @@ module top$core$engine$gru$lane$1$mac$16(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$16
 
 
-module top$core$engine$gru$lane$1$mac$17(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$17(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38846,25 +39121,26 @@ module top$core$engine$gru$lane$1$mac$17(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38873,12 +39149,13 @@ module top$core$engine$gru$lane$1$mac$17(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$17
 
 
-module top$core$engine$gru$lane$1$mac$18(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$18(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38892,25 +39169,26 @@ module top$core$engine$gru$lane$1$mac$18(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38919,12 +39197,13 @@ module top$core$engine$gru$lane$1$mac$18(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$18
 
 
-module top$core$engine$gru$lane$1$mac$19(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$19(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38938,25 +39217,26 @@ module top$core$engine$gru$lane$1$mac$19(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38965,12 +39245,13 @@ module top$core$engine$gru$lane$1$mac$19(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$19
 
 
-module top$core$engine$gru$lane$1$mac$2(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$2(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38984,25 +39265,26 @@ module top$core$engine$gru$lane$1$mac$2(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39011,12 +39293,13 @@ module top$core$engine$gru$lane$1$mac$2(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$2
 
 
-module top$core$engine$gru$lane$1$mac$20(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$20(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39030,25 +39313,26 @@ module top$core$engine$gru$lane$1$mac$20(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39057,12 +39341,13 @@ module top$core$engine$gru$lane$1$mac$20(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$20
 
 
-module top$core$engine$gru$lane$1$mac$21(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$21(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39076,25 +39361,26 @@ module top$core$engine$gru$lane$1$mac$21(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39103,12 +39389,13 @@ module top$core$engine$gru$lane$1$mac$21(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$21
 
 
-module top$core$engine$gru$lane$1$mac$22(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$22(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39122,25 +39409,26 @@ module top$core$engine$gru$lane$1$mac$22(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39149,12 +39437,13 @@ module top$core$engine$gru$lane$1$mac$22(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$22
 
 
-module top$core$engine$gru$lane$1$mac$23(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$23(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39168,25 +39457,26 @@ module top$core$engine$gru$lane$1$mac$23(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39195,12 +39485,13 @@ module top$core$engine$gru$lane$1$mac$23(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$23
 
 
-module top$core$engine$gru$lane$1$mac$24(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$24(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39214,25 +39505,26 @@ module top$core$engine$gru$lane$1$mac$24(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39241,12 +39533,13 @@ module top$core$engine$gru$lane$1$mac$24(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$24
 
 
-module top$core$engine$gru$lane$1$mac$25(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$25(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39260,25 +39553,26 @@ module top$core$engine$gru$lane$1$mac$25(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39287,12 +39581,13 @@ module top$core$engine$gru$lane$1$mac$25(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$25
 
 
-module top$core$engine$gru$lane$1$mac$26(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$26(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39306,25 +39601,26 @@ module top$core$engine$gru$lane$1$mac$26(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39333,12 +39629,13 @@ module top$core$engine$gru$lane$1$mac$26(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$26
 
 
-module top$core$engine$gru$lane$1$mac$27(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$27(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39352,25 +39649,26 @@ module top$core$engine$gru$lane$1$mac$27(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39379,12 +39677,13 @@ module top$core$engine$gru$lane$1$mac$27(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$27
 
 
-module top$core$engine$gru$lane$1$mac$28(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$28(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39398,25 +39697,26 @@ module top$core$engine$gru$lane$1$mac$28(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39425,12 +39725,13 @@ module top$core$engine$gru$lane$1$mac$28(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$28
 
 
-module top$core$engine$gru$lane$1$mac$29(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$29(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39444,25 +39745,26 @@ module top$core$engine$gru$lane$1$mac$29(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39471,12 +39773,13 @@ module top$core$engine$gru$lane$1$mac$29(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$29
 
 
-module top$core$engine$gru$lane$1$mac$3(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$3(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39490,25 +39793,26 @@ module top$core$engine$gru$lane$1$mac$3(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39517,12 +39821,13 @@ module top$core$engine$gru$lane$1$mac$3(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$3
 
 
-module top$core$engine$gru$lane$1$mac$30(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$30(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39536,25 +39841,26 @@ module top$core$engine$gru$lane$1$mac$30(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39563,12 +39869,13 @@ module top$core$engine$gru$lane$1$mac$30(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$30
 
 
-module top$core$engine$gru$lane$1$mac$31(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$31(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39582,25 +39889,26 @@ module top$core$engine$gru$lane$1$mac$31(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39609,12 +39917,13 @@ module top$core$engine$gru$lane$1$mac$31(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$31
 
 
-module top$core$engine$gru$lane$1$mac$4(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$4(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39628,25 +39937,26 @@ module top$core$engine$gru$lane$1$mac$4(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39655,12 +39965,13 @@ module top$core$engine$gru$lane$1$mac$4(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$4
 
 
-module top$core$engine$gru$lane$1$mac$5(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$5(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39674,25 +39985,26 @@ module top$core$engine$gru$lane$1$mac$5(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39701,12 +40013,13 @@ module top$core$engine$gru$lane$1$mac$5(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$5
 
 
-module top$core$engine$gru$lane$1$mac$6(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$6(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39720,25 +40033,26 @@ module top$core$engine$gru$lane$1$mac$6(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39747,12 +40061,13 @@ module top$core$engine$gru$lane$1$mac$6(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$6
 
 
-module top$core$engine$gru$lane$1$mac$7(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$7(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39766,25 +40081,26 @@ module top$core$engine$gru$lane$1$mac$7(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39793,12 +40109,13 @@ module top$core$engine$gru$lane$1$mac$7(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$7
 
 
-module top$core$engine$gru$lane$1$mac$8(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$8(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39812,25 +40129,26 @@ module top$core$engine$gru$lane$1$mac$8(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39839,12 +40157,13 @@ module top$core$engine$gru$lane$1$mac$8(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$1$mac$8
 
 
-module top$core$engine$gru$lane$1$mac$9(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$1$mac$9(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39858,25 +40177,26 @@ module top$core$engine$gru$lane$1$mac$9(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -45873,6 +46193,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
+    reg  mac$0$gate_row;
     reg  [19:0] mac$0$bias;
     reg  [19:0] mac$0$w;
     reg  [17:0] mac$0$x;
@@ -45881,6 +46202,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$1$clock;
     reg  mac$1$en;
     reg  mac$1$first;
+    reg  mac$1$gate_row;
     reg  [19:0] mac$1$bias;
     reg  [19:0] mac$1$w;
     reg  [17:0] mac$1$x;
@@ -45889,6 +46211,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$2$clock;
     reg  mac$2$en;
     reg  mac$2$first;
+    reg  mac$2$gate_row;
     reg  [19:0] mac$2$bias;
     reg  [19:0] mac$2$w;
     reg  [17:0] mac$2$x;
@@ -45897,6 +46220,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$3$clock;
     reg  mac$3$en;
     reg  mac$3$first;
+    reg  mac$3$gate_row;
     reg  [19:0] mac$3$bias;
     reg  [19:0] mac$3$w;
     reg  [17:0] mac$3$x;
@@ -45905,6 +46229,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$4$clock;
     reg  mac$4$en;
     reg  mac$4$first;
+    reg  mac$4$gate_row;
     reg  [19:0] mac$4$bias;
     reg  [19:0] mac$4$w;
     reg  [17:0] mac$4$x;
@@ -45913,6 +46238,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$5$clock;
     reg  mac$5$en;
     reg  mac$5$first;
+    reg  mac$5$gate_row;
     reg  [19:0] mac$5$bias;
     reg  [19:0] mac$5$w;
     reg  [17:0] mac$5$x;
@@ -45921,6 +46247,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$6$clock;
     reg  mac$6$en;
     reg  mac$6$first;
+    reg  mac$6$gate_row;
     reg  [19:0] mac$6$bias;
     reg  [19:0] mac$6$w;
     reg  [17:0] mac$6$x;
@@ -45929,6 +46256,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$7$clock;
     reg  mac$7$en;
     reg  mac$7$first;
+    reg  mac$7$gate_row;
     reg  [19:0] mac$7$bias;
     reg  [19:0] mac$7$w;
     reg  [17:0] mac$7$x;
@@ -45937,6 +46265,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$8$clock;
     reg  mac$8$en;
     reg  mac$8$first;
+    reg  mac$8$gate_row;
     reg  [19:0] mac$8$bias;
     reg  [19:0] mac$8$w;
     reg  [17:0] mac$8$x;
@@ -45945,6 +46274,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$9$clock;
     reg  mac$9$en;
     reg  mac$9$first;
+    reg  mac$9$gate_row;
     reg  [19:0] mac$9$bias;
     reg  [19:0] mac$9$w;
     reg  [17:0] mac$9$x;
@@ -45953,6 +46283,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$10$clock;
     reg  mac$10$en;
     reg  mac$10$first;
+    reg  mac$10$gate_row;
     reg  [19:0] mac$10$bias;
     reg  [19:0] mac$10$w;
     reg  [17:0] mac$10$x;
@@ -45961,6 +46292,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$11$clock;
     reg  mac$11$en;
     reg  mac$11$first;
+    reg  mac$11$gate_row;
     reg  [19:0] mac$11$bias;
     reg  [19:0] mac$11$w;
     reg  [17:0] mac$11$x;
@@ -45969,6 +46301,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$12$clock;
     reg  mac$12$en;
     reg  mac$12$first;
+    reg  mac$12$gate_row;
     reg  [19:0] mac$12$bias;
     reg  [19:0] mac$12$w;
     reg  [17:0] mac$12$x;
@@ -45977,6 +46310,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$13$clock;
     reg  mac$13$en;
     reg  mac$13$first;
+    reg  mac$13$gate_row;
     reg  [19:0] mac$13$bias;
     reg  [19:0] mac$13$w;
     reg  [17:0] mac$13$x;
@@ -45985,6 +46319,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$14$clock;
     reg  mac$14$en;
     reg  mac$14$first;
+    reg  mac$14$gate_row;
     reg  [19:0] mac$14$bias;
     reg  [19:0] mac$14$w;
     reg  [17:0] mac$14$x;
@@ -45993,6 +46328,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$15$clock;
     reg  mac$15$en;
     reg  mac$15$first;
+    reg  mac$15$gate_row;
     reg  [19:0] mac$15$bias;
     reg  [19:0] mac$15$w;
     reg  [17:0] mac$15$x;
@@ -46001,6 +46337,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$16$clock;
     reg  mac$16$en;
     reg  mac$16$first;
+    reg  mac$16$gate_row;
     reg  [19:0] mac$16$bias;
     reg  [19:0] mac$16$w;
     reg  [17:0] mac$16$x;
@@ -46009,6 +46346,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$17$clock;
     reg  mac$17$en;
     reg  mac$17$first;
+    reg  mac$17$gate_row;
     reg  [19:0] mac$17$bias;
     reg  [19:0] mac$17$w;
     reg  [17:0] mac$17$x;
@@ -46017,6 +46355,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$18$clock;
     reg  mac$18$en;
     reg  mac$18$first;
+    reg  mac$18$gate_row;
     reg  [19:0] mac$18$bias;
     reg  [19:0] mac$18$w;
     reg  [17:0] mac$18$x;
@@ -46025,6 +46364,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$19$clock;
     reg  mac$19$en;
     reg  mac$19$first;
+    reg  mac$19$gate_row;
     reg  [19:0] mac$19$bias;
     reg  [19:0] mac$19$w;
     reg  [17:0] mac$19$x;
@@ -46033,6 +46373,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$20$clock;
     reg  mac$20$en;
     reg  mac$20$first;
+    reg  mac$20$gate_row;
     reg  [19:0] mac$20$bias;
     reg  [19:0] mac$20$w;
     reg  [17:0] mac$20$x;
@@ -46041,6 +46382,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$21$clock;
     reg  mac$21$en;
     reg  mac$21$first;
+    reg  mac$21$gate_row;
     reg  [19:0] mac$21$bias;
     reg  [19:0] mac$21$w;
     reg  [17:0] mac$21$x;
@@ -46049,6 +46391,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$22$clock;
     reg  mac$22$en;
     reg  mac$22$first;
+    reg  mac$22$gate_row;
     reg  [19:0] mac$22$bias;
     reg  [19:0] mac$22$w;
     reg  [17:0] mac$22$x;
@@ -46057,6 +46400,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$23$clock;
     reg  mac$23$en;
     reg  mac$23$first;
+    reg  mac$23$gate_row;
     reg  [19:0] mac$23$bias;
     reg  [19:0] mac$23$w;
     reg  [17:0] mac$23$x;
@@ -46065,6 +46409,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$24$clock;
     reg  mac$24$en;
     reg  mac$24$first;
+    reg  mac$24$gate_row;
     reg  [19:0] mac$24$bias;
     reg  [19:0] mac$24$w;
     reg  [17:0] mac$24$x;
@@ -46073,6 +46418,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$25$clock;
     reg  mac$25$en;
     reg  mac$25$first;
+    reg  mac$25$gate_row;
     reg  [19:0] mac$25$bias;
     reg  [19:0] mac$25$w;
     reg  [17:0] mac$25$x;
@@ -46081,6 +46427,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$26$clock;
     reg  mac$26$en;
     reg  mac$26$first;
+    reg  mac$26$gate_row;
     reg  [19:0] mac$26$bias;
     reg  [19:0] mac$26$w;
     reg  [17:0] mac$26$x;
@@ -46089,6 +46436,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$27$clock;
     reg  mac$27$en;
     reg  mac$27$first;
+    reg  mac$27$gate_row;
     reg  [19:0] mac$27$bias;
     reg  [19:0] mac$27$w;
     reg  [17:0] mac$27$x;
@@ -46097,6 +46445,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$28$clock;
     reg  mac$28$en;
     reg  mac$28$first;
+    reg  mac$28$gate_row;
     reg  [19:0] mac$28$bias;
     reg  [19:0] mac$28$w;
     reg  [17:0] mac$28$x;
@@ -46105,6 +46454,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$29$clock;
     reg  mac$29$en;
     reg  mac$29$first;
+    reg  mac$29$gate_row;
     reg  [19:0] mac$29$bias;
     reg  [19:0] mac$29$w;
     reg  [17:0] mac$29$x;
@@ -46113,6 +46463,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$30$clock;
     reg  mac$30$en;
     reg  mac$30$first;
+    reg  mac$30$gate_row;
     reg  [19:0] mac$30$bias;
     reg  [19:0] mac$30$w;
     reg  [17:0] mac$30$x;
@@ -46121,6 +46472,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$31$clock;
     reg  mac$31$en;
     reg  mac$31$first;
+    reg  mac$31$gate_row;
     reg  [19:0] mac$31$bias;
     reg  [19:0] mac$31$w;
     reg  [17:0] mac$31$x;
@@ -47847,6 +48199,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$0$clock),
         .en(mac$0$en),
         .first(mac$0$first),
+        .gate_row(mac$0$gate_row),
         .bias(mac$0$bias),
         .w(mac$0$w),
         .x(mac$0$x),
@@ -47857,6 +48210,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$1$clock),
         .en(mac$1$en),
         .first(mac$1$first),
+        .gate_row(mac$1$gate_row),
         .bias(mac$1$bias),
         .w(mac$1$w),
         .x(mac$1$x),
@@ -47867,6 +48221,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$2$clock),
         .en(mac$2$en),
         .first(mac$2$first),
+        .gate_row(mac$2$gate_row),
         .bias(mac$2$bias),
         .w(mac$2$w),
         .x(mac$2$x),
@@ -47877,6 +48232,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$3$clock),
         .en(mac$3$en),
         .first(mac$3$first),
+        .gate_row(mac$3$gate_row),
         .bias(mac$3$bias),
         .w(mac$3$w),
         .x(mac$3$x),
@@ -47887,6 +48243,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$4$clock),
         .en(mac$4$en),
         .first(mac$4$first),
+        .gate_row(mac$4$gate_row),
         .bias(mac$4$bias),
         .w(mac$4$w),
         .x(mac$4$x),
@@ -47897,6 +48254,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$5$clock),
         .en(mac$5$en),
         .first(mac$5$first),
+        .gate_row(mac$5$gate_row),
         .bias(mac$5$bias),
         .w(mac$5$w),
         .x(mac$5$x),
@@ -47907,6 +48265,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$6$clock),
         .en(mac$6$en),
         .first(mac$6$first),
+        .gate_row(mac$6$gate_row),
         .bias(mac$6$bias),
         .w(mac$6$w),
         .x(mac$6$x),
@@ -47917,6 +48276,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$7$clock),
         .en(mac$7$en),
         .first(mac$7$first),
+        .gate_row(mac$7$gate_row),
         .bias(mac$7$bias),
         .w(mac$7$w),
         .x(mac$7$x),
@@ -47927,6 +48287,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$8$clock),
         .en(mac$8$en),
         .first(mac$8$first),
+        .gate_row(mac$8$gate_row),
         .bias(mac$8$bias),
         .w(mac$8$w),
         .x(mac$8$x),
@@ -47937,6 +48298,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$9$clock),
         .en(mac$9$en),
         .first(mac$9$first),
+        .gate_row(mac$9$gate_row),
         .bias(mac$9$bias),
         .w(mac$9$w),
         .x(mac$9$x),
@@ -47947,6 +48309,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$10$clock),
         .en(mac$10$en),
         .first(mac$10$first),
+        .gate_row(mac$10$gate_row),
         .bias(mac$10$bias),
         .w(mac$10$w),
         .x(mac$10$x),
@@ -47957,6 +48320,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$11$clock),
         .en(mac$11$en),
         .first(mac$11$first),
+        .gate_row(mac$11$gate_row),
         .bias(mac$11$bias),
         .w(mac$11$w),
         .x(mac$11$x),
@@ -47967,6 +48331,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$12$clock),
         .en(mac$12$en),
         .first(mac$12$first),
+        .gate_row(mac$12$gate_row),
         .bias(mac$12$bias),
         .w(mac$12$w),
         .x(mac$12$x),
@@ -47977,6 +48342,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$13$clock),
         .en(mac$13$en),
         .first(mac$13$first),
+        .gate_row(mac$13$gate_row),
         .bias(mac$13$bias),
         .w(mac$13$w),
         .x(mac$13$x),
@@ -47987,6 +48353,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$14$clock),
         .en(mac$14$en),
         .first(mac$14$first),
+        .gate_row(mac$14$gate_row),
         .bias(mac$14$bias),
         .w(mac$14$w),
         .x(mac$14$x),
@@ -47997,6 +48364,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$15$clock),
         .en(mac$15$en),
         .first(mac$15$first),
+        .gate_row(mac$15$gate_row),
         .bias(mac$15$bias),
         .w(mac$15$w),
         .x(mac$15$x),
@@ -48007,6 +48375,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$16$clock),
         .en(mac$16$en),
         .first(mac$16$first),
+        .gate_row(mac$16$gate_row),
         .bias(mac$16$bias),
         .w(mac$16$w),
         .x(mac$16$x),
@@ -48017,6 +48386,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$17$clock),
         .en(mac$17$en),
         .first(mac$17$first),
+        .gate_row(mac$17$gate_row),
         .bias(mac$17$bias),
         .w(mac$17$w),
         .x(mac$17$x),
@@ -48027,6 +48397,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$18$clock),
         .en(mac$18$en),
         .first(mac$18$first),
+        .gate_row(mac$18$gate_row),
         .bias(mac$18$bias),
         .w(mac$18$w),
         .x(mac$18$x),
@@ -48037,6 +48408,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$19$clock),
         .en(mac$19$en),
         .first(mac$19$first),
+        .gate_row(mac$19$gate_row),
         .bias(mac$19$bias),
         .w(mac$19$w),
         .x(mac$19$x),
@@ -48047,6 +48419,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$20$clock),
         .en(mac$20$en),
         .first(mac$20$first),
+        .gate_row(mac$20$gate_row),
         .bias(mac$20$bias),
         .w(mac$20$w),
         .x(mac$20$x),
@@ -48057,6 +48430,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$21$clock),
         .en(mac$21$en),
         .first(mac$21$first),
+        .gate_row(mac$21$gate_row),
         .bias(mac$21$bias),
         .w(mac$21$w),
         .x(mac$21$x),
@@ -48067,6 +48441,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$22$clock),
         .en(mac$22$en),
         .first(mac$22$first),
+        .gate_row(mac$22$gate_row),
         .bias(mac$22$bias),
         .w(mac$22$w),
         .x(mac$22$x),
@@ -48077,6 +48452,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$23$clock),
         .en(mac$23$en),
         .first(mac$23$first),
+        .gate_row(mac$23$gate_row),
         .bias(mac$23$bias),
         .w(mac$23$w),
         .x(mac$23$x),
@@ -48087,6 +48463,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$24$clock),
         .en(mac$24$en),
         .first(mac$24$first),
+        .gate_row(mac$24$gate_row),
         .bias(mac$24$bias),
         .w(mac$24$w),
         .x(mac$24$x),
@@ -48097,6 +48474,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$25$clock),
         .en(mac$25$en),
         .first(mac$25$first),
+        .gate_row(mac$25$gate_row),
         .bias(mac$25$bias),
         .w(mac$25$w),
         .x(mac$25$x),
@@ -48107,6 +48485,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$26$clock),
         .en(mac$26$en),
         .first(mac$26$first),
+        .gate_row(mac$26$gate_row),
         .bias(mac$26$bias),
         .w(mac$26$w),
         .x(mac$26$x),
@@ -48117,6 +48496,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$27$clock),
         .en(mac$27$en),
         .first(mac$27$first),
+        .gate_row(mac$27$gate_row),
         .bias(mac$27$bias),
         .w(mac$27$w),
         .x(mac$27$x),
@@ -48127,6 +48507,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$28$clock),
         .en(mac$28$en),
         .first(mac$28$first),
+        .gate_row(mac$28$gate_row),
         .bias(mac$28$bias),
         .w(mac$28$w),
         .x(mac$28$x),
@@ -48137,6 +48518,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$29$clock),
         .en(mac$29$en),
         .first(mac$29$first),
+        .gate_row(mac$29$gate_row),
         .bias(mac$29$bias),
         .w(mac$29$w),
         .x(mac$29$x),
@@ -48147,6 +48529,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$30$clock),
         .en(mac$30$en),
         .first(mac$30$first),
+        .gate_row(mac$30$gate_row),
         .bias(mac$30$bias),
         .w(mac$30$w),
         .x(mac$30$x),
@@ -48157,6 +48540,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$31$clock),
         .en(mac$31$en),
         .first(mac$31$first),
+        .gate_row(mac$31$gate_row),
         .bias(mac$31$bias),
         .w(mac$31$w),
         .x(mac$31$x),
@@ -49490,6 +49874,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
+        mac$0$gate_row = unit_is_a_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -49499,6 +49884,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$1$clock = clock;
         mac$1$en = mac_en_r$0$q;
         mac$1$first = mac_first_r$0$q;
+        mac$1$gate_row = unit_is_a_r$1$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
         mac$1$x = op_c_copy$0$q;
@@ -49508,6 +49894,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$2$clock = clock;
         mac$2$en = mac_en_r$0$q;
         mac$2$first = mac_first_r$0$q;
+        mac$2$gate_row = unit_is_a_r$2$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
         mac$2$x = op_c_copy$0$q;
@@ -49517,6 +49904,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$3$clock = clock;
         mac$3$en = mac_en_r$0$q;
         mac$3$first = mac_first_r$0$q;
+        mac$3$gate_row = unit_is_a_r$3$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
         mac$3$x = op_c_copy$0$q;
@@ -49526,6 +49914,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$4$clock = clock;
         mac$4$en = mac_en_r$0$q;
         mac$4$first = mac_first_r$0$q;
+        mac$4$gate_row = unit_is_a_r$4$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
         mac$4$x = op_c_copy$0$q;
@@ -49535,6 +49924,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$5$clock = clock;
         mac$5$en = mac_en_r$0$q;
         mac$5$first = mac_first_r$0$q;
+        mac$5$gate_row = unit_is_a_r$5$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
         mac$5$x = op_c_copy$0$q;
@@ -49544,6 +49934,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$6$clock = clock;
         mac$6$en = mac_en_r$0$q;
         mac$6$first = mac_first_r$0$q;
+        mac$6$gate_row = unit_is_a_r$6$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
         mac$6$x = op_c_copy$0$q;
@@ -49553,6 +49944,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$7$clock = clock;
         mac$7$en = mac_en_r$0$q;
         mac$7$first = mac_first_r$0$q;
+        mac$7$gate_row = unit_is_a_r$7$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
         mac$7$x = op_c_copy$0$q;
@@ -49562,6 +49954,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$8$clock = clock;
         mac$8$en = mac_en_r$1$q;
         mac$8$first = mac_first_r$1$q;
+        mac$8$gate_row = unit_is_a_r$8$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
         mac$8$x = op_c_copy$1$q;
@@ -49571,6 +49964,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$9$clock = clock;
         mac$9$en = mac_en_r$1$q;
         mac$9$first = mac_first_r$1$q;
+        mac$9$gate_row = unit_is_a_r$9$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
         mac$9$x = op_c_copy$1$q;
@@ -49580,6 +49974,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$10$clock = clock;
         mac$10$en = mac_en_r$1$q;
         mac$10$first = mac_first_r$1$q;
+        mac$10$gate_row = unit_is_a_r$10$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
         mac$10$x = op_c_copy$1$q;
@@ -49589,6 +49984,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$11$clock = clock;
         mac$11$en = mac_en_r$1$q;
         mac$11$first = mac_first_r$1$q;
+        mac$11$gate_row = unit_is_a_r$11$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
         mac$11$x = op_c_copy$1$q;
@@ -49598,6 +49994,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$12$clock = clock;
         mac$12$en = mac_en_r$1$q;
         mac$12$first = mac_first_r$1$q;
+        mac$12$gate_row = unit_is_a_r$12$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
         mac$12$x = op_c_copy$1$q;
@@ -49607,6 +50004,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$13$clock = clock;
         mac$13$en = mac_en_r$1$q;
         mac$13$first = mac_first_r$1$q;
+        mac$13$gate_row = unit_is_a_r$13$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
         mac$13$x = op_c_copy$1$q;
@@ -49616,6 +50014,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$14$clock = clock;
         mac$14$en = mac_en_r$1$q;
         mac$14$first = mac_first_r$1$q;
+        mac$14$gate_row = unit_is_a_r$14$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
         mac$14$x = op_c_copy$1$q;
@@ -49625,6 +50024,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$15$clock = clock;
         mac$15$en = mac_en_r$1$q;
         mac$15$first = mac_first_r$1$q;
+        mac$15$gate_row = unit_is_a_r$15$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
         mac$15$x = op_c_copy$1$q;
@@ -49634,6 +50034,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$16$clock = clock;
         mac$16$en = mac_en_r$2$q;
         mac$16$first = mac_first_r$2$q;
+        mac$16$gate_row = unit_is_a_r$16$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
         mac$16$x = op_c_copy$2$q;
@@ -49643,6 +50044,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$17$clock = clock;
         mac$17$en = mac_en_r$2$q;
         mac$17$first = mac_first_r$2$q;
+        mac$17$gate_row = unit_is_a_r$17$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
         mac$17$x = op_c_copy$2$q;
@@ -49652,6 +50054,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$18$clock = clock;
         mac$18$en = mac_en_r$2$q;
         mac$18$first = mac_first_r$2$q;
+        mac$18$gate_row = unit_is_a_r$18$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
         mac$18$x = op_c_copy$2$q;
@@ -49661,6 +50064,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$19$clock = clock;
         mac$19$en = mac_en_r$2$q;
         mac$19$first = mac_first_r$2$q;
+        mac$19$gate_row = unit_is_a_r$19$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
         mac$19$x = op_c_copy$2$q;
@@ -49670,6 +50074,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$20$clock = clock;
         mac$20$en = mac_en_r$2$q;
         mac$20$first = mac_first_r$2$q;
+        mac$20$gate_row = unit_is_a_r$20$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
         mac$20$x = op_c_copy$2$q;
@@ -49679,6 +50084,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$21$clock = clock;
         mac$21$en = mac_en_r$2$q;
         mac$21$first = mac_first_r$2$q;
+        mac$21$gate_row = unit_is_a_r$21$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
         mac$21$x = op_c_copy$2$q;
@@ -49688,6 +50094,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$22$clock = clock;
         mac$22$en = mac_en_r$2$q;
         mac$22$first = mac_first_r$2$q;
+        mac$22$gate_row = unit_is_a_r$22$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
         mac$22$x = op_c_copy$2$q;
@@ -49697,6 +50104,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$23$clock = clock;
         mac$23$en = mac_en_r$2$q;
         mac$23$first = mac_first_r$2$q;
+        mac$23$gate_row = unit_is_a_r$23$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
         mac$23$x = op_c_copy$2$q;
@@ -49706,6 +50114,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$24$clock = clock;
         mac$24$en = mac_en_r$3$q;
         mac$24$first = mac_first_r$3$q;
+        mac$24$gate_row = unit_is_a_r$24$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
         mac$24$x = op_c_copy$3$q;
@@ -49715,6 +50124,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$25$clock = clock;
         mac$25$en = mac_en_r$3$q;
         mac$25$first = mac_first_r$3$q;
+        mac$25$gate_row = unit_is_a_r$25$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
         mac$25$x = op_c_copy$3$q;
@@ -49724,6 +50134,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$26$clock = clock;
         mac$26$en = mac_en_r$3$q;
         mac$26$first = mac_first_r$3$q;
+        mac$26$gate_row = unit_is_a_r$26$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
         mac$26$x = op_c_copy$3$q;
@@ -49733,6 +50144,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$27$clock = clock;
         mac$27$en = mac_en_r$3$q;
         mac$27$first = mac_first_r$3$q;
+        mac$27$gate_row = unit_is_a_r$27$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
         mac$27$x = op_c_copy$3$q;
@@ -49742,6 +50154,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$28$clock = clock;
         mac$28$en = mac_en_r$3$q;
         mac$28$first = mac_first_r$3$q;
+        mac$28$gate_row = unit_is_a_r$28$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
         mac$28$x = op_c_copy$3$q;
@@ -49751,6 +50164,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$29$clock = clock;
         mac$29$en = mac_en_r$3$q;
         mac$29$first = mac_first_r$3$q;
+        mac$29$gate_row = unit_is_a_r$29$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
         mac$29$x = op_c_copy$3$q;
@@ -49760,6 +50174,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$30$clock = clock;
         mac$30$en = mac_en_r$3$q;
         mac$30$first = mac_first_r$3$q;
+        mac$30$gate_row = unit_is_a_r$30$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
         mac$30$x = op_c_copy$3$q;
@@ -49769,6 +50184,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$31$clock = clock;
         mac$31$en = mac_en_r$3$q;
         mac$31$first = mac_first_r$3$q;
+        mac$31$gate_row = unit_is_a_r$31$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
         mac$31$x = op_c_copy$3$q;
@@ -52024,12 +52440,13 @@ module top$core$engine$gru$lane$2$head$mac$0(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -52060,12 +52477,13 @@ module top$core$engine$gru$lane$2$head$mac$1(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -52096,12 +52514,13 @@ module top$core$engine$gru$lane$2$head$mac$2(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -52120,10 +52539,9 @@ module top$core$engine$gru$lane$2$head$saturate$0(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$2$head$saturate$0
 
 
@@ -52136,10 +52554,9 @@ module top$core$engine$gru$lane$2$head$saturate$1(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$2$head$saturate$1
 
 
@@ -52152,10 +52569,9 @@ module top$core$engine$gru$lane$2$head$saturate$2(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$2$head$saturate$2
 
 
@@ -52587,12 +53003,13 @@ module top$core$engine$gru$lane$2$ka_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$2$ka_r
 
 
-module top$core$engine$gru$lane$2$mac$0(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -52606,25 +53023,26 @@ module top$core$engine$gru$lane$2$mac$0(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -52633,12 +53051,13 @@ module top$core$engine$gru$lane$2$mac$0(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$0
 
 
-module top$core$engine$gru$lane$2$mac$1(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$1(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -52652,25 +53071,26 @@ module top$core$engine$gru$lane$2$mac$1(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -52679,12 +53099,13 @@ module top$core$engine$gru$lane$2$mac$1(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$1
 
 
-module top$core$engine$gru$lane$2$mac$10(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$10(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -52698,25 +53119,26 @@ module top$core$engine$gru$lane$2$mac$10(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -52725,12 +53147,13 @@ module top$core$engine$gru$lane$2$mac$10(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$10
 
 
-module top$core$engine$gru$lane$2$mac$11(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$11(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -52744,25 +53167,26 @@ module top$core$engine$gru$lane$2$mac$11(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -52771,12 +53195,13 @@ module top$core$engine$gru$lane$2$mac$11(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$11
 
 
-module top$core$engine$gru$lane$2$mac$12(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$12(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -52790,25 +53215,26 @@ module top$core$engine$gru$lane$2$mac$12(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -52817,12 +53243,13 @@ module top$core$engine$gru$lane$2$mac$12(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$12
 
 
-module top$core$engine$gru$lane$2$mac$13(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$13(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -52836,25 +53263,26 @@ module top$core$engine$gru$lane$2$mac$13(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -52863,12 +53291,13 @@ module top$core$engine$gru$lane$2$mac$13(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$13
 
 
-module top$core$engine$gru$lane$2$mac$14(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$14(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -52882,25 +53311,26 @@ module top$core$engine$gru$lane$2$mac$14(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -52909,12 +53339,13 @@ module top$core$engine$gru$lane$2$mac$14(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$14
 
 
-module top$core$engine$gru$lane$2$mac$15(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$15(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -52928,25 +53359,26 @@ module top$core$engine$gru$lane$2$mac$15(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -52955,12 +53387,13 @@ module top$core$engine$gru$lane$2$mac$15(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$15
 
 
-module top$core$engine$gru$lane$2$mac$16(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$16(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -52974,25 +53407,26 @@ module top$core$engine$gru$lane$2$mac$16(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53001,12 +53435,13 @@ module top$core$engine$gru$lane$2$mac$16(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$16
 
 
-module top$core$engine$gru$lane$2$mac$17(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$17(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53020,25 +53455,26 @@ module top$core$engine$gru$lane$2$mac$17(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53047,12 +53483,13 @@ module top$core$engine$gru$lane$2$mac$17(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$17
 
 
-module top$core$engine$gru$lane$2$mac$18(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$18(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53066,25 +53503,26 @@ module top$core$engine$gru$lane$2$mac$18(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53093,12 +53531,13 @@ module top$core$engine$gru$lane$2$mac$18(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$18
 
 
-module top$core$engine$gru$lane$2$mac$19(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$19(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53112,25 +53551,26 @@ module top$core$engine$gru$lane$2$mac$19(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53139,12 +53579,13 @@ module top$core$engine$gru$lane$2$mac$19(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$19
 
 
-module top$core$engine$gru$lane$2$mac$2(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$2(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53158,25 +53599,26 @@ module top$core$engine$gru$lane$2$mac$2(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53185,12 +53627,13 @@ module top$core$engine$gru$lane$2$mac$2(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$2
 
 
-module top$core$engine$gru$lane$2$mac$20(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$20(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53204,25 +53647,26 @@ module top$core$engine$gru$lane$2$mac$20(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53231,12 +53675,13 @@ module top$core$engine$gru$lane$2$mac$20(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$20
 
 
-module top$core$engine$gru$lane$2$mac$21(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$21(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53250,25 +53695,26 @@ module top$core$engine$gru$lane$2$mac$21(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53277,12 +53723,13 @@ module top$core$engine$gru$lane$2$mac$21(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$21
 
 
-module top$core$engine$gru$lane$2$mac$22(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$22(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53296,25 +53743,26 @@ module top$core$engine$gru$lane$2$mac$22(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53323,12 +53771,13 @@ module top$core$engine$gru$lane$2$mac$22(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$22
 
 
-module top$core$engine$gru$lane$2$mac$23(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$23(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53342,25 +53791,26 @@ module top$core$engine$gru$lane$2$mac$23(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53369,12 +53819,13 @@ module top$core$engine$gru$lane$2$mac$23(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$23
 
 
-module top$core$engine$gru$lane$2$mac$24(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$24(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53388,25 +53839,26 @@ module top$core$engine$gru$lane$2$mac$24(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53415,12 +53867,13 @@ module top$core$engine$gru$lane$2$mac$24(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$24
 
 
-module top$core$engine$gru$lane$2$mac$25(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$25(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53434,25 +53887,26 @@ module top$core$engine$gru$lane$2$mac$25(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53461,12 +53915,13 @@ module top$core$engine$gru$lane$2$mac$25(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$25
 
 
-module top$core$engine$gru$lane$2$mac$26(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$26(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53480,25 +53935,26 @@ module top$core$engine$gru$lane$2$mac$26(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53507,12 +53963,13 @@ module top$core$engine$gru$lane$2$mac$26(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$26
 
 
-module top$core$engine$gru$lane$2$mac$27(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$27(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53526,25 +53983,26 @@ module top$core$engine$gru$lane$2$mac$27(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53553,12 +54011,13 @@ module top$core$engine$gru$lane$2$mac$27(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$27
 
 
-module top$core$engine$gru$lane$2$mac$28(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$28(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53572,25 +54031,26 @@ module top$core$engine$gru$lane$2$mac$28(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53599,12 +54059,13 @@ module top$core$engine$gru$lane$2$mac$28(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$28
 
 
-module top$core$engine$gru$lane$2$mac$29(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$29(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53618,25 +54079,26 @@ module top$core$engine$gru$lane$2$mac$29(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53645,12 +54107,13 @@ module top$core$engine$gru$lane$2$mac$29(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$29
 
 
-module top$core$engine$gru$lane$2$mac$3(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$3(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53664,25 +54127,26 @@ module top$core$engine$gru$lane$2$mac$3(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53691,12 +54155,13 @@ module top$core$engine$gru$lane$2$mac$3(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$3
 
 
-module top$core$engine$gru$lane$2$mac$30(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$30(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53710,25 +54175,26 @@ module top$core$engine$gru$lane$2$mac$30(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53737,12 +54203,13 @@ module top$core$engine$gru$lane$2$mac$30(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$30
 
 
-module top$core$engine$gru$lane$2$mac$31(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$31(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53756,25 +54223,26 @@ module top$core$engine$gru$lane$2$mac$31(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53783,12 +54251,13 @@ module top$core$engine$gru$lane$2$mac$31(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$31
 
 
-module top$core$engine$gru$lane$2$mac$4(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$4(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53802,25 +54271,26 @@ module top$core$engine$gru$lane$2$mac$4(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53829,12 +54299,13 @@ module top$core$engine$gru$lane$2$mac$4(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$4
 
 
-module top$core$engine$gru$lane$2$mac$5(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$5(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53848,25 +54319,26 @@ module top$core$engine$gru$lane$2$mac$5(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53875,12 +54347,13 @@ module top$core$engine$gru$lane$2$mac$5(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$5
 
 
-module top$core$engine$gru$lane$2$mac$6(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$6(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53894,25 +54367,26 @@ module top$core$engine$gru$lane$2$mac$6(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53921,12 +54395,13 @@ module top$core$engine$gru$lane$2$mac$6(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$6
 
 
-module top$core$engine$gru$lane$2$mac$7(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$7(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53940,25 +54415,26 @@ module top$core$engine$gru$lane$2$mac$7(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -53967,12 +54443,13 @@ module top$core$engine$gru$lane$2$mac$7(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$7
 
 
-module top$core$engine$gru$lane$2$mac$8(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$8(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -53986,25 +54463,26 @@ module top$core$engine$gru$lane$2$mac$8(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -54013,12 +54491,13 @@ module top$core$engine$gru$lane$2$mac$8(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$2$mac$8
 
 
-module top$core$engine$gru$lane$2$mac$9(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$2$mac$9(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -54032,25 +54511,26 @@ module top$core$engine$gru$lane$2$mac$9(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -60047,6 +60527,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
+    reg  mac$0$gate_row;
     reg  [19:0] mac$0$bias;
     reg  [19:0] mac$0$w;
     reg  [17:0] mac$0$x;
@@ -60055,6 +60536,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$1$clock;
     reg  mac$1$en;
     reg  mac$1$first;
+    reg  mac$1$gate_row;
     reg  [19:0] mac$1$bias;
     reg  [19:0] mac$1$w;
     reg  [17:0] mac$1$x;
@@ -60063,6 +60545,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$2$clock;
     reg  mac$2$en;
     reg  mac$2$first;
+    reg  mac$2$gate_row;
     reg  [19:0] mac$2$bias;
     reg  [19:0] mac$2$w;
     reg  [17:0] mac$2$x;
@@ -60071,6 +60554,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$3$clock;
     reg  mac$3$en;
     reg  mac$3$first;
+    reg  mac$3$gate_row;
     reg  [19:0] mac$3$bias;
     reg  [19:0] mac$3$w;
     reg  [17:0] mac$3$x;
@@ -60079,6 +60563,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$4$clock;
     reg  mac$4$en;
     reg  mac$4$first;
+    reg  mac$4$gate_row;
     reg  [19:0] mac$4$bias;
     reg  [19:0] mac$4$w;
     reg  [17:0] mac$4$x;
@@ -60087,6 +60572,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$5$clock;
     reg  mac$5$en;
     reg  mac$5$first;
+    reg  mac$5$gate_row;
     reg  [19:0] mac$5$bias;
     reg  [19:0] mac$5$w;
     reg  [17:0] mac$5$x;
@@ -60095,6 +60581,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$6$clock;
     reg  mac$6$en;
     reg  mac$6$first;
+    reg  mac$6$gate_row;
     reg  [19:0] mac$6$bias;
     reg  [19:0] mac$6$w;
     reg  [17:0] mac$6$x;
@@ -60103,6 +60590,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$7$clock;
     reg  mac$7$en;
     reg  mac$7$first;
+    reg  mac$7$gate_row;
     reg  [19:0] mac$7$bias;
     reg  [19:0] mac$7$w;
     reg  [17:0] mac$7$x;
@@ -60111,6 +60599,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$8$clock;
     reg  mac$8$en;
     reg  mac$8$first;
+    reg  mac$8$gate_row;
     reg  [19:0] mac$8$bias;
     reg  [19:0] mac$8$w;
     reg  [17:0] mac$8$x;
@@ -60119,6 +60608,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$9$clock;
     reg  mac$9$en;
     reg  mac$9$first;
+    reg  mac$9$gate_row;
     reg  [19:0] mac$9$bias;
     reg  [19:0] mac$9$w;
     reg  [17:0] mac$9$x;
@@ -60127,6 +60617,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$10$clock;
     reg  mac$10$en;
     reg  mac$10$first;
+    reg  mac$10$gate_row;
     reg  [19:0] mac$10$bias;
     reg  [19:0] mac$10$w;
     reg  [17:0] mac$10$x;
@@ -60135,6 +60626,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$11$clock;
     reg  mac$11$en;
     reg  mac$11$first;
+    reg  mac$11$gate_row;
     reg  [19:0] mac$11$bias;
     reg  [19:0] mac$11$w;
     reg  [17:0] mac$11$x;
@@ -60143,6 +60635,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$12$clock;
     reg  mac$12$en;
     reg  mac$12$first;
+    reg  mac$12$gate_row;
     reg  [19:0] mac$12$bias;
     reg  [19:0] mac$12$w;
     reg  [17:0] mac$12$x;
@@ -60151,6 +60644,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$13$clock;
     reg  mac$13$en;
     reg  mac$13$first;
+    reg  mac$13$gate_row;
     reg  [19:0] mac$13$bias;
     reg  [19:0] mac$13$w;
     reg  [17:0] mac$13$x;
@@ -60159,6 +60653,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$14$clock;
     reg  mac$14$en;
     reg  mac$14$first;
+    reg  mac$14$gate_row;
     reg  [19:0] mac$14$bias;
     reg  [19:0] mac$14$w;
     reg  [17:0] mac$14$x;
@@ -60167,6 +60662,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$15$clock;
     reg  mac$15$en;
     reg  mac$15$first;
+    reg  mac$15$gate_row;
     reg  [19:0] mac$15$bias;
     reg  [19:0] mac$15$w;
     reg  [17:0] mac$15$x;
@@ -60175,6 +60671,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$16$clock;
     reg  mac$16$en;
     reg  mac$16$first;
+    reg  mac$16$gate_row;
     reg  [19:0] mac$16$bias;
     reg  [19:0] mac$16$w;
     reg  [17:0] mac$16$x;
@@ -60183,6 +60680,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$17$clock;
     reg  mac$17$en;
     reg  mac$17$first;
+    reg  mac$17$gate_row;
     reg  [19:0] mac$17$bias;
     reg  [19:0] mac$17$w;
     reg  [17:0] mac$17$x;
@@ -60191,6 +60689,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$18$clock;
     reg  mac$18$en;
     reg  mac$18$first;
+    reg  mac$18$gate_row;
     reg  [19:0] mac$18$bias;
     reg  [19:0] mac$18$w;
     reg  [17:0] mac$18$x;
@@ -60199,6 +60698,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$19$clock;
     reg  mac$19$en;
     reg  mac$19$first;
+    reg  mac$19$gate_row;
     reg  [19:0] mac$19$bias;
     reg  [19:0] mac$19$w;
     reg  [17:0] mac$19$x;
@@ -60207,6 +60707,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$20$clock;
     reg  mac$20$en;
     reg  mac$20$first;
+    reg  mac$20$gate_row;
     reg  [19:0] mac$20$bias;
     reg  [19:0] mac$20$w;
     reg  [17:0] mac$20$x;
@@ -60215,6 +60716,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$21$clock;
     reg  mac$21$en;
     reg  mac$21$first;
+    reg  mac$21$gate_row;
     reg  [19:0] mac$21$bias;
     reg  [19:0] mac$21$w;
     reg  [17:0] mac$21$x;
@@ -60223,6 +60725,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$22$clock;
     reg  mac$22$en;
     reg  mac$22$first;
+    reg  mac$22$gate_row;
     reg  [19:0] mac$22$bias;
     reg  [19:0] mac$22$w;
     reg  [17:0] mac$22$x;
@@ -60231,6 +60734,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$23$clock;
     reg  mac$23$en;
     reg  mac$23$first;
+    reg  mac$23$gate_row;
     reg  [19:0] mac$23$bias;
     reg  [19:0] mac$23$w;
     reg  [17:0] mac$23$x;
@@ -60239,6 +60743,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$24$clock;
     reg  mac$24$en;
     reg  mac$24$first;
+    reg  mac$24$gate_row;
     reg  [19:0] mac$24$bias;
     reg  [19:0] mac$24$w;
     reg  [17:0] mac$24$x;
@@ -60247,6 +60752,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$25$clock;
     reg  mac$25$en;
     reg  mac$25$first;
+    reg  mac$25$gate_row;
     reg  [19:0] mac$25$bias;
     reg  [19:0] mac$25$w;
     reg  [17:0] mac$25$x;
@@ -60255,6 +60761,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$26$clock;
     reg  mac$26$en;
     reg  mac$26$first;
+    reg  mac$26$gate_row;
     reg  [19:0] mac$26$bias;
     reg  [19:0] mac$26$w;
     reg  [17:0] mac$26$x;
@@ -60263,6 +60770,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$27$clock;
     reg  mac$27$en;
     reg  mac$27$first;
+    reg  mac$27$gate_row;
     reg  [19:0] mac$27$bias;
     reg  [19:0] mac$27$w;
     reg  [17:0] mac$27$x;
@@ -60271,6 +60779,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$28$clock;
     reg  mac$28$en;
     reg  mac$28$first;
+    reg  mac$28$gate_row;
     reg  [19:0] mac$28$bias;
     reg  [19:0] mac$28$w;
     reg  [17:0] mac$28$x;
@@ -60279,6 +60788,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$29$clock;
     reg  mac$29$en;
     reg  mac$29$first;
+    reg  mac$29$gate_row;
     reg  [19:0] mac$29$bias;
     reg  [19:0] mac$29$w;
     reg  [17:0] mac$29$x;
@@ -60287,6 +60797,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$30$clock;
     reg  mac$30$en;
     reg  mac$30$first;
+    reg  mac$30$gate_row;
     reg  [19:0] mac$30$bias;
     reg  [19:0] mac$30$w;
     reg  [17:0] mac$30$x;
@@ -60295,6 +60806,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  mac$31$clock;
     reg  mac$31$en;
     reg  mac$31$first;
+    reg  mac$31$gate_row;
     reg  [19:0] mac$31$bias;
     reg  [19:0] mac$31$w;
     reg  [17:0] mac$31$x;
@@ -62021,6 +62533,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$0$clock),
         .en(mac$0$en),
         .first(mac$0$first),
+        .gate_row(mac$0$gate_row),
         .bias(mac$0$bias),
         .w(mac$0$w),
         .x(mac$0$x),
@@ -62031,6 +62544,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$1$clock),
         .en(mac$1$en),
         .first(mac$1$first),
+        .gate_row(mac$1$gate_row),
         .bias(mac$1$bias),
         .w(mac$1$w),
         .x(mac$1$x),
@@ -62041,6 +62555,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$2$clock),
         .en(mac$2$en),
         .first(mac$2$first),
+        .gate_row(mac$2$gate_row),
         .bias(mac$2$bias),
         .w(mac$2$w),
         .x(mac$2$x),
@@ -62051,6 +62566,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$3$clock),
         .en(mac$3$en),
         .first(mac$3$first),
+        .gate_row(mac$3$gate_row),
         .bias(mac$3$bias),
         .w(mac$3$w),
         .x(mac$3$x),
@@ -62061,6 +62577,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$4$clock),
         .en(mac$4$en),
         .first(mac$4$first),
+        .gate_row(mac$4$gate_row),
         .bias(mac$4$bias),
         .w(mac$4$w),
         .x(mac$4$x),
@@ -62071,6 +62588,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$5$clock),
         .en(mac$5$en),
         .first(mac$5$first),
+        .gate_row(mac$5$gate_row),
         .bias(mac$5$bias),
         .w(mac$5$w),
         .x(mac$5$x),
@@ -62081,6 +62599,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$6$clock),
         .en(mac$6$en),
         .first(mac$6$first),
+        .gate_row(mac$6$gate_row),
         .bias(mac$6$bias),
         .w(mac$6$w),
         .x(mac$6$x),
@@ -62091,6 +62610,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$7$clock),
         .en(mac$7$en),
         .first(mac$7$first),
+        .gate_row(mac$7$gate_row),
         .bias(mac$7$bias),
         .w(mac$7$w),
         .x(mac$7$x),
@@ -62101,6 +62621,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$8$clock),
         .en(mac$8$en),
         .first(mac$8$first),
+        .gate_row(mac$8$gate_row),
         .bias(mac$8$bias),
         .w(mac$8$w),
         .x(mac$8$x),
@@ -62111,6 +62632,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$9$clock),
         .en(mac$9$en),
         .first(mac$9$first),
+        .gate_row(mac$9$gate_row),
         .bias(mac$9$bias),
         .w(mac$9$w),
         .x(mac$9$x),
@@ -62121,6 +62643,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$10$clock),
         .en(mac$10$en),
         .first(mac$10$first),
+        .gate_row(mac$10$gate_row),
         .bias(mac$10$bias),
         .w(mac$10$w),
         .x(mac$10$x),
@@ -62131,6 +62654,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$11$clock),
         .en(mac$11$en),
         .first(mac$11$first),
+        .gate_row(mac$11$gate_row),
         .bias(mac$11$bias),
         .w(mac$11$w),
         .x(mac$11$x),
@@ -62141,6 +62665,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$12$clock),
         .en(mac$12$en),
         .first(mac$12$first),
+        .gate_row(mac$12$gate_row),
         .bias(mac$12$bias),
         .w(mac$12$w),
         .x(mac$12$x),
@@ -62151,6 +62676,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$13$clock),
         .en(mac$13$en),
         .first(mac$13$first),
+        .gate_row(mac$13$gate_row),
         .bias(mac$13$bias),
         .w(mac$13$w),
         .x(mac$13$x),
@@ -62161,6 +62687,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$14$clock),
         .en(mac$14$en),
         .first(mac$14$first),
+        .gate_row(mac$14$gate_row),
         .bias(mac$14$bias),
         .w(mac$14$w),
         .x(mac$14$x),
@@ -62171,6 +62698,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$15$clock),
         .en(mac$15$en),
         .first(mac$15$first),
+        .gate_row(mac$15$gate_row),
         .bias(mac$15$bias),
         .w(mac$15$w),
         .x(mac$15$x),
@@ -62181,6 +62709,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$16$clock),
         .en(mac$16$en),
         .first(mac$16$first),
+        .gate_row(mac$16$gate_row),
         .bias(mac$16$bias),
         .w(mac$16$w),
         .x(mac$16$x),
@@ -62191,6 +62720,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$17$clock),
         .en(mac$17$en),
         .first(mac$17$first),
+        .gate_row(mac$17$gate_row),
         .bias(mac$17$bias),
         .w(mac$17$w),
         .x(mac$17$x),
@@ -62201,6 +62731,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$18$clock),
         .en(mac$18$en),
         .first(mac$18$first),
+        .gate_row(mac$18$gate_row),
         .bias(mac$18$bias),
         .w(mac$18$w),
         .x(mac$18$x),
@@ -62211,6 +62742,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$19$clock),
         .en(mac$19$en),
         .first(mac$19$first),
+        .gate_row(mac$19$gate_row),
         .bias(mac$19$bias),
         .w(mac$19$w),
         .x(mac$19$x),
@@ -62221,6 +62753,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$20$clock),
         .en(mac$20$en),
         .first(mac$20$first),
+        .gate_row(mac$20$gate_row),
         .bias(mac$20$bias),
         .w(mac$20$w),
         .x(mac$20$x),
@@ -62231,6 +62764,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$21$clock),
         .en(mac$21$en),
         .first(mac$21$first),
+        .gate_row(mac$21$gate_row),
         .bias(mac$21$bias),
         .w(mac$21$w),
         .x(mac$21$x),
@@ -62241,6 +62775,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$22$clock),
         .en(mac$22$en),
         .first(mac$22$first),
+        .gate_row(mac$22$gate_row),
         .bias(mac$22$bias),
         .w(mac$22$w),
         .x(mac$22$x),
@@ -62251,6 +62786,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$23$clock),
         .en(mac$23$en),
         .first(mac$23$first),
+        .gate_row(mac$23$gate_row),
         .bias(mac$23$bias),
         .w(mac$23$w),
         .x(mac$23$x),
@@ -62261,6 +62797,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$24$clock),
         .en(mac$24$en),
         .first(mac$24$first),
+        .gate_row(mac$24$gate_row),
         .bias(mac$24$bias),
         .w(mac$24$w),
         .x(mac$24$x),
@@ -62271,6 +62808,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$25$clock),
         .en(mac$25$en),
         .first(mac$25$first),
+        .gate_row(mac$25$gate_row),
         .bias(mac$25$bias),
         .w(mac$25$w),
         .x(mac$25$x),
@@ -62281,6 +62819,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$26$clock),
         .en(mac$26$en),
         .first(mac$26$first),
+        .gate_row(mac$26$gate_row),
         .bias(mac$26$bias),
         .w(mac$26$w),
         .x(mac$26$x),
@@ -62291,6 +62830,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$27$clock),
         .en(mac$27$en),
         .first(mac$27$first),
+        .gate_row(mac$27$gate_row),
         .bias(mac$27$bias),
         .w(mac$27$w),
         .x(mac$27$x),
@@ -62301,6 +62841,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$28$clock),
         .en(mac$28$en),
         .first(mac$28$first),
+        .gate_row(mac$28$gate_row),
         .bias(mac$28$bias),
         .w(mac$28$w),
         .x(mac$28$x),
@@ -62311,6 +62852,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$29$clock),
         .en(mac$29$en),
         .first(mac$29$first),
+        .gate_row(mac$29$gate_row),
         .bias(mac$29$bias),
         .w(mac$29$w),
         .x(mac$29$x),
@@ -62321,6 +62863,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$30$clock),
         .en(mac$30$en),
         .first(mac$30$first),
+        .gate_row(mac$30$gate_row),
         .bias(mac$30$bias),
         .w(mac$30$w),
         .x(mac$30$x),
@@ -62331,6 +62874,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(mac$31$clock),
         .en(mac$31$en),
         .first(mac$31$first),
+        .gate_row(mac$31$gate_row),
         .bias(mac$31$bias),
         .w(mac$31$w),
         .x(mac$31$x),
@@ -63664,6 +64208,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
+        mac$0$gate_row = unit_is_a_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -63673,6 +64218,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$1$clock = clock;
         mac$1$en = mac_en_r$0$q;
         mac$1$first = mac_first_r$0$q;
+        mac$1$gate_row = unit_is_a_r$1$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
         mac$1$x = op_c_copy$0$q;
@@ -63682,6 +64228,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$2$clock = clock;
         mac$2$en = mac_en_r$0$q;
         mac$2$first = mac_first_r$0$q;
+        mac$2$gate_row = unit_is_a_r$2$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
         mac$2$x = op_c_copy$0$q;
@@ -63691,6 +64238,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$3$clock = clock;
         mac$3$en = mac_en_r$0$q;
         mac$3$first = mac_first_r$0$q;
+        mac$3$gate_row = unit_is_a_r$3$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
         mac$3$x = op_c_copy$0$q;
@@ -63700,6 +64248,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$4$clock = clock;
         mac$4$en = mac_en_r$0$q;
         mac$4$first = mac_first_r$0$q;
+        mac$4$gate_row = unit_is_a_r$4$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
         mac$4$x = op_c_copy$0$q;
@@ -63709,6 +64258,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$5$clock = clock;
         mac$5$en = mac_en_r$0$q;
         mac$5$first = mac_first_r$0$q;
+        mac$5$gate_row = unit_is_a_r$5$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
         mac$5$x = op_c_copy$0$q;
@@ -63718,6 +64268,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$6$clock = clock;
         mac$6$en = mac_en_r$0$q;
         mac$6$first = mac_first_r$0$q;
+        mac$6$gate_row = unit_is_a_r$6$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
         mac$6$x = op_c_copy$0$q;
@@ -63727,6 +64278,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$7$clock = clock;
         mac$7$en = mac_en_r$0$q;
         mac$7$first = mac_first_r$0$q;
+        mac$7$gate_row = unit_is_a_r$7$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
         mac$7$x = op_c_copy$0$q;
@@ -63736,6 +64288,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$8$clock = clock;
         mac$8$en = mac_en_r$1$q;
         mac$8$first = mac_first_r$1$q;
+        mac$8$gate_row = unit_is_a_r$8$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
         mac$8$x = op_c_copy$1$q;
@@ -63745,6 +64298,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$9$clock = clock;
         mac$9$en = mac_en_r$1$q;
         mac$9$first = mac_first_r$1$q;
+        mac$9$gate_row = unit_is_a_r$9$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
         mac$9$x = op_c_copy$1$q;
@@ -63754,6 +64308,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$10$clock = clock;
         mac$10$en = mac_en_r$1$q;
         mac$10$first = mac_first_r$1$q;
+        mac$10$gate_row = unit_is_a_r$10$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
         mac$10$x = op_c_copy$1$q;
@@ -63763,6 +64318,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$11$clock = clock;
         mac$11$en = mac_en_r$1$q;
         mac$11$first = mac_first_r$1$q;
+        mac$11$gate_row = unit_is_a_r$11$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
         mac$11$x = op_c_copy$1$q;
@@ -63772,6 +64328,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$12$clock = clock;
         mac$12$en = mac_en_r$1$q;
         mac$12$first = mac_first_r$1$q;
+        mac$12$gate_row = unit_is_a_r$12$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
         mac$12$x = op_c_copy$1$q;
@@ -63781,6 +64338,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$13$clock = clock;
         mac$13$en = mac_en_r$1$q;
         mac$13$first = mac_first_r$1$q;
+        mac$13$gate_row = unit_is_a_r$13$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
         mac$13$x = op_c_copy$1$q;
@@ -63790,6 +64348,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$14$clock = clock;
         mac$14$en = mac_en_r$1$q;
         mac$14$first = mac_first_r$1$q;
+        mac$14$gate_row = unit_is_a_r$14$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
         mac$14$x = op_c_copy$1$q;
@@ -63799,6 +64358,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$15$clock = clock;
         mac$15$en = mac_en_r$1$q;
         mac$15$first = mac_first_r$1$q;
+        mac$15$gate_row = unit_is_a_r$15$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
         mac$15$x = op_c_copy$1$q;
@@ -63808,6 +64368,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$16$clock = clock;
         mac$16$en = mac_en_r$2$q;
         mac$16$first = mac_first_r$2$q;
+        mac$16$gate_row = unit_is_a_r$16$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
         mac$16$x = op_c_copy$2$q;
@@ -63817,6 +64378,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$17$clock = clock;
         mac$17$en = mac_en_r$2$q;
         mac$17$first = mac_first_r$2$q;
+        mac$17$gate_row = unit_is_a_r$17$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
         mac$17$x = op_c_copy$2$q;
@@ -63826,6 +64388,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$18$clock = clock;
         mac$18$en = mac_en_r$2$q;
         mac$18$first = mac_first_r$2$q;
+        mac$18$gate_row = unit_is_a_r$18$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
         mac$18$x = op_c_copy$2$q;
@@ -63835,6 +64398,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$19$clock = clock;
         mac$19$en = mac_en_r$2$q;
         mac$19$first = mac_first_r$2$q;
+        mac$19$gate_row = unit_is_a_r$19$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
         mac$19$x = op_c_copy$2$q;
@@ -63844,6 +64408,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$20$clock = clock;
         mac$20$en = mac_en_r$2$q;
         mac$20$first = mac_first_r$2$q;
+        mac$20$gate_row = unit_is_a_r$20$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
         mac$20$x = op_c_copy$2$q;
@@ -63853,6 +64418,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$21$clock = clock;
         mac$21$en = mac_en_r$2$q;
         mac$21$first = mac_first_r$2$q;
+        mac$21$gate_row = unit_is_a_r$21$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
         mac$21$x = op_c_copy$2$q;
@@ -63862,6 +64428,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$22$clock = clock;
         mac$22$en = mac_en_r$2$q;
         mac$22$first = mac_first_r$2$q;
+        mac$22$gate_row = unit_is_a_r$22$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
         mac$22$x = op_c_copy$2$q;
@@ -63871,6 +64438,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$23$clock = clock;
         mac$23$en = mac_en_r$2$q;
         mac$23$first = mac_first_r$2$q;
+        mac$23$gate_row = unit_is_a_r$23$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
         mac$23$x = op_c_copy$2$q;
@@ -63880,6 +64448,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$24$clock = clock;
         mac$24$en = mac_en_r$3$q;
         mac$24$first = mac_first_r$3$q;
+        mac$24$gate_row = unit_is_a_r$24$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
         mac$24$x = op_c_copy$3$q;
@@ -63889,6 +64458,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$25$clock = clock;
         mac$25$en = mac_en_r$3$q;
         mac$25$first = mac_first_r$3$q;
+        mac$25$gate_row = unit_is_a_r$25$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
         mac$25$x = op_c_copy$3$q;
@@ -63898,6 +64468,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$26$clock = clock;
         mac$26$en = mac_en_r$3$q;
         mac$26$first = mac_first_r$3$q;
+        mac$26$gate_row = unit_is_a_r$26$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
         mac$26$x = op_c_copy$3$q;
@@ -63907,6 +64478,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$27$clock = clock;
         mac$27$en = mac_en_r$3$q;
         mac$27$first = mac_first_r$3$q;
+        mac$27$gate_row = unit_is_a_r$27$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
         mac$27$x = op_c_copy$3$q;
@@ -63916,6 +64488,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$28$clock = clock;
         mac$28$en = mac_en_r$3$q;
         mac$28$first = mac_first_r$3$q;
+        mac$28$gate_row = unit_is_a_r$28$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
         mac$28$x = op_c_copy$3$q;
@@ -63925,6 +64498,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$29$clock = clock;
         mac$29$en = mac_en_r$3$q;
         mac$29$first = mac_first_r$3$q;
+        mac$29$gate_row = unit_is_a_r$29$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
         mac$29$x = op_c_copy$3$q;
@@ -63934,6 +64508,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$30$clock = clock;
         mac$30$en = mac_en_r$3$q;
         mac$30$first = mac_first_r$3$q;
+        mac$30$gate_row = unit_is_a_r$30$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
         mac$30$x = op_c_copy$3$q;
@@ -63943,6 +64518,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac$31$clock = clock;
         mac$31$en = mac_en_r$3$q;
         mac$31$first = mac_first_r$3$q;
+        mac$31$gate_row = unit_is_a_r$31$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
         mac$31$x = op_c_copy$3$q;
@@ -66198,12 +66774,13 @@ module top$core$engine$gru$lane$3$head$mac$0(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -66234,12 +66811,13 @@ module top$core$engine$gru$lane$3$head$mac$1(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -66270,12 +66848,13 @@ module top$core$engine$gru$lane$3$head$mac$2(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -66294,10 +66873,9 @@ module top$core$engine$gru$lane$3$head$saturate$0(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$3$head$saturate$0
 
 
@@ -66310,10 +66888,9 @@ module top$core$engine$gru$lane$3$head$saturate$1(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$3$head$saturate$1
 
 
@@ -66326,10 +66903,9 @@ module top$core$engine$gru$lane$3$head$saturate$2(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$core$engine$gru$lane$3$head$saturate$2
 
 
@@ -66761,12 +67337,13 @@ module top$core$engine$gru$lane$3$ka_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$3$ka_r
 
 
-module top$core$engine$gru$lane$3$mac$0(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -66780,25 +67357,26 @@ module top$core$engine$gru$lane$3$mac$0(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -66807,12 +67385,13 @@ module top$core$engine$gru$lane$3$mac$0(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$0
 
 
-module top$core$engine$gru$lane$3$mac$1(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$1(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -66826,25 +67405,26 @@ module top$core$engine$gru$lane$3$mac$1(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -66853,12 +67433,13 @@ module top$core$engine$gru$lane$3$mac$1(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$1
 
 
-module top$core$engine$gru$lane$3$mac$10(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$10(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -66872,25 +67453,26 @@ module top$core$engine$gru$lane$3$mac$10(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -66899,12 +67481,13 @@ module top$core$engine$gru$lane$3$mac$10(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$10
 
 
-module top$core$engine$gru$lane$3$mac$11(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$11(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -66918,25 +67501,26 @@ module top$core$engine$gru$lane$3$mac$11(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -66945,12 +67529,13 @@ module top$core$engine$gru$lane$3$mac$11(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$11
 
 
-module top$core$engine$gru$lane$3$mac$12(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$12(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -66964,25 +67549,26 @@ module top$core$engine$gru$lane$3$mac$12(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -66991,12 +67577,13 @@ module top$core$engine$gru$lane$3$mac$12(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$12
 
 
-module top$core$engine$gru$lane$3$mac$13(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$13(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67010,25 +67597,26 @@ module top$core$engine$gru$lane$3$mac$13(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67037,12 +67625,13 @@ module top$core$engine$gru$lane$3$mac$13(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$13
 
 
-module top$core$engine$gru$lane$3$mac$14(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$14(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67056,25 +67645,26 @@ module top$core$engine$gru$lane$3$mac$14(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67083,12 +67673,13 @@ module top$core$engine$gru$lane$3$mac$14(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$14
 
 
-module top$core$engine$gru$lane$3$mac$15(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$15(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67102,25 +67693,26 @@ module top$core$engine$gru$lane$3$mac$15(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67129,12 +67721,13 @@ module top$core$engine$gru$lane$3$mac$15(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$15
 
 
-module top$core$engine$gru$lane$3$mac$16(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$16(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67148,25 +67741,26 @@ module top$core$engine$gru$lane$3$mac$16(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67175,12 +67769,13 @@ module top$core$engine$gru$lane$3$mac$16(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$16
 
 
-module top$core$engine$gru$lane$3$mac$17(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$17(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67194,25 +67789,26 @@ module top$core$engine$gru$lane$3$mac$17(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67221,12 +67817,13 @@ module top$core$engine$gru$lane$3$mac$17(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$17
 
 
-module top$core$engine$gru$lane$3$mac$18(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$18(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67240,25 +67837,26 @@ module top$core$engine$gru$lane$3$mac$18(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67267,12 +67865,13 @@ module top$core$engine$gru$lane$3$mac$18(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$18
 
 
-module top$core$engine$gru$lane$3$mac$19(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$19(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67286,25 +67885,26 @@ module top$core$engine$gru$lane$3$mac$19(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67313,12 +67913,13 @@ module top$core$engine$gru$lane$3$mac$19(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$19
 
 
-module top$core$engine$gru$lane$3$mac$2(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$2(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67332,25 +67933,26 @@ module top$core$engine$gru$lane$3$mac$2(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67359,12 +67961,13 @@ module top$core$engine$gru$lane$3$mac$2(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$2
 
 
-module top$core$engine$gru$lane$3$mac$20(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$20(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67378,25 +67981,26 @@ module top$core$engine$gru$lane$3$mac$20(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67405,12 +68009,13 @@ module top$core$engine$gru$lane$3$mac$20(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$20
 
 
-module top$core$engine$gru$lane$3$mac$21(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$21(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67424,25 +68029,26 @@ module top$core$engine$gru$lane$3$mac$21(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67451,12 +68057,13 @@ module top$core$engine$gru$lane$3$mac$21(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$21
 
 
-module top$core$engine$gru$lane$3$mac$22(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$22(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67470,25 +68077,26 @@ module top$core$engine$gru$lane$3$mac$22(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67497,12 +68105,13 @@ module top$core$engine$gru$lane$3$mac$22(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$22
 
 
-module top$core$engine$gru$lane$3$mac$23(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$23(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67516,25 +68125,26 @@ module top$core$engine$gru$lane$3$mac$23(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67543,12 +68153,13 @@ module top$core$engine$gru$lane$3$mac$23(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$23
 
 
-module top$core$engine$gru$lane$3$mac$24(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$24(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67562,25 +68173,26 @@ module top$core$engine$gru$lane$3$mac$24(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67589,12 +68201,13 @@ module top$core$engine$gru$lane$3$mac$24(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$24
 
 
-module top$core$engine$gru$lane$3$mac$25(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$25(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67608,25 +68221,26 @@ module top$core$engine$gru$lane$3$mac$25(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67635,12 +68249,13 @@ module top$core$engine$gru$lane$3$mac$25(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$25
 
 
-module top$core$engine$gru$lane$3$mac$26(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$26(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67654,25 +68269,26 @@ module top$core$engine$gru$lane$3$mac$26(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67681,12 +68297,13 @@ module top$core$engine$gru$lane$3$mac$26(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$26
 
 
-module top$core$engine$gru$lane$3$mac$27(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$27(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67700,25 +68317,26 @@ module top$core$engine$gru$lane$3$mac$27(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67727,12 +68345,13 @@ module top$core$engine$gru$lane$3$mac$27(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$27
 
 
-module top$core$engine$gru$lane$3$mac$28(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$28(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67746,25 +68365,26 @@ module top$core$engine$gru$lane$3$mac$28(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67773,12 +68393,13 @@ module top$core$engine$gru$lane$3$mac$28(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$28
 
 
-module top$core$engine$gru$lane$3$mac$29(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$29(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67792,25 +68413,26 @@ module top$core$engine$gru$lane$3$mac$29(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67819,12 +68441,13 @@ module top$core$engine$gru$lane$3$mac$29(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$29
 
 
-module top$core$engine$gru$lane$3$mac$3(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$3(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67838,25 +68461,26 @@ module top$core$engine$gru$lane$3$mac$3(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67865,12 +68489,13 @@ module top$core$engine$gru$lane$3$mac$3(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$3
 
 
-module top$core$engine$gru$lane$3$mac$30(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$30(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67884,25 +68509,26 @@ module top$core$engine$gru$lane$3$mac$30(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67911,12 +68537,13 @@ module top$core$engine$gru$lane$3$mac$30(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$30
 
 
-module top$core$engine$gru$lane$3$mac$31(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$31(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67930,25 +68557,26 @@ module top$core$engine$gru$lane$3$mac$31(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -67957,12 +68585,13 @@ module top$core$engine$gru$lane$3$mac$31(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$31
 
 
-module top$core$engine$gru$lane$3$mac$4(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$4(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -67976,25 +68605,26 @@ module top$core$engine$gru$lane$3$mac$4(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -68003,12 +68633,13 @@ module top$core$engine$gru$lane$3$mac$4(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$4
 
 
-module top$core$engine$gru$lane$3$mac$5(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$5(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -68022,25 +68653,26 @@ module top$core$engine$gru$lane$3$mac$5(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -68049,12 +68681,13 @@ module top$core$engine$gru$lane$3$mac$5(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$5
 
 
-module top$core$engine$gru$lane$3$mac$6(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$6(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -68068,25 +68701,26 @@ module top$core$engine$gru$lane$3$mac$6(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -68095,12 +68729,13 @@ module top$core$engine$gru$lane$3$mac$6(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$6
 
 
-module top$core$engine$gru$lane$3$mac$7(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$7(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -68114,25 +68749,26 @@ module top$core$engine$gru$lane$3$mac$7(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -68141,12 +68777,13 @@ module top$core$engine$gru$lane$3$mac$7(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$7
 
 
-module top$core$engine$gru$lane$3$mac$8(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$8(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -68160,25 +68797,26 @@ module top$core$engine$gru$lane$3$mac$8(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -68187,12 +68825,13 @@ module top$core$engine$gru$lane$3$mac$8(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$core$engine$gru$lane$3$mac$8
 
 
-module top$core$engine$gru$lane$3$mac$9(clock,en,first,bias,w,x,gate,cand);
+module top$core$engine$gru$lane$3$mac$9(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -68206,25 +68845,26 @@ module top$core$engine$gru$lane$3$mac$9(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];

@@ -11910,16 +11910,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         upd_set$clock = clock;
         upd_zero$clock = clock;
         upd_active$clock = clock;
-        bnd_active$clock = clock;
-        bnd_decoder$clock = clock;
-        bnd_step$clock = clock;
-        bnd_head$clock = clock;
-        bnd_head_first$clock = clock;
-        bnd_head_last$clock = clock;
-        bnd_head_step$clock = clock;
-        bnd_head_group$clock = clock;
-        bnd_vacant$clock = clock;
-        bnd_release$clock = clock;
         slot$d = slot$q;
         pass$d = pass$q;
         term$d = term$q;
@@ -11975,6 +11965,16 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         upd_set$d = upd_set$q;
         upd_zero$d = upd_zero$q;
         upd_active$d = upd_active$q;
+        bnd_active$clock = clock;
+        bnd_decoder$clock = clock;
+        bnd_step$clock = clock;
+        bnd_head$clock = clock;
+        bnd_head_first$clock = clock;
+        bnd_head_last$clock = clock;
+        bnd_head_step$clock = clock;
+        bnd_head_group$clock = clock;
+        bnd_vacant$clock = clock;
+        bnd_release$clock = clock;
         bnd_active$d = bnd_active$q;
         bnd_decoder$d = bnd_decoder$q;
         bnd_step$d = bnd_step$q;
@@ -24748,6 +24748,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
+    reg  mac$0$gate_row;
     reg  [19:0] mac$0$bias;
     reg  [19:0] mac$0$w;
     reg  [17:0] mac$0$x;
@@ -24758,6 +24759,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$1$clock;
     reg  mac$1$en;
     reg  mac$1$first;
+    reg  mac$1$gate_row;
     reg  [19:0] mac$1$bias;
     reg  [19:0] mac$1$w;
     reg  [17:0] mac$1$x;
@@ -24768,6 +24770,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$2$clock;
     reg  mac$2$en;
     reg  mac$2$first;
+    reg  mac$2$gate_row;
     reg  [19:0] mac$2$bias;
     reg  [19:0] mac$2$w;
     reg  [17:0] mac$2$x;
@@ -24778,6 +24781,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$3$clock;
     reg  mac$3$en;
     reg  mac$3$first;
+    reg  mac$3$gate_row;
     reg  [19:0] mac$3$bias;
     reg  [19:0] mac$3$w;
     reg  [17:0] mac$3$x;
@@ -24788,6 +24792,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$4$clock;
     reg  mac$4$en;
     reg  mac$4$first;
+    reg  mac$4$gate_row;
     reg  [19:0] mac$4$bias;
     reg  [19:0] mac$4$w;
     reg  [17:0] mac$4$x;
@@ -24798,6 +24803,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$5$clock;
     reg  mac$5$en;
     reg  mac$5$first;
+    reg  mac$5$gate_row;
     reg  [19:0] mac$5$bias;
     reg  [19:0] mac$5$w;
     reg  [17:0] mac$5$x;
@@ -24808,6 +24814,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$6$clock;
     reg  mac$6$en;
     reg  mac$6$first;
+    reg  mac$6$gate_row;
     reg  [19:0] mac$6$bias;
     reg  [19:0] mac$6$w;
     reg  [17:0] mac$6$x;
@@ -24818,6 +24825,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$7$clock;
     reg  mac$7$en;
     reg  mac$7$first;
+    reg  mac$7$gate_row;
     reg  [19:0] mac$7$bias;
     reg  [19:0] mac$7$w;
     reg  [17:0] mac$7$x;
@@ -24828,6 +24836,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$8$clock;
     reg  mac$8$en;
     reg  mac$8$first;
+    reg  mac$8$gate_row;
     reg  [19:0] mac$8$bias;
     reg  [19:0] mac$8$w;
     reg  [17:0] mac$8$x;
@@ -24838,6 +24847,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$9$clock;
     reg  mac$9$en;
     reg  mac$9$first;
+    reg  mac$9$gate_row;
     reg  [19:0] mac$9$bias;
     reg  [19:0] mac$9$w;
     reg  [17:0] mac$9$x;
@@ -24848,6 +24858,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$10$clock;
     reg  mac$10$en;
     reg  mac$10$first;
+    reg  mac$10$gate_row;
     reg  [19:0] mac$10$bias;
     reg  [19:0] mac$10$w;
     reg  [17:0] mac$10$x;
@@ -24858,6 +24869,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$11$clock;
     reg  mac$11$en;
     reg  mac$11$first;
+    reg  mac$11$gate_row;
     reg  [19:0] mac$11$bias;
     reg  [19:0] mac$11$w;
     reg  [17:0] mac$11$x;
@@ -24868,6 +24880,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$12$clock;
     reg  mac$12$en;
     reg  mac$12$first;
+    reg  mac$12$gate_row;
     reg  [19:0] mac$12$bias;
     reg  [19:0] mac$12$w;
     reg  [17:0] mac$12$x;
@@ -24878,6 +24891,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$13$clock;
     reg  mac$13$en;
     reg  mac$13$first;
+    reg  mac$13$gate_row;
     reg  [19:0] mac$13$bias;
     reg  [19:0] mac$13$w;
     reg  [17:0] mac$13$x;
@@ -24888,6 +24902,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$14$clock;
     reg  mac$14$en;
     reg  mac$14$first;
+    reg  mac$14$gate_row;
     reg  [19:0] mac$14$bias;
     reg  [19:0] mac$14$w;
     reg  [17:0] mac$14$x;
@@ -24898,6 +24913,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$15$clock;
     reg  mac$15$en;
     reg  mac$15$first;
+    reg  mac$15$gate_row;
     reg  [19:0] mac$15$bias;
     reg  [19:0] mac$15$w;
     reg  [17:0] mac$15$x;
@@ -24908,6 +24924,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$16$clock;
     reg  mac$16$en;
     reg  mac$16$first;
+    reg  mac$16$gate_row;
     reg  [19:0] mac$16$bias;
     reg  [19:0] mac$16$w;
     reg  [17:0] mac$16$x;
@@ -24918,6 +24935,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$17$clock;
     reg  mac$17$en;
     reg  mac$17$first;
+    reg  mac$17$gate_row;
     reg  [19:0] mac$17$bias;
     reg  [19:0] mac$17$w;
     reg  [17:0] mac$17$x;
@@ -24928,6 +24946,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$18$clock;
     reg  mac$18$en;
     reg  mac$18$first;
+    reg  mac$18$gate_row;
     reg  [19:0] mac$18$bias;
     reg  [19:0] mac$18$w;
     reg  [17:0] mac$18$x;
@@ -24938,6 +24957,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$19$clock;
     reg  mac$19$en;
     reg  mac$19$first;
+    reg  mac$19$gate_row;
     reg  [19:0] mac$19$bias;
     reg  [19:0] mac$19$w;
     reg  [17:0] mac$19$x;
@@ -24948,6 +24968,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$20$clock;
     reg  mac$20$en;
     reg  mac$20$first;
+    reg  mac$20$gate_row;
     reg  [19:0] mac$20$bias;
     reg  [19:0] mac$20$w;
     reg  [17:0] mac$20$x;
@@ -24958,6 +24979,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$21$clock;
     reg  mac$21$en;
     reg  mac$21$first;
+    reg  mac$21$gate_row;
     reg  [19:0] mac$21$bias;
     reg  [19:0] mac$21$w;
     reg  [17:0] mac$21$x;
@@ -24968,6 +24990,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$22$clock;
     reg  mac$22$en;
     reg  mac$22$first;
+    reg  mac$22$gate_row;
     reg  [19:0] mac$22$bias;
     reg  [19:0] mac$22$w;
     reg  [17:0] mac$22$x;
@@ -24978,6 +25001,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$23$clock;
     reg  mac$23$en;
     reg  mac$23$first;
+    reg  mac$23$gate_row;
     reg  [19:0] mac$23$bias;
     reg  [19:0] mac$23$w;
     reg  [17:0] mac$23$x;
@@ -24988,6 +25012,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$24$clock;
     reg  mac$24$en;
     reg  mac$24$first;
+    reg  mac$24$gate_row;
     reg  [19:0] mac$24$bias;
     reg  [19:0] mac$24$w;
     reg  [17:0] mac$24$x;
@@ -24998,6 +25023,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$25$clock;
     reg  mac$25$en;
     reg  mac$25$first;
+    reg  mac$25$gate_row;
     reg  [19:0] mac$25$bias;
     reg  [19:0] mac$25$w;
     reg  [17:0] mac$25$x;
@@ -25008,6 +25034,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$26$clock;
     reg  mac$26$en;
     reg  mac$26$first;
+    reg  mac$26$gate_row;
     reg  [19:0] mac$26$bias;
     reg  [19:0] mac$26$w;
     reg  [17:0] mac$26$x;
@@ -25018,6 +25045,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$27$clock;
     reg  mac$27$en;
     reg  mac$27$first;
+    reg  mac$27$gate_row;
     reg  [19:0] mac$27$bias;
     reg  [19:0] mac$27$w;
     reg  [17:0] mac$27$x;
@@ -25028,6 +25056,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$28$clock;
     reg  mac$28$en;
     reg  mac$28$first;
+    reg  mac$28$gate_row;
     reg  [19:0] mac$28$bias;
     reg  [19:0] mac$28$w;
     reg  [17:0] mac$28$x;
@@ -25038,6 +25067,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$29$clock;
     reg  mac$29$en;
     reg  mac$29$first;
+    reg  mac$29$gate_row;
     reg  [19:0] mac$29$bias;
     reg  [19:0] mac$29$w;
     reg  [17:0] mac$29$x;
@@ -25048,6 +25078,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$30$clock;
     reg  mac$30$en;
     reg  mac$30$first;
+    reg  mac$30$gate_row;
     reg  [19:0] mac$30$bias;
     reg  [19:0] mac$30$w;
     reg  [17:0] mac$30$x;
@@ -25058,6 +25089,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$31$clock;
     reg  mac$31$en;
     reg  mac$31$first;
+    reg  mac$31$gate_row;
     reg  [19:0] mac$31$bias;
     reg  [19:0] mac$31$w;
     reg  [17:0] mac$31$x;
@@ -25068,6 +25100,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$32$clock;
     reg  mac$32$en;
     reg  mac$32$first;
+    reg  mac$32$gate_row;
     reg  [19:0] mac$32$bias;
     reg  [19:0] mac$32$w;
     reg  [17:0] mac$32$x;
@@ -25078,6 +25111,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$33$clock;
     reg  mac$33$en;
     reg  mac$33$first;
+    reg  mac$33$gate_row;
     reg  [19:0] mac$33$bias;
     reg  [19:0] mac$33$w;
     reg  [17:0] mac$33$x;
@@ -25088,6 +25122,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$34$clock;
     reg  mac$34$en;
     reg  mac$34$first;
+    reg  mac$34$gate_row;
     reg  [19:0] mac$34$bias;
     reg  [19:0] mac$34$w;
     reg  [17:0] mac$34$x;
@@ -25098,6 +25133,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$35$clock;
     reg  mac$35$en;
     reg  mac$35$first;
+    reg  mac$35$gate_row;
     reg  [19:0] mac$35$bias;
     reg  [19:0] mac$35$w;
     reg  [17:0] mac$35$x;
@@ -25108,6 +25144,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$36$clock;
     reg  mac$36$en;
     reg  mac$36$first;
+    reg  mac$36$gate_row;
     reg  [19:0] mac$36$bias;
     reg  [19:0] mac$36$w;
     reg  [17:0] mac$36$x;
@@ -25118,6 +25155,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$37$clock;
     reg  mac$37$en;
     reg  mac$37$first;
+    reg  mac$37$gate_row;
     reg  [19:0] mac$37$bias;
     reg  [19:0] mac$37$w;
     reg  [17:0] mac$37$x;
@@ -25128,6 +25166,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$38$clock;
     reg  mac$38$en;
     reg  mac$38$first;
+    reg  mac$38$gate_row;
     reg  [19:0] mac$38$bias;
     reg  [19:0] mac$38$w;
     reg  [17:0] mac$38$x;
@@ -25138,6 +25177,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$39$clock;
     reg  mac$39$en;
     reg  mac$39$first;
+    reg  mac$39$gate_row;
     reg  [19:0] mac$39$bias;
     reg  [19:0] mac$39$w;
     reg  [17:0] mac$39$x;
@@ -25148,6 +25188,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$40$clock;
     reg  mac$40$en;
     reg  mac$40$first;
+    reg  mac$40$gate_row;
     reg  [19:0] mac$40$bias;
     reg  [19:0] mac$40$w;
     reg  [17:0] mac$40$x;
@@ -25158,6 +25199,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$41$clock;
     reg  mac$41$en;
     reg  mac$41$first;
+    reg  mac$41$gate_row;
     reg  [19:0] mac$41$bias;
     reg  [19:0] mac$41$w;
     reg  [17:0] mac$41$x;
@@ -25168,6 +25210,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$42$clock;
     reg  mac$42$en;
     reg  mac$42$first;
+    reg  mac$42$gate_row;
     reg  [19:0] mac$42$bias;
     reg  [19:0] mac$42$w;
     reg  [17:0] mac$42$x;
@@ -25178,6 +25221,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$43$clock;
     reg  mac$43$en;
     reg  mac$43$first;
+    reg  mac$43$gate_row;
     reg  [19:0] mac$43$bias;
     reg  [19:0] mac$43$w;
     reg  [17:0] mac$43$x;
@@ -25188,6 +25232,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$44$clock;
     reg  mac$44$en;
     reg  mac$44$first;
+    reg  mac$44$gate_row;
     reg  [19:0] mac$44$bias;
     reg  [19:0] mac$44$w;
     reg  [17:0] mac$44$x;
@@ -25198,6 +25243,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$45$clock;
     reg  mac$45$en;
     reg  mac$45$first;
+    reg  mac$45$gate_row;
     reg  [19:0] mac$45$bias;
     reg  [19:0] mac$45$w;
     reg  [17:0] mac$45$x;
@@ -25208,6 +25254,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$46$clock;
     reg  mac$46$en;
     reg  mac$46$first;
+    reg  mac$46$gate_row;
     reg  [19:0] mac$46$bias;
     reg  [19:0] mac$46$w;
     reg  [17:0] mac$46$x;
@@ -25218,6 +25265,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$47$clock;
     reg  mac$47$en;
     reg  mac$47$first;
+    reg  mac$47$gate_row;
     reg  [19:0] mac$47$bias;
     reg  [19:0] mac$47$w;
     reg  [17:0] mac$47$x;
@@ -25228,6 +25276,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$48$clock;
     reg  mac$48$en;
     reg  mac$48$first;
+    reg  mac$48$gate_row;
     reg  [19:0] mac$48$bias;
     reg  [19:0] mac$48$w;
     reg  [17:0] mac$48$x;
@@ -25238,6 +25287,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$49$clock;
     reg  mac$49$en;
     reg  mac$49$first;
+    reg  mac$49$gate_row;
     reg  [19:0] mac$49$bias;
     reg  [19:0] mac$49$w;
     reg  [17:0] mac$49$x;
@@ -25248,6 +25298,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$50$clock;
     reg  mac$50$en;
     reg  mac$50$first;
+    reg  mac$50$gate_row;
     reg  [19:0] mac$50$bias;
     reg  [19:0] mac$50$w;
     reg  [17:0] mac$50$x;
@@ -25258,6 +25309,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$51$clock;
     reg  mac$51$en;
     reg  mac$51$first;
+    reg  mac$51$gate_row;
     reg  [19:0] mac$51$bias;
     reg  [19:0] mac$51$w;
     reg  [17:0] mac$51$x;
@@ -25268,6 +25320,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$52$clock;
     reg  mac$52$en;
     reg  mac$52$first;
+    reg  mac$52$gate_row;
     reg  [19:0] mac$52$bias;
     reg  [19:0] mac$52$w;
     reg  [17:0] mac$52$x;
@@ -25278,6 +25331,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$53$clock;
     reg  mac$53$en;
     reg  mac$53$first;
+    reg  mac$53$gate_row;
     reg  [19:0] mac$53$bias;
     reg  [19:0] mac$53$w;
     reg  [17:0] mac$53$x;
@@ -25288,6 +25342,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$54$clock;
     reg  mac$54$en;
     reg  mac$54$first;
+    reg  mac$54$gate_row;
     reg  [19:0] mac$54$bias;
     reg  [19:0] mac$54$w;
     reg  [17:0] mac$54$x;
@@ -25298,6 +25353,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$55$clock;
     reg  mac$55$en;
     reg  mac$55$first;
+    reg  mac$55$gate_row;
     reg  [19:0] mac$55$bias;
     reg  [19:0] mac$55$w;
     reg  [17:0] mac$55$x;
@@ -25308,6 +25364,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$56$clock;
     reg  mac$56$en;
     reg  mac$56$first;
+    reg  mac$56$gate_row;
     reg  [19:0] mac$56$bias;
     reg  [19:0] mac$56$w;
     reg  [17:0] mac$56$x;
@@ -25318,6 +25375,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$57$clock;
     reg  mac$57$en;
     reg  mac$57$first;
+    reg  mac$57$gate_row;
     reg  [19:0] mac$57$bias;
     reg  [19:0] mac$57$w;
     reg  [17:0] mac$57$x;
@@ -25328,6 +25386,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$58$clock;
     reg  mac$58$en;
     reg  mac$58$first;
+    reg  mac$58$gate_row;
     reg  [19:0] mac$58$bias;
     reg  [19:0] mac$58$w;
     reg  [17:0] mac$58$x;
@@ -25338,6 +25397,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$59$clock;
     reg  mac$59$en;
     reg  mac$59$first;
+    reg  mac$59$gate_row;
     reg  [19:0] mac$59$bias;
     reg  [19:0] mac$59$w;
     reg  [17:0] mac$59$x;
@@ -25348,6 +25408,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$60$clock;
     reg  mac$60$en;
     reg  mac$60$first;
+    reg  mac$60$gate_row;
     reg  [19:0] mac$60$bias;
     reg  [19:0] mac$60$w;
     reg  [17:0] mac$60$x;
@@ -25358,6 +25419,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$61$clock;
     reg  mac$61$en;
     reg  mac$61$first;
+    reg  mac$61$gate_row;
     reg  [19:0] mac$61$bias;
     reg  [19:0] mac$61$w;
     reg  [17:0] mac$61$x;
@@ -25368,6 +25430,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$62$clock;
     reg  mac$62$en;
     reg  mac$62$first;
+    reg  mac$62$gate_row;
     reg  [19:0] mac$62$bias;
     reg  [19:0] mac$62$w;
     reg  [17:0] mac$62$x;
@@ -25378,6 +25441,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$63$clock;
     reg  mac$63$en;
     reg  mac$63$first;
+    reg  mac$63$gate_row;
     reg  [19:0] mac$63$bias;
     reg  [19:0] mac$63$w;
     reg  [17:0] mac$63$x;
@@ -25388,6 +25452,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$64$clock;
     reg  mac$64$en;
     reg  mac$64$first;
+    reg  mac$64$gate_row;
     reg  [19:0] mac$64$bias;
     reg  [19:0] mac$64$w;
     reg  [17:0] mac$64$x;
@@ -25398,6 +25463,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$65$clock;
     reg  mac$65$en;
     reg  mac$65$first;
+    reg  mac$65$gate_row;
     reg  [19:0] mac$65$bias;
     reg  [19:0] mac$65$w;
     reg  [17:0] mac$65$x;
@@ -25408,6 +25474,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$66$clock;
     reg  mac$66$en;
     reg  mac$66$first;
+    reg  mac$66$gate_row;
     reg  [19:0] mac$66$bias;
     reg  [19:0] mac$66$w;
     reg  [17:0] mac$66$x;
@@ -25418,6 +25485,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$67$clock;
     reg  mac$67$en;
     reg  mac$67$first;
+    reg  mac$67$gate_row;
     reg  [19:0] mac$67$bias;
     reg  [19:0] mac$67$w;
     reg  [17:0] mac$67$x;
@@ -25428,6 +25496,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$68$clock;
     reg  mac$68$en;
     reg  mac$68$first;
+    reg  mac$68$gate_row;
     reg  [19:0] mac$68$bias;
     reg  [19:0] mac$68$w;
     reg  [17:0] mac$68$x;
@@ -25438,6 +25507,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$69$clock;
     reg  mac$69$en;
     reg  mac$69$first;
+    reg  mac$69$gate_row;
     reg  [19:0] mac$69$bias;
     reg  [19:0] mac$69$w;
     reg  [17:0] mac$69$x;
@@ -25448,6 +25518,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$70$clock;
     reg  mac$70$en;
     reg  mac$70$first;
+    reg  mac$70$gate_row;
     reg  [19:0] mac$70$bias;
     reg  [19:0] mac$70$w;
     reg  [17:0] mac$70$x;
@@ -25458,6 +25529,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$71$clock;
     reg  mac$71$en;
     reg  mac$71$first;
+    reg  mac$71$gate_row;
     reg  [19:0] mac$71$bias;
     reg  [19:0] mac$71$w;
     reg  [17:0] mac$71$x;
@@ -25468,6 +25540,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$72$clock;
     reg  mac$72$en;
     reg  mac$72$first;
+    reg  mac$72$gate_row;
     reg  [19:0] mac$72$bias;
     reg  [19:0] mac$72$w;
     reg  [17:0] mac$72$x;
@@ -25478,6 +25551,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$73$clock;
     reg  mac$73$en;
     reg  mac$73$first;
+    reg  mac$73$gate_row;
     reg  [19:0] mac$73$bias;
     reg  [19:0] mac$73$w;
     reg  [17:0] mac$73$x;
@@ -25488,6 +25562,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$74$clock;
     reg  mac$74$en;
     reg  mac$74$first;
+    reg  mac$74$gate_row;
     reg  [19:0] mac$74$bias;
     reg  [19:0] mac$74$w;
     reg  [17:0] mac$74$x;
@@ -25498,6 +25573,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$75$clock;
     reg  mac$75$en;
     reg  mac$75$first;
+    reg  mac$75$gate_row;
     reg  [19:0] mac$75$bias;
     reg  [19:0] mac$75$w;
     reg  [17:0] mac$75$x;
@@ -25508,6 +25584,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$76$clock;
     reg  mac$76$en;
     reg  mac$76$first;
+    reg  mac$76$gate_row;
     reg  [19:0] mac$76$bias;
     reg  [19:0] mac$76$w;
     reg  [17:0] mac$76$x;
@@ -25518,6 +25595,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$77$clock;
     reg  mac$77$en;
     reg  mac$77$first;
+    reg  mac$77$gate_row;
     reg  [19:0] mac$77$bias;
     reg  [19:0] mac$77$w;
     reg  [17:0] mac$77$x;
@@ -25528,6 +25606,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$78$clock;
     reg  mac$78$en;
     reg  mac$78$first;
+    reg  mac$78$gate_row;
     reg  [19:0] mac$78$bias;
     reg  [19:0] mac$78$w;
     reg  [17:0] mac$78$x;
@@ -25538,6 +25617,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$79$clock;
     reg  mac$79$en;
     reg  mac$79$first;
+    reg  mac$79$gate_row;
     reg  [19:0] mac$79$bias;
     reg  [19:0] mac$79$w;
     reg  [17:0] mac$79$x;
@@ -25548,6 +25628,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$80$clock;
     reg  mac$80$en;
     reg  mac$80$first;
+    reg  mac$80$gate_row;
     reg  [19:0] mac$80$bias;
     reg  [19:0] mac$80$w;
     reg  [17:0] mac$80$x;
@@ -25558,6 +25639,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$81$clock;
     reg  mac$81$en;
     reg  mac$81$first;
+    reg  mac$81$gate_row;
     reg  [19:0] mac$81$bias;
     reg  [19:0] mac$81$w;
     reg  [17:0] mac$81$x;
@@ -25568,6 +25650,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$82$clock;
     reg  mac$82$en;
     reg  mac$82$first;
+    reg  mac$82$gate_row;
     reg  [19:0] mac$82$bias;
     reg  [19:0] mac$82$w;
     reg  [17:0] mac$82$x;
@@ -25578,6 +25661,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$83$clock;
     reg  mac$83$en;
     reg  mac$83$first;
+    reg  mac$83$gate_row;
     reg  [19:0] mac$83$bias;
     reg  [19:0] mac$83$w;
     reg  [17:0] mac$83$x;
@@ -25588,6 +25672,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$84$clock;
     reg  mac$84$en;
     reg  mac$84$first;
+    reg  mac$84$gate_row;
     reg  [19:0] mac$84$bias;
     reg  [19:0] mac$84$w;
     reg  [17:0] mac$84$x;
@@ -25598,6 +25683,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$85$clock;
     reg  mac$85$en;
     reg  mac$85$first;
+    reg  mac$85$gate_row;
     reg  [19:0] mac$85$bias;
     reg  [19:0] mac$85$w;
     reg  [17:0] mac$85$x;
@@ -25608,6 +25694,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$86$clock;
     reg  mac$86$en;
     reg  mac$86$first;
+    reg  mac$86$gate_row;
     reg  [19:0] mac$86$bias;
     reg  [19:0] mac$86$w;
     reg  [17:0] mac$86$x;
@@ -25618,6 +25705,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$87$clock;
     reg  mac$87$en;
     reg  mac$87$first;
+    reg  mac$87$gate_row;
     reg  [19:0] mac$87$bias;
     reg  [19:0] mac$87$w;
     reg  [17:0] mac$87$x;
@@ -25628,6 +25716,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$88$clock;
     reg  mac$88$en;
     reg  mac$88$first;
+    reg  mac$88$gate_row;
     reg  [19:0] mac$88$bias;
     reg  [19:0] mac$88$w;
     reg  [17:0] mac$88$x;
@@ -25638,6 +25727,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$89$clock;
     reg  mac$89$en;
     reg  mac$89$first;
+    reg  mac$89$gate_row;
     reg  [19:0] mac$89$bias;
     reg  [19:0] mac$89$w;
     reg  [17:0] mac$89$x;
@@ -25648,6 +25738,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$90$clock;
     reg  mac$90$en;
     reg  mac$90$first;
+    reg  mac$90$gate_row;
     reg  [19:0] mac$90$bias;
     reg  [19:0] mac$90$w;
     reg  [17:0] mac$90$x;
@@ -25658,6 +25749,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$91$clock;
     reg  mac$91$en;
     reg  mac$91$first;
+    reg  mac$91$gate_row;
     reg  [19:0] mac$91$bias;
     reg  [19:0] mac$91$w;
     reg  [17:0] mac$91$x;
@@ -25668,6 +25760,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$92$clock;
     reg  mac$92$en;
     reg  mac$92$first;
+    reg  mac$92$gate_row;
     reg  [19:0] mac$92$bias;
     reg  [19:0] mac$92$w;
     reg  [17:0] mac$92$x;
@@ -25678,6 +25771,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$93$clock;
     reg  mac$93$en;
     reg  mac$93$first;
+    reg  mac$93$gate_row;
     reg  [19:0] mac$93$bias;
     reg  [19:0] mac$93$w;
     reg  [17:0] mac$93$x;
@@ -25688,6 +25782,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$94$clock;
     reg  mac$94$en;
     reg  mac$94$first;
+    reg  mac$94$gate_row;
     reg  [19:0] mac$94$bias;
     reg  [19:0] mac$94$w;
     reg  [17:0] mac$94$x;
@@ -25698,6 +25793,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  mac$95$clock;
     reg  mac$95$en;
     reg  mac$95$first;
+    reg  mac$95$gate_row;
     reg  [19:0] mac$95$bias;
     reg  [19:0] mac$95$w;
     reg  [17:0] mac$95$x;
@@ -28526,6 +28622,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$0$clock),
         .en(mac$0$en),
         .first(mac$0$first),
+        .gate_row(mac$0$gate_row),
         .bias(mac$0$bias),
         .w(mac$0$w),
         .x(mac$0$x),
@@ -28536,6 +28633,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$1$clock),
         .en(mac$1$en),
         .first(mac$1$first),
+        .gate_row(mac$1$gate_row),
         .bias(mac$1$bias),
         .w(mac$1$w),
         .x(mac$1$x),
@@ -28546,6 +28644,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$2$clock),
         .en(mac$2$en),
         .first(mac$2$first),
+        .gate_row(mac$2$gate_row),
         .bias(mac$2$bias),
         .w(mac$2$w),
         .x(mac$2$x),
@@ -28556,6 +28655,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$3$clock),
         .en(mac$3$en),
         .first(mac$3$first),
+        .gate_row(mac$3$gate_row),
         .bias(mac$3$bias),
         .w(mac$3$w),
         .x(mac$3$x),
@@ -28566,6 +28666,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$4$clock),
         .en(mac$4$en),
         .first(mac$4$first),
+        .gate_row(mac$4$gate_row),
         .bias(mac$4$bias),
         .w(mac$4$w),
         .x(mac$4$x),
@@ -28576,6 +28677,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$5$clock),
         .en(mac$5$en),
         .first(mac$5$first),
+        .gate_row(mac$5$gate_row),
         .bias(mac$5$bias),
         .w(mac$5$w),
         .x(mac$5$x),
@@ -28586,6 +28688,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$6$clock),
         .en(mac$6$en),
         .first(mac$6$first),
+        .gate_row(mac$6$gate_row),
         .bias(mac$6$bias),
         .w(mac$6$w),
         .x(mac$6$x),
@@ -28596,6 +28699,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$7$clock),
         .en(mac$7$en),
         .first(mac$7$first),
+        .gate_row(mac$7$gate_row),
         .bias(mac$7$bias),
         .w(mac$7$w),
         .x(mac$7$x),
@@ -28606,6 +28710,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$8$clock),
         .en(mac$8$en),
         .first(mac$8$first),
+        .gate_row(mac$8$gate_row),
         .bias(mac$8$bias),
         .w(mac$8$w),
         .x(mac$8$x),
@@ -28616,6 +28721,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$9$clock),
         .en(mac$9$en),
         .first(mac$9$first),
+        .gate_row(mac$9$gate_row),
         .bias(mac$9$bias),
         .w(mac$9$w),
         .x(mac$9$x),
@@ -28626,6 +28732,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$10$clock),
         .en(mac$10$en),
         .first(mac$10$first),
+        .gate_row(mac$10$gate_row),
         .bias(mac$10$bias),
         .w(mac$10$w),
         .x(mac$10$x),
@@ -28636,6 +28743,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$11$clock),
         .en(mac$11$en),
         .first(mac$11$first),
+        .gate_row(mac$11$gate_row),
         .bias(mac$11$bias),
         .w(mac$11$w),
         .x(mac$11$x),
@@ -28646,6 +28754,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$12$clock),
         .en(mac$12$en),
         .first(mac$12$first),
+        .gate_row(mac$12$gate_row),
         .bias(mac$12$bias),
         .w(mac$12$w),
         .x(mac$12$x),
@@ -28656,6 +28765,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$13$clock),
         .en(mac$13$en),
         .first(mac$13$first),
+        .gate_row(mac$13$gate_row),
         .bias(mac$13$bias),
         .w(mac$13$w),
         .x(mac$13$x),
@@ -28666,6 +28776,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$14$clock),
         .en(mac$14$en),
         .first(mac$14$first),
+        .gate_row(mac$14$gate_row),
         .bias(mac$14$bias),
         .w(mac$14$w),
         .x(mac$14$x),
@@ -28676,6 +28787,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$15$clock),
         .en(mac$15$en),
         .first(mac$15$first),
+        .gate_row(mac$15$gate_row),
         .bias(mac$15$bias),
         .w(mac$15$w),
         .x(mac$15$x),
@@ -28686,6 +28798,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$16$clock),
         .en(mac$16$en),
         .first(mac$16$first),
+        .gate_row(mac$16$gate_row),
         .bias(mac$16$bias),
         .w(mac$16$w),
         .x(mac$16$x),
@@ -28696,6 +28809,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$17$clock),
         .en(mac$17$en),
         .first(mac$17$first),
+        .gate_row(mac$17$gate_row),
         .bias(mac$17$bias),
         .w(mac$17$w),
         .x(mac$17$x),
@@ -28706,6 +28820,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$18$clock),
         .en(mac$18$en),
         .first(mac$18$first),
+        .gate_row(mac$18$gate_row),
         .bias(mac$18$bias),
         .w(mac$18$w),
         .x(mac$18$x),
@@ -28716,6 +28831,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$19$clock),
         .en(mac$19$en),
         .first(mac$19$first),
+        .gate_row(mac$19$gate_row),
         .bias(mac$19$bias),
         .w(mac$19$w),
         .x(mac$19$x),
@@ -28726,6 +28842,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$20$clock),
         .en(mac$20$en),
         .first(mac$20$first),
+        .gate_row(mac$20$gate_row),
         .bias(mac$20$bias),
         .w(mac$20$w),
         .x(mac$20$x),
@@ -28736,6 +28853,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$21$clock),
         .en(mac$21$en),
         .first(mac$21$first),
+        .gate_row(mac$21$gate_row),
         .bias(mac$21$bias),
         .w(mac$21$w),
         .x(mac$21$x),
@@ -28746,6 +28864,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$22$clock),
         .en(mac$22$en),
         .first(mac$22$first),
+        .gate_row(mac$22$gate_row),
         .bias(mac$22$bias),
         .w(mac$22$w),
         .x(mac$22$x),
@@ -28756,6 +28875,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$23$clock),
         .en(mac$23$en),
         .first(mac$23$first),
+        .gate_row(mac$23$gate_row),
         .bias(mac$23$bias),
         .w(mac$23$w),
         .x(mac$23$x),
@@ -28766,6 +28886,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$24$clock),
         .en(mac$24$en),
         .first(mac$24$first),
+        .gate_row(mac$24$gate_row),
         .bias(mac$24$bias),
         .w(mac$24$w),
         .x(mac$24$x),
@@ -28776,6 +28897,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$25$clock),
         .en(mac$25$en),
         .first(mac$25$first),
+        .gate_row(mac$25$gate_row),
         .bias(mac$25$bias),
         .w(mac$25$w),
         .x(mac$25$x),
@@ -28786,6 +28908,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$26$clock),
         .en(mac$26$en),
         .first(mac$26$first),
+        .gate_row(mac$26$gate_row),
         .bias(mac$26$bias),
         .w(mac$26$w),
         .x(mac$26$x),
@@ -28796,6 +28919,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$27$clock),
         .en(mac$27$en),
         .first(mac$27$first),
+        .gate_row(mac$27$gate_row),
         .bias(mac$27$bias),
         .w(mac$27$w),
         .x(mac$27$x),
@@ -28806,6 +28930,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$28$clock),
         .en(mac$28$en),
         .first(mac$28$first),
+        .gate_row(mac$28$gate_row),
         .bias(mac$28$bias),
         .w(mac$28$w),
         .x(mac$28$x),
@@ -28816,6 +28941,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$29$clock),
         .en(mac$29$en),
         .first(mac$29$first),
+        .gate_row(mac$29$gate_row),
         .bias(mac$29$bias),
         .w(mac$29$w),
         .x(mac$29$x),
@@ -28826,6 +28952,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$30$clock),
         .en(mac$30$en),
         .first(mac$30$first),
+        .gate_row(mac$30$gate_row),
         .bias(mac$30$bias),
         .w(mac$30$w),
         .x(mac$30$x),
@@ -28836,6 +28963,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$31$clock),
         .en(mac$31$en),
         .first(mac$31$first),
+        .gate_row(mac$31$gate_row),
         .bias(mac$31$bias),
         .w(mac$31$w),
         .x(mac$31$x),
@@ -28846,6 +28974,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$32$clock),
         .en(mac$32$en),
         .first(mac$32$first),
+        .gate_row(mac$32$gate_row),
         .bias(mac$32$bias),
         .w(mac$32$w),
         .x(mac$32$x),
@@ -28856,6 +28985,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$33$clock),
         .en(mac$33$en),
         .first(mac$33$first),
+        .gate_row(mac$33$gate_row),
         .bias(mac$33$bias),
         .w(mac$33$w),
         .x(mac$33$x),
@@ -28866,6 +28996,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$34$clock),
         .en(mac$34$en),
         .first(mac$34$first),
+        .gate_row(mac$34$gate_row),
         .bias(mac$34$bias),
         .w(mac$34$w),
         .x(mac$34$x),
@@ -28876,6 +29007,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$35$clock),
         .en(mac$35$en),
         .first(mac$35$first),
+        .gate_row(mac$35$gate_row),
         .bias(mac$35$bias),
         .w(mac$35$w),
         .x(mac$35$x),
@@ -28886,6 +29018,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$36$clock),
         .en(mac$36$en),
         .first(mac$36$first),
+        .gate_row(mac$36$gate_row),
         .bias(mac$36$bias),
         .w(mac$36$w),
         .x(mac$36$x),
@@ -28896,6 +29029,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$37$clock),
         .en(mac$37$en),
         .first(mac$37$first),
+        .gate_row(mac$37$gate_row),
         .bias(mac$37$bias),
         .w(mac$37$w),
         .x(mac$37$x),
@@ -28906,6 +29040,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$38$clock),
         .en(mac$38$en),
         .first(mac$38$first),
+        .gate_row(mac$38$gate_row),
         .bias(mac$38$bias),
         .w(mac$38$w),
         .x(mac$38$x),
@@ -28916,6 +29051,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$39$clock),
         .en(mac$39$en),
         .first(mac$39$first),
+        .gate_row(mac$39$gate_row),
         .bias(mac$39$bias),
         .w(mac$39$w),
         .x(mac$39$x),
@@ -28926,6 +29062,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$40$clock),
         .en(mac$40$en),
         .first(mac$40$first),
+        .gate_row(mac$40$gate_row),
         .bias(mac$40$bias),
         .w(mac$40$w),
         .x(mac$40$x),
@@ -28936,6 +29073,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$41$clock),
         .en(mac$41$en),
         .first(mac$41$first),
+        .gate_row(mac$41$gate_row),
         .bias(mac$41$bias),
         .w(mac$41$w),
         .x(mac$41$x),
@@ -28946,6 +29084,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$42$clock),
         .en(mac$42$en),
         .first(mac$42$first),
+        .gate_row(mac$42$gate_row),
         .bias(mac$42$bias),
         .w(mac$42$w),
         .x(mac$42$x),
@@ -28956,6 +29095,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$43$clock),
         .en(mac$43$en),
         .first(mac$43$first),
+        .gate_row(mac$43$gate_row),
         .bias(mac$43$bias),
         .w(mac$43$w),
         .x(mac$43$x),
@@ -28966,6 +29106,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$44$clock),
         .en(mac$44$en),
         .first(mac$44$first),
+        .gate_row(mac$44$gate_row),
         .bias(mac$44$bias),
         .w(mac$44$w),
         .x(mac$44$x),
@@ -28976,6 +29117,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$45$clock),
         .en(mac$45$en),
         .first(mac$45$first),
+        .gate_row(mac$45$gate_row),
         .bias(mac$45$bias),
         .w(mac$45$w),
         .x(mac$45$x),
@@ -28986,6 +29128,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$46$clock),
         .en(mac$46$en),
         .first(mac$46$first),
+        .gate_row(mac$46$gate_row),
         .bias(mac$46$bias),
         .w(mac$46$w),
         .x(mac$46$x),
@@ -28996,6 +29139,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$47$clock),
         .en(mac$47$en),
         .first(mac$47$first),
+        .gate_row(mac$47$gate_row),
         .bias(mac$47$bias),
         .w(mac$47$w),
         .x(mac$47$x),
@@ -29006,6 +29150,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$48$clock),
         .en(mac$48$en),
         .first(mac$48$first),
+        .gate_row(mac$48$gate_row),
         .bias(mac$48$bias),
         .w(mac$48$w),
         .x(mac$48$x),
@@ -29016,6 +29161,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$49$clock),
         .en(mac$49$en),
         .first(mac$49$first),
+        .gate_row(mac$49$gate_row),
         .bias(mac$49$bias),
         .w(mac$49$w),
         .x(mac$49$x),
@@ -29026,6 +29172,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$50$clock),
         .en(mac$50$en),
         .first(mac$50$first),
+        .gate_row(mac$50$gate_row),
         .bias(mac$50$bias),
         .w(mac$50$w),
         .x(mac$50$x),
@@ -29036,6 +29183,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$51$clock),
         .en(mac$51$en),
         .first(mac$51$first),
+        .gate_row(mac$51$gate_row),
         .bias(mac$51$bias),
         .w(mac$51$w),
         .x(mac$51$x),
@@ -29046,6 +29194,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$52$clock),
         .en(mac$52$en),
         .first(mac$52$first),
+        .gate_row(mac$52$gate_row),
         .bias(mac$52$bias),
         .w(mac$52$w),
         .x(mac$52$x),
@@ -29056,6 +29205,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$53$clock),
         .en(mac$53$en),
         .first(mac$53$first),
+        .gate_row(mac$53$gate_row),
         .bias(mac$53$bias),
         .w(mac$53$w),
         .x(mac$53$x),
@@ -29066,6 +29216,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$54$clock),
         .en(mac$54$en),
         .first(mac$54$first),
+        .gate_row(mac$54$gate_row),
         .bias(mac$54$bias),
         .w(mac$54$w),
         .x(mac$54$x),
@@ -29076,6 +29227,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$55$clock),
         .en(mac$55$en),
         .first(mac$55$first),
+        .gate_row(mac$55$gate_row),
         .bias(mac$55$bias),
         .w(mac$55$w),
         .x(mac$55$x),
@@ -29086,6 +29238,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$56$clock),
         .en(mac$56$en),
         .first(mac$56$first),
+        .gate_row(mac$56$gate_row),
         .bias(mac$56$bias),
         .w(mac$56$w),
         .x(mac$56$x),
@@ -29096,6 +29249,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$57$clock),
         .en(mac$57$en),
         .first(mac$57$first),
+        .gate_row(mac$57$gate_row),
         .bias(mac$57$bias),
         .w(mac$57$w),
         .x(mac$57$x),
@@ -29106,6 +29260,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$58$clock),
         .en(mac$58$en),
         .first(mac$58$first),
+        .gate_row(mac$58$gate_row),
         .bias(mac$58$bias),
         .w(mac$58$w),
         .x(mac$58$x),
@@ -29116,6 +29271,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$59$clock),
         .en(mac$59$en),
         .first(mac$59$first),
+        .gate_row(mac$59$gate_row),
         .bias(mac$59$bias),
         .w(mac$59$w),
         .x(mac$59$x),
@@ -29126,6 +29282,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$60$clock),
         .en(mac$60$en),
         .first(mac$60$first),
+        .gate_row(mac$60$gate_row),
         .bias(mac$60$bias),
         .w(mac$60$w),
         .x(mac$60$x),
@@ -29136,6 +29293,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$61$clock),
         .en(mac$61$en),
         .first(mac$61$first),
+        .gate_row(mac$61$gate_row),
         .bias(mac$61$bias),
         .w(mac$61$w),
         .x(mac$61$x),
@@ -29146,6 +29304,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$62$clock),
         .en(mac$62$en),
         .first(mac$62$first),
+        .gate_row(mac$62$gate_row),
         .bias(mac$62$bias),
         .w(mac$62$w),
         .x(mac$62$x),
@@ -29156,6 +29315,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$63$clock),
         .en(mac$63$en),
         .first(mac$63$first),
+        .gate_row(mac$63$gate_row),
         .bias(mac$63$bias),
         .w(mac$63$w),
         .x(mac$63$x),
@@ -29166,6 +29326,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$64$clock),
         .en(mac$64$en),
         .first(mac$64$first),
+        .gate_row(mac$64$gate_row),
         .bias(mac$64$bias),
         .w(mac$64$w),
         .x(mac$64$x),
@@ -29176,6 +29337,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$65$clock),
         .en(mac$65$en),
         .first(mac$65$first),
+        .gate_row(mac$65$gate_row),
         .bias(mac$65$bias),
         .w(mac$65$w),
         .x(mac$65$x),
@@ -29186,6 +29348,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$66$clock),
         .en(mac$66$en),
         .first(mac$66$first),
+        .gate_row(mac$66$gate_row),
         .bias(mac$66$bias),
         .w(mac$66$w),
         .x(mac$66$x),
@@ -29196,6 +29359,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$67$clock),
         .en(mac$67$en),
         .first(mac$67$first),
+        .gate_row(mac$67$gate_row),
         .bias(mac$67$bias),
         .w(mac$67$w),
         .x(mac$67$x),
@@ -29206,6 +29370,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$68$clock),
         .en(mac$68$en),
         .first(mac$68$first),
+        .gate_row(mac$68$gate_row),
         .bias(mac$68$bias),
         .w(mac$68$w),
         .x(mac$68$x),
@@ -29216,6 +29381,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$69$clock),
         .en(mac$69$en),
         .first(mac$69$first),
+        .gate_row(mac$69$gate_row),
         .bias(mac$69$bias),
         .w(mac$69$w),
         .x(mac$69$x),
@@ -29226,6 +29392,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$70$clock),
         .en(mac$70$en),
         .first(mac$70$first),
+        .gate_row(mac$70$gate_row),
         .bias(mac$70$bias),
         .w(mac$70$w),
         .x(mac$70$x),
@@ -29236,6 +29403,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$71$clock),
         .en(mac$71$en),
         .first(mac$71$first),
+        .gate_row(mac$71$gate_row),
         .bias(mac$71$bias),
         .w(mac$71$w),
         .x(mac$71$x),
@@ -29246,6 +29414,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$72$clock),
         .en(mac$72$en),
         .first(mac$72$first),
+        .gate_row(mac$72$gate_row),
         .bias(mac$72$bias),
         .w(mac$72$w),
         .x(mac$72$x),
@@ -29256,6 +29425,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$73$clock),
         .en(mac$73$en),
         .first(mac$73$first),
+        .gate_row(mac$73$gate_row),
         .bias(mac$73$bias),
         .w(mac$73$w),
         .x(mac$73$x),
@@ -29266,6 +29436,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$74$clock),
         .en(mac$74$en),
         .first(mac$74$first),
+        .gate_row(mac$74$gate_row),
         .bias(mac$74$bias),
         .w(mac$74$w),
         .x(mac$74$x),
@@ -29276,6 +29447,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$75$clock),
         .en(mac$75$en),
         .first(mac$75$first),
+        .gate_row(mac$75$gate_row),
         .bias(mac$75$bias),
         .w(mac$75$w),
         .x(mac$75$x),
@@ -29286,6 +29458,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$76$clock),
         .en(mac$76$en),
         .first(mac$76$first),
+        .gate_row(mac$76$gate_row),
         .bias(mac$76$bias),
         .w(mac$76$w),
         .x(mac$76$x),
@@ -29296,6 +29469,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$77$clock),
         .en(mac$77$en),
         .first(mac$77$first),
+        .gate_row(mac$77$gate_row),
         .bias(mac$77$bias),
         .w(mac$77$w),
         .x(mac$77$x),
@@ -29306,6 +29480,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$78$clock),
         .en(mac$78$en),
         .first(mac$78$first),
+        .gate_row(mac$78$gate_row),
         .bias(mac$78$bias),
         .w(mac$78$w),
         .x(mac$78$x),
@@ -29316,6 +29491,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$79$clock),
         .en(mac$79$en),
         .first(mac$79$first),
+        .gate_row(mac$79$gate_row),
         .bias(mac$79$bias),
         .w(mac$79$w),
         .x(mac$79$x),
@@ -29326,6 +29502,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$80$clock),
         .en(mac$80$en),
         .first(mac$80$first),
+        .gate_row(mac$80$gate_row),
         .bias(mac$80$bias),
         .w(mac$80$w),
         .x(mac$80$x),
@@ -29336,6 +29513,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$81$clock),
         .en(mac$81$en),
         .first(mac$81$first),
+        .gate_row(mac$81$gate_row),
         .bias(mac$81$bias),
         .w(mac$81$w),
         .x(mac$81$x),
@@ -29346,6 +29524,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$82$clock),
         .en(mac$82$en),
         .first(mac$82$first),
+        .gate_row(mac$82$gate_row),
         .bias(mac$82$bias),
         .w(mac$82$w),
         .x(mac$82$x),
@@ -29356,6 +29535,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$83$clock),
         .en(mac$83$en),
         .first(mac$83$first),
+        .gate_row(mac$83$gate_row),
         .bias(mac$83$bias),
         .w(mac$83$w),
         .x(mac$83$x),
@@ -29366,6 +29546,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$84$clock),
         .en(mac$84$en),
         .first(mac$84$first),
+        .gate_row(mac$84$gate_row),
         .bias(mac$84$bias),
         .w(mac$84$w),
         .x(mac$84$x),
@@ -29376,6 +29557,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$85$clock),
         .en(mac$85$en),
         .first(mac$85$first),
+        .gate_row(mac$85$gate_row),
         .bias(mac$85$bias),
         .w(mac$85$w),
         .x(mac$85$x),
@@ -29386,6 +29568,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$86$clock),
         .en(mac$86$en),
         .first(mac$86$first),
+        .gate_row(mac$86$gate_row),
         .bias(mac$86$bias),
         .w(mac$86$w),
         .x(mac$86$x),
@@ -29396,6 +29579,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$87$clock),
         .en(mac$87$en),
         .first(mac$87$first),
+        .gate_row(mac$87$gate_row),
         .bias(mac$87$bias),
         .w(mac$87$w),
         .x(mac$87$x),
@@ -29406,6 +29590,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$88$clock),
         .en(mac$88$en),
         .first(mac$88$first),
+        .gate_row(mac$88$gate_row),
         .bias(mac$88$bias),
         .w(mac$88$w),
         .x(mac$88$x),
@@ -29416,6 +29601,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$89$clock),
         .en(mac$89$en),
         .first(mac$89$first),
+        .gate_row(mac$89$gate_row),
         .bias(mac$89$bias),
         .w(mac$89$w),
         .x(mac$89$x),
@@ -29426,6 +29612,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$90$clock),
         .en(mac$90$en),
         .first(mac$90$first),
+        .gate_row(mac$90$gate_row),
         .bias(mac$90$bias),
         .w(mac$90$w),
         .x(mac$90$x),
@@ -29436,6 +29623,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$91$clock),
         .en(mac$91$en),
         .first(mac$91$first),
+        .gate_row(mac$91$gate_row),
         .bias(mac$91$bias),
         .w(mac$91$w),
         .x(mac$91$x),
@@ -29446,6 +29634,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$92$clock),
         .en(mac$92$en),
         .first(mac$92$first),
+        .gate_row(mac$92$gate_row),
         .bias(mac$92$bias),
         .w(mac$92$w),
         .x(mac$92$x),
@@ -29456,6 +29645,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$93$clock),
         .en(mac$93$en),
         .first(mac$93$first),
+        .gate_row(mac$93$gate_row),
         .bias(mac$93$bias),
         .w(mac$93$w),
         .x(mac$93$x),
@@ -29466,6 +29656,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$94$clock),
         .en(mac$94$en),
         .first(mac$94$first),
+        .gate_row(mac$94$gate_row),
         .bias(mac$94$bias),
         .w(mac$94$w),
         .x(mac$94$x),
@@ -29476,6 +29667,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(mac$95$clock),
         .en(mac$95$en),
         .first(mac$95$first),
+        .gate_row(mac$95$gate_row),
         .bias(mac$95$bias),
         .w(mac$95$w),
         .x(mac$95$x),
@@ -31249,6 +31441,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
+        mac$0$gate_row = unit_is_a_r$0$q;
         mac$0$bias = bias_r$0$q;
         mac$0$w = weight_r$0$q;
         mac$0$x = op_c_copy$0$q;
@@ -31258,6 +31451,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$1$clock = clock;
         mac$1$en = mac_en_r$0$q;
         mac$1$first = mac_first_r$0$q;
+        mac$1$gate_row = unit_is_a_r$1$q;
         mac$1$bias = bias_r$1$q;
         mac$1$w = weight_r$1$q;
         mac$1$x = op_c_copy$0$q;
@@ -31267,6 +31461,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$2$clock = clock;
         mac$2$en = mac_en_r$0$q;
         mac$2$first = mac_first_r$0$q;
+        mac$2$gate_row = unit_is_a_r$2$q;
         mac$2$bias = bias_r$2$q;
         mac$2$w = weight_r$2$q;
         mac$2$x = op_c_copy$0$q;
@@ -31276,6 +31471,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$3$clock = clock;
         mac$3$en = mac_en_r$0$q;
         mac$3$first = mac_first_r$0$q;
+        mac$3$gate_row = unit_is_a_r$3$q;
         mac$3$bias = bias_r$3$q;
         mac$3$w = weight_r$3$q;
         mac$3$x = op_c_copy$0$q;
@@ -31285,6 +31481,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$4$clock = clock;
         mac$4$en = mac_en_r$0$q;
         mac$4$first = mac_first_r$0$q;
+        mac$4$gate_row = unit_is_a_r$4$q;
         mac$4$bias = bias_r$4$q;
         mac$4$w = weight_r$4$q;
         mac$4$x = op_c_copy$0$q;
@@ -31294,6 +31491,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$5$clock = clock;
         mac$5$en = mac_en_r$0$q;
         mac$5$first = mac_first_r$0$q;
+        mac$5$gate_row = unit_is_a_r$5$q;
         mac$5$bias = bias_r$5$q;
         mac$5$w = weight_r$5$q;
         mac$5$x = op_c_copy$0$q;
@@ -31303,6 +31501,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$6$clock = clock;
         mac$6$en = mac_en_r$0$q;
         mac$6$first = mac_first_r$0$q;
+        mac$6$gate_row = unit_is_a_r$6$q;
         mac$6$bias = bias_r$6$q;
         mac$6$w = weight_r$6$q;
         mac$6$x = op_c_copy$0$q;
@@ -31312,6 +31511,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$7$clock = clock;
         mac$7$en = mac_en_r$0$q;
         mac$7$first = mac_first_r$0$q;
+        mac$7$gate_row = unit_is_a_r$7$q;
         mac$7$bias = bias_r$7$q;
         mac$7$w = weight_r$7$q;
         mac$7$x = op_c_copy$0$q;
@@ -31321,6 +31521,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$8$clock = clock;
         mac$8$en = mac_en_r$1$q;
         mac$8$first = mac_first_r$1$q;
+        mac$8$gate_row = unit_is_a_r$8$q;
         mac$8$bias = bias_r$8$q;
         mac$8$w = weight_r$8$q;
         mac$8$x = op_c_copy$1$q;
@@ -31330,6 +31531,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$9$clock = clock;
         mac$9$en = mac_en_r$1$q;
         mac$9$first = mac_first_r$1$q;
+        mac$9$gate_row = unit_is_a_r$9$q;
         mac$9$bias = bias_r$9$q;
         mac$9$w = weight_r$9$q;
         mac$9$x = op_c_copy$1$q;
@@ -31339,6 +31541,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$10$clock = clock;
         mac$10$en = mac_en_r$1$q;
         mac$10$first = mac_first_r$1$q;
+        mac$10$gate_row = unit_is_a_r$10$q;
         mac$10$bias = bias_r$10$q;
         mac$10$w = weight_r$10$q;
         mac$10$x = op_c_copy$1$q;
@@ -31348,6 +31551,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$11$clock = clock;
         mac$11$en = mac_en_r$1$q;
         mac$11$first = mac_first_r$1$q;
+        mac$11$gate_row = unit_is_a_r$11$q;
         mac$11$bias = bias_r$11$q;
         mac$11$w = weight_r$11$q;
         mac$11$x = op_c_copy$1$q;
@@ -31357,6 +31561,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$12$clock = clock;
         mac$12$en = mac_en_r$1$q;
         mac$12$first = mac_first_r$1$q;
+        mac$12$gate_row = unit_is_a_r$12$q;
         mac$12$bias = bias_r$12$q;
         mac$12$w = weight_r$12$q;
         mac$12$x = op_c_copy$1$q;
@@ -31366,6 +31571,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$13$clock = clock;
         mac$13$en = mac_en_r$1$q;
         mac$13$first = mac_first_r$1$q;
+        mac$13$gate_row = unit_is_a_r$13$q;
         mac$13$bias = bias_r$13$q;
         mac$13$w = weight_r$13$q;
         mac$13$x = op_c_copy$1$q;
@@ -31375,6 +31581,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$14$clock = clock;
         mac$14$en = mac_en_r$1$q;
         mac$14$first = mac_first_r$1$q;
+        mac$14$gate_row = unit_is_a_r$14$q;
         mac$14$bias = bias_r$14$q;
         mac$14$w = weight_r$14$q;
         mac$14$x = op_c_copy$1$q;
@@ -31384,6 +31591,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$15$clock = clock;
         mac$15$en = mac_en_r$1$q;
         mac$15$first = mac_first_r$1$q;
+        mac$15$gate_row = unit_is_a_r$15$q;
         mac$15$bias = bias_r$15$q;
         mac$15$w = weight_r$15$q;
         mac$15$x = op_c_copy$1$q;
@@ -31393,6 +31601,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$16$clock = clock;
         mac$16$en = mac_en_r$2$q;
         mac$16$first = mac_first_r$2$q;
+        mac$16$gate_row = unit_is_a_r$16$q;
         mac$16$bias = bias_r$16$q;
         mac$16$w = weight_r$16$q;
         mac$16$x = op_c_copy$2$q;
@@ -31402,6 +31611,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$17$clock = clock;
         mac$17$en = mac_en_r$2$q;
         mac$17$first = mac_first_r$2$q;
+        mac$17$gate_row = unit_is_a_r$17$q;
         mac$17$bias = bias_r$17$q;
         mac$17$w = weight_r$17$q;
         mac$17$x = op_c_copy$2$q;
@@ -31411,6 +31621,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$18$clock = clock;
         mac$18$en = mac_en_r$2$q;
         mac$18$first = mac_first_r$2$q;
+        mac$18$gate_row = unit_is_a_r$18$q;
         mac$18$bias = bias_r$18$q;
         mac$18$w = weight_r$18$q;
         mac$18$x = op_c_copy$2$q;
@@ -31420,6 +31631,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$19$clock = clock;
         mac$19$en = mac_en_r$2$q;
         mac$19$first = mac_first_r$2$q;
+        mac$19$gate_row = unit_is_a_r$19$q;
         mac$19$bias = bias_r$19$q;
         mac$19$w = weight_r$19$q;
         mac$19$x = op_c_copy$2$q;
@@ -31429,6 +31641,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$20$clock = clock;
         mac$20$en = mac_en_r$2$q;
         mac$20$first = mac_first_r$2$q;
+        mac$20$gate_row = unit_is_a_r$20$q;
         mac$20$bias = bias_r$20$q;
         mac$20$w = weight_r$20$q;
         mac$20$x = op_c_copy$2$q;
@@ -31438,6 +31651,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$21$clock = clock;
         mac$21$en = mac_en_r$2$q;
         mac$21$first = mac_first_r$2$q;
+        mac$21$gate_row = unit_is_a_r$21$q;
         mac$21$bias = bias_r$21$q;
         mac$21$w = weight_r$21$q;
         mac$21$x = op_c_copy$2$q;
@@ -31447,6 +31661,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$22$clock = clock;
         mac$22$en = mac_en_r$2$q;
         mac$22$first = mac_first_r$2$q;
+        mac$22$gate_row = unit_is_a_r$22$q;
         mac$22$bias = bias_r$22$q;
         mac$22$w = weight_r$22$q;
         mac$22$x = op_c_copy$2$q;
@@ -31456,6 +31671,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$23$clock = clock;
         mac$23$en = mac_en_r$2$q;
         mac$23$first = mac_first_r$2$q;
+        mac$23$gate_row = unit_is_a_r$23$q;
         mac$23$bias = bias_r$23$q;
         mac$23$w = weight_r$23$q;
         mac$23$x = op_c_copy$2$q;
@@ -31465,6 +31681,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$24$clock = clock;
         mac$24$en = mac_en_r$3$q;
         mac$24$first = mac_first_r$3$q;
+        mac$24$gate_row = unit_is_a_r$24$q;
         mac$24$bias = bias_r$24$q;
         mac$24$w = weight_r$24$q;
         mac$24$x = op_c_copy$3$q;
@@ -31474,6 +31691,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$25$clock = clock;
         mac$25$en = mac_en_r$3$q;
         mac$25$first = mac_first_r$3$q;
+        mac$25$gate_row = unit_is_a_r$25$q;
         mac$25$bias = bias_r$25$q;
         mac$25$w = weight_r$25$q;
         mac$25$x = op_c_copy$3$q;
@@ -31483,6 +31701,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$26$clock = clock;
         mac$26$en = mac_en_r$3$q;
         mac$26$first = mac_first_r$3$q;
+        mac$26$gate_row = unit_is_a_r$26$q;
         mac$26$bias = bias_r$26$q;
         mac$26$w = weight_r$26$q;
         mac$26$x = op_c_copy$3$q;
@@ -31492,6 +31711,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$27$clock = clock;
         mac$27$en = mac_en_r$3$q;
         mac$27$first = mac_first_r$3$q;
+        mac$27$gate_row = unit_is_a_r$27$q;
         mac$27$bias = bias_r$27$q;
         mac$27$w = weight_r$27$q;
         mac$27$x = op_c_copy$3$q;
@@ -31501,6 +31721,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$28$clock = clock;
         mac$28$en = mac_en_r$3$q;
         mac$28$first = mac_first_r$3$q;
+        mac$28$gate_row = unit_is_a_r$28$q;
         mac$28$bias = bias_r$28$q;
         mac$28$w = weight_r$28$q;
         mac$28$x = op_c_copy$3$q;
@@ -31510,6 +31731,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$29$clock = clock;
         mac$29$en = mac_en_r$3$q;
         mac$29$first = mac_first_r$3$q;
+        mac$29$gate_row = unit_is_a_r$29$q;
         mac$29$bias = bias_r$29$q;
         mac$29$w = weight_r$29$q;
         mac$29$x = op_c_copy$3$q;
@@ -31519,6 +31741,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$30$clock = clock;
         mac$30$en = mac_en_r$3$q;
         mac$30$first = mac_first_r$3$q;
+        mac$30$gate_row = unit_is_a_r$30$q;
         mac$30$bias = bias_r$30$q;
         mac$30$w = weight_r$30$q;
         mac$30$x = op_c_copy$3$q;
@@ -31528,6 +31751,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$31$clock = clock;
         mac$31$en = mac_en_r$3$q;
         mac$31$first = mac_first_r$3$q;
+        mac$31$gate_row = unit_is_a_r$31$q;
         mac$31$bias = bias_r$31$q;
         mac$31$w = weight_r$31$q;
         mac$31$x = op_c_copy$3$q;
@@ -31537,6 +31761,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$32$clock = clock;
         mac$32$en = mac_en_r$4$q;
         mac$32$first = mac_first_r$4$q;
+        mac$32$gate_row = unit_is_a_r$32$q;
         mac$32$bias = bias_r$32$q;
         mac$32$w = weight_r$32$q;
         mac$32$x = op_c_copy$4$q;
@@ -31546,6 +31771,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$33$clock = clock;
         mac$33$en = mac_en_r$4$q;
         mac$33$first = mac_first_r$4$q;
+        mac$33$gate_row = unit_is_a_r$33$q;
         mac$33$bias = bias_r$33$q;
         mac$33$w = weight_r$33$q;
         mac$33$x = op_c_copy$4$q;
@@ -31555,6 +31781,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$34$clock = clock;
         mac$34$en = mac_en_r$4$q;
         mac$34$first = mac_first_r$4$q;
+        mac$34$gate_row = unit_is_a_r$34$q;
         mac$34$bias = bias_r$34$q;
         mac$34$w = weight_r$34$q;
         mac$34$x = op_c_copy$4$q;
@@ -31564,6 +31791,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$35$clock = clock;
         mac$35$en = mac_en_r$4$q;
         mac$35$first = mac_first_r$4$q;
+        mac$35$gate_row = unit_is_a_r$35$q;
         mac$35$bias = bias_r$35$q;
         mac$35$w = weight_r$35$q;
         mac$35$x = op_c_copy$4$q;
@@ -31573,6 +31801,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$36$clock = clock;
         mac$36$en = mac_en_r$4$q;
         mac$36$first = mac_first_r$4$q;
+        mac$36$gate_row = unit_is_a_r$36$q;
         mac$36$bias = bias_r$36$q;
         mac$36$w = weight_r$36$q;
         mac$36$x = op_c_copy$4$q;
@@ -31582,6 +31811,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$37$clock = clock;
         mac$37$en = mac_en_r$4$q;
         mac$37$first = mac_first_r$4$q;
+        mac$37$gate_row = unit_is_a_r$37$q;
         mac$37$bias = bias_r$37$q;
         mac$37$w = weight_r$37$q;
         mac$37$x = op_c_copy$4$q;
@@ -31591,6 +31821,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$38$clock = clock;
         mac$38$en = mac_en_r$4$q;
         mac$38$first = mac_first_r$4$q;
+        mac$38$gate_row = unit_is_a_r$38$q;
         mac$38$bias = bias_r$38$q;
         mac$38$w = weight_r$38$q;
         mac$38$x = op_c_copy$4$q;
@@ -31600,6 +31831,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$39$clock = clock;
         mac$39$en = mac_en_r$4$q;
         mac$39$first = mac_first_r$4$q;
+        mac$39$gate_row = unit_is_a_r$39$q;
         mac$39$bias = bias_r$39$q;
         mac$39$w = weight_r$39$q;
         mac$39$x = op_c_copy$4$q;
@@ -31609,6 +31841,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$40$clock = clock;
         mac$40$en = mac_en_r$5$q;
         mac$40$first = mac_first_r$5$q;
+        mac$40$gate_row = unit_is_a_r$40$q;
         mac$40$bias = bias_r$40$q;
         mac$40$w = weight_r$40$q;
         mac$40$x = op_c_copy$5$q;
@@ -31618,6 +31851,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$41$clock = clock;
         mac$41$en = mac_en_r$5$q;
         mac$41$first = mac_first_r$5$q;
+        mac$41$gate_row = unit_is_a_r$41$q;
         mac$41$bias = bias_r$41$q;
         mac$41$w = weight_r$41$q;
         mac$41$x = op_c_copy$5$q;
@@ -31627,6 +31861,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$42$clock = clock;
         mac$42$en = mac_en_r$5$q;
         mac$42$first = mac_first_r$5$q;
+        mac$42$gate_row = unit_is_a_r$42$q;
         mac$42$bias = bias_r$42$q;
         mac$42$w = weight_r$42$q;
         mac$42$x = op_c_copy$5$q;
@@ -31636,6 +31871,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$43$clock = clock;
         mac$43$en = mac_en_r$5$q;
         mac$43$first = mac_first_r$5$q;
+        mac$43$gate_row = unit_is_a_r$43$q;
         mac$43$bias = bias_r$43$q;
         mac$43$w = weight_r$43$q;
         mac$43$x = op_c_copy$5$q;
@@ -31645,6 +31881,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$44$clock = clock;
         mac$44$en = mac_en_r$5$q;
         mac$44$first = mac_first_r$5$q;
+        mac$44$gate_row = unit_is_a_r$44$q;
         mac$44$bias = bias_r$44$q;
         mac$44$w = weight_r$44$q;
         mac$44$x = op_c_copy$5$q;
@@ -31654,6 +31891,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$45$clock = clock;
         mac$45$en = mac_en_r$5$q;
         mac$45$first = mac_first_r$5$q;
+        mac$45$gate_row = unit_is_a_r$45$q;
         mac$45$bias = bias_r$45$q;
         mac$45$w = weight_r$45$q;
         mac$45$x = op_c_copy$5$q;
@@ -31663,6 +31901,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$46$clock = clock;
         mac$46$en = mac_en_r$5$q;
         mac$46$first = mac_first_r$5$q;
+        mac$46$gate_row = unit_is_a_r$46$q;
         mac$46$bias = bias_r$46$q;
         mac$46$w = weight_r$46$q;
         mac$46$x = op_c_copy$5$q;
@@ -31672,6 +31911,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$47$clock = clock;
         mac$47$en = mac_en_r$5$q;
         mac$47$first = mac_first_r$5$q;
+        mac$47$gate_row = unit_is_a_r$47$q;
         mac$47$bias = bias_r$47$q;
         mac$47$w = weight_r$47$q;
         mac$47$x = op_c_copy$5$q;
@@ -31681,6 +31921,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$48$clock = clock;
         mac$48$en = mac_en_r$6$q;
         mac$48$first = mac_first_r$6$q;
+        mac$48$gate_row = unit_is_a_r$48$q;
         mac$48$bias = bias_r$48$q;
         mac$48$w = weight_r$48$q;
         mac$48$x = op_c_copy$6$q;
@@ -31690,6 +31931,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$49$clock = clock;
         mac$49$en = mac_en_r$6$q;
         mac$49$first = mac_first_r$6$q;
+        mac$49$gate_row = unit_is_a_r$49$q;
         mac$49$bias = bias_r$49$q;
         mac$49$w = weight_r$49$q;
         mac$49$x = op_c_copy$6$q;
@@ -31699,6 +31941,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$50$clock = clock;
         mac$50$en = mac_en_r$6$q;
         mac$50$first = mac_first_r$6$q;
+        mac$50$gate_row = unit_is_a_r$50$q;
         mac$50$bias = bias_r$50$q;
         mac$50$w = weight_r$50$q;
         mac$50$x = op_c_copy$6$q;
@@ -31708,6 +31951,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$51$clock = clock;
         mac$51$en = mac_en_r$6$q;
         mac$51$first = mac_first_r$6$q;
+        mac$51$gate_row = unit_is_a_r$51$q;
         mac$51$bias = bias_r$51$q;
         mac$51$w = weight_r$51$q;
         mac$51$x = op_c_copy$6$q;
@@ -31717,6 +31961,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$52$clock = clock;
         mac$52$en = mac_en_r$6$q;
         mac$52$first = mac_first_r$6$q;
+        mac$52$gate_row = unit_is_a_r$52$q;
         mac$52$bias = bias_r$52$q;
         mac$52$w = weight_r$52$q;
         mac$52$x = op_c_copy$6$q;
@@ -31726,6 +31971,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$53$clock = clock;
         mac$53$en = mac_en_r$6$q;
         mac$53$first = mac_first_r$6$q;
+        mac$53$gate_row = unit_is_a_r$53$q;
         mac$53$bias = bias_r$53$q;
         mac$53$w = weight_r$53$q;
         mac$53$x = op_c_copy$6$q;
@@ -31735,6 +31981,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$54$clock = clock;
         mac$54$en = mac_en_r$6$q;
         mac$54$first = mac_first_r$6$q;
+        mac$54$gate_row = unit_is_a_r$54$q;
         mac$54$bias = bias_r$54$q;
         mac$54$w = weight_r$54$q;
         mac$54$x = op_c_copy$6$q;
@@ -31744,6 +31991,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$55$clock = clock;
         mac$55$en = mac_en_r$6$q;
         mac$55$first = mac_first_r$6$q;
+        mac$55$gate_row = unit_is_a_r$55$q;
         mac$55$bias = bias_r$55$q;
         mac$55$w = weight_r$55$q;
         mac$55$x = op_c_copy$6$q;
@@ -31753,6 +32001,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$56$clock = clock;
         mac$56$en = mac_en_r$7$q;
         mac$56$first = mac_first_r$7$q;
+        mac$56$gate_row = unit_is_a_r$56$q;
         mac$56$bias = bias_r$56$q;
         mac$56$w = weight_r$56$q;
         mac$56$x = op_c_copy$7$q;
@@ -31762,6 +32011,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$57$clock = clock;
         mac$57$en = mac_en_r$7$q;
         mac$57$first = mac_first_r$7$q;
+        mac$57$gate_row = unit_is_a_r$57$q;
         mac$57$bias = bias_r$57$q;
         mac$57$w = weight_r$57$q;
         mac$57$x = op_c_copy$7$q;
@@ -31771,6 +32021,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$58$clock = clock;
         mac$58$en = mac_en_r$7$q;
         mac$58$first = mac_first_r$7$q;
+        mac$58$gate_row = unit_is_a_r$58$q;
         mac$58$bias = bias_r$58$q;
         mac$58$w = weight_r$58$q;
         mac$58$x = op_c_copy$7$q;
@@ -31780,6 +32031,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$59$clock = clock;
         mac$59$en = mac_en_r$7$q;
         mac$59$first = mac_first_r$7$q;
+        mac$59$gate_row = unit_is_a_r$59$q;
         mac$59$bias = bias_r$59$q;
         mac$59$w = weight_r$59$q;
         mac$59$x = op_c_copy$7$q;
@@ -31789,6 +32041,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$60$clock = clock;
         mac$60$en = mac_en_r$7$q;
         mac$60$first = mac_first_r$7$q;
+        mac$60$gate_row = unit_is_a_r$60$q;
         mac$60$bias = bias_r$60$q;
         mac$60$w = weight_r$60$q;
         mac$60$x = op_c_copy$7$q;
@@ -31798,6 +32051,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$61$clock = clock;
         mac$61$en = mac_en_r$7$q;
         mac$61$first = mac_first_r$7$q;
+        mac$61$gate_row = unit_is_a_r$61$q;
         mac$61$bias = bias_r$61$q;
         mac$61$w = weight_r$61$q;
         mac$61$x = op_c_copy$7$q;
@@ -31807,6 +32061,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$62$clock = clock;
         mac$62$en = mac_en_r$7$q;
         mac$62$first = mac_first_r$7$q;
+        mac$62$gate_row = unit_is_a_r$62$q;
         mac$62$bias = bias_r$62$q;
         mac$62$w = weight_r$62$q;
         mac$62$x = op_c_copy$7$q;
@@ -31816,6 +32071,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$63$clock = clock;
         mac$63$en = mac_en_r$7$q;
         mac$63$first = mac_first_r$7$q;
+        mac$63$gate_row = unit_is_a_r$63$q;
         mac$63$bias = bias_r$63$q;
         mac$63$w = weight_r$63$q;
         mac$63$x = op_c_copy$7$q;
@@ -31825,6 +32081,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$64$clock = clock;
         mac$64$en = mac_en_r$8$q;
         mac$64$first = mac_first_r$8$q;
+        mac$64$gate_row = unit_is_a_r$64$q;
         mac$64$bias = bias_r$64$q;
         mac$64$w = weight_r$64$q;
         mac$64$x = op_c_copy$8$q;
@@ -31834,6 +32091,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$65$clock = clock;
         mac$65$en = mac_en_r$8$q;
         mac$65$first = mac_first_r$8$q;
+        mac$65$gate_row = unit_is_a_r$65$q;
         mac$65$bias = bias_r$65$q;
         mac$65$w = weight_r$65$q;
         mac$65$x = op_c_copy$8$q;
@@ -31843,6 +32101,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$66$clock = clock;
         mac$66$en = mac_en_r$8$q;
         mac$66$first = mac_first_r$8$q;
+        mac$66$gate_row = unit_is_a_r$66$q;
         mac$66$bias = bias_r$66$q;
         mac$66$w = weight_r$66$q;
         mac$66$x = op_c_copy$8$q;
@@ -31852,6 +32111,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$67$clock = clock;
         mac$67$en = mac_en_r$8$q;
         mac$67$first = mac_first_r$8$q;
+        mac$67$gate_row = unit_is_a_r$67$q;
         mac$67$bias = bias_r$67$q;
         mac$67$w = weight_r$67$q;
         mac$67$x = op_c_copy$8$q;
@@ -31861,6 +32121,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$68$clock = clock;
         mac$68$en = mac_en_r$8$q;
         mac$68$first = mac_first_r$8$q;
+        mac$68$gate_row = unit_is_a_r$68$q;
         mac$68$bias = bias_r$68$q;
         mac$68$w = weight_r$68$q;
         mac$68$x = op_c_copy$8$q;
@@ -31870,6 +32131,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$69$clock = clock;
         mac$69$en = mac_en_r$8$q;
         mac$69$first = mac_first_r$8$q;
+        mac$69$gate_row = unit_is_a_r$69$q;
         mac$69$bias = bias_r$69$q;
         mac$69$w = weight_r$69$q;
         mac$69$x = op_c_copy$8$q;
@@ -31879,6 +32141,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$70$clock = clock;
         mac$70$en = mac_en_r$8$q;
         mac$70$first = mac_first_r$8$q;
+        mac$70$gate_row = unit_is_a_r$70$q;
         mac$70$bias = bias_r$70$q;
         mac$70$w = weight_r$70$q;
         mac$70$x = op_c_copy$8$q;
@@ -31888,6 +32151,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$71$clock = clock;
         mac$71$en = mac_en_r$8$q;
         mac$71$first = mac_first_r$8$q;
+        mac$71$gate_row = unit_is_a_r$71$q;
         mac$71$bias = bias_r$71$q;
         mac$71$w = weight_r$71$q;
         mac$71$x = op_c_copy$8$q;
@@ -31897,6 +32161,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$72$clock = clock;
         mac$72$en = mac_en_r$9$q;
         mac$72$first = mac_first_r$9$q;
+        mac$72$gate_row = unit_is_a_r$72$q;
         mac$72$bias = bias_r$72$q;
         mac$72$w = weight_r$72$q;
         mac$72$x = op_c_copy$9$q;
@@ -31906,6 +32171,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$73$clock = clock;
         mac$73$en = mac_en_r$9$q;
         mac$73$first = mac_first_r$9$q;
+        mac$73$gate_row = unit_is_a_r$73$q;
         mac$73$bias = bias_r$73$q;
         mac$73$w = weight_r$73$q;
         mac$73$x = op_c_copy$9$q;
@@ -31915,6 +32181,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$74$clock = clock;
         mac$74$en = mac_en_r$9$q;
         mac$74$first = mac_first_r$9$q;
+        mac$74$gate_row = unit_is_a_r$74$q;
         mac$74$bias = bias_r$74$q;
         mac$74$w = weight_r$74$q;
         mac$74$x = op_c_copy$9$q;
@@ -31924,6 +32191,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$75$clock = clock;
         mac$75$en = mac_en_r$9$q;
         mac$75$first = mac_first_r$9$q;
+        mac$75$gate_row = unit_is_a_r$75$q;
         mac$75$bias = bias_r$75$q;
         mac$75$w = weight_r$75$q;
         mac$75$x = op_c_copy$9$q;
@@ -31933,6 +32201,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$76$clock = clock;
         mac$76$en = mac_en_r$9$q;
         mac$76$first = mac_first_r$9$q;
+        mac$76$gate_row = unit_is_a_r$76$q;
         mac$76$bias = bias_r$76$q;
         mac$76$w = weight_r$76$q;
         mac$76$x = op_c_copy$9$q;
@@ -31942,6 +32211,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$77$clock = clock;
         mac$77$en = mac_en_r$9$q;
         mac$77$first = mac_first_r$9$q;
+        mac$77$gate_row = unit_is_a_r$77$q;
         mac$77$bias = bias_r$77$q;
         mac$77$w = weight_r$77$q;
         mac$77$x = op_c_copy$9$q;
@@ -31951,6 +32221,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$78$clock = clock;
         mac$78$en = mac_en_r$9$q;
         mac$78$first = mac_first_r$9$q;
+        mac$78$gate_row = unit_is_a_r$78$q;
         mac$78$bias = bias_r$78$q;
         mac$78$w = weight_r$78$q;
         mac$78$x = op_c_copy$9$q;
@@ -31960,6 +32231,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$79$clock = clock;
         mac$79$en = mac_en_r$9$q;
         mac$79$first = mac_first_r$9$q;
+        mac$79$gate_row = unit_is_a_r$79$q;
         mac$79$bias = bias_r$79$q;
         mac$79$w = weight_r$79$q;
         mac$79$x = op_c_copy$9$q;
@@ -31969,6 +32241,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$80$clock = clock;
         mac$80$en = mac_en_r$10$q;
         mac$80$first = mac_first_r$10$q;
+        mac$80$gate_row = unit_is_a_r$80$q;
         mac$80$bias = bias_r$80$q;
         mac$80$w = weight_r$80$q;
         mac$80$x = op_c_copy$10$q;
@@ -31978,6 +32251,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$81$clock = clock;
         mac$81$en = mac_en_r$10$q;
         mac$81$first = mac_first_r$10$q;
+        mac$81$gate_row = unit_is_a_r$81$q;
         mac$81$bias = bias_r$81$q;
         mac$81$w = weight_r$81$q;
         mac$81$x = op_c_copy$10$q;
@@ -31987,6 +32261,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$82$clock = clock;
         mac$82$en = mac_en_r$10$q;
         mac$82$first = mac_first_r$10$q;
+        mac$82$gate_row = unit_is_a_r$82$q;
         mac$82$bias = bias_r$82$q;
         mac$82$w = weight_r$82$q;
         mac$82$x = op_c_copy$10$q;
@@ -31996,6 +32271,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$83$clock = clock;
         mac$83$en = mac_en_r$10$q;
         mac$83$first = mac_first_r$10$q;
+        mac$83$gate_row = unit_is_a_r$83$q;
         mac$83$bias = bias_r$83$q;
         mac$83$w = weight_r$83$q;
         mac$83$x = op_c_copy$10$q;
@@ -32005,6 +32281,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$84$clock = clock;
         mac$84$en = mac_en_r$10$q;
         mac$84$first = mac_first_r$10$q;
+        mac$84$gate_row = unit_is_a_r$84$q;
         mac$84$bias = bias_r$84$q;
         mac$84$w = weight_r$84$q;
         mac$84$x = op_c_copy$10$q;
@@ -32014,6 +32291,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$85$clock = clock;
         mac$85$en = mac_en_r$10$q;
         mac$85$first = mac_first_r$10$q;
+        mac$85$gate_row = unit_is_a_r$85$q;
         mac$85$bias = bias_r$85$q;
         mac$85$w = weight_r$85$q;
         mac$85$x = op_c_copy$10$q;
@@ -32023,6 +32301,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$86$clock = clock;
         mac$86$en = mac_en_r$10$q;
         mac$86$first = mac_first_r$10$q;
+        mac$86$gate_row = unit_is_a_r$86$q;
         mac$86$bias = bias_r$86$q;
         mac$86$w = weight_r$86$q;
         mac$86$x = op_c_copy$10$q;
@@ -32032,6 +32311,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$87$clock = clock;
         mac$87$en = mac_en_r$10$q;
         mac$87$first = mac_first_r$10$q;
+        mac$87$gate_row = unit_is_a_r$87$q;
         mac$87$bias = bias_r$87$q;
         mac$87$w = weight_r$87$q;
         mac$87$x = op_c_copy$10$q;
@@ -32041,6 +32321,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$88$clock = clock;
         mac$88$en = mac_en_r$11$q;
         mac$88$first = mac_first_r$11$q;
+        mac$88$gate_row = unit_is_a_r$88$q;
         mac$88$bias = bias_r$88$q;
         mac$88$w = weight_r$88$q;
         mac$88$x = op_c_copy$11$q;
@@ -32050,6 +32331,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$89$clock = clock;
         mac$89$en = mac_en_r$11$q;
         mac$89$first = mac_first_r$11$q;
+        mac$89$gate_row = unit_is_a_r$89$q;
         mac$89$bias = bias_r$89$q;
         mac$89$w = weight_r$89$q;
         mac$89$x = op_c_copy$11$q;
@@ -32059,6 +32341,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$90$clock = clock;
         mac$90$en = mac_en_r$11$q;
         mac$90$first = mac_first_r$11$q;
+        mac$90$gate_row = unit_is_a_r$90$q;
         mac$90$bias = bias_r$90$q;
         mac$90$w = weight_r$90$q;
         mac$90$x = op_c_copy$11$q;
@@ -32068,6 +32351,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$91$clock = clock;
         mac$91$en = mac_en_r$11$q;
         mac$91$first = mac_first_r$11$q;
+        mac$91$gate_row = unit_is_a_r$91$q;
         mac$91$bias = bias_r$91$q;
         mac$91$w = weight_r$91$q;
         mac$91$x = op_c_copy$11$q;
@@ -32077,6 +32361,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$92$clock = clock;
         mac$92$en = mac_en_r$11$q;
         mac$92$first = mac_first_r$11$q;
+        mac$92$gate_row = unit_is_a_r$92$q;
         mac$92$bias = bias_r$92$q;
         mac$92$w = weight_r$92$q;
         mac$92$x = op_c_copy$11$q;
@@ -32086,6 +32371,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$93$clock = clock;
         mac$93$en = mac_en_r$11$q;
         mac$93$first = mac_first_r$11$q;
+        mac$93$gate_row = unit_is_a_r$93$q;
         mac$93$bias = bias_r$93$q;
         mac$93$w = weight_r$93$q;
         mac$93$x = op_c_copy$11$q;
@@ -32095,6 +32381,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$94$clock = clock;
         mac$94$en = mac_en_r$11$q;
         mac$94$first = mac_first_r$11$q;
+        mac$94$gate_row = unit_is_a_r$94$q;
         mac$94$bias = bias_r$94$q;
         mac$94$w = weight_r$94$q;
         mac$94$x = op_c_copy$11$q;
@@ -32104,6 +32391,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac$95$clock = clock;
         mac$95$en = mac_en_r$11$q;
         mac$95$first = mac_first_r$11$q;
+        mac$95$gate_row = unit_is_a_r$95$q;
         mac$95$bias = bias_r$95$q;
         mac$95$w = weight_r$95$q;
         mac$95$x = op_c_copy$11$q;
@@ -35703,12 +35991,13 @@ module top$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -35739,12 +36028,13 @@ module top$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -35775,12 +36065,13 @@ module top$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [24:0] bias_a = 25'h0, bias_b = 25'h0;
+    reg signed [24:0] bias_a = 25'h0;
+    reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
     wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = bias_b <<< 0;
+    wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
        en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
@@ -35799,10 +36090,9 @@ module top$gru$lane$0$head$saturate$0(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$gru$lane$0$head$saturate$0
 
 
@@ -35815,10 +36105,9 @@ module top$gru$lane$0$head$saturate$1(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$gru$lane$0$head$saturate$1
 
 
@@ -35831,10 +36120,9 @@ module top$gru$lane$0$head$saturate$2(v,out);
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:25]};
     wire signed [24:0] v_s = v[24:0];
-    wire signed [25:0] q_widened = {v_s[24], v_s};
-    wire signed [25:0] q_shifted = (q_widened + 26'sh0) >>> 0;
-    wire signed [25:0] q_clamped = (q_shifted < 26'sh3fe0001) ? 26'sh3fe0001 : ((q_shifted > 26'sh1ffff) ? 26'sh1ffff : q_shifted);
-    always @(*) out = {{22{q_clamped[25]}}, q_clamped};
+    wire signed [24:0] q_shifted = v_s >>> 0;
+    wire signed [24:0] q_clamped = (q_shifted < 25'sh1fe0001) ? 25'sh1fe0001 : ((q_shifted > 25'sh1ffff) ? 25'sh1ffff : q_shifted);
+    always @(*) out = {{23{q_clamped[24]}}, q_clamped};
 endmodule // top$gru$lane$0$head$saturate$2
 
 
@@ -36266,12 +36554,13 @@ module top$gru$lane$0$ka_r(clock,d,q);
 endmodule // top$gru$lane$0$ka_r
 
 
-module top$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36285,25 +36574,26 @@ module top$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36312,12 +36602,13 @@ module top$gru$lane$0$mac$0(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$0
 
 
-module top$gru$lane$0$mac$1(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$1(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36331,25 +36622,26 @@ module top$gru$lane$0$mac$1(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36358,12 +36650,13 @@ module top$gru$lane$0$mac$1(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$1
 
 
-module top$gru$lane$0$mac$10(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$10(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36377,25 +36670,26 @@ module top$gru$lane$0$mac$10(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36404,12 +36698,13 @@ module top$gru$lane$0$mac$10(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$10
 
 
-module top$gru$lane$0$mac$11(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$11(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36423,25 +36718,26 @@ module top$gru$lane$0$mac$11(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36450,12 +36746,13 @@ module top$gru$lane$0$mac$11(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$11
 
 
-module top$gru$lane$0$mac$12(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$12(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36469,25 +36766,26 @@ module top$gru$lane$0$mac$12(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36496,12 +36794,13 @@ module top$gru$lane$0$mac$12(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$12
 
 
-module top$gru$lane$0$mac$13(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$13(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36515,25 +36814,26 @@ module top$gru$lane$0$mac$13(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36542,12 +36842,13 @@ module top$gru$lane$0$mac$13(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$13
 
 
-module top$gru$lane$0$mac$14(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$14(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36561,25 +36862,26 @@ module top$gru$lane$0$mac$14(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36588,12 +36890,13 @@ module top$gru$lane$0$mac$14(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$14
 
 
-module top$gru$lane$0$mac$15(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$15(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36607,25 +36910,26 @@ module top$gru$lane$0$mac$15(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36634,12 +36938,13 @@ module top$gru$lane$0$mac$15(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$15
 
 
-module top$gru$lane$0$mac$16(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$16(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36653,25 +36958,26 @@ module top$gru$lane$0$mac$16(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36680,12 +36986,13 @@ module top$gru$lane$0$mac$16(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$16
 
 
-module top$gru$lane$0$mac$17(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$17(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36699,25 +37006,26 @@ module top$gru$lane$0$mac$17(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36726,12 +37034,13 @@ module top$gru$lane$0$mac$17(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$17
 
 
-module top$gru$lane$0$mac$18(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$18(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36745,25 +37054,26 @@ module top$gru$lane$0$mac$18(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36772,12 +37082,13 @@ module top$gru$lane$0$mac$18(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$18
 
 
-module top$gru$lane$0$mac$19(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$19(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36791,25 +37102,26 @@ module top$gru$lane$0$mac$19(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36818,12 +37130,13 @@ module top$gru$lane$0$mac$19(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$19
 
 
-module top$gru$lane$0$mac$2(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$2(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36837,25 +37150,26 @@ module top$gru$lane$0$mac$2(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36864,12 +37178,13 @@ module top$gru$lane$0$mac$2(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$2
 
 
-module top$gru$lane$0$mac$20(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$20(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36883,25 +37198,26 @@ module top$gru$lane$0$mac$20(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36910,12 +37226,13 @@ module top$gru$lane$0$mac$20(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$20
 
 
-module top$gru$lane$0$mac$21(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$21(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36929,25 +37246,26 @@ module top$gru$lane$0$mac$21(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -36956,12 +37274,13 @@ module top$gru$lane$0$mac$21(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$21
 
 
-module top$gru$lane$0$mac$22(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$22(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -36975,25 +37294,26 @@ module top$gru$lane$0$mac$22(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37002,12 +37322,13 @@ module top$gru$lane$0$mac$22(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$22
 
 
-module top$gru$lane$0$mac$23(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$23(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37021,25 +37342,26 @@ module top$gru$lane$0$mac$23(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37048,12 +37370,13 @@ module top$gru$lane$0$mac$23(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$23
 
 
-module top$gru$lane$0$mac$24(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$24(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37067,25 +37390,26 @@ module top$gru$lane$0$mac$24(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37094,12 +37418,13 @@ module top$gru$lane$0$mac$24(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$24
 
 
-module top$gru$lane$0$mac$25(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$25(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37113,25 +37438,26 @@ module top$gru$lane$0$mac$25(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37140,12 +37466,13 @@ module top$gru$lane$0$mac$25(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$25
 
 
-module top$gru$lane$0$mac$26(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$26(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37159,25 +37486,26 @@ module top$gru$lane$0$mac$26(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37186,12 +37514,13 @@ module top$gru$lane$0$mac$26(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$26
 
 
-module top$gru$lane$0$mac$27(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$27(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37205,25 +37534,26 @@ module top$gru$lane$0$mac$27(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37232,12 +37562,13 @@ module top$gru$lane$0$mac$27(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$27
 
 
-module top$gru$lane$0$mac$28(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$28(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37251,25 +37582,26 @@ module top$gru$lane$0$mac$28(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37278,12 +37610,13 @@ module top$gru$lane$0$mac$28(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$28
 
 
-module top$gru$lane$0$mac$29(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$29(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37297,25 +37630,26 @@ module top$gru$lane$0$mac$29(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37324,12 +37658,13 @@ module top$gru$lane$0$mac$29(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$29
 
 
-module top$gru$lane$0$mac$3(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$3(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37343,25 +37678,26 @@ module top$gru$lane$0$mac$3(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37370,12 +37706,13 @@ module top$gru$lane$0$mac$3(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$3
 
 
-module top$gru$lane$0$mac$30(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$30(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37389,25 +37726,26 @@ module top$gru$lane$0$mac$30(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37416,12 +37754,13 @@ module top$gru$lane$0$mac$30(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$30
 
 
-module top$gru$lane$0$mac$31(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$31(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37435,25 +37774,26 @@ module top$gru$lane$0$mac$31(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37462,12 +37802,13 @@ module top$gru$lane$0$mac$31(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$31
 
 
-module top$gru$lane$0$mac$32(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$32(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37481,25 +37822,26 @@ module top$gru$lane$0$mac$32(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37508,12 +37850,13 @@ module top$gru$lane$0$mac$32(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$32
 
 
-module top$gru$lane$0$mac$33(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$33(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37527,25 +37870,26 @@ module top$gru$lane$0$mac$33(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37554,12 +37898,13 @@ module top$gru$lane$0$mac$33(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$33
 
 
-module top$gru$lane$0$mac$34(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$34(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37573,25 +37918,26 @@ module top$gru$lane$0$mac$34(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37600,12 +37946,13 @@ module top$gru$lane$0$mac$34(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$34
 
 
-module top$gru$lane$0$mac$35(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$35(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37619,25 +37966,26 @@ module top$gru$lane$0$mac$35(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37646,12 +37994,13 @@ module top$gru$lane$0$mac$35(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$35
 
 
-module top$gru$lane$0$mac$36(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$36(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37665,25 +38014,26 @@ module top$gru$lane$0$mac$36(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37692,12 +38042,13 @@ module top$gru$lane$0$mac$36(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$36
 
 
-module top$gru$lane$0$mac$37(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$37(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37711,25 +38062,26 @@ module top$gru$lane$0$mac$37(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37738,12 +38090,13 @@ module top$gru$lane$0$mac$37(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$37
 
 
-module top$gru$lane$0$mac$38(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$38(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37757,25 +38110,26 @@ module top$gru$lane$0$mac$38(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37784,12 +38138,13 @@ module top$gru$lane$0$mac$38(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$38
 
 
-module top$gru$lane$0$mac$39(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$39(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37803,25 +38158,26 @@ module top$gru$lane$0$mac$39(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37830,12 +38186,13 @@ module top$gru$lane$0$mac$39(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$39
 
 
-module top$gru$lane$0$mac$4(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$4(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37849,25 +38206,26 @@ module top$gru$lane$0$mac$4(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37876,12 +38234,13 @@ module top$gru$lane$0$mac$4(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$4
 
 
-module top$gru$lane$0$mac$40(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$40(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37895,25 +38254,26 @@ module top$gru$lane$0$mac$40(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37922,12 +38282,13 @@ module top$gru$lane$0$mac$40(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$40
 
 
-module top$gru$lane$0$mac$41(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$41(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37941,25 +38302,26 @@ module top$gru$lane$0$mac$41(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -37968,12 +38330,13 @@ module top$gru$lane$0$mac$41(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$41
 
 
-module top$gru$lane$0$mac$42(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$42(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -37987,25 +38350,26 @@ module top$gru$lane$0$mac$42(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38014,12 +38378,13 @@ module top$gru$lane$0$mac$42(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$42
 
 
-module top$gru$lane$0$mac$43(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$43(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38033,25 +38398,26 @@ module top$gru$lane$0$mac$43(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38060,12 +38426,13 @@ module top$gru$lane$0$mac$43(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$43
 
 
-module top$gru$lane$0$mac$44(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$44(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38079,25 +38446,26 @@ module top$gru$lane$0$mac$44(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38106,12 +38474,13 @@ module top$gru$lane$0$mac$44(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$44
 
 
-module top$gru$lane$0$mac$45(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$45(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38125,25 +38494,26 @@ module top$gru$lane$0$mac$45(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38152,12 +38522,13 @@ module top$gru$lane$0$mac$45(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$45
 
 
-module top$gru$lane$0$mac$46(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$46(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38171,25 +38542,26 @@ module top$gru$lane$0$mac$46(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38198,12 +38570,13 @@ module top$gru$lane$0$mac$46(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$46
 
 
-module top$gru$lane$0$mac$47(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$47(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38217,25 +38590,26 @@ module top$gru$lane$0$mac$47(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38244,12 +38618,13 @@ module top$gru$lane$0$mac$47(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$47
 
 
-module top$gru$lane$0$mac$48(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$48(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38263,25 +38638,26 @@ module top$gru$lane$0$mac$48(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38290,12 +38666,13 @@ module top$gru$lane$0$mac$48(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$48
 
 
-module top$gru$lane$0$mac$49(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$49(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38309,25 +38686,26 @@ module top$gru$lane$0$mac$49(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38336,12 +38714,13 @@ module top$gru$lane$0$mac$49(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$49
 
 
-module top$gru$lane$0$mac$5(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$5(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38355,25 +38734,26 @@ module top$gru$lane$0$mac$5(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38382,12 +38762,13 @@ module top$gru$lane$0$mac$5(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$5
 
 
-module top$gru$lane$0$mac$50(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$50(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38401,25 +38782,26 @@ module top$gru$lane$0$mac$50(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38428,12 +38810,13 @@ module top$gru$lane$0$mac$50(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$50
 
 
-module top$gru$lane$0$mac$51(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$51(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38447,25 +38830,26 @@ module top$gru$lane$0$mac$51(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38474,12 +38858,13 @@ module top$gru$lane$0$mac$51(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$51
 
 
-module top$gru$lane$0$mac$52(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$52(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38493,25 +38878,26 @@ module top$gru$lane$0$mac$52(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38520,12 +38906,13 @@ module top$gru$lane$0$mac$52(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$52
 
 
-module top$gru$lane$0$mac$53(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$53(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38539,25 +38926,26 @@ module top$gru$lane$0$mac$53(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38566,12 +38954,13 @@ module top$gru$lane$0$mac$53(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$53
 
 
-module top$gru$lane$0$mac$54(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$54(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38585,25 +38974,26 @@ module top$gru$lane$0$mac$54(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38612,12 +39002,13 @@ module top$gru$lane$0$mac$54(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$54
 
 
-module top$gru$lane$0$mac$55(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$55(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38631,25 +39022,26 @@ module top$gru$lane$0$mac$55(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38658,12 +39050,13 @@ module top$gru$lane$0$mac$55(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$55
 
 
-module top$gru$lane$0$mac$56(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$56(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38677,25 +39070,26 @@ module top$gru$lane$0$mac$56(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38704,12 +39098,13 @@ module top$gru$lane$0$mac$56(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$56
 
 
-module top$gru$lane$0$mac$57(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$57(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38723,25 +39118,26 @@ module top$gru$lane$0$mac$57(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38750,12 +39146,13 @@ module top$gru$lane$0$mac$57(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$57
 
 
-module top$gru$lane$0$mac$58(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$58(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38769,25 +39166,26 @@ module top$gru$lane$0$mac$58(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38796,12 +39194,13 @@ module top$gru$lane$0$mac$58(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$58
 
 
-module top$gru$lane$0$mac$59(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$59(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38815,25 +39214,26 @@ module top$gru$lane$0$mac$59(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38842,12 +39242,13 @@ module top$gru$lane$0$mac$59(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$59
 
 
-module top$gru$lane$0$mac$6(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$6(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38861,25 +39262,26 @@ module top$gru$lane$0$mac$6(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38888,12 +39290,13 @@ module top$gru$lane$0$mac$6(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$6
 
 
-module top$gru$lane$0$mac$60(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$60(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38907,25 +39310,26 @@ module top$gru$lane$0$mac$60(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38934,12 +39338,13 @@ module top$gru$lane$0$mac$60(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$60
 
 
-module top$gru$lane$0$mac$61(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$61(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38953,25 +39358,26 @@ module top$gru$lane$0$mac$61(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -38980,12 +39386,13 @@ module top$gru$lane$0$mac$61(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$61
 
 
-module top$gru$lane$0$mac$62(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$62(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -38999,25 +39406,26 @@ module top$gru$lane$0$mac$62(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39026,12 +39434,13 @@ module top$gru$lane$0$mac$62(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$62
 
 
-module top$gru$lane$0$mac$63(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$63(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39045,25 +39454,26 @@ module top$gru$lane$0$mac$63(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39072,12 +39482,13 @@ module top$gru$lane$0$mac$63(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$63
 
 
-module top$gru$lane$0$mac$64(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$64(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39091,25 +39502,26 @@ module top$gru$lane$0$mac$64(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39118,12 +39530,13 @@ module top$gru$lane$0$mac$64(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$64
 
 
-module top$gru$lane$0$mac$65(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$65(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39137,25 +39550,26 @@ module top$gru$lane$0$mac$65(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39164,12 +39578,13 @@ module top$gru$lane$0$mac$65(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$65
 
 
-module top$gru$lane$0$mac$66(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$66(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39183,25 +39598,26 @@ module top$gru$lane$0$mac$66(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39210,12 +39626,13 @@ module top$gru$lane$0$mac$66(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$66
 
 
-module top$gru$lane$0$mac$67(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$67(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39229,25 +39646,26 @@ module top$gru$lane$0$mac$67(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39256,12 +39674,13 @@ module top$gru$lane$0$mac$67(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$67
 
 
-module top$gru$lane$0$mac$68(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$68(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39275,25 +39694,26 @@ module top$gru$lane$0$mac$68(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39302,12 +39722,13 @@ module top$gru$lane$0$mac$68(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$68
 
 
-module top$gru$lane$0$mac$69(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$69(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39321,25 +39742,26 @@ module top$gru$lane$0$mac$69(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39348,12 +39770,13 @@ module top$gru$lane$0$mac$69(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$69
 
 
-module top$gru$lane$0$mac$7(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$7(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39367,25 +39790,26 @@ module top$gru$lane$0$mac$7(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39394,12 +39818,13 @@ module top$gru$lane$0$mac$7(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$7
 
 
-module top$gru$lane$0$mac$70(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$70(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39413,25 +39838,26 @@ module top$gru$lane$0$mac$70(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39440,12 +39866,13 @@ module top$gru$lane$0$mac$70(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$70
 
 
-module top$gru$lane$0$mac$71(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$71(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39459,25 +39886,26 @@ module top$gru$lane$0$mac$71(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39486,12 +39914,13 @@ module top$gru$lane$0$mac$71(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$71
 
 
-module top$gru$lane$0$mac$72(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$72(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39505,25 +39934,26 @@ module top$gru$lane$0$mac$72(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39532,12 +39962,13 @@ module top$gru$lane$0$mac$72(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$72
 
 
-module top$gru$lane$0$mac$73(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$73(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39551,25 +39982,26 @@ module top$gru$lane$0$mac$73(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39578,12 +40010,13 @@ module top$gru$lane$0$mac$73(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$73
 
 
-module top$gru$lane$0$mac$74(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$74(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39597,25 +40030,26 @@ module top$gru$lane$0$mac$74(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39624,12 +40058,13 @@ module top$gru$lane$0$mac$74(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$74
 
 
-module top$gru$lane$0$mac$75(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$75(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39643,25 +40078,26 @@ module top$gru$lane$0$mac$75(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39670,12 +40106,13 @@ module top$gru$lane$0$mac$75(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$75
 
 
-module top$gru$lane$0$mac$76(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$76(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39689,25 +40126,26 @@ module top$gru$lane$0$mac$76(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39716,12 +40154,13 @@ module top$gru$lane$0$mac$76(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$76
 
 
-module top$gru$lane$0$mac$77(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$77(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39735,25 +40174,26 @@ module top$gru$lane$0$mac$77(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39762,12 +40202,13 @@ module top$gru$lane$0$mac$77(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$77
 
 
-module top$gru$lane$0$mac$78(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$78(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39781,25 +40222,26 @@ module top$gru$lane$0$mac$78(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39808,12 +40250,13 @@ module top$gru$lane$0$mac$78(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$78
 
 
-module top$gru$lane$0$mac$79(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$79(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39827,25 +40270,26 @@ module top$gru$lane$0$mac$79(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39854,12 +40298,13 @@ module top$gru$lane$0$mac$79(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$79
 
 
-module top$gru$lane$0$mac$8(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$8(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39873,25 +40318,26 @@ module top$gru$lane$0$mac$8(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39900,12 +40346,13 @@ module top$gru$lane$0$mac$8(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$8
 
 
-module top$gru$lane$0$mac$80(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$80(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39919,25 +40366,26 @@ module top$gru$lane$0$mac$80(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39946,12 +40394,13 @@ module top$gru$lane$0$mac$80(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$80
 
 
-module top$gru$lane$0$mac$81(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$81(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -39965,25 +40414,26 @@ module top$gru$lane$0$mac$81(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -39992,12 +40442,13 @@ module top$gru$lane$0$mac$81(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$81
 
 
-module top$gru$lane$0$mac$82(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$82(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40011,25 +40462,26 @@ module top$gru$lane$0$mac$82(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40038,12 +40490,13 @@ module top$gru$lane$0$mac$82(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$82
 
 
-module top$gru$lane$0$mac$83(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$83(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40057,25 +40510,26 @@ module top$gru$lane$0$mac$83(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40084,12 +40538,13 @@ module top$gru$lane$0$mac$83(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$83
 
 
-module top$gru$lane$0$mac$84(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$84(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40103,25 +40558,26 @@ module top$gru$lane$0$mac$84(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40130,12 +40586,13 @@ module top$gru$lane$0$mac$84(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$84
 
 
-module top$gru$lane$0$mac$85(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$85(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40149,25 +40606,26 @@ module top$gru$lane$0$mac$85(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40176,12 +40634,13 @@ module top$gru$lane$0$mac$85(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$85
 
 
-module top$gru$lane$0$mac$86(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$86(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40195,25 +40654,26 @@ module top$gru$lane$0$mac$86(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40222,12 +40682,13 @@ module top$gru$lane$0$mac$86(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$86
 
 
-module top$gru$lane$0$mac$87(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$87(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40241,25 +40702,26 @@ module top$gru$lane$0$mac$87(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40268,12 +40730,13 @@ module top$gru$lane$0$mac$87(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$87
 
 
-module top$gru$lane$0$mac$88(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$88(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40287,25 +40750,26 @@ module top$gru$lane$0$mac$88(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40314,12 +40778,13 @@ module top$gru$lane$0$mac$88(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$88
 
 
-module top$gru$lane$0$mac$89(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$89(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40333,25 +40798,26 @@ module top$gru$lane$0$mac$89(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40360,12 +40826,13 @@ module top$gru$lane$0$mac$89(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$89
 
 
-module top$gru$lane$0$mac$9(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$9(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40379,25 +40846,26 @@ module top$gru$lane$0$mac$9(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40406,12 +40874,13 @@ module top$gru$lane$0$mac$9(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$9
 
 
-module top$gru$lane$0$mac$90(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$90(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40425,25 +40894,26 @@ module top$gru$lane$0$mac$90(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40452,12 +40922,13 @@ module top$gru$lane$0$mac$90(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$90
 
 
-module top$gru$lane$0$mac$91(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$91(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40471,25 +40942,26 @@ module top$gru$lane$0$mac$91(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40498,12 +40970,13 @@ module top$gru$lane$0$mac$91(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$91
 
 
-module top$gru$lane$0$mac$92(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$92(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40517,25 +40990,26 @@ module top$gru$lane$0$mac$92(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40544,12 +41018,13 @@ module top$gru$lane$0$mac$92(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$92
 
 
-module top$gru$lane$0$mac$93(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$93(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40563,25 +41038,26 @@ module top$gru$lane$0$mac$93(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40590,12 +41066,13 @@ module top$gru$lane$0$mac$93(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$93
 
 
-module top$gru$lane$0$mac$94(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$94(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40609,25 +41086,26 @@ module top$gru$lane$0$mac$94(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];
@@ -40636,12 +41114,13 @@ module top$gru$lane$0$mac$94(clock,en,first,bias,w,x,gate,cand);
 endmodule // top$gru$lane$0$mac$94
 
 
-module top$gru$lane$0$mac$95(clock,en,first,bias,w,x,gate,cand);
+module top$gru$lane$0$mac$95(clock,en,first,gate_row,bias,w,x,gate,cand);
     
     // Module arguments
     input wire  clock;
     input wire  en;
     input wire  first;
+    input wire  gate_row;
     input wire  [19:0] bias;
     input wire  [19:0] w;
     input wire  [17:0] x;
@@ -40655,25 +41134,26 @@ module top$gru$lane$0$mac$95(clock,en,first,bias,w,x,gate,cand);
     wire signed [10:0] w_s = w[10:0];
     wire unused_bias_high = ^{1'b0, bias[19:11]};
     wire signed [10:0] bias_s = bias[10:0];
+    reg row_a = 1'b0, row_b = 1'b0;
+    always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
     reg signed [10:0] w_a = 11'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0, bias_b = 11'h0;
-    reg signed [24:0] product_b = 25'h0;
-    reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
-    wire signed [24:0] bias_aligned = {{14{bias_b[10]}}, bias_b} <<< 7;
+    reg signed [10:0] bias_a = 11'h0;
+    reg signed [11:0] bias_b = 12'h0;
+    reg signed [25:0] product_b = 26'h0;
+    reg signed [25:0] acc_r = 26'h0;
+    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
+    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
-    wire signed [25:0] gate_widened = {acc_r[24], acc_r};
-    wire signed [25:0] gate_shifted = (gate_widened + 26'sh4080) >>> 8;
+    wire signed [25:0] gate_shifted = acc_r >>> 8;
     wire signed [25:0] gate_clamped = (gate_shifted < 26'sh0) ? 26'sh0 : ((gate_shifted > 26'sh80) ? 26'sh80 : gate_shifted);
-    wire signed [25:0] cand_widened = {acc_r[24], acc_r};
-    wire signed [25:0] cand_shifted = (cand_widened + 26'sh40) >>> 7;
+    wire signed [25:0] cand_shifted = acc_r >>> 7;
     wire signed [25:0] cand_clamped = (cand_shifted < 26'sh3ffff81) ? 26'sh3ffff81 : ((cand_shifted > 26'sh7f) ? 26'sh7f : cand_shifted);
     wire unused_gate_high = ^{1'b0, gate_clamped[25:18]};
     always @(*) gate = gate_clamped[17:0];

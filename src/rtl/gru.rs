@@ -457,12 +457,25 @@ impl Logic for Gru {
     fn update(&mut self) {
         dff_setup!(
             self, clock, slot, pass, term, rom_addr, drain, d0_valid, d0_first, d0_pass, d0_term,
-            d0_head, d0_waddr_a, d0_waddr_c, d0_baddr_a, d0_baddr_c, d1_valid, d1_first, d1_pass, d1_term, d1_head, s1b_valid,
-            s1b_first, s1b_pass, s1b_term, m1_valid, m1_pass, m1_term, m2_valid, m2_pass, m2_term,
-            h1_last, h2_last, a_set, next_set, next_group, head_valid, head_first, head_last,
-            head_step, head_group, s1_valid, s1_first, s1_pass, s1_term, s1_head, s2_head, s3_head,
-            lag_done, lag_last, lag_step, lag_group, upd_run, upd_j, upd_set, upd_zero, upd_active, bnd_active, bnd_decoder, bnd_step,
-            bnd_head, bnd_head_first, bnd_head_last, bnd_head_step, bnd_head_group, bnd_vacant,
+            d0_head, d0_waddr_a, d0_waddr_c, d0_baddr_a, d0_baddr_c, d1_valid, d1_first, d1_pass,
+            d1_term, d1_head, s1b_valid, s1b_first, s1b_pass, s1b_term, m1_valid, m1_pass, m1_term,
+            m2_valid, m2_pass, m2_term, h1_last, h2_last, a_set, next_set, next_group, head_valid,
+            head_first, head_last, head_step, head_group, s1_valid, s1_first, s1_pass, s1_term,
+            s1_head, s2_head, s3_head, lag_done, lag_last, lag_step, lag_group, upd_run, upd_j,
+            upd_set, upd_zero, upd_active
+        );
+        dff_setup!(
+            self,
+            clock,
+            bnd_active,
+            bnd_decoder,
+            bnd_step,
+            bnd_head,
+            bnd_head_first,
+            bnd_head_last,
+            bnd_head_step,
+            bnd_head_group,
+            bnd_vacant,
             bnd_release
         );
         for s in 0..2 {
@@ -690,8 +703,7 @@ impl Logic for Gru {
         self.bnd_head_group.d.next = self.o_group.val();
         self.bnd_vacant.d.next =
             !self.n_active.val() && (self.next_set.q.val() == self.n_set.val());
-        self.bnd_release.d.next =
-            self.o_active.val() && self.t_last.val() && !self.o_decoder.val();
+        self.bnd_release.d.next = self.o_active.val() && self.t_last.val() && !self.o_decoder.val();
         // The ready flags are read live: one set's buffer may fill in the
         // cycle before the boundary.
         self.start.next = self.bnd_vacant.q.val() && self.o_ready.val();

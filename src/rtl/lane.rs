@@ -526,6 +526,7 @@ impl Logic for Lane {
                 self.mac[m].clock.next = self.clock.val();
                 self.mac[m].en.next = self.mac_en_r[m / per].q.val();
                 self.mac[m].first.next = self.mac_first_r[m / per].q.val();
+                self.mac[m].gate_row.next = self.unit_is_a_r[m].q.val();
                 self.mac[m].bias.next = self.bias_r[m].q.val();
                 self.mac[m].w.next = self.weight_r[m].q.val();
                 self.mac[m].x.next = self.op_c_copy[m / per].q.val();

@@ -93,21 +93,39 @@ fn extend(out: &str, from: &str, from_bits: u32, o: u32) -> String {
 }
 
 /// `sat((v + offset) >> shift, lo, hi)` of a signed `n`-bit wire `v`,
-/// computed at n + 1 bits, as a wire `{out}_clamped` of n + 1 bits.
+/// computed at n + 1 bits (n without an offset: [`narrowed_bits`]), as a
+/// wire `{out}_clamped` of that width.
 fn narrow_verilog(out: &str, v: &str, n: u32, (offset, shift, lo, hi): Narrowing) -> String {
-    let t = n + 1;
+    let t = narrowed_bits(n, offset);
+    let shifted = if offset == 0 {
+        format!(
+            "wire signed [{top}:0] {out}_shifted = {v} >>> {shift};\n",
+            top = t - 1
+        )
+    } else {
+        format!(
+            "wire signed [{top}:0] {out}_widened = {{{v}[{vs}], {v}}};\n\
+wire signed [{top}:0] {out}_shifted = ({out}_widened + {off}) >>> {shift};\n",
+            top = t - 1,
+            vs = n - 1,
+            off = lit(offset, t),
+        )
+    };
     format!(
-        "\
-wire signed [{top}:0] {out}_widened = {{{v}[{vs}], {v}}};
-wire signed [{top}:0] {out}_shifted = ({out}_widened + {off}) >>> {shift};
-wire signed [{top}:0] {out}_clamped = ({out}_shifted < {lo}) ? {lo} : (({out}_shifted > {hi}) ? {hi} : {out}_shifted);
-",
+        "{shifted}wire signed [{top}:0] {out}_clamped = ({out}_shifted < {lo}) ? {lo} : (({out}_shifted > {hi}) ? {hi} : {out}_shifted);\n",
         top = t - 1,
-        vs = n - 1,
-        off = lit(offset, t),
         lo = lit(lo, t),
         hi = lit(hi, t)
     )
+}
+
+/// The width [`narrow_verilog`] computes at: one bit more for the offset.
+fn narrowed_bits(n: u32, offset: i64) -> u32 {
+    if offset == 0 {
+        n
+    } else {
+        n + 1
+    }
 }
 
 /// A narrowing as (offset, shift, lo, hi): `sat((v + offset) >> shift, lo, hi)`.
@@ -172,30 +190,103 @@ fn sext(v: &str, from: u32, to: u32) -> String {
     }
 }
 
+/// A rounding offset added to the bias on loading, chosen per row by the
+/// `gate_row` port: `(gate, cand)`, split at the bias alignment into a part
+/// added to the bias before the shift and the bits below it (ORed in).
+#[derive(Clone, Copy, Debug)]
+struct RowOffsets {
+    gate: i64,
+    cand: i64,
+    shift: u32,
+}
+
+impl RowOffsets {
+    fn high(v: i64, shift: u32) -> i64 {
+        v >> shift
+    }
+    fn low(v: i64, shift: u32) -> i64 {
+        v & ((1i64 << shift) - 1)
+    }
+    /// The width of the bias plus the high part, signed.
+    fn bias_bits(&self, bias_bits: u32) -> u32 {
+        let bits = |v: i64| 65 - v.unsigned_abs().leading_zeros();
+        bias_bits
+            .max(bits(Self::high(self.gate, self.shift)))
+            .max(bits(Self::high(self.cand, self.shift)))
+            + 1
+    }
+    /// The Rust model: the aligned bias with the row's offset.
+    fn load(&self, bias: i64, gate_row: bool) -> i64 {
+        let v = if gate_row { self.gate } else { self.cand };
+        ((bias + Self::high(v, self.shift)) << self.shift) | Self::low(v, self.shift)
+    }
+}
+
 /// The Verilog of the MAC pipeline behind [`MAC_LATENCY`]: ports `en`,
 /// `first`, `w` (20 bits), `x` (18 bits), `bias` (`bias_port` bits read at
-/// `bias_bits`, shifted left by `bias_shift` on loading) into the signed
+/// `bias_bits`, shifted left by `bias_shift` on loading; with `offsets`,
+/// plus the offset of the row the `gate_row` port names) into the signed
 /// accumulator `acc_r` of `Widths::acc` bits. Operands are registered at
 /// their own widths (no flip-flops for sign copies).
-fn mac_verilog(widths: Widths, bias_port: u32, bias_bits: u32, bias_shift: u32) -> String {
+fn mac_verilog(
+    widths: Widths,
+    bias_port: u32,
+    bias_bits: u32,
+    bias_shift: u32,
+    offsets: Option<RowOffsets>,
+) -> String {
     let Widths {
         code, weight, acc, ..
     } = widths;
     let bias_bits = bias_bits.min(acc);
+    // Stage b: the bias plus the high part of the row's offset.
+    let (loaded_bits, load, row, low) = match offsets {
+        None => (
+            bias_bits,
+            "bias_a".to_string(),
+            String::new(),
+            String::new(),
+        ),
+        Some(o) => {
+            let n = o.bias_bits(bias_bits);
+            let (hg, hc) = (
+                RowOffsets::high(o.gate, o.shift),
+                RowOffsets::high(o.cand, o.shift),
+            );
+            let (lg, lc) = (
+                RowOffsets::low(o.gate, o.shift),
+                RowOffsets::low(o.cand, o.shift),
+            );
+            (
+                n,
+                format!(
+                    "{} + (row_a ? {} : {})",
+                    sext("bias_a", bias_bits, n),
+                    lit(hg, n),
+                    lit(hc, n)
+                ),
+                "reg row_a = 1'b0, row_b = 1'b0;\n\
+always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end\n"
+                    .to_string(),
+                format!(" | (row_b ? {} : {})", lit(lg, acc), lit(lc, acc)),
+            )
+        }
+    };
     format!(
-        "{x}{w}{b}\
+        "{x}{w}{b}{row}\
 reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
 reg signed [{wt}:0] w_a = {weight}'h0;
 reg signed [{ct}:0] x_a = {code}'h0;
-reg signed [{bt}:0] bias_a = {bias_bits}'h0, bias_b = {bias_bits}'h0;
+reg signed [{bt}:0] bias_a = {bias_bits}'h0;
+reg signed [{lt}:0] bias_b = {loaded_bits}'h0;
 reg signed [{top}:0] product_b = {acc}'h0;
 reg signed [{top}:0] acc_r = {acc}'h0;
 wire signed [{top}:0] w_a_x = {wx};
 wire signed [{top}:0] x_a_x = {xx};
-wire signed [{top}:0] bias_aligned = {bx} <<< {bias_shift};
+wire signed [{top}:0] bias_aligned = ({bx} <<< {bias_shift}){low};
 always @(posedge clock) begin
    en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-   en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+   en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {load};
    if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
 end
 ",
@@ -205,10 +296,11 @@ end
         wt = weight - 1,
         ct = code - 1,
         bt = bias_bits - 1,
+        lt = loaded_bits - 1,
         top = acc - 1,
         wx = sext("w_a", weight, acc),
         xx = sext("x_a", code, acc),
-        bx = sext("bias_b", bias_bits, acc),
+        bx = sext("bias_b", loaded_bits, acc),
     )
 }
 
@@ -269,7 +361,7 @@ impl Logic for Mac {
         let acc = self._widths.acc;
         Verilog::Custom(format!(
             "{}{}",
-            mac_verilog(self._widths, 48, acc, 0),
+            mac_verilog(self._widths, 48, acc, 0, None),
             extend("acc", "acc_r", acc, 48),
         ))
     }
@@ -278,24 +370,34 @@ impl Logic for Mac {
 /// A MAC unit of the GRU: the [`Mac`] pipeline with the two narrowings
 /// a finished row goes through, the hard sigmoid of a z/r row
 /// (`sat(rshr(acc + 2^(2W-2), W), 0, S)`) and the clipped identity of a
-/// candidate row (`sat(rshr(acc, W-1), -QMAX, QMAX)`), both read at once
-/// (the lane picks by row). Fused so the accumulator stays inside the
-/// block (simulation speed). The bias arrives as its code shifted by its
-/// exponent and is aligned by `bias_shift` (W - 1) on loading.
+/// candidate row (`sat(rshr(acc, W-1), -QMAX, QMAX)`). Fused so the
+/// accumulator stays inside the block (simulation speed). The bias arrives
+/// as its code shifted by its exponent and is aligned by `bias_shift`
+/// (W - 1) on loading. The narrowings' rounding offsets are added then
+/// too, the row's by `gate_row` (the accumulator is one bit wider than the
+/// contract's A, so nothing wraps): a finished row is a shift and a clamp
+/// away from its register, no carry chain (the offset add was W = 16's
+/// critical path). So `gate` is only meaningful for a z/r row and `cand`
+/// for a candidate row, the one the lane reads.
 #[derive(LogicBlock)]
 pub struct MacUnit {
     pub clock: Signal<In, Clock>,
     pub en: Signal<In, Bit>,
     pub first: Signal<In, Bit>,
+    /// The row is a z/r row (with `first`): which offset the bias gets.
+    pub gate_row: Signal<In, Bit>,
     pub bias: Signal<In, Wt>,
     pub w: Signal<In, Wt>,
     pub x: Signal<In, Code>,
     pub gate: Signal<Out, Code>,
     pub cand: Signal<Out, Code>,
+    /// The contract's widths with the accumulator one bit wider.
     _widths: Widths,
     _bias_shift: u32,
+    _offsets: RowOffsets,
     _pipe: MacPipe,
     _fresh: bool,
+    /// The narrowings without their offsets.
     _gate: Narrowing,
     _cand: Narrowing,
 }
@@ -304,11 +406,20 @@ impl MacUnit {
     /// Narrowings as (offset, shift, lo, hi).
     pub fn new(widths: Widths, bias_shift: u32, gate: Narrowing, cand: Narrowing) -> Self {
         MacUnit {
-            _widths: widths,
+            _widths: Widths {
+                acc: widths.acc + 1,
+                ..widths
+            },
             _bias_shift: bias_shift,
+            _offsets: RowOffsets {
+                gate: gate.0,
+                cand: cand.0,
+                shift: bias_shift,
+            },
             clock: Default::default(),
             en: Default::default(),
             first: Default::default(),
+            gate_row: Default::default(),
             bias: Default::default(),
             w: Default::default(),
             x: Default::default(),
@@ -316,8 +427,8 @@ impl MacUnit {
             cand: Default::default(),
             _pipe: MacPipe::default(),
             _fresh: false,
-            _gate: gate,
-            _cand: cand,
+            _gate: (0, gate.1, gate.2, gate.3),
+            _cand: (0, cand.1, cand.2, cand.3),
         }
     }
 
@@ -337,7 +448,11 @@ impl Logic for MacUnit {
             let input = MacStage {
                 en: self.en.val(),
                 first: self.first.val(),
-                bias: wrap(wrap(sx(self.bias.val()), weight) << self._bias_shift, acc),
+                bias: wrap(
+                    self._offsets
+                        .load(wrap(sx(self.bias.val()), weight), self.gate_row.val()),
+                    acc,
+                ),
                 w: wrap(sx(self.w.val()), weight),
                 x: wrap(sx(self.x.val()), code),
             };
@@ -357,11 +472,17 @@ impl Logic for MacUnit {
         let Widths { weight, acc, .. } = self._widths;
         Verilog::Custom(format!(
             "{mac}{g}{c}{go}{co}",
-            mac = mac_verilog(self._widths, 20, weight, self._bias_shift),
+            mac = mac_verilog(
+                self._widths,
+                20,
+                weight,
+                self._bias_shift,
+                Some(self._offsets)
+            ),
             g = narrow_verilog("gate", "acc_r", acc, self._gate),
             c = narrow_verilog("cand", "acc_r", acc, self._cand),
-            go = extend("gate", "gate_clamped", acc + 1, 18),
-            co = extend("cand", "cand_clamped", acc + 1, 18),
+            go = extend("gate", "gate_clamped", acc, 18),
+            co = extend("cand", "cand_clamped", acc, 18),
         ))
     }
 }
@@ -473,7 +594,12 @@ impl<const O: usize> Logic for Requant<O> {
         }
         v += &format!("wire signed [{}:0] v_s = v[{}:0];\n", n - 1, n - 1);
         v += &narrow_verilog("q", "v_s", n, self._narrowing);
-        v += &extend("out", "q_clamped", n + 1, O as u32);
+        v += &extend(
+            "out",
+            "q_clamped",
+            narrowed_bits(n, self._narrowing.0),
+            O as u32,
+        );
         Verilog::Custom(v)
     }
 }
