@@ -16,13 +16,15 @@ FLIMGRU=target/release/flimgru
 # when stopped); router2 routed it in 22 minutes.
 CLOCK=${CLOCK:-100}
 runs=(
-  "ulx3s 8 4 32"
   "ulx3s 8 3 48"
-  "ulx3s 8 1 32"
+  "ulx3s 8 4 32"
   "ulx3s 8 2 32"
-  "ulx3s 16 2 32"
+  "ulx3s 8 1 32"
+  "ulx3s 8 1 48"
+  "ulx3s 16 2 16"
   "ulx3s 16 1 32"
   "ulx3s 16 1 16"
+  "ulx3s 16 1 48"
   "arty 8 4 32"
   "icebreaker 8 1 1"
 )
