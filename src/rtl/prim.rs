@@ -926,6 +926,30 @@ mod tests {
         }
     }
 
+    /// Splitting a row's offset at the bias alignment loses nothing: the
+    /// loaded value is the aligned bias plus the whole offset, for the
+    /// contract's z/r and candidate offsets at W = 8 and 16 and any bias.
+    #[test]
+    fn row_offsets_load_the_aligned_bias_plus_the_offset() {
+        for w in [8u32, 16] {
+            let fmt = crate::fixed::Format::new(w).unwrap();
+            let o = RowOffsets {
+                gate: (1i64 << fmt.acc_frac()) + (1 << (w - 1)),
+                cand: 1 << (w - 2),
+                shift: w - 1,
+            };
+            let lim = 1i64 << (w + 2);
+            for bias in [-lim, -lim + 1, -3, -1, 0, 1, 5, lim - 1] {
+                assert_eq!(o.load(bias, true), (bias << (w - 1)) + o.gate);
+                assert_eq!(o.load(bias, false), (bias << (w - 1)) + o.cand);
+                // bias + high part fits the stage-b register it gets.
+                let n = o.bias_bits(w + 3);
+                let high = bias + RowOffsets::high(o.gate, o.shift);
+                assert_eq!(wrap(high, n), high);
+            }
+        }
+    }
+
     /// A lane's copy is one register: it shows its input one edge later,
     /// and a weight copy keeps the low `bits`, sign-extended; the Verilog
     /// carries the `keep` that stops yosys merging the copies.
