@@ -281,6 +281,7 @@ pub struct SynthOptions {
     pub baud: Option<u32>,
     pub seed: u64,
     pub router2: bool,
+    pub density: Option<f64>,
     pub out: Option<PathBuf>,
     pub command: String,
 }
@@ -292,6 +293,11 @@ pub fn synth(
     board: crate::boards::Board,
     o: SynthOptions,
 ) -> Result<crate::synth::SynthReport> {
+    if let Some(d) = o.density {
+        if !(d > 0.0 && d <= 1.0) {
+            bail!("--density {d}: the placement density limit must be in (0, 1]");
+        }
+    }
     let default = board.default_engine();
     let (q, config) = circuit_config(
         model,
@@ -322,6 +328,7 @@ pub fn synth(
         seed: o.seed,
         place: true,
         router2: o.router2,
+        density: o.density,
         out_dir,
         command: o.command,
     })

@@ -131,6 +131,11 @@ struct SynthArgs {
     /// on congested designs such as P = 4 on the ECP5-85F).
     #[arg(long)]
     router2: bool,
+    /// nextpnr's placement density limit in (0, 1] (its
+    /// --placer-heap-beta, default 0.9); lower spreads the cells, leaving
+    /// the router more room in congested P >= 2 designs.
+    #[arg(long)]
+    density: Option<f64>,
     /// Output directory (default: out/synth/<board>-w<W>-p<P>-m<M>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -671,6 +676,7 @@ fn run(cli: Cli) -> Result<()> {
                     baud: a.baud,
                     seed: a.seed,
                     router2: a.router2,
+                    density: a.density,
                     out: a.out.clone(),
                     command: std::iter::once("flimgru".to_string())
                         .chain(std::env::args().skip(1))

@@ -46,6 +46,10 @@ pub struct SynthJob<'a> {
     /// 141 k arcs of the P = 4 ECP5 row left after minutes of routing; router2
     /// routed it in 22 minutes).
     pub router2: bool,
+    /// nextpnr's placement density limit (`--placer-heap-beta`, default
+    /// 0.9): a lower one spreads the cells, leaving the router more wires
+    /// around the DSP columns at P >= 2.
+    pub density: Option<f64>,
     /// Directory for the Verilog, netlist, logs and the report.
     pub out_dir: PathBuf,
     /// The command line, recorded in the report.
@@ -221,6 +225,12 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
             } else {
                 &[]
             })
+            .args(
+                job.density
+                    .map(|d| ["--placer-heap-beta".to_string(), d.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(["--log", "nextpnr.log"]);
         let t = Instant::now();
         let placed = tools::run(&mut cmd, &tool);

@@ -220,6 +220,25 @@ fn bad_inputs_fail_cleanly() {
         &["out.txt"],
         &txt,
     );
+    // A placement density nextpnr cannot use: refused before anything runs.
+    let synth_dir = d.join("synth");
+    for density in ["0", "1.5", "NaN"] {
+        fails(
+            &flimgru(&[
+                "synth",
+                "--board",
+                "ulx3s",
+                "--model",
+                &model,
+                "--density",
+                density,
+                "--out",
+                synth_dir.to_str().unwrap(),
+            ]),
+            &["--density", "(0, 1]"],
+            &synth_dir,
+        );
+    }
 }
 
 #[test]

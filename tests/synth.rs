@@ -28,6 +28,7 @@ fn run(board: Board, config: EngineConfig, place: bool) -> SynthReport {
         seed: 1,
         place,
         router2: false,
+        density: None,
         out_dir: out_dir.clone(),
         command: "tests/synth.rs".into(),
     };
