@@ -17465,6 +17465,12 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  op_c_copy$3$clock;
     reg  [17:0] op_c_copy$3$d;
     wire  [17:0] op_c_copy$3$q;
+    reg  [17:0] x_a_q$d;
+    wire  [17:0] x_a_q$q;
+    reg  x_a_q$clock;
+    reg  [17:0] x_c_q$d;
+    wire  [17:0] x_c_q$q;
+    reg  x_c_q$clock;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -19432,6 +19438,16 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(op_c_copy$3$d),
         .q(op_c_copy$3$q)
     );
+    top$core$engine$gru$lane$0$x_a_q x_a_q(
+        .d(x_a_q$d),
+        .q(x_a_q$q),
+        .clock(x_a_q$clock)
+    );
+    top$core$engine$gru$lane$0$x_c_q x_c_q(
+        .d(x_c_q$d),
+        .q(x_c_q$q),
+        .clock(x_c_q$clock)
+    );
     top$core$engine$gru$lane$0$p_r p_r(
         .d(p_r$d),
         .q(p_r$q),
@@ -19922,6 +19938,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     
     // Update code
     always @(*) begin
+        x_a_q$clock = clock;
+        x_c_q$clock = clock;
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
@@ -19944,6 +19962,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
+        x_a_q$d = x_a_q$q;
+        x_c_q$d = x_c_q$q;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
@@ -20266,6 +20286,8 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
+        x_a_q$d = x_a;
+        x_c_q$d = x_c;
         r_k = r1$0$q;
         if (a_set_r$q) begin
             r_k = r0$0$q;
@@ -21141,7 +21163,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         end
         p_r$d = r_k;
         p_h$d = h_c;
-        p_xc$d = x_c;
+        p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
@@ -21154,7 +21176,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         reset_q$v = q_prod$q;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
-            op_a$d = x_a;
+            op_a$d = x_a_q$q;
         end
         else begin
             op_a$d = h_a;
@@ -29371,6 +29393,44 @@ module top$core$engine$gru$lane$0$weight_r$9(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$weight_r$9
 
 
+module top$core$engine$gru$lane$0$x_a_q(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$x_a_q
+
+
+module top$core$engine$gru$lane$0$x_c_q(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$x_c_q
+
+
 module top$core$engine$gru$lane$0$x_raddr0_r(clock,d,q);
     
     // Module arguments
@@ -31799,6 +31859,12 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  op_c_copy$3$clock;
     reg  [17:0] op_c_copy$3$d;
     wire  [17:0] op_c_copy$3$q;
+    reg  [17:0] x_a_q$d;
+    wire  [17:0] x_a_q$q;
+    reg  x_a_q$clock;
+    reg  [17:0] x_c_q$d;
+    wire  [17:0] x_c_q$q;
+    reg  x_c_q$clock;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -33766,6 +33832,16 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(op_c_copy$3$d),
         .q(op_c_copy$3$q)
     );
+    top$core$engine$gru$lane$1$x_a_q x_a_q(
+        .d(x_a_q$d),
+        .q(x_a_q$q),
+        .clock(x_a_q$clock)
+    );
+    top$core$engine$gru$lane$1$x_c_q x_c_q(
+        .d(x_c_q$d),
+        .q(x_c_q$q),
+        .clock(x_c_q$clock)
+    );
     top$core$engine$gru$lane$1$p_r p_r(
         .d(p_r$d),
         .q(p_r$q),
@@ -34256,6 +34332,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     
     // Update code
     always @(*) begin
+        x_a_q$clock = clock;
+        x_c_q$clock = clock;
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
@@ -34278,6 +34356,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
+        x_a_q$d = x_a_q$q;
+        x_c_q$d = x_c_q$q;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
@@ -34600,6 +34680,8 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
+        x_a_q$d = x_a;
+        x_c_q$d = x_c;
         r_k = r1$0$q;
         if (a_set_r$q) begin
             r_k = r0$0$q;
@@ -35475,7 +35557,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         end
         p_r$d = r_k;
         p_h$d = h_c;
-        p_xc$d = x_c;
+        p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
@@ -35488,7 +35570,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         reset_q$v = q_prod$q;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
-            op_a$d = x_a;
+            op_a$d = x_a_q$q;
         end
         else begin
             op_a$d = h_a;
@@ -43705,6 +43787,44 @@ module top$core$engine$gru$lane$1$weight_r$9(clock,d,q);
 endmodule // top$core$engine$gru$lane$1$weight_r$9
 
 
+module top$core$engine$gru$lane$1$x_a_q(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$x_a_q
+
+
+module top$core$engine$gru$lane$1$x_c_q(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$x_c_q
+
+
 module top$core$engine$gru$lane$1$x_raddr0_r(clock,d,q);
     
     // Module arguments
@@ -46133,6 +46253,12 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  op_c_copy$3$clock;
     reg  [17:0] op_c_copy$3$d;
     wire  [17:0] op_c_copy$3$q;
+    reg  [17:0] x_a_q$d;
+    wire  [17:0] x_a_q$q;
+    reg  x_a_q$clock;
+    reg  [17:0] x_c_q$d;
+    wire  [17:0] x_c_q$q;
+    reg  x_c_q$clock;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -48100,6 +48226,16 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(op_c_copy$3$d),
         .q(op_c_copy$3$q)
     );
+    top$core$engine$gru$lane$2$x_a_q x_a_q(
+        .d(x_a_q$d),
+        .q(x_a_q$q),
+        .clock(x_a_q$clock)
+    );
+    top$core$engine$gru$lane$2$x_c_q x_c_q(
+        .d(x_c_q$d),
+        .q(x_c_q$q),
+        .clock(x_c_q$clock)
+    );
     top$core$engine$gru$lane$2$p_r p_r(
         .d(p_r$d),
         .q(p_r$q),
@@ -48590,6 +48726,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     
     // Update code
     always @(*) begin
+        x_a_q$clock = clock;
+        x_c_q$clock = clock;
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
@@ -48612,6 +48750,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
+        x_a_q$d = x_a_q$q;
+        x_c_q$d = x_c_q$q;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
@@ -48934,6 +49074,8 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
+        x_a_q$d = x_a;
+        x_c_q$d = x_c;
         r_k = r1$0$q;
         if (a_set_r$q) begin
             r_k = r0$0$q;
@@ -49809,7 +49951,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         end
         p_r$d = r_k;
         p_h$d = h_c;
-        p_xc$d = x_c;
+        p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
@@ -49822,7 +49964,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         reset_q$v = q_prod$q;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
-            op_a$d = x_a;
+            op_a$d = x_a_q$q;
         end
         else begin
             op_a$d = h_a;
@@ -58039,6 +58181,44 @@ module top$core$engine$gru$lane$2$weight_r$9(clock,d,q);
 endmodule // top$core$engine$gru$lane$2$weight_r$9
 
 
+module top$core$engine$gru$lane$2$x_a_q(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$x_a_q
+
+
+module top$core$engine$gru$lane$2$x_c_q(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$x_c_q
+
+
 module top$core$engine$gru$lane$2$x_raddr0_r(clock,d,q);
     
     // Module arguments
@@ -60467,6 +60647,12 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  op_c_copy$3$clock;
     reg  [17:0] op_c_copy$3$d;
     wire  [17:0] op_c_copy$3$q;
+    reg  [17:0] x_a_q$d;
+    wire  [17:0] x_a_q$q;
+    reg  x_a_q$clock;
+    reg  [17:0] x_c_q$d;
+    wire  [17:0] x_c_q$q;
+    reg  x_c_q$clock;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -62434,6 +62620,16 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(op_c_copy$3$d),
         .q(op_c_copy$3$q)
     );
+    top$core$engine$gru$lane$3$x_a_q x_a_q(
+        .d(x_a_q$d),
+        .q(x_a_q$q),
+        .clock(x_a_q$clock)
+    );
+    top$core$engine$gru$lane$3$x_c_q x_c_q(
+        .d(x_c_q$d),
+        .q(x_c_q$q),
+        .clock(x_c_q$clock)
+    );
     top$core$engine$gru$lane$3$p_r p_r(
         .d(p_r$d),
         .q(p_r$q),
@@ -62924,6 +63120,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     
     // Update code
     always @(*) begin
+        x_a_q$clock = clock;
+        x_c_q$clock = clock;
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
@@ -62946,6 +63144,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
+        x_a_q$d = x_a_q$q;
+        x_c_q$d = x_c_q$q;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
@@ -63268,6 +63468,8 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
+        x_a_q$d = x_a;
+        x_c_q$d = x_c;
         r_k = r1$0$q;
         if (a_set_r$q) begin
             r_k = r0$0$q;
@@ -64143,7 +64345,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         end
         p_r$d = r_k;
         p_h$d = h_c;
-        p_xc$d = x_c;
+        p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
@@ -64156,7 +64358,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         reset_q$v = q_prod$q;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
-            op_a$d = x_a;
+            op_a$d = x_a_q$q;
         end
         else begin
             op_a$d = h_a;
@@ -72371,6 +72573,44 @@ module top$core$engine$gru$lane$3$weight_r$9(clock,d,q);
     end
     always @(*) q = {{9{kept[10]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$9
+
+
+module top$core$engine$gru$lane$3$x_a_q(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$x_a_q
+
+
+module top$core$engine$gru$lane$3$x_c_q(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$x_c_q
 
 
 module top$core$engine$gru$lane$3$x_raddr0_r(clock,d,q);
@@ -83087,6 +83327,18 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
     reg  [23:0] peak$3$d;
     wire  [23:0] peak$3$q;
     reg  peak$3$clock;
+    reg  peak_nz$0$d;
+    wire  peak_nz$0$q;
+    reg  peak_nz$0$clock;
+    reg  peak_nz$1$d;
+    wire  peak_nz$1$q;
+    reg  peak_nz$1$clock;
+    reg  peak_nz$2$d;
+    wire  peak_nz$2$q;
+    reg  peak_nz$2$clock;
+    reg  peak_nz$3$d;
+    wire  peak_nz$3$q;
+    reg  peak_nz$3$clock;
     reg  divider$0$clock;
     reg  divider$0$start;
     reg  [63:0] divider$0$num;
@@ -83210,6 +83462,26 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         .q(peak$3$q),
         .clock(peak$3$clock)
     );
+    top$core$engine$preproc$peak_nz$0 peak_nz$0(
+        .d(peak_nz$0$d),
+        .q(peak_nz$0$q),
+        .clock(peak_nz$0$clock)
+    );
+    top$core$engine$preproc$peak_nz$1 peak_nz$1(
+        .d(peak_nz$1$d),
+        .q(peak_nz$1$q),
+        .clock(peak_nz$1$clock)
+    );
+    top$core$engine$preproc$peak_nz$2 peak_nz$2(
+        .d(peak_nz$2$d),
+        .q(peak_nz$2$q),
+        .clock(peak_nz$2$clock)
+    );
+    top$core$engine$preproc$peak_nz$3 peak_nz$3(
+        .d(peak_nz$3$d),
+        .q(peak_nz$3$q),
+        .clock(peak_nz$3$clock)
+    );
     top$core$engine$preproc$divider$0 divider$0(
         .clock(divider$0$clock),
         .start(divider$0$start),
@@ -83319,6 +83591,8 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         free = (set$q && x_free1) || (~set$q && x_free0);
         peak$0$clock = clock;
         peak$0$d = peak$0$q;
+        peak_nz$0$clock = clock;
+        peak_nz$0$d = peak_nz$0$q;
         divider$0$clock = clock;
         divider$0$start = 1'b0;
         divider$0$qbits = w_bits;
@@ -83334,13 +83608,16 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         if (peak_read$q && (y_reg$0$q > peak$0$q)) begin
             peak$0$d = y_reg$0$q;
         end
+        if (peak_read$q && |y_reg$0$q) begin
+            peak_nz$0$d = 1'b1;
+        end
         lane_y = y_reg$0$q;
         lane_peak = peak$0$q;
         divider$0$num = (({40'h0, lane_y}) << w_bits) + ({40'h0, lane_peak});
         divider$0$den = ({40'h0, lane_peak}) << 32'h1;
         lane_q = divider$0$quotient;
         x_data$0 = 18'h0;
-        if (|lane_peak) begin
+        if (peak_nz$0$q) begin
             if (lane_q > qmax) begin
                 x_data$0 = (qmax[17:0]);
             end
@@ -83350,6 +83627,8 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         end
         peak$1$clock = clock;
         peak$1$d = peak$1$q;
+        peak_nz$1$clock = clock;
+        peak_nz$1$d = peak_nz$1$q;
         divider$1$clock = clock;
         divider$1$start = 1'b0;
         divider$1$qbits = w_bits;
@@ -83365,13 +83644,16 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         if (peak_read$q && (y_reg$1$q > peak$1$q)) begin
             peak$1$d = y_reg$1$q;
         end
+        if (peak_read$q && |y_reg$1$q) begin
+            peak_nz$1$d = 1'b1;
+        end
         lane_y = y_reg$1$q;
         lane_peak = peak$1$q;
         divider$1$num = (({40'h0, lane_y}) << w_bits) + ({40'h0, lane_peak});
         divider$1$den = ({40'h0, lane_peak}) << 32'h1;
         lane_q = divider$1$quotient;
         x_data$1 = 18'h0;
-        if (|lane_peak) begin
+        if (peak_nz$1$q) begin
             if (lane_q > qmax) begin
                 x_data$1 = (qmax[17:0]);
             end
@@ -83381,6 +83663,8 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         end
         peak$2$clock = clock;
         peak$2$d = peak$2$q;
+        peak_nz$2$clock = clock;
+        peak_nz$2$d = peak_nz$2$q;
         divider$2$clock = clock;
         divider$2$start = 1'b0;
         divider$2$qbits = w_bits;
@@ -83396,13 +83680,16 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         if (peak_read$q && (y_reg$2$q > peak$2$q)) begin
             peak$2$d = y_reg$2$q;
         end
+        if (peak_read$q && |y_reg$2$q) begin
+            peak_nz$2$d = 1'b1;
+        end
         lane_y = y_reg$2$q;
         lane_peak = peak$2$q;
         divider$2$num = (({40'h0, lane_y}) << w_bits) + ({40'h0, lane_peak});
         divider$2$den = ({40'h0, lane_peak}) << 32'h1;
         lane_q = divider$2$quotient;
         x_data$2 = 18'h0;
-        if (|lane_peak) begin
+        if (peak_nz$2$q) begin
             if (lane_q > qmax) begin
                 x_data$2 = (qmax[17:0]);
             end
@@ -83412,6 +83699,8 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         end
         peak$3$clock = clock;
         peak$3$d = peak$3$q;
+        peak_nz$3$clock = clock;
+        peak_nz$3$d = peak_nz$3$q;
         divider$3$clock = clock;
         divider$3$start = 1'b0;
         divider$3$qbits = w_bits;
@@ -83427,13 +83716,16 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         if (peak_read$q && (y_reg$3$q > peak$3$q)) begin
             peak$3$d = y_reg$3$q;
         end
+        if (peak_read$q && |y_reg$3$q) begin
+            peak_nz$3$d = 1'b1;
+        end
         lane_y = y_reg$3$q;
         lane_peak = peak$3$q;
         divider$3$num = (({40'h0, lane_y}) << w_bits) + ({40'h0, lane_peak});
         divider$3$den = ({40'h0, lane_peak}) << 32'h1;
         lane_q = divider$3$quotient;
         x_data$3 = 18'h0;
-        if (|lane_peak) begin
+        if (peak_nz$3$q) begin
             if (lane_q > qmax) begin
                 x_data$3 = (qmax[17:0]);
             end
@@ -83448,9 +83740,13 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
                         gate$d = 16'h0;
                         state$d = PreprocState$Peak;
                         peak$0$d = 24'h0;
+                        peak_nz$0$d = 1'b0;
                         peak$1$d = 24'h0;
+                        peak_nz$1$d = 1'b0;
                         peak$2$d = 24'h0;
+                        peak_nz$2$d = 1'b0;
                         peak$3$d = 24'h0;
+                        peak_nz$3$d = 1'b0;
                     end
                 end
             PreprocState$Peak:
@@ -85392,6 +85688,82 @@ module top$core$engine$preproc$peak_count0(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$peak_count0
+
+
+module top$core$engine$preproc$peak_nz$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$peak_nz$0
+
+
+module top$core$engine$preproc$peak_nz$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$peak_nz$1
+
+
+module top$core$engine$preproc$peak_nz$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$peak_nz$2
+
+
+module top$core$engine$preproc$peak_nz$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$peak_nz$3
 
 
 module top$core$engine$preproc$peak_read(d,q,clock);

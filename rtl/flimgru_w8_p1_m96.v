@@ -24688,6 +24688,12 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  op_c_copy$11$clock;
     reg  [17:0] op_c_copy$11$d;
     wire  [17:0] op_c_copy$11$q;
+    reg  [17:0] x_a_q$d;
+    wire  [17:0] x_a_q$q;
+    reg  x_a_q$clock;
+    reg  [17:0] x_c_q$d;
+    wire  [17:0] x_c_q$q;
+    reg  x_c_q$clock;
     reg  [17:0] p_r$d;
     wire  [17:0] p_r$q;
     reg  p_r$clock;
@@ -28523,6 +28529,16 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .d(op_c_copy$11$d),
         .q(op_c_copy$11$q)
     );
+    top$gru$lane$0$x_a_q x_a_q(
+        .d(x_a_q$d),
+        .q(x_a_q$q),
+        .clock(x_a_q$clock)
+    );
+    top$gru$lane$0$x_c_q x_c_q(
+        .d(x_c_q$d),
+        .q(x_c_q$q),
+        .clock(x_c_q$clock)
+    );
     top$gru$lane$0$p_r p_r(
         .d(p_r$d),
         .q(p_r$q),
@@ -29717,6 +29733,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     
     // Update code
     always @(*) begin
+        x_a_q$clock = clock;
+        x_c_q$clock = clock;
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
@@ -29739,6 +29757,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
+        x_a_q$d = x_a_q$q;
+        x_c_q$d = x_c_q$q;
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
@@ -30437,6 +30457,8 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
+        x_a_q$d = x_a;
+        x_c_q$d = x_c;
         r_k = r1$0$q;
         if (a_set_r$q) begin
             r_k = r0$0$q;
@@ -31312,7 +31334,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         end
         p_r$d = r_k;
         p_h$d = h_c;
-        p_xc$d = x_c;
+        p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
         reset_mul$a = p_r$q;
@@ -31325,7 +31347,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         reset_q$v = q_prod$q;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
-            op_a$d = x_a;
+            op_a$d = x_a_q$q;
         end
         else begin
             op_a$d = h_a;
@@ -47710,6 +47732,44 @@ module top$gru$lane$0$weight_r$95(clock,d,q);
 endmodule // top$gru$lane$0$weight_r$95
 
 
+module top$gru$lane$0$x_a_q(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$x_a_q
+
+
+module top$gru$lane$0$x_c_q(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$x_c_q
+
+
 module top$gru$lane$0$x_raddr0_r(clock,d,q);
     
     // Module arguments
@@ -60308,6 +60368,9 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
     reg  [23:0] peak$0$d;
     wire  [23:0] peak$0$q;
     reg  peak$0$clock;
+    reg  peak_nz$0$d;
+    wire  peak_nz$0$q;
+    reg  peak_nz$0$clock;
     reg  divider$0$clock;
     reg  divider$0$start;
     reg  [63:0] divider$0$num;
@@ -60364,6 +60427,11 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
         .d(peak$0$d),
         .q(peak$0$q),
         .clock(peak$0$clock)
+    );
+    top$preproc$peak_nz$0 peak_nz$0(
+        .d(peak_nz$0$d),
+        .q(peak_nz$0$q),
+        .clock(peak_nz$0$clock)
     );
     top$preproc$divider$0 divider$0(
         .clock(divider$0$clock),
@@ -60429,6 +60497,8 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
         free = (set$q && x_free1) || (~set$q && x_free0);
         peak$0$clock = clock;
         peak$0$d = peak$0$q;
+        peak_nz$0$clock = clock;
+        peak_nz$0$d = peak_nz$0$q;
         divider$0$clock = clock;
         divider$0$start = 1'b0;
         divider$0$qbits = w_bits;
@@ -60444,13 +60514,16 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
         if (peak_read$q && (y_reg$0$q > peak$0$q)) begin
             peak$0$d = y_reg$0$q;
         end
+        if (peak_read$q && |y_reg$0$q) begin
+            peak_nz$0$d = 1'b1;
+        end
         lane_y = y_reg$0$q;
         lane_peak = peak$0$q;
         divider$0$num = (({40'h0, lane_y}) << w_bits) + ({40'h0, lane_peak});
         divider$0$den = ({40'h0, lane_peak}) << 32'h1;
         lane_q = divider$0$quotient;
         x_data$0 = 18'h0;
-        if (|lane_peak) begin
+        if (peak_nz$0$q) begin
             if (lane_q > qmax) begin
                 x_data$0 = (qmax[17:0]);
             end
@@ -60465,6 +60538,7 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
                         gate$d = 16'h0;
                         state$d = PreprocState$Peak;
                         peak$0$d = 24'h0;
+                        peak_nz$0$d = 1'b0;
                     end
                 end
             PreprocState$Peak:
@@ -61032,6 +61106,25 @@ module top$preproc$peak_count0(d,q,clock);
     end
           
 endmodule // top$preproc$peak_count0
+
+
+module top$preproc$peak_nz$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$preproc$peak_nz$0
 
 
 module top$preproc$peak_read(d,q,clock);

@@ -133,6 +133,14 @@ pub struct Lane {
     /// routing, docs/hardware.md).
     op_a_copy: Vec<KeptCode>,
     op_c_copy: Vec<KeptCode>,
+    /// The input buffers' reads of the A / C set, registered: x is read
+    /// at the last term of a pass (H + 2 or more cycles after its step
+    /// address and set change at a slot boundary, and after the buffer was
+    /// filled), so a one-cycle-old read is the same value, and the deep
+    /// LUT-RAM read tree is a path of its own (M = 48's critical path was
+    /// that tree, the set select and the operand select in one).
+    x_a_q: DFF<Code>,
+    x_c_q: DFF<Code>,
     // Operand pipeline (stages 0b, 0c between the reads and the MACs).
     p_r: DFF<Code>,
     p_h: DFF<Code>,
@@ -275,6 +283,8 @@ impl Lane {
                 .collect(),
             p_r: Default::default(),
             p_h: Default::default(),
+            x_a_q: Default::default(),
+            x_c_q: Default::default(),
             p_xc: Default::default(),
             p_isx: Default::default(),
             p_czero: Default::default(),
@@ -329,8 +339,8 @@ impl Logic for Lane {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, op_a, op_c, op_head, p_r, p_h, p_xc, p_isx, p_czero, q_prod, q_xc, q_isx,
-            q_czero, u_z, u_d, u_c, u_j, u_set, u_en, v_sum, v_j, v_set, v_en
+            self, clock, x_a_q, x_c_q, op_a, op_c, op_head, p_r, p_h, p_xc, p_isx, p_czero, q_prod,
+            q_xc, q_isx, q_czero, u_z, u_d, u_c, u_j, u_set, u_en, v_sum, v_j, v_set, v_en
         );
         // The broadcast inputs into the lane's own registers.
         self.x_we_r.clock.next = self.clock.val();
@@ -428,6 +438,8 @@ impl Logic for Lane {
             self.x_a.next = self.input[0].rdata0.val();
             self.x_c.next = self.input[1].rdata0.val();
         }
+        self.x_a_q.d.next = self.x_a.val();
+        self.x_c_q.d.next = self.x_c.val();
         // Registers z, r (per set) and c (shared), read at unit 0 as they
         // rotate: the C set's r by one unit per state term it issues (a
         // pass turns it once round), z of the updated set and c by one unit
@@ -478,7 +490,7 @@ impl Logic for Lane {
         // docs/hardware.md).
         self.p_r.d.next = self.r_k.val();
         self.p_h.d.next = self.h_c.val();
-        self.p_xc.d.next = self.x_c.val();
+        self.p_xc.d.next = self.x_c_q.q.val();
         self.p_isx.d.next = self.k_is_x_r.q.val();
         self.p_czero.d.next = self.c_zero_r.q.val();
         // Stage 0b: the reset product r_k h_k (DSP), registered.
@@ -494,7 +506,7 @@ impl Logic for Lane {
         self.reset_q.v.next = self.q_prod.q.val();
         self.op_head.d.next = self.h_a.val();
         if self.ka_is_x_r.q.val() {
-            self.op_a.d.next = self.x_a.val();
+            self.op_a.d.next = self.x_a_q.q.val();
         } else {
             self.op_a.d.next = self.h_a.val();
             if self.a_zero_r.q.val() {

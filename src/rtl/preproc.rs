@@ -44,6 +44,10 @@ pub struct Preproc {
     gate: DFF<Addr>,
     set: DFF<Bit>,
     peak: Vec<DFF<Bits<24>>>,
+    /// peak != 0, kept beside it (some y > 0 seen since the reset) so the
+    /// output select does not wait for a 24-bit zero test of the peak
+    /// (W = 8, M = 32's critical path: peak -> zero test -> x_data).
+    peak_nz: Vec<DFF<Bit>>,
     divider: Vec<Divider>,
     ten_c: Vec<Signal<Local, Bits<24>>>,
     y: Vec<Signal<Local, Bits<24>>>,
@@ -89,6 +93,7 @@ impl Preproc {
             gate: Default::default(),
             set: Default::default(),
             peak: super::many(lanes),
+            peak_nz: super::many(lanes),
             divider: (0..lanes).map(|_| Divider::default()).collect(),
             ten_c: super::many(lanes),
             y: super::many(lanes),
@@ -152,6 +157,8 @@ impl Logic for Preproc {
         for l in 0..self._lanes {
             self.peak[l].clock.next = self.clock.val();
             self.peak[l].d.next = self.peak[l].q.val();
+            self.peak_nz[l].clock.next = self.clock.val();
+            self.peak_nz[l].d.next = self.peak_nz[l].q.val();
             self.divider[l].clock.next = self.clock.val();
             self.divider[l].start.next = false;
             self.divider[l].qbits.next = self.w_bits.val();
@@ -167,6 +174,9 @@ impl Logic for Preproc {
             if self.peak_read.q.val() && (self.y_reg[l].q.val() > self.peak[l].q.val()) {
                 self.peak[l].d.next = self.y_reg[l].q.val();
             }
+            if self.peak_read.q.val() && self.y_reg[l].q.val().any() {
+                self.peak_nz[l].d.next = true;
+            }
             self.lane_y.next = self.y_reg[l].q.val();
             self.lane_peak.next = self.peak[l].q.val();
             self.divider[l].num.next = (bit_cast::<64, 24>(self.lane_y.val()) << self.w_bits.val())
@@ -174,7 +184,7 @@ impl Logic for Preproc {
             self.divider[l].den.next = bit_cast::<64, 24>(self.lane_peak.val()) << 1;
             self.lane_q.next = self.divider[l].quotient.val();
             self.x_data[l].next = 0.into();
-            if self.lane_peak.val().any() {
+            if self.peak_nz[l].q.val() {
                 if self.lane_q.val() > self.qmax.val() {
                     self.x_data[l].next = bit_cast::<18, 32>(self.qmax.val());
                 } else {
@@ -189,6 +199,7 @@ impl Logic for Preproc {
                     self.state.d.next = PreprocState::Peak;
                     for l in 0..self._lanes {
                         self.peak[l].d.next = 0.into();
+                        self.peak_nz[l].d.next = false;
                     }
                 }
             }
