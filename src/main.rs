@@ -132,8 +132,9 @@ struct SynthArgs {
     #[arg(long)]
     router2: bool,
     /// nextpnr's placement density limit in (0, 1] (its
-    /// --placer-heap-beta, default 0.9); lower spreads the cells, leaving
-    /// the router more room in congested P >= 2 designs.
+    /// --placer-heap-beta, default 0.9). At W = 8, P = 3, M = 48, 0.7
+    /// placed exactly as 0.9: the limit does not bind there
+    /// (docs/hardware.md).
     #[arg(long)]
     density: Option<f64>,
     /// Output directory (default: out/synth/<board>-w<W>-p<P>-m<M>).

@@ -47,8 +47,7 @@ pub struct SynthJob<'a> {
     /// routed it in 22 minutes).
     pub router2: bool,
     /// nextpnr's placement density limit (`--placer-heap-beta`, default
-    /// 0.9): a lower one spreads the cells, leaving the router more wires
-    /// around the DSP columns at P >= 2.
+    /// 0.9), None: nextpnr's default.
     pub density: Option<f64>,
     /// Directory for the Verilog, netlist, logs and the report.
     pub out_dir: PathBuf,
