@@ -17456,16 +17456,16 @@ module top$core$engine$gru$lane$0$bias_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$0
 
 
@@ -18479,18 +18479,18 @@ module top$core$engine$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -18516,18 +18516,18 @@ module top$core$engine$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -18553,18 +18553,18 @@ module top$core$engine$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -18870,16 +18870,16 @@ module top$core$engine$gru$lane$0$head_weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$head_weight_r$0
 
 
@@ -18891,16 +18891,16 @@ module top$core$engine$gru$lane$0$head_weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$head_weight_r$1
 
 
@@ -18912,16 +18912,16 @@ module top$core$engine$gru$lane$0$head_weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$head_weight_r$2
 
 
@@ -19065,25 +19065,25 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24489,16 +24489,16 @@ module top$core$engine$gru$lane$0$weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$0
 
 

@@ -22113,16 +22113,16 @@ module top$core$engine$gru$lane$0$bias_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$0
 
 
@@ -22134,16 +22134,16 @@ module top$core$engine$gru$lane$0$bias_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$1
 
 
@@ -22155,16 +22155,16 @@ module top$core$engine$gru$lane$0$bias_r$10(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$10
 
 
@@ -22176,16 +22176,16 @@ module top$core$engine$gru$lane$0$bias_r$11(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$11
 
 
@@ -22197,16 +22197,16 @@ module top$core$engine$gru$lane$0$bias_r$12(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$12
 
 
@@ -22218,16 +22218,16 @@ module top$core$engine$gru$lane$0$bias_r$13(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$13
 
 
@@ -22239,16 +22239,16 @@ module top$core$engine$gru$lane$0$bias_r$14(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$14
 
 
@@ -22260,16 +22260,16 @@ module top$core$engine$gru$lane$0$bias_r$15(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$15
 
 
@@ -22281,16 +22281,16 @@ module top$core$engine$gru$lane$0$bias_r$16(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$16
 
 
@@ -22302,16 +22302,16 @@ module top$core$engine$gru$lane$0$bias_r$17(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$17
 
 
@@ -22323,16 +22323,16 @@ module top$core$engine$gru$lane$0$bias_r$18(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$18
 
 
@@ -22344,16 +22344,16 @@ module top$core$engine$gru$lane$0$bias_r$19(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$19
 
 
@@ -22365,16 +22365,16 @@ module top$core$engine$gru$lane$0$bias_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$2
 
 
@@ -22386,16 +22386,16 @@ module top$core$engine$gru$lane$0$bias_r$20(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$20
 
 
@@ -22407,16 +22407,16 @@ module top$core$engine$gru$lane$0$bias_r$21(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$21
 
 
@@ -22428,16 +22428,16 @@ module top$core$engine$gru$lane$0$bias_r$22(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$22
 
 
@@ -22449,16 +22449,16 @@ module top$core$engine$gru$lane$0$bias_r$23(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$23
 
 
@@ -22470,16 +22470,16 @@ module top$core$engine$gru$lane$0$bias_r$24(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$24
 
 
@@ -22491,16 +22491,16 @@ module top$core$engine$gru$lane$0$bias_r$25(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$25
 
 
@@ -22512,16 +22512,16 @@ module top$core$engine$gru$lane$0$bias_r$26(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$26
 
 
@@ -22533,16 +22533,16 @@ module top$core$engine$gru$lane$0$bias_r$27(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$27
 
 
@@ -22554,16 +22554,16 @@ module top$core$engine$gru$lane$0$bias_r$28(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$28
 
 
@@ -22575,16 +22575,16 @@ module top$core$engine$gru$lane$0$bias_r$29(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$29
 
 
@@ -22596,16 +22596,16 @@ module top$core$engine$gru$lane$0$bias_r$3(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$3
 
 
@@ -22617,16 +22617,16 @@ module top$core$engine$gru$lane$0$bias_r$30(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$30
 
 
@@ -22638,16 +22638,16 @@ module top$core$engine$gru$lane$0$bias_r$31(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$31
 
 
@@ -22659,16 +22659,16 @@ module top$core$engine$gru$lane$0$bias_r$4(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$4
 
 
@@ -22680,16 +22680,16 @@ module top$core$engine$gru$lane$0$bias_r$5(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$5
 
 
@@ -22701,16 +22701,16 @@ module top$core$engine$gru$lane$0$bias_r$6(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$6
 
 
@@ -22722,16 +22722,16 @@ module top$core$engine$gru$lane$0$bias_r$7(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$7
 
 
@@ -22743,16 +22743,16 @@ module top$core$engine$gru$lane$0$bias_r$8(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$8
 
 
@@ -22764,16 +22764,16 @@ module top$core$engine$gru$lane$0$bias_r$9(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$bias_r$9
 
 
@@ -23787,18 +23787,18 @@ module top$core$engine$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -23824,18 +23824,18 @@ module top$core$engine$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -23861,18 +23861,18 @@ module top$core$engine$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -24178,16 +24178,16 @@ module top$core$engine$gru$lane$0$head_weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$head_weight_r$0
 
 
@@ -24199,16 +24199,16 @@ module top$core$engine$gru$lane$0$head_weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$head_weight_r$1
 
 
@@ -24220,16 +24220,16 @@ module top$core$engine$gru$lane$0$head_weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$head_weight_r$2
 
 
@@ -24373,25 +24373,25 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24421,25 +24421,25 @@ module top$core$engine$gru$lane$0$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24469,25 +24469,25 @@ module top$core$engine$gru$lane$0$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24517,25 +24517,25 @@ module top$core$engine$gru$lane$0$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24565,25 +24565,25 @@ module top$core$engine$gru$lane$0$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24613,25 +24613,25 @@ module top$core$engine$gru$lane$0$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24661,25 +24661,25 @@ module top$core$engine$gru$lane$0$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24709,25 +24709,25 @@ module top$core$engine$gru$lane$0$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24757,25 +24757,25 @@ module top$core$engine$gru$lane$0$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24805,25 +24805,25 @@ module top$core$engine$gru$lane$0$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24853,25 +24853,25 @@ module top$core$engine$gru$lane$0$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24901,25 +24901,25 @@ module top$core$engine$gru$lane$0$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24949,25 +24949,25 @@ module top$core$engine$gru$lane$0$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24997,25 +24997,25 @@ module top$core$engine$gru$lane$0$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25045,25 +25045,25 @@ module top$core$engine$gru$lane$0$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25093,25 +25093,25 @@ module top$core$engine$gru$lane$0$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25141,25 +25141,25 @@ module top$core$engine$gru$lane$0$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25189,25 +25189,25 @@ module top$core$engine$gru$lane$0$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25237,25 +25237,25 @@ module top$core$engine$gru$lane$0$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25285,25 +25285,25 @@ module top$core$engine$gru$lane$0$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25333,25 +25333,25 @@ module top$core$engine$gru$lane$0$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25381,25 +25381,25 @@ module top$core$engine$gru$lane$0$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25429,25 +25429,25 @@ module top$core$engine$gru$lane$0$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25477,25 +25477,25 @@ module top$core$engine$gru$lane$0$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25525,25 +25525,25 @@ module top$core$engine$gru$lane$0$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25573,25 +25573,25 @@ module top$core$engine$gru$lane$0$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25621,25 +25621,25 @@ module top$core$engine$gru$lane$0$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25669,25 +25669,25 @@ module top$core$engine$gru$lane$0$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25717,25 +25717,25 @@ module top$core$engine$gru$lane$0$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25765,25 +25765,25 @@ module top$core$engine$gru$lane$0$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25813,25 +25813,25 @@ module top$core$engine$gru$lane$0$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25861,25 +25861,25 @@ module top$core$engine$gru$lane$0$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -28729,16 +28729,16 @@ module top$core$engine$gru$lane$0$weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$0
 
 
@@ -28750,16 +28750,16 @@ module top$core$engine$gru$lane$0$weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$1
 
 
@@ -28771,16 +28771,16 @@ module top$core$engine$gru$lane$0$weight_r$10(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$10
 
 
@@ -28792,16 +28792,16 @@ module top$core$engine$gru$lane$0$weight_r$11(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$11
 
 
@@ -28813,16 +28813,16 @@ module top$core$engine$gru$lane$0$weight_r$12(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$12
 
 
@@ -28834,16 +28834,16 @@ module top$core$engine$gru$lane$0$weight_r$13(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$13
 
 
@@ -28855,16 +28855,16 @@ module top$core$engine$gru$lane$0$weight_r$14(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$14
 
 
@@ -28876,16 +28876,16 @@ module top$core$engine$gru$lane$0$weight_r$15(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$15
 
 
@@ -28897,16 +28897,16 @@ module top$core$engine$gru$lane$0$weight_r$16(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$16
 
 
@@ -28918,16 +28918,16 @@ module top$core$engine$gru$lane$0$weight_r$17(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$17
 
 
@@ -28939,16 +28939,16 @@ module top$core$engine$gru$lane$0$weight_r$18(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$18
 
 
@@ -28960,16 +28960,16 @@ module top$core$engine$gru$lane$0$weight_r$19(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$19
 
 
@@ -28981,16 +28981,16 @@ module top$core$engine$gru$lane$0$weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$2
 
 
@@ -29002,16 +29002,16 @@ module top$core$engine$gru$lane$0$weight_r$20(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$20
 
 
@@ -29023,16 +29023,16 @@ module top$core$engine$gru$lane$0$weight_r$21(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$21
 
 
@@ -29044,16 +29044,16 @@ module top$core$engine$gru$lane$0$weight_r$22(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$22
 
 
@@ -29065,16 +29065,16 @@ module top$core$engine$gru$lane$0$weight_r$23(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$23
 
 
@@ -29086,16 +29086,16 @@ module top$core$engine$gru$lane$0$weight_r$24(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$24
 
 
@@ -29107,16 +29107,16 @@ module top$core$engine$gru$lane$0$weight_r$25(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$25
 
 
@@ -29128,16 +29128,16 @@ module top$core$engine$gru$lane$0$weight_r$26(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$26
 
 
@@ -29149,16 +29149,16 @@ module top$core$engine$gru$lane$0$weight_r$27(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$27
 
 
@@ -29170,16 +29170,16 @@ module top$core$engine$gru$lane$0$weight_r$28(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$28
 
 
@@ -29191,16 +29191,16 @@ module top$core$engine$gru$lane$0$weight_r$29(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$29
 
 
@@ -29212,16 +29212,16 @@ module top$core$engine$gru$lane$0$weight_r$3(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$3
 
 
@@ -29233,16 +29233,16 @@ module top$core$engine$gru$lane$0$weight_r$30(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$30
 
 
@@ -29254,16 +29254,16 @@ module top$core$engine$gru$lane$0$weight_r$31(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$31
 
 
@@ -29275,16 +29275,16 @@ module top$core$engine$gru$lane$0$weight_r$4(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$4
 
 
@@ -29296,16 +29296,16 @@ module top$core$engine$gru$lane$0$weight_r$5(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$5
 
 
@@ -29317,16 +29317,16 @@ module top$core$engine$gru$lane$0$weight_r$6(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$6
 
 
@@ -29338,16 +29338,16 @@ module top$core$engine$gru$lane$0$weight_r$7(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$7
 
 
@@ -29359,16 +29359,16 @@ module top$core$engine$gru$lane$0$weight_r$8(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$8
 
 
@@ -29380,16 +29380,16 @@ module top$core$engine$gru$lane$0$weight_r$9(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$0$weight_r$9
 
 
@@ -36507,16 +36507,16 @@ module top$core$engine$gru$lane$1$bias_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$0
 
 
@@ -36528,16 +36528,16 @@ module top$core$engine$gru$lane$1$bias_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$1
 
 
@@ -36549,16 +36549,16 @@ module top$core$engine$gru$lane$1$bias_r$10(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$10
 
 
@@ -36570,16 +36570,16 @@ module top$core$engine$gru$lane$1$bias_r$11(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$11
 
 
@@ -36591,16 +36591,16 @@ module top$core$engine$gru$lane$1$bias_r$12(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$12
 
 
@@ -36612,16 +36612,16 @@ module top$core$engine$gru$lane$1$bias_r$13(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$13
 
 
@@ -36633,16 +36633,16 @@ module top$core$engine$gru$lane$1$bias_r$14(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$14
 
 
@@ -36654,16 +36654,16 @@ module top$core$engine$gru$lane$1$bias_r$15(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$15
 
 
@@ -36675,16 +36675,16 @@ module top$core$engine$gru$lane$1$bias_r$16(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$16
 
 
@@ -36696,16 +36696,16 @@ module top$core$engine$gru$lane$1$bias_r$17(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$17
 
 
@@ -36717,16 +36717,16 @@ module top$core$engine$gru$lane$1$bias_r$18(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$18
 
 
@@ -36738,16 +36738,16 @@ module top$core$engine$gru$lane$1$bias_r$19(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$19
 
 
@@ -36759,16 +36759,16 @@ module top$core$engine$gru$lane$1$bias_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$2
 
 
@@ -36780,16 +36780,16 @@ module top$core$engine$gru$lane$1$bias_r$20(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$20
 
 
@@ -36801,16 +36801,16 @@ module top$core$engine$gru$lane$1$bias_r$21(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$21
 
 
@@ -36822,16 +36822,16 @@ module top$core$engine$gru$lane$1$bias_r$22(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$22
 
 
@@ -36843,16 +36843,16 @@ module top$core$engine$gru$lane$1$bias_r$23(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$23
 
 
@@ -36864,16 +36864,16 @@ module top$core$engine$gru$lane$1$bias_r$24(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$24
 
 
@@ -36885,16 +36885,16 @@ module top$core$engine$gru$lane$1$bias_r$25(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$25
 
 
@@ -36906,16 +36906,16 @@ module top$core$engine$gru$lane$1$bias_r$26(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$26
 
 
@@ -36927,16 +36927,16 @@ module top$core$engine$gru$lane$1$bias_r$27(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$27
 
 
@@ -36948,16 +36948,16 @@ module top$core$engine$gru$lane$1$bias_r$28(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$28
 
 
@@ -36969,16 +36969,16 @@ module top$core$engine$gru$lane$1$bias_r$29(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$29
 
 
@@ -36990,16 +36990,16 @@ module top$core$engine$gru$lane$1$bias_r$3(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$3
 
 
@@ -37011,16 +37011,16 @@ module top$core$engine$gru$lane$1$bias_r$30(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$30
 
 
@@ -37032,16 +37032,16 @@ module top$core$engine$gru$lane$1$bias_r$31(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$31
 
 
@@ -37053,16 +37053,16 @@ module top$core$engine$gru$lane$1$bias_r$4(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$4
 
 
@@ -37074,16 +37074,16 @@ module top$core$engine$gru$lane$1$bias_r$5(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$5
 
 
@@ -37095,16 +37095,16 @@ module top$core$engine$gru$lane$1$bias_r$6(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$6
 
 
@@ -37116,16 +37116,16 @@ module top$core$engine$gru$lane$1$bias_r$7(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$7
 
 
@@ -37137,16 +37137,16 @@ module top$core$engine$gru$lane$1$bias_r$8(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$8
 
 
@@ -37158,16 +37158,16 @@ module top$core$engine$gru$lane$1$bias_r$9(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$bias_r$9
 
 
@@ -38181,18 +38181,18 @@ module top$core$engine$gru$lane$1$head$mac$0(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -38218,18 +38218,18 @@ module top$core$engine$gru$lane$1$head$mac$1(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -38255,18 +38255,18 @@ module top$core$engine$gru$lane$1$head$mac$2(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -38572,16 +38572,16 @@ module top$core$engine$gru$lane$1$head_weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$head_weight_r$0
 
 
@@ -38593,16 +38593,16 @@ module top$core$engine$gru$lane$1$head_weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$head_weight_r$1
 
 
@@ -38614,16 +38614,16 @@ module top$core$engine$gru$lane$1$head_weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$head_weight_r$2
 
 
@@ -38767,25 +38767,25 @@ module top$core$engine$gru$lane$1$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38815,25 +38815,25 @@ module top$core$engine$gru$lane$1$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38863,25 +38863,25 @@ module top$core$engine$gru$lane$1$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38911,25 +38911,25 @@ module top$core$engine$gru$lane$1$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38959,25 +38959,25 @@ module top$core$engine$gru$lane$1$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39007,25 +39007,25 @@ module top$core$engine$gru$lane$1$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39055,25 +39055,25 @@ module top$core$engine$gru$lane$1$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39103,25 +39103,25 @@ module top$core$engine$gru$lane$1$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39151,25 +39151,25 @@ module top$core$engine$gru$lane$1$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39199,25 +39199,25 @@ module top$core$engine$gru$lane$1$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39247,25 +39247,25 @@ module top$core$engine$gru$lane$1$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39295,25 +39295,25 @@ module top$core$engine$gru$lane$1$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39343,25 +39343,25 @@ module top$core$engine$gru$lane$1$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39391,25 +39391,25 @@ module top$core$engine$gru$lane$1$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39439,25 +39439,25 @@ module top$core$engine$gru$lane$1$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39487,25 +39487,25 @@ module top$core$engine$gru$lane$1$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39535,25 +39535,25 @@ module top$core$engine$gru$lane$1$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39583,25 +39583,25 @@ module top$core$engine$gru$lane$1$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39631,25 +39631,25 @@ module top$core$engine$gru$lane$1$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39679,25 +39679,25 @@ module top$core$engine$gru$lane$1$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39727,25 +39727,25 @@ module top$core$engine$gru$lane$1$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39775,25 +39775,25 @@ module top$core$engine$gru$lane$1$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39823,25 +39823,25 @@ module top$core$engine$gru$lane$1$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39871,25 +39871,25 @@ module top$core$engine$gru$lane$1$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39919,25 +39919,25 @@ module top$core$engine$gru$lane$1$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39967,25 +39967,25 @@ module top$core$engine$gru$lane$1$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40015,25 +40015,25 @@ module top$core$engine$gru$lane$1$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40063,25 +40063,25 @@ module top$core$engine$gru$lane$1$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40111,25 +40111,25 @@ module top$core$engine$gru$lane$1$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40159,25 +40159,25 @@ module top$core$engine$gru$lane$1$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40207,25 +40207,25 @@ module top$core$engine$gru$lane$1$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40255,25 +40255,25 @@ module top$core$engine$gru$lane$1$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -43123,16 +43123,16 @@ module top$core$engine$gru$lane$1$weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$0
 
 
@@ -43144,16 +43144,16 @@ module top$core$engine$gru$lane$1$weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$1
 
 
@@ -43165,16 +43165,16 @@ module top$core$engine$gru$lane$1$weight_r$10(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$10
 
 
@@ -43186,16 +43186,16 @@ module top$core$engine$gru$lane$1$weight_r$11(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$11
 
 
@@ -43207,16 +43207,16 @@ module top$core$engine$gru$lane$1$weight_r$12(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$12
 
 
@@ -43228,16 +43228,16 @@ module top$core$engine$gru$lane$1$weight_r$13(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$13
 
 
@@ -43249,16 +43249,16 @@ module top$core$engine$gru$lane$1$weight_r$14(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$14
 
 
@@ -43270,16 +43270,16 @@ module top$core$engine$gru$lane$1$weight_r$15(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$15
 
 
@@ -43291,16 +43291,16 @@ module top$core$engine$gru$lane$1$weight_r$16(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$16
 
 
@@ -43312,16 +43312,16 @@ module top$core$engine$gru$lane$1$weight_r$17(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$17
 
 
@@ -43333,16 +43333,16 @@ module top$core$engine$gru$lane$1$weight_r$18(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$18
 
 
@@ -43354,16 +43354,16 @@ module top$core$engine$gru$lane$1$weight_r$19(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$19
 
 
@@ -43375,16 +43375,16 @@ module top$core$engine$gru$lane$1$weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$2
 
 
@@ -43396,16 +43396,16 @@ module top$core$engine$gru$lane$1$weight_r$20(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$20
 
 
@@ -43417,16 +43417,16 @@ module top$core$engine$gru$lane$1$weight_r$21(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$21
 
 
@@ -43438,16 +43438,16 @@ module top$core$engine$gru$lane$1$weight_r$22(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$22
 
 
@@ -43459,16 +43459,16 @@ module top$core$engine$gru$lane$1$weight_r$23(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$23
 
 
@@ -43480,16 +43480,16 @@ module top$core$engine$gru$lane$1$weight_r$24(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$24
 
 
@@ -43501,16 +43501,16 @@ module top$core$engine$gru$lane$1$weight_r$25(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$25
 
 
@@ -43522,16 +43522,16 @@ module top$core$engine$gru$lane$1$weight_r$26(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$26
 
 
@@ -43543,16 +43543,16 @@ module top$core$engine$gru$lane$1$weight_r$27(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$27
 
 
@@ -43564,16 +43564,16 @@ module top$core$engine$gru$lane$1$weight_r$28(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$28
 
 
@@ -43585,16 +43585,16 @@ module top$core$engine$gru$lane$1$weight_r$29(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$29
 
 
@@ -43606,16 +43606,16 @@ module top$core$engine$gru$lane$1$weight_r$3(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$3
 
 
@@ -43627,16 +43627,16 @@ module top$core$engine$gru$lane$1$weight_r$30(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$30
 
 
@@ -43648,16 +43648,16 @@ module top$core$engine$gru$lane$1$weight_r$31(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$31
 
 
@@ -43669,16 +43669,16 @@ module top$core$engine$gru$lane$1$weight_r$4(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$4
 
 
@@ -43690,16 +43690,16 @@ module top$core$engine$gru$lane$1$weight_r$5(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$5
 
 
@@ -43711,16 +43711,16 @@ module top$core$engine$gru$lane$1$weight_r$6(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$6
 
 
@@ -43732,16 +43732,16 @@ module top$core$engine$gru$lane$1$weight_r$7(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$7
 
 
@@ -43753,16 +43753,16 @@ module top$core$engine$gru$lane$1$weight_r$8(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$8
 
 
@@ -43774,16 +43774,16 @@ module top$core$engine$gru$lane$1$weight_r$9(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$1$weight_r$9
 
 
@@ -50901,16 +50901,16 @@ module top$core$engine$gru$lane$2$bias_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$0
 
 
@@ -50922,16 +50922,16 @@ module top$core$engine$gru$lane$2$bias_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$1
 
 
@@ -50943,16 +50943,16 @@ module top$core$engine$gru$lane$2$bias_r$10(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$10
 
 
@@ -50964,16 +50964,16 @@ module top$core$engine$gru$lane$2$bias_r$11(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$11
 
 
@@ -50985,16 +50985,16 @@ module top$core$engine$gru$lane$2$bias_r$12(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$12
 
 
@@ -51006,16 +51006,16 @@ module top$core$engine$gru$lane$2$bias_r$13(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$13
 
 
@@ -51027,16 +51027,16 @@ module top$core$engine$gru$lane$2$bias_r$14(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$14
 
 
@@ -51048,16 +51048,16 @@ module top$core$engine$gru$lane$2$bias_r$15(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$15
 
 
@@ -51069,16 +51069,16 @@ module top$core$engine$gru$lane$2$bias_r$16(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$16
 
 
@@ -51090,16 +51090,16 @@ module top$core$engine$gru$lane$2$bias_r$17(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$17
 
 
@@ -51111,16 +51111,16 @@ module top$core$engine$gru$lane$2$bias_r$18(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$18
 
 
@@ -51132,16 +51132,16 @@ module top$core$engine$gru$lane$2$bias_r$19(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$19
 
 
@@ -51153,16 +51153,16 @@ module top$core$engine$gru$lane$2$bias_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$2
 
 
@@ -51174,16 +51174,16 @@ module top$core$engine$gru$lane$2$bias_r$20(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$20
 
 
@@ -51195,16 +51195,16 @@ module top$core$engine$gru$lane$2$bias_r$21(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$21
 
 
@@ -51216,16 +51216,16 @@ module top$core$engine$gru$lane$2$bias_r$22(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$22
 
 
@@ -51237,16 +51237,16 @@ module top$core$engine$gru$lane$2$bias_r$23(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$23
 
 
@@ -51258,16 +51258,16 @@ module top$core$engine$gru$lane$2$bias_r$24(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$24
 
 
@@ -51279,16 +51279,16 @@ module top$core$engine$gru$lane$2$bias_r$25(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$25
 
 
@@ -51300,16 +51300,16 @@ module top$core$engine$gru$lane$2$bias_r$26(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$26
 
 
@@ -51321,16 +51321,16 @@ module top$core$engine$gru$lane$2$bias_r$27(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$27
 
 
@@ -51342,16 +51342,16 @@ module top$core$engine$gru$lane$2$bias_r$28(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$28
 
 
@@ -51363,16 +51363,16 @@ module top$core$engine$gru$lane$2$bias_r$29(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$29
 
 
@@ -51384,16 +51384,16 @@ module top$core$engine$gru$lane$2$bias_r$3(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$3
 
 
@@ -51405,16 +51405,16 @@ module top$core$engine$gru$lane$2$bias_r$30(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$30
 
 
@@ -51426,16 +51426,16 @@ module top$core$engine$gru$lane$2$bias_r$31(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$31
 
 
@@ -51447,16 +51447,16 @@ module top$core$engine$gru$lane$2$bias_r$4(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$4
 
 
@@ -51468,16 +51468,16 @@ module top$core$engine$gru$lane$2$bias_r$5(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$5
 
 
@@ -51489,16 +51489,16 @@ module top$core$engine$gru$lane$2$bias_r$6(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$6
 
 
@@ -51510,16 +51510,16 @@ module top$core$engine$gru$lane$2$bias_r$7(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$7
 
 
@@ -51531,16 +51531,16 @@ module top$core$engine$gru$lane$2$bias_r$8(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$8
 
 
@@ -51552,16 +51552,16 @@ module top$core$engine$gru$lane$2$bias_r$9(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$bias_r$9
 
 
@@ -52575,18 +52575,18 @@ module top$core$engine$gru$lane$2$head$mac$0(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -52612,18 +52612,18 @@ module top$core$engine$gru$lane$2$head$mac$1(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -52649,18 +52649,18 @@ module top$core$engine$gru$lane$2$head$mac$2(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -52966,16 +52966,16 @@ module top$core$engine$gru$lane$2$head_weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$head_weight_r$0
 
 
@@ -52987,16 +52987,16 @@ module top$core$engine$gru$lane$2$head_weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$head_weight_r$1
 
 
@@ -53008,16 +53008,16 @@ module top$core$engine$gru$lane$2$head_weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$head_weight_r$2
 
 
@@ -53161,25 +53161,25 @@ module top$core$engine$gru$lane$2$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53209,25 +53209,25 @@ module top$core$engine$gru$lane$2$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53257,25 +53257,25 @@ module top$core$engine$gru$lane$2$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53305,25 +53305,25 @@ module top$core$engine$gru$lane$2$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53353,25 +53353,25 @@ module top$core$engine$gru$lane$2$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53401,25 +53401,25 @@ module top$core$engine$gru$lane$2$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53449,25 +53449,25 @@ module top$core$engine$gru$lane$2$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53497,25 +53497,25 @@ module top$core$engine$gru$lane$2$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53545,25 +53545,25 @@ module top$core$engine$gru$lane$2$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53593,25 +53593,25 @@ module top$core$engine$gru$lane$2$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53641,25 +53641,25 @@ module top$core$engine$gru$lane$2$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53689,25 +53689,25 @@ module top$core$engine$gru$lane$2$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53737,25 +53737,25 @@ module top$core$engine$gru$lane$2$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53785,25 +53785,25 @@ module top$core$engine$gru$lane$2$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53833,25 +53833,25 @@ module top$core$engine$gru$lane$2$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53881,25 +53881,25 @@ module top$core$engine$gru$lane$2$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53929,25 +53929,25 @@ module top$core$engine$gru$lane$2$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53977,25 +53977,25 @@ module top$core$engine$gru$lane$2$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54025,25 +54025,25 @@ module top$core$engine$gru$lane$2$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54073,25 +54073,25 @@ module top$core$engine$gru$lane$2$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54121,25 +54121,25 @@ module top$core$engine$gru$lane$2$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54169,25 +54169,25 @@ module top$core$engine$gru$lane$2$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54217,25 +54217,25 @@ module top$core$engine$gru$lane$2$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54265,25 +54265,25 @@ module top$core$engine$gru$lane$2$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54313,25 +54313,25 @@ module top$core$engine$gru$lane$2$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54361,25 +54361,25 @@ module top$core$engine$gru$lane$2$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54409,25 +54409,25 @@ module top$core$engine$gru$lane$2$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54457,25 +54457,25 @@ module top$core$engine$gru$lane$2$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54505,25 +54505,25 @@ module top$core$engine$gru$lane$2$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54553,25 +54553,25 @@ module top$core$engine$gru$lane$2$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54601,25 +54601,25 @@ module top$core$engine$gru$lane$2$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54649,25 +54649,25 @@ module top$core$engine$gru$lane$2$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -57517,16 +57517,16 @@ module top$core$engine$gru$lane$2$weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$0
 
 
@@ -57538,16 +57538,16 @@ module top$core$engine$gru$lane$2$weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$1
 
 
@@ -57559,16 +57559,16 @@ module top$core$engine$gru$lane$2$weight_r$10(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$10
 
 
@@ -57580,16 +57580,16 @@ module top$core$engine$gru$lane$2$weight_r$11(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$11
 
 
@@ -57601,16 +57601,16 @@ module top$core$engine$gru$lane$2$weight_r$12(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$12
 
 
@@ -57622,16 +57622,16 @@ module top$core$engine$gru$lane$2$weight_r$13(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$13
 
 
@@ -57643,16 +57643,16 @@ module top$core$engine$gru$lane$2$weight_r$14(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$14
 
 
@@ -57664,16 +57664,16 @@ module top$core$engine$gru$lane$2$weight_r$15(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$15
 
 
@@ -57685,16 +57685,16 @@ module top$core$engine$gru$lane$2$weight_r$16(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$16
 
 
@@ -57706,16 +57706,16 @@ module top$core$engine$gru$lane$2$weight_r$17(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$17
 
 
@@ -57727,16 +57727,16 @@ module top$core$engine$gru$lane$2$weight_r$18(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$18
 
 
@@ -57748,16 +57748,16 @@ module top$core$engine$gru$lane$2$weight_r$19(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$19
 
 
@@ -57769,16 +57769,16 @@ module top$core$engine$gru$lane$2$weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$2
 
 
@@ -57790,16 +57790,16 @@ module top$core$engine$gru$lane$2$weight_r$20(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$20
 
 
@@ -57811,16 +57811,16 @@ module top$core$engine$gru$lane$2$weight_r$21(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$21
 
 
@@ -57832,16 +57832,16 @@ module top$core$engine$gru$lane$2$weight_r$22(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$22
 
 
@@ -57853,16 +57853,16 @@ module top$core$engine$gru$lane$2$weight_r$23(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$23
 
 
@@ -57874,16 +57874,16 @@ module top$core$engine$gru$lane$2$weight_r$24(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$24
 
 
@@ -57895,16 +57895,16 @@ module top$core$engine$gru$lane$2$weight_r$25(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$25
 
 
@@ -57916,16 +57916,16 @@ module top$core$engine$gru$lane$2$weight_r$26(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$26
 
 
@@ -57937,16 +57937,16 @@ module top$core$engine$gru$lane$2$weight_r$27(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$27
 
 
@@ -57958,16 +57958,16 @@ module top$core$engine$gru$lane$2$weight_r$28(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$28
 
 
@@ -57979,16 +57979,16 @@ module top$core$engine$gru$lane$2$weight_r$29(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$29
 
 
@@ -58000,16 +58000,16 @@ module top$core$engine$gru$lane$2$weight_r$3(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$3
 
 
@@ -58021,16 +58021,16 @@ module top$core$engine$gru$lane$2$weight_r$30(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$30
 
 
@@ -58042,16 +58042,16 @@ module top$core$engine$gru$lane$2$weight_r$31(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$31
 
 
@@ -58063,16 +58063,16 @@ module top$core$engine$gru$lane$2$weight_r$4(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$4
 
 
@@ -58084,16 +58084,16 @@ module top$core$engine$gru$lane$2$weight_r$5(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$5
 
 
@@ -58105,16 +58105,16 @@ module top$core$engine$gru$lane$2$weight_r$6(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$6
 
 
@@ -58126,16 +58126,16 @@ module top$core$engine$gru$lane$2$weight_r$7(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$7
 
 
@@ -58147,16 +58147,16 @@ module top$core$engine$gru$lane$2$weight_r$8(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$8
 
 
@@ -58168,16 +58168,16 @@ module top$core$engine$gru$lane$2$weight_r$9(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$2$weight_r$9
 
 
@@ -65295,16 +65295,16 @@ module top$core$engine$gru$lane$3$bias_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$0
 
 
@@ -65316,16 +65316,16 @@ module top$core$engine$gru$lane$3$bias_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$1
 
 
@@ -65337,16 +65337,16 @@ module top$core$engine$gru$lane$3$bias_r$10(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$10
 
 
@@ -65358,16 +65358,16 @@ module top$core$engine$gru$lane$3$bias_r$11(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$11
 
 
@@ -65379,16 +65379,16 @@ module top$core$engine$gru$lane$3$bias_r$12(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$12
 
 
@@ -65400,16 +65400,16 @@ module top$core$engine$gru$lane$3$bias_r$13(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$13
 
 
@@ -65421,16 +65421,16 @@ module top$core$engine$gru$lane$3$bias_r$14(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$14
 
 
@@ -65442,16 +65442,16 @@ module top$core$engine$gru$lane$3$bias_r$15(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$15
 
 
@@ -65463,16 +65463,16 @@ module top$core$engine$gru$lane$3$bias_r$16(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$16
 
 
@@ -65484,16 +65484,16 @@ module top$core$engine$gru$lane$3$bias_r$17(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$17
 
 
@@ -65505,16 +65505,16 @@ module top$core$engine$gru$lane$3$bias_r$18(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$18
 
 
@@ -65526,16 +65526,16 @@ module top$core$engine$gru$lane$3$bias_r$19(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$19
 
 
@@ -65547,16 +65547,16 @@ module top$core$engine$gru$lane$3$bias_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$2
 
 
@@ -65568,16 +65568,16 @@ module top$core$engine$gru$lane$3$bias_r$20(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$20
 
 
@@ -65589,16 +65589,16 @@ module top$core$engine$gru$lane$3$bias_r$21(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$21
 
 
@@ -65610,16 +65610,16 @@ module top$core$engine$gru$lane$3$bias_r$22(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$22
 
 
@@ -65631,16 +65631,16 @@ module top$core$engine$gru$lane$3$bias_r$23(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$23
 
 
@@ -65652,16 +65652,16 @@ module top$core$engine$gru$lane$3$bias_r$24(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$24
 
 
@@ -65673,16 +65673,16 @@ module top$core$engine$gru$lane$3$bias_r$25(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$25
 
 
@@ -65694,16 +65694,16 @@ module top$core$engine$gru$lane$3$bias_r$26(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$26
 
 
@@ -65715,16 +65715,16 @@ module top$core$engine$gru$lane$3$bias_r$27(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$27
 
 
@@ -65736,16 +65736,16 @@ module top$core$engine$gru$lane$3$bias_r$28(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$28
 
 
@@ -65757,16 +65757,16 @@ module top$core$engine$gru$lane$3$bias_r$29(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$29
 
 
@@ -65778,16 +65778,16 @@ module top$core$engine$gru$lane$3$bias_r$3(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$3
 
 
@@ -65799,16 +65799,16 @@ module top$core$engine$gru$lane$3$bias_r$30(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$30
 
 
@@ -65820,16 +65820,16 @@ module top$core$engine$gru$lane$3$bias_r$31(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$31
 
 
@@ -65841,16 +65841,16 @@ module top$core$engine$gru$lane$3$bias_r$4(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$4
 
 
@@ -65862,16 +65862,16 @@ module top$core$engine$gru$lane$3$bias_r$5(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$5
 
 
@@ -65883,16 +65883,16 @@ module top$core$engine$gru$lane$3$bias_r$6(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$6
 
 
@@ -65904,16 +65904,16 @@ module top$core$engine$gru$lane$3$bias_r$7(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$7
 
 
@@ -65925,16 +65925,16 @@ module top$core$engine$gru$lane$3$bias_r$8(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$8
 
 
@@ -65946,16 +65946,16 @@ module top$core$engine$gru$lane$3$bias_r$9(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$bias_r$9
 
 
@@ -66969,18 +66969,18 @@ module top$core$engine$gru$lane$3$head$mac$0(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -67006,18 +67006,18 @@ module top$core$engine$gru$lane$3$head$mac$1(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -67043,18 +67043,18 @@ module top$core$engine$gru$lane$3$head$mac$2(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -67360,16 +67360,16 @@ module top$core$engine$gru$lane$3$head_weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$head_weight_r$0
 
 
@@ -67381,16 +67381,16 @@ module top$core$engine$gru$lane$3$head_weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$head_weight_r$1
 
 
@@ -67402,16 +67402,16 @@ module top$core$engine$gru$lane$3$head_weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$head_weight_r$2
 
 
@@ -67555,25 +67555,25 @@ module top$core$engine$gru$lane$3$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67603,25 +67603,25 @@ module top$core$engine$gru$lane$3$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67651,25 +67651,25 @@ module top$core$engine$gru$lane$3$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67699,25 +67699,25 @@ module top$core$engine$gru$lane$3$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67747,25 +67747,25 @@ module top$core$engine$gru$lane$3$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67795,25 +67795,25 @@ module top$core$engine$gru$lane$3$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67843,25 +67843,25 @@ module top$core$engine$gru$lane$3$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67891,25 +67891,25 @@ module top$core$engine$gru$lane$3$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67939,25 +67939,25 @@ module top$core$engine$gru$lane$3$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67987,25 +67987,25 @@ module top$core$engine$gru$lane$3$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68035,25 +68035,25 @@ module top$core$engine$gru$lane$3$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68083,25 +68083,25 @@ module top$core$engine$gru$lane$3$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68131,25 +68131,25 @@ module top$core$engine$gru$lane$3$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68179,25 +68179,25 @@ module top$core$engine$gru$lane$3$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68227,25 +68227,25 @@ module top$core$engine$gru$lane$3$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68275,25 +68275,25 @@ module top$core$engine$gru$lane$3$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68323,25 +68323,25 @@ module top$core$engine$gru$lane$3$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68371,25 +68371,25 @@ module top$core$engine$gru$lane$3$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68419,25 +68419,25 @@ module top$core$engine$gru$lane$3$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68467,25 +68467,25 @@ module top$core$engine$gru$lane$3$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68515,25 +68515,25 @@ module top$core$engine$gru$lane$3$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68563,25 +68563,25 @@ module top$core$engine$gru$lane$3$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68611,25 +68611,25 @@ module top$core$engine$gru$lane$3$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68659,25 +68659,25 @@ module top$core$engine$gru$lane$3$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68707,25 +68707,25 @@ module top$core$engine$gru$lane$3$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68755,25 +68755,25 @@ module top$core$engine$gru$lane$3$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68803,25 +68803,25 @@ module top$core$engine$gru$lane$3$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68851,25 +68851,25 @@ module top$core$engine$gru$lane$3$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68899,25 +68899,25 @@ module top$core$engine$gru$lane$3$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68947,25 +68947,25 @@ module top$core$engine$gru$lane$3$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68995,25 +68995,25 @@ module top$core$engine$gru$lane$3$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -69043,25 +69043,25 @@ module top$core$engine$gru$lane$3$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -71911,16 +71911,16 @@ module top$core$engine$gru$lane$3$weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$0
 
 
@@ -71932,16 +71932,16 @@ module top$core$engine$gru$lane$3$weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$1
 
 
@@ -71953,16 +71953,16 @@ module top$core$engine$gru$lane$3$weight_r$10(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$10
 
 
@@ -71974,16 +71974,16 @@ module top$core$engine$gru$lane$3$weight_r$11(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$11
 
 
@@ -71995,16 +71995,16 @@ module top$core$engine$gru$lane$3$weight_r$12(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$12
 
 
@@ -72016,16 +72016,16 @@ module top$core$engine$gru$lane$3$weight_r$13(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$13
 
 
@@ -72037,16 +72037,16 @@ module top$core$engine$gru$lane$3$weight_r$14(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$14
 
 
@@ -72058,16 +72058,16 @@ module top$core$engine$gru$lane$3$weight_r$15(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$15
 
 
@@ -72079,16 +72079,16 @@ module top$core$engine$gru$lane$3$weight_r$16(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$16
 
 
@@ -72100,16 +72100,16 @@ module top$core$engine$gru$lane$3$weight_r$17(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$17
 
 
@@ -72121,16 +72121,16 @@ module top$core$engine$gru$lane$3$weight_r$18(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$18
 
 
@@ -72142,16 +72142,16 @@ module top$core$engine$gru$lane$3$weight_r$19(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$19
 
 
@@ -72163,16 +72163,16 @@ module top$core$engine$gru$lane$3$weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$2
 
 
@@ -72184,16 +72184,16 @@ module top$core$engine$gru$lane$3$weight_r$20(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$20
 
 
@@ -72205,16 +72205,16 @@ module top$core$engine$gru$lane$3$weight_r$21(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$21
 
 
@@ -72226,16 +72226,16 @@ module top$core$engine$gru$lane$3$weight_r$22(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$22
 
 
@@ -72247,16 +72247,16 @@ module top$core$engine$gru$lane$3$weight_r$23(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$23
 
 
@@ -72268,16 +72268,16 @@ module top$core$engine$gru$lane$3$weight_r$24(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$24
 
 
@@ -72289,16 +72289,16 @@ module top$core$engine$gru$lane$3$weight_r$25(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$25
 
 
@@ -72310,16 +72310,16 @@ module top$core$engine$gru$lane$3$weight_r$26(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$26
 
 
@@ -72331,16 +72331,16 @@ module top$core$engine$gru$lane$3$weight_r$27(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$27
 
 
@@ -72352,16 +72352,16 @@ module top$core$engine$gru$lane$3$weight_r$28(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$28
 
 
@@ -72373,16 +72373,16 @@ module top$core$engine$gru$lane$3$weight_r$29(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$29
 
 
@@ -72394,16 +72394,16 @@ module top$core$engine$gru$lane$3$weight_r$3(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$3
 
 
@@ -72415,16 +72415,16 @@ module top$core$engine$gru$lane$3$weight_r$30(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$30
 
 
@@ -72436,16 +72436,16 @@ module top$core$engine$gru$lane$3$weight_r$31(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$31
 
 
@@ -72457,16 +72457,16 @@ module top$core$engine$gru$lane$3$weight_r$4(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$4
 
 
@@ -72478,16 +72478,16 @@ module top$core$engine$gru$lane$3$weight_r$5(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$5
 
 
@@ -72499,16 +72499,16 @@ module top$core$engine$gru$lane$3$weight_r$6(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$6
 
 
@@ -72520,16 +72520,16 @@ module top$core$engine$gru$lane$3$weight_r$7(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$7
 
 
@@ -72541,16 +72541,16 @@ module top$core$engine$gru$lane$3$weight_r$8(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$8
 
 
@@ -72562,16 +72562,16 @@ module top$core$engine$gru$lane$3$weight_r$9(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$core$engine$gru$lane$3$weight_r$9
 
 

@@ -32988,16 +32988,16 @@ module top$gru$lane$0$bias_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$0
 
 
@@ -33009,16 +33009,16 @@ module top$gru$lane$0$bias_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$1
 
 
@@ -33030,16 +33030,16 @@ module top$gru$lane$0$bias_r$10(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$10
 
 
@@ -33051,16 +33051,16 @@ module top$gru$lane$0$bias_r$11(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$11
 
 
@@ -33072,16 +33072,16 @@ module top$gru$lane$0$bias_r$12(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$12
 
 
@@ -33093,16 +33093,16 @@ module top$gru$lane$0$bias_r$13(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$13
 
 
@@ -33114,16 +33114,16 @@ module top$gru$lane$0$bias_r$14(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$14
 
 
@@ -33135,16 +33135,16 @@ module top$gru$lane$0$bias_r$15(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$15
 
 
@@ -33156,16 +33156,16 @@ module top$gru$lane$0$bias_r$16(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$16
 
 
@@ -33177,16 +33177,16 @@ module top$gru$lane$0$bias_r$17(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$17
 
 
@@ -33198,16 +33198,16 @@ module top$gru$lane$0$bias_r$18(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$18
 
 
@@ -33219,16 +33219,16 @@ module top$gru$lane$0$bias_r$19(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$19
 
 
@@ -33240,16 +33240,16 @@ module top$gru$lane$0$bias_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$2
 
 
@@ -33261,16 +33261,16 @@ module top$gru$lane$0$bias_r$20(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$20
 
 
@@ -33282,16 +33282,16 @@ module top$gru$lane$0$bias_r$21(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$21
 
 
@@ -33303,16 +33303,16 @@ module top$gru$lane$0$bias_r$22(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$22
 
 
@@ -33324,16 +33324,16 @@ module top$gru$lane$0$bias_r$23(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$23
 
 
@@ -33345,16 +33345,16 @@ module top$gru$lane$0$bias_r$24(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$24
 
 
@@ -33366,16 +33366,16 @@ module top$gru$lane$0$bias_r$25(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$25
 
 
@@ -33387,16 +33387,16 @@ module top$gru$lane$0$bias_r$26(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$26
 
 
@@ -33408,16 +33408,16 @@ module top$gru$lane$0$bias_r$27(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$27
 
 
@@ -33429,16 +33429,16 @@ module top$gru$lane$0$bias_r$28(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$28
 
 
@@ -33450,16 +33450,16 @@ module top$gru$lane$0$bias_r$29(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$29
 
 
@@ -33471,16 +33471,16 @@ module top$gru$lane$0$bias_r$3(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$3
 
 
@@ -33492,16 +33492,16 @@ module top$gru$lane$0$bias_r$30(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$30
 
 
@@ -33513,16 +33513,16 @@ module top$gru$lane$0$bias_r$31(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$31
 
 
@@ -33534,16 +33534,16 @@ module top$gru$lane$0$bias_r$32(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$32
 
 
@@ -33555,16 +33555,16 @@ module top$gru$lane$0$bias_r$33(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$33
 
 
@@ -33576,16 +33576,16 @@ module top$gru$lane$0$bias_r$34(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$34
 
 
@@ -33597,16 +33597,16 @@ module top$gru$lane$0$bias_r$35(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$35
 
 
@@ -33618,16 +33618,16 @@ module top$gru$lane$0$bias_r$36(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$36
 
 
@@ -33639,16 +33639,16 @@ module top$gru$lane$0$bias_r$37(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$37
 
 
@@ -33660,16 +33660,16 @@ module top$gru$lane$0$bias_r$38(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$38
 
 
@@ -33681,16 +33681,16 @@ module top$gru$lane$0$bias_r$39(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$39
 
 
@@ -33702,16 +33702,16 @@ module top$gru$lane$0$bias_r$4(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$4
 
 
@@ -33723,16 +33723,16 @@ module top$gru$lane$0$bias_r$40(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$40
 
 
@@ -33744,16 +33744,16 @@ module top$gru$lane$0$bias_r$41(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$41
 
 
@@ -33765,16 +33765,16 @@ module top$gru$lane$0$bias_r$42(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$42
 
 
@@ -33786,16 +33786,16 @@ module top$gru$lane$0$bias_r$43(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$43
 
 
@@ -33807,16 +33807,16 @@ module top$gru$lane$0$bias_r$44(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$44
 
 
@@ -33828,16 +33828,16 @@ module top$gru$lane$0$bias_r$45(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$45
 
 
@@ -33849,16 +33849,16 @@ module top$gru$lane$0$bias_r$46(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$46
 
 
@@ -33870,16 +33870,16 @@ module top$gru$lane$0$bias_r$47(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$47
 
 
@@ -33891,16 +33891,16 @@ module top$gru$lane$0$bias_r$48(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$48
 
 
@@ -33912,16 +33912,16 @@ module top$gru$lane$0$bias_r$49(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$49
 
 
@@ -33933,16 +33933,16 @@ module top$gru$lane$0$bias_r$5(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$5
 
 
@@ -33954,16 +33954,16 @@ module top$gru$lane$0$bias_r$50(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$50
 
 
@@ -33975,16 +33975,16 @@ module top$gru$lane$0$bias_r$51(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$51
 
 
@@ -33996,16 +33996,16 @@ module top$gru$lane$0$bias_r$52(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$52
 
 
@@ -34017,16 +34017,16 @@ module top$gru$lane$0$bias_r$53(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$53
 
 
@@ -34038,16 +34038,16 @@ module top$gru$lane$0$bias_r$54(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$54
 
 
@@ -34059,16 +34059,16 @@ module top$gru$lane$0$bias_r$55(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$55
 
 
@@ -34080,16 +34080,16 @@ module top$gru$lane$0$bias_r$56(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$56
 
 
@@ -34101,16 +34101,16 @@ module top$gru$lane$0$bias_r$57(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$57
 
 
@@ -34122,16 +34122,16 @@ module top$gru$lane$0$bias_r$58(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$58
 
 
@@ -34143,16 +34143,16 @@ module top$gru$lane$0$bias_r$59(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$59
 
 
@@ -34164,16 +34164,16 @@ module top$gru$lane$0$bias_r$6(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$6
 
 
@@ -34185,16 +34185,16 @@ module top$gru$lane$0$bias_r$60(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$60
 
 
@@ -34206,16 +34206,16 @@ module top$gru$lane$0$bias_r$61(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$61
 
 
@@ -34227,16 +34227,16 @@ module top$gru$lane$0$bias_r$62(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$62
 
 
@@ -34248,16 +34248,16 @@ module top$gru$lane$0$bias_r$63(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$63
 
 
@@ -34269,16 +34269,16 @@ module top$gru$lane$0$bias_r$64(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$64
 
 
@@ -34290,16 +34290,16 @@ module top$gru$lane$0$bias_r$65(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$65
 
 
@@ -34311,16 +34311,16 @@ module top$gru$lane$0$bias_r$66(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$66
 
 
@@ -34332,16 +34332,16 @@ module top$gru$lane$0$bias_r$67(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$67
 
 
@@ -34353,16 +34353,16 @@ module top$gru$lane$0$bias_r$68(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$68
 
 
@@ -34374,16 +34374,16 @@ module top$gru$lane$0$bias_r$69(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$69
 
 
@@ -34395,16 +34395,16 @@ module top$gru$lane$0$bias_r$7(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$7
 
 
@@ -34416,16 +34416,16 @@ module top$gru$lane$0$bias_r$70(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$70
 
 
@@ -34437,16 +34437,16 @@ module top$gru$lane$0$bias_r$71(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$71
 
 
@@ -34458,16 +34458,16 @@ module top$gru$lane$0$bias_r$72(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$72
 
 
@@ -34479,16 +34479,16 @@ module top$gru$lane$0$bias_r$73(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$73
 
 
@@ -34500,16 +34500,16 @@ module top$gru$lane$0$bias_r$74(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$74
 
 
@@ -34521,16 +34521,16 @@ module top$gru$lane$0$bias_r$75(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$75
 
 
@@ -34542,16 +34542,16 @@ module top$gru$lane$0$bias_r$76(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$76
 
 
@@ -34563,16 +34563,16 @@ module top$gru$lane$0$bias_r$77(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$77
 
 
@@ -34584,16 +34584,16 @@ module top$gru$lane$0$bias_r$78(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$78
 
 
@@ -34605,16 +34605,16 @@ module top$gru$lane$0$bias_r$79(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$79
 
 
@@ -34626,16 +34626,16 @@ module top$gru$lane$0$bias_r$8(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$8
 
 
@@ -34647,16 +34647,16 @@ module top$gru$lane$0$bias_r$80(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$80
 
 
@@ -34668,16 +34668,16 @@ module top$gru$lane$0$bias_r$81(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$81
 
 
@@ -34689,16 +34689,16 @@ module top$gru$lane$0$bias_r$82(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$82
 
 
@@ -34710,16 +34710,16 @@ module top$gru$lane$0$bias_r$83(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$83
 
 
@@ -34731,16 +34731,16 @@ module top$gru$lane$0$bias_r$84(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$84
 
 
@@ -34752,16 +34752,16 @@ module top$gru$lane$0$bias_r$85(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$85
 
 
@@ -34773,16 +34773,16 @@ module top$gru$lane$0$bias_r$86(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$86
 
 
@@ -34794,16 +34794,16 @@ module top$gru$lane$0$bias_r$87(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$87
 
 
@@ -34815,16 +34815,16 @@ module top$gru$lane$0$bias_r$88(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$88
 
 
@@ -34836,16 +34836,16 @@ module top$gru$lane$0$bias_r$89(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$89
 
 
@@ -34857,16 +34857,16 @@ module top$gru$lane$0$bias_r$9(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$9
 
 
@@ -34878,16 +34878,16 @@ module top$gru$lane$0$bias_r$90(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$90
 
 
@@ -34899,16 +34899,16 @@ module top$gru$lane$0$bias_r$91(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$91
 
 
@@ -34920,16 +34920,16 @@ module top$gru$lane$0$bias_r$92(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$92
 
 
@@ -34941,16 +34941,16 @@ module top$gru$lane$0$bias_r$93(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$93
 
 
@@ -34962,16 +34962,16 @@ module top$gru$lane$0$bias_r$94(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$94
 
 
@@ -34983,16 +34983,16 @@ module top$gru$lane$0$bias_r$95(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$bias_r$95
 
 
@@ -36006,18 +36006,18 @@ module top$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -36043,18 +36043,18 @@ module top$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -36080,18 +36080,18 @@ module top$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
     reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{14{w_a[10]}}, w_a};
+    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
     wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
@@ -36397,16 +36397,16 @@ module top$gru$lane$0$head_weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$head_weight_r$0
 
 
@@ -36418,16 +36418,16 @@ module top$gru$lane$0$head_weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$head_weight_r$1
 
 
@@ -36439,16 +36439,16 @@ module top$gru$lane$0$head_weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$head_weight_r$2
 
 
@@ -36592,25 +36592,25 @@ module top$gru$lane$0$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -36640,25 +36640,25 @@ module top$gru$lane$0$mac$1(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -36688,25 +36688,25 @@ module top$gru$lane$0$mac$10(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -36736,25 +36736,25 @@ module top$gru$lane$0$mac$11(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -36784,25 +36784,25 @@ module top$gru$lane$0$mac$12(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -36832,25 +36832,25 @@ module top$gru$lane$0$mac$13(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -36880,25 +36880,25 @@ module top$gru$lane$0$mac$14(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -36928,25 +36928,25 @@ module top$gru$lane$0$mac$15(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -36976,25 +36976,25 @@ module top$gru$lane$0$mac$16(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37024,25 +37024,25 @@ module top$gru$lane$0$mac$17(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37072,25 +37072,25 @@ module top$gru$lane$0$mac$18(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37120,25 +37120,25 @@ module top$gru$lane$0$mac$19(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37168,25 +37168,25 @@ module top$gru$lane$0$mac$2(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37216,25 +37216,25 @@ module top$gru$lane$0$mac$20(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37264,25 +37264,25 @@ module top$gru$lane$0$mac$21(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37312,25 +37312,25 @@ module top$gru$lane$0$mac$22(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37360,25 +37360,25 @@ module top$gru$lane$0$mac$23(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37408,25 +37408,25 @@ module top$gru$lane$0$mac$24(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37456,25 +37456,25 @@ module top$gru$lane$0$mac$25(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37504,25 +37504,25 @@ module top$gru$lane$0$mac$26(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37552,25 +37552,25 @@ module top$gru$lane$0$mac$27(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37600,25 +37600,25 @@ module top$gru$lane$0$mac$28(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37648,25 +37648,25 @@ module top$gru$lane$0$mac$29(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37696,25 +37696,25 @@ module top$gru$lane$0$mac$3(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37744,25 +37744,25 @@ module top$gru$lane$0$mac$30(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37792,25 +37792,25 @@ module top$gru$lane$0$mac$31(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37840,25 +37840,25 @@ module top$gru$lane$0$mac$32(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37888,25 +37888,25 @@ module top$gru$lane$0$mac$33(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37936,25 +37936,25 @@ module top$gru$lane$0$mac$34(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -37984,25 +37984,25 @@ module top$gru$lane$0$mac$35(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38032,25 +38032,25 @@ module top$gru$lane$0$mac$36(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38080,25 +38080,25 @@ module top$gru$lane$0$mac$37(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38128,25 +38128,25 @@ module top$gru$lane$0$mac$38(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38176,25 +38176,25 @@ module top$gru$lane$0$mac$39(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38224,25 +38224,25 @@ module top$gru$lane$0$mac$4(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38272,25 +38272,25 @@ module top$gru$lane$0$mac$40(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38320,25 +38320,25 @@ module top$gru$lane$0$mac$41(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38368,25 +38368,25 @@ module top$gru$lane$0$mac$42(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38416,25 +38416,25 @@ module top$gru$lane$0$mac$43(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38464,25 +38464,25 @@ module top$gru$lane$0$mac$44(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38512,25 +38512,25 @@ module top$gru$lane$0$mac$45(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38560,25 +38560,25 @@ module top$gru$lane$0$mac$46(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38608,25 +38608,25 @@ module top$gru$lane$0$mac$47(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38656,25 +38656,25 @@ module top$gru$lane$0$mac$48(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38704,25 +38704,25 @@ module top$gru$lane$0$mac$49(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38752,25 +38752,25 @@ module top$gru$lane$0$mac$5(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38800,25 +38800,25 @@ module top$gru$lane$0$mac$50(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38848,25 +38848,25 @@ module top$gru$lane$0$mac$51(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38896,25 +38896,25 @@ module top$gru$lane$0$mac$52(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38944,25 +38944,25 @@ module top$gru$lane$0$mac$53(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38992,25 +38992,25 @@ module top$gru$lane$0$mac$54(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39040,25 +39040,25 @@ module top$gru$lane$0$mac$55(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39088,25 +39088,25 @@ module top$gru$lane$0$mac$56(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39136,25 +39136,25 @@ module top$gru$lane$0$mac$57(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39184,25 +39184,25 @@ module top$gru$lane$0$mac$58(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39232,25 +39232,25 @@ module top$gru$lane$0$mac$59(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39280,25 +39280,25 @@ module top$gru$lane$0$mac$6(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39328,25 +39328,25 @@ module top$gru$lane$0$mac$60(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39376,25 +39376,25 @@ module top$gru$lane$0$mac$61(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39424,25 +39424,25 @@ module top$gru$lane$0$mac$62(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39472,25 +39472,25 @@ module top$gru$lane$0$mac$63(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39520,25 +39520,25 @@ module top$gru$lane$0$mac$64(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39568,25 +39568,25 @@ module top$gru$lane$0$mac$65(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39616,25 +39616,25 @@ module top$gru$lane$0$mac$66(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39664,25 +39664,25 @@ module top$gru$lane$0$mac$67(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39712,25 +39712,25 @@ module top$gru$lane$0$mac$68(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39760,25 +39760,25 @@ module top$gru$lane$0$mac$69(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39808,25 +39808,25 @@ module top$gru$lane$0$mac$7(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39856,25 +39856,25 @@ module top$gru$lane$0$mac$70(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39904,25 +39904,25 @@ module top$gru$lane$0$mac$71(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39952,25 +39952,25 @@ module top$gru$lane$0$mac$72(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40000,25 +40000,25 @@ module top$gru$lane$0$mac$73(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40048,25 +40048,25 @@ module top$gru$lane$0$mac$74(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40096,25 +40096,25 @@ module top$gru$lane$0$mac$75(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40144,25 +40144,25 @@ module top$gru$lane$0$mac$76(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40192,25 +40192,25 @@ module top$gru$lane$0$mac$77(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40240,25 +40240,25 @@ module top$gru$lane$0$mac$78(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40288,25 +40288,25 @@ module top$gru$lane$0$mac$79(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40336,25 +40336,25 @@ module top$gru$lane$0$mac$8(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40384,25 +40384,25 @@ module top$gru$lane$0$mac$80(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40432,25 +40432,25 @@ module top$gru$lane$0$mac$81(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40480,25 +40480,25 @@ module top$gru$lane$0$mac$82(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40528,25 +40528,25 @@ module top$gru$lane$0$mac$83(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40576,25 +40576,25 @@ module top$gru$lane$0$mac$84(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40624,25 +40624,25 @@ module top$gru$lane$0$mac$85(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40672,25 +40672,25 @@ module top$gru$lane$0$mac$86(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40720,25 +40720,25 @@ module top$gru$lane$0$mac$87(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40768,25 +40768,25 @@ module top$gru$lane$0$mac$88(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40816,25 +40816,25 @@ module top$gru$lane$0$mac$89(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40864,25 +40864,25 @@ module top$gru$lane$0$mac$9(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40912,25 +40912,25 @@ module top$gru$lane$0$mac$90(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40960,25 +40960,25 @@ module top$gru$lane$0$mac$91(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -41008,25 +41008,25 @@ module top$gru$lane$0$mac$92(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -41056,25 +41056,25 @@ module top$gru$lane$0$mac$93(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -41104,25 +41104,25 @@ module top$gru$lane$0$mac$94(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -41152,25 +41152,25 @@ module top$gru$lane$0$mac$95(clock,en,first,gate_row,bias,w,x,gate,cand);
     // Update code (custom)
     wire unused_x_high = ^{1'b0, x[17:9]};
     wire signed [8:0] x_s = x[8:0];
-    wire unused_w_high = ^{1'b0, w[19:11]};
-    wire signed [10:0] w_s = w[10:0];
-    wire unused_bias_high = ^{1'b0, bias[19:11]};
-    wire signed [10:0] bias_s = bias[10:0];
+    wire unused_w_high = ^{1'b0, w[19:9]};
+    wire signed [8:0] w_s = w[8:0];
+    wire unused_bias_high = ^{1'b0, bias[19:9]};
+    wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [10:0] w_a = 11'h0;
+    reg signed [8:0] w_a = 9'h0;
     reg signed [8:0] x_a = 9'h0;
-    reg signed [10:0] bias_a = 11'h0;
-    reg signed [11:0] bias_b = 12'h0;
+    reg signed [8:0] bias_a = 9'h0;
+    reg signed [9:0] bias_b = 10'h0;
     reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{15{w_a[10]}}, w_a};
+    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
     wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
-    wire signed [25:0] bias_aligned = ({{14{bias_b[11]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
+    wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
        en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[10]}}, bias_a} + (row_a ? 12'sh81 : 12'sh0);
+       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -45724,16 +45724,16 @@ module top$gru$lane$0$weight_r$0(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$0
 
 
@@ -45745,16 +45745,16 @@ module top$gru$lane$0$weight_r$1(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$1
 
 
@@ -45766,16 +45766,16 @@ module top$gru$lane$0$weight_r$10(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$10
 
 
@@ -45787,16 +45787,16 @@ module top$gru$lane$0$weight_r$11(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$11
 
 
@@ -45808,16 +45808,16 @@ module top$gru$lane$0$weight_r$12(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$12
 
 
@@ -45829,16 +45829,16 @@ module top$gru$lane$0$weight_r$13(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$13
 
 
@@ -45850,16 +45850,16 @@ module top$gru$lane$0$weight_r$14(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$14
 
 
@@ -45871,16 +45871,16 @@ module top$gru$lane$0$weight_r$15(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$15
 
 
@@ -45892,16 +45892,16 @@ module top$gru$lane$0$weight_r$16(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$16
 
 
@@ -45913,16 +45913,16 @@ module top$gru$lane$0$weight_r$17(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$17
 
 
@@ -45934,16 +45934,16 @@ module top$gru$lane$0$weight_r$18(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$18
 
 
@@ -45955,16 +45955,16 @@ module top$gru$lane$0$weight_r$19(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$19
 
 
@@ -45976,16 +45976,16 @@ module top$gru$lane$0$weight_r$2(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$2
 
 
@@ -45997,16 +45997,16 @@ module top$gru$lane$0$weight_r$20(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$20
 
 
@@ -46018,16 +46018,16 @@ module top$gru$lane$0$weight_r$21(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$21
 
 
@@ -46039,16 +46039,16 @@ module top$gru$lane$0$weight_r$22(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$22
 
 
@@ -46060,16 +46060,16 @@ module top$gru$lane$0$weight_r$23(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$23
 
 
@@ -46081,16 +46081,16 @@ module top$gru$lane$0$weight_r$24(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$24
 
 
@@ -46102,16 +46102,16 @@ module top$gru$lane$0$weight_r$25(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$25
 
 
@@ -46123,16 +46123,16 @@ module top$gru$lane$0$weight_r$26(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$26
 
 
@@ -46144,16 +46144,16 @@ module top$gru$lane$0$weight_r$27(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$27
 
 
@@ -46165,16 +46165,16 @@ module top$gru$lane$0$weight_r$28(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$28
 
 
@@ -46186,16 +46186,16 @@ module top$gru$lane$0$weight_r$29(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$29
 
 
@@ -46207,16 +46207,16 @@ module top$gru$lane$0$weight_r$3(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$3
 
 
@@ -46228,16 +46228,16 @@ module top$gru$lane$0$weight_r$30(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$30
 
 
@@ -46249,16 +46249,16 @@ module top$gru$lane$0$weight_r$31(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$31
 
 
@@ -46270,16 +46270,16 @@ module top$gru$lane$0$weight_r$32(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$32
 
 
@@ -46291,16 +46291,16 @@ module top$gru$lane$0$weight_r$33(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$33
 
 
@@ -46312,16 +46312,16 @@ module top$gru$lane$0$weight_r$34(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$34
 
 
@@ -46333,16 +46333,16 @@ module top$gru$lane$0$weight_r$35(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$35
 
 
@@ -46354,16 +46354,16 @@ module top$gru$lane$0$weight_r$36(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$36
 
 
@@ -46375,16 +46375,16 @@ module top$gru$lane$0$weight_r$37(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$37
 
 
@@ -46396,16 +46396,16 @@ module top$gru$lane$0$weight_r$38(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$38
 
 
@@ -46417,16 +46417,16 @@ module top$gru$lane$0$weight_r$39(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$39
 
 
@@ -46438,16 +46438,16 @@ module top$gru$lane$0$weight_r$4(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$4
 
 
@@ -46459,16 +46459,16 @@ module top$gru$lane$0$weight_r$40(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$40
 
 
@@ -46480,16 +46480,16 @@ module top$gru$lane$0$weight_r$41(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$41
 
 
@@ -46501,16 +46501,16 @@ module top$gru$lane$0$weight_r$42(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$42
 
 
@@ -46522,16 +46522,16 @@ module top$gru$lane$0$weight_r$43(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$43
 
 
@@ -46543,16 +46543,16 @@ module top$gru$lane$0$weight_r$44(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$44
 
 
@@ -46564,16 +46564,16 @@ module top$gru$lane$0$weight_r$45(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$45
 
 
@@ -46585,16 +46585,16 @@ module top$gru$lane$0$weight_r$46(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$46
 
 
@@ -46606,16 +46606,16 @@ module top$gru$lane$0$weight_r$47(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$47
 
 
@@ -46627,16 +46627,16 @@ module top$gru$lane$0$weight_r$48(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$48
 
 
@@ -46648,16 +46648,16 @@ module top$gru$lane$0$weight_r$49(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$49
 
 
@@ -46669,16 +46669,16 @@ module top$gru$lane$0$weight_r$5(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$5
 
 
@@ -46690,16 +46690,16 @@ module top$gru$lane$0$weight_r$50(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$50
 
 
@@ -46711,16 +46711,16 @@ module top$gru$lane$0$weight_r$51(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$51
 
 
@@ -46732,16 +46732,16 @@ module top$gru$lane$0$weight_r$52(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$52
 
 
@@ -46753,16 +46753,16 @@ module top$gru$lane$0$weight_r$53(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$53
 
 
@@ -46774,16 +46774,16 @@ module top$gru$lane$0$weight_r$54(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$54
 
 
@@ -46795,16 +46795,16 @@ module top$gru$lane$0$weight_r$55(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$55
 
 
@@ -46816,16 +46816,16 @@ module top$gru$lane$0$weight_r$56(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$56
 
 
@@ -46837,16 +46837,16 @@ module top$gru$lane$0$weight_r$57(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$57
 
 
@@ -46858,16 +46858,16 @@ module top$gru$lane$0$weight_r$58(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$58
 
 
@@ -46879,16 +46879,16 @@ module top$gru$lane$0$weight_r$59(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$59
 
 
@@ -46900,16 +46900,16 @@ module top$gru$lane$0$weight_r$6(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$6
 
 
@@ -46921,16 +46921,16 @@ module top$gru$lane$0$weight_r$60(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$60
 
 
@@ -46942,16 +46942,16 @@ module top$gru$lane$0$weight_r$61(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$61
 
 
@@ -46963,16 +46963,16 @@ module top$gru$lane$0$weight_r$62(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$62
 
 
@@ -46984,16 +46984,16 @@ module top$gru$lane$0$weight_r$63(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$63
 
 
@@ -47005,16 +47005,16 @@ module top$gru$lane$0$weight_r$64(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$64
 
 
@@ -47026,16 +47026,16 @@ module top$gru$lane$0$weight_r$65(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$65
 
 
@@ -47047,16 +47047,16 @@ module top$gru$lane$0$weight_r$66(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$66
 
 
@@ -47068,16 +47068,16 @@ module top$gru$lane$0$weight_r$67(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$67
 
 
@@ -47089,16 +47089,16 @@ module top$gru$lane$0$weight_r$68(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$68
 
 
@@ -47110,16 +47110,16 @@ module top$gru$lane$0$weight_r$69(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$69
 
 
@@ -47131,16 +47131,16 @@ module top$gru$lane$0$weight_r$7(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$7
 
 
@@ -47152,16 +47152,16 @@ module top$gru$lane$0$weight_r$70(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$70
 
 
@@ -47173,16 +47173,16 @@ module top$gru$lane$0$weight_r$71(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$71
 
 
@@ -47194,16 +47194,16 @@ module top$gru$lane$0$weight_r$72(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$72
 
 
@@ -47215,16 +47215,16 @@ module top$gru$lane$0$weight_r$73(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$73
 
 
@@ -47236,16 +47236,16 @@ module top$gru$lane$0$weight_r$74(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$74
 
 
@@ -47257,16 +47257,16 @@ module top$gru$lane$0$weight_r$75(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$75
 
 
@@ -47278,16 +47278,16 @@ module top$gru$lane$0$weight_r$76(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$76
 
 
@@ -47299,16 +47299,16 @@ module top$gru$lane$0$weight_r$77(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$77
 
 
@@ -47320,16 +47320,16 @@ module top$gru$lane$0$weight_r$78(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$78
 
 
@@ -47341,16 +47341,16 @@ module top$gru$lane$0$weight_r$79(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$79
 
 
@@ -47362,16 +47362,16 @@ module top$gru$lane$0$weight_r$8(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$8
 
 
@@ -47383,16 +47383,16 @@ module top$gru$lane$0$weight_r$80(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$80
 
 
@@ -47404,16 +47404,16 @@ module top$gru$lane$0$weight_r$81(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$81
 
 
@@ -47425,16 +47425,16 @@ module top$gru$lane$0$weight_r$82(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$82
 
 
@@ -47446,16 +47446,16 @@ module top$gru$lane$0$weight_r$83(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$83
 
 
@@ -47467,16 +47467,16 @@ module top$gru$lane$0$weight_r$84(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$84
 
 
@@ -47488,16 +47488,16 @@ module top$gru$lane$0$weight_r$85(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$85
 
 
@@ -47509,16 +47509,16 @@ module top$gru$lane$0$weight_r$86(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$86
 
 
@@ -47530,16 +47530,16 @@ module top$gru$lane$0$weight_r$87(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$87
 
 
@@ -47551,16 +47551,16 @@ module top$gru$lane$0$weight_r$88(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$88
 
 
@@ -47572,16 +47572,16 @@ module top$gru$lane$0$weight_r$89(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$89
 
 
@@ -47593,16 +47593,16 @@ module top$gru$lane$0$weight_r$9(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$9
 
 
@@ -47614,16 +47614,16 @@ module top$gru$lane$0$weight_r$90(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$90
 
 
@@ -47635,16 +47635,16 @@ module top$gru$lane$0$weight_r$91(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$91
 
 
@@ -47656,16 +47656,16 @@ module top$gru$lane$0$weight_r$92(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$92
 
 
@@ -47677,16 +47677,16 @@ module top$gru$lane$0$weight_r$93(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$93
 
 
@@ -47698,16 +47698,16 @@ module top$gru$lane$0$weight_r$94(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$94
 
 
@@ -47719,16 +47719,16 @@ module top$gru$lane$0$weight_r$95(clock,d,q);
     output reg  [19:0] q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[19:11]};
-    reg [10:0] kept;
+    wire unused_d_high = ^{1'b0, d[19:9]};
+    reg [8:0] kept;
     initial begin
-       kept = 11'h0;
+       kept = 9'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[10:0];
+       kept <= d[8:0];
     end
-    always @(*) q = {{9{kept[10]}}, kept};
+    always @(*) q = {{11{kept[8]}}, kept};
 endmodule // top$gru$lane$0$weight_r$95
 
 

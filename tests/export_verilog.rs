@@ -56,6 +56,46 @@ fn header_names_the_parameters_and_the_model_checksum() {
     assert!(format!("{e:#}").contains("M = 4"), "{e:#}");
 }
 
+/// The MAC units' weight registers are W + e bits for the largest weight
+/// exponent e the model uses: a 16-bit model with e = 0 keeps its weights
+/// inside one 18-bit DSP port (a 19-bit weight needs partial products).
+#[test]
+fn weight_registers_are_as_wide_as_the_largest_exponent_needs() {
+    let grid = GateGrid::new(11, 0.2).unwrap();
+    let config = EngineConfig {
+        bits: 16,
+        lanes: 1,
+        macs: 3,
+    };
+    for e in [0, 2] {
+        let mut model = testbench::random_model(16, 3, 5);
+        for t in [
+            &mut model.encoder_kernel,
+            &mut model.encoder_recurrent,
+            &mut model.encoder_bias,
+            &mut model.decoder_kernel,
+            &mut model.decoder_recurrent,
+            &mut model.decoder_bias,
+            &mut model.head_kernel,
+            &mut model.head_bias,
+        ] {
+            t.exponent = 0;
+        }
+        model.encoder_kernel.exponent = e;
+        let v = export::verilog(&model, &grid, config, "e").unwrap();
+        let widths: std::collections::BTreeSet<&str> = v
+            .lines()
+            .filter(|l| l.trim_end().ends_with("w_a = ") || l.contains(" w_a = "))
+            .filter_map(|l| l.split(']').next())
+            .collect();
+        let want = format!("reg signed [{}:0", 16 + e - 1);
+        assert!(
+            !widths.is_empty() && widths.iter().all(|w| w.trim() == want),
+            "e = {e}: weight registers {widths:?}, want {want}]"
+        );
+    }
+}
+
 #[test]
 fn write_verilog_writes_one_complete_file() {
     let grid = GateGrid::new(11, 0.2).unwrap();

@@ -311,6 +311,20 @@ impl Gru {
             })
             .collect();
         let head_bias = [head_b[0], head_b[1], head_b[2]];
+        // The widest shifted weight or bias the MAC units and head read
+        // through their weight ports (the head bias is a constant).
+        let exponent = [
+            &model.encoder_recurrent,
+            &model.decoder_recurrent,
+            &model.encoder_kernel,
+            &model.encoder_bias,
+            &model.decoder_bias,
+            &model.head_kernel,
+        ]
+        .iter()
+        .map(|t| t.exponent)
+        .max()
+        .unwrap_or(0);
         let addr = |x: usize| Constant::new((x as u64).into());
         Gru {
             clock: Default::default(),
@@ -333,7 +347,7 @@ impl Gru {
             dbg_channel: super::many(3 * lanes),
             groups_started: Default::default(),
             lane: (0..lanes)
-                .map(|_| Lane::new(fmt, h, m, gates, head_bias))
+                .map(|_| Lane::new(fmt, h, m, gates, head_bias, exponent))
                 .collect(),
             weight_rom,
             bias_rom,

@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn accumulates_saturates_and_sums() {
         let head_max = (1 << 9) - 1;
-        let widths = crate::rtl::Widths::new(crate::fixed::Format::new(8).unwrap(), 2);
+        let widths = crate::rtl::Widths::new(crate::fixed::Format::new(8).unwrap(), 2, 3);
         let mut b = Head::new(widths, [5, -7, 100], head_max);
         b.connect_all();
         check_all(&b).unwrap();

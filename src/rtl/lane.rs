@@ -191,11 +191,19 @@ pub struct Lane {
 pub const MACS_PER_COPY: usize = 8;
 
 impl Lane {
-    /// A lane for hidden size `h`, `m` MAC units, `gates` input buffer depth.
-    pub fn new(fmt: Format, h: usize, m: usize, gates: usize, head_bias: [i64; 3]) -> Self {
+    /// A lane for hidden size `h`, `m` MAC units, `gates` input buffer
+    /// depth, weights of at most `exponent` ([`Widths::weight`]).
+    pub fn new(
+        fmt: Format,
+        h: usize,
+        m: usize,
+        gates: usize,
+        head_bias: [i64; 3],
+        exponent: u32,
+    ) -> Self {
         let w = fmt.bits;
         let (one, q) = (fmt.one(), fmt.qmax());
-        let widths = Widths::new(fmt, h);
+        let widths = Widths::new(fmt, h, exponent);
         Lane {
             clock: Default::default(),
             x_we: Default::default(),
@@ -639,7 +647,7 @@ mod tests {
     fn reset_and_update_streams_follow_the_contract() {
         let fmt = Format::new(8).unwrap();
         let (h, q, one) = (3, fmt.qmax(), fmt.one());
-        let mut lane = Lane::new(fmt, h, 3 * h, 11, [0; 3]);
+        let mut lane = Lane::new(fmt, h, 3 * h, 11, [0; 3], 3);
         lane.connect_all();
         check_all(&lane).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);

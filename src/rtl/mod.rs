@@ -34,7 +34,8 @@ use rust_hdl::prelude::*;
 /// port types are sized for W = 16; the arithmetic primitives compute at
 /// the [`Widths`] of the actual W, so synthesis drops the unused bits.
 pub type Code = Bits<18>;
-/// Weight codes pre-shifted by their tensor exponent (code << e, e <= 3).
+/// Weight codes pre-shifted by their tensor exponent (code << e, e <= 3);
+/// the MAC units read [`Widths::weight`] of the 20 bits.
 pub type Wt = Bits<20>;
 /// Accumulators and head outputs (contract: at most 2W + 3 + 10 = 45 bits).
 pub type Acc = Bits<48>;
@@ -53,7 +54,10 @@ pub struct Widths {
     /// Operand codes: states and inputs (W bits), gates 0..=2^(W-1) and
     /// differences h - c (W + 1 bits).
     pub code: u32,
-    /// Weight and bias codes shifted by their exponent (e <= 3): W + 3.
+    /// Weight and bias codes shifted by their exponent: W + the largest
+    /// exponent of the tensors the MAC units read (at most E_MAX = 3), so
+    /// a model whose tensors all have e = 0 (the 16-bit student) keeps a
+    /// W = 16 weight inside one 18-bit DSP port.
     pub weight: u32,
     /// Accumulators: the contract's A = 2W + 3 + ceil(log2(H + 2)).
     pub acc: u32,
@@ -62,10 +66,16 @@ pub struct Widths {
 }
 
 impl Widths {
-    pub fn new(fmt: crate::fixed::Format, hidden: usize) -> Widths {
+    /// `exponent`: the largest weight exponent (codes in [-QMAX, QMAX]
+    /// shifted by it fit W + exponent bits signed).
+    pub fn new(fmt: crate::fixed::Format, hidden: usize, exponent: u32) -> Widths {
+        assert!(
+            exponent <= crate::fixed::contract::E_MAX,
+            "exponent {exponent}"
+        );
         Widths {
             code: fmt.bits + 1,
-            weight: fmt.bits + 3,
+            weight: fmt.bits + exponent,
             acc: fmt.acc_bits(hidden),
             product: 2 * fmt.bits + 3,
         }

@@ -992,7 +992,7 @@ mod tests {
 
     #[test]
     fn mac_accumulates_signed() {
-        let mut m = Mac::new(Widths::new(crate::fixed::Format::new(16).unwrap(), 32));
+        let mut m = Mac::new(Widths::new(crate::fixed::Format::new(16).unwrap(), 32, 3));
         m.connect_all();
         let terms = [(-7i64, 5i64), (32767, -32767), (-1, -1), (4000, 3)];
         for (i, (w, x)) in terms.iter().enumerate() {
@@ -1026,7 +1026,7 @@ mod tests {
     /// in the Verilog (the exported co-simulation checks the in-range side).
     #[test]
     fn multiply_add_computes_at_its_widths() {
-        let widths = Widths::new(crate::fixed::Format::new(8).unwrap(), 32);
+        let widths = Widths::new(crate::fixed::Format::new(8).unwrap(), 32, 3);
         assert_eq!(
             (widths.code, widths.weight, widths.acc, widths.product),
             (9, 11, 25, 19)
