@@ -18,6 +18,7 @@ CLOCK=${CLOCK:-100}
 runs=(
   "ulx3s 8 3 48"
   "ulx3s 8 4 32"
+  "ulx3s 8 2 48"
   "ulx3s 8 2 32"
   "ulx3s 8 1 32"
   "ulx3s 8 1 48"
