@@ -85,7 +85,7 @@ fn weight_registers_are_as_wide_as_the_largest_exponent_needs() {
         let v = export::verilog(&model, &grid, config, "e").unwrap();
         let widths: std::collections::BTreeSet<&str> = v
             .lines()
-            .filter(|l| l.trim_end().ends_with("w_a = ") || l.contains(" w_a = "))
+            .filter(|l| l.contains(" w_a = "))
             .filter_map(|l| l.split(']').next())
             .collect();
         let want = format!("reg signed [{}:0", 16 + e - 1);
