@@ -23791,19 +23791,31 @@ module top$core$engine$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -23828,19 +23840,31 @@ module top$core$engine$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -23865,19 +23889,31 @@ module top$core$engine$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -24379,19 +24415,31 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24427,19 +24475,31 @@ module top$core$engine$gru$lane$0$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24475,19 +24535,31 @@ module top$core$engine$gru$lane$0$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24523,19 +24595,31 @@ module top$core$engine$gru$lane$0$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24571,19 +24655,31 @@ module top$core$engine$gru$lane$0$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24619,19 +24715,31 @@ module top$core$engine$gru$lane$0$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24667,19 +24775,31 @@ module top$core$engine$gru$lane$0$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24715,19 +24835,31 @@ module top$core$engine$gru$lane$0$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24763,19 +24895,31 @@ module top$core$engine$gru$lane$0$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24811,19 +24955,31 @@ module top$core$engine$gru$lane$0$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24859,19 +25015,31 @@ module top$core$engine$gru$lane$0$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24907,19 +25075,31 @@ module top$core$engine$gru$lane$0$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -24955,19 +25135,31 @@ module top$core$engine$gru$lane$0$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25003,19 +25195,31 @@ module top$core$engine$gru$lane$0$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25051,19 +25255,31 @@ module top$core$engine$gru$lane$0$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25099,19 +25315,31 @@ module top$core$engine$gru$lane$0$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25147,19 +25375,31 @@ module top$core$engine$gru$lane$0$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25195,19 +25435,31 @@ module top$core$engine$gru$lane$0$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25243,19 +25495,31 @@ module top$core$engine$gru$lane$0$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25291,19 +25555,31 @@ module top$core$engine$gru$lane$0$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25339,19 +25615,31 @@ module top$core$engine$gru$lane$0$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25387,19 +25675,31 @@ module top$core$engine$gru$lane$0$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25435,19 +25735,31 @@ module top$core$engine$gru$lane$0$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25483,19 +25795,31 @@ module top$core$engine$gru$lane$0$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25531,19 +25855,31 @@ module top$core$engine$gru$lane$0$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25579,19 +25915,31 @@ module top$core$engine$gru$lane$0$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25627,19 +25975,31 @@ module top$core$engine$gru$lane$0$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25675,19 +26035,31 @@ module top$core$engine$gru$lane$0$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25723,19 +26095,31 @@ module top$core$engine$gru$lane$0$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25771,19 +26155,31 @@ module top$core$engine$gru$lane$0$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25819,19 +26215,31 @@ module top$core$engine$gru$lane$0$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -25867,19 +26275,31 @@ module top$core$engine$gru$lane$0$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38185,19 +38605,31 @@ module top$core$engine$gru$lane$1$head$mac$0(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -38222,19 +38654,31 @@ module top$core$engine$gru$lane$1$head$mac$1(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -38259,19 +38703,31 @@ module top$core$engine$gru$lane$1$head$mac$2(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -38773,19 +39229,31 @@ module top$core$engine$gru$lane$1$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38821,19 +39289,31 @@ module top$core$engine$gru$lane$1$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38869,19 +39349,31 @@ module top$core$engine$gru$lane$1$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38917,19 +39409,31 @@ module top$core$engine$gru$lane$1$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -38965,19 +39469,31 @@ module top$core$engine$gru$lane$1$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39013,19 +39529,31 @@ module top$core$engine$gru$lane$1$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39061,19 +39589,31 @@ module top$core$engine$gru$lane$1$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39109,19 +39649,31 @@ module top$core$engine$gru$lane$1$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39157,19 +39709,31 @@ module top$core$engine$gru$lane$1$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39205,19 +39769,31 @@ module top$core$engine$gru$lane$1$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39253,19 +39829,31 @@ module top$core$engine$gru$lane$1$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39301,19 +39889,31 @@ module top$core$engine$gru$lane$1$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39349,19 +39949,31 @@ module top$core$engine$gru$lane$1$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39397,19 +40009,31 @@ module top$core$engine$gru$lane$1$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39445,19 +40069,31 @@ module top$core$engine$gru$lane$1$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39493,19 +40129,31 @@ module top$core$engine$gru$lane$1$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39541,19 +40189,31 @@ module top$core$engine$gru$lane$1$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39589,19 +40249,31 @@ module top$core$engine$gru$lane$1$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39637,19 +40309,31 @@ module top$core$engine$gru$lane$1$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39685,19 +40369,31 @@ module top$core$engine$gru$lane$1$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39733,19 +40429,31 @@ module top$core$engine$gru$lane$1$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39781,19 +40489,31 @@ module top$core$engine$gru$lane$1$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39829,19 +40549,31 @@ module top$core$engine$gru$lane$1$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39877,19 +40609,31 @@ module top$core$engine$gru$lane$1$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39925,19 +40669,31 @@ module top$core$engine$gru$lane$1$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -39973,19 +40729,31 @@ module top$core$engine$gru$lane$1$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40021,19 +40789,31 @@ module top$core$engine$gru$lane$1$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40069,19 +40849,31 @@ module top$core$engine$gru$lane$1$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40117,19 +40909,31 @@ module top$core$engine$gru$lane$1$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40165,19 +40969,31 @@ module top$core$engine$gru$lane$1$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40213,19 +41029,31 @@ module top$core$engine$gru$lane$1$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -40261,19 +41089,31 @@ module top$core$engine$gru$lane$1$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -52579,19 +53419,31 @@ module top$core$engine$gru$lane$2$head$mac$0(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -52616,19 +53468,31 @@ module top$core$engine$gru$lane$2$head$mac$1(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -52653,19 +53517,31 @@ module top$core$engine$gru$lane$2$head$mac$2(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -53167,19 +54043,31 @@ module top$core$engine$gru$lane$2$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53215,19 +54103,31 @@ module top$core$engine$gru$lane$2$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53263,19 +54163,31 @@ module top$core$engine$gru$lane$2$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53311,19 +54223,31 @@ module top$core$engine$gru$lane$2$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53359,19 +54283,31 @@ module top$core$engine$gru$lane$2$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53407,19 +54343,31 @@ module top$core$engine$gru$lane$2$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53455,19 +54403,31 @@ module top$core$engine$gru$lane$2$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53503,19 +54463,31 @@ module top$core$engine$gru$lane$2$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53551,19 +54523,31 @@ module top$core$engine$gru$lane$2$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53599,19 +54583,31 @@ module top$core$engine$gru$lane$2$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53647,19 +54643,31 @@ module top$core$engine$gru$lane$2$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53695,19 +54703,31 @@ module top$core$engine$gru$lane$2$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53743,19 +54763,31 @@ module top$core$engine$gru$lane$2$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53791,19 +54823,31 @@ module top$core$engine$gru$lane$2$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53839,19 +54883,31 @@ module top$core$engine$gru$lane$2$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53887,19 +54943,31 @@ module top$core$engine$gru$lane$2$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53935,19 +55003,31 @@ module top$core$engine$gru$lane$2$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -53983,19 +55063,31 @@ module top$core$engine$gru$lane$2$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54031,19 +55123,31 @@ module top$core$engine$gru$lane$2$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54079,19 +55183,31 @@ module top$core$engine$gru$lane$2$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54127,19 +55243,31 @@ module top$core$engine$gru$lane$2$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54175,19 +55303,31 @@ module top$core$engine$gru$lane$2$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54223,19 +55363,31 @@ module top$core$engine$gru$lane$2$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54271,19 +55423,31 @@ module top$core$engine$gru$lane$2$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54319,19 +55483,31 @@ module top$core$engine$gru$lane$2$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54367,19 +55543,31 @@ module top$core$engine$gru$lane$2$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54415,19 +55603,31 @@ module top$core$engine$gru$lane$2$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54463,19 +55663,31 @@ module top$core$engine$gru$lane$2$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54511,19 +55723,31 @@ module top$core$engine$gru$lane$2$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54559,19 +55783,31 @@ module top$core$engine$gru$lane$2$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54607,19 +55843,31 @@ module top$core$engine$gru$lane$2$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -54655,19 +55903,31 @@ module top$core$engine$gru$lane$2$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -66973,19 +68233,31 @@ module top$core$engine$gru$lane$3$head$mac$0(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -67010,19 +68282,31 @@ module top$core$engine$gru$lane$3$head$mac$1(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -67047,19 +68331,31 @@ module top$core$engine$gru$lane$3$head$mac$2(clock,en,first,bias,w,x,acc);
     wire signed [8:0] w_s = w[8:0];
     wire unused_bias_high = ^{1'b0, bias[47:25]};
     wire signed [24:0] bias_s = bias[24:0];
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [24:0] product_b = mult_p[24:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [24:0] bias_a = 25'h0;
     reg signed [24:0] bias_b = 25'h0;
-    reg signed [24:0] product_b = 25'h0;
     reg signed [24:0] acc_r = 25'h0;
-    wire signed [24:0] w_a_x = {{16{w_a[8]}}, w_a};
-    wire signed [24:0] x_a_x = {{16{x_a[8]}}, x_a};
     wire signed [24:0] bias_aligned = (bias_b <<< 0);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= bias_a;
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= bias_a;
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     always @(*) acc = {{23{acc_r[24]}}, acc_r};
@@ -67561,19 +68857,31 @@ module top$core$engine$gru$lane$3$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67609,19 +68917,31 @@ module top$core$engine$gru$lane$3$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67657,19 +68977,31 @@ module top$core$engine$gru$lane$3$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67705,19 +69037,31 @@ module top$core$engine$gru$lane$3$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67753,19 +69097,31 @@ module top$core$engine$gru$lane$3$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67801,19 +69157,31 @@ module top$core$engine$gru$lane$3$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67849,19 +69217,31 @@ module top$core$engine$gru$lane$3$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67897,19 +69277,31 @@ module top$core$engine$gru$lane$3$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67945,19 +69337,31 @@ module top$core$engine$gru$lane$3$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -67993,19 +69397,31 @@ module top$core$engine$gru$lane$3$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68041,19 +69457,31 @@ module top$core$engine$gru$lane$3$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68089,19 +69517,31 @@ module top$core$engine$gru$lane$3$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68137,19 +69577,31 @@ module top$core$engine$gru$lane$3$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68185,19 +69637,31 @@ module top$core$engine$gru$lane$3$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68233,19 +69697,31 @@ module top$core$engine$gru$lane$3$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68281,19 +69757,31 @@ module top$core$engine$gru$lane$3$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68329,19 +69817,31 @@ module top$core$engine$gru$lane$3$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68377,19 +69877,31 @@ module top$core$engine$gru$lane$3$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68425,19 +69937,31 @@ module top$core$engine$gru$lane$3$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68473,19 +69997,31 @@ module top$core$engine$gru$lane$3$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68521,19 +70057,31 @@ module top$core$engine$gru$lane$3$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68569,19 +70117,31 @@ module top$core$engine$gru$lane$3$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68617,19 +70177,31 @@ module top$core$engine$gru$lane$3$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68665,19 +70237,31 @@ module top$core$engine$gru$lane$3$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68713,19 +70297,31 @@ module top$core$engine$gru$lane$3$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68761,19 +70357,31 @@ module top$core$engine$gru$lane$3$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68809,19 +70417,31 @@ module top$core$engine$gru$lane$3$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68857,19 +70477,31 @@ module top$core$engine$gru$lane$3$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68905,19 +70537,31 @@ module top$core$engine$gru$lane$3$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -68953,19 +70597,31 @@ module top$core$engine$gru$lane$3$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -69001,19 +70657,31 @@ module top$core$engine$gru$lane$3$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;
@@ -69049,19 +70717,31 @@ module top$core$engine$gru$lane$3$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     wire signed [8:0] bias_s = bias[8:0];
     reg row_a = 1'b0, row_b = 1'b0;
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
+    wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
+    wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
+    // The product's bits above the accumulator's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [25:0] product_b = mult_p[25:0];
     reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-    reg signed [8:0] w_a = 9'h0;
-    reg signed [8:0] x_a = 9'h0;
     reg signed [8:0] bias_a = 9'h0;
     reg signed [9:0] bias_b = 10'h0;
-    reg signed [25:0] product_b = 26'h0;
     reg signed [25:0] acc_r = 26'h0;
-    wire signed [25:0] w_a_x = {{17{w_a[8]}}, w_a};
-    wire signed [25:0] x_a_x = {{17{x_a[8]}}, x_a};
     wire signed [25:0] bias_aligned = ({{16{bias_b[9]}}, bias_b} <<< 7) | (row_b ? 26'sh0 : 26'sh40);
     always @(posedge clock) begin
-       en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-       en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
+       en_a <= en; first_a <= first; bias_a <= bias_s;
+       en_b <= en_a; first_b <= first_a; bias_b <= {{1{bias_a[8]}}, bias_a} + (row_a ? 10'sh81 : 10'sh0);
        if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
     end
     wire signed [25:0] gate_shifted = acc_r >>> 8;

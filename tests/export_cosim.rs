@@ -15,21 +15,26 @@ use flimgru::export::cosim::{self, Simulator};
 use flimgru::export::{self as ex};
 use flimgru::fixed::{Golden, QuantModel};
 use flimgru::rtl::testbench::{self, Policy};
-use flimgru::rtl::EngineConfig;
+use flimgru::rtl::{Dsp, EngineConfig};
 use ndarray::Array2;
 use std::time::Instant;
 
+#[allow(clippy::too_many_arguments)]
 fn check(
     model: &QuantModel,
     grid: &GateGrid,
     config: EngineConfig,
+    dsp: Dsp,
     counts: &Array2<u32>,
     policies: &[Policy],
     sim: Simulator,
     name: &str,
 ) {
     let t0 = Instant::now();
-    let v = ex::verilog(model, grid, config, name).unwrap();
+    let mut v = ex::verilog_with(model, grid, config, dsp, name).unwrap();
+    if dsp == Dsp::Ecp5 {
+        v += flimgru::boards::pll::lint_stubs();
+    }
     let dir = export_common::build_dir(name);
     let build = cosim::build(&v, config, model.hidden, grid.gates, &dir, sim).unwrap();
     let want = Golden::new(model, grid)
@@ -89,6 +94,7 @@ fn small_random_models_match_the_golden_model_in_icarus() {
                         &model,
                         grid,
                         config,
+                        Dsp::Inferred,
                         &counts,
                         &[if (lanes + macs) % 2 == 0 {
                             Policy::eager()
@@ -119,6 +125,7 @@ fn small_random_models_match_the_golden_model_in_verilator() {
                     &model,
                     &grid,
                     EngineConfig { bits, lanes, macs },
+                    Dsp::Inferred,
                     &counts,
                     &[Policy::eager(), Policy::random(9)],
                     Simulator::Verilator,
@@ -159,16 +166,22 @@ fn a_wrong_export_is_caught() {
     assert!(why.contains("pixel"), "{why}");
 }
 
-/// The shipped student (W = 8, M = 96) on 100 realistic pixels, P = 1
-/// and P = 4 (the committed default configurations), in Verilator.
-#[test]
-fn the_student_matches_the_golden_model_on_realistic_pixels() {
+/// The shipped student, its grid and name, and `n` simulated pixels.
+fn student_pixels(n: usize, seed: u64) -> (QuantModel, GateGrid, String, Array2<u32>) {
     let (model, grid, name) = export_common::student();
     let spec = SimSpec {
         grid,
         ..SimSpec::default()
     };
-    let counts = simulate(&spec, 100, 2026).unwrap().counts;
+    let counts = simulate(&spec, n, seed).unwrap().counts;
+    (model, grid, name, counts)
+}
+
+/// The shipped student (W = 8, M = 96) on 100 realistic pixels, P = 1
+/// and P = 4 (the committed default configurations), in Verilator.
+#[test]
+fn the_student_matches_the_golden_model_on_realistic_pixels() {
+    let (model, grid, name, counts) = student_pixels(100, 2026);
     std::thread::scope(|s| {
         for lanes in [1, 4] {
             let (model, counts, name) = (&model, &counts, &name);
@@ -187,6 +200,7 @@ fn the_student_matches_the_golden_model_on_realistic_pixels() {
                     model,
                     &grid,
                     config,
+                    Dsp::Inferred,
                     counts,
                     &policies,
                     Simulator::Verilator,
@@ -195,4 +209,92 @@ fn the_student_matches_the_golden_model_on_realistic_pixels() {
             });
         }
     });
+}
+
+/// `MULT18X18D #(` instances in `v`.
+fn mult18x18d(v: &str) -> usize {
+    v.matches("MULT18X18D #(").count()
+}
+
+/// The ECP5 multipliers (`Dsp::Ecp5`: MULT18X18D with its own operand
+/// and product registers, simulated by the behavioural model of
+/// `boards::pll::lint_stubs`) give the golden model's results: W = 8 and
+/// W = 16 with every MAC in a MULT18X18D, and W = 16 with a weight
+/// exponent of 3 (19-bit weights), where the MACs keep the inferred form.
+#[test]
+fn ecp5_multipliers_match_the_golden_model_in_icarus() {
+    let (h, g) = (3, 11);
+    let grid = GateGrid::new(g, 0.2).unwrap();
+    for (bits, lanes, macs, exponent) in [
+        (8u32, 2usize, 3usize, None),
+        (16, 1, 9, Some(0)),
+        (16, 1, 9, Some(3)),
+    ] {
+        let mut model = testbench::random_model(bits, h, 400 + bits as u64);
+        if let Some(e) = exponent {
+            for t in [
+                &mut model.encoder_recurrent,
+                &mut model.decoder_recurrent,
+                &mut model.encoder_kernel,
+                &mut model.encoder_bias,
+                &mut model.decoder_bias,
+                &mut model.head_kernel,
+            ] {
+                t.exponent = 0;
+            }
+            model.encoder_recurrent.exponent = e;
+        }
+        let config = EngineConfig { bits, lanes, macs };
+        let v = ex::verilog_with(&model, &grid, config, Dsp::Ecp5, "ecp5").unwrap();
+        let want = if exponent == Some(3) {
+            0
+        } else {
+            lanes * (macs + 3)
+        };
+        assert_eq!(
+            mult18x18d(&v),
+            want,
+            "W = {bits}, P = {lanes}, M = {macs}, e = {exponent:?}"
+        );
+        assert_eq!(
+            mult18x18d(&ex::verilog(&model, &grid, config, "inferred").unwrap()),
+            0
+        );
+        let counts = testbench::corner_histograms(g, 2, 17 + bits as u64);
+        check(
+            &model,
+            &grid,
+            config,
+            Dsp::Ecp5,
+            &counts,
+            &[Policy::random(3)],
+            Simulator::Icarus,
+            &format!(
+                "icarus-ecp5-w{bits}-p{lanes}-m{macs}-e{}",
+                exponent.unwrap_or(9)
+            ),
+        );
+    }
+}
+
+/// The shipped student at the ULX3S synthesis point (P = 2, M = 48) with
+/// the ECP5 multipliers, 24 realistic pixels in Verilator.
+#[test]
+fn the_student_with_ecp5_multipliers_matches_the_golden_model() {
+    let (model, grid, name, counts) = student_pixels(24, 2027);
+    let config = EngineConfig {
+        bits: 8,
+        lanes: 2,
+        macs: 48,
+    };
+    check(
+        &model,
+        &grid,
+        config,
+        Dsp::Ecp5,
+        &counts,
+        &[Policy::random(5)],
+        Simulator::Verilator,
+        &format!("verilator-ecp5-{name}-p2-m48"),
+    );
 }

@@ -65,7 +65,14 @@ impl ArtyTop {
             par_out_valid: Default::default(),
             par_out_ready: Default::default(),
             pll: Pll::new(s.pll),
-            core: BoardCore::new(model, grid, engine, s.divisor, s.heartbeat_bit)?,
+            core: BoardCore::new(
+                model,
+                grid,
+                engine,
+                Board::ArtyA7.dsp(),
+                s.divisor,
+                s.heartbeat_bit,
+            )?,
             _cfg: s,
         };
         t.connect_all();

@@ -19,7 +19,7 @@ use super::uart_rx::UartRx;
 use super::uart_tx::UartTx;
 use crate::data::GateGrid;
 use crate::fixed::QuantModel;
-use crate::rtl::{Engine, EngineConfig};
+use crate::rtl::{Dsp, Engine, EngineConfig};
 use anyhow::Result;
 use rust_hdl::prelude::*;
 
@@ -63,15 +63,16 @@ pub struct BoardCore {
 impl BoardCore {
     /// The core for `model` on `grid` with (W, P, M) = `engine`, a UART of
     /// `divisor` clock cycles per bit, and the heartbeat on counter bit
-    /// `heartbeat_bit` (0..=31).
+    /// `heartbeat_bit` (0..=31), its multipliers written for `dsp`.
     pub fn new(
         model: &QuantModel,
         grid: &GateGrid,
         engine: EngineConfig,
+        dsp: Dsp,
         divisor: u32,
         heartbeat_bit: u32,
     ) -> Result<BoardCore> {
-        let e = Engine::new(model, grid, engine)?;
+        let e = Engine::with_dsp(model, grid, engine, dsp)?;
         Ok(BoardCore {
             clock: Default::default(),
             pll_locked: Default::default(),

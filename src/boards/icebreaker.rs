@@ -45,7 +45,14 @@ impl IceBreakerTop {
             ledr_n: Default::default(),
             ledg_n: Default::default(),
             pll: Pll::new(s.pll),
-            core: BoardCore::new(model, grid, engine, s.divisor, s.heartbeat_bit)?,
+            core: BoardCore::new(
+                model,
+                grid,
+                engine,
+                Board::IceBreaker.dsp(),
+                s.divisor,
+                s.heartbeat_bit,
+            )?,
             _cfg: s,
         };
         t.connect_all();

@@ -37,7 +37,7 @@ pub use protocol::{decode_results, encode_histograms, PixelResult};
 use crate::data::GateGrid;
 use crate::export;
 use crate::fixed::QuantModel;
-use crate::rtl::EngineConfig;
+use crate::rtl::{Dsp, EngineConfig};
 use anyhow::{bail, Context, Result};
 use pll::PllPlan;
 use rust_hdl::prelude::Block;
@@ -89,6 +89,14 @@ impl Board {
             Board::Ulx3s => "ecp5",
             Board::ArtyA7 => "xilinx",
             Board::IceBreaker => "ice40",
+        }
+    }
+
+    /// How the engine's multipliers are written for the board's family.
+    pub fn dsp(&self) -> Dsp {
+        match self {
+            Board::Ulx3s => Dsp::Ecp5,
+            Board::ArtyA7 | Board::IceBreaker => Dsp::Inferred,
         }
     }
 

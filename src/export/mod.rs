@@ -18,7 +18,7 @@ pub mod unroll;
 
 use crate::data::GateGrid;
 use crate::fixed::QuantModel;
-use crate::rtl::{Engine, EngineConfig};
+use crate::rtl::{Dsp, Engine, EngineConfig};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -111,7 +111,18 @@ pub fn verilog(
     config: EngineConfig,
     name: &str,
 ) -> Result<String> {
-    let engine = Engine::new(model, grid, config)?;
+    verilog_with(model, grid, config, Dsp::Inferred, name)
+}
+
+/// [`verilog`] with the multipliers written for `dsp`.
+pub fn verilog_with(
+    model: &QuantModel,
+    grid: &GateGrid,
+    config: EngineConfig,
+    dsp: Dsp,
+    name: &str,
+) -> Result<String> {
+    let engine = Engine::with_dsp(model, grid, config, dsp)?;
     let raw = generate::generate(&engine)?;
     let body = postpass::run(&raw).context("lint post-pass of the generated Verilog")?;
     Ok(format!("{}{}", header(model, grid, &config, name), body))

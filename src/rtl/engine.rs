@@ -12,6 +12,7 @@ use super::extract::Extract;
 use super::gru::{Gru, Shape};
 use super::ingest::Ingest;
 use super::preproc::Preproc;
+use super::prim::Dsp;
 use super::stream::ResultStage;
 use super::{Acc, Addr, Count};
 use crate::data::GateGrid;
@@ -111,11 +112,22 @@ pub struct Engine {
 impl Engine {
     /// Build the circuit for `model` on `grid`; refuses impossible configurations.
     pub fn new(model: &QuantModel, grid: &GateGrid, config: EngineConfig) -> Result<Engine> {
+        Engine::with_dsp(model, grid, config, Dsp::Inferred)
+    }
+
+    /// [`Engine::new`] with the multipliers written for `dsp` (the same
+    /// circuit cycle for cycle; only its Verilog differs).
+    pub fn with_dsp(
+        model: &QuantModel,
+        grid: &GateGrid,
+        config: EngineConfig,
+        dsp: Dsp,
+    ) -> Result<Engine> {
         let gates = grid.gates;
         config.check(model, gates)?;
         let golden = Golden::new(model, grid)?;
         let p = config.lanes;
-        let gru = Gru::new(model, gates, p, config.macs);
+        let gru = Gru::new(model, gates, p, config.macs, dsp);
         let shape = gru._shape;
         let mut e = Engine {
             clock: Default::default(),

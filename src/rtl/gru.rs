@@ -22,7 +22,7 @@
 //! decoder step's output).
 
 use super::lane::Lane;
-use super::prim::{Rom, MAC_LATENCY};
+use super::prim::{Dsp, Rom, MAC_LATENCY};
 use super::{Acc, Addr};
 use crate::fixed::{Format, QuantModel};
 use rust_hdl::prelude::*;
@@ -253,7 +253,7 @@ fn shifted(t: &crate::fixed::QuantTensor, extra: u32) -> Vec<i64> {
 
 impl Gru {
     /// Build from a validated model; `macs` must divide 3H.
-    pub fn new(model: &QuantModel, gates: usize, lanes: usize, macs: usize) -> Self {
+    pub fn new(model: &QuantModel, gates: usize, lanes: usize, macs: usize, dsp: Dsp) -> Self {
         let fmt: Format = model.format();
         let h = model.hidden;
         let m = macs;
@@ -347,7 +347,7 @@ impl Gru {
             dbg_channel: super::many(3 * lanes),
             groups_started: Default::default(),
             lane: (0..lanes)
-                .map(|_| Lane::new(fmt, h, m, gates, head_bias, exponent))
+                .map(|_| Lane::new(fmt, h, m, gates, head_bias, exponent, dsp))
                 .collect(),
             weight_rom,
             bias_rom,
@@ -802,7 +802,7 @@ mod tests {
     fn weight_roms_fold_the_rows_onto_the_units() {
         let model = crate::rtl::testbench::random_model(8, 4, 2);
         let (h, m) = (4, 6);
-        let gru = Gru::new(&model, 11, 1, m);
+        let gru = Gru::new(&model, 11, 1, m, Dsp::Inferred);
         assert_eq!(gru._shape.passes, 2);
         assert_eq!(gru._shape.slot_cycles(), 2 * 5 + 8);
         let (eu, du, ek) = (

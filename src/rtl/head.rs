@@ -4,7 +4,7 @@
 //! running amplitude A_i = o_i[0] and sum T_i = sum_k o_i[k] of channels 1
 //! and 2 the extraction needs.
 
-use super::prim::{Mac, Requant, MAC_LATENCY};
+use super::prim::{Dsp, Mac, Requant, MAC_LATENCY};
 use super::{Acc, Code, Widths, Wt};
 use rust_hdl::prelude::*;
 
@@ -49,7 +49,7 @@ pub struct Head {
 
 impl Head {
     /// `bias[c]` on the accumulator grid; `head_max` the saturation bound.
-    pub fn new(widths: Widths, bias: [i64; 3], head_max: i64) -> Self {
+    pub fn new(widths: Widths, dsp: Dsp, bias: [i64; 3], head_max: i64) -> Self {
         Head {
             clock: Default::default(),
             en: Default::default(),
@@ -65,7 +65,7 @@ impl Head {
             amp2: Default::default(),
             sum1: Default::default(),
             sum2: Default::default(),
-            mac: (0..3).map(|_| Mac::new(widths)).collect(),
+            mac: (0..3).map(|_| Mac::new(widths, dsp)).collect(),
             saturate: (0..3)
                 .map(|_| Requant::new(widths.acc, 0, 0, -head_max, head_max))
                 .collect(),
@@ -141,7 +141,7 @@ mod tests {
     fn accumulates_saturates_and_sums() {
         let head_max = (1 << 9) - 1;
         let widths = crate::rtl::Widths::new(crate::fixed::Format::new(8).unwrap(), 2, 3);
-        let mut b = Head::new(widths, [5, -7, 100], head_max);
+        let mut b = Head::new(widths, Dsp::Inferred, [5, -7, 100], head_max);
         b.connect_all();
         check_all(&b).unwrap();
         let w = [[3i64, -1, 50], [2, 4, 60]];

@@ -26,7 +26,7 @@
 //! chain of about 2W bits (docs/hardware.md: post-route Fmax).
 
 use super::head::Head;
-use super::prim::{Kept, KeptCode, KeptWeight, MacUnit, Mem, MulAdd, Requant};
+use super::prim::{Dsp, Kept, KeptCode, KeptWeight, MacUnit, Mem, MulAdd, Requant};
 use super::{Acc, Addr, Code, Widths, Wt};
 use crate::fixed::Format;
 use rust_hdl::prelude::*;
@@ -200,6 +200,7 @@ impl Lane {
         gates: usize,
         head_bias: [i64; 3],
         exponent: u32,
+        dsp: Dsp,
     ) -> Self {
         let w = fmt.bits;
         let (one, q) = (fmt.one(), fmt.qmax());
@@ -314,6 +315,7 @@ impl Lane {
                 .map(|_| {
                     MacUnit::new(
                         widths,
+                        dsp,
                         w - 1,
                         ((1 << fmt.acc_frac()) + (1 << (w - 1)), w, 0, one),
                         (1 << (w - 2), w - 1, -q, q),
@@ -324,7 +326,7 @@ impl Lane {
             reset_q: Requant::rshr(widths.product, w - 1, -q, q),
             update_mul: MulAdd::new(widths, w - 1),
             update_q: Requant::rshr(widths.product, w - 1, -q, q),
-            head: Head::new(widths, head_bias, fmt.head_max()),
+            head: Head::new(widths, dsp, head_bias, fmt.head_max()),
             h_a: Default::default(),
             h_c: Default::default(),
             x_a: Default::default(),
@@ -647,7 +649,7 @@ mod tests {
     fn reset_and_update_streams_follow_the_contract() {
         let fmt = Format::new(8).unwrap();
         let (h, q, one) = (3, fmt.qmax(), fmt.one());
-        let mut lane = Lane::new(fmt, h, 3 * h, 11, [0; 3], 3);
+        let mut lane = Lane::new(fmt, h, 3 * h, 11, [0; 3], 3, Dsp::Inferred);
         lane.connect_all();
         check_all(&lane).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);

@@ -26,6 +26,7 @@ pub mod testbench;
 
 pub use cycles::{cycles_per_pixel, CycleModel};
 pub use engine::{Engine, EngineConfig};
+pub use prim::Dsp;
 
 use rust_hdl::prelude::*;
 

@@ -222,13 +222,78 @@ impl RowOffsets {
     }
 }
 
+/// How the MAC multipliers are written in the Verilog; the cycle behaviour
+/// (and the Rust model) is the same either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dsp {
+    /// `*` between fabric registers, for any toolchain to map.
+    #[default]
+    Inferred,
+    /// Lattice ECP5: a `MULT18X18D` instance holding the operand and
+    /// product registers itself. yosys' `synth_ecp5` packs no registers
+    /// into the DSP, and a multiplier placed far from its fabric
+    /// registers crossed the die twice in one path (docs/hardware.md).
+    /// Operands wider than the 18-bit ports keep the inferred form.
+    Ecp5,
+}
+
+/// Largest signed operand of one ECP5 `MULT18X18D` port.
+const ECP5_PORT: u32 = 18;
+
+/// The operand registers and the product register of a MAC as one ECP5
+/// `MULT18X18D` (inputs A, B and output registered on CLK0, signed):
+/// `w_s` and `x_s` in, `product_b` (`acc` bits, signed) out, two edges
+/// later like the inferred pipeline.
+fn ecp5_product(weight: u32, code: u32, acc: u32) -> String {
+    let pins = |port: char, n: usize, wire: &str| {
+        (0..n)
+            .map(|i| format!(".{port}{i}({wire}[{i}])"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let used = acc.min(2 * ECP5_PORT);
+    format!(
+        "wire [17:0] mult_a = {a};
+wire [17:0] mult_b = {b};
+// The product's bits above the accumulator's are copies of its sign.
+/* verilator lint_off UNUSEDSIGNAL */
+wire [35:0] mult_p;
+/* verilator lint_on UNUSEDSIGNAL */
+MULT18X18D #(
+   .REG_INPUTA_CLK(\"CLK0\"), .REG_INPUTB_CLK(\"CLK0\"), .REG_OUTPUT_CLK(\"CLK0\"),
+   .REG_PIPELINE_CLK(\"NONE\"), .GSR(\"DISABLED\")
+) mult (
+   {pa},
+   {pb},
+   .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+   .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+   {pp}
+);
+wire signed [{top}:0] product_b = {p};
+",
+        a = sext("w_s", weight, ECP5_PORT),
+        b = sext("x_s", code, ECP5_PORT),
+        pa = pins('A', 18, "mult_a"),
+        pb = pins('B', 18, "mult_b"),
+        pp = pins('P', 36, "mult_p"),
+        top = acc - 1,
+        p = if acc > used {
+            format!("{{{{{}{{mult_p[35]}}}}, mult_p}}", acc - used)
+        } else {
+            format!("mult_p[{}:0]", acc - 1)
+        },
+    )
+}
+
 /// The Verilog of the MAC pipeline behind [`MAC_LATENCY`]: ports `en`,
 /// `first`, `w` (20 bits), `x` (18 bits), `bias` (`bias_port` bits read at
 /// `bias_bits`, shifted left by `bias_shift` on loading; with `offsets`,
 /// plus the offset of the row the `gate_row` port names) into the signed
 /// accumulator `acc_r` of `Widths::acc` bits. Operands are registered at
-/// their own widths (no flip-flops for sign copies).
+/// their own widths (no flip-flops for sign copies); with [`Dsp::Ecp5`]
+/// inside the multiplier.
 fn mac_verilog(
+    dsp: Dsp,
     widths: Widths,
     bias_port: u32,
     bias_bits: u32,
@@ -272,34 +337,57 @@ always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end\n"
             )
         }
     };
+    // The operand and product registers: in the DSP, or in the fabric
+    // (declared in the order of the original inferred form).
+    let ecp5 = dsp == Dsp::Ecp5 && weight.max(code) <= ECP5_PORT;
+    let fabric = |text: String| if ecp5 { String::new() } else { text };
+    let dsp_block = if ecp5 {
+        ecp5_product(weight, code, acc)
+    } else {
+        String::new()
+    };
+    let operand_regs = fabric(format!(
+        "reg signed [{}:0] w_a = {weight}'h0;\nreg signed [{}:0] x_a = {code}'h0;\n",
+        weight - 1,
+        code - 1
+    ));
+    let product_reg = fabric(format!(
+        "reg signed [{}:0] product_b = {acc}'h0;\n",
+        acc - 1
+    ));
+    let widened = fabric(format!(
+        "wire signed [{top}:0] w_a_x = {};\nwire signed [{top}:0] x_a_x = {};\n",
+        sext("w_a", weight, acc),
+        sext("x_a", code, acc),
+        top = acc - 1,
+    ));
+    let (operands, multiply) = if ecp5 {
+        ("", "")
+    } else {
+        (" w_a <= w_s; x_a <= x_s;", " product_b <= w_a_x * x_a_x;")
+    };
     format!(
-        "{x}{w}{b}{row}\
+        "{x}{w}{b}{row}{dsp_block}\
 reg en_a = 1'b0, first_a = 1'b0, en_b = 1'b0, first_b = 1'b0;
-reg signed [{wt}:0] w_a = {weight}'h0;
-reg signed [{ct}:0] x_a = {code}'h0;
+{operand_regs}\
 reg signed [{bt}:0] bias_a = {bias_bits}'h0;
 reg signed [{lt}:0] bias_b = {loaded_bits}'h0;
-reg signed [{top}:0] product_b = {acc}'h0;
+{product_reg}\
 reg signed [{top}:0] acc_r = {acc}'h0;
-wire signed [{top}:0] w_a_x = {wx};
-wire signed [{top}:0] x_a_x = {xx};
+{widened}\
 wire signed [{top}:0] bias_aligned = ({bx} <<< {bias_shift}){low};
 always @(posedge clock) begin
-   en_a <= en; first_a <= first; w_a <= w_s; x_a <= x_s; bias_a <= bias_s;
-   en_b <= en_a; first_b <= first_a; product_b <= w_a_x * x_a_x; bias_b <= {load};
+   en_a <= en; first_a <= first;{operands} bias_a <= bias_s;
+   en_b <= en_a; first_b <= first_a;{multiply} bias_b <= {load};
    if (en_b) acc_r <= (first_b ? bias_aligned : acc_r) + product_b;
 end
 ",
         x = operand("x", 18, code, code),
         w = operand("w", 20, weight, weight),
         b = operand("bias", bias_port, bias_bits, bias_bits),
-        wt = weight - 1,
-        ct = code - 1,
         bt = bias_bits - 1,
         lt = loaded_bits - 1,
         top = acc - 1,
-        wx = sext("w_a", weight, acc),
-        xx = sext("x_a", code, acc),
         bx = sext("bias_b", loaded_bits, acc),
     )
 }
@@ -318,12 +406,14 @@ pub struct Mac {
     pub x: Signal<In, Code>,
     pub acc: Signal<Out, Acc>,
     _widths: Widths,
+    _dsp: Dsp,
     _pipe: MacPipe,
 }
 
 impl Mac {
-    pub fn new(widths: Widths) -> Self {
+    pub fn new(widths: Widths, dsp: Dsp) -> Self {
         Mac {
+            _dsp: dsp,
             clock: Default::default(),
             en: Default::default(),
             first: Default::default(),
@@ -361,7 +451,7 @@ impl Logic for Mac {
         let acc = self._widths.acc;
         Verilog::Custom(format!(
             "{}{}",
-            mac_verilog(self._widths, 48, acc, 0, None),
+            mac_verilog(self._dsp, self._widths, 48, acc, 0, None),
             extend("acc", "acc_r", acc, 48),
         ))
     }
@@ -393,6 +483,7 @@ pub struct MacUnit {
     pub cand: Signal<Out, Code>,
     /// The contract's widths with the accumulator one bit wider.
     _widths: Widths,
+    _dsp: Dsp,
     _bias_shift: u32,
     _offsets: RowOffsets,
     _pipe: MacPipe,
@@ -404,8 +495,15 @@ pub struct MacUnit {
 
 impl MacUnit {
     /// Narrowings as (offset, shift, lo, hi).
-    pub fn new(widths: Widths, bias_shift: u32, gate: Narrowing, cand: Narrowing) -> Self {
+    pub fn new(
+        widths: Widths,
+        dsp: Dsp,
+        bias_shift: u32,
+        gate: Narrowing,
+        cand: Narrowing,
+    ) -> Self {
         MacUnit {
+            _dsp: dsp,
             _widths: Widths {
                 acc: widths.acc + 1,
                 ..widths
@@ -473,6 +571,7 @@ impl Logic for MacUnit {
         Verilog::Custom(format!(
             "{mac}{g}{c}{go}{co}",
             mac = mac_verilog(
+                self._dsp,
                 self._widths,
                 20,
                 weight,
@@ -992,7 +1091,10 @@ mod tests {
 
     #[test]
     fn mac_accumulates_signed() {
-        let mut m = Mac::new(Widths::new(crate::fixed::Format::new(16).unwrap(), 32, 3));
+        let mut m = Mac::new(
+            Widths::new(crate::fixed::Format::new(16).unwrap(), 32, 3),
+            Dsp::Inferred,
+        );
         m.connect_all();
         let terms = [(-7i64, 5i64), (32767, -32767), (-1, -1), (4000, 3)];
         for (i, (w, x)) in terms.iter().enumerate() {
