@@ -16595,6 +16595,60 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  post_r$5$clock;
     reg  post_r$5$d;
     wire  post_r$5$q;
+    reg  post_r$6$clock;
+    reg  post_r$6$d;
+    wire  post_r$6$q;
+    reg  post_r$7$clock;
+    reg  post_r$7$d;
+    wire  post_r$7$q;
+    reg  post_r$8$clock;
+    reg  post_r$8$d;
+    wire  post_r$8$q;
+    reg  post_r$9$clock;
+    reg  post_r$9$d;
+    wire  post_r$9$q;
+    reg  post_r$10$clock;
+    reg  post_r$10$d;
+    wire  post_r$10$q;
+    reg  post_r$11$clock;
+    reg  post_r$11$d;
+    wire  post_r$11$q;
+    reg  post_r$12$clock;
+    reg  post_r$12$d;
+    wire  post_r$12$q;
+    reg  post_r$13$clock;
+    reg  post_r$13$d;
+    wire  post_r$13$q;
+    reg  post_r$14$clock;
+    reg  post_r$14$d;
+    wire  post_r$14$q;
+    reg  post_r$15$clock;
+    reg  post_r$15$d;
+    wire  post_r$15$q;
+    reg  post_r$16$clock;
+    reg  post_r$16$d;
+    wire  post_r$16$q;
+    reg  post_r$17$clock;
+    reg  post_r$17$d;
+    wire  post_r$17$q;
+    reg  post_r$18$clock;
+    reg  post_r$18$d;
+    wire  post_r$18$q;
+    reg  post_r$19$clock;
+    reg  post_r$19$d;
+    wire  post_r$19$q;
+    reg  post_r$20$clock;
+    reg  post_r$20$d;
+    wire  post_r$20$q;
+    reg  post_r$21$clock;
+    reg  post_r$21$d;
+    wire  post_r$21$q;
+    reg  post_r$22$clock;
+    reg  post_r$22$d;
+    wire  post_r$22$q;
+    reg  post_r$23$clock;
+    reg  post_r$23$d;
+    wire  post_r$23$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -18007,6 +18061,96 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(post_r$5$clock),
         .d(post_r$5$d),
         .q(post_r$5$q)
+    );
+    top$core$engine$gru$lane$0$post_r$6 post_r$6(
+        .clock(post_r$6$clock),
+        .d(post_r$6$d),
+        .q(post_r$6$q)
+    );
+    top$core$engine$gru$lane$0$post_r$7 post_r$7(
+        .clock(post_r$7$clock),
+        .d(post_r$7$d),
+        .q(post_r$7$q)
+    );
+    top$core$engine$gru$lane$0$post_r$8 post_r$8(
+        .clock(post_r$8$clock),
+        .d(post_r$8$d),
+        .q(post_r$8$q)
+    );
+    top$core$engine$gru$lane$0$post_r$9 post_r$9(
+        .clock(post_r$9$clock),
+        .d(post_r$9$d),
+        .q(post_r$9$q)
+    );
+    top$core$engine$gru$lane$0$post_r$10 post_r$10(
+        .clock(post_r$10$clock),
+        .d(post_r$10$d),
+        .q(post_r$10$q)
+    );
+    top$core$engine$gru$lane$0$post_r$11 post_r$11(
+        .clock(post_r$11$clock),
+        .d(post_r$11$d),
+        .q(post_r$11$q)
+    );
+    top$core$engine$gru$lane$0$post_r$12 post_r$12(
+        .clock(post_r$12$clock),
+        .d(post_r$12$d),
+        .q(post_r$12$q)
+    );
+    top$core$engine$gru$lane$0$post_r$13 post_r$13(
+        .clock(post_r$13$clock),
+        .d(post_r$13$d),
+        .q(post_r$13$q)
+    );
+    top$core$engine$gru$lane$0$post_r$14 post_r$14(
+        .clock(post_r$14$clock),
+        .d(post_r$14$d),
+        .q(post_r$14$q)
+    );
+    top$core$engine$gru$lane$0$post_r$15 post_r$15(
+        .clock(post_r$15$clock),
+        .d(post_r$15$d),
+        .q(post_r$15$q)
+    );
+    top$core$engine$gru$lane$0$post_r$16 post_r$16(
+        .clock(post_r$16$clock),
+        .d(post_r$16$d),
+        .q(post_r$16$q)
+    );
+    top$core$engine$gru$lane$0$post_r$17 post_r$17(
+        .clock(post_r$17$clock),
+        .d(post_r$17$d),
+        .q(post_r$17$q)
+    );
+    top$core$engine$gru$lane$0$post_r$18 post_r$18(
+        .clock(post_r$18$clock),
+        .d(post_r$18$d),
+        .q(post_r$18$q)
+    );
+    top$core$engine$gru$lane$0$post_r$19 post_r$19(
+        .clock(post_r$19$clock),
+        .d(post_r$19$d),
+        .q(post_r$19$q)
+    );
+    top$core$engine$gru$lane$0$post_r$20 post_r$20(
+        .clock(post_r$20$clock),
+        .d(post_r$20$d),
+        .q(post_r$20$q)
+    );
+    top$core$engine$gru$lane$0$post_r$21 post_r$21(
+        .clock(post_r$21$clock),
+        .d(post_r$21$d),
+        .q(post_r$21$q)
+    );
+    top$core$engine$gru$lane$0$post_r$22 post_r$22(
+        .clock(post_r$22$clock),
+        .d(post_r$22$d),
+        .q(post_r$22$q)
+    );
+    top$core$engine$gru$lane$0$post_r$23 post_r$23(
+        .clock(post_r$23$clock),
+        .d(post_r$23$d),
+        .q(post_r$23$q)
     );
     top$core$engine$gru$lane$0$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -20030,6 +20174,42 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         post_r$4$d = post$4;
         post_r$5$clock = clock;
         post_r$5$d = post$5;
+        post_r$6$clock = clock;
+        post_r$6$d = post$0;
+        post_r$7$clock = clock;
+        post_r$7$d = post$1;
+        post_r$8$clock = clock;
+        post_r$8$d = post$2;
+        post_r$9$clock = clock;
+        post_r$9$d = post$3;
+        post_r$10$clock = clock;
+        post_r$10$d = post$4;
+        post_r$11$clock = clock;
+        post_r$11$d = post$5;
+        post_r$12$clock = clock;
+        post_r$12$d = post$0;
+        post_r$13$clock = clock;
+        post_r$13$d = post$1;
+        post_r$14$clock = clock;
+        post_r$14$d = post$2;
+        post_r$15$clock = clock;
+        post_r$15$d = post$3;
+        post_r$16$clock = clock;
+        post_r$16$d = post$4;
+        post_r$17$clock = clock;
+        post_r$17$d = post$5;
+        post_r$18$clock = clock;
+        post_r$18$d = post$0;
+        post_r$19$clock = clock;
+        post_r$19$d = post$1;
+        post_r$20$clock = clock;
+        post_r$20$d = post$2;
+        post_r$21$clock = clock;
+        post_r$21$d = post$3;
+        post_r$22$clock = clock;
+        post_r$22$d = post$4;
+        post_r$23$clock = clock;
+        post_r$23$d = post$5;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -21665,364 +21845,364 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (post_r$2$q || post_r$5$q) begin
             cand$7$d = mac$7$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$8$d = mac$8$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$8$d = mac$8$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$8$d = mac$8$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$8$d = mac$8$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$8$d = mac$8$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$9$d = mac$9$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$9$d = mac$9$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$9$d = mac$9$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$9$d = mac$9$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$9$d = mac$9$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$10$d = mac$10$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$10$d = mac$10$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$10$d = mac$10$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$10$d = mac$10$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$10$d = mac$10$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$11$d = mac$11$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$11$d = mac$11$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$11$d = mac$11$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$11$d = mac$11$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$11$d = mac$11$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$12$d = mac$12$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$12$d = mac$12$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$12$d = mac$12$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$12$d = mac$12$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$12$d = mac$12$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$13$d = mac$13$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$13$d = mac$13$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$13$d = mac$13$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$13$d = mac$13$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$13$d = mac$13$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$14$d = mac$14$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$14$d = mac$14$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$14$d = mac$14$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$14$d = mac$14$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$14$d = mac$14$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$15$d = mac$15$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$15$d = mac$15$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$15$d = mac$15$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$15$d = mac$15$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$15$d = mac$15$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$16$d = mac$16$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$16$d = mac$16$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$16$d = mac$16$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$16$d = mac$16$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$16$d = mac$16$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$17$d = mac$17$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$17$d = mac$17$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$17$d = mac$17$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$17$d = mac$17$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$17$d = mac$17$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$18$d = mac$18$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$18$d = mac$18$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$18$d = mac$18$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$18$d = mac$18$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$18$d = mac$18$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$19$d = mac$19$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$19$d = mac$19$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$19$d = mac$19$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$19$d = mac$19$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$19$d = mac$19$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$20$d = mac$20$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$20$d = mac$20$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$20$d = mac$20$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$20$d = mac$20$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$20$d = mac$20$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$21$d = mac$21$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$21$d = mac$21$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$21$d = mac$21$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$21$d = mac$21$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$21$d = mac$21$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$22$d = mac$22$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$22$d = mac$22$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$22$d = mac$22$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$22$d = mac$22$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$22$d = mac$22$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$23$d = mac$23$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$23$d = mac$23$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$23$d = mac$23$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$23$d = mac$23$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$23$d = mac$23$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$24$d = mac$24$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$24$d = mac$24$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$24$d = mac$24$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$24$d = mac$24$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$24$d = mac$24$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$25$d = mac$25$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$25$d = mac$25$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$25$d = mac$25$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$25$d = mac$25$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$25$d = mac$25$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$26$d = mac$26$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$26$d = mac$26$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$26$d = mac$26$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$26$d = mac$26$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$26$d = mac$26$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$27$d = mac$27$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$27$d = mac$27$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$27$d = mac$27$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$27$d = mac$27$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$27$d = mac$27$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$28$d = mac$28$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$28$d = mac$28$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$28$d = mac$28$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$28$d = mac$28$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$28$d = mac$28$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$29$d = mac$29$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$29$d = mac$29$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$29$d = mac$29$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$29$d = mac$29$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$29$d = mac$29$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$30$d = mac$30$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$30$d = mac$30$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$30$d = mac$30$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$30$d = mac$30$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$30$d = mac$30$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$31$d = mac$31$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$31$d = mac$31$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$31$d = mac$31$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$31$d = mac$31$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$31$d = mac$31$cand;
         end
         h_j = state$0$rdata1;
@@ -26393,6 +26573,186 @@ module top$core$engine$gru$lane$0$post_r$1(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$post_r$1
 
 
+module top$core$engine$gru$lane$0$post_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$10
+
+
+module top$core$engine$gru$lane$0$post_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$11
+
+
+module top$core$engine$gru$lane$0$post_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$12
+
+
+module top$core$engine$gru$lane$0$post_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$13
+
+
+module top$core$engine$gru$lane$0$post_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$14
+
+
+module top$core$engine$gru$lane$0$post_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$15
+
+
+module top$core$engine$gru$lane$0$post_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$16
+
+
+module top$core$engine$gru$lane$0$post_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$17
+
+
+module top$core$engine$gru$lane$0$post_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$18
+
+
+module top$core$engine$gru$lane$0$post_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$19
+
+
 module top$core$engine$gru$lane$0$post_r$2(clock,d,q);
     
     // Module arguments
@@ -26409,6 +26769,78 @@ module top$core$engine$gru$lane$0$post_r$2(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$0$post_r$2
+
+
+module top$core$engine$gru$lane$0$post_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$20
+
+
+module top$core$engine$gru$lane$0$post_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$21
+
+
+module top$core$engine$gru$lane$0$post_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$22
+
+
+module top$core$engine$gru$lane$0$post_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$23
 
 
 module top$core$engine$gru$lane$0$post_r$3(clock,d,q);
@@ -26463,6 +26895,78 @@ module top$core$engine$gru$lane$0$post_r$5(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$0$post_r$5
+
+
+module top$core$engine$gru$lane$0$post_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$6
+
+
+module top$core$engine$gru$lane$0$post_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$7
+
+
+module top$core$engine$gru$lane$0$post_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$8
+
+
+module top$core$engine$gru$lane$0$post_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$post_r$9
 
 
 module top$core$engine$gru$lane$0$q_czero(d,q,clock);
@@ -30989,6 +31493,60 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  post_r$5$clock;
     reg  post_r$5$d;
     wire  post_r$5$q;
+    reg  post_r$6$clock;
+    reg  post_r$6$d;
+    wire  post_r$6$q;
+    reg  post_r$7$clock;
+    reg  post_r$7$d;
+    wire  post_r$7$q;
+    reg  post_r$8$clock;
+    reg  post_r$8$d;
+    wire  post_r$8$q;
+    reg  post_r$9$clock;
+    reg  post_r$9$d;
+    wire  post_r$9$q;
+    reg  post_r$10$clock;
+    reg  post_r$10$d;
+    wire  post_r$10$q;
+    reg  post_r$11$clock;
+    reg  post_r$11$d;
+    wire  post_r$11$q;
+    reg  post_r$12$clock;
+    reg  post_r$12$d;
+    wire  post_r$12$q;
+    reg  post_r$13$clock;
+    reg  post_r$13$d;
+    wire  post_r$13$q;
+    reg  post_r$14$clock;
+    reg  post_r$14$d;
+    wire  post_r$14$q;
+    reg  post_r$15$clock;
+    reg  post_r$15$d;
+    wire  post_r$15$q;
+    reg  post_r$16$clock;
+    reg  post_r$16$d;
+    wire  post_r$16$q;
+    reg  post_r$17$clock;
+    reg  post_r$17$d;
+    wire  post_r$17$q;
+    reg  post_r$18$clock;
+    reg  post_r$18$d;
+    wire  post_r$18$q;
+    reg  post_r$19$clock;
+    reg  post_r$19$d;
+    wire  post_r$19$q;
+    reg  post_r$20$clock;
+    reg  post_r$20$d;
+    wire  post_r$20$q;
+    reg  post_r$21$clock;
+    reg  post_r$21$d;
+    wire  post_r$21$q;
+    reg  post_r$22$clock;
+    reg  post_r$22$d;
+    wire  post_r$22$q;
+    reg  post_r$23$clock;
+    reg  post_r$23$d;
+    wire  post_r$23$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -32401,6 +32959,96 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(post_r$5$clock),
         .d(post_r$5$d),
         .q(post_r$5$q)
+    );
+    top$core$engine$gru$lane$1$post_r$6 post_r$6(
+        .clock(post_r$6$clock),
+        .d(post_r$6$d),
+        .q(post_r$6$q)
+    );
+    top$core$engine$gru$lane$1$post_r$7 post_r$7(
+        .clock(post_r$7$clock),
+        .d(post_r$7$d),
+        .q(post_r$7$q)
+    );
+    top$core$engine$gru$lane$1$post_r$8 post_r$8(
+        .clock(post_r$8$clock),
+        .d(post_r$8$d),
+        .q(post_r$8$q)
+    );
+    top$core$engine$gru$lane$1$post_r$9 post_r$9(
+        .clock(post_r$9$clock),
+        .d(post_r$9$d),
+        .q(post_r$9$q)
+    );
+    top$core$engine$gru$lane$1$post_r$10 post_r$10(
+        .clock(post_r$10$clock),
+        .d(post_r$10$d),
+        .q(post_r$10$q)
+    );
+    top$core$engine$gru$lane$1$post_r$11 post_r$11(
+        .clock(post_r$11$clock),
+        .d(post_r$11$d),
+        .q(post_r$11$q)
+    );
+    top$core$engine$gru$lane$1$post_r$12 post_r$12(
+        .clock(post_r$12$clock),
+        .d(post_r$12$d),
+        .q(post_r$12$q)
+    );
+    top$core$engine$gru$lane$1$post_r$13 post_r$13(
+        .clock(post_r$13$clock),
+        .d(post_r$13$d),
+        .q(post_r$13$q)
+    );
+    top$core$engine$gru$lane$1$post_r$14 post_r$14(
+        .clock(post_r$14$clock),
+        .d(post_r$14$d),
+        .q(post_r$14$q)
+    );
+    top$core$engine$gru$lane$1$post_r$15 post_r$15(
+        .clock(post_r$15$clock),
+        .d(post_r$15$d),
+        .q(post_r$15$q)
+    );
+    top$core$engine$gru$lane$1$post_r$16 post_r$16(
+        .clock(post_r$16$clock),
+        .d(post_r$16$d),
+        .q(post_r$16$q)
+    );
+    top$core$engine$gru$lane$1$post_r$17 post_r$17(
+        .clock(post_r$17$clock),
+        .d(post_r$17$d),
+        .q(post_r$17$q)
+    );
+    top$core$engine$gru$lane$1$post_r$18 post_r$18(
+        .clock(post_r$18$clock),
+        .d(post_r$18$d),
+        .q(post_r$18$q)
+    );
+    top$core$engine$gru$lane$1$post_r$19 post_r$19(
+        .clock(post_r$19$clock),
+        .d(post_r$19$d),
+        .q(post_r$19$q)
+    );
+    top$core$engine$gru$lane$1$post_r$20 post_r$20(
+        .clock(post_r$20$clock),
+        .d(post_r$20$d),
+        .q(post_r$20$q)
+    );
+    top$core$engine$gru$lane$1$post_r$21 post_r$21(
+        .clock(post_r$21$clock),
+        .d(post_r$21$d),
+        .q(post_r$21$q)
+    );
+    top$core$engine$gru$lane$1$post_r$22 post_r$22(
+        .clock(post_r$22$clock),
+        .d(post_r$22$d),
+        .q(post_r$22$q)
+    );
+    top$core$engine$gru$lane$1$post_r$23 post_r$23(
+        .clock(post_r$23$clock),
+        .d(post_r$23$d),
+        .q(post_r$23$q)
     );
     top$core$engine$gru$lane$1$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -34424,6 +35072,42 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         post_r$4$d = post$4;
         post_r$5$clock = clock;
         post_r$5$d = post$5;
+        post_r$6$clock = clock;
+        post_r$6$d = post$0;
+        post_r$7$clock = clock;
+        post_r$7$d = post$1;
+        post_r$8$clock = clock;
+        post_r$8$d = post$2;
+        post_r$9$clock = clock;
+        post_r$9$d = post$3;
+        post_r$10$clock = clock;
+        post_r$10$d = post$4;
+        post_r$11$clock = clock;
+        post_r$11$d = post$5;
+        post_r$12$clock = clock;
+        post_r$12$d = post$0;
+        post_r$13$clock = clock;
+        post_r$13$d = post$1;
+        post_r$14$clock = clock;
+        post_r$14$d = post$2;
+        post_r$15$clock = clock;
+        post_r$15$d = post$3;
+        post_r$16$clock = clock;
+        post_r$16$d = post$4;
+        post_r$17$clock = clock;
+        post_r$17$d = post$5;
+        post_r$18$clock = clock;
+        post_r$18$d = post$0;
+        post_r$19$clock = clock;
+        post_r$19$d = post$1;
+        post_r$20$clock = clock;
+        post_r$20$d = post$2;
+        post_r$21$clock = clock;
+        post_r$21$d = post$3;
+        post_r$22$clock = clock;
+        post_r$22$d = post$4;
+        post_r$23$clock = clock;
+        post_r$23$d = post$5;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -36059,364 +36743,364 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (post_r$2$q || post_r$5$q) begin
             cand$7$d = mac$7$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$8$d = mac$8$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$8$d = mac$8$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$8$d = mac$8$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$8$d = mac$8$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$8$d = mac$8$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$9$d = mac$9$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$9$d = mac$9$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$9$d = mac$9$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$9$d = mac$9$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$9$d = mac$9$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$10$d = mac$10$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$10$d = mac$10$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$10$d = mac$10$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$10$d = mac$10$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$10$d = mac$10$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$11$d = mac$11$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$11$d = mac$11$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$11$d = mac$11$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$11$d = mac$11$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$11$d = mac$11$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$12$d = mac$12$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$12$d = mac$12$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$12$d = mac$12$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$12$d = mac$12$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$12$d = mac$12$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$13$d = mac$13$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$13$d = mac$13$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$13$d = mac$13$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$13$d = mac$13$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$13$d = mac$13$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$14$d = mac$14$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$14$d = mac$14$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$14$d = mac$14$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$14$d = mac$14$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$14$d = mac$14$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$15$d = mac$15$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$15$d = mac$15$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$15$d = mac$15$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$15$d = mac$15$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$15$d = mac$15$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$16$d = mac$16$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$16$d = mac$16$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$16$d = mac$16$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$16$d = mac$16$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$16$d = mac$16$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$17$d = mac$17$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$17$d = mac$17$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$17$d = mac$17$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$17$d = mac$17$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$17$d = mac$17$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$18$d = mac$18$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$18$d = mac$18$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$18$d = mac$18$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$18$d = mac$18$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$18$d = mac$18$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$19$d = mac$19$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$19$d = mac$19$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$19$d = mac$19$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$19$d = mac$19$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$19$d = mac$19$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$20$d = mac$20$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$20$d = mac$20$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$20$d = mac$20$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$20$d = mac$20$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$20$d = mac$20$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$21$d = mac$21$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$21$d = mac$21$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$21$d = mac$21$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$21$d = mac$21$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$21$d = mac$21$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$22$d = mac$22$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$22$d = mac$22$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$22$d = mac$22$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$22$d = mac$22$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$22$d = mac$22$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$23$d = mac$23$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$23$d = mac$23$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$23$d = mac$23$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$23$d = mac$23$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$23$d = mac$23$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$24$d = mac$24$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$24$d = mac$24$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$24$d = mac$24$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$24$d = mac$24$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$24$d = mac$24$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$25$d = mac$25$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$25$d = mac$25$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$25$d = mac$25$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$25$d = mac$25$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$25$d = mac$25$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$26$d = mac$26$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$26$d = mac$26$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$26$d = mac$26$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$26$d = mac$26$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$26$d = mac$26$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$27$d = mac$27$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$27$d = mac$27$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$27$d = mac$27$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$27$d = mac$27$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$27$d = mac$27$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$28$d = mac$28$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$28$d = mac$28$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$28$d = mac$28$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$28$d = mac$28$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$28$d = mac$28$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$29$d = mac$29$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$29$d = mac$29$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$29$d = mac$29$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$29$d = mac$29$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$29$d = mac$29$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$30$d = mac$30$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$30$d = mac$30$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$30$d = mac$30$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$30$d = mac$30$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$30$d = mac$30$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$31$d = mac$31$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$31$d = mac$31$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$31$d = mac$31$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$31$d = mac$31$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$31$d = mac$31$cand;
         end
         h_j = state$0$rdata1;
@@ -40787,6 +41471,186 @@ module top$core$engine$gru$lane$1$post_r$1(clock,d,q);
 endmodule // top$core$engine$gru$lane$1$post_r$1
 
 
+module top$core$engine$gru$lane$1$post_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$10
+
+
+module top$core$engine$gru$lane$1$post_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$11
+
+
+module top$core$engine$gru$lane$1$post_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$12
+
+
+module top$core$engine$gru$lane$1$post_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$13
+
+
+module top$core$engine$gru$lane$1$post_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$14
+
+
+module top$core$engine$gru$lane$1$post_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$15
+
+
+module top$core$engine$gru$lane$1$post_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$16
+
+
+module top$core$engine$gru$lane$1$post_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$17
+
+
+module top$core$engine$gru$lane$1$post_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$18
+
+
+module top$core$engine$gru$lane$1$post_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$19
+
+
 module top$core$engine$gru$lane$1$post_r$2(clock,d,q);
     
     // Module arguments
@@ -40803,6 +41667,78 @@ module top$core$engine$gru$lane$1$post_r$2(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$1$post_r$2
+
+
+module top$core$engine$gru$lane$1$post_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$20
+
+
+module top$core$engine$gru$lane$1$post_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$21
+
+
+module top$core$engine$gru$lane$1$post_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$22
+
+
+module top$core$engine$gru$lane$1$post_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$23
 
 
 module top$core$engine$gru$lane$1$post_r$3(clock,d,q);
@@ -40857,6 +41793,78 @@ module top$core$engine$gru$lane$1$post_r$5(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$1$post_r$5
+
+
+module top$core$engine$gru$lane$1$post_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$6
+
+
+module top$core$engine$gru$lane$1$post_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$7
+
+
+module top$core$engine$gru$lane$1$post_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$8
+
+
+module top$core$engine$gru$lane$1$post_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$post_r$9
 
 
 module top$core$engine$gru$lane$1$q_czero(d,q,clock);
@@ -45383,6 +46391,60 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  post_r$5$clock;
     reg  post_r$5$d;
     wire  post_r$5$q;
+    reg  post_r$6$clock;
+    reg  post_r$6$d;
+    wire  post_r$6$q;
+    reg  post_r$7$clock;
+    reg  post_r$7$d;
+    wire  post_r$7$q;
+    reg  post_r$8$clock;
+    reg  post_r$8$d;
+    wire  post_r$8$q;
+    reg  post_r$9$clock;
+    reg  post_r$9$d;
+    wire  post_r$9$q;
+    reg  post_r$10$clock;
+    reg  post_r$10$d;
+    wire  post_r$10$q;
+    reg  post_r$11$clock;
+    reg  post_r$11$d;
+    wire  post_r$11$q;
+    reg  post_r$12$clock;
+    reg  post_r$12$d;
+    wire  post_r$12$q;
+    reg  post_r$13$clock;
+    reg  post_r$13$d;
+    wire  post_r$13$q;
+    reg  post_r$14$clock;
+    reg  post_r$14$d;
+    wire  post_r$14$q;
+    reg  post_r$15$clock;
+    reg  post_r$15$d;
+    wire  post_r$15$q;
+    reg  post_r$16$clock;
+    reg  post_r$16$d;
+    wire  post_r$16$q;
+    reg  post_r$17$clock;
+    reg  post_r$17$d;
+    wire  post_r$17$q;
+    reg  post_r$18$clock;
+    reg  post_r$18$d;
+    wire  post_r$18$q;
+    reg  post_r$19$clock;
+    reg  post_r$19$d;
+    wire  post_r$19$q;
+    reg  post_r$20$clock;
+    reg  post_r$20$d;
+    wire  post_r$20$q;
+    reg  post_r$21$clock;
+    reg  post_r$21$d;
+    wire  post_r$21$q;
+    reg  post_r$22$clock;
+    reg  post_r$22$d;
+    wire  post_r$22$q;
+    reg  post_r$23$clock;
+    reg  post_r$23$d;
+    wire  post_r$23$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -46795,6 +47857,96 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(post_r$5$clock),
         .d(post_r$5$d),
         .q(post_r$5$q)
+    );
+    top$core$engine$gru$lane$2$post_r$6 post_r$6(
+        .clock(post_r$6$clock),
+        .d(post_r$6$d),
+        .q(post_r$6$q)
+    );
+    top$core$engine$gru$lane$2$post_r$7 post_r$7(
+        .clock(post_r$7$clock),
+        .d(post_r$7$d),
+        .q(post_r$7$q)
+    );
+    top$core$engine$gru$lane$2$post_r$8 post_r$8(
+        .clock(post_r$8$clock),
+        .d(post_r$8$d),
+        .q(post_r$8$q)
+    );
+    top$core$engine$gru$lane$2$post_r$9 post_r$9(
+        .clock(post_r$9$clock),
+        .d(post_r$9$d),
+        .q(post_r$9$q)
+    );
+    top$core$engine$gru$lane$2$post_r$10 post_r$10(
+        .clock(post_r$10$clock),
+        .d(post_r$10$d),
+        .q(post_r$10$q)
+    );
+    top$core$engine$gru$lane$2$post_r$11 post_r$11(
+        .clock(post_r$11$clock),
+        .d(post_r$11$d),
+        .q(post_r$11$q)
+    );
+    top$core$engine$gru$lane$2$post_r$12 post_r$12(
+        .clock(post_r$12$clock),
+        .d(post_r$12$d),
+        .q(post_r$12$q)
+    );
+    top$core$engine$gru$lane$2$post_r$13 post_r$13(
+        .clock(post_r$13$clock),
+        .d(post_r$13$d),
+        .q(post_r$13$q)
+    );
+    top$core$engine$gru$lane$2$post_r$14 post_r$14(
+        .clock(post_r$14$clock),
+        .d(post_r$14$d),
+        .q(post_r$14$q)
+    );
+    top$core$engine$gru$lane$2$post_r$15 post_r$15(
+        .clock(post_r$15$clock),
+        .d(post_r$15$d),
+        .q(post_r$15$q)
+    );
+    top$core$engine$gru$lane$2$post_r$16 post_r$16(
+        .clock(post_r$16$clock),
+        .d(post_r$16$d),
+        .q(post_r$16$q)
+    );
+    top$core$engine$gru$lane$2$post_r$17 post_r$17(
+        .clock(post_r$17$clock),
+        .d(post_r$17$d),
+        .q(post_r$17$q)
+    );
+    top$core$engine$gru$lane$2$post_r$18 post_r$18(
+        .clock(post_r$18$clock),
+        .d(post_r$18$d),
+        .q(post_r$18$q)
+    );
+    top$core$engine$gru$lane$2$post_r$19 post_r$19(
+        .clock(post_r$19$clock),
+        .d(post_r$19$d),
+        .q(post_r$19$q)
+    );
+    top$core$engine$gru$lane$2$post_r$20 post_r$20(
+        .clock(post_r$20$clock),
+        .d(post_r$20$d),
+        .q(post_r$20$q)
+    );
+    top$core$engine$gru$lane$2$post_r$21 post_r$21(
+        .clock(post_r$21$clock),
+        .d(post_r$21$d),
+        .q(post_r$21$q)
+    );
+    top$core$engine$gru$lane$2$post_r$22 post_r$22(
+        .clock(post_r$22$clock),
+        .d(post_r$22$d),
+        .q(post_r$22$q)
+    );
+    top$core$engine$gru$lane$2$post_r$23 post_r$23(
+        .clock(post_r$23$clock),
+        .d(post_r$23$d),
+        .q(post_r$23$q)
     );
     top$core$engine$gru$lane$2$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -48818,6 +49970,42 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         post_r$4$d = post$4;
         post_r$5$clock = clock;
         post_r$5$d = post$5;
+        post_r$6$clock = clock;
+        post_r$6$d = post$0;
+        post_r$7$clock = clock;
+        post_r$7$d = post$1;
+        post_r$8$clock = clock;
+        post_r$8$d = post$2;
+        post_r$9$clock = clock;
+        post_r$9$d = post$3;
+        post_r$10$clock = clock;
+        post_r$10$d = post$4;
+        post_r$11$clock = clock;
+        post_r$11$d = post$5;
+        post_r$12$clock = clock;
+        post_r$12$d = post$0;
+        post_r$13$clock = clock;
+        post_r$13$d = post$1;
+        post_r$14$clock = clock;
+        post_r$14$d = post$2;
+        post_r$15$clock = clock;
+        post_r$15$d = post$3;
+        post_r$16$clock = clock;
+        post_r$16$d = post$4;
+        post_r$17$clock = clock;
+        post_r$17$d = post$5;
+        post_r$18$clock = clock;
+        post_r$18$d = post$0;
+        post_r$19$clock = clock;
+        post_r$19$d = post$1;
+        post_r$20$clock = clock;
+        post_r$20$d = post$2;
+        post_r$21$clock = clock;
+        post_r$21$d = post$3;
+        post_r$22$clock = clock;
+        post_r$22$d = post$4;
+        post_r$23$clock = clock;
+        post_r$23$d = post$5;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -50453,364 +51641,364 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (post_r$2$q || post_r$5$q) begin
             cand$7$d = mac$7$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$8$d = mac$8$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$8$d = mac$8$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$8$d = mac$8$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$8$d = mac$8$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$8$d = mac$8$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$9$d = mac$9$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$9$d = mac$9$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$9$d = mac$9$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$9$d = mac$9$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$9$d = mac$9$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$10$d = mac$10$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$10$d = mac$10$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$10$d = mac$10$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$10$d = mac$10$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$10$d = mac$10$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$11$d = mac$11$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$11$d = mac$11$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$11$d = mac$11$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$11$d = mac$11$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$11$d = mac$11$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$12$d = mac$12$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$12$d = mac$12$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$12$d = mac$12$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$12$d = mac$12$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$12$d = mac$12$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$13$d = mac$13$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$13$d = mac$13$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$13$d = mac$13$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$13$d = mac$13$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$13$d = mac$13$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$14$d = mac$14$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$14$d = mac$14$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$14$d = mac$14$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$14$d = mac$14$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$14$d = mac$14$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$15$d = mac$15$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$15$d = mac$15$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$15$d = mac$15$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$15$d = mac$15$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$15$d = mac$15$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$16$d = mac$16$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$16$d = mac$16$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$16$d = mac$16$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$16$d = mac$16$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$16$d = mac$16$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$17$d = mac$17$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$17$d = mac$17$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$17$d = mac$17$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$17$d = mac$17$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$17$d = mac$17$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$18$d = mac$18$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$18$d = mac$18$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$18$d = mac$18$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$18$d = mac$18$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$18$d = mac$18$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$19$d = mac$19$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$19$d = mac$19$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$19$d = mac$19$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$19$d = mac$19$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$19$d = mac$19$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$20$d = mac$20$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$20$d = mac$20$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$20$d = mac$20$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$20$d = mac$20$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$20$d = mac$20$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$21$d = mac$21$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$21$d = mac$21$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$21$d = mac$21$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$21$d = mac$21$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$21$d = mac$21$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$22$d = mac$22$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$22$d = mac$22$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$22$d = mac$22$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$22$d = mac$22$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$22$d = mac$22$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$23$d = mac$23$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$23$d = mac$23$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$23$d = mac$23$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$23$d = mac$23$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$23$d = mac$23$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$24$d = mac$24$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$24$d = mac$24$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$24$d = mac$24$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$24$d = mac$24$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$24$d = mac$24$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$25$d = mac$25$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$25$d = mac$25$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$25$d = mac$25$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$25$d = mac$25$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$25$d = mac$25$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$26$d = mac$26$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$26$d = mac$26$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$26$d = mac$26$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$26$d = mac$26$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$26$d = mac$26$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$27$d = mac$27$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$27$d = mac$27$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$27$d = mac$27$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$27$d = mac$27$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$27$d = mac$27$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$28$d = mac$28$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$28$d = mac$28$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$28$d = mac$28$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$28$d = mac$28$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$28$d = mac$28$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$29$d = mac$29$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$29$d = mac$29$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$29$d = mac$29$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$29$d = mac$29$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$29$d = mac$29$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$30$d = mac$30$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$30$d = mac$30$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$30$d = mac$30$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$30$d = mac$30$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$30$d = mac$30$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$31$d = mac$31$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$31$d = mac$31$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$31$d = mac$31$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$31$d = mac$31$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$31$d = mac$31$cand;
         end
         h_j = state$0$rdata1;
@@ -55181,6 +56369,186 @@ module top$core$engine$gru$lane$2$post_r$1(clock,d,q);
 endmodule // top$core$engine$gru$lane$2$post_r$1
 
 
+module top$core$engine$gru$lane$2$post_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$10
+
+
+module top$core$engine$gru$lane$2$post_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$11
+
+
+module top$core$engine$gru$lane$2$post_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$12
+
+
+module top$core$engine$gru$lane$2$post_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$13
+
+
+module top$core$engine$gru$lane$2$post_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$14
+
+
+module top$core$engine$gru$lane$2$post_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$15
+
+
+module top$core$engine$gru$lane$2$post_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$16
+
+
+module top$core$engine$gru$lane$2$post_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$17
+
+
+module top$core$engine$gru$lane$2$post_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$18
+
+
+module top$core$engine$gru$lane$2$post_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$19
+
+
 module top$core$engine$gru$lane$2$post_r$2(clock,d,q);
     
     // Module arguments
@@ -55197,6 +56565,78 @@ module top$core$engine$gru$lane$2$post_r$2(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$2$post_r$2
+
+
+module top$core$engine$gru$lane$2$post_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$20
+
+
+module top$core$engine$gru$lane$2$post_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$21
+
+
+module top$core$engine$gru$lane$2$post_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$22
+
+
+module top$core$engine$gru$lane$2$post_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$23
 
 
 module top$core$engine$gru$lane$2$post_r$3(clock,d,q);
@@ -55251,6 +56691,78 @@ module top$core$engine$gru$lane$2$post_r$5(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$2$post_r$5
+
+
+module top$core$engine$gru$lane$2$post_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$6
+
+
+module top$core$engine$gru$lane$2$post_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$7
+
+
+module top$core$engine$gru$lane$2$post_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$8
+
+
+module top$core$engine$gru$lane$2$post_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$post_r$9
 
 
 module top$core$engine$gru$lane$2$q_czero(d,q,clock);
@@ -59777,6 +61289,60 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  post_r$5$clock;
     reg  post_r$5$d;
     wire  post_r$5$q;
+    reg  post_r$6$clock;
+    reg  post_r$6$d;
+    wire  post_r$6$q;
+    reg  post_r$7$clock;
+    reg  post_r$7$d;
+    wire  post_r$7$q;
+    reg  post_r$8$clock;
+    reg  post_r$8$d;
+    wire  post_r$8$q;
+    reg  post_r$9$clock;
+    reg  post_r$9$d;
+    wire  post_r$9$q;
+    reg  post_r$10$clock;
+    reg  post_r$10$d;
+    wire  post_r$10$q;
+    reg  post_r$11$clock;
+    reg  post_r$11$d;
+    wire  post_r$11$q;
+    reg  post_r$12$clock;
+    reg  post_r$12$d;
+    wire  post_r$12$q;
+    reg  post_r$13$clock;
+    reg  post_r$13$d;
+    wire  post_r$13$q;
+    reg  post_r$14$clock;
+    reg  post_r$14$d;
+    wire  post_r$14$q;
+    reg  post_r$15$clock;
+    reg  post_r$15$d;
+    wire  post_r$15$q;
+    reg  post_r$16$clock;
+    reg  post_r$16$d;
+    wire  post_r$16$q;
+    reg  post_r$17$clock;
+    reg  post_r$17$d;
+    wire  post_r$17$q;
+    reg  post_r$18$clock;
+    reg  post_r$18$d;
+    wire  post_r$18$q;
+    reg  post_r$19$clock;
+    reg  post_r$19$d;
+    wire  post_r$19$q;
+    reg  post_r$20$clock;
+    reg  post_r$20$d;
+    wire  post_r$20$q;
+    reg  post_r$21$clock;
+    reg  post_r$21$d;
+    wire  post_r$21$q;
+    reg  post_r$22$clock;
+    reg  post_r$22$d;
+    wire  post_r$22$q;
+    reg  post_r$23$clock;
+    reg  post_r$23$d;
+    wire  post_r$23$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -61189,6 +62755,96 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(post_r$5$clock),
         .d(post_r$5$d),
         .q(post_r$5$q)
+    );
+    top$core$engine$gru$lane$3$post_r$6 post_r$6(
+        .clock(post_r$6$clock),
+        .d(post_r$6$d),
+        .q(post_r$6$q)
+    );
+    top$core$engine$gru$lane$3$post_r$7 post_r$7(
+        .clock(post_r$7$clock),
+        .d(post_r$7$d),
+        .q(post_r$7$q)
+    );
+    top$core$engine$gru$lane$3$post_r$8 post_r$8(
+        .clock(post_r$8$clock),
+        .d(post_r$8$d),
+        .q(post_r$8$q)
+    );
+    top$core$engine$gru$lane$3$post_r$9 post_r$9(
+        .clock(post_r$9$clock),
+        .d(post_r$9$d),
+        .q(post_r$9$q)
+    );
+    top$core$engine$gru$lane$3$post_r$10 post_r$10(
+        .clock(post_r$10$clock),
+        .d(post_r$10$d),
+        .q(post_r$10$q)
+    );
+    top$core$engine$gru$lane$3$post_r$11 post_r$11(
+        .clock(post_r$11$clock),
+        .d(post_r$11$d),
+        .q(post_r$11$q)
+    );
+    top$core$engine$gru$lane$3$post_r$12 post_r$12(
+        .clock(post_r$12$clock),
+        .d(post_r$12$d),
+        .q(post_r$12$q)
+    );
+    top$core$engine$gru$lane$3$post_r$13 post_r$13(
+        .clock(post_r$13$clock),
+        .d(post_r$13$d),
+        .q(post_r$13$q)
+    );
+    top$core$engine$gru$lane$3$post_r$14 post_r$14(
+        .clock(post_r$14$clock),
+        .d(post_r$14$d),
+        .q(post_r$14$q)
+    );
+    top$core$engine$gru$lane$3$post_r$15 post_r$15(
+        .clock(post_r$15$clock),
+        .d(post_r$15$d),
+        .q(post_r$15$q)
+    );
+    top$core$engine$gru$lane$3$post_r$16 post_r$16(
+        .clock(post_r$16$clock),
+        .d(post_r$16$d),
+        .q(post_r$16$q)
+    );
+    top$core$engine$gru$lane$3$post_r$17 post_r$17(
+        .clock(post_r$17$clock),
+        .d(post_r$17$d),
+        .q(post_r$17$q)
+    );
+    top$core$engine$gru$lane$3$post_r$18 post_r$18(
+        .clock(post_r$18$clock),
+        .d(post_r$18$d),
+        .q(post_r$18$q)
+    );
+    top$core$engine$gru$lane$3$post_r$19 post_r$19(
+        .clock(post_r$19$clock),
+        .d(post_r$19$d),
+        .q(post_r$19$q)
+    );
+    top$core$engine$gru$lane$3$post_r$20 post_r$20(
+        .clock(post_r$20$clock),
+        .d(post_r$20$d),
+        .q(post_r$20$q)
+    );
+    top$core$engine$gru$lane$3$post_r$21 post_r$21(
+        .clock(post_r$21$clock),
+        .d(post_r$21$d),
+        .q(post_r$21$q)
+    );
+    top$core$engine$gru$lane$3$post_r$22 post_r$22(
+        .clock(post_r$22$clock),
+        .d(post_r$22$d),
+        .q(post_r$22$q)
+    );
+    top$core$engine$gru$lane$3$post_r$23 post_r$23(
+        .clock(post_r$23$clock),
+        .d(post_r$23$d),
+        .q(post_r$23$q)
     );
     top$core$engine$gru$lane$3$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -63212,6 +64868,42 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         post_r$4$d = post$4;
         post_r$5$clock = clock;
         post_r$5$d = post$5;
+        post_r$6$clock = clock;
+        post_r$6$d = post$0;
+        post_r$7$clock = clock;
+        post_r$7$d = post$1;
+        post_r$8$clock = clock;
+        post_r$8$d = post$2;
+        post_r$9$clock = clock;
+        post_r$9$d = post$3;
+        post_r$10$clock = clock;
+        post_r$10$d = post$4;
+        post_r$11$clock = clock;
+        post_r$11$d = post$5;
+        post_r$12$clock = clock;
+        post_r$12$d = post$0;
+        post_r$13$clock = clock;
+        post_r$13$d = post$1;
+        post_r$14$clock = clock;
+        post_r$14$d = post$2;
+        post_r$15$clock = clock;
+        post_r$15$d = post$3;
+        post_r$16$clock = clock;
+        post_r$16$d = post$4;
+        post_r$17$clock = clock;
+        post_r$17$d = post$5;
+        post_r$18$clock = clock;
+        post_r$18$d = post$0;
+        post_r$19$clock = clock;
+        post_r$19$d = post$1;
+        post_r$20$clock = clock;
+        post_r$20$d = post$2;
+        post_r$21$clock = clock;
+        post_r$21$d = post$3;
+        post_r$22$clock = clock;
+        post_r$22$d = post$4;
+        post_r$23$clock = clock;
+        post_r$23$d = post$5;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -64847,364 +66539,364 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (post_r$2$q || post_r$5$q) begin
             cand$7$d = mac$7$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$8$d = mac$8$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$8$d = mac$8$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$8$d = mac$8$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$8$d = mac$8$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$8$d = mac$8$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$9$d = mac$9$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$9$d = mac$9$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$9$d = mac$9$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$9$d = mac$9$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$9$d = mac$9$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$10$d = mac$10$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$10$d = mac$10$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$10$d = mac$10$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$10$d = mac$10$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$10$d = mac$10$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$11$d = mac$11$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$11$d = mac$11$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$11$d = mac$11$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$11$d = mac$11$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$11$d = mac$11$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$12$d = mac$12$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$12$d = mac$12$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$12$d = mac$12$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$12$d = mac$12$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$12$d = mac$12$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$13$d = mac$13$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$13$d = mac$13$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$13$d = mac$13$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$13$d = mac$13$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$13$d = mac$13$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$14$d = mac$14$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$14$d = mac$14$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$14$d = mac$14$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$14$d = mac$14$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$14$d = mac$14$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$15$d = mac$15$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$9$q) begin
             z1$15$d = mac$15$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             r0$15$d = mac$15$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$10$q) begin
             r1$15$d = mac$15$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$8$q || post_r$11$q) begin
             cand$15$d = mac$15$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$16$d = mac$16$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$16$d = mac$16$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$16$d = mac$16$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$16$d = mac$16$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$16$d = mac$16$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$17$d = mac$17$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$17$d = mac$17$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$17$d = mac$17$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$17$d = mac$17$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$17$d = mac$17$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$18$d = mac$18$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$18$d = mac$18$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$18$d = mac$18$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$18$d = mac$18$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$18$d = mac$18$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$19$d = mac$19$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$19$d = mac$19$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$19$d = mac$19$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$19$d = mac$19$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$19$d = mac$19$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$20$d = mac$20$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$20$d = mac$20$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$20$d = mac$20$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$20$d = mac$20$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$20$d = mac$20$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$21$d = mac$21$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$21$d = mac$21$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$21$d = mac$21$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$21$d = mac$21$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$21$d = mac$21$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$22$d = mac$22$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$22$d = mac$22$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$22$d = mac$22$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$22$d = mac$22$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$22$d = mac$22$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             z0$23$d = mac$23$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$15$q) begin
             z1$23$d = mac$23$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r0$23$d = mac$23$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$16$q) begin
             r1$23$d = mac$23$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$14$q || post_r$17$q) begin
             cand$23$d = mac$23$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$24$d = mac$24$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$24$d = mac$24$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$24$d = mac$24$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$24$d = mac$24$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$24$d = mac$24$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$25$d = mac$25$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$25$d = mac$25$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$25$d = mac$25$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$25$d = mac$25$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$25$d = mac$25$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$26$d = mac$26$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$26$d = mac$26$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$26$d = mac$26$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$26$d = mac$26$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$26$d = mac$26$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$27$d = mac$27$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$27$d = mac$27$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$27$d = mac$27$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$27$d = mac$27$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$27$d = mac$27$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$28$d = mac$28$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$28$d = mac$28$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$28$d = mac$28$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$28$d = mac$28$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$28$d = mac$28$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$29$d = mac$29$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$29$d = mac$29$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$29$d = mac$29$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$29$d = mac$29$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$29$d = mac$29$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$30$d = mac$30$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$30$d = mac$30$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$30$d = mac$30$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$30$d = mac$30$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$30$d = mac$30$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$18$q) begin
             z0$31$d = mac$31$gate;
         end
-        if (post_r$3$q) begin
+        if (post_r$21$q) begin
             z1$31$d = mac$31$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$19$q) begin
             r0$31$d = mac$31$gate;
         end
-        if (post_r$4$q) begin
+        if (post_r$22$q) begin
             r1$31$d = mac$31$gate;
         end
-        if (post_r$2$q || post_r$5$q) begin
+        if (post_r$20$q || post_r$23$q) begin
             cand$31$d = mac$31$cand;
         end
         h_j = state$0$rdata1;
@@ -69575,6 +71267,186 @@ module top$core$engine$gru$lane$3$post_r$1(clock,d,q);
 endmodule // top$core$engine$gru$lane$3$post_r$1
 
 
+module top$core$engine$gru$lane$3$post_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$10
+
+
+module top$core$engine$gru$lane$3$post_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$11
+
+
+module top$core$engine$gru$lane$3$post_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$12
+
+
+module top$core$engine$gru$lane$3$post_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$13
+
+
+module top$core$engine$gru$lane$3$post_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$14
+
+
+module top$core$engine$gru$lane$3$post_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$15
+
+
+module top$core$engine$gru$lane$3$post_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$16
+
+
+module top$core$engine$gru$lane$3$post_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$17
+
+
+module top$core$engine$gru$lane$3$post_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$18
+
+
+module top$core$engine$gru$lane$3$post_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$19
+
+
 module top$core$engine$gru$lane$3$post_r$2(clock,d,q);
     
     // Module arguments
@@ -69591,6 +71463,78 @@ module top$core$engine$gru$lane$3$post_r$2(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$3$post_r$2
+
+
+module top$core$engine$gru$lane$3$post_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$20
+
+
+module top$core$engine$gru$lane$3$post_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$21
+
+
+module top$core$engine$gru$lane$3$post_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$22
+
+
+module top$core$engine$gru$lane$3$post_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$23
 
 
 module top$core$engine$gru$lane$3$post_r$3(clock,d,q);
@@ -69645,6 +71589,78 @@ module top$core$engine$gru$lane$3$post_r$5(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$3$post_r$5
+
+
+module top$core$engine$gru$lane$3$post_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$6
+
+
+module top$core$engine$gru$lane$3$post_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$7
+
+
+module top$core$engine$gru$lane$3$post_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$8
+
+
+module top$core$engine$gru$lane$3$post_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$post_r$9
 
 
 module top$core$engine$gru$lane$3$q_czero(d,q,clock);
@@ -82302,7 +84318,7 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
     // Constant declarations
     localparam  last_gate = 16'h86;
     localparam  baseline = 16'ha;
-    localparam  bank_size = 16'h87;
+    localparam  bank_size = 16'h100;
     
     // Stub signals
     reg  raw$0$clock;
@@ -82594,9 +84610,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
         sum1$0$d = sum1$0$q;
         raw$0$clock = clock;
         raw$0$we = accept;
-        raw$0$waddr = write_base + gate$q;
+        raw$0$waddr = write_base | gate$q;
         raw$0$wdata = count$0;
-        raw$0$raddr0 = read_base + raddr;
+        raw$0$raddr0 = read_base | raddr;
         raw$0$raddr1 = 16'h0;
         rdata_reg$0$clock = clock;
         rdata_reg$0$d = raw$0$rdata0;
@@ -82631,9 +84647,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
         sum1$1$d = sum1$1$q;
         raw$1$clock = clock;
         raw$1$we = accept;
-        raw$1$waddr = write_base + gate$q;
+        raw$1$waddr = write_base | gate$q;
         raw$1$wdata = count$1;
-        raw$1$raddr0 = read_base + raddr;
+        raw$1$raddr0 = read_base | raddr;
         raw$1$raddr1 = 16'h0;
         rdata_reg$1$clock = clock;
         rdata_reg$1$d = raw$1$rdata0;
@@ -82668,9 +84684,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
         sum1$2$d = sum1$2$q;
         raw$2$clock = clock;
         raw$2$we = accept;
-        raw$2$waddr = write_base + gate$q;
+        raw$2$waddr = write_base | gate$q;
         raw$2$wdata = count$2;
-        raw$2$raddr0 = read_base + raddr;
+        raw$2$raddr0 = read_base | raddr;
         raw$2$raddr1 = 16'h0;
         rdata_reg$2$clock = clock;
         rdata_reg$2$d = raw$2$rdata0;
@@ -82705,9 +84721,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,count$1,count$2,count$3,
         sum1$3$d = sum1$3$q;
         raw$3$clock = clock;
         raw$3$we = accept;
-        raw$3$waddr = write_base + gate$q;
+        raw$3$waddr = write_base | gate$q;
         raw$3$wdata = count$3;
-        raw$3$raddr0 = read_base + raddr;
+        raw$3$raddr0 = read_base | raddr;
         raw$3$raddr1 = 16'h0;
         rdata_reg$3$clock = clock;
         rdata_reg$3$d = raw$3$rdata0;
@@ -82833,15 +84849,18 @@ module top$core$engine$ingest$raw$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rd
     output reg  [15:0] rdata1;
     
     // Update code (custom)
-    reg [15:0] mem [0:269];
+    reg [15:0] mem [0:511];
     integer i;
-    initial for (i = 0; i < 270; i = i + 1) mem[i] = 0;
+    initial for (i = 0; i < 512; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:9]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:9]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:9]};
     always @(*) begin
-       rdata0 = (raddr0 < 270) ? mem[raddr0[8:0]] : 16'h0;
-       rdata1 = (raddr1 < 270) ? mem[raddr1[8:0]] : 16'h0;
+       rdata0 = mem[raddr0[8:0]];
+       rdata1 = mem[raddr1[8:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 270) mem[waddr[8:0]] <= wdata;
+       if (we) mem[waddr[8:0]] <= wdata;
     end
 endmodule // top$core$engine$ingest$raw$0
 
@@ -82859,15 +84878,18 @@ module top$core$engine$ingest$raw$1(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rd
     output reg  [15:0] rdata1;
     
     // Update code (custom)
-    reg [15:0] mem [0:269];
+    reg [15:0] mem [0:511];
     integer i;
-    initial for (i = 0; i < 270; i = i + 1) mem[i] = 0;
+    initial for (i = 0; i < 512; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:9]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:9]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:9]};
     always @(*) begin
-       rdata0 = (raddr0 < 270) ? mem[raddr0[8:0]] : 16'h0;
-       rdata1 = (raddr1 < 270) ? mem[raddr1[8:0]] : 16'h0;
+       rdata0 = mem[raddr0[8:0]];
+       rdata1 = mem[raddr1[8:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 270) mem[waddr[8:0]] <= wdata;
+       if (we) mem[waddr[8:0]] <= wdata;
     end
 endmodule // top$core$engine$ingest$raw$1
 
@@ -82885,15 +84907,18 @@ module top$core$engine$ingest$raw$2(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rd
     output reg  [15:0] rdata1;
     
     // Update code (custom)
-    reg [15:0] mem [0:269];
+    reg [15:0] mem [0:511];
     integer i;
-    initial for (i = 0; i < 270; i = i + 1) mem[i] = 0;
+    initial for (i = 0; i < 512; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:9]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:9]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:9]};
     always @(*) begin
-       rdata0 = (raddr0 < 270) ? mem[raddr0[8:0]] : 16'h0;
-       rdata1 = (raddr1 < 270) ? mem[raddr1[8:0]] : 16'h0;
+       rdata0 = mem[raddr0[8:0]];
+       rdata1 = mem[raddr1[8:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 270) mem[waddr[8:0]] <= wdata;
+       if (we) mem[waddr[8:0]] <= wdata;
     end
 endmodule // top$core$engine$ingest$raw$2
 
@@ -82911,15 +84936,18 @@ module top$core$engine$ingest$raw$3(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rd
     output reg  [15:0] rdata1;
     
     // Update code (custom)
-    reg [15:0] mem [0:269];
+    reg [15:0] mem [0:511];
     integer i;
-    initial for (i = 0; i < 270; i = i + 1) mem[i] = 0;
+    initial for (i = 0; i < 512; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:9]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:9]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:9]};
     always @(*) begin
-       rdata0 = (raddr0 < 270) ? mem[raddr0[8:0]] : 16'h0;
-       rdata1 = (raddr1 < 270) ? mem[raddr1[8:0]] : 16'h0;
+       rdata0 = mem[raddr0[8:0]];
+       rdata1 = mem[raddr1[8:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 270) mem[waddr[8:0]] <= wdata;
+       if (we) mem[waddr[8:0]] <= wdata;
     end
 endmodule // top$core$engine$ingest$raw$3
 

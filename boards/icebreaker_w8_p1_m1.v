@@ -36514,7 +36514,7 @@ module top$core$engine$ingest(clock,valid,ready,count$0,full,release_,raddr,rdat
     // Constant declarations
     localparam  last_gate = 16'h86;
     localparam  baseline = 16'ha;
-    localparam  bank_size = 16'h87;
+    localparam  bank_size = 16'h100;
     
     // Stub signals
     reg  raw$0$clock;
@@ -36650,9 +36650,9 @@ module top$core$engine$ingest(clock,valid,ready,count$0,full,release_,raddr,rdat
         sum1$0$d = sum1$0$q;
         raw$0$clock = clock;
         raw$0$we = accept;
-        raw$0$waddr = write_base + gate$q;
+        raw$0$waddr = write_base | gate$q;
         raw$0$wdata = count$0;
-        raw$0$raddr0 = read_base + raddr;
+        raw$0$raddr0 = read_base | raddr;
         raw$0$raddr1 = 16'h0;
         rdata_reg$0$clock = clock;
         rdata_reg$0$d = raw$0$rdata0;
@@ -36778,15 +36778,18 @@ module top$core$engine$ingest$raw$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rd
     output reg  [15:0] rdata1;
     
     // Update code (custom)
-    reg [15:0] mem [0:269];
+    reg [15:0] mem [0:511];
     integer i;
-    initial for (i = 0; i < 270; i = i + 1) mem[i] = 0;
+    initial for (i = 0; i < 512; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:9]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:9]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:9]};
     always @(*) begin
-       rdata0 = (raddr0 < 270) ? mem[raddr0[8:0]] : 16'h0;
-       rdata1 = (raddr1 < 270) ? mem[raddr1[8:0]] : 16'h0;
+       rdata0 = mem[raddr0[8:0]];
+       rdata1 = mem[raddr1[8:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 270) mem[waddr[8:0]] <= wdata;
+       if (we) mem[waddr[8:0]] <= wdata;
     end
 endmodule // top$core$engine$ingest$raw$0
 

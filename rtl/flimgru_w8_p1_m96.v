@@ -23194,6 +23194,72 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  post_r$1$clock;
     reg  post_r$1$d;
     wire  post_r$1$q;
+    reg  post_r$2$clock;
+    reg  post_r$2$d;
+    wire  post_r$2$q;
+    reg  post_r$3$clock;
+    reg  post_r$3$d;
+    wire  post_r$3$q;
+    reg  post_r$4$clock;
+    reg  post_r$4$d;
+    wire  post_r$4$q;
+    reg  post_r$5$clock;
+    reg  post_r$5$d;
+    wire  post_r$5$q;
+    reg  post_r$6$clock;
+    reg  post_r$6$d;
+    wire  post_r$6$q;
+    reg  post_r$7$clock;
+    reg  post_r$7$d;
+    wire  post_r$7$q;
+    reg  post_r$8$clock;
+    reg  post_r$8$d;
+    wire  post_r$8$q;
+    reg  post_r$9$clock;
+    reg  post_r$9$d;
+    wire  post_r$9$q;
+    reg  post_r$10$clock;
+    reg  post_r$10$d;
+    wire  post_r$10$q;
+    reg  post_r$11$clock;
+    reg  post_r$11$d;
+    wire  post_r$11$q;
+    reg  post_r$12$clock;
+    reg  post_r$12$d;
+    wire  post_r$12$q;
+    reg  post_r$13$clock;
+    reg  post_r$13$d;
+    wire  post_r$13$q;
+    reg  post_r$14$clock;
+    reg  post_r$14$d;
+    wire  post_r$14$q;
+    reg  post_r$15$clock;
+    reg  post_r$15$d;
+    wire  post_r$15$q;
+    reg  post_r$16$clock;
+    reg  post_r$16$d;
+    wire  post_r$16$q;
+    reg  post_r$17$clock;
+    reg  post_r$17$d;
+    wire  post_r$17$q;
+    reg  post_r$18$clock;
+    reg  post_r$18$d;
+    wire  post_r$18$q;
+    reg  post_r$19$clock;
+    reg  post_r$19$d;
+    wire  post_r$19$q;
+    reg  post_r$20$clock;
+    reg  post_r$20$d;
+    wire  post_r$20$q;
+    reg  post_r$21$clock;
+    reg  post_r$21$d;
+    wire  post_r$21$q;
+    reg  post_r$22$clock;
+    reg  post_r$22$d;
+    wire  post_r$22$q;
+    reg  post_r$23$clock;
+    reg  post_r$23$d;
+    wire  post_r$23$q;
     reg  head_done_r$clock;
     reg  head_done_r$d;
     wire  head_done_r$q;
@@ -26058,6 +26124,116 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(post_r$1$clock),
         .d(post_r$1$d),
         .q(post_r$1$q)
+    );
+    top$gru$lane$0$post_r$2 post_r$2(
+        .clock(post_r$2$clock),
+        .d(post_r$2$d),
+        .q(post_r$2$q)
+    );
+    top$gru$lane$0$post_r$3 post_r$3(
+        .clock(post_r$3$clock),
+        .d(post_r$3$d),
+        .q(post_r$3$q)
+    );
+    top$gru$lane$0$post_r$4 post_r$4(
+        .clock(post_r$4$clock),
+        .d(post_r$4$d),
+        .q(post_r$4$q)
+    );
+    top$gru$lane$0$post_r$5 post_r$5(
+        .clock(post_r$5$clock),
+        .d(post_r$5$d),
+        .q(post_r$5$q)
+    );
+    top$gru$lane$0$post_r$6 post_r$6(
+        .clock(post_r$6$clock),
+        .d(post_r$6$d),
+        .q(post_r$6$q)
+    );
+    top$gru$lane$0$post_r$7 post_r$7(
+        .clock(post_r$7$clock),
+        .d(post_r$7$d),
+        .q(post_r$7$q)
+    );
+    top$gru$lane$0$post_r$8 post_r$8(
+        .clock(post_r$8$clock),
+        .d(post_r$8$d),
+        .q(post_r$8$q)
+    );
+    top$gru$lane$0$post_r$9 post_r$9(
+        .clock(post_r$9$clock),
+        .d(post_r$9$d),
+        .q(post_r$9$q)
+    );
+    top$gru$lane$0$post_r$10 post_r$10(
+        .clock(post_r$10$clock),
+        .d(post_r$10$d),
+        .q(post_r$10$q)
+    );
+    top$gru$lane$0$post_r$11 post_r$11(
+        .clock(post_r$11$clock),
+        .d(post_r$11$d),
+        .q(post_r$11$q)
+    );
+    top$gru$lane$0$post_r$12 post_r$12(
+        .clock(post_r$12$clock),
+        .d(post_r$12$d),
+        .q(post_r$12$q)
+    );
+    top$gru$lane$0$post_r$13 post_r$13(
+        .clock(post_r$13$clock),
+        .d(post_r$13$d),
+        .q(post_r$13$q)
+    );
+    top$gru$lane$0$post_r$14 post_r$14(
+        .clock(post_r$14$clock),
+        .d(post_r$14$d),
+        .q(post_r$14$q)
+    );
+    top$gru$lane$0$post_r$15 post_r$15(
+        .clock(post_r$15$clock),
+        .d(post_r$15$d),
+        .q(post_r$15$q)
+    );
+    top$gru$lane$0$post_r$16 post_r$16(
+        .clock(post_r$16$clock),
+        .d(post_r$16$d),
+        .q(post_r$16$q)
+    );
+    top$gru$lane$0$post_r$17 post_r$17(
+        .clock(post_r$17$clock),
+        .d(post_r$17$d),
+        .q(post_r$17$q)
+    );
+    top$gru$lane$0$post_r$18 post_r$18(
+        .clock(post_r$18$clock),
+        .d(post_r$18$d),
+        .q(post_r$18$q)
+    );
+    top$gru$lane$0$post_r$19 post_r$19(
+        .clock(post_r$19$clock),
+        .d(post_r$19$d),
+        .q(post_r$19$q)
+    );
+    top$gru$lane$0$post_r$20 post_r$20(
+        .clock(post_r$20$clock),
+        .d(post_r$20$d),
+        .q(post_r$20$q)
+    );
+    top$gru$lane$0$post_r$21 post_r$21(
+        .clock(post_r$21$clock),
+        .d(post_r$21$d),
+        .q(post_r$21$q)
+    );
+    top$gru$lane$0$post_r$22 post_r$22(
+        .clock(post_r$22$clock),
+        .d(post_r$22$d),
+        .q(post_r$22$q)
+    );
+    top$gru$lane$0$post_r$23 post_r$23(
+        .clock(post_r$23$clock),
+        .d(post_r$23$d),
+        .q(post_r$23$q)
     );
     top$gru$lane$0$head_done_r head_done_r(
         .clock(head_done_r$clock),
@@ -29817,6 +29993,50 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         post_r$0$d = post$0;
         post_r$1$clock = clock;
         post_r$1$d = post$1;
+        post_r$2$clock = clock;
+        post_r$2$d = post$0;
+        post_r$3$clock = clock;
+        post_r$3$d = post$1;
+        post_r$4$clock = clock;
+        post_r$4$d = post$0;
+        post_r$5$clock = clock;
+        post_r$5$d = post$1;
+        post_r$6$clock = clock;
+        post_r$6$d = post$0;
+        post_r$7$clock = clock;
+        post_r$7$d = post$1;
+        post_r$8$clock = clock;
+        post_r$8$d = post$0;
+        post_r$9$clock = clock;
+        post_r$9$d = post$1;
+        post_r$10$clock = clock;
+        post_r$10$d = post$0;
+        post_r$11$clock = clock;
+        post_r$11$d = post$1;
+        post_r$12$clock = clock;
+        post_r$12$d = post$0;
+        post_r$13$clock = clock;
+        post_r$13$d = post$1;
+        post_r$14$clock = clock;
+        post_r$14$d = post$0;
+        post_r$15$clock = clock;
+        post_r$15$d = post$1;
+        post_r$16$clock = clock;
+        post_r$16$d = post$0;
+        post_r$17$clock = clock;
+        post_r$17$d = post$1;
+        post_r$18$clock = clock;
+        post_r$18$d = post$0;
+        post_r$19$clock = clock;
+        post_r$19$d = post$1;
+        post_r$20$clock = clock;
+        post_r$20$d = post$0;
+        post_r$21$clock = clock;
+        post_r$21$d = post$1;
+        post_r$22$clock = clock;
+        post_r$22$d = post$0;
+        post_r$23$clock = clock;
+        post_r$23$d = post$1;
         head_done_r$clock = clock;
         head_done_r$d = head_done;
         head_step_first_r$clock = clock;
@@ -32426,13 +32646,13 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (post_r$1$q) begin
             z1$0$d = mac$0$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$8$q) begin
             r0$0$d = mac$32$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$9$q) begin
             r1$0$d = mac$32$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$16$q || post_r$17$q) begin
             cand$0$d = mac$64$cand;
         end
         if (post_r$0$q) begin
@@ -32441,13 +32661,13 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (post_r$1$q) begin
             z1$1$d = mac$1$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$8$q) begin
             r0$1$d = mac$33$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$9$q) begin
             r1$1$d = mac$33$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$16$q || post_r$17$q) begin
             cand$1$d = mac$65$cand;
         end
         if (post_r$0$q) begin
@@ -32456,13 +32676,13 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (post_r$1$q) begin
             z1$2$d = mac$2$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$8$q) begin
             r0$2$d = mac$34$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$9$q) begin
             r1$2$d = mac$34$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$16$q || post_r$17$q) begin
             cand$2$d = mac$66$cand;
         end
         if (post_r$0$q) begin
@@ -32471,13 +32691,13 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (post_r$1$q) begin
             z1$3$d = mac$3$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$8$q) begin
             r0$3$d = mac$35$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$9$q) begin
             r1$3$d = mac$35$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$16$q || post_r$17$q) begin
             cand$3$d = mac$67$cand;
         end
         if (post_r$0$q) begin
@@ -32486,13 +32706,13 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (post_r$1$q) begin
             z1$4$d = mac$4$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$8$q) begin
             r0$4$d = mac$36$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$9$q) begin
             r1$4$d = mac$36$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$16$q || post_r$17$q) begin
             cand$4$d = mac$68$cand;
         end
         if (post_r$0$q) begin
@@ -32501,13 +32721,13 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (post_r$1$q) begin
             z1$5$d = mac$5$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$8$q) begin
             r0$5$d = mac$37$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$9$q) begin
             r1$5$d = mac$37$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$16$q || post_r$17$q) begin
             cand$5$d = mac$69$cand;
         end
         if (post_r$0$q) begin
@@ -32516,13 +32736,13 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (post_r$1$q) begin
             z1$6$d = mac$6$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$8$q) begin
             r0$6$d = mac$38$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$9$q) begin
             r1$6$d = mac$38$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$16$q || post_r$17$q) begin
             cand$6$d = mac$70$cand;
         end
         if (post_r$0$q) begin
@@ -32531,373 +32751,373 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (post_r$1$q) begin
             z1$7$d = mac$7$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$8$q) begin
             r0$7$d = mac$39$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$9$q) begin
             r1$7$d = mac$39$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$16$q || post_r$17$q) begin
             cand$7$d = mac$71$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$2$q) begin
             z0$8$d = mac$8$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$3$q) begin
             z1$8$d = mac$8$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$10$q) begin
             r0$8$d = mac$40$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$11$q) begin
             r1$8$d = mac$40$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$18$q || post_r$19$q) begin
             cand$8$d = mac$72$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$2$q) begin
             z0$9$d = mac$9$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$3$q) begin
             z1$9$d = mac$9$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$10$q) begin
             r0$9$d = mac$41$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$11$q) begin
             r1$9$d = mac$41$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$18$q || post_r$19$q) begin
             cand$9$d = mac$73$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$2$q) begin
             z0$10$d = mac$10$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$3$q) begin
             z1$10$d = mac$10$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$10$q) begin
             r0$10$d = mac$42$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$11$q) begin
             r1$10$d = mac$42$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$18$q || post_r$19$q) begin
             cand$10$d = mac$74$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$2$q) begin
             z0$11$d = mac$11$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$3$q) begin
             z1$11$d = mac$11$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$10$q) begin
             r0$11$d = mac$43$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$11$q) begin
             r1$11$d = mac$43$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$18$q || post_r$19$q) begin
             cand$11$d = mac$75$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$2$q) begin
             z0$12$d = mac$12$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$3$q) begin
             z1$12$d = mac$12$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$10$q) begin
             r0$12$d = mac$44$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$11$q) begin
             r1$12$d = mac$44$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$18$q || post_r$19$q) begin
             cand$12$d = mac$76$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$2$q) begin
             z0$13$d = mac$13$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$3$q) begin
             z1$13$d = mac$13$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$10$q) begin
             r0$13$d = mac$45$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$11$q) begin
             r1$13$d = mac$45$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$18$q || post_r$19$q) begin
             cand$13$d = mac$77$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$2$q) begin
             z0$14$d = mac$14$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$3$q) begin
             z1$14$d = mac$14$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$10$q) begin
             r0$14$d = mac$46$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$11$q) begin
             r1$14$d = mac$46$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$18$q || post_r$19$q) begin
             cand$14$d = mac$78$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$2$q) begin
             z0$15$d = mac$15$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$3$q) begin
             z1$15$d = mac$15$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$10$q) begin
             r0$15$d = mac$47$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$11$q) begin
             r1$15$d = mac$47$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$18$q || post_r$19$q) begin
             cand$15$d = mac$79$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$4$q) begin
             z0$16$d = mac$16$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$5$q) begin
             z1$16$d = mac$16$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             r0$16$d = mac$48$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r1$16$d = mac$48$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$20$q || post_r$21$q) begin
             cand$16$d = mac$80$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$4$q) begin
             z0$17$d = mac$17$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$5$q) begin
             z1$17$d = mac$17$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             r0$17$d = mac$49$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r1$17$d = mac$49$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$20$q || post_r$21$q) begin
             cand$17$d = mac$81$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$4$q) begin
             z0$18$d = mac$18$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$5$q) begin
             z1$18$d = mac$18$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             r0$18$d = mac$50$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r1$18$d = mac$50$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$20$q || post_r$21$q) begin
             cand$18$d = mac$82$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$4$q) begin
             z0$19$d = mac$19$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$5$q) begin
             z1$19$d = mac$19$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             r0$19$d = mac$51$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r1$19$d = mac$51$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$20$q || post_r$21$q) begin
             cand$19$d = mac$83$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$4$q) begin
             z0$20$d = mac$20$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$5$q) begin
             z1$20$d = mac$20$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             r0$20$d = mac$52$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r1$20$d = mac$52$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$20$q || post_r$21$q) begin
             cand$20$d = mac$84$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$4$q) begin
             z0$21$d = mac$21$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$5$q) begin
             z1$21$d = mac$21$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             r0$21$d = mac$53$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r1$21$d = mac$53$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$20$q || post_r$21$q) begin
             cand$21$d = mac$85$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$4$q) begin
             z0$22$d = mac$22$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$5$q) begin
             z1$22$d = mac$22$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             r0$22$d = mac$54$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r1$22$d = mac$54$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$20$q || post_r$21$q) begin
             cand$22$d = mac$86$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$4$q) begin
             z0$23$d = mac$23$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$5$q) begin
             z1$23$d = mac$23$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$12$q) begin
             r0$23$d = mac$55$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$13$q) begin
             r1$23$d = mac$55$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$20$q || post_r$21$q) begin
             cand$23$d = mac$87$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$24$d = mac$24$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             z1$24$d = mac$24$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$14$q) begin
             r0$24$d = mac$56$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$15$q) begin
             r1$24$d = mac$56$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$22$q || post_r$23$q) begin
             cand$24$d = mac$88$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$25$d = mac$25$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             z1$25$d = mac$25$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$14$q) begin
             r0$25$d = mac$57$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$15$q) begin
             r1$25$d = mac$57$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$22$q || post_r$23$q) begin
             cand$25$d = mac$89$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$26$d = mac$26$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             z1$26$d = mac$26$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$14$q) begin
             r0$26$d = mac$58$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$15$q) begin
             r1$26$d = mac$58$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$22$q || post_r$23$q) begin
             cand$26$d = mac$90$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$27$d = mac$27$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             z1$27$d = mac$27$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$14$q) begin
             r0$27$d = mac$59$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$15$q) begin
             r1$27$d = mac$59$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$22$q || post_r$23$q) begin
             cand$27$d = mac$91$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$28$d = mac$28$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             z1$28$d = mac$28$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$14$q) begin
             r0$28$d = mac$60$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$15$q) begin
             r1$28$d = mac$60$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$22$q || post_r$23$q) begin
             cand$28$d = mac$92$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$29$d = mac$29$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             z1$29$d = mac$29$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$14$q) begin
             r0$29$d = mac$61$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$15$q) begin
             r1$29$d = mac$61$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$22$q || post_r$23$q) begin
             cand$29$d = mac$93$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$30$d = mac$30$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             z1$30$d = mac$30$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$14$q) begin
             r0$30$d = mac$62$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$15$q) begin
             r1$30$d = mac$62$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$22$q || post_r$23$q) begin
             cand$30$d = mac$94$cand;
         end
-        if (post_r$0$q) begin
+        if (post_r$6$q) begin
             z0$31$d = mac$31$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$7$q) begin
             z1$31$d = mac$31$gate;
         end
-        if (post_r$0$q) begin
+        if (post_r$14$q) begin
             r0$31$d = mac$63$gate;
         end
-        if (post_r$1$q) begin
+        if (post_r$15$q) begin
             r1$31$d = mac$63$gate;
         end
-        if (post_r$0$q || post_r$1$q) begin
+        if (post_r$22$q || post_r$23$q) begin
             cand$31$d = mac$95$cand;
         end
         h_j = state$0$rdata1;
@@ -42306,6 +42526,402 @@ module top$gru$lane$0$post_r$1(clock,d,q);
        q <= d;
     end
 endmodule // top$gru$lane$0$post_r$1
+
+
+module top$gru$lane$0$post_r$10(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$10
+
+
+module top$gru$lane$0$post_r$11(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$11
+
+
+module top$gru$lane$0$post_r$12(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$12
+
+
+module top$gru$lane$0$post_r$13(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$13
+
+
+module top$gru$lane$0$post_r$14(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$14
+
+
+module top$gru$lane$0$post_r$15(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$15
+
+
+module top$gru$lane$0$post_r$16(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$16
+
+
+module top$gru$lane$0$post_r$17(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$17
+
+
+module top$gru$lane$0$post_r$18(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$18
+
+
+module top$gru$lane$0$post_r$19(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$19
+
+
+module top$gru$lane$0$post_r$2(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$2
+
+
+module top$gru$lane$0$post_r$20(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$20
+
+
+module top$gru$lane$0$post_r$21(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$21
+
+
+module top$gru$lane$0$post_r$22(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$22
+
+
+module top$gru$lane$0$post_r$23(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$23
+
+
+module top$gru$lane$0$post_r$3(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$3
+
+
+module top$gru$lane$0$post_r$4(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$4
+
+
+module top$gru$lane$0$post_r$5(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$5
+
+
+module top$gru$lane$0$post_r$6(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$6
+
+
+module top$gru$lane$0$post_r$7(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$7
+
+
+module top$gru$lane$0$post_r$8(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$8
+
+
+module top$gru$lane$0$post_r$9(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  d;
+    output reg  q;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$gru$lane$0$post_r$9
 
 
 module top$gru$lane$0$q_czero(d,q,clock);
@@ -59934,7 +60550,7 @@ module top$ingest(clock,valid,ready,count$0,full,release_,raddr,rdata$0,s0$0);
     // Constant declarations
     localparam  last_gate = 16'h86;
     localparam  baseline = 16'ha;
-    localparam  bank_size = 16'h87;
+    localparam  bank_size = 16'h100;
     
     // Stub signals
     reg  raw$0$clock;
@@ -60070,9 +60686,9 @@ module top$ingest(clock,valid,ready,count$0,full,release_,raddr,rdata$0,s0$0);
         sum1$0$d = sum1$0$q;
         raw$0$clock = clock;
         raw$0$we = accept;
-        raw$0$waddr = write_base + gate$q;
+        raw$0$waddr = write_base | gate$q;
         raw$0$wdata = count$0;
-        raw$0$raddr0 = read_base + raddr;
+        raw$0$raddr0 = read_base | raddr;
         raw$0$raddr1 = 16'h0;
         rdata_reg$0$clock = clock;
         rdata_reg$0$d = raw$0$rdata0;
@@ -60198,15 +60814,18 @@ module top$ingest$raw$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
     output reg  [15:0] rdata1;
     
     // Update code (custom)
-    reg [15:0] mem [0:269];
+    reg [15:0] mem [0:511];
     integer i;
-    initial for (i = 0; i < 270; i = i + 1) mem[i] = 0;
+    initial for (i = 0; i < 512; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:9]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:9]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:9]};
     always @(*) begin
-       rdata0 = (raddr0 < 270) ? mem[raddr0[8:0]] : 16'h0;
-       rdata1 = (raddr1 < 270) ? mem[raddr1[8:0]] : 16'h0;
+       rdata0 = mem[raddr0[8:0]];
+       rdata1 = mem[raddr1[8:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 270) mem[waddr[8:0]] <= wdata;
+       if (we) mem[waddr[8:0]] <= wdata;
     end
 endmodule // top$ingest$raw$0
 

@@ -1,10 +1,12 @@
 //! Histogram ingest: a valid/ready stream of beats, each carrying gate k's
 //! raw photon count for all P lanes (P pixels side by side), written into
-//! a double-buffered raw-count RAM per lane (two banks of G gates) while
-//! the baseline sum S0 of the first B = 10 gates accumulates. When G beats
-//! are in, the bank is the preprocessor's (`full`, its `rdata` and `s0`)
-//! until it pulses `release`; meanwhile the next group streams into the
-//! other bank. The read is registered twice: `rdata` is the count at the
+//! a double-buffered raw-count RAM per lane while the baseline sum S0 of
+//! the first B = 10 gates accumulates. The two banks are 2^ceil(log2 G)
+//! words each and the bank is the address's top bit: no adder and no
+//! bounds compare in front of the block RAM. When G beats are in, the
+//! bank is the preprocessor's (`full`, its `rdata` and `s0`) until it
+//! pulses `release`; meanwhile the next group streams into the other
+//! bank. The read is registered twice: `rdata` is the count at the
 //! `raddr` of [`READ_LATENCY`] cycles earlier (synthesis maps the banks to
 //! block RAM, whose clock-to-out, the read and the preprocessor's
 //! arithmetic are three paths).
@@ -56,6 +58,7 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new(lanes: usize, gates: usize) -> Self {
+        let bank_bits = gates.next_power_of_two().trailing_zeros().max(1);
         Ingest {
             clock: Default::default(),
             valid: Default::default(),
@@ -66,7 +69,7 @@ impl Ingest {
             raddr: Default::default(),
             rdata: super::many(lanes),
             s0: super::many(lanes),
-            raw: (0..lanes).map(|_| Mem::new(2 * gates)).collect(),
+            raw: (0..lanes).map(|_| Mem::wrapping(bank_bits + 1)).collect(),
             rdata_reg: super::many(lanes),
             rdata_out: super::many(lanes),
             sum0: super::many(lanes),
@@ -84,7 +87,7 @@ impl Ingest {
             lane_count: Default::default(),
             last_gate: Constant::new((gates as u64 - 1).into()),
             baseline: Constant::new((BASELINE_GATES as u64).into()),
-            bank_size: Constant::new((gates as u64).into()),
+            bank_size: Constant::new((1u64 << bank_bits).into()),
             _lanes: lanes,
         }
     }
@@ -115,9 +118,9 @@ impl Logic for Ingest {
             self.sum1[l].d.next = self.sum1[l].q.val();
             self.raw[l].clock.next = self.clock.val();
             self.raw[l].we.next = self.accept.val();
-            self.raw[l].waddr.next = self.write_base.val() + self.gate.q.val();
+            self.raw[l].waddr.next = self.write_base.val() | self.gate.q.val();
             self.raw[l].wdata.next = self.count[l].val();
-            self.raw[l].raddr0.next = self.read_base.val() + self.raddr.val();
+            self.raw[l].raddr0.next = self.read_base.val() | self.raddr.val();
             self.raw[l].raddr1.next = 0.into();
             self.rdata_reg[l].clock.next = self.clock.val();
             self.rdata_reg[l].d.next = self.raw[l].rdata0.val();

@@ -103,6 +103,8 @@ pub struct Lane {
     mac_first_r: Vec<Kept<Bit>>,
     head_en_r: Kept<Bit>,
     head_first_r: Kept<Bit>,
+    /// `post`, one copy per [`MACS_PER_COPY`] units (group g's at
+    /// g 2NP..): a row's write enable starts beside the MAC it takes.
     post_r: Vec<Kept<Bit>>,
     head_done_r: Kept<Bit>,
     head_step_first_r: Kept<Bit>,
@@ -261,7 +263,7 @@ impl Lane {
             mac_first_r: super::many(m.div_ceil(MACS_PER_COPY)),
             head_en_r: Default::default(),
             head_first_r: Default::default(),
-            post_r: super::many(2 * (3 * h / m)),
+            post_r: super::many(m.div_ceil(MACS_PER_COPY) * 2 * (3 * h / m)),
             head_done_r: Default::default(),
             head_step_first_r: Default::default(),
             head_step_last_r: Default::default(),
@@ -385,9 +387,11 @@ impl Logic for Lane {
         self.head_en_r.d.next = self.head_en.val();
         self.head_first_r.clock.next = self.clock.val();
         self.head_first_r.d.next = self.head_first.val();
-        for i in 0..self._np2 {
-            self.post_r[i].clock.next = self.clock.val();
-            self.post_r[i].d.next = self.post[i].val();
+        for np2 in self._np2..(self._np2 + 1) {
+            for i in 0..self.post_r.len() {
+                self.post_r[i].clock.next = self.clock.val();
+                self.post_r[i].d.next = self.post[i % np2].val();
+            }
         }
         self.head_done_r.clock.next = self.clock.val();
         self.head_done_r.d.next = self.head_done.val();
@@ -559,26 +563,40 @@ impl Logic for Lane {
         }
         // Stage 2: row j of pass p sits in unit j - p M; z and r rows are
         // the A set's (the finishing set of `post`), c rows the C set's.
+        // A row's write enable is the `post` copy of its unit's group.
         for np in self._np..(self._np + 1) {
             for mm in self._m..(self._m + 1) {
                 for hh in self._h..(self._h + 1) {
-                    for j in 0..self._h {
-                        if self.post_r[j / mm].q.val() {
-                            self.z0[j].d.next = self.mac[j % mm].gate.val();
-                        }
-                        if self.post_r[np + j / mm].q.val() {
-                            self.z1[j].d.next = self.mac[j % mm].gate.val();
-                        }
-                        if self.post_r[(hh + j) / mm].q.val() {
-                            self.r0[j].d.next = self.mac[(hh + j) % mm].gate.val();
-                        }
-                        if self.post_r[np + (hh + j) / mm].q.val() {
-                            self.r1[j].d.next = self.mac[(hh + j) % mm].gate.val();
-                        }
-                        if self.post_r[(2 * hh + j) / mm].q.val()
-                            || self.post_r[np + (2 * hh + j) / mm].q.val()
-                        {
-                            self.cand[j].d.next = self.mac[(2 * hh + j) % mm].cand.val();
+                    for per in self._per_copy..(self._per_copy + 1) {
+                        for j in 0..self._h {
+                            if self.post_r[(j % mm) / per * (2 * np) + j / mm].q.val() {
+                                self.z0[j].d.next = self.mac[j % mm].gate.val();
+                            }
+                            if self.post_r[(j % mm) / per * (2 * np) + np + j / mm].q.val() {
+                                self.z1[j].d.next = self.mac[j % mm].gate.val();
+                            }
+                            if self.post_r[((hh + j) % mm) / per * (2 * np) + (hh + j) / mm]
+                                .q
+                                .val()
+                            {
+                                self.r0[j].d.next = self.mac[(hh + j) % mm].gate.val();
+                            }
+                            if self.post_r[((hh + j) % mm) / per * (2 * np) + np + (hh + j) / mm]
+                                .q
+                                .val()
+                            {
+                                self.r1[j].d.next = self.mac[(hh + j) % mm].gate.val();
+                            }
+                            if self.post_r[((2 * hh + j) % mm) / per * (2 * np) + (2 * hh + j) / mm]
+                                .q
+                                .val()
+                                || self.post_r
+                                    [((2 * hh + j) % mm) / per * (2 * np) + np + (2 * hh + j) / mm]
+                                    .q
+                                    .val()
+                            {
+                                self.cand[j].d.next = self.mac[(2 * hh + j) % mm].cand.val();
+                            }
                         }
                     }
                 }

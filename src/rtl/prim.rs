@@ -704,7 +704,9 @@ impl<const O: usize> Logic for Requant<O> {
 }
 
 /// RAM with one synchronous write port and two asynchronous read ports
-/// (LUT RAM / registers). Depth is a construction parameter.
+/// (LUT RAM / registers). Depth is a construction parameter. Addresses
+/// past the end read 0 and write nothing, or, for a [`Mem::wrapping`]
+/// one, wrap around.
 #[derive(LogicBlock)]
 pub struct Mem<const D: usize> {
     pub clock: Signal<In, Clock>,
@@ -716,6 +718,7 @@ pub struct Mem<const D: usize> {
     pub raddr1: Signal<In, Addr>,
     pub rdata1: Signal<Out, Bits<D>>,
     pub(crate) _mem: Vec<Bits<D>>,
+    _wrap: bool,
 }
 
 impl<const D: usize> Mem<D> {
@@ -730,6 +733,33 @@ impl<const D: usize> Mem<D> {
             raddr1: Default::default(),
             rdata1: Default::default(),
             _mem: vec![Bits::<D>::default(); depth.max(1)],
+            _wrap: false,
+        }
+    }
+
+    /// A RAM of 2^`address_bits` words that reads and writes at the
+    /// addresses' low `address_bits` bits: no bounds compare in front of
+    /// the read (in a block RAM, the compare drives the output register's
+    /// reset and was a critical path: docs/hardware.md).
+    pub fn wrapping(address_bits: u32) -> Self {
+        assert!(
+            (1..=16).contains(&address_bits),
+            "address_bits {address_bits}"
+        );
+        Mem {
+            _wrap: true,
+            ..Mem::new(1 << address_bits)
+        }
+    }
+
+    /// The word an address selects, if any.
+    fn index(&self, a: Addr) -> Option<usize> {
+        let n = self._mem.len();
+        let a = a.index();
+        if self._wrap {
+            Some(a & (n - 1))
+        } else {
+            (a < n).then_some(a)
         }
     }
 }
@@ -737,14 +767,13 @@ impl<const D: usize> Mem<D> {
 impl<const D: usize> Logic for Mem<D> {
     fn update(&mut self) {
         if self.clock.pos_edge() && self.we.val() {
-            let a = self.waddr.val().index();
-            if a < self._mem.len() {
+            if let Some(a) = self.index(self.waddr.val()) {
                 self._mem[a] = self.wdata.val();
             }
         }
-        let read = |a: Addr| self._mem.get(a.index()).copied().unwrap_or_default();
-        self.rdata0.next = read(self.raddr0.val());
-        self.rdata1.next = read(self.raddr1.val());
+        let read = |m: &Self, a: Addr| m.index(a).map(|a| m._mem[a]).unwrap_or_default();
+        self.rdata0.next = read(self, self.raddr0.val());
+        self.rdata1.next = read(self, self.raddr1.val());
     }
     fn connect(&mut self) {
         self.rdata0.connect();
@@ -752,22 +781,51 @@ impl<const D: usize> Logic for Mem<D> {
     }
     fn hdl(&self) -> Verilog {
         let n = self._mem.len();
-        Verilog::Custom(format!(
+        let head = format!(
             "\
 reg [{top}:0] mem [0:{last}];
 integer i;
 initial for (i = 0; i < {n}; i = i + 1) mem[i] = 0;
+",
+            top = D - 1,
+            last = n - 1,
+        );
+        let body = if self._wrap {
+            let k = n.trailing_zeros();
+            let high = |a: &str| {
+                if k < 16 {
+                    format!("wire unused_{a}_high = ^{{1'b0, {a}[15:{k}]}};\n")
+                } else {
+                    String::new()
+                }
+            };
+            format!(
+                "{}{}{}\
 always @(*) begin
-   rdata0 = (raddr0 < {n}) ? mem[raddr0] : {d}'h0;
-   rdata1 = (raddr1 < {n}) ? mem[raddr1] : {d}'h0;
+   rdata0 = mem[raddr0[{t}:0]];
+   rdata1 = mem[raddr1[{t}:0]];
+end
+always @(posedge clock) begin
+   if (we) mem[waddr[{t}:0]] <= wdata;
+end",
+                high("raddr0"),
+                high("raddr1"),
+                high("waddr"),
+                t = k - 1,
+            )
+        } else {
+            format!(
+                "\
+always @(*) begin
+   rdata0 = (raddr0 < {n}) ? mem[raddr0] : {D}'h0;
+   rdata1 = (raddr1 < {n}) ? mem[raddr1] : {D}'h0;
 end
 always @(posedge clock) begin
    if (we && waddr < {n}) mem[waddr] <= wdata;
-end",
-            top = D - 1,
-            last = n - 1,
-            d = D
-        ))
+end"
+            )
+        };
+        Verilog::Custom(head + &body)
     }
 }
 
@@ -1166,6 +1224,29 @@ mod tests {
         settle(&mut m);
         assert_eq!(sx(m.rdata0.val()), -4);
         assert_eq!(sx(m.rdata1.val()), 0);
+        // A wrapping RAM of 8 words: address 11 is word 3, 19 too, and its
+        // Verilog indexes with the low bits, no compare.
+        let mut w = Mem::<18>::wrapping(3);
+        w.connect_all();
+        w.we.next = true;
+        w.waddr.next = 11.into();
+        w.wdata.next = tc(-9);
+        w.clock.next = Clock { clk: true };
+        settle(&mut w);
+        w.we.next = false;
+        w.raddr0.next = 3.into();
+        w.raddr1.next = 19.into();
+        w.clock.next = Clock { clk: false };
+        settle(&mut w);
+        assert_eq!(sx(w.rdata0.val()), -9);
+        assert_eq!(sx(w.rdata1.val()), -9);
+        let Verilog::Custom(v) = w.hdl() else {
+            panic!("Mem's Verilog is custom")
+        };
+        assert!(
+            v.contains("mem[raddr1[2:0]]") && !v.contains("addr0 <"),
+            "{v}"
+        );
         let mut r = Rom::<20>::signed(&[5, -6, 7]);
         r.connect_all();
         r.address.next = 1.into();
