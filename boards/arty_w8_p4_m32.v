@@ -13,6 +13,7 @@
 //   H (hidden)      32
 //   G (gates)       135 of 0.09 ns
 //   cycles/pixel    7222.5 (GRU-bound model, docs/hardware.md)
+//   multipliers     inferred (`*` between fabric registers, for any toolchain)
 //
 // Top module `top`; ports: clk100mhz; uart_txd_in (in), uart_rxd_out (out); sw0; led0..led3; par_in_data[7:0], par_in_valid, par_in_ready, par_out_data[7:0], par_out_valid, par_out_ready.
 // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers

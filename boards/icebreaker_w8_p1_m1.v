@@ -13,6 +13,7 @@
 //   H (hidden)      32
 //   G (gates)       135 of 0.09 ns
 //   cycles/pixel    857520 (GRU-bound model, docs/hardware.md)
+//   multipliers     inferred (`*` between fabric registers, for any toolchain)
 //
 // Top module `top`; ports: clk; rx (in), tx (out); ledr_n, ledg_n.
 // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers

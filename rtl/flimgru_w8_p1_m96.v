@@ -9,6 +9,7 @@
 //   H (hidden)      32
 //   G (gates)       135 of 0.09 ns
 //   cycles/pixel    11070 (GRU-bound model, docs/hardware.md)
+//   multipliers     inferred (`*` between fabric registers, for any toolchain)
 //
 // Top module `top`; ports (one clock domain, rising edge, no reset: registers start
 // from their initial values):

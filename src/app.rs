@@ -265,10 +265,11 @@ pub fn export_verilog(
     bits: Option<u32>,
     lanes: usize,
     macs: Option<usize>,
+    dsp: crate::rtl::Dsp,
     out_dir: &Path,
 ) -> Result<PathBuf> {
     let (q, config) = circuit_config(model, bits, lanes, macs)?;
-    crate::export::write_verilog(q, &model.data.grid, config, &model.name, out_dir)
+    crate::export::write_verilog(q, &model.data.grid, config, dsp, &model.name, out_dir)
 }
 
 /// The choices of `flimgru synth` beyond board and model (None: the

@@ -96,6 +96,11 @@ struct ExportArgs {
     /// Multipliers per lane M (default: 3H).
     #[arg(long)]
     macs: Option<usize>,
+    /// Multipliers: inferred (`*` for any toolchain) or ecp5 (Lattice
+    /// MULT18X18D cells holding their operand and product registers, the
+    /// ULX3S flow's form; the file gets an `_ecp5` suffix).
+    #[arg(long, default_value = "inferred")]
+    dsp: flimgru::rtl::Dsp,
     /// Output directory; the file is flimgru_w{W}_p{P}_m{M}.v.
     #[arg(long, default_value = "rtl")]
     out: PathBuf,
@@ -656,7 +661,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Export(a) => {
             let model = ModelFile::load(&a.model)?;
-            let path = app::export_verilog(&model, a.bits, a.lanes, a.macs, &a.out)?;
+            let path = app::export_verilog(&model, a.bits, a.lanes, a.macs, a.dsp, &a.out)?;
             println!("wrote {}", path.display());
         }
         Command::Synth(a) => {

@@ -239,6 +239,25 @@ fn bad_inputs_fail_cleanly() {
             &synth_dir,
         );
     }
+    // An unknown multiplier form: refused, nothing written; the ECP5 form
+    // is written beside the inferred one under its own name.
+    let rtl = d.join("rtl");
+    let student = concat!(env!("CARGO_MANIFEST_DIR"), "/models/student-8bit.json");
+    let export = |dsp: &str| {
+        flimgru(&[
+            "export",
+            "--model",
+            student,
+            "--dsp",
+            dsp,
+            "--out",
+            rtl.to_str().unwrap(),
+        ])
+    };
+    fails(&export("dsp48"), &["dsp48", "inferred or ecp5"], &rtl);
+    ok(&export("ecp5"));
+    let v = std::fs::read_to_string(rtl.join("flimgru_w8_p1_m96_ecp5.v")).unwrap();
+    assert!(v.contains("MULT18X18D #("));
 }
 
 #[test]

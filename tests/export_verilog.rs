@@ -9,7 +9,7 @@ mod export_common;
 use flimgru::data::GateGrid;
 use flimgru::export;
 use flimgru::rtl::testbench;
-use flimgru::rtl::EngineConfig;
+use flimgru::rtl::{Dsp, EngineConfig};
 use std::path::Path;
 
 const DEFAULT: EngineConfig = EngineConfig {
@@ -107,21 +107,29 @@ fn write_verilog_writes_one_complete_file() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rtl");
-    let path = export::write_verilog(&model, &grid, config, "m", &out).unwrap();
+    let path = export::write_verilog(&model, &grid, config, Dsp::Inferred, "m", &out).unwrap();
     assert_eq!(path, out.join("flimgru_w6_p1_m2.v"));
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text, export::verilog(&model, &grid, config, "m").unwrap());
+    assert!(text.contains("//   multipliers     inferred") && !text.contains("MULT18X18D #("));
+    // The ECP5 form: its own file name, header line and MULT18X18D cells
+    // (2 MAC units + 3 head MACs).
+    let ecp5 = export::write_verilog(&model, &grid, config, Dsp::Ecp5, "m", &out).unwrap();
+    assert_eq!(ecp5, out.join("flimgru_w6_p1_m2_ecp5.v"));
+    let text = std::fs::read_to_string(&ecp5).unwrap();
+    assert!(text.contains("//   multipliers     ECP5 MULT18X18D"));
+    assert_eq!(text.matches("MULT18X18D #(").count(), 5);
     let names: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
-    assert_eq!(names.len(), 1, "temporary files left behind");
+    assert_eq!(names.len(), 2, "temporary files left behind");
 }
 
 #[test]
 fn committed_default_verilog_is_current() {
     let (model, grid, name) = export_common::student();
     let rtl = Path::new(env!("CARGO_MANIFEST_DIR")).join("rtl");
-    let path = rtl.join(export::file_name(&DEFAULT));
+    let path = rtl.join(export::file_name(&DEFAULT, Dsp::Inferred));
     if std::env::var_os("FLIMGRU_BLESS").is_some() {
-        export::write_verilog(&model, &grid, DEFAULT, &name, &rtl).unwrap();
+        export::write_verilog(&model, &grid, DEFAULT, Dsp::Inferred, &name, &rtl).unwrap();
     }
     let want = export::verilog(&model, &grid, DEFAULT, &name).unwrap();
     let have = std::fs::read_to_string(&path).unwrap_or_else(|e| {

@@ -352,6 +352,7 @@ pub fn header(s: &Settings, model: &QuantModel, grid: &GateGrid, name: &str) -> 
          //   H (hidden)      {h}\n\
          //   G (gates)       {g} of {dt} ns\n\
          //   cycles/pixel    {cpp} (GRU-bound model, docs/hardware.md)\n\
+         //   multipliers     {dsp}\n\
          //\n\
          // Top module `{top}`; ports: {ports}.\n\
          // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers\n\
@@ -374,6 +375,7 @@ pub fn header(s: &Settings, model: &QuantModel, grid: &GateGrid, name: &str) -> 
         g = grid.gates,
         dt = grid.dt_ns,
         cpp = cycles.cycles_per_pixel(),
+        dsp = b.dsp().describe(),
         top = export::TOP,
     )
 }

@@ -50,16 +50,29 @@ pub fn model_checksum(model: &QuantModel) -> u64 {
     h
 }
 
-/// The file name of an export: `flimgru_w8_p1_m96.v`.
-pub fn file_name(config: &EngineConfig) -> String {
+/// The file name of an export: `flimgru_w8_p1_m96.v`, with `_ecp5` for
+/// the ECP5 multipliers.
+pub fn file_name(config: &EngineConfig, dsp: Dsp) -> String {
     format!(
-        "flimgru_w{}_p{}_m{}.v",
-        config.bits, config.lanes, config.macs
+        "flimgru_w{}_p{}_m{}{}.v",
+        config.bits,
+        config.lanes,
+        config.macs,
+        match dsp {
+            Dsp::Inferred => "",
+            Dsp::Ecp5 => "_ecp5",
+        }
     )
 }
 
 /// The header comment of an export.
-pub fn header(model: &QuantModel, grid: &GateGrid, config: &EngineConfig, name: &str) -> String {
+pub fn header(
+    model: &QuantModel,
+    grid: &GateGrid,
+    config: &EngineConfig,
+    dsp: Dsp,
+    name: &str,
+) -> String {
     let cycles = crate::rtl::cycles::CycleModel::new(
         model.hidden,
         grid.gates,
@@ -79,6 +92,7 @@ pub fn header(model: &QuantModel, grid: &GateGrid, config: &EngineConfig, name: 
          //   H (hidden)      {h}\n\
          //   G (gates)       {g} of {dt} ns\n\
          //   cycles/pixel    {cpp} (GRU-bound model, docs/hardware.md)\n\
+         //   multipliers     {dsp}\n\
          //\n\
          // Top module `{TOP}`; ports (one clock domain, rising edge, no reset: registers start\n\
          // from their initial values):\n\
@@ -97,6 +111,7 @@ pub fn header(model: &QuantModel, grid: &GateGrid, config: &EngineConfig, name: 
         g = grid.gates,
         dt = grid.dt_ns,
         cpp = cycles.cycles_per_pixel(),
+        dsp = dsp.describe(),
         pl = config.lanes - 1,
         dl = 3 * config.lanes - 1,
     )
@@ -125,22 +140,27 @@ pub fn verilog_with(
     let engine = Engine::with_dsp(model, grid, config, dsp)?;
     let raw = generate::generate(&engine)?;
     let body = postpass::run(&raw).context("lint post-pass of the generated Verilog")?;
-    Ok(format!("{}{}", header(model, grid, &config, name), body))
+    Ok(format!(
+        "{}{}",
+        header(model, grid, &config, dsp, name),
+        body
+    ))
 }
 
-/// Write [`verilog`] to `out_dir/flimgru_w{W}_p{P}_m{M}.v` atomically
-/// (a temporary file renamed into place); returns the path.
+/// Write [`verilog_with`] to `out_dir/`[`file_name`] atomically (a
+/// temporary file renamed into place); returns the path.
 pub fn write_verilog(
     model: &QuantModel,
     grid: &GateGrid,
     config: EngineConfig,
+    dsp: Dsp,
     name: &str,
     out_dir: &Path,
 ) -> Result<PathBuf> {
-    let text = verilog(model, grid, config, name)?;
+    let text = verilog_with(model, grid, config, dsp, name)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let path = out_dir.join(file_name(&config));
+    let path = out_dir.join(file_name(&config, dsp));
     crate::data::io::write_atomically(&path, |tmp| {
         std::fs::write(tmp, text.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
     })?;

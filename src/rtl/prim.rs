@@ -237,6 +237,27 @@ pub enum Dsp {
     Ecp5,
 }
 
+impl Dsp {
+    /// What the export header says of the form.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Dsp::Inferred => "inferred (`*` between fabric registers, for any toolchain)",
+            Dsp::Ecp5 => "ECP5 MULT18X18D with its own operand and product registers (Lattice ECP5 only; simulate with the vendor library or flimgru::boards::pll::lint_stubs)",
+        }
+    }
+}
+
+impl std::str::FromStr for Dsp {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Dsp> {
+        match s.to_ascii_lowercase().as_str() {
+            "inferred" => Ok(Dsp::Inferred),
+            "ecp5" => Ok(Dsp::Ecp5),
+            _ => anyhow::bail!("unknown multiplier form '{s}': use inferred or ecp5"),
+        }
+    }
+}
+
 /// Largest signed operand of one ECP5 `MULT18X18D` port.
 const ECP5_PORT: u32 = 18;
 
