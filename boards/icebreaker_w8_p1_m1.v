@@ -1186,9 +1186,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
     reg  [47:0] sel_sum$d;
     wire  [47:0] sel_sum$q;
     reg  sel_sum$clock;
-    reg  sel_bad$d;
-    wire  sel_bad$q;
-    reg  sel_bad$clock;
     reg  [47:0] sel_pos1$d;
     wire  [47:0] sel_pos1$q;
     reg  sel_pos1$clock;
@@ -1216,6 +1213,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
     wire  [23:0] thresholds$data;
     
     // Local signals
+    reg  sel_bad;
     reg  [47:0] amp;
     reg  [47:0] sum;
     reg  [47:0] pos1;
@@ -1330,11 +1328,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         .q(sel_sum$q),
         .clock(sel_sum$clock)
     );
-    top$core$engine$extract$sel_bad sel_bad(
-        .d(sel_bad$d),
-        .q(sel_bad$q),
-        .clock(sel_bad$clock)
-    );
     top$core$engine$extract$sel_pos1 sel_pos1(
         .d(sel_pos1$d),
         .q(sel_pos1$q),
@@ -1386,7 +1379,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         pixel$clock = clock;
         sel_amp$clock = clock;
         sel_sum$clock = clock;
-        sel_bad$clock = clock;
         sel_pos1$clock = clock;
         sel_pos2$clock = clock;
         denom_r$clock = clock;
@@ -1404,7 +1396,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         pixel$d = pixel$q;
         sel_amp$d = sel_amp$q;
         sel_sum$d = sel_sum$q;
-        sel_bad$d = sel_bad$q;
         sel_pos1$d = sel_pos1$q;
         sel_pos2$d = sel_pos2$q;
         denom_r$d = denom_r$q;
@@ -1479,7 +1470,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         end
         sel_amp$d = amp;
         sel_sum$d = sum;
-        sel_bad$d = amp[32'h2f] || ~|amp || sum[32'h2f] || ~|sum;
+        sel_bad = sel_amp$q[32'h2f] || ~|sel_amp$q || sel_sum$q[32'h2f] || ~|sel_sum$q;
         sel_pos1$d = pos1;
         sel_pos2$d = pos2;
         denom_r$d = sel_pos1$q + sel_pos2$q;
@@ -1512,7 +1503,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                 end
             ExtractState$RatioStart:
                 begin
-                    if (sel_bad$q) begin
+                    if (sel_bad) begin
                         if (channel$q) begin
                             tau2$d = 12'h0;
                             state$d = ExtractState$FracStart;
@@ -2367,25 +2358,6 @@ module top$core$engine$extract$sel_amp(d,q,clock);
     end
           
 endmodule // top$core$engine$extract$sel_amp
-
-
-module top$core$engine$extract$sel_bad(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$sel_bad
 
 
 module top$core$engine$extract$sel_pos1(d,q,clock);

@@ -70,7 +70,10 @@ pub struct Extract {
     /// on it are two paths); the fraction's sums one and two cycles later.
     sel_amp: DFF<Acc>,
     sel_sum: DFF<Acc>,
-    sel_bad: DFF<Bit>,
+    /// A <= 0 or T <= 0 for the registered operands (tested after the
+    /// register: the lane mux and the 48-bit zero tests in one path were
+    /// P = 3's critical path).
+    sel_bad: Signal<Local, Bit>,
     sel_pos1: DFF<Acc>,
     sel_pos2: DFF<Acc>,
     denom_r: DFF<Acc>,
@@ -166,7 +169,7 @@ impl Logic for Extract {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, pending, lane, channel, tau1, tau2, fraction, ratio, found,
-            probe_bit, pixel, sel_amp, sel_sum, sel_bad, sel_pos1, sel_pos2, denom_r, frac_num
+            probe_bit, pixel, sel_amp, sel_sum, sel_pos1, sel_pos2, denom_r, frac_num
         );
         self.divider.clock.next = self.clock.val();
         self.divider.start.next = false;
@@ -237,10 +240,10 @@ impl Logic for Extract {
         }
         self.sel_amp.d.next = self.amp.val();
         self.sel_sum.d.next = self.sum.val();
-        self.sel_bad.d.next = self.amp.val().get_bit(47)
-            || !self.amp.val().any()
-            || self.sum.val().get_bit(47)
-            || !self.sum.val().any();
+        self.sel_bad.next = self.sel_amp.q.val().get_bit(47)
+            || !self.sel_amp.q.val().any()
+            || self.sel_sum.q.val().get_bit(47)
+            || !self.sel_sum.q.val().any();
         self.sel_pos1.d.next = self.pos1.val();
         self.sel_pos2.d.next = self.pos2.val();
         self.denom_r.d.next = self.sel_pos1.q.val() + self.sel_pos2.q.val();
@@ -271,7 +274,7 @@ impl Logic for Extract {
                 self.state.d.next = ExtractState::RatioStart;
             }
             ExtractState::RatioStart => {
-                if self.sel_bad.q.val() {
+                if self.sel_bad.val() {
                     if self.channel.q.val() {
                         self.tau2.d.next = 0.into();
                         self.state.d.next = ExtractState::FracStart;
