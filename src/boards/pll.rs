@@ -440,12 +440,14 @@ end"
 
 /// Stand-ins for the vendor primitives, for Verilator's lint and the
 /// co-simulation of [`Dsp::Ecp5`](crate::rtl::Dsp::Ecp5) Verilog (never
-/// synthesised: yosys and the vendor tools have the real cells). Each declares exactly the parameters and ports the [`Pll`]
-/// block uses (a subset of the vendor's), with outputs tied so that
+/// synthesised: yosys and the vendor tools have the real cells). Each
+/// declares exactly the parameters and ports the [`Pll`] block or the
+/// ECP5 MACs use (a subset of the vendor's); the PLLs pass the clock
+/// through, the `MULT18X18D` models its registered signed mode, and
 /// Verilator's `-Wall` has nothing to say about the stand-ins themselves.
 pub fn lint_stubs() -> &'static str {
     "\
-// Lint-only stand-ins for vendor primitives (flimgru::boards::pll::lint_stubs).
+// Lint and simulation stand-ins for vendor primitives (flimgru::boards::pll::lint_stubs).
 /* verilator lint_off DECLFILENAME */
 /* verilator lint_off UNUSEDSIGNAL */
 /* verilator lint_off UNUSEDPARAM */
