@@ -17498,12 +17498,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] x_c_q$d;
     wire  [17:0] x_c_q$q;
     reg  x_c_q$clock;
-    reg  [17:0] p_r$d;
-    wire  [17:0] p_r$q;
-    reg  p_r$clock;
-    reg  [17:0] p_h$d;
-    wire  [17:0] p_h$q;
-    reg  p_h$clock;
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
@@ -17513,9 +17507,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  p_czero$d;
     wire  p_czero$q;
     reg  p_czero$clock;
-    reg  [47:0] q_prod$d;
-    wire  [47:0] q_prod$q;
-    reg  q_prod$clock;
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
@@ -17525,12 +17516,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  [17:0] u_z$d;
-    wire  [17:0] u_z$q;
-    reg  u_z$clock;
-    reg  [17:0] u_d$d;
-    wire  [17:0] u_d$q;
-    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -17543,9 +17528,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  u_en$d;
     wire  u_en$q;
     reg  u_en$clock;
-    reg  [47:0] v_sum$d;
-    wire  [47:0] v_sum$q;
-    reg  v_sum$clock;
+    reg  [17:0] v_c$d;
+    wire  [17:0] v_c$q;
+    reg  v_c$clock;
     reg  [15:0] v_j$d;
     wire  [15:0] v_j$q;
     reg  v_j$clock;
@@ -17843,17 +17828,18 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] mac$31$x;
     wire  [17:0] mac$31$gate;
     wire  [17:0] mac$31$cand;
+    reg  reset_mul$clock;
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
-    reg  [17:0] reset_mul$c;
     wire  [47:0] reset_mul$out;
     reg  [47:0] reset_q$v;
     wire  [17:0] reset_q$out;
+    reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
-    reg  [17:0] update_mul$c;
     wire  [47:0] update_mul$out;
     reg  [47:0] update_q$v;
+    reg  [17:0] update_q$c;
     wire  [17:0] update_q$out;
     reg  head$clock;
     reg  head$en;
@@ -19565,16 +19551,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(x_c_q$q),
         .clock(x_c_q$clock)
     );
-    top$core$engine$gru$lane$0$p_r p_r(
-        .d(p_r$d),
-        .q(p_r$q),
-        .clock(p_r$clock)
-    );
-    top$core$engine$gru$lane$0$p_h p_h(
-        .d(p_h$d),
-        .q(p_h$q),
-        .clock(p_h$clock)
-    );
     top$core$engine$gru$lane$0$p_xc p_xc(
         .d(p_xc$d),
         .q(p_xc$q),
@@ -19590,11 +19566,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_czero$q),
         .clock(p_czero$clock)
     );
-    top$core$engine$gru$lane$0$q_prod q_prod(
-        .d(q_prod$d),
-        .q(q_prod$q),
-        .clock(q_prod$clock)
-    );
     top$core$engine$gru$lane$0$q_xc q_xc(
         .d(q_xc$d),
         .q(q_xc$q),
@@ -19609,16 +19580,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_czero$d),
         .q(q_czero$q),
         .clock(q_czero$clock)
-    );
-    top$core$engine$gru$lane$0$u_z u_z(
-        .d(u_z$d),
-        .q(u_z$q),
-        .clock(u_z$clock)
-    );
-    top$core$engine$gru$lane$0$u_d u_d(
-        .d(u_d$d),
-        .q(u_d$q),
-        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$0$u_c u_c(
         .d(u_c$d),
@@ -19640,10 +19601,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_en$q),
         .clock(u_en$clock)
     );
-    top$core$engine$gru$lane$0$v_sum v_sum(
-        .d(v_sum$d),
-        .q(v_sum$q),
-        .clock(v_sum$clock)
+    top$core$engine$gru$lane$0$v_c v_c(
+        .d(v_c$d),
+        .q(v_c$q),
+        .clock(v_c$clock)
     );
     top$core$engine$gru$lane$0$v_j v_j(
         .d(v_j$d),
@@ -20013,9 +19974,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .cand(mac$31$cand)
     );
     top$core$engine$gru$lane$0$reset_mul reset_mul(
+        .clock(reset_mul$clock),
         .a(reset_mul$a),
         .b(reset_mul$b),
-        .c(reset_mul$c),
         .out(reset_mul$out)
     );
     top$core$engine$gru$lane$0$reset_q reset_q(
@@ -20023,13 +19984,14 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .out(reset_q$out)
     );
     top$core$engine$gru$lane$0$update_mul update_mul(
+        .clock(update_mul$clock),
         .a(update_mul$a),
         .b(update_mul$b),
-        .c(update_mul$c),
         .out(update_mul$out)
     );
     top$core$engine$gru$lane$0$update_q update_q(
         .v(update_q$v),
+        .c(update_q$c),
         .out(update_q$out)
     );
     top$core$engine$gru$lane$0$head head(
@@ -20060,22 +20022,17 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
-        p_r$clock = clock;
-        p_h$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
-        q_prod$clock = clock;
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
-        u_z$clock = clock;
-        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
         u_en$clock = clock;
-        v_sum$clock = clock;
+        v_c$clock = clock;
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
@@ -20084,22 +20041,17 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
-        p_r$d = p_r$q;
-        p_h$d = p_h$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
-        q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
-        u_z$d = u_z$q;
-        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
         u_en$d = u_en$q;
-        v_sum$d = v_sum$q;
+        v_c$d = v_c$q;
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
@@ -21314,19 +21266,16 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z0$31$d = z0$0$q;
             end
         end
-        p_r$d = r_k;
-        p_h$d = h_c;
+        reset_mul$clock = clock;
+        reset_mul$a = r_k;
+        reset_mul$b = h_c;
         p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
-        reset_mul$a = p_r$q;
-        reset_mul$b = p_h$q;
-        reset_mul$c = 18'h0;
-        q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = q_prod$q;
+        reset_q$v = reset_mul$out;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -22185,20 +22134,19 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
-        u_z$d = z_j;
-        u_d$d = h_j - c_j;
+        update_mul$clock = clock;
+        update_mul$a = z_j;
+        update_mul$b = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j_r$q;
         u_set$d = upd_set_r$q;
         u_en$d = upd_en_r$q;
-        update_mul$a = u_z$q;
-        update_mul$b = u_d$q;
-        update_mul$c = u_c$q;
-        v_sum$d = update_mul$out;
+        v_c$d = u_c$q;
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = v_sum$q;
+        update_q$v = update_mul$out;
+        update_q$c = v_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -26434,25 +26382,6 @@ module top$core$engine$gru$lane$0$p_czero(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$p_czero
 
 
-module top$core$engine$gru$lane$0$p_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$p_h
-
-
 module top$core$engine$gru$lane$0$p_isx(d,q,clock);
     
     // Module arguments
@@ -26470,25 +26399,6 @@ module top$core$engine$gru$lane$0$p_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$p_isx
-
-
-module top$core$engine$gru$lane$0$p_r(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$p_r
 
 
 module top$core$engine$gru$lane$0$p_xc(d,q,clock);
@@ -26978,25 +26888,6 @@ module top$core$engine$gru$lane$0$q_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$q_isx
-
-
-module top$core$engine$gru$lane$0$q_prod(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$q_prod
 
 
 module top$core$engine$gru$lane$0$q_xc(d,q,clock);
@@ -28234,23 +28125,29 @@ module top$core$engine$gru$lane$0$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$r1$9
 
 
-module top$core$engine$gru$lane$0$reset_mul(a,b,c,out);
+module top$core$engine$gru$lane$0$reset_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 0);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    reg signed [18:0] product_r = 19'h0;
+    wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
+    wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
+    always @(posedge clock) begin
+       a_r <= a_s; b_r <= b_s;
+       product_r <= a_x * b_x;
+    end
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$0$reset_mul
 
 
@@ -28342,25 +28239,6 @@ module top$core$engine$gru$lane$0$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$u_c
 
 
-module top$core$engine$gru$lane$0$u_d(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$u_d
-
-
 module top$core$engine$gru$lane$0$u_en(d,q,clock);
     
     // Module arguments
@@ -28416,25 +28294,6 @@ module top$core$engine$gru$lane$0$u_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$u_set
-
-
-module top$core$engine$gru$lane$0$u_z(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$u_z
 
 
 module top$core$engine$gru$lane$0$unit_is_a_r$0(clock,d,q);
@@ -29085,41 +28944,70 @@ module top$core$engine$gru$lane$0$upd_zero_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$upd_zero_r
 
 
-module top$core$engine$gru$lane$0$update_mul(a,b,c,out);
+module top$core$engine$gru$lane$0$update_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 7);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    reg signed [18:0] product_r = 19'h0;
+    wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
+    wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
+    always @(posedge clock) begin
+       a_r <= a_s; b_r <= b_s;
+       product_r <= a_x * b_x;
+    end
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$0$update_mul
 
 
-module top$core$engine$gru$lane$0$update_q(v,out);
+module top$core$engine$gru$lane$0$update_q(v,c,out);
     
     // Module arguments
     input wire  [47:0] v;
+    input wire  [17:0] c;
     output reg  [17:0] out;
     
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:19]};
     wire signed [18:0] v_s = v[18:0];
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [8:0] c_s = c[8:0];
+    wire signed [19:0] q_addend = {{{4{c_s[8]}}, c_s}, 7'h40};
     wire signed [19:0] q_widened = {v_s[18], v_s};
-    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_shifted = (q_widened + q_addend) >>> 7;
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$0$update_q
+
+
+module top$core$engine$gru$lane$0$v_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$v_c
 
 
 module top$core$engine$gru$lane$0$v_en(d,q,clock);
@@ -29177,25 +29065,6 @@ module top$core$engine$gru$lane$0$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$v_set
-
-
-module top$core$engine$gru$lane$0$v_sum(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$v_sum
 
 
 module top$core$engine$gru$lane$0$weight_r$0(clock,d,q);
@@ -32396,12 +32265,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] x_c_q$d;
     wire  [17:0] x_c_q$q;
     reg  x_c_q$clock;
-    reg  [17:0] p_r$d;
-    wire  [17:0] p_r$q;
-    reg  p_r$clock;
-    reg  [17:0] p_h$d;
-    wire  [17:0] p_h$q;
-    reg  p_h$clock;
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
@@ -32411,9 +32274,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  p_czero$d;
     wire  p_czero$q;
     reg  p_czero$clock;
-    reg  [47:0] q_prod$d;
-    wire  [47:0] q_prod$q;
-    reg  q_prod$clock;
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
@@ -32423,12 +32283,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  [17:0] u_z$d;
-    wire  [17:0] u_z$q;
-    reg  u_z$clock;
-    reg  [17:0] u_d$d;
-    wire  [17:0] u_d$q;
-    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -32441,9 +32295,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  u_en$d;
     wire  u_en$q;
     reg  u_en$clock;
-    reg  [47:0] v_sum$d;
-    wire  [47:0] v_sum$q;
-    reg  v_sum$clock;
+    reg  [17:0] v_c$d;
+    wire  [17:0] v_c$q;
+    reg  v_c$clock;
     reg  [15:0] v_j$d;
     wire  [15:0] v_j$q;
     reg  v_j$clock;
@@ -32741,17 +32595,18 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] mac$31$x;
     wire  [17:0] mac$31$gate;
     wire  [17:0] mac$31$cand;
+    reg  reset_mul$clock;
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
-    reg  [17:0] reset_mul$c;
     wire  [47:0] reset_mul$out;
     reg  [47:0] reset_q$v;
     wire  [17:0] reset_q$out;
+    reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
-    reg  [17:0] update_mul$c;
     wire  [47:0] update_mul$out;
     reg  [47:0] update_q$v;
+    reg  [17:0] update_q$c;
     wire  [17:0] update_q$out;
     reg  head$clock;
     reg  head$en;
@@ -34463,16 +34318,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(x_c_q$q),
         .clock(x_c_q$clock)
     );
-    top$core$engine$gru$lane$1$p_r p_r(
-        .d(p_r$d),
-        .q(p_r$q),
-        .clock(p_r$clock)
-    );
-    top$core$engine$gru$lane$1$p_h p_h(
-        .d(p_h$d),
-        .q(p_h$q),
-        .clock(p_h$clock)
-    );
     top$core$engine$gru$lane$1$p_xc p_xc(
         .d(p_xc$d),
         .q(p_xc$q),
@@ -34488,11 +34333,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_czero$q),
         .clock(p_czero$clock)
     );
-    top$core$engine$gru$lane$1$q_prod q_prod(
-        .d(q_prod$d),
-        .q(q_prod$q),
-        .clock(q_prod$clock)
-    );
     top$core$engine$gru$lane$1$q_xc q_xc(
         .d(q_xc$d),
         .q(q_xc$q),
@@ -34507,16 +34347,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_czero$d),
         .q(q_czero$q),
         .clock(q_czero$clock)
-    );
-    top$core$engine$gru$lane$1$u_z u_z(
-        .d(u_z$d),
-        .q(u_z$q),
-        .clock(u_z$clock)
-    );
-    top$core$engine$gru$lane$1$u_d u_d(
-        .d(u_d$d),
-        .q(u_d$q),
-        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$1$u_c u_c(
         .d(u_c$d),
@@ -34538,10 +34368,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_en$q),
         .clock(u_en$clock)
     );
-    top$core$engine$gru$lane$1$v_sum v_sum(
-        .d(v_sum$d),
-        .q(v_sum$q),
-        .clock(v_sum$clock)
+    top$core$engine$gru$lane$1$v_c v_c(
+        .d(v_c$d),
+        .q(v_c$q),
+        .clock(v_c$clock)
     );
     top$core$engine$gru$lane$1$v_j v_j(
         .d(v_j$d),
@@ -34911,9 +34741,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .cand(mac$31$cand)
     );
     top$core$engine$gru$lane$1$reset_mul reset_mul(
+        .clock(reset_mul$clock),
         .a(reset_mul$a),
         .b(reset_mul$b),
-        .c(reset_mul$c),
         .out(reset_mul$out)
     );
     top$core$engine$gru$lane$1$reset_q reset_q(
@@ -34921,13 +34751,14 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .out(reset_q$out)
     );
     top$core$engine$gru$lane$1$update_mul update_mul(
+        .clock(update_mul$clock),
         .a(update_mul$a),
         .b(update_mul$b),
-        .c(update_mul$c),
         .out(update_mul$out)
     );
     top$core$engine$gru$lane$1$update_q update_q(
         .v(update_q$v),
+        .c(update_q$c),
         .out(update_q$out)
     );
     top$core$engine$gru$lane$1$head head(
@@ -34958,22 +34789,17 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
-        p_r$clock = clock;
-        p_h$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
-        q_prod$clock = clock;
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
-        u_z$clock = clock;
-        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
         u_en$clock = clock;
-        v_sum$clock = clock;
+        v_c$clock = clock;
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
@@ -34982,22 +34808,17 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
-        p_r$d = p_r$q;
-        p_h$d = p_h$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
-        q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
-        u_z$d = u_z$q;
-        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
         u_en$d = u_en$q;
-        v_sum$d = v_sum$q;
+        v_c$d = v_c$q;
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
@@ -36212,19 +36033,16 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z0$31$d = z0$0$q;
             end
         end
-        p_r$d = r_k;
-        p_h$d = h_c;
+        reset_mul$clock = clock;
+        reset_mul$a = r_k;
+        reset_mul$b = h_c;
         p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
-        reset_mul$a = p_r$q;
-        reset_mul$b = p_h$q;
-        reset_mul$c = 18'h0;
-        q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = q_prod$q;
+        reset_q$v = reset_mul$out;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -37083,20 +36901,19 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
-        u_z$d = z_j;
-        u_d$d = h_j - c_j;
+        update_mul$clock = clock;
+        update_mul$a = z_j;
+        update_mul$b = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j_r$q;
         u_set$d = upd_set_r$q;
         u_en$d = upd_en_r$q;
-        update_mul$a = u_z$q;
-        update_mul$b = u_d$q;
-        update_mul$c = u_c$q;
-        v_sum$d = update_mul$out;
+        v_c$d = u_c$q;
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = v_sum$q;
+        update_q$v = update_mul$out;
+        update_q$c = v_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -41332,25 +41149,6 @@ module top$core$engine$gru$lane$1$p_czero(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$p_czero
 
 
-module top$core$engine$gru$lane$1$p_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$p_h
-
-
 module top$core$engine$gru$lane$1$p_isx(d,q,clock);
     
     // Module arguments
@@ -41368,25 +41166,6 @@ module top$core$engine$gru$lane$1$p_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$p_isx
-
-
-module top$core$engine$gru$lane$1$p_r(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$p_r
 
 
 module top$core$engine$gru$lane$1$p_xc(d,q,clock);
@@ -41876,25 +41655,6 @@ module top$core$engine$gru$lane$1$q_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$q_isx
-
-
-module top$core$engine$gru$lane$1$q_prod(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$q_prod
 
 
 module top$core$engine$gru$lane$1$q_xc(d,q,clock);
@@ -43132,23 +42892,29 @@ module top$core$engine$gru$lane$1$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$r1$9
 
 
-module top$core$engine$gru$lane$1$reset_mul(a,b,c,out);
+module top$core$engine$gru$lane$1$reset_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 0);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    reg signed [18:0] product_r = 19'h0;
+    wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
+    wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
+    always @(posedge clock) begin
+       a_r <= a_s; b_r <= b_s;
+       product_r <= a_x * b_x;
+    end
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$1$reset_mul
 
 
@@ -43240,25 +43006,6 @@ module top$core$engine$gru$lane$1$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$u_c
 
 
-module top$core$engine$gru$lane$1$u_d(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$u_d
-
-
 module top$core$engine$gru$lane$1$u_en(d,q,clock);
     
     // Module arguments
@@ -43314,25 +43061,6 @@ module top$core$engine$gru$lane$1$u_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$u_set
-
-
-module top$core$engine$gru$lane$1$u_z(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$u_z
 
 
 module top$core$engine$gru$lane$1$unit_is_a_r$0(clock,d,q);
@@ -43983,41 +43711,70 @@ module top$core$engine$gru$lane$1$upd_zero_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$1$upd_zero_r
 
 
-module top$core$engine$gru$lane$1$update_mul(a,b,c,out);
+module top$core$engine$gru$lane$1$update_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 7);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    reg signed [18:0] product_r = 19'h0;
+    wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
+    wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
+    always @(posedge clock) begin
+       a_r <= a_s; b_r <= b_s;
+       product_r <= a_x * b_x;
+    end
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$1$update_mul
 
 
-module top$core$engine$gru$lane$1$update_q(v,out);
+module top$core$engine$gru$lane$1$update_q(v,c,out);
     
     // Module arguments
     input wire  [47:0] v;
+    input wire  [17:0] c;
     output reg  [17:0] out;
     
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:19]};
     wire signed [18:0] v_s = v[18:0];
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [8:0] c_s = c[8:0];
+    wire signed [19:0] q_addend = {{{4{c_s[8]}}, c_s}, 7'h40};
     wire signed [19:0] q_widened = {v_s[18], v_s};
-    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_shifted = (q_widened + q_addend) >>> 7;
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$1$update_q
+
+
+module top$core$engine$gru$lane$1$v_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$v_c
 
 
 module top$core$engine$gru$lane$1$v_en(d,q,clock);
@@ -44075,25 +43832,6 @@ module top$core$engine$gru$lane$1$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$v_set
-
-
-module top$core$engine$gru$lane$1$v_sum(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$v_sum
 
 
 module top$core$engine$gru$lane$1$weight_r$0(clock,d,q);
@@ -47294,12 +47032,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] x_c_q$d;
     wire  [17:0] x_c_q$q;
     reg  x_c_q$clock;
-    reg  [17:0] p_r$d;
-    wire  [17:0] p_r$q;
-    reg  p_r$clock;
-    reg  [17:0] p_h$d;
-    wire  [17:0] p_h$q;
-    reg  p_h$clock;
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
@@ -47309,9 +47041,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  p_czero$d;
     wire  p_czero$q;
     reg  p_czero$clock;
-    reg  [47:0] q_prod$d;
-    wire  [47:0] q_prod$q;
-    reg  q_prod$clock;
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
@@ -47321,12 +47050,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  [17:0] u_z$d;
-    wire  [17:0] u_z$q;
-    reg  u_z$clock;
-    reg  [17:0] u_d$d;
-    wire  [17:0] u_d$q;
-    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -47339,9 +47062,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  u_en$d;
     wire  u_en$q;
     reg  u_en$clock;
-    reg  [47:0] v_sum$d;
-    wire  [47:0] v_sum$q;
-    reg  v_sum$clock;
+    reg  [17:0] v_c$d;
+    wire  [17:0] v_c$q;
+    reg  v_c$clock;
     reg  [15:0] v_j$d;
     wire  [15:0] v_j$q;
     reg  v_j$clock;
@@ -47639,17 +47362,18 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] mac$31$x;
     wire  [17:0] mac$31$gate;
     wire  [17:0] mac$31$cand;
+    reg  reset_mul$clock;
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
-    reg  [17:0] reset_mul$c;
     wire  [47:0] reset_mul$out;
     reg  [47:0] reset_q$v;
     wire  [17:0] reset_q$out;
+    reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
-    reg  [17:0] update_mul$c;
     wire  [47:0] update_mul$out;
     reg  [47:0] update_q$v;
+    reg  [17:0] update_q$c;
     wire  [17:0] update_q$out;
     reg  head$clock;
     reg  head$en;
@@ -49361,16 +49085,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(x_c_q$q),
         .clock(x_c_q$clock)
     );
-    top$core$engine$gru$lane$2$p_r p_r(
-        .d(p_r$d),
-        .q(p_r$q),
-        .clock(p_r$clock)
-    );
-    top$core$engine$gru$lane$2$p_h p_h(
-        .d(p_h$d),
-        .q(p_h$q),
-        .clock(p_h$clock)
-    );
     top$core$engine$gru$lane$2$p_xc p_xc(
         .d(p_xc$d),
         .q(p_xc$q),
@@ -49386,11 +49100,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_czero$q),
         .clock(p_czero$clock)
     );
-    top$core$engine$gru$lane$2$q_prod q_prod(
-        .d(q_prod$d),
-        .q(q_prod$q),
-        .clock(q_prod$clock)
-    );
     top$core$engine$gru$lane$2$q_xc q_xc(
         .d(q_xc$d),
         .q(q_xc$q),
@@ -49405,16 +49114,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_czero$d),
         .q(q_czero$q),
         .clock(q_czero$clock)
-    );
-    top$core$engine$gru$lane$2$u_z u_z(
-        .d(u_z$d),
-        .q(u_z$q),
-        .clock(u_z$clock)
-    );
-    top$core$engine$gru$lane$2$u_d u_d(
-        .d(u_d$d),
-        .q(u_d$q),
-        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$2$u_c u_c(
         .d(u_c$d),
@@ -49436,10 +49135,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_en$q),
         .clock(u_en$clock)
     );
-    top$core$engine$gru$lane$2$v_sum v_sum(
-        .d(v_sum$d),
-        .q(v_sum$q),
-        .clock(v_sum$clock)
+    top$core$engine$gru$lane$2$v_c v_c(
+        .d(v_c$d),
+        .q(v_c$q),
+        .clock(v_c$clock)
     );
     top$core$engine$gru$lane$2$v_j v_j(
         .d(v_j$d),
@@ -49809,9 +49508,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .cand(mac$31$cand)
     );
     top$core$engine$gru$lane$2$reset_mul reset_mul(
+        .clock(reset_mul$clock),
         .a(reset_mul$a),
         .b(reset_mul$b),
-        .c(reset_mul$c),
         .out(reset_mul$out)
     );
     top$core$engine$gru$lane$2$reset_q reset_q(
@@ -49819,13 +49518,14 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .out(reset_q$out)
     );
     top$core$engine$gru$lane$2$update_mul update_mul(
+        .clock(update_mul$clock),
         .a(update_mul$a),
         .b(update_mul$b),
-        .c(update_mul$c),
         .out(update_mul$out)
     );
     top$core$engine$gru$lane$2$update_q update_q(
         .v(update_q$v),
+        .c(update_q$c),
         .out(update_q$out)
     );
     top$core$engine$gru$lane$2$head head(
@@ -49856,22 +49556,17 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
-        p_r$clock = clock;
-        p_h$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
-        q_prod$clock = clock;
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
-        u_z$clock = clock;
-        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
         u_en$clock = clock;
-        v_sum$clock = clock;
+        v_c$clock = clock;
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
@@ -49880,22 +49575,17 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
-        p_r$d = p_r$q;
-        p_h$d = p_h$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
-        q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
-        u_z$d = u_z$q;
-        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
         u_en$d = u_en$q;
-        v_sum$d = v_sum$q;
+        v_c$d = v_c$q;
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
@@ -51110,19 +50800,16 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z0$31$d = z0$0$q;
             end
         end
-        p_r$d = r_k;
-        p_h$d = h_c;
+        reset_mul$clock = clock;
+        reset_mul$a = r_k;
+        reset_mul$b = h_c;
         p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
-        reset_mul$a = p_r$q;
-        reset_mul$b = p_h$q;
-        reset_mul$c = 18'h0;
-        q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = q_prod$q;
+        reset_q$v = reset_mul$out;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -51981,20 +51668,19 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
-        u_z$d = z_j;
-        u_d$d = h_j - c_j;
+        update_mul$clock = clock;
+        update_mul$a = z_j;
+        update_mul$b = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j_r$q;
         u_set$d = upd_set_r$q;
         u_en$d = upd_en_r$q;
-        update_mul$a = u_z$q;
-        update_mul$b = u_d$q;
-        update_mul$c = u_c$q;
-        v_sum$d = update_mul$out;
+        v_c$d = u_c$q;
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = v_sum$q;
+        update_q$v = update_mul$out;
+        update_q$c = v_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -56230,25 +55916,6 @@ module top$core$engine$gru$lane$2$p_czero(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$p_czero
 
 
-module top$core$engine$gru$lane$2$p_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$p_h
-
-
 module top$core$engine$gru$lane$2$p_isx(d,q,clock);
     
     // Module arguments
@@ -56266,25 +55933,6 @@ module top$core$engine$gru$lane$2$p_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$p_isx
-
-
-module top$core$engine$gru$lane$2$p_r(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$p_r
 
 
 module top$core$engine$gru$lane$2$p_xc(d,q,clock);
@@ -56774,25 +56422,6 @@ module top$core$engine$gru$lane$2$q_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$q_isx
-
-
-module top$core$engine$gru$lane$2$q_prod(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$q_prod
 
 
 module top$core$engine$gru$lane$2$q_xc(d,q,clock);
@@ -58030,23 +57659,29 @@ module top$core$engine$gru$lane$2$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$r1$9
 
 
-module top$core$engine$gru$lane$2$reset_mul(a,b,c,out);
+module top$core$engine$gru$lane$2$reset_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 0);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    reg signed [18:0] product_r = 19'h0;
+    wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
+    wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
+    always @(posedge clock) begin
+       a_r <= a_s; b_r <= b_s;
+       product_r <= a_x * b_x;
+    end
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$2$reset_mul
 
 
@@ -58138,25 +57773,6 @@ module top$core$engine$gru$lane$2$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$u_c
 
 
-module top$core$engine$gru$lane$2$u_d(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$u_d
-
-
 module top$core$engine$gru$lane$2$u_en(d,q,clock);
     
     // Module arguments
@@ -58212,25 +57828,6 @@ module top$core$engine$gru$lane$2$u_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$u_set
-
-
-module top$core$engine$gru$lane$2$u_z(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$u_z
 
 
 module top$core$engine$gru$lane$2$unit_is_a_r$0(clock,d,q);
@@ -58881,41 +58478,70 @@ module top$core$engine$gru$lane$2$upd_zero_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$2$upd_zero_r
 
 
-module top$core$engine$gru$lane$2$update_mul(a,b,c,out);
+module top$core$engine$gru$lane$2$update_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 7);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    reg signed [18:0] product_r = 19'h0;
+    wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
+    wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
+    always @(posedge clock) begin
+       a_r <= a_s; b_r <= b_s;
+       product_r <= a_x * b_x;
+    end
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$2$update_mul
 
 
-module top$core$engine$gru$lane$2$update_q(v,out);
+module top$core$engine$gru$lane$2$update_q(v,c,out);
     
     // Module arguments
     input wire  [47:0] v;
+    input wire  [17:0] c;
     output reg  [17:0] out;
     
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:19]};
     wire signed [18:0] v_s = v[18:0];
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [8:0] c_s = c[8:0];
+    wire signed [19:0] q_addend = {{{4{c_s[8]}}, c_s}, 7'h40};
     wire signed [19:0] q_widened = {v_s[18], v_s};
-    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_shifted = (q_widened + q_addend) >>> 7;
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$2$update_q
+
+
+module top$core$engine$gru$lane$2$v_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$v_c
 
 
 module top$core$engine$gru$lane$2$v_en(d,q,clock);
@@ -58973,25 +58599,6 @@ module top$core$engine$gru$lane$2$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$v_set
-
-
-module top$core$engine$gru$lane$2$v_sum(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$v_sum
 
 
 module top$core$engine$gru$lane$2$weight_r$0(clock,d,q);
@@ -62192,12 +61799,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] x_c_q$d;
     wire  [17:0] x_c_q$q;
     reg  x_c_q$clock;
-    reg  [17:0] p_r$d;
-    wire  [17:0] p_r$q;
-    reg  p_r$clock;
-    reg  [17:0] p_h$d;
-    wire  [17:0] p_h$q;
-    reg  p_h$clock;
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
@@ -62207,9 +61808,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  p_czero$d;
     wire  p_czero$q;
     reg  p_czero$clock;
-    reg  [47:0] q_prod$d;
-    wire  [47:0] q_prod$q;
-    reg  q_prod$clock;
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
@@ -62219,12 +61817,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  [17:0] u_z$d;
-    wire  [17:0] u_z$q;
-    reg  u_z$clock;
-    reg  [17:0] u_d$d;
-    wire  [17:0] u_d$q;
-    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -62237,9 +61829,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  u_en$d;
     wire  u_en$q;
     reg  u_en$clock;
-    reg  [47:0] v_sum$d;
-    wire  [47:0] v_sum$q;
-    reg  v_sum$clock;
+    reg  [17:0] v_c$d;
+    wire  [17:0] v_c$q;
+    reg  v_c$clock;
     reg  [15:0] v_j$d;
     wire  [15:0] v_j$q;
     reg  v_j$clock;
@@ -62537,17 +62129,18 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] mac$31$x;
     wire  [17:0] mac$31$gate;
     wire  [17:0] mac$31$cand;
+    reg  reset_mul$clock;
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
-    reg  [17:0] reset_mul$c;
     wire  [47:0] reset_mul$out;
     reg  [47:0] reset_q$v;
     wire  [17:0] reset_q$out;
+    reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
-    reg  [17:0] update_mul$c;
     wire  [47:0] update_mul$out;
     reg  [47:0] update_q$v;
+    reg  [17:0] update_q$c;
     wire  [17:0] update_q$out;
     reg  head$clock;
     reg  head$en;
@@ -64259,16 +63852,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(x_c_q$q),
         .clock(x_c_q$clock)
     );
-    top$core$engine$gru$lane$3$p_r p_r(
-        .d(p_r$d),
-        .q(p_r$q),
-        .clock(p_r$clock)
-    );
-    top$core$engine$gru$lane$3$p_h p_h(
-        .d(p_h$d),
-        .q(p_h$q),
-        .clock(p_h$clock)
-    );
     top$core$engine$gru$lane$3$p_xc p_xc(
         .d(p_xc$d),
         .q(p_xc$q),
@@ -64284,11 +63867,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_czero$q),
         .clock(p_czero$clock)
     );
-    top$core$engine$gru$lane$3$q_prod q_prod(
-        .d(q_prod$d),
-        .q(q_prod$q),
-        .clock(q_prod$clock)
-    );
     top$core$engine$gru$lane$3$q_xc q_xc(
         .d(q_xc$d),
         .q(q_xc$q),
@@ -64303,16 +63881,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_czero$d),
         .q(q_czero$q),
         .clock(q_czero$clock)
-    );
-    top$core$engine$gru$lane$3$u_z u_z(
-        .d(u_z$d),
-        .q(u_z$q),
-        .clock(u_z$clock)
-    );
-    top$core$engine$gru$lane$3$u_d u_d(
-        .d(u_d$d),
-        .q(u_d$q),
-        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$3$u_c u_c(
         .d(u_c$d),
@@ -64334,10 +63902,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_en$q),
         .clock(u_en$clock)
     );
-    top$core$engine$gru$lane$3$v_sum v_sum(
-        .d(v_sum$d),
-        .q(v_sum$q),
-        .clock(v_sum$clock)
+    top$core$engine$gru$lane$3$v_c v_c(
+        .d(v_c$d),
+        .q(v_c$q),
+        .clock(v_c$clock)
     );
     top$core$engine$gru$lane$3$v_j v_j(
         .d(v_j$d),
@@ -64707,9 +64275,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .cand(mac$31$cand)
     );
     top$core$engine$gru$lane$3$reset_mul reset_mul(
+        .clock(reset_mul$clock),
         .a(reset_mul$a),
         .b(reset_mul$b),
-        .c(reset_mul$c),
         .out(reset_mul$out)
     );
     top$core$engine$gru$lane$3$reset_q reset_q(
@@ -64717,13 +64285,14 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .out(reset_q$out)
     );
     top$core$engine$gru$lane$3$update_mul update_mul(
+        .clock(update_mul$clock),
         .a(update_mul$a),
         .b(update_mul$b),
-        .c(update_mul$c),
         .out(update_mul$out)
     );
     top$core$engine$gru$lane$3$update_q update_q(
         .v(update_q$v),
+        .c(update_q$c),
         .out(update_q$out)
     );
     top$core$engine$gru$lane$3$head head(
@@ -64754,22 +64323,17 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
-        p_r$clock = clock;
-        p_h$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
-        q_prod$clock = clock;
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
-        u_z$clock = clock;
-        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
         u_en$clock = clock;
-        v_sum$clock = clock;
+        v_c$clock = clock;
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
@@ -64778,22 +64342,17 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
-        p_r$d = p_r$q;
-        p_h$d = p_h$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
-        q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
-        u_z$d = u_z$q;
-        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
         u_en$d = u_en$q;
-        v_sum$d = v_sum$q;
+        v_c$d = v_c$q;
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
@@ -66008,19 +65567,16 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z0$31$d = z0$0$q;
             end
         end
-        p_r$d = r_k;
-        p_h$d = h_c;
+        reset_mul$clock = clock;
+        reset_mul$a = r_k;
+        reset_mul$b = h_c;
         p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
-        reset_mul$a = p_r$q;
-        reset_mul$b = p_h$q;
-        reset_mul$c = 18'h0;
-        q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = q_prod$q;
+        reset_q$v = reset_mul$out;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -66879,20 +66435,19 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
-        u_z$d = z_j;
-        u_d$d = h_j - c_j;
+        update_mul$clock = clock;
+        update_mul$a = z_j;
+        update_mul$b = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j_r$q;
         u_set$d = upd_set_r$q;
         u_en$d = upd_en_r$q;
-        update_mul$a = u_z$q;
-        update_mul$b = u_d$q;
-        update_mul$c = u_c$q;
-        v_sum$d = update_mul$out;
+        v_c$d = u_c$q;
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = v_sum$q;
+        update_q$v = update_mul$out;
+        update_q$c = v_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -71128,25 +70683,6 @@ module top$core$engine$gru$lane$3$p_czero(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$p_czero
 
 
-module top$core$engine$gru$lane$3$p_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$p_h
-
-
 module top$core$engine$gru$lane$3$p_isx(d,q,clock);
     
     // Module arguments
@@ -71164,25 +70700,6 @@ module top$core$engine$gru$lane$3$p_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$p_isx
-
-
-module top$core$engine$gru$lane$3$p_r(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$p_r
 
 
 module top$core$engine$gru$lane$3$p_xc(d,q,clock);
@@ -71672,25 +71189,6 @@ module top$core$engine$gru$lane$3$q_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$q_isx
-
-
-module top$core$engine$gru$lane$3$q_prod(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$q_prod
 
 
 module top$core$engine$gru$lane$3$q_xc(d,q,clock);
@@ -72928,23 +72426,29 @@ module top$core$engine$gru$lane$3$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$r1$9
 
 
-module top$core$engine$gru$lane$3$reset_mul(a,b,c,out);
+module top$core$engine$gru$lane$3$reset_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 0);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    reg signed [18:0] product_r = 19'h0;
+    wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
+    wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
+    always @(posedge clock) begin
+       a_r <= a_s; b_r <= b_s;
+       product_r <= a_x * b_x;
+    end
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$3$reset_mul
 
 
@@ -73036,25 +72540,6 @@ module top$core$engine$gru$lane$3$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$u_c
 
 
-module top$core$engine$gru$lane$3$u_d(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$u_d
-
-
 module top$core$engine$gru$lane$3$u_en(d,q,clock);
     
     // Module arguments
@@ -73110,25 +72595,6 @@ module top$core$engine$gru$lane$3$u_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$u_set
-
-
-module top$core$engine$gru$lane$3$u_z(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$u_z
 
 
 module top$core$engine$gru$lane$3$unit_is_a_r$0(clock,d,q);
@@ -73779,41 +73245,70 @@ module top$core$engine$gru$lane$3$upd_zero_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$3$upd_zero_r
 
 
-module top$core$engine$gru$lane$3$update_mul(a,b,c,out);
+module top$core$engine$gru$lane$3$update_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 7);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    reg signed [18:0] product_r = 19'h0;
+    wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
+    wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
+    always @(posedge clock) begin
+       a_r <= a_s; b_r <= b_s;
+       product_r <= a_x * b_x;
+    end
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$3$update_mul
 
 
-module top$core$engine$gru$lane$3$update_q(v,out);
+module top$core$engine$gru$lane$3$update_q(v,c,out);
     
     // Module arguments
     input wire  [47:0] v;
+    input wire  [17:0] c;
     output reg  [17:0] out;
     
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:19]};
     wire signed [18:0] v_s = v[18:0];
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [8:0] c_s = c[8:0];
+    wire signed [19:0] q_addend = {{{4{c_s[8]}}, c_s}, 7'h40};
     wire signed [19:0] q_widened = {v_s[18], v_s};
-    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_shifted = (q_widened + q_addend) >>> 7;
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$3$update_q
+
+
+module top$core$engine$gru$lane$3$v_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$v_c
 
 
 module top$core$engine$gru$lane$3$v_en(d,q,clock);
@@ -73871,25 +73366,6 @@ module top$core$engine$gru$lane$3$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$v_set
-
-
-module top$core$engine$gru$lane$3$v_sum(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$v_sum
 
 
 module top$core$engine$gru$lane$3$weight_r$0(clock,d,q);

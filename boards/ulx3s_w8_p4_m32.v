@@ -17498,12 +17498,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] x_c_q$d;
     wire  [17:0] x_c_q$q;
     reg  x_c_q$clock;
-    reg  [17:0] p_r$d;
-    wire  [17:0] p_r$q;
-    reg  p_r$clock;
-    reg  [17:0] p_h$d;
-    wire  [17:0] p_h$q;
-    reg  p_h$clock;
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
@@ -17513,9 +17507,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  p_czero$d;
     wire  p_czero$q;
     reg  p_czero$clock;
-    reg  [47:0] q_prod$d;
-    wire  [47:0] q_prod$q;
-    reg  q_prod$clock;
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
@@ -17525,12 +17516,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  [17:0] u_z$d;
-    wire  [17:0] u_z$q;
-    reg  u_z$clock;
-    reg  [17:0] u_d$d;
-    wire  [17:0] u_d$q;
-    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -17543,9 +17528,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  u_en$d;
     wire  u_en$q;
     reg  u_en$clock;
-    reg  [47:0] v_sum$d;
-    wire  [47:0] v_sum$q;
-    reg  v_sum$clock;
+    reg  [17:0] v_c$d;
+    wire  [17:0] v_c$q;
+    reg  v_c$clock;
     reg  [15:0] v_j$d;
     wire  [15:0] v_j$q;
     reg  v_j$clock;
@@ -17843,17 +17828,18 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] mac$31$x;
     wire  [17:0] mac$31$gate;
     wire  [17:0] mac$31$cand;
+    reg  reset_mul$clock;
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
-    reg  [17:0] reset_mul$c;
     wire  [47:0] reset_mul$out;
     reg  [47:0] reset_q$v;
     wire  [17:0] reset_q$out;
+    reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
-    reg  [17:0] update_mul$c;
     wire  [47:0] update_mul$out;
     reg  [47:0] update_q$v;
+    reg  [17:0] update_q$c;
     wire  [17:0] update_q$out;
     reg  head$clock;
     reg  head$en;
@@ -19565,16 +19551,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(x_c_q$q),
         .clock(x_c_q$clock)
     );
-    top$core$engine$gru$lane$0$p_r p_r(
-        .d(p_r$d),
-        .q(p_r$q),
-        .clock(p_r$clock)
-    );
-    top$core$engine$gru$lane$0$p_h p_h(
-        .d(p_h$d),
-        .q(p_h$q),
-        .clock(p_h$clock)
-    );
     top$core$engine$gru$lane$0$p_xc p_xc(
         .d(p_xc$d),
         .q(p_xc$q),
@@ -19590,11 +19566,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_czero$q),
         .clock(p_czero$clock)
     );
-    top$core$engine$gru$lane$0$q_prod q_prod(
-        .d(q_prod$d),
-        .q(q_prod$q),
-        .clock(q_prod$clock)
-    );
     top$core$engine$gru$lane$0$q_xc q_xc(
         .d(q_xc$d),
         .q(q_xc$q),
@@ -19609,16 +19580,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_czero$d),
         .q(q_czero$q),
         .clock(q_czero$clock)
-    );
-    top$core$engine$gru$lane$0$u_z u_z(
-        .d(u_z$d),
-        .q(u_z$q),
-        .clock(u_z$clock)
-    );
-    top$core$engine$gru$lane$0$u_d u_d(
-        .d(u_d$d),
-        .q(u_d$q),
-        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$0$u_c u_c(
         .d(u_c$d),
@@ -19640,10 +19601,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_en$q),
         .clock(u_en$clock)
     );
-    top$core$engine$gru$lane$0$v_sum v_sum(
-        .d(v_sum$d),
-        .q(v_sum$q),
-        .clock(v_sum$clock)
+    top$core$engine$gru$lane$0$v_c v_c(
+        .d(v_c$d),
+        .q(v_c$q),
+        .clock(v_c$clock)
     );
     top$core$engine$gru$lane$0$v_j v_j(
         .d(v_j$d),
@@ -20013,9 +19974,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .cand(mac$31$cand)
     );
     top$core$engine$gru$lane$0$reset_mul reset_mul(
+        .clock(reset_mul$clock),
         .a(reset_mul$a),
         .b(reset_mul$b),
-        .c(reset_mul$c),
         .out(reset_mul$out)
     );
     top$core$engine$gru$lane$0$reset_q reset_q(
@@ -20023,13 +19984,14 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .out(reset_q$out)
     );
     top$core$engine$gru$lane$0$update_mul update_mul(
+        .clock(update_mul$clock),
         .a(update_mul$a),
         .b(update_mul$b),
-        .c(update_mul$c),
         .out(update_mul$out)
     );
     top$core$engine$gru$lane$0$update_q update_q(
         .v(update_q$v),
+        .c(update_q$c),
         .out(update_q$out)
     );
     top$core$engine$gru$lane$0$head head(
@@ -20060,22 +20022,17 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
-        p_r$clock = clock;
-        p_h$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
-        q_prod$clock = clock;
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
-        u_z$clock = clock;
-        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
         u_en$clock = clock;
-        v_sum$clock = clock;
+        v_c$clock = clock;
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
@@ -20084,22 +20041,17 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
-        p_r$d = p_r$q;
-        p_h$d = p_h$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
-        q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
-        u_z$d = u_z$q;
-        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
         u_en$d = u_en$q;
-        v_sum$d = v_sum$q;
+        v_c$d = v_c$q;
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
@@ -21314,19 +21266,16 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z0$31$d = z0$0$q;
             end
         end
-        p_r$d = r_k;
-        p_h$d = h_c;
+        reset_mul$clock = clock;
+        reset_mul$a = r_k;
+        reset_mul$b = h_c;
         p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
-        reset_mul$a = p_r$q;
-        reset_mul$b = p_h$q;
-        reset_mul$c = 18'h0;
-        q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = q_prod$q;
+        reset_q$v = reset_mul$out;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -22185,20 +22134,19 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
-        u_z$d = z_j;
-        u_d$d = h_j - c_j;
+        update_mul$clock = clock;
+        update_mul$a = z_j;
+        update_mul$b = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j_r$q;
         u_set$d = upd_set_r$q;
         u_en$d = upd_en_r$q;
-        update_mul$a = u_z$q;
-        update_mul$b = u_d$q;
-        update_mul$c = u_c$q;
-        v_sum$d = update_mul$out;
+        v_c$d = u_c$q;
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = v_sum$q;
+        update_q$v = update_mul$out;
+        update_q$c = v_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -23946,7 +23894,7 @@ module top$core$engine$gru$lane$0$head$mac$0(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -23995,7 +23943,7 @@ module top$core$engine$gru$lane$0$head$mac$1(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -24044,7 +23992,7 @@ module top$core$engine$gru$lane$0$head$mac$2(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -24570,7 +24518,7 @@ module top$core$engine$gru$lane$0$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -24630,7 +24578,7 @@ module top$core$engine$gru$lane$0$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -24690,7 +24638,7 @@ module top$core$engine$gru$lane$0$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -24750,7 +24698,7 @@ module top$core$engine$gru$lane$0$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -24810,7 +24758,7 @@ module top$core$engine$gru$lane$0$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -24870,7 +24818,7 @@ module top$core$engine$gru$lane$0$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -24930,7 +24878,7 @@ module top$core$engine$gru$lane$0$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -24990,7 +24938,7 @@ module top$core$engine$gru$lane$0$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25050,7 +24998,7 @@ module top$core$engine$gru$lane$0$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25110,7 +25058,7 @@ module top$core$engine$gru$lane$0$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25170,7 +25118,7 @@ module top$core$engine$gru$lane$0$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25230,7 +25178,7 @@ module top$core$engine$gru$lane$0$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25290,7 +25238,7 @@ module top$core$engine$gru$lane$0$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25350,7 +25298,7 @@ module top$core$engine$gru$lane$0$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25410,7 +25358,7 @@ module top$core$engine$gru$lane$0$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25470,7 +25418,7 @@ module top$core$engine$gru$lane$0$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25530,7 +25478,7 @@ module top$core$engine$gru$lane$0$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25590,7 +25538,7 @@ module top$core$engine$gru$lane$0$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25650,7 +25598,7 @@ module top$core$engine$gru$lane$0$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25710,7 +25658,7 @@ module top$core$engine$gru$lane$0$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25770,7 +25718,7 @@ module top$core$engine$gru$lane$0$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25830,7 +25778,7 @@ module top$core$engine$gru$lane$0$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25890,7 +25838,7 @@ module top$core$engine$gru$lane$0$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -25950,7 +25898,7 @@ module top$core$engine$gru$lane$0$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -26010,7 +25958,7 @@ module top$core$engine$gru$lane$0$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -26070,7 +26018,7 @@ module top$core$engine$gru$lane$0$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -26130,7 +26078,7 @@ module top$core$engine$gru$lane$0$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -26190,7 +26138,7 @@ module top$core$engine$gru$lane$0$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -26250,7 +26198,7 @@ module top$core$engine$gru$lane$0$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -26310,7 +26258,7 @@ module top$core$engine$gru$lane$0$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -26370,7 +26318,7 @@ module top$core$engine$gru$lane$0$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -26430,7 +26378,7 @@ module top$core$engine$gru$lane$0$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -26854,25 +26802,6 @@ module top$core$engine$gru$lane$0$p_czero(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$p_czero
 
 
-module top$core$engine$gru$lane$0$p_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$p_h
-
-
 module top$core$engine$gru$lane$0$p_isx(d,q,clock);
     
     // Module arguments
@@ -26890,25 +26819,6 @@ module top$core$engine$gru$lane$0$p_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$p_isx
-
-
-module top$core$engine$gru$lane$0$p_r(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$p_r
 
 
 module top$core$engine$gru$lane$0$p_xc(d,q,clock);
@@ -27398,25 +27308,6 @@ module top$core$engine$gru$lane$0$q_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$q_isx
-
-
-module top$core$engine$gru$lane$0$q_prod(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$q_prod
 
 
 module top$core$engine$gru$lane$0$q_xc(d,q,clock);
@@ -28654,23 +28545,37 @@ module top$core$engine$gru$lane$0$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$r1$9
 
 
-module top$core$engine$gru$lane$0$reset_mul(a,b,c,out);
+module top$core$engine$gru$lane$0$reset_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 0);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
+    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    // The product's bits above the output's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [18:0] product_r = mult_p[18:0];
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$0$reset_mul
 
 
@@ -28762,25 +28667,6 @@ module top$core$engine$gru$lane$0$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$u_c
 
 
-module top$core$engine$gru$lane$0$u_d(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$u_d
-
-
 module top$core$engine$gru$lane$0$u_en(d,q,clock);
     
     // Module arguments
@@ -28836,25 +28722,6 @@ module top$core$engine$gru$lane$0$u_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$u_set
-
-
-module top$core$engine$gru$lane$0$u_z(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$u_z
 
 
 module top$core$engine$gru$lane$0$unit_is_a_r$0(clock,d,q);
@@ -29505,41 +29372,78 @@ module top$core$engine$gru$lane$0$upd_zero_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$upd_zero_r
 
 
-module top$core$engine$gru$lane$0$update_mul(a,b,c,out);
+module top$core$engine$gru$lane$0$update_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 7);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
+    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    // The product's bits above the output's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [18:0] product_r = mult_p[18:0];
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$0$update_mul
 
 
-module top$core$engine$gru$lane$0$update_q(v,out);
+module top$core$engine$gru$lane$0$update_q(v,c,out);
     
     // Module arguments
     input wire  [47:0] v;
+    input wire  [17:0] c;
     output reg  [17:0] out;
     
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:19]};
     wire signed [18:0] v_s = v[18:0];
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [8:0] c_s = c[8:0];
+    wire signed [19:0] q_addend = {{{4{c_s[8]}}, c_s}, 7'h40};
     wire signed [19:0] q_widened = {v_s[18], v_s};
-    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_shifted = (q_widened + q_addend) >>> 7;
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$0$update_q
+
+
+module top$core$engine$gru$lane$0$v_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$v_c
 
 
 module top$core$engine$gru$lane$0$v_en(d,q,clock);
@@ -29597,25 +29501,6 @@ module top$core$engine$gru$lane$0$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$v_set
-
-
-module top$core$engine$gru$lane$0$v_sum(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$v_sum
 
 
 module top$core$engine$gru$lane$0$weight_r$0(clock,d,q);
@@ -32816,12 +32701,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] x_c_q$d;
     wire  [17:0] x_c_q$q;
     reg  x_c_q$clock;
-    reg  [17:0] p_r$d;
-    wire  [17:0] p_r$q;
-    reg  p_r$clock;
-    reg  [17:0] p_h$d;
-    wire  [17:0] p_h$q;
-    reg  p_h$clock;
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
@@ -32831,9 +32710,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  p_czero$d;
     wire  p_czero$q;
     reg  p_czero$clock;
-    reg  [47:0] q_prod$d;
-    wire  [47:0] q_prod$q;
-    reg  q_prod$clock;
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
@@ -32843,12 +32719,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  [17:0] u_z$d;
-    wire  [17:0] u_z$q;
-    reg  u_z$clock;
-    reg  [17:0] u_d$d;
-    wire  [17:0] u_d$q;
-    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -32861,9 +32731,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  u_en$d;
     wire  u_en$q;
     reg  u_en$clock;
-    reg  [47:0] v_sum$d;
-    wire  [47:0] v_sum$q;
-    reg  v_sum$clock;
+    reg  [17:0] v_c$d;
+    wire  [17:0] v_c$q;
+    reg  v_c$clock;
     reg  [15:0] v_j$d;
     wire  [15:0] v_j$q;
     reg  v_j$clock;
@@ -33161,17 +33031,18 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] mac$31$x;
     wire  [17:0] mac$31$gate;
     wire  [17:0] mac$31$cand;
+    reg  reset_mul$clock;
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
-    reg  [17:0] reset_mul$c;
     wire  [47:0] reset_mul$out;
     reg  [47:0] reset_q$v;
     wire  [17:0] reset_q$out;
+    reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
-    reg  [17:0] update_mul$c;
     wire  [47:0] update_mul$out;
     reg  [47:0] update_q$v;
+    reg  [17:0] update_q$c;
     wire  [17:0] update_q$out;
     reg  head$clock;
     reg  head$en;
@@ -34883,16 +34754,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(x_c_q$q),
         .clock(x_c_q$clock)
     );
-    top$core$engine$gru$lane$1$p_r p_r(
-        .d(p_r$d),
-        .q(p_r$q),
-        .clock(p_r$clock)
-    );
-    top$core$engine$gru$lane$1$p_h p_h(
-        .d(p_h$d),
-        .q(p_h$q),
-        .clock(p_h$clock)
-    );
     top$core$engine$gru$lane$1$p_xc p_xc(
         .d(p_xc$d),
         .q(p_xc$q),
@@ -34908,11 +34769,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_czero$q),
         .clock(p_czero$clock)
     );
-    top$core$engine$gru$lane$1$q_prod q_prod(
-        .d(q_prod$d),
-        .q(q_prod$q),
-        .clock(q_prod$clock)
-    );
     top$core$engine$gru$lane$1$q_xc q_xc(
         .d(q_xc$d),
         .q(q_xc$q),
@@ -34927,16 +34783,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_czero$d),
         .q(q_czero$q),
         .clock(q_czero$clock)
-    );
-    top$core$engine$gru$lane$1$u_z u_z(
-        .d(u_z$d),
-        .q(u_z$q),
-        .clock(u_z$clock)
-    );
-    top$core$engine$gru$lane$1$u_d u_d(
-        .d(u_d$d),
-        .q(u_d$q),
-        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$1$u_c u_c(
         .d(u_c$d),
@@ -34958,10 +34804,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_en$q),
         .clock(u_en$clock)
     );
-    top$core$engine$gru$lane$1$v_sum v_sum(
-        .d(v_sum$d),
-        .q(v_sum$q),
-        .clock(v_sum$clock)
+    top$core$engine$gru$lane$1$v_c v_c(
+        .d(v_c$d),
+        .q(v_c$q),
+        .clock(v_c$clock)
     );
     top$core$engine$gru$lane$1$v_j v_j(
         .d(v_j$d),
@@ -35331,9 +35177,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .cand(mac$31$cand)
     );
     top$core$engine$gru$lane$1$reset_mul reset_mul(
+        .clock(reset_mul$clock),
         .a(reset_mul$a),
         .b(reset_mul$b),
-        .c(reset_mul$c),
         .out(reset_mul$out)
     );
     top$core$engine$gru$lane$1$reset_q reset_q(
@@ -35341,13 +35187,14 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .out(reset_q$out)
     );
     top$core$engine$gru$lane$1$update_mul update_mul(
+        .clock(update_mul$clock),
         .a(update_mul$a),
         .b(update_mul$b),
-        .c(update_mul$c),
         .out(update_mul$out)
     );
     top$core$engine$gru$lane$1$update_q update_q(
         .v(update_q$v),
+        .c(update_q$c),
         .out(update_q$out)
     );
     top$core$engine$gru$lane$1$head head(
@@ -35378,22 +35225,17 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
-        p_r$clock = clock;
-        p_h$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
-        q_prod$clock = clock;
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
-        u_z$clock = clock;
-        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
         u_en$clock = clock;
-        v_sum$clock = clock;
+        v_c$clock = clock;
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
@@ -35402,22 +35244,17 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
-        p_r$d = p_r$q;
-        p_h$d = p_h$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
-        q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
-        u_z$d = u_z$q;
-        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
         u_en$d = u_en$q;
-        v_sum$d = v_sum$q;
+        v_c$d = v_c$q;
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
@@ -36632,19 +36469,16 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z0$31$d = z0$0$q;
             end
         end
-        p_r$d = r_k;
-        p_h$d = h_c;
+        reset_mul$clock = clock;
+        reset_mul$a = r_k;
+        reset_mul$b = h_c;
         p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
-        reset_mul$a = p_r$q;
-        reset_mul$b = p_h$q;
-        reset_mul$c = 18'h0;
-        q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = q_prod$q;
+        reset_q$v = reset_mul$out;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -37503,20 +37337,19 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
-        u_z$d = z_j;
-        u_d$d = h_j - c_j;
+        update_mul$clock = clock;
+        update_mul$a = z_j;
+        update_mul$b = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j_r$q;
         u_set$d = upd_set_r$q;
         u_en$d = upd_en_r$q;
-        update_mul$a = u_z$q;
-        update_mul$b = u_d$q;
-        update_mul$c = u_c$q;
-        v_sum$d = update_mul$out;
+        v_c$d = u_c$q;
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = v_sum$q;
+        update_q$v = update_mul$out;
+        update_q$c = v_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -39264,7 +39097,7 @@ module top$core$engine$gru$lane$1$head$mac$0(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -39313,7 +39146,7 @@ module top$core$engine$gru$lane$1$head$mac$1(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -39362,7 +39195,7 @@ module top$core$engine$gru$lane$1$head$mac$2(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -39888,7 +39721,7 @@ module top$core$engine$gru$lane$1$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -39948,7 +39781,7 @@ module top$core$engine$gru$lane$1$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40008,7 +39841,7 @@ module top$core$engine$gru$lane$1$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40068,7 +39901,7 @@ module top$core$engine$gru$lane$1$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40128,7 +39961,7 @@ module top$core$engine$gru$lane$1$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40188,7 +40021,7 @@ module top$core$engine$gru$lane$1$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40248,7 +40081,7 @@ module top$core$engine$gru$lane$1$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40308,7 +40141,7 @@ module top$core$engine$gru$lane$1$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40368,7 +40201,7 @@ module top$core$engine$gru$lane$1$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40428,7 +40261,7 @@ module top$core$engine$gru$lane$1$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40488,7 +40321,7 @@ module top$core$engine$gru$lane$1$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40548,7 +40381,7 @@ module top$core$engine$gru$lane$1$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40608,7 +40441,7 @@ module top$core$engine$gru$lane$1$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40668,7 +40501,7 @@ module top$core$engine$gru$lane$1$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40728,7 +40561,7 @@ module top$core$engine$gru$lane$1$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40788,7 +40621,7 @@ module top$core$engine$gru$lane$1$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40848,7 +40681,7 @@ module top$core$engine$gru$lane$1$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40908,7 +40741,7 @@ module top$core$engine$gru$lane$1$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -40968,7 +40801,7 @@ module top$core$engine$gru$lane$1$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41028,7 +40861,7 @@ module top$core$engine$gru$lane$1$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41088,7 +40921,7 @@ module top$core$engine$gru$lane$1$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41148,7 +40981,7 @@ module top$core$engine$gru$lane$1$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41208,7 +41041,7 @@ module top$core$engine$gru$lane$1$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41268,7 +41101,7 @@ module top$core$engine$gru$lane$1$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41328,7 +41161,7 @@ module top$core$engine$gru$lane$1$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41388,7 +41221,7 @@ module top$core$engine$gru$lane$1$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41448,7 +41281,7 @@ module top$core$engine$gru$lane$1$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41508,7 +41341,7 @@ module top$core$engine$gru$lane$1$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41568,7 +41401,7 @@ module top$core$engine$gru$lane$1$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41628,7 +41461,7 @@ module top$core$engine$gru$lane$1$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41688,7 +41521,7 @@ module top$core$engine$gru$lane$1$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -41748,7 +41581,7 @@ module top$core$engine$gru$lane$1$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -42172,25 +42005,6 @@ module top$core$engine$gru$lane$1$p_czero(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$p_czero
 
 
-module top$core$engine$gru$lane$1$p_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$p_h
-
-
 module top$core$engine$gru$lane$1$p_isx(d,q,clock);
     
     // Module arguments
@@ -42208,25 +42022,6 @@ module top$core$engine$gru$lane$1$p_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$p_isx
-
-
-module top$core$engine$gru$lane$1$p_r(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$p_r
 
 
 module top$core$engine$gru$lane$1$p_xc(d,q,clock);
@@ -42716,25 +42511,6 @@ module top$core$engine$gru$lane$1$q_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$q_isx
-
-
-module top$core$engine$gru$lane$1$q_prod(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$q_prod
 
 
 module top$core$engine$gru$lane$1$q_xc(d,q,clock);
@@ -43972,23 +43748,37 @@ module top$core$engine$gru$lane$1$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$r1$9
 
 
-module top$core$engine$gru$lane$1$reset_mul(a,b,c,out);
+module top$core$engine$gru$lane$1$reset_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 0);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
+    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    // The product's bits above the output's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [18:0] product_r = mult_p[18:0];
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$1$reset_mul
 
 
@@ -44080,25 +43870,6 @@ module top$core$engine$gru$lane$1$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$u_c
 
 
-module top$core$engine$gru$lane$1$u_d(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$u_d
-
-
 module top$core$engine$gru$lane$1$u_en(d,q,clock);
     
     // Module arguments
@@ -44154,25 +43925,6 @@ module top$core$engine$gru$lane$1$u_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$u_set
-
-
-module top$core$engine$gru$lane$1$u_z(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$u_z
 
 
 module top$core$engine$gru$lane$1$unit_is_a_r$0(clock,d,q);
@@ -44823,41 +44575,78 @@ module top$core$engine$gru$lane$1$upd_zero_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$1$upd_zero_r
 
 
-module top$core$engine$gru$lane$1$update_mul(a,b,c,out);
+module top$core$engine$gru$lane$1$update_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 7);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
+    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    // The product's bits above the output's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [18:0] product_r = mult_p[18:0];
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$1$update_mul
 
 
-module top$core$engine$gru$lane$1$update_q(v,out);
+module top$core$engine$gru$lane$1$update_q(v,c,out);
     
     // Module arguments
     input wire  [47:0] v;
+    input wire  [17:0] c;
     output reg  [17:0] out;
     
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:19]};
     wire signed [18:0] v_s = v[18:0];
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [8:0] c_s = c[8:0];
+    wire signed [19:0] q_addend = {{{4{c_s[8]}}, c_s}, 7'h40};
     wire signed [19:0] q_widened = {v_s[18], v_s};
-    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_shifted = (q_widened + q_addend) >>> 7;
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$1$update_q
+
+
+module top$core$engine$gru$lane$1$v_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$v_c
 
 
 module top$core$engine$gru$lane$1$v_en(d,q,clock);
@@ -44915,25 +44704,6 @@ module top$core$engine$gru$lane$1$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$v_set
-
-
-module top$core$engine$gru$lane$1$v_sum(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$v_sum
 
 
 module top$core$engine$gru$lane$1$weight_r$0(clock,d,q);
@@ -48134,12 +47904,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] x_c_q$d;
     wire  [17:0] x_c_q$q;
     reg  x_c_q$clock;
-    reg  [17:0] p_r$d;
-    wire  [17:0] p_r$q;
-    reg  p_r$clock;
-    reg  [17:0] p_h$d;
-    wire  [17:0] p_h$q;
-    reg  p_h$clock;
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
@@ -48149,9 +47913,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  p_czero$d;
     wire  p_czero$q;
     reg  p_czero$clock;
-    reg  [47:0] q_prod$d;
-    wire  [47:0] q_prod$q;
-    reg  q_prod$clock;
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
@@ -48161,12 +47922,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  [17:0] u_z$d;
-    wire  [17:0] u_z$q;
-    reg  u_z$clock;
-    reg  [17:0] u_d$d;
-    wire  [17:0] u_d$q;
-    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -48179,9 +47934,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  u_en$d;
     wire  u_en$q;
     reg  u_en$clock;
-    reg  [47:0] v_sum$d;
-    wire  [47:0] v_sum$q;
-    reg  v_sum$clock;
+    reg  [17:0] v_c$d;
+    wire  [17:0] v_c$q;
+    reg  v_c$clock;
     reg  [15:0] v_j$d;
     wire  [15:0] v_j$q;
     reg  v_j$clock;
@@ -48479,17 +48234,18 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] mac$31$x;
     wire  [17:0] mac$31$gate;
     wire  [17:0] mac$31$cand;
+    reg  reset_mul$clock;
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
-    reg  [17:0] reset_mul$c;
     wire  [47:0] reset_mul$out;
     reg  [47:0] reset_q$v;
     wire  [17:0] reset_q$out;
+    reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
-    reg  [17:0] update_mul$c;
     wire  [47:0] update_mul$out;
     reg  [47:0] update_q$v;
+    reg  [17:0] update_q$c;
     wire  [17:0] update_q$out;
     reg  head$clock;
     reg  head$en;
@@ -50201,16 +49957,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(x_c_q$q),
         .clock(x_c_q$clock)
     );
-    top$core$engine$gru$lane$2$p_r p_r(
-        .d(p_r$d),
-        .q(p_r$q),
-        .clock(p_r$clock)
-    );
-    top$core$engine$gru$lane$2$p_h p_h(
-        .d(p_h$d),
-        .q(p_h$q),
-        .clock(p_h$clock)
-    );
     top$core$engine$gru$lane$2$p_xc p_xc(
         .d(p_xc$d),
         .q(p_xc$q),
@@ -50226,11 +49972,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_czero$q),
         .clock(p_czero$clock)
     );
-    top$core$engine$gru$lane$2$q_prod q_prod(
-        .d(q_prod$d),
-        .q(q_prod$q),
-        .clock(q_prod$clock)
-    );
     top$core$engine$gru$lane$2$q_xc q_xc(
         .d(q_xc$d),
         .q(q_xc$q),
@@ -50245,16 +49986,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_czero$d),
         .q(q_czero$q),
         .clock(q_czero$clock)
-    );
-    top$core$engine$gru$lane$2$u_z u_z(
-        .d(u_z$d),
-        .q(u_z$q),
-        .clock(u_z$clock)
-    );
-    top$core$engine$gru$lane$2$u_d u_d(
-        .d(u_d$d),
-        .q(u_d$q),
-        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$2$u_c u_c(
         .d(u_c$d),
@@ -50276,10 +50007,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_en$q),
         .clock(u_en$clock)
     );
-    top$core$engine$gru$lane$2$v_sum v_sum(
-        .d(v_sum$d),
-        .q(v_sum$q),
-        .clock(v_sum$clock)
+    top$core$engine$gru$lane$2$v_c v_c(
+        .d(v_c$d),
+        .q(v_c$q),
+        .clock(v_c$clock)
     );
     top$core$engine$gru$lane$2$v_j v_j(
         .d(v_j$d),
@@ -50649,9 +50380,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .cand(mac$31$cand)
     );
     top$core$engine$gru$lane$2$reset_mul reset_mul(
+        .clock(reset_mul$clock),
         .a(reset_mul$a),
         .b(reset_mul$b),
-        .c(reset_mul$c),
         .out(reset_mul$out)
     );
     top$core$engine$gru$lane$2$reset_q reset_q(
@@ -50659,13 +50390,14 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .out(reset_q$out)
     );
     top$core$engine$gru$lane$2$update_mul update_mul(
+        .clock(update_mul$clock),
         .a(update_mul$a),
         .b(update_mul$b),
-        .c(update_mul$c),
         .out(update_mul$out)
     );
     top$core$engine$gru$lane$2$update_q update_q(
         .v(update_q$v),
+        .c(update_q$c),
         .out(update_q$out)
     );
     top$core$engine$gru$lane$2$head head(
@@ -50696,22 +50428,17 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
-        p_r$clock = clock;
-        p_h$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
-        q_prod$clock = clock;
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
-        u_z$clock = clock;
-        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
         u_en$clock = clock;
-        v_sum$clock = clock;
+        v_c$clock = clock;
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
@@ -50720,22 +50447,17 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
-        p_r$d = p_r$q;
-        p_h$d = p_h$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
-        q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
-        u_z$d = u_z$q;
-        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
         u_en$d = u_en$q;
-        v_sum$d = v_sum$q;
+        v_c$d = v_c$q;
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
@@ -51950,19 +51672,16 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z0$31$d = z0$0$q;
             end
         end
-        p_r$d = r_k;
-        p_h$d = h_c;
+        reset_mul$clock = clock;
+        reset_mul$a = r_k;
+        reset_mul$b = h_c;
         p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
-        reset_mul$a = p_r$q;
-        reset_mul$b = p_h$q;
-        reset_mul$c = 18'h0;
-        q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = q_prod$q;
+        reset_q$v = reset_mul$out;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -52821,20 +52540,19 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
-        u_z$d = z_j;
-        u_d$d = h_j - c_j;
+        update_mul$clock = clock;
+        update_mul$a = z_j;
+        update_mul$b = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j_r$q;
         u_set$d = upd_set_r$q;
         u_en$d = upd_en_r$q;
-        update_mul$a = u_z$q;
-        update_mul$b = u_d$q;
-        update_mul$c = u_c$q;
-        v_sum$d = update_mul$out;
+        v_c$d = u_c$q;
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = v_sum$q;
+        update_q$v = update_mul$out;
+        update_q$c = v_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -54582,7 +54300,7 @@ module top$core$engine$gru$lane$2$head$mac$0(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -54631,7 +54349,7 @@ module top$core$engine$gru$lane$2$head$mac$1(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -54680,7 +54398,7 @@ module top$core$engine$gru$lane$2$head$mac$2(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55206,7 +54924,7 @@ module top$core$engine$gru$lane$2$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55266,7 +54984,7 @@ module top$core$engine$gru$lane$2$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55326,7 +55044,7 @@ module top$core$engine$gru$lane$2$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55386,7 +55104,7 @@ module top$core$engine$gru$lane$2$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55446,7 +55164,7 @@ module top$core$engine$gru$lane$2$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55506,7 +55224,7 @@ module top$core$engine$gru$lane$2$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55566,7 +55284,7 @@ module top$core$engine$gru$lane$2$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55626,7 +55344,7 @@ module top$core$engine$gru$lane$2$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55686,7 +55404,7 @@ module top$core$engine$gru$lane$2$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55746,7 +55464,7 @@ module top$core$engine$gru$lane$2$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55806,7 +55524,7 @@ module top$core$engine$gru$lane$2$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55866,7 +55584,7 @@ module top$core$engine$gru$lane$2$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55926,7 +55644,7 @@ module top$core$engine$gru$lane$2$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55986,7 +55704,7 @@ module top$core$engine$gru$lane$2$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56046,7 +55764,7 @@ module top$core$engine$gru$lane$2$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56106,7 +55824,7 @@ module top$core$engine$gru$lane$2$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56166,7 +55884,7 @@ module top$core$engine$gru$lane$2$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56226,7 +55944,7 @@ module top$core$engine$gru$lane$2$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56286,7 +56004,7 @@ module top$core$engine$gru$lane$2$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56346,7 +56064,7 @@ module top$core$engine$gru$lane$2$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56406,7 +56124,7 @@ module top$core$engine$gru$lane$2$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56466,7 +56184,7 @@ module top$core$engine$gru$lane$2$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56526,7 +56244,7 @@ module top$core$engine$gru$lane$2$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56586,7 +56304,7 @@ module top$core$engine$gru$lane$2$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56646,7 +56364,7 @@ module top$core$engine$gru$lane$2$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56706,7 +56424,7 @@ module top$core$engine$gru$lane$2$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56766,7 +56484,7 @@ module top$core$engine$gru$lane$2$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56826,7 +56544,7 @@ module top$core$engine$gru$lane$2$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56886,7 +56604,7 @@ module top$core$engine$gru$lane$2$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -56946,7 +56664,7 @@ module top$core$engine$gru$lane$2$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -57006,7 +56724,7 @@ module top$core$engine$gru$lane$2$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -57066,7 +56784,7 @@ module top$core$engine$gru$lane$2$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -57490,25 +57208,6 @@ module top$core$engine$gru$lane$2$p_czero(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$p_czero
 
 
-module top$core$engine$gru$lane$2$p_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$p_h
-
-
 module top$core$engine$gru$lane$2$p_isx(d,q,clock);
     
     // Module arguments
@@ -57526,25 +57225,6 @@ module top$core$engine$gru$lane$2$p_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$p_isx
-
-
-module top$core$engine$gru$lane$2$p_r(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$p_r
 
 
 module top$core$engine$gru$lane$2$p_xc(d,q,clock);
@@ -58034,25 +57714,6 @@ module top$core$engine$gru$lane$2$q_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$q_isx
-
-
-module top$core$engine$gru$lane$2$q_prod(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$q_prod
 
 
 module top$core$engine$gru$lane$2$q_xc(d,q,clock);
@@ -59290,23 +58951,37 @@ module top$core$engine$gru$lane$2$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$r1$9
 
 
-module top$core$engine$gru$lane$2$reset_mul(a,b,c,out);
+module top$core$engine$gru$lane$2$reset_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 0);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
+    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    // The product's bits above the output's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [18:0] product_r = mult_p[18:0];
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$2$reset_mul
 
 
@@ -59398,25 +59073,6 @@ module top$core$engine$gru$lane$2$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$u_c
 
 
-module top$core$engine$gru$lane$2$u_d(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$u_d
-
-
 module top$core$engine$gru$lane$2$u_en(d,q,clock);
     
     // Module arguments
@@ -59472,25 +59128,6 @@ module top$core$engine$gru$lane$2$u_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$u_set
-
-
-module top$core$engine$gru$lane$2$u_z(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$u_z
 
 
 module top$core$engine$gru$lane$2$unit_is_a_r$0(clock,d,q);
@@ -60141,41 +59778,78 @@ module top$core$engine$gru$lane$2$upd_zero_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$2$upd_zero_r
 
 
-module top$core$engine$gru$lane$2$update_mul(a,b,c,out);
+module top$core$engine$gru$lane$2$update_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 7);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
+    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    // The product's bits above the output's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [18:0] product_r = mult_p[18:0];
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$2$update_mul
 
 
-module top$core$engine$gru$lane$2$update_q(v,out);
+module top$core$engine$gru$lane$2$update_q(v,c,out);
     
     // Module arguments
     input wire  [47:0] v;
+    input wire  [17:0] c;
     output reg  [17:0] out;
     
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:19]};
     wire signed [18:0] v_s = v[18:0];
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [8:0] c_s = c[8:0];
+    wire signed [19:0] q_addend = {{{4{c_s[8]}}, c_s}, 7'h40};
     wire signed [19:0] q_widened = {v_s[18], v_s};
-    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_shifted = (q_widened + q_addend) >>> 7;
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$2$update_q
+
+
+module top$core$engine$gru$lane$2$v_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$v_c
 
 
 module top$core$engine$gru$lane$2$v_en(d,q,clock);
@@ -60233,25 +59907,6 @@ module top$core$engine$gru$lane$2$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$v_set
-
-
-module top$core$engine$gru$lane$2$v_sum(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$v_sum
 
 
 module top$core$engine$gru$lane$2$weight_r$0(clock,d,q);
@@ -63452,12 +63107,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] x_c_q$d;
     wire  [17:0] x_c_q$q;
     reg  x_c_q$clock;
-    reg  [17:0] p_r$d;
-    wire  [17:0] p_r$q;
-    reg  p_r$clock;
-    reg  [17:0] p_h$d;
-    wire  [17:0] p_h$q;
-    reg  p_h$clock;
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
@@ -63467,9 +63116,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  p_czero$d;
     wire  p_czero$q;
     reg  p_czero$clock;
-    reg  [47:0] q_prod$d;
-    wire  [47:0] q_prod$q;
-    reg  q_prod$clock;
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
@@ -63479,12 +63125,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  [17:0] u_z$d;
-    wire  [17:0] u_z$q;
-    reg  u_z$clock;
-    reg  [17:0] u_d$d;
-    wire  [17:0] u_d$q;
-    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -63497,9 +63137,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  u_en$d;
     wire  u_en$q;
     reg  u_en$clock;
-    reg  [47:0] v_sum$d;
-    wire  [47:0] v_sum$q;
-    reg  v_sum$clock;
+    reg  [17:0] v_c$d;
+    wire  [17:0] v_c$q;
+    reg  v_c$clock;
     reg  [15:0] v_j$d;
     wire  [15:0] v_j$q;
     reg  v_j$clock;
@@ -63797,17 +63437,18 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] mac$31$x;
     wire  [17:0] mac$31$gate;
     wire  [17:0] mac$31$cand;
+    reg  reset_mul$clock;
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
-    reg  [17:0] reset_mul$c;
     wire  [47:0] reset_mul$out;
     reg  [47:0] reset_q$v;
     wire  [17:0] reset_q$out;
+    reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
-    reg  [17:0] update_mul$c;
     wire  [47:0] update_mul$out;
     reg  [47:0] update_q$v;
+    reg  [17:0] update_q$c;
     wire  [17:0] update_q$out;
     reg  head$clock;
     reg  head$en;
@@ -65519,16 +65160,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(x_c_q$q),
         .clock(x_c_q$clock)
     );
-    top$core$engine$gru$lane$3$p_r p_r(
-        .d(p_r$d),
-        .q(p_r$q),
-        .clock(p_r$clock)
-    );
-    top$core$engine$gru$lane$3$p_h p_h(
-        .d(p_h$d),
-        .q(p_h$q),
-        .clock(p_h$clock)
-    );
     top$core$engine$gru$lane$3$p_xc p_xc(
         .d(p_xc$d),
         .q(p_xc$q),
@@ -65544,11 +65175,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(p_czero$q),
         .clock(p_czero$clock)
     );
-    top$core$engine$gru$lane$3$q_prod q_prod(
-        .d(q_prod$d),
-        .q(q_prod$q),
-        .clock(q_prod$clock)
-    );
     top$core$engine$gru$lane$3$q_xc q_xc(
         .d(q_xc$d),
         .q(q_xc$q),
@@ -65563,16 +65189,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(q_czero$d),
         .q(q_czero$q),
         .clock(q_czero$clock)
-    );
-    top$core$engine$gru$lane$3$u_z u_z(
-        .d(u_z$d),
-        .q(u_z$q),
-        .clock(u_z$clock)
-    );
-    top$core$engine$gru$lane$3$u_d u_d(
-        .d(u_d$d),
-        .q(u_d$q),
-        .clock(u_d$clock)
     );
     top$core$engine$gru$lane$3$u_c u_c(
         .d(u_c$d),
@@ -65594,10 +65210,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(u_en$q),
         .clock(u_en$clock)
     );
-    top$core$engine$gru$lane$3$v_sum v_sum(
-        .d(v_sum$d),
-        .q(v_sum$q),
-        .clock(v_sum$clock)
+    top$core$engine$gru$lane$3$v_c v_c(
+        .d(v_c$d),
+        .q(v_c$q),
+        .clock(v_c$clock)
     );
     top$core$engine$gru$lane$3$v_j v_j(
         .d(v_j$d),
@@ -65967,9 +65583,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .cand(mac$31$cand)
     );
     top$core$engine$gru$lane$3$reset_mul reset_mul(
+        .clock(reset_mul$clock),
         .a(reset_mul$a),
         .b(reset_mul$b),
-        .c(reset_mul$c),
         .out(reset_mul$out)
     );
     top$core$engine$gru$lane$3$reset_q reset_q(
@@ -65977,13 +65593,14 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .out(reset_q$out)
     );
     top$core$engine$gru$lane$3$update_mul update_mul(
+        .clock(update_mul$clock),
         .a(update_mul$a),
         .b(update_mul$b),
-        .c(update_mul$c),
         .out(update_mul$out)
     );
     top$core$engine$gru$lane$3$update_q update_q(
         .v(update_q$v),
+        .c(update_q$c),
         .out(update_q$out)
     );
     top$core$engine$gru$lane$3$head head(
@@ -66014,22 +65631,17 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
-        p_r$clock = clock;
-        p_h$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
-        q_prod$clock = clock;
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
-        u_z$clock = clock;
-        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
         u_en$clock = clock;
-        v_sum$clock = clock;
+        v_c$clock = clock;
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
@@ -66038,22 +65650,17 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
-        p_r$d = p_r$q;
-        p_h$d = p_h$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
-        q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
-        u_z$d = u_z$q;
-        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
         u_en$d = u_en$q;
-        v_sum$d = v_sum$q;
+        v_c$d = v_c$q;
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
@@ -67268,19 +66875,16 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 z0$31$d = z0$0$q;
             end
         end
-        p_r$d = r_k;
-        p_h$d = h_c;
+        reset_mul$clock = clock;
+        reset_mul$a = r_k;
+        reset_mul$b = h_c;
         p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
-        reset_mul$a = p_r$q;
-        reset_mul$b = p_h$q;
-        reset_mul$c = 18'h0;
-        q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = q_prod$q;
+        reset_q$v = reset_mul$out;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -68139,20 +67743,19 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
-        u_z$d = z_j;
-        u_d$d = h_j - c_j;
+        update_mul$clock = clock;
+        update_mul$a = z_j;
+        update_mul$b = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j_r$q;
         u_set$d = upd_set_r$q;
         u_en$d = upd_en_r$q;
-        update_mul$a = u_z$q;
-        update_mul$b = u_d$q;
-        update_mul$c = u_c$q;
-        v_sum$d = update_mul$out;
+        v_c$d = u_c$q;
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = v_sum$q;
+        update_q$v = update_mul$out;
+        update_q$c = v_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -69900,7 +69503,7 @@ module top$core$engine$gru$lane$3$head$mac$0(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -69949,7 +69552,7 @@ module top$core$engine$gru$lane$3$head$mac$1(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -69998,7 +69601,7 @@ module top$core$engine$gru$lane$3$head$mac$2(clock,en,first,bias,w,x,acc);
     wire signed [24:0] bias_s = bias[24:0];
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -70524,7 +70127,7 @@ module top$core$engine$gru$lane$3$mac$0(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -70584,7 +70187,7 @@ module top$core$engine$gru$lane$3$mac$1(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -70644,7 +70247,7 @@ module top$core$engine$gru$lane$3$mac$10(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -70704,7 +70307,7 @@ module top$core$engine$gru$lane$3$mac$11(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -70764,7 +70367,7 @@ module top$core$engine$gru$lane$3$mac$12(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -70824,7 +70427,7 @@ module top$core$engine$gru$lane$3$mac$13(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -70884,7 +70487,7 @@ module top$core$engine$gru$lane$3$mac$14(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -70944,7 +70547,7 @@ module top$core$engine$gru$lane$3$mac$15(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71004,7 +70607,7 @@ module top$core$engine$gru$lane$3$mac$16(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71064,7 +70667,7 @@ module top$core$engine$gru$lane$3$mac$17(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71124,7 +70727,7 @@ module top$core$engine$gru$lane$3$mac$18(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71184,7 +70787,7 @@ module top$core$engine$gru$lane$3$mac$19(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71244,7 +70847,7 @@ module top$core$engine$gru$lane$3$mac$2(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71304,7 +70907,7 @@ module top$core$engine$gru$lane$3$mac$20(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71364,7 +70967,7 @@ module top$core$engine$gru$lane$3$mac$21(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71424,7 +71027,7 @@ module top$core$engine$gru$lane$3$mac$22(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71484,7 +71087,7 @@ module top$core$engine$gru$lane$3$mac$23(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71544,7 +71147,7 @@ module top$core$engine$gru$lane$3$mac$24(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71604,7 +71207,7 @@ module top$core$engine$gru$lane$3$mac$25(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71664,7 +71267,7 @@ module top$core$engine$gru$lane$3$mac$26(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71724,7 +71327,7 @@ module top$core$engine$gru$lane$3$mac$27(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71784,7 +71387,7 @@ module top$core$engine$gru$lane$3$mac$28(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71844,7 +71447,7 @@ module top$core$engine$gru$lane$3$mac$29(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71904,7 +71507,7 @@ module top$core$engine$gru$lane$3$mac$3(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -71964,7 +71567,7 @@ module top$core$engine$gru$lane$3$mac$30(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -72024,7 +71627,7 @@ module top$core$engine$gru$lane$3$mac$31(clock,en,first,gate_row,bias,w,x,gate,c
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -72084,7 +71687,7 @@ module top$core$engine$gru$lane$3$mac$4(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -72144,7 +71747,7 @@ module top$core$engine$gru$lane$3$mac$5(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -72204,7 +71807,7 @@ module top$core$engine$gru$lane$3$mac$6(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -72264,7 +71867,7 @@ module top$core$engine$gru$lane$3$mac$7(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -72324,7 +71927,7 @@ module top$core$engine$gru$lane$3$mac$8(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -72384,7 +71987,7 @@ module top$core$engine$gru$lane$3$mac$9(clock,en,first,gate_row,bias,w,x,gate,ca
     always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end
     wire [17:0] mult_a = {{9{w_s[8]}}, w_s};
     wire [17:0] mult_b = {{9{x_s[8]}}, x_s};
-    // The product's bits above the accumulator's are copies of its sign.
+    // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -72808,25 +72411,6 @@ module top$core$engine$gru$lane$3$p_czero(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$p_czero
 
 
-module top$core$engine$gru$lane$3$p_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$p_h
-
-
 module top$core$engine$gru$lane$3$p_isx(d,q,clock);
     
     // Module arguments
@@ -72844,25 +72428,6 @@ module top$core$engine$gru$lane$3$p_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$p_isx
-
-
-module top$core$engine$gru$lane$3$p_r(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$p_r
 
 
 module top$core$engine$gru$lane$3$p_xc(d,q,clock);
@@ -73352,25 +72917,6 @@ module top$core$engine$gru$lane$3$q_isx(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$q_isx
-
-
-module top$core$engine$gru$lane$3$q_prod(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$q_prod
 
 
 module top$core$engine$gru$lane$3$q_xc(d,q,clock);
@@ -74608,23 +74154,37 @@ module top$core$engine$gru$lane$3$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$r1$9
 
 
-module top$core$engine$gru$lane$3$reset_mul(a,b,c,out);
+module top$core$engine$gru$lane$3$reset_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 0);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
+    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    // The product's bits above the output's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [18:0] product_r = mult_p[18:0];
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$3$reset_mul
 
 
@@ -74716,25 +74276,6 @@ module top$core$engine$gru$lane$3$u_c(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$u_c
 
 
-module top$core$engine$gru$lane$3$u_d(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$u_d
-
-
 module top$core$engine$gru$lane$3$u_en(d,q,clock);
     
     // Module arguments
@@ -74790,25 +74331,6 @@ module top$core$engine$gru$lane$3$u_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$u_set
-
-
-module top$core$engine$gru$lane$3$u_z(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$u_z
 
 
 module top$core$engine$gru$lane$3$unit_is_a_r$0(clock,d,q);
@@ -75459,41 +74981,78 @@ module top$core$engine$gru$lane$3$upd_zero_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$3$upd_zero_r
 
 
-module top$core$engine$gru$lane$3$update_mul(a,b,c,out);
+module top$core$engine$gru$lane$3$update_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 7);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
+    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    // The product's bits above the output's are copies of its sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [35:0] mult_p;
+    /* verilator lint_on UNUSEDSIGNAL */
+    MULT18X18D #(
+       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
+    ) mult (
+       .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
+       .B0(mult_b[0]), .B1(mult_b[1]), .B2(mult_b[2]), .B3(mult_b[3]), .B4(mult_b[4]), .B5(mult_b[5]), .B6(mult_b[6]), .B7(mult_b[7]), .B8(mult_b[8]), .B9(mult_b[9]), .B10(mult_b[10]), .B11(mult_b[11]), .B12(mult_b[12]), .B13(mult_b[13]), .B14(mult_b[14]), .B15(mult_b[15]), .B16(mult_b[16]), .B17(mult_b[17]),
+       .SIGNEDA(1'b1), .SIGNEDB(1'b1), .SOURCEA(1'b0), .SOURCEB(1'b0),
+       .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
+       .P0(mult_p[0]), .P1(mult_p[1]), .P2(mult_p[2]), .P3(mult_p[3]), .P4(mult_p[4]), .P5(mult_p[5]), .P6(mult_p[6]), .P7(mult_p[7]), .P8(mult_p[8]), .P9(mult_p[9]), .P10(mult_p[10]), .P11(mult_p[11]), .P12(mult_p[12]), .P13(mult_p[13]), .P14(mult_p[14]), .P15(mult_p[15]), .P16(mult_p[16]), .P17(mult_p[17]), .P18(mult_p[18]), .P19(mult_p[19]), .P20(mult_p[20]), .P21(mult_p[21]), .P22(mult_p[22]), .P23(mult_p[23]), .P24(mult_p[24]), .P25(mult_p[25]), .P26(mult_p[26]), .P27(mult_p[27]), .P28(mult_p[28]), .P29(mult_p[29]), .P30(mult_p[30]), .P31(mult_p[31]), .P32(mult_p[32]), .P33(mult_p[33]), .P34(mult_p[34]), .P35(mult_p[35])
+    );
+    wire signed [18:0] product_r = mult_p[18:0];
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$core$engine$gru$lane$3$update_mul
 
 
-module top$core$engine$gru$lane$3$update_q(v,out);
+module top$core$engine$gru$lane$3$update_q(v,c,out);
     
     // Module arguments
     input wire  [47:0] v;
+    input wire  [17:0] c;
     output reg  [17:0] out;
     
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:19]};
     wire signed [18:0] v_s = v[18:0];
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [8:0] c_s = c[8:0];
+    wire signed [19:0] q_addend = {{{4{c_s[8]}}, c_s}, 7'h40};
     wire signed [19:0] q_widened = {v_s[18], v_s};
-    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_shifted = (q_widened + q_addend) >>> 7;
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$core$engine$gru$lane$3$update_q
+
+
+module top$core$engine$gru$lane$3$v_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$v_c
 
 
 module top$core$engine$gru$lane$3$v_en(d,q,clock);
@@ -75551,25 +75110,6 @@ module top$core$engine$gru$lane$3$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$v_set
-
-
-module top$core$engine$gru$lane$3$v_sum(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$v_sum
 
 
 module top$core$engine$gru$lane$3$weight_r$0(clock,d,q);

@@ -24733,12 +24733,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] x_c_q$d;
     wire  [17:0] x_c_q$q;
     reg  x_c_q$clock;
-    reg  [17:0] p_r$d;
-    wire  [17:0] p_r$q;
-    reg  p_r$clock;
-    reg  [17:0] p_h$d;
-    wire  [17:0] p_h$q;
-    reg  p_h$clock;
     reg  [17:0] p_xc$d;
     wire  [17:0] p_xc$q;
     reg  p_xc$clock;
@@ -24748,9 +24742,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  p_czero$d;
     wire  p_czero$q;
     reg  p_czero$clock;
-    reg  [47:0] q_prod$d;
-    wire  [47:0] q_prod$q;
-    reg  q_prod$clock;
     reg  [17:0] q_xc$d;
     wire  [17:0] q_xc$q;
     reg  q_xc$clock;
@@ -24760,12 +24751,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  [17:0] u_z$d;
-    wire  [17:0] u_z$q;
-    reg  u_z$clock;
-    reg  [17:0] u_d$d;
-    wire  [17:0] u_d$q;
-    reg  u_d$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -24778,9 +24763,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  u_en$d;
     wire  u_en$q;
     reg  u_en$clock;
-    reg  [47:0] v_sum$d;
-    wire  [47:0] v_sum$q;
-    reg  v_sum$clock;
+    reg  [17:0] v_c$d;
+    wire  [17:0] v_c$q;
+    reg  v_c$clock;
     reg  [15:0] v_j$d;
     wire  [15:0] v_j$q;
     reg  v_j$clock;
@@ -25846,17 +25831,18 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     wire  [17:0] mac$95$gate;
     /* verilator lint_on UNUSEDSIGNAL */
     wire  [17:0] mac$95$cand;
+    reg  reset_mul$clock;
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
-    reg  [17:0] reset_mul$c;
     wire  [47:0] reset_mul$out;
     reg  [47:0] reset_q$v;
     wire  [17:0] reset_q$out;
+    reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
-    reg  [17:0] update_mul$c;
     wire  [47:0] update_mul$out;
     reg  [47:0] update_q$v;
+    reg  [17:0] update_q$c;
     wire  [17:0] update_q$out;
     reg  head$clock;
     reg  head$en;
@@ -28688,16 +28674,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(x_c_q$q),
         .clock(x_c_q$clock)
     );
-    top$gru$lane$0$p_r p_r(
-        .d(p_r$d),
-        .q(p_r$q),
-        .clock(p_r$clock)
-    );
-    top$gru$lane$0$p_h p_h(
-        .d(p_h$d),
-        .q(p_h$q),
-        .clock(p_h$clock)
-    );
     top$gru$lane$0$p_xc p_xc(
         .d(p_xc$d),
         .q(p_xc$q),
@@ -28713,11 +28689,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(p_czero$q),
         .clock(p_czero$clock)
     );
-    top$gru$lane$0$q_prod q_prod(
-        .d(q_prod$d),
-        .q(q_prod$q),
-        .clock(q_prod$clock)
-    );
     top$gru$lane$0$q_xc q_xc(
         .d(q_xc$d),
         .q(q_xc$q),
@@ -28732,16 +28703,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .d(q_czero$d),
         .q(q_czero$q),
         .clock(q_czero$clock)
-    );
-    top$gru$lane$0$u_z u_z(
-        .d(u_z$d),
-        .q(u_z$q),
-        .clock(u_z$clock)
-    );
-    top$gru$lane$0$u_d u_d(
-        .d(u_d$d),
-        .q(u_d$q),
-        .clock(u_d$clock)
     );
     top$gru$lane$0$u_c u_c(
         .d(u_c$d),
@@ -28763,10 +28724,10 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(u_en$q),
         .clock(u_en$clock)
     );
-    top$gru$lane$0$v_sum v_sum(
-        .d(v_sum$d),
-        .q(v_sum$q),
-        .clock(v_sum$clock)
+    top$gru$lane$0$v_c v_c(
+        .d(v_c$d),
+        .q(v_c$q),
+        .clock(v_c$clock)
     );
     top$gru$lane$0$v_j v_j(
         .d(v_j$d),
@@ -29840,9 +29801,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .cand(mac$95$cand)
     );
     top$gru$lane$0$reset_mul reset_mul(
+        .clock(reset_mul$clock),
         .a(reset_mul$a),
         .b(reset_mul$b),
-        .c(reset_mul$c),
         .out(reset_mul$out)
     );
     top$gru$lane$0$reset_q reset_q(
@@ -29850,13 +29811,14 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .out(reset_q$out)
     );
     top$gru$lane$0$update_mul update_mul(
+        .clock(update_mul$clock),
         .a(update_mul$a),
         .b(update_mul$b),
-        .c(update_mul$c),
         .out(update_mul$out)
     );
     top$gru$lane$0$update_q update_q(
         .v(update_q$v),
+        .c(update_q$c),
         .out(update_q$out)
     );
     top$gru$lane$0$head head(
@@ -29887,22 +29849,17 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         op_a$clock = clock;
         op_c$clock = clock;
         op_head$clock = clock;
-        p_r$clock = clock;
-        p_h$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
         p_czero$clock = clock;
-        q_prod$clock = clock;
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
-        u_z$clock = clock;
-        u_d$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
         u_en$clock = clock;
-        v_sum$clock = clock;
+        v_c$clock = clock;
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
@@ -29911,22 +29868,17 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         op_a$d = op_a$q;
         op_c$d = op_c$q;
         op_head$d = op_head$q;
-        p_r$d = p_r$q;
-        p_h$d = p_h$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
         p_czero$d = p_czero$q;
-        q_prod$d = q_prod$q;
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
-        u_z$d = u_z$q;
-        u_d$d = u_d$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
         u_en$d = u_en$q;
-        v_sum$d = v_sum$q;
+        v_c$d = v_c$q;
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
@@ -31525,19 +31477,16 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
                 z0$31$d = z0$0$q;
             end
         end
-        p_r$d = r_k;
-        p_h$d = h_c;
+        reset_mul$clock = clock;
+        reset_mul$a = r_k;
+        reset_mul$b = h_c;
         p_xc$d = x_c_q$q;
         p_isx$d = k_is_x_r$q;
         p_czero$d = c_zero_r$q;
-        reset_mul$a = p_r$q;
-        reset_mul$b = p_h$q;
-        reset_mul$c = 18'h0;
-        q_prod$d = reset_mul$out;
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = q_prod$q;
+        reset_q$v = reset_mul$out;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -33100,20 +33049,19 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         if (upd_zero_r$q) begin
             h_j = 18'h0;
         end
-        u_z$d = z_j;
-        u_d$d = h_j - c_j;
+        update_mul$clock = clock;
+        update_mul$a = z_j;
+        update_mul$b = h_j - c_j;
         u_c$d = c_j;
         u_j$d = upd_j_r$q;
         u_set$d = upd_set_r$q;
         u_en$d = upd_en_r$q;
-        update_mul$a = u_z$q;
-        update_mul$b = u_d$q;
-        update_mul$c = u_c$q;
-        v_sum$d = update_mul$out;
+        v_c$d = u_c$q;
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = v_sum$q;
+        update_q$v = update_mul$out;
+        update_q$c = v_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -42389,25 +42337,6 @@ module top$gru$lane$0$p_czero(d,q,clock);
 endmodule // top$gru$lane$0$p_czero
 
 
-module top$gru$lane$0$p_h(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$p_h
-
-
 module top$gru$lane$0$p_isx(d,q,clock);
     
     // Module arguments
@@ -42425,25 +42354,6 @@ module top$gru$lane$0$p_isx(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$p_isx
-
-
-module top$gru$lane$0$p_r(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$p_r
 
 
 module top$gru$lane$0$p_xc(d,q,clock);
@@ -42933,25 +42843,6 @@ module top$gru$lane$0$q_isx(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$q_isx
-
-
-module top$gru$lane$0$q_prod(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$q_prod
 
 
 module top$gru$lane$0$q_xc(d,q,clock);
@@ -44189,23 +44080,29 @@ module top$gru$lane$0$r1$9(d,q,clock);
 endmodule // top$gru$lane$0$r1$9
 
 
-module top$gru$lane$0$reset_mul(a,b,c,out);
+module top$gru$lane$0$reset_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 0);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    reg signed [18:0] product_r = 19'h0;
+    wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
+    wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
+    always @(posedge clock) begin
+       a_r <= a_s; b_r <= b_s;
+       product_r <= a_x * b_x;
+    end
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$gru$lane$0$reset_mul
 
 
@@ -44297,25 +44194,6 @@ module top$gru$lane$0$u_c(d,q,clock);
 endmodule // top$gru$lane$0$u_c
 
 
-module top$gru$lane$0$u_d(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$u_d
-
-
 module top$gru$lane$0$u_en(d,q,clock);
     
     // Module arguments
@@ -44371,25 +44249,6 @@ module top$gru$lane$0$u_set(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$u_set
-
-
-module top$gru$lane$0$u_z(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$u_z
 
 
 module top$gru$lane$0$unit_is_a_r$0(clock,d,q);
@@ -46192,41 +46051,70 @@ module top$gru$lane$0$upd_zero_r(clock,d,q);
 endmodule // top$gru$lane$0$upd_zero_r
 
 
-module top$gru$lane$0$update_mul(a,b,c,out);
+module top$gru$lane$0$update_mul(clock,a,b,out);
     
     // Module arguments
+    input wire  clock;
     input wire  [17:0] a;
     input wire  [17:0] b;
-    input wire  [17:0] c;
     output reg  [47:0] out;
     
     // Update code (custom)
     wire unused_a_high = ^{1'b0, a[17:9]};
-    wire signed [18:0] a_s = {{10{a[8]}}, a[8:0]};
+    wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
-    wire signed [18:0] b_s = {{10{b[8]}}, b[8:0]};
-    wire unused_c_high = ^{1'b0, c[17:9]};
-    wire signed [18:0] c_s = {{10{c[8]}}, c[8:0]};
-    wire signed [18:0] sum = a_s * b_s + (c_s <<< 7);
-    always @(*) out = {{29{sum[18]}}, sum};
+    wire signed [8:0] b_s = b[8:0];
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    reg signed [18:0] product_r = 19'h0;
+    wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
+    wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
+    always @(posedge clock) begin
+       a_r <= a_s; b_r <= b_s;
+       product_r <= a_x * b_x;
+    end
+    always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$gru$lane$0$update_mul
 
 
-module top$gru$lane$0$update_q(v,out);
+module top$gru$lane$0$update_q(v,c,out);
     
     // Module arguments
     input wire  [47:0] v;
+    input wire  [17:0] c;
     output reg  [17:0] out;
     
     // Update code (custom)
     wire unused_v_high = ^{1'b0, v[47:19]};
     wire signed [18:0] v_s = v[18:0];
+    wire unused_c_high = ^{1'b0, c[17:9]};
+    wire signed [8:0] c_s = c[8:0];
+    wire signed [19:0] q_addend = {{{4{c_s[8]}}, c_s}, 7'h40};
     wire signed [19:0] q_widened = {v_s[18], v_s};
-    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_shifted = (q_widened + q_addend) >>> 7;
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
 endmodule // top$gru$lane$0$update_q
+
+
+module top$gru$lane$0$v_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$v_c
 
 
 module top$gru$lane$0$v_en(d,q,clock);
@@ -46284,25 +46172,6 @@ module top$gru$lane$0$v_set(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$v_set
-
-
-module top$gru$lane$0$v_sum(d,q,clock);
-    
-    // Module arguments
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 48'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$v_sum
 
 
 module top$gru$lane$0$weight_r$0(clock,d,q);

@@ -219,8 +219,9 @@ fn mult18x18d(v: &str) -> usize {
 /// The ECP5 multipliers (`Dsp::Ecp5`: MULT18X18D with its own operand
 /// and product registers, simulated by the behavioural model of
 /// `boards::pll::lint_stubs`) give the golden model's results: W = 8 and
-/// W = 16 with every MAC in a MULT18X18D, and W = 16 with a weight
-/// exponent of 3 (19-bit weights), where the MACs keep the inferred form.
+/// W = 16 with every multiplier in a MULT18X18D, and W = 16 with a weight
+/// exponent of 3 (19-bit weights), where the MACs keep the inferred form
+/// and only the lane's two products (17-bit codes) are MULT18X18Ds.
 #[test]
 fn ecp5_multipliers_match_the_golden_model_in_icarus() {
     let (h, g) = (3, 11);
@@ -246,10 +247,12 @@ fn ecp5_multipliers_match_the_golden_model_in_icarus() {
         }
         let config = EngineConfig { bits, lanes, macs };
         let v = ex::verilog_with(&model, &grid, config, Dsp::Ecp5, "ecp5").unwrap();
+        // Per lane: M MAC units, 3 head MACs, the reset and update
+        // products (17-bit codes, in a MULT18X18D at any exponent).
         let want = if exponent == Some(3) {
-            0
+            lanes * 2
         } else {
-            lanes * (macs + 3)
+            lanes * (macs + 3 + 2)
         };
         assert_eq!(
             mult18x18d(&v),

@@ -113,12 +113,12 @@ fn write_verilog_writes_one_complete_file() {
     assert_eq!(text, export::verilog(&model, &grid, config, "m").unwrap());
     assert!(text.contains("//   multipliers     inferred") && !text.contains("MULT18X18D #("));
     // The ECP5 form: its own file name, header line and MULT18X18D cells
-    // (2 MAC units + 3 head MACs).
+    // (2 MAC units + 3 head MACs + the lane's reset and update products).
     let ecp5 = export::write_verilog(&model, &grid, config, Dsp::Ecp5, "m", &out).unwrap();
     assert_eq!(ecp5, out.join("flimgru_w6_p1_m2_ecp5.v"));
     let text = std::fs::read_to_string(&ecp5).unwrap();
     assert!(text.contains("//   multipliers     ECP5 MULT18X18D"));
-    assert_eq!(text.matches("MULT18X18D #(").count(), 5);
+    assert_eq!(text.matches("MULT18X18D #(").count(), 7);
     let names: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
     assert_eq!(names.len(), 2, "temporary files left behind");
 }

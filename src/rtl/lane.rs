@@ -21,12 +21,15 @@
 //! inputs (operand select per unit); the MACs land MAC_LATENCY cycles
 //! later. Stage 2: a finished pass's accumulators go through the hard
 //! sigmoid / clipped identity into z, r or c. The state update streams
-//! through three stages (reads, multiply-add, narrowing + write). Every
+//! through three stages (reads into the multiplier's operand registers,
+//! product, narrowing of the product plus S c and write). Every
 //! register-to-register path holds at most one multiplier or one carry
-//! chain of about 2W bits (docs/hardware.md: post-route Fmax).
+//! chain of about 2W bits (docs/hardware.md: post-route Fmax). The two
+//! streamed multipliers are [`Product`]s, inside a DSP's own registers
+//! where the [`Dsp`] form allows.
 
 use super::head::Head;
-use super::prim::{Dsp, Kept, KeptCode, KeptWeight, MacUnit, Mem, MulAdd, Requant};
+use super::prim::{Dsp, Kept, KeptCode, KeptWeight, MacUnit, Mem, Product, Requant, RequantSum};
 use super::{Acc, Addr, Code, Widths, Wt};
 use crate::fixed::Format;
 use rust_hdl::prelude::*;
@@ -143,34 +146,30 @@ pub struct Lane {
     /// that tree, the set select and the operand select in one).
     x_a_q: DFF<Code>,
     x_c_q: DFF<Code>,
-    // Operand pipeline (stages 0b, 0c between the reads and the MACs).
-    p_r: DFF<Code>,
-    p_h: DFF<Code>,
+    // Operand pipeline (stages 0b, 0c between the reads and the MACs;
+    // the reset product's operand and product registers are `reset_mul`'s).
     p_xc: DFF<Code>,
     p_isx: DFF<Bit>,
     p_czero: DFF<Bit>,
-    q_prod: DFF<Acc>,
     q_xc: DFF<Code>,
     q_isx: DFF<Bit>,
     q_czero: DFF<Bit>,
-    // State-update pipeline (u0 reads, u1 multiply-add, u2 narrow + write).
-    u_z: DFF<Code>,
-    /// h_j - c_j (W + 1 bits: the code width), subtracted at the reads so
-    /// the multiply-add stage holds only the DSP and its adder.
-    u_d: DFF<Code>,
+    // State-update pipeline (u0 reads, u1 multiply, u2 narrow + write):
+    // z_j and h_j - c_j (W + 1 bits: the code width) go into
+    // `update_mul`'s operand registers, c_j beside them into `u_c`, `v_c`.
     u_c: DFF<Code>,
     u_j: DFF<Addr>,
     u_set: DFF<Bit>,
     u_en: DFF<Bit>,
-    v_sum: DFF<Acc>,
+    v_c: DFF<Code>,
     v_j: DFF<Addr>,
     v_set: DFF<Bit>,
     v_en: DFF<Bit>,
     mac: Vec<MacUnit>,
-    reset_mul: MulAdd,
+    reset_mul: Product,
     reset_q: Requant<18>,
-    update_mul: MulAdd,
-    update_q: Requant<18>,
+    update_mul: Product,
+    update_q: RequantSum<18>,
     head: Head,
     h_a: Signal<Local, Code>,
     h_c: Signal<Local, Code>,
@@ -292,24 +291,19 @@ impl Lane {
             op_c_copy: (0..m.div_ceil(MACS_PER_COPY))
                 .map(|_| KeptCode::new(widths.code))
                 .collect(),
-            p_r: Default::default(),
-            p_h: Default::default(),
             x_a_q: Default::default(),
             x_c_q: Default::default(),
             p_xc: Default::default(),
             p_isx: Default::default(),
             p_czero: Default::default(),
-            q_prod: Default::default(),
             q_xc: Default::default(),
             q_isx: Default::default(),
             q_czero: Default::default(),
-            u_z: Default::default(),
-            u_d: Default::default(),
             u_c: Default::default(),
             u_j: Default::default(),
             u_set: Default::default(),
             u_en: Default::default(),
-            v_sum: Default::default(),
+            v_c: Default::default(),
             v_j: Default::default(),
             v_set: Default::default(),
             v_en: Default::default(),
@@ -324,10 +318,10 @@ impl Lane {
                     )
                 })
                 .collect(),
-            reset_mul: MulAdd::new(widths, 0),
+            reset_mul: Product::new(widths, dsp),
             reset_q: Requant::rshr(widths.product, w - 1, -q, q),
-            update_mul: MulAdd::new(widths, w - 1),
-            update_q: Requant::rshr(widths.product, w - 1, -q, q),
+            update_mul: Product::new(widths, dsp),
+            update_q: RequantSum::rshr(widths.product, widths.code, w - 1, -q, q),
             head: Head::new(widths, dsp, head_bias, fmt.head_max()),
             h_a: Default::default(),
             h_c: Default::default(),
@@ -351,8 +345,8 @@ impl Logic for Lane {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, x_a_q, x_c_q, op_a, op_c, op_head, p_r, p_h, p_xc, p_isx, p_czero, q_prod,
-            q_xc, q_isx, q_czero, u_z, u_d, u_c, u_j, u_set, u_en, v_sum, v_j, v_set, v_en
+            self, clock, x_a_q, x_c_q, op_a, op_c, op_head, p_xc, p_isx, p_czero, q_xc, q_isx,
+            q_czero, u_c, u_j, u_set, u_en, v_c, v_j, v_set, v_en
         );
         // The broadcast inputs into the lane's own registers.
         self.x_we_r.clock.next = self.clock.val();
@@ -499,25 +493,22 @@ impl Logic for Lane {
                 }
             }
         }
-        // Stage 0: the C set's operand reads, registered as read (the
-        // selects and the LUT-RAM reads are one path, the multiply another:
-        // docs/hardware.md).
-        self.p_r.d.next = self.r_k.val();
-        self.p_h.d.next = self.h_c.val();
+        // Stage 0: the C set's operand reads, registered as read in the
+        // reset product's operand registers (the selects and the LUT-RAM
+        // reads are one path, the multiply another: docs/hardware.md).
+        self.reset_mul.clock.next = self.clock.val();
+        self.reset_mul.a.next = self.r_k.val();
+        self.reset_mul.b.next = self.h_c.val();
         self.p_xc.d.next = self.x_c_q.q.val();
         self.p_isx.d.next = self.k_is_x_r.q.val();
         self.p_czero.d.next = self.c_zero_r.q.val();
         // Stage 0b: the reset product r_k h_k (DSP), registered.
-        self.reset_mul.a.next = self.p_r.q.val();
-        self.reset_mul.b.next = self.p_h.q.val();
-        self.reset_mul.c.next = 0.into();
-        self.q_prod.d.next = self.reset_mul.out.val();
         self.q_xc.d.next = self.p_xc.q.val();
         self.q_isx.d.next = self.p_isx.q.val();
         self.q_czero.d.next = self.p_czero.q.val();
         // Stage 0c: its narrowing, and the A set's read at ka, into the MAC
         // operand registers.
-        self.reset_q.v.next = self.q_prod.q.val();
+        self.reset_q.v.next = self.reset_mul.out.val();
         self.op_head.d.next = self.h_a.val();
         if self.ka_is_x_r.q.val() {
             self.op_a.d.next = self.x_a_q.q.val();
@@ -603,8 +594,9 @@ impl Logic for Lane {
             }
         }
         // State update h'_j = narrow(S c + z (h - c)), one unit per cycle,
-        // in three stages: u0 reads (z_j, c_j selects, h_j), u1 multiply-add,
-        // u2 narrowing and write-back (the controller leaves the two cycles
+        // in three stages: u0 reads (z_j, c_j selects, h_j) into the
+        // multiplier, u1 its product, u2 the narrowing of the product plus
+        // S c (c's rounding offset) and write-back (the controller leaves the two cycles
         // before the operand stream reads h_j).
         self.h_j.next = self.state[0].rdata1.val();
         if self.upd_set_r.q.val() {
@@ -613,20 +605,19 @@ impl Logic for Lane {
         if self.upd_zero_r.q.val() {
             self.h_j.next = 0.into();
         }
-        self.u_z.d.next = self.z_j.val();
-        self.u_d.d.next = self.h_j.val() - self.c_j.val();
+        self.update_mul.clock.next = self.clock.val();
+        self.update_mul.a.next = self.z_j.val();
+        self.update_mul.b.next = self.h_j.val() - self.c_j.val();
         self.u_c.d.next = self.c_j.val();
         self.u_j.d.next = self.upd_j_r.q.val();
         self.u_set.d.next = self.upd_set_r.q.val();
         self.u_en.d.next = self.upd_en_r.q.val();
-        self.update_mul.a.next = self.u_z.q.val();
-        self.update_mul.b.next = self.u_d.q.val();
-        self.update_mul.c.next = self.u_c.q.val();
-        self.v_sum.d.next = self.update_mul.out.val();
+        self.v_c.d.next = self.u_c.q.val();
         self.v_j.d.next = self.u_j.q.val();
         self.v_set.d.next = self.u_set.q.val();
         self.v_en.d.next = self.u_en.q.val();
-        self.update_q.v.next = self.v_sum.q.val();
+        self.update_q.v.next = self.update_mul.out.val();
+        self.update_q.c.next = self.v_c.q.val();
         // Head.
         self.head.clock.next = self.clock.val();
         self.head.en.next = self.head_en_r.q.val();

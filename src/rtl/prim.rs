@@ -3,7 +3,7 @@
 //! RUST-HDL-NOTES.md: rust-hdl's `*` exists only at 16 x 16 bits, it has no
 //! signed shifts, and signed compares against literals mis-translate).
 //! Each primitive is what an FPGA offers natively: a DSP-slice MAC, a
-//! multiply-add, a rounding/saturating narrower, a LUT-RAM with two
+//! registered product, a rounding/saturating narrower, a LUT-RAM with two
 //! asynchronous read ports and a block ROM with a registered read.
 //!
 //! Signed values travel as two's complement in `Bits<N>`.
@@ -94,21 +94,48 @@ fn extend(out: &str, from: &str, from_bits: u32, o: u32) -> String {
 
 /// `sat((v + offset) >> shift, lo, hi)` of a signed `n`-bit wire `v`,
 /// computed at n + 1 bits (n without an offset: [`narrowed_bits`]), as a
-/// wire `{out}_clamped` of that width.
-fn narrow_verilog(out: &str, v: &str, n: u32, (offset, shift, lo, hi): Narrowing) -> String {
+/// wire `{out}_clamped` of that width. With `high` (a signed wire and its
+/// width) the sum is `v + (high << shift) + offset`: for 0 <= offset <
+/// 2^shift the addend is `{high, offset}`, wiring, so still one carry chain.
+fn narrow_verilog(
+    out: &str,
+    v: &str,
+    n: u32,
+    (offset, shift, lo, hi): Narrowing,
+    high: Option<(&str, u32)>,
+) -> String {
     let t = narrowed_bits(n, offset);
     let shifted = if offset == 0 {
+        assert!(high.is_none(), "an addend needs the offset's extra bit");
         format!(
             "wire signed [{top}:0] {out}_shifted = {v} >>> {shift};\n",
             top = t - 1
         )
     } else {
+        // (A concatenation is unsigned in Verilog: the addend is a signed
+        // wire of its own so the sum and its shift stay signed.)
+        let (declare, addend) = match high {
+            None => (String::new(), lit(offset, t)),
+            Some((c, bits)) => {
+                assert!(
+                    (0..1i64 << shift).contains(&offset) && bits + shift <= t,
+                    "offset {offset}, addend {bits} bits, shift {shift}, width {t}"
+                );
+                (
+                    format!(
+                        "wire signed [{}:0] {out}_addend = {{{}, {shift}'h{offset:x}}};\n",
+                        t - 1,
+                        sext(c, bits, t - shift)
+                    ),
+                    format!("{out}_addend"),
+                )
+            }
+        };
         format!(
-            "wire signed [{top}:0] {out}_widened = {{{v}[{vs}], {v}}};\n\
-wire signed [{top}:0] {out}_shifted = ({out}_widened + {off}) >>> {shift};\n",
+            "{declare}wire signed [{top}:0] {out}_widened = {{{v}[{vs}], {v}}};\n\
+wire signed [{top}:0] {out}_shifted = ({out}_widened + {addend}) >>> {shift};\n",
             top = t - 1,
             vs = n - 1,
-            off = lit(offset, t),
         )
     };
     format!(
@@ -131,9 +158,10 @@ fn narrowed_bits(n: u32, offset: i64) -> u32 {
 /// A narrowing as (offset, shift, lo, hi): `sat((v + offset) >> shift, lo, hi)`.
 pub type Narrowing = (i64, u32, i64, i64);
 
-/// The Rust model of [`narrow_verilog`].
-fn narrow(v: i64, n: u32, (offset, shift, lo, hi): Narrowing) -> i64 {
-    (wrap(wrap(v, n) + offset, n + 1) >> shift).clamp(lo, hi)
+/// The Rust model of [`narrow_verilog`], `high` its addend's value (0
+/// without one).
+fn narrow(v: i64, n: u32, high: i64, (offset, shift, lo, hi): Narrowing) -> i64 {
+    (wrap(wrap(v, n) + (high << shift) + offset, n + 1) >> shift).clamp(lo, hi)
 }
 
 /// Cycles from a MAC's inputs to its accumulator: an operand register
@@ -261,22 +289,23 @@ impl std::str::FromStr for Dsp {
 /// Largest signed operand of one ECP5 `MULT18X18D` port.
 const ECP5_PORT: u32 = 18;
 
-/// The operand registers and the product register of a MAC as one ECP5
-/// `MULT18X18D` (inputs A, B and output registered on CLK0, signed):
-/// `w_s` and `x_s` in, `product_b` (`acc` bits, signed) out, two edges
-/// later like the inferred pipeline.
-fn ecp5_product(weight: u32, code: u32, acc: u32) -> String {
+/// Operand registers and a product register as one ECP5 `MULT18X18D`
+/// (inputs A, B and output registered on CLK0, signed): the signed wires
+/// `a` and `b` (of their widths) in, the signed wire `out` of `out_bits`
+/// out, two edges later like the inferred pipelines.
+fn ecp5_product(a: (&str, u32), b: (&str, u32), out: (&str, u32)) -> String {
     let pins = |port: char, n: usize, wire: &str| {
         (0..n)
             .map(|i| format!(".{port}{i}({wire}[{i}])"))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let used = acc.min(2 * ECP5_PORT);
+    let (out, bits) = out;
+    let used = bits.min(2 * ECP5_PORT);
     format!(
         "wire [17:0] mult_a = {a};
 wire [17:0] mult_b = {b};
-// The product's bits above the accumulator's are copies of its sign.
+// The product's bits above the output's are copies of its sign.
 /* verilator lint_off UNUSEDSIGNAL */
 wire [35:0] mult_p;
 /* verilator lint_on UNUSEDSIGNAL */
@@ -290,18 +319,18 @@ MULT18X18D #(
    .CLK0(clock), .CE0(1'b1), .RST0(1'b0),
    {pp}
 );
-wire signed [{top}:0] product_b = {p};
+wire signed [{top}:0] {out} = {p};
 ",
-        a = sext("w_s", weight, ECP5_PORT),
-        b = sext("x_s", code, ECP5_PORT),
+        a = sext(a.0, a.1, ECP5_PORT),
+        b = sext(b.0, b.1, ECP5_PORT),
         pa = pins('A', 18, "mult_a"),
         pb = pins('B', 18, "mult_b"),
         pp = pins('P', 36, "mult_p"),
-        top = acc - 1,
-        p = if acc > used {
-            format!("{{{{{}{{mult_p[35]}}}}, mult_p}}", acc - used)
+        top = bits - 1,
+        p = if bits > used {
+            format!("{{{{{}{{mult_p[35]}}}}, mult_p}}", bits - used)
         } else {
-            format!("mult_p[{}:0]", acc - 1)
+            format!("mult_p[{}:0]", bits - 1)
         },
     )
 }
@@ -363,7 +392,7 @@ always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end\n"
     let ecp5 = dsp == Dsp::Ecp5 && weight.max(code) <= ECP5_PORT;
     let fabric = |text: String| if ecp5 { String::new() } else { text };
     let dsp_block = if ecp5 {
-        ecp5_product(weight, code, acc)
+        ecp5_product(("w_s", weight), ("x_s", code), ("product_b", acc))
     } else {
         String::new()
     };
@@ -579,8 +608,8 @@ impl Logic for MacUnit {
         }
         if edge || !self._fresh {
             self._fresh = true;
-            self.gate.next = tc(narrow(self._pipe.acc, acc, self._gate));
-            self.cand.next = tc(narrow(self._pipe.acc, acc, self._cand));
+            self.gate.next = tc(narrow(self._pipe.acc, acc, 0, self._gate));
+            self.cand.next = tc(narrow(self._pipe.acc, acc, 0, self._cand));
         }
     }
     fn connect(&mut self) {
@@ -599,68 +628,88 @@ impl Logic for MacUnit {
                 self._bias_shift,
                 Some(self._offsets)
             ),
-            g = narrow_verilog("gate", "acc_r", acc, self._gate),
-            c = narrow_verilog("cand", "acc_r", acc, self._cand),
+            g = narrow_verilog("gate", "acc_r", acc, self._gate, None),
+            c = narrow_verilog("cand", "acc_r", acc, self._cand, None),
             go = extend("gate", "gate_clamped", acc, 18),
             co = extend("cand", "cand_clamped", acc, 18),
         ))
     }
 }
 
-/// Combinational multiply-add: `out = a * b + (c << shift)` (signed), at
-/// the product width of [`Widths`] (operands at the code width).
+/// A registered product `out = a * b` (signed, operands read at the code
+/// width, the product at the product width of [`Widths`]), two edges after
+/// its inputs: operand registers and a product register, with
+/// [`Dsp::Ecp5`] all inside one `MULT18X18D`. (The lane's reset and update
+/// multipliers, inferred between fabric registers, crossed the die twice
+/// in one path: P = 2's critical path, docs/hardware.md.)
 #[derive(LogicBlock)]
-pub struct MulAdd {
+pub struct Product {
+    pub clock: Signal<In, Clock>,
     pub a: Signal<In, Code>,
     pub b: Signal<In, Code>,
-    pub c: Signal<In, Code>,
     pub out: Signal<Out, Acc>,
     _widths: Widths,
-    _shift: u32,
-    _fresh: bool,
+    _dsp: Dsp,
+    /// The operand registers of the Rust model.
+    _operands: (i64, i64),
 }
 
-impl MulAdd {
-    pub fn new(widths: Widths, shift: u32) -> Self {
-        MulAdd {
+impl Product {
+    pub fn new(widths: Widths, dsp: Dsp) -> Self {
+        Product {
+            clock: Default::default(),
             a: Default::default(),
             b: Default::default(),
-            c: Default::default(),
-            out: Default::default(),
+            out: Signal::new_with_default(Acc::default()),
             _widths: widths,
-            _shift: shift,
-            _fresh: false,
+            _dsp: dsp,
+            _operands: (0, 0),
         }
     }
 }
 
-impl Logic for MulAdd {
+impl Logic for Product {
     fn update(&mut self) {
-        // Combinational: recompute only when an input moved (simulation speed).
-        if self._fresh && !(self.a.changed() || self.b.changed() || self.c.changed()) {
-            return;
+        if self.clock.pos_edge() {
+            let Widths { code, product, .. } = self._widths;
+            let (a, b) = self._operands;
+            self.out.next = tc(wrap(a * b, product));
+            self._operands = (wrap(sx(self.a.val()), code), wrap(sx(self.b.val()), code));
         }
-        self._fresh = true;
-        let Widths { code, product, .. } = self._widths;
-        let r = |v: Code| wrap(sx(v), code);
-        let v = r(self.a.val()) * r(self.b.val()) + (r(self.c.val()) << self._shift);
-        self.out.next = tc(wrap(v, product));
     }
     fn connect(&mut self) {
         self.out.connect();
     }
     fn hdl(&self) -> Verilog {
         let Widths { code, product, .. } = self._widths;
+        let operands = format!(
+            "{}{}",
+            operand("a", 18, code, code),
+            operand("b", 18, code, code)
+        );
+        let body = if self._dsp == Dsp::Ecp5 && code <= ECP5_PORT {
+            ecp5_product(("a_s", code), ("b_s", code), ("product_r", product))
+        } else {
+            format!(
+                "reg signed [{ct}:0] a_r = {code}'h0;
+reg signed [{ct}:0] b_r = {code}'h0;
+reg signed [{pt}:0] product_r = {product}'h0;
+wire signed [{pt}:0] a_x = {ax};
+wire signed [{pt}:0] b_x = {bx};
+always @(posedge clock) begin
+   a_r <= a_s; b_r <= b_s;
+   product_r <= a_x * b_x;
+end
+",
+                ct = code - 1,
+                pt = product - 1,
+                ax = sext("a_r", code, product),
+                bx = sext("b_r", code, product),
+            )
+        };
         Verilog::Custom(format!(
-            "{a}{b}{c}\
-wire signed [{top}:0] sum = a_s * b_s + (c_s <<< {sh});
-{out}",
-            a = operand("a", 18, code, product),
-            b = operand("b", 18, code, product),
-            c = operand("c", 18, code, product),
-            top = product - 1,
-            sh = self._shift,
-            out = extend("out", "sum", product, 48),
+            "{operands}{body}{}",
+            extend("out", "product_r", product, 48)
         ))
     }
 }
@@ -701,26 +750,82 @@ impl<const O: usize> Logic for Requant<O> {
             return;
         }
         self._fresh = true;
-        self.out.next = tc(narrow(sx(self.v.val()), self._bits, self._narrowing));
+        self.out.next = tc(narrow(sx(self.v.val()), self._bits, 0, self._narrowing));
     }
     fn connect(&mut self) {
         self.out.connect();
     }
     fn hdl(&self) -> Verilog {
-        let n = self._bits;
-        let mut v = String::new();
-        if n < 48 {
-            v += &format!("wire unused_v_high = ^{{1'b0, v[47:{n}]}};\n");
+        Verilog::Custom(requant_verilog(self._bits, self._narrowing, None, O as u32))
+    }
+}
+
+/// The body of [`Requant`] (port `v`, 48 bits, read at `n`) and, with the
+/// addend's code width, of [`RequantSum`] (port `c`, 18 bits), into the
+/// `o`-bit output `out`.
+fn requant_verilog(n: u32, narrowing: Narrowing, addend: Option<u32>, o: u32) -> String {
+    let mut v = String::new();
+    if n < 48 {
+        v += &format!("wire unused_v_high = ^{{1'b0, v[47:{n}]}};\n");
+    }
+    v += &format!("wire signed [{}:0] v_s = v[{}:0];\n", n - 1, n - 1);
+    if let Some(code) = addend {
+        v += &operand("c", 18, code, code);
+    }
+    v += &narrow_verilog("q", "v_s", n, narrowing, addend.map(|b| ("c_s", b)));
+    v + &extend("out", "q_clamped", narrowed_bits(n, narrowing.0), o)
+}
+
+/// [`Requant`] of a sum: `out = sat((v + (c << shift) + offset) >> shift,
+/// lo, hi)` of a signed `n`-bit `v` and a code `c` (at the code width),
+/// for 0 <= offset < 2^shift. The state update's narrowing of z (h - c) +
+/// (c << (W - 1)): its addend joins the rounding offset as wiring, so the
+/// multiply stays a bare [`Product`] and the narrowing one carry chain.
+#[derive(LogicBlock)]
+pub struct RequantSum<const O: usize> {
+    pub v: Signal<In, Acc>,
+    pub c: Signal<In, Code>,
+    pub out: Signal<Out, Bits<O>>,
+    _bits: u32,
+    _code: u32,
+    _narrowing: Narrowing,
+    _fresh: bool,
+}
+
+impl<const O: usize> RequantSum<O> {
+    /// The contract's `sat(rshr(v + (c << s), s), lo, hi)`.
+    pub fn rshr(bits: u32, code: u32, s: u32, lo: i64, hi: i64) -> Self {
+        RequantSum {
+            v: Default::default(),
+            c: Default::default(),
+            out: Default::default(),
+            _bits: bits.min(47),
+            _code: code.min(18),
+            _narrowing: (1 << (s - 1), s, lo, hi),
+            _fresh: false,
         }
-        v += &format!("wire signed [{}:0] v_s = v[{}:0];\n", n - 1, n - 1);
-        v += &narrow_verilog("q", "v_s", n, self._narrowing);
-        v += &extend(
-            "out",
-            "q_clamped",
-            narrowed_bits(n, self._narrowing.0),
+    }
+}
+
+impl<const O: usize> Logic for RequantSum<O> {
+    fn update(&mut self) {
+        if self._fresh && !(self.v.changed() || self.c.changed()) {
+            return;
+        }
+        self._fresh = true;
+        let c = wrap(sx(self.c.val()), self._code);
+        self.out.next = tc(narrow(sx(self.v.val()), self._bits, c, self._narrowing));
+    }
+    fn connect(&mut self) {
+        self.out.connect();
+    }
+    fn hdl(&self) -> Verilog {
+        Verilog::Custom(requant_verilog(
+            self._bits,
+            self._narrowing,
+            Some(self._code),
             O as u32,
-        );
-        Verilog::Custom(v)
+        ))
     }
 }
 
@@ -1206,27 +1311,68 @@ mod tests {
     /// The primitives read only their `Widths`: bits above are ignored, as
     /// in the Verilog (the exported co-simulation checks the in-range side).
     #[test]
-    fn multiply_add_computes_at_its_widths() {
+    fn product_computes_at_its_widths_two_edges_late() {
         let widths = Widths::new(crate::fixed::Format::new(8).unwrap(), 32, 3);
         assert_eq!(
             (widths.code, widths.weight, widths.acc, widths.product),
             (9, 11, 25, 19)
         );
-        let mut m = MulAdd::new(widths, 7);
+        let mut m = Product::new(widths, Dsp::Inferred);
         m.connect_all();
-        for (a, b, c) in [(128i64, -254, 127), (-255, 255, -127), (3, -5, 0)] {
+        let edge = |m: &mut Product| {
+            m.clock.next = Clock { clk: true };
+            settle(m);
+            m.clock.next = Clock { clk: false };
+            settle(m);
+        };
+        // Bit 9 and above of an operand are not read.
+        let inputs = [
+            (128i64, -254),
+            (-255 + (5 << 9), 255),
+            (3, -5),
+            (0, 0),
+            (0, 0),
+        ];
+        let mut seen = vec![];
+        for (a, b) in inputs {
             m.a.next = tc(a);
             m.b.next = tc(b);
-            m.c.next = tc(c);
             settle(&mut m);
-            assert_eq!(sx(m.out.val()), a * b + (c << 7));
-            // Bit 9 and above of an operand are not read.
-            m.a.next = tc(a + (5 << 9));
-            settle(&mut m);
-            assert_eq!(sx(m.out.val()), a * b + (c << 7));
+            edge(&mut m);
+            seen.push(sx(m.out.val()));
         }
+        assert_eq!(seen, [0, 128 * -254, -255 * 255, -15, 0]);
         assert_eq!(wrap(300, 9), 300 - 512);
         assert_eq!(wrap(-1, 64), -1);
+    }
+
+    /// The update's narrowing with its addend in the offset is the
+    /// contract's sat(rshr(v + (c << s), s)) of the whole sum.
+    #[test]
+    fn requant_sum_is_rshr_sat_of_the_sum() {
+        use crate::fixed::contract::{rshr, sat};
+        let mut r = RequantSum::<18>::rshr(19, 9, 7, -127, 127);
+        r.connect_all();
+        for v in [-32768i64, -16384, -193, -64, -63, 0, 64, 191, 16255, 32767] {
+            for c in [-256i64, -127, -1, 0, 1, 127, 255] {
+                r.v.next = tc(v);
+                r.c.next = tc(c);
+                settle(&mut r);
+                let want = sat(rshr(v + (c << 7), 7), -127, 127);
+                assert_eq!(sx(r.out.val()), want, "{v} {c}");
+            }
+        }
+        let Verilog::Custom(v) = r.hdl() else {
+            panic!("RequantSum's Verilog is custom")
+        };
+        // The addend is the offset's high part: one adder, no second one;
+        // a signed wire (a bare concatenation would make the sum unsigned
+        // and its >>> a logical shift).
+        assert!(
+            v.contains("wire signed [19:0] q_addend = {{{4{c_s[8]}}, c_s}, 7'h40};"),
+            "{v}"
+        );
+        assert_eq!(v.matches(" + ").count(), 1, "{v}");
     }
 
     #[test]
