@@ -250,8 +250,8 @@ impl RowOffsets {
     }
 }
 
-/// How the MAC multipliers are written in the Verilog; the cycle behaviour
-/// (and the Rust model) is the same either way.
+/// How the multipliers (MACs and products) are written in the Verilog;
+/// the cycle behaviour (and the Rust model) is the same either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Dsp {
     /// `*` between fabric registers, for any toolchain to map.
