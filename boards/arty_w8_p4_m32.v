@@ -17462,9 +17462,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
-    reg  [17:0] op_c$d;
-    wire  [17:0] op_c$q;
-    reg  op_c$clock;
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
@@ -17516,6 +17513,18 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
+    reg  [17:0] c_xc$d;
+    wire  [17:0] c_xc$q;
+    reg  c_xc$clock;
+    reg  c_isx$d;
+    wire  c_isx$q;
+    reg  c_isx$clock;
+    reg  c_czero$d;
+    wire  c_czero$q;
+    reg  c_czero$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -17540,6 +17549,21 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  v_en$d;
     wire  v_en$q;
     reg  v_en$clock;
+    reg  [47:0] w_prod$d;
+    wire  [47:0] w_prod$q;
+    reg  w_prod$clock;
+    reg  [17:0] w_c$d;
+    wire  [17:0] w_c$q;
+    reg  w_c$clock;
+    reg  [15:0] w_j$d;
+    wire  [15:0] w_j$q;
+    reg  w_j$clock;
+    reg  w_set$d;
+    wire  w_set$q;
+    reg  w_set$clock;
+    reg  w_en$d;
+    wire  w_en$q;
+    reg  w_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -17832,8 +17856,14 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
     wire  [47:0] reset_mul$out;
-    reg  [47:0] reset_q$v;
-    wire  [17:0] reset_q$out;
+    reg  [47:0] reset_q$0$v;
+    wire  [17:0] reset_q$0$out;
+    reg  [47:0] reset_q$1$v;
+    wire  [17:0] reset_q$1$out;
+    reg  [47:0] reset_q$2$v;
+    wire  [17:0] reset_q$2$out;
+    reg  [47:0] reset_q$3$v;
+    wire  [17:0] reset_q$3$out;
     reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
@@ -19491,11 +19521,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_a$q),
         .clock(op_a$clock)
     );
-    top$core$engine$gru$lane$0$op_c op_c(
-        .d(op_c$d),
-        .q(op_c$q),
-        .clock(op_c$clock)
-    );
     top$core$engine$gru$lane$0$op_head op_head(
         .d(op_head$d),
         .q(op_head$q),
@@ -19581,6 +19606,26 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
+    top$core$engine$gru$lane$0$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
+    );
+    top$core$engine$gru$lane$0$c_xc c_xc(
+        .d(c_xc$d),
+        .q(c_xc$q),
+        .clock(c_xc$clock)
+    );
+    top$core$engine$gru$lane$0$c_isx c_isx(
+        .d(c_isx$d),
+        .q(c_isx$q),
+        .clock(c_isx$clock)
+    );
+    top$core$engine$gru$lane$0$c_czero c_czero(
+        .d(c_czero$d),
+        .q(c_czero$q),
+        .clock(c_czero$clock)
+    );
     top$core$engine$gru$lane$0$u_c u_c(
         .d(u_c$d),
         .q(u_c$q),
@@ -19620,6 +19665,31 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(v_en$d),
         .q(v_en$q),
         .clock(v_en$clock)
+    );
+    top$core$engine$gru$lane$0$w_prod w_prod(
+        .d(w_prod$d),
+        .q(w_prod$q),
+        .clock(w_prod$clock)
+    );
+    top$core$engine$gru$lane$0$w_c w_c(
+        .d(w_c$d),
+        .q(w_c$q),
+        .clock(w_c$clock)
+    );
+    top$core$engine$gru$lane$0$w_j w_j(
+        .d(w_j$d),
+        .q(w_j$q),
+        .clock(w_j$clock)
+    );
+    top$core$engine$gru$lane$0$w_set w_set(
+        .d(w_set$d),
+        .q(w_set$q),
+        .clock(w_set$clock)
+    );
+    top$core$engine$gru$lane$0$w_en w_en(
+        .d(w_en$d),
+        .q(w_en$q),
+        .clock(w_en$clock)
     );
     top$core$engine$gru$lane$0$mac$0 mac$0(
         .clock(mac$0$clock),
@@ -19979,9 +20049,21 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .b(reset_mul$b),
         .out(reset_mul$out)
     );
-    top$core$engine$gru$lane$0$reset_q reset_q(
-        .v(reset_q$v),
-        .out(reset_q$out)
+    top$core$engine$gru$lane$0$reset_q$0 reset_q$0(
+        .v(reset_q$0$v),
+        .out(reset_q$0$out)
+    );
+    top$core$engine$gru$lane$0$reset_q$1 reset_q$1(
+        .v(reset_q$1$v),
+        .out(reset_q$1$out)
+    );
+    top$core$engine$gru$lane$0$reset_q$2 reset_q$2(
+        .v(reset_q$2$v),
+        .out(reset_q$2$out)
+    );
+    top$core$engine$gru$lane$0$reset_q$3 reset_q$3(
+        .v(reset_q$3$v),
+        .out(reset_q$3$out)
     );
     top$core$engine$gru$lane$0$update_mul update_mul(
         .clock(update_mul$clock),
@@ -20020,7 +20102,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         x_a_q$clock = clock;
         x_c_q$clock = clock;
         op_a$clock = clock;
-        op_c$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
@@ -20028,6 +20109,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
+        c_xc$clock = clock;
+        c_isx$clock = clock;
+        c_czero$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -20036,10 +20121,14 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
+        w_prod$clock = clock;
+        w_c$clock = clock;
+        w_j$clock = clock;
+        w_set$clock = clock;
+        w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
         op_a$d = op_a$q;
-        op_c$d = op_c$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
@@ -20047,6 +20136,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
+        c_xc$d = c_xc$q;
+        c_isx$d = c_isx$q;
+        c_czero$d = c_czero$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -20055,6 +20148,11 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        w_prod$d = w_prod$q;
+        w_c$d = w_c$q;
+        w_j$d = w_j$q;
+        w_set$d = w_set$q;
+        w_en$d = w_en$q;
         x_we_r$clock = clock;
         x_we_r$d = x_we;
         x_set_r$clock = clock;
@@ -20355,9 +20453,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             state$0$raddr0 = ka_r$q;
         end
         state$0$raddr1 = upd_j_r$q;
-        state$0$waddr = v_j$q;
+        state$0$waddr = w_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
+        state$0$we = w_en$q && (w_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
         input$0$waddr = x_waddr_r$q;
@@ -20369,9 +20467,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             state$1$raddr0 = ka_r$q;
         end
         state$1$raddr1 = upd_j_r$q;
-        state$1$waddr = v_j$q;
+        state$1$waddr = w_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
+        state$1$we = w_en$q && (w_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
         input$1$waddr = x_waddr_r$q;
@@ -20390,6 +20488,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             h_c = state$1$rdata0;
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
+        end
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
+            h_a = update_q$out;
         end
         x_a_q$d = x_a;
         x_c_q$d = x_c;
@@ -21275,7 +21376,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = reset_mul$out;
+        c_prod$d = reset_mul$out;
+        c_xc$d = q_xc$q;
+        c_isx$d = q_isx$q;
+        c_czero$d = q_czero$q;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -21286,47 +21390,74 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_a$d = 18'h0;
             end
         end
-        if (q_isx$q) begin
-            op_c$d = q_xc$q;
-        end
-        else begin
-            op_c$d = reset_q$out;
-            if (q_czero$q) begin
-                op_c$d = 18'h0;
-            end
-        end
         mac_en_r$0$clock = clock;
         mac_en_r$0$d = mac_en;
         mac_first_r$0$clock = clock;
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
-        op_c_copy$0$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$0$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$0$d = reset_q$0$out;
+            if (c_czero$q) begin
+                op_c_copy$0$d = 18'h0;
+            end
+        end
         mac_en_r$1$clock = clock;
         mac_en_r$1$d = mac_en;
         mac_first_r$1$clock = clock;
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
+        reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
-        op_c_copy$1$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$1$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$1$d = reset_q$1$out;
+            if (c_czero$q) begin
+                op_c_copy$1$d = 18'h0;
+            end
+        end
         mac_en_r$2$clock = clock;
         mac_en_r$2$d = mac_en;
         mac_first_r$2$clock = clock;
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
+        reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
-        op_c_copy$2$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$2$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$2$d = reset_q$2$out;
+            if (c_czero$q) begin
+                op_c_copy$2$d = 18'h0;
+            end
+        end
         mac_en_r$3$clock = clock;
         mac_en_r$3$d = mac_en;
         mac_first_r$3$clock = clock;
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
+        reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
-        op_c_copy$3$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$3$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$3$d = reset_q$3$out;
+            if (c_czero$q) begin
+                op_c_copy$3$d = 18'h0;
+            end
+        end
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
@@ -22145,8 +22276,13 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = update_mul$out;
-        update_q$c = v_c$q;
+        w_prod$d = update_mul$out;
+        w_c$d = v_c$q;
+        w_j$d = v_j$q;
+        w_set$d = v_set$q;
+        w_en$d = v_en$q;
+        update_q$v = w_prod$q;
+        update_q$c = w_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -22878,6 +23014,63 @@ module top$core$engine$gru$lane$0$bias_r$9(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$bias_r$9
 
 
+module top$core$engine$gru$lane$0$c_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$c_czero
+
+
+module top$core$engine$gru$lane$0$c_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$c_isx
+
+
+module top$core$engine$gru$lane$0$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$c_prod
+
+
 module top$core$engine$gru$lane$0$c_rotate_r(clock,d,q);
     
     // Module arguments
@@ -22894,6 +23087,25 @@ module top$core$engine$gru$lane$0$c_rotate_r(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$0$c_rotate_r
+
+
+module top$core$engine$gru$lane$0$c_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$c_xc
 
 
 module top$core$engine$gru$lane$0$c_zero_r(clock,d,q);
@@ -26241,25 +26453,6 @@ module top$core$engine$gru$lane$0$op_a_copy$3(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$op_a_copy$3
 
 
-module top$core$engine$gru$lane$0$op_c(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$op_c
-
-
 module top$core$engine$gru$lane$0$op_c_copy$0(clock,d,q);
     
     // Module arguments
@@ -28151,7 +28344,7 @@ module top$core$engine$gru$lane$0$reset_mul(clock,a,b,out);
 endmodule // top$core$engine$gru$lane$0$reset_mul
 
 
-module top$core$engine$gru$lane$0$reset_q(v,out);
+module top$core$engine$gru$lane$0$reset_q$0(v,out);
     
     // Module arguments
     input wire  [47:0] v;
@@ -28165,7 +28358,58 @@ module top$core$engine$gru$lane$0$reset_q(v,out);
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
-endmodule // top$core$engine$gru$lane$0$reset_q
+endmodule // top$core$engine$gru$lane$0$reset_q$0
+
+
+module top$core$engine$gru$lane$0$reset_q$1(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$0$reset_q$1
+
+
+module top$core$engine$gru$lane$0$reset_q$2(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$0$reset_q$2
+
+
+module top$core$engine$gru$lane$0$reset_q$3(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$0$reset_q$3
 
 
 module top$core$engine$gru$lane$0$state$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
@@ -29065,6 +29309,101 @@ module top$core$engine$gru$lane$0$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$v_set
+
+
+module top$core$engine$gru$lane$0$w_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$w_c
+
+
+module top$core$engine$gru$lane$0$w_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$w_en
+
+
+module top$core$engine$gru$lane$0$w_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$w_j
+
+
+module top$core$engine$gru$lane$0$w_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$w_prod
+
+
+module top$core$engine$gru$lane$0$w_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$w_set
 
 
 module top$core$engine$gru$lane$0$weight_r$0(clock,d,q);
@@ -32229,9 +32568,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
-    reg  [17:0] op_c$d;
-    wire  [17:0] op_c$q;
-    reg  op_c$clock;
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
@@ -32283,6 +32619,18 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
+    reg  [17:0] c_xc$d;
+    wire  [17:0] c_xc$q;
+    reg  c_xc$clock;
+    reg  c_isx$d;
+    wire  c_isx$q;
+    reg  c_isx$clock;
+    reg  c_czero$d;
+    wire  c_czero$q;
+    reg  c_czero$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -32307,6 +32655,21 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  v_en$d;
     wire  v_en$q;
     reg  v_en$clock;
+    reg  [47:0] w_prod$d;
+    wire  [47:0] w_prod$q;
+    reg  w_prod$clock;
+    reg  [17:0] w_c$d;
+    wire  [17:0] w_c$q;
+    reg  w_c$clock;
+    reg  [15:0] w_j$d;
+    wire  [15:0] w_j$q;
+    reg  w_j$clock;
+    reg  w_set$d;
+    wire  w_set$q;
+    reg  w_set$clock;
+    reg  w_en$d;
+    wire  w_en$q;
+    reg  w_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -32599,8 +32962,14 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
     wire  [47:0] reset_mul$out;
-    reg  [47:0] reset_q$v;
-    wire  [17:0] reset_q$out;
+    reg  [47:0] reset_q$0$v;
+    wire  [17:0] reset_q$0$out;
+    reg  [47:0] reset_q$1$v;
+    wire  [17:0] reset_q$1$out;
+    reg  [47:0] reset_q$2$v;
+    wire  [17:0] reset_q$2$out;
+    reg  [47:0] reset_q$3$v;
+    wire  [17:0] reset_q$3$out;
     reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
@@ -34258,11 +34627,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_a$q),
         .clock(op_a$clock)
     );
-    top$core$engine$gru$lane$1$op_c op_c(
-        .d(op_c$d),
-        .q(op_c$q),
-        .clock(op_c$clock)
-    );
     top$core$engine$gru$lane$1$op_head op_head(
         .d(op_head$d),
         .q(op_head$q),
@@ -34348,6 +34712,26 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
+    top$core$engine$gru$lane$1$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
+    );
+    top$core$engine$gru$lane$1$c_xc c_xc(
+        .d(c_xc$d),
+        .q(c_xc$q),
+        .clock(c_xc$clock)
+    );
+    top$core$engine$gru$lane$1$c_isx c_isx(
+        .d(c_isx$d),
+        .q(c_isx$q),
+        .clock(c_isx$clock)
+    );
+    top$core$engine$gru$lane$1$c_czero c_czero(
+        .d(c_czero$d),
+        .q(c_czero$q),
+        .clock(c_czero$clock)
+    );
     top$core$engine$gru$lane$1$u_c u_c(
         .d(u_c$d),
         .q(u_c$q),
@@ -34387,6 +34771,31 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(v_en$d),
         .q(v_en$q),
         .clock(v_en$clock)
+    );
+    top$core$engine$gru$lane$1$w_prod w_prod(
+        .d(w_prod$d),
+        .q(w_prod$q),
+        .clock(w_prod$clock)
+    );
+    top$core$engine$gru$lane$1$w_c w_c(
+        .d(w_c$d),
+        .q(w_c$q),
+        .clock(w_c$clock)
+    );
+    top$core$engine$gru$lane$1$w_j w_j(
+        .d(w_j$d),
+        .q(w_j$q),
+        .clock(w_j$clock)
+    );
+    top$core$engine$gru$lane$1$w_set w_set(
+        .d(w_set$d),
+        .q(w_set$q),
+        .clock(w_set$clock)
+    );
+    top$core$engine$gru$lane$1$w_en w_en(
+        .d(w_en$d),
+        .q(w_en$q),
+        .clock(w_en$clock)
     );
     top$core$engine$gru$lane$1$mac$0 mac$0(
         .clock(mac$0$clock),
@@ -34746,9 +35155,21 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .b(reset_mul$b),
         .out(reset_mul$out)
     );
-    top$core$engine$gru$lane$1$reset_q reset_q(
-        .v(reset_q$v),
-        .out(reset_q$out)
+    top$core$engine$gru$lane$1$reset_q$0 reset_q$0(
+        .v(reset_q$0$v),
+        .out(reset_q$0$out)
+    );
+    top$core$engine$gru$lane$1$reset_q$1 reset_q$1(
+        .v(reset_q$1$v),
+        .out(reset_q$1$out)
+    );
+    top$core$engine$gru$lane$1$reset_q$2 reset_q$2(
+        .v(reset_q$2$v),
+        .out(reset_q$2$out)
+    );
+    top$core$engine$gru$lane$1$reset_q$3 reset_q$3(
+        .v(reset_q$3$v),
+        .out(reset_q$3$out)
     );
     top$core$engine$gru$lane$1$update_mul update_mul(
         .clock(update_mul$clock),
@@ -34787,7 +35208,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         x_a_q$clock = clock;
         x_c_q$clock = clock;
         op_a$clock = clock;
-        op_c$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
@@ -34795,6 +35215,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
+        c_xc$clock = clock;
+        c_isx$clock = clock;
+        c_czero$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -34803,10 +35227,14 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
+        w_prod$clock = clock;
+        w_c$clock = clock;
+        w_j$clock = clock;
+        w_set$clock = clock;
+        w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
         op_a$d = op_a$q;
-        op_c$d = op_c$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
@@ -34814,6 +35242,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
+        c_xc$d = c_xc$q;
+        c_isx$d = c_isx$q;
+        c_czero$d = c_czero$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -34822,6 +35254,11 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        w_prod$d = w_prod$q;
+        w_c$d = w_c$q;
+        w_j$d = w_j$q;
+        w_set$d = w_set$q;
+        w_en$d = w_en$q;
         x_we_r$clock = clock;
         x_we_r$d = x_we;
         x_set_r$clock = clock;
@@ -35122,9 +35559,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             state$0$raddr0 = ka_r$q;
         end
         state$0$raddr1 = upd_j_r$q;
-        state$0$waddr = v_j$q;
+        state$0$waddr = w_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
+        state$0$we = w_en$q && (w_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
         input$0$waddr = x_waddr_r$q;
@@ -35136,9 +35573,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             state$1$raddr0 = ka_r$q;
         end
         state$1$raddr1 = upd_j_r$q;
-        state$1$waddr = v_j$q;
+        state$1$waddr = w_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
+        state$1$we = w_en$q && (w_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
         input$1$waddr = x_waddr_r$q;
@@ -35157,6 +35594,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             h_c = state$1$rdata0;
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
+        end
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
+            h_a = update_q$out;
         end
         x_a_q$d = x_a;
         x_c_q$d = x_c;
@@ -36042,7 +36482,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = reset_mul$out;
+        c_prod$d = reset_mul$out;
+        c_xc$d = q_xc$q;
+        c_isx$d = q_isx$q;
+        c_czero$d = q_czero$q;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -36053,47 +36496,74 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_a$d = 18'h0;
             end
         end
-        if (q_isx$q) begin
-            op_c$d = q_xc$q;
-        end
-        else begin
-            op_c$d = reset_q$out;
-            if (q_czero$q) begin
-                op_c$d = 18'h0;
-            end
-        end
         mac_en_r$0$clock = clock;
         mac_en_r$0$d = mac_en;
         mac_first_r$0$clock = clock;
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
-        op_c_copy$0$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$0$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$0$d = reset_q$0$out;
+            if (c_czero$q) begin
+                op_c_copy$0$d = 18'h0;
+            end
+        end
         mac_en_r$1$clock = clock;
         mac_en_r$1$d = mac_en;
         mac_first_r$1$clock = clock;
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
+        reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
-        op_c_copy$1$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$1$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$1$d = reset_q$1$out;
+            if (c_czero$q) begin
+                op_c_copy$1$d = 18'h0;
+            end
+        end
         mac_en_r$2$clock = clock;
         mac_en_r$2$d = mac_en;
         mac_first_r$2$clock = clock;
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
+        reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
-        op_c_copy$2$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$2$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$2$d = reset_q$2$out;
+            if (c_czero$q) begin
+                op_c_copy$2$d = 18'h0;
+            end
+        end
         mac_en_r$3$clock = clock;
         mac_en_r$3$d = mac_en;
         mac_first_r$3$clock = clock;
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
+        reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
-        op_c_copy$3$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$3$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$3$d = reset_q$3$out;
+            if (c_czero$q) begin
+                op_c_copy$3$d = 18'h0;
+            end
+        end
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
@@ -36912,8 +37382,13 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = update_mul$out;
-        update_q$c = v_c$q;
+        w_prod$d = update_mul$out;
+        w_c$d = v_c$q;
+        w_j$d = v_j$q;
+        w_set$d = v_set$q;
+        w_en$d = v_en$q;
+        update_q$v = w_prod$q;
+        update_q$c = w_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -37645,6 +38120,63 @@ module top$core$engine$gru$lane$1$bias_r$9(clock,d,q);
 endmodule // top$core$engine$gru$lane$1$bias_r$9
 
 
+module top$core$engine$gru$lane$1$c_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$c_czero
+
+
+module top$core$engine$gru$lane$1$c_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$c_isx
+
+
+module top$core$engine$gru$lane$1$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$c_prod
+
+
 module top$core$engine$gru$lane$1$c_rotate_r(clock,d,q);
     
     // Module arguments
@@ -37661,6 +38193,25 @@ module top$core$engine$gru$lane$1$c_rotate_r(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$1$c_rotate_r
+
+
+module top$core$engine$gru$lane$1$c_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$c_xc
 
 
 module top$core$engine$gru$lane$1$c_zero_r(clock,d,q);
@@ -41008,25 +41559,6 @@ module top$core$engine$gru$lane$1$op_a_copy$3(clock,d,q);
 endmodule // top$core$engine$gru$lane$1$op_a_copy$3
 
 
-module top$core$engine$gru$lane$1$op_c(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$op_c
-
-
 module top$core$engine$gru$lane$1$op_c_copy$0(clock,d,q);
     
     // Module arguments
@@ -42918,7 +43450,7 @@ module top$core$engine$gru$lane$1$reset_mul(clock,a,b,out);
 endmodule // top$core$engine$gru$lane$1$reset_mul
 
 
-module top$core$engine$gru$lane$1$reset_q(v,out);
+module top$core$engine$gru$lane$1$reset_q$0(v,out);
     
     // Module arguments
     input wire  [47:0] v;
@@ -42932,7 +43464,58 @@ module top$core$engine$gru$lane$1$reset_q(v,out);
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
-endmodule // top$core$engine$gru$lane$1$reset_q
+endmodule // top$core$engine$gru$lane$1$reset_q$0
+
+
+module top$core$engine$gru$lane$1$reset_q$1(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$1$reset_q$1
+
+
+module top$core$engine$gru$lane$1$reset_q$2(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$1$reset_q$2
+
+
+module top$core$engine$gru$lane$1$reset_q$3(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$1$reset_q$3
 
 
 module top$core$engine$gru$lane$1$state$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
@@ -43832,6 +44415,101 @@ module top$core$engine$gru$lane$1$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$v_set
+
+
+module top$core$engine$gru$lane$1$w_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$w_c
+
+
+module top$core$engine$gru$lane$1$w_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$w_en
+
+
+module top$core$engine$gru$lane$1$w_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$w_j
+
+
+module top$core$engine$gru$lane$1$w_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$w_prod
+
+
+module top$core$engine$gru$lane$1$w_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$w_set
 
 
 module top$core$engine$gru$lane$1$weight_r$0(clock,d,q);
@@ -46996,9 +47674,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
-    reg  [17:0] op_c$d;
-    wire  [17:0] op_c$q;
-    reg  op_c$clock;
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
@@ -47050,6 +47725,18 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
+    reg  [17:0] c_xc$d;
+    wire  [17:0] c_xc$q;
+    reg  c_xc$clock;
+    reg  c_isx$d;
+    wire  c_isx$q;
+    reg  c_isx$clock;
+    reg  c_czero$d;
+    wire  c_czero$q;
+    reg  c_czero$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -47074,6 +47761,21 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  v_en$d;
     wire  v_en$q;
     reg  v_en$clock;
+    reg  [47:0] w_prod$d;
+    wire  [47:0] w_prod$q;
+    reg  w_prod$clock;
+    reg  [17:0] w_c$d;
+    wire  [17:0] w_c$q;
+    reg  w_c$clock;
+    reg  [15:0] w_j$d;
+    wire  [15:0] w_j$q;
+    reg  w_j$clock;
+    reg  w_set$d;
+    wire  w_set$q;
+    reg  w_set$clock;
+    reg  w_en$d;
+    wire  w_en$q;
+    reg  w_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -47366,8 +48068,14 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
     wire  [47:0] reset_mul$out;
-    reg  [47:0] reset_q$v;
-    wire  [17:0] reset_q$out;
+    reg  [47:0] reset_q$0$v;
+    wire  [17:0] reset_q$0$out;
+    reg  [47:0] reset_q$1$v;
+    wire  [17:0] reset_q$1$out;
+    reg  [47:0] reset_q$2$v;
+    wire  [17:0] reset_q$2$out;
+    reg  [47:0] reset_q$3$v;
+    wire  [17:0] reset_q$3$out;
     reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
@@ -49025,11 +49733,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_a$q),
         .clock(op_a$clock)
     );
-    top$core$engine$gru$lane$2$op_c op_c(
-        .d(op_c$d),
-        .q(op_c$q),
-        .clock(op_c$clock)
-    );
     top$core$engine$gru$lane$2$op_head op_head(
         .d(op_head$d),
         .q(op_head$q),
@@ -49115,6 +49818,26 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
+    top$core$engine$gru$lane$2$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
+    );
+    top$core$engine$gru$lane$2$c_xc c_xc(
+        .d(c_xc$d),
+        .q(c_xc$q),
+        .clock(c_xc$clock)
+    );
+    top$core$engine$gru$lane$2$c_isx c_isx(
+        .d(c_isx$d),
+        .q(c_isx$q),
+        .clock(c_isx$clock)
+    );
+    top$core$engine$gru$lane$2$c_czero c_czero(
+        .d(c_czero$d),
+        .q(c_czero$q),
+        .clock(c_czero$clock)
+    );
     top$core$engine$gru$lane$2$u_c u_c(
         .d(u_c$d),
         .q(u_c$q),
@@ -49154,6 +49877,31 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(v_en$d),
         .q(v_en$q),
         .clock(v_en$clock)
+    );
+    top$core$engine$gru$lane$2$w_prod w_prod(
+        .d(w_prod$d),
+        .q(w_prod$q),
+        .clock(w_prod$clock)
+    );
+    top$core$engine$gru$lane$2$w_c w_c(
+        .d(w_c$d),
+        .q(w_c$q),
+        .clock(w_c$clock)
+    );
+    top$core$engine$gru$lane$2$w_j w_j(
+        .d(w_j$d),
+        .q(w_j$q),
+        .clock(w_j$clock)
+    );
+    top$core$engine$gru$lane$2$w_set w_set(
+        .d(w_set$d),
+        .q(w_set$q),
+        .clock(w_set$clock)
+    );
+    top$core$engine$gru$lane$2$w_en w_en(
+        .d(w_en$d),
+        .q(w_en$q),
+        .clock(w_en$clock)
     );
     top$core$engine$gru$lane$2$mac$0 mac$0(
         .clock(mac$0$clock),
@@ -49513,9 +50261,21 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .b(reset_mul$b),
         .out(reset_mul$out)
     );
-    top$core$engine$gru$lane$2$reset_q reset_q(
-        .v(reset_q$v),
-        .out(reset_q$out)
+    top$core$engine$gru$lane$2$reset_q$0 reset_q$0(
+        .v(reset_q$0$v),
+        .out(reset_q$0$out)
+    );
+    top$core$engine$gru$lane$2$reset_q$1 reset_q$1(
+        .v(reset_q$1$v),
+        .out(reset_q$1$out)
+    );
+    top$core$engine$gru$lane$2$reset_q$2 reset_q$2(
+        .v(reset_q$2$v),
+        .out(reset_q$2$out)
+    );
+    top$core$engine$gru$lane$2$reset_q$3 reset_q$3(
+        .v(reset_q$3$v),
+        .out(reset_q$3$out)
     );
     top$core$engine$gru$lane$2$update_mul update_mul(
         .clock(update_mul$clock),
@@ -49554,7 +50314,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         x_a_q$clock = clock;
         x_c_q$clock = clock;
         op_a$clock = clock;
-        op_c$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
@@ -49562,6 +50321,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
+        c_xc$clock = clock;
+        c_isx$clock = clock;
+        c_czero$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -49570,10 +50333,14 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
+        w_prod$clock = clock;
+        w_c$clock = clock;
+        w_j$clock = clock;
+        w_set$clock = clock;
+        w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
         op_a$d = op_a$q;
-        op_c$d = op_c$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
@@ -49581,6 +50348,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
+        c_xc$d = c_xc$q;
+        c_isx$d = c_isx$q;
+        c_czero$d = c_czero$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -49589,6 +50360,11 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        w_prod$d = w_prod$q;
+        w_c$d = w_c$q;
+        w_j$d = w_j$q;
+        w_set$d = w_set$q;
+        w_en$d = w_en$q;
         x_we_r$clock = clock;
         x_we_r$d = x_we;
         x_set_r$clock = clock;
@@ -49889,9 +50665,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             state$0$raddr0 = ka_r$q;
         end
         state$0$raddr1 = upd_j_r$q;
-        state$0$waddr = v_j$q;
+        state$0$waddr = w_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
+        state$0$we = w_en$q && (w_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
         input$0$waddr = x_waddr_r$q;
@@ -49903,9 +50679,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             state$1$raddr0 = ka_r$q;
         end
         state$1$raddr1 = upd_j_r$q;
-        state$1$waddr = v_j$q;
+        state$1$waddr = w_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
+        state$1$we = w_en$q && (w_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
         input$1$waddr = x_waddr_r$q;
@@ -49924,6 +50700,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             h_c = state$1$rdata0;
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
+        end
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
+            h_a = update_q$out;
         end
         x_a_q$d = x_a;
         x_c_q$d = x_c;
@@ -50809,7 +51588,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = reset_mul$out;
+        c_prod$d = reset_mul$out;
+        c_xc$d = q_xc$q;
+        c_isx$d = q_isx$q;
+        c_czero$d = q_czero$q;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -50820,47 +51602,74 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_a$d = 18'h0;
             end
         end
-        if (q_isx$q) begin
-            op_c$d = q_xc$q;
-        end
-        else begin
-            op_c$d = reset_q$out;
-            if (q_czero$q) begin
-                op_c$d = 18'h0;
-            end
-        end
         mac_en_r$0$clock = clock;
         mac_en_r$0$d = mac_en;
         mac_first_r$0$clock = clock;
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
-        op_c_copy$0$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$0$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$0$d = reset_q$0$out;
+            if (c_czero$q) begin
+                op_c_copy$0$d = 18'h0;
+            end
+        end
         mac_en_r$1$clock = clock;
         mac_en_r$1$d = mac_en;
         mac_first_r$1$clock = clock;
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
+        reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
-        op_c_copy$1$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$1$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$1$d = reset_q$1$out;
+            if (c_czero$q) begin
+                op_c_copy$1$d = 18'h0;
+            end
+        end
         mac_en_r$2$clock = clock;
         mac_en_r$2$d = mac_en;
         mac_first_r$2$clock = clock;
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
+        reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
-        op_c_copy$2$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$2$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$2$d = reset_q$2$out;
+            if (c_czero$q) begin
+                op_c_copy$2$d = 18'h0;
+            end
+        end
         mac_en_r$3$clock = clock;
         mac_en_r$3$d = mac_en;
         mac_first_r$3$clock = clock;
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
+        reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
-        op_c_copy$3$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$3$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$3$d = reset_q$3$out;
+            if (c_czero$q) begin
+                op_c_copy$3$d = 18'h0;
+            end
+        end
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
@@ -51679,8 +52488,13 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = update_mul$out;
-        update_q$c = v_c$q;
+        w_prod$d = update_mul$out;
+        w_c$d = v_c$q;
+        w_j$d = v_j$q;
+        w_set$d = v_set$q;
+        w_en$d = v_en$q;
+        update_q$v = w_prod$q;
+        update_q$c = w_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -52412,6 +53226,63 @@ module top$core$engine$gru$lane$2$bias_r$9(clock,d,q);
 endmodule // top$core$engine$gru$lane$2$bias_r$9
 
 
+module top$core$engine$gru$lane$2$c_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$c_czero
+
+
+module top$core$engine$gru$lane$2$c_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$c_isx
+
+
+module top$core$engine$gru$lane$2$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$c_prod
+
+
 module top$core$engine$gru$lane$2$c_rotate_r(clock,d,q);
     
     // Module arguments
@@ -52428,6 +53299,25 @@ module top$core$engine$gru$lane$2$c_rotate_r(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$2$c_rotate_r
+
+
+module top$core$engine$gru$lane$2$c_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$c_xc
 
 
 module top$core$engine$gru$lane$2$c_zero_r(clock,d,q);
@@ -55775,25 +56665,6 @@ module top$core$engine$gru$lane$2$op_a_copy$3(clock,d,q);
 endmodule // top$core$engine$gru$lane$2$op_a_copy$3
 
 
-module top$core$engine$gru$lane$2$op_c(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$op_c
-
-
 module top$core$engine$gru$lane$2$op_c_copy$0(clock,d,q);
     
     // Module arguments
@@ -57685,7 +58556,7 @@ module top$core$engine$gru$lane$2$reset_mul(clock,a,b,out);
 endmodule // top$core$engine$gru$lane$2$reset_mul
 
 
-module top$core$engine$gru$lane$2$reset_q(v,out);
+module top$core$engine$gru$lane$2$reset_q$0(v,out);
     
     // Module arguments
     input wire  [47:0] v;
@@ -57699,7 +58570,58 @@ module top$core$engine$gru$lane$2$reset_q(v,out);
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
-endmodule // top$core$engine$gru$lane$2$reset_q
+endmodule // top$core$engine$gru$lane$2$reset_q$0
+
+
+module top$core$engine$gru$lane$2$reset_q$1(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$2$reset_q$1
+
+
+module top$core$engine$gru$lane$2$reset_q$2(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$2$reset_q$2
+
+
+module top$core$engine$gru$lane$2$reset_q$3(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$2$reset_q$3
 
 
 module top$core$engine$gru$lane$2$state$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
@@ -58599,6 +59521,101 @@ module top$core$engine$gru$lane$2$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$v_set
+
+
+module top$core$engine$gru$lane$2$w_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$w_c
+
+
+module top$core$engine$gru$lane$2$w_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$w_en
+
+
+module top$core$engine$gru$lane$2$w_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$w_j
+
+
+module top$core$engine$gru$lane$2$w_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$w_prod
+
+
+module top$core$engine$gru$lane$2$w_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$w_set
 
 
 module top$core$engine$gru$lane$2$weight_r$0(clock,d,q);
@@ -61763,9 +62780,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
-    reg  [17:0] op_c$d;
-    wire  [17:0] op_c$q;
-    reg  op_c$clock;
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
@@ -61817,6 +62831,18 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
+    reg  [17:0] c_xc$d;
+    wire  [17:0] c_xc$q;
+    reg  c_xc$clock;
+    reg  c_isx$d;
+    wire  c_isx$q;
+    reg  c_isx$clock;
+    reg  c_czero$d;
+    wire  c_czero$q;
+    reg  c_czero$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -61841,6 +62867,21 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  v_en$d;
     wire  v_en$q;
     reg  v_en$clock;
+    reg  [47:0] w_prod$d;
+    wire  [47:0] w_prod$q;
+    reg  w_prod$clock;
+    reg  [17:0] w_c$d;
+    wire  [17:0] w_c$q;
+    reg  w_c$clock;
+    reg  [15:0] w_j$d;
+    wire  [15:0] w_j$q;
+    reg  w_j$clock;
+    reg  w_set$d;
+    wire  w_set$q;
+    reg  w_set$clock;
+    reg  w_en$d;
+    wire  w_en$q;
+    reg  w_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -62133,8 +63174,14 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
     wire  [47:0] reset_mul$out;
-    reg  [47:0] reset_q$v;
-    wire  [17:0] reset_q$out;
+    reg  [47:0] reset_q$0$v;
+    wire  [17:0] reset_q$0$out;
+    reg  [47:0] reset_q$1$v;
+    wire  [17:0] reset_q$1$out;
+    reg  [47:0] reset_q$2$v;
+    wire  [17:0] reset_q$2$out;
+    reg  [47:0] reset_q$3$v;
+    wire  [17:0] reset_q$3$out;
     reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
@@ -63792,11 +64839,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(op_a$q),
         .clock(op_a$clock)
     );
-    top$core$engine$gru$lane$3$op_c op_c(
-        .d(op_c$d),
-        .q(op_c$q),
-        .clock(op_c$clock)
-    );
     top$core$engine$gru$lane$3$op_head op_head(
         .d(op_head$d),
         .q(op_head$q),
@@ -63882,6 +64924,26 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
+    top$core$engine$gru$lane$3$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
+    );
+    top$core$engine$gru$lane$3$c_xc c_xc(
+        .d(c_xc$d),
+        .q(c_xc$q),
+        .clock(c_xc$clock)
+    );
+    top$core$engine$gru$lane$3$c_isx c_isx(
+        .d(c_isx$d),
+        .q(c_isx$q),
+        .clock(c_isx$clock)
+    );
+    top$core$engine$gru$lane$3$c_czero c_czero(
+        .d(c_czero$d),
+        .q(c_czero$q),
+        .clock(c_czero$clock)
+    );
     top$core$engine$gru$lane$3$u_c u_c(
         .d(u_c$d),
         .q(u_c$q),
@@ -63921,6 +64983,31 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(v_en$d),
         .q(v_en$q),
         .clock(v_en$clock)
+    );
+    top$core$engine$gru$lane$3$w_prod w_prod(
+        .d(w_prod$d),
+        .q(w_prod$q),
+        .clock(w_prod$clock)
+    );
+    top$core$engine$gru$lane$3$w_c w_c(
+        .d(w_c$d),
+        .q(w_c$q),
+        .clock(w_c$clock)
+    );
+    top$core$engine$gru$lane$3$w_j w_j(
+        .d(w_j$d),
+        .q(w_j$q),
+        .clock(w_j$clock)
+    );
+    top$core$engine$gru$lane$3$w_set w_set(
+        .d(w_set$d),
+        .q(w_set$q),
+        .clock(w_set$clock)
+    );
+    top$core$engine$gru$lane$3$w_en w_en(
+        .d(w_en$d),
+        .q(w_en$q),
+        .clock(w_en$clock)
     );
     top$core$engine$gru$lane$3$mac$0 mac$0(
         .clock(mac$0$clock),
@@ -64280,9 +65367,21 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .b(reset_mul$b),
         .out(reset_mul$out)
     );
-    top$core$engine$gru$lane$3$reset_q reset_q(
-        .v(reset_q$v),
-        .out(reset_q$out)
+    top$core$engine$gru$lane$3$reset_q$0 reset_q$0(
+        .v(reset_q$0$v),
+        .out(reset_q$0$out)
+    );
+    top$core$engine$gru$lane$3$reset_q$1 reset_q$1(
+        .v(reset_q$1$v),
+        .out(reset_q$1$out)
+    );
+    top$core$engine$gru$lane$3$reset_q$2 reset_q$2(
+        .v(reset_q$2$v),
+        .out(reset_q$2$out)
+    );
+    top$core$engine$gru$lane$3$reset_q$3 reset_q$3(
+        .v(reset_q$3$v),
+        .out(reset_q$3$out)
     );
     top$core$engine$gru$lane$3$update_mul update_mul(
         .clock(update_mul$clock),
@@ -64321,7 +65420,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         x_a_q$clock = clock;
         x_c_q$clock = clock;
         op_a$clock = clock;
-        op_c$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
@@ -64329,6 +65427,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
+        c_xc$clock = clock;
+        c_isx$clock = clock;
+        c_czero$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -64337,10 +65439,14 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
+        w_prod$clock = clock;
+        w_c$clock = clock;
+        w_j$clock = clock;
+        w_set$clock = clock;
+        w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
         op_a$d = op_a$q;
-        op_c$d = op_c$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
@@ -64348,6 +65454,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
+        c_xc$d = c_xc$q;
+        c_isx$d = c_isx$q;
+        c_czero$d = c_czero$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -64356,6 +65466,11 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        w_prod$d = w_prod$q;
+        w_c$d = w_c$q;
+        w_j$d = w_j$q;
+        w_set$d = w_set$q;
+        w_en$d = w_en$q;
         x_we_r$clock = clock;
         x_we_r$d = x_we;
         x_set_r$clock = clock;
@@ -64656,9 +65771,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             state$0$raddr0 = ka_r$q;
         end
         state$0$raddr1 = upd_j_r$q;
-        state$0$waddr = v_j$q;
+        state$0$waddr = w_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
+        state$0$we = w_en$q && (w_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
         input$0$waddr = x_waddr_r$q;
@@ -64670,9 +65785,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             state$1$raddr0 = ka_r$q;
         end
         state$1$raddr1 = upd_j_r$q;
-        state$1$waddr = v_j$q;
+        state$1$waddr = w_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
+        state$1$we = w_en$q && (w_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
         input$1$waddr = x_waddr_r$q;
@@ -64691,6 +65806,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             h_c = state$1$rdata0;
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
+        end
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
+            h_a = update_q$out;
         end
         x_a_q$d = x_a;
         x_c_q$d = x_c;
@@ -65576,7 +66694,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = reset_mul$out;
+        c_prod$d = reset_mul$out;
+        c_xc$d = q_xc$q;
+        c_isx$d = q_isx$q;
+        c_czero$d = q_czero$q;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -65587,47 +66708,74 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
                 op_a$d = 18'h0;
             end
         end
-        if (q_isx$q) begin
-            op_c$d = q_xc$q;
-        end
-        else begin
-            op_c$d = reset_q$out;
-            if (q_czero$q) begin
-                op_c$d = 18'h0;
-            end
-        end
         mac_en_r$0$clock = clock;
         mac_en_r$0$d = mac_en;
         mac_first_r$0$clock = clock;
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
-        op_c_copy$0$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$0$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$0$d = reset_q$0$out;
+            if (c_czero$q) begin
+                op_c_copy$0$d = 18'h0;
+            end
+        end
         mac_en_r$1$clock = clock;
         mac_en_r$1$d = mac_en;
         mac_first_r$1$clock = clock;
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
+        reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
-        op_c_copy$1$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$1$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$1$d = reset_q$1$out;
+            if (c_czero$q) begin
+                op_c_copy$1$d = 18'h0;
+            end
+        end
         mac_en_r$2$clock = clock;
         mac_en_r$2$d = mac_en;
         mac_first_r$2$clock = clock;
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
+        reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
-        op_c_copy$2$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$2$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$2$d = reset_q$2$out;
+            if (c_czero$q) begin
+                op_c_copy$2$d = 18'h0;
+            end
+        end
         mac_en_r$3$clock = clock;
         mac_en_r$3$d = mac_en;
         mac_first_r$3$clock = clock;
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
+        reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
-        op_c_copy$3$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$3$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$3$d = reset_q$3$out;
+            if (c_czero$q) begin
+                op_c_copy$3$d = 18'h0;
+            end
+        end
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
@@ -66446,8 +67594,13 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = update_mul$out;
-        update_q$c = v_c$q;
+        w_prod$d = update_mul$out;
+        w_c$d = v_c$q;
+        w_j$d = v_j$q;
+        w_set$d = v_set$q;
+        w_en$d = v_en$q;
+        update_q$v = w_prod$q;
+        update_q$c = w_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -67179,6 +68332,63 @@ module top$core$engine$gru$lane$3$bias_r$9(clock,d,q);
 endmodule // top$core$engine$gru$lane$3$bias_r$9
 
 
+module top$core$engine$gru$lane$3$c_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$c_czero
+
+
+module top$core$engine$gru$lane$3$c_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$c_isx
+
+
+module top$core$engine$gru$lane$3$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$c_prod
+
+
 module top$core$engine$gru$lane$3$c_rotate_r(clock,d,q);
     
     // Module arguments
@@ -67195,6 +68405,25 @@ module top$core$engine$gru$lane$3$c_rotate_r(clock,d,q);
        q <= d;
     end
 endmodule // top$core$engine$gru$lane$3$c_rotate_r
+
+
+module top$core$engine$gru$lane$3$c_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$c_xc
 
 
 module top$core$engine$gru$lane$3$c_zero_r(clock,d,q);
@@ -70542,25 +71771,6 @@ module top$core$engine$gru$lane$3$op_a_copy$3(clock,d,q);
 endmodule // top$core$engine$gru$lane$3$op_a_copy$3
 
 
-module top$core$engine$gru$lane$3$op_c(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$op_c
-
-
 module top$core$engine$gru$lane$3$op_c_copy$0(clock,d,q);
     
     // Module arguments
@@ -72452,7 +73662,7 @@ module top$core$engine$gru$lane$3$reset_mul(clock,a,b,out);
 endmodule // top$core$engine$gru$lane$3$reset_mul
 
 
-module top$core$engine$gru$lane$3$reset_q(v,out);
+module top$core$engine$gru$lane$3$reset_q$0(v,out);
     
     // Module arguments
     input wire  [47:0] v;
@@ -72466,7 +73676,58 @@ module top$core$engine$gru$lane$3$reset_q(v,out);
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
-endmodule // top$core$engine$gru$lane$3$reset_q
+endmodule // top$core$engine$gru$lane$3$reset_q$0
+
+
+module top$core$engine$gru$lane$3$reset_q$1(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$3$reset_q$1
+
+
+module top$core$engine$gru$lane$3$reset_q$2(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$3$reset_q$2
+
+
+module top$core$engine$gru$lane$3$reset_q$3(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$core$engine$gru$lane$3$reset_q$3
 
 
 module top$core$engine$gru$lane$3$state$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
@@ -73366,6 +74627,101 @@ module top$core$engine$gru$lane$3$v_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$v_set
+
+
+module top$core$engine$gru$lane$3$w_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$w_c
+
+
+module top$core$engine$gru$lane$3$w_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$w_en
+
+
+module top$core$engine$gru$lane$3$w_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$w_j
+
+
+module top$core$engine$gru$lane$3$w_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$w_prod
+
+
+module top$core$engine$gru$lane$3$w_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$w_set
 
 
 module top$core$engine$gru$lane$3$weight_r$0(clock,d,q);

@@ -24649,9 +24649,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
-    reg  [17:0] op_c$d;
-    wire  [17:0] op_c$q;
-    reg  op_c$clock;
     reg  [17:0] op_head$d;
     wire  [17:0] op_head$q;
     reg  op_head$clock;
@@ -24751,6 +24748,18 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
+    reg  [17:0] c_xc$d;
+    wire  [17:0] c_xc$q;
+    reg  c_xc$clock;
+    reg  c_isx$d;
+    wire  c_isx$q;
+    reg  c_isx$clock;
+    reg  c_czero$d;
+    wire  c_czero$q;
+    reg  c_czero$clock;
     reg  [17:0] u_c$d;
     wire  [17:0] u_c$q;
     reg  u_c$clock;
@@ -24775,6 +24784,21 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  v_en$d;
     wire  v_en$q;
     reg  v_en$clock;
+    reg  [47:0] w_prod$d;
+    wire  [47:0] w_prod$q;
+    reg  w_prod$clock;
+    reg  [17:0] w_c$d;
+    wire  [17:0] w_c$q;
+    reg  w_c$clock;
+    reg  [15:0] w_j$d;
+    wire  [15:0] w_j$q;
+    reg  w_j$clock;
+    reg  w_set$d;
+    wire  w_set$q;
+    reg  w_set$clock;
+    reg  w_en$d;
+    wire  w_en$q;
+    reg  w_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -25835,8 +25859,30 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] reset_mul$a;
     reg  [17:0] reset_mul$b;
     wire  [47:0] reset_mul$out;
-    reg  [47:0] reset_q$v;
-    wire  [17:0] reset_q$out;
+    reg  [47:0] reset_q$0$v;
+    wire  [17:0] reset_q$0$out;
+    reg  [47:0] reset_q$1$v;
+    wire  [17:0] reset_q$1$out;
+    reg  [47:0] reset_q$2$v;
+    wire  [17:0] reset_q$2$out;
+    reg  [47:0] reset_q$3$v;
+    wire  [17:0] reset_q$3$out;
+    reg  [47:0] reset_q$4$v;
+    wire  [17:0] reset_q$4$out;
+    reg  [47:0] reset_q$5$v;
+    wire  [17:0] reset_q$5$out;
+    reg  [47:0] reset_q$6$v;
+    wire  [17:0] reset_q$6$out;
+    reg  [47:0] reset_q$7$v;
+    wire  [17:0] reset_q$7$out;
+    reg  [47:0] reset_q$8$v;
+    wire  [17:0] reset_q$8$out;
+    reg  [47:0] reset_q$9$v;
+    wire  [17:0] reset_q$9$out;
+    reg  [47:0] reset_q$10$v;
+    wire  [17:0] reset_q$10$out;
+    reg  [47:0] reset_q$11$v;
+    wire  [17:0] reset_q$11$out;
     reg  update_mul$clock;
     reg  [17:0] update_mul$a;
     reg  [17:0] update_mul$b;
@@ -28534,11 +28580,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(op_a$q),
         .clock(op_a$clock)
     );
-    top$gru$lane$0$op_c op_c(
-        .d(op_c$d),
-        .q(op_c$q),
-        .clock(op_c$clock)
-    );
     top$gru$lane$0$op_head op_head(
         .d(op_head$d),
         .q(op_head$q),
@@ -28704,6 +28745,26 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
+    top$gru$lane$0$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
+    );
+    top$gru$lane$0$c_xc c_xc(
+        .d(c_xc$d),
+        .q(c_xc$q),
+        .clock(c_xc$clock)
+    );
+    top$gru$lane$0$c_isx c_isx(
+        .d(c_isx$d),
+        .q(c_isx$q),
+        .clock(c_isx$clock)
+    );
+    top$gru$lane$0$c_czero c_czero(
+        .d(c_czero$d),
+        .q(c_czero$q),
+        .clock(c_czero$clock)
+    );
     top$gru$lane$0$u_c u_c(
         .d(u_c$d),
         .q(u_c$q),
@@ -28743,6 +28804,31 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .d(v_en$d),
         .q(v_en$q),
         .clock(v_en$clock)
+    );
+    top$gru$lane$0$w_prod w_prod(
+        .d(w_prod$d),
+        .q(w_prod$q),
+        .clock(w_prod$clock)
+    );
+    top$gru$lane$0$w_c w_c(
+        .d(w_c$d),
+        .q(w_c$q),
+        .clock(w_c$clock)
+    );
+    top$gru$lane$0$w_j w_j(
+        .d(w_j$d),
+        .q(w_j$q),
+        .clock(w_j$clock)
+    );
+    top$gru$lane$0$w_set w_set(
+        .d(w_set$d),
+        .q(w_set$q),
+        .clock(w_set$clock)
+    );
+    top$gru$lane$0$w_en w_en(
+        .d(w_en$d),
+        .q(w_en$q),
+        .clock(w_en$clock)
     );
     top$gru$lane$0$mac$0 mac$0(
         .clock(mac$0$clock),
@@ -29806,9 +29892,53 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .b(reset_mul$b),
         .out(reset_mul$out)
     );
-    top$gru$lane$0$reset_q reset_q(
-        .v(reset_q$v),
-        .out(reset_q$out)
+    top$gru$lane$0$reset_q$0 reset_q$0(
+        .v(reset_q$0$v),
+        .out(reset_q$0$out)
+    );
+    top$gru$lane$0$reset_q$1 reset_q$1(
+        .v(reset_q$1$v),
+        .out(reset_q$1$out)
+    );
+    top$gru$lane$0$reset_q$2 reset_q$2(
+        .v(reset_q$2$v),
+        .out(reset_q$2$out)
+    );
+    top$gru$lane$0$reset_q$3 reset_q$3(
+        .v(reset_q$3$v),
+        .out(reset_q$3$out)
+    );
+    top$gru$lane$0$reset_q$4 reset_q$4(
+        .v(reset_q$4$v),
+        .out(reset_q$4$out)
+    );
+    top$gru$lane$0$reset_q$5 reset_q$5(
+        .v(reset_q$5$v),
+        .out(reset_q$5$out)
+    );
+    top$gru$lane$0$reset_q$6 reset_q$6(
+        .v(reset_q$6$v),
+        .out(reset_q$6$out)
+    );
+    top$gru$lane$0$reset_q$7 reset_q$7(
+        .v(reset_q$7$v),
+        .out(reset_q$7$out)
+    );
+    top$gru$lane$0$reset_q$8 reset_q$8(
+        .v(reset_q$8$v),
+        .out(reset_q$8$out)
+    );
+    top$gru$lane$0$reset_q$9 reset_q$9(
+        .v(reset_q$9$v),
+        .out(reset_q$9$out)
+    );
+    top$gru$lane$0$reset_q$10 reset_q$10(
+        .v(reset_q$10$v),
+        .out(reset_q$10$out)
+    );
+    top$gru$lane$0$reset_q$11 reset_q$11(
+        .v(reset_q$11$v),
+        .out(reset_q$11$out)
     );
     top$gru$lane$0$update_mul update_mul(
         .clock(update_mul$clock),
@@ -29847,7 +29977,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         x_a_q$clock = clock;
         x_c_q$clock = clock;
         op_a$clock = clock;
-        op_c$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
         p_isx$clock = clock;
@@ -29855,6 +29984,10 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
+        c_xc$clock = clock;
+        c_isx$clock = clock;
+        c_czero$clock = clock;
         u_c$clock = clock;
         u_j$clock = clock;
         u_set$clock = clock;
@@ -29863,10 +29996,14 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         v_j$clock = clock;
         v_set$clock = clock;
         v_en$clock = clock;
+        w_prod$clock = clock;
+        w_c$clock = clock;
+        w_j$clock = clock;
+        w_set$clock = clock;
+        w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
         op_a$d = op_a$q;
-        op_c$d = op_c$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
         p_isx$d = p_isx$q;
@@ -29874,6 +30011,10 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
+        c_xc$d = c_xc$q;
+        c_isx$d = c_isx$q;
+        c_czero$d = c_czero$q;
         u_c$d = u_c$q;
         u_j$d = u_j$q;
         u_set$d = u_set$q;
@@ -29882,6 +30023,11 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         v_j$d = v_j$q;
         v_set$d = v_set$q;
         v_en$d = v_en$q;
+        w_prod$d = w_prod$q;
+        w_c$d = w_c$q;
+        w_j$d = w_j$q;
+        w_set$d = w_set$q;
+        w_en$d = w_en$q;
         x_we_r$clock = clock;
         x_we_r$d = x_we;
         x_set_r$clock = clock;
@@ -30566,9 +30712,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             state$0$raddr0 = ka_r$q;
         end
         state$0$raddr1 = upd_j_r$q;
-        state$0$waddr = v_j$q;
+        state$0$waddr = w_j$q;
         state$0$wdata = update_q$out;
-        state$0$we = v_en$q && (v_set$q == (0 == 32'h1));
+        state$0$we = w_en$q && (w_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
         input$0$waddr = x_waddr_r$q;
@@ -30580,9 +30726,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             state$1$raddr0 = ka_r$q;
         end
         state$1$raddr1 = upd_j_r$q;
-        state$1$waddr = v_j$q;
+        state$1$waddr = w_j$q;
         state$1$wdata = update_q$out;
-        state$1$we = v_en$q && (v_set$q == (1 == 32'h1));
+        state$1$we = w_en$q && (w_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
         input$1$waddr = x_waddr_r$q;
@@ -30601,6 +30747,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             h_c = state$1$rdata0;
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
+        end
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
+            h_a = update_q$out;
         end
         x_a_q$d = x_a;
         x_c_q$d = x_c;
@@ -31486,7 +31635,10 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
-        reset_q$v = reset_mul$out;
+        c_prod$d = reset_mul$out;
+        c_xc$d = q_xc$q;
+        c_isx$d = q_isx$q;
+        c_czero$d = q_czero$q;
         op_head$d = h_a;
         if (ka_is_x_r$q) begin
             op_a$d = x_a_q$q;
@@ -31497,111 +31649,210 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
                 op_a$d = 18'h0;
             end
         end
-        if (q_isx$q) begin
-            op_c$d = q_xc$q;
-        end
-        else begin
-            op_c$d = reset_q$out;
-            if (q_czero$q) begin
-                op_c$d = 18'h0;
-            end
-        end
         mac_en_r$0$clock = clock;
         mac_en_r$0$d = mac_en;
         mac_first_r$0$clock = clock;
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
-        op_c_copy$0$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$0$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$0$d = reset_q$0$out;
+            if (c_czero$q) begin
+                op_c_copy$0$d = 18'h0;
+            end
+        end
         mac_en_r$1$clock = clock;
         mac_en_r$1$d = mac_en;
         mac_first_r$1$clock = clock;
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
+        reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
-        op_c_copy$1$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$1$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$1$d = reset_q$1$out;
+            if (c_czero$q) begin
+                op_c_copy$1$d = 18'h0;
+            end
+        end
         mac_en_r$2$clock = clock;
         mac_en_r$2$d = mac_en;
         mac_first_r$2$clock = clock;
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
+        reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
-        op_c_copy$2$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$2$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$2$d = reset_q$2$out;
+            if (c_czero$q) begin
+                op_c_copy$2$d = 18'h0;
+            end
+        end
         mac_en_r$3$clock = clock;
         mac_en_r$3$d = mac_en;
         mac_first_r$3$clock = clock;
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
+        reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
-        op_c_copy$3$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$3$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$3$d = reset_q$3$out;
+            if (c_czero$q) begin
+                op_c_copy$3$d = 18'h0;
+            end
+        end
         mac_en_r$4$clock = clock;
         mac_en_r$4$d = mac_en;
         mac_first_r$4$clock = clock;
         mac_first_r$4$d = mac_first;
         op_a_copy$4$clock = clock;
         op_a_copy$4$d = op_a$q;
+        reset_q$4$v = c_prod$q;
         op_c_copy$4$clock = clock;
-        op_c_copy$4$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$4$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$4$d = reset_q$4$out;
+            if (c_czero$q) begin
+                op_c_copy$4$d = 18'h0;
+            end
+        end
         mac_en_r$5$clock = clock;
         mac_en_r$5$d = mac_en;
         mac_first_r$5$clock = clock;
         mac_first_r$5$d = mac_first;
         op_a_copy$5$clock = clock;
         op_a_copy$5$d = op_a$q;
+        reset_q$5$v = c_prod$q;
         op_c_copy$5$clock = clock;
-        op_c_copy$5$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$5$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$5$d = reset_q$5$out;
+            if (c_czero$q) begin
+                op_c_copy$5$d = 18'h0;
+            end
+        end
         mac_en_r$6$clock = clock;
         mac_en_r$6$d = mac_en;
         mac_first_r$6$clock = clock;
         mac_first_r$6$d = mac_first;
         op_a_copy$6$clock = clock;
         op_a_copy$6$d = op_a$q;
+        reset_q$6$v = c_prod$q;
         op_c_copy$6$clock = clock;
-        op_c_copy$6$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$6$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$6$d = reset_q$6$out;
+            if (c_czero$q) begin
+                op_c_copy$6$d = 18'h0;
+            end
+        end
         mac_en_r$7$clock = clock;
         mac_en_r$7$d = mac_en;
         mac_first_r$7$clock = clock;
         mac_first_r$7$d = mac_first;
         op_a_copy$7$clock = clock;
         op_a_copy$7$d = op_a$q;
+        reset_q$7$v = c_prod$q;
         op_c_copy$7$clock = clock;
-        op_c_copy$7$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$7$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$7$d = reset_q$7$out;
+            if (c_czero$q) begin
+                op_c_copy$7$d = 18'h0;
+            end
+        end
         mac_en_r$8$clock = clock;
         mac_en_r$8$d = mac_en;
         mac_first_r$8$clock = clock;
         mac_first_r$8$d = mac_first;
         op_a_copy$8$clock = clock;
         op_a_copy$8$d = op_a$q;
+        reset_q$8$v = c_prod$q;
         op_c_copy$8$clock = clock;
-        op_c_copy$8$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$8$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$8$d = reset_q$8$out;
+            if (c_czero$q) begin
+                op_c_copy$8$d = 18'h0;
+            end
+        end
         mac_en_r$9$clock = clock;
         mac_en_r$9$d = mac_en;
         mac_first_r$9$clock = clock;
         mac_first_r$9$d = mac_first;
         op_a_copy$9$clock = clock;
         op_a_copy$9$d = op_a$q;
+        reset_q$9$v = c_prod$q;
         op_c_copy$9$clock = clock;
-        op_c_copy$9$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$9$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$9$d = reset_q$9$out;
+            if (c_czero$q) begin
+                op_c_copy$9$d = 18'h0;
+            end
+        end
         mac_en_r$10$clock = clock;
         mac_en_r$10$d = mac_en;
         mac_first_r$10$clock = clock;
         mac_first_r$10$d = mac_first;
         op_a_copy$10$clock = clock;
         op_a_copy$10$d = op_a$q;
+        reset_q$10$v = c_prod$q;
         op_c_copy$10$clock = clock;
-        op_c_copy$10$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$10$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$10$d = reset_q$10$out;
+            if (c_czero$q) begin
+                op_c_copy$10$d = 18'h0;
+            end
+        end
         mac_en_r$11$clock = clock;
         mac_en_r$11$d = mac_en;
         mac_first_r$11$clock = clock;
         mac_first_r$11$d = mac_first;
         op_a_copy$11$clock = clock;
         op_a_copy$11$d = op_a$q;
+        reset_q$11$v = c_prod$q;
         op_c_copy$11$clock = clock;
-        op_c_copy$11$d = op_c$q;
+        if (c_isx$q) begin
+            op_c_copy$11$d = c_xc$q;
+        end
+        else begin
+            op_c_copy$11$d = reset_q$11$out;
+            if (c_czero$q) begin
+                op_c_copy$11$d = 18'h0;
+            end
+        end
         mac$0$clock = clock;
         mac$0$en = mac_en_r$0$q;
         mac$0$first = mac_first_r$0$q;
@@ -33060,8 +33311,13 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         v_j$d = u_j$q;
         v_set$d = u_set$q;
         v_en$d = u_en$q;
-        update_q$v = update_mul$out;
-        update_q$c = v_c$q;
+        w_prod$d = update_mul$out;
+        w_c$d = v_c$q;
+        w_j$d = v_j$q;
+        w_set$d = v_set$q;
+        w_en$d = v_en$q;
+        update_q$v = w_prod$q;
+        update_q$c = w_c$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
@@ -35137,6 +35393,63 @@ module top$gru$lane$0$bias_r$95(clock,d,q);
 endmodule // top$gru$lane$0$bias_r$95
 
 
+module top$gru$lane$0$c_czero(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$c_czero
+
+
+module top$gru$lane$0$c_isx(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$c_isx
+
+
+module top$gru$lane$0$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$c_prod
+
+
 module top$gru$lane$0$c_rotate_r(clock,d,q);
     
     // Module arguments
@@ -35153,6 +35466,25 @@ module top$gru$lane$0$c_rotate_r(clock,d,q);
        q <= d;
     end
 endmodule // top$gru$lane$0$c_rotate_r
+
+
+module top$gru$lane$0$c_xc(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$c_xc
 
 
 module top$gru$lane$0$c_zero_r(clock,d,q);
@@ -42028,25 +42360,6 @@ module top$gru$lane$0$op_a_copy$9(clock,d,q);
 endmodule // top$gru$lane$0$op_a_copy$9
 
 
-module top$gru$lane$0$op_c(d,q,clock);
-    
-    // Module arguments
-    input wire  [17:0] d;
-    output reg  [17:0] q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 18'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$op_c
-
-
 module top$gru$lane$0$op_c_copy$0(clock,d,q);
     
     // Module arguments
@@ -44106,7 +44419,7 @@ module top$gru$lane$0$reset_mul(clock,a,b,out);
 endmodule // top$gru$lane$0$reset_mul
 
 
-module top$gru$lane$0$reset_q(v,out);
+module top$gru$lane$0$reset_q$0(v,out);
     
     // Module arguments
     input wire  [47:0] v;
@@ -44120,7 +44433,194 @@ module top$gru$lane$0$reset_q(v,out);
     wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
     wire unused_out_high = ^{1'b0, q_clamped[19:18]};
     always @(*) out = q_clamped[17:0];
-endmodule // top$gru$lane$0$reset_q
+endmodule // top$gru$lane$0$reset_q$0
+
+
+module top$gru$lane$0$reset_q$1(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$1
+
+
+module top$gru$lane$0$reset_q$10(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$10
+
+
+module top$gru$lane$0$reset_q$11(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$11
+
+
+module top$gru$lane$0$reset_q$2(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$2
+
+
+module top$gru$lane$0$reset_q$3(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$3
+
+
+module top$gru$lane$0$reset_q$4(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$4
+
+
+module top$gru$lane$0$reset_q$5(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$5
+
+
+module top$gru$lane$0$reset_q$6(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$6
+
+
+module top$gru$lane$0$reset_q$7(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$7
+
+
+module top$gru$lane$0$reset_q$8(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$8
+
+
+module top$gru$lane$0$reset_q$9(v,out);
+    
+    // Module arguments
+    input wire  [47:0] v;
+    output reg  [17:0] out;
+    
+    // Update code (custom)
+    wire unused_v_high = ^{1'b0, v[47:19]};
+    wire signed [18:0] v_s = v[18:0];
+    wire signed [19:0] q_widened = {v_s[18], v_s};
+    wire signed [19:0] q_shifted = (q_widened + 20'sh40) >>> 7;
+    wire signed [19:0] q_clamped = (q_shifted < 20'shfff81) ? 20'shfff81 : ((q_shifted > 20'sh7f) ? 20'sh7f : q_shifted);
+    wire unused_out_high = ^{1'b0, q_clamped[19:18]};
+    always @(*) out = q_clamped[17:0];
+endmodule // top$gru$lane$0$reset_q$9
 
 
 module top$gru$lane$0$state$0(clock,we,waddr,wdata,raddr0,rdata0,raddr1,rdata1);
@@ -46172,6 +46672,101 @@ module top$gru$lane$0$v_set(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$v_set
+
+
+module top$gru$lane$0$w_c(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$w_c
+
+
+module top$gru$lane$0$w_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$w_en
+
+
+module top$gru$lane$0$w_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$w_j
+
+
+module top$gru$lane$0$w_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$w_prod
+
+
+module top$gru$lane$0$w_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$w_set
 
 
 module top$gru$lane$0$weight_r$0(clock,d,q);

@@ -11,18 +11,25 @@
 //! drives, instead of one decode yosys shares across the die.
 //!
 //! Pipeline: stage 0 (issue of term k of pass p): the operands of the set
-//! in its C slot are read and registered; stage 0b: their reset product
-//! r_k h_k (a DSP), registered; stage 0c: its narrowing into `op_c`, and
-//! the read of the z/r operand of the set in its A slot at the same term
-//! (address `ka`, two cycles behind `k`) into `op_a`. The A set's read
-//! comes last so a slot can start two cycles before the state update has
-//! written all of h. Stage 1a: `op_a` and `op_c` copied once per eight
-//! MAC units (the weight ROMs are read here); stage 1b: the MAC
-//! inputs (operand select per unit); the MACs land MAC_LATENCY cycles
+//! in its C slot are read and registered (in the reset multiplier's
+//! operand registers); stage 0b: their reset product r_k h_k (a DSP),
+//! registered; stage 0c: the product registered again in the fabric
+//! (`c_prod`), and the read of the z/r operand of the set in its A slot at
+//! the same term (address `ka`, two cycles behind `k`) into `op_a`. The A
+//! set's read comes last so a slot can start two cycles before the state
+//! update has written all of h. Stage 1a: `op_a` copied once per eight MAC
+//! units, and the C operand narrowed from `c_prod` once per eight MAC
+//! units into its copies (the weight ROMs are read here); stage 1b: the
+//! MAC inputs (operand select per unit); the MACs land MAC_LATENCY cycles
 //! later. Stage 2: a finished pass's accumulators go through the hard
 //! sigmoid / clipped identity into z, r or c. The state update streams
-//! through three stages (reads into the multiplier's operand registers,
-//! product, narrowing of the product plus S c and write). Every
+//! through four stages (reads into the multiplier's operand registers,
+//! product, the product in the fabric, narrowing of the product plus S c
+//! and write); the A set's read of the unit in its last stage takes the
+//! narrowed value before it is written, so the update costs the schedule
+//! three stages. A DSP's output register and the narrowing after it (a
+//! die crossing and two carry chains) are never one path: that was
+//! P = 2's critical path. Every
 //! register-to-register path holds at most one multiplier or one carry
 //! chain of about 2W bits (docs/hardware.md: post-route Fmax). The two
 //! streamed multipliers are [`Product`]s, inside a DSP's own registers
@@ -130,12 +137,12 @@ pub struct Lane {
     r1: Vec<DFF<Code>>,
     cand: Vec<DFF<Code>>,
     op_a: DFF<Code>,
-    op_c: DFF<Code>,
     op_head: DFF<Code>,
-    /// Stage 1a: `op_a` and `op_c` copied once per [`MACS_PER_COPY`] MAC
+    /// Stage 1a: the A and C operands, one copy per [`MACS_PER_COPY`] MAC
     /// units, so no operand net spans all M DSPs (at P = 3, M = 48 the
-    /// one `op_c` net to 48 DSP columns was the critical path: 20.5 ns of
-    /// routing, docs/hardware.md).
+    /// one C operand net to 48 DSP columns was the critical path: 20.5 ns
+    /// of routing, docs/hardware.md). Each C copy narrows the reset
+    /// product itself (`reset_q`), beside its MACs.
     op_a_copy: Vec<KeptCode>,
     op_c_copy: Vec<KeptCode>,
     /// The input buffers' reads of the A / C set, registered: x is read
@@ -154,9 +161,16 @@ pub struct Lane {
     q_xc: DFF<Code>,
     q_isx: DFF<Bit>,
     q_czero: DFF<Bit>,
-    // State-update pipeline (u0 reads, u1 multiply, u2 narrow + write):
-    // z_j and h_j - c_j (W + 1 bits: the code width) go into
-    // `update_mul`'s operand registers, c_j beside them into `u_c`, `v_c`.
+    /// Stage 0c: the reset product in the fabric, and what selects the C
+    /// operand (x, 0 or the narrowed product).
+    c_prod: DFF<Acc>,
+    c_xc: DFF<Code>,
+    c_isx: DFF<Bit>,
+    c_czero: DFF<Bit>,
+    // State-update pipeline (u0 reads, u1 multiply, u2 the product into
+    // the fabric, u3 narrow + write): z_j and h_j - c_j (W + 1 bits: the
+    // code width) go into `update_mul`'s operand registers, c_j beside them
+    // into `u_c`, `v_c`, `w_c`.
     u_c: DFF<Code>,
     u_j: DFF<Addr>,
     u_set: DFF<Bit>,
@@ -165,9 +179,16 @@ pub struct Lane {
     v_j: DFF<Addr>,
     v_set: DFF<Bit>,
     v_en: DFF<Bit>,
+    /// u2: the update product in the fabric, beside its narrowing and the
+    /// state RAM it writes.
+    w_prod: DFF<Acc>,
+    w_c: DFF<Code>,
+    w_j: DFF<Addr>,
+    w_set: DFF<Bit>,
+    w_en: DFF<Bit>,
     mac: Vec<MacUnit>,
     reset_mul: Product,
-    reset_q: Requant<18>,
+    reset_q: Vec<Requant<18>>,
     update_mul: Product,
     update_q: RequantSum<18>,
     head: Head,
@@ -283,7 +304,6 @@ impl Lane {
             r1: super::many(h),
             cand: super::many(h),
             op_a: Default::default(),
-            op_c: Default::default(),
             op_head: Default::default(),
             op_a_copy: (0..m.div_ceil(MACS_PER_COPY))
                 .map(|_| KeptCode::new(widths.code))
@@ -299,6 +319,10 @@ impl Lane {
             q_xc: Default::default(),
             q_isx: Default::default(),
             q_czero: Default::default(),
+            c_prod: Default::default(),
+            c_xc: Default::default(),
+            c_isx: Default::default(),
+            c_czero: Default::default(),
             u_c: Default::default(),
             u_j: Default::default(),
             u_set: Default::default(),
@@ -307,6 +331,11 @@ impl Lane {
             v_j: Default::default(),
             v_set: Default::default(),
             v_en: Default::default(),
+            w_prod: Default::default(),
+            w_c: Default::default(),
+            w_j: Default::default(),
+            w_set: Default::default(),
+            w_en: Default::default(),
             mac: (0..m)
                 .map(|_| {
                     MacUnit::new(
@@ -319,7 +348,9 @@ impl Lane {
                 })
                 .collect(),
             reset_mul: Product::new(widths, dsp),
-            reset_q: Requant::rshr(widths.product, w - 1, -q, q),
+            reset_q: (0..m.div_ceil(MACS_PER_COPY))
+                .map(|_| Requant::rshr(widths.product, w - 1, -q, q))
+                .collect(),
             update_mul: Product::new(widths, dsp),
             update_q: RequantSum::rshr(widths.product, widths.code, w - 1, -q, q),
             head: Head::new(widths, dsp, head_bias, fmt.head_max()),
@@ -345,8 +376,9 @@ impl Logic for Lane {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, x_a_q, x_c_q, op_a, op_c, op_head, p_xc, p_isx, p_czero, q_xc, q_isx,
-            q_czero, u_c, u_j, u_set, u_en, v_c, v_j, v_set, v_en
+            self, clock, x_a_q, x_c_q, op_a, op_head, p_xc, p_isx, p_czero, q_xc, q_isx, q_czero,
+            c_prod, c_xc, c_isx, c_czero, u_c, u_j, u_set, u_en, v_c, v_j, v_set, v_en, w_prod,
+            w_c, w_j, w_set, w_en
         );
         // The broadcast inputs into the lane's own registers.
         self.x_we_r.clock.next = self.clock.val();
@@ -424,9 +456,9 @@ impl Logic for Lane {
                 self.state[s].raddr0.next = self.ka_r.q.val();
             }
             self.state[s].raddr1.next = self.upd_j_r.q.val();
-            self.state[s].waddr.next = self.v_j.q.val();
+            self.state[s].waddr.next = self.w_j.q.val();
             self.state[s].wdata.next = self.update_q.out.val();
-            self.state[s].we.next = self.v_en.q.val() && (self.v_set.q.val() == (s == 1));
+            self.state[s].we.next = self.w_en.q.val() && (self.w_set.q.val() == (s == 1));
             self.input[s].clock.next = self.clock.val();
             self.input[s].we.next = self.x_we_r.q.val() && (self.x_set_r.q.val() == (s == 1));
             self.input[s].waddr.next = self.x_waddr_r.q.val();
@@ -445,6 +477,15 @@ impl Logic for Lane {
             self.h_c.next = self.state[1].rdata0.val();
             self.x_a.next = self.input[0].rdata0.val();
             self.x_c.next = self.input[1].rdata0.val();
+        }
+        // The update's unit in its last stage is the unit the A set reads
+        // now (the first pass after a boundary), written only at the end of
+        // this cycle: the read takes the narrowed value.
+        if self.w_en.q.val()
+            && (self.w_set.q.val() == self.a_set_r.q.val())
+            && (self.w_j.q.val() == self.ka_r.q.val())
+        {
+            self.h_a.next = self.update_q.out.val();
         }
         self.x_a_q.d.next = self.x_a.val();
         self.x_c_q.d.next = self.x_c.val();
@@ -502,13 +543,16 @@ impl Logic for Lane {
         self.p_xc.d.next = self.x_c_q.q.val();
         self.p_isx.d.next = self.k_is_x_r.q.val();
         self.p_czero.d.next = self.c_zero_r.q.val();
-        // Stage 0b: the reset product r_k h_k (DSP), registered.
+        // Stage 0b: the reset product r_k h_k (DSP), registered; stage 0c:
+        // registered again in the fabric, and the A set's read at ka into
+        // its operand register.
         self.q_xc.d.next = self.p_xc.q.val();
         self.q_isx.d.next = self.p_isx.q.val();
         self.q_czero.d.next = self.p_czero.q.val();
-        // Stage 0c: its narrowing, and the A set's read at ka, into the MAC
-        // operand registers.
-        self.reset_q.v.next = self.reset_mul.out.val();
+        self.c_prod.d.next = self.reset_mul.out.val();
+        self.c_xc.d.next = self.q_xc.q.val();
+        self.c_isx.d.next = self.q_isx.q.val();
+        self.c_czero.d.next = self.q_czero.q.val();
         self.op_head.d.next = self.h_a.val();
         if self.ka_is_x_r.q.val() {
             self.op_a.d.next = self.x_a_q.q.val();
@@ -518,16 +562,9 @@ impl Logic for Lane {
                 self.op_a.d.next = 0.into();
             }
         }
-        if self.q_isx.q.val() {
-            self.op_c.d.next = self.q_xc.q.val();
-        } else {
-            self.op_c.d.next = self.reset_q.out.val();
-            if self.q_czero.q.val() {
-                self.op_c.d.next = 0.into();
-            }
-        }
-        // Stage 1a: the operand copies; stage 1b: the MAC inputs. The MAC
-        // controls are input copies like the rest, one per group of units.
+        // Stage 1a: the operand copies (the C operand narrowed per copy);
+        // stage 1b: the MAC inputs. The MAC controls are input copies like
+        // the rest, one per group of units.
         for g in 0..self._copies {
             self.mac_en_r[g].clock.next = self.clock.val();
             self.mac_en_r[g].d.next = self.mac_en.val();
@@ -535,8 +572,16 @@ impl Logic for Lane {
             self.mac_first_r[g].d.next = self.mac_first.val();
             self.op_a_copy[g].clock.next = self.clock.val();
             self.op_a_copy[g].d.next = self.op_a.q.val();
+            self.reset_q[g].v.next = self.c_prod.q.val();
             self.op_c_copy[g].clock.next = self.clock.val();
-            self.op_c_copy[g].d.next = self.op_c.q.val();
+            if self.c_isx.q.val() {
+                self.op_c_copy[g].d.next = self.c_xc.q.val();
+            } else {
+                self.op_c_copy[g].d.next = self.reset_q[g].out.val();
+                if self.c_czero.q.val() {
+                    self.op_c_copy[g].d.next = 0.into();
+                }
+            }
         }
         for per in self._per_copy..(self._per_copy + 1) {
             for m in 0..self._m {
@@ -594,10 +639,11 @@ impl Logic for Lane {
             }
         }
         // State update h'_j = narrow(S c + z (h - c)), one unit per cycle,
-        // in three stages: u0 reads (z_j, c_j selects, h_j) into the
-        // multiplier, u1 its product, u2 the narrowing of the product plus
-        // S c (c's rounding offset) and write-back (the controller leaves the two cycles
-        // before the operand stream reads h_j).
+        // in four stages: u0 reads (z_j, c_j selects, h_j) into the
+        // multiplier, u1 its product, u2 the product into the fabric, u3
+        // the narrowing of the product plus S c (c's rounding offset) and
+        // write-back, taken by the A set's read of h_j in the same cycle
+        // (above; the controller leaves one boundary cycle for that).
         self.h_j.next = self.state[0].rdata1.val();
         if self.upd_set_r.q.val() {
             self.h_j.next = self.state[1].rdata1.val();
@@ -616,8 +662,13 @@ impl Logic for Lane {
         self.v_j.d.next = self.u_j.q.val();
         self.v_set.d.next = self.u_set.q.val();
         self.v_en.d.next = self.u_en.q.val();
-        self.update_q.v.next = self.update_mul.out.val();
-        self.update_q.c.next = self.v_c.q.val();
+        self.w_prod.d.next = self.update_mul.out.val();
+        self.w_c.d.next = self.v_c.q.val();
+        self.w_j.d.next = self.v_j.q.val();
+        self.w_set.d.next = self.v_set.q.val();
+        self.w_en.d.next = self.v_en.q.val();
+        self.update_q.v.next = self.w_prod.q.val();
+        self.update_q.c.next = self.w_c.q.val();
         // Head.
         self.head.clock.next = self.clock.val();
         self.head.en.next = self.head_en_r.q.val();
@@ -693,9 +744,9 @@ mod tests {
             lane.k_is_x.next = false;
             lane.c_zero.next = false;
             assert!(simulate(&mut lane, 100));
-            // One edge into the lane's input registers, then three stages
-            // each (the inputs held: the same unit streams thrice).
-            for _ in 0..4 {
+            // One edge into the lane's input registers, then four stages
+            // each (the inputs held: the same unit streams four times).
+            for _ in 0..5 {
                 edge(&mut lane);
             }
             let want = fmt.update(z, if zero { 0 } else { hv }, c);
@@ -704,7 +755,9 @@ mod tests {
                 want,
                 "z {z} h {hv} c {c} zero {zero}"
             );
-            assert_eq!(sx(lane.op_c.q.val()), fmt.reset(r, hv), "r {r} h {hv}");
+            for copy in &lane.op_c_copy {
+                assert_eq!(sx(copy.q.val()), fmt.reset(r, hv), "r {r} h {hv}");
+            }
         }
     }
 }
