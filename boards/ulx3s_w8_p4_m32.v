@@ -28751,14 +28751,17 @@ module top$core$engine$gru$lane$0$reset_mul(clock,a,b,out);
     wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
     wire signed [8:0] b_s = b[8:0];
-    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
-    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
+    wire [17:0] mult_a = {{9{a_r[8]}}, a_r};
+    wire [17:0] mult_b = {{9{b_r[8]}}, b_r};
     // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
     MULT18X18D #(
-       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_INPUTA_CLK("NONE"), .REG_INPUTB_CLK("NONE"), .REG_OUTPUT_CLK("CLK0"),
        .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
     ) mult (
        .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
@@ -29629,14 +29632,17 @@ module top$core$engine$gru$lane$0$update_mul(clock,a,b,out);
     wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
     wire signed [8:0] b_s = b[8:0];
-    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
-    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
+    wire [17:0] mult_a = {{9{a_r[8]}}, a_r};
+    wire [17:0] mult_b = {{9{b_r[8]}}, b_r};
     // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
     MULT18X18D #(
-       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_INPUTA_CLK("NONE"), .REG_INPUTB_CLK("NONE"), .REG_OUTPUT_CLK("CLK0"),
        .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
     ) mult (
        .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
@@ -44293,14 +44299,17 @@ module top$core$engine$gru$lane$1$reset_mul(clock,a,b,out);
     wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
     wire signed [8:0] b_s = b[8:0];
-    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
-    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
+    wire [17:0] mult_a = {{9{a_r[8]}}, a_r};
+    wire [17:0] mult_b = {{9{b_r[8]}}, b_r};
     // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
     MULT18X18D #(
-       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_INPUTA_CLK("NONE"), .REG_INPUTB_CLK("NONE"), .REG_OUTPUT_CLK("CLK0"),
        .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
     ) mult (
        .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
@@ -45171,14 +45180,17 @@ module top$core$engine$gru$lane$1$update_mul(clock,a,b,out);
     wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
     wire signed [8:0] b_s = b[8:0];
-    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
-    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
+    wire [17:0] mult_a = {{9{a_r[8]}}, a_r};
+    wire [17:0] mult_b = {{9{b_r[8]}}, b_r};
     // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
     MULT18X18D #(
-       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_INPUTA_CLK("NONE"), .REG_INPUTB_CLK("NONE"), .REG_OUTPUT_CLK("CLK0"),
        .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
     ) mult (
        .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
@@ -59835,14 +59847,17 @@ module top$core$engine$gru$lane$2$reset_mul(clock,a,b,out);
     wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
     wire signed [8:0] b_s = b[8:0];
-    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
-    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
+    wire [17:0] mult_a = {{9{a_r[8]}}, a_r};
+    wire [17:0] mult_b = {{9{b_r[8]}}, b_r};
     // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
     MULT18X18D #(
-       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_INPUTA_CLK("NONE"), .REG_INPUTB_CLK("NONE"), .REG_OUTPUT_CLK("CLK0"),
        .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
     ) mult (
        .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
@@ -60713,14 +60728,17 @@ module top$core$engine$gru$lane$2$update_mul(clock,a,b,out);
     wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
     wire signed [8:0] b_s = b[8:0];
-    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
-    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
+    wire [17:0] mult_a = {{9{a_r[8]}}, a_r};
+    wire [17:0] mult_b = {{9{b_r[8]}}, b_r};
     // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
     MULT18X18D #(
-       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_INPUTA_CLK("NONE"), .REG_INPUTB_CLK("NONE"), .REG_OUTPUT_CLK("CLK0"),
        .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
     ) mult (
        .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
@@ -75377,14 +75395,17 @@ module top$core$engine$gru$lane$3$reset_mul(clock,a,b,out);
     wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
     wire signed [8:0] b_s = b[8:0];
-    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
-    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
+    wire [17:0] mult_a = {{9{a_r[8]}}, a_r};
+    wire [17:0] mult_b = {{9{b_r[8]}}, b_r};
     // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
     MULT18X18D #(
-       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_INPUTA_CLK("NONE"), .REG_INPUTB_CLK("NONE"), .REG_OUTPUT_CLK("CLK0"),
        .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
     ) mult (
        .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),
@@ -76255,14 +76276,17 @@ module top$core$engine$gru$lane$3$update_mul(clock,a,b,out);
     wire signed [8:0] a_s = a[8:0];
     wire unused_b_high = ^{1'b0, b[17:9]};
     wire signed [8:0] b_s = b[8:0];
-    wire [17:0] mult_a = {{9{a_s[8]}}, a_s};
-    wire [17:0] mult_b = {{9{b_s[8]}}, b_s};
+    reg signed [8:0] a_r = 9'h0;
+    reg signed [8:0] b_r = 9'h0;
+    always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
+    wire [17:0] mult_a = {{9{a_r[8]}}, a_r};
+    wire [17:0] mult_b = {{9{b_r[8]}}, b_r};
     // The product's bits above the output's are copies of its sign.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [35:0] mult_p;
     /* verilator lint_on UNUSEDSIGNAL */
     MULT18X18D #(
-       .REG_INPUTA_CLK("CLK0"), .REG_INPUTB_CLK("CLK0"), .REG_OUTPUT_CLK("CLK0"),
+       .REG_INPUTA_CLK("NONE"), .REG_INPUTB_CLK("NONE"), .REG_OUTPUT_CLK("CLK0"),
        .REG_PIPELINE_CLK("NONE"), .GSR("DISABLED")
     ) mult (
        .A0(mult_a[0]), .A1(mult_a[1]), .A2(mult_a[2]), .A3(mult_a[3]), .A4(mult_a[4]), .A5(mult_a[5]), .A6(mult_a[6]), .A7(mult_a[7]), .A8(mult_a[8]), .A9(mult_a[9]), .A10(mult_a[10]), .A11(mult_a[11]), .A12(mult_a[12]), .A13(mult_a[13]), .A14(mult_a[14]), .A15(mult_a[15]), .A16(mult_a[16]), .A17(mult_a[17]),

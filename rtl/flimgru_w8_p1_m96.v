@@ -44408,13 +44408,11 @@ module top$gru$lane$0$reset_mul(clock,a,b,out);
     wire signed [8:0] b_s = b[8:0];
     reg signed [8:0] a_r = 9'h0;
     reg signed [8:0] b_r = 9'h0;
+    always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
     reg signed [18:0] product_r = 19'h0;
     wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
     wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
-    always @(posedge clock) begin
-       a_r <= a_s; b_r <= b_s;
-       product_r <= a_x * b_x;
-    end
+    always @(posedge clock) product_r <= a_x * b_x;
     always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$gru$lane$0$reset_mul
 
@@ -46566,13 +46564,11 @@ module top$gru$lane$0$update_mul(clock,a,b,out);
     wire signed [8:0] b_s = b[8:0];
     reg signed [8:0] a_r = 9'h0;
     reg signed [8:0] b_r = 9'h0;
+    always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
     reg signed [18:0] product_r = 19'h0;
     wire signed [18:0] a_x = {{10{a_r[8]}}, a_r};
     wire signed [18:0] b_x = {{10{b_r[8]}}, b_r};
-    always @(posedge clock) begin
-       a_r <= a_s; b_r <= b_s;
-       product_r <= a_x * b_x;
-    end
+    always @(posedge clock) product_r <= a_x * b_x;
     always @(*) out = {{29{product_r[18]}}, product_r};
 endmodule // top$gru$lane$0$update_mul
 

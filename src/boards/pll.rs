@@ -442,8 +442,9 @@ end"
 /// co-simulation of [`Dsp::Ecp5`](crate::rtl::Dsp::Ecp5) Verilog (never
 /// synthesised: yosys and the vendor tools have the real cells). Each
 /// declares exactly the parameters and ports the [`Pll`] block or the
-/// ECP5 MACs use (a subset of the vendor's); the PLLs pass the clock
-/// through, the `MULT18X18D` models its registered signed mode, and
+/// ECP5 multipliers use (a subset of the vendor's); the PLLs pass the
+/// clock through, the `MULT18X18D` models its signed mode with the output
+/// registered (the inputs registered or not), and
 /// Verilator's `-Wall` has nothing to say about the stand-ins themselves.
 pub fn lint_stubs() -> &'static str {
     "\
@@ -491,8 +492,9 @@ module MMCME2_BASE #(
    assign LOCKED = 1'b1;
 endmodule
 // The subset of Lattice's MULT18X18D the engine instantiates
-// (flimgru::rtl::Dsp::Ecp5): A, B and P registered on CLK0, signed, CE0
-// high, RST0 low; any other setting stops the simulation.
+// (flimgru::rtl::Dsp::Ecp5): P registered on CLK0, A and B both registered
+// on CLK0 or both not, signed, CE0 high, RST0 low; any other setting stops
+// the simulation.
 module MULT18X18D #(
    parameter REG_INPUTA_CLK = \"NONE\",
    parameter REG_INPUTB_CLK = \"NONE\",
@@ -511,16 +513,19 @@ module MULT18X18D #(
    reg signed [17:0] a_r = 18'sh0;
    reg signed [17:0] b_r = 18'sh0;
    reg signed [35:0] p_r = 36'sh0;
+   wire signed [17:0] a_m = (REG_INPUTA_CLK == \"CLK0\") ? a_r : a;
+   wire signed [17:0] b_m = (REG_INPUTB_CLK == \"CLK0\") ? b_r : b;
    always @(posedge CLK0) begin
       a_r <= a;
       b_r <= b;
-      p_r <= a_r * b_r;
+      p_r <= a_m * b_m;
    end
    assign {P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0} = p_r;
    initial begin
-      if (REG_INPUTA_CLK != \"CLK0\" || REG_INPUTB_CLK != \"CLK0\" || REG_OUTPUT_CLK != \"CLK0\"
+      if ((REG_INPUTA_CLK != \"CLK0\" && REG_INPUTA_CLK != \"NONE\")
+          || REG_INPUTB_CLK != REG_INPUTA_CLK || REG_OUTPUT_CLK != \"CLK0\"
           || REG_PIPELINE_CLK != \"NONE\")
-         $fatal(1, \"MULT18X18D: only the registered mode on CLK0 is modelled\");
+         $fatal(1, \"MULT18X18D: only P registered on CLK0, A and B alike, is modelled\");
    end
    always @(posedge CLK0)
       if (SIGNEDA !== 1'b1 || SIGNEDB !== 1'b1 || SOURCEA !== 1'b0 || SOURCEB !== 1'b0

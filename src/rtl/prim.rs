@@ -289,11 +289,11 @@ impl std::str::FromStr for Dsp {
 /// Largest signed operand of one ECP5 `MULT18X18D` port.
 const ECP5_PORT: u32 = 18;
 
-/// Operand registers and a product register as one ECP5 `MULT18X18D`
-/// (inputs A, B and output registered on CLK0, signed): the signed wires
+/// A product register, and with `input_registers` the operand registers,
+/// as one ECP5 `MULT18X18D` (registers on CLK0, signed): the signed wires
 /// `a` and `b` (of their widths) in, the signed wire `out` of `out_bits`
-/// out, two edges later like the inferred pipelines.
-fn ecp5_product(a: (&str, u32), b: (&str, u32), out: (&str, u32)) -> String {
+/// out, two edges later (one without the operand registers).
+fn ecp5_product(a: (&str, u32), b: (&str, u32), out: (&str, u32), input_registers: bool) -> String {
     let pins = |port: char, n: usize, wire: &str| {
         (0..n)
             .map(|i| format!(".{port}{i}({wire}[{i}])"))
@@ -310,7 +310,7 @@ wire [17:0] mult_b = {b};
 wire [35:0] mult_p;
 /* verilator lint_on UNUSEDSIGNAL */
 MULT18X18D #(
-   .REG_INPUTA_CLK(\"CLK0\"), .REG_INPUTB_CLK(\"CLK0\"), .REG_OUTPUT_CLK(\"CLK0\"),
+   .REG_INPUTA_CLK(\"{inputs}\"), .REG_INPUTB_CLK(\"{inputs}\"), .REG_OUTPUT_CLK(\"CLK0\"),
    .REG_PIPELINE_CLK(\"NONE\"), .GSR(\"DISABLED\")
 ) mult (
    {pa},
@@ -323,6 +323,7 @@ wire signed [{top}:0] {out} = {p};
 ",
         a = sext(a.0, a.1, ECP5_PORT),
         b = sext(b.0, b.1, ECP5_PORT),
+        inputs = if input_registers { "CLK0" } else { "NONE" },
         pa = pins('A', 18, "mult_a"),
         pb = pins('B', 18, "mult_b"),
         pp = pins('P', 36, "mult_p"),
@@ -392,7 +393,7 @@ always @(posedge clock) begin row_a <= gate_row; row_b <= row_a; end\n"
     let ecp5 = dsp == Dsp::Ecp5 && weight.max(code) <= ECP5_PORT;
     let fabric = |text: String| if ecp5 { String::new() } else { text };
     let dsp_block = if ecp5 {
-        ecp5_product(("w_s", weight), ("x_s", code), ("product_b", acc))
+        ecp5_product(("w_s", weight), ("x_s", code), ("product_b", acc), true)
     } else {
         String::new()
     };
@@ -638,10 +639,11 @@ impl Logic for MacUnit {
 
 /// A registered product `out = a * b` (signed, operands read at the code
 /// width, the product at the product width of [`Widths`]), two edges after
-/// its inputs: operand registers and a product register, with
-/// [`Dsp::Ecp5`] all inside one `MULT18X18D`. (The lane's reset and update
-/// multipliers, inferred between fabric registers, crossed the die twice
-/// in one path: P = 2's critical path, docs/hardware.md.)
+/// its inputs: operand registers in the fabric and a product register,
+/// with [`Dsp::Ecp5`] the product register inside the `MULT18X18D`. (The
+/// lane's reset and update multipliers, inferred between fabric
+/// registers, crossed the die twice in one path: P = 2's critical path,
+/// docs/hardware.md.)
 #[derive(LogicBlock)]
 pub struct Product {
     pub clock: Signal<In, Clock>,
@@ -687,28 +689,32 @@ impl Logic for Product {
             operand("a", 18, code, code),
             operand("b", 18, code, code)
         );
+        // The operand registers stay in the fabric beside the reads that
+        // feed them (a LUT-RAM read, a select and a subtraction routed to
+        // a DSP's own input registers was P = 2's critical path).
+        let operand_regs = format!(
+            "reg signed [{ct}:0] a_r = {code}'h0;
+reg signed [{ct}:0] b_r = {code}'h0;
+always @(posedge clock) begin a_r <= a_s; b_r <= b_s; end
+",
+            ct = code - 1,
+        );
         let body = if self._dsp == Dsp::Ecp5 && code <= ECP5_PORT {
-            ecp5_product(("a_s", code), ("b_s", code), ("product_r", product))
+            ecp5_product(("a_r", code), ("b_r", code), ("product_r", product), false)
         } else {
             format!(
-                "reg signed [{ct}:0] a_r = {code}'h0;
-reg signed [{ct}:0] b_r = {code}'h0;
-reg signed [{pt}:0] product_r = {product}'h0;
+                "reg signed [{pt}:0] product_r = {product}'h0;
 wire signed [{pt}:0] a_x = {ax};
 wire signed [{pt}:0] b_x = {bx};
-always @(posedge clock) begin
-   a_r <= a_s; b_r <= b_s;
-   product_r <= a_x * b_x;
-end
+always @(posedge clock) product_r <= a_x * b_x;
 ",
-                ct = code - 1,
                 pt = product - 1,
                 ax = sext("a_r", code, product),
                 bx = sext("b_r", code, product),
             )
         };
         Verilog::Custom(format!(
-            "{operands}{body}{}",
+            "{operands}{operand_regs}{body}{}",
             extend("out", "product_r", product, 48)
         ))
     }
