@@ -32,8 +32,8 @@
 //! P = 2's critical path. Every
 //! register-to-register path holds at most one multiplier or one carry
 //! chain of about 2W bits (docs/hardware.md: post-route Fmax). The two
-//! streamed multipliers are [`Product`]s, inside a DSP's own registers
-//! where the [`Dsp`] form allows.
+//! streamed multipliers are [`Product`]s, their product registers inside
+//! the DSP where the [`Dsp`] form allows.
 
 use super::head::Head;
 use super::prim::{Dsp, Kept, KeptCode, KeptWeight, MacUnit, Mem, Product, Requant, RequantSum};
