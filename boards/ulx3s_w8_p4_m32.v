@@ -13,7 +13,7 @@
 //   H (hidden)      32
 //   G (gates)       135 of 0.09 ns
 //   cycles/pixel    7222.5 (GRU-bound model, docs/hardware.md)
-//   multipliers     ECP5 MULT18X18D with its own operand and product registers (Lattice ECP5 only; simulate with the vendor library or flimgru::boards::pll::lint_stubs)
+//   multipliers     ECP5 MULT18X18D holding the product register (and a MAC's operand registers) (Lattice ECP5 only; simulate with the vendor library or flimgru::boards::pll::lint_stubs)
 //
 // Top module `top`; ports: clk_25mhz; ftdi_txd (in), ftdi_rxd (out); sw0; led0..led4; par_in_data[7:0], par_in_valid, par_in_ready, par_out_data[7:0], par_out_valid, par_out_ready.
 // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers

@@ -97,8 +97,9 @@ struct ExportArgs {
     #[arg(long)]
     macs: Option<usize>,
     /// Multipliers: inferred (`*` for any toolchain) or ecp5 (Lattice
-    /// MULT18X18D cells holding their operand and product registers, the
-    /// ULX3S flow's form; the file gets an `_ecp5` suffix).
+    /// MULT18X18D cells holding the product registers and the MACs'
+    /// operand registers, the ULX3S flow's form; the file gets an `_ecp5`
+    /// suffix).
     #[arg(long, default_value = "inferred")]
     dsp: flimgru::rtl::Dsp,
     /// Output directory; the file is flimgru_w{W}_p{P}_m{M}.v.

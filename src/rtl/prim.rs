@@ -270,7 +270,7 @@ impl Dsp {
     pub fn describe(&self) -> &'static str {
         match self {
             Dsp::Inferred => "inferred (`*` between fabric registers, for any toolchain)",
-            Dsp::Ecp5 => "ECP5 MULT18X18D with its own operand and product registers (Lattice ECP5 only; simulate with the vendor library or flimgru::boards::pll::lint_stubs)",
+            Dsp::Ecp5 => "ECP5 MULT18X18D holding the product register (and a MAC's operand registers) (Lattice ECP5 only; simulate with the vendor library or flimgru::boards::pll::lint_stubs)",
         }
     }
 }
