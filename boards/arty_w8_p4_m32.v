@@ -89297,6 +89297,9 @@ module top$core$par_out(clock,enable,in_valid,in_ready,in_data,pin_data,pin_vali
     reg  valid$d;
     wire  valid$q;
     reg  valid$clock;
+    reg  taken$d;
+    wire  taken$q;
+    reg  taken$clock;
     
     // Sub module instances
     top$core$par_out$ready1 ready1(
@@ -89324,6 +89327,11 @@ module top$core$par_out(clock,enable,in_valid,in_ready,in_data,pin_data,pin_vali
         .q(valid$q),
         .clock(valid$clock)
     );
+    top$core$par_out$taken taken(
+        .d(taken$d),
+        .q(taken$q),
+        .clock(taken$clock)
+    );
     
     // Update code
     always @(*) begin
@@ -89332,16 +89340,19 @@ module top$core$par_out(clock,enable,in_valid,in_ready,in_data,pin_data,pin_vali
         held$clock = clock;
         loaded$clock = clock;
         valid$clock = clock;
+        taken$clock = clock;
         ready1$d = ready1$q;
         ready2$d = ready2$q;
         held$d = held$q;
         loaded$d = loaded$q;
         valid$d = valid$q;
+        taken$d = taken$q;
         ready1$d = pin_ready;
         ready2$d = ready1$q;
         pin_data = held$q;
         pin_valid = valid$q;
-        in_ready = valid$q && ready2$q;
+        taken$d = valid$q && ready2$q;
+        in_ready = taken$q;
         if (~loaded$q && ~ready2$q && in_valid && enable) begin
             loaded$d = 1'b1;
             held$d = in_data;
@@ -89432,6 +89443,25 @@ module top$core$par_out$ready2(d,q,clock);
     end
           
 endmodule // top$core$par_out$ready2
+
+
+module top$core$par_out$taken(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$par_out$taken
 
 
 module top$core$par_out$valid(d,q,clock);

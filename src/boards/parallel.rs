@@ -62,8 +62,13 @@ impl Logic for ParallelIn {
 }
 
 /// Board -> host: a valid/ready byte stream in, the pins out. A byte is
-/// taken from the stream (`in_ready` high for one cycle) when the host
-/// acknowledges it.
+/// taken from the stream (`in_ready` high for one cycle) in the cycle
+/// after the host's acknowledgement is seen: `in_ready` is a register, so
+/// the pins' synchroniser near the I/O ring and the bridge's record
+/// logic are two paths (one path across the die was the critical path of
+/// the ULX3S top at P = 3, docs/hardware.md). The host drops `ready` only
+/// after it sees `valid` fall, at least three cycles later, so the byte is
+/// taken before a new one can load.
 #[derive(LogicBlock, Default)]
 pub struct ParallelOut {
     pub clock: Signal<In, Clock>,
@@ -79,17 +84,19 @@ pub struct ParallelOut {
     held: DFF<Bits<8>>,
     loaded: DFF<Bit>,
     valid: DFF<Bit>,
+    taken: DFF<Bit>,
 }
 
 impl Logic for ParallelOut {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, ready1, ready2, held, loaded, valid);
+        dff_setup!(self, clock, ready1, ready2, held, loaded, valid, taken);
         self.ready1.d.next = self.pin_ready.val();
         self.ready2.d.next = self.ready1.q.val();
         self.pin_data.next = self.held.q.val();
         self.pin_valid.next = self.valid.q.val();
-        self.in_ready.next = self.valid.q.val() && self.ready2.q.val();
+        self.taken.d.next = self.valid.q.val() && self.ready2.q.val();
+        self.in_ready.next = self.taken.q.val();
         if !self.loaded.q.val() && !self.ready2.q.val() && self.in_valid.val() && self.enable.val()
         {
             self.loaded.d.next = true;
