@@ -1699,51 +1699,51 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
     localparam DividerState$Run = 3;
     
     // Stub signals
+    reg  state$clock;
     reg  [1:0] state$d;
     wire  [1:0] state$q;
-    reg  state$clock;
     reg  [63:0] num_r$d;
     wire  [63:0] num_r$q;
     reg  num_r$clock;
     reg  [63:0] den_r$d;
     wire  [63:0] den_r$q;
     reg  den_r$clock;
+    reg  qbits_r$clock;
     reg  [7:0] qbits_r$d;
     wire  [7:0] qbits_r$q;
-    reg  qbits_r$clock;
     reg  [63:0] high$d;
     wire  [63:0] high$q;
     reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  qmax$clock;
     reg  [31:0] qmax$d;
     wire  [31:0] qmax$q;
-    reg  qmax$clock;
     reg  [63:0] rem$d;
     wire  [63:0] rem$q;
     reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
+    reg  count$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
-    reg  count$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
+    reg  fin$clock;
     reg  fin$d;
     wire  fin$q;
-    reg  fin$clock;
     
     // Local signals
     reg  [63:0] shifted;
     
     // Sub module instances
     top$core$engine$extract$divider$state state(
+        .clock(state$clock),
         .d(state$d),
-        .q(state$q),
-        .clock(state$clock)
+        .q(state$q)
     );
     top$core$engine$extract$divider$num_r num_r(
         .d(num_r$d),
@@ -1756,9 +1756,9 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
         .clock(den_r$clock)
     );
     top$core$engine$extract$divider$qbits_r qbits_r(
+        .clock(qbits_r$clock),
         .d(qbits_r$d),
-        .q(qbits_r$q),
-        .clock(qbits_r$clock)
+        .q(qbits_r$q)
     );
     top$core$engine$extract$divider$high high(
         .d(high$d),
@@ -1771,9 +1771,9 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
         .clock(numer$clock)
     );
     top$core$engine$extract$divider$qmax qmax(
+        .clock(qmax$clock),
         .d(qmax$d),
-        .q(qmax$q),
-        .clock(qmax$clock)
+        .q(qmax$q)
     );
     top$core$engine$extract$divider$rem rem(
         .d(rem$d),
@@ -1786,9 +1786,9 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
         .clock(q$clock)
     );
     top$core$engine$extract$divider$count count(
+        .clock(count$clock),
         .d(count$d),
-        .q(count$q),
-        .clock(count$clock)
+        .q(count$q)
     );
     top$core$engine$extract$divider$overflow overflow(
         .d(overflow$d),
@@ -1796,37 +1796,36 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
         .clock(overflow$clock)
     );
     top$core$engine$extract$divider$fin fin(
+        .clock(fin$clock),
         .d(fin$d),
-        .q(fin$q),
-        .clock(fin$clock)
+        .q(fin$q)
     );
     
     // Update code
     always @(*) begin
-        state$clock = clock;
         num_r$clock = clock;
         den_r$clock = clock;
-        qbits_r$clock = clock;
         high$clock = clock;
         numer$clock = clock;
-        qmax$clock = clock;
         rem$clock = clock;
         q$clock = clock;
-        count$clock = clock;
         overflow$clock = clock;
-        fin$clock = clock;
-        state$d = state$q;
         num_r$d = num_r$q;
         den_r$d = den_r$q;
-        qbits_r$d = qbits_r$q;
         high$d = high$q;
         numer$d = numer$q;
-        qmax$d = qmax$q;
         rem$d = rem$q;
         q$d = q$q;
-        count$d = count$q;
         overflow$d = overflow$q;
-        fin$d = fin$q;
+        state$clock = clock;
+        state$d = state$q;
+        qbits_r$clock = clock;
+        qbits_r$d = qbits_r$q;
+        qmax$clock = clock;
+        qmax$d = qmax$q;
+        count$clock = clock;
+        count$d = count$q;
+        fin$clock = clock;
         done = fin$q;
         busy = state$q != DividerState$Idle;
         quotient = q$q;
@@ -1883,22 +1882,21 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
 endmodule // top$core$engine$extract$divider
 
 
-module top$core$engine$extract$divider$count(d,q,clock);
+module top$core$engine$extract$divider$count(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$extract$divider$count
 
 
@@ -1921,22 +1919,21 @@ module top$core$engine$extract$divider$den_r(d,q,clock);
 endmodule // top$core$engine$extract$divider$den_r
 
 
-module top$core$engine$extract$divider$fin(d,q,clock);
+module top$core$engine$extract$divider$fin(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$extract$divider$fin
 
 
@@ -2035,41 +2032,39 @@ module top$core$engine$extract$divider$q(d,q,clock);
 endmodule // top$core$engine$extract$divider$q
 
 
-module top$core$engine$extract$divider$qbits_r(d,q,clock);
+module top$core$engine$extract$divider$qbits_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$extract$divider$qbits_r
 
 
-module top$core$engine$extract$divider$qmax(d,q,clock);
+module top$core$engine$extract$divider$qmax(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [31:0] d;
     output reg  [31:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 32'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$extract$divider$qmax
 
 
@@ -2092,12 +2087,12 @@ module top$core$engine$extract$divider$rem(d,q,clock);
 endmodule // top$core$engine$extract$divider$rem
 
 
-module top$core$engine$extract$divider$state(d,q,clock);
+module top$core$engine$extract$divider$state(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [1:0] d;
     output reg  [1:0] q;
-    input wire  clock;
     
     // Enums
     
@@ -2105,11 +2100,10 @@ module top$core$engine$extract$divider$state(d,q,clock);
     initial begin
        q = 2'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$extract$divider$state
 
 
@@ -37282,51 +37276,51 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
     localparam DividerState$Run = 3;
     
     // Stub signals
+    reg  state$clock;
     reg  [1:0] state$d;
     wire  [1:0] state$q;
-    reg  state$clock;
     reg  [63:0] num_r$d;
     wire  [63:0] num_r$q;
     reg  num_r$clock;
     reg  [63:0] den_r$d;
     wire  [63:0] den_r$q;
     reg  den_r$clock;
+    reg  qbits_r$clock;
     reg  [7:0] qbits_r$d;
     wire  [7:0] qbits_r$q;
-    reg  qbits_r$clock;
     reg  [63:0] high$d;
     wire  [63:0] high$q;
     reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  qmax$clock;
     reg  [31:0] qmax$d;
     wire  [31:0] qmax$q;
-    reg  qmax$clock;
     reg  [63:0] rem$d;
     wire  [63:0] rem$q;
     reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
+    reg  count$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
-    reg  count$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
+    reg  fin$clock;
     reg  fin$d;
     wire  fin$q;
-    reg  fin$clock;
     
     // Local signals
     reg  [63:0] shifted;
     
     // Sub module instances
     top$core$engine$preproc$divider$0$state state(
+        .clock(state$clock),
         .d(state$d),
-        .q(state$q),
-        .clock(state$clock)
+        .q(state$q)
     );
     top$core$engine$preproc$divider$0$num_r num_r(
         .d(num_r$d),
@@ -37339,9 +37333,9 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
         .clock(den_r$clock)
     );
     top$core$engine$preproc$divider$0$qbits_r qbits_r(
+        .clock(qbits_r$clock),
         .d(qbits_r$d),
-        .q(qbits_r$q),
-        .clock(qbits_r$clock)
+        .q(qbits_r$q)
     );
     top$core$engine$preproc$divider$0$high high(
         .d(high$d),
@@ -37354,9 +37348,9 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
         .clock(numer$clock)
     );
     top$core$engine$preproc$divider$0$qmax qmax(
+        .clock(qmax$clock),
         .d(qmax$d),
-        .q(qmax$q),
-        .clock(qmax$clock)
+        .q(qmax$q)
     );
     top$core$engine$preproc$divider$0$rem rem(
         .d(rem$d),
@@ -37369,9 +37363,9 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
         .clock(q$clock)
     );
     top$core$engine$preproc$divider$0$count count(
+        .clock(count$clock),
         .d(count$d),
-        .q(count$q),
-        .clock(count$clock)
+        .q(count$q)
     );
     top$core$engine$preproc$divider$0$overflow overflow(
         .d(overflow$d),
@@ -37379,37 +37373,36 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
         .clock(overflow$clock)
     );
     top$core$engine$preproc$divider$0$fin fin(
+        .clock(fin$clock),
         .d(fin$d),
-        .q(fin$q),
-        .clock(fin$clock)
+        .q(fin$q)
     );
     
     // Update code
     always @(*) begin
-        state$clock = clock;
         num_r$clock = clock;
         den_r$clock = clock;
-        qbits_r$clock = clock;
         high$clock = clock;
         numer$clock = clock;
-        qmax$clock = clock;
         rem$clock = clock;
         q$clock = clock;
-        count$clock = clock;
         overflow$clock = clock;
-        fin$clock = clock;
-        state$d = state$q;
         num_r$d = num_r$q;
         den_r$d = den_r$q;
-        qbits_r$d = qbits_r$q;
         high$d = high$q;
         numer$d = numer$q;
-        qmax$d = qmax$q;
         rem$d = rem$q;
         q$d = q$q;
-        count$d = count$q;
         overflow$d = overflow$q;
-        fin$d = fin$q;
+        state$clock = clock;
+        state$d = state$q;
+        qbits_r$clock = clock;
+        qbits_r$d = qbits_r$q;
+        qmax$clock = clock;
+        qmax$d = qmax$q;
+        count$clock = clock;
+        count$d = count$q;
+        fin$clock = clock;
         done = fin$q;
         busy = state$q != DividerState$Idle;
         quotient = q$q;
@@ -37466,22 +37459,21 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
 endmodule // top$core$engine$preproc$divider$0
 
 
-module top$core$engine$preproc$divider$0$count(d,q,clock);
+module top$core$engine$preproc$divider$0$count(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$0$count
 
 
@@ -37504,22 +37496,21 @@ module top$core$engine$preproc$divider$0$den_r(d,q,clock);
 endmodule // top$core$engine$preproc$divider$0$den_r
 
 
-module top$core$engine$preproc$divider$0$fin(d,q,clock);
+module top$core$engine$preproc$divider$0$fin(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$0$fin
 
 
@@ -37618,41 +37609,39 @@ module top$core$engine$preproc$divider$0$q(d,q,clock);
 endmodule // top$core$engine$preproc$divider$0$q
 
 
-module top$core$engine$preproc$divider$0$qbits_r(d,q,clock);
+module top$core$engine$preproc$divider$0$qbits_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$0$qbits_r
 
 
-module top$core$engine$preproc$divider$0$qmax(d,q,clock);
+module top$core$engine$preproc$divider$0$qmax(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [31:0] d;
     output reg  [31:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 32'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$0$qmax
 
 
@@ -37675,12 +37664,12 @@ module top$core$engine$preproc$divider$0$rem(d,q,clock);
 endmodule // top$core$engine$preproc$divider$0$rem
 
 
-module top$core$engine$preproc$divider$0$state(d,q,clock);
+module top$core$engine$preproc$divider$0$state(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [1:0] d;
     output reg  [1:0] q;
-    input wire  clock;
     
     // Enums
     
@@ -37688,11 +37677,10 @@ module top$core$engine$preproc$divider$0$state(d,q,clock);
     initial begin
        q = 2'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$0$state
 
 

@@ -2487,51 +2487,51 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
     localparam DividerState$Run = 3;
     
     // Stub signals
+    reg  state$clock;
     reg  [1:0] state$d;
     wire  [1:0] state$q;
-    reg  state$clock;
     reg  [63:0] num_r$d;
     wire  [63:0] num_r$q;
     reg  num_r$clock;
     reg  [63:0] den_r$d;
     wire  [63:0] den_r$q;
     reg  den_r$clock;
+    reg  qbits_r$clock;
     reg  [7:0] qbits_r$d;
     wire  [7:0] qbits_r$q;
-    reg  qbits_r$clock;
     reg  [63:0] high$d;
     wire  [63:0] high$q;
     reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  qmax$clock;
     reg  [31:0] qmax$d;
     wire  [31:0] qmax$q;
-    reg  qmax$clock;
     reg  [63:0] rem$d;
     wire  [63:0] rem$q;
     reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
+    reg  count$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
-    reg  count$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
+    reg  fin$clock;
     reg  fin$d;
     wire  fin$q;
-    reg  fin$clock;
     
     // Local signals
     reg  [63:0] shifted;
     
     // Sub module instances
     top$core$engine$extract$divider$state state(
+        .clock(state$clock),
         .d(state$d),
-        .q(state$q),
-        .clock(state$clock)
+        .q(state$q)
     );
     top$core$engine$extract$divider$num_r num_r(
         .d(num_r$d),
@@ -2544,9 +2544,9 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
         .clock(den_r$clock)
     );
     top$core$engine$extract$divider$qbits_r qbits_r(
+        .clock(qbits_r$clock),
         .d(qbits_r$d),
-        .q(qbits_r$q),
-        .clock(qbits_r$clock)
+        .q(qbits_r$q)
     );
     top$core$engine$extract$divider$high high(
         .d(high$d),
@@ -2559,9 +2559,9 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
         .clock(numer$clock)
     );
     top$core$engine$extract$divider$qmax qmax(
+        .clock(qmax$clock),
         .d(qmax$d),
-        .q(qmax$q),
-        .clock(qmax$clock)
+        .q(qmax$q)
     );
     top$core$engine$extract$divider$rem rem(
         .d(rem$d),
@@ -2574,9 +2574,9 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
         .clock(q$clock)
     );
     top$core$engine$extract$divider$count count(
+        .clock(count$clock),
         .d(count$d),
-        .q(count$q),
-        .clock(count$clock)
+        .q(count$q)
     );
     top$core$engine$extract$divider$overflow overflow(
         .d(overflow$d),
@@ -2584,37 +2584,36 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
         .clock(overflow$clock)
     );
     top$core$engine$extract$divider$fin fin(
+        .clock(fin$clock),
         .d(fin$d),
-        .q(fin$q),
-        .clock(fin$clock)
+        .q(fin$q)
     );
     
     // Update code
     always @(*) begin
-        state$clock = clock;
         num_r$clock = clock;
         den_r$clock = clock;
-        qbits_r$clock = clock;
         high$clock = clock;
         numer$clock = clock;
-        qmax$clock = clock;
         rem$clock = clock;
         q$clock = clock;
-        count$clock = clock;
         overflow$clock = clock;
-        fin$clock = clock;
-        state$d = state$q;
         num_r$d = num_r$q;
         den_r$d = den_r$q;
-        qbits_r$d = qbits_r$q;
         high$d = high$q;
         numer$d = numer$q;
-        qmax$d = qmax$q;
         rem$d = rem$q;
         q$d = q$q;
-        count$d = count$q;
         overflow$d = overflow$q;
-        fin$d = fin$q;
+        state$clock = clock;
+        state$d = state$q;
+        qbits_r$clock = clock;
+        qbits_r$d = qbits_r$q;
+        qmax$clock = clock;
+        qmax$d = qmax$q;
+        count$clock = clock;
+        count$d = count$q;
+        fin$clock = clock;
         done = fin$q;
         busy = state$q != DividerState$Idle;
         quotient = q$q;
@@ -2671,22 +2670,21 @@ module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quoti
 endmodule // top$core$engine$extract$divider
 
 
-module top$core$engine$extract$divider$count(d,q,clock);
+module top$core$engine$extract$divider$count(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$extract$divider$count
 
 
@@ -2709,22 +2707,21 @@ module top$core$engine$extract$divider$den_r(d,q,clock);
 endmodule // top$core$engine$extract$divider$den_r
 
 
-module top$core$engine$extract$divider$fin(d,q,clock);
+module top$core$engine$extract$divider$fin(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$extract$divider$fin
 
 
@@ -2823,41 +2820,39 @@ module top$core$engine$extract$divider$q(d,q,clock);
 endmodule // top$core$engine$extract$divider$q
 
 
-module top$core$engine$extract$divider$qbits_r(d,q,clock);
+module top$core$engine$extract$divider$qbits_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$extract$divider$qbits_r
 
 
-module top$core$engine$extract$divider$qmax(d,q,clock);
+module top$core$engine$extract$divider$qmax(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [31:0] d;
     output reg  [31:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 32'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$extract$divider$qmax
 
 
@@ -2880,12 +2875,12 @@ module top$core$engine$extract$divider$rem(d,q,clock);
 endmodule // top$core$engine$extract$divider$rem
 
 
-module top$core$engine$extract$divider$state(d,q,clock);
+module top$core$engine$extract$divider$state(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [1:0] d;
     output reg  [1:0] q;
-    input wire  clock;
     
     // Enums
     
@@ -2893,11 +2888,10 @@ module top$core$engine$extract$divider$state(d,q,clock);
     initial begin
        q = 2'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$extract$divider$state
 
 
@@ -88430,51 +88424,51 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
     localparam DividerState$Run = 3;
     
     // Stub signals
+    reg  state$clock;
     reg  [1:0] state$d;
     wire  [1:0] state$q;
-    reg  state$clock;
     reg  [63:0] num_r$d;
     wire  [63:0] num_r$q;
     reg  num_r$clock;
     reg  [63:0] den_r$d;
     wire  [63:0] den_r$q;
     reg  den_r$clock;
+    reg  qbits_r$clock;
     reg  [7:0] qbits_r$d;
     wire  [7:0] qbits_r$q;
-    reg  qbits_r$clock;
     reg  [63:0] high$d;
     wire  [63:0] high$q;
     reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  qmax$clock;
     reg  [31:0] qmax$d;
     wire  [31:0] qmax$q;
-    reg  qmax$clock;
     reg  [63:0] rem$d;
     wire  [63:0] rem$q;
     reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
+    reg  count$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
-    reg  count$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
+    reg  fin$clock;
     reg  fin$d;
     wire  fin$q;
-    reg  fin$clock;
     
     // Local signals
     reg  [63:0] shifted;
     
     // Sub module instances
     top$core$engine$preproc$divider$0$state state(
+        .clock(state$clock),
         .d(state$d),
-        .q(state$q),
-        .clock(state$clock)
+        .q(state$q)
     );
     top$core$engine$preproc$divider$0$num_r num_r(
         .d(num_r$d),
@@ -88487,9 +88481,9 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
         .clock(den_r$clock)
     );
     top$core$engine$preproc$divider$0$qbits_r qbits_r(
+        .clock(qbits_r$clock),
         .d(qbits_r$d),
-        .q(qbits_r$q),
-        .clock(qbits_r$clock)
+        .q(qbits_r$q)
     );
     top$core$engine$preproc$divider$0$high high(
         .d(high$d),
@@ -88502,9 +88496,9 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
         .clock(numer$clock)
     );
     top$core$engine$preproc$divider$0$qmax qmax(
+        .clock(qmax$clock),
         .d(qmax$d),
-        .q(qmax$q),
-        .clock(qmax$clock)
+        .q(qmax$q)
     );
     top$core$engine$preproc$divider$0$rem rem(
         .d(rem$d),
@@ -88517,9 +88511,9 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
         .clock(q$clock)
     );
     top$core$engine$preproc$divider$0$count count(
+        .clock(count$clock),
         .d(count$d),
-        .q(count$q),
-        .clock(count$clock)
+        .q(count$q)
     );
     top$core$engine$preproc$divider$0$overflow overflow(
         .d(overflow$d),
@@ -88527,37 +88521,36 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
         .clock(overflow$clock)
     );
     top$core$engine$preproc$divider$0$fin fin(
+        .clock(fin$clock),
         .d(fin$d),
-        .q(fin$q),
-        .clock(fin$clock)
+        .q(fin$q)
     );
     
     // Update code
     always @(*) begin
-        state$clock = clock;
         num_r$clock = clock;
         den_r$clock = clock;
-        qbits_r$clock = clock;
         high$clock = clock;
         numer$clock = clock;
-        qmax$clock = clock;
         rem$clock = clock;
         q$clock = clock;
-        count$clock = clock;
         overflow$clock = clock;
-        fin$clock = clock;
-        state$d = state$q;
         num_r$d = num_r$q;
         den_r$d = den_r$q;
-        qbits_r$d = qbits_r$q;
         high$d = high$q;
         numer$d = numer$q;
-        qmax$d = qmax$q;
         rem$d = rem$q;
         q$d = q$q;
-        count$d = count$q;
         overflow$d = overflow$q;
-        fin$d = fin$q;
+        state$clock = clock;
+        state$d = state$q;
+        qbits_r$clock = clock;
+        qbits_r$d = qbits_r$q;
+        qmax$clock = clock;
+        qmax$d = qmax$q;
+        count$clock = clock;
+        count$d = count$q;
+        fin$clock = clock;
         done = fin$q;
         busy = state$q != DividerState$Idle;
         quotient = q$q;
@@ -88614,22 +88607,21 @@ module top$core$engine$preproc$divider$0(clock,start,num,den,qbits,done,busy,quo
 endmodule // top$core$engine$preproc$divider$0
 
 
-module top$core$engine$preproc$divider$0$count(d,q,clock);
+module top$core$engine$preproc$divider$0$count(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$0$count
 
 
@@ -88652,22 +88644,21 @@ module top$core$engine$preproc$divider$0$den_r(d,q,clock);
 endmodule // top$core$engine$preproc$divider$0$den_r
 
 
-module top$core$engine$preproc$divider$0$fin(d,q,clock);
+module top$core$engine$preproc$divider$0$fin(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$0$fin
 
 
@@ -88766,41 +88757,39 @@ module top$core$engine$preproc$divider$0$q(d,q,clock);
 endmodule // top$core$engine$preproc$divider$0$q
 
 
-module top$core$engine$preproc$divider$0$qbits_r(d,q,clock);
+module top$core$engine$preproc$divider$0$qbits_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$0$qbits_r
 
 
-module top$core$engine$preproc$divider$0$qmax(d,q,clock);
+module top$core$engine$preproc$divider$0$qmax(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [31:0] d;
     output reg  [31:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 32'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$0$qmax
 
 
@@ -88823,12 +88812,12 @@ module top$core$engine$preproc$divider$0$rem(d,q,clock);
 endmodule // top$core$engine$preproc$divider$0$rem
 
 
-module top$core$engine$preproc$divider$0$state(d,q,clock);
+module top$core$engine$preproc$divider$0$state(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [1:0] d;
     output reg  [1:0] q;
-    input wire  clock;
     
     // Enums
     
@@ -88836,11 +88825,10 @@ module top$core$engine$preproc$divider$0$state(d,q,clock);
     initial begin
        q = 2'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$0$state
 
 
@@ -88868,51 +88856,51 @@ module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quo
     localparam DividerState$Run = 3;
     
     // Stub signals
+    reg  state$clock;
     reg  [1:0] state$d;
     wire  [1:0] state$q;
-    reg  state$clock;
     reg  [63:0] num_r$d;
     wire  [63:0] num_r$q;
     reg  num_r$clock;
     reg  [63:0] den_r$d;
     wire  [63:0] den_r$q;
     reg  den_r$clock;
+    reg  qbits_r$clock;
     reg  [7:0] qbits_r$d;
     wire  [7:0] qbits_r$q;
-    reg  qbits_r$clock;
     reg  [63:0] high$d;
     wire  [63:0] high$q;
     reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  qmax$clock;
     reg  [31:0] qmax$d;
     wire  [31:0] qmax$q;
-    reg  qmax$clock;
     reg  [63:0] rem$d;
     wire  [63:0] rem$q;
     reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
+    reg  count$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
-    reg  count$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
+    reg  fin$clock;
     reg  fin$d;
     wire  fin$q;
-    reg  fin$clock;
     
     // Local signals
     reg  [63:0] shifted;
     
     // Sub module instances
     top$core$engine$preproc$divider$1$state state(
+        .clock(state$clock),
         .d(state$d),
-        .q(state$q),
-        .clock(state$clock)
+        .q(state$q)
     );
     top$core$engine$preproc$divider$1$num_r num_r(
         .d(num_r$d),
@@ -88925,9 +88913,9 @@ module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quo
         .clock(den_r$clock)
     );
     top$core$engine$preproc$divider$1$qbits_r qbits_r(
+        .clock(qbits_r$clock),
         .d(qbits_r$d),
-        .q(qbits_r$q),
-        .clock(qbits_r$clock)
+        .q(qbits_r$q)
     );
     top$core$engine$preproc$divider$1$high high(
         .d(high$d),
@@ -88940,9 +88928,9 @@ module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quo
         .clock(numer$clock)
     );
     top$core$engine$preproc$divider$1$qmax qmax(
+        .clock(qmax$clock),
         .d(qmax$d),
-        .q(qmax$q),
-        .clock(qmax$clock)
+        .q(qmax$q)
     );
     top$core$engine$preproc$divider$1$rem rem(
         .d(rem$d),
@@ -88955,9 +88943,9 @@ module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quo
         .clock(q$clock)
     );
     top$core$engine$preproc$divider$1$count count(
+        .clock(count$clock),
         .d(count$d),
-        .q(count$q),
-        .clock(count$clock)
+        .q(count$q)
     );
     top$core$engine$preproc$divider$1$overflow overflow(
         .d(overflow$d),
@@ -88965,37 +88953,36 @@ module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quo
         .clock(overflow$clock)
     );
     top$core$engine$preproc$divider$1$fin fin(
+        .clock(fin$clock),
         .d(fin$d),
-        .q(fin$q),
-        .clock(fin$clock)
+        .q(fin$q)
     );
     
     // Update code
     always @(*) begin
-        state$clock = clock;
         num_r$clock = clock;
         den_r$clock = clock;
-        qbits_r$clock = clock;
         high$clock = clock;
         numer$clock = clock;
-        qmax$clock = clock;
         rem$clock = clock;
         q$clock = clock;
-        count$clock = clock;
         overflow$clock = clock;
-        fin$clock = clock;
-        state$d = state$q;
         num_r$d = num_r$q;
         den_r$d = den_r$q;
-        qbits_r$d = qbits_r$q;
         high$d = high$q;
         numer$d = numer$q;
-        qmax$d = qmax$q;
         rem$d = rem$q;
         q$d = q$q;
-        count$d = count$q;
         overflow$d = overflow$q;
-        fin$d = fin$q;
+        state$clock = clock;
+        state$d = state$q;
+        qbits_r$clock = clock;
+        qbits_r$d = qbits_r$q;
+        qmax$clock = clock;
+        qmax$d = qmax$q;
+        count$clock = clock;
+        count$d = count$q;
+        fin$clock = clock;
         done = fin$q;
         busy = state$q != DividerState$Idle;
         quotient = q$q;
@@ -89052,22 +89039,21 @@ module top$core$engine$preproc$divider$1(clock,start,num,den,qbits,done,busy,quo
 endmodule // top$core$engine$preproc$divider$1
 
 
-module top$core$engine$preproc$divider$1$count(d,q,clock);
+module top$core$engine$preproc$divider$1$count(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$1$count
 
 
@@ -89090,22 +89076,21 @@ module top$core$engine$preproc$divider$1$den_r(d,q,clock);
 endmodule // top$core$engine$preproc$divider$1$den_r
 
 
-module top$core$engine$preproc$divider$1$fin(d,q,clock);
+module top$core$engine$preproc$divider$1$fin(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$1$fin
 
 
@@ -89204,41 +89189,39 @@ module top$core$engine$preproc$divider$1$q(d,q,clock);
 endmodule // top$core$engine$preproc$divider$1$q
 
 
-module top$core$engine$preproc$divider$1$qbits_r(d,q,clock);
+module top$core$engine$preproc$divider$1$qbits_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$1$qbits_r
 
 
-module top$core$engine$preproc$divider$1$qmax(d,q,clock);
+module top$core$engine$preproc$divider$1$qmax(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [31:0] d;
     output reg  [31:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 32'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$1$qmax
 
 
@@ -89261,12 +89244,12 @@ module top$core$engine$preproc$divider$1$rem(d,q,clock);
 endmodule // top$core$engine$preproc$divider$1$rem
 
 
-module top$core$engine$preproc$divider$1$state(d,q,clock);
+module top$core$engine$preproc$divider$1$state(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [1:0] d;
     output reg  [1:0] q;
-    input wire  clock;
     
     // Enums
     
@@ -89274,11 +89257,10 @@ module top$core$engine$preproc$divider$1$state(d,q,clock);
     initial begin
        q = 2'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$1$state
 
 
@@ -89306,51 +89288,51 @@ module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quo
     localparam DividerState$Run = 3;
     
     // Stub signals
+    reg  state$clock;
     reg  [1:0] state$d;
     wire  [1:0] state$q;
-    reg  state$clock;
     reg  [63:0] num_r$d;
     wire  [63:0] num_r$q;
     reg  num_r$clock;
     reg  [63:0] den_r$d;
     wire  [63:0] den_r$q;
     reg  den_r$clock;
+    reg  qbits_r$clock;
     reg  [7:0] qbits_r$d;
     wire  [7:0] qbits_r$q;
-    reg  qbits_r$clock;
     reg  [63:0] high$d;
     wire  [63:0] high$q;
     reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  qmax$clock;
     reg  [31:0] qmax$d;
     wire  [31:0] qmax$q;
-    reg  qmax$clock;
     reg  [63:0] rem$d;
     wire  [63:0] rem$q;
     reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
+    reg  count$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
-    reg  count$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
+    reg  fin$clock;
     reg  fin$d;
     wire  fin$q;
-    reg  fin$clock;
     
     // Local signals
     reg  [63:0] shifted;
     
     // Sub module instances
     top$core$engine$preproc$divider$2$state state(
+        .clock(state$clock),
         .d(state$d),
-        .q(state$q),
-        .clock(state$clock)
+        .q(state$q)
     );
     top$core$engine$preproc$divider$2$num_r num_r(
         .d(num_r$d),
@@ -89363,9 +89345,9 @@ module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quo
         .clock(den_r$clock)
     );
     top$core$engine$preproc$divider$2$qbits_r qbits_r(
+        .clock(qbits_r$clock),
         .d(qbits_r$d),
-        .q(qbits_r$q),
-        .clock(qbits_r$clock)
+        .q(qbits_r$q)
     );
     top$core$engine$preproc$divider$2$high high(
         .d(high$d),
@@ -89378,9 +89360,9 @@ module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quo
         .clock(numer$clock)
     );
     top$core$engine$preproc$divider$2$qmax qmax(
+        .clock(qmax$clock),
         .d(qmax$d),
-        .q(qmax$q),
-        .clock(qmax$clock)
+        .q(qmax$q)
     );
     top$core$engine$preproc$divider$2$rem rem(
         .d(rem$d),
@@ -89393,9 +89375,9 @@ module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quo
         .clock(q$clock)
     );
     top$core$engine$preproc$divider$2$count count(
+        .clock(count$clock),
         .d(count$d),
-        .q(count$q),
-        .clock(count$clock)
+        .q(count$q)
     );
     top$core$engine$preproc$divider$2$overflow overflow(
         .d(overflow$d),
@@ -89403,37 +89385,36 @@ module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quo
         .clock(overflow$clock)
     );
     top$core$engine$preproc$divider$2$fin fin(
+        .clock(fin$clock),
         .d(fin$d),
-        .q(fin$q),
-        .clock(fin$clock)
+        .q(fin$q)
     );
     
     // Update code
     always @(*) begin
-        state$clock = clock;
         num_r$clock = clock;
         den_r$clock = clock;
-        qbits_r$clock = clock;
         high$clock = clock;
         numer$clock = clock;
-        qmax$clock = clock;
         rem$clock = clock;
         q$clock = clock;
-        count$clock = clock;
         overflow$clock = clock;
-        fin$clock = clock;
-        state$d = state$q;
         num_r$d = num_r$q;
         den_r$d = den_r$q;
-        qbits_r$d = qbits_r$q;
         high$d = high$q;
         numer$d = numer$q;
-        qmax$d = qmax$q;
         rem$d = rem$q;
         q$d = q$q;
-        count$d = count$q;
         overflow$d = overflow$q;
-        fin$d = fin$q;
+        state$clock = clock;
+        state$d = state$q;
+        qbits_r$clock = clock;
+        qbits_r$d = qbits_r$q;
+        qmax$clock = clock;
+        qmax$d = qmax$q;
+        count$clock = clock;
+        count$d = count$q;
+        fin$clock = clock;
         done = fin$q;
         busy = state$q != DividerState$Idle;
         quotient = q$q;
@@ -89490,22 +89471,21 @@ module top$core$engine$preproc$divider$2(clock,start,num,den,qbits,done,busy,quo
 endmodule // top$core$engine$preproc$divider$2
 
 
-module top$core$engine$preproc$divider$2$count(d,q,clock);
+module top$core$engine$preproc$divider$2$count(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$2$count
 
 
@@ -89528,22 +89508,21 @@ module top$core$engine$preproc$divider$2$den_r(d,q,clock);
 endmodule // top$core$engine$preproc$divider$2$den_r
 
 
-module top$core$engine$preproc$divider$2$fin(d,q,clock);
+module top$core$engine$preproc$divider$2$fin(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$2$fin
 
 
@@ -89642,41 +89621,39 @@ module top$core$engine$preproc$divider$2$q(d,q,clock);
 endmodule // top$core$engine$preproc$divider$2$q
 
 
-module top$core$engine$preproc$divider$2$qbits_r(d,q,clock);
+module top$core$engine$preproc$divider$2$qbits_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$2$qbits_r
 
 
-module top$core$engine$preproc$divider$2$qmax(d,q,clock);
+module top$core$engine$preproc$divider$2$qmax(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [31:0] d;
     output reg  [31:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 32'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$2$qmax
 
 
@@ -89699,12 +89676,12 @@ module top$core$engine$preproc$divider$2$rem(d,q,clock);
 endmodule // top$core$engine$preproc$divider$2$rem
 
 
-module top$core$engine$preproc$divider$2$state(d,q,clock);
+module top$core$engine$preproc$divider$2$state(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [1:0] d;
     output reg  [1:0] q;
-    input wire  clock;
     
     // Enums
     
@@ -89712,11 +89689,10 @@ module top$core$engine$preproc$divider$2$state(d,q,clock);
     initial begin
        q = 2'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$2$state
 
 
@@ -89744,51 +89720,51 @@ module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quo
     localparam DividerState$Run = 3;
     
     // Stub signals
+    reg  state$clock;
     reg  [1:0] state$d;
     wire  [1:0] state$q;
-    reg  state$clock;
     reg  [63:0] num_r$d;
     wire  [63:0] num_r$q;
     reg  num_r$clock;
     reg  [63:0] den_r$d;
     wire  [63:0] den_r$q;
     reg  den_r$clock;
+    reg  qbits_r$clock;
     reg  [7:0] qbits_r$d;
     wire  [7:0] qbits_r$q;
-    reg  qbits_r$clock;
     reg  [63:0] high$d;
     wire  [63:0] high$q;
     reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  qmax$clock;
     reg  [31:0] qmax$d;
     wire  [31:0] qmax$q;
-    reg  qmax$clock;
     reg  [63:0] rem$d;
     wire  [63:0] rem$q;
     reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
+    reg  count$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
-    reg  count$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
+    reg  fin$clock;
     reg  fin$d;
     wire  fin$q;
-    reg  fin$clock;
     
     // Local signals
     reg  [63:0] shifted;
     
     // Sub module instances
     top$core$engine$preproc$divider$3$state state(
+        .clock(state$clock),
         .d(state$d),
-        .q(state$q),
-        .clock(state$clock)
+        .q(state$q)
     );
     top$core$engine$preproc$divider$3$num_r num_r(
         .d(num_r$d),
@@ -89801,9 +89777,9 @@ module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quo
         .clock(den_r$clock)
     );
     top$core$engine$preproc$divider$3$qbits_r qbits_r(
+        .clock(qbits_r$clock),
         .d(qbits_r$d),
-        .q(qbits_r$q),
-        .clock(qbits_r$clock)
+        .q(qbits_r$q)
     );
     top$core$engine$preproc$divider$3$high high(
         .d(high$d),
@@ -89816,9 +89792,9 @@ module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quo
         .clock(numer$clock)
     );
     top$core$engine$preproc$divider$3$qmax qmax(
+        .clock(qmax$clock),
         .d(qmax$d),
-        .q(qmax$q),
-        .clock(qmax$clock)
+        .q(qmax$q)
     );
     top$core$engine$preproc$divider$3$rem rem(
         .d(rem$d),
@@ -89831,9 +89807,9 @@ module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quo
         .clock(q$clock)
     );
     top$core$engine$preproc$divider$3$count count(
+        .clock(count$clock),
         .d(count$d),
-        .q(count$q),
-        .clock(count$clock)
+        .q(count$q)
     );
     top$core$engine$preproc$divider$3$overflow overflow(
         .d(overflow$d),
@@ -89841,37 +89817,36 @@ module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quo
         .clock(overflow$clock)
     );
     top$core$engine$preproc$divider$3$fin fin(
+        .clock(fin$clock),
         .d(fin$d),
-        .q(fin$q),
-        .clock(fin$clock)
+        .q(fin$q)
     );
     
     // Update code
     always @(*) begin
-        state$clock = clock;
         num_r$clock = clock;
         den_r$clock = clock;
-        qbits_r$clock = clock;
         high$clock = clock;
         numer$clock = clock;
-        qmax$clock = clock;
         rem$clock = clock;
         q$clock = clock;
-        count$clock = clock;
         overflow$clock = clock;
-        fin$clock = clock;
-        state$d = state$q;
         num_r$d = num_r$q;
         den_r$d = den_r$q;
-        qbits_r$d = qbits_r$q;
         high$d = high$q;
         numer$d = numer$q;
-        qmax$d = qmax$q;
         rem$d = rem$q;
         q$d = q$q;
-        count$d = count$q;
         overflow$d = overflow$q;
-        fin$d = fin$q;
+        state$clock = clock;
+        state$d = state$q;
+        qbits_r$clock = clock;
+        qbits_r$d = qbits_r$q;
+        qmax$clock = clock;
+        qmax$d = qmax$q;
+        count$clock = clock;
+        count$d = count$q;
+        fin$clock = clock;
         done = fin$q;
         busy = state$q != DividerState$Idle;
         quotient = q$q;
@@ -89928,22 +89903,21 @@ module top$core$engine$preproc$divider$3(clock,start,num,den,qbits,done,busy,quo
 endmodule // top$core$engine$preproc$divider$3
 
 
-module top$core$engine$preproc$divider$3$count(d,q,clock);
+module top$core$engine$preproc$divider$3$count(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$3$count
 
 
@@ -89966,22 +89940,21 @@ module top$core$engine$preproc$divider$3$den_r(d,q,clock);
 endmodule // top$core$engine$preproc$divider$3$den_r
 
 
-module top$core$engine$preproc$divider$3$fin(d,q,clock);
+module top$core$engine$preproc$divider$3$fin(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$3$fin
 
 
@@ -90080,41 +90053,39 @@ module top$core$engine$preproc$divider$3$q(d,q,clock);
 endmodule // top$core$engine$preproc$divider$3$q
 
 
-module top$core$engine$preproc$divider$3$qbits_r(d,q,clock);
+module top$core$engine$preproc$divider$3$qbits_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$3$qbits_r
 
 
-module top$core$engine$preproc$divider$3$qmax(d,q,clock);
+module top$core$engine$preproc$divider$3$qmax(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [31:0] d;
     output reg  [31:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 32'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$3$qmax
 
 
@@ -90137,12 +90108,12 @@ module top$core$engine$preproc$divider$3$rem(d,q,clock);
 endmodule // top$core$engine$preproc$divider$3$rem
 
 
-module top$core$engine$preproc$divider$3$state(d,q,clock);
+module top$core$engine$preproc$divider$3$state(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [1:0] d;
     output reg  [1:0] q;
-    input wire  clock;
     
     // Enums
     
@@ -90150,11 +90121,10 @@ module top$core$engine$preproc$divider$3$state(d,q,clock);
     initial begin
        q = 2'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$preproc$divider$3$state
 
 

@@ -861,51 +861,51 @@ module top$extract$divider(clock,start,num,den,qbits,done,busy,quotient);
     localparam DividerState$Run = 3;
     
     // Stub signals
+    reg  state$clock;
     reg  [1:0] state$d;
     wire  [1:0] state$q;
-    reg  state$clock;
     reg  [63:0] num_r$d;
     wire  [63:0] num_r$q;
     reg  num_r$clock;
     reg  [63:0] den_r$d;
     wire  [63:0] den_r$q;
     reg  den_r$clock;
+    reg  qbits_r$clock;
     reg  [7:0] qbits_r$d;
     wire  [7:0] qbits_r$q;
-    reg  qbits_r$clock;
     reg  [63:0] high$d;
     wire  [63:0] high$q;
     reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  qmax$clock;
     reg  [31:0] qmax$d;
     wire  [31:0] qmax$q;
-    reg  qmax$clock;
     reg  [63:0] rem$d;
     wire  [63:0] rem$q;
     reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
+    reg  count$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
-    reg  count$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
+    reg  fin$clock;
     reg  fin$d;
     wire  fin$q;
-    reg  fin$clock;
     
     // Local signals
     reg  [63:0] shifted;
     
     // Sub module instances
     top$extract$divider$state state(
+        .clock(state$clock),
         .d(state$d),
-        .q(state$q),
-        .clock(state$clock)
+        .q(state$q)
     );
     top$extract$divider$num_r num_r(
         .d(num_r$d),
@@ -918,9 +918,9 @@ module top$extract$divider(clock,start,num,den,qbits,done,busy,quotient);
         .clock(den_r$clock)
     );
     top$extract$divider$qbits_r qbits_r(
+        .clock(qbits_r$clock),
         .d(qbits_r$d),
-        .q(qbits_r$q),
-        .clock(qbits_r$clock)
+        .q(qbits_r$q)
     );
     top$extract$divider$high high(
         .d(high$d),
@@ -933,9 +933,9 @@ module top$extract$divider(clock,start,num,den,qbits,done,busy,quotient);
         .clock(numer$clock)
     );
     top$extract$divider$qmax qmax(
+        .clock(qmax$clock),
         .d(qmax$d),
-        .q(qmax$q),
-        .clock(qmax$clock)
+        .q(qmax$q)
     );
     top$extract$divider$rem rem(
         .d(rem$d),
@@ -948,9 +948,9 @@ module top$extract$divider(clock,start,num,den,qbits,done,busy,quotient);
         .clock(q$clock)
     );
     top$extract$divider$count count(
+        .clock(count$clock),
         .d(count$d),
-        .q(count$q),
-        .clock(count$clock)
+        .q(count$q)
     );
     top$extract$divider$overflow overflow(
         .d(overflow$d),
@@ -958,37 +958,36 @@ module top$extract$divider(clock,start,num,den,qbits,done,busy,quotient);
         .clock(overflow$clock)
     );
     top$extract$divider$fin fin(
+        .clock(fin$clock),
         .d(fin$d),
-        .q(fin$q),
-        .clock(fin$clock)
+        .q(fin$q)
     );
     
     // Update code
     always @(*) begin
-        state$clock = clock;
         num_r$clock = clock;
         den_r$clock = clock;
-        qbits_r$clock = clock;
         high$clock = clock;
         numer$clock = clock;
-        qmax$clock = clock;
         rem$clock = clock;
         q$clock = clock;
-        count$clock = clock;
         overflow$clock = clock;
-        fin$clock = clock;
-        state$d = state$q;
         num_r$d = num_r$q;
         den_r$d = den_r$q;
-        qbits_r$d = qbits_r$q;
         high$d = high$q;
         numer$d = numer$q;
-        qmax$d = qmax$q;
         rem$d = rem$q;
         q$d = q$q;
-        count$d = count$q;
         overflow$d = overflow$q;
-        fin$d = fin$q;
+        state$clock = clock;
+        state$d = state$q;
+        qbits_r$clock = clock;
+        qbits_r$d = qbits_r$q;
+        qmax$clock = clock;
+        qmax$d = qmax$q;
+        count$clock = clock;
+        count$d = count$q;
+        fin$clock = clock;
         done = fin$q;
         busy = state$q != DividerState$Idle;
         quotient = q$q;
@@ -1045,22 +1044,21 @@ module top$extract$divider(clock,start,num,den,qbits,done,busy,quotient);
 endmodule // top$extract$divider
 
 
-module top$extract$divider$count(d,q,clock);
+module top$extract$divider$count(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$extract$divider$count
 
 
@@ -1083,22 +1081,21 @@ module top$extract$divider$den_r(d,q,clock);
 endmodule // top$extract$divider$den_r
 
 
-module top$extract$divider$fin(d,q,clock);
+module top$extract$divider$fin(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$extract$divider$fin
 
 
@@ -1197,41 +1194,39 @@ module top$extract$divider$q(d,q,clock);
 endmodule // top$extract$divider$q
 
 
-module top$extract$divider$qbits_r(d,q,clock);
+module top$extract$divider$qbits_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$extract$divider$qbits_r
 
 
-module top$extract$divider$qmax(d,q,clock);
+module top$extract$divider$qmax(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [31:0] d;
     output reg  [31:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 32'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$extract$divider$qmax
 
 
@@ -1254,12 +1249,12 @@ module top$extract$divider$rem(d,q,clock);
 endmodule // top$extract$divider$rem
 
 
-module top$extract$divider$state(d,q,clock);
+module top$extract$divider$state(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [1:0] d;
     output reg  [1:0] q;
-    input wire  clock;
     
     // Enums
     
@@ -1267,11 +1262,10 @@ module top$extract$divider$state(d,q,clock);
     initial begin
        q = 2'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$extract$divider$state
 
 
@@ -61670,51 +61664,51 @@ module top$preproc$divider$0(clock,start,num,den,qbits,done,busy,quotient);
     localparam DividerState$Run = 3;
     
     // Stub signals
+    reg  state$clock;
     reg  [1:0] state$d;
     wire  [1:0] state$q;
-    reg  state$clock;
     reg  [63:0] num_r$d;
     wire  [63:0] num_r$q;
     reg  num_r$clock;
     reg  [63:0] den_r$d;
     wire  [63:0] den_r$q;
     reg  den_r$clock;
+    reg  qbits_r$clock;
     reg  [7:0] qbits_r$d;
     wire  [7:0] qbits_r$q;
-    reg  qbits_r$clock;
     reg  [63:0] high$d;
     wire  [63:0] high$q;
     reg  high$clock;
     reg  [63:0] numer$d;
     wire  [63:0] numer$q;
     reg  numer$clock;
+    reg  qmax$clock;
     reg  [31:0] qmax$d;
     wire  [31:0] qmax$q;
-    reg  qmax$clock;
     reg  [63:0] rem$d;
     wire  [63:0] rem$q;
     reg  rem$clock;
     reg  [31:0] q$d;
     wire  [31:0] q$q;
     reg  q$clock;
+    reg  count$clock;
     reg  [7:0] count$d;
     wire  [7:0] count$q;
-    reg  count$clock;
     reg  overflow$d;
     wire  overflow$q;
     reg  overflow$clock;
+    reg  fin$clock;
     reg  fin$d;
     wire  fin$q;
-    reg  fin$clock;
     
     // Local signals
     reg  [63:0] shifted;
     
     // Sub module instances
     top$preproc$divider$0$state state(
+        .clock(state$clock),
         .d(state$d),
-        .q(state$q),
-        .clock(state$clock)
+        .q(state$q)
     );
     top$preproc$divider$0$num_r num_r(
         .d(num_r$d),
@@ -61727,9 +61721,9 @@ module top$preproc$divider$0(clock,start,num,den,qbits,done,busy,quotient);
         .clock(den_r$clock)
     );
     top$preproc$divider$0$qbits_r qbits_r(
+        .clock(qbits_r$clock),
         .d(qbits_r$d),
-        .q(qbits_r$q),
-        .clock(qbits_r$clock)
+        .q(qbits_r$q)
     );
     top$preproc$divider$0$high high(
         .d(high$d),
@@ -61742,9 +61736,9 @@ module top$preproc$divider$0(clock,start,num,den,qbits,done,busy,quotient);
         .clock(numer$clock)
     );
     top$preproc$divider$0$qmax qmax(
+        .clock(qmax$clock),
         .d(qmax$d),
-        .q(qmax$q),
-        .clock(qmax$clock)
+        .q(qmax$q)
     );
     top$preproc$divider$0$rem rem(
         .d(rem$d),
@@ -61757,9 +61751,9 @@ module top$preproc$divider$0(clock,start,num,den,qbits,done,busy,quotient);
         .clock(q$clock)
     );
     top$preproc$divider$0$count count(
+        .clock(count$clock),
         .d(count$d),
-        .q(count$q),
-        .clock(count$clock)
+        .q(count$q)
     );
     top$preproc$divider$0$overflow overflow(
         .d(overflow$d),
@@ -61767,37 +61761,36 @@ module top$preproc$divider$0(clock,start,num,den,qbits,done,busy,quotient);
         .clock(overflow$clock)
     );
     top$preproc$divider$0$fin fin(
+        .clock(fin$clock),
         .d(fin$d),
-        .q(fin$q),
-        .clock(fin$clock)
+        .q(fin$q)
     );
     
     // Update code
     always @(*) begin
-        state$clock = clock;
         num_r$clock = clock;
         den_r$clock = clock;
-        qbits_r$clock = clock;
         high$clock = clock;
         numer$clock = clock;
-        qmax$clock = clock;
         rem$clock = clock;
         q$clock = clock;
-        count$clock = clock;
         overflow$clock = clock;
-        fin$clock = clock;
-        state$d = state$q;
         num_r$d = num_r$q;
         den_r$d = den_r$q;
-        qbits_r$d = qbits_r$q;
         high$d = high$q;
         numer$d = numer$q;
-        qmax$d = qmax$q;
         rem$d = rem$q;
         q$d = q$q;
-        count$d = count$q;
         overflow$d = overflow$q;
-        fin$d = fin$q;
+        state$clock = clock;
+        state$d = state$q;
+        qbits_r$clock = clock;
+        qbits_r$d = qbits_r$q;
+        qmax$clock = clock;
+        qmax$d = qmax$q;
+        count$clock = clock;
+        count$d = count$q;
+        fin$clock = clock;
         done = fin$q;
         busy = state$q != DividerState$Idle;
         quotient = q$q;
@@ -61854,22 +61847,21 @@ module top$preproc$divider$0(clock,start,num,den,qbits,done,busy,quotient);
 endmodule // top$preproc$divider$0
 
 
-module top$preproc$divider$0$count(d,q,clock);
+module top$preproc$divider$0$count(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$preproc$divider$0$count
 
 
@@ -61892,22 +61884,21 @@ module top$preproc$divider$0$den_r(d,q,clock);
 endmodule // top$preproc$divider$0$den_r
 
 
-module top$preproc$divider$0$fin(d,q,clock);
+module top$preproc$divider$0$fin(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$preproc$divider$0$fin
 
 
@@ -62006,41 +61997,39 @@ module top$preproc$divider$0$q(d,q,clock);
 endmodule // top$preproc$divider$0$q
 
 
-module top$preproc$divider$0$qbits_r(d,q,clock);
+module top$preproc$divider$0$qbits_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [7:0] d;
     output reg  [7:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 8'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$preproc$divider$0$qbits_r
 
 
-module top$preproc$divider$0$qmax(d,q,clock);
+module top$preproc$divider$0$qmax(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [31:0] d;
     output reg  [31:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 32'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$preproc$divider$0$qmax
 
 
@@ -62063,12 +62052,12 @@ module top$preproc$divider$0$rem(d,q,clock);
 endmodule // top$preproc$divider$0$rem
 
 
-module top$preproc$divider$0$state(d,q,clock);
+module top$preproc$divider$0$state(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [1:0] d;
     output reg  [1:0] q;
-    input wire  clock;
     
     // Enums
     
@@ -62076,11 +62065,10 @@ module top$preproc$divider$0$state(d,q,clock);
     initial begin
        q = 2'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$preproc$divider$0$state
 
 
