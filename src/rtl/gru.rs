@@ -13,8 +13,9 @@
 //! H + 1 terms each: H state terms and the input term). A slot costs
 //! NP K issue cycles plus [`DRAIN_CYCLES`] (the operand pipeline, the
 //! pipelined MACs and the narrowing empty) plus [`BOUNDARY_CYCLES`] (the
-//! 3-stage state update of the next A set, whose reads of h trail the
-//! issue by two cycles, lands just in time); each set
+//! state update of the next A set, whose h_j reaches the A set's read
+//! three cycles after it starts (forwarded from its fourth stage) while
+//! the reads trail the issue by two cycles, lands just in time); each set
 //! advances half a step per slot, so a pixel group costs 2 G slots per set.
 //! The state update h' = narrow(S c + z (h - c)) streams one unit per cycle
 //! into the next slot just ahead of the operand stream that reads it; the
@@ -53,8 +54,9 @@ pub struct Shape {
 pub const DRAIN_CYCLES: usize = 4 + MAC_LATENCY;
 
 /// Cycles between the drain and the next slot's first issue: the state
-/// update writes h_j three cycles after it starts, the A set reads h_j two
-/// cycles after issuing term j.
+/// update's h_j reaches the A set's read three cycles after it starts (the
+/// lane forwards it from the fourth stage, which writes the RAM), the A
+/// set reads h_j two cycles after issuing term j.
 pub const BOUNDARY_CYCLES: usize = 3 - 2;
 
 /// Cycles of one slot of hidden size `hidden` on `macs` MAC units.

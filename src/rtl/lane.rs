@@ -17,7 +17,7 @@
 //! (`c_prod`), and the read of the z/r operand of the set in its A slot at
 //! the same term (address `ka`, two cycles behind `k`) into `op_a`. The A
 //! set's read comes last so a slot can start two cycles before the state
-//! update has written all of h. Stage 1a: `op_a` copied once per eight MAC
+//! update's values reach it (three before they are in the RAM). Stage 1a: `op_a` copied once per eight MAC
 //! units, and the C operand narrowed from `c_prod` once per eight MAC
 //! units into its copies (the weight ROMs are read here); stage 1b: the
 //! MAC inputs (operand select per unit); the MACs land MAC_LATENCY cycles
