@@ -6771,8 +6771,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  [15:0] lane$0$x_raddr1;
     reg  [15:0] lane$0$k;
     reg  lane$0$k_is_x;
-    reg  lane$0$r_rotate$0;
-    reg  lane$0$r_rotate$1;
+    reg  lane$0$c_rotate;
+    reg  [15:0] lane$0$ka;
+    reg  lane$0$ka_is_x;
     reg  lane$0$a_set;
     reg  lane$0$a_zero;
     reg  lane$0$c_zero;
@@ -6986,8 +6987,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
     reg  [15:0] lane$0$upd_j;
     reg  lane$0$upd_set;
     reg  lane$0$upd_zero;
-    reg  lane$0$z_rotate$0;
-    reg  lane$0$z_rotate$1;
     wire  [47:0] lane$0$channel$0;
     wire  [47:0] lane$0$channel$1;
     wire  [47:0] lane$0$channel$2;
@@ -7856,8 +7855,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .x_raddr1(lane$0$x_raddr1),
         .k(lane$0$k),
         .k_is_x(lane$0$k_is_x),
-        .r_rotate$0(lane$0$r_rotate$0),
-        .r_rotate$1(lane$0$r_rotate$1),
+        .c_rotate(lane$0$c_rotate),
+        .ka(lane$0$ka),
+        .ka_is_x(lane$0$ka_is_x),
         .a_set(lane$0$a_set),
         .a_zero(lane$0$a_zero),
         .c_zero(lane$0$c_zero),
@@ -8071,8 +8071,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         .upd_j(lane$0$upd_j),
         .upd_set(lane$0$upd_set),
         .upd_zero(lane$0$upd_zero),
-        .z_rotate$0(lane$0$z_rotate$0),
-        .z_rotate$1(lane$0$z_rotate$1),
         .channel$0(lane$0$channel$0),
         .channel$1(lane$0$channel$1),
         .channel$2(lane$0$channel$2),
@@ -10085,8 +10083,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         lane$0$x_raddr1 = step$1$q;
         lane$0$k = term$q;
         lane$0$k_is_x = term$q == x_term;
-        lane$0$r_rotate$0 = issue && (term$q != x_term) && a_set$q;
-        lane$0$r_rotate$1 = issue && (term$q != x_term) && ~a_set$q;
+        lane$0$c_rotate = issue && (term$q != x_term);
+        lane$0$ka = d1_term$q;
+        lane$0$ka_is_x = d1_term$q == x_term;
         lane$0$a_set = a_set$q;
         if (a_set$q) begin
             lane$0$a_zero = zero$1;
@@ -10306,8 +10305,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_fre
         lane$0$upd_j = upd_j$q;
         lane$0$upd_set = upd_set$q;
         lane$0$upd_zero = upd_zero$q;
-        lane$0$z_rotate$0 = upd_run$q && upd_active$q && ~upd_set$q;
-        lane$0$z_rotate$1 = upd_run$q && upd_active$q && upd_set$q;
         amp1$0 = lane$0$amp1;
         amp2$0 = lane$0$amp2;
         sum1$0 = lane$0$sum1;
@@ -11701,7 +11698,7 @@ module top$core$engine$gru$lag_step(d,q,clock);
 endmodule // top$core$engine$gru$lag_step
 
 
-module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,r_rotate$0,r_rotate$1,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,weight$0,bias$0,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,post$6,post$7,post$8,post$9,post$10,post$11,post$12,post$13,post$14,post$15,post$16,post$17,post$18,post$19,post$20,post$21,post$22,post$23,post$24,post$25,post$26,post$27,post$28,post$29,post$30,post$31,post$32,post$33,post$34,post$35,post$36,post$37,post$38,post$39,post$40,post$41,post$42,post$43,post$44,post$45,post$46,post$47,post$48,post$49,post$50,post$51,post$52,post$53,post$54,post$55,post$56,post$57,post$58,post$59,post$60,post$61,post$62,post$63,post$64,post$65,post$66,post$67,post$68,post$69,post$70,post$71,post$72,post$73,post$74,post$75,post$76,post$77,post$78,post$79,post$80,post$81,post$82,post$83,post$84,post$85,post$86,post$87,post$88,post$89,post$90,post$91,post$92,post$93,post$94,post$95,post$96,post$97,post$98,post$99,post$100,post$101,post$102,post$103,post$104,post$105,post$106,post$107,post$108,post$109,post$110,post$111,post$112,post$113,post$114,post$115,post$116,post$117,post$118,post$119,post$120,post$121,post$122,post$123,post$124,post$125,post$126,post$127,post$128,post$129,post$130,post$131,post$132,post$133,post$134,post$135,post$136,post$137,post$138,post$139,post$140,post$141,post$142,post$143,post$144,post$145,post$146,post$147,post$148,post$149,post$150,post$151,post$152,post$153,post$154,post$155,post$156,post$157,post$158,post$159,post$160,post$161,post$162,post$163,post$164,post$165,post$166,post$167,post$168,post$169,post$170,post$171,post$172,post$173,post$174,post$175,post$176,post$177,post$178,post$179,post$180,post$181,post$182,post$183,post$184,post$185,post$186,post$187,post$188,post$189,post$190,post$191,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,z_rotate$0,z_rotate$1,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,weight$0,bias$0,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,post$6,post$7,post$8,post$9,post$10,post$11,post$12,post$13,post$14,post$15,post$16,post$17,post$18,post$19,post$20,post$21,post$22,post$23,post$24,post$25,post$26,post$27,post$28,post$29,post$30,post$31,post$32,post$33,post$34,post$35,post$36,post$37,post$38,post$39,post$40,post$41,post$42,post$43,post$44,post$45,post$46,post$47,post$48,post$49,post$50,post$51,post$52,post$53,post$54,post$55,post$56,post$57,post$58,post$59,post$60,post$61,post$62,post$63,post$64,post$65,post$66,post$67,post$68,post$69,post$70,post$71,post$72,post$73,post$74,post$75,post$76,post$77,post$78,post$79,post$80,post$81,post$82,post$83,post$84,post$85,post$86,post$87,post$88,post$89,post$90,post$91,post$92,post$93,post$94,post$95,post$96,post$97,post$98,post$99,post$100,post$101,post$102,post$103,post$104,post$105,post$106,post$107,post$108,post$109,post$110,post$111,post$112,post$113,post$114,post$115,post$116,post$117,post$118,post$119,post$120,post$121,post$122,post$123,post$124,post$125,post$126,post$127,post$128,post$129,post$130,post$131,post$132,post$133,post$134,post$135,post$136,post$137,post$138,post$139,post$140,post$141,post$142,post$143,post$144,post$145,post$146,post$147,post$148,post$149,post$150,post$151,post$152,post$153,post$154,post$155,post$156,post$157,post$158,post$159,post$160,post$161,post$162,post$163,post$164,post$165,post$166,post$167,post$168,post$169,post$170,post$171,post$172,post$173,post$174,post$175,post$176,post$177,post$178,post$179,post$180,post$181,post$182,post$183,post$184,post$185,post$186,post$187,post$188,post$189,post$190,post$191,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -11713,8 +11710,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
-    input wire  r_rotate$0;
-    input wire  r_rotate$1;
+    input wire  c_rotate;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -11928,8 +11926,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] upd_j;
     input wire  upd_set;
     input wire  upd_zero;
-    input wire  z_rotate$0;
-    input wire  z_rotate$1;
     output reg  [47:0] channel$0;
     output reg  [47:0] channel$1;
     output reg  [47:0] channel$2;
@@ -11963,6 +11959,15 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  k_is_x_r$clock;
     reg  k_is_x_r$d;
     wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
     reg  a_set_r$clock;
     reg  a_set_r$d;
     wire  a_set_r$q;
@@ -12584,66 +12589,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  upd_zero_r$clock;
     reg  upd_zero_r$d;
     wire  upd_zero_r$q;
-    reg  r_rotate_r$0$clock;
-    reg  r_rotate_r$0$d;
-    wire  r_rotate_r$0$q;
-    reg  r_rotate_r$1$clock;
-    reg  r_rotate_r$1$d;
-    wire  r_rotate_r$1$q;
-    reg  r_rotate_r$2$clock;
-    reg  r_rotate_r$2$d;
-    wire  r_rotate_r$2$q;
-    reg  r_rotate_r$3$clock;
-    reg  r_rotate_r$3$d;
-    wire  r_rotate_r$3$q;
-    reg  r_rotate_r$4$clock;
-    reg  r_rotate_r$4$d;
-    wire  r_rotate_r$4$q;
-    reg  r_rotate_r$5$clock;
-    reg  r_rotate_r$5$d;
-    wire  r_rotate_r$5$q;
-    reg  r_rotate_r$6$clock;
-    reg  r_rotate_r$6$d;
-    wire  r_rotate_r$6$q;
-    reg  r_rotate_r$7$clock;
-    reg  r_rotate_r$7$d;
-    wire  r_rotate_r$7$q;
-    reg  z_rotate_r$0$clock;
-    reg  z_rotate_r$0$d;
-    wire  z_rotate_r$0$q;
-    reg  z_rotate_r$1$clock;
-    reg  z_rotate_r$1$d;
-    wire  z_rotate_r$1$q;
-    reg  z_rotate_r$2$clock;
-    reg  z_rotate_r$2$d;
-    wire  z_rotate_r$2$q;
-    reg  z_rotate_r$3$clock;
-    reg  z_rotate_r$3$d;
-    wire  z_rotate_r$3$q;
-    reg  z_rotate_r$4$clock;
-    reg  z_rotate_r$4$d;
-    wire  z_rotate_r$4$q;
-    reg  z_rotate_r$5$clock;
-    reg  z_rotate_r$5$d;
-    wire  z_rotate_r$5$q;
-    reg  z_rotate_r$6$clock;
-    reg  z_rotate_r$6$d;
-    wire  z_rotate_r$6$q;
-    reg  z_rotate_r$7$clock;
-    reg  z_rotate_r$7$d;
-    wire  z_rotate_r$7$q;
-    reg  cand_rotate_r$0$clock;
-    reg  cand_rotate_r$0$d;
-    wire  cand_rotate_r$0$q;
-    reg  cand_rotate_r$1$clock;
-    reg  cand_rotate_r$1$d;
-    wire  cand_rotate_r$1$q;
-    reg  cand_rotate_r$2$clock;
-    reg  cand_rotate_r$2$d;
-    wire  cand_rotate_r$2$q;
-    reg  cand_rotate_r$3$clock;
-    reg  cand_rotate_r$3$d;
-    wire  cand_rotate_r$3$q;
     reg  unit_is_a_r$0$clock;
     reg  unit_is_a_r$0$d;
     wire  unit_is_a_r$0$q;
@@ -13178,21 +13123,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] cand$31$d;
     wire  [17:0] cand$31$q;
     reg  cand$31$clock;
-    reg  [15:0] ka_d$d;
-    wire  [15:0] ka_d$q;
-    reg  ka_d$clock;
-    reg  ka_is_x_d$d;
-    wire  ka_is_x_d$q;
-    reg  ka_is_x_d$clock;
-    reg  [15:0] ka_r$d;
-    wire  [15:0] ka_r$q;
-    reg  ka_r$clock;
-    reg  ka_is_x_r$d;
-    wire  ka_is_x_r$q;
-    reg  ka_is_x_r$clock;
-    reg  fwd$d;
-    wire  fwd$q;
-    reg  fwd$clock;
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
@@ -13229,9 +13159,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  c_prod$0$clock;
-    reg  [47:0] c_prod$0$d;
-    wire  [47:0] c_prod$0$q;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
     reg  [17:0] c_xc$d;
     wire  [17:0] c_xc$q;
     reg  c_xc$clock;
@@ -13371,6 +13301,21 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(k_is_x_r$clock),
         .d(k_is_x_r$d),
         .q(k_is_x_r$q)
+    );
+    top$core$engine$gru$lane$0$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$core$engine$gru$lane$0$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$core$engine$gru$lane$0$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
     );
     top$core$engine$gru$lane$0$a_set_r a_set_r(
         .clock(a_set_r$clock),
@@ -14407,106 +14352,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(upd_zero_r$d),
         .q(upd_zero_r$q)
     );
-    top$core$engine$gru$lane$0$r_rotate_r$0 r_rotate_r$0(
-        .clock(r_rotate_r$0$clock),
-        .d(r_rotate_r$0$d),
-        .q(r_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$1 r_rotate_r$1(
-        .clock(r_rotate_r$1$clock),
-        .d(r_rotate_r$1$d),
-        .q(r_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$2 r_rotate_r$2(
-        .clock(r_rotate_r$2$clock),
-        .d(r_rotate_r$2$d),
-        .q(r_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$3 r_rotate_r$3(
-        .clock(r_rotate_r$3$clock),
-        .d(r_rotate_r$3$d),
-        .q(r_rotate_r$3$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$4 r_rotate_r$4(
-        .clock(r_rotate_r$4$clock),
-        .d(r_rotate_r$4$d),
-        .q(r_rotate_r$4$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$5 r_rotate_r$5(
-        .clock(r_rotate_r$5$clock),
-        .d(r_rotate_r$5$d),
-        .q(r_rotate_r$5$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$6 r_rotate_r$6(
-        .clock(r_rotate_r$6$clock),
-        .d(r_rotate_r$6$d),
-        .q(r_rotate_r$6$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$7 r_rotate_r$7(
-        .clock(r_rotate_r$7$clock),
-        .d(r_rotate_r$7$d),
-        .q(r_rotate_r$7$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$0 z_rotate_r$0(
-        .clock(z_rotate_r$0$clock),
-        .d(z_rotate_r$0$d),
-        .q(z_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$1 z_rotate_r$1(
-        .clock(z_rotate_r$1$clock),
-        .d(z_rotate_r$1$d),
-        .q(z_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$2 z_rotate_r$2(
-        .clock(z_rotate_r$2$clock),
-        .d(z_rotate_r$2$d),
-        .q(z_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$3 z_rotate_r$3(
-        .clock(z_rotate_r$3$clock),
-        .d(z_rotate_r$3$d),
-        .q(z_rotate_r$3$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$4 z_rotate_r$4(
-        .clock(z_rotate_r$4$clock),
-        .d(z_rotate_r$4$d),
-        .q(z_rotate_r$4$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$5 z_rotate_r$5(
-        .clock(z_rotate_r$5$clock),
-        .d(z_rotate_r$5$d),
-        .q(z_rotate_r$5$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$6 z_rotate_r$6(
-        .clock(z_rotate_r$6$clock),
-        .d(z_rotate_r$6$d),
-        .q(z_rotate_r$6$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$7 z_rotate_r$7(
-        .clock(z_rotate_r$7$clock),
-        .d(z_rotate_r$7$d),
-        .q(z_rotate_r$7$q)
-    );
-    top$core$engine$gru$lane$0$cand_rotate_r$0 cand_rotate_r$0(
-        .clock(cand_rotate_r$0$clock),
-        .d(cand_rotate_r$0$d),
-        .q(cand_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$0$cand_rotate_r$1 cand_rotate_r$1(
-        .clock(cand_rotate_r$1$clock),
-        .d(cand_rotate_r$1$d),
-        .q(cand_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$0$cand_rotate_r$2 cand_rotate_r$2(
-        .clock(cand_rotate_r$2$clock),
-        .d(cand_rotate_r$2$d),
-        .q(cand_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$0$cand_rotate_r$3 cand_rotate_r$3(
-        .clock(cand_rotate_r$3$clock),
-        .d(cand_rotate_r$3$d),
-        .q(cand_rotate_r$3$q)
-    );
     top$core$engine$gru$lane$0$unit_is_a_r$0 unit_is_a_r$0(
         .clock(unit_is_a_r$0$clock),
         .d(unit_is_a_r$0$d),
@@ -15377,31 +15222,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(cand$31$q),
         .clock(cand$31$clock)
     );
-    top$core$engine$gru$lane$0$ka_d ka_d(
-        .d(ka_d$d),
-        .q(ka_d$q),
-        .clock(ka_d$clock)
-    );
-    top$core$engine$gru$lane$0$ka_is_x_d ka_is_x_d(
-        .d(ka_is_x_d$d),
-        .q(ka_is_x_d$q),
-        .clock(ka_is_x_d$clock)
-    );
-    top$core$engine$gru$lane$0$ka_r ka_r(
-        .d(ka_r$d),
-        .q(ka_r$q),
-        .clock(ka_r$clock)
-    );
-    top$core$engine$gru$lane$0$ka_is_x_r ka_is_x_r(
-        .d(ka_is_x_r$d),
-        .q(ka_is_x_r$q),
-        .clock(ka_is_x_r$clock)
-    );
-    top$core$engine$gru$lane$0$fwd fwd(
-        .d(fwd$d),
-        .q(fwd$q),
-        .clock(fwd$clock)
-    );
     top$core$engine$gru$lane$0$op_a op_a(
         .d(op_a$d),
         .q(op_a$q),
@@ -15462,10 +15282,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
-    top$core$engine$gru$lane$0$c_prod$0 c_prod$0(
-        .clock(c_prod$0$clock),
-        .d(c_prod$0$d),
-        .q(c_prod$0$q)
+    top$core$engine$gru$lane$0$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
     );
     top$core$engine$gru$lane$0$c_xc c_xc(
         .d(c_xc$d),
@@ -15604,11 +15424,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     always @(*) begin
         x_a_q$clock = clock;
         x_c_q$clock = clock;
-        ka_d$clock = clock;
-        ka_is_x_d$clock = clock;
-        ka_r$clock = clock;
-        ka_is_x_r$clock = clock;
-        fwd$clock = clock;
         op_a$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
@@ -15617,6 +15432,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
         c_xc$clock = clock;
         c_isx$clock = clock;
         c_czero$clock = clock;
@@ -15635,11 +15451,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
-        ka_d$d = ka_d$q;
-        ka_is_x_d$d = ka_is_x_d$q;
-        ka_r$d = ka_r$q;
-        ka_is_x_r$d = ka_is_x_r$q;
-        fwd$d = fwd$q;
         op_a$d = op_a$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
@@ -15648,6 +15459,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
         c_xc$d = c_xc$q;
         c_isx$d = c_isx$q;
         c_czero$d = c_czero$q;
@@ -15680,10 +15492,12 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         k_r$d = k;
         k_is_x_r$clock = clock;
         k_is_x_r$d = k_is_x;
-        ka_d$d = k_r$q;
-        ka_is_x_d$d = k_is_x_r$q;
-        ka_r$d = ka_d$q;
-        ka_is_x_r$d = ka_is_x_d$q;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
         a_set_r$clock = clock;
         a_set_r$d = a_set;
         a_zero_r$clock = clock;
@@ -16094,46 +15908,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         upd_set_r$d = upd_set;
         upd_zero_r$clock = clock;
         upd_zero_r$d = upd_zero;
-        cand_rotate_r$0$clock = clock;
-        cand_rotate_r$0$d = upd_en;
-        cand_rotate_r$1$clock = clock;
-        cand_rotate_r$1$d = upd_en;
-        cand_rotate_r$2$clock = clock;
-        cand_rotate_r$2$d = upd_en;
-        cand_rotate_r$3$clock = clock;
-        cand_rotate_r$3$d = upd_en;
-        r_rotate_r$0$clock = clock;
-        r_rotate_r$0$d = r_rotate$0;
-        z_rotate_r$0$clock = clock;
-        z_rotate_r$0$d = z_rotate$0;
-        r_rotate_r$1$clock = clock;
-        r_rotate_r$1$d = r_rotate$0;
-        z_rotate_r$1$clock = clock;
-        z_rotate_r$1$d = z_rotate$0;
-        r_rotate_r$2$clock = clock;
-        r_rotate_r$2$d = r_rotate$0;
-        z_rotate_r$2$clock = clock;
-        z_rotate_r$2$d = z_rotate$0;
-        r_rotate_r$3$clock = clock;
-        r_rotate_r$3$d = r_rotate$0;
-        z_rotate_r$3$clock = clock;
-        z_rotate_r$3$d = z_rotate$0;
-        r_rotate_r$4$clock = clock;
-        r_rotate_r$4$d = r_rotate$1;
-        z_rotate_r$4$clock = clock;
-        z_rotate_r$4$d = z_rotate$1;
-        r_rotate_r$5$clock = clock;
-        r_rotate_r$5$d = r_rotate$1;
-        z_rotate_r$5$clock = clock;
-        z_rotate_r$5$d = z_rotate$1;
-        r_rotate_r$6$clock = clock;
-        r_rotate_r$6$d = r_rotate$1;
-        z_rotate_r$6$clock = clock;
-        z_rotate_r$6$d = z_rotate$1;
-        r_rotate_r$7$clock = clock;
-        r_rotate_r$7$d = r_rotate$1;
-        z_rotate_r$7$clock = clock;
-        z_rotate_r$7$d = z_rotate$1;
         unit_is_a_r$0$clock = clock;
         unit_is_a_r$0$d = unit_is_a$0;
         weight_r$0$clock = clock;
@@ -16188,8 +15962,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        fwd$d = v_en$q && (v_set$q == a_set_r$q) && (v_j$q == ka_d$q);
-        if (fwd$q) begin
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
             h_a = update_q$out;
         end
         x_a_q$d = x_a;
@@ -16523,485 +16296,549 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (r_rotate_r$0$q) begin
-            r0$0$d = r0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$0$d = r0$1$q;
+            end
+            else begin
+                r1$0$d = r1$1$q;
+            end
         end
-        if (r_rotate_r$4$q) begin
-            r1$0$d = r1$1$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
+            if (upd_set_r$q) begin
+                z1$0$d = z1$1$q;
+            end
+            else begin
+                z0$0$d = z0$1$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$0$d = z0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$0$d = z1$1$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$1$d = r0$2$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$1$d = r1$2$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
+            if (upd_set_r$q) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$1$d = z0$2$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$1$d = z1$2$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$2$d = r0$3$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$2$d = r1$3$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
+            if (upd_set_r$q) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$2$d = z0$3$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$2$d = z1$3$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$3$d = r0$4$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$3$d = r1$4$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
+            if (upd_set_r$q) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$3$d = z0$4$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$3$d = z1$4$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$4$d = r0$5$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$4$d = r1$5$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
+            if (upd_set_r$q) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$4$d = z0$5$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$4$d = z1$5$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$5$d = r0$6$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$5$d = r1$6$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
+            if (upd_set_r$q) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$5$d = z0$6$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$5$d = z1$6$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$6$d = r0$7$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$6$d = r1$7$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
+            if (upd_set_r$q) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$6$d = z0$7$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$6$d = z1$7$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$7$d = r0$8$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$7$d = r1$8$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
+            if (upd_set_r$q) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$7$d = z0$8$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$7$d = z1$8$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$8$d = r0$9$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$8$d = r1$9$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
+            if (upd_set_r$q) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$8$d = z0$9$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$8$d = z1$9$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$9$d = r0$10$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$9$d = r1$10$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
+            if (upd_set_r$q) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$9$d = z0$10$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$9$d = z1$10$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$10$d = r0$11$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$10$d = r1$11$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
+            if (upd_set_r$q) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$10$d = z0$11$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$10$d = z1$11$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$11$d = r0$12$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$11$d = r1$12$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
+            if (upd_set_r$q) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$11$d = z0$12$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$11$d = z1$12$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$12$d = r0$13$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$12$d = r1$13$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
+            if (upd_set_r$q) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$12$d = z0$13$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$12$d = z1$13$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$13$d = r0$14$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$13$d = r1$14$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
+            if (upd_set_r$q) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$13$d = z0$14$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$13$d = z1$14$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$14$d = r0$15$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$14$d = r1$15$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
+            if (upd_set_r$q) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$14$d = z0$15$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$14$d = z1$15$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$15$d = r0$16$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$15$d = r1$16$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
+            if (upd_set_r$q) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$15$d = z0$16$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$15$d = z1$16$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$16$d = r0$17$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$16$d = r1$17$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
+            if (upd_set_r$q) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$16$d = z0$17$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$16$d = z1$17$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$17$d = r0$18$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$17$d = r1$18$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
+            if (upd_set_r$q) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$17$d = z0$18$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$17$d = z1$18$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$18$d = r0$19$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$18$d = r1$19$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
+            if (upd_set_r$q) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$18$d = z0$19$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$18$d = z1$19$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$19$d = r0$20$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$19$d = r1$20$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
+            if (upd_set_r$q) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$19$d = z0$20$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$19$d = z1$20$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$20$d = r0$21$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$20$d = r1$21$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
+            if (upd_set_r$q) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$20$d = z0$21$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$20$d = z1$21$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$21$d = r0$22$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$21$d = r1$22$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
+            if (upd_set_r$q) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$21$d = z0$22$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$21$d = z1$22$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$22$d = r0$23$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$22$d = r1$23$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
+            if (upd_set_r$q) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$22$d = z0$23$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$22$d = z1$23$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$23$d = r0$24$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$23$d = r1$24$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
+            if (upd_set_r$q) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$23$d = z0$24$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$23$d = z1$24$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$24$d = r0$25$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$24$d = r1$25$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
+            if (upd_set_r$q) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$24$d = z0$25$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$24$d = z1$25$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$25$d = r0$26$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$25$d = r1$26$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
+            if (upd_set_r$q) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$25$d = z0$26$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$25$d = z1$26$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$26$d = r0$27$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$26$d = r1$27$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
+            if (upd_set_r$q) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$26$d = z0$27$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$26$d = z1$27$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$27$d = r0$28$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$27$d = r1$28$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
+            if (upd_set_r$q) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$27$d = z0$28$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$27$d = z1$28$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$28$d = r0$29$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$28$d = r1$29$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
+            if (upd_set_r$q) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$28$d = z0$29$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$28$d = z1$29$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$29$d = r0$30$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$29$d = r1$30$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
+            if (upd_set_r$q) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$29$d = z0$30$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$29$d = z1$30$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$30$d = r0$31$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$30$d = r1$31$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
+            if (upd_set_r$q) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$30$d = z0$31$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$30$d = z1$31$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$31$d = r0$0$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$31$d = r1$0$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-        end
-        if (z_rotate_r$3$q) begin
-            z0$31$d = z0$0$q;
-        end
-        if (z_rotate_r$7$q) begin
-            z1$31$d = z1$0$q;
+            if (upd_set_r$q) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
+            end
         end
         reset_mul$clock = clock;
         reset_mul$a = r_k;
@@ -17012,6 +16849,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
+        c_prod$d = reset_mul$out;
         c_xc$d = q_xc$q;
         c_isx$d = q_isx$q;
         c_czero$d = q_czero$q;
@@ -17031,9 +16869,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
-        c_prod$0$clock = clock;
-        c_prod$0$d = reset_mul$out;
-        reset_q$0$v = c_prod$0$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
         if (c_isx$q) begin
             op_c_copy$0$d = c_xc$q;
@@ -17677,25 +17513,41 @@ module top$core$engine$gru$lane$0$c_isx(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$c_isx
 
 
-module top$core$engine$gru$lane$0$c_prod$0(clock,d,q);
+module top$core$engine$gru$lane$0$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$c_prod
+
+
+module top$core$engine$gru$lane$0$c_rotate_r(clock,d,q);
     
     // Module arguments
     input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
+    input wire  d;
+    output reg  q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
     initial begin
-       kept = 19'h0;
+       q = 1'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[18:0];
+       q <= d;
     end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$0$c_prod$0
+endmodule // top$core$engine$gru$lane$0$c_rotate_r
 
 
 module top$core$engine$gru$lane$0$c_xc(d,q,clock);
@@ -18341,97 +18193,6 @@ module top$core$engine$gru$lane$0$cand$9(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$cand$9
-
-
-module top$core$engine$gru$lane$0$cand_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$cand_rotate_r$0
-
-
-module top$core$engine$gru$lane$0$cand_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$cand_rotate_r$1
-
-
-module top$core$engine$gru$lane$0$cand_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$cand_rotate_r$2
-
-
-module top$core$engine$gru$lane$0$cand_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$cand_rotate_r$3
-
-
-module top$core$engine$gru$lane$0$fwd(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$fwd
 
 
 module top$core$engine$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_last,set,out$0,out$1,out$2,amp1,amp2,sum1,sum2);
@@ -19334,79 +19095,39 @@ module top$core$engine$gru$lane$0$k_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$k_r
 
 
-module top$core$engine$gru$lane$0$ka_d(d,q,clock);
+module top$core$engine$gru$lane$0$ka_is_x_r(clock,d,q);
     
     // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
     input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$ka_d
-
-
-module top$core$engine$gru$lane$0$ka_is_x_d(d,q,clock);
-    
-    // Module arguments
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
-endmodule // top$core$engine$gru$lane$0$ka_is_x_d
-
-
-module top$core$engine$gru$lane$0$ka_is_x_r(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
 endmodule // top$core$engine$gru$lane$0$ka_is_x_r
 
 
-module top$core$engine$gru$lane$0$ka_r(d,q,clock);
+module top$core$engine$gru$lane$0$ka_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [15:0] d;
     output reg  [15:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 16'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$gru$lane$0$ka_r
 
 
@@ -24360,150 +24081,6 @@ module top$core$engine$gru$lane$0$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$r1$9
 
 
-module top$core$engine$gru$lane$0$r_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$0
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$1
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$2
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$3
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$4
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$5
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$6
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$7
-
-
 module top$core$engine$gru$lane$0$reset_mul(clock,a,b,out);
     
     // Module arguments
@@ -26360,150 +25937,6 @@ module top$core$engine$gru$lane$0$z1$9(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$z1$9
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$0
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$1
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$2
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$3
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$4
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$5
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$6
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$7
 
 
 module top$core$engine$gru$m1_pass(d,q,clock);

@@ -7863,8 +7863,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$0$x_raddr1;
     reg  [15:0] lane$0$k;
     reg  lane$0$k_is_x;
-    reg  lane$0$r_rotate$0;
-    reg  lane$0$r_rotate$1;
+    reg  lane$0$c_rotate;
+    reg  [15:0] lane$0$ka;
+    reg  lane$0$ka_is_x;
     reg  lane$0$a_set;
     reg  lane$0$a_zero;
     reg  lane$0$c_zero;
@@ -7985,8 +7986,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$0$upd_j;
     reg  lane$0$upd_set;
     reg  lane$0$upd_zero;
-    reg  lane$0$z_rotate$0;
-    reg  lane$0$z_rotate$1;
     wire  [47:0] lane$0$channel$0;
     wire  [47:0] lane$0$channel$1;
     wire  [47:0] lane$0$channel$2;
@@ -8003,8 +8002,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$1$x_raddr1;
     reg  [15:0] lane$1$k;
     reg  lane$1$k_is_x;
-    reg  lane$1$r_rotate$0;
-    reg  lane$1$r_rotate$1;
+    reg  lane$1$c_rotate;
+    reg  [15:0] lane$1$ka;
+    reg  lane$1$ka_is_x;
     reg  lane$1$a_set;
     reg  lane$1$a_zero;
     reg  lane$1$c_zero;
@@ -8125,8 +8125,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$1$upd_j;
     reg  lane$1$upd_set;
     reg  lane$1$upd_zero;
-    reg  lane$1$z_rotate$0;
-    reg  lane$1$z_rotate$1;
     wire  [47:0] lane$1$channel$0;
     wire  [47:0] lane$1$channel$1;
     wire  [47:0] lane$1$channel$2;
@@ -8143,8 +8141,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$2$x_raddr1;
     reg  [15:0] lane$2$k;
     reg  lane$2$k_is_x;
-    reg  lane$2$r_rotate$0;
-    reg  lane$2$r_rotate$1;
+    reg  lane$2$c_rotate;
+    reg  [15:0] lane$2$ka;
+    reg  lane$2$ka_is_x;
     reg  lane$2$a_set;
     reg  lane$2$a_zero;
     reg  lane$2$c_zero;
@@ -8265,8 +8264,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$2$upd_j;
     reg  lane$2$upd_set;
     reg  lane$2$upd_zero;
-    reg  lane$2$z_rotate$0;
-    reg  lane$2$z_rotate$1;
     wire  [47:0] lane$2$channel$0;
     wire  [47:0] lane$2$channel$1;
     wire  [47:0] lane$2$channel$2;
@@ -8283,8 +8280,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$3$x_raddr1;
     reg  [15:0] lane$3$k;
     reg  lane$3$k_is_x;
-    reg  lane$3$r_rotate$0;
-    reg  lane$3$r_rotate$1;
+    reg  lane$3$c_rotate;
+    reg  [15:0] lane$3$ka;
+    reg  lane$3$ka_is_x;
     reg  lane$3$a_set;
     reg  lane$3$a_zero;
     reg  lane$3$c_zero;
@@ -8405,8 +8403,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  [15:0] lane$3$upd_j;
     reg  lane$3$upd_set;
     reg  lane$3$upd_zero;
-    reg  lane$3$z_rotate$0;
-    reg  lane$3$z_rotate$1;
     wire  [47:0] lane$3$channel$0;
     wire  [47:0] lane$3$channel$1;
     wire  [47:0] lane$3$channel$2;
@@ -9275,8 +9271,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$0$x_raddr1),
         .k(lane$0$k),
         .k_is_x(lane$0$k_is_x),
-        .r_rotate$0(lane$0$r_rotate$0),
-        .r_rotate$1(lane$0$r_rotate$1),
+        .c_rotate(lane$0$c_rotate),
+        .ka(lane$0$ka),
+        .ka_is_x(lane$0$ka_is_x),
         .a_set(lane$0$a_set),
         .a_zero(lane$0$a_zero),
         .c_zero(lane$0$c_zero),
@@ -9397,8 +9394,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .upd_j(lane$0$upd_j),
         .upd_set(lane$0$upd_set),
         .upd_zero(lane$0$upd_zero),
-        .z_rotate$0(lane$0$z_rotate$0),
-        .z_rotate$1(lane$0$z_rotate$1),
         .channel$0(lane$0$channel$0),
         .channel$1(lane$0$channel$1),
         .channel$2(lane$0$channel$2),
@@ -9417,8 +9412,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$1$x_raddr1),
         .k(lane$1$k),
         .k_is_x(lane$1$k_is_x),
-        .r_rotate$0(lane$1$r_rotate$0),
-        .r_rotate$1(lane$1$r_rotate$1),
+        .c_rotate(lane$1$c_rotate),
+        .ka(lane$1$ka),
+        .ka_is_x(lane$1$ka_is_x),
         .a_set(lane$1$a_set),
         .a_zero(lane$1$a_zero),
         .c_zero(lane$1$c_zero),
@@ -9539,8 +9535,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .upd_j(lane$1$upd_j),
         .upd_set(lane$1$upd_set),
         .upd_zero(lane$1$upd_zero),
-        .z_rotate$0(lane$1$z_rotate$0),
-        .z_rotate$1(lane$1$z_rotate$1),
         .channel$0(lane$1$channel$0),
         .channel$1(lane$1$channel$1),
         .channel$2(lane$1$channel$2),
@@ -9559,8 +9553,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$2$x_raddr1),
         .k(lane$2$k),
         .k_is_x(lane$2$k_is_x),
-        .r_rotate$0(lane$2$r_rotate$0),
-        .r_rotate$1(lane$2$r_rotate$1),
+        .c_rotate(lane$2$c_rotate),
+        .ka(lane$2$ka),
+        .ka_is_x(lane$2$ka_is_x),
         .a_set(lane$2$a_set),
         .a_zero(lane$2$a_zero),
         .c_zero(lane$2$c_zero),
@@ -9681,8 +9676,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .upd_j(lane$2$upd_j),
         .upd_set(lane$2$upd_set),
         .upd_zero(lane$2$upd_zero),
-        .z_rotate$0(lane$2$z_rotate$0),
-        .z_rotate$1(lane$2$z_rotate$1),
         .channel$0(lane$2$channel$0),
         .channel$1(lane$2$channel$1),
         .channel$2(lane$2$channel$2),
@@ -9701,8 +9694,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .x_raddr1(lane$3$x_raddr1),
         .k(lane$3$k),
         .k_is_x(lane$3$k_is_x),
-        .r_rotate$0(lane$3$r_rotate$0),
-        .r_rotate$1(lane$3$r_rotate$1),
+        .c_rotate(lane$3$c_rotate),
+        .ka(lane$3$ka),
+        .ka_is_x(lane$3$ka_is_x),
         .a_set(lane$3$a_set),
         .a_zero(lane$3$a_zero),
         .c_zero(lane$3$c_zero),
@@ -9823,8 +9817,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .upd_j(lane$3$upd_j),
         .upd_set(lane$3$upd_set),
         .upd_zero(lane$3$upd_zero),
-        .z_rotate$0(lane$3$z_rotate$0),
-        .z_rotate$1(lane$3$z_rotate$1),
         .channel$0(lane$3$channel$0),
         .channel$1(lane$3$channel$1),
         .channel$2(lane$3$channel$2),
@@ -11961,8 +11953,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$0$x_raddr1 = step$1$q;
         lane$0$k = term$q;
         lane$0$k_is_x = term$q == x_term;
-        lane$0$r_rotate$0 = issue && (term$q != x_term) && a_set$q;
-        lane$0$r_rotate$1 = issue && (term$q != x_term) && ~a_set$q;
+        lane$0$c_rotate = issue && (term$q != x_term);
+        lane$0$ka = d1_term$q;
+        lane$0$ka_is_x = d1_term$q == x_term;
         lane$0$a_set = a_set$q;
         if (a_set$q) begin
             lane$0$a_zero = zero$1;
@@ -12089,8 +12082,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$0$upd_j = upd_j$q;
         lane$0$upd_set = upd_set$q;
         lane$0$upd_zero = upd_zero$q;
-        lane$0$z_rotate$0 = upd_run$q && upd_active$q && ~upd_set$q;
-        lane$0$z_rotate$1 = upd_run$q && upd_active$q && upd_set$q;
         amp1$0 = lane$0$amp1;
         amp2$0 = lane$0$amp2;
         sum1$0 = lane$0$sum1;
@@ -12104,8 +12095,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$1$x_raddr1 = step$1$q;
         lane$1$k = term$q;
         lane$1$k_is_x = term$q == x_term;
-        lane$1$r_rotate$0 = issue && (term$q != x_term) && a_set$q;
-        lane$1$r_rotate$1 = issue && (term$q != x_term) && ~a_set$q;
+        lane$1$c_rotate = issue && (term$q != x_term);
+        lane$1$ka = d1_term$q;
+        lane$1$ka_is_x = d1_term$q == x_term;
         lane$1$a_set = a_set$q;
         if (a_set$q) begin
             lane$1$a_zero = zero$1;
@@ -12232,8 +12224,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$1$upd_j = upd_j$q;
         lane$1$upd_set = upd_set$q;
         lane$1$upd_zero = upd_zero$q;
-        lane$1$z_rotate$0 = upd_run$q && upd_active$q && ~upd_set$q;
-        lane$1$z_rotate$1 = upd_run$q && upd_active$q && upd_set$q;
         amp1$1 = lane$1$amp1;
         amp2$1 = lane$1$amp2;
         sum1$1 = lane$1$sum1;
@@ -12247,8 +12237,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$2$x_raddr1 = step$1$q;
         lane$2$k = term$q;
         lane$2$k_is_x = term$q == x_term;
-        lane$2$r_rotate$0 = issue && (term$q != x_term) && a_set$q;
-        lane$2$r_rotate$1 = issue && (term$q != x_term) && ~a_set$q;
+        lane$2$c_rotate = issue && (term$q != x_term);
+        lane$2$ka = d1_term$q;
+        lane$2$ka_is_x = d1_term$q == x_term;
         lane$2$a_set = a_set$q;
         if (a_set$q) begin
             lane$2$a_zero = zero$1;
@@ -12375,8 +12366,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$2$upd_j = upd_j$q;
         lane$2$upd_set = upd_set$q;
         lane$2$upd_zero = upd_zero$q;
-        lane$2$z_rotate$0 = upd_run$q && upd_active$q && ~upd_set$q;
-        lane$2$z_rotate$1 = upd_run$q && upd_active$q && upd_set$q;
         amp1$2 = lane$2$amp1;
         amp2$2 = lane$2$amp2;
         sum1$2 = lane$2$sum1;
@@ -12390,8 +12379,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$3$x_raddr1 = step$1$q;
         lane$3$k = term$q;
         lane$3$k_is_x = term$q == x_term;
-        lane$3$r_rotate$0 = issue && (term$q != x_term) && a_set$q;
-        lane$3$r_rotate$1 = issue && (term$q != x_term) && ~a_set$q;
+        lane$3$c_rotate = issue && (term$q != x_term);
+        lane$3$ka = d1_term$q;
+        lane$3$ka_is_x = d1_term$q == x_term;
         lane$3$a_set = a_set$q;
         if (a_set$q) begin
             lane$3$a_zero = zero$1;
@@ -12518,8 +12508,6 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         lane$3$upd_j = upd_j$q;
         lane$3$upd_set = upd_set$q;
         lane$3$upd_zero = upd_zero$q;
-        lane$3$z_rotate$0 = upd_run$q && upd_active$q && ~upd_set$q;
-        lane$3$z_rotate$1 = upd_run$q && upd_active$q && upd_set$q;
         amp1$3 = lane$3$amp1;
         amp2$3 = lane$3$amp2;
         sum1$3 = lane$3$sum1;
@@ -16340,7 +16328,7 @@ module top$core$engine$gru$lag_step(d,q,clock);
 endmodule // top$core$engine$gru$lag_step
 
 
-module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,r_rotate$0,r_rotate$1,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,z_rotate$0,z_rotate$1,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -16352,8 +16340,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
-    input wire  r_rotate$0;
-    input wire  r_rotate$1;
+    input wire  c_rotate;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -16474,8 +16463,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] upd_j;
     input wire  upd_set;
     input wire  upd_zero;
-    input wire  z_rotate$0;
-    input wire  z_rotate$1;
     output reg  [47:0] channel$0;
     output reg  [47:0] channel$1;
     output reg  [47:0] channel$2;
@@ -16509,6 +16496,15 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  k_is_x_r$clock;
     reg  k_is_x_r$d;
     wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
     reg  a_set_r$clock;
     reg  a_set_r$d;
     wire  a_set_r$q;
@@ -16644,66 +16640,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  upd_zero_r$clock;
     reg  upd_zero_r$d;
     wire  upd_zero_r$q;
-    reg  r_rotate_r$0$clock;
-    reg  r_rotate_r$0$d;
-    wire  r_rotate_r$0$q;
-    reg  r_rotate_r$1$clock;
-    reg  r_rotate_r$1$d;
-    wire  r_rotate_r$1$q;
-    reg  r_rotate_r$2$clock;
-    reg  r_rotate_r$2$d;
-    wire  r_rotate_r$2$q;
-    reg  r_rotate_r$3$clock;
-    reg  r_rotate_r$3$d;
-    wire  r_rotate_r$3$q;
-    reg  r_rotate_r$4$clock;
-    reg  r_rotate_r$4$d;
-    wire  r_rotate_r$4$q;
-    reg  r_rotate_r$5$clock;
-    reg  r_rotate_r$5$d;
-    wire  r_rotate_r$5$q;
-    reg  r_rotate_r$6$clock;
-    reg  r_rotate_r$6$d;
-    wire  r_rotate_r$6$q;
-    reg  r_rotate_r$7$clock;
-    reg  r_rotate_r$7$d;
-    wire  r_rotate_r$7$q;
-    reg  z_rotate_r$0$clock;
-    reg  z_rotate_r$0$d;
-    wire  z_rotate_r$0$q;
-    reg  z_rotate_r$1$clock;
-    reg  z_rotate_r$1$d;
-    wire  z_rotate_r$1$q;
-    reg  z_rotate_r$2$clock;
-    reg  z_rotate_r$2$d;
-    wire  z_rotate_r$2$q;
-    reg  z_rotate_r$3$clock;
-    reg  z_rotate_r$3$d;
-    wire  z_rotate_r$3$q;
-    reg  z_rotate_r$4$clock;
-    reg  z_rotate_r$4$d;
-    wire  z_rotate_r$4$q;
-    reg  z_rotate_r$5$clock;
-    reg  z_rotate_r$5$d;
-    wire  z_rotate_r$5$q;
-    reg  z_rotate_r$6$clock;
-    reg  z_rotate_r$6$d;
-    wire  z_rotate_r$6$q;
-    reg  z_rotate_r$7$clock;
-    reg  z_rotate_r$7$d;
-    wire  z_rotate_r$7$q;
-    reg  cand_rotate_r$0$clock;
-    reg  cand_rotate_r$0$d;
-    wire  cand_rotate_r$0$q;
-    reg  cand_rotate_r$1$clock;
-    reg  cand_rotate_r$1$d;
-    wire  cand_rotate_r$1$q;
-    reg  cand_rotate_r$2$clock;
-    reg  cand_rotate_r$2$d;
-    wire  cand_rotate_r$2$q;
-    reg  cand_rotate_r$3$clock;
-    reg  cand_rotate_r$3$d;
-    wire  cand_rotate_r$3$q;
     reg  unit_is_a_r$0$clock;
     reg  unit_is_a_r$0$d;
     wire  unit_is_a_r$0$q;
@@ -17517,21 +17453,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] cand$31$d;
     wire  [17:0] cand$31$q;
     reg  cand$31$clock;
-    reg  [15:0] ka_d$d;
-    wire  [15:0] ka_d$q;
-    reg  ka_d$clock;
-    reg  ka_is_x_d$d;
-    wire  ka_is_x_d$q;
-    reg  ka_is_x_d$clock;
-    reg  [15:0] ka_r$d;
-    wire  [15:0] ka_r$q;
-    reg  ka_r$clock;
-    reg  ka_is_x_r$d;
-    wire  ka_is_x_r$q;
-    reg  ka_is_x_r$clock;
-    reg  fwd$d;
-    wire  fwd$q;
-    reg  fwd$clock;
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
@@ -17586,18 +17507,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  c_prod$0$clock;
-    reg  [47:0] c_prod$0$d;
-    wire  [47:0] c_prod$0$q;
-    reg  c_prod$1$clock;
-    reg  [47:0] c_prod$1$d;
-    wire  [47:0] c_prod$1$q;
-    reg  c_prod$2$clock;
-    reg  [47:0] c_prod$2$d;
-    wire  [47:0] c_prod$2$q;
-    reg  c_prod$3$clock;
-    reg  [47:0] c_prod$3$d;
-    wire  [47:0] c_prod$3$q;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
     reg  [17:0] c_xc$d;
     wire  [17:0] c_xc$q;
     reg  c_xc$clock;
@@ -18023,6 +17935,21 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(k_is_x_r$d),
         .q(k_is_x_r$q)
     );
+    top$core$engine$gru$lane$0$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$core$engine$gru$lane$0$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$core$engine$gru$lane$0$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
     top$core$engine$gru$lane$0$a_set_r a_set_r(
         .clock(a_set_r$clock),
         .d(a_set_r$d),
@@ -18247,106 +18174,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(upd_zero_r$clock),
         .d(upd_zero_r$d),
         .q(upd_zero_r$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$0 r_rotate_r$0(
-        .clock(r_rotate_r$0$clock),
-        .d(r_rotate_r$0$d),
-        .q(r_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$1 r_rotate_r$1(
-        .clock(r_rotate_r$1$clock),
-        .d(r_rotate_r$1$d),
-        .q(r_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$2 r_rotate_r$2(
-        .clock(r_rotate_r$2$clock),
-        .d(r_rotate_r$2$d),
-        .q(r_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$3 r_rotate_r$3(
-        .clock(r_rotate_r$3$clock),
-        .d(r_rotate_r$3$d),
-        .q(r_rotate_r$3$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$4 r_rotate_r$4(
-        .clock(r_rotate_r$4$clock),
-        .d(r_rotate_r$4$d),
-        .q(r_rotate_r$4$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$5 r_rotate_r$5(
-        .clock(r_rotate_r$5$clock),
-        .d(r_rotate_r$5$d),
-        .q(r_rotate_r$5$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$6 r_rotate_r$6(
-        .clock(r_rotate_r$6$clock),
-        .d(r_rotate_r$6$d),
-        .q(r_rotate_r$6$q)
-    );
-    top$core$engine$gru$lane$0$r_rotate_r$7 r_rotate_r$7(
-        .clock(r_rotate_r$7$clock),
-        .d(r_rotate_r$7$d),
-        .q(r_rotate_r$7$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$0 z_rotate_r$0(
-        .clock(z_rotate_r$0$clock),
-        .d(z_rotate_r$0$d),
-        .q(z_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$1 z_rotate_r$1(
-        .clock(z_rotate_r$1$clock),
-        .d(z_rotate_r$1$d),
-        .q(z_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$2 z_rotate_r$2(
-        .clock(z_rotate_r$2$clock),
-        .d(z_rotate_r$2$d),
-        .q(z_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$3 z_rotate_r$3(
-        .clock(z_rotate_r$3$clock),
-        .d(z_rotate_r$3$d),
-        .q(z_rotate_r$3$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$4 z_rotate_r$4(
-        .clock(z_rotate_r$4$clock),
-        .d(z_rotate_r$4$d),
-        .q(z_rotate_r$4$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$5 z_rotate_r$5(
-        .clock(z_rotate_r$5$clock),
-        .d(z_rotate_r$5$d),
-        .q(z_rotate_r$5$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$6 z_rotate_r$6(
-        .clock(z_rotate_r$6$clock),
-        .d(z_rotate_r$6$d),
-        .q(z_rotate_r$6$q)
-    );
-    top$core$engine$gru$lane$0$z_rotate_r$7 z_rotate_r$7(
-        .clock(z_rotate_r$7$clock),
-        .d(z_rotate_r$7$d),
-        .q(z_rotate_r$7$q)
-    );
-    top$core$engine$gru$lane$0$cand_rotate_r$0 cand_rotate_r$0(
-        .clock(cand_rotate_r$0$clock),
-        .d(cand_rotate_r$0$d),
-        .q(cand_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$0$cand_rotate_r$1 cand_rotate_r$1(
-        .clock(cand_rotate_r$1$clock),
-        .d(cand_rotate_r$1$d),
-        .q(cand_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$0$cand_rotate_r$2 cand_rotate_r$2(
-        .clock(cand_rotate_r$2$clock),
-        .d(cand_rotate_r$2$d),
-        .q(cand_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$0$cand_rotate_r$3 cand_rotate_r$3(
-        .clock(cand_rotate_r$3$clock),
-        .d(cand_rotate_r$3$d),
-        .q(cand_rotate_r$3$q)
     );
     top$core$engine$gru$lane$0$unit_is_a_r$0 unit_is_a_r$0(
         .clock(unit_is_a_r$0$clock),
@@ -19683,31 +19510,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(cand$31$q),
         .clock(cand$31$clock)
     );
-    top$core$engine$gru$lane$0$ka_d ka_d(
-        .d(ka_d$d),
-        .q(ka_d$q),
-        .clock(ka_d$clock)
-    );
-    top$core$engine$gru$lane$0$ka_is_x_d ka_is_x_d(
-        .d(ka_is_x_d$d),
-        .q(ka_is_x_d$q),
-        .clock(ka_is_x_d$clock)
-    );
-    top$core$engine$gru$lane$0$ka_r ka_r(
-        .d(ka_r$d),
-        .q(ka_r$q),
-        .clock(ka_r$clock)
-    );
-    top$core$engine$gru$lane$0$ka_is_x_r ka_is_x_r(
-        .d(ka_is_x_r$d),
-        .q(ka_is_x_r$q),
-        .clock(ka_is_x_r$clock)
-    );
-    top$core$engine$gru$lane$0$fwd fwd(
-        .d(fwd$d),
-        .q(fwd$q),
-        .clock(fwd$clock)
-    );
     top$core$engine$gru$lane$0$op_a op_a(
         .d(op_a$d),
         .q(op_a$q),
@@ -19798,25 +19600,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
-    top$core$engine$gru$lane$0$c_prod$0 c_prod$0(
-        .clock(c_prod$0$clock),
-        .d(c_prod$0$d),
-        .q(c_prod$0$q)
-    );
-    top$core$engine$gru$lane$0$c_prod$1 c_prod$1(
-        .clock(c_prod$1$clock),
-        .d(c_prod$1$d),
-        .q(c_prod$1$q)
-    );
-    top$core$engine$gru$lane$0$c_prod$2 c_prod$2(
-        .clock(c_prod$2$clock),
-        .d(c_prod$2$d),
-        .q(c_prod$2$q)
-    );
-    top$core$engine$gru$lane$0$c_prod$3 c_prod$3(
-        .clock(c_prod$3$clock),
-        .d(c_prod$3$d),
-        .q(c_prod$3$q)
+    top$core$engine$gru$lane$0$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
     );
     top$core$engine$gru$lane$0$c_xc c_xc(
         .d(c_xc$d),
@@ -20308,11 +20095,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     always @(*) begin
         x_a_q$clock = clock;
         x_c_q$clock = clock;
-        ka_d$clock = clock;
-        ka_is_x_d$clock = clock;
-        ka_r$clock = clock;
-        ka_is_x_r$clock = clock;
-        fwd$clock = clock;
         op_a$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
@@ -20321,6 +20103,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
         c_xc$clock = clock;
         c_isx$clock = clock;
         c_czero$clock = clock;
@@ -20339,11 +20122,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
-        ka_d$d = ka_d$q;
-        ka_is_x_d$d = ka_is_x_d$q;
-        ka_r$d = ka_r$q;
-        ka_is_x_r$d = ka_is_x_r$q;
-        fwd$d = fwd$q;
         op_a$d = op_a$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
@@ -20352,6 +20130,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
         c_xc$d = c_xc$q;
         c_isx$d = c_isx$q;
         c_czero$d = c_czero$q;
@@ -20384,10 +20163,12 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         k_r$d = k;
         k_is_x_r$clock = clock;
         k_is_x_r$d = k_is_x;
-        ka_d$d = k_r$q;
-        ka_is_x_d$d = k_is_x_r$q;
-        ka_r$d = ka_d$q;
-        ka_is_x_r$d = ka_is_x_d$q;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
         a_set_r$clock = clock;
         a_set_r$d = a_set;
         a_zero_r$clock = clock;
@@ -20462,46 +20243,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         upd_set_r$d = upd_set;
         upd_zero_r$clock = clock;
         upd_zero_r$d = upd_zero;
-        cand_rotate_r$0$clock = clock;
-        cand_rotate_r$0$d = upd_en;
-        cand_rotate_r$1$clock = clock;
-        cand_rotate_r$1$d = upd_en;
-        cand_rotate_r$2$clock = clock;
-        cand_rotate_r$2$d = upd_en;
-        cand_rotate_r$3$clock = clock;
-        cand_rotate_r$3$d = upd_en;
-        r_rotate_r$0$clock = clock;
-        r_rotate_r$0$d = r_rotate$0;
-        z_rotate_r$0$clock = clock;
-        z_rotate_r$0$d = z_rotate$0;
-        r_rotate_r$1$clock = clock;
-        r_rotate_r$1$d = r_rotate$0;
-        z_rotate_r$1$clock = clock;
-        z_rotate_r$1$d = z_rotate$0;
-        r_rotate_r$2$clock = clock;
-        r_rotate_r$2$d = r_rotate$0;
-        z_rotate_r$2$clock = clock;
-        z_rotate_r$2$d = z_rotate$0;
-        r_rotate_r$3$clock = clock;
-        r_rotate_r$3$d = r_rotate$0;
-        z_rotate_r$3$clock = clock;
-        z_rotate_r$3$d = z_rotate$0;
-        r_rotate_r$4$clock = clock;
-        r_rotate_r$4$d = r_rotate$1;
-        z_rotate_r$4$clock = clock;
-        z_rotate_r$4$d = z_rotate$1;
-        r_rotate_r$5$clock = clock;
-        r_rotate_r$5$d = r_rotate$1;
-        z_rotate_r$5$clock = clock;
-        z_rotate_r$5$d = z_rotate$1;
-        r_rotate_r$6$clock = clock;
-        r_rotate_r$6$d = r_rotate$1;
-        z_rotate_r$6$clock = clock;
-        z_rotate_r$6$d = z_rotate$1;
-        r_rotate_r$7$clock = clock;
-        r_rotate_r$7$d = r_rotate$1;
-        z_rotate_r$7$clock = clock;
-        z_rotate_r$7$d = z_rotate$1;
         unit_is_a_r$0$clock = clock;
         unit_is_a_r$0$d = unit_is_a$0;
         weight_r$0$clock = clock;
@@ -20742,8 +20483,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        fwd$d = v_en$q && (v_set$q == a_set_r$q) && (v_j$q == ka_d$q);
-        if (fwd$q) begin
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
             h_a = update_q$out;
         end
         x_a_q$d = x_a;
@@ -21077,485 +20817,549 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (r_rotate_r$0$q) begin
-            r0$0$d = r0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$0$d = r0$1$q;
+            end
+            else begin
+                r1$0$d = r1$1$q;
+            end
         end
-        if (r_rotate_r$4$q) begin
-            r1$0$d = r1$1$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
+            if (upd_set_r$q) begin
+                z1$0$d = z1$1$q;
+            end
+            else begin
+                z0$0$d = z0$1$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$0$d = z0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$0$d = z1$1$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$1$d = r0$2$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$1$d = r1$2$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
+            if (upd_set_r$q) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$1$d = z0$2$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$1$d = z1$2$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$2$d = r0$3$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$2$d = r1$3$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
+            if (upd_set_r$q) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$2$d = z0$3$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$2$d = z1$3$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$3$d = r0$4$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$3$d = r1$4$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
+            if (upd_set_r$q) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$3$d = z0$4$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$3$d = z1$4$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$4$d = r0$5$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$4$d = r1$5$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
+            if (upd_set_r$q) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$4$d = z0$5$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$4$d = z1$5$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$5$d = r0$6$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$5$d = r1$6$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
+            if (upd_set_r$q) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$5$d = z0$6$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$5$d = z1$6$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$6$d = r0$7$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$6$d = r1$7$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
+            if (upd_set_r$q) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$6$d = z0$7$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$6$d = z1$7$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$7$d = r0$8$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$7$d = r1$8$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
+            if (upd_set_r$q) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$7$d = z0$8$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$7$d = z1$8$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$8$d = r0$9$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$8$d = r1$9$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
+            if (upd_set_r$q) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$8$d = z0$9$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$8$d = z1$9$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$9$d = r0$10$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$9$d = r1$10$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
+            if (upd_set_r$q) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$9$d = z0$10$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$9$d = z1$10$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$10$d = r0$11$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$10$d = r1$11$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
+            if (upd_set_r$q) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$10$d = z0$11$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$10$d = z1$11$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$11$d = r0$12$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$11$d = r1$12$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
+            if (upd_set_r$q) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$11$d = z0$12$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$11$d = z1$12$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$12$d = r0$13$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$12$d = r1$13$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
+            if (upd_set_r$q) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$12$d = z0$13$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$12$d = z1$13$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$13$d = r0$14$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$13$d = r1$14$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
+            if (upd_set_r$q) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$13$d = z0$14$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$13$d = z1$14$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$14$d = r0$15$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$14$d = r1$15$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
+            if (upd_set_r$q) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$14$d = z0$15$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$14$d = z1$15$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$15$d = r0$16$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$15$d = r1$16$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
+            if (upd_set_r$q) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$15$d = z0$16$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$15$d = z1$16$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$16$d = r0$17$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$16$d = r1$17$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
+            if (upd_set_r$q) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$16$d = z0$17$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$16$d = z1$17$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$17$d = r0$18$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$17$d = r1$18$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
+            if (upd_set_r$q) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$17$d = z0$18$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$17$d = z1$18$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$18$d = r0$19$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$18$d = r1$19$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
+            if (upd_set_r$q) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$18$d = z0$19$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$18$d = z1$19$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$19$d = r0$20$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$19$d = r1$20$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
+            if (upd_set_r$q) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$19$d = z0$20$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$19$d = z1$20$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$20$d = r0$21$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$20$d = r1$21$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
+            if (upd_set_r$q) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$20$d = z0$21$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$20$d = z1$21$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$21$d = r0$22$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$21$d = r1$22$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
+            if (upd_set_r$q) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$21$d = z0$22$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$21$d = z1$22$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$22$d = r0$23$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$22$d = r1$23$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
+            if (upd_set_r$q) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$22$d = z0$23$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$22$d = z1$23$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$23$d = r0$24$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$23$d = r1$24$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
+            if (upd_set_r$q) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$23$d = z0$24$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$23$d = z1$24$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$24$d = r0$25$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$24$d = r1$25$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
+            if (upd_set_r$q) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$24$d = z0$25$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$24$d = z1$25$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$25$d = r0$26$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$25$d = r1$26$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
+            if (upd_set_r$q) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$25$d = z0$26$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$25$d = z1$26$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$26$d = r0$27$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$26$d = r1$27$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
+            if (upd_set_r$q) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$26$d = z0$27$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$26$d = z1$27$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$27$d = r0$28$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$27$d = r1$28$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
+            if (upd_set_r$q) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$27$d = z0$28$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$27$d = z1$28$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$28$d = r0$29$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$28$d = r1$29$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
+            if (upd_set_r$q) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$28$d = z0$29$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$28$d = z1$29$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$29$d = r0$30$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$29$d = r1$30$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
+            if (upd_set_r$q) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$29$d = z0$30$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$29$d = z1$30$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$30$d = r0$31$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$30$d = r1$31$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
+            if (upd_set_r$q) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$30$d = z0$31$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$30$d = z1$31$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$31$d = r0$0$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$31$d = r1$0$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-        end
-        if (z_rotate_r$3$q) begin
-            z0$31$d = z0$0$q;
-        end
-        if (z_rotate_r$7$q) begin
-            z1$31$d = z1$0$q;
+            if (upd_set_r$q) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
+            end
         end
         reset_mul$clock = clock;
         reset_mul$a = r_k;
@@ -21566,6 +21370,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
+        c_prod$d = reset_mul$out;
         c_xc$d = q_xc$q;
         c_isx$d = q_isx$q;
         c_czero$d = q_czero$q;
@@ -21585,9 +21390,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
-        c_prod$0$clock = clock;
-        c_prod$0$d = reset_mul$out;
-        reset_q$0$v = c_prod$0$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
         if (c_isx$q) begin
             op_c_copy$0$d = c_xc$q;
@@ -21604,9 +21407,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
-        c_prod$1$clock = clock;
-        c_prod$1$d = reset_mul$out;
-        reset_q$1$v = c_prod$1$q;
+        reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
         if (c_isx$q) begin
             op_c_copy$1$d = c_xc$q;
@@ -21623,9 +21424,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
-        c_prod$2$clock = clock;
-        c_prod$2$d = reset_mul$out;
-        reset_q$2$v = c_prod$2$q;
+        reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
         if (c_isx$q) begin
             op_c_copy$2$d = c_xc$q;
@@ -21642,9 +21441,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
-        c_prod$3$clock = clock;
-        c_prod$3$d = reset_mul$out;
-        reset_q$3$v = c_prod$3$q;
+        reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
         if (c_isx$q) begin
             op_c_copy$3$d = c_xc$q;
@@ -23249,88 +23046,41 @@ module top$core$engine$gru$lane$0$c_isx(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$c_isx
 
 
-module top$core$engine$gru$lane$0$c_prod$0(clock,d,q);
+module top$core$engine$gru$lane$0$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$c_prod
+
+
+module top$core$engine$gru$lane$0$c_rotate_r(clock,d,q);
     
     // Module arguments
     input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
+    input wire  d;
+    output reg  q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
     initial begin
-       kept = 19'h0;
+       q = 1'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[18:0];
+       q <= d;
     end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$0$c_prod$0
-
-
-module top$core$engine$gru$lane$0$c_prod$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$0$c_prod$1
-
-
-module top$core$engine$gru$lane$0$c_prod$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$0$c_prod$2
-
-
-module top$core$engine$gru$lane$0$c_prod$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$0$c_prod$3
+endmodule // top$core$engine$gru$lane$0$c_rotate_r
 
 
 module top$core$engine$gru$lane$0$c_xc(d,q,clock);
@@ -23976,97 +23726,6 @@ module top$core$engine$gru$lane$0$cand$9(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$cand$9
-
-
-module top$core$engine$gru$lane$0$cand_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$cand_rotate_r$0
-
-
-module top$core$engine$gru$lane$0$cand_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$cand_rotate_r$1
-
-
-module top$core$engine$gru$lane$0$cand_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$cand_rotate_r$2
-
-
-module top$core$engine$gru$lane$0$cand_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$cand_rotate_r$3
-
-
-module top$core$engine$gru$lane$0$fwd(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$fwd
 
 
 module top$core$engine$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_last,set,out$0,out$1,out$2,amp1,amp2,sum1,sum2);
@@ -25005,79 +24664,39 @@ module top$core$engine$gru$lane$0$k_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$k_r
 
 
-module top$core$engine$gru$lane$0$ka_d(d,q,clock);
+module top$core$engine$gru$lane$0$ka_is_x_r(clock,d,q);
     
     // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
     input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$0$ka_d
-
-
-module top$core$engine$gru$lane$0$ka_is_x_d(d,q,clock);
-    
-    // Module arguments
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
-endmodule // top$core$engine$gru$lane$0$ka_is_x_d
-
-
-module top$core$engine$gru$lane$0$ka_is_x_r(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
 endmodule // top$core$engine$gru$lane$0$ka_is_x_r
 
 
-module top$core$engine$gru$lane$0$ka_r(d,q,clock);
+module top$core$engine$gru$lane$0$ka_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [15:0] d;
     output reg  [15:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 16'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$gru$lane$0$ka_r
 
 
@@ -29113,150 +28732,6 @@ module top$core$engine$gru$lane$0$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$r1$9
 
 
-module top$core$engine$gru$lane$0$r_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$0
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$1
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$2
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$3
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$4
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$5
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$6
-
-
-module top$core$engine$gru$lane$0$r_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$r_rotate_r$7
-
-
 module top$core$engine$gru$lane$0$reset_mul(clock,a,b,out);
     
     // Module arguments
@@ -32401,151 +31876,7 @@ module top$core$engine$gru$lane$0$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$z1$9
 
 
-module top$core$engine$gru$lane$0$z_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$0
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$1
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$2
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$3
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$4
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$5
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$6
-
-
-module top$core$engine$gru$lane$0$z_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$z_rotate_r$7
-
-
-module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,r_rotate$0,r_rotate$1,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,z_rotate$0,z_rotate$1,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -32557,8 +31888,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
-    input wire  r_rotate$0;
-    input wire  r_rotate$1;
+    input wire  c_rotate;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -32679,8 +32011,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] upd_j;
     input wire  upd_set;
     input wire  upd_zero;
-    input wire  z_rotate$0;
-    input wire  z_rotate$1;
     output reg  [47:0] channel$0;
     output reg  [47:0] channel$1;
     output reg  [47:0] channel$2;
@@ -32714,6 +32044,15 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  k_is_x_r$clock;
     reg  k_is_x_r$d;
     wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
     reg  a_set_r$clock;
     reg  a_set_r$d;
     wire  a_set_r$q;
@@ -32849,66 +32188,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  upd_zero_r$clock;
     reg  upd_zero_r$d;
     wire  upd_zero_r$q;
-    reg  r_rotate_r$0$clock;
-    reg  r_rotate_r$0$d;
-    wire  r_rotate_r$0$q;
-    reg  r_rotate_r$1$clock;
-    reg  r_rotate_r$1$d;
-    wire  r_rotate_r$1$q;
-    reg  r_rotate_r$2$clock;
-    reg  r_rotate_r$2$d;
-    wire  r_rotate_r$2$q;
-    reg  r_rotate_r$3$clock;
-    reg  r_rotate_r$3$d;
-    wire  r_rotate_r$3$q;
-    reg  r_rotate_r$4$clock;
-    reg  r_rotate_r$4$d;
-    wire  r_rotate_r$4$q;
-    reg  r_rotate_r$5$clock;
-    reg  r_rotate_r$5$d;
-    wire  r_rotate_r$5$q;
-    reg  r_rotate_r$6$clock;
-    reg  r_rotate_r$6$d;
-    wire  r_rotate_r$6$q;
-    reg  r_rotate_r$7$clock;
-    reg  r_rotate_r$7$d;
-    wire  r_rotate_r$7$q;
-    reg  z_rotate_r$0$clock;
-    reg  z_rotate_r$0$d;
-    wire  z_rotate_r$0$q;
-    reg  z_rotate_r$1$clock;
-    reg  z_rotate_r$1$d;
-    wire  z_rotate_r$1$q;
-    reg  z_rotate_r$2$clock;
-    reg  z_rotate_r$2$d;
-    wire  z_rotate_r$2$q;
-    reg  z_rotate_r$3$clock;
-    reg  z_rotate_r$3$d;
-    wire  z_rotate_r$3$q;
-    reg  z_rotate_r$4$clock;
-    reg  z_rotate_r$4$d;
-    wire  z_rotate_r$4$q;
-    reg  z_rotate_r$5$clock;
-    reg  z_rotate_r$5$d;
-    wire  z_rotate_r$5$q;
-    reg  z_rotate_r$6$clock;
-    reg  z_rotate_r$6$d;
-    wire  z_rotate_r$6$q;
-    reg  z_rotate_r$7$clock;
-    reg  z_rotate_r$7$d;
-    wire  z_rotate_r$7$q;
-    reg  cand_rotate_r$0$clock;
-    reg  cand_rotate_r$0$d;
-    wire  cand_rotate_r$0$q;
-    reg  cand_rotate_r$1$clock;
-    reg  cand_rotate_r$1$d;
-    wire  cand_rotate_r$1$q;
-    reg  cand_rotate_r$2$clock;
-    reg  cand_rotate_r$2$d;
-    wire  cand_rotate_r$2$q;
-    reg  cand_rotate_r$3$clock;
-    reg  cand_rotate_r$3$d;
-    wire  cand_rotate_r$3$q;
     reg  unit_is_a_r$0$clock;
     reg  unit_is_a_r$0$d;
     wire  unit_is_a_r$0$q;
@@ -33722,21 +33001,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] cand$31$d;
     wire  [17:0] cand$31$q;
     reg  cand$31$clock;
-    reg  [15:0] ka_d$d;
-    wire  [15:0] ka_d$q;
-    reg  ka_d$clock;
-    reg  ka_is_x_d$d;
-    wire  ka_is_x_d$q;
-    reg  ka_is_x_d$clock;
-    reg  [15:0] ka_r$d;
-    wire  [15:0] ka_r$q;
-    reg  ka_r$clock;
-    reg  ka_is_x_r$d;
-    wire  ka_is_x_r$q;
-    reg  ka_is_x_r$clock;
-    reg  fwd$d;
-    wire  fwd$q;
-    reg  fwd$clock;
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
@@ -33791,18 +33055,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  c_prod$0$clock;
-    reg  [47:0] c_prod$0$d;
-    wire  [47:0] c_prod$0$q;
-    reg  c_prod$1$clock;
-    reg  [47:0] c_prod$1$d;
-    wire  [47:0] c_prod$1$q;
-    reg  c_prod$2$clock;
-    reg  [47:0] c_prod$2$d;
-    wire  [47:0] c_prod$2$q;
-    reg  c_prod$3$clock;
-    reg  [47:0] c_prod$3$d;
-    wire  [47:0] c_prod$3$q;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
     reg  [17:0] c_xc$d;
     wire  [17:0] c_xc$q;
     reg  c_xc$clock;
@@ -34228,6 +33483,21 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(k_is_x_r$d),
         .q(k_is_x_r$q)
     );
+    top$core$engine$gru$lane$1$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$core$engine$gru$lane$1$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$core$engine$gru$lane$1$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
     top$core$engine$gru$lane$1$a_set_r a_set_r(
         .clock(a_set_r$clock),
         .d(a_set_r$d),
@@ -34452,106 +33722,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(upd_zero_r$clock),
         .d(upd_zero_r$d),
         .q(upd_zero_r$q)
-    );
-    top$core$engine$gru$lane$1$r_rotate_r$0 r_rotate_r$0(
-        .clock(r_rotate_r$0$clock),
-        .d(r_rotate_r$0$d),
-        .q(r_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$1$r_rotate_r$1 r_rotate_r$1(
-        .clock(r_rotate_r$1$clock),
-        .d(r_rotate_r$1$d),
-        .q(r_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$1$r_rotate_r$2 r_rotate_r$2(
-        .clock(r_rotate_r$2$clock),
-        .d(r_rotate_r$2$d),
-        .q(r_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$1$r_rotate_r$3 r_rotate_r$3(
-        .clock(r_rotate_r$3$clock),
-        .d(r_rotate_r$3$d),
-        .q(r_rotate_r$3$q)
-    );
-    top$core$engine$gru$lane$1$r_rotate_r$4 r_rotate_r$4(
-        .clock(r_rotate_r$4$clock),
-        .d(r_rotate_r$4$d),
-        .q(r_rotate_r$4$q)
-    );
-    top$core$engine$gru$lane$1$r_rotate_r$5 r_rotate_r$5(
-        .clock(r_rotate_r$5$clock),
-        .d(r_rotate_r$5$d),
-        .q(r_rotate_r$5$q)
-    );
-    top$core$engine$gru$lane$1$r_rotate_r$6 r_rotate_r$6(
-        .clock(r_rotate_r$6$clock),
-        .d(r_rotate_r$6$d),
-        .q(r_rotate_r$6$q)
-    );
-    top$core$engine$gru$lane$1$r_rotate_r$7 r_rotate_r$7(
-        .clock(r_rotate_r$7$clock),
-        .d(r_rotate_r$7$d),
-        .q(r_rotate_r$7$q)
-    );
-    top$core$engine$gru$lane$1$z_rotate_r$0 z_rotate_r$0(
-        .clock(z_rotate_r$0$clock),
-        .d(z_rotate_r$0$d),
-        .q(z_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$1$z_rotate_r$1 z_rotate_r$1(
-        .clock(z_rotate_r$1$clock),
-        .d(z_rotate_r$1$d),
-        .q(z_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$1$z_rotate_r$2 z_rotate_r$2(
-        .clock(z_rotate_r$2$clock),
-        .d(z_rotate_r$2$d),
-        .q(z_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$1$z_rotate_r$3 z_rotate_r$3(
-        .clock(z_rotate_r$3$clock),
-        .d(z_rotate_r$3$d),
-        .q(z_rotate_r$3$q)
-    );
-    top$core$engine$gru$lane$1$z_rotate_r$4 z_rotate_r$4(
-        .clock(z_rotate_r$4$clock),
-        .d(z_rotate_r$4$d),
-        .q(z_rotate_r$4$q)
-    );
-    top$core$engine$gru$lane$1$z_rotate_r$5 z_rotate_r$5(
-        .clock(z_rotate_r$5$clock),
-        .d(z_rotate_r$5$d),
-        .q(z_rotate_r$5$q)
-    );
-    top$core$engine$gru$lane$1$z_rotate_r$6 z_rotate_r$6(
-        .clock(z_rotate_r$6$clock),
-        .d(z_rotate_r$6$d),
-        .q(z_rotate_r$6$q)
-    );
-    top$core$engine$gru$lane$1$z_rotate_r$7 z_rotate_r$7(
-        .clock(z_rotate_r$7$clock),
-        .d(z_rotate_r$7$d),
-        .q(z_rotate_r$7$q)
-    );
-    top$core$engine$gru$lane$1$cand_rotate_r$0 cand_rotate_r$0(
-        .clock(cand_rotate_r$0$clock),
-        .d(cand_rotate_r$0$d),
-        .q(cand_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$1$cand_rotate_r$1 cand_rotate_r$1(
-        .clock(cand_rotate_r$1$clock),
-        .d(cand_rotate_r$1$d),
-        .q(cand_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$1$cand_rotate_r$2 cand_rotate_r$2(
-        .clock(cand_rotate_r$2$clock),
-        .d(cand_rotate_r$2$d),
-        .q(cand_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$1$cand_rotate_r$3 cand_rotate_r$3(
-        .clock(cand_rotate_r$3$clock),
-        .d(cand_rotate_r$3$d),
-        .q(cand_rotate_r$3$q)
     );
     top$core$engine$gru$lane$1$unit_is_a_r$0 unit_is_a_r$0(
         .clock(unit_is_a_r$0$clock),
@@ -35888,31 +35058,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(cand$31$q),
         .clock(cand$31$clock)
     );
-    top$core$engine$gru$lane$1$ka_d ka_d(
-        .d(ka_d$d),
-        .q(ka_d$q),
-        .clock(ka_d$clock)
-    );
-    top$core$engine$gru$lane$1$ka_is_x_d ka_is_x_d(
-        .d(ka_is_x_d$d),
-        .q(ka_is_x_d$q),
-        .clock(ka_is_x_d$clock)
-    );
-    top$core$engine$gru$lane$1$ka_r ka_r(
-        .d(ka_r$d),
-        .q(ka_r$q),
-        .clock(ka_r$clock)
-    );
-    top$core$engine$gru$lane$1$ka_is_x_r ka_is_x_r(
-        .d(ka_is_x_r$d),
-        .q(ka_is_x_r$q),
-        .clock(ka_is_x_r$clock)
-    );
-    top$core$engine$gru$lane$1$fwd fwd(
-        .d(fwd$d),
-        .q(fwd$q),
-        .clock(fwd$clock)
-    );
     top$core$engine$gru$lane$1$op_a op_a(
         .d(op_a$d),
         .q(op_a$q),
@@ -36003,25 +35148,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
-    top$core$engine$gru$lane$1$c_prod$0 c_prod$0(
-        .clock(c_prod$0$clock),
-        .d(c_prod$0$d),
-        .q(c_prod$0$q)
-    );
-    top$core$engine$gru$lane$1$c_prod$1 c_prod$1(
-        .clock(c_prod$1$clock),
-        .d(c_prod$1$d),
-        .q(c_prod$1$q)
-    );
-    top$core$engine$gru$lane$1$c_prod$2 c_prod$2(
-        .clock(c_prod$2$clock),
-        .d(c_prod$2$d),
-        .q(c_prod$2$q)
-    );
-    top$core$engine$gru$lane$1$c_prod$3 c_prod$3(
-        .clock(c_prod$3$clock),
-        .d(c_prod$3$d),
-        .q(c_prod$3$q)
+    top$core$engine$gru$lane$1$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
     );
     top$core$engine$gru$lane$1$c_xc c_xc(
         .d(c_xc$d),
@@ -36513,11 +35643,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     always @(*) begin
         x_a_q$clock = clock;
         x_c_q$clock = clock;
-        ka_d$clock = clock;
-        ka_is_x_d$clock = clock;
-        ka_r$clock = clock;
-        ka_is_x_r$clock = clock;
-        fwd$clock = clock;
         op_a$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
@@ -36526,6 +35651,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
         c_xc$clock = clock;
         c_isx$clock = clock;
         c_czero$clock = clock;
@@ -36544,11 +35670,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
-        ka_d$d = ka_d$q;
-        ka_is_x_d$d = ka_is_x_d$q;
-        ka_r$d = ka_r$q;
-        ka_is_x_r$d = ka_is_x_r$q;
-        fwd$d = fwd$q;
         op_a$d = op_a$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
@@ -36557,6 +35678,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
         c_xc$d = c_xc$q;
         c_isx$d = c_isx$q;
         c_czero$d = c_czero$q;
@@ -36589,10 +35711,12 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         k_r$d = k;
         k_is_x_r$clock = clock;
         k_is_x_r$d = k_is_x;
-        ka_d$d = k_r$q;
-        ka_is_x_d$d = k_is_x_r$q;
-        ka_r$d = ka_d$q;
-        ka_is_x_r$d = ka_is_x_d$q;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
         a_set_r$clock = clock;
         a_set_r$d = a_set;
         a_zero_r$clock = clock;
@@ -36667,46 +35791,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         upd_set_r$d = upd_set;
         upd_zero_r$clock = clock;
         upd_zero_r$d = upd_zero;
-        cand_rotate_r$0$clock = clock;
-        cand_rotate_r$0$d = upd_en;
-        cand_rotate_r$1$clock = clock;
-        cand_rotate_r$1$d = upd_en;
-        cand_rotate_r$2$clock = clock;
-        cand_rotate_r$2$d = upd_en;
-        cand_rotate_r$3$clock = clock;
-        cand_rotate_r$3$d = upd_en;
-        r_rotate_r$0$clock = clock;
-        r_rotate_r$0$d = r_rotate$0;
-        z_rotate_r$0$clock = clock;
-        z_rotate_r$0$d = z_rotate$0;
-        r_rotate_r$1$clock = clock;
-        r_rotate_r$1$d = r_rotate$0;
-        z_rotate_r$1$clock = clock;
-        z_rotate_r$1$d = z_rotate$0;
-        r_rotate_r$2$clock = clock;
-        r_rotate_r$2$d = r_rotate$0;
-        z_rotate_r$2$clock = clock;
-        z_rotate_r$2$d = z_rotate$0;
-        r_rotate_r$3$clock = clock;
-        r_rotate_r$3$d = r_rotate$0;
-        z_rotate_r$3$clock = clock;
-        z_rotate_r$3$d = z_rotate$0;
-        r_rotate_r$4$clock = clock;
-        r_rotate_r$4$d = r_rotate$1;
-        z_rotate_r$4$clock = clock;
-        z_rotate_r$4$d = z_rotate$1;
-        r_rotate_r$5$clock = clock;
-        r_rotate_r$5$d = r_rotate$1;
-        z_rotate_r$5$clock = clock;
-        z_rotate_r$5$d = z_rotate$1;
-        r_rotate_r$6$clock = clock;
-        r_rotate_r$6$d = r_rotate$1;
-        z_rotate_r$6$clock = clock;
-        z_rotate_r$6$d = z_rotate$1;
-        r_rotate_r$7$clock = clock;
-        r_rotate_r$7$d = r_rotate$1;
-        z_rotate_r$7$clock = clock;
-        z_rotate_r$7$d = z_rotate$1;
         unit_is_a_r$0$clock = clock;
         unit_is_a_r$0$d = unit_is_a$0;
         weight_r$0$clock = clock;
@@ -36947,8 +36031,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        fwd$d = v_en$q && (v_set$q == a_set_r$q) && (v_j$q == ka_d$q);
-        if (fwd$q) begin
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
             h_a = update_q$out;
         end
         x_a_q$d = x_a;
@@ -37282,485 +36365,549 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (r_rotate_r$0$q) begin
-            r0$0$d = r0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$0$d = r0$1$q;
+            end
+            else begin
+                r1$0$d = r1$1$q;
+            end
         end
-        if (r_rotate_r$4$q) begin
-            r1$0$d = r1$1$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
+            if (upd_set_r$q) begin
+                z1$0$d = z1$1$q;
+            end
+            else begin
+                z0$0$d = z0$1$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$0$d = z0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$0$d = z1$1$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$1$d = r0$2$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$1$d = r1$2$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
+            if (upd_set_r$q) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$1$d = z0$2$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$1$d = z1$2$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$2$d = r0$3$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$2$d = r1$3$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
+            if (upd_set_r$q) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$2$d = z0$3$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$2$d = z1$3$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$3$d = r0$4$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$3$d = r1$4$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
+            if (upd_set_r$q) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$3$d = z0$4$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$3$d = z1$4$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$4$d = r0$5$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$4$d = r1$5$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
+            if (upd_set_r$q) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$4$d = z0$5$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$4$d = z1$5$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$5$d = r0$6$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$5$d = r1$6$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
+            if (upd_set_r$q) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$5$d = z0$6$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$5$d = z1$6$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$6$d = r0$7$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$6$d = r1$7$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
+            if (upd_set_r$q) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$6$d = z0$7$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$6$d = z1$7$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$7$d = r0$8$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$7$d = r1$8$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
+            if (upd_set_r$q) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$7$d = z0$8$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$7$d = z1$8$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$8$d = r0$9$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$8$d = r1$9$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
+            if (upd_set_r$q) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$8$d = z0$9$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$8$d = z1$9$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$9$d = r0$10$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$9$d = r1$10$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
+            if (upd_set_r$q) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$9$d = z0$10$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$9$d = z1$10$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$10$d = r0$11$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$10$d = r1$11$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
+            if (upd_set_r$q) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$10$d = z0$11$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$10$d = z1$11$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$11$d = r0$12$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$11$d = r1$12$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
+            if (upd_set_r$q) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$11$d = z0$12$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$11$d = z1$12$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$12$d = r0$13$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$12$d = r1$13$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
+            if (upd_set_r$q) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$12$d = z0$13$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$12$d = z1$13$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$13$d = r0$14$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$13$d = r1$14$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
+            if (upd_set_r$q) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$13$d = z0$14$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$13$d = z1$14$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$14$d = r0$15$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$14$d = r1$15$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
+            if (upd_set_r$q) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$14$d = z0$15$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$14$d = z1$15$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$15$d = r0$16$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$15$d = r1$16$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
+            if (upd_set_r$q) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$15$d = z0$16$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$15$d = z1$16$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$16$d = r0$17$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$16$d = r1$17$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
+            if (upd_set_r$q) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$16$d = z0$17$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$16$d = z1$17$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$17$d = r0$18$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$17$d = r1$18$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
+            if (upd_set_r$q) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$17$d = z0$18$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$17$d = z1$18$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$18$d = r0$19$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$18$d = r1$19$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
+            if (upd_set_r$q) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$18$d = z0$19$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$18$d = z1$19$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$19$d = r0$20$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$19$d = r1$20$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
+            if (upd_set_r$q) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$19$d = z0$20$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$19$d = z1$20$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$20$d = r0$21$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$20$d = r1$21$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
+            if (upd_set_r$q) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$20$d = z0$21$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$20$d = z1$21$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$21$d = r0$22$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$21$d = r1$22$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
+            if (upd_set_r$q) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$21$d = z0$22$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$21$d = z1$22$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$22$d = r0$23$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$22$d = r1$23$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
+            if (upd_set_r$q) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$22$d = z0$23$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$22$d = z1$23$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$23$d = r0$24$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$23$d = r1$24$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
+            if (upd_set_r$q) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$23$d = z0$24$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$23$d = z1$24$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$24$d = r0$25$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$24$d = r1$25$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
+            if (upd_set_r$q) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$24$d = z0$25$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$24$d = z1$25$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$25$d = r0$26$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$25$d = r1$26$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
+            if (upd_set_r$q) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$25$d = z0$26$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$25$d = z1$26$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$26$d = r0$27$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$26$d = r1$27$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
+            if (upd_set_r$q) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$26$d = z0$27$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$26$d = z1$27$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$27$d = r0$28$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$27$d = r1$28$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
+            if (upd_set_r$q) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$27$d = z0$28$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$27$d = z1$28$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$28$d = r0$29$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$28$d = r1$29$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
+            if (upd_set_r$q) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$28$d = z0$29$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$28$d = z1$29$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$29$d = r0$30$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$29$d = r1$30$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
+            if (upd_set_r$q) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$29$d = z0$30$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$29$d = z1$30$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$30$d = r0$31$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$30$d = r1$31$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
+            if (upd_set_r$q) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$30$d = z0$31$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$30$d = z1$31$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$31$d = r0$0$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$31$d = r1$0$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-        end
-        if (z_rotate_r$3$q) begin
-            z0$31$d = z0$0$q;
-        end
-        if (z_rotate_r$7$q) begin
-            z1$31$d = z1$0$q;
+            if (upd_set_r$q) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
+            end
         end
         reset_mul$clock = clock;
         reset_mul$a = r_k;
@@ -37771,6 +36918,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
+        c_prod$d = reset_mul$out;
         c_xc$d = q_xc$q;
         c_isx$d = q_isx$q;
         c_czero$d = q_czero$q;
@@ -37790,9 +36938,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
-        c_prod$0$clock = clock;
-        c_prod$0$d = reset_mul$out;
-        reset_q$0$v = c_prod$0$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
         if (c_isx$q) begin
             op_c_copy$0$d = c_xc$q;
@@ -37809,9 +36955,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
-        c_prod$1$clock = clock;
-        c_prod$1$d = reset_mul$out;
-        reset_q$1$v = c_prod$1$q;
+        reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
         if (c_isx$q) begin
             op_c_copy$1$d = c_xc$q;
@@ -37828,9 +36972,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
-        c_prod$2$clock = clock;
-        c_prod$2$d = reset_mul$out;
-        reset_q$2$v = c_prod$2$q;
+        reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
         if (c_isx$q) begin
             op_c_copy$2$d = c_xc$q;
@@ -37847,9 +36989,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
-        c_prod$3$clock = clock;
-        c_prod$3$d = reset_mul$out;
-        reset_q$3$v = c_prod$3$q;
+        reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
         if (c_isx$q) begin
             op_c_copy$3$d = c_xc$q;
@@ -39454,88 +38594,41 @@ module top$core$engine$gru$lane$1$c_isx(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$c_isx
 
 
-module top$core$engine$gru$lane$1$c_prod$0(clock,d,q);
+module top$core$engine$gru$lane$1$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$c_prod
+
+
+module top$core$engine$gru$lane$1$c_rotate_r(clock,d,q);
     
     // Module arguments
     input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
+    input wire  d;
+    output reg  q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
     initial begin
-       kept = 19'h0;
+       q = 1'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[18:0];
+       q <= d;
     end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$1$c_prod$0
-
-
-module top$core$engine$gru$lane$1$c_prod$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$1$c_prod$1
-
-
-module top$core$engine$gru$lane$1$c_prod$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$1$c_prod$2
-
-
-module top$core$engine$gru$lane$1$c_prod$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$1$c_prod$3
+endmodule // top$core$engine$gru$lane$1$c_rotate_r
 
 
 module top$core$engine$gru$lane$1$c_xc(d,q,clock);
@@ -40181,97 +39274,6 @@ module top$core$engine$gru$lane$1$cand$9(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$cand$9
-
-
-module top$core$engine$gru$lane$1$cand_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$cand_rotate_r$0
-
-
-module top$core$engine$gru$lane$1$cand_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$cand_rotate_r$1
-
-
-module top$core$engine$gru$lane$1$cand_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$cand_rotate_r$2
-
-
-module top$core$engine$gru$lane$1$cand_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$cand_rotate_r$3
-
-
-module top$core$engine$gru$lane$1$fwd(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$fwd
 
 
 module top$core$engine$gru$lane$1$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_last,set,out$0,out$1,out$2,amp1,amp2,sum1,sum2);
@@ -41210,79 +40212,39 @@ module top$core$engine$gru$lane$1$k_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$1$k_r
 
 
-module top$core$engine$gru$lane$1$ka_d(d,q,clock);
+module top$core$engine$gru$lane$1$ka_is_x_r(clock,d,q);
     
     // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
     input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$1$ka_d
-
-
-module top$core$engine$gru$lane$1$ka_is_x_d(d,q,clock);
-    
-    // Module arguments
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
-endmodule // top$core$engine$gru$lane$1$ka_is_x_d
-
-
-module top$core$engine$gru$lane$1$ka_is_x_r(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
 endmodule // top$core$engine$gru$lane$1$ka_is_x_r
 
 
-module top$core$engine$gru$lane$1$ka_r(d,q,clock);
+module top$core$engine$gru$lane$1$ka_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [15:0] d;
     output reg  [15:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 16'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$gru$lane$1$ka_r
 
 
@@ -45318,150 +44280,6 @@ module top$core$engine$gru$lane$1$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$r1$9
 
 
-module top$core$engine$gru$lane$1$r_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$r_rotate_r$0
-
-
-module top$core$engine$gru$lane$1$r_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$r_rotate_r$1
-
-
-module top$core$engine$gru$lane$1$r_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$r_rotate_r$2
-
-
-module top$core$engine$gru$lane$1$r_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$r_rotate_r$3
-
-
-module top$core$engine$gru$lane$1$r_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$r_rotate_r$4
-
-
-module top$core$engine$gru$lane$1$r_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$r_rotate_r$5
-
-
-module top$core$engine$gru$lane$1$r_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$r_rotate_r$6
-
-
-module top$core$engine$gru$lane$1$r_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$r_rotate_r$7
-
-
 module top$core$engine$gru$lane$1$reset_mul(clock,a,b,out);
     
     // Module arguments
@@ -48606,151 +47424,7 @@ module top$core$engine$gru$lane$1$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$z1$9
 
 
-module top$core$engine$gru$lane$1$z_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$z_rotate_r$0
-
-
-module top$core$engine$gru$lane$1$z_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$z_rotate_r$1
-
-
-module top$core$engine$gru$lane$1$z_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$z_rotate_r$2
-
-
-module top$core$engine$gru$lane$1$z_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$z_rotate_r$3
-
-
-module top$core$engine$gru$lane$1$z_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$z_rotate_r$4
-
-
-module top$core$engine$gru$lane$1$z_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$z_rotate_r$5
-
-
-module top$core$engine$gru$lane$1$z_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$z_rotate_r$6
-
-
-module top$core$engine$gru$lane$1$z_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$z_rotate_r$7
-
-
-module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,r_rotate$0,r_rotate$1,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,z_rotate$0,z_rotate$1,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -48762,8 +47436,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
-    input wire  r_rotate$0;
-    input wire  r_rotate$1;
+    input wire  c_rotate;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -48884,8 +47559,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] upd_j;
     input wire  upd_set;
     input wire  upd_zero;
-    input wire  z_rotate$0;
-    input wire  z_rotate$1;
     output reg  [47:0] channel$0;
     output reg  [47:0] channel$1;
     output reg  [47:0] channel$2;
@@ -48919,6 +47592,15 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  k_is_x_r$clock;
     reg  k_is_x_r$d;
     wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
     reg  a_set_r$clock;
     reg  a_set_r$d;
     wire  a_set_r$q;
@@ -49054,66 +47736,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  upd_zero_r$clock;
     reg  upd_zero_r$d;
     wire  upd_zero_r$q;
-    reg  r_rotate_r$0$clock;
-    reg  r_rotate_r$0$d;
-    wire  r_rotate_r$0$q;
-    reg  r_rotate_r$1$clock;
-    reg  r_rotate_r$1$d;
-    wire  r_rotate_r$1$q;
-    reg  r_rotate_r$2$clock;
-    reg  r_rotate_r$2$d;
-    wire  r_rotate_r$2$q;
-    reg  r_rotate_r$3$clock;
-    reg  r_rotate_r$3$d;
-    wire  r_rotate_r$3$q;
-    reg  r_rotate_r$4$clock;
-    reg  r_rotate_r$4$d;
-    wire  r_rotate_r$4$q;
-    reg  r_rotate_r$5$clock;
-    reg  r_rotate_r$5$d;
-    wire  r_rotate_r$5$q;
-    reg  r_rotate_r$6$clock;
-    reg  r_rotate_r$6$d;
-    wire  r_rotate_r$6$q;
-    reg  r_rotate_r$7$clock;
-    reg  r_rotate_r$7$d;
-    wire  r_rotate_r$7$q;
-    reg  z_rotate_r$0$clock;
-    reg  z_rotate_r$0$d;
-    wire  z_rotate_r$0$q;
-    reg  z_rotate_r$1$clock;
-    reg  z_rotate_r$1$d;
-    wire  z_rotate_r$1$q;
-    reg  z_rotate_r$2$clock;
-    reg  z_rotate_r$2$d;
-    wire  z_rotate_r$2$q;
-    reg  z_rotate_r$3$clock;
-    reg  z_rotate_r$3$d;
-    wire  z_rotate_r$3$q;
-    reg  z_rotate_r$4$clock;
-    reg  z_rotate_r$4$d;
-    wire  z_rotate_r$4$q;
-    reg  z_rotate_r$5$clock;
-    reg  z_rotate_r$5$d;
-    wire  z_rotate_r$5$q;
-    reg  z_rotate_r$6$clock;
-    reg  z_rotate_r$6$d;
-    wire  z_rotate_r$6$q;
-    reg  z_rotate_r$7$clock;
-    reg  z_rotate_r$7$d;
-    wire  z_rotate_r$7$q;
-    reg  cand_rotate_r$0$clock;
-    reg  cand_rotate_r$0$d;
-    wire  cand_rotate_r$0$q;
-    reg  cand_rotate_r$1$clock;
-    reg  cand_rotate_r$1$d;
-    wire  cand_rotate_r$1$q;
-    reg  cand_rotate_r$2$clock;
-    reg  cand_rotate_r$2$d;
-    wire  cand_rotate_r$2$q;
-    reg  cand_rotate_r$3$clock;
-    reg  cand_rotate_r$3$d;
-    wire  cand_rotate_r$3$q;
     reg  unit_is_a_r$0$clock;
     reg  unit_is_a_r$0$d;
     wire  unit_is_a_r$0$q;
@@ -49927,21 +48549,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] cand$31$d;
     wire  [17:0] cand$31$q;
     reg  cand$31$clock;
-    reg  [15:0] ka_d$d;
-    wire  [15:0] ka_d$q;
-    reg  ka_d$clock;
-    reg  ka_is_x_d$d;
-    wire  ka_is_x_d$q;
-    reg  ka_is_x_d$clock;
-    reg  [15:0] ka_r$d;
-    wire  [15:0] ka_r$q;
-    reg  ka_r$clock;
-    reg  ka_is_x_r$d;
-    wire  ka_is_x_r$q;
-    reg  ka_is_x_r$clock;
-    reg  fwd$d;
-    wire  fwd$q;
-    reg  fwd$clock;
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
@@ -49996,18 +48603,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  c_prod$0$clock;
-    reg  [47:0] c_prod$0$d;
-    wire  [47:0] c_prod$0$q;
-    reg  c_prod$1$clock;
-    reg  [47:0] c_prod$1$d;
-    wire  [47:0] c_prod$1$q;
-    reg  c_prod$2$clock;
-    reg  [47:0] c_prod$2$d;
-    wire  [47:0] c_prod$2$q;
-    reg  c_prod$3$clock;
-    reg  [47:0] c_prod$3$d;
-    wire  [47:0] c_prod$3$q;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
     reg  [17:0] c_xc$d;
     wire  [17:0] c_xc$q;
     reg  c_xc$clock;
@@ -50433,6 +49031,21 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(k_is_x_r$d),
         .q(k_is_x_r$q)
     );
+    top$core$engine$gru$lane$2$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$core$engine$gru$lane$2$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$core$engine$gru$lane$2$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
     top$core$engine$gru$lane$2$a_set_r a_set_r(
         .clock(a_set_r$clock),
         .d(a_set_r$d),
@@ -50657,106 +49270,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(upd_zero_r$clock),
         .d(upd_zero_r$d),
         .q(upd_zero_r$q)
-    );
-    top$core$engine$gru$lane$2$r_rotate_r$0 r_rotate_r$0(
-        .clock(r_rotate_r$0$clock),
-        .d(r_rotate_r$0$d),
-        .q(r_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$2$r_rotate_r$1 r_rotate_r$1(
-        .clock(r_rotate_r$1$clock),
-        .d(r_rotate_r$1$d),
-        .q(r_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$2$r_rotate_r$2 r_rotate_r$2(
-        .clock(r_rotate_r$2$clock),
-        .d(r_rotate_r$2$d),
-        .q(r_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$2$r_rotate_r$3 r_rotate_r$3(
-        .clock(r_rotate_r$3$clock),
-        .d(r_rotate_r$3$d),
-        .q(r_rotate_r$3$q)
-    );
-    top$core$engine$gru$lane$2$r_rotate_r$4 r_rotate_r$4(
-        .clock(r_rotate_r$4$clock),
-        .d(r_rotate_r$4$d),
-        .q(r_rotate_r$4$q)
-    );
-    top$core$engine$gru$lane$2$r_rotate_r$5 r_rotate_r$5(
-        .clock(r_rotate_r$5$clock),
-        .d(r_rotate_r$5$d),
-        .q(r_rotate_r$5$q)
-    );
-    top$core$engine$gru$lane$2$r_rotate_r$6 r_rotate_r$6(
-        .clock(r_rotate_r$6$clock),
-        .d(r_rotate_r$6$d),
-        .q(r_rotate_r$6$q)
-    );
-    top$core$engine$gru$lane$2$r_rotate_r$7 r_rotate_r$7(
-        .clock(r_rotate_r$7$clock),
-        .d(r_rotate_r$7$d),
-        .q(r_rotate_r$7$q)
-    );
-    top$core$engine$gru$lane$2$z_rotate_r$0 z_rotate_r$0(
-        .clock(z_rotate_r$0$clock),
-        .d(z_rotate_r$0$d),
-        .q(z_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$2$z_rotate_r$1 z_rotate_r$1(
-        .clock(z_rotate_r$1$clock),
-        .d(z_rotate_r$1$d),
-        .q(z_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$2$z_rotate_r$2 z_rotate_r$2(
-        .clock(z_rotate_r$2$clock),
-        .d(z_rotate_r$2$d),
-        .q(z_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$2$z_rotate_r$3 z_rotate_r$3(
-        .clock(z_rotate_r$3$clock),
-        .d(z_rotate_r$3$d),
-        .q(z_rotate_r$3$q)
-    );
-    top$core$engine$gru$lane$2$z_rotate_r$4 z_rotate_r$4(
-        .clock(z_rotate_r$4$clock),
-        .d(z_rotate_r$4$d),
-        .q(z_rotate_r$4$q)
-    );
-    top$core$engine$gru$lane$2$z_rotate_r$5 z_rotate_r$5(
-        .clock(z_rotate_r$5$clock),
-        .d(z_rotate_r$5$d),
-        .q(z_rotate_r$5$q)
-    );
-    top$core$engine$gru$lane$2$z_rotate_r$6 z_rotate_r$6(
-        .clock(z_rotate_r$6$clock),
-        .d(z_rotate_r$6$d),
-        .q(z_rotate_r$6$q)
-    );
-    top$core$engine$gru$lane$2$z_rotate_r$7 z_rotate_r$7(
-        .clock(z_rotate_r$7$clock),
-        .d(z_rotate_r$7$d),
-        .q(z_rotate_r$7$q)
-    );
-    top$core$engine$gru$lane$2$cand_rotate_r$0 cand_rotate_r$0(
-        .clock(cand_rotate_r$0$clock),
-        .d(cand_rotate_r$0$d),
-        .q(cand_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$2$cand_rotate_r$1 cand_rotate_r$1(
-        .clock(cand_rotate_r$1$clock),
-        .d(cand_rotate_r$1$d),
-        .q(cand_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$2$cand_rotate_r$2 cand_rotate_r$2(
-        .clock(cand_rotate_r$2$clock),
-        .d(cand_rotate_r$2$d),
-        .q(cand_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$2$cand_rotate_r$3 cand_rotate_r$3(
-        .clock(cand_rotate_r$3$clock),
-        .d(cand_rotate_r$3$d),
-        .q(cand_rotate_r$3$q)
     );
     top$core$engine$gru$lane$2$unit_is_a_r$0 unit_is_a_r$0(
         .clock(unit_is_a_r$0$clock),
@@ -52093,31 +50606,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(cand$31$q),
         .clock(cand$31$clock)
     );
-    top$core$engine$gru$lane$2$ka_d ka_d(
-        .d(ka_d$d),
-        .q(ka_d$q),
-        .clock(ka_d$clock)
-    );
-    top$core$engine$gru$lane$2$ka_is_x_d ka_is_x_d(
-        .d(ka_is_x_d$d),
-        .q(ka_is_x_d$q),
-        .clock(ka_is_x_d$clock)
-    );
-    top$core$engine$gru$lane$2$ka_r ka_r(
-        .d(ka_r$d),
-        .q(ka_r$q),
-        .clock(ka_r$clock)
-    );
-    top$core$engine$gru$lane$2$ka_is_x_r ka_is_x_r(
-        .d(ka_is_x_r$d),
-        .q(ka_is_x_r$q),
-        .clock(ka_is_x_r$clock)
-    );
-    top$core$engine$gru$lane$2$fwd fwd(
-        .d(fwd$d),
-        .q(fwd$q),
-        .clock(fwd$clock)
-    );
     top$core$engine$gru$lane$2$op_a op_a(
         .d(op_a$d),
         .q(op_a$q),
@@ -52208,25 +50696,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
-    top$core$engine$gru$lane$2$c_prod$0 c_prod$0(
-        .clock(c_prod$0$clock),
-        .d(c_prod$0$d),
-        .q(c_prod$0$q)
-    );
-    top$core$engine$gru$lane$2$c_prod$1 c_prod$1(
-        .clock(c_prod$1$clock),
-        .d(c_prod$1$d),
-        .q(c_prod$1$q)
-    );
-    top$core$engine$gru$lane$2$c_prod$2 c_prod$2(
-        .clock(c_prod$2$clock),
-        .d(c_prod$2$d),
-        .q(c_prod$2$q)
-    );
-    top$core$engine$gru$lane$2$c_prod$3 c_prod$3(
-        .clock(c_prod$3$clock),
-        .d(c_prod$3$d),
-        .q(c_prod$3$q)
+    top$core$engine$gru$lane$2$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
     );
     top$core$engine$gru$lane$2$c_xc c_xc(
         .d(c_xc$d),
@@ -52718,11 +51191,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     always @(*) begin
         x_a_q$clock = clock;
         x_c_q$clock = clock;
-        ka_d$clock = clock;
-        ka_is_x_d$clock = clock;
-        ka_r$clock = clock;
-        ka_is_x_r$clock = clock;
-        fwd$clock = clock;
         op_a$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
@@ -52731,6 +51199,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
         c_xc$clock = clock;
         c_isx$clock = clock;
         c_czero$clock = clock;
@@ -52749,11 +51218,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
-        ka_d$d = ka_d$q;
-        ka_is_x_d$d = ka_is_x_d$q;
-        ka_r$d = ka_r$q;
-        ka_is_x_r$d = ka_is_x_r$q;
-        fwd$d = fwd$q;
         op_a$d = op_a$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
@@ -52762,6 +51226,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
         c_xc$d = c_xc$q;
         c_isx$d = c_isx$q;
         c_czero$d = c_czero$q;
@@ -52794,10 +51259,12 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         k_r$d = k;
         k_is_x_r$clock = clock;
         k_is_x_r$d = k_is_x;
-        ka_d$d = k_r$q;
-        ka_is_x_d$d = k_is_x_r$q;
-        ka_r$d = ka_d$q;
-        ka_is_x_r$d = ka_is_x_d$q;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
         a_set_r$clock = clock;
         a_set_r$d = a_set;
         a_zero_r$clock = clock;
@@ -52872,46 +51339,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         upd_set_r$d = upd_set;
         upd_zero_r$clock = clock;
         upd_zero_r$d = upd_zero;
-        cand_rotate_r$0$clock = clock;
-        cand_rotate_r$0$d = upd_en;
-        cand_rotate_r$1$clock = clock;
-        cand_rotate_r$1$d = upd_en;
-        cand_rotate_r$2$clock = clock;
-        cand_rotate_r$2$d = upd_en;
-        cand_rotate_r$3$clock = clock;
-        cand_rotate_r$3$d = upd_en;
-        r_rotate_r$0$clock = clock;
-        r_rotate_r$0$d = r_rotate$0;
-        z_rotate_r$0$clock = clock;
-        z_rotate_r$0$d = z_rotate$0;
-        r_rotate_r$1$clock = clock;
-        r_rotate_r$1$d = r_rotate$0;
-        z_rotate_r$1$clock = clock;
-        z_rotate_r$1$d = z_rotate$0;
-        r_rotate_r$2$clock = clock;
-        r_rotate_r$2$d = r_rotate$0;
-        z_rotate_r$2$clock = clock;
-        z_rotate_r$2$d = z_rotate$0;
-        r_rotate_r$3$clock = clock;
-        r_rotate_r$3$d = r_rotate$0;
-        z_rotate_r$3$clock = clock;
-        z_rotate_r$3$d = z_rotate$0;
-        r_rotate_r$4$clock = clock;
-        r_rotate_r$4$d = r_rotate$1;
-        z_rotate_r$4$clock = clock;
-        z_rotate_r$4$d = z_rotate$1;
-        r_rotate_r$5$clock = clock;
-        r_rotate_r$5$d = r_rotate$1;
-        z_rotate_r$5$clock = clock;
-        z_rotate_r$5$d = z_rotate$1;
-        r_rotate_r$6$clock = clock;
-        r_rotate_r$6$d = r_rotate$1;
-        z_rotate_r$6$clock = clock;
-        z_rotate_r$6$d = z_rotate$1;
-        r_rotate_r$7$clock = clock;
-        r_rotate_r$7$d = r_rotate$1;
-        z_rotate_r$7$clock = clock;
-        z_rotate_r$7$d = z_rotate$1;
         unit_is_a_r$0$clock = clock;
         unit_is_a_r$0$d = unit_is_a$0;
         weight_r$0$clock = clock;
@@ -53152,8 +51579,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        fwd$d = v_en$q && (v_set$q == a_set_r$q) && (v_j$q == ka_d$q);
-        if (fwd$q) begin
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
             h_a = update_q$out;
         end
         x_a_q$d = x_a;
@@ -53487,485 +51913,549 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (r_rotate_r$0$q) begin
-            r0$0$d = r0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$0$d = r0$1$q;
+            end
+            else begin
+                r1$0$d = r1$1$q;
+            end
         end
-        if (r_rotate_r$4$q) begin
-            r1$0$d = r1$1$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
+            if (upd_set_r$q) begin
+                z1$0$d = z1$1$q;
+            end
+            else begin
+                z0$0$d = z0$1$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$0$d = z0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$0$d = z1$1$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$1$d = r0$2$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$1$d = r1$2$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
+            if (upd_set_r$q) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$1$d = z0$2$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$1$d = z1$2$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$2$d = r0$3$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$2$d = r1$3$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
+            if (upd_set_r$q) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$2$d = z0$3$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$2$d = z1$3$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$3$d = r0$4$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$3$d = r1$4$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
+            if (upd_set_r$q) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$3$d = z0$4$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$3$d = z1$4$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$4$d = r0$5$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$4$d = r1$5$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
+            if (upd_set_r$q) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$4$d = z0$5$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$4$d = z1$5$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$5$d = r0$6$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$5$d = r1$6$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
+            if (upd_set_r$q) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$5$d = z0$6$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$5$d = z1$6$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$6$d = r0$7$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$6$d = r1$7$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
+            if (upd_set_r$q) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$6$d = z0$7$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$6$d = z1$7$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$7$d = r0$8$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$7$d = r1$8$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
+            if (upd_set_r$q) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$7$d = z0$8$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$7$d = z1$8$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$8$d = r0$9$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$8$d = r1$9$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
+            if (upd_set_r$q) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$8$d = z0$9$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$8$d = z1$9$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$9$d = r0$10$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$9$d = r1$10$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
+            if (upd_set_r$q) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$9$d = z0$10$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$9$d = z1$10$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$10$d = r0$11$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$10$d = r1$11$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
+            if (upd_set_r$q) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$10$d = z0$11$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$10$d = z1$11$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$11$d = r0$12$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$11$d = r1$12$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
+            if (upd_set_r$q) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$11$d = z0$12$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$11$d = z1$12$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$12$d = r0$13$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$12$d = r1$13$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
+            if (upd_set_r$q) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$12$d = z0$13$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$12$d = z1$13$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$13$d = r0$14$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$13$d = r1$14$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
+            if (upd_set_r$q) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$13$d = z0$14$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$13$d = z1$14$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$14$d = r0$15$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$14$d = r1$15$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
+            if (upd_set_r$q) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$14$d = z0$15$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$14$d = z1$15$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$15$d = r0$16$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$15$d = r1$16$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
+            if (upd_set_r$q) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$15$d = z0$16$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$15$d = z1$16$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$16$d = r0$17$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$16$d = r1$17$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
+            if (upd_set_r$q) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$16$d = z0$17$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$16$d = z1$17$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$17$d = r0$18$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$17$d = r1$18$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
+            if (upd_set_r$q) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$17$d = z0$18$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$17$d = z1$18$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$18$d = r0$19$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$18$d = r1$19$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
+            if (upd_set_r$q) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$18$d = z0$19$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$18$d = z1$19$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$19$d = r0$20$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$19$d = r1$20$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
+            if (upd_set_r$q) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$19$d = z0$20$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$19$d = z1$20$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$20$d = r0$21$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$20$d = r1$21$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
+            if (upd_set_r$q) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$20$d = z0$21$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$20$d = z1$21$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$21$d = r0$22$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$21$d = r1$22$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
+            if (upd_set_r$q) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$21$d = z0$22$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$21$d = z1$22$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$22$d = r0$23$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$22$d = r1$23$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
+            if (upd_set_r$q) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$22$d = z0$23$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$22$d = z1$23$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$23$d = r0$24$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$23$d = r1$24$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
+            if (upd_set_r$q) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$23$d = z0$24$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$23$d = z1$24$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$24$d = r0$25$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$24$d = r1$25$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
+            if (upd_set_r$q) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$24$d = z0$25$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$24$d = z1$25$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$25$d = r0$26$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$25$d = r1$26$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
+            if (upd_set_r$q) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$25$d = z0$26$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$25$d = z1$26$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$26$d = r0$27$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$26$d = r1$27$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
+            if (upd_set_r$q) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$26$d = z0$27$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$26$d = z1$27$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$27$d = r0$28$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$27$d = r1$28$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
+            if (upd_set_r$q) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$27$d = z0$28$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$27$d = z1$28$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$28$d = r0$29$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$28$d = r1$29$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
+            if (upd_set_r$q) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$28$d = z0$29$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$28$d = z1$29$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$29$d = r0$30$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$29$d = r1$30$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
+            if (upd_set_r$q) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$29$d = z0$30$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$29$d = z1$30$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$30$d = r0$31$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$30$d = r1$31$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
+            if (upd_set_r$q) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$30$d = z0$31$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$30$d = z1$31$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$31$d = r0$0$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$31$d = r1$0$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-        end
-        if (z_rotate_r$3$q) begin
-            z0$31$d = z0$0$q;
-        end
-        if (z_rotate_r$7$q) begin
-            z1$31$d = z1$0$q;
+            if (upd_set_r$q) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
+            end
         end
         reset_mul$clock = clock;
         reset_mul$a = r_k;
@@ -53976,6 +52466,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
+        c_prod$d = reset_mul$out;
         c_xc$d = q_xc$q;
         c_isx$d = q_isx$q;
         c_czero$d = q_czero$q;
@@ -53995,9 +52486,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
-        c_prod$0$clock = clock;
-        c_prod$0$d = reset_mul$out;
-        reset_q$0$v = c_prod$0$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
         if (c_isx$q) begin
             op_c_copy$0$d = c_xc$q;
@@ -54014,9 +52503,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
-        c_prod$1$clock = clock;
-        c_prod$1$d = reset_mul$out;
-        reset_q$1$v = c_prod$1$q;
+        reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
         if (c_isx$q) begin
             op_c_copy$1$d = c_xc$q;
@@ -54033,9 +52520,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
-        c_prod$2$clock = clock;
-        c_prod$2$d = reset_mul$out;
-        reset_q$2$v = c_prod$2$q;
+        reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
         if (c_isx$q) begin
             op_c_copy$2$d = c_xc$q;
@@ -54052,9 +52537,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
-        c_prod$3$clock = clock;
-        c_prod$3$d = reset_mul$out;
-        reset_q$3$v = c_prod$3$q;
+        reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
         if (c_isx$q) begin
             op_c_copy$3$d = c_xc$q;
@@ -55659,88 +54142,41 @@ module top$core$engine$gru$lane$2$c_isx(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$c_isx
 
 
-module top$core$engine$gru$lane$2$c_prod$0(clock,d,q);
+module top$core$engine$gru$lane$2$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$c_prod
+
+
+module top$core$engine$gru$lane$2$c_rotate_r(clock,d,q);
     
     // Module arguments
     input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
+    input wire  d;
+    output reg  q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
     initial begin
-       kept = 19'h0;
+       q = 1'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[18:0];
+       q <= d;
     end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$2$c_prod$0
-
-
-module top$core$engine$gru$lane$2$c_prod$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$2$c_prod$1
-
-
-module top$core$engine$gru$lane$2$c_prod$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$2$c_prod$2
-
-
-module top$core$engine$gru$lane$2$c_prod$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$2$c_prod$3
+endmodule // top$core$engine$gru$lane$2$c_rotate_r
 
 
 module top$core$engine$gru$lane$2$c_xc(d,q,clock);
@@ -56386,97 +54822,6 @@ module top$core$engine$gru$lane$2$cand$9(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$cand$9
-
-
-module top$core$engine$gru$lane$2$cand_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$cand_rotate_r$0
-
-
-module top$core$engine$gru$lane$2$cand_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$cand_rotate_r$1
-
-
-module top$core$engine$gru$lane$2$cand_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$cand_rotate_r$2
-
-
-module top$core$engine$gru$lane$2$cand_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$cand_rotate_r$3
-
-
-module top$core$engine$gru$lane$2$fwd(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$fwd
 
 
 module top$core$engine$gru$lane$2$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_last,set,out$0,out$1,out$2,amp1,amp2,sum1,sum2);
@@ -57415,79 +55760,39 @@ module top$core$engine$gru$lane$2$k_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$2$k_r
 
 
-module top$core$engine$gru$lane$2$ka_d(d,q,clock);
+module top$core$engine$gru$lane$2$ka_is_x_r(clock,d,q);
     
     // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
     input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$2$ka_d
-
-
-module top$core$engine$gru$lane$2$ka_is_x_d(d,q,clock);
-    
-    // Module arguments
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
-endmodule // top$core$engine$gru$lane$2$ka_is_x_d
-
-
-module top$core$engine$gru$lane$2$ka_is_x_r(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
 endmodule // top$core$engine$gru$lane$2$ka_is_x_r
 
 
-module top$core$engine$gru$lane$2$ka_r(d,q,clock);
+module top$core$engine$gru$lane$2$ka_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [15:0] d;
     output reg  [15:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 16'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$gru$lane$2$ka_r
 
 
@@ -61523,150 +59828,6 @@ module top$core$engine$gru$lane$2$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$r1$9
 
 
-module top$core$engine$gru$lane$2$r_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$r_rotate_r$0
-
-
-module top$core$engine$gru$lane$2$r_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$r_rotate_r$1
-
-
-module top$core$engine$gru$lane$2$r_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$r_rotate_r$2
-
-
-module top$core$engine$gru$lane$2$r_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$r_rotate_r$3
-
-
-module top$core$engine$gru$lane$2$r_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$r_rotate_r$4
-
-
-module top$core$engine$gru$lane$2$r_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$r_rotate_r$5
-
-
-module top$core$engine$gru$lane$2$r_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$r_rotate_r$6
-
-
-module top$core$engine$gru$lane$2$r_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$r_rotate_r$7
-
-
 module top$core$engine$gru$lane$2$reset_mul(clock,a,b,out);
     
     // Module arguments
@@ -64811,151 +62972,7 @@ module top$core$engine$gru$lane$2$z1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$z1$9
 
 
-module top$core$engine$gru$lane$2$z_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$z_rotate_r$0
-
-
-module top$core$engine$gru$lane$2$z_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$z_rotate_r$1
-
-
-module top$core$engine$gru$lane$2$z_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$z_rotate_r$2
-
-
-module top$core$engine$gru$lane$2$z_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$z_rotate_r$3
-
-
-module top$core$engine$gru$lane$2$z_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$z_rotate_r$4
-
-
-module top$core$engine$gru$lane$2$z_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$z_rotate_r$5
-
-
-module top$core$engine$gru$lane$2$z_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$z_rotate_r$6
-
-
-module top$core$engine$gru$lane$2$z_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$z_rotate_r$7
-
-
-module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,r_rotate$0,r_rotate$1,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,z_rotate$0,z_rotate$1,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,post$2,post$3,post$4,post$5,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -64967,8 +62984,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
-    input wire  r_rotate$0;
-    input wire  r_rotate$1;
+    input wire  c_rotate;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -65089,8 +63107,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     input wire  [15:0] upd_j;
     input wire  upd_set;
     input wire  upd_zero;
-    input wire  z_rotate$0;
-    input wire  z_rotate$1;
     output reg  [47:0] channel$0;
     output reg  [47:0] channel$1;
     output reg  [47:0] channel$2;
@@ -65124,6 +63140,15 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  k_is_x_r$clock;
     reg  k_is_x_r$d;
     wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
     reg  a_set_r$clock;
     reg  a_set_r$d;
     wire  a_set_r$q;
@@ -65259,66 +63284,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  upd_zero_r$clock;
     reg  upd_zero_r$d;
     wire  upd_zero_r$q;
-    reg  r_rotate_r$0$clock;
-    reg  r_rotate_r$0$d;
-    wire  r_rotate_r$0$q;
-    reg  r_rotate_r$1$clock;
-    reg  r_rotate_r$1$d;
-    wire  r_rotate_r$1$q;
-    reg  r_rotate_r$2$clock;
-    reg  r_rotate_r$2$d;
-    wire  r_rotate_r$2$q;
-    reg  r_rotate_r$3$clock;
-    reg  r_rotate_r$3$d;
-    wire  r_rotate_r$3$q;
-    reg  r_rotate_r$4$clock;
-    reg  r_rotate_r$4$d;
-    wire  r_rotate_r$4$q;
-    reg  r_rotate_r$5$clock;
-    reg  r_rotate_r$5$d;
-    wire  r_rotate_r$5$q;
-    reg  r_rotate_r$6$clock;
-    reg  r_rotate_r$6$d;
-    wire  r_rotate_r$6$q;
-    reg  r_rotate_r$7$clock;
-    reg  r_rotate_r$7$d;
-    wire  r_rotate_r$7$q;
-    reg  z_rotate_r$0$clock;
-    reg  z_rotate_r$0$d;
-    wire  z_rotate_r$0$q;
-    reg  z_rotate_r$1$clock;
-    reg  z_rotate_r$1$d;
-    wire  z_rotate_r$1$q;
-    reg  z_rotate_r$2$clock;
-    reg  z_rotate_r$2$d;
-    wire  z_rotate_r$2$q;
-    reg  z_rotate_r$3$clock;
-    reg  z_rotate_r$3$d;
-    wire  z_rotate_r$3$q;
-    reg  z_rotate_r$4$clock;
-    reg  z_rotate_r$4$d;
-    wire  z_rotate_r$4$q;
-    reg  z_rotate_r$5$clock;
-    reg  z_rotate_r$5$d;
-    wire  z_rotate_r$5$q;
-    reg  z_rotate_r$6$clock;
-    reg  z_rotate_r$6$d;
-    wire  z_rotate_r$6$q;
-    reg  z_rotate_r$7$clock;
-    reg  z_rotate_r$7$d;
-    wire  z_rotate_r$7$q;
-    reg  cand_rotate_r$0$clock;
-    reg  cand_rotate_r$0$d;
-    wire  cand_rotate_r$0$q;
-    reg  cand_rotate_r$1$clock;
-    reg  cand_rotate_r$1$d;
-    wire  cand_rotate_r$1$q;
-    reg  cand_rotate_r$2$clock;
-    reg  cand_rotate_r$2$d;
-    wire  cand_rotate_r$2$q;
-    reg  cand_rotate_r$3$clock;
-    reg  cand_rotate_r$3$d;
-    wire  cand_rotate_r$3$q;
     reg  unit_is_a_r$0$clock;
     reg  unit_is_a_r$0$d;
     wire  unit_is_a_r$0$q;
@@ -66132,21 +64097,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] cand$31$d;
     wire  [17:0] cand$31$q;
     reg  cand$31$clock;
-    reg  [15:0] ka_d$d;
-    wire  [15:0] ka_d$q;
-    reg  ka_d$clock;
-    reg  ka_is_x_d$d;
-    wire  ka_is_x_d$q;
-    reg  ka_is_x_d$clock;
-    reg  [15:0] ka_r$d;
-    wire  [15:0] ka_r$q;
-    reg  ka_r$clock;
-    reg  ka_is_x_r$d;
-    wire  ka_is_x_r$q;
-    reg  ka_is_x_r$clock;
-    reg  fwd$d;
-    wire  fwd$q;
-    reg  fwd$clock;
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
@@ -66201,18 +64151,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  c_prod$0$clock;
-    reg  [47:0] c_prod$0$d;
-    wire  [47:0] c_prod$0$q;
-    reg  c_prod$1$clock;
-    reg  [47:0] c_prod$1$d;
-    wire  [47:0] c_prod$1$q;
-    reg  c_prod$2$clock;
-    reg  [47:0] c_prod$2$d;
-    wire  [47:0] c_prod$2$q;
-    reg  c_prod$3$clock;
-    reg  [47:0] c_prod$3$d;
-    wire  [47:0] c_prod$3$q;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
     reg  [17:0] c_xc$d;
     wire  [17:0] c_xc$q;
     reg  c_xc$clock;
@@ -66638,6 +64579,21 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(k_is_x_r$d),
         .q(k_is_x_r$q)
     );
+    top$core$engine$gru$lane$3$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$core$engine$gru$lane$3$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$core$engine$gru$lane$3$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
     top$core$engine$gru$lane$3$a_set_r a_set_r(
         .clock(a_set_r$clock),
         .d(a_set_r$d),
@@ -66862,106 +64818,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(upd_zero_r$clock),
         .d(upd_zero_r$d),
         .q(upd_zero_r$q)
-    );
-    top$core$engine$gru$lane$3$r_rotate_r$0 r_rotate_r$0(
-        .clock(r_rotate_r$0$clock),
-        .d(r_rotate_r$0$d),
-        .q(r_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$3$r_rotate_r$1 r_rotate_r$1(
-        .clock(r_rotate_r$1$clock),
-        .d(r_rotate_r$1$d),
-        .q(r_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$3$r_rotate_r$2 r_rotate_r$2(
-        .clock(r_rotate_r$2$clock),
-        .d(r_rotate_r$2$d),
-        .q(r_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$3$r_rotate_r$3 r_rotate_r$3(
-        .clock(r_rotate_r$3$clock),
-        .d(r_rotate_r$3$d),
-        .q(r_rotate_r$3$q)
-    );
-    top$core$engine$gru$lane$3$r_rotate_r$4 r_rotate_r$4(
-        .clock(r_rotate_r$4$clock),
-        .d(r_rotate_r$4$d),
-        .q(r_rotate_r$4$q)
-    );
-    top$core$engine$gru$lane$3$r_rotate_r$5 r_rotate_r$5(
-        .clock(r_rotate_r$5$clock),
-        .d(r_rotate_r$5$d),
-        .q(r_rotate_r$5$q)
-    );
-    top$core$engine$gru$lane$3$r_rotate_r$6 r_rotate_r$6(
-        .clock(r_rotate_r$6$clock),
-        .d(r_rotate_r$6$d),
-        .q(r_rotate_r$6$q)
-    );
-    top$core$engine$gru$lane$3$r_rotate_r$7 r_rotate_r$7(
-        .clock(r_rotate_r$7$clock),
-        .d(r_rotate_r$7$d),
-        .q(r_rotate_r$7$q)
-    );
-    top$core$engine$gru$lane$3$z_rotate_r$0 z_rotate_r$0(
-        .clock(z_rotate_r$0$clock),
-        .d(z_rotate_r$0$d),
-        .q(z_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$3$z_rotate_r$1 z_rotate_r$1(
-        .clock(z_rotate_r$1$clock),
-        .d(z_rotate_r$1$d),
-        .q(z_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$3$z_rotate_r$2 z_rotate_r$2(
-        .clock(z_rotate_r$2$clock),
-        .d(z_rotate_r$2$d),
-        .q(z_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$3$z_rotate_r$3 z_rotate_r$3(
-        .clock(z_rotate_r$3$clock),
-        .d(z_rotate_r$3$d),
-        .q(z_rotate_r$3$q)
-    );
-    top$core$engine$gru$lane$3$z_rotate_r$4 z_rotate_r$4(
-        .clock(z_rotate_r$4$clock),
-        .d(z_rotate_r$4$d),
-        .q(z_rotate_r$4$q)
-    );
-    top$core$engine$gru$lane$3$z_rotate_r$5 z_rotate_r$5(
-        .clock(z_rotate_r$5$clock),
-        .d(z_rotate_r$5$d),
-        .q(z_rotate_r$5$q)
-    );
-    top$core$engine$gru$lane$3$z_rotate_r$6 z_rotate_r$6(
-        .clock(z_rotate_r$6$clock),
-        .d(z_rotate_r$6$d),
-        .q(z_rotate_r$6$q)
-    );
-    top$core$engine$gru$lane$3$z_rotate_r$7 z_rotate_r$7(
-        .clock(z_rotate_r$7$clock),
-        .d(z_rotate_r$7$d),
-        .q(z_rotate_r$7$q)
-    );
-    top$core$engine$gru$lane$3$cand_rotate_r$0 cand_rotate_r$0(
-        .clock(cand_rotate_r$0$clock),
-        .d(cand_rotate_r$0$d),
-        .q(cand_rotate_r$0$q)
-    );
-    top$core$engine$gru$lane$3$cand_rotate_r$1 cand_rotate_r$1(
-        .clock(cand_rotate_r$1$clock),
-        .d(cand_rotate_r$1$d),
-        .q(cand_rotate_r$1$q)
-    );
-    top$core$engine$gru$lane$3$cand_rotate_r$2 cand_rotate_r$2(
-        .clock(cand_rotate_r$2$clock),
-        .d(cand_rotate_r$2$d),
-        .q(cand_rotate_r$2$q)
-    );
-    top$core$engine$gru$lane$3$cand_rotate_r$3 cand_rotate_r$3(
-        .clock(cand_rotate_r$3$clock),
-        .d(cand_rotate_r$3$d),
-        .q(cand_rotate_r$3$q)
     );
     top$core$engine$gru$lane$3$unit_is_a_r$0 unit_is_a_r$0(
         .clock(unit_is_a_r$0$clock),
@@ -68298,31 +66154,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(cand$31$q),
         .clock(cand$31$clock)
     );
-    top$core$engine$gru$lane$3$ka_d ka_d(
-        .d(ka_d$d),
-        .q(ka_d$q),
-        .clock(ka_d$clock)
-    );
-    top$core$engine$gru$lane$3$ka_is_x_d ka_is_x_d(
-        .d(ka_is_x_d$d),
-        .q(ka_is_x_d$q),
-        .clock(ka_is_x_d$clock)
-    );
-    top$core$engine$gru$lane$3$ka_r ka_r(
-        .d(ka_r$d),
-        .q(ka_r$q),
-        .clock(ka_r$clock)
-    );
-    top$core$engine$gru$lane$3$ka_is_x_r ka_is_x_r(
-        .d(ka_is_x_r$d),
-        .q(ka_is_x_r$q),
-        .clock(ka_is_x_r$clock)
-    );
-    top$core$engine$gru$lane$3$fwd fwd(
-        .d(fwd$d),
-        .q(fwd$q),
-        .clock(fwd$clock)
-    );
     top$core$engine$gru$lane$3$op_a op_a(
         .d(op_a$d),
         .q(op_a$q),
@@ -68413,25 +66244,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
-    top$core$engine$gru$lane$3$c_prod$0 c_prod$0(
-        .clock(c_prod$0$clock),
-        .d(c_prod$0$d),
-        .q(c_prod$0$q)
-    );
-    top$core$engine$gru$lane$3$c_prod$1 c_prod$1(
-        .clock(c_prod$1$clock),
-        .d(c_prod$1$d),
-        .q(c_prod$1$q)
-    );
-    top$core$engine$gru$lane$3$c_prod$2 c_prod$2(
-        .clock(c_prod$2$clock),
-        .d(c_prod$2$d),
-        .q(c_prod$2$q)
-    );
-    top$core$engine$gru$lane$3$c_prod$3 c_prod$3(
-        .clock(c_prod$3$clock),
-        .d(c_prod$3$d),
-        .q(c_prod$3$q)
+    top$core$engine$gru$lane$3$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
     );
     top$core$engine$gru$lane$3$c_xc c_xc(
         .d(c_xc$d),
@@ -68923,11 +66739,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     always @(*) begin
         x_a_q$clock = clock;
         x_c_q$clock = clock;
-        ka_d$clock = clock;
-        ka_is_x_d$clock = clock;
-        ka_r$clock = clock;
-        ka_is_x_r$clock = clock;
-        fwd$clock = clock;
         op_a$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
@@ -68936,6 +66747,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
         c_xc$clock = clock;
         c_isx$clock = clock;
         c_czero$clock = clock;
@@ -68954,11 +66766,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
-        ka_d$d = ka_d$q;
-        ka_is_x_d$d = ka_is_x_d$q;
-        ka_r$d = ka_r$q;
-        ka_is_x_r$d = ka_is_x_r$q;
-        fwd$d = fwd$q;
         op_a$d = op_a$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
@@ -68967,6 +66774,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
         c_xc$d = c_xc$q;
         c_isx$d = c_isx$q;
         c_czero$d = c_czero$q;
@@ -68999,10 +66807,12 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         k_r$d = k;
         k_is_x_r$clock = clock;
         k_is_x_r$d = k_is_x;
-        ka_d$d = k_r$q;
-        ka_is_x_d$d = k_is_x_r$q;
-        ka_r$d = ka_d$q;
-        ka_is_x_r$d = ka_is_x_d$q;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
         a_set_r$clock = clock;
         a_set_r$d = a_set;
         a_zero_r$clock = clock;
@@ -69077,46 +66887,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         upd_set_r$d = upd_set;
         upd_zero_r$clock = clock;
         upd_zero_r$d = upd_zero;
-        cand_rotate_r$0$clock = clock;
-        cand_rotate_r$0$d = upd_en;
-        cand_rotate_r$1$clock = clock;
-        cand_rotate_r$1$d = upd_en;
-        cand_rotate_r$2$clock = clock;
-        cand_rotate_r$2$d = upd_en;
-        cand_rotate_r$3$clock = clock;
-        cand_rotate_r$3$d = upd_en;
-        r_rotate_r$0$clock = clock;
-        r_rotate_r$0$d = r_rotate$0;
-        z_rotate_r$0$clock = clock;
-        z_rotate_r$0$d = z_rotate$0;
-        r_rotate_r$1$clock = clock;
-        r_rotate_r$1$d = r_rotate$0;
-        z_rotate_r$1$clock = clock;
-        z_rotate_r$1$d = z_rotate$0;
-        r_rotate_r$2$clock = clock;
-        r_rotate_r$2$d = r_rotate$0;
-        z_rotate_r$2$clock = clock;
-        z_rotate_r$2$d = z_rotate$0;
-        r_rotate_r$3$clock = clock;
-        r_rotate_r$3$d = r_rotate$0;
-        z_rotate_r$3$clock = clock;
-        z_rotate_r$3$d = z_rotate$0;
-        r_rotate_r$4$clock = clock;
-        r_rotate_r$4$d = r_rotate$1;
-        z_rotate_r$4$clock = clock;
-        z_rotate_r$4$d = z_rotate$1;
-        r_rotate_r$5$clock = clock;
-        r_rotate_r$5$d = r_rotate$1;
-        z_rotate_r$5$clock = clock;
-        z_rotate_r$5$d = z_rotate$1;
-        r_rotate_r$6$clock = clock;
-        r_rotate_r$6$d = r_rotate$1;
-        z_rotate_r$6$clock = clock;
-        z_rotate_r$6$d = z_rotate$1;
-        r_rotate_r$7$clock = clock;
-        r_rotate_r$7$d = r_rotate$1;
-        z_rotate_r$7$clock = clock;
-        z_rotate_r$7$d = z_rotate$1;
         unit_is_a_r$0$clock = clock;
         unit_is_a_r$0$d = unit_is_a$0;
         weight_r$0$clock = clock;
@@ -69357,8 +67127,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        fwd$d = v_en$q && (v_set$q == a_set_r$q) && (v_j$q == ka_d$q);
-        if (fwd$q) begin
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
             h_a = update_q$out;
         end
         x_a_q$d = x_a;
@@ -69692,485 +67461,549 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (r_rotate_r$0$q) begin
-            r0$0$d = r0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$0$d = r0$1$q;
+            end
+            else begin
+                r1$0$d = r1$1$q;
+            end
         end
-        if (r_rotate_r$4$q) begin
-            r1$0$d = r1$1$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
+            if (upd_set_r$q) begin
+                z1$0$d = z1$1$q;
+            end
+            else begin
+                z0$0$d = z0$1$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$0$d = z0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$0$d = z1$1$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$1$d = r0$2$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$1$d = r1$2$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
+            if (upd_set_r$q) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$1$d = z0$2$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$1$d = z1$2$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$2$d = r0$3$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$2$d = r1$3$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
+            if (upd_set_r$q) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$2$d = z0$3$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$2$d = z1$3$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$3$d = r0$4$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$3$d = r1$4$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
+            if (upd_set_r$q) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$3$d = z0$4$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$3$d = z1$4$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$4$d = r0$5$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$4$d = r1$5$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
+            if (upd_set_r$q) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$4$d = z0$5$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$4$d = z1$5$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$5$d = r0$6$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$5$d = r1$6$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
+            if (upd_set_r$q) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$5$d = z0$6$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$5$d = z1$6$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$6$d = r0$7$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$6$d = r1$7$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
+            if (upd_set_r$q) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$6$d = z0$7$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$6$d = z1$7$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$7$d = r0$8$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$7$d = r1$8$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
+            if (upd_set_r$q) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$7$d = z0$8$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$7$d = z1$8$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$8$d = r0$9$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$8$d = r1$9$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
+            if (upd_set_r$q) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$8$d = z0$9$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$8$d = z1$9$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$9$d = r0$10$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$9$d = r1$10$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
+            if (upd_set_r$q) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$9$d = z0$10$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$9$d = z1$10$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$10$d = r0$11$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$10$d = r1$11$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
+            if (upd_set_r$q) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$10$d = z0$11$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$10$d = z1$11$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$11$d = r0$12$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$11$d = r1$12$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
+            if (upd_set_r$q) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$11$d = z0$12$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$11$d = z1$12$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$12$d = r0$13$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$12$d = r1$13$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
+            if (upd_set_r$q) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$12$d = z0$13$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$12$d = z1$13$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$13$d = r0$14$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$13$d = r1$14$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
+            if (upd_set_r$q) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$13$d = z0$14$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$13$d = z1$14$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$14$d = r0$15$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$14$d = r1$15$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
+            if (upd_set_r$q) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$14$d = z0$15$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$14$d = z1$15$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$15$d = r0$16$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$15$d = r1$16$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
+            if (upd_set_r$q) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$15$d = z0$16$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$15$d = z1$16$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$16$d = r0$17$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$16$d = r1$17$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
+            if (upd_set_r$q) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$16$d = z0$17$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$16$d = z1$17$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$17$d = r0$18$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$17$d = r1$18$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
+            if (upd_set_r$q) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$17$d = z0$18$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$17$d = z1$18$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$18$d = r0$19$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$18$d = r1$19$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
+            if (upd_set_r$q) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$18$d = z0$19$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$18$d = z1$19$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$19$d = r0$20$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$19$d = r1$20$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
+            if (upd_set_r$q) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$19$d = z0$20$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$19$d = z1$20$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$20$d = r0$21$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$20$d = r1$21$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
+            if (upd_set_r$q) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$20$d = z0$21$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$20$d = z1$21$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$21$d = r0$22$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$21$d = r1$22$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
+            if (upd_set_r$q) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$21$d = z0$22$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$21$d = z1$22$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$22$d = r0$23$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$22$d = r1$23$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
+            if (upd_set_r$q) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$22$d = z0$23$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$22$d = z1$23$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$23$d = r0$24$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$23$d = r1$24$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
+            if (upd_set_r$q) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$23$d = z0$24$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$23$d = z1$24$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$24$d = r0$25$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$24$d = r1$25$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
+            if (upd_set_r$q) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$24$d = z0$25$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$24$d = z1$25$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$25$d = r0$26$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$25$d = r1$26$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
+            if (upd_set_r$q) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$25$d = z0$26$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$25$d = z1$26$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$26$d = r0$27$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$26$d = r1$27$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
+            if (upd_set_r$q) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$26$d = z0$27$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$26$d = z1$27$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$27$d = r0$28$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$27$d = r1$28$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
+            if (upd_set_r$q) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$27$d = z0$28$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$27$d = z1$28$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$28$d = r0$29$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$28$d = r1$29$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
+            if (upd_set_r$q) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$28$d = z0$29$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$28$d = z1$29$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$29$d = r0$30$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$29$d = r1$30$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
+            if (upd_set_r$q) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$29$d = z0$30$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$29$d = z1$30$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$30$d = r0$31$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$30$d = r1$31$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
+            if (upd_set_r$q) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$30$d = z0$31$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$30$d = z1$31$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$31$d = r0$0$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$31$d = r1$0$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-        end
-        if (z_rotate_r$3$q) begin
-            z0$31$d = z0$0$q;
-        end
-        if (z_rotate_r$7$q) begin
-            z1$31$d = z1$0$q;
+            if (upd_set_r$q) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
+            end
         end
         reset_mul$clock = clock;
         reset_mul$a = r_k;
@@ -70181,6 +68014,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
+        c_prod$d = reset_mul$out;
         c_xc$d = q_xc$q;
         c_isx$d = q_isx$q;
         c_czero$d = q_czero$q;
@@ -70200,9 +68034,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
-        c_prod$0$clock = clock;
-        c_prod$0$d = reset_mul$out;
-        reset_q$0$v = c_prod$0$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
         if (c_isx$q) begin
             op_c_copy$0$d = c_xc$q;
@@ -70219,9 +68051,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
-        c_prod$1$clock = clock;
-        c_prod$1$d = reset_mul$out;
-        reset_q$1$v = c_prod$1$q;
+        reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
         if (c_isx$q) begin
             op_c_copy$1$d = c_xc$q;
@@ -70238,9 +68068,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
-        c_prod$2$clock = clock;
-        c_prod$2$d = reset_mul$out;
-        reset_q$2$v = c_prod$2$q;
+        reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
         if (c_isx$q) begin
             op_c_copy$2$d = c_xc$q;
@@ -70257,9 +68085,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
-        c_prod$3$clock = clock;
-        c_prod$3$d = reset_mul$out;
-        reset_q$3$v = c_prod$3$q;
+        reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
         if (c_isx$q) begin
             op_c_copy$3$d = c_xc$q;
@@ -71864,88 +69690,41 @@ module top$core$engine$gru$lane$3$c_isx(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$c_isx
 
 
-module top$core$engine$gru$lane$3$c_prod$0(clock,d,q);
+module top$core$engine$gru$lane$3$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$c_prod
+
+
+module top$core$engine$gru$lane$3$c_rotate_r(clock,d,q);
     
     // Module arguments
     input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
+    input wire  d;
+    output reg  q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
     initial begin
-       kept = 19'h0;
+       q = 1'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[18:0];
+       q <= d;
     end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$3$c_prod$0
-
-
-module top$core$engine$gru$lane$3$c_prod$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$3$c_prod$1
-
-
-module top$core$engine$gru$lane$3$c_prod$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$3$c_prod$2
-
-
-module top$core$engine$gru$lane$3$c_prod$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$core$engine$gru$lane$3$c_prod$3
+endmodule // top$core$engine$gru$lane$3$c_rotate_r
 
 
 module top$core$engine$gru$lane$3$c_xc(d,q,clock);
@@ -72591,97 +70370,6 @@ module top$core$engine$gru$lane$3$cand$9(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$cand$9
-
-
-module top$core$engine$gru$lane$3$cand_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$cand_rotate_r$0
-
-
-module top$core$engine$gru$lane$3$cand_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$cand_rotate_r$1
-
-
-module top$core$engine$gru$lane$3$cand_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$cand_rotate_r$2
-
-
-module top$core$engine$gru$lane$3$cand_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$cand_rotate_r$3
-
-
-module top$core$engine$gru$lane$3$fwd(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$fwd
 
 
 module top$core$engine$gru$lane$3$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_last,set,out$0,out$1,out$2,amp1,amp2,sum1,sum2);
@@ -73620,79 +71308,39 @@ module top$core$engine$gru$lane$3$k_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$3$k_r
 
 
-module top$core$engine$gru$lane$3$ka_d(d,q,clock);
+module top$core$engine$gru$lane$3$ka_is_x_r(clock,d,q);
     
     // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
     input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$gru$lane$3$ka_d
-
-
-module top$core$engine$gru$lane$3$ka_is_x_d(d,q,clock);
-    
-    // Module arguments
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
-endmodule // top$core$engine$gru$lane$3$ka_is_x_d
-
-
-module top$core$engine$gru$lane$3$ka_is_x_r(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
 endmodule // top$core$engine$gru$lane$3$ka_is_x_r
 
 
-module top$core$engine$gru$lane$3$ka_r(d,q,clock);
+module top$core$engine$gru$lane$3$ka_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [15:0] d;
     output reg  [15:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 16'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$core$engine$gru$lane$3$ka_r
 
 
@@ -77728,150 +75376,6 @@ module top$core$engine$gru$lane$3$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$r1$9
 
 
-module top$core$engine$gru$lane$3$r_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$r_rotate_r$0
-
-
-module top$core$engine$gru$lane$3$r_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$r_rotate_r$1
-
-
-module top$core$engine$gru$lane$3$r_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$r_rotate_r$2
-
-
-module top$core$engine$gru$lane$3$r_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$r_rotate_r$3
-
-
-module top$core$engine$gru$lane$3$r_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$r_rotate_r$4
-
-
-module top$core$engine$gru$lane$3$r_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$r_rotate_r$5
-
-
-module top$core$engine$gru$lane$3$r_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$r_rotate_r$6
-
-
-module top$core$engine$gru$lane$3$r_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$r_rotate_r$7
-
-
 module top$core$engine$gru$lane$3$reset_mul(clock,a,b,out);
     
     // Module arguments
@@ -81014,150 +78518,6 @@ module top$core$engine$gru$lane$3$z1$9(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$z1$9
-
-
-module top$core$engine$gru$lane$3$z_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$z_rotate_r$0
-
-
-module top$core$engine$gru$lane$3$z_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$z_rotate_r$1
-
-
-module top$core$engine$gru$lane$3$z_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$z_rotate_r$2
-
-
-module top$core$engine$gru$lane$3$z_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$z_rotate_r$3
-
-
-module top$core$engine$gru$lane$3$z_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$z_rotate_r$4
-
-
-module top$core$engine$gru$lane$3$z_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$z_rotate_r$5
-
-
-module top$core$engine$gru$lane$3$z_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$z_rotate_r$6
-
-
-module top$core$engine$gru$lane$3$z_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$z_rotate_r$7
 
 
 module top$core$engine$gru$m1_pass(d,q,clock);

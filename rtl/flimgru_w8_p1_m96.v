@@ -5901,8 +5901,9 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [15:0] lane$0$x_raddr1;
     reg  [15:0] lane$0$k;
     reg  lane$0$k_is_x;
-    reg  lane$0$r_rotate$0;
-    reg  lane$0$r_rotate$1;
+    reg  lane$0$c_rotate;
+    reg  [15:0] lane$0$ka;
+    reg  lane$0$ka_is_x;
     reg  lane$0$a_set;
     reg  lane$0$a_zero;
     reg  lane$0$c_zero;
@@ -6211,8 +6212,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
     reg  [15:0] lane$0$upd_j;
     reg  lane$0$upd_set;
     reg  lane$0$upd_zero;
-    reg  lane$0$z_rotate$0;
-    reg  lane$0$z_rotate$1;
     wire  [47:0] lane$0$channel$0;
     wire  [47:0] lane$0$channel$1;
     wire  [47:0] lane$0$channel$2;
@@ -8221,8 +8220,9 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .x_raddr1(lane$0$x_raddr1),
         .k(lane$0$k),
         .k_is_x(lane$0$k_is_x),
-        .r_rotate$0(lane$0$r_rotate$0),
-        .r_rotate$1(lane$0$r_rotate$1),
+        .c_rotate(lane$0$c_rotate),
+        .ka(lane$0$ka),
+        .ka_is_x(lane$0$ka_is_x),
         .a_set(lane$0$a_set),
         .a_zero(lane$0$a_zero),
         .c_zero(lane$0$c_zero),
@@ -8531,8 +8531,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         .upd_j(lane$0$upd_j),
         .upd_set(lane$0$upd_set),
         .upd_zero(lane$0$upd_zero),
-        .z_rotate$0(lane$0$z_rotate$0),
-        .z_rotate$1(lane$0$z_rotate$1),
         .channel$0(lane$0$channel$0),
         .channel$1(lane$0$channel$1),
         .channel$2(lane$0$channel$2),
@@ -13585,8 +13583,9 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         lane$0$x_raddr1 = step$1$q;
         lane$0$k = term$q;
         lane$0$k_is_x = term$q == x_term;
-        lane$0$r_rotate$0 = issue && (term$q != x_term) && a_set$q;
-        lane$0$r_rotate$1 = issue && (term$q != x_term) && ~a_set$q;
+        lane$0$c_rotate = issue && (term$q != x_term);
+        lane$0$ka = d1_term$q;
+        lane$0$ka_is_x = d1_term$q == x_term;
         lane$0$a_set = a_set$q;
         if (a_set$q) begin
             lane$0$a_zero = zero$1;
@@ -13901,8 +13900,6 @@ module top$gru(clock,x_we,x_set,x_addr,x_data$0,x_done,x_free0,x_free1,ext_busy,
         lane$0$upd_j = upd_j$q;
         lane$0$upd_set = upd_set$q;
         lane$0$upd_zero = upd_zero$q;
-        lane$0$z_rotate$0 = upd_run$q && upd_active$q && ~upd_set$q;
-        lane$0$z_rotate$1 = upd_run$q && upd_active$q && upd_set$q;
         amp1$0 = lane$0$amp1;
         amp2$0 = lane$0$amp2;
         sum1$0 = lane$0$sum1;
@@ -22706,7 +22703,7 @@ module top$gru$lag_step(d,q,clock);
 endmodule // top$gru$lag_step
 
 
-module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,r_rotate$0,r_rotate$1,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,unit_is_a$32,unit_is_a$33,unit_is_a$34,unit_is_a$35,unit_is_a$36,unit_is_a$37,unit_is_a$38,unit_is_a$39,unit_is_a$40,unit_is_a$41,unit_is_a$42,unit_is_a$43,unit_is_a$44,unit_is_a$45,unit_is_a$46,unit_is_a$47,unit_is_a$48,unit_is_a$49,unit_is_a$50,unit_is_a$51,unit_is_a$52,unit_is_a$53,unit_is_a$54,unit_is_a$55,unit_is_a$56,unit_is_a$57,unit_is_a$58,unit_is_a$59,unit_is_a$60,unit_is_a$61,unit_is_a$62,unit_is_a$63,unit_is_a$64,unit_is_a$65,unit_is_a$66,unit_is_a$67,unit_is_a$68,unit_is_a$69,unit_is_a$70,unit_is_a$71,unit_is_a$72,unit_is_a$73,unit_is_a$74,unit_is_a$75,unit_is_a$76,unit_is_a$77,unit_is_a$78,unit_is_a$79,unit_is_a$80,unit_is_a$81,unit_is_a$82,unit_is_a$83,unit_is_a$84,unit_is_a$85,unit_is_a$86,unit_is_a$87,unit_is_a$88,unit_is_a$89,unit_is_a$90,unit_is_a$91,unit_is_a$92,unit_is_a$93,unit_is_a$94,unit_is_a$95,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,weight$32,weight$33,weight$34,weight$35,weight$36,weight$37,weight$38,weight$39,weight$40,weight$41,weight$42,weight$43,weight$44,weight$45,weight$46,weight$47,weight$48,weight$49,weight$50,weight$51,weight$52,weight$53,weight$54,weight$55,weight$56,weight$57,weight$58,weight$59,weight$60,weight$61,weight$62,weight$63,weight$64,weight$65,weight$66,weight$67,weight$68,weight$69,weight$70,weight$71,weight$72,weight$73,weight$74,weight$75,weight$76,weight$77,weight$78,weight$79,weight$80,weight$81,weight$82,weight$83,weight$84,weight$85,weight$86,weight$87,weight$88,weight$89,weight$90,weight$91,weight$92,weight$93,weight$94,weight$95,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,bias$32,bias$33,bias$34,bias$35,bias$36,bias$37,bias$38,bias$39,bias$40,bias$41,bias$42,bias$43,bias$44,bias$45,bias$46,bias$47,bias$48,bias$49,bias$50,bias$51,bias$52,bias$53,bias$54,bias$55,bias$56,bias$57,bias$58,bias$59,bias$60,bias$61,bias$62,bias$63,bias$64,bias$65,bias$66,bias$67,bias$68,bias$69,bias$70,bias$71,bias$72,bias$73,bias$74,bias$75,bias$76,bias$77,bias$78,bias$79,bias$80,bias$81,bias$82,bias$83,bias$84,bias$85,bias$86,bias$87,bias$88,bias$89,bias$90,bias$91,bias$92,bias$93,bias$94,bias$95,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,z_rotate$0,z_rotate$1,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
+module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_x,c_rotate,ka,ka_is_x,a_set,a_zero,c_zero,mac_en,mac_first,unit_is_a$0,unit_is_a$1,unit_is_a$2,unit_is_a$3,unit_is_a$4,unit_is_a$5,unit_is_a$6,unit_is_a$7,unit_is_a$8,unit_is_a$9,unit_is_a$10,unit_is_a$11,unit_is_a$12,unit_is_a$13,unit_is_a$14,unit_is_a$15,unit_is_a$16,unit_is_a$17,unit_is_a$18,unit_is_a$19,unit_is_a$20,unit_is_a$21,unit_is_a$22,unit_is_a$23,unit_is_a$24,unit_is_a$25,unit_is_a$26,unit_is_a$27,unit_is_a$28,unit_is_a$29,unit_is_a$30,unit_is_a$31,unit_is_a$32,unit_is_a$33,unit_is_a$34,unit_is_a$35,unit_is_a$36,unit_is_a$37,unit_is_a$38,unit_is_a$39,unit_is_a$40,unit_is_a$41,unit_is_a$42,unit_is_a$43,unit_is_a$44,unit_is_a$45,unit_is_a$46,unit_is_a$47,unit_is_a$48,unit_is_a$49,unit_is_a$50,unit_is_a$51,unit_is_a$52,unit_is_a$53,unit_is_a$54,unit_is_a$55,unit_is_a$56,unit_is_a$57,unit_is_a$58,unit_is_a$59,unit_is_a$60,unit_is_a$61,unit_is_a$62,unit_is_a$63,unit_is_a$64,unit_is_a$65,unit_is_a$66,unit_is_a$67,unit_is_a$68,unit_is_a$69,unit_is_a$70,unit_is_a$71,unit_is_a$72,unit_is_a$73,unit_is_a$74,unit_is_a$75,unit_is_a$76,unit_is_a$77,unit_is_a$78,unit_is_a$79,unit_is_a$80,unit_is_a$81,unit_is_a$82,unit_is_a$83,unit_is_a$84,unit_is_a$85,unit_is_a$86,unit_is_a$87,unit_is_a$88,unit_is_a$89,unit_is_a$90,unit_is_a$91,unit_is_a$92,unit_is_a$93,unit_is_a$94,unit_is_a$95,weight$0,weight$1,weight$2,weight$3,weight$4,weight$5,weight$6,weight$7,weight$8,weight$9,weight$10,weight$11,weight$12,weight$13,weight$14,weight$15,weight$16,weight$17,weight$18,weight$19,weight$20,weight$21,weight$22,weight$23,weight$24,weight$25,weight$26,weight$27,weight$28,weight$29,weight$30,weight$31,weight$32,weight$33,weight$34,weight$35,weight$36,weight$37,weight$38,weight$39,weight$40,weight$41,weight$42,weight$43,weight$44,weight$45,weight$46,weight$47,weight$48,weight$49,weight$50,weight$51,weight$52,weight$53,weight$54,weight$55,weight$56,weight$57,weight$58,weight$59,weight$60,weight$61,weight$62,weight$63,weight$64,weight$65,weight$66,weight$67,weight$68,weight$69,weight$70,weight$71,weight$72,weight$73,weight$74,weight$75,weight$76,weight$77,weight$78,weight$79,weight$80,weight$81,weight$82,weight$83,weight$84,weight$85,weight$86,weight$87,weight$88,weight$89,weight$90,weight$91,weight$92,weight$93,weight$94,weight$95,bias$0,bias$1,bias$2,bias$3,bias$4,bias$5,bias$6,bias$7,bias$8,bias$9,bias$10,bias$11,bias$12,bias$13,bias$14,bias$15,bias$16,bias$17,bias$18,bias$19,bias$20,bias$21,bias$22,bias$23,bias$24,bias$25,bias$26,bias$27,bias$28,bias$29,bias$30,bias$31,bias$32,bias$33,bias$34,bias$35,bias$36,bias$37,bias$38,bias$39,bias$40,bias$41,bias$42,bias$43,bias$44,bias$45,bias$46,bias$47,bias$48,bias$49,bias$50,bias$51,bias$52,bias$53,bias$54,bias$55,bias$56,bias$57,bias$58,bias$59,bias$60,bias$61,bias$62,bias$63,bias$64,bias$65,bias$66,bias$67,bias$68,bias$69,bias$70,bias$71,bias$72,bias$73,bias$74,bias$75,bias$76,bias$77,bias$78,bias$79,bias$80,bias$81,bias$82,bias$83,bias$84,bias$85,bias$86,bias$87,bias$88,bias$89,bias$90,bias$91,bias$92,bias$93,bias$94,bias$95,head_en,head_first,head_weight$0,head_weight$1,head_weight$2,post$0,post$1,head_done,head_step_first,head_step_last,head_set,upd_en,upd_j,upd_set,upd_zero,channel$0,channel$1,channel$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
     input wire  clock;
@@ -22718,8 +22715,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     input wire  [15:0] x_raddr1;
     input wire  [15:0] k;
     input wire  k_is_x;
-    input wire  r_rotate$0;
-    input wire  r_rotate$1;
+    input wire  c_rotate;
+    input wire  [15:0] ka;
+    input wire  ka_is_x;
     input wire  a_set;
     input wire  a_zero;
     input wire  c_zero;
@@ -23028,8 +23026,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     input wire  [15:0] upd_j;
     input wire  upd_set;
     input wire  upd_zero;
-    input wire  z_rotate$0;
-    input wire  z_rotate$1;
     output reg  [47:0] channel$0;
     output reg  [47:0] channel$1;
     output reg  [47:0] channel$2;
@@ -23063,6 +23059,15 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  k_is_x_r$clock;
     reg  k_is_x_r$d;
     wire  k_is_x_r$q;
+    reg  c_rotate_r$clock;
+    reg  c_rotate_r$d;
+    wire  c_rotate_r$q;
+    reg  ka_r$clock;
+    reg  [15:0] ka_r$d;
+    wire  [15:0] ka_r$q;
+    reg  ka_is_x_r$clock;
+    reg  ka_is_x_r$d;
+    wire  ka_is_x_r$q;
     reg  a_set_r$clock;
     reg  a_set_r$d;
     wire  a_set_r$q;
@@ -23246,66 +23251,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  upd_zero_r$clock;
     reg  upd_zero_r$d;
     wire  upd_zero_r$q;
-    reg  r_rotate_r$0$clock;
-    reg  r_rotate_r$0$d;
-    wire  r_rotate_r$0$q;
-    reg  r_rotate_r$1$clock;
-    reg  r_rotate_r$1$d;
-    wire  r_rotate_r$1$q;
-    reg  r_rotate_r$2$clock;
-    reg  r_rotate_r$2$d;
-    wire  r_rotate_r$2$q;
-    reg  r_rotate_r$3$clock;
-    reg  r_rotate_r$3$d;
-    wire  r_rotate_r$3$q;
-    reg  r_rotate_r$4$clock;
-    reg  r_rotate_r$4$d;
-    wire  r_rotate_r$4$q;
-    reg  r_rotate_r$5$clock;
-    reg  r_rotate_r$5$d;
-    wire  r_rotate_r$5$q;
-    reg  r_rotate_r$6$clock;
-    reg  r_rotate_r$6$d;
-    wire  r_rotate_r$6$q;
-    reg  r_rotate_r$7$clock;
-    reg  r_rotate_r$7$d;
-    wire  r_rotate_r$7$q;
-    reg  z_rotate_r$0$clock;
-    reg  z_rotate_r$0$d;
-    wire  z_rotate_r$0$q;
-    reg  z_rotate_r$1$clock;
-    reg  z_rotate_r$1$d;
-    wire  z_rotate_r$1$q;
-    reg  z_rotate_r$2$clock;
-    reg  z_rotate_r$2$d;
-    wire  z_rotate_r$2$q;
-    reg  z_rotate_r$3$clock;
-    reg  z_rotate_r$3$d;
-    wire  z_rotate_r$3$q;
-    reg  z_rotate_r$4$clock;
-    reg  z_rotate_r$4$d;
-    wire  z_rotate_r$4$q;
-    reg  z_rotate_r$5$clock;
-    reg  z_rotate_r$5$d;
-    wire  z_rotate_r$5$q;
-    reg  z_rotate_r$6$clock;
-    reg  z_rotate_r$6$d;
-    wire  z_rotate_r$6$q;
-    reg  z_rotate_r$7$clock;
-    reg  z_rotate_r$7$d;
-    wire  z_rotate_r$7$q;
-    reg  cand_rotate_r$0$clock;
-    reg  cand_rotate_r$0$d;
-    wire  cand_rotate_r$0$q;
-    reg  cand_rotate_r$1$clock;
-    reg  cand_rotate_r$1$d;
-    wire  cand_rotate_r$1$q;
-    reg  cand_rotate_r$2$clock;
-    reg  cand_rotate_r$2$d;
-    wire  cand_rotate_r$2$q;
-    reg  cand_rotate_r$3$clock;
-    reg  cand_rotate_r$3$d;
-    wire  cand_rotate_r$3$q;
     reg  unit_is_a_r$0$clock;
     reg  unit_is_a_r$0$d;
     wire  unit_is_a_r$0$q;
@@ -24695,21 +24640,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] cand$31$d;
     wire  [17:0] cand$31$q;
     reg  cand$31$clock;
-    reg  [15:0] ka_d$d;
-    wire  [15:0] ka_d$q;
-    reg  ka_d$clock;
-    reg  ka_is_x_d$d;
-    wire  ka_is_x_d$q;
-    reg  ka_is_x_d$clock;
-    reg  [15:0] ka_r$d;
-    wire  [15:0] ka_r$q;
-    reg  ka_r$clock;
-    reg  ka_is_x_r$d;
-    wire  ka_is_x_r$q;
-    reg  ka_is_x_r$clock;
-    reg  fwd$d;
-    wire  fwd$q;
-    reg  fwd$clock;
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
@@ -24812,42 +24742,9 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  q_czero$d;
     wire  q_czero$q;
     reg  q_czero$clock;
-    reg  c_prod$0$clock;
-    reg  [47:0] c_prod$0$d;
-    wire  [47:0] c_prod$0$q;
-    reg  c_prod$1$clock;
-    reg  [47:0] c_prod$1$d;
-    wire  [47:0] c_prod$1$q;
-    reg  c_prod$2$clock;
-    reg  [47:0] c_prod$2$d;
-    wire  [47:0] c_prod$2$q;
-    reg  c_prod$3$clock;
-    reg  [47:0] c_prod$3$d;
-    wire  [47:0] c_prod$3$q;
-    reg  c_prod$4$clock;
-    reg  [47:0] c_prod$4$d;
-    wire  [47:0] c_prod$4$q;
-    reg  c_prod$5$clock;
-    reg  [47:0] c_prod$5$d;
-    wire  [47:0] c_prod$5$q;
-    reg  c_prod$6$clock;
-    reg  [47:0] c_prod$6$d;
-    wire  [47:0] c_prod$6$q;
-    reg  c_prod$7$clock;
-    reg  [47:0] c_prod$7$d;
-    wire  [47:0] c_prod$7$q;
-    reg  c_prod$8$clock;
-    reg  [47:0] c_prod$8$d;
-    wire  [47:0] c_prod$8$q;
-    reg  c_prod$9$clock;
-    reg  [47:0] c_prod$9$d;
-    wire  [47:0] c_prod$9$q;
-    reg  c_prod$10$clock;
-    reg  [47:0] c_prod$10$d;
-    wire  [47:0] c_prod$10$q;
-    reg  c_prod$11$clock;
-    reg  [47:0] c_prod$11$d;
-    wire  [47:0] c_prod$11$q;
+    reg  [47:0] c_prod$d;
+    wire  [47:0] c_prod$q;
+    reg  c_prod$clock;
     reg  [17:0] c_xc$d;
     wire  [17:0] c_xc$q;
     reg  c_xc$clock;
@@ -26057,6 +25954,21 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .d(k_is_x_r$d),
         .q(k_is_x_r$q)
     );
+    top$gru$lane$0$c_rotate_r c_rotate_r(
+        .clock(c_rotate_r$clock),
+        .d(c_rotate_r$d),
+        .q(c_rotate_r$q)
+    );
+    top$gru$lane$0$ka_r ka_r(
+        .clock(ka_r$clock),
+        .d(ka_r$d),
+        .q(ka_r$q)
+    );
+    top$gru$lane$0$ka_is_x_r ka_is_x_r(
+        .clock(ka_is_x_r$clock),
+        .d(ka_is_x_r$d),
+        .q(ka_is_x_r$q)
+    );
     top$gru$lane$0$a_set_r a_set_r(
         .clock(a_set_r$clock),
         .d(a_set_r$d),
@@ -26361,106 +26273,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .clock(upd_zero_r$clock),
         .d(upd_zero_r$d),
         .q(upd_zero_r$q)
-    );
-    top$gru$lane$0$r_rotate_r$0 r_rotate_r$0(
-        .clock(r_rotate_r$0$clock),
-        .d(r_rotate_r$0$d),
-        .q(r_rotate_r$0$q)
-    );
-    top$gru$lane$0$r_rotate_r$1 r_rotate_r$1(
-        .clock(r_rotate_r$1$clock),
-        .d(r_rotate_r$1$d),
-        .q(r_rotate_r$1$q)
-    );
-    top$gru$lane$0$r_rotate_r$2 r_rotate_r$2(
-        .clock(r_rotate_r$2$clock),
-        .d(r_rotate_r$2$d),
-        .q(r_rotate_r$2$q)
-    );
-    top$gru$lane$0$r_rotate_r$3 r_rotate_r$3(
-        .clock(r_rotate_r$3$clock),
-        .d(r_rotate_r$3$d),
-        .q(r_rotate_r$3$q)
-    );
-    top$gru$lane$0$r_rotate_r$4 r_rotate_r$4(
-        .clock(r_rotate_r$4$clock),
-        .d(r_rotate_r$4$d),
-        .q(r_rotate_r$4$q)
-    );
-    top$gru$lane$0$r_rotate_r$5 r_rotate_r$5(
-        .clock(r_rotate_r$5$clock),
-        .d(r_rotate_r$5$d),
-        .q(r_rotate_r$5$q)
-    );
-    top$gru$lane$0$r_rotate_r$6 r_rotate_r$6(
-        .clock(r_rotate_r$6$clock),
-        .d(r_rotate_r$6$d),
-        .q(r_rotate_r$6$q)
-    );
-    top$gru$lane$0$r_rotate_r$7 r_rotate_r$7(
-        .clock(r_rotate_r$7$clock),
-        .d(r_rotate_r$7$d),
-        .q(r_rotate_r$7$q)
-    );
-    top$gru$lane$0$z_rotate_r$0 z_rotate_r$0(
-        .clock(z_rotate_r$0$clock),
-        .d(z_rotate_r$0$d),
-        .q(z_rotate_r$0$q)
-    );
-    top$gru$lane$0$z_rotate_r$1 z_rotate_r$1(
-        .clock(z_rotate_r$1$clock),
-        .d(z_rotate_r$1$d),
-        .q(z_rotate_r$1$q)
-    );
-    top$gru$lane$0$z_rotate_r$2 z_rotate_r$2(
-        .clock(z_rotate_r$2$clock),
-        .d(z_rotate_r$2$d),
-        .q(z_rotate_r$2$q)
-    );
-    top$gru$lane$0$z_rotate_r$3 z_rotate_r$3(
-        .clock(z_rotate_r$3$clock),
-        .d(z_rotate_r$3$d),
-        .q(z_rotate_r$3$q)
-    );
-    top$gru$lane$0$z_rotate_r$4 z_rotate_r$4(
-        .clock(z_rotate_r$4$clock),
-        .d(z_rotate_r$4$d),
-        .q(z_rotate_r$4$q)
-    );
-    top$gru$lane$0$z_rotate_r$5 z_rotate_r$5(
-        .clock(z_rotate_r$5$clock),
-        .d(z_rotate_r$5$d),
-        .q(z_rotate_r$5$q)
-    );
-    top$gru$lane$0$z_rotate_r$6 z_rotate_r$6(
-        .clock(z_rotate_r$6$clock),
-        .d(z_rotate_r$6$d),
-        .q(z_rotate_r$6$q)
-    );
-    top$gru$lane$0$z_rotate_r$7 z_rotate_r$7(
-        .clock(z_rotate_r$7$clock),
-        .d(z_rotate_r$7$d),
-        .q(z_rotate_r$7$q)
-    );
-    top$gru$lane$0$cand_rotate_r$0 cand_rotate_r$0(
-        .clock(cand_rotate_r$0$clock),
-        .d(cand_rotate_r$0$d),
-        .q(cand_rotate_r$0$q)
-    );
-    top$gru$lane$0$cand_rotate_r$1 cand_rotate_r$1(
-        .clock(cand_rotate_r$1$clock),
-        .d(cand_rotate_r$1$d),
-        .q(cand_rotate_r$1$q)
-    );
-    top$gru$lane$0$cand_rotate_r$2 cand_rotate_r$2(
-        .clock(cand_rotate_r$2$clock),
-        .d(cand_rotate_r$2$d),
-        .q(cand_rotate_r$2$q)
-    );
-    top$gru$lane$0$cand_rotate_r$3 cand_rotate_r$3(
-        .clock(cand_rotate_r$3$clock),
-        .d(cand_rotate_r$3$d),
-        .q(cand_rotate_r$3$q)
     );
     top$gru$lane$0$unit_is_a_r$0 unit_is_a_r$0(
         .clock(unit_is_a_r$0$clock),
@@ -28757,31 +28569,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(cand$31$q),
         .clock(cand$31$clock)
     );
-    top$gru$lane$0$ka_d ka_d(
-        .d(ka_d$d),
-        .q(ka_d$q),
-        .clock(ka_d$clock)
-    );
-    top$gru$lane$0$ka_is_x_d ka_is_x_d(
-        .d(ka_is_x_d$d),
-        .q(ka_is_x_d$q),
-        .clock(ka_is_x_d$clock)
-    );
-    top$gru$lane$0$ka_r ka_r(
-        .d(ka_r$d),
-        .q(ka_r$q),
-        .clock(ka_r$clock)
-    );
-    top$gru$lane$0$ka_is_x_r ka_is_x_r(
-        .d(ka_is_x_r$d),
-        .q(ka_is_x_r$q),
-        .clock(ka_is_x_r$clock)
-    );
-    top$gru$lane$0$fwd fwd(
-        .d(fwd$d),
-        .q(fwd$q),
-        .clock(fwd$clock)
-    );
     top$gru$lane$0$op_a op_a(
         .d(op_a$d),
         .q(op_a$q),
@@ -28952,65 +28739,10 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         .q(q_czero$q),
         .clock(q_czero$clock)
     );
-    top$gru$lane$0$c_prod$0 c_prod$0(
-        .clock(c_prod$0$clock),
-        .d(c_prod$0$d),
-        .q(c_prod$0$q)
-    );
-    top$gru$lane$0$c_prod$1 c_prod$1(
-        .clock(c_prod$1$clock),
-        .d(c_prod$1$d),
-        .q(c_prod$1$q)
-    );
-    top$gru$lane$0$c_prod$2 c_prod$2(
-        .clock(c_prod$2$clock),
-        .d(c_prod$2$d),
-        .q(c_prod$2$q)
-    );
-    top$gru$lane$0$c_prod$3 c_prod$3(
-        .clock(c_prod$3$clock),
-        .d(c_prod$3$d),
-        .q(c_prod$3$q)
-    );
-    top$gru$lane$0$c_prod$4 c_prod$4(
-        .clock(c_prod$4$clock),
-        .d(c_prod$4$d),
-        .q(c_prod$4$q)
-    );
-    top$gru$lane$0$c_prod$5 c_prod$5(
-        .clock(c_prod$5$clock),
-        .d(c_prod$5$d),
-        .q(c_prod$5$q)
-    );
-    top$gru$lane$0$c_prod$6 c_prod$6(
-        .clock(c_prod$6$clock),
-        .d(c_prod$6$d),
-        .q(c_prod$6$q)
-    );
-    top$gru$lane$0$c_prod$7 c_prod$7(
-        .clock(c_prod$7$clock),
-        .d(c_prod$7$d),
-        .q(c_prod$7$q)
-    );
-    top$gru$lane$0$c_prod$8 c_prod$8(
-        .clock(c_prod$8$clock),
-        .d(c_prod$8$d),
-        .q(c_prod$8$q)
-    );
-    top$gru$lane$0$c_prod$9 c_prod$9(
-        .clock(c_prod$9$clock),
-        .d(c_prod$9$d),
-        .q(c_prod$9$q)
-    );
-    top$gru$lane$0$c_prod$10 c_prod$10(
-        .clock(c_prod$10$clock),
-        .d(c_prod$10$d),
-        .q(c_prod$10$q)
-    );
-    top$gru$lane$0$c_prod$11 c_prod$11(
-        .clock(c_prod$11$clock),
-        .d(c_prod$11$d),
-        .q(c_prod$11$q)
+    top$gru$lane$0$c_prod c_prod(
+        .d(c_prod$d),
+        .q(c_prod$q),
+        .clock(c_prod$clock)
     );
     top$gru$lane$0$c_xc c_xc(
         .d(c_xc$d),
@@ -30238,11 +29970,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     always @(*) begin
         x_a_q$clock = clock;
         x_c_q$clock = clock;
-        ka_d$clock = clock;
-        ka_is_x_d$clock = clock;
-        ka_r$clock = clock;
-        ka_is_x_r$clock = clock;
-        fwd$clock = clock;
         op_a$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
@@ -30251,6 +29978,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         q_xc$clock = clock;
         q_isx$clock = clock;
         q_czero$clock = clock;
+        c_prod$clock = clock;
         c_xc$clock = clock;
         c_isx$clock = clock;
         c_czero$clock = clock;
@@ -30269,11 +29997,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         w_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
-        ka_d$d = ka_d$q;
-        ka_is_x_d$d = ka_is_x_d$q;
-        ka_r$d = ka_r$q;
-        ka_is_x_r$d = ka_is_x_r$q;
-        fwd$d = fwd$q;
         op_a$d = op_a$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
@@ -30282,6 +30005,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         q_xc$d = q_xc$q;
         q_isx$d = q_isx$q;
         q_czero$d = q_czero$q;
+        c_prod$d = c_prod$q;
         c_xc$d = c_xc$q;
         c_isx$d = c_isx$q;
         c_czero$d = c_czero$q;
@@ -30314,10 +30038,12 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         k_r$d = k;
         k_is_x_r$clock = clock;
         k_is_x_r$d = k_is_x;
-        ka_d$d = k_r$q;
-        ka_is_x_d$d = k_is_x_r$q;
-        ka_r$d = ka_d$q;
-        ka_is_x_r$d = ka_is_x_d$q;
+        c_rotate_r$clock = clock;
+        c_rotate_r$d = c_rotate;
+        ka_r$clock = clock;
+        ka_r$d = ka;
+        ka_is_x_r$clock = clock;
+        ka_is_x_r$d = ka_is_x;
         a_set_r$clock = clock;
         a_set_r$d = a_set;
         a_zero_r$clock = clock;
@@ -30392,46 +30118,6 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         upd_set_r$d = upd_set;
         upd_zero_r$clock = clock;
         upd_zero_r$d = upd_zero;
-        cand_rotate_r$0$clock = clock;
-        cand_rotate_r$0$d = upd_en;
-        cand_rotate_r$1$clock = clock;
-        cand_rotate_r$1$d = upd_en;
-        cand_rotate_r$2$clock = clock;
-        cand_rotate_r$2$d = upd_en;
-        cand_rotate_r$3$clock = clock;
-        cand_rotate_r$3$d = upd_en;
-        r_rotate_r$0$clock = clock;
-        r_rotate_r$0$d = r_rotate$0;
-        z_rotate_r$0$clock = clock;
-        z_rotate_r$0$d = z_rotate$0;
-        r_rotate_r$1$clock = clock;
-        r_rotate_r$1$d = r_rotate$0;
-        z_rotate_r$1$clock = clock;
-        z_rotate_r$1$d = z_rotate$0;
-        r_rotate_r$2$clock = clock;
-        r_rotate_r$2$d = r_rotate$0;
-        z_rotate_r$2$clock = clock;
-        z_rotate_r$2$d = z_rotate$0;
-        r_rotate_r$3$clock = clock;
-        r_rotate_r$3$d = r_rotate$0;
-        z_rotate_r$3$clock = clock;
-        z_rotate_r$3$d = z_rotate$0;
-        r_rotate_r$4$clock = clock;
-        r_rotate_r$4$d = r_rotate$1;
-        z_rotate_r$4$clock = clock;
-        z_rotate_r$4$d = z_rotate$1;
-        r_rotate_r$5$clock = clock;
-        r_rotate_r$5$d = r_rotate$1;
-        z_rotate_r$5$clock = clock;
-        z_rotate_r$5$d = z_rotate$1;
-        r_rotate_r$6$clock = clock;
-        r_rotate_r$6$d = r_rotate$1;
-        z_rotate_r$6$clock = clock;
-        z_rotate_r$6$d = z_rotate$1;
-        r_rotate_r$7$clock = clock;
-        r_rotate_r$7$d = r_rotate$1;
-        z_rotate_r$7$clock = clock;
-        z_rotate_r$7$d = z_rotate$1;
         unit_is_a_r$0$clock = clock;
         unit_is_a_r$0$d = unit_is_a$0;
         weight_r$0$clock = clock;
@@ -31056,8 +30742,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        fwd$d = v_en$q && (v_set$q == a_set_r$q) && (v_j$q == ka_d$q);
-        if (fwd$q) begin
+        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
             h_a = update_q$out;
         end
         x_a_q$d = x_a;
@@ -31391,485 +31076,549 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         r0$31$d = r0$31$q;
         r1$31$d = r1$31$q;
         cand$31$d = cand$31$q;
-        if (r_rotate_r$0$q) begin
-            r0$0$d = r0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$0$d = r0$1$q;
+            end
+            else begin
+                r1$0$d = r1$1$q;
+            end
         end
-        if (r_rotate_r$4$q) begin
-            r1$0$d = r1$1$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$0$d = cand$1$q;
+            if (upd_set_r$q) begin
+                z1$0$d = z1$1$q;
+            end
+            else begin
+                z0$0$d = z0$1$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$0$d = z0$1$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$1$d = r0$2$q;
+            end
+            else begin
+                r1$1$d = r1$2$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$0$d = z1$1$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$1$d = r0$2$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$1$d = r1$2$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$1$d = cand$2$q;
+            if (upd_set_r$q) begin
+                z1$1$d = z1$2$q;
+            end
+            else begin
+                z0$1$d = z0$2$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$1$d = z0$2$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$2$d = r0$3$q;
+            end
+            else begin
+                r1$2$d = r1$3$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$1$d = z1$2$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$2$d = r0$3$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$2$d = r1$3$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$2$d = cand$3$q;
+            if (upd_set_r$q) begin
+                z1$2$d = z1$3$q;
+            end
+            else begin
+                z0$2$d = z0$3$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$2$d = z0$3$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$3$d = r0$4$q;
+            end
+            else begin
+                r1$3$d = r1$4$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$2$d = z1$3$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$3$d = r0$4$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$3$d = r1$4$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$3$d = cand$4$q;
+            if (upd_set_r$q) begin
+                z1$3$d = z1$4$q;
+            end
+            else begin
+                z0$3$d = z0$4$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$3$d = z0$4$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$4$d = r0$5$q;
+            end
+            else begin
+                r1$4$d = r1$5$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$3$d = z1$4$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$4$d = r0$5$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$4$d = r1$5$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$4$d = cand$5$q;
+            if (upd_set_r$q) begin
+                z1$4$d = z1$5$q;
+            end
+            else begin
+                z0$4$d = z0$5$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$4$d = z0$5$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$5$d = r0$6$q;
+            end
+            else begin
+                r1$5$d = r1$6$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$4$d = z1$5$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$5$d = r0$6$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$5$d = r1$6$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$5$d = cand$6$q;
+            if (upd_set_r$q) begin
+                z1$5$d = z1$6$q;
+            end
+            else begin
+                z0$5$d = z0$6$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$5$d = z0$6$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$6$d = r0$7$q;
+            end
+            else begin
+                r1$6$d = r1$7$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$5$d = z1$6$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$6$d = r0$7$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$6$d = r1$7$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$6$d = cand$7$q;
+            if (upd_set_r$q) begin
+                z1$6$d = z1$7$q;
+            end
+            else begin
+                z0$6$d = z0$7$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$6$d = z0$7$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$7$d = r0$8$q;
+            end
+            else begin
+                r1$7$d = r1$8$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$6$d = z1$7$q;
-        end
-        if (r_rotate_r$0$q) begin
-            r0$7$d = r0$8$q;
-        end
-        if (r_rotate_r$4$q) begin
-            r1$7$d = r1$8$q;
-        end
-        if (cand_rotate_r$0$q) begin
+        if (upd_en_r$q) begin
             cand$7$d = cand$8$q;
+            if (upd_set_r$q) begin
+                z1$7$d = z1$8$q;
+            end
+            else begin
+                z0$7$d = z0$8$q;
+            end
         end
-        if (z_rotate_r$0$q) begin
-            z0$7$d = z0$8$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$8$d = r0$9$q;
+            end
+            else begin
+                r1$8$d = r1$9$q;
+            end
         end
-        if (z_rotate_r$4$q) begin
-            z1$7$d = z1$8$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$8$d = r0$9$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$8$d = r1$9$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$8$d = cand$9$q;
+            if (upd_set_r$q) begin
+                z1$8$d = z1$9$q;
+            end
+            else begin
+                z0$8$d = z0$9$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$8$d = z0$9$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$9$d = r0$10$q;
+            end
+            else begin
+                r1$9$d = r1$10$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$8$d = z1$9$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$9$d = r0$10$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$9$d = r1$10$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$9$d = cand$10$q;
+            if (upd_set_r$q) begin
+                z1$9$d = z1$10$q;
+            end
+            else begin
+                z0$9$d = z0$10$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$9$d = z0$10$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$10$d = r0$11$q;
+            end
+            else begin
+                r1$10$d = r1$11$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$9$d = z1$10$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$10$d = r0$11$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$10$d = r1$11$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$10$d = cand$11$q;
+            if (upd_set_r$q) begin
+                z1$10$d = z1$11$q;
+            end
+            else begin
+                z0$10$d = z0$11$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$10$d = z0$11$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$11$d = r0$12$q;
+            end
+            else begin
+                r1$11$d = r1$12$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$10$d = z1$11$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$11$d = r0$12$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$11$d = r1$12$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$11$d = cand$12$q;
+            if (upd_set_r$q) begin
+                z1$11$d = z1$12$q;
+            end
+            else begin
+                z0$11$d = z0$12$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$11$d = z0$12$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$12$d = r0$13$q;
+            end
+            else begin
+                r1$12$d = r1$13$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$11$d = z1$12$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$12$d = r0$13$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$12$d = r1$13$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$12$d = cand$13$q;
+            if (upd_set_r$q) begin
+                z1$12$d = z1$13$q;
+            end
+            else begin
+                z0$12$d = z0$13$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$12$d = z0$13$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$13$d = r0$14$q;
+            end
+            else begin
+                r1$13$d = r1$14$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$12$d = z1$13$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$13$d = r0$14$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$13$d = r1$14$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$13$d = cand$14$q;
+            if (upd_set_r$q) begin
+                z1$13$d = z1$14$q;
+            end
+            else begin
+                z0$13$d = z0$14$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$13$d = z0$14$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$14$d = r0$15$q;
+            end
+            else begin
+                r1$14$d = r1$15$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$13$d = z1$14$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$14$d = r0$15$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$14$d = r1$15$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$14$d = cand$15$q;
+            if (upd_set_r$q) begin
+                z1$14$d = z1$15$q;
+            end
+            else begin
+                z0$14$d = z0$15$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$14$d = z0$15$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$15$d = r0$16$q;
+            end
+            else begin
+                r1$15$d = r1$16$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$14$d = z1$15$q;
-        end
-        if (r_rotate_r$1$q) begin
-            r0$15$d = r0$16$q;
-        end
-        if (r_rotate_r$5$q) begin
-            r1$15$d = r1$16$q;
-        end
-        if (cand_rotate_r$1$q) begin
+        if (upd_en_r$q) begin
             cand$15$d = cand$16$q;
+            if (upd_set_r$q) begin
+                z1$15$d = z1$16$q;
+            end
+            else begin
+                z0$15$d = z0$16$q;
+            end
         end
-        if (z_rotate_r$1$q) begin
-            z0$15$d = z0$16$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$16$d = r0$17$q;
+            end
+            else begin
+                r1$16$d = r1$17$q;
+            end
         end
-        if (z_rotate_r$5$q) begin
-            z1$15$d = z1$16$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$16$d = r0$17$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$16$d = r1$17$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$16$d = cand$17$q;
+            if (upd_set_r$q) begin
+                z1$16$d = z1$17$q;
+            end
+            else begin
+                z0$16$d = z0$17$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$16$d = z0$17$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$17$d = r0$18$q;
+            end
+            else begin
+                r1$17$d = r1$18$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$16$d = z1$17$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$17$d = r0$18$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$17$d = r1$18$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$17$d = cand$18$q;
+            if (upd_set_r$q) begin
+                z1$17$d = z1$18$q;
+            end
+            else begin
+                z0$17$d = z0$18$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$17$d = z0$18$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$18$d = r0$19$q;
+            end
+            else begin
+                r1$18$d = r1$19$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$17$d = z1$18$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$18$d = r0$19$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$18$d = r1$19$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$18$d = cand$19$q;
+            if (upd_set_r$q) begin
+                z1$18$d = z1$19$q;
+            end
+            else begin
+                z0$18$d = z0$19$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$18$d = z0$19$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$19$d = r0$20$q;
+            end
+            else begin
+                r1$19$d = r1$20$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$18$d = z1$19$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$19$d = r0$20$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$19$d = r1$20$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$19$d = cand$20$q;
+            if (upd_set_r$q) begin
+                z1$19$d = z1$20$q;
+            end
+            else begin
+                z0$19$d = z0$20$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$19$d = z0$20$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$20$d = r0$21$q;
+            end
+            else begin
+                r1$20$d = r1$21$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$19$d = z1$20$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$20$d = r0$21$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$20$d = r1$21$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$20$d = cand$21$q;
+            if (upd_set_r$q) begin
+                z1$20$d = z1$21$q;
+            end
+            else begin
+                z0$20$d = z0$21$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$20$d = z0$21$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$21$d = r0$22$q;
+            end
+            else begin
+                r1$21$d = r1$22$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$20$d = z1$21$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$21$d = r0$22$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$21$d = r1$22$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$21$d = cand$22$q;
+            if (upd_set_r$q) begin
+                z1$21$d = z1$22$q;
+            end
+            else begin
+                z0$21$d = z0$22$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$21$d = z0$22$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$22$d = r0$23$q;
+            end
+            else begin
+                r1$22$d = r1$23$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$21$d = z1$22$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$22$d = r0$23$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$22$d = r1$23$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$22$d = cand$23$q;
+            if (upd_set_r$q) begin
+                z1$22$d = z1$23$q;
+            end
+            else begin
+                z0$22$d = z0$23$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$22$d = z0$23$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$23$d = r0$24$q;
+            end
+            else begin
+                r1$23$d = r1$24$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$22$d = z1$23$q;
-        end
-        if (r_rotate_r$2$q) begin
-            r0$23$d = r0$24$q;
-        end
-        if (r_rotate_r$6$q) begin
-            r1$23$d = r1$24$q;
-        end
-        if (cand_rotate_r$2$q) begin
+        if (upd_en_r$q) begin
             cand$23$d = cand$24$q;
+            if (upd_set_r$q) begin
+                z1$23$d = z1$24$q;
+            end
+            else begin
+                z0$23$d = z0$24$q;
+            end
         end
-        if (z_rotate_r$2$q) begin
-            z0$23$d = z0$24$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$24$d = r0$25$q;
+            end
+            else begin
+                r1$24$d = r1$25$q;
+            end
         end
-        if (z_rotate_r$6$q) begin
-            z1$23$d = z1$24$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$24$d = r0$25$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$24$d = r1$25$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$24$d = cand$25$q;
+            if (upd_set_r$q) begin
+                z1$24$d = z1$25$q;
+            end
+            else begin
+                z0$24$d = z0$25$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$24$d = z0$25$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$25$d = r0$26$q;
+            end
+            else begin
+                r1$25$d = r1$26$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$24$d = z1$25$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$25$d = r0$26$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$25$d = r1$26$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$25$d = cand$26$q;
+            if (upd_set_r$q) begin
+                z1$25$d = z1$26$q;
+            end
+            else begin
+                z0$25$d = z0$26$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$25$d = z0$26$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$26$d = r0$27$q;
+            end
+            else begin
+                r1$26$d = r1$27$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$25$d = z1$26$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$26$d = r0$27$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$26$d = r1$27$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$26$d = cand$27$q;
+            if (upd_set_r$q) begin
+                z1$26$d = z1$27$q;
+            end
+            else begin
+                z0$26$d = z0$27$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$26$d = z0$27$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$27$d = r0$28$q;
+            end
+            else begin
+                r1$27$d = r1$28$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$26$d = z1$27$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$27$d = r0$28$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$27$d = r1$28$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$27$d = cand$28$q;
+            if (upd_set_r$q) begin
+                z1$27$d = z1$28$q;
+            end
+            else begin
+                z0$27$d = z0$28$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$27$d = z0$28$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$28$d = r0$29$q;
+            end
+            else begin
+                r1$28$d = r1$29$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$27$d = z1$28$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$28$d = r0$29$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$28$d = r1$29$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$28$d = cand$29$q;
+            if (upd_set_r$q) begin
+                z1$28$d = z1$29$q;
+            end
+            else begin
+                z0$28$d = z0$29$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$28$d = z0$29$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$29$d = r0$30$q;
+            end
+            else begin
+                r1$29$d = r1$30$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$28$d = z1$29$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$29$d = r0$30$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$29$d = r1$30$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$29$d = cand$30$q;
+            if (upd_set_r$q) begin
+                z1$29$d = z1$30$q;
+            end
+            else begin
+                z0$29$d = z0$30$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$29$d = z0$30$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$30$d = r0$31$q;
+            end
+            else begin
+                r1$30$d = r1$31$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$29$d = z1$30$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$30$d = r0$31$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$30$d = r1$31$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$30$d = cand$31$q;
+            if (upd_set_r$q) begin
+                z1$30$d = z1$31$q;
+            end
+            else begin
+                z0$30$d = z0$31$q;
+            end
         end
-        if (z_rotate_r$3$q) begin
-            z0$30$d = z0$31$q;
+        if (c_rotate_r$q) begin
+            if (a_set_r$q) begin
+                r0$31$d = r0$0$q;
+            end
+            else begin
+                r1$31$d = r1$0$q;
+            end
         end
-        if (z_rotate_r$7$q) begin
-            z1$30$d = z1$31$q;
-        end
-        if (r_rotate_r$3$q) begin
-            r0$31$d = r0$0$q;
-        end
-        if (r_rotate_r$7$q) begin
-            r1$31$d = r1$0$q;
-        end
-        if (cand_rotate_r$3$q) begin
+        if (upd_en_r$q) begin
             cand$31$d = cand$0$q;
-        end
-        if (z_rotate_r$3$q) begin
-            z0$31$d = z0$0$q;
-        end
-        if (z_rotate_r$7$q) begin
-            z1$31$d = z1$0$q;
+            if (upd_set_r$q) begin
+                z1$31$d = z1$0$q;
+            end
+            else begin
+                z0$31$d = z0$0$q;
+            end
         end
         reset_mul$clock = clock;
         reset_mul$a = r_k;
@@ -31880,6 +31629,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         q_xc$d = p_xc$q;
         q_isx$d = p_isx$q;
         q_czero$d = p_czero$q;
+        c_prod$d = reset_mul$out;
         c_xc$d = q_xc$q;
         c_isx$d = q_isx$q;
         c_czero$d = q_czero$q;
@@ -31899,9 +31649,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
-        c_prod$0$clock = clock;
-        c_prod$0$d = reset_mul$out;
-        reset_q$0$v = c_prod$0$q;
+        reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
         if (c_isx$q) begin
             op_c_copy$0$d = c_xc$q;
@@ -31918,9 +31666,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
-        c_prod$1$clock = clock;
-        c_prod$1$d = reset_mul$out;
-        reset_q$1$v = c_prod$1$q;
+        reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
         if (c_isx$q) begin
             op_c_copy$1$d = c_xc$q;
@@ -31937,9 +31683,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
-        c_prod$2$clock = clock;
-        c_prod$2$d = reset_mul$out;
-        reset_q$2$v = c_prod$2$q;
+        reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
         if (c_isx$q) begin
             op_c_copy$2$d = c_xc$q;
@@ -31956,9 +31700,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
-        c_prod$3$clock = clock;
-        c_prod$3$d = reset_mul$out;
-        reset_q$3$v = c_prod$3$q;
+        reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
         if (c_isx$q) begin
             op_c_copy$3$d = c_xc$q;
@@ -31975,9 +31717,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$4$d = mac_first;
         op_a_copy$4$clock = clock;
         op_a_copy$4$d = op_a$q;
-        c_prod$4$clock = clock;
-        c_prod$4$d = reset_mul$out;
-        reset_q$4$v = c_prod$4$q;
+        reset_q$4$v = c_prod$q;
         op_c_copy$4$clock = clock;
         if (c_isx$q) begin
             op_c_copy$4$d = c_xc$q;
@@ -31994,9 +31734,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$5$d = mac_first;
         op_a_copy$5$clock = clock;
         op_a_copy$5$d = op_a$q;
-        c_prod$5$clock = clock;
-        c_prod$5$d = reset_mul$out;
-        reset_q$5$v = c_prod$5$q;
+        reset_q$5$v = c_prod$q;
         op_c_copy$5$clock = clock;
         if (c_isx$q) begin
             op_c_copy$5$d = c_xc$q;
@@ -32013,9 +31751,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$6$d = mac_first;
         op_a_copy$6$clock = clock;
         op_a_copy$6$d = op_a$q;
-        c_prod$6$clock = clock;
-        c_prod$6$d = reset_mul$out;
-        reset_q$6$v = c_prod$6$q;
+        reset_q$6$v = c_prod$q;
         op_c_copy$6$clock = clock;
         if (c_isx$q) begin
             op_c_copy$6$d = c_xc$q;
@@ -32032,9 +31768,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$7$d = mac_first;
         op_a_copy$7$clock = clock;
         op_a_copy$7$d = op_a$q;
-        c_prod$7$clock = clock;
-        c_prod$7$d = reset_mul$out;
-        reset_q$7$v = c_prod$7$q;
+        reset_q$7$v = c_prod$q;
         op_c_copy$7$clock = clock;
         if (c_isx$q) begin
             op_c_copy$7$d = c_xc$q;
@@ -32051,9 +31785,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$8$d = mac_first;
         op_a_copy$8$clock = clock;
         op_a_copy$8$d = op_a$q;
-        c_prod$8$clock = clock;
-        c_prod$8$d = reset_mul$out;
-        reset_q$8$v = c_prod$8$q;
+        reset_q$8$v = c_prod$q;
         op_c_copy$8$clock = clock;
         if (c_isx$q) begin
             op_c_copy$8$d = c_xc$q;
@@ -32070,9 +31802,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$9$d = mac_first;
         op_a_copy$9$clock = clock;
         op_a_copy$9$d = op_a$q;
-        c_prod$9$clock = clock;
-        c_prod$9$d = reset_mul$out;
-        reset_q$9$v = c_prod$9$q;
+        reset_q$9$v = c_prod$q;
         op_c_copy$9$clock = clock;
         if (c_isx$q) begin
             op_c_copy$9$d = c_xc$q;
@@ -32089,9 +31819,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$10$d = mac_first;
         op_a_copy$10$clock = clock;
         op_a_copy$10$d = op_a$q;
-        c_prod$10$clock = clock;
-        c_prod$10$d = reset_mul$out;
-        reset_q$10$v = c_prod$10$q;
+        reset_q$10$v = c_prod$q;
         op_c_copy$10$clock = clock;
         if (c_isx$q) begin
             op_c_copy$10$d = c_xc$q;
@@ -32108,9 +31836,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         mac_first_r$11$d = mac_first;
         op_a_copy$11$clock = clock;
         op_a_copy$11$d = op_a$q;
-        c_prod$11$clock = clock;
-        c_prod$11$d = reset_mul$out;
-        reset_q$11$v = c_prod$11$q;
+        reset_q$11$v = c_prod$q;
         op_c_copy$11$clock = clock;
         if (c_isx$q) begin
             op_c_copy$11$d = c_xc$q;
@@ -35699,256 +35425,41 @@ module top$gru$lane$0$c_isx(d,q,clock);
 endmodule // top$gru$lane$0$c_isx
 
 
-module top$gru$lane$0$c_prod$0(clock,d,q);
+module top$gru$lane$0$c_prod(d,q,clock);
+    
+    // Module arguments
+    input wire  [47:0] d;
+    output reg  [47:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 48'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$gru$lane$0$c_prod
+
+
+module top$gru$lane$0$c_rotate_r(clock,d,q);
     
     // Module arguments
     input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
+    input wire  d;
+    output reg  q;
     
     // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
     initial begin
-       kept = 19'h0;
+       q = 1'h0;
     end
     (* keep *)
     always @(posedge clock) begin
-       kept <= d[18:0];
+       q <= d;
     end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$0
-
-
-module top$gru$lane$0$c_prod$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$1
-
-
-module top$gru$lane$0$c_prod$10(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$10
-
-
-module top$gru$lane$0$c_prod$11(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$11
-
-
-module top$gru$lane$0$c_prod$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$2
-
-
-module top$gru$lane$0$c_prod$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$3
-
-
-module top$gru$lane$0$c_prod$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$4
-
-
-module top$gru$lane$0$c_prod$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$5
-
-
-module top$gru$lane$0$c_prod$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$6
-
-
-module top$gru$lane$0$c_prod$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$7
-
-
-module top$gru$lane$0$c_prod$8(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$8
-
-
-module top$gru$lane$0$c_prod$9(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [47:0] d;
-    output reg  [47:0] q;
-    
-    // Update code (custom)
-    wire unused_d_high = ^{1'b0, d[47:19]};
-    reg [18:0] kept;
-    initial begin
-       kept = 19'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       kept <= d[18:0];
-    end
-    always @(*) q = {{29{kept[18]}}, kept};
-endmodule // top$gru$lane$0$c_prod$9
+endmodule // top$gru$lane$0$c_rotate_r
 
 
 module top$gru$lane$0$c_xc(d,q,clock);
@@ -36594,97 +36105,6 @@ module top$gru$lane$0$cand$9(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$cand$9
-
-
-module top$gru$lane$0$cand_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$cand_rotate_r$0
-
-
-module top$gru$lane$0$cand_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$cand_rotate_r$1
-
-
-module top$gru$lane$0$cand_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$cand_rotate_r$2
-
-
-module top$gru$lane$0$cand_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$cand_rotate_r$3
-
-
-module top$gru$lane$0$fwd(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$fwd
 
 
 module top$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_last,set,out$0,out$1,out$2,amp1,amp2,sum1,sum2);
@@ -37587,79 +37007,39 @@ module top$gru$lane$0$k_r(clock,d,q);
 endmodule // top$gru$lane$0$k_r
 
 
-module top$gru$lane$0$ka_d(d,q,clock);
+module top$gru$lane$0$ka_is_x_r(clock,d,q);
     
     // Module arguments
-    input wire  [15:0] d;
-    output reg  [15:0] q;
     input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$gru$lane$0$ka_d
-
-
-module top$gru$lane$0$ka_is_x_d(d,q,clock);
-    
-    // Module arguments
     input wire  d;
     output reg  q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 1'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
-endmodule // top$gru$lane$0$ka_is_x_d
-
-
-module top$gru$lane$0$ka_is_x_r(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
 endmodule // top$gru$lane$0$ka_is_x_r
 
 
-module top$gru$lane$0$ka_r(d,q,clock);
+module top$gru$lane$0$ka_r(clock,d,q);
     
     // Module arguments
+    input wire  clock;
     input wire  [15:0] d;
     output reg  [15:0] q;
-    input wire  clock;
     
     // Update code (custom)
     initial begin
        q = 16'h0;
     end
-    
+    (* keep *)
     always @(posedge clock) begin
        q <= d;
     end
-          
 endmodule // top$gru$lane$0$ka_r
 
 
@@ -45007,150 +44387,6 @@ module top$gru$lane$0$r1$9(d,q,clock);
 endmodule // top$gru$lane$0$r1$9
 
 
-module top$gru$lane$0$r_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$r_rotate_r$0
-
-
-module top$gru$lane$0$r_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$r_rotate_r$1
-
-
-module top$gru$lane$0$r_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$r_rotate_r$2
-
-
-module top$gru$lane$0$r_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$r_rotate_r$3
-
-
-module top$gru$lane$0$r_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$r_rotate_r$4
-
-
-module top$gru$lane$0$r_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$r_rotate_r$5
-
-
-module top$gru$lane$0$r_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$r_rotate_r$6
-
-
-module top$gru$lane$0$r_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$r_rotate_r$7
-
-
 module top$gru$lane$0$reset_mul(clock,a,b,out);
     
     // Module arguments
@@ -50899,150 +50135,6 @@ module top$gru$lane$0$z1$9(d,q,clock);
     end
           
 endmodule // top$gru$lane$0$z1$9
-
-
-module top$gru$lane$0$z_rotate_r$0(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$z_rotate_r$0
-
-
-module top$gru$lane$0$z_rotate_r$1(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$z_rotate_r$1
-
-
-module top$gru$lane$0$z_rotate_r$2(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$z_rotate_r$2
-
-
-module top$gru$lane$0$z_rotate_r$3(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$z_rotate_r$3
-
-
-module top$gru$lane$0$z_rotate_r$4(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$z_rotate_r$4
-
-
-module top$gru$lane$0$z_rotate_r$5(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$z_rotate_r$5
-
-
-module top$gru$lane$0$z_rotate_r$6(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$z_rotate_r$6
-
-
-module top$gru$lane$0$z_rotate_r$7(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  d;
-    output reg  q;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$gru$lane$0$z_rotate_r$7
 
 
 module top$gru$m1_pass(d,q,clock);

@@ -616,11 +616,10 @@ impl Logic for Gru {
             self.lane[l].x_raddr1.next = self.step[1].q.val();
             self.lane[l].k.next = self.term.q.val();
             self.lane[l].k_is_x.next = self.term.q.val() == self.x_term.val();
-            // The C set (not a_set) turns its r.
-            self.lane[l].r_rotate[0].next =
-                self.issue.val() && (self.term.q.val() != self.x_term.val()) && self.a_set.q.val();
-            self.lane[l].r_rotate[1].next =
-                self.issue.val() && (self.term.q.val() != self.x_term.val()) && !self.a_set.q.val();
+            self.lane[l].c_rotate.next =
+                self.issue.val() && (self.term.q.val() != self.x_term.val());
+            self.lane[l].ka.next = self.d1_term.q.val();
+            self.lane[l].ka_is_x.next = self.d1_term.q.val() == self.x_term.val();
             self.lane[l].a_set.next = self.a_set.q.val();
             if self.a_set.q.val() {
                 self.lane[l].a_zero.next = self.zero[1].val();
@@ -652,10 +651,6 @@ impl Logic for Gru {
             self.lane[l].upd_j.next = self.upd_j.q.val();
             self.lane[l].upd_set.next = self.upd_set.q.val();
             self.lane[l].upd_zero.next = self.upd_zero.q.val();
-            self.lane[l].z_rotate[0].next =
-                self.upd_run.q.val() && self.upd_active.q.val() && !self.upd_set.q.val();
-            self.lane[l].z_rotate[1].next =
-                self.upd_run.q.val() && self.upd_active.q.val() && self.upd_set.q.val();
             self.amp1[l].next = self.lane[l].amp1.val();
             self.amp2[l].next = self.lane[l].amp2.val();
             self.sum1[l].next = self.lane[l].sum1.val();

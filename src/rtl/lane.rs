@@ -36,9 +36,7 @@
 //! the DSP where the [`Dsp`] form allows.
 
 use super::head::Head;
-use super::prim::{
-    Dsp, Kept, KeptAcc, KeptCode, KeptWeight, MacUnit, Mem, Product, Requant, RequantSum,
-};
+use super::prim::{Dsp, Kept, KeptCode, KeptWeight, MacUnit, Mem, Product, Requant, RequantSum};
 use super::{Acc, Addr, Code, Widths, Wt};
 use crate::fixed::Format;
 use rust_hdl::prelude::*;
@@ -56,9 +54,11 @@ pub struct Lane {
     // Stage 0.
     pub k: Signal<In, Addr>,
     pub k_is_x: Signal<In, Bit>,
-    /// Stage 0: a state term of the C set is issued, so its r turns one
-    /// unit: index s when set s is the C set (decoded by the controller).
-    pub r_rotate: Vec<Signal<In, Bit>>,
+    /// Stage 0: a state term is issued (the C set's r turns one unit).
+    pub c_rotate: Signal<In, Bit>,
+    /// Stage 0c: the term of the A set's read (k two cycles later).
+    pub ka: Signal<In, Addr>,
+    pub ka_is_x: Signal<In, Bit>,
     pub a_set: Signal<In, Bit>,
     pub a_zero: Signal<In, Bit>,
     pub c_zero: Signal<In, Bit>,
@@ -84,9 +84,6 @@ pub struct Lane {
     pub upd_j: Signal<In, Addr>,
     pub upd_set: Signal<In, Bit>,
     pub upd_zero: Signal<In, Bit>,
-    /// The update streams a unit of set s: its z turns (c turns with every
-    /// unit, on `upd_en`).
-    pub z_rotate: Vec<Signal<In, Bit>>,
     // Outputs: head channels and extraction inputs.
     pub channel: Vec<Signal<Out, Acc>>,
     pub amp1: Signal<Out, Acc>,
@@ -104,6 +101,9 @@ pub struct Lane {
     x_raddr1_r: Kept<Addr>,
     k_r: Kept<Addr>,
     k_is_x_r: Kept<Bit>,
+    c_rotate_r: Kept<Bit>,
+    ka_r: Kept<Addr>,
+    ka_is_x_r: Kept<Bit>,
     a_set_r: Kept<Bit>,
     a_zero_r: Kept<Bit>,
     c_zero_r: Kept<Bit>,
@@ -124,14 +124,6 @@ pub struct Lane {
     upd_j_r: Kept<Addr>,
     upd_set_r: Kept<Bit>,
     upd_zero_r: Kept<Bit>,
-    /// The rotation enables of r (index s G + g: set s, units g 8..),
-    /// z (the same) and c (index g), one copy per [`UNITS_PER_COPY`] units:
-    /// one decode and register driving the enables of all H W bits of a
-    /// set was P = 3's critical path on 81e366e (12.2 ns, 11.4 of it
-    /// routing, docs/hardware.md).
-    r_rotate_r: Vec<Kept<Bit>>,
-    z_rotate_r: Vec<Kept<Bit>>,
-    cand_rotate_r: Vec<Kept<Bit>>,
     unit_is_a_r: Vec<Kept<Bit>>,
     weight_r: Vec<KeptWeight>,
     bias_r: Vec<KeptWeight>,
@@ -144,17 +136,6 @@ pub struct Lane {
     r0: Vec<DFF<Code>>,
     r1: Vec<DFF<Code>>,
     cand: Vec<DFF<Code>>,
-    /// The A set's read term: `k` two cycles later, delayed here (`ka_d`
-    /// one cycle, `ka_r` two) rather than broadcast again.
-    ka_d: DFF<Addr>,
-    ka_is_x_d: DFF<Bit>,
-    ka_r: DFF<Addr>,
-    ka_is_x_r: DFF<Bit>,
-    /// The A set's read of h takes the update's narrowed value this cycle
-    /// (decided a cycle early from the update's third stage, so the test
-    /// is not on the read path: P = 1's and P = 2's critical paths on
-    /// d88f09a).
-    fwd: DFF<Bit>,
     op_a: DFF<Code>,
     op_head: DFF<Code>,
     /// Stage 1a: the A and C operands, one copy per [`MACS_PER_COPY`] MAC
@@ -180,11 +161,9 @@ pub struct Lane {
     q_xc: DFF<Code>,
     q_isx: DFF<Bit>,
     q_czero: DFF<Bit>,
-    /// Stage 0c: the reset product in the fabric, one kept copy per C
-    /// operand copy (one shared register's narrowing, merged by yosys, fed
-    /// all copies across the lane: P = 3's critical path on d88f09a), and
-    /// what selects the C operand (x, 0 or the narrowed product).
-    c_prod: Vec<KeptAcc>,
+    /// Stage 0c: the reset product in the fabric, and what selects the C
+    /// operand (x, 0 or the narrowed product).
+    c_prod: DFF<Acc>,
     c_xc: DFF<Code>,
     c_isx: DFF<Bit>,
     c_czero: DFF<Bit>,
@@ -222,8 +201,6 @@ pub struct Lane {
     c_j: Signal<Local, Code>,
     h_j: Signal<Local, Code>,
     _h: usize,
-    _unit_copies: usize,
-    _units_per_copy: usize,
     _m: usize,
     _copies: usize,
     _per_copy: usize,
@@ -234,8 +211,6 @@ pub struct Lane {
 
 /// MAC units fed by one copy of the lane's operand registers.
 pub const MACS_PER_COPY: usize = 8;
-/// State units (of H) whose rotation enables come from one register copy.
-pub const UNITS_PER_COPY: usize = 8;
 
 impl Lane {
     /// A lane for hidden size `h`, `m` MAC units, `gates` input buffer
@@ -262,7 +237,9 @@ impl Lane {
             x_raddr1: Default::default(),
             k: Default::default(),
             k_is_x: Default::default(),
-            r_rotate: super::many(2),
+            c_rotate: Default::default(),
+            ka: Default::default(),
+            ka_is_x: Default::default(),
             a_set: Default::default(),
             a_zero: Default::default(),
             c_zero: Default::default(),
@@ -283,7 +260,6 @@ impl Lane {
             upd_j: Default::default(),
             upd_set: Default::default(),
             upd_zero: Default::default(),
-            z_rotate: super::many(2),
             channel: super::many(3),
             amp1: Default::default(),
             amp2: Default::default(),
@@ -297,6 +273,9 @@ impl Lane {
             x_raddr1_r: Default::default(),
             k_r: Default::default(),
             k_is_x_r: Default::default(),
+            c_rotate_r: Default::default(),
+            ka_r: Default::default(),
+            ka_is_x_r: Default::default(),
             a_set_r: Default::default(),
             a_zero_r: Default::default(),
             c_zero_r: Default::default(),
@@ -313,9 +292,6 @@ impl Lane {
             upd_j_r: Default::default(),
             upd_set_r: Default::default(),
             upd_zero_r: Default::default(),
-            r_rotate_r: super::many(2 * h.div_ceil(UNITS_PER_COPY)),
-            z_rotate_r: super::many(2 * h.div_ceil(UNITS_PER_COPY)),
-            cand_rotate_r: super::many(h.div_ceil(UNITS_PER_COPY)),
             unit_is_a_r: super::many(m),
             weight_r: (0..m).map(|_| KeptWeight::new(widths.weight)).collect(),
             bias_r: (0..m).map(|_| KeptWeight::new(widths.weight)).collect(),
@@ -327,11 +303,6 @@ impl Lane {
             r0: super::many(h),
             r1: super::many(h),
             cand: super::many(h),
-            ka_d: Default::default(),
-            ka_is_x_d: Default::default(),
-            ka_r: Default::default(),
-            ka_is_x_r: Default::default(),
-            fwd: Default::default(),
             op_a: Default::default(),
             op_head: Default::default(),
             op_a_copy: (0..m.div_ceil(MACS_PER_COPY))
@@ -348,9 +319,7 @@ impl Lane {
             q_xc: Default::default(),
             q_isx: Default::default(),
             q_czero: Default::default(),
-            c_prod: (0..m.div_ceil(MACS_PER_COPY))
-                .map(|_| KeptAcc::new(widths.product))
-                .collect(),
+            c_prod: Default::default(),
             c_xc: Default::default(),
             c_isx: Default::default(),
             c_czero: Default::default(),
@@ -394,8 +363,6 @@ impl Lane {
             c_j: Default::default(),
             h_j: Default::default(),
             _h: h,
-            _unit_copies: h.div_ceil(UNITS_PER_COPY),
-            _units_per_copy: UNITS_PER_COPY,
             _m: m,
             _copies: m.div_ceil(MACS_PER_COPY),
             _per_copy: MACS_PER_COPY,
@@ -409,9 +376,9 @@ impl Logic for Lane {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, x_a_q, x_c_q, ka_d, ka_is_x_d, ka_r, ka_is_x_r, fwd, op_a, op_head, p_xc,
-            p_isx, p_czero, q_xc, q_isx, q_czero, c_xc, c_isx, c_czero, u_c, u_j, u_set, u_en, v_c,
-            v_j, v_set, v_en, w_prod, w_c, w_j, w_set, w_en
+            self, clock, x_a_q, x_c_q, op_a, op_head, p_xc, p_isx, p_czero, q_xc, q_isx, q_czero,
+            c_prod, c_xc, c_isx, c_czero, u_c, u_j, u_set, u_en, v_c, v_j, v_set, v_en, w_prod,
+            w_c, w_j, w_set, w_en
         );
         // The broadcast inputs into the lane's own registers.
         self.x_we_r.clock.next = self.clock.val();
@@ -430,10 +397,12 @@ impl Logic for Lane {
         self.k_r.d.next = self.k.val();
         self.k_is_x_r.clock.next = self.clock.val();
         self.k_is_x_r.d.next = self.k_is_x.val();
-        self.ka_d.d.next = self.k_r.q.val();
-        self.ka_is_x_d.d.next = self.k_is_x_r.q.val();
-        self.ka_r.d.next = self.ka_d.q.val();
-        self.ka_is_x_r.d.next = self.ka_is_x_d.q.val();
+        self.c_rotate_r.clock.next = self.clock.val();
+        self.c_rotate_r.d.next = self.c_rotate.val();
+        self.ka_r.clock.next = self.clock.val();
+        self.ka_r.d.next = self.ka.val();
+        self.ka_is_x_r.clock.next = self.clock.val();
+        self.ka_is_x_r.d.next = self.ka_is_x.val();
         self.a_set_r.clock.next = self.clock.val();
         self.a_set_r.d.next = self.a_set.val();
         self.a_zero_r.clock.next = self.clock.val();
@@ -466,18 +435,6 @@ impl Logic for Lane {
         self.upd_set_r.d.next = self.upd_set.val();
         self.upd_zero_r.clock.next = self.clock.val();
         self.upd_zero_r.d.next = self.upd_zero.val();
-        for g in 0..self._unit_copies {
-            self.cand_rotate_r[g].clock.next = self.clock.val();
-            self.cand_rotate_r[g].d.next = self.upd_en.val();
-        }
-        for gs in self._unit_copies..(self._unit_copies + 1) {
-            for i in 0..self.r_rotate_r.len() {
-                self.r_rotate_r[i].clock.next = self.clock.val();
-                self.r_rotate_r[i].d.next = self.r_rotate[i / gs].val();
-                self.z_rotate_r[i].clock.next = self.clock.val();
-                self.z_rotate_r[i].d.next = self.z_rotate[i / gs].val();
-            }
-        }
         for m in 0..self._m {
             self.unit_is_a_r[m].clock.next = self.clock.val();
             self.unit_is_a_r[m].d.next = self.unit_is_a[m].val();
@@ -523,14 +480,11 @@ impl Logic for Lane {
         }
         // The update's unit in its last stage is the unit the A set reads
         // now (the first pass after a boundary), written only at the end of
-        // this cycle: the read takes the narrowed value. The test is made a
-        // cycle early on the update's third stage and ka_d; its a_set_r is
-        // a cycle old, which differs only in the two cycles after a
-        // boundary, before the first A read of the slot reaches ka.
-        self.fwd.d.next = self.v_en.q.val()
-            && (self.v_set.q.val() == self.a_set_r.q.val())
-            && (self.v_j.q.val() == self.ka_d.q.val());
-        if self.fwd.q.val() {
+        // this cycle: the read takes the narrowed value.
+        if self.w_en.q.val()
+            && (self.w_set.q.val() == self.a_set_r.q.val())
+            && (self.w_j.q.val() == self.ka_r.q.val())
+        {
             self.h_a.next = self.update_q.out.val();
         }
         self.x_a_q.d.next = self.x_a.val();
@@ -562,24 +516,20 @@ impl Logic for Lane {
             self.cand[j].d.next = self.cand[j].q.val();
         }
         for hh in self._h..(self._h + 1) {
-            for gs in self._unit_copies..(self._unit_copies + 1) {
-                for per in self._units_per_copy..(self._units_per_copy + 1) {
-                    for j in 0..self._h {
-                        if self.r_rotate_r[j / per].q.val() {
-                            self.r0[j].d.next = self.r0[(j + 1) % hh].q.val();
-                        }
-                        if self.r_rotate_r[gs + j / per].q.val() {
-                            self.r1[j].d.next = self.r1[(j + 1) % hh].q.val();
-                        }
-                        if self.cand_rotate_r[j / per].q.val() {
-                            self.cand[j].d.next = self.cand[(j + 1) % hh].q.val();
-                        }
-                        if self.z_rotate_r[j / per].q.val() {
-                            self.z0[j].d.next = self.z0[(j + 1) % hh].q.val();
-                        }
-                        if self.z_rotate_r[gs + j / per].q.val() {
-                            self.z1[j].d.next = self.z1[(j + 1) % hh].q.val();
-                        }
+            for j in 0..self._h {
+                if self.c_rotate_r.q.val() {
+                    if self.a_set_r.q.val() {
+                        self.r0[j].d.next = self.r0[(j + 1) % hh].q.val();
+                    } else {
+                        self.r1[j].d.next = self.r1[(j + 1) % hh].q.val();
+                    }
+                }
+                if self.upd_en_r.q.val() {
+                    self.cand[j].d.next = self.cand[(j + 1) % hh].q.val();
+                    if self.upd_set_r.q.val() {
+                        self.z1[j].d.next = self.z1[(j + 1) % hh].q.val();
+                    } else {
+                        self.z0[j].d.next = self.z0[(j + 1) % hh].q.val();
                     }
                 }
             }
@@ -599,6 +549,7 @@ impl Logic for Lane {
         self.q_xc.d.next = self.p_xc.q.val();
         self.q_isx.d.next = self.p_isx.q.val();
         self.q_czero.d.next = self.p_czero.q.val();
+        self.c_prod.d.next = self.reset_mul.out.val();
         self.c_xc.d.next = self.q_xc.q.val();
         self.c_isx.d.next = self.q_isx.q.val();
         self.c_czero.d.next = self.q_czero.q.val();
@@ -621,9 +572,7 @@ impl Logic for Lane {
             self.mac_first_r[g].d.next = self.mac_first.val();
             self.op_a_copy[g].clock.next = self.clock.val();
             self.op_a_copy[g].d.next = self.op_a.q.val();
-            self.c_prod[g].clock.next = self.clock.val();
-            self.c_prod[g].d.next = self.reset_mul.out.val();
-            self.reset_q[g].v.next = self.c_prod[g].q.val();
+            self.reset_q[g].v.next = self.c_prod.q.val();
             self.op_c_copy[g].clock.next = self.clock.val();
             if self.c_isx.q.val() {
                 self.op_c_copy[g].d.next = self.c_xc.q.val();
@@ -781,7 +730,6 @@ mod tests {
             lane.state[1]._mem[j] = tc(hv);
             lane.upd_en.next = true;
             lane.upd_set.next = true;
-            lane.z_rotate[1].next = true;
             lane.upd_j.next = (j as u64).into();
             lane.upd_zero.next = zero;
             // Reset operand of the C set (set 0 while set 1 is the A set).
@@ -789,7 +737,7 @@ mod tests {
             for i in 0..h {
                 lane.r0[i].q.next = tc(r);
             }
-            lane.r_rotate[0].next = true;
+            lane.c_rotate.next = true;
             lane.state[0]._mem[j] = tc(hv);
             lane.a_set.next = true;
             lane.k.next = (j as u64).into();

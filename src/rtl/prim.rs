@@ -1127,8 +1127,6 @@ pub struct KeptSigned<const N: usize> {
 pub type KeptWeight = KeptSigned<20>;
 /// A kept copy of an operand port ([`Code`]).
 pub type KeptCode = KeptSigned<18>;
-/// A kept copy of a product or accumulator port ([`Acc`]).
-pub type KeptAcc = KeptSigned<48>;
 
 impl<const N: usize> KeptSigned<N> {
     pub fn new(bits: u32) -> Self {
