@@ -17,9 +17,10 @@
 //! (`c_prod`), and the read of the z/r operand of the set in its A slot at
 //! the same term (address `ka`, two cycles behind `k`) into `op_a`. The A
 //! set's read comes last so a slot can start two cycles before the state
-//! update's values reach it (three before they are in the RAM). Stage 1a: `op_a` copied once per eight MAC
-//! units, and the C operand narrowed from `c_prod` once per eight MAC
-//! units into its copies (the weight ROMs are read here); stage 1b: the
+//! update's values reach it (three before they are in the RAM). Stage 1a:
+//! `op_a` copied once per eight MAC units, and the C operand narrowed
+//! from `c_prod` once per eight MAC units into its copies (the weight ROMs
+//! are read here); stage 1b: the
 //! MAC inputs (operand select per unit); the MACs land MAC_LATENCY cycles
 //! later. Stage 2: a finished pass's accumulators go through the hard
 //! sigmoid / clipped identity into z, r or c. The state update streams
