@@ -280,7 +280,12 @@ pub struct SynthOptions {
     pub macs: Option<usize>,
     pub clock_mhz: Option<f64>,
     pub baud: Option<u32>,
-    pub seed: u64,
+    /// nextpnr placement seeds (one run each; the report is the best's).
+    pub seeds: Vec<u64>,
+    /// Seeds placed at once.
+    pub jobs: usize,
+    /// Stop a seed's place-and-route after this many minutes.
+    pub pnr_limit_minutes: Option<f64>,
     pub router2: bool,
     pub density: Option<f64>,
     pub out: Option<PathBuf>,
@@ -299,6 +304,15 @@ pub fn synth(
             bail!("--density {d}: the placement density limit must be in (0, 1]");
         }
     }
+    let pnr_limit = match o.pnr_limit_minutes {
+        None => None,
+        Some(m) if m.is_finite() && m > 0.0 && m <= 7.0 * 24.0 * 60.0 => {
+            Some(std::time::Duration::from_secs_f64(m * 60.0))
+        }
+        Some(m) => {
+            bail!("--pnr-limit-minutes {m}: the limit must be a number of minutes in (0, 10080]")
+        }
+    };
     let default = board.default_engine();
     let (q, config) = circuit_config(
         model,
@@ -326,7 +340,9 @@ pub fn synth(
         grid: &model.data.grid,
         engine: config,
         board_config,
-        seed: o.seed,
+        seeds: o.seeds,
+        jobs: o.jobs,
+        pnr_limit,
         place: true,
         router2: o.router2,
         density: o.density,

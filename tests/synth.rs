@@ -11,36 +11,58 @@ use flimgru::rtl::{testbench, EngineConfig};
 use flimgru::synth::{self, SynthJob, SynthReport};
 use std::path::Path;
 
-fn run(board: Board, config: EngineConfig, place: bool) -> SynthReport {
-    let grid = GateGrid::new(11, 12.5 / 11.0).unwrap();
-    let model = testbench::random_model(config.bits, 2, 7);
+fn job<'a>(
+    board: Board,
+    config: EngineConfig,
+    model: &'a flimgru::fixed::QuantModel,
+    grid: &'a GateGrid,
+    name: &str,
+) -> SynthJob<'a> {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("synth")
-        .join(board.to_string());
+        .join(name);
     std::fs::remove_dir_all(&out_dir).ok();
-    let job = SynthJob {
+    SynthJob {
         board,
-        model: &model,
+        model,
         model_name: "random",
-        grid: &grid,
+        grid,
         engine: config,
         board_config: BoardConfig::default_for(board),
-        seed: 1,
-        place,
+        seeds: vec![1],
+        jobs: 1,
+        pnr_limit: None,
+        place: true,
         router2: false,
         density: None,
-        out_dir: out_dir.clone(),
+        out_dir,
         command: "tests/synth.rs".into(),
-    };
-    let report = synth::run(&job).unwrap_or_else(|e| panic!("{board}: {e:#}"));
+    }
+}
+
+fn grid() -> GateGrid {
+    GateGrid::new(11, 12.5 / 11.0).unwrap()
+}
+
+/// Runs the job and checks the files every run writes (in `dir`).
+fn run_job(job: &SynthJob, dir: &Path) -> SynthReport {
+    let board = job.board;
+    let report = synth::run(job).unwrap_or_else(|e| panic!("{board}: {e:#}"));
     for f in ["top.v", "synth.json", "report.json", "report.md"] {
-        assert!(out_dir.join(f).is_file(), "{board}: {f} missing");
+        assert!(job.out_dir.join(f).is_file(), "{board}: {f} missing");
     }
     let back: SynthReport =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(back, report);
     report
+}
+
+fn run(board: Board, config: EngineConfig, place: bool) -> SynthReport {
+    let (grid, model) = (grid(), testbench::random_model(config.bits, 2, 7));
+    let mut job = job(board, config, &model, &grid, &board.to_string());
+    job.place = place;
+    let dir = job.out_dir.clone();
+    run_job(&job, &dir)
 }
 
 fn used(r: &SynthReport, k: &str) -> u64 {
@@ -50,14 +72,21 @@ fn used(r: &SynthReport, k: &str) -> u64 {
         .used
 }
 
+/// Two placement seeds at once on one netlist: each seed's own report,
+/// and the top report is the faster seed's with both listed.
 #[test]
-fn ulx3s_places_and_routes() {
+fn ulx3s_places_and_routes_a_seed_sweep() {
     let config = EngineConfig {
         bits: 8,
         lanes: 2,
         macs: 2,
     };
-    let r = run(Board::Ulx3s, config, true);
+    let (grid, model) = (grid(), testbench::random_model(config.bits, 2, 7));
+    let mut job = job(Board::Ulx3s, config, &model, &grid, "ulx3s-sweep");
+    job.seeds = vec![3, 1];
+    job.jobs = 2;
+    let dir = job.out_dir.clone();
+    let r = run_job(&job, &dir);
     let fmax = r.fmax_mhz.expect("ECP5 has an open place-and-route");
     assert!(fmax > 1.0 && fmax < 1000.0, "Fmax {fmax}");
     assert!(used(&r, "LUT") > 0 && used(&r, "FF") > 0);
@@ -68,11 +97,85 @@ fn ulx3s_places_and_routes() {
     assert!((rate - fmax * 1e6 / r.cycles_per_pixel).abs() < 1e-6 * rate);
     assert_eq!(r.frames.len(), 3);
     assert!((r.frames[2].seconds - 250_000.0 / rate).abs() < 1e-9 * r.frames[2].seconds);
-    let md = std::fs::read_to_string(
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("synth/ulx3s/report.md"),
-    )
-    .unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains(&synth::table_row(&r)));
+    assert!(md.contains(&synth::seed_table(&r.seeds, r.clock_mhz)));
+
+    // The seeds in the order given, each with its own report.
+    let seeds: Vec<u64> = r.seeds.iter().map(|s| s.seed).collect();
+    assert_eq!(seeds, [3, 1]);
+    let mut per_seed = Vec::new();
+    for s in &r.seeds {
+        assert_eq!(s.dir, format!("seed-{}", s.seed));
+        let sub: SynthReport = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(&s.dir).join("report.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(sub.seed, Some(s.seed));
+        assert_eq!(sub.fmax_mhz, s.fmax_mhz);
+        assert_eq!(sub.seeds, std::slice::from_ref(s));
+        assert!(dir.join(&s.dir).join("nextpnr.log").is_file());
+        per_seed.push(s.fmax_mhz.expect("both seeds route this small engine"));
+    }
+    let best = per_seed.iter().cloned().fold(f64::MIN, f64::max);
+    assert_eq!(Some(best), r.fmax_mhz);
+    assert_eq!(r.seed, Some(seeds[synth::best_seed(&r.seeds)]));
+
+    // A single-seed rerun into the same directory leaves no stale seeds.
+    job.seeds = vec![2];
+    let single = run_job(&job, &dir);
+    assert_eq!(single.seed, Some(2));
+    assert_eq!(single.seeds.len(), 1);
+    assert_eq!(single.seeds[0].dir, ".");
+    assert!(!dir.join("seed-1").exists() && !dir.join("seed-3").exists());
+}
+
+/// A seed that is still placing at the time limit is stopped and reported
+/// as not routed, with no Fmax and no frame times.
+#[test]
+fn a_seed_past_the_time_limit_is_stopped_and_reported() {
+    let config = EngineConfig {
+        bits: 8,
+        lanes: 1,
+        macs: 1,
+    };
+    let (grid, model) = (grid(), testbench::random_model(config.bits, 2, 7));
+    let mut job = job(Board::Ulx3s, config, &model, &grid, "ulx3s-limit");
+    job.pnr_limit = Some(std::time::Duration::from_millis(200));
+    let dir = job.out_dir.clone();
+    let r = run_job(&job, &dir);
+    assert_eq!(r.fmax_mhz, None);
+    assert_eq!(r.timing_met, None);
+    assert!(r.frames.is_empty() && r.pixels_per_second.is_none());
+    let why = r.pnr_error.clone().expect("the limit is the reason");
+    assert!(why.contains("not routed") && why.contains("0.2 s"), "{why}");
+    assert_eq!(r.seeds.len(), 1);
+    assert_eq!(r.seeds[0].failure.as_deref(), Some(why.as_str()));
+    assert!(synth::table_row(&r).contains("not routed"));
+    assert!(used(&r, "MULT") >= 1, "yosys's counts stay");
+}
+
+/// Seed lists that cannot be run are refused before any tool starts.
+#[test]
+fn bad_seed_lists_are_refused() {
+    let config = EngineConfig {
+        bits: 8,
+        lanes: 1,
+        macs: 1,
+    };
+    let (grid, model) = (grid(), testbench::random_model(config.bits, 2, 7));
+    let mut j = job(Board::Ulx3s, config, &model, &grid, "ulx3s-bad-seeds");
+    for (seeds, jobs, expect) in [
+        (vec![], 1, "no placement seed"),
+        (vec![1, 2, 1], 1, "seed 1 is given twice"),
+        (vec![1], 0, "jobs = 0"),
+    ] {
+        j.seeds = seeds;
+        j.jobs = jobs;
+        let e = format!("{:#}", synth::run(&j).unwrap_err());
+        assert!(e.contains(expect), "{e}");
+        assert!(!j.out_dir.exists(), "nothing written for a refused job");
+    }
 }
 
 /// yosys only: even this H = 2 engine fills 98 % of the UP5K's logic

@@ -73,3 +73,54 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<String> {
     }
     Ok(text)
 }
+
+/// How a [`run_limited`] command ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Exited with status 0.
+    Finished,
+    /// Still running at the time limit; it was killed.
+    TimedOut,
+}
+
+/// Run a command with stdout and stderr into `log`, killing it if it is
+/// still running after `limit` (None: no limit). A non-zero exit is an
+/// error holding the log's last lines.
+pub fn run_limited(
+    cmd: &mut Command,
+    what: &str,
+    log: &Path,
+    limit: Option<std::time::Duration>,
+) -> Result<Ended> {
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let err = out
+        .try_clone()
+        .with_context(|| format!("duplicating {}", log.display()))?;
+    let mut child = cmd
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("cannot start {what} ({cmd:?})"))?;
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .with_context(|| format!("waiting for {what}"))?
+        {
+            break status;
+        }
+        if limit.is_some_and(|l| start.elapsed() >= l) {
+            child.kill().ok();
+            child.wait().ok();
+            return Ok(Ended::TimedOut);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{what} failed ({status}):\n{}", tail.join("\n"));
+    }
+    Ok(Ended::Finished)
+}
