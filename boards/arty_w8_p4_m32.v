@@ -78038,6 +78038,7 @@ module top$core$engine$gru$weight_rom$0(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffef;
@@ -78257,6 +78258,7 @@ module top$core$engine$gru$weight_rom$1(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h27;
@@ -78476,6 +78478,7 @@ module top$core$engine$gru$weight_rom$10(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffff6;
@@ -78695,6 +78698,7 @@ module top$core$engine$gru$weight_rom$11(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffffa;
@@ -78914,6 +78918,7 @@ module top$core$engine$gru$weight_rom$12(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h1;
@@ -79133,6 +79138,7 @@ module top$core$engine$gru$weight_rom$13(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h11;
@@ -79352,6 +79358,7 @@ module top$core$engine$gru$weight_rom$14(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h8;
@@ -79571,6 +79578,7 @@ module top$core$engine$gru$weight_rom$15(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hf;
@@ -79790,6 +79798,7 @@ module top$core$engine$gru$weight_rom$16(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h9;
@@ -80009,6 +80018,7 @@ module top$core$engine$gru$weight_rom$17(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h12;
@@ -80228,6 +80238,7 @@ module top$core$engine$gru$weight_rom$18(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hd;
@@ -80447,6 +80458,7 @@ module top$core$engine$gru$weight_rom$19(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffff5;
@@ -80666,6 +80678,7 @@ module top$core$engine$gru$weight_rom$2(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hc;
@@ -80885,6 +80898,7 @@ module top$core$engine$gru$weight_rom$20(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffff6;
@@ -81104,6 +81118,7 @@ module top$core$engine$gru$weight_rom$21(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffea;
@@ -81323,6 +81338,7 @@ module top$core$engine$gru$weight_rom$22(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h1a;
@@ -81542,6 +81558,7 @@ module top$core$engine$gru$weight_rom$23(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffed;
@@ -81761,6 +81778,7 @@ module top$core$engine$gru$weight_rom$24(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffffb;
@@ -81980,6 +81998,7 @@ module top$core$engine$gru$weight_rom$25(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffec;
@@ -82199,6 +82218,7 @@ module top$core$engine$gru$weight_rom$26(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hf;
@@ -82418,6 +82438,7 @@ module top$core$engine$gru$weight_rom$27(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffe7;
@@ -82637,6 +82658,7 @@ module top$core$engine$gru$weight_rom$28(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h9;
@@ -82856,6 +82878,7 @@ module top$core$engine$gru$weight_rom$29(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h8;
@@ -83075,6 +83098,7 @@ module top$core$engine$gru$weight_rom$3(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h13;
@@ -83294,6 +83318,7 @@ module top$core$engine$gru$weight_rom$30(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffe9;
@@ -83513,6 +83538,7 @@ module top$core$engine$gru$weight_rom$31(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffff6;
@@ -83732,6 +83758,7 @@ module top$core$engine$gru$weight_rom$4(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h0;
@@ -83951,6 +83978,7 @@ module top$core$engine$gru$weight_rom$5(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h1;
@@ -84170,6 +84198,7 @@ module top$core$engine$gru$weight_rom$6(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h6;
@@ -84389,6 +84418,7 @@ module top$core$engine$gru$weight_rom$7(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffd5;
@@ -84608,6 +84638,7 @@ module top$core$engine$gru$weight_rom$8(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hb;
@@ -84827,6 +84858,7 @@ module top$core$engine$gru$weight_rom$9(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h2;
@@ -86123,6 +86155,9 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
     reg  [15:0] gate$d;
     wire  [15:0] gate$q;
     reg  gate$clock;
+    reg  gate_last$d;
+    wire  gate_last$q;
+    reg  gate_last$clock;
     reg  set$d;
     wire  set$q;
     reg  set$clock;
@@ -86247,6 +86282,11 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         .d(gate$d),
         .q(gate$q),
         .clock(gate$clock)
+    );
+    top$core$engine$preproc$gate_last gate_last(
+        .d(gate_last$d),
+        .q(gate_last$q),
+        .clock(gate_last$clock)
     );
     top$core$engine$preproc$set set(
         .d(set$d),
@@ -86378,6 +86418,7 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
     always @(*) begin
         state$clock = clock;
         gate$clock = clock;
+        gate_last$clock = clock;
         set$clock = clock;
         peak_count0$clock = clock;
         peak_count$clock = clock;
@@ -86385,11 +86426,13 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         read_wait$clock = clock;
         state$d = state$q;
         gate$d = gate$q;
+        gate_last$d = gate_last$q;
         set$d = set$q;
         peak_count0$d = peak_count0$q;
         peak_count$d = peak_count$q;
         peak_read$d = peak_read$q;
         read_wait$d = read_wait$q;
+        gate_last$d = gate$q == last_gate;
         peak_count0$d = state$q == PreprocState$Peak;
         peak_count$d = peak_count0$q;
         peak_read$d = peak_count$q;
@@ -86597,7 +86640,7 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
                         gate$d = gate$q + 16'h1;
                         read_wait$d = 2'h0;
                         state$d = PreprocState$DivRead;
-                        if (gate$q == last_gate) begin
+                        if (gate_last$q) begin
                             gate$d = 16'h0;
                             x_done = 1'b1;
                             release_ = 1'b1;
@@ -88361,6 +88404,25 @@ module top$core$engine$preproc$gate(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$gate
+
+
+module top$core$engine$preproc$gate_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$gate_last
 
 
 module top$core$engine$preproc$peak$0(d,q,clock);

@@ -30186,6 +30186,7 @@ module top$core$engine$gru$weight_rom$0(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:6335];
     initial begin
        mem[0] = 20'hfffef;
@@ -37020,6 +37021,9 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
     reg  [15:0] gate$d;
     wire  [15:0] gate$q;
     reg  gate$clock;
+    reg  gate_last$d;
+    wire  gate_last$q;
+    reg  gate_last$clock;
     reg  set$d;
     wire  set$q;
     reg  set$clock;
@@ -37076,6 +37080,11 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
         .q(gate$q),
         .clock(gate$clock)
     );
+    top$core$engine$preproc$gate_last gate_last(
+        .d(gate_last$d),
+        .q(gate_last$q),
+        .clock(gate_last$clock)
+    );
     top$core$engine$preproc$set set(
         .d(set$d),
         .q(set$q),
@@ -37131,6 +37140,7 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
     always @(*) begin
         state$clock = clock;
         gate$clock = clock;
+        gate_last$clock = clock;
         set$clock = clock;
         peak_count0$clock = clock;
         peak_count$clock = clock;
@@ -37138,11 +37148,13 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
         read_wait$clock = clock;
         state$d = state$q;
         gate$d = gate$q;
+        gate_last$d = gate_last$q;
         set$d = set$q;
         peak_count0$d = peak_count0$q;
         peak_count$d = peak_count$q;
         peak_read$d = peak_read$q;
         read_wait$d = read_wait$q;
+        gate_last$d = gate$q == last_gate;
         peak_count0$d = state$q == PreprocState$Peak;
         peak_count$d = peak_count0$q;
         peak_read$d = peak_count$q;
@@ -37233,7 +37245,7 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_
                         gate$d = gate$q + 16'h1;
                         read_wait$d = 2'h0;
                         state$d = PreprocState$DivRead;
-                        if (gate$q == last_gate) begin
+                        if (gate_last$q) begin
                             gate$d = 16'h0;
                             x_done = 1'b1;
                             release_ = 1'b1;
@@ -37701,6 +37713,25 @@ module top$core$engine$preproc$gate(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$gate
+
+
+module top$core$engine$preproc$gate_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$gate_last
 
 
 module top$core$engine$preproc$peak$0(d,q,clock);

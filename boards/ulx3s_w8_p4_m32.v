@@ -79822,6 +79822,7 @@ module top$core$engine$gru$weight_rom$0(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffef;
@@ -80041,6 +80042,7 @@ module top$core$engine$gru$weight_rom$1(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h27;
@@ -80260,6 +80262,7 @@ module top$core$engine$gru$weight_rom$10(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffff6;
@@ -80479,6 +80482,7 @@ module top$core$engine$gru$weight_rom$11(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffffa;
@@ -80698,6 +80702,7 @@ module top$core$engine$gru$weight_rom$12(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h1;
@@ -80917,6 +80922,7 @@ module top$core$engine$gru$weight_rom$13(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h11;
@@ -81136,6 +81142,7 @@ module top$core$engine$gru$weight_rom$14(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h8;
@@ -81355,6 +81362,7 @@ module top$core$engine$gru$weight_rom$15(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hf;
@@ -81574,6 +81582,7 @@ module top$core$engine$gru$weight_rom$16(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h9;
@@ -81793,6 +81802,7 @@ module top$core$engine$gru$weight_rom$17(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h12;
@@ -82012,6 +82022,7 @@ module top$core$engine$gru$weight_rom$18(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hd;
@@ -82231,6 +82242,7 @@ module top$core$engine$gru$weight_rom$19(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffff5;
@@ -82450,6 +82462,7 @@ module top$core$engine$gru$weight_rom$2(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hc;
@@ -82669,6 +82682,7 @@ module top$core$engine$gru$weight_rom$20(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffff6;
@@ -82888,6 +82902,7 @@ module top$core$engine$gru$weight_rom$21(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffea;
@@ -83107,6 +83122,7 @@ module top$core$engine$gru$weight_rom$22(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h1a;
@@ -83326,6 +83342,7 @@ module top$core$engine$gru$weight_rom$23(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffed;
@@ -83545,6 +83562,7 @@ module top$core$engine$gru$weight_rom$24(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffffb;
@@ -83764,6 +83782,7 @@ module top$core$engine$gru$weight_rom$25(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffec;
@@ -83983,6 +84002,7 @@ module top$core$engine$gru$weight_rom$26(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hf;
@@ -84202,6 +84222,7 @@ module top$core$engine$gru$weight_rom$27(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffe7;
@@ -84421,6 +84442,7 @@ module top$core$engine$gru$weight_rom$28(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h9;
@@ -84640,6 +84662,7 @@ module top$core$engine$gru$weight_rom$29(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h8;
@@ -84859,6 +84882,7 @@ module top$core$engine$gru$weight_rom$3(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h13;
@@ -85078,6 +85102,7 @@ module top$core$engine$gru$weight_rom$30(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffe9;
@@ -85297,6 +85322,7 @@ module top$core$engine$gru$weight_rom$31(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hffff6;
@@ -85516,6 +85542,7 @@ module top$core$engine$gru$weight_rom$4(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h0;
@@ -85735,6 +85762,7 @@ module top$core$engine$gru$weight_rom$5(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h1;
@@ -85954,6 +85982,7 @@ module top$core$engine$gru$weight_rom$6(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h6;
@@ -86173,6 +86202,7 @@ module top$core$engine$gru$weight_rom$7(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hfffd5;
@@ -86392,6 +86422,7 @@ module top$core$engine$gru$weight_rom$8(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'hb;
@@ -86611,6 +86642,7 @@ module top$core$engine$gru$weight_rom$9(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:197];
     initial begin
        mem[0] = 20'h2;
@@ -87907,6 +87939,9 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
     reg  [15:0] gate$d;
     wire  [15:0] gate$q;
     reg  gate$clock;
+    reg  gate_last$d;
+    wire  gate_last$q;
+    reg  gate_last$clock;
     reg  set$d;
     wire  set$q;
     reg  set$clock;
@@ -88031,6 +88066,11 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         .d(gate$d),
         .q(gate$q),
         .clock(gate$clock)
+    );
+    top$core$engine$preproc$gate_last gate_last(
+        .d(gate_last$d),
+        .q(gate_last$q),
+        .clock(gate_last$clock)
     );
     top$core$engine$preproc$set set(
         .d(set$d),
@@ -88162,6 +88202,7 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
     always @(*) begin
         state$clock = clock;
         gate$clock = clock;
+        gate_last$clock = clock;
         set$clock = clock;
         peak_count0$clock = clock;
         peak_count$clock = clock;
@@ -88169,11 +88210,13 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
         read_wait$clock = clock;
         state$d = state$q;
         gate$d = gate$q;
+        gate_last$d = gate_last$q;
         set$d = set$q;
         peak_count0$d = peak_count0$q;
         peak_count$d = peak_count$q;
         peak_read$d = peak_read$q;
         read_wait$d = read_wait$q;
+        gate_last$d = gate$q == last_gate;
         peak_count0$d = state$q == PreprocState$Peak;
         peak_count$d = peak_count0$q;
         peak_read$d = peak_count$q;
@@ -88381,7 +88424,7 @@ module top$core$engine$preproc(clock,full,release_,raddr,rdata$0,rdata$1,rdata$2
                         gate$d = gate$q + 16'h1;
                         read_wait$d = 2'h0;
                         state$d = PreprocState$DivRead;
-                        if (gate$q == last_gate) begin
+                        if (gate_last$q) begin
                             gate$d = 16'h0;
                             x_done = 1'b1;
                             release_ = 1'b1;
@@ -90145,6 +90188,25 @@ module top$core$engine$preproc$gate(d,q,clock);
     end
           
 endmodule // top$core$engine$preproc$gate
+
+
+module top$core$engine$preproc$gate_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$preproc$gate_last
 
 
 module top$core$engine$preproc$peak$0(d,q,clock);

@@ -52579,6 +52579,7 @@ module top$gru$weight_rom$0(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffef;
@@ -52666,6 +52667,7 @@ module top$gru$weight_rom$1(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h27;
@@ -52753,6 +52755,7 @@ module top$gru$weight_rom$10(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff6;
@@ -52840,6 +52843,7 @@ module top$gru$weight_rom$11(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffa;
@@ -52927,6 +52931,7 @@ module top$gru$weight_rom$12(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h1;
@@ -53014,6 +53019,7 @@ module top$gru$weight_rom$13(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h11;
@@ -53101,6 +53107,7 @@ module top$gru$weight_rom$14(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h8;
@@ -53188,6 +53195,7 @@ module top$gru$weight_rom$15(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hf;
@@ -53275,6 +53283,7 @@ module top$gru$weight_rom$16(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h9;
@@ -53362,6 +53371,7 @@ module top$gru$weight_rom$17(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h12;
@@ -53449,6 +53459,7 @@ module top$gru$weight_rom$18(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hd;
@@ -53536,6 +53547,7 @@ module top$gru$weight_rom$19(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff5;
@@ -53623,6 +53635,7 @@ module top$gru$weight_rom$2(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hc;
@@ -53710,6 +53723,7 @@ module top$gru$weight_rom$20(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff6;
@@ -53797,6 +53811,7 @@ module top$gru$weight_rom$21(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffea;
@@ -53884,6 +53899,7 @@ module top$gru$weight_rom$22(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h1a;
@@ -53971,6 +53987,7 @@ module top$gru$weight_rom$23(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffed;
@@ -54058,6 +54075,7 @@ module top$gru$weight_rom$24(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffb;
@@ -54145,6 +54163,7 @@ module top$gru$weight_rom$25(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffec;
@@ -54232,6 +54251,7 @@ module top$gru$weight_rom$26(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hf;
@@ -54319,6 +54339,7 @@ module top$gru$weight_rom$27(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffe7;
@@ -54406,6 +54427,7 @@ module top$gru$weight_rom$28(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h9;
@@ -54493,6 +54515,7 @@ module top$gru$weight_rom$29(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h8;
@@ -54580,6 +54603,7 @@ module top$gru$weight_rom$3(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h13;
@@ -54667,6 +54691,7 @@ module top$gru$weight_rom$30(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffe9;
@@ -54754,6 +54779,7 @@ module top$gru$weight_rom$31(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff6;
@@ -54841,6 +54867,7 @@ module top$gru$weight_rom$32(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffe7;
@@ -54928,6 +54955,7 @@ module top$gru$weight_rom$33(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h7;
@@ -55015,6 +55043,7 @@ module top$gru$weight_rom$34(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h4;
@@ -55102,6 +55131,7 @@ module top$gru$weight_rom$35(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff3;
@@ -55189,6 +55219,7 @@ module top$gru$weight_rom$36(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffb;
@@ -55276,6 +55307,7 @@ module top$gru$weight_rom$37(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h5;
@@ -55363,6 +55395,7 @@ module top$gru$weight_rom$38(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff2;
@@ -55450,6 +55483,7 @@ module top$gru$weight_rom$39(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff5;
@@ -55537,6 +55571,7 @@ module top$gru$weight_rom$4(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h0;
@@ -55624,6 +55659,7 @@ module top$gru$weight_rom$40(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hb;
@@ -55711,6 +55747,7 @@ module top$gru$weight_rom$41(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h20;
@@ -55798,6 +55835,7 @@ module top$gru$weight_rom$42(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'ha;
@@ -55885,6 +55923,7 @@ module top$gru$weight_rom$43(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h7;
@@ -55972,6 +56011,7 @@ module top$gru$weight_rom$44(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h7;
@@ -56059,6 +56099,7 @@ module top$gru$weight_rom$45(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffa;
@@ -56146,6 +56187,7 @@ module top$gru$weight_rom$46(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff8;
@@ -56233,6 +56275,7 @@ module top$gru$weight_rom$47(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h7;
@@ -56320,6 +56363,7 @@ module top$gru$weight_rom$48(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h3;
@@ -56407,6 +56451,7 @@ module top$gru$weight_rom$49(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffe;
@@ -56494,6 +56539,7 @@ module top$gru$weight_rom$5(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h1;
@@ -56581,6 +56627,7 @@ module top$gru$weight_rom$50(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hd;
@@ -56668,6 +56715,7 @@ module top$gru$weight_rom$51(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h6;
@@ -56755,6 +56803,7 @@ module top$gru$weight_rom$52(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffc;
@@ -56842,6 +56891,7 @@ module top$gru$weight_rom$53(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff7;
@@ -56929,6 +56979,7 @@ module top$gru$weight_rom$54(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h5;
@@ -57016,6 +57067,7 @@ module top$gru$weight_rom$55(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h8;
@@ -57103,6 +57155,7 @@ module top$gru$weight_rom$56(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h5;
@@ -57190,6 +57243,7 @@ module top$gru$weight_rom$57(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hd;
@@ -57277,6 +57331,7 @@ module top$gru$weight_rom$58(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'ha;
@@ -57364,6 +57419,7 @@ module top$gru$weight_rom$59(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h3;
@@ -57451,6 +57507,7 @@ module top$gru$weight_rom$6(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h6;
@@ -57538,6 +57595,7 @@ module top$gru$weight_rom$60(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffea;
@@ -57625,6 +57683,7 @@ module top$gru$weight_rom$61(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff4;
@@ -57712,6 +57771,7 @@ module top$gru$weight_rom$62(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h9;
@@ -57799,6 +57859,7 @@ module top$gru$weight_rom$63(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff2;
@@ -57886,6 +57947,7 @@ module top$gru$weight_rom$64(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h3;
@@ -57973,6 +58035,7 @@ module top$gru$weight_rom$65(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffeb;
@@ -58060,6 +58123,7 @@ module top$gru$weight_rom$66(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hd;
@@ -58147,6 +58211,7 @@ module top$gru$weight_rom$67(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h18;
@@ -58234,6 +58299,7 @@ module top$gru$weight_rom$68(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffeb;
@@ -58321,6 +58387,7 @@ module top$gru$weight_rom$69(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffb;
@@ -58408,6 +58475,7 @@ module top$gru$weight_rom$7(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffd5;
@@ -58495,6 +58563,7 @@ module top$gru$weight_rom$70(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffb;
@@ -58582,6 +58651,7 @@ module top$gru$weight_rom$71(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h6;
@@ -58669,6 +58739,7 @@ module top$gru$weight_rom$72(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h5;
@@ -58756,6 +58827,7 @@ module top$gru$weight_rom$73(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h8;
@@ -58843,6 +58915,7 @@ module top$gru$weight_rom$74(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h5;
@@ -58930,6 +59003,7 @@ module top$gru$weight_rom$75(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hd;
@@ -59017,6 +59091,7 @@ module top$gru$weight_rom$76(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h13;
@@ -59104,6 +59179,7 @@ module top$gru$weight_rom$77(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff8;
@@ -59191,6 +59267,7 @@ module top$gru$weight_rom$78(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h4;
@@ -59278,6 +59355,7 @@ module top$gru$weight_rom$79(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff7;
@@ -59365,6 +59443,7 @@ module top$gru$weight_rom$8(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hb;
@@ -59452,6 +59531,7 @@ module top$gru$weight_rom$80(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h6;
@@ -59539,6 +59619,7 @@ module top$gru$weight_rom$81(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffe;
@@ -59626,6 +59707,7 @@ module top$gru$weight_rom$82(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffef;
@@ -59713,6 +59795,7 @@ module top$gru$weight_rom$83(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffff8;
@@ -59800,6 +59883,7 @@ module top$gru$weight_rom$84(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffd;
@@ -59887,6 +59971,7 @@ module top$gru$weight_rom$85(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h23;
@@ -59974,6 +60059,7 @@ module top$gru$weight_rom$86(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h4;
@@ -60061,6 +60147,7 @@ module top$gru$weight_rom$87(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'he;
@@ -60148,6 +60235,7 @@ module top$gru$weight_rom$88(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffa;
@@ -60235,6 +60323,7 @@ module top$gru$weight_rom$89(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h5;
@@ -60322,6 +60411,7 @@ module top$gru$weight_rom$9(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h2;
@@ -60409,6 +60499,7 @@ module top$gru$weight_rom$90(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hffffa;
@@ -60496,6 +60587,7 @@ module top$gru$weight_rom$91(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h8;
@@ -60583,6 +60675,7 @@ module top$gru$weight_rom$92(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h10;
@@ -60670,6 +60763,7 @@ module top$gru$weight_rom$93(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h18;
@@ -60757,6 +60851,7 @@ module top$gru$weight_rom$94(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'hfffed;
@@ -60844,6 +60939,7 @@ module top$gru$weight_rom$95(clock,address,data);
     output reg  [19:0] data;
     
     // Update code (custom)
+    (* rom_style = "block" *)
     reg [19:0] mem [0:65];
     initial begin
        mem[0] = 20'h18;
@@ -61408,6 +61504,9 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
     reg  [15:0] gate$d;
     wire  [15:0] gate$q;
     reg  gate$clock;
+    reg  gate_last$d;
+    wire  gate_last$q;
+    reg  gate_last$clock;
     reg  set$d;
     wire  set$q;
     reg  set$clock;
@@ -61464,6 +61563,11 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
         .q(gate$q),
         .clock(gate$clock)
     );
+    top$preproc$gate_last gate_last(
+        .d(gate_last$d),
+        .q(gate_last$q),
+        .clock(gate_last$clock)
+    );
     top$preproc$set set(
         .d(set$d),
         .q(set$q),
@@ -61519,6 +61623,7 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
     always @(*) begin
         state$clock = clock;
         gate$clock = clock;
+        gate_last$clock = clock;
         set$clock = clock;
         peak_count0$clock = clock;
         peak_count$clock = clock;
@@ -61526,11 +61631,13 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
         read_wait$clock = clock;
         state$d = state$q;
         gate$d = gate$q;
+        gate_last$d = gate_last$q;
         set$d = set$q;
         peak_count0$d = peak_count0$q;
         peak_count$d = peak_count$q;
         peak_read$d = peak_read$q;
         read_wait$d = read_wait$q;
+        gate_last$d = gate$q == last_gate;
         peak_count0$d = state$q == PreprocState$Peak;
         peak_count$d = peak_count0$q;
         peak_read$d = peak_count$q;
@@ -61621,7 +61728,7 @@ module top$preproc(clock,full,release_,raddr,rdata$0,s0$0,x_free0,x_free1,x_we,x
                         gate$d = gate$q + 16'h1;
                         read_wait$d = 2'h0;
                         state$d = PreprocState$DivRead;
-                        if (gate$q == last_gate) begin
+                        if (gate_last$q) begin
                             gate$d = 16'h0;
                             x_done = 1'b1;
                             release_ = 1'b1;
@@ -62089,6 +62196,25 @@ module top$preproc$gate(d,q,clock);
     end
           
 endmodule // top$preproc$gate
+
+
+module top$preproc$gate_last(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$preproc$gate_last
 
 
 module top$preproc$peak$0(d,q,clock);

@@ -293,7 +293,7 @@ impl Gru {
                         }
                     }
                 }
-                Rom::signed(&v).pipelined()
+                Rom::signed(&v).pipelined().block()
             })
             .collect();
         let bias_rom = (0..m)

@@ -42,6 +42,12 @@ pub struct Preproc {
     pub x_done: Signal<Out, Bit>,
     state: DFF<PreprocState>,
     gate: DFF<Addr>,
+    /// gate == the last gate, registered: in DivWait the gate has not
+    /// changed for at least READ_LATENCY + 2 cycles, so the end-of-group
+    /// test (release, x_done: a wide fan-out into ingest and the GRU) starts
+    /// from a register, not from a compare (W = 8, P = 2's critical path
+    /// under a DSP floorplan: gate -> compare -> release -> ingest sum0).
+    gate_last: DFF<Bit>,
     set: DFF<Bit>,
     peak: Vec<DFF<Bits<24>>>,
     /// peak != 0, kept beside it (some y > 0 seen since the reset) so the
@@ -91,6 +97,7 @@ impl Preproc {
             x_done: Default::default(),
             state: Default::default(),
             gate: Default::default(),
+            gate_last: Default::default(),
             set: Default::default(),
             peak: super::many(lanes),
             peak_nz: super::many(lanes),
@@ -137,12 +144,14 @@ impl Logic for Preproc {
             clock,
             state,
             gate,
+            gate_last,
             set,
             peak_count0,
             peak_count,
             peak_read,
             read_wait
         );
+        self.gate_last.d.next = self.gate.q.val() == self.last_gate.val();
         self.peak_count0.d.next = self.state.q.val() == PreprocState::Peak;
         self.peak_count.d.next = self.peak_count0.q.val();
         self.peak_read.d.next = self.peak_count.q.val();
@@ -235,7 +244,7 @@ impl Logic for Preproc {
                     self.gate.d.next = self.gate.q.val() + 1;
                     self.read_wait.d.next = 0.into();
                     self.state.d.next = PreprocState::DivRead;
-                    if self.gate.q.val() == self.last_gate.val() {
+                    if self.gate_last.q.val() {
                         self.gate.d.next = 0.into();
                         self.x_done.next = true;
                         self.release.next = true;
