@@ -288,6 +288,8 @@ pub struct SynthOptions {
     pub pnr_limit_minutes: Option<f64>,
     pub router2: bool,
     pub density: Option<f64>,
+    /// Pin the lanes' multipliers to DSP rows (ECP5).
+    pub floorplan: bool,
     pub out: Option<PathBuf>,
     pub command: String,
 }
@@ -346,6 +348,7 @@ pub fn synth(
         place: true,
         router2: o.router2,
         density: o.density,
+        floorplan: o.floorplan,
         out_dir,
         command: o.command,
     })

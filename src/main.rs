@@ -155,6 +155,10 @@ struct SynthArgs {
     /// (docs/hardware.md).
     #[arg(long)]
     density: Option<f64>,
+    /// Pin each lane's multipliers to whole MULT18X18D rows of the ECP5-85F
+    /// in unit order (BEL attributes; docs/hardware.md).
+    #[arg(long)]
+    floorplan: bool,
     /// Output directory (default: out/synth/<board>-w<W>-p<P>-m<M>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -702,6 +706,7 @@ fn run(cli: Cli) -> Result<()> {
                     pnr_limit_minutes: a.pnr_limit_minutes,
                     router2: a.router2,
                     density: a.density,
+                    floorplan: a.floorplan,
                     out: a.out.clone(),
                     command: std::iter::once("flimgru".to_string())
                         .chain(std::env::args().skip(1))

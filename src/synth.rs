@@ -57,6 +57,9 @@ pub struct SynthJob<'a> {
     /// nextpnr's placement density limit (`--placer-heap-beta`, default
     /// 0.9), None: nextpnr's default.
     pub density: Option<f64>,
+    /// Pin each lane's multipliers to DSP rows ([`crate::boards::floorplan`];
+    /// ECP5 only).
+    pub floorplan: bool,
     /// Directory for the Verilog, netlist, logs and the report.
     pub out_dir: PathBuf,
     /// The command line, recorded in the report.
@@ -142,6 +145,9 @@ pub struct SynthReport {
     /// single seed; empty without place-and-route).
     #[serde(default)]
     pub seeds: Vec<SeedRun>,
+    /// How many lane multipliers the DSP floorplan pinned (0: none).
+    #[serde(default)]
+    pub pinned_multipliers: usize,
 }
 
 /// The yosys script: the board's `synth_*` ([`crate::boards::yosys_script`])
@@ -193,6 +199,13 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
         &job.board_config,
         job.model_name,
     )?;
+    let (verilog, pinned_multipliers) = match (job.floorplan, family) {
+        (false, _) => (verilog, 0),
+        (true, "ecp5") => crate::boards::floorplan::pin_lane_multipliers(&verilog)?,
+        (true, f) => {
+            bail!("--floorplan: the DSP floorplan is for the ECP5 (ulx3s); {board} is {f}")
+        }
+    };
     check_constraints(
         &verilog,
         family,
@@ -264,6 +277,7 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
         command: job.command.clone(),
         seed: None,
         seeds: Vec::new(),
+        pinned_multipliers,
     };
     if family == "xilinx" || !job.place {
         write_report(&dir, &base)?;
@@ -824,6 +838,12 @@ pub fn markdown(r: &SynthReport) -> String {
         Some(e) if does_not_fit(e) => s += &format!("**Does not fit the {}**: nextpnr says `{e}`. The resources above are yosys's counts.\n\n", r.device),
         Some(e) => s += &format!("**No Fmax**: {e}. The resources above are yosys's counts.\n\n"),
         None => {}
+    }
+    if r.pinned_multipliers > 0 {
+        s += &format!(
+            "DSP floorplan: {} lane multipliers pinned to MULT18X18D rows (`--floorplan`).\n\n",
+            r.pinned_multipliers
+        );
     }
     if let Some(seed) = r.seed {
         s += &format!("Placement seed {seed}");

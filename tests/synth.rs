@@ -35,6 +35,7 @@ fn job<'a>(
         place: true,
         router2: false,
         density: None,
+        floorplan: false,
         out_dir,
         command: "tests/synth.rs".into(),
     }

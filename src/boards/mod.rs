@@ -23,6 +23,7 @@
 pub mod arty;
 pub mod bridge;
 pub mod core;
+pub mod floorplan;
 pub mod icebreaker;
 pub mod parallel;
 pub mod pll;
