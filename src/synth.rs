@@ -165,7 +165,7 @@ fn yosys_script(board: Board, verilog: &Path, netlist: &Path, stat: &Path) -> St
 /// Run the flow; writes `top.v`, `synth.json`, logs, `report.json` and
 /// `report.md` under the job's directory.
 pub fn run(job: &SynthJob) -> Result<SynthReport> {
-    check_seeds(job)?;
+    check_job(job)?;
     let board = job.board;
     let family = board.family();
     std::fs::create_dir_all(&job.out_dir)
@@ -202,9 +202,7 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
     let (verilog, pinned_multipliers) = match (job.floorplan, family) {
         (false, _) => (verilog, 0),
         (true, "ecp5") => crate::boards::floorplan::pin_lane_multipliers(&verilog)?,
-        (true, f) => {
-            bail!("--floorplan: the DSP floorplan is for the ECP5 (ulx3s); {board} is {f}")
-        }
+        (true, f) => bail!("--floorplan: no DSP floorplan for {f}"),
     };
     check_constraints(
         &verilog,
@@ -324,8 +322,16 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
     Ok(best)
 }
 
-/// The seed list and parallelism make sense (checked before any tool runs).
-fn check_seeds(job: &SynthJob) -> Result<()> {
+/// The seed list, parallelism and floorplan make sense (checked before any
+/// file is written or tool runs).
+fn check_job(job: &SynthJob) -> Result<()> {
+    if job.floorplan && job.board.family() != "ecp5" {
+        bail!(
+            "--floorplan: the DSP floorplan is for the ECP5 (ulx3s); {} is {}",
+            job.board,
+            job.board.family()
+        );
+    }
     if job.seeds.is_empty() {
         bail!("no placement seed given: at least one is needed");
     }

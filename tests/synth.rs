@@ -73,10 +73,11 @@ fn used(r: &SynthReport, k: &str) -> u64 {
         .used
 }
 
-/// Two placement seeds at once on one netlist: each seed's own report,
-/// and the top report is the faster seed's with both listed.
+/// Two placement seeds at once on one netlist, with the lanes'
+/// multipliers pinned by the DSP floorplan: each seed's own report, and
+/// the top report is the faster seed's with both listed.
 #[test]
-fn ulx3s_places_and_routes_a_seed_sweep() {
+fn ulx3s_places_and_routes_a_floorplanned_seed_sweep() {
     let config = EngineConfig {
         bits: 8,
         lanes: 2,
@@ -86,8 +87,19 @@ fn ulx3s_places_and_routes_a_seed_sweep() {
     let mut job = job(Board::Ulx3s, config, &model, &grid, "ulx3s-sweep");
     job.seeds = vec![3, 1];
     job.jobs = 2;
+    job.floorplan = true;
     let dir = job.out_dir.clone();
     let r = run_job(&job, &dir);
+    // Each lane's two MACs and its reset and update products; nextpnr
+    // placed them (an unknown BEL name would have failed the run).
+    assert_eq!(r.pinned_multipliers, 2 * (2 + 2));
+    let top = std::fs::read_to_string(dir.join("top.v")).unwrap();
+    assert_eq!(top.matches("(* BEL = \"X").count(), 8);
+    let log = std::fs::read_to_string(dir.join("seed-1/nextpnr.log")).unwrap();
+    assert!(
+        log.contains("cells based on constraints"),
+        "nextpnr read no BEL"
+    );
     let fmax = r.fmax_mhz.expect("ECP5 has an open place-and-route");
     assert!(fmax > 1.0 && fmax < 1000.0, "Fmax {fmax}");
     assert!(used(&r, "LUT") > 0 && used(&r, "FF") > 0);
@@ -124,11 +136,20 @@ fn ulx3s_places_and_routes_a_seed_sweep() {
 
     // A single-seed rerun into the same directory leaves no stale seeds.
     job.seeds = vec![2];
+    job.floorplan = false;
     let single = run_job(&job, &dir);
     assert_eq!(single.seed, Some(2));
     assert_eq!(single.seeds.len(), 1);
     assert_eq!(single.seeds[0].dir, ".");
     assert!(!dir.join("seed-1").exists() && !dir.join("seed-3").exists());
+    assert_eq!(single.pinned_multipliers, 0);
+
+    // The floorplan is the ECP5's: another family is refused up front.
+    let mut arty = self::job(Board::ArtyA7, config, &model, &grid, "arty-floorplan");
+    arty.floorplan = true;
+    let e = format!("{:#}", synth::run(&arty).unwrap_err());
+    assert!(e.contains("--floorplan") && e.contains("ECP5"), "{e}");
+    assert!(!arty.out_dir.exists(), "nothing written for a refused job");
 }
 
 /// A seed that is still placing at the time limit is stopped and reported
