@@ -1548,54 +1548,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
     reg  [47:0] pt2$3$d;
     wire  [47:0] pt2$3$q;
     reg  pt2$3$clock;
-    reg  bad1$0$d;
-    wire  bad1$0$q;
-    reg  bad1$0$clock;
-    reg  bad1$1$d;
-    wire  bad1$1$q;
-    reg  bad1$1$clock;
-    reg  bad1$2$d;
-    wire  bad1$2$q;
-    reg  bad1$2$clock;
-    reg  bad1$3$d;
-    wire  bad1$3$q;
-    reg  bad1$3$clock;
-    reg  bad2$0$d;
-    wire  bad2$0$q;
-    reg  bad2$0$clock;
-    reg  bad2$1$d;
-    wire  bad2$1$q;
-    reg  bad2$1$clock;
-    reg  bad2$2$d;
-    wire  bad2$2$q;
-    reg  bad2$2$clock;
-    reg  bad2$3$d;
-    wire  bad2$3$q;
-    reg  bad2$3$clock;
-    reg  pbad1$0$d;
-    wire  pbad1$0$q;
-    reg  pbad1$0$clock;
-    reg  pbad1$1$d;
-    wire  pbad1$1$q;
-    reg  pbad1$1$clock;
-    reg  pbad1$2$d;
-    wire  pbad1$2$q;
-    reg  pbad1$2$clock;
-    reg  pbad1$3$d;
-    wire  pbad1$3$q;
-    reg  pbad1$3$clock;
-    reg  pbad2$0$d;
-    wire  pbad2$0$q;
-    reg  pbad2$0$clock;
-    reg  pbad2$1$d;
-    wire  pbad2$1$q;
-    reg  pbad2$1$clock;
-    reg  pbad2$2$d;
-    wire  pbad2$2$q;
-    reg  pbad2$2$clock;
-    reg  pbad2$3$d;
-    wire  pbad2$3$q;
-    reg  pbad2$3$clock;
     reg  pending$d;
     wire  pending$q;
     reg  pending$clock;
@@ -1632,9 +1584,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
     reg  [47:0] sel_sum$d;
     wire  [47:0] sel_sum$q;
     reg  sel_sum$clock;
-    reg  sel_bad$d;
-    wire  sel_bad$q;
-    reg  sel_bad$clock;
     reg  [47:0] sel_pos1$d;
     wire  [47:0] sel_pos1$q;
     reg  sel_pos1$clock;
@@ -1644,9 +1593,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
     reg  [47:0] denom_r$d;
     wire  [47:0] denom_r$q;
     reg  denom_r$clock;
-    reg  denom_nz$d;
-    wire  denom_nz$q;
-    reg  denom_nz$clock;
     reg  [63:0] frac_num$d;
     wire  [63:0] frac_num$q;
     reg  frac_num$clock;
@@ -1665,15 +1611,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
     wire  [23:0] thresholds$data;
     
     // Local signals
-    reg  bad1_in$0;
-    reg  bad1_in$1;
-    reg  bad1_in$2;
-    reg  bad1_in$3;
-    reg  bad2_in$0;
-    reg  bad2_in$1;
-    reg  bad2_in$2;
-    reg  bad2_in$3;
-    reg  bad;
+    reg  sel_bad;
     reg  [47:0] amp;
     reg  [47:0] sum;
     reg  [47:0] pos1;
@@ -1848,86 +1786,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         .q(pt2$3$q),
         .clock(pt2$3$clock)
     );
-    top$core$engine$extract$bad1$0 bad1$0(
-        .d(bad1$0$d),
-        .q(bad1$0$q),
-        .clock(bad1$0$clock)
-    );
-    top$core$engine$extract$bad1$1 bad1$1(
-        .d(bad1$1$d),
-        .q(bad1$1$q),
-        .clock(bad1$1$clock)
-    );
-    top$core$engine$extract$bad1$2 bad1$2(
-        .d(bad1$2$d),
-        .q(bad1$2$q),
-        .clock(bad1$2$clock)
-    );
-    top$core$engine$extract$bad1$3 bad1$3(
-        .d(bad1$3$d),
-        .q(bad1$3$q),
-        .clock(bad1$3$clock)
-    );
-    top$core$engine$extract$bad2$0 bad2$0(
-        .d(bad2$0$d),
-        .q(bad2$0$q),
-        .clock(bad2$0$clock)
-    );
-    top$core$engine$extract$bad2$1 bad2$1(
-        .d(bad2$1$d),
-        .q(bad2$1$q),
-        .clock(bad2$1$clock)
-    );
-    top$core$engine$extract$bad2$2 bad2$2(
-        .d(bad2$2$d),
-        .q(bad2$2$q),
-        .clock(bad2$2$clock)
-    );
-    top$core$engine$extract$bad2$3 bad2$3(
-        .d(bad2$3$d),
-        .q(bad2$3$q),
-        .clock(bad2$3$clock)
-    );
-    top$core$engine$extract$pbad1$0 pbad1$0(
-        .d(pbad1$0$d),
-        .q(pbad1$0$q),
-        .clock(pbad1$0$clock)
-    );
-    top$core$engine$extract$pbad1$1 pbad1$1(
-        .d(pbad1$1$d),
-        .q(pbad1$1$q),
-        .clock(pbad1$1$clock)
-    );
-    top$core$engine$extract$pbad1$2 pbad1$2(
-        .d(pbad1$2$d),
-        .q(pbad1$2$q),
-        .clock(pbad1$2$clock)
-    );
-    top$core$engine$extract$pbad1$3 pbad1$3(
-        .d(pbad1$3$d),
-        .q(pbad1$3$q),
-        .clock(pbad1$3$clock)
-    );
-    top$core$engine$extract$pbad2$0 pbad2$0(
-        .d(pbad2$0$d),
-        .q(pbad2$0$q),
-        .clock(pbad2$0$clock)
-    );
-    top$core$engine$extract$pbad2$1 pbad2$1(
-        .d(pbad2$1$d),
-        .q(pbad2$1$q),
-        .clock(pbad2$1$clock)
-    );
-    top$core$engine$extract$pbad2$2 pbad2$2(
-        .d(pbad2$2$d),
-        .q(pbad2$2$q),
-        .clock(pbad2$2$clock)
-    );
-    top$core$engine$extract$pbad2$3 pbad2$3(
-        .d(pbad2$3$d),
-        .q(pbad2$3$q),
-        .clock(pbad2$3$clock)
-    );
     top$core$engine$extract$pending pending(
         .d(pending$d),
         .q(pending$q),
@@ -1988,11 +1846,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         .q(sel_sum$q),
         .clock(sel_sum$clock)
     );
-    top$core$engine$extract$sel_bad sel_bad(
-        .d(sel_bad$d),
-        .q(sel_bad$q),
-        .clock(sel_bad$clock)
-    );
     top$core$engine$extract$sel_pos1 sel_pos1(
         .d(sel_pos1$d),
         .q(sel_pos1$q),
@@ -2007,11 +1860,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         .d(denom_r$d),
         .q(denom_r$q),
         .clock(denom_r$clock)
-    );
-    top$core$engine$extract$denom_nz denom_nz(
-        .d(denom_nz$d),
-        .q(denom_nz$q),
-        .clock(denom_nz$clock)
     );
     top$core$engine$extract$frac_num frac_num(
         .d(frac_num$d),
@@ -2049,11 +1897,9 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         pixel$clock = clock;
         sel_amp$clock = clock;
         sel_sum$clock = clock;
-        sel_bad$clock = clock;
         sel_pos1$clock = clock;
         sel_pos2$clock = clock;
         denom_r$clock = clock;
-        denom_nz$clock = clock;
         frac_num$clock = clock;
         state$d = state$q;
         pending$d = pending$q;
@@ -2068,11 +1914,9 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         pixel$d = pixel$q;
         sel_amp$d = sel_amp$q;
         sel_sum$d = sel_sum$q;
-        sel_bad$d = sel_bad$q;
         sel_pos1$d = sel_pos1$q;
         sel_pos2$d = sel_pos2$q;
         denom_r$d = denom_r$q;
-        denom_nz$d = denom_nz$q;
         frac_num$d = frac_num$q;
         divider$clock = clock;
         divider$start = 1'b0;
@@ -2090,17 +1934,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         sum = 48'h0;
         pos1 = 48'h0;
         pos2 = 48'h0;
-        bad = 1'b1;
-        bad1$0$clock = clock;
-        bad2$0$clock = clock;
-        pbad1$0$clock = clock;
-        pbad2$0$clock = clock;
-        bad1$0$d = bad1$0$q;
-        bad2$0$d = bad2$0$q;
-        pbad1$0$d = pbad1$0$q;
-        pbad2$0$d = pbad2$0$q;
-        bad1_in$0 = amp1$0[32'h2f] || ~|amp1$0 || sum1$0[32'h2f] || ~|sum1$0;
-        bad2_in$0 = amp2$0[32'h2f] || ~|amp2$0 || sum2$0[32'h2f] || ~|sum2$0;
         a1$0$clock = clock;
         a2$0$clock = clock;
         t1$0$clock = clock;
@@ -2123,16 +1956,12 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                 a2$0$d = pa2$0$q;
                 t1$0$d = pt1$0$q;
                 t2$0$d = pt2$0$q;
-                bad1$0$d = pbad1$0$q;
-                bad2$0$d = pbad2$0$q;
             end
             else if (load) begin
                 a1$0$d = amp1$0;
                 a2$0$d = amp2$0;
                 t1$0$d = sum1$0;
                 t2$0$d = sum2$0;
-                bad1$0$d = bad1_in$0;
-                bad2$0$d = bad2_in$0;
             end
         end
         else if (load) begin
@@ -2140,19 +1969,15 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
             pa2$0$d = amp2$0;
             pt1$0$d = sum1$0;
             pt2$0$d = sum2$0;
-            pbad1$0$d = bad1_in$0;
-            pbad2$0$d = bad2_in$0;
         end
         if (lane$q == 0) begin
             if (channel$q) begin
                 amp = a2$0$q;
                 sum = t2$0$q;
-                bad = bad2$0$q;
             end
             else begin
                 amp = a1$0$q;
                 sum = t1$0$q;
-                bad = bad1$0$q;
             end
             if (~a1$0$q[32'h2f]) begin
                 pos1 = a1$0$q;
@@ -2161,16 +1986,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                 pos2 = a2$0$q;
             end
         end
-        bad1$1$clock = clock;
-        bad2$1$clock = clock;
-        pbad1$1$clock = clock;
-        pbad2$1$clock = clock;
-        bad1$1$d = bad1$1$q;
-        bad2$1$d = bad2$1$q;
-        pbad1$1$d = pbad1$1$q;
-        pbad2$1$d = pbad2$1$q;
-        bad1_in$1 = amp1$1[32'h2f] || ~|amp1$1 || sum1$1[32'h2f] || ~|sum1$1;
-        bad2_in$1 = amp2$1[32'h2f] || ~|amp2$1 || sum2$1[32'h2f] || ~|sum2$1;
         a1$1$clock = clock;
         a2$1$clock = clock;
         t1$1$clock = clock;
@@ -2193,16 +2008,12 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                 a2$1$d = pa2$1$q;
                 t1$1$d = pt1$1$q;
                 t2$1$d = pt2$1$q;
-                bad1$1$d = pbad1$1$q;
-                bad2$1$d = pbad2$1$q;
             end
             else if (load) begin
                 a1$1$d = amp1$1;
                 a2$1$d = amp2$1;
                 t1$1$d = sum1$1;
                 t2$1$d = sum2$1;
-                bad1$1$d = bad1_in$1;
-                bad2$1$d = bad2_in$1;
             end
         end
         else if (load) begin
@@ -2210,19 +2021,15 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
             pa2$1$d = amp2$1;
             pt1$1$d = sum1$1;
             pt2$1$d = sum2$1;
-            pbad1$1$d = bad1_in$1;
-            pbad2$1$d = bad2_in$1;
         end
         if (lane$q == 1) begin
             if (channel$q) begin
                 amp = a2$1$q;
                 sum = t2$1$q;
-                bad = bad2$1$q;
             end
             else begin
                 amp = a1$1$q;
                 sum = t1$1$q;
-                bad = bad1$1$q;
             end
             if (~a1$1$q[32'h2f]) begin
                 pos1 = a1$1$q;
@@ -2231,16 +2038,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                 pos2 = a2$1$q;
             end
         end
-        bad1$2$clock = clock;
-        bad2$2$clock = clock;
-        pbad1$2$clock = clock;
-        pbad2$2$clock = clock;
-        bad1$2$d = bad1$2$q;
-        bad2$2$d = bad2$2$q;
-        pbad1$2$d = pbad1$2$q;
-        pbad2$2$d = pbad2$2$q;
-        bad1_in$2 = amp1$2[32'h2f] || ~|amp1$2 || sum1$2[32'h2f] || ~|sum1$2;
-        bad2_in$2 = amp2$2[32'h2f] || ~|amp2$2 || sum2$2[32'h2f] || ~|sum2$2;
         a1$2$clock = clock;
         a2$2$clock = clock;
         t1$2$clock = clock;
@@ -2263,16 +2060,12 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                 a2$2$d = pa2$2$q;
                 t1$2$d = pt1$2$q;
                 t2$2$d = pt2$2$q;
-                bad1$2$d = pbad1$2$q;
-                bad2$2$d = pbad2$2$q;
             end
             else if (load) begin
                 a1$2$d = amp1$2;
                 a2$2$d = amp2$2;
                 t1$2$d = sum1$2;
                 t2$2$d = sum2$2;
-                bad1$2$d = bad1_in$2;
-                bad2$2$d = bad2_in$2;
             end
         end
         else if (load) begin
@@ -2280,19 +2073,15 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
             pa2$2$d = amp2$2;
             pt1$2$d = sum1$2;
             pt2$2$d = sum2$2;
-            pbad1$2$d = bad1_in$2;
-            pbad2$2$d = bad2_in$2;
         end
         if (lane$q == 2) begin
             if (channel$q) begin
                 amp = a2$2$q;
                 sum = t2$2$q;
-                bad = bad2$2$q;
             end
             else begin
                 amp = a1$2$q;
                 sum = t1$2$q;
-                bad = bad1$2$q;
             end
             if (~a1$2$q[32'h2f]) begin
                 pos1 = a1$2$q;
@@ -2301,16 +2090,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                 pos2 = a2$2$q;
             end
         end
-        bad1$3$clock = clock;
-        bad2$3$clock = clock;
-        pbad1$3$clock = clock;
-        pbad2$3$clock = clock;
-        bad1$3$d = bad1$3$q;
-        bad2$3$d = bad2$3$q;
-        pbad1$3$d = pbad1$3$q;
-        pbad2$3$d = pbad2$3$q;
-        bad1_in$3 = amp1$3[32'h2f] || ~|amp1$3 || sum1$3[32'h2f] || ~|sum1$3;
-        bad2_in$3 = amp2$3[32'h2f] || ~|amp2$3 || sum2$3[32'h2f] || ~|sum2$3;
         a1$3$clock = clock;
         a2$3$clock = clock;
         t1$3$clock = clock;
@@ -2333,16 +2112,12 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                 a2$3$d = pa2$3$q;
                 t1$3$d = pt1$3$q;
                 t2$3$d = pt2$3$q;
-                bad1$3$d = pbad1$3$q;
-                bad2$3$d = pbad2$3$q;
             end
             else if (load) begin
                 a1$3$d = amp1$3;
                 a2$3$d = amp2$3;
                 t1$3$d = sum1$3;
                 t2$3$d = sum2$3;
-                bad1$3$d = bad1_in$3;
-                bad2$3$d = bad2_in$3;
             end
         end
         else if (load) begin
@@ -2350,19 +2125,15 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
             pa2$3$d = amp2$3;
             pt1$3$d = sum1$3;
             pt2$3$d = sum2$3;
-            pbad1$3$d = bad1_in$3;
-            pbad2$3$d = bad2_in$3;
         end
         if (lane$q == 3) begin
             if (channel$q) begin
                 amp = a2$3$q;
                 sum = t2$3$q;
-                bad = bad2$3$q;
             end
             else begin
                 amp = a1$3$q;
                 sum = t1$3$q;
-                bad = bad1$3$q;
             end
             if (~a1$3$q[32'h2f]) begin
                 pos1 = a1$3$q;
@@ -2373,12 +2144,11 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         end
         sel_amp$d = amp;
         sel_sum$d = sum;
-        sel_bad$d = bad;
+        sel_bad = sel_amp$q[32'h2f] || ~|sel_amp$q || sel_sum$q[32'h2f] || ~|sel_sum$q;
         sel_pos1$d = pos1;
         sel_pos2$d = pos2;
         denom_r$d = sel_pos1$q + sel_pos2$q;
         denom = denom_r$q;
-        denom_nz$d = |denom_r$q;
         frac_num$d = (({16'h0, sel_pos1$q}) << 32'h10) + ({16'h0, denom_r$q});
         candidate = found$q | (one12 << probe_bit$q);
         thresholds$address = ({4'h0, candidate});
@@ -2407,7 +2177,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                 end
             ExtractState$RatioStart:
                 begin
-                    if (sel_bad$q) begin
+                    if (sel_bad) begin
                         if (channel$q) begin
                             tau2$d = 12'h0;
                             state$d = ExtractState$FracStart;
@@ -2462,7 +2232,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                     divider$num = frac_num$q;
                     divider$den = ({16'h0, denom}) << 32'h1;
                     divider$qbits = fraction_bits;
-                    if (denom_nz$q) begin
+                    if (|denom) begin
                         divider$start = 1'b1;
                         state$d = ExtractState$FracWait;
                     end
@@ -2655,158 +2425,6 @@ module top$core$engine$extract$a2$3(d,q,clock);
 endmodule // top$core$engine$extract$a2$3
 
 
-module top$core$engine$extract$bad1$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$bad1$0
-
-
-module top$core$engine$extract$bad1$1(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$bad1$1
-
-
-module top$core$engine$extract$bad1$2(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$bad1$2
-
-
-module top$core$engine$extract$bad1$3(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$bad1$3
-
-
-module top$core$engine$extract$bad2$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$bad2$0
-
-
-module top$core$engine$extract$bad2$1(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$bad2$1
-
-
-module top$core$engine$extract$bad2$2(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$bad2$2
-
-
-module top$core$engine$extract$bad2$3(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$bad2$3
-
-
 module top$core$engine$extract$channel(d,q,clock);
     
     // Module arguments
@@ -2824,25 +2442,6 @@ module top$core$engine$extract$channel(d,q,clock);
     end
           
 endmodule // top$core$engine$extract$channel
-
-
-module top$core$engine$extract$denom_nz(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$denom_nz
 
 
 module top$core$engine$extract$denom_r(d,q,clock);
@@ -3524,158 +3123,6 @@ module top$core$engine$extract$pa2$3(d,q,clock);
 endmodule // top$core$engine$extract$pa2$3
 
 
-module top$core$engine$extract$pbad1$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$pbad1$0
-
-
-module top$core$engine$extract$pbad1$1(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$pbad1$1
-
-
-module top$core$engine$extract$pbad1$2(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$pbad1$2
-
-
-module top$core$engine$extract$pbad1$3(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$pbad1$3
-
-
-module top$core$engine$extract$pbad2$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$pbad2$0
-
-
-module top$core$engine$extract$pbad2$1(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$pbad2$1
-
-
-module top$core$engine$extract$pbad2$2(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$pbad2$2
-
-
-module top$core$engine$extract$pbad2$3(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$pbad2$3
-
-
 module top$core$engine$extract$pending(d,q,clock);
     
     // Module arguments
@@ -3921,25 +3368,6 @@ module top$core$engine$extract$sel_amp(d,q,clock);
     end
           
 endmodule // top$core$engine$extract$sel_amp
-
-
-module top$core$engine$extract$sel_bad(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$sel_bad
 
 
 module top$core$engine$extract$sel_pos1(d,q,clock);

@@ -1150,18 +1150,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
     reg  [47:0] pt2$0$d;
     wire  [47:0] pt2$0$q;
     reg  pt2$0$clock;
-    reg  bad1$0$d;
-    wire  bad1$0$q;
-    reg  bad1$0$clock;
-    reg  bad2$0$d;
-    wire  bad2$0$q;
-    reg  bad2$0$clock;
-    reg  pbad1$0$d;
-    wire  pbad1$0$q;
-    reg  pbad1$0$clock;
-    reg  pbad2$0$d;
-    wire  pbad2$0$q;
-    reg  pbad2$0$clock;
     reg  pending$d;
     wire  pending$q;
     reg  pending$clock;
@@ -1198,9 +1186,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
     reg  [47:0] sel_sum$d;
     wire  [47:0] sel_sum$q;
     reg  sel_sum$clock;
-    reg  sel_bad$d;
-    wire  sel_bad$q;
-    reg  sel_bad$clock;
     reg  [47:0] sel_pos1$d;
     wire  [47:0] sel_pos1$q;
     reg  sel_pos1$clock;
@@ -1210,9 +1195,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
     reg  [47:0] denom_r$d;
     wire  [47:0] denom_r$q;
     reg  denom_r$clock;
-    reg  denom_nz$d;
-    wire  denom_nz$q;
-    reg  denom_nz$clock;
     reg  [63:0] frac_num$d;
     wire  [63:0] frac_num$q;
     reg  frac_num$clock;
@@ -1231,9 +1213,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
     wire  [23:0] thresholds$data;
     
     // Local signals
-    reg  bad1_in$0;
-    reg  bad2_in$0;
-    reg  bad;
+    reg  sel_bad;
     reg  [47:0] amp;
     reg  [47:0] sum;
     reg  [47:0] pos1;
@@ -1287,26 +1267,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         .d(pt2$0$d),
         .q(pt2$0$q),
         .clock(pt2$0$clock)
-    );
-    top$core$engine$extract$bad1$0 bad1$0(
-        .d(bad1$0$d),
-        .q(bad1$0$q),
-        .clock(bad1$0$clock)
-    );
-    top$core$engine$extract$bad2$0 bad2$0(
-        .d(bad2$0$d),
-        .q(bad2$0$q),
-        .clock(bad2$0$clock)
-    );
-    top$core$engine$extract$pbad1$0 pbad1$0(
-        .d(pbad1$0$d),
-        .q(pbad1$0$q),
-        .clock(pbad1$0$clock)
-    );
-    top$core$engine$extract$pbad2$0 pbad2$0(
-        .d(pbad2$0$d),
-        .q(pbad2$0$q),
-        .clock(pbad2$0$clock)
     );
     top$core$engine$extract$pending pending(
         .d(pending$d),
@@ -1368,11 +1328,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         .q(sel_sum$q),
         .clock(sel_sum$clock)
     );
-    top$core$engine$extract$sel_bad sel_bad(
-        .d(sel_bad$d),
-        .q(sel_bad$q),
-        .clock(sel_bad$clock)
-    );
     top$core$engine$extract$sel_pos1 sel_pos1(
         .d(sel_pos1$d),
         .q(sel_pos1$q),
@@ -1387,11 +1342,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         .d(denom_r$d),
         .q(denom_r$q),
         .clock(denom_r$clock)
-    );
-    top$core$engine$extract$denom_nz denom_nz(
-        .d(denom_nz$d),
-        .q(denom_nz$q),
-        .clock(denom_nz$clock)
     );
     top$core$engine$extract$frac_num frac_num(
         .d(frac_num$d),
@@ -1429,11 +1379,9 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         pixel$clock = clock;
         sel_amp$clock = clock;
         sel_sum$clock = clock;
-        sel_bad$clock = clock;
         sel_pos1$clock = clock;
         sel_pos2$clock = clock;
         denom_r$clock = clock;
-        denom_nz$clock = clock;
         frac_num$clock = clock;
         state$d = state$q;
         pending$d = pending$q;
@@ -1448,11 +1396,9 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         pixel$d = pixel$q;
         sel_amp$d = sel_amp$q;
         sel_sum$d = sel_sum$q;
-        sel_bad$d = sel_bad$q;
         sel_pos1$d = sel_pos1$q;
         sel_pos2$d = sel_pos2$q;
         denom_r$d = denom_r$q;
-        denom_nz$d = denom_nz$q;
         frac_num$d = frac_num$q;
         divider$clock = clock;
         divider$start = 1'b0;
@@ -1470,17 +1416,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         sum = 48'h0;
         pos1 = 48'h0;
         pos2 = 48'h0;
-        bad = 1'b1;
-        bad1$0$clock = clock;
-        bad2$0$clock = clock;
-        pbad1$0$clock = clock;
-        pbad2$0$clock = clock;
-        bad1$0$d = bad1$0$q;
-        bad2$0$d = bad2$0$q;
-        pbad1$0$d = pbad1$0$q;
-        pbad2$0$d = pbad2$0$q;
-        bad1_in$0 = amp1$0[32'h2f] || ~|amp1$0 || sum1$0[32'h2f] || ~|sum1$0;
-        bad2_in$0 = amp2$0[32'h2f] || ~|amp2$0 || sum2$0[32'h2f] || ~|sum2$0;
         a1$0$clock = clock;
         a2$0$clock = clock;
         t1$0$clock = clock;
@@ -1503,16 +1438,12 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                 a2$0$d = pa2$0$q;
                 t1$0$d = pt1$0$q;
                 t2$0$d = pt2$0$q;
-                bad1$0$d = pbad1$0$q;
-                bad2$0$d = pbad2$0$q;
             end
             else if (load) begin
                 a1$0$d = amp1$0;
                 a2$0$d = amp2$0;
                 t1$0$d = sum1$0;
                 t2$0$d = sum2$0;
-                bad1$0$d = bad1_in$0;
-                bad2$0$d = bad2_in$0;
             end
         end
         else if (load) begin
@@ -1520,19 +1451,15 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
             pa2$0$d = amp2$0;
             pt1$0$d = sum1$0;
             pt2$0$d = sum2$0;
-            pbad1$0$d = bad1_in$0;
-            pbad2$0$d = bad2_in$0;
         end
         if (lane$q == 0) begin
             if (channel$q) begin
                 amp = a2$0$q;
                 sum = t2$0$q;
-                bad = bad2$0$q;
             end
             else begin
                 amp = a1$0$q;
                 sum = t1$0$q;
-                bad = bad1$0$q;
             end
             if (~a1$0$q[32'h2f]) begin
                 pos1 = a1$0$q;
@@ -1543,12 +1470,11 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
         end
         sel_amp$d = amp;
         sel_sum$d = sum;
-        sel_bad$d = bad;
+        sel_bad = sel_amp$q[32'h2f] || ~|sel_amp$q || sel_sum$q[32'h2f] || ~|sel_sum$q;
         sel_pos1$d = pos1;
         sel_pos2$d = pos2;
         denom_r$d = sel_pos1$q + sel_pos2$q;
         denom = denom_r$q;
-        denom_nz$d = |denom_r$q;
         frac_num$d = (({16'h0, sel_pos1$q}) << 32'h10) + ({16'h0, denom_r$q});
         candidate = found$q | (one12 << probe_bit$q);
         thresholds$address = ({4'h0, candidate});
@@ -1577,7 +1503,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                 end
             ExtractState$RatioStart:
                 begin
-                    if (sel_bad$q) begin
+                    if (sel_bad) begin
                         if (channel$q) begin
                             tau2$d = 12'h0;
                             state$d = ExtractState$FracStart;
@@ -1632,7 +1558,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_v
                     divider$num = frac_num$q;
                     divider$den = ({16'h0, denom}) << 32'h1;
                     divider$qbits = fraction_bits;
-                    if (denom_nz$q) begin
+                    if (|denom) begin
                         divider$start = 1'b1;
                         state$d = ExtractState$FracWait;
                     end
@@ -1711,44 +1637,6 @@ module top$core$engine$extract$a2$0(d,q,clock);
 endmodule // top$core$engine$extract$a2$0
 
 
-module top$core$engine$extract$bad1$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$bad1$0
-
-
-module top$core$engine$extract$bad2$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$bad2$0
-
-
 module top$core$engine$extract$channel(d,q,clock);
     
     // Module arguments
@@ -1766,25 +1654,6 @@ module top$core$engine$extract$channel(d,q,clock);
     end
           
 endmodule // top$core$engine$extract$channel
-
-
-module top$core$engine$extract$denom_nz(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$denom_nz
 
 
 module top$core$engine$extract$denom_r(d,q,clock);
@@ -2352,44 +2221,6 @@ module top$core$engine$extract$pa2$0(d,q,clock);
 endmodule // top$core$engine$extract$pa2$0
 
 
-module top$core$engine$extract$pbad1$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$pbad1$0
-
-
-module top$core$engine$extract$pbad2$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$pbad2$0
-
-
 module top$core$engine$extract$pending(d,q,clock);
     
     // Module arguments
@@ -2521,25 +2352,6 @@ module top$core$engine$extract$sel_amp(d,q,clock);
     end
           
 endmodule // top$core$engine$extract$sel_amp
-
-
-module top$core$engine$extract$sel_bad(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$core$engine$extract$sel_bad
 
 
 module top$core$engine$extract$sel_pos1(d,q,clock);

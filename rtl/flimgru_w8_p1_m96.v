@@ -312,18 +312,6 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
     reg  [47:0] pt2$0$d;
     wire  [47:0] pt2$0$q;
     reg  pt2$0$clock;
-    reg  bad1$0$d;
-    wire  bad1$0$q;
-    reg  bad1$0$clock;
-    reg  bad2$0$d;
-    wire  bad2$0$q;
-    reg  bad2$0$clock;
-    reg  pbad1$0$d;
-    wire  pbad1$0$q;
-    reg  pbad1$0$clock;
-    reg  pbad2$0$d;
-    wire  pbad2$0$q;
-    reg  pbad2$0$clock;
     reg  pending$d;
     wire  pending$q;
     reg  pending$clock;
@@ -360,9 +348,6 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
     reg  [47:0] sel_sum$d;
     wire  [47:0] sel_sum$q;
     reg  sel_sum$clock;
-    reg  sel_bad$d;
-    wire  sel_bad$q;
-    reg  sel_bad$clock;
     reg  [47:0] sel_pos1$d;
     wire  [47:0] sel_pos1$q;
     reg  sel_pos1$clock;
@@ -372,9 +357,6 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
     reg  [47:0] denom_r$d;
     wire  [47:0] denom_r$q;
     reg  denom_r$clock;
-    reg  denom_nz$d;
-    wire  denom_nz$q;
-    reg  denom_nz$clock;
     reg  [63:0] frac_num$d;
     wire  [63:0] frac_num$q;
     reg  frac_num$clock;
@@ -393,9 +375,7 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
     wire  [23:0] thresholds$data;
     
     // Local signals
-    reg  bad1_in$0;
-    reg  bad2_in$0;
-    reg  bad;
+    reg  sel_bad;
     reg  [47:0] amp;
     reg  [47:0] sum;
     reg  [47:0] pos1;
@@ -449,26 +429,6 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
         .d(pt2$0$d),
         .q(pt2$0$q),
         .clock(pt2$0$clock)
-    );
-    top$extract$bad1$0 bad1$0(
-        .d(bad1$0$d),
-        .q(bad1$0$q),
-        .clock(bad1$0$clock)
-    );
-    top$extract$bad2$0 bad2$0(
-        .d(bad2$0$d),
-        .q(bad2$0$q),
-        .clock(bad2$0$clock)
-    );
-    top$extract$pbad1$0 pbad1$0(
-        .d(pbad1$0$d),
-        .q(pbad1$0$q),
-        .clock(pbad1$0$clock)
-    );
-    top$extract$pbad2$0 pbad2$0(
-        .d(pbad2$0$d),
-        .q(pbad2$0$q),
-        .clock(pbad2$0$clock)
     );
     top$extract$pending pending(
         .d(pending$d),
@@ -530,11 +490,6 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
         .q(sel_sum$q),
         .clock(sel_sum$clock)
     );
-    top$extract$sel_bad sel_bad(
-        .d(sel_bad$d),
-        .q(sel_bad$q),
-        .clock(sel_bad$clock)
-    );
     top$extract$sel_pos1 sel_pos1(
         .d(sel_pos1$d),
         .q(sel_pos1$q),
@@ -549,11 +504,6 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
         .d(denom_r$d),
         .q(denom_r$q),
         .clock(denom_r$clock)
-    );
-    top$extract$denom_nz denom_nz(
-        .d(denom_nz$d),
-        .q(denom_nz$q),
-        .clock(denom_nz$clock)
     );
     top$extract$frac_num frac_num(
         .d(frac_num$d),
@@ -591,11 +541,9 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
         pixel$clock = clock;
         sel_amp$clock = clock;
         sel_sum$clock = clock;
-        sel_bad$clock = clock;
         sel_pos1$clock = clock;
         sel_pos2$clock = clock;
         denom_r$clock = clock;
-        denom_nz$clock = clock;
         frac_num$clock = clock;
         state$d = state$q;
         pending$d = pending$q;
@@ -610,11 +558,9 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
         pixel$d = pixel$q;
         sel_amp$d = sel_amp$q;
         sel_sum$d = sel_sum$q;
-        sel_bad$d = sel_bad$q;
         sel_pos1$d = sel_pos1$q;
         sel_pos2$d = sel_pos2$q;
         denom_r$d = denom_r$q;
-        denom_nz$d = denom_nz$q;
         frac_num$d = frac_num$q;
         divider$clock = clock;
         divider$start = 1'b0;
@@ -632,17 +578,6 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
         sum = 48'h0;
         pos1 = 48'h0;
         pos2 = 48'h0;
-        bad = 1'b1;
-        bad1$0$clock = clock;
-        bad2$0$clock = clock;
-        pbad1$0$clock = clock;
-        pbad2$0$clock = clock;
-        bad1$0$d = bad1$0$q;
-        bad2$0$d = bad2$0$q;
-        pbad1$0$d = pbad1$0$q;
-        pbad2$0$d = pbad2$0$q;
-        bad1_in$0 = amp1$0[32'h2f] || ~|amp1$0 || sum1$0[32'h2f] || ~|sum1$0;
-        bad2_in$0 = amp2$0[32'h2f] || ~|amp2$0 || sum2$0[32'h2f] || ~|sum2$0;
         a1$0$clock = clock;
         a2$0$clock = clock;
         t1$0$clock = clock;
@@ -665,16 +600,12 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
                 a2$0$d = pa2$0$q;
                 t1$0$d = pt1$0$q;
                 t2$0$d = pt2$0$q;
-                bad1$0$d = pbad1$0$q;
-                bad2$0$d = pbad2$0$q;
             end
             else if (load) begin
                 a1$0$d = amp1$0;
                 a2$0$d = amp2$0;
                 t1$0$d = sum1$0;
                 t2$0$d = sum2$0;
-                bad1$0$d = bad1_in$0;
-                bad2$0$d = bad2_in$0;
             end
         end
         else if (load) begin
@@ -682,19 +613,15 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
             pa2$0$d = amp2$0;
             pt1$0$d = sum1$0;
             pt2$0$d = sum2$0;
-            pbad1$0$d = bad1_in$0;
-            pbad2$0$d = bad2_in$0;
         end
         if (lane$q == 0) begin
             if (channel$q) begin
                 amp = a2$0$q;
                 sum = t2$0$q;
-                bad = bad2$0$q;
             end
             else begin
                 amp = a1$0$q;
                 sum = t1$0$q;
-                bad = bad1$0$q;
             end
             if (~a1$0$q[32'h2f]) begin
                 pos1 = a1$0$q;
@@ -705,12 +632,11 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
         end
         sel_amp$d = amp;
         sel_sum$d = sum;
-        sel_bad$d = bad;
+        sel_bad = sel_amp$q[32'h2f] || ~|sel_amp$q || sel_sum$q[32'h2f] || ~|sel_sum$q;
         sel_pos1$d = pos1;
         sel_pos2$d = pos2;
         denom_r$d = sel_pos1$q + sel_pos2$q;
         denom = denom_r$q;
-        denom_nz$d = |denom_r$q;
         frac_num$d = (({16'h0, sel_pos1$q}) << 32'h10) + ({16'h0, denom_r$q});
         candidate = found$q | (one12 << probe_bit$q);
         thresholds$address = ({4'h0, candidate});
@@ -739,7 +665,7 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
                 end
             ExtractState$RatioStart:
                 begin
-                    if (sel_bad$q) begin
+                    if (sel_bad) begin
                         if (channel$q) begin
                             tau2$d = 12'h0;
                             state$d = ExtractState$FracStart;
@@ -794,7 +720,7 @@ module top$extract(clock,load,amp1$0,amp2$0,sum1$0,sum2$0,busy,out_valid,out_rea
                     divider$num = frac_num$q;
                     divider$den = ({16'h0, denom}) << 32'h1;
                     divider$qbits = fraction_bits;
-                    if (denom_nz$q) begin
+                    if (|denom) begin
                         divider$start = 1'b1;
                         state$d = ExtractState$FracWait;
                     end
@@ -873,44 +799,6 @@ module top$extract$a2$0(d,q,clock);
 endmodule // top$extract$a2$0
 
 
-module top$extract$bad1$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$extract$bad1$0
-
-
-module top$extract$bad2$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$extract$bad2$0
-
-
 module top$extract$channel(d,q,clock);
     
     // Module arguments
@@ -928,25 +816,6 @@ module top$extract$channel(d,q,clock);
     end
           
 endmodule // top$extract$channel
-
-
-module top$extract$denom_nz(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$extract$denom_nz
 
 
 module top$extract$denom_r(d,q,clock);
@@ -1514,44 +1383,6 @@ module top$extract$pa2$0(d,q,clock);
 endmodule // top$extract$pa2$0
 
 
-module top$extract$pbad1$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$extract$pbad1$0
-
-
-module top$extract$pbad2$0(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$extract$pbad2$0
-
-
 module top$extract$pending(d,q,clock);
     
     // Module arguments
@@ -1683,25 +1514,6 @@ module top$extract$sel_amp(d,q,clock);
     end
           
 endmodule // top$extract$sel_amp
-
-
-module top$extract$sel_bad(d,q,clock);
-    
-    // Module arguments
-    input wire  d;
-    output reg  q;
-    input wire  clock;
-    
-    // Update code (custom)
-    initial begin
-       q = 1'h0;
-    end
-    
-    always @(posedge clock) begin
-       q <= d;
-    end
-          
-endmodule // top$extract$sel_bad
 
 
 module top$extract$sel_pos1(d,q,clock);

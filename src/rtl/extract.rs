@@ -55,17 +55,6 @@ pub struct Extract {
     pa2: Vec<DFF<Acc>>,
     pt1: Vec<DFF<Acc>>,
     pt2: Vec<DFF<Acc>>,
-    /// Channel 1 / 2 of a lane is bad (A <= 0 or T <= 0), registered with
-    /// its operands (and for the waiting group): the decision at the ratio's
-    /// start reads one registered bit through the lane select, not 48-bit
-    /// tests (W = 8, P = 1, M = 96's critical path after the block-RAM
-    /// weights: sel_sum -> zero test -> the channel and state logic).
-    bad1: Vec<DFF<Bit>>,
-    bad2: Vec<DFF<Bit>>,
-    pbad1: Vec<DFF<Bit>>,
-    pbad2: Vec<DFF<Bit>>,
-    bad1_in: Vec<Signal<Local, Bit>>,
-    bad2_in: Vec<Signal<Local, Bit>>,
     pending: DFF<Bit>,
     lane: DFF<Addr>,
     channel: DFF<Bit>,
@@ -81,16 +70,13 @@ pub struct Extract {
     /// on it are two paths); the fraction's sums one and two cycles later.
     sel_amp: DFF<Acc>,
     sel_sum: DFF<Acc>,
-    /// The selected lane's channel is bad, registered beside `sel_amp`.
-    sel_bad: DFF<Bit>,
-    bad: Signal<Local, Bit>,
+    /// A <= 0 or T <= 0 for the registered operands (tested after the
+    /// register: the lane mux and the 48-bit zero tests in one path were
+    /// P = 3's critical path).
+    sel_bad: Signal<Local, Bit>,
     sel_pos1: DFF<Acc>,
     sel_pos2: DFF<Acc>,
     denom_r: DFF<Acc>,
-    /// denom_r != 0, a cycle later: the fraction starts at least two
-    /// cycles after denom_r settles (W = 8, P = 1, M = 96: denom_r -> zero
-    /// test -> the fraction's start was a critical path).
-    denom_nz: DFF<Bit>,
     frac_num: DFF<Bits<64>>,
     divider: Divider,
     thresholds: Rom<24>,
@@ -134,12 +120,6 @@ impl Extract {
             pa2: super::many(lanes),
             pt1: super::many(lanes),
             pt2: super::many(lanes),
-            bad1: super::many(lanes),
-            bad2: super::many(lanes),
-            pbad1: super::many(lanes),
-            pbad2: super::many(lanes),
-            bad1_in: super::many(lanes),
-            bad2_in: super::many(lanes),
             pending: Default::default(),
             lane: Default::default(),
             channel: Default::default(),
@@ -153,11 +133,9 @@ impl Extract {
             sel_amp: Default::default(),
             sel_sum: Default::default(),
             sel_bad: Default::default(),
-            bad: Default::default(),
             sel_pos1: Default::default(),
             sel_pos2: Default::default(),
             denom_r: Default::default(),
-            denom_nz: Default::default(),
             frac_num: Default::default(),
             divider: Divider::default(),
             thresholds: Rom::signed(thresholds).pipelined(),
@@ -191,8 +169,7 @@ impl Logic for Extract {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, pending, lane, channel, tau1, tau2, fraction, ratio, found,
-            probe_bit, pixel, sel_amp, sel_sum, sel_bad, sel_pos1, sel_pos2, denom_r, denom_nz,
-            frac_num
+            probe_bit, pixel, sel_amp, sel_sum, sel_pos1, sel_pos2, denom_r, frac_num
         );
         self.divider.clock.next = self.clock.val();
         self.divider.start.next = false;
@@ -210,24 +187,7 @@ impl Logic for Extract {
         self.sum.next = 0.into();
         self.pos1.next = 0.into();
         self.pos2.next = 0.into();
-        self.bad.next = true;
         for l in 0..self._lanes {
-            self.bad1[l].clock.next = self.clock.val();
-            self.bad2[l].clock.next = self.clock.val();
-            self.pbad1[l].clock.next = self.clock.val();
-            self.pbad2[l].clock.next = self.clock.val();
-            self.bad1[l].d.next = self.bad1[l].q.val();
-            self.bad2[l].d.next = self.bad2[l].q.val();
-            self.pbad1[l].d.next = self.pbad1[l].q.val();
-            self.pbad2[l].d.next = self.pbad2[l].q.val();
-            self.bad1_in[l].next = self.amp1[l].val().get_bit(47)
-                || !self.amp1[l].val().any()
-                || self.sum1[l].val().get_bit(47)
-                || !self.sum1[l].val().any();
-            self.bad2_in[l].next = self.amp2[l].val().get_bit(47)
-                || !self.amp2[l].val().any()
-                || self.sum2[l].val().get_bit(47)
-                || !self.sum2[l].val().any();
             self.a1[l].clock.next = self.clock.val();
             self.a2[l].clock.next = self.clock.val();
             self.t1[l].clock.next = self.clock.val();
@@ -250,33 +210,25 @@ impl Logic for Extract {
                     self.a2[l].d.next = self.pa2[l].q.val();
                     self.t1[l].d.next = self.pt1[l].q.val();
                     self.t2[l].d.next = self.pt2[l].q.val();
-                    self.bad1[l].d.next = self.pbad1[l].q.val();
-                    self.bad2[l].d.next = self.pbad2[l].q.val();
                 } else if self.load.val() {
                     self.a1[l].d.next = self.amp1[l].val();
                     self.a2[l].d.next = self.amp2[l].val();
                     self.t1[l].d.next = self.sum1[l].val();
                     self.t2[l].d.next = self.sum2[l].val();
-                    self.bad1[l].d.next = self.bad1_in[l].val();
-                    self.bad2[l].d.next = self.bad2_in[l].val();
                 }
             } else if self.load.val() {
                 self.pa1[l].d.next = self.amp1[l].val();
                 self.pa2[l].d.next = self.amp2[l].val();
                 self.pt1[l].d.next = self.sum1[l].val();
                 self.pt2[l].d.next = self.sum2[l].val();
-                self.pbad1[l].d.next = self.bad1_in[l].val();
-                self.pbad2[l].d.next = self.bad2_in[l].val();
             }
             if self.lane.q.val().index() == l {
                 if self.channel.q.val() {
                     self.amp.next = self.a2[l].q.val();
                     self.sum.next = self.t2[l].q.val();
-                    self.bad.next = self.bad2[l].q.val();
                 } else {
                     self.amp.next = self.a1[l].q.val();
                     self.sum.next = self.t1[l].q.val();
-                    self.bad.next = self.bad1[l].q.val();
                 }
                 if !self.a1[l].q.val().get_bit(47) {
                     self.pos1.next = self.a1[l].q.val();
@@ -288,12 +240,14 @@ impl Logic for Extract {
         }
         self.sel_amp.d.next = self.amp.val();
         self.sel_sum.d.next = self.sum.val();
-        self.sel_bad.d.next = self.bad.val();
+        self.sel_bad.next = self.sel_amp.q.val().get_bit(47)
+            || !self.sel_amp.q.val().any()
+            || self.sel_sum.q.val().get_bit(47)
+            || !self.sel_sum.q.val().any();
         self.sel_pos1.d.next = self.pos1.val();
         self.sel_pos2.d.next = self.pos2.val();
         self.denom_r.d.next = self.sel_pos1.q.val() + self.sel_pos2.q.val();
         self.denom.next = self.denom_r.q.val();
-        self.denom_nz.d.next = self.denom_r.q.val().any();
         self.frac_num.d.next = (bit_cast::<64, 48>(self.sel_pos1.q.val()) << 16)
             + bit_cast::<64, 48>(self.denom_r.q.val());
         self.candidate.next = self.found.q.val() | (self.one12.val() << self.probe_bit.q.val());
@@ -320,7 +274,7 @@ impl Logic for Extract {
                 self.state.d.next = ExtractState::RatioStart;
             }
             ExtractState::RatioStart => {
-                if self.sel_bad.q.val() {
+                if self.sel_bad.val() {
                     if self.channel.q.val() {
                         self.tau2.d.next = 0.into();
                         self.state.d.next = ExtractState::FracStart;
@@ -367,7 +321,7 @@ impl Logic for Extract {
                 self.divider.num.next = self.frac_num.q.val();
                 self.divider.den.next = bit_cast::<64, 48>(self.denom.val()) << 1;
                 self.divider.qbits.next = self.fraction_bits.val();
-                if self.denom_nz.q.val() {
+                if self.denom.val().any() {
                     self.divider.start.next = true;
                     self.state.d.next = ExtractState::FracWait;
                 } else {
