@@ -67,9 +67,7 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     if !out.status.success() {
-        let tail: Vec<&str> = text.lines().rev().take(60).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("{what} failed ({}):\n{}", out.status, tail.join("\n"));
+        bail!("{what} failed ({}):\n{}", out.status, last_lines(&text));
     }
     Ok(text)
 }
@@ -118,9 +116,13 @@ pub fn run_limited(
     };
     if !status.success() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(60).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("{what} failed ({status}):\n{}", tail.join("\n"));
+        bail!("{what} failed ({status}):\n{}", last_lines(&text));
     }
     Ok(Ended::Finished)
+}
+
+/// The last 60 lines of a tool's output, for an error message.
+fn last_lines(text: &str) -> String {
+    let tail: Vec<&str> = text.lines().rev().take(60).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
