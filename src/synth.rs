@@ -379,16 +379,17 @@ fn place_all(
     tool: &str,
     sweep: bool,
 ) -> Result<Vec<Placed>> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<Option<Result<Placed>>>> =
-        std::sync::Mutex::new((0..job.seeds.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..job.jobs.clamp(1, job.seeds.len()) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&seed) = job.seeds.get(i) else {
-                    break;
-                };
+    use rayon::prelude::*;
+    // Each worker waits on one nextpnr process; the pool bounds how many
+    // run at once, and the indexed collect keeps the seeds' order.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(job.jobs.clamp(1, job.seeds.len()))
+        .build()
+        .context("starting the place-and-route workers")?;
+    pool.install(|| {
+        job.seeds
+            .par_iter()
+            .map(|&seed| {
                 let result = place_seed(job, dir, exe, tool, seed, sweep);
                 if sweep {
                     match &result {
@@ -396,16 +397,10 @@ fn place_all(
                         Err(e) => eprintln!("seed {seed}: {e:#}"),
                     }
                 }
-                results.lock().expect("no worker panics holding the lock")[i] = Some(result);
-            });
-        }
-    });
-    results
-        .into_inner()
-        .expect("no worker panics holding the lock")
-        .into_iter()
-        .map(|r| r.expect("every seed was taken by a worker"))
-        .collect()
+                result
+            })
+            .collect()
+    })
 }
 
 /// One line per seed, as a sweep prints them while it runs.
