@@ -1439,19 +1439,23 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
     // Enums
     localparam ExtractState$Idle = 0;
     localparam ExtractState$Select = 1;
-    localparam ExtractState$RatioStart = 2;
-    localparam ExtractState$RatioWait = 3;
-    localparam ExtractState$SearchAddr = 4;
-    localparam ExtractState$SearchWait = 5;
-    localparam ExtractState$SearchCmp = 6;
-    localparam ExtractState$FracStart = 7;
-    localparam ExtractState$FracWait = 8;
-    localparam ExtractState$Emit = 9;
+    localparam ExtractState$Check = 2;
+    localparam ExtractState$RatioStart = 3;
+    localparam ExtractState$RatioWait = 4;
+    localparam ExtractState$SearchAddr = 5;
+    localparam ExtractState$SearchWait = 6;
+    localparam ExtractState$SearchCmp = 7;
+    localparam ExtractState$FracStart = 8;
+    localparam ExtractState$FracWait = 9;
+    localparam ExtractState$Emit = 10;
     
     // Stub signals
     reg  [3:0] state$d;
     wire  [3:0] state$q;
     reg  state$clock;
+    reg  running$d;
+    wire  running$q;
+    reg  running$clock;
     reg  [47:0] a1$0$d;
     wire  [47:0] a1$0$q;
     reg  a1$0$clock;
@@ -1578,12 +1582,21 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
     reg  [31:0] pixel$d;
     wire  [31:0] pixel$q;
     reg  pixel$clock;
+    reg  div_start$d;
+    wire  div_start$q;
+    reg  div_start$clock;
     reg  [47:0] sel_amp$d;
     wire  [47:0] sel_amp$q;
     reg  sel_amp$clock;
     reg  [47:0] sel_sum$d;
     wire  [47:0] sel_sum$q;
     reg  sel_sum$clock;
+    reg  sel_bad$d;
+    wire  sel_bad$q;
+    reg  sel_bad$clock;
+    reg  denom_nz$d;
+    wire  denom_nz$q;
+    reg  denom_nz$clock;
     reg  [47:0] sel_pos1$d;
     wire  [47:0] sel_pos1$q;
     reg  sel_pos1$clock;
@@ -1611,7 +1624,6 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
     wire  [23:0] thresholds$data;
     
     // Local signals
-    reg  sel_bad;
     reg  [47:0] amp;
     reg  [47:0] sum;
     reg  [47:0] pos1;
@@ -1625,6 +1637,11 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         .d(state$d),
         .q(state$q),
         .clock(state$clock)
+    );
+    top$core$engine$extract$running running(
+        .d(running$d),
+        .q(running$q),
+        .clock(running$clock)
     );
     top$core$engine$extract$a1$0 a1$0(
         .d(a1$0$d),
@@ -1836,6 +1853,11 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         .q(pixel$q),
         .clock(pixel$clock)
     );
+    top$core$engine$extract$div_start div_start(
+        .d(div_start$d),
+        .q(div_start$q),
+        .clock(div_start$clock)
+    );
     top$core$engine$extract$sel_amp sel_amp(
         .d(sel_amp$d),
         .q(sel_amp$q),
@@ -1845,6 +1867,16 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         .d(sel_sum$d),
         .q(sel_sum$q),
         .clock(sel_sum$clock)
+    );
+    top$core$engine$extract$sel_bad sel_bad(
+        .d(sel_bad$d),
+        .q(sel_bad$q),
+        .clock(sel_bad$clock)
+    );
+    top$core$engine$extract$denom_nz denom_nz(
+        .d(denom_nz$d),
+        .q(denom_nz$q),
+        .clock(denom_nz$clock)
     );
     top$core$engine$extract$sel_pos1 sel_pos1(
         .d(sel_pos1$d),
@@ -1885,6 +1917,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
     // Update code
     always @(*) begin
         state$clock = clock;
+        running$clock = clock;
         pending$clock = clock;
         lane$clock = clock;
         channel$clock = clock;
@@ -1895,13 +1928,17 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         found$clock = clock;
         probe_bit$clock = clock;
         pixel$clock = clock;
+        div_start$clock = clock;
         sel_amp$clock = clock;
         sel_sum$clock = clock;
+        sel_bad$clock = clock;
         sel_pos1$clock = clock;
         sel_pos2$clock = clock;
         denom_r$clock = clock;
+        denom_nz$clock = clock;
         frac_num$clock = clock;
         state$d = state$q;
+        running$d = running$q;
         pending$d = pending$q;
         lane$d = lane$q;
         channel$d = channel$q;
@@ -1912,17 +1949,21 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         found$d = found$q;
         probe_bit$d = probe_bit$q;
         pixel$d = pixel$q;
+        div_start$d = div_start$q;
         sel_amp$d = sel_amp$q;
         sel_sum$d = sel_sum$q;
+        sel_bad$d = sel_bad$q;
         sel_pos1$d = sel_pos1$q;
         sel_pos2$d = sel_pos2$q;
         denom_r$d = denom_r$q;
+        denom_nz$d = denom_nz$q;
         frac_num$d = frac_num$q;
         divider$clock = clock;
-        divider$start = 1'b0;
+        divider$start = div_start$q;
+        div_start$d = 1'b0;
         thresholds$clock = clock;
         busy = pending$q;
-        if (load && state$q != ExtractState$Idle) begin
+        if (load && running$q) begin
             pending$d = 1'b1;
         end
         out_valid = state$q == ExtractState$Emit;
@@ -1950,21 +1991,21 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         pa2$0$d = pa2$0$q;
         pt1$0$d = pt1$0$q;
         pt2$0$d = pt2$0$q;
-        if (state$q == ExtractState$Idle) begin
+        if (~running$q) begin
             if (pending$q) begin
                 a1$0$d = pa1$0$q;
                 a2$0$d = pa2$0$q;
                 t1$0$d = pt1$0$q;
                 t2$0$d = pt2$0$q;
             end
-            else if (load) begin
+            else begin
                 a1$0$d = amp1$0;
                 a2$0$d = amp2$0;
                 t1$0$d = sum1$0;
                 t2$0$d = sum2$0;
             end
         end
-        else if (load) begin
+        if (load) begin
             pa1$0$d = amp1$0;
             pa2$0$d = amp2$0;
             pt1$0$d = sum1$0;
@@ -2002,21 +2043,21 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         pa2$1$d = pa2$1$q;
         pt1$1$d = pt1$1$q;
         pt2$1$d = pt2$1$q;
-        if (state$q == ExtractState$Idle) begin
+        if (~running$q) begin
             if (pending$q) begin
                 a1$1$d = pa1$1$q;
                 a2$1$d = pa2$1$q;
                 t1$1$d = pt1$1$q;
                 t2$1$d = pt2$1$q;
             end
-            else if (load) begin
+            else begin
                 a1$1$d = amp1$1;
                 a2$1$d = amp2$1;
                 t1$1$d = sum1$1;
                 t2$1$d = sum2$1;
             end
         end
-        else if (load) begin
+        if (load) begin
             pa1$1$d = amp1$1;
             pa2$1$d = amp2$1;
             pt1$1$d = sum1$1;
@@ -2054,21 +2095,21 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         pa2$2$d = pa2$2$q;
         pt1$2$d = pt1$2$q;
         pt2$2$d = pt2$2$q;
-        if (state$q == ExtractState$Idle) begin
+        if (~running$q) begin
             if (pending$q) begin
                 a1$2$d = pa1$2$q;
                 a2$2$d = pa2$2$q;
                 t1$2$d = pt1$2$q;
                 t2$2$d = pt2$2$q;
             end
-            else if (load) begin
+            else begin
                 a1$2$d = amp1$2;
                 a2$2$d = amp2$2;
                 t1$2$d = sum1$2;
                 t2$2$d = sum2$2;
             end
         end
-        else if (load) begin
+        if (load) begin
             pa1$2$d = amp1$2;
             pa2$2$d = amp2$2;
             pt1$2$d = sum1$2;
@@ -2106,21 +2147,21 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         pa2$3$d = pa2$3$q;
         pt1$3$d = pt1$3$q;
         pt2$3$d = pt2$3$q;
-        if (state$q == ExtractState$Idle) begin
+        if (~running$q) begin
             if (pending$q) begin
                 a1$3$d = pa1$3$q;
                 a2$3$d = pa2$3$q;
                 t1$3$d = pt1$3$q;
                 t2$3$d = pt2$3$q;
             end
-            else if (load) begin
+            else begin
                 a1$3$d = amp1$3;
                 a2$3$d = amp2$3;
                 t1$3$d = sum1$3;
                 t2$3$d = sum2$3;
             end
         end
-        else if (load) begin
+        if (load) begin
             pa1$3$d = amp1$3;
             pa2$3$d = amp2$3;
             pt1$3$d = sum1$3;
@@ -2144,11 +2185,12 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
         end
         sel_amp$d = amp;
         sel_sum$d = sum;
-        sel_bad = sel_amp$q[32'h2f] || ~|sel_amp$q || sel_sum$q[32'h2f] || ~|sel_sum$q;
+        sel_bad$d = sel_amp$q[32'h2f] || ~|sel_amp$q || sel_sum$q[32'h2f] || ~|sel_sum$q;
         sel_pos1$d = pos1;
         sel_pos2$d = pos2;
         denom_r$d = sel_pos1$q + sel_pos2$q;
         denom = denom_r$q;
+        denom_nz$d = |denom_r$q;
         frac_num$d = (({16'h0, sel_pos1$q}) << 32'h10) + ({16'h0, denom_r$q});
         candidate = found$q | (one12 << probe_bit$q);
         thresholds$address = ({4'h0, candidate});
@@ -2166,6 +2208,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                         pending$d = 1'b0;
                     end
                     if (load || pending$q) begin
+                        running$d = 1'b1;
                         lane$d = 16'h0;
                         channel$d = 1'b0;
                         state$d = ExtractState$Select;
@@ -2173,11 +2216,15 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                 end
             ExtractState$Select:
                 begin
+                    state$d = ExtractState$Check;
+                end
+            ExtractState$Check:
+                begin
                     state$d = ExtractState$RatioStart;
                 end
             ExtractState$RatioStart:
                 begin
-                    if (sel_bad) begin
+                    if (sel_bad$q) begin
                         if (channel$q) begin
                             tau2$d = 12'h0;
                             state$d = ExtractState$FracStart;
@@ -2189,7 +2236,7 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                         end
                     end
                     else begin
-                        divider$start = 1'b1;
+                        div_start$d = 1'b1;
                         state$d = ExtractState$RatioWait;
                     end
                 end
@@ -2232,8 +2279,8 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                     divider$num = frac_num$q;
                     divider$den = ({16'h0, denom}) << 32'h1;
                     divider$qbits = fraction_bits;
-                    if (|denom) begin
-                        divider$start = 1'b1;
+                    if (denom_nz$q) begin
+                        div_start$d = 1'b1;
                         state$d = ExtractState$FracWait;
                     end
                     else begin
@@ -2260,12 +2307,14 @@ module top$core$engine$extract(clock,load,amp1$0,amp1$1,amp1$2,amp1$3,amp2$0,amp
                         state$d = ExtractState$Select;
                         if (lane$q == last_lane) begin
                             state$d = ExtractState$Idle;
+                            running$d = 1'b0;
                         end
                     end
                 end
             default:
                 begin
                     state$d = ExtractState$Idle;
+                    running$d = 1'b0;
                 end
         endcase
     end
@@ -2444,6 +2493,25 @@ module top$core$engine$extract$channel(d,q,clock);
 endmodule // top$core$engine$extract$channel
 
 
+module top$core$engine$extract$denom_nz(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$denom_nz
+
+
 module top$core$engine$extract$denom_r(d,q,clock);
     
     // Module arguments
@@ -2461,6 +2529,25 @@ module top$core$engine$extract$denom_r(d,q,clock);
     end
           
 endmodule // top$core$engine$extract$denom_r
+
+
+module top$core$engine$extract$div_start(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$div_start
 
 
 module top$core$engine$extract$divider(clock,start,num,den,qbits,done,busy,quotient);
@@ -3351,6 +3438,25 @@ module top$core$engine$extract$ratio(d,q,clock);
 endmodule // top$core$engine$extract$ratio
 
 
+module top$core$engine$extract$running(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$running
+
+
 module top$core$engine$extract$sel_amp(d,q,clock);
     
     // Module arguments
@@ -3368,6 +3474,25 @@ module top$core$engine$extract$sel_amp(d,q,clock);
     end
           
 endmodule // top$core$engine$extract$sel_amp
+
+
+module top$core$engine$extract$sel_bad(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$extract$sel_bad
 
 
 module top$core$engine$extract$sel_pos1(d,q,clock);
@@ -9184,9 +9309,9 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
     reg  lag_done$d;
     wire  lag_done$q;
     reg  lag_done$clock;
-    reg  lag_last$d;
-    wire  lag_last$q;
-    reg  lag_last$clock;
+    reg  lag_load$d;
+    wire  lag_load$q;
+    reg  lag_load$clock;
     reg  [15:0] lag_step$d;
     wire  [15:0] lag_step$q;
     reg  lag_step$clock;
@@ -11115,10 +11240,10 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         .q(lag_done$q),
         .clock(lag_done$clock)
     );
-    top$core$engine$gru$lag_last lag_last(
-        .d(lag_last$d),
-        .q(lag_last$q),
-        .clock(lag_last$clock)
+    top$core$engine$gru$lag_load lag_load(
+        .d(lag_load$d),
+        .q(lag_load$q),
+        .clock(lag_load$clock)
     );
     top$core$engine$gru$lag_step lag_step(
         .d(lag_step$d),
@@ -11255,7 +11380,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s2_head$clock = clock;
         s3_head$clock = clock;
         lag_done$clock = clock;
-        lag_last$clock = clock;
+        lag_load$clock = clock;
         lag_step$clock = clock;
         lag_group$clock = clock;
         upd_run$clock = clock;
@@ -11310,7 +11435,7 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         s2_head$d = s2_head$q;
         s3_head$d = s3_head$q;
         lag_done$d = lag_done$q;
-        lag_last$d = lag_last$q;
+        lag_load$d = lag_load$q;
         lag_step$d = lag_step$q;
         lag_group$d = lag_group$q;
         upd_run$d = upd_run$q;
@@ -12525,13 +12650,13 @@ module top$core$engine$gru(clock,x_we,x_set,x_addr,x_data$0,x_data$1,x_data$2,x_
         dbg_channel$10 = lane$3$channel$1;
         dbg_channel$11 = lane$3$channel$2;
         lag_done$d = s3_head$q && head_valid$q;
-        lag_last$d = head_last$q;
+        lag_load$d = s3_head$q && head_valid$q && head_last$q;
         lag_step$d = head_step$q;
         lag_group$d = head_group$q;
         dbg_valid = lag_done$q;
         dbg_group = lag_group$q;
         dbg_step = lag_step$q;
-        ext_load = lag_done$q && lag_last$q;
+        ext_load = lag_load$q;
         if (upd_run$q) begin
             upd_j$d = upd_j$q + 16'h1;
             if (upd_j$q == last_state_term) begin
@@ -16290,7 +16415,7 @@ module top$core$engine$gru$lag_group(d,q,clock);
 endmodule // top$core$engine$gru$lag_group
 
 
-module top$core$engine$gru$lag_last(d,q,clock);
+module top$core$engine$gru$lag_load(d,q,clock);
     
     // Module arguments
     input wire  d;
@@ -16306,7 +16431,7 @@ module top$core$engine$gru$lag_last(d,q,clock);
        q <= d;
     end
           
-endmodule // top$core$engine$gru$lag_last
+endmodule // top$core$engine$gru$lag_load
 
 
 module top$core$engine$gru$lag_step(d,q,clock);
@@ -16490,18 +16615,18 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  x_raddr1_r$clock;
     reg  [15:0] x_raddr1_r$d;
     wire  [15:0] x_raddr1_r$q;
-    reg  k_r$clock;
-    reg  [15:0] k_r$d;
-    wire  [15:0] k_r$q;
+    reg  raddr_r$0$clock;
+    reg  [15:0] raddr_r$0$d;
+    wire  [15:0] raddr_r$0$q;
+    reg  raddr_r$1$clock;
+    reg  [15:0] raddr_r$1$d;
+    wire  [15:0] raddr_r$1$q;
     reg  k_is_x_r$clock;
     reg  k_is_x_r$d;
     wire  k_is_x_r$q;
     reg  c_rotate_r$clock;
     reg  c_rotate_r$d;
     wire  c_rotate_r$q;
-    reg  ka_r$clock;
-    reg  [15:0] ka_r$d;
-    wire  [15:0] ka_r$q;
     reg  ka_is_x_r$clock;
     reg  ka_is_x_r$d;
     wire  ka_is_x_r$q;
@@ -17453,6 +17578,18 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] cand$31$d;
     wire  [17:0] cand$31$q;
     reg  cand$31$clock;
+    reg  forward$d;
+    wire  forward$q;
+    reg  forward$clock;
+    reg  forward_wb$d;
+    wire  forward_wb$q;
+    reg  forward_wb$clock;
+    reg  late_a$d;
+    wire  late_a$q;
+    reg  late_a$clock;
+    reg  late_head$d;
+    wire  late_head$q;
+    reg  late_head$clock;
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
@@ -17558,6 +17695,18 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  w_en$d;
     wire  w_en$q;
     reg  w_en$clock;
+    reg  [17:0] wb_h$d;
+    wire  [17:0] wb_h$q;
+    reg  wb_h$clock;
+    reg  [15:0] wb_j$d;
+    wire  [15:0] wb_j$q;
+    reg  wb_j$clock;
+    reg  wb_set$d;
+    wire  wb_set$q;
+    reg  wb_set$clock;
+    reg  wb_en$d;
+    wire  wb_en$q;
+    reg  wb_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -17925,10 +18074,15 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(x_raddr1_r$d),
         .q(x_raddr1_r$q)
     );
-    top$core$engine$gru$lane$0$k_r k_r(
-        .clock(k_r$clock),
-        .d(k_r$d),
-        .q(k_r$q)
+    top$core$engine$gru$lane$0$raddr_r$0 raddr_r$0(
+        .clock(raddr_r$0$clock),
+        .d(raddr_r$0$d),
+        .q(raddr_r$0$q)
+    );
+    top$core$engine$gru$lane$0$raddr_r$1 raddr_r$1(
+        .clock(raddr_r$1$clock),
+        .d(raddr_r$1$d),
+        .q(raddr_r$1$q)
     );
     top$core$engine$gru$lane$0$k_is_x_r k_is_x_r(
         .clock(k_is_x_r$clock),
@@ -17939,11 +18093,6 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(c_rotate_r$clock),
         .d(c_rotate_r$d),
         .q(c_rotate_r$q)
-    );
-    top$core$engine$gru$lane$0$ka_r ka_r(
-        .clock(ka_r$clock),
-        .d(ka_r$d),
-        .q(ka_r$q)
     );
     top$core$engine$gru$lane$0$ka_is_x_r ka_is_x_r(
         .clock(ka_is_x_r$clock),
@@ -19510,6 +19659,26 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(cand$31$q),
         .clock(cand$31$clock)
     );
+    top$core$engine$gru$lane$0$forward forward(
+        .d(forward$d),
+        .q(forward$q),
+        .clock(forward$clock)
+    );
+    top$core$engine$gru$lane$0$forward_wb forward_wb(
+        .d(forward_wb$d),
+        .q(forward_wb$q),
+        .clock(forward_wb$clock)
+    );
+    top$core$engine$gru$lane$0$late_a late_a(
+        .d(late_a$d),
+        .q(late_a$q),
+        .clock(late_a$clock)
+    );
+    top$core$engine$gru$lane$0$late_head late_head(
+        .d(late_head$d),
+        .q(late_head$q),
+        .clock(late_head$clock)
+    );
     top$core$engine$gru$lane$0$op_a op_a(
         .d(op_a$d),
         .q(op_a$q),
@@ -19684,6 +19853,26 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(w_en$d),
         .q(w_en$q),
         .clock(w_en$clock)
+    );
+    top$core$engine$gru$lane$0$wb_h wb_h(
+        .d(wb_h$d),
+        .q(wb_h$q),
+        .clock(wb_h$clock)
+    );
+    top$core$engine$gru$lane$0$wb_j wb_j(
+        .d(wb_j$d),
+        .q(wb_j$q),
+        .clock(wb_j$clock)
+    );
+    top$core$engine$gru$lane$0$wb_set wb_set(
+        .d(wb_set$d),
+        .q(wb_set$q),
+        .clock(wb_set$clock)
+    );
+    top$core$engine$gru$lane$0$wb_en wb_en(
+        .d(wb_en$d),
+        .q(wb_en$q),
+        .clock(wb_en$clock)
     );
     top$core$engine$gru$lane$0$mac$0 mac$0(
         .clock(mac$0$clock),
@@ -20095,6 +20284,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     always @(*) begin
         x_a_q$clock = clock;
         x_c_q$clock = clock;
+        forward$clock = clock;
+        forward_wb$clock = clock;
+        late_a$clock = clock;
+        late_head$clock = clock;
         op_a$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
@@ -20120,8 +20313,16 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_j$clock = clock;
         w_set$clock = clock;
         w_en$clock = clock;
+        wb_h$clock = clock;
+        wb_j$clock = clock;
+        wb_set$clock = clock;
+        wb_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
+        forward$d = forward$q;
+        forward_wb$d = forward_wb$q;
+        late_a$d = late_a$q;
+        late_head$d = late_head$q;
         op_a$d = op_a$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
@@ -20147,6 +20348,10 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_j$d = w_j$q;
         w_set$d = w_set$q;
         w_en$d = w_en$q;
+        wb_h$d = wb_h$q;
+        wb_j$d = wb_j$q;
+        wb_set$d = wb_set$q;
+        wb_en$d = wb_en$q;
         x_we_r$clock = clock;
         x_we_r$d = x_we;
         x_set_r$clock = clock;
@@ -20159,14 +20364,20 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         x_raddr0_r$d = x_raddr0;
         x_raddr1_r$clock = clock;
         x_raddr1_r$d = x_raddr1;
-        k_r$clock = clock;
-        k_r$d = k;
+        raddr_r$0$clock = clock;
+        raddr_r$0$d = k;
+        if (a_set == (0 == 32'h1)) begin
+            raddr_r$0$d = ka;
+        end
+        raddr_r$1$clock = clock;
+        raddr_r$1$d = k;
+        if (a_set == (1 == 32'h1)) begin
+            raddr_r$1$d = ka;
+        end
         k_is_x_r$clock = clock;
         k_is_x_r$d = k_is_x;
         c_rotate_r$clock = clock;
         c_rotate_r$d = c_rotate;
-        ka_r$clock = clock;
-        ka_r$d = ka;
         ka_is_x_r$clock = clock;
         ka_is_x_r$d = ka_is_x;
         a_set_r$clock = clock;
@@ -20442,28 +20653,22 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head_weight_r$2$clock = clock;
         head_weight_r$2$d = head_weight$2;
         state$0$clock = clock;
-        state$0$raddr0 = k_r$q;
-        if (a_set_r$q == (0 == 32'h1)) begin
-            state$0$raddr0 = ka_r$q;
-        end
+        state$0$raddr0 = raddr_r$0$q;
         state$0$raddr1 = upd_j_r$q;
-        state$0$waddr = w_j$q;
-        state$0$wdata = update_q$out;
-        state$0$we = w_en$q && (w_set$q == (0 == 32'h1));
+        state$0$waddr = wb_j$q;
+        state$0$wdata = wb_h$q;
+        state$0$we = wb_en$q && (wb_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
         input$0$waddr = x_waddr_r$q;
         input$0$wdata = x_wdata_r$q;
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
-        state$1$raddr0 = k_r$q;
-        if (a_set_r$q == (1 == 32'h1)) begin
-            state$1$raddr0 = ka_r$q;
-        end
+        state$1$raddr0 = raddr_r$1$q;
         state$1$raddr1 = upd_j_r$q;
-        state$1$waddr = w_j$q;
-        state$1$wdata = update_q$out;
-        state$1$we = w_en$q && (w_set$q == (1 == 32'h1));
+        state$1$waddr = wb_j$q;
+        state$1$wdata = wb_h$q;
+        state$1$we = wb_en$q && (wb_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
         input$1$waddr = x_waddr_r$q;
@@ -20483,9 +20688,13 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
-            h_a = update_q$out;
+        forward$d = v_en$q && (v_set$q == a_set) && (v_j$q == ka);
+        forward_wb$d = w_en$q && (w_set$q == a_set) && (w_j$q == ka);
+        if (forward_wb$q) begin
+            h_a = wb_h$q;
         end
+        late_a$d = forward$q && ~ka_is_x_r$q && ~a_zero_r$q;
+        late_head$d = forward$q;
         x_a_q$d = x_a;
         x_c_q$d = x_c;
         r_k = r1$0$q;
@@ -21390,6 +21599,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$0$d = wb_h$q;
+        end
         reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
         if (c_isx$q) begin
@@ -21407,6 +21619,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$1$d = wb_h$q;
+        end
         reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
         if (c_isx$q) begin
@@ -21424,6 +21639,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$2$d = wb_h$q;
+        end
         reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
         if (c_isx$q) begin
@@ -21441,6 +21659,9 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$3$d = wb_h$q;
+        end
         reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
         if (c_isx$q) begin
@@ -22277,10 +22498,17 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_en$d = v_en$q;
         update_q$v = w_prod$q;
         update_q$c = w_c$q;
+        wb_h$d = update_q$out;
+        wb_j$d = w_j$q;
+        wb_set$d = w_set$q;
+        wb_en$d = w_en$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
         head$x = op_head$q;
+        if (late_head$q) begin
+            head$x = wb_h$q;
+        end
         head$done = head_done_r$q;
         head$step_first = head_step_first_r$q;
         head$step_last = head_step_last_r$q;
@@ -23728,6 +23956,44 @@ module top$core$engine$gru$lane$0$cand$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$cand$9
 
 
+module top$core$engine$gru$lane$0$forward(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$forward
+
+
+module top$core$engine$gru$lane$0$forward_wb(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$forward_wb
+
+
 module top$core$engine$gru$lane$0$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_last,set,out$0,out$1,out$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
@@ -24610,24 +24876,6 @@ module top$core$engine$gru$lane$0$k_is_x_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$k_is_x_r
 
 
-module top$core$engine$gru$lane$0$k_r(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$0$k_r
-
-
 module top$core$engine$gru$lane$0$ka_is_x_r(clock,d,q);
     
     // Module arguments
@@ -24646,22 +24894,42 @@ module top$core$engine$gru$lane$0$ka_is_x_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$0$ka_is_x_r
 
 
-module top$core$engine$gru$lane$0$ka_r(clock,d,q);
+module top$core$engine$gru$lane$0$late_a(d,q,clock);
     
     // Module arguments
+    input wire  d;
+    output reg  q;
     input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
     
     // Update code (custom)
     initial begin
-       q = 16'h0;
+       q = 1'h0;
     end
-    (* keep *)
+    
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$0$ka_r
+          
+endmodule // top$core$engine$gru$lane$0$late_a
+
+
+module top$core$engine$gru$lane$0$late_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$late_head
 
 
 module top$core$engine$gru$lane$0$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
@@ -28312,6 +28580,42 @@ module top$core$engine$gru$lane$0$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$0$r1$9
 
 
+module top$core$engine$gru$lane$0$raddr_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$raddr_r$0
+
+
+module top$core$engine$gru$lane$0$raddr_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$0$raddr_r$1
+
+
 module top$core$engine$gru$lane$0$reset_mul(clock,a,b,out);
     
     // Module arguments
@@ -28420,12 +28724,15 @@ module top$core$engine$gru$lane$0$state$0(clock,we,waddr,wdata,raddr0,rdata0,rad
     reg [17:0] mem [0:31];
     integer i;
     initial for (i = 0; i < 32; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:5]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:5]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:5]};
     always @(*) begin
-       rdata0 = (raddr0 < 32) ? mem[raddr0[4:0]] : 18'h0;
-       rdata1 = (raddr1 < 32) ? mem[raddr1[4:0]] : 18'h0;
+       rdata0 = mem[raddr0[4:0]];
+       rdata1 = mem[raddr1[4:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 32) mem[waddr[4:0]] <= wdata;
+       if (we) mem[waddr[4:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$0$state$0
 
@@ -28446,12 +28753,15 @@ module top$core$engine$gru$lane$0$state$1(clock,we,waddr,wdata,raddr0,rdata0,rad
     reg [17:0] mem [0:31];
     integer i;
     initial for (i = 0; i < 32; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:5]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:5]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:5]};
     always @(*) begin
-       rdata0 = (raddr0 < 32) ? mem[raddr0[4:0]] : 18'h0;
-       rdata1 = (raddr1 < 32) ? mem[raddr1[4:0]] : 18'h0;
+       rdata0 = mem[raddr0[4:0]];
+       rdata1 = mem[raddr1[4:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 32) mem[waddr[4:0]] <= wdata;
+       if (we) mem[waddr[4:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$0$state$1
 
@@ -29394,6 +29704,82 @@ module top$core$engine$gru$lane$0$w_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$0$w_set
+
+
+module top$core$engine$gru$lane$0$wb_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$wb_en
+
+
+module top$core$engine$gru$lane$0$wb_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$wb_h
+
+
+module top$core$engine$gru$lane$0$wb_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$wb_j
+
+
+module top$core$engine$gru$lane$0$wb_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$0$wb_set
 
 
 module top$core$engine$gru$lane$0$weight_r$0(clock,d,q);
@@ -31592,18 +31978,18 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  x_raddr1_r$clock;
     reg  [15:0] x_raddr1_r$d;
     wire  [15:0] x_raddr1_r$q;
-    reg  k_r$clock;
-    reg  [15:0] k_r$d;
-    wire  [15:0] k_r$q;
+    reg  raddr_r$0$clock;
+    reg  [15:0] raddr_r$0$d;
+    wire  [15:0] raddr_r$0$q;
+    reg  raddr_r$1$clock;
+    reg  [15:0] raddr_r$1$d;
+    wire  [15:0] raddr_r$1$q;
     reg  k_is_x_r$clock;
     reg  k_is_x_r$d;
     wire  k_is_x_r$q;
     reg  c_rotate_r$clock;
     reg  c_rotate_r$d;
     wire  c_rotate_r$q;
-    reg  ka_r$clock;
-    reg  [15:0] ka_r$d;
-    wire  [15:0] ka_r$q;
     reg  ka_is_x_r$clock;
     reg  ka_is_x_r$d;
     wire  ka_is_x_r$q;
@@ -32555,6 +32941,18 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] cand$31$d;
     wire  [17:0] cand$31$q;
     reg  cand$31$clock;
+    reg  forward$d;
+    wire  forward$q;
+    reg  forward$clock;
+    reg  forward_wb$d;
+    wire  forward_wb$q;
+    reg  forward_wb$clock;
+    reg  late_a$d;
+    wire  late_a$q;
+    reg  late_a$clock;
+    reg  late_head$d;
+    wire  late_head$q;
+    reg  late_head$clock;
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
@@ -32660,6 +33058,18 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  w_en$d;
     wire  w_en$q;
     reg  w_en$clock;
+    reg  [17:0] wb_h$d;
+    wire  [17:0] wb_h$q;
+    reg  wb_h$clock;
+    reg  [15:0] wb_j$d;
+    wire  [15:0] wb_j$q;
+    reg  wb_j$clock;
+    reg  wb_set$d;
+    wire  wb_set$q;
+    reg  wb_set$clock;
+    reg  wb_en$d;
+    wire  wb_en$q;
+    reg  wb_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -33027,10 +33437,15 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(x_raddr1_r$d),
         .q(x_raddr1_r$q)
     );
-    top$core$engine$gru$lane$1$k_r k_r(
-        .clock(k_r$clock),
-        .d(k_r$d),
-        .q(k_r$q)
+    top$core$engine$gru$lane$1$raddr_r$0 raddr_r$0(
+        .clock(raddr_r$0$clock),
+        .d(raddr_r$0$d),
+        .q(raddr_r$0$q)
+    );
+    top$core$engine$gru$lane$1$raddr_r$1 raddr_r$1(
+        .clock(raddr_r$1$clock),
+        .d(raddr_r$1$d),
+        .q(raddr_r$1$q)
     );
     top$core$engine$gru$lane$1$k_is_x_r k_is_x_r(
         .clock(k_is_x_r$clock),
@@ -33041,11 +33456,6 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(c_rotate_r$clock),
         .d(c_rotate_r$d),
         .q(c_rotate_r$q)
-    );
-    top$core$engine$gru$lane$1$ka_r ka_r(
-        .clock(ka_r$clock),
-        .d(ka_r$d),
-        .q(ka_r$q)
     );
     top$core$engine$gru$lane$1$ka_is_x_r ka_is_x_r(
         .clock(ka_is_x_r$clock),
@@ -34612,6 +35022,26 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(cand$31$q),
         .clock(cand$31$clock)
     );
+    top$core$engine$gru$lane$1$forward forward(
+        .d(forward$d),
+        .q(forward$q),
+        .clock(forward$clock)
+    );
+    top$core$engine$gru$lane$1$forward_wb forward_wb(
+        .d(forward_wb$d),
+        .q(forward_wb$q),
+        .clock(forward_wb$clock)
+    );
+    top$core$engine$gru$lane$1$late_a late_a(
+        .d(late_a$d),
+        .q(late_a$q),
+        .clock(late_a$clock)
+    );
+    top$core$engine$gru$lane$1$late_head late_head(
+        .d(late_head$d),
+        .q(late_head$q),
+        .clock(late_head$clock)
+    );
     top$core$engine$gru$lane$1$op_a op_a(
         .d(op_a$d),
         .q(op_a$q),
@@ -34786,6 +35216,26 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(w_en$d),
         .q(w_en$q),
         .clock(w_en$clock)
+    );
+    top$core$engine$gru$lane$1$wb_h wb_h(
+        .d(wb_h$d),
+        .q(wb_h$q),
+        .clock(wb_h$clock)
+    );
+    top$core$engine$gru$lane$1$wb_j wb_j(
+        .d(wb_j$d),
+        .q(wb_j$q),
+        .clock(wb_j$clock)
+    );
+    top$core$engine$gru$lane$1$wb_set wb_set(
+        .d(wb_set$d),
+        .q(wb_set$q),
+        .clock(wb_set$clock)
+    );
+    top$core$engine$gru$lane$1$wb_en wb_en(
+        .d(wb_en$d),
+        .q(wb_en$q),
+        .clock(wb_en$clock)
     );
     top$core$engine$gru$lane$1$mac$0 mac$0(
         .clock(mac$0$clock),
@@ -35197,6 +35647,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     always @(*) begin
         x_a_q$clock = clock;
         x_c_q$clock = clock;
+        forward$clock = clock;
+        forward_wb$clock = clock;
+        late_a$clock = clock;
+        late_head$clock = clock;
         op_a$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
@@ -35222,8 +35676,16 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_j$clock = clock;
         w_set$clock = clock;
         w_en$clock = clock;
+        wb_h$clock = clock;
+        wb_j$clock = clock;
+        wb_set$clock = clock;
+        wb_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
+        forward$d = forward$q;
+        forward_wb$d = forward_wb$q;
+        late_a$d = late_a$q;
+        late_head$d = late_head$q;
         op_a$d = op_a$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
@@ -35249,6 +35711,10 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_j$d = w_j$q;
         w_set$d = w_set$q;
         w_en$d = w_en$q;
+        wb_h$d = wb_h$q;
+        wb_j$d = wb_j$q;
+        wb_set$d = wb_set$q;
+        wb_en$d = wb_en$q;
         x_we_r$clock = clock;
         x_we_r$d = x_we;
         x_set_r$clock = clock;
@@ -35261,14 +35727,20 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         x_raddr0_r$d = x_raddr0;
         x_raddr1_r$clock = clock;
         x_raddr1_r$d = x_raddr1;
-        k_r$clock = clock;
-        k_r$d = k;
+        raddr_r$0$clock = clock;
+        raddr_r$0$d = k;
+        if (a_set == (0 == 32'h1)) begin
+            raddr_r$0$d = ka;
+        end
+        raddr_r$1$clock = clock;
+        raddr_r$1$d = k;
+        if (a_set == (1 == 32'h1)) begin
+            raddr_r$1$d = ka;
+        end
         k_is_x_r$clock = clock;
         k_is_x_r$d = k_is_x;
         c_rotate_r$clock = clock;
         c_rotate_r$d = c_rotate;
-        ka_r$clock = clock;
-        ka_r$d = ka;
         ka_is_x_r$clock = clock;
         ka_is_x_r$d = ka_is_x;
         a_set_r$clock = clock;
@@ -35544,28 +36016,22 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head_weight_r$2$clock = clock;
         head_weight_r$2$d = head_weight$2;
         state$0$clock = clock;
-        state$0$raddr0 = k_r$q;
-        if (a_set_r$q == (0 == 32'h1)) begin
-            state$0$raddr0 = ka_r$q;
-        end
+        state$0$raddr0 = raddr_r$0$q;
         state$0$raddr1 = upd_j_r$q;
-        state$0$waddr = w_j$q;
-        state$0$wdata = update_q$out;
-        state$0$we = w_en$q && (w_set$q == (0 == 32'h1));
+        state$0$waddr = wb_j$q;
+        state$0$wdata = wb_h$q;
+        state$0$we = wb_en$q && (wb_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
         input$0$waddr = x_waddr_r$q;
         input$0$wdata = x_wdata_r$q;
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
-        state$1$raddr0 = k_r$q;
-        if (a_set_r$q == (1 == 32'h1)) begin
-            state$1$raddr0 = ka_r$q;
-        end
+        state$1$raddr0 = raddr_r$1$q;
         state$1$raddr1 = upd_j_r$q;
-        state$1$waddr = w_j$q;
-        state$1$wdata = update_q$out;
-        state$1$we = w_en$q && (w_set$q == (1 == 32'h1));
+        state$1$waddr = wb_j$q;
+        state$1$wdata = wb_h$q;
+        state$1$we = wb_en$q && (wb_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
         input$1$waddr = x_waddr_r$q;
@@ -35585,9 +36051,13 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
-            h_a = update_q$out;
+        forward$d = v_en$q && (v_set$q == a_set) && (v_j$q == ka);
+        forward_wb$d = w_en$q && (w_set$q == a_set) && (w_j$q == ka);
+        if (forward_wb$q) begin
+            h_a = wb_h$q;
         end
+        late_a$d = forward$q && ~ka_is_x_r$q && ~a_zero_r$q;
+        late_head$d = forward$q;
         x_a_q$d = x_a;
         x_c_q$d = x_c;
         r_k = r1$0$q;
@@ -36492,6 +36962,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$0$d = wb_h$q;
+        end
         reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
         if (c_isx$q) begin
@@ -36509,6 +36982,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$1$d = wb_h$q;
+        end
         reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
         if (c_isx$q) begin
@@ -36526,6 +37002,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$2$d = wb_h$q;
+        end
         reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
         if (c_isx$q) begin
@@ -36543,6 +37022,9 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$3$d = wb_h$q;
+        end
         reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
         if (c_isx$q) begin
@@ -37379,10 +37861,17 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_en$d = v_en$q;
         update_q$v = w_prod$q;
         update_q$c = w_c$q;
+        wb_h$d = update_q$out;
+        wb_j$d = w_j$q;
+        wb_set$d = w_set$q;
+        wb_en$d = w_en$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
         head$x = op_head$q;
+        if (late_head$q) begin
+            head$x = wb_h$q;
+        end
         head$done = head_done_r$q;
         head$step_first = head_step_first_r$q;
         head$step_last = head_step_last_r$q;
@@ -38830,6 +39319,44 @@ module top$core$engine$gru$lane$1$cand$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$cand$9
 
 
+module top$core$engine$gru$lane$1$forward(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$forward
+
+
+module top$core$engine$gru$lane$1$forward_wb(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$forward_wb
+
+
 module top$core$engine$gru$lane$1$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_last,set,out$0,out$1,out$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
@@ -39712,24 +40239,6 @@ module top$core$engine$gru$lane$1$k_is_x_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$1$k_is_x_r
 
 
-module top$core$engine$gru$lane$1$k_r(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$1$k_r
-
-
 module top$core$engine$gru$lane$1$ka_is_x_r(clock,d,q);
     
     // Module arguments
@@ -39748,22 +40257,42 @@ module top$core$engine$gru$lane$1$ka_is_x_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$1$ka_is_x_r
 
 
-module top$core$engine$gru$lane$1$ka_r(clock,d,q);
+module top$core$engine$gru$lane$1$late_a(d,q,clock);
     
     // Module arguments
+    input wire  d;
+    output reg  q;
     input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
     
     // Update code (custom)
     initial begin
-       q = 16'h0;
+       q = 1'h0;
     end
-    (* keep *)
+    
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$1$ka_r
+          
+endmodule // top$core$engine$gru$lane$1$late_a
+
+
+module top$core$engine$gru$lane$1$late_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$late_head
 
 
 module top$core$engine$gru$lane$1$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
@@ -43414,6 +43943,42 @@ module top$core$engine$gru$lane$1$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$1$r1$9
 
 
+module top$core$engine$gru$lane$1$raddr_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$raddr_r$0
+
+
+module top$core$engine$gru$lane$1$raddr_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$1$raddr_r$1
+
+
 module top$core$engine$gru$lane$1$reset_mul(clock,a,b,out);
     
     // Module arguments
@@ -43522,12 +44087,15 @@ module top$core$engine$gru$lane$1$state$0(clock,we,waddr,wdata,raddr0,rdata0,rad
     reg [17:0] mem [0:31];
     integer i;
     initial for (i = 0; i < 32; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:5]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:5]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:5]};
     always @(*) begin
-       rdata0 = (raddr0 < 32) ? mem[raddr0[4:0]] : 18'h0;
-       rdata1 = (raddr1 < 32) ? mem[raddr1[4:0]] : 18'h0;
+       rdata0 = mem[raddr0[4:0]];
+       rdata1 = mem[raddr1[4:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 32) mem[waddr[4:0]] <= wdata;
+       if (we) mem[waddr[4:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$1$state$0
 
@@ -43548,12 +44116,15 @@ module top$core$engine$gru$lane$1$state$1(clock,we,waddr,wdata,raddr0,rdata0,rad
     reg [17:0] mem [0:31];
     integer i;
     initial for (i = 0; i < 32; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:5]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:5]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:5]};
     always @(*) begin
-       rdata0 = (raddr0 < 32) ? mem[raddr0[4:0]] : 18'h0;
-       rdata1 = (raddr1 < 32) ? mem[raddr1[4:0]] : 18'h0;
+       rdata0 = mem[raddr0[4:0]];
+       rdata1 = mem[raddr1[4:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 32) mem[waddr[4:0]] <= wdata;
+       if (we) mem[waddr[4:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$1$state$1
 
@@ -44496,6 +45067,82 @@ module top$core$engine$gru$lane$1$w_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$1$w_set
+
+
+module top$core$engine$gru$lane$1$wb_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$wb_en
+
+
+module top$core$engine$gru$lane$1$wb_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$wb_h
+
+
+module top$core$engine$gru$lane$1$wb_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$wb_j
+
+
+module top$core$engine$gru$lane$1$wb_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$1$wb_set
 
 
 module top$core$engine$gru$lane$1$weight_r$0(clock,d,q);
@@ -46694,18 +47341,18 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  x_raddr1_r$clock;
     reg  [15:0] x_raddr1_r$d;
     wire  [15:0] x_raddr1_r$q;
-    reg  k_r$clock;
-    reg  [15:0] k_r$d;
-    wire  [15:0] k_r$q;
+    reg  raddr_r$0$clock;
+    reg  [15:0] raddr_r$0$d;
+    wire  [15:0] raddr_r$0$q;
+    reg  raddr_r$1$clock;
+    reg  [15:0] raddr_r$1$d;
+    wire  [15:0] raddr_r$1$q;
     reg  k_is_x_r$clock;
     reg  k_is_x_r$d;
     wire  k_is_x_r$q;
     reg  c_rotate_r$clock;
     reg  c_rotate_r$d;
     wire  c_rotate_r$q;
-    reg  ka_r$clock;
-    reg  [15:0] ka_r$d;
-    wire  [15:0] ka_r$q;
     reg  ka_is_x_r$clock;
     reg  ka_is_x_r$d;
     wire  ka_is_x_r$q;
@@ -47657,6 +48304,18 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] cand$31$d;
     wire  [17:0] cand$31$q;
     reg  cand$31$clock;
+    reg  forward$d;
+    wire  forward$q;
+    reg  forward$clock;
+    reg  forward_wb$d;
+    wire  forward_wb$q;
+    reg  forward_wb$clock;
+    reg  late_a$d;
+    wire  late_a$q;
+    reg  late_a$clock;
+    reg  late_head$d;
+    wire  late_head$q;
+    reg  late_head$clock;
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
@@ -47762,6 +48421,18 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  w_en$d;
     wire  w_en$q;
     reg  w_en$clock;
+    reg  [17:0] wb_h$d;
+    wire  [17:0] wb_h$q;
+    reg  wb_h$clock;
+    reg  [15:0] wb_j$d;
+    wire  [15:0] wb_j$q;
+    reg  wb_j$clock;
+    reg  wb_set$d;
+    wire  wb_set$q;
+    reg  wb_set$clock;
+    reg  wb_en$d;
+    wire  wb_en$q;
+    reg  wb_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -48129,10 +48800,15 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(x_raddr1_r$d),
         .q(x_raddr1_r$q)
     );
-    top$core$engine$gru$lane$2$k_r k_r(
-        .clock(k_r$clock),
-        .d(k_r$d),
-        .q(k_r$q)
+    top$core$engine$gru$lane$2$raddr_r$0 raddr_r$0(
+        .clock(raddr_r$0$clock),
+        .d(raddr_r$0$d),
+        .q(raddr_r$0$q)
+    );
+    top$core$engine$gru$lane$2$raddr_r$1 raddr_r$1(
+        .clock(raddr_r$1$clock),
+        .d(raddr_r$1$d),
+        .q(raddr_r$1$q)
     );
     top$core$engine$gru$lane$2$k_is_x_r k_is_x_r(
         .clock(k_is_x_r$clock),
@@ -48143,11 +48819,6 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(c_rotate_r$clock),
         .d(c_rotate_r$d),
         .q(c_rotate_r$q)
-    );
-    top$core$engine$gru$lane$2$ka_r ka_r(
-        .clock(ka_r$clock),
-        .d(ka_r$d),
-        .q(ka_r$q)
     );
     top$core$engine$gru$lane$2$ka_is_x_r ka_is_x_r(
         .clock(ka_is_x_r$clock),
@@ -49714,6 +50385,26 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(cand$31$q),
         .clock(cand$31$clock)
     );
+    top$core$engine$gru$lane$2$forward forward(
+        .d(forward$d),
+        .q(forward$q),
+        .clock(forward$clock)
+    );
+    top$core$engine$gru$lane$2$forward_wb forward_wb(
+        .d(forward_wb$d),
+        .q(forward_wb$q),
+        .clock(forward_wb$clock)
+    );
+    top$core$engine$gru$lane$2$late_a late_a(
+        .d(late_a$d),
+        .q(late_a$q),
+        .clock(late_a$clock)
+    );
+    top$core$engine$gru$lane$2$late_head late_head(
+        .d(late_head$d),
+        .q(late_head$q),
+        .clock(late_head$clock)
+    );
     top$core$engine$gru$lane$2$op_a op_a(
         .d(op_a$d),
         .q(op_a$q),
@@ -49888,6 +50579,26 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(w_en$d),
         .q(w_en$q),
         .clock(w_en$clock)
+    );
+    top$core$engine$gru$lane$2$wb_h wb_h(
+        .d(wb_h$d),
+        .q(wb_h$q),
+        .clock(wb_h$clock)
+    );
+    top$core$engine$gru$lane$2$wb_j wb_j(
+        .d(wb_j$d),
+        .q(wb_j$q),
+        .clock(wb_j$clock)
+    );
+    top$core$engine$gru$lane$2$wb_set wb_set(
+        .d(wb_set$d),
+        .q(wb_set$q),
+        .clock(wb_set$clock)
+    );
+    top$core$engine$gru$lane$2$wb_en wb_en(
+        .d(wb_en$d),
+        .q(wb_en$q),
+        .clock(wb_en$clock)
     );
     top$core$engine$gru$lane$2$mac$0 mac$0(
         .clock(mac$0$clock),
@@ -50299,6 +51010,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     always @(*) begin
         x_a_q$clock = clock;
         x_c_q$clock = clock;
+        forward$clock = clock;
+        forward_wb$clock = clock;
+        late_a$clock = clock;
+        late_head$clock = clock;
         op_a$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
@@ -50324,8 +51039,16 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_j$clock = clock;
         w_set$clock = clock;
         w_en$clock = clock;
+        wb_h$clock = clock;
+        wb_j$clock = clock;
+        wb_set$clock = clock;
+        wb_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
+        forward$d = forward$q;
+        forward_wb$d = forward_wb$q;
+        late_a$d = late_a$q;
+        late_head$d = late_head$q;
         op_a$d = op_a$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
@@ -50351,6 +51074,10 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_j$d = w_j$q;
         w_set$d = w_set$q;
         w_en$d = w_en$q;
+        wb_h$d = wb_h$q;
+        wb_j$d = wb_j$q;
+        wb_set$d = wb_set$q;
+        wb_en$d = wb_en$q;
         x_we_r$clock = clock;
         x_we_r$d = x_we;
         x_set_r$clock = clock;
@@ -50363,14 +51090,20 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         x_raddr0_r$d = x_raddr0;
         x_raddr1_r$clock = clock;
         x_raddr1_r$d = x_raddr1;
-        k_r$clock = clock;
-        k_r$d = k;
+        raddr_r$0$clock = clock;
+        raddr_r$0$d = k;
+        if (a_set == (0 == 32'h1)) begin
+            raddr_r$0$d = ka;
+        end
+        raddr_r$1$clock = clock;
+        raddr_r$1$d = k;
+        if (a_set == (1 == 32'h1)) begin
+            raddr_r$1$d = ka;
+        end
         k_is_x_r$clock = clock;
         k_is_x_r$d = k_is_x;
         c_rotate_r$clock = clock;
         c_rotate_r$d = c_rotate;
-        ka_r$clock = clock;
-        ka_r$d = ka;
         ka_is_x_r$clock = clock;
         ka_is_x_r$d = ka_is_x;
         a_set_r$clock = clock;
@@ -50646,28 +51379,22 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head_weight_r$2$clock = clock;
         head_weight_r$2$d = head_weight$2;
         state$0$clock = clock;
-        state$0$raddr0 = k_r$q;
-        if (a_set_r$q == (0 == 32'h1)) begin
-            state$0$raddr0 = ka_r$q;
-        end
+        state$0$raddr0 = raddr_r$0$q;
         state$0$raddr1 = upd_j_r$q;
-        state$0$waddr = w_j$q;
-        state$0$wdata = update_q$out;
-        state$0$we = w_en$q && (w_set$q == (0 == 32'h1));
+        state$0$waddr = wb_j$q;
+        state$0$wdata = wb_h$q;
+        state$0$we = wb_en$q && (wb_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
         input$0$waddr = x_waddr_r$q;
         input$0$wdata = x_wdata_r$q;
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
-        state$1$raddr0 = k_r$q;
-        if (a_set_r$q == (1 == 32'h1)) begin
-            state$1$raddr0 = ka_r$q;
-        end
+        state$1$raddr0 = raddr_r$1$q;
         state$1$raddr1 = upd_j_r$q;
-        state$1$waddr = w_j$q;
-        state$1$wdata = update_q$out;
-        state$1$we = w_en$q && (w_set$q == (1 == 32'h1));
+        state$1$waddr = wb_j$q;
+        state$1$wdata = wb_h$q;
+        state$1$we = wb_en$q && (wb_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
         input$1$waddr = x_waddr_r$q;
@@ -50687,9 +51414,13 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
-            h_a = update_q$out;
+        forward$d = v_en$q && (v_set$q == a_set) && (v_j$q == ka);
+        forward_wb$d = w_en$q && (w_set$q == a_set) && (w_j$q == ka);
+        if (forward_wb$q) begin
+            h_a = wb_h$q;
         end
+        late_a$d = forward$q && ~ka_is_x_r$q && ~a_zero_r$q;
+        late_head$d = forward$q;
         x_a_q$d = x_a;
         x_c_q$d = x_c;
         r_k = r1$0$q;
@@ -51594,6 +52325,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$0$d = wb_h$q;
+        end
         reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
         if (c_isx$q) begin
@@ -51611,6 +52345,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$1$d = wb_h$q;
+        end
         reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
         if (c_isx$q) begin
@@ -51628,6 +52365,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$2$d = wb_h$q;
+        end
         reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
         if (c_isx$q) begin
@@ -51645,6 +52385,9 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$3$d = wb_h$q;
+        end
         reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
         if (c_isx$q) begin
@@ -52481,10 +53224,17 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_en$d = v_en$q;
         update_q$v = w_prod$q;
         update_q$c = w_c$q;
+        wb_h$d = update_q$out;
+        wb_j$d = w_j$q;
+        wb_set$d = w_set$q;
+        wb_en$d = w_en$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
         head$x = op_head$q;
+        if (late_head$q) begin
+            head$x = wb_h$q;
+        end
         head$done = head_done_r$q;
         head$step_first = head_step_first_r$q;
         head$step_last = head_step_last_r$q;
@@ -53932,6 +54682,44 @@ module top$core$engine$gru$lane$2$cand$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$cand$9
 
 
+module top$core$engine$gru$lane$2$forward(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$forward
+
+
+module top$core$engine$gru$lane$2$forward_wb(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$forward_wb
+
+
 module top$core$engine$gru$lane$2$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_last,set,out$0,out$1,out$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
@@ -54814,24 +55602,6 @@ module top$core$engine$gru$lane$2$k_is_x_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$2$k_is_x_r
 
 
-module top$core$engine$gru$lane$2$k_r(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$2$k_r
-
-
 module top$core$engine$gru$lane$2$ka_is_x_r(clock,d,q);
     
     // Module arguments
@@ -54850,22 +55620,42 @@ module top$core$engine$gru$lane$2$ka_is_x_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$2$ka_is_x_r
 
 
-module top$core$engine$gru$lane$2$ka_r(clock,d,q);
+module top$core$engine$gru$lane$2$late_a(d,q,clock);
     
     // Module arguments
+    input wire  d;
+    output reg  q;
     input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
     
     // Update code (custom)
     initial begin
-       q = 16'h0;
+       q = 1'h0;
     end
-    (* keep *)
+    
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$2$ka_r
+          
+endmodule // top$core$engine$gru$lane$2$late_a
+
+
+module top$core$engine$gru$lane$2$late_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$late_head
 
 
 module top$core$engine$gru$lane$2$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
@@ -58516,6 +59306,42 @@ module top$core$engine$gru$lane$2$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$2$r1$9
 
 
+module top$core$engine$gru$lane$2$raddr_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$raddr_r$0
+
+
+module top$core$engine$gru$lane$2$raddr_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$2$raddr_r$1
+
+
 module top$core$engine$gru$lane$2$reset_mul(clock,a,b,out);
     
     // Module arguments
@@ -58624,12 +59450,15 @@ module top$core$engine$gru$lane$2$state$0(clock,we,waddr,wdata,raddr0,rdata0,rad
     reg [17:0] mem [0:31];
     integer i;
     initial for (i = 0; i < 32; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:5]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:5]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:5]};
     always @(*) begin
-       rdata0 = (raddr0 < 32) ? mem[raddr0[4:0]] : 18'h0;
-       rdata1 = (raddr1 < 32) ? mem[raddr1[4:0]] : 18'h0;
+       rdata0 = mem[raddr0[4:0]];
+       rdata1 = mem[raddr1[4:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 32) mem[waddr[4:0]] <= wdata;
+       if (we) mem[waddr[4:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$2$state$0
 
@@ -58650,12 +59479,15 @@ module top$core$engine$gru$lane$2$state$1(clock,we,waddr,wdata,raddr0,rdata0,rad
     reg [17:0] mem [0:31];
     integer i;
     initial for (i = 0; i < 32; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:5]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:5]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:5]};
     always @(*) begin
-       rdata0 = (raddr0 < 32) ? mem[raddr0[4:0]] : 18'h0;
-       rdata1 = (raddr1 < 32) ? mem[raddr1[4:0]] : 18'h0;
+       rdata0 = mem[raddr0[4:0]];
+       rdata1 = mem[raddr1[4:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 32) mem[waddr[4:0]] <= wdata;
+       if (we) mem[waddr[4:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$2$state$1
 
@@ -59598,6 +60430,82 @@ module top$core$engine$gru$lane$2$w_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$2$w_set
+
+
+module top$core$engine$gru$lane$2$wb_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$wb_en
+
+
+module top$core$engine$gru$lane$2$wb_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$wb_h
+
+
+module top$core$engine$gru$lane$2$wb_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$wb_j
+
+
+module top$core$engine$gru$lane$2$wb_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$2$wb_set
 
 
 module top$core$engine$gru$lane$2$weight_r$0(clock,d,q);
@@ -61796,18 +62704,18 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  x_raddr1_r$clock;
     reg  [15:0] x_raddr1_r$d;
     wire  [15:0] x_raddr1_r$q;
-    reg  k_r$clock;
-    reg  [15:0] k_r$d;
-    wire  [15:0] k_r$q;
+    reg  raddr_r$0$clock;
+    reg  [15:0] raddr_r$0$d;
+    wire  [15:0] raddr_r$0$q;
+    reg  raddr_r$1$clock;
+    reg  [15:0] raddr_r$1$d;
+    wire  [15:0] raddr_r$1$q;
     reg  k_is_x_r$clock;
     reg  k_is_x_r$d;
     wire  k_is_x_r$q;
     reg  c_rotate_r$clock;
     reg  c_rotate_r$d;
     wire  c_rotate_r$q;
-    reg  ka_r$clock;
-    reg  [15:0] ka_r$d;
-    wire  [15:0] ka_r$q;
     reg  ka_is_x_r$clock;
     reg  ka_is_x_r$d;
     wire  ka_is_x_r$q;
@@ -62759,6 +63667,18 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] cand$31$d;
     wire  [17:0] cand$31$q;
     reg  cand$31$clock;
+    reg  forward$d;
+    wire  forward$q;
+    reg  forward$clock;
+    reg  forward_wb$d;
+    wire  forward_wb$q;
+    reg  forward_wb$clock;
+    reg  late_a$d;
+    wire  late_a$q;
+    reg  late_a$clock;
+    reg  late_head$d;
+    wire  late_head$q;
+    reg  late_head$clock;
     reg  [17:0] op_a$d;
     wire  [17:0] op_a$q;
     reg  op_a$clock;
@@ -62864,6 +63784,18 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  w_en$d;
     wire  w_en$q;
     reg  w_en$clock;
+    reg  [17:0] wb_h$d;
+    wire  [17:0] wb_h$q;
+    reg  wb_h$clock;
+    reg  [15:0] wb_j$d;
+    wire  [15:0] wb_j$q;
+    reg  wb_j$clock;
+    reg  wb_set$d;
+    wire  wb_set$q;
+    reg  wb_set$clock;
+    reg  wb_en$d;
+    wire  wb_en$q;
+    reg  wb_en$clock;
     reg  mac$0$clock;
     reg  mac$0$en;
     reg  mac$0$first;
@@ -63231,10 +64163,15 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(x_raddr1_r$d),
         .q(x_raddr1_r$q)
     );
-    top$core$engine$gru$lane$3$k_r k_r(
-        .clock(k_r$clock),
-        .d(k_r$d),
-        .q(k_r$q)
+    top$core$engine$gru$lane$3$raddr_r$0 raddr_r$0(
+        .clock(raddr_r$0$clock),
+        .d(raddr_r$0$d),
+        .q(raddr_r$0$q)
+    );
+    top$core$engine$gru$lane$3$raddr_r$1 raddr_r$1(
+        .clock(raddr_r$1$clock),
+        .d(raddr_r$1$d),
+        .q(raddr_r$1$q)
     );
     top$core$engine$gru$lane$3$k_is_x_r k_is_x_r(
         .clock(k_is_x_r$clock),
@@ -63245,11 +64182,6 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .clock(c_rotate_r$clock),
         .d(c_rotate_r$d),
         .q(c_rotate_r$q)
-    );
-    top$core$engine$gru$lane$3$ka_r ka_r(
-        .clock(ka_r$clock),
-        .d(ka_r$d),
-        .q(ka_r$q)
     );
     top$core$engine$gru$lane$3$ka_is_x_r ka_is_x_r(
         .clock(ka_is_x_r$clock),
@@ -64816,6 +65748,26 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .q(cand$31$q),
         .clock(cand$31$clock)
     );
+    top$core$engine$gru$lane$3$forward forward(
+        .d(forward$d),
+        .q(forward$q),
+        .clock(forward$clock)
+    );
+    top$core$engine$gru$lane$3$forward_wb forward_wb(
+        .d(forward_wb$d),
+        .q(forward_wb$q),
+        .clock(forward_wb$clock)
+    );
+    top$core$engine$gru$lane$3$late_a late_a(
+        .d(late_a$d),
+        .q(late_a$q),
+        .clock(late_a$clock)
+    );
+    top$core$engine$gru$lane$3$late_head late_head(
+        .d(late_head$d),
+        .q(late_head$q),
+        .clock(late_head$clock)
+    );
     top$core$engine$gru$lane$3$op_a op_a(
         .d(op_a$d),
         .q(op_a$q),
@@ -64990,6 +65942,26 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         .d(w_en$d),
         .q(w_en$q),
         .clock(w_en$clock)
+    );
+    top$core$engine$gru$lane$3$wb_h wb_h(
+        .d(wb_h$d),
+        .q(wb_h$q),
+        .clock(wb_h$clock)
+    );
+    top$core$engine$gru$lane$3$wb_j wb_j(
+        .d(wb_j$d),
+        .q(wb_j$q),
+        .clock(wb_j$clock)
+    );
+    top$core$engine$gru$lane$3$wb_set wb_set(
+        .d(wb_set$d),
+        .q(wb_set$q),
+        .clock(wb_set$clock)
+    );
+    top$core$engine$gru$lane$3$wb_en wb_en(
+        .d(wb_en$d),
+        .q(wb_en$q),
+        .clock(wb_en$clock)
     );
     top$core$engine$gru$lane$3$mac$0 mac$0(
         .clock(mac$0$clock),
@@ -65401,6 +66373,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     always @(*) begin
         x_a_q$clock = clock;
         x_c_q$clock = clock;
+        forward$clock = clock;
+        forward_wb$clock = clock;
+        late_a$clock = clock;
+        late_head$clock = clock;
         op_a$clock = clock;
         op_head$clock = clock;
         p_xc$clock = clock;
@@ -65426,8 +66402,16 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_j$clock = clock;
         w_set$clock = clock;
         w_en$clock = clock;
+        wb_h$clock = clock;
+        wb_j$clock = clock;
+        wb_set$clock = clock;
+        wb_en$clock = clock;
         x_a_q$d = x_a_q$q;
         x_c_q$d = x_c_q$q;
+        forward$d = forward$q;
+        forward_wb$d = forward_wb$q;
+        late_a$d = late_a$q;
+        late_head$d = late_head$q;
         op_a$d = op_a$q;
         op_head$d = op_head$q;
         p_xc$d = p_xc$q;
@@ -65453,6 +66437,10 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_j$d = w_j$q;
         w_set$d = w_set$q;
         w_en$d = w_en$q;
+        wb_h$d = wb_h$q;
+        wb_j$d = wb_j$q;
+        wb_set$d = wb_set$q;
+        wb_en$d = wb_en$q;
         x_we_r$clock = clock;
         x_we_r$d = x_we;
         x_set_r$clock = clock;
@@ -65465,14 +66453,20 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         x_raddr0_r$d = x_raddr0;
         x_raddr1_r$clock = clock;
         x_raddr1_r$d = x_raddr1;
-        k_r$clock = clock;
-        k_r$d = k;
+        raddr_r$0$clock = clock;
+        raddr_r$0$d = k;
+        if (a_set == (0 == 32'h1)) begin
+            raddr_r$0$d = ka;
+        end
+        raddr_r$1$clock = clock;
+        raddr_r$1$d = k;
+        if (a_set == (1 == 32'h1)) begin
+            raddr_r$1$d = ka;
+        end
         k_is_x_r$clock = clock;
         k_is_x_r$d = k_is_x;
         c_rotate_r$clock = clock;
         c_rotate_r$d = c_rotate;
-        ka_r$clock = clock;
-        ka_r$d = ka;
         ka_is_x_r$clock = clock;
         ka_is_x_r$d = ka_is_x;
         a_set_r$clock = clock;
@@ -65748,28 +66742,22 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head_weight_r$2$clock = clock;
         head_weight_r$2$d = head_weight$2;
         state$0$clock = clock;
-        state$0$raddr0 = k_r$q;
-        if (a_set_r$q == (0 == 32'h1)) begin
-            state$0$raddr0 = ka_r$q;
-        end
+        state$0$raddr0 = raddr_r$0$q;
         state$0$raddr1 = upd_j_r$q;
-        state$0$waddr = w_j$q;
-        state$0$wdata = update_q$out;
-        state$0$we = w_en$q && (w_set$q == (0 == 32'h1));
+        state$0$waddr = wb_j$q;
+        state$0$wdata = wb_h$q;
+        state$0$we = wb_en$q && (wb_set$q == (0 == 32'h1));
         input$0$clock = clock;
         input$0$we = x_we_r$q && (x_set_r$q == (0 == 32'h1));
         input$0$waddr = x_waddr_r$q;
         input$0$wdata = x_wdata_r$q;
         input$0$raddr1 = 16'h0;
         state$1$clock = clock;
-        state$1$raddr0 = k_r$q;
-        if (a_set_r$q == (1 == 32'h1)) begin
-            state$1$raddr0 = ka_r$q;
-        end
+        state$1$raddr0 = raddr_r$1$q;
         state$1$raddr1 = upd_j_r$q;
-        state$1$waddr = w_j$q;
-        state$1$wdata = update_q$out;
-        state$1$we = w_en$q && (w_set$q == (1 == 32'h1));
+        state$1$waddr = wb_j$q;
+        state$1$wdata = wb_h$q;
+        state$1$we = wb_en$q && (wb_set$q == (1 == 32'h1));
         input$1$clock = clock;
         input$1$we = x_we_r$q && (x_set_r$q == (1 == 32'h1));
         input$1$waddr = x_waddr_r$q;
@@ -65789,9 +66777,13 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
             x_a = input$0$rdata0;
             x_c = input$1$rdata0;
         end
-        if (w_en$q && (w_set$q == a_set_r$q) && (w_j$q == ka_r$q)) begin
-            h_a = update_q$out;
+        forward$d = v_en$q && (v_set$q == a_set) && (v_j$q == ka);
+        forward_wb$d = w_en$q && (w_set$q == a_set) && (w_j$q == ka);
+        if (forward_wb$q) begin
+            h_a = wb_h$q;
         end
+        late_a$d = forward$q && ~ka_is_x_r$q && ~a_zero_r$q;
+        late_head$d = forward$q;
         x_a_q$d = x_a;
         x_c_q$d = x_c;
         r_k = r1$0$q;
@@ -66696,6 +67688,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$0$d = mac_first;
         op_a_copy$0$clock = clock;
         op_a_copy$0$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$0$d = wb_h$q;
+        end
         reset_q$0$v = c_prod$q;
         op_c_copy$0$clock = clock;
         if (c_isx$q) begin
@@ -66713,6 +67708,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$1$d = mac_first;
         op_a_copy$1$clock = clock;
         op_a_copy$1$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$1$d = wb_h$q;
+        end
         reset_q$1$v = c_prod$q;
         op_c_copy$1$clock = clock;
         if (c_isx$q) begin
@@ -66730,6 +67728,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$2$d = mac_first;
         op_a_copy$2$clock = clock;
         op_a_copy$2$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$2$d = wb_h$q;
+        end
         reset_q$2$v = c_prod$q;
         op_c_copy$2$clock = clock;
         if (c_isx$q) begin
@@ -66747,6 +67748,9 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         mac_first_r$3$d = mac_first;
         op_a_copy$3$clock = clock;
         op_a_copy$3$d = op_a$q;
+        if (late_a$q) begin
+            op_a_copy$3$d = wb_h$q;
+        end
         reset_q$3$v = c_prod$q;
         op_c_copy$3$clock = clock;
         if (c_isx$q) begin
@@ -67583,10 +68587,17 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         w_en$d = v_en$q;
         update_q$v = w_prod$q;
         update_q$c = w_c$q;
+        wb_h$d = update_q$out;
+        wb_j$d = w_j$q;
+        wb_set$d = w_set$q;
+        wb_en$d = w_en$q;
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
         head$x = op_head$q;
+        if (late_head$q) begin
+            head$x = wb_h$q;
+        end
         head$done = head_done_r$q;
         head$step_first = head_step_first_r$q;
         head$step_last = head_step_last_r$q;
@@ -69034,6 +70045,44 @@ module top$core$engine$gru$lane$3$cand$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$cand$9
 
 
+module top$core$engine$gru$lane$3$forward(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$forward
+
+
+module top$core$engine$gru$lane$3$forward_wb(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$forward_wb
+
+
 module top$core$engine$gru$lane$3$head(clock,en,first,w$0,w$1,w$2,x,done,step_first,step_last,set,out$0,out$1,out$2,amp1,amp2,sum1,sum2);
     
     // Module arguments
@@ -69916,24 +70965,6 @@ module top$core$engine$gru$lane$3$k_is_x_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$3$k_is_x_r
 
 
-module top$core$engine$gru$lane$3$k_r(clock,d,q);
-    
-    // Module arguments
-    input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
-    
-    // Update code (custom)
-    initial begin
-       q = 16'h0;
-    end
-    (* keep *)
-    always @(posedge clock) begin
-       q <= d;
-    end
-endmodule // top$core$engine$gru$lane$3$k_r
-
-
 module top$core$engine$gru$lane$3$ka_is_x_r(clock,d,q);
     
     // Module arguments
@@ -69952,22 +70983,42 @@ module top$core$engine$gru$lane$3$ka_is_x_r(clock,d,q);
 endmodule // top$core$engine$gru$lane$3$ka_is_x_r
 
 
-module top$core$engine$gru$lane$3$ka_r(clock,d,q);
+module top$core$engine$gru$lane$3$late_a(d,q,clock);
     
     // Module arguments
+    input wire  d;
+    output reg  q;
     input wire  clock;
-    input wire  [15:0] d;
-    output reg  [15:0] q;
     
     // Update code (custom)
     initial begin
-       q = 16'h0;
+       q = 1'h0;
     end
-    (* keep *)
+    
     always @(posedge clock) begin
        q <= d;
     end
-endmodule // top$core$engine$gru$lane$3$ka_r
+          
+endmodule // top$core$engine$gru$lane$3$late_a
+
+
+module top$core$engine$gru$lane$3$late_head(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$late_head
 
 
 module top$core$engine$gru$lane$3$mac$0(clock,en,first,gate_row,bias,w,x,gate,cand);
@@ -73618,6 +74669,42 @@ module top$core$engine$gru$lane$3$r1$9(d,q,clock);
 endmodule // top$core$engine$gru$lane$3$r1$9
 
 
+module top$core$engine$gru$lane$3$raddr_r$0(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$raddr_r$0
+
+
+module top$core$engine$gru$lane$3$raddr_r$1(clock,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    (* keep *)
+    always @(posedge clock) begin
+       q <= d;
+    end
+endmodule // top$core$engine$gru$lane$3$raddr_r$1
+
+
 module top$core$engine$gru$lane$3$reset_mul(clock,a,b,out);
     
     // Module arguments
@@ -73726,12 +74813,15 @@ module top$core$engine$gru$lane$3$state$0(clock,we,waddr,wdata,raddr0,rdata0,rad
     reg [17:0] mem [0:31];
     integer i;
     initial for (i = 0; i < 32; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:5]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:5]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:5]};
     always @(*) begin
-       rdata0 = (raddr0 < 32) ? mem[raddr0[4:0]] : 18'h0;
-       rdata1 = (raddr1 < 32) ? mem[raddr1[4:0]] : 18'h0;
+       rdata0 = mem[raddr0[4:0]];
+       rdata1 = mem[raddr1[4:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 32) mem[waddr[4:0]] <= wdata;
+       if (we) mem[waddr[4:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$3$state$0
 
@@ -73752,12 +74842,15 @@ module top$core$engine$gru$lane$3$state$1(clock,we,waddr,wdata,raddr0,rdata0,rad
     reg [17:0] mem [0:31];
     integer i;
     initial for (i = 0; i < 32; i = i + 1) mem[i] = 0;
+    wire unused_raddr0_high = ^{1'b0, raddr0[15:5]};
+    wire unused_raddr1_high = ^{1'b0, raddr1[15:5]};
+    wire unused_waddr_high = ^{1'b0, waddr[15:5]};
     always @(*) begin
-       rdata0 = (raddr0 < 32) ? mem[raddr0[4:0]] : 18'h0;
-       rdata1 = (raddr1 < 32) ? mem[raddr1[4:0]] : 18'h0;
+       rdata0 = mem[raddr0[4:0]];
+       rdata1 = mem[raddr1[4:0]];
     end
     always @(posedge clock) begin
-       if (we && waddr < 32) mem[waddr[4:0]] <= wdata;
+       if (we) mem[waddr[4:0]] <= wdata;
     end
 endmodule // top$core$engine$gru$lane$3$state$1
 
@@ -74700,6 +75793,82 @@ module top$core$engine$gru$lane$3$w_set(d,q,clock);
     end
           
 endmodule // top$core$engine$gru$lane$3$w_set
+
+
+module top$core$engine$gru$lane$3$wb_en(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$wb_en
+
+
+module top$core$engine$gru$lane$3$wb_h(d,q,clock);
+    
+    // Module arguments
+    input wire  [17:0] d;
+    output reg  [17:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 18'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$wb_h
+
+
+module top$core$engine$gru$lane$3$wb_j(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$wb_j
+
+
+module top$core$engine$gru$lane$3$wb_set(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$core$engine$gru$lane$3$wb_set
 
 
 module top$core$engine$gru$lane$3$weight_r$0(clock,d,q);

@@ -17,6 +17,8 @@ pub enum ExtractState {
     Idle,
     /// The lane / channel just changed: its operands are being registered.
     Select,
+    /// The operands are registered: their sign and zero tests are.
+    Check,
     RatioStart,
     RatioWait,
     SearchAddr,
@@ -45,6 +47,11 @@ pub struct Extract {
     pub out_tau2: Signal<Out, Bits<12>>,
     pub out_fraction: Signal<Out, Bits<16>>,
     state: DFF<ExtractState>,
+    /// `state != Idle`, kept beside it: it is the clock enable of every
+    /// lane's operand registers (four state bits and the load in front of
+    /// that enable were P = 2's critical path, and then one LUT of it and
+    /// the load with 7.5 ns of routing to the enables).
+    running: DFF<Bit>,
     a1: Vec<DFF<Acc>>,
     a2: Vec<DFF<Acc>>,
     t1: Vec<DFF<Acc>>,
@@ -65,15 +72,22 @@ pub struct Extract {
     found: DFF<Bits<12>>,
     probe_bit: DFF<Bits<4>>,
     pixel: DFF<Bits<32>>,
+    /// The divider's start, registered (the state decode and `sel_bad` in
+    /// front of the divider's control were P = 2's critical path).
+    div_start: DFF<Bit>,
     /// The selected lane's (and channel's) operands, registered a cycle
     /// after `lane` / `channel` change (the P-way select and the decisions
     /// on it are two paths); the fraction's sums one and two cycles later.
     sel_amp: DFF<Acc>,
     sel_sum: DFF<Acc>,
-    /// A <= 0 or T <= 0 for the registered operands (tested after the
-    /// register: the lane mux and the 48-bit zero tests in one path were
-    /// P = 3's critical path).
-    sel_bad: Signal<Local, Bit>,
+    /// A <= 0 or T <= 0 for the registered operands, registered itself:
+    /// the lane mux and the 48-bit zero tests in one path were P = 3's
+    /// critical path, and the zero tests and the state decision on them
+    /// P = 1, M = 96's (docs/hardware.md).
+    sel_bad: DFF<Bit>,
+    /// The fraction's denominator is not zero, registered for the same
+    /// reason (denom_r is stable from the lane's Select on).
+    denom_nz: DFF<Bit>,
     sel_pos1: DFF<Acc>,
     sel_pos2: DFF<Acc>,
     denom_r: DFF<Acc>,
@@ -112,6 +126,7 @@ impl Extract {
             out_tau2: Default::default(),
             out_fraction: Default::default(),
             state: Default::default(),
+            running: Default::default(),
             a1: super::many(lanes),
             a2: super::many(lanes),
             t1: super::many(lanes),
@@ -130,9 +145,11 @@ impl Extract {
             found: Default::default(),
             probe_bit: Default::default(),
             pixel: Default::default(),
+            div_start: Default::default(),
             sel_amp: Default::default(),
             sel_sum: Default::default(),
             sel_bad: Default::default(),
+            denom_nz: Default::default(),
             sel_pos1: Default::default(),
             sel_pos2: Default::default(),
             denom_r: Default::default(),
@@ -159,23 +176,26 @@ impl Extract {
 /// Cycles the extraction spends on one lane when the result stream is ready
 /// (both ratios computed and searched: the worst case).
 pub fn extract_lane_cycles() -> usize {
-    // Select, start, divide, 12 search steps of three cycles.
-    let ratio = 2 + divide_cycles(RATIO_BITS as usize) + 12 * 3;
-    2 * ratio + 1 + divide_cycles(FRACTION_FRAC_BITS as usize + 1) + 1
+    // Select, check, start, the start's register, divide, 12 search steps
+    // of three cycles; the fraction's start and its register, divide, emit.
+    let ratio = 4 + divide_cycles(RATIO_BITS as usize) + 12 * 3;
+    2 * ratio + 2 + divide_cycles(FRACTION_FRAC_BITS as usize + 1) + 1
 }
 
 impl Logic for Extract {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, state, pending, lane, channel, tau1, tau2, fraction, ratio, found,
-            probe_bit, pixel, sel_amp, sel_sum, sel_pos1, sel_pos2, denom_r, frac_num
+            self, clock, state, running, pending, lane, channel, tau1, tau2, fraction, ratio,
+            found, probe_bit, pixel, div_start, sel_amp, sel_sum, sel_bad, sel_pos1, sel_pos2,
+            denom_r, denom_nz, frac_num
         );
         self.divider.clock.next = self.clock.val();
-        self.divider.start.next = false;
+        self.divider.start.next = self.div_start.q.val();
+        self.div_start.d.next = false;
         self.thresholds.clock.next = self.clock.val();
         self.busy.next = self.pending.q.val();
-        if self.load.val() && self.state.q.val() != ExtractState::Idle {
+        if self.load.val() && self.running.q.val() {
             self.pending.d.next = true;
         }
         self.out_valid.next = self.state.q.val() == ExtractState::Emit;
@@ -204,19 +224,25 @@ impl Logic for Extract {
             self.pa2[l].d.next = self.pa2[l].q.val();
             self.pt1[l].d.next = self.pt1[l].q.val();
             self.pt2[l].d.next = self.pt2[l].q.val();
-            if self.state.q.val() == ExtractState::Idle {
+            // While idle the operands follow the lanes (or the waiting
+            // group): the load or the pending group that starts a run is
+            // the value they hold from then on. The waiting group's
+            // registers take every load; they are read only when a load
+            // came while running. So each enable is one register's output.
+            if !self.running.q.val() {
                 if self.pending.q.val() {
                     self.a1[l].d.next = self.pa1[l].q.val();
                     self.a2[l].d.next = self.pa2[l].q.val();
                     self.t1[l].d.next = self.pt1[l].q.val();
                     self.t2[l].d.next = self.pt2[l].q.val();
-                } else if self.load.val() {
+                } else {
                     self.a1[l].d.next = self.amp1[l].val();
                     self.a2[l].d.next = self.amp2[l].val();
                     self.t1[l].d.next = self.sum1[l].val();
                     self.t2[l].d.next = self.sum2[l].val();
                 }
-            } else if self.load.val() {
+            }
+            if self.load.val() {
                 self.pa1[l].d.next = self.amp1[l].val();
                 self.pa2[l].d.next = self.amp2[l].val();
                 self.pt1[l].d.next = self.sum1[l].val();
@@ -240,7 +266,7 @@ impl Logic for Extract {
         }
         self.sel_amp.d.next = self.amp.val();
         self.sel_sum.d.next = self.sum.val();
-        self.sel_bad.next = self.sel_amp.q.val().get_bit(47)
+        self.sel_bad.d.next = self.sel_amp.q.val().get_bit(47)
             || !self.sel_amp.q.val().any()
             || self.sel_sum.q.val().get_bit(47)
             || !self.sel_sum.q.val().any();
@@ -248,6 +274,7 @@ impl Logic for Extract {
         self.sel_pos2.d.next = self.pos2.val();
         self.denom_r.d.next = self.sel_pos1.q.val() + self.sel_pos2.q.val();
         self.denom.next = self.denom_r.q.val();
+        self.denom_nz.d.next = self.denom_r.q.val().any();
         self.frac_num.d.next = (bit_cast::<64, 48>(self.sel_pos1.q.val()) << 16)
             + bit_cast::<64, 48>(self.denom_r.q.val());
         self.candidate.next = self.found.q.val() | (self.one12.val() << self.probe_bit.q.val());
@@ -265,16 +292,20 @@ impl Logic for Extract {
                     self.pending.d.next = false;
                 }
                 if self.load.val() || self.pending.q.val() {
+                    self.running.d.next = true;
                     self.lane.d.next = 0.into();
                     self.channel.d.next = false;
                     self.state.d.next = ExtractState::Select;
                 }
             }
             ExtractState::Select => {
+                self.state.d.next = ExtractState::Check;
+            }
+            ExtractState::Check => {
                 self.state.d.next = ExtractState::RatioStart;
             }
             ExtractState::RatioStart => {
-                if self.sel_bad.val() {
+                if self.sel_bad.q.val() {
                     if self.channel.q.val() {
                         self.tau2.d.next = 0.into();
                         self.state.d.next = ExtractState::FracStart;
@@ -284,7 +315,7 @@ impl Logic for Extract {
                         self.state.d.next = ExtractState::Select;
                     }
                 } else {
-                    self.divider.start.next = true;
+                    self.div_start.d.next = true;
                     self.state.d.next = ExtractState::RatioWait;
                 }
             }
@@ -321,8 +352,8 @@ impl Logic for Extract {
                 self.divider.num.next = self.frac_num.q.val();
                 self.divider.den.next = bit_cast::<64, 48>(self.denom.val()) << 1;
                 self.divider.qbits.next = self.fraction_bits.val();
-                if self.denom.val().any() {
-                    self.divider.start.next = true;
+                if self.denom_nz.q.val() {
+                    self.div_start.d.next = true;
                     self.state.d.next = ExtractState::FracWait;
                 } else {
                     self.fraction.d.next = self.half.val();
@@ -346,11 +377,13 @@ impl Logic for Extract {
                     self.state.d.next = ExtractState::Select;
                     if self.lane.q.val() == self.last_lane.val() {
                         self.state.d.next = ExtractState::Idle;
+                        self.running.d.next = false;
                     }
                 }
             }
             _ => {
                 self.state.d.next = ExtractState::Idle;
+                self.running.d.next = false;
             }
         }
     }

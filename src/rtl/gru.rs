@@ -185,7 +185,9 @@ pub struct Gru {
     /// The head's events one cycle later, when the lanes (one cycle behind
     /// the controller: [`super::prim::Kept`]) show their results.
     lag_done: DFF<Bit>,
-    lag_last: DFF<Bit>,
+    /// The last step's head is done: the extraction's load, one register
+    /// (its clock enables span every lane's result registers).
+    lag_load: DFF<Bit>,
     lag_step: DFF<Addr>,
     lag_group: DFF<Bits<32>>,
     upd_run: DFF<Bit>,
@@ -412,7 +414,7 @@ impl Gru {
             s2_head: Default::default(),
             s3_head: Default::default(),
             lag_done: Default::default(),
-            lag_last: Default::default(),
+            lag_load: Default::default(),
             lag_step: Default::default(),
             lag_group: Default::default(),
             upd_run: Default::default(),
@@ -477,7 +479,7 @@ impl Logic for Gru {
             d1_term, d1_head, s1b_valid, s1b_first, s1b_pass, s1b_term, m1_valid, m1_pass, m1_term,
             m2_valid, m2_pass, m2_term, h1_last, h2_last, a_set, next_set, next_group, head_valid,
             head_first, head_last, head_step, head_group, s1_valid, s1_first, s1_pass, s1_term,
-            s1_head, s2_head, s3_head, lag_done, lag_last, lag_step, lag_group, upd_run, upd_j,
+            s1_head, s2_head, s3_head, lag_done, lag_load, lag_step, lag_group, upd_run, upd_j,
             upd_set, upd_zero, upd_active
         );
         dff_setup!(
@@ -664,13 +666,14 @@ impl Logic for Gru {
             }
         }
         self.lag_done.d.next = self.s3_head.q.val() && self.head_valid.q.val();
-        self.lag_last.d.next = self.head_last.q.val();
+        self.lag_load.d.next =
+            self.s3_head.q.val() && self.head_valid.q.val() && self.head_last.q.val();
         self.lag_step.d.next = self.head_step.q.val();
         self.lag_group.d.next = self.head_group.q.val();
         self.dbg_valid.next = self.lag_done.q.val();
         self.dbg_group.next = self.lag_group.q.val();
         self.dbg_step.next = self.lag_step.q.val();
-        self.ext_load.next = self.lag_done.q.val() && self.lag_last.q.val();
+        self.ext_load.next = self.lag_load.q.val();
         // State-update stream: H cycles from the cycle after the drain.
         if self.upd_run.q.val() {
             self.upd_j.d.next = self.upd_j.q.val() + 1;

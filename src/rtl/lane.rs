@@ -17,18 +17,20 @@
 //! (`c_prod`), and the read of the z/r operand of the set in its A slot at
 //! the same term (address `ka`, two cycles behind `k`) into `op_a`. The A
 //! set's read comes last so a slot can start two cycles before the state
-//! update's values reach it (three before they are in the RAM). Stage 1a:
+//! update's narrowed values are registered (three before they are in the
+//! RAM). Stage 1a:
 //! `op_a` copied once per eight MAC units, and the C operand narrowed
 //! from `c_prod` once per eight MAC units into its copies (the weight ROMs
 //! are read here); stage 1b: the
 //! MAC inputs (operand select per unit); the MACs land MAC_LATENCY cycles
 //! later. Stage 2: a finished pass's accumulators go through the hard
 //! sigmoid / clipped identity into z, r or c. The state update streams
-//! through four stages (reads into the multiplier's operand registers,
+//! through five stages (reads into the multiplier's operand registers,
 //! product, the product in the fabric, narrowing of the product plus S c
-//! and write); the A set's read of the unit in its last stage takes the
-//! narrowed value before it is written, so the update costs the schedule
-//! three stages. A DSP's output register and the narrowing after it (a
+//! into a register, write); the A set's read of a unit in the last two
+//! takes the narrowed value from its register (a unit being narrowed a
+//! cycle later, in front of the operand copies), so the update costs the
+//! schedule three stages. A DSP's output register and the narrowing after it (a
 //! die crossing and two carry chains) are never one path: that was
 //! P = 2's critical path. Every
 //! register-to-register path holds at most one multiplier or one carry
@@ -100,10 +102,14 @@ pub struct Lane {
     x_wdata_r: Kept<Code>,
     x_raddr0_r: Kept<Addr>,
     x_raddr1_r: Kept<Addr>,
-    k_r: Kept<Addr>,
+    /// Each set's state RAM read address (port 0): `ka` for the set in
+    /// its A slot, `k` for the other, selected on entry so the set select
+    /// is not in front of the LUT-RAM read (P = 2's critical path under
+    /// the floorplan was `a_set_r`, the address select, the read, the
+    /// forwarding and the operand select in one).
+    raddr_r: Vec<Kept<Addr>>,
     k_is_x_r: Kept<Bit>,
     c_rotate_r: Kept<Bit>,
-    ka_r: Kept<Addr>,
     ka_is_x_r: Kept<Bit>,
     a_set_r: Kept<Bit>,
     a_zero_r: Kept<Bit>,
@@ -137,6 +143,17 @@ pub struct Lane {
     r0: Vec<DFF<Code>>,
     r1: Vec<DFF<Code>>,
     cand: Vec<DFF<Code>>,
+    /// The A set reads the unit the update is narrowing (`forward`) or
+    /// writing back (`forward_wb`) this cycle, each decided a cycle early
+    /// from the update's earlier stage and the broadcast `ka`, `a_set`.
+    /// A narrowed value reaches the A operand only from its register: a
+    /// `forward` read takes `wb_h` a cycle later, in front of the operand
+    /// copies and the head (`late_a` for the A operand, masked like it by
+    /// the x term and a zeroed set; `late_head`).
+    forward: DFF<Bit>,
+    forward_wb: DFF<Bit>,
+    late_a: DFF<Bit>,
+    late_head: DFF<Bit>,
     op_a: DFF<Code>,
     op_head: DFF<Code>,
     /// Stage 1a: the A and C operands, one copy per [`MACS_PER_COPY`] MAC
@@ -169,7 +186,7 @@ pub struct Lane {
     c_isx: DFF<Bit>,
     c_czero: DFF<Bit>,
     // State-update pipeline (u0 reads, u1 multiply, u2 the product into
-    // the fabric, u3 narrow + write): z_j and h_j - c_j (W + 1 bits: the
+    // the fabric, u3 narrow, u4 write): z_j and h_j - c_j (W + 1 bits: the
     // code width) go into `update_mul`'s operand registers, c_j beside them
     // into `u_c`, `v_c`, `w_c`.
     u_c: DFF<Code>,
@@ -187,6 +204,14 @@ pub struct Lane {
     w_j: DFF<Addr>,
     w_set: DFF<Bit>,
     w_en: DFF<Bit>,
+    /// u4: the narrowed update registered and written back (the narrowing's
+    /// two carry chains and the RAM's write port, or the A operand's
+    /// selects, were one path: P = 2's critical path after the A read's
+    /// address select went).
+    wb_h: DFF<Code>,
+    wb_j: DFF<Addr>,
+    wb_set: DFF<Bit>,
+    wb_en: DFF<Bit>,
     mac: Vec<MacUnit>,
     reset_mul: Product,
     reset_q: Vec<Requant<18>>,
@@ -272,10 +297,9 @@ impl Lane {
             x_wdata_r: Default::default(),
             x_raddr0_r: Default::default(),
             x_raddr1_r: Default::default(),
-            k_r: Default::default(),
+            raddr_r: super::many(2),
             k_is_x_r: Default::default(),
             c_rotate_r: Default::default(),
-            ka_r: Default::default(),
             ka_is_x_r: Default::default(),
             a_set_r: Default::default(),
             a_zero_r: Default::default(),
@@ -297,13 +321,22 @@ impl Lane {
             weight_r: (0..m).map(|_| KeptWeight::new(widths.weight)).collect(),
             bias_r: (0..m).map(|_| KeptWeight::new(widths.weight)).collect(),
             head_weight_r: (0..3).map(|_| KeptWeight::new(widths.weight)).collect(),
-            state: (0..2).map(|_| Mem::new(h)).collect(),
+            // Reads at address h (the x term) are never used: a wrapping
+            // RAM has no bounds compare (a 16-bit carry chain) in front of
+            // the read.
+            state: (0..2)
+                .map(|_| Mem::wrapping(h.next_power_of_two().trailing_zeros().max(1)))
+                .collect(),
             input: (0..2).map(|_| Mem::new(gates)).collect(),
             z0: super::many(h),
             z1: super::many(h),
             r0: super::many(h),
             r1: super::many(h),
             cand: super::many(h),
+            forward: Default::default(),
+            forward_wb: Default::default(),
+            late_a: Default::default(),
+            late_head: Default::default(),
             op_a: Default::default(),
             op_head: Default::default(),
             op_a_copy: (0..m.div_ceil(MACS_PER_COPY))
@@ -337,6 +370,10 @@ impl Lane {
             w_j: Default::default(),
             w_set: Default::default(),
             w_en: Default::default(),
+            wb_h: Default::default(),
+            wb_j: Default::default(),
+            wb_set: Default::default(),
+            wb_en: Default::default(),
             mac: (0..m)
                 .map(|_| {
                     MacUnit::new(
@@ -377,9 +414,9 @@ impl Logic for Lane {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, x_a_q, x_c_q, op_a, op_head, p_xc, p_isx, p_czero, q_xc, q_isx, q_czero,
-            c_prod, c_xc, c_isx, c_czero, u_c, u_j, u_set, u_en, v_c, v_j, v_set, v_en, w_prod,
-            w_c, w_j, w_set, w_en
+            self, clock, x_a_q, x_c_q, forward, forward_wb, late_a, late_head, op_a, op_head, p_xc,
+            p_isx, p_czero, q_xc, q_isx, q_czero, c_prod, c_xc, c_isx, c_czero, u_c, u_j, u_set,
+            u_en, v_c, v_j, v_set, v_en, w_prod, w_c, w_j, w_set, w_en, wb_h, wb_j, wb_set, wb_en
         );
         // The broadcast inputs into the lane's own registers.
         self.x_we_r.clock.next = self.clock.val();
@@ -394,14 +431,17 @@ impl Logic for Lane {
         self.x_raddr0_r.d.next = self.x_raddr0.val();
         self.x_raddr1_r.clock.next = self.clock.val();
         self.x_raddr1_r.d.next = self.x_raddr1.val();
-        self.k_r.clock.next = self.clock.val();
-        self.k_r.d.next = self.k.val();
+        for s in 0..2 {
+            self.raddr_r[s].clock.next = self.clock.val();
+            self.raddr_r[s].d.next = self.k.val();
+            if self.a_set.val() == (s == 1) {
+                self.raddr_r[s].d.next = self.ka.val();
+            }
+        }
         self.k_is_x_r.clock.next = self.clock.val();
         self.k_is_x_r.d.next = self.k_is_x.val();
         self.c_rotate_r.clock.next = self.clock.val();
         self.c_rotate_r.d.next = self.c_rotate.val();
-        self.ka_r.clock.next = self.clock.val();
-        self.ka_r.d.next = self.ka.val();
         self.ka_is_x_r.clock.next = self.clock.val();
         self.ka_is_x_r.d.next = self.ka_is_x.val();
         self.a_set_r.clock.next = self.clock.val();
@@ -452,14 +492,11 @@ impl Logic for Lane {
         // set's, j for the update) and x.
         for s in 0..2 {
             self.state[s].clock.next = self.clock.val();
-            self.state[s].raddr0.next = self.k_r.q.val();
-            if self.a_set_r.q.val() == (s == 1) {
-                self.state[s].raddr0.next = self.ka_r.q.val();
-            }
+            self.state[s].raddr0.next = self.raddr_r[s].q.val();
             self.state[s].raddr1.next = self.upd_j_r.q.val();
-            self.state[s].waddr.next = self.w_j.q.val();
-            self.state[s].wdata.next = self.update_q.out.val();
-            self.state[s].we.next = self.w_en.q.val() && (self.w_set.q.val() == (s == 1));
+            self.state[s].waddr.next = self.wb_j.q.val();
+            self.state[s].wdata.next = self.wb_h.q.val();
+            self.state[s].we.next = self.wb_en.q.val() && (self.wb_set.q.val() == (s == 1));
             self.input[s].clock.next = self.clock.val();
             self.input[s].we.next = self.x_we_r.q.val() && (self.x_set_r.q.val() == (s == 1));
             self.input[s].waddr.next = self.x_waddr_r.q.val();
@@ -479,15 +516,23 @@ impl Logic for Lane {
             self.x_a.next = self.input[0].rdata0.val();
             self.x_c.next = self.input[1].rdata0.val();
         }
-        // The update's unit in its last stage is the unit the A set reads
-        // now (the first pass after a boundary), written only at the end of
-        // this cycle: the read takes the narrowed value.
-        if self.w_en.q.val()
-            && (self.w_set.q.val() == self.a_set_r.q.val())
-            && (self.w_j.q.val() == self.ka_r.q.val())
-        {
-            self.h_a.next = self.update_q.out.val();
+        // The A set (in the first pass after a boundary) may read a unit
+        // the update has not written yet: the unit in write-back, written
+        // at the end of this cycle, is taken from its register here; the
+        // unit being narrowed (newer, so it wins) from the same register a
+        // cycle later, in front of the operand copies and the head.
+        self.forward.d.next = self.v_en.q.val()
+            && (self.v_set.q.val() == self.a_set.val())
+            && (self.v_j.q.val() == self.ka.val());
+        self.forward_wb.d.next = self.w_en.q.val()
+            && (self.w_set.q.val() == self.a_set.val())
+            && (self.w_j.q.val() == self.ka.val());
+        if self.forward_wb.q.val() {
+            self.h_a.next = self.wb_h.q.val();
         }
+        self.late_a.d.next =
+            self.forward.q.val() && !self.ka_is_x_r.q.val() && !self.a_zero_r.q.val();
+        self.late_head.d.next = self.forward.q.val();
         self.x_a_q.d.next = self.x_a.val();
         self.x_c_q.d.next = self.x_c.val();
         // Registers z, r (per set) and c (shared), read at unit 0 as they
@@ -573,6 +618,9 @@ impl Logic for Lane {
             self.mac_first_r[g].d.next = self.mac_first.val();
             self.op_a_copy[g].clock.next = self.clock.val();
             self.op_a_copy[g].d.next = self.op_a.q.val();
+            if self.late_a.q.val() {
+                self.op_a_copy[g].d.next = self.wb_h.q.val();
+            }
             self.reset_q[g].v.next = self.c_prod.q.val();
             self.op_c_copy[g].clock.next = self.clock.val();
             if self.c_isx.q.val() {
@@ -640,11 +688,12 @@ impl Logic for Lane {
             }
         }
         // State update h'_j = narrow(S c + z (h - c)), one unit per cycle,
-        // in four stages: u0 reads (z_j, c_j selects, h_j) into the
+        // in five stages: u0 reads (z_j, c_j selects, h_j) into the
         // multiplier, u1 its product, u2 the product into the fabric, u3
-        // the narrowing of the product plus S c (c's rounding offset) and
-        // write-back, taken by the A set's read of h_j in the same cycle
-        // (above; the controller leaves one boundary cycle for that).
+        // the narrowing of the product plus S c (c's rounding offset) into
+        // `wb_h`, u4 the write-back; the A set's read of h_j in u3 or u4
+        // takes `wb_h` (above; the controller leaves one boundary cycle for
+        // that).
         self.h_j.next = self.state[0].rdata1.val();
         if self.upd_set_r.q.val() {
             self.h_j.next = self.state[1].rdata1.val();
@@ -670,11 +719,18 @@ impl Logic for Lane {
         self.w_en.d.next = self.v_en.q.val();
         self.update_q.v.next = self.w_prod.q.val();
         self.update_q.c.next = self.w_c.q.val();
+        self.wb_h.d.next = self.update_q.out.val();
+        self.wb_j.d.next = self.w_j.q.val();
+        self.wb_set.d.next = self.w_set.q.val();
+        self.wb_en.d.next = self.w_en.q.val();
         // Head.
         self.head.clock.next = self.clock.val();
         self.head.en.next = self.head_en_r.q.val();
         self.head.first.next = self.head_first_r.q.val();
         self.head.x.next = self.op_head.q.val();
+        if self.late_head.q.val() {
+            self.head.x.next = self.wb_h.q.val();
+        }
         self.head.done.next = self.head_done_r.q.val();
         self.head.step_first.next = self.head_step_first_r.q.val();
         self.head.step_last.next = self.head_step_last_r.q.val();
@@ -745,9 +801,9 @@ mod tests {
             lane.k_is_x.next = false;
             lane.c_zero.next = false;
             assert!(simulate(&mut lane, 100));
-            // One edge into the lane's input registers, then four stages
-            // each (the inputs held: the same unit streams four times).
-            for _ in 0..5 {
+            // One edge into the lane's input registers, then five stages
+            // each (the inputs held: the same unit streams five times).
+            for _ in 0..6 {
                 edge(&mut lane);
             }
             let want = fmt.update(z, if zero { 0 } else { hv }, c);
@@ -760,5 +816,67 @@ mod tests {
                 assert_eq!(sx(copy.q.val()), fmt.reset(r, hv), "r {r} h {hv}");
             }
         }
+    }
+
+    /// The A set reads a unit while the update is narrowing it, writing it
+    /// back, or after: every distance gives the updated h_j, to the A
+    /// operand copies and to the head (a boundary that waits on the
+    /// extraction puts the reads any number of cycles behind the update).
+    #[test]
+    fn the_a_read_takes_the_update_at_every_distance() {
+        let fmt = Format::new(8).unwrap();
+        let (h, q, one) = (4, fmt.qmax(), fmt.one());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let mut seen = 0;
+        for case in 0..40 {
+            let mut lane = Lane::new(fmt, h, 3 * h, 11, [0; 3], 3, Dsp::Inferred);
+            lane.connect_all();
+            let j = case % h;
+            let (z, hv, c) = (
+                rng.gen_range(0..=one),
+                rng.gen_range(-q..=q),
+                rng.gen_range(-q..=q),
+            );
+            let want = fmt.update(z, hv, c);
+            if want == hv {
+                continue;
+            }
+            seen += 1;
+            for i in 0..h {
+                lane.z1[i].q.next = tc(z);
+                lane.cand[i].q.next = tc(c);
+            }
+            lane.state[1]._mem[j] = tc(hv);
+            // Set 1 is the A set and reads unit j every cycle; unit j of
+            // set 1 enters the update stream once, at the first edge.
+            lane.a_set.next = true;
+            lane.ka.next = (j as u64).into();
+            lane.upd_en.next = true;
+            lane.upd_set.next = true;
+            lane.upd_j.next = (j as u64).into();
+            assert!(simulate(&mut lane, 100));
+            for n in 1..=10 {
+                edge(&mut lane);
+                lane.upd_en.next = false;
+                assert!(simulate(&mut lane, 100));
+                // After edge n the copies hold the read of the cycle after
+                // edge n - 2 and the head's operand that of n - 1; the unit
+                // is narrowed in the cycle after edge 4 (u3).
+                if n >= 3 {
+                    let got = sx(lane.op_a_copy[0].q.val());
+                    let expect = if n >= 6 { want } else { hv };
+                    assert_eq!(got, expect, "A operand after edge {n}, z {z} h {hv} c {c}");
+                }
+                if n >= 2 {
+                    let got = sx(lane.head.x.val());
+                    let expect = if n >= 5 { want } else { hv };
+                    assert_eq!(
+                        got, expect,
+                        "head operand after edge {n}, z {z} h {hv} c {c}"
+                    );
+                }
+            }
+        }
+        assert!(seen > 20);
     }
 }
