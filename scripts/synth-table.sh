@@ -14,16 +14,21 @@ FLIMGRU=target/release/flimgru
 # whether it is met; throughput is computed at the measured Fmax). router2:
 # router1 had not routed the congested P = 4 row (122 k of 141 k arcs left
 # when stopped); router2 routed it in 22 minutes. An optional fifth field
-# is nextpnr's placer seed (default 1): the P = 3 rows of docs/hardware.md
-# are seed 2 (seed 1 had not routed 3d13c88 when stopped; seed 2 did).
+# is the list of nextpnr placer seeds (default 1,2): placement noise is
+# several MHz, so each ULX3S row is a seed sweep whose report.md lists
+# every seed, the range and the median, and whose table row is the best
+# seed. A sixth field "fp" adds --floorplan (the lanes' multipliers pinned
+# to DSP rows). PNR_LIMIT (minutes, default 60) stops a seed that has not
+# routed.
 CLOCK=${CLOCK:-100}
 runs=(
-  "ulx3s 8 3 48 2"
+  "ulx3s 8 3 48 1,2 fp"
   "ulx3s 8 4 32"
-  "ulx3s 8 2 48"
+  "ulx3s 8 2 48 1,2 fp"
   "ulx3s 8 2 32"
   "ulx3s 8 1 32"
   "ulx3s 8 1 48"
+  "ulx3s 8 1 96"
   "ulx3s 16 2 16"
   "ulx3s 16 1 32"
   "ulx3s 16 1 16"
@@ -33,9 +38,11 @@ runs=(
 )
 status=0
 printf '%s\n' "${runs[@]}" | xargs -P "${JOBS:-2}" -L 1 bash -c '
-  board=$0 bits=$1 lanes=$2 macs=$3 seed=${4:-1}
+  board=$0 bits=$1 lanes=$2 macs=$3 seeds=${4:-1,2} fp=${5:-}
   clock=()
-  [ "$board" = ulx3s ] && clock=(--clock-mhz '"$CLOCK"' --router2 --seed "$seed")
+  [ "$board" = ulx3s ] && clock=(--clock-mhz '"$CLOCK"' --router2 --seeds "$seeds" --jobs 1 \
+    --pnr-limit-minutes '"${PNR_LIMIT:-60}"')
+  [ "$fp" = fp ] && clock+=(--floorplan)
   model=models/student-8bit.json
   [ "$bits" = 16 ] && model=models/student-16bit.json
   '"$FLIMGRU"' synth --board "$board" --model "$model" --bits "$bits" --lanes "$lanes" --macs "$macs" "${clock[@]}" \
