@@ -18042,6 +18042,7 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] z_j;
     reg  [17:0] c_j;
     reg  [17:0] h_j;
+    reg  [17:0] head_x;
     
     // Sub module instances
     top$core$engine$gru$lane$0$x_we_r x_we_r(
@@ -22505,10 +22506,11 @@ module top$core$engine$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
-        head$x = op_head$q;
+        head_x = op_head$q;
         if (late_head$q) begin
-            head$x = wb_h$q;
+            head_x = wb_h$q;
         end
+        head$x = head_x;
         head$done = head_done_r$q;
         head$step_first = head_step_first_r$q;
         head$step_last = head_step_last_r$q;
@@ -33851,6 +33853,7 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] z_j;
     reg  [17:0] c_j;
     reg  [17:0] h_j;
+    reg  [17:0] head_x;
     
     // Sub module instances
     top$core$engine$gru$lane$1$x_we_r x_we_r(
@@ -38314,10 +38317,11 @@ module top$core$engine$gru$lane$1(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
-        head$x = op_head$q;
+        head_x = op_head$q;
         if (late_head$q) begin
-            head$x = wb_h$q;
+            head_x = wb_h$q;
         end
+        head$x = head_x;
         head$done = head_done_r$q;
         head$step_first = head_step_first_r$q;
         head$step_last = head_step_last_r$q;
@@ -49660,6 +49664,7 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] z_j;
     reg  [17:0] c_j;
     reg  [17:0] h_j;
+    reg  [17:0] head_x;
     
     // Sub module instances
     top$core$engine$gru$lane$2$x_we_r x_we_r(
@@ -54123,10 +54128,11 @@ module top$core$engine$gru$lane$2(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
-        head$x = op_head$q;
+        head_x = op_head$q;
         if (late_head$q) begin
-            head$x = wb_h$q;
+            head_x = wb_h$q;
         end
+        head$x = head_x;
         head$done = head_done_r$q;
         head$step_first = head_step_first_r$q;
         head$step_last = head_step_last_r$q;
@@ -65469,6 +65475,7 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
     reg  [17:0] z_j;
     reg  [17:0] c_j;
     reg  [17:0] h_j;
+    reg  [17:0] head_x;
     
     // Sub module instances
     top$core$engine$gru$lane$3$x_we_r x_we_r(
@@ -69932,10 +69939,11 @@ module top$core$engine$gru$lane$3(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_ra
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
-        head$x = op_head$q;
+        head_x = op_head$q;
         if (late_head$q) begin
-            head$x = wb_h$q;
+            head_x = wb_h$q;
         end
+        head$x = head_x;
         head$done = head_done_r$q;
         head$step_first = head_step_first_r$q;
         head$step_last = head_step_last_r$q;

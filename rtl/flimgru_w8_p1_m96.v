@@ -26061,6 +26061,7 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
     reg  [17:0] z_j;
     reg  [17:0] c_j;
     reg  [17:0] h_j;
+    reg  [17:0] head_x;
     
     // Sub module instances
     top$gru$lane$0$x_we_r x_we_r(
@@ -33564,10 +33565,11 @@ module top$gru$lane$0(clock,x_we,x_set,x_waddr,x_wdata,x_raddr0,x_raddr1,k,k_is_
         head$clock = clock;
         head$en = head_en_r$q;
         head$first = head_first_r$q;
-        head$x = op_head$q;
+        head_x = op_head$q;
         if (late_head$q) begin
-            head$x = wb_h$q;
+            head_x = wb_h$q;
         end
+        head$x = head_x;
         head$done = head_done_r$q;
         head$step_first = head_step_first_r$q;
         head$step_last = head_step_last_r$q;

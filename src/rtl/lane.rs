@@ -226,6 +226,7 @@ pub struct Lane {
     z_j: Signal<Local, Code>,
     c_j: Signal<Local, Code>,
     h_j: Signal<Local, Code>,
+    head_x: Signal<Local, Code>,
     _h: usize,
     _m: usize,
     _copies: usize,
@@ -400,6 +401,7 @@ impl Lane {
             z_j: Default::default(),
             c_j: Default::default(),
             h_j: Default::default(),
+            head_x: Default::default(),
             _h: h,
             _m: m,
             _copies: m.div_ceil(MACS_PER_COPY),
@@ -727,10 +729,14 @@ impl Logic for Lane {
         self.head.clock.next = self.clock.val();
         self.head.en.next = self.head_en_r.q.val();
         self.head.first.next = self.head_first_r.q.val();
-        self.head.x.next = self.op_head.q.val();
+        // One assignment to the head's port per evaluation: a port written
+        // twice glitches, and the head's outputs glitch back into this
+        // block, which Icarus Verilog evaluates forever.
+        self.head_x.next = self.op_head.q.val();
         if self.late_head.q.val() {
-            self.head.x.next = self.wb_h.q.val();
+            self.head_x.next = self.wb_h.q.val();
         }
+        self.head.x.next = self.head_x.val();
         self.head.done.next = self.head_done_r.q.val();
         self.head.step_first.next = self.head_step_first_r.q.val();
         self.head.step_last.next = self.head_step_last_r.q.val();
