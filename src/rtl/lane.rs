@@ -17,8 +17,8 @@
 //! (`c_prod`), and the read of the z/r operand of the set in its A slot at
 //! the same term (address `ka`, two cycles behind `k`) into `op_a`. The A
 //! set's read comes last so a slot can start two cycles before the state
-//! update's narrowed values are registered (three before they are in the
-//! RAM). Stage 1a:
+//! update narrows the values it reads (three before they are registered,
+//! four before they are in the RAM). Stage 1a:
 //! `op_a` copied once per eight MAC units, and the C operand narrowed
 //! from `c_prod` once per eight MAC units into its copies (the weight ROMs
 //! are read here); stage 1b: the
