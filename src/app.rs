@@ -149,6 +149,7 @@ pub fn train_model(job: &TrainJob, show_progress: bool) -> Result<ModelFile> {
         metrics: None,
         weights,
         quantized: None,
+        stream: Vec::new(),
     })
 }
 

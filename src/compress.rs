@@ -303,6 +303,7 @@ fn trained(
         metrics: None,
         weights,
         quantized,
+        stream: Vec::new(),
     };
     m.save(path)?;
     Ok(m)

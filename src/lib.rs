@@ -24,5 +24,7 @@ pub mod fixed;
 pub mod lifetime;
 pub mod map;
 pub mod model;
+pub mod precision;
+pub mod recipe;
 pub mod rtl;
 pub mod synth;

@@ -178,6 +178,38 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Mixed precision (weights on Ww, activations and state on Wa >= Ww):
+    /// QAT's forward pass is the golden model, and the golden model's i32
+    /// and i64 accumulators give the same integers.
+    #[test]
+    fn mixed_precision_qat_and_both_accumulators_agree(
+        hidden in 2usize..=8,
+        weight_bits in 4u32..=12,
+        extra in 0u32..=8,
+        gates in 11usize..=40,
+        pixels in 1usize..=20,
+        seed in any::<u64>(),
+    ) {
+        let act_bits = (weight_bits + extra).min(16);
+        let fmt = flimgru::fixed::Format::mixed(weight_bits, act_bits).unwrap();
+        let grid = GateGrid::new(gates, 0.09).unwrap();
+        let model = QuantModel::random_in(hidden, fmt, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+        prop_assert_eq!(model.format(), fmt);
+        let pass = QatForward::new(&model, &grid).unwrap();
+        prop_assert_eq!(pass.quantise(&model.dequantise()), model.clone());
+        let counts = histograms(gates, pixels, seed ^ 1);
+        qat_matches_golden(&model, &grid, &counts);
+        let g = Golden::new(&model, &grid).unwrap();
+        let (a, ca) = g.run_with_channels(counts.view()).unwrap();
+        let (b, cb) = g.clone().wide_only().run_with_channels(counts.view()).unwrap();
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(ca, cb);
+    }
+}
+
 #[test]
 fn shipped_student_qat_forward_equals_golden_on_1000_pixels() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json");

@@ -1,7 +1,8 @@
 //! Finite-difference check of BPTT for every parameter tensor of both GRU
 //! variants (reset_after true and false) and the head, in f64.
 
-use flimgru::model::train::squared_error_and_gradients;
+use flimgru::model::loss::Objective;
+use flimgru::model::train::loss_and_gradients;
 use flimgru::model::{CandidateActivation, GateActivation, Seq2Seq, Seq2SeqConfig, Workspace};
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
@@ -9,8 +10,17 @@ use rand_chacha::ChaCha8Rng;
 
 fn loss(model: &Seq2Seq<f64>, x: &Array3<f64>, y: &Array3<f64>) -> f64 {
     let mut ws = Workspace::default();
-    squared_error_and_gradients(model, x.view(), y.view(), y.len() as f64, &mut ws, None)
-        / y.len() as f64
+    let batch = x.dim().1;
+    loss_and_gradients(
+        model,
+        x.view(),
+        y.view(),
+        None,
+        &Objective::mse(),
+        batch,
+        &mut ws,
+        None,
+    ) / batch as f64
 }
 
 /// Largest relative error between analytic and central-difference
@@ -26,11 +36,13 @@ fn check(config: Seq2SeqConfig, weight_scale: f64, seed: u64) {
     let y = Array3::from_shape_fn((steps, batch, 3), |_| rng.gen_range(-0.5..1.0));
     let mut grads = Seq2Seq::zeros(&config);
     let mut ws = Workspace::default();
-    squared_error_and_gradients(
+    loss_and_gradients(
         &model,
         x.view(),
         y.view(),
-        y.len() as f64,
+        None,
+        &Objective::mse(),
+        batch,
         &mut ws,
         Some(&mut grads),
     );

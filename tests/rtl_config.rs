@@ -34,6 +34,16 @@ fn impossible_configurations_are_refused() {
     }
     let e = err(&model, &grid, EngineConfig { bits: 6, ..ok });
     assert!(e.contains("8 bits") && e.contains("W = 6"), "{e}");
+    // Mixed precision is in the contract and the golden model, not yet in
+    // the circuits: refused naming both widths.
+    let mixed = flimgru::fixed::QuantModel::random_in(
+        4,
+        flimgru::fixed::Format::mixed(8, 12).unwrap(),
+        &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2),
+    )
+    .unwrap();
+    let e = err(&mixed, &grid, ok);
+    assert!(e.contains("W8A12") && e.contains("uniform"), "{e}");
     // A model whose codes exceed its own format.
     let mut wide = model.clone();
     wide.decoder_recurrent.codes[3] = 200;

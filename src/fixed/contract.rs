@@ -44,56 +44,118 @@ pub fn sat(v: i64, lo: i64, hi: i64) -> i64 {
     v.clamp(lo, hi)
 }
 
-/// The widths of one bit width W.
+/// The widths of one build: weights on Ww = `bits` bits, activations and
+/// state (inputs, gates, reset product, candidate, state) on
+/// Wa = `act_bits` bits. `Format::new(W)` is the uniform W-bit contract
+/// (Ww = Wa = W); `Format::mixed(Ww, Wa)` the mixed one (docs/fixed-point.md
+/// section 9). Every derived width and rounding constant comes from here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Format {
+    /// Weight width Ww.
     pub bits: u32,
+    /// Activation and state width Wa (>= Ww).
+    pub act_bits: u32,
 }
 
 impl Format {
+    /// The uniform contract: weights and activations on `bits` bits.
     pub fn new(bits: u32) -> Result<Format> {
-        if !(MIN_BITS..=MAX_BITS).contains(&bits) {
-            bail!("bit width {bits} is outside the contract's range {MIN_BITS}..={MAX_BITS}");
-        }
-        Ok(Format { bits })
+        Self::mixed(bits, bits)
     }
 
-    /// S = 2^(W-1): the state grid's one.
+    /// Weights on `weight_bits`, activations and state on `act_bits`.
+    pub fn mixed(weight_bits: u32, act_bits: u32) -> Result<Format> {
+        let range = MIN_BITS..=MAX_BITS;
+        if !range.contains(&weight_bits) || !range.contains(&act_bits) {
+            if weight_bits == act_bits {
+                bail!("bit width {weight_bits} is outside the contract's range {MIN_BITS}..={MAX_BITS}");
+            }
+            bail!(
+                "widths W{weight_bits}A{act_bits} (weights {weight_bits}, activations {act_bits} bits): each must be in {MIN_BITS}..={MAX_BITS}"
+            );
+        }
+        if act_bits < weight_bits {
+            bail!(
+                "widths W{weight_bits}A{act_bits}: activations ({act_bits} bits) narrower than weights ({weight_bits} bits) are not in the contract"
+            );
+        }
+        let f = Format {
+            bits: weight_bits,
+            act_bits,
+        };
+        // The widest accumulator (MAX_HIDDEN units) must fit the golden
+        // model's i64 with the head's headroom.
+        if f.acc_bits(MAX_HIDDEN) > 62 {
+            bail!(
+                "widths W{weight_bits}A{act_bits}: the accumulator needs {} bits, more than the contract's 62",
+                f.acc_bits(MAX_HIDDEN)
+            );
+        }
+        Ok(f)
+    }
+
+    /// Ww == Wa.
+    pub fn is_uniform(&self) -> bool {
+        self.bits == self.act_bits
+    }
+
+    /// "W8" for a uniform format, "W8A12" for a mixed one.
+    pub fn name(&self) -> String {
+        if self.is_uniform() {
+            format!("W{}", self.bits)
+        } else {
+            format!("W{}A{}", self.bits, self.act_bits)
+        }
+    }
+
+    /// S = 2^(Wa-1): the state grid's one.
     #[inline(always)]
     pub fn one(&self) -> i64 {
-        1 << (self.bits - 1)
+        1 << (self.act_bits - 1)
     }
 
-    /// QMAX = 2^(W-1) - 1: largest symmetric code.
+    /// QMAX = 2^(Wa-1) - 1: largest symmetric state code.
     #[inline(always)]
     pub fn qmax(&self) -> i64 {
         self.one() - 1
     }
 
-    /// Fraction bits of every accumulator: 2W - 2.
+    /// 2^(Ww-1) - 1: largest symmetric weight code.
+    #[inline(always)]
+    pub fn weight_qmax(&self) -> i64 {
+        (1 << (self.bits - 1)) - 1
+    }
+
+    /// Fraction bits of every accumulator: Ww + Wa - 2.
     #[inline(always)]
     pub fn acc_frac(&self) -> u32 {
-        2 * self.bits - 2
+        self.bits + self.act_bits - 2
     }
 
-    /// Accumulator width (signed) for `hidden` units: 2W + 3 + ceil(log2(H + 2)).
+    /// Accumulator width (signed) for `hidden` units: Ww + Wa + 3 + ceil(log2(H + 2)).
     pub fn acc_bits(&self, hidden: usize) -> u32 {
-        2 * self.bits + 3 + ceil_log2(hidden as u64 + 2)
+        self.bits + self.act_bits + 3 + ceil_log2(hidden as u64 + 2)
     }
 
-    /// Head outputs: 2W + 2 bits signed, saturated to +-OMAX.
+    /// Head outputs: Ww + Wa + 2 bits signed, saturated to +-OMAX.
     pub fn head_bits(&self) -> u32 {
-        2 * self.bits + 2
+        self.acc_frac() + 4
     }
 
     #[inline(always)]
     pub fn head_max(&self) -> i64 {
-        (1i64 << (2 * self.bits + 1)) - 1
+        (1i64 << (self.acc_frac() + 3)) - 1
     }
 
     /// Width of the per-channel sum over `gates` head outputs.
     pub fn channel_sum_bits(&self, gates: usize) -> u32 {
         self.head_bits() + ceil_log2(gates as u64)
+    }
+
+    /// Left shift of a bias code onto the accumulator grid (on top of its
+    /// exponent): Wa - 1.
+    pub fn bias_shift(&self) -> u32 {
+        self.act_bits - 1
     }
 
     /// The step arithmetic's constants in integer type `T`.
@@ -103,11 +165,14 @@ impl Format {
         i64: AsPrimitive<T>,
     {
         Ops {
-            w: self.bits as usize,
+            gate_shift: self.bits as usize,
+            acc_shift: (self.bits - 1) as usize,
+            state_shift: (self.act_bits - 1) as usize,
             one: self.one().as_(),
             qmax: self.qmax().as_(),
             gate_offset: ((1i64 << self.acc_frac()) + (1i64 << (self.bits - 1))).as_(),
-            half_w1: (1i64 << (self.bits - 2)).as_(),
+            half_acc: (1i64 << (self.bits - 2)).as_(),
+            half_state: (1i64 << (self.act_bits - 2)).as_(),
         }
     }
 
@@ -154,48 +219,56 @@ impl Format {
 /// lanes of pixels; the results are the same integers).
 #[derive(Clone, Copy, Debug)]
 pub struct Ops<T> {
-    w: usize,
+    /// Ww: the hard sigmoid's shift from the accumulator to the gate grid.
+    gate_shift: usize,
+    /// Ww - 1: accumulator (frac Ww + Wa - 2) onto the state grid.
+    acc_shift: usize,
+    /// Wa - 1: a product of two state-grid codes back onto the state grid.
+    state_shift: usize,
     one: T,
     qmax: T,
-    /// 2^(2W-2) (the hard sigmoid's +0.5) plus the rounding half of 2^W.
+    /// 2^(Ww+Wa-2) (the hard sigmoid's +0.5) plus the rounding half of 2^Ww.
     gate_offset: T,
-    /// Rounding half of a shift by W - 1.
-    half_w1: T,
+    /// Rounding halves of the two narrowing shifts.
+    half_acc: T,
+    half_state: T,
 }
 
 impl<T: PrimInt + Signed> Ops<T> {
-    /// Hard sigmoid: sat(rshr(a + 2^(2W-2), W), 0, S).
+    /// Hard sigmoid: sat(rshr(a + 2^(Ww+Wa-2), Ww), 0, S).
     #[inline(always)]
     pub fn gate(&self, a: T) -> T {
-        ((a + self.gate_offset) >> self.w)
+        ((a + self.gate_offset) >> self.gate_shift)
             .max(T::zero())
             .min(self.one)
     }
 
-    /// Reset product on the state grid: sat(rshr(r h, W-1), +-QMAX).
+    /// Reset product on the state grid: sat(rshr(r h, Wa-1), +-QMAX).
     #[inline(always)]
     pub fn reset(&self, r: T, h: T) -> T {
-        self.narrow(r * h)
+        self.narrow(r * h, self.half_state, self.state_shift)
     }
 
-    /// Clipped-identity candidate: sat(rshr(a, W-1), +-QMAX).
+    /// Clipped-identity candidate: sat(rshr(a, Ww-1), +-QMAX).
     #[inline(always)]
     pub fn candidate(&self, a: T) -> T {
-        self.narrow(a)
+        self.narrow(a, self.half_acc, self.acc_shift)
     }
 
-    /// State update: sat(rshr(S c + z (h - c), W-1), +-QMAX).
+    /// State update: sat(rshr(S c + z (h - c), Wa-1), +-QMAX).
     #[inline(always)]
     pub fn update(&self, z: T, h: T, c: T) -> T {
-        self.narrow(self.one * c + z * (h - c))
+        self.narrow(
+            self.one * c + z * (h - c),
+            self.half_state,
+            self.state_shift,
+        )
     }
 
-    /// sat(rshr(v, W-1), +-QMAX): every narrowing onto the state grid.
+    /// sat(rshr(v, s), +-QMAX): every narrowing onto the state grid.
     #[inline(always)]
-    fn narrow(&self, v: T) -> T {
-        ((v + self.half_w1) >> (self.w - 1))
-            .max(-self.qmax)
-            .min(self.qmax)
+    fn narrow(&self, v: T, half: T, shift: usize) -> T {
+        ((v + half) >> shift).max(-self.qmax).min(self.qmax)
     }
 }
 
@@ -430,5 +503,40 @@ mod tests {
         assert_eq!(Format::new(16).unwrap().acc_bits(32), 41);
         assert!(Format::new(3).is_err());
         assert!(Format::new(17).is_err());
+        let m = Format::mixed(8, 12).unwrap();
+        assert_eq!((m.acc_frac(), m.acc_bits(32), m.one()), (18, 29, 2048));
+        assert_eq!(m.weight_qmax(), 127);
+        assert_eq!(m.name(), "W8A12");
+    }
+
+    #[test]
+    fn mixed_widths_the_contract_cannot_build_are_refused_by_both_widths() {
+        for (w, a, want) in [(8, 6, "narrower"), (8, 17, "4..=16"), (3, 8, "4..=16")] {
+            let e = Format::mixed(w, a).unwrap_err().to_string();
+            assert!(e.contains(&format!("W{w}A{a}")) && e.contains(want), "{e}");
+        }
+        assert!(Format::mixed(16, 16).is_ok());
+    }
+
+    /// A mixed format's narrowings are the uniform ones' with each shift
+    /// taken from its own width: the candidate narrows the accumulator by
+    /// Ww - 1, the reset product and the update by Wa - 1.
+    #[test]
+    fn mixed_narrowings_shift_by_their_own_widths() {
+        let m = Format::mixed(8, 12).unwrap();
+        let one_acc = 1i64 << m.acc_frac();
+        assert_eq!(m.gate(0), 1024);
+        assert_eq!(m.gate(one_acc), 2048);
+        assert_eq!(m.gate(one_acc / 2), 1536);
+        assert_eq!(m.candidate(one_acc / 4), 512); // 0.25 on the 1/2048 grid
+        assert_eq!(m.candidate(3 * one_acc), 2047); // saturates at QMAX
+        assert_eq!(m.reset(1024, 1000), 500); // 0.5 * h
+        assert_eq!(m.update(2048, 700, -300), 700); // z = 1 keeps h
+        assert_eq!(m.update(0, 700, -300), -300); // z = 0 takes c
+        let q = m.qmax();
+        for (z, h, c) in [(1000, 1500, -2000), (17, -2047, 2047), (2048, 3, 5)] {
+            let two = z * h + (m.one() - z) * c;
+            assert_eq!(m.update(z, h, c), sat(rshr(two, 11), -q, q));
+        }
     }
 }

@@ -131,13 +131,13 @@ impl Golden {
     /// it every batch; the threshold table is kept).
     pub fn with_weights(&self, model: &QuantModel) -> Result<Golden> {
         model.validate()?;
-        if model.bits != self.model.bits || model.hidden != self.hidden {
+        if model.format() != self.fmt || model.hidden != self.hidden {
             bail!(
-                "replacement weights are {} units at {} bits, the engine is {} at {}",
+                "replacement weights are {} units at {}, the engine is {} at {}",
                 model.hidden,
-                model.bits,
+                model.format().name(),
                 self.hidden,
-                self.model.bits
+                self.fmt.name()
             );
         }
         let mut g = self.clone();
@@ -305,7 +305,7 @@ fn prepare<T: AccInt>(m: &QuantModel) -> Prepared<T>
 where
     i64: AsPrimitive<T>,
 {
-    let w1 = m.bits - 1;
+    let w1 = m.format().bias_shift();
     let shifted = |t: &super::quant::QuantTensor, extra: u32| -> Vec<T> {
         t.codes
             .iter()

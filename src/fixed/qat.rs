@@ -114,8 +114,9 @@ impl ForwardPass for QatForward {
             .into_iter()
             .zip(self.golden.model.tensors())
         {
-            let lim =
-                (fmt.qmax() as f64 * 2f64.powi(q.exponent as i32 - (fmt.bits as i32 - 1))) as f32;
+            let lim = (fmt.weight_qmax() as f64
+                * 2f64.powi(q.exponent as i32 - (fmt.bits as i32 - 1)))
+                as f32;
             t.mapv_inplace(|v| v.clamp(-lim, lim));
         }
     }

@@ -33,7 +33,7 @@ impl QuantTensor {
     /// Quantise with the contract's power-of-two rule.
     pub fn quantise(w: &Array2<f32>, fmt: Format) -> QuantTensor {
         let max = w.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
-        let q = fmt.qmax() as f64;
+        let q = fmt.weight_qmax() as f64;
         let exponent = (0..=E_MAX)
             .find(|&e| max <= q * step(fmt, e))
             .unwrap_or(E_MAX);
@@ -43,7 +43,7 @@ impl QuantTensor {
     /// Quantise onto a given exponent (QAT keeps exponents fixed).
     pub fn with_exponent(w: &Array2<f32>, fmt: Format, exponent: u32) -> QuantTensor {
         let s = step(fmt, exponent);
-        let q = fmt.qmax() as f64;
+        let q = fmt.weight_qmax() as f64;
         QuantTensor {
             shape: [w.nrows(), w.ncols()],
             exponent,
@@ -86,7 +86,7 @@ impl QuantTensor {
                 self.exponent
             );
         }
-        let q = fmt.qmax();
+        let q = fmt.weight_qmax();
         if let Some((i, c)) = self
             .codes
             .iter()
@@ -117,7 +117,7 @@ pub fn fake_quantise(model: &Seq2Seq<f32>, bits: u32, rule: ScaleRule) -> Result
             ScaleRule::PowerOfTwo => QuantTensor::quantise(t, fmt).dequantise(fmt),
             ScaleRule::Exact => {
                 let max = t.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
-                let s = max / fmt.qmax() as f64;
+                let s = max / fmt.weight_qmax() as f64;
                 if s > 0.0 {
                     t.mapv(|v| (((v as f64) / s).round() * s) as f32)
                 } else {
@@ -134,7 +134,12 @@ pub fn fake_quantise(model: &Seq2Seq<f32>, bits: u32, rule: ScaleRule) -> Result
 /// false, hard sigmoid gates, clipped-identity candidate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuantModel {
+    /// Weight width Ww.
     pub bits: u32,
+    /// Activation and state width Wa when it differs from Ww (mixed
+    /// precision); absent: Wa = Ww.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act_bits: Option<u32>,
     pub hidden: usize,
     pub encoder_kernel: QuantTensor,
     pub encoder_recurrent: QuantTensor,
@@ -180,15 +185,23 @@ pub fn check_contract_shape(config: &Seq2SeqConfig) -> Result<()> {
 
 impl QuantModel {
     pub fn format(&self) -> Format {
-        Format { bits: self.bits }
+        Format {
+            bits: self.bits,
+            act_bits: self.act_bits.unwrap_or(self.bits),
+        }
     }
 
-    /// Post-training quantisation of a float student (power-of-two scales).
+    /// Post-training quantisation of a float student (power-of-two scales)
+    /// in the uniform `bits`-bit contract.
     pub fn from_float(model: &Seq2Seq<f32>, bits: u32) -> Result<QuantModel> {
-        let fmt = Format::new(bits)?;
+        Self::from_float_in(model, Format::new(bits)?)
+    }
+
+    /// Post-training quantisation in any format (weights on its Ww).
+    pub fn from_float_in(model: &Seq2Seq<f32>, fmt: Format) -> Result<QuantModel> {
         check_contract_shape(&model.config)?;
         let q = |t: &Array2<f32>| QuantTensor::quantise(t, fmt);
-        Self::build(model, bits, q)
+        Self::build(model, fmt, q)
     }
 
     /// Quantise `model` onto the exponents of `self` (QAT's fixed scales).
@@ -196,7 +209,7 @@ impl QuantModel {
         let fmt = self.format();
         let exps: Vec<u32> = self.tensors().iter().map(|t| t.exponent).collect();
         let mut i = 0;
-        Self::build(model, self.bits, |t| {
+        Self::build(model, fmt, |t| {
             let q = QuantTensor::with_exponent(t, fmt, exps[i]);
             i += 1;
             q
@@ -206,12 +219,13 @@ impl QuantModel {
 
     fn build(
         model: &Seq2Seq<f32>,
-        bits: u32,
+        fmt: Format,
         mut q: impl FnMut(&Array2<f32>) -> QuantTensor,
     ) -> Result<QuantModel> {
         let (e, d) = (&model.encoder[0], &model.decoder[0]);
         Ok(QuantModel {
-            bits,
+            bits: fmt.bits,
+            act_bits: (!fmt.is_uniform()).then_some(fmt.act_bits),
             hidden: e.hidden(),
             encoder_kernel: q(&e.kernel),
             encoder_recurrent: q(&e.recurrent_kernel),
@@ -266,8 +280,12 @@ impl QuantModel {
     /// range or a range 2 or 4 times narrower, so runs see both saturating
     /// and unsaturated dynamics.
     pub fn random<R: rand::Rng>(hidden: usize, bits: u32, rng: &mut R) -> Result<QuantModel> {
-        let fmt = Format::new(bits)?;
-        let q = fmt.qmax() as i32;
+        Self::random_in(hidden, Format::new(bits)?, rng)
+    }
+
+    /// [`Self::random`] in any format.
+    pub fn random_in<R: rand::Rng>(hidden: usize, fmt: Format, rng: &mut R) -> Result<QuantModel> {
+        let q = fmt.weight_qmax() as i32;
         let h = hidden;
         let mut t = |rows: usize, cols: usize| {
             let lim = (q >> rng.gen_range(0..=2u32)).max(1);
@@ -280,7 +298,8 @@ impl QuantModel {
             }
         };
         let m = QuantModel {
-            bits,
+            bits: fmt.bits,
+            act_bits: (!fmt.is_uniform()).then_some(fmt.act_bits),
             hidden,
             encoder_kernel: t(1, 3 * h),
             encoder_recurrent: t(h, 3 * h),
@@ -315,7 +334,7 @@ impl QuantModel {
 
     /// Check every field against the contract (model files are untrusted).
     pub fn validate(&self) -> Result<()> {
-        let fmt = Format::new(self.bits)?;
+        let fmt = Format::mixed(self.bits, self.act_bits.unwrap_or(self.bits))?;
         let h = self.hidden;
         if h == 0 || h > MAX_HIDDEN {
             bail!("quantised model hidden size {h} is outside 1..={MAX_HIDDEN}");

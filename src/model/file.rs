@@ -44,6 +44,10 @@ pub struct ModelFile {
     /// values, so the float engine runs the same numbers in f32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantized: Option<crate::fixed::QuantModel>,
+    /// The streamed stages of a model made by the training recipe
+    /// (`flimgru recipe`); `training` and `history` then summarise the last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stream: Vec<super::stream::StreamRun>,
 }
 
 impl ModelFile {

@@ -3,7 +3,9 @@
 
 pub mod file;
 pub mod gru;
+pub mod loss;
 pub mod seq2seq;
+pub mod stream;
 pub mod train;
 
 pub use gru::{CandidateActivation, GateActivation, Gru};

@@ -3,10 +3,11 @@
 //! summed), Adam, global gradient-norm clipping, learning rate halved on
 //! plateau, early stopping with the best weights restored.
 
+use super::loss::Objective;
 use super::seq2seq::{Seq2Seq, Workspace, CHANNELS};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, NdFloat, Zip};
+use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis, NdFloat, Zip};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -176,66 +177,76 @@ impl ForwardPass for FloatForward {
     }
 }
 
-/// Sum of squared errors of one slice of a batch, and its gradients (added
-/// into `grads`) for the loss `sum / denominator`. The one loss path used
-/// by training, validation and the gradient checks.
-pub fn squared_error_and_gradients<T: NdFloat>(
+/// Loss of one slice of a batch under `objective` (the sum over its
+/// pixels; see [`Objective::loss_and_gradient`]) and, when `grads` is
+/// given, its gradients for the batch mean over `pixels_in_batch` pixels
+/// (added into `grads`). The one loss path used by training, validation
+/// and the gradient checks.
+#[allow(clippy::too_many_arguments)]
+pub fn loss_and_gradients<T: NdFloat>(
     model: &Seq2Seq<T>,
     x: ArrayView3<T>,
     y: ArrayView3<T>,
-    denominator: T,
+    photons: Option<ArrayView1<T>>,
+    objective: &Objective,
+    pixels_in_batch: usize,
     ws: &mut Workspace<T>,
     grads: Option<&mut Seq2Seq<T>>,
 ) -> f64 {
     model.forward(x, ws);
-    squared_error_after_forward(model, x, y, denominator, ws, grads)
+    loss_after_forward(model, x, y, photons, objective, pixels_in_batch, ws, grads)
 }
 
 /// The loss of `ws.output` against `y` and, when `grads` is given, the
 /// backward pass through `model`.
-fn squared_error_after_forward<T: NdFloat>(
+#[allow(clippy::too_many_arguments)]
+fn loss_after_forward<T: NdFloat>(
     model: &Seq2Seq<T>,
     x: ArrayView3<T>,
     y: ArrayView3<T>,
-    denominator: T,
+    photons: Option<ArrayView1<T>>,
+    objective: &Objective,
+    pixels_in_batch: usize,
     ws: &mut Workspace<T>,
     grads: Option<&mut Seq2Seq<T>>,
 ) -> f64 {
-    let mut sse = 0.0f64;
     if ws.d_output.dim() != ws.output.dim() {
         ws.d_output = Array3::zeros(ws.output.raw_dim());
     }
-    let two = T::from(2.0).unwrap() / denominator;
-    Zip::from(&mut ws.d_output)
-        .and(&ws.output)
-        .and(y)
-        .for_each(|d, &o, &t| {
-            let e = o - t;
-            sse += e.to_f64().unwrap() * e.to_f64().unwrap();
-            *d = two * e;
-        });
+    let loss = objective.loss_and_gradient(
+        ws.output.view(),
+        y,
+        photons,
+        pixels_in_batch,
+        ws.d_output.view_mut(),
+    );
     if let Some(g) = grads {
         model.backward(x, ws, g);
     }
-    sse
+    loss
 }
 
-/// [`squared_error_and_gradients`] through any [`ForwardPass`].
-pub fn squared_error_with(
+/// [`loss_and_gradients`] through any [`ForwardPass`].
+#[allow(clippy::too_many_arguments)]
+pub fn loss_with(
     pass: &dyn ForwardPass,
     model: &Seq2Seq<f32>,
     x: ArrayView3<f32>,
     y: ArrayView3<f32>,
-    denominator: f32,
+    photons: Option<ArrayView1<f32>>,
+    objective: &Objective,
+    pixels_in_batch: usize,
     ws: &mut Workspace<f32>,
     grads: Option<&mut Seq2Seq<f32>>,
 ) -> f64 {
     let through = pass.forward(model, x, ws);
-    squared_error_after_forward(
+    loss_after_forward(
         through.as_ref().unwrap_or(model),
         x,
         y,
-        denominator,
+        photons,
+        objective,
+        pixels_in_batch,
         ws,
         grads,
     )
@@ -256,17 +267,19 @@ pub fn mean_squared_error_with(
     if idx.is_empty() {
         return f64::NAN;
     }
-    let sse: f64 = idx
+    let mse = Objective::mse();
+    let sum: f64 = idx
         .par_chunks(128)
         .map_init(Workspace::default, |ws, chunk| {
             let (x, y) = gather(data, chunk);
-            squared_error_with(pass, model, x.view(), y.view(), 1.0, ws, None)
+            loss_with(pass, model, x.view(), y.view(), None, &mse, 1, ws, None)
         })
         .sum();
-    sse / (idx.len() * data.inputs.ncols() * CHANNELS) as f64
+    sum / idx.len() as f64
 }
 
 /// Adam (Keras defaults: beta1 0.9, beta2 0.999, epsilon 1e-7).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Adam {
     pub learning_rate: f64,
     m: Vec<Array2<f32>>,
@@ -349,22 +362,24 @@ impl BatchEngine {
         x: ArrayView3<f32>,
         y: ArrayView3<f32>,
     ) -> (f64, &mut Seq2Seq<f32>) {
-        self.gradients_with(&FloatForward, model, x, y)
+        self.gradients_with(&FloatForward, model, x, y, None, &Objective::mse())
     }
 
-    /// [`Self::gradients`] through any [`ForwardPass`].
+    /// [`Self::gradients`] through any [`ForwardPass`] and objective;
+    /// `photons` (`[B]`) weights the objective's extraction terms.
     pub fn gradients_with(
         &mut self,
         pass: &dyn ForwardPass,
         model: &Seq2Seq<f32>,
         x: ArrayView3<f32>,
         y: ArrayView3<f32>,
+        photons: Option<ArrayView1<f32>>,
+        objective: &Objective,
     ) -> (f64, &mut Seq2Seq<f32>) {
-        let (steps, batch, _) = x.dim();
+        let (_, batch, _) = x.dim();
         let workers = self.workspaces.len().min(batch).max(1);
         let per = batch.div_ceil(workers);
-        let denom = (batch * steps * CHANNELS) as f32;
-        let sse: f64 = self
+        let loss: f64 = self
             .workspaces
             .par_iter_mut()
             .zip(self.grads.par_iter_mut())
@@ -379,14 +394,25 @@ impl BatchEngine {
                 }
                 let xs = x.slice(ndarray::s![.., lo..hi, ..]).to_owned();
                 let ys = y.slice(ndarray::s![.., lo..hi, ..]).to_owned();
-                squared_error_with(pass, model, xs.view(), ys.view(), denom, ws, Some(g))
+                let ps = photons.map(|p| p.slice_move(ndarray::s![lo..hi]));
+                loss_with(
+                    pass,
+                    model,
+                    xs.view(),
+                    ys.view(),
+                    ps,
+                    objective,
+                    batch,
+                    ws,
+                    Some(g),
+                )
             })
             .sum();
         let (first, rest) = self.grads.split_at_mut(1);
         for g in &rest[..workers - 1] {
             first[0].add_scaled(g, 1.0);
         }
-        (sse / denom as f64, &mut self.grads[0])
+        (loss / batch as f64, &mut self.grads[0])
     }
 }
 
@@ -459,7 +485,8 @@ pub fn train_with(
         let mut out_of_time = false;
         for chunk in train_idx.chunks_exact(batch) {
             let (x, y) = gather(data, chunk);
-            let (loss, grads) = engine.gradients_with(pass, model, x.view(), y.view());
+            let (loss, grads) =
+                engine.gradients_with(pass, model, x.view(), y.view(), None, &Objective::mse());
             let norm = gradient_norm(grads);
             if norm > config.clip_norm {
                 let s = (config.clip_norm / norm) as f32;

@@ -48,6 +48,15 @@ impl EngineConfig {
             bail!("pixel lanes P = {} must be in 1..={MAX_LANES}", self.lanes);
         }
         model.validate()?;
+        let fmt = model.format();
+        if !fmt.is_uniform() {
+            bail!(
+                "the model is mixed precision {} (weights {} bits, activations {} bits); the circuits implement the uniform contract (Ww = Wa) only",
+                fmt.name(),
+                fmt.bits,
+                fmt.act_bits
+            );
+        }
         if model.bits != self.bits {
             bail!(
                 "the model is quantised to {} bits but the circuit is W = {}: its codes do not fit the format (re-quantise the model or build with --bits {})",

@@ -1,0 +1,426 @@
+//! The precision budget (docs/precision.md): every estimator on one test
+//! set, beside the Poisson MLE with the IRF known (the practical bound),
+//! so the table shows where lifetime precision goes between the float
+//! teacher, the float student and the hardware student.
+//!
+//! One command regenerates it: `flimgru precision --out docs/precision.md`
+//! (rows from `configs/precision.json`).
+
+use crate::data::irf::Irf;
+use crate::data::simulate::{simulate_with_irfs, SimSpec};
+use crate::data::{targets, Dataset, Truth};
+use crate::engine::{Engine, EngineKind};
+use crate::lifetime::metrics::{f_value, precision_score, ChannelMetrics, ErrStats, PHOTON_BINS};
+use crate::lifetime::mle::{fit_mle, MleModel};
+use crate::lifetime::Lifetimes;
+use crate::model::file::ModelFile;
+use anyhow::{bail, Context, Result};
+use ndarray::Axis;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Lifetimes (ns) and photon counts of the F-value grid.
+pub const F_TAUS: [f64; 4] = [0.5, 1.0, 2.0, 3.0];
+pub const F_PHOTONS: [f64; 3] = [300.0, 1000.0, 5000.0];
+/// Largest test set (pixels).
+const MAX_PIXELS: usize = 1 << 20;
+
+/// One network row of the budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RowSpec {
+    pub label: String,
+    pub model: PathBuf,
+    /// `None`: fixed for a quantised model, float otherwise.
+    #[serde(default)]
+    pub engine: Option<EngineKind>,
+}
+
+/// What the budget measures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrecisionConfig {
+    pub rows: Vec<RowSpec>,
+    /// Pixels of the mixed test set (the first row's data spec).
+    pub pixels: usize,
+    /// Mono-exponential pixels per F-value point.
+    pub f_pixels: usize,
+    pub seed: u64,
+}
+
+impl PrecisionConfig {
+    pub fn load(path: &Path) -> Result<PrecisionConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read precision config {}", path.display()))?;
+        let c: PrecisionConfig = serde_json::from_str(&text)
+            .with_context(|| format!("precision config {} is malformed", path.display()))?;
+        c.validate()
+            .with_context(|| format!("precision config {}", path.display()))?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.rows.is_empty() {
+            bail!("no rows: name at least one model");
+        }
+        if !(1..=MAX_PIXELS).contains(&self.pixels) {
+            bail!(
+                "pixels = {} is out of range (1..={MAX_PIXELS})",
+                self.pixels
+            );
+        }
+        if !(2..=MAX_PIXELS).contains(&self.f_pixels) {
+            bail!(
+                "f_pixels = {} is out of range (2..={MAX_PIXELS})",
+                self.f_pixels
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Errors of one quantity per photon bin (and overall).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Binned {
+    pub all: ErrStats,
+    pub bins: Vec<ErrStats>,
+}
+
+fn binned(truth: &[Truth], pairs: impl Fn(&Truth, usize) -> Option<(f64, f64)>) -> Binned {
+    let sel = |lo: u64, hi: u64| {
+        ErrStats::from_pairs(
+            truth
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.photons >= lo && t.photons < hi)
+                .filter_map(|(i, t)| pairs(t, i)),
+        )
+    };
+    Binned {
+        all: sel(0, u64::MAX),
+        bins: PHOTON_BINS.iter().map(|&(lo, hi)| sel(lo, hi)).collect(),
+    }
+}
+
+/// One estimator's measured precision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RowResult {
+    pub label: String,
+    pub engine: String,
+    /// F at [`F_TAUS`] x [`F_PHOTONS`] (tau-major), on the mean lifetime.
+    pub f: Vec<Option<f64>>,
+    /// F of tau1 on the same sets (a network that splits a mono decay into
+    /// two components shows it here).
+    pub f_tau1: Vec<Option<f64>>,
+    /// Mono pixels: the lifetime (mean lifetime of the estimate).
+    pub mono_tau: Binned,
+    /// Bi pixels.
+    pub bi_tau1: Binned,
+    pub bi_tau2: Binned,
+    pub bi_fraction: Binned,
+    pub bi_tau_mean: Binned,
+    /// Full-decay channel RMSE (networks only).
+    pub ch0_rmse: Option<f64>,
+    /// The recipe's validation figure on this test set.
+    pub score: f64,
+    pub pixels_per_second: f64,
+}
+
+/// The whole budget.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Budget {
+    pub config: PrecisionConfig,
+    pub spec: SimSpec,
+    pub mono_pixels: usize,
+    pub bi_pixels: usize,
+    pub rows: Vec<RowResult>,
+}
+
+struct TestSet {
+    data: Dataset,
+    irfs: Vec<Irf>,
+    /// F sets in [`F_TAUS`] x [`F_PHOTONS`] order.
+    f_sets: Vec<(f64, f64, Dataset, Vec<Irf>)>,
+}
+
+fn test_set(spec: &SimSpec, config: &PrecisionConfig) -> Result<TestSet> {
+    let (data, irfs) = simulate_with_irfs(spec, config.pixels, config.seed)?;
+    let mut f_sets = Vec::new();
+    for (i, &tau) in F_TAUS.iter().enumerate() {
+        for (j, &n) in F_PHOTONS.iter().enumerate() {
+            let mut s = spec.clone();
+            s.tau_ns = (tau, tau);
+            s.mono_fraction = 1.0;
+            s.photons = (n, n);
+            s.background = (0.0, 0.0);
+            let seed = config.seed + 1 + (i * F_PHOTONS.len() + j) as u64;
+            let (d, irf) = simulate_with_irfs(&s, config.f_pixels, seed)?;
+            f_sets.push((tau, n, d, irf));
+        }
+    }
+    Ok(TestSet { data, irfs, f_sets })
+}
+
+fn row_result(
+    label: &str,
+    engine: &str,
+    set: &TestSet,
+    est: &[Lifetimes],
+    f_est: &[Vec<Lifetimes>],
+    ch0_rmse: Option<f64>,
+    pixels_per_second: f64,
+) -> RowResult {
+    let truth = &set.data.truth;
+    let mean = |t: &Truth| t.fraction * t.tau1 + (1.0 - t.fraction) * t.tau2;
+    let mut f = Vec::new();
+    let mut f_tau1 = Vec::new();
+    for ((tau, n, d, _), e) in set.f_sets.iter().zip(f_est) {
+        let photons = d.truth.iter().map(|t| t.photons as f64).sum::<f64>() / d.truth.len() as f64;
+        let _ = n;
+        let m: Vec<f64> = e.iter().map(|l| l.tau_mean()).collect();
+        let t1: Vec<f64> = e.iter().map(|l| l.tau1).collect();
+        f.push(f_value(&m, *tau, photons));
+        f_tau1.push(f_value(&t1, *tau, photons));
+    }
+    RowResult {
+        label: label.to_string(),
+        engine: engine.to_string(),
+        f,
+        f_tau1,
+        mono_tau: binned(truth, |t, i| t.mono.then(|| (est[i].tau_mean(), t.tau1))),
+        bi_tau1: binned(truth, |t, i| (!t.mono).then(|| (est[i].tau1, t.tau1))),
+        bi_tau2: binned(truth, |t, i| (!t.mono).then(|| (est[i].tau2, t.tau2))),
+        bi_fraction: binned(truth, |t, i| {
+            (!t.mono).then(|| (est[i].fraction, t.fraction))
+        }),
+        bi_tau_mean: binned(truth, |t, i| {
+            (!t.mono).then(|| (est[i].tau_mean(), mean(t)))
+        }),
+        ch0_rmse,
+        score: precision_score(truth, est),
+        pixels_per_second,
+    }
+}
+
+fn counts_f32(d: &Dataset) -> ndarray::Array2<f32> {
+    d.counts.mapv(|c| c as f32)
+}
+
+fn network_row(spec: &RowSpec, set: &TestSet) -> Result<RowResult> {
+    let model = ModelFile::load(&spec.model)?;
+    if model.data.grid != set.data.grid {
+        bail!(
+            "{}: model {} reads {} gates of {} ns, the test set has {} of {}",
+            spec.label,
+            spec.model.display(),
+            model.data.grid.gates,
+            model.data.grid.dt_ns,
+            set.data.grid.gates,
+            set.data.grid.dt_ns
+        );
+    }
+    let engine = Engine::new(&model, spec.engine)?;
+    let t0 = Instant::now();
+    let (est, ch) = engine.lifetimes_and_channels(counts_f32(&set.data).view())?;
+    let speed = set.data.truth.len() as f64 / t0.elapsed().as_secs_f64();
+    let target = targets(&set.data.grid, &set.data.truth);
+    let ch0 = ChannelMetrics::compute(ch.view(), target.view())?.ch0_rmse;
+    let f_est = set
+        .f_sets
+        .iter()
+        .map(|(_, _, d, _)| engine.lifetimes(counts_f32(d).view()))
+        .collect::<Result<Vec<_>>>()?;
+    let kind = match engine.kind() {
+        EngineKind::Float => "float",
+        EngineKind::Fixed => "fixed (golden = FPGA)",
+    };
+    Ok(row_result(&spec.label, kind, set, &est, &f_est, ch0, speed))
+}
+
+/// The MLE row: mono fits on mono pixels and on the F sets, bi fits on bi
+/// pixels, each with the pixel's own IRF (the best case for a fit).
+fn mle_row(spec: &SimSpec, set: &TestSet) -> RowResult {
+    let fit = |d: &Dataset, irfs: &[Irf], mono_of: &(dyn Fn(usize) -> bool + Sync)| {
+        (0..d.truth.len())
+            .into_par_iter()
+            .map(|i| {
+                let row = d.counts.index_axis(Axis(0), i);
+                let c = row.as_slice().expect("contiguous rows");
+                let m = if mono_of(i) {
+                    MleModel::Mono
+                } else {
+                    MleModel::Bi
+                };
+                fit_mle(c, &spec.grid, spec.period_ns, &irfs[i], m).lifetimes
+            })
+            .collect::<Vec<_>>()
+    };
+    let t0 = Instant::now();
+    let truth = &set.data.truth;
+    let est = fit(&set.data, &set.irfs, &|i| truth[i].mono);
+    let speed = truth.len() as f64 / t0.elapsed().as_secs_f64();
+    let f_est: Vec<Vec<Lifetimes>> = set
+        .f_sets
+        .iter()
+        .map(|(_, _, d, irfs)| fit(d, irfs, &|_| true))
+        .collect();
+    row_result(
+        "Poisson MLE, IRF known (mono fit on mono pixels, bi on bi)",
+        "f64 fit",
+        set,
+        &est,
+        &f_est,
+        None,
+        speed,
+    )
+}
+
+/// Measure every row.
+pub fn measure(config: &PrecisionConfig) -> Result<Budget> {
+    config.validate()?;
+    let first = ModelFile::load(&config.rows[0].model)?;
+    let spec = first.data.clone();
+    drop(first);
+    eprintln!("precision: simulating the test set");
+    let set = test_set(&spec, config)?;
+    eprintln!("precision: MLE");
+    let mut rows = vec![mle_row(&spec, &set)];
+    for r in &config.rows {
+        eprintln!("precision: {}", r.label);
+        rows.push(network_row(r, &set).with_context(|| format!("row {:?}", r.label))?);
+    }
+    let mono = set.data.truth.iter().filter(|t| t.mono).count();
+    Ok(Budget {
+        config: config.clone(),
+        spec,
+        mono_pixels: mono,
+        bi_pixels: set.data.truth.len() - mono,
+        rows,
+    })
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn rmse_bias(e: &ErrStats, digits: usize) -> String {
+    match (e.rmse, e.bias) {
+        (Some(r), Some(b)) => format!("{r:.digits$} ({b:+.digits$})"),
+        _ => "-".into(),
+    }
+}
+
+impl Budget {
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let c = &self.config;
+        let _ = writeln!(
+            s,
+            "Test set: {} pixels of the models' simulator spec ({} mono-, {} bi-exponential; seed {}), and {} mono-exponential pixels per F-value point (no background; seeds {}..{}). No row was trained or tuned on these seeds.\n",
+            c.pixels,
+            self.mono_pixels,
+            self.bi_pixels,
+            c.seed,
+            c.f_pixels,
+            c.seed + 1,
+            c.seed + (F_TAUS.len() * F_PHOTONS.len()) as u64
+        );
+        s += "### F-value of the mean lifetime (sqrt(N) std(tau)/tau; 1 is ideal)\n\n| estimator |";
+        for t in F_TAUS {
+            for n in F_PHOTONS {
+                let _ = write!(s, " {t} ns, {n:.0} |");
+            }
+        }
+        s += "\n|---|";
+        s += &"---:|".repeat(F_TAUS.len() * F_PHOTONS.len());
+        s += "\n";
+        for r in &self.rows {
+            let _ = write!(s, "| {} |", r.label);
+            for f in &r.f {
+                let _ = write!(s, " {} |", opt(*f, 2));
+            }
+            s += "\n";
+        }
+        s += "\nF of tau1 on the same sets (a network that splits a mono-exponential decay into two components is worse here than above):\n\n| estimator |";
+        for t in F_TAUS {
+            for n in F_PHOTONS {
+                let _ = write!(s, " {t} ns, {n:.0} |");
+            }
+        }
+        s += "\n|---|";
+        s += &"---:|".repeat(F_TAUS.len() * F_PHOTONS.len());
+        s += "\n";
+        for r in self.rows.iter().skip(1) {
+            let _ = write!(s, "| {} |", r.label);
+            for f in &r.f_tau1 {
+                let _ = write!(s, " {} |", opt(*f, 2));
+            }
+            s += "\n";
+        }
+        let bins: Vec<String> = PHOTON_BINS
+            .iter()
+            .map(|(lo, hi)| format!("{lo}-{hi}"))
+            .collect();
+        let table = |s: &mut String, title: &str, get: &dyn Fn(&RowResult) -> &Binned, digits| {
+            let _ = writeln!(
+                s,
+                "\n### {title}: RMSE (bias) by detected photons\n\n| estimator | all | {} |\n|---|---:|{}",
+                bins.join(" | "),
+                "---:|".repeat(bins.len())
+            );
+            for r in &self.rows {
+                let b = get(r);
+                let _ = write!(s, "| {} | {} |", r.label, rmse_bias(&b.all, digits));
+                for e in &b.bins {
+                    let _ = write!(s, " {} |", rmse_bias(e, digits));
+                }
+                s.push('\n');
+            }
+        };
+        table(
+            &mut s,
+            "Mono-exponential pixels, lifetime (ns)",
+            &|r| &r.mono_tau,
+            3,
+        );
+        table(
+            &mut s,
+            "Bi-exponential pixels, tau1 (ns)",
+            &|r| &r.bi_tau1,
+            3,
+        );
+        table(
+            &mut s,
+            "Bi-exponential pixels, tau2 (ns)",
+            &|r| &r.bi_tau2,
+            3,
+        );
+        table(
+            &mut s,
+            "Bi-exponential pixels, fraction",
+            &|r| &r.bi_fraction,
+            3,
+        );
+        table(
+            &mut s,
+            "Bi-exponential pixels, mean lifetime (ns)",
+            &|r| &r.bi_tau_mean,
+            3,
+        );
+        s += "\n### Summary\n\n| estimator | engine | score | ch0 RMSE | pixels/s |\n|---|---|---:|---:|---:|\n";
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.3} | {} | {:.0} |",
+                r.label,
+                r.engine,
+                r.score,
+                opt(r.ch0_rmse, 4),
+                r.pixels_per_second
+            );
+        }
+        s += "\nscore: the recipe's validation figure (`lifetime::metrics::precision_score`): photon-weighted RMS relative error of the mean lifetime over all pixels, plus that of tau1 and tau2 over bi-exponential pixels with tau2 >= 2 tau1 and fraction in [0.1, 0.9]; lower is better.\n";
+        s
+    }
+}

@@ -1,0 +1,350 @@
+//! The training recipe (docs/precision.md): a network trained on a stream
+//! of fresh simulated pixels with the extraction-aware objective, the
+//! checkpoint chosen on held-out lifetime error; for the hardware student,
+//! a second streamed stage of quantisation-aware training through the
+//! golden model. One JSON job, one command:
+//!
+//! ```sh
+//! flimgru recipe --config configs/recipe/student-8bit.json --out models/student-8bit.json
+//! ```
+
+use crate::data::simulate::{simulate, SimSpec};
+use crate::data::{preprocess_batch, targets, Dataset};
+use crate::fixed::qat::{input_values, QatForward};
+use crate::fixed::{Format, Golden, QuantModel};
+use crate::lifetime::extract::extract_batch;
+use crate::lifetime::metrics::precision_score;
+use crate::model::file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
+use crate::model::stream::{train_stream, Chunk, SampleSource, StreamConfig, StreamRun};
+use crate::model::train::{FloatForward, History, TrainConfig};
+use crate::model::{Seq2Seq, Seq2SeqConfig};
+use anyhow::{bail, Context, Result};
+use ndarray::Array1;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Largest validation set (pixels).
+const MAX_VALIDATION_PIXELS: usize = 1 << 20;
+
+/// The quantisation-aware stage of a hardware student.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QatStage {
+    /// Weight width Ww.
+    pub bits: u32,
+    /// Activation and state width Wa (mixed precision); absent: Wa = Ww.
+    #[serde(default)]
+    pub act_bits: Option<u32>,
+    pub stream: StreamConfig,
+}
+
+impl QatStage {
+    pub fn format(&self) -> Result<Format> {
+        Format::mixed(self.bits, self.act_bits.unwrap_or(self.bits))
+    }
+}
+
+/// One recipe job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecipeJob {
+    pub name: String,
+    pub network: Seq2SeqConfig,
+    /// The simulated data the network is trained for.
+    pub data: SimSpec,
+    /// Seed of the stream and of the validation set (distinct from every
+    /// evaluation seed by construction, see [`stream_seed`]).
+    pub data_seed: u64,
+    /// Held-out pixels the checkpoint is chosen on.
+    pub validation_pixels: usize,
+    /// The float stage; `None` starts the QAT stage from `init`.
+    #[serde(default)]
+    pub float: Option<StreamConfig>,
+    #[serde(default)]
+    pub qat: Option<QatStage>,
+    /// A model file to start from instead of fresh weights.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+}
+
+impl RecipeJob {
+    pub fn load(path: &Path) -> Result<RecipeJob> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read recipe job {}", path.display()))?;
+        let job: RecipeJob = serde_json::from_str(&text)
+            .with_context(|| format!("recipe job {} is malformed", path.display()))?;
+        job.validate()
+            .with_context(|| format!("recipe job {}", path.display()))?;
+        Ok(job)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.network.validate()?;
+        self.data.validate()?;
+        if self.validation_pixels == 0 || self.validation_pixels > MAX_VALIDATION_PIXELS {
+            bail!(
+                "validation_pixels = {} is out of range (1..={MAX_VALIDATION_PIXELS})",
+                self.validation_pixels
+            );
+        }
+        if self.float.is_none() && self.qat.is_none() {
+            bail!("the job has neither a float nor a qat stage");
+        }
+        if self.float.is_none() && self.init.is_none() {
+            bail!("a job without a float stage needs an init model to quantise");
+        }
+        if let Some(f) = &self.float {
+            f.validate().context("float stage")?;
+        }
+        if let Some(q) = &self.qat {
+            q.format().context("qat stage")?;
+            q.stream.validate().context("qat stage")?;
+            crate::fixed::quant::check_contract_shape(&self.network).context("qat stage")?;
+        }
+        Ok(())
+    }
+}
+
+/// Seed of stream chunk `index` (`index` = u64::MAX: the validation set):
+/// a mix of the job's seed far from the small seeds evaluations use.
+pub fn stream_seed(data_seed: u64, index: u64) -> u64 {
+    let mut z = data_seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(index.wrapping_mul(0xD1B5_4A32_D192_ED03))
+        ^ 0x5851_F42D_4C95_7F2D;
+    z ^= z >> 31;
+    z | (1 << 62)
+}
+
+/// How a stream's inputs are preprocessed.
+#[derive(Clone, Copy, Debug)]
+enum Inputs {
+    /// Float preprocessing (`data::preprocess`).
+    Float,
+    /// The contract's input codes at a bit width, as QAT reads them.
+    Codes(Format),
+}
+
+/// Fresh simulated pixels of a spec.
+struct SimSource<'a> {
+    spec: &'a SimSpec,
+    data_seed: u64,
+    pixels: usize,
+    inputs: Inputs,
+}
+
+fn chunk_of(data: &Dataset, inputs: Inputs) -> Chunk {
+    let x = match inputs {
+        Inputs::Float => preprocess_batch(data.counts.mapv(|c| c as f32).view()),
+        Inputs::Codes(fmt) => input_values(fmt, data.counts.view()),
+    };
+    Chunk {
+        inputs: x,
+        targets: targets(&data.grid, &data.truth),
+        photons: Array1::from_iter(data.truth.iter().map(|t| t.photons as f32)),
+    }
+}
+
+impl SampleSource for SimSource<'_> {
+    fn chunk(&self, index: u64) -> Result<Chunk> {
+        let data = simulate(self.spec, self.pixels, stream_seed(self.data_seed, index))?;
+        Ok(chunk_of(&data, self.inputs))
+    }
+}
+
+/// The float network's validation score on held-out pixels.
+fn float_score(val: &Dataset) -> impl Fn(&Seq2Seq<f32>) -> Result<f64> + '_ {
+    let inputs = preprocess_batch(val.counts.mapv(|c| c as f32).view());
+    move |model| {
+        let ch = model.predict(inputs.view());
+        Ok(precision_score(
+            &val.truth,
+            &extract_batch(ch.view(), val.grid.dt_ns),
+        ))
+    }
+}
+
+/// The quantised network's validation score (the golden model's lifetimes).
+fn golden_score<'a>(
+    val: &'a Dataset,
+    pass: &'a QatForward,
+) -> impl Fn(&Seq2Seq<f32>) -> Result<f64> + 'a {
+    move |model| {
+        let golden = Golden::new(&pass.quantise(model), &val.grid)?;
+        let est: Vec<_> = golden
+            .run(val.counts.view())?
+            .iter()
+            .map(|c| c.lifetimes())
+            .collect();
+        Ok(precision_score(&val.truth, &est))
+    }
+}
+
+/// Checkpoint files of a job writing `out`: `<out>.float.ckpt`, `<out>.qat.ckpt`.
+pub fn checkpoint_path(out: &Path, stage: &str) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(format!(".{stage}.ckpt"));
+    PathBuf::from(s)
+}
+
+/// Run a recipe job; the model file is written to `out` (checkpoints
+/// beside it, removed once the file is written).
+pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> Result<ModelFile> {
+    job.validate()?;
+    let val = simulate(
+        &job.data,
+        job.validation_pixels,
+        stream_seed(job.data_seed, u64::MAX),
+    )?;
+    let mut model = match &job.init {
+        Some(p) => {
+            let m = ModelFile::load(p)?;
+            if m.weights.config != job.network {
+                bail!(
+                    "init model {} is a {}, the job trains a {}",
+                    p.display(),
+                    m.weights.config.describe(),
+                    job.network.describe()
+                );
+            }
+            m.weights
+        }
+        None => {
+            let seed = job.float.as_ref().map_or(1, |f| f.seed);
+            Seq2Seq::<f32>::init(&job.network, &mut ChaCha8Rng::seed_from_u64(seed))
+        }
+    };
+    let mut runs = Vec::new();
+    if let Some(cfg) = &job.float {
+        eprintln!(
+            "recipe {}: float stage, {} ({} parameters), {} samples",
+            job.name,
+            job.network.describe(),
+            model.parameter_count(),
+            cfg.samples
+        );
+        let source = SimSource {
+            spec: &job.data,
+            data_seed: job.data_seed,
+            pixels: cfg.chunk_pixels,
+            inputs: Inputs::Float,
+        };
+        let score = float_score(&val);
+        let ck = checkpoint_path(out, "float");
+        let history = train_stream(
+            &FloatForward,
+            &mut model,
+            &source,
+            &score,
+            cfg,
+            Some(&ck),
+            show_progress,
+        )?;
+        eprintln!(
+            "recipe {}: float stage best score {:.4} at {} samples ({})",
+            job.name, history.best_score, history.best_samples, history.stop_reason
+        );
+        let done = history.samples_seen >= cfg.samples;
+        runs.push(StreamRun {
+            stage: "float".into(),
+            config: cfg.clone(),
+            history,
+        });
+        if !done {
+            bail!(
+                "recipe {}: the float stage stopped at its wall-time budget; run the same command again to resume from {}",
+                job.name,
+                ck.display()
+            );
+        }
+    }
+    let mut quantized = None;
+    if let Some(q) = &job.qat {
+        let fmt = q.format()?;
+        let start = QuantModel::from_float_in(&model, fmt)?;
+        let pass = QatForward::new(&start, &job.data.grid)?;
+        let mut latent = model.clone();
+        crate::model::train::ForwardPass::project(&pass, &mut latent);
+        eprintln!(
+            "recipe {}: QAT stage at {}, {} samples",
+            job.name,
+            fmt.name(),
+            q.stream.samples
+        );
+        let source = SimSource {
+            spec: &job.data,
+            data_seed: job.data_seed ^ 0xA5A5_A5A5,
+            pixels: q.stream.chunk_pixels,
+            inputs: Inputs::Codes(pass.format()),
+        };
+        let score = golden_score(&val, &pass);
+        let ck = checkpoint_path(out, "qat");
+        let history = train_stream(
+            &pass,
+            &mut latent,
+            &source,
+            &score,
+            &q.stream,
+            Some(&ck),
+            show_progress,
+        )?;
+        eprintln!(
+            "recipe {}: QAT stage best score {:.4} at {} samples ({})",
+            job.name, history.best_score, history.best_samples, history.stop_reason
+        );
+        let done = history.samples_seen >= q.stream.samples;
+        runs.push(StreamRun {
+            stage: format!("qat-{}", fmt.name()),
+            config: q.stream.clone(),
+            history,
+        });
+        if !done {
+            bail!(
+                "recipe {}: the QAT stage stopped at its wall-time budget; run the same command again to resume from {}",
+                job.name,
+                ck.display()
+            );
+        }
+        let qm = pass.quantise(&latent);
+        model = qm.dequantise();
+        quantized = Some(qm);
+    }
+    let last = runs.last().expect("a validated job has a stage");
+    let file = ModelFile {
+        format: MODEL_FORMAT.to_string(),
+        version: MODEL_VERSION,
+        name: job.name.clone(),
+        command: command.to_string(),
+        data: job.data.clone(),
+        data_seed: job.data_seed,
+        data_pixels: 0,
+        training: TrainConfig {
+            batch: last.config.batch,
+            epochs: 0,
+            learning_rate: last.config.learning_rate,
+            clip_norm: last.config.clip_norm,
+            max_minutes: last.config.max_minutes,
+            seed: last.config.seed,
+            ..TrainConfig::default()
+        },
+        history: History {
+            best_validation_loss: last.history.best_score,
+            wall_seconds: runs.iter().map(|r| r.history.wall_seconds).sum(),
+            samples_per_second: last.history.samples_per_second,
+            stop_reason: format!(
+                "streamed recipe: see \"stream\" ({})",
+                last.history.stop_reason
+            ),
+            ..History::default()
+        },
+        metrics: None,
+        weights: model,
+        quantized,
+        stream: runs,
+    };
+    file.save(out)?;
+    for stage in ["float", "qat"] {
+        let _ = std::fs::remove_file(checkpoint_path(out, stage));
+    }
+    Ok(file)
+}

@@ -1,0 +1,173 @@
+//! The training recipe end to end on a small instrument (float stage, QAT
+//! stage through the golden model, model file), its refusals, and the
+//! precision budget's measurements.
+
+use flimgru::data::simulate::SimSpec;
+use flimgru::data::GateGrid;
+use flimgru::engine::{Engine, EngineKind};
+use flimgru::model::file::ModelFile;
+use flimgru::model::loss::Objective;
+use flimgru::model::stream::StreamConfig;
+use flimgru::precision::{measure, PrecisionConfig, RowSpec, F_PHOTONS, F_TAUS};
+use flimgru::recipe::{checkpoint_path, run, QatStage, RecipeJob};
+use std::process::Command;
+
+fn stream(samples: u64) -> StreamConfig {
+    StreamConfig {
+        samples,
+        batch: 32,
+        learning_rate: 5e-3,
+        warmup_samples: 64,
+        final_learning_rate: 1e-4,
+        chunk_pixels: 256,
+        validate_every: 512,
+        objective: Objective::extraction(),
+        max_minutes: None,
+        seed: 2,
+        ..StreamConfig::default()
+    }
+}
+
+fn small_job() -> RecipeJob {
+    RecipeJob {
+        name: "tiny".into(),
+        network: flimgru::compress::student_config(6),
+        data: SimSpec {
+            grid: GateGrid::new(24, 0.4).unwrap(),
+            ..SimSpec::default()
+        },
+        data_seed: 4,
+        validation_pixels: 256,
+        float: Some(stream(2048)),
+        qat: Some(QatStage {
+            bits: 8,
+            act_bits: None,
+            stream: stream(1024),
+        }),
+        init: None,
+    }
+}
+
+#[test]
+fn a_recipe_job_makes_a_quantised_model_that_the_golden_engine_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    let job = small_job();
+    let model = run(&job, "test", &out, false).unwrap();
+    assert_eq!(model.stream.len(), 2);
+    assert_eq!(model.stream[0].stage, "float");
+    assert_eq!(model.stream[1].stage, "qat-W8");
+    for r in &model.stream {
+        assert_eq!(r.history.records.len(), (r.config.samples / 512) as usize);
+        assert!(r.history.best_score.is_finite());
+    }
+    let float = &model.stream[0].history;
+    assert!(
+        float.best_score < float.initial_score,
+        "float score went from {} to {}",
+        float.initial_score,
+        float.best_score
+    );
+    // Written, loadable, quantised, checkpoints gone.
+    let back = ModelFile::load(&out).unwrap();
+    assert!(back.quantized.is_some());
+    assert_eq!(back.stream, model.stream);
+    assert!(!checkpoint_path(&out, "float").exists());
+    assert!(!checkpoint_path(&out, "qat").exists());
+    let engine = Engine::new(&back, None).unwrap();
+    assert_eq!(engine.kind(), EngineKind::Fixed);
+    // Reproducible: the same job gives the same bytes of weights.
+    let again = run(&job, "test", &dir.path().join("m2.json"), false).unwrap();
+    assert_eq!(again.quantized, model.quantized);
+}
+
+#[test]
+fn bad_recipe_jobs_are_refused_by_name() {
+    let mut j = small_job();
+    j.validation_pixels = 0;
+    assert!(j
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("validation_pixels"));
+    let mut j = small_job();
+    j.float = None;
+    assert!(j.validate().unwrap_err().to_string().contains("init"));
+    let mut j = small_job();
+    j.qat.as_mut().unwrap().bits = 17;
+    let e = format!("{:#}", j.validate().unwrap_err());
+    assert!(e.contains("qat stage") && e.contains("17"), "{e}");
+    let mut j = small_job();
+    j.float.as_mut().unwrap().objective.ratio = -1.0;
+    let e = format!("{:#}", j.validate().unwrap_err());
+    assert!(e.contains("float stage") && e.contains("ratio"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("job.json");
+    std::fs::write(&cfg, "{\"name\": 1}").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_flimgru"))
+        .args(["recipe", "--config"])
+        .arg(&cfg)
+        .args(["--out"])
+        .arg(dir.path().join("m.json"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("job.json") && err.contains("malformed"),
+        "{err}"
+    );
+    assert!(!dir.path().join("m.json").exists());
+}
+
+/// The budget on the shipped student: the MLE row sits near the
+/// Cramer-Rao bound where it should, and every row and point is measured.
+#[test]
+fn the_precision_budget_measures_every_row_beside_the_mle() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let config = PrecisionConfig {
+        rows: vec![
+            RowSpec {
+                label: "hardware".into(),
+                model: format!("{root}/models/student-8bit.json").into(),
+                engine: None,
+            },
+            RowSpec {
+                label: "same weights, float".into(),
+                model: format!("{root}/models/student-8bit.json").into(),
+                engine: Some(EngineKind::Float),
+            },
+        ],
+        pixels: 200,
+        f_pixels: 120,
+        seed: 5,
+    };
+    let b = measure(&config).unwrap();
+    assert_eq!(b.rows.len(), 3);
+    assert_eq!(b.mono_pixels + b.bi_pixels, 200);
+    for r in &b.rows {
+        assert_eq!(r.f.len(), F_TAUS.len() * F_PHOTONS.len());
+        assert!(
+            r.f.iter().all(|f| f.is_some_and(|f| f > 0.0)),
+            "{}",
+            r.label
+        );
+    }
+    let mle = &b.rows[0];
+    let at = |tau: f64, n: f64| {
+        let i = F_TAUS.iter().position(|&t| t == tau).unwrap();
+        let j = F_PHOTONS.iter().position(|&p| p == n).unwrap();
+        i * F_PHOTONS.len() + j
+    };
+    let f = mle.f[at(1.0, 1000.0)].unwrap();
+    assert!((0.75..1.5).contains(&f), "MLE F at 1 ns, 1000 photons: {f}");
+    assert!(mle.ch0_rmse.is_none() && b.rows[1].ch0_rmse.is_some());
+    // The hardware and the float run of the same codes differ, but little.
+    let (hw, fl) = (&b.rows[1], &b.rows[2]);
+    assert_ne!(hw.mono_tau.all.rmse, fl.mono_tau.all.rmse);
+    let md = b.to_markdown();
+    for r in &b.rows {
+        assert!(md.contains(&r.label));
+    }
+}
