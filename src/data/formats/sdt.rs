@@ -30,6 +30,8 @@ const MEAS_DESC_LEN: usize = 359;
 const MIN_MEAS_DESC_LEN: usize = 211;
 const HEADER_VALID: u16 = 0x5555;
 const IDENT: &str = "*IDENTIFICATION";
+/// Data blocks described one by one in the notes.
+const MAX_BLOCKS_LISTED: usize = 16;
 
 fn i16_at(b: &[u8], o: usize) -> i16 {
     i16::from_le_bytes([b[o], b[o + 1]])
@@ -167,16 +169,17 @@ impl MeasDesc {
                     .and_then(|p| p.checked_mul(adc))
                     == Some(n)
         };
-        let (d0, d1, image) = if matches(self.image) {
-            (self.image.0 as u64, self.image.1 as u64, picture && n > adc)
-        } else if matches(self.scan) {
-            (self.scan.0 as u64, self.scan.1 as u64, picture && n > adc)
+        // Rows are y: `[scan_y, scan_x, adc_re]`, as `sdtfile` shapes them.
+        let (d0, d1, image) = if matches(self.scan) {
+            (self.scan.1 as u64, self.scan.0 as u64, picture && n > adc)
+        } else if matches(self.image) {
+            (self.image.1 as u64, self.image.0 as u64, picture && n > adc)
         } else if n.is_multiple_of(adc) && n > 0 {
             (1, n / adc, false)
         } else {
             return Err(format!(
-                "{n} counts do not match {} x {} or {} x {} pixels x {adc_re} bins",
-                self.image.0, self.image.1, self.scan.0, self.scan.1
+                "{n} counts do not match {} x {} (scan) or {} x {} (image) pixels x {adc_re} bins",
+                self.scan.0, self.scan.1, self.image.0, self.image.1
             ));
         };
         Ok(Layout {
@@ -190,16 +193,17 @@ impl MeasDesc {
     }
 }
 
-/// The `ID` line of the info section, e.g. `SPC Setup & Data File`.
+/// The `ID` line of the info section, e.g. `SPC Setup & Data File` (B&H
+/// wrap it in 0x04 bytes, dropped here).
 fn info_id(info: &str) -> Option<&str> {
     info.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        (k.trim() == "ID").then(|| v.trim())
+        (k.trim() == "ID").then(|| v.trim_matches(|c: char| c.is_whitespace() || c.is_control()))
     })
 }
 
-/// Read one data block of an SDT file as a `[scan_x, scan_y, adc_re]`
-/// image (the axis order `sdtfile` used; see `docs/formats.md`), or as
+/// Read one data block of an SDT file as a `[scan_y, scan_x, adc_re]`
+/// image (rows are y, as `sdtfile` shapes it; see `docs/formats.md`), or as
 /// one row of decay curves when it is not an image.
 ///
 /// All data blocks are listed in the notes. `opts.block` chooses one;
@@ -302,6 +306,11 @@ pub fn read_sdt(path: &Path, opts: &ReadOptions) -> Result<Recording> {
             meas: i16_at(&bh, 12) as i64,
             len: u32_at(&bh, 18) as i64,
         };
+        // B&H write the blocks one after the other; a chain that does not
+        // move forward is corrupt (and would loop).
+        if i + 1 < n_blocks && b.next_offs <= off {
+            bail!("{name}: data block {i} at byte {off} says the next one is at byte {} (corrupt block chain)", b.next_offs);
+        }
         off = b.next_offs;
         blocks.push(b);
     }
@@ -416,8 +425,22 @@ pub fn read_sdt(path: &Path, opts: &ReadOptions) -> Result<Recording> {
                 };
                 format!("{i}: {what}{}", if i == chosen { " [read]" } else { "" })
             })
-            .collect::<Vec<_>>()
-            .join("; ");
+            .collect::<Vec<_>>();
+        let shown = if list.len() > MAX_BLOCKS_LISTED {
+            // The chosen block is always among those shown.
+            let mut keep: Vec<_> = list[..MAX_BLOCKS_LISTED].to_vec();
+            if chosen >= MAX_BLOCKS_LISTED {
+                keep.push(list[chosen].clone());
+            }
+            format!(
+                "{}; ... ({} not listed)",
+                keep.join("; "),
+                list.len() - keep.len()
+            )
+        } else {
+            list.join("; ")
+        };
+        let list = shown;
         notes.push(format!(
             "{} data blocks: {list}; block {chosen} read{}",
             blocks.len(),
@@ -641,7 +664,7 @@ pub enum SdtCompression {
 #[derive(Clone, Debug)]
 pub struct SdtBlock<'a> {
     /// `[d0, d1, bins]`; written with a measurement description of its own
-    /// (`scan_x` = `image_x` = d0, `scan_y` = `image_y` = d1).
+    /// (`scan_y` = `image_y` = d0 rows, `scan_x` = `image_x` = d1 columns).
     pub counts: ArrayView3<'a, u32>,
     /// Block content code (bits 4..7 of the block type): 0x00 decay, 0x10
     /// page, 0x60 image, 0x20 FCS, ...
@@ -710,7 +733,7 @@ fn zip_one(data: &[u8]) -> std::io::Result<Vec<u8>> {
     z.extend_from_slice(&0x0201_4B50u32.to_le_bytes());
     z.extend_from_slice(&20u16.to_le_bytes()); // version made by
     common(&mut z);
-    z.extend_from_slice(&[0u8; 12]); // comment len, disk, attributes, ...
+    z.extend_from_slice(&[0u8; 10]); // comment len, disk, internal and external attributes
     z.extend_from_slice(&0u32.to_le_bytes()); // local header offset
     z.extend_from_slice(entry);
     let cd_len = z.len() - cd_offs;
@@ -741,7 +764,8 @@ pub fn write_sdt_with(
     if !(bin_width_ns.is_finite() && bin_width_ns > 0.0) {
         bail!("{name}: bin width {bin_width_ns} ns");
     }
-    let info = format!("*IDENTIFICATION\r\n  ID        : {}\r\n  Title     : flimgru\r\n  Version   : 1  781 M\r\n  Revision  : 12 bits ADC\r\n  Author    : flimgru\r\n*END\r\n\r\n", opts.info_id);
+    // B&H wrap the ID in 0x04 bytes (and `sdtfile` expects them).
+    let info = format!("*IDENTIFICATION\r\n  ID        : \x04{}\x04\r\n  Title     : flimgru\r\n  Version   : 1  781 M\r\n  Revision  : 12 bits ADC\r\n  Author    : flimgru\r\n*END\r\n\r\n", opts.info_id);
     let setup = "*SETUP\r\n*END\r\n\r\n";
     let info_offs = FILE_HEADER_LEN;
     let setup_offs = info_offs + info.len();
@@ -790,10 +814,10 @@ pub fn write_sdt_with(
         put(&mut md, 68, &1i16.to_le_bytes());
         put(&mut md, 82, &(bins as i16).to_le_bytes());
         put(&mut md, 117, b"SPC-150\0");
-        put(&mut md, 173, &(d0 as i32).to_le_bytes());
-        put(&mut md, 177, &(d1 as i32).to_le_bytes());
-        put(&mut md, 309, &(d0 as i32).to_le_bytes());
-        put(&mut md, 313, &(d1 as i32).to_le_bytes());
+        put(&mut md, 173, &(d1 as i32).to_le_bytes());
+        put(&mut md, 177, &(d0 as i32).to_le_bytes());
+        put(&mut md, 309, &(d1 as i32).to_le_bytes());
+        put(&mut md, 313, &(d0 as i32).to_le_bytes());
         descs.push(md);
         let ty = (b.content & 0xF0)
             | 1 // MEAS_DATA
