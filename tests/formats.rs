@@ -635,7 +635,8 @@ fn corrupt_compressed_blocks_fail_cleanly() {
     let p = dir.path().join("size4.sdt");
     let mut b = full_zlib.clone();
     let (meas, block, _) = sdt_offsets(&b);
-    for o in [173, 309] {
+    for o in [177, 313] {
+        // scan_y, image_y: 5 rows of 5.
         b[meas + o..meas + o + 4].copy_from_slice(&5i32.to_le_bytes());
     }
     b[block + 18..block + 22].copy_from_slice(&1600u32.to_le_bytes());
@@ -798,6 +799,31 @@ fn sdt_several_blocks_are_listed_and_chosen() {
     std::fs::write(&q, &bytes).unwrap();
     let e = err_of(read_recording(&q), &q);
     assert!(e.contains("data blocks, more than"), "{e}");
+    // A block chain pointing back (it would loop) is corrupt.
+    let q = dir.path().join("loop.sdt");
+    let mut bytes = std::fs::read(&p).unwrap();
+    let first = i32::from_le_bytes(bytes[14..18].try_into().unwrap());
+    bytes[first as usize + 6..first as usize + 10].copy_from_slice(&first.to_le_bytes());
+    std::fs::write(&q, &bytes).unwrap();
+    let e = err_of(read_recording(&q), &q);
+    assert!(e.contains("corrupt block chain"), "{e}");
+    // Many blocks: the first 16 are listed, and the one read.
+    let small = counts(2, 2, 8, 4);
+    let mut many: Vec<SdtBlock> = (0..19).map(|_| block(&decay, 0x00)).collect();
+    many.push(block(&small, 0x60));
+    let q = dir.path().join("many.sdt");
+    write_sdt_with(&q, &many, 0.1, &sdt_opts(SETUP_DATA, SdtCompression::None)).unwrap();
+    let r = read_recording(&q).unwrap();
+    assert_eq!(r.counts, small);
+    let notes = r.notes.join(" | ");
+    assert!(
+        notes.contains("15: curves") && !notes.contains("16: curves"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("19: image 2 x 2 x 8 u16 [read]; ... (3 not listed)"),
+        "{notes}"
+    );
 }
 
 #[test]
