@@ -551,6 +551,20 @@ fn sdt_zip_and_zlib_compressed_blocks_read() {
         assert!(r.source.contains("zip-compressed"), "{}", r.source);
         assert!((r.bin_width_ns - 0.039).abs() < 1e-6);
     }
+    // The zip archive is whole (other readers such as Python's zipfile go
+    // through its central directory): the end record points at a central
+    // directory entry for `data_block`.
+    let b = std::fs::read(dir.path().join("z0.sdt")).unwrap();
+    let (_, _, data) = sdt_offsets(&b);
+    let zip = &b[data..];
+    let eocd = zip.len() - 22;
+    assert_eq!(&zip[eocd..eocd + 4], b"PK\x05\x06");
+    let cd_len = u32::from_le_bytes(zip[eocd + 12..eocd + 16].try_into().unwrap()) as usize;
+    let cd = u32::from_le_bytes(zip[eocd + 16..eocd + 20].try_into().unwrap()) as usize;
+    assert_eq!(&zip[cd..cd + 4], b"PK\x01\x02");
+    assert_eq!(cd_len, 46 + "data_block".len());
+    assert_eq!(&zip[cd + 46..cd + 56], b"data_block");
+    assert_eq!(cd + cd_len, eocd);
     // u32 counts too.
     let mut big = counts(2, 3, 16, 5);
     big[[1, 2, 3]] = 100_000;
@@ -793,12 +807,17 @@ fn sdt_several_blocks_are_listed_and_chosen() {
     assert_eq!(read_recording(&q).unwrap().counts, decay);
     // A block count beyond what the file can hold is a corrupt header.
     let q = dir.path().join("nblocks.sdt");
-    let mut bytes = std::fs::read(&p).unwrap();
-    bytes[18..20].copy_from_slice(&0x7FFFi16.to_le_bytes());
-    bytes[34..38].copy_from_slice(&4_000_000_000u32.to_le_bytes());
-    std::fs::write(&q, &bytes).unwrap();
-    let e = err_of(read_recording(&q), &q);
-    assert!(e.contains("data blocks, more than"), "{e}");
+    for (claim, says) in [
+        (4_000_000_000u32, "more than the 1048576 accepted"),
+        (100_000, "more than a file of"),
+    ] {
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[18..20].copy_from_slice(&0x7FFFi16.to_le_bytes());
+        bytes[34..38].copy_from_slice(&claim.to_le_bytes());
+        std::fs::write(&q, &bytes).unwrap();
+        let e = err_of(read_recording(&q), &q);
+        assert!(e.contains(says), "{e}");
+    }
     // A block chain pointing back (it would loop) is corrupt.
     let q = dir.path().join("loop.sdt");
     let mut bytes = std::fs::read(&p).unwrap();

@@ -30,6 +30,8 @@ const MEAS_DESC_LEN: usize = 359;
 const MIN_MEAS_DESC_LEN: usize = 211;
 const HEADER_VALID: u16 = 0x5555;
 const IDENT: &str = "*IDENTIFICATION";
+/// Most data blocks followed (B&H count them in an i16 unless 0x7FFF).
+const MAX_BLOCKS: i64 = 1 << 20;
 /// Data blocks described one by one in the notes.
 const MAX_BLOCKS_LISTED: usize = 16;
 
@@ -268,6 +270,9 @@ pub fn read_sdt(path: &Path, opts: &ReadOptions) -> Result<Recording> {
     }
     if n_blocks < 1 {
         bail!("{name}: no data blocks");
+    }
+    if n_blocks > MAX_BLOCKS {
+        bail!("{name}: header claims {n_blocks} data blocks, more than the {MAX_BLOCKS} accepted (corrupt header?)");
     }
     // Each block header takes 22 bytes of the file.
     if n_blocks as u64 > file_len / BLOCK_HEADER_LEN as u64 {
