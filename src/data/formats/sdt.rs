@@ -1,4 +1,6 @@
-//! Becker & Hickl SDT files ("SPC Setup & Data File", uncompressed).
+//! Becker & Hickl SDT files: decay, page and image blocks of "SPC Setup &
+//! Data" files (and of FCS/flow files that hold them), plain or
+//! zip-compressed.
 //!
 //! Layout followed (B&H's `SPC_data_file_structure.h` as described in the
 //! bh TCSPC Handbook, and Christoph Gohlke's `sdtfile`): a 42-byte file
@@ -11,8 +13,9 @@
 //! blocks, each a 22-byte header (`block_no` i16, `data_offs` i32,
 //! `next_block_offs` i32, `block_type` u16, `meas_desc_block_no` i16,
 //! `lblock_no` u32, `block_length` u32) followed by `block_length` bytes of
-//! `u16` (or `u32`) counts. All little-endian. The bin width is
-//! `tac_r / tac_g / adc_re`.
+//! `u16` (or `u32`) counts, or (block type bit 0x1000) by a zip archive
+//! whose one entry holds them, reaching to `next_block_offs`. All
+//! little-endian. The bin width is `tac_r / tac_g / adc_re`.
 
 use super::{check_dims, LeReader, ReadOptions, Recording};
 use crate::data::write_atomically;
