@@ -493,6 +493,9 @@ fn image_on_model_grid(
         return Ok((hist.counts, shape));
     }
     let rec = read_recording_with(input, &how.read)?;
+    for note in &rec.notes {
+        eprintln!("{}: {note}", input.display());
+    }
     let (h, w, bins) = rec.counts.dim();
     let flat = rec
         .counts
@@ -513,9 +516,6 @@ fn image_on_model_grid(
         &opts,
     )
     .with_context(|| format!("mapping {} onto the model's gate grid", input.display()))?;
-    for note in &rec.notes {
-        eprintln!("{}: {note}", input.display());
-    }
     eprintln!("{}: {report}", input.display());
     Ok((counts, (h, w)))
 }

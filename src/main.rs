@@ -232,9 +232,13 @@ struct MapArgs {
     /// PTU: sum this many micro-time channels per bin while reading.
     #[arg(long, default_value_t = 1)]
     dtime_binning: usize,
-    /// PTU: only photons of this detector channel.
+    /// PTU: only photons of this detector (routing) channel (default: all
+    /// when their decays are aligned, else the one with the most photons).
     #[arg(long)]
     channel: Option<u32>,
+    /// SDT: read this data block (0-based; default: the first image block).
+    #[arg(long)]
+    block: Option<usize>,
     /// Map PNG; <stem>-histogram.png, <stem>.csv and <stem>.npy go beside it.
     #[arg(long, short)]
     out: PathBuf,
@@ -687,6 +691,7 @@ fn run(cli: Cli) -> Result<()> {
                         bin_width_ns: a.bin_width,
                         dtime_binning: a.dtime_binning,
                         channel: a.channel,
+                        block: a.block,
                     },
                 },
                 &a.out,

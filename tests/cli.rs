@@ -495,3 +495,104 @@ fn sample_image_maps_from_ptu_and_npy() {
         }
     }
 }
+
+#[test]
+fn map_takes_block_and_prints_reader_warnings() {
+    use flimgru::data::formats::{
+        write_ptu_t3_image, write_sdt_with, PtuT3Spec, SdtBlock, SdtCompression, SdtWriteOptions,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = tiny_model(d);
+    // --block reaches the SDT reader.
+    let img = ndarray::Array3::from_shape_fn((4, 5, 200), |(y, x, k)| {
+        (50.0 * (-(k as f64) / 40.0).exp()) as u32 + (y + x) as u32
+    });
+    let sdt = d.join("two.sdt");
+    let block = SdtBlock {
+        counts: img.view(),
+        content: 0x60,
+    };
+    write_sdt_with(
+        &sdt,
+        &[block.clone(), block],
+        0.05,
+        &SdtWriteOptions {
+            compression: SdtCompression::Zip,
+            ..SdtWriteOptions::default()
+        },
+    )
+    .unwrap();
+    let out = d.join("two.png");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "map".to_string(),
+            sdt.to_str().unwrap().to_string(),
+            "-o".to_string(),
+            out.to_str().unwrap().to_string(),
+            "--model".to_string(),
+            model.clone(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| flimgru(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    fails(
+        &run(args(&["--block", "7"])),
+        &["two.sdt", "data block 7 asked for, the file holds 2"],
+        &out,
+    );
+    let o = run(args(&["--block", "1"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("block 1 read as asked"), "{err}");
+
+    // Two detector channels 2 ns apart: the reader's warning is printed
+    // (whatever the model makes of the image).
+    let ptu = d.join("chan.ptu");
+    let spec = PtuT3Spec::new(2, 2, 0.05, 12.5);
+    let photons: Vec<Vec<u16>> = (0..4)
+        .map(|_| {
+            (0..400u16)
+                .map(|j| {
+                    let dt = 10 + (-20.0 * (1.0 - (j / 2) as f64 / 200.0).ln()) as u16;
+                    if j % 2 == 0 {
+                        dt
+                    } else {
+                        // Marked for channel 1, 2 ns later.
+                        1000 + dt + 40
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let spec = PtuT3Spec {
+        period_ns: 100.0,
+        ..spec
+    };
+    write_ptu_t3_image(&ptu, &spec, &photons).unwrap();
+    let mut b = std::fs::read(&ptu).unwrap();
+    let end = b.windows(10).position(|w| w == b"Header_End").unwrap() + 48;
+    for rec in b[end..].chunks_exact_mut(4) {
+        let r = u32::from_le_bytes(rec.try_into().unwrap());
+        let dtime = (r >> 10) & 0x7FFF;
+        if r >> 31 == 0 && dtime >= 1000 {
+            let r = (r & !(0x7FFF << 10)) | ((dtime - 1000) << 10) | (1 << 25);
+            rec.copy_from_slice(&r.to_le_bytes());
+        }
+    }
+    std::fs::write(&ptu, &b).unwrap();
+    let out = d.join("chan.png");
+    let o = flimgru(&[
+        "map",
+        ptu.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        &model,
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("chan.ptu: warning: the detector channels' decays are misaligned"),
+        "{err}"
+    );
+}

@@ -13,6 +13,7 @@
 use anyhow::{bail, Context, Result};
 use ndarray::Array3;
 use std::io::Read;
+use std::ops::Range;
 use std::path::Path;
 
 pub mod ptu;
@@ -22,7 +23,7 @@ pub use ptu::{
     read_phu, read_ptu, write_phu, write_ptu_t3_counts, write_ptu_t3_image, PtuRecordType,
     PtuT3Spec,
 };
-pub use sdt::{read_sdt, write_sdt};
+pub use sdt::{read_sdt, write_sdt, write_sdt_with, SdtBlock, SdtCompression, SdtWriteOptions};
 
 /// Largest histogram a reader builds: 2^28 counts (1 GiB of `u32`), e.g.
 /// 1024 x 1024 pixels x 256 bins. Bigger recordings need dtime binning.
@@ -49,6 +50,12 @@ pub struct Recording {
     /// Plain-words notes on what the reader did (frames summed, photons
     /// dropped, blocks ignored, ...).
     pub notes: Vec<String>,
+    /// The bins the instrument recorded: `counts` is kept whole, but bins
+    /// outside this range hold no photon in the whole image (a run of
+    /// image-summed zeros at either end of the time axis, e.g. the ADC
+    /// range of a B&H TAC window shorter than the laser period). Use
+    /// [`Recording::valid_counts`] for the recorded window.
+    pub valid_bins: Range<usize>,
 }
 
 impl Recording {
@@ -65,6 +72,51 @@ impl Recording {
     pub fn photons(&self) -> u64 {
         self.counts.iter().map(|&c| c as u64).sum()
     }
+    /// `counts` restricted to [`Recording::valid_bins`]; bin k of the view
+    /// is bin `valid_bins.start + k` of the recording.
+    pub fn valid_counts(&self) -> ndarray::ArrayView3<'_, u32> {
+        self.counts
+            .slice(ndarray::s![.., .., self.valid_bins.clone()])
+    }
+}
+
+/// The bins between the first and last bin whose image-summed count is
+/// non-zero (`0..bins` when the image is empty or no end bin is zero).
+pub fn valid_bin_range(counts: ndarray::ArrayView3<u32>) -> Range<usize> {
+    let bins = counts.shape()[2];
+    let mut sum = vec![0u64; bins];
+    for lane in counts.lanes(ndarray::Axis(2)) {
+        for (s, &c) in sum.iter_mut().zip(lane.iter()) {
+            *s += c as u64;
+        }
+    }
+    match (
+        sum.iter().position(|&s| s > 0),
+        sum.iter().rposition(|&s| s > 0),
+    ) {
+        (Some(a), Some(b)) => a..b + 1,
+        _ => 0..bins,
+    }
+}
+
+/// Fill in `valid_bins` and say in the notes which end bins are empty.
+pub(crate) fn finish(mut rec: Recording) -> Recording {
+    let bins = rec.bins();
+    let v = valid_bin_range(rec.counts.view());
+    if v != (0..bins) {
+        let bw = rec.bin_width_ns;
+        rec.notes.push(format!(
+            "bins {}..{} of {bins} hold photons ({:.2}..{:.2} ns); the {} bin(s) before and {} after are zero summed over the whole image (outside the ADC range?) and are not part of the valid window",
+            v.start,
+            v.end,
+            v.start as f64 * bw,
+            v.end as f64 * bw,
+            v.start,
+            bins - v.end
+        ));
+    }
+    rec.valid_bins = v;
+    rec
 }
 
 /// Options for [`read_recording_with`].
@@ -75,8 +127,13 @@ pub struct ReadOptions {
     /// Sum this many consecutive dtime channels into one bin (PTU T3; 1 =
     /// keep the instrument's resolution).
     pub dtime_binning: usize,
-    /// Only photons of this detector channel (PTU T3; `None` = all).
+    /// Only photons of this detector (routing) channel (PTU T3). `None`:
+    /// all channels summed when their decays are aligned, else the channel
+    /// with the most photons (said in the notes).
     pub channel: Option<u32>,
+    /// Which data block of an SDT file (0-based; `None` = the first image
+    /// block, else the first block of decay curves).
+    pub block: Option<usize>,
 }
 
 impl Default for ReadOptions {
@@ -85,6 +142,7 @@ impl Default for ReadOptions {
             bin_width_ns: None,
             dtime_binning: 1,
             channel: None,
+            block: None,
         }
     }
 }
@@ -106,7 +164,7 @@ pub fn read_recording_with(path: &Path, opts: &ReadOptions) -> Result<Recording>
     let rec = match ext.as_str() {
         "ptu" => ptu::read_ptu(path, opts)?,
         "phu" => ptu::read_phu(path)?,
-        "sdt" => sdt::read_sdt(path)?,
+        "sdt" => sdt::read_sdt(path, opts)?,
         "npy" | "csv" | "txt" => read_array(path, opts)?,
         _ => bail!(
             "recording {name}: unknown extension '{ext}', expected .ptu, .phu, .sdt, .npy or .csv"
@@ -152,7 +210,7 @@ fn read_array(path: &Path, opts: &ReadOptions) -> Result<Recording> {
     }
     let counts = Array3::from_shape_vec((height, width, g), counts)
         .with_context(|| format!("recording {name}: inconsistent shape"))?;
-    Ok(Recording {
+    Ok(finish(Recording {
         counts,
         bin_width_ns: bw,
         period_ns: None,
@@ -168,7 +226,8 @@ fn read_array(path: &Path, opts: &ReadOptions) -> Result<Recording> {
             }
         ),
         notes,
-    })
+        valid_bins: 0..g,
+    }))
 }
 
 /// Check `height x width x bins` against the limits before allocating.

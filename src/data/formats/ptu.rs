@@ -118,6 +118,61 @@ enum TagValue {
 struct Header {
     tags: HashMap<(String, i32), TagValue>,
     data_start: u64,
+    /// What reading the header tolerated (odd tag names).
+    notes: Vec<String>,
+}
+
+enum TagName {
+    /// Printable ASCII up to the first NUL.
+    Clean(String),
+    /// Printable ASCII once control bytes at either end are dropped (e.g.
+    /// SymPhoTime 64's `"\x02HWInpChan_CFDLeveld"`).
+    Trimmed(String),
+    /// Non-printable or non-ASCII bytes inside the name: kept escaped,
+    /// matches no tag the reader uses.
+    Garbled(String),
+    /// Nothing but NULs, control bytes or spaces.
+    Empty,
+}
+
+/// A tag's name from its 32-byte field, as other readers take it (`ptufile`
+/// keeps the bytes before the NUL padding and ignores what is not ASCII):
+/// the bytes up to the first NUL, control bytes and spaces at either end
+/// dropped.
+fn tag_name(ident: &[u8; 32]) -> TagName {
+    let end = ident.iter().position(|&b| b == 0).unwrap_or(32);
+    let raw = &ident[..end];
+    let junk = |b: &u8| b.is_ascii_control() || *b == b' ';
+    let a = raw.iter().position(|b| !junk(b)).unwrap_or(raw.len());
+    let z = raw.iter().rposition(|b| !junk(b)).map_or(a, |z| z + 1);
+    let core = &raw[a..z];
+    if core.is_empty() {
+        TagName::Empty
+    } else if core.iter().all(u8::is_ascii_graphic) {
+        let n = String::from_utf8_lossy(core).into_owned();
+        if core.len() == raw.len() {
+            TagName::Clean(n)
+        } else {
+            TagName::Trimmed(n)
+        }
+    } else {
+        TagName::Garbled(escaped(core))
+    }
+}
+
+/// Bytes as a quoted string, non-printable ones as `\xNN`.
+fn escaped(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    let mut s = String::from("\"");
+    for &c in &b[..end] {
+        if c.is_ascii_graphic() || c == b' ' {
+            s.push(c as char);
+        } else {
+            s.push_str(&format!("\\x{c:02X}"));
+        }
+    }
+    s.push('"');
+    s
 }
 
 impl Header {
@@ -195,6 +250,7 @@ fn read_header(
     }
     let _version: [u8; 8] = r.array("the version string")?;
     let mut tags = HashMap::new();
+    let mut notes = Vec::new();
     for k in 0.. {
         if k >= MAX_TAGS {
             bail!(
@@ -206,17 +262,30 @@ fn read_header(
         let idx = r.i32("a header tag")?;
         let ty = r.u32("a header tag")?;
         let raw: [u8; 8] = r.array("a header tag")?;
-        let end = ident.iter().position(|&b| b == 0).unwrap_or(32);
-        let tname = std::str::from_utf8(&ident[..end])
-            .ok()
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()))
-            .with_context(|| {
-                format!(
-                    "{}: header tag {k} has no valid name (corrupt header)",
-                    r.name
-                )
-            })?
-            .to_string();
+        let tname = match tag_name(&ident) {
+            TagName::Clean(n) => n,
+            TagName::Trimmed(n) => {
+                let note = format!(
+                    "header tag {} read as {n} (control bytes around the name dropped)",
+                    escaped(&ident)
+                );
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+                n
+            }
+            TagName::Garbled(n) => {
+                notes.push(format!(
+                    "header tag {k} has a garbled name {n}: kept, not used"
+                ));
+                n
+            }
+            TagName::Empty => bail!(
+                "{}: header tag {k} (at byte {}) has an empty name (corrupt header)",
+                r.name,
+                r.pos - 48
+            ),
+        };
         let value = match ty {
             TY_EMPTY8 => TagValue::Other,
             TY_BOOL8 | TY_INT8 | TY_BITSET64 | TY_COLOR8 => TagValue::Int(i64::from_le_bytes(raw)),
@@ -253,6 +322,7 @@ fn read_header(
     Ok(Header {
         tags,
         data_start: r.pos,
+        notes,
     })
 }
 
@@ -321,6 +391,154 @@ fn decode(rt: PtuRecordType, r: u32) -> (Event, u64) {
     }
 }
 
+/// Detector channel numbers a record can carry (6 bits on HydraHarp).
+const MAX_DETECTOR_CHANNELS: usize = 64;
+
+/// Each detector channel's photons summed over the whole file, per dtime
+/// channel (`channels` of them; photons beyond are not counted). Reads the
+/// records from the current position; the caller seeks back.
+fn survey_channels(
+    r: &mut LeReader<BufReader<File>>,
+    rt: PtuRecordType,
+    n_records: u64,
+    channels: u64,
+) -> Result<Vec<(u32, Vec<u64>)>> {
+    // At most 64 channels x 32768 dtime channels (the record's limits).
+    let mut hist: Vec<Option<Vec<u64>>> = vec![None; MAX_DETECTOR_CHANNELS];
+    let mut chunk = vec![0u8; RECORDS_PER_READ * 4];
+    let mut done = 0u64;
+    while done < n_records {
+        let take = (n_records - done).min(RECORDS_PER_READ as u64) as usize;
+        let bytes = &mut chunk[..take * 4];
+        r.bytes(bytes, "the records")?;
+        for rec in bytes.chunks_exact(4) {
+            let raw = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+            if let (Event::Photon { channel, dtime }, _) = decode(rt, raw) {
+                if (dtime as u64) < channels && (channel as usize) < MAX_DETECTOR_CHANNELS {
+                    let h =
+                        hist[channel as usize].get_or_insert_with(|| vec![0; channels as usize]);
+                    h[dtime as usize] += 1;
+                }
+            }
+        }
+        done += take as u64;
+    }
+    Ok(hist
+        .into_iter()
+        .enumerate()
+        .filter_map(|(c, h)| h.map(|h| (c as u32, h)))
+        .collect())
+}
+
+/// Where a summed decay peaks (ns from the sync, bin centres): the middle
+/// of the run of bins around the maximum of the box-smoothed decay (window
+/// ~0.2 ns, at least 3 bins) that lie within two Poisson standard
+/// deviations of that maximum; the run's ends are returned too. A flat or
+/// noisy top gives a wide run, so peaks are only called misaligned when
+/// the runs are disjoint.
+fn decay_peak(hist: &[u64], res_ns: f64) -> (f64, f64, f64) {
+    let n = hist.len();
+    let w = ((0.2 / res_ns).round() as usize).max(3) | 1;
+    let half = w / 2;
+    let s: Vec<f64> = (0..n)
+        .map(|k| {
+            let (a, b) = (k.saturating_sub(half), (k + half + 1).min(n));
+            hist[a..b].iter().sum::<u64>() as f64 / (b - a) as f64
+        })
+        .collect();
+    let k = (0..n)
+        .max_by(|&a, &b| s[a].total_cmp(&s[b]).then(b.cmp(&a)))
+        .unwrap_or(0);
+    let thr = s[k] - 2.0 * (s[k] / w as f64).sqrt();
+    let (mut a, mut b) = (k, k);
+    while a > 0 && s[a - 1] >= thr {
+        a -= 1;
+    }
+    while b + 1 < n && s[b + 1] >= thr {
+        b += 1;
+    }
+    let t = |i: f64| (i + 0.5) * res_ns;
+    (t((a + b) as f64 / 2.0), t(a as f64), t(b as f64))
+}
+
+/// Which detector channel to keep (`None` = all). A requested channel must
+/// hold photons. Otherwise, with photons on several channels, the decay
+/// peaks of the channels holding at least 1 % of the photons (and 100) are
+/// compared with the one holding the most: more than one dtime channel and
+/// 0.1 ns apart (and beyond each other's peak run, see [`decay_peak`]) is
+/// misaligned, and then only the channel with the most photons is kept.
+fn choose_channel(
+    name: &str,
+    per_channel: &[(u32, Vec<u64>)],
+    requested: Option<u32>,
+    res_ns: f64,
+    notes: &mut Vec<String>,
+) -> Result<Option<u32>> {
+    let counts: Vec<(u32, u64, &[u64])> = per_channel
+        .iter()
+        .map(|(c, h)| (*c, h.iter().sum::<u64>(), h.as_slice()))
+        .filter(|&(_, n, _)| n > 0)
+        .collect();
+    let listing = counts
+        .iter()
+        .map(|(c, n, _)| format!("{c}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(c) = requested {
+        if !counts.iter().any(|&(k, _, _)| k == c) {
+            bail!(
+                "{name}: detector channel {c} holds no photons (photons per channel: {})",
+                if listing.is_empty() { "none" } else { &listing }
+            );
+        }
+        if counts.len() > 1 {
+            notes.push(format!(
+                "detector channel {c} used as asked (photons per channel: {listing})"
+            ));
+        }
+        return Ok(Some(c));
+    }
+    if counts.len() < 2 {
+        return Ok(None);
+    }
+    let total: u64 = counts.iter().map(|c| c.1).sum();
+    let &(top, _, top_hist) = counts
+        .iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .expect("two channels");
+    let (p0, lo0, hi0) = decay_peak(top_hist, res_ns);
+    let tol = res_ns.max(0.1);
+    let mut peaks = Vec::new();
+    let mut worst: Option<(u32, f64)> = None;
+    for &(c, n, h) in &counts {
+        if n < 100 || n * 100 < total {
+            continue;
+        }
+        let (p, lo, hi) = decay_peak(h, res_ns);
+        peaks.push(format!("{p:.2} ns (channel {c})"));
+        let d = (p - p0).abs();
+        let disjoint = hi < lo0 || lo > hi0;
+        if c != top && d > tol && disjoint && worst.is_none_or(|w| d > w.1) {
+            worst = Some((c, d));
+        }
+    }
+    let peaks = peaks.join(", ");
+    Ok(match worst {
+        Some((c, d)) => {
+            notes.push(format!(
+                "warning: the detector channels' decays are misaligned: peaks at {peaks}, channel {c} {d:.2} ns from channel {top} (more than {tol:.2} ns); only channel {top}, the one with the most photons, used (photons per channel: {listing}; choose another with --channel)"
+            ));
+            Some(top)
+        }
+        None => {
+            notes.push(format!(
+                "detector channels summed, their decay peaks aligned within {tol:.2} ns: peaks at {peaks} (photons per channel: {listing})"
+            ));
+            None
+        }
+    })
+}
+
 /// Read a PTU T3 file into per-pixel micro-time histograms.
 ///
 /// With `ImgHdr_PixX`/`PixY` and line markers: photons between a line
@@ -365,7 +583,7 @@ pub fn read_ptu(path: &Path, opts: &ReadOptions) -> Result<Recording> {
     let period_s = h
         .float("MeasDesc_GlobalResolution")
         .filter(|p| p.is_finite() && *p > 0.0 && *p < 1.0);
-    let mut notes = Vec::new();
+    let mut notes = h.notes.clone();
     let hw_channels = rt.dtime_channels();
     let channels = match period_s {
         Some(p) => ((p / res_s) * (1.0 - 1e-9))
@@ -463,6 +681,14 @@ pub fn read_ptu(path: &Path, opts: &ReadOptions) -> Result<Recording> {
         }
     };
 
+    // First pass: each detector channel's summed decay, to choose channels.
+    let per_channel = survey_channels(&mut r, rt, n_records, channels)?;
+    let keep = choose_channel(&name, &per_channel, opts.channel, res_s * 1e9, &mut notes)?;
+    r.inner
+        .seek(SeekFrom::Start(h.data_start))
+        .with_context(|| format!("{name}: cannot seek back to the records"))?;
+    r.pos = h.data_start;
+
     // Sizes checked above: allocation is bounded by MAX_HISTOGRAM_ELEMENTS.
     let (hh, ww, bb) = (height as usize, width as usize, bins as usize);
     let mut counts = Array3::<u32>::zeros((hh, ww, bb));
@@ -536,7 +762,7 @@ pub fn read_ptu(path: &Path, opts: &ReadOptions) -> Result<Recording> {
                     }
                 }
                 Event::Photon { channel, dtime } => {
-                    if opts.channel.is_some_and(|c| c != channel) {
+                    if keep.is_some_and(|c| c != channel) {
                         continue;
                     }
                     if dtime as u64 >= channels {
@@ -588,7 +814,7 @@ pub fn read_ptu(path: &Path, opts: &ReadOptions) -> Result<Recording> {
     if photons == 0 {
         bail!("{name}: no photons in the image ({n_records} records)");
     }
-    Ok(Recording {
+    Ok(super::finish(Recording {
         counts,
         bin_width_ns: res_s * 1e9 * binning as f64,
         period_ns: period_s.map(|p| p * 1e9),
@@ -604,7 +830,8 @@ pub fn read_ptu(path: &Path, opts: &ReadOptions) -> Result<Recording> {
                 .unwrap_or_default()
         ),
         notes,
-    })
+        valid_bins: 0..bins as usize,
+    }))
 }
 
 /// Read a PHU histogram file: each curve becomes one pixel of a
@@ -669,13 +896,16 @@ pub fn read_phu(path: &Path) -> Result<Recording> {
         .int_at("HistResDscr_SyncRate", 0)
         .filter(|&s| s > 0)
         .map(|s| 1e9 / s as f64);
-    Ok(Recording {
+    let mut notes = h.notes.clone();
+    notes.push(format!("{n} curve(s) read as one row of pixels"));
+    Ok(super::finish(Recording {
         counts,
         bin_width_ns: res * 1e9,
         period_ns,
         source: "PHU histograms".to_string(),
-        notes: vec![format!("{n} curve(s) read as one row of pixels")],
-    })
+        notes,
+        valid_bins: 0..bins as usize,
+    }))
 }
 
 // ---------------------------------------------------------------------------
