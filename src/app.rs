@@ -1,7 +1,7 @@
 //! The `flimgru` subcommands as library calls (the binary only parses
 //! arguments), so tests run exactly what users run.
 
-use crate::data::io::{read_histograms, write_atomically, write_counts_npy, write_truth_csv};
+use crate::data::io::{read_histograms, write_counts_npy, write_truth_csv};
 use crate::data::simulate::{simulate_with_progress, SimSpec};
 use crate::data::Dataset;
 use crate::data::{preprocess_batch, targets};
@@ -9,6 +9,7 @@ use crate::eval::{evaluate, EvalConfig, Evaluation};
 use crate::lifetime::Lifetimes;
 use crate::model::file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::model::{train, Seq2Seq, Seq2SeqConfig, TrainConfig, TrainData};
+use crate::output::Plan;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
@@ -17,21 +18,36 @@ use rand_chacha::ChaCha8Rng;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The measured IRF a data spec reads, as an input of `files`.
+fn spec_inputs(spec: &SimSpec, files: &mut Plan) {
+    if let Some(m) = &spec.irf.measured {
+        files.input("the measured IRF", &m.path);
+    }
+}
+
 /// `flimgru simulate`: histograms `.npy` (u32 `[n, G]`), truth CSV and the
-/// spec as JSON into `out_dir`.
-pub fn simulate_to_dir(spec: &SimSpec, pixels: usize, seed: u64, out_dir: &Path) -> Result<()> {
+/// spec as JSON into `out_dir`. `files` holds the command's inputs.
+pub fn simulate_to_dir(
+    spec: &SimSpec,
+    pixels: usize,
+    seed: u64,
+    out_dir: &Path,
+    files: &mut Plan,
+) -> Result<()> {
     if pixels == 0 {
         bail!("--pixels must be at least 1");
     }
+    crate::data::simulate::check_pixel_budget("--pixels", pixels, spec.grid.gates, 4)?;
+    spec_inputs(spec, files);
+    files.output_dir("--out", out_dir)?;
+    for name in ["histograms.npy", "truth.csv", "spec.json"] {
+        files.output("--out", &out_dir.join(name))?;
+    }
     let data = simulate_with_bar(spec, pixels, seed, true)?;
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("cannot create output directory {}", out_dir.display()))?;
     write_counts_npy(&out_dir.join("histograms.npy"), &data.counts)?;
     write_truth_csv(&out_dir.join("truth.csv"), &data.truth)?;
     let json = serde_json::to_string_pretty(&SpecFile { seed, pixels, spec })?;
-    write_atomically(&out_dir.join("spec.json"), |tmp| {
-        std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
-    })
+    crate::output::write_bytes(&out_dir.join("spec.json"), json.as_bytes())
 }
 
 /// Simulate with a progress bar on stderr (drawn only on a terminal).
@@ -59,8 +75,15 @@ pub fn simulate_image_to_dir(
     width: usize,
     seed: u64,
     out_dir: &Path,
+    files: &mut Plan,
 ) -> Result<crate::data::image::ImageFiles> {
-    use crate::data::image::{simulate_image, write_image_sample};
+    use crate::data::image::{simulate_image, write_image_sample, ImageFiles};
+    spec_inputs(spec, files);
+    files.output_dir("--out", out_dir)?;
+    let names = ImageFiles::in_dir(out_dir, "sample");
+    for p in [&names.ptu, &names.npy, &names.truth] {
+        files.output("--out", p)?;
+    }
     let sample = simulate_image(spec, height, width, seed)?;
     write_image_sample(&sample, out_dir, "sample", seed)
 }
@@ -107,6 +130,13 @@ impl TrainJob {
         if self.pixels < 2 {
             bail!("training needs at least 2 pixels, got {}", self.pixels);
         }
+        // Counts, their f32 copy, the network inputs and the [n, G, 3] targets.
+        crate::data::simulate::check_pixel_budget(
+            "pixels (--pixels)",
+            self.pixels,
+            self.data.grid.gates,
+            4 + 4 + 4 + 12,
+        )?;
         Ok(())
     }
 }
@@ -153,17 +183,21 @@ pub fn train_model(job: &TrainJob, show_progress: bool) -> Result<ModelFile> {
     })
 }
 
-/// `flimgru eval`: evaluate and write `<out>.md` and `<out>.json`.
-pub fn evaluate_to_files(model: &ModelFile, config: &EvalConfig, out: &Path) -> Result<Evaluation> {
+/// `flimgru eval`: evaluate and write `<out>.md` and `<out>.json`. `files`
+/// holds the command's inputs (the model).
+pub fn evaluate_to_files(
+    model: &ModelFile,
+    config: &EvalConfig,
+    out: &Path,
+    files: &mut Plan,
+) -> Result<Evaluation> {
+    files.output("--out", &with_suffix(out, "md"))?;
+    files.output("--out", &with_suffix(out, "json"))?;
     let ev = evaluate(model, config)?;
     let md = ev.to_markdown();
     let json = serde_json::to_string_pretty(&ev)?;
-    write_atomically(&with_suffix(out, "md"), |tmp| {
-        std::fs::write(tmp, &md).with_context(|| format!("writing {}", tmp.display()))
-    })?;
-    write_atomically(&with_suffix(out, "json"), |tmp| {
-        std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
-    })?;
+    crate::output::write_bytes(&with_suffix(out, "md"), md.as_bytes())?;
+    crate::output::write_bytes(&with_suffix(out, "json"), json.as_bytes())?;
     Ok(ev)
 }
 
@@ -190,6 +224,7 @@ impl ResultFormat {
 /// twin, ship the student.
 pub fn compress(
     job: &crate::compress::CompressJob,
+    config: Option<&Path>,
     command: &str,
     dir: &Path,
     ship: &Path,
@@ -198,15 +233,33 @@ pub fn compress(
     if report.extension().and_then(|e| e.to_str()) != Some("md") {
         bail!("report {} must end in .md", report.display());
     }
+    let mut files = Plan::new();
+    if let Some(c) = config {
+        files.input("--config", c);
+    }
+    // Before any work: the teacher readable, the pixel counts within the
+    // memory budget (errors name the job's file).
+    let job_file = || match config {
+        Some(c) => format!("compression config {}", c.display()),
+        None => "the built-in compression job".to_string(),
+    };
+    let teacher =
+        ModelFile::load(&job.teacher).with_context(|| format!("the teacher of {}", job_file()))?;
+    job.check_memory(teacher.gates()).with_context(job_file)?;
+    drop(teacher);
+    files.input("the teacher (job field \"teacher\")", &job.teacher);
+    files.output_dir("--dir", dir)?;
+    files.output("--ship", ship)?;
+    files.output("--report", report)?;
+    files.output("--report", &with_suffix(&report.with_extension(""), "json"))?;
     let study = crate::compress::run(job, command, dir, ship)?;
     let md = study.to_markdown();
     let json = serde_json::to_string_pretty(&study)?;
-    write_atomically(report, |tmp| {
-        std::fs::write(tmp, &md).with_context(|| format!("writing {}", tmp.display()))
-    })?;
-    write_atomically(&with_suffix(&report.with_extension(""), "json"), |tmp| {
-        std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
-    })?;
+    crate::output::write_bytes(report, md.as_bytes())?;
+    crate::output::write_bytes(
+        &with_suffix(&report.with_extension(""), "json"),
+        json.as_bytes(),
+    )?;
     Ok(study)
 }
 
@@ -218,9 +271,11 @@ pub fn infer(
     engine: Option<crate::engine::EngineKind>,
     input: &Path,
     output: &Path,
+    files: &mut Plan,
 ) -> Result<usize> {
     let engine = crate::engine::Engine::new(model, engine)?;
     let format = ResultFormat::from_path(output)?;
+    files.input("--input", input).output("--output", output)?;
     let hist = read_histograms(input)?;
     let gates = hist.counts.ncols();
     if gates != model.gates() {
@@ -268,8 +323,14 @@ pub fn export_verilog(
     macs: Option<usize>,
     dsp: crate::rtl::Dsp,
     out_dir: &Path,
+    files: &mut Plan,
 ) -> Result<PathBuf> {
     let (q, config) = circuit_config(model, bits, lanes, macs)?;
+    files.output_dir("--out", out_dir)?;
+    files.output(
+        "--out",
+        &out_dir.join(crate::export::file_name(&config, dsp)),
+    )?;
     crate::export::write_verilog(q, &model.data.grid, config, dsp, &model.name, out_dir)
 }
 
@@ -301,6 +362,7 @@ pub fn synth(
     model: &ModelFile,
     board: crate::boards::Board,
     o: SynthOptions,
+    files: &mut Plan,
 ) -> Result<crate::synth::SynthReport> {
     if let Some(d) = o.density {
         if !(d > 0.0 && d <= 1.0) {
@@ -336,6 +398,9 @@ pub fn synth(
             config.bits, config.lanes, config.macs
         ))
     });
+    files.output_dir("--out", &out_dir)?;
+    files.output("--out", &out_dir.join("report.json"))?;
+    files.output("--out", &out_dir.join("report.md"))?;
     crate::synth::run(&crate::synth::SynthJob {
         board,
         model: q,
@@ -358,6 +423,7 @@ pub fn synth(
 /// `flimgru sim`: the rust-hdl circuit of a quantised model on the
 /// histograms of `input`, results written exactly as `infer --engine fixed`
 /// writes them (same writer), optionally the VCD. Returns the pixel count.
+#[allow(clippy::too_many_arguments)]
 pub fn simulate_circuit(
     model: &ModelFile,
     bits: Option<u32>,
@@ -366,9 +432,18 @@ pub fn simulate_circuit(
     input: &Path,
     output: &Path,
     vcd: Option<&Path>,
+    files: &mut Plan,
 ) -> Result<usize> {
     let format = ResultFormat::from_path(output)?;
     let (q, config) = circuit_config(model, bits, lanes, macs)?;
+    files.input("--input", input).output("--output", output)?;
+    if let Some(v) = vcd {
+        if let Some(dir) = v.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("--vcd {}: cannot create its directory", v.display()))?;
+        }
+        files.output("--vcd", v)?;
+    }
     let hist = read_histograms(input)?;
     if hist.counts.ncols() != model.gates() {
         bail!(
@@ -396,16 +471,12 @@ pub fn write_lifetimes(
     shape: Option<(usize, usize)>,
 ) -> Result<()> {
     match format {
-        ResultFormat::Csv => write_atomically(path, |tmp| {
-            let f = std::fs::File::create(tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
-            let mut w = std::io::BufWriter::new(f);
+        ResultFormat::Csv => crate::output::write_with(path, |w| {
             writeln!(w, "tau1,tau2,fraction")?;
             for l in lifetimes {
                 writeln!(w, "{:.6},{:.6},{:.6}", l.tau1, l.tau2, l.fraction)?;
             }
-            w.flush()
-                .with_context(|| format!("writing {}", tmp.display()))
+            Ok(())
         }),
         ResultFormat::Npy => {
             let flat = Array2::from_shape_fn((lifetimes.len(), 3), |(i, j)| match j {
@@ -417,9 +488,9 @@ pub fn write_lifetimes(
                 Some((h, w)) => flat.into_shape_with_order((h, w, 3))?.into_dyn(),
                 None => flat.into_dyn(),
             };
-            write_atomically(path, |tmp| {
-                ndarray_npy::write_npy(tmp, &arr)
-                    .with_context(|| format!("writing {}", tmp.display()))
+            crate::output::write_with(path, |w| {
+                use ndarray_npy::WriteNpyExt;
+                Ok(arr.write_npy(w)?)
             })
         }
     }
@@ -462,12 +533,13 @@ pub struct MapInput {
     pub read: crate::data::formats::ReadOptions,
 }
 
-/// Histograms of an image on the model's gate grid, `[h * w, G]`.
+/// Histograms of an image on the model's gate grid, `[h * w, G]`, and
+/// whether they are the file's own values (not rebinned by grid matching).
 fn image_on_model_grid(
     model: &ModelFile,
     input: &Path,
     how: &MapInput,
-) -> Result<(ndarray::Array2<f32>, (usize, usize))> {
+) -> Result<(ndarray::Array2<f32>, (usize, usize), bool)> {
     use crate::data::formats::read_recording_with;
     use crate::data::grid_match::{match_to_grid_with, reference_anchor_ns, Anchor, MatchOptions};
     let ext = input.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -490,7 +562,7 @@ fn image_on_model_grid(
                 model.gates()
             );
         }
-        return Ok((hist.counts, shape));
+        return Ok((hist.counts, shape, true));
     }
     let rec = read_recording_with(input, &how.read)?;
     for note in &rec.notes {
@@ -517,7 +589,7 @@ fn image_on_model_grid(
     )
     .with_context(|| format!("mapping {} onto the model's gate grid", input.display()))?;
     eprintln!("{}: {report}", input.display());
-    Ok((counts, (h, w)))
+    Ok((counts, (h, w), false))
 }
 
 /// `flimgru map`: lifetime map PNG at `out`, and beside it
@@ -533,13 +605,33 @@ pub fn map_image(
     min_photons: f64,
     range: Option<(f64, f64)>,
     show_progress: bool,
+    files: &mut Plan,
 ) -> Result<MapOutputs> {
     use crate::map::{compute, render_histogram, render_map, write_npy, write_table, MapStyle};
     if out.extension().and_then(|e| e.to_str()) != Some("png") {
         bail!("map output {} must end in .png", out.display());
     }
-    let (counts, shape) = image_on_model_grid(model, input, how)?;
+    if how.read.dtime_binning == 0 {
+        bail!("--dtime-binning 0: the number of micro-time channels summed per bin must be at least 1");
+    }
+    let stem = out.with_extension("");
+    let histogram = stem.with_file_name(format!(
+        "{}-histogram.png",
+        stem.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let (table, values) = (with_suffix(&stem, "csv"), with_suffix(&stem, "npy"));
+    files.input("the input", input);
+    for p in [out, &histogram, &table, &values] {
+        files.output("--out", p)?;
+    }
+    let (counts, shape, as_read) = image_on_model_grid(model, input, how)?;
     let engine = crate::engine::Engine::new(model, engine)?;
+    if as_read && engine.kind() == crate::engine::EngineKind::Fixed {
+        // The file's own counts go to the hardware as they are (as in
+        // `infer`); only counts rebinned by grid matching are rounded.
+        crate::engine::integer_counts(counts.view())
+            .with_context(|| format!("{}", input.display()))?;
+    }
     let img = compute(&engine, counts.view(), shape, min_photons, show_progress)
         .with_context(|| format!("mapping {}", input.display()))?;
     let name = input
@@ -552,22 +644,18 @@ pub fn map_image(
         title: format!(
             "{name}: {} ({}, {})",
             quantity.label(),
-            model.name,
+            crate::map::short_label(&model.name, 48),
             match engine.kind() {
                 crate::engine::EngineKind::Float => "float",
                 crate::engine::EngineKind::Fixed => "fixed-point",
             }
         ),
     };
-    let stem = out.with_extension("");
     let outputs = MapOutputs {
         map: out.to_path_buf(),
-        histogram: stem.with_file_name(format!(
-            "{}-histogram.png",
-            stem.file_name().unwrap_or_default().to_string_lossy()
-        )),
-        table: with_suffix(&stem, "csv"),
-        values: with_suffix(&stem, "npy"),
+        histogram,
+        table,
+        values,
         pixels: img.lifetimes.len(),
         unmasked: img.unmasked(),
     };

@@ -9,7 +9,6 @@
 //! student trains on the blended target (same gradient, one loss path);
 //! the teacher's outputs are computed once and cached on disk.
 
-use crate::data::io::write_atomically;
 use crate::data::simulate::{simulate, SimSpec};
 use crate::data::{preprocess_batch, targets, Dataset};
 use crate::engine::Engine;
@@ -128,6 +127,22 @@ impl Default for CompressJob {
 }
 
 impl CompressJob {
+    /// The job's pixel counts against the memory budget, for `gates` gates
+    /// (the teacher's), checked before any training: counts, inputs,
+    /// targets, teacher outputs and their blend for training; counts,
+    /// channels and targets for the test sets.
+    pub fn check_memory(&self, gates: usize) -> Result<()> {
+        use crate::data::simulate::check_pixel_budget;
+        check_pixel_budget("field \"pixels\"", self.pixels, gates, 4 + 4 + 4 + 3 * 12)?;
+        check_pixel_budget(
+            "field \"test_pixels\"",
+            self.test_pixels,
+            gates,
+            4 + 4 + 2 * 12,
+        )?;
+        check_pixel_budget("field \"f_pixels\"", self.f_pixels, gates, 4 + 4 + 2 * 12)
+    }
+
     pub fn load(path: &Path) -> Result<CompressJob> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read compression config {}", path.display()))?;
@@ -354,8 +369,9 @@ fn teacher_outputs(
     }
     eprintln!("compress: teacher outputs for {n} pixels (cached once)");
     let out = teacher.weights.predict(inputs.view());
-    write_atomically(&path, |tmp| {
-        ndarray_npy::write_npy(tmp, &out).with_context(|| format!("writing {}", tmp.display()))
+    crate::output::write_with(&path, |w| {
+        use ndarray_npy::WriteNpyExt;
+        Ok(out.write_npy(w)?)
     })?;
     Ok(out)
 }
@@ -368,6 +384,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
         .with_context(|| format!("cannot create output directory {}", dir.display()))?;
     let teacher = ModelFile::load(&job.teacher)?;
     let spec = teacher.data.clone();
+    job.check_memory(spec.grid.gates)?;
     let grid = spec.grid;
     let data = simulate(&spec, job.pixels, job.data_seed)?;
     let inputs = preprocess_batch(data.counts.mapv(|c| c as f32).view());

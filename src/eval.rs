@@ -153,6 +153,15 @@ pub fn evaluate(model: &ModelFile, config: &EvalConfig) -> Result<Evaluation> {
         bail!("evaluation needs at least one pixel");
     }
     let spec = &model.data;
+    // Counts, network inputs, channels, targets and per-pixel IRFs.
+    let g = spec.grid.gates;
+    crate::data::simulate::check_pixel_budget("--pixels", config.pixels, g, 4 + 4 + 2 * 12 + 8)?;
+    crate::data::simulate::check_pixel_budget(
+        "--f-pixels",
+        config.f_pixels,
+        g,
+        4 + 4 + 2 * 12 + 8,
+    )?;
     let (data, irfs) = simulate_with_irfs(spec, config.pixels, config.seed)?;
     let engine = Engine::new(model, config.engine)?;
     let net = run_network(&engine, &data)?;

@@ -10,7 +10,7 @@
 //! file in float or in the contract; [`eval`] and [`map`] put it beside
 //! the classical methods and draw lifetime images; [`app`] holds the
 //! command-line subcommands as library calls, [`bench`] the throughput
-//! measurements.
+//! measurements. [`output`] is the one policy every written file follows.
 
 pub mod app;
 pub mod bench;
@@ -24,6 +24,7 @@ pub mod fixed;
 pub mod lifetime;
 pub mod map;
 pub mod model;
+pub mod output;
 pub mod precision;
 pub mod recipe;
 pub mod rtl;

@@ -13,7 +13,23 @@ use flimgru::lifetime::mle::MleModel;
 use flimgru::map::Quantity;
 use flimgru::model::file::ModelFile;
 use flimgru::model::{Seq2SeqConfig, TrainConfig};
+use flimgru::output::Plan;
 use std::path::{Path, PathBuf};
+
+/// `println!` that returns a failed write to stdout as an error (a closed
+/// pipe or a full disk) instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        flimgru::output::print(&format!("{}\n", format_args!($($t)*)))?
+    };
+}
+
+/// `print!` likewise.
+macro_rules! out {
+    ($($t:tt)*) => {
+        flimgru::output::print(&format!($($t)*))?
+    };
+}
 
 #[derive(Parser)]
 #[command(
@@ -255,7 +271,7 @@ struct MapArgs {
     #[arg(long, default_value_t = 50.0)]
     min_photons: f64,
     /// Colour range "LO,HI" (default 0,3 ns for lifetimes, 0,1 for the fraction).
-    #[arg(long, value_parser = parse_range)]
+    #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
     range: Option<(f64, f64)>,
 }
 
@@ -274,7 +290,7 @@ struct DataArgs {
     #[arg(long)]
     mono_fraction: Option<f64>,
     /// Photon range "LO,HI" (log-uniform).
-    #[arg(long, value_parser = parse_range)]
+    #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
     photons: Option<(f64, f64)>,
     /// Measured IRF file (CSV time_ns,value or .npy sampled at --irf-spacing).
     #[arg(long)]
@@ -283,7 +299,7 @@ struct DataArgs {
     #[arg(long)]
     irf_spacing: Option<f64>,
     /// Per-pixel random shift "LO,HI" (ns) of the measured IRF.
-    #[arg(long, value_parser = parse_range)]
+    #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
     irf_shift: Option<(f64, f64)>,
 }
 
@@ -293,8 +309,11 @@ impl DataArgs {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read data spec {}", p.display()))?;
-                serde_json::from_str(&text)
-                    .with_context(|| format!("data spec {} is malformed", p.display()))?
+                let spec: SimSpec = serde_json::from_str(&text)
+                    .with_context(|| format!("data spec {} is malformed", p.display()))?;
+                spec.validate()
+                    .with_context(|| format!("data spec {}", p.display()))?;
+                spec
             }
             None => SimSpec::default(),
         };
@@ -317,8 +336,18 @@ impl DataArgs {
                 shift_ns: self.irf_shift.unwrap_or((0.0, 0.0)),
             });
         }
-        spec.validate()?;
+        spec.validate().context("the data options")?;
         Ok(spec)
+    }
+
+    /// The files these options read, as inputs of `files`.
+    fn inputs(&self, files: &mut Plan) {
+        if let Some(p) = &self.spec {
+            files.input("--spec", p);
+        }
+        if let Some(p) = &self.irf {
+            files.input("--irf", p);
+        }
     }
 }
 
@@ -553,8 +582,20 @@ struct BenchArgs {
 }
 
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {e:#}");
+    use clap::{CommandFactory, FromArgMatches};
+    // Negative numbers are values (`--pixels -1` is then refused by the
+    // option's own parser, which names it), not unknown flags.
+    let matches = Cli::command()
+        .mut_subcommands(|c| c.allow_negative_numbers(true))
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = run(cli) {
+        if flimgru::output::is_broken_pipe(&e) {
+            // The reader closed stdout (`| head`): stop quietly.
+            std::process::exit(141);
+        }
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "error: {e:#}");
         std::process::exit(1);
     }
 }
@@ -570,8 +611,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Simulate(a) if a.image => {
             let spec = a.data.spec()?;
-            let files = app::simulate_image_to_dir(&spec, a.height, a.width, a.seed, &a.out)?;
-            println!(
+            let mut plan = Plan::new();
+            a.data.inputs(&mut plan);
+            let files =
+                app::simulate_image_to_dir(&spec, a.height, a.width, a.seed, &a.out, &mut plan)?;
+            outln!(
                 "wrote a {} x {} image to {}, {} and {}",
                 a.height,
                 a.width,
@@ -582,8 +626,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Simulate(a) => {
             let spec = a.data.spec()?;
-            app::simulate_to_dir(&spec, a.pixels, a.seed, &a.out)?;
-            println!(
+            let mut plan = Plan::new();
+            a.data.inputs(&mut plan);
+            app::simulate_to_dir(&spec, a.pixels, a.seed, &a.out, &mut plan)?;
+            outln!(
                 "wrote {} pixels x {} gates to {}",
                 a.pixels,
                 spec.grid.gates,
@@ -593,13 +639,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => {
             let job = a.job()?;
             if a.print_config {
-                println!("{}", serde_json::to_string_pretty(&job)?);
+                outln!("{}", serde_json::to_string_pretty(&job)?);
                 return Ok(());
             }
             let out = a.out.as_ref().expect("clap requires --out");
+            let mut plan = Plan::new();
+            if let Some(c) = &a.config {
+                plan.input("--config", c);
+            }
+            a.data.inputs(&mut plan);
+            if let Some(m) = &job.data.irf.measured {
+                plan.input("the measured IRF", &m.path);
+            }
+            plan.output("--out", out)?;
             let model = app::train_model(&job, true)?;
             model.save(out)?;
-            println!(
+            outln!(
                 "wrote {} (best validation MSE {:.6} at epoch {}, {:.1} min, {:.0} samples/s; {})",
                 out.display(),
                 model.history.best_validation_loss,
@@ -611,6 +666,16 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Recipe(a) => {
             let job = flimgru::recipe::RecipeJob::load(&a.config)?;
+            let mut plan = Plan::new();
+            plan.input("--config", &a.config);
+            if let Some(init) = &job.init {
+                plan.input("the init model (job field \"init\")", init);
+            }
+            plan.output("--out", &a.out)?;
+            for stage in ["float", "qat"] {
+                let ck = flimgru::recipe::checkpoint_path(&a.out, stage);
+                plan.output("its checkpoint", &ck)?;
+            }
             let model = flimgru::recipe::run(&job, &command_line(), &a.out, true)?;
             let minutes: f64 = model
                 .stream
@@ -618,7 +683,7 @@ fn run(cli: Cli) -> Result<()> {
                 .map(|r| r.history.wall_seconds)
                 .sum::<f64>()
                 / 60.0;
-            println!(
+            outln!(
                 "wrote {} ({}; best validation score {:.4}; {:.1} min over {} stage(s))",
                 a.out.display(),
                 model.weights.config.describe(),
@@ -629,6 +694,14 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Precision(a) => {
             let config = flimgru::precision::PrecisionConfig::load(&a.config)?;
+            let json_path = a.out.with_extension("json");
+            let mut plan = Plan::new();
+            plan.input("--config", &a.config);
+            for r in &config.rows {
+                plan.input(&format!("the model of row {:?}", r.label), &r.model);
+            }
+            plan.output("--out", &a.out)?;
+            plan.output("its JSON twin", &json_path)?;
             let budget = flimgru::precision::measure(&config)?;
             let md = format!(
                 "# Precision budget\n\nRegenerated by `{}`.\n\n{}",
@@ -636,16 +709,10 @@ fn run(cli: Cli) -> Result<()> {
                 budget.to_markdown()
             );
             let json = serde_json::to_string_pretty(&budget)?;
-            flimgru::data::io::write_atomically(&a.out, |tmp| {
-                std::fs::write(tmp, &md).with_context(|| format!("writing {}", a.out.display()))
-            })?;
-            let json_path = app::with_suffix(&a.out, "json");
-            flimgru::data::io::write_atomically(&json_path, |tmp| {
-                std::fs::write(tmp, &json)
-                    .with_context(|| format!("writing {}", json_path.display()))
-            })?;
-            println!("{md}");
-            println!("wrote {} and {}", a.out.display(), json_path.display());
+            flimgru::output::write_bytes(&a.out, md.as_bytes())?;
+            flimgru::output::write_bytes(&json_path, json.as_bytes())?;
+            outln!("{md}");
+            outln!("wrote {} and {}", a.out.display(), json_path.display());
         }
         Command::Eval(a) => {
             let mut model = ModelFile::load(&a.model)?;
@@ -657,9 +724,11 @@ fn run(cli: Cli) -> Result<()> {
                 engine: a.engine.map(Engine::kind),
             };
             let out = a.out.unwrap_or_else(|| app::default_report_path(&a.model));
-            let ev = app::evaluate_to_files(&model, &config, &out)?;
-            println!("{}", ev.to_markdown());
-            println!(
+            let mut plan = Plan::new();
+            plan.input("--model", &a.model);
+            let ev = app::evaluate_to_files(&model, &config, &out, &mut plan)?;
+            outln!("{}", ev.to_markdown());
+            outln!(
                 "wrote {} and {}",
                 app::with_suffix(&out, "md").display(),
                 app::with_suffix(&out, "json").display()
@@ -671,8 +740,16 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Infer(a) => {
             let model = ModelFile::load(&a.model)?;
-            let n = app::infer(&model, a.engine.map(Engine::kind), &a.input, &a.output)?;
-            println!("wrote {n} pixels to {}", a.output.display());
+            let mut plan = Plan::new();
+            plan.input("--model", &a.model);
+            let n = app::infer(
+                &model,
+                a.engine.map(Engine::kind),
+                &a.input,
+                &a.output,
+                &mut plan,
+            )?;
+            outln!("wrote {n} pixels to {}", a.output.display());
         }
         Command::Map(a) => {
             let model = ModelFile::load(&a.model)?;
@@ -699,8 +776,9 @@ fn run(cli: Cli) -> Result<()> {
                 a.min_photons,
                 a.range,
                 true,
+                Plan::new().input("--model", &a.model),
             )?;
-            println!(
+            outln!(
                 "{} of {} pixels had at least {} photons; wrote {}, {}, {} and {}",
                 out.unmasked,
                 out.pixels,
@@ -717,12 +795,19 @@ fn run(cli: Cli) -> Result<()> {
                 None => flimgru::compress::CompressJob::default(),
             };
             if a.print_config {
-                println!("{}", serde_json::to_string_pretty(&job)?);
+                outln!("{}", serde_json::to_string_pretty(&job)?);
                 return Ok(());
             }
-            let study = app::compress(&job, &command_line(), &a.dir, &a.ship, &a.report)?;
-            println!("{}", study.to_markdown());
-            println!(
+            let study = app::compress(
+                &job,
+                a.config.as_deref(),
+                &command_line(),
+                &a.dir,
+                &a.ship,
+                &a.report,
+            )?;
+            outln!("{}", study.to_markdown());
+            outln!(
                 "wrote {}, {} and {} ({:.1} min)",
                 a.report.display(),
                 app::with_suffix(&a.report.with_extension(""), "json").display(),
@@ -740,21 +825,25 @@ fn run(cli: Cli) -> Result<()> {
                 &a.input,
                 &a.output,
                 a.vcd.as_deref(),
+                Plan::new().input("--model", &a.model),
             )?;
-            print!("simulated {n} pixels; wrote {}", a.output.display());
+            out!("simulated {n} pixels; wrote {}", a.output.display());
             match &a.vcd {
-                Some(v) => println!(" and {}", v.display()),
-                None => println!(),
+                Some(v) => outln!(" and {}", v.display()),
+                None => outln!(""),
             }
         }
         Command::Export(a) => {
             let model = ModelFile::load(&a.model)?;
-            let path = app::export_verilog(&model, a.bits, a.lanes, a.macs, a.dsp, &a.out)?;
-            println!("wrote {}", path.display());
+            let mut plan = Plan::new();
+            plan.input("--model", &a.model);
+            let path =
+                app::export_verilog(&model, a.bits, a.lanes, a.macs, a.dsp, &a.out, &mut plan)?;
+            outln!("wrote {}", path.display());
         }
         Command::Synth(a) => {
             if !a.table.is_empty() {
-                print!("{}", flimgru::synth::table(&a.table)?);
+                out!("{}", flimgru::synth::table(&a.table)?);
                 return Ok(());
             }
             let board = a.board.expect("clap requires --board without --table");
@@ -784,9 +873,10 @@ fn run(cli: Cli) -> Result<()> {
                         .collect::<Vec<_>>()
                         .join(" "),
                 },
+                Plan::new().input("--model", &a.model),
             )?;
-            print!("{}", flimgru::synth::TABLE_HEADER);
-            print!("{}", flimgru::synth::table_row(&report));
+            out!("{}", flimgru::synth::TABLE_HEADER);
+            out!("{}", flimgru::synth::table_row(&report));
         }
         Command::Wave(a) => {
             let text = if a.list {
@@ -795,7 +885,7 @@ fn run(cli: Cli) -> Result<()> {
                 let signal = a.signal.as_deref().expect("clap requires --signal");
                 flimgru::rtl::sim::wave(&a.vcd, signal, a.from, a.to)?
             };
-            print!("{text}");
+            out!("{text}");
         }
         Command::Bench(a) => run_bench(&a)?,
     }
@@ -805,6 +895,9 @@ fn run(cli: Cli) -> Result<()> {
 fn run_bench(a: &BenchArgs) -> Result<()> {
     if !(a.seconds.is_finite() && a.seconds > 0.0) {
         bail!("--seconds must be positive");
+    }
+    if let Some(p) = &a.json {
+        Plan::new().output("--json", p)?;
     }
     let grid = GateGrid::PAPER;
     let spec = SimSpec::default();
@@ -828,11 +921,13 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
     }
     for r in &results {
         match r.gflops {
-            Some(g) => println!(
+            Some(g) => outln!(
                 "{:<60} {:>10.0} {} ({g:.1} GFLOP/s)",
-                r.what, r.value, r.unit
+                r.what,
+                r.value,
+                r.unit
             ),
-            None => println!("{:<60} {:>10.0} {}", r.what, r.value, r.unit),
+            None => outln!("{:<60} {:>10.0} {}", r.what, r.value, r.unit),
         }
     }
     if let Some(p) = &a.json {
@@ -843,9 +938,7 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let json = serde_json::to_string_pretty(value)?;
-    flimgru::data::io::write_atomically(path, |tmp| {
-        std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
-    })
+    flimgru::output::write_bytes(path, json.as_bytes())
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //! histogram. Plots are drawn with plotters into a buffer and written as
 //! PNG atomically.
 
-use crate::data::io::write_atomically;
 use crate::engine::{Engine, EngineKind};
 use crate::lifetime::Lifetimes;
 use anyhow::{bail, Context, Result};
@@ -152,6 +151,18 @@ pub struct MapStyle {
 
 const FONT: &str = "sans-serif";
 
+/// Longest text drawn on a plot (characters). Laying out text costs time
+/// in its length, drawn or not: a model name of megabytes took minutes.
+pub const MAX_LABEL_CHARS: usize = 120;
+
+/// `text` cut to `max` characters, with "..." when cut.
+pub fn short_label(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}...", &text[..at]),
+    }
+}
+
 /// Plotters needs a font to draw text; the crate ships DejaVu Sans so
 /// plots render the same on a machine without any fonts installed.
 fn register_font() {
@@ -179,15 +190,10 @@ where
         draw(root.clone())?;
         root.present().map_err(plot_err)?;
     }
-    write_atomically(path, |tmp| {
-        let file = std::fs::File::create(tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut out = std::io::BufWriter::new(file);
-        image::codecs::png::PngEncoder::new(&mut out)
+    crate::output::write_with(path, |out| {
+        image::codecs::png::PngEncoder::new(out)
             .write_image(&buf, w, h, image::ColorType::Rgb8)
-            .with_context(|| format!("encoding PNG {}", path.display()))?;
-        out.flush()
-            .with_context(|| format!("writing {}", tmp.display()))
+            .context("encoding the PNG")
     })
 }
 
@@ -224,7 +230,7 @@ pub fn render_map(img: &LifetimeImage, style: &MapStyle, path: &Path) -> Result<
     let p99 = bright[((bright.len() - 1) as f64 * 0.99) as usize].max(1.0);
     render_png(path, size, |root| {
         root.draw(&Text::new(
-            style.title.clone(),
+            short_label(&style.title, MAX_LABEL_CHARS),
             (margin as i32, 15),
             (FONT, 18).into_font(),
         ))
@@ -303,7 +309,7 @@ pub fn render_histogram(img: &LifetimeImage, style: &MapStyle, path: &Path) -> R
     render_png(path, (720, 440), |root| {
         let caption = format!(
             "{} ({} pixels >= {} photons; {} outside the axis)",
-            style.title,
+            short_label(&style.title, MAX_LABEL_CHARS),
             img.unmasked(),
             img.min_photons,
             outside
@@ -340,10 +346,7 @@ pub fn render_histogram(img: &LifetimeImage, style: &MapStyle, path: &Path) -> R
 /// Per-pixel results as CSV: row, col, photons, tau1, tau2, fraction,
 /// tau_mean; masked pixels have empty lifetime fields.
 pub fn write_table(img: &LifetimeImage, path: &Path) -> Result<()> {
-    write_atomically(path, |tmp| {
-        let f = std::fs::File::create(tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut w = std::io::BufWriter::new(f);
+    crate::output::write_with(path, |w| {
         writeln!(w, "row,col,photons,tau1,tau2,fraction,tau_mean")?;
         for (i, l) in img.lifetimes.iter().enumerate() {
             let (r, c) = (i / img.width, i % img.width);
@@ -360,8 +363,7 @@ pub fn write_table(img: &LifetimeImage, path: &Path) -> Result<()> {
                 None => writeln!(w, "{r},{c},{},,,,", img.photons[i])?,
             }
         }
-        w.flush()
-            .with_context(|| format!("writing {}", tmp.display()))
+        Ok(())
     })
 }
 
@@ -380,7 +382,8 @@ pub fn write_npy(img: &LifetimeImage, path: &Path) -> Result<()> {
             }
         }
     }
-    write_atomically(path, |tmp| {
-        ndarray_npy::write_npy(tmp, &a).with_context(|| format!("writing {}", tmp.display()))
+    crate::output::write_with(path, |w| {
+        use ndarray_npy::WriteNpyExt;
+        Ok(a.write_npy(w)?)
     })
 }

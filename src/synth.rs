@@ -211,7 +211,7 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
         board.constraints_text(),
     )?;
     let top = dir.join("top.v");
-    std::fs::write(&top, &verilog).with_context(|| format!("writing {}", top.display()))?;
+    crate::output::write_bytes(&top, verilog.as_bytes())?;
 
     // The YoWASP tools see the host's directories except /tmp (mapped to a
     // private one inside the WebAssembly sandbox), so they are run in the
@@ -453,8 +453,7 @@ fn place_seed(
         .file_name()
         .expect("constraint paths name a file");
     let constraints = work.join(constraints_name);
-    std::fs::write(&constraints, board.constraints_text())
-        .with_context(|| format!("writing {}", constraints.display()))?;
+    crate::output::write_bytes(&constraints, board.constraints_text().as_bytes())?;
     let mut cmd = Command::new(exe);
     cmd.current_dir(&work);
     match family {
@@ -557,13 +556,9 @@ fn frames(pixels_per_second: Option<f64>) -> Vec<FrameTime> {
 /// `report.json` and `report.md` in `dir`, each written whole or not at all.
 fn write_report(dir: &Path, report: &SynthReport) -> Result<()> {
     let json = serde_json::to_string_pretty(report)? + "\n";
-    crate::data::io::write_atomically(&dir.join("report.json"), |tmp| {
-        std::fs::write(tmp, json.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
-    })?;
+    crate::output::write_bytes(&dir.join("report.json"), json.as_bytes())?;
     let md = markdown(report);
-    crate::data::io::write_atomically(&dir.join("report.md"), |tmp| {
-        std::fs::write(tmp, md.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
-    })
+    crate::output::write_bytes(&dir.join("report.md"), md.as_bytes())
 }
 
 /// The port names of module `top` (rust-hdl writes `module top(a,b,c);`).

@@ -105,14 +105,23 @@ pub fn run(
     let mut channels = vec![Array2::<i64>::zeros((g, 3)); n];
     let mut beat = 0usize; // next beat: group beat / g, gate beat % g
     let mut offered = false;
+    // The waveform goes to a temporary file renamed into place once the
+    // run is complete (crate::output); write errors are latched (rust-hdl's
+    // probe panics on one) and reported after the run.
+    let mut vcd_file = None;
     let mut probe = match vcd {
         Some(path) => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).ok();
             }
-            let f = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            Some(write_vcd_header(std::io::BufWriter::new(f), engine))
+            let mut f = crate::output::AtomicFile::create(path)?;
+            let handle = f
+                .file()
+                .try_clone()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let (w, latch) = crate::output::LatchedWriter::new(handle);
+            vcd_file = Some((f, latch));
+            Some(write_vcd_header(std::io::BufWriter::new(w), engine))
         }
         None => None,
     };
@@ -196,6 +205,12 @@ pub fn run(
         cycle += 1;
     }
     drop(probe);
+    if let Some((f, latch)) = vcd_file {
+        if let Some(e) = latch.take() {
+            return Err(e).with_context(|| format!("cannot write {}", f.path().display()));
+        }
+        f.commit()?;
+    }
     Ok(Outcome {
         codes,
         order,

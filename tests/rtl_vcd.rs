@@ -36,7 +36,7 @@ fn the_vcd_reads_back() {
         );
     }
     // The result stream's pixel index steps 0, 1, ..., 7 (7 pixels + 1 pad).
-    let pixels: Vec<u64> = wave_values(&path, "out_pixel", None, None)
+    let pixels: Vec<u64> = wave_values(&path, "uut.out_pixel", None, None)
         .unwrap()
         .iter()
         .map(|(_, v)| u64::from_str_radix(v, 16).unwrap())
@@ -57,6 +57,15 @@ fn the_vcd_reads_back() {
         .unwrap_err()
         .to_string()
         .contains("ambiguous"));
+    // D10: a name several blocks share is refused with the matches, not
+    // resolved to one of them (the top's `uut.out_pixel` must be named).
+    for name in ["out_pixel", "clock"] {
+        let e = wave(&path, name, None, None).unwrap_err().to_string();
+        assert!(
+            e.contains("ambiguous") && e.contains(&format!("uut.{name}")),
+            "{e}"
+        );
+    }
 }
 
 #[test]

@@ -437,9 +437,7 @@ pub fn write_board_verilog(
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let path = out_dir.join(file_name(board, &engine));
-    crate::data::io::write_atomically(&path, |tmp| {
-        std::fs::write(tmp, text.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
-    })?;
+    crate::output::write_bytes(&path, text.as_bytes())?;
     Ok(path)
 }
 
@@ -471,7 +469,7 @@ pub fn yosys_synth(board: Board, verilog: &str, dir: &Path) -> Result<String> {
     let yosys = export::tools::find("yosys")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = dir.join("top.v");
-    std::fs::write(&file, verilog).with_context(|| format!("writing {}", file.display()))?;
+    crate::output::write_bytes(&file, verilog.as_bytes())?;
     let log = dir.join("yosys.log");
     let script = format!("read_verilog {}; {}", file.display(), yosys_script(board));
     let out = export::tools::run(

@@ -7,7 +7,7 @@ use super::decay::ForwardModel;
 use super::formats::{write_ptu_t3_image, PtuRecordType, PtuT3Spec};
 use super::irf::Irf;
 use super::simulate::{draw_counts, pixel_truth, SimSpec};
-use super::{write_atomically, write_truth_csv, GateGrid, Truth};
+use super::{write_truth_csv, GateGrid, Truth};
 use anyhow::{bail, Context, Result};
 use ndarray::{Array2, Array3};
 use rand::{Rng, SeedableRng};
@@ -241,6 +241,17 @@ pub struct ImageFiles {
     pub truth: PathBuf,
 }
 
+impl ImageFiles {
+    /// `DIR/STEM.ptu`, `DIR/STEM.npy`, `DIR/STEM.truth.csv`.
+    pub fn in_dir(dir: &Path, stem: &str) -> ImageFiles {
+        ImageFiles {
+            ptu: dir.join(format!("{stem}.ptu")),
+            npy: dir.join(format!("{stem}.npy")),
+            truth: dir.join(format!("{stem}.truth.csv")),
+        }
+    }
+}
+
 /// Write `DIR/STEM.ptu`, `DIR/STEM.npy` (u32 `[h, w, G]`) and
 /// `DIR/STEM.truth.csv` (one row per pixel, row-major).
 pub fn write_image_sample(
@@ -251,15 +262,11 @@ pub fn write_image_sample(
 ) -> Result<ImageFiles> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("{}: cannot create directory", dir.display()))?;
-    let files = ImageFiles {
-        ptu: dir.join(format!("{stem}.ptu")),
-        npy: dir.join(format!("{stem}.npy")),
-        truth: dir.join(format!("{stem}.truth.csv")),
-    };
+    let files = ImageFiles::in_dir(dir, stem);
     write_image_ptu(&files.ptu, sample, seed)?;
-    write_atomically(&files.npy, |tmp| {
-        ndarray_npy::write_npy(tmp, &sample.counts)
-            .with_context(|| format!("{}: cannot write", files.npy.display()))
+    crate::output::write_with(&files.npy, |w| {
+        use ndarray_npy::WriteNpyExt;
+        Ok(sample.counts.write_npy(w)?)
     })?;
     write_truth_csv(&files.truth, &sample.truth)?;
     Ok(files)

@@ -1,6 +1,6 @@
 //! Files: raw counts (`.npy`), ground truth (`.csv`), histograms from a
 //! user (`.npy` of any numeric dtype, 2-D or 3-D, or `.csv`), all writes
-//! atomic (temporary file in the same directory, renamed on success).
+//! through [`crate::output`] (atomic, never over an input).
 //!
 //! `.npy` files are parsed here rather than by `ndarray-npy`'s reader,
 //! which allocates the element count the header claims before reading: the
@@ -9,76 +9,64 @@
 use super::Truth;
 use anyhow::{bail, Context, Result};
 use ndarray::{Array2, ArrayD, IxDyn, ShapeBuilder};
+use ndarray_npy::WriteNpyExt;
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 /// Longest `.npy` header accepted (bytes).
 const MAX_NPY_HEADER: usize = 1 << 20;
 
-/// Write `path` through `write(tmp_path)`: the closure writes a temporary
-/// file in the same directory, which is renamed over `path` on success and
-/// removed on error, so no half-written file is ever left under `path`.
-pub fn write_atomically<F>(path: &Path, write: F) -> Result<()>
-where
-    F: FnOnce(&Path) -> Result<()>,
-{
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: not a file path", path.display()))?
-        .to_string_lossy()
-        .into_owned();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{name}.tmp.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = write(&tmp).and_then(|()| {
-        std::fs::rename(&tmp, path).with_context(|| {
-            format!(
-                "{}: cannot move the finished file into place",
-                path.display()
-            )
-        })
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// Most values one histogram file may hold (2^27: 1 GiB as f64 while
+/// reading, e.g. a 512 x 512 image of 512 gates); a larger request is an
+/// error before it is allocated.
+pub const MAX_INPUT_VALUES: u64 = 1 << 27;
+
+/// Largest `.csv` histogram file read (bytes); larger data belongs in a
+/// `.npy`. The read itself is bounded, so a device or a file that grows
+/// while being read (`/dev/zero`) stops here too.
+pub const MAX_CSV_BYTES: u64 = 256 << 20;
+
+/// A reader that fails once more than `left` bytes have been read.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
 }
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other(format!(
+                "larger than {} MiB, the most a .csv histogram file may hold (use .npy)",
+                MAX_CSV_BYTES >> 20
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+pub use crate::output::write_atomically;
 
 /// Raw counts `[n, G]` as a little-endian `<u4` `.npy`.
 pub fn write_counts_npy(path: &Path, counts: &Array2<u32>) -> Result<()> {
-    write_atomically(path, |tmp| {
-        ndarray_npy::write_npy(tmp, counts)
-            .with_context(|| format!("{}: cannot write counts", path.display()))
-    })
+    crate::output::write_with(path, |w| Ok(counts.write_npy(w)?))
 }
 
 /// Any `f32` array as `.npy` (used for preprocessed inputs and targets).
 pub fn write_f32_npy<D: ndarray::Dimension>(path: &Path, a: &ndarray::Array<f32, D>) -> Result<()> {
-    write_atomically(path, |tmp| {
-        ndarray_npy::write_npy(tmp, a).with_context(|| format!("{}: cannot write", path.display()))
-    })
+    crate::output::write_with(path, |w| Ok(a.write_npy(w)?))
 }
 
 /// Ground truth, one row per pixel, with a header row.
 pub fn write_truth_csv(path: &Path, truth: &[Truth]) -> Result<()> {
-    write_atomically(path, |tmp| {
-        let mut w = csv::Writer::from_path(tmp)
-            .with_context(|| format!("{}: cannot create", path.display()))?;
+    crate::output::write_with(path, |out| {
+        let mut w = csv::Writer::from_writer(out);
         for t in truth {
-            w.serialize(t)
-                .with_context(|| format!("{}: cannot write a row", path.display()))?;
+            w.serialize(t)?;
         }
-        w.flush()
-            .with_context(|| format!("{}: cannot write", path.display()))?;
+        w.flush()?;
         Ok(())
     })
 }
@@ -171,12 +159,25 @@ pub fn read_histograms(path: &Path) -> Result<Histograms> {
 
 fn read_csv_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
     let name = path.display();
+    let file = File::open(path).with_context(|| format!("histogram file {name}: cannot open"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("histogram file {name}: cannot open"))?;
+    if meta.is_file() && meta.len() > MAX_CSV_BYTES {
+        bail!(
+            "histogram file {name}: {} MiB is larger than {} MiB, the most a .csv histogram file may hold (use .npy)",
+            meta.len() >> 20,
+            MAX_CSV_BYTES >> 20
+        );
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("histogram file {name}: cannot open"))?;
+        .from_reader(Bounded {
+            inner: BufReader::new(file),
+            left: MAX_CSV_BYTES,
+        });
     let mut values = Vec::new();
     let (mut rows, mut cols) = (0usize, None::<usize>);
     for (i, rec) in rdr.records().enumerate() {
@@ -202,6 +203,11 @@ fn read_csv_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
                 row.len()
             ),
             _ => {}
+        }
+        if (values.len() + row.len()) as u64 > MAX_INPUT_VALUES {
+            bail!(
+                "histogram file {name}: more than {MAX_INPUT_VALUES} values, the most one file may hold"
+            );
         }
         values.extend(row);
         rows += 1;
@@ -284,7 +290,12 @@ pub fn read_npy_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
             avail - data_len
         );
     }
-    // `count` now fits in the file, so allocating it is safe.
+    if count > MAX_INPUT_VALUES {
+        bail!(
+            "npy file {name}: shape {shape:?} holds {count} values, more than the {MAX_INPUT_VALUES} one file may hold"
+        );
+    }
+    // `count` now fits in the file and the budget, so allocating it is safe.
     let count = count as usize;
     let mut values = Vec::with_capacity(count);
     let mut buf = vec![0u8; size * 8192];

@@ -28,6 +28,36 @@ pub const MAX_PIXELS: usize = 1 << 28;
 /// refused up front rather than aborting on a failed allocation.
 pub const MAX_COUNT_BYTES: usize = 8 << 30;
 
+/// Memory the per-pixel arrays of one command may take (bytes): requests
+/// beyond it are errors naming the setting, checked before anything is
+/// allocated (a failed allocation aborts the process).
+pub const MEMORY_BUDGET: u64 = 2 << 30;
+
+/// Refuse `pixels` pixels of `gates` gates if the arrays built from them
+/// (`bytes_per_gate` per gate plus the truth record per pixel) exceed
+/// [`MEMORY_BUDGET`]; `option` names the setting (`--pixels`, a config
+/// field) in the error.
+pub fn check_pixel_budget(
+    option: &str,
+    pixels: usize,
+    gates: usize,
+    bytes_per_gate: u64,
+) -> Result<()> {
+    let per_pixel = (gates as u64)
+        .saturating_mul(bytes_per_gate)
+        .saturating_add(std::mem::size_of::<Truth>() as u64 + 64);
+    let bytes = (pixels as u64).saturating_mul(per_pixel);
+    if bytes > MEMORY_BUDGET {
+        bail!(
+            "{option} {pixels}: {pixels} pixels of {gates} gates need about {:.1} GiB, more than the {} GiB limit (at most {} pixels)",
+            bytes as f64 / (1u64 << 30) as f64,
+            MEMORY_BUDGET >> 30,
+            MEMORY_BUDGET / per_pixel.max(1)
+        );
+    }
+    Ok(())
+}
+
 /// The distribution simulated pixels are drawn from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -189,6 +219,12 @@ fn simulate_inner(
         bail!("simulate: {n} pixels is more than the {MAX_PIXELS} one call allows");
     }
     let g = spec.grid.gates;
+    let irf_bytes = if want_irfs {
+        std::mem::size_of::<Irf>() as u64 / g.max(1) as u64 + 1
+    } else {
+        0
+    };
+    check_pixel_budget("simulate: pixels", n, g, 4 + irf_bytes)?;
     let bytes = n
         .saturating_mul(g)
         .saturating_mul(std::mem::size_of::<u32>());

@@ -207,9 +207,8 @@ pub fn build(
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let eng = dir.join("engine.v");
     let tb = dir.join("tb.v");
-    std::fs::write(&eng, verilog).with_context(|| format!("writing {}", eng.display()))?;
-    std::fs::write(&tb, testbench(config.lanes))
-        .with_context(|| format!("writing {}", tb.display()))?;
+    crate::output::write_bytes(&eng, verilog.as_bytes())?;
+    crate::output::write_bytes(&tb, testbench(config.lanes).as_bytes())?;
     let t0 = Instant::now();
     let exe = match simulator {
         Simulator::Verilator => {
@@ -293,8 +292,7 @@ impl Build {
         }
         let stim_path = self.dir.join(format!("{tag}.stim.hex"));
         let out_path = self.dir.join(format!("{tag}.out.hex"));
-        std::fs::write(&stim_path, stim)
-            .with_context(|| format!("writing {}", stim_path.display()))?;
+        crate::output::write_bytes(&stim_path, stim.as_bytes())?;
         std::fs::remove_file(&out_path).ok();
         let model = CycleModel::new(self.hidden, g, self.config.macs, p, self.config.bits);
         let slack = |x: f64| x / policy.valid.max(0.05) / policy.ready.max(0.05);

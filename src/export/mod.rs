@@ -161,9 +161,7 @@ pub fn write_verilog(
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let path = out_dir.join(file_name(&config, dsp));
-    crate::data::io::write_atomically(&path, |tmp| {
-        std::fs::write(tmp, text.as_bytes()).with_context(|| format!("writing {}", tmp.display()))
-    })?;
+    crate::output::write_bytes(&path, text.as_bytes())?;
     Ok(path)
 }
 
@@ -179,13 +177,13 @@ pub fn lint_with(verilog: &str, extra: &[(&str, &str)], dir: &Path) -> Result<Ve
     let verilator = tools::find("verilator")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = dir.join(format!("{TOP}.v"));
-    std::fs::write(&file, verilog).with_context(|| format!("writing {}", file.display()))?;
+    crate::output::write_bytes(&file, verilog.as_bytes())?;
     let mut cmd = std::process::Command::new(verilator);
     cmd.args(["--lint-only", "-Wall", "--top-module", TOP])
         .arg(&file);
     for (name, text) in extra {
         let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        crate::output::write_bytes(&path, text.as_bytes())?;
         cmd.arg(path);
     }
     let out = cmd.output().context("cannot run verilator")?;
@@ -209,7 +207,7 @@ pub fn yosys_synth(verilog: &str, dir: &Path, family: &str) -> Result<String> {
     let yosys = tools::find("yosys")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = dir.join(format!("{TOP}.v"));
-    std::fs::write(&file, verilog).with_context(|| format!("writing {}", file.display()))?;
+    crate::output::write_bytes(&file, verilog.as_bytes())?;
     let script = format!("read_verilog {}; synth_{family} -top {TOP}", file.display());
     let log = tools::run(
         std::process::Command::new(yosys)

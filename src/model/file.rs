@@ -5,7 +5,6 @@
 
 use super::seq2seq::Seq2Seq;
 use super::train::{History, TrainConfig};
-use crate::data::io::write_atomically;
 use crate::data::simulate::SimSpec;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -57,9 +56,7 @@ impl ModelFile {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec(self).context("serialising the model")?;
-        write_atomically(path, |tmp| {
-            std::fs::write(tmp, &json).with_context(|| format!("writing {}", tmp.display()))
-        })
+        crate::output::write_bytes(path, &json)
     }
 
     pub fn load(path: &Path) -> Result<ModelFile> {

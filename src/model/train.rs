@@ -68,6 +68,12 @@ impl TrainConfig {
                 self.validation_fraction
             );
         }
+        if self.epochs == 0 {
+            bail!("epochs 0: training needs at least 1 epoch");
+        }
+        if let Some(m) = self.max_minutes.filter(|m| !(m.is_finite() && *m >= 0.0)) {
+            bail!("max minutes {m}: the time limit must be a finite number of minutes >= 0");
+        }
         Ok(())
     }
 }

@@ -34,40 +34,66 @@ struct VarInfo {
     code: vcd::IdCode,
 }
 
+/// Deepest scope nesting read from a VCD (the engine's is below 10).
+pub const MAX_SCOPE_DEPTH: usize = 1024;
+
+/// Read a VCD's header: the signals with their hierarchical paths. Walks
+/// the header's commands with an explicit scope stack (the `vcd` crate's
+/// `parse_header` recurses once per nested scope, which overflows the
+/// stack on a hostile file), refusing nesting deeper than
+/// [`MAX_SCOPE_DEPTH`].
 fn read_header(
     path: &Path,
 ) -> Result<(vcd::Parser<std::io::BufReader<std::fs::File>>, Vec<VarInfo>)> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let name = path.display();
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {name}"))?;
     let mut parser = vcd::Parser::new(std::io::BufReader::new(f));
-    let header = parser
-        .parse_header()
-        .with_context(|| format!("{} is not a VCD file", path.display()))?;
     let mut vars = Vec::new();
-    fn walk(items: &[vcd::ScopeItem], prefix: &str, out: &mut Vec<VarInfo>) {
-        for it in items {
-            match it {
-                vcd::ScopeItem::Scope(s) => {
-                    let p = if prefix.is_empty() {
-                        s.identifier.clone()
-                    } else {
-                        format!("{prefix}.{}", s.identifier)
-                    };
-                    walk(&s.items, &p, out);
+    // The current scope path and where each open scope's name starts.
+    let mut prefix = String::new();
+    let mut starts: Vec<usize> = Vec::new();
+    loop {
+        let cmd = match parser.next() {
+            Some(c) => c.with_context(|| format!("{name} is not a VCD file"))?,
+            None => bail!("{name} is not a VCD file: it ends before $enddefinitions"),
+        };
+        match cmd {
+            vcd::Command::Enddefinitions => break,
+            vcd::Command::ScopeDef(_, id) => {
+                if starts.len() >= MAX_SCOPE_DEPTH {
+                    bail!("{name}: scopes nested deeper than {MAX_SCOPE_DEPTH} levels");
                 }
-                vcd::ScopeItem::Var(v) => out.push(VarInfo {
-                    path: if prefix.is_empty() {
-                        v.reference.clone()
-                    } else {
-                        format!("{prefix}.{}", v.reference)
-                    },
-                    width: v.size,
-                    code: v.code,
-                }),
-                _ => {}
+                starts.push(prefix.len());
+                if !prefix.is_empty() {
+                    prefix.push('.');
+                }
+                prefix.push_str(&id);
             }
+            vcd::Command::Upscope => {
+                let Some(at) = starts.pop() else {
+                    bail!("{name} is not a VCD file: $upscope without an open $scope");
+                };
+                prefix.truncate(at);
+            }
+            vcd::Command::VarDef(_, size, code, reference, _) => vars.push(VarInfo {
+                path: if prefix.is_empty() {
+                    reference
+                } else {
+                    format!("{prefix}.{reference}")
+                },
+                width: size,
+                code,
+            }),
+            vcd::Command::Comment(_)
+            | vcd::Command::Date(_)
+            | vcd::Command::Version(_)
+            | vcd::Command::Timescale(..) => {}
+            other => bail!("{name} is not a VCD file: {other:?} before $enddefinitions"),
         }
     }
-    walk(&header.items, "", &mut vars);
+    if !starts.is_empty() {
+        bail!("{name} is not a VCD file: $scope without $upscope");
+    }
     Ok((parser, vars))
 }
 
@@ -81,33 +107,33 @@ pub fn wave_list(vcd_path: &Path) -> Result<String> {
     Ok(s)
 }
 
-/// Find a signal: an exact hierarchical path (`uut.gru.slot.q`), a path
-/// below the top scope (`gru.slot.q`, `out_pixel`), or a unique suffix of
-/// one (`slot.q`).
+/// Find a signal: an exact hierarchical path (`uut.gru.slot.q`), or else
+/// the one signal whose path below the top scope is `signal` (`gru.slot.q`)
+/// or ends in `.signal` (`slot.q`). A name several signals match
+/// (`clock`: `uut.clock` and every block's clock) is refused with the
+/// matches listed, rather than one of them picked.
 fn find<'a>(vars: &'a [VarInfo], signal: &str) -> Result<&'a VarInfo> {
     if let Some(v) = vars.iter().find(|v| v.path == signal) {
         return Ok(v);
     }
-    if let Some(v) = vars
-        .iter()
-        .find(|v| v.path.split_once('.').map(|(_, rest)| rest) == Some(signal))
-    {
-        return Ok(v);
-    }
-    let hits: Vec<&VarInfo> = vars
-        .iter()
-        .filter(|v| v.path.ends_with(&format!(".{signal}")))
-        .collect();
+    let suffix = format!(".{signal}");
+    let mut hits: Vec<&VarInfo> = vars.iter().filter(|v| v.path.ends_with(&suffix)).collect();
+    // Shallowest first: the likeliest meant is listed first.
+    hits.sort_by_key(|v| v.path.matches('.').count());
     match hits.len() {
-        1 => Ok(hits[0]),
         0 => bail!("no signal {signal:?} in the VCD (try --list)"),
-        _ => bail!(
-            "signal {signal:?} is ambiguous: {}",
-            hits.iter()
-                .map(|v| v.path.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ if hits.iter().all(|v| v.code == hits[0].code) => Ok(hits[0]),
+        n => {
+            const SHOWN: usize = 20;
+            let mut list: Vec<&str> = hits.iter().take(SHOWN).map(|v| v.path.as_str()).collect();
+            if n > SHOWN {
+                list.push("...");
+            }
+            bail!(
+                "signal {signal:?} is ambiguous: {n} signals match ({}); give the full path (see --list)",
+                list.join(", ")
+            )
+        }
     }
 }
 

@@ -580,9 +580,11 @@ pub fn read_ptu(path: &Path, opts: &ReadOptions) -> Result<Recording> {
     if !(res_s.is_finite() && res_s > 0.0 && res_s < 1e-6) {
         bail!("{name}: MeasDesc_Resolution {res_s} s is not a plausible dtime bin width");
     }
-    let period_s = h
-        .float("MeasDesc_GlobalResolution")
-        .filter(|p| p.is_finite() && *p > 0.0 && *p < 1.0);
+    let period_s = match h.float("MeasDesc_GlobalResolution") {
+        None => None,
+        Some(p) if p.is_finite() && p > 0.0 && p < 1.0 => Some(p),
+        Some(p) => bail!("{name}: MeasDesc_GlobalResolution {p} s is not a plausible sync period"),
+    };
     let mut notes = h.notes.clone();
     let hw_channels = rt.dtime_channels();
     let channels = match period_s {
