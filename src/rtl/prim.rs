@@ -1,7 +1,8 @@
 //! Arithmetic and memory primitives with a hand-written Verilog body and a
 //! Rust simulation model of the same few lines (the escape hatch of
-//! RUST-HDL-NOTES.md: rust-hdl's `*` exists only at 16 x 16 bits, it has no
-//! signed shifts, and signed compares against literals mis-translate).
+//! docs/rust-hdl-notes.md: rust-hdl's `*` exists only at 16 x 16 bits, it
+//! has no signed shifts, and signed compares against literals
+//! mis-translate).
 //! Each primitive is what an FPGA offers natively: a DSP-slice MAC, a
 //! registered product, a rounding/saturating narrower, a LUT-RAM with two
 //! asynchronous read ports and a block ROM with a registered read.
