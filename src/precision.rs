@@ -10,6 +10,7 @@ use crate::data::irf::Irf;
 use crate::data::simulate::{simulate_with_irfs, SimSpec};
 use crate::data::{targets, Dataset, Truth};
 use crate::engine::{Engine, EngineKind};
+use crate::lifetime::extract::full_decay_tau;
 use crate::lifetime::metrics::{f_value, precision_score, ChannelMetrics, ErrStats, PHOTON_BINS};
 use crate::lifetime::mle::{fit_mle, MleModel};
 use crate::lifetime::Lifetimes;
@@ -20,7 +21,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Lifetimes (ns) and photon counts of the F-value grid.
 pub const F_TAUS: [f64; 4] = [0.5, 1.0, 2.0, 3.0];
@@ -113,6 +113,11 @@ pub struct RowResult {
     /// F of tau1 on the same sets (a network that splits a mono decay into
     /// two components shows it here).
     pub f_tau1: Vec<Option<f64>>,
+    /// F of the full-decay channel's lifetime ([`full_decay_tau`]; networks
+    /// only): the extraction alternative that ignores the split.
+    pub f_full_decay: Vec<Option<f64>>,
+    /// Mono pixels: RMSE (bias) of the full-decay lifetime (networks only).
+    pub mono_full_decay: Option<Binned>,
     /// Mono pixels: the lifetime (mean lifetime of the estimate).
     pub mono_tau: Binned,
     /// Bi pixels.
@@ -124,7 +129,6 @@ pub struct RowResult {
     pub ch0_rmse: Option<f64>,
     /// The recipe's validation figure on this test set.
     pub score: f64,
-    pub pixels_per_second: f64,
 }
 
 /// The whole budget.
@@ -162,26 +166,36 @@ fn test_set(spec: &SimSpec, config: &PrecisionConfig) -> Result<TestSet> {
     Ok(TestSet { data, irfs, f_sets })
 }
 
+/// Full-decay lifetimes of a network run: of the main set and of each F set.
+struct FullDecay {
+    main: Vec<f64>,
+    f_sets: Vec<Vec<f64>>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn row_result(
     label: &str,
     engine: &str,
     set: &TestSet,
     est: &[Lifetimes],
     f_est: &[Vec<Lifetimes>],
+    full: Option<&FullDecay>,
     ch0_rmse: Option<f64>,
-    pixels_per_second: f64,
 ) -> RowResult {
     let truth = &set.data.truth;
     let mean = |t: &Truth| t.fraction * t.tau1 + (1.0 - t.fraction) * t.tau2;
     let mut f = Vec::new();
     let mut f_tau1 = Vec::new();
-    for ((tau, n, d, _), e) in set.f_sets.iter().zip(f_est) {
+    let mut f_full_decay = Vec::new();
+    for (k, ((tau, _, d, _), e)) in set.f_sets.iter().zip(f_est).enumerate() {
         let photons = d.truth.iter().map(|t| t.photons as f64).sum::<f64>() / d.truth.len() as f64;
-        let _ = n;
         let m: Vec<f64> = e.iter().map(|l| l.tau_mean()).collect();
         let t1: Vec<f64> = e.iter().map(|l| l.tau1).collect();
         f.push(f_value(&m, *tau, photons));
         f_tau1.push(f_value(&t1, *tau, photons));
+        if let Some(fd) = full {
+            f_full_decay.push(f_value(&fd.f_sets[k], *tau, photons));
+        }
     }
     RowResult {
         label: label.to_string(),
@@ -189,6 +203,8 @@ fn row_result(
         f,
         f_tau1,
         mono_tau: binned(truth, |t, i| t.mono.then(|| (est[i].tau_mean(), t.tau1))),
+        f_full_decay,
+        mono_full_decay: full.map(|fd| binned(truth, |t, i| t.mono.then(|| (fd.main[i], t.tau1)))),
         bi_tau1: binned(truth, |t, i| (!t.mono).then(|| (est[i].tau1, t.tau1))),
         bi_tau2: binned(truth, |t, i| (!t.mono).then(|| (est[i].tau2, t.tau2))),
         bi_fraction: binned(truth, |t, i| {
@@ -199,7 +215,6 @@ fn row_result(
         }),
         ch0_rmse,
         score: precision_score(truth, est),
-        pixels_per_second,
     }
 }
 
@@ -221,21 +236,36 @@ fn network_row(spec: &RowSpec, set: &TestSet) -> Result<RowResult> {
         );
     }
     let engine = Engine::new(&model, spec.engine)?;
-    let t0 = Instant::now();
     let (est, ch) = engine.lifetimes_and_channels(counts_f32(&set.data).view())?;
-    let speed = set.data.truth.len() as f64 / t0.elapsed().as_secs_f64();
     let target = targets(&set.data.grid, &set.data.truth);
     let ch0 = ChannelMetrics::compute(ch.view(), target.view())?.ch0_rmse;
-    let f_est = set
-        .f_sets
-        .iter()
-        .map(|(_, _, d, _)| engine.lifetimes(counts_f32(d).view()))
-        .collect::<Result<Vec<_>>>()?;
+    let dt = set.data.grid.dt_ns;
+    let taus = |ch: &ndarray::Array3<f32>| -> Vec<f64> {
+        ch.outer_iter().map(|c| full_decay_tau(c, dt)).collect()
+    };
+    let mut f_est = Vec::new();
+    let mut full = FullDecay {
+        main: taus(&ch),
+        f_sets: Vec::new(),
+    };
+    for (_, _, d, _) in &set.f_sets {
+        let (l, c) = engine.lifetimes_and_channels(counts_f32(d).view())?;
+        f_est.push(l);
+        full.f_sets.push(taus(&c));
+    }
     let kind = match engine.kind() {
         EngineKind::Float => "float",
         EngineKind::Fixed => "fixed (golden = FPGA)",
     };
-    Ok(row_result(&spec.label, kind, set, &est, &f_est, ch0, speed))
+    Ok(row_result(
+        &spec.label,
+        kind,
+        set,
+        &est,
+        &f_est,
+        Some(&full),
+        ch0,
+    ))
 }
 
 /// The MLE row: mono fits on mono pixels and on the F sets, bi fits on bi
@@ -256,10 +286,8 @@ fn mle_row(spec: &SimSpec, set: &TestSet) -> RowResult {
             })
             .collect::<Vec<_>>()
     };
-    let t0 = Instant::now();
     let truth = &set.data.truth;
     let est = fit(&set.data, &set.irfs, &|i| truth[i].mono);
-    let speed = truth.len() as f64 / t0.elapsed().as_secs_f64();
     let f_est: Vec<Vec<Lifetimes>> = set
         .f_sets
         .iter()
@@ -272,7 +300,7 @@ fn mle_row(spec: &SimSpec, set: &TestSet) -> RowResult {
         &est,
         &f_est,
         None,
-        speed,
+        None,
     )
 }
 
@@ -326,38 +354,46 @@ impl Budget {
             c.seed + 1,
             c.seed + (F_TAUS.len() * F_PHOTONS.len()) as u64
         );
-        s += "### F-value of the mean lifetime (sqrt(N) std(tau)/tau; 1 is ideal)\n\n| estimator |";
-        for t in F_TAUS {
-            for n in F_PHOTONS {
-                let _ = write!(s, " {t} ns, {n:.0} |");
+        let f_table = |s: &mut String,
+                       intro: &str,
+                       rows: &[RowResult],
+                       get: fn(&RowResult) -> &[Option<f64>]| {
+            *s += intro;
+            *s += "\n\n| estimator |";
+            for t in F_TAUS {
+                for n in F_PHOTONS {
+                    let _ = write!(s, " {t} ns, {n:.0} |");
+                }
             }
-        }
-        s += "\n|---|";
-        s += &"---:|".repeat(F_TAUS.len() * F_PHOTONS.len());
-        s += "\n";
-        for r in &self.rows {
-            let _ = write!(s, "| {} |", r.label);
-            for f in &r.f {
-                let _ = write!(s, " {} |", opt(*f, 2));
+            *s += "\n|---|";
+            *s += &"---:|".repeat(F_TAUS.len() * F_PHOTONS.len());
+            *s += "\n";
+            for r in rows {
+                let _ = write!(s, "| {} |", r.label);
+                for f in get(r) {
+                    let _ = write!(s, " {} |", opt(*f, 2));
+                }
+                *s += "\n";
             }
-            s += "\n";
-        }
-        s += "\nF of tau1 on the same sets (a network that splits a mono-exponential decay into two components is worse here than above):\n\n| estimator |";
-        for t in F_TAUS {
-            for n in F_PHOTONS {
-                let _ = write!(s, " {t} ns, {n:.0} |");
-            }
-        }
-        s += "\n|---|";
-        s += &"---:|".repeat(F_TAUS.len() * F_PHOTONS.len());
-        s += "\n";
-        for r in self.rows.iter().skip(1) {
-            let _ = write!(s, "| {} |", r.label);
-            for f in &r.f_tau1 {
-                let _ = write!(s, " {} |", opt(*f, 2));
-            }
-            s += "\n";
-        }
+        };
+        f_table(
+            &mut s,
+            "### F-value of the mean lifetime (sqrt(N) std(tau)/tau; 1 is ideal)",
+            &self.rows,
+            |r| &r.f,
+        );
+        f_table(
+            &mut s,
+            "\nF of tau1 on the same sets (a network that splits a mono-exponential decay into two components is worse here than above):",
+            &self.rows[1..],
+            |r| &r.f_tau1,
+        );
+        f_table(
+            &mut s,
+            "\nF of the full-decay channel's lifetime (tau from ch0 by the same ratio rule, `lifetime::extract::full_decay_tau`; an extraction alternative that does not depend on the split into components):",
+            &self.rows[1..],
+            |r| &r.f_full_decay,
+        );
         let bins: Vec<String> = PHOTON_BINS
             .iter()
             .map(|(lo, hi)| format!("{lo}-{hi}"))
@@ -408,16 +444,15 @@ impl Budget {
             &|r| &r.bi_tau_mean,
             3,
         );
-        s += "\n### Summary\n\n| estimator | engine | score | ch0 RMSE | pixels/s |\n|---|---|---:|---:|---:|\n";
+        s += "\n### Summary\n\n| estimator | engine | score | ch0 RMSE |\n|---|---|---:|---:|\n";
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.3} | {} | {:.0} |",
+                "| {} | {} | {:.3} | {} |",
                 r.label,
                 r.engine,
                 r.score,
-                opt(r.ch0_rmse, 4),
-                r.pixels_per_second
+                opt(r.ch0_rmse, 4)
             );
         }
         s += "\nscore: the recipe's validation figure (`lifetime::metrics::precision_score`): photon-weighted RMS relative error of the mean lifetime over all pixels, plus that of tau1 and tau2 over bi-exponential pixels with tau2 >= 2 tau1 and fraction in [0.1, 0.9]; lower is better.\n";

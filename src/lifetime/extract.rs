@@ -206,6 +206,21 @@ fn channel_tau(channels: &ArrayView2<f32>, i: usize, rule: impl Fn(f64, f64, f64
     rule(sum, c0, c[c.len() - 1] as f64)
 }
 
+/// Lifetime of the full-decay channel (ch0) by the same ratio rule:
+/// tau_from_ratio(sum ch0 / ch0[0]). For a mono-exponential decay it is
+/// the lifetime; for a bi-exponential one, a single-exponential summary
+/// that does not depend on how the network splits the decay between its
+/// components (the amplitude-weighted mean does). Guards as [`extract`].
+pub fn full_decay_tau(channels: ArrayView2<f32>, dt_ns: f64) -> f64 {
+    if !shape_ok(&channels) {
+        return 0.0;
+    }
+    let gates = channels.nrows();
+    channel_tau(&channels, 0, |sum, c0, _| {
+        tau_from_ratio(sum / c0, gates, dt_ns)
+    })
+}
+
 /// [`extract`] over `[n, G, 3]`, in parallel, order preserved.
 pub fn extract_batch(channels: ArrayView3<f32>, dt_ns: f64) -> Vec<Lifetimes> {
     batch(channels, dt_ns, extract)

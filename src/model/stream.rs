@@ -212,7 +212,7 @@ pub fn load_checkpoint(path: &Path, config: &StreamConfig) -> Result<Option<Chec
 
 /// Train `model` in place on `source`'s stream through `pass`; `score`
 /// rates weights on held-out pixels (lower is better) and the best-rated
-/// weights are kept. With `checkpoint`, the run resumes from that file
+/// weights are kept, the starting weights included (`best_samples` 0). With `checkpoint`, the run resumes from that file
 /// when it exists and rewrites it after every validation.
 pub fn train_stream(
     pass: &dyn ForwardPass,
@@ -245,9 +245,16 @@ pub fn train_stream(
             (
                 model.clone(),
                 Adam::new(model, config.learning_rate),
+                // The starting weights are a candidate too: a stage that
+                // only makes them worse (QAT from a good PTQ) keeps them.
                 StreamHistory {
                     initial_score: initial,
-                    best_score: f64::INFINITY,
+                    best_score: if initial.is_finite() {
+                        initial
+                    } else {
+                        f64::INFINITY
+                    },
+                    best_samples: 0,
                     ..Default::default()
                 },
             )
@@ -469,6 +476,19 @@ mod tests {
             .zip(c.targets.iter())
             .map(|(a, b)| ((a - b) as f64).powi(2))
             .sum::<f64>())
+    }
+
+    /// A stage that only makes the weights worse returns them unchanged.
+    #[test]
+    fn a_stage_that_only_hurts_keeps_the_starting_weights() {
+        let start = model();
+        let mut m = start.clone();
+        // A score that ranks the starting weights best of all.
+        let s0 = start.clone();
+        let score = move |w: &Seq2Seq<f32>| Ok(if *w == s0 { 0.0 } else { 1.0 });
+        let h = train_stream(&FloatForward, &mut m, &Toy, &score, &config(), None, false).unwrap();
+        assert_eq!((h.best_score, h.best_samples), (0.0, 0));
+        assert_eq!(m, start);
     }
 
     #[test]
