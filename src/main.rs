@@ -222,8 +222,10 @@ struct CompressArgs {
     /// Where the study's trained models go (reused when present).
     #[arg(long, default_value = "out/compress")]
     dir: PathBuf,
-    /// Where the distilled student is shipped.
-    #[arg(long, default_value = "models/student-8bit.json")]
+    /// Where the distilled student is written (the study's KD + QAT
+    /// student; the default hardware model, models/student-8bit.json, is
+    /// made by `flimgru recipe`).
+    #[arg(long, default_value = "models/student-8bit-kd.json")]
     ship: PathBuf,
 }
 
