@@ -74,7 +74,7 @@ impl Default for StreamConfig {
             clip_norm: 1.0,
             chunk_pixels: 32_768,
             validate_every: 250_000,
-            objective: Objective::extraction(),
+            objective: Objective::recipe(),
             max_minutes: None,
             seed: 1,
         }
