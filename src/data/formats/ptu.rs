@@ -394,6 +394,27 @@ fn decode(rt: PtuRecordType, r: u32) -> (Event, u64) {
 /// Detector channel numbers a record can carry (6 bits on HydraHarp).
 const MAX_DETECTOR_CHANNELS: usize = 64;
 
+/// Call `f` with every raw record of the stream in order, reading
+/// [`RECORDS_PER_READ`] records at a time.
+fn for_each_record(
+    r: &mut LeReader<BufReader<File>>,
+    n_records: u64,
+    mut f: impl FnMut(u32) -> Result<()>,
+) -> Result<()> {
+    let mut chunk = vec![0u8; RECORDS_PER_READ * 4];
+    let mut done = 0u64;
+    while done < n_records {
+        let take = (n_records - done).min(RECORDS_PER_READ as u64) as usize;
+        let bytes = &mut chunk[..take * 4];
+        r.bytes(bytes, "the records")?;
+        for rec in bytes.chunks_exact(4) {
+            f(u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]))?;
+        }
+        done += take as u64;
+    }
+    Ok(())
+}
+
 /// Each detector channel's photons summed over the whole file, per dtime
 /// channel (`channels` of them; photons beyond are not counted). Reads the
 /// records from the current position; the caller seeks back.
@@ -405,24 +426,15 @@ fn survey_channels(
 ) -> Result<Vec<(u32, Vec<u64>)>> {
     // At most 64 channels x 32768 dtime channels (the record's limits).
     let mut hist: Vec<Option<Vec<u64>>> = vec![None; MAX_DETECTOR_CHANNELS];
-    let mut chunk = vec![0u8; RECORDS_PER_READ * 4];
-    let mut done = 0u64;
-    while done < n_records {
-        let take = (n_records - done).min(RECORDS_PER_READ as u64) as usize;
-        let bytes = &mut chunk[..take * 4];
-        r.bytes(bytes, "the records")?;
-        for rec in bytes.chunks_exact(4) {
-            let raw = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
-            if let (Event::Photon { channel, dtime }, _) = decode(rt, raw) {
-                if (dtime as u64) < channels && (channel as usize) < MAX_DETECTOR_CHANNELS {
-                    let h =
-                        hist[channel as usize].get_or_insert_with(|| vec![0; channels as usize]);
-                    h[dtime as usize] += 1;
-                }
+    for_each_record(r, n_records, |raw| {
+        if let (Event::Photon { channel, dtime }, _) = decode(rt, raw) {
+            if (dtime as u64) < channels && (channel as usize) < MAX_DETECTOR_CHANNELS {
+                let h = hist[channel as usize].get_or_insert_with(|| vec![0; channels as usize]);
+                h[dtime as usize] += 1;
             }
         }
-        done += take as u64;
-    }
+        Ok(())
+    })?;
     Ok(hist
         .into_iter()
         .enumerate()
@@ -703,93 +715,85 @@ pub fn read_ptu(path: &Path, opts: &ReadOptions) -> Result<Recording> {
     let (mut frames, mut lines_beyond, mut dropped_range, mut dropped_outside) =
         (0u64, 0u64, 0u64, 0u64);
     let mut photons = 0u64;
-    let mut chunk = vec![0u8; RECORDS_PER_READ * 4];
-    let mut done = 0u64;
     let bin_of = |dtime: u32| (dtime as u64 / binning) as usize;
-    while done < n_records {
-        let take = (n_records - done).min(RECORDS_PER_READ as u64) as usize;
-        let bytes = &mut chunk[..take * 4];
-        r.bytes(bytes, "the records")?;
-        for rec in bytes.chunks_exact(4) {
-            let raw = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
-            let (ev, nsync) = decode(rt, raw);
-            let t = ovf + nsync;
-            match ev {
-                Event::Overflow(n) => ovf += n,
-                Event::Ignored => {}
-                Event::Marker(m) => {
-                    let Some((px, py, ls, le, fm)) = image else {
-                        continue;
-                    };
-                    if m & le != 0 && in_line {
-                        let dur = t.saturating_sub(start);
-                        if line < py && dur > 0 {
-                            let row = line as usize;
-                            let rev = bidirectional && line % 2 == 1;
-                            for &(rel, dt) in &buf {
-                                let x = (rel as u128 * px as u128 / dur as u128) as u64;
-                                if x >= px {
-                                    dropped_outside += 1;
-                                    continue;
-                                }
-                                let x = if rev { px - 1 - x } else { x } as usize;
-                                let c = &mut flat[(row * ww + x) * bb + bin_of(dt)];
-                                *c = c.saturating_add(1);
-                                photons += 1;
+    for_each_record(&mut r, n_records, |raw| {
+        let (ev, nsync) = decode(rt, raw);
+        let t = ovf + nsync;
+        match ev {
+            Event::Overflow(n) => ovf += n,
+            Event::Ignored => {}
+            Event::Marker(m) => {
+                let Some((px, py, ls, le, fm)) = image else {
+                    return Ok(());
+                };
+                if m & le != 0 && in_line {
+                    let dur = t.saturating_sub(start);
+                    if line < py && dur > 0 {
+                        let row = line as usize;
+                        let rev = bidirectional && line % 2 == 1;
+                        for &(rel, dt) in &buf {
+                            let x = (rel as u128 * px as u128 / dur as u128) as u64;
+                            if x >= px {
+                                dropped_outside += 1;
+                                continue;
                             }
-                        } else {
-                            if line >= py {
-                                lines_beyond += 1;
-                            }
-                            dropped_outside += buf.len() as u64;
+                            let x = if rev { px - 1 - x } else { x } as usize;
+                            let c = &mut flat[(row * ww + x) * bb + bin_of(dt)];
+                            *c = c.saturating_add(1);
+                            photons += 1;
                         }
-                        buf.clear();
-                        line += 1;
-                        in_line = false;
-                    }
-                    if fm != 0 && m & fm != 0 {
-                        if line > 0 {
-                            frames += 1;
+                    } else {
+                        if line >= py {
+                            lines_beyond += 1;
                         }
-                        line = 0;
                         dropped_outside += buf.len() as u64;
-                        buf.clear();
-                        in_line = false;
                     }
-                    if m & ls != 0 {
-                        dropped_outside += buf.len() as u64;
-                        buf.clear();
-                        in_line = true;
-                        start = t;
-                    }
+                    buf.clear();
+                    line += 1;
+                    in_line = false;
                 }
-                Event::Photon { channel, dtime } => {
-                    if keep.is_some_and(|c| c != channel) {
-                        continue;
+                if fm != 0 && m & fm != 0 {
+                    if line > 0 {
+                        frames += 1;
                     }
-                    if dtime as u64 >= channels {
-                        dropped_range += 1;
-                        continue;
-                    }
-                    if image.is_none() {
-                        let c = &mut flat[bin_of(dtime)];
-                        *c = c.saturating_add(1);
-                        photons += 1;
-                    } else if in_line {
-                        if buf.len() >= MAX_LINE_PHOTONS {
-                            bail!(
+                    line = 0;
+                    dropped_outside += buf.len() as u64;
+                    buf.clear();
+                    in_line = false;
+                }
+                if m & ls != 0 {
+                    dropped_outside += buf.len() as u64;
+                    buf.clear();
+                    in_line = true;
+                    start = t;
+                }
+            }
+            Event::Photon { channel, dtime } => {
+                if keep.is_some_and(|c| c != channel) {
+                    return Ok(());
+                }
+                if dtime as u64 >= channels {
+                    dropped_range += 1;
+                    return Ok(());
+                }
+                if image.is_none() {
+                    let c = &mut flat[bin_of(dtime)];
+                    *c = c.saturating_add(1);
+                    photons += 1;
+                } else if in_line {
+                    if buf.len() >= MAX_LINE_PHOTONS {
+                        bail!(
                                 "{name}: more than {MAX_LINE_PHOTONS} photons in one scan line (corrupt markers?)"
                             );
-                        }
-                        buf.push((t.saturating_sub(start), dtime));
-                    } else {
-                        dropped_outside += 1;
                     }
+                    buf.push((t.saturating_sub(start), dtime));
+                } else {
+                    dropped_outside += 1;
                 }
             }
         }
-        done += take as u64;
-    }
+        Ok(())
+    })?;
     if image.is_some() {
         if line > 0 {
             frames += 1;
