@@ -110,8 +110,9 @@ fn run_network(engine: &Engine, data: &Dataset) -> Result<NetworkRun> {
     })
 }
 
-/// Run a per-pixel method over raw counts in parallel, timing it.
-fn per_pixel<F>(data: &Dataset, n: usize, f: F) -> (Vec<Lifetimes>, f64)
+/// Run a per-pixel method over the first `n` pixels' raw counts in
+/// parallel, timing it (pixels/s).
+pub fn per_pixel<F>(data: &Dataset, n: usize, f: F) -> (Vec<Lifetimes>, f64)
 where
     F: Fn(usize, &[u32]) -> Lifetimes + Sync,
 {
@@ -219,6 +220,18 @@ pub fn evaluate(model: &ModelFile, config: &EvalConfig) -> Result<Evaluation> {
     })
 }
 
+/// The F-value sets' spec: `spec` with every pixel mono-exponential at
+/// lifetime `tau` (ns), `photons` expected photons and no background.
+pub fn mono_spec(spec: &SimSpec, tau: f64, photons: f64) -> SimSpec {
+    SimSpec {
+        tau_ns: (tau, tau),
+        mono_fraction: 1.0,
+        photons: (photons, photons),
+        background: (0.0, 0.0),
+        ..spec.clone()
+    }
+}
+
 /// F-values on mono-exponential sets at a few (tau, N) points.
 fn f_values(model: &ModelFile, engine: &Engine, config: &EvalConfig) -> Result<Vec<FPoint>> {
     let mut out = Vec::new();
@@ -226,11 +239,7 @@ fn f_values(model: &ModelFile, engine: &Engine, config: &EvalConfig) -> Result<V
         .iter()
         .enumerate()
     {
-        let mut spec = model.data.clone();
-        spec.tau_ns = (tau, tau);
-        spec.mono_fraction = 1.0;
-        spec.photons = (photons, photons);
-        spec.background = (0.0, 0.0);
+        let spec = mono_spec(&model.data, tau, photons);
         let (data, irfs) = simulate_with_irfs(&spec, config.f_pixels, config.seed + 1 + k as u64)?;
         let net = run_network(engine, &data)?;
         let (rm, _) = per_pixel(&data, config.f_pixels, rld_f32(rld_mono, &spec));

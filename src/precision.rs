@@ -10,14 +10,13 @@ use crate::data::irf::Irf;
 use crate::data::simulate::{simulate_with_irfs, SimSpec};
 use crate::data::{targets, Dataset, Truth};
 use crate::engine::{Engine, EngineKind};
+use crate::eval::{mono_spec, per_pixel};
 use crate::lifetime::extract::full_decay_tau;
 use crate::lifetime::metrics::{f_value, precision_score, ChannelMetrics, ErrStats, PHOTON_BINS};
 use crate::lifetime::mle::{fit_mle, MleModel};
 use crate::lifetime::Lifetimes;
 use crate::model::file::ModelFile;
 use anyhow::{bail, Context, Result};
-use ndarray::Axis;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -153,11 +152,7 @@ fn test_set(spec: &SimSpec, config: &PrecisionConfig) -> Result<TestSet> {
     let mut f_sets = Vec::new();
     for (i, &tau) in F_TAUS.iter().enumerate() {
         for (j, &n) in F_PHOTONS.iter().enumerate() {
-            let mut s = spec.clone();
-            s.tau_ns = (tau, tau);
-            s.mono_fraction = 1.0;
-            s.photons = (n, n);
-            s.background = (0.0, 0.0);
+            let s = mono_spec(spec, tau, n);
             let seed = config.seed + 1 + (i * F_PHOTONS.len() + j) as u64;
             let (d, irf) = simulate_with_irfs(&s, config.f_pixels, seed)?;
             f_sets.push((tau, n, d, irf));
@@ -272,19 +267,17 @@ fn network_row(spec: &RowSpec, set: &TestSet) -> Result<RowResult> {
 /// pixels, each with the pixel's own IRF (the best case for a fit).
 fn mle_row(spec: &SimSpec, set: &TestSet) -> RowResult {
     let fit = |d: &Dataset, irfs: &[Irf], mono_of: &(dyn Fn(usize) -> bool + Sync)| {
-        (0..d.truth.len())
-            .into_par_iter()
-            .map(|i| {
-                let row = d.counts.index_axis(Axis(0), i);
-                let c = row.as_slice().expect("contiguous rows");
-                let m = if mono_of(i) {
-                    MleModel::Mono
-                } else {
-                    MleModel::Bi
-                };
-                fit_mle(c, &spec.grid, spec.period_ns, &irfs[i], m).lifetimes
-            })
-            .collect::<Vec<_>>()
+        let model = |i| {
+            if mono_of(i) {
+                MleModel::Mono
+            } else {
+                MleModel::Bi
+            }
+        };
+        per_pixel(d, d.truth.len(), |i, c| {
+            fit_mle(c, &spec.grid, spec.period_ns, &irfs[i], model(i)).lifetimes
+        })
+        .0
     };
     let truth = &set.data.truth;
     let est = fit(&set.data, &set.irfs, &|i| truth[i].mono);
