@@ -596,3 +596,42 @@ fn map_takes_block_and_prints_reader_warnings() {
         "{err}"
     );
 }
+
+/// The shipped student is built into the binary: `map` and `infer` without
+/// `--model`, run from a directory with no models/ folder, give what the
+/// same commands give with the repository's file named.
+#[test]
+fn shipped_model_works_from_any_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run_in = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_flimgru"))
+            .current_dir(d)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    ok(&run_in(&[
+        "simulate", "--pixels", "40", "--seed", "3", "--out", "sim",
+    ]));
+    let h = "sim/histograms.npy";
+    ok(&run_in(&["infer", "-i", h, "-o", "built-in.csv"]));
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json");
+    ok(&run_in(&[
+        "infer",
+        "--model",
+        file.to_str().unwrap(),
+        "-i",
+        h,
+        "-o",
+        "named.csv",
+    ]));
+    let read = |n: &str| std::fs::read_to_string(d.join(n)).unwrap();
+    assert_eq!(read("built-in.csv"), read("named.csv"));
+    assert_eq!(read("built-in.csv").lines().count(), 41);
+    ok(&run_in(&[
+        "simulate", "--image", "--height", "6", "--width", "5", "--out", "img",
+    ]));
+    ok(&run_in(&["map", "img/sample.ptu", "-o", "m.png"]));
+    assert!(d.join("m.png").exists() && d.join("m.npy").exists());
+}
