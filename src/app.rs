@@ -523,6 +523,8 @@ pub struct MapOutputs {
     pub values: PathBuf,
     pub pixels: usize,
     pub unmasked: usize,
+    /// Unmasked pixels flagged out of range.
+    pub out_of_range: usize,
 }
 
 /// Where `flimgru map` reads its histograms from.
@@ -632,8 +634,26 @@ pub fn map_image(
         crate::engine::integer_counts(counts.view())
             .with_context(|| format!("{}", input.display()))?;
     }
-    let img = compute(&engine, counts.view(), shape, min_photons, show_progress)
-        .with_context(|| format!("mapping {}", input.display()))?;
+    let trained = crate::lifetime::range::RangeCheck::for_spec(&model.data)?;
+    let img = compute(
+        &engine,
+        counts.view(),
+        shape,
+        min_photons,
+        &trained,
+        show_progress,
+    )
+    .with_context(|| format!("mapping {}", input.display()))?;
+    if img.flagged() > 0 {
+        eprintln!(
+            "warning: {}: {} of {} pixels are out of range: their decays are longer (or their background higher) than any the model {} was trained on (lifetimes up to {} ns); they are flagged in the out_of_range column, drawn light grey and left out of the histogram",
+            input.display(),
+            img.flagged(),
+            img.unmasked(),
+            crate::map::short_label(&model.name, 48),
+            trained.tau_max_ns
+        );
+    }
     let name = input
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
@@ -658,6 +678,7 @@ pub fn map_image(
         values,
         pixels: img.lifetimes.len(),
         unmasked: img.unmasked(),
+        out_of_range: img.flagged(),
     };
     render_map(&img, &style, &outputs.map)?;
     render_histogram(&img, &style, &outputs.histogram)?;

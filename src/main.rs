@@ -782,10 +782,11 @@ fn run(cli: Cli) -> Result<()> {
                 &mut plan,
             )?;
             outln!(
-                "{} of {} pixels had at least {} photons; wrote {}, {}, {} and {}",
+                "{} of {} pixels had at least {} photons ({} of them out of range); wrote {}, {}, {} and {}",
                 out.unmasked,
                 out.pixels,
                 a.min_photons,
+                out.out_of_range,
                 out.map.display(),
                 out.histogram.display(),
                 out.table.display(),

@@ -405,7 +405,7 @@ fn map_writes_png_histogram_table_and_values_and_masks_dim_pixels() {
         rows[2]
     );
     let v: ndarray::Array3<f64> = ndarray_npy::read_npy(d.join("map.npy")).unwrap();
-    assert_eq!(v.dim(), (6, 7, 4));
+    assert_eq!(v.dim(), (6, 7, 5));
     assert!(v[[0, 0, 0]].is_nan() && v[[0, 1, 0]].is_finite());
     // No pixel bright enough, and a flat list without image shape: clean errors.
     let out = d.join("none.png");
@@ -487,7 +487,7 @@ fn sample_image_maps_from_ptu_and_npy() {
         ok(&out);
         assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
         let v: ndarray::Array3<f64> = ndarray_npy::read_npy(png.with_extension("npy")).unwrap();
-        assert_eq!(v.dim(), (12, 10, 4));
+        assert_eq!(v.dim(), (12, 10, 5));
         if input.ends_with("ptu") {
             // The grid matching says what it did.
             let err = String::from_utf8_lossy(&out.stderr);
@@ -634,4 +634,51 @@ fn shipped_model_works_from_any_directory() {
     ]));
     ok(&run_in(&["map", "img/sample.ptu", "-o", "m.png"]));
     assert!(d.join("m.png").exists() && d.join("m.npy").exists());
+}
+
+/// A decay far longer than the model's training range is flagged, not
+/// mapped with a confident number: the left half of the image holds 1 ns
+/// decays, the right half 12 ns ones (noise-free expected counts, 3,000
+/// photons, rising at the model's reference peak).
+#[test]
+fn map_flags_decays_outside_the_training_range() {
+    use ndarray_npy::WriteNpyExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (h, w, g, dt) = (4, 6, 135, 0.09);
+    let mut a = ndarray::Array3::<u32>::zeros((h, w, g));
+    for r in 0..h {
+        for c in 0..w {
+            let tau: f64 = if c < w / 2 { 1.0 } else { 12.0 };
+            let shape: Vec<f64> = (0..g)
+                .map(|k| {
+                    let t = (k as f64 - 16.0) * dt;
+                    if t < 0.0 {
+                        0.0
+                    } else {
+                        (-t / tau).exp()
+                    }
+                })
+                .collect();
+            let sum: f64 = shape.iter().sum();
+            for (k, v) in shape.iter().enumerate() {
+                a[[r, c, k]] = (3000.0 * v / sum).round() as u32 + 1;
+            }
+        }
+    }
+    let input = d.join("long.npy");
+    a.write_npy(std::fs::File::create(&input).unwrap()).unwrap();
+    let png = d.join("m.png");
+    let out = flimgru(&["map", input.to_str().unwrap(), "-o", png.to_str().unwrap()]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("12 of 24 pixels are out of range"), "{err}");
+    let table = std::fs::read_to_string(d.join("m.csv")).unwrap();
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().ends_with(",out_of_range"));
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let col: usize = f[1].parse().unwrap();
+        assert_eq!(f[7], if col < w / 2 { "0" } else { "1" }, "{line}");
+    }
 }
