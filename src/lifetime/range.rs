@@ -27,7 +27,7 @@ use anyhow::Result;
 pub const RANGE_PIXELS: usize = 40_000;
 /// Seed of those pixels (fixed: the same model always gets the same
 /// thresholds).
-pub const RANGE_SEED: u64 = 0x5eed_0f_4a96e;
+pub const RANGE_SEED: u64 = 0x05ee_d0f4_a96e;
 /// Photon-count bins (log-spaced over the spec's range).
 pub const RANGE_BINS: usize = 8;
 /// Quantile of the training pixels' RLD lifetime above which a pixel is
