@@ -7,7 +7,8 @@
 //! in front (parameters, model name, checksum of the model's codes).
 //! [`cosim`] builds the exported Verilog with a generated plain-Verilog
 //! testbench in Verilator (or Icarus Verilog) and runs histograms through
-//! it with the same stimulus protocol as `crate::rtl::testbench`.
+//! it with the stream protocol of `crate::rtl::protocol`, as
+//! `crate::rtl::testbench` does in rust-hdl's simulator.
 //! [`tools`] finds the external tools and says how to install a missing one.
 //! yosys runs through `crate::synth::yosys`, the one runner of the flow.
 
