@@ -1012,10 +1012,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Wave(a) => {
             let text = if a.list {
-                flimgru::rtl::sim::wave_list(&a.vcd)?
+                flimgru::rtl::wave::signal_list(&a.vcd)?
             } else {
                 let signal = a.signal.as_deref().expect("clap requires --signal");
-                flimgru::rtl::sim::wave(&a.vcd, signal, a.from, a.to)?
+                flimgru::rtl::wave::changes(&a.vcd, signal, a.from, a.to)?
             };
             out!("{text}");
         }
