@@ -589,7 +589,15 @@ fn image_on_model_grid(
         target,
         &opts,
     )
-    .with_context(|| format!("mapping {} onto the model's gate grid", input.display()))?;
+    .with_context(|| {
+        let f = input.display();
+        format!(
+            "mapping {f} onto the gate grid of model {} ({} gates of {} ns); a model for this recording's instrument is two commands away: `flimgru instrument {f} -o inst.json` (add --irf FILE for a measured IRF, --period NS if the file lacks the laser period), then `flimgru build --instrument inst.json --out models/myscope` (about 4 minutes), and `flimgru map {f} --model models/myscope/student-8bit.json`",
+            crate::map::short_label(&model.name, 48),
+            model.data.grid.gates,
+            model.data.grid.dt_ns
+        )
+    })?;
     eprintln!("{}: {report}", input.display());
     Ok((counts, (h, w), false))
 }

@@ -191,7 +191,7 @@ pub fn run(
     let config = EvalConfig {
         pixels: opts.eval_pixels,
         mle_pixels: (opts.eval_pixels / 10).max(1),
-        f_pixels: 300,
+        f_pixels: (opts.eval_pixels / 10).clamp(2, 300),
         seed: 12_345,
         engine: None,
     };

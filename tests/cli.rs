@@ -682,3 +682,106 @@ fn map_flags_decays_outside_the_training_range() {
         assert_eq!(f[7], if col < w / 2 { "0" } else { "1" }, "{line}");
     }
 }
+
+/// The instrument flow end to end on the simulated PTU image (10 ps
+/// channels): describe it, build a model for it with small budgets, map
+/// the recording with that model; and bad instrument input refused with
+/// the file named and nothing written.
+#[test]
+fn instrument_build_and_map_with_the_instruments_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    ok(&flimgru(&[
+        "simulate",
+        "--image",
+        "--height",
+        "16",
+        "--width",
+        "16",
+        "--seed",
+        "3",
+        "--out",
+        &p("img"),
+    ]));
+    let ptu = p("img/sample.ptu");
+    let out = flimgru(&["instrument", &ptu, "-o", &p("inst.json")]);
+    ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("estimated from the rising edge"), "{text}");
+    let inst: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("inst.json")).unwrap()).unwrap();
+    assert_eq!(inst["format"], "flimgru-instrument");
+    assert!((inst["bin_width_ns"].as_f64().unwrap() - 0.01).abs() < 1e-9);
+    let fwhm = inst["irf_fwhm_ns"].as_f64().unwrap();
+    assert!((0.1..0.6).contains(&fwhm), "IRF FWHM {fwhm}");
+    let out = flimgru(&[
+        "build",
+        "--instrument",
+        &p("inst.json"),
+        "--out",
+        &p("scope"),
+        "--float-samples",
+        "20000",
+        "--qat-samples",
+        "4000",
+        "--eval-pixels",
+        "200",
+    ]);
+    ok(&out);
+    for f in [
+        "scope/instrument.json",
+        "scope/student-float.json",
+        "scope/student-8bit.json",
+        "scope/student-8bit.eval.md",
+        "scope/rtl",
+    ] {
+        assert!(d.join(f).exists(), "{f} missing");
+    }
+    ok(&flimgru(&[
+        "map",
+        &ptu,
+        "--model",
+        &p("scope/student-8bit.json"),
+        "-o",
+        &p("m.png"),
+    ]));
+    // Bad instrument files: zero bin width, a window longer than the
+    // period; a negative IRF sample.
+    let mut bad = inst.clone();
+    bad["bin_width_ns"] = serde_json::json!(0.0);
+    std::fs::write(p("bad.json"), bad.to_string()).unwrap();
+    let out = flimgru(&[
+        "build",
+        "--instrument",
+        &p("bad.json"),
+        "--out",
+        &p("bad-scope"),
+    ]);
+    fails(&out, &["bad.json", "bin_width_ns"], &d.join("bad-scope"));
+    let mut bad = inst.clone();
+    bad["period_ns"] = serde_json::json!(2.0);
+    std::fs::write(p("bad2.json"), bad.to_string()).unwrap();
+    let out = flimgru(&[
+        "build",
+        "--instrument",
+        &p("bad2.json"),
+        "--out",
+        &p("bad-scope"),
+    ]);
+    fails(
+        &out,
+        &["bad2.json", "longer than the laser period"],
+        &d.join("bad-scope"),
+    );
+    std::fs::write(p("irf.asc"), "0 0\n0.1 5\n0.2 -1\n0.3 0\n").unwrap();
+    let out = flimgru(&[
+        "instrument",
+        &ptu,
+        "--irf",
+        &p("irf.asc"),
+        "-o",
+        &p("i2.json"),
+    ]);
+    fails(&out, &["irf.asc", "negative"], &d.join("i2.json"));
+}

@@ -288,8 +288,8 @@ fn summed_decay(rec: &Recording) -> Vec<f64> {
 /// The IRF of a decay `f` (the valid window; `peak` its peak bin) by
 /// deconvolution of a mono-exponential: irf = f' + f / tau, where tau is
 /// the log-slope of `f` (background removed) over the bins from 0.3 ns
-/// after the peak down to a tenth of it. The result is smoothed over
-/// three bins, clipped at 0 and kept from the rise's start to as far
+/// after the peak down to a tenth of it. The decay and the result are
+/// smoothed over about 60 ps, the result clipped at 0 and kept from the rise's start to as far
 /// after the peak as the rise took. Returns the samples (one per bin of
 /// the window) and tau.
 fn rising_edge_irf(f: &[f64], peak: usize, dt: f64) -> Result<(Vec<f64>, f64)> {
@@ -300,7 +300,18 @@ fn rising_edge_irf(f: &[f64], peak: usize, dt: f64) -> Result<(Vec<f64>, f64)> {
         .map(|w| (w[0] + w[1] + w[2]) / 3.0)
         .fold(f64::INFINITY, f64::min)
         .max(0.0);
-    let g: Vec<f64> = f.iter().map(|&v| (v - bg).max(0.0)).collect();
+    // Smoothed over ~60 ps (at least 3 bins): fine bins of a small
+    // image are too noisy to differentiate.
+    let half = ((0.03 / dt).round() as usize).max(1);
+    let box_mean = |v: &[f64]| -> Vec<f64> {
+        (0..v.len())
+            .map(|k| {
+                let (a, b) = (k.saturating_sub(half), (k + half).min(v.len() - 1));
+                v[a..=b].iter().sum::<f64>() / (b - a + 1) as f64
+            })
+            .collect()
+    };
+    let g: Vec<f64> = box_mean(&f.iter().map(|&v| (v - bg).max(0.0)).collect::<Vec<_>>());
     let top = g[peak];
     if top <= 0.0 {
         bail!("the decay has no peak above its background");
@@ -338,13 +349,7 @@ fn rising_edge_irf(f: &[f64], peak: usize, dt: f64) -> Result<(Vec<f64>, f64)> {
             (d + g[k] / tau).max(0.0)
         })
         .collect();
-    let smooth: Vec<f64> = (0..n)
-        .map(|k| {
-            let (a, b) = (k.saturating_sub(1), (k + 1).min(n - 1));
-            irf[a..=b].iter().sum::<f64>() / (b - a + 1) as f64
-        })
-        .collect();
-    irf = smooth;
+    irf = box_mean(&irf);
     // Keep the rise: from the last bin before the peak below 1 % of the
     // decay's peak, to as far after the peak as the rise took (twice).
     let rise = (0..peak).rev().find(|&k| g[k] < 0.01 * top).unwrap_or(0);
