@@ -577,9 +577,18 @@ fn image_on_model_grid(
         .into_shape_with_order((h * w, bins))
         .expect("recording counts are contiguous")
         .mapv(|c| c as f32);
-    let target = reference_anchor_ns(&model.data, Anchor::Peak)?;
+    // A model trained on one measured IRF (an instrument's) sees the rise
+    // at one place whatever the lifetime: align the rising edge there. A
+    // model trained on random IRFs is aligned by the decay's peak.
+    let anchor = if model.data.irf.measured.is_some() {
+        Anchor::RisingEdge
+    } else {
+        Anchor::Peak
+    };
+    let target = reference_anchor_ns(&model.data, anchor)?;
     let opts = MatchOptions {
         period_ns: rec.period_ns,
+        anchor,
         ..MatchOptions::default()
     };
     let (counts, report) = match_to_grid_with(
