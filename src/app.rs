@@ -533,15 +533,24 @@ pub struct MapInput {
     pub read: crate::data::formats::ReadOptions,
 }
 
-/// Histograms of an image on the model's gate grid, `[h * w, G]`, and
-/// whether they are the file's own values (not rebinned by grid matching).
-fn image_on_model_grid(
-    model: &ModelFile,
-    input: &Path,
-    how: &MapInput,
-) -> Result<(ndarray::Array2<f32>, (usize, usize), bool)> {
+/// An image's histograms in memory and the time axis they were recorded on.
+#[derive(Clone, Debug)]
+pub struct ImageCounts {
+    /// `[h * w, bins]`, pixels row-major.
+    pub counts: Array2<f32>,
+    /// `(h, w)`.
+    pub shape: (usize, usize),
+    /// Width of one bin (ns); `None`: the bins are the model's gates.
+    pub bin_width_ns: Option<f64>,
+    /// Laser period (ns), if known (grid matching wraps a whole period).
+    pub period_ns: Option<f64>,
+}
+
+/// An image's histograms as `flimgru map` reads them: an `[h, w, G]`
+/// `.npy`/`.csv` on the model's gates as it is, any other input through
+/// the recording readers (notes printed on stderr).
+fn read_image(model: &ModelFile, input: &Path, how: &MapInput) -> Result<ImageCounts> {
     use crate::data::formats::read_recording_with;
-    use crate::data::grid_match::{match_to_grid_with, reference_anchor_ns, Anchor, MatchOptions};
     let ext = input.extension().and_then(|e| e.to_str()).unwrap_or("");
     let plain = matches!(ext, "npy" | "csv") && how.read.bin_width_ns.is_none();
     if plain {
@@ -562,7 +571,12 @@ fn image_on_model_grid(
                 model.gates()
             );
         }
-        return Ok((hist.counts, shape, true));
+        return Ok(ImageCounts {
+            counts: hist.counts,
+            shape,
+            bin_width_ns: None,
+            period_ns: None,
+        });
     }
     let rec = read_recording_with(input, &how.read)?;
     for note in &rec.notes {
@@ -575,21 +589,73 @@ fn image_on_model_grid(
         .into_shape_with_order((h * w, bins))
         .expect("recording counts are contiguous")
         .mapv(|c| c as f32);
-    let target = reference_anchor_ns(&model.data, Anchor::Peak)?;
-    let opts = MatchOptions {
+    Ok(ImageCounts {
+        counts: flat,
+        shape: (h, w),
+        bin_width_ns: Some(rec.bin_width_ns),
         period_ns: rec.period_ns,
-        ..MatchOptions::default()
+    })
+}
+
+/// `flimgru map`'s computation without its files: the lifetime image of
+/// `image` by `engine` (made from `model`), pixels with fewer than
+/// `min_photons` masked. The fixed engine takes whole non-negative counts
+/// (fractional ones are an error). Bins of a known width are first matched
+/// to the model's gate grid (rebinned and aligned, the report returned;
+/// the fixed engine rounds the rebinned counts); otherwise they must be
+/// the model's gates and go to the engine as they are.
+pub fn lifetime_image(
+    model: &ModelFile,
+    engine: &crate::engine::Engine,
+    image: &ImageCounts,
+    min_photons: f64,
+    show_progress: bool,
+) -> Result<(
+    crate::map::LifetimeImage,
+    Option<crate::data::grid_match::MatchReport>,
+)> {
+    use crate::data::grid_match::{match_to_grid_with, reference_anchor_ns, Anchor, MatchOptions};
+    if engine.kind() == crate::engine::EngineKind::Fixed {
+        // Counts as given go to the hardware as they are (as in `infer`);
+        // only counts rebinned by grid matching are rounded.
+        crate::engine::integer_counts(image.counts.view())?;
+    }
+    let (counts, report) = match image.bin_width_ns {
+        None => {
+            let bins = image.counts.ncols();
+            if bins != model.gates() {
+                bail!(
+                    "the histograms have {bins} bins, the model expects {} gates; give their bin width to match them to the model's grid",
+                    model.gates()
+                );
+            }
+            (std::borrow::Cow::Borrowed(&image.counts), None)
+        }
+        Some(bin_width_ns) => {
+            let target = reference_anchor_ns(&model.data, Anchor::Peak)?;
+            let opts = MatchOptions {
+                period_ns: image.period_ns,
+                ..MatchOptions::default()
+            };
+            let (counts, report) = match_to_grid_with(
+                image.counts.view(),
+                bin_width_ns,
+                &model.data.grid,
+                target,
+                &opts,
+            )
+            .context("matching the bins to the model's gate grid")?;
+            (std::borrow::Cow::Owned(counts), Some(report))
+        }
     };
-    let (counts, report) = match_to_grid_with(
-        flat.view(),
-        rec.bin_width_ns,
-        &model.data.grid,
-        target,
-        &opts,
-    )
-    .with_context(|| format!("mapping {} onto the model's gate grid", input.display()))?;
-    eprintln!("{}: {report}", input.display());
-    Ok((counts, (h, w), false))
+    let img = crate::map::compute(
+        engine,
+        counts.view(),
+        image.shape,
+        min_photons,
+        show_progress,
+    )?;
+    Ok((img, report))
 }
 
 /// `flimgru map`: lifetime map PNG at `out`, and beside it
@@ -607,7 +673,7 @@ pub fn map_image(
     show_progress: bool,
     files: &mut Plan,
 ) -> Result<MapOutputs> {
-    use crate::map::{compute, render_histogram, render_map, write_npy, write_table, MapStyle};
+    use crate::map::{render_histogram, render_map, write_npy, write_table, MapStyle};
     if out.extension().and_then(|e| e.to_str()) != Some("png") {
         bail!("map output {} must end in .png", out.display());
     }
@@ -624,16 +690,13 @@ pub fn map_image(
     for p in [out, &histogram, &table, &values] {
         files.output("--out", p)?;
     }
-    let (counts, shape, as_read) = image_on_model_grid(model, input, how)?;
+    let image = read_image(model, input, how)?;
     let engine = crate::engine::Engine::new(model, engine)?;
-    if as_read && engine.kind() == crate::engine::EngineKind::Fixed {
-        // The file's own counts go to the hardware as they are (as in
-        // `infer`); only counts rebinned by grid matching are rounded.
-        crate::engine::integer_counts(counts.view())
-            .with_context(|| format!("{}", input.display()))?;
-    }
-    let img = compute(&engine, counts.view(), shape, min_photons, show_progress)
+    let (img, report) = lifetime_image(model, &engine, &image, min_photons, show_progress)
         .with_context(|| format!("mapping {}", input.display()))?;
+    if let Some(report) = report {
+        eprintln!("{}: {report}", input.display());
+    }
     let name = input
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())

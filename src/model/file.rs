@@ -66,38 +66,52 @@ impl ModelFile {
             bail!("{} is {} bytes, larger than any model", what(), meta.len());
         }
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", what()))?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not valid JSON", what()))?;
+        ModelFile::from_json(&bytes, &what())
+    }
+
+    /// The shipped model (models/student-8bit.json), embedded in the
+    /// binary: checked as [`ModelFile::load`] checks a file.
+    pub fn shipped() -> anyhow::Result<ModelFile> {
+        ModelFile::from_json(
+            include_str!("../../models/student-8bit.json").as_bytes(),
+            "the shipped model (models/student-8bit.json)",
+        )
+    }
+
+    /// Parse and check a model file's bytes; `what` names it in errors.
+    fn from_json(bytes: &[u8], what: &str) -> Result<ModelFile> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).with_context(|| format!("{} is not valid JSON", what))?;
         match value.get("format").and_then(|f| f.as_str()) {
             Some(MODEL_FORMAT) => {}
-            Some(other) => bail!("{} has format {other:?}, expected {MODEL_FORMAT:?}", what()),
-            None => bail!("{} has no \"format\" field: not a flimgru model", what()),
+            Some(other) => bail!("{} has format {other:?}, expected {MODEL_FORMAT:?}", what),
+            None => bail!("{} has no \"format\" field: not a flimgru model", what),
         }
         match value.get("version").and_then(|v| v.as_u64()) {
             Some(v) if v == 1 || v == MODEL_VERSION as u64 => {}
             Some(v) => bail!(
                 "{} has model version {v}; this flimgru reads versions 1..={MODEL_VERSION}",
-                what()
+                what
             ),
-            None => bail!("{} has no numeric \"version\" field", what()),
+            None => bail!("{} has no numeric \"version\" field", what),
         }
         let model: ModelFile =
-            serde_json::from_value(value).with_context(|| format!("{} is malformed", what()))?;
+            serde_json::from_value(value).with_context(|| format!("{} is malformed", what))?;
         model
             .weights
             .validate()
-            .with_context(|| format!("{} has inconsistent weights", what()))?;
+            .with_context(|| format!("{} has inconsistent weights", what))?;
         model
             .data
             .validate()
-            .with_context(|| format!("{} has an invalid data spec", what()))?;
+            .with_context(|| format!("{} has an invalid data spec", what))?;
         if let Some(q) = &model.quantized {
             q.validate()
-                .with_context(|| format!("{} field \"quantized\"", what()))?;
+                .with_context(|| format!("{} field \"quantized\"", what))?;
             if q.dequantise() != model.weights {
                 bail!(
                     "{} field \"weights\" disagrees with the quantised codes of field \"quantized\"",
-                    what()
+                    what
                 );
             }
         }
