@@ -327,7 +327,9 @@ fn histograms_of(py: Python<'_>, counts: &Bound<'_, PyAny>) -> PyResult<(Histogr
             $(
                 if dtype.is_equiv_to(&numpy::dtype::<$t>(py)) {
                     let typed = a.cast::<PyArrayDyn<$t>>()?;
-                    let view = typed.readonly();
+                    let view = typed
+                        .try_readonly()
+                        .map_err(|e| value_error(format!("counts: {e}")))?;
                     let values = view
                         .as_slice()
                         .map_err(|e| value_error(format!("counts: {e}")))?;
