@@ -46,6 +46,10 @@ class Lifetimes(TypedDict):
     """Photons per pixel in the model's window (after grid matching)."""
     mask: npt.NDArray[np.bool_]
     """True where masked: fewer than ``min_photons`` photons, no lifetime."""
+    out_of_range: npt.NDArray[np.bool_]
+    """True where an unmasked pixel's decay is outside what the model was
+    trained on: its lifetimes are not to be trusted (a UserWarning says
+    how many)."""
 
 class Model:
     """A flimgru model file: the network, the data it was trained on and,
@@ -108,7 +112,10 @@ def infer(
     fixed for a quantised model, float otherwise. ``instrument``: the dict
     ``read`` returns; with a ``bin_width_ns`` the bins are matched to the
     model's gate grid, without one they must be the model's gates.
-    ``min_photons``: pixels with fewer photons are masked.
+    ``min_photons``: pixels with fewer photons are masked. Pixels outside
+    the model's training range are flagged in ``out_of_range`` (the check
+    is made on a model's first use, from 40,000 simulated training pixels,
+    and kept).
 
     The GIL is released while the engine runs. Raises ValueError naming
     the problem for bad counts or options."""

@@ -523,6 +523,8 @@ pub struct MapOutputs {
     pub values: PathBuf,
     pub pixels: usize,
     pub unmasked: usize,
+    /// Unmasked pixels flagged out of range.
+    pub out_of_range: usize,
 }
 
 /// Where `flimgru map` reads its histograms from.
@@ -599,7 +601,9 @@ fn read_image(model: &ModelFile, input: &Path, how: &MapInput) -> Result<ImageCo
 
 /// `flimgru map`'s computation without its files: the lifetime image of
 /// `image` by `engine` (made from `model`), pixels with fewer than
-/// `min_photons` masked. The fixed engine takes whole non-negative counts
+/// `min_photons` masked, pixels outside the model's training range
+/// flagged by `trained` (`RangeCheck::for_spec(&model.data)`, passed in so
+/// a caller can reuse it). The fixed engine takes whole non-negative counts
 /// (fractional ones are an error). Bins of a known width are first matched
 /// to the model's gate grid (rebinned and aligned, the report returned;
 /// the fixed engine rounds the rebinned counts); otherwise they must be
@@ -607,6 +611,7 @@ fn read_image(model: &ModelFile, input: &Path, how: &MapInput) -> Result<ImageCo
 pub fn lifetime_image(
     model: &ModelFile,
     engine: &crate::engine::Engine,
+    trained: &crate::lifetime::range::RangeCheck,
     image: &ImageCounts,
     min_photons: f64,
     show_progress: bool,
@@ -653,6 +658,7 @@ pub fn lifetime_image(
         counts.view(),
         image.shape,
         min_photons,
+        trained,
         show_progress,
     )?;
     Ok((img, report))
@@ -692,10 +698,22 @@ pub fn map_image(
     }
     let image = read_image(model, input, how)?;
     let engine = crate::engine::Engine::new(model, engine)?;
-    let (img, report) = lifetime_image(model, &engine, &image, min_photons, show_progress)
-        .with_context(|| format!("mapping {}", input.display()))?;
+    let trained = crate::lifetime::range::RangeCheck::for_spec(&model.data)?;
+    let (img, report) =
+        lifetime_image(model, &engine, &trained, &image, min_photons, show_progress)
+            .with_context(|| format!("mapping {}", input.display()))?;
     if let Some(report) = report {
         eprintln!("{}: {report}", input.display());
+    }
+    if img.flagged() > 0 {
+        eprintln!(
+            "warning: {}: {} of {} pixels are out of range: their decays are longer (or their background higher) than any the model {} was trained on (lifetimes up to {} ns); they are flagged in the out_of_range column, drawn light grey and left out of the histogram",
+            input.display(),
+            img.flagged(),
+            img.unmasked(),
+            crate::map::short_label(&model.name, 48),
+            trained.tau_max_ns
+        );
     }
     let name = input
         .file_name()
@@ -721,6 +739,7 @@ pub fn map_image(
         values,
         pixels: img.lifetimes.len(),
         unmasked: img.unmasked(),
+        out_of_range: img.flagged(),
     };
     render_map(&img, &style, &outputs.map)?;
     render_histogram(&img, &style, &outputs.histogram)?;

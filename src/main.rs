@@ -82,9 +82,9 @@ enum Command {
 
 #[derive(Args)]
 struct SimArgs {
-    /// A quantised model file (the shipped student, or one from compress).
-    #[arg(long, default_value = "models/student-8bit.json")]
-    model: PathBuf,
+    /// A quantised model file (default: the shipped 8-bit student, built in).
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Bit width W (default: the model's).
     #[arg(long)]
     bits: Option<u32>,
@@ -107,9 +107,9 @@ struct SimArgs {
 
 #[derive(Args)]
 struct ExportArgs {
-    /// A quantised model file.
-    #[arg(long, default_value = "models/student-8bit.json")]
-    model: PathBuf,
+    /// A quantised model file (default: the shipped 8-bit student, built in).
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Bit width W (default: the model's).
     #[arg(long)]
     bits: Option<u32>,
@@ -135,9 +135,9 @@ struct SynthArgs {
     /// Board: ulx3s (ECP5-85F), arty (Artix-7 100T), icebreaker (iCE40 UP5K).
     #[arg(long, required_unless_present = "table")]
     board: Option<flimgru::boards::Board>,
-    /// A quantised model file.
-    #[arg(long, default_value = "models/student-8bit.json")]
-    model: PathBuf,
+    /// A quantised model file (default: the shipped 8-bit student, built in).
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Bit width W (default: the model's).
     #[arg(long)]
     bits: Option<u32>,
@@ -260,9 +260,9 @@ struct MapArgs {
     /// Map PNG; <stem>-histogram.png, <stem>.csv and <stem>.npy go beside it.
     #[arg(long, short)]
     out: PathBuf,
-    /// Model file (default: the shipped 8-bit student).
-    #[arg(long, default_value = "models/student-8bit.json")]
-    model: PathBuf,
+    /// Model file (default: the shipped 8-bit student, built in).
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Default: fixed (what the FPGA computes) for a quantised model, float otherwise.
     #[arg(long, value_enum)]
     engine: Option<Engine>,
@@ -557,8 +557,9 @@ impl Engine {
 
 #[derive(Args)]
 struct InferArgs {
+    /// Model file (default: the shipped 8-bit student, built in).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// Histograms: .npy [n, G] or [h, w, G] of any numeric dtype, or .csv.
     #[arg(long, short)]
     input: PathBuf,
@@ -741,9 +742,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Infer(a) => {
-            let model = ModelFile::load(&a.model)?;
             let mut plan = Plan::new();
-            plan.input("--model", &a.model);
+            let model = model_arg(&a.model, &mut plan)?;
             let n = app::infer(
                 &model,
                 a.engine.map(Engine::kind),
@@ -754,7 +754,8 @@ fn run(cli: Cli) -> Result<()> {
             outln!("wrote {n} pixels to {}", a.output.display());
         }
         Command::Map(a) => {
-            let model = ModelFile::load(&a.model)?;
+            let mut plan = Plan::new();
+            let model = model_arg(&a.model, &mut plan)?;
             let quantity = match a.quantity {
                 MapQuantity::TauMean => Quantity::TauMean,
                 MapQuantity::Tau1 => Quantity::Tau1,
@@ -778,13 +779,14 @@ fn run(cli: Cli) -> Result<()> {
                 a.min_photons,
                 a.range,
                 true,
-                Plan::new().input("--model", &a.model),
+                &mut plan,
             )?;
             outln!(
-                "{} of {} pixels had at least {} photons; wrote {}, {}, {} and {}",
+                "{} of {} pixels had at least {} photons ({} of them out of range); wrote {}, {}, {} and {}",
                 out.unmasked,
                 out.pixels,
                 a.min_photons,
+                out.out_of_range,
                 out.map.display(),
                 out.histogram.display(),
                 out.table.display(),
@@ -818,7 +820,8 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Sim(a) => {
-            let model = ModelFile::load(&a.model)?;
+            let mut plan = Plan::new();
+            let model = model_arg(&a.model, &mut plan)?;
             let n = app::simulate_circuit(
                 &model,
                 a.bits,
@@ -827,7 +830,7 @@ fn run(cli: Cli) -> Result<()> {
                 &a.input,
                 &a.output,
                 a.vcd.as_deref(),
-                Plan::new().input("--model", &a.model),
+                &mut plan,
             )?;
             out!("simulated {n} pixels; wrote {}", a.output.display());
             match &a.vcd {
@@ -836,9 +839,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Export(a) => {
-            let model = ModelFile::load(&a.model)?;
             let mut plan = Plan::new();
-            plan.input("--model", &a.model);
+            let model = model_arg(&a.model, &mut plan)?;
             let path =
                 app::export_verilog(&model, a.bits, a.lanes, a.macs, a.dsp, &a.out, &mut plan)?;
             outln!("wrote {}", path.display());
@@ -849,7 +851,8 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let board = a.board.expect("clap requires --board without --table");
-            let model = ModelFile::load(&a.model)?;
+            let mut plan = Plan::new();
+            let model = model_arg(&a.model, &mut plan)?;
             let report = app::synth(
                 &model,
                 board,
@@ -875,7 +878,7 @@ fn run(cli: Cli) -> Result<()> {
                         .collect::<Vec<_>>()
                         .join(" "),
                 },
-                Plan::new().input("--model", &a.model),
+                &mut plan,
             )?;
             out!("{}", flimgru::synth::TABLE_HEADER);
             out!("{}", flimgru::synth::table_row(&report));
@@ -892,6 +895,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => run_bench(&a)?,
     }
     Ok(())
+}
+
+/// `--model`'s file (declared to the plan as an input), or the shipped
+/// student built into the binary.
+fn model_arg(path: &Option<PathBuf>, plan: &mut Plan) -> Result<ModelFile> {
+    if let Some(p) = path {
+        plan.input("--model", p);
+    }
+    ModelFile::load_or_shipped(path.as_deref())
 }
 
 fn run_bench(a: &BenchArgs) -> Result<()> {

@@ -6,6 +6,7 @@
 //! PNG atomically.
 
 use crate::engine::{Engine, EngineKind};
+use crate::lifetime::range::RangeCheck;
 use crate::lifetime::Lifetimes;
 use anyhow::{bail, Context, Result};
 use image::ImageEncoder;
@@ -13,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{ArrayView2, Axis};
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
+use rayon::prelude::*;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Once;
@@ -64,6 +66,9 @@ pub struct LifetimeImage {
     /// Photons per pixel (sum of its histogram), row-major.
     pub photons: Vec<f64>,
     pub lifetimes: Vec<Option<Lifetimes>>,
+    /// Pixels whose decay is outside what the model was trained for
+    /// ([`RangeCheck`]); their lifetimes are not to be trusted.
+    pub out_of_range: Vec<bool>,
     pub min_photons: f64,
 }
 
@@ -71,15 +76,23 @@ impl LifetimeImage {
     pub fn unmasked(&self) -> usize {
         self.lifetimes.iter().filter(|l| l.is_some()).count()
     }
+
+    /// Unmasked pixels flagged out of range.
+    pub fn flagged(&self) -> usize {
+        self.out_of_range.iter().filter(|&&f| f).count()
+    }
 }
 
-/// Run the engine (float network or fixed-point golden model) over the pixels of an `h x w` image (`counts` is
-/// `[h * w, G]`, row-major) whose photon count reaches `min_photons`.
+/// Run the engine (float network or fixed-point golden model) over the
+/// pixels of an `h x w` image (`counts` is `[h * w, G]`, row-major) whose
+/// photon count reaches `min_photons`; `range` flags those of them whose
+/// decay is outside the model's training distribution.
 pub fn compute(
     engine: &Engine,
     counts: ArrayView2<f32>,
     (height, width): (usize, usize),
     min_photons: f64,
+    range: &RangeCheck,
     show_progress: bool,
 ) -> Result<LifetimeImage> {
     let (n, gates) = counts.dim();
@@ -118,6 +131,7 @@ pub fn compute(
             .progress_chars("=> "),
     );
     let mut lifetimes = vec![None; n];
+    let mut out_of_range = vec![false; n];
     for chunk in keep.chunks(4096) {
         let mut rows = counts.select(Axis(0), chunk);
         if engine.kind() == EngineKind::Fixed {
@@ -128,6 +142,19 @@ pub fn compute(
         for (&i, l) in chunk.iter().zip(engine.lifetimes(rows.view())?) {
             lifetimes[i] = Some(l);
         }
+        let flags: Vec<bool> = chunk
+            .par_iter()
+            .map(|&i| {
+                let row = counts.row(i);
+                match row.as_slice() {
+                    Some(r) => range.out_of_range(r),
+                    None => range.out_of_range(&row.to_vec()),
+                }
+            })
+            .collect();
+        for (&i, f) in chunk.iter().zip(flags) {
+            out_of_range[i] = f;
+        }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
@@ -136,6 +163,7 @@ pub fn compute(
         width,
         photons,
         lifetimes,
+        out_of_range,
         min_photons,
     })
 }
@@ -207,8 +235,9 @@ fn colour(v: f64, (lo, hi): (f64, f64)) -> RGBColor {
 }
 
 /// The lifetime map: colour = the quantity, brightness = photons (square
-/// root, saturating at the 99th percentile), masked pixels dark grey; a
-/// colour bar with units beside it.
+/// root, saturating at the 99th percentile), masked pixels dark grey,
+/// out-of-range pixels light grey (no colour: their number is not to be
+/// trusted); a colour bar with units beside it.
 pub fn render_map(img: &LifetimeImage, style: &MapStyle, path: &Path) -> Result<()> {
     let (lo, hi) = style.range;
     if !(lo.is_finite() && hi.is_finite() && lo < hi) {
@@ -241,6 +270,7 @@ pub fn render_map(img: &LifetimeImage, style: &MapStyle, path: &Path) -> Result<
                 let i = r * img.width + c;
                 let rgb = match &img.lifetimes[i] {
                     None => RGBColor(40, 40, 40),
+                    Some(_) if img.out_of_range[i] => RGBColor(200, 200, 200),
                     Some(l) => {
                         let b = (img.photons[i] / p99).clamp(0.0, 1.0).sqrt();
                         let RGBColor(cr, cg, cb) = colour(style.quantity.of(l), (lo, hi));
@@ -297,7 +327,12 @@ pub fn render_histogram(img: &LifetimeImage, style: &MapStyle, path: &Path) -> R
     let bins = 60usize;
     let mut counts = vec![0usize; bins];
     let mut outside = 0usize;
-    for l in img.lifetimes.iter().flatten() {
+    let trusted = img
+        .lifetimes
+        .iter()
+        .zip(&img.out_of_range)
+        .filter_map(|(l, &flag)| l.as_ref().filter(|_| !flag));
+    for l in trusted {
         let v = style.quantity.of(l);
         if v >= lo && v < hi {
             counts[((v - lo) / (hi - lo) * bins as f64) as usize] += 1;
@@ -308,10 +343,11 @@ pub fn render_histogram(img: &LifetimeImage, style: &MapStyle, path: &Path) -> R
     let top = counts.iter().copied().max().unwrap_or(0).max(1);
     render_png(path, (720, 440), |root| {
         let caption = format!(
-            "{} ({} pixels >= {} photons; {} outside the axis)",
+            "{} ({} pixels >= {} photons, {} out of range left out; {} outside the axis)",
             short_label(&style.title, MAX_LABEL_CHARS),
             img.unmasked(),
             img.min_photons,
+            img.flagged(),
             outside
         );
         let mut chart = ChartBuilder::on(&root)
@@ -344,37 +380,43 @@ pub fn render_histogram(img: &LifetimeImage, style: &MapStyle, path: &Path) -> R
 }
 
 /// Per-pixel results as CSV: row, col, photons, tau1, tau2, fraction,
-/// tau_mean; masked pixels have empty lifetime fields.
+/// tau_mean, out_of_range (1: the decay is outside what the model was
+/// trained for); masked pixels have empty lifetime and flag fields.
 pub fn write_table(img: &LifetimeImage, path: &Path) -> Result<()> {
     crate::output::write_with(path, |w| {
-        writeln!(w, "row,col,photons,tau1,tau2,fraction,tau_mean")?;
+        writeln!(
+            w,
+            "row,col,photons,tau1,tau2,fraction,tau_mean,out_of_range"
+        )?;
         for (i, l) in img.lifetimes.iter().enumerate() {
             let (r, c) = (i / img.width, i % img.width);
             match l {
                 Some(l) => writeln!(
                     w,
-                    "{r},{c},{},{:.6},{:.6},{:.6},{:.6}",
+                    "{r},{c},{},{:.6},{:.6},{:.6},{:.6},{}",
                     img.photons[i],
                     l.tau1,
                     l.tau2,
                     l.fraction,
-                    l.tau_mean()
+                    l.tau_mean(),
+                    u8::from(img.out_of_range[i])
                 )?,
-                None => writeln!(w, "{r},{c},{},,,,", img.photons[i])?,
+                None => writeln!(w, "{r},{c},{},,,,,", img.photons[i])?,
             }
         }
         Ok(())
     })
 }
 
-/// Per-pixel results as `.npy` float64 `[h, w, 4]` (tau1, tau2, fraction,
-/// tau_mean), NaN where masked.
+/// Per-pixel results as `.npy` float64 `[h, w, 5]` (tau1, tau2, fraction,
+/// tau_mean, out_of_range 1.0 / 0.0), NaN where masked.
 pub fn write_npy(img: &LifetimeImage, path: &Path) -> Result<()> {
-    let mut a = ndarray::Array3::<f64>::from_elem((img.height, img.width, 4), f64::NAN);
+    let mut a = ndarray::Array3::<f64>::from_elem((img.height, img.width, 5), f64::NAN);
     for (i, l) in img.lifetimes.iter().enumerate() {
         if let Some(l) = l {
             let (r, c) = (i / img.width, i % img.width);
-            for (k, v) in [l.tau1, l.tau2, l.fraction, l.tau_mean()]
+            let flag = if img.out_of_range[i] { 1.0 } else { 0.0 };
+            for (k, v) in [l.tau1, l.tau2, l.fraction, l.tau_mean(), flag]
                 .into_iter()
                 .enumerate()
             {

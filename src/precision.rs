@@ -11,6 +11,9 @@ use crate::data::simulate::{simulate_with_irfs, SimSpec};
 use crate::data::{targets, Dataset, Truth};
 use crate::engine::{Engine, EngineKind};
 use crate::eval::{mono_spec, per_pixel};
+use crate::fixed::contract::{Format, Narrowing};
+use crate::fixed::{Golden, QuantModel};
+use crate::lifetime::extract::extract_batch;
 use crate::lifetime::extract::full_decay_tau;
 use crate::lifetime::metrics::{f_value, precision_score, ChannelMetrics, ErrStats, PHOTON_BINS};
 use crate::lifetime::mle::{fit_mle, MleModel};
@@ -35,7 +38,44 @@ pub struct RowSpec {
     /// `None`: fixed for a quantised model, float otherwise.
     #[serde(default)]
     pub engine: Option<EngineKind>,
+    /// Run the quantised model with one quantisation point widened.
+    #[serde(default)]
+    pub widen: Option<Widen>,
 }
+
+/// One quantisation point of a quantised student widened to `bits`, every
+/// other point kept at the student's own width: the per-point rows of the
+/// budget. Activation points run the student's weight codes in a format
+/// with `bits`-bit activations and round every other point back onto the
+/// student's grid ([`Narrowing`]); "weights" re-quantises the student's
+/// latent float weights on `bits` bits with every activation point
+/// narrowed; "extraction" decodes the student's head outputs and runs the
+/// extraction in f64; "none" is the probe with nothing widened (the
+/// student up to double rounding) and "all" the latent weights with every
+/// point on `bits` bits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Widen {
+    pub point: String,
+    pub bits: u32,
+    /// For a float model: post-training quantisation of its weights onto
+    /// this uniform width first (the student every other point stays at).
+    #[serde(default)]
+    pub ptq_bits: Option<u32>,
+}
+
+/// The points [`Widen`] takes.
+pub const WIDEN_POINTS: [&str; 10] = [
+    "none",
+    "input",
+    "weights",
+    "state",
+    "gates",
+    "reset",
+    "candidate",
+    "head",
+    "extraction",
+    "all",
+];
 
 /// What the budget measures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,6 +114,22 @@ impl PrecisionConfig {
                 "f_pixels = {} is out of range (2..={MAX_PIXELS})",
                 self.f_pixels
             );
+        }
+        for r in &self.rows {
+            if let Some(w) = &r.widen {
+                if !WIDEN_POINTS.contains(&w.point.as_str()) {
+                    bail!(
+                        "row {:?}: widen point {:?} is not one of {}",
+                        r.label,
+                        w.point,
+                        WIDEN_POINTS.join(", ")
+                    );
+                }
+                Format::new(w.bits).with_context(|| format!("row {:?}: widen bits", r.label))?;
+                if r.engine == Some(EngineKind::Float) {
+                    bail!("row {:?}: a widened row runs the fixed engine", r.label);
+                }
+            }
         }
         Ok(())
     }
@@ -217,24 +273,28 @@ fn counts_f32(d: &Dataset) -> ndarray::Array2<f32> {
     d.counts.mapv(|c| c as f32)
 }
 
-fn network_row(spec: &RowSpec, set: &TestSet) -> Result<RowResult> {
-    let model = ModelFile::load(&spec.model)?;
-    if model.data.grid != set.data.grid {
-        bail!(
-            "{}: model {} reads {} gates of {} ns, the test set has {} of {}",
-            spec.label,
-            spec.model.display(),
-            model.data.grid.gates,
-            model.data.grid.dt_ns,
-            set.data.grid.gates,
-            set.data.grid.dt_ns
-        );
-    }
-    let engine = Engine::new(&model, spec.engine)?;
-    let (est, ch) = engine.lifetimes_and_channels(counts_f32(&set.data).view())?;
+/// A row's engine, and whether its extraction runs in f64.
+fn row_engine<'a>(spec: &RowSpec, model: &'a ModelFile) -> Result<(Engine<'a>, bool)> {
+    Ok(match &spec.widen {
+        Some(w) => (widened_engine(model, w)?, w.point == "extraction"),
+        None => (Engine::new(model, spec.engine)?, false),
+    })
+}
+
+fn network_row(spec: &RowSpec, model: &ModelFile, set: &TestSet) -> Result<RowResult> {
+    let (engine, float_extraction) = row_engine(spec, model)?;
+    let dt = set.data.grid.dt_ns;
+    let run = |counts: ndarray::ArrayView2<f32>| -> Result<(Vec<Lifetimes>, ndarray::Array3<f32>)> {
+        let (l, ch) = engine.lifetimes_and_channels(counts)?;
+        Ok(if float_extraction {
+            (extract_batch(ch.view(), dt), ch)
+        } else {
+            (l, ch)
+        })
+    };
+    let (est, ch) = run(counts_f32(&set.data).view())?;
     let target = targets(&set.data.grid, &set.data.truth);
     let ch0 = ChannelMetrics::compute(ch.view(), target.view())?.ch0_rmse;
-    let dt = set.data.grid.dt_ns;
     let taus = |ch: &ndarray::Array3<f32>| -> Vec<f64> {
         ch.outer_iter().map(|c| full_decay_tau(c, dt)).collect()
     };
@@ -244,7 +304,7 @@ fn network_row(spec: &RowSpec, set: &TestSet) -> Result<RowResult> {
         f_sets: Vec::new(),
     };
     for (_, _, d, _) in &set.f_sets {
-        let (l, c) = engine.lifetimes_and_channels(counts_f32(d).view())?;
+        let (l, c) = run(counts_f32(d).view())?;
         f_est.push(l);
         full.f_sets.push(taus(&c));
     }
@@ -261,6 +321,59 @@ fn network_row(spec: &RowSpec, set: &TestSet) -> Result<RowResult> {
         Some(&full),
         ch0,
     ))
+}
+
+/// The golden engine of a [`Widen`] row.
+fn widened_engine<'a>(model: &ModelFile, w: &Widen) -> Result<Engine<'a>> {
+    let ptq;
+    let q = match (&model.quantized, w.ptq_bits) {
+        (Some(_), Some(_)) => bail!(
+            "model {} is already quantised: ptq_bits applies to float models",
+            model.name
+        ),
+        (Some(q), None) => q,
+        (None, Some(bits)) => {
+            ptq = QuantModel::from_float(&model.weights, bits)?;
+            &ptq
+        }
+        (None, None) => bail!(
+            "model {} has no quantised weights to widen a point of (give ptq_bits)",
+            model.name
+        ),
+    };
+    let own = q.format();
+    if w.bits < own.act_bits {
+        bail!(
+            "widening {} to {} bits: narrower than the model's own {}",
+            w.point,
+            w.bits,
+            own.name()
+        );
+    }
+    let wide = Format::new(w.bits)?;
+    let grid = &model.data.grid;
+    let golden = match w.point.as_str() {
+        "extraction" => Golden::new(q, grid)?,
+        "weights" | "all" => {
+            let latent = QuantModel::from_float_in(&model.weights, wide)?;
+            let keep: &[&str] = if w.point == "all" {
+                &["input", "gates", "reset", "candidate", "state", "head"]
+            } else {
+                &[]
+            };
+            let n = Narrowing::to_bits_except(wide, own.act_bits, keep)?;
+            Golden::new(&latent, grid)?.with_narrowing(n)?
+        }
+        point => {
+            let mut codes = q.clone();
+            codes.act_bits = Some(w.bits);
+            let fmt = Format::mixed(own.bits, w.bits)?;
+            let keep: &[&str] = if point == "none" { &[] } else { &[point] };
+            let n = Narrowing::to_bits_except(fmt, own.act_bits, keep)?;
+            Golden::new(&codes, grid)?.with_narrowing(n)?
+        }
+    };
+    Ok(Engine::Fixed(Box::new(golden)))
 }
 
 /// The MLE row: mono fits on mono pixels and on the F sets, bi fits on bi
@@ -297,19 +410,41 @@ fn mle_row(spec: &SimSpec, set: &TestSet) -> RowResult {
     )
 }
 
+/// The gate grid every row must read: the first row's.
+fn config_grid(models: &[ModelFile], this: &ModelFile) -> crate::data::GateGrid {
+    models.first().unwrap_or(this).data.grid
+}
+
 /// Measure every row.
 pub fn measure(config: &PrecisionConfig) -> Result<Budget> {
     config.validate()?;
-    let first = ModelFile::load(&config.rows[0].model)?;
-    let spec = first.data.clone();
-    drop(first);
+    // Every row's model and engine are checked before any work.
+    let mut models = Vec::with_capacity(config.rows.len());
+    for r in &config.rows {
+        let m = ModelFile::load(&r.model).with_context(|| format!("row {:?}", r.label))?;
+        let grid = &config_grid(&models, &m);
+        if m.data.grid != *grid {
+            bail!(
+                "row {:?}: model {} reads {} gates of {} ns, the first row's {} of {}",
+                r.label,
+                r.model.display(),
+                m.data.grid.gates,
+                m.data.grid.dt_ns,
+                grid.gates,
+                grid.dt_ns
+            );
+        }
+        row_engine(r, &m).with_context(|| format!("row {:?}", r.label))?;
+        models.push(m);
+    }
+    let spec = models[0].data.clone();
     eprintln!("precision: simulating the test set");
     let set = test_set(&spec, config)?;
     eprintln!("precision: MLE");
     let mut rows = vec![mle_row(&spec, &set)];
-    for r in &config.rows {
+    for (r, m) in config.rows.iter().zip(&models) {
         eprintln!("precision: {}", r.label);
-        rows.push(network_row(r, &set).with_context(|| format!("row {:?}", r.label))?);
+        rows.push(network_row(r, m, &set).with_context(|| format!("row {:?}", r.label))?);
     }
     let mono = set.data.truth.iter().filter(|t| t.mono).count();
     Ok(Budget {
@@ -449,6 +584,62 @@ impl Budget {
             );
         }
         s += "\nscore: the recipe's validation figure (`lifetime::metrics::precision_score`): photon-weighted RMS relative error of the mean lifetime over all pixels, plus that of tau1 and tau2 over bi-exponential pixels with tau2 >= 2 tau1 and fraction in [0.1, 0.9]; lower is better.\n";
+        s += &self.per_point_markdown();
+        s
+    }
+
+    /// One table per widened student: each point's score beside the
+    /// student's probe with nothing widened, so the largest drop names the
+    /// point where precision goes.
+    fn per_point_markdown(&self) -> String {
+        let mut groups: Vec<(&Path, Option<u32>, u32)> = Vec::new();
+        for r in &self.config.rows {
+            if let Some(w) = &r.widen {
+                let key = (r.model.as_path(), w.ptq_bits, w.bits);
+                if !groups.contains(&key) {
+                    groups.push(key);
+                }
+            }
+        }
+        let mut s = String::new();
+        for (model, ptq, bits) in groups {
+            let rows: Vec<(&str, &RowResult)> = self
+                .config
+                .rows
+                .iter()
+                .zip(&self.rows[1..])
+                .filter_map(|(spec, res)| {
+                    let w = spec.widen.as_ref()?;
+                    (spec.model == model && w.ptq_bits == ptq && w.bits == bits)
+                        .then_some((w.point.as_str(), res))
+                })
+                .collect();
+            let base = rows
+                .iter()
+                .find(|(p, _)| *p == "none")
+                .map(|(_, r)| r.score);
+            let what = match ptq {
+                Some(b) => format!("{} quantised after training (PTQ) on W{b}", model.display()),
+                None => format!("{} as trained (QAT)", model.display()),
+            };
+            let i1 = F_TAUS.iter().position(|&t| t == 1.0).unwrap_or(0) * F_PHOTONS.len();
+            let _ = write!(
+                s,
+                "\n### Per-point budget: {what}, one point at a time on {bits} bits\n\n| point on {bits} bits | score | change vs none widened | F 1 ns, {} | F 1 ns, {} | ch0 RMSE |\n|---|---:|---:|---:|---:|---:|\n",
+                F_PHOTONS[1], F_PHOTONS[2]
+            );
+            for (point, r) in rows {
+                let change = base.map_or("-".into(), |b| format!("{:+.3}", r.score - b));
+                let _ = writeln!(
+                    s,
+                    "| {point} | {:.3} | {change} | {} | {} | {} |",
+                    r.score,
+                    opt(r.f.get(i1 + 1).copied().flatten(), 2),
+                    opt(r.f.get(i1 + 2).copied().flatten(), 2),
+                    opt(r.ch0_rmse, 4)
+                );
+            }
+        }
         s
     }
 }

@@ -405,7 +405,7 @@ fn map_writes_png_histogram_table_and_values_and_masks_dim_pixels() {
         rows[2]
     );
     let v: ndarray::Array3<f64> = ndarray_npy::read_npy(d.join("map.npy")).unwrap();
-    assert_eq!(v.dim(), (6, 7, 4));
+    assert_eq!(v.dim(), (6, 7, 5));
     assert!(v[[0, 0, 0]].is_nan() && v[[0, 1, 0]].is_finite());
     // No pixel bright enough, and a flat list without image shape: clean errors.
     let out = d.join("none.png");
@@ -487,7 +487,7 @@ fn sample_image_maps_from_ptu_and_npy() {
         ok(&out);
         assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
         let v: ndarray::Array3<f64> = ndarray_npy::read_npy(png.with_extension("npy")).unwrap();
-        assert_eq!(v.dim(), (12, 10, 4));
+        assert_eq!(v.dim(), (12, 10, 5));
         if input.ends_with("ptu") {
             // The grid matching says what it did.
             let err = String::from_utf8_lossy(&out.stderr);
@@ -595,4 +595,90 @@ fn map_takes_block_and_prints_reader_warnings() {
         err.contains("chan.ptu: warning: the detector channels' decays are misaligned"),
         "{err}"
     );
+}
+
+/// The shipped student is built into the binary: `map` and `infer` without
+/// `--model`, run from a directory with no models/ folder, give what the
+/// same commands give with the repository's file named.
+#[test]
+fn shipped_model_works_from_any_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run_in = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_flimgru"))
+            .current_dir(d)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    ok(&run_in(&[
+        "simulate", "--pixels", "40", "--seed", "3", "--out", "sim",
+    ]));
+    let h = "sim/histograms.npy";
+    ok(&run_in(&["infer", "-i", h, "-o", "built-in.csv"]));
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json");
+    ok(&run_in(&[
+        "infer",
+        "--model",
+        file.to_str().unwrap(),
+        "-i",
+        h,
+        "-o",
+        "named.csv",
+    ]));
+    let read = |n: &str| std::fs::read_to_string(d.join(n)).unwrap();
+    assert_eq!(read("built-in.csv"), read("named.csv"));
+    assert_eq!(read("built-in.csv").lines().count(), 41);
+    ok(&run_in(&[
+        "simulate", "--image", "--height", "6", "--width", "5", "--out", "img",
+    ]));
+    ok(&run_in(&["map", "img/sample.ptu", "-o", "m.png"]));
+    assert!(d.join("m.png").exists() && d.join("m.npy").exists());
+}
+
+/// A decay far longer than the model's training range is flagged, not
+/// mapped with a confident number: the left half of the image holds 1 ns
+/// decays, the right half 12 ns ones (noise-free expected counts, 3,000
+/// photons, rising at the model's reference peak).
+#[test]
+fn map_flags_decays_outside_the_training_range() {
+    use ndarray_npy::WriteNpyExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (h, w, g, dt) = (4, 6, 135, 0.09);
+    let mut a = ndarray::Array3::<u32>::zeros((h, w, g));
+    for r in 0..h {
+        for c in 0..w {
+            let tau: f64 = if c < w / 2 { 1.0 } else { 12.0 };
+            let shape: Vec<f64> = (0..g)
+                .map(|k| {
+                    let t = (k as f64 - 16.0) * dt;
+                    if t < 0.0 {
+                        0.0
+                    } else {
+                        (-t / tau).exp()
+                    }
+                })
+                .collect();
+            let sum: f64 = shape.iter().sum();
+            for (k, v) in shape.iter().enumerate() {
+                a[[r, c, k]] = (3000.0 * v / sum).round() as u32 + 1;
+            }
+        }
+    }
+    let input = d.join("long.npy");
+    a.write_npy(std::fs::File::create(&input).unwrap()).unwrap();
+    let png = d.join("m.png");
+    let out = flimgru(&["map", input.to_str().unwrap(), "-o", png.to_str().unwrap()]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("12 of 24 pixels are out of range"), "{err}");
+    let table = std::fs::read_to_string(d.join("m.csv")).unwrap();
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().ends_with(",out_of_range"));
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let col: usize = f[1].parse().unwrap();
+        assert_eq!(f[7], if col < w / 2 { "0" } else { "1" }, "{line}");
+    }
 }

@@ -301,3 +301,40 @@ fn hardware_accuracy_cost_against_the_float_teacher() {
 /// 1.07).
 const MEAN_TAU_TOLERANCE_NS: f64 = 0.4;
 const TAU1_RATIO_TOLERANCE: f64 = 1.25;
+
+/// The precision probe (docs/fixed-point.md section 10): the shipped W8
+/// student's codes run with Wa = 16 and every point rounded back onto the
+/// 8-bit grid reproduce the W8 golden model up to double rounding, far
+/// closer than the same codes left on 16 bits; with no narrowing the
+/// probe is the plain golden model.
+#[test]
+fn precision_probe_narrowed_everywhere_tracks_the_w8_student() {
+    use flimgru::fixed::contract::{Format, Narrowing};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json");
+    let file = flimgru::model::file::ModelFile::load(&path).unwrap();
+    let q = file.quantized.clone().unwrap();
+    let grid = file.data.grid;
+    let counts = simulate(&file.data, 400, 4242).unwrap().counts;
+    let w8 = Golden::new(&q, &grid).unwrap().run(counts.view()).unwrap();
+    let mut wide = q.clone();
+    wide.act_bits = Some(16);
+    let fmt = Format::mixed(8, 16).unwrap();
+    let a16 = Golden::new(&wide, &grid).unwrap();
+    let plain = a16.run(counts.view()).unwrap();
+    let none = a16.clone().with_narrowing(Narrowing::default()).unwrap();
+    assert_eq!(none.run(counts.view()).unwrap(), plain);
+    let all = Narrowing::to_bits_except(fmt, 8, &[]).unwrap();
+    let probe = a16.with_narrowing(all).unwrap().run(counts.view()).unwrap();
+    let mean_diff = |a: &[flimgru::fixed::PixelCodes]| {
+        a.iter()
+            .zip(&w8)
+            .map(|(x, y)| (x.lifetimes().tau_mean() - y.lifetimes().tau_mean()).abs())
+            .sum::<f64>()
+            / w8.len() as f64
+    };
+    let (d_probe, d_plain) = (mean_diff(&probe), mean_diff(&plain));
+    assert!(
+        d_probe < 0.2 * d_plain,
+        "probe {d_probe:.4} ns from W8, the unnarrowed A16 run {d_plain:.4} ns"
+    );
+}

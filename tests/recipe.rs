@@ -8,7 +8,7 @@ use flimgru::engine::{Engine, EngineKind};
 use flimgru::model::file::ModelFile;
 use flimgru::model::loss::Objective;
 use flimgru::model::stream::StreamConfig;
-use flimgru::precision::{measure, PrecisionConfig, RowSpec, F_PHOTONS, F_TAUS};
+use flimgru::precision::{measure, PrecisionConfig, RowSpec, Widen, F_PHOTONS, F_TAUS};
 use flimgru::recipe::{checkpoint_path, run, QatStage, RecipeJob};
 use std::process::Command;
 
@@ -132,11 +132,33 @@ fn the_precision_budget_measures_every_row_beside_the_mle() {
                 label: "hardware".into(),
                 model: format!("{root}/models/student-8bit.json").into(),
                 engine: None,
+                widen: None,
             },
             RowSpec {
                 label: "same weights, float".into(),
                 model: format!("{root}/models/student-8bit.json").into(),
                 engine: Some(EngineKind::Float),
+                widen: None,
+            },
+            RowSpec {
+                label: "extraction in f64".into(),
+                model: format!("{root}/models/student-8bit.json").into(),
+                engine: None,
+                widen: Some(Widen {
+                    point: "extraction".into(),
+                    bits: 16,
+                    ptq_bits: None,
+                }),
+            },
+            RowSpec {
+                label: "PTQ W8, state on 16 bits".into(),
+                model: format!("{root}/models/student-float.json").into(),
+                engine: None,
+                widen: Some(Widen {
+                    point: "state".into(),
+                    bits: 16,
+                    ptq_bits: Some(8),
+                }),
             },
         ],
         pixels: 200,
@@ -144,7 +166,7 @@ fn the_precision_budget_measures_every_row_beside_the_mle() {
         seed: 5,
     };
     let b = measure(&config).unwrap();
-    assert_eq!(b.rows.len(), 3);
+    assert_eq!(b.rows.len(), 5);
     assert_eq!(b.mono_pixels + b.bi_pixels, 200);
     for r in &b.rows {
         assert_eq!(r.f.len(), F_TAUS.len() * F_PHOTONS.len());
@@ -166,8 +188,21 @@ fn the_precision_budget_measures_every_row_beside_the_mle() {
     // The hardware and the float run of the same codes differ, but little.
     let (hw, fl) = (&b.rows[1], &b.rows[2]);
     assert_ne!(hw.mono_tau.all.rmse, fl.mono_tau.all.rmse);
+    // The extraction row decodes the hardware's own head outputs.
+    assert_eq!(b.rows[3].ch0_rmse, hw.ch0_rmse);
+    assert_ne!(b.rows[3].mono_tau.all.rmse, hw.mono_tau.all.rmse);
     let md = b.to_markdown();
     for r in &b.rows {
         assert!(md.contains(&r.label));
     }
+    assert!(md.contains("### Per-point budget: ") && md.contains("| state | "));
+    // A point the probe does not know, or a float row widened, is refused.
+    let mut bad = config.clone();
+    bad.rows[2].widen.as_mut().unwrap().point = "bias".into();
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("bias") && e.contains("extraction in f64"), "{e}");
+    let mut bad = config.clone();
+    bad.rows[3].widen.as_mut().unwrap().ptq_bits = None;
+    let e = format!("{:#}", measure(&bad).unwrap_err());
+    assert!(e.contains("ptq_bits"), "{e}");
 }

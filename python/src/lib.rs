@@ -14,13 +14,14 @@ use flimgru::data::io::histograms_from_values;
 use flimgru::data::simulate::{check_pixel_budget, simulate as simulate_pixels, SimSpec};
 use flimgru::data::{Histograms, Truth};
 use flimgru::engine::{Engine, EngineKind};
+use flimgru::lifetime::range::RangeCheck;
 use flimgru::model::file::ModelFile;
 use ndarray::{Array, IxDyn};
 use numpy::{
     IntoPyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
     PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyUserWarning, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
@@ -62,13 +63,37 @@ fn shape_str(shape: &[usize]) -> String {
     }
 }
 
+/// A model file with its training-range check, made on first use (it
+/// simulates the model's training data) and kept.
+struct Loaded {
+    file: ModelFile,
+    range: OnceLock<RangeCheck>,
+}
+
+impl Loaded {
+    fn new(file: ModelFile) -> Arc<Loaded> {
+        Arc::new(Loaded {
+            file,
+            range: OnceLock::new(),
+        })
+    }
+
+    fn range(&self) -> anyhow::Result<&RangeCheck> {
+        if let Some(r) = self.range.get() {
+            return Ok(r);
+        }
+        let r = RangeCheck::for_spec(&self.file.data)?;
+        Ok(self.range.get_or_init(|| r))
+    }
+}
+
 /// The shipped model, parsed once.
-fn shipped() -> PyResult<Arc<ModelFile>> {
-    static SHIPPED: OnceLock<Arc<ModelFile>> = OnceLock::new();
+fn shipped() -> PyResult<Arc<Loaded>> {
+    static SHIPPED: OnceLock<Arc<Loaded>> = OnceLock::new();
     if let Some(m) = SHIPPED.get() {
         return Ok(m.clone());
     }
-    let m = Arc::new(ModelFile::shipped().map_err(to_py)?);
+    let m = Loaded::new(ModelFile::shipped().map_err(to_py)?);
     Ok(SHIPPED.get_or_init(|| m).clone())
 }
 
@@ -83,7 +108,7 @@ fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py
 /// FPGA's arithmetic) runs.
 #[pyclass(frozen, module = "flimgru")]
 struct Model {
-    file: Arc<ModelFile>,
+    model: Arc<Loaded>,
     /// The path it was loaded from, or "shipped".
     source: String,
 }
@@ -101,16 +126,13 @@ impl Model {
     fn load(py: Python<'_>, path: Option<PathBuf>) -> PyResult<Model> {
         match path {
             None => Ok(Model {
-                file: shipped()?,
+                model: shipped()?,
                 source: "shipped".into(),
             }),
             Some(p) => {
-                let file = py
-                    .detach(|| ModelFile::load(&p))
-                    .map(Arc::new)
-                    .map_err(to_py)?;
+                let file = py.detach(|| ModelFile::load(&p)).map_err(to_py)?;
                 Ok(Model {
-                    file,
+                    model: Loaded::new(file),
                     source: p.display().to_string(),
                 })
             }
@@ -124,7 +146,7 @@ impl Model {
     /// "float"), data (the simulated training data's spec), data_seed,
     /// data_pixels and metrics (its evaluation, or None).
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let m = &self.file;
+        let m = &self.model.file;
         let d = PyDict::new(py);
         d.set_item("name", &m.name)?;
         d.set_item("source", &self.source)?;
@@ -157,22 +179,22 @@ impl Model {
     /// The model's name.
     #[getter]
     fn name(&self) -> &str {
-        &self.file.name
+        &self.model.file.name
     }
 
     /// Gates per pixel the model reads.
     #[getter]
     fn gates(&self) -> usize {
-        self.file.gates()
+        self.model.file.gates()
     }
 
     fn __repr__(&self) -> String {
         format!(
             "Model({:?}, {} gates of {} ns, {}, from {})",
-            self.file.name,
-            self.file.data.grid.gates,
-            self.file.data.grid.dt_ns,
-            match &self.file.quantized {
+            self.model.file.name,
+            self.model.file.data.grid.gates,
+            self.model.file.data.grid.dt_ns,
+            match &self.model.file.quantized {
                 Some(q) => format!("{}-bit quantised", q.bits),
                 None => "float".to_string(),
             },
@@ -394,9 +416,11 @@ fn time_axis(instrument: Option<&Bound<'_, PyAny>>) -> PyResult<(Option<f64>, Op
 /// ``tau1``, ``tau2`` (ns), ``fraction`` (amplitude fraction of tau1),
 /// ``tau_mean`` (fraction * tau1 + (1 - fraction) * tau2), all float64
 /// and NaN where masked; ``photons`` (float64, photons in the model's
-/// window) and ``mask`` (bool, True where masked: fewer than
-/// ``min_photons`` photons, no lifetime). The GIL is released while the
-/// engine runs.
+/// window), ``mask`` (bool, True where masked: fewer than
+/// ``min_photons`` photons, no lifetime) and ``out_of_range`` (bool, True
+/// where an unmasked pixel's decay is outside what the model was trained
+/// on: its lifetimes are not to be trusted; a UserWarning says how many,
+/// as ``flimgru map`` does). The GIL is released while the engine runs.
 ///
 /// Raises ValueError naming the problem for bad counts or options.
 #[pyfunction]
@@ -421,7 +445,7 @@ fn infer<'py>(
     };
     let (bin_width_ns, period_ns) = time_axis(instrument)?;
     let model = match model {
-        Some(m) => m.get().file.clone(),
+        Some(m) => m.get().model.clone(),
         None => shipped()?,
     };
     let (hist, shape) = histograms_of(py, counts)?;
@@ -434,14 +458,28 @@ fn infer<'py>(
         bin_width_ns,
         period_ns,
     };
-    let img = py
-        .detach(move || -> anyhow::Result<_> {
-            let engine = Engine::new(&model, kind)?;
-            let (img, _report) = lifetime_image(&model, &engine, &image, min_photons, false)
-                .map_err(|e| e.context("counts"))?;
-            Ok(img)
+    let (img, tau_max_ns) = py
+        .detach(|| -> anyhow::Result<_> {
+            let engine = Engine::new(&model.file, kind)?;
+            let trained = model.range()?;
+            let (img, _report) =
+                lifetime_image(&model.file, &engine, trained, &image, min_photons, false)
+                    .map_err(|e| e.context("counts"))?;
+            Ok((img, trained.tau_max_ns))
         })
         .map_err(to_py)?;
+    if img.flagged() > 0 {
+        // As `flimgru map` warns.
+        let msg = format!(
+            "{} of {} pixels are out of range: their decays are longer (or their background higher) than any the model {} was trained on (lifetimes up to {tau_max_ns} ns); they are flagged in result[\"out_of_range\"]",
+            img.flagged(),
+            img.unmasked(),
+            model.file.name
+        );
+        let msg = std::ffi::CString::new(msg.replace('\0', " "))
+            .map_err(|e| value_error(e.to_string()))?;
+        PyErr::warn(py, &py.get_type::<PyUserWarning>(), &msg, 1)?;
+    }
     let column = |f: &dyn Fn(&flimgru::lifetime::Lifetimes) -> f64| -> Vec<f64> {
         img.lifetimes
             .iter()
@@ -463,6 +501,9 @@ fn infer<'py>(
     let mask = Array::from_shape_vec(IxDyn(&out_shape), mask)
         .map_err(|e| value_error(format!("mask: {e}")))?;
     out.set_item("mask", mask.into_pyarray(py))?;
+    let flags = Array::from_shape_vec(IxDyn(&out_shape), img.out_of_range)
+        .map_err(|e| value_error(format!("out_of_range: {e}")))?;
+    out.set_item("out_of_range", flags.into_pyarray(py))?;
     Ok(out)
 }
 

@@ -59,10 +59,10 @@ def test_float_model_runs_float_and_refuses_fixed(image):
 def test_result_arrays_shapes_mask_and_tau_mean(image):
     counts, truth = image
     r = flimgru.infer(counts, min_photons=80)
-    assert set(r) == {"tau1", "tau2", "fraction", "tau_mean", "photons", "mask"}
+    assert set(r) == {"tau1", "tau2", "fraction", "tau_mean", "photons", "mask", "out_of_range"}
     for k, v in r.items():
         assert v.shape == (32, 32), k
-        assert v.dtype == (np.bool_ if k == "mask" else np.float64), k
+        assert v.dtype == (np.bool_ if k in ("mask", "out_of_range") else np.float64), k
     # photons are the histograms' sums; the mask is exactly photons < 80.
     np.testing.assert_array_equal(r["photons"], counts.sum(axis=2, dtype=np.float64))
     np.testing.assert_array_equal(r["mask"], r["photons"] < 80)
@@ -77,6 +77,17 @@ def test_result_arrays_shapes_mask_and_tau_mean(image):
     err = np.abs(r["tau_mean"][keep] - true_mean[keep])
     assert np.median(err) < 0.25, f"median |error| {np.median(err):.3f} ns"
     assert np.corrcoef(r["tau_mean"][keep], true_mean[keep])[0, 1] > 0.8
+
+
+def test_decays_beyond_the_training_range_are_flagged_with_a_warning():
+    # The shipped student saw lifetimes up to 3 ns; 15-20 ns decays are
+    # outside what it can answer.
+    long, _ = flimgru.simulate(200, seed=6, spec={"tau_ns": [15.0, 20.0], "period_ns": 50.0})
+    with pytest.warns(UserWarning, match=r"of 200 pixels are out of range"):
+        r = flimgru.infer(long, min_photons=0)
+    assert r["out_of_range"].mean() > 0.9
+    usual, _ = flimgru.simulate(200, seed=6)
+    assert flimgru.infer(usual, min_photons=0)["out_of_range"].mean() < 0.05
 
 
 def test_pixel_stack_and_every_dtype_give_the_same_numbers(image):

@@ -12,8 +12,9 @@ from conftest import STUDENT, TEACHER, run
 
 
 def map_values(cli, path, tmp_path, engine, *extra):
-    """`flimgru map`'s per-pixel outputs: [h, w, 4] (tau1, tau2, fraction,
-    tau_mean; NaN masked) from its .npy, photons [h, w] from its CSV."""
+    """`flimgru map`'s per-pixel outputs: [h, w, 5] (tau1, tau2, fraction,
+    tau_mean, out_of_range 1/0; NaN masked) from its .npy, photons [h, w]
+    from its CSV."""
     out = tmp_path / f"map-{engine}.png"
     run(cli, "map", path, "--model", STUDENT, "--engine", engine, "-o", out, *extra, cwd=tmp_path)
     values = np.load(out.with_suffix(".npy"))
@@ -26,7 +27,10 @@ def map_values(cli, path, tmp_path, engine, *extra):
 
 
 def stacked(result):
-    return np.stack([result[k] for k in ("tau1", "tau2", "fraction", "tau_mean")], axis=-1)
+    """infer's result as map's .npy: out_of_range as 1.0 / 0.0, NaN masked."""
+    flags = np.where(result["mask"], np.nan, result["out_of_range"].astype(np.float64))
+    planes = [result[k] for k in ("tau1", "tau2", "fraction", "tau_mean")] + [flags]
+    return np.stack(planes, axis=-1)
 
 
 def assert_same_as_map(result, values, photons):
@@ -35,6 +39,7 @@ def assert_same_as_map(result, values, photons):
     # Some pixels are masked and some are not, so both paths are compared.
     assert 0 < result["mask"].sum() < result["mask"].size
     np.testing.assert_array_equal(result["mask"], np.isnan(values[..., 0]))
+    assert not (result["out_of_range"] & result["mask"]).any()
     assert np.array_equal(got, values, equal_nan=True), "lifetimes differ from flimgru map's"
     assert np.array_equal(result["photons"], photons), "photons differ from flimgru map's"
 

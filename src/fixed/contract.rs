@@ -164,7 +164,19 @@ impl Format {
     where
         i64: AsPrimitive<T>,
     {
+        self.ops_narrowed(&Narrowing::default())
+    }
+
+    /// [`Format::ops`] with the precision probe's extra narrowings (none
+    /// in a build; see [`Narrowing`]).
+    #[inline(always)]
+    pub fn ops_narrowed<T: PrimInt + 'static>(&self, n: &Narrowing) -> Ops<T>
+    where
+        i64: AsPrimitive<T>,
+    {
         Ops {
+            narrowing: *n,
+            head_max: self.head_max().as_(),
             gate_shift: self.bits as usize,
             acc_shift: (self.bits - 1) as usize,
             state_shift: (self.act_bits - 1) as usize,
@@ -232,43 +244,163 @@ pub struct Ops<T> {
     /// Rounding halves of the two narrowing shifts.
     half_acc: T,
     half_state: T,
+    /// Saturation bound of the head outputs.
+    head_max: T,
+    /// The precision probe's coarser grids (all 0 in a build).
+    narrowing: Narrowing,
+}
+
+/// The precision budget's probe (docs/precision.md): points of the step
+/// computed on the format's activation grid and then rounded onto a grid
+/// `shift` bits coarser (round half up, saturated to the coarse grid's
+/// range), so one student can be run with every point narrow but one. All
+/// zero (the default) is the contract itself; no circuit builds a probe.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Narrowing {
+    /// Input codes x (section 1).
+    pub input: u32,
+    /// Update and reset gates z, r.
+    pub gates: u32,
+    /// The reset product r h.
+    pub reset: u32,
+    /// The candidate.
+    pub candidate: u32,
+    /// The hidden state h.
+    pub state: u32,
+    /// The head outputs.
+    pub head: u32,
+}
+
+impl Narrowing {
+    /// Every activation point of `fmt` narrowed onto `bits`, except the
+    /// points `keep` names ("input", "gates", "reset", "candidate",
+    /// "state", "head").
+    pub fn to_bits_except(fmt: Format, bits: u32, keep: &[&str]) -> Result<Narrowing> {
+        if bits < MIN_BITS || bits > fmt.act_bits {
+            bail!(
+                "narrowing {} onto {bits} bits: must be in {MIN_BITS}..={}",
+                fmt.name(),
+                fmt.act_bits
+            );
+        }
+        let d = fmt.act_bits - bits;
+        let mut n = Narrowing {
+            input: d,
+            gates: d,
+            reset: d,
+            candidate: d,
+            state: d,
+            head: d,
+        };
+        for k in keep {
+            *match *k {
+                "input" => &mut n.input,
+                "gates" => &mut n.gates,
+                "reset" => &mut n.reset,
+                "candidate" => &mut n.candidate,
+                "state" => &mut n.state,
+                "head" => &mut n.head,
+                other => bail!(
+                    "unknown quantisation point {other:?} (input, gates, reset, candidate, state, head)"
+                ),
+            } = 0;
+        }
+        Ok(n)
+    }
+
+    /// Whether this is the contract itself.
+    pub fn is_none(&self) -> bool {
+        *self == Narrowing::default()
+    }
+
+    /// Shifts must leave at least [`MIN_BITS`] bits of `fmt`'s activations.
+    pub fn validate(&self, fmt: Format) -> Result<()> {
+        let most = fmt.act_bits - MIN_BITS;
+        for (name, s) in [
+            ("input", self.input),
+            ("gates", self.gates),
+            ("reset", self.reset),
+            ("candidate", self.candidate),
+            ("state", self.state),
+            ("head", self.head),
+        ] {
+            if s > most {
+                bail!(
+                    "narrowing the {name} of {} by {s} bits leaves fewer than {MIN_BITS}",
+                    fmt.name()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<T: PrimInt + Signed> Ops<T> {
     /// Hard sigmoid: sat(rshr(a + 2^(Ww+Wa-2), Ww), 0, S).
     #[inline(always)]
     pub fn gate(&self, a: T) -> T {
-        ((a + self.gate_offset) >> self.gate_shift)
+        let g = ((a + self.gate_offset) >> self.gate_shift)
             .max(T::zero())
-            .min(self.one)
+            .min(self.one);
+        self.coarsen(g, self.narrowing.gates, self.one, false)
     }
 
     /// Reset product on the state grid: sat(rshr(r h, Wa-1), +-QMAX).
     #[inline(always)]
     pub fn reset(&self, r: T, h: T) -> T {
-        self.narrow(r * h, self.half_state, self.state_shift)
+        let v = self.narrow(r * h, self.half_state, self.state_shift);
+        self.coarsen(v, self.narrowing.reset, self.qmax, true)
     }
 
     /// Clipped-identity candidate: sat(rshr(a, Ww-1), +-QMAX).
     #[inline(always)]
     pub fn candidate(&self, a: T) -> T {
-        self.narrow(a, self.half_acc, self.acc_shift)
+        let v = self.narrow(a, self.half_acc, self.acc_shift);
+        self.coarsen(v, self.narrowing.candidate, self.qmax, true)
     }
 
     /// State update: sat(rshr(S c + z (h - c), Wa-1), +-QMAX).
     #[inline(always)]
     pub fn update(&self, z: T, h: T, c: T) -> T {
-        self.narrow(
+        let v = self.narrow(
             self.one * c + z * (h - c),
             self.half_state,
             self.state_shift,
-        )
+        );
+        self.coarsen(v, self.narrowing.state, self.qmax, true)
+    }
+
+    /// Head output: the accumulator saturated to +-OMAX.
+    #[inline(always)]
+    pub fn head(&self, a: T) -> T {
+        let v = a.max(-self.head_max).min(self.head_max);
+        self.coarsen(v, self.narrowing.head, self.head_max, true)
+    }
+
+    /// An input code (section 1 gives it on the state grid).
+    #[inline(always)]
+    pub fn input(&self, x: T) -> T {
+        self.coarsen(x, self.narrowing.input, self.qmax, false)
     }
 
     /// sat(rshr(v, s), +-QMAX): every narrowing onto the state grid.
     #[inline(always)]
     fn narrow(&self, v: T, half: T, shift: usize) -> T {
         ((v + half) >> shift).max(-self.qmax).min(self.qmax)
+    }
+
+    /// The probe's rounding of `v` onto a grid `shift` bits coarser,
+    /// saturated to [-(hi >> shift), hi >> shift] (`signed`) or
+    /// [0, hi >> shift]; `v` itself when shift is 0.
+    #[inline(always)]
+    fn coarsen(&self, v: T, shift: u32, hi: T, signed: bool) -> T {
+        if shift == 0 {
+            return v;
+        }
+        let s = shift as usize;
+        let hi = hi >> s;
+        let lo = if signed { -hi } else { T::zero() };
+        ((v + (T::one() << (s - 1))) >> s).max(lo).min(hi) << s
     }
 }
 
@@ -371,6 +503,47 @@ pub fn fraction_value(code: u32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn narrowing_rounds_onto_the_coarse_grid_and_none_is_the_contract() {
+        let fmt = Format::mixed(8, 16).unwrap();
+        let plain = fmt.ops::<i64>();
+        let n = Narrowing::to_bits_except(fmt, 8, &["candidate"]).unwrap();
+        assert_eq!(n.state, 8);
+        assert_eq!(n.candidate, 0, "kept points are not narrowed");
+        let probe = fmt.ops_narrowed::<i64>(&n);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let a = ((rng >> 20) as i64 % (1 << 28)) - (1 << 27);
+            let (z, h) = (plain.gate(a), plain.candidate(a >> 3));
+            // Gates: on multiples of 2^8 within [0, S], within half a
+            // coarse step of the fine value.
+            let g = probe.gate(a);
+            assert_eq!(g % 256, 0);
+            assert!((0..=fmt.one()).contains(&g));
+            assert!((g - z).abs() <= 128, "gate {z} -> {g}");
+            // State: symmetric +-127 * 256, rounded half up.
+            let u = probe.update(z, h, plain.candidate(a));
+            let fine = plain.update(z, h, plain.candidate(a));
+            assert_eq!(u % 256, 0);
+            assert!(u.abs() <= 127 * 256);
+            assert_eq!(u, ((fine + 128) >> 8).clamp(-127, 127) << 8);
+            // The kept point is the contract's.
+            assert_eq!(probe.candidate(a), plain.candidate(a));
+            assert_eq!(plain.head(a), a.clamp(-fmt.head_max(), fmt.head_max()));
+        }
+        assert!(Narrowing::default().is_none());
+        assert!(Narrowing::to_bits_except(fmt, 3, &[]).is_err());
+        assert!(Narrowing::to_bits_except(fmt, 8, &["bias"]).is_err());
+        let too_far = Narrowing {
+            state: 13,
+            ..Narrowing::default()
+        };
+        assert!(too_far.validate(fmt).is_err());
+    }
 
     #[test]
     fn rounding_is_half_up() {

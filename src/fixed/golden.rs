@@ -9,7 +9,7 @@
 //! accumulator width fits (W <= 11 at H = 32), i64 otherwise; both give the
 //! same integers because neither ever overflows.
 
-use super::contract::{self, Format};
+use super::contract::{self, Format, Narrowing, Ops};
 use super::quant::QuantModel;
 use crate::data::GateGrid;
 use anyhow::{bail, Result};
@@ -95,6 +95,8 @@ pub struct Golden {
     pub gates: usize,
     /// THR[k] of section 6.
     pub thresholds: Vec<i64>,
+    /// The precision probe's extra narrowings (none in a build).
+    pub narrowing: Narrowing,
     narrow: Option<Prepared<i32>>,
     wide: Prepared<i64>,
 }
@@ -122,6 +124,7 @@ impl Golden {
             hidden: h,
             gates: grid.gates,
             thresholds: contract::tau_thresholds(grid.gates, grid.dt_ns),
+            narrowing: Narrowing::default(),
             narrow,
             wide,
         })
@@ -147,6 +150,25 @@ impl Golden {
         Ok(g)
     }
 
+    /// The same engine with the precision probe's narrowings
+    /// (docs/precision.md); not what any circuit computes unless `n` is
+    /// none.
+    pub fn with_narrowing(mut self, n: Narrowing) -> Result<Golden> {
+        n.validate(self.fmt)?;
+        self.narrowing = n;
+        Ok(self)
+    }
+
+    /// Preprocessed input codes of one pixel into `out` (section 1, then
+    /// the probe's input narrowing).
+    fn preprocess(&self, counts: &[u32], out: &mut [i64]) {
+        contract::preprocess(self.fmt, counts, out);
+        if self.narrowing.input != 0 {
+            let ops = self.fmt.ops_narrowed::<i64>(&self.narrowing);
+            out.iter_mut().for_each(|v| *v = ops.input(*v));
+        }
+    }
+
     /// The same engine on i64 accumulators only (to cross-check the i32
     /// path: both must give the same integers).
     pub fn wide_only(mut self) -> Golden {
@@ -157,7 +179,7 @@ impl Golden {
     /// Input codes of one pixel (section 1).
     pub fn input_codes(&self, counts: &[u32]) -> Vec<i64> {
         let mut x = vec![0; counts.len()];
-        contract::preprocess(self.fmt, counts, &mut x);
+        self.preprocess(counts, &mut x);
         x
     }
 
@@ -204,7 +226,7 @@ impl Golden {
                     for (l, i) in (lo..hi).enumerate() {
                         let c = counts.index_axis(Axis(0), i);
                         let c: Vec<u32> = c.iter().copied().collect();
-                        contract::preprocess(self.fmt, &c, &mut row);
+                        self.preprocess(&c, &mut row);
                         for (t, &v) in row.iter().enumerate() {
                             x[t][l] = v;
                         }
@@ -439,12 +461,11 @@ unsafe fn mac_row_avx2(acc: &mut [i32; LANES], row: &[i32], states: &[[i32; LANE
 
 /// The encoder (x = Some) or decoder step of section 4 on one group.
 #[inline(always)]
-fn gru_step<T: AccInt>(fmt: Format, layer: &Layer<T>, x: Option<&[T; LANES]>, b: &mut Buffers<T>)
+fn gru_step<T: AccInt>(ops: &Ops<T>, layer: &Layer<T>, x: Option<&[T; LANES]>, b: &mut Buffers<T>)
 where
     i64: AsPrimitive<T>,
 {
     let h = b.h.len();
-    let ops = fmt.ops::<T>();
     let rows = |j: usize| &layer.recurrent[j * h..(j + 1) * h];
     // z and r rows.
     for j in 0..2 * h {
@@ -498,7 +519,8 @@ fn run_group<T: AccInt>(
 where
     i64: AsPrimitive<T>,
 {
-    let (fmt, hid, steps) = (g.fmt, g.hidden, g.gates);
+    let (hid, steps) = (g.hidden, g.gates);
+    let ops = g.fmt.ops_narrowed::<T>(&g.narrowing);
     if b.h.len() != hid {
         b.ensure(hid);
     }
@@ -518,16 +540,15 @@ where
         };
     for (t, xt) in x.iter().enumerate().take(steps) {
         let xt: [T; LANES] = xt.map(|v| v.as_());
-        gru_step(fmt, &p.encoder, Some(&xt), b);
+        gru_step(&ops, &p.encoder, Some(&xt), b);
         if let Some(obs) = observe.as_deref_mut() {
             report(obs, false, t, b);
         }
     }
-    let m = fmt.head_max();
     let mut amp = [[0i64; LANES]; 3];
     let mut sum = [[0i64; LANES]; 3];
     for t in 0..steps {
-        gru_step(fmt, &p.decoder, None, b);
+        gru_step(&ops, &p.decoder, None, b);
         if let Some(obs) = observe.as_deref_mut() {
             report(obs, true, t, b);
         }
@@ -535,7 +556,7 @@ where
             let mut acc = [p.head_bias[c]; LANES];
             T::mac_row(&mut acc, &p.head[c * hid..(c + 1) * hid], &b.h);
             for l in 0..LANES {
-                let o = contract::sat(acc[l].as_(), -m, m);
+                let o: i64 = ops.head(acc[l]).as_();
                 b.head[c][l] = o.as_();
                 if t == 0 {
                     amp[c][l] = o;

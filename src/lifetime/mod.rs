@@ -15,6 +15,7 @@ pub struct Lifetimes {
 
 pub mod extract;
 pub mod metrics;
+pub mod range;
 pub mod rld;
 
 pub use extract::{

@@ -17,6 +17,11 @@ pub const MODEL_FORMAT: &str = "flimgru-model";
 pub const MODEL_VERSION: u32 = 2;
 /// Model files larger than this are refused before parsing.
 const MAX_MODEL_BYTES: u64 = 512 << 20;
+/// The shipped hardware student, built into the binary so the commands
+/// that default to it work from any directory.
+const SHIPPED_JSON: &str = include_str!("../../models/student-8bit.json");
+/// What the shipped model is called in messages.
+pub const SHIPPED_NAME: &str = "the shipped 8-bit student (models/student-8bit.json, built in)";
 
 /// Everything about a trained network.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -60,58 +65,64 @@ impl ModelFile {
     }
 
     pub fn load(path: &Path) -> Result<ModelFile> {
-        let what = || format!("model file {}", path.display());
-        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", what()))?;
+        let what = format!("model file {}", path.display());
+        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {what}"))?;
         if meta.len() > MAX_MODEL_BYTES {
-            bail!("{} is {} bytes, larger than any model", what(), meta.len());
+            bail!("{what} is {} bytes, larger than any model", meta.len());
         }
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", what()))?;
-        ModelFile::from_json(&bytes, &what())
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {what}"))?;
+        Self::from_json(&bytes, &what)
     }
 
-    /// The shipped model (models/student-8bit.json), embedded in the
-    /// binary: checked as [`ModelFile::load`] checks a file.
-    pub fn shipped() -> anyhow::Result<ModelFile> {
-        ModelFile::from_json(
-            include_str!("../../models/student-8bit.json").as_bytes(),
-            "the shipped model (models/student-8bit.json)",
-        )
+    /// The shipped hardware student built into the binary.
+    pub fn shipped() -> Result<ModelFile> {
+        Self::from_json(SHIPPED_JSON.as_bytes(), SHIPPED_NAME)
     }
 
-    /// Parse and check a model file's bytes; `what` names it in errors.
-    fn from_json(bytes: &[u8], what: &str) -> Result<ModelFile> {
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).with_context(|| format!("{} is not valid JSON", what))?;
+    /// `path`'s model, or the shipped one when `None`.
+    pub fn load_or_shipped(path: Option<&Path>) -> Result<ModelFile> {
+        match path {
+            Some(p) => Self::load(p),
+            None => Self::shipped(),
+        }
+    }
+
+    /// A model from its JSON bytes, checked as [`ModelFile::load`] checks
+    /// a file; `what` names the source in errors.
+    pub fn from_json(bytes: &[u8], what: &str) -> Result<ModelFile> {
+        let what = || what.to_string();
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .with_context(|| format!("{} is not valid JSON", what()))?;
         match value.get("format").and_then(|f| f.as_str()) {
             Some(MODEL_FORMAT) => {}
-            Some(other) => bail!("{} has format {other:?}, expected {MODEL_FORMAT:?}", what),
-            None => bail!("{} has no \"format\" field: not a flimgru model", what),
+            Some(other) => bail!("{} has format {other:?}, expected {MODEL_FORMAT:?}", what()),
+            None => bail!("{} has no \"format\" field: not a flimgru model", what()),
         }
         match value.get("version").and_then(|v| v.as_u64()) {
             Some(v) if v == 1 || v == MODEL_VERSION as u64 => {}
             Some(v) => bail!(
                 "{} has model version {v}; this flimgru reads versions 1..={MODEL_VERSION}",
-                what
+                what()
             ),
-            None => bail!("{} has no numeric \"version\" field", what),
+            None => bail!("{} has no numeric \"version\" field", what()),
         }
         let model: ModelFile =
-            serde_json::from_value(value).with_context(|| format!("{} is malformed", what))?;
+            serde_json::from_value(value).with_context(|| format!("{} is malformed", what()))?;
         model
             .weights
             .validate()
-            .with_context(|| format!("{} has inconsistent weights", what))?;
+            .with_context(|| format!("{} has inconsistent weights", what()))?;
         model
             .data
             .validate()
-            .with_context(|| format!("{} has an invalid data spec", what))?;
+            .with_context(|| format!("{} has an invalid data spec", what()))?;
         if let Some(q) = &model.quantized {
             q.validate()
-                .with_context(|| format!("{} field \"quantized\"", what))?;
+                .with_context(|| format!("{} field \"quantized\"", what()))?;
             if q.dequantise() != model.weights {
                 bail!(
                     "{} field \"weights\" disagrees with the quantised codes of field \"quantized\"",
-                    what
+                    what()
                 );
             }
         }
