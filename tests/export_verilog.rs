@@ -41,6 +41,18 @@ fn header_names_the_parameters_and_the_model_checksum() {
     ] {
         assert!(v.contains(want), "no {want:?} in the export");
     }
+    // The header's port list names the result port as declared, and the
+    // Verilog's ports have those widths.
+    for (name, width) in flimgru::rtl::protocol::RESULT_FIELDS {
+        let port = format!("out_{name} [{}:0]", width - 1);
+        assert!(v.contains(&port), "the header lists no {port:?}");
+        let decl = format!("[{}:0] out_{name};", width - 1);
+        assert!(
+            v.lines()
+                .any(|l| l.trim_start().starts_with("output") && l.ends_with(&decl)),
+            "no output {decl:?}"
+        );
+    }
     // Deterministic, and the checksum sees every code.
     assert_eq!(v, export::verilog(&model, &grid, config, "tiny").unwrap());
     let mut other = model.clone();

@@ -4,12 +4,29 @@
 
 mod export_common;
 
+use flimgru::boards::Family;
 use flimgru::data::GateGrid;
 use flimgru::export;
 use flimgru::rtl::prim::Kept;
 use flimgru::rtl::testbench;
 use flimgru::rtl::EngineConfig;
+use flimgru::synth::yosys;
 use rust_hdl::prelude::*;
+use std::path::Path;
+
+/// `synth_ecp5 -top top` of `verilog` in `dir`: the log's statistics.
+fn synth_ecp5(verilog: &str, dir: &Path) -> String {
+    yosys::run(
+        yosys::SYSTEM,
+        Family::Ecp5,
+        verilog,
+        dir,
+        yosys::Outputs::Log,
+    )
+    .unwrap()
+    .statistics()
+    .to_string()
+}
 
 #[test]
 fn yosys_synthesises_a_small_engine_for_ecp5() {
@@ -22,7 +39,7 @@ fn yosys_synthesises_a_small_engine_for_ecp5() {
     };
     let v = export::verilog(&model, &grid, config, "random").unwrap();
     let t0 = std::time::Instant::now();
-    let stats = export::yosys_synth(&v, &export_common::build_dir("yosys-ecp5"), "ecp5").unwrap();
+    let stats = synth_ecp5(&v, &export_common::build_dir("yosys-ecp5"));
     eprintln!("synth_ecp5: {:.1} s\n{stats}", t0.elapsed().as_secs_f64());
     assert!(stats.contains("MULT18X18D"), "no DSP multipliers: {stats}");
     assert!(stats.contains("TRELLIS_FF"), "no flip-flops: {stats}");
@@ -64,7 +81,7 @@ fn yosys_keeps_the_lanes_copies_apart() {
     };
     top.connect_all();
     let v = generate_verilog(&top);
-    let stats = export::yosys_synth(&v, &export_common::build_dir("yosys-kept"), "ecp5").unwrap();
+    let stats = synth_ecp5(&v, &export_common::build_dir("yosys-kept"));
     let ffs = stats
         .lines()
         .find(|l| l.contains("TRELLIS_FF"))

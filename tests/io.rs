@@ -248,6 +248,7 @@ fn measured_irf_files() {
     let spec = SimSpec {
         irf: flimgru::data::irf::IrfSpec {
             measured: Some(flimgru::data::irf::MeasuredIrfSpec {
+                samples: None,
                 path: csv.clone(),
                 spacing_ns: None,
                 shift_ns: (-0.2, 0.2),
@@ -263,6 +264,7 @@ fn measured_irf_files() {
     let missing = SimSpec {
         irf: flimgru::data::irf::IrfSpec {
             measured: Some(flimgru::data::irf::MeasuredIrfSpec {
+                samples: None,
                 path: dir.path().join("nope.csv"),
                 spacing_ns: None,
                 shift_ns: (0.0, 0.0),

@@ -1,10 +1,11 @@
 //! Waveforms: `simulate_file` writes a VCD that the `vcd` crate reads back
-//! (through `wave` / `wave_list`), with readable hierarchical names; a
+//! (through `rtl::wave`: `changes` / `signal_list`), with readable hierarchical names; a
 //! failing co-simulation leaves a VCD of the failing case.
 
 use flimgru::data::GateGrid;
-use flimgru::rtl::sim::{simulate_file, wave, wave_list, wave_values};
+use flimgru::rtl::sim::simulate_file;
 use flimgru::rtl::testbench::{self, Policy};
+use flimgru::rtl::wave::{change_values, changes, signal_list};
 use flimgru::rtl::EngineConfig;
 
 #[test]
@@ -23,7 +24,7 @@ fn the_vcd_reads_back() {
     let golden = flimgru::fixed::Golden::new(&model, &grid).unwrap();
     assert_eq!(codes, golden.run(counts.view()).unwrap());
 
-    let list = wave_list(&path).unwrap();
+    let list = signal_list(&path).unwrap();
     for name in [
         "uut.out_pixel 32",
         "uut.gru.lane$1.head.mac$2.acc 48",
@@ -36,31 +37,31 @@ fn the_vcd_reads_back() {
         );
     }
     // The result stream's pixel index steps 0, 1, ..., 7 (7 pixels + 1 pad).
-    let pixels: Vec<u64> = wave_values(&path, "uut.out_pixel", None, None)
+    let pixels: Vec<u64> = change_values(&path, "uut.out_pixel", None, None)
         .unwrap()
         .iter()
         .map(|(_, v)| u64::from_str_radix(v, 16).unwrap())
         .collect();
     assert_eq!(pixels, (0..8).collect::<Vec<_>>());
     // The slot state machine's enum values appear by name, in a window.
-    let slots = wave_values(&path, "gru.slot.q", Some(1000), Some(3000)).unwrap();
+    let slots = change_values(&path, "gru.slot.q", Some(1000), Some(3000)).unwrap();
     assert!(slots.iter().all(|(t, _)| (1000..=3000).contains(t)));
     assert!(slots.iter().any(|(_, v)| v.contains("Issue")), "{slots:?}");
     assert!(
         slots.iter().any(|(_, v)| v.contains("Boundary")),
         "{slots:?}"
     );
-    let text = wave(&path, "uut.out_valid", Some(0), None).unwrap();
+    let text = changes(&path, "uut.out_valid", Some(0), None).unwrap();
     assert!(text.lines().count() >= 2 * 8, "{text}");
-    assert!(wave(&path, "no_such_signal", None, None).is_err());
-    assert!(wave(&path, "q", None, None)
+    assert!(changes(&path, "no_such_signal", None, None).is_err());
+    assert!(changes(&path, "q", None, None)
         .unwrap_err()
         .to_string()
         .contains("ambiguous"));
     // D10: a name several blocks share is refused with the matches, not
     // resolved to one of them (the top's `uut.out_pixel` must be named).
     for name in ["out_pixel", "clock"] {
-        let e = wave(&path, name, None, None).unwrap_err().to_string();
+        let e = changes(&path, name, None, None).unwrap_err().to_string();
         assert!(
             e.contains("ambiguous") && e.contains(&format!("uut.{name}")),
             "{e}"
@@ -98,7 +99,7 @@ fn a_failing_case_leaves_a_vcd() {
         .split("waveform: ")
         .nth(1)
         .expect("the error names the waveform");
-    let list = wave_list(std::path::Path::new(path.trim())).unwrap();
+    let list = signal_list(std::path::Path::new(path.trim())).unwrap();
     assert!(list.contains("uut.gru.lane$0"), "{list}");
     std::fs::remove_file(path.trim()).ok();
 }

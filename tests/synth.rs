@@ -1,4 +1,4 @@
-//! The open FPGA flow end to end (`flimgru synth`, src/synth.rs) on a tiny
+//! The open FPGA flow end to end (`flimgru synth`, src/synth/) on a tiny
 //! random model, for each board: yosys completes, nextpnr-ecp5 places and
 //! routes the ULX3S top with the board's own constraint file, and the report holds what the docs table needs. The
 //! full-size numbers in docs/hardware.md come from the same code on the

@@ -16,6 +16,7 @@
 //! part-way.
 
 use super::protocol::{RECORD_BYTES, SYNC};
+use crate::rtl::protocol::{FractionCode, PixelIndex, TauCode};
 use crate::rtl::Count;
 use rust_hdl::prelude::*;
 
@@ -37,10 +38,10 @@ pub struct Bridge {
     // From the engine's result stream.
     pub res_valid: Signal<In, Bit>,
     pub res_ready: Signal<Out, Bit>,
-    pub res_pixel: Signal<In, Bits<32>>,
-    pub res_tau1: Signal<In, Bits<12>>,
-    pub res_tau2: Signal<In, Bits<12>>,
-    pub res_fraction: Signal<In, Bits<16>>,
+    pub res_pixel: Signal<In, PixelIndex>,
+    pub res_tau1: Signal<In, TauCode>,
+    pub res_tau2: Signal<In, TauCode>,
+    pub res_fraction: Signal<In, FractionCode>,
     // Status.
     pub busy: Signal<Out, Bit>,
     pub pending: Signal<Out, Bits<16>>,

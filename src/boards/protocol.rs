@@ -2,7 +2,8 @@
 //! what a host program sends to a board and how it reads the answers.
 //!
 //! Host -> board: 16-bit little-endian photon counts (clamped to 65535),
-//! gate-major per group of P pixels, exactly the engine's input beats:
+//! gate-major per group of P pixels, exactly the engine's input beats
+//! ([`crate::rtl::protocol::Beats`]):
 //! for group g, for gate k = 0..G-1, for lane l = 0..P-1, the count of
 //! pixel gP + l at gate k. The last group is padded with empty
 //! histograms. Nothing else (no header, no framing): the board counts
@@ -21,8 +22,8 @@
 //! the engine's input never stalls and no byte is lost, whatever the
 //! engine's speed (see docs/boards.md for why two).
 
-use crate::fixed::contract::COUNT_MAX;
 use crate::fixed::PixelCodes;
+use crate::rtl::protocol::Beats;
 use anyhow::{bail, Result};
 use ndarray::ArrayView2;
 
@@ -51,20 +52,11 @@ pub fn group_bytes(lanes: usize, gates: usize) -> usize {
 /// clamped to 65535, the last group padded with empty histograms.
 pub fn encode_histograms(counts: ArrayView2<u32>, lanes: usize) -> Vec<u8> {
     let lanes = lanes.max(1);
-    let (n, g) = counts.dim();
-    let groups = n.div_ceil(lanes);
-    let mut out = Vec::with_capacity(groups * group_bytes(lanes, g));
-    for grp in 0..groups {
-        for k in 0..g {
-            for l in 0..lanes {
-                let i = grp * lanes + l;
-                let c = if i < n {
-                    counts[[i, k]].min(COUNT_MAX)
-                } else {
-                    0
-                };
-                out.extend_from_slice(&(c as u16).to_le_bytes());
-            }
+    let beats = Beats::new(counts, lanes);
+    let mut out = Vec::with_capacity(beats.groups() * group_bytes(lanes, counts.ncols()));
+    for b in 0..beats.len() {
+        for c in beats.beat(b) {
+            out.extend_from_slice(&c.to_le_bytes());
         }
     }
     out

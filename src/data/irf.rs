@@ -79,6 +79,14 @@ impl MeasuredIrf {
             .sum()
     }
 
+    /// Time (ns) of the largest sample.
+    pub fn peak_ns(&self) -> f64 {
+        let i = (0..self.values.len())
+            .max_by(|&a, &b| self.values[a].total_cmp(&self.values[b]).then(b.cmp(&a)))
+            .unwrap_or(0);
+        self.t0_ns + i as f64 * self.spacing_ns
+    }
+
     /// Full width at half maximum (ns), by linear interpolation.
     pub fn fwhm(&self) -> f64 {
         let (imax, vmax) =
@@ -365,6 +373,11 @@ fn measured_masses(
     Ok(())
 }
 
+/// A measured IRF curve from a file (.csv, .asc or .npy with its spacing).
+pub fn load_measured(path: &Path, npy_spacing_ns: Option<f64>) -> Result<MeasuredIrf> {
+    load_curve(path, npy_spacing_ns)
+}
+
 fn load_curve(path: &Path, npy_spacing_ns: Option<f64>) -> Result<MeasuredIrf> {
     let name = path.display().to_string();
     let ext = path
@@ -416,6 +429,53 @@ fn load_curve(path: &Path, npy_spacing_ns: Option<f64>) -> Result<MeasuredIrf> {
                     bail!("IRF {name}: more than {MAX_IRF_SAMPLES} samples");
                 }
             }
+            uniform_curve(&name, times, values)
+        }
+        "asc" => {
+            // Two whitespace-separated columns, time (ns) and value, as
+            // B&H SPCImage exports an IRF.
+            let meta =
+                std::fs::metadata(path).with_context(|| format!("IRF {name}: cannot open"))?;
+            if meta.len() > 64 * MAX_IRF_SAMPLES as u64 {
+                bail!("IRF {name}: {} bytes, larger than any IRF", meta.len());
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("IRF {name}: cannot read"))?;
+            let (mut times, mut values) = (Vec::new(), Vec::new());
+            for (row, line) in text.lines().enumerate() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.is_empty() {
+                    continue;
+                }
+                match (
+                    f.len(),
+                    f[0].parse::<f64>(),
+                    f.get(1).map(|v| v.parse::<f64>()),
+                ) {
+                    (2, Ok(t), Some(Ok(v))) => {
+                        times.push(t);
+                        values.push(v);
+                    }
+                    _ => bail!(
+                        "IRF {name}: line {} is not two numbers (time in ns, value)",
+                        row + 1
+                    ),
+                }
+                if values.len() > MAX_IRF_SAMPLES {
+                    bail!("IRF {name}: more than {MAX_IRF_SAMPLES} samples");
+                }
+            }
+            uniform_curve(&name, times, values)
+        }
+        _ => bail!("IRF {name}: unknown extension, expected .csv, .asc or .npy"),
+    }
+}
+
+/// A curve from sample times and values: the times must be finite,
+/// increasing and uniformly spaced (within 1 %).
+fn uniform_curve(name: &str, times: Vec<f64>, values: Vec<f64>) -> Result<MeasuredIrf> {
+    {
+        {
             if times.len() < 2 {
                 bail!("IRF {name}: {} samples, need at least 2", times.len());
             }
@@ -434,20 +494,48 @@ fn load_curve(path: &Path, npy_spacing_ns: Option<f64>) -> Result<MeasuredIrf> {
                     );
                 }
             }
-            MeasuredIrf::new(&name, times[0], spacing, values)
+            MeasuredIrf::new(name, times[0], spacing, values)
         }
-        _ => bail!("IRF {name}: unknown extension, expected .csv or .npy"),
     }
 }
 
 /// A measured IRF used for every simulated pixel, shifted at random.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MeasuredIrfSpec {
+    /// The curve's file; ignored when `samples` holds the curve itself.
+    #[serde(default)]
     pub path: PathBuf,
+    /// The curve inline (an instrument description's IRF), so a model
+    /// trained on it carries its IRF wherever the model file goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<IrfSamples>,
     /// Sample spacing (ns) of a `.npy` curve (CSV files carry their times).
     pub spacing_ns: Option<f64>,
     /// Per-pixel shift drawn uniformly from this range (ns).
     pub shift_ns: (f64, f64),
+}
+
+impl MeasuredIrfSpec {
+    /// The file the curve is read from (none when it is inline).
+    pub fn file(&self) -> Option<&Path> {
+        self.samples.is_none().then_some(self.path.as_path())
+    }
+}
+
+/// A curve's samples: `values[i]` at `t0_ns + i spacing_ns` (any positive
+/// scale; normalised on use).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IrfSamples {
+    pub t0_ns: f64,
+    pub spacing_ns: f64,
+    pub values: Vec<f64>,
+}
+
+impl IrfSamples {
+    /// The checked, normalised curve; `source` names it in errors.
+    pub fn curve(&self, source: &str) -> Result<MeasuredIrf> {
+        MeasuredIrf::new(source, self.t0_ns, self.spacing_ns, self.values.clone())
+    }
 }
 
 /// The per-pixel random distribution of IRFs for the simulator.
@@ -532,6 +620,15 @@ impl IrfSpec {
     pub fn sampler(&self) -> Result<IrfSampler> {
         self.validate()?;
         let measured = match &self.measured {
+            Some(MeasuredIrfSpec {
+                samples: Some(c), ..
+            }) => Some((
+                Irf::Measured {
+                    curve: Arc::new(c.curve("irf.measured.samples")?),
+                    shift_ns: 0.0,
+                },
+                self.measured.as_ref().map_or((0.0, 0.0), |m| m.shift_ns),
+            )),
             Some(m) => Some((Irf::load(&m.path, m.spacing_ns)?, m.shift_ns)),
             None => None,
         };

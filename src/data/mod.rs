@@ -9,6 +9,7 @@ pub mod decay;
 pub mod formats;
 pub mod grid_match;
 pub mod image;
+pub mod instrument;
 pub mod io;
 pub mod irf;
 pub mod preprocess;

@@ -1,10 +1,11 @@
 //! Co-simulation of the exported Verilog: a generated plain-Verilog
 //! testbench (`tb`) reads a hex stimulus file, drives the engine's input
-//! stream and result stream with the protocol of `crate::rtl::testbench`
-//! (one beat = gate k of the P pixels of a group, counts clamped to
-//! 65535, the last group padded with empty histograms, an offered beat
-//! held until accepted, random valid gaps and ready back-pressure) and
-//! writes every accepted result as a hex line. It runs in Verilator
+//! stream and result stream as `crate::rtl::testbench` does (the beats of
+//! `crate::rtl::protocol`: gate k of the P pixels of a group, counts
+//! clamped to 65535, the last group padded with empty histograms; an
+//! offered beat held until accepted, random valid gaps and ready
+//! back-pressure) and writes every accepted result as a hex line, read
+//! back into `crate::rtl::protocol::Results`. It runs in Verilator
 //! (`--binary --timing`) or Icarus Verilog; one build serves any number
 //! of runs of the same configuration.
 //!
@@ -13,9 +14,9 @@
 //! cycle decimal), closed by `end <cycles> <results>`.
 
 use super::tools;
-use crate::fixed::contract::COUNT_MAX;
 use crate::fixed::PixelCodes;
 use crate::rtl::cycles::CycleModel;
+use crate::rtl::protocol::{Beats, Results, RESULT_FIELDS};
 use crate::rtl::testbench::Policy;
 use crate::rtl::EngineConfig;
 use anyhow::{bail, Context, Result};
@@ -54,10 +55,9 @@ pub fn testbench(lanes: usize) -> String {
     }
     writeln!(w, "  reg out_ready = 1'b0;").ok();
     writeln!(w, "  wire out_valid;").ok();
-    writeln!(w, "  wire [31:0] out_pixel;").ok();
-    writeln!(w, "  wire [11:0] out_tau1;").ok();
-    writeln!(w, "  wire [11:0] out_tau2;").ok();
-    writeln!(w, "  wire [15:0] out_fraction;").ok();
+    for (name, width) in RESULT_FIELDS {
+        writeln!(w, "  wire [{}:0] out_{name};", width - 1).ok();
+    }
     writeln!(w, "  wire dbg_valid;").ok();
     writeln!(w, "  wire [31:0] dbg_group;").ok();
     writeln!(w, "  wire [15:0] dbg_step;").ok();
@@ -73,14 +73,14 @@ pub fn testbench(lanes: usize) -> String {
     for l in 0..p {
         writeln!(w, "    .in_count${l}(cnt{l}),").ok();
     }
+    let result: Vec<String> = RESULT_FIELDS
+        .iter()
+        .map(|(name, _)| format!(".out_{name}(out_{name})"))
+        .collect();
     writeln!(
         w,
-        "    .out_valid(out_valid), .out_ready(out_ready), .out_pixel(out_pixel),"
-    )
-    .ok();
-    writeln!(
-        w,
-        "    .out_tau1(out_tau1), .out_tau2(out_tau2), .out_fraction(out_fraction),"
+        "    .out_valid(out_valid), .out_ready(out_ready), {},",
+        result.join(", ")
     )
     .ok();
     writeln!(
@@ -150,8 +150,21 @@ pub fn testbench(lanes: usize) -> String {
         offered = 1'b0;
       end
       if (out_valid && out_ready) begin
-        $fdisplay(fout, "%h %h %h %h %0d", out_pixel, out_tau1, out_tau2, out_fraction, cycle);
-        nres = nres + 1;
+"#,
+    );
+    let result: Vec<String> = RESULT_FIELDS
+        .iter()
+        .map(|(name, _)| format!("out_{name}"))
+        .collect();
+    writeln!(
+        w,
+        "        $fdisplay(fout, \"{} %0d\", {}, cycle);",
+        vec!["%h"; RESULT_FIELDS.len()].join(" "),
+        result.join(", ")
+    )
+    .ok();
+    w.push_str(
+        r#"        nres = nres + 1;
       end
       #1 clock = 1'b1;
       #5 clock = 1'b0;
@@ -270,41 +283,26 @@ impl Build {
             bail!("histograms have {g} gates, the build is for {}", self.gates);
         }
         let p = self.config.lanes;
-        let groups = n.div_ceil(p);
-        let total = groups * p;
-        let mut stim = String::with_capacity(groups * g * p * 5);
-        for grp in 0..groups {
-            for k in 0..g {
-                let row: Vec<String> = (0..p)
-                    .map(|l| {
-                        let i = grp * p + l;
-                        let c = if i < n {
-                            counts[[i, k]].min(COUNT_MAX)
-                        } else {
-                            0
-                        };
-                        format!("{c:x}")
-                    })
-                    .collect();
-                stim.push_str(&row.join(" "));
-                stim.push('\n');
-            }
+        let beats = Beats::new(counts, p);
+        let total = beats.results();
+        let mut stim = String::with_capacity(beats.len() * p * 5);
+        for b in 0..beats.len() {
+            let row: Vec<String> = beats.beat(b).map(|c| format!("{c:x}")).collect();
+            stim.push_str(&row.join(" "));
+            stim.push('\n');
         }
         let stim_path = self.dir.join(format!("{tag}.stim.hex"));
         let out_path = self.dir.join(format!("{tag}.out.hex"));
         crate::output::write_bytes(&stim_path, stim.as_bytes())?;
         std::fs::remove_file(&out_path).ok();
         let model = CycleModel::new(self.hidden, g, self.config.macs, p, self.config.bits);
-        let slack = |x: f64| x / policy.valid.max(0.05) / policy.ready.max(0.05);
-        let max_cycles = (slack(((groups + 3) * model.cycles_per_group) as f64) as u64) * 2
-            + 20 * model.slot as u64
-            + 10_000;
+        let max_cycles = policy.cycle_limit(&model, beats.groups());
         let permille = |x: f64| ((x.clamp(0.0, 1.0) * 1000.0).round() as u32).max(1);
         let seed = (policy.seed as u32 ^ (policy.seed >> 32) as u32).max(1);
         let args = vec![
             format!("+stim={}", stim_path.display()),
             format!("+out={}", out_path.display()),
-            format!("+beats={}", groups * g),
+            format!("+beats={}", beats.len()),
             format!("+results={total}"),
             format!("+cycles={max_cycles}"),
             format!("+valid={}", permille(policy.valid)),
@@ -324,9 +322,7 @@ impl Build {
         let seconds = t0.elapsed().as_secs_f64();
         let text = std::fs::read_to_string(&out_path)
             .with_context(|| format!("the testbench wrote no {}", out_path.display()))?;
-        let mut codes = vec![PixelCodes::default(); n];
-        let mut seen = vec![false; n];
-        let mut order = Vec::with_capacity(total);
+        let mut results = Results::new(n, total);
         let mut cycles = None;
         for line in text.lines() {
             let f: Vec<&str> = line.split_whitespace().collect();
@@ -334,27 +330,19 @@ impl Build {
                 cycles = f.get(1).and_then(|c| c.parse::<u64>().ok());
                 break;
             }
-            if f.len() != 5 {
+            if f.len() != RESULT_FIELDS.len() + 1 {
                 bail!("{}: malformed result line {line:?}", out_path.display());
             }
             let hex = |s: &str| {
                 u64::from_str_radix(s, 16)
                     .with_context(|| format!("{}: bad hex {s:?} in {line:?}", out_path.display()))
             };
-            let i = hex(f[0])?;
-            order.push(i);
-            let i = i as usize;
-            if i < n {
-                if seen[i] {
-                    bail!("pixel {i} was delivered twice");
-                }
-                seen[i] = true;
-                codes[i] = PixelCodes {
-                    tau1: hex(f[1])? as u32,
-                    tau2: hex(f[2])? as u32,
-                    fraction: hex(f[3])? as u32,
-                };
-            }
+            let codes = PixelCodes {
+                tau1: hex(f[1])? as u32,
+                tau2: hex(f[2])? as u32,
+                fraction: hex(f[3])? as u32,
+            };
+            results.push(hex(f[0])?, codes)?;
         }
         let Some(cycles) = cycles else {
             bail!(
@@ -362,12 +350,13 @@ impl Build {
                 out_path.display()
             );
         };
-        if order.len() < total {
+        if results.delivered() < total {
             bail!(
                 "the exported engine delivered {} of {total} results in {cycles} cycles (hung?)",
-                order.len()
+                results.delivered()
             );
         }
+        let (codes, order) = results.finish();
         Ok(Run {
             codes,
             order,

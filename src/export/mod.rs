@@ -7,8 +7,10 @@
 //! in front (parameters, model name, checksum of the model's codes).
 //! [`cosim`] builds the exported Verilog with a generated plain-Verilog
 //! testbench in Verilator (or Icarus Verilog) and runs histograms through
-//! it with the same stimulus protocol as `crate::rtl::testbench`.
+//! it with the stream protocol of `crate::rtl::protocol`, as
+//! `crate::rtl::testbench` does in rust-hdl's simulator.
 //! [`tools`] finds the external tools and says how to install a missing one.
+//! yosys runs through `crate::synth::yosys`, the one runner of the flow.
 
 pub mod cosim;
 pub mod generate;
@@ -198,28 +200,4 @@ pub fn lint_with(verilog: &str, extra: &[(&str, &str)], dir: &Path) -> Result<Ve
         anyhow::bail!("verilator --lint-only failed ({}):\n{text}", out.status);
     }
     Ok(issues)
-}
-
-/// Synthesise `verilog` with yosys (`synth_ecp5`, `synth_ice40`,
-/// `synth_xilinx`, ...: `family` = "ecp5" etc.) under `dir`; returns the
-/// log's statistics section.
-pub fn yosys_synth(verilog: &str, dir: &Path, family: &str) -> Result<String> {
-    let yosys = tools::find("yosys")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file = dir.join(format!("{TOP}.v"));
-    crate::output::write_bytes(&file, verilog.as_bytes())?;
-    let script = format!("read_verilog {}; synth_{family} -top {TOP}", file.display());
-    let log = tools::run(
-        std::process::Command::new(yosys)
-            .args(["-q", "-l"])
-            .arg(dir.join("yosys.log"))
-            .args(["-p", &script]),
-        &format!("yosys synth_{family}"),
-    )?;
-    let full = std::fs::read_to_string(dir.join("yosys.log")).unwrap_or(log);
-    let stats = full
-        .rfind("Printing statistics")
-        .map(|p| full[p..].to_string())
-        .unwrap_or_default();
-    Ok(stats)
 }

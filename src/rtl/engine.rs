@@ -4,7 +4,8 @@
 //! - `in_valid`/`in_ready`/`in_count[l]`: one beat per gate, the counts of
 //!   gate k of the P pixels of a group (lane l = pixel index mod P);
 //! - `out_valid`/`out_ready`/`out_pixel`/`out_tau1`/`out_tau2`/`out_fraction`:
-//!   one beat per pixel, in input order;
+//!   one beat per pixel, in input order (the result port,
+//!   [`super::protocol::RESULT_FIELDS`]);
 //! - `dbg_valid`/`dbg_group`/`dbg_step`/`dbg_channel[3 l + c]`: the decoded
 //!   head channels of every decoder step (a monitor port, no back-pressure).
 
@@ -13,11 +14,12 @@ use super::gru::{Gru, Shape};
 use super::ingest::Ingest;
 use super::preproc::Preproc;
 use super::prim::Dsp;
+use super::protocol::{FractionCode, PixelIndex, TauCode};
 use super::stream::ResultStage;
 use super::{Acc, Addr, Count};
 use crate::data::GateGrid;
 use crate::fixed::contract::{self, Format};
-use crate::fixed::{Golden, QuantModel};
+use crate::fixed::{Golden, PixelCodes, QuantModel};
 use anyhow::{bail, Result};
 use rust_hdl::prelude::*;
 
@@ -100,10 +102,10 @@ pub struct Engine {
     pub in_count: Vec<Signal<In, Count>>,
     pub out_valid: Signal<Out, Bit>,
     pub out_ready: Signal<In, Bit>,
-    pub out_pixel: Signal<Out, Bits<32>>,
-    pub out_tau1: Signal<Out, Bits<12>>,
-    pub out_tau2: Signal<Out, Bits<12>>,
-    pub out_fraction: Signal<Out, Bits<16>>,
+    pub out_pixel: Signal<Out, PixelIndex>,
+    pub out_tau1: Signal<Out, TauCode>,
+    pub out_tau2: Signal<Out, TauCode>,
+    pub out_fraction: Signal<Out, FractionCode>,
     pub dbg_valid: Signal<Out, Bit>,
     pub dbg_group: Signal<Out, Bits<32>>,
     pub dbg_step: Signal<Out, Addr>,
@@ -180,6 +182,19 @@ impl Engine {
 
     pub fn gates(&self) -> usize {
         self._shape.gates
+    }
+
+    /// The result port's payload as the simulation holds it now: the pixel
+    /// index and its codes (a beat when `out_valid` and `out_ready`).
+    pub fn result_beat(&self) -> (u64, PixelCodes) {
+        (
+            self.out_pixel.val().to_u64(),
+            PixelCodes {
+                tau1: self.out_tau1.val().to_u64() as u32,
+                tau2: self.out_tau2.val().to_u64() as u32,
+                fraction: self.out_fraction.val().to_u64() as u32,
+            },
+        )
     }
 }
 

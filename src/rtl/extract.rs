@@ -8,6 +8,7 @@
 
 use super::divider::{divide_cycles, Divider};
 use super::prim::Rom;
+use super::protocol::{FractionCode, PixelIndex, TauCode};
 use super::{Acc, Addr};
 use crate::fixed::contract::{FRACTION_FRAC_BITS, RATIO_BITS};
 use rust_hdl::prelude::*;
@@ -42,10 +43,10 @@ pub struct Extract {
     pub busy: Signal<Out, Bit>,
     pub out_valid: Signal<Out, Bit>,
     pub out_ready: Signal<In, Bit>,
-    pub out_pixel: Signal<Out, Bits<32>>,
-    pub out_tau1: Signal<Out, Bits<12>>,
-    pub out_tau2: Signal<Out, Bits<12>>,
-    pub out_fraction: Signal<Out, Bits<16>>,
+    pub out_pixel: Signal<Out, PixelIndex>,
+    pub out_tau1: Signal<Out, TauCode>,
+    pub out_tau2: Signal<Out, TauCode>,
+    pub out_fraction: Signal<Out, FractionCode>,
     state: DFF<ExtractState>,
     /// `state != Idle`, kept beside it: it is the clock enable of every
     /// lane's operand registers (four state bits and the load in front of

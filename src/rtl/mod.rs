@@ -19,10 +19,11 @@ pub mod ingest;
 pub mod lane;
 pub mod preproc;
 pub mod prim;
+pub mod protocol;
 pub mod sim;
 pub mod stream;
-#[path = "../../testbench/mod.rs"]
 pub mod testbench;
+pub mod wave;
 
 pub use cycles::{cycles_per_pixel, CycleModel};
 pub use engine::{Engine, EngineConfig};

@@ -3,6 +3,7 @@
 //! drained in the same cycle). Nothing is lost, duplicated or reordered:
 //! a beat moves only when valid and ready are both high.
 
+use super::protocol::{FractionCode, PixelIndex, TauCode};
 use rust_hdl::prelude::*;
 
 #[derive(LogicBlock, Default)]
@@ -10,21 +11,21 @@ pub struct ResultStage {
     pub clock: Signal<In, Clock>,
     pub in_valid: Signal<In, Bit>,
     pub in_ready: Signal<Out, Bit>,
-    pub in_pixel: Signal<In, Bits<32>>,
-    pub in_tau1: Signal<In, Bits<12>>,
-    pub in_tau2: Signal<In, Bits<12>>,
-    pub in_fraction: Signal<In, Bits<16>>,
+    pub in_pixel: Signal<In, PixelIndex>,
+    pub in_tau1: Signal<In, TauCode>,
+    pub in_tau2: Signal<In, TauCode>,
+    pub in_fraction: Signal<In, FractionCode>,
     pub out_valid: Signal<Out, Bit>,
     pub out_ready: Signal<In, Bit>,
-    pub out_pixel: Signal<Out, Bits<32>>,
-    pub out_tau1: Signal<Out, Bits<12>>,
-    pub out_tau2: Signal<Out, Bits<12>>,
-    pub out_fraction: Signal<Out, Bits<16>>,
+    pub out_pixel: Signal<Out, PixelIndex>,
+    pub out_tau1: Signal<Out, TauCode>,
+    pub out_tau2: Signal<Out, TauCode>,
+    pub out_fraction: Signal<Out, FractionCode>,
     full: DFF<Bit>,
-    pixel: DFF<Bits<32>>,
-    tau1: DFF<Bits<12>>,
-    tau2: DFF<Bits<12>>,
-    fraction: DFF<Bits<16>>,
+    pixel: DFF<PixelIndex>,
+    tau1: DFF<TauCode>,
+    tau2: DFF<TauCode>,
+    fraction: DFF<FractionCode>,
     take: Signal<Local, Bit>,
 }
 

@@ -2,18 +2,18 @@
 //! `flimgru sim` (through `flimgru::rtl::sim`): drives the engine's input
 //! stream (with random valid gaps) and result stream (with random ready
 //! back-pressure) in rust-hdl's fast thread-free loop (settle, sample,
-//! clock edge), collects the results and the debug channels, compares
-//! them with the golden model bit for bit, and writes a VCD of a failing
-//! case (or of every case when the environment variable `FLIMGRU_VCD`
-//! names a directory).
-//!
-//! Included into the library as `flimgru::rtl::testbench` (src/rtl/mod.rs).
+//! clock edge) with the beats of [`super::protocol`], collects the results
+//! and the debug channels, compares them with the golden model bit for
+//! bit, and writes a VCD of a failing case (or of every case when the
+//! environment variable `FLIMGRU_VCD` names a directory). In the library,
+//! not under tests/, because `flimgru sim` runs it.
 
 use crate::data::GateGrid;
 use crate::fixed::contract::COUNT_MAX;
 use crate::fixed::{Golden, PixelCodes, QuantModel};
 use crate::rtl::cycles::CycleModel;
 use crate::rtl::prim::sx;
+use crate::rtl::protocol::{Beats, Results};
 use crate::rtl::{Engine, EngineConfig};
 use anyhow::{bail, Context, Result};
 use ndarray::{Array2, ArrayView2};
@@ -37,6 +37,16 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Cycles after which a run of `groups` groups has hung: twice the
+    /// cycle model's time for them (and three more) slowed by the valid
+    /// and ready rates, plus room for the pipeline to drain.
+    pub fn cycle_limit(&self, model: &CycleModel, groups: usize) -> u64 {
+        let slack = |x: f64| x / self.valid.max(0.05) / self.ready.max(0.05);
+        (slack(((groups + 3) * model.cycles_per_group) as f64) as u64) * 2
+            + 20 * model.slot as u64
+            + 10_000
+    }
+
     /// Back-to-back input, always-ready output.
     pub fn eager() -> Policy {
         Policy {
@@ -88,22 +98,17 @@ pub fn run(
             engine.gates()
         );
     }
-    let groups = n.div_ceil(p);
-    let total = groups * p;
+    let beats = Beats::new(counts, p);
+    let total = beats.results();
     let cfg = engine.config();
     let shape = engine.shape();
     let model = CycleModel::new(shape.hidden, g, cfg.macs, p, cfg.bits);
-    let slack = |x: f64| x / policy.valid.max(0.05) / policy.ready.max(0.05);
-    let max_cycles = (slack(((groups + 3) * model.cycles_per_group) as f64) as u64) * 2
-        + 20 * model.slot as u64
-        + 10_000;
+    let max_cycles = policy.cycle_limit(&model, beats.groups());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(policy.seed);
-    let mut codes = vec![PixelCodes::default(); n];
-    let mut seen = vec![false; n];
-    let mut order = Vec::with_capacity(total);
+    let mut results = Results::new(n, total);
     let mut result_cycles = Vec::with_capacity(total);
     let mut channels = vec![Array2::<i64>::zeros((g, 3)); n];
-    let mut beat = 0usize; // next beat: group beat / g, gate beat % g
+    let mut beat = 0usize; // the next beat to offer
     let mut offered = false;
     // The waveform goes to a temporary file renamed into place once the
     // run is complete (crate::output); write errors are latched (rust-hdl's
@@ -126,26 +131,19 @@ pub fn run(
         None => None,
     };
     let mut cycle = 0u64;
-    while order.len() < total {
+    while results.delivered() < total {
         if cycle >= max_cycles {
             bail!(
                 "the engine delivered {} of {total} results in {cycle} cycles (hung?)",
-                order.len()
+                results.delivered()
             );
         }
-        if !offered && beat < groups * g {
+        if !offered && beat < beats.len() {
             offered = policy.valid >= 1.0 || rng.gen_bool(policy.valid);
         }
         engine.in_valid.next = offered;
         if offered {
-            let (grp, k) = (beat / g, beat % g);
-            for l in 0..p {
-                let i = grp * p + l;
-                let c = if i < n {
-                    counts[[i, k]].min(COUNT_MAX)
-                } else {
-                    0
-                };
+            for (l, c) in beats.beat(beat).enumerate() {
                 engine.in_count[l].next = (c as u64).into();
             }
         }
@@ -165,21 +163,9 @@ pub fn run(
             offered = false;
         }
         if engine.out_valid.val() && engine.out_ready.val() {
-            let i = engine.out_pixel.val().to_u64();
-            order.push(i);
+            let (pixel, codes) = engine.result_beat();
+            results.push(pixel, codes)?;
             result_cycles.push(cycle);
-            let i = i as usize;
-            if i < n {
-                if seen[i] {
-                    bail!("pixel {i} was delivered twice");
-                }
-                seen[i] = true;
-                codes[i] = PixelCodes {
-                    tau1: engine.out_tau1.val().to_u64() as u32,
-                    tau2: engine.out_tau2.val().to_u64() as u32,
-                    fraction: engine.out_fraction.val().to_u64() as u32,
-                };
-            }
         }
         if engine.dbg_valid.val() {
             let grp = engine.dbg_group.val().to_u64() as usize;
@@ -211,6 +197,7 @@ pub fn run(
         }
         f.commit()?;
     }
+    let (codes, order) = results.finish();
     Ok(Outcome {
         codes,
         order,
