@@ -535,15 +535,24 @@ pub struct MapInput {
     pub read: crate::data::formats::ReadOptions,
 }
 
-/// Histograms of an image on the model's gate grid, `[h * w, G]`, and
-/// whether they are the file's own values (not rebinned by grid matching).
-fn image_on_model_grid(
-    model: &ModelFile,
-    input: &Path,
-    how: &MapInput,
-) -> Result<(ndarray::Array2<f32>, (usize, usize), bool)> {
+/// An image's histograms in memory and the time axis they were recorded on.
+#[derive(Clone, Debug)]
+pub struct ImageCounts {
+    /// `[h * w, bins]`, pixels row-major.
+    pub counts: Array2<f32>,
+    /// `(h, w)`.
+    pub shape: (usize, usize),
+    /// Width of one bin (ns); `None`: the bins are the model's gates.
+    pub bin_width_ns: Option<f64>,
+    /// Laser period (ns), if known (grid matching wraps a whole period).
+    pub period_ns: Option<f64>,
+}
+
+/// An image's histograms as `flimgru map` reads them: an `[h, w, G]`
+/// `.npy`/`.csv` on the model's gates as it is, any other input through
+/// the recording readers (notes printed on stderr).
+fn read_image(model: &ModelFile, input: &Path, how: &MapInput) -> Result<ImageCounts> {
     use crate::data::formats::read_recording_with;
-    use crate::data::grid_match::{match_to_grid_with, reference_anchor_ns, Anchor, MatchOptions};
     let ext = input.extension().and_then(|e| e.to_str()).unwrap_or("");
     let plain = matches!(ext, "npy" | "csv") && how.read.bin_width_ns.is_none();
     if plain {
@@ -564,7 +573,12 @@ fn image_on_model_grid(
                 model.gates()
             );
         }
-        return Ok((hist.counts, shape, true));
+        return Ok(ImageCounts {
+            counts: hist.counts,
+            shape,
+            bin_width_ns: None,
+            period_ns: None,
+        });
     }
     let rec = read_recording_with(input, &how.read)?;
     for note in &rec.notes {
@@ -577,38 +591,94 @@ fn image_on_model_grid(
         .into_shape_with_order((h * w, bins))
         .expect("recording counts are contiguous")
         .mapv(|c| c as f32);
-    // A model trained on one measured IRF (an instrument's) sees the rise
-    // at one place whatever the lifetime: align the rising edge there. A
-    // model trained on random IRFs is aligned by the decay's peak.
-    let anchor = if model.data.irf.measured.is_some() {
-        Anchor::RisingEdge
-    } else {
-        Anchor::Peak
-    };
-    let target = reference_anchor_ns(&model.data, anchor)?;
-    let opts = MatchOptions {
+    Ok(ImageCounts {
+        counts: flat,
+        shape: (h, w),
+        bin_width_ns: Some(rec.bin_width_ns),
         period_ns: rec.period_ns,
-        anchor,
-        ..MatchOptions::default()
+    })
+}
+
+/// `flimgru map`'s computation without its files: the lifetime image of
+/// `image` by `engine` (made from `model`), pixels with fewer than
+/// `min_photons` masked, pixels outside the model's training range
+/// flagged by `trained` (`RangeCheck::for_spec(&model.data)`, passed in so
+/// a caller can reuse it). The fixed engine takes whole non-negative counts
+/// (fractional ones are an error). Bins of a known width are first matched
+/// to the model's gate grid (rebinned and aligned, the report returned;
+/// the fixed engine rounds the rebinned counts); otherwise they must be
+/// the model's gates and go to the engine as they are.
+pub fn lifetime_image(
+    model: &ModelFile,
+    engine: &crate::engine::Engine,
+    trained: &crate::lifetime::range::RangeCheck,
+    image: &ImageCounts,
+    min_photons: f64,
+    show_progress: bool,
+) -> Result<(
+    crate::map::LifetimeImage,
+    Option<crate::data::grid_match::MatchReport>,
+)> {
+    use crate::data::grid_match::{match_to_grid_with, reference_anchor_ns, Anchor, MatchOptions};
+    if engine.kind() == crate::engine::EngineKind::Fixed {
+        // Counts as given go to the hardware as they are (as in `infer`);
+        // only counts rebinned by grid matching are rounded.
+        crate::engine::integer_counts(image.counts.view())?;
+    }
+    let (counts, report) = match image.bin_width_ns {
+        None => {
+            let bins = image.counts.ncols();
+            if bins != model.gates() {
+                bail!(
+                    "the histograms have {bins} bins, the model expects {} gates; give their bin width to match them to the model's grid",
+                    model.gates()
+                );
+            }
+            (std::borrow::Cow::Borrowed(&image.counts), None)
+        }
+        Some(bin_width_ns) => {
+            // A model trained on one measured IRF (an instrument's) sees
+            // the rise at one place whatever the lifetime: align the
+            // rising edge there. A model trained on random IRFs is aligned
+            // by the decay's peak.
+            let anchor = if model.data.irf.measured.is_some() {
+                Anchor::RisingEdge
+            } else {
+                Anchor::Peak
+            };
+            let target = reference_anchor_ns(&model.data, anchor)?;
+            let opts = MatchOptions {
+                period_ns: image.period_ns,
+                anchor,
+                ..MatchOptions::default()
+            };
+            let (counts, report) = match_to_grid_with(
+                image.counts.view(),
+                bin_width_ns,
+                &model.data.grid,
+                target,
+                &opts,
+            )
+            .with_context(|| {
+                format!(
+                    "matching the bins to the gate grid of model {} ({} gates of {} ns); a model for this recording's instrument is three commands away: `flimgru instrument RECORDING -o inst.json` (--irf FILE for a measured IRF, --period NS where the file lacks the laser period), `flimgru build --instrument inst.json --out models/myscope` (about 4 minutes), then `--model models/myscope/student-8bit.json`",
+                    crate::map::short_label(&model.name, 48),
+                    model.data.grid.gates,
+                    model.data.grid.dt_ns
+                )
+            })?;
+            (std::borrow::Cow::Owned(counts), Some(report))
+        }
     };
-    let (counts, report) = match_to_grid_with(
-        flat.view(),
-        rec.bin_width_ns,
-        &model.data.grid,
-        target,
-        &opts,
-    )
-    .with_context(|| {
-        let f = input.display();
-        format!(
-            "mapping {f} onto the gate grid of model {} ({} gates of {} ns); a model for this recording's instrument is two commands away: `flimgru instrument {f} -o inst.json` (add --irf FILE for a measured IRF, --period NS if the file lacks the laser period), then `flimgru build --instrument inst.json --out models/myscope` (about 4 minutes), and `flimgru map {f} --model models/myscope/student-8bit.json`",
-            crate::map::short_label(&model.name, 48),
-            model.data.grid.gates,
-            model.data.grid.dt_ns
-        )
-    })?;
-    eprintln!("{}: {report}", input.display());
-    Ok((counts, (h, w), false))
+    let img = crate::map::compute(
+        engine,
+        counts.view(),
+        image.shape,
+        min_photons,
+        trained,
+        show_progress,
+    )?;
+    Ok((img, report))
 }
 
 /// `flimgru map`: lifetime map PNG at `out`, and beside it
@@ -626,7 +696,7 @@ pub fn map_image(
     show_progress: bool,
     files: &mut Plan,
 ) -> Result<MapOutputs> {
-    use crate::map::{compute, render_histogram, render_map, write_npy, write_table, MapStyle};
+    use crate::map::{render_histogram, render_map, write_npy, write_table, MapStyle};
     if out.extension().and_then(|e| e.to_str()) != Some("png") {
         bail!("map output {} must end in .png", out.display());
     }
@@ -643,24 +713,15 @@ pub fn map_image(
     for p in [out, &histogram, &table, &values] {
         files.output("--out", p)?;
     }
-    let (counts, shape, as_read) = image_on_model_grid(model, input, how)?;
+    let image = read_image(model, input, how)?;
     let engine = crate::engine::Engine::new(model, engine)?;
-    if as_read && engine.kind() == crate::engine::EngineKind::Fixed {
-        // The file's own counts go to the hardware as they are (as in
-        // `infer`); only counts rebinned by grid matching are rounded.
-        crate::engine::integer_counts(counts.view())
-            .with_context(|| format!("{}", input.display()))?;
-    }
     let trained = crate::lifetime::range::RangeCheck::for_spec(&model.data)?;
-    let img = compute(
-        &engine,
-        counts.view(),
-        shape,
-        min_photons,
-        &trained,
-        show_progress,
-    )
-    .with_context(|| format!("mapping {}", input.display()))?;
+    let (img, report) =
+        lifetime_image(model, &engine, &trained, &image, min_photons, show_progress)
+            .with_context(|| format!("mapping {}", input.display()))?;
+    if let Some(report) = report {
+        eprintln!("{}: {report}", input.display());
+    }
     if img.flagged() > 0 {
         eprintln!(
             "warning: {}: {} of {} pixels are out of range: their decays are longer (or their background higher) than any the model {} was trained on (lifetimes up to {} ns); they are flagged in the out_of_range column, drawn light grey and left out of the histogram",

@@ -110,31 +110,46 @@ pub fn read_histograms(path: &Path) -> Result<Histograms> {
         "csv" | "txt" => read_csv_f64(path)?,
         _ => bail!("histogram file {name}: unknown extension, expected .npy or .csv"),
     };
+    histograms_from_values(
+        &format!("histogram file {name}"),
+        &shape,
+        values.into_iter(),
+    )
+}
+
+/// Histograms from `values` in row-major order of `shape` (`[n, G]` or
+/// `[h, w, G]`), checked as [`read_histograms`] checks a file: every value
+/// finite, non-negative and within f32. `what` names the data in errors.
+pub fn histograms_from_values(
+    what: &str,
+    shape: &[usize],
+    values: impl ExactSizeIterator<Item = f64>,
+) -> Result<Histograms> {
     let (n, g, image) = match shape[..] {
         [n, g] => (n, g, None),
         [h, w, g] => (h * w, g, Some((h, w))),
         _ => bail!(
-            "histogram file {name}: expected shape [pixels, gates] or [height, width, gates], found {shape:?}"
+            "{what}: expected shape [pixels, gates] or [height, width, gates], found {shape:?}"
         ),
     };
     if n == 0 {
-        bail!("histogram file {name}: zero pixels");
+        bail!("{what}: zero pixels");
     }
     if g == 0 {
-        bail!("histogram file {name}: zero gates");
+        bail!("{what}: zero gates");
     }
     let mut counts = Vec::with_capacity(values.len());
-    for (i, &v) in values.iter().enumerate() {
+    for (i, v) in values.enumerate() {
         if !v.is_finite() {
             bail!(
-                "histogram file {name}: value {v} at pixel {}, gate {} is not finite",
+                "{what}: value {v} at pixel {}, gate {} is not finite",
                 i / g,
                 i % g
             );
         }
         if v < 0.0 {
             bail!(
-                "histogram file {name}: negative count {v} at pixel {}, gate {}",
+                "{what}: negative count {v} at pixel {}, gate {}",
                 i / g,
                 i % g
             );
@@ -142,7 +157,7 @@ pub fn read_histograms(path: &Path) -> Result<Histograms> {
         let f = v as f32;
         if !f.is_finite() {
             bail!(
-                "histogram file {name}: value {v} at pixel {}, gate {} overflows f32",
+                "{what}: value {v} at pixel {}, gate {} overflows f32",
                 i / g,
                 i % g
             );
@@ -150,7 +165,7 @@ pub fn read_histograms(path: &Path) -> Result<Histograms> {
         counts.push(f);
     }
     let counts = Array2::from_shape_vec((n, g), counts)
-        .with_context(|| format!("histogram file {name}: inconsistent shape"))?;
+        .with_context(|| format!("{what}: inconsistent shape"))?;
     Ok(Histograms {
         counts,
         shape: image,

@@ -186,6 +186,33 @@ fn read_array(path: &Path, opts: &ReadOptions) -> Result<Recording> {
     if !(bw.is_finite() && bw > 0.0 && bw <= 100.0) {
         bail!("recording {name}: bin width {bw} ns is not a positive finite width up to 100 ns");
     }
+    let (counts, notes) = read_array_counts(path)?;
+    let g = counts.shape()[2];
+    Ok(finish(Recording {
+        counts,
+        bin_width_ns: bw,
+        period_ns: None,
+        source: format!(
+            ".{} histograms",
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+            {
+                "npy"
+            } else {
+                "csv"
+            }
+        ),
+        notes,
+        valid_bins: 0..g,
+    }))
+}
+
+/// `.npy`/`.csv` histograms (see [`crate::data::read_histograms`]) as
+/// whole counts `[h, w, G]`, `[n, G]` becoming one row of `n` pixels, and
+/// notes on what was done; these files carry no bin width.
+pub fn read_array_counts(path: &Path) -> Result<(Array3<u32>, Vec<String>)> {
+    let name = path.display();
     let h = crate::data::read_histograms(path)?;
     let (n, g) = h.counts.dim();
     let (height, width) = h.shape.unwrap_or((1, n));
@@ -210,24 +237,7 @@ fn read_array(path: &Path, opts: &ReadOptions) -> Result<Recording> {
     }
     let counts = Array3::from_shape_vec((height, width, g), counts)
         .with_context(|| format!("recording {name}: inconsistent shape"))?;
-    Ok(finish(Recording {
-        counts,
-        bin_width_ns: bw,
-        period_ns: None,
-        source: format!(
-            ".{} histograms",
-            if path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
-            {
-                "npy"
-            } else {
-                "csv"
-            }
-        ),
-        notes,
-        valid_bins: 0..g,
-    }))
+    Ok((counts, notes))
 }
 
 /// Check `height x width x bins` against the limits before allocating.
