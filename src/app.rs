@@ -670,7 +670,7 @@ pub fn lifetime_image(
             (std::borrow::Cow::Owned(counts), Some(report))
         }
     };
-    let img = crate::map::compute(
+    let mut img = crate::map::compute(
         engine,
         counts.view(),
         image.shape,
@@ -678,7 +678,46 @@ pub fn lifetime_image(
         trained,
         show_progress,
     )?;
+    if let Some(r) = &report {
+        img.warnings = recording_warnings(model, counts.view(), r)?;
+    }
     Ok((img, report))
+}
+
+/// Rise time of a recording's decay over the training data's slowest at
+/// which the IRF counts as wider than the model was trained for.
+pub const WIDER_IRF_RATIO: f64 = 1.25;
+
+/// What about a whole recording (matched onto the model's grid as
+/// `counts`, by `report`) is outside what the model was trained for: an
+/// IRF wider than the training data's (the 10-90 % rise of the summed
+/// decay more than [`WIDER_IRF_RATIO`] times the training data's slowest,
+/// [`reference_rise_time_ns`](crate::data::grid_match::reference_rise_time_ns)), and a
+/// window shorter than the model's (gates padded by the matching).
+pub fn recording_warnings(
+    model: &ModelFile,
+    counts: ndarray::ArrayView2<f32>,
+    report: &crate::data::grid_match::MatchReport,
+) -> Result<Vec<String>> {
+    use crate::data::grid_match::{reference_rise_time_ns, rise_time_ns};
+    let mut w = Vec::new();
+    let dt = model.data.grid.dt_ns;
+    let reference = reference_rise_time_ns(&model.data)?;
+    if let Ok(rise) = rise_time_ns(counts, dt, dt) {
+        if rise > WIDER_IRF_RATIO * reference {
+            w.push(format!(
+                "the decay rises over {rise:.3} ns (10-90 %), the model's training data over at most {reference:.3} ns: a wider IRF than the model was trained for, so its lifetimes are biased; build a model for this instrument (flimgru instrument, flimgru build)"
+            ));
+        }
+    }
+    let padded = report.padded_start + report.padded_end;
+    if padded > 0 {
+        w.push(format!(
+            "the recording's window is {padded} gate(s) ({:.3} ns) shorter than the model's: they were padded with the nearest recorded rate; long lifetimes read from the padded end are less certain",
+            padded as f64 * dt
+        ));
+    }
+    Ok(w)
 }
 
 /// `flimgru map`: lifetime map PNG at `out`, and beside it
@@ -721,6 +760,9 @@ pub fn map_image(
             .with_context(|| format!("mapping {}", input.display()))?;
     if let Some(report) = report {
         eprintln!("{}: {report}", input.display());
+    }
+    for w in &img.warnings {
+        eprintln!("warning: {}: {w}", input.display());
     }
     if img.flagged() > 0 {
         eprintln!(

@@ -70,6 +70,9 @@ pub struct LifetimeImage {
     /// ([`RangeCheck`]); their lifetimes are not to be trusted.
     pub out_of_range: Vec<bool>,
     pub min_photons: f64,
+    /// What about the whole recording is outside the model's training
+    /// (a wider IRF, a shorter window), in words; empty when nothing is.
+    pub warnings: Vec<String>,
 }
 
 impl LifetimeImage {
@@ -165,6 +168,7 @@ pub fn compute(
         lifetimes,
         out_of_range,
         min_photons,
+        warnings: Vec::new(),
     })
 }
 

@@ -785,3 +785,38 @@ fn instrument_build_and_map_with_the_instruments_model() {
     ]);
     fails(&out, &["irf.asc", "negative"], &d.join("i2.json"));
 }
+
+/// A recording whose IRF is much wider than the model's training IRFs is
+/// mapped with a warning that says so; one simulated with the model's own
+/// IRFs is not.
+#[test]
+fn map_warns_of_an_irf_wider_than_the_training_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    std::fs::write(
+        p("wide.json"),
+        r#"{"irf": {"centre_ns": [0.8, 0.9], "fwhm_ns": [0.9, 1.0], "spad_probability": 0.0}}"#,
+    )
+    .unwrap();
+    for (name, spec) in [("wide", Some(p("wide.json"))), ("plain", None)] {
+        let out_dir = p(name);
+        let mut args = vec![
+            "simulate", "--image", "--height", "8", "--width", "8", "--out", &out_dir,
+        ];
+        if let Some(s) = &spec {
+            args.extend(["--spec", s.as_str()]);
+        }
+        ok(&flimgru(&args));
+        let ptu = format!("{out_dir}/sample.ptu");
+        let png = p(&format!("{name}.png"));
+        let out = flimgru(&["map", &ptu, "-o", &png]);
+        ok(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.contains("a wider IRF than the model was trained for"),
+            spec.is_some(),
+            "{name}: {err}"
+        );
+    }
+}
