@@ -480,6 +480,13 @@ fn infer<'py>(
             .map_err(|e| value_error(e.to_string()))?;
         PyErr::warn(py, &py.get_type::<PyUserWarning>(), &msg, 1)?;
     }
+    // The recording-level warnings `flimgru map` prints (a wider IRF, a
+    // shorter window than the model's).
+    for w in &img.warnings {
+        let msg =
+            std::ffi::CString::new(w.replace('\0', " ")).map_err(|e| value_error(e.to_string()))?;
+        PyErr::warn(py, &py.get_type::<PyUserWarning>(), &msg, 1)?;
+    }
     let column = |f: &dyn Fn(&flimgru::lifetime::Lifetimes) -> f64| -> Vec<f64> {
         img.lifetimes
             .iter()
