@@ -807,6 +807,45 @@ pub fn map_image(
     Ok(outputs)
 }
 
+/// A model `flimgru build` made for the instrument of `input`: the first
+/// folder (by name) under `dir` whose instrument.json has the recording's
+/// bin width, bin count and valid window, with its student-8bit.json.
+/// None when `dir` holds no such build (or does not exist).
+pub fn built_model_for(
+    input: &Path,
+    read: &crate::data::formats::ReadOptions,
+    dir: &Path,
+) -> Result<Option<(PathBuf, crate::data::instrument::Instrument)>> {
+    use crate::build::BuildFiles;
+    use crate::data::instrument::Instrument;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    let mut builds: Vec<(PathBuf, Instrument)> = Vec::new();
+    let mut folders: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    folders.sort();
+    for folder in folders {
+        let files = BuildFiles::in_dir(&folder);
+        if !(files.instrument.is_file() && files.student.is_file()) {
+            continue;
+        }
+        match Instrument::load(&files.instrument) {
+            Ok(i) => builds.push((files.student, i)),
+            Err(e) => eprintln!("warning: skipping {}: {e:#}", folder.display()),
+        }
+    }
+    if builds.is_empty() {
+        return Ok(None);
+    }
+    let rec = crate::data::formats::read_recording_with(input, read)?;
+    let valid = (rec.valid_bins.start, rec.valid_bins.end);
+    Ok(builds.into_iter().find(|(_, i)| {
+        (i.bin_width_ns - rec.bin_width_ns).abs() <= 1e-9 * rec.bin_width_ns
+            && i.bins == rec.bins()
+            && i.valid_bins == valid
+    }))
+}
+
 /// `flimgru instrument`: the instrument of a recording, with a measured
 /// IRF or one estimated from the rising edge.
 pub fn describe_instrument(

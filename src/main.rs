@@ -835,7 +835,27 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Map(a) => {
             let mut plan = Plan::new();
-            let model = model_arg(&a.model, &mut plan)?;
+            // Without --model: a model built for this recording's
+            // instrument under ./models (flimgru build), else the shipped
+            // student.
+            let built = match (&a.model, a.read.bin_width.is_none()) {
+                (None, true) => {
+                    app::built_model_for(&a.input, &a.read.options(), Path::new("models"))?
+                }
+                _ => None,
+            };
+            let model = match &built {
+                Some((path, inst)) => {
+                    eprintln!(
+                        "map: using {}, built for this instrument (described from {})",
+                        path.display(),
+                        inst.source
+                    );
+                    plan.input("the instrument's model", path);
+                    ModelFile::load(path)?
+                }
+                None => model_arg(&a.model, &mut plan)?,
+            };
             let quantity = match a.quantity {
                 MapQuantity::TauMean => Quantity::TauMean,
                 MapQuantity::Tau1 => Quantity::Tau1,

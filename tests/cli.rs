@@ -705,6 +705,7 @@ fn instrument_build_and_map_with_the_instruments_model() {
         &p("img"),
     ]));
     let ptu = p("img/sample.ptu");
+    std::fs::create_dir(d.join("models")).unwrap();
     let out = flimgru(&["instrument", &ptu, "-o", &p("inst.json")]);
     ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -720,7 +721,7 @@ fn instrument_build_and_map_with_the_instruments_model() {
         "--instrument",
         &p("inst.json"),
         "--out",
-        &p("scope"),
+        &p("models/scope"),
         "--float-samples",
         "20000",
         "--qat-samples",
@@ -730,11 +731,11 @@ fn instrument_build_and_map_with_the_instruments_model() {
     ]);
     ok(&out);
     for f in [
-        "scope/instrument.json",
-        "scope/student-float.json",
-        "scope/student-8bit.json",
-        "scope/student-8bit.eval.md",
-        "scope/rtl",
+        "models/scope/instrument.json",
+        "models/scope/student-float.json",
+        "models/scope/student-8bit.json",
+        "models/scope/student-8bit.eval.md",
+        "models/scope/rtl",
     ] {
         assert!(d.join(f).exists(), "{f} missing");
     }
@@ -742,10 +743,27 @@ fn instrument_build_and_map_with_the_instruments_model() {
         "map",
         &ptu,
         "--model",
-        &p("scope/student-8bit.json"),
+        &p("models/scope/student-8bit.json"),
         "-o",
         &p("m.png"),
     ]));
+    // Without --model, map picks the build for this instrument under
+    // ./models, and maps the same numbers.
+    let out = Command::new(env!("CARGO_BIN_EXE_flimgru"))
+        .current_dir(d)
+        .args(["map", &ptu, "-o", "auto.png"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("map: using models/scope/student-8bit.json"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(d.join("auto.npy")).unwrap(),
+        std::fs::read(d.join("m.npy")).unwrap()
+    );
     // Bad instrument files: zero bin width, a window longer than the
     // period; a negative IRF sample.
     let mut bad = inst.clone();
