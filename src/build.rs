@@ -42,6 +42,9 @@ pub struct BuildOptions {
     /// Lifetime range (ns) of the training data (the default spec's:
     /// 0.05..3).
     pub tau_ns: Option<(f64, f64)>,
+    /// A separate range for bi-exponential pixels' long lifetime (a
+    /// sample class with a short and a long component, e.g. NAD(P)H).
+    pub long_tau_ns: Option<(f64, f64)>,
     /// Photon range of the training data (the default spec's: 50..5000).
     pub photons: Option<(f64, f64)>,
     /// Wall-time budget in minutes for the two training stages together
@@ -57,6 +60,7 @@ impl Default for BuildOptions {
             float_samples: None,
             qat_samples: None,
             tau_ns: None,
+            long_tau_ns: None,
             photons: None,
             minutes: 55.0,
             eval_pixels: 5000,
@@ -98,6 +102,7 @@ pub fn jobs(
     if let Some(t) = opts.tau_ns {
         base.tau_ns = t;
     }
+    base.long_tau_ns = opts.long_tau_ns;
     if let Some(p) = opts.photons {
         base.photons = p;
     }

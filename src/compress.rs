@@ -229,6 +229,7 @@ impl TestSet {
         let data = simulate(spec, job.test_pixels, job.test_seed)?;
         let mut fspec = spec.clone();
         fspec.tau_ns = (1.0, 1.0);
+        fspec.long_tau_ns = None;
         fspec.mono_fraction = 1.0;
         fspec.photons = (1000.0, 1000.0);
         fspec.background = (0.0, 0.0);

@@ -225,6 +225,7 @@ pub fn evaluate(model: &ModelFile, config: &EvalConfig) -> Result<Evaluation> {
 pub fn mono_spec(spec: &SimSpec, tau: f64, photons: f64) -> SimSpec {
     SimSpec {
         tau_ns: (tau, tau),
+        long_tau_ns: None,
         mono_fraction: 1.0,
         photons: (photons, photons),
         background: (0.0, 0.0),

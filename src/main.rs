@@ -321,6 +321,11 @@ struct BuildArgs {
     /// Lifetime range "LO,HI" (ns) of the training data (default 0.05,3).
     #[arg(long, value_parser = parse_range)]
     tau: Option<(f64, f64)>,
+    /// A separate range "LO,HI" (ns) for the long lifetime of
+    /// bi-exponential pixels (--tau then ranges the short one), for a
+    /// sample class such as NAD(P)H.
+    #[arg(long, value_parser = parse_range)]
+    long_tau: Option<(f64, f64)>,
     /// Photon range "LO,HI" of the training data (default 50,5000).
     #[arg(long, value_parser = parse_range)]
     photons: Option<(f64, f64)>,
@@ -920,6 +925,7 @@ fn run(cli: Cli) -> Result<()> {
                 float_samples: a.float_samples,
                 qat_samples: a.qat_samples,
                 tau_ns: a.tau,
+                long_tau_ns: a.long_tau,
                 photons: a.photons,
                 minutes: a.minutes,
                 eval_pixels: a.eval_pixels,

@@ -158,3 +158,34 @@ fn mle_f_value_on_mono_pixels() {
     assert!((m / tau - 1.0).abs() < 0.02, "bias: mean {m}");
     assert!((0.9..=2.0).contains(&f), "F-value {f}");
 }
+
+/// A separate long-lifetime range (a short and a long component, as in
+/// NAD(P)H): bi pixels take one lifetime from each range, mono pixels
+/// from their hull; a bad range is refused by name.
+#[test]
+fn long_lifetime_range_draws_one_component_from_each() {
+    let spec = SimSpec {
+        tau_ns: (0.2, 0.8),
+        long_tau_ns: Some((1.5, 4.0)),
+        ..SimSpec::default()
+    };
+    let d = simulate(&spec, 3000, 11).unwrap();
+    let (mut mono_long, mut mono_short) = (false, false);
+    for t in &d.truth {
+        if t.mono {
+            assert!((0.2..=4.0).contains(&t.tau1));
+            mono_long |= t.tau1 > 1.5;
+            mono_short |= t.tau1 < 0.8;
+        } else {
+            assert!((0.2..=0.8).contains(&t.tau1), "{t:?}");
+            assert!((1.5..=4.0).contains(&t.tau2), "{t:?}");
+        }
+    }
+    assert!(mono_long && mono_short);
+    let bad = SimSpec {
+        long_tau_ns: Some((0.0, 2.0)),
+        ..SimSpec::default()
+    };
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("long_tau_ns"), "{e}");
+}

@@ -66,6 +66,12 @@ pub struct SimSpec {
     /// Lifetime range (ns); bi-exponential pixels draw two uniforms and
     /// sort them (tau2 >= tau1).
     pub tau_ns: (f64, f64),
+    /// A separate range for the second lifetime of bi-exponential pixels
+    /// (a sample class with a short and a long component, e.g. NAD(P)H):
+    /// one draw from `tau_ns`, one from here, sorted; mono pixels then draw
+    /// from the hull of both. Absent: both from `tau_ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_tau_ns: Option<(f64, f64)>,
     /// Share of mono-exponential pixels.
     pub mono_fraction: f64,
     /// Amplitude fraction range of the short component, uniform.
@@ -84,6 +90,7 @@ impl Default for SimSpec {
         SimSpec {
             grid: GateGrid::PAPER,
             tau_ns: (0.05, 3.0),
+            long_tau_ns: None,
             mono_fraction: 0.2,
             fraction: (0.0, 1.0),
             photons: (50.0, 5000.0),
@@ -95,11 +102,26 @@ impl Default for SimSpec {
 }
 
 impl SimSpec {
+    /// The range mono-exponential pixels draw from: `tau_ns`, or its hull
+    /// with `long_tau_ns`.
+    pub fn mono_tau_ns(&self) -> (f64, f64) {
+        match self.long_tau_ns {
+            Some(r) => (self.tau_ns.0.min(r.0), self.tau_ns.1.max(r.1)),
+            None => self.tau_ns,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         GateGrid::new(self.grid.gates, self.grid.dt_ns)?;
         check_range("tau_ns", self.tau_ns, 0.0, 1e3)?;
         if self.tau_ns.0 <= 0.0 {
             bail!("tau_ns: lower bound {} must be positive", self.tau_ns.0);
+        }
+        if let Some(r) = self.long_tau_ns {
+            check_range("long_tau_ns", r, 0.0, 1e3)?;
+            if r.0 <= 0.0 {
+                bail!("long_tau_ns: lower bound {} must be positive", r.0);
+            }
         }
         if !(0.0..=1.0).contains(&self.mono_fraction) {
             bail!("mono_fraction: {} is not in 0..=1", self.mono_fraction);
@@ -184,12 +206,12 @@ fn simulate_chunk(
     for (i, (row, t)) in counts.chunks_exact_mut(g).zip(truth.iter_mut()).enumerate() {
         let mono = rng.gen::<f64>() < spec.mono_fraction;
         let (tau1, tau2, a) = if mono {
-            let t = uniform(&mut rng, spec.tau_ns);
+            let t = uniform(&mut rng, spec.mono_tau_ns());
             (t, t, 1.0)
         } else {
             let (u, v) = (
                 uniform(&mut rng, spec.tau_ns),
-                uniform(&mut rng, spec.tau_ns),
+                uniform(&mut rng, spec.long_tau_ns.unwrap_or(spec.tau_ns)),
             );
             (u.min(v), u.max(v), uniform(&mut rng, spec.fraction))
         };

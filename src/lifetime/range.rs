@@ -107,7 +107,7 @@ impl RangeCheck {
             grid: spec.grid,
             edges,
             thresholds,
-            tau_max_ns: spec.tau_ns.1,
+            tau_max_ns: spec.mono_tau_ns().1,
         })
     }
 
