@@ -189,7 +189,7 @@ fn anchor_of(sum: &[f64], b: f64, smooth_ns: f64, anchor: Anchor) -> Result<f64>
 }
 
 /// Box smoothing over about `smooth_ns` (odd width, edges clamped).
-fn smoothed(sum: &[f64], b: f64, smooth_ns: f64) -> Vec<f64> {
+pub(crate) fn smoothed(sum: &[f64], b: f64, smooth_ns: f64) -> Vec<f64> {
     let n = sum.len();
     let half = ((smooth_ns / b / 2.0).floor() as usize).min(n / 4);
     (0..n)

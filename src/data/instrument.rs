@@ -7,6 +7,7 @@
 //! IRF the recording has.
 
 use super::formats::Recording;
+use super::grid_match::smoothed;
 use super::irf::{IrfSamples, IrfSpec, MeasuredIrf, MeasuredIrfSpec};
 use super::simulate::SimSpec;
 use super::GateGrid;
@@ -289,9 +290,9 @@ fn summed_decay(rec: &Recording) -> Vec<f64> {
 /// deconvolution of a mono-exponential: irf = f' + f / tau, where tau is
 /// the log-slope of `f` (background removed) over the bins from 0.3 ns
 /// after the peak down to a tenth of it. The decay and the result are
-/// smoothed over about 60 ps, the result clipped at 0 and kept from the rise's start to as far
-/// after the peak as the rise took. Returns the samples (one per bin of
-/// the window) and tau.
+/// smoothed over about 60 ps (at least 3 bins), the result clipped at 0
+/// and kept from the rise's start to as far after the peak as the rise
+/// took. Returns the samples (one per bin of the window) and tau.
 fn rising_edge_irf(f: &[f64], peak: usize, dt: f64) -> Result<(Vec<f64>, f64)> {
     let n = f.len();
     // Background: the lowest 3-bin mean level of the window.
@@ -302,16 +303,12 @@ fn rising_edge_irf(f: &[f64], peak: usize, dt: f64) -> Result<(Vec<f64>, f64)> {
         .max(0.0);
     // Smoothed over ~60 ps (at least 3 bins): fine bins of a small
     // image are too noisy to differentiate.
-    let half = ((0.03 / dt).round() as usize).max(1);
-    let box_mean = |v: &[f64]| -> Vec<f64> {
-        (0..v.len())
-            .map(|k| {
-                let (a, b) = (k.saturating_sub(half), (k + half).min(v.len() - 1));
-                v[a..=b].iter().sum::<f64>() / (b - a + 1) as f64
-            })
-            .collect()
-    };
-    let g: Vec<f64> = box_mean(&f.iter().map(|&v| (v - bg).max(0.0)).collect::<Vec<_>>());
+    let smooth_ns = 0.06f64.max(3.0 * dt);
+    let g = smoothed(
+        &f.iter().map(|&v| (v - bg).max(0.0)).collect::<Vec<_>>(),
+        dt,
+        smooth_ns,
+    );
     let top = g[peak];
     if top <= 0.0 {
         bail!("the decay has no peak above its background");
@@ -349,7 +346,7 @@ fn rising_edge_irf(f: &[f64], peak: usize, dt: f64) -> Result<(Vec<f64>, f64)> {
             (d + g[k] / tau).max(0.0)
         })
         .collect();
-    irf = box_mean(&irf);
+    irf = smoothed(&irf, dt, smooth_ns);
     // Keep the rise: from the last bin before the peak below 1 % of the
     // decay's peak, to as far after the peak as the rise took (twice).
     let rise = (0..peak).rev().find(|&k| g[k] < 0.01 * top).unwrap_or(0);
