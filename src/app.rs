@@ -6,6 +6,7 @@ use crate::data::simulate::{simulate_with_progress, SimSpec};
 use crate::data::Dataset;
 use crate::data::{preprocess_batch, targets};
 use crate::eval::{evaluate, EvalConfig, Evaluation};
+use crate::lifetime::results::{write_lifetimes, ResultFormat};
 use crate::lifetime::Lifetimes;
 use crate::model::file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::model::{train, Seq2Seq, Seq2SeqConfig, TrainConfig, TrainData};
@@ -15,7 +16,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The measured IRF a data spec reads, as an input of `files`.
@@ -199,25 +199,6 @@ pub fn evaluate_to_files(
     crate::output::write_bytes(&with_suffix(out, "md"), md.as_bytes())?;
     crate::output::write_bytes(&with_suffix(out, "json"), json.as_bytes())?;
     Ok(ev)
-}
-
-/// Output formats of `flimgru infer`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResultFormat {
-    /// Header `tau1,tau2,fraction`, one row per pixel.
-    Csv,
-    /// f64 `[n, 3]` or `[h, w, 3]`.
-    Npy,
-}
-
-impl ResultFormat {
-    pub fn from_path(path: &Path) -> Result<Self> {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("csv") => Ok(ResultFormat::Csv),
-            Some("npy") => Ok(ResultFormat::Npy),
-            _ => bail!("output {} must end in .csv or .npy", path.display()),
-        }
-    }
 }
 
 /// `flimgru compress`: run the study, write `report` (.md) and its .json
@@ -460,40 +441,6 @@ pub fn simulate_circuit(
     let lifetimes: Vec<Lifetimes> = codes.iter().map(|c| c.lifetimes()).collect();
     write_lifetimes(output, format, &lifetimes, hist.shape)?;
     Ok(lifetimes.len())
-}
-
-/// Write per-pixel results; the one writer every engine uses, so results of
-/// different engines compare byte for byte.
-pub fn write_lifetimes(
-    path: &Path,
-    format: ResultFormat,
-    lifetimes: &[Lifetimes],
-    shape: Option<(usize, usize)>,
-) -> Result<()> {
-    match format {
-        ResultFormat::Csv => crate::output::write_with(path, |w| {
-            writeln!(w, "tau1,tau2,fraction")?;
-            for l in lifetimes {
-                writeln!(w, "{:.6},{:.6},{:.6}", l.tau1, l.tau2, l.fraction)?;
-            }
-            Ok(())
-        }),
-        ResultFormat::Npy => {
-            let flat = Array2::from_shape_fn((lifetimes.len(), 3), |(i, j)| match j {
-                0 => lifetimes[i].tau1,
-                1 => lifetimes[i].tau2,
-                _ => lifetimes[i].fraction,
-            });
-            let arr = match shape {
-                Some((h, w)) => flat.into_shape_with_order((h, w, 3))?.into_dyn(),
-                None => flat.into_dyn(),
-            };
-            crate::output::write_with(path, |w| {
-                use ndarray_npy::WriteNpyExt;
-                Ok(arr.write_npy(w)?)
-            })
-        }
-    }
 }
 
 /// `path` with `.ext` appended (not replacing an extension: `a.eval` ->

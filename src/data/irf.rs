@@ -10,7 +10,7 @@
 //! grid over one laser period ([`Irf::fill_masses`]); mass falling outside
 //! `[0, period)` wraps around (the periodic steady state of a pulsed laser).
 
-use super::decay::{periodic_exp_conv, FineGrid};
+use super::fine_grid::{periodic_exp_conv, FineGrid};
 use super::io::read_npy_f64;
 use anyhow::{bail, Context, Result};
 use rand::Rng;

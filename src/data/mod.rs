@@ -6,6 +6,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 pub mod decay;
+pub mod fine_grid;
 pub mod formats;
 pub mod grid_match;
 pub mod image;

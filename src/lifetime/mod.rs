@@ -16,6 +16,7 @@ pub struct Lifetimes {
 pub mod extract;
 pub mod metrics;
 pub mod range;
+pub mod results;
 pub mod rld;
 
 pub use extract::{
