@@ -16,7 +16,7 @@ use crate::fixed::{Golden, QuantModel};
 use crate::lifetime::extract::extract_batch;
 use crate::lifetime::extract::full_decay_tau;
 use crate::lifetime::metrics::{f_value, precision_score, ChannelMetrics, ErrStats, PHOTON_BINS};
-use crate::lifetime::mle::{fit_mle, MleModel};
+use crate::lifetime::mle::{fit_mle, fit_mle_irf_unknown, MleModel};
 use crate::lifetime::Lifetimes;
 use crate::model::file::ModelFile;
 use anyhow::{bail, Context, Result};
@@ -86,6 +86,10 @@ pub struct PrecisionConfig {
     /// Mono-exponential pixels per F-value point.
     pub f_pixels: usize,
     pub seed: u64,
+    /// Also fit the mono pixels with the IRF unknown (a slow row: a 6-D
+    /// fit per pixel; parametric IRF priors only).
+    #[serde(default)]
+    pub mle_irf_unknown: bool,
 }
 
 impl PrecisionConfig {
@@ -182,8 +186,9 @@ pub struct RowResult {
     pub bi_tau_mean: Binned,
     /// Full-decay channel RMSE (networks only).
     pub ch0_rmse: Option<f64>,
-    /// The recipe's validation figure on this test set.
-    pub score: f64,
+    /// The recipe's validation figure on this test set (none for a row
+    /// that estimates mono-exponential pixels only).
+    pub score: Option<f64>,
 }
 
 /// The whole budget.
@@ -265,7 +270,7 @@ fn row_result(
             (!t.mono).then(|| (est[i].tau_mean(), mean(t)))
         }),
         ch0_rmse,
-        score: precision_score(truth, est),
+        score: Some(precision_score(truth, est)),
     }
 }
 
@@ -410,6 +415,51 @@ fn mle_row(spec: &SimSpec, set: &TestSet) -> RowResult {
     )
 }
 
+/// The MLE with each pixel's IRF unknown (fitted within the simulator's
+/// IRF prior, as a network must infer it): mono fits on the mono pixels
+/// and the F sets only. Its F against the IRF-known row says how much of
+/// a network's error floor no estimator without the IRF can avoid.
+fn mle_irf_unknown_row(spec: &SimSpec, set: &TestSet) -> RowResult {
+    let fit = |d: &Dataset, mono_of: &(dyn Fn(usize) -> bool + Sync)| {
+        per_pixel(d, d.truth.len(), |i, c| {
+            if mono_of(i) {
+                fit_mle_irf_unknown(c, &spec.grid, spec.period_ns, &spec.irf).lifetimes
+            } else {
+                Lifetimes {
+                    tau1: f64::NAN,
+                    tau2: f64::NAN,
+                    fraction: f64::NAN,
+                }
+            }
+        })
+        .0
+    };
+    let truth = &set.data.truth;
+    let est = fit(&set.data, &|i| truth[i].mono);
+    let f_est: Vec<Vec<Lifetimes>> = set
+        .f_sets
+        .iter()
+        .map(|(_, _, d, _)| fit(d, &|_| true))
+        .collect();
+    let none = binned(truth, |_, _| None);
+    RowResult {
+        bi_tau1: none.clone(),
+        bi_tau2: none.clone(),
+        bi_fraction: none.clone(),
+        bi_tau_mean: none,
+        score: None,
+        ..row_result(
+            "Poisson MLE, IRF unknown (mono fit; the IRF's centre, width and diffusion tail fitted within the simulator's IRF ranges)",
+            "f64 fit",
+            set,
+            &est,
+            &f_est,
+            None,
+            None,
+        )
+    }
+}
+
 /// The gate grid every row must read: the first row's.
 fn config_grid(models: &[ModelFile], this: &ModelFile) -> crate::data::GateGrid {
     models.first().unwrap_or(this).data.grid
@@ -442,6 +492,10 @@ pub fn measure(config: &PrecisionConfig) -> Result<Budget> {
     let set = test_set(&spec, config)?;
     eprintln!("precision: MLE");
     let mut rows = vec![mle_row(&spec, &set)];
+    if config.mle_irf_unknown && spec.irf.measured.is_none() {
+        eprintln!("precision: MLE with the IRF unknown");
+        rows.push(mle_irf_unknown_row(&spec, &set));
+    }
     for (r, m) in config.rows.iter().zip(&models) {
         eprintln!("precision: {}", r.label);
         rows.push(network_row(r, m, &set).with_context(|| format!("row {:?}", r.label))?);
@@ -513,13 +567,13 @@ impl Budget {
         f_table(
             &mut s,
             "\nF of tau1 on the same sets (a network that splits a mono-exponential decay into two components is worse here than above):",
-            &self.rows[1..],
+            self.network_rows(),
             |r| &r.f_tau1,
         );
         f_table(
             &mut s,
             "\nF of the full-decay channel's lifetime (tau from ch0 by the same ratio rule, `lifetime::extract::full_decay_tau`; an extraction alternative that does not depend on the split into components):",
-            &self.rows[1..],
+            self.network_rows(),
             |r| &r.f_full_decay,
         );
         let bins: Vec<String> = PHOTON_BINS
@@ -576,16 +630,21 @@ impl Budget {
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.3} | {} |",
+                "| {} | {} | {} | {} |",
                 r.label,
                 r.engine,
-                r.score,
+                opt(r.score, 3),
                 opt(r.ch0_rmse, 4)
             );
         }
         s += "\nscore: the recipe's validation figure (`lifetime::metrics::precision_score`): photon-weighted RMS relative error of the mean lifetime over all pixels, plus that of tau1 and tau2 over bi-exponential pixels with tau2 >= 2 tau1 and fraction in [0.1, 0.9]; lower is better.\n";
         s += &self.per_point_markdown();
         s
+    }
+
+    /// The rows of the configured estimators (after the MLE rows).
+    fn network_rows(&self) -> &[RowResult] {
+        &self.rows[self.rows.len() - self.config.rows.len()..]
     }
 
     /// One table per widened student: each point's score beside the
@@ -607,7 +666,7 @@ impl Budget {
                 .config
                 .rows
                 .iter()
-                .zip(&self.rows[1..])
+                .zip(self.network_rows())
                 .filter_map(|(spec, res)| {
                     let w = spec.widen.as_ref()?;
                     (spec.model == model && w.ptq_bits == ptq && w.bits == bits)
@@ -629,11 +688,14 @@ impl Budget {
                 F_PHOTONS[1], F_PHOTONS[2]
             );
             for (point, r) in rows {
-                let change = base.map_or("-".into(), |b| format!("{:+.3}", r.score - b));
+                let change = match (base.flatten(), r.score) {
+                    (Some(b), Some(v)) => format!("{:+.3}", v - b),
+                    _ => "-".into(),
+                };
                 let _ = writeln!(
                     s,
-                    "| {point} | {:.3} | {change} | {} | {} | {} |",
-                    r.score,
+                    "| {point} | {} | {change} | {} | {} | {} |",
+                    opt(r.score, 3),
                     opt(r.f.get(i1 + 1).copied().flatten(), 2),
                     opt(r.f.get(i1 + 2).copied().flatten(), 2),
                     opt(r.ch0_rmse, 4)

@@ -164,9 +164,10 @@ fn the_precision_budget_measures_every_row_beside_the_mle() {
         pixels: 200,
         f_pixels: 120,
         seed: 5,
+        mle_irf_unknown: true,
     };
     let b = measure(&config).unwrap();
-    assert_eq!(b.rows.len(), 5);
+    assert_eq!(b.rows.len(), 6);
     assert_eq!(b.mono_pixels + b.bi_pixels, 200);
     for r in &b.rows {
         assert_eq!(r.f.len(), F_TAUS.len() * F_PHOTONS.len());
@@ -184,13 +185,21 @@ fn the_precision_budget_measures_every_row_beside_the_mle() {
     };
     let f = mle.f[at(1.0, 1000.0)].unwrap();
     assert!((0.75..1.5).contains(&f), "MLE F at 1 ns, 1000 photons: {f}");
-    assert!(mle.ch0_rmse.is_none() && b.rows[1].ch0_rmse.is_some());
+    // Not knowing the IRF costs a fit precision, at every photon count.
+    let blind = &b.rows[1];
+    assert!(blind.score.is_none() && blind.bi_tau1.all.n == 0);
+    let fb = blind.f[at(1.0, 1000.0)].unwrap();
+    assert!(
+        (f..4.0).contains(&fb),
+        "MLE F with the IRF unknown: {fb} (known: {f})"
+    );
+    assert!(mle.ch0_rmse.is_none() && b.rows[2].ch0_rmse.is_some());
     // The hardware and the float run of the same codes differ, but little.
-    let (hw, fl) = (&b.rows[1], &b.rows[2]);
+    let (hw, fl) = (&b.rows[2], &b.rows[3]);
     assert_ne!(hw.mono_tau.all.rmse, fl.mono_tau.all.rmse);
     // The extraction row decodes the hardware's own head outputs.
-    assert_eq!(b.rows[3].ch0_rmse, hw.ch0_rmse);
-    assert_ne!(b.rows[3].mono_tau.all.rmse, hw.mono_tau.all.rmse);
+    assert_eq!(b.rows[4].ch0_rmse, hw.ch0_rmse);
+    assert_ne!(b.rows[4].mono_tau.all.rmse, hw.mono_tau.all.rmse);
     let md = b.to_markdown();
     for r in &b.rows {
         assert!(md.contains(&r.label));

@@ -11,7 +11,7 @@
 
 use super::Lifetimes;
 use crate::data::decay::ForwardModel;
-use crate::data::irf::Irf;
+use crate::data::irf::{Irf, IrfSpec};
 use crate::data::GateGrid;
 use anyhow::{bail, Result};
 use ndarray::ArrayView2;
@@ -54,8 +54,8 @@ fn from_box(v: f64, (lo, hi): (f64, f64)) -> f64 {
     (2.0 * (v - lo) / (hi - lo) - 1.0).clamp(-1.0, 1.0).asin()
 }
 
-/// Nelder-Mead minimiser (d <= 4). Returns (best x, best f, evaluations,
-/// converged).
+/// Nelder-Mead minimiser in any dimension. Returns (best x, best f,
+/// evaluations, converged).
 /// Restart Nelder-Mead from `(x, fx, converged)` with each simplex size of
 /// `steps` in turn, keeping the best point, until a restart gains less than
 /// `rel_tol` (relative). Returns the point, its value, the evaluations used
@@ -295,6 +295,112 @@ impl MleFitter {
         }
     }
 
+    /// Mono-exponential fit with the IRF *unknown*: its centre, width and
+    /// diffusion tail are fitted with the lifetime and the background,
+    /// each bounded by the simulator prior `prior` (the ranges a network
+    /// trained on that prior saw). It bounds what any estimator that must
+    /// infer each pixel's IRF from its decay can do, where the IRF-known
+    /// fit bounds what an instrument with a measured IRF can do. Two
+    /// starts (tail off, tail halfway) with restarts; the better is kept.
+    pub fn fit_mono_irf_unknown(&mut self, counts: &[f64], prior: &IrfSpec) -> Result<MleFit> {
+        prior.validate()?;
+        if prior.measured.is_some() {
+            bail!(
+                "MLE with the IRF unknown: the prior is a measured IRF (fit it with the IRF known)"
+            );
+        }
+        let g = self.fm.grid().gates;
+        if counts.len() != g {
+            bail!("MLE fit: {} counts for a {g}-gate grid", counts.len());
+        }
+        if let Some(i) = counts.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+            bail!(
+                "MLE fit: count {} at gate {i} is negative or not finite",
+                counts[i]
+            );
+        }
+        self.c.copy_from_slice(counts);
+        let n: f64 = counts.iter().sum();
+        if n <= 0.0 {
+            return Ok(MleFit::default());
+        }
+        let dt = self.fm.grid().dt_ns;
+        let mean_t: f64 = counts
+            .iter()
+            .enumerate()
+            .map(|(k, c)| c * (k as f64 + 0.5) * dt)
+            .sum::<f64>()
+            / n;
+        let widen = |(lo, hi): (f64, f64)| if hi > lo { (lo, hi) } else { (lo, lo + 1e-9) };
+        let centre_box = widen(prior.centre_ns);
+        let fwhm_box = widen(prior.fwhm_ns);
+        let tail = prior.spad_probability > 0.0;
+        let weight_box = (0.0, prior.tail_weight.1.max(1e-9));
+        let tail_tau_box = widen(prior.tail_tau_ns);
+        let bg_box = (0.0, 1.0);
+        let mid = |(lo, hi): (f64, f64)| 0.5 * (lo + hi);
+        let tau0 = (mean_t - mid(centre_box)).clamp(0.05, 10.0);
+        let max_evals = 4 * self.max_evals;
+        let mut best: Option<(Vec<f64>, f64, usize, bool)> = None;
+        let mut total = 0;
+        let weights: &[f64] = if tail { &[0.02, 0.5] } else { &[0.0] };
+        for &w0 in weights {
+            let mut x0 = vec![
+                from_box(tau0.ln(), LN_TAU),
+                from_box(0.01, bg_box),
+                from_box(mid(centre_box), centre_box),
+                from_box(mid(fwhm_box), fwhm_box),
+            ];
+            if tail {
+                x0.push(from_box(w0 * weight_box.1, weight_box));
+                x0.push(from_box(mid(tail_tau_box), tail_tau_box));
+            }
+            let mut f = |x: &[f64]| {
+                let centre = to_box(x[2], centre_box);
+                let fwhm = to_box(x[3], fwhm_box);
+                let irf = if x.len() > 4 {
+                    Irf::Spad {
+                        centre_ns: centre,
+                        fwhm_ns: fwhm,
+                        tail_weight: to_box(x[4], weight_box),
+                        tail_tau_ns: to_box(x[5], tail_tau_box),
+                    }
+                } else {
+                    Irf::Gaussian {
+                        centre_ns: centre,
+                        fwhm_ns: fwhm,
+                    }
+                };
+                if self.fm.set_irf(&irf).is_err() {
+                    return f64::INFINITY;
+                }
+                let tau = to_box(x[0], LN_TAU).exp();
+                self.objective(tau, tau, 1.0, to_box(x[1], bg_box))
+            };
+            let (x, fx, e, conv) = nelder_mead(&mut f, &x0, 0.3, max_evals, 1e-10);
+            total += e;
+            let (x, fx, e, conv) =
+                restart(&mut f, (x, fx, conv), &[0.1, 0.05, 0.02], max_evals, 1e-9);
+            total += e;
+            if best.as_ref().is_none_or(|b| fx < b.1) {
+                best = Some((x, fx, e, conv));
+            }
+        }
+        let (x, fx, _, conv) = best.expect("at least one start");
+        let tau = to_box(x[0], LN_TAU).exp();
+        Ok(MleFit {
+            lifetimes: Lifetimes {
+                tau1: tau,
+                tau2: tau,
+                fraction: 1.0,
+            },
+            background: to_box(x[1], bg_box),
+            nll: self.half_deviance(fx, n),
+            iterations: total,
+            converged: conv,
+        })
+    }
+
     fn fit_bi(&mut self, n: f64, mono: &MleFit) -> MleFit {
         let tm = mono.lifetimes.tau1.clamp(0.02, 10.0);
         let bgm = mono.background.clamp(0.001, 0.5);
@@ -380,6 +486,20 @@ pub fn fit_mle(
         .unwrap_or_default()
 }
 
+/// [`MleFitter::fit_mono_irf_unknown`] on one pixel; invalid input gives
+/// a zero, non-converged fit (as [`fit_mle`]).
+pub fn fit_mle_irf_unknown(
+    counts: &[u32],
+    grid: &GateGrid,
+    period_ns: f64,
+    prior: &IrfSpec,
+) -> MleFit {
+    let c: Vec<f64> = counts.iter().map(|&v| v as f64).collect();
+    MleFitter::new(grid, period_ns)
+        .and_then(|mut f| f.fit_mono_irf_unknown(&c, prior))
+        .unwrap_or_default()
+}
+
 /// Fit many pixels `[n, G]` in parallel, pixel i with `irfs[i]`.
 pub fn fit_mle_batch(
     counts: ArrayView2<f32>,
@@ -453,6 +573,47 @@ mod tests {
             assert!((fit.lifetimes.tau1 / t - 1.0).abs() < 0.005, "{t}: {fit:?}");
             assert!(fit.converged);
         }
+    }
+
+    #[test]
+    fn irf_unknown_fit_recovers_lifetime_and_irf_from_noise_free_counts() {
+        let grid = GateGrid::PAPER;
+        let prior = IrfSpec::default();
+        let truth = Irf::spad(0.8, 0.3, 0.15, 0.3).unwrap();
+        let mut p = vec![0.0; grid.gates];
+        expected_histogram(&grid, 12.5, &truth, 1.0, 1.0, 1.0, 0.02, &mut p).unwrap();
+        let c: Vec<f64> = p.iter().map(|v| v * 1e6).collect();
+        let mut f = MleFitter::new(&grid, 12.5).unwrap();
+        let fit = f.fit_mono_irf_unknown(&c, &prior).unwrap();
+        assert!(
+            (fit.lifetimes.tau1 - 1.0).abs() < 0.01,
+            "tau {} (IRF unknown, noise-free)",
+            fit.lifetimes.tau1
+        );
+        // A Gaussian-only prior fits 4 parameters.
+        let gauss = IrfSpec {
+            spad_probability: 0.0,
+            ..IrfSpec::default()
+        };
+        let irf = Irf::gaussian(1.2, 0.2).unwrap();
+        expected_histogram(&grid, 12.5, &irf, 2.0, 2.0, 1.0, 0.0, &mut p).unwrap();
+        let c: Vec<f64> = p.iter().map(|v| v * 1e6).collect();
+        let fit = f.fit_mono_irf_unknown(&c, &gauss).unwrap();
+        assert!(
+            (fit.lifetimes.tau1 - 2.0).abs() < 0.02,
+            "tau {}",
+            fit.lifetimes.tau1
+        );
+        let measured = IrfSpec {
+            measured: Some(crate::data::irf::MeasuredIrfSpec {
+                path: "irf.csv".into(),
+                samples: None,
+                spacing_ns: None,
+                shift_ns: (0.0, 0.0),
+            }),
+            ..IrfSpec::default()
+        };
+        assert!(f.fit_mono_irf_unknown(&c, &measured).is_err());
     }
 
     #[test]
