@@ -634,7 +634,7 @@ pub fn lifetime_image(
         trained,
         image,
         min_photons,
-        &PhasorOptions::default(),
+        None,
         show_progress,
     )
 }
@@ -650,8 +650,8 @@ pub struct PhasorOptions {
     pub irf: Option<(crate::data::irf::MeasuredIrf, String)>,
 }
 
-/// [`lifetime_image`] with the phasor's options: the image's calibrated
-/// phasors are in `LifetimeImage::phasor` (or the reason there are none).
+/// [`lifetime_image`], and with `phasor` the image's calibrated phasors
+/// in `LifetimeImage::phasor` (or the reason there are none).
 #[allow(clippy::too_many_arguments)]
 pub fn lifetime_image_with(
     model: &ModelFile,
@@ -659,7 +659,7 @@ pub fn lifetime_image_with(
     trained: &crate::lifetime::range::RangeCheck,
     image: &ImageCounts,
     min_photons: f64,
-    phasor: &PhasorOptions,
+    phasor: Option<&PhasorOptions>,
     show_progress: bool,
 ) -> Result<(
     crate::map::LifetimeImage,
@@ -727,6 +727,9 @@ pub fn lifetime_image_with(
     if let Some(r) = &report {
         img.warnings = recording_warnings(model, counts.view(), r)?;
     }
+    let Some(phasor) = phasor else {
+        return Ok((img, report));
+    };
     img.phasor = phasor_image(model, counts.view(), image, report.as_ref(), &img, phasor)?;
     if let Ok(p) = &img.phasor {
         let grid = crate::lifetime::phasor::PhasorGrid::new(&model.data.grid, p.period_ns)?;
@@ -967,7 +970,7 @@ pub fn map_image(
         &trained,
         &image,
         min_photons,
-        &phasor,
+        Some(&phasor),
         show_progress,
     )
     .with_context(|| format!("mapping {}", input.display()))?;

@@ -726,3 +726,41 @@ pub fn write_npy(img: &LifetimeImage, path: &Path) -> Result<()> {
         Ok(a.write_npy(w)?)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A very long model name on a 16 x 16 image: the title chosen fits
+    /// the PNG's width less the margins (measured in the drawing font),
+    /// shrunk and shortened with an ellipsis.
+    #[test]
+    fn titles_fit_inside_the_png() {
+        let long = format!(
+            "sample.ptu: mean lifetime (ns) ({}, fixed-point)",
+            "W".repeat(400)
+        );
+        let l = MapLayout::of(16, 16);
+        let (text, px) = map_title(&long, 16, 16);
+        let width = text_width(&text, px).unwrap();
+        assert!(
+            width <= l.size.0 - 2 * l.margin,
+            "{width} px in a {} px PNG",
+            l.size.0
+        );
+        assert!(
+            text.ends_with('\u{2026}') && px == MIN_TITLE_PX,
+            "{text} {px}"
+        );
+        // A short title is kept whole at its size.
+        let (short, px) = map_title("a.ptu: tau1 (ns)", 16, 16);
+        assert_eq!((short.as_str(), px), ("a.ptu: tau1 (ns)", MAP_TITLE_PX));
+        // A title a little too long is shrunk, not cut.
+        let (text, px) = fit_title(&"m".repeat(40), 18, 400);
+        assert!(!text.ends_with('\u{2026}') && px < 18, "{text} {px}");
+        assert!(text_width(&text, px).unwrap() <= 400);
+        // The histogram's and phasor plot's captions use the same helper.
+        let (cap, px) = fit_title(&long, 15, PHASOR_SIZE.0 - 2 * PLOT_MARGIN);
+        assert!(text_width(&cap, px).unwrap() <= PHASOR_SIZE.0 - 2 * PLOT_MARGIN);
+    }
+}
