@@ -466,8 +466,10 @@ pub fn default_report_path(model: &Path) -> PathBuf {
 pub struct MapOutputs {
     pub map: PathBuf,
     pub histogram: PathBuf,
+    pub phasor: PathBuf,
     pub table: PathBuf,
     pub values: PathBuf,
+    pub ome: PathBuf,
     pub pixels: usize,
     pub unmasked: usize,
     /// Unmasked pixels flagged out of range.
@@ -480,6 +482,13 @@ pub struct MapInput {
     /// Recording options (PTU binning and channel; the bin width of
     /// `.npy`/`.csv` input, which triggers grid matching).
     pub read: crate::data::formats::ReadOptions,
+    /// `--period`: the laser period (ns) for the phasor where the
+    /// recording has none.
+    pub period_ns: Option<f64>,
+    /// `--irf`: a measured IRF for the phasor's calibration (its times
+    /// the recording's), and `--irf-spacing` for a `.npy` one.
+    pub irf: Option<PathBuf>,
+    pub irf_spacing_ns: Option<f64>,
 }
 
 /// An image's histograms in memory and the time axis they were recorded on.
@@ -566,6 +575,43 @@ pub fn lifetime_image(
     crate::map::LifetimeImage,
     Option<crate::data::grid_match::MatchReport>,
 )> {
+    lifetime_image_with(
+        model,
+        engine,
+        trained,
+        image,
+        min_photons,
+        None,
+        show_progress,
+    )
+}
+
+/// What the phasor of `flimgru map` is calibrated with beyond what the
+/// recording and the model say.
+#[derive(Clone, Debug, Default)]
+pub struct PhasorOptions {
+    /// `--period`: the laser period (ns) where the recording has none.
+    pub period_ns: Option<f64>,
+    /// `--irf`: a measured IRF whose times are the recording's, and how
+    /// to name it.
+    pub irf: Option<(crate::data::irf::MeasuredIrf, String)>,
+}
+
+/// [`lifetime_image`], and with `phasor` the image's calibrated phasors
+/// in `LifetimeImage::phasor` (or the reason there are none).
+#[allow(clippy::too_many_arguments)]
+pub fn lifetime_image_with(
+    model: &ModelFile,
+    engine: &crate::engine::Engine,
+    trained: &crate::lifetime::range::RangeCheck,
+    image: &ImageCounts,
+    min_photons: f64,
+    phasor: Option<&PhasorOptions>,
+    show_progress: bool,
+) -> Result<(
+    crate::map::LifetimeImage,
+    Option<crate::data::grid_match::MatchReport>,
+)> {
     use crate::data::grid_match::{match_to_grid_with, reference_anchor_ns, Anchor, MatchOptions};
     if engine.kind() == crate::engine::EngineKind::Fixed {
         // Counts as given go to the hardware as they are (as in `infer`);
@@ -628,7 +674,134 @@ pub fn lifetime_image(
     if let Some(r) = &report {
         img.warnings = recording_warnings(model, counts.view(), r)?;
     }
+    let Some(phasor) = phasor else {
+        return Ok((img, report));
+    };
+    img.phasor = phasor_image(model, counts.view(), image, report.as_ref(), &img, phasor)?;
+    if let Ok(p) = &img.phasor {
+        let grid = crate::lifetime::phasor::PhasorGrid::new(&model.data.grid, p.period_ns)?;
+        img.warnings.extend(grid.short_window());
+    }
     Ok((img, report))
+}
+
+/// The laser period of the phasor (ns) and where it came from: `--period`
+/// (which must agree with a period the recording records), the
+/// recording's, the model's training period for histograms already on its
+/// gates; else none (the reason as `Err`).
+fn phasor_period(
+    model: &ModelFile,
+    image: &ImageCounts,
+    given: Option<f64>,
+) -> Result<std::result::Result<(f64, String), String>> {
+    use crate::lifetime::phasor::check_period;
+    Ok(match (given, image.period_ns) {
+        (Some(p), recorded) => {
+            check_period("--period", p)?;
+            if let Some(r) = recorded {
+                if (r - p).abs() > 1e-6 * p {
+                    bail!("--period {p} ns: the recording records a laser period of {r} ns");
+                }
+            }
+            Ok((p, "--period".to_string()))
+        }
+        (None, Some(r)) => {
+            check_period("the recording's laser period", r)?;
+            Ok((r, "recorded in the file".to_string()))
+        }
+        (None, None) if image.bin_width_ns.is_none() => Ok((
+            model.data.period_ns,
+            "the model's training period: the histograms are on its gates".to_string(),
+        )),
+        (None, None) => Err(
+            "the recording holds no laser period; give --period NS (e.g. 12.5 for 80 MHz)"
+                .to_string(),
+        ),
+    })
+}
+
+/// The calibrated phasor of every unmasked pixel of `counts` (the image
+/// on the model's gates, as the engine saw it). The IRF, in order:
+/// `--irf` (its times taken as the recording's, moved as the matching
+/// moved the data), the model's measured IRF (on its gates' axis), else
+/// estimated from the image's summed decay's rising edge
+/// ([`rising_edge_estimate`](crate::data::instrument::rising_edge_estimate)).
+/// Errors for what the user gave (`--period`, `--irf`); `Ok(Err(why))`
+/// when no phasor can be had otherwise.
+fn phasor_image(
+    model: &ModelFile,
+    counts: ndarray::ArrayView2<f32>,
+    image: &ImageCounts,
+    report: Option<&crate::data::grid_match::MatchReport>,
+    img: &crate::map::LifetimeImage,
+    opts: &PhasorOptions,
+) -> Result<std::result::Result<crate::map::PhasorImage, String>> {
+    use crate::lifetime::phasor::{curve_phasor, Calibration, PhasorGrid};
+    let (period_ns, period_source) = match phasor_period(model, image, opts.period_ns)? {
+        Ok(p) => p,
+        Err(why) => return Ok(Err(why)),
+    };
+    let grid = PhasorGrid::new(&model.data.grid, period_ns)?;
+    let w = grid.omega();
+    let calibration = if let Some((curve, name)) = &opts.irf {
+        let shift = report.map_or(0.0, |r| r.shift_ns);
+        Calibration::new(
+            curve_phasor(curve, shift, w),
+            &format!("measured, --irf {name}"),
+        )?
+    } else if let Some(m) = &model.data.irf.measured {
+        let source = format!(
+            "the model's measured IRF (model {})",
+            crate::map::short_label(&model.name, 48)
+        );
+        let curve = match &m.samples {
+            Some(samples) => samples.curve(&source)?,
+            None => crate::data::irf::load_measured(&m.path, m.spacing_ns)
+                .with_context(|| source.clone())?,
+        };
+        let shift = 0.5 * (m.shift_ns.0 + m.shift_ns.1);
+        Calibration::new(curve_phasor(&curve, shift, w), &source)?
+    } else {
+        let mut decay = vec![0f64; counts.ncols()];
+        for (row, l) in counts.rows().into_iter().zip(&img.lifetimes) {
+            if l.is_some() {
+                decay.iter_mut().zip(row).for_each(|(d, &c)| *d += c as f64);
+            }
+        }
+        let estimate = crate::data::instrument::rising_edge_estimate(&decay, model.data.grid.dt_ns)
+            .and_then(|(samples, tau)| {
+                let source = format!("estimated from the image's rising edge (tail {tau:.3} ns)");
+                let curve = samples.curve(&source)?;
+                Calibration::new(curve_phasor(&curve, 0.0, w), &source)
+            });
+        match estimate {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "no IRF to calibrate with: {e:#}; give a measured one (--irf FILE)"
+                )))
+            }
+        }
+    };
+    let points = counts
+        .rows()
+        .into_iter()
+        .zip(&img.lifetimes)
+        .map(|(row, l)| {
+            l.as_ref()?;
+            let raw = match row.as_slice() {
+                Some(r) => grid.raw(r),
+                None => grid.raw(&row.to_vec()),
+            }?;
+            Some(calibration.apply(&raw))
+        })
+        .collect();
+    Ok(Ok(crate::map::PhasorImage {
+        points,
+        period_ns,
+        period_source,
+        calibration,
+    }))
 }
 
 /// Rise time of a recording's decay over the training data's slowest at
@@ -668,7 +841,8 @@ pub fn recording_warnings(
 }
 
 /// `flimgru map`: lifetime map PNG at `out`, and beside it
-/// `<stem>-histogram.png`, `<stem>.csv` and `<stem>.npy`.
+/// `<stem>-histogram.png`, `<stem>-phasor.png`, `<stem>.csv`,
+/// `<stem>.npy` and `<stem>.ome.tif`.
 #[allow(clippy::too_many_arguments)]
 pub fn map_image(
     model: &ModelFile,
@@ -682,31 +856,80 @@ pub fn map_image(
     show_progress: bool,
     files: &mut Plan,
 ) -> Result<MapOutputs> {
-    use crate::map::{render_histogram, render_map, write_npy, write_table, MapStyle};
+    use crate::map::{
+        render_histogram, render_map, render_phasor, write_npy, write_ome_tiff, write_table,
+        MapStyle,
+    };
     if out.extension().and_then(|e| e.to_str()) != Some("png") {
         bail!("map output {} must end in .png", out.display());
     }
     if how.read.dtime_binning == 0 {
         bail!("--dtime-binning 0: the number of micro-time channels summed per bin must be at least 1");
     }
+    if let Some(p) = how.period_ns {
+        crate::lifetime::phasor::check_period("--period", p)?;
+    }
     let stem = out.with_extension("");
-    let histogram = stem.with_file_name(format!(
-        "{}-histogram.png",
-        stem.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let (table, values) = (with_suffix(&stem, "csv"), with_suffix(&stem, "npy"));
+    let beside = |suffix: &str| {
+        stem.with_file_name(format!(
+            "{}{suffix}",
+            stem.file_name().unwrap_or_default().to_string_lossy()
+        ))
+    };
+    let (histogram, phasor_plot) = (beside("-histogram.png"), beside("-phasor.png"));
+    let (table, values, ome) = (
+        with_suffix(&stem, "csv"),
+        with_suffix(&stem, "npy"),
+        with_suffix(&stem, "ome.tif"),
+    );
     files.input("the input", input);
-    for p in [out, &histogram, &table, &values] {
+    if let Some(f) = &how.irf {
+        files.input("--irf", f);
+    }
+    for p in [out, &histogram, &phasor_plot, &table, &values, &ome] {
         files.output("--out", p)?;
     }
+    // An instrument description (flimgru instrument) gives its IRF, and
+    // its laser period where --period does not.
+    let mut period_ns = how.period_ns;
+    let irf = how
+        .irf
+        .as_ref()
+        .map(|p| -> Result<_> {
+            let what = format!("--irf {}", p.display());
+            let curve = if p.extension().is_some_and(|e| e == "json") {
+                let inst = crate::data::instrument::Instrument::load(p).context(what.clone())?;
+                period_ns = period_ns.or(inst.period_ns);
+                inst.irf.curve(&what)?
+            } else {
+                crate::data::irf::load_measured(p, how.irf_spacing_ns).context(what)?
+            };
+            Ok((curve, p.display().to_string()))
+        })
+        .transpose()?;
+    let phasor = PhasorOptions { period_ns, irf };
     let image = read_image(model, input, how)?;
     let engine = crate::engine::Engine::new(model, engine)?;
     let trained = crate::lifetime::range::RangeCheck::for_spec(&model.data)?;
-    let (img, report) =
-        lifetime_image(model, &engine, &trained, &image, min_photons, show_progress)
-            .with_context(|| format!("mapping {}", input.display()))?;
+    let (img, report) = lifetime_image_with(
+        model,
+        &engine,
+        &trained,
+        &image,
+        min_photons,
+        Some(&phasor),
+        show_progress,
+    )
+    .with_context(|| format!("mapping {}", input.display()))?;
     if let Some(report) = report {
         eprintln!("{}: {report}", input.display());
+    }
+    match &img.phasor {
+        Ok(p) => eprintln!("{}: {}", input.display(), p.describe()),
+        Err(why) => eprintln!(
+            "warning: {}: no phasor (g, s left empty): {why}",
+            input.display()
+        ),
     }
     for w in &img.warnings {
         eprintln!("warning: {}: {w}", input.display());
@@ -741,16 +964,59 @@ pub fn map_image(
     let outputs = MapOutputs {
         map: out.to_path_buf(),
         histogram,
+        phasor: phasor_plot,
         table,
         values,
+        ome,
         pixels: img.lifetimes.len(),
         unmasked: img.unmasked(),
         out_of_range: img.flagged(),
     };
+    let mut about = vec![
+        ("source".to_string(), name.clone()),
+        ("model".to_string(), model.name.clone()),
+        (
+            "engine".to_string(),
+            match engine.kind() {
+                crate::engine::EngineKind::Float => "float",
+                crate::engine::EngineKind::Fixed => "fixed-point",
+            }
+            .to_string(),
+        ),
+        (
+            "masked".to_string(),
+            format!("pixels with fewer than {min_photons} photons: NaN in every plane but photons"),
+        ),
+    ];
+    for (plane, unit) in [
+        ("tau_mean (ns)", "ns"),
+        ("tau1 (ns)", "ns"),
+        ("tau2 (ns)", "ns"),
+        ("fraction of tau1", "1 (amplitude fraction)"),
+        ("photons", "photons"),
+        ("out_of_range (1 = flagged)", "1 (flag)"),
+        ("phasor G", "1"),
+        ("phasor S", "1"),
+    ] {
+        about.push((format!("unit: {plane}"), unit.to_string()));
+    }
+    match &img.phasor {
+        Ok(p) => {
+            about.push((
+                "phasor laser period (ns)".into(),
+                format!("{}", p.period_ns),
+            ));
+            about.push(("phasor period source".into(), p.period_source.clone()));
+            about.push(("phasor IRF".into(), p.calibration.source.clone()));
+        }
+        Err(why) => about.push(("phasor".into(), format!("none: {why}"))),
+    }
     render_map(&img, &style, &outputs.map)?;
     render_histogram(&img, &style, &outputs.histogram)?;
+    render_phasor(&img, &name, &outputs.phasor)?;
     write_table(&img, &outputs.table)?;
     write_npy(&img, &outputs.values)?;
+    write_ome_tiff(&img, &name, &about, &outputs.ome)?;
     Ok(outputs)
 }
 

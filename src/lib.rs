@@ -25,6 +25,7 @@ pub mod fixed;
 pub mod lifetime;
 pub mod map;
 pub mod model;
+pub mod ome;
 pub mod output;
 pub mod precision;
 pub mod recipe;

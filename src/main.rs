@@ -341,9 +341,23 @@ struct MapArgs {
     input: PathBuf,
     #[command(flatten)]
     read: RecordingArgs,
-    /// Map PNG; <stem>-histogram.png, <stem>.csv and <stem>.npy go beside it.
+    /// Map PNG; <stem>-histogram.png, <stem>-phasor.png, <stem>.csv,
+    /// <stem>.npy and <stem>.ome.tif go beside it.
     #[arg(long, short)]
     out: PathBuf,
+    /// Laser period (ns) for the phasor where the file does not record the
+    /// sync rate (e.g. 12.5 for an 80 MHz laser).
+    #[arg(long, allow_hyphen_values = true)]
+    period: Option<f64>,
+    /// The IRF for the phasor's calibration: a measured one (.asc, .csv
+    /// time_ns,value, or .npy with --irf-spacing) or an instrument
+    /// description's (.json), its times the recording's; default: the
+    /// model's measured IRF, else estimated from the image's rising edge.
+    #[arg(long)]
+    irf: Option<PathBuf>,
+    /// Sample spacing (ns) of a .npy IRF.
+    #[arg(long)]
+    irf_spacing: Option<f64>,
     /// Model file (default: the shipped 8-bit student, built in).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -873,6 +887,9 @@ fn run(cli: Cli) -> Result<()> {
                 &a.input,
                 &app::MapInput {
                     read: a.read.options(),
+                    period_ns: a.period,
+                    irf: a.irf.clone(),
+                    irf_spacing_ns: a.irf_spacing,
                 },
                 &a.out,
                 quantity,
@@ -882,15 +899,17 @@ fn run(cli: Cli) -> Result<()> {
                 &mut plan,
             )?;
             outln!(
-                "{} of {} pixels had at least {} photons ({} of them out of range); wrote {}, {}, {} and {}",
+                "{} of {} pixels had at least {} photons ({} of them out of range); wrote {}, {}, {}, {}, {} and {}",
                 out.unmasked,
                 out.pixels,
                 a.min_photons,
                 out.out_of_range,
                 out.map.display(),
                 out.histogram.display(),
+                out.phasor.display(),
                 out.table.display(),
-                out.values.display()
+                out.values.display(),
+                out.ome.display()
             );
         }
         Command::Instrument(a) => {

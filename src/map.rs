@@ -6,6 +6,7 @@
 //! PNG atomically.
 
 use crate::engine::{Engine, EngineKind};
+use crate::lifetime::phasor::{semicircle, Calibration, Phasor};
 use crate::lifetime::range::RangeCheck;
 use crate::lifetime::Lifetimes;
 use anyhow::{bail, Context, Result};
@@ -73,6 +74,41 @@ pub struct LifetimeImage {
     /// What about the whole recording is outside the model's training
     /// (a wider IRF, a shorter window), in words; empty when nothing is.
     pub warnings: Vec<String>,
+    /// The calibrated phasor of every pixel, or why there is none (no
+    /// laser period known, no IRF to calibrate with, not asked for).
+    pub phasor: std::result::Result<PhasorImage, String>,
+}
+
+/// Calibrated phasors of an image ([`crate::lifetime::phasor`]).
+#[derive(Clone, Debug)]
+pub struct PhasorImage {
+    /// Per pixel, row-major; `None` where masked or nothing is left above
+    /// the background.
+    pub points: Vec<Option<Phasor>>,
+    /// The laser period (ns) and where it came from.
+    pub period_ns: f64,
+    pub period_source: String,
+    /// The IRF's phasor the pixels were divided by, and its source.
+    pub calibration: Calibration,
+}
+
+impl PhasorImage {
+    pub fn omega(&self) -> f64 {
+        std::f64::consts::TAU / self.period_ns
+    }
+
+    /// One line for the command's output.
+    pub fn describe(&self) -> String {
+        format!(
+            "phasor at {:.3} MHz (laser period {:.3} ns, {}); IRF {} (its phasor G {:.4}, S {:.4})",
+            1e3 / self.period_ns,
+            self.period_ns,
+            self.period_source,
+            self.calibration.source,
+            self.calibration.irf.g,
+            self.calibration.irf.s
+        )
+    }
 }
 
 impl LifetimeImage {
@@ -169,6 +205,7 @@ pub fn compute(
         out_of_range,
         min_photons,
         warnings: Vec::new(),
+        phasor: Err("not computed".to_string()),
     })
 }
 
@@ -193,6 +230,50 @@ pub fn short_label(text: &str, max: usize) -> String {
         None => text.to_string(),
         Some((at, _)) => format!("{}...", &text[..at]),
     }
+}
+
+/// Smallest font size (px) a title is shrunk to before it is shortened.
+pub const MIN_TITLE_PX: u32 = 11;
+
+/// Width in pixels of `text` drawn in the plots' font at `size_px`; `None`
+/// if the font cannot lay it out.
+pub fn text_width(text: &str, size_px: u32) -> Option<u32> {
+    register_font();
+    FontDesc::new(FontFamily::Name(FONT), size_px as f64, FontStyle::Normal)
+        .box_size(text)
+        .ok()
+        .map(|(w, _)| w)
+}
+
+/// A title that fits in `max_width` pixels: `text` (at most
+/// [`MAX_LABEL_CHARS`]) at `size_px`, or at a smaller size down to
+/// [`MIN_TITLE_PX`], or at that size shortened with an ellipsis. Returns
+/// the text and its font size. A character count cannot promise this: the
+/// width depends on the letters and the image width on the data.
+pub fn fit_title(text: &str, size_px: u32, max_width: u32) -> (String, u32) {
+    let text = short_label(text, MAX_LABEL_CHARS);
+    let fits = |t: &str, px: u32| text_width(t, px).is_some_and(|w| w <= max_width);
+    let min = MIN_TITLE_PX.min(size_px);
+    for px in (min..=size_px).rev() {
+        if fits(&text, px) {
+            return (text, px);
+        }
+    }
+    // Longest prefix (in characters) that fits with the ellipsis.
+    let cut = |n: usize| -> String {
+        let at = text.char_indices().nth(n).map_or(text.len(), |(i, _)| i);
+        format!("{}\u{2026}", text[..at].trim_end())
+    };
+    let (mut lo, mut hi) = (0usize, text.chars().count());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if fits(&cut(mid), min) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    (cut(lo), min)
 }
 
 /// Plotters needs a font to draw text; the crate ships DejaVu Sans so
@@ -238,6 +319,43 @@ fn colour(v: f64, (lo, hi): (f64, f64)) -> RGBColor {
     RGBColor(c.0, c.1, c.2)
 }
 
+/// Where the map's parts go in its PNG.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapLayout {
+    /// PNG pixels per image pixel.
+    pub scale: u32,
+    /// The PNG's width and height.
+    pub size: (u32, u32),
+    /// Margin around the map (and left of the title).
+    pub margin: u32,
+    /// Width of the colour bar and its labels.
+    pub bar_w: u32,
+}
+
+impl MapLayout {
+    pub fn of(height: usize, width: usize) -> MapLayout {
+        let scale = (480 / height.max(width).max(1)).clamp(1, 16) as u32;
+        let (mw, mh) = (width as u32 * scale, height as u32 * scale);
+        let (margin, bar_w) = (50, 130);
+        MapLayout {
+            scale,
+            size: (mw + bar_w + 2 * margin, mh.max(200) + 2 * margin),
+            margin,
+            bar_w,
+        }
+    }
+}
+
+/// Font size of the map's title (px), before shrinking to fit.
+pub const MAP_TITLE_PX: u32 = 18;
+
+/// The map's title as drawn (text and font size): within the PNG's width
+/// less a margin at each side.
+pub fn map_title(title: &str, height: usize, width: usize) -> (String, u32) {
+    let l = MapLayout::of(height, width);
+    fit_title(title, MAP_TITLE_PX, l.size.0 - 2 * l.margin)
+}
+
 /// The lifetime map: colour = the quantity, brightness = photons (square
 /// root, saturating at the 99th percentile), masked pixels dark grey,
 /// out-of-range pixels light grey (no colour: their number is not to be
@@ -247,11 +365,14 @@ pub fn render_map(img: &LifetimeImage, style: &MapStyle, path: &Path) -> Result<
     if !(lo.is_finite() && hi.is_finite() && lo < hi) {
         bail!("colour range {lo}..{hi} is not an increasing finite range");
     }
-    let scale = (480 / img.height.max(img.width)).clamp(1, 16) as u32;
-    let (mw, mh) = (img.width as u32 * scale, img.height as u32 * scale);
-    let margin = 50;
-    let bar_w = 130;
-    let size = (mw + bar_w + 2 * margin, mh.max(200) + 2 * margin);
+    let MapLayout {
+        scale,
+        size,
+        margin,
+        bar_w,
+    } = MapLayout::of(img.height, img.width);
+    let (mw, _) = (img.width as u32 * scale, img.height as u32 * scale);
+    let (title, title_px) = map_title(&style.title, img.height, img.width);
     let mut bright: Vec<f64> = img
         .photons
         .iter()
@@ -263,9 +384,9 @@ pub fn render_map(img: &LifetimeImage, style: &MapStyle, path: &Path) -> Result<
     let p99 = bright[((bright.len() - 1) as f64 * 0.99) as usize].max(1.0);
     render_png(path, size, |root| {
         root.draw(&Text::new(
-            short_label(&style.title, MAX_LABEL_CHARS),
+            title,
             (margin as i32, 15),
-            (FONT, 18).into_font(),
+            (FONT, title_px).into_font(),
         ))
         .map_err(plot_err)?;
         let map = root.margin(margin, margin, margin, margin + bar_w);
@@ -322,6 +443,13 @@ pub fn render_map(img: &LifetimeImage, style: &MapStyle, path: &Path) -> Result<
     })
 }
 
+/// Size of the histogram PNG.
+pub const HISTOGRAM_SIZE: (u32, u32) = (720, 440);
+/// Size of the phasor plot PNG.
+pub const PHASOR_SIZE: (u32, u32) = (640, 440);
+/// Margin around the histogram's and the phasor plot's chart (px).
+pub const PLOT_MARGIN: u32 = 15;
+
 /// Histogram of the quantity over the unmasked pixels.
 pub fn render_histogram(img: &LifetimeImage, style: &MapStyle, path: &Path) -> Result<()> {
     let (lo, hi) = style.range;
@@ -345,18 +473,23 @@ pub fn render_histogram(img: &LifetimeImage, style: &MapStyle, path: &Path) -> R
         }
     }
     let top = counts.iter().copied().max().unwrap_or(0).max(1);
-    render_png(path, (720, 440), |root| {
-        let caption = format!(
+    let (w, h) = HISTOGRAM_SIZE;
+    let (caption, caption_px) = fit_title(
+        &format!(
             "{} ({} pixels >= {} photons, {} out of range left out; {} outside the axis)",
-            short_label(&style.title, MAX_LABEL_CHARS),
+            style.title,
             img.unmasked(),
             img.min_photons,
             img.flagged(),
             outside
-        );
+        ),
+        15,
+        w - 2 * PLOT_MARGIN,
+    );
+    render_png(path, (w, h), |root| {
         let mut chart = ChartBuilder::on(&root)
-            .caption(caption, (FONT, 15))
-            .margin(15)
+            .caption(caption, (FONT, caption_px))
+            .margin(PLOT_MARGIN)
             .x_label_area_size(45)
             .y_label_area_size(60)
             .build_cartesian_2d(lo..hi, 0usize..top + top / 10 + 1)
@@ -383,29 +516,189 @@ pub fn render_histogram(img: &LifetimeImage, style: &MapStyle, path: &Path) -> R
     })
 }
 
+/// The calibrated phasor of pixel `i`, if there is one.
+fn phasor_at(img: &LifetimeImage, i: usize) -> Option<Phasor> {
+    img.phasor.as_ref().ok().and_then(|p| p.points[i])
+}
+
 /// Per-pixel results as CSV: row, col, photons, tau1, tau2, fraction,
 /// tau_mean, out_of_range (1: the decay is outside what the model was
-/// trained for); masked pixels have empty lifetime and flag fields.
+/// trained for), g, s (the calibrated phasor); masked pixels have empty
+/// lifetime, flag and phasor fields, and g, s are empty where there is no
+/// phasor.
 pub fn write_table(img: &LifetimeImage, path: &Path) -> Result<()> {
     crate::output::write_with(path, |w| {
         writeln!(
             w,
-            "row,col,photons,tau1,tau2,fraction,tau_mean,out_of_range"
+            "row,col,photons,tau1,tau2,fraction,tau_mean,out_of_range,g,s"
         )?;
         for (i, l) in img.lifetimes.iter().enumerate() {
             let (r, c) = (i / img.width, i % img.width);
             match l {
-                Some(l) => writeln!(
-                    w,
-                    "{r},{c},{},{:.6},{:.6},{:.6},{:.6},{}",
-                    img.photons[i],
-                    l.tau1,
-                    l.tau2,
-                    l.fraction,
-                    l.tau_mean(),
-                    u8::from(img.out_of_range[i])
-                )?,
-                None => writeln!(w, "{r},{c},{},,,,,", img.photons[i])?,
+                Some(l) => {
+                    write!(
+                        w,
+                        "{r},{c},{},{:.6},{:.6},{:.6},{:.6},{}",
+                        img.photons[i],
+                        l.tau1,
+                        l.tau2,
+                        l.fraction,
+                        l.tau_mean(),
+                        u8::from(img.out_of_range[i])
+                    )?;
+                    match phasor_at(img, i) {
+                        Some(p) => writeln!(w, ",{:.6},{:.6}", p.g, p.s)?,
+                        None => writeln!(w, ",,")?,
+                    }
+                }
+                None => writeln!(w, "{r},{c},{},,,,,,,", img.photons[i])?,
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The planes of the OME-TIFF, in order: name (with its unit), and value
+/// per pixel (NaN where masked; photons for every pixel).
+pub fn ome_planes(img: &LifetimeImage) -> Vec<(&'static str, Vec<f32>)> {
+    let field = |f: &dyn Fn(usize, &crate::lifetime::Lifetimes) -> f64| -> Vec<f32> {
+        img.lifetimes
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.as_ref().map_or(f32::NAN, |l| f(i, l) as f32))
+            .collect()
+    };
+    let phasor = |f: &dyn Fn(&Phasor) -> f64| -> Vec<f32> {
+        (0..img.lifetimes.len())
+            .map(|i| phasor_at(img, i).map_or(f32::NAN, |p| f(&p) as f32))
+            .collect()
+    };
+    vec![
+        ("tau_mean (ns)", field(&|_, l| l.tau_mean())),
+        ("tau1 (ns)", field(&|_, l| l.tau1)),
+        ("tau2 (ns)", field(&|_, l| l.tau2)),
+        ("fraction of tau1", field(&|_, l| l.fraction)),
+        (
+            "photons",
+            img.photons.iter().map(|&p| p as f32).collect::<Vec<_>>(),
+        ),
+        (
+            "out_of_range (1 = flagged)",
+            field(&|i, _| f64::from(u8::from(img.out_of_range[i]))),
+        ),
+        ("phasor G", phasor(&|p| p.g)),
+        ("phasor S", phasor(&|p| p.s)),
+    ]
+}
+
+/// Per-pixel results as an OME-TIFF: one float32 plane per
+/// [`ome_planes`] entry, the OME-XML in the first page; `about` are the
+/// key-value pairs of its MapAnnotation (units, the model, the phasor's
+/// period and IRF).
+pub fn write_ome_tiff(
+    img: &LifetimeImage,
+    image_name: &str,
+    about: &[(String, String)],
+    path: &Path,
+) -> Result<()> {
+    let planes = ome_planes(img);
+    let bytes = crate::ome::ome_tiff(
+        &planes
+            .iter()
+            .map(|(n, v)| (*n, v.as_slice()))
+            .collect::<Vec<_>>(),
+        (img.height, img.width),
+        image_name,
+        about,
+    )?;
+    crate::output::write_bytes(path, &bytes)
+}
+
+/// The phasor plot: a 2-D density of the unmasked pixels' calibrated
+/// (G, S) (colour: log count per cell), the universal semicircle with
+/// lifetimes marked on it, axes G and S. Without phasors (no laser
+/// period or IRF) the plot says why.
+pub fn render_phasor(img: &LifetimeImage, title: &str, path: &Path) -> Result<()> {
+    let (gx, sy) = ((-0.1f64, 1.1f64), (-0.05f64, 0.65f64));
+    let (nx, ny) = (240usize, 140usize);
+    let mut cells = vec![0u32; nx * ny];
+    let (mut inside, mut outside) = (0usize, 0usize);
+    if let Ok(ph) = &img.phasor {
+        for p in ph.points.iter().flatten() {
+            let fx = (p.g - gx.0) / (gx.1 - gx.0);
+            let fy = (p.s - sy.0) / (sy.1 - sy.0);
+            if (0.0..1.0).contains(&fx) && (0.0..1.0).contains(&fy) {
+                cells[(fy * ny as f64) as usize * nx + (fx * nx as f64) as usize] += 1;
+                inside += 1;
+            } else {
+                outside += 1;
+            }
+        }
+    }
+    let caption = match &img.phasor {
+        Ok(ph) => format!(
+            "{title}: phasor at {:.2} MHz, {inside} pixels ({outside} off the axes); IRF {}",
+            1e3 / ph.period_ns,
+            ph.calibration.source
+        ),
+        Err(why) => format!("{title}: no phasor: {why}"),
+    };
+    let (w, h) = PHASOR_SIZE;
+    let (caption, caption_px) = fit_title(&caption, 15, w - 2 * PLOT_MARGIN);
+    let top = cells.iter().copied().max().unwrap_or(0).max(1) as f64;
+    render_png(path, (w, h), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, (FONT, caption_px))
+            .margin(PLOT_MARGIN)
+            .x_label_area_size(45)
+            .y_label_area_size(55)
+            .build_cartesian_2d(gx.0..gx.1, sy.0..sy.1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("G")
+            .y_desc("S")
+            .light_line_style(WHITE)
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(plot_err)?;
+        let (cw, ch) = ((gx.1 - gx.0) / nx as f64, (sy.1 - sy.0) / ny as f64);
+        chart
+            .draw_series(
+                cells
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c > 0)
+                    .map(|(k, &c)| {
+                        let (x, y) = (gx.0 + (k % nx) as f64 * cw, sy.0 + (k / nx) as f64 * ch);
+                        let v = (1.0 + c as f64).ln() / (1.0 + top).ln();
+                        Rectangle::new([(x, y), (x + cw, y + ch)], colour(v, (0.0, 1.0)).filled())
+                    }),
+            )
+            .map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new(
+                (0..=200).map(|k| {
+                    let a = std::f64::consts::PI * k as f64 / 200.0;
+                    (0.5 + 0.5 * a.cos(), 0.5 * a.sin())
+                }),
+                BLACK.stroke_width(1),
+            ))
+            .map_err(plot_err)?;
+        if let Ok(ph) = &img.phasor {
+            for tau in [0.5, 1.0, 2.0, 4.0, 8.0] {
+                let p = semicircle(tau, ph.omega());
+                chart
+                    .draw_series(std::iter::once(Circle::new((p.g, p.s), 3, BLACK.filled())))
+                    .map_err(plot_err)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{tau} ns"),
+                        (p.g + 0.01, p.s + 0.02),
+                        (FONT, 12).into_font(),
+                    )))
+                    .map_err(plot_err)?;
             }
         }
         Ok(())
@@ -432,4 +725,42 @@ pub fn write_npy(img: &LifetimeImage, path: &Path) -> Result<()> {
         use ndarray_npy::WriteNpyExt;
         Ok(a.write_npy(w)?)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A very long model name on a 16 x 16 image: the title chosen fits
+    /// the PNG's width less the margins (measured in the drawing font),
+    /// shrunk and shortened with an ellipsis.
+    #[test]
+    fn titles_fit_inside_the_png() {
+        let long = format!(
+            "sample.ptu: mean lifetime (ns) ({}, fixed-point)",
+            "W".repeat(400)
+        );
+        let l = MapLayout::of(16, 16);
+        let (text, px) = map_title(&long, 16, 16);
+        let width = text_width(&text, px).unwrap();
+        assert!(
+            width <= l.size.0 - 2 * l.margin,
+            "{width} px in a {} px PNG",
+            l.size.0
+        );
+        assert!(
+            text.ends_with('\u{2026}') && px == MIN_TITLE_PX,
+            "{text} {px}"
+        );
+        // A short title is kept whole at its size.
+        let (short, px) = map_title("a.ptu: tau1 (ns)", 16, 16);
+        assert_eq!((short.as_str(), px), ("a.ptu: tau1 (ns)", MAP_TITLE_PX));
+        // A title a little too long is shrunk, not cut.
+        let (text, px) = fit_title(&"m".repeat(40), 18, 400);
+        assert!(!text.ends_with('\u{2026}') && px < 18, "{text} {px}");
+        assert!(text_width(&text, px).unwrap() <= 400);
+        // The histogram's and phasor plot's captions use the same helper.
+        let (cap, px) = fit_title(&long, 15, PHASOR_SIZE.0 - 2 * PLOT_MARGIN);
+        assert!(text_width(&cap, px).unwrap() <= PHASOR_SIZE.0 - 2 * PLOT_MARGIN);
+    }
 }

@@ -675,7 +675,7 @@ fn map_flags_decays_outside_the_training_range() {
     assert!(err.contains("12 of 24 pixels are out of range"), "{err}");
     let table = std::fs::read_to_string(d.join("m.csv")).unwrap();
     let mut lines = table.lines();
-    assert!(lines.next().unwrap().ends_with(",out_of_range"));
+    assert!(lines.next().unwrap().ends_with(",out_of_range,g,s"));
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         let col: usize = f[1].parse().unwrap();

@@ -286,6 +286,25 @@ fn summed_decay(rec: &Recording) -> Vec<f64> {
     d
 }
 
+/// The IRF of a summed decay `decay` on bins of `dt` ns (bin k centred at
+/// (k + 0.5) dt) estimated from its rising edge as
+/// [`Instrument::describe`] does, and the tail's lifetime (ns). The phasor
+/// calibrates with it when no measured IRF is known.
+pub fn rising_edge_estimate(decay: &[f64], dt: f64) -> Result<(IrfSamples, f64)> {
+    let peak = (0..decay.len())
+        .max_by(|&a, &b| decay[a].total_cmp(&decay[b]).then(b.cmp(&a)))
+        .context("an empty decay has no rising edge")?;
+    let (values, tau) = rising_edge_irf(decay, peak, dt)?;
+    Ok((
+        IrfSamples {
+            t0_ns: 0.5 * dt,
+            spacing_ns: dt,
+            values,
+        },
+        tau,
+    ))
+}
+
 /// The IRF of a decay `f` (the valid window; `peak` its peak bin) by
 /// deconvolution of a mono-exponential: irf = f' + f / tau, where tau is
 /// the log-slope of `f` (background removed) over the bins from 0.3 ns

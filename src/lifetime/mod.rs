@@ -15,6 +15,7 @@ pub struct Lifetimes {
 
 pub mod extract;
 pub mod metrics;
+pub mod phasor;
 pub mod range;
 pub mod results;
 pub mod rld;

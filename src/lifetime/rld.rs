@@ -103,18 +103,7 @@ fn window_sums(
         }
     }
     let p = p?;
-    let margin = (RLD_IRF_MARGIN_NS / grid.dt_ns).ceil() as usize;
-    let nb = BASELINE_GATES.min(p.saturating_sub(margin));
-    let b = if nb == 0 {
-        0.0
-    } else {
-        let s: f64 = counts[..nb]
-            .iter()
-            .filter(|c| c.is_finite())
-            .map(|&c| c as f64)
-            .sum();
-        s / nb as f64
-    };
+    let b = background_before(counts, p, grid);
     let s = p.checked_add(opts.offset_gates)?;
     let avail = g.checked_sub(s)?;
     let w_max = avail / m;
@@ -135,6 +124,40 @@ fn window_sums(
         })
         .collect();
     Some((sums, w as f64 * grid.dt_ns, w, w_max))
+}
+
+/// Background per gate of a histogram whose first maximum is at gate
+/// `peak` (step 2 of the module doc): the mean of the gates before the
+/// rise, never the IRF's rising edge; 0 when no such gate is left. The
+/// phasor subtracts the same level ([`super::phasor`]).
+pub fn background_before(counts: &[f32], peak: usize, grid: &GateGrid) -> f64 {
+    let margin = (RLD_IRF_MARGIN_NS / grid.dt_ns).ceil() as usize;
+    let nb = BASELINE_GATES
+        .min(peak.saturating_sub(margin))
+        .min(counts.len());
+    if nb == 0 {
+        return 0.0;
+    }
+    let s: f64 = counts[..nb]
+        .iter()
+        .filter(|c| c.is_finite())
+        .map(|&c| c as f64)
+        .sum();
+    s / nb as f64
+}
+
+/// [`background_before`] with the peak found as RLD finds it (the first
+/// largest count, NaN skipped); 0 for an empty or all-NaN histogram.
+pub fn background(counts: &[f32], grid: &GateGrid) -> f64 {
+    let mut p = None;
+    let mut best = f32::NEG_INFINITY;
+    for (k, &c) in counts.iter().enumerate() {
+        if c > best {
+            best = c;
+            p = Some(k);
+        }
+    }
+    p.map_or(0.0, |p| background_before(counts, p, grid))
 }
 
 /// tau = dT / ln(D0 / D1) with the guards of [`rld_mono`].
