@@ -489,6 +489,10 @@ pub struct MapInput {
     /// the recording's), and `--irf-spacing` for a `.npy` one.
     pub irf: Option<PathBuf>,
     pub irf_spacing_ns: Option<f64>,
+    /// `--binning`: sum each pixel with its neighbours within this radius
+    /// (`data::binning`); `None`: only an image too dim to map is binned,
+    /// by the smallest radius that makes it mappable.
+    pub binning: Option<usize>,
 }
 
 /// An image's histograms in memory and the time axis they were recorded on.
@@ -502,6 +506,38 @@ pub struct ImageCounts {
     pub bin_width_ns: Option<f64>,
     /// Laser period (ns), if known (grid matching wraps a whole period).
     pub period_ns: Option<f64>,
+}
+
+/// Spatial binning of `map`'s image (`--binning`): the radius given, or
+/// for a recording whose brightest pixel is below `min_photons` the
+/// smallest radius that lets at least 1 % of its pixels reach it (said on
+/// stderr), as SPCImage users bin dim recordings.
+fn bin_image(
+    mut image: ImageCounts,
+    binning: Option<usize>,
+    min_photons: f64,
+    input: &Path,
+) -> Result<ImageCounts> {
+    use crate::data::binning::{auto_radius, bin_square, MAX_AUTO_RADIUS};
+    let r = match binning {
+        Some(r) => r,
+        None => match auto_radius(image.counts.view(), image.shape, min_photons)? {
+            Some((0, _)) | None => 0,
+            Some((r, n)) => {
+                let side = 2 * r + 1;
+                eprintln!(
+                    "map: {}: no pixel has {min_photons} photons; binned {r} (each pixel the sum of the {side} x {side} square around it, as SPCImage's binning {r}): {n} pixels reach {min_photons} (--binning 0 maps it unbinned; at most {MAX_AUTO_RADIUS} is chosen by itself)",
+                    input.display()
+                );
+                r
+            }
+        },
+    };
+    if r > 0 {
+        image.counts = bin_square(image.counts.view(), image.shape, r)
+            .with_context(|| format!("--binning {r}"))?;
+    }
+    Ok(image)
 }
 
 /// An image's histograms as `flimgru map` reads them: an `[h, w, G]`
@@ -908,7 +944,12 @@ pub fn map_image(
         })
         .transpose()?;
     let phasor = PhasorOptions { period_ns, irf };
-    let image = read_image(model, input, how)?;
+    let image = bin_image(
+        read_image(model, input, how)?,
+        how.binning,
+        min_photons,
+        input,
+    )?;
     let engine = crate::engine::Engine::new(model, engine)?;
     let trained = crate::lifetime::range::RangeCheck::for_spec(&model.data)?;
     let (img, report) = lifetime_image_with(

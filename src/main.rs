@@ -370,6 +370,12 @@ struct MapArgs {
     /// Pixels with fewer photons are masked (no lifetime).
     #[arg(long, default_value_t = 50.0)]
     min_photons: f64,
+    /// Spatial binning: each pixel's histogram summed over the
+    /// (2N + 1) x (2N + 1) square around it (SPCImage's "binning N").
+    /// Default: 0, unless no pixel reaches --min-photons: then the
+    /// smallest N (up to 3) that lets 1 % of the pixels reach it, said.
+    #[arg(long)]
+    binning: Option<usize>,
     /// Colour range "LO,HI" (default 0,3 ns for lifetimes, 0,1 for the fraction).
     #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
     range: Option<(f64, f64)>,
@@ -890,6 +896,7 @@ fn run(cli: Cli) -> Result<()> {
                     period_ns: a.period,
                     irf: a.irf.clone(),
                     irf_spacing_ns: a.irf_spacing,
+                    binning: a.binning,
                 },
                 &a.out,
                 quantity,

@@ -156,7 +156,7 @@ pub fn compute(
         let brightest = photons.iter().cloned().fold(0.0, f64::max);
         bail!(
             "no pixel has at least {min_photons} photons (the brightest has {brightest}); \
-             lower --min-photons or check the input"
+             lower --min-photons, bin neighbouring pixels (--binning N) or check the input"
         );
     }
     let bar = if show_progress {

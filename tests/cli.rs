@@ -838,3 +838,51 @@ fn map_warns_of_an_irf_wider_than_the_training_data() {
         );
     }
 }
+
+/// A recording too dim for any pixel to reach --min-photons is binned by
+/// the smallest square that makes it mappable, and says so; `--binning 0`
+/// keeps it unbinned (and refuses, naming the way forward).
+#[test]
+fn map_bins_a_dim_image_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = tiny_model(d);
+    // 12 photons per pixel: a 3 x 3 square holds 108.
+    let img = ndarray::Array3::<u32>::from_shape_fn((8, 8, 20), |(_, _, k)| {
+        [0, 0, 0, 3, 3, 2, 2, 1, 1].get(k).copied().unwrap_or(0)
+    });
+    let input = d.join("rec.npy");
+    ndarray_npy::write_npy(&input, &img).unwrap();
+    let png = d.join("map.png");
+    let out = flimgru(&[
+        "map",
+        input.to_str().unwrap(),
+        "-o",
+        png.to_str().unwrap(),
+        "--model",
+        &model,
+    ]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("binned 1") && err.contains("3 x 3"), "{err}");
+    let csv = std::fs::read_to_string(d.join("map.csv")).unwrap();
+    // Interior pixels sum 9 x 12 photons; corners 4 x 12 = 48 stay masked.
+    let row = |r: usize, c: usize| csv.lines().nth(1 + r * 8 + c).unwrap().to_string();
+    assert!(row(3, 3).starts_with("3,3,108,"), "{}", row(3, 3));
+    assert!(row(0, 0).starts_with("0,0,48,,"), "{}", row(0, 0));
+    let unbinned = d.join("unbinned.png");
+    fails(
+        &flimgru(&[
+            "map",
+            input.to_str().unwrap(),
+            "-o",
+            unbinned.to_str().unwrap(),
+            "--model",
+            &model,
+            "--binning",
+            "0",
+        ]),
+        &["rec.npy", "the brightest has 12", "--binning"],
+        &unbinned,
+    );
+}

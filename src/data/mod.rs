@@ -5,6 +5,7 @@ use anyhow::{bail, Result};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+pub mod binning;
 pub mod decay;
 pub mod fine_grid;
 pub mod formats;
