@@ -220,6 +220,20 @@ fn compress_ships_a_student_that_infer_and_eval_run() {
     ]);
     fails(&out, &["M = 4"]);
     assert!(!bad.exists());
+    // W is the model's: --bits is a check against it, not a choice.
+    let out = flimgru(&[
+        "sim",
+        "--model",
+        &student,
+        "--bits",
+        "6",
+        "--input",
+        small.to_str().unwrap(),
+        "--output",
+        bad.to_str().unwrap(),
+    ]);
+    fails(&out, &["--bits 6", "the circuit's widths are the model's"]);
+    assert!(!bad.exists());
     // Eval runs the golden model on a quantised student.
     let report = d.join("student.eval");
     let out = ok(&flimgru(&[
