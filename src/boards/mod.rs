@@ -353,7 +353,6 @@ pub trait BoardTop: Block {
 /// The header comment of a board top's Verilog.
 pub fn header(s: &Settings, spec: &CircuitSpec, name: &str) -> String {
     let b = s.board;
-    let cycles = spec.cycles();
     let ports = match b {
         Board::Ulx3s => "clk_25mhz; ftdi_txd (in), ftdi_rxd (out); sw0; led0..led4; par_in_data[7:0], par_in_valid, par_in_ready, par_out_data[7:0], par_out_valid, par_out_ready",
         Board::ArtyA7 => "clk100mhz; uart_txd_in (in), uart_rxd_out (out); sw0; led0..led3; par_in_data[7:0], par_in_valid, par_in_ready, par_out_data[7:0], par_out_valid, par_out_ready",
@@ -367,15 +366,7 @@ pub fn header(s: &Settings, spec: &CircuitSpec, name: &str) -> String {
          //   constraints     {constraints}\n\
          //   clock           {clock:.4} MHz: {pll}\n\
          //   UART            {baud} baud requested, divisor {div} -> {actual:.0} baud, 8N1\n\
-         //   model           {name}\n\
-         //   model checksum  {sum:016x} (FNV-1a 64 of the quantised codes, flimgru::export::model_checksum)\n\
-         //   W (bits)        {w}\n\
-         //   P (lanes)       {p}\n\
-         //   M (MACs/lane)   {m}\n\
-         //   H (hidden)      {h}\n\
-         //   G (gates)       {g} of {dt} ns\n\
-         //   cycles/pixel    {cpp} (GRU-bound model, docs/hardware.md)\n\
-         //   multipliers     {dsp}\n\
+         {build}\
          //\n\
          // Top module `{top}`; ports: {ports}.\n\
          // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers\n\
@@ -390,15 +381,7 @@ pub fn header(s: &Settings, spec: &CircuitSpec, name: &str) -> String {
         baud = s.baud,
         div = s.divisor,
         actual = s.actual_baud,
-        sum = export::model_checksum(spec.model()),
-        w = spec.width_label(),
-        p = spec.lanes(),
-        m = spec.macs(),
-        h = spec.hidden(),
-        g = spec.gates(),
-        dt = spec.grid().dt_ns,
-        cpp = cycles.cycles_per_pixel(),
-        dsp = spec.dsp().describe(),
+        build = export::build_lines(spec, name),
         top = export::TOP,
     )
 }
@@ -432,9 +415,15 @@ pub fn board_verilog(
 }
 
 /// The file name of a board top: `ulx3s_w8_p4_m32.v` (the board and
-/// [`CircuitSpec::name`]).
+/// [`CircuitSpec::name`]), with the multiplier form added when it is not
+/// the board's own (`ulx3s_w8_p4_m32_inferred.v`).
 pub fn file_name(board: Board, spec: &CircuitSpec) -> String {
-    format!("{}_{}.v", board.name(), spec.name())
+    let form = if spec.dsp() == board.dsp() {
+        String::new()
+    } else {
+        format!("_{}", spec.dsp().name())
+    };
+    format!("{}_{}{form}.v", board.name(), spec.name())
 }
 
 /// Write [`board_verilog`] to `out_dir/`[`file_name`] atomically; returns

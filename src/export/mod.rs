@@ -52,14 +52,12 @@ pub fn model_checksum(model: &QuantModel) -> u64 {
     h
 }
 
-/// The header comment of an export.
-pub fn header(spec: &CircuitSpec, name: &str) -> String {
-    let cycles = spec.cycles();
+/// The lines of a header that describe the build (model `name` and its
+/// checksum, W, P, M, H, G, cycles per pixel, multipliers): the same in
+/// the export's header and a board top's.
+pub fn build_lines(spec: &CircuitSpec, name: &str) -> String {
     format!(
-        "// flimgru engine, exported by `flimgru export` (flimgru {version}, rust-hdl 0.46 + the\n\
-         // exporter's loop-unrolling fix and lint post-pass, docs/export.md). Do not edit.\n\
-         //\n\
-         //   model           {name}\n\
+        "//   model           {name}\n\
          //   model checksum  {sum:016x} (FNV-1a 64 of the quantised codes, flimgru::export::model_checksum)\n\
          //   W (bits)        {w}\n\
          //   P (lanes)       {p}\n\
@@ -67,7 +65,26 @@ pub fn header(spec: &CircuitSpec, name: &str) -> String {
          //   H (hidden)      {h}\n\
          //   G (gates)       {g} of {dt} ns\n\
          //   cycles/pixel    {cpp} (GRU-bound model, docs/hardware.md)\n\
-         //   multipliers     {dsp}\n\
+         //   multipliers     {dsp}\n",
+        sum = model_checksum(spec.model()),
+        w = spec.width_label(),
+        p = spec.lanes(),
+        m = spec.macs(),
+        h = spec.hidden(),
+        g = spec.gates(),
+        dt = spec.grid().dt_ns,
+        cpp = spec.cycles().cycles_per_pixel(),
+        dsp = spec.dsp().describe(),
+    )
+}
+
+/// The header comment of an export.
+pub fn header(spec: &CircuitSpec, name: &str) -> String {
+    format!(
+        "// flimgru engine, exported by `flimgru export` (flimgru {version}, rust-hdl 0.46 + the\n\
+         // exporter's loop-unrolling fix and lint post-pass, docs/export.md). Do not edit.\n\
+         //\n\
+         {build}\
          //\n\
          // Top module `{TOP}`; ports (one clock domain, rising edge, no reset: registers start\n\
          // from their initial values):\n\
@@ -78,15 +95,7 @@ pub fn header(spec: &CircuitSpec, name: &str) -> String {
          //     out_fraction [15:0]: one beat per pixel, in input order;\n\
          //   dbg_valid, dbg_group, dbg_step, dbg_channel$0..dbg_channel${dl} [47:0]: monitor.\n",
         version = env!("CARGO_PKG_VERSION"),
-        sum = model_checksum(spec.model()),
-        w = spec.width_label(),
-        p = spec.lanes(),
-        m = spec.macs(),
-        h = spec.hidden(),
-        g = spec.gates(),
-        dt = spec.grid().dt_ns,
-        cpp = cycles.cycles_per_pixel(),
-        dsp = spec.dsp().describe(),
+        build = build_lines(spec, name),
         pl = spec.lanes() - 1,
         dl = 3 * spec.lanes() - 1,
     )
