@@ -11,6 +11,7 @@ use crate::lifetime::Lifetimes;
 use crate::model::file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::model::{train, Seq2Seq, Seq2SeqConfig, TrainConfig, TrainData};
 use crate::output::Plan;
+use crate::rtl::{CircuitSpec, Layout};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
@@ -274,53 +275,86 @@ pub fn infer(
     Ok(lifetimes.len())
 }
 
-/// The circuit configuration of a quantised model file (W defaults to the
-/// model's, M to 3H).
-fn circuit_config(
-    model: &ModelFile,
-    bits: Option<u32>,
-    lanes: usize,
-    macs: Option<usize>,
-) -> Result<(&crate::fixed::QuantModel, crate::rtl::EngineConfig)> {
-    let Some(q) = &model.quantized else {
-        bail!(
-            "model {} has no quantised weights (field \"quantized\"); the circuit needs a quantised student (flimgru compress)",
-            model.name
-        );
-    };
-    let config = crate::rtl::EngineConfig {
-        bits: bits.unwrap_or(q.bits),
-        lanes,
-        macs: macs.unwrap_or(3 * q.hidden),
-    };
-    Ok((q, config))
+/// What a command line chose of a build (`flimgru sim`, `export`,
+/// `synth`); None: the command's default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CircuitChoice {
+    /// Not a choice but a check: the model's weight width Ww must be this
+    /// (the circuit's widths are the model's).
+    pub bits: Option<u32>,
+    /// Pixel lanes P.
+    pub lanes: Option<usize>,
+    /// Multipliers per lane M.
+    pub macs: Option<usize>,
+    /// The multiplier form.
+    pub dsp: Option<crate::rtl::Dsp>,
+}
+
+impl CircuitChoice {
+    /// The build of a quantised model file: the choices over the
+    /// command's defaults (`default`, given the quantised model), checked
+    /// by [`CircuitSpec::new`].
+    pub fn spec(
+        &self,
+        model: &ModelFile,
+        default: impl FnOnce(&crate::fixed::QuantModel) -> (Layout, crate::rtl::Dsp),
+    ) -> Result<CircuitSpec> {
+        let Some(q) = &model.quantized else {
+            bail!(
+                "model {} has no quantised weights (field \"quantized\"); the circuit needs a quantised student (flimgru compress)",
+                model.name
+            );
+        };
+        let fmt = q.format();
+        if let Some(bits) = self.bits.filter(|&b| b != fmt.bits || !fmt.is_uniform()) {
+            bail!(
+                "--bits {bits}: model {} is {} (weights Ww = {} bits, activations Wa = {} bits); the circuit's widths are the model's, so leave --bits out (or re-quantise the model)",
+                model.name,
+                fmt.name(),
+                fmt.bits,
+                fmt.act_bits
+            );
+        }
+        let (layout, dsp) = default(q);
+        let layout = Layout {
+            lanes: self.lanes.unwrap_or(layout.lanes),
+            macs: self.macs.unwrap_or(layout.macs),
+        };
+        CircuitSpec::new(q.clone(), model.data.grid, layout, self.dsp.unwrap_or(dsp))
+    }
+
+    /// [`CircuitChoice::spec`] with the defaults of `flimgru sim` and
+    /// `flimgru export`: one lane, M = 3H (one full gate column per cycle),
+    /// inferred multipliers.
+    pub fn spec_or_full(&self, model: &ModelFile) -> Result<CircuitSpec> {
+        self.spec(model, |q| {
+            let layout = Layout {
+                lanes: 1,
+                macs: 3 * q.hidden,
+            };
+            (layout, crate::rtl::Dsp::Inferred)
+        })
+    }
 }
 
 /// `flimgru export`: the engine's Verilog into `out_dir`; returns its path.
 pub fn export_verilog(
     model: &ModelFile,
-    bits: Option<u32>,
-    lanes: usize,
-    macs: Option<usize>,
-    dsp: crate::rtl::Dsp,
+    choice: &CircuitChoice,
     out_dir: &Path,
     files: &mut Plan,
 ) -> Result<PathBuf> {
-    let (q, config) = circuit_config(model, bits, lanes, macs)?;
+    let spec = choice.spec_or_full(model)?;
     files.output_dir("--out", out_dir)?;
-    files.output(
-        "--out",
-        &out_dir.join(crate::export::file_name(&config, dsp)),
-    )?;
-    crate::export::write_verilog(q, &model.data.grid, config, dsp, &model.name, out_dir)
+    files.output("--out", &out_dir.join(spec.file_name()))?;
+    crate::export::write_verilog(&spec, &model.name, out_dir)
 }
 
 /// The choices of `flimgru synth` beyond board and model (None: the
 /// board's default).
 pub struct SynthOptions {
-    pub bits: Option<u32>,
-    pub lanes: Option<usize>,
-    pub macs: Option<usize>,
+    /// The build; its layout and multiplier form default to the board's.
+    pub circuit: CircuitChoice,
     pub clock_mhz: Option<f64>,
     pub baud: Option<u32>,
     /// nextpnr placement seeds (one run each; the report is the best's).
@@ -359,13 +393,9 @@ pub fn synth(
             bail!("--pnr-limit-minutes {m}: the limit must be a number of minutes in (0, 10080]")
         }
     };
-    let default = board.default_engine();
-    let (q, config) = circuit_config(
-        model,
-        o.bits,
-        o.lanes.unwrap_or(default.lanes),
-        Some(o.macs.unwrap_or(default.macs)),
-    )?;
+    let spec = o
+        .circuit
+        .spec(model, |_| (board.default_layout(), board.dsp()))?;
     let mut board_config = board.default_config();
     if let Some(f) = o.clock_mhz {
         board_config.clock_mhz = f;
@@ -374,9 +404,14 @@ pub fn synth(
         board_config.baud = b;
     }
     let out_dir = o.out.unwrap_or_else(|| {
+        let form = if spec.dsp() == board.dsp() {
+            String::new()
+        } else {
+            format!("-{}", spec.dsp().name())
+        };
         PathBuf::from(format!(
-            "out/synth/{board}-w{}-p{}-m{}",
-            config.bits, config.lanes, config.macs
+            "out/synth/{board}-{}{form}",
+            spec.name().replace('_', "-")
         ))
     });
     files.output_dir("--out", &out_dir)?;
@@ -384,10 +419,8 @@ pub fn synth(
     files.output("--out", &out_dir.join("report.md"))?;
     crate::synth::run(&crate::synth::SynthJob {
         board,
-        model: q,
+        spec: &spec,
         model_name: &model.name,
-        grid: &model.data.grid,
-        engine: config,
         board_config,
         seeds: o.seeds,
         jobs: o.jobs,
@@ -404,19 +437,16 @@ pub fn synth(
 /// `flimgru sim`: the rust-hdl circuit of a quantised model on the
 /// histograms of `input`, results written exactly as `infer --engine fixed`
 /// writes them (same writer), optionally the VCD. Returns the pixel count.
-#[allow(clippy::too_many_arguments)]
 pub fn simulate_circuit(
     model: &ModelFile,
-    bits: Option<u32>,
-    lanes: usize,
-    macs: Option<usize>,
+    choice: &CircuitChoice,
     input: &Path,
     output: &Path,
     vcd: Option<&Path>,
     files: &mut Plan,
 ) -> Result<usize> {
     let format = ResultFormat::from_path(output)?;
-    let (q, config) = circuit_config(model, bits, lanes, macs)?;
+    let spec = choice.spec_or_full(model)?;
     files.input("--input", input).output("--output", output)?;
     if let Some(v) = vcd {
         if let Some(dir) = v.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -437,7 +467,7 @@ pub fn simulate_circuit(
     }
     let counts = crate::engine::integer_counts(hist.counts.view())
         .with_context(|| format!("reading {}", input.display()))?;
-    let codes = crate::rtl::sim::simulate_file(q, &model.data.grid, config, &counts, vcd)?;
+    let codes = crate::rtl::sim::simulate_file(&spec, &counts, vcd)?;
     let lifetimes: Vec<Lifetimes> = codes.iter().map(|c| c.lifetimes()).collect();
     write_lifetimes(output, format, &lifetimes, hist.shape)?;
     Ok(lifetimes.len())

@@ -203,10 +203,7 @@ pub fn run(
     let evaluation = crate::app::evaluate_to_files(&student, &config, &files.eval, plan)?;
     let verilog = crate::app::export_verilog(
         &student,
-        None,
-        1,
-        None,
-        crate::rtl::Dsp::Inferred,
+        &crate::app::CircuitChoice::default(),
         &files.rtl,
         plan,
     )?;

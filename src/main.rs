@@ -87,20 +87,49 @@ enum Command {
     Bench(BenchArgs),
 }
 
+/// One build of the circuit, the same arguments for sim, export and synth:
+/// the model (its widths are the circuit's), P, M and the multiplier form.
 #[derive(Args)]
-struct SimArgs {
+struct CircuitArgs {
     /// A quantised model file (default: the shipped 8-bit student, built in).
+    /// Its widths are the circuit's: weights Ww, activations Wa.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Bit width W (default: the model's).
+    /// A check, not a choice: fail unless the model's width is this (the
+    /// circuit is built at the model's width).
     #[arg(long)]
     bits: Option<u32>,
-    /// Pixel lanes P.
-    #[arg(long, default_value_t = 1)]
-    lanes: usize,
-    /// Multipliers per lane M (default: 3H, one full gate column per cycle).
+    /// Pixel lanes P (default: 1; synth: the board's committed configuration).
+    #[arg(long)]
+    lanes: Option<usize>,
+    /// Multipliers per lane M (default: 3H, one full gate column per cycle;
+    /// synth: the board's committed configuration).
     #[arg(long)]
     macs: Option<usize>,
+    /// Multipliers: inferred (`*` for any toolchain) or ecp5 (Lattice
+    /// MULT18X18D cells holding the product registers and the MACs'
+    /// operand registers, the ULX3S flow's form; an export gets an `_ecp5`
+    /// suffix). Default: inferred; synth: the board's (ecp5 on ulx3s).
+    #[arg(long)]
+    dsp: Option<flimgru::rtl::Dsp>,
+}
+
+impl CircuitArgs {
+    /// The choices beyond the model file.
+    fn choice(&self) -> app::CircuitChoice {
+        app::CircuitChoice {
+            bits: self.bits,
+            lanes: self.lanes,
+            macs: self.macs,
+            dsp: self.dsp,
+        }
+    }
+}
+
+#[derive(Args)]
+struct SimArgs {
+    #[command(flatten)]
+    circuit: CircuitArgs,
     /// Histograms: .npy [n, G] or [h, w, G] of whole counts, or .csv.
     #[arg(long, short)]
     input: PathBuf,
@@ -114,25 +143,10 @@ struct SimArgs {
 
 #[derive(Args)]
 struct ExportArgs {
-    /// A quantised model file (default: the shipped 8-bit student, built in).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Bit width W (default: the model's).
-    #[arg(long)]
-    bits: Option<u32>,
-    /// Pixel lanes P.
-    #[arg(long, default_value_t = 1)]
-    lanes: usize,
-    /// Multipliers per lane M (default: 3H).
-    #[arg(long)]
-    macs: Option<usize>,
-    /// Multipliers: inferred (`*` for any toolchain) or ecp5 (Lattice
-    /// MULT18X18D cells holding the product registers and the MACs'
-    /// operand registers, the ULX3S flow's form; the file gets an `_ecp5`
-    /// suffix).
-    #[arg(long, default_value = "inferred")]
-    dsp: flimgru::rtl::Dsp,
-    /// Output directory; the file is flimgru_w{W}_p{P}_m{M}.v.
+    #[command(flatten)]
+    circuit: CircuitArgs,
+    /// Output directory; the file is flimgru_w{W}_p{P}_m{M}.v (`_ecp5`
+    /// added for --dsp ecp5).
     #[arg(long, default_value = "rtl")]
     out: PathBuf,
 }
@@ -142,18 +156,8 @@ struct SynthArgs {
     /// Board: ulx3s (ECP5-85F), arty (Artix-7 100T), icebreaker (iCE40 UP5K).
     #[arg(long, required_unless_present = "table")]
     board: Option<flimgru::boards::Board>,
-    /// A quantised model file (default: the shipped 8-bit student, built in).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Bit width W (default: the model's).
-    #[arg(long)]
-    bits: Option<u32>,
-    /// Pixel lanes P (default: the board's committed configuration).
-    #[arg(long)]
-    lanes: Option<usize>,
-    /// Multipliers per lane M (default: the board's committed configuration).
-    #[arg(long)]
-    macs: Option<usize>,
+    #[command(flatten)]
+    circuit: CircuitArgs,
     /// Engine clock the board's PLL makes, MHz (default: the board's).
     #[arg(long)]
     clock_mhz: Option<f64>,
@@ -1000,12 +1004,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Sim(a) => {
             let mut plan = Plan::new();
-            let model = model_arg(&a.model, &mut plan)?;
+            let model = model_arg(&a.circuit.model, &mut plan)?;
             let n = app::simulate_circuit(
                 &model,
-                a.bits,
-                a.lanes,
-                a.macs,
+                &a.circuit.choice(),
                 &a.input,
                 &a.output,
                 a.vcd.as_deref(),
@@ -1019,9 +1021,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Export(a) => {
             let mut plan = Plan::new();
-            let model = model_arg(&a.model, &mut plan)?;
-            let path =
-                app::export_verilog(&model, a.bits, a.lanes, a.macs, a.dsp, &a.out, &mut plan)?;
+            let model = model_arg(&a.circuit.model, &mut plan)?;
+            let path = app::export_verilog(&model, &a.circuit.choice(), &a.out, &mut plan)?;
             outln!("wrote {}", path.display());
         }
         Command::Synth(a) => {
@@ -1031,14 +1032,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             let board = a.board.expect("clap requires --board without --table");
             let mut plan = Plan::new();
-            let model = model_arg(&a.model, &mut plan)?;
+            let model = model_arg(&a.circuit.model, &mut plan)?;
             let report = app::synth(
                 &model,
                 board,
                 app::SynthOptions {
-                    bits: a.bits,
-                    lanes: a.lanes,
-                    macs: a.macs,
+                    circuit: a.circuit.choice(),
                     clock_mhz: a.clock_mhz,
                     baud: a.baud,
                     seeds: if a.seeds.is_empty() {

@@ -21,7 +21,7 @@ use flimgru::data::GateGrid;
 use flimgru::export;
 use flimgru::fixed::{Golden, QuantModel};
 use flimgru::rtl::testbench;
-use flimgru::rtl::EngineConfig;
+use flimgru::rtl::{CircuitSpec, Dsp, Layout};
 use flimgru::synth::yosys;
 use rust_hdl::prelude::*;
 use std::collections::BTreeSet;
@@ -36,12 +36,11 @@ fn tiny() -> (QuantModel, GateGrid) {
     )
 }
 
-fn tiny_engine(lanes: usize) -> EngineConfig {
-    EngineConfig {
-        bits: 8,
-        lanes,
-        macs: 2,
-    }
+/// The tiny model on `board` with P = `lanes`, M = 2 and the board's
+/// multipliers.
+fn tiny_spec(board: Board, lanes: usize) -> CircuitSpec {
+    let (model, grid) = tiny();
+    board.spec(model, grid, Layout { lanes, macs: 2 }).unwrap()
 }
 
 /// A configuration with 4 clock cycles per UART bit (fast simulation).
@@ -58,7 +57,7 @@ fn fast(board: Board) -> BoardConfig {
 fn check_top<T: BoardTop>(top: &mut T, model: &QuantModel, grid: &GateGrid, port: Port, seed: u64) {
     let s = *top.settings();
     assert_eq!(s.divisor, 4);
-    let p = s.engine.lanes;
+    let p = s.layout.lanes;
     let counts = testbench::corner_histograms(grid.gates, 2, seed);
     let n = counts.nrows();
     let want = Golden::new(model, grid)
@@ -171,7 +170,7 @@ fn uart_loopback_and_framing() {
 fn ulx3s_top_matches_the_golden_model_over_uart() {
     let (model, grid) = tiny();
     for p in [1, 2] {
-        let mut top = Ulx3sTop::new(&model, &grid, tiny_engine(p), &fast(Board::Ulx3s)).unwrap();
+        let mut top = Ulx3sTop::new(&tiny_spec(Board::Ulx3s, p), &fast(Board::Ulx3s)).unwrap();
         check_top(&mut top, &model, &grid, Port::Uart, p as u64);
     }
 }
@@ -180,7 +179,7 @@ fn ulx3s_top_matches_the_golden_model_over_uart() {
 fn arty_top_matches_the_golden_model_over_uart() {
     let (model, grid) = tiny();
     for p in [1, 2] {
-        let mut top = ArtyTop::new(&model, &grid, tiny_engine(p), &fast(Board::ArtyA7)).unwrap();
+        let mut top = ArtyTop::new(&tiny_spec(Board::ArtyA7, p), &fast(Board::ArtyA7)).unwrap();
         check_top(&mut top, &model, &grid, Port::Uart, 10 + p as u64);
     }
 }
@@ -190,7 +189,7 @@ fn icebreaker_top_matches_the_golden_model_over_uart() {
     let (model, grid) = tiny();
     for p in [1, 2] {
         let mut top =
-            IceBreakerTop::new(&model, &grid, tiny_engine(p), &fast(Board::IceBreaker)).unwrap();
+            IceBreakerTop::new(&tiny_spec(Board::IceBreaker, p), &fast(Board::IceBreaker)).unwrap();
         check_top(&mut top, &model, &grid, Port::Uart, 20 + p as u64);
     }
 }
@@ -198,12 +197,12 @@ fn icebreaker_top_matches_the_golden_model_over_uart() {
 #[test]
 fn parallel_port_matches_the_golden_model_on_ulx3s_and_arty() {
     let (model, grid) = tiny();
-    let mut top = Ulx3sTop::new(&model, &grid, tiny_engine(2), &fast(Board::Ulx3s)).unwrap();
+    let mut top = Ulx3sTop::new(&tiny_spec(Board::Ulx3s, 2), &fast(Board::Ulx3s)).unwrap();
     check_top(&mut top, &model, &grid, Port::Parallel, 31);
-    let mut top = ArtyTop::new(&model, &grid, tiny_engine(1), &fast(Board::ArtyA7)).unwrap();
+    let mut top = ArtyTop::new(&tiny_spec(Board::ArtyA7, 1), &fast(Board::ArtyA7)).unwrap();
     check_top(&mut top, &model, &grid, Port::Parallel, 32);
     let mut top =
-        IceBreakerTop::new(&model, &grid, tiny_engine(1), &fast(Board::IceBreaker)).unwrap();
+        IceBreakerTop::new(&tiny_spec(Board::IceBreaker, 1), &fast(Board::IceBreaker)).unwrap();
     let e = sim::run(&mut top, Port::Parallel, &[], 22, 1, 10).unwrap_err();
     assert!(e.to_string().contains("no parallel port"), "{e}");
 }
@@ -256,17 +255,9 @@ fn constrained(board: Board) -> BTreeSet<String> {
 
 #[test]
 fn constraint_files_match_the_tops_ports() {
-    let (model, grid) = tiny();
     for board in Board::all() {
-        let v = boards::board_verilog(
-            board,
-            &model,
-            &grid,
-            tiny_engine(2),
-            &board.default_config(),
-            "tiny",
-        )
-        .unwrap();
+        let v = boards::board_verilog(board, &tiny_spec(board, 2), &board.default_config(), "tiny")
+            .unwrap();
         let ports = top_ports(&v);
         assert!(!ports.is_empty());
         assert_eq!(
@@ -304,7 +295,7 @@ fn constraint_files_match_the_tops_ports() {
 fn board_api_and_configuration_errors() {
     for b in Board::all() {
         assert_eq!(b.to_string().parse::<Board>().unwrap(), b);
-        let s = boards::Settings::new(b, tiny_engine(1), &b.default_config()).unwrap();
+        let s = boards::Settings::new(b, &tiny_spec(b, 1), &b.default_config()).unwrap();
         assert_eq!(s.actual_baud, 1_000_000.0, "{b}");
         assert!(s.heartbeat_bit >= 20, "{b}");
     }
@@ -316,15 +307,8 @@ fn board_api_and_configuration_errors() {
         .contains("unknown board"));
     let (model, grid) = tiny();
     let err = |b: Board, clock_mhz: f64, baud: u32| {
-        let e = boards::board_verilog(
-            b,
-            &model,
-            &grid,
-            tiny_engine(1),
-            &BoardConfig { clock_mhz, baud },
-            "x",
-        )
-        .unwrap_err();
+        let e = boards::board_verilog(b, &tiny_spec(b, 1), &BoardConfig { clock_mhz, baud }, "x")
+            .unwrap_err();
         format!("{e:#}")
     };
     let e = err(Board::Ulx3s, 900.0, 115_200);
@@ -342,20 +326,21 @@ fn board_api_and_configuration_errors() {
     assert!(e.contains("not reachable") && e.contains("%"), "{e}");
     let e = err(Board::Ulx3s, 50.0, 0);
     assert!(e.contains("baud rate 0"), "{e}");
-    // The engine's own checks come through.
-    let e = boards::board_verilog(
-        Board::Ulx3s,
-        &model,
-        &grid,
-        EngineConfig {
-            macs: 4,
-            ..tiny_engine(1)
-        },
-        &Board::Ulx3s.default_config(),
-        "x",
+    // The spec's own checks come through.
+    let e = Board::Ulx3s
+        .spec(model.clone(), grid, Layout { lanes: 1, macs: 4 })
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("M = 4"), "{e:#}");
+    // A vendor multiplier only on its own family; inferred ones anywhere.
+    let e = boards::Settings::new(
+        Board::ArtyA7,
+        &tiny_spec(Board::Ulx3s, 1),
+        &Board::ArtyA7.default_config(),
     )
     .unwrap_err();
-    assert!(format!("{e:#}").contains("M = 4"), "{e:#}");
+    assert!(format!("{e:#}").contains("ecp5"), "{e:#}");
+    let inferred = tiny_spec(Board::Ulx3s, 1).with_dsp(Dsp::Inferred);
+    assert!(boards::Settings::new(Board::Ulx3s, &inferred, &Board::Ulx3s.default_config()).is_ok());
 }
 
 fn build_dir(name: &str) -> std::path::PathBuf {
@@ -375,7 +360,6 @@ fn assert_lint_clean(v: &str, name: &str) {
 
 #[test]
 fn tiny_board_tops_are_lint_clean() {
-    let (model, grid) = tiny();
     let mut cases: Vec<(Board, BoardConfig, usize)> = Board::all()
         .into_iter()
         .flat_map(|b| [(b, b.default_config(), 1), (b, b.default_config(), 3)])
@@ -390,42 +374,32 @@ fn tiny_board_tops_are_lint_clean() {
         1,
     ));
     for (b, cfg, p) in cases {
-        let v = boards::board_verilog(b, &model, &grid, tiny_engine(p), &cfg, "tiny").unwrap();
+        let v = boards::board_verilog(b, &tiny_spec(b, p), &cfg, "tiny").unwrap();
         assert_lint_clean(&v, &format!("{b}-p{p}-{}mhz", cfg.clock_mhz));
     }
 }
 
-fn student_verilog(board: Board) -> String {
+/// The shipped student in the board's committed layout.
+fn student_spec(board: Board) -> (CircuitSpec, String) {
     let (model, grid, name) = export_common::student();
-    boards::board_verilog(
-        board,
-        &model,
-        &grid,
-        board.default_engine(),
-        &board.default_config(),
-        &name,
-    )
-    .unwrap()
+    let spec = board.spec(model, grid, board.default_layout()).unwrap();
+    (spec, name)
+}
+
+fn student_verilog(board: Board) -> String {
+    let (spec, name) = student_spec(board);
+    boards::board_verilog(board, &spec, &board.default_config(), &name).unwrap()
 }
 
 #[test]
 fn committed_board_verilog_is_current_and_lint_clean() {
-    let (model, grid, name) = export_common::student();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards");
     for board in Board::all() {
-        let engine = board.default_engine();
-        let path = dir.join(boards::file_name(board, &engine));
+        let (spec, name) = student_spec(board);
+        let path = dir.join(boards::file_name(board, &spec));
         if std::env::var_os("FLIMGRU_BLESS").is_some() {
-            boards::write_board_verilog(
-                board,
-                &model,
-                &grid,
-                engine,
-                &board.default_config(),
-                &name,
-                &dir,
-            )
-            .unwrap();
+            boards::write_board_verilog(board, &spec, &board.default_config(), &name, &dir)
+                .unwrap();
         }
         let want = student_verilog(board);
         let have = std::fs::read_to_string(&path).unwrap_or_else(|e| {
@@ -439,7 +413,7 @@ fn committed_board_verilog_is_current_and_lint_clean() {
             "{} is stale (model, engine or board logic changed); regenerate it with `FLIMGRU_BLESS=1 cargo test --test boards`",
             path.display()
         );
-        assert!(have.contains(&format!("{:016x}", export::model_checksum(&model))));
+        assert!(have.contains(&format!("{:016x}", export::model_checksum(spec.model()))));
         assert_lint_clean(&have, &format!("student-{board}"));
     }
 }
@@ -447,8 +421,7 @@ fn committed_board_verilog_is_current_and_lint_clean() {
 /// yosys `synth_<family>` of a tiny board top; the vendor cells the top
 /// instantiates must appear in the statistics (so yosys knew them).
 fn synth(board: Board, cfg: BoardConfig, cells: &[&str]) {
-    let (model, grid) = tiny();
-    let v = boards::board_verilog(board, &model, &grid, tiny_engine(1), &cfg, "tiny").unwrap();
+    let v = boards::board_verilog(board, &tiny_spec(board, 1), &cfg, "tiny").unwrap();
     let t0 = Instant::now();
     let synthesis = yosys::run(
         yosys::SYSTEM,

@@ -205,21 +205,31 @@ fn compress_ships_a_student_that_infer_and_eval_run() {
     let name = first.split_whitespace().next().unwrap();
     let changes = ok(&flimgru(&["wave", vcd.to_str().unwrap(), "--signal", name]));
     assert!(!changes.trim().is_empty(), "no value changes for {name}");
-    // A configuration that cannot be built is refused, naming the problem.
+    // A configuration that cannot be built is refused, naming the problem;
+    // W is the model's, so --bits is a check against it, not a choice.
     let bad = d.join("bad.csv");
-    let out = flimgru(&[
-        "sim",
-        "--model",
-        &student,
-        "--macs",
-        "4",
-        "--input",
-        small.to_str().unwrap(),
-        "--output",
-        bad.to_str().unwrap(),
-    ]);
-    fails(&out, &["M = 4"]);
-    assert!(!bad.exists());
+    for (option, value, needles) in [
+        ("--macs", "4", vec!["M = 4"]),
+        (
+            "--bits",
+            "6",
+            vec!["--bits 6", "the circuit's widths are the model's"],
+        ),
+    ] {
+        let out = flimgru(&[
+            "sim",
+            "--model",
+            &student,
+            option,
+            value,
+            "--input",
+            small.to_str().unwrap(),
+            "--output",
+            bad.to_str().unwrap(),
+        ]);
+        fails(&out, &needles);
+        assert!(!bad.exists());
+    }
     // Eval runs the golden model on a quantised student.
     let report = d.join("student.eval");
     let out = ok(&flimgru(&[

@@ -15,29 +15,25 @@ use flimgru::export::cosim::{self, Simulator};
 use flimgru::export::{self as ex};
 use flimgru::fixed::{Golden, QuantModel};
 use flimgru::rtl::testbench::{self, Policy};
-use flimgru::rtl::{Dsp, EngineConfig};
+use flimgru::rtl::{CircuitSpec, Dsp};
 use ndarray::Array2;
 use std::time::Instant;
 
-#[allow(clippy::too_many_arguments)]
 fn check(
-    model: &QuantModel,
-    grid: &GateGrid,
-    config: EngineConfig,
-    dsp: Dsp,
+    spec: &CircuitSpec,
     counts: &Array2<u32>,
     policies: &[Policy],
     sim: Simulator,
     name: &str,
 ) {
     let t0 = Instant::now();
-    let mut v = ex::verilog_with(model, grid, config, dsp, name).unwrap();
-    if dsp == Dsp::Ecp5 {
+    let mut v = ex::verilog(spec, name).unwrap();
+    if spec.dsp() == Dsp::Ecp5 {
         v += flimgru::boards::pll::lint_stubs();
     }
     let dir = export_common::build_dir(name);
-    let build = cosim::build(&v, config, model.hidden, grid.gates, &dir, sim).unwrap();
-    let want = Golden::new(model, grid)
+    let build = cosim::build(&v, spec, &dir, sim).unwrap();
+    let want = Golden::new(spec.model(), spec.grid())
         .unwrap()
         .run(counts.view())
         .unwrap();
@@ -47,7 +43,8 @@ fn check(
             .unwrap();
         if let Some(why) = cosim::compare(&run, &want) {
             panic!(
-                "{name} {config:?} {policy:?}: {why} (files under {})",
+                "{name} {:?} {policy:?}: {why} (files under {})",
+                spec.layout(),
                 dir.display()
             );
         }
@@ -89,12 +86,9 @@ fn small_random_models_match_the_golden_model_in_icarus() {
                     let model = testbench::random_model(bits, h, 200 + bits as u64);
                     let counts =
                         testbench::corner_histograms(11, 1, bits as u64 * 7 + lanes as u64);
-                    let config = EngineConfig { bits, lanes, macs };
+                    let spec = testbench::spec(&model, grid, lanes, macs).unwrap();
                     check(
-                        &model,
-                        grid,
-                        config,
-                        Dsp::Inferred,
+                        &spec,
                         &counts,
                         &[if (lanes + macs) % 2 == 0 {
                             Policy::eager()
@@ -122,10 +116,7 @@ fn small_random_models_match_the_golden_model_in_verilator() {
                 let model = testbench::random_model(bits, h, 300 + bits as u64);
                 let counts = testbench::corner_histograms(g, 3, 5);
                 check(
-                    &model,
-                    &grid,
-                    EngineConfig { bits, lanes, macs },
-                    Dsp::Inferred,
+                    &testbench::spec(&model, &grid, lanes, macs).unwrap(),
                     &counts,
                     &[Policy::eager(), Policy::random(9)],
                     Simulator::Verilator,
@@ -148,15 +139,11 @@ fn a_wrong_export_is_caught() {
     } else {
         40
     };
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 1,
-        macs: 6,
-    };
+    let spec = testbench::spec(&wrong, &grid, 1, 6).unwrap();
     let counts = testbench::corner_histograms(12, 6, 1);
-    let v = ex::verilog(&wrong, &grid, config, "wrong").unwrap();
+    let v = ex::verilog(&spec, "wrong").unwrap();
     let dir = export_common::build_dir("icarus-wrong");
-    let build = cosim::build(&v, config, 2, 12, &dir, Simulator::Icarus).unwrap();
+    let build = cosim::build(&v, &spec, &dir, Simulator::Icarus).unwrap();
     let run = build.run(counts.view(), &Policy::eager(), "run").unwrap();
     let want = Golden::new(&model, &grid)
         .unwrap()
@@ -186,21 +173,14 @@ fn the_student_matches_the_golden_model_on_realistic_pixels() {
         for lanes in [1, 4] {
             let (model, counts, name) = (&model, &counts, &name);
             s.spawn(move || {
-                let config = EngineConfig {
-                    bits: 8,
-                    lanes,
-                    macs: 96,
-                };
+                let spec = testbench::spec(model, &grid, lanes, 96).unwrap();
                 let policies = if lanes == 1 {
                     vec![Policy::eager()]
                 } else {
                     vec![Policy::random(4)]
                 };
                 check(
-                    model,
-                    &grid,
-                    config,
-                    Dsp::Inferred,
+                    &spec,
                     counts,
                     &policies,
                     Simulator::Verilator,
@@ -245,8 +225,9 @@ fn ecp5_multipliers_match_the_golden_model_in_icarus() {
             }
             model.encoder_recurrent.exponent = e;
         }
-        let config = EngineConfig { bits, lanes, macs };
-        let v = ex::verilog_with(&model, &grid, config, Dsp::Ecp5, "ecp5").unwrap();
+        let spec = testbench::spec(&model, &grid, lanes, macs).unwrap();
+        let ecp5 = spec.with_dsp(Dsp::Ecp5);
+        let v = ex::verilog(&ecp5, "ecp5").unwrap();
         // Per lane: M MAC units, 3 head MACs, the reset and update
         // products (17-bit codes, in a MULT18X18D at any exponent).
         let want = if exponent == Some(3) {
@@ -259,16 +240,10 @@ fn ecp5_multipliers_match_the_golden_model_in_icarus() {
             want,
             "W = {bits}, P = {lanes}, M = {macs}, e = {exponent:?}"
         );
-        assert_eq!(
-            mult18x18d(&ex::verilog(&model, &grid, config, "inferred").unwrap()),
-            0
-        );
+        assert_eq!(mult18x18d(&ex::verilog(&spec, "inferred").unwrap()), 0);
         let counts = testbench::corner_histograms(g, 2, 17 + bits as u64);
         check(
-            &model,
-            &grid,
-            config,
-            Dsp::Ecp5,
+            &ecp5,
             &counts,
             &[Policy::random(3)],
             Simulator::Icarus,
@@ -285,16 +260,10 @@ fn ecp5_multipliers_match_the_golden_model_in_icarus() {
 #[test]
 fn the_student_with_ecp5_multipliers_matches_the_golden_model() {
     let (model, grid, name, counts) = student_pixels(24, 2027);
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 2,
-        macs: 48,
-    };
+    let layout = flimgru::rtl::Layout { lanes: 2, macs: 48 };
+    let spec = CircuitSpec::new(model, grid, layout, Dsp::Ecp5).unwrap();
     check(
-        &model,
-        &grid,
-        config,
-        Dsp::Ecp5,
+        &spec,
         &counts,
         &[Policy::random(5)],
         Simulator::Verilator,

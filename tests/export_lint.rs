@@ -8,7 +8,6 @@ mod export_common;
 use flimgru::data::GateGrid;
 use flimgru::export;
 use flimgru::rtl::testbench;
-use flimgru::rtl::EngineConfig;
 
 fn assert_clean(v: &str, name: &str) {
     let issues = export::lint(v, &export_common::build_dir(&format!("lint-{name}"))).unwrap();
@@ -32,8 +31,8 @@ fn small_configurations_are_lint_clean() {
     ] {
         let grid = GateGrid::new(g, 12.5 / g as f64).unwrap();
         let model = testbench::random_model(bits, h, bits as u64 + h as u64);
-        let config = EngineConfig { bits, lanes, macs };
-        let v = export::verilog(&model, &grid, config, "random").unwrap();
+        let spec = testbench::spec(&model, &grid, lanes, macs).unwrap();
+        let v = export::verilog(&spec, "random").unwrap();
         assert_clean(&v, &format!("w{bits}-h{h}-g{g}-p{lanes}-m{macs}"));
     }
 }
@@ -42,12 +41,8 @@ fn small_configurations_are_lint_clean() {
 fn default_configurations_are_lint_clean() {
     let (model, grid, name) = export_common::student();
     for lanes in [1, 4] {
-        let config = EngineConfig {
-            bits: 8,
-            lanes,
-            macs: 96,
-        };
-        let v = export::verilog(&model, &grid, config, &name).unwrap();
+        let spec = testbench::spec(&model, &grid, lanes, 96).unwrap();
+        let v = export::verilog(&spec, &name).unwrap();
         assert_clean(&v, &format!("student-p{lanes}"));
     }
 }

@@ -2,32 +2,25 @@
 //! deterministic output, atomic writes, and the committed default
 //! configuration's Verilog under rtl/ is current (regenerate it with
 //! `FLIMGRU_BLESS=1 cargo test --test export_verilog`, or
-//! `flimgru export --model models/student-8bit.json --bits 8 --lanes 1 --macs 96 --out rtl/`).
+//! `flimgru export --model models/student-8bit.json --lanes 1 --macs 96 --out rtl/`).
 
 mod export_common;
 
 use flimgru::data::GateGrid;
 use flimgru::export;
 use flimgru::rtl::testbench;
-use flimgru::rtl::{Dsp, EngineConfig};
+use flimgru::rtl::Dsp;
 use std::path::Path;
 
-const DEFAULT: EngineConfig = EngineConfig {
-    bits: 8,
-    lanes: 1,
-    macs: 96,
-};
+/// The committed default: P = 1, M = 96 (W = 8, the student's).
+const DEFAULT: (usize, usize) = (1, 96);
 
 #[test]
 fn header_names_the_parameters_and_the_model_checksum() {
     let grid = GateGrid::new(11, 0.2).unwrap();
     let model = testbench::random_model(8, 3, 1);
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 2,
-        macs: 3,
-    };
-    let v = export::verilog(&model, &grid, config, "tiny").unwrap();
+    let spec = testbench::spec(&model, &grid, 2, 3).unwrap();
+    let v = export::verilog(&spec, "tiny").unwrap();
     let sum = format!("{:016x}", export::model_checksum(&model));
     for want in [
         "model           tiny",
@@ -54,7 +47,7 @@ fn header_names_the_parameters_and_the_model_checksum() {
         );
     }
     // Deterministic, and the checksum sees every code.
-    assert_eq!(v, export::verilog(&model, &grid, config, "tiny").unwrap());
+    assert_eq!(v, export::verilog(&spec, "tiny").unwrap());
     let mut other = model.clone();
     other.decoder_recurrent.codes[0] ^= 1;
     assert_ne!(
@@ -64,7 +57,7 @@ fn header_names_the_parameters_and_the_model_checksum() {
     // No loop index survives the unrolling fix (rust-hdl 0.46 leaves `[m]`).
     assert!(!v.contains("[m]") && !v.contains("[c]"));
     // Impossible configurations are refused with the engine's message.
-    let e = export::verilog(&model, &grid, EngineConfig { macs: 4, ..config }, "x").unwrap_err();
+    let e = testbench::spec(&model, &grid, 2, 4).unwrap_err();
     assert!(format!("{e:#}").contains("M = 4"), "{e:#}");
 }
 
@@ -74,11 +67,6 @@ fn header_names_the_parameters_and_the_model_checksum() {
 #[test]
 fn weight_registers_are_as_wide_as_the_largest_exponent_needs() {
     let grid = GateGrid::new(11, 0.2).unwrap();
-    let config = EngineConfig {
-        bits: 16,
-        lanes: 1,
-        macs: 3,
-    };
     for e in [0, 2] {
         let mut model = testbench::random_model(16, 3, 5);
         for t in [
@@ -94,7 +82,8 @@ fn weight_registers_are_as_wide_as_the_largest_exponent_needs() {
             t.exponent = 0;
         }
         model.encoder_kernel.exponent = e;
-        let v = export::verilog(&model, &grid, config, "e").unwrap();
+        let spec = testbench::spec(&model, &grid, 1, 3).unwrap();
+        let v = export::verilog(&spec, "e").unwrap();
         let widths: std::collections::BTreeSet<&str> = v
             .lines()
             .filter(|l| l.contains(" w_a = "))
@@ -112,21 +101,17 @@ fn weight_registers_are_as_wide_as_the_largest_exponent_needs() {
 fn write_verilog_writes_one_complete_file() {
     let grid = GateGrid::new(11, 0.2).unwrap();
     let model = testbench::random_model(6, 2, 3);
-    let config = EngineConfig {
-        bits: 6,
-        lanes: 1,
-        macs: 2,
-    };
+    let spec = testbench::spec(&model, &grid, 1, 2).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rtl");
-    let path = export::write_verilog(&model, &grid, config, Dsp::Inferred, "m", &out).unwrap();
+    let path = export::write_verilog(&spec, "m", &out).unwrap();
     assert_eq!(path, out.join("flimgru_w6_p1_m2.v"));
     let text = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(text, export::verilog(&model, &grid, config, "m").unwrap());
+    assert_eq!(text, export::verilog(&spec, "m").unwrap());
     assert!(text.contains("//   multipliers     inferred") && !text.contains("MULT18X18D #("));
     // The ECP5 form: its own file name, header line and MULT18X18D cells
     // (2 MAC units + 3 head MACs + the lane's reset and update products).
-    let ecp5 = export::write_verilog(&model, &grid, config, Dsp::Ecp5, "m", &out).unwrap();
+    let ecp5 = export::write_verilog(&spec.with_dsp(Dsp::Ecp5), "m", &out).unwrap();
     assert_eq!(ecp5, out.join("flimgru_w6_p1_m2_ecp5.v"));
     let text = std::fs::read_to_string(&ecp5).unwrap();
     assert!(text.contains("//   multipliers     ECP5 MULT18X18D"));
@@ -138,12 +123,14 @@ fn write_verilog_writes_one_complete_file() {
 #[test]
 fn committed_default_verilog_is_current() {
     let (model, grid, name) = export_common::student();
+    let spec = testbench::spec(&model, &grid, DEFAULT.0, DEFAULT.1).unwrap();
     let rtl = Path::new(env!("CARGO_MANIFEST_DIR")).join("rtl");
-    let path = rtl.join(export::file_name(&DEFAULT, Dsp::Inferred));
+    let path = rtl.join(spec.file_name());
+    assert_eq!(spec.file_name(), "flimgru_w8_p1_m96.v");
     if std::env::var_os("FLIMGRU_BLESS").is_some() {
-        export::write_verilog(&model, &grid, DEFAULT, Dsp::Inferred, &name, &rtl).unwrap();
+        export::write_verilog(&spec, &name, &rtl).unwrap();
     }
-    let want = export::verilog(&model, &grid, DEFAULT, &name).unwrap();
+    let want = export::verilog(&spec, &name).unwrap();
     let have = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e}; regenerate it with `FLIMGRU_BLESS=1 cargo test --test export_verilog`",

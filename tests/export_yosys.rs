@@ -9,7 +9,6 @@ use flimgru::data::GateGrid;
 use flimgru::export;
 use flimgru::rtl::prim::Kept;
 use flimgru::rtl::testbench;
-use flimgru::rtl::EngineConfig;
 use flimgru::synth::yosys;
 use rust_hdl::prelude::*;
 use std::path::Path;
@@ -32,12 +31,8 @@ fn synth_ecp5(verilog: &str, dir: &Path) -> String {
 fn yosys_synthesises_a_small_engine_for_ecp5() {
     let grid = GateGrid::new(11, 0.2).unwrap();
     let model = testbench::random_model(8, 2, 7);
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 1,
-        macs: 6,
-    };
-    let v = export::verilog(&model, &grid, config, "random").unwrap();
+    let spec = testbench::spec(&model, &grid, 1, 6).unwrap();
+    let v = export::verilog(&spec, "random").unwrap();
     let t0 = std::time::Instant::now();
     let stats = synth_ecp5(&v, &export_common::build_dir("yosys-ecp5"));
     eprintln!("synth_ecp5: {:.1} s\n{stats}", t0.elapsed().as_secs_f64());

@@ -1,12 +1,13 @@
-//! Impossible configurations are refused at construction with a clear
-//! error; the Verilog of a small engine generates.
+//! Impossible builds are refused when the `CircuitSpec` is made, with a
+//! clear error; the Verilog of a small engine generates.
 
 use flimgru::data::GateGrid;
+use flimgru::fixed::QuantModel;
 use flimgru::rtl::testbench;
-use flimgru::rtl::{Engine, EngineConfig};
+use flimgru::rtl::{CircuitSpec, Dsp, Layout};
 
-fn err(model: &flimgru::fixed::QuantModel, grid: &GateGrid, c: EngineConfig) -> String {
-    match Engine::new(model, grid, c) {
+fn err(model: &QuantModel, grid: &GateGrid, c: Layout) -> String {
+    match CircuitSpec::new(model.clone(), *grid, c, Dsp::Inferred) {
         Ok(_) => panic!("{c:?} was accepted"),
         Err(e) => format!("{e:#}"),
     }
@@ -16,34 +17,41 @@ fn err(model: &flimgru::fixed::QuantModel, grid: &GateGrid, c: EngineConfig) -> 
 fn impossible_configurations_are_refused() {
     let grid = GateGrid::new(11, 0.2).unwrap();
     let model = testbench::random_model(8, 4, 1);
-    let ok = EngineConfig {
-        bits: 8,
-        lanes: 2,
-        macs: 4,
-    };
-    assert!(Engine::new(&model, &grid, ok).is_ok());
-    let e = err(&model, &grid, EngineConfig { macs: 5, ..ok });
+    let ok = Layout { lanes: 2, macs: 4 };
+    let spec = CircuitSpec::new(model.clone(), grid, ok, Dsp::Inferred).unwrap();
+    assert_eq!(spec.format(), model.format());
+    assert!(spec.engine().is_ok());
+    let e = err(&model, &grid, Layout { macs: 5, ..ok });
     assert!(e.contains("M = 5") && e.contains("divide"), "{e}");
-    let e = err(&model, &grid, EngineConfig { macs: 0, ..ok });
+    let e = err(&model, &grid, Layout { macs: 0, ..ok });
     assert!(e.contains("M = 0"), "{e}");
-    let e = err(&model, &grid, EngineConfig { lanes: 0, ..ok });
+    let e = err(&model, &grid, Layout { lanes: 0, ..ok });
     assert!(e.contains("P = 0"), "{e}");
+    let e = err(&model, &grid, Layout { lanes: 65, ..ok });
+    assert!(e.contains("P = 65"), "{e}");
+    // W is the model's: a model outside the contract's widths is refused.
     for bits in [3, 17] {
-        let e = err(&model, &grid, EngineConfig { bits, ..ok });
+        let mut m = model.clone();
+        m.bits = bits;
+        let e = err(&m, &grid, ok);
         assert!(e.contains(&format!("W = {bits}")), "{e}");
     }
-    let e = err(&model, &grid, EngineConfig { bits: 6, ..ok });
-    assert!(e.contains("8 bits") && e.contains("W = 6"), "{e}");
     // Mixed precision is in the contract and the golden model, not yet in
     // the circuits: refused naming both widths.
-    let mixed = flimgru::fixed::QuantModel::random_in(
+    let mixed = QuantModel::random_in(
         4,
         flimgru::fixed::Format::mixed(8, 12).unwrap(),
         &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2),
     )
     .unwrap();
     let e = err(&mixed, &grid, ok);
-    assert!(e.contains("W8A12") && e.contains("uniform"), "{e}");
+    assert!(
+        e.contains("W8A12")
+            && e.contains("Ww = 8")
+            && e.contains("Wa = 12")
+            && e.contains("uniform"),
+        "{e}"
+    );
     // A model whose codes exceed its own format.
     let mut wide = model.clone();
     wide.decoder_recurrent.codes[3] = 200;
@@ -63,16 +71,10 @@ fn impossible_configurations_are_refused() {
 fn verilog_generates_with_readable_names() {
     let grid = GateGrid::new(11, 0.2).unwrap();
     let model = testbench::random_model(6, 2, 1);
-    let engine = Engine::new(
-        &model,
-        &grid,
-        EngineConfig {
-            bits: 6,
-            lanes: 2,
-            macs: 3,
-        },
-    )
-    .unwrap();
+    let engine = testbench::spec(&model, &grid, 2, 3)
+        .unwrap()
+        .engine()
+        .unwrap();
     // Every input of every block is driven, no combinational loops.
     rust_hdl::prelude::check_all(&engine).unwrap();
     let v = rust_hdl::prelude::generate_verilog(&engine);

@@ -6,7 +6,6 @@
 
 use flimgru::data::GateGrid;
 use flimgru::rtl::testbench::{self, Policy};
-use flimgru::rtl::EngineConfig;
 use ndarray::{concatenate, Array2, Axis};
 use proptest::prelude::*;
 
@@ -20,13 +19,13 @@ fn every_width_lane_and_fold_is_bit_exact() {
         for lanes in [1, 2, 4] {
             for macs in [1, h, 3 * h] {
                 let counts = testbench::corner_histograms(11, 1, bits as u64 * 7 + lanes as u64);
-                let config = EngineConfig { bits, lanes, macs };
+                let spec = testbench::spec(&model, &grid, lanes, macs).unwrap();
                 let policy = Policy {
                     valid: 0.8,
                     ready: 0.7,
                     seed: macs as u64,
                 };
-                let out = testbench::check(&model, &grid, config, counts.view(), &policy).unwrap();
+                let out = testbench::check(&spec, counts.view(), &policy).unwrap();
                 assert_eq!(out.codes.len(), counts.nrows());
             }
         }
@@ -40,16 +39,14 @@ fn a_wrong_circuit_is_caught() {
     let grid = GateGrid::new(12, 0.2).unwrap();
     let model = testbench::random_model(8, 2, 5);
     let counts = testbench::corner_histograms(12, 2, 1);
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 1,
-        macs: 6,
-    };
     let golden = flimgru::fixed::Golden::new(&model, &grid).unwrap();
     let (want, want_ch) = golden.run_with_channels(counts.view()).unwrap();
     let mut wrong = model.clone();
     wrong.head_bias.codes[1] = if wrong.head_bias.codes[1] > 0 { -3 } else { 3 };
-    let mut engine = flimgru::rtl::Engine::new(&wrong, &grid, config).unwrap();
+    let mut engine = testbench::spec(&wrong, &grid, 1, 6)
+        .unwrap()
+        .engine()
+        .unwrap();
     let out = testbench::run(&mut engine, counts.view(), &Policy::eager(), None).unwrap();
     let why = testbench::compare(&out, &want, &want_ch).expect("a different head bias must show");
     assert!(why.contains("head channel 1"), "{why}");
@@ -85,9 +82,9 @@ proptest! {
         let rows: Vec<u32> = raw.iter().flat_map(|r| r[..g].iter().copied()).collect();
         let raw = Array2::from_shape_vec((raw.len(), g), rows).unwrap();
         let counts = concatenate(Axis(0), &[corners.view(), raw.view()]).unwrap();
-        let config = EngineConfig { bits, lanes, macs };
+        let spec = testbench::spec(&model, &grid, lanes, macs).unwrap();
         let policy = if seed % 2 == 0 { Policy::eager() } else { Policy::random(seed) };
-        let out = testbench::check(&model, &grid, config, counts.view(), &policy);
+        let out = testbench::check(&spec, counts.view(), &policy);
         prop_assert!(out.is_ok(), "{}", out.unwrap_err());
     }
 }

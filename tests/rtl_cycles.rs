@@ -6,7 +6,6 @@
 use flimgru::data::GateGrid;
 use flimgru::rtl::cycles::{cycles_per_pixel, hardware_table, CycleModel};
 use flimgru::rtl::testbench::{self, Policy};
-use flimgru::rtl::{Engine, EngineConfig};
 
 /// Steady state with back-to-back pixels: the two pixel sets finish a
 /// group each per 4 G slots, so results of group g + 2 leave exactly
@@ -27,11 +26,12 @@ fn measured_period(
     let pixels = testbench::corner_histograms(g, lanes, 1);
     let one = pixels.slice(ndarray::s![pixels.nrows() - lanes.., ..]);
     let counts = ndarray::concatenate(ndarray::Axis(0), &vec![one; groups]).unwrap();
-    let config = EngineConfig { bits, lanes, macs };
-    let mut engine = Engine::new(&model, &grid, config).unwrap();
+    let spec = testbench::spec(&model, &grid, lanes, macs).unwrap();
+    let mut engine = spec.engine().unwrap();
     let out = testbench::run(&mut engine, counts.view(), &Policy::eager(), None).unwrap();
     let first = |grp: usize| out.result_cycles[grp * lanes] as usize;
-    let model = CycleModel::new(h, g, macs, lanes, bits);
+    let model = spec.cycles();
+    assert_eq!(model, CycleModel::new(h, g, macs, lanes, bits));
     if !periodic {
         // Paced by another stage, the GRU starts a group on a slot
         // boundary: the period alternates by whole slots; its mean counts.

@@ -5,7 +5,6 @@
 
 use flimgru::data::GateGrid;
 use flimgru::rtl::testbench::{self, Policy};
-use flimgru::rtl::{Engine, EngineConfig};
 use proptest::prelude::*;
 
 proptest! {
@@ -23,8 +22,8 @@ proptest! {
         // 2.5 groups of pixels: the padded tail must not leak out as pixels.
         let n = lanes * 5 / 2 + 1;
         let counts = testbench::corner_histograms(11, n.saturating_sub(7), seed);
-        let config = EngineConfig { bits: 8, lanes, macs: 6 };
-        let out = testbench::check(&model, &grid, config, counts.view(), &Policy { valid, ready, seed });
+        let spec = testbench::spec(&model, &grid, lanes, 6).unwrap();
+        let out = testbench::check(&spec, counts.view(), &Policy { valid, ready, seed });
         prop_assert!(out.is_ok(), "{}", out.unwrap_err());
         let out = out.unwrap();
         let total = counts.nrows().div_ceil(lanes) * lanes;
@@ -38,12 +37,10 @@ proptest! {
 fn a_blocked_output_stalls_the_input() {
     let grid = GateGrid::new(11, 0.2).unwrap();
     let model = testbench::random_model(8, 2, 3);
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 1,
-        macs: 6,
-    };
-    let mut engine = Engine::new(&model, &grid, config).unwrap();
+    let mut engine = testbench::spec(&model, &grid, 1, 6)
+        .unwrap()
+        .engine()
+        .unwrap();
     use rust_hdl::prelude::*;
     let mut accepted = 0;
     for _ in 0..20_000 {

@@ -5,7 +5,6 @@
 use flimgru::data::simulate::simulate;
 use flimgru::model::file::ModelFile;
 use flimgru::rtl::testbench::{self, Policy};
-use flimgru::rtl::EngineConfig;
 
 #[test]
 fn student_on_realistic_pixels_is_bit_exact() {
@@ -18,20 +17,9 @@ fn student_on_realistic_pixels_is_bit_exact() {
     assert_eq!((model.bits, model.hidden), (8, 32));
     let spec = file.data.clone();
     let data = simulate(&spec, 20, 4).unwrap();
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 4,
-        macs: 96,
-    };
+    let circuit = testbench::spec(&model, &spec.grid, 4, 96).unwrap();
     let t = std::time::Instant::now();
-    let out = testbench::check(
-        &model,
-        &spec.grid,
-        config,
-        data.counts.view(),
-        &Policy::eager(),
-    )
-    .unwrap();
+    let out = testbench::check(&circuit, data.counts.view(), &Policy::eager()).unwrap();
     eprintln!("{} cycles in {:?}", out.cycles, t.elapsed());
     assert_eq!(out.codes.len(), 20);
     // Not a degenerate case: the head channels vary over the decoder steps.

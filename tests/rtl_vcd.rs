@@ -6,7 +6,6 @@ use flimgru::data::GateGrid;
 use flimgru::rtl::sim::simulate_file;
 use flimgru::rtl::testbench::{self, Policy};
 use flimgru::rtl::wave::{change_values, changes, signal_list};
-use flimgru::rtl::EngineConfig;
 
 #[test]
 fn the_vcd_reads_back() {
@@ -15,12 +14,8 @@ fn the_vcd_reads_back() {
     let grid = GateGrid::new(11, 0.2).unwrap();
     let model = testbench::random_model(8, 2, 9);
     let counts = testbench::corner_histograms(11, 0, 2);
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 2,
-        macs: 3,
-    };
-    let codes = simulate_file(&model, &grid, config, &counts, Some(&path)).unwrap();
+    let spec = testbench::spec(&model, &grid, 2, 3).unwrap();
+    let codes = simulate_file(&spec, &counts, Some(&path)).unwrap();
     let golden = flimgru::fixed::Golden::new(&model, &grid).unwrap();
     assert_eq!(codes, golden.run(counts.view()).unwrap());
 
@@ -80,21 +75,10 @@ fn a_failing_case_leaves_a_vcd() {
         5
     };
     let counts = testbench::corner_histograms(11, 1, 8);
-    let config = EngineConfig {
-        bits: 6,
-        lanes: 1,
-        macs: 2,
-    };
-    let e = testbench::check_with(
-        &wrong,
-        &model,
-        &grid,
-        config,
-        counts.view(),
-        &Policy::eager(),
-    )
-    .unwrap_err()
-    .to_string();
+    let circuit = testbench::spec(&wrong, &grid, 1, 2).unwrap();
+    let e = testbench::check_with(&circuit, &model, counts.view(), &Policy::eager())
+        .unwrap_err()
+        .to_string();
     let path = e
         .split("waveform: ")
         .nth(1)

@@ -7,27 +7,19 @@
 
 use flimgru::boards::{Board, BoardConfig};
 use flimgru::data::GateGrid;
-use flimgru::rtl::{testbench, EngineConfig};
+use flimgru::rtl::{testbench, CircuitSpec, Layout};
 use flimgru::synth::{self, SynthJob, SynthReport};
 use std::path::Path;
 
-fn job<'a>(
-    board: Board,
-    config: EngineConfig,
-    model: &'a flimgru::fixed::QuantModel,
-    grid: &'a GateGrid,
-    name: &str,
-) -> SynthJob<'a> {
+fn job<'a>(board: Board, spec: &'a CircuitSpec, name: &str) -> SynthJob<'a> {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("synth")
         .join(name);
     std::fs::remove_dir_all(&out_dir).ok();
     SynthJob {
         board,
-        model,
+        spec,
         model_name: "random",
-        grid,
-        engine: config,
         board_config: BoardConfig::default_for(board),
         seeds: vec![1],
         jobs: 1,
@@ -41,8 +33,12 @@ fn job<'a>(
     }
 }
 
-fn grid() -> GateGrid {
-    GateGrid::new(11, 12.5 / 11.0).unwrap()
+/// The tiny random model (H = 2, W = 8, 11 gates) on `board` with P =
+/// `lanes`, M = `macs` and the board's multipliers.
+fn tiny_spec(board: Board, lanes: usize, macs: usize) -> CircuitSpec {
+    let grid = GateGrid::new(11, 12.5 / 11.0).unwrap();
+    let model = testbench::random_model(8, 2, 7);
+    board.spec(model, grid, Layout { lanes, macs }).unwrap()
 }
 
 /// Runs the job and checks the files every run writes (in `dir`).
@@ -58,9 +54,9 @@ fn run_job(job: &SynthJob, dir: &Path) -> SynthReport {
     report
 }
 
-fn run(board: Board, config: EngineConfig, place: bool) -> SynthReport {
-    let (grid, model) = (grid(), testbench::random_model(config.bits, 2, 7));
-    let mut job = job(board, config, &model, &grid, &board.to_string());
+fn run(board: Board, lanes: usize, macs: usize, place: bool) -> SynthReport {
+    let spec = tiny_spec(board, lanes, macs);
+    let mut job = job(board, &spec, &board.to_string());
     job.place = place;
     let dir = job.out_dir.clone();
     run_job(&job, &dir)
@@ -78,13 +74,8 @@ fn used(r: &SynthReport, k: &str) -> u64 {
 /// the top report is the faster seed's with both listed.
 #[test]
 fn ulx3s_places_and_routes_a_floorplanned_seed_sweep() {
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 2,
-        macs: 2,
-    };
-    let (grid, model) = (grid(), testbench::random_model(config.bits, 2, 7));
-    let mut job = job(Board::Ulx3s, config, &model, &grid, "ulx3s-sweep");
+    let spec = tiny_spec(Board::Ulx3s, 2, 2);
+    let mut job = job(Board::Ulx3s, &spec, "ulx3s-sweep");
     job.seeds = vec![3, 1];
     job.jobs = 2;
     job.floorplan = true;
@@ -104,7 +95,7 @@ fn ulx3s_places_and_routes_a_floorplanned_seed_sweep() {
     assert!(fmax > 1.0 && fmax < 1000.0, "Fmax {fmax}");
     assert!(used(&r, "LUT") > 0 && used(&r, "FF") > 0);
     // Every MAC unit of every lane is a multiplier (plus the fixed ones).
-    assert!(used(&r, "MULT") >= (config.lanes * config.macs) as u64);
+    assert!(used(&r, "MULT") >= (spec.lanes() * spec.macs()) as u64);
     assert_eq!(r.resources["MULT"].available, Some(156), "LFE5U-85F");
     let rate = r.pixels_per_second.unwrap();
     assert!((rate - fmax * 1e6 / r.cycles_per_pixel).abs() < 1e-6 * rate);
@@ -145,24 +136,26 @@ fn ulx3s_places_and_routes_a_floorplanned_seed_sweep() {
     assert_eq!(single.pinned_multipliers, 0);
 
     // The floorplan is the ECP5's: another family is refused up front.
-    let mut arty = self::job(Board::ArtyA7, config, &model, &grid, "arty-floorplan");
+    let arty_spec = tiny_spec(Board::ArtyA7, 2, 2);
+    let mut arty = self::job(Board::ArtyA7, &arty_spec, "arty-floorplan");
     arty.floorplan = true;
     let e = format!("{:#}", synth::run(&arty).unwrap_err());
     assert!(e.contains("--floorplan") && e.contains("ECP5"), "{e}");
     assert!(!arty.out_dir.exists(), "nothing written for a refused job");
+    // So are multipliers of another family (the ULX3S's ECP5 cells).
+    let mut wrong = self::job(Board::ArtyA7, &spec, "arty-ecp5");
+    wrong.place = false;
+    let e = format!("{:#}", synth::run(&wrong).unwrap_err());
+    assert!(e.contains("ecp5"), "{e}");
+    assert!(!wrong.out_dir.exists(), "nothing written for a refused job");
 }
 
 /// A seed that is still placing at the time limit is stopped and reported
 /// as not routed, with no Fmax and no frame times.
 #[test]
 fn a_seed_past_the_time_limit_is_stopped_and_reported() {
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 1,
-        macs: 1,
-    };
-    let (grid, model) = (grid(), testbench::random_model(config.bits, 2, 7));
-    let mut job = job(Board::Ulx3s, config, &model, &grid, "ulx3s-limit");
+    let spec = tiny_spec(Board::Ulx3s, 1, 1);
+    let mut job = job(Board::Ulx3s, &spec, "ulx3s-limit");
     job.pnr_limit = Some(std::time::Duration::from_millis(200));
     let dir = job.out_dir.clone();
     let r = run_job(&job, &dir);
@@ -180,13 +173,8 @@ fn a_seed_past_the_time_limit_is_stopped_and_reported() {
 /// Seed lists that cannot be run are refused before any tool starts.
 #[test]
 fn bad_seed_lists_are_refused() {
-    let config = EngineConfig {
-        bits: 8,
-        lanes: 1,
-        macs: 1,
-    };
-    let (grid, model) = (grid(), testbench::random_model(config.bits, 2, 7));
-    let mut j = job(Board::Ulx3s, config, &model, &grid, "ulx3s-bad-seeds");
+    let spec = tiny_spec(Board::Ulx3s, 1, 1);
+    let mut j = job(Board::Ulx3s, &spec, "ulx3s-bad-seeds");
     for (seeds, jobs, expect) in [
         (vec![], 1, "no placement seed"),
         (vec![1, 2, 1], 1, "seed 1 is given twice"),
@@ -205,15 +193,7 @@ fn bad_seed_lists_are_refused() {
 /// cost), where nextpnr-ice40's placer takes many minutes (docs/hardware.md).
 #[test]
 fn icebreaker_synthesises() {
-    let r = run(
-        Board::IceBreaker,
-        EngineConfig {
-            bits: 8,
-            lanes: 1,
-            macs: 1,
-        },
-        false,
-    );
+    let r = run(Board::IceBreaker, 1, 1, false);
     assert_eq!(r.fmax_mhz, None);
     assert!(used(&r, "LUT") > 1000);
     assert!(used(&r, "MULT") >= 1, "SB_MAC16 for the MAC");
@@ -221,15 +201,7 @@ fn icebreaker_synthesises() {
 
 #[test]
 fn arty_synthesises() {
-    let r = run(
-        Board::ArtyA7,
-        EngineConfig {
-            bits: 8,
-            lanes: 1,
-            macs: 3,
-        },
-        true,
-    );
+    let r = run(Board::ArtyA7, 1, 3, true);
     assert_eq!(r.fmax_mhz, None, "no open place-and-route for 7-series");
     assert!(used(&r, "LUT") > 0 && used(&r, "FF") > 0);
     assert!(used(&r, "MULT") >= 3, "DSP48E1 for the MACs");

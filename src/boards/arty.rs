@@ -14,9 +14,7 @@
 use super::core::BoardCore;
 use super::pll::Pll;
 use super::{Board, BoardConfig, BoardTop, HostPins, TopPins};
-use crate::data::GateGrid;
-use crate::fixed::QuantModel;
-use crate::rtl::EngineConfig;
+use crate::rtl::CircuitSpec;
 use anyhow::Result;
 use rust_hdl::prelude::*;
 
@@ -42,13 +40,11 @@ pub struct ArtyTop {
 }
 
 impl ArtyTop {
-    pub fn new(
-        model: &QuantModel,
-        grid: &GateGrid,
-        engine: EngineConfig,
-        cfg: &BoardConfig,
-    ) -> Result<ArtyTop> {
-        let s = super::Settings::new(Board::ArtyA7, engine, cfg)?;
+    /// The top around the engine of `spec` (its multiplier form must
+    /// suit the board's FPGA family), clocked and with the UART as `cfg`
+    /// asks.
+    pub fn new(spec: &CircuitSpec, cfg: &BoardConfig) -> Result<ArtyTop> {
+        let s = super::Settings::new(Board::ArtyA7, spec, cfg)?;
         let mut t = ArtyTop {
             clk100mhz: Default::default(),
             uart_txd_in: Default::default(),
@@ -65,14 +61,7 @@ impl ArtyTop {
             par_out_valid: Default::default(),
             par_out_ready: Default::default(),
             pll: Pll::new(s.pll),
-            core: BoardCore::new(
-                model,
-                grid,
-                engine,
-                Board::ArtyA7.dsp(),
-                s.divisor,
-                s.heartbeat_bit,
-            )?,
+            core: BoardCore::new(spec, s.divisor, s.heartbeat_bit)?,
             _cfg: s,
         };
         t.connect_all();

@@ -17,9 +17,7 @@ use super::bridge::Bridge;
 use super::parallel::{ParallelIn, ParallelOut};
 use super::uart_rx::UartRx;
 use super::uart_tx::UartTx;
-use crate::data::GateGrid;
-use crate::fixed::QuantModel;
-use crate::rtl::{Dsp, Engine, EngineConfig};
+use crate::rtl::{CircuitSpec, Engine};
 use anyhow::Result;
 use rust_hdl::prelude::*;
 
@@ -61,18 +59,11 @@ pub struct BoardCore {
 }
 
 impl BoardCore {
-    /// The core for `model` on `grid` with (W, P, M) = `engine`, a UART of
-    /// `divisor` clock cycles per bit, and the heartbeat on counter bit
-    /// `heartbeat_bit` (0..=31), its multipliers written for `dsp`.
-    pub fn new(
-        model: &QuantModel,
-        grid: &GateGrid,
-        engine: EngineConfig,
-        dsp: Dsp,
-        divisor: u32,
-        heartbeat_bit: u32,
-    ) -> Result<BoardCore> {
-        let e = Engine::with_dsp(model, grid, engine, dsp)?;
+    /// The core around the engine of `spec`, a UART of `divisor` clock
+    /// cycles per bit, and the heartbeat on counter bit `heartbeat_bit`
+    /// (0..=31).
+    pub fn new(spec: &CircuitSpec, divisor: u32, heartbeat_bit: u32) -> Result<BoardCore> {
+        let e = Engine::new(spec)?;
         Ok(BoardCore {
             clock: Default::default(),
             pll_locked: Default::default(),
@@ -90,7 +81,7 @@ impl BoardCore {
             led_busy: Default::default(),
             led_error: Default::default(),
             led_parallel: Default::default(),
-            bridge: Bridge::new(engine.lanes, grid.gates),
+            bridge: Bridge::new(spec.lanes(), spec.gates()),
             engine: e,
             uart_in: UartRx::new(divisor)?,
             uart_out: UartTx::new(divisor)?,
@@ -106,7 +97,7 @@ impl BoardCore {
             sel: Default::default(),
             live: Default::default(),
             heartbeat_bit: Constant::new((heartbeat_bit.min(31) as u64).into()),
-            _lanes: engine.lanes,
+            _lanes: spec.lanes(),
         })
     }
 }

@@ -12,9 +12,7 @@
 use super::core::BoardCore;
 use super::pll::Pll;
 use super::{Board, BoardConfig, BoardTop, HostPins, TopPins};
-use crate::data::GateGrid;
-use crate::fixed::QuantModel;
-use crate::rtl::EngineConfig;
+use crate::rtl::CircuitSpec;
 use anyhow::Result;
 use rust_hdl::prelude::*;
 
@@ -31,13 +29,11 @@ pub struct IceBreakerTop {
 }
 
 impl IceBreakerTop {
-    pub fn new(
-        model: &QuantModel,
-        grid: &GateGrid,
-        engine: EngineConfig,
-        cfg: &BoardConfig,
-    ) -> Result<IceBreakerTop> {
-        let s = super::Settings::new(Board::IceBreaker, engine, cfg)?;
+    /// The top around the engine of `spec` (its multiplier form must
+    /// suit the board's FPGA family), clocked and with the UART as `cfg`
+    /// asks.
+    pub fn new(spec: &CircuitSpec, cfg: &BoardConfig) -> Result<IceBreakerTop> {
+        let s = super::Settings::new(Board::IceBreaker, spec, cfg)?;
         let mut t = IceBreakerTop {
             clk: Default::default(),
             rx: Default::default(),
@@ -45,14 +41,7 @@ impl IceBreakerTop {
             ledr_n: Default::default(),
             ledg_n: Default::default(),
             pll: Pll::new(s.pll),
-            core: BoardCore::new(
-                model,
-                grid,
-                engine,
-                Board::IceBreaker.dsp(),
-                s.divisor,
-                s.heartbeat_bit,
-            )?,
+            core: BoardCore::new(spec, s.divisor, s.heartbeat_bit)?,
             _cfg: s,
         };
         t.connect_all();

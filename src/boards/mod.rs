@@ -40,7 +40,7 @@ pub use protocol::{decode_results, encode_histograms, PixelResult};
 use crate::data::GateGrid;
 use crate::export;
 use crate::fixed::QuantModel;
-use crate::rtl::{Dsp, EngineConfig};
+use crate::rtl::{CircuitSpec, Dsp, Layout};
 use anyhow::{bail, Context, Result};
 use pll::PllPlan;
 use rust_hdl::prelude::Block;
@@ -146,18 +146,40 @@ impl Board {
         !matches!(self, Board::IceBreaker)
     }
 
-    /// The engine configuration the board's committed Verilog is built
-    /// with (W = 8 for the shipped student; P and M per board).
-    pub fn default_engine(&self) -> EngineConfig {
+    /// The layout the board's committed Verilog is built with (P and M
+    /// per board; W is the model's, 8 for the shipped student).
+    pub fn default_layout(&self) -> Layout {
         let (lanes, macs) = match self {
             Board::Ulx3s => (4, 32),
             Board::ArtyA7 => (4, 32),
             Board::IceBreaker => (1, 1),
         };
-        EngineConfig {
-            bits: 8,
-            lanes,
-            macs,
+        Layout { lanes, macs }
+    }
+
+    /// The build of `model` on `grid` with `layout` and the board's
+    /// multiplier form ([`Board::dsp`]).
+    pub fn spec(
+        &self,
+        model: impl Into<std::sync::Arc<QuantModel>>,
+        grid: GateGrid,
+        layout: Layout,
+    ) -> Result<CircuitSpec> {
+        CircuitSpec::new(model, grid, layout, self.dsp())
+    }
+
+    /// Whether the board's FPGA builds multipliers of form `dsp`: the
+    /// inferred form everywhere, a vendor primitive on its own family only.
+    pub fn check_dsp(&self, dsp: Dsp) -> Result<()> {
+        match dsp {
+            Dsp::Inferred => Ok(()),
+            d if d == self.dsp() => Ok(()),
+            d => bail!(
+                "{self} is {}: its tops cannot hold {} multipliers (use inferred or {})",
+                self.family(),
+                d.name(),
+                self.dsp().name()
+            ),
         }
     }
 
@@ -215,7 +237,8 @@ pub(crate) fn check_divisor(divisor: u32) -> Result<()> {
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     pub board: Board,
-    pub engine: EngineConfig,
+    /// The engine's layout (the rest of the build is the spec's).
+    pub layout: Layout,
     pub pll: PllPlan,
     pub baud: u32,
     /// Clock cycles per UART bit.
@@ -226,8 +249,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Plan the clock and the UART divisor; errors name the problem.
-    pub fn new(board: Board, engine: EngineConfig, cfg: &BoardConfig) -> Result<Settings> {
+    /// Plan the clock and the UART divisor for a top around the engine of
+    /// `spec`; errors name the problem.
+    pub fn new(board: Board, spec: &CircuitSpec, cfg: &BoardConfig) -> Result<Settings> {
+        board.check_dsp(spec.dsp())?;
         let pll = board
             .plan_clock(cfg.clock_mhz)
             .with_context(|| format!("{board}: clock"))?;
@@ -268,7 +293,7 @@ impl Settings {
         let heartbeat_bit = ((hz * 0.5).log2().round() as u32).clamp(1, 31);
         Ok(Settings {
             board,
-            engine,
+            layout: spec.layout(),
             pll,
             baud: cfg.baud,
             divisor,
@@ -326,11 +351,8 @@ pub trait BoardTop: Block {
 }
 
 /// The header comment of a board top's Verilog.
-pub fn header(s: &Settings, model: &QuantModel, grid: &GateGrid, name: &str) -> String {
+pub fn header(s: &Settings, spec: &CircuitSpec, name: &str) -> String {
     let b = s.board;
-    let e = s.engine;
-    let cycles =
-        crate::rtl::cycles::CycleModel::new(model.hidden, grid.gates, e.macs, e.lanes, e.bits);
     let ports = match b {
         Board::Ulx3s => "clk_25mhz; ftdi_txd (in), ftdi_rxd (out); sw0; led0..led4; par_in_data[7:0], par_in_valid, par_in_ready, par_out_data[7:0], par_out_valid, par_out_ready",
         Board::ArtyA7 => "clk100mhz; uart_txd_in (in), uart_rxd_out (out); sw0; led0..led3; par_in_data[7:0], par_in_valid, par_in_ready, par_out_data[7:0], par_out_valid, par_out_ready",
@@ -344,15 +366,7 @@ pub fn header(s: &Settings, model: &QuantModel, grid: &GateGrid, name: &str) -> 
          //   constraints     {constraints}\n\
          //   clock           {clock:.4} MHz: {pll}\n\
          //   UART            {baud} baud requested, divisor {div} -> {actual:.0} baud, 8N1\n\
-         //   model           {name}\n\
-         //   model checksum  {sum:016x} (FNV-1a 64 of the quantised codes, flimgru::export::model_checksum)\n\
-         //   W (bits)        {w}\n\
-         //   P (lanes)       {p}\n\
-         //   M (MACs/lane)   {m}\n\
-         //   H (hidden)      {h}\n\
-         //   G (gates)       {g} of {dt} ns\n\
-         //   cycles/pixel    {cpp} (GRU-bound model, docs/hardware.md)\n\
-         //   multipliers     {dsp}\n\
+         {build}\
          //\n\
          // Top module `{top}`; ports: {ports}.\n\
          // Protocol: host sends 16-bit LE counts gate-major per group of P pixels; board answers\n\
@@ -367,75 +381,64 @@ pub fn header(s: &Settings, model: &QuantModel, grid: &GateGrid, name: &str) -> 
         baud = s.baud,
         div = s.divisor,
         actual = s.actual_baud,
-        sum = export::model_checksum(model),
-        w = e.bits,
-        p = e.lanes,
-        m = e.macs,
-        h = model.hidden,
-        g = grid.gates,
-        dt = grid.dt_ns,
-        cpp = cycles.cycles_per_pixel(),
-        dsp = b.dsp().describe(),
+        build = export::build_lines(spec, name),
         top = export::TOP,
     )
 }
 
-/// Verilog of the board top (module name `top`) wrapping the engine:
-/// rust-hdl's generator through [`export::generate::generate`] and
+/// Verilog of the board top (module name `top`) wrapping the engine of
+/// `spec`: rust-hdl's generator through [`export::generate::generate`] and
 /// [`export::postpass::run`] (as [`export::verilog`]), with a header
 /// comment (board, achieved clock, baud, W/P/M, model checksum).
 pub fn board_verilog(
     board: Board,
-    model: &QuantModel,
-    grid: &GateGrid,
-    engine: EngineConfig,
+    spec: &CircuitSpec,
     cfg: &BoardConfig,
     name: &str,
 ) -> Result<String> {
     let (raw, settings) = match board {
         Board::Ulx3s => {
-            let t = ulx3s::Ulx3sTop::new(model, grid, engine, cfg)?;
+            let t = ulx3s::Ulx3sTop::new(spec, cfg)?;
             (export::generate::generate(&t)?, *t.settings())
         }
         Board::ArtyA7 => {
-            let t = arty::ArtyTop::new(model, grid, engine, cfg)?;
+            let t = arty::ArtyTop::new(spec, cfg)?;
             (export::generate::generate(&t)?, *t.settings())
         }
         Board::IceBreaker => {
-            let t = icebreaker::IceBreakerTop::new(model, grid, engine, cfg)?;
+            let t = icebreaker::IceBreakerTop::new(spec, cfg)?;
             (export::generate::generate(&t)?, *t.settings())
         }
     };
     let body = export::postpass::run(&raw).context("lint post-pass of the board top's Verilog")?;
-    Ok(format!("{}{}", header(&settings, model, grid, name), body))
+    Ok(format!("{}{}", header(&settings, spec, name), body))
 }
 
-/// The file name of a board top: `ulx3s_w8_p4_m32.v`.
-pub fn file_name(board: Board, engine: &EngineConfig) -> String {
-    format!(
-        "{}_w{}_p{}_m{}.v",
-        board.name(),
-        engine.bits,
-        engine.lanes,
-        engine.macs
-    )
+/// The file name of a board top: `ulx3s_w8_p4_m32.v` (the board and
+/// [`CircuitSpec::name`]), with the multiplier form added when it is not
+/// the board's own (`ulx3s_w8_p4_m32_inferred.v`).
+pub fn file_name(board: Board, spec: &CircuitSpec) -> String {
+    let form = if spec.dsp() == board.dsp() {
+        String::new()
+    } else {
+        format!("_{}", spec.dsp().name())
+    };
+    format!("{}_{}{form}.v", board.name(), spec.name())
 }
 
-/// Write [`board_verilog`] to `out_dir/<board>_w{W}_p{P}_m{M}.v`
-/// atomically; returns the path.
+/// Write [`board_verilog`] to `out_dir/`[`file_name`] atomically; returns
+/// the path.
 pub fn write_board_verilog(
     board: Board,
-    model: &QuantModel,
-    grid: &GateGrid,
-    engine: EngineConfig,
+    spec: &CircuitSpec,
     cfg: &BoardConfig,
     name: &str,
     out_dir: &Path,
 ) -> Result<PathBuf> {
-    let text = board_verilog(board, model, grid, engine, cfg, name)?;
+    let text = board_verilog(board, spec, cfg, name)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let path = out_dir.join(file_name(board, &engine));
+    let path = out_dir.join(file_name(board, spec));
     crate::output::write_bytes(&path, text.as_bytes())?;
     Ok(path)
 }

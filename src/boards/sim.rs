@@ -119,7 +119,7 @@ pub fn run<T: BoardTop>(
     if port == Port::Parallel && !s.board.has_parallel_port() {
         bail!("{} has no parallel port", s.board);
     }
-    let lanes = s.engine.lanes;
+    let lanes = s.layout.lanes;
     let want_bytes = records * RECORD_BYTES;
     let mut uart = UartHost {
         divisor: s.divisor as u64,

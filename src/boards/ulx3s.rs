@@ -13,9 +13,7 @@
 use super::core::BoardCore;
 use super::pll::Pll;
 use super::{Board, BoardConfig, BoardTop, HostPins, TopPins};
-use crate::data::GateGrid;
-use crate::fixed::QuantModel;
-use crate::rtl::EngineConfig;
+use crate::rtl::CircuitSpec;
 use anyhow::Result;
 use rust_hdl::prelude::*;
 
@@ -42,13 +40,11 @@ pub struct Ulx3sTop {
 }
 
 impl Ulx3sTop {
-    pub fn new(
-        model: &QuantModel,
-        grid: &GateGrid,
-        engine: EngineConfig,
-        cfg: &BoardConfig,
-    ) -> Result<Ulx3sTop> {
-        let s = super::Settings::new(Board::Ulx3s, engine, cfg)?;
+    /// The top around the engine of `spec` (its multiplier form must
+    /// suit the board's FPGA family), clocked and with the UART as `cfg`
+    /// asks.
+    pub fn new(spec: &CircuitSpec, cfg: &BoardConfig) -> Result<Ulx3sTop> {
+        let s = super::Settings::new(Board::Ulx3s, spec, cfg)?;
         let mut t = Ulx3sTop {
             clk_25mhz: Default::default(),
             ftdi_txd: Default::default(),
@@ -66,14 +62,7 @@ impl Ulx3sTop {
             par_out_valid: Default::default(),
             par_out_ready: Default::default(),
             pll: Pll::new(s.pll),
-            core: BoardCore::new(
-                model,
-                grid,
-                engine,
-                Board::Ulx3s.dsp(),
-                s.divisor,
-                s.heartbeat_bit,
-            )?,
+            core: BoardCore::new(spec, s.divisor, s.heartbeat_bit)?,
             _cfg: s,
         };
         t.connect_all();

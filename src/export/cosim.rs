@@ -15,10 +15,9 @@
 
 use super::tools;
 use crate::fixed::PixelCodes;
-use crate::rtl::cycles::CycleModel;
 use crate::rtl::protocol::{Beats, Results, RESULT_FIELDS};
 use crate::rtl::testbench::Policy;
-use crate::rtl::EngineConfig;
+use crate::rtl::CircuitSpec;
 use anyhow::{bail, Context, Result};
 use ndarray::ArrayView2;
 use std::fmt::Write as _;
@@ -186,9 +185,8 @@ endmodule
 pub struct Build {
     pub dir: PathBuf,
     pub simulator: Simulator,
-    pub config: EngineConfig,
-    pub hidden: usize,
-    pub gates: usize,
+    /// The build the Verilog was exported from.
+    pub spec: CircuitSpec,
     /// Seconds the build took.
     pub seconds: f64,
     exe: PathBuf,
@@ -207,21 +205,13 @@ pub struct Run {
     pub seconds: f64,
 }
 
-/// Build `verilog` (the export of `config`, hidden size `hidden`, `gates`
-/// gates) with the testbench under `dir`.
-pub fn build(
-    verilog: &str,
-    config: EngineConfig,
-    hidden: usize,
-    gates: usize,
-    dir: &Path,
-    simulator: Simulator,
-) -> Result<Build> {
+/// Build `verilog` (the export of `spec`) with the testbench under `dir`.
+pub fn build(verilog: &str, spec: &CircuitSpec, dir: &Path, simulator: Simulator) -> Result<Build> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let eng = dir.join("engine.v");
     let tb = dir.join("tb.v");
     crate::output::write_bytes(&eng, verilog.as_bytes())?;
-    crate::output::write_bytes(&tb, testbench(config.lanes).as_bytes())?;
+    crate::output::write_bytes(&tb, testbench(spec.lanes()).as_bytes())?;
     let t0 = Instant::now();
     let exe = match simulator {
         Simulator::Verilator => {
@@ -265,9 +255,7 @@ pub fn build(
     Ok(Build {
         dir: dir.to_path_buf(),
         simulator,
-        config,
-        hidden,
-        gates,
+        spec: spec.clone(),
         seconds: t0.elapsed().as_secs_f64(),
         exe,
     })
@@ -279,10 +267,13 @@ impl Build {
     /// generator). `tag` names the run's files under the build directory.
     pub fn run(&self, counts: ArrayView2<u32>, policy: &Policy, tag: &str) -> Result<Run> {
         let (n, g) = counts.dim();
-        if g != self.gates {
-            bail!("histograms have {g} gates, the build is for {}", self.gates);
+        if g != self.spec.gates() {
+            bail!(
+                "histograms have {g} gates, the build is for {}",
+                self.spec.gates()
+            );
         }
-        let p = self.config.lanes;
+        let p = self.spec.lanes();
         let beats = Beats::new(counts, p);
         let total = beats.results();
         let mut stim = String::with_capacity(beats.len() * p * 5);
@@ -295,8 +286,7 @@ impl Build {
         let out_path = self.dir.join(format!("{tag}.out.hex"));
         crate::output::write_bytes(&stim_path, stim.as_bytes())?;
         std::fs::remove_file(&out_path).ok();
-        let model = CycleModel::new(self.hidden, g, self.config.macs, p, self.config.bits);
-        let max_cycles = policy.cycle_limit(&model, beats.groups());
+        let max_cycles = policy.cycle_limit(&self.spec.cycles(), beats.groups());
         let permille = |x: f64| ((x.clamp(0.0, 1.0) * 1000.0).round() as u32).max(1);
         let seed = (policy.seed as u32 ^ (policy.seed >> 32) as u32).max(1);
         let args = vec![

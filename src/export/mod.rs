@@ -1,7 +1,8 @@
 //! Verilog export of the rust-hdl engine (docs/export.md).
 //!
-//! [`verilog`] builds the engine (`crate::rtl::Engine`) for a quantised
-//! model, a gate grid and (W, P, M), generates its Verilog with rust-hdl's
+//! [`verilog`] builds the engine (`crate::rtl::Engine`) of a
+//! [`CircuitSpec`] (a quantised model, its gate grid, P, M and the
+//! multiplier form; W is the model's), generates its Verilog with rust-hdl's
 //! generator behind a loop-unrolling fix ([`generate`], [`unroll`]), runs
 //! the documented lint post-pass ([`postpass`]) and puts a header comment
 //! in front (parameters, model name, checksum of the model's codes).
@@ -18,9 +19,8 @@ pub mod postpass;
 pub mod tools;
 pub mod unroll;
 
-use crate::data::GateGrid;
 use crate::fixed::QuantModel;
-use crate::rtl::{Dsp, Engine, EngineConfig};
+use crate::rtl::CircuitSpec;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -52,41 +52,12 @@ pub fn model_checksum(model: &QuantModel) -> u64 {
     h
 }
 
-/// The file name of an export: `flimgru_w8_p1_m96.v`, with `_ecp5` for
-/// the ECP5 multipliers.
-pub fn file_name(config: &EngineConfig, dsp: Dsp) -> String {
+/// The lines of a header that describe the build (model `name` and its
+/// checksum, W, P, M, H, G, cycles per pixel, multipliers): the same in
+/// the export's header and a board top's.
+pub fn build_lines(spec: &CircuitSpec, name: &str) -> String {
     format!(
-        "flimgru_w{}_p{}_m{}{}.v",
-        config.bits,
-        config.lanes,
-        config.macs,
-        match dsp {
-            Dsp::Inferred => "",
-            Dsp::Ecp5 => "_ecp5",
-        }
-    )
-}
-
-/// The header comment of an export.
-pub fn header(
-    model: &QuantModel,
-    grid: &GateGrid,
-    config: &EngineConfig,
-    dsp: Dsp,
-    name: &str,
-) -> String {
-    let cycles = crate::rtl::cycles::CycleModel::new(
-        model.hidden,
-        grid.gates,
-        config.macs,
-        config.lanes,
-        config.bits,
-    );
-    format!(
-        "// flimgru engine, exported by `flimgru export` (flimgru {version}, rust-hdl 0.46 + the\n\
-         // exporter's loop-unrolling fix and lint post-pass, docs/export.md). Do not edit.\n\
-         //\n\
-         //   model           {name}\n\
+        "//   model           {name}\n\
          //   model checksum  {sum:016x} (FNV-1a 64 of the quantised codes, flimgru::export::model_checksum)\n\
          //   W (bits)        {w}\n\
          //   P (lanes)       {p}\n\
@@ -94,7 +65,26 @@ pub fn header(
          //   H (hidden)      {h}\n\
          //   G (gates)       {g} of {dt} ns\n\
          //   cycles/pixel    {cpp} (GRU-bound model, docs/hardware.md)\n\
-         //   multipliers     {dsp}\n\
+         //   multipliers     {dsp}\n",
+        sum = model_checksum(spec.model()),
+        w = spec.width_label(),
+        p = spec.lanes(),
+        m = spec.macs(),
+        h = spec.hidden(),
+        g = spec.gates(),
+        dt = spec.grid().dt_ns,
+        cpp = spec.cycles().cycles_per_pixel(),
+        dsp = spec.dsp().describe(),
+    )
+}
+
+/// The header comment of an export.
+pub fn header(spec: &CircuitSpec, name: &str) -> String {
+    format!(
+        "// flimgru engine, exported by `flimgru export` (flimgru {version}, rust-hdl 0.46 + the\n\
+         // exporter's loop-unrolling fix and lint post-pass, docs/export.md). Do not edit.\n\
+         //\n\
+         {build}\
          //\n\
          // Top module `{TOP}`; ports (one clock domain, rising edge, no reset: registers start\n\
          // from their initial values):\n\
@@ -105,64 +95,29 @@ pub fn header(
          //     out_fraction [15:0]: one beat per pixel, in input order;\n\
          //   dbg_valid, dbg_group, dbg_step, dbg_channel$0..dbg_channel${dl} [47:0]: monitor.\n",
         version = env!("CARGO_PKG_VERSION"),
-        sum = model_checksum(model),
-        w = config.bits,
-        p = config.lanes,
-        m = config.macs,
-        h = model.hidden,
-        g = grid.gates,
-        dt = grid.dt_ns,
-        cpp = cycles.cycles_per_pixel(),
-        dsp = dsp.describe(),
-        pl = config.lanes - 1,
-        dl = 3 * config.lanes - 1,
+        build = build_lines(spec, name),
+        pl = spec.lanes() - 1,
+        dl = 3 * spec.lanes() - 1,
     )
 }
 
-/// The engine's Verilog for `model` on `grid` with (W, P, M) = `config`:
-/// header comment, then rust-hdl's modules (loops unrolled, lint post-pass).
-/// `name` is the model's name for the header.
-pub fn verilog(
-    model: &QuantModel,
-    grid: &GateGrid,
-    config: EngineConfig,
-    name: &str,
-) -> Result<String> {
-    verilog_with(model, grid, config, Dsp::Inferred, name)
-}
-
-/// [`verilog`] with the multipliers written for `dsp`.
-pub fn verilog_with(
-    model: &QuantModel,
-    grid: &GateGrid,
-    config: EngineConfig,
-    dsp: Dsp,
-    name: &str,
-) -> Result<String> {
-    let engine = Engine::with_dsp(model, grid, config, dsp)?;
+/// The engine's Verilog for `spec`: header comment, then rust-hdl's
+/// modules (loops unrolled, lint post-pass). `name` is the model's name
+/// for the header.
+pub fn verilog(spec: &CircuitSpec, name: &str) -> Result<String> {
+    let engine = spec.engine()?;
     let raw = generate::generate(&engine)?;
     let body = postpass::run(&raw).context("lint post-pass of the generated Verilog")?;
-    Ok(format!(
-        "{}{}",
-        header(model, grid, &config, dsp, name),
-        body
-    ))
+    Ok(format!("{}{}", header(spec, name), body))
 }
 
-/// Write [`verilog_with`] to `out_dir/`[`file_name`] atomically (a
-/// temporary file renamed into place); returns the path.
-pub fn write_verilog(
-    model: &QuantModel,
-    grid: &GateGrid,
-    config: EngineConfig,
-    dsp: Dsp,
-    name: &str,
-    out_dir: &Path,
-) -> Result<PathBuf> {
-    let text = verilog_with(model, grid, config, dsp, name)?;
+/// Write [`verilog`] to `out_dir/`[`CircuitSpec::file_name`] atomically
+/// (a temporary file renamed into place); returns the path.
+pub fn write_verilog(spec: &CircuitSpec, name: &str, out_dir: &Path) -> Result<PathBuf> {
+    let text = verilog(spec, name)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let path = out_dir.join(file_name(&config, dsp));
+    let path = out_dir.join(spec.file_name());
     crate::output::write_bytes(&path, text.as_bytes())?;
     Ok(path)
 }

@@ -1,6 +1,6 @@
 //! The engine top: ingest -> preproc -> gru (encoder, decoder, head) ->
-//! extract -> result stream, built from a quantised model, a gate grid and
-//! (W, P, M). Ports:
+//! extract -> result stream, built from a [`CircuitSpec`] (a quantised model,
+//! its gate grid, P, M and the multiplier form). Ports:
 //! - `in_valid`/`in_ready`/`in_count[l]`: one beat per gate, the counts of
 //!   gate k of the P pixels of a group (lane l = pixel index mod P);
 //! - `out_valid`/`out_ready`/`out_pixel`/`out_tau1`/`out_tau2`/`out_fraction`:
@@ -13,86 +13,13 @@ use super::extract::Extract;
 use super::gru::{Gru, Shape};
 use super::ingest::Ingest;
 use super::preproc::Preproc;
-use super::prim::Dsp;
 use super::protocol::{FractionCode, PixelIndex, TauCode};
+use super::spec::CircuitSpec;
 use super::stream::ResultStage;
 use super::{Acc, Addr, Count};
-use crate::data::GateGrid;
-use crate::fixed::contract::{self, Format};
-use crate::fixed::{Golden, PixelCodes, QuantModel};
-use anyhow::{bail, Result};
+use crate::fixed::{Golden, PixelCodes};
+use anyhow::Result;
 use rust_hdl::prelude::*;
-
-/// The circuit parameters beyond the model: bit width W, pixel lanes P,
-/// multipliers (MAC units) per lane M.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EngineConfig {
-    pub bits: u32,
-    pub lanes: usize,
-    pub macs: usize,
-}
-
-/// Largest number of lanes the engine builds.
-pub const MAX_LANES: usize = 64;
-
-impl EngineConfig {
-    /// Check the configuration against a model; the error says what to change.
-    pub fn check(&self, model: &QuantModel, gates: usize) -> Result<()> {
-        if !(contract::MIN_BITS..=contract::MAX_BITS).contains(&self.bits) {
-            bail!(
-                "bit width W = {} is outside {}..={}",
-                self.bits,
-                contract::MIN_BITS,
-                contract::MAX_BITS
-            );
-        }
-        if self.lanes == 0 || self.lanes > MAX_LANES {
-            bail!("pixel lanes P = {} must be in 1..={MAX_LANES}", self.lanes);
-        }
-        model.validate()?;
-        let fmt = model.format();
-        if !fmt.is_uniform() {
-            bail!(
-                "the model is mixed precision {} (weights {} bits, activations {} bits); the circuits implement the uniform contract (Ww = Wa) only",
-                fmt.name(),
-                fmt.bits,
-                fmt.act_bits
-            );
-        }
-        if model.bits != self.bits {
-            bail!(
-                "the model is quantised to {} bits but the circuit is W = {}: its codes do not fit the format (re-quantise the model or build with --bits {})",
-                model.bits,
-                self.bits,
-                model.bits
-            );
-        }
-        let h = model.hidden;
-        if self.macs == 0 || !(3 * h).is_multiple_of(self.macs) {
-            bail!(
-                "M = {} multipliers per lane must divide the 3H = {} gate rows of a GRU step (e.g. 1, {h} or {})",
-                self.macs,
-                3 * h,
-                3 * h
-            );
-        }
-        if gates <= contract::BASELINE_GATES || gates > contract::MAX_GATES {
-            bail!(
-                "the engine needs {}..={} gates, the grid has {gates}",
-                contract::BASELINE_GATES + 1,
-                contract::MAX_GATES
-            );
-        }
-        let rom_words = 2 * (3 * h / self.macs) * (h + 1);
-        if rom_words > 1 << 16 {
-            bail!(
-                "M = {} leaves {rom_words} weight words per MAC unit, more than the 16-bit ROM address; use more multipliers",
-                self.macs
-            );
-        }
-        Ok(())
-    }
-}
 
 #[derive(LogicBlock)]
 pub struct Engine {
@@ -115,30 +42,17 @@ pub struct Engine {
     pub gru: Gru,
     pub extract: Extract,
     pub result: ResultStage,
-    _config: EngineConfig,
+    _spec: CircuitSpec,
     _shape: Shape,
-    _format: Format,
 }
 
 impl Engine {
-    /// Build the circuit for `model` on `grid`; refuses impossible configurations.
-    pub fn new(model: &QuantModel, grid: &GateGrid, config: EngineConfig) -> Result<Engine> {
-        Engine::with_dsp(model, grid, config, Dsp::Inferred)
-    }
-
-    /// [`Engine::new`] with the multipliers written for `dsp` (the same
-    /// circuit cycle for cycle; only its Verilog differs).
-    pub fn with_dsp(
-        model: &QuantModel,
-        grid: &GateGrid,
-        config: EngineConfig,
-        dsp: Dsp,
-    ) -> Result<Engine> {
-        let gates = grid.gates;
-        config.check(model, gates)?;
-        let golden = Golden::new(model, grid)?;
-        let p = config.lanes;
-        let gru = Gru::new(model, gates, p, config.macs, dsp);
+    /// Build the circuit a checked [`CircuitSpec`] describes (made by
+    /// [`CircuitSpec::engine`]; the spec did every check).
+    pub fn new(spec: &CircuitSpec) -> Result<Engine> {
+        let (model, gates, p) = (spec.model(), spec.gates(), spec.lanes());
+        let golden = Golden::new(model, spec.grid())?;
+        let gru = Gru::new(model, gates, p, spec.macs(), spec.dsp());
         let shape = gru._shape;
         let mut e = Engine {
             clock: Default::default(),
@@ -156,20 +70,21 @@ impl Engine {
             dbg_step: Default::default(),
             dbg_channel: super::many(3 * p),
             ingest: Ingest::new(p, gates),
-            preproc: Preproc::new(p, gates, config.bits),
+            // The divider makes input codes: activations, Wa bits.
+            preproc: Preproc::new(p, gates, spec.format().act_bits),
             gru,
             extract: Extract::new(p, &golden.thresholds),
             result: ResultStage::default(),
-            _config: config,
+            _spec: spec.clone(),
             _shape: shape,
-            _format: model.format(),
         };
         e.connect_all();
         Ok(e)
     }
 
-    pub fn config(&self) -> EngineConfig {
-        self._config
+    /// The build this circuit was made from.
+    pub fn spec(&self) -> &CircuitSpec {
+        &self._spec
     }
 
     pub fn shape(&self) -> Shape {
@@ -177,7 +92,7 @@ impl Engine {
     }
 
     pub fn lanes(&self) -> usize {
-        self._config.lanes
+        self._spec.lanes()
     }
 
     pub fn gates(&self) -> usize {
@@ -256,21 +171,21 @@ impl Logic for Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::GateGrid;
+    use crate::rtl::spec::Layout;
     use crate::rtl::testbench::{self, Policy};
+    use crate::rtl::Dsp;
 
     #[test]
     fn one_group_matches_the_golden_model() {
         let model = testbench::random_model(8, 2, 12);
         let grid = GateGrid::new(11, 0.5).unwrap();
         let counts = testbench::corner_histograms(11, 1, 4);
-        let config = EngineConfig {
-            bits: 8,
-            lanes: 8,
-            macs: 2,
-        };
-        let out = testbench::check(&model, &grid, config, counts.view(), &Policy::eager()).unwrap();
+        let layout = Layout { lanes: 8, macs: 2 };
+        let spec = CircuitSpec::new(model.clone(), grid, layout, Dsp::Inferred).unwrap();
+        let out = testbench::check(&spec, counts.view(), &Policy::eager()).unwrap();
         assert_eq!(out.order, (0..8).collect::<Vec<_>>());
-        let e = Engine::new(&model, &grid, EngineConfig { macs: 4, ..config })
+        let e = CircuitSpec::new(model, grid, Layout { macs: 4, ..layout }, Dsp::Inferred)
             .err()
             .unwrap();
         assert!(e.to_string().contains("must divide the 3H = 6"), "{e}");

@@ -21,13 +21,15 @@ pub mod preproc;
 pub mod prim;
 pub mod protocol;
 pub mod sim;
+pub mod spec;
 pub mod stream;
 pub mod testbench;
 pub mod wave;
 
 pub use cycles::{cycles_per_pixel, CycleModel};
-pub use engine::{Engine, EngineConfig};
+pub use engine::Engine;
 pub use prim::Dsp;
+pub use spec::{CircuitSpec, Layout, MAX_LANES};
 
 use rust_hdl::prelude::*;
 

@@ -267,6 +267,14 @@ pub enum Dsp {
 }
 
 impl Dsp {
+    /// The name `FromStr` accepts: `inferred` or `ecp5`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Dsp::Inferred => "inferred",
+            Dsp::Ecp5 => "ecp5",
+        }
+    }
+
     /// What the export header says of the form.
     pub fn describe(&self) -> &'static str {
         match self {

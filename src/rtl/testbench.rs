@@ -14,7 +14,7 @@ use crate::fixed::{Golden, PixelCodes, QuantModel};
 use crate::rtl::cycles::CycleModel;
 use crate::rtl::prim::sx;
 use crate::rtl::protocol::{Beats, Results};
-use crate::rtl::{Engine, EngineConfig};
+use crate::rtl::{CircuitSpec, Engine};
 use anyhow::{bail, Context, Result};
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
@@ -100,10 +100,7 @@ pub fn run(
     }
     let beats = Beats::new(counts, p);
     let total = beats.results();
-    let cfg = engine.config();
-    let shape = engine.shape();
-    let model = CycleModel::new(shape.hidden, g, cfg.macs, p, cfg.bits);
-    let max_cycles = policy.cycle_limit(&model, beats.groups());
+    let max_cycles = policy.cycle_limit(&engine.spec().cycles(), beats.groups());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(policy.seed);
     let mut results = Results::new(n, total);
     let mut result_cycles = Vec::with_capacity(total);
@@ -221,52 +218,42 @@ pub fn vcd_path(name: &str, failing: bool) -> Option<PathBuf> {
     }
 }
 
-/// A short name for a case (configuration plus a hash of the inputs).
-pub fn case_name(model: &QuantModel, config: &EngineConfig, counts: ArrayView2<u32>) -> String {
+/// A short name for a case (the build plus a hash of the inputs):
+/// `rtl-h4-g11-w8-p2-m4-<hash>`.
+pub fn case_name(spec: &CircuitSpec, counts: ArrayView2<u32>) -> String {
     use std::hash::{Hash, Hasher};
     let mut hs = std::collections::hash_map::DefaultHasher::new();
     counts.iter().for_each(|c| c.hash(&mut hs));
-    model.encoder_recurrent.codes.hash(&mut hs);
+    spec.model().encoder_recurrent.codes.hash(&mut hs);
     format!(
-        "rtl-h{}-g{}-w{}-p{}-m{}-{:016x}",
-        model.hidden,
+        "rtl-h{}-g{}-{}-{:016x}",
+        spec.hidden(),
         counts.ncols(),
-        config.bits,
-        config.lanes,
-        config.macs,
+        spec.name().replace('_', "-"),
         hs.finish()
     )
 }
 
-/// Build the engine, run `counts` under `policy`, and compare results,
-/// delivery order and debug channels with the golden model. On a mismatch
-/// the case is re-run with a VCD and the error names it.
-pub fn check(
-    model: &QuantModel,
-    grid: &GateGrid,
-    config: EngineConfig,
-    counts: ArrayView2<u32>,
-    policy: &Policy,
-) -> Result<Outcome> {
-    check_with(model, model, grid, config, counts, policy)
+/// Build the engine of `spec`, run `counts` under `policy`, and compare
+/// results, delivery order and debug channels with the golden model. On a
+/// mismatch the case is re-run with a VCD and the error names it.
+pub fn check(spec: &CircuitSpec, counts: ArrayView2<u32>, policy: &Policy) -> Result<Outcome> {
+    check_with(spec, spec.model(), counts, policy)
 }
 
-/// [`check`] with the circuit built from `circuit` and the reference from
-/// `reference` (the same model, except in tests of the harness itself).
+/// [`check`] with the reference results from `reference` (the spec's own
+/// model, except in tests of the harness itself).
 pub fn check_with(
-    circuit: &QuantModel,
+    spec: &CircuitSpec,
     reference: &QuantModel,
-    grid: &GateGrid,
-    config: EngineConfig,
     counts: ArrayView2<u32>,
     policy: &Policy,
 ) -> Result<Outcome> {
-    let model = circuit;
-    let golden = Golden::new(reference, grid)?;
+    let golden = Golden::new(reference, spec.grid())?;
     let (want, want_ch) = golden.run_with_channels(counts)?;
-    let name = case_name(model, &config, counts);
+    let name = case_name(spec, counts);
     let run_once = |vcd: Option<&Path>| -> Result<Outcome> {
-        let mut engine = Engine::new(model, grid, config)?;
+        let mut engine = spec.engine()?;
         run(&mut engine, counts, policy, vcd)
     };
     let always = vcd_path(&name, false);
@@ -284,7 +271,11 @@ pub fn check_with(
             } else {
                 run_once(Some(&path)).map(|_| ())
             };
-            let mut msg = format!("co-simulation mismatch ({name}, {config:?}): {why}");
+            let mut msg = format!(
+                "co-simulation mismatch ({name}, {:?}, {:?}): {why}",
+                spec.layout(),
+                spec.dsp()
+            );
             match wrote {
                 Ok(()) => msg.push_str(&format!("; waveform: {}", path.display())),
                 Err(e) => msg.push_str(&format!("; (re-run for the waveform failed: {e:#})")),
@@ -324,6 +315,13 @@ pub fn compare(o: &Outcome, want: &[PixelCodes], want_ch: &ndarray::Array3<i64>)
         }
     }
     None
+}
+
+/// The build the tests use most: `model` on `grid` with P = `lanes`,
+/// M = `macs` and inferred multipliers.
+pub fn spec(model: &QuantModel, grid: &GateGrid, lanes: usize, macs: usize) -> Result<CircuitSpec> {
+    let layout = crate::rtl::Layout { lanes, macs };
+    CircuitSpec::new(model.clone(), *grid, layout, crate::rtl::Dsp::Inferred)
 }
 
 /// A random model in the contract: codes uniform in -QMAX..=QMAX scaled

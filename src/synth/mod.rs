@@ -31,10 +31,8 @@ pub use report::{
 };
 
 use crate::boards::{Board, BoardConfig, Family};
-use crate::data::GateGrid;
 use crate::export::tools;
-use crate::fixed::QuantModel;
-use crate::rtl::{CycleModel, EngineConfig};
+use crate::rtl::CircuitSpec;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,10 +40,9 @@ use std::time::Duration;
 /// What to build and where.
 pub struct SynthJob<'a> {
     pub board: Board,
-    pub model: &'a QuantModel,
+    /// The engine inside the top: model, grid, layout, multiplier form.
+    pub spec: &'a CircuitSpec,
     pub model_name: &'a str,
-    pub grid: &'a GateGrid,
-    pub engine: EngineConfig,
     pub board_config: BoardConfig,
     /// nextpnr's placement seeds, one place-and-route each on the one
     /// netlist (placement noise is several MHz on the full-size engine,
@@ -104,14 +101,8 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
                 .with_context(|| format!("removing the earlier {}", path.display()))?;
         }
     }
-    let verilog = crate::boards::board_verilog(
-        board,
-        job.model,
-        job.grid,
-        job.engine,
-        &job.board_config,
-        job.model_name,
-    )?;
+    let spec = job.spec;
+    let verilog = crate::boards::board_verilog(board, spec, &job.board_config, job.model_name)?;
     let (verilog, pinned_multipliers) = match (job.floorplan, family) {
         (false, _) => (verilog, 0),
         (true, Family::Ecp5) => crate::boards::floorplan::pin_lane_multipliers(&verilog)?,
@@ -132,26 +123,20 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
     )?;
     let cells = yosys::read_stat(&dir.join("stat.json"))?;
     let synth_resources = yosys::resources_from_cells(family, &cells);
-    let cycles = CycleModel::new(
-        job.model.hidden,
-        job.grid.gates,
-        job.engine.macs,
-        job.engine.lanes,
-        job.engine.bits,
-    )
-    .cycles_per_pixel();
+    let cycles = spec.cycles().cycles_per_pixel();
     let base = SynthReport {
         board: board.to_string(),
         family: family.to_string(),
         device: board.device().to_string(),
         package: board.package().to_string(),
         model: job.model_name.to_string(),
-        model_checksum: format!("{:016x}", crate::export::model_checksum(job.model)),
-        bits: job.engine.bits,
-        lanes: job.engine.lanes,
-        macs: job.engine.macs,
-        hidden: job.model.hidden,
-        gates: job.grid.gates,
+        model_checksum: format!("{:016x}", crate::export::model_checksum(spec.model())),
+        bits: spec.format().bits,
+        act_bits: Some(spec.format().act_bits).filter(|_| !spec.format().is_uniform()),
+        lanes: spec.lanes(),
+        macs: spec.macs(),
+        hidden: spec.hidden(),
+        gates: spec.gates(),
         clock_mhz: job.board_config.clock_mhz,
         yosys: tools::version(yosys::YOWASP).unwrap_or_default(),
         nextpnr: None,
@@ -215,6 +200,7 @@ pub fn run(job: &SynthJob) -> Result<SynthReport> {
 /// The seed list, parallelism and floorplan make sense (checked before any
 /// file is written or tool runs).
 fn check_job(job: &SynthJob) -> Result<()> {
+    job.board.check_dsp(job.spec.dsp())?;
     if job.floorplan && job.board.family() != Family::Ecp5 {
         bail!(
             "--floorplan: the DSP floorplan is for the ECP5 (ulx3s); {} is {}",

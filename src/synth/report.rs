@@ -55,7 +55,12 @@ pub struct SynthReport {
     pub package: String,
     pub model: String,
     pub model_checksum: String,
+    /// The model's weight width Ww (the circuit's W).
     pub bits: u32,
+    /// The activation width Wa when it differs from Ww (a mixed model, as
+    /// model files write it); absent: uniform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act_bits: Option<u32>,
     pub lanes: usize,
     pub macs: usize,
     pub hidden: usize,
