@@ -8,8 +8,8 @@ use crate::data::{preprocess_batch, targets};
 use crate::eval::{evaluate, EvalConfig, Evaluation};
 use crate::lifetime::results::{write_lifetimes, ResultFormat};
 use crate::lifetime::Lifetimes;
-use crate::model::file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::model::{train, Seq2Seq, Seq2SeqConfig, TrainConfig, TrainData};
+use crate::model_file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::output::Plan;
 use crate::rtl::{CircuitSpec, Layout};
 use anyhow::{bail, Context, Result};
@@ -299,12 +299,7 @@ impl CircuitChoice {
         model: &ModelFile,
         default: impl FnOnce(&crate::fixed::QuantModel) -> (Layout, crate::rtl::Dsp),
     ) -> Result<CircuitSpec> {
-        let Some(q) = &model.quantized else {
-            bail!(
-                "model {} has no quantised weights (field \"quantized\"); the circuit needs a quantised student (flimgru compress)",
-                model.name
-            );
-        };
+        let q = model.student()?;
         let fmt = q.format();
         if let Some(bits) = self.bits.filter(|&b| b != fmt.bits || !fmt.is_uniform()) {
             bail!(

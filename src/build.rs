@@ -19,7 +19,7 @@
 use crate::data::instrument::Instrument;
 use crate::data::simulate::SimSpec;
 use crate::eval::{EvalConfig, Evaluation};
-use crate::model::file::ModelFile;
+use crate::model_file::ModelFile;
 use crate::output::Plan;
 use crate::recipe::{checkpoint_path, RecipeJob};
 use anyhow::{bail, Context, Result};

@@ -15,11 +15,11 @@ use crate::engine::Engine;
 use crate::fixed::qat::{input_values, train_qat};
 use crate::fixed::{fake_quantise, Format, Golden, QuantModel, ScaleRule};
 use crate::lifetime::metrics::{f_value, MethodMetrics};
-use crate::model::file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::model::train::History;
 use crate::model::{
     train, CandidateActivation, GateActivation, Seq2Seq, Seq2SeqConfig, TrainConfig, TrainData,
 };
+use crate::model_file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use anyhow::{bail, Context, Result};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use rand::SeedableRng;
@@ -490,7 +490,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
                 },
             )?;
             log(&q);
-            let qm = q.quantized.as_ref().expect("QAT models are quantised");
+            let qm = q.student()?;
             eprintln!("compress: evaluating {qname}");
             rows.push(Row {
                 group: "student".into(),
@@ -580,10 +580,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
         },
     )?;
     log(&student);
-    let qm = student
-        .quantized
-        .as_ref()
-        .expect("QAT models are quantised");
+    let qm = student.student()?;
     rows.push(Row {
         group: "shipped".into(),
         name: format!("{qname}, QAT (shipped)"),

@@ -7,8 +7,8 @@ use crate::fixed::contract::COUNT_MAX;
 use crate::fixed::Golden;
 use crate::lifetime::extract::extract_batch;
 use crate::lifetime::Lifetimes;
-use crate::model::file::ModelFile;
 use crate::model::Seq2Seq;
+use crate::model_file::ModelFile;
 use anyhow::{bail, Result};
 use ndarray::{Array2, Array3, ArrayView2};
 
@@ -32,7 +32,7 @@ impl<'a> Engine<'a> {
     /// `kind` `None` picks the fixed engine for quantised model files and
     /// the float one otherwise.
     pub fn new(model: &'a ModelFile, kind: Option<EngineKind>) -> Result<Engine<'a>> {
-        let kind = kind.unwrap_or(if model.quantized.is_some() {
+        let kind = kind.unwrap_or(if model.is_student() {
             EngineKind::Fixed
         } else {
             EngineKind::Float
@@ -40,13 +40,7 @@ impl<'a> Engine<'a> {
         Ok(match kind {
             EngineKind::Float => Engine::Float(&model.weights, model.data.grid),
             EngineKind::Fixed => {
-                let Some(q) = &model.quantized else {
-                    bail!(
-                        "model {} has no quantised weights; the fixed engine needs a quantised student (flimgru compress)",
-                        model.name
-                    );
-                };
-                Engine::Fixed(Box::new(Golden::new(q, &model.data.grid)?))
+                Engine::Fixed(Box::new(Golden::new(model.student()?, &model.data.grid)?))
             }
         })
     }

@@ -11,7 +11,7 @@ use crate::lifetime::metrics::{f_value, AccuracyTable, MethodMetrics};
 use crate::lifetime::mle::{fit_mle, MleModel};
 use crate::lifetime::rld::{rld_bi, rld_mono};
 use crate::lifetime::Lifetimes;
-use crate::model::file::ModelFile;
+use crate::model_file::ModelFile;
 use anyhow::{bail, Result};
 use ndarray::Axis;
 use rayon::prelude::*;

@@ -25,6 +25,7 @@ pub mod fixed;
 pub mod lifetime;
 pub mod map;
 pub mod model;
+pub mod model_file;
 pub mod ome;
 pub mod output;
 pub mod precision;

@@ -11,8 +11,8 @@ use flimgru::data::GateGrid;
 use flimgru::eval::EvalConfig;
 use flimgru::lifetime::mle::MleModel;
 use flimgru::map::Quantity;
-use flimgru::model::file::ModelFile;
 use flimgru::model::{Seq2SeqConfig, TrainConfig};
+use flimgru::model_file::ModelFile;
 use flimgru::output::Plan;
 use std::path::{Path, PathBuf};
 

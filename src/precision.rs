@@ -18,7 +18,7 @@ use crate::lifetime::extract::full_decay_tau;
 use crate::lifetime::metrics::{f_value, precision_score, ChannelMetrics, ErrStats, PHOTON_BINS};
 use crate::lifetime::mle::{fit_mle, fit_mle_irf_unknown, MleModel};
 use crate::lifetime::Lifetimes;
-use crate::model::file::ModelFile;
+use crate::model_file::ModelFile;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;

@@ -213,7 +213,7 @@ proptest! {
 #[test]
 fn shipped_student_qat_forward_equals_golden_on_1000_pixels() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json");
-    let file = flimgru::model::file::ModelFile::load(&path).expect("the shipped 8-bit student");
+    let file = flimgru::model_file::ModelFile::load(&path).expect("the shipped 8-bit student");
     let q = file
         .quantized
         .as_ref()
@@ -246,7 +246,7 @@ fn float_student_ptq_is_within_the_format() {
 #[test]
 fn hardware_accuracy_cost_against_the_float_teacher() {
     use flimgru::engine::{Engine, EngineKind};
-    use flimgru::model::file::ModelFile;
+    use flimgru::model_file::ModelFile;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let student = ModelFile::load(&root.join("models/student-8bit.json")).unwrap();
     let teacher = ModelFile::load(&root.join("models/teacher.json")).unwrap();
@@ -311,7 +311,7 @@ const TAU1_RATIO_TOLERANCE: f64 = 1.25;
 fn precision_probe_narrowed_everywhere_tracks_the_w8_student() {
     use flimgru::fixed::contract::{Format, Narrowing};
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json");
-    let file = flimgru::model::file::ModelFile::load(&path).unwrap();
+    let file = flimgru::model_file::ModelFile::load(&path).unwrap();
     let q = file.quantized.clone().unwrap();
     let grid = file.data.grid;
     let counts = simulate(&file.data, 400, 4242).unwrap().counts;

@@ -5,9 +5,9 @@
 use flimgru::data::simulate::SimSpec;
 use flimgru::data::GateGrid;
 use flimgru::engine::{Engine, EngineKind};
-use flimgru::model::file::ModelFile;
 use flimgru::model::loss::Objective;
 use flimgru::model::stream::StreamConfig;
+use flimgru::model_file::ModelFile;
 use flimgru::precision::{measure, PrecisionConfig, RowSpec, Widen, F_PHOTONS, F_TAUS};
 use flimgru::recipe::{checkpoint_path, run, QatStage, RecipeJob};
 use std::process::Command;

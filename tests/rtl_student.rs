@@ -3,7 +3,7 @@
 //! bit, codes and every decoder step's head channels.
 
 use flimgru::data::simulate::simulate;
-use flimgru::model::file::ModelFile;
+use flimgru::model_file::ModelFile;
 use flimgru::rtl::testbench::{self, Policy};
 
 #[test]

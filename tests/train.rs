@@ -4,8 +4,8 @@
 use flimgru::app::{train_model, TrainJob};
 use flimgru::data::simulate::SimSpec;
 use flimgru::data::GateGrid;
-use flimgru::model::file::ModelFile;
 use flimgru::model::{Seq2SeqConfig, TrainConfig};
+use flimgru::model_file::ModelFile;
 
 fn small_job(seed: u64) -> TrainJob {
     let spec = SimSpec {

@@ -15,7 +15,7 @@ use flimgru::data::simulate::{check_pixel_budget, simulate as simulate_pixels, S
 use flimgru::data::{Histograms, Truth};
 use flimgru::engine::{Engine, EngineKind};
 use flimgru::lifetime::range::RangeCheck;
-use flimgru::model::file::ModelFile;
+use flimgru::model_file::ModelFile;
 use ndarray::{Array, IxDyn};
 use numpy::{
     IntoPyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
@@ -155,15 +155,11 @@ impl Model {
         d.set_item("parameters", m.weights.parameter_count())?;
         d.set_item("gates", m.data.grid.gates)?;
         d.set_item("gate_width_ns", m.data.grid.dt_ns)?;
-        d.set_item("quantized", m.quantized.is_some())?;
-        d.set_item("bits", m.quantized.as_ref().map(|q| q.bits))?;
+        d.set_item("quantized", m.is_student())?;
+        d.set_item("bits", m.student().ok().map(|q| q.bits))?;
         d.set_item(
             "default_engine",
-            if m.quantized.is_some() {
-                "fixed"
-            } else {
-                "float"
-            },
+            if m.is_student() { "fixed" } else { "float" },
         )?;
         let data = serde_json::to_value(&m.data).map_err(|e| value_error(e.to_string()))?;
         d.set_item("data", json_to_py(py, &data)?)?;
@@ -194,9 +190,9 @@ impl Model {
             self.model.file.name,
             self.model.file.data.grid.gates,
             self.model.file.data.grid.dt_ns,
-            match &self.model.file.quantized {
-                Some(q) => format!("{}-bit quantised", q.bits),
-                None => "float".to_string(),
+            match self.model.file.student() {
+                Ok(q) => format!("{}-bit quantised", q.bits),
+                Err(_) => "float".to_string(),
             },
             self.source
         )

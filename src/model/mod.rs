@@ -1,7 +1,6 @@
 //! The float GRU Seq2Seq (teacher and student are configurations of it),
 //! its trainer and its model files.
 
-pub mod file;
 pub mod gru;
 pub mod loss;
 pub mod seq2seq;

@@ -3,7 +3,7 @@
 
 use flimgru::data::GateGrid;
 use flimgru::fixed::QuantModel;
-use flimgru::model::file::ModelFile;
+use flimgru::model_file::ModelFile;
 use std::path::{Path, PathBuf};
 
 /// The shipped 8-bit 32-unit student (models/student-8bit.json): model,

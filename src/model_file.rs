@@ -3,9 +3,10 @@
 //! untrusted input: its format, version and every tensor shape are checked
 //! on load.
 
-use super::seq2seq::Seq2Seq;
-use super::train::{History, TrainConfig};
 use crate::data::simulate::SimSpec;
+use crate::model::stream::StreamRun;
+use crate::model::train::History;
+use crate::model::{Seq2Seq, TrainConfig};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -19,7 +20,7 @@ pub const MODEL_VERSION: u32 = 2;
 const MAX_MODEL_BYTES: u64 = 512 << 20;
 /// The shipped hardware student, built into the binary so the commands
 /// that default to it work from any directory.
-const SHIPPED_JSON: &str = include_str!("../../models/student-8bit.json");
+const SHIPPED_JSON: &str = include_str!("../models/student-8bit.json");
 /// What the shipped model is called in messages.
 pub const SHIPPED_NAME: &str = "the shipped 8-bit student (models/student-8bit.json, built in)";
 
@@ -51,10 +52,29 @@ pub struct ModelFile {
     /// The streamed stages of a model made by the training recipe
     /// (`flimgru recipe`); `training` and `history` then summarise the last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stream: Vec<super::stream::StreamRun>,
+    pub stream: Vec<StreamRun>,
 }
 
 impl ModelFile {
+    /// The fixed-point student the file holds; the one place a missing
+    /// one is refused, for every user of it (the fixed engine, the
+    /// circuits, PTQ studies).
+    pub fn student(&self) -> Result<&crate::fixed::QuantModel> {
+        match &self.quantized {
+            Some(q) => Ok(q),
+            None => bail!(
+                "model {} has no quantised weights (field \"quantized\"): the fixed engine and the circuits run a quantised student (flimgru recipe with a qat stage, or flimgru compress)",
+                self.name
+            ),
+        }
+    }
+
+    /// Whether the file holds a fixed-point student (its default engine is
+    /// then the fixed one).
+    pub fn is_student(&self) -> bool {
+        self.quantized.is_some()
+    }
+
     pub fn gates(&self) -> usize {
         self.data.grid.gates
     }
