@@ -7,7 +7,6 @@ use crate::data::Dataset;
 use crate::data::{preprocess_batch, targets};
 use crate::eval::{evaluate, EvalConfig, Evaluation};
 use crate::lifetime::results::{write_lifetimes, ResultFormat};
-use crate::lifetime::Lifetimes;
 use crate::model::{train, Seq2Seq, Seq2SeqConfig, TrainConfig, TrainData};
 use crate::model_file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::output::Plan;
@@ -255,7 +254,7 @@ pub fn infer(
     output: &Path,
     files: &mut Plan,
 ) -> Result<usize> {
-    let engine = crate::engine::Engine::new(model, engine)?;
+    let engine = crate::engine::Runner::new(model, engine)?;
     let format = ResultFormat::from_path(output)?;
     files.input("--input", input).output("--output", output)?;
     let hist = read_histograms(input)?;
@@ -460,10 +459,10 @@ pub fn simulate_circuit(
             model.gates()
         );
     }
-    let counts = crate::engine::integer_counts(hist.counts.view())
-        .with_context(|| format!("reading {}", input.display()))?;
-    let codes = crate::rtl::sim::simulate_file(&spec, &counts, vcd)?;
-    let lifetimes: Vec<Lifetimes> = codes.iter().map(|c| c.lifetimes()).collect();
+    let runner = crate::engine::Runner::Circuit(Box::new(spec), vcd.map(Path::to_path_buf));
+    let lifetimes = runner
+        .lifetimes(hist.counts.view())
+        .with_context(|| format!("running {} through the circuit", input.display()))?;
     write_lifetimes(output, format, &lifetimes, hist.shape)?;
     Ok(lifetimes.len())
 }
@@ -627,7 +626,7 @@ fn read_image(model: &ModelFile, input: &Path, how: &MapInput) -> Result<ImageCo
 /// the model's gates and go to the engine as they are.
 pub fn lifetime_image(
     model: &ModelFile,
-    engine: &crate::engine::Engine,
+    engine: &crate::engine::Runner,
     trained: &crate::lifetime::range::RangeCheck,
     image: &ImageCounts,
     min_photons: f64,
@@ -663,7 +662,7 @@ pub struct PhasorOptions {
 #[allow(clippy::too_many_arguments)]
 pub fn lifetime_image_with(
     model: &ModelFile,
-    engine: &crate::engine::Engine,
+    engine: &crate::engine::Runner,
     trained: &crate::lifetime::range::RangeCheck,
     image: &ImageCounts,
     min_photons: f64,
@@ -975,7 +974,7 @@ pub fn map_image(
         min_photons,
         input,
     )?;
-    let engine = crate::engine::Engine::new(model, engine)?;
+    let engine = crate::engine::Runner::new(model, engine)?;
     let trained = crate::lifetime::range::RangeCheck::for_spec(&model.data)?;
     let (img, report) = lifetime_image_with(
         model,

@@ -11,7 +11,7 @@
 
 use crate::data::simulate::{simulate, SimSpec};
 use crate::data::{preprocess_batch, targets, Dataset};
-use crate::engine::Engine;
+use crate::engine::Runner;
 use crate::fixed::qat::{input_values, train_qat};
 use crate::fixed::{fake_quantise, Format, Golden, QuantModel, ScaleRule};
 use crate::lifetime::metrics::{f_value, MethodMetrics};
@@ -242,7 +242,7 @@ impl TestSet {
         })
     }
 
-    fn evaluate(&self, engine: &Engine) -> Result<RowMetrics> {
+    fn evaluate(&self, engine: &Runner) -> Result<RowMetrics> {
         let (est, ch) = engine.lifetimes_and_channels(self.counts.view())?;
         let m = MethodMetrics::compute(
             "row",
@@ -417,7 +417,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
                 weight_bytes: 4 * w.parameter_count(),
                 kd,
                 engine: "float".into(),
-                metrics: test.evaluate(&Engine::Float(w, grid))?,
+                metrics: test.evaluate(&Runner::Float(w, grid))?,
             })
         };
     rows.push(float_row(
@@ -468,7 +468,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
                 weight_bytes: ptq.weight_bytes(),
                 kd: Some(kd),
                 engine: "fixed (golden)".into(),
-                metrics: test.evaluate(&Engine::Fixed(Box::new(Golden::new(&ptq, &grid)?)))?,
+                metrics: test.evaluate(&Runner::Fixed(Box::new(Golden::new(&ptq, &grid)?)))?,
             });
             let qname = format!("student-{h}-{bits}bit-{tag}");
             let qinputs = input_values(fmt, data.counts.view());
@@ -500,7 +500,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
                 weight_bytes: qm.weight_bytes(),
                 kd: Some(kd),
                 engine: "fixed (golden)".into(),
-                metrics: test.evaluate(&Engine::Fixed(Box::new(Golden::new(qm, &grid)?)))?,
+                metrics: test.evaluate(&Runner::Fixed(Box::new(Golden::new(qm, &grid)?)))?,
             });
         }
     }
@@ -589,7 +589,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
         weight_bytes: qm.weight_bytes(),
         kd: Some(true),
         engine: "fixed (golden)".into(),
-        metrics: test.evaluate(&Engine::Fixed(Box::new(Golden::new(qm, &grid)?)))?,
+        metrics: test.evaluate(&Runner::Fixed(Box::new(Golden::new(qm, &grid)?)))?,
     });
     student.command = command.into();
     student.save(ship)?;
@@ -634,7 +634,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
                 weight_bytes: (q.parameter_count() * bits as usize).div_ceil(8),
                 kd: None,
                 engine: "float, fake-quantised (exact scale)".into(),
-                metrics: test.evaluate(&Engine::Float(&q, grid))?,
+                metrics: test.evaluate(&Runner::Float(&q, grid))?,
             });
         }
     }

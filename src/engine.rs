@@ -1,6 +1,7 @@
-//! The two ways to run a model file on histograms: the float network, or
-//! the fixed-point golden model (what the FPGA computes). Inference,
-//! evaluation and maps all go through here, so their results compare.
+//! The runner: the ways to run a model file on histograms, the float
+//! network, the fixed-point golden model (what the FPGA computes), or the
+//! circuit itself simulated cycle by cycle. Inference, evaluation, maps
+//! and `flimgru sim` all go through here, so their results compare.
 
 use crate::data::{preprocess_batch, GateGrid};
 use crate::fixed::contract::COUNT_MAX;
@@ -9,8 +10,10 @@ use crate::lifetime::extract::extract_batch;
 use crate::lifetime::Lifetimes;
 use crate::model::Seq2Seq;
 use crate::model_file::ModelFile;
+use crate::rtl::CircuitSpec;
 use anyhow::{bail, Result};
 use ndarray::{Array2, Array3, ArrayView2};
+use std::path::PathBuf;
 
 /// Which arithmetic runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -22,25 +25,30 @@ pub enum EngineKind {
 }
 
 /// A model ready to run.
-pub enum Engine<'a> {
+pub enum Runner<'a> {
     /// Float weights and the gate grid they read.
     Float(&'a Seq2Seq<f32>, GateGrid),
     Fixed(Box<Golden>),
+    /// The circuit of a checked build, simulated cycle by cycle: the
+    /// fixed-point arithmetic again, as the FPGA runs it (slow; for
+    /// checking the hardware), its waveform written to the VCD path when
+    /// one is given. Lifetimes only: the circuit has no channel output.
+    Circuit(Box<CircuitSpec>, Option<PathBuf>),
 }
 
-impl<'a> Engine<'a> {
+impl<'a> Runner<'a> {
     /// `kind` `None` picks the fixed engine for quantised model files and
     /// the float one otherwise.
-    pub fn new(model: &'a ModelFile, kind: Option<EngineKind>) -> Result<Engine<'a>> {
+    pub fn new(model: &'a ModelFile, kind: Option<EngineKind>) -> Result<Runner<'a>> {
         let kind = kind.unwrap_or(if model.is_student() {
             EngineKind::Fixed
         } else {
             EngineKind::Float
         });
         Ok(match kind {
-            EngineKind::Float => Engine::Float(&model.weights, model.data.grid),
+            EngineKind::Float => Runner::Float(&model.weights, model.data.grid),
             EngineKind::Fixed => {
-                Engine::Fixed(Box::new(Golden::new(model.student()?, &model.data.grid)?))
+                Runner::Fixed(Box::new(Golden::new(model.student()?, &model.data.grid)?))
             }
         })
     }
@@ -48,15 +56,17 @@ impl<'a> Engine<'a> {
     /// Gates per pixel the model reads.
     pub fn gates(&self) -> usize {
         match self {
-            Engine::Float(_, grid) => grid.gates,
-            Engine::Fixed(g) => g.gates,
+            Runner::Float(_, grid) => grid.gates,
+            Runner::Fixed(g) => g.gates,
+            Runner::Circuit(spec, _) => spec.gates(),
         }
     }
 
     pub fn kind(&self) -> EngineKind {
         match self {
-            Engine::Float(..) => EngineKind::Float,
-            Engine::Fixed(_) => EngineKind::Fixed,
+            Runner::Float(..) => EngineKind::Float,
+            // The circuit computes the golden model's integers.
+            Runner::Fixed(_) | Runner::Circuit(..) => EngineKind::Fixed,
         }
     }
 
@@ -80,7 +90,7 @@ impl<'a> Engine<'a> {
         channels: bool,
     ) -> Result<(Vec<Lifetimes>, Option<Array3<f32>>)> {
         match self {
-            Engine::Float(weights, grid) => {
+            Runner::Float(weights, grid) => {
                 if counts.ncols() != grid.gates {
                     bail!(
                         "histograms have {} gates, the model expects {}",
@@ -93,7 +103,7 @@ impl<'a> Engine<'a> {
                 let l = extract_batch(ch.view(), grid.dt_ns);
                 Ok((l, channels.then_some(ch)))
             }
-            Engine::Fixed(golden) => {
+            Runner::Fixed(golden) => {
                 let counts = integer_counts(counts)?;
                 if channels {
                     let (codes, ch) = golden.run_with_channels(counts.view())?;
@@ -103,6 +113,21 @@ impl<'a> Engine<'a> {
                     let codes = golden.run(counts.view())?;
                     Ok((codes.iter().map(|c| c.lifetimes()).collect(), None))
                 }
+            }
+            Runner::Circuit(spec, vcd) => {
+                if channels {
+                    bail!("the circuit simulation gives lifetimes only (its decoded channels are not an output port); run the golden model for them");
+                }
+                if counts.ncols() != spec.gates() {
+                    bail!(
+                        "histograms have {} gates, the circuit reads {}",
+                        counts.ncols(),
+                        spec.gates()
+                    );
+                }
+                let counts = integer_counts(counts)?;
+                let codes = crate::rtl::sim::simulate_file(spec, &counts, vcd.as_deref())?;
+                Ok((codes.iter().map(|c| c.lifetimes()).collect(), None))
             }
         }
     }

@@ -5,7 +5,7 @@
 use crate::data::irf::Irf;
 use crate::data::simulate::{simulate_with_irfs, SimSpec};
 use crate::data::{targets, Dataset};
-use crate::engine::{Engine, EngineKind};
+use crate::engine::{EngineKind, Runner};
 use crate::lifetime::extract::extract_paper_batch;
 use crate::lifetime::metrics::{f_value, AccuracyTable, MethodMetrics};
 use crate::lifetime::mle::{fit_mle, MleModel};
@@ -94,7 +94,7 @@ struct NetworkRun {
     pixels_per_second: f64,
 }
 
-fn run_network(engine: &Engine, data: &Dataset) -> Result<NetworkRun> {
+fn run_network(engine: &Runner, data: &Dataset) -> Result<NetworkRun> {
     let counts = data.counts.mapv(|c| c as f32);
     let t0 = Instant::now();
     let corrected = engine.lifetimes(counts.view())?;
@@ -164,7 +164,7 @@ pub fn evaluate(model: &ModelFile, config: &EvalConfig) -> Result<Evaluation> {
         4 + 4 + 2 * 12 + 8,
     )?;
     let (data, irfs) = simulate_with_irfs(spec, config.pixels, config.seed)?;
-    let engine = Engine::new(model, config.engine)?;
+    let engine = Runner::new(model, config.engine)?;
     let net = run_network(&engine, &data)?;
     let target = targets(&data.grid, &data.truth);
     let mut methods = vec![
@@ -234,7 +234,7 @@ pub fn mono_spec(spec: &SimSpec, tau: f64, photons: f64) -> SimSpec {
 }
 
 /// F-values on mono-exponential sets at a few (tau, N) points.
-fn f_values(model: &ModelFile, engine: &Engine, config: &EvalConfig) -> Result<Vec<FPoint>> {
+fn f_values(model: &ModelFile, engine: &Runner, config: &EvalConfig) -> Result<Vec<FPoint>> {
     let mut out = Vec::new();
     for (k, &(tau, photons)) in [(0.5, 1000.0), (1.0, 1000.0), (2.0, 1000.0), (1.0, 5000.0)]
         .iter()

@@ -5,7 +5,7 @@
 //! histogram. Plots are drawn with plotters into a buffer and written as
 //! PNG atomically.
 
-use crate::engine::{Engine, EngineKind};
+use crate::engine::{EngineKind, Runner};
 use crate::lifetime::phasor::{semicircle, Calibration, Phasor};
 use crate::lifetime::range::RangeCheck;
 use crate::lifetime::Lifetimes;
@@ -127,7 +127,7 @@ impl LifetimeImage {
 /// photon count reaches `min_photons`; `range` flags those of them whose
 /// decay is outside the model's training distribution.
 pub fn compute(
-    engine: &Engine,
+    engine: &Runner,
     counts: ArrayView2<f32>,
     (height, width): (usize, usize),
     min_photons: f64,

@@ -9,7 +9,7 @@
 use crate::data::irf::Irf;
 use crate::data::simulate::{simulate_with_irfs, SimSpec};
 use crate::data::{targets, Dataset, Truth};
-use crate::engine::{Engine, EngineKind};
+use crate::engine::{EngineKind, Runner};
 use crate::eval::{mono_spec, per_pixel};
 use crate::fixed::contract::{Format, Narrowing};
 use crate::fixed::{Golden, QuantModel};
@@ -279,10 +279,10 @@ fn counts_f32(d: &Dataset) -> ndarray::Array2<f32> {
 }
 
 /// A row's engine, and whether its extraction runs in f64.
-fn row_engine<'a>(spec: &RowSpec, model: &'a ModelFile) -> Result<(Engine<'a>, bool)> {
+fn row_engine<'a>(spec: &RowSpec, model: &'a ModelFile) -> Result<(Runner<'a>, bool)> {
     Ok(match &spec.widen {
         Some(w) => (widened_engine(model, w)?, w.point == "extraction"),
-        None => (Engine::new(model, spec.engine)?, false),
+        None => (Runner::new(model, spec.engine)?, false),
     })
 }
 
@@ -329,7 +329,7 @@ fn network_row(spec: &RowSpec, model: &ModelFile, set: &TestSet) -> Result<RowRe
 }
 
 /// The golden engine of a [`Widen`] row.
-fn widened_engine<'a>(model: &ModelFile, w: &Widen) -> Result<Engine<'a>> {
+fn widened_engine<'a>(model: &ModelFile, w: &Widen) -> Result<Runner<'a>> {
     let ptq;
     let q = match (&model.quantized, w.ptq_bits) {
         (Some(_), Some(_)) => bail!(
@@ -378,7 +378,7 @@ fn widened_engine<'a>(model: &ModelFile, w: &Widen) -> Result<Engine<'a>> {
             Golden::new(&codes, grid)?.with_narrowing(n)?
         }
     };
-    Ok(Engine::Fixed(Box::new(golden)))
+    Ok(Runner::Fixed(Box::new(golden)))
 }
 
 /// The MLE row: mono fits on mono pixels and on the F sets, bi fits on bi

@@ -245,15 +245,15 @@ fn float_student_ptq_is_within_the_format() {
 /// the contract, the QAT or the shipped weights trips them.
 #[test]
 fn hardware_accuracy_cost_against_the_float_teacher() {
-    use flimgru::engine::{Engine, EngineKind};
+    use flimgru::engine::{EngineKind, Runner};
     use flimgru::model_file::ModelFile;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let student = ModelFile::load(&root.join("models/student-8bit.json")).unwrap();
     let teacher = ModelFile::load(&root.join("models/teacher.json")).unwrap();
     let data = simulate(&student.data, 2000, 4242).unwrap();
     let counts = data.counts.mapv(|c| c as f32);
-    let fixed = Engine::new(&student, Some(EngineKind::Fixed)).unwrap();
-    let float = Engine::new(&teacher, Some(EngineKind::Float)).unwrap();
+    let fixed = Runner::new(&student, Some(EngineKind::Fixed)).unwrap();
+    let float = Runner::new(&teacher, Some(EngineKind::Float)).unwrap();
     let (a, b) = (
         fixed.lifetimes(counts.view()).unwrap(),
         float.lifetimes(counts.view()).unwrap(),

@@ -4,7 +4,7 @@
 
 use flimgru::data::simulate::SimSpec;
 use flimgru::data::GateGrid;
-use flimgru::engine::{Engine, EngineKind};
+use flimgru::engine::{EngineKind, Runner};
 use flimgru::model::loss::Objective;
 use flimgru::model::stream::StreamConfig;
 use flimgru::model_file::ModelFile;
@@ -74,7 +74,7 @@ fn a_recipe_job_makes_a_quantised_model_that_the_golden_engine_runs() {
     assert_eq!(back.stream, model.stream);
     assert!(!checkpoint_path(&out, "float").exists());
     assert!(!checkpoint_path(&out, "qat").exists());
-    let engine = Engine::new(&back, None).unwrap();
+    let engine = Runner::new(&back, None).unwrap();
     assert_eq!(engine.kind(), EngineKind::Fixed);
     // Reproducible: the same job gives the same bytes of weights.
     let again = run(&job, "test", &dir.path().join("m2.json"), false).unwrap();

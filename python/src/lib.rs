@@ -13,7 +13,7 @@ use flimgru::data::image::simulate_image;
 use flimgru::data::io::histograms_from_values;
 use flimgru::data::simulate::{check_pixel_budget, simulate as simulate_pixels, SimSpec};
 use flimgru::data::{Histograms, Truth};
-use flimgru::engine::{Engine, EngineKind};
+use flimgru::engine::{EngineKind, Runner};
 use flimgru::lifetime::range::RangeCheck;
 use flimgru::model_file::ModelFile;
 use ndarray::{Array, IxDyn};
@@ -456,7 +456,7 @@ fn infer<'py>(
     };
     let (img, tau_max_ns) = py
         .detach(|| -> anyhow::Result<_> {
-            let engine = Engine::new(&model.file, kind)?;
+            let engine = Runner::new(&model.file, kind)?;
             let trained = model.range()?;
             let (img, _report) =
                 lifetime_image(&model.file, &engine, trained, &image, min_photons, false)
