@@ -117,7 +117,11 @@ def reason(row):
 def outcome(row):
     if row["code"] != 0:
         return "refused: " + reason(row).replace("|", "\\|")
-    s = f"maps: {row['pixels']:,} pixels"
+    s = f"maps: {row['pixels']:,} pixel{'s' if row['pixels'] != 1 else ''}"
+    binned = [l for l in row["text"].splitlines() if l.startswith("map: ") and "; binned " in l]
+    if binned:
+        r = binned[0].split("; binned ", 1)[1].split(" ", 1)[0]
+        s += f" (too dim: binned {r}, {2 * int(r) + 1} x {2 * int(r) + 1})"
     model = built_model(row["text"])
     if model:
         s += f" with {model}"
