@@ -44,6 +44,25 @@ pub fn sat(v: i64, lo: i64, hi: i64) -> i64 {
     v.clamp(lo, hi)
 }
 
+/// One narrowing of the GRU step, `sat((v + offset) >> shift, lo, hi)`
+/// (arithmetic shift): the constants the golden model computes with
+/// ([`Format::ops`]) and the circuits wire (src/rtl/lane.rs, head.rs),
+/// defined once by [`Format::gate_narrow`], [`Format::candidate_narrow`],
+/// [`Format::state_narrow`] and [`Format::head_narrow`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Narrow {
+    pub offset: i64,
+    pub shift: u32,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+impl Narrow {
+    pub fn apply(&self, v: i64) -> i64 {
+        sat((v + self.offset) >> self.shift, self.lo, self.hi)
+    }
+}
+
 /// The widths of one build: weights on Ww = `bits` bits, activations and
 /// state (inputs, gates, reset product, candidate, state) on
 /// Wa = `act_bits` bits. `Format::new(W)` is the uniform W-bit contract
@@ -158,6 +177,49 @@ impl Format {
         self.act_bits - 1
     }
 
+    /// The hard sigmoid's narrowing: the accumulator (fraction Ww + Wa - 2)
+    /// plus 0.5 onto the gate grid [0, S], rounded half up.
+    pub fn gate_narrow(&self) -> Narrow {
+        Narrow {
+            offset: (1i64 << self.acc_frac()) + (1i64 << (self.bits - 1)),
+            shift: self.bits,
+            lo: 0,
+            hi: self.one(),
+        }
+    }
+
+    /// The clipped-identity candidate's narrowing: the accumulator onto
+    /// the state grid, saturated to +-QMAX.
+    pub fn candidate_narrow(&self) -> Narrow {
+        Narrow {
+            offset: 1i64 << (self.bits - 2),
+            shift: self.bits - 1,
+            lo: -self.qmax(),
+            hi: self.qmax(),
+        }
+    }
+
+    /// A product of two state-grid codes (the reset product r h, the
+    /// update S c + z (h - c)) back onto the state grid, saturated.
+    pub fn state_narrow(&self) -> Narrow {
+        Narrow {
+            offset: 1i64 << (self.act_bits - 2),
+            shift: self.act_bits - 1,
+            lo: -self.qmax(),
+            hi: self.qmax(),
+        }
+    }
+
+    /// The head outputs: the accumulator saturated to +-OMAX, no shift.
+    pub fn head_narrow(&self) -> Narrow {
+        Narrow {
+            offset: 0,
+            shift: 0,
+            lo: -self.head_max(),
+            hi: self.head_max(),
+        }
+    }
+
     /// The step arithmetic's constants in integer type `T`.
     #[inline(always)]
     pub fn ops<T: PrimInt + 'static>(&self) -> Ops<T>
@@ -174,17 +236,22 @@ impl Format {
     where
         i64: AsPrimitive<T>,
     {
+        let (gate, cand, state) = (
+            self.gate_narrow(),
+            self.candidate_narrow(),
+            self.state_narrow(),
+        );
         Ops {
             narrowing: *n,
             head_max: self.head_max().as_(),
-            gate_shift: self.bits as usize,
-            acc_shift: (self.bits - 1) as usize,
-            state_shift: (self.act_bits - 1) as usize,
-            one: self.one().as_(),
-            qmax: self.qmax().as_(),
-            gate_offset: ((1i64 << self.acc_frac()) + (1i64 << (self.bits - 1))).as_(),
-            half_acc: (1i64 << (self.bits - 2)).as_(),
-            half_state: (1i64 << (self.act_bits - 2)).as_(),
+            gate_shift: gate.shift as usize,
+            acc_shift: cand.shift as usize,
+            state_shift: state.shift as usize,
+            one: gate.hi.as_(),
+            qmax: state.hi.as_(),
+            gate_offset: gate.offset.as_(),
+            half_acc: cand.offset.as_(),
+            half_state: state.offset.as_(),
         }
     }
 

@@ -71,7 +71,7 @@ impl Engine {
             dbg_channel: super::many(3 * p),
             ingest: Ingest::new(p, gates),
             // The divider makes input codes: activations, Wa bits.
-            preproc: Preproc::new(p, gates, spec.format().act_bits),
+            preproc: Preproc::new(p, gates, spec.format()),
             gru,
             extract: Extract::new(p, &golden.thresholds),
             result: ResultStage::default(),

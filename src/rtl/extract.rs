@@ -10,7 +10,7 @@ use super::divider::{divide_cycles, Divider};
 use super::prim::Rom;
 use super::protocol::{FractionCode, PixelIndex, TauCode};
 use super::{Acc, Addr};
-use crate::fixed::contract::{FRACTION_FRAC_BITS, RATIO_BITS};
+use crate::fixed::contract::{FRACTION_FRAC_BITS, FRACTION_ONE, RATIO_BITS};
 use rust_hdl::prelude::*;
 
 #[derive(Copy, Clone, Debug, PartialEq, LogicState)]
@@ -165,7 +165,7 @@ impl Extract {
             candidate: Default::default(),
             result: Default::default(),
             one12: Constant::new(1.into()),
-            half: Constant::new(((1u64 << FRACTION_FRAC_BITS) / 2).into()),
+            half: Constant::new(((FRACTION_ONE / 2) as u64).into()),
             last_lane: Constant::new((lanes as u64 - 1).into()),
             ratio_bits: Constant::new((RATIO_BITS as u64).into()),
             fraction_bits: Constant::new((FRACTION_FRAC_BITS as u64 + 1).into()),

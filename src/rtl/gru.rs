@@ -270,7 +270,7 @@ impl Gru {
             terms: h + 1,
         };
         let (np, k) = (shape.passes, shape.terms);
-        let w1 = fmt.bits - 1;
+        let w1 = fmt.bias_shift();
         let enc_u = shifted(&model.encoder_recurrent, 0);
         let dec_u = shifted(&model.decoder_recurrent, 0);
         let enc_k = shifted(&model.encoder_kernel, 0);

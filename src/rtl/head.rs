@@ -6,6 +6,7 @@
 
 use super::prim::{Dsp, Mac, Requant, MAC_LATENCY};
 use super::{Acc, Code, Widths, Wt};
+use crate::fixed::contract::Narrow;
 use rust_hdl::prelude::*;
 
 /// Cycles from a step's last term at the inputs to its outputs: the MAC
@@ -48,8 +49,9 @@ pub struct Head {
 }
 
 impl Head {
-    /// `bias[c]` on the accumulator grid; `head_max` the saturation bound.
-    pub fn new(widths: Widths, dsp: Dsp, bias: [i64; 3], head_max: i64) -> Self {
+    /// `bias[c]` on the accumulator grid; `saturation` the contract's head
+    /// narrowing ([`crate::fixed::contract::Format::head_narrow`]).
+    pub fn new(widths: Widths, dsp: Dsp, bias: [i64; 3], saturation: Narrow) -> Self {
         Head {
             clock: Default::default(),
             en: Default::default(),
@@ -67,7 +69,7 @@ impl Head {
             sum2: Default::default(),
             mac: (0..3).map(|_| Mac::new(widths, dsp)).collect(),
             saturate: (0..3)
-                .map(|_| Requant::new(widths.acc, 0, 0, -head_max, head_max))
+                .map(|_| Requant::new(widths.acc, saturation))
                 .collect(),
             saturated: super::many(3),
             bias: bias
@@ -141,7 +143,13 @@ mod tests {
     fn accumulates_saturates_and_sums() {
         let head_max = (1 << 9) - 1;
         let widths = crate::rtl::Widths::new(crate::fixed::Format::new(8).unwrap(), 2, 3);
-        let mut b = Head::new(widths, Dsp::Inferred, [5, -7, 100], head_max);
+        let saturation = Narrow {
+            offset: 0,
+            shift: 0,
+            lo: -head_max,
+            hi: head_max,
+        };
+        let mut b = Head::new(widths, Dsp::Inferred, [5, -7, 100], saturation);
         b.connect_all();
         check_all(&b).unwrap();
         let w = [[3i64, -1, 50], [2, 4, 60]];

@@ -251,8 +251,6 @@ impl Lane {
         exponent: u32,
         dsp: Dsp,
     ) -> Self {
-        let w = fmt.bits;
-        let (one, q) = (fmt.one(), fmt.qmax());
         let widths = Widths::new(fmt, h, exponent);
         Lane {
             clock: Default::default(),
@@ -380,19 +378,19 @@ impl Lane {
                     MacUnit::new(
                         widths,
                         dsp,
-                        w - 1,
-                        ((1 << fmt.acc_frac()) + (1 << (w - 1)), w, 0, one),
-                        (1 << (w - 2), w - 1, -q, q),
+                        fmt.bias_shift(),
+                        fmt.gate_narrow(),
+                        fmt.candidate_narrow(),
                     )
                 })
                 .collect(),
             reset_mul: Product::new(widths, dsp),
             reset_q: (0..m.div_ceil(MACS_PER_COPY))
-                .map(|_| Requant::rshr(widths.product, w - 1, -q, q))
+                .map(|_| Requant::new(widths.product, fmt.state_narrow()))
                 .collect(),
             update_mul: Product::new(widths, dsp),
-            update_q: RequantSum::rshr(widths.product, widths.code, w - 1, -q, q),
-            head: Head::new(widths, dsp, head_bias, fmt.head_max()),
+            update_q: RequantSum::new(widths.product, widths.code, fmt.state_narrow()),
+            head: Head::new(widths, dsp, head_bias, fmt.head_narrow()),
             h_a: Default::default(),
             h_c: Default::default(),
             x_a: Default::default(),

@@ -9,7 +9,7 @@
 use super::divider::{divide_cycles, Divider};
 use super::ingest::READ_LATENCY;
 use super::{Addr, Code, Count};
-use crate::fixed::contract::BASELINE_GATES;
+use crate::fixed::contract::{Format, BASELINE_GATES};
 use rust_hdl::prelude::*;
 
 #[derive(Copy, Clone, Debug, PartialEq, LogicState)]
@@ -80,7 +80,10 @@ pub struct Preproc {
 }
 
 impl Preproc {
-    pub fn new(lanes: usize, gates: usize, bits: u32) -> Self {
+    /// Section 1 of the contract for the activation format of `fmt`: codes
+    /// with Wa - 1 fraction bits, saturated at its QMAX.
+    pub fn new(lanes: usize, gates: usize, fmt: Format) -> Self {
+        let bits = fmt.act_bits;
         Preproc {
             clock: Default::default(),
             full: Default::default(),
@@ -117,7 +120,7 @@ impl Preproc {
             lane_q: Default::default(),
             last_gate: Constant::new((gates as u64 - 1).into()),
             w_bits: Constant::new((bits as u64).into()),
-            qmax: Constant::new(((1u64 << (bits - 1)) - 1).into()),
+            qmax: Constant::new((fmt.qmax() as u64).into()),
             _lanes: lanes,
         }
     }
@@ -285,7 +288,7 @@ mod tests {
                 hist.push((0..g).map(|_| rng.gen_range(0..=COUNT_MAX)).collect());
             }
             let mut ing = Ingest::new(lanes, g);
-            let mut pre = Preproc::new(lanes, g, bits);
+            let mut pre = Preproc::new(lanes, g, Format::new(bits).unwrap());
             ing.connect_all();
             pre.connect_all();
             let mut got: Vec<Vec<i64>> = vec![vec![0; g]; hist.len()];

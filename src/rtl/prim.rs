@@ -10,6 +10,7 @@
 //! Signed values travel as two's complement in `Bits<N>`.
 
 use super::{Acc, Addr, Code, Widths, Wt};
+use crate::fixed::contract::Narrow;
 use rust_hdl::prelude::*;
 
 /// Sign-extend a two's complement `Bits<N>` to i64.
@@ -158,6 +159,12 @@ fn narrowed_bits(n: u32, offset: i64) -> u32 {
 
 /// A narrowing as (offset, shift, lo, hi): `sat((v + offset) >> shift, lo, hi)`.
 pub type Narrowing = (i64, u32, i64, i64);
+
+/// A contract narrowing ([`crate::fixed::contract::Narrow`], the one
+/// definition of its constants) as the primitives carry it.
+fn parts(n: Narrow) -> Narrowing {
+    (n.offset, n.shift, n.lo, n.hi)
+}
 
 /// The Rust model of [`narrow_verilog`], `high` its addend's value (0
 /// without one).
@@ -554,14 +561,10 @@ pub struct MacUnit {
 }
 
 impl MacUnit {
-    /// Narrowings as (offset, shift, lo, hi).
-    pub fn new(
-        widths: Widths,
-        dsp: Dsp,
-        bias_shift: u32,
-        gate: Narrowing,
-        cand: Narrowing,
-    ) -> Self {
+    /// The gate and candidate narrowings come from the contract
+    /// ([`crate::fixed::contract::Format::gate_narrow`], `candidate_narrow`).
+    pub fn new(widths: Widths, dsp: Dsp, bias_shift: u32, gate: Narrow, cand: Narrow) -> Self {
+        let (gate, cand) = (parts(gate), parts(cand));
         MacUnit {
             _dsp: dsp,
             _widths: Widths {
@@ -743,19 +746,15 @@ pub struct Requant<const O: usize> {
 }
 
 impl<const O: usize> Requant<O> {
-    pub fn new(bits: u32, offset: i64, shift: u32, lo: i64, hi: i64) -> Self {
+    /// The contract narrowing `n` of a `bits`-bit value.
+    pub fn new(bits: u32, n: Narrow) -> Self {
         Requant {
             v: Default::default(),
             out: Default::default(),
             _bits: bits.min(48),
-            _narrowing: (offset, shift, lo, hi),
+            _narrowing: parts(n),
             _fresh: false,
         }
-    }
-
-    /// The contract's `sat(rshr(v, s), lo, hi)` of an `bits`-bit value.
-    pub fn rshr(bits: u32, s: u32, lo: i64, hi: i64) -> Self {
-        Self::new(bits, 1 << (s - 1), s, lo, hi)
     }
 }
 
@@ -808,15 +807,16 @@ pub struct RequantSum<const O: usize> {
 }
 
 impl<const O: usize> RequantSum<O> {
-    /// The contract's `sat(rshr(v + (c << s), s), lo, hi)`.
-    pub fn rshr(bits: u32, code: u32, s: u32, lo: i64, hi: i64) -> Self {
+    /// The contract narrowing `n` of `v + (c << n.shift)`: the state
+    /// update's `sat(rshr(S c + z (h - c), Wa - 1), +-QMAX)`.
+    pub fn new(bits: u32, code: u32, n: Narrow) -> Self {
         RequantSum {
             v: Default::default(),
             c: Default::default(),
             out: Default::default(),
             _bits: bits.min(47),
             _code: code.min(18),
-            _narrowing: (1 << (s - 1), s, lo, hi),
+            _narrowing: parts(n),
             _fresh: false,
         }
     }
@@ -1218,7 +1218,12 @@ mod tests {
 
     #[test]
     fn requant_is_rshr_sat() {
-        let mut r = Requant::<18>::rshr(48, 7, -127, 127);
+        let mut r = Requant::<18>::new(
+            48,
+            crate::fixed::contract::Format::new(8)
+                .unwrap()
+                .state_narrow(),
+        );
         r.connect_all();
         for v in [
             -100_000i64,
@@ -1383,7 +1388,13 @@ mod tests {
     #[test]
     fn requant_sum_is_rshr_sat_of_the_sum() {
         use crate::fixed::contract::{rshr, sat};
-        let mut r = RequantSum::<18>::rshr(19, 9, 7, -127, 127);
+        let mut r = RequantSum::<18>::new(
+            19,
+            9,
+            crate::fixed::contract::Format::new(8)
+                .unwrap()
+                .state_narrow(),
+        );
         r.connect_all();
         for v in [-32768i64, -16384, -193, -64, -63, 0, 64, 191, 16255, 32767] {
             for c in [-256i64, -127, -1, 0, 1, 127, 255] {
