@@ -54,6 +54,19 @@ fn header_names_the_parameters_and_the_model_checksum() {
         export::model_checksum(&model),
         export::model_checksum(&other)
     );
+    // ... and the activation width of a mixed model; a uniform model's
+    // stated Wa (equal to Ww) leaves the committed checksums as they are.
+    let (mut mixed, mut stated) = (model.clone(), model.clone());
+    mixed.act_bits = Some(16);
+    stated.act_bits = Some(model.bits);
+    assert_ne!(
+        export::model_checksum(&model),
+        export::model_checksum(&mixed)
+    );
+    assert_eq!(
+        export::model_checksum(&model),
+        export::model_checksum(&stated)
+    );
     // No loop index survives the unrolling fix (rust-hdl 0.46 leaves `[m]`).
     assert!(!v.contains("[m]") && !v.contains("[c]"));
     // Impossible configurations are refused with the engine's message.

@@ -39,6 +39,13 @@ pub fn model_checksum(model: &QuantModel) -> u64 {
         }
     };
     eat(&model.bits.to_le_bytes());
+    // The activation width only where it differs, so a uniform model's
+    // checksum (in every committed header) is what it always was.
+    let fmt = model.format();
+    if !fmt.is_uniform() {
+        eat(b"act_bits");
+        eat(&fmt.act_bits.to_le_bytes());
+    }
     eat(&(model.hidden as u64).to_le_bytes());
     for (name, t) in QuantModel::tensor_names().iter().zip(model.tensors()) {
         eat(name.as_bytes());
