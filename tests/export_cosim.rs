@@ -2,7 +2,7 @@
 //! fix and lint post-pass) against the golden model, bit for bit, with
 //! the stimulus protocol of the rust-hdl co-sim tests (corner histograms,
 //! padded last group, random valid gaps and ready back-pressure): small
-//! random models across (W, P, M) in Icarus Verilog and Verilator, and the
+//! random models across (Ww, Wa, P, M) in Icarus Verilog and Verilator, and the
 //! shipped 32-unit 8-bit student on 100 realistic pixels in Verilator.
 //! Needs verilator and iverilog (`bash scripts/setup.sh`); fails, never
 //! skips, without them.
@@ -13,7 +13,7 @@ use flimgru::data::simulate::{simulate, SimSpec};
 use flimgru::data::GateGrid;
 use flimgru::export::cosim::{self, Simulator};
 use flimgru::export::{self as ex};
-use flimgru::fixed::{Golden, QuantModel};
+use flimgru::fixed::{Format, Golden, QuantModel};
 use flimgru::rtl::testbench::{self, Policy};
 use flimgru::rtl::{CircuitSpec, Dsp};
 use ndarray::Array2;
@@ -62,19 +62,20 @@ fn check(
     );
 }
 
-/// W in {6, 8, 16} x P in {1, 2} x M in {1, H, 3H}, H = 3, G = 11, corner
-/// histograms plus a random decay, eager or random stream policy
-/// (Icarus Verilog: builds in a fraction of a second).
+/// (Ww, Wa) in {W6, W8, W16, W8A12, W8A16} x P in {1, 2} x M in {1, H,
+/// 3H}, H = 3, G = 11, corner histograms plus a random decay, eager or
+/// random stream policy (Icarus Verilog: builds in a fraction of a second).
 #[test]
 fn small_random_models_match_the_golden_model_in_icarus() {
     let h = 3;
     let grid = GateGrid::new(11, 0.2).unwrap();
-    let cases: Vec<(u32, usize, usize)> = [6u32, 8, 16]
+    let cases: Vec<(Format, usize, usize)> = [(6u32, 6u32), (8, 8), (16, 16), (8, 12), (8, 16)]
         .into_iter()
-        .flat_map(|b| {
+        .map(|(ww, wa)| Format::mixed(ww, wa).unwrap())
+        .flat_map(|f| {
             [1usize, 2]
                 .into_iter()
-                .flat_map(move |p| [1, h, 3 * h].map(|m| (b, p, m)))
+                .flat_map(move |p| [1, h, 3 * h].map(|m| (f, p, m)))
         })
         .collect();
     // Two threads: the machine has two cores.
@@ -82,10 +83,10 @@ fn small_random_models_match_the_golden_model_in_icarus() {
         for half in cases.chunks(cases.len().div_ceil(2)) {
             let grid = &grid;
             s.spawn(move || {
-                for &(bits, lanes, macs) in half {
-                    let model = testbench::random_model(bits, h, 200 + bits as u64);
-                    let counts =
-                        testbench::corner_histograms(11, 1, bits as u64 * 7 + lanes as u64);
+                for &(fmt, lanes, macs) in half {
+                    let seed = (fmt.bits + 3 * fmt.act_bits) as u64;
+                    let model = testbench::random_model_in(fmt, h, 200 + seed);
+                    let counts = testbench::corner_histograms(11, 1, seed * 7 + lanes as u64);
                     let spec = testbench::spec(&model, grid, lanes, macs).unwrap();
                     check(
                         &spec,
@@ -96,7 +97,7 @@ fn small_random_models_match_the_golden_model_in_icarus() {
                             Policy::random(macs as u64 + 1)
                         }],
                         Simulator::Icarus,
-                        &format!("icarus-w{bits}-p{lanes}-m{macs}"),
+                        &format!("icarus-{}-p{lanes}-m{macs}", fmt.name().to_lowercase()),
                     );
                 }
             });
@@ -104,23 +105,31 @@ fn small_random_models_match_the_golden_model_in_icarus() {
     });
 }
 
-/// The same protocol in Verilator on a small wide configuration (the
-/// student test below covers W = 8 and P = 1, 4 in Verilator).
+/// The same protocol in Verilator on small wide configurations, uniform
+/// W16 and mixed W8A16 (the student test below covers W = 8 and P = 1, 4
+/// in Verilator).
 #[test]
 fn small_random_models_match_the_golden_model_in_verilator() {
-    let cases = [(16u32, 4usize, 13usize, 2usize, 4usize)];
+    let cases = [
+        ((16u32, 16u32), 4usize, 13usize, 2usize, 4usize),
+        ((8, 16), 4, 13, 2, 6),
+    ];
     std::thread::scope(|s| {
-        for (bits, h, g, lanes, macs) in cases {
+        for ((ww, wa), h, g, lanes, macs) in cases {
             s.spawn(move || {
                 let grid = GateGrid::new(g, 12.5 / g as f64).unwrap();
-                let model = testbench::random_model(bits, h, 300 + bits as u64);
+                let fmt = Format::mixed(ww, wa).unwrap();
+                let model = testbench::random_model_in(fmt, h, 300 + (ww + wa) as u64);
                 let counts = testbench::corner_histograms(g, 3, 5);
                 check(
                     &testbench::spec(&model, &grid, lanes, macs).unwrap(),
                     &counts,
                     &[Policy::eager(), Policy::random(9)],
                     Simulator::Verilator,
-                    &format!("verilator-w{bits}-h{h}-p{lanes}-m{macs}"),
+                    &format!(
+                        "verilator-{}-h{h}-p{lanes}-m{macs}",
+                        fmt.name().to_lowercase()
+                    ),
                 );
             });
         }
@@ -198,20 +207,25 @@ fn mult18x18d(v: &str) -> usize {
 
 /// The ECP5 multipliers (`Dsp::Ecp5`: MULT18X18D with its own operand
 /// and product registers, simulated by the behavioural model of
-/// `boards::pll::lint_stubs`) give the golden model's results: W = 8 and
-/// W = 16 with every multiplier in a MULT18X18D, and W = 16 with a weight
-/// exponent of 3 (19-bit weights), where the MACs keep the inferred form
-/// and only the lane's two products (17-bit codes) are MULT18X18Ds.
+/// `boards::pll::lint_stubs`) give the golden model's results: W = 8,
+/// W = 16 and W8A16 (11-bit weights times 17-bit codes) with every
+/// multiplier in a MULT18X18D, and W = 16 with a weight exponent of 3
+/// (19-bit weights), where the MACs keep the inferred form and only the
+/// lane's two products (17-bit codes) are MULT18X18Ds.
 #[test]
 fn ecp5_multipliers_match_the_golden_model_in_icarus() {
     let (h, g) = (3, 11);
     let grid = GateGrid::new(g, 0.2).unwrap();
-    for (bits, lanes, macs, exponent) in [
-        (8u32, 2usize, 3usize, None),
-        (16, 1, 9, Some(0)),
-        (16, 1, 9, Some(3)),
+    for ((ww, wa), lanes, macs, exponent) in [
+        ((8u32, 8u32), 2usize, 3usize, None),
+        ((16, 16), 1, 9, Some(0)),
+        ((16, 16), 1, 9, Some(3)),
+        ((8, 16), 2, 3, None),
     ] {
-        let mut model = testbench::random_model(bits, h, 400 + bits as u64);
+        let fmt = Format::mixed(ww, wa).unwrap();
+        // The uniform cases keep the seeds of W alone.
+        let bits = if ww == wa { ww } else { ww + wa };
+        let mut model = testbench::random_model_in(fmt, h, 400 + bits as u64);
         if let Some(e) = exponent {
             for t in [
                 &mut model.encoder_recurrent,
@@ -238,7 +252,8 @@ fn ecp5_multipliers_match_the_golden_model_in_icarus() {
         assert_eq!(
             mult18x18d(&v),
             want,
-            "W = {bits}, P = {lanes}, M = {macs}, e = {exponent:?}"
+            "{}, P = {lanes}, M = {macs}, e = {exponent:?}",
+            fmt.name()
         );
         assert_eq!(mult18x18d(&ex::verilog(&spec, "inferred").unwrap()), 0);
         let counts = testbench::corner_histograms(g, 2, 17 + bits as u64);
@@ -248,7 +263,8 @@ fn ecp5_multipliers_match_the_golden_model_in_icarus() {
             &[Policy::random(3)],
             Simulator::Icarus,
             &format!(
-                "icarus-ecp5-w{bits}-p{lanes}-m{macs}-e{}",
+                "icarus-ecp5-{}-p{lanes}-m{macs}-e{}",
+                fmt.name().to_lowercase(),
                 exponent.unwrap_or(9)
             ),
         );

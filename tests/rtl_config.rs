@@ -36,22 +36,11 @@ fn impossible_configurations_are_refused() {
         let e = err(&m, &grid, ok);
         assert!(e.contains(&format!("W = {bits}")), "{e}");
     }
-    // Mixed precision is in the contract and the golden model, not yet in
-    // the circuits: refused naming both widths.
-    let mixed = QuantModel::random_in(
-        4,
-        flimgru::fixed::Format::mixed(8, 12).unwrap(),
-        &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2),
-    )
-    .unwrap();
-    let e = err(&mixed, &grid, ok);
-    assert!(
-        e.contains("W8A12")
-            && e.contains("Ww = 8")
-            && e.contains("Wa = 12")
-            && e.contains("uniform"),
-        "{e}"
-    );
+    // A mixed-precision model is built, its name saying both widths.
+    let mixed = testbench::random_model_in(flimgru::fixed::Format::mixed(8, 12).unwrap(), 4, 2);
+    let s = CircuitSpec::new(mixed, grid, ok, Dsp::Inferred).unwrap();
+    assert_eq!(s.name(), format!("w8a12_p{}_m{}", ok.lanes, ok.macs));
+    assert!(s.width_label().contains("Wa 12"), "{}", s.width_label());
     // A model whose codes exceed its own format.
     let mut wide = model.clone();
     wide.decoder_recurrent.codes[3] = 200;

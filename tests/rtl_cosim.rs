@@ -1,24 +1,38 @@
 //! Co-simulation of the engine against the golden model, bit for bit
 //! (result codes, delivery order and every decoder step's head channels):
-//! every (W, P, M) of the matrix on a small model, and a proptest
-//! over random small models, grids, configurations and raw histograms.
+//! every (W, P, M) of the matrix on a small model, uniform (Ww =
+//! Wa) and mixed precision (Ww < Wa), and a proptest over random small
+//! models, formats, grids, configurations and raw histograms.
 //! A failing case leaves a VCD (path in the panic message).
 
 use flimgru::data::GateGrid;
+use flimgru::fixed::Format;
 use flimgru::rtl::testbench::{self, Policy};
 use ndarray::{concatenate, Array2, Axis};
 use proptest::prelude::*;
 
-/// W in {6, 8, 12, 16} x P in {1, 2, 4} x M in {1, H, 3H}, corner histograms.
+/// (Ww, Wa) in {W6, W8, W12, W16, W8A12, W8A16, W4A16} x P in {1, 2, 4}
+/// x M in {1, H, 3H}, corner histograms.
 #[test]
 fn every_width_lane_and_fold_is_bit_exact() {
     let h = 3;
     let grid = GateGrid::new(11, 0.2).unwrap();
-    for (i, bits) in [6u32, 8, 12, 16].into_iter().enumerate() {
-        let model = testbench::random_model(bits, h, 100 + i as u64);
+    let formats = [
+        (6u32, 6u32),
+        (8, 8),
+        (12, 12),
+        (16, 16),
+        (8, 12),
+        (8, 16),
+        (4, 16),
+    ];
+    for (i, (ww, wa)) in formats.into_iter().enumerate() {
+        let fmt = Format::mixed(ww, wa).unwrap();
+        let model = testbench::random_model_in(fmt, h, 100 + i as u64);
         for lanes in [1, 2, 4] {
             for macs in [1, h, 3 * h] {
-                let counts = testbench::corner_histograms(11, 1, bits as u64 * 7 + lanes as u64);
+                let seed = (ww * 7 + wa * 131) as u64 + lanes as u64;
+                let counts = testbench::corner_histograms(11, 1, seed);
                 let spec = testbench::spec(&model, &grid, lanes, macs).unwrap();
                 let policy = Policy {
                     valid: 0.8,
@@ -52,11 +66,14 @@ fn a_wrong_circuit_is_caught() {
     assert!(why.contains("head channel 1"), "{why}");
 }
 
-fn config_strategy() -> impl Strategy<Value = (usize, usize, u32, usize, usize, u64)> {
+/// (H, G, (Ww, Wa), P, fold, seed): Wa = Ww half the time, else wider.
+fn config_strategy() -> impl Strategy<Value = (usize, usize, (u32, u32), usize, usize, u64)> {
     (
         2usize..=8,
         11usize..=32,
-        prop::sample::select(vec![4u32, 6, 8, 12, 16]),
+        prop::sample::select(vec![4u32, 6, 8, 12, 16]).prop_flat_map(|ww| {
+            prop_oneof![Just((ww, ww)), (ww..=16).prop_map(move |wa| (ww, wa))]
+        }),
         prop::sample::select(vec![1usize, 2, 4]),
         0usize..3,
         any::<u64>(),
@@ -66,18 +83,18 @@ fn config_strategy() -> impl Strategy<Value = (usize, usize, u32, usize, usize, 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
-    /// Random small models (H 2..=8, G 11..=32, W, P, M = 1 | H | 3H, random
-    /// codes and exponents) on corner histograms plus random raw counts,
-    /// with random stream gaps and back-pressure.
+    /// Random small models (H 2..=8, G 11..=32, Ww <= Wa, P, M = 1 | H |
+    /// 3H, random codes and exponents) on corner histograms plus random raw
+    /// counts, with random stream gaps and back-pressure.
     #[test]
     fn random_models_are_bit_exact(
-        (h, g, bits, lanes, fold, seed) in config_strategy(),
+        (h, g, (ww, wa), lanes, fold, seed) in config_strategy(),
         raw in prop::collection::vec(prop::collection::vec(
             prop_oneof![Just(0u32), 0u32..40, 0u32..70_000], 32), 1..3),
     ) {
         let macs = [1, h, 3 * h][fold];
         let grid = GateGrid::new(g, 12.5 / g as f64).unwrap();
-        let model = testbench::random_model(bits, h, seed);
+        let model = testbench::random_model_in(Format::mixed(ww, wa).unwrap(), h, seed);
         let corners = testbench::corner_histograms(g, 0, seed);
         let rows: Vec<u32> = raw.iter().flat_map(|r| r[..g].iter().copied()).collect();
         let raw = Array2::from_shape_vec((raw.len(), g), rows).unwrap();

@@ -33,39 +33,41 @@ pub use spec::{CircuitSpec, Layout, MAX_LANES};
 
 use rust_hdl::prelude::*;
 
-/// State, input, gate and operand codes (W <= 16 bits plus sign and the
-/// gate's one = 2^(W-1) and differences h - c), two's complement. The
-/// port types are sized for W = 16; the arithmetic primitives compute at
-/// the [`Widths`] of the actual W, so synthesis drops the unused bits.
+/// State, input, gate and operand codes (Wa <= 16 bits plus sign and the
+/// gate's one = 2^(Wa-1) and differences h - c), two's complement. The
+/// port types are sized for 16 bits; the arithmetic primitives compute at
+/// the [`Widths`] of the actual (Ww, Wa), so synthesis drops the unused
+/// bits.
 pub type Code = Bits<18>;
 /// Weight codes pre-shifted by their tensor exponent (code << e, e <= 3);
 /// the MAC units read [`Widths::weight`] of the 20 bits.
 pub type Wt = Bits<20>;
-/// Accumulators and head outputs (contract: at most 2W + 3 + 10 = 45 bits).
+/// Accumulators and head outputs (contract: at most Ww + Wa + 3 + 10 = 45 bits).
 pub type Acc = Bits<48>;
 /// Memory addresses.
 pub type Addr = Bits<16>;
 /// Raw photon counts (the 16-bit ingest width).
 pub type Count = Bits<16>;
 
-/// The widths the contract needs at one (W, H) (docs/fixed-point.md): the
-/// hand-written primitives of [`prim`] read their operands and keep their
-/// accumulators at these widths, whatever the (W = 16) port types carry.
+/// The widths the contract needs at one (Ww, Wa, H) (docs/fixed-point.md):
+/// the hand-written primitives of [`prim`] read their operands and keep
+/// their accumulators at these widths, whatever the 16-bit port types
+/// carry. Weights are Ww wide, everything the GRU step computes Wa.
 /// In the contract's range no value is lost; the Rust models wrap exactly
 /// as the Verilog does, so simulation and silicon agree even outside it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Widths {
-    /// Operand codes: states and inputs (W bits), gates 0..=2^(W-1) and
-    /// differences h - c (W + 1 bits).
+    /// Operand codes: states and inputs (Wa bits), gates 0..=2^(Wa-1) and
+    /// differences h - c (Wa + 1 bits).
     pub code: u32,
-    /// Weight and bias codes shifted by their exponent: W + the largest
+    /// Weight and bias codes shifted by their exponent: Ww + the largest
     /// exponent of the tensors the MAC units read (at most E_MAX = 3), so
     /// a model whose tensors all have e = 0 (the 16-bit student) keeps a
     /// W = 16 weight inside one 18-bit DSP port.
     pub weight: u32,
-    /// Accumulators: the contract's A = 2W + 3 + ceil(log2(H + 2)).
+    /// Accumulators: the contract's A = Ww + Wa + 3 + ceil(log2(H + 2)).
     pub acc: u32,
-    /// The streamed products z (h - c) + (c << (W - 1)) and r h: 2W + 3.
+    /// The streamed products z (h - c) + (c << (Wa - 1)) and r h: 2Wa + 3.
     pub product: u32,
 }
 
@@ -78,10 +80,10 @@ impl Widths {
             "exponent {exponent}"
         );
         Widths {
-            code: fmt.bits + 1,
+            code: fmt.act_bits + 1,
             weight: fmt.bits + exponent,
             acc: fmt.acc_bits(hidden),
-            product: 2 * fmt.bits + 3,
+            product: 2 * fmt.act_bits + 3,
         }
     }
 }

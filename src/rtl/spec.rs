@@ -9,8 +9,7 @@
 //! ([`CircuitSpec::format`], weights Ww and activations Wa). A circuit of
 //! another width than its model's codes does not exist, so there is
 //! nothing to choose and nothing to check against; a mixed-precision
-//! model (Ww != Wa) gets its own file names from [`Format::name`] already
-//! and is refused here, by name, until the circuits build it.
+//! model (Ww < Wa) gets its own file names from [`Format::name`].
 
 use super::cycles::CycleModel;
 use super::engine::Engine;
@@ -81,14 +80,6 @@ impl CircuitSpec {
             );
         }
         model.validate()?;
-        if !fmt.is_uniform() {
-            bail!(
-                "the model is mixed precision {} (weights Ww = {} bits, activations Wa = {} bits); the circuits implement the uniform contract (Ww = Wa) only",
-                fmt.name(),
-                fmt.bits,
-                fmt.act_bits
-            );
-        }
         let h = model.hidden;
         let m = layout.macs;
         if m == 0 || !(3 * h).is_multiple_of(m) {
@@ -252,5 +243,18 @@ mod tests {
         assert_eq!(s.with_dsp(Dsp::Ecp5).file_stem(), "flimgru_w8_p1_m96_ecp5");
         assert_eq!(s.width_label(), "8");
         assert_eq!(s.cycles(), CycleModel::new(32, 11, 96, 1, 8));
+        // Mixed precision: both widths in the name and the label; the
+        // preprocessing divider makes Wa-bit codes.
+        let fmt = Format::mixed(8, 16).unwrap();
+        let s = CircuitSpec::new(
+            testbench::random_model_in(fmt, 32, 1),
+            grid,
+            layout,
+            Dsp::Inferred,
+        )
+        .unwrap();
+        assert_eq!(s.file_name(), "flimgru_w8a16_p1_m96.v");
+        assert_eq!(s.width_label(), "W8A16 (weights Ww 8, activations Wa 16)");
+        assert_eq!(s.cycles(), CycleModel::new(32, 11, 96, 1, 16));
     }
 }

@@ -328,12 +328,21 @@ pub fn spec(model: &QuantModel, grid: &GateGrid, lanes: usize, macs: usize) -> R
 /// down by a random shift (so states do not all saturate), random
 /// exponents 0..=3.
 pub fn random_model(bits: u32, hidden: usize, seed: u64) -> QuantModel {
-    QuantModel::random(
+    random_model_in(
+        crate::fixed::Format::new(bits).expect("W in 4..=16"),
         hidden,
-        bits,
+        seed,
+    )
+}
+
+/// [`random_model`] in any format, mixed precision (Ww < Wa) included.
+pub fn random_model_in(fmt: crate::fixed::Format, hidden: usize, seed: u64) -> QuantModel {
+    QuantModel::random_in(
+        hidden,
+        fmt,
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
     )
-    .expect("random models are valid for W in 4..=16")
+    .expect("random models are valid in every format")
 }
 
 /// Histograms exercising the corners: all-zero, single photon, one-gate
