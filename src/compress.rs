@@ -4,10 +4,9 @@
 //! several bit widths, every row on one held-out test set, every float row
 //! on the same data and epoch budget. Ships the distilled 8-bit student.
 //!
-//! KD loss: alpha MSE(student, teacher) + (1 - alpha) MSE(student, truth)
-//! = MSE(student, alpha teacher + (1 - alpha) truth) + a constant, so the
-//! student trains on the blended target (same gradient, one loss path);
-//! the teacher's outputs are computed once and cached on disk.
+//! KD trains on the blended target of
+//! [`crate::model::loss::distilled_targets`]; the teacher's outputs are
+//! computed once and cached on disk.
 
 use crate::data::simulate::{simulate, SimSpec};
 use crate::data::{preprocess_batch, targets, Dataset};
@@ -391,7 +390,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
     let inputs = preprocess_batch(data.counts.mapv(|c| c as f32).view());
     let truth = targets(&grid, &data.truth);
     let teach = teacher_outputs(&teacher, &job.teacher, &inputs, job, dir)?;
-    let blended = &teach * job.alpha as f32 + &truth * (1.0 - job.alpha) as f32;
+    let blended = crate::model::loss::distilled_targets(teach.view(), truth.view(), job.alpha);
     let test = TestSet::new(&spec, job)?;
     let mut rows = Vec::new();
     let mut training = Vec::new();

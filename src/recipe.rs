@@ -14,7 +14,10 @@ use crate::fixed::qat::{input_values, QatForward};
 use crate::fixed::{Format, Golden, QuantModel};
 use crate::lifetime::extract::extract_batch;
 use crate::lifetime::metrics::precision_score;
-use crate::model::stream::{train_stream, Chunk, SampleSource, StreamConfig, StreamRun};
+use crate::model::loss::distilled_targets;
+use crate::model::stream::{
+    train_stream, Chunk, DistilledFrom, SampleSource, StreamConfig, StreamRun,
+};
 use crate::model::train::{FloatForward, History, TrainConfig};
 use crate::model::{Seq2Seq, Seq2SeqConfig};
 use crate::model_file::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
@@ -45,6 +48,17 @@ impl QatStage {
     }
 }
 
+/// Knowledge distillation: every stage trains on
+/// `alpha teacher + (1 - alpha) truth` ([`distilled_targets`]), the
+/// teacher's outputs computed on each fresh chunk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Distill {
+    /// A float model file trained for the job's gate grid.
+    pub teacher: PathBuf,
+    /// Weight of the teacher's outputs, in [0, 1].
+    pub alpha: f64,
+}
+
 /// One recipe job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecipeJob {
@@ -65,6 +79,9 @@ pub struct RecipeJob {
     /// A model file to start from instead of fresh weights.
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// Train every stage on a teacher's outputs blended with the truth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<Distill>,
 }
 
 impl RecipeJob {
@@ -96,6 +113,14 @@ impl RecipeJob {
         if let Some(f) = &self.float {
             f.validate().context("float stage")?;
         }
+        if let Some(d) = &self.distill {
+            if !(0.0..=1.0).contains(&d.alpha) {
+                bail!(
+                    "distill alpha = {} must be in [0, 1] (the teacher's weight)",
+                    d.alpha
+                );
+            }
+        }
         if let Some(q) = &self.qat {
             q.format().context("qat stage")?;
             q.stream.validate().context("qat stage")?;
@@ -125,30 +150,43 @@ enum Inputs {
     Codes(Format),
 }
 
-/// Fresh simulated pixels of a spec.
+/// Fresh simulated pixels of a spec, their targets distilled from a
+/// teacher (its float network, alpha) when the job says so.
 struct SimSource<'a> {
     spec: &'a SimSpec,
     data_seed: u64,
     pixels: usize,
     inputs: Inputs,
+    teacher: Option<(&'a Seq2Seq<f32>, f64)>,
 }
 
-fn chunk_of(data: &Dataset, inputs: Inputs) -> Chunk {
-    let x = match inputs {
-        Inputs::Float => preprocess_batch(data.counts.mapv(|c| c as f32).view()),
-        Inputs::Codes(fmt) => input_values(fmt, data.counts.view()),
-    };
-    Chunk {
-        inputs: x,
-        targets: targets(&data.grid, &data.truth),
-        photons: Array1::from_iter(data.truth.iter().map(|t| t.photons as f32)),
+impl SimSource<'_> {
+    fn chunk_of(&self, data: &Dataset) -> Chunk {
+        let float = || preprocess_batch(data.counts.mapv(|c| c as f32).view());
+        let x = match self.inputs {
+            Inputs::Float => float(),
+            Inputs::Codes(fmt) => input_values(fmt, data.counts.view()),
+        };
+        let mut t = targets(&data.grid, &data.truth);
+        if let Some((teacher, alpha)) = self.teacher {
+            let out = match self.inputs {
+                Inputs::Float => teacher.predict(x.view()),
+                Inputs::Codes(_) => teacher.predict(float().view()),
+            };
+            t = distilled_targets(out.view(), t.view(), alpha);
+        }
+        Chunk {
+            inputs: x,
+            targets: t,
+            photons: Array1::from_iter(data.truth.iter().map(|t| t.photons as f32)),
+        }
     }
 }
 
 impl SampleSource for SimSource<'_> {
     fn chunk(&self, index: u64) -> Result<Chunk> {
         let data = simulate(self.spec, self.pixels, stream_seed(self.data_seed, index))?;
-        Ok(chunk_of(&data, self.inputs))
+        Ok(self.chunk_of(&data))
     }
 }
 
@@ -178,6 +216,22 @@ fn golden_score<'a>(
             .collect();
         Ok(precision_score(&val.truth, &est))
     }
+}
+
+/// The distillation teacher: a float model for the job's gate grid.
+fn load_teacher(d: &Distill, job: &RecipeJob) -> Result<ModelFile> {
+    let t = ModelFile::load(&d.teacher)?;
+    if t.data.grid != job.data.grid {
+        bail!(
+            "distill teacher {} is trained for {} gates of {} ns, the job for {} gates of {} ns",
+            d.teacher.display(),
+            t.data.grid.gates,
+            t.data.grid.dt_ns,
+            job.data.grid.gates,
+            job.data.grid.dt_ns
+        );
+    }
+    Ok(t)
 }
 
 /// Checkpoint files of a job writing `out`: `<out>.float.ckpt`, `<out>.qat.ckpt`.
@@ -214,6 +268,22 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
             Seq2Seq::<f32>::init(&job.network, &mut ChaCha8Rng::seed_from_u64(seed))
         }
     };
+    let teacher = job
+        .distill
+        .as_ref()
+        .map(|d| load_teacher(d, job))
+        .transpose()?;
+    let teacher_ref = teacher
+        .as_ref()
+        .zip(job.distill.as_ref())
+        .map(|(t, d)| (&t.weights, d.alpha));
+    let distilled_from = teacher
+        .as_ref()
+        .zip(job.distill.as_ref())
+        .map(|(t, d)| DistilledFrom {
+            teacher: t.name.clone(),
+            alpha: d.alpha,
+        });
     let mut runs = Vec::new();
     if let Some(cfg) = &job.float {
         eprintln!(
@@ -228,6 +298,7 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
             data_seed: job.data_seed,
             pixels: cfg.chunk_pixels,
             inputs: Inputs::Float,
+            teacher: teacher_ref,
         };
         let score = float_score(&val);
         let ck = checkpoint_path(out, "float");
@@ -249,6 +320,7 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
             stage: "float".into(),
             config: cfg.clone(),
             history,
+            distilled_from: distilled_from.clone(),
         });
         if !done {
             bail!(
@@ -276,6 +348,7 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
             data_seed: job.data_seed ^ 0xA5A5_A5A5,
             pixels: q.stream.chunk_pixels,
             inputs: Inputs::Codes(pass.format()),
+            teacher: teacher_ref,
         };
         let score = golden_score(&val, &pass);
         let ck = checkpoint_path(out, "qat");
@@ -297,6 +370,7 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
             stage: format!("qat-{}", fmt.name()),
             config: q.stream.clone(),
             history,
+            distilled_from: distilled_from.clone(),
         });
         if !done {
             bail!(

@@ -9,7 +9,7 @@ use flimgru::model::loss::Objective;
 use flimgru::model::stream::StreamConfig;
 use flimgru::model_file::ModelFile;
 use flimgru::precision::{measure, PrecisionConfig, RowSpec, Widen, F_PHOTONS, F_TAUS};
-use flimgru::recipe::{checkpoint_path, run, QatStage, RecipeJob};
+use flimgru::recipe::{checkpoint_path, run, Distill, QatStage, RecipeJob};
 use std::process::Command;
 
 fn stream(samples: u64) -> StreamConfig {
@@ -45,6 +45,7 @@ fn small_job() -> RecipeJob {
             stream: stream(1024),
         }),
         init: None,
+        distill: None,
     }
 }
 
@@ -79,6 +80,67 @@ fn a_recipe_job_makes_a_quantised_model_that_the_golden_engine_runs() {
     // Reproducible: the same job gives the same bytes of weights.
     let again = run(&job, "test", &dir.path().join("m2.json"), false).unwrap();
     assert_eq!(again.quantized, model.quantized);
+}
+
+/// Distillation: alpha = 0 is the truth alone, bit for bit (the blend
+/// is exact there); alpha = 1 trains on the teacher's outputs, recorded
+/// in every stage; a teacher for another grid and an alpha outside [0, 1]
+/// are refused by name.
+#[test]
+fn a_distilled_recipe_trains_on_its_teachers_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut float_only = small_job();
+    float_only.qat = None;
+    float_only.name = "teacher".into();
+    let teacher = dir.path().join("teacher.json");
+    run(&float_only, "test", &teacher, false).unwrap();
+
+    let plain = run(&small_job(), "test", &dir.path().join("plain.json"), false).unwrap();
+    let mut job = small_job();
+    job.distill = Some(Distill {
+        teacher: teacher.clone(),
+        alpha: 0.0,
+    });
+    let zero = run(&job, "test", &dir.path().join("zero.json"), false).unwrap();
+    assert_eq!(zero.quantized, plain.quantized);
+    let scores = |m: &ModelFile| -> Vec<(u64, f64, f64)> {
+        m.stream
+            .iter()
+            .flat_map(|r| r.history.records.iter())
+            .map(|r| (r.samples, r.train_loss, r.score))
+            .collect()
+    };
+    assert_eq!(scores(&zero), scores(&plain));
+
+    job.distill.as_mut().unwrap().alpha = 1.0;
+    let out = dir.path().join("kd.json");
+    let kd = run(&job, "test", &out, false).unwrap();
+    assert_ne!(kd.quantized, plain.quantized);
+    for r in &kd.stream {
+        let d = r.distilled_from.as_ref().expect("recorded");
+        assert_eq!((d.teacher.as_str(), d.alpha), ("teacher", 1.0));
+    }
+    assert!(plain.stream.iter().all(|r| r.distilled_from.is_none()));
+    assert_eq!(ModelFile::load(&out).unwrap().stream, kd.stream);
+
+    job.distill.as_mut().unwrap().alpha = 1.5;
+    let e = format!("{:#}", job.validate().unwrap_err());
+    assert!(e.contains("alpha") && e.contains("1.5"), "{e}");
+    let mut other = small_job();
+    other.data.grid = GateGrid::new(20, 0.4).unwrap();
+    other.distill = Some(Distill {
+        teacher: teacher.clone(),
+        alpha: 0.5,
+    });
+    let e = format!(
+        "{:#}",
+        run(&other, "test", &dir.path().join("x.json"), false).unwrap_err()
+    );
+    assert!(
+        e.contains("teacher.json") && e.contains("24 gates") && e.contains("20 gates"),
+        "{e}"
+    );
+    assert!(!dir.path().join("x.json").exists());
 }
 
 #[test]

@@ -49,6 +49,21 @@ use crate::lifetime::extract::{ratio_from_tau, tau_from_ratio};
 use ndarray::{ArrayView1, ArrayView3, ArrayViewMut3, NdFloat};
 use serde::{Deserialize, Serialize};
 
+/// Knowledge distillation's targets: `alpha teacher + (1 - alpha) truth`.
+/// For the MSE, alpha MSE(student, teacher) + (1 - alpha) MSE(student,
+/// truth) = MSE(student, this) + a constant, so a distilled student trains
+/// on these targets through the one loss path (`flimgru compress` and the
+/// recipe's `distill` both build them here).
+pub fn distilled_targets(
+    teacher: ArrayView3<f32>,
+    truth: ArrayView3<f32>,
+    alpha: f64,
+) -> ndarray::Array3<f32> {
+    assert_eq!(teacher.dim(), truth.dim(), "teacher and truth targets");
+    let a = alpha as f32;
+    &teacher * a + &truth * (1.0 - a)
+}
+
 /// Amplitudes below this carry no ratio term (the lifetime of a
 /// component of under 2 % of the peak is not asked for).
 pub const RATIO_AMPLITUDE_MIN: f32 = 0.02;

@@ -169,6 +169,15 @@ pub struct StreamHistory {
     pub stop_reason: String,
 }
 
+/// A stage trained on distilled targets
+/// ([`super::loss::distilled_targets`]): the teacher and its weight.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DistilledFrom {
+    /// The teacher model file's name.
+    pub teacher: String,
+    pub alpha: f64,
+}
+
 /// One streamed stage of a model file's training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StreamRun {
@@ -176,6 +185,9 @@ pub struct StreamRun {
     pub stage: String,
     pub config: StreamConfig,
     pub history: StreamHistory,
+    /// Absent: trained on the simulator's truth alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distilled_from: Option<DistilledFrom>,
 }
 
 /// Everything needed to resume a run.
