@@ -104,6 +104,11 @@ fn ulx3s_places_and_routes_a_floorplanned_seed_sweep() {
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains(&synth::table_row(&r)));
     assert!(md.contains(&synth::seed_table(&r.seeds, r.clock_mhz)));
+    // A mixed-precision build's row names both widths.
+    let mut mixed = r.clone();
+    mixed.act_bits = Some(r.bits + 4);
+    let want = format!("| ulx3s | W{}A{} | 2 |", r.bits, r.bits + 4);
+    assert!(synth::table_row(&mixed).contains(&want), "{want}");
 
     // The seeds in the order given, each with its own report.
     let seeds: Vec<u64> = r.seeds.iter().map(|s| s.seed).collect();

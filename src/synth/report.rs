@@ -163,7 +163,7 @@ pub fn table_row(r: &SynthReport) -> String {
     format!(
         "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} |\n",
         r.board,
-        r.bits,
+        widths(r),
         r.lanes,
         r.macs,
         res(r, "LUT"),
@@ -183,6 +183,14 @@ pub fn table_row(r: &SynthReport) -> String {
     )
 }
 
+/// The W column: `8` for a uniform build, `W8A16` for a mixed one.
+fn widths(r: &SynthReport) -> String {
+    match r.act_bits {
+        Some(a) if a != r.bits => format!("W{}A{a}", r.bits),
+        _ => r.bits.to_string(),
+    }
+}
+
 fn seconds(s: f64) -> String {
     if s < 1.0 {
         format!("{:.1} ms", s * 1e3)
@@ -195,7 +203,13 @@ fn seconds(s: f64) -> String {
 pub fn markdown(r: &SynthReport) -> String {
     let mut s = format!(
         "# flimgru synth: {} ({} {}), W = {}, P = {}, M = {}\n\n`{}`\n\n",
-        r.board, r.device, r.package, r.bits, r.lanes, r.macs, r.command
+        r.board,
+        r.device,
+        r.package,
+        widths(r),
+        r.lanes,
+        r.macs,
+        r.command
     );
     s += &format!(
         "Model {} (checksum {}), H = {}, G = {}; board clock {} MHz; {}{}.\n\n",
