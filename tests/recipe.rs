@@ -143,6 +143,33 @@ fn a_distilled_recipe_trains_on_its_teachers_outputs() {
     assert!(!dir.path().join("x.json").exists());
 }
 
+/// Every committed job (configs/recipe and its ablations) loads and
+/// validates, and the committed models it starts from or distills from
+/// exist (an ablation may start from another ablation's output instead).
+#[test]
+fn the_committed_recipe_jobs_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for dir in ["configs/recipe", "configs/recipe/ablation"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let job = RecipeJob::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+            let files = job
+                .init
+                .iter()
+                .chain(job.distill.iter().map(|d| &d.teacher));
+            for f in files.filter(|f| f.starts_with("models")) {
+                assert!(root.join(f).exists(), "{}: {}", path.display(), f.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "{n} jobs");
+}
+
 #[test]
 fn bad_recipe_jobs_are_refused_by_name() {
     let mut j = small_job();
