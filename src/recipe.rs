@@ -271,19 +271,13 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
     let teacher = job
         .distill
         .as_ref()
-        .map(|d| load_teacher(d, job))
+        .map(|d| Ok::<_, anyhow::Error>((load_teacher(d, job)?, d.alpha)))
         .transpose()?;
-    let teacher_ref = teacher
-        .as_ref()
-        .zip(job.distill.as_ref())
-        .map(|(t, d)| (&t.weights, d.alpha));
-    let distilled_from = teacher
-        .as_ref()
-        .zip(job.distill.as_ref())
-        .map(|(t, d)| DistilledFrom {
-            teacher: t.name.clone(),
-            alpha: d.alpha,
-        });
+    let teacher_ref = teacher.as_ref().map(|(t, alpha)| (&t.weights, *alpha));
+    let distilled_from = teacher.as_ref().map(|(t, alpha)| DistilledFrom {
+        teacher: t.name.clone(),
+        alpha: *alpha,
+    });
     let mut runs = Vec::new();
     if let Some(cfg) = &job.float {
         eprintln!(

@@ -156,6 +156,18 @@ impl Format {
         self.bits + self.act_bits + 3 + ceil_log2(hidden as u64 + 2)
     }
 
+    /// Operand codes of the step (signed): states and inputs on Wa bits,
+    /// gates 0..=S and differences h - c, so Wa + 1.
+    pub fn operand_bits(&self) -> u32 {
+        self.act_bits + 1
+    }
+
+    /// The state-grid products before [`Format::state_narrow`] (signed):
+    /// r h and S c + z (h - c), 2 Wa + 3.
+    pub fn state_product_bits(&self) -> u32 {
+        2 * self.act_bits + 3
+    }
+
     /// Head outputs: Ww + Wa + 2 bits signed, saturated to +-OMAX.
     pub fn head_bits(&self) -> u32 {
         self.acc_frac() + 4

@@ -80,10 +80,10 @@ impl Widths {
             "exponent {exponent}"
         );
         Widths {
-            code: fmt.act_bits + 1,
+            code: fmt.operand_bits(),
             weight: fmt.bits + exponent,
             acc: fmt.acc_bits(hidden),
-            product: 2 * fmt.act_bits + 3,
+            product: fmt.state_product_bits(),
         }
     }
 }

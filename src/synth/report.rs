@@ -183,11 +183,17 @@ pub fn table_row(r: &SynthReport) -> String {
     )
 }
 
-/// The W column: `8` for a uniform build, `W8A16` for a mixed one.
+/// The W column: `8` for a uniform build, [`Format::name`] (`W8A16`)
+/// for a mixed one.
 fn widths(r: &SynthReport) -> String {
-    match r.act_bits {
-        Some(a) if a != r.bits => format!("W{}A{a}", r.bits),
-        _ => r.bits.to_string(),
+    let f = crate::fixed::Format {
+        bits: r.bits,
+        act_bits: r.act_bits.unwrap_or(r.bits),
+    };
+    if f.is_uniform() {
+        f.bits.to_string()
+    } else {
+        f.name()
     }
 }
 
