@@ -145,7 +145,10 @@ impl TrainJob {
 pub fn train_model(job: &TrainJob, show_progress: bool) -> Result<ModelFile> {
     job.validate()?;
     let data = simulate_with_bar(&job.data, job.pixels, job.data_seed, show_progress)?;
-    let inputs = preprocess_batch(data.counts.mapv(|c| c as f32).view());
+    let inputs = preprocess_batch(
+        data.counts.mapv(|c| c as f32).view(),
+        data.grid.baseline_gates,
+    );
     let target = targets(&data.grid, &data.truth);
     drop(data);
     let mut rng = ChaCha8Rng::seed_from_u64(job.training.seed);

@@ -199,6 +199,7 @@ pub fn run(
         f_pixels: (opts.eval_pixels / 10).clamp(2, 300),
         seed: 12_345,
         engine: None,
+        irf_centre_ns: None,
     };
     let evaluation = crate::app::evaluate_to_files(&student, &config, &files.eval, plan)?;
     let verilog = crate::app::export_verilog(

@@ -387,7 +387,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
     job.check_memory(spec.grid.gates)?;
     let grid = spec.grid;
     let data = simulate(&spec, job.pixels, job.data_seed)?;
-    let inputs = preprocess_batch(data.counts.mapv(|c| c as f32).view());
+    let inputs = preprocess_batch(data.counts.mapv(|c| c as f32).view(), grid.baseline_gates);
     let truth = targets(&grid, &data.truth);
     let teach = teacher_outputs(&teacher, &job.teacher, &inputs, job, dir)?;
     let blended = crate::model::loss::distilled_targets(teach.view(), truth.view(), job.alpha);
@@ -470,7 +470,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
                 metrics: test.evaluate(&Runner::Fixed(Box::new(Golden::new(&ptq, &grid)?)))?,
             });
             let qname = format!("student-{h}-{bits}bit-{tag}");
-            let qinputs = input_values(fmt, data.counts.view());
+            let qinputs = input_values(fmt, data.grid.baseline_gates, data.counts.view());
             let q = trained(
                 &dir.join(format!("{qname}.json")),
                 &qname,
@@ -553,7 +553,7 @@ pub fn run(job: &CompressJob, command: &str, dir: &Path, ship: &Path) -> Result<
     let bits = job.ship_bits;
     let fmt = Format::new(bits)?;
     let ptq = QuantModel::from_float(&float.weights, bits)?;
-    let qinputs = input_values(fmt, data.counts.view());
+    let qinputs = input_values(fmt, data.grid.baseline_gates, data.counts.view());
     let qname = format!("student-{h}-{bits}bit-kd");
     let mut student = trained(
         &dir.join(format!("{qname}-ship.json")),

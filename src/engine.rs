@@ -98,7 +98,7 @@ impl<'a> Runner<'a> {
                         grid.gates
                     );
                 }
-                let inputs = preprocess_batch(counts);
+                let inputs = preprocess_batch(counts, grid.baseline_gates);
                 let ch = weights.predict(inputs.view());
                 let l = extract_batch(ch.view(), grid.dt_ns);
                 Ok((l, channels.then_some(ch)))

@@ -32,6 +32,28 @@ pub struct EvalConfig {
     /// float otherwise).
     #[serde(default)]
     pub engine: Option<EngineKind>,
+    /// The IRF centre range (ns) of every set instead of the model's spec's
+    /// (to see how precision depends on where the IRF sits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub irf_centre_ns: Option<(f64, f64)>,
+}
+
+impl EvalConfig {
+    /// The model's data spec with this evaluation's overrides, checked.
+    pub fn spec_of(&self, model: &ModelFile) -> Result<SimSpec> {
+        let mut spec = model.data.clone();
+        if let Some(c) = self.irf_centre_ns {
+            if spec.irf.measured.is_some() {
+                bail!(
+                    "--irf-centre: the model's spec uses a measured IRF, which has no centre range"
+                );
+            }
+            spec.irf.centre_ns = c;
+        }
+        spec.validate()
+            .map_err(|e| anyhow::anyhow!("the evaluation's data spec: {e:#}"))?;
+        Ok(spec)
+    }
 }
 
 impl Default for EvalConfig {
@@ -42,6 +64,7 @@ impl Default for EvalConfig {
             f_pixels: 500,
             seed: 12_345,
             engine: None,
+            irf_centre_ns: None,
         }
     }
 }
@@ -153,7 +176,7 @@ pub fn evaluate(model: &ModelFile, config: &EvalConfig) -> Result<Evaluation> {
     if config.pixels == 0 {
         bail!("evaluation needs at least one pixel");
     }
-    let spec = &model.data;
+    let spec = &config.spec_of(model)?;
     // Counts, network inputs, channels, targets and per-pixel IRFs.
     let g = spec.grid.gates;
     crate::data::simulate::check_pixel_budget("--pixels", config.pixels, g, 4 + 4 + 2 * 12 + 8)?;
@@ -208,7 +231,7 @@ pub fn evaluate(model: &ModelFile, config: &EvalConfig) -> Result<Evaluation> {
         )?);
     }
     let f_values = if config.f_pixels > 1 {
-        f_values(model, &engine, config)?
+        f_values(spec, &engine, config)?
     } else {
         Vec::new()
     };
@@ -234,13 +257,13 @@ pub fn mono_spec(spec: &SimSpec, tau: f64, photons: f64) -> SimSpec {
 }
 
 /// F-values on mono-exponential sets at a few (tau, N) points.
-fn f_values(model: &ModelFile, engine: &Runner, config: &EvalConfig) -> Result<Vec<FPoint>> {
+fn f_values(spec: &SimSpec, engine: &Runner, config: &EvalConfig) -> Result<Vec<FPoint>> {
     let mut out = Vec::new();
     for (k, &(tau, photons)) in [(0.5, 1000.0), (1.0, 1000.0), (2.0, 1000.0), (1.0, 5000.0)]
         .iter()
         .enumerate()
     {
-        let spec = mono_spec(&model.data, tau, photons);
+        let spec = mono_spec(spec, tau, photons);
         let (data, irfs) = simulate_with_irfs(&spec, config.f_pixels, config.seed + 1 + k as u64)?;
         let net = run_network(engine, &data)?;
         let (rm, _) = per_pixel(&data, config.f_pixels, rld_f32(rld_mono, &spec));

@@ -645,6 +645,10 @@ struct EvalArgs {
     /// Engine of the network rows (default: fixed for a quantised model, float otherwise).
     #[arg(long, value_enum)]
     engine: Option<Engine>,
+    /// IRF centre range LO,HI (ns) for every set instead of the model's
+    /// spec's, e.g. 0.5,0.7: how precision depends on where the IRF sits.
+    #[arg(long, value_parser = parse_range, value_name = "LO,HI")]
+    irf_centre: Option<(f64, f64)>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -834,6 +838,7 @@ fn run(cli: Cli) -> Result<()> {
                 f_pixels: a.f_pixels,
                 seed: a.seed,
                 engine: a.engine.map(Engine::kind),
+                irf_centre_ns: a.irf_centre,
             };
             let out = a.out.unwrap_or_else(|| app::default_report_path(&a.model));
             let mut plan = Plan::new();

@@ -162,10 +162,11 @@ struct SimSource<'a> {
 
 impl SimSource<'_> {
     fn chunk_of(&self, data: &Dataset) -> Chunk {
-        let float = || preprocess_batch(data.counts.mapv(|c| c as f32).view());
+        let b = data.grid.baseline_gates;
+        let float = || preprocess_batch(data.counts.mapv(|c| c as f32).view(), b);
         let x = match self.inputs {
             Inputs::Float => float(),
-            Inputs::Codes(fmt) => input_values(fmt, data.counts.view()),
+            Inputs::Codes(fmt) => input_values(fmt, b, data.counts.view()),
         };
         let mut t = targets(&data.grid, &data.truth);
         if let Some((teacher, alpha)) = self.teacher {
@@ -192,7 +193,10 @@ impl SampleSource for SimSource<'_> {
 
 /// The float network's validation score on held-out pixels.
 fn float_score(val: &Dataset) -> impl Fn(&Seq2Seq<f32>) -> Result<f64> + '_ {
-    let inputs = preprocess_batch(val.counts.mapv(|c| c as f32).view());
+    let inputs = preprocess_batch(
+        val.counts.mapv(|c| c as f32).view(),
+        val.grid.baseline_gates,
+    );
     move |model| {
         let ch = model.predict(inputs.view());
         Ok(precision_score(

@@ -289,6 +289,38 @@ fn eval_writes_reports_beside_the_model_without_touching_it() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("tiny.eval.json")).unwrap()).unwrap();
     assert_eq!(json["table"]["methods"][0]["n"], 300);
+    // An IRF centre range of its own: recorded in the report; an inverted
+    // one refused by name with nothing written.
+    let sub = dir.path().join("late");
+    let late = |range: &str| {
+        flimgru(&[
+            "eval",
+            "--model",
+            &model,
+            "--pixels",
+            "50",
+            "--mle-pixels",
+            "5",
+            "--f-pixels",
+            "5",
+            "--irf-centre",
+            range,
+            "--out",
+            sub.to_str().unwrap(),
+        ])
+    };
+    fails(
+        &late("1.5,1.3"),
+        &["irf.centre_ns", "inverted"],
+        &dir.path().join("late.md"),
+    );
+    ok(&late("1.3,1.5"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("late.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["config"]["irf_centre_ns"],
+        serde_json::json!([1.3, 1.5])
+    );
 }
 
 #[test]

@@ -107,7 +107,7 @@ fn qat_matches_golden(model: &QuantModel, grid: &GateGrid, counts: &Array2<u32>)
     let h = model.hidden;
     // QAT forward on the float copy of the model.
     let pass = QatForward::new(model, grid).unwrap();
-    let x = time_major(input_values(fmt, counts.view()).view());
+    let x = time_major(input_values(fmt, grid.baseline_gates, counts.view()).view());
     let mut ws = Workspace::default();
     let through = pass
         .forward(&model.dequantise(), x.view(), &mut ws)

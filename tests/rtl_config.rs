@@ -51,7 +51,15 @@ fn impossible_configurations_are_refused() {
     assert!(err(&exp, &grid, ok).contains("exponent"));
     // Too few gates for the baseline.
     for gates in [10, 2000] {
-        let e = err(&model, &GateGrid { gates, dt_ns: 0.2 }, ok);
+        let e = err(
+            &model,
+            &GateGrid {
+                gates,
+                dt_ns: 0.2,
+                ..GateGrid::PAPER
+            },
+            ok,
+        );
         assert!(e.contains("gates") && e.contains(&gates.to_string()), "{e}");
     }
 }

@@ -113,6 +113,7 @@ impl SimSpec {
 
     pub fn validate(&self) -> Result<()> {
         GateGrid::new(self.grid.gates, self.grid.dt_ns)?;
+        self.grid.check_baseline()?;
         check_range("tau_ns", self.tau_ns, 0.0, 1e3)?;
         if self.tau_ns.0 <= 0.0 {
             bail!("tau_ns: lower bound {} must be positive", self.tau_ns.0);

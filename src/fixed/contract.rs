@@ -7,7 +7,8 @@ use num_traits::{AsPrimitive, PrimInt, Signed};
 
 /// Gate counts are saturated to the 16-bit ingest width.
 pub const COUNT_MAX: u32 = 65_535;
-/// Gates averaged (here: summed) for the baseline.
+/// Default baseline window, the gates summed for the baseline (a grid's
+/// `baseline_gates` may set another; the circuits build this one).
 pub const BASELINE_GATES: usize = crate::data::preprocess::BASELINE_GATES;
 /// Largest per-tensor exponent: weights up to |w| < 8.
 pub const E_MAX: u32 = 3;
@@ -492,15 +493,19 @@ pub fn ceil_log2(n: u64) -> u32 {
     }
 }
 
-/// Section 1: raw counts -> input codes (W-1 fraction bits, 0..=QMAX).
-/// `out.len()` must equal `counts.len()`.
-pub fn preprocess(fmt: Format, counts: &[u32], out: &mut [i64]) {
+/// Section 1: raw counts -> input codes (W-1 fraction bits, 0..=QMAX),
+/// the baseline the sum S0 of the first `baseline_gates` gates (B; none
+/// when 0): y = max(max(B, 1) c - S0, 0), B times the baseline-subtracted
+/// count, so no division before the peak's. `out.len()` must equal
+/// `counts.len()`.
+pub fn preprocess(fmt: Format, baseline_gates: usize, counts: &[u32], out: &mut [i64]) {
     debug_assert_eq!(counts.len(), out.len());
-    let b = BASELINE_GATES.min(counts.len());
+    let b = baseline_gates.min(counts.len());
     let s0: i64 = counts[..b].iter().map(|&c| c.min(COUNT_MAX) as i64).sum();
+    let scale = b.max(1) as i64;
     let mut peak = 0i64;
     for (o, &c) in out.iter_mut().zip(counts) {
-        let y = (b as i64 * c.min(COUNT_MAX) as i64 - s0).max(0);
+        let y = (scale * c.min(COUNT_MAX) as i64 - s0).max(0);
         *o = y;
         peak = peak.max(y);
     }
@@ -668,16 +673,38 @@ mod tests {
         c[13] = 6;
         c[14] = 1;
         let mut o = vec![0; 30];
-        preprocess(f, &c, &mut o);
+        preprocess(f, BASELINE_GATES, &c, &mut o);
         assert_eq!(o[12], 127);
         assert_eq!(o[13], 64);
         assert_eq!(o[14], 0);
         let flat = vec![7u32; 30];
-        preprocess(f, &flat, &mut o);
+        preprocess(f, BASELINE_GATES, &flat, &mut o);
         assert!(o.iter().all(|&v| v == 0));
         let big = vec![u32::MAX; 30];
-        preprocess(f, &big, &mut o);
+        preprocess(f, BASELINE_GATES, &big, &mut o);
         assert!(o.iter().all(|&v| v == 0));
+    }
+
+    #[test]
+    fn preprocess_baseline_window_matches_float() {
+        let f = Format::new(8).unwrap();
+        let mut c = vec![2u32; 30];
+        c[1] = 5;
+        c[12] = 10;
+        c[13] = 6;
+        let mut o = vec![0; 30];
+        let mut x = vec![0.0f32; 30];
+        for b in [0, 1, 2, 10] {
+            preprocess(f, b, &c, &mut o);
+            let cf: Vec<f32> = c.iter().map(|&v| v as f32).collect();
+            crate::data::preprocess(&cf, &mut x, b);
+            for (k, (&q, &v)) in o.iter().zip(&x).enumerate() {
+                let want = (v * f.one() as f32).round() as i64;
+                assert!((q - want).abs() <= 1, "B {b}, gate {k}: {q} vs {want}");
+            }
+        }
+        preprocess(f, 0, &c, &mut o);
+        assert_eq!((o[0], o[12], o[13]), (26, 127, 77));
     }
 
     #[test]

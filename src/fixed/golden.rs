@@ -95,6 +95,8 @@ pub struct Golden {
     pub gates: usize,
     /// THR[k] of section 6.
     pub thresholds: Vec<i64>,
+    /// The grid's baseline window (section 1).
+    pub baseline_gates: usize,
     /// The precision probe's extra narrowings (none in a build).
     pub narrowing: Narrowing,
     narrow: Option<Prepared<i32>>,
@@ -112,6 +114,7 @@ impl Golden {
                 grid.gates
             );
         }
+        grid.check_baseline()?;
         let fmt = model.format();
         let h = model.hidden;
         let wide = prepare::<i64>(model);
@@ -124,6 +127,7 @@ impl Golden {
             hidden: h,
             gates: grid.gates,
             thresholds: contract::tau_thresholds(grid.gates, grid.dt_ns),
+            baseline_gates: grid.baseline_gates,
             narrowing: Narrowing::default(),
             narrow,
             wide,
@@ -162,7 +166,7 @@ impl Golden {
     /// Preprocessed input codes of one pixel into `out` (section 1, then
     /// the probe's input narrowing).
     fn preprocess(&self, counts: &[u32], out: &mut [i64]) {
-        contract::preprocess(self.fmt, counts, out);
+        contract::preprocess(self.fmt, self.baseline_gates, counts, out);
         if self.narrowing.input != 0 {
             let ops = self.fmt.ops_narrowed::<i64>(&self.narrowing);
             out.iter_mut().for_each(|v| *v = ops.input(*v));

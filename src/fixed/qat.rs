@@ -124,14 +124,14 @@ impl ForwardPass for QatForward {
 
 /// Network inputs of raw counts `[n, G]` at bit width `fmt`: the
 /// contract's input codes / S (exact in f32), what QAT trains on.
-pub fn input_values(fmt: Format, counts: ArrayView2<u32>) -> Array2<f32> {
+pub fn input_values(fmt: Format, baseline_gates: usize, counts: ArrayView2<u32>) -> Array2<f32> {
     let (n, g) = counts.dim();
     let mut out = Array2::<f32>::zeros((n, g));
     let one = fmt.one() as f32;
     let mut row = vec![0i64; g];
     for (i, c) in counts.outer_iter().enumerate() {
         let c: Vec<u32> = c.iter().copied().collect();
-        super::contract::preprocess(fmt, &c, &mut row);
+        super::contract::preprocess(fmt, baseline_gates, &c, &mut row);
         out.slice_mut(s![i, ..])
             .iter_mut()
             .zip(&row)

@@ -410,6 +410,7 @@ mod tests {
         let g = GateGrid {
             gates: 40,
             dt_ns: 0.1,
+            ..GateGrid::PAPER
         };
         let o = RldOptions {
             offset_gates: 1,

@@ -338,7 +338,7 @@ mod tests {
             let fmt = crate::fixed::Format::new(bits).unwrap();
             for (h, x) in hist.iter().zip(&got) {
                 let mut want = vec![0; g];
-                preprocess(fmt, h, &mut want);
+                preprocess(fmt, BASELINE_GATES, h, &mut want);
                 assert_eq!(x, &want, "W {bits}: {h:?}");
             }
         }
