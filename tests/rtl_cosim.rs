@@ -46,6 +46,28 @@ fn every_width_lane_and_fold_is_bit_exact() {
     }
 }
 
+/// The grid's baseline window reaches the circuits: none, 2 and 5 gates
+/// (the ingest's sum and the preprocessor's shift-add scale), bit exact.
+#[test]
+fn every_baseline_window_is_bit_exact() {
+    let h = 3;
+    for (ww, wa) in [(8u32, 8u32), (8, 16)] {
+        let model = testbench::random_model_in(Format::mixed(ww, wa).unwrap(), h, 7);
+        for base in [0, 2, 5] {
+            let grid = GateGrid::new(11, 0.2)
+                .unwrap()
+                .with_baseline_gates(base)
+                .unwrap();
+            for lanes in [1, 2] {
+                let counts = testbench::corner_histograms(11, 1, base as u64 + 3);
+                let spec = testbench::spec(&model, &grid, lanes, h).unwrap();
+                let out = testbench::check(&spec, counts.view(), &Policy::random(9)).unwrap();
+                assert_eq!(out.codes.len(), counts.nrows());
+            }
+        }
+    }
+}
+
 /// The harness can fail: a circuit built from a model that differs from
 /// the golden model's in one weight is caught (and leaves a VCD).
 #[test]
@@ -93,7 +115,8 @@ proptest! {
             prop_oneof![Just(0u32), 0u32..40, 0u32..70_000], 32), 1..3),
     ) {
         let macs = [1, h, 3 * h][fold];
-        let grid = GateGrid::new(g, 12.5 / g as f64).unwrap();
+        let base = [10, 0, 1, 2][seed as usize % 4];
+        let grid = GateGrid::new(g, 12.5 / g as f64).unwrap().with_baseline_gates(base).unwrap();
         let model = testbench::random_model_in(Format::mixed(ww, wa).unwrap(), h, seed);
         let corners = testbench::corner_histograms(g, 0, seed);
         let rows: Vec<u32> = raw.iter().flat_map(|r| r[..g].iter().copied()).collect();

@@ -69,9 +69,9 @@ impl Engine {
             dbg_group: Default::default(),
             dbg_step: Default::default(),
             dbg_channel: super::many(3 * p),
-            ingest: Ingest::new(p, gates),
+            ingest: Ingest::new(p, gates, spec.grid().baseline_gates),
             // The divider makes input codes: activations, Wa bits.
-            preproc: Preproc::new(p, gates, spec.format()),
+            preproc: Preproc::new(p, gates, spec.format(), spec.grid().baseline_gates),
             gru,
             extract: Extract::new(p, &golden.thresholds),
             result: ResultStage::default(),

@@ -1,7 +1,7 @@
 //! Histogram ingest: a valid/ready stream of beats, each carrying gate k's
 //! raw photon count for all P lanes (P pixels side by side), written into
 //! a double-buffered raw-count RAM per lane while the baseline sum S0 of
-//! the first B = 10 gates accumulates. The two banks are 2^ceil(log2 G)
+//! the first B gates (the grid's baseline window) accumulates. The two banks are 2^ceil(log2 G)
 //! words each and the bank is the address's top bit: no adder and no
 //! bounds compare in front of the block RAM. When G beats are in, the
 //! bank is the preprocessor's (`full`, its `rdata` and `s0`) until it
@@ -13,7 +13,6 @@
 
 use super::prim::Mem;
 use super::{Addr, Count};
-use crate::fixed::contract::BASELINE_GATES;
 use rust_hdl::prelude::*;
 
 /// Cycles from `raddr` to `rdata`.
@@ -57,7 +56,7 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(lanes: usize, gates: usize) -> Self {
+    pub fn new(lanes: usize, gates: usize, baseline_gates: usize) -> Self {
         let bank_bits = gates.next_power_of_two().trailing_zeros().max(1);
         Ingest {
             clock: Default::default(),
@@ -86,7 +85,7 @@ impl Ingest {
             lane_raw: Default::default(),
             lane_count: Default::default(),
             last_gate: Constant::new((gates as u64 - 1).into()),
-            baseline: Constant::new((BASELINE_GATES as u64).into()),
+            baseline: Constant::new((baseline_gates as u64).into()),
             bank_size: Constant::new((1u64 << bank_bits).into()),
             _lanes: lanes,
         }
@@ -187,7 +186,7 @@ mod tests {
     #[test]
     fn double_buffers_sums_the_baseline_and_waits_for_release() {
         let (g, lanes) = (12, 2);
-        let mut b = Ingest::new(lanes, g);
+        let mut b = Ingest::new(lanes, g, crate::fixed::contract::BASELINE_GATES);
         b.connect_all();
         check_all(&b).unwrap();
         assert!(simulate(&mut b, 100));

@@ -1,5 +1,7 @@
 //! Preprocessing per the contract (section 1) on the ingested raw counts,
-//! all lanes in lockstep: a pass for the peak of `y_k = max(0, B c_k - S0)`,
+//! all lanes in lockstep: a pass for the peak of `y_k = max(0, B' c_k -
+//! S0)` (B' = max(B, 1), B the grid's baseline window; B' c_k is a sum of
+//! shifted copies of c_k, one per set bit of B', so no multiplier),
 //! then per gate the exact division `x_k = min(QMAX, floor((2^W y_k + P) /
 //! (2P)))` on a restoring divider (W quotient bits; 0 when P = 0), written
 //! into the GRU's input buffer of the pixel set the group goes to (sets
@@ -9,7 +11,8 @@
 use super::divider::{divide_cycles, Divider};
 use super::ingest::READ_LATENCY;
 use super::{Addr, Code, Count};
-use crate::fixed::contract::{Format, BASELINE_GATES};
+use crate::data::MAX_BASELINE_GATES;
+use crate::fixed::contract::Format;
 use rust_hdl::prelude::*;
 
 #[derive(Copy, Clone, Debug, PartialEq, LogicState)]
@@ -55,7 +58,10 @@ pub struct Preproc {
     /// (W = 8, M = 32's critical path: peak -> zero test -> x_data).
     peak_nz: Vec<DFF<Bit>>,
     divider: Vec<Divider>,
-    ten_c: Vec<Signal<Local, Bits<24>>>,
+    /// B' c_k.
+    scaled_c: Vec<Signal<Local, Bits<24>>>,
+    /// All ones where bit i of B' is set, else 0 (B' < 2^SCALE_BITS).
+    scale_mask: Vec<Constant<Bits<24>>>,
     y: Vec<Signal<Local, Bits<24>>>,
     /// y of the count that arrived in the previous cycle: the count's
     /// arithmetic is one path, the peak compare / divider load another.
@@ -80,10 +86,13 @@ pub struct Preproc {
 }
 
 impl Preproc {
-    /// Section 1 of the contract for the activation format of `fmt`: codes
-    /// with Wa - 1 fraction bits, saturated at its QMAX.
-    pub fn new(lanes: usize, gates: usize, fmt: Format) -> Self {
+    /// Section 1 of the contract for the activation format of `fmt` (codes
+    /// with Wa - 1 fraction bits, saturated at its QMAX) and a baseline
+    /// window of `baseline_gates` (the grid's).
+    pub fn new(lanes: usize, gates: usize, fmt: Format, baseline_gates: usize) -> Self {
+        assert!(baseline_gates <= MAX_BASELINE_GATES, "baseline window");
         let bits = fmt.act_bits;
+        let scale = baseline_gates.max(1);
         Preproc {
             clock: Default::default(),
             full: Default::default(),
@@ -105,7 +114,13 @@ impl Preproc {
             peak: super::many(lanes),
             peak_nz: super::many(lanes),
             divider: (0..lanes).map(|_| Divider::default()).collect(),
-            ten_c: super::many(lanes),
+            scaled_c: super::many(lanes),
+            scale_mask: (0..SCALE_BITS)
+                .map(|i| {
+                    let ones = if scale >> i & 1 == 1 { (1u64 << 24) - 1 } else { 0 };
+                    Constant::new(ones.into())
+                })
+                .collect(),
             y: super::many(lanes),
             y_reg: super::many(lanes),
             peak_count0: Default::default(),
@@ -126,9 +141,12 @@ impl Preproc {
     }
 }
 
+/// Bits of B' = max(B, 1) <= MAX_BASELINE_GATES.
+const SCALE_BITS: usize = 7;
+const _: () = assert!(MAX_BASELINE_GATES < 1 << SCALE_BITS);
+
 /// Cycles the preprocessor spends on one group after ingest (cycle model).
 pub fn preproc_cycles(gates: usize, bits: u32) -> usize {
-    let _ = BASELINE_GATES;
     // Idle, the peak pass, one buffer wait, then per gate the start cycle
     // and the divider, and READ_LATENCY + 1 cycles for the read and y (the
     // buffer wait is the first gate's first).
@@ -176,10 +194,16 @@ impl Logic for Preproc {
             self.divider[l].qbits.next = self.w_bits.val();
             self.lane_raw.next = self.rdata[l].val();
             self.lane_c.next = bit_cast::<24, 16>(self.lane_raw.val());
-            self.ten_c[l].next = (self.lane_c.val() << 3) + (self.lane_c.val() << 1);
+            self.scaled_c[l].next = (self.lane_c.val() & self.scale_mask[0].val())
+                + ((self.lane_c.val() & self.scale_mask[1].val()) << 1)
+                + ((self.lane_c.val() & self.scale_mask[2].val()) << 2)
+                + ((self.lane_c.val() & self.scale_mask[3].val()) << 3)
+                + ((self.lane_c.val() & self.scale_mask[4].val()) << 4)
+                + ((self.lane_c.val() & self.scale_mask[5].val()) << 5)
+                + ((self.lane_c.val() & self.scale_mask[6].val()) << 6);
             self.y[l].next = 0.into();
-            if self.ten_c[l].val() >= self.s0[l].val() {
-                self.y[l].next = self.ten_c[l].val() - self.s0[l].val();
+            if self.scaled_c[l].val() >= self.s0[l].val() {
+                self.y[l].next = self.scaled_c[l].val() - self.s0[l].val();
             }
             self.y_reg[l].clock.next = self.clock.val();
             self.y_reg[l].d.next = self.y[l].val();
@@ -277,7 +301,7 @@ mod tests {
     fn matches_the_contract() {
         let (g, lanes) = (14, 2);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        for bits in [4u32, 8, 16] {
+        for (bits, base) in [(4u32, 10), (8, 10), (16, 10), (8, 0), (8, 2), (16, 13)] {
             let mut hist: Vec<Vec<u32>> = vec![
                 vec![0; g],
                 vec![COUNT_MAX; g],
@@ -287,8 +311,8 @@ mod tests {
             for _ in 0..4 {
                 hist.push((0..g).map(|_| rng.gen_range(0..=COUNT_MAX)).collect());
             }
-            let mut ing = Ingest::new(lanes, g);
-            let mut pre = Preproc::new(lanes, g, Format::new(bits).unwrap());
+            let mut ing = Ingest::new(lanes, g, base);
+            let mut pre = Preproc::new(lanes, g, Format::new(bits).unwrap(), base);
             ing.connect_all();
             pre.connect_all();
             let mut got: Vec<Vec<i64>> = vec![vec![0; g]; hist.len()];
@@ -338,8 +362,8 @@ mod tests {
             let fmt = crate::fixed::Format::new(bits).unwrap();
             for (h, x) in hist.iter().zip(&got) {
                 let mut want = vec![0; g];
-                preprocess(fmt, BASELINE_GATES, h, &mut want);
-                assert_eq!(x, &want, "W {bits}: {h:?}");
+                preprocess(fmt, base, h, &mut want);
+                assert_eq!(x, &want, "W {bits}, B {base}: {h:?}");
             }
         }
     }
