@@ -265,6 +265,14 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
                     job.network.describe()
                 );
             }
+            if m.data.grid != job.data.grid {
+                bail!(
+                    "init model {} reads {:?}, the job's data.grid is {:?} (the gates, their width and the baseline window must agree)",
+                    p.display(),
+                    m.data.grid,
+                    job.data.grid
+                );
+            }
             m.weights
         }
         None => {

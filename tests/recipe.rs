@@ -80,6 +80,21 @@ fn a_recipe_job_makes_a_quantised_model_that_the_golden_engine_runs() {
     // Reproducible: the same job gives the same bytes of weights.
     let again = run(&job, "test", &dir.path().join("m2.json"), false).unwrap();
     assert_eq!(again.quantized, model.quantized);
+    // A QAT stage from a model that read its inputs through another
+    // baseline window is refused, naming both, with nothing written.
+    let mut qat = small_job();
+    qat.float = None;
+    qat.init = Some(out.clone());
+    qat.data.grid = qat.data.grid.with_baseline_gates(0).unwrap();
+    let bad = dir.path().join("q.json");
+    let e = format!("{:#}", run(&qat, "test", &bad, false).unwrap_err());
+    assert!(
+        e.contains("init model")
+            && e.contains("baseline_gates: 10")
+            && e.contains("baseline_gates: 0"),
+        "{e}"
+    );
+    assert!(!bad.exists());
 }
 
 /// Distillation: alpha = 0 is the truth alone, bit for bit (the blend

@@ -232,9 +232,10 @@ impl Instrument {
     /// period, its IRF (shifted per pixel by up to a bin either way, and
     /// placed where the recording's rising edge is relative to the grid's
     /// start), and `base`'s lifetime, fraction, photon and background
-    /// ranges.
+    /// ranges and baseline window.
     pub fn sim_spec(&self, base: &SimSpec) -> Result<SimSpec> {
         let (grid, _) = self.model_grid()?;
+        let grid = grid.with_baseline_gates(base.grid.baseline_gates)?;
         let dt = self.bin_width_ns;
         let margin = (WINDOW_MARGIN_NS / dt).ceil() as usize;
         // Gate 0 of the model starts at this recorded time.

@@ -117,7 +117,11 @@ impl Preproc {
             scaled_c: super::many(lanes),
             scale_mask: (0..SCALE_BITS)
                 .map(|i| {
-                    let ones = if scale >> i & 1 == 1 { (1u64 << 24) - 1 } else { 0 };
+                    let ones = if scale >> i & 1 == 1 {
+                        (1u64 << 24) - 1
+                    } else {
+                        0
+                    };
                     Constant::new(ones.into())
                 })
                 .collect(),

@@ -272,6 +272,9 @@ mod tests {
         };
         let e = CircuitSpec::new(model, wide, layout, Dsp::Inferred).unwrap_err();
         let msg = format!("{e:#}");
-        assert!(msg.contains("baseline_gates") && msg.contains("65"), "{msg}");
+        assert!(
+            msg.contains("baseline_gates") && msg.contains("65"),
+            "{msg}"
+        );
     }
 }
