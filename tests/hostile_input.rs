@@ -565,3 +565,29 @@ fn d10_nonsense_settings_are_refused() {
         assert!(!png.exists());
     }
 }
+
+/// A model file whose baseline window is not below its gate count (or
+/// beyond the contract's 64) is refused at load, naming the field, before
+/// any histogram is read.
+#[test]
+fn a_model_with_an_impossible_baseline_window_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = histograms(dir.path());
+    let text = std::fs::read_to_string(student()).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["data"]["grid"]["baseline_gates"] = serde_json::json!(500);
+    let model = dir.path().join("wide-baseline.json");
+    std::fs::write(&model, serde_json::to_vec(&json).unwrap()).unwrap();
+    let out_csv = dir.path().join("out.csv");
+    let out = flimgru(&[
+        "infer",
+        "--model",
+        s(&model),
+        "--input",
+        s(&input),
+        "--output",
+        s(&out_csv),
+    ]);
+    refused(&out, &["wide-baseline.json", "baseline_gates", "500"]);
+    assert!(!out_csv.exists());
+}
