@@ -28,7 +28,7 @@ def test_shipped_model_is_the_repositorys_student():
     assert info["gates"] == 135 == shipped.gates and info["gate_width_ns"] == 0.09
     assert info["quantized"] is True and info["bits"] == 8 and info["default_engine"] == "fixed"
     assert info["parameters"] > 0 and "GRU" in info["network"]
-    assert info["data"]["grid"] == {"gates": 135, "dt_ns": 0.09}
+    assert info["data"]["grid"] == {"gates": 135, "dt_ns": 0.09, "baseline_gates": 0}
     drop = lambda d: {k: v for k, v in d.items() if k != "source"}
     assert drop(info) == drop(from_file.info())
     assert "student-8bit" in repr(shipped)
