@@ -98,7 +98,14 @@ pub fn jobs(
     if !(opts.minutes.is_finite() && opts.minutes > 0.0) {
         bail!("--minutes {} must be a positive number", opts.minutes);
     }
+    let mut float: RecipeJob = serde_json::from_str(FLOAT_JOB).context("the built-in float job")?;
+    let mut qat: RecipeJob = serde_json::from_str(QAT_JOB).context("the built-in 8-bit job")?;
+    // The shipped jobs' preprocessing (their baseline window) on the
+    // instrument's grid.
     let mut base = SimSpec::default();
+    base.grid = base
+        .grid
+        .with_baseline_gates(float.data.grid.baseline_gates)?;
     if let Some(t) = opts.tau_ns {
         base.tau_ns = t;
     }
@@ -107,8 +114,6 @@ pub fn jobs(
         base.photons = p;
     }
     let spec = inst.sim_spec(&base)?;
-    let mut float: RecipeJob = serde_json::from_str(FLOAT_JOB).context("the built-in float job")?;
-    let mut qat: RecipeJob = serde_json::from_str(QAT_JOB).context("the built-in 8-bit job")?;
     float.name = "instrument-float".into();
     qat.name = "instrument-8bit".into();
     float.data = spec.clone();
@@ -214,4 +219,37 @@ pub fn run(
         evaluation,
         verilog,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::formats::Recording;
+
+    /// An instrument's jobs read their histograms as the shipped jobs do:
+    /// the built-in jobs' baseline window, on the instrument's grid.
+    #[test]
+    fn instrument_jobs_keep_the_shipped_baseline_window() {
+        let (dt, bins) = (0.05, 240);
+        let counts = ndarray::Array3::from_shape_fn((1, 1, bins), |(_, _, k)| {
+            let t = k as f64 * dt - 1.5;
+            let rise = 0.5 * (1.0 + libm::erf(t / 0.1));
+            (1e5 * rise * (-t.max(0.0) / 2.0).exp()).round() as u32 + 3
+        });
+        let rec = Recording {
+            counts,
+            bin_width_ns: dt,
+            period_ns: Some(12.5),
+            source: "test".into(),
+            notes: vec![],
+            valid_bins: 0..bins,
+        };
+        let inst = Instrument::describe(&rec, "test", None).unwrap();
+        let (float, qat) = jobs(&inst, &BuildOptions::default(), Path::new("f.json")).unwrap();
+        let shipped: RecipeJob = serde_json::from_str(FLOAT_JOB).unwrap();
+        assert_eq!(shipped.data.grid.baseline_gates, 0);
+        assert_eq!(float.data.grid.baseline_gates, 0);
+        assert_eq!(qat.data.grid, float.data.grid);
+        assert_ne!(float.data.grid.dt_ns, shipped.data.grid.dt_ns);
+    }
 }
