@@ -8,7 +8,7 @@ use num_traits::{AsPrimitive, PrimInt, Signed};
 /// Gate counts are saturated to the 16-bit ingest width.
 pub const COUNT_MAX: u32 = 65_535;
 /// Default baseline window, the gates summed for the baseline (a grid's
-/// `baseline_gates` may set another; the circuits build this one).
+/// `baseline_gates` sets the model's own, 0..=64).
 pub const BASELINE_GATES: usize = crate::data::preprocess::BASELINE_GATES;
 /// Largest per-tensor exponent: weights up to |w| < 8.
 pub const E_MAX: u32 = 3;
