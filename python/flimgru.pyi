@@ -57,14 +57,15 @@ class Model:
 
     @staticmethod
     def load(path: Union[str, PathLike[str], None] = None) -> "Model":
-        """Load a model file (JSON); without a path, the shipped 8-bit
-        student (models/student-8bit.json, built into the package).
+        """Load a model file (JSON); without a path, the shipped W8A12
+        student (models/student-w8a12.json, built into the package).
 
         Raises OSError if the file cannot be read, ValueError if it is not
         a valid flimgru model."""
     def info(self) -> dict[str, Any]:
         """name, source (path or "shipped"), command, network, parameters,
-        gates, gate_width_ns, quantized, bits (None for a float model),
+        gates, gate_width_ns, quantized, bits and act_bits (weight and
+        activation widths; None for a float model),
         default_engine ("fixed" or "float"), data (training data spec),
         data_seed, data_pixels, metrics (None if not evaluated)."""
     @property
@@ -108,7 +109,7 @@ def infer(
     numbers for the fixed engine) by the fixed-point engine or the float
     network: the computation of ``flimgru map``.
 
-    ``model``: default the shipped 8-bit student. ``engine``: default
+    ``model``: default the shipped W8A12 student. ``engine``: default
     fixed for a quantised model, float otherwise. ``instrument``: the dict
     ``read`` returns; with a ``bin_width_ns`` the bins are matched to the
     model's gate grid, without one they must be the model's gates.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: simulate pixels and a sample FLIM image; run the shipped
-# 8-bit student through the fixed-point golden model (what the FPGA
+# W8A12 student through the fixed-point golden model (what the FPGA
 # computes) and the float teacher beside it; print the student's accuracy
 # beside RLD and MLE; draw lifetime maps with the fixed-point engine.
 set -euo pipefail
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --locked
 bin=target/release/flimgru
-student=models/student-8bit.json
+student=models/student-w8a12.json
 teacher=models/teacher.json
 out=out/demo
 mkdir -p "$out"

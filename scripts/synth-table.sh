@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The configuration table of docs/hardware.md: `flimgru synth` on the
-# ULX3S (ECP5-85F) for W in {8, 16} at several (P, M) (the shipped 8-bit
-# student; for W = 16 the study's 16-bit KD student, models/student-16bit.json
+# ULX3S (ECP5-85F) for W in {8, 16} at several (P, M) (the W8 student,
+# models/student-8bit.json; for W = 16 the study's 16-bit KD student, models/student-16bit.json
 # from `flimgru compress`), then the iCEBreaker
 # and Arty boards at their committed configurations; prints the markdown
 # table of all reports. Each run writes out/synth/<board>-w<W>-p<P>-m<M>/

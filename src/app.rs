@@ -717,7 +717,7 @@ pub fn lifetime_image_with(
             )
             .with_context(|| {
                 format!(
-                    "matching the bins to the gate grid of model {} ({} gates of {} ns); a model for this recording's instrument is three commands away: `flimgru instrument RECORDING -o inst.json` (--irf FILE for a measured IRF, --period NS where the file lacks the laser period), `flimgru build --instrument inst.json --out models/myscope` (about 4 minutes), then `--model models/myscope/student-8bit.json`",
+                    "matching the bins to the gate grid of model {} ({} gates of {} ns); a model for this recording's instrument is three commands away: `flimgru instrument RECORDING -o inst.json` (--irf FILE for a measured IRF, --period NS where the file lacks the laser period), `flimgru build --instrument inst.json --out models/myscope` (about 4 minutes), then `--model models/myscope/student-w8a12.json`",
                     crate::map::short_label(&model.name, 48),
                     model.data.grid.gates,
                     model.data.grid.dt_ns
@@ -1090,7 +1090,7 @@ pub fn map_image(
 
 /// A model `flimgru build` made for the instrument of `input`: the first
 /// folder (by name) under `dir` whose instrument.json has the recording's
-/// bin width, bin count and valid window, with its student-8bit.json.
+/// bin width, bin count and valid window, with its hardware student (student-w8a12.json).
 /// None when `dir` holds no such build (or does not exist).
 pub fn built_model_for(
     input: &Path,
@@ -1107,11 +1107,15 @@ pub fn built_model_for(
     folders.sort();
     for folder in folders {
         let files = BuildFiles::in_dir(&folder);
-        if !(files.instrument.is_file() && files.student.is_file()) {
+        // Builds whose hardware student was W8 call it student-8bit.json.
+        let student = [files.student, folder.join("student-8bit.json")]
+            .into_iter()
+            .find(|p| p.is_file());
+        let Some(student) = student.filter(|_| files.instrument.is_file()) else {
             continue;
-        }
+        };
         match Instrument::load(&files.instrument) {
-            Ok(i) => builds.push((files.student, i)),
+            Ok(i) => builds.push((student, i)),
             Err(e) => eprintln!("warning: skipping {}: {e:#}", folder.display()),
         }
     }

@@ -1,6 +1,6 @@
 //! A model for an instrument, in one command (`flimgru build`): the
-//! training recipe's float and 8-bit jobs (configs/recipe/student-float.json
-//! and student-8bit.json, built into the binary) retargeted to the
+//! training recipe's float and hardware jobs (configs/recipe/student-float.json
+//! and student-w8a12.json, built into the binary) retargeted to the
 //! instrument's gate grid, laser period and IRF
 //! ([`Instrument::sim_spec`]), then the hardware student's evaluation
 //! beside the MLE and its Verilog, all into one folder:
@@ -8,9 +8,9 @@
 //! ```text
 //! DIR/instrument.json        the description it was built for
 //! DIR/student-float.json     float student (recipe float stage)
-//! DIR/student-8bit.json      hardware student (recipe QAT stage, W8)
-//! DIR/student-8bit.eval.md   its eval table beside the MLE (+ .json)
-//! DIR/rtl/flimgru_w8_p1_m96.v
+//! DIR/student-w8a12.json     hardware student (recipe QAT stage, W8A12)
+//! DIR/student-w8a12.eval.md  its eval table beside the MLE (+ .json)
+//! DIR/rtl/flimgru_w8a12_p1_m96.v
 //! ```
 //!
 //! Each stage has the recipe's resumable checkpoints; a stage stopped by
@@ -29,8 +29,8 @@ use std::time::Instant;
 
 /// The recipe's float job, the template of the instrument's.
 const FLOAT_JOB: &str = include_str!("../configs/recipe/student-float.json");
-/// The recipe's 8-bit job.
-const QAT_JOB: &str = include_str!("../configs/recipe/student-8bit.json");
+/// The recipe's hardware job (W8A12, the default hardware model).
+const QAT_JOB: &str = include_str!("../configs/recipe/student-w8a12.json");
 
 /// What `flimgru build` trains and how long it may take.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,8 +82,8 @@ impl BuildFiles {
         BuildFiles {
             instrument: dir.join("instrument.json"),
             float: dir.join("student-float.json"),
-            student: dir.join("student-8bit.json"),
-            eval: dir.join("student-8bit.eval"),
+            student: dir.join("student-w8a12.json"),
+            eval: dir.join("student-w8a12.eval"),
             rtl: dir.join("rtl"),
         }
     }
@@ -99,7 +99,7 @@ pub fn jobs(
         bail!("--minutes {} must be a positive number", opts.minutes);
     }
     let mut float: RecipeJob = serde_json::from_str(FLOAT_JOB).context("the built-in float job")?;
-    let mut qat: RecipeJob = serde_json::from_str(QAT_JOB).context("the built-in 8-bit job")?;
+    let mut qat: RecipeJob = serde_json::from_str(QAT_JOB).context("the built-in hardware job")?;
     // The shipped jobs' preprocessing (their baseline window) on the
     // instrument's grid.
     let mut base = SimSpec::default();
@@ -115,7 +115,7 @@ pub fn jobs(
     }
     let spec = inst.sim_spec(&base)?;
     float.name = "instrument-float".into();
-    qat.name = "instrument-8bit".into();
+    qat.name = "instrument-w8a12".into();
     float.data = spec.clone();
     qat.data = spec;
     qat.init = Some(float_out.to_path_buf());
@@ -132,7 +132,7 @@ pub fn jobs(
     let q = &mut qat
         .qat
         .as_mut()
-        .context("the built-in 8-bit job has a QAT stage")?
+        .context("the built-in hardware job has a QAT stage")?
         .stream;
     if let Some(n) = opts.qat_samples {
         q.samples = n;
@@ -184,7 +184,7 @@ pub fn run(
     )?;
     match ModelFile::load(&files.float) {
         Ok(m) if m.data == float_job.data => eprintln!(
-            "build: {} is there for this instrument; going on with the 8-bit student",
+            "build: {} is there for this instrument; going on with the hardware student",
             files.float.display()
         ),
         _ => {
@@ -195,7 +195,7 @@ pub fn run(
             crate::recipe::run(&float_job, command, &files.float, true)?;
         }
     }
-    eprintln!("build: 8-bit student (QAT through the golden model)");
+    eprintln!("build: hardware student, W8A12 (QAT through the golden model)");
     let student = crate::recipe::run(&qat_job, command, &files.student, true)?;
     eprintln!("build: evaluating beside the MLE");
     let config = EvalConfig {

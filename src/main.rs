@@ -65,7 +65,7 @@ enum Command {
     /// window, IRF) as JSON for `simulate --spec`/training a model for it.
     Instrument(InstrumentArgs),
     /// Train a model for an instrument (`flimgru instrument`): the recipe's
-    /// float and 8-bit students on its grid and IRF, their eval table and
+    /// float and hardware (W8A12) students on its grid and IRF, their eval table and
     /// Verilog, into one folder.
     Build(BuildArgs),
     /// The compression study: teacher sizes, PTQ, KD + QAT students; writes
@@ -91,7 +91,7 @@ enum Command {
 /// the model (its widths are the circuit's), P, M and the multiplier form.
 #[derive(Args)]
 struct CircuitArgs {
-    /// A quantised model file (default: the shipped 8-bit student, built in).
+    /// A quantised model file (default: the shipped W8A12 student, built in).
     /// Its widths are the circuit's: weights Ww, activations Wa.
     #[arg(long)]
     model: Option<PathBuf>,
@@ -234,7 +234,7 @@ struct CompressArgs {
     #[arg(long, default_value = "out/compress")]
     dir: PathBuf,
     /// Where the distilled student is written (the study's KD + QAT
-    /// student; the default hardware model, models/student-8bit.json, is
+    /// student; the default hardware model, models/student-w8a12.json, is
     /// made by `flimgru recipe`).
     #[arg(long, default_value = "models/student-8bit-kd.json")]
     ship: PathBuf,
@@ -308,8 +308,8 @@ struct BuildArgs {
     /// The instrument description (`flimgru instrument FILE -o inst.json`).
     #[arg(long)]
     instrument: PathBuf,
-    /// Output folder: instrument.json, student-float.json, student-8bit.json,
-    /// student-8bit.eval.{md,json}, rtl/.
+    /// Output folder: instrument.json, student-float.json, student-w8a12.json,
+    /// student-w8a12.eval.{md,json}, rtl/.
     #[arg(long, short)]
     out: PathBuf,
     /// Wall-time budget (minutes) of the two training stages; a stage it
@@ -362,7 +362,7 @@ struct MapArgs {
     /// Sample spacing (ns) of a .npy IRF.
     #[arg(long)]
     irf_spacing: Option<f64>,
-    /// Model file (default: the shipped 8-bit student, built in).
+    /// Model file (default: the shipped W8A12 student, built in).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Default: fixed (what the FPGA computes) for a quantised model, float otherwise.
@@ -670,7 +670,7 @@ impl Engine {
 
 #[derive(Args)]
 struct InferArgs {
-    /// Model file (default: the shipped 8-bit student, built in).
+    /// Model file (default: the shipped W8A12 student, built in).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Histograms: .npy [n, G] or [h, w, G] of any numeric dtype, or .csv.

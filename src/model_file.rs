@@ -20,9 +20,9 @@ pub const MODEL_VERSION: u32 = 2;
 const MAX_MODEL_BYTES: u64 = 512 << 20;
 /// The shipped hardware student, built into the binary so the commands
 /// that default to it work from any directory.
-const SHIPPED_JSON: &str = include_str!("../models/student-8bit.json");
+const SHIPPED_JSON: &str = include_str!("../models/student-w8a12.json");
 /// What the shipped model is called in messages.
-pub const SHIPPED_NAME: &str = "the shipped 8-bit student (models/student-8bit.json, built in)";
+pub const SHIPPED_NAME: &str = "the shipped W8A12 student (models/student-w8a12.json, built in)";
 
 /// Everything about a trained network.
 #[derive(Clone, Debug, Serialize, Deserialize)]

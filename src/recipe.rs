@@ -5,7 +5,7 @@
 //! golden model. One JSON job, one command:
 //!
 //! ```sh
-//! flimgru recipe --config configs/recipe/student-8bit.json --out models/student-8bit.json
+//! flimgru recipe --config configs/recipe/student-w8a12.json --out models/student-w8a12.json
 //! ```
 
 use crate::data::simulate::{simulate, SimSpec};

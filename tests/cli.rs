@@ -242,7 +242,7 @@ fn bad_inputs_fail_cleanly() {
     // An unknown multiplier form: refused, nothing written; the ECP5 form
     // is written beside the inferred one under its own name.
     let rtl = d.join("rtl");
-    let student = concat!(env!("CARGO_MANIFEST_DIR"), "/models/student-8bit.json");
+    let student = concat!(env!("CARGO_MANIFEST_DIR"), "/models/student-w8a12.json");
     let export = |dsp: &str| {
         flimgru(&[
             "export",
@@ -256,7 +256,7 @@ fn bad_inputs_fail_cleanly() {
     };
     fails(&export("dsp48"), &["dsp48", "inferred or ecp5"], &rtl);
     ok(&export("ecp5"));
-    let v = std::fs::read_to_string(rtl.join("flimgru_w8_p1_m96_ecp5.v")).unwrap();
+    let v = std::fs::read_to_string(rtl.join("flimgru_w8a12_p1_m96_ecp5.v")).unwrap();
     assert!(v.contains("MULT18X18D #("));
 }
 
@@ -648,7 +648,7 @@ fn shipped_model_works_from_any_directory() {
     ]));
     let h = "sim/histograms.npy";
     ok(&run_in(&["infer", "-i", h, "-o", "built-in.csv"]));
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-w8a12.json");
     ok(&run_in(&[
         "infer",
         "--model",
@@ -765,8 +765,8 @@ fn instrument_build_and_map_with_the_instruments_model() {
     for f in [
         "models/scope/instrument.json",
         "models/scope/student-float.json",
-        "models/scope/student-8bit.json",
-        "models/scope/student-8bit.eval.md",
+        "models/scope/student-w8a12.json",
+        "models/scope/student-w8a12.eval.md",
         "models/scope/rtl",
     ] {
         assert!(d.join(f).exists(), "{f} missing");
@@ -775,7 +775,7 @@ fn instrument_build_and_map_with_the_instruments_model() {
         "map",
         &ptu,
         "--model",
-        &p("models/scope/student-8bit.json"),
+        &p("models/scope/student-w8a12.json"),
         "-o",
         &p("m.png"),
     ]));
@@ -789,7 +789,7 @@ fn instrument_build_and_map_with_the_instruments_model() {
     ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("map: using models/scope/student-8bit.json"),
+        err.contains("map: using models/scope/student-w8a12.json"),
         "{err}"
     );
     assert_eq!(

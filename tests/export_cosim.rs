@@ -3,7 +3,7 @@
 //! the stimulus protocol of the rust-hdl co-sim tests (corner histograms,
 //! padded last group, random valid gaps and ready back-pressure): small
 //! random models across (Ww, Wa, P, M) in Icarus Verilog and Verilator, and the
-//! shipped 32-unit 8-bit student on 100 realistic pixels in Verilator.
+//! shipped 32-unit W8A12 student on 100 realistic pixels in Verilator.
 //! Needs verilator and iverilog (`bash scripts/setup.sh`); fails, never
 //! skips, without them.
 
@@ -173,7 +173,7 @@ fn student_pixels(n: usize, seed: u64) -> (QuantModel, GateGrid, String, Array2<
     (model, grid, name, counts)
 }
 
-/// The shipped student (W = 8, M = 96) on 100 realistic pixels, P = 1
+/// The shipped student (W8A12, M = 96) on 100 realistic pixels, P = 1
 /// and P = 4 (the committed default configurations), in Verilator.
 #[test]
 fn the_student_matches_the_golden_model_on_realistic_pixels() {

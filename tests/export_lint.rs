@@ -1,6 +1,6 @@
 //! The exported Verilog passes `verilator --lint-only -Wall` with no
 //! warning: small configurations across (W, P, M) and the default ones
-//! (the shipped 32-unit student, W = 8, P = 1 and 4, M = 96). Needs
+//! (the shipped 32-unit student, W8A12, P = 1 and 4, M = 96). Needs
 //! Verilator (`bash scripts/setup.sh`); fails, never skips, without it.
 
 mod export_common;

@@ -2,7 +2,7 @@
 //! deterministic output, atomic writes, and the committed default
 //! configuration's Verilog under rtl/ is current (regenerate it with
 //! `FLIMGRU_BLESS=1 cargo test --test export_verilog`, or
-//! `flimgru export --model models/student-8bit.json --lanes 1 --macs 96 --out rtl/`).
+//! `flimgru export --model models/student-w8a12.json --lanes 1 --macs 96 --out rtl/`).
 
 mod export_common;
 
@@ -12,7 +12,7 @@ use flimgru::rtl::testbench;
 use flimgru::rtl::Dsp;
 use std::path::Path;
 
-/// The committed default: P = 1, M = 96 (W = 8, the student's).
+/// The committed default: P = 1, M = 96 (W8A12, the student's).
 const DEFAULT: (usize, usize) = (1, 96);
 
 #[test]
@@ -139,7 +139,7 @@ fn committed_default_verilog_is_current() {
     let spec = testbench::spec(&model, &grid, DEFAULT.0, DEFAULT.1).unwrap();
     let rtl = Path::new(env!("CARGO_MANIFEST_DIR")).join("rtl");
     let path = rtl.join(spec.file_name());
-    assert_eq!(spec.file_name(), "flimgru_w8_p1_m96.v");
+    assert_eq!(spec.file_name(), "flimgru_w8a12_p1_m96.v");
     if std::env::var_os("FLIMGRU_BLESS").is_some() {
         export::write_verilog(&spec, &name, &rtl).unwrap();
     }

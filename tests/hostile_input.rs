@@ -50,7 +50,7 @@ fn no_temps(dir: &Path) {
 
 /// The shipped quantised student (default grid, 135 gates).
 fn student() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-w8a12.json")
 }
 
 /// A small image on the default grid: `dir/sample/sample.{ptu,npy}`.

@@ -234,19 +234,19 @@ fn the_precision_budget_measures_every_row_beside_the_mle() {
         rows: vec![
             RowSpec {
                 label: "hardware".into(),
-                model: format!("{root}/models/student-8bit.json").into(),
+                model: format!("{root}/models/student-w8a12.json").into(),
                 engine: None,
                 widen: None,
             },
             RowSpec {
                 label: "same weights, float".into(),
-                model: format!("{root}/models/student-8bit.json").into(),
+                model: format!("{root}/models/student-w8a12.json").into(),
                 engine: Some(EngineKind::Float),
                 widen: None,
             },
             RowSpec {
                 label: "extraction in f64".into(),
-                model: format!("{root}/models/student-8bit.json").into(),
+                model: format!("{root}/models/student-w8a12.json").into(),
                 engine: None,
                 widen: Some(Widen {
                     point: "extraction".into(),

@@ -1,5 +1,5 @@
 """flimgru.infer beside the CLI on the same data: a 512 x 512 x 135 uint16
-image of simulated pixels, the shipped 8-bit student, fixed-point engine.
+image of simulated pixels, the shipped W8A12 student, fixed-point engine.
 
     .venv/bin/python python/bench/bench_infer.py [--size 512] [--repeats 3] [--cli PATH]
 
@@ -53,7 +53,7 @@ def main() -> None:
     # A few simulated pixels fall outside the training range; infer warns.
     warnings.filterwarnings("ignore", message=".*pixels are out of range", category=UserWarning)
     cli = a.cli or release_cli()
-    model = ROOT / "models" / "student-8bit.json"
+    model = ROOT / "models" / "student-w8a12.json"
     counts, _ = flimgru.simulate(a.size * a.size, seed=1)
     assert counts.max() <= np.iinfo(np.uint16).max
     image = counts.reshape(a.size, a.size, -1).astype(np.uint16)

@@ -116,8 +116,8 @@ struct Model {
 #[pymethods]
 impl Model {
     /// Load a model file (JSON, as written by `flimgru train`, `compress`
-    /// or `recipe`); without a path, the shipped 8-bit student
-    /// (models/student-8bit.json, built into the package).
+    /// or `recipe`); without a path, the shipped W8A12 student
+    /// (models/student-w8a12.json, built into the package).
     ///
     /// Raises OSError if the file cannot be read, ValueError if it is not
     /// a valid flimgru model.
@@ -141,8 +141,9 @@ impl Model {
 
     /// What the model is: a dict with name, source (path or "shipped"),
     /// command (that made it), network, parameters, gates and
-    /// gate_width_ns (the time grid it reads), quantized, bits (None for a
-    /// float model), default_engine ("fixed" for a quantised model, else
+    /// gate_width_ns (the time grid it reads), quantized, bits and act_bits
+    /// (the weights' and the activations' widths; None for a float model),
+    /// default_engine ("fixed" for a quantised model, else
     /// "float"), data (the simulated training data's spec), data_seed,
     /// data_pixels and metrics (its evaluation, or None).
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -157,6 +158,10 @@ impl Model {
         d.set_item("gate_width_ns", m.data.grid.dt_ns)?;
         d.set_item("quantized", m.is_student())?;
         d.set_item("bits", m.student().ok().map(|q| q.bits))?;
+        d.set_item(
+            "act_bits",
+            m.student().ok().map(|q| q.act_bits.unwrap_or(q.bits)),
+        )?;
         d.set_item(
             "default_engine",
             if m.is_student() { "fixed" } else { "float" },
@@ -191,7 +196,7 @@ impl Model {
             self.model.file.data.grid.gates,
             self.model.file.data.grid.dt_ns,
             match self.model.file.student() {
-                Ok(q) => format!("{}-bit quantised", q.bits),
+                Ok(q) => format!("{} quantised", q.format().name()),
                 Err(_) => "float".to_string(),
             },
             self.source
@@ -401,7 +406,7 @@ fn time_axis(instrument: Option<&Bound<'_, PyAny>>) -> PyResult<(Option<f64>, Op
 /// ``[pixels, gates]``), a C-contiguous native-byte-order array of
 /// unsigned or signed integers, float32 or float64; finite and
 /// non-negative, and whole numbers for the fixed engine. ``model``: a
-/// :class:`Model` (default: the shipped 8-bit student). ``engine``:
+/// :class:`Model` (default: the shipped W8A12 student). ``engine``:
 /// ``"fixed"`` or ``"float"`` (default: fixed for a quantised model, float
 /// otherwise). ``instrument``: the dict :func:`read` returns; with a
 /// ``bin_width_ns`` the bins are matched (rebinned and aligned) to the

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STUDENT = ROOT / "models" / "student-8bit.json"
+STUDENT = ROOT / "models" / "student-w8a12.json"
 TEACHER = ROOT / "models" / "teacher.json"
 
 

@@ -24,14 +24,15 @@ def test_shipped_model_is_the_repositorys_student():
     from_file = flimgru.Model.load(STUDENT)
     info = shipped.info()
     assert info["source"] == "shipped" and from_file.info()["source"] == str(STUDENT)
-    assert info["name"] == "student-8bit" == shipped.name
+    assert info["name"] == "student-w8a12" == shipped.name
     assert info["gates"] == 135 == shipped.gates and info["gate_width_ns"] == 0.09
-    assert info["quantized"] is True and info["bits"] == 8 and info["default_engine"] == "fixed"
+    assert info["quantized"] is True and (info["bits"], info["act_bits"]) == (8, 12)
+    assert info["default_engine"] == "fixed"
     assert info["parameters"] > 0 and "GRU" in info["network"]
     assert info["data"]["grid"] == {"gates": 135, "dt_ns": 0.09, "baseline_gates": 0}
     drop = lambda d: {k: v for k, v in d.items() if k != "source"}
     assert drop(info) == drop(from_file.info())
-    assert "student-8bit" in repr(shipped)
+    assert "student-w8a12" in repr(shipped) and "W8A12 quantised" in repr(shipped)
 
 
 def test_default_model_and_engine_are_the_shipped_student_fixed(image):
@@ -47,7 +48,8 @@ def test_default_model_and_engine_are_the_shipped_student_fixed(image):
 def test_float_model_runs_float_and_refuses_fixed(image):
     counts, _ = image
     teacher = flimgru.Model.load(TEACHER)
-    assert teacher.info()["quantized"] is False and teacher.info()["bits"] is None
+    assert teacher.info()["quantized"] is False
+    assert teacher.info()["bits"] is None and teacher.info()["act_bits"] is None
     assert teacher.info()["default_engine"] == "float"
     by_default = flimgru.infer(counts, teacher)
     explicit = flimgru.infer(counts, teacher, "float")

@@ -68,7 +68,7 @@ def test_non_arrays_and_bad_options():
     with pytest.raises(ValueError, match='engine "gpu"'):
         flimgru.infer(c, engine="gpu")
     with pytest.raises(TypeError):
-        flimgru.infer(c, model="models/student-8bit.json")
+        flimgru.infer(c, model="models/student-w8a12.json")
     with pytest.raises(TypeError, match="instrument must be a dict"):
         flimgru.infer(c, instrument=0.09)
     for bad in [-1.0, 0.0, float("nan"), "wide"]:
@@ -120,7 +120,7 @@ def test_model_errors(tmp_path):
     with pytest.raises(ValueError, match="not valid JSON"):
         flimgru.Model.load(tmp_path / "b.json")
     # A model whose integer weights disagree with its float ones.
-    text = (ROOT / "models" / "student-8bit.json").read_text()
+    text = (ROOT / "models" / "student-w8a12.json").read_text()
     import json
 
     m = json.loads(text)

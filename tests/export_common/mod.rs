@@ -6,10 +6,10 @@ use flimgru::fixed::QuantModel;
 use flimgru::model_file::ModelFile;
 use std::path::{Path, PathBuf};
 
-/// The shipped 8-bit 32-unit student (models/student-8bit.json): model,
+/// The shipped W8A12 32-unit student (models/student-w8a12.json): model,
 /// grid, name.
 pub fn student() -> (QuantModel, GateGrid, String) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-8bit.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/student-w8a12.json");
     let file = ModelFile::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
     let q = file
         .quantized
