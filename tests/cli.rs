@@ -796,6 +796,28 @@ fn instrument_build_and_map_with_the_instruments_model() {
         std::fs::read(d.join("auto.npy")).unwrap(),
         std::fs::read(d.join("m.npy")).unwrap()
     );
+    // A build folder whose hardware student has the W8 build's name is
+    // found too.
+    std::fs::rename(
+        d.join("models/scope/student-w8a12.json"),
+        d.join("models/scope/student-8bit.json"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_flimgru"))
+        .current_dir(d)
+        .args(["map", &ptu, "-o", "auto8.png"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("map: using models/scope/student-8bit.json"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(d.join("auto8.npy")).unwrap(),
+        std::fs::read(d.join("m.npy")).unwrap()
+    );
     // Bad instrument files: zero bin width, a window longer than the
     // period; a negative IRF sample.
     let mut bad = inst.clone();
