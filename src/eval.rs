@@ -7,7 +7,7 @@ use crate::data::simulate::{simulate_with_irfs, SimSpec};
 use crate::data::{targets, Dataset};
 use crate::engine::{EngineKind, Runner};
 use crate::lifetime::extract::extract_paper_batch;
-use crate::lifetime::metrics::{f_value, AccuracyTable, MethodMetrics};
+use crate::lifetime::metrics::{f_value, AccuracyTable, MethodMetrics, F_POINTS};
 use crate::lifetime::mle::{fit_mle, MleModel};
 use crate::lifetime::rld::{rld_bi, rld_mono};
 use crate::lifetime::Lifetimes;
@@ -243,27 +243,11 @@ pub fn evaluate(model: &ModelFile, config: &EvalConfig) -> Result<Evaluation> {
     })
 }
 
-/// The F-value sets' spec: `spec` with every pixel mono-exponential at
-/// lifetime `tau` (ns), `photons` expected photons and no background.
-pub fn mono_spec(spec: &SimSpec, tau: f64, photons: f64) -> SimSpec {
-    SimSpec {
-        tau_ns: (tau, tau),
-        long_tau_ns: None,
-        mono_fraction: 1.0,
-        photons: (photons, photons),
-        background: (0.0, 0.0),
-        ..spec.clone()
-    }
-}
-
 /// F-values on mono-exponential sets at a few (tau, N) points.
 fn f_values(spec: &SimSpec, engine: &Runner, config: &EvalConfig) -> Result<Vec<FPoint>> {
     let mut out = Vec::new();
-    for (k, &(tau, photons)) in [(0.5, 1000.0), (1.0, 1000.0), (2.0, 1000.0), (1.0, 5000.0)]
-        .iter()
-        .enumerate()
-    {
-        let spec = mono_spec(spec, tau, photons);
+    for (k, &(tau, photons)) in F_POINTS.iter().enumerate() {
+        let spec = spec.mono_at(tau, photons);
         let (data, irfs) = simulate_with_irfs(&spec, config.f_pixels, config.seed + 1 + k as u64)?;
         let net = run_network(engine, &data)?;
         let (rm, _) = per_pixel(&data, config.f_pixels, rld_f32(rld_mono, &spec));

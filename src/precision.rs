@@ -10,7 +10,7 @@ use crate::data::irf::Irf;
 use crate::data::simulate::{simulate_with_irfs, SimSpec};
 use crate::data::{targets, Dataset, Truth};
 use crate::engine::{EngineKind, Runner};
-use crate::eval::{mono_spec, per_pixel};
+use crate::eval::per_pixel;
 use crate::fixed::contract::{Format, Narrowing};
 use crate::fixed::{Golden, QuantModel};
 use crate::lifetime::extract::extract_batch;
@@ -213,7 +213,7 @@ fn test_set(spec: &SimSpec, config: &PrecisionConfig) -> Result<TestSet> {
     let mut f_sets = Vec::new();
     for (i, &tau) in F_TAUS.iter().enumerate() {
         for (j, &n) in F_PHOTONS.iter().enumerate() {
-            let s = mono_spec(spec, tau, n);
+            let s = spec.mono_at(tau, n);
             let seed = config.seed + 1 + (i * F_PHOTONS.len() + j) as u64;
             let (d, irf) = simulate_with_irfs(&s, config.f_pixels, seed)?;
             f_sets.push((tau, n, d, irf));

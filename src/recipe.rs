@@ -13,7 +13,8 @@ use crate::data::{preprocess_batch, targets, Dataset};
 use crate::fixed::qat::{input_values, QatForward};
 use crate::fixed::{Format, Golden, QuantModel};
 use crate::lifetime::extract::extract_batch;
-use crate::lifetime::metrics::precision_score;
+use crate::lifetime::metrics::{f_value, precision_score, F_POINTS};
+use crate::lifetime::Lifetimes;
 use crate::model::loss::distilled_targets;
 use crate::model::stream::{
     train_stream, Chunk, DistilledFrom, SampleSource, StreamConfig, StreamRun,
@@ -59,6 +60,17 @@ pub struct Distill {
     pub alpha: f64,
 }
 
+/// The mono-exponential F on validation pixels, added to the checkpoint
+/// score: `score + weight * mean F` over [`F_POINTS`], each point's F on
+/// tau1 as `flimgru eval` measures it, on its own held-out pixels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FValidation {
+    /// Pixels per point (at least 2).
+    pub pixels: usize,
+    /// Weight of the mean F in the score (finite, >= 0).
+    pub weight: f64,
+}
+
 /// One recipe job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecipeJob {
@@ -82,6 +94,9 @@ pub struct RecipeJob {
     /// Train every stage on a teacher's outputs blended with the truth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distill: Option<Distill>,
+    /// Score checkpoints on the mono-exponential F too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f_validation: Option<FValidation>,
 }
 
 impl RecipeJob {
@@ -118,6 +133,20 @@ impl RecipeJob {
                 bail!(
                     "distill alpha = {} must be in [0, 1] (the teacher's weight)",
                     d.alpha
+                );
+            }
+        }
+        if let Some(f) = &self.f_validation {
+            if !(2..=MAX_VALIDATION_PIXELS).contains(&f.pixels) {
+                bail!(
+                    "f_validation pixels = {} is out of range (2..={MAX_VALIDATION_PIXELS})",
+                    f.pixels
+                );
+            }
+            if !(f.weight.is_finite() && f.weight >= 0.0) {
+                bail!(
+                    "f_validation weight = {} must be a finite number >= 0",
+                    f.weight
                 );
             }
         }
@@ -191,34 +220,88 @@ impl SampleSource for SimSource<'_> {
     }
 }
 
+/// The held-out pixels checkpoints are scored on: the validation set and,
+/// when the job asks for it, one mono-exponential set per [`F_POINTS`]
+/// point with the F term's weight.
+struct Validation {
+    set: Dataset,
+    f_sets: Vec<Dataset>,
+    f_weight: f64,
+}
+
+impl Validation {
+    fn new(job: &RecipeJob) -> Result<Validation> {
+        let set = simulate(
+            &job.data,
+            job.validation_pixels,
+            stream_seed(job.data_seed, u64::MAX),
+        )?;
+        let (f_sets, f_weight) = match &job.f_validation {
+            Some(f) => (
+                F_POINTS
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &(tau, n))| {
+                        let seed = stream_seed(job.data_seed, u64::MAX - 1 - k as u64);
+                        simulate(&job.data.mono_at(tau, n), f.pixels, seed)
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                f.weight,
+            ),
+            None => (Vec::new(), 0.0),
+        };
+        Ok(Validation {
+            set,
+            f_sets,
+            f_weight,
+        })
+    }
+
+    /// The score of an estimator (`lifetimes` of a set's counts): the
+    /// lifetime score plus the weighted mean F (infinite where a point has
+    /// fewer than 2 finite estimates).
+    fn score(&self, lifetimes: &dyn Fn(&Dataset) -> Result<Vec<Lifetimes>>) -> Result<f64> {
+        let mut score = precision_score(&self.set.truth, &lifetimes(&self.set)?);
+        if !self.f_sets.is_empty() {
+            let mut sum = 0.0;
+            for (set, &(tau, n)) in self.f_sets.iter().zip(&F_POINTS) {
+                let taus: Vec<f64> = lifetimes(set)?.iter().map(|l| l.tau1).collect();
+                sum += f_value(&taus, tau, n).unwrap_or(f64::INFINITY);
+            }
+            score += self.f_weight * sum / self.f_sets.len() as f64;
+        }
+        Ok(score)
+    }
+}
+
 /// The float network's validation score on held-out pixels.
-fn float_score(val: &Dataset) -> impl Fn(&Seq2Seq<f32>) -> Result<f64> + '_ {
-    let inputs = preprocess_batch(
-        val.counts.mapv(|c| c as f32).view(),
-        val.grid.baseline_gates,
-    );
+fn float_score(val: &Validation) -> impl Fn(&Seq2Seq<f32>) -> Result<f64> + '_ {
     move |model| {
-        let ch = model.predict(inputs.view());
-        Ok(precision_score(
-            &val.truth,
-            &extract_batch(ch.view(), val.grid.dt_ns),
-        ))
+        val.score(&|set: &Dataset| {
+            let inputs = preprocess_batch(
+                set.counts.mapv(|c| c as f32).view(),
+                set.grid.baseline_gates,
+            );
+            let ch = model.predict(inputs.view());
+            Ok(extract_batch(ch.view(), set.grid.dt_ns))
+        })
     }
 }
 
 /// The quantised network's validation score (the golden model's lifetimes).
 fn golden_score<'a>(
-    val: &'a Dataset,
+    val: &'a Validation,
     pass: &'a QatForward,
 ) -> impl Fn(&Seq2Seq<f32>) -> Result<f64> + 'a {
     move |model| {
-        let golden = Golden::new(&pass.quantise(model), &val.grid)?;
-        let est: Vec<_> = golden
-            .run(val.counts.view())?
-            .iter()
-            .map(|c| c.lifetimes())
-            .collect();
-        Ok(precision_score(&val.truth, &est))
+        let golden = Golden::new(&pass.quantise(model), &val.set.grid)?;
+        val.score(&|set: &Dataset| {
+            Ok(golden
+                .run(set.counts.view())?
+                .iter()
+                .map(|c| c.lifetimes())
+                .collect())
+        })
     }
 }
 
@@ -249,11 +332,7 @@ pub fn checkpoint_path(out: &Path, stage: &str) -> PathBuf {
 /// beside it, removed once the file is written).
 pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> Result<ModelFile> {
     job.validate()?;
-    let val = simulate(
-        &job.data,
-        job.validation_pixels,
-        stream_seed(job.data_seed, u64::MAX),
-    )?;
+    let val = Validation::new(job)?;
     let mut model = match &job.init {
         Some(p) => {
             let m = ModelFile::load(p)?;

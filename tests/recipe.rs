@@ -9,7 +9,7 @@ use flimgru::model::loss::Objective;
 use flimgru::model::stream::StreamConfig;
 use flimgru::model_file::ModelFile;
 use flimgru::precision::{measure, PrecisionConfig, RowSpec, Widen, F_PHOTONS, F_TAUS};
-use flimgru::recipe::{checkpoint_path, run, Distill, QatStage, RecipeJob};
+use flimgru::recipe::{checkpoint_path, run, Distill, FValidation, QatStage, RecipeJob};
 use std::process::Command;
 
 fn stream(samples: u64) -> StreamConfig {
@@ -46,6 +46,7 @@ fn small_job() -> RecipeJob {
         }),
         init: None,
         distill: None,
+        f_validation: None,
     }
 }
 
@@ -156,6 +157,67 @@ fn a_distilled_recipe_trains_on_its_teachers_outputs() {
         "{e}"
     );
     assert!(!dir.path().join("x.json").exists());
+}
+
+/// The F validation adds `weight * mean F` to every checkpoint's score and
+/// changes nothing else: weight 0 is the plain run bit for bit; with
+/// weight 1 the training losses are the same and every score is higher by
+/// the mean F, a positive number.
+#[test]
+fn the_f_validation_adds_the_weighted_mean_f_to_the_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plain_job = small_job();
+    plain_job.qat = None;
+    plain_job.float = Some(StreamConfig {
+        validate_every: 4096,
+        ..stream(16_384)
+    });
+    let plain = run(&plain_job, "test", &dir.path().join("plain.json"), false).unwrap();
+    let mut job = plain_job.clone();
+    job.f_validation = Some(FValidation {
+        pixels: 64,
+        weight: 0.0,
+    });
+    let zero = run(&job, "test", &dir.path().join("zero.json"), false).unwrap();
+    assert_eq!(zero.weights, plain.weights);
+    let scores = |m: &ModelFile| -> Vec<(u64, f64, f64)> {
+        m.stream[0]
+            .history
+            .records
+            .iter()
+            .map(|r| (r.samples, r.train_loss, r.score))
+            .collect()
+    };
+    assert_eq!(scores(&zero), scores(&plain));
+
+    job.f_validation.as_mut().unwrap().weight = 1.0;
+    let out = dir.path().join("f.json");
+    let with_f = run(&job, "test", &out, false).unwrap();
+    let (a, b) = (&plain.stream[0].history, &with_f.stream[0].history);
+    assert_eq!(a.records.len(), b.records.len());
+    for (p, f) in a.records.iter().zip(&b.records) {
+        assert_eq!(p.train_loss, f.train_loss);
+        let mean_f = f.score - p.score;
+        assert!(
+            mean_f.is_finite() && mean_f > 0.0,
+            "score {} with F against {} without",
+            f.score,
+            p.score
+        );
+    }
+    // A bad F validation is refused by name, nothing written.
+    for (pixels, weight, want) in [(1, 0.1, "pixels = 1"), (64, -1.0, "weight = -1")] {
+        job.f_validation = Some(FValidation { pixels, weight });
+        let bad = dir.path().join("bad.json");
+        let e = format!("{:#}", run(&job, "test", &bad, false).unwrap_err());
+        assert!(e.contains("f_validation") && e.contains(want), "{e}");
+        assert!(!bad.exists());
+    }
+    job.f_validation = Some(FValidation {
+        pixels: 64,
+        weight: f64::NAN,
+    });
+    assert!(format!("{:#}", job.validate().unwrap_err()).contains("weight = NaN"));
 }
 
 /// Every committed job (configs/recipe and its ablations) loads and

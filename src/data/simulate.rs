@@ -102,6 +102,20 @@ impl Default for SimSpec {
 }
 
 impl SimSpec {
+    /// The F-value sets' spec: this one with every pixel mono-exponential
+    /// at lifetime `tau` (ns), `photons` expected photons and no
+    /// background (the IRF, grid and period unchanged).
+    pub fn mono_at(&self, tau: f64, photons: f64) -> SimSpec {
+        SimSpec {
+            tau_ns: (tau, tau),
+            long_tau_ns: None,
+            mono_fraction: 1.0,
+            photons: (photons, photons),
+            background: (0.0, 0.0),
+            ..self.clone()
+        }
+    }
+
     /// The range mono-exponential pixels draw from: `tau_ns`, or its hull
     /// with `long_tau_ns`.
     pub fn mono_tau_ns(&self) -> (f64, f64) {

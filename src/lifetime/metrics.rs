@@ -278,6 +278,10 @@ impl MethodMetrics {
     }
 }
 
+/// The (tau ns, photons) points where `flimgru eval` reports F and the
+/// recipe's F validation measures it: the precision targets' points.
+pub const F_POINTS: [(f64, f64); 4] = [(0.5, 1000.0), (1.0, 1000.0), (2.0, 1000.0), (1.0, 5000.0)];
+
 /// F-value of a mono-exponential estimator: F = sqrt(N) std(tau_est) / tau
 /// over estimates of pixels sharing the true `tau` and photon count `n`
 /// (1 is the Cramer-Rao bound for an infinite window, no IRF). std is the
