@@ -13,7 +13,7 @@ use crate::data::{preprocess_batch, targets, Dataset};
 use crate::fixed::qat::{input_values, QatForward};
 use crate::fixed::{Format, Golden, QuantModel};
 use crate::lifetime::extract::extract_batch;
-use crate::lifetime::metrics::{f_value, precision_score, F_POINTS};
+use crate::lifetime::metrics::{f_value, precision_score, rms_f_value, F_POINTS};
 use crate::lifetime::Lifetimes;
 use crate::model::loss::distilled_targets;
 use crate::model::stream::{
@@ -69,6 +69,10 @@ pub struct FValidation {
     pub pixels: usize,
     /// Weight of the mean F in the score (finite, >= 0).
     pub weight: f64,
+    /// Score the bias too: sqrt(N) RMS(tau - true) / tau
+    /// ([`rms_f_value`]) instead of F.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bias: bool,
 }
 
 /// One recipe job.
@@ -227,6 +231,7 @@ struct Validation {
     set: Dataset,
     f_sets: Vec<Dataset>,
     f_weight: f64,
+    f_of: fn(&[f64], f64, f64) -> Option<f64>,
 }
 
 impl Validation {
@@ -236,6 +241,10 @@ impl Validation {
             job.validation_pixels,
             stream_seed(job.data_seed, u64::MAX),
         )?;
+        let f_of = match &job.f_validation {
+            Some(f) if f.bias => rms_f_value,
+            _ => f_value,
+        };
         let (f_sets, f_weight) = match &job.f_validation {
             Some(f) => (
                 F_POINTS
@@ -254,19 +263,20 @@ impl Validation {
             set,
             f_sets,
             f_weight,
+            f_of,
         })
     }
 
     /// The score of an estimator (`lifetimes` of a set's counts): the
-    /// lifetime score plus the weighted mean F (infinite where a point has
-    /// fewer than 2 finite estimates).
+    /// lifetime score plus the weighted mean F, or F with the bias
+    /// (infinite where a point has fewer than 2 finite estimates).
     fn score(&self, lifetimes: &dyn Fn(&Dataset) -> Result<Vec<Lifetimes>>) -> Result<f64> {
         let mut score = precision_score(&self.set.truth, &lifetimes(&self.set)?);
         if !self.f_sets.is_empty() {
             let mut sum = 0.0;
             for (set, &(tau, n)) in self.f_sets.iter().zip(&F_POINTS) {
                 let taus: Vec<f64> = lifetimes(set)?.iter().map(|l| l.tau1).collect();
-                sum += f_value(&taus, tau, n).unwrap_or(f64::INFINITY);
+                sum += (self.f_of)(&taus, tau, n).unwrap_or(f64::INFINITY);
             }
             score += self.f_weight * sum / self.f_sets.len() as f64;
         }

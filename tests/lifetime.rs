@@ -3,7 +3,7 @@
 
 use flimgru::data::{target_channels, targets, GateGrid, Truth};
 use flimgru::lifetime::extract::ratio_from_tau;
-use flimgru::lifetime::metrics::{f_value, f_value_table, PHOTON_BINS};
+use flimgru::lifetime::metrics::{f_value, f_value_table, rms_f_value, PHOTON_BINS};
 use flimgru::lifetime::rld::{rld_bi_with, rld_mono_with, RldOptions};
 use flimgru::lifetime::{
     extract, extract_batch, extract_paper, extract_paper_batch, rld_bi, rld_mono, tau_from_ratio,
@@ -379,6 +379,15 @@ fn f_value_hand_checked() {
     assert_eq!(f_value(&[1.0], 1.0, 100.0), None);
     assert_eq!(f_value(&[1.0, f64::NAN], 1.0, 100.0), None);
     assert_eq!(f_value(&[1.0, 2.0], 0.0, 100.0), None);
+    // With the bias: a constant estimate scores its offset, not 0; an
+    // unbiased pair its spread (RMS about the truth, n not n - 1).
+    assert_eq!(f_value(&[1.2, 1.2], 1.0, 100.0), Some(0.0));
+    let r = rms_f_value(&[1.2, 1.2], 1.0, 100.0).unwrap();
+    assert!((r - 2.0).abs() < 1e-12, "{r}");
+    let r = rms_f_value(&[0.9, 1.1, f64::NAN], 1.0, 100.0).unwrap();
+    assert!((r - 1.0).abs() < 1e-12, "{r}");
+    assert_eq!(rms_f_value(&[1.0], 1.0, 100.0), None);
+    assert_eq!(rms_f_value(&[1.0, 2.0], 1.0, 0.0), None);
 
     let mut ts = Vec::new();
     let mut es = Vec::new();

@@ -177,6 +177,7 @@ fn the_f_validation_adds_the_weighted_mean_f_to_the_score() {
     job.f_validation = Some(FValidation {
         pixels: 64,
         weight: 0.0,
+        bias: false,
     });
     let zero = run(&job, "test", &dir.path().join("zero.json"), false).unwrap();
     assert_eq!(zero.weights, plain.weights);
@@ -205,9 +206,30 @@ fn the_f_validation_adds_the_weighted_mean_f_to_the_score() {
             p.score
         );
     }
+    // With the bias in, each point's term is sqrt(N) RMS(tau - true) / tau,
+    // at least F sqrt((n - 1) / n) (RMS^2 = variance + bias^2).
+    job.f_validation = Some(FValidation {
+        pixels: 64,
+        weight: 1.0,
+        bias: true,
+    });
+    let with_bias = run(&job, "test", &dir.path().join("fb.json"), false).unwrap();
+    let c = &with_bias.stream[0].history;
+    for ((p, f), b) in a.records.iter().zip(&b.records).zip(&c.records) {
+        assert_eq!(p.train_loss, b.train_loss);
+        let (f_term, rms_term) = (f.score - p.score, b.score - p.score);
+        assert!(
+            rms_term >= f_term * (63.0f64 / 64.0).sqrt() - 1e-9,
+            "{rms_term} against F {f_term}"
+        );
+    }
     // A bad F validation is refused by name, nothing written.
     for (pixels, weight, want) in [(1, 0.1, "pixels = 1"), (64, -1.0, "weight = -1")] {
-        job.f_validation = Some(FValidation { pixels, weight });
+        job.f_validation = Some(FValidation {
+            pixels,
+            weight,
+            bias: false,
+        });
         let bad = dir.path().join("bad.json");
         let e = format!("{:#}", run(&job, "test", &bad, false).unwrap_err());
         assert!(e.contains("f_validation") && e.contains(want), "{e}");
@@ -216,6 +238,7 @@ fn the_f_validation_adds_the_weighted_mean_f_to_the_score() {
     job.f_validation = Some(FValidation {
         pixels: 64,
         weight: f64::NAN,
+        bias: false,
     });
     assert!(format!("{:#}", job.validate().unwrap_err()).contains("weight = NaN"));
 }

@@ -304,6 +304,25 @@ pub fn f_value(estimates: &[f64], tau: f64, photons: f64) -> Option<f64> {
     Some(photons.sqrt() * var.sqrt() / tau)
 }
 
+/// [`f_value`] with the bias in: sqrt(N) RMS(tau_est - tau) / tau, so an
+/// estimator that returns one lifetime for every pixel scores its bias,
+/// not 0. Same skipping and `None` cases as [`f_value`].
+pub fn rms_f_value(estimates: &[f64], tau: f64, photons: f64) -> Option<f64> {
+    if !(tau > 0.0 && photons > 0.0) {
+        return None;
+    }
+    let v: Vec<f64> = estimates
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    if v.len() < 2 {
+        return None;
+    }
+    let ms = v.iter().map(|x| (x - tau) * (x - tau)).sum::<f64>() / v.len() as f64;
+    Some(photons.sqrt() * ms.sqrt() / tau)
+}
+
 /// One group of [`f_value_table`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FValueRow {
