@@ -16,6 +16,7 @@ use crate::lifetime::extract::extract_batch;
 use crate::lifetime::metrics::{f_value, precision_score, rms_f_value, F_POINTS};
 use crate::lifetime::Lifetimes;
 use crate::model::loss::distilled_targets;
+pub use crate::model::stream::FValidation;
 use crate::model::stream::{
     train_stream, Chunk, DistilledFrom, SampleSource, StreamConfig, StreamRun,
 };
@@ -58,21 +59,6 @@ pub struct Distill {
     pub teacher: PathBuf,
     /// Weight of the teacher's outputs, in [0, 1].
     pub alpha: f64,
-}
-
-/// The mono-exponential F on validation pixels, added to the checkpoint
-/// score: `score + weight * mean F` over [`F_POINTS`], each point's F on
-/// tau1 as `flimgru eval` measures it, on its own held-out pixels.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FValidation {
-    /// Pixels per point (at least 2).
-    pub pixels: usize,
-    /// Weight of the mean F in the score (finite, >= 0).
-    pub weight: f64,
-    /// Score the bias too: sqrt(N) RMS(tau - true) / tau
-    /// ([`rms_f_value`]) instead of F.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub bias: bool,
 }
 
 /// One recipe job.
@@ -416,6 +402,7 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
             config: cfg.clone(),
             history,
             distilled_from: distilled_from.clone(),
+            f_validation: job.f_validation.clone(),
         });
         if !done {
             bail!(
@@ -466,6 +453,7 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
             config: q.stream.clone(),
             history,
             distilled_from: distilled_from.clone(),
+            f_validation: job.f_validation.clone(),
         });
         if !done {
             bail!(

@@ -194,6 +194,12 @@ fn the_f_validation_adds_the_weighted_mean_f_to_the_score() {
     job.f_validation.as_mut().unwrap().weight = 1.0;
     let out = dir.path().join("f.json");
     let with_f = run(&job, "test", &out, false).unwrap();
+    assert_eq!(with_f.stream[0].f_validation, job.f_validation);
+    assert_eq!(plain.stream[0].f_validation, None);
+    assert_eq!(
+        ModelFile::load(&out).unwrap().stream[0].f_validation,
+        job.f_validation
+    );
     let (a, b) = (&plain.stream[0].history, &with_f.stream[0].history);
     assert_eq!(a.records.len(), b.records.len());
     for (p, f) in a.records.iter().zip(&b.records) {

@@ -188,6 +188,25 @@ pub struct StreamRun {
     /// Absent: trained on the simulator's truth alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distilled_from: Option<DistilledFrom>,
+    /// Absent: the scores are the lifetime score alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f_validation: Option<FValidation>,
+}
+
+/// The mono-exponential F on validation pixels, added to the checkpoint
+/// score by the recipe: `score + weight * mean F` over
+/// `lifetime::metrics::F_POINTS`, each point's F on tau1 as `flimgru eval`
+/// measures it, on its own held-out pixels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FValidation {
+    /// Pixels per point (at least 2).
+    pub pixels: usize,
+    /// Weight of the mean F in the score (finite, >= 0).
+    pub weight: f64,
+    /// Score the bias too: sqrt(N) RMS(tau - true) / tau
+    /// (`lifetime::metrics::rms_f_value`) instead of F.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bias: bool,
 }
 
 /// Everything needed to resume a run.
