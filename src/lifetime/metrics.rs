@@ -288,6 +288,15 @@ pub const F_POINTS: [(f64, f64); 4] = [(0.5, 1000.0), (1.0, 1000.0), (2.0, 1000.
 /// sample standard deviation (n - 1); non-finite estimates are skipped.
 /// `None` with fewer than 2 finite estimates or a non-positive tau or N.
 pub fn f_value(estimates: &[f64], tau: f64, photons: f64) -> Option<f64> {
+    let v = f_estimates(estimates, tau, photons)?;
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (v.len() - 1) as f64;
+    Some(photons.sqrt() * var.sqrt() / tau)
+}
+
+/// The finite estimates an F is computed on; `None` with fewer than 2 or
+/// a non-positive tau or N.
+fn f_estimates(estimates: &[f64], tau: f64, photons: f64) -> Option<Vec<f64>> {
     if !(tau > 0.0 && photons > 0.0) {
         return None;
     }
@@ -296,29 +305,14 @@ pub fn f_value(estimates: &[f64], tau: f64, photons: f64) -> Option<f64> {
         .copied()
         .filter(|x| x.is_finite())
         .collect();
-    if v.len() < 2 {
-        return None;
-    }
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (v.len() - 1) as f64;
-    Some(photons.sqrt() * var.sqrt() / tau)
+    (v.len() >= 2).then_some(v)
 }
 
 /// [`f_value`] with the bias in: sqrt(N) RMS(tau_est - tau) / tau, so an
 /// estimator that returns one lifetime for every pixel scores its bias,
 /// not 0. Same skipping and `None` cases as [`f_value`].
 pub fn rms_f_value(estimates: &[f64], tau: f64, photons: f64) -> Option<f64> {
-    if !(tau > 0.0 && photons > 0.0) {
-        return None;
-    }
-    let v: Vec<f64> = estimates
-        .iter()
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
-    if v.len() < 2 {
-        return None;
-    }
+    let v = f_estimates(estimates, tau, photons)?;
     let ms = v.iter().map(|x| (x - tau) * (x - tau)).sum::<f64>() / v.len() as f64;
     Some(photons.sqrt() * ms.sqrt() / tau)
 }
