@@ -780,44 +780,32 @@ fn instrument_build_and_map_with_the_instruments_model() {
         &p("m.png"),
     ]));
     // Without --model, map picks the build for this instrument under
-    // ./models, and maps the same numbers.
-    let out = Command::new(env!("CARGO_BIN_EXE_flimgru"))
-        .current_dir(d)
-        .args(["map", &ptu, "-o", "auto.png"])
-        .output()
-        .unwrap();
-    ok(&out);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("map: using models/scope/student-w8a12.json"),
-        "{err}"
-    );
-    assert_eq!(
-        std::fs::read(d.join("auto.npy")).unwrap(),
-        std::fs::read(d.join("m.npy")).unwrap()
-    );
-    // A build folder whose hardware student has the W8 build's name is
-    // found too.
+    // ./models (also one whose hardware student has the W8 build's name),
+    // says which, and maps the same numbers.
+    let map_auto = |student: &str, name: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_flimgru"))
+            .current_dir(d)
+            .args(["map", &ptu, "-o", &format!("{name}.png")])
+            .output()
+            .unwrap();
+        ok(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("map: using models/scope/{student}")),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(d.join(format!("{name}.npy"))).unwrap(),
+            std::fs::read(d.join("m.npy")).unwrap()
+        );
+    };
+    map_auto("student-w8a12.json", "auto");
     std::fs::rename(
         d.join("models/scope/student-w8a12.json"),
         d.join("models/scope/student-8bit.json"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_flimgru"))
-        .current_dir(d)
-        .args(["map", &ptu, "-o", "auto8.png"])
-        .output()
-        .unwrap();
-    ok(&out);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("map: using models/scope/student-8bit.json"),
-        "{err}"
-    );
-    assert_eq!(
-        std::fs::read(d.join("auto8.npy")).unwrap(),
-        std::fs::read(d.join("m.npy")).unwrap()
-    );
+    map_auto("student-8bit.json", "auto8");
     // Bad instrument files: zero bin width, a window longer than the
     // period; a negative IRF sample.
     let mut bad = inst.clone();

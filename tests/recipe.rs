@@ -50,6 +50,15 @@ fn small_job() -> RecipeJob {
     }
 }
 
+/// (samples, training loss, score) of every validation of every stage.
+fn scores(m: &ModelFile) -> Vec<(u64, f64, f64)> {
+    m.stream
+        .iter()
+        .flat_map(|r| r.history.records.iter())
+        .map(|r| (r.samples, r.train_loss, r.score))
+        .collect()
+}
+
 #[test]
 fn a_recipe_job_makes_a_quantised_model_that_the_golden_engine_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,13 +128,6 @@ fn a_distilled_recipe_trains_on_its_teachers_outputs() {
     });
     let zero = run(&job, "test", &dir.path().join("zero.json"), false).unwrap();
     assert_eq!(zero.quantized, plain.quantized);
-    let scores = |m: &ModelFile| -> Vec<(u64, f64, f64)> {
-        m.stream
-            .iter()
-            .flat_map(|r| r.history.records.iter())
-            .map(|r| (r.samples, r.train_loss, r.score))
-            .collect()
-    };
     assert_eq!(scores(&zero), scores(&plain));
 
     job.distill.as_mut().unwrap().alpha = 1.0;
@@ -181,14 +183,6 @@ fn the_f_validation_adds_the_weighted_mean_f_to_the_score() {
     });
     let zero = run(&job, "test", &dir.path().join("zero.json"), false).unwrap();
     assert_eq!(zero.weights, plain.weights);
-    let scores = |m: &ModelFile| -> Vec<(u64, f64, f64)> {
-        m.stream[0]
-            .history
-            .records
-            .iter()
-            .map(|r| (r.samples, r.train_loss, r.score))
-            .collect()
-    };
     assert_eq!(scores(&zero), scores(&plain));
 
     job.f_validation.as_mut().unwrap().weight = 1.0;
