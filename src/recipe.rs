@@ -18,7 +18,7 @@ use crate::lifetime::Lifetimes;
 use crate::model::loss::distilled_targets;
 pub use crate::model::stream::FValidation;
 use crate::model::stream::{
-    train_stream, Chunk, DistilledFrom, SampleSource, StreamConfig, StreamRun,
+    train_stream, CheckpointAt, Chunk, DistilledFrom, SampleSource, StreamConfig, StreamRun,
 };
 use crate::model::train::{FloatForward, History, TrainConfig};
 use crate::model::{Seq2Seq, Seq2SeqConfig};
@@ -98,6 +98,21 @@ impl RecipeJob {
         job.validate()
             .with_context(|| format!("recipe job {}", path.display()))?;
         Ok(job)
+    }
+
+    /// What a checkpoint of this job must match to be resumed
+    /// ([`CheckpointAt::run_key`]): the job as JSON, without its name and
+    /// its stages' wall-time budgets (a resumed run may be given more time).
+    pub fn run_key(&self) -> Result<String> {
+        let mut key = self.clone();
+        key.name.clear();
+        if let Some(f) = &mut key.float {
+            f.max_minutes = None;
+        }
+        if let Some(q) = &mut key.qat {
+            q.stream.max_minutes = None;
+        }
+        serde_json::to_string(&key).context("serialising the recipe job")
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -328,6 +343,7 @@ pub fn checkpoint_path(out: &Path, stage: &str) -> PathBuf {
 /// beside it, removed once the file is written).
 pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> Result<ModelFile> {
     job.validate()?;
+    let run_key = job.run_key()?;
     let val = Validation::new(job)?;
     let mut model = match &job.init {
         Some(p) => {
@@ -389,7 +405,10 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
             &source,
             &score,
             cfg,
-            Some(&ck),
+            Some(CheckpointAt {
+                path: &ck,
+                run_key: &run_key,
+            }),
             show_progress,
         )?;
         eprintln!(
@@ -440,7 +459,10 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
             &source,
             &score,
             &q.stream,
-            Some(&ck),
+            Some(CheckpointAt {
+                path: &ck,
+                run_key: &run_key,
+            }),
             show_progress,
         )?;
         eprintln!(

@@ -243,6 +243,52 @@ fn the_f_validation_adds_the_weighted_mean_f_to_the_score() {
     assert!(format!("{:#}", job.validate().unwrap_err()).contains("weight = NaN"));
 }
 
+/// A stage stopped at its wall-time budget leaves a checkpoint that only
+/// the same job resumes: with another F term the scores would mix, so it
+/// is refused by name; the same job with more time continues the same
+/// stream (every regular validation scores as in a run that never
+/// stopped) and removes the checkpoint.
+#[test]
+fn a_stopped_recipe_resumes_only_as_the_same_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = small_job();
+    job.qat = None;
+    let whole = run(&job, "test", &dir.path().join("whole.json"), false).unwrap();
+
+    let out = dir.path().join("m.json");
+    job.float.as_mut().unwrap().max_minutes = Some(1e-7);
+    let e = format!("{:#}", run(&job, "test", &out, false).unwrap_err());
+    assert!(
+        e.contains("wall-time budget") && e.contains("resume"),
+        "{e}"
+    );
+    let ck = checkpoint_path(&out, "float");
+    assert!(ck.exists() && !out.exists());
+
+    let mut other = job.clone();
+    other.f_validation = Some(FValidation {
+        pixels: 64,
+        weight: 0.1,
+        bias: false,
+    });
+    let e = format!("{:#}", run(&other, "test", &out, false).unwrap_err());
+    assert!(
+        e.contains("m.json.float.ckpt") && e.contains("another job"),
+        "{e}"
+    );
+    assert!(ck.exists() && !out.exists());
+
+    job.float.as_mut().unwrap().max_minutes = None;
+    let resumed = run(&job, "test", &out, false).unwrap();
+    let records = &resumed.stream[0].history.records;
+    assert_eq!(resumed.stream[0].history.samples_seen, 2048);
+    for r in &whole.stream[0].history.records {
+        let same = records.iter().find(|x| x.samples == r.samples).unwrap();
+        assert_eq!(same.score, r.score, "at {} samples", r.samples);
+    }
+    assert!(out.exists() && !ck.exists());
+}
+
 /// Every committed job (configs/recipe and its ablations) loads and
 /// validates, and the committed models it starts from or distills from
 /// exist (an ablation may start from another ablation's output instead).

@@ -12,7 +12,7 @@
 
 use super::loss::Objective;
 use super::seq2seq::{Seq2Seq, CHANNELS};
-use super::train::{gradient_norm, Adam, BatchEngine, FloatForward, ForwardPass};
+use super::train::{gradient_norm, Adam, BatchEngine, ForwardPass};
 use crate::data::io::write_atomically;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -213,14 +213,31 @@ pub struct FValidation {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub config: StreamConfig,
+    /// The run's [`CheckpointAt::run_key`].
+    #[serde(default)]
+    pub run_key: String,
     pub model: Seq2Seq<f32>,
     pub best: Seq2Seq<f32>,
     pub adam: Adam,
     pub history: StreamHistory,
 }
 
-/// Load a checkpoint written by [`train_stream`] for the same `config`.
-pub fn load_checkpoint(path: &Path, config: &StreamConfig) -> Result<Option<Checkpoint>> {
+/// Where a run checkpoints, and what its stream and score depend on
+/// beyond its [`StreamConfig`]: a checkpoint resumes only the run it was
+/// written for, so no run mixes scores or samples of two definitions.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckpointAt<'a> {
+    pub path: &'a Path,
+    /// The recipe passes its job (data, validation, F term, teacher, init)
+    /// as JSON; any change to it refuses the checkpoint.
+    pub run_key: &'a str,
+}
+
+/// Load the checkpoint at `at` if one exists; it must have been written by
+/// [`train_stream`] for the same run: `config` (its wall-time budget aside,
+/// which a resumed run may change) and the same run key.
+pub fn load_checkpoint(at: CheckpointAt, config: &StreamConfig) -> Result<Option<Checkpoint>> {
+    let path = at.path;
     if !path.exists() {
         return Ok(None);
     }
@@ -228,9 +245,19 @@ pub fn load_checkpoint(path: &Path, config: &StreamConfig) -> Result<Option<Chec
         .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let ck: Checkpoint = serde_json::from_slice(&bytes)
         .with_context(|| format!("checkpoint {} is malformed", path.display()))?;
-    if ck.config != *config {
+    let budget_aside = |c: &StreamConfig| StreamConfig {
+        max_minutes: None,
+        ..c.clone()
+    };
+    if budget_aside(&ck.config) != budget_aside(config) {
         bail!(
             "checkpoint {} was written for another stream configuration; remove it to start afresh",
+            path.display()
+        );
+    }
+    if ck.run_key != at.run_key {
+        bail!(
+            "checkpoint {} was written for another job (its data, validation, F term, teacher or starting model differ); remove it to start afresh",
             path.display()
         );
     }
@@ -243,15 +270,16 @@ pub fn load_checkpoint(path: &Path, config: &StreamConfig) -> Result<Option<Chec
 
 /// Train `model` in place on `source`'s stream through `pass`; `score`
 /// rates weights on held-out pixels (lower is better) and the best-rated
-/// weights are kept, the starting weights included (`best_samples` 0). With `checkpoint`, the run resumes from that file
-/// when it exists and rewrites it after every validation.
+/// weights are kept, the starting weights included (`best_samples` 0).
+/// With `checkpoint`, the run resumes from that file when it exists (see
+/// [`load_checkpoint`]) and rewrites it after every validation.
 pub fn train_stream(
     pass: &dyn ForwardPass,
     model: &mut Seq2Seq<f32>,
     source: &dyn SampleSource,
     score: &dyn Fn(&Seq2Seq<f32>) -> Result<f64>,
     config: &StreamConfig,
-    checkpoint: Option<&Path>,
+    checkpoint: Option<CheckpointAt>,
     show_progress: bool,
 ) -> Result<StreamHistory> {
     config.validate()?;
@@ -383,9 +411,11 @@ pub fn train_stream(
                 loss_n = 0;
                 since_record = Instant::now();
                 history.wall_seconds = wall_before + start.elapsed().as_secs_f64();
-                if let Some(path) = checkpoint {
+                if let Some(at) = checkpoint {
+                    let path = at.path;
                     let ck = Checkpoint {
                         config: config.clone(),
+                        run_key: at.run_key.to_string(),
                         model: model.clone(),
                         best: best.clone(),
                         adam: adam.clone(),
@@ -423,31 +453,12 @@ fn time_major(x: ndarray::ArrayView2<f32>) -> Array3<f32> {
     super::seq2seq::time_major(x)
 }
 
-/// Plain float training on a stream (the float teacher and student).
-pub fn train_stream_float(
-    model: &mut Seq2Seq<f32>,
-    source: &dyn SampleSource,
-    score: &dyn Fn(&Seq2Seq<f32>) -> Result<f64>,
-    config: &StreamConfig,
-    checkpoint: Option<&Path>,
-    show_progress: bool,
-) -> Result<StreamHistory> {
-    train_stream(
-        &FloatForward,
-        model,
-        source,
-        score,
-        config,
-        checkpoint,
-        show_progress,
-    )
-}
-
 const _: () = assert!(CHANNELS == 3);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::train::FloatForward;
     use crate::model::Seq2SeqConfig;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -550,11 +561,16 @@ mod tests {
     }
 
     /// A run killed after a validation and resumed from its checkpoint
-    /// ends with the same weights, bit for bit, as one that never stopped.
+    /// ends with the same weights, bit for bit, as one that never stopped;
+    /// the resumed run may change its wall-time budget, nothing else.
     #[test]
     fn a_resumed_run_equals_an_uninterrupted_one() {
         let dir = tempfile::tempdir().unwrap();
-        let ck = dir.path().join("run.ckpt");
+        let path = dir.path().join("run.ckpt");
+        let at = CheckpointAt {
+            path: &path,
+            run_key: "job A",
+        };
         let mut whole = model();
         train_stream(
             &FloatForward,
@@ -582,35 +598,43 @@ mod tests {
             &Toy,
             &failing,
             &config(),
-            Some(&ck),
+            Some(at),
             false,
         )
         .unwrap_err();
         assert!(err.to_string().contains("killed"));
-        let saved = load_checkpoint(&ck, &config()).unwrap().unwrap();
+        let saved = load_checkpoint(at, &config()).unwrap().unwrap();
         assert_eq!(saved.history.samples_seen, 256);
 
+        let mut other = config();
+        other.samples = 2048;
+        let e = load_checkpoint(at, &other).unwrap_err();
+        assert!(
+            e.to_string().contains("another stream configuration"),
+            "{e}"
+        );
+        let other_job = CheckpointAt {
+            path: &path,
+            run_key: "job B",
+        };
+        let e = load_checkpoint(other_job, &config()).unwrap_err();
+        assert!(e.to_string().contains("another job"), "{e}");
+
+        let mut longer = config();
+        longer.max_minutes = Some(600.0);
         let mut resumed = model();
         let h = train_stream(
             &FloatForward,
             &mut resumed,
             &Toy,
             &score,
-            &config(),
-            Some(&ck),
+            &longer,
+            Some(at),
             false,
         )
         .unwrap();
         assert_eq!(h.samples_seen, 1024);
         assert_eq!(resumed, whole);
-
-        let mut other = config();
-        other.samples = 2048;
-        let e = load_checkpoint(&ck, &other).unwrap_err();
-        assert!(
-            e.to_string().contains("another stream configuration"),
-            "{e}"
-        );
     }
 
     #[test]
