@@ -46,7 +46,7 @@
 //! the plain MSE of every earlier model ([`Objective::mse`]).
 
 use crate::lifetime::extract::{ratio_from_tau, tau_from_ratio};
-use ndarray::{ArrayView1, ArrayView3, ArrayViewMut3, NdFloat};
+use ndarray::{s, ArrayView1, ArrayView3, ArrayViewMut3, NdFloat};
 use serde::{Deserialize, Serialize};
 
 /// Knowledge distillation's targets: `alpha teacher + (1 - alpha) truth`.
@@ -86,6 +86,15 @@ pub struct Objective {
     pub mean_lifetime: f64,
     /// Photons at which a pixel's ratio and amplitude terms have weight 1.
     pub photon_ref: f64,
+    /// Exponent p of the channel MSE's pixel weight (N / photon_ref)^p:
+    /// 0 weighs every pixel alike (the paper's MSE); 1 weighs it as the
+    /// extraction terms are, by its photon count.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub channel_photon_exponent: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Objective {
@@ -97,6 +106,7 @@ impl Objective {
             amplitude: 0.0,
             mean_lifetime: 0.0,
             photon_ref: 1000.0,
+            channel_photon_exponent: 0.0,
         }
     }
 
@@ -111,6 +121,7 @@ impl Objective {
             amplitude: 0.0,
             mean_lifetime: 0.02,
             photon_ref: 1000.0,
+            channel_photon_exponent: 0.0,
         }
     }
 
@@ -123,6 +134,7 @@ impl Objective {
             amplitude: 0.02,
             mean_lifetime: 0.02,
             photon_ref: 1000.0,
+            channel_photon_exponent: 0.0,
         }
     }
 
@@ -139,6 +151,14 @@ impl Objective {
         }
         if self.channel + self.ratio + self.amplitude + self.mean_lifetime <= 0.0 {
             anyhow::bail!("objective weights are all zero");
+        }
+        if !(self.channel_photon_exponent.is_finite()
+            && (0.0..=2.0).contains(&self.channel_photon_exponent))
+        {
+            anyhow::bail!(
+                "objective channel_photon_exponent = {} must be in [0, 2]",
+                self.channel_photon_exponent
+            );
         }
         if !(self.photon_ref.is_finite() && self.photon_ref > 0.0) {
             anyhow::bail!(
@@ -174,15 +194,31 @@ impl Objective {
         let per_pixel = (steps * ch) as f64;
         let pixel_den = pixels_in_batch as f64;
         let mut total = 0.0f64;
-        let two_c = t(2.0 * self.channel / (per_pixel * pixel_den));
-        ndarray::Zip::from(&mut d_out)
-            .and(&out)
-            .and(&y)
-            .for_each(|d, &o, &y| {
-                let e = f(o - y);
-                total += self.channel * e * e / per_pixel;
-                *d = two_c * (o - y);
-            });
+        if self.channel_photon_exponent == 0.0 || photons.is_none() {
+            let two_c = t(2.0 * self.channel / (per_pixel * pixel_den));
+            ndarray::Zip::from(&mut d_out)
+                .and(&out)
+                .and(&y)
+                .for_each(|d, &o, &y| {
+                    let e = f(o - y);
+                    total += self.channel * e * e / per_pixel;
+                    *d = two_c * (o - y);
+                });
+        } else if let Some(p) = photons {
+            for b in 0..batch {
+                let w = (f(p[b]).max(0.0) / self.photon_ref).powf(self.channel_photon_exponent);
+                let k = self.channel * w;
+                let two_c = t(2.0 * k / (per_pixel * pixel_den));
+                ndarray::Zip::from(d_out.slice_mut(s![.., b, ..]))
+                    .and(out.slice(s![.., b, ..]))
+                    .and(y.slice(s![.., b, ..]))
+                    .for_each(|d, &o, &y| {
+                        let e = f(o - y);
+                        total += k * e * e / per_pixel;
+                        *d = two_c * (o - y);
+                    });
+            }
+        }
         if !self.extraction_terms() {
             return total;
         }
@@ -380,6 +416,12 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
+        for exponent in [0.0, 1.0] {
+            gradient_matches_finite_differences_at(exponent);
+        }
+    }
+
+    fn gradient_matches_finite_differences_at(channel_photon_exponent: f64) {
         let (o, y, p) = sample();
         let obj = Objective {
             channel: 1.0,
@@ -387,6 +429,7 @@ mod tests {
             amplitude: 0.7,
             mean_lifetime: 0.9,
             photon_ref: 1000.0,
+            channel_photon_exponent,
         };
         let mut d = Array3::zeros(o.raw_dim());
         obj.loss_and_gradient(o.view(), y.view(), Some(p.view()), 3, d.view_mut());
@@ -416,6 +459,38 @@ mod tests {
         }
     }
 
+    /// With exponent p, each pixel's channel MSE is weighted by
+    /// (N / photon_ref)^p; without photon counts every weight is 1.
+    #[test]
+    fn the_channel_term_weighs_pixels_by_their_photons() {
+        let (o, y, p) = sample();
+        let pixel_mse = |b: usize| {
+            let e = &o.slice(s![.., b, ..]) - &y.slice(s![.., b, ..]);
+            e.mapv(|v| (v as f64).powi(2)).sum() / (12 * 3) as f64
+        };
+        for exponent in [0.5, 1.0] {
+            let obj = Objective {
+                channel_photon_exponent: exponent,
+                ..Objective::mse()
+            };
+            let mut d = Array3::zeros(o.raw_dim());
+            let got = obj.loss_and_gradient(o.view(), y.view(), Some(p.view()), 3, d.view_mut());
+            let want: f64 = (0..3)
+                .map(|b| (p[b] as f64 / 1000.0).powf(exponent) * pixel_mse(b))
+                .sum();
+            assert!((got - want).abs() < 1e-9, "{exponent}: {got} {want}");
+            let plain = obj.loss_and_gradient(o.view(), y.view(), None, 3, d.view_mut());
+            let unweighted: f64 = (0..3).map(pixel_mse).sum();
+            assert!((plain - unweighted).abs() < 1e-9, "{plain} {unweighted}");
+        }
+        let bad = Objective {
+            channel_photon_exponent: -1.0,
+            ..Objective::mse()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("channel_photon_exponent = -1"), "{e}");
+    }
+
     #[test]
     fn mse_objective_is_the_plain_mean_squared_error() {
         let (o, y, _) = sample();
@@ -439,6 +514,7 @@ mod tests {
             amplitude: 1.0,
             mean_lifetime: 1.0,
             photon_ref: 1000.0,
+            channel_photon_exponent: 0.0,
         };
         let mut d = Array3::zeros(y.raw_dim());
         let s = obj.loss_and_gradient(y.view(), y.view(), Some(p.view()), 3, d.view_mut());
