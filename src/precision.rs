@@ -58,9 +58,24 @@ pub struct Widen {
     pub point: String,
     pub bits: u32,
     /// For a float model: post-training quantisation of its weights onto
-    /// this uniform width first (the student every other point stays at).
+    /// this width first (the student every other point stays at).
     #[serde(default)]
     pub ptq_bits: Option<u32>,
+    /// With `ptq_bits`: the PTQ student's activation and state width Wa
+    /// (mixed precision, e.g. 12 for W8A12); absent: Wa = Ww.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ptq_act_bits: Option<u32>,
+}
+
+impl Widen {
+    /// The PTQ format of a float model's row (`None`: the model's own codes).
+    fn ptq_format(&self) -> Result<Option<Format>> {
+        match (self.ptq_bits, self.ptq_act_bits) {
+            (None, None) => Ok(None),
+            (None, Some(a)) => bail!("ptq_act_bits = {a} needs ptq_bits (the PTQ weight width)"),
+            (Some(w), a) => Format::mixed(w, a.unwrap_or(w)).map(Some),
+        }
+    }
 }
 
 /// The points [`Widen`] takes.
@@ -130,6 +145,8 @@ impl PrecisionConfig {
                     );
                 }
                 Format::new(w.bits).with_context(|| format!("row {:?}: widen bits", r.label))?;
+                w.ptq_format()
+                    .with_context(|| format!("row {:?}: widen", r.label))?;
                 if r.engine == Some(EngineKind::Float) {
                     bail!("row {:?}: a widened row runs the fixed engine", r.label);
                 }
@@ -331,14 +348,14 @@ fn network_row(spec: &RowSpec, model: &ModelFile, set: &TestSet) -> Result<RowRe
 /// The golden engine of a [`Widen`] row.
 fn widened_engine<'a>(model: &ModelFile, w: &Widen) -> Result<Runner<'a>> {
     let ptq;
-    let q = match (&model.quantized, w.ptq_bits) {
+    let q = match (&model.quantized, w.ptq_format()?) {
         (Some(_), Some(_)) => bail!(
             "model {} is already quantised: ptq_bits applies to float models",
             model.name
         ),
         (Some(q), None) => q,
-        (None, Some(bits)) => {
-            ptq = QuantModel::from_float(&model.weights, bits)?;
+        (None, Some(fmt)) => {
+            ptq = QuantModel::from_float_in(&model.weights, fmt)?;
             &ptq
         }
         (None, None) => bail!(
@@ -652,10 +669,10 @@ impl Budget {
     /// student's probe with nothing widened, so the largest drop names the
     /// point where precision goes.
     fn per_point_markdown(&self) -> String {
-        let mut groups: Vec<(&Path, Option<u32>, u32)> = Vec::new();
+        let mut groups: Vec<(&Path, Option<Format>, u32)> = Vec::new();
         for r in &self.config.rows {
             if let Some(w) = &r.widen {
-                let key = (r.model.as_path(), w.ptq_bits, w.bits);
+                let key = (r.model.as_path(), w.ptq_format().ok().flatten(), w.bits);
                 if !groups.contains(&key) {
                     groups.push(key);
                 }
@@ -670,7 +687,7 @@ impl Budget {
                 .zip(self.network_rows())
                 .filter_map(|(spec, res)| {
                     let w = spec.widen.as_ref()?;
-                    (spec.model == model && w.ptq_bits == ptq && w.bits == bits)
+                    (spec.model == model && w.ptq_format().ok().flatten() == ptq && w.bits == bits)
                         .then_some((w.point.as_str(), res))
                 })
                 .collect();
@@ -679,7 +696,11 @@ impl Budget {
                 .find(|(p, _)| *p == "none")
                 .map(|(_, r)| r.score);
             let what = match ptq {
-                Some(b) => format!("{} quantised after training (PTQ) on W{b}", model.display()),
+                Some(f) => format!(
+                    "{} quantised after training (PTQ) on {}",
+                    model.display(),
+                    f.name()
+                ),
                 None => format!("{} as trained (QAT)", model.display()),
             };
             let i1 = F_TAUS.iter().position(|&t| t == 1.0).unwrap_or(0) * F_PHOTONS.len();

@@ -383,16 +383,18 @@ fn the_precision_budget_measures_every_row_beside_the_mle() {
                     point: "extraction".into(),
                     bits: 16,
                     ptq_bits: None,
+                    ptq_act_bits: None,
                 }),
             },
             RowSpec {
-                label: "PTQ W8, state on 16 bits".into(),
+                label: "PTQ W8A12, state on 16 bits".into(),
                 model: format!("{root}/models/student-float.json").into(),
                 engine: None,
                 widen: Some(Widen {
                     point: "state".into(),
                     bits: 16,
                     ptq_bits: Some(8),
+                    ptq_act_bits: Some(12),
                 }),
             },
         ],
@@ -439,7 +441,22 @@ fn the_precision_budget_measures_every_row_beside_the_mle() {
     for r in &b.rows {
         assert!(md.contains(&r.label));
     }
-    assert!(md.contains("### Per-point budget: ") && md.contains("| state | "));
+    assert!(
+        md.contains("### Per-point budget: ")
+            && md.contains("(PTQ) on W8A12")
+            && md.contains("| state | "),
+        "{md}"
+    );
+    // A PTQ activation width without its weight width, or narrower than
+    // it, is refused naming the widths.
+    let mut bad = config.clone();
+    bad.rows[3].widen.as_mut().unwrap().ptq_bits = None;
+    let e = format!("{:#}", bad.validate().unwrap_err());
+    assert!(e.contains("ptq_act_bits = 12 needs ptq_bits"), "{e}");
+    let mut bad = config.clone();
+    bad.rows[3].widen.as_mut().unwrap().ptq_act_bits = Some(6);
+    let e = format!("{:#}", bad.validate().unwrap_err());
+    assert!(e.contains('8') && e.contains('6'), "{e}");
     // A point the probe does not know, or a float row widened, is refused.
     let mut bad = config.clone();
     bad.rows[2].widen.as_mut().unwrap().point = "bias".into();
