@@ -183,6 +183,7 @@ pub fn train_model(job: &TrainJob, show_progress: bool) -> Result<ModelFile> {
         weights,
         quantized: None,
         stream: Vec::new(),
+        rounding: None,
     })
 }
 

@@ -319,6 +319,7 @@ fn trained(
         weights,
         quantized,
         stream: Vec::new(),
+        rounding: None,
     };
     m.save(path)?;
     Ok(m)

@@ -53,6 +53,10 @@ pub struct ModelFile {
     /// (`flimgru recipe`); `training` and `history` then summarise the last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stream: Vec<StreamRun>,
+    /// The rounding search after the recipe's QAT stage, when the job
+    /// ran one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounding: Option<crate::fixed::rounding::RoundingRun>,
 }
 
 impl ModelFile {

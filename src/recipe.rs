@@ -11,7 +11,8 @@
 use crate::data::simulate::{simulate, SimSpec};
 use crate::data::{preprocess_batch, targets, Dataset};
 use crate::fixed::qat::{input_values, QatForward};
-use crate::fixed::{Format, Golden, QuantModel};
+pub use crate::fixed::rounding::{RoundingRun, RoundingSearch};
+use crate::fixed::{rounding, Format, Golden, QuantModel};
 use crate::lifetime::extract::extract_batch;
 use crate::lifetime::metrics::{f_value, precision_score, rms_f_value, F_POINTS};
 use crate::lifetime::Lifetimes;
@@ -87,6 +88,10 @@ pub struct RecipeJob {
     /// Score checkpoints on the mono-exponential F too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub f_validation: Option<FValidation>,
+    /// After the QAT stage, search the roundings of its codes
+    /// ([`rounding`]) on a search set; kept if the validation score falls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounding_search: Option<RoundingSearch>,
 }
 
 impl RecipeJob {
@@ -152,6 +157,18 @@ impl RecipeJob {
                 bail!(
                     "f_validation weight = {} must be a finite number >= 0",
                     f.weight
+                );
+            }
+        }
+        if let Some(r) = &self.rounding_search {
+            if self.qat.is_none() {
+                bail!("rounding_search needs a qat stage (it searches the quantised codes)");
+            }
+            r.validate()?;
+            if r.pixels > MAX_VALIDATION_PIXELS {
+                bail!(
+                    "rounding_search pixels = {} is out of range (1..={MAX_VALIDATION_PIXELS})",
+                    r.pixels
                 );
             }
         }
@@ -235,13 +252,22 @@ struct Validation {
     f_of: fn(&[f64], f64, f64) -> Option<f64>,
 }
 
+/// Stream index of the validation set's seed (its F sets: the indices
+/// just below).
+const VALIDATION_INDEX: u64 = u64::MAX;
+/// Stream index of the rounding search's set (its F sets just below),
+/// apart from the validation set, which confirms the search.
+const ROUNDING_SEARCH_INDEX: u64 = u64::MAX - 16;
+
 impl Validation {
     fn new(job: &RecipeJob) -> Result<Validation> {
-        let set = simulate(
-            &job.data,
-            job.validation_pixels,
-            stream_seed(job.data_seed, u64::MAX),
-        )?;
+        Self::at(job, VALIDATION_INDEX, job.validation_pixels)
+    }
+
+    /// `pixels` held-out pixels of stream index `index`, F sets (when the
+    /// job scores F) of indices `index - 1 - k`.
+    fn at(job: &RecipeJob, index: u64, pixels: usize) -> Result<Validation> {
+        let set = simulate(&job.data, pixels, stream_seed(job.data_seed, index))?;
         let f_of = match &job.f_validation {
             Some(f) if f.bias => rms_f_value,
             _ => f_value,
@@ -252,7 +278,7 @@ impl Validation {
                     .iter()
                     .enumerate()
                     .map(|(k, &(tau, n))| {
-                        let seed = stream_seed(job.data_seed, u64::MAX - 1 - k as u64);
+                        let seed = stream_seed(job.data_seed, index - 1 - k as u64);
                         simulate(&job.data.mono_at(tau, n), f.pixels, seed)
                     })
                     .collect::<Result<Vec<_>>>()?,
@@ -304,16 +330,69 @@ fn golden_score<'a>(
     val: &'a Validation,
     pass: &'a QatForward,
 ) -> impl Fn(&Seq2Seq<f32>) -> Result<f64> + 'a {
-    move |model| {
-        let golden = Golden::new(&pass.quantise(model), &val.set.grid)?;
-        val.score(&|set: &Dataset| {
-            Ok(golden
-                .run(set.counts.view())?
-                .iter()
-                .map(|c| c.lifetimes())
-                .collect())
-        })
-    }
+    move |model| quantised_score(val, &pass.quantise(model))
+}
+
+/// The score of a quantised student's codes (the golden model's lifetimes).
+fn quantised_score(val: &Validation, q: &QuantModel) -> Result<f64> {
+    let golden = Golden::new(q, &val.set.grid)?;
+    val.score(&|set: &Dataset| {
+        Ok(golden
+            .run(set.counts.view())?
+            .iter()
+            .map(|c| c.lifetimes())
+            .collect())
+    })
+}
+
+/// The rounding search after the QAT stage: searched on its own set,
+/// confirmed on the validation set (the search's codes are kept only if
+/// they score lower there too).
+fn search_rounding(
+    job: &RecipeJob,
+    cfg: &RoundingSearch,
+    val: &Validation,
+    start: &QuantModel,
+    latent: &Seq2Seq<f32>,
+) -> Result<(QuantModel, RoundingRun)> {
+    let t0 = std::time::Instant::now();
+    eprintln!(
+        "recipe {}: rounding search, {} trials of {} flips on {} pixels",
+        job.name, cfg.trials, cfg.flips, cfg.pixels
+    );
+    let search_set = Validation::at(job, ROUNDING_SEARCH_INDEX, cfg.pixels)?;
+    let score = |q: &QuantModel| quantised_score(&search_set, q);
+    let (found, candidates, accepted, search_start, search_end) =
+        rounding::search(start, latent, cfg, &score)?;
+    let validation_start = quantised_score(val, start)?;
+    let validation_end = quantised_score(val, &found)?;
+    let kept = validation_end < validation_start;
+    let chosen = if kept { found } else { start.clone() };
+    let run = RoundingRun {
+        config: cfg.clone(),
+        candidates,
+        accepted,
+        search_start,
+        search_end,
+        validation_start,
+        validation_end,
+        kept,
+        changed: rounding::changed_codes(start, &chosen),
+        wall_seconds: t0.elapsed().as_secs_f64(),
+    };
+    eprintln!(
+        "recipe {}: rounding search kept {} of {} trials ({} candidates): search score {:.4} -> {:.4}, validation {:.4} -> {:.4}, {}",
+        job.name,
+        accepted,
+        cfg.trials,
+        candidates,
+        search_start,
+        search_end,
+        validation_start,
+        validation_end,
+        if kept { "kept" } else { "not kept (validation did not fall)" }
+    );
+    Ok((chosen, run))
 }
 
 /// The distillation teacher: a float model for the job's gate grid.
@@ -432,6 +511,7 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
         }
     }
     let mut quantized = None;
+    let mut rounding_run = None;
     if let Some(q) = &job.qat {
         let fmt = q.format()?;
         let start = QuantModel::from_float_in(&model, fmt)?;
@@ -484,7 +564,12 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
                 ck.display()
             );
         }
-        let qm = pass.quantise(&latent);
+        let mut qm = pass.quantise(&latent);
+        if let Some(cfg) = &job.rounding_search {
+            let (searched, run) = search_rounding(job, cfg, &val, &qm, &latent)?;
+            qm = searched;
+            rounding_run = Some(run);
+        }
         model = qm.dequantise();
         quantized = Some(qm);
     }
@@ -520,6 +605,7 @@ pub fn run(job: &RecipeJob, command: &str, out: &Path, show_progress: bool) -> R
         weights: model,
         quantized,
         stream: runs,
+        rounding: rounding_run,
     };
     file.save(out)?;
     for stage in ["float", "qat"] {

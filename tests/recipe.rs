@@ -9,7 +9,9 @@ use flimgru::model::loss::Objective;
 use flimgru::model::stream::StreamConfig;
 use flimgru::model_file::ModelFile;
 use flimgru::precision::{measure, PrecisionConfig, RowSpec, Widen, F_PHOTONS, F_TAUS};
-use flimgru::recipe::{checkpoint_path, run, Distill, FValidation, QatStage, RecipeJob};
+use flimgru::recipe::{
+    checkpoint_path, run, Distill, FValidation, QatStage, RecipeJob, RoundingSearch,
+};
 use std::process::Command;
 
 fn stream(samples: u64) -> StreamConfig {
@@ -47,6 +49,7 @@ fn small_job() -> RecipeJob {
         init: None,
         distill: None,
         f_validation: None,
+        rounding_search: None,
     }
 }
 
@@ -241,6 +244,61 @@ fn the_f_validation_adds_the_weighted_mean_f_to_the_score() {
         bias: false,
     });
     assert!(format!("{:#}", job.validate().unwrap_err()).contains("weight = NaN"));
+}
+
+/// The rounding search after QAT: recorded in the model file, its codes
+/// kept only when they lower the validation score (the file's codes are
+/// then the searched ones, else the QAT stage's), every changed code one
+/// step from the QAT stage's; without a QAT stage it is refused.
+#[test]
+fn the_rounding_search_keeps_codes_only_where_validation_improves() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = run(&small_job(), "test", &dir.path().join("p.json"), false).unwrap();
+    let mut job = small_job();
+    job.rounding_search = Some(RoundingSearch {
+        trials: 40,
+        flips: 2,
+        min_distance: 0.25,
+        pixels: 128,
+        seed: 3,
+    });
+    let out = dir.path().join("r.json");
+    let searched = run(&job, "test", &out, false).unwrap();
+    assert_eq!(scores(&searched), scores(&plain));
+    let r = searched.rounding.as_ref().unwrap();
+    assert_eq!(ModelFile::load(&out).unwrap().rounding.as_ref(), Some(r));
+    assert!(r.candidates > 0 && r.search_end <= r.search_start);
+    assert_eq!(r.validation_start, plain.stream[1].history.best_score);
+    let (a, b) = (plain.quantized.unwrap(), searched.quantized.unwrap());
+    let changed: usize = a
+        .tensors()
+        .iter()
+        .zip(b.tensors())
+        .map(|(x, y)| {
+            x.codes
+                .iter()
+                .zip(&y.codes)
+                .filter(|(p, q)| {
+                    assert!((*p - *q).abs() <= 1);
+                    p != q
+                })
+                .count()
+        })
+        .sum();
+    assert_eq!(changed, r.changed);
+    if r.kept {
+        assert!(r.validation_end < r.validation_start && changed > 0);
+    } else {
+        assert_eq!(changed, 0);
+    }
+    let mut bad = job.clone();
+    bad.qat = None;
+    let e = format!("{:#}", bad.validate().unwrap_err());
+    assert!(e.contains("rounding_search needs a qat stage"), "{e}");
+    bad = job.clone();
+    bad.rounding_search.as_mut().unwrap().flips = 0;
+    let e = format!("{:#}", bad.validate().unwrap_err());
+    assert!(e.contains("flips = 0"), "{e}");
 }
 
 /// A stage stopped at its wall-time budget leaves a checkpoint that only

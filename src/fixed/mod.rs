@@ -6,6 +6,7 @@ pub mod contract;
 pub mod golden;
 pub mod qat;
 pub mod quant;
+pub mod rounding;
 
 pub use contract::Format;
 pub use golden::{Golden, PixelCodes, LANES};

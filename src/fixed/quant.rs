@@ -54,6 +54,11 @@ impl QuantTensor {
         }
     }
 
+    /// The value of one code step, 2^(exponent - (Ww - 1)).
+    pub fn step(&self, fmt: Format) -> f64 {
+        step(fmt, self.exponent)
+    }
+
     /// The float values of the codes (exact in f32 for W <= 16).
     pub fn dequantise(&self, fmt: Format) -> Array2<f32> {
         let s = step(fmt, self.exponent);
@@ -249,6 +254,20 @@ impl QuantModel {
             &self.decoder_bias,
             &self.head_kernel,
             &self.head_bias,
+        ]
+    }
+
+    /// [`Self::tensors`], mutable.
+    pub fn tensors_mut(&mut self) -> [&mut QuantTensor; 8] {
+        [
+            &mut self.encoder_kernel,
+            &mut self.encoder_recurrent,
+            &mut self.encoder_bias,
+            &mut self.decoder_kernel,
+            &mut self.decoder_recurrent,
+            &mut self.decoder_bias,
+            &mut self.head_kernel,
+            &mut self.head_bias,
         ]
     }
 
