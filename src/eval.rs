@@ -7,7 +7,7 @@ use crate::data::simulate::{simulate_with_irfs, SimSpec};
 use crate::data::{targets, Dataset};
 use crate::engine::{EngineKind, Runner};
 use crate::lifetime::extract::extract_paper_batch;
-use crate::lifetime::metrics::{f_value, AccuracyTable, MethodMetrics, F_POINTS};
+use crate::lifetime::metrics::{f_value, rms_f_value, AccuracyTable, MethodMetrics, F_POINTS};
 use crate::lifetime::mle::{fit_mle, MleModel};
 use crate::lifetime::rld::{rld_bi, rld_mono};
 use crate::lifetime::Lifetimes;
@@ -77,6 +77,11 @@ pub struct FPoint {
     pub photons: f64,
     /// `None` when the estimates spread is undefined (fewer than 2 finite).
     pub f_value: Option<f64>,
+    /// The same with the bias in: sqrt(N) RMS(tau - true) / tau. F alone
+    /// rewards an estimator that pulls its estimates together; this one
+    /// does not.
+    #[serde(default)]
+    pub rms_f_value: Option<f64>,
 }
 
 /// The full evaluation report.
@@ -96,12 +101,17 @@ impl Evaluation {
         );
         s += &self.table.to_markdown();
         s += "\n## F-value (mono-exponential, sqrt(N) std(tau)/tau; 1 is the ideal)\n\n";
-        s += "| method | tau (ns) | photons | F |\n|---|---|---|---|\n";
+        s += "F with bias: sqrt(N) RMS(tau - true)/tau, the same spread with the bias in.\n\n";
+        s += "| method | tau (ns) | photons | F | F with bias |\n|---|---|---|---|---|\n";
+        let two = |v: Option<f64>| v.map_or("-".to_string(), |f| format!("{f:.2}"));
         for p in &self.f_values {
-            let f = p.f_value.map_or("-".to_string(), |f| format!("{f:.2}"));
             s += &format!(
-                "| {} | {:.2} | {:.0} | {f} |\n",
-                p.method, p.tau_ns, p.photons
+                "| {} | {:.2} | {:.0} | {} | {} |\n",
+                p.method,
+                p.tau_ns,
+                p.photons,
+                two(p.f_value),
+                two(p.rms_f_value)
             );
         }
         s
@@ -263,6 +273,7 @@ fn f_values(spec: &SimSpec, engine: &Runner, config: &EvalConfig) -> Result<Vec<
                 tau_ns: tau,
                 photons,
                 f_value: f_value(&taus, tau, photons),
+                rms_f_value: rms_f_value(&taus, tau, photons),
             });
         }
     }

@@ -289,6 +289,16 @@ fn eval_writes_reports_beside_the_model_without_touching_it() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("tiny.eval.json")).unwrap()).unwrap();
     assert_eq!(json["table"]["methods"][0]["n"], 300);
+    // Every F point carries its spread and its RMS with the bias in, at
+    // least F sqrt((n - 1) / n) for n >= 2 estimates.
+    for p in json["f_values"].as_array().unwrap() {
+        let (f, rms) = (p["f_value"].as_f64(), p["rms_f_value"].as_f64());
+        assert_eq!(f.is_some(), rms.is_some(), "{p}");
+        if let (Some(f), Some(rms)) = (f, rms) {
+            assert!(rms >= f * 0.5f64.sqrt() - 1e-9, "{p}");
+        }
+    }
+    assert!(md.contains("| F with bias |"), "{md}");
     // An IRF centre range of its own: recorded in the report; an inverted
     // one refused by name with nothing written.
     let sub = dir.path().join("late");
