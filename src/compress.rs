@@ -683,9 +683,11 @@ impl Study {
              fine-tune: {} epochs at {:.0e} from the PTQ of its float student. KD alpha = {}. \
              These budgets are far below the paper's (1.6 M samples, hundreds of epochs): the \
              rows compare with each other, not with the paper's absolute figures. The first \
-             row is the shipped KD teacher (`{}`, its own 100-minute budget); the last two \
-             (\"shipped\") are the shipped student, the same KD + QAT recipe on a longer \
-             budget of its own ({} float epochs, {} QAT epochs, early stopping).\n\n",
+             row is the study's KD teacher (`{}`, its own 100-minute budget); the last two \
+             (\"shipped\") are the study's own student, the same KD + QAT recipe on a longer \
+             budget of its own ({} float epochs, {} QAT epochs, early stopping). The project's \
+             hardware model is not this study's: it is the training recipe's W8A12 student \
+             (README \"The shipped student\").\n\n",
             j.pixels,
             j.data_seed,
             j.test_pixels,
@@ -757,7 +759,7 @@ impl Study {
             let tau_t = (teacher.tau1_rmse + teacher.tau2_rmse) / 2.0;
             let tau_s = (m.tau1_rmse + m.tau2_rmse) / 2.0;
             s += &format!(
-                "- The shipped {ship}-bit student with KD vs the float KD teacher: ch0 RMSE {:.4} vs {:.4} \
+                "- The study's {ship}-bit student with KD vs the float KD teacher: ch0 RMSE {:.4} vs {:.4} \
                  ({:.2}x), tau RMSE (mean of tau1 and tau2 RMSE) {:.3} vs {:.3} ns ({:.2}x); \
                  target <= 1.2x on both: {}.\n",
                 m.ch0_rmse,
