@@ -718,7 +718,7 @@ pub fn lifetime_image_with(
             )
             .with_context(|| {
                 format!(
-                    "matching the bins to the gate grid of model {} ({} gates of {} ns); a model for this recording's instrument is three commands away: `flimgru instrument RECORDING -o inst.json` (--irf FILE for a measured IRF, --period NS where the file lacks the laser period), `flimgru build --instrument inst.json --out models/myscope` (3-5 minutes on 2 cores), then `--model models/myscope/student-w8a12.json`",
+                    "matching the bins to the gate grid of model {} ({} gates of {} ns); a model for this recording's instrument is three commands away: `flimgru instrument RECORDING -o inst.json` (--irf FILE for a measured IRF, --period NS where the file lacks the laser period), `flimgru build --instrument inst.json --out models/myscope` (2-5 minutes on 2 cores), then `--model models/myscope/student-w8a12.json`",
                     crate::map::short_label(&model.name, 48),
                     model.data.grid.gates,
                     model.data.grid.dt_ns
