@@ -194,30 +194,24 @@ impl Objective {
         let per_pixel = (steps * ch) as f64;
         let pixel_den = pixels_in_batch as f64;
         let mut total = 0.0f64;
-        if self.channel_photon_exponent == 0.0 || photons.is_none() {
-            let two_c = t(2.0 * self.channel / (per_pixel * pixel_den));
-            ndarray::Zip::from(&mut d_out)
-                .and(&out)
-                .and(&y)
+        for b in 0..batch {
+            // The pixel's weight (N / photon_ref)^p; 1 for p = 0 or no counts.
+            let w = match photons {
+                Some(p) if self.channel_photon_exponent != 0.0 => {
+                    (f(p[b]).max(0.0) / self.photon_ref).powf(self.channel_photon_exponent)
+                }
+                _ => 1.0,
+            };
+            let k = self.channel * w;
+            let two_c = t(2.0 * k / (per_pixel * pixel_den));
+            ndarray::Zip::from(d_out.slice_mut(s![.., b, ..]))
+                .and(out.slice(s![.., b, ..]))
+                .and(y.slice(s![.., b, ..]))
                 .for_each(|d, &o, &y| {
                     let e = f(o - y);
-                    total += self.channel * e * e / per_pixel;
+                    total += k * e * e / per_pixel;
                     *d = two_c * (o - y);
                 });
-        } else if let Some(p) = photons {
-            for b in 0..batch {
-                let w = (f(p[b]).max(0.0) / self.photon_ref).powf(self.channel_photon_exponent);
-                let k = self.channel * w;
-                let two_c = t(2.0 * k / (per_pixel * pixel_den));
-                ndarray::Zip::from(d_out.slice_mut(s![.., b, ..]))
-                    .and(out.slice(s![.., b, ..]))
-                    .and(y.slice(s![.., b, ..]))
-                    .for_each(|d, &o, &y| {
-                        let e = f(o - y);
-                        total += k * e * e / per_pixel;
-                        *d = two_c * (o - y);
-                    });
-            }
         }
         if !self.extraction_terms() {
             return total;
